@@ -1,0 +1,323 @@
+"""Random-access byte sources with bounded memory.
+
+Format scanners never get a file object they could hand to a framework loader; they get a
+:class:`ByteSource`: a size and ``read_at(offset, n)``. Local files use ``os.pread``; archive
+members are slices of their parent or spooled temporary files; remote sources (later) map
+``read_at`` to HTTP range requests. A scanner that walks a source front to back should use
+:class:`SequentialReader`, which reads in chunks and never holds more than one chunk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from typing import IO, BinaryIO, Iterator, Protocol, runtime_checkable
+
+CHUNK = 1 << 20  # 1 MiB: large enough for throughput, small enough for a bounded footprint
+
+
+class LimitExceeded(Exception):
+    """A size/count/ratio limit was reached; the message says which and where."""
+
+
+@runtime_checkable
+class ByteSource(Protocol):
+    """Readable bytes of known size."""
+
+    @property
+    def size(self) -> int: ...
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes from ``offset``; fewer only at end of data."""
+        ...
+
+
+class FileSource:
+    """A local file read with ``pread``; optionally fingerprints itself as it is read.
+
+    The SHA-256 is computed in the same pass as scanning: every read that continues the
+    already-hashed prefix advances the digest, so a front-to-back scanner (pickle) hashes
+    for free, and :meth:`finish_digest` hashes whatever the scanner skipped.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._fd = os.open(self.path, os.O_RDONLY)
+        self._size = os.fstat(self._fd).st_size
+        self._sha = hashlib.sha256()
+        self._hashed = 0
+        self.bytes_read = 0
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0:
+            raise ValueError("negative offset or length")
+        if offset >= self._size or length == 0:
+            return b""
+        length = min(length, self._size - offset)
+        data = os.pread(self._fd, length, offset)
+        self.bytes_read += len(data)
+        if offset <= self._hashed < offset + len(data):
+            self._sha.update(memoryview(data)[self._hashed - offset :])
+            self._hashed = offset + len(data)
+        return data
+
+    def finish_digest(self) -> str:
+        """Hash the rest of the file (bounded chunks) and return the hex SHA-256."""
+        while self._hashed < self._size:
+            self.read_at(self._hashed, CHUNK)
+        return self._sha.hexdigest()
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> "FileSource":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class BytesSource:
+    """Bytes already in memory (small members, test fixtures)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = bytes(data)
+
+    @property
+    def size(self) -> int:
+        return len(self._data)
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0:
+            raise ValueError("negative offset or length")
+        return self._data[offset : offset + length]
+
+
+class SliceSource:
+    """A window ``[start, start+length)`` of another source (stored zip members, tar members)."""
+
+    def __init__(self, parent: ByteSource, start: int, length: int) -> None:
+        if start < 0 or length < 0 or start + length > parent.size:
+            raise ValueError(
+                f"slice [{start}, {start + length}) outside a source of {parent.size} bytes"
+            )
+        self._parent = parent
+        self._start = start
+        self._length = length
+
+    @property
+    def size(self) -> int:
+        return self._length
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0:
+            raise ValueError("negative offset or length")
+        if offset >= self._length:
+            return b""
+        length = min(length, self._length - offset)
+        return self._parent.read_at(self._start + offset, length)
+
+
+class SpooledSource:
+    """A stream (decompressor, tar member) copied into memory or, past a threshold, a
+    temporary file, refusing to grow past ``limit`` bytes. Close it to free the disk."""
+
+    MEMORY_THRESHOLD = 8 << 20
+
+    def __init__(self, stream: IO[bytes], limit: int, what: str = "stream") -> None:
+        self._spool: tempfile.SpooledTemporaryFile[bytes] = tempfile.SpooledTemporaryFile(
+            max_size=self.MEMORY_THRESHOLD
+        )
+        total = 0
+        try:
+            while True:
+                chunk = stream.read(CHUNK)
+                if not chunk:
+                    break
+                total += len(chunk)
+                if total > limit:
+                    raise LimitExceeded(
+                        f"{what} expands past the limit of {limit} bytes; not inspected further"
+                    )
+                self._spool.write(chunk)
+        except BaseException:
+            self._spool.close()
+            raise
+        self._size = total
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0:
+            raise ValueError("negative offset or length")
+        self._spool.seek(offset)
+        return self._spool.read(length)
+
+    def close(self) -> None:
+        self._spool.close()
+
+    def __enter__(self) -> "SpooledSource":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SequentialReader:
+    """Front-to-back reading of a source with a bounded buffer.
+
+    ``read(n)`` returns exactly ``n`` bytes or raises :class:`EOFError`; ``skip(n)`` moves
+    on without keeping the bytes (still reading them, so a fingerprinting source hashes
+    them); ``readline(limit)`` stops at ``\\n`` and refuses lines over ``limit`` bytes.
+    """
+
+    def __init__(self, source: ByteSource, start: int = 0, chunk: int = CHUNK) -> None:
+        self.source = source
+        self._chunk = chunk
+        self._buf = b""
+        self._buf_pos = 0  # index into _buf
+        self._buf_start = start  # source offset of _buf[0]
+
+    @property
+    def offset(self) -> int:
+        return self._buf_start + self._buf_pos
+
+    def _fill(self) -> bool:
+        next_start = self._buf_start + len(self._buf)
+        data = self.source.read_at(next_start, self._chunk)
+        if not data:
+            return False
+        self._buf = self._buf[self._buf_pos :] + data
+        self._buf_start = next_start - (len(self._buf) - len(data))
+        self._buf_pos = 0
+        return True
+
+    def read(self, n: int) -> bytes:
+        if n < 0:
+            raise ValueError("negative length")
+        if n > self._chunk * 4:
+            # Large reads go straight to the source instead of through the buffer.
+            head = self._buf[self._buf_pos :]
+            start = self.offset + len(head)
+            rest = self.source.read_at(start, n - len(head))
+            if len(head) + len(rest) < n:
+                raise EOFError(f"wanted {n} bytes at offset {self.offset}, data ends first")
+            self._buf_start = start + len(rest)
+            self._buf = b""
+            self._buf_pos = 0
+            return head + rest
+        while len(self._buf) - self._buf_pos < n:
+            if not self._fill():
+                raise EOFError(f"wanted {n} bytes at offset {self.offset}, data ends first")
+        out = self._buf[self._buf_pos : self._buf_pos + n]
+        self._buf_pos += n
+        return out
+
+    def peek(self, n: int) -> bytes:
+        while len(self._buf) - self._buf_pos < n:
+            if not self._fill():
+                break
+        return self._buf[self._buf_pos : self._buf_pos + n]
+
+    def skip(self, n: int) -> None:
+        """Advance ``n`` bytes, reading through them in chunks (bounded memory)."""
+        if n < 0:
+            raise ValueError("negative length")
+        available = len(self._buf) - self._buf_pos
+        if n <= available:
+            self._buf_pos += n
+            return
+        n -= available
+        pos = self._buf_start + len(self._buf)
+        end = pos + n
+        while pos < end:
+            data = self.source.read_at(pos, min(self._chunk, end - pos))
+            if not data:
+                raise EOFError(f"wanted to skip to offset {end}, data ends at {pos}")
+            pos += len(data)
+        self._buf = b""
+        self._buf_pos = 0
+        self._buf_start = end
+
+    def readline(self, limit: int) -> bytes:
+        """Bytes up to and including ``\\n``; EOFError if none within ``limit`` bytes."""
+        while True:
+            idx = self._buf.find(b"\n", self._buf_pos)
+            if idx >= 0:
+                if idx + 1 - self._buf_pos > limit:
+                    raise LimitExceeded(f"line longer than {limit} bytes at offset {self.offset}")
+                out = self._buf[self._buf_pos : idx + 1]
+                self._buf_pos = idx + 1
+                return out
+            if len(self._buf) - self._buf_pos > limit:
+                raise LimitExceeded(f"line longer than {limit} bytes at offset {self.offset}")
+            if not self._fill():
+                raise EOFError(f"line without newline at offset {self.offset}")
+
+    def at_end(self) -> bool:
+        return not self.peek(1)
+
+
+class SourceStream(io.RawIOBase):
+    """A read-only file-like view of a source, for stdlib parsers that want one (zipfile,
+    tarfile, decompressors). It exposes bytes only; it is never given to a model loader."""
+
+    def __init__(self, source: ByteSource) -> None:
+        self._source = source
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            pos = offset
+        elif whence == io.SEEK_CUR:
+            pos = self._pos + offset
+        elif whence == io.SEEK_END:
+            pos = self._source.size + offset
+        else:
+            raise ValueError(f"bad whence {whence}")
+        if pos < 0:
+            raise OSError("seek before start")
+        self._pos = pos
+        return pos
+
+    def readinto(self, buffer: "bytearray | memoryview") -> int:  # type: ignore[override]
+        data = self._source.read_at(self._pos, len(buffer))
+        n = len(data)
+        memoryview(buffer)[:n] = data
+        self._pos += n
+        return n
+
+
+def as_stream(source: ByteSource) -> BinaryIO:
+    """A buffered file-like object over ``source``."""
+    return io.BufferedReader(SourceStream(source), buffer_size=CHUNK)  # type: ignore[return-value]
+
+
+def iter_chunks(source: ByteSource, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+    end = source.size if end is None else end
+    pos = start
+    while pos < end:
+        data = source.read_at(pos, min(CHUNK, end - pos))
+        if not data:
+            return
+        pos += len(data)
+        yield data

@@ -1,0 +1,136 @@
+"""Per-file scanning context: where findings go, how deep we are, which limits apply."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from modelsec.bytesource import ByteSource
+from modelsec.findings import Finding, Incomplete
+from modelsec.formats.base import FormatCategory
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds that keep hostile input from costing unbounded time, memory or disk."""
+
+    max_depth: int = 6  # nested containers (zip in tar in zip ...)
+    max_members: int = 50_000  # members across one top-level file
+    max_expansion_ratio: float = 250.0  # decompressed / compressed, per member
+    max_expanded_bytes: int = 32 << 30  # total bytes decompressed for one top-level file
+    max_spool_bytes: int = 8 << 30  # one decompressed member copied for random access
+    max_pickle_opcodes: int = 50_000_000  # per pickle stream
+    max_pickle_memo: int = 1_000_000  # memo entries tracked symbolically
+    max_inline_bytes: int = 64 << 20  # literal kept in memory for nested-pickle analysis
+    max_header_bytes: int = 100 << 20  # safetensors / GGUF / JSON headers
+    max_findings_per_file: int = 1_000  # further findings are counted, not kept
+
+
+@dataclass(frozen=True)
+class FormatRecord:
+    path: str
+    format: str
+    category: FormatCategory
+
+
+@dataclass
+class ScanSink:
+    """Everything one top-level file produced, shared by its nested contexts."""
+
+    limits: Limits
+    findings: list[Finding] = field(default_factory=list)
+    incompletes: list[Incomplete] = field(default_factory=list)
+    formats: list[FormatRecord] = field(default_factory=list)
+    dropped_findings: int = 0
+    members_seen: int = 0
+    expanded_bytes: int = 0
+
+
+Dispatcher = Callable[[ByteSource, "ScanContext", "str | None"], None]
+
+
+class ScanContext:
+    """Handed to a :class:`FormatScanner` for one file or archive member.
+
+    ``path`` is the display path (``model.zip!archive/data.pkl``), ``depth`` the container
+    nesting. Use :meth:`report` for findings, :meth:`incomplete` for what could not be
+    inspected, :meth:`scan_member` to hand a member back to the engine for detection.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        sink: ScanSink,
+        dispatch: Dispatcher,
+        depth: int = 0,
+    ) -> None:
+        self.path = path
+        self.depth = depth
+        self._sink = sink
+        self._dispatch = dispatch
+        self._format_index: int | None = None
+
+    @property
+    def limits(self) -> Limits:
+        return self._sink.limits
+
+    def report(self, finding: Finding) -> None:
+        if len(self._sink.findings) >= self.limits.max_findings_per_file:
+            self._sink.dropped_findings += 1
+            return
+        if finding not in self._sink.findings:
+            self._sink.findings.append(finding)
+
+    def incomplete(self, reason: str, code: str = "MS-GEN-001", path: str | None = None) -> None:
+        self._sink.incompletes.append(Incomplete(path or self.path, reason, code))
+
+    def set_format(self, name: str, category: FormatCategory) -> None:
+        """Record (or refine) the format of the file this context covers."""
+        record = FormatRecord(self.path, name, category)
+        if self._format_index is None:
+            self._format_index = len(self._sink.formats)
+            self._sink.formats.append(record)
+        else:
+            self._sink.formats[self._format_index] = record
+
+    def member_path(self, name: str) -> str:
+        return f"{self.path}!{name}"
+
+    def count_member(self) -> bool:
+        """Count one archive member; False (and an incomplete) once the limit is reached."""
+        self._sink.members_seen += 1
+        if self._sink.members_seen > self.limits.max_members:
+            if self._sink.members_seen == self.limits.max_members + 1:
+                self.incomplete(
+                    f"more than {self.limits.max_members} archive members; the rest were not "
+                    "inspected",
+                    code="MS-ARC-010",
+                )
+            return False
+        return True
+
+    def account_expansion(self, nbytes: int) -> None:
+        """Add decompressed bytes to the file's budget; raises LimitExceeded past it."""
+        from modelsec.bytesource import LimitExceeded
+
+        self._sink.expanded_bytes += nbytes
+        if self._sink.expanded_bytes > self.limits.max_expanded_bytes:
+            raise LimitExceeded(
+                f"more than {self.limits.max_expanded_bytes} bytes decompressed in total"
+            )
+
+    def scan_member(self, source: ByteSource, name: str, expect: str | None = None) -> None:
+        """Detect and scan a member (or a nested payload) in a child context.
+
+        ``expect`` forces a format name (a nested pickle passed to ``pickle.loads``); else
+        the member is recognised by content. Depth is enforced here.
+        """
+        child = ScanContext(self.member_path(name), self._sink, self._dispatch, self.depth + 1)
+        if child.depth > self.limits.max_depth:
+            child.incomplete(
+                f"nested deeper than {self.limits.max_depth} levels; not inspected",
+                code="MS-ARC-011",
+            )
+            return
+        self._dispatch(source, child, expect)
+

@@ -1,0 +1,45 @@
+"""The format registry: one line per format module, in :data:`FORMAT_MODULES`.
+
+To add a format: write ``formats/<name>.py`` exposing ``SCANNER`` (a
+:class:`~modelsec.formats.base.FormatScanner`) and/or ``ANALYZER`` (a
+:class:`~modelsec.formats.base.DirectoryAnalyzer`, for layouts that span files such as a
+TensorFlow SavedModel or a Hugging Face snapshot), then add its name below. Modules are
+imported on first use so that ``modelsec --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+
+from modelsec.formats.base import DirectoryAnalyzer, FormatScanner
+
+FORMAT_MODULES: tuple[str, ...] = (
+)
+
+
+@functools.cache
+def _loaded() -> tuple[tuple[FormatScanner, ...], tuple[DirectoryAnalyzer, ...]]:
+    scanners: list[FormatScanner] = []
+    analyzers: list[DirectoryAnalyzer] = []
+    for name in FORMAT_MODULES:
+        module = importlib.import_module(f"modelsec.formats.{name}")
+        if (scanner := getattr(module, "SCANNER", None)) is not None:
+            scanners.append(scanner)
+        if (analyzer := getattr(module, "ANALYZER", None)) is not None:
+            analyzers.append(analyzer)
+    scanners.sort(key=lambda s: s.priority)
+    return tuple(scanners), tuple(analyzers)
+
+
+def scanners() -> tuple[FormatScanner, ...]:
+    """All format scanners, in detection order."""
+    return _loaded()[0]
+
+
+def directory_analyzers() -> tuple[DirectoryAnalyzer, ...]:
+    return _loaded()[1]
+
+
+def by_name(name: str) -> FormatScanner | None:
+    return next((s for s in scanners() if s.name == name), None)

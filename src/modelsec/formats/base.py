@@ -1,0 +1,71 @@
+"""The contract between the engine and one file format.
+
+A format module defines one :class:`FormatScanner` subclass and is registered by one line in
+:mod:`modelsec.formats`. Scanners read bytes only, through the :class:`ByteSource` they are
+given, and report through the :class:`~modelsec.context.ScanContext`.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from modelsec.bytesource import ByteSource
+
+if TYPE_CHECKING:
+    from modelsec.context import ScanContext
+
+HEAD_SIZE = 64 * 1024  # bytes read up front for detection
+
+
+class FormatCategory(str, enum.Enum):
+    MODEL = "model"  # weights/graphs: what ApprovedFormats is about
+    CONTAINER = "container"  # zip, tar, compressed streams: members are scanned in turn
+    AUXILIARY = "auxiliary"  # configs, templates, text: scanned, not a model format
+    UNKNOWN = "unknown"
+
+
+class FormatScanner(ABC):
+    """One file format: recognise it by content, then scan it.
+
+    ``name`` is the stable format name users put in ``approvedFormats``; a scanner may refine
+    it while scanning (a zip that turns out to be a PyTorch archive) with ``ctx.set_format``.
+    ``priority`` orders detection: lower runs first, so specific signatures (safetensors,
+    GGUF) win over permissive ones (raw pickle, text).
+    """
+
+    name: ClassVar[str]
+    category: ClassVar[FormatCategory] = FormatCategory.MODEL
+    priority: ClassVar[int] = 50
+
+    @abstractmethod
+    def detect(self, head: bytes, source: ByteSource, filename: str) -> bool:
+        """True if the content is this format. ``head`` is the first :data:`HEAD_SIZE`
+        bytes; ``filename`` (the last path component) may break ties between formats that
+        share a signature but must never be the only evidence."""
+
+    @abstractmethod
+    def scan(self, source: ByteSource, ctx: "ScanContext") -> None:
+        """Inspect ``source`` and report findings, members and incompletes via ``ctx``.
+        Raise nothing for malformed input: report it. The engine turns any exception that
+        escapes into an ERROR (fail closed), never into ALLOWED."""
+
+
+def filename_of(path: str) -> str:
+    """The last component of a display path (``a.zip!dir/x.pkl`` -> ``x.pkl``)."""
+    inner = path.rsplit("!", 1)[-1]
+    return inner.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+class DirectoryAnalyzer(ABC):
+    """Checks that need several files of a model directory at once (a Hugging Face
+    snapshot's ``config.json`` plus its ``*.py``; a SavedModel's ``variables/``). Runs once
+    per directory the user scans, after the files were scanned one by one."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def analyze(self, root: Path, files: list[Path], ctx: "ScanContext") -> None:
+        """``files`` are the regular files under ``root`` (relative paths resolved)."""
