@@ -1,0 +1,233 @@
+"""Security groups and verdicts: which rules apply, how strictly, and the resulting outcome.
+
+A :class:`SecurityGroupSpec` has the same shape as the ``spec`` of the ``SecurityGroup``
+custom resource, so a group tried with ``modelsec scan --group team.yaml`` behaves exactly
+as it will in the cluster.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from modelsec import rules as rule_registry
+from modelsec.findings import Finding
+from modelsec.rules.base import EvaluationInput, RuleOutcome, RuleResult, SourceType
+
+
+class Mode(str, enum.Enum):
+    BLOCKING = "Blocking"
+    NON_BLOCKING = "NonBlocking"
+    DISABLED = "Disabled"
+
+
+class Outcome(str, enum.Enum):
+    ALLOWED = "ALLOWED"
+    BLOCKED = "BLOCKED"
+    ERROR = "ERROR"
+
+
+class RuleConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str = Field(description="Rule id, as listed by `modelsec rules`.")
+    mode: Mode = Field(default=Mode.BLOCKING, description="Blocking, NonBlocking or Disabled.")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Rule parameters, validated against the rule."
+    )
+
+    @model_validator(mode="after")
+    def _known_rule_and_params(self) -> "RuleConfig":
+        rule = rule_registry.get(self.name)
+        if rule is None:
+            known = ", ".join(sorted(rule_registry.registry()))
+            raise ValueError(f"unknown rule {self.name!r} (known rules: {known})")
+        try:
+            rule.parse_params(self.params)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'params'}: {e['msg']}" for e in exc.errors()
+            )
+            raise ValueError(f"rule {self.name}: invalid params: {problems}") from None
+        return self
+
+
+class SecurityGroupSpec(BaseModel):
+    """The ``spec`` of a SecurityGroup."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    source_ref: str = Field(
+        default="local",
+        alias="sourceRef",
+        description="Name of the ModelSource this group applies to.",
+    )
+    source_type: SourceType | None = Field(
+        default=None,
+        alias="sourceType",
+        description="Source type, when the group is used without a cluster (CLI). In the "
+        "cluster it comes from the referenced ModelSource.",
+    )
+    namespace_selector: dict[str, Any] | None = Field(
+        default=None,
+        alias="namespaceSelector",
+        description="Label selector of the namespaces where this group is enforced.",
+    )
+    error_outcome: Outcome = Field(
+        default=Outcome.ERROR,
+        alias="errorOutcome",
+        description="Outcome when a blocking rule could not be evaluated: ERROR (default), "
+        "BLOCKED, or ALLOWED (only for groups that accept uninspectable content).",
+    )
+    rules: list[RuleConfig] = Field(default_factory=list)
+
+    @field_validator("rules")
+    @classmethod
+    def _unique_rules(cls, value: list[RuleConfig]) -> list[RuleConfig]:
+        seen: set[str] = set()
+        for rule in value:
+            if rule.name in seen:
+                raise ValueError(f"rule {rule.name} listed twice")
+            seen.add(rule.name)
+        return value
+
+
+@dataclass(frozen=True)
+class SecurityGroup:
+    name: str
+    spec: SecurityGroupSpec
+    origin: str = "built-in"
+
+
+@dataclass
+class RuleEvaluation:
+    name: str
+    mode: Mode
+    result: RuleResult
+    violations: list[Finding] = field(default_factory=list)
+    message: str = ""
+
+    def to_dict(self, max_violations: int | None = None) -> dict[str, Any]:
+        shown = self.violations if max_violations is None else self.violations[:max_violations]
+        return {
+            "name": self.name,
+            "mode": self.mode.value,
+            "result": self.result.value,
+            "violations": len(self.violations),
+            "message": self.message,
+            "findings": [f.to_dict() for f in shown],
+        }
+
+
+@dataclass
+class Verdict:
+    group: str
+    outcome: Outcome
+    rules: list[RuleEvaluation]
+    reason: str
+
+    @property
+    def blocking_failures(self) -> list[RuleEvaluation]:
+        return [r for r in self.rules if r.mode == Mode.BLOCKING and r.result == RuleResult.FAILED]
+
+    @property
+    def warnings(self) -> list[RuleEvaluation]:
+        return [
+            r for r in self.rules
+            if r.mode == Mode.NON_BLOCKING and r.result in (RuleResult.FAILED, RuleResult.ERROR)
+        ]
+
+
+def evaluate(group: SecurityGroup, given: EvaluationInput) -> Verdict:
+    """Apply every rule of ``group``; BLOCKED beats ERROR beats ALLOWED."""
+    evaluations: list[RuleEvaluation] = []
+    for config in group.spec.rules:
+        rule = rule_registry.get(config.name)
+        assert rule is not None  # validated with the spec
+        if config.mode == Mode.DISABLED:
+            outcome = RuleOutcome(RuleResult.SKIPPED, message="disabled in this group")
+        elif given.source_type not in rule.sources:
+            outcome = RuleOutcome(
+                RuleResult.SKIPPED, message=f"does not apply to {given.source_type.value} sources"
+            )
+        else:
+            try:
+                outcome = rule.evaluate(given, rule.parse_params(config.params))
+            except Exception as exc:  # a rule bug must not turn into ALLOWED
+                outcome = RuleOutcome(
+                    RuleResult.ERROR, message=f"rule failed to evaluate: {type(exc).__name__}: {exc}"
+                )
+        evaluations.append(
+            RuleEvaluation(config.name, config.mode, outcome.result, outcome.violations, outcome.message)
+        )
+
+    blocking = [e for e in evaluations if e.mode == Mode.BLOCKING]
+    failed = [e for e in blocking if e.result == RuleResult.FAILED]
+    errored = [e for e in blocking if e.result == RuleResult.ERROR]
+    if failed:
+        names = ", ".join(e.name for e in failed)
+        return Verdict(group.name, Outcome.BLOCKED, evaluations, f"blocking rule(s) failed: {names}")
+    if errored:
+        names = ", ".join(e.name for e in errored)
+        reason = f"blocking rule(s) could not be evaluated: {names}"
+        if group.spec.error_outcome == Outcome.ALLOWED:
+            return Verdict(group.name, Outcome.ALLOWED, evaluations, reason + " (group allows this)")
+        return Verdict(group.name, group.spec.error_outcome, evaluations, reason)
+    return Verdict(group.name, Outcome.ALLOWED, evaluations, "no blocking rule failed")
+
+
+# --- loading groups -----------------------------------------------------------------------
+
+class GroupError(ValueError):
+    """A group that cannot be used; the message says why, in the user's terms."""
+
+
+def builtin_group_names() -> list[str]:
+    folder = resources.files("modelsec") / "groups"
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def parse_group(document: Any, origin: str, default_name: str) -> SecurityGroup:
+    """A group from a SecurityGroup resource (``kind``/``metadata``/``spec``) or a bare spec."""
+    if not isinstance(document, dict):
+        raise GroupError(f"{origin}: expected a mapping, got {type(document).__name__}")
+    name = default_name
+    body = document
+    if "spec" in document or "kind" in document:
+        kind = document.get("kind", "SecurityGroup")
+        if kind != "SecurityGroup":
+            raise GroupError(f"{origin}: kind is {kind!r}, expected SecurityGroup")
+        name = (document.get("metadata") or {}).get("name", default_name)
+        body = document.get("spec") or {}
+    try:
+        spec = SecurityGroupSpec.model_validate(body)
+    except ValidationError as exc:
+        problems = "\n".join(
+            f"  {'.'.join(str(p) for p in e['loc']) or 'spec'}: {e['msg']}" for e in exc.errors()
+        )
+        raise GroupError(f"{origin}: invalid SecurityGroup spec:\n{problems}") from None
+    return SecurityGroup(name, spec, origin)
+
+
+def load_group(name_or_path: str) -> SecurityGroup:
+    """A built-in group by name, or a group from a YAML file."""
+    if name_or_path in builtin_group_names():
+        text = (resources.files("modelsec") / "groups" / f"{name_or_path}.yaml").read_text()
+        return parse_group(yaml.safe_load(text), f"built-in group {name_or_path}", name_or_path)
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise GroupError(
+            f"no built-in group or file named {name_or_path!r} "
+            f"(built-in groups: {', '.join(builtin_group_names())})"
+        )
+    try:
+        document = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise GroupError(f"{path}: cannot read YAML: {exc}") from None
+    return parse_group(document, str(path), path.stem)

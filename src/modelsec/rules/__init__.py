@@ -1,0 +1,35 @@
+"""The rule registry: one line per rule module in :data:`RULE_MODULES`.
+
+To add a rule: write ``rules/<name>.py`` exposing ``RULE`` (a :class:`Rule` instance) and
+add its module name below.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+
+from modelsec.rules.base import Rule
+
+RULE_MODULES: tuple[str, ...] = (
+    "load_time_code_execution",
+    "runtime_code_execution",
+    "suspicious_components",
+    "known_framework_operators",
+    "model_architecture_backdoor",
+    "approved_formats",
+    "approved_location",
+)
+
+
+@functools.cache
+def registry() -> dict[str, Rule]:
+    rules: dict[str, Rule] = {}
+    for name in RULE_MODULES:
+        rule: Rule = importlib.import_module(f"modelsec.rules.{name}").RULE
+        rules[rule.id] = rule
+    return rules
+
+
+def get(rule_id: str) -> Rule | None:
+    return registry().get(rule_id)

@@ -1,0 +1,68 @@
+from pydantic import Field
+
+from modelsec.findings import Severity, threat
+from modelsec.formats.base import FormatCategory
+from modelsec.rules.base import EvaluationInput, Rule, RuleOutcome, RuleParams, RuleResult
+
+UNAPPROVED_FORMAT = threat(
+    "MS-POL-001",
+    "ApprovedFormats",
+    Severity.MEDIUM,
+    "Model file format not approved by the security group",
+    "Convert the model to an approved format (safetensors for weights) or ask the group's "
+    "owners to approve this format.",
+)
+
+# Formats that carry tensors and metadata only: no code path at load time.
+DEFAULT_APPROVED = ("safetensors", "gguf", "onnx", "numpy-npy", "numpy-npz")
+
+
+class ApprovedFormatsParams(RuleParams):
+    approved_formats: list[str] = Field(
+        default=list(DEFAULT_APPROVED),
+        alias="approvedFormats",
+        description="Format names (see `modelsec formats`) that models may use.",
+    )
+    allow_unknown: bool = Field(
+        default=False,
+        alias="allowUnknown",
+        description="Accept files whose format modelsec does not recognise.",
+    )
+
+
+class ApprovedFormats(Rule):
+    id = "ApprovedFormats"
+    title = "Only approved model formats"
+    description = (
+        "Fails when a model file (or archive member) is in a format outside "
+        "`approvedFormats`. Containers are looked through; configs and text are ignored."
+    )
+    Params = ApprovedFormatsParams
+    judges_content = False
+
+    def evaluate(self, given: EvaluationInput, params: RuleParams) -> RuleOutcome:
+        assert isinstance(params, ApprovedFormatsParams)
+        approved = set(params.approved_formats)
+        violations = []
+        for record in given.report.all_formats():
+            judged = record.category == FormatCategory.MODEL or (
+                record.category == FormatCategory.UNKNOWN and not params.allow_unknown
+            )
+            if judged and record.format not in approved:
+                violations.append(
+                    UNAPPROVED_FORMAT.at(
+                        record.path,
+                        f"format {record.format!r} is not in approvedFormats "
+                        f"({', '.join(sorted(approved)) or 'none'})",
+                        subject=record.format,
+                    )
+                )
+        if violations:
+            kinds = sorted({v.subject or "" for v in violations})
+            return RuleOutcome(
+                RuleResult.FAILED, violations, f"unapproved format(s): {', '.join(kinds)}"
+            )
+        return RuleOutcome(RuleResult.PASSED, message="all formats approved")
+
+
+RULE = ApprovedFormats()

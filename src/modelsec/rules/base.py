@@ -1,0 +1,101 @@
+"""Rules: named checks with typed parameters that turn a scan report into a verdict.
+
+A rule module defines one :class:`Rule` subclass, exposes an instance as ``RULE`` and is
+registered by one line in :mod:`modelsec.rules`. Most rules are *finding rules*: they fail
+when the engine reported a finding whose ``rule`` is their id. Others (formats, location,
+metadata) compute their own violations from the report.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from modelsec.findings import Finding
+
+if TYPE_CHECKING:
+    from modelsec.engine import ScanReport
+    from modelsec.metadata import ModelMetadata
+
+
+class SourceType(str, enum.Enum):
+    LOCAL = "Local"
+    HUGGING_FACE = "HuggingFace"
+    S3 = "S3"
+
+
+ALL_SOURCES = frozenset(SourceType)
+
+
+class RuleResult(str, enum.Enum):
+    PASSED = "PASSED"
+    FAILED = "FAILED"
+    ERROR = "ERROR"  # could not be evaluated (unreadable, uninspectable, source error)
+    SKIPPED = "SKIPPED"  # disabled, or not applicable to this source
+
+
+class RuleParams(BaseModel):
+    """Base for rule parameters: camelCase keys as in the SecurityGroup resource, unknown
+    keys rejected so that a typo is an error rather than a silently ignored setting."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+@dataclass(frozen=True)
+class EvaluationInput:
+    """What a rule sees: the engine's report and, where the source has it, metadata."""
+
+    report: "ScanReport"
+    source_type: SourceType
+    metadata: "ModelMetadata | None" = None
+
+
+@dataclass
+class RuleOutcome:
+    result: RuleResult
+    violations: list[Finding] = field(default_factory=list)
+    message: str = ""
+
+
+class Rule(ABC):
+    """A rule. Subclasses set the class attributes and, unless they are plain finding
+    rules, override :meth:`evaluate`."""
+
+    id: ClassVar[str]
+    title: ClassVar[str]
+    description: ClassVar[str]
+    Params: ClassVar[type[RuleParams]] = RuleParams
+    sources: ClassVar[frozenset[SourceType]] = ALL_SOURCES
+    # True if the rule judges file content: then anything the engine could not inspect
+    # makes the rule ERROR rather than PASSED (fail closed).
+    judges_content: ClassVar[bool] = True
+
+    def parse_params(self, raw: dict[str, Any] | None) -> RuleParams:
+        return self.Params.model_validate(raw or {})
+
+    def evaluate(self, given: EvaluationInput, params: RuleParams) -> RuleOutcome:
+        """Default: fail on the engine's findings for this rule."""
+        violations = [f for f in given.report.all_findings() if f.rule == self.id]
+        if violations:
+            files = {f.file for f in violations}
+            return RuleOutcome(
+                RuleResult.FAILED,
+                violations,
+                f"{len(violations)} finding(s) in {len(files)} file(s)",
+            )
+        return self.passed_or_incomplete(given)
+
+    def passed_or_incomplete(self, given: EvaluationInput) -> RuleOutcome:
+        incompletes = given.report.all_incompletes()
+        if self.judges_content and incompletes:
+            first = incompletes[0]
+            more = f" (and {len(incompletes) - 1} more)" if len(incompletes) > 1 else ""
+            return RuleOutcome(
+                RuleResult.ERROR,
+                message=f"could not inspect {first.file}: {first.reason}{more}; failing closed",
+            )
+        return RuleOutcome(RuleResult.PASSED, message="no findings")

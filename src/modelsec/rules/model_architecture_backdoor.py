@@ -1,0 +1,13 @@
+from modelsec.rules.base import Rule
+
+
+class ModelArchitectureBackdoor(Rule):
+    id = "ModelArchitectureBackdoor"
+    title = "Architectural backdoor in the graph"
+    description = (
+        "Fails on graph paths that compare the model input (or a reduction of it) with an "
+        "embedded constant and use the result to switch the output to a constant one."
+    )
+
+
+RULE = ModelArchitectureBackdoor()

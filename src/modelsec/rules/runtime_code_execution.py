@@ -1,0 +1,13 @@
+from modelsec.rules.base import Rule
+
+
+class RuntimeCodeExecution(Rule):
+    id = "RuntimeCodeExecution"
+    title = "Code runs when the model is used"
+    description = (
+        "Fails on models that ship code to be run at inference time: Hugging Face "
+        "auto_map / custom architecture code (trust_remote_code), TensorFlow PyFunc ops."
+    )
+
+
+RULE = RuntimeCodeExecution()
