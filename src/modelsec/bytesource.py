@@ -13,7 +13,7 @@ import hashlib
 import io
 import os
 import tempfile
-from typing import IO, BinaryIO, Iterator, Protocol, runtime_checkable
+from typing import IO, BinaryIO, Callable, Iterator, Protocol, runtime_checkable
 
 CHUNK = 1 << 20  # 1 MiB: large enough for throughput, small enough for a bounded footprint
 
@@ -42,8 +42,11 @@ class FileSource:
     for free, and :meth:`finish_digest` hashes whatever the scanner skipped.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], on_progress: "Callable[[int], None] | None" = None
+    ) -> None:
         self.path = os.fspath(path)
+        self._on_progress = on_progress  # called with the number of newly hashed bytes
         self._fd = os.open(self.path, os.O_RDONLY)
         self._size = os.fstat(self._fd).st_size
         self._sha = hashlib.sha256()
@@ -64,7 +67,10 @@ class FileSource:
         self.bytes_read += len(data)
         if offset <= self._hashed < offset + len(data):
             self._sha.update(memoryview(data)[self._hashed - offset :])
+            advanced = offset + len(data) - self._hashed
             self._hashed = offset + len(data)
+            if self._on_progress is not None:
+                self._on_progress(advanced)
         return data
 
     def finish_digest(self) -> str:

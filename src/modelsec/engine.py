@@ -91,7 +91,7 @@ class ScanReport:
         return digest.hexdigest()
 
 
-ProgressCallback = Callable[[str, int], None]  # (file path, bytes done) per finished file
+ProgressCallback = Callable[[int], None]  # called with each increment of bytes fingerprinted
 
 
 def detect(head: bytes, source: ByteSource, filename: str) -> "formats.FormatScanner | None":
@@ -150,10 +150,12 @@ class Engine:
             seconds=time.perf_counter() - started,
         )
 
-    def scan_file(self, path: str | os.PathLike[str]) -> FileResult:
+    def scan_file(
+        self, path: str | os.PathLike[str], progress: ProgressCallback | None = None
+    ) -> FileResult:
         display = os.fspath(path)
         try:
-            with FileSource(display) as source:
+            with FileSource(display, progress) as source:
                 return self.scan_source(display, source)
         except OSError as exc:
             return FileResult(
@@ -182,16 +184,10 @@ class Engine:
         elif root.is_dir():
             files = list(self._walk(root, report))
             for file in files:
-                result = self.scan_file(file)
-                report.files.append(result)
-                if progress:
-                    progress(result.path, result.size)
+                report.files.append(self.scan_file(file, progress))
             self._analyze_directory(root, files, report)
         else:
-            result = self.scan_file(root)
-            report.files.append(result)
-            if progress:
-                progress(result.path, result.size)
+            report.files.append(self.scan_file(root, progress))
         report.seconds = time.perf_counter() - started
         return report
 

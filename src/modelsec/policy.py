@@ -113,16 +113,18 @@ class RuleEvaluation:
     violations: list[Finding] = field(default_factory=list)
     message: str = ""
 
-    def to_dict(self, max_violations: int | None = None) -> dict[str, Any]:
-        shown = self.violations if max_violations is None else self.violations[:max_violations]
-        return {
+    def to_dict(self, with_findings: int = 0) -> dict[str, Any]:
+        """The rule's line in a result; ``with_findings`` > 0 adds that many violations."""
+        out: dict[str, Any] = {
             "name": self.name,
             "mode": self.mode.value,
             "result": self.result.value,
             "violations": len(self.violations),
             "message": self.message,
-            "findings": [f.to_dict() for f in shown],
         }
+        if with_findings:
+            out["findings"] = [f.to_dict() for f in self.violations[:with_findings]]
+        return out
 
 
 @dataclass
@@ -166,6 +168,14 @@ def evaluate(group: SecurityGroup, given: EvaluationInput) -> Verdict:
         evaluations.append(
             RuleEvaluation(config.name, config.mode, outcome.result, outcome.violations, outcome.message)
         )
+
+    for evaluation in evaluations:
+        rule = rule_registry.get(evaluation.name)
+        if rule and rule.overrides_all and evaluation.result == RuleResult.FAILED:
+            return Verdict(
+                group.name, Outcome.BLOCKED, evaluations,
+                f"{evaluation.name}: {evaluation.message} (overrides every other rule)",
+            )
 
     blocking = [e for e in evaluations if e.mode == Mode.BLOCKING]
     failed = [e for e in blocking if e.result == RuleResult.FAILED]
@@ -219,7 +229,8 @@ def load_group(name_or_path: str) -> SecurityGroup:
     """A built-in group by name, or a group from a YAML file."""
     if name_or_path in builtin_group_names():
         text = (resources.files("modelsec") / "groups" / f"{name_or_path}.yaml").read_text()
-        return parse_group(yaml.safe_load(text), f"built-in group {name_or_path}", name_or_path)
+        group = parse_group(yaml.safe_load(text), f"built-in group {name_or_path}", name_or_path)
+        return SecurityGroup(group.name, group.spec, "built-in")
     path = Path(name_or_path)
     if not path.is_file():
         raise GroupError(

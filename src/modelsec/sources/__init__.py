@@ -117,7 +117,8 @@ SOURCE_MODULES: dict[str, str] = {}
 
 @dataclass
 class ScanOptions:
-    progress: Any = None
+    progress: Any = None  # called with byte increments as files are fingerprinted
+    display: str | None = None  # local paths: show files under the path as the user typed it
     config: dict[str, Any] = field(default_factory=dict)  # source-specific (endpoint, creds)
 
 
@@ -127,7 +128,7 @@ def scan_model(ref: ModelRef, engine: Engine | None = None, options: ScanOptions
     engine = engine or Engine()
     options = options or ScanOptions()
     if ref.scheme == "file":
-        report = engine.scan_path(ref.location, options.progress)
+        report = engine.scan_path(options.display or ref.location, options.progress)
         report.locations = [ref.uri]
         return ScannedModel(ref, report, ModelMetadata(uri=ref.uri, revision=ref.revision), SourceType.LOCAL)
     module_name = SOURCE_MODULES.get(ref.scheme)

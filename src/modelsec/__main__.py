@@ -1,0 +1,5 @@
+import sys
+
+from modelsec.cli.main import main
+
+sys.exit(main())

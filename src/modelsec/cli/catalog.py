@@ -1,0 +1,173 @@
+"""Catalogue commands: ``rules``, ``groups``, ``formats``, ``threats``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from modelsec.cli import exitcodes
+
+RULES_DESCRIPTION = """\
+List every rule a security group can use: its id (the `name:` in a group), what it checks,
+the source types it applies to, and its parameters with types and defaults.
+"""
+GROUPS_DESCRIPTION = """\
+Security groups bundle rules with modes (Blocking, NonBlocking, Disabled) and parameters.
+
+  modelsec groups                 list the built-in groups
+  modelsec groups show NAME|FILE  print a group as a SecurityGroup resource (YAML)
+  modelsec groups validate FILE   check a group file; exit 0 if valid, 4 with reasons if not
+
+A group file has the shape of the SecurityGroup custom resource (apiVersion, kind,
+metadata.name, spec) or just its spec; the same file works with `kubectl apply`.
+"""
+FORMATS_DESCRIPTION = """\
+List the formats modelsec recognises by content. Use these names in the ApprovedFormats
+rule's approvedFormats parameter.
+"""
+THREATS_DESCRIPTION = """\
+List the threat codes that findings carry (stable ids), with the rule each one fails,
+its severity and the remediation hint.
+"""
+
+
+def _add_format_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-f", "--format", choices=("table", "json"), default="table",
+                        help="output format (default: %(default)s)")
+
+
+def configure_rules(parser: argparse.ArgumentParser) -> None:
+    _add_format_flag(parser)
+    parser.set_defaults(handler=run_rules)
+
+
+def configure_groups(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", nargs="?", choices=("list", "show", "validate"), default="list")
+    parser.add_argument("group", nargs="?", metavar="NAME|FILE")
+    parser.set_defaults(handler=run_groups)
+
+
+def configure_formats(parser: argparse.ArgumentParser) -> None:
+    _add_format_flag(parser)
+    parser.set_defaults(handler=run_formats)
+
+
+def configure_threats(parser: argparse.ArgumentParser) -> None:
+    _add_format_flag(parser)
+    parser.set_defaults(handler=run_threats)
+
+
+def _param_rows(params_model: Any) -> list[dict[str, Any]]:
+    rows = []
+    schema = params_model.model_json_schema(by_alias=True)
+    for name, prop in schema.get("properties", {}).items():
+        kind = prop.get("type") or "/".join(p.get("type", "?") for p in prop.get("anyOf", []))
+        if kind == "array":
+            kind = f"list of {prop.get('items', {}).get('type', 'any')}"
+        rows.append({
+            "name": name,
+            "type": kind,
+            "default": prop.get("default"),
+            "description": prop.get("description", ""),
+        })
+    return rows
+
+
+def run_rules(args: argparse.Namespace) -> int:
+    from modelsec.rules import registry
+
+    rules = [
+        {
+            "id": rule.id,
+            "title": rule.title,
+            "description": rule.description,
+            "sources": sorted(s.value for s in rule.sources),
+            "judgesContent": rule.judges_content,
+            "params": _param_rows(rule.Params),
+        }
+        for rule in registry().values()
+    ]
+    if args.format == "json":
+        json.dump(rules, sys.stdout, indent=2)
+        print()
+        return exitcodes.OK
+    for rule in rules:
+        print(f"{rule['id']}  ({', '.join(rule['sources'])})")
+        print(f"    {rule['title']}. {rule['description']}")
+        for p in rule["params"]:
+            default = json.dumps(p["default"]) if p["default"] is not None else "-"
+            print(f"    param {p['name']}: {p['type']} (default {default}) {p['description']}")
+        print()
+    return exitcodes.OK
+
+
+def run_groups(args: argparse.Namespace) -> int:
+    import yaml
+
+    from modelsec.policy import GroupError, builtin_group_names, load_group
+
+    if args.action == "list":
+        for name in builtin_group_names():
+            group = load_group(name)
+            modes = ", ".join(f"{r.name}={r.mode.value}" for r in group.spec.rules)
+            print(f"{name}\n    {modes}")
+        return exitcodes.OK
+    if not args.group:
+        print(f"modelsec groups {args.action}: name a group or a file", file=sys.stderr)
+        return exitcodes.USAGE
+    try:
+        group = load_group(args.group)
+    except GroupError as exc:
+        print(f"modelsec groups: {exc}", file=sys.stderr)
+        return exitcodes.USAGE
+    if args.action == "validate":
+        print(f"{group.origin}: valid SecurityGroup {group.name!r} with {len(group.spec.rules)} rule(s)")
+        return exitcodes.OK
+    resource = {
+        "apiVersion": "modelsec.io/v1alpha1",
+        "kind": "SecurityGroup",
+        "metadata": {"name": group.name},
+        "spec": group.spec.model_dump(by_alias=True, exclude_none=True, mode="json"),
+    }
+    sys.stdout.write(yaml.safe_dump(resource, sort_keys=False))
+    return exitcodes.OK
+
+
+def run_formats(args: argparse.Namespace) -> int:
+    from modelsec import formats
+
+    rows = [{"name": s.name, "category": s.category.value, "module": type(s).__module__}
+            for s in formats.scanners()]
+    rows += [{"name": a.name, "category": "layout", "module": type(a).__module__}
+             for a in formats.directory_analyzers()]
+    if args.format == "json":
+        json.dump(rows, sys.stdout, indent=2)
+        print()
+    else:
+        for row in rows:
+            print(f"{row['name']:<20} {row['category']:<10} {row['module']}")
+    return exitcodes.OK
+
+
+def run_threats(args: argparse.Namespace) -> int:
+    from modelsec import formats, rules
+    from modelsec.findings import THREATS
+
+    formats.scanners()  # threats are declared by the format modules as they load
+    rules.registry()
+    import modelsec.engine  # noqa: F401  (engine-level threats)
+
+    rows = [
+        {"code": t.code, "rule": t.rule, "severity": t.severity.name, "title": t.title,
+         "remediation": t.remediation}
+        for t in sorted(THREATS.values(), key=lambda t: t.code)
+    ]
+    if args.format == "json":
+        json.dump(rows, sys.stdout, indent=2)
+        print()
+    else:
+        for row in rows:
+            print(f"{row['code']:<14} {row['severity']:<8} {row['rule']:<26} {row['title']}")
+    return exitcodes.OK

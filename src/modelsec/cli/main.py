@@ -1,0 +1,133 @@
+"""``modelsec``: the command line. Subcommands import what they need when they run, so
+``modelsec scan`` of a local file never imports Kubernetes or cloud clients."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, Sequence
+
+from modelsec import __version__
+from modelsec.cli import exitcodes
+
+DESCRIPTION = """\
+Scan AI models for code execution, tampering and policy violations, and enforce the
+results in Kubernetes. The same engine and rules run on a laptop, in CI and in the cluster.
+"""
+
+EPILOG = """\
+examples:
+  modelsec scan model.pt                      scan one file with the default group
+  modelsec scan ./my-model/ --group strict    a model directory, production rules
+  modelsec scan hf://org/name@<commit>        a Hugging Face model, without downloading it
+  modelsec scan s3://bucket/models/llama/     every object under an S3 prefix
+  modelsec scan m.pkl --format sarif -o modelsec.sarif   for GitHub code scanning
+  modelsec rules                              rules and their parameters
+  modelsec groups show local-default          a built-in security group as YAML
+
+exit codes:
+  0 ALLOWED   1 BLOCKED   2 ERROR (something could not be inspected; fails closed)
+  4 usage error
+
+docs: README.md and docs/ in the source tree.
+"""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the project's exit code for usage errors (4, not argparse's 2,
+    which means ERROR here)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(exitcodes.USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32, width=100)
+
+
+def build_parser(argv: Sequence[str]) -> Parser:
+    parser = Parser(
+        prog="modelsec", description=DESCRIPTION, epilog=EPILOG, formatter_class=_formatter
+    )
+    parser.add_argument("--version", action="version", version=f"modelsec {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    from modelsec.cli import catalog, scan
+
+    scan.configure(commands.add_parser(
+        "scan", help="scan model files, directories or hf:// / s3:// references",
+        description=scan.DESCRIPTION, epilog=scan.EPILOG, formatter_class=_formatter,
+    ))
+    catalog.configure_rules(commands.add_parser(
+        "rules", help="list the rules, what they check and their parameters",
+        description=catalog.RULES_DESCRIPTION, formatter_class=_formatter,
+    ))
+    catalog.configure_groups(commands.add_parser(
+        "groups", help="list, show or validate security groups",
+        description=catalog.GROUPS_DESCRIPTION, formatter_class=_formatter,
+    ))
+    catalog.configure_formats(commands.add_parser(
+        "formats", help="list the file formats modelsec recognises (names for approvedFormats)",
+        description=catalog.FORMATS_DESCRIPTION, formatter_class=_formatter,
+    ))
+    catalog.configure_threats(commands.add_parser(
+        "threats", help="list the threat codes findings carry",
+        description=catalog.THREATS_DESCRIPTION, formatter_class=_formatter,
+    ))
+    _add_plugin(commands, argv, "crds", "print the CustomResourceDefinitions as YAML",
+                "modelsec.k8s.command")
+    _add_plugin(commands, argv, "operator", "run the Kubernetes operator that performs ModelScans",
+                "modelsec_operator.command")
+    _add_plugin(commands, argv, "webhook", "run the validating admission webhook",
+                "modelsec_webhook.command")
+    return parser
+
+
+def _add_plugin(
+    commands: "argparse._SubParsersAction[Parser]", argv: Sequence[str], name: str, help_text: str,
+    module: str,
+) -> None:
+    """Cluster commands live in their own packages; import one only when it is the command
+    being run, so that scanning a file stays fast."""
+    sub = commands.add_parser(name, help=help_text, description=help_text, formatter_class=_formatter)
+    if name not in argv:
+        return
+    import importlib
+
+    try:
+        plugin = importlib.import_module(module)
+    except ImportError as exc:
+        sub.set_defaults(handler=_missing(name, exc))
+        return
+    plugin.configure(sub)
+    sub.set_defaults(handler=plugin.run)
+
+
+def _missing(name: str, exc: ImportError) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        print(f"modelsec {name}: not available in this installation ({exc})", file=sys.stderr)
+        return exitcodes.USAGE
+
+    return handler
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return exitcodes.USAGE
+    try:
+        return int(handler(args))
+    except KeyboardInterrupt:
+        print("modelsec: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return exitcodes.OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""A byte-level progress bar on stderr, shown only for long scans on a terminal."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+SHOW_AFTER_BYTES = 256 << 20  # small scans finish before a bar would help
+
+
+class Progress:
+    def __init__(self, total_bytes: int, enabled: bool) -> None:
+        self._bar: Any = None
+        if enabled and total_bytes >= SHOW_AFTER_BYTES and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024,
+                desc="scanning", file=sys.stderr, leave=False, mininterval=0.2,
+            )
+        self._started = time.monotonic()
+
+    def __call__(self, nbytes: int) -> None:
+        if self._bar is not None:
+            self._bar.update(nbytes)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
