@@ -107,6 +107,9 @@ def detect(head: bytes, source: ByteSource, filename: str) -> "formats.FormatSca
 def dispatch(source: ByteSource, ctx: ScanContext, expect: str | None = None) -> None:
     """Recognise ``source`` and run its scanner inside ``ctx``; never raises."""
     try:
+        if source.size == 0:
+            ctx.set_format("empty", FormatCategory.AUXILIARY)
+            return
         head = source.read_at(0, HEAD_SIZE)
         scanner = formats.by_name(expect) if expect else None
         if scanner is None:

@@ -1,3 +1,4 @@
+import posixpath
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
@@ -19,10 +20,15 @@ def normalise(location: str) -> tuple[str, str, str]:
     """(scheme, authority, path) with plain paths taken as file:// URIs and the path
     normalised so that prefix checks work on whole components."""
     if "://" not in location:
-        return "file", "", str(PurePosixPath("/", location))
+        return "file", "", _clean(location)
     parts = urlsplit(location)
-    path = str(PurePosixPath("/", parts.path)) if parts.path else "/"
-    return parts.scheme.lower(), parts.netloc.lower(), path
+    return parts.scheme.lower(), parts.netloc.lower(), _clean(parts.path)
+
+
+def _clean(path: str) -> str:
+    # normpath folds `..` so that /models/team/../other is not under /models/team; POSIX
+    # keeps a leading `//`, which we fold too.
+    return "/" + posixpath.normpath("/" + path).lstrip("/")
 
 
 def within(location: str, prefix: str) -> bool:

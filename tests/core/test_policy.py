@@ -1,0 +1,131 @@
+import textwrap
+
+import pytest
+
+from modelsec.engine import FileResult, ScanReport
+from modelsec.findings import Incomplete, Severity, threat
+from modelsec.formats.base import FormatCategory
+from modelsec.context import FormatRecord
+from modelsec.policy import GroupError, Mode, Outcome, evaluate, load_group, parse_group
+from modelsec.rules.base import EvaluationInput, RuleResult, SourceType
+
+TEST_THREAT = threat("MS-TEST-001", "LoadTimeCodeExecution", Severity.CRITICAL, "test", "fix it")
+
+
+def report_with(findings=(), incompletes=(), formats=(("m.safetensors", "safetensors", FormatCategory.MODEL),),
+                locations=("file:///models/team/m.safetensors",)):
+    files = [FileResult(path=p, size=1, sha256="0" * 64, format=f,
+                        formats=[FormatRecord(p, f, c)]) for p, f, c in formats]
+    if files:
+        files[0].findings = list(findings)
+        files[0].incompletes = list(incompletes)
+    return ScanReport(target="m", files=files, locations=list(locations))
+
+
+def verdict(group, report, source=SourceType.LOCAL):
+    return evaluate(group, EvaluationInput(report, source))
+
+
+def test_clean_report_is_allowed_by_default_group():
+    v = verdict(load_group("local-default"), report_with())
+    assert v.outcome == Outcome.ALLOWED
+    assert {r.result for r in v.rules} == {RuleResult.PASSED}
+
+
+def test_blocking_finding_blocks_and_names_the_rule():
+    v = verdict(load_group("local-default"), report_with([TEST_THREAT.at("m.pkl", "os.system")]))
+    assert v.outcome == Outcome.BLOCKED
+    assert [r.name for r in v.blocking_failures] == ["LoadTimeCodeExecution"]
+    assert "LoadTimeCodeExecution" in v.reason
+
+
+def test_uninspectable_content_is_error_not_allowed():
+    v = verdict(load_group("local-default"), report_with(incompletes=[Incomplete("x.zip!a", "encrypted")]))
+    assert v.outcome == Outcome.ERROR
+    ltce = next(r for r in v.rules if r.name == "LoadTimeCodeExecution")
+    assert ltce.result == RuleResult.ERROR and "encrypted" in ltce.message
+
+
+def test_group_may_accept_uninspectable_content():
+    v = verdict(load_group("audit"), report_with(incompletes=[Incomplete("x.zip!a", "encrypted")]))
+    assert v.outcome == Outcome.ALLOWED
+
+
+def test_failure_beats_error():
+    v = verdict(load_group("local-default"), report_with(
+        [TEST_THREAT.at("m.pkl", "x")], [Incomplete("y", "unreadable")]))
+    assert v.outcome == Outcome.BLOCKED
+
+
+def test_non_blocking_failure_is_a_warning():
+    v = verdict(load_group("local-default"),
+                report_with(formats=[("m.pkl", "pickle", FormatCategory.MODEL)]))
+    assert v.outcome == Outcome.ALLOWED
+    assert [w.name for w in v.warnings] == ["ApprovedFormats"]
+
+
+def test_strict_group_blocks_unapproved_formats():
+    v = verdict(load_group("strict"), report_with(formats=[("m.pkl", "pickle", FormatCategory.MODEL)]))
+    assert v.outcome == Outcome.BLOCKED
+
+
+def test_approved_location_matches_whole_components(tmp_path):
+    doc = {"spec": {"rules": [{"name": "ApprovedLocation", "params": {"approvedLocations": ["/models/team"]}}]}}
+    group = parse_group(doc, "test", "loc")
+    assert verdict(group, report_with()).outcome == Outcome.ALLOWED
+    evil = report_with(locations=["file:///models/team-evil/m.safetensors"])
+    assert verdict(group, evil).outcome == Outcome.BLOCKED
+    traversal = report_with(locations=["file:///models/team/../other/m"])
+    assert verdict(group, traversal).outcome == Outcome.BLOCKED
+
+
+def test_approved_location_without_locations_fails_closed():
+    group = parse_group({"rules": [{"name": "ApprovedLocation"}]}, "test", "loc")
+    v = verdict(group, report_with())
+    assert v.outcome == Outcome.BLOCKED and "failing closed" in v.rules[0].violations[0].message
+
+
+def test_disabled_rule_is_skipped():
+    group = parse_group({"rules": [{"name": "LoadTimeCodeExecution", "mode": "Disabled"}]}, "t", "t")
+    v = verdict(group, report_with([TEST_THREAT.at("m.pkl", "x")]))
+    assert v.outcome == Outcome.ALLOWED and v.rules[0].result == RuleResult.SKIPPED
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"rules": [{"name": "NoSuchRule"}]}, "unknown rule 'NoSuchRule'"),
+    ({"rules": [{"name": "ApprovedFormats", "params": {"aprovedFormats": []}}]}, "aprovedFormats"),
+    ({"rules": [{"name": "ApprovedFormats", "mode": "Sometimes"}]}, "Blocking"),
+    ({"rules": [{"name": "ApprovedFormats"}, {"name": "ApprovedFormats"}]}, "listed twice"),
+    ({"rulez": []}, "rulez"),
+])
+def test_invalid_groups_are_rejected_with_a_reason(spec, message):
+    with pytest.raises(GroupError, match=message):
+        parse_group(spec, "team.yaml", "team")
+
+
+def test_group_file_in_resource_shape(tmp_path):
+    path = tmp_path / "team.yaml"
+    path.write_text(textwrap.dedent("""
+        apiVersion: modelsec.io/v1alpha1
+        kind: SecurityGroup
+        metadata: {name: huggingface-research}
+        spec:
+          sourceRef: hf
+          rules:
+            - {name: LoadTimeCodeExecution, mode: Blocking}
+            - {name: ApprovedFormats, mode: NonBlocking, params: {approvedFormats: [safetensors]}}
+    """))
+    group = load_group(str(path))
+    assert group.name == "huggingface-research"
+    assert group.spec.rules[1].mode == Mode.NON_BLOCKING
+    with pytest.raises(GroupError, match="no built-in group or file"):
+        load_group(str(tmp_path / "missing.yaml"))
+
+
+def test_rule_crash_is_error_not_allowed(monkeypatch):
+    from modelsec import rules
+
+    rule = rules.get("SuspiciousComponents")
+    monkeypatch.setattr(type(rule), "evaluate", lambda self, given, params: 1 / 0)
+    v = verdict(load_group("local-default"), report_with())
+    assert v.outcome == Outcome.ERROR
