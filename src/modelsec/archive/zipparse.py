@@ -1,0 +1,377 @@
+"""Zip structure read from bytes: end record, central directory, local headers.
+
+Both views are parsed because loaders disagree about which one to trust: ``zipfile`` and
+miniz (``torch.load``) read the central directory, streaming extractors walk the local
+headers. Nothing here decompresses or allocates from a declared size; every record is
+bounded by the source size. Problems are collected as messages, never raised.
+"""
+
+from __future__ import annotations
+
+import stat
+import struct
+from dataclasses import dataclass, field
+
+from modelsec.bytesource import ByteSource
+
+LOCAL_SIG = b"PK\x03\x04"
+CENTRAL_SIG = b"PK\x01\x02"
+EOCD_SIG = b"PK\x05\x06"
+ZIP64_EOCD_SIG = b"PK\x06\x06"
+ZIP64_LOCATOR_SIG = b"PK\x06\x07"
+DESCRIPTOR_SIG = b"PK\x07\x08"
+
+FLAG_ENCRYPTED = 0x0001
+FLAG_DESCRIPTOR = 0x0008
+FLAG_PATCHED = 0x0020
+FLAG_STRONG_ENCRYPTION = 0x0040
+FLAG_UTF8 = 0x0800
+FLAG_MASKED_HEADERS = 0x2000
+ENCRYPTION_FLAGS = FLAG_ENCRYPTED | FLAG_STRONG_ENCRYPTION | FLAG_MASKED_HEADERS
+
+_EOCD = struct.Struct("<4sHHHHIIH")
+_ZIP64_LOCATOR = struct.Struct("<4sIQI")
+_ZIP64_EOCD = struct.Struct("<4sQHHIIQQQQ")
+_CENTRAL = struct.Struct("<4sHHHHHHIIIHHHHHII")
+_LOCAL = struct.Struct("<4sHHHHHIIIHH")
+MAX_COMMENT = 0xFFFF
+MAX_WALK_SCAN = 1 << 30  # bytes searched for a data descriptor of a member without sizes
+
+
+def decode_name(raw: bytes, flags: int) -> str:
+    if flags & FLAG_UTF8:
+        return raw.decode("utf-8", errors="replace")
+    return raw.decode("cp437")
+
+
+@dataclass
+class CentralEntry:
+    index: int
+    version_made_by: int
+    flags: int
+    method: int
+    crc: int
+    csize: int
+    usize: int
+    name_raw: bytes
+    extra: bytes
+    external_attr: int
+    local_offset: int  # absolute offset in the source (prefix shift applied)
+    disk: int
+
+    @property
+    def name(self) -> str:
+        return decode_name(self.name_raw, self.flags)
+
+    @property
+    def unix_mode(self) -> int | None:
+        # 3 = Unix, 19 = OS X: the high 16 bits of the external attributes are st_mode
+        if (self.version_made_by >> 8) in (3, 19):
+            return self.external_attr >> 16
+        return None
+
+    @property
+    def is_dir(self) -> bool:
+        mode = self.unix_mode
+        return self.name.endswith(("/", "\\")) or (mode is not None and stat.S_ISDIR(mode))
+
+    @property
+    def is_symlink(self) -> bool:
+        mode = self.unix_mode
+        return mode is not None and stat.S_ISLNK(mode)
+
+    @property
+    def is_special(self) -> bool:
+        mode = self.unix_mode
+        if mode is None or stat.S_IFMT(mode) == 0:
+            return False
+        return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode))
+
+
+@dataclass
+class LocalHeader:
+    offset: int
+    flags: int
+    method: int
+    crc: int
+    csize: int
+    usize: int
+    name_raw: bytes
+    extra: bytes
+    data_offset: int
+    sizes_known: bool  # False when bit 3 defers sizes to a data descriptor
+
+    @property
+    def name(self) -> str:
+        return decode_name(self.name_raw, self.flags)
+
+
+@dataclass
+class ZipLayout:
+    """Everything parsed from one zip source."""
+
+    size: int
+    entries: list[CentralEntry] = field(default_factory=list)
+    locals_by_offset: dict[int, LocalHeader] = field(default_factory=dict)
+    walked: list[LocalHeader] = field(default_factory=list)  # local headers in file order
+    eocd_offset: int | None = None
+    cd_start: int | None = None
+    cd_end: int | None = None
+    declared_entries: int | None = None
+    prefix: int = 0  # bytes before the archive (self-extractor stub, polyglot head)
+    archive_end: int | None = None  # end of the end record and its comment
+    problems: list[str] = field(default_factory=list)
+    central_ok: bool = False
+    multi_disk: bool = False
+
+
+def _zip64_values(extra: bytes, wanted: list[str]) -> dict[str, int]:
+    """Values from the zip64 extra field (0x0001), in the order the spec lists them."""
+    pos = 0
+    while pos + 4 <= len(extra):
+        tag, size = struct.unpack_from("<HH", extra, pos)
+        body = extra[pos + 4 : pos + 4 + size]
+        pos += 4 + size
+        if tag != 0x0001:
+            continue
+        out: dict[str, int] = {}
+        off = 0
+        for key in wanted:
+            width = 4 if key == "disk" else 8
+            if off + width > len(body):
+                break
+            out[key] = int.from_bytes(body[off : off + width], "little")
+            off += width
+        return out
+    return {}
+
+
+def find_eocd(source: ByteSource) -> int | None:
+    """Offset of the last end-of-central-directory record (as zipfile and miniz pick)."""
+    size = source.size
+    start = max(0, size - (_EOCD.size + MAX_COMMENT))
+    tail = source.read_at(start, size - start)
+    idx = tail.rfind(EOCD_SIG)
+    while idx >= 0:
+        if len(tail) - idx >= _EOCD.size:
+            return start + idx
+        idx = tail.rfind(EOCD_SIG, 0, idx)
+    return None
+
+
+def read_local(source: ByteSource, offset: int) -> LocalHeader | None:
+    raw = source.read_at(offset, _LOCAL.size)
+    if len(raw) < _LOCAL.size or not raw.startswith(LOCAL_SIG):
+        return None
+    (_, _ver, flags, method, _t, _d, crc, csize, usize, nlen, xlen) = _LOCAL.unpack(raw)
+    name_raw = source.read_at(offset + _LOCAL.size, nlen)
+    extra = source.read_at(offset + _LOCAL.size + nlen, xlen)
+    if len(name_raw) < nlen or len(extra) < xlen:
+        return None
+    if csize == 0xFFFFFFFF or usize == 0xFFFFFFFF:
+        z64 = _zip64_values(extra, ["usize", "csize"])
+        usize = z64.get("usize", usize)
+        csize = z64.get("csize", csize)
+    sizes_known = not (flags & FLAG_DESCRIPTOR) or csize != 0
+    return LocalHeader(
+        offset, flags, method, crc, csize, usize, name_raw, extra,
+        offset + _LOCAL.size + nlen + xlen, sizes_known,
+    )
+
+
+def parse(source: ByteSource, max_entries: int) -> ZipLayout:
+    layout = ZipLayout(size=source.size)
+    parse_central(source, layout, max_entries)
+    _walk_locals(source, layout, max_entries)
+    for entry in layout.entries:
+        if entry.local_offset not in layout.locals_by_offset:
+            header = read_local(source, entry.local_offset)
+            if header is not None:
+                layout.locals_by_offset[entry.local_offset] = header
+    return layout
+
+
+def parse_central(source: ByteSource, layout: ZipLayout, max_entries: int) -> None:
+    eocd = find_eocd(source)
+    if eocd is None:
+        layout.problems.append("no end-of-central-directory record")
+        return
+    layout.eocd_offset = eocd
+    (_, disk, cd_disk, _n_disk, n_total, cd_size, cd_offset, clen) = _EOCD.unpack(
+        source.read_at(eocd, _EOCD.size)
+    )
+    layout.archive_end = min(eocd + _EOCD.size + clen, source.size)
+    if eocd + _EOCD.size + clen > source.size:
+        layout.problems.append("archive comment runs past the end of the file")
+    record_pos = eocd
+    loc = source.read_at(eocd - _ZIP64_LOCATOR.size, _ZIP64_LOCATOR.size) if eocd >= 20 else b""
+    if loc.startswith(ZIP64_LOCATOR_SIG) and len(loc) == _ZIP64_LOCATOR.size:
+        _, z_disk, z_offset, _disks = _ZIP64_LOCATOR.unpack(loc)
+        # zipfile reads the zip64 record right before its locator; fall back to the
+        # declared offset if that is where it actually is
+        for pos in (eocd - _ZIP64_LOCATOR.size - _ZIP64_EOCD.size, z_offset):
+            raw = source.read_at(pos, _ZIP64_EOCD.size) if pos >= 0 else b""
+            if len(raw) == _ZIP64_EOCD.size and raw.startswith(ZIP64_EOCD_SIG):
+                (_, _sz, _m, _n, disk, cd_disk, _nd, n_total, cd_size, cd_offset) = (
+                    _ZIP64_EOCD.unpack(raw)
+                )
+                record_pos = pos
+                break
+        else:
+            layout.problems.append("zip64 locator without a zip64 end record")
+    if disk != 0 or cd_disk != 0:
+        layout.multi_disk = True
+        layout.problems.append("multi-disk (spanned) archive")
+    layout.declared_entries = n_total
+    prefix = record_pos - cd_size - cd_offset
+    if prefix < 0:
+        layout.problems.append(
+            f"central directory (offset {cd_offset}, size {cd_size}) does not fit before its "
+            "end record"
+        )
+        prefix = 0
+        if cd_offset >= record_pos:
+            return
+    cd_start = cd_offset + prefix
+    # A self-extractor/polyglot shift applies only if the directory really is there.
+    if prefix and not source.read_at(cd_start, 4) == CENTRAL_SIG:
+        if source.read_at(cd_offset, 4) == CENTRAL_SIG:
+            prefix, cd_start = 0, cd_offset
+    layout.prefix = prefix
+    layout.cd_start = cd_start
+    cd_end = min(cd_start + cd_size, record_pos)
+    layout.cd_end = cd_end
+    pos = cd_start
+    index = 0
+    while pos + _CENTRAL.size <= cd_end:
+        raw = source.read_at(pos, _CENTRAL.size)
+        if not raw.startswith(CENTRAL_SIG):
+            layout.problems.append(f"central directory entry {index} has a bad signature")
+            break
+        (
+            _, made_by, _needed, flags, method, _t, _d, crc, csize, usize,
+            nlen, xlen, clen_e, disk_start, _internal, external, offset,
+        ) = _CENTRAL.unpack(raw)
+        name_raw = source.read_at(pos + _CENTRAL.size, nlen)
+        extra = source.read_at(pos + _CENTRAL.size + nlen, xlen)
+        if pos + _CENTRAL.size + nlen + xlen + clen_e > cd_end:
+            layout.problems.append(f"central directory entry {index} runs past the directory")
+            break
+        wanted = [
+            key
+            for key, value, full in (
+                ("usize", usize, 0xFFFFFFFF),
+                ("csize", csize, 0xFFFFFFFF),
+                ("offset", offset, 0xFFFFFFFF),
+                ("disk", disk_start, 0xFFFF),
+            )
+            if value == full
+        ]
+        if wanted:
+            z64 = _zip64_values(extra, wanted)
+            usize = z64.get("usize", usize)
+            csize = z64.get("csize", csize)
+            offset = z64.get("offset", offset)
+            disk_start = z64.get("disk", disk_start)
+        layout.entries.append(
+            CentralEntry(
+                index, made_by, flags, method, crc, csize, usize, name_raw, extra,
+                external, offset + prefix, disk_start,
+            )
+        )
+        index += 1
+        pos += _CENTRAL.size + nlen + xlen + clen_e
+        if index >= max_entries:
+            break
+    else:
+        if pos != cd_end:
+            layout.problems.append("central directory has trailing bytes")
+    if layout.entries and index != n_total and index < max_entries:
+        layout.problems.append(
+            f"end record declares {n_total} entries, central directory holds {index}"
+        )
+    layout.central_ok = bool(layout.entries) or (n_total == 0 and cd_size == 0)
+
+
+def _walk_locals(source: ByteSource, layout: ZipLayout, max_entries: int) -> None:
+    """Follow local headers from the start of the archive, as a streaming extractor does."""
+    by_offset = {e.local_offset: e for e in layout.entries}
+    pos = layout.prefix
+    if not source.read_at(pos, 4) == LOCAL_SIG:
+        first = min(by_offset) if by_offset else None
+        if first is None or source.read_at(first, 4) != LOCAL_SIG:
+            return
+        pos = first
+    seen = 0
+    while seen < max_entries:
+        header = read_local(source, pos)
+        if header is None:
+            if source.read_at(pos, 4) == LOCAL_SIG:
+                layout.problems.append(f"local header at offset {pos} is truncated")
+            break
+        layout.walked.append(header)
+        layout.locals_by_offset[pos] = header
+        seen += 1
+        csize = header.csize
+        central = by_offset.get(pos)
+        if not header.sizes_known:
+            if central is not None:
+                csize = central.csize
+            else:
+                found = find_descriptor(source, header.data_offset)
+                if found is None:
+                    layout.problems.append(
+                        f"member at offset {pos} has no sizes and no data descriptor"
+                    )
+                    break
+                csize = found
+        end = header.data_offset + csize
+        if end > source.size:
+            break
+        if header.flags & FLAG_DESCRIPTOR:
+            end += _descriptor_length(source, end, header)
+        if end <= pos:
+            break
+        pos = end
+        if source.read_at(pos, 4) != LOCAL_SIG:
+            break
+
+
+def has_zip64_extra(extra: bytes) -> bool:
+    pos = 0
+    while pos + 4 <= len(extra):
+        tag, size = struct.unpack_from("<HH", extra, pos)
+        if tag == 0x0001:
+            return True
+        pos += 4 + size
+    return False
+
+
+def _descriptor_length(source: ByteSource, pos: int, header: LocalHeader) -> int:
+    sig = source.read_at(pos, 4) == DESCRIPTOR_SIG
+    base = 20 if has_zip64_extra(header.extra) else 12
+    return base + (4 if sig else 0)
+
+
+def find_descriptor(source: ByteSource, data_offset: int) -> int | None:
+    """Compressed size of a member whose sizes live only in its data descriptor: the first
+    descriptor signature whose recorded size matches its distance from the data."""
+    pos = data_offset
+    limit = min(source.size, data_offset + MAX_WALK_SCAN)
+    carry = b""
+    while pos < limit:
+        chunk = source.read_at(pos, min(1 << 20, limit - pos))
+        if not chunk:
+            return None
+        buf = carry + chunk
+        base = pos - len(carry)
+        idx = buf.find(DESCRIPTOR_SIG)
+        while idx >= 0:
+            at = base + idx
+            rec = source.read_at(at + 8, 4)
+            if len(rec) == 4 and int.from_bytes(rec, "little") == at - data_offset:
+                return at - data_offset
+            idx = buf.find(DESCRIPTOR_SIG, idx + 1)
+        carry = buf[-3:]
+        pos += len(chunk)
+    return None
