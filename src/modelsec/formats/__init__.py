@@ -16,6 +16,7 @@ from modelsec.formats.base import DirectoryAnalyzer, FormatScanner
 
 FORMAT_MODULES: tuple[str, ...] = (
     "zip",
+    "numpy_npy",
 )
 
 
