@@ -1,0 +1,101 @@
+"""Legacy PyTorch files (``torch.save(..., _use_new_zipfile_serialization=False)``).
+
+Layout: five pickles back to back (magic number, protocol version, system info, the
+object, the storage keys), then raw storage bytes (per key an 8-byte element count and
+the elements). ``torch.load`` unpickles all five, so each one after the (verified) magic
+number goes to the pickle analysis; the storage bytes are never unpickled. When the
+framing breaks, everything from that point is still handed to the pickle analysis, as a
+loader would try to unpickle it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar
+
+from modelsec.archive.members import scan_pickle
+from modelsec.archive.pickle_extent import PickleFramingError, pickle_extent
+from modelsec.bytesource import ByteSource, LimitExceeded, SliceSource
+from modelsec.context import ScanContext
+from modelsec.findings import Severity, threat
+from modelsec.formats.base import FormatCategory, FormatScanner
+
+MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
+_MAGIC_LONG1 = b"\x8a\x0a" + MAGIC_NUMBER.to_bytes(10, "little")
+_MAGIC_TEXT = b"L" + str(MAGIC_NUMBER).encode() + b"L\n."
+# PROTO n, optional FRAME, LONG1 magic, STOP (what pickle writes for protocols 2-5)
+_MAGIC_BINARY = re.compile(
+    rb"\A\x80[\x02-\x05](?:\x95[\x00-\xff]{8})?" + re.escape(_MAGIC_LONG1) + rb"\."
+)
+STREAMS = ("protocol version", "system info", "object", "storage keys")
+MAX_LINE = 1 << 20
+
+MALFORMED = threat(
+    "MS-TORCH-001",
+    "SuspiciousComponents",
+    Severity.MEDIUM,
+    "Malformed legacy PyTorch file",
+    "Re-save the model with a current torch.save (zip format), or better as safetensors.",
+    "The sequence of pickles a legacy torch.load reads is broken; everything from the break "
+    "on was analysed as pickle data.",
+)
+
+
+def magic_length(head: bytes) -> int | None:
+    """Length of the magic-number pickle at the start of ``head``, if it is one."""
+    match = _MAGIC_BINARY.match(head)
+    if match:
+        return match.end()
+    if head.startswith(_MAGIC_TEXT):
+        return len(_MAGIC_TEXT)
+    return None
+
+
+class LegacyTorchScanner(FormatScanner):
+    name: ClassVar[str] = "pytorch-legacy"
+    category: ClassVar[FormatCategory] = FormatCategory.MODEL
+    priority: ClassVar[int] = 15  # before the generic pickle scanner: same first byte
+
+    def detect(self, head: bytes, source: ByteSource, filename: str) -> bool:
+        return magic_length(head) is not None
+
+    def scan(self, source: ByteSource, ctx: ScanContext) -> None:
+        pos = magic_length(source.read_at(0, 64))
+        assert pos is not None  # detect() matched
+        keys: list[str] = []
+        for index, label in enumerate(STREAMS, start=1):
+            try:
+                extent = pickle_extent(
+                    source, pos, max_opcodes=ctx.limits.max_pickle_opcodes, max_line=MAX_LINE
+                )
+            except (PickleFramingError, LimitExceeded) as exc:
+                self._broken(source, ctx, pos, label, str(exc))
+                return
+            scan_pickle(ctx, SliceSource(source, pos, extent.end - pos), f"<pickle {index}: {label}>")
+            pos = extent.end
+            keys = extent.strings
+        self._check_storage(source, ctx, pos, keys)
+
+    def _broken(self, source: ByteSource, ctx: ScanContext, pos: int, label: str, why: str) -> None:
+        ctx.report(
+            MALFORMED.at(ctx.path, f"the {label} pickle is not a complete stream: {why}", offset=pos)
+        )
+        if pos < source.size:
+            scan_pickle(ctx, SliceSource(source, pos, source.size - pos), f"<data at {pos}>")
+
+    def _check_storage(self, source: ByteSource, ctx: ScanContext, pos: int, keys: list[str]) -> None:
+        # Element sizes live in the object pickle's storage types, so only the minimum
+        # (one 8-byte count per key) is checked here.
+        remaining = source.size - pos
+        if remaining < 8 * len(keys):
+            ctx.report(
+                MALFORMED.at(
+                    ctx.path,
+                    f"{len(keys)} storages listed but only {remaining} bytes of storage data "
+                    "follow",
+                    offset=pos,
+                )
+            )
+
+
+SCANNER = LegacyTorchScanner()
