@@ -92,7 +92,7 @@ class _BufferedDecoder:
 
     @property
     def unused_data(self) -> bytes:
-        return self._d.unused_data  # type: ignore[attr-defined,no-any-return]
+        return self._d.unused_data or b""  # type: ignore[attr-defined,no-any-return]  # lz4: None
 
     def step(self, data: bytes, max_length: int) -> bytes:
         out: bytes = self._d.decompress(data, max_length=max_length)  # type: ignore[attr-defined]
