@@ -45,6 +45,23 @@ class FileResult:
     formats: list[FormatRecord] = field(default_factory=list)
     dropped_findings: int = 0
     seconds: float = 0.0
+    # Source-native fingerprint when no SHA-256 is known (remote files the scan did not read
+    # whole): "git-blob:<oid>", "s3-etag:<etag>"; keeps the model fingerprint content-bound.
+    digest: str | None = None
+
+
+@dataclass
+class KnownFile:
+    """A file whose bytes come from a source (remote range reads) and whose fingerprint the
+    source already knows, so the engine must not hash it by reading it whole."""
+
+    path: str  # display path
+    source: ByteSource
+    sha256: str | None = None
+    digest: str | None = None
+    # Called once the file is scanned (verify digests, add source incompletes, free the
+    # temporary download); its exceptions become incompletes.
+    finish: "Callable[[FileResult], None] | None" = None
 
 
 @dataclass
@@ -58,6 +75,8 @@ class ScanReport:
     layout_formats: list[FormatRecord] = field(default_factory=list)  # tf-savedmodel, hf-repo
     locations: list[str] = field(default_factory=list)  # where the model came from
     seconds: float = 0.0
+    revision: str | None = None  # what was scanned: commit sha, version ids / etags digest
+    bytes_transferred: int | None = None  # remote sources: bytes fetched over the network
 
     def all_findings(self) -> list[Finding]:
         out = list(self.findings)
@@ -87,7 +106,7 @@ class ScanReport:
         root = self.target.rstrip("/")
         for f in sorted(self.files, key=lambda r: r.path):
             rel = f.path[len(root) :].lstrip("/") if f.path.startswith(root) else f.path
-            digest.update(f"{rel}\0{f.sha256 or '-'}\n".encode())
+            digest.update(f"{rel}\0{f.sha256 or f.digest or '-'}\n".encode())
         return digest.hexdigest()
 
 
@@ -152,6 +171,34 @@ class Engine:
             dropped_findings=sink.dropped_findings,
             seconds=time.perf_counter() - started,
         )
+
+    def scan_files(
+        self,
+        target: str,
+        files: Iterable[KnownFile],
+        progress: ProgressCallback | None = None,
+        locations: list[str] | None = None,
+    ) -> ScanReport:
+        """Scan files a source supplies (display path + byte source + known fingerprint) as
+        one model. ``progress`` gets each file's size once it is done."""
+        started = time.perf_counter()
+        report = ScanReport(target=target, locations=list(locations or [target]))
+        for known in files:
+            result = self.scan_source(known.path, known.source)
+            result.sha256 = result.sha256 or known.sha256
+            result.digest = known.digest
+            if known.finish is not None:
+                try:
+                    known.finish(result)
+                except Exception as exc:  # fail closed: a failed check is an ERROR
+                    result.incompletes.append(
+                        Incomplete(known.path, f"{type(exc).__name__}: {exc}", ENGINE_ERROR)
+                    )
+            report.files.append(result)
+            if progress:
+                progress(result.size)
+        report.seconds = time.perf_counter() - started
+        return report
 
     def scan_file(
         self, path: str | os.PathLike[str], progress: ProgressCallback | None = None

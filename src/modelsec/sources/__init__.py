@@ -112,7 +112,10 @@ class RemoteScanner(Protocol):
 
 
 # One line per remote source type: scheme -> module under modelsec.sources exposing `scan`.
-SOURCE_MODULES: dict[str, str] = {}
+SOURCE_MODULES: dict[str, str] = {
+    "hf": "huggingface",
+    "s3": "s3",
+}
 
 
 @dataclass

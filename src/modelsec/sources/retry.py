@@ -1,0 +1,62 @@
+"""Bounded retries with exponential backoff for remote calls.
+
+Only failures that may go away are retried (throttling, 5xx, timeouts, refused
+connections); each source classifies its client's errors into :class:`Transient` or a final
+:class:`~modelsec.sources.errors.SourceFailure`. The number of attempts and the longest wait
+are bounded, so a scan against a source that keeps refusing ends with an ERROR in bounded
+time rather than hanging.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable, TypeVar
+
+from modelsec.sources.errors import SourceFailure
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Transient(Exception):
+    """A failure worth retrying. ``code``/``message`` are what the scan reports if the
+    retries run out; ``retry_after`` is the server's hint in seconds, if any."""
+
+    def __init__(self, code: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_retries: int = 4
+    base_seconds: float = 0.5
+    max_seconds: float = 8.0
+
+    def wait(self, attempt: int, hint: float | None) -> float:
+        """Seconds before retry number ``attempt`` (0-based); a server hint wins but is
+        capped, so a hostile Retry-After cannot stall the scan."""
+        backoff = self.base_seconds * (2**attempt)
+        chosen = hint if hint is not None and hint >= 0 else backoff
+        return min(self.max_seconds, chosen)
+
+
+def call(fn: Callable[[], T], policy: RetryPolicy, sleep: Callable[[float], None] = time.sleep) -> T:
+    """``fn()``, retried on :class:`Transient`; a :class:`SourceFailure` once the retries
+    are spent, saying how many attempts were made."""
+    attempt = 0
+    while True:
+        try:
+            return fn()
+        except Transient as exc:
+            if attempt >= policy.max_retries:
+                tries = f"{attempt + 1} attempt{'s' if attempt else ''}"
+                raise SourceFailure(exc.code, f"{exc.message} (gave up after {tries})") from None
+            delay = policy.wait(attempt, exc.retry_after)
+            log.info("retrying in %.2fs after: %s", delay, exc.message)
+            sleep(delay)
+            attempt += 1
