@@ -119,6 +119,16 @@ def keras_classes(wheels: list[str]) -> set[str]:
                 for node in ast.walk(tree):
                     if isinstance(node, ast.ClassDef):
                         names.add(node.name)
+                    # Aliases such as ``Convolution2D = Conv2D`` name the same class.
+                    elif (
+                        isinstance(node, ast.Assign)
+                        and len(node.targets) == 1
+                        and isinstance(node.targets[0], ast.Name)
+                        and isinstance(node.value, ast.Name)
+                        and node.targets[0].id[:1].isupper()
+                        and node.value.id[:1].isupper()
+                    ):
+                        names.add(node.targets[0].id)
     return names
 
 

@@ -15,6 +15,9 @@ import importlib
 from modelsec.formats.base import DirectoryAnalyzer, FormatScanner
 
 FORMAT_MODULES: tuple[str, ...] = (
+    "keras_h5",
+    "keras_config",
+    "tf_savedmodel",
     "zip",
     "numpy_npy",
 )
