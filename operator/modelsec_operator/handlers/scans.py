@@ -1,0 +1,260 @@
+"""ModelScan: decide what is needed (:mod:`..planning`), run it, record the verdict.
+
+One handler serves creation, resumption after a restart and every update (pokes by the
+group handler, the resync loop or a user). kopf never runs two handlers of one object at
+once, so a scan's status has a single writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from typing import Any
+
+import kopf
+from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
+
+from modelsec.k8s import ANNOTATION_RESCAN, LABEL_GROUP, LABEL_SCAN_KEY, MODELSCANS
+from modelsec.k8s.common import ConditionStatus, set_condition, timestamp
+from modelsec.k8s.naming import scan_key
+from modelsec.k8s.scan import ModelScanSpec, Phase
+from modelsec.policy import Outcome, evaluate
+from modelsec.rules.base import EvaluationInput, SourceType
+from modelsec.sources import ScannedModel
+from modelsec_operator import metrics
+from modelsec_operator.kube import transient
+from modelsec_operator.planning import Action, Plan, plan
+from modelsec_operator.runtime import Runtime
+from modelsec_operator.scanning import ScanJob, ScanRefused, ScanRetry, resolve
+from modelsec_operator.validation import GroupView, explain
+from modelsec_operator.verdicts import VERDICT_KEYS, completed_status, failed_status, history_after
+
+PLURAL = MODELSCANS[2]
+audit = logging.getLogger("modelsec.audit")
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
+
+
+def backoff(retry: int) -> float:
+    """5s, 10s, 20s, ... capped at 5 minutes."""
+    return float(min(300, 5 * 2**retry))
+
+
+class ScanRun:
+    """One reconciliation of one ModelScan; holds what the steps share."""
+
+    def __init__(self, runtime: Runtime, name: str, body: kopf.Body, retry: int,
+                 logger: logging.Logger) -> None:
+        self.runtime = runtime
+        self.name = name
+        self.body = body
+        self.retry = retry
+        self.logger = logger
+        self.status: dict[str, Any] = dict(body.get("status") or {})
+        self.generation = body.get("metadata", {}).get("generation")
+        self.rescan_request = (body.get("metadata", {}).get("annotations") or {}).get(ANNOTATION_RESCAN)
+
+    async def write(self, status: dict[str, Any]) -> None:
+        status = {**status, "rescanRequest": self.rescan_request}
+        patched = await self.runtime.kube.patch_status(PLURAL, self.name, status)
+        self.status = dict(patched.get("status") or {})
+
+    async def fail(self, reason: str, message: str, view: GroupView | None, because: str) -> None:
+        history, dropped = history_after(self.status, because)
+        status = failed_status(
+            reason, message, generation=self.generation,
+            group_digest=view.digest if view else None,
+            group_generation=view.generation if view else None,
+            worker=self.runtime.identity, attempts=self.retry + 1,
+            conditions=self.status.get("conditions"),
+        )
+        await self.write({**status, "history": history, "historyDropped": dropped or None})
+        metrics.VERDICTS.labels(Outcome.ERROR.value).inc()
+        metrics.ERRORS.labels(reason).inc()
+        kopf.warn(self.body, reason="ScanError", message=f"{reason}: {message}")
+        self.logger.warning(f"scan failed ({reason}): {message}")
+        audit_record(self.name, self.body, status)
+
+    async def claim(self, because: str) -> None:
+        """Pending, with the superseded verdict moved to history first: from here until the
+        new verdict, the status shows no outcome (nothing is admitted on a stale one)."""
+        history, dropped = history_after(self.status, because)
+        status: dict[str, Any] = {key: None for key in VERDICT_KEYS}
+        status.update(
+            phase=Phase.PENDING.value,
+            history=history,
+            historyDropped=dropped or None,
+            attempts=self.retry + 1,
+            conditions=set_condition(
+                self.status.get("conditions"), "Ready", ConditionStatus.FALSE, "Queued",
+                f"waiting for a scan slot ({because})", self.generation,
+            ),
+        )
+        await self.write(status)
+
+    async def running(self) -> None:
+        await self.write({
+            "phase": Phase.RUNNING.value,
+            "startedAt": timestamp(),
+            "worker": self.runtime.identity,
+            "conditions": set_condition(
+                self.status.get("conditions"), "Ready", ConditionStatus.FALSE, "Scanning",
+                f"scanning on {self.runtime.identity}", self.generation,
+            ),
+        })
+        kopf.info(self.body, reason="ScanStarted", message=f"scanning {self.body['spec']['model']}")
+
+
+def audit_record(name: str, body: kopf.Body, status: dict[str, Any]) -> None:
+    """One JSON line per verdict on the modelsec.audit logger: the unbounded audit trail
+    for log pipelines, beside the bounded status.history."""
+    audit.info(json.dumps({
+        "modelScan": name,
+        "model": body["spec"].get("model"),
+        "revision": body["spec"].get("revision"),
+        "securityGroup": body["spec"].get("securityGroup"),
+        "phase": status.get("phase"),
+        "outcome": status.get("outcome"),
+        "reason": status.get("reason"),
+        "fingerprint": status.get("fingerprint"),
+        "groupDigest": status.get("groupDigest"),
+        "completedAt": status.get("completedAt"),
+        "failedRules": [r["name"] for r in status.get("rules", []) if r.get("result") == "FAILED"],
+    }, sort_keys=True))
+
+
+def labels_for(spec: ModelScanSpec, existing: dict[str, str]) -> dict[str, str]:
+    wanted = {LABEL_SCAN_KEY: scan_key(spec.model, spec.revision, spec.security_group)}
+    if _LABEL_VALUE.match(spec.security_group):
+        wanted[LABEL_GROUP] = spec.security_group
+    return {k: v for k, v in wanted.items() if existing.get(k) != v}
+
+
+async def secrets_config(runtime: Runtime, view: GroupView) -> dict[str, Any]:
+    """ScanOptions.config for remote sources: endpoint and region from the spec, credentials
+    from the referenced Secret (read at scan time, never stored)."""
+    assert view.source is not None and view.source.spec is not None
+    spec = view.source.spec
+    config: dict[str, Any] = {}
+    if spec.type == SourceType.HUGGING_FACE:
+        hf = spec.hugging_face
+        if hf is not None:
+            config["endpoint"] = hf.endpoint
+            if hf.token_secret_ref is not None:
+                ref = hf.token_secret_ref
+                data = await runtime.kube.read_secret(ref.namespace, ref.name)
+                if data is None or ref.key not in data:
+                    raise ScanRetry("SecretNotFound", f"Secret {ref.namespace}/{ref.name} key {ref.key!r} not found")
+                config["token"] = data[ref.key].decode().strip()
+    elif spec.type == SourceType.S3:
+        s3 = spec.s3
+        assert s3 is not None
+        config.update(endpoint=s3.endpoint, region=s3.region)
+        if s3.credentials_secret_ref is not None:
+            ref = s3.credentials_secret_ref
+            data = await runtime.kube.read_secret(ref.namespace, ref.name)
+            if data is None:
+                raise ScanRetry("SecretNotFound", f"Secret {ref.namespace}/{ref.name} not found")
+            for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+                if key in data:
+                    config[key] = data[key].decode().strip()
+    return {k: v for k, v in config.items() if v is not None}
+
+
+async def reconcile_scan(
+    name: str, body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, patch: kopf.Patch, retry: int,
+    memo: kopf.Memo, logger: logging.Logger, **_: Any,
+) -> None:
+    runtime: Runtime = memo.runtime
+    run = ScanRun(runtime, name, body, retry, logger)
+    try:
+        await _reconcile(run, spec, meta, patch)
+    except ApiException as exc:
+        if transient(exc):
+            metrics.ERRORS.labels("ApiTransient").inc()
+            raise kopf.TemporaryError(f"API server: {exc.status} {exc.reason}", delay=backoff(retry))
+        raise
+
+
+async def _reconcile(run: ScanRun, spec: kopf.Spec, meta: kopf.Meta, patch: kopf.Patch) -> None:
+    runtime = run.runtime
+    try:
+        scan_spec = ModelScanSpec.model_validate(dict(spec))
+    except ValidationError as exc:
+        if run.status.get("phase") != Phase.FAILED.value:
+            await run.fail("InvalidSpec", explain(exc), None, "spec invalid")
+        return
+    for key, value in labels_for(scan_spec, dict(meta.get("labels") or {})).items():
+        patch.metadata.labels[key] = value
+
+    view = await runtime.group_view(scan_spec.security_group)
+    decision: Plan = plan(run.status, view, scan_spec.security_group, rescan_requested=run.rescan_request)
+    run.logger.debug(f"plan: {decision.action.value} ({decision.why})")
+    if decision.action == Action.NOTHING:
+        return
+    if decision.action == Action.FAIL:
+        await run.fail(decision.reason, decision.message, view, decision.why)
+        return
+    assert view is not None and view.source is not None and view.source.spec is not None
+
+    try:
+        job = resolve(scan_spec.model, scan_spec.revision, view.source.spec, view.source.digest)
+        config = await secrets_config(runtime, view)
+        job = ScanJob(job.ref, job.source_type, job.source_digest, config)
+        if run.status.get("phase") not in (Phase.PENDING.value, None) or run.retry == 0:
+            await run.claim(decision.why)
+        scanned, how = await runtime.pool.scanned(
+            job, fresh=decision.action == Action.SCAN, on_start=run.running
+        )
+    except ScanRefused as exc:
+        await run.fail(exc.reason, exc.message, view, decision.why)
+        return
+    except ScanRetry as exc:
+        metrics.ERRORS.labels(exc.reason).inc()
+        if run.retry + 1 >= runtime.config.max_attempts:
+            await run.fail(exc.reason, f"{exc.message} (gave up after {run.retry + 1} attempts)",
+                           view, decision.why)
+            return
+        await run.write({
+            "phase": Phase.PENDING.value,
+            "attempts": run.retry + 1,
+            "conditions": set_condition(
+                run.status.get("conditions"), "Ready", ConditionStatus.FALSE, exc.reason,
+                f"{exc.message}; retrying in {backoff(run.retry):.0f}s", run.generation,
+            ),
+        })
+        raise kopf.TemporaryError(exc.message, delay=backoff(run.retry))
+
+    verdict = await asyncio.to_thread(evaluate, view.group(), EvaluationInput(
+        scanned.report, scanned.source_type, scanned.metadata
+    ))
+    await record(run, view, scanned, verdict, how)
+
+
+async def record(run: ScanRun, view: GroupView, scanned: ScannedModel, verdict: Any, how: str) -> None:
+    status = completed_status(
+        verdict, scanned, generation=run.generation, group_digest=view.digest,
+        group_generation=view.generation, worker=run.runtime.identity, attempts=run.retry + 1,
+        conditions=run.status.get("conditions"),
+    )
+    # Keep startedAt from the Running write; a cached or shared report has none of its own.
+    status["startedAt"] = run.status.get("startedAt") or status.get("completedAt")
+    await run.write(status)
+    metrics.VERDICTS.labels(verdict.outcome.value).inc()
+    summary = f"{verdict.outcome.value}: {verdict.reason} (report: {how})"
+    if verdict.outcome == Outcome.ALLOWED:
+        kopf.info(run.body, reason="ScanCompleted", message=summary)
+    elif verdict.outcome == Outcome.BLOCKED:
+        kopf.warn(run.body, reason="ScanBlocked", message=summary)
+    else:
+        kopf.warn(run.body, reason="ScanError", message=summary)
+    run.logger.info(f"verdict {summary}")
+    audit_record(run.name, run.body, status)
+
+
+def register(registry: kopf.OperatorRegistry) -> None:
+    group, version, plural = MODELSCANS
+    for decorate in (kopf.on.resume, kopf.on.create, kopf.on.update):
+        decorate(group, version, plural, registry=registry, id="reconcile", retries=None)(reconcile_scan)

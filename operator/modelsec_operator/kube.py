@@ -1,0 +1,144 @@
+"""Talking to the API server: one configuration for both kopf and our own calls.
+
+kopf watches and runs handlers over its own aiohttp client; status writes, pokes and
+Secret reads go through the official (synchronous) client in a worker thread, each call
+short. Both are configured from the same kubeconfig or in-cluster credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import kopf
+import kubernetes
+from kubernetes.client import ApiClient, Configuration, CoreV1Api, CustomObjectsApi
+from kubernetes.client.exceptions import ApiException
+
+from modelsec.k8s import GROUP, VERSION
+
+MERGE_PATCH = "application/merge-patch+json"
+IN_CLUSTER_ENV = "KUBERNETES_SERVICE_HOST"
+
+
+class KubeConfigError(RuntimeError):
+    """No usable credentials; the message says where we looked."""
+
+
+def load_configuration(kubeconfig: Path | None = None, context: str | None = None) -> Configuration:
+    """--kubeconfig wins; then in-cluster credentials; then $KUBECONFIG or ~/.kube/config."""
+    configuration = Configuration()
+    try:
+        if kubeconfig is None and os.environ.get(IN_CLUSTER_ENV):
+            kubernetes.config.load_incluster_config(client_configuration=configuration)
+        else:
+            kubernetes.config.load_kube_config(
+                config_file=str(kubeconfig) if kubeconfig else None,
+                context=context,
+                client_configuration=configuration,
+            )
+    except (kubernetes.config.ConfigException, OSError) as exc:
+        where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+        raise KubeConfigError(
+            f"no Kubernetes credentials: not in a cluster and cannot use {where}: {exc}"
+        ) from None
+    return configuration
+
+
+def connection_info(configuration: Configuration) -> kopf.ConnectionInfo:
+    """The same endpoint and credentials, in kopf's terms."""
+    token = None
+    scheme = None
+    auth = (configuration.api_key or {}).get("authorization") or (configuration.api_key or {}).get(
+        "BearerToken"
+    )
+    if auth:
+        scheme, _, token = auth.partition(" ") if " " in auth else ("Bearer", " ", auth)
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert or None,
+        insecure=not configuration.verify_ssl,
+        username=configuration.username or None,
+        password=configuration.password or None,
+        scheme=scheme,
+        token=token,
+        certificate_path=configuration.cert_file or None,
+        private_key_path=configuration.key_file or None,
+        default_namespace="default",  # where Events about cluster-scoped objects go
+    )
+
+
+def transient(exc: BaseException) -> bool:
+    """Worth retrying: the server was busy, restarting or we raced another writer."""
+    if isinstance(exc, ApiException):
+        return exc.status in (0, 408, 409, 429) or exc.status >= 500
+    return isinstance(exc, (OSError, TimeoutError))
+
+
+class Kube:
+    """The few calls the handlers make outside kopf, each off the event loop."""
+
+    def __init__(self, configuration: Configuration) -> None:
+        self._api = ApiClient(configuration)
+        self._custom = CustomObjectsApi(self._api)
+        self._core = CoreV1Api(self._api)
+
+    def close(self) -> None:
+        self._api.close()
+
+    async def get(self, plural: str, name: str) -> dict[str, Any] | None:
+        def call() -> dict[str, Any] | None:
+            try:
+                return self._custom.get_cluster_custom_object(GROUP, VERSION, plural, name)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+
+        return await asyncio.to_thread(call)
+
+    async def patch_status(self, plural: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        """JSON merge patch of ``status`` (None values delete keys; lists are replaced)."""
+        return await asyncio.to_thread(
+            self._custom.patch_cluster_custom_object_status,
+            GROUP, VERSION, plural, name, {"status": status}, _content_type=MERGE_PATCH,
+        )
+
+    async def patch_metadata(
+        self, plural: str, name: str, *, labels: dict[str, str | None] | None = None,
+        annotations: dict[str, str | None] | None = None,
+    ) -> dict[str, Any] | None:
+        metadata: dict[str, Any] = {}
+        if labels:
+            metadata["labels"] = labels
+        if annotations:
+            metadata["annotations"] = annotations
+
+        def call() -> dict[str, Any] | None:
+            try:
+                return self._custom.patch_cluster_custom_object(
+                    GROUP, VERSION, plural, name, {"metadata": metadata}, _content_type=MERGE_PATCH
+                )
+            except ApiException as exc:
+                if exc.status == 404:  # deleted meanwhile: nothing to poke
+                    return None
+                raise
+
+        return await asyncio.to_thread(call)
+
+    async def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
+        """Decoded data of a Secret, or None when it does not exist."""
+        import base64
+
+        def call() -> dict[str, bytes] | None:
+            try:
+                secret = self._core.read_namespaced_secret(name, namespace)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+            return {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
+
+        return await asyncio.to_thread(call)

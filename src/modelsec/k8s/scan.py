@@ -1,0 +1,171 @@
+"""``ModelScan``: the audit record of one model revision judged by one security group.
+
+The spec names what to judge and is immutable; the status holds the current verdict and,
+in ``history``, the verdicts it superseded (bounded; see ``docs/operator.md``).
+"""
+
+from __future__ import annotations
+
+import enum
+
+from pydantic import Field
+
+from modelsec.k8s.common import CONDITIONS_LIST, Condition, K8sModel, cel, validations
+from modelsec.policy import Mode, Outcome
+from modelsec.rules.base import RuleResult
+
+# Bounds that keep a ModelScan far below etcd's 1.5 MiB object limit, whatever a model holds.
+MAX_FINDINGS = 50
+MAX_INCOMPLETES = 20
+MAX_HISTORY = 20
+MAX_MESSAGE = 1024
+
+_MODEL_RULE = cel(
+    "self.startsWith('hf://') || self.startsWith('s3://') || self.startsWith('file:///')",
+    "spec.model must be hf://<org>/<name>, s3://<bucket>/<key> or file:///<absolute path>",
+)
+_IMMUTABLE = cel(
+    "self == oldSelf",
+    "spec is immutable: a ModelScan records one model revision judged by one group; "
+    "create another ModelScan instead",
+    reason="FieldValueForbidden",
+)
+
+
+class ModelScanSpec(K8sModel):
+    """What to judge: one model revision against one security group."""
+
+    model_config = K8sModel.model_config | {"json_schema_extra": validations(_IMMUTABLE)}
+
+    model: str = Field(
+        min_length=6,
+        max_length=2048,
+        description="Model reference: hf://org/name, s3://bucket/key-or-prefix, or "
+        "file:///path (inside the Local source's directory).",
+        json_schema_extra=validations(_MODEL_RULE),
+    )
+    revision: str | None = Field(
+        default=None,
+        max_length=256,
+        description="Commit sha (Hugging Face), version id (S3) or content digest; "
+        "unset means the latest at scan time.",
+    )
+    security_group: str = Field(
+        alias="securityGroup",
+        min_length=1,
+        max_length=253,
+        description="Name of the SecurityGroup whose rules judge the model.",
+    )
+
+
+class Phase(str, enum.Enum):
+    PENDING = "Pending"  # accepted, waiting for a worker slot
+    RUNNING = "Running"  # a worker is scanning or evaluating
+    COMPLETED = "Completed"  # a verdict for the current group and source is recorded
+    FAILED = "Failed"  # no verdict could be produced; outcome ERROR (fail closed)
+
+
+class RuleStatus(K8sModel):
+    name: str
+    mode: Mode
+    result: RuleResult
+    violations: int = Field(description="Findings that made the rule fail (all, not only those kept).")
+    message: str = Field(default="", max_length=MAX_MESSAGE)
+
+
+class FindingStatus(K8sModel):
+    rule: str
+    threat: str = Field(description="Stable threat code, e.g. MS-PKL-100 (see `modelsec threats`).")
+    severity: str
+    file: str = Field(max_length=4096, description="File, with `!` separating archive members.")
+    message: str = Field(max_length=MAX_MESSAGE)
+    subject: str | None = Field(default=None, max_length=MAX_MESSAGE)
+    offset: int | None = None
+
+
+class IncompleteStatus(K8sModel):
+    file: str = Field(max_length=4096)
+    reason: str = Field(max_length=MAX_MESSAGE)
+    code: str
+
+
+class HistoryEntry(K8sModel):
+    """A superseded verdict, kept for audit."""
+
+    phase: Phase
+    outcome: Outcome | None = None
+    reason: str = Field(default="", max_length=MAX_MESSAGE)
+    completed_at: str | None = Field(default=None, alias="completedAt")
+    superseded_at: str = Field(alias="supersededAt")
+    superseded_because: str = Field(default="", alias="supersededBecause", max_length=MAX_MESSAGE)
+    group_digest: str | None = Field(default=None, alias="groupDigest")
+    group_generation: int | None = Field(default=None, alias="groupGeneration")
+    fingerprint: str | None = None
+    scanner_version: str | None = Field(default=None, alias="scannerVersion")
+    failed_rules: list[str] = Field(
+        default_factory=list, alias="failedRules", description="Blocking rules that failed."
+    )
+    warned_rules: list[str] = Field(
+        default_factory=list, alias="warnedRules", description="NonBlocking rules that failed."
+    )
+
+
+class ModelScanStatus(K8sModel):
+    """The current verdict (when phase is Completed) and how it was reached."""
+
+    phase: Phase | None = None
+    outcome: Outcome | None = Field(
+        default=None,
+        description="ALLOWED, BLOCKED or ERROR. Only phase Completed with outcome ALLOWED "
+        "admits a workload; anything else fails closed.",
+    )
+    reason: str | None = Field(default=None, max_length=MAX_MESSAGE, description="Why, in one line.")
+    rules: list[RuleStatus] = Field(default_factory=list)
+    findings: list[FindingStatus] = Field(
+        default_factory=list,
+        description=f"Findings, blocking failures first, at most {MAX_FINDINGS}.",
+    )
+    findings_total: int | None = Field(
+        default=None, alias="findingsTotal", description="All findings, kept or not."
+    )
+    findings_truncated: bool | None = Field(default=None, alias="findingsTruncated")
+    incompletes: list[IncompleteStatus] = Field(
+        default_factory=list,
+        description=f"What could not be inspected (fail closed), at most {MAX_INCOMPLETES}.",
+    )
+    incompletes_total: int | None = Field(default=None, alias="incompletesTotal")
+    fingerprint: str | None = Field(
+        default=None, description="SHA-256 over the model's files (path, digest) pairs."
+    )
+    files_scanned: int | None = Field(default=None, alias="filesScanned")
+    bytes_scanned: int | None = Field(default=None, alias="bytesScanned")
+    scanner_version: str | None = Field(default=None, alias="scannerVersion")
+    started_at: str | None = Field(default=None, alias="startedAt")
+    completed_at: str | None = Field(default=None, alias="completedAt")
+    worker: str | None = Field(
+        default=None, description="Operator instance that ran the latest attempt."
+    )
+    attempts: int | None = Field(default=None, description="Attempts for the current inputs.")
+    group_digest: str | None = Field(
+        default=None, alias="groupDigest", description="status.digest of the group judged against."
+    )
+    rescan_request: str | None = Field(
+        default=None,
+        alias="rescanRequest",
+        max_length=256,
+        description="The modelsec.io/rescan annotation value this verdict answered.",
+    )
+    group_generation: int | None = Field(default=None, alias="groupGeneration")
+    observed_generation: int | None = Field(default=None, alias="observedGeneration")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready: True when the verdict matches the current group and source.",
+        json_schema_extra=CONDITIONS_LIST,
+    )
+    history: list[HistoryEntry] = Field(
+        default_factory=list,
+        description=f"Superseded verdicts, newest first, at most {MAX_HISTORY}.",
+    )
+    history_dropped: int | None = Field(
+        default=None, alias="historyDropped", description="Older verdicts dropped from history."
+    )

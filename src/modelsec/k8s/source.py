@@ -1,0 +1,126 @@
+"""``ModelSource``: where models live and how the operator reaches them."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from modelsec.k8s.common import CONDITIONS_LIST, Condition, K8sModel, SecretKeyRef, SecretRef, cel, validations
+from modelsec.rules.base import SourceType
+
+
+class HuggingFaceSource(K8sModel):
+    """Settings of a Hugging Face Hub (or a mirror speaking its protocol)."""
+
+    endpoint: str = Field(
+        default="https://huggingface.co",
+        max_length=2048,
+        pattern=r"^https?://",
+        description="Base URL of the Hub or mirror.",
+    )
+    token_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        alias="tokenSecretRef",
+        description="Secret key holding an access token, for gated or private models.",
+    )
+
+
+class S3Source(K8sModel):
+    """Settings of an S3-compatible object store."""
+
+    endpoint: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=r"^https?://",
+        description="Endpoint URL for S3-compatible stores (MinIO, Ceph); empty for AWS.",
+    )
+    region: str = Field(default="us-east-1", max_length=64, description="Region of the bucket.")
+    bucket: str = Field(min_length=3, max_length=63, description="Bucket that holds the models.")
+    prefix: str = Field(
+        default="",
+        max_length=1024,
+        description="Key prefix models must live under (s3:// references outside it are refused).",
+    )
+    credentials_secret_ref: SecretRef | None = Field(
+        default=None,
+        alias="credentialsSecretRef",
+        description="Secret with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+        "(and optionally AWS_SESSION_TOKEN); without it the operator's ambient credentials.",
+    )
+
+
+class LocalSource(K8sModel):
+    """A directory on the operator's filesystem (a volume mounted into its pod)."""
+
+    path: str = Field(
+        min_length=1,
+        max_length=4096,
+        pattern=r"^/",
+        description="Absolute directory; file:/// model references must resolve inside it.",
+    )
+
+
+_TYPE_RULES = (
+    cel("self.type == 'HuggingFace' || !has(self.huggingFace)",
+        "spec.huggingFace is only allowed when spec.type is HuggingFace", reason="FieldValueForbidden"),
+    cel("self.type != 'S3' || has(self.s3)",
+        "spec.type S3 needs spec.s3 with at least a bucket", reason="FieldValueRequired"),
+    cel("self.type == 'S3' || !has(self.s3)",
+        "spec.s3 is only allowed when spec.type is S3", reason="FieldValueForbidden"),
+    cel("self.type != 'Local' || has(self.local)",
+        "spec.type Local needs spec.local.path (a directory mounted into the operator)",
+        reason="FieldValueRequired"),
+    cel("self.type == 'Local' || !has(self.local)",
+        "spec.local is only allowed when spec.type is Local", reason="FieldValueForbidden"),
+)
+
+
+class ModelSourceSpec(K8sModel):
+    """Where models live. Exactly the sub-structure matching `type` may be set."""
+
+    model_config = K8sModel.model_config | {"json_schema_extra": validations(*_TYPE_RULES)}
+
+    type: SourceType = Field(description="HuggingFace, S3 or Local.")
+    hugging_face: HuggingFaceSource | None = Field(default=None, alias="huggingFace")
+    s3: S3Source | None = None
+    local: LocalSource | None = None
+
+    @model_validator(mode="after")
+    def _matching_settings(self) -> "ModelSourceSpec":
+        # The same rules as the CEL above, for clusters or tools that skip the schema.
+        present = {
+            SourceType.HUGGING_FACE: self.hugging_face is not None,
+            SourceType.S3: self.s3 is not None,
+            SourceType.LOCAL: self.local is not None,
+        }
+        extra = [t.value for t, there in present.items() if there and t != self.type]
+        if extra:
+            raise ValueError(f"settings for {', '.join(extra)} given but type is {self.type.value}")
+        if self.type == SourceType.S3 and self.s3 is None:
+            raise ValueError("type S3 needs spec.s3 with at least a bucket")
+        if self.type == SourceType.LOCAL and self.local is None:
+            raise ValueError("type Local needs spec.local.path")
+        return self
+
+    @property
+    def settings(self) -> HuggingFaceSource | S3Source | LocalSource:
+        if self.type == SourceType.LOCAL:
+            assert self.local is not None
+            return self.local
+        if self.type == SourceType.S3:
+            assert self.s3 is not None
+            return self.s3
+        return self.hugging_face or HuggingFaceSource()
+
+
+class ModelSourceStatus(K8sModel):
+    """What the operator observed about the source."""
+
+    observed_generation: int | None = Field(default=None, alias="observedGeneration")
+    digest: str | None = Field(
+        default=None, description="SHA-256 of the spec; scans record the digest they used."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready: whether scans can use this source, and why not.",
+        json_schema_extra=CONDITIONS_LIST,
+    )
