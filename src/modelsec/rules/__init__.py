@@ -19,6 +19,11 @@ RULE_MODULES: tuple[str, ...] = (
     "model_architecture_backdoor",
     "approved_formats",
     "approved_location",
+    "license_exists",
+    "license_approved",
+    "organization_verified",
+    "organization_blocked",
+    "model_blocked",
 )
 
 
