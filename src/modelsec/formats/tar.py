@@ -1,0 +1,296 @@
+"""Tar archives, plain or compressed (gzip, bz2, xz, lzma, lz4), read as a stream.
+
+``tarfile`` parses headers in streaming mode over bytes we supply (decompressed by
+:mod:`modelsec.archive.decompress` under the expansion limits); nothing is extracted to
+disk. Each regular member is copied into a bounded spool and scanned by content. Names
+that escape the archive, links that point out of it and special files (devices, FIFOs)
+are findings.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from typing import IO, Any, ClassVar
+
+from modelsec.archive import names as member_names
+from modelsec.archive import threats
+from modelsec.archive.decompress import BOMB_FLOOR, BombDetected, DecodeStream, sniff_codec
+from modelsec.archive.members import decode_head, scan_pickle
+from modelsec.bytesource import (
+    ByteSource,
+    BytesSource,
+    LimitExceeded,
+    SliceSource,
+    SpooledSource,
+    as_stream,
+    iter_chunks,
+)
+from modelsec.context import ScanContext
+from modelsec.formats.base import HEAD_SIZE, FormatCategory, FormatScanner
+
+BLOCK = 512
+MAX_META_HEADER = 1 << 20  # pax / GNU long-name headers are read whole by tarfile
+_META_TYPES = (
+    tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
+    tarfile.SOLARIS_XHDTYPE,
+)
+# Very old torch.save wrote a tar whose members 'pickle' and 'sys_info' are unpickled.
+_TORCH_TAR_PICKLES = {"pickle", "sys_info"}
+
+
+def is_tar_header(block: bytes) -> bool:
+    """A ustar/GNU header, or a v7 header whose checksum is right."""
+    if len(block) < BLOCK:
+        return False
+    if block[257:263] in (b"ustar\x00", b"ustar "):
+        return _checksum_ok(block)
+    return block[0] != 0 and _checksum_ok(block)
+
+
+def _checksum_ok(block: bytes) -> bool:
+    field = block[148:156].replace(b"\x00", b" ").strip()
+    try:
+        declared = int(field, 8)
+    except ValueError:
+        return False
+    unsigned = sum(block[:148]) + 8 * 32 + sum(block[156:BLOCK])
+    signed = unsigned - sum(b for b in block[:148] + block[156:BLOCK] if b > 127) * 2
+    return declared in (unsigned, signed)
+
+
+def compressed_tar_codec(head: bytes) -> str | None:
+    codec = sniff_codec(head)
+    if codec is None or codec == "zlib":
+        return None
+    try:
+        first = decode_head(DecodeStream(BytesSource(head), 0, len(head), codec), BLOCK)
+    except Exception:
+        return None
+    return codec if is_tar_header(first) else None
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """tarfile reads pax and long-name headers into memory in one piece: bound them."""
+
+    def _proc_member(self, tarfile: Any) -> Any:  # noqa: A002 - tarfile's own signature
+        if self.type in _META_TYPES and self.size > MAX_META_HEADER:
+            raise LimitExceeded(
+                f"tar extended header of {self.size} bytes exceeds {MAX_META_HEADER}"
+            )
+        return super()._proc_member(tarfile)
+
+
+class TarScanner(FormatScanner):
+    name: ClassVar[str] = "tar"
+    category: ClassVar[FormatCategory] = FormatCategory.CONTAINER
+    priority: ClassVar[int] = 25  # before the compressed-stream scanner
+
+    def detect(self, head: bytes, source: ByteSource, filename: str) -> bool:
+        return is_tar_header(head[:BLOCK]) or compressed_tar_codec(head) is not None
+
+    def scan(self, source: ByteSource, ctx: ScanContext) -> None:
+        head = source.read_at(0, HEAD_SIZE)
+        decoder: DecodeStream | None = None
+        stream: IO[bytes]
+        if is_tar_header(head[:BLOCK]):
+            stream = as_stream(source)
+        else:
+            codec = compressed_tar_codec(head)
+            if codec is None:
+                ctx.report(threats.MALFORMED_ARCHIVE.at(ctx.path, "not a tar archive"))
+                return
+            decoder = DecodeStream(
+                source, 0, source.size, codec,
+                account=ctx.account_expansion,
+                max_ratio=ctx.limits.max_expansion_ratio,
+                what=f"{codec} stream",
+            )
+            stream = io.BufferedReader(decoder, buffer_size=1 << 20)
+        _TarScan(source, ctx, stream, decoder).run()
+
+
+class _TarScan:
+    def __init__(
+        self, source: ByteSource, ctx: ScanContext, stream: IO[bytes], decoder: DecodeStream | None
+    ) -> None:
+        self.source = source
+        self.ctx = ctx
+        self.stream = stream
+        self.decoder = decoder
+        self.seen: dict[str, int] = {}
+        self.displays: set[str] = set()
+
+    def run(self) -> None:
+        ctx = self.ctx
+        try:
+            archive = tarfile.open(fileobj=self.stream, mode="r|", tarinfo=_BoundedTarInfo)
+            end = self._members(archive)
+        except BombDetected as exc:
+            ctx.report(threats.DECOMPRESSION_BOMB.at(ctx.path, str(exc)))
+            return
+        except LimitExceeded as exc:
+            ctx.incomplete(f"{exc}; the rest of the archive was not inspected", threats.INCOMPLETE_LIMIT)
+            return
+        except (tarfile.TarError, ValueError, EOFError, OSError, UnicodeError) as exc:
+            message = f"tar structure: {type(exc).__name__}: {exc}"
+            if self.decoder is not None and self.decoder.error:
+                message = f"{self.decoder.error}; members before the damage were scanned"
+            ctx.report(threats.MALFORMED_ARCHIVE.at(ctx.path, message))
+            return
+        if end is not None:
+            self._check_trailing(end)
+
+    def _members(self, archive: tarfile.TarFile) -> int | None:
+        """Scan every member; the offset just after the last one, or None if the member
+        limit stopped the scan."""
+        while True:
+            member = archive.next()
+            archive.members.clear()  # stream mode keeps every header otherwise
+            if member is None:
+                return archive.offset
+            if not self.ctx.count_member():
+                return None
+            self._member(archive, member)
+
+    def _display(self, name: str) -> str:
+        display, n = name, 2
+        while display in self.displays:
+            display = f"{name}#{n}"
+            n += 1
+        self.displays.add(display)
+        return display
+
+    def _member(self, archive: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        ctx = self.ctx
+        name = member.name
+        display = self._display(name)
+        path = ctx.member_path(display)
+        member_names.report_name(ctx, name, display)
+        key = member_names.normalized(name)
+        self.seen[key] = self.seen.get(key, 0) + 1
+        if self.seen[key] == 2 and not member.isdir():
+            ctx.report(
+                threats.DUPLICATE_NAME.at(
+                    ctx.member_path(name),
+                    f"member name {name!r} appears more than once; every copy was scanned",
+                    subject=name,
+                )
+            )
+        if member.issym() or member.islnk():
+            kind = "symlink" if member.issym() else "hard link"
+            if member_names.link_escapes(name, member.linkname, hard=member.islnk()):
+                ctx.report(
+                    threats.LINK_ESCAPE.at(
+                        path,
+                        f"{kind} {name!r} points to {member.linkname!r}, outside the archive",
+                        subject=member.linkname,
+                    )
+                )
+            return
+        if member.ischr() or member.isblk() or member.isfifo():
+            kind = "character device" if member.ischr() else "block device" if member.isblk() else "FIFO"
+            ctx.report(threats.SPECIAL_FILE.at(path, f"member is a {kind}"))
+            return
+        if member.isdir():
+            return
+        self._regular(archive, member, display)
+
+    def _regular(self, archive: tarfile.TarFile, member: tarfile.TarInfo, display: str) -> None:
+        ctx = self.ctx
+        path = ctx.member_path(display)
+        if member.size > ctx.limits.max_spool_bytes:
+            ctx.incomplete(
+                f"member of {member.size} bytes exceeds the {ctx.limits.max_spool_bytes}-byte "
+                "limit; not inspected",
+                threats.INCOMPLETE_LIMIT,
+                path,
+            )
+            return
+        if member.issparse():
+            stored = sum(size for _offset, size in member.sparse or [])
+            ratio = ctx.limits.max_expansion_ratio
+            if member.size > BOMB_FLOOR and member.size > ratio * max(stored, 1):
+                ctx.report(
+                    threats.DECOMPRESSION_BOMB.at(
+                        path,
+                        f"sparse member expands {stored} stored bytes to {member.size}",
+                    )
+                )
+                return
+            ctx.account_expansion(member.size - stored)
+        data = archive.extractfile(member)
+        if data is None:
+            return
+        spool = SpooledSource(data, ctx.limits.max_spool_bytes, what=f"member {display}")
+        try:
+            if spool.size < member.size:
+                ctx.report(
+                    threats.MALFORMED_ARCHIVE.at(
+                        path, f"member holds {spool.size} of its {member.size} bytes"
+                    )
+                )
+            if "/" not in member.name.strip("/") and member.name.strip("/") in _TORCH_TAR_PICKLES:
+                scan_pickle(ctx, spool, display)
+            else:
+                ctx.scan_member(spool, display)
+        finally:
+            spool.close()
+
+    def _check_trailing(self, end: int) -> None:
+        """Data after the end-of-archive blocks (GNU ``tar -i`` still reads it)."""
+        ctx = self.ctx
+        if self.decoder is None:
+            start = end + 2 * BLOCK
+            for offset, chunk in _chunks_from(self.source, start):
+                stripped = chunk.lstrip(b"\x00")
+                if stripped:
+                    first = offset + len(chunk) - len(stripped)
+                    ctx.report(
+                        threats.TRAILING_DATA.at(
+                            ctx.path,
+                            f"non-zero data at offset {first}, after the end of the tar archive; "
+                            "it was scanned separately",
+                            offset=first,
+                        )
+                    )
+                    ctx.scan_member(
+                        SliceSource(self.source, first, self.source.size - first), "<trailing>"
+                    )
+                    return
+            return
+        try:
+            while True:
+                chunk = self.stream.read(1 << 20)
+                if not chunk:
+                    break
+                if chunk.strip(b"\x00"):
+                    ctx.report(
+                        threats.TRAILING_DATA.at(
+                            ctx.path, "non-zero data follows the end of the tar archive"
+                        )
+                    )
+                    return
+        except BombDetected as exc:
+            ctx.report(threats.DECOMPRESSION_BOMB.at(ctx.path, str(exc)))
+            return
+        if self.decoder.error:
+            ctx.report(threats.MALFORMED_ARCHIVE.at(ctx.path, self.decoder.error))
+        elif self.decoder.trailing_offset is not None:
+            ctx.report(
+                threats.TRAILING_DATA.at(
+                    ctx.path,
+                    "data follows the compressed stream",
+                    offset=self.decoder.trailing_offset,
+                )
+            )
+
+
+def _chunks_from(source: ByteSource, start: int) -> Any:
+    offset = start
+    for chunk in iter_chunks(source, start):
+        yield offset, chunk
+        offset += len(chunk)
+
+
+SCANNER = TarScanner()
