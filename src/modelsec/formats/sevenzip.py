@@ -1,0 +1,286 @@
+"""7z archives through py7zr: list first (limits, names, links, encryption), then decode
+members into bounded spools that are scanned by content as each member completes.
+
+Nothing is written to a user directory: py7zr hands every member to our writer factory.
+py7zr refuses member names that would escape an extraction directory; since nothing is
+extracted, members are given neutral names for decoding and reported under their own.
+"""
+
+from __future__ import annotations
+
+import io
+import stat
+import tempfile
+from typing import Any, ClassVar
+
+from modelsec.archive import names as member_names
+from modelsec.archive import threats
+from modelsec.archive.decompress import BOMB_FLOOR, BombDetected
+from modelsec.bytesource import ByteSource, LimitExceeded, as_stream
+from modelsec.context import ScanContext
+from modelsec.formats.base import FormatCategory, FormatScanner
+
+MAGIC = b"7z\xbc\xaf\x27\x1c"
+LINK_TARGET_LIMIT = 4096
+_NEUTRAL = "modelsec-7z-member-{}"
+
+
+class _TempSource:
+    """A finished member spool as a ByteSource."""
+
+    def __init__(self, spool: "tempfile.SpooledTemporaryFile[bytes]", size: int) -> None:
+        self._spool = spool
+        self._size = size
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0:
+            raise ValueError("negative offset or length")
+        self._spool.seek(offset)
+        return self._spool.read(length)
+
+
+class _Member:
+    def __init__(self, name: str, display: str, is_link: bool) -> None:
+        self.name = name
+        self.display = display
+        self.is_link = is_link
+        self.done = False
+
+
+class _Run:
+    """State of one extraction: budgets, members by neutral name, scanning on completion."""
+
+    def __init__(self, ctx: ScanContext, archive_size: int) -> None:
+        self.ctx = ctx
+        self.archive_size = max(archive_size, 1)
+        self.members: dict[str, _Member] = {}
+        self.written = 0
+
+    def charge(self, n: int) -> None:
+        self.written += n
+        self.ctx.account_expansion(n)
+        ratio = self.ctx.limits.max_expansion_ratio
+        if self.written > BOMB_FLOOR and self.written > ratio * self.archive_size:
+            raise BombDetected(
+                f"7z archive expands more than {ratio:g} times ({self.written} bytes from "
+                f"{self.archive_size})"
+            )
+
+    def finished(self, member: _Member, source: _TempSource) -> None:
+        member.done = True
+        ctx = self.ctx
+        if member.is_link:
+            target = source.read_at(0, LINK_TARGET_LIMIT).decode("utf-8", errors="replace")
+            if member_names.link_escapes(member.name, target):
+                ctx.report(
+                    threats.LINK_ESCAPE.at(
+                        ctx.member_path(member.display),
+                        f"symlink member {member.name!r} points to {target!r}, outside the "
+                        "archive",
+                        subject=target,
+                    )
+                )
+            return
+        ctx.scan_member(source, member.display)
+
+
+def _writer_classes() -> tuple[type, type]:
+    from py7zr.io import Py7zIO, WriterFactory  # py7zr is only imported for 7z files
+
+    class SpoolWriter(Py7zIO):  # type: ignore[misc,valid-type]
+        def __init__(self, run: _Run, member: _Member) -> None:
+            self._run = run
+            self._member = member
+            self._spool: tempfile.SpooledTemporaryFile[bytes] = tempfile.SpooledTemporaryFile(
+                max_size=8 << 20
+            )
+            self._size = 0
+
+        def write(self, s: bytes | bytearray) -> int:
+            self._size += len(s)
+            limit = self._run.ctx.limits.max_spool_bytes
+            if self._size > limit:
+                raise LimitExceeded(
+                    f"member {self._member.display} expands past the limit of {limit} bytes"
+                )
+            self._run.charge(len(s))
+            return self._spool.write(s)
+
+        def read(self, size: int | None = None) -> bytes:
+            return self._spool.read(size)
+
+        def seek(self, offset: int, whence: int = 0) -> int:
+            return self._spool.seek(offset, whence)
+
+        def flush(self) -> None:
+            pass
+
+        def size(self) -> int:
+            return self._size
+
+        def close(self) -> None:
+            # py7zr calls close() only once a member decoded completely (CRC checked).
+            try:
+                self._run.finished(self._member, _TempSource(self._spool, self._size))
+            finally:
+                self._spool.close()
+
+    class Factory(WriterFactory):  # type: ignore[misc,valid-type]
+        def __init__(self, run: _Run) -> None:
+            self._run = run
+
+        def create(self, filename: str) -> Any:
+            member = self._run.members.get(filename.rsplit("/", 1)[-1])
+            if member is None:  # a name we did not assign: never happens, but fail closed
+                raise LimitExceeded(f"unexpected 7z member {filename!r}")
+            return SpoolWriter(self._run, member)
+
+    return SpoolWriter, Factory
+
+
+class SevenZipScanner(FormatScanner):
+    name: ClassVar[str] = "7z"
+    category: ClassVar[FormatCategory] = FormatCategory.CONTAINER
+    priority: ClassVar[int] = 10
+
+    def detect(self, head: bytes, source: ByteSource, filename: str) -> bool:
+        return head.startswith(MAGIC)
+
+    def scan(self, source: ByteSource, ctx: ScanContext) -> None:
+        import py7zr
+        from py7zr import exceptions as p7e
+
+        try:
+            archive = py7zr.SevenZipFile(as_stream(source), mode="r")
+        except p7e.PasswordRequired:
+            ctx.incomplete(
+                "7z archive has encrypted headers; its contents cannot be listed without the "
+                "password",
+                threats.INCOMPLETE_ENCRYPTED,
+            )
+            return
+        except (p7e.ArchiveError, EOFError, ValueError, KeyError, IndexError, TypeError, OSError) as exc:
+            ctx.report(threats.MALFORMED_ARCHIVE.at(ctx.path, f"7z structure: {type(exc).__name__}: {exc}"))
+            return
+        try:
+            self._scan_archive(archive, source, ctx, p7e)
+        finally:
+            archive.close()
+
+    def _scan_archive(self, archive: Any, source: ByteSource, ctx: ScanContext, p7e: Any) -> None:
+        run = _Run(ctx, source.size)
+        seen: dict[str, int] = {}
+        displays: set[str] = set()
+        declared = 0
+        targets: list[Any] = []
+        for f in archive.files:
+            if not ctx.count_member():
+                break
+            name = str(f.filename)
+            display = name
+            n = 2
+            while display in displays:
+                display = f"{name}#{n}"
+                n += 1
+            displays.add(display)
+            member_names.report_name(ctx, name, display)
+            key = member_names.normalized(name)
+            seen[key] = seen.get(key, 0) + 1
+            if seen[key] == 2 and not f.is_directory:
+                ctx.report(
+                    threats.DUPLICATE_NAME.at(
+                        ctx.member_path(name),
+                        f"member name {name!r} appears more than once; every copy was scanned",
+                        subject=name,
+                    )
+                )
+            mode = _unix_mode(f)
+            if f.is_directory:
+                continue
+            if mode is not None and (
+                stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+            ):
+                ctx.report(
+                    threats.SPECIAL_FILE.at(
+                        ctx.member_path(display), f"member is a special file (mode {oct(mode)})"
+                    )
+                )
+                continue
+            size = int(f.uncompressed or 0)
+            if size > ctx.limits.max_spool_bytes:
+                ctx.incomplete(
+                    f"member of {size} bytes exceeds the {ctx.limits.max_spool_bytes}-byte "
+                    "limit; not inspected",
+                    threats.INCOMPLETE_LIMIT,
+                    ctx.member_path(display),
+                )
+                continue
+            declared += size
+            neutral = _NEUTRAL.format(f.id)
+            run.members[neutral] = _Member(name, display, bool(f.is_symlink))
+            targets.append((f, neutral))
+        ratio = ctx.limits.max_expansion_ratio
+        if declared > BOMB_FLOOR and declared > ratio * max(source.size, 1):
+            ctx.report(
+                threats.DECOMPRESSION_BOMB.at(
+                    ctx.path,
+                    f"7z archive declares {declared} bytes from {source.size} (more than "
+                    f"{ratio:g} times); not decompressed",
+                )
+            )
+            return
+        if archive.needs_password():
+            for _f, neutral in targets:
+                member = run.members[neutral]
+                ctx.incomplete(
+                    "7z member is encrypted; its content cannot be inspected without the "
+                    "password",
+                    threats.INCOMPLETE_ENCRYPTED,
+                    ctx.member_path(member.display),
+                )
+            return
+        if not targets:
+            return
+        for f, neutral in targets:
+            f._file_info["filename"] = neutral  # decode under a name py7zr accepts
+        _, factory = _writer_classes()
+        try:
+            archive.extract(targets=[neutral for _f, neutral in targets], factory=factory(run))
+        except BombDetected as exc:
+            ctx.report(threats.DECOMPRESSION_BOMB.at(ctx.path, str(exc)))
+        except LimitExceeded as exc:
+            ctx.incomplete(f"{exc}; failing closed", threats.INCOMPLETE_LIMIT)
+        except p7e.UnsupportedCompressionMethodError as exc:
+            ctx.incomplete(
+                f"7z compression method not supported: {exc}", threats.INCOMPLETE_UNSUPPORTED_METHOD
+            )
+        except p7e.PasswordRequired:
+            ctx.incomplete("7z member is encrypted", threats.INCOMPLETE_ENCRYPTED)
+        except (p7e.ArchiveError, EOFError, ValueError, KeyError, IndexError, TypeError, OSError,
+                io.UnsupportedOperation) as exc:
+            ctx.report(
+                threats.MALFORMED_ARCHIVE.at(
+                    ctx.path, f"7z data: {type(exc).__name__}: {exc}; earlier members were scanned"
+                )
+            )
+        except Exception as exc:  # lzma/bz2/zstd codec errors surface as assorted types
+            ctx.report(
+                threats.MALFORMED_ARCHIVE.at(
+                    ctx.path, f"7z data: {type(exc).__name__}: {exc}; earlier members were scanned"
+                )
+            )
+
+
+def _unix_mode(f: Any) -> int | None:
+    try:
+        mode = f._get_unix_extension()
+    except Exception:
+        return None
+    return int(mode) if mode is not None else None
+
+
+SCANNER = SevenZipScanner()
