@@ -20,6 +20,11 @@ FORMAT_MODULES: tuple[str, ...] = (
     "tf_savedmodel",
     "zip",
     "numpy_npy",
+    "safetensors",
+    "pytorch_legacy",
+    "compressed",
+    "tar",
+    "sevenzip",
 )
 
 
