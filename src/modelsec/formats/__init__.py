@@ -16,6 +16,7 @@ from modelsec.formats.base import DirectoryAnalyzer, FormatScanner
 
 FORMAT_MODULES: tuple[str, ...] = (
     "keras_h5",
+    "tflite",
     "keras_config",
     "tf_savedmodel",
     "zip",

@@ -365,3 +365,8 @@ def detect_kind(root: Message) -> str | None:
         if first and any(g.number == 5 and root.read_prefix(g, 1) == b"{" for g in first):
             return "keras_metadata"
     return None
+
+
+def read_node_def(node: Message, scope: str, out: GraphSummary) -> None:
+    """One standalone NodeDef (TFLite Flex ops embed them) into ``out``."""
+    _read_node(node, scope, out)
