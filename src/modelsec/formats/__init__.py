@@ -15,6 +15,7 @@ import importlib
 from modelsec.formats.base import DirectoryAnalyzer, FormatScanner
 
 FORMAT_MODULES: tuple[str, ...] = (
+    "onnx",
     "keras_h5",
     "tflite",
     "keras_config",
