@@ -66,7 +66,7 @@ class CommonConfig(BaseModel):
         description="Longest single wait, also the cap on a server's Retry-After.",
     )
     block_size: int = Field(
-        default=64 << 10, ge=4 << 10, le=64 << 20,
+        default=16 << 10, ge=4 << 10, le=64 << 20,
         validation_alias=AliasChoices("blockSize", "block_size"),
         description="Range-read granularity in bytes (small reads coalesce into blocks).",
     )

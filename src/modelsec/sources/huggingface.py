@@ -103,6 +103,13 @@ class Hub:
         status = None
         if isinstance(exc, HfHubHTTPError) and exc.response is not None:
             status = exc.response.status_code
+        error_code = exc.response.headers.get("X-Error-Code") if status is not None else None  # type: ignore[union-attr]
+        if status == 401 and authed and error_code not in ("RepoNotFound", "GatedRepo"):
+            return SourceFailure(
+                ACCESS_DENIED,
+                f"{self.shown_endpoint} rejected the credentials for {uri} (HTTP 401: invalid or "
+                "expired token)",
+            )
         if isinstance(exc, RepositoryNotFoundError) or (status in (401, 404) and path is None):
             if status == 401:
                 return SourceFailure(

