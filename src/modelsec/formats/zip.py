@@ -15,6 +15,7 @@ import zlib
 from dataclasses import dataclass
 from typing import ClassVar
 
+from modelsec import formats
 from modelsec.archive import names as member_names
 from modelsec.archive import threats, zipflavour, zipparse
 from modelsec.archive.decompress import BOMB_FLOOR, DecodeStream, UnsupportedCodec
@@ -75,16 +76,34 @@ class ZipScanner(FormatScanner):
             return False
         layout = ZipLayout(size=source.size)
         zipparse.parse_central(source, layout, max_entries=1)
-        return bool(layout.entries) and source.read_at(
-            layout.entries[0].local_offset, 4
-        ) == zipparse.LOCAL_SIG
+        if not layout.entries or source.read_at(layout.entries[0].local_offset, 4) != (
+            zipparse.LOCAL_SIG
+        ):
+            return False
+        # A zip that is the last member of another container (a tar, a compressed stream)
+        # is reached through that container's own members; only claim data that no other
+        # container explains.
+        return not any(
+            other is not self
+            and other.category == FormatCategory.CONTAINER
+            and _claims(other, head, source, filename)
+            for other in formats.scanners()
+        )
 
     def scan(self, source: ByteSource, ctx: ScanContext) -> None:
-        layout = zipparse.parse(source, ctx.limits.max_members)
+        # one entry past the limit, so that count_member reports the limit being reached
+        layout = zipparse.parse(source, ctx.limits.max_members + 1)
         recorded = [e.name for e in layout.entries] or [h.name for h in layout.walked]
         flavour = zipflavour.classify(recorded)
         ctx.set_format(flavour, zipflavour.CATEGORIES[flavour])
         _ArchiveScan(source, ctx, layout, flavour).run()
+
+
+def _claims(scanner: FormatScanner, head: bytes, source: ByteSource, filename: str) -> bool:
+    try:
+        return scanner.detect(head, source, filename)
+    except Exception:
+        return False
 
 
 class _ArchiveScan:
