@@ -27,6 +27,9 @@ FORMAT_MODULES: tuple[str, ...] = (
     "compressed",
     "tar",
     "sevenzip",
+    "json_config",
+    "jinja_template",
+    "yaml_config",
 )
 
 

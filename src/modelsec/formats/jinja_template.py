@@ -1,0 +1,66 @@
+"""Standalone Jinja templates (``chat_template.jinja``, ``*.j2``, ``*.template``, files in
+``additional_chat_templates/``), analysed statically: parsed into an AST, never rendered.
+
+Recognised by content: UTF-8 text that contains ``{{`` or ``{%`` and parses as a Jinja
+template. The file name breaks ties only: a template-like name claims a file with Jinja
+delimiters that does not parse (so the failure is reported, not ignored), and a YAML name
+leaves the file to the YAML scanner.
+"""
+
+from __future__ import annotations
+
+from jinja2 import nodes
+
+from modelsec.bytesource import ByteSource, LimitExceeded
+from modelsec.context import ScanContext
+from modelsec.formats.base import FormatCategory, FormatScanner
+from modelsec.formats.config_common import decode_text, head_is_text
+from modelsec.templates import MAX_TEMPLATE_CHARS, has_markers, report
+from modelsec.templates.parsing import parse
+
+TEMPLATE_SUFFIXES = (".jinja", ".jinja2", ".j2", ".template", ".tmpl", ".tpl")
+YAML_SUFFIXES = (".yaml", ".yml")
+MAX_TEMPLATE_BYTES = MAX_TEMPLATE_CHARS * 4  # UTF-8 upper bound
+
+
+def template_named(filename: str) -> bool:
+    lower = filename.lower()
+    return lower.endswith(TEMPLATE_SUFFIXES) or "chat_template" in lower
+
+
+def _has_logic(tree: nodes.Template) -> bool:
+    """Anything beyond literal text: an expression or a statement."""
+    return any(not isinstance(n, (nodes.Output, nodes.TemplateData)) for n in tree.find_all(nodes.Node))
+
+
+class JinjaTemplateScanner(FormatScanner):
+    name = "jinja"
+    category = FormatCategory.AUXILIARY
+    priority = 82
+
+    def detect(self, head: bytes, source: ByteSource, filename: str) -> bool:
+        if filename.lower().endswith(YAML_SUFFIXES):
+            return False
+        if source.size > MAX_TEMPLATE_BYTES or not head_is_text(head, source):
+            return False
+        data = head if source.size <= len(head) else source.read_at(0, source.size)
+        text = decode_text(data)
+        if text is None or not has_markers(text):
+            return False
+        if template_named(filename):
+            return True
+        result = parse(text)
+        return result.tree is not None and _has_logic(result.tree)
+
+    def scan(self, source: ByteSource, ctx: ScanContext) -> None:
+        if source.size > MAX_TEMPLATE_BYTES:
+            raise LimitExceeded(f"template of {source.size} bytes exceeds {MAX_TEMPLATE_BYTES}")
+        data = source.read_at(0, source.size)
+        text = decode_text(data)
+        if text is None:
+            # Loaders read templates as UTF-8; analyse what a lenient reader would see.
+            text = data.decode("utf-8", errors="replace")
+        report(ctx, text, "", strict=True)
+
+
+SCANNER = JinjaTemplateScanner()

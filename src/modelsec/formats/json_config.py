@@ -1,0 +1,129 @@
+"""JSON configs (``config.json``, ``tokenizer_config.json``, ``chat_template.json``, shard
+indexes, anything else in JSON): parsed with bounded size, every value that is a template
+analysed statically, duplicate keys reported.
+
+Detection is by content: the text starts with ``{`` or ``[`` followed by what JSON allows
+there (small files must parse entirely). It runs after format-specific JSON detectors such
+as Keras configs (priority 30) and before templates and plain text.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from modelsec.bytesource import ByteSource, LimitExceeded
+from modelsec.context import ScanContext
+from modelsec.formats.base import FormatCategory, FormatScanner
+from modelsec.formats.config_common import (
+    CONFIG_UNPARSEABLE,
+    DUPLICATE_KEY,
+    decode_text,
+    head_is_text,
+)
+from modelsec.templates.config_walk import iter_json_candidates, report_candidates
+
+_WS = b" \t\r\n"
+_VALUE_START = b'{["-0123456789tfnNI'
+MAX_DUPLICATES_REPORTED = 20
+
+
+class _Duplicates:
+    """An ``object_pairs_hook`` that keeps the values of repeated keys for analysis."""
+
+    def __init__(self) -> None:
+        self.found: list[tuple[str, Any]] = []
+
+    def __call__(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out = dict(pairs)
+        if len(out) != len(pairs):
+            seen: set[str] = set()
+            for key, value in pairs:
+                if key in seen:
+                    self.found.append((key, value))
+                seen.add(key)
+        return out
+
+
+def parse_json(text: str) -> tuple[Any, list[tuple[str, Any]]]:
+    """The parsed value and the (key, value) pairs shadowed by duplicate keys.
+    Raises ValueError/RecursionError for what is not JSON."""
+    dups = _Duplicates()
+    value = json.loads(text, object_pairs_hook=dups)
+    return value, dups.found
+
+
+def looks_like_json(head: bytes, source: ByteSource) -> bool:
+    if not head_is_text(head, source):
+        return False
+    body = head[3:] if head.startswith(b"\xef\xbb\xbf") else head
+    body = body.lstrip(_WS)
+    if not body or body[:1] not in b"{[":
+        return False
+    if body.startswith((b"{{", b"{%", b"{#")):
+        return False  # a Jinja template, not JSON
+    if source.size <= len(head):
+        text = decode_text(head)
+        if text is None:
+            return False
+        try:
+            parse_json(text)
+        except (ValueError, RecursionError):
+            return False
+        return True
+    rest = body[1:].lstrip(_WS)
+    if body[:1] == b"{":
+        return rest[:1] in (b'"', b"}")
+    return rest[:1] == b"]" or rest[:1] in [bytes([c]) for c in _VALUE_START]
+
+
+class JsonConfigScanner(FormatScanner):
+    name = "json"
+    category = FormatCategory.AUXILIARY
+    priority = 80
+
+    def detect(self, head: bytes, source: ByteSource, filename: str) -> bool:
+        return looks_like_json(head, source)
+
+    def scan(self, source: ByteSource, ctx: ScanContext) -> None:
+        limit = ctx.limits.max_header_bytes
+        if source.size > limit:
+            raise LimitExceeded(
+                f"JSON of {source.size} bytes exceeds the {limit}-byte limit for configs; "
+                "its values (templates) were not inspected"
+            )
+        text = decode_text(source.read_at(0, source.size))
+        if text is None:
+            ctx.incomplete("JSON is not UTF-8 text; its values were not inspected", CONFIG_UNPARSEABLE)
+            return
+        try:
+            value, duplicates = parse_json(text)
+        except RecursionError:
+            ctx.incomplete("JSON nests too deeply to parse; its values were not inspected", CONFIG_UNPARSEABLE)
+            return
+        except ValueError as exc:
+            ctx.incomplete(f"not valid JSON ({exc}); its values were not inspected", CONFIG_UNPARSEABLE)
+            return
+        report_duplicates(ctx, duplicates)
+        report_candidates(ctx, iter_json_candidates(value, extra=duplicates))
+
+
+def report_duplicates(ctx: ScanContext, duplicates: list[tuple[str, Any]]) -> None:
+    for key, _value in duplicates[:MAX_DUPLICATES_REPORTED]:
+        ctx.report(
+            DUPLICATE_KEY.at(
+                ctx.path,
+                f"key {key!r} appears more than once in one object; readers disagree on which "
+                "value wins",
+                subject=key,
+            )
+        )
+    if len(duplicates) > MAX_DUPLICATES_REPORTED:
+        ctx.report(
+            DUPLICATE_KEY.at(
+                ctx.path, f"{len(duplicates)} duplicate keys in total", subject="(more)"
+            )
+        )
+
+
+SCANNER = JsonConfigScanner()
