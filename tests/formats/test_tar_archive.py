@@ -1,0 +1,147 @@
+"""Tar archives, plain and compressed, benign (tarfile) and hostile (hand-set headers)."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import tarfile
+
+import pytest
+from containers_support import (
+    formats_of,
+    incomplete_codes,
+    malicious_pickle,
+    scan_bytes,
+    stub_pickle,  # noqa: F401 - fixture
+    threats_of,
+)
+
+from modelsec.context import Limits
+
+
+def _tar(members: list[tuple[tarfile.TarInfo, bytes]], mode: str = "w") -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode=mode) as t:
+        for info, data in members:
+            info.size = len(data) if info.isreg() else 0
+            t.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    return buf.getvalue()
+
+
+def _info(name: str, kind: bytes = tarfile.REGTYPE, linkname: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = linkname
+    return info
+
+
+@pytest.mark.parametrize("mode", ["w", "w:gz", "w:bz2", "w:xz"])
+def test_benign_tar_members_scanned_by_content(mode: str) -> None:
+    data = _tar([(_info("model/config.json"), b'{"a": 1}'), (_info("model/w.bin"), os.urandom(3000))], mode)
+    result = scan_bytes(data, "model.tar")
+    assert result.findings == [] and result.incompletes == []
+    found = formats_of(result)
+    assert found[""] == "tar"
+    assert {"model/config.json", "model/w.bin"} <= set(found)
+
+
+def test_pickle_member_of_compressed_tar(stub_pickle) -> None:  # noqa: F811
+    data = _tar([(_info("model/evil.bin"), malicious_pickle())], "w:gz")
+    result = scan_bytes(data, "model.tgz")
+    assert "MS-TEST-901" in threats_of(result)
+    assert stub_pickle.seen == ["model.tgz!model/evil.bin"]
+
+
+@pytest.mark.parametrize(
+    "info, code",
+    [
+        (_info("../../etc/cron.d/x"), "MS-ARC-001"),
+        (_info("/etc/passwd"), "MS-ARC-002"),
+        (_info("link", tarfile.SYMTYPE, "../../../home/u/.ssh/id_rsa"), "MS-ARC-003"),
+        (_info("a/b/link", tarfile.SYMTYPE, "/etc/shadow"), "MS-ARC-003"),
+        (_info("hard", tarfile.LNKTYPE, "../outside"), "MS-ARC-003"),
+        (_info("dev", tarfile.CHRTYPE), "MS-ARC-004"),
+        (_info("blk", tarfile.BLKTYPE), "MS-ARC-004"),
+        (_info("fifo", tarfile.FIFOTYPE), "MS-ARC-004"),
+    ],
+)
+def test_hostile_members(info: tarfile.TarInfo, code: str) -> None:
+    data = _tar([(_info("ok.txt"), b"fine"), (info, b"payload")])
+    assert code in threats_of(scan_bytes(data, "evil.tar"))
+
+
+def test_links_inside_the_tree_are_fine() -> None:
+    data = _tar(
+        [
+            (_info("blobs/abc"), b"weights"),
+            (_info("snapshots/main/model.bin", tarfile.SYMTYPE, "../../blobs/abc"), b""),
+            (_info("copy", tarfile.LNKTYPE, "blobs/abc"), b""),
+        ]
+    )
+    assert threats_of(scan_bytes(data, "hf-cache.tar")) == set()
+
+
+def test_duplicate_members(stub_pickle) -> None:  # noqa: F811
+    data = _tar([(_info("model.bin"), b"\x80\x02K\x01."), (_info("model.bin"), malicious_pickle())])
+    result = scan_bytes(data)
+    assert {"MS-ARC-005", "MS-TEST-901"} <= threats_of(result)
+
+
+def test_pax_header_bomb_is_bounded() -> None:
+    # A pax header claiming 2 GiB (tarfile would read it into memory in one piece).
+    info = _info("x")
+    block = info.tobuf(tarfile.USTAR_FORMAT)
+    pax = bytearray(tarfile.TarInfo("././@PaxHeader").tobuf(tarfile.USTAR_FORMAT))
+    pax[156] = ord(tarfile.XHDTYPE)
+    pax[124:136] = b"%011o\0" % (2 << 30)
+    pax[148:156] = b"        "
+    pax[148:155] = b"%06o\0" % sum(pax)
+    data = bytes(pax) + block + b"\0" * 1024
+    result = scan_bytes(data, "pax.tar")
+    assert "MS-ARC-023" in incomplete_codes(result)
+
+
+def test_sparse_member_bomb() -> None:
+    # Old GNU sparse member: 1 stored block standing for 1 GiB.
+    info = _info("sparse.bin", tarfile.GNUTYPE_SPARSE)
+    info.size = 512
+    buf = bytearray(info.tobuf(tarfile.GNU_FORMAT))
+    header = buf[-512:]
+    header[386:386 + 24] = b"%011o\0" % 0 + b"%011o\0" % 512  # one sparse entry
+    header[483:495] = b"%011o\0" % (1 << 30)  # realsize
+    header[148:156] = b"        "
+    header[148:155] = b"%06o\0" % sum(header)
+    buf[-512:] = header
+    data = bytes(buf) + b"\0" * 512 + b"\0" * 1024
+    assert "MS-ARC-006" in threats_of(scan_bytes(data, "sparse.tar"))
+
+
+def test_data_hidden_after_end_of_archive(stub_pickle) -> None:  # noqa: F811
+    hidden = _tar([(_info("evil.bin"), malicious_pickle())])
+    data = _tar([(_info("ok.txt"), b"fine")]) + hidden
+    result = scan_bytes(data, "two.tar")
+    assert {"MS-ARC-015", "MS-TEST-901"} <= threats_of(result)
+
+
+def test_truncated_tar_is_malformed() -> None:
+    data = _tar([(_info("a.bin"), os.urandom(4096))])[:2000]
+    assert "MS-ARC-013" in threats_of(scan_bytes(data, "cut.tar"))
+
+
+def test_corrupt_gzip_tar_reports_damage() -> None:
+    data = bytearray(_tar([(_info("a.bin"), os.urandom(20000))], "w:gz"))
+    data[len(data) // 2] ^= 0xFF
+    assert "MS-ARC-013" in threats_of(scan_bytes(bytes(data), "bad.tgz"))
+
+
+def test_gzip_bomb_tar() -> None:
+    body = _tar([(_info("zeros.bin"), b"\0" * (40 << 20))])
+    data = gzip.compress(body, 9)
+    assert "MS-ARC-006" in threats_of(scan_bytes(data, "bomb.tgz"))
+
+
+def test_member_larger_than_spool_limit_is_incomplete() -> None:
+    data = _tar([(_info("big.bin"), os.urandom(5000))])
+    result = scan_bytes(data, "big.tar", Limits(max_spool_bytes=4096))
+    assert "MS-ARC-023" in incomplete_codes(result)
