@@ -158,6 +158,9 @@ def run(args: argparse.Namespace) -> int:
         asyncio.run(_operate(config, configuration))
     except KeyboardInterrupt:
         pass
+    except KubeConfigError as exc:
+        print(f"modelsec operator: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -176,6 +179,8 @@ async def _operate(config: OperatorConfig, configuration: Any) -> None:
         pool=ScanPool(config.max_concurrent_scans, config.report_cache_size, config.scan_delay_seconds),
         identity=own_identity(),
     )
+    if config.peering:
+        await runtime.kube.ensure_peering(config.peering)
     server = metrics.serve(config.metrics_port, config.bind_address)
     liveness = (
         f"http://{config.bind_address}:{config.health_port}/healthz" if config.health_port else None

@@ -128,6 +128,26 @@ class Kube:
 
         return await asyncio.to_thread(call)
 
+    async def ensure_peering(self, name: str) -> None:
+        """kopf pauses a peering operator until it sees its ClusterKopfPeering object, and
+        does not create it: without this, a fresh cluster would wait forever."""
+
+        def call() -> None:
+            body = {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": name}}
+            try:
+                self._custom.create_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", body)
+            except ApiException as exc:
+                if exc.status == 409:
+                    return
+                if exc.status == 404:
+                    raise KubeConfigError(
+                        "peering needs the ClusterKopfPeering CRD: `kubectl apply -f crds/` "
+                        "(or `modelsec crds | kubectl apply -f -`), or run with --standalone"
+                    ) from None
+                raise
+
+        await asyncio.to_thread(call)
+
     async def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
         """Decoded data of a Secret, or None when it does not exist."""
         import base64

@@ -16,7 +16,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from modelsec import rules as rule_registry
 from modelsec.k8s.group import SecurityGroupResourceSpec
 from modelsec.k8s.source import ModelSourceSpec
 from modelsec.policy import Mode, SecurityGroup
@@ -157,7 +156,3 @@ def _group_reason(exc: ValidationError) -> str:
     if "invalid params" in text:
         return "InvalidParams"
     return "InvalidSpec"
-
-
-def known_rules() -> list[str]:
-    return sorted(rule_registry.registry())
