@@ -26,6 +26,7 @@ import base64
 import hashlib
 import json
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, TypeVar
 
@@ -80,7 +81,10 @@ class Bucket:
         self.ref = ref
         self.cfg = cfg
         self.name, _, self.key = ref.location.partition("/")
-        self.shown_endpoint = redact_url(cfg.endpoint) if cfg.endpoint else "AWS S3"
+        # boto3 itself honours AWS_ENDPOINT_URL(_S3); we only need it for messages and the
+        # addressing default.
+        self.endpoint = cfg.endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        self.shown_endpoint = redact_url(self.endpoint) if self.endpoint else "AWS S3"
         self.policy = remote_scan.policy_of(cfg)
         self.client = self._client()
 
@@ -95,7 +99,7 @@ class Bucket:
         secret = c.secret_access_key.get_secret_value() if c.secret_access_key else None
         if bool(key_id) != bool(secret):
             raise SourceFailure(CONFIG, "accessKeyId and secretAccessKey must be given together")
-        style = c.addressing_style or ("path" if c.endpoint else "auto")
+        style = c.addressing_style or ("path" if self.endpoint else "auto")
         try:
             session = boto3.session.Session(
                 aws_access_key_id=key_id,
@@ -106,7 +110,7 @@ class Bucket:
             config = Config(
                 connect_timeout=c.timeout,
                 read_timeout=c.timeout,
-                retries={"mode": "standard", "max_attempts": 1},  # we retry, bounded (retry.py)
+                retries={"mode": "standard", "total_max_attempts": 1},  # we retry, bounded (retry.py)
                 s3={"addressing_style": style},
                 signature_version=UNSIGNED if c.anonymous else None,
                 user_agent_extra="modelsec",
@@ -234,6 +238,8 @@ class Bucket:
         if version:
             kwargs["VersionId"] = version
         answer = self.call(lambda: self.client.head_object(**kwargs), f"s3://{self.name}/{key}")
+        if "ContentLength" not in answer:
+            raise SourceFailure(REMOTE_ERROR, f"s3://{self.name}/{key}: {self.shown_endpoint} did not say the object's size")
         return S3Object(
             key=key,
             size=int(answer["ContentLength"]),
