@@ -37,6 +37,12 @@ def _clip(text: str | None, limit: int = MAX_MESSAGE) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _patch(status: ModelScanStatus) -> dict[str, Any]:
+    """A merge patch of exactly the fields set: explicit Nones delete, untouched fields
+    (history, conditions) stay as they are on the server."""
+    return status.model_dump(by_alias=True, exclude_unset=True, mode="json")
+
+
 def _finding(f: Finding) -> FindingStatus:
     return FindingStatus(
         rule=f.rule,
@@ -72,7 +78,7 @@ def completed_status(
     findings = ordered_findings(verdict)
     incompletes = report.all_incompletes()
     dropped = sum(f.dropped_findings for f in report.files)
-    status = ModelScanStatus(
+    model = ModelScanStatus(
         phase=Phase.COMPLETED,
         outcome=verdict.outcome,
         reason=_clip(verdict.reason),
@@ -101,7 +107,8 @@ def completed_status(
         group_digest=group_digest,
         group_generation=group_generation,
         observed_generation=generation,
-    ).wire()
+    )
+    status = _patch(model)
     status["conditions"] = set_condition(
         conditions, "Ready", ConditionStatus.TRUE, verdict.outcome.value.title(), _clip(verdict.reason),
         generation,
@@ -115,20 +122,18 @@ def failed_status(
 ) -> dict[str, Any]:
     """No verdict could be produced: outcome ERROR, which admits nothing (fail closed)."""
     status: dict[str, Any] = {key: None for key in VERDICT_KEYS}
-    status.update(
-        ModelScanStatus(
-            phase=Phase.FAILED,
-            outcome=Outcome.ERROR,
-            reason=_clip(message),
-            completed_at=timestamp(),
-            scanner_version=modelsec.__version__,
-            worker=worker,
-            attempts=attempts,
-            group_digest=group_digest,
-            group_generation=group_generation,
-            observed_generation=generation,
-        ).wire()
-    )
+    status.update(_patch(ModelScanStatus(
+        phase=Phase.FAILED,
+        outcome=Outcome.ERROR,
+        reason=_clip(message),
+        completed_at=timestamp(),
+        scanner_version=modelsec.__version__,
+        worker=worker,
+        attempts=attempts,
+        group_digest=group_digest,
+        group_generation=group_generation,
+        observed_generation=generation,
+    )))
     status["conditions"] = set_condition(
         conditions, "Ready", ConditionStatus.FALSE, reason, _clip(message), generation
     )

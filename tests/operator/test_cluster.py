@@ -7,6 +7,7 @@ and never loaded.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -82,9 +83,14 @@ def workspace(models_root: Path, request: pytest.FixtureRequest, cluster: Any) -
         name = staticmethod(lambda suffix: f"{prefix}-{suffix}")
 
     yield Workspace
+    # Scans are named after their model; they are this test's when their group is.
     for plural in ("modelscans", "securitygroups", "modelsources"):
-        names = cluster.kubectl("get", plural, "-o", "name").stdout.split()
-        mine = [n for n in names if n.split("/", 1)[1].startswith(prefix)]
+        items = json.loads(cluster.kubectl("get", plural, "-o", "json").stdout)["items"]
+        mine = [
+            f"{plural}/{o['metadata']['name']}" for o in items
+            if o["metadata"]["name"].startswith(prefix)
+            or str(o.get("spec", {}).get("securityGroup", "")).startswith(prefix)
+        ]
         if mine:
             cluster.kubectl("delete", "--wait=false", *mine, check=False)
 

@@ -159,6 +159,7 @@ def test_findings_are_bounded_with_counts_and_blocking_first() -> None:
         "ApprovedFormats": MAX_FINDINGS + 10, "LoadTimeCodeExecution": 1,
     }
     assert status["conditions"][0]["type"] == "Ready" and status["conditions"][0]["reason"] == "Blocked"
+    assert "history" not in status  # a merge patch must leave the audit history alone
 
 
 def test_history_is_bounded_and_counts_what_it_drops() -> None:

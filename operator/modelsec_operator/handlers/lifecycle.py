@@ -26,7 +26,6 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=KOPF_PREFIX, key="last-handled-configuration"
     )
-    settings.persistence.finalizer = f"{GROUP}/operator"  # unused: no handler needs one
     settings.posting.level = logging.INFO
     # Scans run in our own bounded pool; kopf's executor only serves sync callbacks.
     settings.execution.max_workers = 4
