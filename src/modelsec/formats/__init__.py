@@ -30,6 +30,9 @@ FORMAT_MODULES: tuple[str, ...] = (
     "json_config",
     "jinja_template",
     "yaml_config",
+    "gguf",
+    "python_source",
+    "hf_repo",
 )
 
 
