@@ -17,6 +17,22 @@ from onnx import numpy_helper as nh
 from modelsec.bytesource import BytesSource
 from modelsec.engine import Engine, FileResult
 
+class CountingSource:
+    """A byte source that records how many bytes were asked for."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.requested = 0
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        self.requested += length
+        return self.data[offset : offset + length]
+
+
 FLOAT = TP.FLOAT
 INT64 = TP.INT64
 

@@ -26,6 +26,8 @@ from modelsec.protobuf_wire import (
     to_sint64,
 )
 
+from onnx_build import CountingSource
+
 
 def varint(n: int) -> bytes:
     n &= (1 << 64) - 1
@@ -50,22 +52,6 @@ def ld(number: int, payload: bytes) -> bytes:
 
 def fields_of(data: bytes, **kw) -> list:
     return list(Message(BytesSource(data), **kw).fields())
-
-
-class CountingSource:
-    """A source that records how many bytes were asked for."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.requested = 0
-
-    @property
-    def size(self) -> int:
-        return len(self.data)
-
-    def read_at(self, offset: int, length: int) -> bytes:
-        self.requested += length
-        return self.data[offset : offset + length]
 
 
 def test_decodes_every_wire_type() -> None:

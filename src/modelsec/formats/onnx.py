@@ -20,7 +20,7 @@ from modelsec.onnx import operators as ops
 from modelsec.onnx.dataflow import to_dataflow
 from modelsec.onnx.detect import looks_like_onnx
 from modelsec.onnx.model import OnnxModel
-from modelsec.onnx.reader import read_model
+from modelsec.onnx.reader import ReaderLimits, read_model
 from modelsec.protobuf_wire import BlockCache
 
 OPS = "KnownFrameworkOperators"
@@ -153,13 +153,14 @@ class OnnxScanner(FormatScanner):
     name = "onnx"
     category = FormatCategory.MODEL
     priority = 40
+    reader_limits = ReaderLimits()
 
     def detect(self, head: bytes, source: ByteSource, filename: str) -> bool:
         return looks_like_onnx(head, source)
 
     def scan(self, source: ByteSource, ctx: ScanContext) -> None:
         model_dir = _model_dir(source, ctx)
-        model = read_model(BlockCache(source))
+        model = read_model(BlockCache(source), self.reader_limits)
         self._report_read_problems(model, ctx)
         self._check_operators(model, ctx)
         self._check_external(model, model_dir, ctx)

@@ -163,34 +163,53 @@ class _Reader:
     # -- messages --------------------------------------------------------------------------
 
     def model(self, out: OnnxModel) -> None:
+        """Two passes over the top level: small fields first (so the opset imports are
+        known even if the graph is cut short or over a limit), then the graph, training
+        graphs and functions, in file order. A malformed top level stops the first pass;
+        what was located before it is still read, then the error is raised."""
         msg = Message(self.source, limits=self.wire)
-        for f in msg.fields():
-            n, w = f.number, f.wire_type
-            if n == M_IR_VERSION and w == VARINT:
-                out.ir_version = to_int64(f.value)
-            elif n == M_MODEL_VERSION and w == VARINT:
-                out.model_version = to_int64(f.value)
-            elif w != LEN:
-                continue
-            elif n == M_PRODUCER_NAME:
-                out.producer_name = self.text(msg, f)
-            elif n == M_PRODUCER_VERSION:
-                out.producer_version = self.text(msg, f)
-            elif n == M_DOMAIN:
-                out.domain = self.text(msg, f)
-            elif n == M_OPSET_IMPORT:
-                out.opset_imports.append(self.opset(msg.child(f)))
-            elif n == M_GRAPH:
+        heavy: list[Field] = []
+        error: WireError | None = None
+        try:
+            for f in msg.fields():
+                n, w = f.number, f.wire_type
+                if n == M_IR_VERSION and w == VARINT:
+                    out.ir_version = to_int64(f.value)
+                elif n == M_MODEL_VERSION and w == VARINT:
+                    out.model_version = to_int64(f.value)
+                elif w != LEN:
+                    continue
+                elif n == M_PRODUCER_NAME:
+                    out.producer_name = self.text(msg, f)
+                elif n == M_PRODUCER_VERSION:
+                    out.producer_version = self.text(msg, f)
+                elif n == M_DOMAIN:
+                    out.domain = self.text(msg, f)
+                elif n == M_OPSET_IMPORT:
+                    out.opset_imports.append(self.opset(msg.child(f)))
+                elif n in (M_GRAPH, M_TRAINING_INFO, M_FUNCTIONS):
+                    if len(heavy) >= self.limits.max_functions + 1024:
+                        raise LimitExceeded(
+                            f"ONNX model has more than {len(heavy)} graph, training and function "
+                            "fields; not inspected further"
+                        )
+                    heavy.append(f)
+        except WireError as exc:
+            error = exc
+        for f in heavy:
+            if f.number == M_GRAPH:
                 if out.graph is None:
                     out.graph = Graph(where="graph")
                 self.graph(msg.child(f), out.graph, 0)
-            elif n == M_TRAINING_INFO:
+            elif f.number == M_TRAINING_INFO:
                 self.training_info(msg.child(f), out)
-            elif n == M_FUNCTIONS:
+            else:
                 fn = Function(offset=f.offset)
                 self.functions_budget(len(out.functions))
                 out.functions.append(fn)
                 self.function(msg.child(f), fn)
+        if error is not None:
+            raise error
 
     def functions_budget(self, current: int) -> None:
         self._count("model-local functions", current, self.limits.max_functions)
