@@ -33,6 +33,7 @@ FORMAT_MODULES: tuple[str, ...] = (
     "gguf",
     "python_source",
     "hf_repo",
+    "pickle",
 )
 
 

@@ -1,0 +1,73 @@
+"""Sizing the raw array bytes joblib writes inside its pickles.
+
+``joblib.dump`` pickles a ``NumpyArrayWrapper`` (subclass, shape, order, dtype,
+allow_mmap, numpy_array_alignment_bytes) and writes the array right after the wrapper's
+BUILD: one padding-length byte and that many pad bytes (joblib >= 1.2 on seekable files),
+then ``prod(shape) * itemsize`` raw bytes, or, for dtypes holding objects, a whole nested
+pickle. ``joblib.load`` reads exactly that and resumes unpickling after it; so do we.
+The wrapper's dtype is itself a ``numpy.dtype(typestr, align, copy)`` call whose BUILD
+state (version, byteorder, subarray, names, fields, elsize, alignment, flags) gives the
+item size for strings and structured types.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from modelsec.pickle.values import Call, Global, Value, dict_items, sequence_items
+
+_SIZED_TYPESTR = re.compile(r"[<>|=]?[a-zA-Z](\d+)(\[[a-zA-Z0-9]+\])?")
+_ITEM_REFCOUNT = 0x01  # NPY_ITEM_REFCOUNT: the dtype holds Python objects
+_DTYPE_CLASSES = frozenset({"numpy.dtype"})
+_ABSENT = object()
+
+
+@dataclass(frozen=True)
+class ArrayLayout:
+    nbytes: int  # raw data bytes (0 for object arrays: a nested pickle follows instead)
+    padded: bool  # a padding-length byte (and pad bytes) precede the data
+    objects: bool  # dtype holds Python objects: a nested pickle stream follows
+
+
+def _dtype_info(dtype: Value) -> tuple[int, bool] | str:
+    """(itemsize, holds objects) of a pickled ``numpy.dtype``, or why it cannot be told."""
+    if not (isinstance(dtype, Call) and isinstance(dtype.callee, Global)):
+        return "dtype is not a numpy.dtype"
+    if dtype.callee.path not in _DTYPE_CLASSES:
+        return f"dtype built by {dtype.callee.subject}"
+    args = sequence_items(dtype.args)
+    if not args or not isinstance(args[0], str):
+        return "dtype without a type string"
+    typestr = args[0]
+    state = sequence_items(dtype.state) or ()
+    elsize = state[5] if len(state) > 5 and isinstance(state[5], int) else -1
+    flags = state[7] if len(state) > 7 and isinstance(state[7], int) else 0
+    objects = typestr.lstrip("<>|=").startswith("O") or bool(flags & _ITEM_REFCOUNT)
+    if elsize > 0:
+        return elsize, objects
+    match = _SIZED_TYPESTR.fullmatch(typestr)
+    if match is None:
+        return f"dtype {typestr!r} has no item size"
+    return int(match.group(1)), objects
+
+
+def array_layout(state: Value) -> ArrayLayout | str:
+    """What follows a NumpyArrayWrapper with BUILD ``state``, or why it cannot be sized
+    (the caller then stops, failing closed: the rest of the stream cannot be located)."""
+    fields = dict_items(state)
+    if fields is None:
+        return "wrapper state is not a plain dict"
+    shape = sequence_items(fields.get("shape"))
+    if shape is None or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
+        return "wrapper shape is not a tuple of sizes"
+    info = _dtype_info(fields.get("dtype"))
+    if isinstance(info, str):
+        return info
+    itemsize, objects = info
+    alignment = fields.get("numpy_array_alignment_bytes", _ABSENT)
+    padded = alignment is not _ABSENT and alignment is not None
+    if objects:
+        return ArrayLayout(0, False, True)
+    return ArrayLayout(math.prod(shape) * itemsize, padded, False)

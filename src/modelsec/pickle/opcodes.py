@@ -1,0 +1,395 @@
+"""A bounded pickle opcode reader over a :class:`~modelsec.bytesource.ByteSource`.
+
+``pickletools.genops`` reads every argument into memory: a 4 GiB ``BINBYTES`` would be
+4 GiB of RAM. This reader decodes an opcode's argument only when it is small; larger
+strings and byte strings become a :class:`Blob` (where they are, how long, how they are
+encoded, their first bytes) and are skipped with bounded reads, so whoever needs the bytes
+later (a nested ``pickle.loads`` argument) can re-read exactly that range.
+
+Argument decoding follows CPython's C unpickler, the one ``pickle.load`` uses, and is as
+permissive as it is (``INT`` accepts any base-0 literal, frames are transparent). Anything
+CPython would reject raises :class:`PickleError` with the opcode's offset.
+"""
+
+from __future__ import annotations
+
+import codecs
+import enum
+import struct
+from dataclasses import dataclass
+from typing import Callable, Union
+
+from modelsec.bytesource import CHUNK, ByteSource, LimitExceeded, SequentialReader
+
+HIGHEST_PROTOCOL = 5
+INLINE_LIMIT = 8 * 1024  # literals up to this size are decoded and kept; larger ones: Blob
+LINE_LIMIT = 64 * 1024  # module/name and numeric lines longer than this are not names
+NUMBER_LINE_LIMIT = 5000  # CPython refuses int literals beyond 4300 digits by default
+BLOB_HEAD = 64
+_BLANKS = bytes(range(33))
+
+# Opcode bytes (pickletools names).
+MARK, STOP, POP, POP_MARK, DUP = 0x28, 0x2E, 0x30, 0x31, 0x32
+FLOAT, INT, BININT, BININT1, LONG, BININT2 = 0x46, 0x49, 0x4A, 0x4B, 0x4C, 0x4D
+NONE, PERSID, BINPERSID, REDUCE = 0x4E, 0x50, 0x51, 0x52
+STRING, BINSTRING, SHORT_BINSTRING, UNICODE, BINUNICODE = 0x53, 0x54, 0x55, 0x56, 0x58
+APPEND, BUILD, GLOBAL, DICT, EMPTY_DICT, APPENDS = 0x61, 0x62, 0x63, 0x64, 0x7D, 0x65
+GET, BINGET, INST, LONG_BINGET, LIST, EMPTY_LIST = 0x67, 0x68, 0x69, 0x6A, 0x6C, 0x5D
+OBJ, PUT, BINPUT, LONG_BINPUT, SETITEM, TUPLE = 0x6F, 0x70, 0x71, 0x72, 0x73, 0x74
+EMPTY_TUPLE, SETITEMS, BINFLOAT = 0x29, 0x75, 0x47
+PROTO, NEWOBJ, EXT1, EXT2, EXT4 = 0x80, 0x81, 0x82, 0x83, 0x84
+TUPLE1, TUPLE2, TUPLE3, NEWTRUE, NEWFALSE = 0x85, 0x86, 0x87, 0x88, 0x89
+LONG1, LONG4 = 0x8A, 0x8B
+BINBYTES, SHORT_BINBYTES = 0x42, 0x43
+SHORT_BINUNICODE, BINUNICODE8, BINBYTES8 = 0x8C, 0x8D, 0x8E
+EMPTY_SET, ADDITEMS, FROZENSET, NEWOBJ_EX = 0x8F, 0x90, 0x91, 0x92
+STACK_GLOBAL, MEMOIZE, FRAME = 0x93, 0x94, 0x95
+BYTEARRAY8, NEXT_BUFFER, READONLY_BUFFER = 0x96, 0x97, 0x98
+
+NAMES: dict[int, str] = {
+    MARK: "MARK", STOP: "STOP", POP: "POP", POP_MARK: "POP_MARK", DUP: "DUP",
+    FLOAT: "FLOAT", INT: "INT", BININT: "BININT", BININT1: "BININT1", LONG: "LONG",
+    BININT2: "BININT2", NONE: "NONE", PERSID: "PERSID", BINPERSID: "BINPERSID",
+    REDUCE: "REDUCE", STRING: "STRING", BINSTRING: "BINSTRING",
+    SHORT_BINSTRING: "SHORT_BINSTRING", UNICODE: "UNICODE", BINUNICODE: "BINUNICODE",
+    APPEND: "APPEND", BUILD: "BUILD", GLOBAL: "GLOBAL", DICT: "DICT",
+    EMPTY_DICT: "EMPTY_DICT", APPENDS: "APPENDS", GET: "GET", BINGET: "BINGET",
+    INST: "INST", LONG_BINGET: "LONG_BINGET", LIST: "LIST", EMPTY_LIST: "EMPTY_LIST",
+    OBJ: "OBJ", PUT: "PUT", BINPUT: "BINPUT", LONG_BINPUT: "LONG_BINPUT",
+    SETITEM: "SETITEM", TUPLE: "TUPLE", EMPTY_TUPLE: "EMPTY_TUPLE", SETITEMS: "SETITEMS",
+    BINFLOAT: "BINFLOAT", PROTO: "PROTO", NEWOBJ: "NEWOBJ", EXT1: "EXT1", EXT2: "EXT2",
+    EXT4: "EXT4", TUPLE1: "TUPLE1", TUPLE2: "TUPLE2", TUPLE3: "TUPLE3", NEWTRUE: "NEWTRUE",
+    NEWFALSE: "NEWFALSE", LONG1: "LONG1", LONG4: "LONG4", BINBYTES: "BINBYTES",
+    SHORT_BINBYTES: "SHORT_BINBYTES", SHORT_BINUNICODE: "SHORT_BINUNICODE",
+    BINUNICODE8: "BINUNICODE8", BINBYTES8: "BINBYTES8", EMPTY_SET: "EMPTY_SET",
+    ADDITEMS: "ADDITEMS", FROZENSET: "FROZENSET", NEWOBJ_EX: "NEWOBJ_EX",
+    STACK_GLOBAL: "STACK_GLOBAL", MEMOIZE: "MEMOIZE", FRAME: "FRAME",
+    BYTEARRAY8: "BYTEARRAY8", NEXT_BUFFER: "NEXT_BUFFER", READONLY_BUFFER: "READONLY_BUFFER",
+}
+
+
+class PickleError(Exception):
+    """The stream is not something CPython would unpickle; ``offset`` is where it broke."""
+
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(f"{message} at offset {offset}")
+        self.reason = message
+        self.offset = offset
+
+
+class Truncated(PickleError):
+    """The data ends inside an opcode or its argument."""
+
+
+class BlobKind(str, enum.Enum):
+    RAW = "raw"  # bytes as stored: BINBYTES*, BYTEARRAY8, BINSTRING, SHORT_BINSTRING
+    UTF8 = "utf-8"  # BINUNICODE*: text stored UTF-8 encoded
+    ESCAPED = "raw-unicode-escape"  # UNICODE line
+    QUOTED = "quoted"  # STRING line: a Python 2 repr, quotes included
+
+
+@dataclass(frozen=True, slots=True)
+class Blob:
+    """A literal too large to keep: ``length`` bytes at ``offset`` of the reader's source."""
+
+    offset: int
+    length: int
+    kind: BlobKind
+    head: bytes
+    text: bool  # the unpickler produces str (True) or bytes/bytearray (False)
+
+
+@dataclass(frozen=True, slots=True)
+class BigInt:
+    """A LONG4 integer too large to decode (its value never matters to the analysis)."""
+
+    nbytes: int
+
+
+Arg = Union[None, int, float, str, bytes, bytearray, Blob, BigInt, tuple]
+
+_U2 = struct.Struct("<H").unpack
+_I4 = struct.Struct("<i").unpack
+_U4 = struct.Struct("<I").unpack
+_U8 = struct.Struct("<Q").unpack
+_F8 = struct.Struct(">d").unpack
+
+
+def _parse_int_literal(text: bytes) -> int | None:
+    """INT/LONG literals as CPython's C unpickler accepts them (strtol base 0, then
+    ``int(x, 0)``); None if it would not."""
+    for base in (0, 10):
+        try:
+            return int(text, base)
+        except ValueError:
+            continue
+    return None
+
+
+class OpcodeReader:
+    """Reads ``(opcode, argument, offset)`` triples front to back with bounded memory."""
+
+    def __init__(self, source: ByteSource, start: int = 0) -> None:
+        self.source = source
+        self._size = source.size
+        self._r = SequentialReader(source, start)
+        table: dict[int, Callable[[], Arg]] = {
+            FLOAT: self._float_line, INT: self._int_line, LONG: self._long_line,
+            BININT: self._i4, BININT1: self._u1, BININT2: self._u2, BINFLOAT: self._f8,
+            PERSID: self._persid_line, STRING: self._string_line, UNICODE: self._unicode_line,
+            BINSTRING: self._binstring, SHORT_BINSTRING: self._short_binstring,
+            BINUNICODE: self._binunicode, SHORT_BINUNICODE: self._short_binunicode,
+            BINUNICODE8: self._binunicode8, BINBYTES: self._binbytes,
+            SHORT_BINBYTES: self._short_binbytes, BINBYTES8: self._binbytes8,
+            BYTEARRAY8: self._bytearray8, GLOBAL: self._two_lines, INST: self._two_lines,
+            GET: self._decimal_line, PUT: self._decimal_line, BINGET: self._u1,
+            BINPUT: self._u1, LONG_BINGET: self._u4, LONG_BINPUT: self._u4,
+            LONG1: self._long1, LONG4: self._long4, PROTO: self._proto, FRAME: self._frame,
+            EXT1: self._u1, EXT2: self._u2, EXT4: self._i4,
+        }
+        no_arg = self._no_arg
+        self._decoders: list[Callable[[], Arg] | None] = [None] * 256
+        for code in NAMES:
+            self._decoders[code] = table.get(code, no_arg)
+        self._op_offset = start
+
+    @property
+    def offset(self) -> int:
+        return self._r.offset
+
+    def seek(self, offset: int) -> None:
+        """Continue reading at ``offset`` (after raw data the stream itself skipped)."""
+        self._r = SequentialReader(self.source, offset)
+
+    def skip_raw(self, n: int) -> None:
+        """Move past ``n`` bytes of non-pickle data (joblib's array bytes)."""
+        try:
+            self._r.skip(n)
+        except EOFError:
+            raise Truncated(f"{n} bytes of raw data run past the end", self.offset) from None
+
+    def next(self) -> tuple[int, Arg, int]:
+        """The next opcode, its decoded argument and its offset."""
+        r = self._r
+        at = self._op_offset = r.offset
+        try:
+            code = r.read(1)[0]
+        except EOFError:
+            raise Truncated("pickle data ends without STOP", at) from None
+        decode = self._decoders[code]
+        if decode is None:
+            raise PickleError(f"unknown opcode 0x{code:02x}", at)
+        try:
+            return code, decode(), at
+        except EOFError:
+            raise Truncated(f"{NAMES[code]} argument runs past the end of the data", at) from None
+
+    # -- fixed-size arguments ------------------------------------------------------------
+
+    def _no_arg(self) -> None:
+        return None
+
+    def _u1(self) -> int:
+        return self._r.read(1)[0]
+
+    def _u2(self) -> int:
+        return _U2(self._r.read(2))[0]
+
+    def _i4(self) -> int:
+        return _I4(self._r.read(4))[0]
+
+    def _u4(self) -> int:
+        return _U4(self._r.read(4))[0]
+
+    def _f8(self) -> float:
+        return _F8(self._r.read(8))[0]
+
+    def _proto(self) -> int:
+        version = self._r.read(1)[0]
+        if version > HIGHEST_PROTOCOL:
+            raise PickleError(f"unsupported pickle protocol {version}", self._op_offset)
+        return version
+
+    def _frame(self) -> int:
+        # Frames are transparent. The C unpickler refuses a frame longer than the data
+        # left, but pickle._Unpickler (which joblib uses) decodes what there is, so a
+        # short frame is not the end of the stream.
+        return _U8(self._r.read(8))[0]
+
+    def _long1(self) -> int:
+        n = self._r.read(1)[0]
+        return int.from_bytes(self._r.read(n), "little", signed=True)
+
+    def _long4(self) -> int | BigInt:
+        n = _I4(self._r.read(4))[0]
+        if n < 0:
+            raise PickleError("LONG4 with a negative byte count", self._op_offset)
+        if n <= INLINE_LIMIT:
+            return int.from_bytes(self._r.read(n), "little", signed=True)
+        self._skip(n)
+        return BigInt(n)
+
+    # -- counted strings -----------------------------------------------------------------
+
+    def _counted(self, n: int, kind: BlobKind, text: bool) -> bytes | Blob:
+        if n <= INLINE_LIMIT:
+            return self._r.read(n)
+        start = self.offset
+        head = self._r.peek(BLOB_HEAD)
+        self._skip(n)
+        return Blob(start, n, kind, head, text)
+
+    def _skip(self, n: int) -> None:
+        if self.offset + n > self._size:
+            raise Truncated(f"{n}-byte argument runs past the end", self._op_offset)
+        self._r.skip(n)
+
+    def _binstring(self) -> str | Blob:
+        n = _I4(self._r.read(4))[0]
+        if n < 0:
+            raise PickleError("BINSTRING with a negative byte count", self._op_offset)
+        return self._py2_string(self._counted(n, BlobKind.RAW, True))
+
+    def _short_binstring(self) -> str | Blob:
+        return self._py2_string(self._counted(self._r.read(1)[0], BlobKind.RAW, True))
+
+    @staticmethod
+    def _py2_string(data: bytes | Blob) -> str | Blob:
+        # Python 2 str: CPython decodes it with the loader's ``encoding``; latin-1 keeps
+        # every byte, so names and nested payloads survive whatever the loader chose.
+        return data.decode("latin-1") if isinstance(data, bytes) else data
+
+    def _text(self, n: int) -> str | Blob:
+        data = self._counted(n, BlobKind.UTF8, True)
+        if isinstance(data, Blob):
+            return data
+        try:
+            return data.decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError:
+            raise PickleError("BINUNICODE is not valid UTF-8", self._op_offset) from None
+
+    def _binunicode(self) -> str | Blob:
+        return self._text(_U4(self._r.read(4))[0])
+
+    def _short_binunicode(self) -> str | Blob:
+        return self._text(self._r.read(1)[0])
+
+    def _binunicode8(self) -> str | Blob:
+        return self._text(_U8(self._r.read(8))[0])
+
+    def _binbytes(self) -> bytes | Blob:
+        return self._counted(_U4(self._r.read(4))[0], BlobKind.RAW, False)
+
+    def _short_binbytes(self) -> bytes | Blob:
+        return self._counted(self._r.read(1)[0], BlobKind.RAW, False)
+
+    def _binbytes8(self) -> bytes | Blob:
+        return self._counted(_U8(self._r.read(8))[0], BlobKind.RAW, False)
+
+    def _bytearray8(self) -> bytearray | Blob:
+        data = self._counted(_U8(self._r.read(8))[0], BlobKind.RAW, False)
+        return bytearray(data) if isinstance(data, bytes) else data
+
+    # -- newline-terminated arguments ----------------------------------------------------
+
+    def _line(self, keep: int, kind: BlobKind) -> bytes | Blob:
+        """One line without its ``\\n``; lines over ``keep`` bytes become a Blob."""
+        try:
+            return self._r.readline(keep)[:-1]
+        except EOFError:
+            raise Truncated("line argument without a newline", self._op_offset) from None
+        except LimitExceeded:
+            pass
+        start = pos = self.offset
+        while True:
+            chunk = self.source.read_at(pos, CHUNK)
+            if not chunk:
+                raise Truncated("line argument without a newline", self._op_offset)
+            newline = chunk.find(b"\n")
+            if newline >= 0:
+                end = pos + newline
+                break
+            pos += len(chunk)
+        head = self.source.read_at(start, BLOB_HEAD)
+        self.seek(end + 1)
+        return Blob(start, end - start, kind, head, True)
+
+    def _short_line(self, what: str) -> bytes:
+        line = self._line(NUMBER_LINE_LIMIT, BlobKind.RAW)
+        if isinstance(line, Blob):
+            raise PickleError(f"{what} argument of {line.length} bytes", self._op_offset)
+        return line
+
+    def _int_line(self) -> int | bool:
+        line = self._short_line("INT")
+        if line == b"00":
+            return False
+        if line == b"01":
+            return True
+        value = _parse_int_literal(line)
+        if value is None:
+            raise PickleError("INT argument is not an integer", self._op_offset)
+        return value
+
+    def _long_line(self) -> int:
+        line = self._short_line("LONG")
+        if line.endswith(b"L"):
+            line = line[:-1]
+        value = _parse_int_literal(line)
+        if value is None:
+            raise PickleError("LONG argument is not an integer", self._op_offset)
+        return value
+
+    def _float_line(self) -> float:
+        line = self._short_line("FLOAT")
+        try:
+            return float(line)
+        except ValueError:
+            raise PickleError("FLOAT argument is not a number", self._op_offset) from None
+
+    def _decimal_line(self) -> int:
+        line = self._short_line("memo index")
+        try:
+            return int(line)
+        except ValueError:
+            raise PickleError("memo index is not an integer", self._op_offset) from None
+
+    def _persid_line(self) -> str:
+        line = self._short_line("PERSID")
+        try:
+            return line.decode("ascii")
+        except UnicodeDecodeError:
+            raise PickleError("PERSID argument is not ASCII", self._op_offset) from None
+
+    def _string_line(self) -> str | Blob:
+        line = self._line(INLINE_LIMIT, BlobKind.QUOTED)
+        if isinstance(line, Blob):
+            return line
+        line = line.rstrip(_BLANKS)  # CPython strips trailing whitespace and controls
+        if len(line) < 2 or line[0] != line[-1] or line[:1] not in (b"'", b'"'):
+            raise PickleError("STRING argument is not a quoted string", self._op_offset)
+        try:
+            return codecs.escape_decode(line[1:-1])[0].decode("latin-1")
+        except ValueError:
+            raise PickleError("STRING argument has a bad escape", self._op_offset) from None
+
+    def _unicode_line(self) -> str | Blob:
+        line = self._line(INLINE_LIMIT, BlobKind.ESCAPED)
+        if isinstance(line, Blob):
+            return line
+        try:
+            return line.decode("raw-unicode-escape")
+        except UnicodeDecodeError:
+            raise PickleError("UNICODE argument has a bad escape", self._op_offset) from None
+
+    def _two_lines(self) -> tuple[str | Blob, str | Blob]:
+        return self._name_line(), self._name_line()
+
+    def _name_line(self) -> str | Blob:
+        line = self._line(LINE_LIMIT, BlobKind.RAW)
+        if isinstance(line, Blob):
+            return line
+        try:
+            return line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise PickleError("module or name is not UTF-8", self._op_offset) from None

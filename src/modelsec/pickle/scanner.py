@@ -1,0 +1,405 @@
+"""Glue: run streams through the reader and machine, turn observations into findings.
+
+One :class:`PickleScan` covers one byte source (a file, an archive member, a nested
+payload): every pickle stream in it back to back, joblib's inline array data, nested
+loader payloads and embedded pickles (handed to the engine as members). Findings are
+reported once per (threat, subject) with the offset of the first occurrence.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from typing import Callable
+
+from modelsec.bytesource import ByteSource, BytesSource, LimitExceeded, SliceSource
+from modelsec.context import Limits, ScanContext
+from modelsec.findings import Threat
+from modelsec.formats.base import FormatCategory
+from modelsec.pickle import opcodes as op
+from modelsec.pickle import threats
+from modelsec.pickle.calls import GETATTR, JOBLIB_WRAPPERS
+from modelsec.pickle.denylist import Category
+from modelsec.pickle.embedded import embedded_payload
+from modelsec.pickle.joblib_arrays import array_layout
+from modelsec.pickle.loaders import LOADERS, PayloadTooLarge, payload_source
+from modelsec.pickle.machine import STOP, RawArray, StackMachine
+from modelsec.pickle.opcodes import OpcodeReader, PickleError, Truncated
+from modelsec.pickle.policy import Verdict
+from modelsec.pickle.values import Derived, Global, Value, describe
+
+BOUNDS_EVERY = 0x10000  # opcodes between stack-size checks
+PROBE_OPCODES = 200_000  # detection looks at the head only
+
+
+@dataclass
+class StreamResult:
+    """How one stream went. ``end`` is the offset after its STOP, None if it broke."""
+
+    start: int
+    end: int | None = None
+    error: PickleError | None = None
+    limited: bool = False  # a limit or an unsizable array stopped it (reported)
+    raw_array: bool = False  # (probe only) stopped at joblib array data
+    ops: int = 0
+    strong: bool = False  # opened with PROTO
+    effects: bool = False  # an import or a call happened
+
+    @property
+    def noise(self) -> bool:
+        """Broke before anything could run, on bytes that never proved to be a pickle:
+        not a pickle at all (CPython would have loaded nothing)."""
+        if self.error is None:
+            return False
+        return not self.effects and (not self.strong or self.ops <= 1)
+
+
+class _Halt(Exception):
+    """Stop the whole source: already reported as incomplete (fail closed)."""
+
+
+def _run(
+    reader: OpcodeReader,
+    machine: StackMachine,
+    budget: int,
+    on_raw_array: Callable[[RawArray, OpcodeReader, StackMachine], None] | None,
+) -> StreamResult:
+    """Feed one stream to ``machine`` until STOP, an error or a limit."""
+    result = StreamResult(reader.offset)
+    feed, read = machine.feed, reader.next
+    try:
+        while True:
+            code, arg, offset = read()
+            action = feed(code, arg, offset)
+            if action is not None:
+                if action is STOP:
+                    result.end = reader.offset
+                    break
+                assert isinstance(action, RawArray)
+                if on_raw_array is None:
+                    result.raw_array = True
+                    break
+                on_raw_array(action, reader, machine)
+            if machine.ops >= budget:
+                raise LimitExceeded(f"more than {budget} pickle opcodes")
+            if not machine.ops % BOUNDS_EVERY:
+                machine.check_bounds()
+    except PickleError as exc:
+        result.error = exc
+    finally:
+        result.ops = machine.ops
+        result.strong = machine.first == op.PROTO
+        result.effects = machine.effects
+    return result
+
+
+class _Silent:
+    """An observer that records nothing (detection and trial parses)."""
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda *args, **kwargs: None
+
+
+def probe(source: ByteSource, limits: Limits, max_ops: int = PROBE_OPCODES) -> StreamResult:
+    """Parse the first stream of ``source`` without reporting anything."""
+    machine = StackMachine(_Silent(), limits)  # type: ignore[arg-type]
+    try:
+        return _run(OpcodeReader(source, 0), machine, max_ops, None)
+    except LimitExceeded:
+        return StreamResult(0, limited=True, ops=machine.ops, effects=machine.effects,
+                            strong=machine.first == op.PROTO)
+
+
+def looks_like_pickle(head: bytes, size: int, limits: Limits | None = None) -> bool:
+    """Detection by content on the first bytes of a file of ``size`` bytes.
+
+    A pickle is what CPython would start loading: the first opcode must be accepted (a
+    ``GLOBAL`` must name a dotted identifier) and the stream must not break before
+    something is imported or called, unless it opened with ``PROTO`` and went on.
+    """
+    if not head:
+        return False
+    result = probe(BytesSource(head), limits or Limits())
+    if result.error is None:
+        return result.ops > 0
+    if not result.noise:
+        return True
+    # The head ended mid-stream without anything decided: the full scan will tell.
+    return isinstance(result.error, Truncated) and len(head) < size and result.ops > 0
+
+
+def is_complete_pickle(source: ByteSource, limits: Limits) -> bool:
+    """True if ``source`` starts with a whole, valid pickle stream."""
+    result = probe(source, limits, limits.max_pickle_opcodes)
+    return result.error is None and not result.limited and result.ops > 1
+
+
+class PickleScan:
+    """Scans one byte source for one context; also the machine's observer."""
+
+    def __init__(self, source: ByteSource, ctx: ScanContext, *, refine_format: bool = False) -> None:
+        self.source = source
+        self.ctx = ctx
+        self.limits = ctx.limits
+        self.refine_format = refine_format
+        self.ops_left = ctx.limits.max_pickle_opcodes
+        self._reported: set[tuple[str, str]] = set()
+        self._pending_getattr: dict[int, Global] = {}
+        self._referenced: dict[str, Global] = {}
+        self._invoked: set[str] = set()
+        self._joblib = False
+
+    # -- streams ---------------------------------------------------------------------------
+
+    def run_stream(
+        self,
+        start: int,
+        *,
+        end: int | None = None,
+        memo_parent: dict[int, Value] | None = None,
+    ) -> StreamResult:
+        """One stream from ``start`` (reading no further than ``end``); findings reported,
+        limits reported as incompletes (``result.limited``)."""
+        view = self.source if end is None else SliceSource(self.source, 0, end)
+        machine = StackMachine(self, self.limits, memo_parent)
+        try:
+            result = _run(OpcodeReader(view, start), machine, self.ops_left, self._raw_array)
+        except LimitExceeded as exc:
+            self.ctx.incomplete(
+                f"{exc} in the pickle stream at offset {start}; the rest was not inspected",
+                code=threats.INCOMPLETE_LIMIT,
+            )
+            result = StreamResult(start, limited=True, ops=machine.ops, effects=machine.effects)
+        except _Halt:
+            result = StreamResult(start, limited=True, ops=machine.ops, effects=machine.effects)
+        self.ops_left -= result.ops
+        return result
+
+    def scan_all(self) -> None:
+        """Every stream in the source, back to back, until the data stops being pickle."""
+        offset, index = 0, 0
+        while offset < self.source.size:
+            result = self.run_stream(offset)
+            if result.limited:
+                break
+            if result.error is not None:
+                if result.noise:
+                    if index == 0 and self.refine_format:
+                        self.ctx.set_format("unknown", FormatCategory.UNKNOWN)
+                    break  # trailing bytes no loader would read as a pickle
+                self.report_break(result, index)
+                break
+            assert result.end is not None
+            offset, index = result.end, index + 1
+        self.finish()
+
+    def report_break(self, result: StreamResult, index: int) -> None:
+        error = result.error
+        assert error is not None
+        after = "; code had already run" if result.effects else ""
+        self._report(
+            threats.MALFORMED,
+            error.offset,
+            None,
+            f"pickle stream {index + 1} (from offset {result.start}) breaks: {error.reason}{after}",
+            key=f"@{error.offset}",
+        )
+
+    def finish(self) -> None:
+        """Report what is only known at the end: getattr never resolved, unknown globals
+        that were referenced but never called."""
+        for glob in self._pending_getattr.values():
+            self._report_dangerous(glob)
+        self._pending_getattr.clear()
+        for subject, glob in self._referenced.items():
+            if subject not in self._invoked:
+                self._report(
+                    threats.UNKNOWN_REFERENCE,
+                    glob.offset,
+                    subject,
+                    f"imports {subject}, which is not on the allowlist (not called by the stream)",
+                )
+        self._referenced.clear()
+
+    def _raw_array(self, action: RawArray, reader: OpcodeReader, machine: StackMachine) -> None:
+        """Skip (or scan) what joblib wrote after a NumpyArrayWrapper."""
+        layout = array_layout(action.wrapper.state)
+        if isinstance(layout, str):
+            self.ctx.incomplete(
+                f"joblib array at offset {action.offset}: {layout}; its data cannot be located, "
+                "so the rest of the stream was not inspected",
+                code=threats.INCOMPLETE_UNSIZED_ARRAY,
+            )
+            raise _Halt
+        pos = reader.offset
+        if layout.objects:
+            inner = self.run_stream(pos)  # joblib pickles object arrays as a nested stream
+            if inner.limited:
+                raise _Halt
+            if inner.end is None:
+                assert inner.error is not None
+                raise PickleError(f"object array pickle breaks: {inner.error.reason}", inner.error.offset)
+            reader.seek(inner.end)
+            return
+        if layout.padded:
+            pad = self.source.read_at(pos, 1)
+            if not pad:
+                raise Truncated("joblib array padding runs past the end", action.offset)
+            pos += 1 + pad[0]
+        if pos + layout.nbytes > self.source.size:
+            raise Truncated(f"joblib array data ({layout.nbytes} bytes) runs past the end", action.offset)
+        if not layout.padded and layout.nbytes:
+            # Unpadded data is where plain pickle.load (not joblib.load) would read its next
+            # opcodes: look at it that way too, sharing the memo it would see.
+            self.run_stream(pos, end=pos + layout.nbytes, memo_parent=machine.memo)
+        reader.seek(pos)
+        reader.skip_raw(layout.nbytes)
+
+    # -- reporting -------------------------------------------------------------------------
+
+    def _report(
+        self,
+        threat: Threat,
+        offset: int | None,
+        subject: str | None,
+        message: str,
+        *,
+        key: str | None = None,
+        details: dict[str, object] | None = None,
+    ) -> None:
+        dedupe = (threat.code, key or subject or f"@{offset}")
+        if dedupe in self._reported:
+            return
+        self._reported.add(dedupe)
+        self.ctx.report(
+            threat.at(self.ctx.path, message, offset=offset, subject=subject, details=details)
+        )
+
+    def _report_dangerous(self, glob: Global) -> None:
+        c = glob.classification
+        nested = c.category is Category.LOADER or c.path in LOADERS
+        alias = f" (= {c.path})" if c.path != glob.subject else ""
+        what = c.category.value if c.category else "dangerous"
+        self._report(
+            threats.NESTED_LOADER if nested else threats.DANGEROUS_GLOBAL,
+            glob.offset,
+            glob.subject,
+            f"imports {glob.subject}{alias} ({what}, matched {c.reason}) via {glob.how}",
+            details={"category": what, "matched": c.reason, "opcode": glob.how},
+        )
+
+    # -- Observer --------------------------------------------------------------------------
+
+    def imported(self, glob: Global) -> None:
+        c = glob.classification
+        if c.path in JOBLIB_WRAPPERS and self.refine_format and not self._joblib:
+            self._joblib = True
+            self.ctx.set_format("joblib", FormatCategory.MODEL)
+        if c.verdict is Verdict.DANGEROUS:
+            if c.path in GETATTR:
+                self._pending_getattr[id(glob)] = glob  # decided when it is called
+            else:
+                self._report_dangerous(glob)
+        elif c.verdict is not Verdict.SAFE:
+            self._referenced.setdefault(glob.subject, glob)
+
+    def invoked(self, callee: Value, offset: int, how: str) -> None:
+        if isinstance(callee, Global):
+            c = callee.classification
+            if c.verdict is Verdict.DANGEROUS:
+                if c.path in GETATTR:
+                    self._pending_getattr.pop(id(callee), None)
+                    self._report_dangerous(callee)
+                return  # reported when imported
+            self._invoked.add(callee.subject)
+            self._report(
+                threats.UNKNOWN_CALL,
+                offset,
+                callee.subject,
+                f"calls {callee.subject}, which is not on the allowlist ({how})",
+                details={"opcode": how},
+            )
+            return
+        subject = describe(callee)
+        self._report(
+            threats.UNKNOWN_CALL,
+            offset,
+            subject,
+            f"calls a callable computed by the stream ({subject}) ({how})",
+            details={"opcode": how},
+        )
+
+    def mutated(self, target: Global, offset: int, how: str) -> None:
+        self._report(
+            threats.GLOBAL_MUTATION,
+            offset,
+            target.subject,
+            f"{how} writes into {target.subject}, an imported module or class",
+            details={"opcode": how},
+        )
+
+    def unresolved(self, offset: int, what: str) -> None:
+        self._report(threats.UNRESOLVED_IMPORT, offset, None, f"imports a global it computes: {what}")
+
+    def getattr_resolved(self, getattr_global: Global) -> None:
+        self._pending_getattr.pop(id(getattr_global), None)
+
+    def loader_called(self, loader: Global, payload: Value, offset: int) -> None:
+        spec = LOADERS.get(loader.path)
+        if spec is None or spec.expect == "" or payload is None:
+            return
+        if spec.takes == "file" and not isinstance(payload, Derived):
+            return  # a file name: the file itself is scanned where it lives
+        try:
+            nested = payload_source(payload, self.source, self.limits.max_inline_bytes)
+        except PayloadTooLarge as exc:
+            self.ctx.incomplete(
+                f"{loader.subject} argument at offset {offset} ({exc}) is larger than "
+                f"{self.limits.max_inline_bytes} bytes; not inspected",
+                code=threats.INCOMPLETE_PAYLOAD,
+            )
+            return
+        if nested is not None:
+            self.ctx.scan_member(nested, f"<{loader.subject} argument @{offset}>", expect=spec.expect)
+
+    def literal(self, value: Value, offset: int) -> None:
+        found = embedded_payload(value, self.source, self.limits.max_inline_bytes)
+        if found is None:
+            return
+        encoding, payload = found
+        if is_complete_pickle(payload, self.limits):
+            self.ctx.scan_member(payload, f"<embedded {encoding} pickle @{offset}>", expect="pickle")
+
+    def external_file(self, wrapper: Global, filename: Value, offset: int) -> None:
+        name = filename if isinstance(filename, str) else None
+        if name is not None:
+            normal = posixpath.normpath(name.replace("\\", "/"))
+            if not (normal.startswith("/") or normal == ".." or normal.startswith("../") or ":" in name):
+                return
+        self._report(
+            threats.EXTERNAL_ARRAY_FILE,
+            offset,
+            wrapper.subject,
+            f"{wrapper.subject} loads its array from {describe(filename) if name is None else name!r}",
+        )
+
+
+def scan_pickle_source(source: ByteSource, ctx: ScanContext) -> None:
+    """Scan every pickle stream in ``source`` (the FormatScanner's entry point)."""
+    PickleScan(source, ctx, refine_format=True).scan_all()
+
+
+def scan_pickle_stream(source: ByteSource, ctx: ScanContext, start_offset: int = 0) -> int | None:
+    """Scan the one pickle stream at ``start_offset`` of ``source``; report into ``ctx``.
+
+    Returns the offset just after its STOP, or None if the stream broke or a limit stopped
+    the scan (already reported: the caller cannot locate what follows). For callers that
+    walk files of several pickles themselves (legacy ``torch.save``: magic number,
+    protocol, sys info, the object, storage keys, then raw storage bytes).
+    """
+    scan = PickleScan(source, ctx)
+    result = scan.run_stream(start_offset)
+    if result.error is not None:
+        scan.report_break(result, 0)
+    scan.finish()
+    return result.end

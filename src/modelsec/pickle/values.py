@@ -1,0 +1,131 @@
+"""The symbolic values the stack machine pushes instead of real objects.
+
+Literals (``int``, ``float``, ``str``, ``bytes``, ``bool``, ``None``) are themselves; large
+ones are :class:`~modelsec.pickle.opcodes.Blob` references. Everything an unpickler would
+*compute* is a record of how it was computed: an imported :class:`Global`, the
+:class:`Call` that invoking something produced, bytes a decoder would :class:`Derived`
+from another value. Containers keep a bounded number of items: enough to read call
+arguments and small states (a joblib wrapper's shape and dtype), never a whole dataset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelsec.pickle.policy import Classification
+
+Value = Any  # literal | Blob | BigInt | Global | Unresolved | Call | Derived | Container | ...
+
+
+@dataclass(eq=False, slots=True)
+class Global:
+    """An object the stream imports: ``module`` + attribute path ``name`` as written."""
+
+    module: str
+    name: str
+    offset: int
+    how: str  # GLOBAL, STACK_GLOBAL, INST, or the helper that resolved it (getattr)
+    classification: "Classification"
+
+    @property
+    def subject(self) -> str:
+        return f"{self.module}.{self.name}" if self.name else self.module
+
+    @property
+    def path(self) -> str:
+        """The path CPython 3 imports (Python 2 names mapped)."""
+        return self.classification.path
+
+
+@dataclass(eq=False, slots=True)
+class Unresolved:
+    """An import nobody can name statically (computed operands, extension codes); it was
+    reported when it happened."""
+
+    offset: int
+    what: str
+
+
+@dataclass(eq=False, slots=True)
+class Call:
+    """What invoking ``callee`` with ``args`` returned. ``cls`` is the class of the
+    instance when the call constructs one (``NEWOBJ``, ``copyreg._reconstructor``)."""
+
+    callee: Value
+    args: Value
+    offset: int
+    how: str
+    cls: Global | None = None
+    state: Value = None  # set by BUILD
+
+
+@dataclass(eq=False, slots=True)
+class Derived:
+    """Bytes a decoder (``base64.b64decode``, ``_codecs.encode(s, 'latin1')``,
+    ``bytes.fromhex``, ``io.BytesIO``) produces from ``source``; decoded only when a
+    nested loader consumes them."""
+
+    transform: str
+    source: Value
+    offset: int
+
+
+@dataclass(eq=False, slots=True)
+class Persistent:
+    """What the loader's ``persistent_load`` returns for ``pid`` (torch storages)."""
+
+    pid: Value
+    offset: int
+
+
+@dataclass(eq=False, slots=True)
+class OutOfBand:
+    """A protocol 5 out-of-band buffer: bytes the caller passes to ``pickle.loads(buffers=)``,
+    not part of this stream."""
+
+    offset: int
+
+
+@dataclass(eq=False, slots=True)
+class Container:
+    """A list, dict (``items`` are key/value pairs), set, frozenset or long tuple; only
+    the first items are kept, ``dropped`` counts the rest."""
+
+    kind: str
+    items: list[Value] = field(default_factory=list)
+    dropped: int = 0
+
+
+def sequence_items(value: Value) -> tuple[Value, ...] | None:
+    """Items of a tuple or list value, None if unknown or truncated."""
+    if isinstance(value, tuple):
+        return value
+    if isinstance(value, Container) and value.kind in ("tuple", "list") and not value.dropped:
+        return tuple(value.items)
+    return None
+
+
+def dict_items(value: Value) -> dict[str, Value] | None:
+    """String-keyed entries of a dict value, None if it is not a (complete) dict."""
+    if not isinstance(value, Container) or value.kind != "dict" or value.dropped:
+        return None
+    return {k: v for k, v in value.items if isinstance(k, str)}
+
+
+def describe(value: Value) -> str:
+    """A short human name for a value, for finding subjects and messages."""
+    if isinstance(value, Global):
+        return value.subject
+    if isinstance(value, Call):
+        return f"result of {describe(value.callee)}"
+    if isinstance(value, Derived):
+        return f"bytes decoded by {value.transform}"
+    if isinstance(value, Persistent):
+        return "persistent object"
+    if isinstance(value, Unresolved):
+        return f"unresolved import ({value.what})"
+    if isinstance(value, Container):
+        return value.kind
+    return type(value).__name__
