@@ -8,7 +8,6 @@ extracted, members are given neutral names for decoding and reported under their
 
 from __future__ import annotations
 
-import io
 import stat
 import tempfile
 from typing import Any, ClassVar
@@ -163,11 +162,21 @@ class SevenZipScanner(FormatScanner):
                 threats.INCOMPLETE_ENCRYPTED,
             )
             return
-        except (p7e.ArchiveError, EOFError, ValueError, KeyError, IndexError, TypeError, OSError) as exc:
-            ctx.report(threats.MALFORMED_ARCHIVE.at(ctx.path, f"7z structure: {type(exc).__name__}: {exc}"))
+        except (MemoryError, RecursionError):
+            raise
+        except Exception as exc:  # py7zr's parser surfaces damage as assorted exception types
+            ctx.report(
+                threats.MALFORMED_ARCHIVE.at(ctx.path, f"7z structure: {type(exc).__name__}: {exc}")
+            )
             return
         try:
             self._scan_archive(archive, source, ctx, p7e)
+        except (MemoryError, RecursionError, LimitExceeded):
+            raise
+        except Exception as exc:  # damage in the member list (sizes, attributes, folders)
+            ctx.report(
+                threats.MALFORMED_ARCHIVE.at(ctx.path, f"7z listing: {type(exc).__name__}: {exc}")
+            )
         finally:
             archive.close()
 
@@ -260,14 +269,9 @@ class SevenZipScanner(FormatScanner):
             )
         except p7e.PasswordRequired:
             ctx.incomplete("7z member is encrypted", threats.INCOMPLETE_ENCRYPTED)
-        except (p7e.ArchiveError, EOFError, ValueError, KeyError, IndexError, TypeError, OSError,
-                io.UnsupportedOperation) as exc:
-            ctx.report(
-                threats.MALFORMED_ARCHIVE.at(
-                    ctx.path, f"7z data: {type(exc).__name__}: {exc}; earlier members were scanned"
-                )
-            )
-        except Exception as exc:  # lzma/bz2/zstd codec errors surface as assorted types
+        except (MemoryError, RecursionError):
+            raise
+        except Exception as exc:  # codec errors (lzma, bz2, zstd, ...) surface as assorted types
             ctx.report(
                 threats.MALFORMED_ARCHIVE.at(
                     ctx.path, f"7z data: {type(exc).__name__}: {exc}; earlier members were scanned"
