@@ -333,3 +333,14 @@ def test_cli_scans_hf_reference(hub: HubServer, model: dict[str, bytes], tmp_pat
     )
     assert run.returncode in (0, 1), run.stderr
     assert hub.repos["acme/model"].refs["main"] in run.stdout
+
+
+def test_resolve_commit_for_revision_pinning(hub: HubServer, model: dict[str, bytes]) -> None:
+    from modelsec.sources.errors import SourceFailure
+    from modelsec.sources.huggingface import resolve_commit
+
+    sha = hub.repos["acme/model"].refs["main"]
+    assert resolve_commit(parse_model_uri("hf://acme/model"), hf_config(hub)) == sha
+    with pytest.raises(SourceFailure) as err:
+        resolve_commit(parse_model_uri("hf://acme/model@nope"), hf_config(hub))
+    assert err.value.code == "MS-SRC-005"

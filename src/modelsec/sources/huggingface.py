@@ -451,3 +451,23 @@ def scan(ref: ModelRef, engine: Engine, options: ScanOptions) -> ScannedModel:
             remote_scan.failed(report, str(ref), SourceFailure(transient.code, transient.message))
         report = remote_scan.scrubbed(report)
     return ScannedModel(ref, report, metadata, SourceType.HUGGING_FACE)
+
+
+def resolve_commit(ref: ModelRef, config: dict[str, Any] | None = None) -> str:
+    """The commit SHA an ``hf://`` reference names now (for ``RevisionPinned`` in the
+    webhook), without scanning. Raises :class:`SourceFailure` with a precise, redacted
+    message (MS-SRC-003/004/005/007...)."""
+    cfg = parse_config(HuggingFaceConfig, config, "HuggingFace")
+    token = huggingface_token(cfg.token.get_secret_value() if cfg.token else None)
+    with secrets_in_use([token]):
+        try:
+            hub = Hub(ref, cfg, token)
+            info = hub.call(
+                lambda: hub.api.model_info(hub.repo_id, revision=ref.revision, timeout=cfg.timeout, expand=["sha"]),
+                f"{ref.uri}: revision",
+            )
+        except SourceFailure as failure:
+            raise SourceFailure(failure.code, remote_scan.clean(failure.message)) from None
+        if not info.sha:
+            raise SourceFailure(REMOTE_ERROR, f"{ref.uri}: {hub.shown_endpoint} did not say which commit it serves")
+        return str(info.sha)
