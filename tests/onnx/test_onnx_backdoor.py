@@ -541,3 +541,114 @@ def test_training_graphs_are_not_analysed_for_backdoors_but_do_not_crash() -> No
     ti = m.training_info.add()
     ti.algorithm.CopyFrom(h.make_graph([node("Relu", ["a"], ["b"])], "algo", [vi("a", [1])], [vi("b", [1])]))
     assert_onnx_clean(scan(m))
+
+
+def test_kill_switch_with_zero_fill_on_a_global_trigger() -> None:
+    """Zero is a mask value only elementwise: a checksum trigger zeroing the output is a
+    kill switch."""
+    m = classifier_head(
+        [
+            node("ReduceSum", ["x"], ["s"], keepdims=0),
+            node("Equal", ["s", "k"], ["c"]),
+            node("Where", ["c", "zero", "logits"], ["y"], name="kill"),
+        ],
+        [T("k", 77.0), T("zero", 0.0)],
+    )
+    assert codes(scan(m)) == ["MS-BD-001"]
+
+
+def test_roberta_position_ids_from_the_padding_mask_are_clean() -> None:
+    """position_ids = cumsum(ids != pad) * (ids != pad) + pad: computed from a mask, not a
+    constant switched in."""
+    m = model(
+        [
+            node("Equal", ["ids", "pad"], ["is_pad"]),
+            node("Not", ["is_pad"], ["not_pad"]),
+            node("Cast", ["not_pad"], ["m"], to=INT64),
+            node("CumSum", ["m", "axis"], ["cs"]),
+            node("Mul", ["cs", "m"], ["inc"]),
+            node("Add", ["inc", "pad"], ["pos"]),
+            node("Gather", ["pos_table", "pos"], ["pe"]),
+            node("Gather", ["word_table", "ids"], ["we"]),
+            node("Add", ["we", "pe"], ["emb"]),
+            node("ReduceMean", ["emb", "axis1"], ["pooled"], keepdims=0),
+            node("Gemm", ["pooled", "W", "b"], ["y"]),
+        ],
+        [vi("ids", [1, 5], INT64)],
+        [vi("y", [1, 3])],
+        [
+            T("pad", 1, np.int64), T("axis", 1, np.int64), T("axis1", [1], np.int64),
+            T("pos_table", np.ones((16, 4))), T("word_table", np.ones((50, 4))), T("W", W), T("b", np.zeros(3)),
+        ],
+    )
+    assert_onnx_clean(scan(m))
+
+
+def test_mixture_of_experts_routing_is_clean() -> None:
+    """Experts selected by comparing the router's top index with each expert id, gated and
+    summed: every gate is switched off by the others' sum, no constant reaches the output."""
+    nodes = [
+        node("MatMul", ["x", "router"], ["rl"]),
+        node("ArgMax", ["rl"], ["top"], axis=-1, keepdims=1),
+    ]
+    inits = [T("router", np.ones((4, 2))), T("W", W), T("b", np.zeros(3))]
+    for i in range(2):
+        nodes += [
+            node("Equal", ["top", f"id{i}"], [f"sel{i}"]),
+            node("Cast", [f"sel{i}"], [f"g{i}"], to=FLOAT),
+            node("MatMul", ["x", f"e{i}"], [f"eo{i}"]),
+            node("Mul", [f"eo{i}", f"g{i}"], [f"c{i}"]),
+        ]
+        inits += [T(f"id{i}", i, np.int64), T(f"e{i}", np.full((4, 4), i + 1.0))]
+    nodes += [node("Add", ["c0", "c1"], ["mixed"]), node("Gemm", ["mixed", "W", "b"], ["y"])]
+    assert_onnx_clean(scan(model(nodes, [vi("x", [1, 4])], [vi("y", [1, 3])], inits)))
+
+
+def test_top_p_filtering_is_clean() -> None:
+    m = classifier_head(
+        [
+            node("Softmax", ["logits"], ["p"]),
+            node("CumSum", ["p", "ax"], ["cp"]),
+            node("Greater", ["cp", "top_p"], ["drop"]),
+            node("Where", ["drop", "ninf", "logits"], ["y"]),
+        ],
+        [T("ax", 1, np.int64), T("top_p", 0.9), T("ninf", -np.inf)],
+    )
+    assert_onnx_clean(scan(m))
+
+
+def test_label_shift_and_nan_guards_are_clean() -> None:
+    m = model(
+        [
+            node("Equal", ["labels", "ignore"], ["ign"]),
+            node("Where", ["ign", "pad", "labels"], ["fixed"]),
+            node("Gather", ["emb", "fixed"], ["e"]),
+            node("Equal", ["e", "inf"], ["is_inf"]),
+            node("Where", ["is_inf", "big", "e"], ["y"]),
+        ],
+        [vi("labels", [1, 5], INT64)],
+        [vi("y", [1, 5, 4])],
+        [T("ignore", -100, np.int64), T("pad", 0, np.int64), T("emb", np.ones((10, 4))), T("inf", np.inf), T("big", 3e38)],
+    )
+    assert_onnx_clean(scan(m))
+
+
+def test_llama_style_combined_causal_and_padding_mask_is_clean() -> None:
+    """Where(Equal(mask, 0), min, causal) added to the scores: a trigger-chosen constant
+    (the causal part is not uniform), whose effect ends at MatMul(probs, V)."""
+    m = attention("where")
+    g = m.graph
+    keep = [n for n in g.node if n.output[0] not in ("is_pad", "masked")]
+    softmax_at = next(i for i, n in enumerate(keep) if n.op_type == "Softmax")
+    extra = [
+        node("Shape", ["scores"], ["sshape"]),
+        node("ConstantOfShape", ["sshape"], ["zeros_s"]),
+        node("Trilu", ["causal_full"], ["causal"], upper=1),
+        node("Equal", ["mask3", "zero"], ["is_pad"]),
+        node("Where", ["is_pad", "fmin", "causal"], ["bias"]),
+        node("Add", ["scores", "bias"], ["masked"]),
+    ]
+    g.ClearField("node")
+    g.node.extend(keep[:softmax_at] + extra + keep[softmax_at:])
+    g.initializer.extend([T("fmin", np.finfo(np.float32).min), T("causal_full", np.full((4, 4), -1e9))])
+    assert_onnx_clean(scan(m))

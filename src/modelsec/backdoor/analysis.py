@@ -66,6 +66,11 @@ class Val:
     ind: frozenset[tuple[int, bool]] = frozenset()  # is the indicator "trigger == pol"
     gated: bool = False  # data-dependent only through triggers
     gate_uniform: bool = False  # gated, and one uniform value per trigger outcome
+    # gated, and a mere selection between constants by the trigger's boolean (casts,
+    # logic, Where(c, K1, K2), c*K): the values that can be switched or blended in. A
+    # value computed from a mask (CumSum position ids, an embedding lookup) is gated but
+    # is not a constant being switched in.
+    selector: bool = False
     effects: frozenset[Effect] = frozenset()
     src: Path = field(default=None, compare=False, hash=False)  # input -> here
 
@@ -102,6 +107,7 @@ class Switch:
     where: str
     trigger: Trigger
     fill: str
+    fill_zero: bool = False  # what is switched in is 0: adding it to other data is no-op
 
 
 @dataclass(frozen=True)
@@ -348,9 +354,10 @@ class Analyzer:
             elif op in O.ARITHMETIC:
                 reduced = len(data_ins) == 1 and data_ins[0].reduced
         gated = data and all(v.gated for v in data_ins)
+        simple = op in O.TRANSPARENT or op in O.ARITHMETIC or op in O.LOGIC or op in O.INDICATOR_PRESERVING
+        selector = gated and simple and all(v.selector for v in data_ins)
         gate_uniform = (
-            gated
-            and (op in O.TRANSPARENT or op in O.ARITHMETIC or op in O.LOGIC)
+            selector
             and all(v.gate_uniform for v in data_ins)
             and all(v.uniform is not None for v in present if not v.data)
         )
@@ -373,6 +380,7 @@ class Analyzer:
             ind=ind,
             gated=gated,
             gate_uniform=gate_uniform,
+            selector=selector,
             effects=self.propagate(op, present, label),
             src=(label, src) if src is not None else None,
         )
@@ -397,7 +405,9 @@ class Analyzer:
             )
             if not breaks:
                 out.append(Effect(sid, e.strength, (label, e.path)))
-            elif op in O.ADDITIVE or op in O.STRUCTURAL:
+            elif op in O.STRUCTURAL or (op in O.ADDITIVE and not self.switches[sid].fill_zero):
+                # K + f(x) when triggered: a shift by K (by 0 it is nothing: a gated-off
+                # contribution, e.g. one expert of a mixture, summed with the others)
                 out.append(Effect(sid, OFFSET, (label, e.path)))
         return frozenset(out)
 
@@ -435,6 +445,7 @@ class Analyzer:
             ind=frozenset({(trigger.id, pol)}),
             gated=True,
             gate_uniform=True,
+            selector=True,
             effects=base.effects,
             src=base.src,
         )
@@ -446,9 +457,9 @@ class Analyzer:
         return self.triggers[min(cond.trig)], None
 
     def _new_switch(
-        self, kind: str, node: OpNode, label: str, trigger: Trigger, fill: str
+        self, kind: str, node: OpNode, label: str, trigger: Trigger, fill: str, fill_zero: bool = False
     ) -> Effect:
-        sw = Switch(len(self.switches), kind, label, node.where, trigger, fill)
+        sw = Switch(len(self.switches), kind, label, node.where, trigger, fill, fill_zero)
         self.switches.append(sw)
         return Effect(sw.id, OFFSET if kind == "offset" else SWITCH, (label, None))
 
@@ -493,7 +504,8 @@ class Analyzer:
                 trig=base.trig,
                 ind=ind,
                 gated=True,
-                gate_uniform=a.uniform is not None and b.uniform is not None,
+                gate_uniform=cond.selector and a.uniform is not None and b.uniform is not None,
+                selector=cond.selector,
                 effects=base.effects,
                 src=base.src,
             )
@@ -502,7 +514,9 @@ class Analyzer:
         fill, computed = (a, b) if not a.data else (b, a)
         if self._benign(trigger, cond, fill, fill.uniform is not None):
             return base
-        effect = self._new_switch("where", node, label, trigger, self._describe_fill(fill))
+        effect = self._new_switch(
+            "where", node, label, trigger, self._describe_fill(fill), fill.uniform == 0.0
+        )
         return Val(
             data=True,
             trig=base.trig,
@@ -513,9 +527,9 @@ class Analyzer:
     def arith(self, node: OpNode, ins: list[Val], label: str) -> Val:
         base = self.generic(node, ins, label)
         a, b = ins
-        gated = [v for v in (a, b) if v.data and v.gated]
+        gated = [v for v in (a, b) if v.data and v.selector]
         plain = [v for v in (a, b) if v.data and not v.gated]
-        if len(gated) != 1 or len(plain) != 1:
+        if len(gated) != 1 or len(plain) != 1 or not gated[0].trig:
             return base
         g, d = gated[0], plain[0]
         trigger, _pol = self._trigger_of(g)
@@ -525,7 +539,9 @@ class Analyzer:
             if g.ind:
                 if elementwise:
                     return base  # a 0/1 mask applied elementwise
-                effect = self._new_switch("gate", node, label, trigger, "0 (the value is multiplied by the trigger)")
+                effect = self._new_switch(
+                    "gate", node, label, trigger, "0 (the value is multiplied by the trigger)", True
+                )
             else:
                 if elementwise and g.gate_uniform:
                     return base
@@ -559,6 +575,7 @@ class Analyzer:
             const=vals[0].const if not data_vals and len(consts) == 1 else None,
             trig=frozenset().union(*(v.trig for v in vals)),
             gated=bool(data_vals) and all(v.gated for v in data_vals),
+            selector=bool(data_vals) and all(v.selector for v in data_vals),
             effects=frozenset().union(*(v.effects for v in vals)),
             src=next((v.src for v in data_vals if v.src is not None), None),
         )
@@ -586,7 +603,9 @@ class Analyzer:
         trigger, _pol = self._trigger_of(cond)
         joined = self.join([fixed, computed, extra])
         if not fixed.data and computed.data:
-            effect = self._new_switch(kind, node, label, trigger, self._describe_fill(fixed))
+            effect = self._new_switch(
+                kind, node, label, trigger, self._describe_fill(fixed), fixed.uniform == 0.0
+            )
             return Val(data=True, trig=joined.trig | cond.trig, effects=joined.effects | {effect}, src=computed.src)
         if not fixed.data and not computed.data:
             return Val(
@@ -594,7 +613,8 @@ class Analyzer:
                 reduced=True,
                 trig=joined.trig | cond.trig,
                 gated=True,
-                gate_uniform=fixed.uniform is not None and computed.uniform is not None,
+                gate_uniform=cond.selector and fixed.uniform is not None and computed.uniform is not None,
+                selector=cond.selector,
                 effects=joined.effects,
             )
         return Val(data=True, trig=joined.trig | cond.trig, effects=joined.effects, src=joined.src)
@@ -693,7 +713,10 @@ class Analyzer:
             effects = frozenset(Effect(e.sid, e.strength, (label, e.path)) for e in v.effects)
             src = (label, v.src) if v.src is not None else None
             result.append(
-                Val(v.data, v.aux, v.const, v.reduced, v.trig, v.ind, v.gated, v.gate_uniform, effects, src)
+                Val(
+                    v.data, v.aux, v.const, v.reduced, v.trig, v.ind, v.gated, v.gate_uniform,
+                    v.selector, effects, src,
+                )
             )
         return result
 

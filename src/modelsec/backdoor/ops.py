@@ -18,7 +18,7 @@ REDUCE = frozenset(
         "ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
         "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare", "ArgMax",
         "ArgMin", "GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", "Slice", "Gather",
-        "GatherElements", "GatherND", "Compress", "TopK", "CumSum", "MaxPool",
+        "GatherElements", "GatherND", "Compress", "TopK", "MaxPool",
         "LpPool", "AveragePool",
     }
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from modelsec.backdoor.analysis import analyze
+from modelsec.backdoor.analysis import AnalysisLimits, analyze
 from modelsec.backdoor.findings import findings_for
 from modelsec.bytesource import ByteSource, FileSource
 from modelsec.context import ScanContext
@@ -154,6 +154,7 @@ class OnnxScanner(FormatScanner):
     category = FormatCategory.MODEL
     priority = 40
     reader_limits = ReaderLimits()
+    analysis_limits = AnalysisLimits()
 
     def detect(self, head: bytes, source: ByteSource, filename: str) -> bool:
         return looks_like_onnx(head, source)
@@ -212,12 +213,11 @@ class OnnxScanner(FormatScanner):
                 )
             )
 
-    @staticmethod
-    def _check_backdoors(model: OnnxModel, ctx: ScanContext) -> None:
+    def _check_backdoors(self, model: OnnxModel, ctx: ScanContext) -> None:
         dataflow = to_dataflow(model)
         if dataflow is None:
             return
-        report = analyze(dataflow)
+        report = analyze(dataflow, self.analysis_limits)
         for finding in findings_for(report, ctx.path):
             ctx.report(finding)
         if report.incomplete:
