@@ -3,9 +3,9 @@
 Layout: five pickles back to back (magic number, protocol version, system info, the
 object, the storage keys), then raw storage bytes (per key an 8-byte element count and
 the elements). ``torch.load`` unpickles all five, so each one after the (verified) magic
-number goes to the pickle analysis; the storage bytes are never unpickled. When the
-framing breaks, everything from that point is still handed to the pickle analysis, as a
-loader would try to unpickle it.
+number goes through the pickle analysis, one stream at a time at its offset in the file;
+the storage bytes are never unpickled. A stream that breaks is reported by the pickle
+analysis; ``torch.load`` stops there too, so nothing after it is read.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
-from modelsec.archive.members import scan_pickle
 from modelsec.archive.pickle_extent import PickleFramingError, pickle_extent
-from modelsec.bytesource import ByteSource, LimitExceeded, SliceSource
+from modelsec.bytesource import ByteSource, LimitExceeded
 from modelsec.context import ScanContext
 from modelsec.findings import Severity, threat
 from modelsec.formats.base import FormatCategory, FormatScanner
+from modelsec.pickle.scanner import scan_pickle_stream
 
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 _MAGIC_LONG1 = b"\x8a\x0a" + MAGIC_NUMBER.to_bytes(10, "little")
@@ -36,8 +36,7 @@ MALFORMED = threat(
     Severity.MEDIUM,
     "Malformed legacy PyTorch file",
     "Re-save the model with a current torch.save (zip format), or better as safetensors.",
-    "The sequence of pickles a legacy torch.load reads is broken; everything from the break "
-    "on was analysed as pickle data.",
+    "The storage data after the pickles does not match the storage keys they list.",
 )
 
 
@@ -62,26 +61,35 @@ class LegacyTorchScanner(FormatScanner):
     def scan(self, source: ByteSource, ctx: ScanContext) -> None:
         pos = magic_length(source.read_at(0, 64))
         assert pos is not None  # detect() matched
-        keys: list[str] = []
-        for index, label in enumerate(STREAMS, start=1):
-            try:
-                extent = pickle_extent(
-                    source, pos, max_opcodes=ctx.limits.max_pickle_opcodes, max_line=MAX_LINE
-                )
-            except (PickleFramingError, LimitExceeded) as exc:
-                self._broken(source, ctx, pos, label, str(exc))
-                return
-            scan_pickle(ctx, SliceSource(source, pos, extent.end - pos), f"<pickle {index}: {label}>")
-            pos = extent.end
-            keys = extent.strings
-        self._check_storage(source, ctx, pos, keys)
+        for label in STREAMS:
+            start = pos
+            end = scan_pickle_stream(source, ctx, start)
+            if end is None:
+                # Broken (reported by the pickle analysis; torch.load stops there too) or
+                # stopped by a limit (reported as incomplete). Framing alone may still
+                # find the next stream after a limit.
+                end = self._frame(source, ctx, start)
+                if end is None:
+                    return
+            pos = end
+            if label == "storage keys":
+                self._check_storage(source, ctx, pos, self._keys(source, ctx, start))
 
-    def _broken(self, source: ByteSource, ctx: ScanContext, pos: int, label: str, why: str) -> None:
-        ctx.report(
-            MALFORMED.at(ctx.path, f"the {label} pickle is not a complete stream: {why}", offset=pos)
-        )
-        if pos < source.size:
-            scan_pickle(ctx, SliceSource(source, pos, source.size - pos), f"<data at {pos}>")
+    def _frame(self, source: ByteSource, ctx: ScanContext, start: int) -> int | None:
+        try:
+            return pickle_extent(
+                source, start, max_opcodes=ctx.limits.max_pickle_opcodes, max_line=MAX_LINE
+            ).end
+        except (PickleFramingError, LimitExceeded):
+            return None
+
+    def _keys(self, source: ByteSource, ctx: ScanContext, start: int) -> list[str]:
+        try:
+            return pickle_extent(
+                source, start, max_opcodes=ctx.limits.max_pickle_opcodes, max_line=MAX_LINE
+            ).strings
+        except (PickleFramingError, LimitExceeded):
+            return []
 
     def _check_storage(self, source: ByteSource, ctx: ScanContext, pos: int, keys: list[str]) -> None:
         # Element sizes live in the object pickle's storage types, so only the minimum
