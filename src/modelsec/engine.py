@@ -265,6 +265,11 @@ class Engine:
                 if p.is_file():
                     yield p
 
+    def analyze_directory(self, root: Path, files: list[Path], report: ScanReport) -> None:
+        """Run the multi-file layout checks on ``files`` under ``root`` (remote sources lay
+        a model's small files out locally for them)."""
+        self._analyze_directory(root, files, report)
+
     def _analyze_directory(self, root: Path, files: list[Path], report: ScanReport) -> None:
         sink = ScanSink(self.limits)
         ctx = ScanContext(str(root), sink, dispatch)

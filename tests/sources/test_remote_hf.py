@@ -344,3 +344,28 @@ def test_resolve_commit_for_revision_pinning(hub: HubServer, model: dict[str, by
     with pytest.raises(SourceFailure) as err:
         resolve_commit(parse_model_uri("hf://acme/model@nope"), hf_config(hub))
     assert err.value.code == "MS-SRC-005"
+
+
+def test_layout_checks_run_on_remote_repositories(hub: HubServer) -> None:
+    """auto_map code, stray *.py and shard indexes are checked as for a local snapshot,
+    without downloading the weights."""
+    config = {"architectures": ["Custom"], "auto_map": {"AutoModel": "modeling_custom.CustomModel"}}
+    weights = safetensors_bytes(24)
+    hub.add_repo("mallory/custom-code", {
+        "config.json": json.dumps(config).encode(),
+        "modeling_custom.py": b"import os\nos.system('id')\n",
+        "model.safetensors": weights,
+        "model.safetensors.index.json": json.dumps(
+            {"weight_map": {"a": "model.safetensors", "b": "model-missing.safetensors"}}
+        ).encode(),
+    })
+    scanned = hf_scan(hub, "hf://mallory/custom-code")
+    report = scanned.report
+    assert "hf-repo" in {r.format for r in report.layout_formats}
+    runtime = [f for f in report.findings if f.rule == "RuntimeCodeExecution"]
+    assert runtime and all(f.file.startswith("hf://mallory/custom-code/") for f in runtime), runtime
+    assert any("modeling_custom" in f.file or "modeling_custom" in f.message for f in runtime)
+    suspicious = [f for f in report.findings if f.rule == "SuspiciousComponents"]
+    assert any("model-missing.safetensors" in f.message for f in suspicious), report.findings
+    assert not any("/modelsec-remote-" in f.file or "/modelsec-remote-" in f.message for f in report.findings)
+    assert report.bytes_transferred < len(weights) * 0.05  # placeholders, not downloads

@@ -22,6 +22,7 @@ INTEGRITY = "MS-SRC-009"  # bytes do not match the source's digest, or changed m
 TEMP_LIMIT = "MS-SRC-010"  # a whole-file download would exceed the bounded temporary area
 CLIENT_MISSING = "MS-SRC-011"  # boto3 / huggingface_hub not installed
 REMOTE_ERROR = "MS-SRC-012"  # any other refusal by the source (5xx after retries, odd replies)
+LAYOUT = "MS-SRC-013"  # a file path that cannot be laid out for the layout checks (.., absolute)
 
 TITLES: dict[str, str] = {
     CONFIG: "Invalid source configuration",
@@ -35,6 +36,7 @@ TITLES: dict[str, str] = {
     TEMP_LIMIT: "Temporary download area limit reached",
     CLIENT_MISSING: "Client library for this source is not installed",
     REMOTE_ERROR: "Source returned an unexpected error",
+    LAYOUT: "File path cannot be laid out for the multi-file checks",
 }
 
 

@@ -74,31 +74,44 @@ class TempArea:
     """A per-scan temporary directory with a byte budget; :meth:`cleanup` removes it."""
 
     def __init__(self, root: str, budget: int) -> None:
-        self._root = root
+        self._root_parent = root
         self._budget = budget
         self._used = 0
         self._dir: str | None = None
 
-    def reserve(self, nbytes: int, what: str) -> str:
-        """A path for a file of ``nbytes``; :class:`SourceFailure` if over budget or disk."""
+    def _root(self) -> str:
+        if self._dir is None:
+            self._dir = tempfile.mkdtemp(prefix="modelsec-remote-", dir=self._root_parent)
+        return self._dir
+
+    def charge(self, nbytes: int, what: str) -> None:
+        """Count ``nbytes`` against the budget; :class:`SourceFailure` if over it or over
+        the free disk."""
         if self._used + nbytes > self._budget:
             raise SourceFailure(
                 TEMP_LIMIT,
                 f"{what}: downloading {nbytes} bytes whole would exceed the temporary area "
                 f"limit of {self._budget} bytes (maxDownloadBytes); not inspected",
             )
-        if self._dir is None:
-            self._dir = tempfile.mkdtemp(prefix="modelsec-remote-", dir=self._root)
-        free = shutil.disk_usage(self._dir).free
+        free = shutil.disk_usage(self._root()).free
         if nbytes + DISK_RESERVE > free:
             raise SourceFailure(
                 TEMP_LIMIT,
                 f"{what}: downloading {nbytes} bytes whole needs more free disk than the "
-                f"{free} bytes left under {self._root}; not inspected",
+                f"{free} bytes left under {self._root_parent}; not inspected",
             )
         self._used += nbytes
-        fd, path = tempfile.mkstemp(dir=self._dir)
+
+    def reserve(self, nbytes: int, what: str) -> str:
+        """A new file path for ``nbytes`` of download, charged to the budget."""
+        self.charge(nbytes, what)
+        fd, path = tempfile.mkstemp(dir=self._root())
         os.close(fd)
+        return path
+
+    def subdir(self, name: str) -> str:
+        path = os.path.join(self._root(), name)
+        os.makedirs(path, exist_ok=True)
         return path
 
     def release(self, path: str, nbytes: int) -> None:

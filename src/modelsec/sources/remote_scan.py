@@ -18,6 +18,7 @@ from modelsec.sources import retry
 from modelsec.sources.config import CommonConfig
 from modelsec.sources.credentials import redact, scrub_headers_text
 from modelsec.sources.errors import FILE_NOT_FOUND, SourceFailure
+from modelsec.sources.layout import LocalLayout
 from modelsec.sources.remote_file import RangeFetcher, RemoteFile, TempArea, TransferStats
 
 
@@ -72,10 +73,17 @@ def scan_entries(
     cfg: CommonConfig,
     progress: object = None,
 ) -> ScanReport:
-    """Scan ``entries`` as one model; the temporary area is removed whatever happens."""
+    """Scan ``entries`` as one model (each file, then the multi-file layout checks); the
+    temporary area is removed whatever happens."""
     stats = TransferStats()
     temp = TempArea(cfg.temp_root(), cfg.max_download_bytes)
     policy = policy_of(cfg)
+    layout = LocalLayout(temp, target, cfg.hash_small_files_bytes)
+
+    def finish(result: FileResult, remote: RemoteFile, entry: RemoteEntry) -> None:
+        _finish(result, remote, cfg)
+        if entry.path:  # a one-object model has no layout to check, as a local file has none
+            layout.add(entry.path, remote, result.path)
 
     def known_files() -> Iterator[KnownFile]:
         for entry in entries:
@@ -96,7 +104,7 @@ def scan_entries(
             try:
                 yield KnownFile(
                     display, remote, entry.sha256, entry.digest,
-                    finish=lambda result, r=remote: _finish(result, r, cfg),
+                    finish=lambda result, r=remote, e=entry: finish(result, r, e),
                 )
             finally:
                 remote.close()
@@ -104,6 +112,7 @@ def scan_entries(
     try:
         with contextlib.closing(known_files()) as files:
             report = engine.scan_files(target, files, progress, locations)  # type: ignore[arg-type]
+        layout.analyze(engine, report)
     finally:
         temp.cleanup()
     report.bytes_transferred = stats.bytes
