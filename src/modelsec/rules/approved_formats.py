@@ -43,8 +43,15 @@ class ApprovedFormats(Rule):
     def evaluate(self, given: EvaluationInput, params: RuleParams) -> RuleOutcome:
         assert isinstance(params, ApprovedFormatsParams)
         approved = set(params.approved_formats)
+        records = given.report.all_formats()
+        categories = {r.path: r.category for r in records}
         violations = []
-        for record in given.report.all_formats():
+        for record in records:
+            # Parts of a model format (the pickle inside a PyTorch zip) are judged with it;
+            # members of plain containers (zip, tar) are models in their own right.
+            parent = record.path.rsplit("!", 1)[0] if "!" in record.path else None
+            if parent is not None and categories.get(parent) == FormatCategory.MODEL:
+                continue
             judged = record.category == FormatCategory.MODEL or (
                 record.category == FormatCategory.UNKNOWN and not params.allow_unknown
             )
