@@ -61,7 +61,7 @@ def test_leading_whitespace_in_header_is_tolerated() -> None:
 
 CORRUPT: dict[str, tuple[bytes, str]] = {
     "length beyond file": (_st({}, length=1000), "MS-ST-001"),
-    "length beyond bound": (_st({}, length=(1 << 40)), "MS-ST-001"),
+    "length beyond bound": (_st({}, length=(200 << 20)), "MS-ST-001"),
     "invalid utf-8": (_st(None, raw=b'{"a\xff": 1}'), "MS-ST-001"),
     "not json": (_st(None, raw=b'{"a": '), "MS-ST-001"),
     "text after the object": (_st(None, raw=b'{} {"a": 1}'), "MS-ST-001"),
@@ -123,6 +123,13 @@ def test_header_bound_follows_limits() -> None:
     assert threats_of(result) == {"MS-ST-001"}
 
 
-def test_indented_json_is_not_safetensors() -> None:
-    result = scan_bytes(b'        {"a": 1}\n', "config.json")
-    assert formats_of(result)[""] != "safetensors"
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'        {"a": 1}\n',  # indented JSON
+        struct.pack("<Q", 1 << 40) + b'{"a": 1}',  # length beyond any header: not this format
+        struct.pack("<Q", 9) + b"{\x00\x17garbage",  # '{' then binary: random tensor bytes
+    ],
+)
+def test_not_safetensors(data: bytes) -> None:
+    assert formats_of(scan_bytes(data, "x.bin"))[""] != "safetensors"

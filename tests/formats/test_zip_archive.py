@@ -340,12 +340,17 @@ def test_pytorch_zip_routes_pickles_and_skips_raw_storage(stub_pickle) -> None: 
     assert stub_pickle.seen == ["model.pt!archive/data.pkl"]
 
 
-def test_pytorch_zip_storage_that_is_a_pickle_is_scanned(stub_pickle) -> None:  # noqa: F811
+def test_pytorch_zip_storage_is_sniffed_by_signatures_only(stub_pickle) -> None:  # noqa: F811
+    # torch never unpickles data/<n>: a pickle there is inert, and permissive detectors
+    # would claim random tensor bytes. A real container hidden there is still scanned.
+    nested = _zipfile({"inner.bin": malicious_pickle()})
     data = _zipfile(
         {"archive/data.pkl": benign_pickle(), "archive/version": b"3\n",
-         "archive/data/0": malicious_pickle()},
+         "archive/data/0": malicious_pickle(), "archive/data/1": nested},
     )
     result = scan_bytes(data, "model.pt")
+    assert "model.pt!archive/data/0" not in stub_pickle.seen
+    assert "model.pt!archive/data/1!inner.bin" in stub_pickle.seen
     assert "MS-TEST-901" in threats_of(result)
 
 

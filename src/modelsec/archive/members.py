@@ -13,10 +13,19 @@ from modelsec.context import ScanContext
 from modelsec.formats.base import HEAD_SIZE, FormatScanner, filename_of
 
 
-def sniff(source: ByteSource, name: str) -> FormatScanner | None:
-    """The scanner that would claim ``source`` by content, without scanning it."""
+# Scanners below this priority recognise a format by a specific signature (see
+# FormatScanner.priority); the later ones are permissive by design (pickle, text).
+SIGNATURE_PRIORITY = 50
+
+
+def sniff(source: ByteSource, name: str, *, signatures_only: bool = False) -> FormatScanner | None:
+    """The scanner that would claim ``source`` by content, without scanning it. With
+    ``signatures_only``, permissive detectors are not asked: for bytes no loader parses
+    (raw tensor storage) they would mistake noise for a format about once a hundred."""
     head = source.read_at(0, HEAD_SIZE)
     for scanner in formats.scanners():
+        if signatures_only and scanner.priority >= SIGNATURE_PRIORITY:
+            continue
         try:
             if scanner.detect(head, source, filename_of(name)):
                 return scanner
@@ -83,5 +92,5 @@ def decode_head(stream: DecodeStream, limit: int = HEAD_SIZE) -> bytes:
     return b"".join(parts)
 
 
-def sniff_bytes(head: bytes, name: str) -> FormatScanner | None:
-    return sniff(BytesSource(head), name)
+def sniff_bytes(head: bytes, name: str, *, signatures_only: bool = False) -> FormatScanner | None:
+    return sniff(BytesSource(head), name, signatures_only=signatures_only)

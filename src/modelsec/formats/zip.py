@@ -370,7 +370,7 @@ class _ArchiveScan:
                 )
             )
         if self._is_storage(view):
-            if sniff(raw, view.display) is not None:
+            if sniff(raw, view.display, signatures_only=True) is not None:
                 ctx.scan_member(raw, view.display)
             return
         if view.crc_known and raw.size <= CRC_CHECK_LIMIT and raw.size == view.csize:
@@ -403,7 +403,7 @@ class _ArchiveScan:
             if self._is_storage(view):
                 # Raw tensor bytes: decode only enough to recognise them.
                 head = decode_head(self._stream(view, raw))
-                if sniff_bytes(head, view.display) is None:
+                if sniff_bytes(head, view.display, signatures_only=True) is None:
                     return
             decoded = spool_decoded(ctx, self._stream(view, raw), view.display)
         except UnsupportedCodec as exc:
