@@ -35,13 +35,12 @@ class _Duplicates:
         self.found: list[tuple[str, Any]] = []
 
     def __call__(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out = dict(pairs)
+        out = dict(pairs)  # the last value of a repeated key wins, as in json.loads
         if len(out) != len(pairs):
-            seen: set[str] = set()
-            for key, value in pairs:
-                if key in seen:
-                    self.found.append((key, value))
-                seen.add(key)
+            last = {key: i for i, (key, _v) in enumerate(pairs)}
+            for i, (key, value) in enumerate(pairs):
+                if last[key] != i:
+                    self.found.append((key, value))  # shadowed: kept for analysis
         return out
 
 

@@ -35,7 +35,7 @@ PYTHON_TAG = "tag:yaml.org,2002:python/"
 YAML_SUFFIXES = (".yaml", ".yml")
 # The first significant line of a YAML document: a directive, a document marker, a list
 # item or a ``key:`` mapping entry.
-_YAML_START = re.compile(r"^(?:%YAML|---|- |-$|[\"']?[\w.\-/ ]{1,200}[\"']?:(?:\s|$))")
+_YAML_START = re.compile(r"^(?:%YAML |%TAG |---|- |-$|[\"']?[\w.\-/ ]{1,200}[\"']?:(?:\s|$))")
 
 
 class YamlLimit(Exception):
@@ -96,8 +96,10 @@ def looks_like_yaml(head: bytes, source: ByteSource, filename: str) -> bool:
         return named  # too big to check by parsing in detection: the name decides
     try:
         docs = compose(text)
-    except (yaml.YAMLError, YamlLimit, RecursionError):
-        return False
+    except (YamlLimit, RecursionError):
+        return True  # YAML-shaped and hostile: the scanner reports the limit
+    except yaml.YAMLError:
+        return named  # broken YAML under a YAML name: claimed, so the damage is reported
     return any(isinstance(d, (MappingNode, SequenceNode)) for d in docs)
 
 

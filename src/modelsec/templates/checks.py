@@ -202,10 +202,15 @@ class Checker:
                     self.add(IssueKind.ASSEMBLED_NAME, Severity.CRITICAL,
                              f"{what} is assembled at render time and resolves to '{part}', which "
                              f"reaches {_describe(risk)} (obfuscated lookup)", node, part)
-        if key.computed or (key.data and not allow_data):
+        if key.computed:
             self.add(IssueKind.COMPUTED_NAME, Severity.HIGH,
                      f"{what} is computed at render time and cannot be resolved statically; it "
                      "could name Python internals (failing closed)", node, _source_hint(expr))
+        elif key.data and not allow_data:
+            self.add(IssueKind.COMPUTED_NAME, Severity.HIGH,
+                     f"{what} comes from data supplied at render time (a chat message, or a "
+                     "variable the caller may pass); whoever writes that data picks the "
+                     "attribute, Python internals included (failing closed)", node, _source_hint(expr))
 
     def getitem(self, node: nodes.Getitem) -> None:
         target = self.ev.eval(node.node)
