@@ -156,6 +156,7 @@ _TORCH = {
 
 # pandas' unpickling helpers, current and older module paths (classes come generated).
 _PANDAS = {
+    "pandas": "NA NaT",  # singletons pickled by reference
     "pandas._libs.internals": "_unpickle_block BlockPlacement",
     "pandas._libs.arrays": "__pyx_unpickle_NDArrayBacked",
     "pandas._libs.interval": "__pyx_unpickle_IntervalMixin Interval",

@@ -18,6 +18,7 @@ class HigherOrder:
     invokes: tuple[int, ...]  # argument positions the callee calls or instantiates
     instance_of: int | None = None  # argument holding the class of the returned instance
     data_ok: bool = False  # DATA-only classes are fine here (ndarray subclasses)
+    globals_only: bool = False  # other values there are data (instances), not called
 
 
 _NUMPY_RECONSTRUCT = HigherOrder((0,), instance_of=0, data_ok=True)
@@ -32,9 +33,10 @@ HIGHER_ORDER: dict[str, HigherOrder] = {
     "numpy.ma.core._mareconstruct": HigherOrder((0, 1), instance_of=0, data_ok=True),
     "collections.defaultdict": HigherOrder((0,)),
     "array._array_reconstructor": HigherOrder((0,), instance_of=0),
-    "numpy.random._pickle.__randomstate_ctor": HigherOrder((0, 1)),
-    "numpy.random._pickle.__generator_ctor": HigherOrder((0, 1)),
-    "numpy.random._pickle.__bit_generator_ctor": HigherOrder((0,)),
+    # (bit generator instance, name or class; the ctor that builds one from a name/class)
+    "numpy.random._pickle.__randomstate_ctor": HigherOrder((0, 1), globals_only=True),
+    "numpy.random._pickle.__generator_ctor": HigherOrder((0, 1), globals_only=True),
+    "numpy.random._pickle.__bit_generator_ctor": HigherOrder((0,), globals_only=True),
     "pandas.core.indexes.base._new_Index": HigherOrder((0,), instance_of=0),
     "pandas.core.indexes.datetimes._new_DatetimeIndex": HigherOrder((0,), instance_of=0),
     "pandas.core.indexes.period._new_PeriodIndex": HigherOrder((0,), instance_of=0),

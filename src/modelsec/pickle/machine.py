@@ -454,13 +454,18 @@ class StackMachine:
                 codec = items[1] if len(items) > 1 else "utf-8"
                 transform = codec_transform(transform, codec)
             return Derived(transform, items[0], offset)
-        cls: Global | None = callee  # calling a class makes an instance of it
+        # NEWOBJ/OBJ/INST instantiate a class; REDUCE may call a function, whose result is
+        # no instance of it.
+        cls: Global | None = callee if how != "REDUCE" else None
         spec = calls.higher_order(path) if verdict is Verdict.SAFE else None
         if spec is not None:
             cls = None
             for index in spec.invokes:
                 if items is not None and index < len(items):
-                    self._invoke_argument(items[index], spec.data_ok, offset, f"{path} argument")
+                    argument = items[index]
+                    if spec.globals_only and not isinstance(argument, Global):
+                        continue
+                    self._invoke_argument(argument, spec.data_ok, offset, f"{path} argument")
                 elif items is None:
                     self.observer.invoked(args, offset, f"{path} with unknown arguments")
             if spec.instance_of is not None and items and isinstance(items[spec.instance_of], Global):

@@ -30,6 +30,7 @@ from modelsec.pickle.values import Derived, Global, Value, describe
 
 BOUNDS_EVERY = 0x10000  # opcodes between stack-size checks
 PROBE_OPCODES = 200_000  # detection looks at the head only
+MAX_PENDING_EMBEDDED = 64  # embedded-pickle candidates held back for a possible loader
 
 
 @dataclass
@@ -148,6 +149,10 @@ class PickleScan:
         self._referenced: dict[str, Global] = {}
         self._invoked: set[str] = set()
         self._joblib = False
+        # Literals that look like embedded pickles, scanned at the end unless a loader
+        # consumes them first (then they are scanned once, under the loader's name).
+        # Keyed by id(): the values stay referenced here, so ids stay unique.
+        self._embedded: dict[int, tuple[Value, int]] = {}
 
     # -- streams ---------------------------------------------------------------------------
 
@@ -206,8 +211,10 @@ class PickleScan:
         )
 
     def finish(self) -> None:
-        """Report what is only known at the end: getattr never resolved, unknown globals
-        that were referenced but never called."""
+        """Report what is only known at the end: embedded pickles no loader consumed,
+        getattr never resolved, unknown globals that were referenced but never called."""
+        while self._embedded:
+            self._scan_embedded(*self._embedded.pop(next(iter(self._embedded))))
         for glob in self._pending_getattr.values():
             self._report_dangerous(glob)
         self._pending_getattr.clear()
@@ -300,8 +307,8 @@ class PickleScan:
                 self._pending_getattr[id(glob)] = glob  # decided when it is called
             else:
                 self._report_dangerous(glob)
-        elif c.verdict is not Verdict.SAFE:
-            self._referenced.setdefault(glob.subject, glob)
+        elif c.verdict is Verdict.UNKNOWN:
+            self._referenced.setdefault(glob.subject, glob)  # 105 unless it gets called
 
     def invoked(self, callee: Value, offset: int, how: str) -> None:
         if isinstance(callee, Global):
@@ -345,6 +352,10 @@ class PickleScan:
         self._pending_getattr.pop(id(getattr_global), None)
 
     def loader_called(self, loader: Global, payload: Value, offset: int) -> None:
+        root = payload
+        while isinstance(root, Derived):
+            root = root.source
+        self._embedded.pop(id(root), None)  # scanned below as the loader's argument
         spec = LOADERS.get(loader.path)
         if spec is None or spec.expect == "" or payload is None:
             return
@@ -363,6 +374,11 @@ class PickleScan:
             self.ctx.scan_member(nested, f"<{loader.subject} argument @{offset}>", expect=spec.expect)
 
     def literal(self, value: Value, offset: int) -> None:
+        self._embedded[id(value)] = (value, offset)
+        if len(self._embedded) > MAX_PENDING_EMBEDDED:
+            self._scan_embedded(*self._embedded.pop(next(iter(self._embedded))))
+
+    def _scan_embedded(self, value: Value, offset: int) -> None:
         found = embedded_payload(value, self.source, self.limits.max_inline_bytes)
         if found is None:
             return
