@@ -373,3 +373,8 @@ def test_torchscript_and_keras_flavours() -> None:
         {"config.json": b"{}", "metadata.json": b"{}", "model.weights.h5": b"\x89HDF\r\n\x1a\n"}
     )
     assert formats_of(scan_bytes(keras, "m.keras"))[""] == "keras"
+
+
+def test_zero_padding_after_the_archive_is_fine() -> None:
+    data = _zipfile({"a.txt": b"hello"}) + b"\0" * 4096
+    assert threats_of(scan_bytes(data, "padded.zip")) == set()

@@ -156,7 +156,10 @@ class _ArchiveScan:
             )
             ctx.scan_member(SliceSource(source, 0, min(start, source.size)), "<prefix>")
         end = layout.archive_end
-        if end is not None and end < source.size:
+        # zero padding after the end record (block-aligned copies) carries nothing
+        if end is not None and end < source.size and any(
+            chunk.strip(b"\0") for chunk in iter_chunks(source, end)
+        ):
             ctx.report(
                 threats.TRAILING_DATA.at(
                     ctx.path,
