@@ -7,6 +7,7 @@ and never loaded.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -21,8 +22,9 @@ from modelsec.k8s.naming import scan_name
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 
 API = "modelsec.io/v1alpha1"
-# GLOBAL 'os system', SHORT_BINUNICODE 'id', TUPLE1, REDUCE, STOP: runs `id` if loaded.
-MALICIOUS_PICKLE = b"\x80\x04\x95\x15\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x94\x8c\x06system\x94\x93\x94\x8c\x02id\x94\x85\x94R\x94."
+# Protocol 4: FRAME, 'os', 'system', STACK_GLOBAL, 'id', TUPLE1, REDUCE: runs `id` if loaded.
+STACK_GLOBAL_PICKLE = b"\x80\x04\x95\x18\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x94\x8c\x06system\x94\x93\x94\x8c\x02id\x94\x85\x94R\x94."
+# Protocol 2: GLOBAL 'os system', 'id', TUPLE1, REDUCE: the same call, older opcodes.
 GLOBAL_PICKLE = b"\x80\x02cos\nsystem\nq\x00X\x02\x00\x00\x00idq\x01\x85q\x02Rq\x03."
 # {'weights': [1, 2, 3]}: a plain data pickle.
 CLEAN_PICKLE = b"\x80\x02}q\x00X\x07\x00\x00\x00weightsq\x01]q\x02(K\x01K\x02K\x03es."
@@ -74,7 +76,8 @@ def recorded(obj: dict[str, Any]) -> bool:
 @pytest.fixture
 def workspace(models_root: Path, request: pytest.FixtureRequest, cluster: Any) -> Any:
     """A models directory and a name prefix of this test's own; its objects are deleted after."""
-    prefix = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40]
+    readable = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower().removeprefix("test_")).strip("-")[:30]
+    prefix = f"{readable.strip('-')}-{hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:6]}"
     directory = models_root / prefix
     directory.mkdir()
 
@@ -206,11 +209,12 @@ def test_group_conditions_explain_missing_source_and_bad_params(
 # --- scanning ------------------------------------------------------------------------
 
 @needs_pickle_scanner
+@pytest.mark.parametrize("payload", [GLOBAL_PICKLE, STACK_GLOBAL_PICKLE], ids=["global", "stack-global"])
 def test_malicious_pickle_is_blocked_with_rule_and_file_in_status(
-    cluster: Any, operator: Any, workspace: Any
+    cluster: Any, operator: Any, workspace: Any, payload: bytes
 ) -> None:
     model = workspace.dir / "evil.pkl"
-    model.write_bytes(GLOBAL_PICKLE)
+    model.write_bytes(payload)
     src, g = workspace.name("src"), workspace.name("group")
     cluster.apply(source(src, workspace.dir), group(g, src, BLOCK_CODE))
     document = scan(f"file://{model}", g)
@@ -223,7 +227,7 @@ def test_malicious_pickle_is_blocked_with_rule_and_file_in_status(
     assert "LoadTimeCodeExecution" in failed and failed["LoadTimeCodeExecution"]["violations"] >= 1
     assert any(f["rule"] == "LoadTimeCodeExecution" and f["file"].endswith("evil.pkl")
                for f in status["findings"])
-    assert status["fingerprint"] and status["filesScanned"] == 1 and status["bytesScanned"] == len(GLOBAL_PICKLE)
+    assert status["fingerprint"] and status["filesScanned"] == 1 and status["bytesScanned"] == len(payload)
     reasons = {e["reason"] for e in cluster.events(name)}
     assert {"ScanStarted", "ScanBlocked"} <= reasons
     assert operator.metric("modelsec_scans_total", outcome="BLOCKED") >= 1

@@ -37,6 +37,10 @@ audit = logging.getLogger("modelsec.audit")
 _LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
 
 
+class ScanDeleted(Exception):
+    """The ModelScan was deleted while we worked on it: nothing left to record."""
+
+
 def backoff(retry: int) -> float:
     """5s, 10s, 20s, ... capped at 5 minutes."""
     return float(min(300, 5 * 2**retry))
@@ -58,7 +62,12 @@ class ScanRun:
 
     async def write(self, status: dict[str, Any]) -> None:
         status = {**status, "rescanRequest": self.rescan_request}
-        patched = await self.runtime.kube.patch_status(PLURAL, self.name, status)
+        try:
+            patched = await self.runtime.kube.patch_status(PLURAL, self.name, status)
+        except ApiException as exc:
+            if exc.status == 404:
+                raise ScanDeleted() from None
+            raise
         self.status = dict(patched.get("status") or {})
 
     async def fail(self, reason: str, message: str, view: GroupView | None, because: str) -> None:
@@ -121,7 +130,7 @@ def audit_record(name: str, body: kopf.Body, status: dict[str, Any]) -> None:
         "fingerprint": status.get("fingerprint"),
         "groupDigest": status.get("groupDigest"),
         "completedAt": status.get("completedAt"),
-        "failedRules": [r["name"] for r in status.get("rules", []) if r.get("result") == "FAILED"],
+        "failedRules": [r["name"] for r in status.get("rules") or [] if r.get("result") == "FAILED"],
     }, sort_keys=True))
 
 
@@ -171,6 +180,9 @@ async def reconcile_scan(
     run = ScanRun(runtime, name, body, retry, logger)
     try:
         await _reconcile(run, spec, meta, patch)
+    except ScanDeleted:
+        logger.info("deleted while being judged; nothing to record")
+        patch.clear()  # no labels to add to an object that is gone
     except ApiException as exc:
         if transient(exc):
             metrics.ERRORS.labels("ApiTransient").inc()
