@@ -269,3 +269,23 @@ def test_cli_scans_s3_reference_with_environment_credentials(moto_endpoint: str,
     assert run.returncode in (0, 1), run.stderr
     assert "model.safetensors" in run.stdout
     assert "MS-SRC" not in run.stdout
+
+
+def test_keys_that_escape_the_prefix_are_not_laid_out(moto_endpoint: str, bucket: str, tmp_path: Any) -> None:
+    s3 = s3_client(moto_endpoint)
+    s3.put_object(Bucket=bucket, Key="m/config.json", Body=b"{}")
+    s3.put_object(Bucket=bucket, Key="m/../../escape.py", Body=b"import os")
+    scanned = s3_scan(f"s3://{bucket}/m/", s3_config(moto_endpoint, tempDir=str(tmp_path)))
+    layout = [i for i in scanned.report.incompletes if i.code == "MS-SRC-013"]
+    assert layout and "'../../escape.py'" in layout[0].reason
+    assert outcome(scanned) == Outcome.ERROR
+    assert os.listdir(tmp_path) == []  # nothing written outside (or left inside) the temp area
+
+
+def test_approved_location_applies_to_bucket_prefixes(moto_endpoint: str, bucket: str, prefix_model: dict[str, bytes]) -> None:
+    scanned = s3_scan(f"s3://{bucket}/team/model/", s3_config(moto_endpoint))
+    group = parse_group({"rules": [{"name": "ApprovedLocation", "params": {"approvedLocations": [f"s3://{bucket}/team"]}}]}, "t", "t")
+    given = EvaluationInput(scanned.report, scanned.source_type, scanned.metadata)
+    assert evaluate(group, given).outcome == Outcome.ALLOWED
+    other = parse_group({"rules": [{"name": "ApprovedLocation", "params": {"approvedLocations": [f"s3://{bucket}/prod"]}}]}, "t", "t")
+    assert evaluate(other, given).outcome == Outcome.BLOCKED
