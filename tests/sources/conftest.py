@@ -4,7 +4,6 @@ proxy, and an environment without ambient credentials."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from typing import Iterator
 import pytest
 
 from hf_server import HubServer
+from source_helpers import ADMIN, free_port, s3_client
 
 
 @pytest.fixture(autouse=True)
@@ -41,15 +41,7 @@ def hub() -> Iterator[HubServer]:
         server.stop()
 
 
-def hf_config(server: HubServer, **extra: object) -> dict[str, object]:
-    """A source config for the test Hub with fast, bounded retries."""
-    return {"endpoint": server.url, "retryBaseSeconds": 0.01, "retryMaxSeconds": 0.05, **extra}
-
-
 # --- S3 ---------------------------------------------------------------------------------
-
-ADMIN = {"aws_access_key_id": "AKIATESTADMIN000", "aws_secret_access_key": "admin-secret-key-000000"}
-
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
@@ -64,23 +56,6 @@ def moto_endpoint() -> Iterator[str]:
         server.stop()
 
 
-def s3_client(endpoint: str):  # type: ignore[no-untyped-def]
-    import boto3
-
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **ADMIN)
-
-
-def s3_config(endpoint: str, **extra: object) -> dict[str, object]:
-    return {
-        "endpoint": endpoint,
-        "accessKeyId": ADMIN["aws_access_key_id"],
-        "secretAccessKey": ADMIN["aws_secret_access_key"],
-        "retryBaseSeconds": 0.01,
-        "retryMaxSeconds": 0.05,
-        **extra,
-    }
-
-
 _bucket_counter = 0
 
 
@@ -92,14 +67,6 @@ def bucket(moto_endpoint: str) -> str:
     name = f"models-{_bucket_counter}"
     s3_client(moto_endpoint).create_bucket(Bucket=name)
     return name
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @pytest.fixture(scope="module")

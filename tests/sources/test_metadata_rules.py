@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from conftest import hf_config
+from source_helpers import hf_config
 from hf_server import HubServer
 from modelsec.engine import ScanReport
 from modelsec.findings import Incomplete

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save
 
-from conftest import hf_config
+from source_helpers import hf_config
 from hf_server import HubFile, HubServer
 from model_fixtures import malicious_pickle, torch_zip
 from modelsec.engine import Engine
@@ -249,7 +249,7 @@ def test_timeout(hub: HubServer, model: dict[str, bytes]) -> None:
 
 
 def test_connection_refused() -> None:
-    from conftest import free_port
+    from source_helpers import free_port
 
     ref = parse_model_uri("hf://acme/model")
     config = {"endpoint": f"http://127.0.0.1:{free_port()}", "maxRetries": 1, "retryBaseSeconds": 0.01}

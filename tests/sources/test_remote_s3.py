@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save
 
-from conftest import free_port, s3_client, s3_config
+from source_helpers import free_port, s3_client, s3_config
 from flaky_proxy import FlakyProxy
 from model_fixtures import malicious_pickle, torch_zip
 from modelsec.engine import Engine
@@ -253,7 +253,7 @@ def test_cli_scans_s3_reference_with_environment_credentials(moto_endpoint: str,
     import subprocess
     import sys
 
-    from conftest import ADMIN
+    from source_helpers import ADMIN
 
     env = {
         **os.environ,
