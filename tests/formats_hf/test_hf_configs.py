@@ -306,3 +306,22 @@ def test_json_values_never_crash(value: object) -> None:
 def test_yaml_text_never_crashes(parts: list[str]) -> None:
     result = scan_bytes("config.yaml", "".join(parts).encode())
     assert not [i for i in result.incompletes if i.code == ENGINE_ERROR], result.incompletes
+
+
+def test_json_lines_are_read_line_by_line(tmp_path: Path) -> None:
+    path = tmp_path / "eval.jsonl"
+    rows = [json.dumps({"prompt": "p" * 100, "i": i}) for i in range(1000)]
+    rows.append(json.dumps({"chat_template": EVIL}))
+    path.write_text("\n".join(rows) + "\n")
+    result = Engine().scan_file(path)
+    assert result.format == "json" and result.incompletes == []
+    assert "MS-TPL-001" in threats(result)
+
+
+def test_long_text_without_delimiters_in_its_head_is_not_read_as_template(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("plain text\n" * 10000 + "{{ x.__class__ }}\n")
+    assert Engine().scan_file(path).format != "jinja"
+    named = tmp_path / "chat_template.jinja"
+    named.write_text("{# " + "plain text\n" * 10000 + " #}{{ x.__class__ }}\n")
+    assert "MS-TPL-001" in threats(Engine().scan_file(named))

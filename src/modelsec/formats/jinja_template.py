@@ -43,11 +43,14 @@ class JinjaTemplateScanner(FormatScanner):
             return False
         if source.size > MAX_TEMPLATE_BYTES or not head_is_text(head, source):
             return False
+        named = template_named(filename)
+        if not named and b"{{" not in head and b"{%" not in head:
+            return False  # templates put their logic early; a name claims the rest
         data = head if source.size <= len(head) else source.read_at(0, source.size)
         text = decode_text(data)
         if text is None or not has_markers(text):
             return False
-        if template_named(filename):
+        if named:
             return True
         result = parse(text)
         return result.tree is not None and _has_logic(result.tree)

@@ -3,7 +3,7 @@ indexes, anything else in JSON): parsed with bounded size, every value that is a
 analysed statically, duplicate keys reported.
 
 Detection is by content: the text starts with ``{`` or ``[`` followed by what JSON allows
-there (small files must parse entirely). It runs after format-specific JSON detectors such
+there (small files must parse entirely). JSON Lines files are read document by document. It runs after format-specific JSON detectors such
 as Keras configs (priority 30) and before templates and plain text.
 """
 
@@ -45,11 +45,22 @@ class _Duplicates:
 
 
 def parse_json(text: str) -> tuple[Any, list[tuple[str, Any]]]:
-    """The parsed value and the (key, value) pairs shadowed by duplicate keys.
-    Raises ValueError/RecursionError for what is not JSON."""
+    """The parsed value and the (key, value) pairs shadowed by duplicate keys. JSON Lines
+    (one document per line) parse to the list of their documents. Raises
+    ValueError/RecursionError for what is neither."""
     dups = _Duplicates()
-    value = json.loads(text, object_pairs_hook=dups)
-    return value, dups.found
+    try:
+        return json.loads(text, object_pairs_hook=dups), dups.found
+    except json.JSONDecodeError as exc:
+        if not exc.msg.startswith("Extra data"):
+            raise
+        first_error = exc
+    lines = [line for line in text.splitlines() if line.strip()]
+    try:
+        docs = [json.loads(line, object_pairs_hook=dups) for line in lines]
+    except json.JSONDecodeError:
+        raise first_error from None
+    return docs, dups.found
 
 
 def looks_like_json(head: bytes, source: ByteSource) -> bool:

@@ -1,18 +1,20 @@
 """YAML configs: templates in their values, ``!!python/...`` tags, duplicate keys.
 
-The text is *composed* (YAML's node graph) and never *constructed*: no Python object is
-built, whatever the tags say. Composition is bounded: a size limit, a node limit counted in
-the composer (aliases included), and a nesting limit. Anchors and aliases are walked once
-per node, so a billion-laughs document costs its size, not its expansion.
+The text is read as YAML's *event stream* (libyaml's C parser when available, PyYAML's own
+otherwise): no node graph and no Python object is ever built, whatever the tags say. The
+walk is iterative and bounded (a size limit, an event budget, a nesting bound). An alias is
+one event: the anchored content was walked where it was defined, so a billion-laughs
+document costs its size, not its expansion.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Iterator
 
 import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml import events as ev
 
 from modelsec.bytesource import ByteSource, LimitExceeded
 from modelsec.context import ScanContext
@@ -25,55 +27,130 @@ from modelsec.formats.config_common import (
     head_is_text,
 )
 from modelsec.templates.config_walk import Candidate, is_template_key, report_candidates
-from modelsec.templates.parsing import has_markers
 
 MAX_YAML_BYTES = 16 << 20
-MAX_NODES = 1_000_000
-MAX_NESTING = 100
+MAX_NODES = 2_000_000  # events, aliases included
+MAX_NESTING = 256
 MAX_TAG_FINDINGS = 50
+MAX_DUPLICATE_FINDINGS = 50
 PYTHON_TAG = "tag:yaml.org,2002:python/"
 YAML_SUFFIXES = (".yaml", ".yml")
 # The first significant line of a YAML document: a directive, a document marker, a list
 # item or a ``key:`` mapping entry.
 _YAML_START = re.compile(r"^(?:%YAML |%TAG |---|- |-$|[\"']?[\w.\-/ ]{1,200}[\"']?:(?:\s|$))")
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class YamlLimit(Exception):
     pass
 
 
-class _BoundedLoader(yaml.SafeLoader):
-    """SafeLoader's composer with a node budget and a nesting bound. Only the composer is
-    used: ``construct_*`` (where tags would build objects) is never called."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self.node_count = 0
-        self.nesting = 0
-
-    def compose_node(self, parent: Node | None, index: object) -> Node:  # type: ignore[override]
-        self.node_count += 1
-        if self.node_count > MAX_NODES:
-            raise YamlLimit(f"more than {MAX_NODES} YAML nodes")
-        self.nesting += 1
-        try:
-            if self.nesting > MAX_NESTING:
-                raise YamlLimit(f"YAML nested deeper than {MAX_NESTING} levels")
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
-        finally:
-            self.nesting -= 1
+@dataclass
+class _Frame:
+    mapping: bool
+    path: str
+    key: str | None  # the key this collection sits under (a list inherits it)
+    index: int = 0
+    expect_key: bool = True
+    current_key: str | None = None
+    keys: set[str] = field(default_factory=set)
+    is_key: bool = False  # a complex (collection) mapping key
 
 
-def compose(text: str) -> list[Node]:
-    """Every document's root node. Raises yaml.YAMLError or YamlLimit."""
-    loader = _BoundedLoader(text)
+@dataclass
+class YamlWalk:
+    """What the walk found besides template candidates."""
+
+    python_tags: list[tuple[str, str, int]] = field(default_factory=list)  # (path, tag, line)
+    duplicates: list[tuple[str, int]] = field(default_factory=list)  # (key, line)
+    documents: int = 0
+
+
+def _events(text: str) -> Iterator[ev.Event]:
+    loader = _Loader(text)
     try:
-        docs = []
-        while loader.check_node():
-            docs.append(loader.get_node())
-        return docs
+        while loader.check_event():
+            yield loader.get_event()
     finally:
         loader.dispose()
+
+
+def walk(text: str, found: YamlWalk) -> Iterator[Candidate]:
+    """Template candidates of every document; tags and duplicate keys go to ``found``.
+    Raises yaml.YAMLError for invalid YAML and YamlLimit past a bound."""
+    stack: list[_Frame] = []
+    count = 0
+    doc_prefix = ""
+
+    def child_path(frame: _Frame | None) -> tuple[str, str | None]:
+        """Path and governing key of the value that comes next in ``frame``."""
+        if frame is None:
+            return doc_prefix, None
+        if frame.mapping:
+            key = frame.current_key if frame.current_key is not None else "?"
+            return (f"{frame.path}.{key}" if frame.path else key), key
+        return f"{frame.path}[{frame.index}]", frame.key
+
+    def advance(frame: _Frame | None) -> None:
+        if frame is None:
+            return
+        if frame.mapping:
+            frame.expect_key = True
+            frame.current_key = None
+        else:
+            frame.index += 1
+
+    for event in _events(text):
+        count += 1
+        if count > MAX_NODES:
+            raise YamlLimit(f"more than {MAX_NODES} YAML nodes")
+        top = stack[-1] if stack else None
+        tag = getattr(event, "tag", None)
+        if isinstance(tag, str) and tag.startswith(PYTHON_TAG):
+            path, _ = child_path(top)
+            found.python_tags.append((path or "(document)", tag, event.start_mark.line + 1))
+        if isinstance(event, ev.DocumentStartEvent):
+            found.documents += 1
+            doc_prefix = f"[doc {found.documents - 1}]" if found.documents > 1 else ""
+        elif isinstance(event, ev.ScalarEvent):
+            if top is not None and top.mapping and top.expect_key:
+                key = event.value
+                if key != "<<":
+                    if key in top.keys:
+                        found.duplicates.append((key, event.start_mark.line + 1))
+                    top.keys.add(key)
+                top.current_key = key
+                top.expect_key = False
+                continue
+            if top is not None and top.is_key:
+                advance(top)
+                continue
+            path, key = child_path(top)
+            value = event.value
+            if "{{" in value or "{%" in value:
+                yield Candidate(path or "(document)", value, is_template_key(key))
+            advance(top)
+        elif isinstance(event, (ev.MappingStartEvent, ev.SequenceStartEvent)):
+            if len(stack) >= MAX_NESTING:
+                raise YamlLimit(f"YAML nested deeper than {MAX_NESTING} levels")
+            as_key = top is not None and top.mapping and top.expect_key
+            path, key = child_path(top)
+            stack.append(_Frame(isinstance(event, ev.MappingStartEvent), path, key,
+                                is_key=as_key or (top is not None and top.is_key)))
+        elif isinstance(event, (ev.MappingEndEvent, ev.SequenceEndEvent)):
+            done = stack.pop()
+            parent = stack[-1] if stack else None
+            if parent is not None and parent.mapping and parent.expect_key and done.is_key and not parent.is_key:
+                parent.current_key = "?"  # a complex key: its value follows
+                parent.expect_key = False
+            else:
+                advance(parent)
+        elif isinstance(event, ev.AliasEvent):
+            if top is not None and top.mapping and top.expect_key:
+                top.current_key = f"*{event.anchor}"
+                top.expect_key = False
+            else:
+                advance(top)
 
 
 def _first_significant_line(text: str) -> str | None:
@@ -94,13 +171,23 @@ def looks_like_yaml(head: bytes, source: ByteSource, filename: str) -> bool:
     named = filename.lower().endswith(YAML_SUFFIXES)
     if source.size > len(head):
         return named  # too big to check by parsing in detection: the name decides
+    found = YamlWalk()
     try:
-        docs = compose(text)
-    except (YamlLimit, RecursionError):
+        for _ in walk(text, found):
+            pass
+    except YamlLimit:
         return True  # YAML-shaped and hostile: the scanner reports the limit
     except yaml.YAMLError:
         return named  # broken YAML under a YAML name: claimed, so the damage is reported
-    return any(isinstance(d, (MappingNode, SequenceNode)) for d in docs)
+    # a document that is one plain scalar is any text at all, not a config
+    return named or _has_collection(text)
+
+
+def _has_collection(text: str) -> bool:
+    for event in _events(text):
+        if isinstance(event, (ev.MappingStartEvent, ev.SequenceStartEvent)):
+            return True
+    return False
 
 
 class YamlConfigScanner(FormatScanner):
@@ -122,63 +209,41 @@ class YamlConfigScanner(FormatScanner):
         if text is None:
             ctx.incomplete("YAML is not UTF-8 text; not inspected", CONFIG_UNPARSEABLE)
             return
+        found = YamlWalk()
+        candidates: list[Candidate] = []
         try:
-            docs = compose(text)
+            for cand in walk(text, found):
+                candidates.append(cand)
         except YamlLimit as exc:
             raise LimitExceeded(f"{exc}; not inspected further") from None
-        except RecursionError:
-            raise LimitExceeded("YAML nested too deeply to compose; not inspected") from None
         except yaml.YAMLError as exc:
+            if "nesting depth" in str(exc):  # libyaml's own bound, hit before ours
+                raise LimitExceeded(f"YAML nested too deeply ({_short(exc)}); not inspected") from None
             ctx.incomplete(f"not valid YAML ({_short(exc)}); its values were not inspected", CONFIG_UNPARSEABLE)
             return
-        report_candidates(ctx, self._walk(docs, ctx))
+        finally:
+            self._report(found, ctx)
+        report_candidates(ctx, candidates)
 
-    def _walk(self, docs: list[Node], ctx: ScanContext) -> Iterator[Candidate]:
-        """Template candidates; tags and duplicate keys are reported on the way."""
-        seen: set[int] = set()
-        tag_findings = 0
-        stack: list[tuple[str, str | None, Node]] = [
-            (f"[doc {i}]" if len(docs) > 1 else "", None, d) for i, d in enumerate(docs)
-        ]
-        while stack:
-            path, key, node = stack.pop()
-            if id(node) in seen:
-                continue  # an alias: already walked
-            seen.add(id(node))
-            if node.tag.startswith(PYTHON_TAG) and tag_findings < MAX_TAG_FINDINGS:
-                tag_findings += 1
-                ctx.report(
-                    YAML_PYTHON_TAG.at(
-                        ctx.path,
-                        f"{path or '(document)'}: tag !!{node.tag[len('tag:yaml.org,2002:'):]} "
-                        "builds a Python object when read with an unsafe loader",
-                        subject=node.tag,
-                        details={"line": node.start_mark.line + 1},
-                    )
+    def _report(self, found: YamlWalk, ctx: ScanContext) -> None:
+        for path, tag, line in found.python_tags[:MAX_TAG_FINDINGS]:
+            ctx.report(
+                YAML_PYTHON_TAG.at(
+                    ctx.path,
+                    f"{path} (line {line}): tag !!{tag[len('tag:yaml.org,2002:'):]} builds a "
+                    "Python object when read with an unsafe loader",
+                    subject=tag,
                 )
-            if isinstance(node, ScalarNode):
-                if isinstance(node.value, str) and has_markers(node.value):
-                    yield Candidate(path or "(document)", node.value, is_template_key(key))
-            elif isinstance(node, SequenceNode):
-                for i, item in enumerate(node.value):
-                    stack.append((f"{path}[{i}]", key, item))
-            elif isinstance(node, MappingNode):
-                keys_seen: set[str] = set()
-                for k_node, v_node in node.value:
-                    k = k_node.value if isinstance(k_node, ScalarNode) else "?"
-                    if isinstance(k_node, ScalarNode) and k != "<<":
-                        if k in keys_seen:
-                            ctx.report(
-                                DUPLICATE_KEY.at(
-                                    ctx.path,
-                                    f"key {k!r} appears more than once in one mapping (line "
-                                    f"{k_node.start_mark.line + 1}); readers disagree on which wins",
-                                    subject=k,
-                                )
-                            )
-                        keys_seen.add(k)
-                    stack.append((f"{path}.{k}" if path else str(k), str(k), v_node))
-                    stack.append((f"{path}.<key>" if path else "<key>", None, k_node))
+            )
+        for key, line in found.duplicates[:MAX_DUPLICATE_FINDINGS]:
+            ctx.report(
+                DUPLICATE_KEY.at(
+                    ctx.path,
+                    f"key {key!r} appears more than once in one mapping (line {line}); readers "
+                    "disagree on which wins",
+                    subject=key,
+                )
+            )
 
 
 def _short(exc: Exception) -> str:

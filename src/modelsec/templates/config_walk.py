@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from modelsec.templates import report
-from modelsec.templates.parsing import has_markers
 from modelsec.templates.threats import TOO_COMPLEX
 
 if TYPE_CHECKING:
@@ -34,29 +33,52 @@ def is_template_key(key: str | None) -> bool:
     return key is not None and "template" in key.lower()
 
 
-def _child(path: str, key: Any) -> str:
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    return f"{path}.{key}" if path else str(key)
+Path = tuple  # (parent path, key): a linked path, formatted only for candidates
+
+
+def _format(path: "Path | None") -> str:
+    keys: list[Any] = []
+    while path is not None:
+        path, key = path
+        keys.append(key)
+    out = ""
+    for key in reversed(keys):
+        if isinstance(key, int):
+            out += f"[{key}]"
+        else:
+            out = f"{out}.{key}" if out else str(key)
+    return out or "(document)"
 
 
 def iter_json_candidates(root: Any, extra: Iterable[tuple[str, Any]] = ()) -> Iterator[Candidate]:
-    """Template candidates in a parsed JSON value (iterative: deep nesting is no problem).
+    """Template candidates in a parsed JSON value (iterative: deep nesting is no problem;
+    tokenizer files have hundreds of thousands of strings, so this loop is kept tight).
     ``extra`` are further (path, value) pairs to walk, such as values of duplicate keys."""
-    stack: list[tuple[str, str | None, Any]] = [("", None, root)]
-    stack.extend((path, path.rsplit(".", 1)[-1], value) for path, value in extra)
+    stack: list[tuple[Path | None, str | None, Any]] = [(None, None, root)]
+    stack.extend(((None, path), path, value) for path, value in extra)
     while stack:
         path, key, value = stack.pop()
-        if isinstance(value, str):
-            if has_markers(value):
-                yield Candidate(path or "(document)", value, is_template_key(key))
-        elif isinstance(value, dict):
+        kind = type(value)
+        if kind is str:
+            if "{{" in value or "{%" in value:
+                yield Candidate(_format(path), value, is_template_key(key))
+        elif kind is dict:
             for k, v in value.items():
-                stack.append((_child(path, k), str(k), v))
-        elif isinstance(value, list):
+                vk = type(v)
+                if vk is str:
+                    if "{{" in v or "{%" in v:
+                        yield Candidate(_format((path, k)), v, is_template_key(k))
+                elif vk is dict or vk is list:
+                    stack.append(((path, k), k, v))
+        elif kind is list:
             # a list of templates inherits its key: chat_template: ["{{...}}", ...]
             for i, v in enumerate(value):
-                stack.append((_child(path, i), key, v))
+                vk = type(v)
+                if vk is str:
+                    if "{{" in v or "{%" in v:
+                        yield Candidate(_format((path, i)), v, is_template_key(key))
+                elif vk is dict or vk is list:
+                    stack.append(((path, i), key, v))
 
 
 def report_candidates(ctx: "ScanContext", candidates: Iterable[Candidate]) -> int:
