@@ -67,7 +67,9 @@ pid_alive() {
 }
 
 # start_daemon NAME BINARY ARGS...: detached from this shell (own session, stdin closed),
-# so it outlives the caller; its pid is written by the process itself before exec.
+# so it outlives the caller; its pid is written by the process itself before exec. The
+# instance lock's fd is closed for it: a daemon holding the lock would block every later
+# `up`/`down` of this instance.
 start_daemon() {
   local name=$1; shift
   : > "$LOGS/$name.log"
@@ -75,7 +77,7 @@ start_daemon() {
   env -u http_proxy -u https_proxy -u HTTP_PROXY -u HTTPS_PROXY -u ALL_PROXY -u all_proxy \
     NO_PROXY=127.0.0.1,localhost,::1 no_proxy=127.0.0.1,localhost,::1 \
     setsid bash -c 'echo $$ > "$0"; exec "$@"' "$STATE/$name.pid" "$@" \
-    >> "$LOGS/$name.log" 2>&1 < /dev/null &
+    >> "$LOGS/$name.log" 2>&1 < /dev/null {lock_fd}>&- &
   # Wait for the pid file (written before exec).
   for _ in $(seq 1 50); do [ -s "$STATE/$name.pid" ] && return 0; sleep 0.1; done
   die "$name did not start; log: $LOGS/$name.log"
@@ -188,12 +190,21 @@ default_namespace_exists() {
   "$TOOLS_BIN_DIR/kubectl" --kubeconfig "$KUBECONFIG_FILE" get namespace default -o name
 }
 
-cmd_up() {
+# lock_instance SECONDS: take this instance's lock (serialises up/down of one instance).
+# Returns 1 if it could not be had in time.
+lock_instance() {
   mkdir -p "$STATE"
   exec {lock_fd}>"$STATE/.lock"
-  if command -v flock >/dev/null 2>&1; then
-    flock -w 600 "$lock_fd" || die "another 'up' or 'down' of this instance holds $STATE/.lock"
+  command -v flock >/dev/null 2>&1 || return 0
+  flock -w "$1" "$lock_fd"
+}
+
+cmd_up() {
+  if is_ready; then
+    log "already up ($(awk -F= '/APISERVER_PORT/{print "https://127.0.0.1:"$2}' "$PORTS_FILE"))"
+    return 0
   fi
+  lock_instance 900 || die "another 'up' or 'down' of this instance still holds $STATE/.lock after 900s"
   if is_ready; then
     log "already up ($(awk -F= '/APISERVER_PORT/{print "https://127.0.0.1:"$2}' "$PORTS_FILE"))"
     return 0
@@ -284,10 +295,8 @@ cmd_down() {
     log "not running (no $STATE)"
     return 0
   fi
-  exec {lock_fd}>"$STATE/.lock"
-  if command -v flock >/dev/null 2>&1; then
-    flock -w 600 "$lock_fd" || die "another 'up' or 'down' of this instance holds $STATE/.lock"
-  fi
+  # Stopping is safe without the lock; wait a little for a concurrent `up`, not forever.
+  lock_instance 60 || log "warning: $STATE/.lock is held by another process; stopping anyway"
   stop_daemon kube-apiserver
   stop_daemon etcd
   if [ "$purge" = "--purge" ]; then
