@@ -107,3 +107,28 @@ def test_truncated_file_is_incomplete_not_a_crash() -> None:
     data = h5(keras_file(keras2_model([keras2_dense()])))
     result = scan(data[: len(data) // 2])
     assert result.incompletes and result.format in ("hdf5", "keras-h5")
+
+
+def _fake_probe(tmp_path: Any, body: str) -> str:
+    script = tmp_path / "probe.py"
+    script.write_text("import os, signal, sys, time\n" + body + "\n")
+    return str(script)
+
+
+def test_hdf5_library_crash_is_a_finding_not_a_dead_scanner(tmp_path: Any, monkeypatch: Any) -> None:
+    from modelsec.keras import h5_probe
+
+    monkeypatch.setattr(h5_probe, "__file__", _fake_probe(tmp_path, "os.kill(os.getpid(), signal.SIGSEGV)"))
+    result = scan(h5(lambda f: f.create_dataset("w", data=np.zeros(3))))
+    assert [f.threat for f in result.findings] == ["MS-KERAS-022"]
+    assert "SIGSEGV" in result.findings[0].message and result.incompletes
+
+
+def test_hdf5_library_hang_is_bounded(tmp_path: Any, monkeypatch: Any) -> None:
+    from modelsec.formats import keras_h5
+    from modelsec.keras import h5_probe
+
+    monkeypatch.setattr(h5_probe, "__file__", _fake_probe(tmp_path, "time.sleep(60)"))
+    monkeypatch.setattr(keras_h5, "PROBE_TIMEOUT", 1)
+    result = scan(h5(lambda f: f.create_dataset("w", data=np.zeros(3))))
+    assert [f.threat for f in result.findings] == ["MS-KERAS-022"] and "did not finish" in result.findings[0].message

@@ -151,7 +151,8 @@ def test_savedmodel_directory(tmp_path: Path) -> None:
     (root / "assets" / "tool").write_bytes(b"\x7fELF\x02\x01\x01")
     report = Engine().scan_path(root)
     assert [r.format for r in report.layout_formats] == ["tf-savedmodel"]
-    assert threats(report) == ["MS-TF-020", "MS-TF-020", "MS-TF-021"]
+    # Other formats' analysers may also speak about loader.py; these are ours.
+    assert [t for t in threats(report) if t.startswith("MS-TF")] == ["MS-TF-020", "MS-TF-020", "MS-TF-021"]
     shards = next(f for f in report.findings if f.threat == "MS-TF-021")
     assert "missing [1]" in shards.message
 
@@ -159,4 +160,5 @@ def test_savedmodel_directory(tmp_path: Path) -> None:
 def test_directory_with_unrecognisable_saved_model_pb(tmp_path: Path) -> None:
     (tmp_path / "saved_model.pb").write_bytes(b"\xff\xfe garbage")
     report = Engine().scan_path(tmp_path)
-    assert threats(report) == ["MS-TF-022"] and report.all_incompletes()
+    assert [t for t in threats(report) if t.startswith("MS-TF")] == ["MS-TF-022"]
+    assert report.all_incompletes()
