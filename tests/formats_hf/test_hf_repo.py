@@ -195,3 +195,28 @@ def test_malformed_index(tmp_path: Path, weight_map: object) -> None:
     root = snapshot(tmp_path / "m")
     _index(root, weight_map)
     assert by_threat(scan(root), "MS-HF-012")
+
+
+def test_diffusers_custom_components(tmp_path: Path) -> None:
+    root = tmp_path / "pipe"
+    (root / "unet").mkdir(parents=True)
+    (root / "unet" / "my_unet.py").write_text("class MyUNet:\n    pass\n")
+    (root / "model_index.json").write_text(json.dumps({
+        "_class_name": ["pipeline_mine", "MyPipeline"], "_diffusers_version": "0.30.0",
+        "unet": ["my_unet", "MyUNet"], "vae": ["diffusers", "AutoencoderKL"],
+        "text_encoder": ["transformers", "CLIPTextModel"], "safety_checker": [None, None],
+    }))
+    report = scan(root)
+    found = by_threat(report, "MS-HF-001")
+    assert sorted(f.subject for f in found) == ["my_unet.MyUNet", "pipeline_mine.MyPipeline"]
+    assert by_threat(report, "MS-HF-003") == []  # unet/my_unet.py is named by its component
+    assert [r.format for r in report.layout_formats] == ["hf-repo"]
+
+
+def test_standard_diffusers_pipeline_is_clean(tmp_path: Path) -> None:
+    root = tmp_path / "pipe"
+    root.mkdir()
+    (root / "model_index.json").write_text(json.dumps({
+        "_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
+        "tokenizer": ["transformers", "CLIPTokenizer"], "feature_extractor": [None, None]}))
+    assert scan(root).all_findings() == []

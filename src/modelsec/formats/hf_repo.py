@@ -3,7 +3,8 @@
 Runs once per scanned directory, after every file was scanned on its own:
 
 * ``auto_map`` in ``config.json``, ``tokenizer_config.json``, processor/feature-extractor
-  configs (and ``custom_pipelines``) makes ``from_pretrained(..., trust_remote_code=True)``
+  configs (and ``custom_pipelines``; diffusers ``model_index.json`` components from a
+  library other than diffusers/transformers) makes ``from_pretrained(..., trust_remote_code=True)``
   import a module of the repository, or of *another* repository (``org/repo--module.Class``),
   and instantiate a class from it: RuntimeCodeExecution, naming file and class.
 * Every ``*.py`` in the tree is code such a module can import (or a loader run): reported
@@ -33,6 +34,7 @@ SNAPSHOT_MARKERS = frozenset(
      "chat_template.json", "chat_template.jinja", "adapter_config.json", "model_index.json"}
 )
 MAX_CONFIG_BYTES = 16 << 20
+DIFFUSERS_LIBRARIES = frozenset({"diffusers", "transformers"})
 MAX_FINDINGS_PER_KIND = 200
 
 _REVIEW = (
@@ -134,6 +136,8 @@ class HFRepoAnalyzer(DirectoryAnalyzer):
             for f in sorted(dir_files):
                 if is_config_name(f.name):
                     referenced |= self._auto_map(f, directory, ctx)
+                elif f.name == "model_index.json":
+                    referenced |= self._diffusers_components(f, directory, ctx)
                 elif f.name.endswith(".index.json"):
                     self._shard_index(f, directory, root, present, ctx)
         python_files = sorted(f for f in files if f.suffix.lower() in (".py", ".pyw"))
@@ -219,6 +223,40 @@ class HFRepoAnalyzer(DirectoryAnalyzer):
             )
         )
         return {os.path.normpath(str(module_file))}
+
+    # --- diffusers pipelines -------------------------------------------------------------------
+    def _diffusers_components(self, index: Path, directory: Path, ctx: ScanContext) -> set[str]:
+        """``model_index.json``: each component is ``[library, class]``; a library other than
+        diffusers/transformers is a module of the repository (the component folder or the
+        root), imported as custom code; ``_class_name`` as a list is a custom pipeline."""
+        data = _load_json(index, ctx)
+        if not isinstance(data, dict):
+            return set()
+        referenced: set[str] = set()
+        entries = [(k, v) for k, v in data.items() if not k.startswith("_")]
+        if isinstance(data.get("_class_name"), list):
+            entries.append(("_class_name", data["_class_name"]))
+        for component, spec in entries[:MAX_FINDINGS_PER_KIND]:
+            if not (isinstance(spec, list) and len(spec) == 2 and all(isinstance(x, str) for x in spec)):
+                continue
+            library, cls = spec
+            if library in DIFFUSERS_LIBRARIES:
+                continue
+            if _unsafe_relative(library) or not library.replace("/", "").replace("_", "").replace("-", "").isalnum():
+                ctx.report(HF_AUTO_MAP_PATH.at(str(index), f"component {component} names module {library[:200]!r}, which is not a module inside the repository", subject=library[:200]))
+            candidates = [directory / component / f"{library}.py", directory / f"{library}.py"]
+            module_file = next((c for c in candidates if c.is_file()), candidates[0])
+            ctx.report(
+                HF_AUTO_MAP.at(
+                    str(index),
+                    f"model_index.json component {component} runs class {cls} from {library}.py"
+                    + ("" if module_file.is_file() else " (not in the snapshot: the loader would fetch it)"),
+                    subject=f"{library}.{cls}",
+                    details={"module_file": str(module_file), "class": cls},
+                )
+            )
+            referenced.add(os.path.normpath(str(module_file)))
+        return referenced
 
     # --- shard indexes ----------------------------------------------------------------------
     def _shard_index(self, index: Path, directory: Path, root: Path, present: set[str], ctx: ScanContext) -> None:
