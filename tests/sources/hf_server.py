@@ -154,6 +154,7 @@ class HubServer:
         self.stall_seconds = 0.0
         self.stall_match = ""
         self.ignore_range = False
+        self.ignore_blobs = False  # a mirror that lists names only (sizes via the tree API)
         self.tree_page_size = 1000
         self.use_cdn = cdn
         self._lock = threading.Lock()
@@ -393,7 +394,7 @@ class HubServer:
         if isinstance(found, web.Response):
             return found
         repo, commit = found
-        blobs = request.query.get("blobs", "").lower() == "true"
+        blobs = request.query.get("blobs", "").lower() == "true" and not self.ignore_blobs
         siblings = []
         for path in sorted(commit.files):
             f = commit.files[path]

@@ -369,3 +369,21 @@ def test_layout_checks_run_on_remote_repositories(hub: HubServer) -> None:
     assert any("model-missing.safetensors" in f.message for f in suspicious), report.findings
     assert not any("/modelsec-remote-" in f.file or "/modelsec-remote-" in f.message for f in report.findings)
     assert report.bytes_transferred < len(weights) * 0.05  # placeholders, not downloads
+
+
+def test_mirror_without_blob_listing_falls_back_to_the_tree(hub: HubServer, model: dict[str, bytes]) -> None:
+    hub.ignore_blobs = True
+    scanned = hf_scan(hub, "hf://acme/model")
+    assert not scanned.report.all_incompletes()
+    sha = hub.repos["acme/model"].refs["main"]
+    assert any(r.path == f"/api/models/acme/model/tree/{sha}" for r in hub.requests)
+    weights = next(f for f in scanned.report.files if f.path.endswith("model.safetensors"))
+    assert weights.sha256 == hub.repos["acme/model"].commits[-1].files["model.safetensors"].sha256
+
+
+def test_small_lfs_weights_are_not_downloaded_for_layout_checks(hub: HubServer) -> None:
+    weights = safetensors_bytes(4)
+    hub.add_repo("acme/small", {"model.safetensors": weights, "config.json": b"{}"})
+    scanned = hf_scan(hub, "hf://acme/small")
+    assert not scanned.report.all_incompletes()
+    assert hub.bytes_sent("model.safetensors") < len(weights) // 4

@@ -26,6 +26,10 @@ from modelsec.sources.remote_file import RemoteFile, TempArea
 PARSED_WHEN_LARGE = frozenset(
     {"saved_model.pb", "saved_model.pbtxt", "keras_metadata.pb", "fingerprint.pb", "variables.index"}
 )
+# Small files the checks read even when the source knows their digest (configs, code,
+# indexes). Other small files with a source digest (Hub LFS weights) stay placeholders, so
+# laying a model out never downloads weights.
+READ_SUFFIXES = (".json", ".py", ".pyw", ".txt", ".yaml", ".yml", ".jinja", ".md", ".pbtxt", ".cfg", ".toml")
 
 
 def safe_relative(path: str) -> PurePosixPath | None:
@@ -54,7 +58,9 @@ class LocalLayout:
             self._root = Path(self._temp.subdir("layout"))
         return self._root
 
-    def add(self, rel_path: str, remote: RemoteFile, display: str) -> None:
+    def add(self, rel_path: str, remote: RemoteFile, display: str, source_digest: bool = False) -> None:
+        """Lay out one file. ``source_digest``: the source knows its SHA-256 (a Hub LFS
+        file), so unless it is a config/code file it needs no bytes here."""
         rel = safe_relative(rel_path)
         if rel is None:
             self.incompletes.append(Incomplete(
@@ -70,7 +76,10 @@ class LocalLayout:
             if local.exists():  # "a" and "a/b" both as keys: the second cannot be laid out
                 raise FileExistsError(str(rel))
             with open(local, "wb") as out:
-                if remote.failure is None and (remote.size <= self._bound or rel.name in PARSED_WHEN_LARGE):
+                small = remote.size <= self._bound and (
+                    not source_digest or rel.name.lower().endswith(READ_SUFFIXES)
+                )
+                if remote.failure is None and (small or rel.name in PARSED_WHEN_LARGE):
                     if remote.size > self._bound:
                         self._temp.charge(remote.size, display)
                     offset = 0

@@ -83,7 +83,7 @@ def scan_entries(
     def finish(result: FileResult, remote: RemoteFile, entry: RemoteEntry) -> None:
         _finish(result, remote, cfg)
         if entry.path:  # a one-object model has no layout to check, as a local file has none
-            layout.add(entry.path, remote, result.path)
+            layout.add(entry.path, remote, result.path, source_digest=entry.sha256 is not None)
 
     def known_files() -> Iterator[KnownFile]:
         for entry in entries:
