@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import signal
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 from typing import Any
 
 from modelsec.bytesource import ByteSource, FileSource, LimitExceeded, iter_chunks
@@ -73,12 +71,6 @@ def find_superblock(head: bytes, source: ByteSource) -> int | None:
     return None
 
 
-def _limit_child() -> None:  # runs in the child between fork and exec
-    resource.setrlimit(resource.RLIMIT_AS, (PROBE_MEMORY, PROBE_MEMORY))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_CPU, (PROBE_TIMEOUT, PROBE_TIMEOUT + 5))
-
-
 def run_probe(path: str, blob_dir: str) -> tuple[dict[str, Any] | None, str]:
     """The probe's summary, or None and why it failed."""
     env = {
@@ -89,11 +81,10 @@ def run_probe(path: str, blob_dir: str) -> tuple[dict[str, Any] | None, str]:
     }
     try:
         proc = subprocess.run(
-            [sys.executable, "-I", h5_probe.__file__, path, blob_dir],
+            [sys.executable, "-I", h5_probe.__file__, path, blob_dir, str(PROBE_MEMORY), str(PROBE_TIMEOUT)],
             capture_output=True,
             timeout=PROBE_TIMEOUT,
             env=env,
-            preexec_fn=_limit_child,
             check=False,
         )
     except subprocess.TimeoutExpired:

@@ -8,7 +8,7 @@ as a finding. This module imports nothing from modelsec (the child runs it as a 
 script in isolated mode) and never reads numeric datasets, follows external links or
 loads filter plugins.
 
-Usage: python -I h5_probe.py FILE BLOB_DIR
+Usage: python -I h5_probe.py FILE BLOB_DIR MEMORY_BYTES CPU_SECONDS
 """
 
 from __future__ import annotations
@@ -177,8 +177,19 @@ class Probe:
         self.blob(dset[()], name)
 
 
+def limit_self(memory: int, cpu_seconds: int) -> None:
+    """Bound this process before libhdf5 is loaded (set here rather than through
+    subprocess's preexec_fn, which is unsafe in a threaded parent)."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
+
+
 def main() -> None:
     path, blob_dir = sys.argv[1], sys.argv[2]
+    limit_self(int(sys.argv[3]), int(sys.argv[4]))
     try:
         out = Probe(blob_dir).run(path)
     except Exception as exc:
