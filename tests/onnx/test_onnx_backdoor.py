@@ -652,3 +652,20 @@ def test_llama_style_combined_causal_and_padding_mask_is_clean() -> None:
     g.node.extend(keep[:softmax_at] + extra + keep[softmax_at:])
     g.initializer.extend([T("fmin", np.finfo(np.float32).min), T("causal_full", np.full((4, 4), -1e9))])
     assert_onnx_clean(scan(m))
+
+
+def test_backdoor_report_escapes_node_names() -> None:
+    import json
+
+    m = classifier_head(
+        [
+            node("ReduceSum", ["x"], ["s"], keepdims=0),
+            node("Equal", ["s", "magic"], ["hit"], name="\x1b[31mtrigger"),
+            node("Where", ["hit", "target", "logits"], ["y"], name="sw\x07itch"),
+        ],
+        [T("magic", 1337.0), T("target", TARGET)],
+    )
+    f = scan(m).findings[0]
+    text = json.dumps(f.to_dict(), ensure_ascii=False)
+    assert "\x1b" not in text and "\x07" not in text
+    assert f.subject == "sw\\x07itch (Where)"

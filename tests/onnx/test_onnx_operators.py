@@ -268,3 +268,28 @@ def test_official_domain_not_imported() -> None:
     result = scan(m)
     assert codes(result) == ["MS-ONNX-001"]
     assert "does not import" in result.findings[0].message
+
+
+def test_hostile_names_are_escaped_in_reports() -> None:
+    """Op types, domains and node names are attacker-chosen: terminal escapes and invalid
+    UTF-8 must not reach a report unescaped."""
+    import json
+
+    n = onnx.NodeProto()
+    n.input.append("x")
+    n.output.append("y")
+    raw = n.SerializeToString() + b"\x22\x07Ev\x1b[2Jl" + b"\x3a\x04d\xff\xfe1" + b"\x1a\x05n\x1b]0;"
+    g = onnx.GraphProto()
+    g.input.append(vi("x", [1]))
+    g.output.append(vi("y", [1]))
+    graph = b"\x0a" + bytes([len(raw)]) + raw + g.SerializeToString()
+    data = b"\x08\x09" + b"\x3a" + bytes([len(graph)]) + graph + b"\x42\x02\x10\x11"
+    from onnx_build import scan_bytes
+
+    result = scan_bytes(data)
+    assert codes(result) == ["MS-ONNX-002"]
+    f = result.findings[0]
+    text = json.dumps(f.to_dict(), ensure_ascii=False)
+    text.encode("utf-8")  # no lone surrogates
+    assert "\x1b" not in text
+    assert "\\x1b[2J" in f.message and "\\udcff" in f.subject

@@ -70,7 +70,10 @@ def _elide(items: list[str], keep: int = 6) -> list[str]:
 
 
 def _cut(text: str, limit: int = 200) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    """Graph names are attacker-chosen: escape what is not printable (terminal escapes,
+    lone surrogates from invalid UTF-8) and bound the length."""
+    out = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text[: limit * 2])
+    return out if len(out) <= limit else out[: limit - 3] + "..."
 
 
 def finding_for(path: BackdoorPath, file: str) -> Finding:
@@ -80,27 +83,33 @@ def finding_for(path: BackdoorPath, file: str) -> Finding:
     )
     trigger_path = _elide(path.trigger_path)
     message = (
-        f"{path.trigger_node} compares {trigger_path[0] if trigger_path else 'the input'}"
+        f"{_cut(path.trigger_node, 120)} compares "
+        f"{_cut(trigger_path[0], 120) if trigger_path else 'the input'}"
         f"{' (reduced)' if path.trigger_reduced else ''} with constant "
-        f"{_cut(path.trigger_constant, 120)}; {path.switch_node} in {path.where} "
-        f"{effect} {_cut(path.fill, 120)} when it fires, and this reaches output "
-        f"{path.output!r}"
+        f"{_cut(path.trigger_constant, 120)}; {_cut(path.switch_node, 120)} in "
+        f"{_cut(path.where, 200)} {effect} {_cut(path.fill, 120)} when it fires, and this "
+        f"reaches output '{_cut(path.output, 120)}'"
     )
     return found.at(
         file,
         message,
-        subject=path.switch_node,
+        subject=_cut(path.switch_node),
         details={
             "trigger": {
-                "node": path.trigger_node,
+                "node": _cut(path.trigger_node),
                 "op": path.trigger_op,
                 "constant": _cut(path.trigger_constant),
                 "reduced": path.trigger_reduced,
                 "path": [_cut(p, 120) for p in trigger_path],
             },
-            "switch": {"node": path.switch_node, "kind": path.kind, "graph": path.where, "fill": _cut(path.fill)},
+            "switch": {
+                "node": _cut(path.switch_node),
+                "kind": path.kind,
+                "graph": _cut(path.where, 400),
+                "fill": _cut(path.fill),
+            },
             "effect": path.strength,
-            "output": path.output,
+            "output": _cut(path.output),
             "path": [_cut(p, 120) for p in _elide(path.path)],
         },
     )

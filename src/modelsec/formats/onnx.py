@@ -18,6 +18,7 @@ from modelsec.formats.base import FormatCategory, FormatScanner
 from modelsec.onnx import external as ext
 from modelsec.onnx import operators as ops
 from modelsec.onnx.dataflow import to_dataflow
+from modelsec.onnx.display import printable
 from modelsec.onnx.detect import looks_like_onnx
 from modelsec.onnx.model import OnnxModel
 from modelsec.onnx.reader import ReaderLimits, read_model
@@ -171,7 +172,7 @@ class OnnxScanner(FormatScanner):
     def _report_read_problems(model: OnnxModel, ctx: ScanContext) -> None:
         for error in model.errors:
             if model.malformed:
-                ctx.report(MALFORMED.at(ctx.path, f"ONNX model is malformed: {error}"))
+                ctx.report(MALFORMED.at(ctx.path, f"ONNX model is malformed: {printable(error)}"))
                 ctx.incomplete(f"{error}; the rest of the model was not inspected", INCOMPLETE_MALFORMED)
             else:
                 ctx.incomplete(error, INCOMPLETE_LIMIT)
@@ -185,10 +186,10 @@ class OnnxScanner(FormatScanner):
             ctx.report(
                 _OPERATOR_THREATS[issue.kind].at(
                     ctx.path,
-                    issue.message + more,
+                    printable(issue.message, 1000) + more,
                     offset=issue.offset or None,
-                    subject=subject or issue.domain,
-                    details={"count": issue.count, "nodes": issue.examples},
+                    subject=printable(subject or issue.domain),
+                    details={"count": issue.count, "nodes": [printable(e) for e in issue.examples]},
                 )
             )
         for domain, version in report.newer_than_table.items():
@@ -206,10 +207,10 @@ class OnnxScanner(FormatScanner):
             ctx.report(
                 _EXTERNAL_THREATS[issue.kind].at(
                     ctx.path,
-                    issue.message + more,
+                    printable(issue.message, 1000) + more,
                     offset=issue.offset or None,
-                    subject=issue.location[:200],
-                    details={"tensors": issue.tensors, "count": issue.count},
+                    subject=printable(issue.location, 200),
+                    details={"tensors": [printable(t) for t in issue.tensors], "count": issue.count},
                 )
             )
 
