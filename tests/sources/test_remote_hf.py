@@ -387,3 +387,20 @@ def test_small_lfs_weights_are_not_downloaded_for_layout_checks(hub: HubServer) 
     scanned = hf_scan(hub, "hf://acme/small")
     assert not scanned.report.all_incompletes()
     assert hub.bytes_sent("model.safetensors") < len(weights) // 4
+
+
+def test_too_many_files_and_unexpected_errors_are_errors(hub: HubServer, model: dict[str, bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelsec.sources import huggingface, remote_scan
+
+    monkeypatch.setattr(remote_scan, "MAX_FILES", 2)
+    too_many = hf_scan(hub, "hf://acme/model")
+    assert codes(too_many) == ["MS-SRC-014"] and outcome(too_many) == Outcome.ERROR
+    monkeypatch.undo()
+
+    def broken(self: object, info: object) -> list[dict[str, object]]:
+        raise KeyError("siblings")
+
+    monkeypatch.setattr(huggingface.Hub, "files", broken)
+    crashed = hf_scan(hub, "hf://acme/model")
+    assert codes(crashed) == ["MS-SRC-012"] and "unexpected KeyError" in crashed.report.incompletes[0].reason
+    assert outcome(crashed) == Outcome.ERROR

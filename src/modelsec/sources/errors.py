@@ -23,6 +23,7 @@ TEMP_LIMIT = "MS-SRC-010"  # a whole-file download would exceed the bounded temp
 CLIENT_MISSING = "MS-SRC-011"  # boto3 / huggingface_hub not installed
 REMOTE_ERROR = "MS-SRC-012"  # any other refusal by the source (5xx after retries, odd replies)
 LAYOUT = "MS-SRC-013"  # a file path that cannot be laid out for the layout checks (.., absolute)
+TOO_MANY_FILES = "MS-SRC-014"  # more files than a model plausibly has: narrow the reference
 
 TITLES: dict[str, str] = {
     CONFIG: "Invalid source configuration",
@@ -37,6 +38,7 @@ TITLES: dict[str, str] = {
     CLIENT_MISSING: "Client library for this source is not installed",
     REMOTE_ERROR: "Source returned an unexpected error",
     LAYOUT: "File path cannot be laid out for the multi-file checks",
+    TOO_MANY_FILES: "Too many files for one model",
 }
 
 

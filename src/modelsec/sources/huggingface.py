@@ -449,6 +449,8 @@ def scan(ref: ModelRef, engine: Engine, options: ScanOptions) -> ScannedModel:
             remote_scan.failed(report, str(ref), failure)
         except retry.Transient as transient:  # classify() output outside retry.call
             remote_scan.failed(report, str(ref), SourceFailure(transient.code, transient.message))
+        except Exception as exc:  # fail closed with a message rather than crash the caller
+            remote_scan.failed(report, str(ref), remote_scan.unexpected(exc, str(ref)))
         report = remote_scan.scrubbed(report)
     return ScannedModel(ref, report, metadata, SourceType.HUGGING_FACE)
 

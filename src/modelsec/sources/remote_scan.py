@@ -17,7 +17,7 @@ from modelsec.findings import Incomplete
 from modelsec.sources import retry
 from modelsec.sources.config import CommonConfig
 from modelsec.sources.credentials import redact, scrub_headers_text
-from modelsec.sources.errors import FILE_NOT_FOUND, SourceFailure
+from modelsec.sources.errors import FILE_NOT_FOUND, REMOTE_ERROR, TOO_MANY_FILES, SourceFailure
 from modelsec.sources.layout import LocalLayout
 from modelsec.sources.remote_file import RangeFetcher, RemoteFile, TempArea, TransferStats
 
@@ -32,6 +32,9 @@ class RemoteEntry:
     sha256: str | None = None  # source-supplied (Hub LFS oid, S3 full-object checksum)
     digest: str | None = None  # source-native fingerprint otherwise (git-blob:, s3-etag:)
     git_blob: str | None = None  # Hub git object id of a non-LFS file, checked when read whole
+
+
+MAX_FILES = 100_000  # a model with more files is a mis-aimed reference (a whole bucket)
 
 
 def _expand(pattern: str) -> str:
@@ -60,6 +63,12 @@ def filter_entries(entries: list[RemoteEntry], cfg: CommonConfig, where: str) ->
             FILE_NOT_FOUND,
             f"{where}: none of its {len(entries)} file(s) is selected by allowPatterns="
             f"{cfg.allow_patterns} / ignorePatterns={cfg.ignore_patterns}; nothing to scan",
+        )
+    if len(kept) > MAX_FILES:
+        raise SourceFailure(
+            TOO_MANY_FILES,
+            f"{where}: {len(kept)} files selected, more than the {MAX_FILES} a model scan "
+            "accepts; point the reference at the model's own prefix or use allowPatterns",
         )
     return kept
 
@@ -144,6 +153,11 @@ def scrubbed(report: ScanReport) -> ScanReport:
     for f in report.files:
         f.incompletes = [replace(i, reason=clean(i.reason)) for i in f.incompletes]
     return report
+
+
+def unexpected(exc: Exception, where: str) -> SourceFailure:
+    """A bug or an answer we did not foresee: still an ERROR with a message, never a crash."""
+    return SourceFailure(REMOTE_ERROR, f"{where}: unexpected {type(exc).__name__}: {exc}")
 
 
 def failed(report: ScanReport, where: str, failure: SourceFailure) -> ScanReport:

@@ -255,7 +255,7 @@ class Bucket:
         if versioned:
             deleted: set[str] = set()
             paginator = self.client.get_paginator("list_object_versions")
-            pages = self.call(lambda: list(paginator.paginate(Bucket=self.name, Prefix=prefix)), what)
+            pages = self.call(lambda: _bounded_pages(paginator.paginate(Bucket=self.name, Prefix=prefix)), what)
             for page in pages:
                 for marker in page.get("DeleteMarkers", []) or []:
                     if marker.get("IsLatest"):
@@ -268,7 +268,7 @@ class Bucket:
                         )
         else:
             paginator = self.client.get_paginator("list_objects_v2")
-            pages = self.call(lambda: list(paginator.paginate(Bucket=self.name, Prefix=prefix)), what)
+            pages = self.call(lambda: _bounded_pages(paginator.paginate(Bucket=self.name, Prefix=prefix)), what)
             for page in pages:
                 for o in page.get("Contents", []) or []:
                     objects.append(
@@ -277,14 +277,17 @@ class Bucket:
                     )
         # "Folder" placeholder objects that consoles create are not files of the model.
         objects = [o for o in objects if not (o.key.endswith("/") and o.size == 0)]
-        if len(objects) <= MAX_CHECKSUM_HEADS:
-            for o in objects:
-                try:
-                    o.sha256 = self.head(o.key, o.version_id).sha256
-                except SourceFailure as exc:
-                    if exc.code not in (ACCESS_DENIED, FILE_NOT_FOUND):
-                        raise
         return sorted(objects, key=lambda o: o.key)
+
+    def checksum(self, obj: S3Object) -> str | None:
+        """The object's full-object SHA-256 if it was uploaded with one (listings do not
+        carry checksum values: one HEAD each)."""
+        try:
+            return self.head(obj.key, obj.version_id).sha256
+        except SourceFailure as exc:
+            if exc.code in (ACCESS_DENIED, FILE_NOT_FOUND):
+                return None
+            raise
 
     def has_objects_under(self, prefix: str) -> bool:
         answer = self.call(
@@ -341,6 +344,19 @@ class S3Fetcher:
                 body.close()
         except Exception as exc:
             raise self.bucket.classify(exc, self.what) from None
+
+
+def _bounded_pages(pages: Any) -> list[dict[str, Any]]:
+    """Listing pages, stopping once more objects than a model scan accepts were listed (the
+    selection step then reports MS-SRC-014) instead of listing a whole bucket."""
+    out: list[dict[str, Any]] = []
+    seen = 0
+    for page in pages:
+        out.append(page)
+        seen += len(page.get("Contents", []) or []) + len(page.get("Versions", []) or [])
+        if seen > remote_scan.MAX_FILES:
+            break
+    return out
 
 
 def _read_at_most(body: Any, limit: int) -> bytes:
@@ -404,7 +420,7 @@ def _resolve(bucket: Bucket, ref: ModelRef) -> tuple[str, list[S3Object], str, s
             key += "/"
         else:
             actual = _single_revision(obj)
-            if revision and revision.startswith("etag:") and revision != actual:
+            if revision and revision != actual:
                 raise SourceFailure(
                     REVISION_NOT_FOUND,
                     f"s3://{bucket.name}/{key}: pinned revision {revision} no longer matches "
@@ -468,6 +484,9 @@ def scan(ref: ModelRef, engine: Engine, options: ScanOptions) -> ScannedModel:
             ]
             if not single:
                 entries = remote_scan.filter_entries(entries, cfg, ref.uri)
+                if len(entries) <= MAX_CHECKSUM_HEADS:
+                    for entry in entries:
+                        entry.sha256 = bucket.checksum(entry.fetcher.obj)  # type: ignore[attr-defined]
             report = remote_scan.scan_entries(
                 engine, target=target, locations=[ref.uri], entries=entries, cfg=cfg,
                 progress=options.progress,
@@ -477,5 +496,7 @@ def scan(ref: ModelRef, engine: Engine, options: ScanOptions) -> ScannedModel:
             remote_scan.failed(report, str(ref), failure)
         except retry.Transient as transient:
             remote_scan.failed(report, str(ref), SourceFailure(transient.code, transient.message))
+        except Exception as exc:  # fail closed with a message rather than crash the caller
+            remote_scan.failed(report, str(ref), remote_scan.unexpected(exc, str(ref)))
         report = remote_scan.scrubbed(report)
     return ScannedModel(ref, report, metadata, SourceType.S3)
