@@ -155,6 +155,7 @@ class HubServer:
         self.stall_match = ""
         self.ignore_range = False
         self.ignore_blobs = False  # a mirror that lists names only (sizes via the tree API)
+        self.cdn_signature = "test"  # the CDN refuses URLs signed otherwise (expiry tests)
         self.tree_page_size = 1000
         self.use_cdn = cdn
         self._lock = threading.Lock()
@@ -532,7 +533,7 @@ class HubServer:
                 "X-Linked-Etag": f'"{f.sha256}"',
                 "X-Linked-Size": str(f.size),
                 "ETag": f'"{f.oid}"',
-                "Location": f"{self.cdn_url}/cdn/{repo.repo_id}/{commit.sha}/{quote(path)}?X-Amz-Signature=test",
+                "Location": f"{self.cdn_url}/cdn/{repo.repo_id}/{commit.sha}/{quote(path)}?X-Amz-Signature={self.cdn_signature}",
             })
             self._record(request, 302, 0, "hub")
             return web.Response(status=302, headers=headers)
@@ -544,6 +545,9 @@ class HubServer:
 
     async def _cdn_handler(self, request: web.Request) -> web.StreamResponse:
         seg = [unquote(s) for s in request.raw_path.split("?", 1)[0].split("/")[1:]]
+        if request.query.get("X-Amz-Signature") != self.cdn_signature:
+            self._record(request, 403, 0, "cdn")
+            return web.Response(status=403, text="Request has expired")
         if len(seg) < 5 or seg[0] != "cdn":
             self._record(request, 404, 0, "cdn")
             return web.Response(status=404)

@@ -404,3 +404,36 @@ def test_too_many_files_and_unexpected_errors_are_errors(hub: HubServer, model: 
     crashed = hf_scan(hub, "hf://acme/model")
     assert codes(crashed) == ["MS-SRC-012"] and "unexpected KeyError" in crashed.report.incompletes[0].reason
     assert outcome(crashed) == Outcome.ERROR
+
+
+def test_one_resolve_per_file_then_cdn_directly_until_it_expires(hub: HubServer) -> None:
+    hub.add_repo("acme/probe", {"pytorch_model.bin": torch_zip({str(i): bytes(1 << 20) for i in range(6)})})
+    hub.tokens["hf_probe_token_0000"] = {"*"}
+    first = hf_scan(hub, "hf://acme/probe", token="hf_probe_token_0000")
+    assert not [i for i in first.report.all_incompletes() if i.code.startswith("MS-SRC")]
+    resolves = [r for r in hub.requests if "/resolve/" in r.path]
+    cdn = [r for r in hub.requests if r.server == "cdn"]
+    assert len(resolves) == 1 and len(cdn) > 3
+    assert not any(r.authorization for r in cdn)
+
+    # The signed URL expires mid-scan: reads fall back to /resolve and get a fresh one.
+    hub.requests.clear()
+    original = HubServer._cdn_handler
+    served = {"n": 0}
+
+    async def expiring(self: HubServer, request):  # type: ignore[no-untyped-def]
+        served["n"] += 1
+        if served["n"] == 3:
+            self.cdn_signature = "renewed"
+        return await original(self, request)
+
+    HubServer._cdn_handler = expiring  # type: ignore[method-assign]
+    try:
+        hub.stop()
+        hub.start()
+        second = hf_scan(hub, "hf://acme/probe", token="hf_probe_token_0000")
+    finally:
+        HubServer._cdn_handler = original  # type: ignore[method-assign]
+    assert not [i for i in second.report.all_incompletes() if i.code.startswith("MS-SRC")]
+    assert any(r.status == 403 for r in hub.requests if r.server == "cdn")
+    assert len([r for r in hub.requests if "/resolve/" in r.path]) == 2

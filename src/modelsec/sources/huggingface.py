@@ -306,27 +306,49 @@ class Hub:
 
 
 class HubFetcher:
-    """Range reads of one file at the resolved commit."""
+    """Range reads of one file at the resolved commit.
+
+    The Hub answers ``/resolve`` for LFS files with a redirect to a (signed) CDN URL. The
+    first read follows it; later reads go straight to that URL, without the token (it is
+    another origin), so a scan makes one ``/resolve`` call per file rather than one per
+    read (the Hub rate-limits resolves). If the CDN refuses the URL later (signature
+    expired), the next read goes through ``/resolve`` again.
+    """
 
     def __init__(self, hub: Hub, path: str) -> None:
         self.hub = hub
         self.path = path
         self.url = hub.url(path)
         self._headers = hub.headers()
+        self._direct: str | None = None
 
     def _what(self) -> str:
         return f"{self.hub.ref.uri}/{self.path}"
 
     def fetch(self, start: int, end: int) -> bytes:
+        if self._direct is not None:
+            data = self._get_range(self._direct, _without_auth(self._headers), start, end, direct=True)
+            if data is not None:
+                return data
+            self._direct = None  # expired or refused: back through /resolve
+        data = self._get_range(self.url, self._headers, start, end, direct=False)
+        assert data is not None
+        return data
+
+    def _get_range(self, url: str, base: dict[str, str], start: int, end: int, direct: bool) -> bytes | None:
         from huggingface_hub.utils import get_session, hf_raise_for_status
 
-        headers = {**self._headers, "Range": f"bytes={start}-{end - 1}"}
+        headers = {**base, "Range": f"bytes={start}-{end - 1}"}
         try:
             with get_session().stream(
-                "GET", self.url, headers=headers, timeout=self.hub.cfg.timeout, follow_redirects=True
+                "GET", url, headers=headers, timeout=self.hub.cfg.timeout, follow_redirects=not direct
             ) as response:
+                if direct and response.status_code in (301, 302, 303, 307, 308, 401, 403, 404, 410):
+                    return None
                 if response.status_code == 206:
                     _check_content_range(response.headers.get("Content-Range"), start, self._what())
+                    if not direct and response.history:
+                        self._direct = str(response.url)
                     return _read_at_most(response.iter_bytes(READ_CHUNK), end - start)
                 if response.status_code == 200:
                     raise RangeNotSupported(self._what())  # never read a whole body here
@@ -354,6 +376,10 @@ class HubFetcher:
                 yield from response.iter_bytes(READ_CHUNK)
         except Exception as exc:
             raise self.hub.classify(exc, self._what(), self.path) from None
+
+
+def _without_auth(headers: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k.lower() != "authorization"}
 
 
 def _read_at_most(chunks: Iterator[bytes], limit: int) -> bytes:
