@@ -25,6 +25,11 @@ from modelsec.templates.values import MAX_STR
         "{{ x[range(1000000000)|join] }}",
         "{{ x[(10 ** 10 ** 10)|string] }}",
         "{% set s = 'ab' %}{% for i in range(30) %}{% set s = s ~ s %}{% endfor %}{{ x[s] }}",
+        # a 60 KB constant printed by thousands of fields, and a list of it stringified
+        "{% set s = '" + "a" * 60000 + "' %}{{ x[('%s' * 4000) % ([s] * 4000)] }}",
+        "{% set s = '" + "a" * 60000 + "' %}{{ x[('{0}' * 4000).format(s)] }}",
+        "{% set s = '" + "a" * 60000 + "' %}{{ x[([s] * 4000)|string] }}",
+        "{% set s = '" + "a" * 60000 + "' %}{{ x[[s] * 4000 ~ 'b'] }}",
     ],
 )
 def test_folding_never_allocates_what_the_template_asks(template: str) -> None:

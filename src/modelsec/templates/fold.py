@@ -30,6 +30,7 @@ from modelsec.templates.values import (
     TOP,
     Val,
     elements,
+    estimated_len,
     from_values,
     to_str,
 )
@@ -140,6 +141,14 @@ def arith(op: str) -> Callable[[Any, Any], Any]:
 _PRINTF = re.compile(r"%(?:\([^()%]{0,64}\))?[#0\- +]{0,5}\d{0,3}(?:\.\d{1,3})?[diouxXeEfFgGcrsa%]")
 
 
+def _bound_formatting(fmt: str, fields: int, args: Any) -> None:
+    """Refuse a formatting whose result could exceed MAX_STR: every field may print the
+    longest argument padded to a 3-digit width."""
+    values = args.values() if isinstance(args, dict) else args if isinstance(args, tuple) else (args,)
+    longest = max((estimated_len(v) for v in values), default=0)
+    _check_len(len(fmt) + fields * (longest + 2000))
+
+
 def printf(fmt: Any, args: Any) -> str:
     """``fmt % args`` (the ``%`` operator and the ``format`` filter), with small widths only."""
     if not isinstance(fmt, str):
@@ -148,6 +157,7 @@ def printf(fmt: Any, args: Any) -> str:
         raise Unfoldable("type")
     if "%" in _PRINTF.sub("", fmt):
         raise Unfoldable("unsupported conversion")
+    _bound_formatting(fmt, len(_PRINTF.findall(fmt)), args)
     result = fmt % args
     _check_len(len(result))
     return result
@@ -242,6 +252,7 @@ def str_format(fmt: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     for _literal, _name, spec, _conv in string.Formatter().parse(fmt):
         if spec and ("{" in spec or _SPEC_NUMBER.search(spec)):
             raise Unfoldable("format spec")
+    _bound_formatting(fmt, len(fields), (*args, *kwargs.values()))
     result = fmt.format(*args, **kwargs)
     _check_len(len(result))
     return result

@@ -241,9 +241,26 @@ def elements(val: Val) -> Val:
     return out
 
 
+def estimated_len(value: Any, budget: int = MAX_STR) -> int:
+    """An upper bound of ``len(str(value))`` for a constant, computed without building the
+    string (stops counting once past ``budget``)."""
+    if isinstance(value, str):
+        return len(value) + 2  # repr quotes inside lists
+    if isinstance(value, tuple):
+        total = 2
+        for item in value:
+            total += estimated_len(item, budget - total) + 2
+            if total > budget:
+                return total
+        return total
+    return 32  # None, bools, bounded ints and floats
+
+
 def to_str(value: Any) -> str | None:
     """``str()`` of a constant as Jinja would print it, bounded; None if too long."""
     if isinstance(value, tuple):
+        if estimated_len(value) > MAX_STR:
+            return None
         value = list(value)
     try:
         text = str(value)
