@@ -23,7 +23,7 @@ log() { printf 'dev-down[%s]: %s\n' "$ENVTEST_NAME" "$*" >&2; }
 
 pid=$(cat "$DEV/operator.pid" 2>/dev/null || true)
 if [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null \
-   && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- "modelsec_operator.*$DEV/models"; then
+   && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- "operator.*--local-root $DEV/models"; then
   log "stopping operator (pid $pid)"
   kill -TERM "$pid"
   for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done

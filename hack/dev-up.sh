@@ -31,7 +31,7 @@ operator_alive() {
   local pid
   pid=$(cat "$DEV/operator.pid" 2>/dev/null) || return 1
   [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- "modelsec_operator.*$DEV/models"
+  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- "operator.*--local-root $DEV/models"
 }
 
 bash hack/bootstrap.sh
@@ -55,7 +55,7 @@ else
   # shellcheck disable=SC2086  # MODELSEC_OPERATOR_ARGS is a flag list on purpose
   NO_PROXY=127.0.0.1,localhost,::1 no_proxy=127.0.0.1,localhost,::1 \
   PYTHONPATH="$REPO_ROOT/operator:$REPO_ROOT/src" \
-    setsid "$PY" -m modelsec_operator \
+    setsid "$REPO_ROOT/.venv/bin/modelsec" operator \
       --kubeconfig "$KUBECONFIG" --standalone \
       --local-root "$DEV/models" \
       --metrics-port "$metrics_port" --health-port "$health_port" --bind-address 127.0.0.1 \

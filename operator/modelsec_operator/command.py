@@ -136,6 +136,7 @@ def _logging(verbose: bool) -> None:
         # kopf's per-handler chatter ("Handler ... succeeded") hides the verdicts.
         logging.getLogger("kopf").setLevel(logging.WARNING)
         logging.getLogger("kopf.objects").setLevel(logging.INFO)
+        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # health probes
 
 
 def run(args: argparse.Namespace) -> int:

@@ -131,7 +131,7 @@ def models_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class OperatorProcess:
-    """``python -m modelsec_operator`` against the test cluster, logging to a file."""
+    """``modelsec operator`` against the test cluster, logging to a file."""
 
     def __init__(self, cluster: Cluster, local_root: Path, log_dir: Path, *extra: str,
                  env: dict[str, str] | None = None) -> None:
@@ -156,8 +156,9 @@ class OperatorProcess:
             "PYTHONPATH": os.pathsep.join([str(REPO / "operator"), str(REPO / "src")]),
             "PYTHONUNBUFFERED": "1",
         }
+        # `modelsec operator`, the command users run (the console script of this venv).
         command = [
-            sys.executable, "-m", "modelsec_operator",
+            str(Path(sys.executable).with_name("modelsec")), "operator",
             "--kubeconfig", self.cluster.kubeconfig,
             "--local-root", str(self.local_root),
             "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port),

@@ -421,3 +421,71 @@ def test_health_and_metrics_endpoints(operator: Any) -> None:
     for name in ("modelsec_scans_total", "modelsec_scan_duration_seconds", "modelsec_bytes_scanned_total",
                  "modelsec_scan_queue_depth", "modelsec_scan_errors_total"):
         assert f"# HELP {name}" in text, name
+
+
+def test_transient_errors_are_retried_with_backoff(cluster: Any, operator: Any, workspace: Any) -> None:
+    """A model that is not there yet is retried (Pending, reason ModelNotFound), not judged."""
+    model = workspace.dir / "late.pkl"
+    src, g = workspace.name("src"), workspace.name("group")
+    cluster.apply(source(src, workspace.dir), group(g, src, BLOCK_CODE))
+    document = scan(f"file://{model}", g)
+    cluster.apply(document)
+    name = document["metadata"]["name"]
+    waiting = cluster.wait_for(
+        "modelscans", name,
+        lambda o: bool(o.get("status", {}).get("conditions")) and condition(o)["reason"] == "ModelNotFound",
+        what="ModelNotFound",
+    )
+    assert waiting["status"]["phase"] == "Pending" and "retrying in" in condition(waiting)["message"]
+    assert "outcome" not in waiting["status"]
+    model.write_bytes(CLEAN_PICKLE)
+    done = cluster.wait_for("modelscans", name, recorded, timeout=90, what="a verdict")["status"]
+    assert (done["phase"], done["outcome"]) == ("Completed", "ALLOWED") and done["attempts"] >= 2
+    assert operator.metric("modelsec_scan_errors_total", reason="ModelNotFound") >= 1
+
+
+async def test_rescan_interval_rescans_elapsed_verdicts(cluster: Any, operator: Any, workspace: Any) -> None:
+    """The resync pass (run here in-process against the real API, with a clock moved past
+    the interval) pokes elapsed scans; the operator then reads the model again."""
+    from datetime import timedelta
+
+    from modelsec_operator.handlers.groups import ScanEntry
+    from modelsec_operator.handlers.lifecycle import resync_once
+    from modelsec_operator.kube import Kube, load_configuration
+    from modelsec_operator.planning import parse_time
+
+    model = workspace.dir / "m.pkl"
+    model.write_bytes(CLEAN_PICKLE)
+    src, g = workspace.name("src"), workspace.name("group")
+    cluster.apply(source(src, workspace.dir), group(g, src, BLOCK_CODE, rescanInterval="1h"))
+    document = scan(f"file://{model}", g)
+    cluster.apply(document)
+    name = document["metadata"]["name"]
+    first = cluster.wait_for("modelscans", name, recorded, what="a verdict")["status"]
+    runs = operator.metric("modelsec_scan_duration_seconds_count")
+
+    entry = ScanEntry(name, first["phase"], first["groupDigest"], first["completedAt"], None, None)
+    kube = Kube(load_configuration(Path(cluster.kubeconfig)))
+    try:
+        completed = parse_time(first["completedAt"])
+        assert completed is not None
+        assert await resync_once(kube, {g: [entry]}, now=completed + timedelta(minutes=59)) == 0
+        assert await resync_once(kube, {g: [entry]}, now=completed + timedelta(hours=1)) == 1
+    finally:
+        kube.close()
+    due = (completed + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    second = cluster.wait_for("modelscans", name, lambda o: o["status"].get("rescanRequest") == due
+                              and recorded(o), what="a second verdict")["status"]
+    assert second["history"][0]["completedAt"] == first["completedAt"]
+    assert "rescan requested" in second["history"][0]["supersededBecause"]
+    assert operator.metric("modelsec_scan_duration_seconds_count") == runs + 1  # read again, not cached
+
+
+def test_health_endpoint_reports_the_scan_pool(operator: Any) -> None:
+    import json as json_
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{operator.health_port}/healthz", timeout=5) as response:
+        assert response.status == 200
+        body = json_.loads(response.read())
+    assert set(body["scans"]) == {"inFlight", "waiting", "cachedReports"}

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 import kopf
 
 from modelsec.k8s import ANNOTATION_RESCAN, GROUP, MODELSCANS, SECURITYGROUPS
 from modelsec.k8s.common import timestamp
 from modelsec.k8s.group import SecurityGroupResourceSpec
+from modelsec_operator.kube import Kube
 from modelsec_operator.planning import parse_time
 from modelsec_operator.runtime import Runtime
 
@@ -55,21 +56,21 @@ async def resync_forever(runtime: Runtime, scans_by_group: kopf.Index[str, Any])
     while True:
         await asyncio.sleep(runtime.config.resync_seconds)
         try:
-            await resync_once(runtime, scans_by_group)
+            await resync_once(runtime.kube, scans_by_group)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the next round tries again; never kill the loop
             log.warning(f"resync failed: {type(exc).__name__}: {exc}")
 
 
-async def resync_once(runtime: Runtime, scans_by_group: kopf.Index[str, Any],
+async def resync_once(kube: Kube, scans_by_group: Mapping[str, Iterable[Any]],
                       now: datetime | None = None) -> int:
     """Poke the scans whose group's rescanInterval has elapsed since their verdict. The
     poke value is the due time, so concurrent operators write the same thing."""
     now = now or datetime.now(timezone.utc)
     poked = 0
     for group_name in list(scans_by_group.keys()):
-        body = await runtime.kube.get(SECURITYGROUPS[2], group_name)
+        body = await kube.get(SECURITYGROUPS[2], group_name)
         if body is None:
             continue
         try:
@@ -81,7 +82,7 @@ async def resync_once(runtime: Runtime, scans_by_group: kopf.Index[str, Any],
         for entry in list(scans_by_group.get(group_name, [])):
             due = rescan_due(entry.completed_at, every)
             if due is not None and due <= now and entry.rescan_poke != timestamp(due):
-                await runtime.kube.patch_metadata(
+                await kube.patch_metadata(
                     MODELSCANS[2], entry.name, annotations={ANNOTATION_RESCAN: timestamp(due)}
                 )
                 poked += 1
