@@ -15,8 +15,6 @@
 
 TOOLS_CACHE_DIR=${MODELSEC_CACHE_DIR:-$REPO_ROOT/.cache}
 TOOLS_BIN_DIR=$TOOLS_CACHE_DIR/bin
-# Bump when the build commands below change in a way that must invalidate cached binaries.
-TOOLS_RECIPE=1
 # Oldest Go that builds the pinned modules (the `go` line of the wrapper modules).
 TOOLS_MIN_GO=1.26.0
 TOOLS_ALL=(etcd kube-apiserver kubectl helm)
@@ -70,11 +68,19 @@ tools::version() {
 # tools::path NAME: the versioned binary path (whether or not it is built yet).
 tools::path() { echo "$TOOLS_BIN_DIR/$1-$(tools::version "$1")"; }
 
+# Bump a tool's number when its build command or ldflags below change in a way that must
+# invalidate its cached binary (the others stay cached).
+tools::_recipe() {
+  case "$1" in
+    kube-apiserver|kubectl|etcd|helm) echo 1 ;;
+  esac
+}
+
 tools::_stamp_value() {
   local dir
   dir=$(tools::module_dir "$1")
   {
-    echo "recipe=$TOOLS_RECIPE tool=$1 version=$(tools::version "$1")"
+    echo "recipe=$(tools::_recipe "$1") tool=$1 version=$(tools::version "$1")"
     cat "$dir/go.mod" "$dir/go.sum"
   } | sha256sum | awk '{print $1}'
 }
