@@ -9,6 +9,7 @@ Hugging Face adds) so that templates using it are inspected instead of skipped.
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import dataclass
 
 from jinja2 import Environment, nodes
@@ -59,7 +60,11 @@ def parse(source: str) -> ParseResult:
             None, f"template of {len(source)} characters exceeds {MAX_TEMPLATE_CHARS}", True
         )
     try:
-        tree = environment().parse(source)
+        with warnings.catch_warnings():
+            # the lexer decodes string escapes with Python's codec, which warns on invalid
+            # ones ('\l'); hostile text must neither spam the user nor, under -W error, fail
+            warnings.simplefilter("ignore")
+            tree = environment().parse(source)
     except TemplateSyntaxError as exc:
         return ParseResult(None, f"Jinja syntax error at line {exc.lineno}: {exc.message}")
     except RecursionError:
