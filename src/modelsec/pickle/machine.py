@@ -126,14 +126,14 @@ class StackMachine:
                      op.SHORT_BINUNICODE, op.BINUNICODE8, op.BINBYTES, op.SHORT_BINBYTES,
                      op.BINBYTES8, op.BYTEARRAY8):
             h[code] = self._push_literal
-        self._handlers = h
+        self.handlers = h
 
     # -- driver interface ----------------------------------------------------------------
 
     def feed(self, code: int, arg: Arg, offset: int) -> Action:
         if self.first is None:
             self.first = code
-        action = self._handlers[code](arg, offset)
+        action = self.handlers[code](arg, offset)
         self.ops += 1
         return action
 

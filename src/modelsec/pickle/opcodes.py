@@ -19,13 +19,14 @@ import struct
 from dataclasses import dataclass
 from typing import Callable, Union
 
-from modelsec.bytesource import CHUNK, ByteSource, LimitExceeded, SequentialReader
+from modelsec.bytesource import CHUNK, ByteSource, SequentialReader
 
 HIGHEST_PROTOCOL = 5
 INLINE_LIMIT = 8 * 1024  # literals up to this size are decoded and kept; larger ones: Blob
 LINE_LIMIT = 64 * 1024  # module/name and numeric lines longer than this are not names
 NUMBER_LINE_LIMIT = 5000  # CPython refuses int literals beyond 4300 digits by default
 BLOB_HEAD = 64
+WINDOW = 64 * 1024  # bytes decoded at a time from the SequentialReader
 _BLANKS = bytes(range(33))
 
 # Opcode bytes (pickletools names).
@@ -133,6 +134,12 @@ class OpcodeReader:
         self.source = source
         self._size = source.size
         self._r = SequentialReader(source, start)
+        # A window of bytes peeked from the SequentialReader at its offset; ``_i`` indexes
+        # it. Opcodes are decoded from the window and consumed from the reader in bulk,
+        # which keeps the per-opcode cost to an index and a slice.
+        self._win = b""
+        self._i = 0
+        self._base = start  # source offset of _win[0]
         table: dict[int, Callable[[], Arg]] = {
             FLOAT: self._float_line, INT: self._int_line, LONG: self._long_line,
             BININT: self._i4, BININT1: self._u1, BININT2: self._u2, BINFLOAT: self._f8,
@@ -155,14 +162,16 @@ class OpcodeReader:
 
     @property
     def offset(self) -> int:
-        return self._r.offset
+        return self._base + self._i
 
     def seek(self, offset: int) -> None:
         """Continue reading at ``offset`` (after raw data the stream itself skipped)."""
         self._r = SequentialReader(self.source, offset)
+        self._win, self._i, self._base = b"", 0, offset
 
     def skip_raw(self, n: int) -> None:
         """Move past ``n`` bytes of non-pickle data (joblib's array bytes)."""
+        self._commit()
         try:
             self._r.skip(n)
         except EOFError:
@@ -170,12 +179,16 @@ class OpcodeReader:
 
     def next(self) -> tuple[int, Arg, int]:
         """The next opcode, its decoded argument and its offset."""
-        r = self._r
-        at = self._op_offset = r.offset
-        try:
-            code = r.read(1)[0]
-        except EOFError:
-            raise Truncated("pickle data ends without STOP", at) from None
+        i = self._i
+        at = self._op_offset = self._base + i
+        if i < len(self._win):  # the common case, inlined
+            code = self._win[i]
+            self._i = i + 1
+        else:
+            try:
+                code = self._byte()
+            except EOFError:
+                raise Truncated("pickle data ends without STOP", at) from None
         decode = self._decoders[code]
         if decode is None:
             raise PickleError(f"unknown opcode 0x{code:02x}", at)
@@ -184,28 +197,59 @@ class OpcodeReader:
         except EOFError:
             raise Truncated(f"{NAMES[code]} argument runs past the end of the data", at) from None
 
+    # -- the window --------------------------------------------------------------------
+
+    def _commit(self) -> None:
+        """Consume what was decoded from the window (a skip inside the reader's buffer)."""
+        if self._i:
+            self._r.skip(self._i)
+        self._win, self._i, self._base = b"", 0, self._r.offset
+
+    def _refill(self, n: int) -> None:
+        self._commit()
+        self._win = self._r.peek(max(n, WINDOW))
+        if len(self._win) < n:
+            raise EOFError
+
+    def _byte(self) -> int:
+        i = self._i
+        if i >= len(self._win):
+            self._refill(1)
+            i = 0
+        self._i = i + 1
+        return self._win[i]
+
+    def _take(self, n: int) -> bytes:
+        i = self._i
+        j = i + n
+        if j > len(self._win):
+            self._refill(n)
+            i, j = 0, n
+        self._i = j
+        return self._win[i:j]
+
     # -- fixed-size arguments ------------------------------------------------------------
 
     def _no_arg(self) -> None:
         return None
 
     def _u1(self) -> int:
-        return self._r.read(1)[0]
+        return self._byte()
 
     def _u2(self) -> int:
-        return _U2(self._r.read(2))[0]
+        return _U2(self._take(2))[0]
 
     def _i4(self) -> int:
-        return _I4(self._r.read(4))[0]
+        return _I4(self._take(4))[0]
 
     def _u4(self) -> int:
-        return _U4(self._r.read(4))[0]
+        return _U4(self._take(4))[0]
 
     def _f8(self) -> float:
-        return _F8(self._r.read(8))[0]
+        return _F8(self._take(8))[0]
 
     def _proto(self) -> int:
-        version = self._r.read(1)[0]
+        version = self._byte()
         if version > HIGHEST_PROTOCOL:
             raise PickleError(f"unsupported pickle protocol {version}", self._op_offset)
         return version
@@ -214,18 +258,18 @@ class OpcodeReader:
         # Frames are transparent. The C unpickler refuses a frame longer than the data
         # left, but pickle._Unpickler (which joblib uses) decodes what there is, so a
         # short frame is not the end of the stream.
-        return _U8(self._r.read(8))[0]
+        return _U8(self._take(8))[0]
 
     def _long1(self) -> int:
-        n = self._r.read(1)[0]
-        return int.from_bytes(self._r.read(n), "little", signed=True)
+        n = self._byte()
+        return int.from_bytes(self._take(n), "little", signed=True)
 
     def _long4(self) -> int | BigInt:
-        n = _I4(self._r.read(4))[0]
+        n = _I4(self._take(4))[0]
         if n < 0:
             raise PickleError("LONG4 with a negative byte count", self._op_offset)
         if n <= INLINE_LIMIT:
-            return int.from_bytes(self._r.read(n), "little", signed=True)
+            return int.from_bytes(self._take(n), "little", signed=True)
         self._skip(n)
         return BigInt(n)
 
@@ -233,8 +277,9 @@ class OpcodeReader:
 
     def _counted(self, n: int, kind: BlobKind, text: bool) -> bytes | Blob:
         if n <= INLINE_LIMIT:
-            return self._r.read(n)
+            return self._take(n)
         start = self.offset
+        self._commit()
         head = self._r.peek(BLOB_HEAD)
         self._skip(n)
         return Blob(start, n, kind, head, text)
@@ -242,16 +287,17 @@ class OpcodeReader:
     def _skip(self, n: int) -> None:
         if self.offset + n > self._size:
             raise Truncated(f"{n}-byte argument runs past the end", self._op_offset)
+        self._commit()
         self._r.skip(n)
 
     def _binstring(self) -> str | Blob:
-        n = _I4(self._r.read(4))[0]
+        n = _I4(self._take(4))[0]
         if n < 0:
             raise PickleError("BINSTRING with a negative byte count", self._op_offset)
         return self._py2_string(self._counted(n, BlobKind.RAW, True))
 
     def _short_binstring(self) -> str | Blob:
-        return self._py2_string(self._counted(self._r.read(1)[0], BlobKind.RAW, True))
+        return self._py2_string(self._counted(self._byte(), BlobKind.RAW, True))
 
     @staticmethod
     def _py2_string(data: bytes | Blob) -> str | Blob:
@@ -269,37 +315,43 @@ class OpcodeReader:
             raise PickleError("BINUNICODE is not valid UTF-8", self._op_offset) from None
 
     def _binunicode(self) -> str | Blob:
-        return self._text(_U4(self._r.read(4))[0])
+        return self._text(_U4(self._take(4))[0])
 
     def _short_binunicode(self) -> str | Blob:
-        return self._text(self._r.read(1)[0])
+        return self._text(self._byte())
 
     def _binunicode8(self) -> str | Blob:
-        return self._text(_U8(self._r.read(8))[0])
+        return self._text(_U8(self._take(8))[0])
 
     def _binbytes(self) -> bytes | Blob:
-        return self._counted(_U4(self._r.read(4))[0], BlobKind.RAW, False)
+        return self._counted(_U4(self._take(4))[0], BlobKind.RAW, False)
 
     def _short_binbytes(self) -> bytes | Blob:
-        return self._counted(self._r.read(1)[0], BlobKind.RAW, False)
+        return self._counted(self._byte(), BlobKind.RAW, False)
 
     def _binbytes8(self) -> bytes | Blob:
-        return self._counted(_U8(self._r.read(8))[0], BlobKind.RAW, False)
+        return self._counted(_U8(self._take(8))[0], BlobKind.RAW, False)
 
     def _bytearray8(self) -> bytearray | Blob:
-        data = self._counted(_U8(self._r.read(8))[0], BlobKind.RAW, False)
+        data = self._counted(_U8(self._take(8))[0], BlobKind.RAW, False)
         return bytearray(data) if isinstance(data, bytes) else data
 
     # -- newline-terminated arguments ----------------------------------------------------
 
     def _line(self, keep: int, kind: BlobKind) -> bytes | Blob:
         """One line without its ``\\n``; lines over ``keep`` bytes become a Blob."""
-        try:
-            return self._r.readline(keep)[:-1]
-        except EOFError:
-            raise Truncated("line argument without a newline", self._op_offset) from None
-        except LimitExceeded:
-            pass
+        newline = self._win.find(b"\n", self._i, self._i + keep + 1)
+        if newline < 0:
+            self._commit()
+            self._win = self._r.peek(keep + 1)
+            newline = self._win.find(b"\n")
+            if newline < 0 and len(self._win) <= keep:
+                raise Truncated("line argument without a newline", self._op_offset)
+        if newline >= 0:
+            line = self._win[self._i : newline]
+            self._i = newline + 1
+            return line
+        # Longer than anything worth keeping (a protocol 0 array): find its end in chunks.
         start = pos = self.offset
         while True:
             chunk = self.source.read_at(pos, CHUNK)

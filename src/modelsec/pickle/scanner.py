@@ -67,11 +67,13 @@ def _run(
 ) -> StreamResult:
     """Feed one stream to ``machine`` until STOP, an error or a limit."""
     result = StreamResult(reader.offset)
-    feed, read = machine.feed, reader.next
+    read, handlers = reader.next, machine.handlers
+    count = 0  # mirrored into machine.ops at checkpoints: the hot loop keeps it local
     try:
+        code, arg, offset = read()
+        action = machine.feed(code, arg, offset)  # the first opcode: detection rules apply
+        count = 1
         while True:
-            code, arg, offset = read()
-            action = feed(code, arg, offset)
             if action is not None:
                 if action is STOP:
                     result.end = reader.offset
@@ -81,13 +83,18 @@ def _run(
                     result.raw_array = True
                     break
                 on_raw_array(action, reader, machine)
-            if machine.ops >= budget:
+            if count >= budget:
                 raise LimitExceeded(f"more than {budget} pickle opcodes")
-            if not machine.ops % BOUNDS_EVERY:
+            if not count % BOUNDS_EVERY:
+                machine.ops = count
                 machine.check_bounds()
+            code, arg, offset = read()
+            action = handlers[code](arg, offset)
+            count += 1
     except PickleError as exc:
         result.error = exc
     finally:
+        machine.ops = max(machine.ops, count)
         result.ops = machine.ops
         result.strong = machine.first == op.PROTO
         result.effects = machine.effects
