@@ -489,3 +489,104 @@ def test_health_endpoint_reports_the_scan_pool(operator: Any) -> None:
         assert response.status == 200
         body = json_.loads(response.read())
     assert set(body["scans"]) == {"inFlight", "waiting", "cachedReports"}
+
+
+@pytest.fixture
+def s3_server(tmp_path: Path) -> Any:
+    """moto's S3 server in its own process, enforcing IAM: only the keys we hand out work."""
+    import json as json_
+    import subprocess
+    import sys
+    import urllib.request
+
+    import boto3
+
+    from conftest import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(400):
+            try:
+                urllib.request.urlopen(endpoint + "/moto-api/", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.05)
+        admin = {"endpoint_url": endpoint, "region_name": "us-east-1",
+                 "aws_access_key_id": "AKIATESTADMIN000", "aws_secret_access_key": "admin-secret"}
+        iam = boto3.client("iam", **admin)
+        iam.create_user(UserName="scanner")
+        key = iam.create_access_key(UserName="scanner")["AccessKey"]
+        iam.put_user_policy(UserName="scanner", PolicyName="read-models", PolicyDocument=json_.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+        }))
+        s3 = boto3.client("s3", **admin)
+        s3.create_bucket(Bucket="models")
+        s3.put_object(Bucket="models", Key="team/evil.pkl", Body=GLOBAL_PICKLE)
+        s3.put_object(Bucket="models", Key="other/clean.pkl", Body=CLEAN_PICKLE)
+        urllib.request.urlopen(urllib.request.Request(
+            endpoint + "/moto-api/reset-auth", data=b"0", method="POST", headers={"Content-Type": "text/plain"}))
+        yield endpoint, key["AccessKeyId"], key["SecretAccessKey"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@needs_pickle_scanner
+def test_s3_source_reads_credentials_from_its_secret(
+    cluster: Any, operator_factory: Callable[..., Any], workspace: Any, s3_server: Any
+) -> None:
+    endpoint, key_id, secret_key = s3_server
+    no_ambient = {"AWS_EC2_METADATA_DISABLED": "true", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+                  "AWS_CONFIG_FILE": "/nonexistent"}
+    operator_factory(env=no_ambient).start()
+    secret = workspace.name("creds")
+    cluster.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret, "namespace": "default"},
+                   "stringData": {"AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret_key}})
+    try:
+        src, g = workspace.name("src"), workspace.name("group")
+        cluster.apply(
+            {"apiVersion": API, "kind": "ModelSource", "metadata": {"name": src}, "spec": {
+                "type": "S3",
+                "s3": {"endpoint": endpoint, "bucket": "models", "prefix": "team/",
+                       "credentialsSecretRef": {"name": secret, "namespace": "default"}},
+            }},
+            group(g, src, BLOCK_CODE),
+        )
+        cluster.wait_for("modelsources", src, lambda o: ready(o) == "True", what="source Ready")
+        evil = scan("s3://models/team/evil.pkl", g)
+        outside = scan("s3://models/other/clean.pkl", g)
+        cluster.apply(evil, outside)
+        done = cluster.wait_for("modelscans", evil["metadata"]["name"], recorded, timeout=120, what="a verdict")
+        status = done["status"]
+        assert (status["phase"], status["outcome"]) == ("Completed", "BLOCKED"), status
+        assert any(f["file"].endswith("evil.pkl") and f["rule"] == "LoadTimeCodeExecution"
+                   for f in status["findings"])
+        refused = cluster.wait_for("modelscans", outside["metadata"]["name"], recorded, what="a verdict")
+        assert condition(refused)["reason"] == "OutsideSource"
+
+        # The same object through a source without the Secret: refused by the server, so
+        # the verdict is ERROR (fail closed), which shows the keys above were really used.
+        anonymous, anonymous_group = workspace.name("anon"), workspace.name("anon-group")
+        cluster.apply(
+            {"apiVersion": API, "kind": "ModelSource", "metadata": {"name": anonymous},
+             "spec": {"type": "S3", "s3": {"endpoint": endpoint, "bucket": "models"}}},
+            group(anonymous_group, anonymous, BLOCK_CODE),
+        )
+        denied_scan = scan("s3://models/team/evil.pkl", anonymous_group)
+        cluster.apply(denied_scan)
+        denied = cluster.wait_for("modelscans", denied_scan["metadata"]["name"], recorded, timeout=120,
+                                  what="a verdict")["status"]
+        assert denied["outcome"] == "ERROR" and denied["incompletes"], denied
+
+        missing = workspace.name("nosecret")
+        cluster.apply({"apiVersion": API, "kind": "ModelSource", "metadata": {"name": missing}, "spec": {
+            "type": "S3", "s3": {"endpoint": endpoint, "bucket": "models",
+                                 "credentialsSecretRef": {"name": "absent", "namespace": "default"}}}})
+        absent = cluster.wait_for("modelsources", missing, lambda o: ready(o) == "False", what="Ready=False")
+        assert condition(absent)["reason"] == "SecretNotFound"
+    finally:
+        cluster.kubectl("delete", "secret", "-n", "default", secret, check=False)
