@@ -30,6 +30,9 @@ LEGITIMATE = {
     "role-map": "{% set names = {'user': 'Human', 'assistant': 'AI'} %}"
     "{% for m in messages %}{{ names[m['role']] }}{% endfor %}",
     "data-key-from-data": "{% for k in tool %}{{ tool[k] }}{% endfor %}",
+    "data-key-transformed": "{% set names = {'user': 'U', 'assistant': 'A'} %}{% for m in messages %}"
+    "{{ names[m.role|lower] }}{{ names[m.role.strip()] }}{{ names[m.role|trim|upper] }}"
+    "{{ names[m.name ~ m.role] }}{{ names[(m.content.split(':'))[0]] }}{% endfor %}",
     "constant-key-variable": "{% set key = 'content' %}{{ messages[0][key] }}",
     "tojson-kwargs": "{{ tools|tojson(indent=4, ensure_ascii=False) }}",
     "string-methods": "{{ messages[0].content.strip().split('</think>')[-1].lstrip('\\n').title() }}",

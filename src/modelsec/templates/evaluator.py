@@ -27,6 +27,7 @@ from modelsec.templates.values import (
     elements,
     from_values,
     join_all,
+    only_data,
 )
 
 MAX_DEPTH = 150
@@ -135,7 +136,10 @@ class Evaluator:
         if isinstance(node, nodes.Getitem):
             return self._getitem(node, d)
         if isinstance(node, nodes.Concat):
-            return fold.lift([ev(n, d) for n in node.nodes], fold.concat, TEXT)
+            parts = [ev(n, d) for n in node.nodes]
+            # data ~ data is still only data; a constant or computed part makes it computed
+            pure = all(only_data(p) and not p.consts for p in parts)
+            return fold.lift(parts, fold.concat, DATA if pure else TEXT)
         if isinstance(node, nodes.Add):
             return self._add(ev(node.left, d), ev(node.right, d))
         if isinstance(node, nodes.Mul):
@@ -187,7 +191,8 @@ class Evaluator:
         if may_num(left) and may_num(right):
             fallback = fallback.join(NUM)
         if may_str(left) and may_str(right):
-            fallback = fallback.join(TEXT)
+            pure = only_data(left) and only_data(right) and not left.consts and not right.consts
+            fallback = fallback.join(DATA if pure else TEXT)
         if may_seq(left) and may_seq(right):
             fallback = fallback.join(Val(data=left.data and right.data, seq=elements(left).join(elements(right))))
         if left.obj or right.obj:
@@ -311,8 +316,8 @@ class Evaluator:
                 return fold.lift([receiver], lambda s: fold.str_format(s, fixed_args, fixed_kw), TEXT)
             return TEXT
         if receiver.strings or receiver.text or receiver.data:
-            out = out.join(fold.str_method(Val(frozenset(c for c in receiver.consts if isinstance(c[1], str)),
-                                               text=receiver.text or receiver.data), method, args, kwargs))
+            strings = frozenset(c for c in receiver.consts if isinstance(c[1], str))
+            out = out.join(fold.str_method(Val(strings, data=receiver.data, text=receiver.text), method, args, kwargs))
         if receiver.data:
             if method == "get":
                 out = out.join(DATA).join(args[1] if len(args) > 1 else Val.of(None))

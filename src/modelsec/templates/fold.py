@@ -32,6 +32,7 @@ from modelsec.templates.values import (
     elements,
     estimated_len,
     from_values,
+    only_data,
     to_str,
 )
 
@@ -380,6 +381,17 @@ FOLDING_FILTERS: dict[str, Callable[..., Any]] = {
     "int": _int,
 }
 
+# String transforms that cannot insert characters of the template's choosing: applied to
+# the caller's data, the result is still only the caller's data (``role_map[m.role|lower]``).
+DATA_PRESERVING_FILTERS = frozenset(
+    {"lower", "upper", "title", "capitalize", "trim", "string", "safe", "e", "escape",
+     "forceescape", "striptags", "tojson", "first", "last"}
+)
+DATA_PRESERVING_METHODS = frozenset(
+    {"lower", "upper", "title", "capitalize", "casefold", "swapcase", "strip", "lstrip",
+     "rstrip", "removeprefix", "removesuffix"}
+)
+
 # Filters whose result, for a non-constant input, is picked from that input.
 SELECTING_FILTERS = frozenset({"first", "last", "random", "min", "max", "default", "d"})
 # Filters whose result is a list of (some of) the input's elements.
@@ -418,7 +430,7 @@ def apply_filter(name: str, value: Val, args: list[Val], kwargs: dict[str, Val])
     elif name in NUMERIC_FILTERS:
         fallback = NUM
     elif name in STRING_FILTERS:
-        fallback = TEXT
+        fallback = DATA if name in DATA_PRESERVING_FILTERS and only_data(value) else TEXT
     elif name == "attr":
         fallback = Val(data=value.data, obj=True) if value.data else OBJ.join(TEXT)
     else:  # an application filter we do not know
@@ -479,7 +491,9 @@ def str_method(receiver: Val, method: str, args: list[Val], kwargs: dict[str, Va
     elif method in NUM_METHODS:
         fallback = NUM
     elif method in SPLIT_METHODS:
-        fallback = Val(seq=TEXT)
+        fallback = Val(seq=DATA) if only_data(receiver) else Val(seq=TEXT)
+    elif method in DATA_PRESERVING_METHODS and only_data(receiver):
+        fallback = DATA
     else:
         fallback = TEXT
     fn = STR_METHODS.get(method)

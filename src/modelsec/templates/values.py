@@ -97,6 +97,11 @@ BOOL = Val(frozenset({_tag(True), _tag(False)}))
 TOP = Val(num=True, data=True, text=True, obj=True)
 
 
+def only_data(val: Val) -> bool:
+    """Apart from its constants, the value is the caller's data and nothing else."""
+    return val.data and not (val.num or val.text or val.obj or val.rec)
+
+
 def join_all(vals: Iterable[Val]) -> Val:
     out = NOTHING
     for v in vals:
