@@ -272,8 +272,10 @@ class Engine:
 
     def _analyze_directory(self, root: Path, files: list[Path], report: ScanReport) -> None:
         sink = ScanSink(self.limits)
-        ctx = ScanContext(str(root), sink, dispatch)
         for analyzer in formats.directory_analyzers():
+            # one context per analyser: each records its own layout format (set_format
+            # replaces a context's record, so a shared one let hf-repo erase tf-savedmodel)
+            ctx = ScanContext(str(root), sink, dispatch)
             try:
                 analyzer.analyze(root, files, ctx)
             except Exception as exc:

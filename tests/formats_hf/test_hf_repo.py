@@ -220,3 +220,11 @@ def test_standard_diffusers_pipeline_is_clean(tmp_path: Path) -> None:
         "_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
         "tokenizer": ["transformers", "CLIPTokenizer"], "feature_extractor": [None, None]}))
     assert scan(root).all_findings() == []
+
+
+def test_layout_formats_of_several_analysers_coexist(tmp_path: Path) -> None:
+    # an HF snapshot that also holds a SavedModel: both layouts must be recorded, so that
+    # ApprovedFormats still sees the SavedModel (a model format) next to the hf-repo layout
+    root = snapshot(tmp_path / "m", **{"saved_model.pb": b"\x08\x01"})
+    formats = sorted(r.format for r in scan(root).layout_formats)
+    assert formats == ["hf-repo", "tf-savedmodel"]
