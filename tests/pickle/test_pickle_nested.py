@@ -169,3 +169,18 @@ def test_memo_reused_literal_is_scanned_once() -> None:
     assert len(inner_findings(result)) == 1, summary(result)
     assert codes(result) == {"MS-PKL-100"}
     assert len(with_code(result, "MS-PKL-100")) == 1
+
+
+def test_a_memoised_payload_loaded_many_times_is_scanned_once() -> None:
+    call_loads = stack_global("pickle", "loads") + b"h\x00" + TUPLE1 + REDUCE + b"0"
+    data = proto(4) + binbytes(INNER) + b"\x94" + b"0" + call_loads * 50 + b"N" + STOP
+    result = scan(data)
+    assert len([f for f in inner_findings(result) if f.subject == "os.system"]) == 1, summary(result)
+
+
+def test_trial_parses_share_the_opcode_budget() -> None:
+    # Embedded candidates that are long valid streams cost opcodes like the file itself.
+    candidate = proto(4) + b"N0" * 3000 + b"N."
+    data = v4(EMPTY_DICT + b"".join(sbu(f"k{i}") + binbytes(candidate) + SETITEM for i in range(20)))
+    result = scan(data, limits=Limits(max_pickle_opcodes=50_000))
+    assert "MS-PKL-120" in {i.code for i in result.incompletes}, summary(result)

@@ -31,6 +31,7 @@ from modelsec.pickle.values import Derived, Global, Value, describe
 BOUNDS_EVERY = 0x10000  # opcodes between stack-size checks
 PROBE_OPCODES = 200_000  # detection looks at the head only
 MAX_PENDING_EMBEDDED = 64  # embedded-pickle candidates held back for a possible loader
+MAX_NESTED_SCANS = 1000  # loader payloads and embedded pickles scanned per source
 
 
 @dataclass
@@ -136,9 +137,13 @@ def looks_like_pickle(head: bytes, size: int, limits: Limits | None = None) -> b
     return isinstance(result.error, Truncated) and len(head) < size and result.ops > 0
 
 
-def is_complete_pickle(source: ByteSource, limits: Limits) -> bool:
-    """True if ``source`` starts with a whole, valid pickle stream."""
-    result = probe(source, limits, limits.max_pickle_opcodes)
+def is_complete_pickle(source: ByteSource, limits: Limits, max_ops: int) -> StreamResult:
+    """Trial parse: ``complete(result)`` if ``source`` starts with a whole, valid stream."""
+    return probe(source, limits, max_ops)
+
+
+def complete(result: StreamResult) -> bool:
+    # Reaching joblib's inline array data counts: the full scan knows how to go on.
     return result.error is None and not result.limited and result.ops > 1
 
 
@@ -160,6 +165,10 @@ class PickleScan:
         # consumes them first (then they are scanned once, under the loader's name).
         # Keyed by id(): the values stay referenced here, so ids stay unique.
         self._embedded: dict[int, tuple[Value, int]] = {}
+        # Loader payloads already scanned, by (transforms, id(root literal)); the values
+        # are kept so the ids stay unique. A memoised literal loaded 1000 times is one scan.
+        self._payloads: dict[tuple[object, ...], Value] = {}
+        self._nested_scans = 0
 
     # -- streams ---------------------------------------------------------------------------
 
@@ -358,9 +367,20 @@ class PickleScan:
     def getattr_resolved(self, getattr_global: Global) -> None:
         self._pending_getattr.pop(id(getattr_global), None)
 
+    def _may_scan_nested(self) -> bool:
+        self._nested_scans += 1
+        if self._nested_scans == MAX_NESTED_SCANS + 1:
+            self.ctx.incomplete(
+                f"more than {MAX_NESTED_SCANS} nested pickles in one file; the rest were not "
+                "inspected",
+                code=threats.INCOMPLETE_LIMIT,
+            )
+        return self._nested_scans <= MAX_NESTED_SCANS
+
     def loader_called(self, loader: Global, payload: Value, offset: int) -> None:
-        root = payload
+        root, transforms = payload, []
         while isinstance(root, Derived):
+            transforms.append(root.transform)
             root = root.source
         self._embedded.pop(id(root), None)  # scanned below as the loader's argument
         spec = LOADERS.get(loader.path)
@@ -368,6 +388,10 @@ class PickleScan:
             return
         if spec.takes == "file" and not isinstance(payload, Derived):
             return  # a file name: the file itself is scanned where it lives
+        key = (spec.expect, *transforms, id(root))
+        if key in self._payloads or not self._may_scan_nested():
+            return
+        self._payloads[key] = root
         try:
             nested = payload_source(payload, self.source, self.limits.max_inline_bytes)
         except PayloadTooLarge as exc:
@@ -390,7 +414,16 @@ class PickleScan:
         if found is None:
             return
         encoding, payload = found
-        if is_complete_pickle(payload, self.limits):
+        trial = is_complete_pickle(payload, self.limits, max(1, self.ops_left))
+        self.ops_left -= trial.ops  # trial parses count against the file's opcode budget
+        if trial.limited:
+            self.ctx.incomplete(
+                f"opcode budget exhausted while checking a possible embedded pickle at offset "
+                f"{offset}; not inspected",
+                code=threats.INCOMPLETE_LIMIT,
+            )
+            return
+        if complete(trial) and self._may_scan_nested():
             self.ctx.scan_member(payload, f"<embedded {encoding} pickle @{offset}>", expect="pickle")
 
     def external_file(self, wrapper: Global, filename: Value, offset: int) -> None:

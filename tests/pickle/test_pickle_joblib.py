@@ -1,0 +1,123 @@
+"""joblib's inline array data: sized from the wrapper, skipped, and never a hiding place."""
+
+from __future__ import annotations
+
+import io
+import pickle
+from typing import Any
+
+import joblib
+import numpy as np
+
+from pklbuild import (
+    BUILD, EMPTY_DICT, EMPTY_TUPLE, MARK, NEWFALSE, NEWOBJ, NEWTRUE, NONE, REDUCE, SETITEMS,
+    STOP, TUPLE, TUPLE3, binint1, call, codes, proto, sbu, scan, stack_global, subjects,
+    summary, v4,
+)
+
+WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
+
+
+class _Unseekable(io.RawIOBase):
+    def __init__(self) -> None:
+        self.data = io.BytesIO()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        return self.data.write(b)
+
+    def tell(self) -> int:
+        raise io.UnsupportedOperation("not seekable")
+
+
+def unaligned_dump(value: Any) -> bytes:
+    sink = _Unseekable()
+    joblib.dump(value, sink)
+    return sink.data.getvalue()
+
+
+def wrapper(dtype: bytes, shape: bytes, alignment: bytes | None = binint1(16)) -> bytes:
+    """A NumpyArrayWrapper with the given dtype/shape opcodes, up to its BUILD."""
+    items = [sbu("subclass") + stack_global("numpy", "ndarray"), sbu("shape") + shape,
+             sbu("order") + sbu("C"), sbu("dtype") + dtype, sbu("allow_mmap") + NEWTRUE]
+    if alignment is not None:
+        items.append(sbu("numpy_array_alignment_bytes") + alignment)
+    return stack_global(*WRAPPER) + EMPTY_TUPLE + NEWOBJ + EMPTY_DICT + MARK + b"".join(items) + SETITEMS + BUILD
+
+
+def f8() -> bytes:
+    state = MARK + binint1(3) + sbu("<") + NONE + NONE + NONE + b"J\xff\xff\xff\xff" * 2 + binint1(0) + TUPLE
+    return stack_global("numpy", "dtype") + sbu("f8") + NEWFALSE + NEWTRUE + TUPLE3 + REDUCE + state + BUILD
+
+
+def test_hand_built_wrapper_is_sized_and_skipped() -> None:
+    data = proto(4) + wrapper(f8(), binint1(3) + b"\x85") + b"\x05" + b"\xff" * 5 + bytes(24) + b"0N" + STOP
+    result = scan(data, name="m.joblib")
+    assert not result.findings and not result.incompletes, summary(result)
+    assert result.format == "joblib"
+
+
+def test_payload_after_the_array_data_is_found() -> None:
+    data = proto(4) + wrapper(f8(), binint1(3) + b"\x85") + b"\x05" + b"\xff" * 5 + bytes(24) + b"0" + call("os", "system", "id") + STOP
+    assert subjects(scan(data), "MS-PKL-100") == {"os.system"}
+
+
+def test_unsizable_wrapper_fails_closed() -> None:
+    data = proto(4) + wrapper(sbu("float64"), binint1(3) + b"\x85") + bytes(24) + b"0N" + STOP
+    result = scan(data, name="m.joblib")
+    assert [i.code for i in result.incompletes] == ["MS-PKL-121"], summary(result)
+
+
+def test_array_data_running_past_the_end_is_malformed() -> None:
+    data = proto(4) + wrapper(f8(), binint1(200) + b"\x85") + b"\x05" + b"\xff" * 5 + bytes(24)
+    assert codes(scan(data)) == {"MS-PKL-110"}
+
+
+def test_payload_hidden_in_unaligned_array_data_is_seen_as_plain_pickle_would() -> None:
+    # Without alignment padding, pickle.load (unlike joblib.load) reads the array bytes as
+    # opcodes: an "array" whose bytes are a payload runs under pickle.load.
+    payload = pickle.dumps(1, protocol=0)[:0] + b"cos\nsystem\n(S'id'\ntR."
+    data = unaligned_dump({"w": np.frombuffer(payload, dtype="u1").copy()})
+    assert b"numpy_array_alignment_bytes" in data
+    result = scan(data, name="m.joblib")
+    assert subjects(result, "MS-PKL-100") == {"os.system"}, summary(result)
+
+
+def test_payload_in_aligned_array_data_cannot_run() -> None:
+    # The padding-length byte (1..16) is no opcode: pickle.load stops there, joblib skips it.
+    payload = b"cos\nsystem\n(S'id'\ntR."
+    buffer = io.BytesIO()
+    joblib.dump({"w": np.frombuffer(payload, dtype="u1").copy()}, buffer)
+    result = scan(buffer.getvalue(), name="m.joblib")
+    assert not result.findings and not result.incompletes, summary(result)
+
+
+def test_object_array_nested_stream_is_scanned() -> None:
+    value = {"o": np.array([1, "x"], dtype=object)}
+    buffer = io.BytesIO()
+    joblib.dump(value, buffer)
+    data = buffer.getvalue()
+    clean = scan(data, name="m.joblib")
+    assert not clean.findings and not clean.incompletes, summary(clean)
+    # Replace the object array's nested pickle by a payload of the same shape
+    start = data.index(b"\x80", data.index(b"O8") + 1)
+    end = data.index(b".", start) + 1
+    evil = data[:start] + v4(call("os", "system", "id")) + data[end:]
+    result = scan(evil, name="m.joblib")
+    assert "os.system" in subjects(result, "MS-PKL-100"), summary(result)
+
+
+def test_old_wrapper_with_a_file_outside_the_model() -> None:
+    def nd(filename: str) -> bytes:
+        return v4(
+            stack_global("joblib.numpy_pickle_compat", "NDArrayWrapper") + EMPTY_TUPLE + NEWOBJ + EMPTY_DICT
+            + MARK + sbu("filename") + sbu(filename) + sbu("subclass") + stack_global("numpy", "ndarray")
+            + SETITEMS + BUILD
+        )
+
+    assert not scan(nd("model.pkl_01.npy")).findings
+    for name in ("../../etc/evil.npy", "/tmp/evil.npy", "C:\\evil.npy"):
+        result = scan(nd(name))
+        assert subjects(result, "MS-PKL-106") == {"joblib.numpy_pickle_compat.NDArrayWrapper"}, name
