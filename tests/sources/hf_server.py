@@ -156,6 +156,8 @@ class HubServer:
         self.ignore_range = False
         self.ignore_blobs = False  # a mirror that lists names only (sizes via the tree API)
         self.cdn_signature = "test"  # the CDN refuses URLs signed otherwise (expiry tests)
+        self.cdn_renew_after: int | None = None  # renew the signature after N CDN answers
+        self._cdn_answers = 0
         self.tree_page_size = 1000
         self.use_cdn = cdn
         self._lock = threading.Lock()
@@ -545,6 +547,10 @@ class HubServer:
 
     async def _cdn_handler(self, request: web.Request) -> web.StreamResponse:
         seg = [unquote(s) for s in request.raw_path.split("?", 1)[0].split("/")[1:]]
+        self._cdn_answers += 1
+        if self.cdn_renew_after is not None and self._cdn_answers > self.cdn_renew_after:
+            self.cdn_signature = f"renewed-{self._cdn_answers}"  # earlier URLs have expired
+            self.cdn_renew_after = None
         if request.query.get("X-Amz-Signature") != self.cdn_signature:
             self._record(request, 403, 0, "cdn")
             return web.Response(status=403, text="Request has expired")

@@ -418,22 +418,8 @@ def test_one_resolve_per_file_then_cdn_directly_until_it_expires(hub: HubServer)
 
     # The signed URL expires mid-scan: reads fall back to /resolve and get a fresh one.
     hub.requests.clear()
-    original = HubServer._cdn_handler
-    served = {"n": 0}
-
-    async def expiring(self: HubServer, request):  # type: ignore[no-untyped-def]
-        served["n"] += 1
-        if served["n"] == 3:
-            self.cdn_signature = "renewed"
-        return await original(self, request)
-
-    HubServer._cdn_handler = expiring  # type: ignore[method-assign]
-    try:
-        hub.stop()
-        hub.start()
-        second = hf_scan(hub, "hf://acme/probe", token="hf_probe_token_0000")
-    finally:
-        HubServer._cdn_handler = original  # type: ignore[method-assign]
+    hub.cdn_renew_after = 2
+    second = hf_scan(hub, "hf://acme/probe", token="hf_probe_token_0000")
     assert not [i for i in second.report.all_incompletes() if i.code.startswith("MS-SRC")]
     assert any(r.status == 403 for r in hub.requests if r.server == "cdn")
     assert len([r for r in hub.requests if "/resolve/" in r.path]) == 2
