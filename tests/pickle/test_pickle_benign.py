@@ -22,7 +22,6 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
-
 from pklbuild import scan, summary
 
 warnings.filterwarnings("ignore", category=UserWarning)
@@ -37,7 +36,9 @@ def _sklearn() -> dict[str, Callable[[], Any]]:
     from sklearn.compose import ColumnTransformer
     from sklearn.decomposition import PCA
     from sklearn.ensemble import (
-        GradientBoostingClassifier, HistGradientBoostingClassifier, IsolationForest,
+        GradientBoostingClassifier,
+        HistGradientBoostingClassifier,
+        IsolationForest,
         RandomForestClassifier,
     )
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -64,7 +65,9 @@ def _sklearn() -> dict[str, Callable[[], Any]]:
         "SVC": lambda: SVC(probability=True, random_state=0).fit(X, Y),
         "KNeighbors(KDTree)": lambda: KNeighborsClassifier(algorithm="kd_tree").fit(X, Y),
         "DecisionTreeRegressor": lambda: DecisionTreeRegressor().fit(X, X[:, 1]),
-        "TfidfVectorizer": lambda: TfidfVectorizer().fit(["apple banana cherry", "banana date egg"]),
+        "TfidfVectorizer": lambda: TfidfVectorizer().fit(
+            ["apple banana cherry", "banana date egg"]
+        ),
         "OneHotEncoder": lambda: OneHotEncoder().fit([["a"], ["b"]]),
         "SelectKBest(f_classif)": lambda: SelectKBest(k=2).fit(X, Y),
         "MLPClassifier": lambda: MLPClassifier(max_iter=5, random_state=0).fit(X, Y),
@@ -100,9 +103,16 @@ def _pandas() -> dict[str, Callable[[], Any]]:
 
     return {
         "DataFrame(many dtypes)": frame,
-        "Series(MultiIndex)": lambda: pd.Series([1, 2], index=pd.MultiIndex.from_tuples([(1, "a"), (2, "b")])),
+        "Series(MultiIndex)": lambda: pd.Series(
+            [1, 2], index=pd.MultiIndex.from_tuples([(1, "a"), (2, "b")])
+        ),
         "Series(object)": lambda: pd.Series(["a", 1, None], dtype=object),
-        "Timestamp/NaT/NA": lambda: [pd.Timestamp("2020-01-01", tz="UTC"), pd.NaT, pd.NA, pd.Timedelta(3)],
+        "Timestamp/NaT/NA": lambda: [
+            pd.Timestamp("2020-01-01", tz="UTC"),
+            pd.NaT,
+            pd.NA,
+            pd.Timedelta(3),
+        ],
         "SparseArray": lambda: pd.arrays.SparseArray([0, 0, 1]),
         "fixed-offset tz index": lambda: pd.date_range(
             "2020", periods=2, tz=datetime.timezone(datetime.timedelta(hours=3))
@@ -128,7 +138,8 @@ def _numpy_and_stdlib() -> dict[str, Callable[[], Any]]:
         "RandomState": lambda: np.random.RandomState(0),
         "Generator(PCG64)": lambda: np.random.default_rng(0),
         "Generator(PCG64DXSM/Philox/SFC64/MT19937)": lambda: [
-            np.random.Generator(bg(1)) for bg in (np.random.PCG64DXSM, np.random.Philox, np.random.SFC64, np.random.MT19937)
+            np.random.Generator(bg(1))
+            for bg in (np.random.PCG64DXSM, np.random.Philox, np.random.SFC64, np.random.MT19937)
         ],
         "SeedSequence": lambda: np.random.SeedSequence(1),
         "stdlib": lambda: [
@@ -247,10 +258,14 @@ def test_joblib_memmap_subclass_is_data(tmp_path: Any) -> None:
 
 def test_protocol5_out_of_band_buffers() -> None:
     buffers: list[pickle.PickleBuffer] = []
-    data = pickle.dumps({"w": np.arange(100.0), "b": bytearray(b"abc")}, protocol=5, buffer_callback=buffers.append)
+    data = pickle.dumps(
+        {"w": np.arange(100.0), "b": bytearray(b"abc")}, protocol=5, buffer_callback=buffers.append
+    )
     assert b"\x97" in data and buffers  # NEXT_BUFFER present
     assert_clean(data)
-    readonly = pickle.dumps(pickle.PickleBuffer(b"readonly"), protocol=5, buffer_callback=buffers.append)
+    readonly = pickle.dumps(
+        pickle.PickleBuffer(b"readonly"), protocol=5, buffer_callback=buffers.append
+    )
     assert b"\x98" in readonly
     assert_clean(readonly)
 

@@ -34,13 +34,20 @@ def _root() -> Path:
 
 def _cases() -> list[tuple[str, str]]:
     cases = []
-    for corpus, folders in (("picklescan", ("",)), ("modelaudit", ("pickles/", "exploits/", "pytorch/"))):
+    for corpus, folders in (
+        ("picklescan", ("",)),
+        ("modelaudit", ("pickles/", "exploits/", "pytorch/")),
+    ):
         manifest = _root() / corpus / "manifest.json"
         if not manifest.is_file():
             continue
         for entry in json.loads(manifest.read_text()):
             name, label = entry["file"], entry["label"]
-            if label in ("malicious", "benign") and name.endswith(PICKLEISH) and name.startswith(folders):
+            if (
+                label in ("malicious", "benign")
+                and name.endswith(PICKLEISH)
+                and name.startswith(folders)
+            ):
                 cases.append((f"{corpus}/{name}", label))
     return cases
 

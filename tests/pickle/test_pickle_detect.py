@@ -6,11 +6,11 @@ import json
 import pickle
 
 import pytest
-
-from modelsec.formats.pickle import SCANNER
-from modelsec.bytesource import BytesSource
-from modelsec.pickle.scanner import looks_like_pickle
 from pklbuild import proto, scan
+
+from modelsec.bytesource import BytesSource
+from modelsec.formats.pickle import SCANNER
+from modelsec.pickle.scanner import looks_like_pickle
 
 SAMPLE = {"weights": [1.5, 2.5], "name": "layer", "shape": (2, 3), "flags": {True, False}}
 

@@ -8,13 +8,13 @@ import tracemalloc
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pklbuild import call, v4
 
 from modelsec.bytesource import BytesSource
 from modelsec.context import Limits, ScanContext, ScanSink
 from modelsec.engine import dispatch
 from modelsec.formats.pickle import SCANNER
 from modelsec.pickle.scanner import looks_like_pickle
-from pklbuild import call, v4
 
 SMALL_LIMITS = Limits(max_pickle_opcodes=20_000, max_pickle_memo=2_000, max_inline_bytes=1 << 20)
 
@@ -74,7 +74,9 @@ def test_mutated_pickles_never_escape(data: bytes) -> None:
 
 
 @COMMON
-@given(st.lists(st.sampled_from(list(b"()0N]}aesuthq\x94\x85\x86\x87\x8c\x93R\x81b.KJ")), max_size=300))
+@given(
+    st.lists(st.sampled_from(list(b"()0N]}aesuthq\x94\x85\x86\x87\x8c\x93R\x81b.KJ")), max_size=300)
+)
 def test_opcode_soup_never_escapes(ops: list[int]) -> None:
     # Valid-looking opcode bytes in random order (arguments filled from what follows).
     scan_directly(bytes(ops) + b"\x00" * 8)

@@ -8,11 +8,30 @@ from typing import Any
 
 import joblib
 import numpy as np
-
 from pklbuild import (
-    BUILD, EMPTY_DICT, EMPTY_TUPLE, MARK, NEWFALSE, NEWOBJ, NEWTRUE, NONE, REDUCE, SETITEMS,
-    STOP, TUPLE, TUPLE3, binint1, call, codes, proto, sbu, scan, stack_global, subjects,
-    summary, v4,
+    BUILD,
+    EMPTY_DICT,
+    EMPTY_TUPLE,
+    MARK,
+    NEWFALSE,
+    NEWOBJ,
+    NEWTRUE,
+    NONE,
+    REDUCE,
+    SETITEMS,
+    STOP,
+    TUPLE,
+    TUPLE3,
+    binint1,
+    call,
+    codes,
+    proto,
+    sbu,
+    scan,
+    stack_global,
+    subjects,
+    summary,
+    v4,
 )
 
 WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
@@ -40,27 +59,77 @@ def unaligned_dump(value: Any) -> bytes:
 
 def wrapper(dtype: bytes, shape: bytes, alignment: bytes | None = binint1(16)) -> bytes:
     """A NumpyArrayWrapper with the given dtype/shape opcodes, up to its BUILD."""
-    items = [sbu("subclass") + stack_global("numpy", "ndarray"), sbu("shape") + shape,
-             sbu("order") + sbu("C"), sbu("dtype") + dtype, sbu("allow_mmap") + NEWTRUE]
+    items = [
+        sbu("subclass") + stack_global("numpy", "ndarray"),
+        sbu("shape") + shape,
+        sbu("order") + sbu("C"),
+        sbu("dtype") + dtype,
+        sbu("allow_mmap") + NEWTRUE,
+    ]
     if alignment is not None:
         items.append(sbu("numpy_array_alignment_bytes") + alignment)
-    return stack_global(*WRAPPER) + EMPTY_TUPLE + NEWOBJ + EMPTY_DICT + MARK + b"".join(items) + SETITEMS + BUILD
+    return (
+        stack_global(*WRAPPER)
+        + EMPTY_TUPLE
+        + NEWOBJ
+        + EMPTY_DICT
+        + MARK
+        + b"".join(items)
+        + SETITEMS
+        + BUILD
+    )
 
 
 def f8() -> bytes:
-    state = MARK + binint1(3) + sbu("<") + NONE + NONE + NONE + b"J\xff\xff\xff\xff" * 2 + binint1(0) + TUPLE
-    return stack_global("numpy", "dtype") + sbu("f8") + NEWFALSE + NEWTRUE + TUPLE3 + REDUCE + state + BUILD
+    state = (
+        MARK
+        + binint1(3)
+        + sbu("<")
+        + NONE
+        + NONE
+        + NONE
+        + b"J\xff\xff\xff\xff" * 2
+        + binint1(0)
+        + TUPLE
+    )
+    return (
+        stack_global("numpy", "dtype")
+        + sbu("f8")
+        + NEWFALSE
+        + NEWTRUE
+        + TUPLE3
+        + REDUCE
+        + state
+        + BUILD
+    )
 
 
 def test_hand_built_wrapper_is_sized_and_skipped() -> None:
-    data = proto(4) + wrapper(f8(), binint1(3) + b"\x85") + b"\x05" + b"\xff" * 5 + bytes(24) + b"0N" + STOP
+    data = (
+        proto(4)
+        + wrapper(f8(), binint1(3) + b"\x85")
+        + b"\x05"
+        + b"\xff" * 5
+        + bytes(24)
+        + b"0N"
+        + STOP
+    )
     result = scan(data, name="m.joblib")
     assert not result.findings and not result.incompletes, summary(result)
     assert result.format == "joblib"
 
 
 def test_payload_after_the_array_data_is_found() -> None:
-    data = proto(4) + wrapper(f8(), binint1(3) + b"\x85") + b"\x05" + b"\xff" * 5 + bytes(24) + b"0" + call("os", "system", "id") + STOP
+    data = (
+        proto(4)
+        + wrapper(f8(), binint1(3) + b"\x85")
+        + b"\x05"
+        + b"\xff" * 5
+        + bytes(24)
+        + b"0"
+        + call("os", "system", "id")
+        + STOP
+    )
     assert subjects(scan(data), "MS-PKL-100") == {"os.system"}
 
 
@@ -112,9 +181,17 @@ def test_object_array_nested_stream_is_scanned() -> None:
 def test_old_wrapper_with_a_file_outside_the_model() -> None:
     def nd(filename: str) -> bytes:
         return v4(
-            stack_global("joblib.numpy_pickle_compat", "NDArrayWrapper") + EMPTY_TUPLE + NEWOBJ + EMPTY_DICT
-            + MARK + sbu("filename") + sbu(filename) + sbu("subclass") + stack_global("numpy", "ndarray")
-            + SETITEMS + BUILD
+            stack_global("joblib.numpy_pickle_compat", "NDArrayWrapper")
+            + EMPTY_TUPLE
+            + NEWOBJ
+            + EMPTY_DICT
+            + MARK
+            + sbu("filename")
+            + sbu(filename)
+            + sbu("subclass")
+            + stack_global("numpy", "ndarray")
+            + SETITEMS
+            + BUILD
         )
 
     assert not scan(nd("model.pkl_01.npy")).findings

@@ -7,12 +7,36 @@ import bz2
 import pickle
 import zlib
 
-from modelsec.context import Limits
 from pklbuild import (
-    EMPTY_DICT, MARK, MEMOIZE, REDUCE, SETITEM, STOP, TUPLE, TUPLE1, TUPLE2, binbytes, binint1,
-    binunicode, call, codes, global_, proto, sbu, scan, short_binbytes, stack_global, string,
-    subjects, summary, unicode_line, v4, with_code,
+    EMPTY_DICT,
+    MARK,
+    MEMOIZE,
+    REDUCE,
+    SETITEM,
+    STOP,
+    TUPLE,
+    TUPLE1,
+    TUPLE2,
+    binbytes,
+    binint1,
+    binunicode,
+    call,
+    codes,
+    global_,
+    proto,
+    sbu,
+    scan,
+    short_binbytes,
+    stack_global,
+    string,
+    subjects,
+    summary,
+    unicode_line,
+    v4,
+    with_code,
 )
+
+from modelsec.context import Limits
 
 INNER = v4(call("os", "system", "id"))  # the payload every test hides
 BENIGN_INNER = pickle.dumps({"weights": [1, 2, 3]}, protocol=4)
@@ -29,7 +53,9 @@ def inner_findings(result) -> list:  # type: ignore[no-untyped-def]
 def assert_inner_payload_found(result, loader: str = "pickle.loads") -> None:  # type: ignore[no-untyped-def]
     assert loader in subjects(result, "MS-PKL-102"), summary(result)
     inner = inner_findings(result)
-    assert any(f.subject == "os.system" and f.threat == "MS-PKL-100" for f in inner), summary(result)
+    assert any(f.subject == "os.system" and f.threat == "MS-PKL-100" for f in inner), summary(
+        result
+    )
     nested = next(f for f in inner if f.subject == "os.system")
     assert nested.file.startswith(f"model.pkl!<{loader} argument @"), nested.file
 
@@ -45,13 +71,20 @@ def test_large_literal_is_scanned_as_a_slice_not_kept() -> None:
 
 
 def test_underscore_pickle_and_dill() -> None:
-    assert_inner_payload_found(scan(loads_of(binbytes(INNER), ("_pickle", "loads"))), "_pickle.loads")
+    assert_inner_payload_found(
+        scan(loads_of(binbytes(INNER), ("_pickle", "loads"))), "_pickle.loads"
+    )
     result = scan(loads_of(binbytes(INNER), ("dill", "loads")))
     assert any(f.subject == "os.system" for f in inner_findings(result)), summary(result)
 
 
 def test_base64_chain() -> None:
-    decoded = stack_global("base64", "b64decode") + sbu(base64.b64encode(INNER).decode()) + TUPLE1 + REDUCE
+    decoded = (
+        stack_global("base64", "b64decode")
+        + sbu(base64.b64encode(INNER).decode())
+        + TUPLE1
+        + REDUCE
+    )
     result = scan(loads_of(decoded))
     assert_inner_payload_found(result)
     assert "base64.b64decode" in subjects(result, "MS-PKL-101")  # decoding at load time is unlisted
@@ -63,7 +96,13 @@ def test_hex_via_bytes_fromhex() -> None:
 
 
 def test_hex_via_getattr_bytes_fromhex() -> None:
-    fromhex = stack_global("builtins", "getattr") + stack_global("builtins", "bytes") + sbu("fromhex") + TUPLE2 + REDUCE
+    fromhex = (
+        stack_global("builtins", "getattr")
+        + stack_global("builtins", "bytes")
+        + sbu("fromhex")
+        + TUPLE2
+        + REDUCE
+    )
     decoded = fromhex + sbu(INNER.hex()) + TUPLE1 + REDUCE
     assert_inner_payload_found(scan(loads_of(decoded)))
 
@@ -77,8 +116,17 @@ def test_codecs_decode_hex_and_base64() -> None:
 def test_latin1_codecs_encode_protocol0() -> None:
     # malicious13a: pickle.loads(_codecs.encode(u'...', 'latin1')) in protocol 0 opcodes
     data = (
-        global_("pickle", "loads") + MARK + global_("_codecs", "encode") + MARK
-        + unicode_line(INNER.decode("latin-1")) + string("latin1") + TUPLE + REDUCE + TUPLE + REDUCE + STOP
+        global_("pickle", "loads")
+        + MARK
+        + global_("_codecs", "encode")
+        + MARK
+        + unicode_line(INNER.decode("latin-1"))
+        + string("latin1")
+        + TUPLE
+        + REDUCE
+        + TUPLE
+        + REDUCE
+        + STOP
     )
     assert_inner_payload_found(scan(data))
 
@@ -144,15 +192,29 @@ def test_embedded_base64_and_hex_pickles() -> None:
 
 
 def test_embedded_benign_pickle_is_clean() -> None:
-    data = v4(EMPTY_DICT + sbu("a") + short_binbytes(BENIGN_INNER) + SETITEM + sbu("b")
-              + sbu(base64.b64encode(BENIGN_INNER).decode()) + SETITEM)
+    data = v4(
+        EMPTY_DICT
+        + sbu("a")
+        + short_binbytes(BENIGN_INNER)
+        + SETITEM
+        + sbu("b")
+        + sbu(base64.b64encode(BENIGN_INNER).decode())
+        + SETITEM
+    )
     result = scan(data)
     assert not result.findings and not result.incompletes, summary(result)
 
 
 def test_binary_data_that_merely_starts_like_a_pickle_is_ignored() -> None:
-    data = v4(EMPTY_DICT + sbu("w") + binbytes(b"\x80\x03" + bytes(range(256)) * 4) + SETITEM
-              + sbu("s") + sbu("gAAAAA-not-base64-!!") + SETITEM)
+    data = v4(
+        EMPTY_DICT
+        + sbu("w")
+        + binbytes(b"\x80\x03" + bytes(range(256)) * 4)
+        + SETITEM
+        + sbu("s")
+        + sbu("gAAAAA-not-base64-!!")
+        + SETITEM
+    )
     result = scan(data)
     assert not result.findings and not result.incompletes, summary(result)
 
@@ -175,12 +237,16 @@ def test_a_memoised_payload_loaded_many_times_is_scanned_once() -> None:
     call_loads = stack_global("pickle", "loads") + b"h\x00" + TUPLE1 + REDUCE + b"0"
     data = proto(4) + binbytes(INNER) + b"\x94" + b"0" + call_loads * 50 + b"N" + STOP
     result = scan(data)
-    assert len([f for f in inner_findings(result) if f.subject == "os.system"]) == 1, summary(result)
+    assert len([f for f in inner_findings(result) if f.subject == "os.system"]) == 1, summary(
+        result
+    )
 
 
 def test_trial_parses_share_the_opcode_budget() -> None:
     # Embedded candidates that are long valid streams cost opcodes like the file itself.
     candidate = proto(4) + b"N0" * 3000 + b"N."
-    data = v4(EMPTY_DICT + b"".join(sbu(f"k{i}") + binbytes(candidate) + SETITEM for i in range(20)))
+    data = v4(
+        EMPTY_DICT + b"".join(sbu(f"k{i}") + binbytes(candidate) + SETITEM for i in range(20))
+    )
     result = scan(data, limits=Limits(max_pickle_opcodes=50_000))
     assert "MS-PKL-120" in {i.code for i in result.incompletes}, summary(result)

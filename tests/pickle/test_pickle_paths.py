@@ -3,18 +3,67 @@
 from __future__ import annotations
 
 import pytest
-
-from modelsec.findings import Severity
 from pklbuild import (
-    BINPERSID, BUILD, DICT, DUP, EMPTY_DICT, EMPTY_TUPLE, MARK, MEMOIZE, NEWOBJ, NEWOBJ_EX,
-    NONE, OBJ, POP, REDUCE, SETITEM, STACK_GLOBAL, STOP, TUPLE, TUPLE1, TUPLE2,
-    binget, binint1, binput, binstring, binunicode, binunicode8, call, codes, ext1, ext2,
-    ext4, get, global_, inst, long_binget, long_binput, proto, put, sbu, scan,
-    short_binstring, stack_global, string, subjects, summary, unicode_line, v4, with_code,
+    BINPERSID,
+    BUILD,
+    DICT,
+    DUP,
+    EMPTY_DICT,
+    EMPTY_TUPLE,
+    MARK,
+    MEMOIZE,
+    NEWOBJ,
+    NEWOBJ_EX,
+    NONE,
+    OBJ,
+    POP,
+    REDUCE,
+    SETITEM,
+    STACK_GLOBAL,
+    STOP,
+    TUPLE,
+    TUPLE1,
+    TUPLE2,
+    binget,
+    binint1,
+    binput,
+    binstring,
+    binunicode,
+    binunicode8,
+    call,
+    codes,
+    ext1,
+    ext2,
+    ext4,
+    get,
+    global_,
+    inst,
+    long_binget,
+    long_binput,
+    proto,
+    put,
+    sbu,
+    scan,
+    short_binstring,
+    stack_global,
+    string,
+    subjects,
+    summary,
+    unicode_line,
+    v4,
+    with_code,
 )
 
+from modelsec.findings import Severity
+
 DANGEROUS, UNKNOWN_CALL, NESTED, UNRESOLVED, MUTATION, UNKNOWN_REF, MALFORMED = (
-    "MS-PKL-100", "MS-PKL-101", "MS-PKL-102", "MS-PKL-103", "MS-PKL-104", "MS-PKL-105", "MS-PKL-110",
+    "MS-PKL-100",
+    "MS-PKL-101",
+    "MS-PKL-102",
+    "MS-PKL-103",
+    "MS-PKL-104",
+    "MS-PKL-105",
+    "MS-PKL-110",
 )
 
 
@@ -49,7 +98,9 @@ def test_global_reduce_protocol0() -> None:
     ],
 )
 def test_stack_global_operands_from_any_string_opcode(operands: bytes) -> None:
-    assert_dangerous(proto(4) + operands + STACK_GLOBAL + sbu("id") + TUPLE1 + REDUCE + STOP, "os.system")
+    assert_dangerous(
+        proto(4) + operands + STACK_GLOBAL + sbu("id") + TUPLE1 + REDUCE + STOP, "os.system"
+    )
 
 
 @pytest.mark.parametrize(
@@ -66,12 +117,23 @@ def test_stack_global_operands_from_the_memo_placed_earlier(store, load) -> None
     # malicious11 / keyerror shape.
     data = (
         proto(4)
-        + sbu("harmless") + POP
-        + sbu("posix") + store(0) + POP
-        + binint1(7) + POP
-        + sbu("system") + store(1) + POP
-        + load(0) + load(1) + STACK_GLOBAL
-        + sbu("id") + TUPLE1 + REDUCE + STOP
+        + sbu("harmless")
+        + POP
+        + sbu("posix")
+        + store(0)
+        + POP
+        + binint1(7)
+        + POP
+        + sbu("system")
+        + store(1)
+        + POP
+        + load(0)
+        + load(1)
+        + STACK_GLOBAL
+        + sbu("id")
+        + TUPLE1
+        + REDUCE
+        + STOP
     )
     assert_dangerous(data, "posix.system")
 
@@ -98,7 +160,14 @@ def test_newobj_ex() -> None:
 
 def test_build_on_a_global_is_a_write_into_the_module() -> None:
     # BUILD applied to the imported module object itself: setattr(torch._utils, ...).
-    data = v4(stack_global("torch", "_utils") + EMPTY_DICT + sbu("_rebuild_tensor") + sbu("builtins") + SETITEM + BUILD)
+    data = v4(
+        stack_global("torch", "_utils")
+        + EMPTY_DICT
+        + sbu("_rebuild_tensor")
+        + sbu("builtins")
+        + SETITEM
+        + BUILD
+    )
     result = scan(data)
     assert subjects(result, MUTATION) == {"torch._utils"}, summary(result)
     assert with_code(result, MUTATION)[0].severity is Severity.CRITICAL
@@ -112,11 +181,22 @@ def test_setitem_on_a_global() -> None:
 def test_sys_modules_override_shape_fails_closed() -> None:
     # STACK_GLOBAL whose module operand is an attribute of a patched module.
     data = v4(
-        stack_global("torch._utils", "_rebuild_tensor") + POP
-        + stack_global("torch", "_utils") + MEMOIZE + EMPTY_DICT + sbu("_rebuild_tensor")
-        + sbu("builtins") + SETITEM + BUILD + POP
-        + stack_global("torch._utils", "_rebuild_tensor") + sbu("eval") + STACK_GLOBAL
-        + sbu("1") + TUPLE1 + REDUCE
+        stack_global("torch._utils", "_rebuild_tensor")
+        + POP
+        + stack_global("torch", "_utils")
+        + MEMOIZE
+        + EMPTY_DICT
+        + sbu("_rebuild_tensor")
+        + sbu("builtins")
+        + SETITEM
+        + BUILD
+        + POP
+        + stack_global("torch._utils", "_rebuild_tensor")
+        + sbu("eval")
+        + STACK_GLOBAL
+        + sbu("1")
+        + TUPLE1
+        + REDUCE
     )
     result = scan(data)
     assert {MUTATION, UNRESOLVED} <= codes(result), summary(result)
@@ -131,7 +211,9 @@ def test_extension_codes_fail_closed(opcode: bytes) -> None:
 
 def test_stack_global_with_computed_operands_is_unresolvable() -> None:
     # module name computed by a (safe-looking) call: nobody knows the string statically
-    data = v4(call("builtins", "str", "os") + sbu("system") + STACK_GLOBAL + sbu("id") + TUPLE1 + REDUCE)
+    data = v4(
+        call("builtins", "str", "os") + sbu("system") + STACK_GLOBAL + sbu("id") + TUPLE1 + REDUCE
+    )
     result = scan(data)
     assert UNRESOLVED in codes(result), summary(result)
 
@@ -148,7 +230,11 @@ def test_stack_global_with_non_string_operands_breaks_before_anything_runs() -> 
         ("pathlib", "os.system", "pathlib.os.system"),  # reached through a re-exported module
         ("builtins", "getattr", "builtins.getattr"),
         ("some.package", "helpers.subprocess.run", "some.package.helpers.subprocess.run"),
-        ("collections", "OrderedDict.__init__.__globals__", "collections.OrderedDict.__init__.__globals__"),
+        (
+            "collections",
+            "OrderedDict.__init__.__globals__",
+            "collections.OrderedDict.__init__.__globals__",
+        ),
         ("json", "__main__", "json.__main__"),
     ],
 )
@@ -159,25 +245,44 @@ def test_dotted_names_classify_every_component(module: str, name: str, subject: 
 
 @pytest.mark.parametrize(
     "module, name",
-    [("__builtin__", "eval"), ("__builtin__", "getattr"), ("posix", "system"), ("nt", "system"),
-     ("commands", "getoutput"), ("copy_reg", "add_extension"), ("cPickle", "loads")],
+    [
+        ("__builtin__", "eval"),
+        ("__builtin__", "getattr"),
+        ("posix", "system"),
+        ("nt", "system"),
+        ("commands", "getoutput"),
+        ("copy_reg", "add_extension"),
+        ("cPickle", "loads"),
+    ],
 )
 def test_python2_and_platform_aliases(module: str, name: str) -> None:
     data = global_(module, name) + MARK + string("x") + TUPLE + REDUCE + STOP
     result = scan(data)
-    assert f"{module}.{name}" in subjects(result, DANGEROUS) | subjects(result, NESTED), summary(result)
+    assert f"{module}.{name}" in subjects(result, DANGEROUS) | subjects(result, NESTED), summary(
+        result
+    )
 
 
 def test_getattr_chain_reaches_a_dangerous_function() -> None:
     # getattr(getattr(builtins-module-object, "__dict__"), ...) and getattr(os, "system")
     data = v4(
-        stack_global("builtins", "getattr") + MEMOIZE
-        + stack_global("importlib", "import_module") + sbu("os") + TUPLE1 + REDUCE
-        + sbu("system") + TUPLE2 + REDUCE
-        + sbu("id") + TUPLE1 + REDUCE
+        stack_global("builtins", "getattr")
+        + MEMOIZE
+        + stack_global("importlib", "import_module")
+        + sbu("os")
+        + TUPLE1
+        + REDUCE
+        + sbu("system")
+        + TUPLE2
+        + REDUCE
+        + sbu("id")
+        + TUPLE1
+        + REDUCE
     )
     result = scan(data)
-    assert {"builtins.getattr", "importlib.import_module"} <= subjects(result, DANGEROUS), summary(result)
+    assert {"builtins.getattr", "importlib.import_module"} <= subjects(result, DANGEROUS), summary(
+        result
+    )
 
 
 def test_getattr_with_literal_operands_resolves_to_the_attribute() -> None:
@@ -186,16 +291,27 @@ def test_getattr_with_literal_operands_resolves_to_the_attribute() -> None:
     result = scan(data)
     assert DANGEROUS in codes(result)
     data = v4(
-        stack_global("builtins", "getattr") + stack_global("collections", "OrderedDict")
-        + sbu("fromkeys") + TUPLE2 + REDUCE + sbu("ab") + TUPLE1 + REDUCE
+        stack_global("builtins", "getattr")
+        + stack_global("collections", "OrderedDict")
+        + sbu("fromkeys")
+        + TUPLE2
+        + REDUCE
+        + sbu("ab")
+        + TUPLE1
+        + REDUCE
     )
     result = scan(data)
     # getattr itself is not reported (operands known); the method it reaches is unlisted
     assert "builtins.getattr" not in subjects(result, DANGEROUS), summary(result)
     assert subjects(result, UNKNOWN_CALL) == {"collections.OrderedDict.fromkeys"}, summary(result)
     data = v4(
-        stack_global("builtins", "getattr") + stack_global("builtins", "__import__") + POP
-        + stack_global("builtins", "dict") + sbu("get") + TUPLE2 + REDUCE
+        stack_global("builtins", "getattr")
+        + stack_global("builtins", "__import__")
+        + POP
+        + stack_global("builtins", "dict")
+        + sbu("get")
+        + TUPLE2
+        + REDUCE
     )
     assert subjects(scan(data), DANGEROUS) == {"builtins.__import__"}
 
@@ -203,8 +319,15 @@ def test_getattr_with_literal_operands_resolves_to_the_attribute() -> None:
 def test_getattr_to_a_safe_method_passes() -> None:
     # How zoneinfo.ZoneInfo pickles itself: getattr(ZoneInfo, "_unpickle")(key, 1)
     data = v4(
-        stack_global("builtins", "getattr") + stack_global("zoneinfo", "ZoneInfo")
-        + sbu("_unpickle") + TUPLE2 + REDUCE + sbu("Europe/Paris") + binint1(1) + TUPLE2 + REDUCE
+        stack_global("builtins", "getattr")
+        + stack_global("zoneinfo", "ZoneInfo")
+        + sbu("_unpickle")
+        + TUPLE2
+        + REDUCE
+        + sbu("Europe/Paris")
+        + binint1(1)
+        + TUPLE2
+        + REDUCE
     )
     result = scan(data)
     assert not result.findings, summary(result)
@@ -212,8 +335,11 @@ def test_getattr_to_a_safe_method_passes() -> None:
 
 def test_getattr_with_computed_operands_is_dangerous() -> None:
     data = v4(
-        stack_global("builtins", "getattr") + call("collections", "OrderedDict")
-        + call("builtins", "str", "x") + TUPLE2 + REDUCE
+        stack_global("builtins", "getattr")
+        + call("collections", "OrderedDict")
+        + call("builtins", "str", "x")
+        + TUPLE2
+        + REDUCE
     )
     assert subjects(scan(data), DANGEROUS) == {"builtins.getattr"}
 
@@ -237,11 +363,49 @@ def test_unknown_gadget_called_is_high() -> None:
     [
         pytest.param(lambda g: g + sbu("x") + TUPLE1 + NEWOBJ, id="NEWOBJ"),
         pytest.param(lambda g: MARK + g + sbu("x") + OBJ, id="OBJ"),
-        pytest.param(lambda g: stack_global("copyreg", "_reconstructor") + g + stack_global("builtins", "object") + NONE + (b"\x87") + REDUCE, id="copyreg._reconstructor"),
-        pytest.param(lambda g: stack_global("copyreg", "__newobj__") + g + TUPLE1 + REDUCE, id="copyreg.__newobj__"),
-        pytest.param(lambda g: stack_global("collections", "defaultdict") + g + TUPLE1 + REDUCE, id="defaultdict factory"),
-        pytest.param(lambda g: stack_global("numpy._core.multiarray", "_reconstruct") + g + MARK + binint1(0) + TUPLE + sbu("b") + b"\x87" + REDUCE, id="numpy _reconstruct subtype"),
-        pytest.param(lambda g: stack_global("pandas._libs.arrays", "__pyx_unpickle_NDArrayBacked") + g + binint1(0) + NONE + b"\x87" + REDUCE, id="cython unpickle class"),
+        pytest.param(
+            lambda g: (
+                stack_global("copyreg", "_reconstructor")
+                + g
+                + stack_global("builtins", "object")
+                + NONE
+                + (b"\x87")
+                + REDUCE
+            ),
+            id="copyreg._reconstructor",
+        ),
+        pytest.param(
+            lambda g: stack_global("copyreg", "__newobj__") + g + TUPLE1 + REDUCE,
+            id="copyreg.__newobj__",
+        ),
+        pytest.param(
+            lambda g: stack_global("collections", "defaultdict") + g + TUPLE1 + REDUCE,
+            id="defaultdict factory",
+        ),
+        pytest.param(
+            lambda g: (
+                stack_global("numpy._core.multiarray", "_reconstruct")
+                + g
+                + MARK
+                + binint1(0)
+                + TUPLE
+                + sbu("b")
+                + b"\x87"
+                + REDUCE
+            ),
+            id="numpy _reconstruct subtype",
+        ),
+        pytest.param(
+            lambda g: (
+                stack_global("pandas._libs.arrays", "__pyx_unpickle_NDArrayBacked")
+                + g
+                + binint1(0)
+                + NONE
+                + b"\x87"
+                + REDUCE
+            ),
+            id="cython unpickle class",
+        ),
     ],
 )
 def test_unknown_class_invoked_through_any_path(opcodes) -> None:  # type: ignore[no-untyped-def]
@@ -270,7 +434,16 @@ def test_data_only_global_called_directly() -> None:
 
 
 def test_persistent_id_globals_are_classified() -> None:
-    data = proto(2) + MARK + string("storage") + global_("os", "system") + string("0") + TUPLE + BINPERSID + STOP
+    data = (
+        proto(2)
+        + MARK
+        + string("storage")
+        + global_("os", "system")
+        + string("0")
+        + TUPLE
+        + BINPERSID
+        + STOP
+    )
     assert subjects(scan(data), DANGEROUS) == {"os.system"}
 
 
@@ -296,5 +469,18 @@ def test_each_dangerous_subject_reported_once_with_first_offset() -> None:
 
 
 def test_dup_and_dict_build_paths() -> None:
-    data = proto(2) + global_("os", "system") + DUP + POP + MARK + sbu("k") + sbu("v") + DICT + POP + EMPTY_TUPLE + REDUCE + STOP
+    data = (
+        proto(2)
+        + global_("os", "system")
+        + DUP
+        + POP
+        + MARK
+        + sbu("k")
+        + sbu("v")
+        + DICT
+        + POP
+        + EMPTY_TUPLE
+        + REDUCE
+        + STOP
+    )
     assert subjects(scan(data), DANGEROUS) == {"os.system"}

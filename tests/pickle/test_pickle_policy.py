@@ -15,14 +15,31 @@ from modelsec.pickle.policy import Verdict, classify
 @pytest.mark.parametrize(
     "module, name",
     [
-        ("collections", "OrderedDict"), ("torch._utils", "_rebuild_tensor_v2"), ("torch", "FloatStorage"),
-        ("torch", "float32"), ("torch.nn.modules.linear", "Linear"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy", "dtype"), ("numpy.random._pickle", "__randomstate_ctor"),
-        ("numpy.random._pcg64", "PCG64"), ("sklearn.tree._tree", "Tree"), ("sklearn._loss.loss", "HalfBinomialLoss"),
-        ("sklearn._loss._loss", "CyHalfBinomialLoss"), ("pandas", "DataFrame"), ("pandas._libs.internals", "_unpickle_block"),
-        ("joblib.numpy_pickle", "NumpyArrayWrapper"), ("copy_reg", "_reconstructor"), ("__builtin__", "set"),
-        ("builtins", "bytearray"), ("uuid", "UUID"), ("decimal", "Decimal"), ("datetime", "datetime"),
-        ("scipy.sparse._csr", "csr_matrix"), ("numpy", "log1p"), ("types", "SimpleNamespace"),
+        ("collections", "OrderedDict"),
+        ("torch._utils", "_rebuild_tensor_v2"),
+        ("torch", "FloatStorage"),
+        ("torch", "float32"),
+        ("torch.nn.modules.linear", "Linear"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy", "dtype"),
+        ("numpy.random._pickle", "__randomstate_ctor"),
+        ("numpy.random._pcg64", "PCG64"),
+        ("sklearn.tree._tree", "Tree"),
+        ("sklearn._loss.loss", "HalfBinomialLoss"),
+        ("sklearn._loss._loss", "CyHalfBinomialLoss"),
+        ("pandas", "DataFrame"),
+        ("pandas._libs.internals", "_unpickle_block"),
+        ("joblib.numpy_pickle", "NumpyArrayWrapper"),
+        ("copy_reg", "_reconstructor"),
+        ("__builtin__", "set"),
+        ("builtins", "bytearray"),
+        ("uuid", "UUID"),
+        ("decimal", "Decimal"),
+        ("datetime", "datetime"),
+        ("scipy.sparse._csr", "csr_matrix"),
+        ("numpy", "log1p"),
+        ("types", "SimpleNamespace"),
         ("torch.serialization", "_get_layout"),
     ],
 )
@@ -33,19 +50,34 @@ def test_safe(module: str, name: str) -> None:
 @pytest.mark.parametrize(
     "module, name, category",
     [
-        ("os", "system", Category.COMMAND), ("posix", "system", Category.COMMAND), ("nt", "spawnv", Category.COMMAND),
-        ("subprocess", "Popen", Category.COMMAND), ("builtins", "eval", Category.CODE),
-        ("__builtin__", "execfile", Category.CODE), ("builtins", "getattr", Category.IMPORT),
-        ("importlib", "import_module", Category.IMPORT), ("operator", "attrgetter", Category.IMPORT),
-        ("functools", "partial", Category.TRAMPOLINE), ("builtins", "open", Category.FILE),
-        ("shutil", "rmtree", Category.FILE), ("socket", "socket", Category.NETWORK),
-        ("urllib.request", "urlopen", Category.NETWORK), ("pickle", "loads", Category.LOADER),
-        ("torch", "load", Category.LOADER), ("numpy", "load", Category.LOADER), ("sys", "modules", Category.IMPORT),
-        ("numpy.testing._private.utils", "runstring", Category.COMMAND), ("torch.utils.collect_env", "run", Category.COMMAND),
-        ("copyreg", "add_extension", Category.IMPORT), ("copy_reg", "add_extension", Category.IMPORT),
-        ("idlelib.pyshell", "ModifiedInterpreter.runcode", Category.CODE), ("uuid", "_get_command_stdout", Category.COMMAND),
-        ("pathlib", "os.system", Category.FILE), ("sklearn.utils._testing", "assert_run_python_script", Category.COMMAND),
-        ("commands", "getoutput", Category.COMMAND), ("json", "__main__", Category.CODE),
+        ("os", "system", Category.COMMAND),
+        ("posix", "system", Category.COMMAND),
+        ("nt", "spawnv", Category.COMMAND),
+        ("subprocess", "Popen", Category.COMMAND),
+        ("builtins", "eval", Category.CODE),
+        ("__builtin__", "execfile", Category.CODE),
+        ("builtins", "getattr", Category.IMPORT),
+        ("importlib", "import_module", Category.IMPORT),
+        ("operator", "attrgetter", Category.IMPORT),
+        ("functools", "partial", Category.TRAMPOLINE),
+        ("builtins", "open", Category.FILE),
+        ("shutil", "rmtree", Category.FILE),
+        ("socket", "socket", Category.NETWORK),
+        ("urllib.request", "urlopen", Category.NETWORK),
+        ("pickle", "loads", Category.LOADER),
+        ("torch", "load", Category.LOADER),
+        ("numpy", "load", Category.LOADER),
+        ("sys", "modules", Category.IMPORT),
+        ("numpy.testing._private.utils", "runstring", Category.COMMAND),
+        ("torch.utils.collect_env", "run", Category.COMMAND),
+        ("copyreg", "add_extension", Category.IMPORT),
+        ("copy_reg", "add_extension", Category.IMPORT),
+        ("idlelib.pyshell", "ModifiedInterpreter.runcode", Category.CODE),
+        ("uuid", "_get_command_stdout", Category.COMMAND),
+        ("pathlib", "os.system", Category.FILE),
+        ("sklearn.utils._testing", "assert_run_python_script", Category.COMMAND),
+        ("commands", "getoutput", Category.COMMAND),
+        ("json", "__main__", Category.CODE),
     ],
 )
 def test_dangerous(module: str, name: str, category: Category) -> None:
@@ -63,10 +95,14 @@ def test_unknown_and_data() -> None:
 
 def test_candidate_paths_cover_every_attribute_tail() -> None:
     assert GlobalName("pkg", "a.os.system").candidate_paths() == [
-        "pkg.a.os.system", "a.os.system", "os.system", "system",
+        "pkg.a.os.system",
+        "a.os.system",
+        "os.system",
+        "system",
     ]
     assert GlobalName("torch.nn.modules.linear", "Linear").candidate_paths() == [
-        "torch.nn.modules.linear.Linear", "Linear",
+        "torch.nn.modules.linear.Linear",
+        "Linear",
     ]
 
 
@@ -129,7 +165,9 @@ def test_allowlisted_functions_are_explicit() -> None:
         if inspect.isfunction(obj):
             functions.append(name)
     unreviewed = [
-        n for n in functions
-        if not n.startswith(("sklearn.metrics.", "sklearn.feature_selection.")) and n not in REVIEWED_FUNCTIONS
+        n
+        for n in functions
+        if not n.startswith(("sklearn.metrics.", "sklearn.feature_selection."))
+        and n not in REVIEWED_FUNCTIONS
     ]
     assert functions and not unreviewed

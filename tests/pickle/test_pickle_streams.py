@@ -4,14 +4,34 @@ from __future__ import annotations
 
 import pickle
 
+from pklbuild import (
+    EMPTY_DICT,
+    MARK,
+    NONE,
+    REDUCE,
+    STOP,
+    TUPLE,
+    TUPLE1,
+    binbytes,
+    binint1,
+    call,
+    codes,
+    global_,
+    proto,
+    sbu,
+    scan,
+    stack_global,
+    string,
+    subjects,
+    summary,
+    v4,
+    with_code,
+)
+
 from modelsec.bytesource import BytesSource, SliceSource
 from modelsec.context import Limits, ScanContext, ScanSink
 from modelsec.engine import dispatch
 from modelsec.pickle import scan_pickle_stream
-from pklbuild import (
-    EMPTY_DICT, MARK, NONE, REDUCE, STOP, TUPLE, TUPLE1, binbytes, binint1, call, codes,
-    global_, proto, sbu, scan, stack_global, string, subjects, summary, v4, with_code,
-)
 
 PAYLOAD = v4(call("os", "system", "id"))
 
@@ -25,7 +45,15 @@ def test_payload_in_the_second_stream() -> None:
 
 
 def test_weak_protocol0_streams_back_to_back() -> None:
-    data = pickle.dumps("a", protocol=0) + global_("os", "system") + MARK + string("id") + TUPLE + REDUCE + STOP
+    data = (
+        pickle.dumps("a", protocol=0)
+        + global_("os", "system")
+        + MARK
+        + string("id")
+        + TUPLE
+        + REDUCE
+        + STOP
+    )
     assert subjects(scan(data), "MS-PKL-100") == {"os.system"}
 
 
@@ -37,7 +65,9 @@ def test_trailing_bytes_no_loader_reads_are_ignored() -> None:
 
 
 def test_stream_breaking_after_a_payload_reports_both() -> None:
-    data = proto(4) + call("os", "system", "id") + b"h\x63"  # BINGET of a memo entry that never existed
+    data = (
+        proto(4) + call("os", "system", "id") + b"h\x63"
+    )  # BINGET of a memo entry that never existed
     result = scan(data)
     assert codes(result) == {"MS-PKL-100", "MS-PKL-110"}, summary(result)
     broken = with_code(result, "MS-PKL-110")[0]
@@ -75,7 +105,9 @@ def test_each_stream_of_a_file_in_a_slice() -> None:
     source = SliceSource(BytesSource(outer), 8, len(inner))
     result = scan(source)
     assert subjects(result, "MS-PKL-100") == {"os.system"}
-    assert with_code(result, "MS-PKL-100")[0].offset == len(pickle.dumps([1], protocol=2)) + PAYLOAD.index(b"\x93")
+    assert with_code(result, "MS-PKL-100")[0].offset == len(
+        pickle.dumps([1], protocol=2)
+    ) + PAYLOAD.index(b"\x93")
 
 
 def _legacy_torch_file() -> tuple[bytes, list[int]]:
@@ -155,7 +187,18 @@ def test_big_literals_are_references_not_memory() -> None:
 
 
 def test_stack_global_fed_by_memo_across_a_frame() -> None:
-    body = sbu("os") + b"\x94" + sbu("system") + b"\x94" + b"0" + b"0" + b"h\x00h\x01\x93" + binint1(1) + TUPLE1 + REDUCE
+    body = (
+        sbu("os")
+        + b"\x94"
+        + sbu("system")
+        + b"\x94"
+        + b"0"
+        + b"0"
+        + b"h\x00h\x01\x93"
+        + binint1(1)
+        + TUPLE1
+        + REDUCE
+    )
     data = proto(4) + b"\x95" + len(body).to_bytes(8, "little") + body + STOP
     assert subjects(scan(data), "MS-PKL-100") == {"os.system"}
 

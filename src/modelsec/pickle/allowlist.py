@@ -71,9 +71,9 @@ _NUMPY = {
 }
 
 _JOBLIB = {
-    "joblib.numpy_pickle": "NumpyArrayWrapper",
+    "joblib.numpy_pickle": "NumpyArrayWrapper NDArrayWrapper ZNDArrayWrapper",
     "joblib.numpy_pickle_compat": "NDArrayWrapper ZNDArrayWrapper",
-    "sklearn.externals.joblib.numpy_pickle": "NumpyArrayWrapper",
+    "sklearn.externals.joblib.numpy_pickle": "NumpyArrayWrapper NDArrayWrapper ZNDArrayWrapper",
     "sklearn.externals.joblib.numpy_pickle_compat": "NDArrayWrapper ZNDArrayWrapper",
 }
 

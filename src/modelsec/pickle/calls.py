@@ -68,6 +68,10 @@ JOBLIB_INLINE_ARRAY = frozenset(
 # Older wrappers that load their array from a sibling file named in their state.
 JOBLIB_FILE_ARRAY = frozenset(
     {
+        "joblib.numpy_pickle.NDArrayWrapper",  # joblib < 0.10 kept it there
+        "joblib.numpy_pickle.ZNDArrayWrapper",
+        "sklearn.externals.joblib.numpy_pickle.NDArrayWrapper",
+        "sklearn.externals.joblib.numpy_pickle.ZNDArrayWrapper",
         "joblib.numpy_pickle_compat.NDArrayWrapper",
         "joblib.numpy_pickle_compat.ZNDArrayWrapper",
         "sklearn.externals.joblib.numpy_pickle_compat.NDArrayWrapper",

@@ -36,9 +36,10 @@ _BYTES_ANY = Loader("bytes", None)
 _FILE_ANY = Loader("file", None)
 _OPAQUE = Loader("bytes", "")  # flagged, but its payload is not a format we scan
 
+_PICKLERS = ("pickle", "_pickle", "dill", "dill._dill", "cloudpickle", "cloudpickle.cloudpickle")
 LOADERS: dict[str, Loader] = {
-    **{f"{m}.{f}": _BYTES_PICKLE for m in ("pickle", "_pickle", "dill", "dill._dill", "cloudpickle", "cloudpickle.cloudpickle") for f in ("loads", "_loads")},
-    **{f"{m}.{f}": _FILE_PICKLE for m in ("pickle", "_pickle", "dill", "dill._dill", "cloudpickle", "cloudpickle.cloudpickle") for f in ("load", "_load")},
+    **{f"{m}.{f}": _BYTES_PICKLE for m in _PICKLERS for f in ("loads", "_loads")},
+    **{f"{m}.{f}": _FILE_PICKLE for m in _PICKLERS for f in ("load", "_load")},
     "torch.storage._load_from_bytes": _BYTES_ANY,
     "torch.load": _FILE_ANY,
     "torch.serialization.load": _FILE_ANY,

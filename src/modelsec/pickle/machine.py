@@ -34,6 +34,7 @@ from modelsec.pickle.values import (
     Persistent,
     Unresolved,
     Value,
+    describe,
     sequence_items,
 )
 
@@ -292,7 +293,7 @@ class StackMachine:
     def _pairs(items: list[Value], offset: int) -> list[tuple[Value, Value]]:
         if len(items) % 2:
             raise PickleError("odd number of items for a dict", offset)
-        return list(zip(items[::2], items[1::2]))
+        return list(zip(items[::2], items[1::2], strict=True))
 
     def _dict(self, arg: Arg, offset: int) -> None:
         kept, dropped = self._keep(self._pairs(self._pop_mark(offset), offset))
@@ -428,8 +429,8 @@ class StackMachine:
             return self._call_global(callee, args, offset, how)
         if isinstance(callee, Unresolved):
             return Call(callee, args, offset, how)  # reported when it was imported
-        if callee is None or isinstance(callee, (bool, int, float, str, bytes, tuple, Blob)):
-            raise PickleError(f"{how} on a {type(callee).__name__}, which is not callable", offset)
+        if callee is None or isinstance(callee, (bool, int, float, str, bytes, tuple, Blob, Container)):
+            raise PickleError(f"{how} on a {describe(callee)}, which is not callable", offset)
         # A computed callable: a call result, a persistent object, a container method.
         self.observer.invoked(callee, offset, how)
         return Call(callee, args, offset, how)
@@ -468,8 +469,9 @@ class StackMachine:
                     self._invoke_argument(argument, spec.data_ok, offset, f"{path} argument")
                 elif items is None:
                     self.observer.invoked(args, offset, f"{path} with unknown arguments")
-            if spec.instance_of is not None and items and isinstance(items[spec.instance_of], Global):
-                cls = items[spec.instance_of]
+            at = spec.instance_of
+            if at is not None and items is not None and at < len(items) and isinstance(items[at], Global):
+                cls = items[at]
         return Call(callee, args, offset, how, cls)
 
     def _invoke_argument(self, value: Value, data_ok: bool, offset: int, how: str) -> None:

@@ -105,13 +105,34 @@ def _run(
 class _Silent:
     """An observer that records nothing (detection and trial parses)."""
 
-    def __getattr__(self, name: str) -> Callable[..., None]:
-        return lambda *args, **kwargs: None
+    def imported(self, glob: Global) -> None:
+        pass
+
+    def invoked(self, callee: Value, offset: int, how: str) -> None:
+        pass
+
+    def mutated(self, target: Global, offset: int, how: str) -> None:
+        pass
+
+    def unresolved(self, offset: int, what: str) -> None:
+        pass
+
+    def getattr_resolved(self, getattr_global: Global) -> None:
+        pass
+
+    def loader_called(self, loader: Global, payload: Value, offset: int) -> None:
+        pass
+
+    def literal(self, value: Value, offset: int) -> None:
+        pass
+
+    def external_file(self, wrapper: Global, filename: Value, offset: int) -> None:
+        pass
 
 
 def probe(source: ByteSource, limits: Limits, max_ops: int = PROBE_OPCODES) -> StreamResult:
     """Parse the first stream of ``source`` without reporting anything."""
-    machine = StackMachine(_Silent(), limits)  # type: ignore[arg-type]
+    machine = StackMachine(_Silent(), limits)
     try:
         return _run(OpcodeReader(source, 0), machine, max_ops, None)
     except LimitExceeded:
