@@ -213,6 +213,12 @@ class HubServer:
             self.throttle_match = match
             self.throttle_retry_after = retry_after
 
+    def renew_cdn_signature_after(self, answers: int) -> None:
+        """After ``answers`` more CDN answers, sign new URLs differently: URLs handed out
+        before then expire (403), as the Hub's signed CDN URLs do."""
+        self._cdn_answers = 0
+        self.cdn_renew_after = answers
+
     def bytes_sent(self, path_contains: str = "") -> int:
         return sum(r.bytes_sent for r in self.requests if path_contains in r.path)
 

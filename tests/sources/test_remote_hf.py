@@ -418,7 +418,7 @@ def test_one_resolve_per_file_then_cdn_directly_until_it_expires(hub: HubServer)
 
     # The signed URL expires mid-scan: reads fall back to /resolve and get a fresh one.
     hub.requests.clear()
-    hub.cdn_renew_after = 2
+    hub.renew_cdn_signature_after(2)
     second = hf_scan(hub, "hf://acme/probe", token="hf_probe_token_0000")
     assert not [i for i in second.report.all_incompletes() if i.code.startswith("MS-SRC")]
     assert any(r.status == 403 for r in hub.requests if r.server == "cdn")
