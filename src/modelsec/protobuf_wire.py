@@ -32,7 +32,7 @@ from __future__ import annotations
 import struct
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Iterator, Literal
+from typing import Iterator, Literal, NamedTuple
 
 from modelsec.bytesource import ByteSource, LimitExceeded
 
@@ -66,13 +66,13 @@ class WireLimits:
     max_read: int = 64 << 20
 
 
-@dataclass(frozen=True, slots=True)
-class Field:
+class Field(NamedTuple):
     """One field occurrence. ``offset`` is where its tag starts (absolute).
 
     For ``VARINT``/``I64``/``I32`` fields ``value`` is the raw unsigned integer (use the
     ``to_*`` helpers) and ``start`` the offset of the value. For ``LEN`` and ``SGROUP``
     fields ``start`` is the absolute offset of the payload and ``value`` its length.
+    (A named tuple: models have millions of fields and creating one must be cheap.)
     """
 
     number: int
@@ -169,22 +169,26 @@ class BlockCache:
 
 
 class _Cursor:
-    """Sequential decoding of ``[pos, end)`` through a bounded window of bytes."""
+    """Sequential decoding of ``[pos, end)`` through a bounded window of bytes. With
+    ``preload`` (the bytes of exactly that range, already in memory) it never reads."""
 
-    __slots__ = ("src", "pos", "end", "buf", "base")
+    __slots__ = ("src", "pos", "end", "buf", "base", "whole")
 
-    def __init__(self, src: ByteSource, pos: int, end: int) -> None:
+    def __init__(
+        self, src: ByteSource, pos: int, end: int, preload: "bytes | memoryview | None" = None
+    ) -> None:
         self.src = src
         self.pos = pos
         self.end = end
-        self.buf = b""
+        self.buf: bytes | memoryview = preload if preload is not None else b""
         self.base = pos  # source offset of buf[0]
+        self.whole = preload is not None
 
-    def _window(self, need: int) -> tuple[bytes, int]:
+    def _window(self, need: int) -> tuple["bytes | memoryview", int]:
         """The buffer and the index of ``pos`` in it, holding ``need`` bytes if the range
         has them."""
         i = self.pos - self.base
-        if i < 0 or i + need > len(self.buf):
+        if not self.whole and (i < 0 or i + need > len(self.buf)):
             want = min(max(_WINDOW, need), self.end - self.pos)
             self.buf = self.src.read_at(self.pos, want) if want > 0 else b""
             self.base = self.pos
@@ -192,6 +196,15 @@ class _Cursor:
         return self.buf, i
 
     def varint(self) -> int:
+        # Fast path: most tags and lengths are one byte. The buffer never extends past
+        # ``end``, so an index inside it is inside the message.
+        i = self.pos - self.base
+        buf = self.buf
+        if 0 <= i < len(buf):
+            b = buf[i]
+            if b < 0x80:
+                self.pos += 1
+                return b
         start = self.pos
         buf, i = self._window(10)
         limit = min(len(buf), i + 10, i + (self.end - start))
@@ -231,7 +244,7 @@ _SCALAR_WIRE = {"varint": VARINT, "fixed32": I32, "fixed64": I64}
 class Message:
     """A protobuf message in ``[start, end)`` of ``source``, at nesting ``depth``."""
 
-    __slots__ = ("source", "start", "end", "depth", "limits")
+    __slots__ = ("source", "start", "end", "depth", "limits", "_data", "_cursor")
 
     def __init__(
         self,
@@ -241,6 +254,7 @@ class Message:
         *,
         depth: int = 0,
         limits: WireLimits | None = None,
+        _data: "bytes | memoryview | None" = None,
     ) -> None:
         end = source.size if end is None else end
         if start < 0 or end < start or end > source.size:
@@ -250,6 +264,11 @@ class Message:
         self.end = end
         self.depth = depth
         self.limits = limits or WireLimits()
+        # The bytes of [start, end) when the parent already had them in memory, and the
+        # cursor of the latest walk: nested messages and strings are sliced from there
+        # instead of being read again.
+        self._data = _data
+        self._cursor: _Cursor | None = None
         if depth > self.limits.max_depth:
             raise LimitExceeded(
                 f"protobuf messages nested deeper than {self.limits.max_depth} levels "
@@ -263,13 +282,33 @@ class Message:
     def fields(self) -> Iterator[Field]:
         """Yield every field in order, lazily. Raises :class:`WireError` at the first
         malformed byte (fields before it have been yielded)."""
-        cur = _Cursor(self.source, self.start, self.end)
-        while cur.pos < cur.end:
+        cur = _Cursor(self.source, self.start, self.end, self._data)
+        self._cursor = cur
+        end = self.end
+        # The two common wire types are decoded inline: this loop runs once per field of
+        # the model.
+        while cur.pos < end:
             offset = cur.pos
-            number, wire = self._tag(cur)
-            if wire == EGROUP:
+            tag = cur.varint()
+            number, wire = tag >> 3, tag & 7
+            if number == 0 or number > MAX_FIELD_NUMBER:
+                raise WireError(f"invalid field number {number}", offset)
+            if wire == LEN:
+                length = cur.varint()
+                start = cur.pos
+                if length > end - start:
+                    raise WireError(f"length {length} runs past the end of its message", start)
+                cur.pos = start + length
+                yield Field(number, LEN, offset, start, length)
+            elif wire == VARINT:
+                start = cur.pos
+                yield Field(number, VARINT, offset, start, cur.varint())
+            elif wire == EGROUP:
                 raise WireError(f"end-group for field {number} without a start-group", offset)
-            yield self._field(cur, number, wire, offset, self.depth)
+            elif wire > I32:
+                raise WireError(f"invalid wire type {wire}", offset)
+            else:
+                yield self._field(cur, number, wire, offset, self.depth)
 
     @staticmethod
     def _tag(cur: _Cursor) -> tuple[int, int]:
@@ -318,12 +357,28 @@ class Message:
             self._field(cur, inner, wire, tag_at, depth)
         raise WireError(f"group {number} is not closed", offset)
 
+    def _in_memory(self, start: int, end: int) -> "memoryview | None":
+        """``[start, end)`` from bytes this message already holds, if it does."""
+        if self._data is not None:
+            return memoryview(self._data)[start - self.start : end - self.start]
+        cur = self._cursor
+        if cur is not None:
+            i, j = start - cur.base, end - cur.base
+            if i >= 0 and j <= len(cur.buf):
+                return memoryview(cur.buf)[i:j]
+        return None
+
     def child(self, field: Field) -> "Message":
         """The nested message held by a LEN (or group) field, one level deeper."""
         if field.wire_type not in (LEN, SGROUP):
             raise WireError(f"field {field.number} is not length-delimited", field.offset)
         return Message(
-            self.source, field.start, field.end, depth=self.depth + 1, limits=self.limits
+            self.source,
+            field.start,
+            field.end,
+            depth=self.depth + 1,
+            limits=self.limits,
+            _data=self._in_memory(field.start, field.end),
         )
 
     def read(self, field: Field, max_len: int | None = None) -> bytes:
@@ -332,13 +387,15 @@ class Message:
         bound = self.limits.max_read if max_len is None else max_len
         if field.wire_type != LEN:
             raise WireError(f"field {field.number} is not length-delimited", field.offset)
-        if field.length > bound:
+        n = field.value
+        if n > bound:
             raise LimitExceeded(
-                f"field {field.number} at offset {field.offset} holds {field.length} bytes, "
+                f"field {field.number} at offset {field.offset} holds {n} bytes, "
                 f"more than the limit of {bound}"
             )
-        data = self.source.read_at(field.start, field.length)
-        if len(data) != field.length:
+        held = self._in_memory(field.start, field.start + n)
+        data = bytes(held) if held is not None else self.source.read_at(field.start, n)
+        if len(data) != n:
             raise WireError("payload shorter than its length", field.start)
         return data
 
@@ -346,7 +403,9 @@ class Message:
         """At most the first ``n`` bytes of a LEN payload (for previews and sniffing)."""
         if field.wire_type != LEN:
             raise WireError(f"field {field.number} is not length-delimited", field.offset)
-        return self.source.read_at(field.start, min(n, field.length))
+        end = field.start + min(n, field.length)
+        held = self._in_memory(field.start, end)
+        return bytes(held) if held is not None else self.source.read_at(field.start, end - field.start)
 
     def text(self, field: Field, max_len: int | None = None) -> str:
         """A LEN payload as text; invalid UTF-8 is replaced, not trusted."""
@@ -361,7 +420,7 @@ class Message:
             return
         if field.wire_type != LEN:
             return
-        cur = _Cursor(self.source, field.start, field.end)
+        cur = _Cursor(self.source, field.start, field.end, self._in_memory(field.start, field.end))
         if kind == "varint":
             while cur.pos < cur.end:
                 yield cur.varint()

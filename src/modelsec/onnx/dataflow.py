@@ -72,8 +72,8 @@ class _Converter:
         return OpNode(
             name=node.name,
             op=op,
-            inputs=list(node.inputs),
-            outputs=list(node.outputs),
+            inputs=node.inputs,  # shared, not copied: big graphs have many nodes
+            outputs=node.outputs,
             where=where,
             subgraphs=subgraphs,
             constant=constant,

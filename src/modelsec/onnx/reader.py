@@ -143,9 +143,11 @@ class _Reader:
         """A name. Names are compared byte for byte (they wire the dataflow graph), so bytes
         that are not UTF-8 survive as surrogate escapes; over-long names keep a prefix and
         a digest of the whole, so distinct names stay distinct."""
-        if f.length <= self.limits.max_name:
+        if f.value <= self.limits.max_name:
             data = msg.read(f, self.limits.max_name)
-            self._charge(len(data))
+            self.string_bytes += len(data)
+            if self.string_bytes > self.limits.max_string_bytes:
+                self._charge(0)
             return data.decode("utf-8", errors="surrogateescape")
         digest = hashlib.sha256()
         for chunk in iter_chunks(SliceSource(msg.source, f.start, f.length)):
