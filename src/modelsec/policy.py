@@ -86,6 +86,13 @@ class SecurityGroupSpec(BaseModel):
         "BLOCKED, or ALLOWED (only for groups that accept uninspectable content).",
     )
     rules: list[RuleConfig] = Field(default_factory=list)
+    rescan_interval: str | None = Field(
+        default=None,
+        alias="rescanInterval",
+        description="Cluster only: how often the operator scans this group's models again "
+        "(30m, 12h, 1d). Accepted and ignored here, so a group exported from the cluster "
+        "loads unchanged.",
+    )
 
     @field_validator("rules")
     @classmethod

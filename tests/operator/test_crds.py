@@ -121,6 +121,21 @@ def test_group_spec_extends_the_policy_spec_so_cli_groups_load_unchanged() -> No
     assert with_interval.policy_spec() == builtin.spec  # cluster-only settings dropped
 
 
+def test_a_group_exported_from_the_cluster_loads_in_the_cli() -> None:
+    from modelsec.policy import parse_group
+
+    exported = {
+        "apiVersion": "modelsec.io/v1alpha1", "kind": "SecurityGroup",
+        "metadata": {"name": "team-a", "generation": 3},
+        "spec": {"sourceRef": "models", "namespaceSelector": {"matchLabels": {"team": "a"}},
+                 "errorOutcome": "ERROR", "rescanInterval": "12h",
+                 "rules": [{"name": "LoadTimeCodeExecution", "mode": "Blocking", "params": {}}]},
+        "status": {"rules": 1, "conditions": []},
+    }
+    group = parse_group(exported, "kubectl get sg team-a -o yaml", "x")
+    assert group.name == "team-a" and [r.name for r in group.spec.rules] == ["LoadTimeCodeExecution"]
+
+
 def test_durations() -> None:
     assert parse_duration("1d12h").total_seconds() == 36 * 3600
     assert parse_duration("90m").total_seconds() == 5400

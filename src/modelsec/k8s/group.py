@@ -38,6 +38,7 @@ class SecurityGroupResourceSpec(SecurityGroupSpec):
         description="Namespaces where the webhook enforces this group (a label selector); "
         "empty selects none.",
     )
+    # Declared (and ignored) by the policy spec too; here it gets its shape and meaning.
     rescan_interval: str | None = Field(
         default=None,
         alias="rescanInterval",
