@@ -71,6 +71,8 @@ def test_where_switch_on_reduced_input_is_reported_with_its_path() -> None:
     assert f.details["path"] == ["switch (Where)", "softmax (Softmax)", "output 'y'"]
     assert f.details["trigger"]["constant"] == "'magic' 1337"
     assert f.details["effect"] == "switch"
+    switch_bytes = m.graph.node[3].SerializeToString()
+    assert f.offset == m.SerializeToString().index(switch_bytes) - 2  # its NodeProto's tag
 
 
 def test_where_switch_with_reversed_branches() -> None:

@@ -108,6 +108,7 @@ class Switch:
     trigger: Trigger
     fill: str
     fill_zero: bool = False  # what is switched in is 0: adding it to other data is no-op
+    offset: int | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ class BackdoorPath:
     trigger_reduced: bool
     trigger_path: list[str]  # input -> ... -> comparison
     path: list[str]  # switch -> ... -> output
+    offset: int | None = None  # of the switch op in the file
 
 
 @dataclass
@@ -227,6 +229,7 @@ class Analyzer:
                         trigger_reduced=sw.trigger.reduced,
                         trigger_path=path_list(sw.trigger.source),
                         path=path_list(e.path) + [f"output {name!r}"],
+                        offset=sw.offset,
                     )
                 )
         return report
@@ -459,7 +462,7 @@ class Analyzer:
     def _new_switch(
         self, kind: str, node: OpNode, label: str, trigger: Trigger, fill: str, fill_zero: bool = False
     ) -> Effect:
-        sw = Switch(len(self.switches), kind, label, node.where, trigger, fill, fill_zero)
+        sw = Switch(len(self.switches), kind, label, node.where, trigger, fill, fill_zero, node.offset)
         self.switches.append(sw)
         return Effect(sw.id, OFFSET if kind == "offset" else SWITCH, (label, None))
 

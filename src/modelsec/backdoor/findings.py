@@ -93,6 +93,7 @@ def finding_for(path: BackdoorPath, file: str) -> Finding:
     return found.at(
         file,
         message,
+        offset=path.offset,
         subject=_cut(path.switch_node),
         details={
             "trigger": {

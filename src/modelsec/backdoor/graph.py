@@ -66,6 +66,7 @@ class OpNode:
     constant: Constant | None = None
     call: str | None = None
     ints: dict[str, int] = field(default_factory=dict)  # small integer attributes
+    offset: int | None = None  # where the op is defined in the file, for reports
 
 
 @dataclass(slots=True)

@@ -79,6 +79,7 @@ class _Converter:
             constant=constant,
             call=call,
             ints=ints,
+            offset=node.offset,
         )
 
     def graph(self, g: Graph) -> DataflowGraph:
