@@ -19,7 +19,6 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from modelsec.k8s import GROUP
 from modelsec_operator import metrics
 from modelsec_operator.config import SCAN_DELAY_ENV, OperatorConfig, scan_delay_from_env
 from modelsec_operator.handlers import register

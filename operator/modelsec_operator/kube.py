@@ -8,6 +8,7 @@ short. Both are configured from the same kubeconfig or in-cluster credentials.
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 from pathlib import Path
 from typing import Any
@@ -49,13 +50,14 @@ def load_configuration(kubeconfig: Path | None = None, context: str | None = Non
 
 def connection_info(configuration: Configuration) -> kopf.ConnectionInfo:
     """The same endpoint and credentials, in kopf's terms."""
-    token = None
-    scheme = None
-    auth = (configuration.api_key or {}).get("authorization") or (configuration.api_key or {}).get(
-        "BearerToken"
-    )
+    # Token auth arrives as api_key["authorization"] = "Bearer <token>" (client certs, as
+    # hack/envtest.sh issues, arrive as cert_file/key_file instead).
+    scheme = token = None
+    auth = (configuration.api_key or {}).get("authorization")
     if auth:
-        scheme, _, token = auth.partition(" ") if " " in auth else ("Bearer", " ", auth)
+        scheme, _, token = auth.partition(" ")
+        if not token:
+            scheme, token = "Bearer", scheme
     return kopf.ConnectionInfo(
         server=configuration.host,
         ca_path=configuration.ssl_ca_cert or None,
@@ -150,7 +152,6 @@ class Kube:
 
     async def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
         """Decoded data of a Secret, or None when it does not exist."""
-        import base64
 
         def call() -> dict[str, bytes] | None:
             try:

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +24,6 @@ from modelsec.sources import ScannedModel
 from modelsec_operator import metrics
 from modelsec_operator.scanning import ScanJob, check_exists, local_signature, run_scan
 
-log = logging.getLogger(__name__)
 
 
 class ReportCache:

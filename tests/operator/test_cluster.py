@@ -19,7 +19,9 @@ import pytest
 from modelsec import formats
 from modelsec.k8s.naming import scan_name
 
-pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
+# Generous: on a fresh machine the first test also builds kube-apiserver and etcd; every
+# wait inside a test has its own, short, timeout.
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(3600)]
 
 API = "modelsec.io/v1alpha1"
 # Protocol 4: FRAME, 'os', 'system', STACK_GLOBAL, 'id', TUPLE1, REDUCE: runs `id` if loaded.

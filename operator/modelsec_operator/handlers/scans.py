@@ -21,7 +21,7 @@ from modelsec.k8s import ANNOTATION_RESCAN, LABEL_GROUP, LABEL_SCAN_KEY, MODELSC
 from modelsec.k8s.common import ConditionStatus, set_condition, timestamp
 from modelsec.k8s.naming import scan_key
 from modelsec.k8s.scan import ModelScanSpec, Phase
-from modelsec.policy import Outcome, evaluate
+from modelsec.policy import Outcome, Verdict, evaluate
 from modelsec.rules.base import EvaluationInput, SourceType
 from modelsec.sources import ScannedModel
 from modelsec_operator import metrics
@@ -245,7 +245,7 @@ async def _reconcile(run: ScanRun, spec: kopf.Spec, meta: kopf.Meta, patch: kopf
     await record(run, view, scanned, verdict, how)
 
 
-async def record(run: ScanRun, view: GroupView, scanned: ScannedModel, verdict: Any, how: str) -> None:
+async def record(run: ScanRun, view: GroupView, scanned: ScannedModel, verdict: Verdict, how: str) -> None:
     status = completed_status(
         verdict, scanned, generation=run.generation, group_digest=view.digest,
         group_generation=view.generation, worker=run.runtime.identity, attempts=run.retry + 1,
