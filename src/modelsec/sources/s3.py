@@ -153,6 +153,12 @@ class Bucket:
                 return SourceFailure(FILE_NOT_FOUND, f"{what}: no such object on {self.shown_endpoint}")
             if code in ("NoSuchVersion",) or (code == "InvalidArgument" and "version" in str(err.get("Message", "")).lower()):
                 return SourceFailure(REVISION_NOT_FOUND, f"{what}: version {self.ref.revision!r} does not exist")
+            if code == "400" and self.ref.revision:  # a HEAD has no body: the version id is the suspect
+                return SourceFailure(REVISION_NOT_FOUND, f"{what}: version {self.ref.revision!r} is not valid here (HTTP 400)")
+            if code == "InvalidObjectState":
+                return SourceFailure(
+                    REMOTE_ERROR, f"{what}: the object is archived (Glacier/Deep Archive); restore it before scanning"
+                )
             if code in _BAD_CREDENTIAL_CODES:
                 return SourceFailure(
                     ACCESS_DENIED,
