@@ -289,3 +289,37 @@ def test_approved_location_applies_to_bucket_prefixes(moto_endpoint: str, bucket
     assert evaluate(group, given).outcome == Outcome.ALLOWED
     other = parse_group({"rules": [{"name": "ApprovedLocation", "params": {"approvedLocations": [f"s3://{bucket}/prod"]}}]}, "t", "t")
     assert evaluate(other, given).outcome == Outcome.BLOCKED
+
+
+def test_timeout_when_the_endpoint_never_answers() -> None:
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:  # accept connections, never answer
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        endpoint = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        scanned = s3_scan("s3://bucket/model/", s3_config(endpoint, timeout=0.3, maxRetries=1))
+        assert codes(scanned) == ["MS-SRC-007"]
+        assert "timeout" in scanned.report.incompletes[0].reason
+        assert outcome(scanned) == Outcome.ERROR
+    finally:
+        stop.set()
+        thread.join(2)
+        for conn in accepted:
+            conn.close()
+        listener.close()
