@@ -10,10 +10,13 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from onnx import TensorProto as TP
 from onnx import helper as h
 
 from modelsec.engine import Engine
+from modelsec.onnx.external import lexical_problems, local_problems
 
 from onnx_build import T, assert_onnx_clean, codes, mlp, model, node, save, scan, scan_file, vi
 
@@ -211,3 +214,11 @@ def test_one_gigabyte_of_external_data_is_never_opened(tmp_path: Path, monkeypat
     assert_onnx_clean(result)
     assert str(path) in opened  # the spy works
     assert not any(os.path.basename(p) == "weights.bin" for p in opened), opened
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300) | st.just("a/" * 3000))
+def test_location_checks_never_raise(location: str) -> None:
+    problems = lexical_problems(location)
+    if not problems:
+        local_problems(location, "/tmp")
