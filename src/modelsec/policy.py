@@ -93,6 +93,11 @@ class SecurityGroupSpec(BaseModel):
         "(30m, 12h, 1d). Accepted and ignored here, so a group exported from the cluster "
         "loads unchanged.",
     )
+    enforcement: dict[str, Any] | None = Field(
+        default=None,
+        description="Cluster only: how the admission webhook applies verdicts (mode, "
+        "pendingAction, errorAction). Accepted and ignored here, like rescanInterval.",
+    )
 
     @field_validator("rules")
     @classmethod

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from pydantic import Field, WithJsonSchema, field_validator
 
 from modelsec.k8s.common import CONDITIONS_LIST, LABEL_SELECTOR_SCHEMA, Condition, K8sModel
+from modelsec.k8s.enforcement import Enforcement
 from modelsec.policy import SecurityGroupSpec
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -48,6 +49,13 @@ class SecurityGroupResourceSpec(SecurityGroupSpec):
         "to catch new detections and changed mutable content. At least 1m. Unset: never.",
     )
 
+    # Declared (and ignored) by the policy spec too; read only by the admission webhook.
+    enforcement: Enforcement | None = Field(  # type: ignore[assignment]
+        default=None,
+        description="How the admission webhook applies verdicts: mode Enforce (default), Warn "
+        "or Audit; pendingAction and errorAction. See docs/webhook.md.",
+    )
+
     @field_validator("rescan_interval")
     @classmethod
     def _sane_interval(cls, value: str | None) -> str | None:
@@ -62,7 +70,7 @@ class SecurityGroupResourceSpec(SecurityGroupSpec):
     def policy_spec(self) -> SecurityGroupSpec:
         """The plain policy spec (what ``modelsec scan --group`` would load)."""
         return SecurityGroupSpec.model_validate(
-            self.model_dump(by_alias=True, exclude={"rescan_interval"}, exclude_none=True)
+            self.model_dump(by_alias=True, exclude={"rescan_interval", "enforcement"}, exclude_none=True)
         )
 
 

@@ -24,6 +24,7 @@ RULE_MODULES: tuple[str, ...] = (
     "organization_verified",
     "organization_blocked",
     "model_blocked",
+    "revision_pinned",
 )
 
 

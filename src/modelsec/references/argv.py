@@ -1,0 +1,73 @@
+"""Reading command lines the way the serving programs' own argument parsers do."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from modelsec.references.model import Container
+
+_PYTHONS = ("python", "python3", "python3.9", "python3.10", "python3.11", "python3.12", "python3.13")
+
+
+def program(argv: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """(program, its arguments): the executable's base name, or for ``python -m mod`` the
+    module name. ``("", argv)`` when there is no command."""
+    if not argv:
+        return "", ()
+    name = argv[0].rsplit("/", 1)[-1]
+    if name.startswith("python") and name in _PYTHONS:
+        rest = argv[1:]
+        i = 0
+        while i < len(rest) and rest[i].startswith("-") and rest[i] != "-m":
+            i += 1  # interpreter flags: -u, -O, -X dev (a flag with a value is rare here)
+        if i + 1 < len(rest) and rest[i] == "-m":
+            return rest[i + 1], rest[i + 2:]
+        if i < len(rest):
+            return rest[i].rsplit("/", 1)[-1], rest[i + 1:]
+    return name, argv[1:]
+
+
+def values(args: tuple[str, ...], *flags: str, many: bool = False) -> Iterator[tuple[str, str]]:
+    """(flag, value) for each ``--flag value`` and ``--flag=value`` in ``args``. With
+    ``many`` a flag takes every following word up to the next option (argparse
+    ``nargs='+'``)."""
+    wanted = frozenset(flags)
+    i = 0
+    while i < len(args):
+        word = args[i]
+        i += 1
+        if word == "--":
+            return
+        name, eq, inline = word.partition("=")
+        if name not in wanted:
+            continue
+        if eq:
+            yield name, inline
+            continue
+        while i < len(args) and not _is_option(args[i]):
+            yield name, args[i]
+            i += 1
+            if not many:
+                break
+
+
+def _is_option(word: str) -> bool:
+    return len(word) > 1 and word[0] == "-" and not word[1].isdigit()
+
+
+def first(args: tuple[str, ...], *flags: str) -> str | None:
+    """The last value given for any of ``flags`` (argparse: the last occurrence wins)."""
+    found = None
+    for _flag, value in values(args, *flags):
+        found = value
+    return found
+
+
+def image_matches(container: Container, *needles: str) -> bool:
+    name = container.image_name
+    return any(needle in name for needle in needles)
+
+
+def describe(container: Container, what: str) -> str:
+    kind = "init container" if container.init else "container"
+    return f"{kind} {container.name or '?'}: {what}"

@@ -1,0 +1,75 @@
+"""llama.cpp's server (and CLI): GGUF files by path, or pulled from the Hub.
+
+Flags: ``-m``/``--model`` (a path), ``-hf``/``-hfr``/``--hf-repo`` (``org/name[:quant]``; the
+quantisation tag picks a file, the repository is the model; ``-hff``/``--hf-file`` picks a
+file too, so it changes nothing: the whole repository is judged), and the draft-model twins ``-md``/``--model-draft``, ``-hfd``/``--hf-repo-draft``; also
+``-mu``/``--model-url`` when it points at huggingface.co. The server reads every flag
+from ``LLAMA_ARG_*`` environment variables too (``LLAMA_ARG_MODEL``,
+``LLAMA_ARG_HF_REPO``, ...), which is how the official images are usually configured.
+
+Recognised by the program (``llama-server``, ``llama-cli``, the images' ``/app/llama-server``)
+or by the image (``llama.cpp``, ``llama-cpp``) when its entrypoint gets ``args``.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from modelsec.references.argv import describe, first, image_matches, program
+from modelsec.references.model import Container, Found, Unresolved, Workload
+
+PROGRAMS = frozenset({"llama-server", "llama-cli", "llama-run", "server"})
+IMAGES = ("llama.cpp", "llama-cpp", "llamacpp")
+
+# (flags, environment variable, what it names)
+MODEL_FLAGS = (
+    (("-m", "--model"), "LLAMA_ARG_MODEL", "path"),
+    (("-hf", "-hfr", "--hf-repo"), "LLAMA_ARG_HF_REPO", "repo"),
+    (("-mu", "--model-url"), "LLAMA_ARG_MODEL_URL", "url"),
+    (("-md", "--model-draft"), "LLAMA_ARG_MODEL_DRAFT", "path"),
+    (("-hfd", "-hfrd", "--hf-repo-draft"), "LLAMA_ARG_HF_REPO_DRAFT", "repo"),
+)
+
+
+def _server_args(container: Container) -> list[tuple[str, ...]]:
+    found = []
+    for line in container.commands:
+        prog, rest = program(line)
+        # `server` is the historical binary name: only trusted inside a llama.cpp image.
+        if prog in PROGRAMS and (prog != "server" or image_matches(container, *IMAGES)):
+            found.append(rest)
+    if container.entrypoint and image_matches(container, *IMAGES):
+        found.append(container.commands[0] if container.commands else ())
+    return found
+
+
+def _repo(value: str) -> str:
+    # org/name:Q4_K_M -> org/name (the tag selects a file inside the repository)
+    return value.split(":", 1)[0] if "://" not in value else value
+
+
+class LlamaCppExtractor:
+    name = "llamacpp"
+
+    def extract(self, workload: Workload) -> Iterator[Found | Unresolved]:
+        for container in workload.containers:
+            for args in _server_args(container):
+                for flags, env_name, kind in MODEL_FLAGS:
+                    value = first(args, *flags)
+                    origin = f"llama.cpp {flags[-1]}"
+                    if value is None and env_name in container.env:
+                        value, origin = container.env[env_name], f"env {env_name}"
+                    elif value is None and env_name in container.env_from_elsewhere:
+                        yield Unresolved(describe(container, f"env {env_name}"),
+                                         "set from a ConfigMap or Secret the request does not carry")
+                        continue
+                    if not value:
+                        continue
+                    if kind == "repo":
+                        value = _repo(value)
+                    elif kind == "url" and "huggingface.co/" not in value:
+                        continue  # another web server: nothing a ModelSource can match
+                    yield Found(value, describe(container, origin))
+
+
+EXTRACTOR = LlamaCppExtractor()

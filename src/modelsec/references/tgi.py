@@ -1,0 +1,65 @@
+"""Hugging Face Text Generation Inference and Text Embeddings Inference.
+
+Both launchers take ``--model-id`` and ``--revision``, or the environment variables
+``MODEL_ID`` and ``REVISION`` (the usual way with the official images, whose entrypoint is
+the launcher). Recognised by the program (``text-generation-launcher``,
+``text-embeddings-router``) in any command line, or by the image
+(``text-generation-inference``, ``text-embeddings-inference``). TGI's LoRA adapters
+(``--lora-adapters`` / ``LORA_ADAPTERS``, comma-separated ids, each optionally
+``name=id``) are references too.
+
+``MODEL_ID`` set from a ConfigMap or Secret names a model this module cannot see: that is
+reported as unresolved rather than silently skipped.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from modelsec.references.argv import describe, first, image_matches, program
+from modelsec.references.model import Container, Found, Unresolved, Workload
+
+PROGRAMS = frozenset({"text-generation-launcher", "text-embeddings-router"})
+IMAGES = ("text-generation-inference", "text-embeddings-inference")
+ENV_MODEL, ENV_REVISION, ENV_LORA = "MODEL_ID", "REVISION", "LORA_ADAPTERS"
+
+
+def _launcher_args(container: Container) -> list[tuple[str, ...]]:
+    found = [program(line)[1] for line in container.commands if program(line)[0] in PROGRAMS]
+    if container.entrypoint and image_matches(container, *IMAGES):
+        found.append(container.commands[0] if container.commands else ())
+    return found
+
+
+def _adapters(value: str) -> Iterator[str]:
+    for item in value.split(","):
+        item = item.strip()
+        if item:
+            yield item.partition("=")[2] or item
+
+
+class TgiExtractor:
+    name = "tgi"
+
+    def extract(self, workload: Workload) -> Iterator[Found | Unresolved]:
+        for container in workload.containers:
+            launches = _launcher_args(container)
+            if not launches:
+                continue
+            env = container.env
+            for args in launches:
+                model = first(args, "--model-id")
+                revision = first(args, "--revision") or env.get(ENV_REVISION)
+                if model:
+                    yield Found(model, describe(container, "--model-id"), revision)
+                elif env.get(ENV_MODEL):
+                    yield Found(env[ENV_MODEL], describe(container, f"env {ENV_MODEL}"), revision)
+                elif ENV_MODEL in container.env_from_elsewhere:
+                    yield Unresolved(describe(container, f"env {ENV_MODEL}"),
+                                     "set from a ConfigMap or Secret the request does not carry")
+                adapters = first(args, "--lora-adapters") or env.get(ENV_LORA)
+                for adapter in _adapters(adapters or ""):
+                    yield Found(adapter, describe(container, "LoRA adapter"))
+
+
+EXTRACTOR = TgiExtractor()

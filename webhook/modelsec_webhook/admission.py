@@ -1,0 +1,233 @@
+"""Answering one AdmissionReview (``admission.k8s.io/v1``): the hot path.
+
+Work per request, cheapest exits first: parse the review; allow exempt namespaces,
+operations other than CREATE/UPDATE and kinds that run nothing; allow an UPDATE whose
+model-bearing parts did not change (a scale, a label, a status-like touch); extract the
+references; allow when there are none. Only then is the view consulted, through a
+decision cache keyed by (namespace, namespace labels version, references) and flushed
+whenever scans, groups or sources change. No API call is made here: ModelScans to create
+and Events to post are handed to background tasks (:mod:`.sideeffects`).
+
+Anything unexpected while deciding denies the request with a message that says the
+webhook failed closed; a malformed review is a 400.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, replace
+from typing import Any, Callable
+
+from modelsec.references import EMPTY, Extraction, extract
+from modelsec.references.workloads import KSERVE_KINDS, POD_TEMPLATE_PATHS, workload_from_object
+from modelsec_webhook import metrics
+from modelsec_webhook.decision import Decision, Settings, decide
+from modelsec_webhook.view import View
+
+log = logging.getLogger("modelsec.webhook.admission")
+
+API_VERSION = "admission.k8s.io/v1"
+CHECKED_OPERATIONS = frozenset({"CREATE", "UPDATE"})
+_ALLOWED_HEAD = b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":'
+
+
+class BadReview(ValueError):
+    """Not an AdmissionReview we can answer; the message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class AdmissionSettings:
+    exempt_namespaces: frozenset[str] = frozenset({"kube-system", "modelsec-system"})
+    decision: Settings = Settings()
+    cache_size: int = 4096
+
+
+@dataclass(frozen=True)
+class Answer:
+    body: bytes
+    allowed: bool
+    reason: str  # metrics label: exempt, no-models, unchanged, judged, ...
+    models: bool
+
+
+class DecisionCache:
+    """Decisions by (namespace, labels version, extraction); flushed on view changes. A
+    full cache is emptied rather than managed: it refills in one request per key."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.entries: dict[tuple[Any, ...], Decision] = {}
+
+    def get(self, key: tuple[Any, ...]) -> Decision | None:
+        return self.entries.get(key)
+
+    def put(self, key: tuple[Any, ...], decision: Decision) -> None:
+        if len(self.entries) >= self.size:
+            self.entries.clear()
+        self.entries[key] = decision
+
+    def clear(self) -> None:
+        self.entries.clear()
+
+
+def _dig(obj: Any, *path: str) -> Any:
+    for step in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(step)
+    return obj
+
+
+def model_bearing(kind: str, obj: Any) -> tuple[Any, ...]:
+    """The parts of ``obj`` references are read from; equal parts, equal references."""
+    annotations = _dig(obj, "metadata", "annotations")
+    if kind in KSERVE_KINDS:
+        return (annotations, _dig(obj, "spec"))
+    path = POD_TEMPLATE_PATHS.get(kind, ())
+    template = _dig(obj, *path) if path else obj
+    return (annotations, _dig(template, "metadata", "annotations"), _dig(template, "spec", "containers"),
+            _dig(template, "spec", "initContainers"))
+
+
+def extraction_of(kind: str, obj: Any) -> Extraction:
+    workload = workload_from_object(kind, obj)
+    return extract(workload) if workload is not None else EMPTY
+
+
+class Admission:
+    def __init__(self, view: View, settings: AdmissionSettings,
+                 request_scans: Callable[[Decision, str], None] | None = None,
+                 record_events: Callable[[Decision, dict[str, str]], None] | None = None,
+                 ready: Callable[[], bool] = lambda: True) -> None:
+        self.view = view
+        self.settings = settings
+        self.cache = DecisionCache(settings.cache_size)
+        self.request_scans = request_scans
+        self.record_events = record_events
+        self.ready = ready
+        view.on_change.append(self.cache.clear)
+
+    # -- the review -------------------------------------------------------------------
+
+    def review(self, body: bytes) -> Answer:
+        try:
+            document = json.loads(body)
+        except ValueError as exc:
+            raise BadReview(f"body is not JSON: {exc}") from None
+        if not isinstance(document, dict) or document.get("kind") != "AdmissionReview":
+            raise BadReview("expected an AdmissionReview")
+        if document.get("apiVersion") != API_VERSION:
+            raise BadReview(f"unsupported apiVersion {document.get('apiVersion')!r}; "
+                            f"register the webhook with admissionReviewVersions: [v1]")
+        request = document.get("request")
+        if not isinstance(request, dict) or not isinstance(request.get("uid"), str):
+            raise BadReview("request.uid is missing")
+        uid = request["uid"]
+        try:
+            return self._answer(uid, request)
+        except Exception as exc:  # noqa: BLE001 - fail closed, and say so
+            log.exception(f"internal error on request {uid}")
+            message = (f"modelsec webhook internal error ({type(exc).__name__}); failing closed. "
+                       "Retry, and report it if it persists.")
+            return Answer(self._denied(uid, Decision(False, message)), False, "internal-error", True)
+
+    def _answer(self, uid: str, request: dict[str, Any]) -> Answer:
+        namespace = request.get("namespace") or ""
+        if namespace in self.settings.exempt_namespaces:
+            return Answer(self._allowed(uid), True, "exempt", False)
+        if request.get("operation") not in CHECKED_OPERATIONS:
+            return Answer(self._allowed(uid), True, "not-checked", False)
+        kind = _dig(request, "kind", "kind") or ""
+        obj = request.get("object")
+        if request.get("operation") == "UPDATE":
+            old = request.get("oldObject")
+            if model_bearing(kind, obj) == model_bearing(kind, old):
+                return Answer(self._allowed(uid), True, "unchanged", False)
+            extraction = extraction_of(kind, obj)
+            if extraction == extraction_of(kind, old):
+                return Answer(self._allowed(uid), True, "unchanged", bool(extraction))
+        else:
+            extraction = extraction_of(kind, obj)
+        if not extraction:
+            return Answer(self._allowed(uid), True, "no-models", False)
+
+        if not self.ready():
+            decision = Decision(False, "modelsec: the admission webhook is starting and has not "
+                                "synced its view of ModelScans yet; retry shortly")
+            return Answer(self._denied(uid, decision), False, "not-ready", True)
+        decision = self._decide(extraction, namespace)
+        if not request.get("dryRun"):
+            self._side_effects(decision, request, kind, obj, namespace)
+        elif decision.scans and not decision.allowed:
+            # sideEffects: NoneOnDryRun, so nothing was requested: say so, or a dry-run
+            # retried in CI would wait forever for a scan nobody asked for.
+            decision = replace(decision, message=decision.message + "\n(dry run: no ModelScan "
+                               "was created; apply for real, or create the ModelScan, to start the scan)")
+        if decision.allowed:
+            return Answer(self._allowed(uid, decision), True, "judged", True)
+        return Answer(self._denied(uid, decision), False, "judged", True)
+
+    def _decide(self, extraction: Extraction, namespace: str) -> Decision:
+        ns = self.view.namespaces.get(namespace)
+        key = (namespace, ns.version if ns else -1, extraction)
+        decision = self.cache.get(key)
+        if decision is not None:
+            metrics.CACHE_HIT()
+            return decision
+        metrics.CACHE_MISS()
+        decision = decide(extraction, namespace, ns.labels if ns else None, self.view,
+                          self.settings.decision)
+        for judgement in decision.judgements:
+            metrics.JUDGEMENTS.labels(judgement.status.value, judgement.mode.value).inc()
+        # An unknown namespace is a race with the namespace watch: do not remember it.
+        if ns is not None:
+            self.cache.put(key, decision)
+        return decision
+
+    def _side_effects(self, decision: Decision, request: dict[str, Any], kind: str, obj: Any,
+                      namespace: str) -> None:
+        if not (decision.scans or decision.events):
+            return
+        metadata = _dig(obj, "metadata") or {}
+        name = metadata.get("name") or request.get("name") or ""
+        if decision.scans and self.request_scans is not None:
+            user = _dig(request, "userInfo", "username") or "?"
+            self.request_scans(decision, f"{kind} {namespace}/{name} ({request.get('operation')} by {user})")
+        if decision.events and self.record_events is not None:
+            involved = {"apiVersion": str((obj or {}).get("apiVersion") or ""), "kind": kind,
+                        "name": name, "namespace": namespace}
+            if metadata.get("uid"):
+                involved["uid"] = metadata["uid"]
+            self.record_events(decision, involved)
+
+    # -- responses --------------------------------------------------------------------
+
+    @staticmethod
+    def _allowed(uid: str, decision: Decision | None = None) -> bytes:
+        if decision is None or not (decision.warnings or decision.audit):
+            return _ALLOWED_HEAD + json.dumps(uid).encode() + b',"allowed":true}}'
+        response: dict[str, Any] = {"uid": uid, "allowed": True}
+        if decision.warnings:
+            response["warnings"] = list(decision.warnings)
+        if decision.audit:
+            response["auditAnnotations"] = dict(decision.audit)
+        return _envelope(response)
+
+    @staticmethod
+    def _denied(uid: str, decision: Decision) -> bytes:
+        response: dict[str, Any] = {
+            "uid": uid,
+            "allowed": False,
+            "status": {"code": 403, "reason": "Forbidden", "message": decision.message},
+        }
+        if decision.warnings:
+            response["warnings"] = list(decision.warnings)
+        if decision.audit:
+            response["auditAnnotations"] = dict(decision.audit)
+        return _envelope(response)
+
+
+def _envelope(response: dict[str, Any]) -> bytes:
+    return json.dumps({"apiVersion": API_VERSION, "kind": "AdmissionReview", "response": response},
+                      separators=(",", ":")).encode()

@@ -1,0 +1,216 @@
+"""From the references a workload carries to an admission decision. Pure: reads the view,
+calls nothing, so it can be cached and unit-tested without a cluster.
+
+Each reference is judged by every group that governs it (its source matches the
+reference, its ``namespaceSelector`` matches the namespace) as one of:
+
+- ALLOWED: a current verdict ALLOWED; non-blocking failures become warnings;
+- BLOCKED: a current verdict BLOCKED, or ``RevisionPinned`` (Blocking) fails on the
+  reference itself;
+- PENDING: no verdict yet (no ModelScan: one is requested), the verdict is being redone,
+  or the group is being validated;
+- ERROR: the verdict is ERROR, or the group cannot judge (invalid, not Ready).
+
+The group's enforcement settings then turn each judgement into a denial, a warning or
+an audit record (:mod:`modelsec.k8s.enforcement`).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Mapping
+
+from modelsec.k8s.enforcement import EnforcementMode, ErrorAction, PendingAction
+from modelsec.k8s.naming import scan_key, scan_name
+from modelsec.policy import Mode
+from modelsec.references import Extraction, Reference
+from modelsec.rules.revision_pinned import judge as judge_revision
+from modelsec.rules.base import SourceType
+from modelsec_webhook import messages
+from modelsec_webhook.view import REVISION_PINNED, Governor, ScanRecord, View
+
+PINNABLE = frozenset({SourceType.HUGGING_FACE, SourceType.S3})
+
+
+class Status(str, enum.Enum):
+    ALLOWED = "ALLOWED"
+    BLOCKED = "BLOCKED"
+    PENDING = "PENDING"
+    ERROR = "ERROR"
+
+
+class Effect(str, enum.Enum):
+    NONE = "none"  # allowed, nothing to say beyond warnings
+    DENY = "deny"
+    WARN = "warn"
+    AUDIT = "audit"
+
+
+@dataclass(frozen=True)
+class Judgement:
+    reference: Reference
+    group: str
+    mode: EnforcementMode
+    status: Status
+    detail: str  # why, for a person: "LoadTimeCodeExecution failed: MS-PKL-100 in x.pkl ..."
+    scan: str | None = None  # the ModelScan holding the verdict (or requested)
+    warnings: tuple[str, ...] = ()  # non-blocking failures, as "Rule: message"
+    request_scan: bool = False
+    effect: Effect = Effect.NONE
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    reference: Reference
+    group: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    message: str = ""
+    warnings: tuple[str, ...] = ()
+    audit: tuple[tuple[str, str], ...] = ()  # auditAnnotations (key, value)
+    events: tuple[str, ...] = ()  # Event messages (audit mode)
+    scans: tuple[ScanRequest, ...] = ()
+    judgements: tuple[Judgement, ...] = ()
+
+
+@dataclass(frozen=True)
+class Settings:
+    unresolved_action: str = "Warn"  # Allow | Warn | Deny
+
+
+# --- judging one reference by one group --------------------------------------------------
+
+def judge(reference: Reference, governor: Governor, view: View) -> Judgement:
+    group = governor.group
+    mode = group.enforcement.mode
+
+    def result(status: Status, detail: str, **extra: object) -> Judgement:
+        return Judgement(reference, group.name, mode, status, detail, **extra)  # type: ignore[arg-type]
+
+    if group.problem:
+        return result(Status.ERROR, f"SecurityGroup {group.name} is invalid ({group.problem})")
+    warnings: list[str] = []
+    if group.revision_pinned is not None and reference.ref.source_type in PINNABLE:
+        rule_mode, params = group.revision_pinned
+        pin = judge_revision(reference.ref.source_type, reference.ref.revision, params)
+        if not pin.pinned:
+            if rule_mode == Mode.BLOCKING:
+                return result(Status.BLOCKED, f"{REVISION_PINNED} failed: {pin.message}")
+            warnings.append(f"{REVISION_PINNED}: {pin.message}")
+    if group.state == "not-ready":
+        return result(Status.ERROR, f"SecurityGroup {group.name} cannot judge models "
+                      f"({group.state_message})")
+    name = scan_name(reference.ref.uri, reference.ref.revision, group.name)
+    if group.state == "validating":
+        return result(Status.PENDING, "the group changed and is being validated; retry shortly",
+                      scan=name, warnings=tuple(warnings))
+    record = view.scan(scan_key(reference.ref.uri, reference.ref.revision, group.name))
+    if record is None:
+        return result(Status.PENDING, f"not scanned yet (ModelScan {name}); scan pending, "
+                      "retry shortly", scan=name, request_scan=True,
+                      warnings=tuple(warnings))
+    return _from_scan(reference, group.name, mode, record, group.digest, warnings)
+
+
+def _from_scan(reference: Reference, group: str, mode: EnforcementMode, record: ScanRecord,
+               digest: str | None, warnings: list[str]) -> Judgement:
+    def result(status: Status, detail: str, extra_warnings: tuple[str, ...] = ()) -> Judgement:
+        return Judgement(reference, group, mode, status, detail, record.name,
+                         tuple(warnings) + extra_warnings)
+
+    if not record.has_verdict:
+        phase = (record.phase or "queued").lower()
+        return result(Status.PENDING, f"scan {phase} (ModelScan {record.name}); retry shortly")
+    if digest and record.group_digest != digest:
+        return result(Status.PENDING, f"the verdict is being re-evaluated against the changed "
+                      f"group (ModelScan {record.name}); retry shortly")
+    if record.outcome == "ALLOWED":
+        # RevisionPinned was judged on the reference above; the scan's view of it is moot.
+        return result(Status.ALLOWED, "", tuple(
+            f"{rule}: {message}" for rule, message in record.warnings if rule != REVISION_PINNED
+        ))
+    if record.outcome == "BLOCKED":
+        return result(Status.BLOCKED, messages.blocked_detail(record))
+    return result(Status.ERROR, f"could not be judged: {record.reason or 'scan failed'}; failing closed")
+
+
+def _effect(judgement: Judgement, governor: Governor) -> Effect:
+    if judgement.status == Status.ALLOWED:
+        return Effect.NONE
+    settings = governor.group.enforcement
+    if settings.mode == EnforcementMode.AUDIT:
+        return Effect.AUDIT
+    if settings.mode == EnforcementMode.WARN:
+        return Effect.WARN
+    if judgement.status == Status.PENDING and settings.pending_action == PendingAction.ALLOW_WITH_WARNING:
+        return Effect.WARN
+    if judgement.status == Status.ERROR and settings.error_action == ErrorAction.ALLOW:
+        return Effect.WARN
+    return Effect.DENY
+
+
+# --- the whole workload ------------------------------------------------------------------
+
+def decide(extraction: Extraction, namespace: str, labels: Mapping[str, str] | None, view: View,
+           settings: Settings = Settings()) -> Decision:
+    """The decision for a workload in ``namespace`` (``labels`` None: namespace not known
+    to the view yet) carrying ``extraction``."""
+    denials: list[str] = []
+    warnings: list[str] = []
+    events: list[str] = []
+    audit: list[tuple[str, str]] = []
+    requests: list[ScanRequest] = []
+    judgements: list[Judgement] = []
+
+    for invalid in extraction.invalid:
+        denials.append(messages.invalid_line(invalid))
+    for unresolved in extraction.unresolved:
+        line = messages.unresolved_line(unresolved)
+        if settings.unresolved_action == "Deny":
+            denials.append(line)
+        elif settings.unresolved_action == "Warn":
+            warnings.append(line)
+
+    for reference in extraction.references:
+        governors = view.governors(reference)
+        if not governors:
+            continue
+        if labels is None:
+            denials.append(messages.unknown_namespace_line(reference, namespace))
+            continue
+        for governor in governors:
+            if not governor.group.selects(labels):
+                continue
+            judgement = judge(reference, governor, view)
+            effect = _effect(judgement, governor)
+            judgement = Judgement(**{**judgement.__dict__, "effect": effect})
+            judgements.append(judgement)
+            if judgement.request_scan and judgement.scan:
+                requests.append(ScanRequest(reference, governor.group.name, judgement.scan))
+            if effect == Effect.DENY:
+                denials.append(messages.judgement_line(judgement))
+            elif effect == Effect.WARN:
+                warnings.append(messages.warning_line(judgement))
+            elif effect == Effect.AUDIT:
+                events.append(messages.judgement_line(judgement))
+            if effect != Effect.AUDIT:
+                warnings.extend(messages.prefixed(judgement, w) for w in judgement.warnings)
+
+    if judgements:
+        audit.append(("judgements", messages.audit_summary(judgements)))
+    if events:
+        audit.append(("audit-would-deny", messages.clip(events[0], messages.MAX_AUDIT_VALUE)))
+    return Decision(
+        allowed=not denials,
+        message=messages.denial(denials) if denials else "",
+        warnings=messages.bounded_warnings(warnings),
+        audit=tuple(audit),
+        events=tuple(events),
+        scans=tuple(requests),
+        judgements=tuple(judgements),
+    )

@@ -1,0 +1,132 @@
+"""Which groups govern a reference: label selectors and source matchers, compiled once.
+
+Both are built when a SecurityGroup or ModelSource changes and then only *called* while
+answering admission requests, so they are plain closures over precomputed values.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+from urllib.parse import urlsplit
+
+from modelsec.k8s.source import ModelSourceSpec
+from modelsec.references import Reference
+from modelsec.rules.base import SourceType
+
+Selector = Callable[[Mapping[str, str]], bool]
+
+
+def _nothing(_labels: Mapping[str, str]) -> bool:
+    return False
+
+
+def compile_selector(selector: Any) -> Selector:
+    """A ``metav1.LabelSelector`` as a predicate over a namespace's labels.
+
+    Absent (None) selects no namespace: a group enforces nothing until told where. ``{}``
+    selects every namespace, as in Kubernetes. A malformed selector selects nothing and is
+    reported by :func:`selector_problem`.
+    """
+    if selector is None or selector_problem(selector):
+        return _nothing
+    match_labels = tuple((selector.get("matchLabels") or {}).items())
+    tests: list[Callable[[Mapping[str, str]], bool]] = []
+    for expression in selector.get("matchExpressions") or []:
+        key, operator = expression["key"], expression["operator"]
+        values = frozenset(expression.get("values") or ())
+        if operator == "In":
+            tests.append(lambda labels, k=key, v=values: labels.get(k) in v)
+        elif operator == "NotIn":
+            tests.append(lambda labels, k=key, v=values: labels.get(k) not in v)
+        elif operator == "Exists":
+            tests.append(lambda labels, k=key: k in labels)
+        else:  # DoesNotExist
+            tests.append(lambda labels, k=key: k not in labels)
+
+    def matches(labels: Mapping[str, str]) -> bool:
+        for key, value in match_labels:
+            if labels.get(key) != value:
+                return False
+        return all(test(labels) for test in tests)
+
+    return matches
+
+
+def selector_problem(selector: Any) -> str | None:
+    if not isinstance(selector, dict):
+        return "namespaceSelector is not an object"
+    if not isinstance(selector.get("matchLabels") or {}, dict):
+        return "namespaceSelector.matchLabels is not a map"
+    for expression in selector.get("matchExpressions") or []:
+        if not isinstance(expression, dict) or "key" not in expression:
+            return "namespaceSelector.matchExpressions entries need a key"
+        operator = expression.get("operator")
+        if operator not in ("In", "NotIn", "Exists", "DoesNotExist"):
+            return f"namespaceSelector operator {operator!r} is not In, NotIn, Exists or DoesNotExist"
+        if operator in ("In", "NotIn") and not expression.get("values"):
+            return f"namespaceSelector {operator} on {expression['key']!r} needs values"
+    return None
+
+
+def _components(path: str) -> str:
+    """Normalised absolute path: prefix checks below compare whole components."""
+    return "/" + posixpath.normpath("/" + path).lstrip("/")
+
+
+def _under(path: str, prefix: str) -> bool:
+    if prefix == "/":
+        return True
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def _endpoint_key(url: str | None) -> str | None:
+    if not url:
+        return None
+    parts = urlsplit(url if "://" in url else f"https://{url}")
+    host = (parts.hostname or "").lower()
+    port = parts.port or (80 if parts.scheme == "http" else 443)
+    return f"{host}:{port}"
+
+
+@dataclass(frozen=True)
+class SourceMatcher:
+    """Does a reference name a model inside this ModelSource?"""
+
+    name: str
+    type: SourceType
+    scheme: str
+    test: Callable[[Reference], bool]
+
+    def __call__(self, reference: Reference) -> bool:
+        return reference.ref.scheme == self.scheme and self.test(reference)
+
+
+def source_matcher(name: str, spec: ModelSourceSpec) -> SourceMatcher:
+    if spec.type == SourceType.LOCAL:
+        assert spec.local is not None
+        root = _components(spec.local.path)
+        return SourceMatcher(name, spec.type, "file",
+                             lambda r: _under(_components(r.ref.location), root))
+    if spec.type == SourceType.S3:
+        assert spec.s3 is not None
+        bucket = spec.s3.bucket
+        prefix = spec.s3.prefix.strip("/")
+        endpoint = _endpoint_key(spec.s3.endpoint)
+
+        def s3(reference: Reference) -> bool:
+            ref_bucket, _, key = reference.ref.location.partition("/")
+            if ref_bucket != bucket:
+                return False
+            # A reference that names its endpoint (Triton) only matches that endpoint; one
+            # that does not uses whatever the server is configured with, so any source of
+            # the bucket may govern it.
+            if reference.endpoint is not None and _endpoint_key(reference.endpoint) != endpoint:
+                return False
+            return not prefix or _under("/" + key.strip("/"), "/" + prefix)
+
+        return SourceMatcher(name, spec.type, "s3", s3)
+    # Hugging Face: hf:// references carry no endpoint (mirrors serve the same ids), so a
+    # Hub source governs every hf:// reference.
+    return SourceMatcher(name, spec.type, "hf", lambda r: True)

@@ -1,0 +1,141 @@
+"""What people read: denial messages, warnings and audit annotations, within bounds.
+
+- A denial names each model, where the workload names it, the group, the failed blocking
+  rules and the first findings (threat code and file), and the ModelScan to inspect. It
+  is at most :data:`MAX_MESSAGE` characters: kubectl prints it whole, and Events and logs
+  that copy it stay readable; what does not fit is counted, never silently dropped.
+- Warnings follow the API server's guidance: at most :data:`MAX_WARNING` characters each
+  (longer ones are truncated by clients) and :data:`MAX_WARNINGS` of them, printable text
+  only (others are dropped by the API server).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING, Iterable
+
+from modelsec.references import Invalid, Reference, Unresolved
+
+if TYPE_CHECKING:
+    from modelsec_webhook.decision import Judgement
+    from modelsec_webhook.view import ScanRecord
+
+MAX_MESSAGE = 2000
+MAX_WARNING = 120
+MAX_WARNINGS = 10
+MAX_AUDIT_VALUE = 1024
+MAX_AUDIT_ENTRIES = 10
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]+")
+ELLIPSIS = "…"
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
+
+
+def printable(text: str) -> str:
+    return _UNPRINTABLE.sub(" ", text)
+
+
+def _tail(path: str, limit: int = 60) -> str:
+    return path if len(path) <= limit else ELLIPSIS + path[-(limit - 1):]
+
+
+def show(reference: Reference, short: bool = False) -> str:
+    ref = reference.ref
+    if not short:
+        return str(ref)
+    revision = ref.revision or ""
+    uri = _tail(ref.uri, 48)
+    return f"{uri}@{revision[:12]}" if revision else uri
+
+
+def blocked_detail(record: "ScanRecord") -> str:
+    rules = ", ".join(record.failed) or "a rule overriding the others"
+    parts = [f"{rules} failed"]
+    for finding in record.findings:
+        parts.append(f"{finding.threat} in {_tail(finding.file)}: {clip(finding.message, 160)}")
+    more = record.findings_total - len(record.findings)
+    if more > 0:
+        parts.append(f"{more} more finding(s)")
+    return "; ".join(parts)
+
+
+def judgement_line(judgement: "Judgement") -> str:
+    """One line of a denial (or an Event) about one reference judged by one group."""
+    where = f" ({judgement.reference.origins[0]})" if judgement.reference.origins else ""
+    head = f"{show(judgement.reference)}{where}"
+    group = f"SecurityGroup {judgement.group}"
+    see = f"; see: kubectl get modelscan {judgement.scan} -o yaml" if judgement.scan else ""
+    status = judgement.status.value
+    if status == "BLOCKED":
+        line = f"{head} is BLOCKED by {group}: {judgement.detail}{see}"
+    elif status == "PENDING":
+        line = f"{head}, {group}: {judgement.detail}"
+    else:
+        line = f"{head} is ERROR in {group}: {judgement.detail}{see}"
+    return printable(line)
+
+
+def warning_line(judgement: "Judgement") -> str:
+    return printable(f"modelsec: {show(judgement.reference, True)} {judgement.status.value} "
+                     f"({judgement.group}, {judgement.mode.value}): {judgement.detail}")
+
+
+def prefixed(judgement: "Judgement", warning: str) -> str:
+    return printable(f"modelsec: {show(judgement.reference, True)} ({judgement.group}): {warning}")
+
+
+def invalid_line(invalid: Invalid) -> str:
+    return printable(f"{invalid.text!r} in {invalid.origin} is not a usable model reference: "
+                     f"{invalid.problem}")
+
+
+def unresolved_line(unresolved: Unresolved) -> str:
+    return printable(f"modelsec: cannot judge the model named by {unresolved.origin}: {unresolved.why}")
+
+
+def unknown_namespace_line(reference: Reference, namespace: str) -> str:
+    return printable(f"{show(reference)}: namespace {namespace} is not in the webhook's view yet, "
+                     "so its security groups cannot be chosen; retry shortly")
+
+
+def denial(lines: list[str]) -> str:
+    """The denial message: a header and one line per problem, bounded."""
+    header = (f"modelsec: {len(lines)} model check(s) failed" if len(lines) > 1
+              else "modelsec: model check failed")
+    out = [header]
+    used = len(header)
+    for i, line in enumerate(lines):
+        rest = len(lines) - i - 1
+        budget = MAX_MESSAGE - used - 3 - (40 if rest else 0)
+        if budget < 80:
+            out.append(f"- and {len(lines) - i} more (kubectl get modelscans)")
+            break
+        entry = "- " + clip(line, budget)
+        out.append(entry)
+        used += len(entry) + 1
+    return "\n".join(out)
+
+
+def bounded_warnings(warnings: Iterable[str]) -> tuple[str, ...]:
+    unique = list(dict.fromkeys(clip(printable(w), MAX_WARNING) for w in warnings))
+    if len(unique) <= MAX_WARNINGS:
+        return tuple(unique)
+    kept = unique[: MAX_WARNINGS - 1]
+    return (*kept, f"modelsec: and {len(unique) - len(kept)} more warning(s)")
+
+
+def audit_summary(judgements: "list[Judgement]") -> str:
+    """A compact JSON list for the request's audit annotation."""
+    entries = [
+        {"model": str(j.reference.ref), "group": j.group, "status": j.status.value,
+         "mode": j.mode.value, "effect": j.effect.value}
+        for j in judgements[:MAX_AUDIT_ENTRIES]
+    ]
+    text = json.dumps(entries, separators=(",", ":"))
+    while len(text) > MAX_AUDIT_VALUE and len(entries) > 1:
+        entries.pop()
+        text = json.dumps(entries + [{"more": len(judgements) - len(entries)}], separators=(",", ":"))
+    return clip(text, MAX_AUDIT_VALUE)

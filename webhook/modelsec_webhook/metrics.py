@@ -1,0 +1,82 @@
+"""Prometheus metrics, in a registry of their own (served on ``--metrics-port``)."""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+
+REVIEWS = Counter(
+    "modelsec_webhook_reviews_total",
+    "AdmissionReviews answered, by decision (allowed, denied) and the reason class "
+    "(no-models, unchanged, exempt, judged, invalid-request, internal-error).",
+    ["decision", "reason"],
+    registry=REGISTRY,
+)
+REVIEW_SECONDS = Histogram(
+    "modelsec_webhook_review_duration_seconds",
+    "Server-side time to answer one AdmissionReview (body read to response built), by "
+    "whether the object referenced models.",
+    ["models"],
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+    registry=REGISTRY,
+)
+JUDGEMENTS = Counter(
+    "modelsec_webhook_judgements_total",
+    "Model references judged against a security group, by status (ALLOWED, BLOCKED, "
+    "PENDING, ERROR) and the group's enforcement mode.",
+    ["status", "mode"],
+    registry=REGISTRY,
+)
+DECISION_CACHE = Counter(
+    "modelsec_webhook_decision_cache_total", "Decision cache lookups, by result (hit, miss).",
+    ["result"], registry=REGISTRY,
+)
+SCANS_REQUESTED = Counter(
+    "modelsec_webhook_modelscans_requested_total",
+    "ModelScans the webhook asked for, by result (created, exists, failed, dropped).",
+    ["result"],
+    registry=REGISTRY,
+)
+EVENTS = Counter(
+    "modelsec_webhook_events_total", "Kubernetes Events posted, by result (posted, failed, dropped).",
+    ["result"], registry=REGISTRY,
+)
+WATCH_EVENTS = Counter(
+    "modelsec_webhook_watch_events_total", "Watch events applied to the view, by resource and type.",
+    ["resource", "type"], registry=REGISTRY,
+)
+RELISTS = Counter(
+    "modelsec_webhook_relists_total", "Lists after a watch expired (410 Gone), by resource.",
+    ["resource"], registry=REGISTRY,
+)
+WATCH_ERRORS = Counter(
+    "modelsec_webhook_watch_errors_total", "List/watch failures (retried with backoff), by resource.",
+    ["resource"], registry=REGISTRY,
+)
+VIEW_OBJECTS = Gauge(
+    "modelsec_webhook_view_objects", "Objects in the in-memory view, by resource.",
+    ["resource"], registry=REGISTRY,
+)
+READY = Gauge(
+    "modelsec_webhook_ready", "1 once every watched resource has been listed.", registry=REGISTRY
+)
+TLS_RELOADS = Counter(
+    "modelsec_webhook_tls_reloads_total", "Serving certificate loads, by result (loaded, failed).",
+    ["result"], registry=REGISTRY,
+)
+
+# Children bound once: label lookups stay off the admission hot path.
+OBSERVE_NO_MODELS = REVIEW_SECONDS.labels("none").observe
+OBSERVE_MODELS = REVIEW_SECONDS.labels("some").observe
+CACHE_HIT = DECISION_CACHE.labels("hit").inc
+CACHE_MISS = DECISION_CACHE.labels("miss").inc
