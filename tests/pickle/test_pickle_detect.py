@@ -101,3 +101,22 @@ def test_joblib_and_numpy_pickles_are_detected() -> None:
 def test_strong_start_then_valid_opcode_is_detected() -> None:
     assert detect(proto(4) + b"}")  # truncated, but it opened like a pickle and went on
     assert not detect(proto(4) + b"\x00garbage")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["certifi\nidna\nnumpy\n", "click\nnumpy\n", "config\nmain\n\nvalue: 1\n", "iris\ntrain\n"],
+)
+def test_lines_that_read_as_one_harmless_global_are_not_pickles(text: str) -> None:
+    # GLOBAL 'ertifi'.'idna' then a broken stream: nothing could run (no call, nothing
+    # dangerous named), so this is text, not a pickle.
+    data = text.encode()
+    assert not detect(data)
+    assert not [f for f in scan(data, name="requirements.txt").findings if f.threat.startswith("MS-PKL")]
+
+
+def test_a_dangerous_global_then_garbage_is_a_pickle() -> None:
+    data = b"cos\nsystem\n\x00garbage"
+    assert detect(data)
+    result = scan(data)
+    assert {f.threat for f in result.findings} == {"MS-PKL-100", "MS-PKL-110"}

@@ -98,7 +98,10 @@ class StackMachine:
         self.proto = 0
         self.ops = 0  # opcodes executed successfully
         self.first: int | None = None  # first opcode, for detection
-        self.effects = False  # an import or a call happened
+        # Something that can run code happened: a call, BUILD, a write into a module, a
+        # dangerous or unresolvable import. Importing an unlisted name alone does not count
+        # (a text file "certifi\nidna\n..." reads as GLOBAL certifi.idna, then breaks).
+        self.effects = False
         self.retained = 0
         self.result: Value = None
         h: dict[int, Callable[[Arg, int], Action]] = {
@@ -343,8 +346,9 @@ class StackMachine:
     # -- imports -------------------------------------------------------------------------
 
     def _import(self, module: str, name: str, offset: int, how: str) -> Global:
-        self.effects = True
         glob = Global(module, name, offset, how, classify(module, name))
+        if glob.classification.verdict is Verdict.DANGEROUS:
+            self.effects = True
         self.observer.imported(glob)
         return glob
 
@@ -436,8 +440,7 @@ class StackMachine:
         return Call(callee, args, offset, how)
 
     def _call_global(self, callee: Global, args: Value, offset: int, how: str) -> Value:
-        path = callee.path
-        verdict = callee.classification.verdict
+        path, verdict = callee.path, callee.classification.verdict
         items = sequence_items(args)
         if path in calls.GETATTR:
             return self._getattr(callee, items, args, offset, how)
@@ -445,33 +448,41 @@ class StackMachine:
             module, name = items[0], items[1]
             if isinstance(module, str) and isinstance(name, str):
                 return self._import(module, name, offset, path)
-        if verdict is not Verdict.SAFE and verdict is not Verdict.DANGEROUS:
-            self.observer.invoked(callee, offset, how)  # UNKNOWN or DATA-only
+        if verdict is Verdict.UNKNOWN or verdict is Verdict.DATA:
+            self.observer.invoked(callee, offset, how)  # DANGEROUS was reported on import
         if path in LOADERS:
             self.observer.loader_called(callee, items[0] if items else None, offset)
         transform = DECODERS.get(path)
         if transform is not None and items:
             if transform in ("encode", "decode"):
-                codec = items[1] if len(items) > 1 else "utf-8"
-                transform = codec_transform(transform, codec)
+                transform = codec_transform(transform, items[1] if len(items) > 1 else "utf-8")
             return Derived(transform, items[0], offset)
-        # NEWOBJ/OBJ/INST instantiate a class; REDUCE may call a function, whose result is
-        # no instance of it.
-        cls: Global | None = callee if how != "REDUCE" else None
         spec = calls.higher_order(path) if verdict is Verdict.SAFE else None
         if spec is not None:
-            cls = None
-            for index in spec.invokes:
-                if items is not None and index < len(items):
-                    argument = items[index]
-                    if spec.globals_only and not isinstance(argument, Global):
-                        continue
-                    self._invoke_argument(argument, spec.data_ok, offset, f"{path} argument")
-                elif items is None:
-                    self.observer.invoked(args, offset, f"{path} with unknown arguments")
-            at = spec.instance_of
-            if at is not None and items is not None and at < len(items) and isinstance(items[at], Global):
-                cls = items[at]
+            return self._call_higher_order(callee, spec, items, args, offset, how)
+        # NEWOBJ/OBJ/INST instantiate a class; REDUCE may call a function, whose result is
+        # no instance of it.
+        return Call(callee, args, offset, how, callee if how != "REDUCE" else None)
+
+    def _call_higher_order(
+        self,
+        callee: Global,
+        spec: calls.HigherOrder,
+        items: tuple[Value, ...] | None,
+        args: Value,
+        offset: int,
+        how: str,
+    ) -> Value:
+        """A safe helper that calls some of its arguments: those must be safe too."""
+        via = f"{callee.path} argument"
+        if items is None:
+            self.observer.invoked(args, offset, f"{callee.path} with arguments it cannot see")
+            return Call(callee, args, offset, how)
+        for index in spec.invokes:
+            if index < len(items) and (isinstance(items[index], Global) or not spec.globals_only):
+                self._invoke_argument(items[index], spec.data_ok, offset, via)
+        at = spec.instance_of
+        cls = items[at] if at is not None and at < len(items) and isinstance(items[at], Global) else None
         return Call(callee, args, offset, how, cls)
 
     def _invoke_argument(self, value: Value, data_ok: bool, offset: int, how: str) -> None:

@@ -45,7 +45,7 @@ class StreamResult:
     raw_array: bool = False  # (probe only) stopped at joblib array data
     ops: int = 0
     strong: bool = False  # opened with PROTO
-    effects: bool = False  # an import or a call happened
+    effects: bool = False  # something that can run code happened (see StackMachine.effects)
 
     @property
     def noise(self) -> bool:
