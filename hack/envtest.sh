@@ -217,10 +217,29 @@ cmd_up() {
   fi
 
   tools::ensure "${NEEDED_TOOLS[@]}"
+  command -v curl >/dev/null 2>&1 || die "curl is required"
+
+  # A free port picked here can be taken by someone else before the daemon binds it: with
+  # auto-picked ports, retry with new ones when that is why the start failed.
+  local attempt=1
+  until ( start_instance ); do
+    if [ "$attempt" -lt 3 ] && [ -z "${ENVTEST_APISERVER_PORT:-}${ENVTEST_ETCD_PORT:-}${ENVTEST_ETCD_PEER_PORT:-}" ] \
+        && grep -qs 'address already in use' "$LOGS/etcd.log" "$LOGS/kube-apiserver.log"; then
+      attempt=$(( attempt + 1 ))
+      log "a port was taken before the daemon bound it; retrying with new ports (attempt $attempt of 3)"
+      clean_state keep-logs
+      continue
+    fi
+    exit 1
+  done
+}
+
+# start_instance: certificates, ports, kubeconfig, etcd, kube-apiserver, wait for ready.
+# Runs in a subshell: `die` ends only this attempt (after stopping what it started).
+start_instance() {
   local etcd_bin apiserver_bin
   etcd_bin=$(tools::path etcd)
   apiserver_bin=$(tools::path kube-apiserver)
-  command -v curl >/dev/null 2>&1 || die "curl is required"
 
   mkdir -p "$LOGS" "$STATE/etcd-data"
   chmod 700 "$STATE/etcd-data"
