@@ -124,6 +124,7 @@ class RuleEvaluation:
     result: RuleResult
     violations: list[Finding] = field(default_factory=list)
     message: str = ""
+    decisive: bool = False
 
     def to_dict(self, with_findings: int = 0) -> dict[str, Any]:
         """The rule's line in a result; ``with_findings`` > 0 adds that many violations."""
@@ -178,12 +179,12 @@ def evaluate(group: SecurityGroup, given: EvaluationInput) -> Verdict:
                     RuleResult.ERROR, message=f"rule failed to evaluate: {type(exc).__name__}: {exc}"
                 )
         evaluations.append(
-            RuleEvaluation(config.name, config.mode, outcome.result, outcome.violations, outcome.message)
+            RuleEvaluation(config.name, config.mode, outcome.result, outcome.violations,
+                           outcome.message, outcome.decisive)
         )
 
     for evaluation in evaluations:
-        rule = rule_registry.get(evaluation.name)
-        if rule and rule.overrides_all and evaluation.result == RuleResult.FAILED:
+        if evaluation.decisive and evaluation.result == RuleResult.FAILED:
             return Verdict(
                 group.name, Outcome.BLOCKED, evaluations,
                 f"{evaluation.name}: {evaluation.message} (overrides every other rule)",

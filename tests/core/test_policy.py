@@ -129,3 +129,25 @@ def test_rule_crash_is_error_not_allowed(monkeypatch):
     monkeypatch.setattr(type(rule), "evaluate", lambda self, given, params: 1 / 0)
     v = verdict(load_group("local-default"), report_with())
     assert v.outcome == Outcome.ERROR
+
+
+def test_decisive_failure_blocks_even_in_non_blocking_mode():
+    from modelsec.rules.base import Rule, RuleOutcome
+
+    class Denied(Rule):
+        id = "SuspiciousComponents"
+        title = description = "t"
+
+        def evaluate(self, given, params):
+            return RuleOutcome(RuleResult.FAILED, message="denied", decisive=True)
+
+    from modelsec import rules
+
+    registry = rules.registry()
+    original = registry["SuspiciousComponents"]
+    registry["SuspiciousComponents"] = Denied()
+    try:
+        group = parse_group({"rules": [{"name": "SuspiciousComponents", "mode": "NonBlocking"}]}, "t", "t")
+        assert verdict(group, report_with()).outcome == Outcome.BLOCKED
+    finally:
+        registry["SuspiciousComponents"] = original

@@ -143,4 +143,3 @@ def test_rules_declare_metadata_only(rule: str) -> None:
     r = registry.get(rule)
     assert r is not None and r.judges_content is False
     assert r.sources == frozenset({SourceType.HUGGING_FACE})
-    assert r.overrides_all is (rule == "ModelBlocked")

@@ -59,6 +59,9 @@ class RuleOutcome:
     result: RuleResult
     violations: list[Finding] = field(default_factory=list)
     message: str = ""
+    # A FAILED outcome that decides the verdict on its own, whatever the rule's mode and
+    # the other rules say (an explicitly denied model).
+    decisive: bool = False
 
 
 class Rule(ABC):
@@ -73,9 +76,6 @@ class Rule(ABC):
     # True if the rule judges file content: then anything the engine could not inspect
     # makes the rule ERROR rather than PASSED (fail closed).
     judges_content: ClassVar[bool] = True
-    # True for rules whose failure decides the outcome regardless of the others (an
-    # explicitly denied model is BLOCKED even when every other rule passed or errored).
-    overrides_all: ClassVar[bool] = False
 
     def parse_params(self, raw: dict[str, Any] | None) -> RuleParams:
         return self.Params.model_validate(raw or {})

@@ -1,13 +1,12 @@
 """ModelBlocked: explicit deny and allow lists of ``org/name``.
 
 A model matching ``deniedModels`` is BLOCKED whatever else the scan found (the rule
-``overrides_all``), even when it also matches ``approvedModels``: a deny beats an allow.
+a decisive outcome), even when it also matches ``approvedModels``: a deny beats an allow.
 When ``approvedModels`` is non-empty it is an allow-list: a model outside it fails too.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
 
 from pydantic import Field
 
@@ -57,7 +56,6 @@ class ModelBlocked(Rule):
     Params = ModelBlockedParams
     sources = frozenset({SourceType.HUGGING_FACE})
     judges_content = False
-    overrides_all: ClassVar[bool] = True
 
     def evaluate(self, given: EvaluationInput, params: RuleParams) -> RuleOutcome:
         assert isinstance(params, ModelBlockedParams)
@@ -76,7 +74,8 @@ class ModelBlocked(Rule):
         if denied is not None:
             message = f"{model_id} matches deniedModels entry {denied!r}"
             return RuleOutcome(
-                RuleResult.FAILED, [DENIED_MODEL.at(meta.uri, message, subject=model_id)], message
+                RuleResult.FAILED, [DENIED_MODEL.at(meta.uri, message, subject=model_id)], message,
+                decisive=True,
             )
         if params.approved_models:
             if matches(model_id, params.approved_models) is None:
