@@ -671,3 +671,13 @@ def test_backdoor_report_escapes_node_names() -> None:
     text = json.dumps(f.to_dict(), ensure_ascii=False)
     assert "\x1b" not in text and "\x07" not in text
     assert f.subject == "sw\\x07itch (Where)"
+
+
+def test_condition_on_activations_a_mask_touched_is_not_a_trigger() -> None:
+    """The attention output depends on the mask comparison, but IsNaN(out) is a test of
+    the activations, not the trigger deciding: replacing NaNs with a constant is clean."""
+    m = attention("where")
+    m.graph.output[0].name = "guarded"
+    m.graph.node.extend([node("IsNaN", ["out"], ["bad"]), node("Where", ["bad", "fallback", "out"], ["guarded"])])
+    m.graph.initializer.append(T("fallback", np.arange(8.0)))
+    assert_onnx_clean(scan(m))

@@ -490,7 +490,9 @@ class Analyzer:
     def where(self, node: OpNode, ins: list[Val], label: str) -> Val:
         cond, a, b = ins
         base = self.generic(node, ins, label)
-        if not cond.trig:
+        if not cond.trig or not cond.gated:
+            # a condition computed from other data too (IsNaN of activations that an
+            # attention mask once touched) is not the trigger deciding
             return base
         trigger, pol = self._trigger_of(cond)
         if not a.data and not b.data:
@@ -632,10 +634,11 @@ class Analyzer:
         for i in range(len(node.outputs)):
             tv = then_outs[i] if i < len(then_outs) else DATA_UNKNOWN
             ev = else_outs[i] if i < len(else_outs) else DATA_UNKNOWN
-            if cond.trig and tv.data != ev.data:
+            triggered = bool(cond.trig) and cond.gated
+            if triggered and tv.data != ev.data:
                 fixed, computed = (tv, ev) if not tv.data else (ev, tv)
                 outs.append(self._control_switch("if", node, label, cond, fixed, computed, cond))
-            elif cond.trig and not tv.data and not ev.data:
+            elif triggered and not tv.data and not ev.data:
                 outs.append(self._control_switch("if", node, label, cond, tv, ev, cond))
             else:
                 joined = self.join([tv, ev])
@@ -656,7 +659,7 @@ class Analyzer:
             produced = body_outs[1 + j] if 1 + j < len(body_outs) else DATA_UNKNOWN
             if j < len(carried):
                 init = carried[j]
-                if control.trig and not init.data and produced.data:
+                if control.trig and control.gated and not init.data and produced.data:
                     outs.append(self._control_switch("loop", node, label, control, init, produced, control))
                     continue
                 val = self.join([init, produced])
