@@ -74,6 +74,7 @@ start_daemon() {
   local name=$1; shift
   : > "$LOGS/$name.log"
   # Loopback traffic (webhooks, etcd) must never go through a proxy from the environment.
+  # shellcheck disable=SC2016  # $$ and $@ expand in the inner shell
   env -u http_proxy -u https_proxy -u HTTP_PROXY -u HTTPS_PROXY -u ALL_PROXY -u all_proxy \
     NO_PROXY=127.0.0.1,localhost,::1 no_proxy=127.0.0.1,localhost,::1 \
     setsid bash -c 'echo $$ > "$0"; exec "$@"' "$STATE/$name.pid" "$@" \
@@ -335,6 +336,7 @@ cmd_env() {
   # shellcheck disable=SC1090
   source "$PORTS_FILE"
   printf 'export KUBECONFIG=%q\n' "$KUBECONFIG_FILE"
+  # shellcheck disable=SC2016  # $PATH expands where the output is eval'd
   printf 'export PATH=%q:"$PATH"\n' "$TOOLS_BIN_DIR"
   printf 'export ENVTEST_NAME=%q\n' "$NAME"
   printf 'export ENVTEST_APISERVER_URL=%q\n' "https://127.0.0.1:$APISERVER_PORT"

@@ -130,6 +130,7 @@ tools::ldflags() {
 tools::_module_time() {
   local dir t
   dir=$(tools::module_dir "$1")
+  # shellcheck disable=SC2015  # any failure falls back to the epoch below
   t=$(cd "$dir" && go list -m -f '{{if .Time}}{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}{{end}}' "$2" 2>/dev/null || true)
   echo "${t:-1970-01-01T00:00:00Z}"
 }
