@@ -54,6 +54,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE instead of stdout")
     parser.add_argument("--revision", help="revision for a single hf:// or s3:// target (overrides @rev)")
     parser.add_argument(
+        "--source-option", action="append", default=[], metavar="KEY=VALUE",
+        help="remote source setting, repeatable: endpoint=URL (private hub, MinIO), region=..., "
+        "addressingStyle=path, allowPatterns=*.safetensors, ignorePatterns=... (docs/sources.md). "
+        "Credentials come from the environment (HF_TOKEN, AWS_*), never from the command line",
+    )
+    parser.add_argument(
         "--max-findings", type=int, default=20, metavar="N",
         help="findings shown per model in the table (default: %(default)s; json shows all)",
     )
@@ -96,6 +102,13 @@ def run(args: argparse.Namespace) -> int:
     except ModelRefError as exc:
         print(f"modelsec scan: {exc}", file=sys.stderr)
         return exitcodes.USAGE
+    config: dict[str, str] = {}
+    for option in args.source_option:
+        key, sep, value = option.partition("=")
+        if not sep or not key:
+            print(f"modelsec scan: --source-option wants KEY=VALUE, got {option!r}", file=sys.stderr)
+            return exitcodes.USAGE
+        config[key.strip()] = value
     missing = [r.location for r in refs if r.scheme == "file" and not os.path.lexists(r.location)]
     if missing:
         print(f"modelsec scan: no such file or directory: {', '.join(missing)}", file=sys.stderr)
@@ -108,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         for ref, target in zip(refs, args.targets):
             display = target if ref.scheme == "file" and "://" not in target else None
-            scanned = scan_model(ref, engine, ScanOptions(progress=progress, display=display))
+            scanned = scan_model(ref, engine, ScanOptions(progress=progress, display=display, config=config))
             verdict = evaluate(
                 group, EvaluationInput(scanned.report, scanned.source_type, scanned.metadata)
             )

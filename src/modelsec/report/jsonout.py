@@ -35,13 +35,14 @@ def model_to_dict(result: ModelResult, max_findings: int | None = None) -> dict[
     return {
         "target": report.target,
         "uri": scanned.ref.uri,
-        "revision": meta.revision,
+        "revision": meta.revision or report.revision,
         "sourceType": scanned.source_type.value,
         "outcome": verdict.outcome.value,
         "reason": verdict.reason,
         "fingerprint": report.fingerprint,
         "filesScanned": len(report.files),
         "bytesScanned": report.bytes_scanned,
+        "bytesTransferred": report.bytes_transferred,
         "durationSeconds": round(report.seconds, 3),
         "metadata": {
             "modelId": meta.model_id,
