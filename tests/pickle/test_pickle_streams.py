@@ -208,3 +208,17 @@ def test_short_frame_is_still_read() -> None:
     body = stack_global("nt", "system")
     data = proto(4) + b"\x95" + (len(body) + 10).to_bytes(8, "little") + body + STOP
     assert subjects(scan(data), "MS-PKL-100") == {"nt.system"}
+
+
+def test_names_seen_in_trailing_junk_are_not_reported() -> None:
+    data = pickle.dumps([1], protocol=2) + b"cacme\nthing\n\x00junk"
+    result = scan(data)
+    assert not result.findings, summary(result)
+
+
+def test_scanning_non_pickle_bytes_as_pickle_reports_nothing() -> None:
+    from modelsec.formats.pickle import SCANNER
+
+    ctx, sink = _ctx()
+    SCANNER.scan(BytesSource(b"certifi\nidna\nnumpy\n"), ctx)
+    assert not sink.findings and not sink.incompletes

@@ -199,11 +199,14 @@ class PickleScan:
         *,
         end: int | None = None,
         memo_parent: dict[int, Value] | None = None,
+        speculative: bool = False,
     ) -> StreamResult:
         """One stream from ``start`` (reading no further than ``end``); findings reported,
-        limits reported as incompletes (``result.limited``)."""
+        limits reported as incompletes (``result.limited``). A ``speculative`` stream is
+        bytes that may not be a pickle at all: only what could run counts."""
         view = self.source if end is None else SliceSource(self.source, 0, end)
         machine = StackMachine(self, self.limits, memo_parent)
+        known_refs, known_embedded = len(self._referenced), set(self._embedded)
         try:
             result = _run(OpcodeReader(view, start), machine, self.ops_left, self._raw_array)
         except LimitExceeded as exc:
@@ -215,6 +218,12 @@ class PickleScan:
         except _Halt:
             result = StreamResult(start, limited=True, ops=machine.ops, effects=machine.effects)
         self.ops_left -= result.ops
+        if result.noise or (speculative and not result.effects):
+            # Not a pickle after all: names it seemed to reference were just bytes.
+            for subject in list(self._referenced)[known_refs:]:
+                del self._referenced[subject]
+            for key in set(self._embedded) - known_embedded:
+                del self._embedded[key]
         return result
 
     def scan_all(self) -> None:
@@ -295,7 +304,7 @@ class PickleScan:
         if not layout.padded and layout.nbytes:
             # Unpadded data is where plain pickle.load (not joblib.load) would read its next
             # opcodes: look at it that way too, sharing the memo it would see.
-            self.run_stream(pos, end=pos + layout.nbytes, memo_parent=machine.memo)
+            self.run_stream(pos, end=pos + layout.nbytes, memo_parent=machine.memo, speculative=True)
         reader.seek(pos)
         reader.skip_raw(layout.nbytes)
 
