@@ -147,7 +147,7 @@ tools::build() {
   tmp="$out.tmp.$$"
   ldflags=$(tools::ldflags "$name" "$version")
   tools::log "building $name $version from $pkg ($(go env GOVERSION), wrapper module ${dir#"$REPO_ROOT"/})"
-  tools::log "  a first build downloads modules and compiles from scratch: this can take several minutes (kube-apiserver: 10-25 min on 2 cores); later builds reuse ~/.cache/go-build"
+  tools::log "  with a cold Go build cache this downloads modules and compiles for minutes (kube-apiserver 10-25 min, helm up to 20 min on 2 cores); with a warm one (~/.cache/go-build), seconds"
   start=$(date +%s)
   # A heartbeat so a long build does not look hung in CI logs.
   ( while sleep 60; do tools::log "  ... still building $name ($(( $(date +%s) - start ))s)"; done ) &
