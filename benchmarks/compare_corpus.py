@@ -84,12 +84,34 @@ def main() -> None:
     for tool, version, det, n_mal, missed, fa, n_ben, fb, secs in rows:
         print(f"| {tool} | {version} | {det}/{n_mal} | {missed} | {fa}/{n_ben} | {fb} | {secs:.1f} s |")
     print()
+    print_per_category(per_file, tools)
     missed_by_modelsec = [p for p in per_file if p["tool"] == "modelsec" and (
         (p["label"] == "malicious" and p["verdict"] != FLAGGED) or (p["label"] == "benign" and p["verdict"] != CLEAN))]
     if missed_by_modelsec:
         print("modelsec disagreements with the labels:")
         for p in missed_by_modelsec:
             print(f"  {p['file']}: label {p['label']}, verdict {p['verdict']}")
+
+
+def print_per_category(per_file: list[dict], tools: list[str]) -> None:
+    """Detected/false alarms per file category (pickle, torch, keras, jinja, ...)."""
+    categories = sorted({p["category"] for p in per_file})
+    print("| category | " + " | ".join(tools) + " |")
+    print("| --- | " + " | ".join("---" for _ in tools) + " |")
+    for category in categories:
+        cells = []
+        for tool in tools:
+            rows = [p for p in per_file if p["tool"] == tool and p["category"] == category]
+            mal = [p for p in rows if p["label"] == "malicious"]
+            ben = [p for p in rows if p["label"] == "benign"]
+            text = []
+            if mal:
+                text.append(f"{sum(p['verdict'] == FLAGGED for p in mal)}/{len(mal)} detected")
+            if ben:
+                text.append(f"{sum(p['verdict'] == FLAGGED for p in ben)}/{len(ben)} false alarms")
+            cells.append(", ".join(text))
+        print(f"| {category} | " + " | ".join(cells) + " |")
+    print()
 
 
 if __name__ == "__main__":

@@ -36,7 +36,8 @@ def measure(cmd: list[str], repeat: int) -> tuple[float, int, int]:
 
 def commands(tool: str, path: Path) -> list[str] | None:
     if tool == "sha256sum (baseline)":
-        return ["sha256sum", str(path)]
+        files = [str(p) for p in sorted(path.rglob("*")) if p.is_file()] if path.is_dir() else [str(path)]
+        return ["sha256sum", *files]
     if tool == "modelsec":
         return [str(REPO / ".venv/bin/modelsec"), "scan", "-q", "--no-progress", str(path)]
     bin_dir = ensure_tool(tool)
@@ -44,7 +45,7 @@ def commands(tool: str, path: Path) -> list[str] | None:
         "picklescan": [str(bin_dir / "picklescan"), "-p", str(path)],
         "modelscan": [str(bin_dir / "modelscan"), "-p", str(path)],
         "modelaudit": [str(bin_dir / "modelaudit"), "scan", "--no-cache", str(path)],
-        "fickling": [str(bin_dir / "fickling"), "--check-safety", str(path)],
+        "fickling": None if path.is_dir() else [str(bin_dir / "fickling"), "--check-safety", str(path)],
     }[tool]
 
 
@@ -59,7 +60,8 @@ def main() -> None:
     print("| model | tool | wall (median) | vs baseline | peak RSS | exit |")
     print("| --- | --- | --- | --- | --- | --- |")
     for name, path in models.items():
-        subprocess.run(["cat", str(path)], stdout=subprocess.DEVNULL, check=True)  # warm the cache
+        files = [str(p) for p in sorted(path.rglob("*")) if p.is_file()] if path.is_dir() else [str(path)]
+        subprocess.run(["cat", *files], stdout=subprocess.DEVNULL, check=True)  # warm the cache
         baseline = None
         for tool in tools:
             cmd = commands(tool, path)

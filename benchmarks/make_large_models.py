@@ -113,10 +113,70 @@ def write_numpy_pickle(path: Path, total_bytes: int) -> None:
                     out, protocol=4)
 
 
+def write_gguf(path: Path, total_bytes: int) -> None:
+    """A GGUF v3 file with a chat template and F32 tensors; the tensor data is a sparse
+    region (zeros), which every scanner still has to read to hash."""
+    import struct
+
+    def string(text: str) -> bytes:
+        raw = text.encode()
+        return struct.pack("<Q", len(raw)) + raw
+
+    template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+                "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    kvs = [("general.architecture", 8, string("llama")), ("general.alignment", 4, struct.pack("<I", 32)),
+           ("tokenizer.chat_template", 8, string(template))]
+    n = max(1, total_bytes // (CHUNK_ELEMS * 4))
+    header = b"GGUF" + struct.pack("<IQQ", 3, n, len(kvs))
+    for key, kind, value in kvs:
+        header += string(key) + struct.pack("<I", kind) + value
+    for i in range(n):
+        header += string(f"blk.{i}.weight") + struct.pack("<I", 2) + struct.pack("<QQ", 4096, CHUNK_ELEMS // 4096)
+        header += struct.pack("<IQ", 0, i * CHUNK_ELEMS * 4)
+    header += b"\0" * (-len(header) % 32)
+    with open(path, "wb") as out:
+        out.write(header)
+        out.truncate(len(header) + n * CHUNK_ELEMS * 4)
+
+
+def write_onnx_external(path: Path, total_bytes: int) -> None:
+    """A directory: model.onnx (a MatMul + Add MLP) whose 1 GiB weight lives in weights.bin."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    path.mkdir()
+    rows = max(1, total_bytes // (4096 * 4))
+    weight = TensorProto(name="W", data_type=TensorProto.FLOAT, dims=[4096, rows])
+    weight.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", "weights.bin"), ("offset", "0"), ("length", str(rows * 4096 * 4))):
+        weight.external_data.add(key=key, value=value)
+    bias = helper.make_tensor("B", TensorProto.FLOAT, [1], [0.0])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["h"], name="matmul"),
+         helper.make_node("Add", ["h", "B"], ["y"], name="bias"),
+         helper.make_node("Relu", ["y"], ["out"], name="relu")],
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4096])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, rows])],
+        initializer=[weight, bias],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    (path / "model.onnx").write_bytes(model.SerializeToString())
+    rng = np.random.default_rng(4)
+    with open(path / "weights.bin", "wb") as out:
+        written = 0
+        while written < rows * 4096 * 4:
+            block = rng.standard_normal(min(CHUNK_ELEMS, (rows * 4096 * 4 - written) // 4), dtype=np.float32)
+            out.write(block.tobytes())
+            written += block.nbytes
+
+
 MODELS = {
     "state_dict_1g.pt": write_state_dict,
     "weights_1g.safetensors": write_safetensors,
     "arrays_1g.pkl": write_numpy_pickle,
+    "llm_2g.gguf": lambda path, size: write_gguf(path, 2 * size),
+    "onnx_external_1g": write_onnx_external,
 }
 
 
@@ -127,7 +187,7 @@ def ensure(size_gib: float = 1.0) -> dict[str, Path]:
         path = DATA / name
         if not path.exists():
             print(f"writing {path} ...", file=sys.stderr)
-            tmp = path.with_suffix(path.suffix + ".tmp")
+            tmp = path.with_name(path.name + ".tmp")
             writer(tmp, int(size_gib * (1 << 30)))
             tmp.rename(path)
         paths[name] = path
@@ -138,4 +198,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size-gib", type=float, default=1.0)
     for name, path in ensure(parser.parse_args().size_gib).items():
-        print(f"{path}  {path.stat().st_size / (1 << 30):.2f} GiB")
+        files = list(path.rglob("*")) if path.is_dir() else [path]
+        print(f"{path}  {sum(f.stat().st_size for f in files) / (1 << 30):.2f} GiB")
