@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash hack/bootstrap.sh
 if [ -x hack/install-tools.sh ]; then
-  # kube-apiserver, etcd and kubectl for the control-plane tests (cached after the first run)
-  bash hack/install-tools.sh
+  # etcd, kube-apiserver and kubectl for the cluster tests (cached after the first run;
+  # helm is built only by the scripts that need it)
+  bash hack/install-tools.sh etcd kube-apiserver kubectl
 fi
 export MODELSEC_CORPORA="${MODELSEC_CORPORA:-$(cd .. && pwd)/shared/corpora}"
 set +e
