@@ -150,3 +150,12 @@ def test_deep_nesting_and_wide_containers_stay_bounded() -> None:
     finally:
         tracemalloc.stop()
     assert peak < 64 << 20, peak
+
+
+def test_long_call_chains_do_not_recurse() -> None:
+    # f()()()... 200k deep: every step calls the previous result
+    data = b"\x80\x04" + b"\x8c\x01a\x8c\x01b\x93" + b")R" * 200_000 + b"."
+    sink = ScanSink(Limits())
+    SCANNER.scan(BytesSource(data), ScanContext("chain.pkl", sink, dispatch))
+    subjects = {f.subject for f in sink.findings}
+    assert subjects == {"a.b", "result of a.b"}, subjects

@@ -39,8 +39,8 @@ from modelsec.pickle.values import (
 )
 
 KEEP_ITEMS = 64  # items a container keeps for analysis
-RETAIN_BUDGET = 2_000_000  # container items kept per stream, in total
-MAX_STACK = 4_000_000  # stack + mark-stack entries
+RETAIN_BUDGET = 1_000_000  # container items kept per stream, in total
+MAX_STACK = 2_000_000  # stack + mark-stack entries (a 2M-element tuple is the largest legit case)
 
 
 class Observer(Protocol):

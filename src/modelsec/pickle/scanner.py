@@ -32,6 +32,7 @@ BOUNDS_EVERY = 0x10000  # opcodes between stack-size checks
 PROBE_OPCODES = 200_000  # detection looks at the head only
 MAX_PENDING_EMBEDDED = 64  # embedded-pickle candidates held back for a possible loader
 MAX_NESTED_SCANS = 1000  # loader payloads and embedded pickles scanned per source
+MAX_TRACKED = 10_000  # distinct names remembered for deduplication and end-of-scan reports
 
 
 @dataclass
@@ -323,7 +324,8 @@ class PickleScan:
         dedupe = (threat.code, key or subject or f"@{offset}")
         if dedupe in self._reported:
             return
-        self._reported.add(dedupe)
+        if len(self._reported) < MAX_TRACKED:  # past that, ctx.report caps and counts
+            self._reported.add(dedupe)
         self.ctx.report(
             threat.at(self.ctx.path, message, offset=offset, subject=subject, details=details)
         )
@@ -349,11 +351,11 @@ class PickleScan:
             self._joblib = True
             self.ctx.set_format("joblib", FormatCategory.MODEL)
         if c.verdict is Verdict.DANGEROUS:
-            if c.path in GETATTR:
+            if c.path in GETATTR and len(self._pending_getattr) < MAX_TRACKED:
                 self._pending_getattr[id(glob)] = glob  # decided when it is called
             else:
                 self._report_dangerous(glob)
-        elif c.verdict is Verdict.UNKNOWN:
+        elif c.verdict is Verdict.UNKNOWN and len(self._referenced) < MAX_TRACKED:
             self._referenced.setdefault(glob.subject, glob)  # 105 unless it gets called
 
     def invoked(self, callee: Value, offset: int, how: str) -> None:
@@ -364,7 +366,8 @@ class PickleScan:
                     self._pending_getattr.pop(id(callee), None)
                     self._report_dangerous(callee)
                 return  # reported when imported
-            self._invoked.add(callee.subject)
+            if len(self._invoked) < MAX_TRACKED:
+                self._invoked.add(callee.subject)
             self._report(
                 threats.UNKNOWN_CALL,
                 offset,

@@ -59,6 +59,10 @@ class Call:
     how: str
     cls: Global | None = None
     state: Value = None  # set by BUILD
+    origin: Value = field(init=False)  # the first non-call callee of f()()()...: O(1) to name
+
+    def __post_init__(self) -> None:
+        self.origin = self.callee.origin if isinstance(self.callee, Call) else self.callee
 
 
 @dataclass(eq=False, slots=True)
@@ -115,11 +119,15 @@ def dict_items(value: Value) -> dict[str, Value] | None:
 
 
 def describe(value: Value) -> str:
-    """A short human name for a value, for finding subjects and messages."""
+    """A short human name for a value, for finding subjects and messages.
+
+    Calls of calls collapse to the innermost callee (``f()()()`` is "result of f"): one
+    subject per origin, and no recursion a crafted chain could exhaust.
+    """
+    if isinstance(value, Call):
+        return f"result of {describe(value.origin)}"
     if isinstance(value, Global):
         return value.subject
-    if isinstance(value, Call):
-        return f"result of {describe(value.callee)}"
     if isinstance(value, Derived):
         return f"bytes decoded by {value.transform}"
     if isinstance(value, Persistent):
