@@ -250,3 +250,21 @@ def test_trial_parses_share_the_opcode_budget() -> None:
     )
     result = scan(data, limits=Limits(max_pickle_opcodes=50_000))
     assert "MS-PKL-120" in {i.code for i in result.incompletes}, summary(result)
+
+
+def test_rebuilt_payload_bytes_are_budgeted() -> None:
+    # Each decode builds a new in-memory payload: the total is bounded per file.
+    decode = stack_global("codecs", "decode") + sbu(INNER.hex()) + sbu("hex") + TUPLE2 + REDUCE
+    one = stack_global("pickle", "loads") + decode + TUPLE1 + REDUCE + b"0"
+    data = proto(4) + one * 40 + b"N" + STOP
+    result = scan(data, limits=Limits(max_inline_bytes=200))  # budget: 4 * 200 bytes
+    assert "MS-PKL-122" in {i.code for i in result.incompletes}, summary(result)
+    assert "pickle.loads" in subjects(result, "MS-PKL-102")
+
+
+def test_deep_decode_chains_are_not_followed_forever() -> None:
+    chain = binbytes(INNER)
+    for _ in range(40):
+        chain = stack_global("builtins", "bytes") + chain + TUPLE1 + REDUCE
+    result = scan(loads_of(chain))
+    assert subjects(result, "MS-PKL-102") == {"pickle.loads"}, summary(result)

@@ -33,6 +33,8 @@ PROBE_OPCODES = 200_000  # detection looks at the head only
 MAX_PENDING_EMBEDDED = 64  # embedded-pickle candidates held back for a possible loader
 MAX_NESTED_SCANS = 1000  # loader payloads and embedded pickles scanned per source
 MAX_TRACKED = 10_000  # distinct names remembered for deduplication and end-of-scan reports
+MAX_DECODE_CHAIN = 16  # decoders stacked on a loader argument that are followed
+NESTED_BYTES_FACTOR = 4  # nested payload bytes per source: this many times max_inline_bytes
 
 
 @dataclass
@@ -191,6 +193,7 @@ class PickleScan:
         # are kept so the ids stay unique. A memoised literal loaded 1000 times is one scan.
         self._payloads: dict[tuple[object, ...], Value] = {}
         self._nested_scans = 0
+        self._nested_bytes = 0
 
     # -- streams ---------------------------------------------------------------------------
 
@@ -412,30 +415,45 @@ class PickleScan:
 
     def loader_called(self, loader: Global, payload: Value, offset: int) -> None:
         root, transforms = payload, []
-        while isinstance(root, Derived):
+        while isinstance(root, Derived) and len(transforms) <= MAX_DECODE_CHAIN:
             transforms.append(root.transform)
             root = root.source
         self._embedded.pop(id(root), None)  # scanned below as the loader's argument
         spec = LOADERS.get(loader.path)
-        if spec is None or spec.expect == "" or payload is None:
-            return
+        if spec is None or spec.expect == "" or payload is None or isinstance(root, Derived):
+            return  # no scannable payload (the loader itself is reported already)
         if spec.takes == "file" and not isinstance(payload, Derived):
             return  # a file name: the file itself is scanned where it lives
         key = (spec.expect, *transforms, id(root))
         if key in self._payloads or not self._may_scan_nested():
             return
         self._payloads[key] = root
+        what = f"{loader.subject} argument at offset {offset}"
         try:
             nested = payload_source(payload, self.source, self.limits.max_inline_bytes)
         except PayloadTooLarge as exc:
             self.ctx.incomplete(
-                f"{loader.subject} argument at offset {offset} ({exc}) is larger than "
-                f"{self.limits.max_inline_bytes} bytes; not inspected",
+                f"{what} ({exc}) is larger than {self.limits.max_inline_bytes} bytes; not inspected",
                 code=threats.INCOMPLETE_PAYLOAD,
             )
             return
-        if nested is not None:
+        if nested is not None and self._charge(nested, what):
             self.ctx.scan_member(nested, f"<{loader.subject} argument @{offset}>", expect=spec.expect)
+
+    def _charge(self, payload: ByteSource, what: str) -> bool:
+        """Count bytes rebuilt in memory for nested scans; past the budget, fail closed.
+        (A slice of the file costs no memory, and each literal is scanned once.)"""
+        if isinstance(payload, SliceSource):
+            return True
+        self._nested_bytes += payload.size
+        if self._nested_bytes <= NESTED_BYTES_FACTOR * self.limits.max_inline_bytes:
+            return True
+        self.ctx.incomplete(
+            f"{what}: nested payloads exceed {NESTED_BYTES_FACTOR * self.limits.max_inline_bytes} "
+            "bytes in total; not inspected",
+            code=threats.INCOMPLETE_PAYLOAD,
+        )
+        return False
 
     def literal(self, value: Value, offset: int) -> None:
         self._embedded[id(value)] = (value, offset)
@@ -456,7 +474,8 @@ class PickleScan:
                 code=threats.INCOMPLETE_LIMIT,
             )
             return
-        if complete(trial) and self._may_scan_nested():
+        what = f"embedded {encoding} pickle at offset {offset}"
+        if complete(trial) and self._may_scan_nested() and self._charge(payload, what):
             self.ctx.scan_member(payload, f"<embedded {encoding} pickle @{offset}>", expect="pickle")
 
     def external_file(self, wrapper: Global, filename: Value, offset: int) -> None:
