@@ -57,7 +57,7 @@ def assert_inner_payload_found(result, loader: str = "pickle.loads") -> None:  #
         result
     )
     nested = next(f for f in inner if f.subject == "os.system")
-    assert nested.file.startswith(f"model.pkl!<{loader} argument @"), nested.file
+    assert nested.file.startswith(f"model.pkl!<{loader} argument @offset "), nested.file
 
 
 def test_raw_bytes_literal() -> None:
@@ -180,7 +180,7 @@ def test_embedded_raw_pickle_without_a_loader() -> None:
     result = scan(data)
     inner = inner_findings(result)
     assert [f.subject for f in inner] == ["os.system"], summary(result)
-    assert inner[0].file.startswith("model.pkl!<embedded raw pickle @")
+    assert inner[0].file.startswith("model.pkl!<embedded raw pickle @offset ")
 
 
 def test_embedded_base64_and_hex_pickles() -> None:
@@ -188,7 +188,7 @@ def test_embedded_base64_and_hex_pickles() -> None:
         result = scan(v4(EMPTY_DICT + sbu("cfg") + binunicode(text) + SETITEM))
         inner = inner_findings(result)
         assert [f.subject for f in inner] == ["os.system"], summary(result)
-        assert f"<embedded {encoding} pickle @" in inner[0].file
+        assert f"<embedded {encoding} pickle @offset " in inner[0].file
 
 
 def test_embedded_benign_pickle_is_clean() -> None:

@@ -484,3 +484,35 @@ def test_dup_and_dict_build_paths() -> None:
         + STOP
     )
     assert subjects(scan(data), DANGEROUS) == {"os.system"}
+
+
+@pytest.mark.parametrize(
+    "module, name, code",
+    [
+        ("subprocess", "check_output", DANGEROUS),  # command runner
+        ("builtins", "exec", DANGEROUS),  # code runner
+        ("runpy", "run_path", DANGEROUS),
+        ("importlib", "import_module", DANGEROUS),  # import resolver
+        ("operator", "methodcaller", DANGEROUS),  # attribute reacher
+        ("functools", "reduce", DANGEROUS),  # trampoline
+        ("shutil", "rmtree", DANGEROUS),  # file writer
+        ("io", "FileIO", DANGEROUS),
+        ("tempfile", "NamedTemporaryFile", DANGEROUS),
+        ("urllib.request", "urlretrieve", DANGEROUS),  # network
+        ("smtplib", "SMTP", DANGEROUS),
+        ("webbrowser", "open", DANGEROUS),
+        ("sys", "exit", DANGEROUS),  # interpreter internals
+        ("signal", "signal", DANGEROUS),
+        ("ctypes", "CDLL", DANGEROUS),
+        ("_osx_support", "_read_output", DANGEROUS),  # picklescan GHSA set
+        ("torch.hub", "load", DANGEROUS),
+        ("numpy.f2py", "compile", DANGEROUS),
+        ("joblib", "load", NESTED),  # nested loaders
+        ("numpy", "load", NESTED),
+        ("shelve", "open", NESTED),
+    ],
+)
+def test_one_gadget_per_threat_class(module: str, name: str, code: str) -> None:
+    data = global_(module, name) + MARK + string("arg") + TUPLE + REDUCE + STOP
+    result = scan(data)
+    assert subjects(result, code) == {f"{module}.{name}"}, summary(result)

@@ -438,7 +438,7 @@ class PickleScan:
             )
             return
         if nested is not None and self._charge(nested, what):
-            self.ctx.scan_member(nested, f"<{loader.subject} argument @{offset}>", expect=spec.expect)
+            self.ctx.scan_member(nested, f"<{loader.subject} argument @offset {offset}>", expect=spec.expect)
 
     def _charge(self, payload: ByteSource, what: str) -> bool:
         """Count bytes rebuilt in memory for nested scans; past the budget, fail closed.
@@ -476,7 +476,7 @@ class PickleScan:
             return
         what = f"embedded {encoding} pickle at offset {offset}"
         if complete(trial) and self._may_scan_nested() and self._charge(payload, what):
-            self.ctx.scan_member(payload, f"<embedded {encoding} pickle @{offset}>", expect="pickle")
+            self.ctx.scan_member(payload, f"<embedded {encoding} pickle @offset {offset}>", expect="pickle")
 
     def external_file(self, wrapper: Global, filename: Value, offset: int) -> None:
         name = filename if isinstance(filename, str) else None
