@@ -52,7 +52,8 @@ def test_not_pickles(data: bytes) -> None:
 
 
 TEXTS = {
-    "README.md": "# Model card\n\nThis model classifies images.\n\n## Usage\n\n```python\nimport torch\n```\n",
+    "README.md": "# Model card\n\nThis model classifies images.\n\n## Usage\n\n"
+    "```python\nimport torch\n```\n",
     "config.json": json.dumps({"architectures": ["BertModel"], "hidden_size": 768}, indent=2),
     "list.json": json.dumps([1, 2, 3]),
     "config.yaml": "model:\n  name: bert\n  layers: 12\n",

@@ -59,7 +59,8 @@ def test_arguments_match_pickletools(protocol: int) -> None:
 
 def test_large_literals_become_blobs_and_are_skipped() -> None:
     big = bytes(range(256)) * 100
-    data = b"\x80\x04" + b"B" + struct.pack("<I", len(big)) + big + b"X" + struct.pack("<I", len(big)) + big + b"."
+    counted = struct.pack("<I", len(big)) + big
+    data = b"\x80\x04" + b"B" + counted + b"X" + counted + b"."
     reader = OpcodeReader(BytesSource(data))
     reader.next()
     code, arg, offset = reader.next()
