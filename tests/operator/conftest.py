@@ -90,6 +90,18 @@ class Cluster:
         pytest.fail(f"{plural}/{name}: {what} not reached in {timeout}s; last seen:\n"
                     f"{yaml.safe_dump(last)}")
 
+    def wait_events(self, name: str, reasons: set[str], timeout: float = 30) -> set[str]:
+        """Event reasons about ``name`` once all of ``reasons`` are there (kopf posts Events
+        asynchronously, shortly after the status they describe)."""
+        deadline = time.monotonic() + timeout
+        seen: set[str] = set()
+        while time.monotonic() < deadline:
+            seen = {e["reason"] for e in self.events(name)}
+            if reasons <= seen:
+                return seen
+            time.sleep(0.3)
+        pytest.fail(f"events {sorted(reasons - seen)} about {name} not posted in {timeout}s (saw {sorted(seen)})")
+
     def events(self, name: str) -> list[dict[str, Any]]:
         out = self.kubectl("get", "events", "-A", "--field-selector", f"involvedObject.name={name}",
                            "-o", "json")
@@ -198,6 +210,17 @@ class OperatorProcess:
             if line.startswith(wanted + " "):
                 return float(line.split()[-1])
         return 0.0
+
+    def wait_metric(self, name: str, at_least: float, timeout: float = 10, **labels: str) -> float:
+        """A metric once it reaches ``at_least`` (counters move right after the status
+        write the test saw, in another process)."""
+        deadline = time.monotonic() + timeout
+        value = self.metric(name, **labels)
+        while value < at_least and time.monotonic() < deadline:
+            time.sleep(0.2)
+            value = self.metric(name, **labels)
+        assert value >= at_least, f"{name}{labels} = {value}, expected >= {at_least}"
+        return value
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, no goodbye; what a node loss or OOM kill does."""

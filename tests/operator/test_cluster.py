@@ -230,9 +230,8 @@ def test_malicious_pickle_is_blocked_with_rule_and_file_in_status(
     assert any(f["rule"] == "LoadTimeCodeExecution" and f["file"].endswith("evil.pkl")
                for f in status["findings"])
     assert status["fingerprint"] and status["filesScanned"] == 1 and status["bytesScanned"] == len(payload)
-    reasons = {e["reason"] for e in cluster.events(name)}
-    assert {"ScanStarted", "ScanBlocked"} <= reasons
-    assert operator.metric("modelsec_scans_total", outcome="BLOCKED") >= 1
+    cluster.wait_events(name, {"ScanStarted", "ScanBlocked"})
+    operator.wait_metric("modelsec_scans_total", 1, outcome="BLOCKED")
 
 
 def test_clean_model_is_allowed_with_full_status_and_events(
@@ -255,8 +254,7 @@ def test_clean_model_is_allowed_with_full_status_and_events(
     assert condition(done)["status"] == "True" and condition(done)["reason"] == "Allowed"
     labels = done["metadata"]["labels"]
     assert labels["modelsec.io/security-group"] == g and len(labels["modelsec.io/scan-key"]) == 16
-    reasons = {e["reason"] for e in cluster.events(name)}
-    assert {"ScanStarted", "ScanCompleted"} <= reasons
+    cluster.wait_events(name, {"ScanStarted", "ScanCompleted"})
     table = cluster.kubectl("get", "mscan", name).stdout
     assert "Completed" in table and "ALLOWED" in table and g in table
     assert name in cluster.kubectl("get", "modelsec").stdout  # the category lists all kinds
@@ -279,7 +277,7 @@ def test_model_outside_the_source_fails_closed(cluster: Any, operator: Any, work
         assert condition(done)["reason"] == "OutsideSource"
         assert "outside the Local source directory" in status["reason"]
         assert "failing closed" in status["reason"]
-    assert any(e["reason"] == "ScanError" for e in cluster.events(document["metadata"]["name"]))
+    cluster.wait_events(document["metadata"]["name"], {"ScanError"})
 
 
 def test_scan_of_a_missing_group_fails_then_runs_when_the_group_appears(
@@ -413,7 +411,7 @@ def test_two_replicas_with_peering_scan_once(
     done = cluster.wait_for("modelscans", document["metadata"]["name"], recorded, timeout=120,
                             what="a verdict")
     assert done["status"]["worker"].endswith(f"@{high.proc.pid}")
-    assert high.metric("modelsec_scans_total", outcome="ALLOWED") >= 1
+    high.wait_metric("modelsec_scans_total", 1, outcome="ALLOWED")
     assert low.metric("modelsec_scan_duration_seconds_count") == 0
     assert low.metric("modelsec_scans_total", outcome="ALLOWED") == 0
 

@@ -173,16 +173,15 @@ async def secrets_config(runtime: Runtime, view: GroupView) -> dict[str, Any]:
 
 
 async def reconcile_scan(
-    name: str, body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, patch: kopf.Patch, retry: int,
+    name: str, body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, retry: int,
     memo: kopf.Memo, logger: logging.Logger, **_: Any,
 ) -> None:
     runtime: Runtime = memo.runtime
     run = ScanRun(runtime, name, body, retry, logger)
     try:
-        await _reconcile(run, spec, meta, patch)
+        await _reconcile(run, spec, meta)
     except ScanDeleted:
         logger.info("deleted while being judged; nothing to record")
-        patch.clear()  # no labels to add to an object that is gone
     except ApiException as exc:
         if transient(exc):
             metrics.ERRORS.labels("ApiTransient").inc()
@@ -190,7 +189,7 @@ async def reconcile_scan(
         raise
 
 
-async def _reconcile(run: ScanRun, spec: kopf.Spec, meta: kopf.Meta, patch: kopf.Patch) -> None:
+async def _reconcile(run: ScanRun, spec: kopf.Spec, meta: kopf.Meta) -> None:
     runtime = run.runtime
     try:
         scan_spec = ModelScanSpec.model_validate(dict(spec))
@@ -198,8 +197,12 @@ async def _reconcile(run: ScanRun, spec: kopf.Spec, meta: kopf.Meta, patch: kopf
         if run.status.get("phase") != Phase.FAILED.value:
             await run.fail("InvalidSpec", explain(exc), None, "spec invalid")
         return
-    for key, value in labels_for(scan_spec, dict(meta.get("labels") or {})).items():
-        patch.metadata.labels[key] = value
+    missing = labels_for(scan_spec, dict(meta.get("labels") or {}))
+    if missing:
+        # Written now rather than with kopf's patch at the end of a possibly long scan, so
+        # that `kubectl get mscan -l modelsec.io/security-group=...` finds it while queued.
+        if await runtime.kube.patch_metadata(PLURAL, run.name, labels=dict(missing)) is None:
+            raise ScanDeleted()
 
     view = await runtime.group_view(scan_spec.security_group)
     decision: Plan = plan(run.status, view, scan_spec.security_group, rescan_requested=run.rescan_request)
