@@ -29,7 +29,7 @@ log = logging.getLogger("modelsec.webhook.admission")
 
 API_VERSION = "admission.k8s.io/v1"
 CHECKED_OPERATIONS = frozenset({"CREATE", "UPDATE"})
-_ALLOWED_HEAD = b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":'
+_RESPONSE_HEAD = b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":'
 
 
 class BadReview(ValueError):
@@ -51,21 +51,44 @@ class Answer:
     models: bool
 
 
+@dataclass(frozen=True)
+class Decided:
+    """A decision and its response, encoded once: a response is ``head + uid + tail``."""
+
+    decision: Decision
+    tail: bytes
+
+    @classmethod
+    def of(cls, decision: Decision) -> "Decided":
+        response: dict[str, Any] = {"allowed": decision.allowed}
+        if not decision.allowed:
+            response["status"] = {"code": 403, "reason": "Forbidden", "message": decision.message}
+        if decision.warnings:
+            response["warnings"] = list(decision.warnings)
+        if decision.audit:
+            response["auditAnnotations"] = dict(decision.audit)
+        encoded = json.dumps(response, separators=(",", ":")).encode()
+        return cls(decision, b"," + encoded[1:] + b"}")  # drop the '{': the uid goes first
+
+    def body(self, uid: str) -> bytes:
+        return _RESPONSE_HEAD + json.dumps(uid).encode() + self.tail
+
+
 class DecisionCache:
     """Decisions by (namespace, labels version, extraction); flushed on view changes. A
     full cache is emptied rather than managed: it refills in one request per key."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.entries: dict[tuple[Any, ...], Decision] = {}
+        self.entries: dict[tuple[Any, ...], Decided] = {}
 
-    def get(self, key: tuple[Any, ...]) -> Decision | None:
+    def get(self, key: tuple[Any, ...]) -> Decided | None:
         return self.entries.get(key)
 
-    def put(self, key: tuple[Any, ...], decision: Decision) -> None:
+    def put(self, key: tuple[Any, ...], decided: Decided) -> None:
         if len(self.entries) >= self.size:
             self.entries.clear()
-        self.entries[key] = decision
+        self.entries[key] = decided
 
     def clear(self) -> None:
         self.entries.clear()
@@ -130,7 +153,7 @@ class Admission:
             log.exception(f"internal error on request {uid}")
             message = (f"modelsec webhook internal error ({type(exc).__name__}); failing closed. "
                        "Retry, and report it if it persists.")
-            return Answer(self._denied(uid, Decision(False, message)), False, "internal-error", True)
+            return Answer(Decided.of(Decision(False, message)).body(uid), False, "internal-error", True)
 
     def _answer(self, uid: str, request: dict[str, Any]) -> Answer:
         namespace = request.get("namespace") or ""
@@ -155,35 +178,36 @@ class Admission:
         if not self.ready():
             decision = Decision(False, "modelsec: the admission webhook is starting and has not "
                                 "synced its view of ModelScans yet; retry shortly")
-            return Answer(self._denied(uid, decision), False, "not-ready", True)
-        decision = self._decide(extraction, namespace)
+            return Answer(Decided.of(decision).body(uid), False, "not-ready", True)
+        decided = self._decide(extraction, namespace)
+        decision = decided.decision
         if not request.get("dryRun"):
             self._side_effects(decision, request, kind, obj, namespace)
         elif decision.scans and not decision.allowed:
             # sideEffects: NoneOnDryRun, so nothing was requested: say so, or a dry-run
             # retried in CI would wait forever for a scan nobody asked for.
-            decision = replace(decision, message=decision.message + "\n(dry run: no ModelScan "
-                               "was created; apply for real, or create the ModelScan, to start the scan)")
-        if decision.allowed:
-            return Answer(self._allowed(uid, decision), True, "judged", True)
-        return Answer(self._denied(uid, decision), False, "judged", True)
+            decided = Decided.of(replace(decision, message=decision.message + "\n(dry run: no "
+                                 "ModelScan was created; apply for real, or create the ModelScan, "
+                                 "to start the scan)"))
+        return Answer(decided.body(uid), decision.allowed, "judged", True)
 
-    def _decide(self, extraction: Extraction, namespace: str) -> Decision:
+    def _decide(self, extraction: Extraction, namespace: str) -> Decided:
         ns = self.view.namespaces.get(namespace)
         key = (namespace, ns.version if ns else -1, extraction)
-        decision = self.cache.get(key)
-        if decision is not None:
+        decided = self.cache.get(key)
+        if decided is not None:
             metrics.CACHE_HIT()
-            return decision
+            return decided
         metrics.CACHE_MISS()
         decision = decide(extraction, namespace, ns.labels if ns else None, self.view,
                           self.settings.decision)
         for judgement in decision.judgements:
             metrics.JUDGEMENTS.labels(judgement.status.value, judgement.mode.value).inc()
+        decided = Decided.of(decision)
         # An unknown namespace is a race with the namespace watch: do not remember it.
         if ns is not None:
-            self.cache.put(key, decision)
-        return decision
+            self.cache.put(key, decided)
+        return decided
 
     def _side_effects(self, decision: Decision, request: dict[str, Any], kind: str, obj: Any,
                       namespace: str) -> None:
@@ -204,30 +228,5 @@ class Admission:
     # -- responses --------------------------------------------------------------------
 
     @staticmethod
-    def _allowed(uid: str, decision: Decision | None = None) -> bytes:
-        if decision is None or not (decision.warnings or decision.audit):
-            return _ALLOWED_HEAD + json.dumps(uid).encode() + b',"allowed":true}}'
-        response: dict[str, Any] = {"uid": uid, "allowed": True}
-        if decision.warnings:
-            response["warnings"] = list(decision.warnings)
-        if decision.audit:
-            response["auditAnnotations"] = dict(decision.audit)
-        return _envelope(response)
-
-    @staticmethod
-    def _denied(uid: str, decision: Decision) -> bytes:
-        response: dict[str, Any] = {
-            "uid": uid,
-            "allowed": False,
-            "status": {"code": 403, "reason": "Forbidden", "message": decision.message},
-        }
-        if decision.warnings:
-            response["warnings"] = list(decision.warnings)
-        if decision.audit:
-            response["auditAnnotations"] = dict(decision.audit)
-        return _envelope(response)
-
-
-def _envelope(response: dict[str, Any]) -> bytes:
-    return json.dumps({"apiVersion": API_VERSION, "kind": "AdmissionReview", "response": response},
-                      separators=(",", ":")).encode()
+    def _allowed(uid: str) -> bytes:
+        return _RESPONSE_HEAD + json.dumps(uid).encode() + b',"allowed":true}}'

@@ -18,6 +18,7 @@ an audit record (:mod:`modelsec.k8s.enforcement`).
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -85,6 +86,12 @@ class Settings:
 
 # --- judging one reference by one group --------------------------------------------------
 
+@functools.lru_cache(maxsize=65536)
+def scan_identity(uri: str, revision: str | None, group: str) -> tuple[str, str]:
+    """(scan key, ModelScan name) of a triple: two SHA-256s, worth remembering."""
+    return scan_key(uri, revision, group), scan_name(uri, revision, group)
+
+
 def judge(reference: Reference, governor: Governor, view: View) -> Judgement:
     group = governor.group
     mode = group.enforcement.mode
@@ -105,11 +112,11 @@ def judge(reference: Reference, governor: Governor, view: View) -> Judgement:
     if group.state == "not-ready":
         return result(Status.ERROR, f"SecurityGroup {group.name} cannot judge models "
                       f"({group.state_message})")
-    name = scan_name(reference.ref.uri, reference.ref.revision, group.name)
+    key, name = scan_identity(reference.ref.uri, reference.ref.revision, group.name)
     if group.state == "validating":
         return result(Status.PENDING, "the group changed and is being validated; retry shortly",
                       scan=name, warnings=tuple(warnings))
-    record = view.scan(scan_key(reference.ref.uri, reference.ref.revision, group.name))
+    record = view.scan(key)
     if record is None:
         return result(Status.PENDING, f"not scanned yet (ModelScan {name}); scan pending, "
                       "retry shortly", scan=name, request_scan=True,

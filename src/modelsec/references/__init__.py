@@ -1,8 +1,8 @@
 """Model references in workloads: which models a Pod, a pod template or a KServe
 InferenceService will load.
 
-A workload is first normalised (:mod:`.workloads`: pod specs of every controller kind,
-commands split as the kubelet and a shell would split them, literal environment values);
+A workload is first normalised (:mod:`.workloads`: pod specs of every controller kind; :mod:`.container`: commands split
+as the kubelet and a shell would split them, literal environment values);
 then each *extractor* reads it with the conventions of one serving stack. An extractor is
 one module under ``modelsec.references`` exposing ``EXTRACTOR`` (see :class:`Extractor`)
 and one line in :data:`EXTRACTOR_MODULES`.
@@ -21,8 +21,8 @@ import importlib
 from dataclasses import dataclass
 from typing import Iterable, Protocol
 
+from modelsec.references.container import Container
 from modelsec.references.model import (
-    Container,
     Found,
     Invalid,
     NotAReference,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-from modelsec.references.model import Container
+if TYPE_CHECKING:  # container.py imports this module
+    from modelsec.references.container import Container
 
 _PYTHONS = ("python", "python3", "python3.9", "python3.10", "python3.11", "python3.12", "python3.13")
 
@@ -65,7 +66,10 @@ def first(args: tuple[str, ...], *flags: str) -> str | None:
 
 def image_matches(container: Container, *needles: str) -> bool:
     name = container.image_name
-    return any(needle in name for needle in needles)
+    for needle in needles:
+        if needle in name:
+            return True
+    return False
 
 
 def describe(container: Container, what: str) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from modelsec.references.argv import describe, first, image_matches, program
+from modelsec.references.argv import describe, first, image_matches
 from modelsec.references.model import Found, Workload
 from modelsec.references.workloads import KSERVE_COMPONENTS
 
@@ -64,7 +64,7 @@ class KServeExtractor:
                 for uri in args[0::2]:
                     yield Found(uri, describe(container, "storage-initializer source"))
             elif image_matches(container, HF_SERVER) or any(
-                program(line)[0] == HF_SERVER for line in container.commands
+                prog == HF_SERVER for prog, _rest in container.programs
             ):
                 for line in container.commands:
                     model = first(line, "--model_id")

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from modelsec.references.argv import describe, first, image_matches, program
-from modelsec.references.model import Container, Found, Unresolved, Workload
+from modelsec.references.argv import describe, first, image_matches
+from modelsec.references.container import Container
+from modelsec.references.model import Found, Unresolved, Workload
 
 PROGRAMS = frozenset({"llama-server", "llama-cli", "llama-run", "server"})
 IMAGES = ("llama.cpp", "llama-cpp", "llamacpp")
@@ -33,8 +34,7 @@ MODEL_FLAGS = (
 
 def _server_args(container: Container) -> list[tuple[str, ...]]:
     found = []
-    for line in container.commands:
-        prog, rest = program(line)
+    for prog, rest in container.programs:
         # `server` is the historical binary name: only trusted inside a llama.cpp image.
         if prog in PROGRAMS and (prog != "server" or image_matches(container, *IMAGES)):
             found.append(rest)

@@ -4,39 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from modelsec.sources import ModelRef, ModelRefError, parse_model_uri
 
-_EMPTY: Mapping[str, str] = MappingProxyType({})
-
-
-@dataclass(frozen=True)
-class Container:
-    """One container as the runtime will start it.
-
-    ``commands`` holds the command lines it runs: one for an exec-form ``command``/
-    ``args``, several for a shell script (``sh -c 'a && exec b'``). ``entrypoint`` is
-    False when ``command`` is unset, i.e. the image's entrypoint receives ``args``.
-    """
-
-    name: str
-    image: str = ""
-    commands: tuple[tuple[str, ...], ...] = ()
-    env: Mapping[str, str] = field(default_factory=lambda: _EMPTY)  # literal values only
-    env_from_elsewhere: frozenset[str] = frozenset()  # names set via valueFrom
-    entrypoint: bool = True
-    init: bool = False
-
-    @property
-    def image_name(self) -> str:
-        """The image's repository path, lower case, without registry port, tag or digest:
-        ``ghcr.io/ggml-org/llama.cpp:server`` -> ``ghcr.io/ggml-org/llama.cpp``."""
-        image = self.image.lower().split("@", 1)[0]
-        slash = image.rfind("/")
-        colon = image.rfind(":")
-        return image[:colon] if colon > slash else image
+if TYPE_CHECKING:
+    from modelsec.references.container import Container
 
 
 @dataclass(frozen=True)
@@ -102,6 +75,7 @@ class NotAReference(ModelRefError):
 
 # Hub ids: `org/name`, each part [A-Za-z0-9._-], no leading dot or dash, <= 96 chars.
 _HF_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+_HF_URI = re.compile(r"^hf://([A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*)(?:@([^@/\s]+))?$")
 _SCHEMES = ("hf://", "s3://", "file://", "https://huggingface.co/", "http://huggingface.co/",
             "https://www.huggingface.co/")
 
@@ -129,6 +103,9 @@ def to_model_ref(text: str, revision: str | None = None) -> ModelRef:
             if not tail:
                 raise ModelRefError(f"{text}: empty revision after ':'")
             text, revision = f"hf://{head}", revision or tail
+        fast = _HF_URI.match(text)
+        if fast is not None:  # the common case, without urlsplit; same result
+            return ModelRef("hf", fast.group(1), revision or fast.group(2))
         return parse_model_uri(text, revision)
     if lowered.startswith(_SCHEMES):
         return parse_model_uri(text, revision)

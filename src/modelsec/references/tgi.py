@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from modelsec.references.argv import describe, first, image_matches, program
-from modelsec.references.model import Container, Found, Unresolved, Workload
+from modelsec.references.argv import describe, first, image_matches
+from modelsec.references.container import Container
+from modelsec.references.model import Found, Unresolved, Workload
 
 PROGRAMS = frozenset({"text-generation-launcher", "text-embeddings-router"})
 IMAGES = ("text-generation-inference", "text-embeddings-inference")
@@ -25,7 +26,7 @@ ENV_MODEL, ENV_REVISION, ENV_LORA = "MODEL_ID", "REVISION", "LORA_ADAPTERS"
 
 
 def _launcher_args(container: Container) -> list[tuple[str, ...]]:
-    found = [program(line)[1] for line in container.commands if program(line)[0] in PROGRAMS]
+    found = [rest for prog, rest in container.programs if prog in PROGRAMS]
     if container.entrypoint and image_matches(container, *IMAGES):
         found.append(container.commands[0] if container.commands else ())
     return found

@@ -13,8 +13,9 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from modelsec.references.argv import describe, image_matches, program, values
-from modelsec.references.model import Container, Found, Workload
+from modelsec.references.argv import describe, image_matches, values
+from modelsec.references.container import Container
+from modelsec.references.model import Found, Workload
 
 FLAGS = ("--model-repository", "--model-store")
 _S3_ENDPOINT = re.compile(r"^s3://(?:(https?)://)?([^/]+:\d+)/(.+)$", re.IGNORECASE)
@@ -30,7 +31,7 @@ def split_endpoint(uri: str) -> tuple[str, str | None]:
 
 
 def _server_args(container: Container) -> list[tuple[str, ...]]:
-    found = [rest for prog, rest in map(program, container.commands) if prog == "tritonserver"]
+    found = [rest for prog, rest in container.programs if prog == "tritonserver"]
     if container.entrypoint and container.commands and image_matches(container, "tritonserver"):
         found.append(container.commands[0])
     return found

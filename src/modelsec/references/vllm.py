@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 from typing import Iterator
 
-from modelsec.references.argv import describe, first, image_matches, program, values
-from modelsec.references.model import Container, Found, Workload
+from modelsec.references.argv import describe, first, image_matches, values
+from modelsec.references.container import Container
+from modelsec.references.model import Found, Workload
 
 API_SERVERS = frozenset({
     "vllm.entrypoints.openai.api_server",
@@ -24,8 +25,7 @@ CLI_MODULES = frozenset({"vllm", "vllm.entrypoints.cli.main"})
 
 def _server_args(container: Container) -> Iterator[tuple[tuple[str, ...], bool]]:
     """(arguments of a vLLM server, whether a positional model may lead them)."""
-    for line in container.commands:
-        prog, rest = program(line)
+    for prog, rest in container.programs:
         if prog in CLI_MODULES and rest[:1] == ("serve",):
             yield rest[1:], True
         elif prog in API_SERVERS:
