@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import random
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ from modelsec_operator import metrics
 from modelsec_operator.config import SCAN_DELAY_ENV, OperatorConfig, scan_delay_from_env
 from modelsec_operator.handlers import register
 from modelsec_operator.kube import Kube, KubeConfigError, connection_info, load_configuration
-from modelsec_operator.pool import ScanPool
+from modelsec_operator.pool import SCAN_THREAD_PREFIX, ScanPool
 from modelsec_operator.runtime import Runtime, own_identity
 
 DESCRIPTION = "Run the modelsec operator: judge ModelScans, validate SecurityGroups and ModelSources."
@@ -161,7 +163,25 @@ def run(args: argparse.Namespace) -> int:
     except KubeConfigError as exc:
         print(f"modelsec operator: {exc}", file=sys.stderr)
         return 2
+    _abandon_unfinished_scans(log)
     return 0
+
+
+def _abandon_unfinished_scans(log: logging.Logger) -> None:
+    """Exit now even if worker threads are still reading a model: threads cannot be
+    interrupted, and the interpreter would otherwise wait for them at exit (a multi-GB scan
+    outliving the pod's grace period). Nothing is lost: those ModelScans are still
+    Pending/Running in the API server and the next operator redoes them."""
+    for thread in threading.enumerate():
+        if thread.name.startswith(SCAN_THREAD_PREFIX):
+            thread.join(timeout=0.5)
+    busy = [t for t in threading.enumerate() if t.name.startswith(SCAN_THREAD_PREFIX) and t.is_alive()]
+    if busy:
+        log.warning(f"stopping with {len(busy)} scan(s) unfinished; they are redone on the next start")
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 async def _operate(config: OperatorConfig, configuration: Any) -> None:

@@ -26,6 +26,9 @@ from modelsec_operator.scanning import ScanJob, check_exists, local_signature, r
 
 
 
+SCAN_THREAD_PREFIX = "modelsec-scan"
+
+
 class ReportCache:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -55,7 +58,7 @@ class ScanPool:
         self.delay_seconds = delay_seconds
         self.engine = Engine()
         self.cache = ReportCache(cache_size)
-        self._executor = ThreadPoolExecutor(max_concurrent, thread_name_prefix="modelsec-scan")
+        self._executor = ThreadPoolExecutor(max_concurrent, thread_name_prefix=SCAN_THREAD_PREFIX)
         self._slots = asyncio.Semaphore(max_concurrent)
         self._inflight: dict[Hashable, asyncio.Future[ScannedModel]] = {}
         self.waiting = 0

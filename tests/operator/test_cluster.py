@@ -373,17 +373,32 @@ def test_killing_the_operator_mid_scan_loses_nothing(
     kept = cluster.wait_for("modelscans", done_before["metadata"]["name"], recorded, what="a verdict")
 
     process.stop()
-    process.env = {"MODELSEC_SCAN_DELAY_SECONDS": "30"}
+    process.env = {"MODELSEC_SCAN_DELAY_SECONDS": "60"}
     process.start()
     in_flight = scan(f"file://{slow_model}", g)
     cluster.apply(in_flight)
     name = in_flight["metadata"]["name"]
-    running = cluster.wait_for("modelscans", name, lambda o: o.get("status", {}).get("phase") == "Running",
-                               what="Running")
-    killed_worker = running["status"]["worker"]
+
+    def running(o: dict[str, Any]) -> bool:
+        return o.get("status", {}).get("phase") == "Running"
+
+    # A graceful stop (SIGTERM, as on a rollout) does not wait for the scan to finish...
+    cluster.wait_for("modelscans", name, running, what="Running")
+    began = time.monotonic()
+    process.stop()
+    assert time.monotonic() - began < 20 and process.proc.returncode == 0
+    assert "redone on the next start" in process.log()
+    assert running(cluster.get("modelscans", name))
+
+    # ... and neither does a SIGKILL (node loss, OOM): both leave the scan Running.
+    process.start()
+    killed_worker = cluster.wait_for(
+        "modelscans", name, lambda o: running(o) and o["status"]["worker"].endswith(f"@{process.proc.pid}"),
+        what="Running on the second operator",
+    )["status"]["worker"]
     process.kill()
     time.sleep(1)
-    assert cluster.get("modelscans", name)["status"]["phase"] == "Running"  # nobody finished it
+    assert running(cluster.get("modelscans", name))  # nobody finished it
 
     process.env = {}
     process.start()
