@@ -171,3 +171,15 @@ def test_allowlisted_functions_are_explicit() -> None:
         and n not in REVIEWED_FUNCTIONS
     ]
     assert functions and not unreviewed
+
+
+def test_denylist_ignores_case() -> None:
+    # Windows with PYTHONCASEOK imports "OS" as os
+    assert classify("OS", "system").verdict is Verdict.DANGEROUS
+    assert classify("Subprocess", "Popen").verdict is Verdict.DANGEROUS
+    assert classify("cprofile", "run").category is Category.CODE
+
+
+def test_attribute_names_are_matched_exactly() -> None:
+    assert classify("acme.models", "Profile").verdict is Verdict.UNKNOWN  # not the profile module
+    assert classify("acme.models", "profile").verdict is Verdict.DANGEROUS  # a re-exported module

@@ -121,6 +121,10 @@ _EXEMPT_DUNDERS = frozenset({"__newobj__", "__newobj_ex__"})
 DENYLIST: dict[str, Category] = {
     prefix: category for category, prefixes in _ENTRIES.items() for prefix in prefixes
 }
+# Matched case-insensitively: on Windows with PYTHONCASEOK set, "OS" imports os.
+_FOLDED: dict[str, tuple[str, Category]] = {
+    prefix.casefold(): (prefix, category) for prefix, category in DENYLIST.items()
+}
 
 
 @dataclass(frozen=True)
@@ -129,12 +133,14 @@ class Denial:
     category: Category
 
 
-def denied(path: str) -> Denial | None:
+def denied(path: str, module_parts: int = 0) -> Denial | None:
     """The entry that makes ``path`` dangerous, or None.
 
-    Besides prefix entries: any dunder attribute after the first component (``X.__dict__``,
-    ``f.__globals__``) and any ``pkg.__main__`` module (importing an entry point runs it;
-    many have no ``if __name__`` guard) is dangerous.
+    The first ``module_parts`` components are a module name and match case-insensitively
+    (Windows with PYTHONCASEOK imports "OS" as os); attribute names never do (getattr is
+    exact). Besides prefix entries: any dunder attribute after the first component
+    (``X.__dict__``, ``f.__globals__``) and any ``pkg.__main__`` module (importing an entry
+    point runs it; many have no ``if __name__`` guard) is dangerous.
     """
     parts = path.split(".")
     for end in range(len(parts), 0, -1):  # the most specific entry decides the category
@@ -142,10 +148,12 @@ def denied(path: str) -> Denial | None:
         category = DENYLIST.get(prefix)
         if category is not None:
             return Denial(prefix, category)
+        if end <= module_parts and (hit := _FOLDED.get(prefix.casefold())) is not None:
+            return Denial(*hit)
     for index, part in enumerate(parts[1:], start=1):
-        if len(part) > 4 and part.startswith("__") and part.endswith("__"):
-            if part not in _EXEMPT_DUNDERS:
-                reached = ".".join(parts[: index + 1])
-                kind = Category.CODE if part == "__main__" else Category.IMPORT
-                return Denial(reached, kind)
+        dunder = len(part) > 4 and part.startswith("__") and part.endswith("__")
+        if dunder and part not in _EXEMPT_DUNDERS:
+            reached = ".".join(parts[: index + 1])
+            kind = Category.CODE if part == "__main__" else Category.IMPORT
+            return Denial(reached, kind)
     return None

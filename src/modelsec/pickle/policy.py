@@ -42,7 +42,13 @@ def _verdict_of(name: GlobalName) -> Classification:
         return Classification(Verdict.DATA, path, path)
     if path in safe_globals():
         return Classification(Verdict.SAFE, path, path)
-    hits = [hit for candidate in name.candidate_paths() if (hit := denied(candidate))]
+    module_parts = len(name.module.split("."))
+    candidates = name.candidate_paths()  # the full path first, then attribute tails
+    hits = [
+        hit
+        for index, candidate in enumerate(candidates)
+        if (hit := denied(candidate, module_parts if index == 0 else 0))
+    ]
     if hits:
         # A nested deserialiser anywhere in the chain decides the category (it has its
         # own threat); otherwise the most specific entry of the full path.
