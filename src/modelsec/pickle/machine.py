@@ -385,8 +385,12 @@ class StackMachine:
         if arg <= 0:  # type: ignore[operator]
             raise PickleError("EXT code must be positive", offset)
         # copyreg's extension registry is empty unless the loading program fills it; what
-        # the code names is unknowable from the file, so it fails closed.
-        self.effects = True
+        # the code names is unknowable from the file, so it fails closed. It does not count
+        # as an effect by itself: in a stock interpreter an unregistered code raises before
+        # anything is imported, and three of the 256 possible first bytes are EXT opcodes,
+        # so raw tensor bytes would otherwise read as "a pickle that broke after an import".
+        # A stream that goes on to call what EXT produced, or that loads to STOP, is
+        # reported (the call is an effect; a complete stream keeps its findings).
         self.observer.unresolved(offset, f"extension code {arg} (copyreg registry)")
         self.stack.append(Unresolved(offset, f"EXT {arg}"))
 
