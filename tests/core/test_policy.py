@@ -151,3 +151,12 @@ def test_decisive_failure_blocks_even_in_non_blocking_mode():
         assert verdict(group, report_with()).outcome == Outcome.BLOCKED
     finally:
         registry["SuspiciousComponents"] = original
+
+
+def test_low_suspicious_findings_are_notes_unless_the_group_lowers_the_floor():
+    low = threat("MS-TEST-002", "SuspiciousComponents", Severity.LOW, "note", "none")
+    report = report_with([low.at("m.pkl", "unlisted class referenced, never called")])
+    assert verdict(load_group("local-default"), report).outcome == Outcome.ALLOWED
+    strict_notes = parse_group(
+        {"rules": [{"name": "SuspiciousComponents", "params": {"minSeverity": "LOW"}}]}, "t", "t")
+    assert verdict(strict_notes, report).outcome == Outcome.BLOCKED

@@ -64,6 +64,8 @@ def _param_rows(params_model: Any) -> list[dict[str, Any]]:
     schema = params_model.model_json_schema(by_alias=True)
     for name, prop in schema.get("properties", {}).items():
         kind = prop.get("type") or "/".join(p.get("type", "?") for p in prop.get("anyOf", []))
+        if "enum" in prop:
+            kind = "|".join(str(v) for v in prop["enum"])
         if kind == "array":
             kind = f"list of {prop.get('items', {}).get('type', 'any')}"
         rows.append({

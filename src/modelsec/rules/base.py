@@ -11,11 +11,11 @@ from __future__ import annotations
 import enum
 from abc import ABC
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from modelsec.findings import Finding
+from modelsec.findings import Finding, Severity
 
 if TYPE_CHECKING:
     from modelsec.engine import ScanReport
@@ -45,6 +45,20 @@ class RuleParams(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
 
+SeverityName = Literal["LOW", "MEDIUM", "HIGH", "CRITICAL"]
+
+
+class FindingRuleParams(RuleParams):
+    """Parameters every finding rule takes."""
+
+    min_severity: SeverityName = Field(
+        default="LOW",
+        alias="minSeverity",
+        description="Findings below this severity (LOW, MEDIUM, HIGH, CRITICAL) are reported "
+        "but do not fail the rule.",
+    )
+
+
 @dataclass(frozen=True)
 class EvaluationInput:
     """What a rule sees: the engine's report and, where the source has it, metadata."""
@@ -71,7 +85,7 @@ class Rule(ABC):
     id: ClassVar[str]
     title: ClassVar[str]
     description: ClassVar[str]
-    Params: ClassVar[type[RuleParams]] = RuleParams
+    Params: ClassVar[type[RuleParams]] = FindingRuleParams
     sources: ClassVar[frozenset[SourceType]] = ALL_SOURCES
     # True if the rule judges file content: then anything the engine could not inspect
     # makes the rule ERROR rather than PASSED (fail closed).
@@ -81,8 +95,11 @@ class Rule(ABC):
         return self.Params.model_validate(raw or {})
 
     def evaluate(self, given: EvaluationInput, params: RuleParams) -> RuleOutcome:
-        """Default: fail on the engine's findings for this rule."""
-        violations = [f for f in given.report.all_findings() if f.rule == self.id]
+        """Default: fail on the engine's findings for this rule (at or above minSeverity)."""
+        floor = Severity[params.min_severity] if isinstance(params, FindingRuleParams) else Severity.LOW
+        violations = [
+            f for f in given.report.all_findings() if f.rule == self.id and f.severity >= floor
+        ]
         if violations:
             files = {f.file for f in violations}
             return RuleOutcome(

@@ -1,4 +1,13 @@
-from modelsec.rules.base import Rule
+from pydantic import Field
+
+from modelsec.rules.base import FindingRuleParams, Rule, SeverityName
+
+
+class SuspiciousComponentsParams(FindingRuleParams):
+    # LOW findings here are observations (an unlisted class referenced but never called):
+    # reported in every output, but not a reason to block on their own.
+    min_severity: SeverityName = Field(default="MEDIUM", alias="minSeverity",
+                                   description=FindingRuleParams.model_fields["min_severity"].description)
 
 
 class SuspiciousComponents(Rule):
@@ -10,6 +19,7 @@ class SuspiciousComponents(Rule):
         "traversal, links out of the tree, bombs, header mismatches), malformed files, "
         "file and network operators in graphs, external data outside the model."
     )
+    Params = SuspiciousComponentsParams
 
 
 RULE = SuspiciousComponents()
