@@ -218,8 +218,7 @@ async def _reconcile(run: ScanRun, spec: kopf.Spec, meta: kopf.Meta) -> None:
         job = resolve(scan_spec.model, scan_spec.revision, view.source.spec, view.source.digest)
         config = await secrets_config(runtime, view)
         job = ScanJob(job.ref, job.source_type, job.source_digest, config)
-        if run.status.get("phase") not in (Phase.PENDING.value, None) or run.retry == 0:
-            await run.claim(decision.why)
+        await run.claim(decision.why)
         scanned, how = await runtime.pool.scanned(
             job, fresh=decision.action == Action.SCAN, on_start=run.running
         )
