@@ -34,6 +34,7 @@ FORMAT_MODULES: tuple[str, ...] = (
     "python_source",
     "hf_repo",
     "pickle",
+    "text",
 )
 
 
