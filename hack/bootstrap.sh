@@ -9,10 +9,13 @@ if [ ! -x .venv/bin/python ]; then
   echo "bootstrap: creating .venv with $($PY --version)" >&2
   "$PY" -m venv .venv
 fi
+# Reinstall when the pins change or a package appears (the editable install maps package
+# names when it is made, so a new package under operator/ or webhook/ needs one).
 stamp=.venv/.modelsec-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+want=$( { cat pyproject.toml; find src operator webhook -name __init__.py -path '*/*/__init__.py' 2>/dev/null | sort; } | sha256sum | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "bootstrap: installing modelsec and its pinned dependencies into .venv" >&2
   .venv/bin/python -m pip install --quiet --upgrade "pip==25.3"
   .venv/bin/python -m pip install --quiet -e ".[cluster,remote,test]"
-  touch "$stamp"
+  echo "$want" > "$stamp"
 fi
