@@ -56,7 +56,7 @@ MAX_REFERENCES = 64
 class Extractor(Protocol):
     name: str
 
-    def extract(self, workload: Workload) -> Iterable[Found | Unresolved]: ...
+    def extract(self, workload: Workload) -> Iterable[Found | Unresolved | Invalid]: ...
 
 
 @functools.cache
@@ -88,6 +88,9 @@ def extract(workload: Workload) -> Extraction:
         for item in extractor.extract(workload):
             if isinstance(item, Unresolved):
                 unresolved.append(item)
+                continue
+            if isinstance(item, Invalid):
+                invalid.append(item)
                 continue
             try:
                 ref = to_model_ref(item.text, item.revision)

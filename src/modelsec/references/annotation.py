@@ -12,19 +12,24 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from modelsec.references.model import Found, Workload
+from modelsec.references.model import Found, Invalid, Workload
 
 ANNOTATION = "modelsec.io/models"
 _SEPARATORS = re.compile(r"[,\s]+")
-MAX_ENTRIES = 64
+MAX_ENTRIES = 256  # beyond this the annotation is refused, not partly read
 
 
 class AnnotationExtractor:
     name = "annotation"
 
-    def extract(self, workload: Workload) -> Iterator[Found]:
+    def extract(self, workload: Workload) -> Iterator[Found | Invalid]:
         for value in workload.annotation_values(ANNOTATION):
-            for entry in [e for e in _SEPARATORS.split(value) if e][:MAX_ENTRIES]:
+            entries = [e for e in _SEPARATORS.split(value, maxsplit=MAX_ENTRIES + 1) if e]
+            if len(entries) > MAX_ENTRIES:
+                yield Invalid(f"{value[:40]}...", f"annotation {ANNOTATION}",
+                              f"more than {MAX_ENTRIES} entries; list fewer models per workload")
+                continue
+            for entry in entries:
                 yield Found(entry, f"annotation {ANNOTATION}", explicit=True)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from modelsec.references.argv import describe, first, image_matches
+from modelsec.references.container import Container
 from modelsec.references.model import Found, Workload
 from modelsec.references.workloads import KSERVE_COMPONENTS
 
@@ -44,6 +45,15 @@ def _storage_uris(node: Any, path: str, depth: int = 0) -> Iterator[tuple[str, s
             yield from _storage_uris(value, where, depth + 1)
 
 
+def _hugging_face_runtime(container: Container) -> bool:
+    model_format = container.raw.get("modelFormat")
+    return (
+        (isinstance(model_format, dict) and model_format.get("name") == "huggingface")
+        or image_matches(container, HF_SERVER)
+        or any(prog == HF_SERVER for prog, _rest in container.programs)
+    )
+
+
 class KServeExtractor:
     name = "kserve"
 
@@ -63,9 +73,7 @@ class KServeExtractor:
                 # <uri> <dest> [<uri> <dest> ...]
                 for uri in args[0::2]:
                     yield Found(uri, describe(container, "storage-initializer source"))
-            elif image_matches(container, HF_SERVER) or any(
-                prog == HF_SERVER for prog, _rest in container.programs
-            ):
+            elif _hugging_face_runtime(container):
                 for line in container.commands:
                     model = first(line, "--model_id")
                     if model:

@@ -1,0 +1,183 @@
+"""One AdmissionReview in, one out: the request handling around the decision."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from webhook_helpers import SHA, group, pod, review, scan, source, view
+
+from modelsec_webhook import admission as admission_module
+from modelsec_webhook.admission import Admission, AdmissionSettings, BadReview
+from modelsec_webhook.decision import Decision
+
+PINNED = f"hf://org/model@{SHA}"
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.scans: list[tuple[Decision, str]] = []
+        self.events: list[tuple[Decision, dict[str, str]]] = []
+
+
+def make(*objects: dict[str, Any], ready: bool = True, **group_args: Any) -> tuple[Admission, Recorder]:
+    recorded = Recorder()
+    v = view(source("hub"), group("g-hub", "hub", **group_args), *objects)
+    adm = Admission(v, AdmissionSettings(), request_scans=lambda d, by: recorded.scans.append((d, by)),
+                    record_events=lambda d, o: recorded.events.append((d, o)), ready=lambda: ready)
+    return adm, recorded
+
+
+def response(answer: Any) -> dict[str, Any]:
+    document = json.loads(answer.body)
+    assert document["apiVersion"] == "admission.k8s.io/v1" and document["kind"] == "AdmissionReview"
+    return document["response"]
+
+
+@pytest.mark.parametrize("body, problem", [
+    (b"not json", "not JSON"),
+    (b"[]", "expected an AdmissionReview"),
+    (json.dumps({"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview", "request": {}}).encode(),
+     r"admissionReviewVersions: \[v1\]"),
+    (json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {}}).encode(),
+     "request.uid"),
+])
+def test_malformed_reviews_are_refused(body: bytes, problem: str) -> None:
+    adm, _ = make()
+    with pytest.raises(BadReview, match=problem):
+        adm.review(body)
+
+
+def test_pod_without_models_is_allowed_with_the_minimal_response() -> None:
+    adm, recorded = make()
+    answer = adm.review(review(pod(None), uid="u-1"))
+    assert response(answer) == {"uid": "u-1", "allowed": True}
+    assert (answer.allowed, answer.reason, answer.models) == (True, "no-models", False)
+
+
+def test_blocked_model_is_denied_with_403_and_the_message() -> None:
+    adm, _ = make(scan("hf://org/model", SHA, "g-hub", "BLOCKED", failed=["LoadTimeCodeExecution"]))
+    out = response(adm.review(review(pod(PINNED), uid="u-2")))
+    assert out["uid"] == "u-2" and out["allowed"] is False
+    assert out["status"]["code"] == 403 and out["status"]["reason"] == "Forbidden"
+    assert "LoadTimeCodeExecution failed" in out["status"]["message"]
+
+
+def test_allowed_model_response_carries_warnings_and_audit_annotations() -> None:
+    adm, _ = make(scan("hf://org/model", SHA, "g-hub", "ALLOWED", warned=["ApprovedFormats"]))
+    out = response(adm.review(review(pod(PINNED))))
+    assert out["allowed"] is True and out["warnings"] and "judgements" in out["auditAnnotations"]
+
+
+def test_pending_model_requests_a_scan_naming_the_workload() -> None:
+    adm, recorded = make()
+    answer = adm.review(review(pod(PINNED, name="web-1")))
+    assert not answer.allowed
+    ((decision, requested_by),) = recorded.scans
+    assert requested_by == "Pod team-a/web-1 (CREATE by alice)" and decision.scans
+
+
+def test_dry_run_has_no_side_effects_and_says_so() -> None:
+    adm, recorded = make()
+    out = response(adm.review(review(pod(PINNED), dry_run=True)))
+    assert out["allowed"] is False and "dry run: no ModelScan was created" in out["status"]["message"]
+    assert recorded.scans == [] and recorded.events == []
+
+
+def test_audit_mode_records_an_event_about_the_workload() -> None:
+    blocked = scan("hf://org/model", SHA, "g-hub", "BLOCKED", failed=["X"])
+    adm, recorded = make(blocked, enforcement={"mode": "Audit"})
+    obj = pod(PINNED, name="web-2")
+    obj["metadata"]["uid"] = "pod-uid"
+    assert response(adm.review(review(obj)))["allowed"] is True
+    ((_, involved),) = recorded.events
+    assert involved == {"apiVersion": "v1", "kind": "Pod", "name": "web-2", "namespace": "team-a", "uid": "pod-uid"}
+
+
+def test_exempt_namespaces_are_not_judged() -> None:
+    adm, recorded = make()
+    answer = adm.review(review(pod(PINNED), namespace="kube-system"))
+    assert answer.allowed and answer.reason == "exempt" and recorded.scans == []
+
+
+@pytest.mark.parametrize("operation", ["DELETE", "CONNECT"])
+def test_other_operations_pass(operation: str) -> None:
+    adm, _ = make()
+    assert adm.review(review(pod(PINNED), operation=operation)).allowed
+
+
+def test_kinds_that_run_nothing_pass() -> None:
+    adm, _ = make()
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "annotations": {
+        "modelsec.io/models": PINNED}}}
+    assert adm.review(review(cm)).reason == "no-models"
+
+
+def test_update_that_keeps_the_models_passes_even_if_now_blocked() -> None:
+    adm, recorded = make(scan("hf://org/model", SHA, "g-hub", "BLOCKED", failed=["X"]))
+    old = pod(PINNED)
+    new = json.loads(json.dumps(old))
+    new["metadata"]["labels"] = {"touched": "yes"}
+    answer = adm.review(review(new, operation="UPDATE", old=old))
+    assert answer.allowed and answer.reason == "unchanged"
+    # A different spelling of the same references is unchanged too.
+    respelled = pod(f"  {PINNED} ")
+    assert adm.review(review(respelled, operation="UPDATE", old=old)).reason == "unchanged"
+    assert recorded.scans == []
+
+
+def test_update_that_adds_a_model_is_judged() -> None:
+    adm, recorded = make()
+    answer = adm.review(review(pod(f"{PINNED},hf://org/new@{SHA}"), operation="UPDATE", old=pod(PINNED)))
+    assert not answer.allowed and answer.reason == "judged" and recorded.scans
+
+
+def test_before_the_first_sync_models_are_denied_and_plain_pods_pass() -> None:
+    adm, _ = make(ready=False)
+    assert adm.review(review(pod(None))).allowed
+    out = response(adm.review(review(pod(PINNED))))
+    assert out["allowed"] is False and "has not synced" in out["status"]["message"]
+
+
+def test_internal_errors_fail_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_: Any, **__: Any) -> Decision:
+        raise KeyError("boom")
+
+    monkeypatch.setattr(admission_module, "decide", broken)
+    adm, _ = make()
+    out = response(adm.review(review(pod(PINNED), uid="u-9")))
+    assert out["uid"] == "u-9" and out["allowed"] is False
+    assert "internal error (KeyError); failing closed" in out["status"]["message"]
+
+
+def test_decisions_are_cached_until_the_view_changes() -> None:
+    adm, _ = make()
+    body = review(pod(PINNED))
+    assert not adm.review(body).allowed
+    assert len(adm.cache.entries) == 1
+    adm.review(body)
+    assert len(adm.cache.entries) == 1
+    adm.view.set_scan(scan("hf://org/model", SHA, "g-hub", "ALLOWED"))
+    adm.view._changed()
+    assert adm.cache.entries == {}
+    assert adm.review(body).allowed
+
+
+def test_namespace_relabel_changes_the_decision() -> None:
+    adm, _ = make(scan("hf://org/model", SHA, "g-hub", "BLOCKED", failed=["X"]))
+    body = review(pod(PINNED))
+    assert not adm.review(body).allowed
+    adm.view.set_namespace({"metadata": {"name": "team-a", "labels": {"team": "z"}}})
+    assert adm.review(body).allowed
+
+
+def test_deployment_and_inference_service() -> None:
+    adm, _ = make(scan("hf://org/model", SHA, "g-hub", "BLOCKED", failed=["X"]))
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+                  "spec": {"template": {"metadata": {}, "spec": {"containers": [
+                      {"name": "vllm", "image": "vllm/vllm-openai", "args": ["org/model", "--revision", SHA]}]}}}}
+    isvc = {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService", "metadata": {"name": "i"},
+            "spec": {"predictor": {"model": {"storageUri": f"hf://org/model:{SHA}"}}}}
+    assert not adm.review(review(deployment)).allowed
+    assert not adm.review(review(isvc)).allowed
