@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A local modelsec cluster to play with: the control plane from hack/envtest.sh, the CRDs,
-# and the operator running as a local process against it. Idempotent: a second run reuses
-# what is up. Stop everything with hack/dev-down.sh.
+# and the operator and the admission webhook running as local processes against it.
+# Idempotent: a second run reuses what is up. Stop everything with hack/dev-down.sh.
 #
 #   hack/dev-up.sh
 #   eval "$(ENVTEST_NAME=dev hack/envtest.sh env)"; kubectl get modelsec
@@ -71,7 +71,7 @@ $(tail -n 20 "$DEV/operator.log")"
   curl -fsS "http://127.0.0.1:$health_port/healthz" >/dev/null || die "operator not healthy; see $DEV/operator.log"
 fi
 
-# The admission webhook joins here once it has its own dev script.
+# The admission webhook (its own script: hack/dev-webhook.sh up|down|status).
 if [ -x hack/dev-webhook.sh ]; then
   log "webhook"
   hack/dev-webhook.sh up
@@ -79,6 +79,12 @@ fi
 
 # shellcheck disable=SC1091
 . "$DEV/ports.env"
+webhook_line="(not started)"
+if [ -f "$DEV/webhook.env" ]; then
+  # shellcheck disable=SC1091
+  . "$DEV/webhook.env"
+  webhook_line="https://127.0.0.1:$WEBHOOK_PORT/validate  log: $DEV/webhook.log  metrics: http://127.0.0.1:$WEBHOOK_METRICS_PORT/metrics"
+fi
 cat >&2 <<INFO
 dev-up[$ENVTEST_NAME]: ready.
   eval "\$(ENVTEST_NAME=$ENVTEST_NAME hack/envtest.sh env)"
@@ -86,5 +92,6 @@ dev-up[$ENVTEST_NAME]: ready.
   models directory (Local source path):     $DEV/models
   operator log:                             $DEV/operator.log
   metrics / health:                         http://127.0.0.1:$METRICS_PORT/metrics  http://127.0.0.1:$HEALTH_PORT/healthz
+  admission webhook:                        $webhook_line
   stop:                                     hack/dev-down.sh
 INFO
