@@ -167,7 +167,11 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
             raise ValueError("--bootstrap-tls makes its own certificate: drop --tls-cert/--tls-key")
         service = f"{args.service_name}.{args.service_namespace}"
         hosts = args.tls_san or ["localhost", "127.0.0.1", f"{service}.svc", f"{service}.svc.cluster.local"]
-        made = bootstrap(args.tls_dir or Path("modelsec-webhook-tls"), hosts)
+        try:
+            made = bootstrap(args.tls_dir or Path("modelsec-webhook-tls"), hosts)
+        except ImportError:
+            raise ValueError("--bootstrap-tls needs the cryptography package: "
+                             "pip install 'modelsec[cluster]'") from None
         cert, key, ca_bundle = made.cert_file, made.key_file, made.ca_bundle
     elif not (cert and key):
         raise ValueError("give --tls-cert and --tls-key, or --bootstrap-tls "
