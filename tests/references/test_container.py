@@ -72,3 +72,22 @@ def test_python_module_programs() -> None:
 def test_garbage_fields_are_ignored() -> None:
     c = Container({"name": 5, "image": None, "command": "not a list", "args": [1, "x"]})
     assert c.name == "" and c.image == "" and c.commands == (("x",),)
+
+
+def test_first_reads_flags_as_values_does() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from modelsec.references.argv import first, values
+
+    words = st.sampled_from(["-m", "--model", "--model=x", "x", "y", "-", "--", "-5", "--other", "-m=z"])
+
+    @settings(max_examples=500, deadline=None)
+    @given(st.lists(words, max_size=10).map(tuple))
+    def check(args: tuple[str, ...]) -> None:
+        expected = None
+        for _flag, value in values(args, "-m", "--model"):
+            expected = value
+        assert first(args, "-m", "--model") == expected
+
+    check()

@@ -74,3 +74,18 @@ def test_hostile_objects_never_raise(kind: str, containers: list[Any], junk: Any
     workload = workload_from_object(kind, obj)
     if workload is not None:
         extract(workload)
+
+
+def test_extractors_read_containers_only_through_their_views() -> None:
+    """The webhook caches extractions keyed by container.FIELDS: every raw read must be
+    in container.py, and every key read there must be listed."""
+    import re
+    from pathlib import Path
+
+    from modelsec.references import container
+
+    folder = Path(container.__file__).parent
+    for module in EXTRACTOR_MODULES:
+        assert ".raw" not in (folder / f"{module}.py").read_text(), f"{module}.py reads Container.raw"
+    read = set(re.findall(r'raw\.get\("([A-Za-z]+)"\)', (folder / "container.py").read_text()))
+    assert read == set(container.FIELDS)

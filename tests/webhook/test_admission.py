@@ -181,3 +181,20 @@ def test_deployment_and_inference_service() -> None:
             "spec": {"predictor": {"model": {"storageUri": f"hf://org/model:{SHA}"}}}}
     assert not adm.review(review(deployment)).allowed
     assert not adm.review(review(isvc)).allowed
+
+
+def test_extractions_are_cached_by_exactly_what_extractors_read() -> None:
+    adm, _ = make()
+    base = pod(PINNED, {"name": "vllm", "image": "vllm/vllm-openai", "args": ["org/a"],
+                        "volumeMounts": [{"name": "kube-api-access-abcde", "mountPath": "/var/run"}]}, name="web-1")
+    first = adm.extractions.of("Pod", base)
+    replica = json.loads(json.dumps(base))
+    replica["metadata"]["name"] = "web-2"
+    replica["spec"]["containers"][0]["volumeMounts"][0]["name"] = "kube-api-access-fghij"
+    assert adm.extractions.of("Pod", replica) is first and len(adm.extractions.entries) == 1
+    for field, value in (("args", ["org/b"]), ("image", "other"), ("name", "x"), ("command", ["sh"]),
+                         ("env", [{"name": "MODEL_ID", "value": "org/c"}]), ("modelFormat", {"name": "huggingface"})):
+        changed = json.loads(json.dumps(base))
+        changed["spec"]["containers"][0][field] = value
+        adm.extractions.of("Pod", changed)
+    assert len(adm.extractions.entries) == 7

@@ -19,11 +19,12 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
-from modelsec.references import EMPTY, Extraction, extract
+from modelsec.references import EMPTY, Extraction, Reference, extract
+from modelsec.references.container import FIELDS as CONTAINER_FIELDS
 from modelsec.references.workloads import KSERVE_KINDS, POD_TEMPLATE_PATHS, workload_from_object
 from modelsec_webhook import metrics
-from modelsec_webhook.decision import Decision, Settings, decide
-from modelsec_webhook.view import View
+from modelsec_webhook.decision import Decision, Judgement, Settings, decide, judge_reference
+from modelsec_webhook.view import Namespace, View
 
 log = logging.getLogger("modelsec.webhook.admission")
 
@@ -74,6 +75,31 @@ class Decided:
         return _RESPONSE_HEAD + json.dumps(uid).encode() + self.tail
 
 
+class JudgementCache:
+    """Judgements of one reference in one namespace (labels version), shared by every
+    decision that names it; flushed with the decision cache."""
+
+    def __init__(self, view: View, size: int) -> None:
+        self.view = view
+        self.size = size
+        self.entries: dict[tuple[Any, ...], tuple[Judgement, ...]] = {}
+
+    def judged(self, namespace: str, ns: Namespace) -> Callable[[Reference], tuple[Judgement, ...]]:
+        def lookup(reference: Reference) -> tuple[Judgement, ...]:
+            key = (namespace, ns.version, reference.ref, reference.endpoint)
+            found = self.entries.get(key)
+            if found is None:
+                if len(self.entries) >= self.size:
+                    self.entries.clear()
+                found = self.entries[key] = judge_reference(reference, ns.labels, self.view)
+            return found
+
+        return lookup
+
+    def clear(self) -> None:
+        self.entries.clear()
+
+
 class DecisionCache:
     """Decisions by (namespace, labels version, extraction); flushed on view changes. A
     full cache is emptied rather than managed: it refills in one request per key."""
@@ -118,6 +144,45 @@ def extraction_of(kind: str, obj: Any) -> Extraction:
     return extract(workload) if workload is not None else EMPTY
 
 
+def content_key(kind: str, obj: Any) -> str | None:
+    """Exactly what extractors read from a pod-template object, as one string; None for
+    kinds read whole (InferenceService) or not read at all."""
+    path = POD_TEMPLATE_PATHS.get(kind)
+    if path is None or not isinstance(obj, dict):
+        return None
+    template = _dig(obj, *path) if path else obj
+    spec = _dig(template, "spec")
+    parts: list[Any] = [kind, _dig(obj, "metadata", "annotations")]
+    if path:
+        parts.append(_dig(template, "metadata", "annotations"))
+    for key in ("initContainers", "containers"):
+        items = _dig(spec, key)
+        parts.append([[c.get(f) for f in CONTAINER_FIELDS] if isinstance(c, dict) else c
+                      for c in items] if isinstance(items, list) else items)
+    return json.dumps(parts, separators=(",", ":"), default=str)
+
+
+class ExtractionCache:
+    """Extractions by :func:`content_key`. Pods come from templates: a ReplicaSet's pods,
+    a rollout, a retried apply all carry the same containers, and extraction (shell
+    splitting, every extractor over every container) costs more than the key."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.entries: dict[str, Extraction] = {}
+
+    def of(self, kind: str, obj: Any) -> Extraction:
+        key = content_key(kind, obj)
+        if key is None:
+            return extraction_of(kind, obj)
+        found = self.entries.get(key)
+        if found is None:
+            if len(self.entries) >= self.size:
+                self.entries.clear()
+            found = self.entries[key] = extraction_of(kind, obj)
+        return found
+
+
 class Admission:
     def __init__(self, view: View, settings: AdmissionSettings,
                  request_scans: Callable[[Decision, str], None] | None = None,
@@ -126,10 +191,13 @@ class Admission:
         self.view = view
         self.settings = settings
         self.cache = DecisionCache(settings.cache_size)
+        self.extractions = ExtractionCache(settings.cache_size)
+        self.judgements = JudgementCache(view, settings.cache_size)
         self.request_scans = request_scans
         self.record_events = record_events
         self.ready = ready
         view.on_change.append(self.cache.clear)
+        view.on_change.append(self.judgements.clear)
 
     # -- the review -------------------------------------------------------------------
 
@@ -167,11 +235,11 @@ class Admission:
             old = request.get("oldObject")
             if model_bearing(kind, obj) == model_bearing(kind, old):
                 return Answer(self._allowed(uid), True, "unchanged", False)
-            extraction = extraction_of(kind, obj)
-            if extraction == extraction_of(kind, old):
+            extraction = self.extractions.of(kind, obj)
+            if extraction == self.extractions.of(kind, old):
                 return Answer(self._allowed(uid), True, "unchanged", bool(extraction))
         else:
-            extraction = extraction_of(kind, obj)
+            extraction = self.extractions.of(kind, obj)
         if not extraction:
             return Answer(self._allowed(uid), True, "no-models", False)
 
@@ -200,9 +268,9 @@ class Admission:
             return decided
         metrics.CACHE_MISS()
         decision = decide(extraction, namespace, ns.labels if ns else None, self.view,
-                          self.settings.decision)
+                          self.settings.decision, self.judgements.judged(namespace, ns) if ns else None)
         for judgement in decision.judgements:
-            metrics.JUDGEMENTS.labels(judgement.status.value, judgement.mode.value).inc()
+            metrics.count_judgement(judgement.status.value, judgement.mode.value)
         decided = Decided.of(decision)
         # An unknown namespace is a race with the namespace watch: do not remember it.
         if ns is not None:

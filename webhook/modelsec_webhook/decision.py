@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import enum
 import functools
-from dataclasses import dataclass
-from typing import Mapping
+from dataclasses import dataclass, replace
+from typing import Callable, Mapping
 
 from modelsec.k8s.enforcement import EnforcementMode, ErrorAction, PendingAction
 from modelsec.k8s.naming import scan_key, scan_name
@@ -163,10 +163,23 @@ def _effect(judgement: Judgement, governor: Governor) -> Effect:
 
 # --- the whole workload ------------------------------------------------------------------
 
+def judge_reference(reference: Reference, labels: Mapping[str, str], view: View) -> tuple[Judgement, ...]:
+    """Every judgement of ``reference`` in a namespace with ``labels``, effects included.
+    Depends on the reference, the namespace and the view only: cacheable on those."""
+    out = []
+    for governor in view.governors(reference):
+        if governor.group.selects(labels):
+            judgement = judge(reference, governor, view)
+            out.append(replace(judgement, effect=_effect(judgement, governor)))
+    return tuple(out)
+
+
 def decide(extraction: Extraction, namespace: str, labels: Mapping[str, str] | None, view: View,
-           settings: Settings = Settings()) -> Decision:
+           settings: Settings = Settings(),
+           judged: Callable[[Reference], tuple[Judgement, ...]] | None = None) -> Decision:
     """The decision for a workload in ``namespace`` (``labels`` None: namespace not known
-    to the view yet) carrying ``extraction``."""
+    to the view yet) carrying ``extraction``. ``judged`` may supply (cached) results of
+    :func:`judge_reference`."""
     denials: list[str] = []
     warnings: list[str] = []
     events: list[str] = []
@@ -184,28 +197,22 @@ def decide(extraction: Extraction, namespace: str, labels: Mapping[str, str] | N
             warnings.append(line)
 
     for reference in extraction.references:
-        governors = view.governors(reference)
-        if not governors:
-            continue
         if labels is None:
-            denials.append(messages.unknown_namespace_line(reference, namespace))
+            if view.governors(reference):
+                denials.append(messages.unknown_namespace_line(reference, namespace))
             continue
-        for governor in governors:
-            if not governor.group.selects(labels):
-                continue
-            judgement = judge(reference, governor, view)
-            effect = _effect(judgement, governor)
-            judgement = Judgement(**{**judgement.__dict__, "effect": effect})
+        for judgement in judged(reference) if judged else judge_reference(reference, labels, view):
             judgements.append(judgement)
+            effect = judgement.effect
             if judgement.request_scan and judgement.scan:
-                requests.append(ScanRequest(reference, governor.group.name, judgement.scan))
-            if effect == Effect.DENY:
-                denials.append(messages.judgement_line(judgement))
-            elif effect == Effect.WARN:
+                requests.append(ScanRequest(reference, judgement.group, judgement.scan))
+            if effect is Effect.DENY:
+                denials.append(messages.judgement_line(judgement, reference))
+            elif effect is Effect.WARN:
                 warnings.append(messages.warning_line(judgement))
-            elif effect == Effect.AUDIT:
-                events.append(messages.judgement_line(judgement))
-            if effect != Effect.AUDIT:
+            elif effect is Effect.AUDIT:
+                events.append(messages.judgement_line(judgement, reference))
+            if effect is not Effect.AUDIT:
                 warnings.extend(messages.prefixed(judgement, w) for w in judgement.warnings)
 
     if judgements:

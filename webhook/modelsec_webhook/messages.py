@@ -35,7 +35,7 @@ def clip(text: str, limit: int) -> str:
 
 
 def printable(text: str) -> str:
-    return _UNPRINTABLE.sub(" ", text)
+    return text if text.isprintable() else _UNPRINTABLE.sub(" ", text)
 
 
 def _tail(path: str, limit: int = 60) -> str:
@@ -62,10 +62,13 @@ def blocked_detail(record: "ScanRecord") -> str:
     return "; ".join(parts)
 
 
-def judgement_line(judgement: "Judgement") -> str:
-    """One line of a denial (or an Event) about one reference judged by one group."""
-    where = f" ({judgement.reference.origins[0]})" if judgement.reference.origins else ""
-    head = f"{show(judgement.reference)}{where}"
+def judgement_line(judgement: "Judgement", reference: Reference | None = None) -> str:
+    """One line of a denial (or an Event) about one reference judged by one group;
+    ``reference`` says where this workload names it (a cached judgement may come from
+    another workload naming the same model elsewhere)."""
+    reference = reference or judgement.reference
+    where = f" ({reference.origins[0]})" if reference.origins else ""
+    head = f"{show(reference)}{where}"
     group = f"SecurityGroup {judgement.group}"
     see = f"; see: kubectl get modelscan {judgement.scan} -o yaml" if judgement.scan else ""
     status = judgement.status.value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Iterator
 
 if TYPE_CHECKING:  # container.py imports this module
@@ -58,10 +59,31 @@ def _is_option(word: str) -> bool:
 
 def first(args: tuple[str, ...], *flags: str) -> str | None:
     """The last value given for any of ``flags`` (argparse: the last occurrence wins)."""
-    found = None
-    for _flag, value in values(args, *flags):
-        found = value
-    return found
+    index = _last_values(args)
+    best: tuple[int, str] | None = None
+    for flag in flags:
+        hit = index.get(flag)
+        if hit is not None and (best is None or hit[0] > best[0]):
+            best = hit
+    return best[1] if best else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _last_values(args: tuple[str, ...]) -> dict[str, tuple[int, str]]:
+    """Each option's last (position, value), read as :func:`values` reads them: extractors
+    ask for several flags of the same command line, which is parsed once."""
+    out: dict[str, tuple[int, str]] = {}
+    for i, word in enumerate(args):
+        if word == "--":
+            break
+        if not _is_option(word):
+            continue
+        name, eq, inline = word.partition("=")
+        if eq:
+            out[name] = (i, inline)
+        elif i + 1 < len(args) and not _is_option(args[i + 1]):
+            out[name] = (i, args[i + 1])
+    return out
 
 
 def image_matches(container: Container, *needles: str) -> bool:

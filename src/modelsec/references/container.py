@@ -55,6 +55,12 @@ class lazy(Generic[T]):
         return value
 
 
+# Every key of a container object this module reads. Extractors read containers only
+# through the views below, never ``raw`` directly, so that this list is complete: the
+# webhook caches extractions keyed by exactly these fields (see tests/references).
+FIELDS = ("name", "image", "command", "args", "env", "modelFormat")
+
+
 class Container:
     """A pod-spec container (``raw``), with the views extractors read."""
 
@@ -115,6 +121,13 @@ class Container:
     def env_from_elsewhere(self) -> frozenset[str]:
         """Names whose value comes from a ConfigMap, Secret or field reference."""
         return self._env[1]
+
+    @property
+    def model_format(self) -> str | None:
+        """KServe ``modelFormat.name`` of an InferenceService component, if any."""
+        model_format = self.raw.get("modelFormat")
+        name = model_format.get("name") if isinstance(model_format, dict) else None
+        return name if isinstance(name, str) else None
 
     @lazy
     def entrypoint(self) -> bool:

@@ -46,9 +46,8 @@ def _storage_uris(node: Any, path: str, depth: int = 0) -> Iterator[tuple[str, s
 
 
 def _hugging_face_runtime(container: Container) -> bool:
-    model_format = container.raw.get("modelFormat")
     return (
-        (isinstance(model_format, dict) and model_format.get("name") == "huggingface")
+        container.model_format == "huggingface"
         or image_matches(container, HF_SERVER)
         or any(prog == HF_SERVER for prog, _rest in container.programs)
     )
