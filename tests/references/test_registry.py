@@ -89,3 +89,10 @@ def test_extractors_read_containers_only_through_their_views() -> None:
         assert ".raw" not in (folder / f"{module}.py").read_text(), f"{module}.py reads Container.raw"
     read = set(re.findall(r'raw\.get\("([A-Za-z]+)"\)', (folder / "container.py").read_text()))
     assert read == set(container.FIELDS)
+
+
+def test_extractors_read_only_declared_annotations() -> None:
+    from modelsec.references.model import Workload
+
+    with pytest.raises(KeyError, match="ANNOTATIONS"):
+        Workload("Pod").annotation_values("example.com/other")

@@ -198,3 +198,15 @@ def test_extractions_are_cached_by_exactly_what_extractors_read() -> None:
         changed["spec"]["containers"][0][field] = value
         adm.extractions.of("Pod", changed)
     assert len(adm.extractions.entries) == 7
+
+
+def test_extraction_cache_ignores_annotations_extractors_do_not_read() -> None:
+    adm, _ = make()
+    base = pod(PINNED)
+    first = adm.extractions.of("Pod", base)
+    noisy = json.loads(json.dumps(base))
+    noisy["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] = "{...}" * 1000
+    assert adm.extractions.of("Pod", noisy) is first
+    other = json.loads(json.dumps(base))
+    other["metadata"]["annotations"]["internal.serving.kserve.io/storage-initializer-sourceuri"] = "s3://b/k"
+    assert adm.extractions.of("Pod", other) is not first

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import json
 import logging
+import marshal
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from modelsec.references import EMPTY, Extraction, Reference, extract
 from modelsec.references.container import FIELDS as CONTAINER_FIELDS
+from modelsec.references.model import ANNOTATIONS
 from modelsec.references.workloads import KSERVE_KINDS, POD_TEMPLATE_PATHS, workload_from_object
 from modelsec_webhook import metrics
 from modelsec_webhook.decision import Decision, Judgement, Settings, decide, judge_reference
@@ -144,22 +146,33 @@ def extraction_of(kind: str, obj: Any) -> Extraction:
     return extract(workload) if workload is not None else EMPTY
 
 
-def content_key(kind: str, obj: Any) -> str | None:
-    """Exactly what extractors read from a pod-template object, as one string; None for
-    kinds read whole (InferenceService) or not read at all."""
+def content_key(kind: str, obj: Any) -> bytes | None:
+    """Exactly what extractors read from a pod-template object (the annotations in
+    references.model.ANNOTATIONS, the container fields in references.container.FIELDS),
+    serialised; None for kinds read whole (InferenceService) or not at all.
+
+    marshal is the cheapest injective serialisation of JSON-shaped data: equal keys mean
+    equal content, so a hit is always right (equal content with unequal keys, were it to
+    happen, would only be a miss). Version 2 writes no back-references, whose presence
+    would depend on reference counts rather than content."""
     path = POD_TEMPLATE_PATHS.get(kind)
     if path is None or not isinstance(obj, dict):
         return None
     template = _dig(obj, *path) if path else obj
     spec = _dig(template, "spec")
-    parts: list[Any] = [kind, _dig(obj, "metadata", "annotations")]
-    if path:
-        parts.append(_dig(template, "metadata", "annotations"))
+    levels = (obj, template) if path else (obj,)
+    parts: list[Any] = [kind]
+    for level in levels:
+        annotations = _dig(level, "metadata", "annotations")
+        parts.append([annotations.get(k) for k in ANNOTATIONS] if isinstance(annotations, dict) else None)
     for key in ("initContainers", "containers"):
         items = _dig(spec, key)
         parts.append([[c.get(f) for f in CONTAINER_FIELDS] if isinstance(c, dict) else c
                       for c in items] if isinstance(items, list) else items)
-    return json.dumps(parts, separators=(",", ":"), default=str)
+    try:
+        return marshal.dumps(parts, 2)
+    except ValueError:  # not JSON-shaped after all: do not cache
+        return None
 
 
 class ExtractionCache:
@@ -169,7 +182,7 @@ class ExtractionCache:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.entries: dict[str, Extraction] = {}
+        self.entries: dict[bytes, Extraction] = {}
 
     def of(self, kind: str, obj: Any) -> Extraction:
         key = content_key(kind, obj)

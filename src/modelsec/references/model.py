@@ -12,6 +12,14 @@ if TYPE_CHECKING:
     from modelsec.references.container import Container
 
 
+# Every annotation an extractor reads. Like container.FIELDS, the webhook caches
+# extractions keyed by exactly these, so Workload refuses to read any other.
+ANNOTATIONS = (
+    "modelsec.io/models",
+    "internal.serving.kserve.io/storage-initializer-sourceuri",
+)
+
+
 @dataclass(frozen=True)
 class Workload:
     """What extractors read: annotations (object first, then pod template), containers,
@@ -23,6 +31,8 @@ class Workload:
     spec: Mapping[str, object] = field(default_factory=dict)
 
     def annotation_values(self, key: str) -> tuple[str, ...]:
+        if key not in ANNOTATIONS:
+            raise KeyError(f"{key}: add it to modelsec.references.model.ANNOTATIONS first")
         return tuple(a[key] for a in self.annotations if isinstance(a.get(key), str))
 
 
