@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from make_large_models import ensure
-from tools import REPO, ensure_tool
+from tools import REPO, bench_env, ensure_tool
 
 TIME = "/usr/bin/time"
 BASELINE = "read + SHA-256 (baseline)"
@@ -31,7 +31,8 @@ def measure(cmd: list[str], repeat: int) -> tuple[float, int, int]:
     for _ in range(repeat):
         started = time.perf_counter()
         try:
-            proc = subprocess.run([TIME, "-f", "%M", *cmd], capture_output=True, text=True, timeout=900)
+            proc = subprocess.run([TIME, "-f", "%M", *cmd], capture_output=True, text=True, timeout=900,
+                                  env=bench_env())
         except subprocess.TimeoutExpired:
             return float("inf"), 0, -1
         walls.append(time.perf_counter() - started)

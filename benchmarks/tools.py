@@ -52,11 +52,18 @@ def ensure_tool(name: str) -> Path:
     return venv / "bin"
 
 
+def bench_env() -> dict[str, str]:
+    """The environment users have: bytecode caching on (this machine's shell turns it off,
+    which would add module compilation to every Python tool's time), no colours."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return env | {"NO_COLOR": "1", "TERM": "dumb"}
+
+
 def _run(cmd: list[str], timeout: float) -> tuple[int | None, str, float]:
     started = time.perf_counter()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, "NO_COLOR": "1", "TERM": "dumb"})
+                              env=bench_env())
         return proc.returncode, proc.stdout + proc.stderr, time.perf_counter() - started
     except subprocess.TimeoutExpired:
         return None, "timeout", time.perf_counter() - started
