@@ -68,8 +68,12 @@ def cluster() -> Iterator[Cluster]:
     audit.mkdir(parents=True, exist_ok=True)
     policy, audit_log = audit / "policy.yaml", audit / "audit.log"
     policy.write_text(AUDIT_POLICY)
-    if _envtest("status", check=False).returncode == 0 and not audit_log.exists():
+    up = _envtest("status", check=False).returncode == 0
+    if up and not audit_log.exists():
         _envtest("down")  # up, but not with our audit settings: start it our way
+        up = False
+    if not up:
+        audit_log.unlink(missing_ok=True)  # a fresh log per fresh instance
     _envtest("up", env={"ENVTEST_APISERVER_ARGS": f"--audit-policy-file={policy} "
                                                   f"--audit-log-path={audit_log} --audit-log-maxbackup=1"})
     exports = dict(line.removeprefix("export ").split("=", 1) for line in _envtest("env").stdout.splitlines())

@@ -124,7 +124,7 @@ class Webhook:
             return web.Response(status=503, text=f"not synced yet: {', '.join(waiting)}\n")
         return web.Response(text="ok\n")
 
-    async def metrics(self, _request: web.Request) -> web.Response:
+    async def serve_metrics(self, _request: web.Request) -> web.Response:
         metrics.READY.set(1 if self.synced() else 0)
         return web.Response(body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -137,7 +137,7 @@ class Webhook:
 
     def metrics_app(self) -> web.Application:
         app = web.Application()
-        app.router.add_get("/metrics", self.metrics)
+        app.router.add_get("/metrics", self.serve_metrics)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         return app
