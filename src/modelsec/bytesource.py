@@ -16,6 +16,7 @@ import tempfile
 from typing import IO, BinaryIO, Callable, Iterator, Protocol, runtime_checkable
 
 CHUNK = 1 << 20  # 1 MiB: large enough for throughput, small enough for a bounded footprint
+HASH_CHUNK = 8 << 20  # the hashing-only pass: fewer, larger reads into one reused buffer
 
 
 class LimitExceeded(Exception):
@@ -74,9 +75,34 @@ class FileSource:
         return data
 
     def finish_digest(self) -> str:
-        """Hash the rest of the file (bounded chunks) and return the hex SHA-256."""
-        while self._hashed < self._size:
-            self.read_at(self._hashed, CHUNK)
+        """Hash the rest of the file and return the hex SHA-256.
+
+        For a multi-GB file this loop is most of the scan's wall time, so it overlaps the
+        two halves: while one buffer is being hashed (hashlib releases the GIL), the next
+        is read into the other. Two reused buffers, no allocation per chunk."""
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        if self._hashed >= self._size:
+            return self._sha.hexdigest()
+        buffers = (bytearray(HASH_CHUNK), bytearray(HASH_CHUNK))
+        hashing: Future[None] | None = None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as pool:
+            turn = 0
+            while self._hashed < self._size:
+                buffer = buffers[turn]
+                n = os.preadv(self._fd, [buffer], self._hashed)
+                if n <= 0:
+                    raise OSError(f"{self.path}: file shrank while it was being scanned")
+                if hashing is not None:
+                    hashing.result()  # the other buffer is hashed; order is preserved
+                hashing = pool.submit(self._sha.update, memoryview(buffer)[:n])
+                self._hashed += n
+                self.bytes_read += n
+                if self._on_progress is not None:
+                    self._on_progress(n)
+                turn ^= 1
+            if hashing is not None:
+                hashing.result()
         return self._sha.hexdigest()
 
     def close(self) -> None:
