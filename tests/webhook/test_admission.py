@@ -210,3 +210,11 @@ def test_extraction_cache_ignores_annotations_extractors_do_not_read() -> None:
     other = json.loads(json.dumps(base))
     other["metadata"]["annotations"]["internal.serving.kserve.io/storage-initializer-sourceuri"] = "s3://b/k"
     assert adm.extractions.of("Pod", other) is not first
+
+
+def test_update_that_moves_a_model_to_another_container_is_unchanged() -> None:
+    adm, recorded = make()
+    old = pod(None, {"name": "server", "image": "vllm/vllm-openai", "args": ["org/model", "--revision", SHA]})
+    new = pod(None, {"name": "renamed", "image": "vllm/vllm-openai", "args": ["org/model", "--revision", SHA]})
+    assert adm.review(review(new, operation="UPDATE", old=old)).reason == "unchanged"
+    assert recorded.scans == []

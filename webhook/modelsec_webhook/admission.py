@@ -146,6 +146,16 @@ def extraction_of(kind: str, obj: Any) -> Extraction:
     return extract(workload) if workload is not None else EMPTY
 
 
+def same_models(a: Extraction, b: Extraction) -> bool:
+    """The same models (where the workload names them aside), the same problems."""
+    return (
+        {r.sort_key for r in a.references} == {r.sort_key for r in b.references}
+        and {(i.text, i.problem) for i in a.invalid} == {(i.text, i.problem) for i in b.invalid}
+        and {u.why for u in a.unresolved} == {u.why for u in b.unresolved}
+        and len(a.unresolved) == len(b.unresolved)
+    )
+
+
 def content_key(kind: str, obj: Any) -> bytes | None:
     """Exactly what extractors read from a pod-template object (the annotations in
     references.model.ANNOTATIONS, the container fields in references.container.FIELDS),
@@ -249,7 +259,7 @@ class Admission:
             if model_bearing(kind, obj) == model_bearing(kind, old):
                 return Answer(self._allowed(uid), True, "unchanged", False)
             extraction = self.extractions.of(kind, obj)
-            if extraction == self.extractions.of(kind, old):
+            if same_models(extraction, self.extractions.of(kind, old)):
                 return Answer(self._allowed(uid), True, "unchanged", bool(extraction))
         else:
             extraction = self.extractions.of(kind, obj)
