@@ -178,6 +178,29 @@ def test_deployments_with_blocked_models_are_rejected(space: Space) -> None:
         assert space.cluster.get("deployments", obj["metadata"]["name"], space.namespace) is None
 
 
+def test_model_that_cannot_be_judged_is_denied_and_error_action_allow_admits(space: Space) -> None:
+    space.create()
+    (space.dir / "escape.bin").symlink_to("/etc/hostname")  # resolves outside the source
+    result = space.apply_after_scan(space.pod("escape", space.uri("escape.bin")), "escape.bin")
+    assert result.returncode != 0
+    assert f"{space.uri('escape.bin')} (annotation modelsec.io/models) is ERROR in SecurityGroup" in result.stderr
+    assert "failing closed" in result.stderr and "outside the Local source" in result.stderr, result.stderr
+
+    group = space.cluster.get("securitygroups", space.group)
+    assert group is not None
+    space.cluster.kubectl("patch", "securitygroup", space.group, "--type", "merge", "-p",
+                          json.dumps({"spec": {"enforcement": {"errorAction": "Allow"}}}))
+    # The group changed: its verdicts are re-evaluated first (pending), then ERROR is allowed.
+    deadline = time.monotonic() + 120
+    while True:
+        again = space.apply(space.pod("escape", space.uri("escape.bin")), dry_run=True)
+        if again.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert again.returncode == 0, again.stderr
+    assert re.search(r"Warning: modelsec: \S+escape\.bin ERROR \(g-\S+, Enforce\)", again.stderr), again.stderr
+
+
 def test_clean_model_is_admitted_with_warnings(space: Space) -> None:
     space.create()
     deployment = space.deployment("clean", {"name": "tgi", "image": "busybox"},
