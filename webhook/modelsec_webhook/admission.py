@@ -3,10 +3,18 @@
 Work per request, cheapest exits first: parse the review; allow exempt namespaces,
 operations other than CREATE/UPDATE and kinds that run nothing; allow an UPDATE whose
 model-bearing parts did not change (a scale, a label, a status-like touch); extract the
-references; allow when there are none. Only then is the view consulted, through a
-decision cache keyed by (namespace, namespace labels version, references) and flushed
-whenever scans, groups or sources change. No API call is made here: ModelScans to create
-and Events to post are handed to background tasks (:mod:`.sideeffects`).
+references; allow when there are none. Only then is the view consulted. Three caches
+keep repeated work off the path, each exact for what it keys on:
+
+- extractions, by the annotation and container fields extractors read (:func:`content_key`):
+  the Pods of one template, a rollout, a retried apply share one;
+- judgements, by (namespace, its labels version, reference): shared by every decision
+  naming the reference; flushed whenever scans, groups or sources change;
+- decisions with their encoded response, by (namespace, labels version, references);
+  flushed likewise.
+
+No API call is made here: ModelScans to create and Events to post are handed to
+background tasks (:mod:`.sideeffects`).
 
 Anything unexpected while deciding denies the request with a message that says the
 webhook failed closed; a malformed review is a 400.

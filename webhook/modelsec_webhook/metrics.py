@@ -33,7 +33,8 @@ REVIEW_SECONDS = Histogram(
 JUDGEMENTS = Counter(
     "modelsec_webhook_judgements_total",
     "Model references judged against a security group, by status (ALLOWED, BLOCKED, "
-    "PENDING, ERROR) and the group's enforcement mode.",
+    "PENDING, ERROR) and the group's enforcement mode; counted per decision computed "
+    "(answers from the decision cache are not counted again).",
     ["status", "mode"],
     registry=REGISTRY,
 )
