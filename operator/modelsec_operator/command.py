@@ -24,7 +24,8 @@ from pydantic import ValidationError
 from modelsec_operator import metrics
 from modelsec_operator.config import SCAN_DELAY_ENV, OperatorConfig, scan_delay_from_env
 from modelsec_operator.handlers import register
-from modelsec_operator.kube import Kube, KubeConfigError, connection_info, load_configuration
+from modelsec.k8s.config import KubeConfigError, load_configuration
+from modelsec_operator.kube import Kube, connection_info
 from modelsec_operator.pool import SCAN_THREAD_PREFIX, ScanPool
 from modelsec_operator.runtime import Runtime, own_identity
 

@@ -466,7 +466,8 @@ async def test_rescan_interval_rescans_elapsed_verdicts(cluster: Any, operator: 
 
     from modelsec_operator.handlers.groups import ScanEntry
     from modelsec_operator.handlers.lifecycle import resync_once
-    from modelsec_operator.kube import Kube, load_configuration
+    from modelsec.k8s.config import load_configuration
+    from modelsec_operator.kube import Kube
     from modelsec_operator.planning import parse_time
 
     model = workspace.dir / "m.pkl"

@@ -19,7 +19,8 @@ import yaml
 from modelsec_webhook import manifest
 from modelsec_webhook.admission import AdmissionSettings
 from modelsec_webhook.decision import Settings
-from modelsec_webhook.kubeapi import KubeAPI, KubeConfigError, load_configuration
+from modelsec.k8s.config import KubeConfigError, load_configuration
+from modelsec_webhook.kubeapi import KubeAPI
 from modelsec_webhook.server import ServerConfig, Webhook, install_signal_handlers
 
 DESCRIPTION = ("Run the modelsec validating admission webhook: deny workloads whose models are "

@@ -11,25 +11,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import ssl
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, AsyncIterator
 
 import aiohttp
-import kubernetes
 from kubernetes.client import Configuration
 
 log = logging.getLogger("modelsec.webhook.kube")
 
-IN_CLUSTER_ENV = "KUBERNETES_SERVICE_HOST"
 # Watch lines are whole objects; a ModelScan can be a few hundred KiB, etcd allows 1.5 MiB.
 READ_BUFFER = 4 * 1024 * 1024
-
-
-class KubeConfigError(RuntimeError):
-    """No usable credentials; the message says where we looked."""
 
 
 class ApiError(Exception):
@@ -38,26 +30,6 @@ class ApiError(Exception):
         self.status = status
         self.reason = reason
         self.message = message
-
-
-def load_configuration(kubeconfig: Path | None = None, context: str | None = None) -> Configuration:
-    """--kubeconfig wins; then in-cluster credentials; then $KUBECONFIG or ~/.kube/config."""
-    configuration = Configuration()
-    try:
-        if kubeconfig is None and os.environ.get(IN_CLUSTER_ENV):
-            kubernetes.config.load_incluster_config(client_configuration=configuration)
-        else:
-            kubernetes.config.load_kube_config(
-                config_file=str(kubeconfig) if kubeconfig else None,
-                context=context,
-                client_configuration=configuration,
-            )
-    except (kubernetes.config.ConfigException, OSError) as exc:
-        where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
-        raise KubeConfigError(
-            f"no Kubernetes credentials: not in a cluster and cannot use {where}: {exc}"
-        ) from None
-    return configuration
 
 
 @dataclass
