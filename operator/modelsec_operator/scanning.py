@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from modelsec.engine import Engine
-from modelsec.k8s.source import ModelSourceSpec
+from modelsec.k8s.source import HuggingFaceSource, ModelSourceSpec
 from modelsec.rules.base import SourceType
 from modelsec.sources import ModelRef, ModelRefError, ScannedModel, ScanOptions, parse_model_uri, scan_model
 
@@ -92,6 +92,14 @@ def resolve(model: str, revision: str | None, source: ModelSourceSpec, source_di
             raise ScanRefused(
                 "OutsideSource",
                 f"{model} is outside the S3 source {where}; failing closed",
+            )
+    if source.type == SourceType.HUGGING_FACE:
+        hub = source.hugging_face or HuggingFaceSource()  # the struct is optional
+        if not hub.serves(ref.location):
+            raise ScanRefused(
+                "OutsideSource",
+                f"{model} does not match the Hugging Face source's models "
+                f"({', '.join(hub.models)}); failing closed",
             )
     return ScanJob(ref, source.type, source_digest)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
-from modelsec.k8s.source import ModelSourceSpec
+from modelsec.k8s.source import HuggingFaceSource, ModelSourceSpec
 from modelsec.references import Reference
 from modelsec.rules.base import SourceType
 
@@ -128,5 +128,6 @@ def source_matcher(name: str, spec: ModelSourceSpec) -> SourceMatcher:
 
         return SourceMatcher(name, spec.type, "s3", s3)
     # Hugging Face: hf:// references carry no endpoint (mirrors serve the same ids), so a
-    # Hub source governs every hf:// reference.
-    return SourceMatcher(name, spec.type, "hf", lambda r: True)
+    # Hub source governs the hf:// references whose org/name matches its model patterns.
+    hub = spec.hugging_face or HuggingFaceSource()  # the struct is optional: Hub defaults
+    return SourceMatcher(name, spec.type, "hf", lambda r: hub.serves(r.ref.location))

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import fnmatch
+
+from typing import Annotated
+
 from pydantic import Field, model_validator
 
 from modelsec.k8s.common import CONDITIONS_LIST, Condition, K8sModel, SecretKeyRef, SecretRef, cel, validations
@@ -22,6 +26,16 @@ class HuggingFaceSource(K8sModel):
         alias="tokenSecretRef",
         description="Secret key holding an access token, for gated or private models.",
     )
+    models: list[Annotated[str, Field(max_length=256, pattern=r"^[^/\s]+/[^/\s]+$")]] = Field(
+        default_factory=lambda: ["*/*"],
+        max_length=256,
+        description="org/name glob patterns of the models this source serves (meta-llama/*, "
+        "acme/*-instruct). A group bound to this source governs, and the operator scans, "
+        "only references that match one.",
+    )
+
+    def serves(self, model_id: str) -> bool:
+        return any(fnmatch.fnmatchcase(model_id, pattern) for pattern in self.models)
 
 
 class S3Source(K8sModel):
