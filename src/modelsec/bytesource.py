@@ -158,32 +158,12 @@ class SliceSource:
         return self._parent.read_at(self._start + offset, length)
 
 
-class SpooledSource:
-    """A stream (decompressor, tar member) copied into memory or, past a threshold, a
-    temporary file, refusing to grow past ``limit`` bytes. Close it to free the disk."""
+class SpoolSource:
+    """A finished temporary spool (memory, or a file past its threshold) as a source."""
 
-    MEMORY_THRESHOLD = 8 << 20
-
-    def __init__(self, stream: IO[bytes], limit: int, what: str = "stream") -> None:
-        self._spool: tempfile.SpooledTemporaryFile[bytes] = tempfile.SpooledTemporaryFile(
-            max_size=self.MEMORY_THRESHOLD
-        )
-        total = 0
-        try:
-            while True:
-                chunk = stream.read(CHUNK)
-                if not chunk:
-                    break
-                total += len(chunk)
-                if total > limit:
-                    raise LimitExceeded(
-                        f"{what} expands past the limit of {limit} bytes; not inspected further"
-                    )
-                self._spool.write(chunk)
-        except BaseException:
-            self._spool.close()
-            raise
-        self._size = total
+    def __init__(self, spool: "tempfile.SpooledTemporaryFile[bytes]", size: int) -> None:
+        self._spool = spool
+        self._size = size
 
     @property
     def size(self) -> int:
@@ -198,11 +178,39 @@ class SpooledSource:
     def close(self) -> None:
         self._spool.close()
 
-    def __enter__(self) -> "SpooledSource":
+    def __enter__(self) -> "SpoolSource":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class SpooledSource(SpoolSource):
+    """A stream (decompressor, tar member) copied into memory or, past a threshold, a
+    temporary file, refusing to grow past ``limit`` bytes. Close it to free the disk."""
+
+    MEMORY_THRESHOLD = 8 << 20
+
+    def __init__(self, stream: IO[bytes], limit: int, what: str = "stream") -> None:
+        spool: tempfile.SpooledTemporaryFile[bytes] = tempfile.SpooledTemporaryFile(
+            max_size=self.MEMORY_THRESHOLD
+        )
+        total = 0
+        try:
+            while True:
+                chunk = stream.read(CHUNK)
+                if not chunk:
+                    break
+                total += len(chunk)
+                if total > limit:
+                    raise LimitExceeded(
+                        f"{what} expands past the limit of {limit} bytes; not inspected further"
+                    )
+                spool.write(chunk)
+        except BaseException:
+            spool.close()
+            raise
+        super().__init__(spool, total)
 
 
 class SequentialReader:

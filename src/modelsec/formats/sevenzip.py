@@ -15,31 +15,13 @@ from typing import Any, ClassVar
 from modelsec.archive import names as member_names
 from modelsec.archive import threats
 from modelsec.archive.decompress import BOMB_FLOOR, BombDetected
-from modelsec.bytesource import ByteSource, LimitExceeded, as_stream
+from modelsec.bytesource import ByteSource, LimitExceeded, SpoolSource, as_stream
 from modelsec.context import ScanContext
 from modelsec.formats.base import FormatCategory, FormatScanner
 
 MAGIC = b"7z\xbc\xaf\x27\x1c"
 LINK_TARGET_LIMIT = 4096
 _NEUTRAL = "modelsec-7z-member-{}"
-
-
-class _TempSource:
-    """A finished member spool as a ByteSource."""
-
-    def __init__(self, spool: "tempfile.SpooledTemporaryFile[bytes]", size: int) -> None:
-        self._spool = spool
-        self._size = size
-
-    @property
-    def size(self) -> int:
-        return self._size
-
-    def read_at(self, offset: int, length: int) -> bytes:
-        if offset < 0 or length < 0:
-            raise ValueError("negative offset or length")
-        self._spool.seek(offset)
-        return self._spool.read(length)
 
 
 class _Member:
@@ -69,7 +51,7 @@ class _Run:
                 f"{self.archive_size})"
             )
 
-    def finished(self, member: _Member, source: _TempSource) -> None:
+    def finished(self, member: _Member, source: SpoolSource) -> None:
         member.done = True
         ctx = self.ctx
         if member.is_link:
@@ -124,7 +106,7 @@ def _writer_classes() -> tuple[type, type]:
         def close(self) -> None:
             # py7zr calls close() only once a member decoded completely (CRC checked).
             try:
-                self._run.finished(self._member, _TempSource(self._spool, self._size))
+                self._run.finished(self._member, SpoolSource(self._spool, self._size))
             finally:
                 self._spool.close()
 
