@@ -42,6 +42,7 @@ class ScanSink:
     incompletes: list[Incomplete] = field(default_factory=list)
     formats: list[FormatRecord] = field(default_factory=list)
     dropped_findings: int = 0
+    seen: set[Finding] = field(default_factory=set)  # de-duplication without a list scan
     members_seen: int = 0
     expanded_bytes: int = 0
 
@@ -78,7 +79,8 @@ class ScanContext:
         if len(self._sink.findings) >= self.limits.max_findings_per_file:
             self._sink.dropped_findings += 1
             return
-        if finding not in self._sink.findings:
+        if finding not in self._sink.seen:
+            self._sink.seen.add(finding)
             self._sink.findings.append(finding)
 
     def incomplete(self, reason: str, code: str = "MS-GEN-001", path: str | None = None) -> None:
