@@ -98,6 +98,10 @@ class _HugeArrayPickle:
         head = pickle.dumps(np.zeros(1), protocol=4)
         data = b"C\x08" + bytes(8)
         at = head.index(data)
+        # As the pickler frames it: the frame ends before a large literal, which is written
+        # unframed (FRAME is opcode 0x95 at offset 2, its length the next 8 bytes).
+        assert head[2] == 0x95
+        head = head[:3] + (at - 11).to_bytes(8, "little") + head[11:]
         self.prefix = head[:at] + b"\x8e" + payload.to_bytes(8, "little")
         self.suffix = head[at + len(data) :]
         self.payload = payload

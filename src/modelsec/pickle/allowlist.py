@@ -26,7 +26,7 @@ def _expand(groups: dict[str, str]) -> frozenset[str]:
 
 _STDLIB = {
     "builtins": "set frozenset bytearray bytes complex dict list tuple int float str bool "
-    "slice range object NotImplemented Ellipsis",
+    "slice range object NotImplemented Ellipsis len",
     "copyreg": "_reconstructor __newobj__ __newobj_ex__",
     "_codecs": "encode",  # Python 2 compatible pickles carry bytes as _codecs.encode(str, 'latin1')
     "codecs": "encode",
@@ -204,6 +204,17 @@ _HAND_WRITTEN_SAFE = (
 # May be referenced, never called: numpy.memmap(...) opens (or creates) a file.
 DATA_ONLY = frozenset(
     {"numpy.memmap", "numpy.core.memmap.memmap", "numpy._core.memmap.memmap"}
+) | _expand(
+    {
+        # Data objects and abstract classes pickled by reference: importing them runs no
+        # code of interest, calling them is never needed (an ABC cannot even be built).
+        "__future__": "annotations division absolute_import print_function unicode_literals "
+        "generator_stop nested_scopes generators with_statement barry_as_FLUFL",
+        "collections.abc": "Iterable Iterator Mapping MutableMapping Sequence MutableSequence "
+        "Set MutableSet Hashable Sized Container Callable Collection Reversible Generator "
+        "Awaitable Coroutine AsyncIterable AsyncIterator AsyncGenerator ByteString "
+        "MappingView KeysView ItemsView ValuesView Buffer",
+    }
 )
 
 GENERATED_FILES = ("allow_numpy.txt", "allow_pandas.txt", "allow_scipy.txt", "allow_sklearn.txt")

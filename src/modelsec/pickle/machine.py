@@ -26,21 +26,41 @@ from modelsec.pickle.names import is_dotted_identifier
 from modelsec.pickle.opcodes import Arg, Blob, PickleError
 from modelsec.pickle.policy import Verdict, classify
 from modelsec.pickle.values import (
+    WEIGHT_CAP,
     Call,
     Container,
     Derived,
     Global,
+    HeavyTuple,
     OutOfBand,
     Persistent,
     Unresolved,
     Value,
     describe,
+    make_tuple,
     sequence_items,
+    weigh,
+    weigh_all,
 )
 
 KEEP_ITEMS = 64  # items a container keeps for analysis
 RETAIN_BUDGET = 1_000_000  # container items kept per stream, in total
 MAX_STACK = 2_000_000  # stack + mark-stack entries (a 2M-element tuple is the largest legit case)
+# An object graph counts as an expansion bomb when its logical size passes both bounds: a
+# floor that no small stream reaches, and a ratio to the bytes read that no pickler's output
+# approaches (a pickler writes each shared object once and refers to it; a legitimate graph
+# may share, but does not double itself dozens of times).
+EXPANSION_FLOOR = 1 << 20
+EXPANSION_RATIO = 1000
+MAX_ANOMALIES = 16
+
+
+class Anomaly(str):
+    """Kinds of things CPython accepts but no pickler writes (see :attr:`StackMachine.anomalies`)."""
+
+
+HAND_CRAFTED = Anomaly("hand-crafted")
+EXPANSION = Anomaly("expansion")
 
 
 class Observer(Protocol):
@@ -104,6 +124,11 @@ class StackMachine:
         self.effects = False
         self.retained = 0
         self.result: Value = None
+        self.proto_seen = False
+        self.expanded = False  # an expansion anomaly was recorded (once per stream)
+        # (kind, offset, message): recorded here, reported by the scanner only for streams
+        # that turn out to be pickles (raw tensor bytes that happen to parse are not).
+        self.anomalies: list[tuple[Anomaly, int, str]] = []
         h: dict[int, Callable[[Arg, int], Action]] = {
             op.MARK: self._mark, op.STOP: self._stop, op.POP: self._pop_op,
             op.POP_MARK: self._pop_mark_op, op.DUP: self._dup, op.NONE: self._none,
@@ -176,9 +201,26 @@ class StackMachine:
 
     def _tuple_of(self, items: list[Value]) -> Value:
         if len(items) <= KEEP_ITEMS:
-            return tuple(items)
+            return make_tuple(items)
         kept, dropped = self._keep(items)
-        return Container("tuple", kept, dropped)
+        return Container("tuple", kept, dropped, 1 + weigh_all(items))
+
+    def _container(self, kind: str, items: list[Value], offset: int, weight: int) -> Container:
+        kept, dropped = self._keep(items)
+        made = Container(kind, kept, dropped, min(weight, WEIGHT_CAP))
+        if made.weight > EXPANSION_FLOOR:
+            self._check_expansion(made, offset)
+        return made
+
+    @staticmethod
+    def _check_hashable(keys: "list[Value] | tuple[Value, ...]", offset: int, how: str) -> None:
+        """Dict keys and set items are hashed: a list, dict or set there is a TypeError in
+        CPython (a dict that holds itself as a key is how such streams are usually built)."""
+        for key in keys:
+            kind = type(key)
+            if kind is Container or kind is HeavyTuple:
+                if _unhashable(key, 0):
+                    raise PickleError(f"{how} with an unhashable {describe(key)} as key", offset)
 
     # -- simple opcodes ------------------------------------------------------------------
 
@@ -192,7 +234,32 @@ class StackMachine:
 
     def _stop(self, arg: Arg, offset: int) -> object:
         self.result = self._pop(offset)
+        left, marks = len(self.stack) + self.saved, len(self.metastack)
+        if left or marks:
+            self._anomaly(
+                HAND_CRAFTED,
+                offset,
+                f"STOP at offset {offset} leaves {left} value(s) on the stack and {marks} MARK(s) "
+                "open: something was pushed (and possibly called) whose result nobody uses",
+            )
+        self._check_expansion(self.result, offset)
         return STOP
+
+    def _anomaly(self, kind: Anomaly, offset: int, message: str) -> None:
+        if len(self.anomalies) < MAX_ANOMALIES:
+            self.anomalies.append((kind, offset, message))
+
+    def _check_expansion(self, value: Value, offset: int) -> None:
+        size = weigh(value)
+        if size > EXPANSION_FLOOR and size > EXPANSION_RATIO * (offset + 1) and not self.expanded:
+            self.expanded = True
+            shown = "more than 2**62" if size >= WEIGHT_CAP else f"{size:,}"
+            self._anomaly(
+                EXPANSION,
+                offset,
+                f"{describe(value)} at offset {offset} unfolds to {shown} objects from "
+                f"{offset + 1} bytes of stream",
+            )
 
     def _pop_op(self, arg: Arg, offset: int) -> None:
         if self.stack:
@@ -224,6 +291,9 @@ class StackMachine:
         self.stack.append(arg)
 
     def _proto(self, arg: Arg, offset: int) -> None:
+        if self.proto_seen or self.first != op.PROTO:
+            self._anomaly(HAND_CRAFTED, offset, f"PROTO at offset {offset} in the middle of the stream")
+        self.proto_seen = True
         self.proto = arg  # type: ignore[assignment]
 
     def _next_buffer(self, arg: Arg, offset: int) -> None:
@@ -269,28 +339,29 @@ class StackMachine:
         self.stack.append(())
 
     def _list(self, arg: Arg, offset: int) -> None:
-        kept, dropped = self._keep(self._pop_mark(offset))
-        self.stack.append(Container("list", kept, dropped))
+        items = self._pop_mark(offset)
+        self.stack.append(self._container("list", items, offset, 1 + weigh_all(items)))
 
     def _frozenset(self, arg: Arg, offset: int) -> None:
-        kept, dropped = self._keep(self._pop_mark(offset))
-        self.stack.append(Container("frozenset", kept, dropped))
+        items = self._pop_mark(offset)
+        self._check_hashable(items, offset, "FROZENSET")
+        self.stack.append(self._container("frozenset", items, offset, 1 + weigh_all(items)))
 
     def _tuple(self, arg: Arg, offset: int) -> None:
         value = self._tuple_of(self._pop_mark(offset))  # not inline: _pop_mark swaps self.stack
         self.stack.append(value)
 
     def _tuple1(self, arg: Arg, offset: int) -> None:
-        self.stack.append((self._pop(offset),))
+        self.stack.append(make_tuple((self._pop(offset),)))
 
     def _tuple2(self, arg: Arg, offset: int) -> None:
         second = self._pop(offset)
-        self.stack.append((self._pop(offset), second))
+        self.stack.append(make_tuple((self._pop(offset), second)))
 
     def _tuple3(self, arg: Arg, offset: int) -> None:
         third = self._pop(offset)
         second = self._pop(offset)
-        self.stack.append((self._pop(offset), second, third))
+        self.stack.append(make_tuple((self._pop(offset), second, third)))
 
     @staticmethod
     def _pairs(items: list[Value], offset: int) -> list[tuple[Value, Value]]:
@@ -299,8 +370,10 @@ class StackMachine:
         return list(zip(items[::2], items[1::2], strict=True))
 
     def _dict(self, arg: Arg, offset: int) -> None:
-        kept, dropped = self._keep(self._pairs(self._pop_mark(offset), offset))
-        self.stack.append(Container("dict", kept, dropped))
+        items = self._pop_mark(offset)
+        pairs = self._pairs(items, offset)
+        self._check_hashable(items[::2], offset, "DICT")
+        self.stack.append(self._container("dict", pairs, offset, 1 + weigh_all(items)))
 
     def _append(self, arg: Arg, offset: int) -> None:
         value = self._pop(offset)
@@ -328,9 +401,19 @@ class StackMachine:
         if isinstance(target, Container):
             wanted = {"APPEND": "list", "APPENDS": "list", "ADDITEMS": "set"}.get(how, "dict")
             if target.kind == wanted:
+                if wanted == "dict":
+                    self._check_hashable([key for key, _ in items], offset, how)
+                    added = weigh_all([part for pair in items for part in pair])
+                else:
+                    if wanted == "set":
+                        self._check_hashable(items, offset, how)
+                    added = weigh_all(items)
                 kept, _ = self._keep(items[: max(0, KEEP_ITEMS - len(target.items))])
                 target.items.extend(kept)
                 target.dropped += len(items) - len(kept)
+                target.weight = min(target.weight + added, WEIGHT_CAP)
+                if target.weight > EXPANSION_FLOOR:
+                    self._check_expansion(target, offset)
             elif target.kind not in ("list", "dict", "set"):
                 raise PickleError(f"{how} on a {target.kind}", offset)
             return
@@ -526,6 +609,7 @@ class StackMachine:
             return None
         if isinstance(target, Call):
             target.state = state
+            target.weight = min(target.weight + weigh(state), WEIGHT_CAP)
             cls = target.cls
             if cls is not None and cls.classification.verdict is Verdict.SAFE:
                 if cls.path in calls.JOBLIB_INLINE_ARRAY:
@@ -539,3 +623,17 @@ class StackMachine:
             for key, value in state.items:
                 if key == "filename":
                     self.observer.external_file(cls, value, offset)
+
+
+def _unhashable(value: Value, depth: int) -> bool:
+    """True if hashing ``value`` raises TypeError in CPython (mutable builtin containers,
+    or tuples holding one). Instances are assumed hashable: their class decides."""
+    if isinstance(value, Container):
+        if value.kind in ("list", "dict", "set"):
+            return True
+        if value.kind == "tuple":
+            return depth < 32 and any(_unhashable(item, depth + 1) for item in value.items)
+        return False
+    if isinstance(value, HeavyTuple):
+        return depth < 32 and any(_unhashable(item, depth + 1) for item in value)
+    return False

@@ -26,6 +26,8 @@ INLINE_LIMIT = 8 * 1024  # literals up to this size are decoded and kept; larger
 LINE_LIMIT = 64 * 1024  # module/name and numeric lines longer than this are not names
 NUMBER_LINE_LIMIT = 5000  # CPython refuses int literals beyond 4300 digits by default
 BLOB_HEAD = 64
+NO_FRAME = 1 << 63  # "no frame is open": an end no opcode reaches
+MAX_FRAME_VIOLATIONS = 8
 WINDOW = 64 * 1024  # bytes decoded at a time from the SequentialReader
 _BLANKS = bytes(range(33))
 
@@ -159,6 +161,12 @@ class OpcodeReader:
         for code in NAMES:
             self._decoders[code] = table.get(code, no_arg)
         self._op_offset = start
+        # Frames (protocol 4+): C's unpickler reads through frame boundaries, Python's
+        # (pickle._Unpickler, which joblib uses) refuses an opcode that straddles one. Where
+        # the two disagree a crafted stream can show each loader something else, so the
+        # reader keeps the current frame's end and records every disagreement.
+        self._frame_end = NO_FRAME
+        self.frame_violations: list[tuple[int, str]] = []
 
     @property
     def offset(self) -> int:
@@ -171,6 +179,10 @@ class OpcodeReader:
 
     def skip_raw(self, n: int) -> None:
         """Move past ``n`` bytes of non-pickle data (joblib's array bytes)."""
+        if self.offset < self._frame_end != NO_FRAME:
+            # joblib reads array bytes from the file, past the frame pickle._Unpickler has
+            # already buffered: it would see other bytes than the ones that follow here.
+            self._violation(self.offset, f"raw array data at offset {self.offset} inside the frame ending at {self._frame_end}")
         self._commit()
         try:
             self._r.skip(n)
@@ -193,9 +205,20 @@ class OpcodeReader:
         if decode is None:
             raise PickleError(f"unknown opcode 0x{code:02x}", at)
         try:
-            return code, decode(), at
+            arg = decode()
         except EOFError:
             raise Truncated(f"{NAMES[code]} argument runs past the end of the data", at) from None
+        if self._base + self._i > self._frame_end:  # this opcode ends past the frame
+            self._leave_frame(code, at)
+        return code, arg, at
+
+    def _leave_frame(self, code: int, at: int) -> None:
+        end = self._frame_end
+        self._frame_end = NO_FRAME
+        if at < end and len(self.frame_violations) < MAX_FRAME_VIOLATIONS:
+            self.frame_violations.append(
+                (at, f"{NAMES[code]} at offset {at} straddles the end of its frame (offset {end})")
+            )
 
     # -- the window --------------------------------------------------------------------
 
@@ -255,10 +278,21 @@ class OpcodeReader:
         return version
 
     def _frame(self) -> int:
-        # Frames are transparent. The C unpickler refuses a frame longer than the data
-        # left, but pickle._Unpickler (which joblib uses) decodes what there is, so a
-        # short frame is not the end of the stream.
-        return _U8(self._take(8))[0]
+        # Frames are otherwise transparent: the C unpickler refuses a frame longer than the
+        # data left, but pickle._Unpickler (which joblib uses) decodes what there is, so a
+        # short frame is not the end of the stream, only a disagreement between loaders.
+        length = _U8(self._take(8))[0]
+        at, start = self._op_offset, self.offset
+        if at < self._frame_end != NO_FRAME:
+            self._violation(at, f"FRAME at offset {at} starts inside the frame ending at {self._frame_end}")
+        if start + length > self._size:
+            self._violation(at, f"FRAME at offset {at} declares {length} bytes, {self._size - start} are left")
+        self._frame_end = start + length
+        return length
+
+    def _violation(self, at: int, message: str) -> None:
+        if len(self.frame_violations) < MAX_FRAME_VIOLATIONS:
+            self.frame_violations.append((at, message))
 
     def _long1(self) -> int:
         n = self._byte()

@@ -9,7 +9,7 @@ reported once per (threat, subject) with the offset of the first occurrence.
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from modelsec.bytesource import ByteSource, BytesSource, LimitExceeded, SliceSource
@@ -23,7 +23,7 @@ from modelsec.pickle.denylist import Category
 from modelsec.pickle.embedded import embedded_payload
 from modelsec.pickle.joblib_arrays import array_layout
 from modelsec.pickle.loaders import LOADERS, PayloadTooLarge, payload_source
-from modelsec.pickle.machine import STOP, RawArray, StackMachine
+from modelsec.pickle.machine import EXPANSION, STOP, Anomaly, RawArray, StackMachine
 from modelsec.pickle.opcodes import OpcodeReader, PickleError, Truncated
 from modelsec.pickle.policy import Verdict
 from modelsec.pickle.values import Derived, Global, Value, describe
@@ -49,6 +49,9 @@ class StreamResult:
     ops: int = 0
     strong: bool = False  # opened with PROTO
     effects: bool = False  # something that can run code happened (see StackMachine.effects)
+    # Things CPython accepts but no pickler writes; reported only for real pickles.
+    frame_violations: list[tuple[int, str]] = field(default_factory=list)
+    anomalies: list[tuple[Anomaly, int, str]] = field(default_factory=list)
 
     @property
     def noise(self) -> bool:
@@ -102,6 +105,8 @@ def _run(
         result.ops = machine.ops
         result.strong = machine.first == op.PROTO
         result.effects = machine.effects
+        result.frame_violations = reader.frame_violations
+        result.anomalies = machine.anomalies
     return result
 
 
@@ -228,7 +233,20 @@ class PickleScan:
                 del self._referenced[subject]
             for key in set(self._embedded) - known_embedded:
                 del self._embedded[key]
+        else:
+            self._report_irregularities(result)
         return result
+
+    def _report_irregularities(self, result: StreamResult) -> None:
+        """What the stream's shape says: frames that loaders read differently, edits no
+        pickler makes, expansion bombs."""
+        for at, message in result.frame_violations[:1]:
+            more = len(result.frame_violations) - 1
+            suffix = f" (and {more} more frame disagreement(s))" if more else ""
+            self._report(threats.FRAME_MISMATCH, at, None, message + suffix, key=f"frame@{result.start}")
+        for kind, at, message in result.anomalies:
+            threat = threats.EXPANSION if kind == EXPANSION else threats.HAND_CRAFTED
+            self._report(threat, at, None, message, key=f"{kind}@{at}")
 
     def scan_all(self) -> None:
         """Every stream in the source, back to back, until the data stops being pickle."""
@@ -274,7 +292,7 @@ class PickleScan:
                     threats.UNKNOWN_REFERENCE,
                     glob.offset,
                     subject,
-                    f"imports {subject}, which is not on the allowlist (not called by the stream)",
+                    f"imports {subject}, which is not on the allowlist",
                 )
         self._referenced.clear()
 

@@ -65,12 +65,14 @@ GLOBAL_MUTATION = threat(
 UNKNOWN_REFERENCE = threat(
     "MS-PKL-105",
     SUSPICIOUS,
-    Severity.LOW,
-    "Pickle references a global outside the allowlist",
-    "Check that the module is one you expect (importing it runs its top-level code); add it "
-    "to your own allowlist only after review, or convert the weights to safetensors.",
-    "The stream imports an unlisted object without calling it. Importing still runs the "
-    "module's top-level code, and the object may be called later by whoever uses the data.",
+    Severity.HIGH,
+    "Pickle imports a global outside the allowlist",
+    "If the class is your own and reviewed, approve its exact name in the group "
+    "(SuspiciousComponents params.allowedGlobals); otherwise convert the weights to safetensors.",
+    "The stream imports an unlisted object. Importing runs the module's top-level code, and "
+    "the unpickler calls methods of what it builds without any call opcode (__setstate__, "
+    "extend, append, add, __setitem__), so an unlisted global is blocked whether or not the "
+    "stream visibly calls it. Allowlist first: only reviewed names pass.",
 )
 EXTERNAL_ARRAY_FILE = threat(
     "MS-PKL-106",
@@ -90,6 +92,38 @@ MALFORMED = threat(
     "to confuse scanners.",
     "The stream stops being a valid pickle before its STOP opcode. Whatever ran before the "
     "break is reported separately; scanners and loaders may disagree about the rest.",
+)
+
+FRAME_MISMATCH = threat(
+    "MS-PKL-111",
+    SUSPICIOUS,
+    Severity.HIGH,
+    "Pickle frames disagree with its opcodes",
+    "Re-export the model from its source; no pickler writes such frames.",
+    "Protocol 4 frames must hold whole opcodes. CPython's C unpickler (pickle.load, torch.load) "
+    "reads through a frame boundary, the pure-Python one (joblib.load) refuses it, and scanners "
+    "differ again: an opcode that straddles a frame end, a frame inside a frame or a frame "
+    "longer than the data shows each reader a different program.",
+)
+HAND_CRAFTED = threat(
+    "MS-PKL-112",
+    SUSPICIOUS,
+    Severity.MEDIUM,
+    "Pickle stream no pickler writes",
+    "Re-export the model from its source; the stream was assembled or edited by hand.",
+    "CPython loads it, but no pickler produces it: values left on the stack at STOP (an "
+    "injected call whose result is dropped), MARKs never closed, a second PROTO in the middle "
+    "of the stream. Such edits are how payloads are spliced into real models.",
+)
+EXPANSION = threat(
+    "MS-PKL-113",
+    SUSPICIOUS,
+    Severity.MEDIUM,
+    "Pickle expands to an object graph far larger than itself",
+    "Do not load or traverse this file; re-export the model from its source.",
+    "Memo references (GET, DUP) let a few bytes build containers that hold themselves or each "
+    "other many times over: a 'billion laughs' that exhausts memory or time in whatever walks "
+    "the loaded object (printing, copying, serialising, comparing).",
 )
 
 # Incomplete codes (the rules turn these into ERROR, never ALLOWED).

@@ -18,6 +18,11 @@ if TYPE_CHECKING:
 
 Value = Any  # literal | Blob | BigInt | Global | Unresolved | Call | Derived | Container | ...
 
+# Logical size ("weight"): how many nodes the loaded object would have if every shared
+# reference were copied. Memo GETs and DUP share objects, so a few bytes can describe a
+# graph of 2**60 nodes; weights make that visible without building anything. Saturating.
+WEIGHT_CAP = 1 << 62
+
 
 @dataclass(eq=False, slots=True)
 class Global:
@@ -60,9 +65,11 @@ class Call:
     cls: Global | None = None
     state: Value = None  # set by BUILD
     origin: Value = field(init=False)  # the first non-call callee of f()()()...: O(1) to name
+    weight: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.origin = self.callee.origin if isinstance(self.callee, Call) else self.callee
+        self.weight = min(1 + weigh(self.args), WEIGHT_CAP)
 
 
 @dataclass(eq=False, slots=True)
@@ -100,6 +107,45 @@ class Container:
     kind: str
     items: list[Value] = field(default_factory=list)
     dropped: int = 0
+    weight: int = 1  # see WEIGHT_CAP; kept up to date as items are added
+
+
+class HeavyTuple(tuple):  # type: ignore[type-arg]
+    """A tuple holding containers, calls or other tuples, with its logical weight.
+
+    Tuples of plain literals are plain tuples (weight: their length + 1); only tuples that
+    nest something heavier pay for remembering what they weigh.
+    """
+
+    weight: int
+
+
+def weigh(value: Value) -> int:
+    """The logical size of ``value`` (1 for a literal)."""
+    kind = type(value)
+    if kind is Container or kind is Call or kind is HeavyTuple:
+        return value.weight  # type: ignore[no-any-return]
+    if kind is tuple:
+        return len(value) + 1
+    return 1
+
+
+def weigh_all(items: "list[Value] | tuple[Value, ...]") -> int:
+    total = 0
+    for item in items:
+        total += weigh(item)
+    return min(total, WEIGHT_CAP)
+
+
+def make_tuple(items: "list[Value] | tuple[Value, ...]") -> tuple[Value, ...]:
+    """A tuple of ``items``; a :class:`HeavyTuple` when an item is more than a literal."""
+    for item in items:
+        kind = type(item)
+        if kind is Container or kind is Call or kind is HeavyTuple or kind is tuple:
+            heavy = HeavyTuple(items)
+            heavy.weight = min(1 + weigh_all(items), WEIGHT_CAP)
+            return heavy
+    return tuple(items)
 
 
 def sequence_items(value: Value) -> tuple[Value, ...] | None:
@@ -136,4 +182,6 @@ def describe(value: Value) -> str:
         return f"unresolved import ({value.what})"
     if isinstance(value, Container):
         return value.kind
+    if isinstance(value, tuple):
+        return "tuple"
     return type(value).__name__

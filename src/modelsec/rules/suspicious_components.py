@@ -1,13 +1,40 @@
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from modelsec.rules.base import FindingRuleParams, Rule, SeverityName
+from modelsec.pickle.denylist import denied
+from modelsec.pickle.names import is_dotted_identifier
+from modelsec.pickle.threats import UNKNOWN_CALL, UNKNOWN_REFERENCE
+from modelsec.rules.base import EvaluationInput, FindingRuleParams, Rule, RuleOutcome, SeverityName
+
+# Findings about pickle globals that are merely not on the built-in allowlist: a team may
+# approve its own reviewed classes by exact name. Denylisted names are findings of
+# LoadTimeCodeExecution and can never be approved here.
+_APPROVABLE = frozenset({UNKNOWN_CALL.code, UNKNOWN_REFERENCE.code})
 
 
 class SuspiciousComponentsParams(FindingRuleParams):
-    # LOW findings here are observations (an unlisted class referenced but never called):
-    # reported in every output, but not a reason to block on their own.
+    # LOW findings here are observations: reported in every output, but not a reason to
+    # block on their own.
     min_severity: SeverityName = Field(default="MEDIUM", alias="minSeverity",
-                                   description=FindingRuleParams.model_fields["min_severity"].description)
+                                       description=FindingRuleParams.model_fields["min_severity"].description)
+    allowed_globals: frozenset[str] = Field(
+        default=frozenset(),
+        alias="allowedGlobals",
+        description="Exact dotted names of your own reviewed classes or functions that pickles "
+        "may import and call (like PyTorch's add_safe_globals), e.g. mypkg.models.Classifier. "
+        "An implicit method call is named after the class (mypkg.models.Classifier.__setstate__) "
+        "and must be listed too. No wildcards; names the denylist marks dangerous are refused.",
+    )
+
+    @field_validator("allowed_globals")
+    @classmethod
+    def _exact_reviewed_names(cls, names: frozenset[str]) -> frozenset[str]:
+        for name in names:
+            if not is_dotted_identifier(name) or "." not in name:
+                raise ValueError(f"{name!r} is not an exact dotted name (module.attribute)")
+            hit = denied(name)
+            if hit is not None:
+                raise ValueError(f"{name!r} cannot be allowed: it is dangerous ({hit.category.value}, matched {hit.path})")
+        return names
 
 
 class SuspiciousComponents(Rule):
@@ -15,11 +42,23 @@ class SuspiciousComponents(Rule):
     title = "Suspicious or malformed components"
     description = (
         "Fails on what is not known to be code execution but has no place in a model: "
-        "callables outside the allowlist that the file invokes, archive tricks (path "
-        "traversal, links out of the tree, bombs, header mismatches), malformed files, "
-        "file and network operators in graphs, external data outside the model."
+        "pickle globals outside the allowlist (imported or called, unless approved in "
+        "allowedGlobals), archive tricks (path traversal, links out of the tree, bombs, header "
+        "mismatches), malformed or hand-crafted files, file and network operators in graphs, "
+        "external data outside the model."
     )
     Params = SuspiciousComponentsParams
+
+    def evaluate(self, given: EvaluationInput, params: FindingRuleParams) -> RuleOutcome:
+        outcome = super().evaluate(given, params)
+        allowed = params.allowed_globals if isinstance(params, SuspiciousComponentsParams) else frozenset()
+        if not allowed or not outcome.violations:
+            return outcome
+        kept = [f for f in outcome.violations if not (f.threat in _APPROVABLE and f.subject in allowed)]
+        if kept:
+            files = {f.file for f in kept}
+            return RuleOutcome(outcome.result, kept, f"{len(kept)} finding(s) in {len(files)} file(s)")
+        return self.passed_or_incomplete(given)
 
 
 RULE = SuspiciousComponents()
