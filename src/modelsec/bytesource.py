@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import stat
 import tempfile
 from typing import IO, BinaryIO, Callable, Iterator, Protocol, runtime_checkable
 
@@ -21,6 +22,33 @@ HASH_CHUNK = 8 << 20  # the hashing-only pass: fewer, larger reads into one reus
 
 class LimitExceeded(Exception):
     """A size/count/ratio limit was reached; the message says which and where."""
+
+
+class NotRegularFile(OSError):
+    """A path that is not a regular file (FIFO, device, socket, directory). Reading one
+    would block forever (a FIFO with no writer), never end (``/dev/zero``) or look empty
+    (most character devices), so it is refused rather than scanned."""
+
+
+def file_kind(mode: int) -> str:
+    """What ``mode`` (an ``st_mode``) is, in words a user recognises."""
+    kinds = (
+        (stat.S_ISREG, "a regular file"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISLNK, "a symbolic link"),
+    )
+    for test, kind in kinds:
+        if test(mode):
+            return kind
+    return f"a special file (mode {stat.filemode(mode)})"
+
+
+def not_regular(mode: int) -> NotRegularFile:
+    return NotRegularFile(f"not a regular file but {file_kind(mode)}; refusing to read it")
 
 
 @runtime_checkable
@@ -48,8 +76,19 @@ class FileSource:
     ) -> None:
         self.path = os.fspath(path)
         self._on_progress = on_progress  # called with the number of newly hashed bytes
-        self._fd = os.open(self.path, os.O_RDONLY)
-        self._size = os.fstat(self._fd).st_size
+        # O_NONBLOCK: opening a FIFO that was swapped in after the caller's stat must not
+        # hang (it has no effect on regular files); O_NOCTTY: a terminal device never becomes
+        # our controlling terminal. What was opened is checked with fstat, race-free.
+        fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise not_regular(info.st_mode)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        self._size = info.st_size
         self._sha = hashlib.sha256()
         self._hashed = 0
         self.bytes_read = 0

@@ -7,19 +7,24 @@ a verdict. The CLI, the operator and the webhook all use this one engine.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from modelsec import formats
-from modelsec.bytesource import ByteSource, FileSource, LimitExceeded
+from modelsec.bytesource import ByteSource, FileSource, LimitExceeded, NotRegularFile, not_regular
 from modelsec.context import FormatRecord, Limits, ScanContext, ScanSink
 from modelsec.findings import Finding, Incomplete, Severity, threat
 from modelsec.formats.base import HEAD_SIZE, FormatCategory, filename_of
 
 ENGINE_ERROR = "MS-GEN-002"
+# A path that could not be read: unreadable, not listable, not a regular file, a link loop
+# or a dangling link. Never skipped: it makes content rules ERROR.
+UNREADABLE = "MS-GEN-004"
 
 SYMLINK_ESCAPE = threat(
     "MS-FS-001",
@@ -106,7 +111,9 @@ class ScanReport:
         root = self.target.rstrip("/")
         for f in sorted(self.files, key=lambda r: r.path):
             rel = f.path[len(root) :].lstrip("/") if f.path.startswith(root) else f.path
-            digest.update(f"{rel}\0{f.sha256 or f.digest or '-'}\n".encode())
+            # surrogatepass: a file name that is not valid UTF-8 (os.fsdecode gives lone
+            # surrogates) still fingerprints, deterministically, instead of raising
+            digest.update(f"{rel}\0{f.sha256 or f.digest or '-'}\n".encode("utf-8", "surrogatepass"))
         return digest.hexdigest()
 
 
@@ -213,7 +220,7 @@ class Engine:
                 size=0,
                 sha256=None,
                 format="unknown",
-                incompletes=[Incomplete(display, f"cannot read: {exc.strerror or exc}", "MS-GEN-004")],
+                incompletes=[Incomplete(display, _os_problem(display, exc), UNREADABLE)],
             )
 
     def scan_paths(
@@ -225,45 +232,82 @@ class Engine:
     def scan_path(
         self, path: str | os.PathLike[str], progress: ProgressCallback | None = None
     ) -> ScanReport:
+        """One model: a regular file, or every file under a directory. Anything else (a
+        FIFO, a device, a socket, a link loop) is reported as unreadable, never opened."""
         started = time.perf_counter()
         target = os.fspath(path)
         report = ScanReport(target=target, locations=[os.path.abspath(target)])
-        root = Path(target)
-        if not root.exists() and not root.is_symlink():
-            report.incompletes.append(Incomplete(target, "no such file or directory", "MS-GEN-004"))
-        elif root.is_dir():
-            files = list(self._walk(root, report))
-            for file in files:
-                report.files.append(self.scan_file(file, progress))
-            self._analyze_directory(root, files, report)
+        try:
+            mode = os.stat(target).st_mode  # a link the user named is followed
+        except OSError as exc:
+            report.incompletes.append(Incomplete(target, _os_problem(target, exc), UNREADABLE))
         else:
-            report.files.append(self.scan_file(root, progress))
+            if stat.S_ISDIR(mode):
+                root = Path(target)
+                files = list(self._walk(root, report))
+                for file in files:
+                    report.files.append(self.scan_file(file, progress))
+                self._analyze_directory(root, files, report)
+            elif stat.S_ISREG(mode):
+                report.files.append(self.scan_file(target, progress))
+            else:
+                report.incompletes.append(Incomplete(target, str(not_regular(mode)), UNREADABLE))
         report.seconds = time.perf_counter() - started
         return report
 
     def _walk(self, root: Path, report: ScanReport) -> Iterator[Path]:
-        """Regular files under ``root`` in a stable order; links that leave the tree are
-        findings and are not followed."""
-        real_root = root.resolve()
-        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-            dirnames.sort()
-            for name in sorted(filenames) + [d for d in dirnames if (Path(dirpath) / d).is_symlink()]:
-                p = Path(dirpath) / name
-                if p.is_symlink():
-                    target = p.resolve()
-                    if not target.is_relative_to(real_root):
-                        report.findings.append(
-                            SYMLINK_ESCAPE.at(
-                                str(p),
-                                f"symlink to {os.readlink(p)} leaves the model directory",
-                                subject=os.readlink(p),
-                            )
-                        )
-                        continue
-                    if target.is_dir():
-                        continue  # its files are reached through the real directory
-                if p.is_file():
-                    yield p
+        """Regular files under ``root``, depth first, in name order.
+
+        Links that leave the tree are findings and are not followed. Whatever cannot be
+        listed or read (a directory without permission, a FIFO, a device, a socket, a link
+        loop, a dangling link) becomes an incomplete naming it: a model with a part
+        missing is ERROR, never ALLOWED as if the part were not there. Nothing but regular
+        files is ever opened, and the walk keeps its own stack (no recursion limit)."""
+        real_root = Path(os.path.realpath(root))
+        pending = [root]
+        while pending:
+            directory = pending.pop()
+            try:
+                with os.scandir(directory) as listing:
+                    entries = sorted(listing, key=lambda e: e.name)
+            except OSError as exc:
+                report.incompletes.append(Incomplete(
+                    str(directory), f"cannot list directory: {_strerror(exc)}", UNREADABLE
+                ))
+                continue
+            subdirectories: list[Path] = []
+            for entry in entries:
+                path = Path(entry.path)
+                try:
+                    if entry.is_symlink():
+                        if self._link_is_file(path, real_root, report):
+                            yield path
+                    elif entry.is_dir(follow_symlinks=False):
+                        subdirectories.append(path)
+                    elif entry.is_file(follow_symlinks=False):
+                        yield path
+                    else:
+                        raise not_regular(entry.stat(follow_symlinks=False).st_mode)
+                except OSError as exc:
+                    report.incompletes.append(Incomplete(str(path), _os_problem(str(path), exc), UNREADABLE))
+            pending.extend(reversed(subdirectories))
+
+    def _link_is_file(self, link: Path, real_root: Path, report: ScanReport) -> bool:
+        """Whether a symlink met in the walk is a regular file to scan. A link that leaves
+        the tree is a finding; a link to a directory inside it is reached through the real
+        directory; a loop, a dangling link or a link to a device raises OSError."""
+        pointee = os.readlink(link)
+        if not Path(os.path.realpath(link)).is_relative_to(real_root):
+            report.findings.append(SYMLINK_ESCAPE.at(
+                str(link), f"symlink to {pointee} leaves the model directory", subject=pointee
+            ))
+            return False
+        mode = os.stat(link).st_mode  # ELOOP for a loop, ENOENT for a dangling link
+        if stat.S_ISDIR(mode):
+            return False
+        if not stat.S_ISREG(mode):
+            raise not_regular(mode)
+        return True
 
     def analyze_directory(self, root: Path, files: list[Path], report: ScanReport) -> None:
         """Run the multi-file layout checks on ``files`` under ``root`` (remote sources lay
@@ -283,3 +327,23 @@ class Engine:
         report.findings.extend(sink.findings)
         report.incompletes.extend(sink.incompletes)
         report.layout_formats.extend(sink.formats)
+
+
+def _strerror(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def _os_problem(path: str, exc: OSError) -> str:
+    """Why ``path`` could not be read, in one line that says what to fix."""
+    if isinstance(exc, NotRegularFile):
+        return str(exc)
+    if exc.errno == errno.ELOOP:
+        return "symbolic link loop (too many levels of symbolic links)"
+    if exc.errno == errno.ENOENT and os.path.islink(path):
+        try:
+            return f"dangling symbolic link to {os.readlink(path)}"
+        except OSError:
+            pass
+    if exc.errno == errno.ENOENT:
+        return "no such file or directory"
+    return f"cannot read: {_strerror(exc)}"
