@@ -138,17 +138,14 @@ def validate_group(
             f"spec.sourceType is {spec.source_type.value} but ModelSource {spec.source_ref!r} "
             f"is {source.spec.type.value}; remove spec.sourceType or fix it", **view,
         )
-    if not spec.rules:
-        return GroupView(
-            name, False, "NoRules",
-            "spec.rules is empty: a group without rules would allow everything; list rules "
-            "(Disabled ones count) to use it", **view,
-        )
+    empty = spec.emptiness()  # no rule enabled: refused unless spec.allowEmpty says so
+    if empty is not None and not spec.allow_empty:
+        return GroupView(name, False, "NoRules", f"spec.rules: {empty}", **view)
     blocking = counts["blocking"]
     return GroupView(
         name, True, "Ready",
         f"{len(spec.rules)} rule(s), {blocking} blocking, on {source.spec.type.value} source "
-        f"{spec.source_ref!r}", **view,
+        f"{spec.source_ref!r}" + (f"; warning: {empty}" if empty else ""), **view,
     )
 
 

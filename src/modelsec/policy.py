@@ -86,6 +86,13 @@ class SecurityGroupSpec(BaseModel):
         "BLOCKED, or ALLOWED (only for groups that accept uninspectable content).",
     )
     rules: list[RuleConfig] = Field(default_factory=list)
+    allow_empty: bool = Field(
+        default=False,
+        alias="allowEmpty",
+        description="Set true for a group that deliberately enforces no rule (none listed, or "
+        "every rule Disabled): it allows every model. Without it such a group is refused "
+        "wherever it would decide: modelsec scan, the operator and its verdicts.",
+    )
     rescan_interval: str | None = Field(
         default=None,
         alias="rescanInterval",
@@ -108,6 +115,22 @@ class SecurityGroupSpec(BaseModel):
                 raise ValueError(f"rule {rule.name} listed twice")
             seen.add(rule.name)
         return value
+
+    @property
+    def checks_nothing(self) -> bool:
+        """True if no rule is enabled: such a group would allow every model."""
+        return all(rule.mode == Mode.DISABLED for rule in self.rules)
+
+    def emptiness(self) -> str | None:
+        """None if a rule is enabled; otherwise what is wrong, in the user's terms: an error
+        without ``allowEmpty``, a warning with it."""
+        if not self.checks_nothing:
+            return None
+        what = "lists no rules" if not self.rules else "has every rule Disabled"
+        if self.allow_empty:
+            return f"the group {what} (allowEmpty: true): every model is ALLOWED"
+        return (f"the group {what}, so it would allow every model; add rules, or set "
+                "spec.allowEmpty: true if that is what you want")
 
 
 @dataclass(frozen=True)
@@ -161,6 +184,9 @@ class Verdict:
 
 def evaluate(group: SecurityGroup, given: EvaluationInput) -> Verdict:
     """Apply every rule of ``group``; BLOCKED beats ERROR beats ALLOWED."""
+    if (empty := group.spec.emptiness()) is not None and not group.spec.allow_empty:
+        # fail closed: a group that checks nothing is a mistake until it says otherwise
+        return Verdict(group.name, Outcome.ERROR, [], f"{empty} (failing closed)")
     evaluations: list[RuleEvaluation] = []
     for config in group.spec.rules:
         rule = rule_registry.get(config.name)
@@ -202,6 +228,8 @@ def evaluate(group: SecurityGroup, given: EvaluationInput) -> Verdict:
         if group.spec.error_outcome == Outcome.ALLOWED:
             return Verdict(group.name, Outcome.ALLOWED, evaluations, reason + " (group allows this)")
         return Verdict(group.name, group.spec.error_outcome, evaluations, reason)
+    if empty is not None:
+        return Verdict(group.name, Outcome.ALLOWED, evaluations, empty)
     return Verdict(group.name, Outcome.ALLOWED, evaluations, "no blocking rule failed")
 
 

@@ -86,9 +86,33 @@ def test_approved_location_without_locations_fails_closed():
 
 
 def test_disabled_rule_is_skipped():
-    group = parse_group({"rules": [{"name": "LoadTimeCodeExecution", "mode": "Disabled"}]}, "t", "t")
+    group = parse_group({"rules": [{"name": "LoadTimeCodeExecution", "mode": "Disabled"},
+                                   {"name": "RuntimeCodeExecution"}]}, "t", "t")
     v = verdict(group, report_with([TEST_THREAT.at("m.pkl", "x")]))
     assert v.outcome == Outcome.ALLOWED and v.rules[0].result == RuleResult.SKIPPED
+
+
+@pytest.mark.parametrize("rules, what", [
+    ([], "lists no rules"),
+    ([{"name": "LoadTimeCodeExecution", "mode": "Disabled"}], "has every rule Disabled"),
+])
+def test_a_group_that_checks_nothing_fails_closed_unless_it_says_so(rules, what):
+    blocked_model = report_with([TEST_THREAT.at("m.pkl", "os.system")])
+    empty = parse_group({"rules": rules}, "t", "t")
+    assert empty.spec.checks_nothing and what in (empty.spec.emptiness() or "")
+    v = verdict(empty, blocked_model)
+    assert v.outcome == Outcome.ERROR and "allowEmpty" in v.reason and "failing closed" in v.reason
+
+    meant = parse_group({"rules": rules, "allowEmpty": True}, "t", "t")
+    v = verdict(meant, blocked_model)
+    assert v.outcome == Outcome.ALLOWED and "every model is ALLOWED" in v.reason
+
+
+def test_allow_empty_changes_nothing_for_a_group_with_rules():
+    group = parse_group({"rules": [{"name": "LoadTimeCodeExecution"}], "allowEmpty": True}, "t", "t")
+    assert group.spec.emptiness() is None
+    v = verdict(group, report_with([TEST_THREAT.at("m.pkl", "os.system")]))
+    assert v.outcome == Outcome.BLOCKED
 
 
 @pytest.mark.parametrize("spec, message", [
