@@ -130,3 +130,10 @@ class Incomplete:
 
     def to_dict(self) -> dict[str, Any]:
         return {"file": self.file, "reason": self.reason, "code": self.code}
+
+    def describe(self) -> str:
+        """``file: reason`` for people, without naming the file twice when the reason
+        already starts with it (source failures do: ``hf://org/name: model info: ...``)."""
+        if self.reason == self.file or self.reason.startswith(f"{self.file}: "):
+            return self.reason
+        return f"{self.file}: {self.reason}"

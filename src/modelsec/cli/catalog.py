@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from modelsec.cli import exitcodes
+from modelsec.safe_text import printable
 
 RULES_DESCRIPTION = """\
 List every rule a security group can use: its id (the `name:` in a group), what it checks,
@@ -105,6 +106,11 @@ def run_rules(args: argparse.Namespace) -> int:
     return exitcodes.OK
 
 
+def _say(stream: Any, message: str) -> None:
+    """A message that may quote file names and group contents, escaped line by line."""
+    print("\n".join(printable(line) for line in message.split("\n")), file=stream)
+
+
 def run_groups(args: argparse.Namespace) -> int:
     import yaml
 
@@ -122,34 +128,64 @@ def run_groups(args: argparse.Namespace) -> int:
     try:
         group = load_group(args.group)
     except GroupError as exc:
-        print(f"modelsec groups: {exc}", file=sys.stderr)
+        _say(sys.stderr, f"modelsec groups: {exc}")
         return exitcodes.USAGE
+    empty = group.spec.emptiness()
     if args.action == "validate":
-        print(f"{group.origin}: valid SecurityGroup {group.name!r} with {len(group.spec.rules)} rule(s)")
+        if empty is not None and not group.spec.allow_empty:
+            _say(sys.stderr, f"modelsec groups: {group.origin}: {empty}")
+            return exitcodes.USAGE
+        if empty is not None:
+            _say(sys.stderr, f"modelsec groups: warning: {group.origin}: {empty}")
+        _say(sys.stdout, f"{group.origin}: valid SecurityGroup {group.name!r} with "
+                         f"{len(group.spec.rules)} rule(s)")
         return exitcodes.OK
+    if empty is not None:
+        _say(sys.stderr, f"modelsec groups: warning: {group.origin}: {empty}")
     resource = {
         "apiVersion": "modelsec.io/v1alpha1",
         "kind": "SecurityGroup",
         "metadata": {"name": group.name},
-        "spec": group.spec.model_dump(by_alias=True, exclude_none=True, mode="json"),
+        "spec": _spec_with_defaults(group.spec),
     }
     sys.stdout.write(yaml.safe_dump(resource, sort_keys=False))
     return exitcodes.OK
 
 
+def _spec_with_defaults(spec: Any) -> dict[str, Any]:
+    """The spec as YAML shows it, every rule's params filled in with their defaults, so
+    that `groups show` teaches what can be tuned (and the output still validates)."""
+    from modelsec.rules import get
+
+    shown: dict[str, Any] = spec.model_dump(by_alias=True, exclude_none=True, mode="json")
+    for config, rule in zip(spec.rules, shown["rules"]):
+        registered = get(config.name)
+        assert registered is not None  # validated with the spec
+        rule["params"] = registered.parse_params(config.params).model_dump(by_alias=True, mode="json")
+    return shown
+
+
 def run_formats(args: argparse.Namespace) -> int:
     from modelsec import formats
 
-    rows = [{"name": s.name, "category": s.category.value, "module": type(s).__module__}
-            for s in formats.scanners()]
-    rows += [{"name": a.name, "category": "layout", "module": type(a).__module__}
-             for a in formats.directory_analyzers()]
+    # One row per format name. A format recognised both per file and as a directory
+    # layout (tf-savedmodel: saved_model.pb, and the directory around it) is one format
+    # to the user, and approvedFormats names it once; "layout" says it spans files.
+    rows: dict[str, dict[str, Any]] = {}
+    for scanner in formats.scanners():
+        rows.setdefault(scanner.name, {"name": scanner.name, "category": scanner.category.value,
+                                       "layout": False, "module": type(scanner).__module__})
+    for analyzer in formats.directory_analyzers():
+        row = rows.setdefault(analyzer.name, {"name": analyzer.name, "category": "layout",
+                                              "layout": True, "module": type(analyzer).__module__})
+        row["layout"] = True
     if args.format == "json":
-        json.dump(rows, sys.stdout, indent=2)
+        json.dump(list(rows.values()), sys.stdout, indent=2)
         print()
     else:
-        for row in rows:
-            print(f"{row['name']:<20} {row['category']:<10} {row['module']}")
+        for row in rows.values():
+            category = row["category"] + ("+layout" if row["layout"] and row["category"] != "layout" else "")
+            print(f"{row['name']:<20} {category:<16} {row['module']}")
     return exitcodes.OK
 
 

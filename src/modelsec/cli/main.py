@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Callable, Sequence
 
 from modelsec import __version__
 from modelsec.cli import exitcodes
+from modelsec.safe_text import printable
 
 DESCRIPTION = """\
 Scan AI models for code execution, tampering and policy violations, and enforce the
@@ -38,8 +40,9 @@ class Parser(argparse.ArgumentParser):
     which means ERROR here)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        # the message may quote the arguments given, escape sequences included
         self.print_usage(sys.stderr)
-        self.exit(exitcodes.USAGE, f"{self.prog}: error: {message}\n")
+        self.exit(exitcodes.USAGE, f"{self.prog}: error: {printable(message)}\n")
 
 
 def _formatter(prog: str) -> argparse.HelpFormatter:
@@ -112,8 +115,12 @@ def _missing(name: str, exc: ImportError) -> Callable[[argparse.Namespace], int]
     return handler
 
 
+TRACEBACK_ENV = "MODELSEC_TRACEBACK"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _never_fail_on_encoding()
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
@@ -127,6 +134,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return exitcodes.OK
+    except Exception as exc:
+        # A bug must not look like a verdict: exit 1 (a traceback's code) reads as BLOCKED
+        # in CI. It is an ERROR, in one line; the traceback is there for who asks.
+        if os.environ.get(TRACEBACK_ENV):
+            import traceback
+
+            traceback.print_exc()
+        print(f"modelsec: internal error, failing closed: {type(exc).__name__}: "
+              f"{printable(str(exc))} (set {TRACEBACK_ENV}=1 for the traceback)", file=sys.stderr)
+        return exitcodes.ERROR
+
+
+def _never_fail_on_encoding() -> None:
+    """Text that the terminal's encoding cannot show is written as escapes, not raised
+    as UnicodeEncodeError halfway through a report."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
 
 
 if __name__ == "__main__":

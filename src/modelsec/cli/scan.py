@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from modelsec.cli import exitcodes
+from modelsec.safe_text import printable
 
 if TYPE_CHECKING:
     from modelsec.report import RunResult
@@ -60,12 +61,33 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "Credentials come from the environment (HF_TOKEN, AWS_*), never from the command line",
     )
     parser.add_argument(
-        "--max-findings", type=int, default=20, metavar="N",
+        "--max-findings", type=_count, default=20, metavar="N",
         help="findings shown per model in the table (default: %(default)s; json shows all)",
     )
     parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
-    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing; use the exit code")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true",
+        help="print nothing on stdout (a report still goes to -o FILE); use the exit code",
+    )
     parser.set_defaults(handler=run)
+
+
+def _count(text: str) -> int:
+    """A count for argparse: a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative; give 0 or more")
+    return value
+
+
+def _fail(message: str, code: int) -> int:
+    """Print ``message`` (which may quote paths and references) escaped, line by line."""
+    lines = [printable(line) for line in message.split("\n")]
+    print("modelsec scan: " + "\n".join(lines), file=sys.stderr)
+    return code
 
 
 def _local_size(path: str) -> int:
@@ -82,6 +104,7 @@ def _local_size(path: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from modelsec.cli.output import OutputError, check_writable, write_report
     from modelsec.cli.progress import Progress
     from modelsec.engine import Engine
     from modelsec.policy import GroupError, evaluate, load_group
@@ -92,27 +115,32 @@ def run(args: argparse.Namespace) -> int:
     try:
         group = load_group(args.group)
     except GroupError as exc:
-        print(f"modelsec scan: {exc}", file=sys.stderr)
-        return exitcodes.USAGE
+        return _fail(str(exc), exitcodes.USAGE)
+    if (empty := group.spec.emptiness()) is not None:
+        if not group.spec.allow_empty:
+            return _fail(f"{group.origin}: {empty}", exitcodes.USAGE)
+        if not args.quiet:
+            print(f"modelsec scan: warning: {printable(group.origin)}: {printable(empty)}", file=sys.stderr)
     if args.revision and len(args.targets) != 1:
-        print("modelsec scan: --revision needs exactly one target", file=sys.stderr)
-        return exitcodes.USAGE
+        return _fail("--revision needs exactly one target", exitcodes.USAGE)
     try:
         refs = [parse_model_uri(t, args.revision) for t in args.targets]
     except ModelRefError as exc:
-        print(f"modelsec scan: {exc}", file=sys.stderr)
-        return exitcodes.USAGE
+        return _fail(str(exc), exitcodes.USAGE)
     config: dict[str, str] = {}
     for option in args.source_option:
         key, sep, value = option.partition("=")
         if not sep or not key:
-            print(f"modelsec scan: --source-option wants KEY=VALUE, got {option!r}", file=sys.stderr)
-            return exitcodes.USAGE
+            return _fail(f"--source-option wants KEY=VALUE, got {option!r}", exitcodes.USAGE)
         config[key.strip()] = value
     missing = [r.location for r in refs if r.scheme == "file" and not os.path.lexists(r.location)]
     if missing:
-        print(f"modelsec scan: no such file or directory: {', '.join(missing)}", file=sys.stderr)
-        return exitcodes.USAGE
+        return _fail(f"no such file or directory: {', '.join(missing)}", exitcodes.USAGE)
+    if args.output:
+        try:  # before the scan: a scan of minutes must not end in "cannot write"
+            check_writable(args.output)
+        except OutputError as exc:
+            return _fail(str(exc), exitcodes.ERROR)
 
     engine = Engine()
     local_total = sum(_local_size(r.location) for r in refs if r.scheme == "file")
@@ -129,30 +157,29 @@ def run(args: argparse.Namespace) -> int:
     finally:
         progress.close()
 
-    run_result = RunResult(group, results)
-    if not args.quiet:
-        _write(run_result, args)
     from modelsec.report.jsonout import overall_outcome
 
+    run_result = RunResult(group, results)
+    if args.output:  # -q silences stdout, never the report asked for with -o
+        try:
+            write_report(args.output, _render(run_result, args))
+        except OutputError as exc:
+            return _fail(str(exc), exitcodes.ERROR)
+    elif not args.quiet:
+        sys.stdout.write(_render(run_result, args))
     return exitcodes.FOR_OUTCOME[overall_outcome(results).value]
 
 
-def _write(run_result: "RunResult", args: argparse.Namespace) -> None:
+def _render(run_result: "RunResult", args: argparse.Namespace) -> str:
     if args.format == "json":
         from modelsec.report import jsonout
 
-        text = jsonout.render(run_result)
-    elif args.format == "sarif":
+        return jsonout.render(run_result)
+    if args.format == "sarif":
         from modelsec.report import sarif
 
-        text = sarif.render(run_result)
-    else:
-        from modelsec.report import table
+        return sarif.render(run_result)
+    from modelsec.report import table
 
-        style = table.Style(False) if args.output else table.Style.for_stream(sys.stdout)
-        text = table.render(run_result, style, args.max_findings)
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as out:
-            out.write(text)
-    else:
-        sys.stdout.write(text)
+    style = table.Style(False) if args.output else table.Style.for_stream(sys.stdout)
+    return table.render(run_result, style, args.max_findings)

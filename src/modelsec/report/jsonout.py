@@ -10,7 +10,8 @@ import json
 from typing import Any
 
 from modelsec import __version__
-from modelsec.policy import Outcome
+from modelsec.findings import Finding
+from modelsec.policy import Outcome, Verdict
 from modelsec.report import ModelResult, RunResult
 
 SCHEMA = "modelsec.io/scan-result/v1"
@@ -25,10 +26,23 @@ def overall_outcome(models: list[ModelResult]) -> Outcome:
     return Outcome.ALLOWED
 
 
+def every_finding(verdict: Verdict, engine_findings: list[Finding]) -> list[Finding]:
+    """The engine's findings, then those that rules computed themselves (formats,
+    locations, metadata: ``MS-POL-*``), each once: everything the table can show."""
+    findings = list(engine_findings)
+    seen = set(findings)
+    for evaluation in verdict.rules:
+        for violation in evaluation.violations:
+            if violation not in seen:
+                seen.add(violation)
+                findings.append(violation)
+    return findings
+
+
 def model_to_dict(result: ModelResult, max_findings: int | None = None) -> dict[str, Any]:
     scanned, verdict = result.scanned, result.verdict
     report = scanned.report
-    findings = report.all_findings()
+    findings = every_finding(verdict, report.all_findings())
     dropped = sum(f.dropped_findings for f in report.files)
     shown = findings if max_findings is None else findings[:max_findings]
     meta = scanned.metadata
@@ -51,6 +65,11 @@ def model_to_dict(result: ModelResult, max_findings: int | None = None) -> dict[
             "verifiedOrganization": meta.verified_organization,
         },
         "rules": [r.to_dict() for r in verdict.rules],
+        # NonBlocking rules that failed or could not be evaluated: what the table marks
+        # "(warning)"; they do not change the outcome
+        "warnings": [
+            {"rule": w.name, "result": w.result.value, "message": w.message} for w in verdict.warnings
+        ],
         "findings": [f.to_dict() for f in shown],
         "findingsTotal": len(findings) + dropped,
         "incomplete": [i.to_dict() for i in report.all_incompletes()],

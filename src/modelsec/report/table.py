@@ -1,4 +1,9 @@
-"""The human-readable report: verdict per rule, then findings with file and threat."""
+"""The human-readable report: verdict per rule, then findings with file and threat.
+
+Everything that comes from the scanned model or the user (paths, member names, subjects,
+reasons, group names) passes through :func:`printable`: a file name holding escape
+sequences must not be able to clear the screen and print a green "ALLOWED".
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from modelsec.findings import Severity
 from modelsec.policy import Mode, Outcome
 from modelsec.report import ModelResult, RunResult
 from modelsec.rules.base import RuleResult
+from modelsec.safe_text import printable
 
 
 class Style:
@@ -45,8 +51,8 @@ def human_size(n: int) -> str:
 def _model_lines(result: ModelResult, style: Style, max_findings: int) -> list[str]:
     report, verdict = result.scanned.report, result.verdict
     lines = [
-        f"{style('MODEL', '1')}  {report.target}",
-        f"  outcome  {style(verdict.outcome.value, OUTCOME_COLOURS[verdict.outcome])}  {verdict.reason}",
+        f"{style('MODEL', '1')}  {printable(report.target)}",
+        f"  outcome  {style(verdict.outcome.value, OUTCOME_COLOURS[verdict.outcome])}  {printable(verdict.reason)}",
         f"  files    {len(report.files)} ({human_size(report.bytes_scanned)}) in "
         f"{report.seconds:.2f}s  fingerprint {report.fingerprint[:16]}",
         "",
@@ -55,7 +61,7 @@ def _model_lines(result: ModelResult, style: Style, max_findings: int) -> list[s
     lines.append(f"  {'RULE'.ljust(width)}  {'MODE'.ljust(11)}  {'RESULT'.ljust(7)}  DETAIL")
     for r in verdict.rules:
         result_text = style(r.result.value.ljust(7), RESULT_COLOURS[r.result])
-        lines.append(f"  {r.name.ljust(width)}  {r.mode.value.ljust(11)}  {result_text}  {r.message}")
+        lines.append(f"  {r.name.ljust(width)}  {r.mode.value.ljust(11)}  {result_text}  {printable(r.message)}")
 
     shown = [
         (r.mode, f) for r in verdict.rules if r.mode != Mode.DISABLED for f in r.violations
@@ -64,14 +70,14 @@ def _model_lines(result: ModelResult, style: Style, max_findings: int) -> list[s
         lines += ["", f"  {style('FINDINGS', '1')}"]
         shown.sort(key=lambda pair: (-pair[1].severity, pair[1].file))
         for mode, f in shown[:max_findings]:
-            where = f.file + (f" @{f.offset}" if f.offset is not None else "")
+            where = printable(f.file) + (f" @{f.offset}" if f.offset is not None else "")
             tag = "" if mode == Mode.BLOCKING else " (warning)"
             sev = style(f.severity.name.ljust(8), SEVERITY_COLOURS[f.severity])
             lines.append(f"  {sev}  {f.threat}  {where}{tag}")
-            subject = f"{f.subject}: " if f.subject else ""
-            lines.append(f"            {subject}{f.message}")
+            subject = f"{printable(f.subject)}: " if f.subject else ""
+            lines.append(f"            {subject}{printable(f.message)}")
             if f.remediation:
-                lines.append(f"            {style('fix:', '2')} {f.remediation}")
+                lines.append(f"            {style('fix:', '2')} {printable(f.remediation)}")
         if len(shown) > max_findings:
             lines.append(f"  ... {len(shown) - max_findings} more (use --format json for all)")
 
@@ -79,14 +85,14 @@ def _model_lines(result: ModelResult, style: Style, max_findings: int) -> list[s
     if gaps:
         lines += ["", f"  {style('NOT INSPECTED', '1;33')} (content rules fail closed)"]
         for gap in gaps[:max_findings]:
-            lines.append(f"  {gap.code}  {gap.file}: {gap.reason}")
+            lines.append(f"  {gap.code}  {printable(gap.describe())}")
         if len(gaps) > max_findings:
             lines.append(f"  ... {len(gaps) - max_findings} more")
     return lines
 
 
 def render(run: RunResult, style: Style, max_findings: int = 20) -> str:
-    header = f"modelsec {__version__} · security group {run.group.name} ({run.group.origin})"
+    header = f"modelsec {__version__} · security group {printable(run.group.name)} ({printable(run.group.origin)})"
     blocks = [style(header, "2")]
     for model in run.models:
         blocks.append("\n".join(_model_lines(model, style, max_findings)))

@@ -116,6 +116,6 @@ class Rule(ABC):
             more = f" (and {len(incompletes) - 1} more)" if len(incompletes) > 1 else ""
             return RuleOutcome(
                 RuleResult.ERROR,
-                message=f"could not inspect {first.file}: {first.reason}{more}; failing closed",
+                message=f"could not inspect {first.describe()}{more}; failing closed",
             )
         return RuleOutcome(RuleResult.PASSED, message="no findings")
