@@ -289,7 +289,9 @@ class Engine:
                     else:
                         raise not_regular(entry.stat(follow_symlinks=False).st_mode)
                 except OSError as exc:
-                    report.incompletes.append(Incomplete(str(path), _os_problem(str(path), exc), UNREADABLE))
+                    report.incompletes.append(
+                        Incomplete(str(path), _os_problem(str(path), exc), UNREADABLE)
+                    )
             pending.extend(reversed(subdirectories))
 
     def _link_is_file(self, link: Path, real_root: Path, report: ScanReport) -> bool:

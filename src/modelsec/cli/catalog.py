@@ -184,7 +184,8 @@ def run_formats(args: argparse.Namespace) -> int:
         print()
     else:
         for row in rows.values():
-            category = row["category"] + ("+layout" if row["layout"] and row["category"] != "layout" else "")
+            spans_files = row["layout"] and row["category"] != "layout"
+            category = row["category"] + ("+layout" if spans_files else "")
             print(f"{row['name']:<20} {category:<16} {row['module']}")
     return exitcodes.OK
 

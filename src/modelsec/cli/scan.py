@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         if not group.spec.allow_empty:
             return _fail(f"{group.origin}: {empty}", exitcodes.USAGE)
         if not args.quiet:
-            print(f"modelsec scan: warning: {printable(group.origin)}: {printable(empty)}", file=sys.stderr)
+            _fail(f"warning: {group.origin}: {empty}", exitcodes.OK)
     if args.revision and len(args.targets) != 1:
         return _fail("--revision needs exactly one target", exitcodes.USAGE)
     try:
