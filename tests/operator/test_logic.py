@@ -62,6 +62,17 @@ def test_group_reasons(tmp_path: Path) -> None:
     assert validate_group("g", {"sourceRef": "src", "rules": []}, 1, source).reason == "NoRules"
 
 
+def test_a_group_that_enforces_no_rule_is_ready_only_when_it_says_so(tmp_path: Path) -> None:
+    source = validate_source("src", local_source(tmp_path), None)
+    all_disabled = [{"name": "LoadTimeCodeExecution", "mode": "Disabled"}]
+    for rules in ([], all_disabled):
+        refused = validate_group("g", {"sourceRef": "src", "rules": rules}, 1, source)
+        assert (refused.ready, refused.reason) == (False, "NoRules")
+        assert "allowEmpty" in refused.message
+        meant = validate_group("g", {"sourceRef": "src", "rules": rules, "allowEmpty": True}, 1, source)
+        assert meant.ready and "every model is ALLOWED" in meant.message
+
+
 def test_group_digest_follows_group_and_source(tmp_path: Path) -> None:
     (tmp_path / "b").mkdir()
     a = validate_source("src", local_source(tmp_path), None)
