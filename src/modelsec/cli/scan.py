@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from modelsec.cli import exitcodes
-from modelsec.safe_text import printable
+from modelsec.cli.console import say
 
 if TYPE_CHECKING:
     from modelsec.report import RunResult
@@ -84,9 +84,7 @@ def _count(text: str) -> int:
 
 
 def _fail(message: str, code: int) -> int:
-    """Print ``message`` (which may quote paths and references) escaped, line by line."""
-    lines = [printable(line) for line in message.split("\n")]
-    print("modelsec scan: " + "\n".join(lines), file=sys.stderr)
+    say(f"modelsec scan: {message}")
     return code
 
 
@@ -120,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         if not group.spec.allow_empty:
             return _fail(f"{group.origin}: {empty}", exitcodes.USAGE)
         if not args.quiet:
-            _fail(f"warning: {group.origin}: {empty}", exitcodes.OK)
+            say(f"modelsec scan: warning: {group.origin}: {empty}")
     if args.revision and len(args.targets) != 1:
         return _fail("--revision needs exactly one target", exitcodes.USAGE)
     try:
