@@ -504,8 +504,8 @@ def _cross_check(response: Any, listed: ListedFile, sha: str | None, what: str) 
         if listed.sha256 is None:
             raise SourceFailure(
                 INTEGRITY,
-                f"{what}: the server serves it as an LFS file (X-Linked-Etag {claimed[:80]!r}), "
-                "the listing as a regular git file",
+                f"{what}: the server serves it as an LFS file with SHA-256 {claimed[:80]!r} "
+                "(X-Linked-Etag), the listing as a regular git file",
             )
         if claimed != listed.sha256:
             raise SourceFailure(
