@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from modelsec import formats
+from modelsec import disguise, formats
 from modelsec.bytesource import ByteSource, FileSource, LimitExceeded, NotRegularFile, not_regular
 from modelsec.context import FormatRecord, Limits, ScanContext, ScanSink
 from modelsec.findings import Finding, Incomplete, Severity, threat
-from modelsec.formats.base import HEAD_SIZE, FormatCategory, filename_of
+from modelsec.formats.base import HEAD_SIZE, FormatCategory, FormatScanner, filename_of
+from modelsec.interpretations import Interpretations, detect_all, polyglot_finding
 
 ENGINE_ERROR = "MS-GEN-002"
 # A path that could not be read: unreadable, not listable, not a regular file, a link loop
@@ -120,36 +121,58 @@ class ScanReport:
 ProgressCallback = Callable[[int], None]  # called with each increment of bytes fingerprinted
 
 
-def detect(head: bytes, source: ByteSource, filename: str) -> "formats.FormatScanner | None":
-    for scanner in formats.scanners():
-        try:
-            if scanner.detect(head, source, filename):
-                return scanner
-        except Exception:  # a detector that trips on odd bytes just doesn't match
-            continue
-    return None
+def detect(head: bytes, source: ByteSource, filename: str) -> Interpretations:
+    """Every reading of the file a supported loader could take (see
+    :mod:`modelsec.interpretations`): each format that claims it, minus readings another
+    claimed format's scan already covers."""
+    return detect_all(head, source, filename)
 
 
 def dispatch(source: ByteSource, ctx: ScanContext, expect: str | None = None) -> None:
-    """Recognise ``source`` and run its scanner inside ``ctx``; never raises."""
+    """Recognise ``source`` and scan every interpretation of it inside ``ctx``; never raises.
+
+    ``expect`` is a format the file's place imposes (the pickle of a PyTorch archive, the
+    object data of a NumPy array): a loader reads it that way, so that reading alone is
+    scanned. Content that no format recognises is a finding when its name or place says
+    it is a model (:mod:`modelsec.disguise`).
+    """
     try:
+        head = source.read_at(0, HEAD_SIZE) if source.size else b""
+        forced = formats.by_name(expect) if expect else None
+        readings: tuple[FormatScanner, ...] = ()
         if source.size == 0:
-            ctx.set_format("empty", FormatCategory.AUXILIARY)
-            return
-        head = source.read_at(0, HEAD_SIZE)
-        scanner = formats.by_name(expect) if expect else None
-        if scanner is None:
-            scanner = detect(head, source, filename_of(ctx.path))
-        if scanner is None:
-            ctx.set_format("unknown", FormatCategory.UNKNOWN)
-            return
-        ctx.set_format(scanner.name, scanner.category)
-        scanner.scan(source, ctx)
-    except LimitExceeded as exc:
+            pass
+        elif forced is not None:
+            readings = (forced,)
+        else:
+            found = detect(head, source, filename_of(ctx.path))
+            readings = found.scanned
+            if found.polyglot:
+                ctx.report(polyglot_finding(ctx.path, found))
+    except Exception as exc:  # fail closed: an unreadable head is an ERROR, never ALLOWED
+        _failed(ctx, exc)
+        return
+    if not readings:
+        ctx.set_format("empty" if source.size == 0 else "unknown",
+                       FormatCategory.AUXILIARY if source.size == 0 else FormatCategory.UNKNOWN)
+    contexts = [ctx] + [ctx.alongside() for _ in readings[1:]]
+    for scanner, reading in zip(readings, contexts):
+        reading.set_format(scanner.name, scanner.category)
+        try:
+            scanner.scan(source, reading)
+        except Exception as exc:
+            _failed(reading, exc)
+    if all(c.format_record is None or c.format_record.category == FormatCategory.UNKNOWN
+           or c.format_record.format == "empty" for c in contexts):
+        disguise.check(ctx, head, source.size, expect)
+
+
+def _failed(ctx: ScanContext, exc: Exception) -> None:
+    if isinstance(exc, LimitExceeded):
         ctx.incomplete(str(exc), code="MS-GEN-003")
-    except (MemoryError, RecursionError) as exc:
+    elif isinstance(exc, (MemoryError, RecursionError)):
         ctx.incomplete(f"resource limit while scanning: {type(exc).__name__}", ENGINE_ERROR)
-    except Exception as exc:  # fail closed: an unexpected error is an ERROR, never ALLOWED
+    else:  # fail closed: an unexpected error is an ERROR, never ALLOWED
         ctx.incomplete(f"scanner error: {type(exc).__name__}: {exc}", ENGINE_ERROR)
 
 

@@ -17,7 +17,7 @@ from modelsec.archive.decompress import DecodeStream, looks_like_zlib, sniff_cod
 from modelsec.archive.members import spool_decoded
 from modelsec.bytesource import ByteSource, SliceSource
 from modelsec.context import ScanContext
-from modelsec.formats.base import FormatCategory, FormatScanner, filename_of
+from modelsec.formats.base import FormatCategory, FormatScanner, Reader, filename_of
 
 FORMAT_NAMES = {
     "gzip": "gzip", "bz2": "bz2", "xz": "xz", "lzma-alone": "lzma", "lz4": "lz4",
@@ -55,6 +55,11 @@ class CompressedScanner(FormatScanner):
     name: ClassVar[str] = "compressed"
     category: ClassVar[FormatCategory] = FormatCategory.CONTAINER
     priority: ClassVar[int] = 30
+    readers = (
+        Reader("joblib.load", "compressor magic at offset 0 (zlib, gzip, bz2, xz, lzma, lz4, "
+               "'ZF' zfile)"),
+        Reader("gzip, bz2, lzma, zlib, lz4.frame", "a stream header at offset 0"),
+    )
 
     def detect(self, head: bytes, source: ByteSource, filename: str) -> bool:
         return identify(head) is not None

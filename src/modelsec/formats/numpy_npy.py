@@ -20,7 +20,7 @@ from modelsec.archive.members import scan_pickle
 from modelsec.bytesource import ByteSource, SliceSource
 from modelsec.context import ScanContext
 from modelsec.findings import Severity, threat
-from modelsec.formats.base import FormatCategory, FormatScanner
+from modelsec.formats.base import FormatCategory, FormatScanner, Reader
 
 MAGIC = b"\x93NUMPY"
 # numpy itself refuses headers over 10 000 bytes unless the caller trusts the file; far
@@ -153,6 +153,7 @@ class NpyScanner(FormatScanner):
     name: ClassVar[str] = "numpy-npy"
     category: ClassVar[FormatCategory] = FormatCategory.MODEL
     priority: ClassVar[int] = 10
+    readers = (Reader("numpy.load", "'\\x93NUMPY' at offset 0; object data unpickled"),)
 
     def detect(self, head: bytes, source: ByteSource, filename: str) -> bool:
         return head.startswith(MAGIC)

@@ -14,7 +14,7 @@ from modelsec.backdoor.findings import findings_for
 from modelsec.bytesource import ByteSource, FileSource
 from modelsec.context import ScanContext
 from modelsec.findings import Severity, threat
-from modelsec.formats.base import FormatCategory, FormatScanner
+from modelsec.formats.base import FormatCategory, FormatScanner, Reader
 from modelsec.onnx import external as ext
 from modelsec.onnx import operators as ops
 from modelsec.onnx.dataflow import to_dataflow
@@ -154,6 +154,7 @@ class OnnxScanner(FormatScanner):
     name = "onnx"
     category = FormatCategory.MODEL
     priority = 40
+    readers = (Reader("onnx.load, onnxruntime", "a protobuf ModelProto from offset 0"),)
     reader_limits = ReaderLimits()
     analysis_limits = AnalysisLimits()
 

@@ -27,7 +27,7 @@ from modelsec.bytesource import (
     iter_chunks,
 )
 from modelsec.context import ScanContext
-from modelsec.formats.base import HEAD_SIZE, FormatCategory, FormatScanner
+from modelsec.formats.base import HEAD_SIZE, FormatCategory, FormatScanner, Reader
 
 BLOCK = 512
 MAX_META_HEADER = 1 << 20  # pax / GNU long-name headers are read whole by tarfile
@@ -85,9 +85,18 @@ class TarScanner(FormatScanner):
     name: ClassVar[str] = "tar"
     category: ClassVar[FormatCategory] = FormatCategory.CONTAINER
     priority: ClassVar[int] = 25  # before the compressed-stream scanner
+    readers = (
+        Reader("tarfile", "a header block at offset 0 (or a compressed stream of one)"),
+        Reader("torch.load (oldest format)", "an uncompressed tar header at offset 0"),
+    )
 
     def detect(self, head: bytes, source: ByteSource, filename: str) -> bool:
         return is_tar_header(head[:BLOCK]) or compressed_tar_codec(head) is not None
+
+    def covers_claim(self, other: FormatScanner, head: bytes) -> bool:
+        # A compressed tar is decoded here, member by member: the compressed-stream reading
+        # of the same bytes is this one.
+        return other.name == "compressed" and not is_tar_header(head[:BLOCK])
 
     def scan(self, source: ByteSource, ctx: ScanContext) -> None:
         head = source.read_at(0, HEAD_SIZE)
