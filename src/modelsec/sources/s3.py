@@ -172,6 +172,8 @@ class Bucket:
             ReadTimeoutError,
         )
 
+        if isinstance(exc, SourceFailure) and exc.code == TOO_LARGE and exc.message.startswith("S3 "):
+            return SourceFailure(TOO_LARGE, f"{what}: {exc.message}")  # from the wire: say where
         if isinstance(exc, (SourceFailure, retry.Transient, RangeNotSupported)):
             return exc  # type: ignore[return-value]
         if isinstance(exc, DeadlineExceeded):

@@ -84,7 +84,7 @@ class _Body:
                 if received > self._limit:
                     raise SourceFailure(
                         TOO_LARGE,
-                        f"{self._what}: answer larger than {self._limit} bytes (maxResponseBytes); "
+                        f"{self._what} larger than {self._limit} bytes (maxResponseBytes); "
                         "refusing it (a compromised or broken server)",
                     )
                 yield chunk
