@@ -144,6 +144,36 @@ def test_s3_references_must_stay_inside_bucket_and_prefix() -> None:
     for outside in ("s3://models/other/m.pkl", "s3://models/teamx/m.pkl", "s3://other/team/m.pkl"):
         with pytest.raises(ScanRefused, match="outside the S3 source"):
             resolve(outside, None, spec, "d")
+    with pytest.raises(ScanRefused) as dotted:  # a proxy may fold it to models/secret/m.pkl
+        resolve("s3://models/team/../secret/m.pkl", None, spec, "d")
+    assert dotted.value.reason == "InvalidReference"
+
+
+@pytest.mark.parametrize("model, revision", [
+    ("file:///models/x\x00.pkl", None),  # os.path.realpath raised ValueError: retried forever
+    ("file:///models/x\u202e.pkl", None),
+    ("file:///models/x.pkl", "main\nevil"),
+    ("file:///models/" + "x" * 3000, None),
+])
+def test_references_that_can_never_be_read_are_refused_as_invalid(tmp_path: Path, model: str,
+                                                                   revision: str | None) -> None:
+    spec = ModelSourceSpec.model_validate(local_source(tmp_path))
+    with pytest.raises(ScanRefused) as refused:
+        resolve(model, revision, spec, "d")
+    assert refused.value.reason == "InvalidReference"
+
+
+def test_scan_specs_say_in_words_what_is_wrong() -> None:
+    from pydantic import ValidationError
+
+    from modelsec.k8s.scan import ModelScanSpec
+
+    for spec, words in (({"model": "file:///m/\x00", "securityGroup": "g"}, "control or invisible"),
+                        ({"model": "gs://b/k", "securityGroup": "g"}, "must be hf://"),
+                        ({"model": "hf://o/m", "revision": "a b", "securityGroup": "g"}, "not a usable revision"),
+                        ({"model": "hf://o/m", "securityGroup": "Team A"}, "name of a SecurityGroup")):
+        with pytest.raises(ValidationError, match=words):
+            ModelScanSpec.model_validate(spec)
 
 
 # --- status --------------------------------------------------------------------------

@@ -184,7 +184,17 @@ def _checked(ref: ModelRef) -> ModelRef:
         return ModelRef("file", clean_path(ref.location), ref.revision)
     if ref.scheme == "hf" and not _HF_ID.match(ref.location):
         raise ModelRefError(f"hf://{ref.location}: not a Hub id (org/name, letters, digits, . _ -)")
+    if ref.scheme == "s3" and dot_segments(ref.location):
+        raise ModelRefError(f"s3://{ref.location}: '.' and '..' segments are ambiguous in S3 keys "
+                            "(clients and servers fold them differently)")
     return ref
+
+
+def dot_segments(key: str) -> bool:
+    """Whether an object key has ``.`` or ``..`` segments: S3 keys are literal, but HTTP
+    clients, proxies and servers may fold them, so the bytes read could lie outside the
+    prefix a source covers."""
+    return any(part in (".", "..") for part in key.split("/"))
 
 
 def clean_path(path: str) -> str:
