@@ -53,8 +53,9 @@ class ScanJob:
 
     @property
     def cacheable(self) -> bool:
-        """Content named immutably (a pinned remote revision) or checked by stat (local)."""
-        return self.ref.scheme == "file" or bool(self.ref.revision)
+        """Content named immutably (a commit SHA, an S3 version id; not a tag) or checked by
+        stat (local)."""
+        return self.ref.scheme == "file" or self.ref.pinned
 
     def base_key(self) -> tuple[str, str, str]:
         """What deduplicates in-flight scans: the same reference through the same source."""
