@@ -40,23 +40,18 @@ _TORCH_TAR_PICKLES = {"pickle", "sys_info"}
 
 
 def is_tar_header(block: bytes) -> bool:
-    """A ustar/GNU header, or a v7 header whose checksum is right."""
-    if len(block) < BLOCK:
+    """A first header ``tarfile`` accepts (``TarInfo.frombuf``): 512 bytes, not all zero,
+    and a checksum field, parsed as tarfile parses it (octal text up to a NUL, blanks and
+    an ``0o`` prefix allowed, or base-256), equal to the unsigned or signed sum. Nothing
+    else is required: no magic, no name (torch.load and tarfile take v7 headers too)."""
+    block = block[:BLOCK]
+    if len(block) < BLOCK or not block.strip(b"\x00"):
         return False
-    if block[257:263] in (b"ustar\x00", b"ustar "):
-        return _checksum_ok(block)
-    return block[0] != 0 and _checksum_ok(block)
-
-
-def _checksum_ok(block: bytes) -> bool:
-    field = block[148:156].replace(b"\x00", b" ").strip()
     try:
-        declared = int(field, 8)
-    except ValueError:
+        declared = tarfile.nti(block[148:156])  # tarfile's own field parser
+    except tarfile.HeaderError:
         return False
-    unsigned = sum(block[:148]) + 8 * 32 + sum(block[156:BLOCK])
-    signed = unsigned - sum(b for b in block[:148] + block[156:BLOCK] if b > 127) * 2
-    return declared in (unsigned, signed)
+    return declared in tarfile.calc_chksums(block)
 
 
 def compressed_tar_codec(head: bytes) -> str | None:
