@@ -13,10 +13,11 @@ import io
 import tarfile
 from typing import IO, Any, ClassVar
 
+from modelsec.archive import legacy_torch_tar
 from modelsec.archive import names as member_names
 from modelsec.archive import threats
 from modelsec.archive.decompress import BOMB_FLOOR, BombDetected, DecodeStream, sniff_codec
-from modelsec.archive.members import decode_head, scan_pickle
+from modelsec.archive.members import decode_head
 from modelsec.bytesource import (
     ByteSource,
     BytesSource,
@@ -35,8 +36,6 @@ _META_TYPES = (
     tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
     tarfile.SOLARIS_XHDTYPE,
 )
-# Very old torch.save wrote a tar whose members 'pickle' and 'sys_info' are unpickled.
-_TORCH_TAR_PICKLES = {"pickle", "sys_info"}
 
 
 def is_tar_header(block: bytes) -> bool:
@@ -234,8 +233,8 @@ class _TarScan:
                         path, f"member holds {spool.size} of its {member.size} bytes"
                     )
                 )
-            if "/" not in member.name.strip("/") and member.name.strip("/") in _TORCH_TAR_PICKLES:
-                scan_pickle(ctx, spool, display)
+            if member.name.strip("/") in legacy_torch_tar.PICKLE_MEMBERS:
+                legacy_torch_tar.scan_member(ctx, spool, member.name.strip("/"), display)
             else:
                 ctx.scan_member(spool, display)
         finally:
