@@ -18,30 +18,11 @@ from safetensors.numpy import save
 
 from hf_server import HubFile, HubServer
 from model_fixtures import malicious_pickle, torch_zip
-from source_helpers import hf_config
+from source_helpers import hf_scan, outcome, reasons
 from modelsec.engine import Engine
-from modelsec.policy import Outcome, evaluate, parse_group
-from modelsec.rules.base import EvaluationInput
-from modelsec.sources import ScannedModel, ScanOptions, parse_model_uri, scan_model
+from modelsec.policy import Outcome
 
-CONTENT_GROUP = parse_group(
-    {"rules": [{"name": "LoadTimeCodeExecution"}, {"name": "SuspiciousComponents"}]}, "test", "content"
-)
 MIB = 1 << 20
-
-
-def hf_scan(server: HubServer, uri: str, **config: object) -> ScannedModel:
-    return scan_model(parse_model_uri(uri), Engine(), ScanOptions(config=hf_config(server, **config)))
-
-
-def outcome(scanned: ScannedModel) -> Outcome:
-    return evaluate(
-        CONTENT_GROUP, EvaluationInput(scanned.report, scanned.source_type, scanned.metadata)
-    ).outcome
-
-
-def reasons(scanned: ScannedModel, code: str) -> list[str]:
-    return [i.reason for i in scanned.report.all_incompletes() if i.code == code]
 
 
 @pytest.fixture
@@ -215,3 +196,23 @@ def test_scan_deadline_ends_the_scan_and_keeps_its_findings(hub: HubServer) -> N
     assert flagged and flagged[0].file.endswith("a.pkl")  # what was found is kept
     assert outcome(scanned) == Outcome.BLOCKED
     assert sum(1 for r in hub.requests if "/resolve/" in r.path) < len(files)
+
+
+@pytest.mark.parametrize(
+    ("size", "lfs", "blob", "code", "says"),
+    [
+        (-1, None, None, "MS-SRC-012", "not a byte count"),
+        (True, None, None, "MS-SRC-012", "not a byte count"),
+        ("12", None, None, "MS-SRC-012", "not a byte count"),
+        (5, {"sha256": "x" * 64, "size": 5}, None, "MS-SRC-012", "not 64 hex digits"),
+        (5, {"sha256": "a" * 64, "size": 6}, None, "MS-SRC-009", "contradicts itself"),
+        (5, None, "not-a-git-oid", "MS-SRC-012", "not 40 hex digits"),
+    ],
+)
+def test_listing_entries_are_checked_for_shape(size: object, lfs: object, blob: object, code: str, says: str) -> None:
+    from modelsec.sources.errors import SourceFailure
+    from modelsec.sources.huggingface import _listed
+
+    with pytest.raises(SourceFailure) as err:
+        _listed("model.bin", size, lfs, blob, "listing")
+    assert err.value.code == code and says in err.value.message

@@ -7,36 +7,16 @@ ended.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
 
 from hostile_s3 import HostileS3Proxy
 from model_fixtures import malicious_pickle
-from source_helpers import s3_client, s3_config
-from modelsec.engine import Engine
-from modelsec.policy import Outcome, evaluate, parse_group
-from modelsec.rules.base import EvaluationInput
-from modelsec.sources import ScannedModel, ScanOptions, parse_model_uri, scan_model
+from source_helpers import outcome, reasons, s3_client, s3_config, s3_scan
+from modelsec.policy import Outcome
 
-CONTENT_GROUP = parse_group(
-    {"rules": [{"name": "LoadTimeCodeExecution"}, {"name": "SuspiciousComponents"}]}, "test", "content"
-)
 MIB = 1 << 20
-
-
-def s3_scan(uri: str, config: dict[str, Any]) -> ScannedModel:
-    return scan_model(parse_model_uri(uri), Engine(), ScanOptions(config=config))
-
-
-def outcome(scanned: ScannedModel) -> Outcome:
-    return evaluate(
-        CONTENT_GROUP, EvaluationInput(scanned.report, scanned.source_type, scanned.metadata)
-    ).outcome
-
-
-def reasons(scanned: ScannedModel, code: str) -> list[str]:
-    return [i.reason for i in scanned.report.all_incompletes() if i.code == code]
 
 
 @pytest.fixture

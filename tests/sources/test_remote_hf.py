@@ -12,31 +12,13 @@ import numpy as np
 import pytest
 from safetensors.numpy import save
 
-from source_helpers import hf_config
+from source_helpers import codes, hf_config, hf_scan, outcome
 from hf_server import HubFile, HubServer
 from model_fixtures import malicious_pickle, torch_zip
 from modelsec.engine import Engine
-from modelsec.policy import Outcome, evaluate, parse_group
-from modelsec.rules.base import EvaluationInput
-from modelsec.sources import ScannedModel, ScanOptions, parse_model_uri, scan_model
+from modelsec.policy import Outcome
+from modelsec.sources import ScanOptions, parse_model_uri, scan_model
 
-CONTENT_GROUP = parse_group(
-    {"rules": [{"name": "LoadTimeCodeExecution"}, {"name": "SuspiciousComponents"}]}, "test", "content"
-)
-
-
-def hf_scan(server: HubServer, uri: str, **config: object) -> ScannedModel:
-    return scan_model(parse_model_uri(uri), Engine(), ScanOptions(config=hf_config(server, **config)))
-
-
-def outcome(scanned: ScannedModel) -> Outcome:
-    return evaluate(
-        CONTENT_GROUP, EvaluationInput(scanned.report, scanned.source_type, scanned.metadata)
-    ).outcome
-
-
-def codes(scanned: ScannedModel) -> list[str]:
-    return [i.code for i in scanned.report.all_incompletes()]
 
 
 def safetensors_bytes(mib: int) -> bytes:

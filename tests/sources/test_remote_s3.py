@@ -13,31 +13,12 @@ import numpy as np
 import pytest
 from safetensors.numpy import save
 
-from source_helpers import free_port, s3_client, s3_config
+from source_helpers import codes, free_port, outcome, s3_client, s3_config, s3_scan
 from flaky_proxy import FlakyProxy
 from model_fixtures import malicious_pickle, torch_zip
-from modelsec.engine import Engine
 from modelsec.policy import Outcome, evaluate, parse_group
 from modelsec.rules.base import EvaluationInput, SourceType
-from modelsec.sources import ScannedModel, ScanOptions, parse_model_uri, scan_model
 
-CONTENT_GROUP = parse_group(
-    {"rules": [{"name": "LoadTimeCodeExecution"}, {"name": "SuspiciousComponents"}]}, "test", "content"
-)
-
-
-def s3_scan(uri: str, config: dict[str, Any]) -> ScannedModel:
-    return scan_model(parse_model_uri(uri), Engine(), ScanOptions(config=config))
-
-
-def outcome(scanned: ScannedModel) -> Outcome:
-    return evaluate(
-        CONTENT_GROUP, EvaluationInput(scanned.report, scanned.source_type, scanned.metadata)
-    ).outcome
-
-
-def codes(scanned: ScannedModel) -> list[str]:
-    return [i.code for i in scanned.report.all_incompletes()]
 
 
 def safetensors_bytes(mib: int) -> bytes:

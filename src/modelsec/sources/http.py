@@ -17,6 +17,7 @@ compressed answer cannot become gigabytes of memory. Byte ranges must arrive une
 
 from __future__ import annotations
 
+import contextlib
 import zlib
 from typing import Any, Iterable, Iterator
 
@@ -29,6 +30,19 @@ from modelsec.sources.errors import REMOTE_ERROR, TOO_LARGE, SourceFailure
 READ_CHUNK = 1 << 20
 
 
+@contextlib.contextmanager
+def _within(deadline: Deadline, timeout: float | None) -> Iterator[float]:
+    """The timeout one socket operation may take, shortened to the active deadline; a
+    timeout caused by that shortening is reported as the deadline it is."""
+    bounded, limit = deadline.socket_timeout(timeout)
+    try:
+        yield bounded
+    except httpcore2.TimeoutException:
+        if limit is not None:
+            raise DeadlineExceeded(limit) from None
+        raise
+
+
 class _BoundedStream(httpcore2.NetworkStream):
     """A connection whose reads, writes and TLS handshake end by the active deadline."""
 
@@ -37,22 +51,12 @@ class _BoundedStream(httpcore2.NetworkStream):
         self._deadline = deadline
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        bounded, limit = self._deadline.socket_timeout(timeout)
-        try:
+        with _within(self._deadline, timeout) as bounded:
             return self._stream.read(max_bytes, bounded)
-        except httpcore2.TimeoutException:
-            if limit is not None:
-                raise DeadlineExceeded(limit) from None
-            raise
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        bounded, limit = self._deadline.socket_timeout(timeout)
-        try:
+        with _within(self._deadline, timeout) as bounded:
             self._stream.write(buffer, bounded)
-        except httpcore2.TimeoutException:
-            if limit is not None:
-                raise DeadlineExceeded(limit) from None
-            raise
 
     def close(self) -> None:
         self._stream.close()
@@ -60,13 +64,8 @@ class _BoundedStream(httpcore2.NetworkStream):
     def start_tls(
         self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
     ) -> httpcore2.NetworkStream:
-        bounded, limit = self._deadline.socket_timeout(timeout)
-        try:
+        with _within(self._deadline, timeout) as bounded:
             tls = self._stream.start_tls(ssl_context, server_hostname, bounded)
-        except httpcore2.TimeoutException:
-            if limit is not None:
-                raise DeadlineExceeded(limit) from None
-            raise
         return _BoundedStream(tls, self._deadline)
 
     def get_extra_info(self, info: str) -> Any:
@@ -82,20 +81,16 @@ class _BoundedBackend(httpcore2.NetworkBackend):
         self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore2.NetworkStream:
-        bounded, limit = self._deadline.socket_timeout(timeout)
-        try:
+        with _within(self._deadline, timeout) as bounded:
             stream = self._backend.connect_tcp(host, port, bounded, local_address, socket_options)
-        except httpcore2.TimeoutException:
-            if limit is not None:
-                raise DeadlineExceeded(limit) from None
-            raise
         return _BoundedStream(stream, self._deadline)
 
     def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
     ) -> httpcore2.NetworkStream:
-        bounded, _ = self._deadline.socket_timeout(timeout)
-        return _BoundedStream(self._backend.connect_unix_socket(path, bounded, socket_options), self._deadline)
+        with _within(self._deadline, timeout) as bounded:
+            stream = self._backend.connect_unix_socket(path, bounded, socket_options)
+        return _BoundedStream(stream, self._deadline)
 
     def sleep(self, seconds: float) -> None:
         self._backend.sleep(seconds)

@@ -267,7 +267,7 @@ class Hub:
 
         what = f"{self.ref.uri}: model info"
         data, _ = self.get_json(self._info_url(self.ref.revision), what, {"blobs": "true"})
-        info = self.call(lambda: ModelInfo(**_object(data, what)), what)
+        info = _parsed(lambda: ModelInfo(**_object(data, what)), what)
         if not isinstance(info.sha, str) or not _HEX40.fullmatch(info.sha.lower()):
             raise SourceFailure(
                 REMOTE_ERROR,
@@ -286,17 +286,20 @@ class Hub:
         base = f"{self.endpoint}/api/models/{self.repo_id}"
         return base if revision is None else f"{base}/revision/{quote(revision, safe='')}"
 
-    def files(self, info: Any) -> list[ListedFile]:
-        """Every file of the commit with its size, LFS SHA-256 and git blob id."""
+    def files(self, info: Any) -> dict[str, ListedFile]:
+        """Every file of the commit by path, with its size, LFS SHA-256 and git blob id."""
         siblings = info.siblings or []
         what = f"{self.ref.uri}: file listing"
         if siblings and all(s.size is not None for s in siblings):
             if len(siblings) > remote_scan.MAX_FILES:
                 raise _too_many_files(self.ref.uri, len(siblings))
-            return [
-                _listed(s.rfilename, s.size, s.lfs, s.blob_id, what) for s in siblings
-            ]
-        return self.tree()  # a mirror that ignores blobs=True: ask the tree API
+            listed = [_listed(s.rfilename, s.size, s.lfs, s.blob_id, what) for s in siblings]
+        else:
+            listed = self.tree()  # a mirror that ignores blobs=True: ask the tree API
+        by_path = {f.path: f for f in listed}
+        if len(by_path) != len(listed):
+            raise SourceFailure(REMOTE_ERROR, f"{what}: a path is listed twice; the listing contradicts itself")
+        return by_path
 
     def tree(self) -> list[ListedFile]:
         """The recursive tree at the resolved commit, page by page: at most
@@ -325,7 +328,7 @@ class Hub:
                 raise SourceFailure(REMOTE_ERROR, f"{page_what}: not a list of entries")
             for item in data:
                 if isinstance(item, dict) and item.get("type") == "file":
-                    entry = self.call(lambda item=item: RepoFile(**item), page_what)
+                    entry = _parsed(lambda item=item: RepoFile(**item), page_what)
                     listed.append(_listed(entry.path, entry.size, entry.lfs, entry.blob_id, page_what))
             if len(listed) > remote_scan.MAX_FILES:
                 raise _too_many_files(self.ref.uri, len(listed), still_listing=True)
@@ -357,7 +360,7 @@ class Hub:
             data, _ = self.get_json(
                 f"{self.endpoint}/api/organizations/{quote(author, safe='')}/overview", what
             )
-            org = self.call(lambda: Organization(**_object(data, what)), what, path="overview")
+            org = _parsed(lambda: Organization(**_object(data, what)), what)
         except SourceFailure as exc:
             if exc.code in (FILE_NOT_FOUND, NOT_FOUND):
                 return False, "user"  # not an organisation: no verified-organisation badge
@@ -426,6 +429,15 @@ class Hub:
     def scope(self) -> str:
         """Where this scan's claims come from (see :meth:`RemoteEntry.claimed_digest`)."""
         return f"{self.shown_endpoint}/{self.repo_id}@{self.sha}"
+
+
+def _parsed(build: Callable[[], T], what: str) -> T:
+    """An answer type of huggingface_hub built from JSON: a malformed answer is MS-SRC-012
+    with a message, not a crash."""
+    try:
+        return build()
+    except (TypeError, KeyError, ValueError, AttributeError, RecursionError) as exc:
+        raise SourceFailure(REMOTE_ERROR, f"{what}: malformed answer ({type(exc).__name__})") from None
 
 
 def _object(data: Any, what: str) -> dict[str, Any]:
@@ -666,6 +678,7 @@ def scan(ref: ModelRef, engine: Engine, options: ScanOptions) -> ScannedModel:
             metadata = hub.metadata(info)
             report.revision = hub.sha
             scope = hub.scope()
+            listed = hub.files(info)
             entries = [
                 remote_scan.RemoteEntry(
                     path=f.path,
@@ -676,11 +689,11 @@ def scan(ref: ModelRef, engine: Engine, options: ScanOptions) -> ScannedModel:
                     git_blob=None if f.sha256 else f.blob,
                     scope=scope,
                 )
-                for f in hub.files(info)
+                for f in listed.values()
             ]
             entries = remote_scan.filter_entries(entries, cfg, ref.uri)
             if info.gated:
-                hub.preflight(entries[0].fetcher.listed)  # type: ignore[attr-defined]
+                hub.preflight(listed[entries[0].path])
             report = remote_scan.scan_entries(
                 engine, target=ref.uri, locations=[ref.uri], entries=entries, cfg=cfg,
                 policy=hub.policy, progress=options.progress,
@@ -709,7 +722,7 @@ def resolve_commit(ref: ModelRef, config: dict[str, Any] | None = None) -> str:
         what = f"{ref.uri}: revision"
         try:
             data, _ = hub.get_json(hub._info_url(ref.revision), what, {"expand": ["sha"]})
-            info = hub.call(lambda: ModelInfo(**_object(data, what)), what)
+            info = _parsed(lambda: ModelInfo(**_object(data, what)), what)
         except SourceFailure as failure:
             raise SourceFailure(failure.code, remote_scan.clean(failure.message)) from None
         if not isinstance(info.sha, str) or not _HEX40.fullmatch(info.sha.lower()):

@@ -147,7 +147,8 @@ def scan_entries(
         with contextlib.closing(known_files()) as files:
             report = engine.scan_files(target, files, progress, locations)  # type: ignore[arg-type]
         report.incompletes.extend(late)
-        layout.analyze(engine, report)
+        if not late:  # a layout missing the files never reached would mislead the checks
+            layout.analyze(engine, report)
     finally:
         temp.cleanup()
     report.bytes_transferred = stats.bytes
@@ -170,7 +171,8 @@ def _not_reached(target: str, skipped: list[RemoteEntry], deadline: Deadline) ->
     return Incomplete(
         target,
         f"the scan did not finish within {deadline.scan.seconds:g}s (scanDeadline); "
-        f"{len(skipped)} file(s) not inspected: {first_n(e.path or target for e in skipped)}",
+        f"{len(skipped)} file(s) not inspected: {first_n(e.path or target for e in skipped)}; "
+        "the multi-file checks did not run",
         DEADLINE,
     )
 
