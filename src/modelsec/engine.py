@@ -20,6 +20,7 @@ from modelsec.bytesource import ByteSource, FileSource, LimitExceeded, NotRegula
 from modelsec.context import FormatRecord, Limits, ScanContext, ScanSink
 from modelsec.findings import Finding, Incomplete, Severity, threat
 from modelsec.formats.base import HEAD_SIZE, FormatCategory, FormatScanner, filename_of
+from modelsec.integrity import evidence
 from modelsec.interpretations import Interpretations, detect_all, polyglot_finding
 
 ENGINE_ERROR = "MS-GEN-002"
@@ -54,6 +55,9 @@ class FileResult:
     # Source-native fingerprint when no SHA-256 is known (remote files the scan did not read
     # whole): "git-blob:<oid>", "s3-etag:<etag>"; keeps the model fingerprint content-bound.
     digest: str | None = None
+    # The bytes of a signature bundle, kept for the rules that judge it after the scan
+    # (modelsec.integrity.evidence); None for every other file.
+    content: bytes | None = None
 
 
 @dataclass
@@ -83,6 +87,18 @@ class ScanReport:
     seconds: float = 0.0
     revision: str | None = None  # what was scanned: commit sha, version ids / etags digest
     bytes_transferred: int | None = None  # remote sources: bytes fetched over the network
+    content_bytes: int = 0  # FileResult.content kept so far, bounded by add_file
+
+    def add_file(self, result: FileResult) -> None:
+        """Append a scanned file; the contents kept for rules stay within
+        :data:`~modelsec.integrity.evidence.MAX_REPORT_BYTES` (past it a file's content is
+        dropped, and the rule that wanted it fails closed saying so)."""
+        if result.content is not None:
+            if self.content_bytes + len(result.content) > evidence.MAX_REPORT_BYTES:
+                result.content = None
+            else:
+                self.content_bytes += len(result.content)
+        self.files.append(result)
 
     def all_findings(self) -> list[Finding]:
         out = list(self.findings)
@@ -186,6 +202,7 @@ class Engine:
         sink = ScanSink(self.limits)
         ctx = ScanContext(path, sink, dispatch)
         dispatch(source, ctx)
+        content = evidence.capture(path, source)
         sha256 = None
         if isinstance(source, FileSource):
             sha256 = source.finish_digest()
@@ -200,6 +217,7 @@ class Engine:
             formats=sink.formats,
             dropped_findings=sink.dropped_findings,
             seconds=time.perf_counter() - started,
+            content=content,
         )
 
     def scan_files(
@@ -224,7 +242,7 @@ class Engine:
                     result.incompletes.append(
                         Incomplete(known.path, f"{type(exc).__name__}: {exc}", ENGINE_ERROR)
                     )
-            report.files.append(result)
+            report.add_file(result)
             if progress:
                 progress(result.size)
         report.seconds = time.perf_counter() - started
@@ -269,10 +287,10 @@ class Engine:
                 root = Path(target)
                 files = list(self._walk(root, report))
                 for file in files:
-                    report.files.append(self.scan_file(file, progress))
+                    report.add_file(self.scan_file(file, progress))
                 self._analyze_directory(root, files, report)
             elif stat.S_ISREG(mode):
-                report.files.append(self.scan_file(target, progress))
+                report.add_file(self.scan_file(target, progress))
             else:
                 report.incompletes.append(Incomplete(target, str(not_regular(mode)), UNREADABLE))
         report.seconds = time.perf_counter() - started
