@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from webhook_helpers import SHA, group, pod, review, scan, source, view
+from webhook_helpers import group, pod, review, scan, source, view
 
 from modelsec.references import ConfigMapData, Unreadable
 from modelsec_webhook.admission import Admission, AdmissionSettings, Answer, NeedConfigMaps, content_key
