@@ -265,3 +265,23 @@ def test_the_shared_webhook_is_called_again_after_the_outage_test(space: Space, 
     # The outage test patched the shared configuration for its namespace only: the patch is gone.
     space.create()
     denied(space.apply(space.pod("after", space.uri("evil.pkl")), dry_run=True))
+
+
+def test_shipped_rbac_reads_configmaps_only_where_bound_and_never_secrets(cluster: Cluster, space: Space) -> None:
+    space.create()
+    cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "modelsec-system"}})
+    cluster.kubectl("apply", "-f", str(Path(__file__).resolve().parents[2] / "deploy" / "webhook" / "rbac.yaml"))
+    who = "--as=system:serviceaccount:modelsec-system:modelsec-webhook"
+
+    def can(*what: str) -> bool:
+        return cluster.kubectl("auth", "can-i", who, *what, check=False).stdout.strip() == "yes"
+
+    assert can("watch", "modelscans.modelsec.io") and can("create", "modelscans.modelsec.io")
+    assert not can("get", "configmaps", "-n", space.namespace)
+    cluster.kubectl("create", "rolebinding", "modelsec-webhook-configmaps", "-n", space.namespace,
+                    "--clusterrole=modelsec-webhook-configmap-reader",
+                    "--serviceaccount=modelsec-system:modelsec-webhook")
+    assert can("get", "configmaps", "-n", space.namespace)
+    assert not can("list", "configmaps", "-n", space.namespace)
+    assert not can("get", "configmaps", "-n", "default")
+    assert not can("get", "secrets", "-n", space.namespace)
