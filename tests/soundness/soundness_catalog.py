@@ -26,7 +26,9 @@ import types
 import warnings
 from dataclasses import dataclass
 
+from modelsec.pickle import allowlist
 from modelsec.pickle.allowlist import safe_globals
+from modelsec.pickle.policy import Verdict, classify
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,8 @@ SINKS: tuple[Sink, ...] = (
     Sink("builtins", "exec", "one", "pass"),
     Sink("builtins", "eval", "one", "0"),
     Sink("builtins", "open", "one", "/etc/hostname"),
-    Sink("importlib", "import_module", "one", "colorsys"),
-    Sink("builtins", "__import__", "one", "colorsys"),
+    Sink("importlib", "import_module", "one", "tabnanny"),
+    Sink("builtins", "__import__", "one", "tabnanny"),
     Sink("shutil", "rmtree", "one", "modelsec-oracle-missing-dir"),
     Sink("webbrowser", "open", "one", "http://127.0.0.1:9/"),
     Sink("socket", "create_connection", "one", ("127.0.0.1", 9)),
@@ -59,9 +61,10 @@ SINKS: tuple[Sink, ...] = (
     Sink("socket", "socket", "none"),
 )
 
-# Harmless standard-library modules that no allowlisted module imports: importing one is
-# an import the allowlist does not permit (and runs its top-level code).
-UNLISTED_MODULES = ("colorsys", "wave", "this", "tabnanny", "netrc", "graphlib", "pyclbr", "quopri", "chunk")
+# Harmless standard-library modules that no allowlisted module imports (as of writing: the
+# oracle sees no import of one that is already loaded): importing one is an import the
+# allowlist does not permit, and runs its top-level code.
+UNLISTED_MODULES = ("tabnanny", "wave", "this", "netrc", "graphlib", "pyclbr", "chunk", "xdrlib", "mailcap")
 
 # Classes of the allowlist the attacks need by name (present in every version we support).
 NAMESPACES = ("types.SimpleNamespace", "argparse.Namespace")
@@ -111,6 +114,8 @@ class Alias:
 @dataclass(frozen=True)
 class Catalog:
     allowed: tuple[Allowed, ...]
+    references: tuple[Allowed, ...]  # reference-only callables: naming them is fine, calling is not
+    risky_references: tuple[Allowed, ...]  # ... whose code names I/O (numpy.memmap opens files)
     classes: tuple[Allowed, ...]
     open_dict: tuple[Allowed, ...]  # instances a BUILD dict can give methods
     python_classes: tuple[Allowed, ...]
@@ -240,6 +245,32 @@ def catalog() -> Catalog:
         return _build()
 
 
+def _reference_candidates() -> frozenset[str]:
+    """Names the allowlist lets a pickle *name* but not call (``numpy.memmap``, score
+    functions a fitted estimator keeps), whatever this version of allowlist.py calls them."""
+    reader = getattr(allowlist, "reference_only", None)
+    if callable(reader):
+        return frozenset(reader())
+    return frozenset(getattr(allowlist, "DATA_ONLY", ()))
+
+
+def _risky_callable(obj: object) -> bool:
+    methods = [obj] if not isinstance(obj, type) else [obj.__dict__.get(m) for m in ("__new__", "__init__")]
+    return any(_risky(getattr(m, "__func__", m)) for m in methods if m is not None)
+
+
+def _references() -> list[tuple[Allowed, bool]]:
+    found = []
+    for path in sorted(_reference_candidates()):
+        resolved = split_path(path)
+        if resolved is None or not callable(resolved[2]):
+            continue
+        module, name, obj = resolved
+        if classify(module, name).verdict is Verdict.DATA:
+            found.append((Allowed(module, name, isinstance(obj, type), False, False), _risky_callable(obj)))
+    return found
+
+
 def _build() -> Catalog:
     allowed: list[Allowed] = []
     resolved_classes: list[tuple[Allowed, type]] = []
@@ -261,8 +292,11 @@ def _build() -> Catalog:
         if is_class:
             resolved_classes.append((entry, obj))
     classes = [a for a in allowed if a.is_class]
+    references = _references()
     return Catalog(
         allowed=tuple(allowed),
+        references=tuple(ref for ref, _ in references),
+        risky_references=tuple(ref for ref, risky in references if risky),
         classes=tuple(classes),
         open_dict=tuple(a for a in classes if a.open_dict),
         python_classes=tuple(a for a in classes if a.python_class),

@@ -471,6 +471,21 @@ class Builder:
         name, computed = self.name(module)
         return self.ref("numpy.core", "_ufunc_reconstruct") + self.name("builtins")[0] + self.text("__import__") + TUPLE2 + REDUCE + name + TUPLE1 + REDUCE, computed
 
+    def implicit_target(self, style: str) -> tuple[bytes, str, bytes]:
+        """What an implicit call site (BUILD's __setstate__, append, extend, add) gets:
+        (callable code, its source, the argument code). Mostly a sink reached some way;
+        sometimes a reference-only global of the allowlist (fine to name, not to call:
+        ``numpy.memmap("weights.dat")`` opens a file for writing)."""
+        if self.cat.references and style == "one" and self.chance(0.25):
+            risky = self.cat.risky_references
+            ref = self.rng.choice(risky if risky and self.chance(0.6) else self.cat.references)
+            self.rule(f"callable:reference-only:{ref.path}", trick=True)
+            argument = self.text("weights.dat") if self.chance(0.7) else self.data(1)
+            return self.memo_trick(self.ref(ref.module, ref.name), 0.2), "reference_only", argument
+        sink = self.sink(style)
+        code, source = self.callable_of(sink)
+        return code, source, self.payload(sink)
+
     def payload(self, sink: Sink) -> bytes:
         value = sink.argument
         if isinstance(value, tuple):
@@ -548,8 +563,7 @@ def fam_side_effect_probe(b: Builder) -> Built:
 
 def fam_build_setstate(b: Builder) -> Built:
     instance, _ = b.open_instance()
-    sink = b.sink("one")
-    fn, source = b.callable_of(sink)
+    fn, source, argument = b.implicit_target("one")
     form = b.rng.choice(("dict", "dict", "slotstate", "dict+slotstate"))
     b.rule(f"state:{form}", trick=True)
     entry = [(b.text("__setstate__"), fn)]
@@ -559,14 +573,13 @@ def fam_build_setstate(b: Builder) -> Built:
         first = b.sequence([NONE, b.state(entry)], "tuple")
     else:
         first = b.sequence([b.state([]), b.state(entry)], "tuple")
-    body = instance + first + BUILD + b.payload(sink) + BUILD
+    body = instance + first + BUILD + argument + BUILD
     return Built(b.finish(body), b.filename(), f"build_setstate:{source}")
 
 
 def fam_append_method(b: Builder) -> Built:
     method = b.rng.choice(("append", "extend"))
-    sink = b.sink("one") if method == "append" else b.sink("list")
-    fn, source = b.callable_of(sink)
+    fn, source, argument = b.implicit_target("one" if method == "append" else "list")
     if b.chance(0.25):
         bunch = b.cat.find(BUNCH)
         assert bunch is not None
@@ -579,18 +592,17 @@ def fam_append_method(b: Builder) -> Built:
         body = instance + b.state([(b.text(method), fn)]) + BUILD
         b.rule("holder:instance-dict", trick=True)
     if method == "append" and b.chance(0.5):
-        body += b.payload(sink) + APPEND
+        body += argument + APPEND
     else:
-        body += MARK + b.payload(sink) + APPENDS
+        body += MARK + argument + APPENDS
     return Built(b.finish(body), b.filename(), f"append:{method}:{holder}:{source}")
 
 
 def fam_additems_method(b: Builder) -> Built:
-    sink = b.sink("one")
-    fn, source = b.callable_of(sink)
+    fn, source, argument = b.implicit_target("one")
     instance, _ = b.open_instance()
     b.rule("holder:instance-dict", trick=True)
-    body = instance + b.state([(b.text("add"), fn)]) + BUILD + MARK + b.payload(sink) + ADDITEMS
+    body = instance + b.state([(b.text("add"), fn)]) + BUILD + MARK + argument + ADDITEMS
     return Built(b.finish(body), b.filename(), f"additems:{source}")
 
 

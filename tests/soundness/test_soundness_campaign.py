@@ -38,7 +38,6 @@ OPEN_BYPASSES = (
     "joblib_wrapper_built_by_obj",
     "joblib_array_elsize_larger",
     "joblib_array_pad_payload",
-    "side_effect_in_scoring_monitor_setstate",
 )
 OPEN_FALSE_ALARMS: tuple[str, ...] = ()
 
