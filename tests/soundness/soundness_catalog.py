@@ -17,6 +17,7 @@ process (imports and ``inspect``, never a load of model content):
 
 from __future__ import annotations
 
+import collections
 import dis
 import functools
 import importlib
@@ -127,23 +128,36 @@ class Catalog:
     def find(self, path: str) -> Allowed | None:
         return self.by_path.get(path)
 
+    def container_kind(self, path: str) -> str | None:
+        """"dict", "list" or "set" if the class subclasses one (what picklers write
+        SETITEMS, APPENDS, ADDITEMS for), else None."""
+        resolved = split_path(path)
+        cls = resolved[2] if resolved else None
+        if isinstance(cls, type):
+            for base in (dict, list, set, collections.deque):
+                if issubclass(cls, base):
+                    return base.__name__
+        return None
+
 
 def split_path(path: str) -> tuple[str, str, object] | None:
     """(module, attribute path, object) for an importable dotted path, resolved the way
     ``find_class`` does: the longest prefix that imports, then attributes."""
     parts = path.split(".")
-    for end in range(len(parts) - 1, 0, -1):
-        module_name = ".".join(parts[:end])
-        try:
-            obj: object = importlib.import_module(module_name)
-        except Exception:
-            continue
-        try:
-            for attr in parts[end:]:
-                obj = getattr(obj, attr)
-        except AttributeError:
-            return None
-        return module_name, ".".join(parts[end:]), obj
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numpy.core.* and other deprecated spellings are the point
+        for end in range(len(parts) - 1, 0, -1):
+            module_name = ".".join(parts[:end])
+            try:
+                obj: object = importlib.import_module(module_name)
+            except Exception:
+                continue
+            try:
+                for attr in parts[end:]:
+                    obj = getattr(obj, attr)
+            except AttributeError:
+                return None
+            return module_name, ".".join(parts[end:]), obj
     return None
 
 
@@ -243,6 +257,25 @@ def catalog() -> Catalog:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # numpy.core.* and other deprecated spellings are the point
         return _build()
+
+
+@functools.cache
+def class_methods(path: str) -> tuple[str, ...]:
+    """Callable attributes of an allowlisted class (``OrderedDict.update``,
+    ``DataFrame.to_clipboard``, ``__setstate__``): what a dotted GLOBAL or a getattr reaches."""
+    resolved = split_path(path)
+    if resolved is None or not isinstance(resolved[2], type):
+        return ()
+    cls = resolved[2]
+    names = []
+    for name in sorted(dir(cls)):
+        try:
+            value = inspect.getattr_static(cls, name)
+        except AttributeError:
+            continue
+        if callable(value) or isinstance(value, (classmethod, staticmethod)):
+            names.append(name)
+    return tuple(names)
 
 
 def _reference_candidates() -> frozenset[str]:

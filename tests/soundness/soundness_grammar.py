@@ -75,7 +75,9 @@ from pklbuild import (
     global_, inst, long_binget, long_binput, proto, put, sbu, short_binbytes,
     short_binstring, string, unicode_line,
 )
-from soundness_catalog import BUNCH, NAMESPACES, SINKS, UNLISTED_MODULES, Allowed, Catalog, Sink, catalog
+from soundness_catalog import (
+    BUNCH, NAMESPACES, SINKS, UNLISTED_MODULES, Allowed, Catalog, Sink, catalog, class_methods,
+)
 
 
 @dataclass(frozen=True)
@@ -476,6 +478,8 @@ class Builder:
         (callable code, its source, the argument code). Mostly a sink reached some way;
         sometimes a reference-only global of the allowlist (fine to name, not to call:
         ``numpy.memmap("weights.dat")`` opens a file for writing)."""
+        if style == "one" and self.chance(0.1):
+            return self.method_path()
         if self.cat.references and style == "one" and self.chance(0.25):
             risky = self.cat.risky_references
             ref = self.rng.choice(risky if risky and self.chance(0.6) else self.cat.references)
@@ -485,6 +489,23 @@ class Builder:
         sink = self.sink(style)
         code, source = self.callable_of(sink)
         return code, source, self.payload(sink)
+
+    def method_path(self) -> tuple[bytes, str, bytes]:
+        """A method of an allowlisted class, reached by a dotted GLOBAL or STACK_GLOBAL name
+        (``pandas.core.frame`` + ``DataFrame.to_clipboard``) or ``builtins.getattr``, to be
+        called with an instance of that class as ``self``."""
+        cls = self.rng.choice(self.cat.classes)
+        methods = class_methods(cls.path)
+        if not methods:
+            return self.method_path()
+        method = self.rng.choice(methods)
+        how = self.rng.choice(("dotted", "dotted", "getattr"))
+        self.rule(f"callable:method:{cls.path}.{method}:{how}", trick=True)
+        if how == "dotted":
+            code = self.ref(cls.module, f"{cls.name}.{method}")
+        else:
+            code = self.ref("builtins", "getattr") + self.ref(cls.module, cls.name) + self.text(method) + TUPLE2 + REDUCE
+        return code, f"method_path/{how}", self.construct(cls, [])
 
     def payload(self, sink: Sink) -> bytes:
         value = sink.argument
@@ -561,19 +582,23 @@ def fam_side_effect_probe(b: Builder) -> Built:
     return Built(b.finish(body), b.filename(), f"side_effect:{cls.path}.{probe.method}")
 
 
+def _planting_state(b: Builder, key: str, fn: bytes) -> bytes:
+    """A BUILD state that puts ``key`` = ``fn`` into an instance's ``__dict__``: a dict
+    (updated into it), ``(None, slots)`` (one setattr per key) or ``(dict, slots)``."""
+    form = b.rng.choice(("dict", "dict", "slotstate", "dict+slotstate"))
+    b.rule(f"state:{form}", trick=True)
+    entry = [(b.text(key), fn)]
+    if form == "dict":
+        return b.state(entry)
+    if form == "slotstate":
+        return b.sequence([NONE, b.state(entry)], "tuple")
+    return b.sequence([b.state([]), b.state(entry)], "tuple")
+
+
 def fam_build_setstate(b: Builder) -> Built:
     instance, _ = b.open_instance()
     fn, source, argument = b.implicit_target("one")
-    form = b.rng.choice(("dict", "dict", "slotstate", "dict+slotstate"))
-    b.rule(f"state:{form}", trick=True)
-    entry = [(b.text("__setstate__"), fn)]
-    if form == "dict":
-        first = b.state(entry)
-    elif form == "slotstate":
-        first = b.sequence([NONE, b.state(entry)], "tuple")
-    else:
-        first = b.sequence([b.state([]), b.state(entry)], "tuple")
-    body = instance + first + BUILD + argument + BUILD
+    body = instance + _planting_state(b, "__setstate__", fn) + BUILD + argument + BUILD
     return Built(b.finish(body), b.filename(), f"build_setstate:{source}")
 
 
@@ -589,7 +614,7 @@ def fam_append_method(b: Builder) -> Built:
     else:
         holder = "instance-dict"
         instance, _ = b.open_instance()
-        body = instance + b.state([(b.text(method), fn)]) + BUILD
+        body = instance + _planting_state(b, method, fn) + BUILD
         b.rule("holder:instance-dict", trick=True)
     if method == "append" and b.chance(0.5):
         body += argument + APPEND
@@ -602,12 +627,13 @@ def fam_additems_method(b: Builder) -> Built:
     fn, source, argument = b.implicit_target("one")
     instance, _ = b.open_instance()
     b.rule("holder:instance-dict", trick=True)
-    body = instance + b.state([(b.text("add"), fn)]) + BUILD + MARK + argument + ADDITEMS
+    body = instance + _planting_state(b, "add", fn) + BUILD + MARK + argument + ADDITEMS
     return Built(b.finish(body), b.filename(), f"additems:{source}")
 
 
 def fam_helper_callable(b: Builder) -> Built:
-    helper = b.rng.choice(("randomstate_ctor", "generator_ctor", "bit_generator_ctor", "reconstructor", "new_index"))
+    helper = b.rng.choice(("randomstate_ctor", "generator_ctor", "bit_generator_ctor", "reconstructor",
+                           "reconstructor_odd_base", "new_index"))
     t = lambda *items: b.sequence(list(items), "tuple")  # noqa: E731
     if helper in ("randomstate_ctor", "generator_ctor"):
         sink = b.sink("one")
@@ -623,12 +649,46 @@ def fam_helper_callable(b: Builder) -> Built:
         fn, source = b.callable_of(sink)
         store, index = b.put_for_get()
         body = b.ref("copyreg", "_reconstructor") + t(fn + store, b.get(index), b.integer(2)) + REDUCE
+    elif helper == "reconstructor_odd_base":
+        # _reconstructor(cls, base, state) runs base.__new__(cls, state) and
+        # base.__init__(obj, state): an allowlisted base other than the class's own.
+        cls, base = b.rng.choice(b.cat.python_classes), b.rng.choice(b.cat.classes)
+        source = f"base:{base.path}"
+        b.rule(f"reconstructor:{cls.path}:{base.path}")
+        body = b.ref("copyreg", "_reconstructor") + t(b.ref(cls.module, cls.name), b.ref(base.module, base.name), b.data(1)) + REDUCE
     else:
         sink = b.sink("none")
         fn, source = b.callable_of(sink)
         body = b.ref("pandas.core.indexes.base", "_new_Index") + t(fn, b.mapping([])) + REDUCE
     b.rule(f"helper:{helper}", trick=True)
     return Built(b.finish(body), b.filename(), f"helper:{helper}:{source}")
+
+
+CONTAINER_OPCODES = {"__setitem__": "SETITEMS", "extend": "APPENDS", "append": "APPEND", "add": "ADDITEMS"}
+
+
+def fam_container_methods(b: Builder) -> Built:
+    """SETITEM(S), APPEND(S) and ADDITEMS on an instance of an allowlisted class call its
+    ``__setitem__``, ``extend``/``append`` or ``add``: what real pickles do for dict, list
+    and set subclasses (data only), and what any other class with such a method gets."""
+    method = b.rng.choice(tuple(CONTAINER_OPCODES))
+    candidates = [c for c in b.cat.classes if method in class_methods(c.path)]
+    cls = b.rng.choice(candidates)
+    opcode = CONTAINER_OPCODES[method]
+    builtin_base = b.cat.container_kind(cls.path)
+    b.rule(f"container:{cls.path}.{method}:{opcode}", trick=builtin_base is None)
+    body = b.construct(cls, [])
+    items = [b.data(2) for _ in range(b.rng.randrange(1, 4))]
+    if opcode == "SETITEMS":
+        pairs = [b.key() + item for item in items]
+        body += SETITEM.join(pairs) + SETITEM if b.chance(0.3) else MARK + b"".join(pairs) + SETITEMS
+    elif opcode == "APPENDS":
+        body += MARK + b"".join(items) + APPENDS
+    elif opcode == "APPEND":
+        body += items[0] + APPEND
+    else:
+        body += MARK + b"".join(b.key() for _ in items) + ADDITEMS
+    return Built(b.finish(body), b.filename(), f"container:{cls.path}.{method}")
 
 
 def fam_resolver_import(b: Builder) -> Built:
@@ -1080,6 +1140,7 @@ FAMILIES: dict[str, tuple[int, FamilyBuilder, bool]] = {
     "append_method": (9, fam_append_method, False),
     "additems_method": (5, fam_additems_method, False),
     "helper_callable": (8, fam_helper_callable, False),
+    "container_methods": (4, fam_container_methods, True),
     "resolver_import": (4, fam_resolver_import, False),
     "joblib_wrapper": (6, fam_joblib_wrapper, False),
     "joblib_array": (6, fam_joblib_array, True),
@@ -1119,13 +1180,15 @@ def finding_class(program: Program) -> str:
             return "joblib_wrapper_filename_past_64_items"
         return f"joblib_wrapper_built_by_{parts[1].lower()}"
     if family in ("joblib_array", "joblib_header", "polyglot", "direct_call", "unlisted_import"):
-        return "_".join(parts[:2]).replace("-", "_").replace("/", "_")
+        return "_".join(parts[:2]).replace("-", "_").replace("/", "_").lower()
+    if family == "container_methods":
+        return "container_method_side_effect_in_" + _snake(parts[1].rsplit(".", 2)[-2])
     if family == "joblib_object_array":
         return "joblib_object_array_shares_memo_with_pickle_load"
     if family == "side_effect_probe":
         cls, method = parts[1].rsplit(".", 1)
         return f"side_effect_in_{_snake(cls.rsplit('.', 1)[-1])}_{method.strip('_')}"
-    return program.mechanism.replace(":", "_")
+    return re.sub(r"[^a-z0-9]+", "_", program.mechanism.lower())
 
 
 def generate(seed: int, index: int, family: str | None = None) -> Program:
