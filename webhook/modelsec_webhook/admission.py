@@ -113,13 +113,41 @@ def denial(uid: str, message: str, reason: str, models: bool = True) -> Answer:
     return Answer(Decided.of(Decision(False, message)).body(uid), False, reason, models)
 
 
+# Size estimates for the byte-bounded caches: what the entries hold that a request can
+# make large (texts), plus a fixed charge for the objects around them. Cheaper than a
+# generic walk, which cost more than the extraction it measured.
+_OBJECT = 120
+
+
+def extraction_size(extraction: Extraction) -> int:
+    size = _OBJECT
+    for reference in extraction.references:
+        size += _OBJECT * 2 + len(reference.ref.location) + len(reference.ref.revision or "") \
+            + sum(len(origin) + 50 for origin in reference.origins)
+    for invalid in extraction.invalid:
+        size += _OBJECT + len(invalid.text) + len(invalid.origin) + len(invalid.problem)
+    for unresolved in extraction.unresolved:
+        size += _OBJECT + len(unresolved.origin) + len(unresolved.why) + 60 * len(unresolved.configmaps)
+    return size + len(extraction.malformed or "")
+
+
+def _decision_size(key: tuple[Any, ...], decided: "Decided") -> int:
+    # The key keeps its extraction alive even once the extraction cache dropped it.
+    return extraction_size(key[2]) + 2 * len(decided.tail) + _OBJECT * (2 + len(decided.decision.judgements))
+
+
+def _judgements_size(key: tuple[Any, ...], judgements: tuple[Judgement, ...]) -> int:
+    return _OBJECT * 2 + len(key[2].location) + sum(
+        _OBJECT + len(j.detail) + sum(len(w) for w in j.warnings) for j in judgements)
+
+
 class JudgementCache:
     """Judgements of one reference in one namespace (labels version), shared by every
     decision that names it; flushed with the decision cache."""
 
     def __init__(self, view: View, max_bytes: int) -> None:
         self.view = view
-        self.entries: BoundedCache[tuple[Any, ...], tuple[Judgement, ...]] = BoundedCache(max_bytes)
+        self.entries: BoundedCache[tuple[Any, ...], tuple[Judgement, ...]] = BoundedCache(max_bytes, _judgements_size)
 
     def judged(self, namespace: str, ns: Namespace) -> Callable[[Reference], tuple[Judgement, ...]]:
         def lookup(reference: Reference) -> tuple[Judgement, ...]:
@@ -225,7 +253,7 @@ class ExtractionCache:
     splitting, every extractor over every container) costs more than the key."""
 
     def __init__(self, max_bytes: int) -> None:
-        self.entries: BoundedCache[bytes, Extraction] = BoundedCache(max_bytes)
+        self.entries: BoundedCache[bytes, Extraction] = BoundedCache(max_bytes, lambda _k, e: 80 + extraction_size(e))
 
     def of(self, kind: str, obj: Any) -> Extraction:
         key = content_key(kind, obj)
@@ -250,7 +278,7 @@ class Admission:
 
     def __post_init__(self) -> None:
         size = self.settings.cache_bytes
-        self.cache: BoundedCache[tuple[Any, ...], Decided] = BoundedCache(size)
+        self.cache: BoundedCache[tuple[Any, ...], Decided] = BoundedCache(size, _decision_size)
         self.extractions = ExtractionCache(size)
         self.judgements = JudgementCache(self.view, size)
         self.view.on_change.append(self.cache.clear)

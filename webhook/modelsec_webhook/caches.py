@@ -4,7 +4,8 @@ The webhook's caches are keyed by what requests carry, and requests are chosen b
 creates workloads: a count bound lets 4,096 entries of 1 MiB each grow the process by
 gigabytes. Here every entry is charged an estimate of its size (key and value) and the
 oldest entries go first once the budget is reached. Lookups stay one dict access; sizes
-are computed only when an entry is stored.
+are computed only when an entry is stored, by a function that knows the entry's shape
+(:func:`deep_size` is the generic, slower fallback).
 """
 
 from __future__ import annotations

@@ -98,9 +98,11 @@ class Settings:
 
 # --- judging one reference by one group --------------------------------------------------
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=4096)
 def scan_identity(uri: str, revision: str | None, group: str) -> tuple[str, str]:
-    """(scan key, ModelScan name) of a triple: two SHA-256s, worth remembering."""
+    """(scan key, ModelScan name) of a triple: two SHA-256s, worth remembering. Bounded by
+    count, but each key is at most a ModelScan's 2,048-character reference (longer ones
+    are refused before this), so the cache stays under ~20 MiB."""
     return scan_key(uri, revision, group), scan_name(uri, revision, group)
 
 

@@ -83,6 +83,12 @@ class Freshness:
         self.informers = informers
         self.heartbeat = heartbeat
         self.max_staleness = max_staleness
+        self._synced = False  # every informer listed once (it never goes back)
+
+    def publish(self) -> None:
+        """Set the age gauge (when metrics are scraped, not on the request path)."""
+        age = self.age()
+        metrics.VIEW_AGE.set(age if math.isfinite(age) else -1)
 
     def age(self, now: float | None = None) -> float:
         now = time.monotonic() if now is None else now
@@ -94,12 +100,13 @@ class Freshness:
     def problem(self, detail: bool = False) -> str | None:
         """None while the view may be used; else why not (with each resource's error when
         ``detail``: for /readyz and logs, not for users' denials)."""
-        waiting = [i.resource.name for i in self.informers if not i.synced.is_set()]
-        if waiting:
-            return ("the admission webhook is starting and has not synced its view of "
-                    f"{', '.join(waiting)} yet")
-        age = self.age()
-        metrics.VIEW_AGE.set(age if math.isfinite(age) else -1)
+        if not self._synced:
+            waiting = [i.resource.name for i in self.informers if not i.synced.is_set()]
+            if waiting:
+                return ("the admission webhook is starting and has not synced its view of "
+                        f"{', '.join(waiting)} yet")
+            self._synced = True
+        age = self.age()  # on every request naming a model: a few comparisons
         if age <= self.max_staleness:
             return None
         stale = [f"{i.resource.name} ({i.problem})" if detail else i.resource.name

@@ -151,6 +151,7 @@ class Webhook:
 
     async def serve_metrics(self, _request: web.Request) -> web.Response:
         metrics.READY.set(1 if self.ready() else 0)
+        self.freshness.publish()
         return web.Response(body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     def admission_app(self) -> web.Application:

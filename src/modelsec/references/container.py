@@ -178,31 +178,33 @@ class Container:
         self.configmaps = configmaps or {}
         self.marks = Marks(index)
         self.problems: list[Unresolved] = []
-        name = _optional_str(raw.get("name"), f"{where}.name")
-        self.name = name or ""
-        self.image = _optional_str(raw.get("image"), f"{where}.image") or ""
-        self._command = _string_list(raw.get("command"), f"{where}.command")
-        self._args = _string_list(raw.get("args"), f"{where}.args")
-        self._env_items = _object_list(raw.get("env"), f"{where}.env")
-        self._env_from = _object_list(raw.get("envFrom"), f"{where}.envFrom")
+        # Shape checks run on every container of every review: paths are only formatted
+        # for the message when a check fails.
+        self.name = _optional_str(raw.get("name"), where, ".name") or ""
+        self.image = _optional_str(raw.get("image"), where, ".image") or ""
+        self._command = _string_list(raw.get("command"), where, ".command")
+        self._args = _string_list(raw.get("args"), where, ".args")
+        self._env_items = _object_list(raw.get("env"), where, ".env")
+        self._env_from = _object_list(raw.get("envFrom"), where, ".envFrom")
         model_format = raw.get("modelFormat")
         if model_format is not None and not isinstance(model_format, dict):
             raise Malformed(f"{where}.modelFormat", "an object")
-        self._model_format = (_optional_str(model_format.get("name"), f"{where}.modelFormat.name")
+        self._model_format = (_optional_str(model_format.get("name"), where, ".modelFormat.name")
                               if isinstance(model_format, dict) else None)
         for i, item in enumerate(self._env_items):
-            _optional_str(item.get("name"), f"{where}.env[{i}].name")
-            _optional_str(item.get("value"), f"{where}.env[{i}].value")
+            if not isinstance(item.get("name"), (str, type(None))) or not isinstance(item.get("value"), (str, type(None))):
+                field = "name" if not isinstance(item.get("name"), (str, type(None))) else "value"
+                raise Malformed(f"{where}.env[{i}].{field}", "a string")
             value_from = item.get("valueFrom")
             if value_from is not None:
                 if not isinstance(value_from, dict):
                     raise Malformed(f"{where}.env[{i}].valueFrom", "an object")
                 for key in ("configMapKeyRef", "secretKeyRef"):
-                    _reference(value_from.get(key), f"{where}.env[{i}].valueFrom.{key}", "key")
+                    _reference(value_from.get(key), where, f".env[{i}].valueFrom.{key}", "key")
         for i, source in enumerate(self._env_from):
-            _optional_str(source.get("prefix"), f"{where}.envFrom[{i}].prefix")
+            _optional_str(source.get("prefix"), where, f".envFrom[{i}].prefix")
             for key in ("configMapRef", "secretRef"):
-                _reference(source.get(key), f"{where}.envFrom[{i}].{key}")
+                _reference(source.get(key), where, f".envFrom[{i}].{key}")
 
     @classmethod
     def of(cls, name: str = "", image: str = "", command: list[str] | None = None,
@@ -373,47 +375,42 @@ class CommandLine:
     env: Env
 
 
-def _optional_str(value: Any, where: str) -> str | None:
+def _optional_str(value: Any, where: str, field: str) -> str | None:
     if value is None or isinstance(value, str):
         return value
-    raise Malformed(where, "a string")
+    raise Malformed(where + field, "a string")
 
 
-def _required_str(value: Any, where: str) -> str:
-    if isinstance(value, str):
-        return value
-    raise Malformed(where, "a string")
-
-
-def _reference(value: Any, where: str, *keys: str) -> None:
+def _reference(value: Any, where: str, field: str, *keys: str) -> None:
     """A ConfigMap or Secret reference: an object with a string name (and ``keys``)."""
     if value is None:
         return
     if not isinstance(value, dict):
-        raise Malformed(where, "an object")
+        raise Malformed(where + field, "an object")
     for key in ("name", *keys):
-        _required_str(value.get(key), f"{where}.{key}")
+        if not isinstance(value.get(key), str):
+            raise Malformed(f"{where}{field}.{key}", "a string")
 
 
-def _string_list(value: Any, where: str) -> tuple[str, ...]:
+def _string_list(value: Any, where: str, field: str) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise Malformed(where, "a list of strings")
+        raise Malformed(where + field, "a list of strings")
     for i, word in enumerate(value):
         if not isinstance(word, str):
-            raise Malformed(f"{where}[{i}]", "a string")
+            raise Malformed(f"{where}{field}[{i}]", "a string")
     return tuple(value)
 
 
-def _object_list(value: Any, where: str) -> tuple[Mapping[str, Any], ...]:
+def _object_list(value: Any, where: str, field: str) -> tuple[Mapping[str, Any], ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise Malformed(where, "a list of objects")
+        raise Malformed(where + field, "a list of objects")
     for i, item in enumerate(value):
         if not isinstance(item, dict):
-            raise Malformed(f"{where}[{i}]", "an object")
+            raise Malformed(f"{where}{field}[{i}]", "an object")
     return tuple(value)
 
 

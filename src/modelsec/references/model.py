@@ -115,6 +115,7 @@ class Malformed(ValueError):
 _HF_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 _HF_URI = re.compile(r"^hf://([A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*)(?:@([^@/\s]+))?$")
 _COMMIT = re.compile(r"^[0-9a-fA-F]{40}$")
+_SPACE = re.compile(r"\s")
 SCHEMES = ("hf://", "s3://", "file://", "https://huggingface.co/", "http://huggingface.co/",
            "https://www.huggingface.co/")
 
@@ -128,7 +129,7 @@ def reference_problem(text: str, revision: str | None = None) -> str | None:
     if len(text) > MAX_REFERENCE_LENGTH:
         return f"it is longer than {MAX_REFERENCE_LENGTH} characters"
     if revision is not None:
-        if not revision.isprintable() or any(ch.isspace() for ch in revision):
+        if not revision.isprintable() or _SPACE.search(revision):
             return "its revision contains spaces, control or invisible characters"
         if len(revision) > MAX_REVISION_LENGTH:
             return f"its revision is longer than {MAX_REVISION_LENGTH} characters"

@@ -332,8 +332,30 @@ def _hide_substitutions(script: str, env: Env) -> str:
     return "".join(out)
 
 
+# Scripts repeat across the Pods of a workload and shlex is slow (~3 MB/s): lexed scripts
+# are kept, bounded by the characters they hold (a few MiB), oldest first out. Only
+# scripts without substitutions are kept: those carry markers of one container.
+_LEXED: dict[str, list[tuple[str, ...]]] = {}
+_LEXED_BUDGET = 2 << 20
+_lexed_size = 0
+
+
 def _lex(script: str) -> list[tuple[str, ...]]:
-    """Simple commands as word tuples, unexpanded; ``()`` kept as a word (functions)."""
+    global _lexed_size
+    found = _LEXED.get(script)
+    if found is not None:
+        return found
+    lines = _lex_uncached(script)
+    if "\x00" not in script and len(script) <= _LEXED_BUDGET // 8:
+        while _LEXED and _lexed_size + 2 * len(script) > _LEXED_BUDGET:
+            _lexed_size -= 2 * len(_LEXED.pop(next(iter(_LEXED))))
+        _LEXED[script] = lines
+        _lexed_size += 2 * len(script)  # the key, and words about as long
+    return lines
+
+
+def _lex_uncached(script: str) -> list[tuple[str, ...]]:
+    """Simple commands as word tuples, unexpanded."""
     # Backslash-newline continues a line; a bare newline ends a command like `;` does.
     script = script.replace("\\\n", " ")
     lexer = shlex.shlex(script, posix=True, punctuation_chars=_OPERATORS)
