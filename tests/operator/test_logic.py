@@ -217,3 +217,11 @@ def test_history_is_bounded_and_counts_what_it_drops() -> None:
     newest = status["history"][0]
     assert newest["supersededBecause"] == f"change {MAX_HISTORY + 4}" and newest["failedRules"] == ["R"]
     assert history_after({"phase": "Running"}, "x") == ([], 0)
+
+
+def test_condition_messages_escape_what_they_quote() -> None:
+    from modelsec.k8s.common import ConditionStatus, set_condition
+
+    (ready,) = set_condition(None, "Ready", ConditionStatus.FALSE, "PathNotFound",
+                             "spec.local.path /m/\x1b[2J\x1b[32mReady is not a directory")
+    assert "\x1b" not in ready["message"] and "\\x1b[2J" in ready["message"]
