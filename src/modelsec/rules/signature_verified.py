@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Annotated
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from modelsec.findings import Finding, Severity, threat
+from modelsec.integrity.claims import parse_claim
 from modelsec.integrity.evidence import MAX_FILE_BYTES, SIGNATURE_SUFFIX
 from modelsec.integrity.names import is_under, model_name
 from modelsec.rules.base import EvaluationInput, Rule, RuleOutcome, RuleParams, RuleResult
@@ -391,20 +392,19 @@ def _compare(
 
 
 def _claimed_sha256(digest: str | None) -> str | None:
-    """The SHA-256 in a source claim ``claimed:sha256:<hex>@<scope>``, else None."""
-    if not digest or not digest.startswith("claimed:sha256:"):
-        return None
-    return digest.removeprefix("claimed:sha256:").split("@", 1)[0]
+    """The SHA-256 a source claims in ``digest``, else None."""
+    claim = parse_claim(digest)
+    return claim.value if claim is not None and claim.kind == "sha256" else None
 
 
 def _why_unchecked(scanned: "FileResult", claimed: str | None) -> str:
     if claimed is not None:
         return (f"{scanned.path}: the scan read it by range, so only the source claims its "
                 "SHA-256 (set acceptClaimedDigests to trust the claim)")
-    if scanned.digest:
+    if (other := parse_claim(scanned.digest)) is not None:
         return (f"{scanned.path}: the scan read it by range and the source claims no SHA-256 "
-                f"({scanned.digest.split('@', 1)[0]}); raise the source's hashSmallFilesBytes "
-                "above its size to have the scan hash it")
+                f"({other}); raise the source's hashSmallFilesBytes above its size to have "
+                "the scan hash it")
     reason = scanned.incompletes[0].reason if scanned.incompletes else "not fingerprinted"
     return f"{scanned.path}: no digest ({reason})"
 
