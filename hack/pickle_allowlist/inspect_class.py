@@ -29,6 +29,7 @@ IMPLICIT_METHODS = (
 )  # fmt: skip
 LOOKUP_HOOKS = ("__getattr__", "__getattribute__")
 DROP_HOOKS = ("__del__",)
+METACLASS_CALL = "type(cls).__call__"
 # Builtin bases that change the unpickler's fast paths (and "object"); anything else
 # compiled is "other".
 FAST_PATH_BASES: dict[type, str] = {
@@ -71,11 +72,17 @@ class ClassReport:
                 yield name, fact
 
     def as_json(self) -> dict[str, object]:
+        methods = dict(self.methods)
+        call = self.hooks.get(METACLASS_CALL)
+        if call is not None and not call.safe:
+            # cls(*args) runs the metaclass __call__ instead of __new__ + __init__: the
+            # machine sees it where it looks for "what calling the class runs".
+            methods["__init__"] = Fact(call.owner, False, f"type(cls).__call__: {call.why}")
         return {
             "builtin_base": self.builtin_base,
             "instance_dict": self.instance_dict,
             "dynamic_getattr": self.dynamic_getattr,
-            "methods": {name: fact.as_json() for name, fact in self.methods.items()},
+            "methods": {name: fact.as_json() for name, fact in methods.items()},
         }
 
 
@@ -98,7 +105,7 @@ class Inspector:
         methods = {name: fact for name in IMPLICIT_METHODS if (fact := self.fact(cls, name))}
         hooks = {name: fact for name in (*LOOKUP_HOOKS, *DROP_HOOKS) if (fact := self.fact(cls, name))}
         if (metaclass_call := self._metaclass_call(cls)) is not None:
-            hooks["type(cls).__call__"] = metaclass_call
+            hooks[METACLASS_CALL] = metaclass_call
         return ClassReport(
             path=dotted(cls),
             builtin_base=builtin_base(cls),
@@ -338,12 +345,19 @@ _C_ATTRIBUTES = (
 
 
 def is_compiled(klass: type) -> bool:
-    """A type defined in C or Cython: its own namespace holds slot wrappers or C methods.
+    """A type defined in C or Cython: its own namespace holds slot wrappers or C methods
+    *of its own* (a Python class may store another type's, e.g. ``_new_member_ =
+    object.__new__``).
 
     (The heap-type flag does not tell: modules using PyType_FromSpec, such as ``array``,
     make heap types too.)
     """
-    return any(isinstance(value, _C_ATTRIBUTES) for value in vars(klass).values())
+    for value in vars(klass).values():
+        if isinstance(value, _C_ATTRIBUTES):
+            home = getattr(value, "__objclass__", None) or getattr(value, "__self__", None)
+            if home is klass:
+                return True
+    return False
 
 
 def builtin_base(cls: type) -> str:

@@ -9,7 +9,8 @@ instance (APPEND(S) on anything but an exact list), ``add`` (ADDITEMS on a non-s
 those methods, not on its name. This module tells the machine, class by class:
 
 * which of those methods the class has (other than ``object``'s), which class defines
-  each, and whether it is safe: inherited from a builtin type ("builtin"), proven pure by
+  each (a metaclass ``__call__`` that is not safe shows as ``__init__``: it is what a call
+  of the class runs), and whether it is safe: inherited from a builtin type ("builtin"), proven pure by
   the generator's analysis ("pure"), or read by a person ("reviewed"); otherwise the reason
   it is not ("calls open_listener", "compiled code, not reviewed", "reviewed: safe only if
   ..." for a review with a condition the machine has to check);
