@@ -128,7 +128,7 @@ def run_chunk(
             first_of_class.setdefault(finding_class(program), judgement)
     if minimise_bypasses:
         for name, judgement in first_of_class.items():
-            result.bypasses[name].minimised_hex = minimise(judgement, scanner, oracle).hex()
+            result.bypasses[name].minimised_hex = minimise(judgement, scanner, oracle, name).hex()
     result.seconds = round(time.monotonic() - began, 3)
     return result
 
