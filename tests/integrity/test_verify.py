@@ -82,7 +82,8 @@ def test_the_scanned_files_match(scanned: tuple[Path, Path], capsys: pytest.Capt
     assert "3 file(s)" in out and "3 OK" in out and "MATCH (exit 0)" in out
 
 
-def test_changed_bytes_of_the_same_size_are_named(scanned: tuple[Path, Path],
+@pytest.mark.parametrize("jobs", ["1", "3"])
+def test_changed_bytes_of_the_same_size_are_named(scanned: tuple[Path, Path], jobs: str,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     import hashlib
 
@@ -90,8 +91,8 @@ def test_changed_bytes_of_the_same_size_are_named(scanned: tuple[Path, Path],
     data = bytearray(FILES["model.safetensors"])
     data[-1] ^= 0xFF  # one bit flipped in the weights: same size, different bytes
     (model / "model.safetensors").write_bytes(bytes(data))
-    code, out, _ = run("verify", str(model), "--report", str(report), capsys=capsys)
-    assert code == 1
+    code, out, _ = run("verify", str(model), "--report", str(report), "--jobs", jobs, capsys=capsys)
+    assert code == 1 and "3 file(s)" in out
     assert lines(out, "CHANGED") == ["model.safetensors"]
     assert hashlib.sha256(bytes(data)).hexdigest() in out
     assert hashlib.sha256(FILES["model.safetensors"]).hexdigest() in out
