@@ -117,6 +117,8 @@ def print_summary(summary: dict[str, Any]) -> None:
     print(f"\nprograms {summary['programs']:,}  worker seconds {summary['seconds']:,}  "
           f"oracle runs {summary['oracle_runs']:,}  scanner {summary['scanner']}")
     print(f"oracle events by kind: {summary['oracle_events']}")
+    print(f"data-only programs {summary.get('data_only', 0):,}, of which loaded cleanly "
+          f"{summary.get('data_only_loaded', 0):,} (the false-alarm candidates)")
     print(f"blocked sample: {summary['blocked_sample']}")
     print("\nfamily counts: " + ", ".join(f"{k} {v:,}" for k, v in summary["families"].items()))
     for title, key in (("bypasses", "bypasses"), ("false alarms", "false_alarms")):
