@@ -35,6 +35,10 @@ class SignatureInvalid(Exception):
     """Not a valid signature by a signer the group trusts; the message says why."""
 
 
+class TrustMaterialError(ValueError):
+    """The group's trust material cannot be used (a configuration error, not the model's)."""
+
+
 class SigningUnavailable(Exception):
     """The ``model-signing`` package is not installed (``pip install modelsec[integrity]``)."""
 
@@ -109,6 +113,8 @@ def verify_bundle(data: bytes, trust: TrustMaterial) -> SignedManifest:
     for signer, attempt in attempts:
         try:
             manifest = attempt()
+        except TrustMaterialError:
+            raise
         except Exception as exc:  # each library raises its own types; all mean "not this signer"
             objections.append(f"{signer}: {_reason(exc)}")
             continue
@@ -214,7 +220,10 @@ def _verify_with_sigstore(text: str, trust: TrustMaterial) -> "Manifest":
     assert trust.sigstore_trusted_root is not None
     root = sigstore_trusted_root(trust.sigstore_trusted_root)
     policy = AnyOf([Identity(identity=i.identity, issuer=i.issuer) for i in trust.sigstore_identities])
-    verifier = Verifier(trusted_root=root)
+    try:
+        verifier = Verifier(trusted_root=root)
+    except Exception as exc:  # no Fulcio CA or no transparency log in it
+        raise TrustMaterialError(f"the Sigstore trusted root cannot verify anything: {_reason(exc)}") from None
 
     class OfflineSigstore(signing.Verifier):  # type: ignore[misc]
         """model_signing's statement checks over sigstore-python's bundle verification,
@@ -228,20 +237,22 @@ def _verify_with_sigstore(text: str, trust: TrustMaterial) -> "Manifest":
 
 def sigstore_trusted_root(text: str) -> Any:
     """A ``sigstore.models.TrustedRoot`` from a ``trusted_root.json`` or a client trust
-    config (which embeds one); ValueError saying which it is not."""
+    config (which embeds one); :class:`TrustMaterialError` saying why not."""
     from sigstore.models import ClientTrustConfig, TrustedRoot
     from sigstore_models.trustroot import v1 as trustroot_v1
 
     try:
         media_type = json.loads(text).get("mediaType", "")
     except (ValueError, AttributeError):
-        raise ValueError("the Sigstore trusted root is not a JSON object") from None
+        raise TrustMaterialError("the Sigstore trusted root is not a JSON object") from None
     try:
         if "clienttrustconfig" in str(media_type):
             return ClientTrustConfig.from_json(text).trusted_root
         return TrustedRoot(trustroot_v1.TrustedRoot.from_json(text))
     except Exception as exc:
-        raise ValueError(f"not a Sigstore trusted root or client trust config: {_reason(exc)}") from None
+        raise TrustMaterialError(
+            f"the Sigstore trusted root is not a trusted root or client trust config: {_reason(exc)}"
+        ) from None
 
 
 # --- the signed manifest ------------------------------------------------------------------
