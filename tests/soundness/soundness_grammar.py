@@ -77,6 +77,7 @@ from pklbuild import (
 )
 from soundness_catalog import (
     BUNCH, NAMESPACES, SINKS, UNLISTED_MODULES, Allowed, Catalog, Sink, catalog, class_methods,
+    positional_parameters,
 )
 
 
@@ -691,6 +692,30 @@ def fam_container_methods(b: Builder) -> Built:
     return Built(b.finish(body), b.filename(), f"container:{cls.path}.{method}")
 
 
+# Audited on entry whatever the argument, and in a module every loader has imported
+# already (resolving it raises no event of its own).
+TRAMPOLINE_SINK = Sink("shutil", "rmtree", "one")
+
+
+def fam_trampoline_probe(b: Builder) -> Built:
+    """Any allowlisted callable given a dangerous callable among data arguments: if it
+    calls that argument (a metric function, a factory, a bit-generator constructor) it is
+    a trampoline and needs a contract. The callable is computed, or reference-only."""
+    candidates = [a for a in b.cat.allowed if positional_parameters(a.path)]
+    target = b.rng.choice(candidates)
+    params = positional_parameters(target.path)[:6]
+    slot = b.rng.randrange(len(params))
+    if b.cat.risky_references and b.chance(0.3):
+        ref = b.rng.choice(b.cat.risky_references)
+        fn, source = b.ref(ref.module, ref.name), "reference_only"
+    else:
+        fn, source = b.callable_of(TRAMPOLINE_SINK)
+    b.rule(f"trampoline:{target.path}:{params[slot]}", trick=True)
+    args = [fn if i == slot else b.data(2) for i in range(len(params))]
+    body = b.ref(target.module, target.name) + b.sequence(args, "tuple") + REDUCE
+    return Built(b.finish(body), b.filename(), f"trampoline:{target.path}:{source}")
+
+
 def fam_resolver_import(b: Builder) -> Built:
     module = b.rng.choice(UNLISTED_MODULES)
     module_code, module_computed = b.name(module)
@@ -1141,6 +1166,7 @@ FAMILIES: dict[str, tuple[int, FamilyBuilder, bool]] = {
     "additems_method": (5, fam_additems_method, False),
     "helper_callable": (8, fam_helper_callable, False),
     "container_methods": (4, fam_container_methods, True),
+    "trampoline_probe": (3, fam_trampoline_probe, False),
     "resolver_import": (4, fam_resolver_import, False),
     "joblib_wrapper": (6, fam_joblib_wrapper, False),
     "joblib_array": (6, fam_joblib_array, True),
@@ -1181,6 +1207,12 @@ def finding_class(program: Program) -> str:
         return f"joblib_wrapper_built_by_{parts[1].lower()}"
     if family in ("joblib_array", "joblib_header", "polyglot", "direct_call", "unlisted_import"):
         return "_".join(parts[:2]).replace("-", "_").replace("/", "_").lower()
+    if family == "trampoline_probe":
+        function = parts[1].rsplit(".", 1)[-1]
+        known = {"__randomstate_ctor": "randomstate_ctor_calls_computed_callable",
+                 "__generator_ctor": "generator_ctor_calls_computed_callable",
+                 "__bit_generator_ctor": "bit_generator_ctor_instantiates_computed_class"}
+        return known.get(function, "trampoline_in_" + _snake(function))
     if family == "container_methods":
         return "container_method_side_effect_in_" + _snake(parts[1].rsplit(".", 2)[-2])
     if family == "joblib_object_array":

@@ -180,6 +180,7 @@ ANCHORS: dict[str, Callable[[Ops], bool]] = {
     "generator_ctor_": lambda ops: "__generator_ctor" in _strings(ops),
     "bit_generator_ctor_": lambda ops: "__bit_generator_ctor" in _strings(ops),
     "ufunc_reconstruct_": lambda ops: "_ufunc_reconstruct" in _strings(ops),
+    "trampoline_in_": lambda ops: "REDUCE" in _names(ops),
     "joblib_wrapper_filename_in_slotstate": lambda ops: not {"REDUCE", "OBJ", "INST"} & set(_names(ops))
     and bool({"TUPLE2", "TUPLE"} & _before_build(ops)),
     "joblib_wrapper_filename_past_64_items": lambda ops: not {"REDUCE", "OBJ", "INST"} & set(_names(ops))
