@@ -172,7 +172,8 @@ def test_a_key_or_ca_group_does_not_trust_a_keyless_signature(model: Path) -> No
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
     verdict, rule = judge(model, publicKeys=[pem])
     assert rule.result is RuleResult.FAILED
-    assert "signed with a Sigstore certificate, and the group trusts no signer of that kind" in rule.violations[0].message
+    message = rule.violations[0].message
+    assert "signed with a Sigstore certificate, and the group trusts no signer of that kind" in message
 
 
 @pytest.mark.parametrize("root", ['{"mediaType": "nonsense"}', "[]", '{"mediaType": '

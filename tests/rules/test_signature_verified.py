@@ -482,7 +482,8 @@ def test_hf_lfs_weights_read_by_range_are_only_claimed(hub: HubServer, tmp_path:
 def test_hf_files_the_scan_hashed_are_compared(hub: HubServer, tmp_path: Path, signer: Signer) -> None:
     """Weights that the scan reads whole (a non-LFS file up to hashSmallFilesBytes) carry a
     computed SHA-256: no claim is needed and none is trusted."""
-    files = {**MODEL_FILES, "weights.npy": b"\x93NUMPY\x01\x00v\x00" + b"{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }".ljust(117) + b"\n" + bytes(16)}
+    header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }".ljust(117) + b"\n"
+    files = {**MODEL_FILES, "weights.npy": b"\x93NUMPY\x01\x00v\x00" + header + bytes(16)}
     del files["model.safetensors"]
     hub.add_repo("acme/small", signed_files(tmp_path, signer, files))
     for entry in hub.repos["acme/small"].commits[-1].files.values():

@@ -45,7 +45,8 @@ examples:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", metavar="PATH", help="the model on disk: its directory, or the file of a one-file model")
+    parser.add_argument("path", metavar="PATH",
+                        help="the model on disk: its directory, or the file of a one-file model")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--report", metavar="FILE", help="a JSON scan result (modelsec scan --format json)")
     source.add_argument("--bom", metavar="FILE", help="an ML-BOM written by modelsec bom")
@@ -128,14 +129,11 @@ def _expected(args: argparse.Namespace) -> "Expected":
         record = document.load(args.report).model(args.model)
         return expected.from_report(record, f"report {args.report}")
     if args.bom:
-        try:
-            text = Path(args.bom).read_bytes()
-        except OSError as exc:
-            raise expected.ExpectedError(f"{args.bom}: cannot read: {exc.strerror or exc}") from None
-        return expected.from_bom(text, f"ML-BOM {args.bom}")
+        return expected.load_bom(args.bom)
     from modelsec.integrity.cluster import read_modelscan
 
-    return expected.from_modelscan(read_modelscan(args.scan, args.kubeconfig, args.context), f"ModelScan {args.scan}")
+    scan = read_modelscan(args.scan, args.kubeconfig, args.context)
+    return expected.from_modelscan(scan, f"ModelScan {args.scan}")
 
 
 def _expected_bytes(expected: "Expected") -> int:

@@ -18,6 +18,7 @@ and CA certificates, a Sigstore trusted root), never from a TUF repository or a 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -154,13 +155,13 @@ def _attempts(text: str, material: dict[str, Any], trust: TrustMaterial) -> list
     if "publicKey" in material:
         for index, pem in enumerate(trust.public_keys, 1):
             label = f"public key #{index} (SHA-256 of PEM {_key_hint(pem)[:16]})"
-            attempts.append((label, lambda pem=pem: _verify_with_key(text, pem)))
+            attempts.append((label, functools.partial(_verify_with_key, text, pem)))
     elif material.get("tlogEntries"):
         if trust.sigstore_identities and trust.sigstore_trusted_root:
             who = ", ".join(f"{i.identity} ({i.issuer})" for i in trust.sigstore_identities)
-            attempts.append((f"Sigstore identities {who}", lambda: _verify_with_sigstore(text, trust)))
+            attempts.append((f"Sigstore identities {who}", functools.partial(_verify_with_sigstore, text, trust)))
     elif "x509CertificateChain" in material and trust.ca_certificates:
-        attempts.append(("the CA certificates", lambda: _verify_with_certificates(text, trust)))
+        attempts.append(("the CA certificates", functools.partial(_verify_with_certificates, text, trust)))
     return attempts
 
 
