@@ -332,3 +332,29 @@ def test_verify_streams_in_constant_memory(tmp_path: Path, capsys: pytest.Captur
     assert code == 0, out
     grown_kib = max(peak + [before]) - before
     assert grown_kib < 64 << 10, f"peak RSS grew by {grown_kib} KiB while hashing 256 MiB"
+
+
+def test_an_unreachable_api_server_is_an_error(scanned: tuple[Path, Path], tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """--scan against an API server that is not there: exit 2 at once, saying so."""
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "k", "cluster": {"server": f"https://127.0.0.1:{port}",
+                                               "insecure-skip-tls-verify": True}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
+    }))
+    model, _ = scanned
+    code, out, err = run("verify", str(model), "--scan", "bert-0123456789abcdef", "--kubeconfig",
+                         str(kubeconfig), capsys=capsys)
+    assert code == 2 and out == ""
+    assert f"cannot reach the Kubernetes API server at https://127.0.0.1:{port}" in err
+    code, _, err = run("verify", str(model), "--scan", "Not_A_Name", "--kubeconfig", str(kubeconfig),
+                       capsys=capsys)
+    assert code == 2 and "is not a ModelScan name" in err
