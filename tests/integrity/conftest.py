@@ -16,6 +16,8 @@ _fixtures = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_fixtures)
 _fixtures.INSTANCE = "pytest-integrity"  # read by its _envtest() at call time
 
+from remote_fixtures import hub, moto_endpoint, no_credentials  # noqa: E402,F401  (fixtures)
+
 cluster = _fixtures.cluster
 models_root = _fixtures.models_root
 operator_factory = _fixtures.operator_factory

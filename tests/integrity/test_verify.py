@@ -11,7 +11,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -26,12 +26,8 @@ from modelsec.report.jsonout import render
 from modelsec.rules.base import EvaluationInput
 from modelsec.sources import ScanOptions, parse_model_uri, scan_model
 
-SOURCE_TESTS = Path(__file__).resolve().parents[1] / "sources"
-if str(SOURCE_TESTS) not in sys.path:  # the test Hub server lives with the source tests
-    sys.path.insert(0, str(SOURCE_TESTS))
-
-from hf_server import HubServer  # noqa: E402
-from source_helpers import hf_config  # noqa: E402
+from remote_fixtures import HubServer
+from source_helpers import hf_config
 
 FILES = {
     "config.json": b'{"architectures": ["BertModel"], "hidden_size": 64}',
@@ -266,20 +262,6 @@ def test_an_ml_bom_serves_as_the_record(scanned: tuple[Path, Path], tmp_path: Pa
 
 
 # --- remote scans: claimed digests ----------------------------------------------------------
-
-
-@pytest.fixture
-def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[HubServer]:
-    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT", "HF_HUB_OFFLINE"):
-        monkeypatch.delenv(name, raising=False)
-    import huggingface_hub.constants as hf_constants
-
-    monkeypatch.setattr(hf_constants, "HF_TOKEN_PATH", str(tmp_path / "hf-token"))
-    server = HubServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_a_download_of_a_hub_model_against_its_scan(hub: HubServer, tmp_path: Path,
