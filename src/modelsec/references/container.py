@@ -268,9 +268,8 @@ class Container:
                     env.set(name, value)
                 elif why is not None:
                     env.forget(name, why)
-                else:
-                    env.values.pop(name, None)  # optional and absent: not set at all
-                    env.unknown.pop(name, None)
+                # else: optional and absent: the kubelet skips the entry, and whatever
+                # envFrom set stays (or the container does not start at all)
             else:
                 env.set(name, "")
         return env
