@@ -7,15 +7,62 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from harness import check, import_test_helpers, load
+from harness import REPO, check, import_test_helpers, load
 from modelsec.bytesource import FileSource
 from modelsec.engine import Engine
 from modelsec.references import extract_object
+
+
+def replay(parser: str, data: bytes, tmp_path: Path) -> dict[str, Any] | None:
+    """The finding ``data`` gives in a fresh worker process, under the campaign's per-input
+    limits (5 s, 256 MiB of address space): memory findings only show under the cap."""
+    sample = tmp_path / "input.bin"
+    sample.write_bytes(data)
+    proc = subprocess.run([sys.executable, str(REPO / "tests" / "fuzz" / "worker.py"), "replay", "--parser",
+                           parser, str(sample)], capture_output=True, cwd=REPO, timeout=120, check=True)
+    outcome: dict[str, Any] | None = json.loads(proc.stdout.decode().splitlines()[-1])["outcome"]
+    return outcome
+
+
+# LZMA headers that declare dictionaries of 0.2-1 GiB in a few bytes. liblzma allocated the
+# whole dictionary before decoding a byte: MemoryError under the 256 MiB cap (and up to
+# 1 GiB of address space per stream without it).
+LZMA_ALONE_HUGE_DICTIONARY = "5d82f2da3ba0ffb35160070000000000000000"  # .lzma (joblib 'lzma')
+ZIP_LZMA_HUGE_DICTIONARY = ("504b03043f0002000e001873865dff9b688c320000002600000010000000617263686976652f"
+                            "646174612e706b6c090405005d00008026")  # zip method 14
+
+
+@pytest.mark.parametrize("parser, data", [
+    ("compressed", LZMA_ALONE_HUGE_DICTIONARY),
+    ("7z", "5d5d00522e008bd12056000000002e000000"),  # found from the 7z seeds: a .lzma again
+    ("gguf", "5d555d383838387b0039340100000000003838"),
+    ("zip", ZIP_LZMA_HUGE_DICTIONARY),
+])
+def test_compressed_memoryerror_lzma_dictionary(parser: str, data: str, tmp_path: Path) -> None:
+    assert replay(parser, bytes.fromhex(data), tmp_path) is None
+
+
+def test_compressed_lzma_with_a_cut_dictionary_decodes_the_same() -> None:
+    """The fix cuts the dictionary to the stream's bomb bound: output is unchanged for a
+    real stream whose header declares 1 GiB."""
+    import lzma
+
+    from modelsec.archive.decompress import DecodeStream
+    from modelsec.bytesource import BytesSource
+
+    payload = bytes(range(256)) * 400 + b"abc" * 1000
+    stream = bytearray(lzma.compress(payload, format=lzma.FORMAT_ALONE))
+    stream[1:5] = (1 << 30).to_bytes(4, "little")
+    decoded = DecodeStream(BytesSource(bytes(stream)), 0, len(stream), "lzma-alone")
+    assert decoded.read() == payload and decoded.error is None
 
 
 def test_references_valueerror_on_bracket_in_uri() -> None:
