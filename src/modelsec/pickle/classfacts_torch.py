@@ -65,7 +65,7 @@ from __future__ import annotations
 
 from modelsec.pickle.allowlist import HAND_WRITTEN_SAFE
 
-Fact = list[object]  # [owner, safe, why], the JSON shape classfacts._parse reads
+_Fact = list[object]  # [owner, safe, why], the JSON shape classfacts._parse reads
 
 _MODULE = "torch.nn.modules.module.Module"
 _TENSOR = "torch._tensor.Tensor"
@@ -369,7 +369,7 @@ _SETSTATE_OWNER: dict[str, str] = {
 }
 
 
-def _init_fact(file: str, owner: str | None, kind: str) -> Fact:
+def _init_fact(file: str, owner: str | None, kind: str) -> _Fact:
     """The __init__ a call of the class runs: Module's (owner None) or one in ``file``."""
     if owner is None:
         return [_MODULE, True, _MODULE_INIT]
@@ -388,7 +388,7 @@ def _module_class(file: str, name: str) -> dict[str, object]:
     setstate_owner = _SETSTATE_OWNER.get(path, _MODULE)
     setstate_why = _MODULE_SETSTATE if setstate_owner == _MODULE else _SETSTATE_OVERRIDES[setstate_owner]
     rnn = setstate_owner == _RNN_BASE
-    methods: dict[str, Fact] = {
+    methods: dict[str, _Fact] = {
         "__init__": _init_fact(file, owner, kind),
         "__setstate__": [setstate_owner, False, setstate_why],
         "__setattr__": [_RNN_BASE, False, _RNN_SETATTR] if rnn else [_MODULE, False, _MODULE_SETATTR],
@@ -434,7 +434,7 @@ _PARAMETER = "torch.nn.parameter.Parameter"
 _PARAMETER_SRC = "parameter.py @ 38943a19, @ 0301bbbc"
 
 
-def _tensor_like(new: Fact) -> dict[str, object]:
+def _tensor_like(new: _Fact) -> dict[str, object]:
     return {
         "builtin_base": "other",  # torch._C.TensorBase
         "instance_dict": True,  # Python subclasses of TensorBase carry a __dict__
@@ -549,7 +549,7 @@ def _storage_class(path: str) -> dict[str, object]:
             },
         }
     if path == _TYPED:
-        new: Fact = [
+        new: _Fact = [
             _TYPED,
             True,
             "reviewed: for TypedStorage itself a deprecation warning unless _internal, then "
