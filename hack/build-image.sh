@@ -385,6 +385,9 @@ else
   pack_image "$base" "$WORK/app.tar" "$cached"
 fi
 cp "$cached" "$OUT.tmp" && mv "$OUT.tmp" "$OUT"
+# Keep the cache bounded: the newest few archives and base layers.
+ls -t "$CACHE"/modelsec-*.oci.tar 2>/dev/null | tail -n +4 | xargs -r rm -f
+ls -t "$CACHE"/base-*.tar 2>/dev/null | tail -n +3 | xargs -r rm -f
 report "$OUT"
 log "wrote $OUT in $(( $(date +%s) - started ))s"
 echo "$OUT"

@@ -39,8 +39,9 @@ PORTS_FILE=$STATE/ports.env
 START_TIMEOUT=${ENVTEST_START_TIMEOUT:-180}
 NEEDED_TOOLS=(etcd kube-apiserver kubectl)
 CONTROLLERS=(kube-controller-manager kube-scheduler)
-WANT_CONTROLLERS=${ENVTEST_CONTROLLERS:-0}
 CONTROLLERS_MARKER=$STATE/controllers.enabled
+# An instance started with controllers keeps wanting them (a dead one is restarted by `up`).
+if [ -f "$CONTROLLERS_MARKER" ]; then WANT_CONTROLLERS=${ENVTEST_CONTROLLERS:-1}; else WANT_CONTROLLERS=${ENVTEST_CONTROLLERS:-0}; fi
 
 log() { printf 'envtest[%s]: %s\n' "$NAME" "$*" >&2; }
 die() { printf 'envtest[%s]: error: %s\n' "$NAME" "$*" >&2; exit 1; }

@@ -97,6 +97,7 @@ class Webhook(Process):
     port: int
     metrics_port: int
     ca_pem: bytes
+    tls: dict[str, Path]  # the files it serves (tls.crt, tls.key), as a mounted Secret would be
 
 
 def host_address() -> str:

@@ -182,6 +182,7 @@ def webhook(release: Release, cluster: Cluster, tmp_path_factory: pytest.TempPat
     process = Webhook("modelsec", args, directory / "webhook.log", f"http://127.0.0.1:{metrics_port}/readyz")
     process.port, process.metrics_port = port, metrics_port
     process.ca_pem = tls["ca.crt"].read_bytes()
+    process.tls = tls
     process.start()
     slice_name = f"{RELEASE}-webhook-local"
     cluster.apply({

@@ -8,7 +8,9 @@ upgrade and uninstall are safe. The tests run in file order: upgrade and uninsta
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import time
 from datetime import datetime
 from pathlib import Path
@@ -429,6 +431,55 @@ def test_upgrade_applies_changed_values_and_keeps_the_certificate(
     _wait(lambda: cluster.apply(probe, check=False, extra=("--dry-run=server",)).returncode == 0
           and metric(webhook.metrics_port, "modelsec_webhook_reviews_total", decision="allowed",
                      reason="no-models") > before, "a review after the upgrade", 30)
+
+
+def _pems(bundle_b64: str) -> list[str]:
+    text = base64.b64decode(bundle_b64).decode()
+    return re.findall(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", text, re.S)
+
+
+def _reviews_answered(cluster: Cluster, webhook: Webhook, name: str) -> None:
+    """A dry-run Pod in a judged namespace: the API server must reach (and trust) the webhook."""
+    before = metric(webhook.metrics_port, "modelsec_webhook_reviews_total", decision="allowed", reason="no-models")
+    probe = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"},
+             "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    _wait(lambda: cluster.apply(probe, check=False, extra=("--dry-run=server",)).returncode == 0
+          and metric(webhook.metrics_port, "modelsec_webhook_reviews_total", decision="allowed",
+                     reason="no-models") > before, f"a review ({name})", 30)
+
+
+def test_certificate_rotation_keeps_the_old_ca_trusted_until_the_pods_reload(
+        release: Release, cluster: Cluster, webhook: Webhook) -> None:
+    """helm mode: an upgrade close to expiry (forced here: renewBeforeDays above the validity)
+    makes a new CA and certificate; the caBundle holds both, so the webhook still serving the
+    old certificate stays trusted, and so does it after reloading the new one."""
+    old_secret = cluster.get("secrets", f"{RELEASE}-webhook-tls", NAMESPACE)
+    assert old_secret is not None
+    values = ["-f", str(release.values_file), "-f", str(release.values_file.with_name("upgrade.yaml"))]
+    release.helm.run("upgrade", RELEASE, str(CHART), "-n", NAMESPACE, *values,
+                     "--set", "webhook.tls.helm.renewBeforeDays=400", "--timeout", "300s")
+    secret = cluster.get("secrets", f"{RELEASE}-webhook-tls", NAMESPACE)
+    config = cluster.get("validatingwebhookconfigurations", f"{RELEASE}-webhook")
+    assert secret and config
+    assert secret["data"]["tls.crt"] != old_secret["data"]["tls.crt"]
+    old_ca, new_ca = (_pems(s["data"]["ca.crt"])[0] for s in (old_secret, secret))
+    assert old_ca != new_ca
+    assert _pems(config["webhooks"][0]["clientConfig"]["caBundle"]) == [new_ca, old_ca]
+    _reviews_answered(cluster, webhook, "old-certificate")  # still serving the old pair
+
+    loads = metric(webhook.metrics_port, "modelsec_webhook_tls_reloads_total", result="loaded")
+    for key in ("tls.key", "tls.crt"):  # what the kubelet does to the mounted Secret
+        webhook.tls[key].write_bytes(base64.b64decode(secret["data"][key]))
+    _wait(lambda: metric(webhook.metrics_port, "modelsec_webhook_tls_reloads_total", result="loaded") > loads,
+          "the webhook reloading the new certificate", 30)
+    _reviews_answered(cluster, webhook, "new-certificate")
+
+    # The next ordinary upgrade keeps the new pair and drops the old CA.
+    release.helm.run("upgrade", RELEASE, str(CHART), "-n", NAMESPACE, *values, "--timeout", "300s")
+    config = cluster.get("validatingwebhookconfigurations", f"{RELEASE}-webhook")
+    assert config and _pems(config["webhooks"][0]["clientConfig"]["caBundle"]) == [new_ca]
+    assert cluster.get("secrets", f"{RELEASE}-webhook-tls", NAMESPACE)["data"] == secret["data"]  # type: ignore[index]
+    _reviews_answered(cluster, webhook, "after-rotation")
 
 
 def _deleted_at(events: list[dict[str, Any]], resource: str, name: str) -> datetime:

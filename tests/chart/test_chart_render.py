@@ -7,6 +7,7 @@ import base64
 import json
 import re
 import subprocess
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -290,3 +291,23 @@ def test_checkov_passes_over_every_rendering(helm: Helm, checkov: Path, tmp_path
             continue
         unaccepted.append(f"{file}: {check} {failed['check_name']} ({failed['resource']})")
     assert not unaccepted, "\n".join(unaccepted)
+
+
+# --- NOTES.txt -----------------------------------------------------------------------------
+
+def test_notes_tell_the_next_step_with_objects_that_validate(helm: Helm) -> None:
+    from modelsec.k8s.group import SecurityGroupResourceSpec
+    from modelsec.k8s.source import ModelSourceSpec
+
+    out = helm.run("install", RELEASE, str(CHART), "-n", NAMESPACE, "--dry-run=client").stdout
+    notes = out[out.index("NOTES:"):]
+    assert f"rollout status deployment/{RELEASE}-webhook" in notes
+    assert f"kubectl delete validatingwebhookconfiguration {RELEASE}-webhook" in notes  # break-glass
+    example = re.search(r"<<'YAML'\n(.*?)\n\s*YAML\n", notes, re.S)
+    assert example, notes
+    source, group = yaml.safe_load_all(textwrap.dedent(example.group(1)))
+    ModelSourceSpec.model_validate(source["spec"])
+    SecurityGroupResourceSpec.model_validate(group["spec"])
+    configured = helm.run("install", RELEASE, str(CHART), "-n", NAMESPACE, "--dry-run=client",
+                          "-f", str(CHART / "examples" / "default-groups.yaml")).stdout
+    assert "Created from values: 2 ModelSource(s), 2 SecurityGroup(s)" in configured
