@@ -201,6 +201,10 @@ class Webhook(Workload):
     unresolved_action: Literal["Allow", "Warn", "Deny"] = Field(
         "Warn", description="A model the webhook cannot see, in a namespace no SecurityGroup covers "
         "(--unresolved-action).")
+    max_staleness_seconds: float | None = Field(
+        None, gt=0, description="Decide only while the in-memory view is at most this old; beyond, "
+        "/readyz fails and workloads naming models are denied (--max-staleness). null: the "
+        "webhook's default (10 s).")
     tls: Tls = Field(default_factory=Tls, description="Serving certificate.")
     config_map_reads: ConfigMapReads = Field(default_factory=ConfigMapReads,
                                              description="ConfigMap reads for $(VAR) model names.")

@@ -20,6 +20,7 @@ import copy
 import json
 import sys
 import textwrap
+import types
 import typing
 from pathlib import Path
 from typing import Any, Iterator
@@ -57,6 +58,10 @@ def _alias(model: type[BaseModel], name: str) -> str:
 
 def _type_name(annotation: Any) -> str:
     origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(annotation))
+    if annotation is type(None):
+        return "null"
     if origin is typing.Literal:
         return " \\| ".join(f"`{a}`" for a in typing.get_args(annotation))
     if origin is list:
