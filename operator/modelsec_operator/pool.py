@@ -1,7 +1,8 @@
 """Bounded, deduplicated scanning off the event loop.
 
 - Concurrency: at most ``max_concurrent`` engine runs, each in a worker thread; callers
-  beyond that wait (the queue depth metric counts them).
+  beyond that wait, fairly between security groups (:mod:`..fairqueue`; the queue depth
+  metric counts them).
 - Deduplication: callers asking for the same :meth:`ScanJob.base_key` while a scan of it
   is in flight share that scan's result, so a model asked for by many ModelScans (one
   per group, or a burst of Pods) is read once.
@@ -22,6 +23,7 @@ from typing import Awaitable, Callable, Hashable
 from modelsec.engine import Engine
 from modelsec.sources import ScannedModel
 from modelsec_operator import metrics
+from modelsec_operator.fairqueue import FairSlots
 from modelsec_operator.scanning import ScanJob, check_exists, local_signature, run_scan
 
 
@@ -59,14 +61,17 @@ class ScanPool:
         self.engine = Engine()
         self.cache = ReportCache(cache_size)
         self._executor = ThreadPoolExecutor(max_concurrent, thread_name_prefix=SCAN_THREAD_PREFIX)
-        self._slots = asyncio.Semaphore(max_concurrent)
+        self.slots = FairSlots(max_concurrent)
         self._inflight: dict[Hashable, asyncio.Future[ScannedModel]] = {}
-        self.waiting = 0
 
     def shutdown(self) -> None:
         # Threads cannot be interrupted; they finish their file and their result is dropped.
         # The ModelScan stays Running and is redone on the next start (never lost).
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def waiting(self) -> int:
+        return self.slots.waiting
 
     @property
     def in_flight(self) -> int:
@@ -82,9 +87,11 @@ class ScanPool:
         return job.base_key()
 
     async def scanned(
-        self, job: ScanJob, *, fresh: bool, on_start: Callable[[], Awaitable[None]] | None = None
+        self, job: ScanJob, *, fresh: bool, on_start: Callable[[], Awaitable[None]] | None = None,
+        group: str = "",
     ) -> tuple[ScannedModel, str]:
-        """The report for ``job`` and how it was obtained: "cache", "shared" or "scanned"."""
+        """The report for ``job`` and how it was obtained: "cache", "shared" or "scanned".
+        ``group`` is whose share of the slots a fresh engine run counts against."""
         key = await self.content_key(job)
         if key is not None and not fresh and (hit := self.cache.get(key)) is not None:
             metrics.CACHE_HITS.inc()
@@ -96,7 +103,7 @@ class ScanPool:
         future: asyncio.Future[ScannedModel] = asyncio.get_running_loop().create_future()
         self._inflight[base] = future
         try:
-            result = await self._run(job, on_start)
+            result = await self._run(job, on_start, group)
         except asyncio.CancelledError:
             future.cancel()  # sharers see the cancellation and retry on their own
             raise
@@ -114,14 +121,14 @@ class ScanPool:
         finally:
             del self._inflight[base]
 
-    async def _run(self, job: ScanJob, on_start: Callable[[], Awaitable[None]] | None) -> ScannedModel:
-        self.waiting += 1
-        metrics.QUEUE_DEPTH.set(self.waiting)
+    async def _run(self, job: ScanJob, on_start: Callable[[], Awaitable[None]] | None,
+                   group: str) -> ScannedModel:
+        ticket = self.slots.enqueue(group, job.base_key())
+        metrics.QUEUE_DEPTH.set(self.slots.waiting)
         try:
-            await self._slots.acquire()
+            await self.slots.wait(ticket)
         finally:
-            self.waiting -= 1
-            metrics.QUEUE_DEPTH.set(self.waiting)
+            metrics.QUEUE_DEPTH.set(self.slots.waiting)
         try:
             if on_start is not None:
                 await on_start()
@@ -138,4 +145,4 @@ class ScanPool:
             metrics.BYTES_SCANNED.inc(result.report.bytes_scanned)
             return result
         finally:
-            self._slots.release()
+            self.slots.release(group)

@@ -251,7 +251,8 @@ async def _reconcile(run: ScanRun, spec: kopf.Spec, meta: kopf.Meta) -> None:
         job = ScanJob(job.ref, job.source_type, job.source_digest, config)
         await run.claim(decision.why)
         scanned, how = await runtime.pool.scanned(
-            job, fresh=decision.action == Action.SCAN, on_start=run.running
+            job, fresh=decision.action == Action.SCAN, on_start=run.running,
+            group=scan_spec.security_group,
         )
     except ScanRefused as exc:
         await run.fail(exc.reason, exc.message, view, decision.why)
