@@ -29,7 +29,7 @@ def test_render_all_is_the_files_as_one_stream() -> None:
     documents = list(yaml.safe_load_all(crds.render_all()))
     assert [d["metadata"]["name"] for d in documents] == [
         "modelsources.modelsec.io", "securitygroups.modelsec.io", "modelscans.modelsec.io",
-        "clusterkopfpeerings.kopf.dev",
+        "scanresults.modelsec.io", "clusterkopfpeerings.kopf.dev",
     ]
 
 
@@ -57,8 +57,11 @@ def test_schemas_are_structural(kind: crds.Kind) -> None:
 def test_names_scope_and_columns(kind: crds.Kind) -> None:
     doc = kind.render()
     spec = doc["spec"]
-    assert spec["scope"] == "Cluster" and spec["group"] == "modelsec.io"
-    assert spec["names"]["categories"] == ["modelsec"]
+    assert spec["group"] == "modelsec.io"
+    if kind.kind == "ScanResult":  # internal, in the operator's namespace: not in `get modelsec`
+        assert spec["scope"] == "Namespaced" and spec["names"]["categories"] == []
+    else:
+        assert spec["scope"] == "Cluster" and spec["names"]["categories"] == ["modelsec"]
     version = spec["versions"][0]
     assert version["name"] == "v1alpha1" and version["subresources"] == {"status": {}}
     assert version["additionalPrinterColumns"][-1]["name"] == "Age"
@@ -71,7 +74,7 @@ def test_short_names_and_printer_columns() -> None:
     assert by_kind["ModelScan"]["names"]["shortNames"] == ["mscan"]
     columns = [c["name"] for c in by_kind["ModelScan"]["versions"][0]["additionalPrinterColumns"]
                if "priority" not in c]
-    assert columns == ["Model", "Group", "Phase", "Outcome", "Age"]
+    assert columns == ["Model", "Group", "Phase", "Outcome", "State", "Queue", "Age"]
     columns = [c["name"] for c in by_kind["SecurityGroup"]["versions"][0]["additionalPrinterColumns"]
                if "priority" not in c]
     assert columns == ["Source", "Rules", "Blocking", "Ready", "Age"]

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from modelsec import rules as rule_registry
 from modelsec.k8s import GROUP, VERSION
 from modelsec.k8s.group import SecurityGroupResourceSpec, SecurityGroupStatus
+from modelsec.k8s.result import ScanResultSpec, ScanResultStatus
 from modelsec.k8s.scan import ModelScanSpec, ModelScanStatus
 from modelsec.k8s.schema import at, structural
 from modelsec.k8s.source import ModelSourceSpec, ModelSourceStatus
@@ -68,6 +69,8 @@ class Kind:
     description: str
     columns: list[Column]
     spec_required: bool = True
+    scope: str = "Cluster"
+    categories: tuple[str, ...] = tuple(CATEGORIES)
     tweak: Callable[[dict[str, Any]], None] = field(default=lambda schema: None)
 
     @property
@@ -102,14 +105,14 @@ class Kind:
             "metadata": {"name": self.name},
             "spec": {
                 "group": GROUP,
-                "scope": "Cluster",
+                "scope": self.scope,
                 "names": {
                     "kind": self.kind,
                     "listKind": f"{self.kind}List",
                     "plural": self.plural,
                     "singular": self.kind.lower(),
                     "shortNames": self.short_names,
-                    "categories": CATEGORIES,
+                    "categories": list(self.categories),
                 },
                 "versions": [
                     {
@@ -197,11 +200,33 @@ KINDS: tuple[Kind, ...] = (
             Column("Group", ".spec.securityGroup"),
             Column("Phase", ".status.phase"),
             Column("Outcome", ".status.outcome"),
+            Column("State", _reason(), description="Ready condition reason: Queued, Scanning, "
+                   "Blocked, Allowed, or why it failed."),
+            Column("Queue", ".status.queuePosition", "integer", description="Place in the scan queue."),
             Column("Reason", ".status.reason", priority=1),
+            Column("Job", ".status.job.name", priority=1),
             Column("Fingerprint", ".status.fingerprint", priority=1),
             Column("Completed", ".status.completedAt", "date", priority=1),
             AGE,
         ],
+    ),
+    Kind(
+        kind="ScanResult",
+        plural="scanresults",
+        short_names=["msresult"],
+        spec=ScanResultSpec,
+        status=ScanResultStatus,
+        description="A scan Job's verdict for the operator (scan mode job). Namespaced, in "
+        "the operator's namespace; created once by the worker Pod it is named after "
+        "(admission checks the Pod-bound token) and read by the operator. Internal.",
+        columns=[
+            Column("ModelScan", ".spec.modelScan"),
+            Column("Outcome", ".spec.verdict.outcome"),
+            Column("Failure", ".spec.failure.reason"),
+            AGE,
+        ],
+        scope="Namespaced",
+        categories=(),
     ),
 )
 

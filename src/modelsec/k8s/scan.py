@@ -153,6 +153,13 @@ class HistoryEntry(K8sModel):
     )
 
 
+class ScanJobRef(K8sModel):
+    """The Kubernetes Job running the current attempt (``--scan-mode job``)."""
+
+    namespace: str = Field(max_length=63)
+    name: str = Field(max_length=63)
+
+
 class ModelScanStatus(K8sModel):
     """The current verdict (when phase is Completed) and how it was reached."""
 
@@ -187,6 +194,18 @@ class ModelScanStatus(K8sModel):
     completed_at: str | None = Field(default=None, alias="completedAt")
     worker: str | None = Field(
         default=None, description="Operator instance that ran the latest attempt."
+    )
+    job: ScanJobRef | None = Field(
+        default=None,
+        description="The scan Job of the latest attempt (scan mode job); deleting the "
+        "ModelScan deletes it.",
+    )
+    queue_position: int | None = Field(
+        default=None,
+        alias="queuePosition",
+        ge=1,
+        description="While Pending for a scan slot: the place in the cluster-wide queue, "
+        "fair between groups (refreshed as it halves; see the Ready condition's message).",
     )
     attempts: int | None = Field(default=None, description="Attempts for the current inputs.")
     group_digest: str | None = Field(
