@@ -160,6 +160,24 @@ class ScanJobRef(K8sModel):
     name: str = Field(max_length=63)
 
 
+class BomRef(K8sModel):
+    """Where the ML-BOM of the current verdict is kept: a ConfigMap the ModelScan owns.
+
+    ``sha256`` is the digest of the stored value, so that a reader (``modelsec verify
+    --scan``) can tell the ConfigMap still holds what the operator wrote; ``problem`` says
+    why there is no BOM (too large for a ConfigMap, cyclonedx-python-lib missing, ...)."""
+
+    namespace: str | None = Field(default=None, max_length=63)
+    name: str | None = Field(default=None, max_length=253)
+    key: str | None = Field(
+        default=None, max_length=64,
+        description="bom.json (data, JSON) or bom.json.gz (binaryData, gzip of the JSON).",
+    )
+    sha256: str | None = Field(default=None, max_length=64, description="SHA-256 of the stored value.")
+    files: int | None = Field(default=None, ge=0, description="File components in the BOM.")
+    problem: str | None = Field(default=None, max_length=MAX_MESSAGE, description="Why there is no BOM.")
+
+
 class ModelScanStatus(K8sModel):
     """The current verdict (when phase is Completed) and how it was reached."""
 
@@ -186,6 +204,19 @@ class ModelScanStatus(K8sModel):
     incompletes_total: int | None = Field(default=None, alias="incompletesTotal")
     fingerprint: str | None = Field(
         default=None, description="SHA-256 over the model's files (path, digest) pairs."
+    )
+    revision: str | None = Field(
+        default=None,
+        max_length=MAX_REVISION_LENGTH,
+        description="The revision the scan read, whatever spec.revision said (a branch, a tag "
+        "or nothing): the Hugging Face commit SHA; for S3 the version id (one object in a "
+        "versioned bucket), etag:<etag>:<size> or sha256:<digest of the listing> (a "
+        "prefix). The mutating webhook pins references to it.",
+    )
+    bom: BomRef | None = Field(
+        default=None,
+        description="The CycloneDX ML-BOM of this verdict (per-file SHA-256 digests), kept in "
+        "a ConfigMap; modelsec verify --scan reads it to name the files that changed.",
     )
     files_scanned: int | None = Field(default=None, alias="filesScanned")
     bytes_scanned: int | None = Field(default=None, alias="bytesScanned")

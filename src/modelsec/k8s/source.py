@@ -76,6 +76,35 @@ class LocalSource(K8sModel):
     )
 
 
+class SourceLimits(K8sModel):
+    """Bounds on every scan's conversation with a remote source (docs/sources.md, "Bounds"
+    and "Deadlines"). Unset keys keep the defaults; the operator passes them to each scan."""
+
+    request_deadline: float | None = Field(
+        default=None, alias="requestDeadline", gt=0, le=3600,
+        description="Seconds for one request (an API answer, a listing page, a range read) to "
+        "be answered in full, however steadily the server trickles bytes. Default 120.",
+    )
+    scan_deadline: float | None = Field(
+        default=None, alias="scanDeadline", gt=0, le=7 * 86400,
+        description="Seconds for the whole scan of one model (listing, reads, downloads, "
+        "retries); past it the scan is ERROR. Default 3600.",
+    )
+    max_response_bytes: int | None = Field(
+        default=None, alias="maxResponseBytes", ge=64 << 10, le=1 << 30,
+        description="Largest API answer accepted (model info, one listing page), counted "
+        "after decompression. Default 16 MiB; a Hub model with over ~40,000 files needs more.",
+    )
+    max_list_pages: int | None = Field(
+        default=None, alias="maxListPages", ge=1, le=1_000_000,
+        description="Most pages one listing may take. Default 1000.",
+    )
+
+    def config(self) -> dict[str, float | int]:
+        """The keys of :class:`modelsec.sources.config.CommonConfig` these set."""
+        return {k: v for k, v in self.model_dump(by_alias=True).items() if v is not None}
+
+
 _TYPE_RULES = (
     cel("self.type == 'HuggingFace' || !has(self.huggingFace)",
         "spec.huggingFace is only allowed when spec.type is HuggingFace", reason="FieldValueForbidden"),
@@ -88,6 +117,9 @@ _TYPE_RULES = (
         reason="FieldValueRequired"),
     cel("self.type == 'Local' || !has(self.local)",
         "spec.local is only allowed when spec.type is Local", reason="FieldValueForbidden"),
+    cel("self.type != 'Local' || !has(self.limits)",
+        "spec.limits bounds remote sources (HuggingFace, S3); a Local source reads files directly",
+        reason="FieldValueForbidden"),
 )
 
 
@@ -100,6 +132,11 @@ class ModelSourceSpec(K8sModel):
     hugging_face: HuggingFaceSource | None = Field(default=None, alias="huggingFace")
     s3: S3Source | None = None
     local: LocalSource | None = None
+    limits: SourceLimits | None = Field(
+        default=None,
+        description="Deadlines and size bounds for every scan through this source "
+        "(HuggingFace and S3 only).",
+    )
 
     @model_validator(mode="after")
     def _matching_settings(self) -> "ModelSourceSpec":
@@ -116,6 +153,9 @@ class ModelSourceSpec(K8sModel):
             raise ValueError("type S3 needs spec.s3 with at least a bucket")
         if self.type == SourceType.LOCAL and self.local is None:
             raise ValueError("type Local needs spec.local.path")
+        if self.type == SourceType.LOCAL and self.limits is not None:
+            raise ValueError("spec.limits bounds remote sources (HuggingFace, S3); a Local "
+                             "source reads files directly")
         return self
 
     @property
