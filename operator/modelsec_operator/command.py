@@ -22,8 +22,10 @@ import kopf
 from pydantic import ValidationError
 
 from modelsec_operator import metrics
-from modelsec_operator.config import SCAN_DELAY_ENV, OperatorConfig, scan_delay_from_env
+from modelsec_operator.config import SCAN_DELAY_ENV, OperatorConfig, ScanMode, scan_delay_from_env
 from modelsec_operator.handlers import register
+from modelsec_operator.jobs.settings import SettingsError
+from modelsec_operator.jobs.setup import job_scanner
 from modelsec.k8s.config import KubeConfigError, load_configuration
 from modelsec_operator.kube import Kube, connection_info
 from modelsec_operator.pool import SCAN_THREAD_PREFIX, ScanPool
@@ -92,6 +94,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
     scans.add_argument("--resync-seconds", type=float, default=60.0, metavar="S",
                        help="how often to look for scans whose rescanInterval elapsed "
                             "(default: %(default)s)")
+    scans.add_argument("--scan-mode", choices=[m.value for m in ScanMode], default=ScanMode.IN_PROCESS.value,
+                       help="inProcess: scan in the operator's threads; job: one Kubernetes Job "
+                            "per scan attempt (default: %(default)s)")
+    scans.add_argument("--max-concurrent-scan-jobs", type=int, default=10, metavar="N",
+                       help="scan mode job: scan Jobs at once, cluster-wide, shared fairly "
+                            "between security groups (default: %(default)s)")
+    scans.add_argument("--scan-job-namespace", metavar="NS",
+                       default=os.environ.get("POD_NAMESPACE") or "modelsec",
+                       help="scan mode job: namespace of the scan Jobs and their results "
+                            "(default: $POD_NAMESPACE, else %(default)s)")
+    scans.add_argument("--scan-job-settings", type=Path, metavar="FILE",
+                       help="scan mode job: YAML with the Jobs' image, resources, placement and "
+                            "deadlines (see docs/operator.md; the Helm chart renders it)")
+    scans.add_argument("--scan-job-poll-seconds", type=float, default=2.0, metavar="S",
+                       help="scan mode job: how often running Jobs are checked (default: %(default)s)")
+    scans.add_argument("--queue-refresh-seconds", type=float, default=60.0, metavar="S",
+                       help="scan mode job: how often a queued scan may rewrite its queue "
+                            "position (only when it halved) (default: %(default)s)")
     scans.add_argument("--max-attempts", type=int, default=5, metavar="N",
                        help="attempts for transient failures (model missing, source "
                             "unreachable) before the scan is Failed with outcome ERROR "
@@ -125,6 +145,12 @@ def _config(args: argparse.Namespace) -> OperatorConfig:
         resync_seconds=args.resync_seconds,
         max_attempts=args.max_attempts,
         scan_delay_seconds=scan_delay_from_env(),
+        scan_mode=ScanMode(args.scan_mode),
+        max_concurrent_scan_jobs=args.max_concurrent_scan_jobs,
+        scan_job_namespace=args.scan_job_namespace,
+        scan_job_settings=args.scan_job_settings,
+        scan_job_poll_seconds=args.scan_job_poll_seconds,
+        queue_refresh_seconds=args.queue_refresh_seconds,
     )
 
 
@@ -161,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
         asyncio.run(_operate(config, configuration))
     except KeyboardInterrupt:
         pass
-    except KubeConfigError as exc:
+    except (KubeConfigError, SettingsError) as exc:
         print(f"modelsec operator: {exc}", file=sys.stderr)
         return 2
     _abandon_unfinished_scans(log)
@@ -194,11 +220,13 @@ async def _operate(config: OperatorConfig, configuration: Any) -> None:
     def login(**_: Any) -> kopf.ConnectionInfo:
         return info
 
+    kube = Kube(configuration)
     runtime = Runtime(
         config=config,
-        kube=Kube(configuration),
+        kube=kube,
         pool=ScanPool(config.max_concurrent_scans, config.report_cache_size, config.scan_delay_seconds),
         identity=own_identity(),
+        jobs=await job_scanner(config, kube.api_client) if config.scan_mode == ScanMode.JOB else None,
     )
     if config.peering:
         await runtime.kube.ensure_peering(config.peering)
@@ -209,7 +237,8 @@ async def _operate(config: OperatorConfig, configuration: Any) -> None:
     log.info(
         f"starting as {runtime.identity}: "
         + (f"peering {config.peering!r} priority {config.priority}" if config.peering else "standalone")
-        + f", {config.max_concurrent_scans} concurrent scan(s)"
+        + (f", scan Jobs in namespace {config.scan_job_namespace} (at most {config.max_concurrent_scan_jobs})"
+           if runtime.jobs else f", {config.max_concurrent_scans} concurrent scan(s)")
         + (f", local root {config.local_root}" if config.local_root else "")
     )
     try:

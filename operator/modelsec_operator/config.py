@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import os
 from pathlib import Path
 
@@ -11,6 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 # that tests can kill the operator while a scan is provably in flight. Never set it in
 # production; the operator logs a warning when it is set.
 SCAN_DELAY_ENV = "MODELSEC_SCAN_DELAY_SECONDS"
+
+
+class ScanMode(str, enum.Enum):
+    IN_PROCESS = "inProcess"  # engine runs in the operator's own worker threads
+    JOB = "job"  # each scan attempt is a Kubernetes Job (docs/operator.md, Scan Jobs)
 
 
 class OperatorConfig(BaseModel):
@@ -29,6 +35,12 @@ class OperatorConfig(BaseModel):
     resync_seconds: float = Field(default=60.0, gt=0)
     max_attempts: int = Field(default=5, ge=1)
     scan_delay_seconds: float = Field(default=0.0, ge=0)
+    scan_mode: ScanMode = ScanMode.IN_PROCESS
+    max_concurrent_scan_jobs: int = Field(default=10, ge=1, le=10_000)
+    scan_job_namespace: str = Field(default="modelsec", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    scan_job_settings: Path | None = None
+    scan_job_poll_seconds: float = Field(default=2.0, gt=0, le=300)
+    queue_refresh_seconds: float = Field(default=60.0, gt=0)
 
     @field_validator("local_root")
     @classmethod

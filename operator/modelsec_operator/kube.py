@@ -62,6 +62,10 @@ class Kube:
         self._custom = CustomObjectsApi(self._api)
         self._core = CoreV1Api(self._api)
 
+    @property
+    def api_client(self) -> ApiClient:
+        return self._api
+
     def close(self) -> None:
         self._api.close()
 

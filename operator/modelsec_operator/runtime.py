@@ -9,6 +9,7 @@ from typing import Any
 
 from modelsec.k8s import MODELSOURCES, SECURITYGROUPS
 from modelsec_operator.config import OperatorConfig
+from modelsec_operator.jobs.runner import JobScanner
 from modelsec_operator.kube import Kube
 from modelsec_operator.pool import ScanPool
 from modelsec_operator.validation import GroupView, SourceView, validate_group, validate_source
@@ -26,6 +27,7 @@ class Runtime:
     kube: Kube
     pool: ScanPool
     identity: str
+    jobs: JobScanner | None = None  # scan mode job; None: scans run in ``pool``
 
     async def source_view(self, name: str) -> SourceView | None:
         body = await self.kube.get(MODELSOURCES[2], name)

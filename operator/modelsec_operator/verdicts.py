@@ -12,6 +12,7 @@ from modelsec.k8s.scan import (
     MAX_HISTORY,
     MAX_INCOMPLETES,
     MAX_MESSAGE,
+    MAX_REVISION_LENGTH,
     FindingStatus,
     HistoryEntry,
     IncompleteStatus,
@@ -28,13 +29,20 @@ from modelsec.sources import ScannedModel
 VERDICT_KEYS = (
     "outcome", "reason", "rules", "findings", "findingsTotal", "findingsTruncated",
     "incompletes", "incompletesTotal", "fingerprint", "filesScanned", "bytesScanned",
-    "scannerVersion", "startedAt", "completedAt",
+    "scannerVersion", "startedAt", "completedAt", "revision", "bom",
 )
 
 
 def _clip(text: str | None, limit: int = MAX_MESSAGE) -> str:
     text = text or ""
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _revision(scanned: ScannedModel) -> str | None:
+    """The revision the scan read; None when the source named none or one a status cannot
+    hold (a clipped revision would pin nothing, or the wrong thing)."""
+    revision = scanned.metadata.revision or scanned.report.revision
+    return revision if revision and len(revision) <= MAX_REVISION_LENGTH else None
 
 
 def _patch(status: ModelScanStatus) -> dict[str, Any]:
@@ -98,6 +106,9 @@ def completed_status(
         ],
         incompletes_total=len(incompletes),
         fingerprint=report.fingerprint,
+        # What was read, even when spec.revision is unset or a branch: the pinning webhook
+        # rewrites references to it.
+        revision=_revision(scanned),
         files_scanned=len(report.files),
         bytes_scanned=report.bytes_scanned,
         scanner_version=modelsec.__version__,

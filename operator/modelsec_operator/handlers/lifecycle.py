@@ -45,11 +45,15 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     if task is not None:
         task.cancel()
     memo.runtime.pool.shutdown()
+    if memo.runtime.jobs is not None:
+        memo.runtime.jobs.tracker.close()
     memo.runtime.kube.close()
 
 
 async def probe_scans(memo: kopf.Memo, **_: Any) -> dict[str, int]:
-    pool = memo.runtime.pool
+    pool, jobs = memo.runtime.pool, memo.runtime.jobs
+    if jobs is not None:
+        return {"scanJobs": jobs.slots.running, "waiting": jobs.slots.waiting}
     return {"inFlight": pool.in_flight, "waiting": pool.waiting, "cachedReports": len(pool.cache)}
 
 

@@ -26,6 +26,7 @@ from modelsec.rules.base import EvaluationInput, SourceType
 from modelsec.safe_text import printable
 from modelsec.sources import ScannedModel
 from modelsec_operator import metrics
+from modelsec_operator.jobs.runner import JobVerdict
 from modelsec_operator.kube import transient
 from modelsec_operator.planning import Action, Plan, plan
 from modelsec_operator.runtime import Runtime
@@ -88,9 +89,11 @@ class ScanRun:
         self.logger.warning(f"scan failed ({reason}): {message}")
         audit_record(self.name, self.body, status)
 
-    async def claim(self, because: str) -> None:
+    async def claim(self, because: str, *, queue_position: int | None = None,
+                    queued: str | None = None) -> None:
         """Pending, with the superseded verdict moved to history first: from here until the
-        new verdict, the status shows no outcome (nothing is admitted on a stale one)."""
+        new verdict, the status shows no outcome (nothing is admitted on a stale one).
+        ``queue_position`` and ``queued`` say where the scan waits (scan mode job)."""
         history, dropped = history_after(self.status, because)
         status: dict[str, Any] = {key: None for key in VERDICT_KEYS}
         status.update(
@@ -98,9 +101,10 @@ class ScanRun:
             history=history,
             historyDropped=dropped or None,
             attempts=self.retry + 1,
+            queuePosition=queue_position,
             conditions=set_condition(
                 self.status.get("conditions"), "Ready", ConditionStatus.FALSE, "Queued",
-                f"waiting for a scan slot ({because})", self.generation,
+                f"{queued or 'waiting for a scan slot'} ({because})", self.generation,
             ),
         )
         await self.write(status)
@@ -247,6 +251,10 @@ async def _reconcile(run: ScanRun, spec: kopf.Spec, meta: kopf.Meta) -> None:
 
     try:
         job = resolve(scan_spec.model, scan_spec.revision, view.source.spec, view.source.digest)
+        if runtime.jobs is not None:  # scan mode job: the worker reads, judges and reports
+            result = await runtime.jobs.verdict(run, view, job, scan_spec.security_group, decision.why)
+            await record_job_verdict(run, view, result)
+            return
         config = await secrets_config(runtime, view)
         job = ScanJob(job.ref, job.source_type, job.source_digest, config)
         await run.claim(decision.why)
@@ -288,11 +296,36 @@ async def record(run: ScanRun, view: GroupView, scanned: ScannedModel, verdict: 
     # Keep startedAt from the Running write; a cached or shared report has none of its own.
     status["startedAt"] = run.status.get("startedAt") or status.get("completedAt")
     await run.write(status)
-    metrics.VERDICTS.labels(verdict.outcome.value).inc()
-    summary = printable(f"{verdict.outcome.value}: {verdict.reason} (report: {how})")
-    if verdict.outcome == Outcome.ALLOWED:
+    announce(run, status, verdict.outcome, f"{verdict.outcome.value}: {verdict.reason} (report: {how})")
+
+
+async def record_job_verdict(run: ScanRun, view: GroupView, result: JobVerdict) -> None:
+    """A scan Job's verdict, checked and bounded again (ScanResult schema), recorded like
+    one computed here, with the group version the worker judged against: if the group
+    changed meanwhile, the next reconciliation sees another digest and judges again."""
+    verdict = result.verdict
+    status = {**verdict.wire(), "phase": Phase.COMPLETED.value, "queuePosition": None,
+              "worker": f"{run.runtime.jobs.namespace}/{result.pod}" if run.runtime.jobs else result.pod,
+              "attempts": run.retry + 1, "observedGeneration": run.generation,
+              "groupGeneration": view.generation if verdict.group_digest == view.digest else None,
+              "reason": printable(verdict.reason)}
+    status.setdefault("startedAt", run.status.get("startedAt") or verdict.completed_at)
+    status["conditions"] = set_condition(
+        run.status.get("conditions"), "Ready", ConditionStatus.TRUE, verdict.outcome.value.title(),
+        status["reason"][:1024], run.generation,
+    )
+    await run.write(status)
+    announce(run, status, verdict.outcome,
+             f"{verdict.outcome.value}: {verdict.reason} (scan Job {result.job}, {result.how})")
+
+
+def announce(run: ScanRun, status: dict[str, Any], outcome: Outcome, summary: str) -> None:
+    """Metrics, an Event, a log line and the audit record for a verdict just written."""
+    metrics.VERDICTS.labels(outcome.value).inc()
+    summary = printable(summary)
+    if outcome == Outcome.ALLOWED:
         kopf.info(run.body, reason="ScanCompleted", message=summary)
-    elif verdict.outcome == Outcome.BLOCKED:
+    elif outcome == Outcome.BLOCKED:
         kopf.warn(run.body, reason="ScanBlocked", message=summary)
     else:
         kopf.warn(run.body, reason="ScanError", message=summary)

@@ -92,6 +92,8 @@ def build_parser(argv: Sequence[str]) -> Parser:
                 "modelsec.k8s.command")
     _add_plugin(commands, argv, "operator", "run the Kubernetes operator that performs ModelScans",
                 "modelsec_operator.command")
+    _add_plugin(commands, argv, "scan-worker", "judge one ModelScan inside a scan Job (operator scan mode job)",
+                "modelsec_operator.jobs.worker")
     _add_plugin(commands, argv, "webhook", "run the validating admission webhook",
                 "modelsec_webhook.command")
     return parser
