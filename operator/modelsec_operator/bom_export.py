@@ -114,9 +114,27 @@ def configmap(namespace: str, scan: dict[str, Any], stored: StoredBom) -> dict[s
 class BomPublisher:
     """Writes the BOM of each verdict where ``namespace`` says; None disables it."""
 
-    def __init__(self, kube: Any, namespace: str | None) -> None:
-        self.kube = kube
+    def __init__(self, api_client: Any, namespace: str | None) -> None:
+        self.api_client = api_client  # the operator's kubernetes.client.ApiClient
         self.namespace = namespace
+
+    async def _apply(self, body: dict[str, Any]) -> None:
+        """Create the ConfigMap, or replace the one of that name."""
+        from kubernetes.client import CoreV1Api
+        from kubernetes.client.exceptions import ApiException
+
+        core = CoreV1Api(self.api_client)
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+
+        def call() -> None:
+            try:
+                core.create_namespaced_config_map(namespace, body)
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+                core.replace_namespaced_config_map(name, namespace, body)
+
+        await asyncio.to_thread(call)
 
     async def publish(self, scan: dict[str, Any], scanned: ScannedModel, verdict: Verdict) -> dict[str, Any] | None:
         """``status.bom`` for this verdict (None when BOMs are off)."""
@@ -133,7 +151,7 @@ class BomPublisher:
         if previous.get("sha256") == stored.sha256 and previous.get("namespace") == self.namespace:
             return reference.wire()  # unchanged (a re-evaluation with the same result): no write
         try:
-            await self.kube.apply_configmap(configmap(self.namespace, scan, stored))
+            await self._apply(configmap(self.namespace, scan, stored))
         except Exception as exc:  # noqa: BLE001 - the verdict is recorded whatever happens here
             reason = getattr(exc, "reason", None) or type(exc).__name__
             status = getattr(exc, "status", None)

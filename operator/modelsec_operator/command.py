@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from modelsec_operator import metrics
 from modelsec_operator.config import SCAN_DELAY_ENV, OperatorConfig, ScanMode, scan_delay_from_env
+from modelsec_operator.bom_export import BomPublisher
 from modelsec_operator.handlers import register
 from modelsec_operator.jobs.settings import SettingsError
 from modelsec_operator.jobs.setup import job_scanner
@@ -116,6 +117,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                        help="attempts for transient failures (model missing, source "
                             "unreachable) before the scan is Failed with outcome ERROR "
                             "(default: %(default)s)")
+    scans.add_argument("--bom-namespace", metavar="NS",
+                       help="keep each verdict's CycloneDX ML-BOM in a ConfigMap named like "
+                            "its ModelScan in NS (modelsec verify --scan reads it to name the "
+                            "files that changed; docs/integrity.md); default: no BOMs")
 
     serving = parser.add_argument_group("observability")
     serving.add_argument("--metrics-port", type=int, default=9090, metavar="PORT",
@@ -144,6 +149,7 @@ def _config(args: argparse.Namespace) -> OperatorConfig:
         local_root=args.local_root,
         resync_seconds=args.resync_seconds,
         max_attempts=args.max_attempts,
+        bom_namespace=args.bom_namespace or None,
         scan_delay_seconds=scan_delay_from_env(),
         scan_mode=ScanMode(args.scan_mode),
         max_concurrent_scan_jobs=args.max_concurrent_scan_jobs,
@@ -227,6 +233,7 @@ async def _operate(config: OperatorConfig, configuration: Any) -> None:
         pool=ScanPool(config.max_concurrent_scans, config.report_cache_size, config.scan_delay_seconds),
         identity=own_identity(),
         jobs=await job_scanner(config, kube.api_client) if config.scan_mode == ScanMode.JOB else None,
+        boms=BomPublisher(kube.api_client, config.bom_namespace),
     )
     if config.peering:
         await runtime.kube.ensure_peering(config.peering)

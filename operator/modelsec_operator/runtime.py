@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelsec.k8s import MODELSOURCES, SECURITYGROUPS
+from modelsec_operator.bom_export import BomPublisher
 from modelsec_operator.config import OperatorConfig
 from modelsec_operator.jobs.runner import JobScanner
 from modelsec_operator.kube import Kube
@@ -28,6 +29,7 @@ class Runtime:
     pool: ScanPool
     identity: str
     jobs: JobScanner | None = None  # scan mode job; None: scans run in ``pool``
+    boms: BomPublisher | None = None  # each verdict's ML-BOM in a ConfigMap (--bom-namespace)
 
     async def source_view(self, name: str) -> SourceView | None:
         body = await self.kube.get(MODELSOURCES[2], name)

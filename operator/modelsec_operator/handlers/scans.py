@@ -295,6 +295,8 @@ async def record(run: ScanRun, view: GroupView, scanned: ScannedModel, verdict: 
     )
     # Keep startedAt from the Running write; a cached or shared report has none of its own.
     status["startedAt"] = run.status.get("startedAt") or status.get("completedAt")
+    if run.runtime.boms is not None:  # the BOM's ConfigMap first, then the status naming it
+        status["bom"] = await run.runtime.boms.publish(run.body, scanned, verdict)
     await run.write(status)
     announce(run, status, verdict.outcome, f"{verdict.outcome.value}: {verdict.reason} (report: {how})")
 
