@@ -175,6 +175,8 @@ async def secrets_config(runtime: Runtime, view: GroupView) -> dict[str, Any]:
             for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
                 if key in data:
                     config[key] = data[key].decode().strip()
+    if spec.limits is not None:  # deadlines and size bounds (HuggingFace, S3)
+        config.update(spec.limits.config())
     return {k: v for k, v in config.items() if v is not None}
 
 

@@ -126,6 +126,8 @@ def credentials(source: Any) -> dict[str, Any]:
         for key in S3_KEYS:
             if os.environ.get(key):
                 config[key] = os.environ[key].strip()
+    if getattr(source, "limits", None) is not None:  # deadlines and size bounds (HuggingFace, S3)
+        config.update(source.limits.config())
     return {k: v for k, v in config.items() if v is not None}
 
 

@@ -22,6 +22,7 @@ from modelsec.k8s.scan import (
     MAX_FINDINGS,
     MAX_INCOMPLETES,
     MAX_MESSAGE,
+    MAX_REVISION_LENGTH,
     FindingStatus,
     IncompleteStatus,
     RuleStatus,
@@ -50,6 +51,10 @@ class WorkerVerdict(K8sModel):
     incompletes: list[IncompleteStatus] = Field(default_factory=list, max_length=MAX_INCOMPLETES)
     incompletes_total: int = Field(default=0, ge=0, alias="incompletesTotal")
     fingerprint: str | None = Field(default=None, max_length=128)
+    revision: str | None = Field(
+        default=None, max_length=MAX_REVISION_LENGTH,
+        description="The revision the scan read (ModelScan status.revision).",
+    )
     files_scanned: int = Field(default=0, ge=0, alias="filesScanned")
     bytes_scanned: int = Field(default=0, ge=0, alias="bytesScanned")
     scanner_version: str = Field(alias="scannerVersion", max_length=64)
