@@ -9,6 +9,7 @@ import logging
 from typing import Iterator
 
 from harness import OracleFailure, Target, import_test_helpers
+from json_mutator import mutate_json
 
 import_test_helpers("webhook")
 from webhook_helpers import SHA, group, pod, review, scan, source, view  # noqa: E402
@@ -60,6 +61,7 @@ TARGET = Target(
     name="admission",
     run=run,
     seeds=_seeds,
+    mutator=mutate_json,
     max_len=16 << 10,
     expected=(BadReview,),
     tokens=(b'"request"', b'"object"', b'"oldObject"', b'"containers"', b'"initContainers"',

@@ -7,6 +7,7 @@ import json
 from typing import Iterator
 
 from harness import Target, builder_seeds, corpus_files, import_test_helpers
+from json_mutator import mutate_json
 from scanning import scan_as
 
 
@@ -32,6 +33,7 @@ TARGET = Target(
     name="keras-config",
     run=scan_as("config.json"),
     seeds=_seeds,
+    mutator=mutate_json,
     max_len=16 << 10,
     tokens=(b'"class_name"', b'"config"', b'"module"', b'"registered_name"', b'"Lambda"', b'"function"',
             b'"layers"', b'"__lambda__"', b'"TFOpLambda"', b'"tf.io.read_file"', b"keras.layers"),

@@ -12,6 +12,7 @@ from modelsec.references.workloads import KSERVE_KINDS, POD_TEMPLATE_PATHS
 from modelsec.sources import ModelRefError
 
 from harness import Target
+from json_mutator import mutate_json
 
 KINDS = tuple(sorted(POD_TEMPLATE_PATHS)) + tuple(sorted(KSERVE_KINDS))
 
@@ -65,6 +66,7 @@ TARGET = Target(
     name="references",
     run=run,
     seeds=_seeds,
+    mutator=mutate_json,
     max_len=8 << 10,
     tokens=(b"hf://", b"s3://", b"file://", b"https://huggingface.co/", b"--model", b"--model-id", b"--revision",
             b"serve", b"sh -c", b"$(", b"${", b":-", b"`", b"&&", b";", b"|", b"\\\n", b"'", b'"', b"@",

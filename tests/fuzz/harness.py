@@ -79,6 +79,8 @@ class Target:
     expected: tuple[type[BaseException], ...] = ()
     # libFuzzer dictionary entries (magic numbers, keywords) that guide the mutator
     tokens: tuple[bytes, ...] = ()
+    # a structure-aware mutator (data, max_size, seed) -> data, in place of libFuzzer's
+    mutator: Callable[[bytes, int, int], bytes] | None = None
 
 
 class OracleFailure(AssertionError):

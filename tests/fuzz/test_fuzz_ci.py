@@ -59,6 +59,7 @@ def campaign(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, An
     return results
 
 
+@pytest.mark.timeout(1200)  # the first test's set-up runs every parser (about 2 minutes on 2 idle cores)
 @pytest.mark.parametrize("parser", list(PARSERS))
 def test_short_fuzz_run_finds_nothing_new(parser: str, campaign: dict[str, dict[str, Any]]) -> None:
     result = campaign[parser]

@@ -160,7 +160,7 @@ def fuzz(args: argparse.Namespace) -> None:
         argv.append(f"-dict={dictionary}")
     argv += [str(corpus), str(seeds)]
     recorder.flush()
-    atheris.Setup(argv, one_input)
+    atheris.Setup(argv, one_input, custom_mutator=target.mutator)
     atheris.Fuzz()
 
 
