@@ -81,12 +81,12 @@ class SourceLimits(K8sModel):
     and "Deadlines"). Unset keys keep the defaults; the operator passes them to each scan."""
 
     request_deadline: float | None = Field(
-        default=None, alias="requestDeadline", gt=0, le=3600,
+        default=None, alias="requestDeadline", ge=1, le=3600,
         description="Seconds for one request (an API answer, a listing page, a range read) to "
         "be answered in full, however steadily the server trickles bytes. Default 120.",
     )
     scan_deadline: float | None = Field(
-        default=None, alias="scanDeadline", gt=0, le=7 * 86400,
+        default=None, alias="scanDeadline", ge=1, le=7 * 86400,
         description="Seconds for the whole scan of one model (listing, reads, downloads, "
         "retries); past it the scan is ERROR. Default 3600.",
     )
