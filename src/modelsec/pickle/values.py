@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from modelsec.pickle.objects import InstanceAttrs
     from modelsec.pickle.policy import Classification
 
 Value = Any  # literal | Blob | BigInt | Global | Unresolved | Call | Derived | Container | ...
@@ -64,6 +65,7 @@ class Call:
     how: str
     cls: Global | None = None
     state: Value = None  # set by BUILD
+    attrs: "InstanceAttrs | None" = None  # what the stream wrote into the instance (objects.py)
     origin: Value = field(init=False)  # the first non-call callee of f()()()...: O(1) to name
     weight: int = field(init=False)
 
@@ -108,6 +110,9 @@ class Container:
     items: list[Value] = field(default_factory=list)
     dropped: int = 0
     weight: int = 1  # see WEIGHT_CAP; kept up to date as items are added
+    # A dict whose keys cannot all be read: a key computed by the stream, or tracked keys
+    # (objects.TRACKED_KEYS) past what the machine could retain. Readers fail closed.
+    opaque_keys: bool = False
 
 
 class HeavyTuple(tuple):  # type: ignore[type-arg]
