@@ -26,6 +26,11 @@ request than the server it measures. Server-side time comes from the webhook's
 process are read from /proc, so "reviews per CPU-second" is reported too: on a machine
 shared with other work it is the figure that does not depend on the neighbours.
 
+``--big-args N`` then sends N distinct pods whose vLLM container carries 1 MiB of
+arguments each (what a hostile or careless client can send, server dry-run suffices) and
+reports the webhook's resident memory before and after: the caches must stay within
+their byte budgets, whatever the requests weigh.
+
 Results: printed, and written as JSON to benchmarks/out/webhook_load.json.
 """
 
@@ -199,6 +204,37 @@ def model_pod(rng: random.Random, models: list[tuple[str, str]]) -> dict[str, An
     if init:
         spec["initContainers"] = init
     return {"annotations": annotations, "spec": spec}
+
+
+def big_args_pod(i: int, models: list[tuple[str, str]]) -> dict[str, Any]:
+    """A pod naming one model, with 1 MiB of arguments unique to it."""
+    model, revision = models[i % len(models)]
+    template = f"{i:08d}" + "x" * (1 << 20)
+    return {"annotations": {}, "spec": {"containers": [
+        {"name": "vllm", "image": "vllm/vllm-openai:v0.8.5",
+         "args": [model.removeprefix("hf://"), "--revision", revision, "--chat-template", template]}]}}
+
+
+def rss_mib(pid: int) -> dict[str, float]:
+    """Resident memory now and at its peak (VmRSS, VmHWM), MiB."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return {key: round(int(fields[key].split()[0]) / 1024, 1) for key in ("VmRSS", "VmHWM")}
+
+
+def memory_probe(port: int, ca: Path, pid: int, count: int, models: list[tuple[str, str]]) -> dict[str, Any]:
+    before = rss_mib(pid)
+    connection = Connection(port, ssl.create_default_context(cafile=str(ca)))
+    started = time.perf_counter()
+    denied = 0
+    for i in range(count):
+        _server, allowed = connection.send(http_request(review(10**6 + i, big_args_pod(i, models))))
+        denied += not allowed
+    elapsed = time.perf_counter() - started
+    connection.close()
+    after = rss_mib(pid)
+    return {"pods": count, "argument_bytes_each": 1 << 20, "denied": denied, "seconds": round(elapsed, 1),
+            "rss_before_mib": before["VmRSS"], "rss_after_mib": after["VmRSS"],
+            "rss_growth_mib": round(after["VmRSS"] - before["VmRSS"], 1), "peak_rss_mib": after["VmHWM"]}
 
 
 def plain_pod() -> dict[str, Any]:
@@ -417,6 +453,8 @@ def main() -> int:
     parser.add_argument("--webhook-cpu", type=int, default=0, help="CPU the webhook is pinned to")
     parser.add_argument("--client-cpu", type=int, default=1, help="CPU this load generator is pinned to")
     parser.add_argument("--keep", action="store_true", help="leave the control plane running")
+    parser.add_argument("--big-args", type=int, default=0, metavar="N",
+                        help="then send N pods with 1 MiB of arguments each and report the webhook's memory")
     args = parser.parse_args()
     if args.max:
         args.rate = None
@@ -473,6 +511,9 @@ def main() -> int:
         # The warm-up's CPU is in `cpu` too; scale to the measured share of the run.
         cpu *= args.duration / (args.duration + args.warmup)
         result = report(run, cpu, args)
+        if args.big_args:
+            log(f"memory: {args.big_args} pods with 1 MiB of arguments each")
+            result["memory"] = memory_probe(port, tls_dir / "ca.crt", webhook.pid, args.big_args, models)
     finally:
         webhook.send_signal(signal.SIGTERM)
         try:

@@ -16,6 +16,6 @@ want=$( { cat pyproject.toml; find src operator webhook -name __init__.py -path 
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "bootstrap: installing modelsec and its pinned dependencies into .venv" >&2
   .venv/bin/python -m pip install --quiet --upgrade "pip==25.3"
-  .venv/bin/python -m pip install --quiet -e ".[cluster,remote,test]"
+  .venv/bin/python -m pip install --quiet -e ".[cluster,remote,integrity,test]"
   echo "$want" > "$stamp"
 fi

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A real local Kubernetes control plane, envtest style: etcd + kube-apiserver on loopback,
-# no kubelet, scheduler or controller-manager (Pods and Deployments are stored but stay
-# Pending). Binaries come from hack/install-tools.sh (built on first use).
+# and with ENVTEST_CONTROLLERS=1 also kube-controller-manager and kube-scheduler (Deployments
+# make ReplicaSets and Pods, garbage collection and namespace deletion work, RBAC roles
+# aggregate). There is never a kubelet or a node: Pods stay Pending. Binaries come from
+# hack/install-tools.sh (built on first use).
 #
 #   hack/envtest.sh up       start (no-op when this instance is already up)
 #   hack/envtest.sh down     stop and remove the instance's state (logs are kept; --purge removes them too)
@@ -15,6 +17,8 @@
 #   ENVTEST_ETCD_PEER_PORT    fixed etcd peer port (default: a free port)
 #   ENVTEST_START_TIMEOUT     seconds to wait for readiness (default 180)
 #   ENVTEST_APISERVER_ARGS    extra kube-apiserver flags, space separated
+#   ENVTEST_CONTROLLERS       1: also run kube-controller-manager and kube-scheduler (an
+#                             instance already up without them gets them started)
 #   MODELSEC_CACHE_DIR        cache root (default <repo>/.cache)
 set -euo pipefail
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -34,6 +38,9 @@ KUBECONFIG_FILE=$STATE/kubeconfig
 PORTS_FILE=$STATE/ports.env
 START_TIMEOUT=${ENVTEST_START_TIMEOUT:-180}
 NEEDED_TOOLS=(etcd kube-apiserver kubectl)
+CONTROLLERS=(kube-controller-manager kube-scheduler)
+WANT_CONTROLLERS=${ENVTEST_CONTROLLERS:-0}
+CONTROLLERS_MARKER=$STATE/controllers.enabled
 
 log() { printf 'envtest[%s]: %s\n' "$NAME" "$*" >&2; }
 die() { printf 'envtest[%s]: error: %s\n' "$NAME" "$*" >&2; exit 1; }
@@ -102,7 +109,13 @@ curl_api() {
 is_ready() {
   [ -f "$PORTS_FILE" ] || return 1
   pid_alive "$STATE/etcd.pid" && pid_alive "$STATE/kube-apiserver.pid" || return 1
-  [ "$(curl_api /readyz 2>/dev/null)" = "ok" ]
+  [ "$(curl_api /readyz 2>/dev/null)" = "ok" ] || return 1
+  if [ -f "$CONTROLLERS_MARKER" ]; then controllers_alive || return 1; fi
+}
+
+controllers_alive() {
+  local c
+  for c in "${CONTROLLERS[@]}"; do pid_alive "$STATE/$c.pid" || return 1; done
 }
 
 stop_daemon() {
@@ -121,14 +134,16 @@ stop_daemon() {
   rm -f "$pidfile"
 }
 
+# write_kubeconfig [FILE CLIENT]: a kubeconfig for the client certificate PKI/CLIENT.crt
+# (default: the admin's, at KUBECONFIG_FILE).
 write_kubeconfig() {
-  local ca_data cert_data key_data
+  local file=${1:-$KUBECONFIG_FILE} client=${2:-admin} ca_data cert_data key_data
   ca_data=$(base64 -w0 < "$PKI/ca.crt")
-  cert_data=$(base64 -w0 < "$PKI/admin.crt")
-  key_data=$(base64 -w0 < "$PKI/admin.key")
+  cert_data=$(base64 -w0 < "$PKI/$client.crt")
+  key_data=$(base64 -w0 < "$PKI/$client.key")
   (
     umask 077
-    cat > "$KUBECONFIG_FILE" <<EOF
+    cat > "$file" <<EOF
 apiVersion: v1
 kind: Config
 clusters:
@@ -137,7 +152,7 @@ clusters:
     server: https://127.0.0.1:$APISERVER_PORT
     certificate-authority-data: $ca_data
 users:
-- name: envtest-$NAME-admin
+- name: envtest-$NAME-$client
   user:
     client-certificate-data: $cert_data
     client-key-data: $key_data
@@ -145,7 +160,7 @@ contexts:
 - name: envtest-$NAME
   context:
     cluster: envtest-$NAME
-    user: envtest-$NAME-admin
+    user: envtest-$NAME-$client
     namespace: default
 current-context: envtest-$NAME
 EOF
@@ -157,7 +172,7 @@ wait_until() {
   local what=$1 deadline=$2; shift 2
   until "$@" >/dev/null 2>&1; do
     local d
-    for d in etcd kube-apiserver; do
+    for d in etcd kube-apiserver "${CONTROLLERS[@]}"; do
       if [ -f "$STATE/$d.pid" ] && ! pid_alive "$STATE/$d.pid"; then
         log_tail "$d"
         cleanup_failed
@@ -165,8 +180,9 @@ wait_until() {
       fi
     done
     if [ "$(date +%s)" -ge "$deadline" ]; then
-      log_tail etcd
-      log_tail kube-apiserver
+      for d in etcd kube-apiserver "${CONTROLLERS[@]}"; do
+        if [ -f "$STATE/$d.pid" ]; then log_tail "$d"; fi
+      done
       cleanup_failed
       die "timed out after ${START_TIMEOUT}s waiting for $what; logs: $LOGS/"
     fi
@@ -175,8 +191,48 @@ wait_until() {
 }
 
 cleanup_failed() {
+  stop_controllers
   stop_daemon kube-apiserver
   stop_daemon etcd
+}
+
+stop_controllers() {
+  local c
+  for c in "${CONTROLLERS[@]}"; do stop_daemon "$c"; done
+  rm -f "$CONTROLLERS_MARKER"
+}
+
+root_ca_published() {
+  "$TOOLS_BIN_DIR/kubectl" --kubeconfig "$KUBECONFIG_FILE" get configmap kube-root-ca.crt -n default -o name
+}
+
+# start_controllers: kube-controller-manager and kube-scheduler against the running
+# apiserver, each as its own user (the client certs from hack/lib/pki.sh), the controllers
+# with their own ServiceAccounts as in a real cluster (requests from the ReplicaSet
+# controller arrive as system:serviceaccount:kube-system:replicaset-controller). No serving
+# ports: nothing here scrapes them. Ready when the root-CA publisher wrote kube-root-ca.crt.
+start_controllers() {
+  # shellcheck disable=SC1090
+  source "$PORTS_FILE"
+  local c deadline=$(( $(date +%s) + START_TIMEOUT ))
+  for c in "${CONTROLLERS[@]}"; do write_kubeconfig "$STATE/$c.kubeconfig" "$c"; done
+  log "starting kube-controller-manager and kube-scheduler $(tools::version kube-controller-manager)"
+  start_daemon kube-controller-manager "$(tools::path kube-controller-manager)" \
+    --kubeconfig="$STATE/kube-controller-manager.kubeconfig" \
+    --secure-port=0 \
+    --leader-elect=false \
+    --use-service-account-credentials=true \
+    --service-account-private-key-file="$PKI/sa.key" \
+    --root-ca-file="$PKI/ca.crt" \
+    --cluster-name="envtest-$NAME" \
+    --controllers='*'
+  start_daemon kube-scheduler "$(tools::path kube-scheduler)" \
+    --kubeconfig="$STATE/kube-scheduler.kubeconfig" \
+    --secure-port=0 \
+    --leader-elect=false
+  touch "$CONTROLLERS_MARKER"
+  wait_until "kube-controller-manager to publish kube-root-ca.crt" "$deadline" root_ca_published
+  log "controllers running (logs: $LOGS/kube-controller-manager.log, $LOGS/kube-scheduler.log)"
 }
 
 etcd_healthy() {
@@ -200,14 +256,29 @@ lock_instance() {
   flock -w "$1" "$lock_fd"
 }
 
+# up_and_complete: up and ready, with the controllers if they are wanted.
+up_and_complete() {
+  is_ready || return 1
+  [ "$WANT_CONTROLLERS" != 1 ] || controllers_alive
+}
+
 cmd_up() {
-  if is_ready; then
+  if up_and_complete; then
     log "already up ($(awk -F= '/APISERVER_PORT/{print "https://127.0.0.1:"$2}' "$PORTS_FILE"))"
     return 0
   fi
   lock_instance 900 || die "another 'up' or 'down' of this instance still holds $STATE/.lock after 900s"
-  if is_ready; then
+  if up_and_complete; then
     log "already up ($(awk -F= '/APISERVER_PORT/{print "https://127.0.0.1:"$2}' "$PORTS_FILE"))"
+    return 0
+  fi
+  if [ "$WANT_CONTROLLERS" = 1 ] && [ -f "$PORTS_FILE" ] && pid_alive "$STATE/kube-apiserver.pid" \
+      && [ "$(curl_api /readyz 2>/dev/null)" = "ok" ]; then
+    # Up without (or with dead) controllers: add them, keep the cluster.
+    tools::ensure "${CONTROLLERS[@]}"
+    [ -f "$PKI/kube-controller-manager.crt" ] || die "this instance's certificates predate the controllers; run: ENVTEST_NAME=$NAME hack/envtest.sh down, then up"
+    stop_controllers
+    ( start_controllers ) || exit 1
     return 0
   fi
   # Leftovers from a crash or a reboot: stop whatever still runs and start clean.
@@ -217,6 +288,7 @@ cmd_up() {
     clean_state keep-logs
   fi
 
+  if [ "$WANT_CONTROLLERS" = 1 ]; then NEEDED_TOOLS+=("${CONTROLLERS[@]}"); fi
   tools::ensure "${NEEDED_TOOLS[@]}"
   command -v curl >/dev/null 2>&1 || die "curl is required"
 
@@ -298,12 +370,14 @@ EOF
   # The apiserver's bootstrap controller creates default, kube-system, kube-public and
   # kube-node-lease shortly after readyz; callers expect "default" to be there.
   wait_until "the default namespace" "$deadline" default_namespace_exists
+  if [ "$WANT_CONTROLLERS" = 1 ]; then start_controllers; fi
   log "ready in $(( $(date +%s) - deadline + START_TIMEOUT ))s: https://127.0.0.1:$APISERVER_PORT (kubeconfig $KUBECONFIG_FILE)"
 }
 
 clean_state() {
   if [ "${1:-}" = keep-logs ]; then
-    rm -rf "$STATE/etcd-data" "$PKI" "$KUBECONFIG_FILE" "$PORTS_FILE" "$STATE"/*.pid
+    rm -rf "$STATE/etcd-data" "$PKI" "$KUBECONFIG_FILE" "$PORTS_FILE" "$STATE"/*.pid \
+      "$STATE"/kube-*.kubeconfig "$CONTROLLERS_MARKER"
   else
     rm -rf "$STATE"
   fi
@@ -317,6 +391,7 @@ cmd_down() {
   fi
   # Stopping is safe without the lock; wait a little for a concurrent `up`, not forever.
   lock_instance 60 || log "warning: $STATE/.lock is held by another process; stopping anyway"
+  stop_controllers
   stop_daemon kube-apiserver
   stop_daemon etcd
   if [ "$purge" = "--purge" ]; then
@@ -345,9 +420,11 @@ cmd_env() {
 
 cmd_status() {
   local d state
-  for d in etcd kube-apiserver; do
-    if pid_alive "$STATE/$d.pid"; then state="running (pid $(cat "$STATE/$d.pid"))"; else state="stopped"; fi
-    printf '%-15s %s\n' "$d" "$state"
+  for d in etcd kube-apiserver "${CONTROLLERS[@]}"; do
+    if pid_alive "$STATE/$d.pid"; then state="running (pid $(cat "$STATE/$d.pid"))"
+    elif [ "$d" = etcd ] || [ "$d" = kube-apiserver ] || [ -f "$CONTROLLERS_MARKER" ]; then state="stopped"
+    else state="not enabled (ENVTEST_CONTROLLERS=1)"; fi
+    printf '%-24s %s\n' "$d" "$state"
   done
   if is_ready; then
     # shellcheck disable=SC1090
@@ -367,6 +444,6 @@ case "${1:-}" in
   down) cmd_down "${2:-}" ;;
   env) cmd_env ;;
   status) cmd_status ;;
-  -h|--help|help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' ;;
-  *) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  -h|--help|help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' ;;
+  *) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

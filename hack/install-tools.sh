@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the local control-plane tools into .cache/bin (idempotent; a cached run takes
-# seconds): etcd, kube-apiserver, kubectl and helm, each from its pinned wrapper module
-# under hack/tools/. Prints the path of each binary.
+# seconds): etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and helm,
+# each from its pinned wrapper module under hack/tools/. Prints the path of each binary.
 #
 #   hack/install-tools.sh                  # all tools
 #   hack/install-tools.sh etcd kubectl     # just these

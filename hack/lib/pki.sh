@@ -3,6 +3,10 @@
 #   ca.crt/ca.key            a CA that signs everything below (and is the client CA)
 #   apiserver.crt/.key       serving cert for 127.0.0.1, ::1, localhost and the in-cluster names
 #   admin.crt/.key           client cert CN=modelsec-admin, O=system:masters
+#   kube-controller-manager.crt/.key, kube-scheduler.crt/.key
+#                            client certs CN=system:kube-controller-manager and
+#                            CN=system:kube-scheduler: the users the API server's bootstrap
+#                            RBAC policy grants those components' permissions
 #   sa.key/sa.pub            service-account token signing key pair
 # Source this file; call pki::generate DIR.
 
@@ -52,6 +56,8 @@ keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=clientAuth
 EXT
     pki::_sign "$dir" admin "/O=system:masters/CN=modelsec-admin" "$dir/client.ext"
+    pki::_sign "$dir" kube-controller-manager "/CN=system:kube-controller-manager" "$dir/client.ext"
+    pki::_sign "$dir" kube-scheduler "/CN=system:kube-scheduler" "$dir/client.ext"
 
     # Service-account tokens: RSA, as the apiserver's default signing algorithm is RS256.
     pki::_openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$dir/sa.key"

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Build and cache the Go binaries the local control plane needs (etcd, kube-apiserver,
-# kubectl) and helm, from the pinned wrapper modules under hack/tools/<module>/.
+# kube-controller-manager, kube-scheduler, kubectl) and helm, from the pinned wrapper modules under hack/tools/<module>/.
 #
 # Binaries land in $MODELSEC_CACHE_DIR/bin (default <repo>/.cache/bin) as
 # <name>-<version>, with a symlink <name> -> <name>-<version>. The version is read from
@@ -17,7 +17,7 @@ TOOLS_CACHE_DIR=${MODELSEC_CACHE_DIR:-$REPO_ROOT/.cache}
 TOOLS_BIN_DIR=$TOOLS_CACHE_DIR/bin
 # Oldest Go that builds the pinned modules (the `go` line of the wrapper modules).
 TOOLS_MIN_GO=1.26.0
-TOOLS_ALL=(etcd kube-apiserver kubectl helm)
+TOOLS_ALL=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl helm)
 
 tools::log() { printf 'install-tools: %s\n' "$*" >&2; }
 tools::die() { printf 'install-tools: error: %s\n' "$*" >&2; exit 1; }
@@ -25,7 +25,7 @@ tools::die() { printf 'install-tools: error: %s\n' "$*" >&2; exit 1; }
 # tools::module_dir NAME: the wrapper module that builds NAME.
 tools::module_dir() {
   case "$1" in
-    kube-apiserver|kubectl) echo "$REPO_ROOT/hack/tools/k8s" ;;
+    kube-apiserver|kube-controller-manager|kube-scheduler|kubectl) echo "$REPO_ROOT/hack/tools/k8s" ;;
     etcd) echo "$REPO_ROOT/hack/tools/etcd" ;;
     helm) echo "$REPO_ROOT/hack/tools/helm" ;;
     *) tools::die "unknown tool '$1' (known: ${TOOLS_ALL[*]})" ;;
@@ -35,7 +35,7 @@ tools::module_dir() {
 # tools::main_module NAME: the upstream module whose version names the binary.
 tools::main_module() {
   case "$1" in
-    kube-apiserver|kubectl) echo "k8s.io/kubernetes" ;;
+    kube-apiserver|kube-controller-manager|kube-scheduler|kubectl) echo "k8s.io/kubernetes" ;;
     etcd) echo "go.etcd.io/etcd/server/v3" ;;
     helm) echo "helm.sh/helm/v4" ;;
     *) tools::die "unknown tool '$1'" ;;
@@ -46,6 +46,8 @@ tools::main_module() {
 tools::package() {
   case "$1" in
     kube-apiserver) echo "k8s.io/kubernetes/cmd/kube-apiserver" ;;
+    kube-controller-manager) echo "k8s.io/kubernetes/cmd/kube-controller-manager" ;;
+    kube-scheduler) echo "k8s.io/kubernetes/cmd/kube-scheduler" ;;
     kubectl) echo "k8s.io/kubernetes/cmd/kubectl" ;;
     etcd) echo "go.etcd.io/etcd/server/v3" ;;
     helm) echo "helm.sh/helm/v4/cmd/helm" ;;
@@ -72,7 +74,7 @@ tools::path() { echo "$TOOLS_BIN_DIR/$1-$(tools::version "$1")"; }
 # invalidate its cached binary (the others stay cached).
 tools::_recipe() {
   case "$1" in
-    kube-apiserver|kubectl|etcd|helm) echo 1 ;;
+    kube-apiserver|kube-controller-manager|kube-scheduler|kubectl|etcd|helm) echo 1 ;;
   esac
 }
 
@@ -106,7 +108,7 @@ tools::_check_go() {
 tools::ldflags() {
   local name=$1 version=$2 flags="-s -w"
   case "$name" in
-    kube-apiserver|kubectl)
+    kube-apiserver|kube-controller-manager|kube-scheduler|kubectl)
       # What kubernetes' hack/lib/version.sh sets, so `kubectl version` and the server's
       # /version report the real release. The build date is the release's module time.
       local major minor date pkg
@@ -149,8 +151,12 @@ tools::build() {
   tools::log "building $name $version from $pkg ($(go env GOVERSION), wrapper module ${dir#"$REPO_ROOT"/})"
   tools::log "  with a cold Go build cache this downloads modules and compiles for minutes (kube-apiserver 10-25 min, helm up to 20 min on 2 cores); with a warm one (~/.cache/go-build), seconds"
   start=$(date +%s)
-  # A heartbeat so a long build does not look hung in CI logs.
-  ( while sleep 60; do tools::log "  ... still building $name ($(( $(date +%s) - start ))s)"; done ) &
+  # A heartbeat so a long build does not look hung in CI logs. It closes the install lock
+  # first: its `sleep` would otherwise hold the lock for up to a minute after the build.
+  (
+    if [ -n "${TOOLS_LOCK_FD:-}" ]; then exec {TOOLS_LOCK_FD}>&-; fi
+    while sleep 60; do tools::log "  ... still building $name ($(( $(date +%s) - start ))s)"; done
+  ) &
   ticker=$!
   rc=0
   (

@@ -23,10 +23,12 @@ MERGE_PATCH = "application/merge-patch+json"
 
 def connection_info(configuration: Configuration) -> kopf.ConnectionInfo:
     """The same endpoint and credentials, in kopf's terms."""
-    # Token auth arrives as api_key["authorization"] = "Bearer <token>" (client certs, as
-    # hack/envtest.sh issues, arrive as cert_file/key_file instead).
+    # Token auth (ServiceAccount tokens, in cluster or in a kubeconfig) arrives as
+    # api_key["BearerToken"] = "Bearer <token>" since kubernetes 36, "authorization" before;
+    # client certs, as hack/envtest.sh issues, arrive as cert_file/key_file instead.
     scheme = token = None
-    auth = (configuration.api_key or {}).get("authorization")
+    keys = configuration.api_key or {}
+    auth = keys.get("BearerToken") or keys.get("authorization")
     if auth:
         scheme, _, token = auth.partition(" ")
         if not token:

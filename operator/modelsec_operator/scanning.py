@@ -16,6 +16,7 @@ from typing import Any
 
 from modelsec.engine import Engine
 from modelsec.k8s.source import HuggingFaceSource, ModelSourceSpec
+from modelsec.references.model import dot_segments, reference_problem
 from modelsec.rules.base import SourceType
 from modelsec.sources import ModelRef, ModelRefError, ScannedModel, ScanOptions, parse_model_uri, scan_model
 
@@ -52,8 +53,9 @@ class ScanJob:
 
     @property
     def cacheable(self) -> bool:
-        """Content named immutably (a pinned remote revision) or checked by stat (local)."""
-        return self.ref.scheme == "file" or bool(self.ref.revision)
+        """Content named immutably (a commit SHA, an S3 version id; not a tag) or checked by
+        stat (local)."""
+        return self.ref.scheme == "file" or self.ref.pinned
 
     def base_key(self) -> tuple[str, str, str]:
         """What deduplicates in-flight scans: the same reference through the same source."""
@@ -61,10 +63,19 @@ class ScanJob:
 
 
 def resolve(model: str, revision: str | None, source: ModelSourceSpec, source_digest: str) -> ScanJob:
+    problem = reference_problem(model, revision)
+    if problem:
+        raise ScanRefused("InvalidReference", f"{model[:200]!r} is not a usable reference: {problem}")
     try:
         ref = parse_model_uri(model, revision or None)
+        return _resolve(model, ref, source, source_digest)
     except ModelRefError as exc:
         raise ScanRefused("InvalidReference", str(exc)) from None
+    except ValueError as exc:  # e.g. a path the OS refuses (embedded NUL): never retried
+        raise ScanRefused("InvalidReference", f"{model[:200]!r} cannot be resolved: {exc}") from None
+
+
+def _resolve(model: str, ref: ModelRef, source: ModelSourceSpec, source_digest: str) -> ScanJob:
     if ref.source_type != source.type:
         raise ScanRefused(
             "SourceMismatch",
@@ -85,6 +96,9 @@ def resolve(model: str, revision: str | None, source: ModelSourceSpec, source_di
     if source.type == SourceType.S3:
         assert source.s3 is not None
         bucket, _, key = ref.location.partition("/")
+        if dot_segments(key):
+            raise ScanRefused("InvalidReference", f"{model}: '.' and '..' segments are ambiguous in "
+                              "S3 keys; failing closed")
         prefix = source.s3.prefix.strip("/")
         inside = not prefix or PurePosixPath(key).is_relative_to(PurePosixPath(prefix))
         if bucket != source.s3.bucket or not inside:

@@ -95,6 +95,16 @@ class ScanContext:
         else:
             self._sink.formats[self._format_index] = record
 
+    @property
+    def format_record(self) -> FormatRecord | None:
+        """What :meth:`set_format` last recorded for this context, if anything."""
+        return None if self._format_index is None else self._sink.formats[self._format_index]
+
+    def alongside(self) -> "ScanContext":
+        """A context for another reading of the same bytes (a file that is two formats):
+        same path and depth, its own format record."""
+        return ScanContext(self.path, self._sink, self._dispatch, self.depth)
+
     def member_path(self, name: str) -> str:
         return f"{self.path}!{name}"
 

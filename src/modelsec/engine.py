@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from modelsec import formats
+from modelsec import disguise, formats
 from modelsec.bytesource import ByteSource, FileSource, LimitExceeded, NotRegularFile, not_regular
 from modelsec.context import FormatRecord, Limits, ScanContext, ScanSink
 from modelsec.findings import Finding, Incomplete, Severity, threat
-from modelsec.formats.base import HEAD_SIZE, FormatCategory, filename_of
+from modelsec.formats.base import HEAD_SIZE, FormatCategory, FormatScanner, filename_of
+from modelsec.integrity import evidence
+from modelsec.interpretations import Interpretations, detect_all, polyglot_finding
 
 ENGINE_ERROR = "MS-GEN-002"
 # A path that could not be read: unreadable, not listable, not a regular file, a link loop
@@ -53,6 +55,9 @@ class FileResult:
     # Source-native fingerprint when no SHA-256 is known (remote files the scan did not read
     # whole): "git-blob:<oid>", "s3-etag:<etag>"; keeps the model fingerprint content-bound.
     digest: str | None = None
+    # The bytes of a signature bundle, kept for the rules that judge it after the scan
+    # (modelsec.integrity.evidence); None for every other file.
+    content: bytes | None = None
 
 
 @dataclass
@@ -82,6 +87,18 @@ class ScanReport:
     seconds: float = 0.0
     revision: str | None = None  # what was scanned: commit sha, version ids / etags digest
     bytes_transferred: int | None = None  # remote sources: bytes fetched over the network
+    content_bytes: int = 0  # FileResult.content kept so far, bounded by add_file
+
+    def add_file(self, result: FileResult) -> None:
+        """Append a scanned file; the contents kept for rules stay within
+        :data:`~modelsec.integrity.evidence.MAX_REPORT_BYTES` (past it a file's content is
+        dropped, and the rule that wanted it fails closed saying so)."""
+        if result.content is not None:
+            if self.content_bytes + len(result.content) > evidence.MAX_REPORT_BYTES:
+                result.content = None
+            else:
+                self.content_bytes += len(result.content)
+        self.files.append(result)
 
     def all_findings(self) -> list[Finding]:
         out = list(self.findings)
@@ -120,36 +137,58 @@ class ScanReport:
 ProgressCallback = Callable[[int], None]  # called with each increment of bytes fingerprinted
 
 
-def detect(head: bytes, source: ByteSource, filename: str) -> "formats.FormatScanner | None":
-    for scanner in formats.scanners():
-        try:
-            if scanner.detect(head, source, filename):
-                return scanner
-        except Exception:  # a detector that trips on odd bytes just doesn't match
-            continue
-    return None
+def detect(head: bytes, source: ByteSource, filename: str) -> Interpretations:
+    """Every reading of the file a supported loader could take (see
+    :mod:`modelsec.interpretations`): each format that claims it, minus readings another
+    claimed format's scan already covers."""
+    return detect_all(head, source, filename)
 
 
 def dispatch(source: ByteSource, ctx: ScanContext, expect: str | None = None) -> None:
-    """Recognise ``source`` and run its scanner inside ``ctx``; never raises."""
+    """Recognise ``source`` and scan every interpretation of it inside ``ctx``; never raises.
+
+    ``expect`` is a format the file's place imposes (the pickle of a PyTorch archive, the
+    object data of a NumPy array): a loader reads it that way, so that reading alone is
+    scanned. Content that no format recognises is a finding when its name or place says
+    it is a model (:mod:`modelsec.disguise`).
+    """
     try:
+        head = source.read_at(0, HEAD_SIZE) if source.size else b""
+        forced = formats.by_name(expect) if expect else None
+        readings: tuple[FormatScanner, ...] = ()
         if source.size == 0:
-            ctx.set_format("empty", FormatCategory.AUXILIARY)
-            return
-        head = source.read_at(0, HEAD_SIZE)
-        scanner = formats.by_name(expect) if expect else None
-        if scanner is None:
-            scanner = detect(head, source, filename_of(ctx.path))
-        if scanner is None:
-            ctx.set_format("unknown", FormatCategory.UNKNOWN)
-            return
-        ctx.set_format(scanner.name, scanner.category)
-        scanner.scan(source, ctx)
-    except LimitExceeded as exc:
+            pass
+        elif forced is not None:
+            readings = (forced,)
+        else:
+            found = detect(head, source, filename_of(ctx.path))
+            readings = found.scanned
+            if found.polyglot:
+                ctx.report(polyglot_finding(ctx.path, found))
+    except Exception as exc:  # fail closed: an unreadable head is an ERROR, never ALLOWED
+        _failed(ctx, exc)
+        return
+    if not readings:
+        ctx.set_format("empty" if source.size == 0 else "unknown",
+                       FormatCategory.AUXILIARY if source.size == 0 else FormatCategory.UNKNOWN)
+    contexts = [ctx] + [ctx.alongside() for _ in readings[1:]]
+    for scanner, reading in zip(readings, contexts):
+        reading.set_format(scanner.name, scanner.category)
+        try:
+            scanner.scan(source, reading)
+        except Exception as exc:
+            _failed(reading, exc)
+    if all(c.format_record is None or c.format_record.category == FormatCategory.UNKNOWN
+           or c.format_record.format == "empty" for c in contexts):
+        disguise.check(ctx, head, source.size, expect)
+
+
+def _failed(ctx: ScanContext, exc: Exception) -> None:
+    if isinstance(exc, LimitExceeded):
         ctx.incomplete(str(exc), code="MS-GEN-003")
-    except (MemoryError, RecursionError) as exc:
+    elif isinstance(exc, (MemoryError, RecursionError)):
         ctx.incomplete(f"resource limit while scanning: {type(exc).__name__}", ENGINE_ERROR)
-    except Exception as exc:  # fail closed: an unexpected error is an ERROR, never ALLOWED
+    else:  # fail closed: an unexpected error is an ERROR, never ALLOWED
         ctx.incomplete(f"scanner error: {type(exc).__name__}: {exc}", ENGINE_ERROR)
 
 
@@ -163,6 +202,7 @@ class Engine:
         sink = ScanSink(self.limits)
         ctx = ScanContext(path, sink, dispatch)
         dispatch(source, ctx)
+        content = evidence.capture(path, source)
         sha256 = None
         if isinstance(source, FileSource):
             sha256 = source.finish_digest()
@@ -177,6 +217,7 @@ class Engine:
             formats=sink.formats,
             dropped_findings=sink.dropped_findings,
             seconds=time.perf_counter() - started,
+            content=content,
         )
 
     def scan_files(
@@ -201,7 +242,7 @@ class Engine:
                     result.incompletes.append(
                         Incomplete(known.path, f"{type(exc).__name__}: {exc}", ENGINE_ERROR)
                     )
-            report.files.append(result)
+            report.add_file(result)
             if progress:
                 progress(result.size)
         report.seconds = time.perf_counter() - started
@@ -246,10 +287,10 @@ class Engine:
                 root = Path(target)
                 files = list(self._walk(root, report))
                 for file in files:
-                    report.files.append(self.scan_file(file, progress))
+                    report.add_file(self.scan_file(file, progress))
                 self._analyze_directory(root, files, report)
             elif stat.S_ISREG(mode):
-                report.files.append(self.scan_file(target, progress))
+                report.add_file(self.scan_file(target, progress))
             else:
                 report.incompletes.append(Incomplete(target, str(not_regular(mode)), UNREADABLE))
         report.seconds = time.perf_counter() - started
@@ -289,7 +330,9 @@ class Engine:
                     else:
                         raise not_regular(entry.stat(follow_symlinks=False).st_mode)
                 except OSError as exc:
-                    report.incompletes.append(Incomplete(str(path), _os_problem(str(path), exc), UNREADABLE))
+                    report.incompletes.append(
+                        Incomplete(str(path), _os_problem(str(path), exc), UNREADABLE)
+                    )
             pending.extend(reversed(subdirectories))
 
     def _link_is_file(self, link: Path, real_root: Path, report: ScanReport) -> bool:

@@ -184,3 +184,13 @@ def test_low_suspicious_findings_are_notes_unless_the_group_lowers_the_floor():
     strict_notes = parse_group(
         {"rules": [{"name": "SuspiciousComponents", "params": {"minSeverity": "LOW"}}]}, "t", "t")
     assert verdict(strict_notes, report).outcome == Outcome.BLOCKED
+
+
+def test_approved_formats_fails_closed_on_paths_it_could_not_read():
+    # A formats-only group must not approve a file nobody could read: it may be a pickle.
+    group = parse_group({"rules": [{"name": "ApprovedFormats"}]}, "t", "t")
+    unread = report_with(incompletes=[Incomplete("m/hidden", "cannot list directory: Permission denied",
+                                                 "MS-GEN-004")])
+    v = verdict(group, unread)
+    assert v.outcome == Outcome.ERROR and v.rules[0].result == RuleResult.ERROR
+    assert "m/hidden: cannot list directory" in v.rules[0].message

@@ -36,11 +36,20 @@ def incomplete_codes(result: FileResult) -> set[str]:
 
 
 def formats_of(result: FileResult) -> dict[str, str]:
-    """Display path (after the top-level name) -> format name."""
-    out = {}
+    """Display path (after the top-level name) -> format name of its first reading (a
+    polyglot has several readings of one path; see :func:`readings_of`)."""
+    out: dict[str, str] = {}
+    for key, names in readings_of(result).items():
+        out[key] = names[0]
+    return out
+
+
+def readings_of(result: FileResult) -> dict[str, list[str]]:
+    """Display path (after the top-level name) -> every format it was read as."""
+    out: dict[str, list[str]] = {}
     for record in result.formats:
         key = record.path.split("!", 1)[1] if "!" in record.path else ""
-        out[key] = record.format
+        out.setdefault(key, []).append(record.format)
     return out
 
 

@@ -9,6 +9,7 @@ ALLOWED when malicious) and are skipped for the strict check.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -66,9 +67,10 @@ def _cases(root: Path) -> list[tuple[str, str | None]]:
 
 
 def _all_cases() -> list[tuple[str, str | None]]:
-    from conftest import corpora_root  # the suite's shared helper (MODELSEC_CORPORA)
-
-    root = corpora_root()
+    # as tests/conftest.py's corpora_root; not imported by module name, which another
+    # directory's conftest.py can shadow at collection time
+    default = Path(__file__).resolve().parents[2].parent / "shared" / "corpora"
+    root = Path(os.environ.get("MODELSEC_CORPORA", default))
     return _cases(root) if root.is_dir() else []
 
 

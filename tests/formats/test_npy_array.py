@@ -83,7 +83,6 @@ def test_object_array_without_pickle_analysis_fails_closed(no_pickle) -> None:  
         _npy("{'descr': '<i4', 'fortran_order': False, 'shape': (-2,)}", b"\0" * 8),
         _npy("{'descr': '<i4', 'fortran_order': False, 'shape': [2]}", b"\0" * 8),
         _npy("{'descr': 'nonsense', 'fortran_order': False, 'shape': (2,)}", b"\0" * 8),
-        _npy("{'descr': '<i4', 'fortran_order': False, 'shape': (2,), 'descr': '|O'}", b"\0" * 8),
         _npy("{'descr': f'<i4', 'fortran_order': False, 'shape': (2,)}", b"\0" * 8),
         _npy("{**{'descr': '<i4'}, 'fortran_order': False, 'shape': (2,)}", b"\0" * 8),
         _npy("(" * 500 + ")" * 500),
@@ -96,6 +95,20 @@ def test_object_array_without_pickle_analysis_fails_closed(no_pickle) -> None:  
 def test_malformed_headers(data: bytes) -> None:
     result = scan_bytes(data, "bad.npy")
     assert threats_of(result) == {"MS-NPY-001"}, [f.message for f in result.findings]
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "{'descr': '<i4', 'fortran_order': False, 'shape': (1,), 'descr': '|O'}",  # last wins
+        "{'descr': '|O', 'fortran_order': False, 'shape': (True,)}",  # isinstance(True, int)
+    ],
+)
+def test_lenient_header_numpy_loads_still_has_its_object_data_scanned(stub_pickle, header: str) -> None:  # noqa: F811
+    """numpy accepts a repeated key (the last one wins) and booleans in the shape, and then
+    unpickles the object data: a malformed header must not hide that data."""
+    result = scan_bytes(_npy(header, malicious_pickle()), "evil.npy")
+    assert {"MS-NPY-001", "MS-TEST-901"} <= threats_of(result)
 
 
 def test_python2_long_suffix_header_is_accepted() -> None:

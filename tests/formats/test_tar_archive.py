@@ -146,3 +146,54 @@ def test_member_larger_than_spool_limit_is_incomplete() -> None:
     data = _tar([(_info("big.bin"), os.urandom(5000))])
     result = scan_bytes(data, "big.tar", Limits(max_spool_bytes=4096))
     assert "MS-ARC-023" in incomplete_codes(result)
+
+
+# --- the oldest torch.save layout: pickles between raw storage bytes ---------------------------
+
+_P2 = b"\x80\x02"
+_SYSTEM = b"\x80\x02cposix\nsystem\nq\x00X\x02\x00\x00\x00idq\x01\x85q\x02Rq\x03."
+
+
+def _legacy_torch_tar(storages: bytes, tensors: bytes, pickle: bytes = _P2 + b"}q\x00.") -> bytes:
+    return _tar([(_info("storages"), storages), (_info("tensors"), tensors), (_info("pickle"), pickle)])
+
+
+def _storage_args(key: str) -> bytes:
+    """(key, 'cpu', torch.FloatStorage) in protocol 2."""
+    text = key.encode()
+    return (_P2 + b"X" + len(text).to_bytes(4, "little") + text + b"X\x03\x00\x00\x00cpu"
+            + b"ctorch\nFloatStorage\n\x87.")
+
+
+def test_legacy_torch_tar_pickle_after_raw_storage_bytes_is_scanned() -> None:
+    """torch.load reads storages as: count, (args, int64 n, n floats) per storage, views.
+    The views pickle sits after raw float bytes that no pickle scan walks through."""
+    storages = (_P2 + b"K\x01." + _storage_args("0") + (4).to_bytes(8, "little") + bytes(16)
+                + _SYSTEM)
+    tensors = _P2 + b"K\x00."
+    result = scan_bytes(_legacy_torch_tar(storages, tensors), "model.pt")
+    assert any(f.rule == "LoadTimeCodeExecution" and "storages@" in f.file for f in result.findings), result.findings
+
+
+def test_legacy_torch_tar_tensor_pickle_after_raw_shape_bytes_is_scanned() -> None:
+    args = _P2 + b"(X\x01\x00\x00\x00aX\x01\x00\x00\x00bK\x00t."
+    shape = (1).to_bytes(4, "little") + bytes(4) + (2).to_bytes(8, "little") * 2 + bytes(8)
+    tensors = _P2 + b"K\x02." + args + shape + _SYSTEM + shape
+    storages = _P2 + b"K\x00." + _P2 + b"]."
+    result = scan_bytes(_legacy_torch_tar(storages, tensors), "model.pt")
+    assert any(f.rule == "LoadTimeCodeExecution" and "tensors@" in f.file for f in result.findings), result.findings
+
+
+def test_legacy_torch_tar_with_unknown_storage_type_fails_closed() -> None:
+    storages = _P2 + b"K\x01." + _storage_args("0").replace(b"FloatStorage", b"NovelStorage") + bytes(24)
+    result = scan_bytes(_legacy_torch_tar(storages, _P2 + b"K\x00."), "model.pt")
+    assert "MS-ARC-022" in incomplete_codes(result)
+
+
+def test_legacy_torch_tar_benign_layout_is_clean() -> None:
+    storages = (_P2 + b"K\x01." + _storage_args("0") + (4).to_bytes(8, "little") + bytes(16)
+                + _P2 + b"].")
+    args = _P2 + b"(X\x01\x00\x00\x00aX\x01\x00\x00\x000K\x00t."
+    shape = (1).to_bytes(4, "little") + bytes(4) + (4).to_bytes(8, "little") + (1).to_bytes(8, "little") + bytes(8)
+    result = scan_bytes(_legacy_torch_tar(storages, _P2 + b"K\x01." + args + shape), "model.pt")
+    assert not result.findings and not result.incompletes, (result.findings, result.incompletes)

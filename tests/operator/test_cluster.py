@@ -608,3 +608,38 @@ def test_s3_source_reads_credentials_from_its_secret(
         assert condition(absent)["reason"] == "SecretNotFound"
     finally:
         cluster.kubectl("delete", "secret", "-n", "default", secret, check=False)
+
+
+# --- references that can never be read (issue 10, item 9) ------------------------------
+
+@pytest.mark.parametrize("spec, message", [
+    ({"model": "file:///models/x\u0000.pkl"}, "spec.model: Invalid value"),
+    ({"model": "hf://org/m\u202e"}, "spec.model: Invalid value"),
+    ({"model": "hf://org/m", "revision": "main\nx"}, "spec.revision: Invalid value"),
+    ({"model": "hf://org/m", "securityGroup": "Team A"}, "spec.securityGroup: Invalid value"),
+], ids=["nul", "bidi", "revision-newline", "group-name"])
+def test_api_server_refuses_references_that_can_never_be_read(cluster: Any, workspace: Any,
+                                                              spec: dict[str, str], message: str) -> None:
+    document = scan("hf://org/m", workspace.name("g"), workspace.name("invalid"))
+    document["spec"].update(spec)
+    # JSON, not YAML: a NUL must reach the API server as the client would send it.
+    result = cluster.kubectl("apply", "-f", "-", input=json.dumps(document), check=False)
+    assert result.returncode != 0, result.stdout
+    assert message in result.stderr and "should match" in result.stderr, result.stderr
+
+
+def test_a_scan_the_operator_cannot_read_fails_at_once_as_invalid_reference(
+    cluster: Any, operator: Any, workspace: Any
+) -> None:
+    # A soft hyphen (U+00AD) passes the schema's pattern; the operator refuses it, once.
+    src, g = workspace.name("src"), workspace.name("group")
+    cluster.apply(source(src, workspace.dir), group(g, src, BLOCK_CODE))
+    document = scan(f"file://{workspace.dir}/x\u00ad.pkl", g, workspace.name("soft-hyphen"))
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(document))
+    name = document["metadata"]["name"]
+    done = cluster.wait_for("modelscans", name, recorded, timeout=30, what="a terminal status")
+    status = done["status"]
+    assert (status["phase"], status["outcome"], condition(done)["reason"]) == ("Failed", "ERROR", "InvalidReference")
+    assert "control or invisible characters" in status["reason"] and status["attempts"] == 1
+    time.sleep(3)  # nothing is retried: the status stays as written
+    assert cluster.get("modelscans", name)["status"]["attempts"] == 1

@@ -62,6 +62,17 @@ def test_group_reasons(tmp_path: Path) -> None:
     assert validate_group("g", {"sourceRef": "src", "rules": []}, 1, source).reason == "NoRules"
 
 
+def test_a_group_that_enforces_no_rule_is_ready_only_when_it_says_so(tmp_path: Path) -> None:
+    source = validate_source("src", local_source(tmp_path), None)
+    all_disabled = [{"name": "LoadTimeCodeExecution", "mode": "Disabled"}]
+    for rules in ([], all_disabled):
+        refused = validate_group("g", {"sourceRef": "src", "rules": rules}, 1, source)
+        assert (refused.ready, refused.reason) == (False, "NoRules")
+        assert "allowEmpty" in refused.message
+        meant = validate_group("g", {"sourceRef": "src", "rules": rules, "allowEmpty": True}, 1, source)
+        assert meant.ready and "every model is ALLOWED" in meant.message
+
+
 def test_group_digest_follows_group_and_source(tmp_path: Path) -> None:
     (tmp_path / "b").mkdir()
     a = validate_source("src", local_source(tmp_path), None)
@@ -133,6 +144,36 @@ def test_s3_references_must_stay_inside_bucket_and_prefix() -> None:
     for outside in ("s3://models/other/m.pkl", "s3://models/teamx/m.pkl", "s3://other/team/m.pkl"):
         with pytest.raises(ScanRefused, match="outside the S3 source"):
             resolve(outside, None, spec, "d")
+    with pytest.raises(ScanRefused) as dotted:  # a proxy may fold it to models/secret/m.pkl
+        resolve("s3://models/team/../secret/m.pkl", None, spec, "d")
+    assert dotted.value.reason == "InvalidReference"
+
+
+@pytest.mark.parametrize("model, revision", [
+    ("file:///models/x\x00.pkl", None),  # os.path.realpath raised ValueError: retried forever
+    ("file:///models/x\u202e.pkl", None),
+    ("file:///models/x.pkl", "main\nevil"),
+    ("file:///models/" + "x" * 3000, None),
+])
+def test_references_that_can_never_be_read_are_refused_as_invalid(tmp_path: Path, model: str,
+                                                                   revision: str | None) -> None:
+    spec = ModelSourceSpec.model_validate(local_source(tmp_path))
+    with pytest.raises(ScanRefused) as refused:
+        resolve(model, revision, spec, "d")
+    assert refused.value.reason == "InvalidReference"
+
+
+def test_scan_specs_say_in_words_what_is_wrong() -> None:
+    from pydantic import ValidationError
+
+    from modelsec.k8s.scan import ModelScanSpec
+
+    for spec, words in (({"model": "file:///m/\x00", "securityGroup": "g"}, "control or invisible"),
+                        ({"model": "gs://b/k", "securityGroup": "g"}, "must be hf://"),
+                        ({"model": "hf://o/m", "revision": "a b", "securityGroup": "g"}, "not a usable revision"),
+                        ({"model": "hf://o/m", "securityGroup": "Team A"}, "name of a SecurityGroup")):
+        with pytest.raises(ValidationError, match=words):
+            ModelScanSpec.model_validate(spec)
 
 
 # --- status --------------------------------------------------------------------------
@@ -176,3 +217,11 @@ def test_history_is_bounded_and_counts_what_it_drops() -> None:
     newest = status["history"][0]
     assert newest["supersededBecause"] == f"change {MAX_HISTORY + 4}" and newest["failedRules"] == ["R"]
     assert history_after({"phase": "Running"}, "x") == ([], 0)
+
+
+def test_condition_messages_escape_what_they_quote() -> None:
+    from modelsec.k8s.common import ConditionStatus, set_condition
+
+    (ready,) = set_condition(None, "Ready", ConditionStatus.FALSE, "PathNotFound",
+                             "spec.local.path /m/\x1b[2J\x1b[32mReady is not a directory")
+    assert "\x1b" not in ready["message"] and "\\x1b[2J" in ready["message"]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from modelsec.references.container import Container, split_script
+import pytest
+
+from modelsec.references.container import Container
+from modelsec.references.model import Malformed
+from modelsec.references.shell import split_script
 
 
 def test_exec_form_is_one_command_line() -> None:
@@ -53,10 +57,36 @@ def test_env_from_configmaps_is_named_not_guessed() -> None:
     c = Container({"name": "x", "env": [
         {"name": "MODEL_ID", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "model"}}},
         {"name": "REVISION", "value": "abc"},
-        {"name": 3}, "junk",
     ]})
     assert dict(c.env) == {"REVISION": "abc"}
     assert c.env_from_elsewhere == frozenset({"MODEL_ID"})
+    assert c.environment.why_unknown("MODEL_ID").configmaps == ("cm",)
+
+
+def test_configmap_values_read_by_the_caller_are_used_as_the_kubelet_would() -> None:
+    raw = {"name": "x", "envFrom": [{"configMapRef": {"name": "all"}, "prefix": "P_"}], "env": [
+        {"name": "MODEL_ID", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "model"}}},
+        {"name": "OPTIONAL", "valueFrom": {"configMapKeyRef": {"name": "gone", "key": "k", "optional": True}}},
+        {"name": "DERIVED", "value": "$(MODEL_ID)-x"},
+    ]}
+    c = Container(raw, configmaps={"cm": {"model": "org/m"}, "all": {"A": "1", "bad key": "2"}, "gone": None})
+    assert dict(c.env) == {"P_A": "1", "MODEL_ID": "org/m", "DERIVED": "org/m-x"}
+    assert c.env_from_elsewhere == frozenset()
+
+
+def test_secrets_and_unread_envfrom_sources_make_values_unknown() -> None:
+    c = Container({"name": "x", "envFrom": [{"secretRef": {"name": "creds"}}],
+                   "env": [{"name": "LITERAL", "value": "v"}]})
+    assert "Secret creds" in c.environment.why_unknown("ANYTHING").why
+    assert c.environment.why_unknown("LITERAL") is None  # env wins over envFrom
+
+
+def test_unreadable_configmaps_say_why() -> None:
+    from modelsec.references.container import Unreadable
+
+    raw = {"name": "x", "env": [{"name": "M", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "k"}}}]}
+    why = Container(raw, configmaps={"cm": Unreadable("403 Forbidden")}).environment.why_unknown("M")
+    assert "could not be read (403 Forbidden)" in why.why and why.configmaps == ()
 
 
 def test_image_name_drops_tag_and_digest_not_the_registry_port() -> None:
@@ -69,9 +99,19 @@ def test_python_module_programs() -> None:
     assert c.programs == (("vllm.entrypoints.openai.api_server", ("--model", "o/m")),)
 
 
-def test_garbage_fields_are_ignored() -> None:
-    c = Container({"name": 5, "image": None, "command": "not a list", "args": [1, "x"]})
-    assert c.name == "" and c.image == "" and c.commands == (("x",),)
+@pytest.mark.parametrize("raw, path", [
+    ({"name": 5}, "c.name"),
+    ({"command": "not a list"}, "c.command"),
+    ({"args": [1, "x"]}, "c.args[0]"),
+    ({"env": ["junk"]}, "c.env[0]"),
+    ({"env": [{"name": "X", "value": ["list"]}]}, "c.env[0].value"),
+    ({"envFrom": [{"configMapRef": {"name": 7}}]}, "c.envFrom[0].configMapRef.name"),
+    ({"modelFormat": "pytorch"}, "c.modelFormat"),
+])
+def test_fields_of_the_wrong_type_are_malformed_not_ignored(raw: dict, path: str) -> None:
+    with pytest.raises(Malformed) as caught:
+        Container(raw, where="c").commands  # noqa: B018
+    assert caught.value.path == path
 
 
 def test_first_reads_flags_as_values_does() -> None:

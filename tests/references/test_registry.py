@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelsec.references import EXTRACTOR_MODULES, MAX_REFERENCES, extract, extractors
+from modelsec.references import EXTRACTOR_MODULES, MAX_REFERENCES, extract, extract_object, extractors
 from modelsec.references.workloads import POD_TEMPLATE_PATHS, workload_from_object
 from reference_helpers import pod
 
@@ -34,14 +34,14 @@ def test_every_controller_kind_reaches_its_pod_template(kind: str) -> None:
 
 def test_kinds_that_run_nothing() -> None:
     assert workload_from_object("ConfigMap", {"data": {}}) is None
-    assert workload_from_object("Pod", None) is None
+    assert extract_object("Pod", None).malformed == "object is not an object"
 
 
-def test_references_are_bounded() -> None:
+def test_references_are_bounded_and_the_rest_is_unjudgeable_not_dropped() -> None:
     models = ",".join(f"hf://org/m{i}" for i in range(MAX_REFERENCES + 10))
     found = extract(workload_from_object("Pod", pod({"name": "c"}, annotations={"modelsec.io/models": models})))
     assert len(found.references) == MAX_REFERENCES
-    assert found.invalid and "more than" in found.invalid[-1].problem
+    assert found.unresolved and "too many model references" in found.unresolved[-1].why
 
 
 json_values = st.recursive(
@@ -71,9 +71,7 @@ def test_hostile_objects_never_raise(kind: str, containers: list[Any], junk: Any
     obj = {"metadata": {"annotations": annotations},
            "spec": {"containers": containers, "initContainers": junk, "template": {"spec": {"containers": containers}},
                     "predictor": {"model": junk, "containers": containers}}}
-    workload = workload_from_object(kind, obj)
-    if workload is not None:
-        extract(workload)
+    extract_object(kind, obj)
 
 
 def test_extractors_read_containers_only_through_their_views() -> None:

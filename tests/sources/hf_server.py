@@ -21,6 +21,17 @@ token gets 401 "Invalid credentials in Authorization header". Test knobs: ``thro
 with ``Retry-After`` / ``RateLimit`` headers), ``stall_seconds`` (slow answers, for
 timeouts), ``ignore_range`` (a server that answers 200 to ranges). Large files can be
 served from disk (sparse files) so benchmarks need no RAM for them.
+
+Misbehaving modes, for a broken or compromised Hub (or a mirror in front of it), each off by
+default: ``HubFile.served`` (bytes other than the listed ones, of any length, with listing
+and headers still describing the listed file), ``resolve_headers`` (replace headers of the
+``/resolve`` answers: ``X-Linked-Size``, ``X-Linked-Etag``, ``X-Repo-Commit``),
+``endless_tree`` / ``endless_tree_files`` (tree pages that always link a next page, empty or
+full of new files), ``tree_link_base`` (next-page links to another host),
+``model_info_padding`` (a model-info answer of any size, valid JSON, streamed), ``gzip_api``
+(JSON answers gzip-encoded: with padding, a decompression bomb), ``trickle_api`` (API
+answers that never end, one byte at a time) and ``trickle_files`` (file bytes one at a
+time).
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ import hashlib
 import json
 import os
 import threading
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -159,6 +171,16 @@ class HubServer:
         self.cdn_renew_after: int | None = None  # renew the signature after N CDN answers
         self._cdn_answers = 0
         self.tree_page_size = 1000
+        # Misbehaving modes (see the module docstring).
+        self.resolve_headers: dict[str, str] = {}
+        self.endless_tree = False
+        self.endless_tree_files = False
+        self.tree_link_base = ""  # next-page links to another origin (a token-stealing mirror)
+        self.model_info_padding = 0
+        self.gzip_api = False
+        self.trickle_api = ""  # API paths containing this never finish answering
+        self.trickle_files = ""  # file paths containing this are sent one byte at a time
+        self.trickle_interval = 0.05
         self.use_cdn = cdn
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -346,6 +368,8 @@ class HubServer:
     async def _hub_handler(self, request: web.Request) -> web.StreamResponse:
         if self.stall_seconds and self.stall_match in request.path:
             await asyncio.sleep(self.stall_seconds)
+        if self.trickle_api and self.trickle_api in request.path:
+            return await self._trickle_forever(request)
         throttled = self._throttled(request)
         if throttled is not None:
             return throttled
@@ -363,9 +387,9 @@ class HubServer:
             repo = self.repos.get(repo_id)
             rest = seg[4:]
             if not rest and request.method == "GET":
-                return self._model_info(request, repo, None)
+                return await self._model_info(request, repo, None)
             if rest[:1] == ["revision"] and len(rest) >= 2:
-                return self._model_info(request, repo, "/".join(rest[1:]))
+                return await self._model_info(request, repo, "/".join(rest[1:]))
             if rest[:1] == ["tree"] and len(rest) >= 2:
                 return self._tree(request, repo, rest[1], "/".join(rest[2:]))
             if rest[:1] == ["paths-info"] and len(rest) >= 2 and request.method == "POST":
@@ -395,10 +419,56 @@ class HubServer:
 
     def _json(self, request: web.Request, payload: Any, headers: dict[str, str] | None = None) -> web.Response:
         body = json.dumps(payload).encode()
+        if self.gzip_api:
+            body = zlib.compress(body, wbits=31)
+            headers = {**(headers or {}), "Content-Encoding": "gzip"}
         self._record(request, 200, len(body), "hub")
         return web.Response(body=body, content_type="application/json", headers=headers)
 
-    def _model_info(self, request: web.Request, repo: HubRepo | None, rev: str | None) -> web.Response:
+    async def _padded_json(self, request: web.Request, payload: Any, padding: int) -> web.StreamResponse:
+        """``payload`` with ``padding`` bytes of whitespace after its opening brace (still
+        valid JSON), streamed: an answer of any size without holding it in memory."""
+        text = json.dumps(payload).encode()
+        pieces = [text[:1], *([b" " * CHUNK] * (padding // CHUNK)), b" " * (padding % CHUNK), text[1:]]
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        packer = zlib.compressobj(9, zlib.DEFLATED, 31) if self.gzip_api else None
+        if packer is not None:
+            response.headers["Content-Encoding"] = "gzip"
+        await response.prepare(request)
+        sent = 0
+        try:
+            for piece in pieces:
+                data = packer.compress(piece) if packer is not None else piece
+                if data:
+                    await response.write(data)
+                    sent += len(data)
+            if packer is not None:
+                tail = packer.flush()
+                await response.write(tail)
+                sent += len(tail)
+            await response.write_eof()
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass  # the client stopped reading: what a bounded client does
+        self._record(request, 200, sent, "hub")
+        return response
+
+    async def _trickle_forever(self, request: web.Request) -> web.StreamResponse:
+        """200, then JSON whitespace one byte at a time until the client goes away: never
+        silent long enough for a between-bytes timeout, never complete."""
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        sent = 0
+        try:
+            while True:
+                await response.write(b" ")
+                sent += 1
+                await asyncio.sleep(self.trickle_interval)
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        self._record(request, 200, sent, "hub")
+        return response
+
+    async def _model_info(self, request: web.Request, repo: HubRepo | None, rev: str | None) -> web.StreamResponse:
         found = self._commit_or_error(request, repo, rev, files=False)
         if isinstance(found, web.Response):
             return found
@@ -436,6 +506,8 @@ class HubServer:
         }
         if repo.card_data is not None:
             payload["cardData"] = repo.card_data
+        if self.model_info_padding:
+            return await self._padded_json(request, payload, self.model_info_padding)
         return self._json(request, payload)
 
     def _entry(self, f: HubFile) -> dict[str, Any]:
@@ -476,11 +548,16 @@ class HubServer:
         listing = self._listing(commit, base, recursive)
         start = int(request.query.get("cursor", "0") or 0)
         page = listing[start : start + self.tree_page_size]
+        if self.endless_tree_files and start >= len(listing):
+            page = [
+                self._entry(HubFile(f"more/f{n}.json", data=b"{}"))
+                for n in range(start, start + self.tree_page_size)
+            ]
         headers = {}
-        if start + self.tree_page_size < len(listing):
+        if start + self.tree_page_size < len(listing) or self.endless_tree or self.endless_tree_files:
             query = dict(request.query)
             query["cursor"] = str(start + self.tree_page_size)
-            headers["Link"] = f'<{self.url}{request.path}?{urlencode(query)}>; rel="next"'
+            headers["Link"] = f'<{self.tree_link_base or self.url}{request.path}?{urlencode(query)}>; rel="next"'
         return self._json(request, page, headers)
 
     async def _paths_info(self, request: web.Request, repo: HubRepo | None, rev: str) -> web.Response:
@@ -543,12 +620,14 @@ class HubServer:
                 "ETag": f'"{f.oid}"',
                 "Location": f"{self.cdn_url}/cdn/{repo.repo_id}/{commit.sha}/{quote(path)}?X-Amz-Signature={self.cdn_signature}",
             })
+            headers.update(self.resolve_headers)
             self._record(request, 302, 0, "hub")
             return web.Response(status=302, headers=headers)
         headers["ETag"] = f'"{f.sha256 if f.lfs else f.oid}"'
         if f.lfs:
             headers["X-Linked-Etag"] = f'"{f.sha256}"'
             headers["X-Linked-Size"] = str(f.size)
+        headers.update(self.resolve_headers)
         return await self._send(request, f, headers, "hub")
 
     async def _cdn_handler(self, request: web.Request) -> web.StreamResponse:
@@ -592,8 +671,15 @@ class HubServer:
         if request.method != "HEAD":
             loop = asyncio.get_running_loop()
             pos = start
+            trickle = bool(self.trickle_files) and self.trickle_files in request.path
             try:
                 while pos < end:
+                    if trickle:
+                        await response.write(f.read(pos, pos + 1))
+                        pos += 1
+                        sent += 1
+                        await asyncio.sleep(self.trickle_interval)
+                        continue
                     n = min(CHUNK, end - pos)
                     data = await loop.run_in_executor(None, f.read, pos, pos + n) if f.disk_path else f.read(pos, pos + n)
                     await response.write(data)

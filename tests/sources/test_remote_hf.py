@@ -12,31 +12,13 @@ import numpy as np
 import pytest
 from safetensors.numpy import save
 
-from source_helpers import hf_config
+from source_helpers import codes, hf_config, hf_scan, outcome
 from hf_server import HubFile, HubServer
 from model_fixtures import malicious_pickle, torch_zip
 from modelsec.engine import Engine
-from modelsec.policy import Outcome, evaluate, parse_group
-from modelsec.rules.base import EvaluationInput
-from modelsec.sources import ScannedModel, ScanOptions, parse_model_uri, scan_model
+from modelsec.policy import Outcome
+from modelsec.sources import ScanOptions, parse_model_uri, scan_model
 
-CONTENT_GROUP = parse_group(
-    {"rules": [{"name": "LoadTimeCodeExecution"}, {"name": "SuspiciousComponents"}]}, "test", "content"
-)
-
-
-def hf_scan(server: HubServer, uri: str, **config: object) -> ScannedModel:
-    return scan_model(parse_model_uri(uri), Engine(), ScanOptions(config=hf_config(server, **config)))
-
-
-def outcome(scanned: ScannedModel) -> Outcome:
-    return evaluate(
-        CONTENT_GROUP, EvaluationInput(scanned.report, scanned.source_type, scanned.metadata)
-    ).outcome
-
-
-def codes(scanned: ScannedModel) -> list[str]:
-    return [i.code for i in scanned.report.all_incompletes()]
 
 
 def safetensors_bytes(mib: int) -> bytes:
@@ -71,12 +53,16 @@ def test_scan_records_commit_metadata_and_lfs_fingerprints(hub: HubServer, model
     assert meta.last_modified is not None
     by_path = {f.path.rsplit("/", 1)[-1]: f for f in report.files}
     assert set(by_path) == set(model)
+    # An LFS file read in part: its SHA-256 is the Hub's claim, recorded as a claim of this
+    # endpoint, repository and commit, never as a computed SHA-256.
     lfs_sha = repo.commits[-1].files["model.safetensors"].sha256
-    assert by_path["model.safetensors"].sha256 == lfs_sha
-    # Non-LFS files: hashed (small), and their git blob id is the recorded source digest.
+    scope = f"{hub.url}/acme/model@{sha}"
+    assert by_path["model.safetensors"].sha256 is None
+    assert by_path["model.safetensors"].digest == f"claimed:sha256:{lfs_sha}@{scope}"
+    # Non-LFS files: hashed (small, checked against the git blob id the Hub claims).
     config = by_path["config.json"]
     assert config.sha256 == hashlib.sha256(model["config.json"]).hexdigest()
-    assert config.digest == f"git-blob:{repo.commits[-1].files['config.json'].oid}"
+    assert config.digest == f"claimed:git-blob:{repo.commits[-1].files['config.json'].oid}@{scope}"
     # Every file was read at the resolved commit, never at "main".
     reads = [r.path for r in hub.requests if "/resolve/" in r.path]
     assert reads and all(f"/resolve/{sha}/" in p for p in reads)
@@ -109,7 +95,8 @@ def test_large_safetensors_transfers_a_small_fraction(hub: HubServer) -> None:
     report = scanned.report
     assert not report.all_incompletes()
     assert report.files[0].format == "safetensors"
-    assert report.files[0].sha256 == hashlib.sha256(data).hexdigest()  # from the LFS listing
+    assert report.files[0].sha256 is None  # not read whole: only the Hub's claim is known
+    assert report.files[0].digest.startswith(f"claimed:sha256:{hashlib.sha256(data).hexdigest()}@")
     assert report.bytes_transferred is not None
     assert report.bytes_transferred < 0.01 * len(data)
     # The server agrees: what it sent for the file is what the scan counted.
@@ -378,7 +365,8 @@ def test_mirror_without_blob_listing_falls_back_to_the_tree(hub: HubServer, mode
     sha = hub.repos["acme/model"].refs["main"]
     assert any(r.path == f"/api/models/acme/model/tree/{sha}" for r in hub.requests)
     weights = next(f for f in scanned.report.files if f.path.endswith("model.safetensors"))
-    assert weights.sha256 == hub.repos["acme/model"].commits[-1].files["model.safetensors"].sha256
+    lfs_sha = hub.repos["acme/model"].commits[-1].files["model.safetensors"].sha256
+    assert weights.digest == f"claimed:sha256:{lfs_sha}@{hub.url}/acme/model@{sha}"
 
 
 def test_small_lfs_weights_are_not_downloaded_for_layout_checks(hub: HubServer) -> None:

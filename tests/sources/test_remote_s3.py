@@ -13,31 +13,12 @@ import numpy as np
 import pytest
 from safetensors.numpy import save
 
-from source_helpers import free_port, s3_client, s3_config
+from source_helpers import codes, free_port, outcome, s3_client, s3_config, s3_scan
 from flaky_proxy import FlakyProxy
 from model_fixtures import malicious_pickle, torch_zip
-from modelsec.engine import Engine
 from modelsec.policy import Outcome, evaluate, parse_group
 from modelsec.rules.base import EvaluationInput, SourceType
-from modelsec.sources import ScannedModel, ScanOptions, parse_model_uri, scan_model
 
-CONTENT_GROUP = parse_group(
-    {"rules": [{"name": "LoadTimeCodeExecution"}, {"name": "SuspiciousComponents"}]}, "test", "content"
-)
-
-
-def s3_scan(uri: str, config: dict[str, Any]) -> ScannedModel:
-    return scan_model(parse_model_uri(uri), Engine(), ScanOptions(config=config))
-
-
-def outcome(scanned: ScannedModel) -> Outcome:
-    return evaluate(
-        CONTENT_GROUP, EvaluationInput(scanned.report, scanned.source_type, scanned.metadata)
-    ).outcome
-
-
-def codes(scanned: ScannedModel) -> list[str]:
-    return [i.code for i in scanned.report.all_incompletes()]
 
 
 def safetensors_bytes(mib: int) -> bytes:
@@ -67,8 +48,15 @@ def test_prefix_is_a_model(moto_endpoint: str, bucket: str, prefix_model: dict[s
     assert set(by_name) == set(prefix_model)
     weights = by_name["model.safetensors"]
     assert weights.format == "safetensors"
-    assert weights.sha256 == hashlib.sha256(prefix_model["model.safetensors"]).hexdigest()  # S3 checksum
-    assert weights.digest and weights.digest.startswith("s3-etag:")
+    # Read in part: the object's SHA-256 checksum is S3's claim, scoped to this endpoint,
+    # bucket, key and ETag; the small config was read whole and hashed.
+    checksum = hashlib.sha256(prefix_model["model.safetensors"]).hexdigest()
+    etag = s3_client(moto_endpoint).head_object(Bucket=bucket, Key="team/model/model.safetensors")["ETag"].strip('"')
+    assert weights.sha256 is None
+    assert weights.digest == (
+        f"claimed:sha256:{checksum}@{moto_endpoint}/{bucket}/team/model/model.safetensors@etag:{etag}"
+    )
+    assert by_name["config.json"].sha256 == hashlib.sha256(prefix_model["config.json"]).hexdigest()
     assert report.revision and report.revision.startswith("sha256:")
     assert scanned.metadata.revision == report.revision
     assert scanned.metadata.extra["versioning"] == "Off"
@@ -83,7 +71,7 @@ def test_single_object(moto_endpoint: str, bucket: str, prefix_model: dict[str, 
     report = scanned.report
     assert not report.all_incompletes()
     assert [f.path for f in report.files] == [f"s3://{bucket}/team/model/model.safetensors"]
-    etag = report.files[0].digest.split(":", 1)[1]  # type: ignore[union-attr]
+    etag = s3_client(moto_endpoint).head_object(Bucket=bucket, Key="team/model/model.safetensors")["ETag"].strip('"')
     assert report.revision == f"etag:{etag}:{len(prefix_model['model.safetensors'])}"
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -17,8 +19,11 @@ from typing import Any, Callable
 import pytest
 import yaml
 
+from modelsec.k8s.naming import scan_name
+
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("MODELSEC_CACHE_DIR", REPO / ".cache"))
+API = "modelsec.io/v1alpha1"
 NO_PROXY_ENV = {"NO_PROXY": "127.0.0.1,localhost,::1", "no_proxy": "127.0.0.1,localhost,::1"}
 PYTHONPATH = os.pathsep.join([str(REPO / "webhook"), str(REPO / "operator"), str(REPO / "src")])
 
@@ -117,3 +122,157 @@ def metric(port: int, name: str, **labels: str) -> float:
             if line.startswith(wanted + " "):
                 return float(line.split()[-1])
     return 0.0
+
+
+# {'weights': [1, 2, 3]}: a plain data pickle.
+CLEAN_PICKLE = b"\x80\x02}q\x00X\x07\x00\x00\x00weightsq\x01]q\x02(K\x01K\x02K\x03es."
+# Protocol 4: FRAME, 'os', 'system', STACK_GLOBAL, 'id', TUPLE1, REDUCE: runs `id` if loaded.
+EVIL_PICKLE = b"\x80\x04\x95\x18\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x94\x8c\x06system\x94\x93\x94\x8c\x02id\x94\x85\x94R\x94."
+RULES = [
+    {"name": "LoadTimeCodeExecution", "mode": "Blocking"},
+    {"name": "SuspiciousComponents", "mode": "Blocking"},
+    {"name": "ApprovedFormats", "mode": "NonBlocking", "params": {"approvedFormats": ["safetensors"]}},
+]
+
+
+class Space:
+    """One test's own namespace, ModelSource (a directory of models), SecurityGroup and
+    label, so that tests sharing the cluster never see each other's groups."""
+
+    def __init__(self, cluster: Cluster, root: Path, name: str) -> None:
+        self.cluster = cluster
+        self.name = name
+        self.namespace = f"ns-{name}"
+        self.dir = root / name
+        self.dir.mkdir()
+        (self.dir / "evil.pkl").write_bytes(EVIL_PICKLE)
+        (self.dir / "evil-llm").mkdir()
+        (self.dir / "evil-llm" / "pytorch_model.pkl").write_bytes(EVIL_PICKLE)
+        shutil.copytree(REPO / "examples" / "clean", self.dir / "clean")
+
+    def uri(self, relative: str) -> str:
+        return f"file://{self.dir / relative}"
+
+    def create(self, enforcement: dict[str, Any] | None = None, rules: list[dict[str, Any]] = RULES) -> None:
+        spec: dict[str, Any] = {"sourceRef": f"src-{self.name}", "rules": rules,
+                                "namespaceSelector": {"matchLabels": {"modelsec-test": self.name}}}
+        if enforcement:
+            spec["enforcement"] = enforcement
+        self.cluster.apply(
+            {"apiVersion": "v1", "kind": "Namespace",
+             "metadata": {"name": self.namespace, "labels": {"modelsec-test": self.name}}},
+            {"apiVersion": API, "kind": "ModelSource", "metadata": {"name": f"src-{self.name}"},
+             "spec": {"type": "Local", "local": {"path": str(self.dir)}}},
+            {"apiVersion": API, "kind": "SecurityGroup", "metadata": {"name": self.group}, "spec": spec},
+        )
+        self.cluster.wait_for("securitygroups", self.group, lambda g: ready_status(g) == "True",
+                              what="Ready", timeout=60)
+
+    @property
+    def group(self) -> str:
+        return f"g-{self.name}"
+
+    def scan_of(self, relative: str) -> str:
+        return scan_name(self.uri(relative), None, self.group)
+
+    def wait_verdict(self, relative: str) -> dict[str, Any]:
+        return self.cluster.wait_for("modelscans", self.scan_of(relative),
+                                     lambda s: s.get("status", {}).get("phase") in ("Completed", "Failed"),
+                                     what="a verdict", timeout=120)
+
+    def pod(self, name: str, models: str | None = None, **spec: Any) -> dict[str, Any]:
+        annotations = {"modelsec.io/models": models} if models else {}
+        return {"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "namespace": self.namespace, "annotations": annotations},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}], **spec}}
+
+    def deployment(self, name: str, container: dict[str, Any], annotations: dict[str, str] | None = None
+                   ) -> dict[str, Any]:
+        return {"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": name, "namespace": self.namespace, "annotations": annotations or {}},
+                "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                         "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [container]}}}}
+
+    def apply(self, *objects: dict[str, Any], dry_run: bool = False) -> subprocess.CompletedProcess[str]:
+        return self.cluster.apply(*objects, check=False, extra=("--dry-run=server",) if dry_run else ())
+
+    def apply_after_scan(self, obj: dict[str, Any], *models: str) -> subprocess.CompletedProcess[str]:
+        """What a CI job does: apply; if the scan is pending, wait for it and apply again."""
+        first = self.apply(obj)
+        if "scan pending, retry shortly" not in first.stderr:
+            return first
+        for relative in models:
+            self.wait_verdict(relative)
+        time.sleep(0.5)  # the webhook's watch delivers the verdict
+        return self.apply(obj)
+
+
+def ready_status(obj: dict[str, Any]) -> str | None:
+    return next((c["status"] for c in obj.get("status", {}).get("conditions", []) if c["type"] == "Ready"), None)
+
+
+class TcpProxy:
+    """A TCP relay on loopback in front of the API server, for one client (a second
+    webhook): :meth:`block` cuts every connection and refuses new ones, as a stopped API
+    server does, while the API server itself keeps serving everyone else."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.blocked = False
+        self.open: set[socket.socket] = set()
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.blocked:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.open |= {client, upstream}
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            self._close(source, sink)
+
+    def _close(self, *sockets: socket.socket) -> None:
+        with self.lock:
+            for sock in sockets:
+                self.open.discard(sock)
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
+
+    def block(self) -> None:
+        self.blocked = True
+        with self.lock:
+            current = list(self.open)
+        self._close(*current)
+
+    def unblock(self) -> None:
+        self.blocked = False
+
+    def close(self) -> None:
+        self.block()
+        self.listener.close()

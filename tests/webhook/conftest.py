@@ -9,7 +9,10 @@ subprocesses."""
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,7 +30,7 @@ for folder in ("webhook", "operator"):  # an editable install may predate these 
     if str(REPO / folder) not in sys.path:
         sys.path.insert(0, str(REPO / folder))
 
-from cluster_helpers import CACHE, Cluster, Process, free_port  # noqa: E402
+from cluster_helpers import CACHE, Cluster, Process, Space, free_port  # noqa: E402
 
 INSTANCE = "pytest-webhook"
 CONFIG_NAME = "modelsec-webhook-pytest"
@@ -79,8 +82,13 @@ def cluster() -> Iterator[Cluster]:
     exports = dict(line.removeprefix("export ").split("=", 1) for line in _envtest("env").stdout.splitlines())
     instance = Cluster(exports["KUBECONFIG"].strip("'\""), audit_log)
     instance.kubectl("apply", "-f", str(REPO / "crds"))
-    instance.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/modelsources.modelsec.io",
-                     "crd/securitygroups.modelsec.io", "crd/modelscans.modelsec.io")
+    crds = ("crd/modelsources.modelsec.io", "crd/securitygroups.modelsec.io", "crd/modelscans.modelsec.io")
+    for attempt in range(10):  # right after apply a CRD may have no status yet: kubectl wait errors
+        waited = instance.kubectl("wait", "--for=condition=Established", "--timeout=60s", *crds,
+                                  check=attempt == 9)
+        if waited.returncode == 0:
+            break
+        time.sleep(0.5)
     sys.stderr.write(f"\n[webhook tests] control plane ready in {time.monotonic() - started:.1f}s\n")
     try:
         yield instance
@@ -155,6 +163,23 @@ def webhook(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Itera
     yield process
     cluster.kubectl("delete", "validatingwebhookconfiguration", CONFIG_NAME, "--ignore-not-found")
     process.stop()
+
+
+RUN = os.urandom(3).hex()  # envtest has no namespace controller: deleted namespaces linger
+
+
+@pytest.fixture
+def space(cluster: Cluster, models_root: Path, operator: Process, webhook: Process,
+          request: pytest.FixtureRequest) -> Iterator[Space]:
+    readable = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower().removeprefix("test_"))[:22].strip("-")
+    name = f"{readable}-{hashlib.sha256((RUN + request.node.nodeid).encode()).hexdigest()[:6]}"
+    made = Space(cluster, models_root, name)
+    yield made
+    cluster.kubectl("delete", "namespace", made.namespace, "--wait=false", "--ignore-not-found")
+    scans = json.loads(cluster.kubectl("get", "modelscans", "-o", "json").stdout)["items"]
+    mine = [f"modelscans/{s['metadata']['name']}" for s in scans if s["spec"]["securityGroup"] == made.group]
+    cluster.kubectl("delete", "--wait=false", "--ignore-not-found", f"securitygroups/{made.group}",
+                    f"modelsources/src-{made.name}", *mine)
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

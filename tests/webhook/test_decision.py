@@ -236,12 +236,56 @@ def test_invalid_explicit_references_deny() -> None:
     assert not decision.allowed and "'gs://b/x' in annotation modelsec.io/models" in decision.message
 
 
+UNRESOLVED = Extraction(unresolved=(Unresolved("container tei: env MODEL_ID", "it comes from Secret s"),))
+
+
 @pytest.mark.parametrize("action, allowed, warned", [("Allow", True, False), ("Warn", True, True),
                                                      ("Deny", False, False)])
-def test_unresolved_references_follow_the_setting(action: str, allowed: bool, warned: bool) -> None:
-    extraction = Extraction(unresolved=(Unresolved("container tei: env MODEL_ID", "from a ConfigMap"),))
-    decision = decide(extraction, "team-a", TEAM_A, hub(), Settings(unresolved_action=action))
+def test_unresolved_models_where_no_group_applies_follow_the_setting(action: str, allowed: bool,
+                                                                     warned: bool) -> None:
+    decision = decide(UNRESOLVED, "team-b", {"team": "b"}, hub(), Settings(unresolved_action=action))
     assert decision.allowed is allowed and bool(decision.warnings) is warned
+
+
+@pytest.mark.parametrize("action", ["Allow", "Warn", "Deny"])
+def test_unresolved_models_are_denied_where_an_enforce_group_applies(action: str) -> None:
+    # Whatever the setting: the group covering the namespace cannot judge the model.
+    decision = decide(UNRESOLVED, "team-a", TEAM_A, hub(), Settings(unresolved_action=action))
+    assert not decision.allowed
+    assert ("container tei: env MODEL_ID: cannot judge the model it names: it comes from Secret s; "
+            "SecurityGroup g-hub covers namespace team-a") in decision.message
+
+
+@pytest.mark.parametrize("enforcement, effect", [
+    ({"mode": "Warn"}, "warn"), ({"mode": "Audit"}, "audit"), ({"errorAction": "Allow"}, "warn"),
+])
+def test_unresolved_models_follow_the_covering_groups_enforcement(enforcement: dict[str, str], effect: str) -> None:
+    decision = decide(UNRESOLVED, "team-a", TEAM_A, hub(enforcement=enforcement))
+    assert decision.allowed
+    assert bool(decision.warnings) is (effect == "warn") and bool(decision.events) is (effect == "audit")
+
+
+def test_the_strictest_covering_group_decides_for_unresolved_models() -> None:
+    v = view(source("hub"), source("s3", "S3", bucket="models"), group("g-warn", "hub", enforcement={"mode": "Warn"}),
+             group("g-s3", "s3"))
+    decision = decide(UNRESOLVED, "team-a", TEAM_A, v)
+    assert not decision.allowed and "SecurityGroup g-s3 covers" in decision.message
+
+
+def test_unresolved_models_in_a_namespace_not_yet_seen_are_denied_when_groups_exist() -> None:
+    assert not decide(UNRESOLVED, "brand-new", None, hub()).allowed
+    assert decide(UNRESOLVED, "brand-new", None, view()).allowed
+
+
+def test_malformed_objects_deny() -> None:
+    decision = decide(Extraction(malformed="spec.containers[0] is not an object"), "team-b", {}, view())
+    assert not decision.allowed and "the object cannot be read: spec.containers[0] is not an object" in decision.message
+
+
+def test_a_malformed_namespace_selector_covers_every_namespace_and_fails_closed() -> None:
+    broken = group("g-hub", "hub", selector={"matchExpressions": [{"key": "team", "operator": "In"}]})
+    decision = decide(refs(PINNED), "team-b", {"team": "b"}, view(source("hub"), broken))
+    assert not decision.allowed and "is invalid" in decision.message and "needs values" in decision.message
 
 
 def test_unknown_namespace_denies_when_a_group_could_apply() -> None:

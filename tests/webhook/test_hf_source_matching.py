@@ -21,3 +21,10 @@ def test_hub_source_matches_its_model_patterns():
 def test_hub_source_without_patterns_matches_every_hf_reference():
     matcher = source_matcher("hub", ModelSourceSpec.model_validate({"type": "HuggingFace", "huggingFace": {}}))
     assert matcher(reference("hf://org/name"))
+
+
+def test_hub_source_patterns_match_any_spelling_of_an_id():
+    # The Hub serves Meta-Llama/x for meta-llama/x: a respelled id must not escape the group.
+    spec = ModelSourceSpec.model_validate({"type": "HuggingFace", "huggingFace": {"models": ["Meta-Llama/*"]}})
+    matcher = source_matcher("hub", spec)
+    assert matcher(reference("hf://META-LLAMA/evil")) and matcher(reference("hf://meta-llama/x"))

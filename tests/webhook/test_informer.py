@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 from aiohttp import web
@@ -146,3 +147,105 @@ async def test_a_bad_object_does_not_stop_the_watch() -> None:
                                  {"type": "ADDED", "object": obj("good", 12)}]])
     sink, _ = await run_against(server, Fussy())
     assert "good" in sink.items and server.watch_params[-1]["resourceVersion"] == "12"
+
+
+# --- outages: staleness and prompt resync (issue 10, item 3) ----------------------------------
+
+class RestartableApiServer:
+    """Lists one object, holds every watch open, answers /readyz; can be stopped and
+    started again on the same port, as a restarted API server is."""
+
+    def __init__(self) -> None:
+        self.lists = 0
+        self.port = 0
+        self.runner: web.AppRunner | None = None
+
+    async def list_or_watch(self, request: web.Request) -> web.StreamResponse:
+        if request.query.get("watch") != "1":
+            self.lists += 1
+            return web.json_response({"metadata": {"resourceVersion": str(10 + self.lists)},
+                                      "items": [obj("a", 5)]})
+        response = web.StreamResponse()
+        await response.prepare(request)
+        await asyncio.sleep(3600)
+        return response
+
+    async def readyz(self, _request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get(PATH, self.list_or_watch)
+        app.router.add_get("/readyz", self.readyz)
+        self.runner = web.AppRunner(app, shutdown_timeout=0.1)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", self.port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        assert self.runner is not None
+        await self.runner.cleanup()
+
+
+async def until(condition: Any, timeout: float = 20.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
+        await asyncio.sleep(0.05)
+
+
+async def test_an_outage_makes_the_view_stale_and_recovery_lists_again_at_once() -> None:
+    from modelsec_webhook.freshness import Freshness, Heartbeat
+
+    server = RestartableApiServer()
+    await server.start()
+    configuration = Configuration()
+    configuration.host = f"http://127.0.0.1:{server.port}"
+    api = KubeAPI(configuration)
+    class Patient(Informer):
+        def backoff(self, failures: int) -> float:
+            return 600.0  # far longer than the test: only the heartbeat can bring it back
+
+    informer = Patient(api, Resource("modelscans", PATH), Sink())
+    heartbeat = Heartbeat(api, [informer], interval=0.1, timeout=0.5)
+    freshness = Freshness([informer], heartbeat, max_staleness=1.0)
+    tasks = [asyncio.create_task(informer.run()), asyncio.create_task(heartbeat.run())]
+    try:
+        await until(lambda: informer.synced.is_set() and freshness.problem() is None)
+        assert server.lists == 1
+
+        await server.stop()  # the API server goes away
+        await until(lambda: freshness.problem() is not None)
+        assert "more than the 1s it decides on" in (freshness.problem() or "")
+        await until(lambda: not informer.current)  # failed, now sleeping for 600 s
+
+        await server.start()  # ...and comes back on the same address
+        await until(lambda: server.lists == 2 and freshness.problem() is None, timeout=10)
+        assert informer.current and informer.resource_version == "12"
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await api.close()
+        await server.stop()
+
+
+async def test_a_view_older_than_the_bound_is_stale_even_if_the_watch_looks_alive() -> None:
+    from modelsec_webhook.freshness import Freshness, Heartbeat
+
+    class Silent:
+        async def request(self, *_: Any, **__: Any) -> dict[str, Any]:
+            raise asyncio.TimeoutError()  # the heartbeat gets no answer: a frozen server
+
+    informer = Informer(KubeAPI(Configuration()), Resource("modelscans", PATH), Sink())
+    informer.synced.set()
+    informer.current = True  # its stream has not noticed anything
+    heartbeat = Heartbeat(Silent(), [informer])  # type: ignore[arg-type]
+    freshness = Freshness([informer], heartbeat, max_staleness=5.0)
+    heartbeat.last_ok = time.monotonic() - 0.5
+    assert freshness.problem() is None
+    heartbeat.last_ok = time.monotonic() - 6
+    assert await heartbeat.beat() is False
+    assert "the API server does not answer" in (freshness.problem() or "")
+    await informer.api.close()

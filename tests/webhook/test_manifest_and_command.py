@@ -25,10 +25,24 @@ def test_configuration_fails_closed_and_exempts_system_namespaces() -> None:
     (expression,) = webhook["namespaceSelector"]["matchExpressions"]
     assert expression == {"key": "kubernetes.io/metadata.name", "operator": "NotIn",
                           "values": ["kube-system", "modelsec-system"]}
-    resources = {r for rule in webhook["rules"] for r in rule["resources"]}
-    assert resources == {"pods", "replicationcontrollers", "deployments", "statefulsets", "daemonsets",
-                         "replicasets", "jobs", "cronjobs", "inferenceservices"}
-    assert all(rule["operations"] == ["CREATE", "UPDATE"] for rule in webhook["rules"])
+    operations = {r: rule["operations"] for rule in webhook["rules"] for r in rule["resources"]}
+    assert set(operations) == {"pods", "replicationcontrollers", "deployments", "statefulsets", "daemonsets",
+                               "replicasets", "jobs", "cronjobs", "inferenceservices", "pods/ephemeralcontainers"}
+    # kubectl debug adds containers through the subresource: a rule for pods never sees it.
+    assert operations.pop("pods/ephemeralcontainers") == ["UPDATE"]
+    assert all(ops == ["CREATE", "UPDATE"] for ops in operations.values())
+
+
+def test_every_routed_kind_is_one_the_review_parser_accepts() -> None:
+    from modelsec_webhook.review import KINDS, SUBRESOURCES
+
+    plural = {"Pod": "pods", "ReplicationController": "replicationcontrollers", "Deployment": "deployments",
+              "StatefulSet": "statefulsets", "DaemonSet": "daemonsets", "ReplicaSet": "replicasets",
+              "Job": "jobs", "CronJob": "cronjobs", "InferenceService": "inferenceservices"}
+    routed = {(group, resource) for group, _v, resources, _ops in manifest.RULES for resource in resources}
+    accepted = {(group, plural[kind]) for group, kind in KINDS}
+    accepted |= {(group, f"{plural[kind]}/{sub}") for group, kind in KINDS for sub in SUBRESOURCES.get(kind, ())}
+    assert routed == accepted
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

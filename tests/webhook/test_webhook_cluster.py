@@ -10,127 +10,19 @@ npy pair copied from examples/clean.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
-import os
 import re
-import shutil
 import ssl
-import subprocess
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-from cluster_helpers import Cluster, Process, free_port, metric
+from cluster_helpers import Cluster, Process, Space, free_port, metric
 from cryptography import x509
-
-from modelsec.k8s.naming import scan_name
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 
-REPO = Path(__file__).resolve().parents[2]
-API = "modelsec.io/v1alpha1"
-# Protocol 4: FRAME, 'os', 'system', STACK_GLOBAL, 'id', TUPLE1, REDUCE: runs `id` if loaded.
-EVIL_PICKLE = b"\x80\x04\x95\x18\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x94\x8c\x06system\x94\x93\x94\x8c\x02id\x94\x85\x94R\x94."
-RULES = [
-    {"name": "LoadTimeCodeExecution", "mode": "Blocking"},
-    {"name": "SuspiciousComponents", "mode": "Blocking"},
-    {"name": "ApprovedFormats", "mode": "NonBlocking", "params": {"approvedFormats": ["safetensors"]}},
-]
-
-
-class Space:
-    """One test's own namespace, ModelSource (a directory of models), SecurityGroup and
-    label, so that tests sharing the cluster never see each other's groups."""
-
-    def __init__(self, cluster: Cluster, root: Path, name: str) -> None:
-        self.cluster = cluster
-        self.name = name
-        self.namespace = f"ns-{name}"
-        self.dir = root / name
-        self.dir.mkdir()
-        (self.dir / "evil.pkl").write_bytes(EVIL_PICKLE)
-        (self.dir / "evil-llm").mkdir()
-        (self.dir / "evil-llm" / "pytorch_model.pkl").write_bytes(EVIL_PICKLE)
-        shutil.copytree(REPO / "examples" / "clean", self.dir / "clean")
-
-    def uri(self, relative: str) -> str:
-        return f"file://{self.dir / relative}"
-
-    def create(self, enforcement: dict[str, Any] | None = None, rules: list[dict[str, Any]] = RULES) -> None:
-        spec: dict[str, Any] = {"sourceRef": f"src-{self.name}", "rules": rules,
-                                "namespaceSelector": {"matchLabels": {"modelsec-test": self.name}}}
-        if enforcement:
-            spec["enforcement"] = enforcement
-        self.cluster.apply(
-            {"apiVersion": "v1", "kind": "Namespace",
-             "metadata": {"name": self.namespace, "labels": {"modelsec-test": self.name}}},
-            {"apiVersion": API, "kind": "ModelSource", "metadata": {"name": f"src-{self.name}"},
-             "spec": {"type": "Local", "local": {"path": str(self.dir)}}},
-            {"apiVersion": API, "kind": "SecurityGroup", "metadata": {"name": self.group}, "spec": spec},
-        )
-        self.cluster.wait_for("securitygroups", self.group, lambda g: _ready(g) == "True", what="Ready",
-                              timeout=60)
-
-    @property
-    def group(self) -> str:
-        return f"g-{self.name}"
-
-    def scan_of(self, relative: str) -> str:
-        return scan_name(self.uri(relative), None, self.group)
-
-    def wait_verdict(self, relative: str) -> dict[str, Any]:
-        return self.cluster.wait_for("modelscans", self.scan_of(relative),
-                                     lambda s: s.get("status", {}).get("phase") in ("Completed", "Failed"),
-                                     what="a verdict", timeout=120)
-
-    def pod(self, name: str, models: str | None = None, **spec: Any) -> dict[str, Any]:
-        annotations = {"modelsec.io/models": models} if models else {}
-        return {"apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": name, "namespace": self.namespace, "annotations": annotations},
-                "spec": {"containers": [{"name": "c", "image": "busybox"}], **spec}}
-
-    def deployment(self, name: str, container: dict[str, Any], annotations: dict[str, str] | None = None
-                   ) -> dict[str, Any]:
-        return {"apiVersion": "apps/v1", "kind": "Deployment",
-                "metadata": {"name": name, "namespace": self.namespace, "annotations": annotations or {}},
-                "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
-                         "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [container]}}}}
-
-    def apply(self, *objects: dict[str, Any], dry_run: bool = False) -> subprocess.CompletedProcess[str]:
-        return self.cluster.apply(*objects, check=False, extra=("--dry-run=server",) if dry_run else ())
-
-    def apply_after_scan(self, obj: dict[str, Any], *models: str) -> subprocess.CompletedProcess[str]:
-        """What a CI job does: apply; if the scan is pending, wait for it and apply again."""
-        first = self.apply(obj)
-        if "scan pending, retry shortly" not in first.stderr:
-            return first
-        for relative in models:
-            self.wait_verdict(relative)
-        time.sleep(0.5)  # the webhook's watch delivers the verdict
-        return self.apply(obj)
-
-
-def _ready(obj: dict[str, Any]) -> str | None:
-    return next((c["status"] for c in obj.get("status", {}).get("conditions", []) if c["type"] == "Ready"), None)
-
-
-RUN = os.urandom(3).hex()  # envtest has no namespace controller: deleted namespaces linger
-
-
-@pytest.fixture
-def space(cluster: Cluster, models_root: Path, operator: Process, webhook: Process,
-          request: pytest.FixtureRequest) -> Iterator[Space]:
-    readable = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower().removeprefix("test_"))[:22].strip("-")
-    name = f"{readable}-{hashlib.sha256((RUN + request.node.nodeid).encode()).hexdigest()[:6]}"
-    made = Space(cluster, models_root, name)
-    yield made
-    cluster.kubectl("delete", "namespace", made.namespace, "--wait=false", "--ignore-not-found")
-    scans = json.loads(cluster.kubectl("get", "modelscans", "-o", "json").stdout)["items"]
-    mine = [f"modelscans/{s['metadata']['name']}" for s in scans if s["spec"]["securityGroup"] == made.group]
-    cluster.kubectl("delete", "--wait=false", "--ignore-not-found", f"securitygroups/{made.group}",
-                    f"modelsources/src-{made.name}", *mine)
 
 
 # --- the main path: unscanned -> pending + ModelScan -> BLOCKED ---------------------------------

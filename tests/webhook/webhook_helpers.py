@@ -104,9 +104,14 @@ def review(obj: dict[str, Any], *, kind: str | None = None, namespace: str = "te
     return json.dumps({
         "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
         "request": {"uid": uid, "kind": {"group": "", "version": "v1", "kind": kind},
-                    "namespace": namespace, "operation": operation, "name": obj["metadata"].get("name"),
+                    "namespace": namespace, "operation": operation, "name": _name(obj),
                     "userInfo": {"username": "alice"}, "object": obj, "oldObject": old, "dryRun": dry_run},
     }).encode()
+
+
+def _name(obj: dict[str, Any]) -> Any:
+    metadata = obj.get("metadata")
+    return metadata.get("name") if isinstance(metadata, dict) else None
 
 
 def pod(models: str | None = None, *containers: dict[str, Any], name: str = "p") -> dict[str, Any]:

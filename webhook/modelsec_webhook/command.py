@@ -19,6 +19,7 @@ import yaml
 from modelsec_webhook import manifest
 from modelsec_webhook.admission import AdmissionSettings
 from modelsec_webhook.decision import Settings
+from modelsec_webhook.freshness import DEFAULT_MAX_STALENESS
 from modelsec.k8s.config import KubeConfigError, load_configuration
 from modelsec_webhook.kubeapi import KubeAPI
 from modelsec_webhook.server import ServerConfig, Webhook, install_signal_handlers
@@ -39,8 +40,10 @@ EPILOG = textwrap.dedent(f"""\
       spec.enforcement says whether to deny (Enforce), warn (Warn) or only record (Audit).
 
       Decisions come from an in-memory view of ModelSources, SecurityGroups, ModelScans and
-      Namespaces kept current by list+watch: no API call is made while answering. /readyz
-      turns ready after the first complete list.
+      Namespaces kept current by list+watch: no API call is made while answering (except
+      reading a ConfigMap that names a model, where a group applies). /readyz turns ready
+      after the first complete list, and is 503 (and model-naming workloads are denied)
+      while the view is older than --max-staleness (the API server does not answer).
 
     TLS (the API server only calls webhooks over HTTPS):
       --tls-cert/--tls-key   serve these files; they are re-read when they change
@@ -61,7 +64,9 @@ EPILOG = textwrap.dedent(f"""\
       --kubeconfig if given, else in-cluster service account, else $KUBECONFIG or
       ~/.kube/config (with --context). It needs: get/list/watch modelsources,
       securitygroups, modelscans (modelsec.io) and namespaces; create modelscans and
-      events; get/patch validatingwebhookconfigurations (only with --bootstrap-tls).
+      events; get/patch validatingwebhookconfigurations (only with --bootstrap-tls); get
+      configmaps in the namespaces groups cover (to resolve $(VAR) from ConfigMaps;
+      without it such models are unresolvable). Secrets are never read.
 
     examples:
       modelsec webhook --tls-cert /tls/tls.crt --tls-key /tls/tls.key
@@ -114,8 +119,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="namespace never checked; repeatable (default: "
                              f"{', '.join(manifest.DEFAULT_EXEMPT)})")
     policy.add_argument("--unresolved-action", choices=("Allow", "Warn", "Deny"), default="Warn",
-                        help="a model named through a ConfigMap or Secret value cannot be judged "
-                             "from the request: allow silently, warn (default) or deny")
+                        help="a model the webhook cannot see (a Secret's value, a shell variable "
+                             "the pod spec does not set, more containers than are read) in a "
+                             "namespace NO SecurityGroup covers: allow silently, warn (default) "
+                             "or deny. Where a group covers the namespace it is judged ERROR by "
+                             "that group (denied under Enforce)")
+    policy.add_argument("--max-staleness", type=float, default=DEFAULT_MAX_STALENESS, metavar="S",
+                        help="decide from the in-memory view only while it is at most this many "
+                             "seconds old; beyond, /readyz is 503 and workloads naming models are "
+                             "denied (default: %(default)s)")
 
     cluster = parser.add_argument_group("cluster access")
     cluster.add_argument("--kubeconfig", type=Path, metavar="FILE",
@@ -190,6 +202,7 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
             exempt_namespaces=frozenset(_exempt(args)),
             decision=Settings(unresolved_action=args.unresolved_action),
         ),
+        max_staleness=args.max_staleness,
     )
 
 

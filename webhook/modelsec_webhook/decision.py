@@ -13,6 +13,18 @@ reference, its ``namespaceSelector`` matches the namespace) as one of:
 
 The group's enforcement settings then turn each judgement into a denial, a warning or
 an audit record (:mod:`modelsec.k8s.enforcement`).
+
+What the workload itself makes unjudgeable is decided here too:
+
+- an object that cannot be read (malformed) and an explicit reference that is not one
+  (``modelsec.io/models``) deny, always;
+- a place naming a model modelsec cannot see (:class:`~modelsec.references.Unresolved`: a
+  Secret's value, more containers than are read, ``hf://org`` in an argument) is judged
+  as ERROR by every group that covers the namespace, whatever its source: its model
+  could be any. So it denies under an Enforce group (unless ``errorAction: Allow``),
+  warns under Warn, is audited under Audit; where no group covers the namespace
+  ``--unresolved-action`` decides (Warn by default), and where the namespace is not in
+  the view yet it denies if any group exists.
 """
 
 from __future__ import annotations
@@ -29,7 +41,7 @@ from modelsec.references import Extraction, Reference
 from modelsec.rules.revision_pinned import judge as judge_revision
 from modelsec.rules.base import SourceType
 from modelsec_webhook import messages
-from modelsec_webhook.view import REVISION_PINNED, Governor, ScanRecord, View
+from modelsec_webhook.view import REVISION_PINNED, GroupRecord, Governor, ScanRecord, View
 
 PINNABLE = frozenset({SourceType.HUGGING_FACE, SourceType.S3})
 
@@ -86,9 +98,11 @@ class Settings:
 
 # --- judging one reference by one group --------------------------------------------------
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=4096)
 def scan_identity(uri: str, revision: str | None, group: str) -> tuple[str, str]:
-    """(scan key, ModelScan name) of a triple: two SHA-256s, worth remembering."""
+    """(scan key, ModelScan name) of a triple: two SHA-256s, worth remembering. Bounded by
+    count, but each key is at most a ModelScan's 2,048-character reference (longer ones
+    are refused before this), so the cache stays under ~20 MiB."""
     return scan_key(uri, revision, group), scan_name(uri, revision, group)
 
 
@@ -149,16 +163,33 @@ def _from_scan(reference: Reference, group: str, mode: EnforcementMode, record: 
 def _effect(judgement: Judgement, governor: Governor) -> Effect:
     if judgement.status == Status.ALLOWED:
         return Effect.NONE
-    settings = governor.group.enforcement
+    return _effect_of(judgement.status, governor.group)
+
+
+def _effect_of(status: Status, group: GroupRecord) -> Effect:
+    settings = group.enforcement
     if settings.mode == EnforcementMode.AUDIT:
         return Effect.AUDIT
     if settings.mode == EnforcementMode.WARN:
         return Effect.WARN
-    if judgement.status == Status.PENDING and settings.pending_action == PendingAction.ALLOW_WITH_WARNING:
+    if status == Status.PENDING and settings.pending_action == PendingAction.ALLOW_WITH_WARNING:
         return Effect.WARN
-    if judgement.status == Status.ERROR and settings.error_action == ErrorAction.ALLOW:
+    if status == Status.ERROR and settings.error_action == ErrorAction.ALLOW:
         return Effect.WARN
     return Effect.DENY
+
+
+_STRENGTH = {Effect.DENY: 3, Effect.WARN: 2, Effect.AUDIT: 1, Effect.NONE: 0}
+
+
+def unresolved_effect(covering: tuple[GroupRecord, ...]) -> tuple[Effect, tuple[str, ...]]:
+    """The strongest effect of an unjudgeable model over the groups covering the
+    namespace (each judges it ERROR), and the groups that have it."""
+    effects = [(_effect_of(Status.ERROR, group), group.name) for group in covering]
+    if not effects:
+        return Effect.NONE, ()
+    strongest = max((effect for effect, _ in effects), key=_STRENGTH.__getitem__)
+    return strongest, tuple(name for effect, name in effects if effect is strongest)
 
 
 # --- the whole workload ------------------------------------------------------------------
@@ -187,14 +218,29 @@ def decide(extraction: Extraction, namespace: str, labels: Mapping[str, str] | N
     requests: list[ScanRequest] = []
     judgements: list[Judgement] = []
 
+    if extraction.malformed:
+        denials.append(messages.malformed_line(extraction.malformed))
     for invalid in extraction.invalid:
         denials.append(messages.invalid_line(invalid))
-    for unresolved in extraction.unresolved:
-        line = messages.unresolved_line(unresolved)
-        if settings.unresolved_action == "Deny":
-            denials.append(line)
-        elif settings.unresolved_action == "Warn":
-            warnings.append(line)
+    if extraction.unresolved:
+        covering = view.covering(labels)
+        if labels is None:  # not in the view yet: any group could cover it
+            effect, names = (Effect.DENY if covering else Effect.NONE), ()
+        else:
+            effect, names = unresolved_effect(covering)
+        for unresolved in extraction.unresolved:
+            if not covering:
+                line = messages.unresolved_line(unresolved)
+                if settings.unresolved_action == "Deny":
+                    denials.append(line)
+                elif settings.unresolved_action == "Warn":
+                    warnings.append(line)
+            elif effect is Effect.DENY:
+                denials.append(messages.unresolved_denial(unresolved, names, namespace))
+            elif effect is Effect.WARN:
+                warnings.append(messages.unresolved_line(unresolved))
+            elif effect is Effect.AUDIT:
+                events.append(messages.unresolved_denial(unresolved, names, namespace))
 
     for reference in extraction.references:
         if labels is None:

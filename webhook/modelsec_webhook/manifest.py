@@ -6,7 +6,9 @@ webhook) and for the tests. What it encodes:
 
 - **what**: CREATE and UPDATE of Pods and ReplicationControllers, Deployments,
   StatefulSets, DaemonSets, ReplicaSets, Jobs, CronJobs and KServe InferenceServices
-  (a rule for a resource the cluster does not serve simply never matches);
+  (a rule for a resource the cluster does not serve simply never matches), and UPDATE of
+  the ``pods/ephemeralcontainers`` subresource: ``kubectl debug`` adds containers to a
+  running Pod through it, and a rule for ``pods`` alone never sees those requests;
 - **where**: every namespace except the exempt ones, selected by the
   ``kubernetes.io/metadata.name`` label the API server sets on every namespace, so that
   the API server never even calls the webhook for kube-system or modelsec's own
@@ -25,11 +27,16 @@ DEFAULT_CONFIG_NAME = "modelsec-webhook"
 DEFAULT_EXEMPT = ("kube-system", "modelsec-system")
 PATH = "/validate"
 
-RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("", "v1", ("pods", "replicationcontrollers")),
-    ("apps", "v1", ("deployments", "statefulsets", "daemonsets", "replicasets")),
-    ("batch", "v1", ("jobs", "cronjobs")),
-    ("serving.kserve.io", "v1beta1", ("inferenceservices",)),
+# (apiGroup, apiVersion, resources, operations): the one source of these rules, for the
+# deploy/ manifest, --print-config and the tests. The Helm chart (not written yet) must
+# render its webhook rules from here too (`python -m modelsec_webhook.manifest`), never
+# keep a copy: a copy is how pods/ephemeralcontainers went missing.
+RULES: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...] = (
+    ("", "v1", ("pods", "replicationcontrollers"), ("CREATE", "UPDATE")),
+    ("", "v1", ("pods/ephemeralcontainers",), ("UPDATE",)),
+    ("apps", "v1", ("deployments", "statefulsets", "daemonsets", "replicasets"), ("CREATE", "UPDATE")),
+    ("batch", "v1", ("jobs", "cronjobs"), ("CREATE", "UPDATE")),
+    ("serving.kserve.io", "v1beta1", ("inferenceservices",), ("CREATE", "UPDATE")),
 )
 
 
@@ -66,10 +73,10 @@ def render(client: dict[str, Any], *, name: str = DEFAULT_CONFIG_NAME,
                         "apiGroups": [group],
                         "apiVersions": [version],
                         "resources": list(resources),
-                        "operations": ["CREATE", "UPDATE"],
+                        "operations": list(operations),
                         "scope": "Namespaced",
                     }
-                    for group, version, resources in RULES
+                    for group, version, resources, operations in RULES
                 ],
                 "namespaceSelector": {
                     "matchExpressions": [

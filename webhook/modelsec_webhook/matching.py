@@ -22,15 +22,23 @@ def _nothing(_labels: Mapping[str, str]) -> bool:
     return False
 
 
+def _everything(_labels: Mapping[str, str]) -> bool:
+    return True
+
+
 def compile_selector(selector: Any) -> Selector:
     """A ``metav1.LabelSelector`` as a predicate over a namespace's labels.
 
     Absent (None) selects no namespace: a group enforces nothing until told where. ``{}``
-    selects every namespace, as in Kubernetes. A malformed selector selects nothing and is
-    reported by :func:`selector_problem`.
+    selects every namespace, as in Kubernetes. A malformed selector (reported by
+    :func:`selector_problem`, which makes the group invalid) selects *every* namespace:
+    the group's judgements are then ERROR everywhere, failing closed, rather than a typo
+    quietly switching enforcement off.
     """
-    if selector is None or selector_problem(selector):
+    if selector is None:
         return _nothing
+    if selector_problem(selector):
+        return _everything
     match_labels = tuple((selector.get("matchLabels") or {}).items())
     tests: list[Callable[[Mapping[str, str]], bool]] = []
     for expression in selector.get("matchExpressions") or []:

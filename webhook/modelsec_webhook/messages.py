@@ -7,15 +7,18 @@
 - Warnings follow the API server's guidance: at most :data:`MAX_WARNING` characters each
   (longer ones are truncated by clients) and :data:`MAX_WARNINGS` of them, printable text
   only (others are dropped by the API server).
+- Everything taken from a request or an object (references, file names, findings,
+  reasons) is escaped with :func:`modelsec.safe_text.printable` before it is shown: a
+  model path holding escape sequences must not repaint a terminal or forge a log line.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import TYPE_CHECKING, Iterable
 
 from modelsec.references import Invalid, Reference, Unresolved
+from modelsec.safe_text import printable
 
 if TYPE_CHECKING:
     from modelsec_webhook.decision import Judgement
@@ -26,16 +29,13 @@ MAX_WARNING = 120
 MAX_WARNINGS = 10
 MAX_AUDIT_VALUE = 1024
 MAX_AUDIT_ENTRIES = 10
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]+")
 ELLIPSIS = "…"
+
+__all__ = ["clip", "printable"]
 
 
 def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
-
-
-def printable(text: str) -> str:
-    return text if text.isprintable() else _UNPRINTABLE.sub(" ", text)
 
 
 def _tail(path: str, limit: int = 60) -> str:
@@ -91,12 +91,28 @@ def prefixed(judgement: "Judgement", warning: str) -> str:
 
 
 def invalid_line(invalid: Invalid) -> str:
-    return printable(f"{invalid.text!r} in {invalid.origin} is not a usable model reference: "
+    return printable(f"{clip(invalid.text, 200)!r} in {invalid.origin} is not a usable model reference: "
                      f"{invalid.problem}")
 
 
 def unresolved_line(unresolved: Unresolved) -> str:
     return printable(f"modelsec: cannot judge the model named by {unresolved.origin}: {unresolved.why}")
+
+
+def unresolved_denial(unresolved: Unresolved, groups: tuple[str, ...], namespace: str) -> str:
+    if groups:
+        who = (f"SecurityGroup {groups[0]} covers" if len(groups) == 1
+               else f"SecurityGroups {', '.join(groups)} cover")
+        why = f"{who} namespace {namespace}, so its model must be known: failing closed"
+    else:
+        why = (f"namespace {namespace} is not in the webhook's view yet, so a group may cover it: "
+               "failing closed, retry shortly")
+    return printable(f"{unresolved.origin}: cannot judge the model it names: {unresolved.why}; {why}")
+
+
+def malformed_line(problem: str) -> str:
+    return printable(f"the object cannot be read: {problem} (the API server never sends this; "
+                     "failing closed)")
 
 
 def unknown_namespace_line(reference: Reference, namespace: str) -> str:

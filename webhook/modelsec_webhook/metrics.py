@@ -18,7 +18,8 @@ PlatformCollector(registry=REGISTRY)
 REVIEWS = Counter(
     "modelsec_webhook_reviews_total",
     "AdmissionReviews answered, by decision (allowed, denied) and the reason class "
-    "(no-models, unchanged, exempt, judged, invalid-request, internal-error).",
+    "(no-models, unchanged, exempt, not-checked, judged, not-ready, invalid-request, "
+    "internal-error).",
     ["decision", "reason"],
     registry=REGISTRY,
 )
@@ -69,7 +70,19 @@ VIEW_OBJECTS = Gauge(
     ["resource"], registry=REGISTRY,
 )
 READY = Gauge(
-    "modelsec_webhook_ready", "1 once every watched resource has been listed.", registry=REGISTRY
+    "modelsec_webhook_ready", "1 while the view is synced and no older than --max-staleness.",
+    registry=REGISTRY,
+)
+VIEW_AGE = Gauge(
+    "modelsec_webhook_view_age_seconds",
+    "How old the in-memory view is: since the API server last answered the heartbeat or a "
+    "resource stopped being followed, whichever is older (-1 before the first answer).",
+    registry=REGISTRY,
+)
+CONFIGMAP_READS = Counter(
+    "modelsec_webhook_configmap_reads_total",
+    "ConfigMaps read to resolve model names, by result (read, missing, forbidden, failed).",
+    ["result"], registry=REGISTRY,
 )
 TLS_RELOADS = Counter(
     "modelsec_webhook_tls_reloads_total", "Serving certificate loads, by result (loaded, failed).",

@@ -18,9 +18,12 @@ from typing import Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from modelsec.safe_text import printable
 from modelsec_webhook import metrics
-from modelsec_webhook.admission import Admission, AdmissionSettings, BadReview
+from modelsec_webhook.admission import Admission, AdmissionSettings, Answer, BadReview, NeedConfigMaps
+from modelsec_webhook.configmaps import ConfigMapReader
 from modelsec_webhook.decision import Decision
+from modelsec_webhook.freshness import DEFAULT_HEARTBEAT, DEFAULT_MAX_STALENESS, Freshness, Heartbeat
 from modelsec_webhook.informer import Informer, Resource
 from modelsec_webhook.kubeapi import KubeAPI
 from modelsec_webhook.sideeffects import EventRecorder, ScanRequester
@@ -50,6 +53,8 @@ class ServerConfig:
     webhook_config_name: str | None = None
     admission: AdmissionSettings = field(default_factory=AdmissionSettings)
     watch_seconds: int = 300
+    max_staleness: float = DEFAULT_MAX_STALENESS  # seconds the view may lag and still decide
+    heartbeat_seconds: float = DEFAULT_HEARTBEAT
 
 
 class Webhook:
@@ -64,13 +69,17 @@ class Webhook:
             Informer(api, resource, view_sinks[resource.name], watch_seconds=config.watch_seconds)
             for resource in RESOURCES
         ]
+        self.heartbeat = Heartbeat(api, self.informers, config.heartbeat_seconds)
+        self.freshness = Freshness(self.informers, self.heartbeat, config.max_staleness)
         self.scans = ScanRequester(api, self.view)
         self.events = EventRecorder(api)
+        self.configmaps = ConfigMapReader(api)
         self.admission = Admission(
             self.view, config.admission,
             request_scans=self._request_scans,
             record_events=self._record_events,
-            ready=self.synced,
+            staleness=self.freshness.problem,
+            configmaps=self.configmaps,
         )
         self.certificate: ServingCertificate | None = None
         self._stopping = asyncio.Event()
@@ -81,6 +90,9 @@ class Webhook:
 
     def synced(self) -> bool:
         return all(informer.synced.is_set() for informer in self.informers)
+
+    def ready(self) -> bool:
+        return self.freshness.problem() is None
 
     def _request_scans(self, decision: Decision, requested_by: str) -> None:
         for wanted in decision.scans:
@@ -96,10 +108,23 @@ class Webhook:
         started = time.perf_counter()
         body = await request.read()
         try:
-            answer = self.admission.review(body)
+            parsed = self.admission.parse(body)
         except BadReview as exc:
+            # One line per refused body, and a 400: there is no uid to answer with.
             self._count("invalid-request", "invalid-request")
+            log.warning(f"refused a request from {printable(str(request.remote))}: {printable(str(exc)[:300])}")
             return web.Response(status=400, text=f"modelsec webhook: {exc}\n")
+        if isinstance(parsed, Answer):
+            answer = parsed
+        else:
+            outcome = self.admission.answer(parsed)
+            if isinstance(outcome, NeedConfigMaps):
+                # The one read a decision may need: ConfigMaps naming a model, where a
+                # group applies. Bounded by the reader's timeout; then decided either way.
+                await self.configmaps.fetch(outcome.namespace, outcome.names)
+                outcome = self.admission.answer(parsed, fetched=True)
+            assert isinstance(outcome, Answer)
+            answer = outcome
         elapsed = time.perf_counter() - started
         (metrics.OBSERVE_MODELS if answer.models else metrics.OBSERVE_NO_MODELS)(elapsed)
         self._count("allowed" if answer.allowed else "denied", answer.reason)
@@ -119,13 +144,14 @@ class Webhook:
         return web.Response(text="ok\n")
 
     async def readyz(self, _request: web.Request) -> web.Response:
-        waiting = [i.resource.name for i in self.informers if not i.synced.is_set()]
-        if waiting:
-            return web.Response(status=503, text=f"not synced yet: {', '.join(waiting)}\n")
+        problem = self.freshness.problem(detail=True)
+        if problem is not None:
+            return web.Response(status=503, text=f"not ready: {printable(problem)}\n")
         return web.Response(text="ok\n")
 
     async def serve_metrics(self, _request: web.Request) -> web.Response:
-        metrics.READY.set(1 if self.synced() else 0)
+        metrics.READY.set(1 if self.ready() else 0)
+        self.freshness.publish()
         return web.Response(body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     def admission_app(self) -> web.Application:
@@ -166,6 +192,7 @@ class Webhook:
         self.certificate = ServingCertificate(config.cert_file, config.key_file, config.tls_check_seconds)
         for informer in self.informers:
             self._spawn(informer.run(), f"informer:{informer.resource.name}")
+        self._spawn(self.heartbeat.run(), "heartbeat")
         self._spawn(self.certificate.watch(), "tls-reload")
         if config.ca_bundle and config.webhook_config_name:
             self._spawn(keep_ca_bundle(self.api, config.webhook_config_name, config.ca_bundle), "ca-bundle")

@@ -20,6 +20,7 @@ from typing import Any, Awaitable, Callable
 from modelsec.k8s import API_VERSION, LABEL_GROUP, LABEL_SCAN_KEY
 from modelsec.k8s.common import timestamp
 from modelsec.k8s.naming import scan_key
+from modelsec.safe_text import printable
 from modelsec_webhook import messages, metrics
 from modelsec_webhook.decision import ScanRequest
 from modelsec_webhook.kubeapi import ApiError, KubeAPI
@@ -96,7 +97,7 @@ class ScanRequester:
             "metadata": {
                 "name": wanted.name,
                 "labels": labels,
-                "annotations": {ANNOTATION_REQUESTED_BY: messages.clip(requested_by, 512)},
+                "annotations": {ANNOTATION_REQUESTED_BY: messages.clip(printable(requested_by), 512)},
             },
             "spec": spec,
         }
@@ -110,16 +111,17 @@ class ScanRequester:
                 return
             metrics.SCANS_REQUESTED.labels("failed").inc()
             self.background.recent.pop(wanted.name, None)  # let the next request try again
-            log.warning(f"could not create ModelScan {wanted.name}: {exc}")
+            log.warning(f"could not create ModelScan {wanted.name}: {printable(str(exc)[:300])}")
             return
         except Exception as exc:  # noqa: BLE001 - a background task must log, not vanish
             metrics.SCANS_REQUESTED.labels("failed").inc()
             self.background.recent.pop(wanted.name, None)
-            log.warning(f"could not create ModelScan {wanted.name}: {type(exc).__name__}: {exc}")
+            log.warning(f"could not create ModelScan {wanted.name}: {type(exc).__name__}: "
+                        f"{printable(str(exc)[:300])}")
             return
         metrics.SCANS_REQUESTED.labels("created").inc()
-        log.info(f"created ModelScan {wanted.name} for {wanted.reference.ref} "
-                 f"(group {wanted.group}; {requested_by})")
+        log.info(printable(f"created ModelScan {wanted.name} for {wanted.reference.ref} "
+                           f"(group {wanted.group}; {requested_by})"))
 
 
 class EventRecorder:
@@ -162,7 +164,7 @@ class EventRecorder:
             await self.api.request("POST", path, body=self.body(involved, message))
         except Exception as exc:  # noqa: BLE001
             metrics.EVENTS.labels("failed").inc()
-            log.warning(f"could not post Event about {involved.get('kind')} "
-                        f"{involved.get('namespace')}/{involved.get('name')}: {exc}")
+            log.warning(printable(f"could not post Event about {involved.get('kind')} "
+                                  f"{involved.get('namespace')}/{involved.get('name')}: {str(exc)[:300]}"))
             return
         metrics.EVENTS.labels("posted").inc()

@@ -23,6 +23,7 @@ from modelsec.k8s.source import ModelSourceSpec
 from modelsec.policy import Mode
 from modelsec.references import Reference
 from modelsec.rules.revision_pinned import RevisionPinnedParams
+from modelsec.safe_text import printable
 from modelsec_webhook import metrics
 from modelsec_webhook.matching import Selector, SourceMatcher, compile_selector, selector_problem, source_matcher
 
@@ -204,6 +205,17 @@ class View:
         candidates = self.by_scheme.get(reference.ref.scheme, ())
         return tuple(g for g in candidates if g.source(reference))
 
+    def covering(self, labels: Mapping[str, str] | None) -> tuple[GroupRecord, ...]:
+        """The groups (with a source) that select a namespace with ``labels`` (None: every
+        group), whatever references they govern: those that judge a model the webhook
+        cannot see."""
+        seen: dict[str, GroupRecord] = {}
+        for governors in self.by_scheme.values():
+            for governor in governors:
+                if governor.group.name not in seen and (labels is None or governor.group.selects(labels)):
+                    seen[governor.group.name] = governor.group
+        return tuple(seen[name] for name in sorted(seen))
+
     def scan(self, key: str) -> ScanRecord | None:
         records = self.scans.get(key)
         if not records:
@@ -252,14 +264,14 @@ class View:
         record = group_record(obj)
         self.groups[record.name] = record
         if record.problem:
-            log.warning(f"SecurityGroup {record.name}: {record.problem}")
+            log.warning(printable(f"SecurityGroup {record.name}: {record.problem}"))
 
     def set_source(self, obj: dict[str, Any]) -> None:
         name = obj["metadata"]["name"]
         try:
             self.sources[name] = source_matcher(name, ModelSourceSpec.model_validate(obj.get("spec") or {}))
         except ValidationError as exc:
-            log.warning(f"ModelSource {name}: invalid spec, governs nothing: {exc.errors()[0]['msg']}")
+            log.warning(printable(f"ModelSource {name}: invalid spec, governs nothing: {exc.errors()[0]['msg']}"))
             self.sources[name] = None
 
     def set_namespace(self, obj: dict[str, Any]) -> None:
@@ -271,6 +283,11 @@ class View:
             return
         self._namespace_versions += 1
         self.namespaces[name] = Namespace(MappingProxyType(dict(labels)), self._namespace_versions)
+
+
+def _name(obj: Any) -> Any:
+    metadata = obj.get("metadata") if isinstance(obj, dict) else None
+    return metadata.get("name") if isinstance(metadata, dict) else None
 
 
 class _Sink:
@@ -300,8 +317,9 @@ class _Sink:
         for obj in items:
             try:
                 self.setter(obj)
-            except Exception:  # noqa: BLE001 - one bad object must not lose the others
-                log.exception(f"{self.resource}: cannot read {obj.get('metadata', {}).get('name')!r}")
+            except Exception as exc:  # noqa: BLE001 - one bad object must not lose the others
+                log.error(f"{self.resource}: cannot read {printable(repr(_name(obj))[:200])}: "
+                          f"{type(exc).__name__}: {printable(str(exc)[:200])}")
         self._done()
 
     def upsert(self, obj: dict[str, Any]) -> None:

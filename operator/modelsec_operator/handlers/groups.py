@@ -10,6 +10,7 @@ import kopf
 
 from modelsec.k8s import ANNOTATION_EVALUATE, ANNOTATION_RESCAN, MODELSCANS, SECURITYGROUPS
 from modelsec.k8s.common import ConditionStatus, set_condition
+from modelsec.safe_text import printable
 from modelsec_operator.runtime import Runtime
 from modelsec_operator.validation import GroupView
 
@@ -66,7 +67,7 @@ async def reconcile_group(
     view = await runtime.group_view(name, dict(body))
     assert view is not None
     patch.status.update(group_status(view, status.get("conditions")))
-    (logger.info if view.ready else logger.warning)(f"group {view.reason}: {view.message}")
+    (logger.info if view.ready else logger.warning)(printable(f"group {view.reason}: {view.message}"))
     await poke_scans(runtime, view, scans_by_group.get(name, []), logger)
 
 

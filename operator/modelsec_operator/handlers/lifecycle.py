@@ -12,6 +12,7 @@ import kopf
 from modelsec.k8s import ANNOTATION_RESCAN, GROUP, MODELSCANS, SECURITYGROUPS
 from modelsec.k8s.common import timestamp
 from modelsec.k8s.group import SecurityGroupResourceSpec
+from modelsec.safe_text import printable
 from modelsec_operator.kube import Kube
 from modelsec_operator.planning import parse_time
 from modelsec_operator.runtime import Runtime
@@ -60,7 +61,7 @@ async def resync_forever(runtime: Runtime, scans_by_group: kopf.Index[str, Any])
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the next round tries again; never kill the loop
-            log.warning(f"resync failed: {type(exc).__name__}: {exc}")
+            log.warning(printable(f"resync failed: {type(exc).__name__}: {exc}"))
 
 
 async def resync_once(kube: Kube, scans_by_group: Mapping[str, Iterable[Any]],

@@ -23,6 +23,7 @@ from modelsec.k8s.naming import scan_key
 from modelsec.k8s.scan import ModelScanSpec, Phase
 from modelsec.policy import Outcome, Verdict, evaluate
 from modelsec.rules.base import EvaluationInput, SourceType
+from modelsec.safe_text import printable
 from modelsec.sources import ScannedModel
 from modelsec_operator import metrics
 from modelsec_operator.kube import transient
@@ -71,6 +72,7 @@ class ScanRun:
         self.status = dict(patched.get("status") or {})
 
     async def fail(self, reason: str, message: str, view: GroupView | None, because: str) -> None:
+        message = printable(message)  # names and reasons come from specs and model files
         history, dropped = history_after(self.status, because)
         status = failed_status(
             reason, message, generation=self.generation,
@@ -113,7 +115,7 @@ class ScanRun:
                 f"scanning on {self.runtime.identity}", self.generation,
             ),
         })
-        kopf.info(self.body, reason="ScanStarted", message=f"scanning {self.body['spec']['model']}")
+        kopf.info(self.body, reason="ScanStarted", message=printable(f"scanning {self.body['spec']['model']}"))
 
 
 def audit_record(name: str, body: kopf.Body, status: dict[str, Any]) -> None:
@@ -187,6 +189,31 @@ async def reconcile_scan(
             metrics.ERRORS.labels("ApiTransient").inc()
             raise kopf.TemporaryError(f"API server: {exc.status} {exc.reason}", delay=backoff(retry))
         raise
+    except (kopf.TemporaryError, kopf.PermanentError, asyncio.CancelledError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - never retry forever without a status
+        await _unexpected(run, exc)
+
+
+async def _unexpected(run: ScanRun, exc: Exception) -> None:
+    """A bug or an input nothing anticipated: say so in the status, retry with backoff,
+    and after max_attempts record Failed (outcome ERROR) rather than loop silently."""
+    what = printable(f"{type(exc).__name__}: {str(exc)[:300]}")
+    metrics.ERRORS.labels("InternalError").inc()
+    run.logger.error(f"unexpected error (attempt {run.retry + 1}): {what}")
+    if run.retry + 1 >= run.runtime.config.max_attempts:
+        await run.fail("InternalError", f"the operator could not judge this scan: {what} "
+                       f"(gave up after {run.retry + 1} attempts; failing closed)", None, "internal error")
+        return
+    await run.write({
+        "phase": Phase.PENDING.value,
+        "attempts": run.retry + 1,
+        "conditions": set_condition(
+            run.status.get("conditions"), "Ready", ConditionStatus.FALSE, "InternalError",
+            f"{what}; retrying in {backoff(run.retry):.0f}s", run.generation,
+        ),
+    })
+    raise kopf.TemporaryError(what, delay=backoff(run.retry))
 
 
 async def _reconcile(run: ScanRun, spec: kopf.Spec, meta: kopf.Meta) -> None:
@@ -194,8 +221,12 @@ async def _reconcile(run: ScanRun, spec: kopf.Spec, meta: kopf.Meta) -> None:
     try:
         scan_spec = ModelScanSpec.model_validate(dict(spec))
     except ValidationError as exc:
-        if run.status.get("phase") != Phase.FAILED.value:
-            await run.fail("InvalidSpec", explain(exc), None, "spec invalid")
+        # Terminal at once: no retry can fix a spec (it is immutable). A model or revision
+        # that can never be read is InvalidReference; anything else InvalidSpec.
+        fields = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+        reason = "InvalidReference" if fields & {"model", "revision"} else "InvalidSpec"
+        if run.status.get("phase") != Phase.FAILED.value or run.status.get("reason") != reason:
+            await run.fail(reason, explain(exc), None, "spec invalid")
         return
     missing = labels_for(scan_spec, dict(meta.get("labels") or {}))
     if missing:
@@ -257,7 +288,7 @@ async def record(run: ScanRun, view: GroupView, scanned: ScannedModel, verdict: 
     status["startedAt"] = run.status.get("startedAt") or status.get("completedAt")
     await run.write(status)
     metrics.VERDICTS.labels(verdict.outcome.value).inc()
-    summary = f"{verdict.outcome.value}: {verdict.reason} (report: {how})"
+    summary = printable(f"{verdict.outcome.value}: {verdict.reason} (report: {how})")
     if verdict.outcome == Outcome.ALLOWED:
         kopf.info(run.body, reason="ScanCompleted", message=summary)
     elif verdict.outcome == Outcome.BLOCKED:

@@ -10,6 +10,7 @@ import kopf
 from modelsec.k8s import ANNOTATION_SOURCE, MODELSOURCES, SECURITYGROUPS
 from modelsec.k8s.common import ConditionStatus, set_condition
 from modelsec.k8s.source import ModelSourceSpec
+from modelsec.safe_text import printable
 from modelsec_operator.runtime import Runtime
 from modelsec_operator.validation import SourceView, digest, validate_source
 
@@ -60,7 +61,7 @@ async def reconcile_source(
         view.message,
         generation,
     )
-    (logger.info if view.ready else logger.warning)(f"source {view.reason}: {view.message}")
+    (logger.info if view.ready else logger.warning)(printable(f"source {view.reason}: {view.message}"))
     await poke_groups(runtime, name, digest(view.digest, view.ready, view.reason), groups_by_source)
 
 

@@ -23,6 +23,7 @@ from modelsec.bytesource import ByteSource, LimitExceeded
 RAW_CHUNK = 64 * 1024
 # LZMA decoders allocate their dictionary up front; cap what a header may ask for.
 LZMA_MEMLIMIT = 1 << 30
+_TRIAL_DICTIONARY = 1 << 16  # detection decodes 256 bytes: references reach no further
 # Below this many output bytes the ratio is not enforced: small members of constant data
 # (zero-filled buffers, whitespace) legitimately compress by more than the ratio.
 BOMB_FLOOR = 32 << 20
@@ -316,13 +317,16 @@ def looks_like_zlib(head: bytes) -> bool:
 
 def looks_like_lzma_alone(head: bytes) -> bool:
     """``.lzma`` (joblib's 'lzma'): properties byte 0x5D, dictionary size, then a stream
-    that decodes; the 2-byte prefix alone is too weak."""
+    that decodes; the 2-byte prefix alone is too weak.
+
+    liblzma (so ``lzma.open`` and joblib) takes any dictionary size, so the size does not
+    decide. The trial decodes the first few hundred bytes with a small dictionary instead
+    (back-references there cannot reach further): a huge declared dictionary is still
+    recognised, and the scan then fails closed on it (:data:`LZMA_MEMLIMIT`)."""
     if len(head) < 14 or head[0] != 0x5D:
         return False
-    (dict_size,) = struct.unpack_from("<I", head, 1)
-    if dict_size < 4096 or dict_size > (1 << 30):
-        return False
-    return _trial(lzma.LZMADecompressor(lzma.FORMAT_ALONE), head)
+    trial = head[:1] + struct.pack("<I", _TRIAL_DICTIONARY) + head[5:8192]
+    return _trial(lzma.LZMADecompressor(lzma.FORMAT_ALONE), trial)
 
 
 def _trial(decoder: object, head: bytes) -> bool:

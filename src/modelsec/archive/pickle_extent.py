@@ -43,7 +43,7 @@ class PickleExtent:
     start: int
     end: int  # offset just after STOP
     opcodes: int
-    strings: list[str] = field(default_factory=list)
+    strings: list[str] = field(default_factory=list)  # short text literals and GLOBAL names
 
 
 def pickle_extent(
@@ -69,8 +69,10 @@ def pickle_extent(
             if op in _LINE:
                 reader.readline(max_line)
             elif op in _TWO_LINES:
-                reader.readline(max_line)
-                reader.readline(max_line)
+                module = reader.readline(max_line)[:-1]
+                name = reader.readline(max_line)[:-1]
+                if len(module) + len(name) <= SHORT_TEXT:
+                    extent.strings.append(f"{module.decode('utf-8', 'replace')}.{name.decode('utf-8', 'replace')}")
             elif op in _FIXED:
                 reader.read(_FIXED[op])
             elif op in _COUNTED:

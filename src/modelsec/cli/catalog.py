@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from modelsec.cli import exitcodes
-from modelsec.safe_text import printable
+from modelsec.cli.console import say
 
 RULES_DESCRIPTION = """\
 List every rule a security group can use: its id (the `name:` in a group), what it checks,
@@ -106,11 +106,6 @@ def run_rules(args: argparse.Namespace) -> int:
     return exitcodes.OK
 
 
-def _say(stream: Any, message: str) -> None:
-    """A message that may quote file names and group contents, escaped line by line."""
-    print("\n".join(printable(line) for line in message.split("\n")), file=stream)
-
-
 def run_groups(args: argparse.Namespace) -> int:
     import yaml
 
@@ -128,20 +123,20 @@ def run_groups(args: argparse.Namespace) -> int:
     try:
         group = load_group(args.group)
     except GroupError as exc:
-        _say(sys.stderr, f"modelsec groups: {exc}")
+        say(f"modelsec groups: {exc}")
         return exitcodes.USAGE
     empty = group.spec.emptiness()
     if args.action == "validate":
         if empty is not None and not group.spec.allow_empty:
-            _say(sys.stderr, f"modelsec groups: {group.origin}: {empty}")
+            say(f"modelsec groups: {group.origin}: {empty}")
             return exitcodes.USAGE
         if empty is not None:
-            _say(sys.stderr, f"modelsec groups: warning: {group.origin}: {empty}")
-        _say(sys.stdout, f"{group.origin}: valid SecurityGroup {group.name!r} with "
-                         f"{len(group.spec.rules)} rule(s)")
+            say(f"modelsec groups: warning: {group.origin}: {empty}")
+        say(f"{group.origin}: valid SecurityGroup {group.name!r} with {len(group.spec.rules)} rule(s)",
+            sys.stdout)
         return exitcodes.OK
     if empty is not None:
-        _say(sys.stderr, f"modelsec groups: warning: {group.origin}: {empty}")
+        say(f"modelsec groups: warning: {group.origin}: {empty}")
     resource = {
         "apiVersion": "modelsec.io/v1alpha1",
         "kind": "SecurityGroup",
@@ -184,7 +179,8 @@ def run_formats(args: argparse.Namespace) -> int:
         print()
     else:
         for row in rows.values():
-            category = row["category"] + ("+layout" if row["layout"] and row["category"] != "layout" else "")
+            spans_files = row["layout"] and row["category"] != "layout"
+            category = row["category"] + ("+layout" if spans_files else "")
             print(f"{row['name']:<20} {category:<16} {row['module']}")
     return exitcodes.OK
 

@@ -24,6 +24,8 @@ examples:
   modelsec scan hf://org/name@<commit>        a Hugging Face model, without downloading it
   modelsec scan s3://bucket/models/llama/     every object under an S3 prefix
   modelsec scan m.pkl --format sarif -o modelsec.sarif   for GitHub code scanning
+  modelsec verify ./my-model/ --report scan.json   are these the files that were scanned?
+  modelsec bom ./my-model/ -o model.cdx.json  a CycloneDX ML-BOM of the scanned model
   modelsec rules                              rules and their parameters
   modelsec groups show local-default          a built-in security group as YAML
 
@@ -56,11 +58,19 @@ def build_parser(argv: Sequence[str]) -> Parser:
     parser.add_argument("--version", action="version", version=f"modelsec {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
-    from modelsec.cli import catalog, scan
+    from modelsec.cli import bom, catalog, scan, verify
 
     scan.configure(commands.add_parser(
         "scan", help="scan model files, directories or hf:// / s3:// references",
         description=scan.DESCRIPTION, epilog=scan.EPILOG, formatter_class=_formatter,
+    ))
+    verify.configure(commands.add_parser(
+        "verify", help="check files on disk against the digests a scan recorded",
+        description=verify.DESCRIPTION, epilog=verify.EPILOG, formatter_class=_formatter,
+    ))
+    bom.configure(commands.add_parser(
+        "bom", help="write a CycloneDX ML-BOM of a scanned model",
+        description=bom.DESCRIPTION, epilog=bom.EPILOG, formatter_class=_formatter,
     ))
     catalog.configure_rules(commands.add_parser(
         "rules", help="list the rules, what they check and their parameters",

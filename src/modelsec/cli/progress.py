@@ -10,14 +10,14 @@ SHOW_AFTER_BYTES = 256 << 20  # small scans finish before a bar would help
 
 
 class Progress:
-    def __init__(self, total_bytes: int, enabled: bool) -> None:
+    def __init__(self, total_bytes: int, enabled: bool, desc: str = "scanning") -> None:
         self._bar: Any = None
         if enabled and total_bytes >= SHOW_AFTER_BYTES and sys.stderr.isatty():
             from tqdm import tqdm
 
             self._bar = tqdm(
                 total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024,
-                desc="scanning", file=sys.stderr, leave=False, mininterval=0.2,
+                desc=desc, file=sys.stderr, leave=False, mininterval=0.2,
             )
         self._started = time.monotonic()
 

@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from modelsec.cli import exitcodes
-from modelsec.safe_text import printable
+from modelsec.cli.console import say
 
 if TYPE_CHECKING:
     from modelsec.report import RunResult
@@ -43,16 +43,30 @@ examples:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("targets", nargs="+", metavar="TARGET", help="file, directory or model reference")
-    parser.add_argument(
-        "-g", "--group", default="local-default", metavar="NAME|FILE",
-        help="security group: a built-in name (see `modelsec groups`) or a YAML file with a "
-        "SecurityGroup resource or spec (default: %(default)s)",
-    )
+    add_judging_arguments(parser)
     parser.add_argument(
         "-f", "--format", choices=("table", "json", "sarif"), default="table",
         help="output format (default: %(default)s)",
     )
     parser.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE instead of stdout")
+    parser.add_argument(
+        "--max-findings", type=_count, default=20, metavar="N",
+        help="findings shown per model in the table (default: %(default)s; json shows all)",
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true",
+        help="print nothing on stdout (a report still goes to -o FILE); use the exit code",
+    )
+    parser.set_defaults(handler=run)
+
+
+def add_judging_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of every command that scans and judges models (scan, bom)."""
+    parser.add_argument(
+        "-g", "--group", default="local-default", metavar="NAME|FILE",
+        help="security group: a built-in name (see `modelsec groups`) or a YAML file with a "
+        "SecurityGroup resource or spec (default: %(default)s)",
+    )
     parser.add_argument("--revision", help="revision for a single hf:// or s3:// target (overrides @rev)")
     parser.add_argument(
         "--source-option", action="append", default=[], metavar="KEY=VALUE",
@@ -60,16 +74,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "addressingStyle=path, allowPatterns=*.safetensors, ignorePatterns=... (docs/sources.md). "
         "Credentials come from the environment (HF_TOKEN, AWS_*), never from the command line",
     )
-    parser.add_argument(
-        "--max-findings", type=_count, default=20, metavar="N",
-        help="findings shown per model in the table (default: %(default)s; json shows all)",
-    )
     parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
-    parser.add_argument(
-        "-q", "--quiet", action="store_true",
-        help="print nothing on stdout (a report still goes to -o FILE); use the exit code",
-    )
-    parser.set_defaults(handler=run)
 
 
 def _count(text: str) -> int:
@@ -84,9 +89,7 @@ def _count(text: str) -> int:
 
 
 def _fail(message: str, code: int) -> int:
-    """Print ``message`` (which may quote paths and references) escaped, line by line."""
-    lines = [printable(line) for line in message.split("\n")]
-    print("modelsec scan: " + "\n".join(lines), file=sys.stderr)
+    say(f"modelsec scan: {message}")
     return code
 
 
@@ -103,8 +106,36 @@ def _local_size(path: str) -> int:
     return total
 
 
+class CommandError(Exception):
+    """Stops a command before or after judging, with the message and the exit code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 def run(args: argparse.Namespace) -> int:
-    from modelsec.cli.output import OutputError, check_writable, write_report
+    from modelsec.cli.output import OutputError, write_report
+    from modelsec.report.jsonout import overall_outcome
+
+    try:
+        run_result = judge(args, args.targets)
+    except CommandError as exc:
+        return _fail(str(exc), exc.code)
+    if args.output:  # -q silences stdout, never the report asked for with -o
+        try:
+            write_report(args.output, _render(run_result, args))
+        except OutputError as exc:
+            return _fail(str(exc), exitcodes.ERROR)
+    elif not args.quiet:
+        sys.stdout.write(_render(run_result, args))
+    return exitcodes.FOR_OUTCOME[overall_outcome(run_result.models).value]
+
+
+def judge(args: argparse.Namespace, targets: list[str]) -> "RunResult":
+    """Scan each target and apply the group (``args`` as :func:`add_judging_arguments` and
+    ``-o``/``-q`` define them); :class:`CommandError` for what stops the command first."""
+    from modelsec.cli.output import OutputError, check_writable
     from modelsec.cli.progress import Progress
     from modelsec.engine import Engine
     from modelsec.policy import GroupError, evaluate, load_group
@@ -115,39 +146,39 @@ def run(args: argparse.Namespace) -> int:
     try:
         group = load_group(args.group)
     except GroupError as exc:
-        return _fail(str(exc), exitcodes.USAGE)
+        raise CommandError(str(exc), exitcodes.USAGE) from None
     if (empty := group.spec.emptiness()) is not None:
         if not group.spec.allow_empty:
-            return _fail(f"{group.origin}: {empty}", exitcodes.USAGE)
+            raise CommandError(f"{group.origin}: {empty}", exitcodes.USAGE)
         if not args.quiet:
-            print(f"modelsec scan: warning: {printable(group.origin)}: {printable(empty)}", file=sys.stderr)
-    if args.revision and len(args.targets) != 1:
-        return _fail("--revision needs exactly one target", exitcodes.USAGE)
+            say(f"modelsec {args.command}: warning: {group.origin}: {empty}")
+    if args.revision and len(targets) != 1:
+        raise CommandError("--revision needs exactly one target", exitcodes.USAGE)
     try:
-        refs = [parse_model_uri(t, args.revision) for t in args.targets]
+        refs = [parse_model_uri(t, args.revision) for t in targets]
     except ModelRefError as exc:
-        return _fail(str(exc), exitcodes.USAGE)
+        raise CommandError(str(exc), exitcodes.USAGE) from None
     config: dict[str, str] = {}
     for option in args.source_option:
         key, sep, value = option.partition("=")
         if not sep or not key:
-            return _fail(f"--source-option wants KEY=VALUE, got {option!r}", exitcodes.USAGE)
+            raise CommandError(f"--source-option wants KEY=VALUE, got {option!r}", exitcodes.USAGE)
         config[key.strip()] = value
     missing = [r.location for r in refs if r.scheme == "file" and not os.path.lexists(r.location)]
     if missing:
-        return _fail(f"no such file or directory: {', '.join(missing)}", exitcodes.USAGE)
+        raise CommandError(f"no such file or directory: {', '.join(missing)}", exitcodes.USAGE)
     if args.output:
         try:  # before the scan: a scan of minutes must not end in "cannot write"
             check_writable(args.output)
         except OutputError as exc:
-            return _fail(str(exc), exitcodes.ERROR)
+            raise CommandError(str(exc), exitcodes.ERROR) from None
 
     engine = Engine()
     local_total = sum(_local_size(r.location) for r in refs if r.scheme == "file")
     progress = Progress(local_total, enabled=not (args.no_progress or args.quiet))
     results: list[ModelResult] = []
     try:
-        for ref, target in zip(refs, args.targets):
+        for ref, target in zip(refs, targets):
             display = target if ref.scheme == "file" and "://" not in target else None
             scanned = scan_model(ref, engine, ScanOptions(progress=progress, display=display, config=config))
             verdict = evaluate(
@@ -156,18 +187,7 @@ def run(args: argparse.Namespace) -> int:
             results.append(ModelResult(scanned, verdict))
     finally:
         progress.close()
-
-    from modelsec.report.jsonout import overall_outcome
-
-    run_result = RunResult(group, results)
-    if args.output:  # -q silences stdout, never the report asked for with -o
-        try:
-            write_report(args.output, _render(run_result, args))
-        except OutputError as exc:
-            return _fail(str(exc), exitcodes.ERROR)
-    elif not args.quiet:
-        sys.stdout.write(_render(run_result, args))
-    return exitcodes.FOR_OUTCOME[overall_outcome(results).value]
+    return RunResult(group, results)
 
 
 def _render(run_result: "RunResult", args: argparse.Namespace) -> str:

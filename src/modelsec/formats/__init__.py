@@ -31,9 +31,12 @@ FORMAT_MODULES: tuple[str, ...] = (
     "jinja_template",
     "yaml_config",
     "gguf",
+    "flax_msgpack",
+    "sentencepiece",
     "python_source",
     "hf_repo",
     "pickle",
+    "image",
     "text",
 )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -27,18 +28,43 @@ class FormatCategory(str, enum.Enum):
     UNKNOWN = "unknown"
 
 
+@dataclass(frozen=True)
+class Reader:
+    """One real loader that reads a format, and where in a file it looks for it.
+
+    Declared by each format (``FormatScanner.readers``) so that the loaders a file can meet
+    are written down next to the code that reads it the same way: the engine names them
+    when one file is read as several formats, and ``docs/formats/loaders.md`` lists them.
+    """
+
+    loader: str  # "pickle.load", "torch.load (legacy)", "h5py.File" ...
+    looks_at: str  # "offset 0", "superblock at 0, 512, 1024, 2048 ...", "end of file" ...
+
+
 class FormatScanner(ABC):
     """One file format: recognise it by content, then scan it.
 
     ``name`` is the stable format name users put in ``approvedFormats``; a scanner may refine
     it while scanning (a zip that turns out to be a PyTorch archive) with ``ctx.set_format``.
-    ``priority`` orders detection: lower runs first, so specific signatures (safetensors,
-    GGUF) win over permissive ones (raw pickle, text).
+    ``priority`` orders detection and reports: lower runs first, so specific signatures
+    (safetensors, GGUF) come before permissive ones (raw pickle, text).
+
+    Every scanner whose ``detect`` claims a file scans it: loaders disagree about what a
+    file is (``torch.load`` runs a pickle at offset 0 of a file ``h5py`` opens as HDF5), so
+    each interpretation is inspected (see :mod:`modelsec.interpretations`). ``readers``
+    says which loaders take this interpretation; a scanner with readers counts towards a
+    polyglot finding. ``covers`` names formats whose reading of the same bytes this
+    scanner's own scan already includes (a legacy PyTorch file is a run of pickles), so
+    they are not scanned twice. A ``fallback`` format (plain text) is only used when
+    nothing else claims the file.
     """
 
     name: ClassVar[str]
     category: ClassVar[FormatCategory] = FormatCategory.MODEL
     priority: ClassVar[int] = 50
+    readers: ClassVar[tuple[Reader, ...]] = ()
+    covers: ClassVar[frozenset[str]] = frozenset()
+    fallback: ClassVar[bool] = False
 
     @abstractmethod
     def detect(self, head: bytes, source: ByteSource, filename: str) -> bool:
@@ -51,6 +77,11 @@ class FormatScanner(ABC):
         """Inspect ``source`` and report findings, members and incompletes via ``ctx``.
         Raise nothing for malformed input: report it. The engine turns any exception that
         escapes into an ERROR (fail closed), never into ALLOWED."""
+
+    def covers_claim(self, other: "FormatScanner", head: bytes) -> bool:
+        """True if scanning this file with ``self`` already inspects what ``other`` (which
+        also claimed it) would read. Override when it depends on the bytes."""
+        return other.name in self.covers
 
 
 def filename_of(path: str) -> str:

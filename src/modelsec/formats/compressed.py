@@ -9,7 +9,6 @@ the tar scanner, which streams them member by member.
 
 from __future__ import annotations
 
-import re
 from typing import ClassVar
 
 from modelsec.archive import threats
@@ -17,25 +16,42 @@ from modelsec.archive.decompress import DecodeStream, looks_like_zlib, sniff_cod
 from modelsec.archive.members import spool_decoded
 from modelsec.bytesource import ByteSource, SliceSource
 from modelsec.context import ScanContext
-from modelsec.formats.base import FormatCategory, FormatScanner, filename_of
+from modelsec.formats.base import FormatCategory, FormatScanner, Reader, filename_of
 
 FORMAT_NAMES = {
     "gzip": "gzip", "bz2": "bz2", "xz": "xz", "lzma-alone": "lzma", "lz4": "lz4",
     "zlib": "zlib",
 }
-# joblib < 0.10: b"ZF" + hex length padded to 19 characters, then a zlib stream
-_JOBLIB_ZF = re.compile(rb"\AZF(0x[0-9a-fA-F]{1,17}) *")
-_JOBLIB_ZF_HEADER = 21
+# joblib < 0.10 ("compat" files): b"ZF", the data length in 19 characters, then a zlib
+# stream. joblib.load takes any file that starts with b"ZF" this way and reads the length
+# with int(field, 16), so case, blanks, a 0x prefix, a sign and underscores are all
+# accepted; one extra space after the field is skipped (python 2 joblib <= 0.8.4 wrote it).
+_JOBLIB_ZF_PREFIX = b"ZF"
+_JOBLIB_ZF_FIELD = 19  # len("{:#x}".format(2**64)), joblib's _MAX_LEN
+_JOBLIB_ZF_HEADER = len(_JOBLIB_ZF_PREFIX) + _JOBLIB_ZF_FIELD
 _SUFFIXES = (".gz", ".tgz", ".bz2", ".tbz2", ".tbz", ".xz", ".txz", ".lzma", ".lz4", ".z", ".zlib")
+
+
+def joblib_zfile(head: bytes) -> tuple[int, int] | None:
+    """(offset of the zlib data, declared length) of a joblib "compat" file, read the way
+    joblib's ``read_zfile`` reads it; None where joblib.load itself would fail first."""
+    if not head.startswith(_JOBLIB_ZF_PREFIX) or len(head) <= _JOBLIB_ZF_HEADER:
+        return None
+    try:
+        declared = int(head[len(_JOBLIB_ZF_PREFIX) : _JOBLIB_ZF_HEADER], 16)
+    except ValueError:
+        return None
+    if declared < 0:  # zlib.decompress refuses a negative buffer size
+        return None
+    start = _JOBLIB_ZF_HEADER + (head[_JOBLIB_ZF_HEADER : _JOBLIB_ZF_HEADER + 1] == b" ")
+    return start, declared
 
 
 def identify(head: bytes) -> tuple[str, int, int | None] | None:
     """(codec, offset of the compressed data, declared size or None)."""
-    match = _JOBLIB_ZF.match(head[:_JOBLIB_ZF_HEADER])
-    if match and len(match.group(0)) == _JOBLIB_ZF_HEADER and looks_like_zlib(
-        head[_JOBLIB_ZF_HEADER:]
-    ):
-        return "zlib", _JOBLIB_ZF_HEADER, int(match.group(1), 16)
+    zfile = joblib_zfile(head)
+    if zfile is not None and looks_like_zlib(head[zfile[0]:]):
+        return "zlib", zfile[0], zfile[1]
     codec = sniff_codec(head)
     if codec is None:
         return None
@@ -55,6 +71,11 @@ class CompressedScanner(FormatScanner):
     name: ClassVar[str] = "compressed"
     category: ClassVar[FormatCategory] = FormatCategory.CONTAINER
     priority: ClassVar[int] = 30
+    readers = (
+        Reader("joblib.load", "compressor magic at offset 0 (zlib, gzip, bz2, xz, lzma, lz4, "
+               "'ZF' zfile)"),
+        Reader("gzip, bz2, lzma, zlib, lz4.frame", "a stream header at offset 0"),
+    )
 
     def detect(self, head: bytes, source: ByteSource, filename: str) -> bool:
         return identify(head) is not None

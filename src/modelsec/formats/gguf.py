@@ -23,7 +23,7 @@ from typing import ClassVar
 from modelsec.bytesource import CHUNK, ByteSource, LimitExceeded
 from modelsec.context import ScanContext
 from modelsec.findings import Severity, threat
-from modelsec.formats.base import FormatCategory, FormatScanner
+from modelsec.formats.base import FormatCategory, FormatScanner, Reader
 from modelsec.templates import report as report_template
 
 MAGIC = b"GGUF"
@@ -448,6 +448,7 @@ class GGUFScanner(FormatScanner):
     name = "gguf"
     category: ClassVar[FormatCategory] = FormatCategory.MODEL
     priority = 10
+    readers = (Reader("llama.cpp, gguf", "'GGUF' at offset 0"),)
 
     def detect(self, head: bytes, source: ByteSource, filename: str) -> bool:
         return head[:4] == MAGIC

@@ -23,7 +23,7 @@ from typing import Any
 from modelsec.bytesource import ByteSource, FileSource, LimitExceeded, iter_chunks
 from modelsec.context import ScanContext
 from modelsec.findings import Severity, threat
-from modelsec.formats.base import FormatCategory, FormatScanner
+from modelsec.formats.base import FormatCategory, FormatScanner, Reader
 from modelsec.formats.keras_config import KERAS_MALFORMED, analyze_json_text
 from modelsec.keras import h5_probe
 
@@ -109,6 +109,8 @@ class KerasH5Scanner(FormatScanner):
     name = "keras-h5"
     category = FormatCategory.MODEL
     priority = 20
+    readers = (Reader("h5py.File, keras (HDF5)", "superblock at 0, 512, 1024, 2048 ... (a user "
+                      "block before it)"),)
 
     def detect(self, head: bytes, source: ByteSource, filename: str) -> bool:
         return find_superblock(head, source) is not None

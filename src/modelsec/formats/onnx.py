@@ -11,10 +11,10 @@ import os
 
 from modelsec.backdoor.analysis import AnalysisLimits, analyze
 from modelsec.backdoor.findings import findings_for
-from modelsec.bytesource import ByteSource, FileSource
+from modelsec.bytesource import ByteSource, FileSource, LimitExceeded
 from modelsec.context import ScanContext
 from modelsec.findings import Severity, threat
-from modelsec.formats.base import FormatCategory, FormatScanner
+from modelsec.formats.base import FormatCategory, FormatScanner, Reader
 from modelsec.onnx import external as ext
 from modelsec.onnx import operators as ops
 from modelsec.onnx.dataflow import to_dataflow
@@ -22,7 +22,7 @@ from modelsec.onnx.display import printable
 from modelsec.onnx.detect import looks_like_onnx
 from modelsec.onnx.model import OnnxModel
 from modelsec.onnx.reader import ReaderLimits, read_model
-from modelsec.protobuf_wire import BlockCache
+from modelsec.protobuf_wire import LEN, BlockCache, Message, WireError, WireLimits
 
 OPS = "KnownFrameworkOperators"
 SUSPICIOUS = "SuspiciousComponents"
@@ -150,15 +150,51 @@ def _model_dir(source: ByteSource, ctx: ScanContext) -> str | None:
     return None
 
 
+# ModelProto.graph, and the GraphProto fields (all length-delimited) a graph starts with
+_GRAPH = 7
+_GRAPH_FIELDS = frozenset({1, 2, 5, 10, 11, 12, 13, 14, 15, 16})
+_NODE, _OP_TYPE = 1, 4
+MAX_TOP_FIELDS = 2_000_000  # a walk of ModelProto's top level costs ~0.5 us per field
+
+
+def parses_as_model_proto(source: ByteSource) -> bool:
+    """What ``onnx.load`` and onnxruntime read as a model, beyond the heuristics of
+    :func:`looks_like_onnx`: protobuf ignores unknown fields (any number of them) and takes
+    fields in any order, and ``onnx.load`` does not check ``ir_version``. So: the top-level
+    message parses to the end of the file, and a graph field holds a node with an op_type.
+    (Only a bounded walk of the top level and the graph's first fields; no payload is read.)"""
+    message = Message(BlockCache(source), limits=WireLimits(max_depth=3))
+    graph = False
+    try:
+        for count, field in enumerate(message.fields()):
+            if count >= MAX_TOP_FIELDS:
+                break
+            if not graph and field.number == _GRAPH and field.wire_type == LEN:
+                graph = _has_node(message.child(field))
+    except (WireError, LimitExceeded):
+        return False
+    return graph
+
+
+def _has_node(graph: Message) -> bool:
+    for count, field in enumerate(graph.fields()):
+        if field.number not in _GRAPH_FIELDS or field.wire_type != LEN or count > 64:
+            return False
+        if field.number == _NODE:
+            return any(f.number == _OP_TYPE and f.wire_type == LEN for f in graph.child(field).fields())
+    return False
+
+
 class OnnxScanner(FormatScanner):
     name = "onnx"
     category = FormatCategory.MODEL
     priority = 40
+    readers = (Reader("onnx.load, onnxruntime", "a protobuf ModelProto from offset 0"),)
     reader_limits = ReaderLimits()
     analysis_limits = AnalysisLimits()
 
     def detect(self, head: bytes, source: ByteSource, filename: str) -> bool:
-        return looks_like_onnx(head, source)
+        return looks_like_onnx(head, source) or parses_as_model_proto(source)
 
     def scan(self, source: ByteSource, ctx: ScanContext) -> None:
         model_dir = _model_dir(source, ctx)

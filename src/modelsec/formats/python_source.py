@@ -19,7 +19,7 @@ import re
 from modelsec.bytesource import ByteSource
 from modelsec.context import ScanContext
 from modelsec.findings import Severity, threat
-from modelsec.formats.base import FormatCategory, FormatScanner
+from modelsec.formats.base import FormatCategory, FormatScanner, Reader
 from modelsec.formats.config_common import decode_text, head_is_text
 
 MAX_SOURCE_BYTES = 4 << 20  # summarised up to this size; larger files are still reported
@@ -118,6 +118,9 @@ class PythonSourceScanner(FormatScanner):
     name = "python-source"
     category = FormatCategory.AUXILIARY
     priority = 88
+    # Loaders pick modules by name; whatever else the bytes are, an import runs them.
+    readers = (Reader("Python import (trust_remote_code, torch.hub)", "the whole file as "
+                      "source"),)
 
     def detect(self, head: bytes, source: ByteSource, filename: str) -> bool:
         return looks_like_python(head, source, filename)

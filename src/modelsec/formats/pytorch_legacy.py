@@ -17,7 +17,7 @@ from modelsec.archive.pickle_extent import PickleFramingError, pickle_extent
 from modelsec.bytesource import ByteSource, LimitExceeded
 from modelsec.context import ScanContext
 from modelsec.findings import Severity, threat
-from modelsec.formats.base import FormatCategory, FormatScanner
+from modelsec.formats.base import FormatCategory, FormatScanner, Reader
 from modelsec.pickle.scanner import scan_pickle_stream
 
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
@@ -54,6 +54,9 @@ class LegacyTorchScanner(FormatScanner):
     name: ClassVar[str] = "pytorch-legacy"
     category: ClassVar[FormatCategory] = FormatCategory.MODEL
     priority: ClassVar[int] = 15  # before the generic pickle scanner: same first byte
+    readers = (Reader("torch.load (legacy format)", "pickles back to back from offset 0, "
+                      "the magic number first"),)
+    covers = frozenset({"pickle"})  # every stream torch.load unpickles is scanned here
 
     def detect(self, head: bytes, source: ByteSource, filename: str) -> bool:
         return magic_length(head) is not None

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 from modelsec.bytesource import ByteSource, SliceSource
 from modelsec.context import ScanContext
 from modelsec.findings import Severity, threat
-from modelsec.formats.base import FormatCategory, FormatScanner
+from modelsec.formats.base import FormatCategory, FormatScanner, Reader
 
 RULE = "SuspiciousComponents"
 
@@ -133,6 +133,7 @@ class SafetensorsScanner(FormatScanner):
     name: ClassVar[str] = "safetensors"
     category: ClassVar[FormatCategory] = FormatCategory.MODEL
     priority: ClassVar[int] = 10
+    readers = (Reader("safetensors", "8-byte header length at offset 0, then the JSON header"),)
 
     def detect(self, head: bytes, source: ByteSource, filename: str) -> bool:
         # A little-endian length whose high half is zero (the reference caps headers at

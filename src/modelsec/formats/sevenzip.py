@@ -17,7 +17,7 @@ from modelsec.archive import threats
 from modelsec.archive.decompress import BOMB_FLOOR, BombDetected
 from modelsec.bytesource import ByteSource, LimitExceeded, SpoolSource, as_stream
 from modelsec.context import ScanContext
-from modelsec.formats.base import FormatCategory, FormatScanner
+from modelsec.formats.base import FormatCategory, FormatScanner, Reader
 
 MAGIC = b"7z\xbc\xaf\x27\x1c"
 LINK_TARGET_LIMIT = 4096
@@ -127,6 +127,7 @@ class SevenZipScanner(FormatScanner):
     name: ClassVar[str] = "7z"
     category: ClassVar[FormatCategory] = FormatCategory.CONTAINER
     priority: ClassVar[int] = 10
+    readers = (Reader("py7zr, 7-Zip", "signature header at offset 0"),)
 
     def detect(self, head: bytes, source: ByteSource, filename: str) -> bool:
         return head.startswith(MAGIC)

@@ -13,10 +13,11 @@ import io
 import tarfile
 from typing import IO, Any, ClassVar
 
+from modelsec.archive import legacy_torch_tar
 from modelsec.archive import names as member_names
 from modelsec.archive import threats
 from modelsec.archive.decompress import BOMB_FLOOR, BombDetected, DecodeStream, sniff_codec
-from modelsec.archive.members import decode_head, scan_pickle
+from modelsec.archive.members import decode_head
 from modelsec.bytesource import (
     ByteSource,
     BytesSource,
@@ -27,7 +28,7 @@ from modelsec.bytesource import (
     iter_chunks,
 )
 from modelsec.context import ScanContext
-from modelsec.formats.base import HEAD_SIZE, FormatCategory, FormatScanner
+from modelsec.formats.base import HEAD_SIZE, FormatCategory, FormatScanner, Reader
 
 BLOCK = 512
 MAX_META_HEADER = 1 << 20  # pax / GNU long-name headers are read whole by tarfile
@@ -35,28 +36,21 @@ _META_TYPES = (
     tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
     tarfile.SOLARIS_XHDTYPE,
 )
-# Very old torch.save wrote a tar whose members 'pickle' and 'sys_info' are unpickled.
-_TORCH_TAR_PICKLES = {"pickle", "sys_info"}
 
 
 def is_tar_header(block: bytes) -> bool:
-    """A ustar/GNU header, or a v7 header whose checksum is right."""
-    if len(block) < BLOCK:
+    """A first header ``tarfile`` accepts (``TarInfo.frombuf``): 512 bytes, not all zero,
+    and a checksum field, parsed as tarfile parses it (octal text up to a NUL, blanks and
+    an ``0o`` prefix allowed, or base-256), equal to the unsigned or signed sum. Nothing
+    else is required: no magic, no name (torch.load and tarfile take v7 headers too)."""
+    block = block[:BLOCK]
+    if len(block) < BLOCK or not block.strip(b"\x00"):
         return False
-    if block[257:263] in (b"ustar\x00", b"ustar "):
-        return _checksum_ok(block)
-    return block[0] != 0 and _checksum_ok(block)
-
-
-def _checksum_ok(block: bytes) -> bool:
-    field = block[148:156].replace(b"\x00", b" ").strip()
     try:
-        declared = int(field, 8)
-    except ValueError:
+        declared = tarfile.nti(block[148:156])  # tarfile's own field parser
+    except tarfile.HeaderError:
         return False
-    unsigned = sum(block[:148]) + 8 * 32 + sum(block[156:BLOCK])
-    signed = unsigned - sum(b for b in block[:148] + block[156:BLOCK] if b > 127) * 2
-    return declared in (unsigned, signed)
+    return declared in tarfile.calc_chksums(block)
 
 
 def compressed_tar_codec(head: bytes) -> str | None:
@@ -85,9 +79,18 @@ class TarScanner(FormatScanner):
     name: ClassVar[str] = "tar"
     category: ClassVar[FormatCategory] = FormatCategory.CONTAINER
     priority: ClassVar[int] = 25  # before the compressed-stream scanner
+    readers = (
+        Reader("tarfile", "a header block at offset 0 (or a compressed stream of one)"),
+        Reader("torch.load (oldest format)", "an uncompressed tar header at offset 0"),
+    )
 
     def detect(self, head: bytes, source: ByteSource, filename: str) -> bool:
         return is_tar_header(head[:BLOCK]) or compressed_tar_codec(head) is not None
+
+    def covers_claim(self, other: FormatScanner, head: bytes) -> bool:
+        # A compressed tar is decoded here, member by member: the compressed-stream reading
+        # of the same bytes is this one.
+        return other.name == "compressed" and not is_tar_header(head[:BLOCK])
 
     def scan(self, source: ByteSource, ctx: ScanContext) -> None:
         head = source.read_at(0, HEAD_SIZE)
@@ -230,8 +233,8 @@ class _TarScan:
                         path, f"member holds {spool.size} of its {member.size} bytes"
                     )
                 )
-            if "/" not in member.name.strip("/") and member.name.strip("/") in _TORCH_TAR_PICKLES:
-                scan_pickle(ctx, spool, display)
+            if member.name.strip("/") in legacy_torch_tar.PICKLE_MEMBERS:
+                legacy_torch_tar.scan_member(ctx, spool, member.name.strip("/"), display)
             else:
                 ctx.scan_member(spool, display)
         finally:

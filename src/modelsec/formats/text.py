@@ -17,6 +17,7 @@ class TextScanner(FormatScanner):
     name = "text"
     category = FormatCategory.AUXILIARY
     priority = 95
+    fallback = True  # only when no other format claims the file
 
     def detect(self, head: bytes, source: ByteSource, filename: str) -> bool:
         if not head or b"\x00" in head:

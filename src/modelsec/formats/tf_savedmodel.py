@@ -17,7 +17,7 @@ from pathlib import Path
 from modelsec.bytesource import ByteSource, FileSource, LimitExceeded
 from modelsec.context import ScanContext
 from modelsec.findings import Severity, threat
-from modelsec.formats.base import DirectoryAnalyzer, FormatCategory, FormatScanner
+from modelsec.formats.base import DirectoryAnalyzer, FormatCategory, FormatScanner, Reader
 from modelsec.formats.keras_config import analyze_json_text
 from modelsec.protobuf_wire import WireError
 from modelsec.tensorflow import graph as tfgraph
@@ -249,6 +249,7 @@ class TFProtoScanner(FormatScanner):
     name = "tf-savedmodel"
     category = FormatCategory.MODEL
     priority = 45  # after formats with magic numbers: protobufs have none
+    readers = (Reader("tf.saved_model.load, tf.keras", "a protobuf from offset 0"),)
 
     def _kind(self, source: ByteSource, filename: str) -> str | None:
         if source.size == 0:

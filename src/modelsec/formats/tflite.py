@@ -9,7 +9,7 @@ from __future__ import annotations
 from modelsec.bytesource import ByteSource, BytesSource
 from modelsec.context import ScanContext
 from modelsec.findings import Severity, threat
-from modelsec.formats.base import FormatCategory, FormatScanner
+from modelsec.formats.base import FormatCategory, FormatScanner, Reader
 from modelsec.formats.tf_savedmodel import TF_PATH, report_summary
 from modelsec.protobuf_wire import Message, WireError
 from modelsec.tensorflow import ops as tfops
@@ -149,6 +149,7 @@ class TFLiteScanner(FormatScanner):
     name = "tflite"
     category = FormatCategory.MODEL
     priority = 20
+    readers = (Reader("TFLite interpreter", "flatbuffer root offset at 0, 'TFL3' at 4"),)
 
     def detect(self, head: bytes, source: ByteSource, filename: str) -> bool:
         return is_tflite(head) and int.from_bytes(head[0:4], "little") < source.size

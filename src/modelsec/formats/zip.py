@@ -29,7 +29,7 @@ from modelsec.archive.members import (
 from modelsec.archive.zipparse import CentralEntry, LocalHeader, ZipLayout
 from modelsec.bytesource import ByteSource, SliceSource, iter_chunks
 from modelsec.context import ScanContext
-from modelsec.formats.base import FormatCategory, FormatScanner
+from modelsec.formats.base import FormatCategory, FormatScanner, Reader
 
 # zip compression method -> codec of modelsec.archive.decompress
 METHOD_CODECS = {8: "deflate", 12: "bz2", 14: "zip-lzma", 95: "xz"}
@@ -65,6 +65,11 @@ class ZipScanner(FormatScanner):
     name: ClassVar[str] = "zip"
     category: ClassVar[FormatCategory] = FormatCategory.CONTAINER
     priority: ClassVar[int] = 20
+    readers = (
+        Reader("zipfile, numpy.load (.npz), keras", "end of central directory in the last "
+               "64 KiB, after any prefix"),
+        Reader("torch.load", "'PK\\x03\\x04' at offset 0, then the central directory"),
+    )
 
     def detect(self, head: bytes, source: ByteSource, filename: str) -> bool:
         if head.startswith((zipparse.LOCAL_SIG, zipparse.EOCD_SIG)):

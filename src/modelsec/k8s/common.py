@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from modelsec.safe_text import printable
+
 
 class K8sModel(BaseModel):
     """Base for resource parts: camelCase on the wire, unknown keys rejected (the API
@@ -98,7 +100,8 @@ def set_condition(
             type=type_,
             status=status,
             reason=reason,
-            message=message[:32768],
+            # Messages quote specs and model files; kubectl describe prints them raw.
+            message=printable(message)[:32768],
             last_transition_time=since,
             observed_generation=generation,
         ).wire()

@@ -11,19 +11,22 @@ from __future__ import annotations
 import hashlib
 import re
 
+from modelsec.references.model import canonical as canonical_ref
 from modelsec.sources import ModelRefError, parse_model_uri
 
 _DIGEST_CHARS = 16  # 64 bits: collisions need ~4e9 scans of a single cluster
 
 
 def canonical(model: str, revision: str | None) -> tuple[str, str]:
-    """(uri, revision) as :func:`~modelsec.sources.parse_model_uri` reads them, so that
-    ``hf://org/m@abc`` and ``hf://org/m`` with revision ``abc`` are the same scan."""
+    """(uri, revision) as :func:`~modelsec.sources.parse_model_uri` reads them, in one
+    spelling per model (:func:`modelsec.references.model.canonical`): ``hf://org/m@abc`` and
+    ``hf://org/m`` with revision ``abc`` are the same scan, and so are ``file:///m//x``
+    and ``file:///m/x``, ``hf://Org/M`` and ``hf://org/m``."""
     try:
         ref = parse_model_uri(model, revision or None)
-    except ModelRefError:
+    except (ModelRefError, ValueError):
         return model.strip(), (revision or "").strip()
-    return ref.uri, ref.revision or ""
+    return canonical_ref(ref)
 
 
 def scan_key(model: str, revision: str | None, group: str) -> str:

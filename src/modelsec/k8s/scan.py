@@ -7,11 +7,13 @@ in ``history``, the verdicts it superseded (bounded; see ``docs/operator.md``).
 from __future__ import annotations
 
 import enum
+import re
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from modelsec.k8s.common import CONDITIONS_LIST, Condition, K8sModel, cel, validations
 from modelsec.policy import Mode, Outcome
+from modelsec.references.model import MAX_REFERENCE_LENGTH, MAX_REVISION_LENGTH, reference_problem
 from modelsec.rules.base import RuleResult
 
 # Bounds that keep a ModelScan far below etcd's 1.5 MiB object limit, whatever a model holds.
@@ -32,6 +34,18 @@ _IMMUTABLE = cel(
 )
 
 
+# What the API server can refuse by pattern (RE2 there, Rust's regex in pydantic): C0 and
+# C1 control characters, DEL, and the invisible format characters that reorder or hide
+# text (zero-width, bidi overrides, line separators, BOM). The operator checks the rest
+# (reference_problem) and records a terminal InvalidReference at once.
+_INVISIBLE = r"\x00-\x1F\x7F-\x9F\x{200B}-\x{200F}\x{2028}-\x{202E}\x{2060}-\x{2069}\x{FEFF}"
+MODEL_PATTERN = rf"^(hf|s3|file)://[^{_INVISIBLE}]+$"
+REVISION_PATTERN = rf"^[^\s{_INVISIBLE}]+$"
+# metadata.name of a cluster-scoped object: a DNS subdomain.
+GROUP_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+_GROUP_NAME = re.compile(GROUP_NAME_PATTERN)
+
+
 class ModelScanSpec(K8sModel):
     """What to judge: one model revision against one security group."""
 
@@ -39,23 +53,52 @@ class ModelScanSpec(K8sModel):
 
     model: str = Field(
         min_length=6,
-        max_length=2048,
+        max_length=MAX_REFERENCE_LENGTH,
         description="Model reference: hf://org/name, s3://bucket/key-or-prefix, or "
-        "file:///path (inside the Local source's directory).",
-        json_schema_extra=validations(_MODEL_RULE),
+        "file:///path (inside the Local source's directory). No control or invisible "
+        "characters.",
+        json_schema_extra={"pattern": MODEL_PATTERN, **validations(_MODEL_RULE)},
     )
     revision: str | None = Field(
         default=None,
-        max_length=256,
+        max_length=MAX_REVISION_LENGTH,
         description="Commit sha (Hugging Face), version id (S3) or content digest; "
-        "unset means the latest at scan time.",
+        "unset means the latest at scan time. No spaces, control or invisible characters.",
+        json_schema_extra={"pattern": REVISION_PATTERN},
     )
     security_group: str = Field(
         alias="securityGroup",
         min_length=1,
         max_length=253,
         description="Name of the SecurityGroup whose rules judge the model.",
+        json_schema_extra={"pattern": GROUP_NAME_PATTERN},
     )
+
+    # The patterns above are for the API server; here the same checks say what is wrong
+    # in words (the operator records them in the status).
+    @field_validator("model")
+    @classmethod
+    def _usable_reference(cls, value: str) -> str:
+        problem = reference_problem(value)
+        if problem:
+            raise ValueError(f"not a usable reference: {problem}")
+        if not value.startswith(("hf://", "s3://", "file://")):
+            raise ValueError("must be hf://<org>/<name>, s3://<bucket>/<key> or file:///<absolute path>")
+        return value
+
+    @field_validator("revision")
+    @classmethod
+    def _usable_revision(cls, value: str | None) -> str | None:
+        if value is not None and reference_problem("x", value):
+            raise ValueError(f"not a usable revision: {reference_problem('x', value)}")
+        return value
+
+    @field_validator("security_group")
+    @classmethod
+    def _object_name(cls, value: str) -> str:
+        if not _GROUP_NAME.match(value):
+            raise ValueError("must be the name of a SecurityGroup (lower case letters, digits, '-' and '.')")
+        return value
 
 
 class Phase(str, enum.Enum):

@@ -35,7 +35,10 @@ class HuggingFaceSource(K8sModel):
     )
 
     def serves(self, model_id: str) -> bool:
-        return any(fnmatch.fnmatchcase(model_id, pattern) for pattern in self.models)
+        # The Hub resolves repository ids case-insensitively (Acme/Model is acme/model), so
+        # the patterns match without case: otherwise a respelled id would escape them.
+        model_id = model_id.lower()
+        return any(fnmatch.fnmatchcase(model_id, pattern.lower()) for pattern in self.models)
 
 
 class S3Source(K8sModel):

@@ -19,23 +19,26 @@ from __future__ import annotations
 import functools
 import importlib
 from dataclasses import dataclass
-from typing import Iterable, Protocol
+from typing import Iterable, Mapping, Protocol
 
-from modelsec.references.container import Container
+from modelsec.references.container import MARK, ConfigMapData, Container, Unreadable, unknowns_in
 from modelsec.references.model import (
     Found,
     Invalid,
+    Malformed,
     NotAReference,
     Reference,
     Unresolved,
     Workload,
+    canonical,
     to_model_ref,
 )
 from modelsec.sources import ModelRefError
 
 __all__ = [
-    "Container", "EMPTY", "Extraction", "Extractor", "EXTRACTOR_MODULES", "Found", "Invalid",
-    "Reference", "Unresolved", "Workload", "extract", "extractors", "to_model_ref",
+    "ConfigMapData", "Container", "EMPTY", "Extraction", "Extractor", "EXTRACTOR_MODULES", "Found",
+    "Invalid", "Reference", "Unreadable", "Unresolved", "Workload", "extract", "extract_object",
+    "extractors", "to_model_ref",
 ]
 
 # One line per serving convention: module under modelsec.references exposing EXTRACTOR.
@@ -48,8 +51,9 @@ EXTRACTOR_MODULES: tuple[str, ...] = (
     "triton",
 )
 
-# A workload naming more models than this is judged on the first ones and the rest are
-# reported as one Invalid entry: the webhook's work per request stays bounded.
+# A workload naming more models than this is judged on the first ones and reported as
+# unjudgeable (the webhook denies it wherever a group applies): the work per request
+# stays bounded, and nothing beyond the cap is silently admitted.
 MAX_REFERENCES = 64
 
 
@@ -71,19 +75,37 @@ class Extraction:
     references: tuple[Reference, ...] = ()
     invalid: tuple[Invalid, ...] = ()
     unresolved: tuple[Unresolved, ...] = ()
+    malformed: str | None = None  # the object itself could not be read: why
 
     def __bool__(self) -> bool:
-        return bool(self.references or self.invalid or self.unresolved)
+        return bool(self.references or self.invalid or self.unresolved or self.malformed)
+
+    @property
+    def configmaps(self) -> frozenset[str]:
+        """ConfigMaps whose values would resolve some of :attr:`unresolved`."""
+        return frozenset(name for u in self.unresolved for name in u.configmaps)
 
 
 EMPTY = Extraction()
+
+
+def extract_object(kind: str, obj: object, configmaps: Mapping[str, ConfigMapData] | None = None) -> Extraction:
+    """Every model reference a Kubernetes object of ``kind`` carries; never raises for
+    what the object holds (a malformed object is an Extraction saying so)."""
+    from modelsec.references.workloads import workload_from_object
+
+    try:
+        workload = workload_from_object(kind, obj, configmaps)
+        return extract(workload) if workload is not None else EMPTY
+    except Malformed as exc:
+        return Extraction(malformed=str(exc))
 
 
 def extract(workload: Workload) -> Extraction:
     """Every model reference ``workload`` carries, by every registered extractor."""
     origins: dict[tuple[str, str, str], tuple[Reference, list[str]]] = {}
     invalid: list[Invalid] = []
-    unresolved: list[Unresolved] = []
+    unresolved: list[Unresolved] = list(workload.problems)
     for extractor in extractors():
         for item in extractor.extract(workload):
             if isinstance(item, Unresolved):
@@ -91,6 +113,11 @@ def extract(workload: Workload) -> Extraction:
                 continue
             if isinstance(item, Invalid):
                 invalid.append(item)
+                continue
+            if not item.explicit and (MARK in item.text or (item.revision and MARK in item.revision)):
+                # Built from a value the request does not show: say so, never guess or drop.
+                for unknown in unknowns_in(item.text + (item.revision or ""), workload.containers):
+                    unresolved.append(Unresolved(item.origin, unknown.why, unknown.configmaps))
                 continue
             try:
                 ref = to_model_ref(item.text, item.revision)
@@ -104,22 +131,31 @@ def extract(workload: Workload) -> Extraction:
             except ModelRefError as exc:
                 if item.explicit:
                     invalid.append(Invalid(item.text, item.origin, str(exc)))
+                else:
+                    # It looks like a reference (a scheme modelsec judges) but does not
+                    # parse: the program may still load something from it.
+                    unresolved.append(Unresolved(item.origin, f"{item.text[:200]!r} looks like a "
+                                                 f"model reference but is not one ({exc})"))
                 continue
-            key = (ref.uri, ref.revision or "", item.endpoint or "")
+            uri, revision = canonical(ref)
+            key = (uri, revision, item.endpoint or "")
             if key in origins:
                 origins[key][1].append(item.origin)
             else:
                 origins[key] = (Reference(ref, item.endpoint, ()), [item.origin])
+    for container in workload.containers:
+        container.commands  # noqa: B018 - reading a script reports what could not be read
+        unresolved.extend(container.problems)
     references = sorted(
         (Reference(r.ref, r.endpoint, tuple(dict.fromkeys(o))[:4]) for r, o in origins.values()),
         key=lambda r: r.sort_key,
     )
     if len(references) > MAX_REFERENCES:
-        invalid.append(Invalid(
-            f"{len(references) - MAX_REFERENCES} more", "workload",
-            f"more than {MAX_REFERENCES} model references in one workload",
+        unresolved.append(Unresolved(
+            "workload", f"too many model references to judge: {len(references)}, more than "
+                        f"{MAX_REFERENCES}; only the first are judged",
         ))
         references = references[:MAX_REFERENCES]
     if not (references or invalid or unresolved):
         return EMPTY
-    return Extraction(tuple(references), tuple(invalid), tuple(unresolved))
+    return Extraction(tuple(references), tuple(invalid), tuple(dict.fromkeys(unresolved)))

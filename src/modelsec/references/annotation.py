@@ -1,10 +1,12 @@
 """``modelsec.io/models``: models named explicitly for modelsec.
 
 A comma- (or whitespace-) separated list of references, each optionally ``@<revision>``:
-``hf://org/name@<sha>, s3://bucket/key, file:///models/x.pt``. Bare Hub ids work too. The
-annotation may sit on the workload or on its pod template; both are read. Text that does
-not parse is reported as invalid (the webhook denies it: the user asked for a check that
-cannot be made).
+``hf://org/name@<sha>, s3://bucket/key, file:///models/x.pt`` (an absolute path is a
+``file://`` reference too). The annotation may sit on the workload or on its pod template;
+both are read. Text that is not a reference is reported as invalid (the webhook denies
+it: the user asked for a check that cannot be made), and that includes a bare
+``org/name``: in a list written for modelsec it could as well be a relative path
+(``models/x.pkl``), so the scheme must say which.
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ class AnnotationExtractor:
                               f"more than {MAX_ENTRIES} entries; list fewer models per workload")
                 continue
             for entry in entries:
+                if "://" not in entry and not entry.startswith("/"):
+                    yield Invalid(entry, f"annotation {ANNOTATION}", "ambiguous: a Hub id or a "
+                                  "relative path? write hf://org/name, or file:///absolute/path")
+                    continue
                 yield Found(entry, f"annotation {ANNOTATION}", explicit=True)
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import functools
+import re
 from typing import TYPE_CHECKING, Iterator
 
 if TYPE_CHECKING:  # container.py imports this module
     from modelsec.references.container import Container
 
-_PYTHONS = ("python", "python3", "python3.9", "python3.10", "python3.11", "python3.12", "python3.13")
+# python, python3, python3.14, python3.13t, pypy3 ...
+_PYTHON = re.compile(r"^(?:python|pypy)(?:\d+(?:\.\d+)?t?)?$")
+_PYTHON_VALUE_FLAGS = frozenset({"-W", "-X", "--check-hash-based-pycs"})
 
 
 def program(argv: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
@@ -17,13 +19,15 @@ def program(argv: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
     if not argv:
         return "", ()
     name = argv[0].rsplit("/", 1)[-1]
-    if name.startswith("python") and name in _PYTHONS:
+    if _PYTHON.match(name):
         rest = argv[1:]
         i = 0
-        while i < len(rest) and rest[i].startswith("-") and rest[i] != "-m":
-            i += 1  # interpreter flags: -u, -O, -X dev (a flag with a value is rare here)
-        if i + 1 < len(rest) and rest[i] == "-m":
-            return rest[i + 1], rest[i + 2:]
+        while i < len(rest) and rest[i].startswith("-") and rest[i] != "-m" and not rest[i].startswith("-m"):
+            # interpreter flags: -u, -O, -I; -X dev and -W error take a value
+            i += 2 if rest[i] in _PYTHON_VALUE_FLAGS else 1
+        if i < len(rest) and rest[i].startswith("-m"):
+            module = rest[i][2:] or (rest[i + 1] if i + 1 < len(rest) else "")
+            return module, rest[i + (1 if rest[i][2:] else 2):]
         if i < len(rest):
             return rest[i].rsplit("/", 1)[-1], rest[i + 1:]
     return name, argv[1:]
@@ -68,10 +72,25 @@ def first(args: tuple[str, ...], *flags: str) -> str | None:
     return best[1] if best else None
 
 
-@functools.lru_cache(maxsize=4096)
+# Extractors ask for several flags of one command line in a row: the last few parsed lines
+# are kept, by identity (the tuple itself is held, so its id cannot be reused). A handful
+# of entries, never a cache keyed by content that could hold megabytes of arguments.
+_RECENT: list[tuple[tuple[str, ...], dict[str, tuple[int, str]]]] = []
+_RECENT_SIZE = 8
+
+
 def _last_values(args: tuple[str, ...]) -> dict[str, tuple[int, str]]:
-    """Each option's last (position, value), read as :func:`values` reads them: extractors
-    ask for several flags of the same command line, which is parsed once."""
+    """Each option's last (position, value), read as :func:`values` reads them."""
+    for seen, parsed in _RECENT:
+        if seen is args:
+            return parsed
+    parsed = _parse_options(args)
+    _RECENT.insert(0, (args, parsed))
+    del _RECENT[_RECENT_SIZE:]
+    return parsed
+
+
+def _parse_options(args: tuple[str, ...]) -> dict[str, tuple[int, str]]:
     out: dict[str, tuple[int, str]] = {}
     for i, word in enumerate(args):
         if word == "--":
@@ -95,5 +114,4 @@ def image_matches(container: Container, *needles: str) -> bool:
 
 
 def describe(container: Container, what: str) -> str:
-    kind = "init container" if container.init else "container"
-    return f"{kind} {container.name or '?'}: {what}"
+    return container.describe(what)

@@ -2,38 +2,51 @@
 
 Most containers a webhook sees are ordinary applications that no extractor cares about,
 so nothing is derived up front: each view (image name, environment, command lines) is
-computed the first time an extractor asks, then kept.
+computed the first time an extractor asks, then kept. The entry's *shape* is checked at
+once (cheaply): a field of the wrong JSON type raises :class:`~.model.Malformed`.
 
 Commands are split the way they will run:
 
-- ``$(VAR)`` in ``command``/``args`` is expanded from the container's literal ``env`` as the
-  kubelet does (``$$(VAR)`` is a literal ``$(VAR)``);
-- ``sh -c '<script>'`` (and bash, ash, dash, zsh, ksh) is split into its simple commands
-  with :mod:`shlex`, ``$VAR``/``${VAR}`` expanded from the same literal env, leading
-  ``exec``, ``env``, ``nohup`` and ``VAR=value`` words dropped, so
-  ``sh -c "pip install x && exec vllm serve $MODEL"`` yields ``("vllm", "serve", "<model>")``.
+- the environment is built as the kubelet builds it: ``envFrom`` sources in order, then
+  ``env`` entries (``$(VAR)`` in their values expanded from what came before); values
+  from ConfigMaps come from ``configmaps`` when the caller read them;
+- ``$(VAR)`` in ``command``/``args`` is expanded from that environment as the kubelet
+  does (``$$(VAR)`` is a literal ``$(VAR)``);
+- ``sh -c '<script>'`` (and bash, ash, dash, zsh, ksh; nested ones too) is split into its
+  simple commands with :mod:`shlex` (:mod:`.shell`), variables expanded from the
+  environment, the script's own assignments and its positional parameters.
 
-Nothing here reads the cluster: env values from ConfigMaps or Secrets are only *named*
-(:attr:`Container.env_from_elsewhere`) so that extractors can say a model comes from
-somewhere they cannot see.
+**Values modelsec cannot see are never guessed, and never dropped.** A variable set from a
+Secret, from a ConfigMap nobody read, from a field reference, or (in a shell) from the
+image's environment, a command substitution, a variable assigned in several places:
+each expands to a *marker* (:data:`MARK`) that records why its value is unknown. An
+extractor that reads a marked word as a model hands it to :func:`~modelsec.references.extract`,
+which reports it as :class:`~.model.Unresolved` (with the ConfigMaps that would resolve
+it) instead of a reference or nothing.
 """
 
 from __future__ import annotations
 
-import functools
 import re
-import shlex
-from typing import Any, Callable, Generic, Mapping, TypeVar
+from dataclasses import dataclass
+from typing import Any, Callable, Generic, Iterator, Mapping, TypeVar
 
 from modelsec.references.argv import program
+from modelsec.references.model import Malformed, Unresolved
 
-SHELLS = frozenset({"sh", "bash", "ash", "dash", "zsh", "ksh"})
-_SKIP_WORDS = frozenset({"exec", "env", "nohup", "time", "command", "eval"})
-_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+# A marked (unknown) value: MARK + "<container index>" + SEP + "<token>" + MARK. NUL never
+# reaches a container from the API server in a name or value a program would read as a
+# model, and extractors split words on printable separators only, so a mark survives them.
+MARK = "\x00"
+SEP = "\x01"
+_MARKED = re.compile(r"\x00(\d+)\x01(\d+)\x00")
 _KUBE_VAR = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
-_SHELL_VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
-_OPERATORS = ";&|()<>\n"
-MAX_SCRIPT = 64 * 1024  # a longer inline script is read up to here
+_ENV_NAME = re.compile(r"^[A-Za-z_.-][A-Za-z0-9_.-]*$")
+
+# Every key of a container object this module reads. Extractors read containers only
+# through the views below, never ``raw`` directly, so that this list is complete: the
+# webhook caches extractions keyed by exactly these fields (see tests/references).
+FIELDS = ("name", "image", "command", "args", "env", "envFrom", "modelFormat")
 
 T = TypeVar("T")
 
@@ -55,22 +68,143 @@ class lazy(Generic[T]):
         return value
 
 
-# Every key of a container object this module reads. Extractors read containers only
-# through the views below, never ``raw`` directly, so that this list is complete: the
-# webhook caches extractions keyed by exactly these fields (see tests/references).
-FIELDS = ("name", "image", "command", "args", "env", "modelFormat")
+@dataclass(frozen=True)
+class Unreadable:
+    """A ConfigMap the caller tried and failed to read (forbidden, timed out): its values
+    stay unknown, and ``why`` says so."""
+
+    why: str
+
+
+# What a caller knows of one ConfigMap: its data, None (it does not exist) or Unreadable.
+ConfigMapData = Mapping[str, str] | None | Unreadable
+
+
+@dataclass(frozen=True)
+class Unknown:
+    """Why a value cannot be known from the request, and the ConfigMaps that would say."""
+
+    why: str
+    configmaps: tuple[str, ...] = ()
+
+
+class Env:
+    """Variables as a process sees them: known values, and names whose values are
+    unknown (each with its :class:`Unknown`). ``lookup`` answers a value, a marker, or
+    None for a variable that is not set at all."""
+
+    def __init__(self, marks: "Marks", values: dict[str, str] | None = None,
+                 unknown: dict[str, Unknown] | None = None,
+                 wildcards: tuple[tuple[str, Unknown], ...] = ()) -> None:
+        self.marks = marks
+        self.values = values if values is not None else {}
+        self.unknown = unknown if unknown is not None else {}
+        self.wildcards = wildcards  # (name prefix, why): envFrom sources not read
+
+    def copy(self) -> "Env":
+        return Env(self.marks, dict(self.values), dict(self.unknown), self.wildcards)
+
+    def why_unknown(self, name: str) -> Unknown | None:
+        if name in self.values:
+            return None
+        found = self.unknown.get(name)
+        if found is not None:
+            return found
+        for prefix, why in self.wildcards:
+            if name.startswith(prefix):
+                return why
+        return None
+
+    def lookup(self, name: str) -> str | None:
+        value = self.values.get(name)
+        if value is not None:
+            return value
+        why = self.why_unknown(name)
+        return self.marks.mark(why) if why is not None else None
+
+    def set(self, name: str, value: str) -> None:
+        self.values[name] = value
+        self.unknown.pop(name, None)
+
+    def forget(self, name: str, why: Unknown) -> None:
+        self.values.pop(name, None)
+        self.unknown[name] = why
+
+    def get(self, name: str) -> str | None:
+        """What an extractor reading ``name`` from the environment should see."""
+        return self.lookup(name)
+
+
+class Marks:
+    """The unknown values of one container, by token (see :data:`MARK`)."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.by_token: list[Unknown] = []
+        self._tokens: dict[Unknown, int] = {}
+
+    def mark(self, why: Unknown) -> str:
+        token = self._tokens.get(why)
+        if token is None:
+            token = self._tokens[why] = len(self.by_token)
+            self.by_token.append(why)
+        return f"{MARK}{self.index}{SEP}{token}{MARK}"
+
+
+def unknowns_in(text: str, containers: "tuple[Container, ...]") -> list[Unknown]:
+    """The :class:`Unknown` of each marker in ``text`` (extract() turns them into
+    Unresolved entries); a marker that cannot be traced still says the value is unknown."""
+    found = []
+    for index, token in _MARKED.findall(text):
+        i, t = int(index), int(token)
+        if i < len(containers) and t < len(containers[i].marks.by_token):
+            found.append(containers[i].marks.by_token[t])
+    return found or [Unknown("it is built from values modelsec cannot see")]
 
 
 class Container:
-    """A pod-spec container (``raw``), with the views extractors read."""
+    """A pod-spec container (``raw``), with the views extractors read.
 
-    def __init__(self, raw: Mapping[str, Any], init: bool = False) -> None:
+    ``where`` is its path in the object (for messages), ``index`` its position among the
+    workload's containers (markers name it), ``configmaps`` what the caller read of the
+    ConfigMaps in the workload's namespace (name -> :data:`ConfigMapData`; absent: not
+    read)."""
+
+    def __init__(self, raw: Mapping[str, Any], init: bool = False, *, index: int = 0,
+                 where: str = "container", configmaps: Mapping[str, ConfigMapData] | None = None) -> None:
         self.raw = raw
         self.init = init
-        name = raw.get("name")
-        self.name = name if isinstance(name, str) else ""
-        image = raw.get("image")
-        self.image = image if isinstance(image, str) else ""
+        self.where = where
+        self.configmaps = configmaps or {}
+        self.marks = Marks(index)
+        self.problems: list[Unresolved] = []
+        # Shape checks run on every container of every review: paths are only formatted
+        # for the message when a check fails.
+        self.name = _optional_str(raw.get("name"), where, ".name") or ""
+        self.image = _optional_str(raw.get("image"), where, ".image") or ""
+        self._command = _string_list(raw.get("command"), where, ".command")
+        self._args = _string_list(raw.get("args"), where, ".args")
+        self._env_items = _object_list(raw.get("env"), where, ".env")
+        self._env_from = _object_list(raw.get("envFrom"), where, ".envFrom")
+        model_format = raw.get("modelFormat")
+        if model_format is not None and not isinstance(model_format, dict):
+            raise Malformed(f"{where}.modelFormat", "an object")
+        self._model_format = (_optional_str(model_format.get("name"), where, ".modelFormat.name")
+                              if isinstance(model_format, dict) else None)
+        for i, item in enumerate(self._env_items):
+            if not isinstance(item.get("name"), (str, type(None))) or not isinstance(item.get("value"), (str, type(None))):
+                field = "name" if not isinstance(item.get("name"), (str, type(None))) else "value"
+                raise Malformed(f"{where}.env[{i}].{field}", "a string")
+            value_from = item.get("valueFrom")
+            if value_from is not None:
+                if not isinstance(value_from, dict):
+                    raise Malformed(f"{where}.env[{i}].valueFrom", "an object")
+                for key in ("configMapKeyRef", "secretKeyRef"):
+                    _reference(value_from.get(key), where, f".env[{i}].valueFrom.{key}", "key")
+        for i, source in enumerate(self._env_from):
+            _optional_str(source.get("prefix"), where, f".envFrom[{i}].prefix")
+            for key in ("configMapRef", "secretRef"):
+                _reference(source.get(key), where, f".envFrom[{i}].{key}")
 
     @classmethod
     def of(cls, name: str = "", image: str = "", command: list[str] | None = None,
@@ -89,6 +223,10 @@ class Container:
     def __repr__(self) -> str:
         return f"Container({self.name!r}, image={self.image!r}, commands={self.commands!r})"
 
+    def describe(self, what: str) -> str:
+        kind = "init container" if self.init else "container"
+        return f"{kind} {self.name or '?'}: {what}"
+
     @lazy
     def image_name(self) -> str:
         """The image's repository path, lower case, without tag or digest:
@@ -98,139 +236,194 @@ class Container:
         colon = image.rfind(":")
         return image[:colon] if colon > slash else image
 
+    # -- the environment ------------------------------------------------------------------
+
     @lazy
-    def _env(self) -> tuple[dict[str, str], frozenset[str]]:
-        values: dict[str, str] = {}
-        elsewhere: set[str] = set()
-        items = self.raw.get("env")
-        for item in items if isinstance(items, list) else ():
-            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+    def environment(self) -> Env:
+        """The container's environment as the kubelet builds it (see the module doc)."""
+        env = Env(self.marks)
+        wildcards: list[tuple[str, Unknown]] = []
+        for i, source in enumerate(self._env_from):
+            prefix = source.get("prefix") or ""
+            data, why = self._env_from_source(source, i)
+            if data is not None:
+                for key, value in data.items():
+                    if _ENV_NAME.match(prefix + key):
+                        env.set(prefix + key, value)
+            elif why is not None:
+                # Any variable with this prefix may come from here, overriding earlier ones.
+                for name in [n for n in env.values if n.startswith(prefix)]:
+                    env.forget(name, why)
+                wildcards.append((prefix, why))
+        env.wildcards = tuple(wildcards)
+        for item in self._env_items:
+            name = item.get("name")
+            if not isinstance(name, str):
                 continue
             if isinstance(item.get("value"), str):
-                values[item["name"]] = item["value"]
-            elif item.get("valueFrom") is not None:
-                elsewhere.add(item["name"])
-        return values, frozenset(elsewhere)
+                env.set(name, _kube_expand(item["value"], env))
+            elif isinstance(item.get("valueFrom"), dict):
+                value, why = self._value_from(item["valueFrom"])
+                if value is not None:
+                    env.set(name, value)
+                elif why is not None:
+                    env.forget(name, why)
+                else:
+                    env.values.pop(name, None)  # optional and absent: not set at all
+                    env.unknown.pop(name, None)
+            else:
+                env.set(name, "")
+        return env
+
+    def _configmap(self, name: str) -> ConfigMapData | Unknown:
+        if name not in self.configmaps:
+            return Unknown(f"it comes from ConfigMap {name}, which the request does not carry",
+                           (name,))
+        data = self.configmaps[name]
+        if isinstance(data, Unreadable):
+            return Unknown(f"it comes from ConfigMap {name}, which could not be read ({data.why})")
+        return data
+
+    def _env_from_source(self, source: Mapping[str, Any], i: int) -> tuple[Mapping[str, str] | None, Unknown | None]:
+        where = f"{self.where}.envFrom[{i}]"
+        config_map, secret = source.get("configMapRef"), source.get("secretRef")
+        if isinstance(config_map, dict):
+            name = config_map["name"]
+            data = self._configmap(name)
+            if isinstance(data, Unknown):
+                return None, data
+            return (data or {}), None  # a missing ConfigMap sets nothing
+        if isinstance(secret, dict):
+            return None, Unknown(f"it may come from Secret {secret['name']} (envFrom), and modelsec "
+                                 "does not read Secrets")
+        return None, Unknown(f"it may come from {where}, a source modelsec does not know")
+
+    def _value_from(self, value_from: Mapping[str, Any]) -> tuple[str | None, Unknown | None]:
+        ref = value_from.get("configMapKeyRef")
+        if isinstance(ref, dict):
+            name, key = ref["name"], ref["key"]
+            data = self._configmap(name)
+            if isinstance(data, Unknown):
+                return None, Unknown(f"{data.why} (key {key})", data.configmaps)
+            if data is None or key not in data:
+                return None, None  # the container cannot start, or the value is optional
+            return data[key], None
+        ref = value_from.get("secretKeyRef")
+        if isinstance(ref, dict):
+            return None, Unknown(f"it comes from Secret {ref.get('name')} (key {ref.get('key')}), "
+                                 "and modelsec does not read Secrets")
+        field_ref = value_from.get("fieldRef")
+        if isinstance(field_ref, dict):
+            return None, Unknown(f"it comes from the pod field {field_ref.get('fieldPath')}")
+        return None, Unknown("it comes from a valueFrom source modelsec cannot see")
 
     @property
     def env(self) -> Mapping[str, str]:
-        """Environment variables with literal values."""
-        return self._env[0]
+        """Environment variables with known values (markers excluded)."""
+        return {k: v for k, v in self.environment.values.items() if MARK not in v}
 
     @property
     def env_from_elsewhere(self) -> frozenset[str]:
-        """Names whose value comes from a ConfigMap, Secret or field reference."""
-        return self._env[1]
+        """Names whose value comes from somewhere the request does not show."""
+        return frozenset(self.environment.unknown)
 
     @property
     def model_format(self) -> str | None:
         """KServe ``modelFormat.name`` of an InferenceService component, if any."""
-        model_format = self.raw.get("modelFormat")
-        name = model_format.get("name") if isinstance(model_format, dict) else None
-        return name if isinstance(name, str) else None
+        return self._model_format
 
     @lazy
     def entrypoint(self) -> bool:
         """True when ``command`` is unset: the image's entrypoint receives ``args``."""
-        return not _strings(self.raw.get("command"))
+        return not self._command
+
+    # -- command lines --------------------------------------------------------------------
+
+    @lazy
+    def lines(self) -> tuple["CommandLine", ...]:
+        """Every command line it runs, each with the environment it runs in."""
+        from modelsec.references import shell
+
+        argv = (*self._command, *self._args)
+        if not argv:
+            return ()
+        env = self.environment
+        if any("$" in word for word in argv):
+            argv = tuple(_kube_expand(word, env) for word in argv)
+        return tuple(CommandLine(words, line_env) for words, line_env in
+                     shell.command_lines(argv, env, self.problems.append, self.describe))
 
     @lazy
     def commands(self) -> tuple[tuple[str, ...], ...]:
         """The command lines it runs: one for exec form, several for a shell script."""
-        argv = (*_strings(self.raw.get("command")), *_strings(self.raw.get("args")))
-        if not argv:
-            return ()
-        if any("$" in word for word in argv):
-            argv = tuple(_kube_expand(word, self.env) for word in argv)
-        script = _shell_script(argv)
-        if script is None:
-            return (argv,)
-        # Scripts repeat across the pods of a workload; shlex is slow, so remember them.
-        return _split_cached(script, tuple(sorted(self.env.items()))) or (argv,)
+        return tuple(line.words for line in self.lines)
 
     @lazy
     def programs(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
         """(program, arguments) of each command line (see :func:`~.argv.program`)."""
         return tuple(program(line) for line in self.commands)
 
+    def launches(self) -> Iterator[tuple[str, tuple[str, ...], Env]]:
+        """(program, arguments, environment) of each command line."""
+        for line, (prog, rest) in zip(self.lines, self.programs):
+            yield prog, rest, line.env
 
-def _strings(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list):
+
+@dataclass(frozen=True)
+class CommandLine:
+    words: tuple[str, ...]
+    env: Env
+
+
+def _optional_str(value: Any, where: str, field: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise Malformed(where + field, "a string")
+
+
+def _reference(value: Any, where: str, field: str, *keys: str) -> None:
+    """A ConfigMap or Secret reference: an object with a string name (and ``keys``)."""
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise Malformed(where + field, "an object")
+    for key in ("name", *keys):
+        if not isinstance(value.get(key), str):
+            raise Malformed(f"{where}{field}.{key}", "a string")
+
+
+def _string_list(value: Any, where: str, field: str) -> tuple[str, ...]:
+    if value is None:
         return ()
-    return tuple(v for v in value if isinstance(v, str))
+    if not isinstance(value, list):
+        raise Malformed(where + field, "a list of strings")
+    for i, word in enumerate(value):
+        if not isinstance(word, str):
+            raise Malformed(f"{where}{field}[{i}]", "a string")
+    return tuple(value)
 
 
-def _kube_expand(word: str, env: Mapping[str, str]) -> str:
+def _object_list(value: Any, where: str, field: str) -> tuple[Mapping[str, Any], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise Malformed(where + field, "a list of objects")
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise Malformed(f"{where}{field}[{i}]", "an object")
+    return tuple(value)
+
+
+def _kube_expand(word: str, env: Env) -> str:
+    """``$(VAR)`` as the kubelet expands it: known values, markers for unknown ones, and
+    the literal text for variables that are not set."""
     if "$" not in word:
         return word
 
     def replace(match: re.Match[str]) -> str:
         if match.group(0) == "$$":
             return "$"
-        return env.get(match.group(1), match.group(0))
+        value = env.lookup(match.group(1))
+        return match.group(0) if value is None else value
 
     return _KUBE_VAR.sub(replace, word)
-
-
-def _shell_script(argv: tuple[str, ...]) -> str | None:
-    if argv[0].rsplit("/", 1)[-1] not in SHELLS:
-        return None
-    for i, word in enumerate(argv[1:-1], start=1):
-        # -c, or clustered flags ending in c (-ec, -xc, -euxc): the next word is the script.
-        if word.startswith("-") and not word.startswith("--") and word.endswith("c"):
-            return argv[i + 1]
-    return None
-
-
-@functools.lru_cache(maxsize=2048)
-def _split_cached(script: str, env: tuple[tuple[str, str], ...]) -> tuple[tuple[str, ...], ...]:
-    return split_script(script, dict(env))
-
-
-def split_script(script: str, env: Mapping[str, str]) -> tuple[tuple[str, ...], ...]:
-    """The simple commands of a shell script, words expanded from ``env`` where literal."""
-    # Backslash-newline continues a line; a bare newline ends a command like `;` does.
-    script = script[:MAX_SCRIPT].replace("\\\n", " ")
-    lexer = shlex.shlex(script, posix=True, punctuation_chars=_OPERATORS)
-    lexer.whitespace = " \t\r"
-    lexer.whitespace_split = True
-    # shlex's own comment handling swallows the newline that ends the comment (and with it
-    # the command boundary), so comments are dropped below instead.
-    lexer.commenters = ""
-    words: list[str] = []
-    try:
-        words = list(lexer)
-    except ValueError:  # unbalanced quotes: fall back to whitespace, still useful
-        words = script.split()
-    lines: list[tuple[str, ...]] = []
-    current: list[str] = []
-    in_comment = False
-    for word in words:
-        if word and all(ch in _OPERATORS for ch in word):
-            if in_comment and "\n" not in word:
-                continue
-            in_comment = False
-            if current:
-                lines.append(tuple(current))
-            current = []
-            continue
-        if in_comment or word.startswith("#"):
-            in_comment = True
-            continue
-        current.append(_shell_expand(word, env))
-    if current:
-        lines.append(tuple(current))
-    return tuple(filter(None, (_strip_prefix(line) for line in lines)))
-
-
-def _strip_prefix(line: tuple[str, ...]) -> tuple[str, ...]:
-    i = 0
-    while i < len(line) and (line[i] in _SKIP_WORDS or _ASSIGNMENT.match(line[i])):
-        i += 1
-    return line[i:]
-
-
-def _shell_expand(word: str, env: Mapping[str, str]) -> str:
-    if "$" not in word:
-        return word
-    return _SHELL_VAR.sub(lambda m: env.get(m.group(1) or m.group(2), m.group(0)), word)

@@ -20,28 +20,41 @@ from typing import Any, Iterator
 
 from modelsec.references.argv import describe, first, image_matches
 from modelsec.references.container import Container
-from modelsec.references.model import Found, Workload
+from modelsec.references.model import Found, Malformed, Unresolved, Workload
 from modelsec.references.workloads import KSERVE_COMPONENTS
 
 SOURCE_URI_ANNOTATION = "internal.serving.kserve.io/storage-initializer-sourceuri"
 STORAGE_INITIALIZER = "storage-initializer"
 HF_SERVER = "huggingfaceserver"
-_MAX_DEPTH = 4
+# KServe reads storage URIs one level into a component (predictor.model.storageUri); the
+# walk goes deeper to be safe, and a spec nested beyond that is reported, not skipped.
+_MAX_DEPTH = 8
+MAX_STORAGE_URIS = 256
 
 
-def _storage_uris(node: Any, path: str, depth: int = 0) -> Iterator[tuple[str, str]]:
-    if depth > _MAX_DEPTH or not isinstance(node, dict):
-        return
+def _storage_uris(node: dict[str, Any], path: str, depth: int = 0) -> Iterator[tuple[str, str] | Unresolved]:
     for key, value in node.items():
         where = f"{path}.{key}"
-        if key == "storageUri" and isinstance(value, str):
+        if key == "storageUri":
+            if not isinstance(value, str):
+                raise Malformed(where, "a string")
             yield where, value
-        elif key == "storageUris" and isinstance(value, list):
-            for i, item in enumerate(value[:16]):
+        elif key == "storageUris":
+            if not isinstance(value, list):
+                raise Malformed(where, "a list")
+            if len(value) > MAX_STORAGE_URIS:
+                yield Unresolved(f"InferenceService {where}", f"more than {MAX_STORAGE_URIS} storage "
+                                 "URIs; modelsec does not judge a part of them")
+            for i, item in enumerate(value[:MAX_STORAGE_URIS]):
                 uri = item.get("uri") if isinstance(item, dict) else item
-                if isinstance(uri, str):
-                    yield f"{where}[{i}]", uri
+                if not isinstance(uri, str):
+                    raise Malformed(f"{where}[{i}]", "a string or an object with a string uri")
+                yield f"{where}[{i}]", uri
         elif isinstance(value, dict):
+            if depth >= _MAX_DEPTH:
+                yield Unresolved(f"InferenceService {where}", f"nested more than {_MAX_DEPTH} "
+                                 "levels deep; modelsec does not read it")
+                continue
             yield from _storage_uris(value, where, depth + 1)
 
 
@@ -56,19 +69,25 @@ def _hugging_face_runtime(container: Container) -> bool:
 class KServeExtractor:
     name = "kserve"
 
-    def extract(self, workload: Workload) -> Iterator[Found]:
+    def extract(self, workload: Workload) -> Iterator[Found | Unresolved]:
         for component in KSERVE_COMPONENTS:
-            yield from (
-                Found(uri, f"InferenceService {where}")
-                for where, uri in _storage_uris(workload.spec.get(component), f"spec.{component}")
-            )
+            node = workload.spec.get(component)
+            if not isinstance(node, dict):
+                continue
+            for item in _storage_uris(node, f"spec.{component}"):
+                yield item if isinstance(item, Unresolved) else Found(item[1], f"InferenceService {item[0]}")
         for value in workload.annotation_values(SOURCE_URI_ANNOTATION):
             yield Found(value, f"annotation {SOURCE_URI_ANNOTATION}")
         for container in workload.containers:
             if container.init and (
                 container.name == STORAGE_INITIALIZER or image_matches(container, "storage-initializer")
             ):
-                args = container.commands[0] if container.entrypoint and container.commands else ()
+                # The injected container passes `<uri> <dest>` pairs to the image's entrypoint;
+                # a hand-written one may name the program itself.
+                if container.entrypoint:
+                    args = container.commands[0] if container.commands else ()
+                else:
+                    args = container.programs[0][1] if container.programs else ()
                 # <uri> <dest> [<uri> <dest> ...]
                 for uri in args[0::2]:
                     yield Found(uri, describe(container, "storage-initializer source"))

@@ -16,8 +16,8 @@ from __future__ import annotations
 from typing import Iterator
 
 from modelsec.references.argv import describe, first, image_matches
-from modelsec.references.container import Container
-from modelsec.references.model import Found, Unresolved, Workload
+from modelsec.references.container import MARK, Container, Env
+from modelsec.references.model import Found, Workload
 
 PROGRAMS = frozenset({"llama-server", "llama-cli", "llama-run", "server"})
 IMAGES = ("llama.cpp", "llama-cpp", "llamacpp")
@@ -32,14 +32,14 @@ MODEL_FLAGS = (
 )
 
 
-def _server_args(container: Container) -> list[tuple[str, ...]]:
+def _server_args(container: Container) -> list[tuple[tuple[str, ...], Env]]:
     found = []
-    for prog, rest in container.programs:
+    for prog, rest, env in container.launches():
         # `server` is the historical binary name: only trusted inside a llama.cpp image.
         if prog in PROGRAMS and (prog != "server" or image_matches(container, *IMAGES)):
-            found.append(rest)
+            found.append((rest, env))
     if container.entrypoint and image_matches(container, *IMAGES):
-        found.append(container.commands[0] if container.commands else ())
+        found.append((container.commands[0] if container.commands else (), container.environment))
     return found
 
 
@@ -51,23 +51,21 @@ def _repo(value: str) -> str:
 class LlamaCppExtractor:
     name = "llamacpp"
 
-    def extract(self, workload: Workload) -> Iterator[Found | Unresolved]:
+    def extract(self, workload: Workload) -> Iterator[Found]:
         for container in workload.containers:
-            for args in _server_args(container):
+            for args, env in _server_args(container):
                 for flags, env_name, kind in MODEL_FLAGS:
                     value = first(args, *flags)
                     origin = f"llama.cpp {flags[-1]}"
-                    if value is None and env_name in container.env:
-                        value, origin = container.env[env_name], f"env {env_name}"
-                    elif value is None and env_name in container.env_from_elsewhere:
-                        yield Unresolved(describe(container, f"env {env_name}"),
-                                         "set from a ConfigMap or Secret the request does not carry")
-                        continue
+                    if value is None:
+                        # A value the request does not show comes back as a marker, which
+                        # extract() reports as unresolved.
+                        value, origin = env.get(env_name), f"env {env_name}"
                     if not value:
                         continue
                     if kind == "repo":
                         value = _repo(value)
-                    elif kind == "url" and "huggingface.co/" not in value:
+                    elif kind == "url" and "huggingface.co/" not in value and MARK not in value:
                         continue  # another web server: nothing a ModelSource can match
                     yield Found(value, describe(container, origin))
 

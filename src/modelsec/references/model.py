@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping
@@ -19,6 +20,11 @@ ANNOTATIONS = (
     "internal.serving.kserve.io/storage-initializer-sourceuri",
 )
 
+# The longest reference a ModelScan can record (spec.model's maxLength): a longer one can
+# never get a verdict, so it is refused at once rather than left pending forever.
+MAX_REFERENCE_LENGTH = 2048
+MAX_REVISION_LENGTH = 256
+
 
 @dataclass(frozen=True)
 class Workload:
@@ -29,6 +35,9 @@ class Workload:
     annotations: tuple[Mapping[str, str], ...] = ()
     containers: tuple[Container, ...] = ()
     spec: Mapping[str, object] = field(default_factory=dict)
+    # Problems found while reading the object that make part of it unjudgeable (more
+    # containers than are read, ...): reported with the extraction, never dropped.
+    problems: tuple[Unresolved, ...] = ()
 
     def annotation_values(self, key: str) -> tuple[str, ...]:
         if key not in ANNOTATIONS:
@@ -65,6 +74,9 @@ class Reference:
 
 @dataclass(frozen=True)
 class Invalid:
+    """Text a user wrote to name a model that is not a usable reference, or an object the
+    webhook cannot read: always denied."""
+
     text: str
     origin: str
     problem: str
@@ -72,22 +84,56 @@ class Invalid:
 
 @dataclass(frozen=True)
 class Unresolved:
-    """A model named through something the workload does not carry (a ConfigMap or Secret
-    value, a variable set at run time), so it cannot be judged from the object."""
+    """A place where the workload names a model that cannot be judged from the object: a
+    value from a ConfigMap or Secret, a shell variable set elsewhere, an argument that looks
+    like a reference but does not parse, more of something than modelsec reads.
+
+    ``configmaps`` names the ConfigMaps (in the workload's namespace) whose values would
+    resolve it; the webhook may read them and extract again."""
 
     origin: str
     why: str
+    configmaps: tuple[str, ...] = ()
 
 
 class NotAReference(ModelRefError):
     """The text does not name a model modelsec can judge (relative path, other scheme)."""
 
 
+class Malformed(ValueError):
+    """A field extractors read has a JSON type Kubernetes never sends there (a list where a
+    string belongs, a container that is not an object). The API server validates built-in
+    kinds, so this comes from a direct call or a custom resource with a loose schema."""
+
+    def __init__(self, path: str, expected: str) -> None:
+        super().__init__(f"{path} is not {expected}")
+        self.path = path
+        self.expected = expected
+
+
 # Hub ids: `org/name`, each part [A-Za-z0-9._-], no leading dot or dash, <= 96 chars.
 _HF_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 _HF_URI = re.compile(r"^hf://([A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*)(?:@([^@/\s]+))?$")
-_SCHEMES = ("hf://", "s3://", "file://", "https://huggingface.co/", "http://huggingface.co/",
-            "https://www.huggingface.co/")
+_COMMIT = re.compile(r"^[0-9a-fA-F]{40}$")
+_SPACE = re.compile(r"\s")
+SCHEMES = ("hf://", "s3://", "file://", "https://huggingface.co/", "http://huggingface.co/",
+           "https://www.huggingface.co/")
+
+
+def reference_problem(text: str, revision: str | None = None) -> str | None:
+    """Why ``text`` (with ``revision``) can never be recorded and judged, or None: control or
+    invisible characters (a NUL, a newline, a bidi override) and lengths a ModelScan cannot
+    hold. Checked before parsing, by the webhook and the operator alike."""
+    if not text.isprintable():
+        return "it contains control or invisible characters"
+    if len(text) > MAX_REFERENCE_LENGTH:
+        return f"it is longer than {MAX_REFERENCE_LENGTH} characters"
+    if revision is not None:
+        if not revision.isprintable() or _SPACE.search(revision):
+            return "its revision contains spaces, control or invisible characters"
+        if len(revision) > MAX_REVISION_LENGTH:
+            return f"its revision is longer than {MAX_REVISION_LENGTH} characters"
+    return None
 
 
 def to_model_ref(text: str, revision: str | None = None) -> ModelRef:
@@ -99,6 +145,9 @@ def to_model_ref(text: str, revision: str | None = None) -> ModelRef:
     - a bare Hub id ``org/name`` is ``hf://org/name`` (what vLLM, TGI and TEI do with it);
     - an absolute path is ``file:///path`` (judged only where a Local source holds it).
 
+    Local paths come out in one canonical spelling (``//``, ``./`` and ``a/..`` folded), so
+    that every spelling of a file is one ModelScan.
+
     Raises :class:`NotAReference` for anything else (relative paths, single names,
     ``gs://``, ``pvc://``), :class:`ModelRefError` for malformed references.
     """
@@ -106,6 +155,9 @@ def to_model_ref(text: str, revision: str | None = None) -> ModelRef:
     revision = revision.strip() if revision else None
     if not text:
         raise NotAReference("empty")
+    problem = reference_problem(text, revision)
+    if problem:
+        raise ModelRefError(f"{text[:80]!r}: not a usable reference: {problem}")
     lowered = text.lower()
     if lowered.startswith("hf://"):
         head, sep, tail = text[5:].partition(":")
@@ -116,19 +168,51 @@ def to_model_ref(text: str, revision: str | None = None) -> ModelRef:
         fast = _HF_URI.match(text)
         if fast is not None:  # the common case, without urlsplit; same result
             return ModelRef("hf", fast.group(1), revision or fast.group(2))
-        return parse_model_uri(text, revision)
-    if lowered.startswith(_SCHEMES):
-        return parse_model_uri(text, revision)
+        return _checked(parse_model_uri(text, revision))
+    if lowered.startswith(SCHEMES):
+        return _checked(parse_model_uri(text, revision))
     if "://" in text:
         raise NotAReference(f"{text}: scheme not judged by modelsec")
     if text.startswith("/"):
-        return ModelRef("file", _clean_path(text), revision)
+        return ModelRef("file", clean_path(text), revision)
     if _HF_ID.match(text) and ".." not in text:
         return ModelRef("hf", text, revision)
     raise NotAReference(f"{text}: neither a Hub id, an absolute path nor a URI")
 
 
-def _clean_path(path: str) -> str:
-    import posixpath
+def _checked(ref: ModelRef) -> ModelRef:
+    if ref.scheme == "file":
+        return ModelRef("file", clean_path(ref.location), ref.revision)
+    if ref.scheme == "hf" and not _HF_ID.match(ref.location):
+        raise ModelRefError(f"hf://{ref.location}: not a Hub id (org/name, letters, digits, . _ -)")
+    if ref.scheme == "s3" and dot_segments(ref.location):
+        raise ModelRefError(f"s3://{ref.location}: '.' and '..' segments are ambiguous in S3 keys "
+                            "(clients and servers fold them differently)")
+    return ref
 
-    return "/" + posixpath.normpath(path).lstrip("/")
+
+def dot_segments(key: str) -> bool:
+    """Whether an object key has ``.`` or ``..`` segments: S3 keys are literal, but HTTP
+    clients, proxies and servers may fold them, so the bytes read could lie outside the
+    prefix a source covers."""
+    return any(part in (".", "..") for part in key.split("/"))
+
+
+def clean_path(path: str) -> str:
+    """The canonical spelling of an absolute path: ``//``, ``.`` and ``a/..`` folded
+    lexically, as the webhook's source matching folds them."""
+    return "/" + posixpath.normpath("/" + path).lstrip("/")
+
+
+def canonical(ref: ModelRef) -> tuple[str, str]:
+    """(uri, revision) naming what ``ref`` loads, one spelling per model: Local paths
+    folded (:func:`clean_path`), Hub ids lower-cased (the Hub resolves repository ids
+    case-insensitively) and Hub commit shas too. S3 keys are case-sensitive and kept."""
+    revision = ref.revision or ""
+    if ref.scheme == "file":
+        return f"file://{clean_path(ref.location)}", revision
+    if ref.scheme == "hf":
+        if _COMMIT.match(revision):
+            revision = revision.lower()
+        return f"hf://{ref.location.lower()}", revision
+    return ref.uri, revision

@@ -8,8 +8,9 @@ the launcher). Recognised by the program (``text-generation-launcher``,
 (``--lora-adapters`` / ``LORA_ADAPTERS``, comma-separated ids, each optionally
 ``name=id``) are references too.
 
-``MODEL_ID`` set from a ConfigMap or Secret names a model this module cannot see: that is
-reported as unresolved rather than silently skipped.
+``MODEL_ID`` set from a ConfigMap the webhook read is used like a literal value; set from a
+Secret, or from a ConfigMap that was not read, it names a model this module cannot see:
+that is reported as unresolved rather than silently skipped.
 """
 
 from __future__ import annotations
@@ -17,18 +18,19 @@ from __future__ import annotations
 from typing import Iterator
 
 from modelsec.references.argv import describe, first, image_matches
-from modelsec.references.container import Container
-from modelsec.references.model import Found, Unresolved, Workload
+from modelsec.references.container import Container, Env
+from modelsec.references.model import Found, Workload
 
 PROGRAMS = frozenset({"text-generation-launcher", "text-embeddings-router"})
 IMAGES = ("text-generation-inference", "text-embeddings-inference")
 ENV_MODEL, ENV_REVISION, ENV_LORA = "MODEL_ID", "REVISION", "LORA_ADAPTERS"
 
 
-def _launcher_args(container: Container) -> list[tuple[str, ...]]:
-    found = [rest for prog, rest in container.programs if prog in PROGRAMS]
+def _launches(container: Container) -> list[tuple[tuple[str, ...], Env]]:
+    """(launcher arguments, the environment it runs in)."""
+    found = [(rest, env) for prog, rest, env in container.launches() if prog in PROGRAMS]
     if container.entrypoint and image_matches(container, *IMAGES):
-        found.append(container.commands[0] if container.commands else ())
+        found.append((container.commands[0] if container.commands else (), container.environment))
     return found
 
 
@@ -42,22 +44,17 @@ def _adapters(value: str) -> Iterator[str]:
 class TgiExtractor:
     name = "tgi"
 
-    def extract(self, workload: Workload) -> Iterator[Found | Unresolved]:
+    def extract(self, workload: Workload) -> Iterator[Found]:
         for container in workload.containers:
-            launches = _launcher_args(container)
-            if not launches:
-                continue
-            env = container.env
-            for args in launches:
+            for args, env in _launches(container):
+                # A value the request does not show (ConfigMap, Secret) comes back as a
+                # marker, which extract() reports as unresolved.
                 model = first(args, "--model-id")
                 revision = first(args, "--revision") or env.get(ENV_REVISION)
                 if model:
                     yield Found(model, describe(container, "--model-id"), revision)
-                elif env.get(ENV_MODEL):
-                    yield Found(env[ENV_MODEL], describe(container, f"env {ENV_MODEL}"), revision)
-                elif ENV_MODEL in container.env_from_elsewhere:
-                    yield Unresolved(describe(container, f"env {ENV_MODEL}"),
-                                     "set from a ConfigMap or Secret the request does not carry")
+                elif value := env.get(ENV_MODEL):
+                    yield Found(value, describe(container, f"env {ENV_MODEL}"), revision)
                 adapters = first(args, "--lora-adapters") or env.get(ENV_LORA)
                 for adapter in _adapters(adapters or ""):
                     yield Found(adapter, describe(container, "LoRA adapter"))

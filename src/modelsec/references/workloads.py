@@ -2,16 +2,21 @@
 
 Pods and every controller kind carry a pod template at a known path; a KServe
 InferenceService carries container-like components under ``spec.predictor`` (and
-``transformer``/``explainer``). Each container is a lazy
+``transformer``/``explainer``). Each container (``containers``, ``initContainers`` and
+``ephemeralContainers``, which ``kubectl debug`` adds to a running Pod) is a lazy
 :class:`~modelsec.references.container.Container`.
+
+Every field on the way is checked for its JSON type: one Kubernetes never sends there
+raises :class:`~.model.Malformed` (the webhook denies), and more containers than
+:data:`MAX_CONTAINERS` are reported as unjudgeable rather than partly read.
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from modelsec.references.container import Container
-from modelsec.references.model import Workload
+from modelsec.references.container import ConfigMapData, Container
+from modelsec.references.model import Malformed, Unresolved, Workload
 
 # kind -> path to the pod template (empty: the object is a Pod).
 POD_TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
@@ -26,61 +31,117 @@ POD_TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
 }
 KSERVE_KINDS = frozenset({"InferenceService"})
 KSERVE_COMPONENTS = ("predictor", "transformer", "explainer")
+# Pod-spec lists of containers, in the order the kubelet starts them; (key, init).
+CONTAINER_LISTS = (("initContainers", True), ("containers", False), ("ephemeralContainers", False))
 
-MAX_CONTAINERS = 64
+# Containers read per workload. Beyond this the workload is reported as unjudgeable (the
+# webhook denies it wherever a group applies), never judged on a prefix of its containers.
+MAX_CONTAINERS = 256
 
 
-def _dig(obj: Any, path: tuple[str, ...]) -> Any:
+def _dig(obj: Any, path: tuple[str, ...], where: str = "") -> Any:
     for step in path:
-        if not isinstance(obj, dict):
+        if obj is None:
             return None
+        if not isinstance(obj, dict):
+            raise Malformed(where or "object", "an object")
+        where = f"{where}.{step}" if where else step
         obj = obj.get(step)
     return obj
 
 
-def _annotations(obj: Any) -> Mapping[str, str]:
-    annotations = _dig(obj, ("metadata", "annotations"))
-    return annotations if isinstance(annotations, dict) else {}
+def _annotations(obj: Any, where: str) -> Mapping[str, str]:
+    annotations = _dig(obj, ("metadata", "annotations"), where)
+    if annotations is None:
+        return {}
+    path = f"{where}.metadata.annotations" if where else "metadata.annotations"
+    if not isinstance(annotations, dict):
+        raise Malformed(path, "a map of strings")
+    for key, value in annotations.items():
+        if not isinstance(value, str):
+            raise Malformed(f"{path}[{key!r}]", "a string")
+    return annotations
 
 
-def workload_from_object(kind: str, obj: Any) -> Workload | None:
-    """The workload ``obj`` of ``kind`` describes, or None for kinds that run nothing."""
+def workload_from_object(kind: str, obj: Any,
+                         configmaps: Mapping[str, ConfigMapData] | None = None) -> Workload | None:
+    """The workload ``obj`` of ``kind`` describes, or None for kinds that run nothing.
+    ``configmaps`` holds what the caller read of ConfigMaps in the object's namespace."""
+    if kind not in POD_TEMPLATE_PATHS and kind not in KSERVE_KINDS:
+        return None
     if not isinstance(obj, dict):
-        return None
+        raise Malformed("object", "an object")
     if kind in KSERVE_KINDS:
-        return _inference_service(kind, obj)
-    path = POD_TEMPLATE_PATHS.get(kind)
-    if path is None:
-        return None
+        return _inference_service(kind, obj, configmaps)
+    path = POD_TEMPLATE_PATHS[kind]
     template = _dig(obj, path) if path else obj
+    template_where = ".".join(path)
+    if template is None:
+        return Workload(kind, (_annotations(obj, ""),))
     if not isinstance(template, dict):
-        return Workload(kind, (_annotations(obj),))
-    annotations = (_annotations(obj),) if not path else (_annotations(obj), _annotations(template))
-    return Workload(kind, annotations, pod_containers(template.get("spec")))
+        raise Malformed(template_where, "an object")
+    annotations = (_annotations(obj, ""),) if not path else (_annotations(obj, ""),
+                                                             _annotations(template, template_where))
+    spec_where = f"{template_where}.spec" if path else "spec"
+    containers, problems = pod_containers(template.get("spec"), spec_where, configmaps)
+    return Workload(kind, annotations, containers, problems=problems)
 
 
-def pod_containers(pod_spec: Any) -> tuple[Container, ...]:
+def pod_containers(pod_spec: Any, where: str = "spec",
+                   configmaps: Mapping[str, ConfigMapData] | None = None,
+                   first_index: int = 0) -> tuple[tuple[Container, ...], tuple[Unresolved, ...]]:
+    """The containers of a pod spec, and what could not be read of them."""
+    if pod_spec is None:
+        return (), ()
     if not isinstance(pod_spec, dict):
-        return ()
+        raise Malformed(where, "an object")
     out: list[Container] = []
-    for key, init in (("initContainers", True), ("containers", False)):
+    problems: list[Unresolved] = []
+    for key, init in CONTAINER_LISTS:
         items = pod_spec.get(key)
-        if isinstance(items, list):
-            out.extend(Container(c, init) for c in items[:MAX_CONTAINERS] if isinstance(c, dict))
-    return tuple(out)
+        if items is None:
+            continue
+        if not isinstance(items, list):
+            raise Malformed(f"{where}.{key}", "a list of objects")
+        for i, raw in enumerate(items):
+            if not isinstance(raw, dict):
+                raise Malformed(f"{where}.{key}[{i}]", "an object")
+        if len(out) + len(items) > MAX_CONTAINERS:
+            problems.append(Unresolved(f"{where}.{key}", f"too many containers to judge: the "
+                                       f"workload has more than {MAX_CONTAINERS}"))
+            items = items[: max(0, MAX_CONTAINERS - len(out))]
+        for i, raw in enumerate(items):
+            out.append(Container(raw, init, index=first_index + len(out), where=f"{where}.{key}[{i}]",
+                                 configmaps=configmaps))
+    return tuple(out), tuple(problems)
 
 
-def _inference_service(kind: str, obj: dict[str, Any]) -> Workload:
-    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+def _inference_service(kind: str, obj: dict[str, Any],
+                       configmaps: Mapping[str, ConfigMapData] | None) -> Workload:
+    spec = obj.get("spec")
+    if spec is None:
+        spec = {}
+    if not isinstance(spec, dict):
+        raise Malformed("spec", "an object")
     containers: list[Container] = []
+    problems: list[Unresolved] = []
     for component_name in KSERVE_COMPONENTS:
         component = spec.get(component_name)
-        if not isinstance(component, dict):
+        if component is None:
             continue
-        containers.extend(pod_containers(component))
+        where = f"spec.{component_name}"
+        if not isinstance(component, dict):
+            raise Malformed(where, "an object")
+        found, trouble = pod_containers(component, where, configmaps, first_index=len(containers))
+        containers.extend(found)
+        problems.extend(trouble)
         # `predictor.model` and the framework keys (`predictor.sklearn`, ...) are
         # containers with extra fields (storageUri, modelFormat, runtime).
         for name, part in component.items():
-            if isinstance(part, dict) and any(k in part for k in ("args", "command", "env", "image")):
-                containers.append(Container({**part, "name": f"{component_name}.{name}"}))
-    return Workload(kind, (_annotations(obj),), tuple(containers), spec)
+            if isinstance(part, dict) and any(k in part for k in ("args", "command", "env", "envFrom", "image")):
+                if len(containers) >= MAX_CONTAINERS:
+                    problems.append(Unresolved(where, f"too many containers to judge: more than {MAX_CONTAINERS}"))
+                    break
+                containers.append(Container({**part, "name": f"{component_name}.{name}"}, index=len(containers),
+                                            where=f"{where}.{name}", configmaps=configmaps))
+    return Workload(kind, (_annotations(obj, ""),), tuple(containers), spec, tuple(problems))

@@ -78,6 +78,7 @@ def model_to_dict(result: ModelResult, max_findings: int | None = None) -> dict[
                 "path": f.path,
                 "size": f.size,
                 "sha256": f.sha256,
+                "digest": f.digest,
                 "format": f.format,
                 "members": [
                     {"path": r.path, "format": r.format, "category": r.category.value}

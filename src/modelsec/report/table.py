@@ -50,9 +50,10 @@ def human_size(n: int) -> str:
 
 def _model_lines(result: ModelResult, style: Style, max_findings: int) -> list[str]:
     report, verdict = result.scanned.report, result.verdict
+    outcome = style(verdict.outcome.value, OUTCOME_COLOURS[verdict.outcome])
     lines = [
         f"{style('MODEL', '1')}  {printable(report.target)}",
-        f"  outcome  {style(verdict.outcome.value, OUTCOME_COLOURS[verdict.outcome])}  {printable(verdict.reason)}",
+        f"  outcome  {outcome}  {printable(verdict.reason)}",
         f"  files    {len(report.files)} ({human_size(report.bytes_scanned)}) in "
         f"{report.seconds:.2f}s  fingerprint {report.fingerprint[:16]}",
         "",
@@ -61,7 +62,9 @@ def _model_lines(result: ModelResult, style: Style, max_findings: int) -> list[s
     lines.append(f"  {'RULE'.ljust(width)}  {'MODE'.ljust(11)}  {'RESULT'.ljust(7)}  DETAIL")
     for r in verdict.rules:
         result_text = style(r.result.value.ljust(7), RESULT_COLOURS[r.result])
-        lines.append(f"  {r.name.ljust(width)}  {r.mode.value.ljust(11)}  {result_text}  {printable(r.message)}")
+        lines.append(
+            f"  {r.name.ljust(width)}  {r.mode.value.ljust(11)}  {result_text}  {printable(r.message)}"
+        )
 
     shown = [
         (r.mode, f) for r in verdict.rules if r.mode != Mode.DISABLED for f in r.violations
@@ -92,7 +95,8 @@ def _model_lines(result: ModelResult, style: Style, max_findings: int) -> list[s
 
 
 def render(run: RunResult, style: Style, max_findings: int = 20) -> str:
-    header = f"modelsec {__version__} · security group {printable(run.group.name)} ({printable(run.group.origin)})"
+    group = f"{printable(run.group.name)} ({printable(run.group.origin)})"
+    header = f"modelsec {__version__} · security group {group}"
     blocks = [style(header, "2")]
     for model in run.models:
         blocks.append("\n".join(_model_lines(model, style, max_findings)))

@@ -25,6 +25,7 @@ RULE_MODULES: tuple[str, ...] = (
     "organization_blocked",
     "model_blocked",
     "revision_pinned",
+    "signature_verified",
 )
 
 

@@ -13,6 +13,8 @@ UNAPPROVED_FORMAT = threat(
     "owners to approve this format.",
 )
 
+UNREADABLE = "MS-GEN-004"  # modelsec.engine.UNREADABLE (importing the engine here would cycle)
+
 # Formats that carry tensors and metadata only: no code path at load time.
 DEFAULT_APPROVED = ("safetensors", "gguf", "onnx", "numpy-npy", "numpy-npz")
 
@@ -68,6 +70,15 @@ class ApprovedFormats(Rule):
             kinds = sorted({v.subject or "" for v in violations})
             return RuleOutcome(
                 RuleResult.FAILED, violations, f"unapproved format(s): {', '.join(kinds)}"
+            )
+        # A path the engine could not read at all (no permission, a FIFO, a link loop) has
+        # no format to approve: it could be a pickle. Fail closed, naming it.
+        unread = [i for i in given.report.all_incompletes() if i.code == UNREADABLE]
+        if unread:
+            more = f" (and {len(unread) - 1} more)" if len(unread) > 1 else ""
+            return RuleOutcome(
+                RuleResult.ERROR,
+                message=f"format unknown, could not read {unread[0].describe()}{more}; failing closed",
             )
         return RuleOutcome(RuleResult.PASSED, message="all formats approved")
 

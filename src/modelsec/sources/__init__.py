@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
@@ -39,6 +40,18 @@ class ModelRef:
         return {"hf": SourceType.HUGGING_FACE, "s3": SourceType.S3, "file": SourceType.LOCAL}[
             self.scheme
         ]
+
+    @property
+    def pinned(self) -> bool:
+        """The revision names content that cannot change: a full Hub commit SHA (each scan
+        checks that the Hub serves that commit) or an S3 version id. Branches and tags
+        move, and S3 ``etag:``/``sha256:`` revisions are re-checked against the objects by
+        each scan, so a verdict kept for them could be about bytes no longer there."""
+        if not self.revision:
+            return False
+        if self.scheme == "hf":
+            return re.fullmatch(r"[0-9a-fA-F]{40}", self.revision) is not None
+        return self.scheme == "s3" and not self.revision.startswith(("etag:", "sha256:"))
 
     @property
     def uri(self) -> str:

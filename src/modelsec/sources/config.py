@@ -52,7 +52,30 @@ class CommonConfig(BaseModel):
         validation_alias=AliasChoices("ignorePatterns", "ignore_patterns"),
         description="Glob patterns of files not to scan (applied after allowPatterns).",
     )
-    timeout: float = Field(default=30.0, gt=0, description="Seconds per request (connect/read).")
+    timeout: float = Field(
+        default=30.0, gt=0,
+        description="Seconds of silence tolerated within a request (connect, or between bytes).",
+    )
+    request_deadline: float = Field(
+        default=120.0, gt=0, validation_alias=AliasChoices("requestDeadline", "request_deadline"),
+        description="Seconds for one request to be answered in full (an API answer, a "
+        "listing page, a range read), however steadily the server trickles bytes.",
+    )
+    scan_deadline: float = Field(
+        default=3600.0, gt=0, validation_alias=AliasChoices("scanDeadline", "scan_deadline"),
+        description="Seconds for the whole scan of one model (listing, reads, whole-file "
+        "downloads, retries and backoff); past it the scan is ERROR.",
+    )
+    max_response_bytes: int = Field(
+        default=16 << 20, ge=64 << 10,
+        validation_alias=AliasChoices("maxResponseBytes", "max_response_bytes"),
+        description="Largest API answer accepted (model info, one listing page, an error "
+        "body), counted after decompression.",
+    )
+    max_list_pages: int = Field(
+        default=1000, ge=1, validation_alias=AliasChoices("maxListPages", "max_list_pages"),
+        description="Most pages one listing may take (empty pages included).",
+    )
     max_retries: int = Field(
         default=4, ge=0, le=20, validation_alias=AliasChoices("maxRetries", "max_retries"),
         description="Retries of a throttled (429/503 SlowDown), 5xx or timed-out request.",

@@ -18,12 +18,14 @@ REVISION_NOT_FOUND = "MS-SRC-005"  # branch/tag/commit/version id unknown, or pi
 THROTTLED = "MS-SRC-006"  # still rate limited after the bounded retries
 NETWORK = "MS-SRC-007"  # timeout, connection refused, DNS: the source could not be reached
 FILE_NOT_FOUND = "MS-SRC-008"  # key/file missing, or nothing left to scan after filtering
-INTEGRITY = "MS-SRC-009"  # bytes do not match the source's digest, or changed mid-scan
+INTEGRITY = "MS-SRC-009"  # bytes or headers contradict the listing, or changed mid-scan
 TEMP_LIMIT = "MS-SRC-010"  # a whole-file download would exceed the bounded temporary area
 CLIENT_MISSING = "MS-SRC-011"  # boto3 / huggingface_hub not installed
 REMOTE_ERROR = "MS-SRC-012"  # any other refusal by the source (5xx after retries, odd replies)
 LAYOUT = "MS-SRC-013"  # a file path that cannot be laid out for the layout checks (.., absolute)
 TOO_MANY_FILES = "MS-SRC-014"  # more files than a model plausibly has: narrow the reference
+DEADLINE = "MS-SRC-015"  # the scan's total deadline passed (a request's deadline is MS-SRC-007)
+TOO_LARGE = "MS-SRC-016"  # an answer, a listing's pages or a decompression past its bound
 
 TITLES: dict[str, str] = {
     CONFIG: "Invalid source configuration",
@@ -39,6 +41,8 @@ TITLES: dict[str, str] = {
     REMOTE_ERROR: "Source returned an unexpected error",
     LAYOUT: "File path cannot be laid out for the multi-file checks",
     TOO_MANY_FILES: "Too many files for one model",
+    DEADLINE: "Scan deadline passed",
+    TOO_LARGE: "Answer or listing larger than its bound",
 }
 
 

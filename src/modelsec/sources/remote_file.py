@@ -10,9 +10,14 @@ makes a scan of a multi-gigabyte model transfer kilobytes to megabytes. Details:
   coalesce. A read that continues the previous one doubles a read-ahead window (capped), so
   front-to-back scanners (raw pickles) make few large requests.
 * **Accounting.** :class:`TransferStats` counts requests and bytes received, per scan.
-* **Fingerprints are the source's.** The source supplies the SHA-256 (Hub LFS) or another
-  digest; the file is not read whole to hash it. If the scan happens to read a file whole
-  (front to back), the bytes are hashed on the way and checked against the expected digest.
+* **Fingerprints: computed, or claimed.** The source may claim a SHA-256 (Hub LFS) or
+  another digest; the file is not read whole to check it. If the scan happens to read a file
+  whole (front to back), the bytes are hashed on the way and checked against the claim, and
+  only then does :attr:`RemoteFile.sha256` hold a value.
+* **The listing is checked against the answers.** Every partial answer must say the
+  object's total size (``Content-Range``) and it must be the listed size; a file listed as
+  empty is still asked for (:meth:`RemoteFile.confirm_empty`), so a listing cannot hide
+  content from the scan by understating a size.
 * **Whole-file fallback.** When range reads of one file pass ``whole_fraction`` of its size
   (a scanner that needs most of it anyway), the file is streamed once into the bounded
   :class:`TempArea`, hashed and verified while streaming, and served from disk; the copy is
@@ -25,8 +30,10 @@ makes a scan of a multi-gigabyte model transfer kilobytes to megabytes. Details:
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -36,7 +43,47 @@ from modelsec.sources import retry
 from modelsec.sources.errors import INTEGRITY, TEMP_LIMIT, SourceFailure
 
 MAX_READAHEAD = 8 << 20
-DISK_RESERVE = 1 << 30  # leave this much free on the temp filesystem
+MAX_REQUEST_BYTES = 16 << 20  # one range request at most: each must finish within requestDeadline
+DISK_RESERVE = 1 << 30  # leave this much free on the temporary filesystem
+
+
+_CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)")
+
+
+def check_range_answer(content_range: str | None, start: int | None, size: int, what: str) -> None:
+    """A partial answer (206, or 416 with ``start=None``) must say which bytes it holds and
+    of what total, and the total must be the listed size: a listing that understates a
+    file's size must not make the scan read a prefix and call it the file."""
+    match = _CONTENT_RANGE.fullmatch((content_range or "").strip())
+    if match is None:
+        raise SourceFailure(
+            INTEGRITY,
+            f"{what}: partial answer without a valid Content-Range ({(content_range or '')[:80]!r}); "
+            "cannot check the bytes against the listing",
+        )
+    first, _, total = match.groups()
+    if start is not None and (first is None or int(first) != start):
+        raise SourceFailure(
+            INTEGRITY, f"{what}: asked for bytes from {start}, the server sent from {first or '*'}"
+        )
+    if total == "*" or int(total) != size:
+        raise SourceFailure(
+            INTEGRITY,
+            f"{what}: the server gives the file's size as {total} (Content-Range), the listing as "
+            f"{size}; the listing does not describe the bytes served",
+        )
+
+
+def check_total_size(content_length: str | int | None, size: int, what: str) -> None:
+    """A whole answer's announced length, if any, must be the listed size."""
+    if content_length is None or str(content_length).strip() == "":
+        return
+    if not str(content_length).strip().isdigit() or int(content_length) != size:
+        raise SourceFailure(
+            INTEGRITY,
+            f"{what}: the server gives the file's size as {str(content_length)[:40]!r} "
+            f"(Content-Length), the listing as {size}; the listing does not describe the bytes served",
+        )
 
 
 class RangeNotSupported(Exception):
@@ -247,8 +294,12 @@ class RemoteFile:
             self._cache.popitem(last=False)
 
     def _fetch(self, start: int, end: int) -> bytes:
+        if end - start > MAX_REQUEST_BYTES:  # each request must fit its deadline
+            return b"".join(
+                self._fetch(at, min(end, at + MAX_REQUEST_BYTES)) for at in range(start, end, MAX_REQUEST_BYTES)
+            )
         try:
-            data = retry.call(lambda: self._fetcher.fetch(start, end), self._policy)
+            data = retry.call(lambda: self._fetcher.fetch(start, end), self._policy, what=self.name)
         except RangeNotSupported:
             if self._spool is None:
                 self._download_whole()
@@ -282,17 +333,18 @@ class RemoteFile:
             sha = hashlib.sha256()
             blob = git_blob_id(self._size) if self.expected_git_blob else None
             written = 0
-            for chunk in self._fetcher.stream():
-                written += len(chunk)
-                if written > self._size:
-                    raise SourceFailure(
-                        INTEGRITY, f"{self.name}: longer than the {self._size} bytes announced"
-                    )
-                os.write(self._spool_fd, chunk)
-                sha.update(chunk)
-                if blob is not None:
-                    blob.update(chunk)
-                self._stats.bytes += len(chunk)
+            with self._policy.download(), contextlib.closing(self._fetcher.stream()) as chunks:
+                for chunk in chunks:
+                    written += len(chunk)
+                    if written > self._size:
+                        raise SourceFailure(
+                            INTEGRITY, f"{self.name}: longer than the {self._size} bytes announced"
+                        )
+                    os.write(self._spool_fd, chunk)
+                    sha.update(chunk)
+                    if blob is not None:
+                        blob.update(chunk)
+                    self._stats.bytes += len(chunk)
             self._stats.requests += 1
             if written != self._size:
                 raise SourceFailure(
@@ -301,7 +353,7 @@ class RemoteFile:
                 )
             self._verify(sha.hexdigest(), blob.hexdigest() if blob else None, "downloaded whole")
 
-        retry.call(attempt, self._policy)
+        retry.call(attempt, self._policy, what=self.name)
         self._stats.whole_files += 1
         self._cache.clear()
         self._hashed = self._size
@@ -339,14 +391,43 @@ class RemoteFile:
 
     def complete_digest(self, up_to: int) -> str | None:
         """Finish the SHA-256 by reading the rest, if the file is at most ``up_to`` bytes
-        (the bytes are mostly cached already); else the SHA-256 if it is known."""
+        (the bytes are mostly cached already); else the SHA-256 if it is known. Only a
+        digest computed here (and checked against the source's claim) is returned."""
         if self.sha256 is None and self.failure is None and self._size <= up_to:
             while self._hashed < self._size:
                 self._last_end = self._hashed  # a front-to-back read: no whole download
                 self.read_at(self._hashed, min(self._size - self._hashed, 1 << 20))
-        if self._size == 0 and self.sha256 is None:
-            self._verify(hashlib.sha256().hexdigest(), git_blob_id(0).hexdigest(), "read whole")
+        if self._size == 0 and self.sha256 is None and self.failure is None:
+            try:
+                self._verify(hashlib.sha256().hexdigest(), git_blob_id(0).hexdigest(), "read whole")
+            except SourceFailure as exc:
+                self.failure = exc
+                raise
         return self.sha256
+
+    def confirm_empty(self) -> None:
+        """A file listed as empty is never read by a scanner (there is nothing to read), so
+        a listing could hide a whole file behind ``size: 0``. Ask for it once and accept
+        only an empty answer; a failure is kept like a read's."""
+        if self._size != 0 or self.failure is not None:
+            return
+
+        def attempt() -> None:
+            with contextlib.closing(self._fetcher.stream()) as chunks:
+                for chunk in chunks:
+                    if chunk:
+                        raise SourceFailure(
+                            INTEGRITY,
+                            f"{self.name}: listed as 0 bytes, but the server serves content for "
+                            "it; the listing hides what a loader would read (not inspected)",
+                        )
+
+        self._stats.requests += 1
+        try:
+            retry.call(attempt, self._policy, what=self.name)
+        except SourceFailure as exc:
+            self.failure = exc
+            raise
 
     def close(self) -> None:
         self._cache.clear()

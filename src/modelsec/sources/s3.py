@@ -14,10 +14,17 @@ key/version-or-etag/size list>`` (a prefix). A reference may pin any of these
 (``s3://b/k@<versionId>``, ``s3://b/p/@sha256:...``); a pinned prefix whose objects changed
 is an ERROR, not a scan of other bytes.
 
-Fingerprints: the object's full-object SHA-256 checksum where it was uploaded with one
-(``ChecksumSHA256``), else ``s3-etag:<etag>`` (small objects are hashed, see
-``hashSmallFilesBytes``). Bytes are read with ranged GetObject calls through the same block
-cache as the Hub.
+Fingerprints: small objects are hashed (``hashSmallFilesBytes``); for the others the
+object's full-object SHA-256 checksum (``ChecksumSHA256``) where it was uploaded with one,
+else ``s3-etag:<etag>``, recorded as a claim of this endpoint, bucket, key and version (see
+:meth:`RemoteEntry.claimed_digest`). Bytes are read with ranged GetObject calls through the
+same block cache as the Hub.
+
+The endpoint is not trusted to be consistent: each listing is read page by page within
+``maxListPages`` and ``MAX_FILES`` entries (a listing that does not end is an ERROR, and
+one too long is never silently truncated), every answer is bounded in size and time
+(:mod:`modelsec.sources.s3_http`), and what HEAD and GetObject answers say (size,
+``Content-Range`` total, ETag, version id) must match the listing (MS-SRC-009).
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from modelsec.rules.base import SourceType
 from modelsec.sources import ModelRef, ScannedModel, ScanOptions, remote_scan, retry
 from modelsec.sources.config import S3Config, parse_config
 from modelsec.sources.credentials import redact_url, secrets_in_use
+from modelsec.sources.deadline import Deadline, DeadlineExceeded
 from modelsec.sources.errors import (
     ACCESS_DENIED,
     CLIENT_MISSING,
@@ -47,15 +55,26 @@ from modelsec.sources.errors import (
     REMOTE_ERROR,
     REVISION_NOT_FOUND,
     THROTTLED,
+    TOO_LARGE,
+    TOO_MANY_FILES,
     SourceFailure,
 )
-from modelsec.sources.remote_file import RangeNotSupported
+from modelsec.sources.remote_file import RangeNotSupported, check_range_answer, check_total_size
+from modelsec.sources.s3_http import BotocoreOverHttpx
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 READ_CHUNK = 1 << 20
 MAX_CHECKSUM_HEADS = 1000  # per-object HEADs for SHA-256 checksums; beyond, ETags only
+
+# Listing operations: the response fields that continue a truncated listing, and the
+# request parameters they go into.
+_CONTINUATIONS = {
+    "list_objects_v2": (("NextContinuationToken", "ContinuationToken"),),
+    "list_object_versions": (("NextKeyMarker", "KeyMarker"), ("NextVersionIdMarker", "VersionIdMarker")),
+}
+_ENTRY_FIELDS = ("Contents", "Versions", "DeleteMarkers", "CommonPrefixes")
 
 _THROTTLE_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded",
                    "TooManyRequests", "RequestThrottled", "ServiceUnavailable"}
@@ -75,9 +94,10 @@ class S3Object:
 
 
 class Bucket:
-    """One bucket on one endpoint with one set of credentials."""
+    """One bucket on one endpoint with one set of credentials, for one scan."""
 
-    def __init__(self, ref: ModelRef, cfg: S3Config) -> None:
+    def __init__(self, ref: ModelRef, cfg: S3Config, policy: retry.RetryPolicy) -> None:
+        assert policy.deadline is not None
         self.ref = ref
         self.cfg = cfg
         self.name, _, self.key = ref.location.partition("/")
@@ -85,8 +105,21 @@ class Bucket:
         # addressing default.
         self.endpoint = cfg.endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         self.shown_endpoint = redact_url(self.endpoint) if self.endpoint else "AWS S3"
-        self.policy = remote_scan.policy_of(cfg)
+        self.policy = policy
         self.client = self._client()
+        self.wire = BotocoreOverHttpx.install(
+            self.client, policy.deadline, cfg.timeout, cfg.max_response_bytes,
+            os.environ.get("AWS_CA_BUNDLE"),
+        )
+
+    def close(self) -> None:
+        self.wire.close()
+
+    def scope(self, obj: "S3Object") -> str:
+        """Where claims about ``obj`` come from (see :meth:`RemoteEntry.claimed_digest`)."""
+        endpoint = self.shown_endpoint if self.endpoint else "s3.amazonaws.com"
+        pin = f"version:{obj.version_id}" if obj.version_id else f"etag:{obj.etag}"
+        return f"{endpoint}/{self.name}/{obj.key}@{pin}"
 
     def _client(self) -> Any:
         import boto3
@@ -139,9 +172,12 @@ class Bucket:
             ReadTimeoutError,
         )
 
+        if isinstance(exc, SourceFailure) and exc.code == TOO_LARGE and exc.message.startswith("S3 "):
+            return SourceFailure(TOO_LARGE, f"{what}: {exc.message}")  # from the wire: say where
         if isinstance(exc, (SourceFailure, retry.Transient, RangeNotSupported)):
             return exc  # type: ignore[return-value]
-        where = f"s3://{self.name}"
+        if isinstance(exc, DeadlineExceeded):
+            return exc.classified(what)
         if isinstance(exc, ClientError):
             err = exc.response.get("Error", {})
             code = str(err.get("Code", ""))
@@ -223,7 +259,7 @@ class Bucket:
             except Exception as exc:
                 raise self.classify(exc, what) from None
 
-        return retry.call(attempt, self.policy)
+        return retry.call(attempt, self.policy, what=what)
 
     # --- listing ----------------------------------------------------------------------
 
@@ -244,15 +280,54 @@ class Bucket:
         if version:
             kwargs["VersionId"] = version
         answer = self.call(lambda: self.client.head_object(**kwargs), f"s3://{self.name}/{key}")
-        if "ContentLength" not in answer:
+        size = answer.get("ContentLength")
+        if not isinstance(size, int) or size < 0:
             raise SourceFailure(REMOTE_ERROR, f"s3://{self.name}/{key}: {self.shown_endpoint} did not say the object's size")
         return S3Object(
             key=key,
-            size=int(answer["ContentLength"]),
+            size=size,
             etag=str(answer.get("ETag", "")).strip('"'),
             version_id=_version(answer.get("VersionId")),
             last_modified=answer.get("LastModified"),
             sha256=_full_object_sha256(answer),
+        )
+
+    def pages(self, operation: str, prefix: str) -> Iterator[dict[str, Any]]:
+        """The pages of one listing, each its own request (own deadline, own retries),
+        bounded: at most ``maxListPages`` pages and ``MAX_FILES`` entries, and every
+        truncated page must carry a new continuation token. Never a silently shortened
+        listing: a model is scanned whole or not at all."""
+        what = f"s3://{self.name}/{prefix}"
+        params: dict[str, Any] = {"Bucket": self.name, "Prefix": prefix}
+        seen = 0
+        tokens: set[tuple[Any, ...]] = set()
+        for number in range(1, self.cfg.max_list_pages + 1):
+            page = self.call(lambda: getattr(self.client, operation)(**params), f"{what} (listing page {number})")
+            yield page
+            seen += sum(len(page.get(name) or []) for name in _ENTRY_FIELDS)
+            if seen > remote_scan.MAX_FILES:
+                raise SourceFailure(
+                    TOO_MANY_FILES,
+                    f"{what}: more than {remote_scan.MAX_FILES} entries listed and still listing; a "
+                    "model scan accepts no more: point the reference at the model's own prefix",
+                )
+            if not page.get("IsTruncated"):
+                return
+            following = {to: page.get(field) for field, to in _CONTINUATIONS[operation] if page.get(field)}
+            token = tuple(sorted(following.items()))
+            if not following or token in tokens:
+                raise SourceFailure(
+                    REMOTE_ERROR,
+                    f"{what}: listing page {number} is truncated but gives "
+                    f"{'the same continuation again' if following else 'no continuation'}; "
+                    "refusing a listing that does not end",
+                )
+            tokens.add(token)
+            params.update(following)
+        raise SourceFailure(
+            TOO_LARGE,
+            f"{what}: more than {self.cfg.max_list_pages} listing pages (maxListPages) and still "
+            f"truncated ({seen} entries so far); refusing a listing that does not end",
         )
 
     def list_prefix(self, prefix: str, versioned: bool) -> list[S3Object]:
@@ -260,25 +335,21 @@ class Bucket:
         objects: list[S3Object] = []
         if versioned:
             deleted: set[str] = set()
-            paginator = self.client.get_paginator("list_object_versions")
-            pages = self.call(lambda: _bounded_pages(paginator.paginate(Bucket=self.name, Prefix=prefix)), what)
-            for page in pages:
+            for page in self.pages("list_object_versions", prefix):
                 for marker in page.get("DeleteMarkers", []) or []:
                     if marker.get("IsLatest"):
                         deleted.add(marker["Key"])
                 for v in page.get("Versions", []) or []:
                     if v.get("IsLatest") and v["Key"] not in deleted:
                         objects.append(
-                            S3Object(v["Key"], int(v["Size"]), str(v.get("ETag", "")).strip('"'),
+                            S3Object(v["Key"], _size(v, what), str(v.get("ETag", "")).strip('"'),
                                      _version(v.get("VersionId")), v.get("LastModified"))
                         )
         else:
-            paginator = self.client.get_paginator("list_objects_v2")
-            pages = self.call(lambda: _bounded_pages(paginator.paginate(Bucket=self.name, Prefix=prefix)), what)
-            for page in pages:
+            for page in self.pages("list_objects_v2", prefix):
                 for o in page.get("Contents", []) or []:
                     objects.append(
-                        S3Object(o["Key"], int(o["Size"]), str(o.get("ETag", "")).strip('"'), None,
+                        S3Object(o["Key"], _size(o, what), str(o.get("ETag", "")).strip('"'), None,
                                  o.get("LastModified"))
                     )
         # "Folder" placeholder objects that consoles create are not files of the model.
@@ -287,13 +358,17 @@ class Bucket:
 
     def checksum(self, obj: S3Object) -> str | None:
         """The object's full-object SHA-256 if it was uploaded with one (listings do not
-        carry checksum values: one HEAD each)."""
+        carry checksum values: one HEAD each). The HEAD must agree with the listing."""
         try:
-            return self.head(obj.key, obj.version_id).sha256
+            head = self.head(obj.key, obj.version_id)
         except SourceFailure as exc:
             if exc.code in (ACCESS_DENIED, FILE_NOT_FOUND):
                 return None
             raise
+        what = f"s3://{self.name}/{obj.key}"
+        check_total_size(head.size, obj.size, f"{what} (HEAD)")
+        _check_pin(head.etag, head.version_id, obj, f"{what} (HEAD)")
+        return head.sha256
 
     def has_objects_under(self, prefix: str) -> bool:
         answer = self.call(
@@ -324,16 +399,16 @@ class S3Fetcher:
             answer = self.bucket.client.get_object(Range=f"bytes={start}-{end - 1}", **self._pin())
             body = answer["Body"]
             try:
+                _check_pin(_etag(answer), _version(answer.get("VersionId")), self.obj, self.what)
                 content_range = answer.get("ContentRange")
                 if not content_range:
-                    if start == 0 and int(answer.get("ContentLength", -1)) <= end - start:
-                        return body.read(end - start)
+                    # A server that ignores Range may still answer a read of the whole
+                    # (small) object; anything else would be a whole download here.
+                    check_total_size(answer.get("ContentLength"), self.obj.size, self.what)
+                    if start == 0 and self.obj.size <= end - start:
+                        return _read_at_most(body, end - start)
                     raise RangeNotSupported(self.what)  # never read a whole body here
-                first = content_range.split(" ", 1)[-1].split("-", 1)[0]
-                if first.isdigit() and int(first) != start:
-                    raise SourceFailure(
-                        INTEGRITY, f"{self.what}: asked for bytes from {start}, got from {first}"
-                    )
+                check_range_answer(content_range, start, self.obj.size, self.what)
                 return _read_at_most(body, end - start)
             finally:
                 body.close()
@@ -345,6 +420,8 @@ class S3Fetcher:
             answer = self.bucket.client.get_object(**self._pin())
             body = answer["Body"]
             try:
+                _check_pin(_etag(answer), _version(answer.get("VersionId")), self.obj, self.what)
+                check_total_size(answer.get("ContentLength"), self.obj.size, self.what)
                 yield from body.iter_chunks(READ_CHUNK)
             finally:
                 body.close()
@@ -352,17 +429,34 @@ class S3Fetcher:
             raise self.bucket.classify(exc, self.what) from None
 
 
-def _bounded_pages(pages: Any) -> list[dict[str, Any]]:
-    """Listing pages, stopping once more objects than a model scan accepts were listed (the
-    selection step then reports MS-SRC-014) instead of listing a whole bucket."""
-    out: list[dict[str, Any]] = []
-    seen = 0
-    for page in pages:
-        out.append(page)
-        seen += len(page.get("Contents", []) or []) + len(page.get("Versions", []) or [])
-        if seen > remote_scan.MAX_FILES:
-            break
-    return out
+def _etag(answer: dict[str, Any]) -> str | None:
+    value = answer.get("ETag")
+    return str(value).strip('"') if value else None
+
+
+def _check_pin(etag: str | None, version: str | None, obj: S3Object, what: str) -> None:
+    """An answer about ``obj`` must be about the listed version and content (an endpoint
+    that ignores ``If-Match`` or ``VersionId`` is caught here)."""
+    if obj.version_id and version and version != obj.version_id:
+        raise SourceFailure(
+            INTEGRITY,
+            f"{what}: the server answered for version {version[:80]!r}, the listing named "
+            f"{obj.version_id}",
+        )
+    if obj.etag and etag and etag != obj.etag:
+        raise SourceFailure(
+            INTEGRITY,
+            f"{what}: the server answered with ETag {etag[:80]!r}, the listing gave {obj.etag} "
+            "(the object changed during the scan, or the server contradicts itself)",
+        )
+
+
+def _size(entry: dict[str, Any], what: str) -> int:
+    size = entry.get("Size")
+    if not isinstance(size, int) or size < 0:
+        key = str(entry.get("Key"))[:200]
+        raise SourceFailure(REMOTE_ERROR, f"{what}: {key!r} is listed with size {str(size)[:40]!r}, not a byte count")
+    return size
 
 
 def _read_at_most(body: Any, limit: int) -> bytes:
@@ -461,9 +555,11 @@ def scan(ref: ModelRef, engine: Engine, options: ScanOptions) -> ScannedModel:
     except SourceFailure as failure:
         return ScannedModel(ref, remote_scan.failed(report, str(ref), failure), metadata, SourceType.S3)
     secrets = [s.get_secret_value() for s in (cfg.access_key_id, cfg.secret_access_key, cfg.session_token) if s]
+    policy = remote_scan.policy_of(cfg, Deadline(cfg.scan_deadline, cfg.request_deadline))
+    bucket: Bucket | None = None
     with secrets_in_use(secrets):
         try:
-            bucket = Bucket(ref, cfg)
+            bucket = Bucket(ref, cfg, policy)
             model_key, objects, revision, status = _resolve(bucket, ref)
             single = status == "single"
             target = f"s3://{bucket.name}/{model_key}".rstrip("/")
@@ -485,6 +581,7 @@ def scan(ref: ModelRef, engine: Engine, options: ScanOptions) -> ScannedModel:
                     fetcher=S3Fetcher(bucket, o),
                     sha256=o.sha256,
                     digest=f"s3-etag:{o.etag}" if o.etag else None,
+                    scope=bucket.scope(o),
                 )
                 for o in objects
             ]
@@ -495,7 +592,7 @@ def scan(ref: ModelRef, engine: Engine, options: ScanOptions) -> ScannedModel:
                         entry.sha256 = bucket.checksum(entry.fetcher.obj)  # type: ignore[attr-defined]
             report = remote_scan.scan_entries(
                 engine, target=target, locations=[ref.uri], entries=entries, cfg=cfg,
-                progress=options.progress,
+                policy=policy, progress=options.progress,
             )
             report.revision = revision
         except SourceFailure as failure:
@@ -504,5 +601,8 @@ def scan(ref: ModelRef, engine: Engine, options: ScanOptions) -> ScannedModel:
             remote_scan.failed(report, str(ref), SourceFailure(transient.code, transient.message))
         except Exception as exc:  # fail closed with a message rather than crash the caller
             remote_scan.failed(report, str(ref), remote_scan.unexpected(exc, str(ref)))
+        finally:
+            if bucket is not None:
+                bucket.close()
         report = remote_scan.scrubbed(report)
     return ScannedModel(ref, report, metadata, SourceType.S3)

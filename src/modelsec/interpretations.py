@@ -1,0 +1,120 @@
+"""Every interpretation of a file: which formats claim it, which of them are scanned, and
+whether the file is a polyglot.
+
+Loaders disagree about what a file is. ``pickle.load``, legacy ``torch.load``,
+``joblib.load`` and ``numpy.load(allow_pickle=True)`` run a pickle at offset 0; ``h5py``
+finds an HDF5 superblock at 0, 512, 1024, 2048 ...; ``zipfile`` reads the central
+directory at the end of the file, after any prefix; ``tarfile`` a header at offset 0. One
+file can satisfy several of them, and a scanner that picks one reading leaves the others
+to whoever built the file. So every format's detector is asked (each one is a bounded
+probe: a head, a few small reads), and every format that claims the file scans it.
+
+Formats declare the rest themselves (:class:`~modelsec.formats.base.FormatScanner`):
+``readers`` (the loaders that take that interpretation), ``covers`` (formats whose reading
+of the same bytes their own scan already includes) and ``fallback`` (plain text, only when
+nothing else claims the file). Nothing here names a format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from modelsec import formats
+from modelsec.bytesource import ByteSource
+from modelsec.findings import Finding, Severity, threat
+from modelsec.formats.base import FormatCategory, FormatScanner
+from modelsec.safe_text import printable
+
+POLYGLOT = threat(
+    "MS-FMT-001",
+    "SuspiciousComponents",
+    Severity.HIGH,
+    "File is valid as several formats that different loaders read differently (polyglot)",
+    "Do not load this file. Rebuild the model from trusted data as a single format.",
+    "Model files written by their frameworks are one format. A file that one loader opens "
+    "as, say, HDF5 or a zip archive and another runs as a pickle shows each tool a "
+    "different model: that is built on purpose, to pass a scanner that reads it one way. "
+    "Every interpretation was scanned.",
+)
+
+
+_LOADED = frozenset({FormatCategory.MODEL, FormatCategory.CONTAINER})
+
+
+@dataclass(frozen=True)
+class Interpretations:
+    """The formats that claimed one file, reduced to the readings that must be scanned."""
+
+    claimed: tuple[FormatScanner, ...]  # every detector that said yes, in detection order
+    scanned: tuple[FormatScanner, ...]  # the readings to scan, in detection order
+
+    @property
+    def primary(self) -> FormatScanner | None:
+        return self.scanned[0] if self.scanned else None
+
+    @property
+    def loader_readings(self) -> tuple[FormatScanner, ...]:
+        """Scanned readings that some loader takes by content: model and container formats,
+        and any format that declares ``readers`` (Python source is imported)."""
+        return tuple(s for s in self.scanned if s.readers or s.category in _LOADED)
+
+    @property
+    def polyglot(self) -> bool:
+        return len(self.loader_readings) > 1
+
+
+def claims(head: bytes, source: ByteSource, filename: str) -> tuple[FormatScanner, ...]:
+    """Every registered format whose detector claims the file, in detection order."""
+    out = []
+    for scanner in formats.scanners():
+        try:
+            if scanner.detect(head, source, filename):
+                out.append(scanner)
+        except Exception:  # a detector that trips on odd bytes just does not match
+            continue
+    return tuple(out)
+
+
+def interpret(claimed: tuple[FormatScanner, ...], head: bytes) -> Interpretations:
+    """Which of the ``claimed`` readings to scan.
+
+    Dropped: a reading another claimed format covers (its scan inspects those bytes the
+    same way), fallbacks when anything else claimed the file, and text readings after the
+    first (auxiliary formats without readers are alternative views of one text, chosen by
+    consumers that go by the file's name, and the first one is the most specific).
+    """
+    kept = [c for c in claimed if not any(o is not c and o.covers_claim(c, head) for o in claimed)]
+    if len(kept) > 1:
+        kept = [c for c in kept if not c.fallback] or kept[:1]
+    scanned: list[FormatScanner] = []
+    text_reading = False
+    for scanner in kept:
+        if scanner.category == FormatCategory.AUXILIARY and not scanner.readers:
+            if text_reading:
+                continue
+            text_reading = True
+        scanned.append(scanner)
+    return Interpretations(claimed, tuple(scanned))
+
+
+def detect_all(head: bytes, source: ByteSource, filename: str) -> Interpretations:
+    return interpret(claims(head, source, filename), head)
+
+
+def polyglot_finding(path: str, found: Interpretations) -> Finding:
+    """The finding for a file that loaders read as several formats, naming who reads what."""
+    readings = "; ".join(_reading(s) for s in found.loader_readings)
+    names = " + ".join(s.name for s in found.loader_readings)
+    return POLYGLOT.at(
+        path,
+        printable(f"valid as {len(found.loader_readings)} formats: {readings}; every "
+                  "interpretation was scanned"),
+        subject=names,
+    )
+
+
+def _reading(scanner: FormatScanner) -> str:
+    if not scanner.readers:
+        return scanner.name
+    loaders = ", ".join(r.loader for r in scanner.readers[:3])
+    return f"{scanner.name} (read by {loaders}: {scanner.readers[0].looks_at})"

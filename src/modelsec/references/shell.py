@@ -1,0 +1,409 @@
+"""Shell scripts (``sh -c '<script>'``) as the command lines they run.
+
+A script is split into its simple commands with :mod:`shlex` and read in order, with the
+shell's view of variables: the container's environment, the script's own assignments
+(``MODEL=x``, ``export MODEL=x``, ``MODEL=x prog``) and its positional parameters
+(``sh -c 'vllm serve "$1"' sh org/m``). Nested shells (``sh -c "bash -c '...'"``) are
+split too, up to :data:`MAX_DEPTH`.
+
+Control flow is not evaluated, so whatever could make a value depend on it is *unknown*
+(a marker, see :mod:`.container`) rather than guessed: a variable assigned in more than
+one place or by ``for``/``read``, anything after ``source``/``eval``, positional
+parameters once the script defines functions or uses ``set``/``shift``, command
+substitutions, ``${VAR...}`` forms other than defaults, and variables the pod spec does
+not set (the image may). A script longer than :data:`MAX_SCRIPT` is read up to there and
+reported: beyond the cap nothing is assumed.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Callable, Iterator
+
+from modelsec.references.container import Env, Unknown
+from modelsec.references.model import Unresolved
+
+SHELLS = frozenset({"sh", "bash", "ash", "dash", "zsh", "ksh"})
+MAX_SCRIPT = 64 * 1024  # shlex reads ~3 MB/s: this bounds a review's work
+MAX_DEPTH = 4
+_OPERATORS = ";&|()<>\n"
+_ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.DOTALL)
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_EXPANSION = re.compile(r"\$(?:\{([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*)|([0-9@*#?$!-]))")
+_DEFAULTS = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*|[0-9]+)(:?[-=?+])(.*)$", re.DOTALL)
+_FUNCTION = re.compile(r"(?:^|[\s;&|{(])(?:function\s+[^\s(]+|[A-Za-z_][\w.:-]*\s*\(\s*\))")
+_SPLICE = frozenset({"$@", "${@}", "$*", "${*}"})
+_DECLARE = frozenset({"export", "readonly", "local", "declare", "typeset"})
+_OPAQUE = frozenset({"source", ".", "eval"})
+
+# Words that run the rest of the line as a command: (name, options taking a value, how many
+# plain arguments precede the command).
+_WRAPPERS: dict[str, tuple[frozenset[str], int]] = {
+    "exec": (frozenset({"-a"}), 0),
+    "nohup": (frozenset(), 0),
+    "time": (frozenset({"-f", "-o"}), 0),
+    "command": (frozenset(), 0),
+    "builtin": (frozenset(), 0),
+    "eval": (frozenset(), 0),
+    "env": (frozenset({"-u", "-C", "-S", "--unset", "--chdir"}), 0),
+    "nice": (frozenset({"-n", "--adjustment"}), 0),
+    "timeout": (frozenset({"-s", "-k", "--signal", "--kill-after"}), 1),
+    "setsid": (frozenset(), 0),
+    "stdbuf": (frozenset({"-i", "-o", "-e"}), 0),
+    "tini": (frozenset({"-s", "-p", "-e"}), 0),
+    "dumb-init": (frozenset({"-r", "--rewrite"}), 0),
+    "gosu": (frozenset(), 1),
+    "su-exec": (frozenset(), 1),
+}
+
+# Reserved words that may start a line before the command they introduce.
+_RESERVED = frozenset({"if", "then", "else", "elif", "do", "while", "until", "{", "!"})
+
+CMD_SUBSTITUTION = Unknown("it is the output of a command substitution, which modelsec does not run")
+NOT_IN_SPEC = "${name} is not set in the pod spec (the image or a file may set it)"
+
+
+def shell_script(argv: tuple[str, ...]) -> tuple[str, tuple[str, ...]] | None:
+    """(script, positional parameters $0 $1 ...) of ``sh [options] -c <script> [args]``."""
+    if not argv or argv[0].rsplit("/", 1)[-1] not in SHELLS:
+        return None
+    i = 1
+    while i < len(argv):
+        word = argv[i]
+        if word in ("-o", "+o", "-O", "+O", "--rcfile", "--init-file"):
+            i += 2
+            continue
+        if word.startswith("--"):
+            if word == "--":
+                return None
+            i += 1
+            continue
+        if len(word) > 1 and word[0] in "-+":
+            # -c, or clustered flags holding c (-ec, -xc, -ce): the next word is the script.
+            if word[0] == "-" and "c" in word[1:]:
+                return (argv[i + 1], argv[i + 2:]) if i + 1 < len(argv) else None
+            i += 1
+            continue
+        return None  # a script file: not something the pod spec shows
+    return None
+
+
+def command_lines(argv: tuple[str, ...], env: Env, report: Callable[[Unresolved], None],
+                  describe: Callable[[str], str], depth: int = 0) -> Iterator[tuple[tuple[str, ...], Env]]:
+    """(words, environment) of every command ``argv`` runs."""
+    found = shell_script(argv)
+    if found is None:
+        yield argv, env
+        return
+    script, positional = found
+    if depth >= MAX_DEPTH:
+        report(Unresolved(describe(argv[0].rsplit("/", 1)[-1] + " -c"),
+                          f"shell scripts nested more than {MAX_DEPTH} deep are not read"))
+        yield argv, env
+        return
+    if len(script) > MAX_SCRIPT:
+        report(Unresolved(describe(argv[0].rsplit("/", 1)[-1] + " -c"),
+                          f"its shell script is {len(script)} characters long; modelsec reads "
+                          f"{MAX_SCRIPT} and cannot judge the rest"))
+        script = script[:MAX_SCRIPT]
+    emitted = False
+    for words, line_env in Script(script, env, positional).lines():
+        emitted = True
+        yield from command_lines(words, line_env, report, describe, depth + 1)
+    if not emitted:
+        yield argv, env
+
+
+def split_script(script: str, env: dict[str, str] | None = None,
+                 positional: tuple[str, ...] = ()) -> tuple[tuple[str, ...], ...]:
+    """The simple commands of a shell script (for tests and tools): ``env`` holds known
+    variables; unknown ones come out as markers."""
+    from modelsec.references.container import Marks
+
+    shell_env = Env(Marks(0), dict(env or {}))
+    return tuple(words for words, _ in Script(script, shell_env, positional).lines())
+
+
+class Script:
+    """One script, read line by line with a shell's view of its variables."""
+
+    def __init__(self, script: str, env: Env, positional: tuple[str, ...]) -> None:
+        self.env = env.copy()
+        self.positional: tuple[str, ...] | None = positional or ("sh",)
+        self.raw_lines = _lex(_hide_substitutions(script, env))
+        self.ambiguous: dict[str, Unknown] = {}
+        self.opaque: Unknown | None = None
+        self.assigned_since_opaque: set[str] = set()
+        self._snapshot: Env | None = None  # the environment lines yielded so far share
+        if _FUNCTION.search(script):
+            self.positional = None  # "$1" inside a function is the function's argument
+        self._survey()
+
+    # -- what the whole script does to variables ------------------------------------------
+
+    def _survey(self) -> None:
+        assigned: dict[str, int] = {}
+        for words in self.raw_lines:
+            words = _unwrap(words)
+            if not words:
+                continue
+            head = words[0]
+            if head == "shift" or (head == "set" and any(not w.startswith(("-", "+")) or w == "--"
+                                                         for w in words[1:])):
+                self.positional = None
+            names: list[str] = []
+            if head == "for" and len(words) > 1:
+                names.append(words[1])
+                assigned[words[1]] = 2  # a loop variable takes several values
+            elif head in ("read", "getopts", "mapfile", "readarray"):
+                for word in words[1:]:
+                    if _NAME.match(word):
+                        assigned[word] = 2
+            else:
+                body = words[1:] if head in _DECLARE else words
+                for word in body:
+                    match = _ASSIGNMENT.match(word)
+                    if match is None:
+                        if head in _DECLARE:
+                            continue
+                        break
+                    names.append(match.group(1))
+            for name in names:
+                assigned[name] = assigned.get(name, 0) + 1
+        self.ambiguous = {name: Unknown(f"${name} is set in more than one place in the script")
+                          for name, count in assigned.items() if count > 1}
+
+    # -- reading it in order -----------------------------------------------------------------
+
+    def lines(self) -> Iterator[tuple[tuple[str, ...], Env]]:
+        for words in self.raw_lines:
+            words = _unwrap(words)
+            if not words:
+                continue
+            if words[0] in _DECLARE:
+                self._declare(words[1:])
+                continue
+            prefix: list[tuple[str, str]] = []
+            while words:
+                match = _ASSIGNMENT.match(words[0])
+                if match is None:
+                    break
+                prefix.append((match.group(1), match.group(2)))
+                words = _unwrap(words[1:])
+            if not words:  # only assignments: shell variables from here on
+                for name, value in prefix:
+                    self._assign(name, value)
+                continue
+            expanded = self._expand_words(words)
+            if self._snapshot is None:  # later assignments must not change this line's view
+                self._snapshot = self.env.copy()
+            line_env = self._snapshot
+            if prefix:
+                line_env = line_env.copy()
+                for name, value in prefix:
+                    line_env.set(name, self._expand(value))
+            if words[0] in _OPAQUE:
+                self._opaque(Unknown(f"the script runs `{words[0]}` before it, which may set it"))
+            if expanded:
+                yield tuple(expanded), line_env
+
+    def _declare(self, words: tuple[str, ...]) -> None:
+        for word in words:
+            match = _ASSIGNMENT.match(word)
+            if match is not None:
+                self._assign(match.group(1), match.group(2))
+            elif not word.startswith("-") and not _NAME.match(word):
+                # export $(cat env) and the like: any variable may be set now
+                self._opaque(Unknown("the script exports variables modelsec cannot see"))
+
+    def _opaque(self, why: Unknown) -> None:
+        self.opaque = why
+        self.assigned_since_opaque = set()
+        # What the next programs inherit is unknown too (TGI reads MODEL_ID from it).
+        self.env = self.env.copy()
+        for name in list(self.env.values):
+            self.env.forget(name, why)
+        self.env.wildcards = (*self.env.wildcards, ("", why))
+        self._snapshot = None
+
+    def _assign(self, name: str, value: str) -> None:
+        why = self.ambiguous.get(name)
+        if why is not None:
+            self.env.forget(name, why)
+        else:
+            self.env.set(name, self._expand(value))
+            self.assigned_since_opaque.add(name)
+        self._snapshot = None
+
+    # -- expansion -----------------------------------------------------------------------
+
+    def _lookup(self, name: str) -> str:
+        mark = self.env.marks.mark
+        if name in self.ambiguous:
+            return mark(self.ambiguous[name])
+        if self.opaque is not None and name not in self.assigned_since_opaque:
+            return mark(self.opaque)
+        value = self.env.values.get(name)
+        if value is not None:
+            return value
+        why = self.env.why_unknown(name)
+        return mark(why or Unknown(NOT_IN_SPEC.replace("{name}", name)))
+
+    def _param(self, index: int) -> str:
+        if self.positional is None:
+            return self.env.marks.mark(Unknown("positional parameters change in the script"))
+        return self.positional[index] if index < len(self.positional) else ""
+
+    def _expand_words(self, words: tuple[str, ...]) -> list[str]:
+        out: list[str] = []
+        for word in words:
+            if word in _SPLICE:
+                if self.positional is None:
+                    out.append(self._param(0))
+                else:
+                    out.extend(self.positional[1:])
+                continue
+            out.append(self._expand(word))
+        return out
+
+    def _expand(self, word: str) -> str:
+        if "$" not in word:
+            return word
+        return _EXPANSION.sub(self._replace, word)
+
+    def _replace(self, match: re.Match[str]) -> str:
+        braced, name, special = match.groups()
+        if name is not None:
+            return self._lookup(name)
+        if special is not None:
+            if special.isdigit():
+                return self._param(int(special))
+            if special in "@*":
+                return " ".join(self.positional[1:]) if self.positional is not None else self._param(0)
+            return self.env.marks.mark(Unknown(f"${special} is set by the shell at run time"))
+        inner = braced or ""
+        if _NAME.match(inner):
+            return self._lookup(inner)
+        if inner.isdigit():
+            return self._param(int(inner))
+        defaults = _DEFAULTS.match(inner)
+        if defaults is not None:
+            target, op, alternative = defaults.groups()
+            value = self._param(int(target)) if target.isdigit() else self._lookup(target)
+            if "\x00" in value:
+                return value  # unknown: so is the result
+            if op.endswith("+"):
+                return self._expand(alternative) if value else ""
+            if value or not op.startswith(":"):
+                return value
+            return self._expand(alternative)
+        return self.env.marks.mark(Unknown(f"${{{inner}}} is computed by the shell at run time"))
+
+
+def _hide_substitutions(script: str, env: Env) -> str:
+    """Replace ``$(...)``, ``$((...))`` and backquotes by a marker before lexing: their
+    output is unknown, and shlex would split them into words and operators."""
+    if "$(" not in script and "`" not in script:
+        return script
+    marker = env.marks.mark(CMD_SUBSTITUTION)
+    out: list[str] = []
+    i = 0
+    while i < len(script):
+        if script.startswith("$(", i):
+            depth, j = 0, i + 1
+            while j < len(script):
+                if script[j] == "(":
+                    depth += 1
+                elif script[j] == ")":
+                    depth -= 1
+                    if depth == 0:
+                        break
+                j += 1
+            out.append(marker)
+            i = j + 1
+        elif script[i] == "`":
+            end = script.find("`", i + 1)
+            out.append(marker)
+            i = len(script) if end < 0 else end + 1
+        else:
+            out.append(script[i])
+            i += 1
+    return "".join(out)
+
+
+# Scripts repeat across the Pods of a workload and shlex is slow (~3 MB/s): lexed scripts
+# are kept, bounded by the characters they hold (a few MiB), oldest first out. Only
+# scripts without substitutions are kept: those carry markers of one container.
+_LEXED: dict[str, list[tuple[str, ...]]] = {}
+_LEXED_BUDGET = 2 << 20
+_lexed_size = 0
+
+
+def _lex(script: str) -> list[tuple[str, ...]]:
+    global _lexed_size
+    found = _LEXED.get(script)
+    if found is not None:
+        return found
+    lines = _lex_uncached(script)
+    if "\x00" not in script and len(script) <= _LEXED_BUDGET // 8:
+        while _LEXED and _lexed_size + 2 * len(script) > _LEXED_BUDGET:
+            _lexed_size -= 2 * len(_LEXED.pop(next(iter(_LEXED))))
+        _LEXED[script] = lines
+        _lexed_size += 2 * len(script)  # the key, and words about as long
+    return lines
+
+
+def _lex_uncached(script: str) -> list[tuple[str, ...]]:
+    """Simple commands as word tuples, unexpanded."""
+    # Backslash-newline continues a line; a bare newline ends a command like `;` does.
+    script = script.replace("\\\n", " ")
+    lexer = shlex.shlex(script, posix=True, punctuation_chars=_OPERATORS)
+    lexer.whitespace = " \t\r"
+    lexer.whitespace_split = True
+    # shlex's own comment handling swallows the newline that ends the comment (and with it
+    # the command boundary), so comments are dropped below instead.
+    lexer.commenters = ""
+    try:
+        words = list(lexer)
+    except ValueError:  # unbalanced quotes: fall back to whitespace, still useful
+        words = script.split()
+    lines: list[tuple[str, ...]] = []
+    current: list[str] = []
+    in_comment = False
+    for word in words:
+        if word and all(ch in _OPERATORS for ch in word):
+            if in_comment and "\n" not in word:
+                continue
+            in_comment = False
+            if current:
+                lines.append(tuple(current))
+            current = []
+            continue
+        if in_comment or word.startswith("#"):
+            in_comment = True
+            continue
+        current.append(word)
+    if current:
+        lines.append(tuple(current))
+    return lines
+
+
+def _unwrap(words: tuple[str, ...]) -> tuple[str, ...]:
+    """Drop reserved words and wrappers that run the rest of the line (``then``, ``exec``,
+    ``env -i X=1``, ``timeout 30``, ...) so that the program they run comes first.
+    ``env``'s assignments stay (they set the program's environment)."""
+    i = 0
+    while i < len(words) and (words[i] in _WRAPPERS or words[i] in _RESERVED):
+        if words[i] in _RESERVED:
+            i += 1
+            continue
+        takes_value, plain = _WRAPPERS[words[i]]
+        i += 1
+        while i < len(words) and words[i].startswith("-") and words[i] != "-":
+            if words[i] == "--":
+                i += 1
+                break
+            i += 2 if words[i] in takes_value else 1
+        i += plain
+    return words[i:]

@@ -1,0 +1,93 @@
+"""``modelsec verify --scan``: a ModelScan the real operator completed, read through the
+real API server (TLS, the kubeconfig hack/envtest.sh writes), then the files on disk
+checked against its fingerprint by the real command line."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelsec.k8s.naming import scan_name
+
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(3600)]
+
+API = "modelsec.io/v1alpha1"
+
+
+def verify(cluster: Any, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "modelsec", "verify", *args, "--kubeconfig", cluster.kubeconfig],
+        capture_output=True, text=True, timeout=120,
+    )
+
+
+@pytest.fixture
+def scanned_model(cluster: Any, operator: Any, models_root: Path, request: pytest.FixtureRequest) -> Any:
+    """A Local model directory and the name of the ModelScan the operator completed for it."""
+    prefix = "verify-" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:8]
+    directory = models_root / prefix
+    model = directory / "bert"
+    (model / "tokenizer").mkdir(parents=True)
+    (model / "config.json").write_text('{"architectures": ["BertModel"]}')
+    (model / "tokenizer" / "vocab.txt").write_text("[PAD]\n[UNK]\nhello\n")
+    (model / "weights.npy").write_bytes(
+        b"\x93NUMPY\x01\x00v\x00" + b"{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }".ljust(117)
+        + b"\n" + bytes(16)
+    )
+    source, group = f"{prefix}-src", f"{prefix}-group"
+    uri = f"file://{model}"
+    name = scan_name(uri, None, group)
+    cluster.apply(
+        {"apiVersion": API, "kind": "ModelSource", "metadata": {"name": source},
+         "spec": {"type": "Local", "local": {"path": str(directory)}}},
+        {"apiVersion": API, "kind": "SecurityGroup", "metadata": {"name": group},
+         "spec": {"sourceRef": source, "rules": [{"name": "LoadTimeCodeExecution"}]}},
+        {"apiVersion": API, "kind": "ModelScan", "metadata": {"name": name},
+         "spec": {"model": uri, "securityGroup": group}},
+    )
+    done = cluster.wait_for("modelscans", name, lambda o: o.get("status", {}).get("phase") == "Completed",
+                            timeout=120, what="a completed scan")
+    assert done["status"]["filesScanned"] == 3
+    yield model, name
+    cluster.kubectl("delete", "--wait=false", f"modelscans/{name}", f"securitygroups/{group}",
+                    f"modelsources/{source}", check=False)
+
+
+def test_files_are_verified_against_the_modelscan(cluster: Any, scanned_model: Any) -> None:
+    model, name = scanned_model
+    done = verify(cluster, str(model), "--scan", name)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 OK" in done.stdout and f"ModelScan {name}" in done.stdout
+
+
+def test_a_changed_volume_is_detected_without_naming_the_file(cluster: Any, scanned_model: Any) -> None:
+    model, name = scanned_model
+    (model / "tokenizer" / "vocab.txt").write_text("[PAD]\n[UNK]\nhell0\n")
+    done = verify(cluster, str(model), "--scan", name)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "records no per-file digests" in done.stdout and "CHANGED" in done.stdout
+
+    (model / "tokenizer" / "vocab.txt").write_text("[PAD]\n[UNK]\nhello\n")
+    assert verify(cluster, str(model), "--scan", name).returncode == 0
+    (model / "modeling_extra.py").write_text("import os\n")
+    done = verify(cluster, str(model), "--scan", name)
+    assert done.returncode == 1 and "4 file(s) on disk, 3 scanned" in done.stdout
+
+
+def test_an_unknown_or_unfinished_scan_is_an_error(cluster: Any, scanned_model: Any, tmp_path: Path) -> None:
+    model, _ = scanned_model
+    done = verify(cluster, str(model), "--scan", "no-such-scan-0000000000000000")
+    assert done.returncode == 2 and "no ModelScan named no-such-scan" in done.stderr
+    pending = "pending-" + hashlib.sha256(str(tmp_path).encode()).hexdigest()[:12]
+    cluster.apply({"apiVersion": API, "kind": "ModelScan", "metadata": {"name": pending},
+                   "spec": {"model": f"file://{model}", "securityGroup": "no-such-group-for-verify"}})
+    try:
+        done = verify(cluster, str(model), "--scan", pending)
+        assert done.returncode == 2 and "no completed scan to verify against" in done.stderr
+    finally:
+        cluster.kubectl("delete", "--wait=false", f"modelscans/{pending}", check=False)
