@@ -22,7 +22,10 @@ from __future__ import annotations
 import functools
 from typing import Callable, Protocol
 
-from modelsec.pickle.values import Call, Container, Global, Value, describe, dict_items
+from modelsec.pickle.joblib_arrays import is_array_wrapper
+from modelsec.pickle.opcodes import BigInt, Blob
+from modelsec.pickle.policy import Verdict
+from modelsec.pickle.values import Call, Container, Derived, Global, Value, describe, dict_items
 
 # copyreg._reconstructor(cls, base, state) runs base.__new__(cls, state) and base.__init__:
 # only bases whose constructors merely store or copy data.
@@ -51,11 +54,14 @@ class Site(Protocol):
 
     callee: Global
     offset: int
+    receiver: Value  # the instance a method is called on (method contracts), else None
 
     def arg(self, index: int) -> Value: ...
     def count(self) -> int | None: ...
     def data(self, *indexes: int) -> None: ...
-    def klass(self, index: int, *, data_ok: bool = False, new_only: bool = True) -> Global | None: ...
+    def klass(
+        self, index: int, *, data_ok: bool = False, new_only: bool = True, args: Value = ()
+    ) -> Global | None: ...
     def exact(self, index: int, allowed: frozenset[str], *, optional: bool = False) -> Global | None: ...
     def name(self, index: int, allowed: frozenset[str], *, optional: bool = False) -> str | None: ...
     def called_now(self, func_index: int, args_index: int) -> Value: ...
@@ -194,7 +200,7 @@ def _sklearn_new_obj(site: Site) -> Value:
 
 def _new_index(site: Site) -> Value:
     # _new_Index(cls, d): cls.__new__(cls, **d) (or cls._simple_new for periods)
-    cls = site.klass(0)
+    cls = site.klass(0, args=(site.arg(1),))
     site.data(1)
     return site.instance(cls)
 
@@ -261,6 +267,7 @@ CONTRACTS: dict[str, Contract] = {
     "re._compile": _plain,
     "zoneinfo.ZoneInfo._unpickle": _zoneinfo_unpickle,
     "pytz._p": _plain,
+    "pytz._UTC": _plain,  # returns the utc singleton
     "array._array_reconstructor": _array_reconstructor,
     **{f"numpy.{core}.multiarray._reconstruct": _numpy_reconstruct for core in ("core", "_core")},
     **{f"numpy.{core}.multiarray.scalar": _plain for core in ("core", "_core")},
@@ -326,7 +333,9 @@ def is_instance_of(value: Value, classes: frozenset[str]) -> bool:
     return isinstance(value, Call) and value.cls is not None and value.cls.path in classes
 
 
-def _state_fields_are(keys: tuple[str, ...], classes: frozenset[str], what: str) -> Contract:
+def _state_fields_are(
+    keys: tuple[str, ...], classes: frozenset[str], what: str, *, optional: bool = False
+) -> Contract:
     def contract(site: Site) -> Value:
         state = site.arg(0)
         fields = dict_items(state)
@@ -334,8 +343,19 @@ def _state_fields_are(keys: tuple[str, ...], classes: frozenset[str], what: str)
             site.violation(f"its state is a {describe(state)}, not a dict whose fields can be read")
             return None
         for key in keys:
+            if optional and key not in fields:
+                continue
             if not is_instance_of(fields.get(key), classes):
                 site.violation(f"state[{key!r}] is {describe(fields.get(key))}, not {what}")
+        return None
+
+    return contract
+
+
+def _all(*contracts: Contract) -> Contract:
+    def contract(site: Site) -> Value:
+        for each in contracts:
+            each(site)
         return None
 
     return contract
@@ -355,6 +375,84 @@ def _argument_is(index: int, classes: frozenset[str], what: str, *, literal: tup
     return contract
 
 
+_LITERALS = (bool, int, float, complex, str, bytes, bytearray)
+
+
+def is_plain(value: Value, depth: int = 0, *, attribute: bool = False) -> bool:
+    """Plain data: literals, containers of plain data, class references, and objects built
+    by an allowlisted constructor or helper whose attributes from the stream are plain data
+    too, with no callable among them. Reviewed library code handed only plain data calls
+    library methods on library objects, never a callable the stream chose: an attribute can
+    shadow a method (``__array__``, ``copy``), so inside an object's attributes a reference
+    to a class or function is not plain."""
+    if value is None or isinstance(value, _LITERALS) or isinstance(value, (Blob, BigInt, Derived)):
+        return True
+    if isinstance(value, Global):
+        return not attribute
+    if depth > 6:
+        return False
+    if isinstance(value, tuple):
+        return all(is_plain(item, depth + 1, attribute=attribute) for item in value)
+    if isinstance(value, Container):
+        if value.dropped and (value.objects or value.opaque_keys):
+            return False
+        if value.kind == "dict":
+            return all(
+                is_plain(key, depth + 1, attribute=attribute) and is_plain(item, depth + 1, attribute=attribute)
+                for key, item in value.items
+            )
+        return all(is_plain(item, depth + 1, attribute=attribute) for item in value.items)
+    if isinstance(value, Call):
+        if is_array_wrapper(value):
+            return True
+        origin = value.cls if value.cls is not None else value.origin
+        if not (isinstance(origin, Global) and origin.classification.verdict is Verdict.SAFE):
+            return False
+        attrs = value.attrs
+        if attrs is None:
+            return True
+        if attrs.unknown or attrs.tracked:
+            return False
+        return all(is_plain(state, depth + 1, attribute=True) for state in attrs.merged)
+    return False
+
+
+def _plain_arguments(site: Site) -> Value:
+    """Reviewed "only if every argument is plain data" (see is_plain)."""
+    for index in range(site.count() or 0):
+        value = site.arg(index)
+        if not is_plain(value):
+            site.violation(f"argument {index + 1} ({describe(value)}) is not plain data")
+    return None
+
+
+def _first_state_without(*keys: str) -> Contract:
+    """Reviewed "only if the state is the instance's first and sets none of ``keys``": the
+    method calls self.<key>(), which the instance __dict__ would otherwise decide."""
+
+    def contract(site: Site) -> Value:
+        receiver = site.receiver
+        if isinstance(receiver, Call) and receiver.attrs is not None and (receiver.attrs.written or receiver.attrs.unknown):
+            site.violation("the instance already has attributes from the stream, which its methods may read")
+        fields = dict_items(site.arg(0))
+        if fields is None:
+            site.violation(f"its state is a {describe(site.arg(0))}, not a dict whose keys can be read")
+            return None
+        for key in keys:
+            if key in fields:
+                site.violation(f"its state sets {key!r}, which the method then calls")
+        return None
+
+    return contract
+
+
+def _single_value(site: Site) -> Value:
+    # EnumType.__call__(cls, value): a member lookup; with names= it builds a new Enum class
+    if site.count() != 1 or not isinstance(site.arg(0), _LITERALS):
+        site.violation("an Enum class is called with something other than one literal value")
+    return None
+
+
 def _block_manager_new(site: Site) -> Value:
     # BlockManager(blocks, axes, ...): __cinit__ stores tuple(blocks) and calls axes.copy()
     axes = site.arg(1)
@@ -369,9 +467,22 @@ METHOD_CONTRACTS: dict[str, Contract] = {
         ("nodes",), ARRAYS, "a numpy array"
     ),
     "pandas._libs.internals.BlockManager.__new__": _block_manager_new,
-    "dateutil.tz.tz.tzoffset.__init__": _argument_is(
+    # a metaclass __call__ shows as the class's __init__ (classfacts)
+    "dateutil.tz._factories._TzOffsetFactory.__init__": _argument_is(
         1, frozenset({"datetime.timedelta"}), "a number or a datetime.timedelta", literal=(int, float)
     ),
+    "enum.EnumType.__init__": _single_value,
+    "sklearn.isotonic.IsotonicRegression.__setstate__": _all(
+        _first_state_without("_build_f"),
+        _state_fields_are(("X_thresholds_", "y_thresholds_"), ARRAYS, "a numpy array", optional=True),
+    ),
+    **{
+        f"pandas.{name}.__new__": _plain_arguments
+        for name in (
+            "Index", "RangeIndex", "MultiIndex", "DatetimeIndex", "PeriodIndex", "TimedeltaIndex",
+            "CategoricalIndex", "arrays.IntervalArray",
+        )
+    },
     "torch.nn.parameter.Parameter.__new__": _argument_is(0, TENSORS, "a torch.Tensor"),
     "torch.nn.parameter.Buffer.__new__": _argument_is(0, TENSORS, "a torch.Tensor"),
 }

@@ -167,7 +167,9 @@ class Invoker:
 
     # -- implicit calls -----------------------------------------------------------------------
 
-    def _class_method(self, found: Lookup, method: str, offset: int, how: str, args: Value = None) -> None:
+    def _class_method(
+        self, found: Lookup, method: str, offset: int, how: str, args: Value = None, receiver: Value = None
+    ) -> None:
         """A method of an allowlisted class runs: fine if proven safe, checked against its
         condition if it was reviewed with one, a finding otherwise."""
         if found.found is not Found.METHOD or found.safe:
@@ -177,7 +179,7 @@ class Invoker:
         if contract is None or args is None:
             self.observer.unsafe_method(found.owner, method, offset, how, found.why)
             return
-        site = CallSite(self, _global_for(path, offset, how), args, sequence_items(args), offset, how, 0)
+        site = CallSite(self, _global_for(path, offset, how), args, sequence_items(args), offset, how, 0, receiver)
         contract(site)
 
     def _use(self, found: Lookup, target: Call, method: str, args: Value, offset: int, how: str) -> None:
@@ -189,7 +191,7 @@ class Invoker:
                 self.observer.invoked(found.value, offset, stored)  # a name nobody can read
             self.call(found.value, args, offset, stored)
         elif found.found is Found.METHOD:
-            self._class_method(found, method, offset, how, args)
+            self._class_method(found, method, offset, how, args, target)
         elif found.found is Found.COMPUTED:
             self.observer.invoked(
                 target, offset, f"{how} calls {method} of an instance of {target.cls.subject}: {found.owner}"
@@ -245,7 +247,7 @@ class Invoker:
                     self.observer.invoked(
                         state, offset, f"{found.owner}.__setstate__ calls methods of its state, an object the stream built"
                     )
-                self._merge(instance, state)
+                self._merge_parts(instance, state)
         if cls.classification.verdict is Verdict.SAFE:
             if cls.path in JOBLIB_INLINE_ARRAY:
                 return RawArray(instance, offset)
@@ -270,6 +272,18 @@ class Invoker:
     def _merge(instance: Call, state: Value) -> None:
         if instance.attrs is not None:
             instance.attrs.merge(state)
+
+    @classmethod
+    def _merge_parts(cls, instance: Call, state: Value) -> None:
+        """A class's own ``__setstate__`` given a tuple reads its fields into slots and the
+        dicts among them into ``__dict__`` (NumPy, pandas and Cython classes do): only those
+        dicts become attributes. Any other state is merged as a whole (unknown if not a dict)."""
+        if isinstance(state, tuple):
+            for part in state:
+                if isinstance(part, Container) and part.kind == "dict":
+                    cls._merge(instance, part)
+            return
+        cls._merge(instance, state)
 
     def consume_mapping(self, value: Value, offset: int, how: str) -> None:
         """``dict.update(value)``, ``dict(value)``: a non-dict mapping has ``keys()`` called."""
@@ -355,8 +369,10 @@ class CallSite:
         offset: int,
         how: str,
         depth: int,
+        receiver: Value = None,
     ) -> None:
         self.invoker = invoker
+        self.receiver = receiver
         self.callee = callee
         self.args = args
         self.items = items
@@ -387,7 +403,12 @@ class CallSite:
             if not self._absent(index):
                 self.invoker.consume_mapping(self.arg(index), self.offset, self.callee.path)
 
-    def klass(self, index: int, *, data_ok: bool = False, new_only: bool = True) -> Global | None:
+    def klass(
+        self, index: int, *, data_ok: bool = False, new_only: bool = True, args: Value = ()
+    ) -> Global | None:
+        """The class at ``index``, which the helper instantiates with ``args``: it must be
+        allowlisted, and the methods that run (``__new__``, and ``__init__`` unless
+        ``new_only``) safe for those arguments."""
         value = self.arg(index)
         if self.items is None:
             return None
@@ -397,7 +418,7 @@ class CallSite:
             if verdict is Verdict.SAFE and facts is not None:
                 for method, found in _unsafe_constructor(value.path, new_only):
                     self.invoker._class_method(
-                        found, method, self.offset, f"{self.callee.path} instantiates {value.subject}"
+                        found, method, self.offset, f"{self.callee.path} instantiates {value.subject}", args
                     )
                 return value
             if verdict is Verdict.DATA and data_ok:

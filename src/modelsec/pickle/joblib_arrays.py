@@ -16,7 +16,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from modelsec.pickle.values import Call, Global, Value, dict_items, sequence_items
+from modelsec.pickle.values import Call, Container, Global, Value, dict_items, sequence_items
 
 # Classes whose instances joblib follows with raw array bytes (or a nested pickle) in the
 # same file, right after their BUILD.
@@ -33,6 +33,22 @@ JOBLIB_FILE_ARRAY = frozenset(
     }
 )
 JOBLIB_WRAPPERS = JOBLIB_INLINE_ARRAY | JOBLIB_FILE_ARRAY
+# What joblib.dump writes into a NumpyArrayWrapper's state (joblib 0.10 to 1.x).
+WRAPPER_FIELDS = frozenset(
+    {"subclass", "shape", "order", "dtype", "allow_mmap", "numpy_array_alignment_bytes"}
+)
+
+
+def is_array_wrapper(value: Value) -> bool:
+    """A NumpyArrayWrapper whose state holds only what joblib writes: joblib.load replaces
+    it by the array, and plain pickle.load leaves a wrapper holding data."""
+    if not (isinstance(value, Call) and value.cls is not None and value.cls.path in JOBLIB_INLINE_ARRAY):
+        return False
+    state = value.state
+    return (
+        isinstance(state, Container) and state.kind == "dict" and not state.dropped and not state.opaque_keys
+        and all(isinstance(key, str) and key in WRAPPER_FIELDS for key, _ in state.items)
+    )
 
 _SIZED_TYPESTR = re.compile(r"[<>|=]?[a-zA-Z](\d+)(\[[a-zA-Z0-9]+\])?")
 _FLEXIBLE = frozenset("VSUa")  # numpy's PyTypeNum_ISEXTENDED kinds

@@ -201,11 +201,14 @@ class StackMachine:
         if len(items) <= KEEP_ITEMS:
             return make_tuple(items)
         kept, dropped = self._keep(items)
-        return Container("tuple", kept, dropped, 1 + weigh_all(items))
+        made = Container("tuple", kept, dropped, 1 + weigh_all(items))
+        made.objects = dropped > 0 and _holds_objects(items)
+        return made
 
     def _container(self, kind: str, items: list[Value], offset: int, weight: int) -> Container:
         kept, dropped = self._keep(items)
         made = Container(kind, kept, dropped, min(weight, WEIGHT_CAP))
+        made.objects = dropped > 0 and _holds_objects(items)
         if made.weight > EXPANSION_FLOOR:
             self._check_expansion(made, offset)
         return made
@@ -373,6 +376,7 @@ class StackMachine:
         self._check_hashable(items[::2], offset, "DICT")
         kept, dropped, opaque = self._keep_pairs(pairs)
         made = Container("dict", kept, dropped, min(1 + weigh_all(items), WEIGHT_CAP), opaque)
+        made.objects = dropped > 0 and _holds_objects(items)
         if made.weight > EXPANSION_FLOOR:
             self._check_expansion(made, offset)
         self.stack.append(made)
@@ -418,6 +422,9 @@ class StackMachine:
                 dropped = len(items) - len(kept)
             target.items.extend(kept)
             target.dropped += dropped
+            if dropped and not target.objects:
+                flat = [part for pair in items for part in pair] if wanted == "dict" else items
+                target.objects = _holds_objects(flat)
             target.weight = min(target.weight + added, WEIGHT_CAP)
             if target.weight > EXPANSION_FLOOR:
                 self._check_expansion(target, offset)
@@ -536,6 +543,15 @@ class StackMachine:
         target = self._top(offset)
         self.effects = True
         return self.invoker.apply_state(target, state, offset)
+
+
+_OBJECTS = (Call, Persistent, Unresolved, OutOfBand)
+
+
+def _holds_objects(items: "list[Value] | tuple[Value, ...]") -> bool:
+    """True if an item is an object rather than a literal or container (checked only when a
+    container drops items, so its readers know whether what they cannot see was plain)."""
+    return any(isinstance(item, _OBJECTS) for item in items)
 
 
 def _unhashable(value: Value, depth: int) -> bool:

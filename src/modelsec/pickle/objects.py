@@ -21,7 +21,7 @@ classes' code.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from modelsec.pickle.values import Container, Value, describe
@@ -35,6 +35,7 @@ INSTANCE_LOOKUPS = frozenset({"__setstate__", "append", "extend", "add", "keys"}
 # Dict keys whose values matter beyond the container cap: the names above, and what
 # joblib's old array wrappers read from their state.
 TRACKED_KEYS = INSTANCE_LOOKUPS | {"filename"}
+MAX_MERGED = 8  # states remembered per instance; past that its attributes are unknown
 
 
 class Found(enum.Enum):
@@ -61,12 +62,17 @@ class InstanceAttrs:
 
     tracked: dict[str, Value]
     unknown: str = ""  # why its contents cannot be told, "" while they can
+    written: bool = False  # the stream set attributes on it (any, tracked or not)
+    # The dicts merged into it, for readers that judge every attribute (contracts.is_plain).
+    merged: list[Container] = field(default_factory=list)
 
     def merge(self, state: Value) -> None:
         """``inst.__dict__.update(state)`` (or setattr of each item) with ``state`` as built."""
-        if self.unknown:
-            return
         if state is None:
+            return
+        if not (isinstance(state, Container) and state.kind == "dict" and not state.items and not state.dropped):
+            self.written = True
+        if self.unknown:
             return
         if not isinstance(state, Container) or state.kind != "dict":
             self.unknown = f"its attributes were set from a {describe(state)}"
@@ -74,6 +80,10 @@ class InstanceAttrs:
         if state.opaque_keys:
             self.unknown = "its attributes were set from a dict with computed or uncounted keys"
             return
+        if len(self.merged) >= MAX_MERGED:
+            self.unknown = f"its attributes were set by more than {MAX_MERGED} states"
+            return
+        self.merged.append(state)
         for key, value in state.items:
             if isinstance(key, str) and key in INSTANCE_LOOKUPS:
                 self.tracked[key] = value

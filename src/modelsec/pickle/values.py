@@ -113,6 +113,9 @@ class Container:
     # A dict whose keys cannot all be read: a key computed by the stream, or tracked keys
     # (objects.TRACKED_KEYS) past what the machine could retain. Readers fail closed.
     opaque_keys: bool = False
+    # An item was an object (a call result, a persistent or unresolved value) rather than a
+    # literal or a container: readers that need plain data cannot trust dropped items.
+    objects: bool = False
 
 
 class HeavyTuple(tuple):  # type: ignore[type-arg]
