@@ -33,7 +33,8 @@ for folder in (REPO / "tests" / "soundness", REPO / "tests" / "pickle"):
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
 
-from soundness_judge import Scanner  # noqa: E402
+from soundness_grammar import generate  # noqa: E402
+from soundness_judge import Scanner, judge, minimise  # noqa: E402
 from soundness_oracle import Oracle  # noqa: E402
 from soundness_runner import ChunkResult, merge, run_chunk  # noqa: E402
 
@@ -94,10 +95,30 @@ def save_bypasses(out: Path, summary: dict[str, Any]) -> None:
         (folder / f"{name}.json").write_text(json.dumps(provenance, indent=1) + "\n")
 
 
+def reminimise(summary: dict[str, Any], seed: int, timeout: float) -> None:
+    """Minimise each bypass class again from its first program (after the minimiser
+    changed, or to refresh the examples against today's scanner)."""
+    scanner, oracle = Scanner(), Oracle(timeout=timeout)
+    try:
+        for name, finding in summary["bypasses"].items():
+            program = generate(seed, finding["indexes"][0])
+            judgement = judge(program, scanner, oracle, sample_rate=0.0)
+            if judgement.bypass:
+                finding["minimised_hex"] = minimise(judgement, scanner, oracle, name).hex()
+            else:
+                finding["minimised_hex"] = ""
+                finding["event"] += " (no longer a bypass when minimised again)"
+    finally:
+        oracle.close()
+        scanner.close()
+
+
 def print_summary(summary: dict[str, Any]) -> None:
     print(f"\nprograms {summary['programs']:,}  worker seconds {summary['seconds']:,}  "
           f"oracle runs {summary['oracle_runs']:,}  scanner {summary['scanner']}")
     print(f"oracle events by kind: {summary['oracle_events']}")
+    print(f"data-only programs {summary.get('data_only', 0):,}, of which loaded cleanly "
+          f"{summary.get('data_only_loaded', 0):,} (the false-alarm candidates)")
     print(f"blocked sample: {summary['blocked_sample']}")
     print("\nfamily counts: " + ", ".join(f"{k} {v:,}" for k, v in summary["families"].items()))
     for title, key in (("bypasses", "bypasses"), ("false alarms", "false_alarms")):
@@ -117,7 +138,16 @@ def main() -> None:
     parser.add_argument("--sample-rate", type=float, default=0.02,
                         help="share of blocked, not data-only programs the oracle also runs")
     parser.add_argument("--timeout", type=float, default=3.0, help="seconds per oracle child")
+    parser.add_argument("--reminimise", action="store_true",
+                        help="only minimise the first program of each bypass class of a finished run again")
     args = parser.parse_args()
+    if args.reminimise:
+        summary = json.loads((args.out / "summary.json").read_text())
+        reminimise(summary, args.seed, args.timeout)
+        (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+        save_bypasses(args.out, summary)
+        print_summary(summary)
+        return
 
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "chunks").mkdir(exist_ok=True)

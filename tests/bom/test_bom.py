@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -23,12 +22,8 @@ from modelsec.policy import evaluate, load_group, parse_group
 from modelsec.rules.base import EvaluationInput
 from modelsec.sources import ScannedModel, ScanOptions, parse_model_uri, scan_model
 
-SOURCE_TESTS = Path(__file__).resolve().parents[1] / "sources"
-if str(SOURCE_TESTS) not in sys.path:  # the test Hub server lives with the source tests
-    sys.path.insert(0, str(SOURCE_TESTS))
-
-from hf_server import HubServer  # noqa: E402
-from source_helpers import hf_config  # noqa: E402
+from remote_fixtures import HubServer
+from source_helpers import hf_config
 
 FILES = {
     "config.json": b'{"architectures": ["BertModel"], "hidden_size": 64}',
@@ -134,20 +129,6 @@ def test_a_one_file_model(tmp_path: Path) -> None:
     bom = valid(judged(scan_model(parse_model_uri(str(path)), Engine())))
     assert props(bom["metadata"]["component"])["modelsec:singleFile"] == "true"
     assert list(files_of(bom)) == ["weights.safetensors"]
-
-
-@pytest.fixture
-def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[HubServer]:
-    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT", "HF_HUB_OFFLINE"):
-        monkeypatch.delenv(name, raising=False)
-    import huggingface_hub.constants as hf_constants
-
-    monkeypatch.setattr(hf_constants, "HF_TOKEN_PATH", str(tmp_path / "hf-token"))
-    server = HubServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_a_hugging_face_model(hub: HubServer) -> None:

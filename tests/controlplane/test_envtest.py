@@ -26,7 +26,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 ENVTEST = REPO / "hack" / "envtest.sh"
-INSTANCE = "pytest-cp"
+# MODELSEC_TEST_INSTANCE_SUFFIX keeps concurrent sessions in one checkout (several people
+# running tests) from sharing, and tearing down, each other's control plane.
+INSTANCE = "pytest-cp" + os.environ.get("MODELSEC_TEST_INSTANCE_SUFFIX", "")
 CACHE = Path(os.environ.get("MODELSEC_CACHE_DIR", REPO / ".cache"))
 STATE = CACHE / "envtest" / INSTANCE
 

@@ -7,6 +7,7 @@ the control plane under theirs."""
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 _OPERATOR_CONFTEST = Path(__file__).resolve().parents[1] / "operator" / "conftest.py"
@@ -14,7 +15,10 @@ _spec = importlib.util.spec_from_file_location("integrity_cluster_fixtures", _OP
 assert _spec is not None and _spec.loader is not None
 _fixtures = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_fixtures)
-_fixtures.INSTANCE = "pytest-integrity"  # read by its _envtest() at call time
+# Read by its _envtest() at call time; the suffix separates concurrent sessions, as there.
+_fixtures.INSTANCE = "pytest-integrity" + os.environ.get("MODELSEC_TEST_INSTANCE_SUFFIX", "")
+
+from remote_fixtures import hub, moto_endpoint, no_credentials  # noqa: E402,F401  (fixtures)
 
 cluster = _fixtures.cluster
 models_root = _fixtures.models_root

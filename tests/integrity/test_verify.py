@@ -11,7 +11,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -26,12 +26,8 @@ from modelsec.report.jsonout import render
 from modelsec.rules.base import EvaluationInput
 from modelsec.sources import ScanOptions, parse_model_uri, scan_model
 
-SOURCE_TESTS = Path(__file__).resolve().parents[1] / "sources"
-if str(SOURCE_TESTS) not in sys.path:  # the test Hub server lives with the source tests
-    sys.path.insert(0, str(SOURCE_TESTS))
-
-from hf_server import HubServer  # noqa: E402
-from source_helpers import hf_config  # noqa: E402
+from remote_fixtures import HubServer
+from source_helpers import hf_config
 
 FILES = {
     "config.json": b'{"architectures": ["BertModel"], "hidden_size": 64}',
@@ -82,7 +78,8 @@ def test_the_scanned_files_match(scanned: tuple[Path, Path], capsys: pytest.Capt
     assert "3 file(s)" in out and "3 OK" in out and "MATCH (exit 0)" in out
 
 
-def test_changed_bytes_of_the_same_size_are_named(scanned: tuple[Path, Path],
+@pytest.mark.parametrize("jobs", ["1", "3"])
+def test_changed_bytes_of_the_same_size_are_named(scanned: tuple[Path, Path], jobs: str,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     import hashlib
 
@@ -90,8 +87,8 @@ def test_changed_bytes_of_the_same_size_are_named(scanned: tuple[Path, Path],
     data = bytearray(FILES["model.safetensors"])
     data[-1] ^= 0xFF  # one bit flipped in the weights: same size, different bytes
     (model / "model.safetensors").write_bytes(bytes(data))
-    code, out, _ = run("verify", str(model), "--report", str(report), capsys=capsys)
-    assert code == 1
+    code, out, _ = run("verify", str(model), "--report", str(report), "--jobs", jobs, capsys=capsys)
+    assert code == 1 and "3 file(s)" in out
     assert lines(out, "CHANGED") == ["model.safetensors"]
     assert hashlib.sha256(bytes(data)).hexdigest() in out
     assert hashlib.sha256(FILES["model.safetensors"]).hexdigest() in out
@@ -267,20 +264,6 @@ def test_an_ml_bom_serves_as_the_record(scanned: tuple[Path, Path], tmp_path: Pa
 # --- remote scans: claimed digests ----------------------------------------------------------
 
 
-@pytest.fixture
-def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[HubServer]:
-    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT", "HF_HUB_OFFLINE"):
-        monkeypatch.delenv(name, raising=False)
-    import huggingface_hub.constants as hf_constants
-
-    monkeypatch.setattr(hf_constants, "HF_TOKEN_PATH", str(tmp_path / "hf-token"))
-    server = HubServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def test_a_download_of_a_hub_model_against_its_scan(hub: HubServer, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     """The scan read the LFS weights by range: only the Hub's claim is known for them. A
@@ -331,3 +314,29 @@ def test_verify_streams_in_constant_memory(tmp_path: Path, capsys: pytest.Captur
     assert code == 0, out
     grown_kib = max(peak + [before]) - before
     assert grown_kib < 64 << 10, f"peak RSS grew by {grown_kib} KiB while hashing 256 MiB"
+
+
+def test_an_unreachable_api_server_is_an_error(scanned: tuple[Path, Path], tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """--scan against an API server that is not there: exit 2 at once, saying so."""
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "k", "cluster": {"server": f"https://127.0.0.1:{port}",
+                                               "insecure-skip-tls-verify": True}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
+    }))
+    model, _ = scanned
+    code, out, err = run("verify", str(model), "--scan", "bert-0123456789abcdef", "--kubeconfig",
+                         str(kubeconfig), capsys=capsys)
+    assert code == 2 and out == ""
+    assert f"cannot reach the Kubernetes API server at https://127.0.0.1:{port}" in err
+    code, _, err = run("verify", str(model), "--scan", "Not_A_Name", "--kubeconfig", str(kubeconfig),
+                       capsys=capsys)
+    assert code == 2 and "is not a ModelScan name" in err

@@ -22,7 +22,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 ENVTEST = REPO / "hack" / "envtest.sh"
-INSTANCE = "pytest-operator"
+# MODELSEC_TEST_INSTANCE_SUFFIX keeps concurrent sessions in one checkout (several people
+# running tests) from sharing, and tearing down, each other's control plane.
+INSTANCE = "pytest-operator" + os.environ.get("MODELSEC_TEST_INSTANCE_SUFFIX", "")
 CACHE = Path(os.environ.get("MODELSEC_CACHE_DIR", REPO / ".cache"))
 
 # The operator package lives in operator/ (see DEVELOPERS.md); an editable install made

@@ -131,3 +131,10 @@ def test_first_reads_flags_as_values_does() -> None:
         assert first(args, "-m", "--model") == expected
 
     check()
+
+
+def test_an_optional_value_that_is_absent_leaves_what_envfrom_set() -> None:
+    raw = {"name": "x", "envFrom": [{"configMapRef": {"name": "all"}}], "env": [
+        {"name": "MODEL", "valueFrom": {"configMapKeyRef": {"name": "one", "key": "k", "optional": True}}}]}
+    c = Container(raw, configmaps={"all": {"MODEL": "org/from-envfrom"}, "one": {}})
+    assert dict(c.env) == {"MODEL": "org/from-envfrom"}  # as the kubelet: the entry is skipped

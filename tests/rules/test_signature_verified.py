@@ -26,11 +26,11 @@ from modelsec.policy import GroupError, Mode, Outcome, Verdict, evaluate, parse_
 from modelsec.rules.base import EvaluationInput, RuleResult
 from modelsec.sources import ScannedModel, ScanOptions, parse_model_uri, scan_model
 
-SOURCE_TESTS = Path(__file__).resolve().parents[1] / "sources"
-if str(SOURCE_TESTS) not in sys.path:  # the test Hub server lives with the source tests
-    sys.path.insert(0, str(SOURCE_TESTS))
+INTEGRITY_TESTS = Path(__file__).resolve().parents[1] / "integrity"
+if str(INTEGRITY_TESTS) not in sys.path:
+    sys.path.insert(0, str(INTEGRITY_TESTS))
 
-from hf_server import HubServer  # noqa: E402
+from remote_fixtures import HubServer, hub, moto_endpoint, no_credentials  # noqa: E402,F401
 from source_helpers import hf_config, s3_client, s3_config  # noqa: E402
 
 # --- keys, certificates and signatures, all made here -----------------------------------
@@ -425,30 +425,6 @@ def test_an_unreadable_trusted_root_file_is_an_error(signed_model: Path, tmp_pat
 # --- Hugging Face (the test Hub) -----------------------------------------------------------
 
 
-@pytest.fixture
-def hub() -> Iterator[HubServer]:
-    server = HubServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No credential or endpoint from the developer's environment."""
-    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT", "HF_HUB_OFFLINE", "AWS_ACCESS_KEY_ID",
-                 "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL",
-                 "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    import huggingface_hub.constants as hf_constants
-
-    monkeypatch.setattr(hf_constants, "HF_TOKEN_PATH", str(tmp_path / "hf-token"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-
-
 def signed_files(tmp_path: Path, signer: Signer, files: dict[str, bytes] | None = None) -> dict[str, bytes]:
     """``files`` and the model.sig that signs them, as a publisher would upload them."""
     model = write_model(tmp_path / "publish", files)
@@ -460,7 +436,7 @@ def hf_scan(hub: HubServer, uri: str, **config: Any) -> ScannedModel:
     return scan_model(parse_model_uri(uri), Engine(), ScanOptions(config=hf_config(hub, **config)))
 
 
-@pytest.mark.usefixtures("isolated")
+@pytest.mark.usefixtures("no_credentials")
 def test_hf_lfs_weights_read_by_range_are_only_claimed(hub: HubServer, tmp_path: Path, signer: Signer) -> None:
     """The scan reads the safetensors header only: the SHA-256 is the Hub's claim, so the
     rule fails closed naming the file; acceptClaimedDigests compares with the claim."""
@@ -478,11 +454,12 @@ def test_hf_lfs_weights_read_by_range_are_only_claimed(hub: HubServer, tmp_path:
     assert verdict.outcome is Outcome.ALLOWED, verdict.reason
 
 
-@pytest.mark.usefixtures("isolated")
+@pytest.mark.usefixtures("no_credentials")
 def test_hf_files_the_scan_hashed_are_compared(hub: HubServer, tmp_path: Path, signer: Signer) -> None:
     """Weights that the scan reads whole (a non-LFS file up to hashSmallFilesBytes) carry a
     computed SHA-256: no claim is needed and none is trusted."""
-    files = {**MODEL_FILES, "weights.npy": b"\x93NUMPY\x01\x00v\x00" + b"{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }".ljust(117) + b"\n" + bytes(16)}
+    header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }".ljust(117) + b"\n"
+    files = {**MODEL_FILES, "weights.npy": b"\x93NUMPY\x01\x00v\x00" + header + bytes(16)}
     del files["model.safetensors"]
     hub.add_repo("acme/small", signed_files(tmp_path, signer, files))
     for entry in hub.repos["acme/small"].commits[-1].files.values():
@@ -492,7 +469,7 @@ def test_hf_files_the_scan_hashed_are_compared(hub: HubServer, tmp_path: Path, s
     assert judge(scanned, publicKeys=[signer.public_pem]).outcome is Outcome.ALLOWED
 
 
-@pytest.mark.usefixtures("isolated")
+@pytest.mark.usefixtures("no_credentials")
 def test_hf_a_changed_file_in_a_new_commit_fails(hub: HubServer, tmp_path: Path, signer: Signer) -> None:
     hub.add_repo("acme/model", signed_files(tmp_path, signer))
     hub.push("acme/model", {"config.json": b'{"auto_map": {"AutoModel": "evil.Model"}}'})
@@ -502,7 +479,7 @@ def test_hf_a_changed_file_in_a_new_commit_fails(hub: HubServer, tmp_path: Path,
     assert rule_of(verdict).violations[0].file == "hf://acme/model/config.json"
 
 
-@pytest.mark.usefixtures("isolated")
+@pytest.mark.usefixtures("no_credentials")
 def test_hf_a_claim_that_differs_from_the_signature_fails(hub: HubServer, tmp_path: Path, signer: Signer) -> None:
     """New weights pushed after signing: even when claims are accepted, the Hub's claim for
     them is not the signed digest."""
@@ -513,7 +490,7 @@ def test_hf_a_claim_that_differs_from_the_signature_fails(hub: HubServer, tmp_pa
     assert "claimed by the source" in rule_of(verdict).violations[0].message
 
 
-@pytest.mark.usefixtures("isolated")
+@pytest.mark.usefixtures("no_credentials")
 def test_hf_unsigned_and_wrongly_signed(hub: HubServer, tmp_path: Path, signer: Signer) -> None:
     hub.add_repo("acme/unsigned", dict(MODEL_FILES))
     verdict = judge(hf_scan(hub, "hf://acme/unsigned"), publicKeys=[signer.public_pem])
@@ -527,19 +504,6 @@ def test_hf_unsigned_and_wrongly_signed(hub: HubServer, tmp_path: Path, signer: 
 
 # --- S3 (moto) ------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
 def upload(endpoint: str, bucket: str, prefix: str, files: dict[str, bytes]) -> None:
     s3 = s3_client(endpoint)
     if bucket not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
@@ -552,7 +516,7 @@ def s3_scan(endpoint: str, uri: str, **config: Any) -> ScannedModel:
     return scan_model(parse_model_uri(uri), Engine(), ScanOptions(config=s3_config(endpoint, **config)))
 
 
-@pytest.mark.usefixtures("isolated")
+@pytest.mark.usefixtures("no_credentials")
 def test_s3_signed_model_is_allowed_and_a_tampered_one_blocked(
     moto_endpoint: str, tmp_path: Path, signer: Signer
 ) -> None:
@@ -570,7 +534,7 @@ def test_s3_signed_model_is_allowed_and_a_tampered_one_blocked(
         "s3://signed-models/llama/config.json", "s3://signed-models/llama/extra.py"}
 
 
-@pytest.mark.usefixtures("isolated")
+@pytest.mark.usefixtures("no_credentials")
 def test_s3_objects_read_by_range_without_a_checksum_error(
     moto_endpoint: str, tmp_path: Path, signer: Signer
 ) -> None:

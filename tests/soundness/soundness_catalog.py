@@ -278,6 +278,21 @@ def class_methods(path: str) -> tuple[str, ...]:
     return tuple(names)
 
 
+@functools.cache
+def positional_parameters(path: str) -> tuple[str, ...]:
+    """Names of the parameters an allowlisted callable takes by position (REDUCE passes
+    a tuple), or () if its signature cannot be read (many C functions)."""
+    resolved = split_path(path)
+    if resolved is None or not callable(resolved[2]):
+        return ()
+    try:
+        signature = inspect.signature(resolved[2])
+    except (TypeError, ValueError):
+        return ()
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return tuple(p.name for p in signature.parameters.values() if p.kind in kinds)
+
+
 def _reference_candidates() -> frozenset[str]:
     """Names the allowlist lets a pickle *name* but not call (``numpy.memmap``, score
     functions a fitted estimator keeps), whatever this version of allowlist.py calls them."""

@@ -9,36 +9,42 @@ whether it is **data only**: literals, containers, allowlisted constructors give
 and what a real pickler writes (memo, frames); no trick. A data-only program that the
 scanner blocks, and that the real loaders load, is a false alarm.
 
-Families (weights in ``FAMILIES``):
+Families (weights in ``FAMILIES``; docs/soundness.md has the table):
 
 * data: ``data_dumps`` (real ``pickle.dumps``/``joblib.dump``/``numpy.save`` of random
   stdlib, NumPy, pandas and fitted scikit-learn objects), ``data_grammar`` (hand-assembled
   data over allowlisted constructors), ``side_effect_probe`` (allowlisted classes whose
   ``__setstate__``/``__setattr__``/``__init__`` is Python code, given states keyed by the
-  names that code touches);
+  names that code touches), ``container_methods`` (SETITEMS, APPENDS, ADDITEMS on
+  allowlisted instances);
 * calls without a call opcode: ``build_setstate`` (a first BUILD puts ``__setstate__`` in
   an instance's ``__dict__``, the second calls it), ``append_method`` (APPEND/APPENDS
   calling ``append``/``extend`` found on an instance or through Bunch's ``__getattr__``),
   ``additems_method`` (ADDITEMS calling ``add``);
 * trusted helpers given computed arguments: ``helper_callable`` (NumPy's random-state and
-  bit-generator constructors, ``copyreg._reconstructor``, pandas' ``_new_Index``) and
-  ``resolver_import`` (``_ufunc_reconstruct`` importing what computed names say);
-* ``joblib_wrapper`` (joblib's file-backed array wrappers built by NEWOBJ, REDUCE, OBJ,
-  INST or copyreg, with dict, ``(None, slotstate)`` and padded states),
-  ``joblib_array`` (inline array wrappers whose dtype state disagrees with its type);
+  bit-generator constructors, ``copyreg._reconstructor`` with computed or odd bases,
+  pandas' ``_new_Index``), ``resolver_import`` (``_ufunc_reconstruct`` importing what
+  computed names say), ``trampoline_probe`` (any allowlisted callable given one);
+* joblib: ``joblib_wrapper`` (file-backed array wrappers built by NEWOBJ, REDUCE, OBJ,
+  INST or copyreg, with dict, ``(None, slotstate)`` and padded states), ``joblib_array``
+  (inline arrays whose dtype state or padding joblib and pickle.load read differently),
+  ``joblib_object_array`` (a nested stream whose GETs read another memo under pickle.load);
 * format handling: ``polyglot`` (a pickle at offset 0 of a zip, an HDF5 user block, a tar
   header, a TFLite identifier, before an .npy) and ``joblib_header`` (compressor prefixes
   and the spellings of the legacy ``ZF`` header that joblib accepts);
 * controls the scanner must block: ``direct_call`` and ``unlisted_import``.
 
-Callables come from ``callable_of``: ``_ufunc_reconstruct`` with literal or computed names
-(``str("os")``, ``str(b"os", "ascii")``, rot13 through ``codecs.encode``, a bytearray,
-the memo), aliases through allowlisted modules, STACK_GLOBAL on computed names,
-``builtins.getattr``, direct references. Modifiers apply anywhere: memo round trips
-(PUT/GET/MEMOIZE, DUP), padding before the interesting entry of a state (past 64
-items), every string opcode, GLOBAL or STACK_GLOBAL, frames (exact, split, short, long).
-Payloads are harmless (``true``, a closed port, a missing module): the oracle stops at
-the audit event, before the operation, and they would do nothing if it did not.
+Callables for implicit call sites come from ``implicit_target``/``callable_of``:
+``_ufunc_reconstruct`` with literal or computed names (``str("os")``, ``str(b"os",
+"ascii")``, rot13 through ``codecs.encode``, a bytearray, the memo), aliases through
+allowlisted modules, STACK_GLOBAL on computed names, ``builtins.getattr``, methods of
+allowlisted classes by dotted name, reference-only globals (``numpy.memmap``), direct
+references. Modifiers apply anywhere: memo round trips (PUT/GET/MEMOIZE, DUP), padding
+before the interesting entry of a state (past 64 items), every string opcode of the
+protocol, GLOBAL or STACK_GLOBAL, frames (exact, cut between opcodes, ending inside an
+opcode, short, long). Payloads are harmless (``true``, a closed port, a missing module):
+the oracle stops at the audit event, before the operation, and they would do nothing if
+it did not.
 """
 
 from __future__ import annotations
@@ -78,6 +84,7 @@ from pklbuild import (
 )
 from soundness_catalog import (
     BUNCH, NAMESPACES, SINKS, UNLISTED_MODULES, Allowed, Catalog, Sink, catalog, class_methods,
+    positional_parameters,
 )
 
 from modelsec.pickle.classfacts import class_facts
@@ -711,6 +718,30 @@ def fam_container_methods(b: Builder) -> Built:
     return Built(b.finish(body), b.filename(), f"container:{cls.path}.{method}")
 
 
+# Audited on entry whatever the argument, and in a module every loader has imported
+# already (resolving it raises no event of its own).
+TRAMPOLINE_SINK = Sink("shutil", "rmtree", "one")
+
+
+def fam_trampoline_probe(b: Builder) -> Built:
+    """Any allowlisted callable given a dangerous callable among data arguments: if it
+    calls that argument (a metric function, a factory, a bit-generator constructor) it is
+    a trampoline and needs a contract. The callable is computed, or reference-only."""
+    candidates = [a for a in b.cat.allowed if positional_parameters(a.path)]
+    target = b.rng.choice(candidates)
+    params = positional_parameters(target.path)[:6]
+    slot = b.rng.randrange(len(params))
+    if b.cat.risky_references and b.chance(0.3):
+        ref = b.rng.choice(b.cat.risky_references)
+        fn, source = b.ref(ref.module, ref.name), "reference_only"
+    else:
+        fn, source = b.callable_of(TRAMPOLINE_SINK)
+    b.rule(f"trampoline:{target.path}:{params[slot]}", trick=True)
+    args = [fn if i == slot else b.data(2) for i in range(len(params))]
+    body = b.ref(target.module, target.name) + b.sequence(args, "tuple") + REDUCE
+    return Built(b.finish(body), b.filename(), f"trampoline:{target.path}:{source}")
+
+
 def fam_resolver_import(b: Builder) -> Built:
     module = b.rng.choice(UNLISTED_MODULES)
     module_code, module_computed = b.name(module)
@@ -891,7 +922,7 @@ def _hdf5_with_user_block() -> bytes:
     return handle.getvalue()
 
 
-def _zip_archive(b: Builder) -> bytes:
+def _zip_archive() -> bytes:
     handle = io.BytesIO()
     with zipfile.ZipFile(handle, "w") as archive:
         archive.writestr("archive/data.pkl", pickle.dumps({"w": [1.0, 2.0]}, protocol=2))
@@ -922,7 +953,7 @@ def fam_polyglot(b: Builder) -> Built:
     b.rule(f"polyglot:{kind}", trick=True)
     attack = _attack_pickle(b)
     if kind == "zip-after-pickle":
-        data = attack + _zip_archive(b)
+        data = attack + _zip_archive()
         name = b.filename("model.pt", "pytorch_model.bin", "model.zip", "model.npz", "model.pkl")
     elif kind == "hdf5-user-block":
         base = bytearray(_hdf5_with_user_block())
@@ -936,9 +967,9 @@ def fam_polyglot(b: Builder) -> Built:
         data = _tar_with_pickle_name(_attack_pickle(b, text_only=True))
         name = b.filename("model.tar", "model.pt", "model.pkl")
     else:
-        # Bytes 4-8 of a TFLite file are its identifier; here they are a string argument.
-        data = proto(2) + b"U\x04TFL3" + POP + attack[2:] if attack.startswith(b"\x80") else (
-            proto(2) + b"U\x04TFL3" + POP + attack)
+        # Bytes 4-8 of a TFLite file are its identifier; here they are a SHORT_BINSTRING's.
+        body = _attack_pickle(b, text_only=True)
+        data = proto(2) + short_binstring("TFL3") + POP + body
         name = b.filename("model.tflite", "model.pkl")
     return Built(data, name, f"polyglot:{kind}:{name.rsplit('.', 1)[-1]}")
 
@@ -1161,6 +1192,7 @@ FAMILIES: dict[str, tuple[int, FamilyBuilder, bool]] = {
     "additems_method": (5, fam_additems_method, False),
     "helper_callable": (8, fam_helper_callable, False),
     "container_methods": (4, fam_container_methods, True),
+    "trampoline_probe": (3, fam_trampoline_probe, False),
     "resolver_import": (4, fam_resolver_import, False),
     "joblib_wrapper": (6, fam_joblib_wrapper, False),
     "joblib_array": (6, fam_joblib_array, True),
@@ -1201,6 +1233,12 @@ def finding_class(program: Program) -> str:
         return f"joblib_wrapper_built_by_{parts[1].lower()}"
     if family in ("joblib_array", "joblib_header", "polyglot", "direct_call", "unlisted_import"):
         return "_".join(parts[:2]).replace("-", "_").replace("/", "_").lower()
+    if family == "trampoline_probe":
+        function = parts[1].rsplit(".", 1)[-1]
+        known = {"__randomstate_ctor": "randomstate_ctor_calls_computed_callable",
+                 "__generator_ctor": "generator_ctor_calls_computed_callable",
+                 "__bit_generator_ctor": "bit_generator_ctor_instantiates_computed_class"}
+        return known.get(function, "trampoline_in_" + _snake(function))
     if family == "container_methods":
         return "container_method_side_effect_in_" + _snake(parts[1].rsplit(".", 2)[-2])
     if family == "joblib_object_array":

@@ -142,17 +142,74 @@ def ddmin(items: list[bytes], still_fails: Callable[[list[bytes]], bool], budget
     return items
 
 
-def minimise(judgement: Judgement, scanner: Scanner, oracle: Oracle) -> bytes:
-    """The smallest variant of a bypass's bytes found by ddmin over its opcodes."""
+Ops = list[tuple[str, object]]  # (opcode name, argument)
+
+
+def opcodes_of(data: bytes) -> Ops:
+    ops: Ops = []
+    try:
+        for opcode, arg, _ in pickletools.genops(data):
+            ops.append((opcode.name, arg))
+    except Exception:
+        pass
+    return ops
+
+
+def _names(ops: Ops) -> list[str]:
+    return [name for name, _ in ops]
+
+
+def _strings(ops: Ops) -> set[str]:
+    return {arg if isinstance(arg, str) else "" for _, arg in ops} | {
+        part for name, arg in ops if name in ("GLOBAL", "INST") and isinstance(arg, str) for part in arg.split()}
+
+
+def _before_build(ops: Ops) -> set[str]:
+    return {ops[i - 1][0] for i, (name, _) in enumerate(ops) if name == "BUILD" and i}
+
+
+# What a minimised program must keep to stay in its class: ddmin keeps whatever is still a
+# bypass, and a smaller program may exercise another gap (a slotstate wrapper shrinks to a
+# wrapper built by INST). Keyed by class prefix; classes not listed keep any bypass.
+ANCHORS: dict[str, Callable[[Ops], bool]] = {
+    "build_setstate_": lambda ops: _names(ops).count("BUILD") >= 2 and "__setstate__" in _strings(ops),
+    "append_calls_append_": lambda ops: bool({"APPEND", "APPENDS"} & set(_names(ops))) and "append" in _strings(ops),
+    "append_calls_extend_": lambda ops: bool({"APPEND", "APPENDS"} & set(_names(ops))) and "extend" in _strings(ops),
+    "additems_calls_add_": lambda ops: "ADDITEMS" in _names(ops) and "add" in _strings(ops),
+    "randomstate_ctor_": lambda ops: "__randomstate_ctor" in _strings(ops),
+    "generator_ctor_": lambda ops: "__generator_ctor" in _strings(ops),
+    "bit_generator_ctor_": lambda ops: "__bit_generator_ctor" in _strings(ops),
+    "ufunc_reconstruct_": lambda ops: "_ufunc_reconstruct" in _strings(ops),
+    "trampoline_in_": lambda ops: "REDUCE" in _names(ops),
+    "joblib_wrapper_filename_in_slotstate": lambda ops: not {"REDUCE", "OBJ", "INST"} & set(_names(ops))
+    and bool({"TUPLE2", "TUPLE"} & _before_build(ops)),
+    "joblib_wrapper_filename_past_64_items": lambda ops: not {"REDUCE", "OBJ", "INST"} & set(_names(ops))
+    and len(_strings(ops)) > 64,
+    "joblib_wrapper_built_by_reduce": lambda ops: "REDUCE" in _names(ops),
+    "joblib_wrapper_built_by_obj": lambda ops: "OBJ" in _names(ops),
+    "joblib_wrapper_built_by_inst": lambda ops: "INST" in _names(ops),
+}
+
+
+def anchor_of(finding_class: str) -> Callable[[Ops], bool]:
+    return next((test for prefix, test in ANCHORS.items() if finding_class.startswith(prefix)), lambda ops: True)
+
+
+def minimise(judgement: Judgement, scanner: Scanner, oracle: Oracle, finding_class: str = "") -> bytes:
+    """The smallest variant of a bypass's bytes found by ddmin over its opcodes that is
+    still a bypass (same event kind) and still has what makes ``finding_class``."""
     assert judgement.oracle is not None and judgement.oracle.event is not None
     kind = judgement.oracle.event.kind
     program = judgement.program
     spans, tail = opcode_spans(program.data)
     if len(spans) < 2:
         return program.data
+    anchored = anchor_of(finding_class)
 
     def still_bypass(candidate: list[bytes]) -> bool:
         data = b"".join(candidate) + tail
+        if not anchored(opcodes_of(data)):
+            return False
         if scanner.verdict(data, program.filename).outcome != ALLOWED:
             return False
         result = oracle.run(data, program.filename)
@@ -163,8 +220,8 @@ def minimise(judgement: Judgement, scanner: Scanner, oracle: Oracle) -> bytes:
         spans = frameless
     spans = ddmin(spans, still_bypass)
     # ddmin removes single opcodes or aligned chunks; a key/value pair or a literal and
-    # its memo PUT only go together: try every window of two and three opcodes.
-    for width in (2, 3):
+    # its memo PUT only go together: try every window of two to six opcodes.
+    for width in (2, 3, 4, 5, 6):
         index = 0
         while index + width <= len(spans) and len(spans) > width:
             candidate = spans[:index] + spans[index + width:]

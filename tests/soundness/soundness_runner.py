@@ -58,6 +58,8 @@ class ChunkResult:
     scanner: dict[str, int] = field(default_factory=dict)  # ALLOWED / BLOCKED / ERROR
     oracle_runs: int = 0
     oracle_events: dict[str, int] = field(default_factory=dict)  # by event kind
+    data_only: int = 0  # data-only programs ...
+    data_only_loaded: int = 0  # ... that a real loader loaded without any event
     # Programs the scanner blocked that the oracle ran (the sample): did the oracle agree?
     blocked_and_dangerous: int = 0
     blocked_and_quiet: int = 0
@@ -83,6 +85,9 @@ def tally(result: ChunkResult, judgement: Judgement) -> None:
     if oracle is None:
         return
     result.oracle_runs += 1
+    if program.data_only:
+        result.data_only += 1
+        result.data_only_loaded += bool(oracle.loaded) and not oracle.dangerous
     if oracle.event is not None:
         bump(result.oracle_events, oracle.event.kind)
     for run in oracle.runs:
@@ -128,7 +133,7 @@ def run_chunk(
             first_of_class.setdefault(finding_class(program), judgement)
     if minimise_bypasses:
         for name, judgement in first_of_class.items():
-            result.bypasses[name].minimised_hex = minimise(judgement, scanner, oracle).hex()
+            result.bypasses[name].minimised_hex = minimise(judgement, scanner, oracle, name).hex()
     result.seconds = round(time.monotonic() - began, 3)
     return result
 
@@ -161,6 +166,8 @@ def merge(chunks: list[ChunkResult]) -> dict[str, Any]:
         "families": dict(families.most_common()),
         "scanner": dict(scanner),
         "oracle_runs": sum(c.oracle_runs for c in chunks),
+        "data_only": sum(c.data_only for c in chunks),
+        "data_only_loaded": sum(c.data_only_loaded for c in chunks),
         "oracle_events": dict(events.most_common()),
         "blocked_sample": {
             "oracle_saw_an_event": sum(c.blocked_and_dangerous for c in chunks),

@@ -148,7 +148,10 @@ class Watch:
             return
         self.busy = True
         try:
-            verdict = self.judge(event, args)
+            try:
+                verdict = self.judge(event, args)
+            except Exception as exc:  # noqa: BLE001 - an event the hook cannot judge is not let through
+                verdict = "unjudged", f"{event}: the hook failed ({type(exc).__name__}: {exc})"
             if verdict is not None:
                 kind, detail = verdict
                 self.emit({"event": event, "kind": kind, "detail": detail[:300], "loader": self.loader})

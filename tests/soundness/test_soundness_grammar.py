@@ -1,5 +1,6 @@
 """The generator: deterministic, every family builds, data-only programs are really data,
-attack families really attack, and the minimiser shrinks while keeping the property."""
+attack families really attack, and the minimiser shrinks while keeping the property and
+the class."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import pickletools
 import re
 
 import pytest
-from soundness_grammar import FAMILIES, finding_class, generate
-from soundness_judge import ddmin, opcode_spans
+from bypass_programs import PROGRAMS
+from soundness_grammar import FAMILIES, Program, finding_class, generate
+from soundness_judge import Judgement, ScanVerdict, opcodes_of, anchor_of, ddmin, minimise, opcode_spans
 from soundness_oracle import Oracle
 
 SEED = 4242
@@ -82,3 +84,26 @@ def test_ddmin_finds_a_one_minimal_failing_subset() -> None:
     needed = {bytes([3]), bytes([17]), bytes([18]), bytes([31])}
     result = ddmin(items, lambda candidate: needed <= set(candidate))
     assert set(result) == needed
+
+
+class AlwaysAllowed:
+    """The minimiser's scanner, for this test only: every candidate counts as ALLOWED, so
+    what stays is decided by the oracle and the class's anchor alone."""
+
+    def verdict(self, data: bytes, filename: str) -> ScanVerdict:
+        return ScanVerdict("ALLOWED", "stand-in", ())
+
+
+def test_minimising_keeps_what_makes_the_class(oracle: Oracle) -> None:
+    """A wrapper whose filename comes in a (None, slots) state would shrink to a wrapper
+    built by INST (another class) without the anchor; with it, the tuple state stays."""
+    original = PROGRAMS["joblib_wrapper_filename_in_slotstate"]
+    padded = original.data[:-1] + b"N0" * 20 + b"."  # junk for ddmin to remove
+    program = Program(0, 0, padded, original.filename, "joblib_wrapper", "joblib_wrapper:NEWOBJ:slotstate:small",
+                      (), False)
+    judgement = Judgement(program, ScanVerdict("ALLOWED", "", ()), oracle.run(padded, original.filename))
+    assert judgement.bypass
+    smaller = minimise(judgement, AlwaysAllowed(), oracle, "joblib_wrapper_filename_in_slotstate")  # type: ignore[arg-type]
+    assert len(smaller) < len(padded)
+    assert anchor_of("joblib_wrapper_filename_in_slotstate")(opcodes_of(smaller))
+    assert oracle.run(smaller, original.filename).event is not None

@@ -107,6 +107,19 @@ def test_request_deadline_over_plain_tcp(serve: Callable[..., TrickleServer], re
     assert "no complete answer within 0.5s" in str(err.value)
 
 
+def test_request_deadline_through_an_environment_proxy(
+    serve: Callable[..., TrickleServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Proxies from the environment get their own transports; they obey the deadline too."""
+    proxy = serve(lambda s, conn: s.trickle(conn, ENDLESS_HEADERS))
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+    deadline = Deadline(scan_seconds=60, request_seconds=0.5)
+    with DeadlineClient(deadline, timeout=30) as client, pytest.raises(DeadlineExceeded):
+        get(client, deadline, "http://models.example.invalid/api/models/org/name")
+
+
 @pytest.fixture(scope="module")
 def ca() -> trustme.CA:
     return trustme.CA()

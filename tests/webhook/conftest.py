@@ -32,7 +32,9 @@ for folder in ("webhook", "operator"):  # an editable install may predate these 
 
 from cluster_helpers import CACHE, Cluster, Process, Space, free_port  # noqa: E402
 
-INSTANCE = "pytest-webhook"
+# MODELSEC_TEST_INSTANCE_SUFFIX keeps concurrent sessions in one checkout (several people
+# running tests) from sharing, and tearing down, each other's control plane.
+INSTANCE = "pytest-webhook" + os.environ.get("MODELSEC_TEST_INSTANCE_SUFFIX", "")
 CONFIG_NAME = "modelsec-webhook-pytest"
 AUDIT_POLICY = """\
 apiVersion: audit.k8s.io/v1
@@ -67,7 +69,7 @@ def cluster() -> Iterator[Cluster]:
     if shutil.which("go") is None and not _binaries_cached():
         pytest.skip("no Go toolchain and no cached control-plane binaries (hack/install-tools.sh)")
     started = time.monotonic()
-    audit = CACHE / "webhook-tests" / "audit"
+    audit = CACHE / "webhook-tests" / INSTANCE / "audit"
     audit.mkdir(parents=True, exist_ok=True)
     policy, audit_log = audit / "policy.yaml", audit / "audit.log"
     policy.write_text(AUDIT_POLICY)

@@ -9,6 +9,8 @@ import logging
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from aiohttp.test_utils import TestClient, TestServer
 from kubernetes.client import Configuration
 from webhook_helpers import SHA, group, pod, review, scan, source, view
@@ -23,6 +25,9 @@ PINNED = f"hf://org/model@{SHA}"
 def admission() -> Admission:
     blocked = scan("hf://org/model", SHA, "g-hub", "BLOCKED", failed=["LoadTimeCodeExecution"])
     return Admission(view(source("hub"), group("g-hub", "hub"), blocked), AdmissionSettings())
+
+
+ADMISSION = admission()
 
 
 def answer(body: bytes) -> dict[str, Any]:
@@ -147,3 +152,30 @@ async def test_hostile_requests_get_a_clean_answer_and_one_log_line(client: Any,
 async def test_an_ordinary_review_still_works_through_the_server(client: Any) -> None:
     response = await client.post("/validate", data=review(pod(None)))
     assert response.status == 200 and json.loads(await response.text())["response"]["allowed"] is True
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=25,
+)
+request_fields = st.fixed_dictionaries({"uid": st.text(max_size=8)}, optional={
+    "operation": st.sampled_from(["CREATE", "UPDATE", "DELETE", "CONNECT", "X"]) | json_values,
+    "kind": st.fixed_dictionaries({"group": st.sampled_from(["", "apps", "batch"]),
+                                   "version": st.just("v1"),
+                                   "kind": st.sampled_from(["Pod", "Deployment", "CronJob", "ConfigMap"])}) | json_values,
+    "namespace": st.sampled_from(["team-a", "team-b", ""]) | json_values,
+    "subResource": st.sampled_from(["", "ephemeralcontainers", "status"]) | json_values,
+    "object": st.fixed_dictionaries({}, optional={"metadata": json_values, "spec": json_values}) | json_values,
+    "oldObject": json_values, "dryRun": json_values, "userInfo": json_values, "name": json_values,
+})
+
+
+@settings(max_examples=400, deadline=None)
+@given(request=request_fields)
+def test_any_review_gets_an_answer_never_an_exception(request: dict[str, Any]) -> None:
+    body = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request})
+    answer = ADMISSION.review(body.encode())
+    out = json.loads(answer.body)["response"]
+    assert out["uid"] == request["uid"]
+    assert answer.reason != "internal-error", out

@@ -23,6 +23,14 @@ from modelsec.bytesource import ByteSource, LimitExceeded
 RAW_CHUNK = 64 * 1024
 # LZMA decoders allocate their dictionary up front; cap what a header may ask for.
 LZMA_MEMLIMIT = 1 << 30
+# A dictionary never needs to be larger than the output it will hold, and a stream's output
+# stops at its bomb bound (max(floor, ratio x compressed size)): LZMA dictionaries are cut
+# to that bound plus this slack (one decoder step may overshoot it), so a 20-byte .lzma
+# that declares a 1 GiB dictionary costs tens of MiB, not 1 GiB. xz block headers cannot
+# be rewritten (they carry a CRC); their memory limit gets the same bound, with a floor
+# above the 64 MiB dictionary of `xz -9` so that ordinary small files still decode.
+DICTIONARY_SLACK = 8 << 20
+XZ_MEMLIMIT_FLOOR = 128 << 20
 _TRIAL_DICTIONARY = 1 << 16  # detection decodes 256 bytes: references reach no further
 # Below this many output bytes the ratio is not enforced: small members of constant data
 # (zero-filled buffers, whitespace) legitimately compress by more than the ratio.
@@ -104,8 +112,9 @@ class _BufferedDecoder:
         return bool(self._d.needs_input) and not self._full  # type: ignore[attr-defined]
 
 
-def _zip_lzma_filters(header: bytes) -> tuple[list[dict[str, int]], int]:
-    """Zip method 14: 2-byte version, 2-byte properties size, LZMA1 properties."""
+def _zip_lzma_filters(header: bytes, dictionary_cap: int) -> tuple[list[dict[str, int]], int]:
+    """Zip method 14: 2-byte version, 2-byte properties size, LZMA1 properties; the
+    dictionary is cut to ``dictionary_cap`` (see :data:`DICTIONARY_SLACK`)."""
     if len(header) < 9:
         raise UnsupportedCodec("zip LZMA header truncated")
     (prop_size,) = struct.unpack_from("<H", header, 2)
@@ -118,6 +127,7 @@ def _zip_lzma_filters(header: bytes) -> tuple[list[dict[str, int]], int]:
     lc, rem = byte % 9, byte // 9
     lp, pb = rem % 5, rem // 5
     (dict_size,) = struct.unpack_from("<I", props, 1)
+    dict_size = min(dict_size, dictionary_cap)
     if dict_size > LZMA_MEMLIMIT:
         raise UnsupportedCodec(f"LZMA dictionary of {dict_size} bytes exceeds {LZMA_MEMLIMIT}")
     return [{"id": lzma.FILTER_LZMA1, "lc": lc, "lp": lp, "pb": pb, "dict_size": dict_size}], 9
@@ -129,18 +139,21 @@ def _lz4_decompressor() -> object:
     return lz4.frame.LZ4FrameDecompressor()
 
 
-# codec name -> factory; "multi" codecs accept concatenated streams (gzip, bz2, xz, lz4),
-# like the command-line tools and Python's own modules do.
-_FACTORIES: dict[str, Callable[[], _Decoder]] = {
-    "deflate": lambda: _ZlibDecoder(-15),
-    "zlib": lambda: _ZlibDecoder(15),
-    "gzip": lambda: _ZlibDecoder(31),
-    "bz2": lambda: _BufferedDecoder(bz2.BZ2Decompressor()),
-    "xz": lambda: _BufferedDecoder(lzma.LZMADecompressor(lzma.FORMAT_XZ, LZMA_MEMLIMIT)),
-    "lzma-alone": lambda: _BufferedDecoder(
+# codec name -> factory, given the stream's dictionary cap; "multi" codecs accept
+# concatenated streams (gzip, bz2, xz, lz4), like the command-line tools and Python's own
+# modules do. lzma-alone gets its dictionary cut in the header it is fed (DecodeStream).
+_FACTORIES: dict[str, Callable[[int], _Decoder]] = {
+    "deflate": lambda cap: _ZlibDecoder(-15),
+    "zlib": lambda cap: _ZlibDecoder(15),
+    "gzip": lambda cap: _ZlibDecoder(31),
+    "bz2": lambda cap: _BufferedDecoder(bz2.BZ2Decompressor()),
+    "xz": lambda cap: _BufferedDecoder(
+        lzma.LZMADecompressor(lzma.FORMAT_XZ, min(LZMA_MEMLIMIT, max(XZ_MEMLIMIT_FLOOR, cap)))
+    ),
+    "lzma-alone": lambda cap: _BufferedDecoder(
         lzma.LZMADecompressor(lzma.FORMAT_ALONE, LZMA_MEMLIMIT)
     ),
-    "lz4": lambda: _BufferedDecoder(_lz4_decompressor()),
+    "lz4": lambda cap: _BufferedDecoder(_lz4_decompressor()),
 }
 _MULTI_MAGIC = {"gzip": GZIP_MAGIC, "bz2": BZ2_MAGIC, "xz": XZ_MAGIC, "lz4": LZ4_MAGIC}
 CODECS = frozenset(_FACTORIES) | {"zip-lzma"}
@@ -190,12 +203,25 @@ class DecodeStream(io.RawIOBase):
         self._decoder = self._new_decoder()
 
     def _new_decoder(self) -> _Decoder:
+        cap = self._dictionary_cap()
         if self._codec == "zip-lzma":
             header = self._source.read_at(self._pos, 9)
-            filters, used = _zip_lzma_filters(header)
+            filters, used = _zip_lzma_filters(header, cap)
             self._pos += used
             return _BufferedDecoder(lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=filters))
-        return _FACTORIES[self._codec]()
+        if self._codec == "lzma-alone" and self._end - self._pos >= 5:
+            # properties byte, then the dictionary size: fed to the decoder with the size cut
+            header = self._source.read_at(self._pos, 5)
+            (declared,) = struct.unpack_from("<I", header, 1)
+            self._pending = header[:1] + struct.pack("<I", min(declared, cap))
+            self._pos += 5
+        return _FACTORIES[self._codec](cap)
+
+    def _dictionary_cap(self) -> int:
+        """The most output this stream can produce before :class:`BombDetected` (back-
+        references reach no further), plus :data:`DICTIONARY_SLACK`."""
+        bound = max(self._floor, int(self._max_ratio * (self._end - self._start)))
+        return bound + DICTIONARY_SLACK
 
     @property
     def consumed(self) -> int:

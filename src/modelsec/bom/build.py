@@ -13,6 +13,7 @@ from cyclonedx.model import ExternalReference, ExternalReferenceType, HashAlgori
 from cyclonedx.model.bom import Bom
 from cyclonedx.model.component import Component, ComponentType
 from cyclonedx.model.contact import OrganizationalEntity
+from cyclonedx.model.license import DisjunctiveLicense, LicenseExpression
 from cyclonedx.output.json import JsonV1Dot6
 from packageurl import PackageURL
 
@@ -112,7 +113,7 @@ def _uri(uri: str) -> XsUri:
     return XsUri(quote(uri, safe=":/?#[]@!$&'()*+,;=%~", errors="surrogateescape"))
 
 
-def _licenses(record: ModelRecord) -> list[object]:
+def _licenses(record: ModelRecord) -> list[DisjunctiveLicense | LicenseExpression]:
     text = record.metadata.license
     return [LicenseFactory().make_from_string(text)] if text else []
 

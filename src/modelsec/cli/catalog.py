@@ -68,7 +68,8 @@ def _param_rows(params_model: Any) -> list[dict[str, Any]]:
         if "enum" in prop:
             kind = "|".join(str(v) for v in prop["enum"])
         if kind == "array":
-            kind = f"list of {prop.get('items', {}).get('type', 'any')}"
+            items = prop.get("items", {})
+            kind = f"list of {items.get('type') or ('object' if '$ref' in items else 'any')}"
         rows.append({
             "name": name,
             "type": kind,

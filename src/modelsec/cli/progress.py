@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import Any
 
@@ -20,10 +21,12 @@ class Progress:
                 desc=desc, file=sys.stderr, leave=False, mininterval=0.2,
             )
         self._started = time.monotonic()
+        self._lock = threading.Lock()  # modelsec verify --jobs hashes from several threads
 
     def __call__(self, nbytes: int) -> None:
         if self._bar is not None:
-            self._bar.update(nbytes)
+            with self._lock:
+                self._bar.update(nbytes)
 
     def close(self) -> None:
         if self._bar is not None:

@@ -45,7 +45,8 @@ examples:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", metavar="PATH", help="the model on disk: its directory, or the file of a one-file model")
+    parser.add_argument("path", metavar="PATH",
+                        help="the model on disk: its directory, or the file of a one-file model")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--report", metavar="FILE", help="a JSON scan result (modelsec scan --format json)")
     source.add_argument("--bom", metavar="FILE", help="an ML-BOM written by modelsec bom")
@@ -66,9 +67,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--accept-claimed", action="store_true",
                         help="a file matching the digest the source claimed at scan time (remote files "
                         "the scan read by range) counts as verified")
+    parser.add_argument("-j", "--jobs", type=_jobs, default=1, metavar="N",
+                        help="files hashed at once (default: %(default)s); more helps sharded models "
+                        "on fast storage with cores to spare")
     parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing; use the exit code")
     parser.set_defaults(handler=run)
+
+
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"{value}: give 1 to 64")
+    return value
 
 
 def _fail(message: str, code: int) -> int:
@@ -94,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
 
     size = _expected_bytes(expected)
     progress = Progress(size, enabled=not (args.no_progress or args.quiet), desc="verifying")
-    options = Options(tuple(args.ignore), args.allow_missing, args.accept_claimed, progress)
+    options = Options(tuple(args.ignore), args.allow_missing, args.accept_claimed, progress, args.jobs)
     try:
         result = verify(args.path, expected, options)
     except VerifyError as exc:
@@ -115,14 +129,11 @@ def _expected(args: argparse.Namespace) -> "Expected":
         record = document.load(args.report).model(args.model)
         return expected.from_report(record, f"report {args.report}")
     if args.bom:
-        try:
-            text = Path(args.bom).read_bytes()
-        except OSError as exc:
-            raise expected.ExpectedError(f"{args.bom}: cannot read: {exc.strerror or exc}") from None
-        return expected.from_bom(text, f"ML-BOM {args.bom}")
+        return expected.load_bom(args.bom)
     from modelsec.integrity.cluster import read_modelscan
 
-    return expected.from_modelscan(read_modelscan(args.scan, args.kubeconfig, args.context), f"ModelScan {args.scan}")
+    scan = read_modelscan(args.scan, args.kubeconfig, args.context)
+    return expected.from_modelscan(scan, f"ModelScan {args.scan}")
 
 
 def _expected_bytes(expected: "Expected") -> int:

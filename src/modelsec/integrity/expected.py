@@ -77,6 +77,18 @@ def from_report(record: Any, origin: str) -> Expected:
                          record.fingerprint, files, single)
 
 
+def load_bom(path: str) -> Expected:
+    """Read the BOM at ``path`` (bounded) and take the files it records."""
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read(MAX_BOM_BYTES + 1)
+    except OSError as exc:
+        raise ExpectedError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if len(text) > MAX_BOM_BYTES:
+        raise ExpectedError(f"{path}: larger than the {MAX_BOM_BYTES} bytes a BOM may have")
+    return from_bom(text, f"ML-BOM {path}")
+
+
 def from_bom(text: str | bytes, origin: str) -> Expected:
     """From a CycloneDX JSON BOM written by ``modelsec bom``."""
     from modelsec.bom import properties as p
@@ -91,7 +103,7 @@ def from_bom(text: str | bytes, origin: str) -> Expected:
     if not isinstance(model, dict) or model.get("type") != "machine-learning-model":
         raise ExpectedError(f"{origin}: no machine-learning-model in metadata.component "
                             "(write the BOM with `modelsec bom`)")
-    facts = _properties(model, origin)
+    facts = _properties(model)
     if p.URI not in facts:
         raise ExpectedError(f"{origin}: the model component has no {p.URI} property "
                             "(write the BOM with `modelsec bom`)")
@@ -99,7 +111,7 @@ def from_bom(text: str | bytes, origin: str) -> Expected:
     for component in bom.get("components") or []:
         if not isinstance(component, dict) or component.get("type") != "file":
             continue
-        props = _properties(component, origin)
+        props = _properties(component)
         name = props.get(p.NAME)
         if not name:
             raise ExpectedError(f"{origin}: file component {component.get('name')!r} has no {p.NAME}")
@@ -115,7 +127,7 @@ def from_bom(text: str | bytes, origin: str) -> Expected:
                          facts.get(p.FINGERPRINT), files, facts.get(p.SINGLE_FILE) == "true")
 
 
-def _properties(component: dict[str, Any], origin: str) -> dict[str, str]:
+def _properties(component: dict[str, Any]) -> dict[str, str]:
     found: dict[str, str] = {}
     for entry in component.get("properties") or []:
         if isinstance(entry, dict) and isinstance(entry.get("name"), str) and isinstance(entry.get("value"), str):

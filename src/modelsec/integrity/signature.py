@@ -18,6 +18,7 @@ and CA certificates, a Sigstore trusted root), never from a TUF repository or a 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -33,6 +34,10 @@ MAX_REASON = 300  # per failed attempt, in messages that quote library errors
 
 class SignatureInvalid(Exception):
     """Not a valid signature by a signer the group trusts; the message says why."""
+
+
+class TrustMaterialError(ValueError):
+    """The group's trust material cannot be used (a configuration error, not the model's)."""
 
 
 class SigningUnavailable(Exception):
@@ -109,6 +114,8 @@ def verify_bundle(data: bytes, trust: TrustMaterial) -> SignedManifest:
     for signer, attempt in attempts:
         try:
             manifest = attempt()
+        except TrustMaterialError:
+            raise
         except Exception as exc:  # each library raises its own types; all mean "not this signer"
             objections.append(f"{signer}: {_reason(exc)}")
             continue
@@ -148,13 +155,13 @@ def _attempts(text: str, material: dict[str, Any], trust: TrustMaterial) -> list
     if "publicKey" in material:
         for index, pem in enumerate(trust.public_keys, 1):
             label = f"public key #{index} (SHA-256 of PEM {_key_hint(pem)[:16]})"
-            attempts.append((label, lambda pem=pem: _verify_with_key(text, pem)))
+            attempts.append((label, functools.partial(_verify_with_key, text, pem)))
     elif material.get("tlogEntries"):
         if trust.sigstore_identities and trust.sigstore_trusted_root:
             who = ", ".join(f"{i.identity} ({i.issuer})" for i in trust.sigstore_identities)
-            attempts.append((f"Sigstore identities {who}", lambda: _verify_with_sigstore(text, trust)))
+            attempts.append((f"Sigstore identities {who}", functools.partial(_verify_with_sigstore, text, trust)))
     elif "x509CertificateChain" in material and trust.ca_certificates:
-        attempts.append(("the CA certificates", lambda: _verify_with_certificates(text, trust)))
+        attempts.append(("the CA certificates", functools.partial(_verify_with_certificates, text, trust)))
     return attempts
 
 
@@ -214,7 +221,10 @@ def _verify_with_sigstore(text: str, trust: TrustMaterial) -> "Manifest":
     assert trust.sigstore_trusted_root is not None
     root = sigstore_trusted_root(trust.sigstore_trusted_root)
     policy = AnyOf([Identity(identity=i.identity, issuer=i.issuer) for i in trust.sigstore_identities])
-    verifier = Verifier(trusted_root=root)
+    try:
+        verifier = Verifier(trusted_root=root)
+    except Exception as exc:  # no Fulcio CA or no transparency log in it
+        raise TrustMaterialError(f"the Sigstore trusted root cannot verify anything: {_reason(exc)}") from None
 
     class OfflineSigstore(signing.Verifier):  # type: ignore[misc]
         """model_signing's statement checks over sigstore-python's bundle verification,
@@ -228,20 +238,22 @@ def _verify_with_sigstore(text: str, trust: TrustMaterial) -> "Manifest":
 
 def sigstore_trusted_root(text: str) -> Any:
     """A ``sigstore.models.TrustedRoot`` from a ``trusted_root.json`` or a client trust
-    config (which embeds one); ValueError saying which it is not."""
+    config (which embeds one); :class:`TrustMaterialError` saying why not."""
     from sigstore.models import ClientTrustConfig, TrustedRoot
     from sigstore_models.trustroot import v1 as trustroot_v1
 
     try:
         media_type = json.loads(text).get("mediaType", "")
     except (ValueError, AttributeError):
-        raise ValueError("the Sigstore trusted root is not a JSON object") from None
+        raise TrustMaterialError("the Sigstore trusted root is not a JSON object") from None
     try:
         if "clienttrustconfig" in str(media_type):
             return ClientTrustConfig.from_json(text).trusted_root
         return TrustedRoot(trustroot_v1.TrustedRoot.from_json(text))
     except Exception as exc:
-        raise ValueError(f"not a Sigstore trusted root or client trust config: {_reason(exc)}") from None
+        raise TrustMaterialError(
+            f"the Sigstore trusted root is not a trusted root or client trust config: {_reason(exc)}"
+        ) from None
 
 
 # --- the signed manifest ------------------------------------------------------------------

@@ -268,9 +268,8 @@ class Container:
                     env.set(name, value)
                 elif why is not None:
                     env.forget(name, why)
-                else:
-                    env.values.pop(name, None)  # optional and absent: not set at all
-                    env.unknown.pop(name, None)
+                # else: optional and absent: the kubelet skips the entry, and whatever
+                # envFrom set stays (or the container does not start at all)
             else:
                 env.set(name, "")
         return env
@@ -392,26 +391,24 @@ def _reference(value: Any, where: str, field: str, *keys: str) -> None:
             raise Malformed(f"{where}{field}.{key}", "a string")
 
 
-def _string_list(value: Any, where: str, field: str) -> tuple[str, ...]:
+def _list_of(value: Any, where: str, field: str, kind: type, what: str) -> tuple[Any, ...]:
+    """``value`` as a tuple of ``kind`` items (None: empty), or Malformed naming the item."""
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise Malformed(where + field, "a list of strings")
-    for i, word in enumerate(value):
-        if not isinstance(word, str):
-            raise Malformed(f"{where}{field}[{i}]", "a string")
+        raise Malformed(where + field, f"a list of {what}s")
+    for i, item in enumerate(value):
+        if not isinstance(item, kind):
+            raise Malformed(f"{where}{field}[{i}]", f"an {what}" if what[0] in "aeiou" else f"a {what}")
     return tuple(value)
+
+
+def _string_list(value: Any, where: str, field: str) -> tuple[str, ...]:
+    return _list_of(value, where, field, str, "string")
 
 
 def _object_list(value: Any, where: str, field: str) -> tuple[Mapping[str, Any], ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        raise Malformed(where + field, "a list of objects")
-    for i, item in enumerate(value):
-        if not isinstance(item, dict):
-            raise Malformed(f"{where}{field}[{i}]", "an object")
-    return tuple(value)
+    return _list_of(value, where, field, dict, "object")
 
 
 def _kube_expand(word: str, env: Env) -> str:

@@ -380,13 +380,13 @@ def _compare(
                 subject=name,
             ))
     exempt = (params.signature_file, *signed.ignore_paths)
-    for name, scanned in files.items():
-        if name is None or name in signed.files or scanned is signature or is_under(name, exempt):
+    for present, scanned in files.items():
+        if present is None or present in signed.files or scanned is signature or is_under(present, exempt):
             continue
-        if any(fnmatch.fnmatchcase(name, pattern) for pattern in params.allow_unsigned_files):
+        if any(fnmatch.fnmatchcase(present, pattern) for pattern in params.allow_unsigned_files):
             continue
         out.definite.append(NOT_SIGNED_FILE.at(
-            scanned.path, f"present in the model but not signed by {who}", subject=name,
+            scanned.path, f"present in the model but not signed by {who}", subject=present,
         ))
     return out
 

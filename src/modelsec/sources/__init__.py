@@ -73,7 +73,10 @@ def parse_model_uri(text: str, revision: str | None = None) -> ModelRef:
         raise ModelRefError("empty model reference")
     if "://" not in text:
         return ModelRef("file", os.path.abspath(text), revision)
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:  # "s3://[": urlsplit refuses brackets that are not an IPv6 host
+        raise ModelRefError(f"{text}: not a valid URI ({exc})") from None
     scheme = parts.scheme.lower()
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):

@@ -1,0 +1,110 @@
+"""The fuzz harness itself: each kind of finding is recognised (so a clean campaign means
+something), and the campaign survives a hang instead of stopping on it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+import harness
+from harness import REPO, Target, check, classify, load, minimise
+from modelsec import formats
+from modelsec.bytesource import BytesSource
+from modelsec.context import Limits, ScanContext, ScanSink
+from modelsec.engine import dispatch
+from modelsec.formats.base import FormatCategory
+
+WORKER = Path(__file__).resolve().parent / "worker.py"
+
+
+def test_an_exception_escaping_the_entry_point_is_a_crash_located_in_the_code() -> None:
+    outcome = check(load("fuzz_selftest:RAISES"), b"..X..")
+    assert outcome is not None and outcome.kind == "crash"
+    assert outcome.signature == "IndexError in fuzz/fuzz_selftest.py:_raise_on_x"
+    assert check(load("fuzz_selftest:RAISES"), b"fine") is None
+
+
+def test_documented_refusals_are_not_findings() -> None:
+    target = load("fuzz_selftest:RAISES")
+    assert check(Target("t", target.run, target.seeds, expected=(IndexError,)), b"X") is None
+
+
+def test_recursion_and_memory_errors_are_their_own_kinds() -> None:
+    def deep(data: bytes) -> None:
+        deep(data)
+
+    assert classify(MemoryError()).kind == "memory"
+    outcome = check(Target("deep", deep, list), b"")
+    assert outcome is not None and outcome.kind == "recursion"
+
+
+class _Broken:
+    """A format scanner with a bug: the engine catches it (fail closed), the harness must
+    still see it."""
+
+    name, category, priority, readers = "broken", FormatCategory.MODEL, 1, ()
+
+    def scan(self, source: BytesSource, ctx: ScanContext) -> None:
+        raise KeyError("header")
+
+
+@pytest.fixture
+def broken_format(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    real = formats.by_name
+    monkeypatch.setattr(formats, "by_name", lambda name: _Broken() if name == "broken" else real(name))
+    yield
+
+
+def test_an_exception_the_engine_turns_into_an_incomplete_is_still_a_crash(broken_format: None) -> None:
+    harness.observe_scanner_errors()
+    sink = ScanSink(Limits())
+
+    def run(data: bytes) -> None:
+        dispatch(BytesSource(data), ScanContext("f.bin", sink, dispatch), "broken")
+
+    outcome = check(Target("broken", run, list), b"abc")
+    assert outcome is not None and outcome.kind == "crash" and "escaped a scanner" in outcome.signature
+    assert [i.code for i in sink.incompletes] == ["MS-GEN-002"]  # and the engine failed closed
+
+
+def test_minimise_keeps_what_makes_the_finding() -> None:
+    target = load("fuzz_selftest:RAISES")
+    data = b"a" * 100 + b"X" + b"b" * 100
+    outcome = check(target, data)
+    assert outcome is not None
+    assert minimise(target, data, outcome) == b"X"
+
+
+def _worker(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, str(WORKER), *args], capture_output=True, cwd=REPO,
+                          timeout=timeout, check=False)
+
+
+def test_an_input_past_the_memory_cap_is_a_memory_finding(tmp_path: Path) -> None:
+    sample = tmp_path / "input"
+    sample.write_bytes(b"x")
+    proc = _worker("replay", "--parser", "fuzz_selftest:ALLOCATES", str(sample))
+    outcome = json.loads(proc.stdout.decode().splitlines()[-1])["outcome"]
+    assert outcome["kind"] == "memory", proc.stderr.decode()[-2000:]
+
+
+def test_a_hang_stops_the_worker_and_the_campaign_records_it(tmp_path: Path) -> None:
+    pytest.importorskip("atheris")
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from fuzz_campaign import Campaign
+
+    campaign = Campaign(tmp_path, target_inputs=10, chunk=10, python=sys.executable)
+    parser = "fuzz_selftest:SPINS"
+    campaign.state(parser)
+    campaign.run_chunk(parser, 0, 10)  # libFuzzer's -timeout stops the worker on the first input
+    state = campaign.states[parser]
+    assert state.restarts == 1
+    [(key, finding)] = state.findings.items()
+    assert finding["kind"] == "hang" and finding["signature"] == "InputTimeout in fuzz/fuzz_selftest.py:_spin"
+    assert finding["confirmed"] and (tmp_path / parser / "findings" / f"{key}.bin").exists()
+    assert not list((tmp_path / parser / "artifacts").iterdir())  # moved into findings/
