@@ -110,3 +110,29 @@ def test_isotonic_state_that_sets_build_f() -> None:
     result = scan(data)
     assert "MS-PKL-107" in {f.threat for f in result.findings}, summary(result)
 
+
+
+def _module_build(state: bytes) -> bytes:
+    return v4(stack_global("torch.nn.modules.linear", "Linear") + EMPTY_TUPLE + NEWOBJ + state + BUILD)
+
+
+def test_torch_module_state_that_replaces_register_parameter() -> None:
+    # Module.__setstate__ assigns the missing _is_full_backward_hook through
+    # Module.__setattr__, which calls self.register_parameter: the state can supply it.
+    state = EMPTY_DICT + MARK + sbu("register_parameter") + stack_global("builtins", "len") + SETITEMS
+    result = scan(_module_build(state))
+    assert "MS-PKL-107" in {f.threat for f in result.findings}, summary(result)
+
+
+def test_torch_module_state_as_torch_writes_it_is_clean() -> None:
+    state = EMPTY_DICT + MARK + sbu("training") + b"\x88" + sbu("_parameters") + EMPTY_DICT + SETITEMS
+    result = scan(_module_build(state))
+    assert not result.findings, summary(result)
+
+
+def test_tensor_new_with_keyword_arguments() -> None:
+    # Tensor.__new__(Tensor, cdata=<int>) casts the int to a TensorImpl pointer.
+    kwargs = EMPTY_DICT + sbu("cdata") + b"J\x00\x10\x00\x00" + b"s"
+    data = v4(stack_global("torch", "Tensor") + EMPTY_TUPLE + kwargs + b"\x92")
+    result = scan(data)
+    assert "MS-PKL-107" in {f.threat for f in result.findings}, summary(result)

@@ -20,12 +20,15 @@ allowlisted global is a known class, has a contract, or is a constant nobody cal
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from typing import Callable, Protocol
+
+from modelsec.pickle.classfacts_torch import STATE_CONDITIONS
 
 from modelsec.pickle.joblib_arrays import is_array_wrapper
 from modelsec.pickle.opcodes import BigInt, Blob
 from modelsec.pickle.policy import Verdict
-from modelsec.pickle.values import Call, Container, Derived, Global, Value, describe, dict_items
+from modelsec.pickle.values import Call, Container, Derived, Global, Value, describe, dict_items, sequence_items
 
 # copyreg._reconstructor(cls, base, state) runs base.__new__(cls, state) and base.__init__:
 # only bases whose constructors merely store or copy data.
@@ -59,8 +62,10 @@ class Site(Protocol):
     def arg(self, index: int) -> Value: ...
     def count(self) -> int | None: ...
     def data(self, *indexes: int) -> None: ...
+    kwargs: Value  # NEWOBJ_EX's keyword arguments, None when there were none
+
     def klass(
-        self, index: int, *, data_ok: bool = False, new_only: bool = True, args: Value = ()
+        self, index: int, *, data_ok: bool = False, calls: tuple[str, ...] = ("__new__",), args: Value = ()
     ) -> Global | None: ...
     def exact(self, index: int, allowed: frozenset[str], *, optional: bool = False) -> Global | None: ...
     def name(self, index: int, allowed: frozenset[str], *, optional: bool = False) -> str | None: ...
@@ -68,6 +73,7 @@ class Site(Protocol):
     def called_later(self, index: int) -> None: ...
     def instance(self, cls: Global | str | None, *, state: Value = None) -> Value: ...
     def construct(self) -> Value: ...
+    def setstate(self, instance: Value, state: Value) -> Value: ...
     def resolve(self, module_index: int, name_index: int) -> Value: ...
     def result(self) -> Value: ...
     def violation(self, what: str) -> None: ...
@@ -80,16 +86,27 @@ Contract = Callable[[Site], Value]
 
 
 def _reconstructor(site: Site) -> Value:
-    # copyreg._reconstructor(cls, base, state): base.__new__(cls, state), then base.__init__
-    cls = site.klass(0)
+    # copyreg._reconstructor(cls, base, state): base.__new__(cls, state), then base.__init__:
+    # the builtin base's methods run, not the class's own
+    cls = site.klass(0, calls=())
     site.exact(1, BUILTIN_BASES)
     site.data(2)
     return site.instance(cls)
 
 
 def _newobj(site: Site) -> Value:
-    # copyreg.__newobj__(cls, *args) / __newobj_ex__(cls, args, kwargs): cls.__new__(cls, ...)
-    cls = site.klass(0)
+    # copyreg.__newobj__(cls, *args): cls.__new__(cls, *args)
+    count = site.count() or 0
+    cls = site.klass(0, args=tuple(site.arg(i) for i in range(1, count)))
+    return site.instance(cls)
+
+
+def _newobj_ex(site: Site) -> Value:
+    # copyreg.__newobj_ex__(cls, args, kwargs): cls.__new__(cls, *args, **kwargs)
+    kwargs = site.arg(2)
+    if not (isinstance(kwargs, Container) and kwargs.kind == "dict" and not kwargs.items and not kwargs.dropped):
+        site.violation("keyword arguments reach the class's __new__")
+    cls = site.klass(0, args=site.arg(1))
     return site.instance(cls)
 
 
@@ -127,14 +144,14 @@ def _array_reconstructor(site: Site) -> Value:
 
 def _numpy_reconstruct(site: Site) -> Value:
     # _reconstruct(subtype, shape, dtype): ndarray.__new__(subtype, ...); memmap is fine here
-    cls = site.klass(0, data_ok=True)
+    cls = site.klass(0, data_ok=True, calls=())
     return site.instance(cls)
 
 
 def _mareconstruct(site: Site) -> Value:
-    # numpy.ma.core._mareconstruct(subtype, baseclass, baseshape, basetype)
-    cls = site.klass(0, data_ok=True)
-    site.klass(1, data_ok=True)
+    # numpy.ma.core._mareconstruct(subtype, baseclass, baseshape, basetype): ndarray.__new__
+    cls = site.klass(0, data_ok=True, calls=())
+    site.klass(1, data_ok=True, calls=())
     return site.instance(cls)
 
 
@@ -229,7 +246,7 @@ def _rebuild_from_type(site: Site) -> Value:
     # _rebuild_from_type(func, type, args, dict): ret = func(*args); ret.as_subclass(type);
     # ret.__dict__ = dict. func is called now, with arguments from the stream.
     site.called_now(0, 2)
-    cls = site.klass(1)
+    cls = site.klass(1, calls=())  # ret.as_subclass(type): no constructor runs
     return site.instance(cls, state=site.arg(3))
 
 
@@ -237,13 +254,14 @@ def _rebuild_from_type_v2(site: Site) -> Value:
     # _rebuild_from_type_v2(func, new_type, args, state): ret = func(*args), as new_type,
     # then new_type.__setstate__(state) or _set_obj_state (setattr of each item).
     site.called_now(0, 2)
-    cls = site.klass(1)
-    return site.instance(cls, state=site.arg(3))
+    cls = site.klass(1, calls=())  # ret.as_subclass(new_type): no constructor runs
+    return site.setstate(site.instance(cls), site.arg(3))
 
 
 def _wrapper_subclass(site: Site) -> Value:
-    # _rebuild_wrapper_subclass(cls, dtype, size, stride, storage_offset, layout, device, ...)
-    cls = site.klass(0)
+    # _rebuild_wrapper_subclass(cls, dtype, size, stride, storage_offset, layout, device, ...):
+    # Tensor._make_wrapper_subclass(cls, ...) allocates the instance in C
+    cls = site.klass(0, calls=())
     return site.instance(cls)
 
 
@@ -259,7 +277,7 @@ _TORCH_TENSOR_REBUILDERS = (
 CONTRACTS: dict[str, Contract] = {
     "copyreg._reconstructor": _reconstructor,
     "copyreg.__newobj__": _newobj,
-    "copyreg.__newobj_ex__": _newobj,
+    "copyreg.__newobj_ex__": _newobj_ex,
     "_codecs.encode": _codecs_encode,
     "codecs.encode": _codecs_encode,
     "builtins.len": _plain,
@@ -461,7 +479,75 @@ def _block_manager_new(site: Site) -> Value:
     return None
 
 
+def _instance_dict_holds(conditions: Mapping[str, str]) -> Contract:
+    """Reviewed "only if, once the state is merged into the instance __dict__, these keys are
+    absent, or hold exactly a builtin set/list" (classfacts_torch.STATE_CONDITIONS)."""
+
+    def contract(site: Site) -> Value:
+        receiver = site.receiver
+        if not isinstance(receiver, Call) or receiver.attrs is None or receiver.attrs.unknown:
+            site.violation("the instance __dict__ it reads cannot be known")
+            return None
+        state = dict_items(site.arg(0))
+        if state is None:
+            site.violation(f"its state is a {describe(site.arg(0))}, not a dict whose keys can be read")
+            return None
+        layers = [state, *(dict_items(merged) or {} for merged in reversed(receiver.attrs.merged))]
+        for key, need in conditions.items():
+            holder = next((layer for layer in layers if key in layer), None)
+            if holder is None:
+                continue
+            value = holder[key]
+            if need == "absent":
+                site.violation(f"the instance __dict__ gets {key!r}, which the method then calls")
+            elif not _is_builtin(value, need):
+                site.violation(f"{key} is {describe(value)}, not a {need}")
+        return None
+
+    return contract
+
+
+def _is_builtin(value: Value, kind: str) -> bool:
+    """``value`` is exactly a builtin list/set/dict (a literal, or builtins.<kind>() that
+    nothing added to or gave attributes)."""
+    if isinstance(value, Container):
+        return value.kind == kind
+    return (
+        isinstance(value, Call) and value.cls is not None and value.cls.path == f"builtins.{kind}"
+        and value.state is None
+    )
+
+
+def _is_empty_mapping(value: Value) -> bool:
+    if isinstance(value, Container):
+        return value.kind == "dict" and not value.items and not value.dropped
+    return (
+        isinstance(value, Call) and value.cls is not None
+        and value.cls.path in ("collections.OrderedDict", "builtins.dict")
+        and not value.grown and value.state is None and sequence_items(value.args) == ()
+    )
+
+
+def _tensor_state(site: Site) -> Value:
+    # Tensor.__setstate__: a 4-tuple calls self.set_(*state), looked up on the instance
+    state = sequence_items(site.arg(0))
+    if state is None or len(state) not in (3, 5):
+        site.violation("its state is not the 3- or 5-tuple torch writes")
+    elif not _is_empty_mapping(state[2]):
+        site.violation(f"its backward hooks are {describe(state[2])}, not empty")
+    return None
+
+
+def _no_keywords(site: Site) -> Value:
+    if site.kwargs is not None:
+        site.violation("it is given keyword arguments (NEWOBJ_EX)")
+    return None
+
+
 METHOD_CONTRACTS: dict[str, Contract] = {
+    **{path: _instance_dict_holds(conditions) for path, conditions in STATE_CONDITIONS.items()},
+    "torch._C.TensorBase.__new__": _no_keywords,
+    "torch._tensor.Tensor.__setstate__": _tensor_state,
     "sklearn.tree._tree.Tree.__setstate__": _state_fields_are(("nodes", "values"), ARRAYS, "a numpy array"),
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor.__setstate__": _state_fields_are(
         ("nodes",), ARRAYS, "a numpy array"

@@ -55,14 +55,18 @@ def _facts(path: str) -> "ClassFacts | None":
 
 
 @functools.lru_cache(maxsize=4096)
-def _unsafe_constructor(path: str, new_only: bool) -> tuple[tuple[str, Lookup], ...]:
-    """The methods instantiating ``path`` runs that are not proven safe (usually none)."""
+def _unsafe_methods(path: str, methods: tuple[str, ...]) -> tuple[tuple[str, Lookup], ...]:
+    """Which of ``methods`` of the class at ``path`` are not proven safe (usually none)."""
     facts = _facts(path)
     if facts is None:
         return ()
-    methods = ("__new__",) if new_only else ("__new__", "__init__")
     found = ((method, type_lookup(facts, path, method)) for method in methods)
     return tuple((method, hit) for method, hit in found if hit.found is Found.METHOD and not hit.safe)
+
+
+_NEW = ("__new__",)
+_TENSOR_SETSTATE = frozenset({"torch._tensor.Tensor", "torch.Tensor"})
+_NEW_AND_INIT = ("__new__", "__init__")
 
 
 def _global_for(path: str, offset: int, how: str) -> Global:
@@ -91,10 +95,12 @@ class Invoker:
 
     # -- explicit calls ---------------------------------------------------------------------
 
-    def call(self, callee: Value, args: Value, offset: int, how: str, depth: int = 0) -> Value:
-        """``callee(*args)`` (``cls.__new__(cls, *args)`` for NEWOBJ)."""
+    def call(
+        self, callee: Value, args: Value, offset: int, how: str, depth: int = 0, kwargs: Value = None
+    ) -> Value:
+        """``callee(*args, **kwargs)`` (``cls.__new__(cls, *args, **kwargs)`` for NEWOBJ_EX)."""
         if isinstance(callee, Global):
-            return self._call_global(callee, args, offset, how, depth)
+            return self._call_global(callee, args, offset, how, depth, kwargs)
         if isinstance(callee, Unresolved):
             return Call(callee, args, offset, how)  # reported when it was imported
         if callee is None or isinstance(callee, _NOT_CALLABLE):
@@ -103,7 +109,9 @@ class Invoker:
         self.observer.invoked(callee, offset, how)
         return Call(callee, args, offset, how)
 
-    def _call_global(self, callee: Global, args: Value, offset: int, how: str, depth: int) -> Value:
+    def _call_global(
+        self, callee: Global, args: Value, offset: int, how: str, depth: int, kwargs: Value = None
+    ) -> Value:
         path, verdict = callee.path, callee.classification.verdict
         items = sequence_items(args)
         if path in GETATTR:
@@ -125,20 +133,23 @@ class Invoker:
             return Call(callee, args, offset, how)
         contract = contract_for(path)
         if contract is not None:
-            result = contract(CallSite(self, callee, args, items, offset, how, depth))
+            result = contract(CallSite(self, callee, args, items, offset, how, depth, kwargs=kwargs))
             if transform is not None and items:
                 return Derived(transform, items[0], offset)  # _codecs.encode: follow the bytes
             return result
         facts = _facts(path)
         if facts is not None:
-            return self.construct(callee, facts, args, offset, how, new_only=how in _NEW_ONLY)
+            methods = _NEW if how in _NEW_ONLY else _NEW_AND_INIT
+            return self.construct(callee, facts, args, offset, how, methods, kwargs)
         # An allowlisted constant (a dtype object, a singleton): calling it raises in CPython.
         return Call(callee, args, offset, how)
 
-    def construct(self, cls: Global, facts, args: Value, offset: int, how: str, *, new_only: bool) -> Call:  # type: ignore[no-untyped-def]
-        """Instantiate an allowlisted class: its ``__new__`` (and ``__init__``) run."""
-        for method, found in _unsafe_constructor(cls.path, new_only):
-            self._class_method(found, method, offset, f"{how} of {cls.subject}", args)
+    def construct(  # type: ignore[no-untyped-def]
+        self, cls: Global, facts, args: Value, offset: int, how: str, methods: tuple[str, ...], kwargs: Value = None
+    ) -> Call:
+        """Instantiate an allowlisted class: ``methods`` (``__new__``, ``__init__``) run."""
+        for method, found in _unsafe_methods(cls.path, methods):
+            self._class_method(found, method, offset, f"{how} of {cls.subject}", args, kwargs=kwargs)
         if facts.builtin_base == "dict":
             for item in sequence_items(args) or ():
                 self.consume_mapping(item, offset, f"{how} of {cls.subject}")
@@ -168,7 +179,14 @@ class Invoker:
     # -- implicit calls -----------------------------------------------------------------------
 
     def _class_method(
-        self, found: Lookup, method: str, offset: int, how: str, args: Value = None, receiver: Value = None
+        self,
+        found: Lookup,
+        method: str,
+        offset: int,
+        how: str,
+        args: Value = None,
+        receiver: Value = None,
+        kwargs: Value = None,
     ) -> None:
         """A method of an allowlisted class runs: fine if proven safe, checked against its
         condition if it was reviewed with one, a finding otherwise."""
@@ -179,7 +197,9 @@ class Invoker:
         if contract is None or args is None:
             self.observer.unsafe_method(found.owner, method, offset, how, found.why)
             return
-        site = CallSite(self, _global_for(path, offset, how), args, sequence_items(args), offset, how, 0, receiver)
+        site = CallSite(
+            self, _global_for(path, offset, how), args, sequence_items(args), offset, how, 0, receiver, kwargs
+        )
         contract(site)
 
     def _use(self, found: Lookup, target: Call, method: str, args: Value, offset: int, how: str) -> None:
@@ -370,9 +390,11 @@ class CallSite:
         how: str,
         depth: int,
         receiver: Value = None,
+        kwargs: Value = None,
     ) -> None:
         self.invoker = invoker
         self.receiver = receiver
+        self.kwargs = kwargs  # NEWOBJ_EX's keyword arguments (None: there were none)
         self.callee = callee
         self.args = args
         self.items = items
@@ -404,11 +426,10 @@ class CallSite:
                 self.invoker.consume_mapping(self.arg(index), self.offset, self.callee.path)
 
     def klass(
-        self, index: int, *, data_ok: bool = False, new_only: bool = True, args: Value = ()
+        self, index: int, *, data_ok: bool = False, calls: tuple[str, ...] = _NEW, args: Value = ()
     ) -> Global | None:
-        """The class at ``index``, which the helper instantiates with ``args``: it must be
-        allowlisted, and the methods that run (``__new__``, and ``__init__`` unless
-        ``new_only``) safe for those arguments."""
+        """The class at ``index``, which the helper instantiates: it must be allowlisted, and
+        its methods the helper runs (``calls``, given ``args``) safe."""
         value = self.arg(index)
         if self.items is None:
             return None
@@ -416,7 +437,7 @@ class CallSite:
             verdict = value.classification.verdict
             facts = _facts(value.path)
             if verdict is Verdict.SAFE and facts is not None:
-                for method, found in _unsafe_constructor(value.path, new_only):
+                for method, found in _unsafe_methods(value.path, calls):
                     self.invoker._class_method(
                         found, method, self.offset, f"{self.callee.path} instantiates {value.subject}", args
                     )
@@ -491,12 +512,34 @@ class CallSite:
                     made.attrs.merge(part)
         return made
 
+    def setstate(self, instance: Value, state: Value) -> Value:
+        """torch's ``_rebuild_from_type_v2`` tail: ``new_type.__setstate__(state)`` when the
+        class has its own, else ``_set_obj_state`` (``setattr`` of every item of the dict and
+        slot-state halves, through ``type(obj).__setattr__``)."""
+        if not isinstance(instance, Call) or instance.cls is None or state is None:
+            return instance
+        cls = instance.cls
+        facts = _facts(cls.path)
+        how = f"{self.callee.path} restores the state of {cls.subject}"
+        found = type_lookup(facts, cls.path, "__setstate__")
+        if found.found is Found.METHOD and found.owner not in _TENSOR_SETSTATE:
+            self.invoker._class_method(found, "__setstate__", self.offset, how, (state,), instance)
+            self.invoker._merge_parts(instance, state)
+            return instance
+        halves = state if isinstance(state, tuple) and len(state) == 2 else (state,)
+        setattr_ = type_lookup(facts, cls.path, "__setattr__")
+        for half in halves:
+            if half is not None:
+                self.invoker._class_method(setattr_, "__setattr__", self.offset, how, (half,), instance)
+                self.invoker._merge(instance, half)
+        return instance
+
     def construct(self) -> Value:
         facts = _facts(self.callee.path)
         if facts is None:
             return self.result()
-        return self.invoker.construct(self.callee, facts, self.args, self.offset, self.how,
-                                      new_only=self.how in _NEW_ONLY)
+        methods = _NEW if self.how in _NEW_ONLY else _NEW_AND_INIT
+        return self.invoker.construct(self.callee, facts, self.args, self.offset, self.how, methods, self.kwargs)
 
     def resolve(self, module_index: int, name_index: int) -> Value:
         module, name = self.arg(module_index), self.arg(name_index)

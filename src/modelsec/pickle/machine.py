@@ -410,8 +410,12 @@ class StackMachine:
                 raise PickleError(f"{how} on a {target.kind}", offset)
             room = KEEP_ITEMS - len(target.items)
             if wanted == "dict":
-                self._check_hashable([key for key, _ in items], offset, how)
-                added = weigh_all([part for pair in items for part in pair])
+                added = 0
+                for key, value in items:  # one pass: hashability and weight
+                    kind = type(key)
+                    if (kind is Container or kind is HeavyTuple) and _unhashable(key, 0):
+                        raise PickleError(f"{how} with an unhashable {describe(key)} as key", offset)
+                    added += weigh(key) + weigh(value)
                 kept, dropped, opaque = self._keep_pairs(items, room)
                 target.opaque_keys = target.opaque_keys or opaque
             else:
@@ -438,6 +442,8 @@ class StackMachine:
             raise PickleError(f"{how} on a {describe(target)}", offset)
         # An instance or a computed value: the unpickler looks a method up and calls it.
         self.effects = True
+        if isinstance(target, Call):
+            target.grown = True
         if how in ("APPEND", "APPENDS"):
             self.invoker.extend(target, items, offset, how)
         elif how == "ADDITEMS":
@@ -519,11 +525,13 @@ class StackMachine:
         self.stack.append(self.invoker.call(cls, args, offset, "NEWOBJ"))
 
     def _newobj_ex(self, arg: Arg, offset: int) -> None:
-        self._pop(offset)  # kwargs
+        kwargs = self._pop(offset)
         args = self._pop(offset)
         cls = self._pop(offset)
         self.effects = True
-        self.stack.append(self.invoker.call(cls, args, offset, "NEWOBJ_EX"))
+        if isinstance(kwargs, Container) and kwargs.kind == "dict" and not kwargs.items and not kwargs.dropped:
+            kwargs = None  # what copyreg.__reduce_ex__ writes: no keyword arguments at all
+        self.stack.append(self.invoker.call(cls, args, offset, "NEWOBJ_EX", kwargs=kwargs))
 
     def _obj(self, arg: Arg, offset: int) -> None:
         items = self._pop_mark(offset)

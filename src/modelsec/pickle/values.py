@@ -66,6 +66,7 @@ class Call:
     cls: Global | None = None
     state: Value = None  # set by BUILD
     attrs: "InstanceAttrs | None" = None  # what the stream wrote into the instance (objects.py)
+    grown: bool = False  # APPEND/SETITEM/ADDITEMS added items to it (a mapping or list subclass)
     origin: Value = field(init=False)  # the first non-call callee of f()()()...: O(1) to name
     weight: int = field(init=False)
 
@@ -145,11 +146,14 @@ def weigh_all(items: "list[Value] | tuple[Value, ...]") -> int:
     return min(total, WEIGHT_CAP)
 
 
+_NESTING = frozenset({Container, Call, HeavyTuple, tuple})
+
+
 def make_tuple(items: "list[Value] | tuple[Value, ...]") -> tuple[Value, ...]:
     """A tuple of ``items``; a :class:`HeavyTuple` when an item is more than a literal."""
+    nesting = _NESTING
     for item in items:
-        kind = type(item)
-        if kind is Container or kind is Call or kind is HeavyTuple or kind is tuple:
+        if type(item) in nesting:
             heavy = HeavyTuple(items)
             heavy.weight = min(1 + weigh_all(items), WEIGHT_CAP)
             return heavy
