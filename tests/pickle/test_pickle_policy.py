@@ -26,7 +26,6 @@ from modelsec.pickle.policy import Verdict, classify
         ("collections", "OrderedDict"),
         ("torch._utils", "_rebuild_tensor_v2"),
         ("torch", "FloatStorage"),
-        ("torch", "float32"),
         ("torch.nn.modules.linear", "Linear"),
         ("numpy._core.multiarray", "_reconstruct"),
         ("numpy.core.multiarray", "_reconstruct"),
@@ -99,6 +98,7 @@ def test_unknown_and_data() -> None:
     assert classify("numpy", "memmap").verdict is Verdict.DATA
     # Generated functions are reference-only: a fitted object may keep them, a call is a finding.
     assert classify("numpy", "log1p").verdict is Verdict.DATA
+    assert classify("torch", "float32").verdict is Verdict.DATA  # a constant: referenced, never called
     assert classify("sklearn.feature_selection._univariate_selection", "f_classif").verdict is Verdict.DATA
     assert classify("numpy.testing", "assert_equal").verdict is Verdict.DANGEROUS
 

@@ -58,6 +58,7 @@ import decimal
 import fractions
 import functools
 import gzip
+import importlib
 import io
 import lzma
 import pickle
@@ -85,6 +86,8 @@ from soundness_catalog import (
     BUNCH, NAMESPACES, SINKS, UNLISTED_MODULES, Allowed, Catalog, Sink, catalog, class_methods,
     positional_parameters,
 )
+
+from modelsec.pickle.classfacts import class_facts
 
 
 @dataclass(frozen=True)
@@ -573,8 +576,14 @@ def fam_side_effect_probe(b: Builder) -> Built:
     probes = [p for p in b.cat.probes if p.cls.path not in JOBLIB_FILE_WRAPPERS]
     probe = b.rng.choices(probes, [p.weight for p in probes])[0]
     cls = probe.cls
-    b.rule(f"probe:{cls.path}.{probe.method}")
+    # A probe of a method the class facts do not prove safe (code the generator could not
+    # read as pure, or reviewed only under a condition) is not data: the scanner may block it.
+    facts = class_facts(cls.path)
+    fact = facts.methods.get(probe.method) if facts is not None else None
+    b.rule(f"probe:{cls.path}.{probe.method}", trick=fact is None or not fact.safe)
     keys = [k for k in probe.keys if b.chance(0.7)] or list(probe.keys[:1])
+    if facts is not None and any(k in _callable_attribute_names(cls) for k in keys):
+        b.rule("plants a callable under a method's name", trick=True)
     if probe.method == "__init__":
         args = [b.typed(annotation) for _, annotation in probe.init_params]
         body = b.construct(cls, args)
@@ -587,6 +596,17 @@ def fam_side_effect_probe(b: Builder) -> Built:
             state = b.sequence([NONE, state], "tuple")  # (None, slotstate): setattr per key
         body += state + BUILD
     return Built(b.finish(body), b.filename(), f"side_effect:{cls.path}.{probe.method}")
+
+
+@functools.lru_cache(maxsize=None)
+def _callable_attribute_names(cls: Allowed) -> frozenset[str]:
+    """Names the class defines as methods (an instance attribute of that name shadows one)."""
+    real: object = importlib.import_module(cls.module)
+    for part in cls.name.split("."):
+        real = getattr(real, part, None)
+    if not isinstance(real, type):
+        return frozenset()
+    return frozenset(name for klass in real.__mro__ for name, value in vars(klass).items() if callable(value))
 
 
 def _planting_state(b: Builder, key: str, fn: bytes) -> bytes:

@@ -22,23 +22,7 @@ PROGRAMS = 2000
 
 # Classes this campaign finds open (see tests/pickle/test_bypasses.py for one minimal
 # program each). Remove a class here once its fix lands: its xfail below turns into XPASS.
-OPEN_BYPASSES = (
-    "build_setstate_from_instance_dict",
-    "append_calls_append_from_instance_dict",
-    "append_calls_extend_from_instance_dict",
-    "append_calls_append_from_bunch_getattr",
-    "append_calls_extend_from_bunch_getattr",
-    "additems_calls_add_from_instance_dict",
-    "ufunc_reconstruct_imports_computed_name",
-    "randomstate_ctor_calls_computed_callable",
-    "generator_ctor_calls_computed_callable",
-    "bit_generator_ctor_instantiates_computed_class",
-    "joblib_wrapper_filename_in_slotstate",
-    "joblib_wrapper_filename_past_64_items",
-    "joblib_wrapper_built_by_obj",
-    "joblib_array_elsize_larger",
-    "joblib_array_pad_payload",
-)
+OPEN_BYPASSES: tuple[str, ...] = ()
 OPEN_FALSE_ALARMS: tuple[str, ...] = ()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from modelsec.bytesource import ByteSource
 from modelsec.context import ScanContext
-from modelsec.formats.base import FormatCategory, FormatScanner
+from modelsec.formats.base import FormatCategory, FormatScanner, Reader
 from modelsec.pickle.scanner import looks_like_pickle, scan_pickle_source
 
 
@@ -14,6 +14,13 @@ class PickleScanner(FormatScanner):
     category = FormatCategory.MODEL
     # Permissive: after every format with a real signature, before plain text.
     priority = 80
+    readers = (
+        Reader(
+            "pickle.load, torch.load (legacy, weights_only=False), joblib.load, "
+            "numpy.load(allow_pickle=True), pandas.read_pickle",
+            "opcodes from offset 0, to the first STOP (joblib: array bytes in between)",
+        ),
+    )
 
     def detect(self, head: bytes, source: ByteSource, filename: str) -> bool:
         return looks_like_pickle(head, source.size)

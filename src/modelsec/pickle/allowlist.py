@@ -29,7 +29,7 @@ def _expand(groups: dict[str, str]) -> frozenset[str]:
 
 _STDLIB = {
     "builtins": "set frozenset bytearray bytes complex dict list tuple int float str bool "
-    "slice range object NotImplemented Ellipsis len",
+    "slice range object len",
     "copyreg": "_reconstructor __newobj__ __newobj_ex__",
     "_codecs": "encode",  # Python 2 compatible pickles carry bytes as _codecs.encode(str, 'latin1')
     "codecs": "encode",
@@ -95,12 +95,16 @@ _TORCH_STORAGES = (
     "ComplexDoubleStorage QUInt8Storage QInt8Storage QInt32Storage QUInt4x2Storage "
     "QUInt2x4Storage"
 )
-_TORCH = {
-    "torch": f"{_TORCH_DTYPES} {_TORCH_STORAGES} UntypedStorage TypedStorage Size device "
-    "Tensor strided sparse_coo sparse_csr sparse_csc sparse_bsr sparse_bsc _mkldnn "
+# Values torch pickles name as attributes of torch (a tensor's dtype, layout, memory format,
+# quantisation scheme): referenced, never called (calling one raises).
+_TORCH_CONSTANTS = (
+    f"{_TORCH_DTYPES} strided sparse_coo sparse_csr sparse_csc sparse_bsr sparse_bsc _mkldnn "
     "contiguous_format channels_last channels_last_3d preserve_format per_tensor_affine "
     "per_channel_affine per_tensor_symmetric per_channel_symmetric "
-    "per_channel_affine_float_qparams",
+    "per_channel_affine_float_qparams"
+)
+_TORCH = {
+    "torch": f"{_TORCH_STORAGES} UntypedStorage TypedStorage Size device Tensor",
     "torch.cuda": _TORCH_STORAGES,
     "torch.storage": "UntypedStorage TypedStorage _LegacyStorage",
     "torch._utils": "_rebuild_tensor _rebuild_tensor_v2 _rebuild_tensor_v3 _rebuild_parameter "
@@ -155,25 +159,24 @@ _TORCH = {
 }
 
 # pandas' unpickling helpers, current and older module paths (classes come generated).
+# Names of pandas < 2 (Int64Index, ObjectBlock, PandasArray...) are not listed: their code is
+# installed nowhere here, so nothing about what calling them runs can be checked (a pickle
+# that names them is reported as naming unlisted globals).
 _PANDAS = {
-    "pandas": "NA NaT",  # singletons pickled by reference
     "pandas._libs.internals": "_unpickle_block BlockPlacement",
     "pandas._libs.arrays": "__pyx_unpickle_NDArrayBacked",
     "pandas._libs.interval": "__pyx_unpickle_IntervalMixin Interval",
     "pandas._libs.sparse": "IntIndex BlockIndex",
-    "pandas._libs.missing": "NA NAType",
+    "pandas._libs.missing": "NAType",
     "pandas._libs.tslibs.timestamps": "_unpickle_timestamp Timestamp",
     "pandas._libs.tslibs.timedeltas": "_timedelta_unpickle Timedelta",
     "pandas._libs.tslibs.nattype": "_nat_unpickle NaTType",
     "pandas._libs.tslibs.period": "Period",
     "pandas.core.internals.managers": "BlockManager SingleBlockManager",
-    "pandas.core.internals.blocks": "new_block Block ObjectBlock FloatBlock IntBlock "
-    "BoolBlock ComplexBlock DatetimeBlock DatetimeTZBlock TimeDeltaBlock CategoricalBlock "
-    "ExtensionBlock NumpyBlock NumericBlock DatetimeLikeBlock",
+    "pandas.core.internals.blocks": "new_block Block ExtensionBlock NumpyBlock DatetimeLikeBlock",
     "pandas.core.indexes.base": "_new_Index Index",
     "pandas.core.indexes.datetimes": "_new_DatetimeIndex DatetimeIndex",
     "pandas.core.indexes.period": "_new_PeriodIndex PeriodIndex",
-    "pandas.core.indexes.numeric": "Int64Index UInt64Index Float64Index NumericIndex",
     "pandas.core.indexes.range": "RangeIndex",
     "pandas.core.indexes.multi": "MultiIndex",
     "pandas.core.indexes.category": "CategoricalIndex",
@@ -192,7 +195,7 @@ _PANDAS = {
     "pandas.core.arrays.boolean": "BooleanArray BooleanDtype",
     "pandas.core.arrays.string_": "StringArray StringDtype",
     "pandas.core.arrays.sparse.array": "SparseArray",
-    "pandas.core.arrays.numpy_": "PandasArray NumpyExtensionArray",
+    "pandas.core.arrays.numpy_": "NumpyExtensionArray",
     "pandas.core.dtypes.dtypes": "CategoricalDtype DatetimeTZDtype PeriodDtype IntervalDtype "
     "SparseDtype",
 }
@@ -206,6 +209,11 @@ HAND_WRITTEN_REFS = frozenset(
     {"numpy.memmap", "numpy.core.memmap.memmap", "numpy._core.memmap.memmap"}
 ) | _expand(
     {
+        # Constants pickled by reference; calling one raises.
+        "torch": _TORCH_CONSTANTS,
+        "builtins": "NotImplemented Ellipsis",
+        "pandas": "NA NaT",
+        "pandas._libs.missing": "NA",
         # Functions kept as module attributes (TransformerEncoderLayer.activation).
         "torch.nn.functional": "relu gelu silu tanh sigmoid softmax log_softmax leaky_relu elu "
         "selu mish hardswish hardsigmoid softplus",

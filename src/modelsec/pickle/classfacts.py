@@ -93,6 +93,18 @@ def known_classes() -> Iterator[str]:
     return iter(_table())
 
 
+# scikit-learn < 0.23 vendored joblib as sklearn.externals.joblib: the same code under another
+# path, which old model pickles name. Its array wrappers have joblib's facts.
+VENDORED_ALIASES: Mapping[str, object] = {
+    f"sklearn.externals.joblib.{module}.{wrapper}": f"joblib.{module}.{wrapper}"
+    for module, wrappers in (
+        ("numpy_pickle", ("NumpyArrayWrapper", "NDArrayWrapper", "ZNDArrayWrapper")),
+        ("numpy_pickle_compat", ("NDArrayWrapper", "ZNDArrayWrapper")),
+    )
+    for wrapper in wrappers
+}
+
+
 # -- loading ---------------------------------------------------------------------------------
 
 
@@ -102,7 +114,8 @@ def _table() -> dict[str, ClassFacts]:
 
     table: dict[str, ClassFacts] = {}
     aliases: dict[str, str] = {}
-    for name, entries in [*_generated_files(), ("classfacts_torch.py", TORCH_CLASSES)]:
+    sources = [*_generated_files(), ("classfacts_torch.py", TORCH_CLASSES), ("classfacts.py", VENDORED_ALIASES)]
+    for name, entries in sources:
         for path, value in entries.items():
             if isinstance(value, str):
                 aliases[path] = value

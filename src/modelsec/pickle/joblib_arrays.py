@@ -16,9 +16,42 @@ import math
 import re
 from dataclasses import dataclass
 
-from modelsec.pickle.values import Call, Global, Value, dict_items, sequence_items
+from modelsec.pickle.values import Call, Container, Global, Value, dict_items, sequence_items
+
+# Classes whose instances joblib follows with raw array bytes (or a nested pickle) in the
+# same file, right after their BUILD.
+JOBLIB_INLINE_ARRAY = frozenset(
+    {"joblib.numpy_pickle.NumpyArrayWrapper", "sklearn.externals.joblib.numpy_pickle.NumpyArrayWrapper"}
+)
+# Older wrappers that load their array from a sibling file named in their state.
+JOBLIB_FILE_ARRAY = frozenset(
+    {
+        f"{package}.{module}.{wrapper}"
+        for package in ("joblib", "sklearn.externals.joblib")
+        for module in ("numpy_pickle", "numpy_pickle_compat")  # joblib < 0.10 kept them in the first
+        for wrapper in ("NDArrayWrapper", "ZNDArrayWrapper")
+    }
+)
+JOBLIB_WRAPPERS = JOBLIB_INLINE_ARRAY | JOBLIB_FILE_ARRAY
+# What joblib.dump writes into a NumpyArrayWrapper's state (joblib 0.10 to 1.x).
+WRAPPER_FIELDS = frozenset(
+    {"subclass", "shape", "order", "dtype", "allow_mmap", "numpy_array_alignment_bytes"}
+)
+
+
+def is_array_wrapper(value: Value) -> bool:
+    """A NumpyArrayWrapper whose state holds only what joblib writes: joblib.load replaces
+    it by the array, and plain pickle.load leaves a wrapper holding data."""
+    if not (isinstance(value, Call) and value.cls is not None and value.cls.path in JOBLIB_INLINE_ARRAY):
+        return False
+    state = value.state
+    return (
+        isinstance(state, Container) and state.kind == "dict" and not state.dropped and not state.opaque_keys
+        and all(isinstance(key, str) and key in WRAPPER_FIELDS for key, _ in state.items)
+    )
 
 _SIZED_TYPESTR = re.compile(r"[<>|=]?[a-zA-Z](\d+)(\[[a-zA-Z0-9]+\])?")
+_FLEXIBLE = frozenset("VSUa")  # numpy's PyTypeNum_ISEXTENDED kinds
 _ITEM_REFCOUNT = 0x01  # NPY_ITEM_REFCOUNT: the dtype holds Python objects
 _DTYPE_CLASSES = frozenset({"numpy.dtype"})
 _ABSENT = object()
@@ -44,8 +77,11 @@ def _dtype_info(dtype: Value) -> tuple[int, bool] | str:
     state = sequence_items(dtype.state) or ()
     elsize = state[5] if len(state) > 5 and isinstance(state[5], int) else -1
     flags = state[7] if len(state) > 7 and isinstance(state[7], int) else 0
-    objects = typestr.lstrip("<>|=").startswith("O") or bool(flags & _ITEM_REFCOUNT)
-    if elsize > 0:
+    kind = typestr.lstrip("<>|=")[:1]
+    objects = kind == "O" or bool(flags & _ITEM_REFCOUNT)
+    # numpy's dtype.__setstate__ takes elsize from the state only for flexible types (void,
+    # bytes, str); for the others the type string decides, whatever the state claims.
+    if elsize > 0 and kind in _FLEXIBLE:
         return elsize, objects
     match = _SIZED_TYPESTR.fullmatch(typestr)
     if match is None:

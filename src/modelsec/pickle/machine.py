@@ -13,16 +13,16 @@ stream ends where CPython's would.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Callable
 
 from modelsec.bytesource import LimitExceeded
 from modelsec.context import Limits
-from modelsec.pickle import calls
 from modelsec.pickle import opcodes as op
 from modelsec.pickle.embedded import looks_embedded
-from modelsec.pickle.loaders import DECODERS, LOADERS, codec_transform
+from modelsec.pickle.invoke import Invoker, RawArray
 from modelsec.pickle.names import is_dotted_identifier
+from modelsec.pickle.objects import TRACKED_KEYS
+from modelsec.pickle.observer import Observer
 from modelsec.pickle.opcodes import Arg, Blob, PickleError
 from modelsec.pickle.policy import Verdict, classify
 from modelsec.pickle.values import (
@@ -38,13 +38,18 @@ from modelsec.pickle.values import (
     Value,
     describe,
     make_tuple,
-    sequence_items,
     weigh,
     weigh_all,
 )
 
-KEEP_ITEMS = 64  # items a container keeps for analysis
+KEEP_ITEMS = 64  # items a container keeps for analysis (contracts read no more)
 RETAIN_BUDGET = 1_000_000  # container items kept per stream, in total
+# Dict items under a tracked key (objects.TRACKED_KEYS) are kept past KEEP_ITEMS, up to this
+# many per stream; past it, dicts are marked opaque and whoever reads them fails closed.
+TRACKED_BUDGET = 100_000
+# Keys that may compute to a str at load time: a dict with one of these may hold any
+# attribute name (objects.InstanceAttrs), so its keys count as unreadable.
+_COMPUTED = (Call, Derived, Unresolved, Persistent, OutOfBand)
 MAX_STACK = 2_000_000  # stack + mark-stack entries (a 2M-element tuple is the largest legit case)
 # An object graph counts as an expansion bomb when its logical size passes both bounds: a
 # floor that no small stream reaches, and a ratio to the bytes read that no pickler's output
@@ -61,40 +66,6 @@ class Anomaly(str):
 
 HAND_CRAFTED = Anomaly("hand-crafted")
 EXPANSION = Anomaly("expansion")
-
-
-class Observer(Protocol):
-    """Receives what the machine sees. Offsets are those of the opcode responsible."""
-
-    def imported(self, glob: Global) -> None: ...
-
-    def invoked(self, callee: Value, offset: int, how: str) -> None:
-        """A callable outside the allowlist (or a computed one) is called."""
-
-    def mutated(self, target: Global, offset: int, how: str) -> None:
-        """State is written into a module or class object."""
-
-    def unresolved(self, offset: int, what: str) -> None:
-        """An import that cannot be named statically."""
-
-    def getattr_resolved(self, getattr_global: Global) -> None:
-        """A ``getattr`` global was used with literal operands (its result was imported)."""
-
-    def loader_called(self, loader: Global, payload: Value, offset: int) -> None: ...
-
-    def literal(self, value: Value, offset: int) -> None:
-        """A string or bytes literal that looks like an embedded pickle."""
-
-    def external_file(self, wrapper: Global, filename: Value, offset: int) -> None:
-        """A joblib wrapper that loads its array from a file named in the stream."""
-
-
-@dataclass(frozen=True)
-class RawArray:
-    """joblib wrote raw array bytes right after this wrapper's BUILD."""
-
-    wrapper: Call
-    offset: int
 
 
 STOP = object()  # feed() result: the stream is complete
@@ -129,6 +100,8 @@ class StackMachine:
         # (kind, offset, message): recorded here, reported by the scanner only for streams
         # that turn out to be pickles (raw tensor bytes that happen to parse are not).
         self.anomalies: list[tuple[Anomaly, int, str]] = []
+        self.tracked = 0
+        self.invoker = Invoker(observer, self._import)
         h: dict[int, Callable[[Arg, int], Action]] = {
             op.MARK: self._mark, op.STOP: self._stop, op.POP: self._pop_op,
             op.POP_MARK: self._pop_mark_op, op.DUP: self._dup, op.NONE: self._none,
@@ -199,15 +172,43 @@ class StackMachine:
         self.retained += len(kept)
         return kept, len(items) - len(kept)
 
+    def _keep_pairs(self, pairs: list[tuple[Value, Value]], room: int | None = None) -> tuple[list[Value], int, bool]:
+        """Dict items a container keeps, how many it drops, and whether its keys are opaque.
+
+        Caps fail closed: items under a tracked key are kept whatever the cap (an instance's
+        ``__setstate__`` may sit 65th in its state), and a key the stream computed makes the
+        whole dict opaque to its readers.
+        """
+        if room is None:
+            kept, dropped = self._keep(pairs)
+        else:
+            kept, dropped = self._keep(pairs[: max(0, room)])
+            dropped += len(pairs) - len(kept) - dropped
+        opaque = False
+        for index, (key, _) in enumerate(pairs):
+            if type(key) is str:
+                if index >= len(kept) and key in TRACKED_KEYS:
+                    if self.tracked >= TRACKED_BUDGET:
+                        opaque = True
+                    else:
+                        self.tracked += 1
+                        kept.append(pairs[index])
+            elif isinstance(key, _COMPUTED):
+                opaque = True
+        return kept, dropped, opaque
+
     def _tuple_of(self, items: list[Value]) -> Value:
         if len(items) <= KEEP_ITEMS:
             return make_tuple(items)
         kept, dropped = self._keep(items)
-        return Container("tuple", kept, dropped, 1 + weigh_all(items))
+        made = Container("tuple", kept, dropped, 1 + weigh_all(items))
+        made.objects = dropped > 0 and _holds_objects(items)
+        return made
 
     def _container(self, kind: str, items: list[Value], offset: int, weight: int) -> Container:
         kept, dropped = self._keep(items)
         made = Container(kind, kept, dropped, min(weight, WEIGHT_CAP))
+        made.objects = dropped > 0 and _holds_objects(items)
         if made.weight > EXPANSION_FLOOR:
             self._check_expansion(made, offset)
         return made
@@ -373,7 +374,12 @@ class StackMachine:
         items = self._pop_mark(offset)
         pairs = self._pairs(items, offset)
         self._check_hashable(items[::2], offset, "DICT")
-        self.stack.append(self._container("dict", pairs, offset, 1 + weigh_all(items)))
+        kept, dropped, opaque = self._keep_pairs(pairs)
+        made = Container("dict", kept, dropped, min(1 + weigh_all(items), WEIGHT_CAP), opaque)
+        made.objects = dropped > 0 and _holds_objects(items)
+        if made.weight > EXPANSION_FLOOR:
+            self._check_expansion(made, offset)
+        self.stack.append(made)
 
     def _append(self, arg: Arg, offset: int) -> None:
         value = self._pop(offset)
@@ -397,25 +403,35 @@ class StackMachine:
         self._add_to(self._top(offset), pairs, offset, "SETITEMS")
 
     def _add_to(self, target: Value, items: list[Value], offset: int, how: str) -> None:
-        """APPEND/SETITEM/ADDITEMS: containers grow; anything else has a method called."""
+        """APPEND/SETITEM/ADDITEMS: exact containers grow; anything else has a method called."""
         if isinstance(target, Container):
             wanted = {"APPEND": "list", "APPENDS": "list", "ADDITEMS": "set"}.get(how, "dict")
-            if target.kind == wanted:
-                if wanted == "dict":
-                    self._check_hashable([key for key, _ in items], offset, how)
-                    added = weigh_all([part for pair in items for part in pair])
-                else:
-                    if wanted == "set":
-                        self._check_hashable(items, offset, how)
-                    added = weigh_all(items)
-                kept, _ = self._keep(items[: max(0, KEEP_ITEMS - len(target.items))])
-                target.items.extend(kept)
-                target.dropped += len(items) - len(kept)
-                target.weight = min(target.weight + added, WEIGHT_CAP)
-                if target.weight > EXPANSION_FLOOR:
-                    self._check_expansion(target, offset)
-            elif target.kind not in ("list", "dict", "set"):
+            if target.kind != wanted:
                 raise PickleError(f"{how} on a {target.kind}", offset)
+            room = KEEP_ITEMS - len(target.items)
+            if wanted == "dict":
+                added = 0
+                for key, value in items:  # one pass: hashability and weight
+                    kind = type(key)
+                    if (kind is Container or kind is HeavyTuple) and _unhashable(key, 0):
+                        raise PickleError(f"{how} with an unhashable {describe(key)} as key", offset)
+                    added += weigh(key) + weigh(value)
+                kept, dropped, opaque = self._keep_pairs(items, room)
+                target.opaque_keys = target.opaque_keys or opaque
+            else:
+                if wanted == "set":
+                    self._check_hashable(items, offset, how)
+                added = weigh_all(items)
+                kept, _ = self._keep(items[: max(0, room)])
+                dropped = len(items) - len(kept)
+            target.items.extend(kept)
+            target.dropped += dropped
+            if dropped and not target.objects:
+                flat = [part for pair in items for part in pair] if wanted == "dict" else items
+                target.objects = _holds_objects(flat)
+            target.weight = min(target.weight + added, WEIGHT_CAP)
+            if target.weight > EXPANSION_FLOOR:
+                self._check_expansion(target, offset)
             return
         if isinstance(target, Global):
             # list.append/dict.__setitem__ on a module or class: os.environ[...] = ...
@@ -423,8 +439,17 @@ class StackMachine:
             self.observer.mutated(target, offset, how)
             return
         if target is None or isinstance(target, (bool, int, float, str, bytes, tuple, Blob)):
-            raise PickleError(f"{how} on a {type(target).__name__}", offset)
-        # An instance (its class was classified when it was built) or a computed value.
+            raise PickleError(f"{how} on a {describe(target)}", offset)
+        # An instance or a computed value: the unpickler looks a method up and calls it.
+        self.effects = True
+        if isinstance(target, Call):
+            target.grown = True
+        if how in ("APPEND", "APPENDS"):
+            self.invoker.extend(target, items, offset, how)
+        elif how == "ADDITEMS":
+            self.invoker.add(target, items, offset)
+        else:
+            self.invoker.setitems(target, offset, how)
 
     # -- imports -------------------------------------------------------------------------
 
@@ -490,139 +515,51 @@ class StackMachine:
     def _reduce(self, arg: Arg, offset: int) -> None:
         args = self._pop(offset)
         callee = self._pop(offset)
-        self.stack.append(self._invoke(callee, args, offset, "REDUCE"))
+        self.effects = True
+        self.stack.append(self.invoker.call(callee, args, offset, "REDUCE"))
 
     def _newobj(self, arg: Arg, offset: int) -> None:
         args = self._pop(offset)
         cls = self._pop(offset)
-        self.stack.append(self._invoke(cls, args, offset, "NEWOBJ"))
+        self.effects = True
+        self.stack.append(self.invoker.call(cls, args, offset, "NEWOBJ"))
 
     def _newobj_ex(self, arg: Arg, offset: int) -> None:
-        self._pop(offset)  # kwargs
+        kwargs = self._pop(offset)
         args = self._pop(offset)
         cls = self._pop(offset)
-        self.stack.append(self._invoke(cls, args, offset, "NEWOBJ_EX"))
+        self.effects = True
+        if isinstance(kwargs, Container) and kwargs.kind == "dict" and not kwargs.items and not kwargs.dropped:
+            kwargs = None  # what copyreg.__reduce_ex__ writes: no keyword arguments at all
+        self.stack.append(self.invoker.call(cls, args, offset, "NEWOBJ_EX", kwargs=kwargs))
 
     def _obj(self, arg: Arg, offset: int) -> None:
         items = self._pop_mark(offset)
         if not items:
             raise PickleError("OBJ without a class", offset)
-        self.stack.append(self._invoke(items[0], tuple(items[1:]), offset, "OBJ"))
+        self.effects = True
+        self.stack.append(self.invoker.call(items[0], make_tuple(items[1:]), offset, "OBJ"))
 
     def _inst(self, arg: Arg, offset: int) -> None:
         cls = self._named_import(arg, offset, "INST")  # type: ignore[arg-type]
         items = self._pop_mark(offset)  # CPython imports before it looks for the mark
-        self.stack.append(self._invoke(cls, tuple(items), offset, "INST"))
-
-    def _invoke(self, callee: Value, args: Value, offset: int, how: str) -> Value:
         self.effects = True
-        if isinstance(callee, Global):
-            return self._call_global(callee, args, offset, how)
-        if isinstance(callee, Unresolved):
-            return Call(callee, args, offset, how)  # reported when it was imported
-        if callee is None or isinstance(callee, (bool, int, float, str, bytes, tuple, Blob, Container)):
-            raise PickleError(f"{how} on a {describe(callee)}, which is not callable", offset)
-        # A computed callable: a call result, a persistent object, a container method.
-        self.observer.invoked(callee, offset, how)
-        return Call(callee, args, offset, how)
-
-    def _call_global(self, callee: Global, args: Value, offset: int, how: str) -> Value:
-        path, verdict = callee.path, callee.classification.verdict
-        items = sequence_items(args)
-        if path in calls.GETATTR:
-            return self._getattr(callee, items, args, offset, how)
-        if path in calls.IMPORTERS and items is not None and len(items) >= 2:
-            module, name = items[0], items[1]
-            if isinstance(module, str) and isinstance(name, str):
-                return self._import(module, name, offset, path)
-        if verdict is Verdict.UNKNOWN or verdict is Verdict.DATA:
-            self.observer.invoked(callee, offset, how)  # DANGEROUS was reported on import
-        if path in LOADERS:
-            self.observer.loader_called(callee, items[0] if items else None, offset)
-        transform = DECODERS.get(path)
-        if transform is not None and items:
-            if transform in ("encode", "decode"):
-                transform = codec_transform(transform, items[1] if len(items) > 1 else "utf-8")
-            return Derived(transform, items[0], offset)
-        spec = calls.higher_order(path) if verdict is Verdict.SAFE else None
-        if spec is not None:
-            return self._call_higher_order(callee, spec, items, args, offset, how)
-        # NEWOBJ/OBJ/INST instantiate a class; REDUCE may call a function, whose result is
-        # no instance of it.
-        return Call(callee, args, offset, how, callee if how != "REDUCE" else None)
-
-    def _call_higher_order(
-        self,
-        callee: Global,
-        spec: calls.HigherOrder,
-        items: tuple[Value, ...] | None,
-        args: Value,
-        offset: int,
-        how: str,
-    ) -> Value:
-        """A safe helper that calls some of its arguments: those must be safe too."""
-        via = f"{callee.path} argument"
-        if items is None:
-            self.observer.invoked(args, offset, f"{callee.path} with arguments it cannot see")
-            return Call(callee, args, offset, how)
-        for index in spec.invokes:
-            if index < len(items) and (isinstance(items[index], Global) or not spec.globals_only):
-                self._invoke_argument(items[index], spec.data_ok, offset, via)
-        at = spec.instance_of
-        cls = items[at] if at is not None and at < len(items) and isinstance(items[at], Global) else None
-        return Call(callee, args, offset, how, cls)
-
-    def _invoke_argument(self, value: Value, data_ok: bool, offset: int, how: str) -> None:
-        """An argument a safe helper calls or instantiates must be safe to call itself."""
-        if isinstance(value, Global):
-            verdict = value.classification.verdict
-            if verdict is Verdict.UNKNOWN or (verdict is Verdict.DATA and not data_ok):
-                self.observer.invoked(value, offset, how)
-        elif value is None or isinstance(value, (str, bytes, int, float, Unresolved)):
-            return  # names (numpy's bit generator ctor takes one) or already reported
-        else:
-            self.observer.invoked(value, offset, how)
-
-    def _getattr(
-        self, callee: Global, items: tuple[Value, ...] | None, args: Value, offset: int, how: str
-    ) -> Value:
-        """getattr(obj, "name"): with literal operands, the global it reaches."""
-        if items is not None and len(items) in (2, 3) and isinstance(items[1], str):
-            target, attr = items[0], items[1]
-            base = target if isinstance(target, Global) else None
-            if base is None and isinstance(target, Call) and target.cls is not None:
-                base = target.cls  # a method of an instance of a known class
-            if base is not None and attr:
-                self.observer.getattr_resolved(callee)
-                name = f"{base.name}.{attr}" if base.name else attr
-                return self._import(base.module, name, offset, f"getattr via {how}")
-        self.observer.invoked(callee, offset, how)  # attribute access we cannot follow
-        return Call(callee, args, offset, how)
+        self.stack.append(self.invoker.call(cls, make_tuple(items), offset, "INST"))
 
     def _build(self, arg: Arg, offset: int) -> Action:
         state = self._pop(offset)
         target = self._top(offset)
         self.effects = True
-        if isinstance(target, Global):
-            # BUILD on a module or class: setattr on it (sys.modules / __dict__ tricks).
-            self.observer.mutated(target, offset, "BUILD")
-            return None
-        if isinstance(target, Call):
-            target.state = state
-            target.weight = min(target.weight + weigh(state), WEIGHT_CAP)
-            cls = target.cls
-            if cls is not None and cls.classification.verdict is Verdict.SAFE:
-                if cls.path in calls.JOBLIB_INLINE_ARRAY:
-                    return RawArray(target, offset)
-                if cls.path in calls.JOBLIB_FILE_ARRAY:
-                    self._check_wrapper_file(cls, state, offset)
-        return None
+        return self.invoker.apply_state(target, state, offset)
 
-    def _check_wrapper_file(self, cls: Global, state: Value, offset: int) -> None:
-        if isinstance(state, Container) and state.kind == "dict":
-            for key, value in state.items:
-                if key == "filename":
-                    self.observer.external_file(cls, value, offset)
+
+_OBJECTS = (Call, Persistent, Unresolved, OutOfBand)
+
+
+def _holds_objects(items: "list[Value] | tuple[Value, ...]") -> bool:
+    """True if an item is an object rather than a literal or container (checked only when a
+    container drops items, so its readers know whether what they cannot see was plain)."""
+    return any(isinstance(item, _OBJECTS) for item in items)
 
 
 def _unhashable(value: Value, depth: int) -> bool:

@@ -188,6 +188,7 @@ class OpcodeReader:
             self._r.skip(n)
         except EOFError:
             raise Truncated(f"{n} bytes of raw data run past the end", self.offset) from None
+        self._base = self._r.offset  # offsets of what follows count the skipped bytes
 
     def next(self) -> tuple[int, Arg, int]:
         """The next opcode, its decoded argument and its offset."""

@@ -18,12 +18,14 @@ from modelsec.findings import Threat
 from modelsec.formats.base import FormatCategory
 from modelsec.pickle import opcodes as op
 from modelsec.pickle import threats
-from modelsec.pickle.calls import GETATTR, JOBLIB_WRAPPERS
+from modelsec.pickle.contracts import GETATTR
 from modelsec.pickle.denylist import Category
 from modelsec.pickle.embedded import embedded_payload
-from modelsec.pickle.joblib_arrays import array_layout
+from modelsec.pickle.joblib_arrays import JOBLIB_WRAPPERS, array_layout
 from modelsec.pickle.loaders import LOADERS, PayloadTooLarge, payload_source
-from modelsec.pickle.machine import EXPANSION, STOP, Anomaly, RawArray, StackMachine
+from modelsec.pickle.invoke import RawArray
+from modelsec.pickle.machine import EXPANSION, STOP, Anomaly, StackMachine
+from modelsec.pickle.observer import Observer
 from modelsec.pickle.opcodes import OpcodeReader, PickleError, Truncated
 from modelsec.pickle.policy import Verdict
 from modelsec.pickle.values import Derived, Global, Value, describe
@@ -60,6 +62,10 @@ class StreamResult:
         if self.error is None:
             return False
         return not self.effects and (not self.strong or self.ops <= 1)
+
+
+def _read_on(action: RawArray, reader: OpcodeReader, machine: StackMachine) -> None:
+    """pickle.load after a NumpyArrayWrapper's BUILD: nothing special, the next opcode."""
 
 
 class _Halt(Exception):
@@ -110,37 +116,9 @@ def _run(
     return result
 
 
-class _Silent:
-    """An observer that records nothing (detection and trial parses)."""
-
-    def imported(self, glob: Global) -> None:
-        pass
-
-    def invoked(self, callee: Value, offset: int, how: str) -> None:
-        pass
-
-    def mutated(self, target: Global, offset: int, how: str) -> None:
-        pass
-
-    def unresolved(self, offset: int, what: str) -> None:
-        pass
-
-    def getattr_resolved(self, getattr_global: Global) -> None:
-        pass
-
-    def loader_called(self, loader: Global, payload: Value, offset: int) -> None:
-        pass
-
-    def literal(self, value: Value, offset: int) -> None:
-        pass
-
-    def external_file(self, wrapper: Global, filename: Value, offset: int) -> None:
-        pass
-
-
 def probe(source: ByteSource, limits: Limits, max_ops: int = PROBE_OPCODES) -> StreamResult:
     """Parse the first stream of ``source`` without reporting anything."""
-    machine = StackMachine(_Silent(), limits)
+    machine = StackMachine(Observer(), limits)
     try:
         return _run(OpcodeReader(source, 0), machine, max_ops, None)
     except LimitExceeded:
@@ -176,7 +154,7 @@ def complete(result: StreamResult) -> bool:
     return result.error is None and not result.limited and result.ops > 1
 
 
-class PickleScan:
+class PickleScan(Observer):
     """Scans one byte source for one context; also the machine's observer."""
 
     def __init__(self, source: ByteSource, ctx: ScanContext, *, refine_format: bool = False) -> None:
@@ -211,13 +189,15 @@ class PickleScan:
         speculative: bool = False,
     ) -> StreamResult:
         """One stream from ``start`` (reading no further than ``end``); findings reported,
-        limits reported as incompletes (``result.limited``). A ``speculative`` stream is
-        bytes that may not be a pickle at all: only what could run counts."""
+        limits reported as incompletes (``result.limited``). A ``speculative`` stream is how
+        plain ``pickle.load`` reads bytes joblib treats as array data: it may not be a pickle
+        at all (only what could run counts), and it never skips anything."""
         view = self.source if end is None else SliceSource(self.source, 0, end)
         machine = StackMachine(self, self.limits, memo_parent)
         known_refs, known_embedded = len(self._referenced), set(self._embedded)
+        on_raw_array = _read_on if speculative else self._raw_array
         try:
-            result = _run(OpcodeReader(view, start), machine, self.ops_left, self._raw_array)
+            result = _run(OpcodeReader(view, start), machine, self.ops_left, on_raw_array)
         except LimitExceeded as exc:
             self.ctx.incomplete(
                 f"{exc} in the pickle stream at offset {start}; the rest was not inspected",
@@ -307,6 +287,10 @@ class PickleScan:
             )
             raise _Halt
         pos = reader.offset
+        # Plain pickle.load (or torch.load) does not know joblib's layout: for it, whatever
+        # joblib reads as padding, array bytes or a nested object pickle is the rest of this
+        # very stream, memo included. Read it that way too.
+        self.run_stream(pos, memo_parent=machine.memo, speculative=True)
         if layout.objects:
             inner = self.run_stream(pos)  # joblib pickles object arrays as a nested stream
             if inner.limited:
@@ -323,10 +307,6 @@ class PickleScan:
             pos += 1 + pad[0]
         if pos + layout.nbytes > self.source.size:
             raise Truncated(f"joblib array data ({layout.nbytes} bytes) runs past the end", action.offset)
-        if not layout.padded and layout.nbytes:
-            # Unpadded data is where plain pickle.load (not joblib.load) would read its next
-            # opcodes: look at it that way too, sharing the memo it would see.
-            self.run_stream(pos, end=pos + layout.nbytes, memo_parent=machine.memo, speculative=True)
         reader.seek(pos)
         reader.skip_raw(layout.nbytes)
 
@@ -404,6 +384,25 @@ class PickleScan:
             subject,
             f"calls a callable computed by the stream ({subject}) ({how})",
             details={"opcode": how},
+        )
+
+    def unsafe_method(self, owner: str, method: str, offset: int, how: str, why: str) -> None:
+        subject = f"{owner}.{method}"
+        self._report(
+            threats.UNKNOWN_CALL,
+            offset,
+            subject,
+            f"{how} calls {subject}, which is not proven safe ({why})",
+            details={"opcode": how, "implicit": True},
+        )
+
+    def violated(self, callee: Global, offset: int, what: str) -> None:
+        self._report(
+            threats.CONTRACT_VIOLATION,
+            offset,
+            callee.subject,
+            f"calls {callee.subject} outside its contract: {what}",
+            key=f"{callee.subject}@{offset}",
         )
 
     def mutated(self, target: Global, offset: int, how: str) -> None:

@@ -83,6 +83,18 @@ EXTERNAL_ARRAY_FILE = threat(
     "Old joblib NDArrayWrapper objects load their array with numpy.load(allow_pickle=True) "
     "from a file name stored in the pickle; an absolute or '..' name reaches any file.",
 )
+CONTRACT_VIOLATION = threat(
+    "MS-PKL-107",
+    SUSPICIOUS,
+    Severity.HIGH,
+    "Pickle calls a trusted helper outside its contract",
+    _CONVERT + ".",
+    "Some allowlisted rebuild helpers resolve names or call what they are given "
+    "(copyreg._reconstructor, NumPy's _ufunc_reconstruct and random-state constructors, "
+    "torch's _rebuild_from_type_v2). Each has a contract: names from a closed set as literals, "
+    "allowlisted classes, allowlisted callables. A call that breaks it, or whose arguments the "
+    "stream computes so that nobody can check them, turns the helper into a trampoline.",
+)
 MALFORMED = threat(
     "MS-PKL-110",
     SUSPICIOUS,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from modelsec.pickle.objects import InstanceAttrs
     from modelsec.pickle.policy import Classification
 
 Value = Any  # literal | Blob | BigInt | Global | Unresolved | Call | Derived | Container | ...
@@ -64,6 +65,8 @@ class Call:
     how: str
     cls: Global | None = None
     state: Value = None  # set by BUILD
+    attrs: "InstanceAttrs | None" = None  # what the stream wrote into the instance (objects.py)
+    grown: bool = False  # APPEND/SETITEM/ADDITEMS added items to it (a mapping or list subclass)
     origin: Value = field(init=False)  # the first non-call callee of f()()()...: O(1) to name
     weight: int = field(init=False)
 
@@ -108,6 +111,12 @@ class Container:
     items: list[Value] = field(default_factory=list)
     dropped: int = 0
     weight: int = 1  # see WEIGHT_CAP; kept up to date as items are added
+    # A dict whose keys cannot all be read: a key computed by the stream, or tracked keys
+    # (objects.TRACKED_KEYS) past what the machine could retain. Readers fail closed.
+    opaque_keys: bool = False
+    # An item was an object (a call result, a persistent or unresolved value) rather than a
+    # literal or a container: readers that need plain data cannot trust dropped items.
+    objects: bool = False
 
 
 class HeavyTuple(tuple):  # type: ignore[type-arg]
@@ -137,11 +146,14 @@ def weigh_all(items: "list[Value] | tuple[Value, ...]") -> int:
     return min(total, WEIGHT_CAP)
 
 
+_NESTING = frozenset({Container, Call, HeavyTuple, tuple})
+
+
 def make_tuple(items: "list[Value] | tuple[Value, ...]") -> tuple[Value, ...]:
     """A tuple of ``items``; a :class:`HeavyTuple` when an item is more than a literal."""
+    nesting = _NESTING
     for item in items:
-        kind = type(item)
-        if kind is Container or kind is Call or kind is HeavyTuple or kind is tuple:
+        if type(item) in nesting:
             heavy = HeavyTuple(items)
             heavy.weight = min(1 + weigh_all(items), WEIGHT_CAP)
             return heavy

@@ -1,0 +1,582 @@
+"""Argument contracts of the allowlisted functions: what each one does with what it is given.
+
+Most allowlisted callables are classes, and calling a class runs methods the allowlist
+generator has read (:mod:`~modelsec.pickle.classfacts`). The hand-written *functions* are
+rebuild helpers, and some of them are trampolines or resolvers: ``copyreg._reconstructor``
+instantiates the class it is given, ``torch._utils._rebuild_from_type_v2`` calls the function
+it is given with arguments it is given, NumPy's ``_ufunc_reconstruct(module, name)`` imports a
+module and reads an attribute, NumPy's random-state constructors call a bit-generator
+constructor passed as an argument. A helper is only as safe as what it is handed.
+
+So every allowlisted function has a contract here, written as a small function over a
+:class:`Site`: which arguments must be literal names from a closed set, which are classes it
+instantiates (they must be allowlisted classes), which are callables it calls now (the call is
+evaluated like any other) or later (they must be allowlisted), which are plain data. A call
+outside its contract, or with arguments the machine cannot see, is a finding: the analysis
+never guesses in favour of a trampoline. ``tests/pickle/test_contracts.py`` checks that every
+allowlisted global is a known class, has a contract, or is a constant nobody calls.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Callable, Protocol
+
+from modelsec.pickle.classfacts_torch import STATE_CONDITIONS
+
+from modelsec.pickle.joblib_arrays import is_array_wrapper
+from modelsec.pickle.opcodes import BigInt, Blob
+from modelsec.pickle.policy import Verdict
+from modelsec.pickle.values import Call, Container, Derived, Global, Value, describe, dict_items, sequence_items
+
+# copyreg._reconstructor(cls, base, state) runs base.__new__(cls, state) and base.__init__:
+# only bases whose constructors merely store or copy data.
+BUILTIN_BASES = frozenset(
+    f"builtins.{name}"
+    for name in "object list dict set frozenset tuple int float complex str bytes bytearray".split()
+)
+# Bit generators numpy's pickles name (numpy.random._pickle.BitGenerators).
+BIT_GENERATORS = {
+    "MT19937": "numpy.random._mt19937.MT19937",
+    "PCG64": "numpy.random._pcg64.PCG64",
+    "PCG64DXSM": "numpy.random._pcg64.PCG64DXSM",
+    "Philox": "numpy.random._philox.Philox",
+    "SFC64": "numpy.random._sfc64.SFC64",
+}
+_BIT_GENERATOR_CTORS = frozenset(
+    {"numpy.random._pickle.__bit_generator_ctor"}
+)
+# Text codecs _codecs.encode(str, codec) is given by pickles of bytes (protocol 0-2): a codec
+# name is a module lookup in the encodings package, so only these literal names pass.
+TEXT_CODECS = frozenset({"latin1", "latin-1", "latin_1", "iso-8859-1", "iso8859-1", "utf-8", "utf8", "ascii"})
+
+
+class Site(Protocol):
+    """One call of an allowlisted function, as its contract sees it (see invoke.CallSite)."""
+
+    callee: Global
+    offset: int
+    receiver: Value  # the instance a method is called on (method contracts), else None
+
+    def arg(self, index: int) -> Value: ...
+    def count(self) -> int | None: ...
+    def data(self, *indexes: int) -> None: ...
+    kwargs: Value  # NEWOBJ_EX's keyword arguments, None when there were none
+
+    def klass(
+        self, index: int, *, data_ok: bool = False, calls: tuple[str, ...] = ("__new__",), args: Value = ()
+    ) -> Global | None: ...
+    def exact(self, index: int, allowed: frozenset[str], *, optional: bool = False) -> Global | None: ...
+    def name(self, index: int, allowed: frozenset[str], *, optional: bool = False) -> str | None: ...
+    def called_now(self, func_index: int, args_index: int) -> Value: ...
+    def called_later(self, index: int) -> None: ...
+    def instance(self, cls: Global | str | None, *, state: Value = None) -> Value: ...
+    def construct(self) -> Value: ...
+    def setstate(self, instance: Value, state: Value) -> Value: ...
+    def resolve(self, module_index: int, name_index: int) -> Value: ...
+    def result(self) -> Value: ...
+    def violation(self, what: str) -> None: ...
+
+
+Contract = Callable[[Site], Value]
+
+
+# -- the standard library ---------------------------------------------------------------------
+
+
+def _reconstructor(site: Site) -> Value:
+    # copyreg._reconstructor(cls, base, state): base.__new__(cls, state), then base.__init__:
+    # the builtin base's methods run, not the class's own
+    cls = site.klass(0, calls=())
+    site.exact(1, BUILTIN_BASES)
+    site.data(2)
+    return site.instance(cls)
+
+
+def _newobj(site: Site) -> Value:
+    # copyreg.__newobj__(cls, *args): cls.__new__(cls, *args)
+    count = site.count() or 0
+    cls = site.klass(0, args=tuple(site.arg(i) for i in range(1, count)))
+    return site.instance(cls)
+
+
+def _newobj_ex(site: Site) -> Value:
+    # copyreg.__newobj_ex__(cls, args, kwargs): cls.__new__(cls, *args, **kwargs)
+    kwargs = site.arg(2)
+    if not (isinstance(kwargs, Container) and kwargs.kind == "dict" and not kwargs.items and not kwargs.dropped):
+        site.violation("keyword arguments reach the class's __new__")
+    cls = site.klass(0, args=site.arg(1))
+    return site.instance(cls)
+
+
+def _codecs_encode(site: Site) -> Value:
+    site.data(0)
+    site.name(1, TEXT_CODECS, optional=True)
+    return site.result()
+
+
+def _plain(site: Site) -> Value:
+    """Takes data, calls and resolves nothing (read from the function's code)."""
+    return site.result()
+
+
+def _defaultdict(site: Site) -> Value:
+    # defaultdict(default_factory, ...): the factory is called later, on every missing key
+    site.called_later(0)
+    return site.construct()
+
+
+def _zoneinfo_unpickle(site: Site) -> Value:
+    # ZoneInfo._unpickle(key, from_cache): reads the system's tz data for a validated key
+    site.data(0, 1)
+    return site.instance("zoneinfo.ZoneInfo")
+
+
+def _array_reconstructor(site: Site) -> Value:
+    # array._array_reconstructor(arraytype, typecode, mformat_code, items)
+    cls = site.klass(0)
+    return site.instance(cls)
+
+
+# -- NumPy ---------------------------------------------------------------------------------
+
+
+def _numpy_reconstruct(site: Site) -> Value:
+    # _reconstruct(subtype, shape, dtype): ndarray.__new__(subtype, ...); memmap is fine here
+    cls = site.klass(0, data_ok=True, calls=())
+    return site.instance(cls)
+
+
+def _mareconstruct(site: Site) -> Value:
+    # numpy.ma.core._mareconstruct(subtype, baseclass, baseshape, basetype): ndarray.__new__
+    cls = site.klass(0, data_ok=True, calls=())
+    site.klass(1, data_ok=True, calls=())
+    return site.instance(cls)
+
+
+def _ndarray(site: Site) -> Value:
+    # _frombuffer(buf, dtype, shape, order): an ndarray over the bytes
+    return site.instance("numpy.ndarray")
+
+
+def _ufunc_reconstruct(site: Site) -> Value:
+    # _ufunc_reconstruct(module, name): import module, getattr(module, name). A resolver:
+    # literal names only, and what they name is classified like any import.
+    return site.resolve(0, 1)
+
+
+def _bit_generator(site: Site, index: int) -> Global | str | None:
+    """A bit generator given by name (numpy 1.x) or by class (numpy 2.x), or an instance."""
+    count = site.count()
+    if count is not None and index >= count:
+        return BIT_GENERATORS["MT19937"]  # the default argument
+    value = site.arg(index)
+    if isinstance(value, str):
+        name = site.name(index, frozenset(BIT_GENERATORS))
+        return BIT_GENERATORS.get(name or "")
+    if isinstance(value, Call) and value.cls is not None and value.cls.path in BIT_GENERATORS.values():
+        return value.cls
+    return site.exact(index, frozenset(BIT_GENERATORS.values()))
+
+
+def _bit_generator_ctor(site: Site) -> Value:
+    # __bit_generator_ctor(bit_generator_name='MT19937'): BitGenerators[name]() or the class
+    return site.instance(_bit_generator(site, 0))
+
+
+def _state_ctor(result_class: str) -> Contract:
+    def contract(site: Site) -> Value:
+        # __randomstate_ctor / __generator_ctor(bit_generator_name, bit_generator_ctor):
+        # calls bit_generator_ctor(bit_generator_name); only numpy's own ctor may be passed
+        _bit_generator(site, 0)
+        site.exact(1, _BIT_GENERATOR_CTORS, optional=True)
+        return site.instance(result_class)
+
+    return contract
+
+
+def _cython_unpickle(site: Site) -> Value:
+    # Cython's generated __pyx_unpickle_X(cls, checksum, state): cls.__new__(cls), then
+    # __pyx_unpickle_X__set_state, which may update the instance __dict__ from the state.
+    cls = site.klass(0)
+    return site.instance(cls, state=site.arg(2))
+
+
+# -- scikit-learn ---------------------------------------------------------------------------
+
+
+def _sklearn_new_obj(site: Site) -> Value:
+    # newObj(obj): return obj.__new__(obj) (Cython __reduce__ of DistanceMetric, KD/BallTree)
+    cls = site.klass(0)
+    return site.instance(cls)
+
+
+# -- pandas --------------------------------------------------------------------------------
+
+
+def _new_index(site: Site) -> Value:
+    # _new_Index(cls, d): cls.__new__(cls, **d) (or cls._simple_new for periods)
+    cls = site.klass(0, args=(site.arg(1),))
+    site.data(1)
+    return site.instance(cls)
+
+
+# -- PyTorch (torch/_utils.py, torch/_tensor.py) ---------------------------------------------
+
+
+def _tensor(site: Site) -> Value:
+    # _rebuild_tensor*(storage, offset, size, stride, requires_grad, backward_hooks, ...):
+    # backward_hooks are kept on the tensor (called at backward time, i.e. by the program
+    # that trains it); their entries were classified when the stream imported them.
+    return site.instance("torch.Tensor")
+
+
+def _parameter(site: Site) -> Value:
+    return site.instance("torch.nn.parameter.Parameter")
+
+
+def _parameter_with_state(site: Site) -> Value:
+    # _rebuild_parameter_with_state(data, requires_grad, backward_hooks, state):
+    # _set_obj_state(param, state) sets every attribute of the state on the parameter
+    return site.instance("torch.nn.parameter.Parameter", state=site.arg(3))
+
+
+def _rebuild_from_type(site: Site) -> Value:
+    # _rebuild_from_type(func, type, args, dict): ret = func(*args); ret.as_subclass(type);
+    # ret.__dict__ = dict. func is called now, with arguments from the stream.
+    site.called_now(0, 2)
+    cls = site.klass(1, calls=())  # ret.as_subclass(type): no constructor runs
+    return site.instance(cls, state=site.arg(3))
+
+
+def _rebuild_from_type_v2(site: Site) -> Value:
+    # _rebuild_from_type_v2(func, new_type, args, state): ret = func(*args), as new_type,
+    # then new_type.__setstate__(state) or _set_obj_state (setattr of each item).
+    site.called_now(0, 2)
+    cls = site.klass(1, calls=())  # ret.as_subclass(new_type): no constructor runs
+    return site.setstate(site.instance(cls), site.arg(3))
+
+
+def _wrapper_subclass(site: Site) -> Value:
+    # _rebuild_wrapper_subclass(cls, dtype, size, stride, storage_offset, layout, device, ...):
+    # Tensor._make_wrapper_subclass(cls, ...) allocates the instance in C
+    cls = site.klass(0, calls=())
+    return site.instance(cls)
+
+
+# -- the table -----------------------------------------------------------------------------
+
+_TORCH_TENSOR_REBUILDERS = (
+    "_rebuild_tensor _rebuild_tensor_v2 _rebuild_tensor_v3 _rebuild_qtensor _rebuild_sparse_tensor "
+    "_rebuild_sparse_csr_tensor _rebuild_nested_tensor _rebuild_device_tensor_from_numpy "
+    "_rebuild_device_tensor_from_cpu_tensor _rebuild_meta_tensor_no_storage _rebuild_xla_tensor "
+    "_rebuild_mps_tensor _rebuild_mkldnn_tensor"
+).split()
+
+CONTRACTS: dict[str, Contract] = {
+    "copyreg._reconstructor": _reconstructor,
+    "copyreg.__newobj__": _newobj,
+    "copyreg.__newobj_ex__": _newobj_ex,
+    "_codecs.encode": _codecs_encode,
+    "codecs.encode": _codecs_encode,
+    "builtins.len": _plain,
+    "collections.defaultdict": _defaultdict,
+    "re._compile": _plain,
+    "zoneinfo.ZoneInfo._unpickle": _zoneinfo_unpickle,
+    "pytz._p": _plain,
+    "pytz._UTC": _plain,  # returns the utc singleton
+    "array._array_reconstructor": _array_reconstructor,
+    **{f"numpy.{core}.multiarray._reconstruct": _numpy_reconstruct for core in ("core", "_core")},
+    **{f"numpy.{core}.multiarray.scalar": _plain for core in ("core", "_core")},
+    **{f"numpy.{core}.numeric._frombuffer": _ndarray for core in ("core", "_core")},
+    **{f"numpy.{core}._ufunc_reconstruct": _ufunc_reconstruct for core in ("core", "_core")},
+    "numpy.ma.core._mareconstruct": _mareconstruct,
+    "numpy.random.__RandomState_ctor": _state_ctor("numpy.random.mtrand.RandomState"),
+    "numpy.random._pickle.__randomstate_ctor": _state_ctor("numpy.random.mtrand.RandomState"),
+    "numpy.random._pickle.__generator_ctor": _state_ctor("numpy.random._generator.Generator"),
+    "numpy.random._pickle.__bit_generator_ctor": _bit_generator_ctor,
+    **{
+        f"sklearn.{module}.newObj": _sklearn_new_obj
+        for module in ("metrics._dist_metrics", "neighbors._kd_tree", "neighbors._ball_tree")
+    },
+    "pandas._libs.internals._unpickle_block": _plain,
+    "pandas._libs.tslibs.timestamps._unpickle_timestamp": _plain,
+    "pandas._libs.tslibs.timedeltas._timedelta_unpickle": _plain,
+    "pandas._libs.tslibs.nattype._nat_unpickle": _plain,
+    "pandas.core.internals.blocks.new_block": _plain,
+    "pandas.core.indexes.base._new_Index": _new_index,
+    "pandas.core.indexes.datetimes._new_DatetimeIndex": _new_index,
+    "pandas.core.indexes.period._new_PeriodIndex": _new_index,
+    **{f"torch._utils.{name}": _tensor for name in _TORCH_TENSOR_REBUILDERS},
+    "torch._utils._rebuild_parameter": _parameter,
+    "torch._utils._rebuild_parameter_with_state": _parameter_with_state,
+    "torch._utils._rebuild_wrapper_subclass": _wrapper_subclass,
+    "torch._utils._rebuild_from_type": _rebuild_from_type,
+    "torch._tensor._rebuild_from_type": _rebuild_from_type,
+    "torch._utils._rebuild_from_type_v2": _rebuild_from_type_v2,
+    "torch._tensor._rebuild_from_type_v2": _rebuild_from_type_v2,
+    "torch.serialization._get_layout": _plain,  # returns one of torch's layouts, by name
+}
+
+
+@functools.lru_cache(maxsize=4096)
+def contract_for(path: str) -> Contract | None:
+    contract = CONTRACTS.get(path)
+    if contract is None and path.rsplit(".", 1)[-1].startswith("__pyx_unpickle_"):
+        return _cython_unpickle
+    return contract
+
+
+# -- methods reviewed with a condition ----------------------------------------------------
+#
+# Some methods the unpickler calls implicitly (a class's __setstate__, __new__, __init__)
+# were reviewed as safe *only if* what they are handed has a given type: Cython code that
+# memcpys from PyArray_DATA of whatever it is given, a constructor that calls .copy() on an
+# argument. classfacts marks them unsafe, with the condition as the reason; these contracts
+# check the condition at the call site instead. Keyed by "<defining class>.<method>".
+
+ARRAYS = frozenset(
+    {
+        "numpy.ndarray", "numpy.memmap", "numpy.matrix", "numpy.core.memmap.memmap", "numpy._core.memmap.memmap",
+        "joblib.numpy_pickle.NumpyArrayWrapper",  # joblib.load puts the array in its place
+        "sklearn.externals.joblib.numpy_pickle.NumpyArrayWrapper",
+    }
+)
+TENSORS = frozenset({"torch.Tensor", "torch._tensor.Tensor", "torch.nn.parameter.Parameter"})
+
+
+def is_instance_of(value: Value, classes: frozenset[str]) -> bool:
+    """True if ``value`` is an object the machine knows to be of one of ``classes``."""
+    return isinstance(value, Call) and value.cls is not None and value.cls.path in classes
+
+
+def _state_fields_are(
+    keys: tuple[str, ...], classes: frozenset[str], what: str, *, optional: bool = False
+) -> Contract:
+    def contract(site: Site) -> Value:
+        state = site.arg(0)
+        fields = dict_items(state)
+        if fields is None:
+            site.violation(f"its state is a {describe(state)}, not a dict whose fields can be read")
+            return None
+        for key in keys:
+            if optional and key not in fields:
+                continue
+            if not is_instance_of(fields.get(key), classes):
+                site.violation(f"state[{key!r}] is {describe(fields.get(key))}, not {what}")
+        return None
+
+    return contract
+
+
+def _all(*contracts: Contract) -> Contract:
+    def contract(site: Site) -> Value:
+        for each in contracts:
+            each(site)
+        return None
+
+    return contract
+
+
+def _argument_is(index: int, classes: frozenset[str], what: str, *, literal: tuple[type, ...] = ()) -> Contract:
+    def contract(site: Site) -> Value:
+        if site.count() is not None and index >= (site.count() or 0):
+            return None
+        value = site.arg(index)
+        if literal and isinstance(value, literal) and not isinstance(value, bool):
+            return None
+        if not is_instance_of(value, classes):
+            site.violation(f"argument {index + 1} is {describe(value)}, not {what}")
+        return None
+
+    return contract
+
+
+_LITERALS = (bool, int, float, complex, str, bytes, bytearray)
+
+
+def is_plain(value: Value, depth: int = 0, *, attribute: bool = False) -> bool:
+    """Plain data: literals, containers of plain data, class references, and objects built
+    by an allowlisted constructor or helper whose attributes from the stream are plain data
+    too, with no callable among them. Reviewed library code handed only plain data calls
+    library methods on library objects, never a callable the stream chose: an attribute can
+    shadow a method (``__array__``, ``copy``), so inside an object's attributes a reference
+    to a class or function is not plain."""
+    if value is None or isinstance(value, _LITERALS) or isinstance(value, (Blob, BigInt, Derived)):
+        return True
+    if isinstance(value, Global):
+        return not attribute
+    if depth > 6:
+        return False
+    if isinstance(value, tuple):
+        return all(is_plain(item, depth + 1, attribute=attribute) for item in value)
+    if isinstance(value, Container):
+        if value.dropped and (value.objects or value.opaque_keys):
+            return False
+        if value.kind == "dict":
+            return all(
+                is_plain(key, depth + 1, attribute=attribute) and is_plain(item, depth + 1, attribute=attribute)
+                for key, item in value.items
+            )
+        return all(is_plain(item, depth + 1, attribute=attribute) for item in value.items)
+    if isinstance(value, Call):
+        if is_array_wrapper(value):
+            return True
+        origin = value.cls if value.cls is not None else value.origin
+        if not (isinstance(origin, Global) and origin.classification.verdict is Verdict.SAFE):
+            return False
+        attrs = value.attrs
+        if attrs is None:
+            return True
+        if attrs.unknown or attrs.tracked:
+            return False
+        return all(is_plain(state, depth + 1, attribute=True) for state in attrs.merged)
+    return False
+
+
+def _plain_arguments(site: Site) -> Value:
+    """Reviewed "only if every argument is plain data" (see is_plain)."""
+    for index in range(site.count() or 0):
+        value = site.arg(index)
+        if not is_plain(value):
+            site.violation(f"argument {index + 1} ({describe(value)}) is not plain data")
+    return None
+
+
+def _first_state_without(*keys: str) -> Contract:
+    """Reviewed "only if the state is the instance's first and sets none of ``keys``": the
+    method calls self.<key>(), which the instance __dict__ would otherwise decide."""
+
+    def contract(site: Site) -> Value:
+        receiver = site.receiver
+        if isinstance(receiver, Call) and receiver.attrs is not None and (receiver.attrs.written or receiver.attrs.unknown):
+            site.violation("the instance already has attributes from the stream, which its methods may read")
+        fields = dict_items(site.arg(0))
+        if fields is None:
+            site.violation(f"its state is a {describe(site.arg(0))}, not a dict whose keys can be read")
+            return None
+        for key in keys:
+            if key in fields:
+                site.violation(f"its state sets {key!r}, which the method then calls")
+        return None
+
+    return contract
+
+
+def _single_value(site: Site) -> Value:
+    # EnumType.__call__(cls, value): a member lookup; with names= it builds a new Enum class
+    if site.count() != 1 or not isinstance(site.arg(0), _LITERALS):
+        site.violation("an Enum class is called with something other than one literal value")
+    return None
+
+
+def _block_manager_new(site: Site) -> Value:
+    # BlockManager(blocks, axes, ...): __cinit__ stores tuple(blocks) and calls axes.copy()
+    axes = site.arg(1)
+    if not (isinstance(axes, Container) and axes.kind == "list") and not is_instance_of(axes, frozenset({"builtins.list"})):
+        site.violation(f"its axes are {describe(axes)}, not a list")
+    return None
+
+
+def _instance_dict_holds(conditions: Mapping[str, str]) -> Contract:
+    """Reviewed "only if, once the state is merged into the instance __dict__, these keys are
+    absent, or hold exactly a builtin set/list" (classfacts_torch.STATE_CONDITIONS)."""
+
+    def contract(site: Site) -> Value:
+        receiver = site.receiver
+        if not isinstance(receiver, Call) or receiver.attrs is None or receiver.attrs.unknown:
+            site.violation("the instance __dict__ it reads cannot be known")
+            return None
+        state = dict_items(site.arg(0))
+        if state is None:
+            site.violation(f"its state is a {describe(site.arg(0))}, not a dict whose keys can be read")
+            return None
+        layers = [state, *(dict_items(merged) or {} for merged in reversed(receiver.attrs.merged))]
+        for key, need in conditions.items():
+            holder = next((layer for layer in layers if key in layer), None)
+            if holder is None:
+                continue
+            value = holder[key]
+            if need == "absent":
+                site.violation(f"the instance __dict__ gets {key!r}, which the method then calls")
+            elif not _is_builtin(value, need):
+                site.violation(f"{key} is {describe(value)}, not a {need}")
+        return None
+
+    return contract
+
+
+def _is_builtin(value: Value, kind: str) -> bool:
+    """``value`` is exactly a builtin list/set/dict (a literal, or builtins.<kind>() that
+    nothing added to or gave attributes)."""
+    if isinstance(value, Container):
+        return value.kind == kind
+    return (
+        isinstance(value, Call) and value.cls is not None and value.cls.path == f"builtins.{kind}"
+        and value.state is None
+    )
+
+
+def _is_empty_mapping(value: Value) -> bool:
+    if isinstance(value, Container):
+        return value.kind == "dict" and not value.items and not value.dropped
+    return (
+        isinstance(value, Call) and value.cls is not None
+        and value.cls.path in ("collections.OrderedDict", "builtins.dict")
+        and not value.grown and value.state is None and sequence_items(value.args) == ()
+    )
+
+
+def _tensor_state(site: Site) -> Value:
+    # Tensor.__setstate__: a 4-tuple calls self.set_(*state), looked up on the instance
+    state = sequence_items(site.arg(0))
+    if state is None or len(state) not in (3, 5):
+        site.violation("its state is not the 3- or 5-tuple torch writes")
+    elif not _is_empty_mapping(state[2]):
+        site.violation(f"its backward hooks are {describe(state[2])}, not empty")
+    return None
+
+
+def _no_keywords(site: Site) -> Value:
+    if site.kwargs is not None:
+        site.violation("it is given keyword arguments (NEWOBJ_EX)")
+    return None
+
+
+METHOD_CONTRACTS: dict[str, Contract] = {
+    **{path: _instance_dict_holds(conditions) for path, conditions in STATE_CONDITIONS.items()},
+    "torch._C.TensorBase.__new__": _no_keywords,
+    "torch._tensor.Tensor.__setstate__": _tensor_state,
+    "sklearn.tree._tree.Tree.__setstate__": _state_fields_are(("nodes", "values"), ARRAYS, "a numpy array"),
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor.__setstate__": _state_fields_are(
+        ("nodes",), ARRAYS, "a numpy array"
+    ),
+    "pandas._libs.internals.BlockManager.__new__": _block_manager_new,
+    # a metaclass __call__ shows as the class's __init__ (classfacts)
+    "dateutil.tz._factories._TzOffsetFactory.__init__": _argument_is(
+        1, frozenset({"datetime.timedelta"}), "a number or a datetime.timedelta", literal=(int, float)
+    ),
+    "enum.EnumType.__init__": _single_value,
+    "sklearn.isotonic.IsotonicRegression.__setstate__": _all(
+        _first_state_without("_build_f"),
+        _state_fields_are(("X_thresholds_", "y_thresholds_"), ARRAYS, "a numpy array", optional=True),
+    ),
+    **{
+        f"pandas.{name}.__new__": _plain_arguments
+        for name in (
+            "Index", "RangeIndex", "MultiIndex", "DatetimeIndex", "PeriodIndex", "TimedeltaIndex",
+            "CategoricalIndex", "arrays.IntervalArray",
+        )
+    },
+    "torch.nn.parameter.Parameter.__new__": _argument_is(0, TENSORS, "a torch.Tensor"),
+    "torch.nn.parameter.Buffer.__new__": _argument_is(0, TENSORS, "a torch.Tensor"),
+}
+
+
+def method_contract_for(method_path: str) -> Contract | None:
+    return METHOD_CONTRACTS.get(method_path)
+
+
+# getattr(obj, "name"[, default]): resolved statically when obj and name are known.
+GETATTR = frozenset({"builtins.getattr"})
