@@ -22,8 +22,9 @@ model is loaded (a CI job after the download, an init container before the serve
 starts) to prove that the bytes about to be loaded are the bytes that were judged.
 
 The scan comes from a JSON report (modelsec scan --format json), an ML-BOM (modelsec
-bom), or a ModelScan in the cluster (--scan: today ModelScans record the model's
-fingerprint only, so a difference is detected but the file is not named).
+bom), or a ModelScan in the cluster (--scan: with the BOM the operator keeps in a
+ConfigMap for each verdict the files that differ are named; without it, the model's
+fingerprint still detects a difference, but not which file).
 """
 
 EPILOG = """\
@@ -121,7 +122,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _expected(args: argparse.Namespace) -> "Expected":
+    from dataclasses import replace
+
     from modelsec.integrity import expected
+    from modelsec.integrity.expected import ExpectedError
 
     if args.report:
         from modelsec.report import document
@@ -130,10 +134,18 @@ def _expected(args: argparse.Namespace) -> "Expected":
         return expected.from_report(record, f"report {args.report}")
     if args.bom:
         return expected.load_bom(args.bom)
-    from modelsec.integrity.cluster import read_modelscan
+    from modelsec.integrity.cluster import ClusterError, read_bom, read_modelscan
 
     scan = read_modelscan(args.scan, args.kubeconfig, args.context)
-    return expected.from_modelscan(scan, f"ModelScan {args.scan}")
+    recorded = expected.from_modelscan(scan, f"ModelScan {args.scan}")
+    bom = (scan.get("status") or {}).get("bom") or {}
+    try:
+        text = read_bom(scan, args.kubeconfig, args.context)
+        return expected.with_bom(recorded, text, f"ModelScan {args.scan} (BOM in ConfigMap "
+                                 f"{bom.get('namespace')}/{bom.get('name')})")
+    except (ClusterError, ExpectedError) as exc:
+        # The fingerprint still detects any difference; only naming the file needs the BOM.
+        return replace(recorded, note=f"no per-file digests: {exc}")
 
 
 def _expected_bytes(expected: "Expected") -> int:
@@ -146,6 +158,8 @@ def render(path: str, expected: "Expected", result: "Result") -> str:
     from modelsec.integrity.verify import Status
 
     lines = [f"VERIFY  {printable(path)} against {printable(expected.origin)}"]
+    if expected.note:
+        lines.append(f"  note    {printable(expected.note)}")
     if expected.outcome and expected.outcome != "ALLOWED":
         lines.append(f"  note    the scan's outcome was {expected.outcome}: verify checks bytes, not the verdict")
     problems = [c for c in result.checks if c.status is not Status.OK]

@@ -5,9 +5,10 @@
 - a JSON result document (``modelsec scan --format json``): every file with its SHA-256
   (or the source's claim, for remote files read by range);
 - an ML-BOM written by ``modelsec bom``: the same, as CycloneDX file components;
-- a ModelScan in the cluster: today its status holds the model's fingerprint (SHA-256
-  over every file's name and digest) but no per-file digests, so a mismatch can be
-  detected but not attributed to a file (see docs/integrity.md).
+- a ModelScan in the cluster: its status holds the model's fingerprint (SHA-256 over
+  every file's name and digest), and the operator keeps the verdict's BOM, with the
+  per-file digests, in a ConfigMap (``status.bom``). With the BOM the files that changed
+  are named (:func:`with_bom`); without it a mismatch is detected but not attributed.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class Expected:
     files: dict[str, ExpectedFile] | None
     fingerprint: str | None = None
     file_count: int | None = None
+    note: str | None = None  # why the comparison is weaker than it could be, for the reader
 
     @property
     def remote(self) -> bool:
@@ -147,3 +149,16 @@ def from_modelscan(scan: dict[str, Any], origin: str) -> Expected:
     source = "Local" if model.startswith("file://") else "HuggingFace" if model.startswith("hf://") else "S3"
     return Expected(origin, model, source, status.get("outcome"), single_file=False, files=None,
                     fingerprint=str(status["fingerprint"]), file_count=count if isinstance(count, int) else None)
+
+
+def with_bom(scan: Expected, bom_text: str, origin: str) -> Expected:
+    """The ModelScan's expectation with the per-file digests of its BOM, which must be
+    the BOM of that very verdict: same model, same fingerprint."""
+    bom = from_bom(bom_text, origin)
+    if bom.fingerprint != scan.fingerprint:
+        raise ExpectedError(f"{origin} is the BOM of another verdict (fingerprint {bom.fingerprint}, "
+                            f"the ModelScan's is {scan.fingerprint})")
+    if bom.uri != scan.uri:
+        raise ExpectedError(f"{origin} describes {bom.uri}, not {scan.uri}")
+    return Expected(origin, scan.uri, bom.source_type or scan.source_type, scan.outcome, bom.single_file,
+                    bom.files, scan.fingerprint, bom.file_count)
