@@ -1,0 +1,150 @@
+"""A directory of many small models: 1,000 pickled state dicts of 12 KiB (12 MiB in all),
+scanned by modelsec, picklescan and ModelScan, side by side.
+
+    .venv/bin/python benchmarks/many_files.py                   # 5 rounds, every tool
+    .venv/bin/python benchmarks/many_files.py --layout torch    # torch.save's zip layout
+    .venv/bin/python benchmarks/many_files.py --jobs 1,2        # modelsec with these --jobs
+
+Every tool scans the directory once per round through its own command line (tools.py:
+pinned versions in virtualenvs under .cache/bench/, bytecode caching on); rounds are
+interleaved so that load from other work on the machine falls on every tool alike. Wall
+time is what a user waits; CPU time (user + system, the tool's worker processes included)
+is what it costs the machine and moves far less with other load. modelsec scans the
+directory as one model: every file is fingerprinted (SHA-256) and fully scanned.
+
+Layouts: ``pickle`` (default), a protocol-4 pickle of an OrderedDict of float32 NumPy arrays
+per file (``pickle.dump(state_dict)``); ``torch``, the zip that ``torch.save`` writes
+(archive/data.pkl with ``_rebuild_tensor_v2`` and persistent storages), written without
+torch as make_large_models.py does. Writes benchmarks/out/many_files.json and prints a
+Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import pickle
+import statistics
+import subprocess
+import sys
+import time
+import zipfile
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from make_large_models import _fake_torch, _Tensor, _TorchPickler
+from tools import BENCH_ENVS, REPO, bench_env, ensure_tool, tool_version
+
+FILES = 1000
+FILE_BYTES = 12 << 10
+SHAPES = ((32, 64), (64,), (14, 64), (16,), (3, 16))  # 3,072 float32: 12 KiB per file
+
+
+def _state(rng: np.random.Generator) -> OrderedDict[str, np.ndarray]:
+    return OrderedDict((f"layers.{i}.{'weight' if len(shape) > 1 else 'bias'}",
+                        rng.standard_normal(shape, dtype=np.float32))
+                       for i, shape in enumerate(SHAPES))
+
+
+def _torch_zip(state: OrderedDict[str, np.ndarray]) -> bytes:
+    fake = _fake_torch()
+    tensors = OrderedDict((name, _Tensor(str(i), array.size, array.shape))
+                          for i, (name, array) in enumerate(state.items()))
+    pickled = io.BytesIO()
+    _TorchPickler(pickled, fake).dump(tensors)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr("archive/data.pkl", pickled.getvalue())
+        zf.writestr("archive/byteorder", "little")
+        for i, array in enumerate(state.values()):
+            zf.writestr(f"archive/data/{i}", array.tobytes())
+        zf.writestr("archive/version", "3\n")
+    return out.getvalue()
+
+
+def ensure_directory(layout: str) -> Path:
+    """The benchmark directory (written once, cached under .cache/bench/data/)."""
+    root = BENCH_ENVS / "data" / f"many_{layout}_{FILES}"
+    if (root / ".complete").exists():
+        return root
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1000)
+    suffix = ".pt" if layout == "torch" else ".pkl"
+    for i in range(FILES):
+        state = _state(rng)
+        data = _torch_zip(state) if layout == "torch" else pickle.dumps(state, protocol=4)
+        (root / f"model_{i:04d}{suffix}").write_bytes(data)
+    (root / ".complete").write_text("")
+    return root
+
+
+def commands(directory: Path, jobs: list[int]) -> dict[str, list[str]]:
+    modelsec = str(REPO / ".venv" / "bin" / "modelsec")
+    out = {f"modelsec --jobs {n}": [modelsec, "scan", "-q", "--no-progress", "--jobs", str(n), str(directory)]
+           for n in jobs}
+    if not jobs:
+        out["modelsec"] = [modelsec, "scan", "-q", "--no-progress", str(directory)]
+    out["picklescan"] = [str(ensure_tool("picklescan") / "picklescan"), "-p", str(directory)]
+    out["modelscan"] = [str(ensure_tool("modelscan") / "modelscan"), "-p", str(directory)]
+    return out
+
+
+def run(argv: list[str]) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (the child and the workers it waited for) and exit code."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(argv, env=bench_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    return time.perf_counter() - started, usage.ru_utime + usage.ru_stime, os.waitstatus_to_exitcode(status)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--layout", choices=("pickle", "torch"), default="pickle")
+    parser.add_argument("--jobs", default="", help="comma-separated --jobs values for modelsec "
+                        "(default: none given, modelsec chooses)")
+    args = parser.parse_args()
+    jobs = [int(n) for n in args.jobs.split(",") if n]
+    directory = ensure_directory(args.layout)
+    size = sum(p.stat().st_size for p in directory.iterdir())
+    tools = commands(directory, jobs)
+    walls: dict[str, list[float]] = {name: [] for name in tools}
+    cpus: dict[str, list[float]] = {name: [] for name in tools}
+    codes: dict[str, set[int]] = {name: set() for name in tools}
+    for name, argv in tools.items():  # warm-up: page cache, bytecode, first-run installs
+        run(argv)
+    for _ in range(args.rounds):
+        for name, argv in tools.items():
+            wall, cpu, code = run(argv)
+            walls[name].append(wall)
+            cpus[name].append(cpu)
+            codes[name].add(code)
+
+    rows = []
+    for name in tools:
+        tool = name.split()[0]
+        rows.append({
+            "tool": name, "version": tool_version(tool),
+            "wall_min": min(walls[name]), "wall_median": statistics.median(walls[name]),
+            "cpu_median": statistics.median(cpus[name]), "exit_codes": sorted(codes[name]),
+        })
+    out = REPO / "benchmarks" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "many_files.json").write_text(json.dumps(
+        {"layout": args.layout, "files": FILES, "bytes": size, "cpus": os.cpu_count(),
+         "rounds": args.rounds, "rows": rows}, indent=1))
+    print(f"{FILES} files, {size / (1 << 20):.1f} MiB ({args.layout} layout), {args.rounds} rounds, "
+          f"{os.cpu_count()} CPUs", file=sys.stderr)
+    print("| tool | version | wall min | wall median | CPU median | exit |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(f"| {r['tool']} | {r['version']} | {r['wall_min']:.2f} s | {r['wall_median']:.2f} s | "
+              f"{r['cpu_median']:.2f} s | {','.join(map(str, r['exit_codes']))} |")
+
+
+if __name__ == "__main__":
+    main()
