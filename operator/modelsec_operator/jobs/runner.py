@@ -32,7 +32,7 @@ from modelsec.safe_text import printable
 from modelsec_operator import metrics
 from modelsec_operator.fairqueue import FairSlots, Ticket
 from modelsec_operator.jobs.api import JobsApi
-from modelsec_operator.jobs.manifest import LABEL_JOB_KEY, JobRequest, build_job, job_name
+from modelsec_operator.jobs.manifest import ANNOTATION_ATTEMPT, LABEL_JOB_KEY, JobRequest, build_job, job_name
 from modelsec_operator.jobs.settings import JobSettings
 from modelsec_operator.jobs.tracker import JobEnd, JobTracker
 from modelsec_operator.scanning import ScanJob, ScanRefused, ScanRetry, local_signature
@@ -131,6 +131,8 @@ class JobScanner:
         found = await self.api.get_job(name)
         if found is None or (found["metadata"].get("labels") or {}).get(LABEL_JOB_KEY) != key[:63]:
             return None  # gone, or for another version of the request: start afresh
+        if (found["metadata"].get("annotations") or {}).get(ANNOTATION_ATTEMPT) != str(run.retry + 1):
+            return None  # an earlier attempt's Job, already judged: this attempt needs its own
         log.info(printable(f"{run.name}: adopting scan Job {name} left by a previous operator"))
         return name
 

@@ -130,3 +130,124 @@ def test_blocked_and_clean_verdicts_come_back_from_scan_jobs(space: Any, job_ope
     # The printer columns show the state of each scan.
     table = space.cluster.kubectl("get", "modelscans", evil, clean).stdout
     assert "Blocked" in table and "Allowed" in table
+
+
+def _token(cluster: Any, namespace: str, account: str, pod: dict[str, Any] | None = None) -> str:
+    """A TokenRequest token, bound to ``pod`` when given (as the kubelet's are)."""
+    args = ["create", "token", account, "-n", namespace, "--duration=1h"]
+    if pod is not None:
+        args += ["--bound-object-kind", "Pod", "--bound-object-name", pod["metadata"]["name"],
+                 "--bound-object-uid", pod["metadata"]["uid"]]
+    return str(cluster.kubectl(*args).stdout.strip())
+
+
+def _as(cluster: Any, token: str, *args: str, input: str | None = None) -> Any:
+    """kubectl with only ``token`` as credentials (the admin client certificate left out)."""
+    import subprocess
+
+    import yaml
+
+    admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
+    server = admin["clusters"][0]["cluster"]
+    config = {"apiVersion": "v1", "kind": "Config",
+              "clusters": [{"name": "c", "cluster": server}],
+              "users": [{"name": "u", "user": {"token": token}}],
+              "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}], "current-context": "c"}
+    path = Path(cluster.kubeconfig).with_name(f"as-{hashlib.sha256(token.encode()).hexdigest()[:8]}.kubeconfig")
+    path.write_text(yaml.safe_dump(config))
+    return subprocess.run([cluster.kubectl_path, "--kubeconfig", str(path), *args], input=input,
+                          capture_output=True, text=True, timeout=60)
+
+
+def _result(name: str, scan: str, job: str, pod_uid: str, outcome: str = "ALLOWED") -> str:
+    return json.dumps({"apiVersion": API, "kind": "ScanResult", "metadata": {"name": name, "namespace": NAMESPACE},
+                       "spec": {"modelScan": scan, "job": job, "podUID": pod_uid, "verdict": {
+                           "outcome": outcome, "reason": "forged", "scannerVersion": "0", "completedAt": "2026-01-01T00:00:00Z",
+                           "groupDigest": "x"}}})
+
+
+def test_no_one_but_the_scan_pod_can_write_its_verdict(space: Any, job_operator: Callable[..., Any],
+                                                        node: Any) -> None:
+    """The forged-verdict attempts: another namespace's ServiceAccount, even when RBAC lets
+    it create ScanResults; the worker account with a token bound to no Pod or to another
+    Pod; rewriting a result; and writing a ModelScan's status directly. All denied; the
+    real verdict (BLOCKED) stands."""
+    cluster = space.cluster
+    job_operator(settings={"env": [{"name": "MODELSEC_SCAN_DELAY_SECONDS", "value": "6"}]}).start()
+    evil = space.scan(space.model("evil.pkl", EVIL_PICKLE))
+    running = cluster.wait_for("modelscans", evil, lambda o: (o.get("status") or {}).get("job") is not None
+                               and o["status"]["phase"] == "Running", what="a running scan Job")
+    job_name = running["status"]["job"]["name"]
+    deadline = time.monotonic() + 60
+    pods: list[dict[str, Any]] = []
+    while not pods and time.monotonic() < deadline:
+        pods = json.loads(cluster.kubectl("get", "pods", "-n", NAMESPACE, "-l", f"job-name={job_name}",
+                                          "-o", "json").stdout)["items"]
+        time.sleep(0.3)
+    assert pods, f"no Pod for Job {job_name}"
+    pod = pods[0]
+    forged = _result(pod["metadata"]["name"], evil, job_name, pod["metadata"]["uid"])
+
+    # Another namespace's workload: no RBAC in the scan namespace at all.
+    cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "intruders"}},
+                  {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "mallory", "namespace": "intruders"}})
+    mallory = _token(cluster, "intruders", "mallory")
+    denied = _as(cluster, mallory, "create", "-f", "-", input=forged)
+    assert denied.returncode != 0 and "forbidden" in denied.stderr.lower(), denied.stderr
+    denied = _as(cluster, mallory, "patch", "modelscan", evil, "--subresource=status", "--type=merge",
+                 "-p", json.dumps({"status": {"phase": "Completed", "outcome": "ALLOWED"}}))
+    assert denied.returncode != 0 and "forbidden" in denied.stderr.lower(), denied.stderr
+    # Even with RBAC granting it create on ScanResults everywhere, admission refuses.
+    cluster.apply(
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "mallory-results"},
+         "rules": [{"apiGroups": ["modelsec.io"], "resources": ["scanresults"], "verbs": ["create", "update", "patch"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "mallory-results"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "mallory-results"},
+         "subjects": [{"kind": "ServiceAccount", "name": "mallory", "namespace": "intruders"}]})
+    try:
+        denied = _as(cluster, mallory, "create", "-f", "-", input=forged)
+        assert denied.returncode != 0 and "ValidatingAdmissionPolicy" in denied.stderr, denied.stderr
+        # The worker account itself, with a token bound to no Pod.
+        unbound = _token(cluster, NAMESPACE, "modelsec-scan-worker")
+        denied = _as(cluster, unbound, "create", "-f", "-", input=forged)
+        assert denied.returncode != 0 and "named after" in denied.stderr, denied.stderr
+        # A token bound to another Pod of the worker account (another scan's Job).
+        decoy = json.loads(cluster.kubectl("create", "-n", NAMESPACE, "-o", "json", "-f", "-", input=json.dumps({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "decoy", "namespace": NAMESPACE},
+            "spec": {"serviceAccountName": "modelsec-scan-worker", "nodeSelector": {"nowhere": "true"},
+                     "containers": [{"name": "c", "image": "none"}]}})).stdout)
+        other = _token(cluster, NAMESPACE, "modelsec-scan-worker", decoy)
+        denied = _as(cluster, other, "create", "-f", "-", input=forged)
+        assert denied.returncode != 0 and "named after" in denied.stderr, denied.stderr
+        # What the decoy Pod may do: write its own result, which the operator ignores.
+        own = _as(cluster, other, "create", "-f", "-", input=_result("decoy", evil, job_name, decoy["metadata"]["uid"]))
+        assert own.returncode == 0, own.stderr
+
+        verdict = space.wait(evil)["status"]
+        assert (verdict["phase"], verdict["outcome"]) == ("Completed", "BLOCKED"), verdict
+        # The real result cannot be rewritten afterwards, even by the Pod's own token.
+        own_token = _token(cluster, NAMESPACE, "modelsec-scan-worker", pod)
+        denied = _as(cluster, own_token, "create", "-f", "-", input=forged)
+        assert denied.returncode != 0, denied.stderr  # exists already: write-once
+        denied = _as(cluster, mallory, "replace", "-f", "-", input=forged)
+        assert denied.returncode != 0, denied.stderr
+    finally:
+        cluster.kubectl("delete", "clusterrolebinding", "mallory-results", "--ignore-not-found", check=False)
+        cluster.kubectl("delete", "pod", "-n", NAMESPACE, "decoy", "--ignore-not-found", "--wait=false", check=False)
+
+
+def test_missing_model_is_retried_then_judged_and_fails_closed_when_it_never_comes(
+        space: Any, job_operator: Callable[..., Any], node: Any) -> None:
+    job_operator().start()
+    late = space.model("late.pkl")
+    never = space.model("never.pkl")
+    late_scan, never_scan = space.scan(late), space.scan(never)
+    pending = space.cluster.wait_for("modelscans", late_scan, lambda o: ready_reason(o) == "ModelNotFound",
+                                     what="a retry after ModelNotFound")
+    assert pending["status"]["phase"] == "Pending" and pending["status"].get("outcome") is None
+    space.model("late.pkl", CLEAN_PICKLE)
+    allowed = space.wait(late_scan, timeout=180)["status"]
+    assert (allowed["phase"], allowed["outcome"]) == ("Completed", "ALLOWED") and allowed["attempts"] >= 2, allowed
+    failed = space.wait(never_scan, timeout=240)["status"]
+    assert (failed["phase"], failed["outcome"], failed["attempts"]) == ("Failed", "ERROR", 3), failed
+    assert "never.pkl" in failed["reason"] and ready_reason(space.cluster.get("modelscans", never_scan)) == "ModelNotFound"
