@@ -251,3 +251,136 @@ def test_missing_model_is_retried_then_judged_and_fails_closed_when_it_never_com
     failed = space.wait(never_scan, timeout=240)["status"]
     assert (failed["phase"], failed["outcome"], failed["attempts"]) == ("Failed", "ERROR", 3), failed
     assert "never.pkl" in failed["reason"] and ready_reason(space.cluster.get("modelscans", never_scan)) == "ModelNotFound"
+
+
+def _wait_running_pod(node: Any, job: str, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        mine = [p for p in node.running() if p.startswith(f"{job}-")]
+        if mine:
+            return mine[0]
+        time.sleep(0.2)
+    raise AssertionError(f"no running Pod of Job {job} on the node double (running: {node.running()}; "
+                         f"errors: {node.errors[-3:]})")
+
+
+def _running_job(space: Any, scan: str) -> str:
+    status = space.cluster.wait_for("modelscans", scan, lambda o: (o.get("status") or {}).get("phase") == "Running"
+                                    and (o.get("status") or {}).get("job"), what="a running scan Job")["status"]
+    return str(status["job"]["name"])
+
+
+SLOW = {"env": [{"name": "MODELSEC_SCAN_DELAY_SECONDS", "value": "4"}]}
+
+
+def test_a_job_killed_mid_scan_or_deleted_is_retried_with_a_new_job(space: Any, job_operator: Callable[..., Any],
+                                                                     node: Any) -> None:
+    job_operator(settings=SLOW).start()
+    killed = space.scan(space.model("killed.pkl", EVIL_PICKLE))
+    first = _running_job(space, killed)
+    node.kill(_wait_running_pod(node, first))  # the process dies mid-scan (OOM, crash)
+    deleted = space.scan(space.model("deleted.pkl", EVIL_PICKLE))
+    doomed = _running_job(space, deleted)
+    _wait_running_pod(node, doomed)
+    space.cluster.kubectl("delete", "job", "-n", NAMESPACE, doomed, "--wait=false")
+
+    for name, gone in ((killed, first), (deleted, doomed)):
+        status = space.wait(name, timeout=180)["status"]
+        assert (status["phase"], status["outcome"]) == ("Completed", "BLOCKED"), status
+        assert status["attempts"] == 2 and status["job"]["name"] != gone, status
+    events = {e["reason"] for e in space.cluster.events(killed)}
+    assert "ScanBlocked" in events
+
+
+def test_a_pod_that_never_schedules_becomes_error_after_the_attempts(space: Any, job_operator: Callable[..., Any],
+                                                                     node: Any) -> None:
+    job_operator(settings={"nodeSelector": {"modelsec.io/no-such-node": "true"}, "scheduleTimeoutSeconds": 2}).start()
+    name = space.scan(space.model("stuck.pkl", CLEAN_PICKLE))
+    status = space.wait(name, timeout=240)["status"]
+    assert (status["phase"], status["outcome"], status["attempts"]) == ("Failed", "ERROR", 3), status
+    assert "no Pod scheduled" in status["reason"]
+    assert ready_reason(space.cluster.get("modelscans", name)) == "Unschedulable"
+    # Each attempt's Job was deleted when it gave up on it: nothing stays Pending.
+    assert not [j for j in json.loads(space.cluster.kubectl("get", "jobs", "-n", NAMESPACE, "-o", "json").stdout)["items"]
+                if j["metadata"]["annotations"].get("modelsec.io/scan") == name and not j["metadata"].get("deletionTimestamp")]
+
+
+def test_an_operator_restart_adopts_ten_running_jobs_instead_of_starting_duplicates(
+        space: Any, job_operator: Callable[..., Any], node: Any) -> None:
+    operator = job_operator(settings={"env": [{"name": "MODELSEC_SCAN_DELAY_SECONDS", "value": "10"}]},
+                            limit=10).start()
+    names = [space.scan(space.model(f"m{i}.pkl", EVIL_PICKLE if i % 2 else CLEAN_PICKLE)) for i in range(10)]
+    jobs = {name: _running_job(space, name) for name in names}
+    for job in jobs.values():
+        _wait_running_pod(node, job)
+    operator.kill()
+    operator.start()
+    for i, name in enumerate(names):
+        status = space.wait(name, timeout=180)["status"]
+        assert status["phase"] == "Completed" and status["outcome"] == ("BLOCKED" if i % 2 else "ALLOWED"), status
+        assert status["job"]["name"] == jobs[name] and status["attempts"] == 1, status
+    created = [j for j in json.loads(space.cluster.kubectl("get", "jobs", "-n", NAMESPACE, "-o", "json").stdout)["items"]
+               if j["metadata"]["annotations"].get("modelsec.io/scan") in names]
+    assert sorted(j["metadata"]["name"] for j in created) == sorted(jobs.values())
+    assert "adopting scan Job" in operator.log()
+
+
+def test_deleting_a_modelscan_deletes_its_job(space: Any, job_operator: Callable[..., Any], node: Any) -> None:
+    job_operator(settings={"env": [{"name": "MODELSEC_SCAN_DELAY_SECONDS", "value": "30"}]}).start()
+    name = space.scan(space.model("bye.pkl", CLEAN_PICKLE))
+    job = _running_job(space, name)
+    _wait_running_pod(node, job)
+    space.cluster.kubectl("delete", "modelscan", name, "--wait=false")
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and space.cluster.kubectl(
+            "get", "job", "-n", NAMESPACE, job, check=False).returncode == 0:
+        time.sleep(0.5)
+    assert space.cluster.kubectl("get", "job", "-n", NAMESPACE, job, check=False).returncode != 0, \
+        "the garbage collector did not delete the scan Job of a deleted ModelScan"
+
+
+def test_one_teams_bulk_import_does_not_starve_another_teams_scan(space: Any, job_operator: Callable[..., Any],
+                                                                  node: Any) -> None:
+    job_operator(settings={"env": [{"name": "MODELSEC_SCAN_DELAY_SECONDS", "value": "3"}]}, limit=1).start()
+    bulk = [space.scan(space.model(f"bulk{i}.pkl", CLEAN_PICKLE)) for i in range(5)]
+    for name in bulk[1:]:
+        space.cluster.wait_for("modelscans", name, lambda o: (o.get("status") or {}).get("queuePosition"),
+                               what="a queue position")
+    urgent_group = f"{space.prefix}-urgent"
+    space.cluster.apply(space.group_doc(urgent_group))
+    space.cluster.wait_for("securitygroups", urgent_group, lambda o: ready_reason(o) == "Ready", what="group Ready")
+    urgent = space.scan(space.model("urgent.pkl", EVIL_PICKLE), group=urgent_group)
+    queued = space.cluster.wait_for("modelscans", urgent, lambda o: (o.get("status") or {}).get("queuePosition")
+                                    or (o.get("status") or {}).get("phase") in ("Running", "Completed"),
+                                    what="queued or running")["status"]
+    assert queued.get("queuePosition") in (None, 1), queued  # first in line, ahead of the bulk
+    table = space.cluster.kubectl("get", "modelscans", *bulk[2:]).stdout
+    assert "Pending" in table and "Queued" in table, table
+    done = space.wait(urgent, timeout=120)["status"]
+    assert done["outcome"] == "BLOCKED"
+    finished = [space.wait(n, timeout=120)["status"]["completedAt"] for n in bulk]
+    # At most the scan running when it arrived and the one granted before it went first.
+    assert sum(1 for t in finished if t <= done["completedAt"]) <= 2, (finished, done["completedAt"])
+    space.cluster.kubectl("delete", "securitygroup", urgent_group, "--wait=false", check=False)
+
+
+def test_identical_requests_share_one_job(space: Any, job_operator: Callable[..., Any], node: Any) -> None:
+    job_operator(settings={"env": [{"name": "MODELSEC_SCAN_DELAY_SECONDS", "value": "3"}]}).start()
+    model = space.model("shared.pkl", EVIL_PICKLE)
+    first = space.scan(model)
+    second = space.scan(model, name=f"{space.prefix}-again")  # another name, the same request
+    statuses = [space.wait(n)["status"] for n in (first, second)]
+    assert [s["outcome"] for s in statuses] == ["BLOCKED", "BLOCKED"]
+    created = [j for j in json.loads(space.cluster.kubectl("get", "jobs", "-n", NAMESPACE, "-o", "json").stdout)["items"]
+               if j["metadata"]["annotations"].get("modelsec.io/scan") in (first, second)]
+    assert len(created) == 1, [j["metadata"]["name"] for j in created]
+
+
+def test_job_mode_refuses_to_start_without_the_result_policy(job_operator: Callable[..., Any]) -> None:
+    """Another worker account than the policy names: the policy does not protect it, so
+    the operator exits at start-up and says why (failing closed)."""
+    operator = job_operator(settings={"serviceAccountName": "someone-else"})
+    with pytest.raises(BaseException):
+        operator.start()
+    assert operator.proc.wait(timeout=30) == 2
+    assert "does not carry the checks" in operator.log() and "failing closed" in operator.log()
