@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from harness import REPO, check, import_test_helpers, load
-from modelsec.bytesource import FileSource
+from modelsec.bytesource import BytesSource, FileSource
 from modelsec.engine import Engine
 from modelsec.references import extract_object
 
@@ -63,6 +63,32 @@ def test_compressed_lzma_with_a_cut_dictionary_decodes_the_same() -> None:
     stream[1:5] = (1 << 30).to_bytes(4, "little")
     decoded = DecodeStream(BytesSource(bytes(stream)), 0, len(stream), "lzma-alone")
     assert decoded.read() == payload and decoded.error is None
+
+
+def _npy(descr: str) -> bytes:
+    header = f"{{'descr': {descr!r}, 'fortran_order': False, 'shape': (1,), }}"
+    header += " " * (-(10 + len(header) + 1) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + bytes(8)
+
+
+# An npz member (found by the zip target) whose dtype string numpy parses with
+# ast.literal_eval: '094f8' raised SyntaxError out of the npy scanner.
+NPZ_DTYPE_SYNTAXERROR = (
+    "504b03041400000008000000210002ecbda94c0000008c00000005001400612e6e7079010010008c"
+    "000000000000004c000000000000009bec17ea1b10c9c850c650ad9e925a9c5ca46ea5a06e6069a2"
+    "aea3a09e965f54529498179f5f94920a12774bcc294e058a17672416a402f91a9ab50a14001400"
+)
+
+
+@pytest.mark.parametrize("parser, data", [
+    ("zip", bytes.fromhex(NPZ_DTYPE_SYNTAXERROR)),
+    ("numpy", _npy("094f8")),
+    ("numpy", _npy("(2,)f8,09i4")),
+])
+def test_numpy_syntaxerror_in_dtype_string(parser: str, data: bytes) -> None:
+    assert check(load(parser), data) is None
+    result = Engine().scan_source("a.npy", BytesSource(data))
+    assert any("is not valid: SyntaxError" in f.message for f in result.findings), result.findings
 
 
 def test_references_valueerror_on_bracket_in_uri() -> None:

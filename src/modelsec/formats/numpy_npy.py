@@ -161,7 +161,8 @@ def dtype_of(descr: Any) -> Any:
     try:
         return npformat.descr_to_dtype(descr)
     except (TypeError, ValueError, KeyError, IndexError, RecursionError, MemoryError,
-            OverflowError) as exc:
+            OverflowError, SyntaxError) as exc:  # SyntaxError: ast.literal_eval of '094f8'
+        # numpy.load raises the same on this header: the file cannot be loaded as an array
         raise HeaderError(f"dtype {descr!r:.200} is not valid: {type(exc).__name__}") from None
 
 
