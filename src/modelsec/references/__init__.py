@@ -33,6 +33,7 @@ from modelsec.references.model import (
     canonical,
     to_model_ref,
 )
+from modelsec.references.pins import NOT_SAID, Site
 from modelsec.sources import ModelRefError
 
 __all__ = [
@@ -103,7 +104,7 @@ def extract_object(kind: str, obj: object, configmaps: Mapping[str, ConfigMapDat
 
 def extract(workload: Workload) -> Extraction:
     """Every model reference ``workload`` carries, by every registered extractor."""
-    origins: dict[tuple[str, str, str], tuple[Reference, list[str]]] = {}
+    origins: dict[tuple[str, str, str], tuple[Reference, list[str], list[Site]]] = {}
     invalid: list[Invalid] = []
     unresolved: list[Unresolved] = list(workload.problems)
     for extractor in extractors():
@@ -139,15 +140,18 @@ def extract(workload: Workload) -> Extraction:
                 continue
             uri, revision = canonical(ref)
             key = (uri, revision, item.endpoint or "")
+            site = item.site or NOT_SAID
             if key in origins:
                 origins[key][1].append(item.origin)
+                origins[key][2].append(site)
             else:
-                origins[key] = (Reference(ref, item.endpoint, ()), [item.origin])
+                origins[key] = (Reference(ref, item.endpoint, ()), [item.origin], [site])
     for container in workload.containers:
         container.commands  # noqa: B018 - reading a script reports what could not be read
         unresolved.extend(container.problems)
     references = sorted(
-        (Reference(r.ref, r.endpoint, tuple(dict.fromkeys(o))[:4]) for r, o in origins.values()),
+        (Reference.found_at(r.ref, r.endpoint, tuple(dict.fromkeys(o))[:4], tuple(dict.fromkeys(sites)))
+         for r, o, sites in origins.values()),
         key=lambda r: r.sort_key,
     )
     if len(references) > MAX_REFERENCES:

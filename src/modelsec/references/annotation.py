@@ -15,6 +15,7 @@ import re
 from typing import Iterator
 
 from modelsec.references.model import Found, Invalid, Workload
+from modelsec.references.pins import Spelled
 
 ANNOTATION = "modelsec.io/models"
 _SEPARATORS = re.compile(r"[,\s]+")
@@ -25,7 +26,7 @@ class AnnotationExtractor:
     name = "annotation"
 
     def extract(self, workload: Workload) -> Iterator[Found | Invalid]:
-        for value in workload.annotation_values(ANNOTATION):
+        for path, value in workload.annotation_sites(ANNOTATION):
             entries = [e for e in _SEPARATORS.split(value, maxsplit=MAX_ENTRIES + 1) if e]
             if len(entries) > MAX_ENTRIES:
                 yield Invalid(f"{value[:40]}...", f"annotation {ANNOTATION}",
@@ -36,7 +37,8 @@ class AnnotationExtractor:
                     yield Invalid(entry, f"annotation {ANNOTATION}", "ambiguous: a Hub id or a "
                                   "relative path? write hf://org/name, or file:///absolute/path")
                     continue
-                yield Found(entry, f"annotation {ANNOTATION}", explicit=True)
+                yield Found(entry, f"annotation {ANNOTATION}", explicit=True,
+                            site=Spelled(path, entry, "uri"))
 
 
 EXTRACTOR = AnnotationExtractor()

@@ -33,6 +33,7 @@ from typing import Any, Callable, Generic, Iterator, Mapping, TypeVar
 
 from modelsec.references.argv import program
 from modelsec.references.model import Malformed, Unresolved
+from modelsec.references.pins import EXPANDED, SHELL_SCRIPT, Option, Path, Site, Spelled, Spelling
 
 # A marked (unknown) value: MARK + "<container index>" + SEP + "<token>" + MARK. NUL never
 # reaches a container from the API server in a name or value a program would read as a
@@ -171,10 +172,12 @@ class Container:
     read)."""
 
     def __init__(self, raw: Mapping[str, Any], init: bool = False, *, index: int = 0,
-                 where: str = "container", configmaps: Mapping[str, ConfigMapData] | None = None) -> None:
+                 where: str = "container", configmaps: Mapping[str, ConfigMapData] | None = None,
+                 path: Path = ()) -> None:
         self.raw = raw
         self.init = init
         self.where = where
+        self.path = path  # where it is in the object, for pinning
         self.configmaps = configmaps or {}
         self.marks = Marks(index)
         self.problems: list[Unresolved] = []
@@ -351,6 +354,39 @@ class Container:
             argv = tuple(_kube_expand(word, env) for word in argv)
         return tuple(CommandLine(words, line_env) for words, line_env in
                      shell.command_lines(argv, env, self.problems.append, self.describe))
+
+    # -- where things are, for pinning (see modelsec.references.pins) ------------------
+
+    @lazy
+    def exec_form(self) -> bool:
+        """True when the container runs its program directly (no shell script): its
+        arguments are the program's, word for word."""
+        from modelsec.references.shell import shell_script
+
+        return shell_script((*self._command, *self._args)) is None
+
+    def option_site(self, flag: str, env: str | None = None) -> Site:
+        """Where a revision option of this container's program would go."""
+        return Option(self.path, flag, env) if self.exec_form else SHELL_SCRIPT
+
+    def word_site(self, word: str, spelling: Spelling) -> Site:
+        """Where the argument ``word`` (as the program receives it) is in the object."""
+        if not self.exec_form:
+            return SHELL_SCRIPT
+        for key, words in (("command", self._command), ("args", self._args)):
+            if word in words:
+                return Spelled((*self.path, key, words.index(word)), word, spelling)
+        return EXPANDED
+
+    def env_site(self, name: str, spelling: Spelling) -> Site:
+        """Where the literal value of environment variable ``name`` is in the object."""
+        for i, item in reversed(list(enumerate(self._env_items))):
+            if item.get("name") == name:
+                value = item.get("value")
+                if isinstance(value, str) and "$(" not in value:
+                    return Spelled((*self.path, "env", i, "value"), value, spelling)
+                break
+        return EXPANDED
 
     @lazy
     def commands(self) -> tuple[tuple[str, ...], ...]:

@@ -21,6 +21,7 @@ from typing import Any, Iterator
 from modelsec.references.argv import describe, first, image_matches
 from modelsec.references.container import Container
 from modelsec.references.model import Found, Malformed, Unresolved, Workload
+from modelsec.references.pins import Path, Spelled
 from modelsec.references.workloads import KSERVE_COMPONENTS
 
 SOURCE_URI_ANNOTATION = "internal.serving.kserve.io/storage-initializer-sourceuri"
@@ -32,13 +33,15 @@ _MAX_DEPTH = 8
 MAX_STORAGE_URIS = 256
 
 
-def _storage_uris(node: dict[str, Any], path: str, depth: int = 0) -> Iterator[tuple[str, str] | Unresolved]:
+def _storage_uris(node: dict[str, Any], path: str, steps: Path,
+                  depth: int = 0) -> Iterator[tuple[str, str, Path] | Unresolved]:
+    """(where, URI, its path in the object) of every storage URI under ``node``."""
     for key, value in node.items():
         where = f"{path}.{key}"
         if key == "storageUri":
             if not isinstance(value, str):
                 raise Malformed(where, "a string")
-            yield where, value
+            yield where, value, (*steps, key)
         elif key == "storageUris":
             if not isinstance(value, list):
                 raise Malformed(where, "a list")
@@ -49,13 +52,13 @@ def _storage_uris(node: dict[str, Any], path: str, depth: int = 0) -> Iterator[t
                 uri = item.get("uri") if isinstance(item, dict) else item
                 if not isinstance(uri, str):
                     raise Malformed(f"{where}[{i}]", "a string or an object with a string uri")
-                yield f"{where}[{i}]", uri
+                yield f"{where}[{i}]", uri, (*steps, key, i, "uri") if isinstance(item, dict) else (*steps, key, i)
         elif isinstance(value, dict):
             if depth >= _MAX_DEPTH:
                 yield Unresolved(f"InferenceService {where}", f"nested more than {_MAX_DEPTH} "
                                  "levels deep; modelsec does not read it")
                 continue
-            yield from _storage_uris(value, where, depth + 1)
+            yield from _storage_uris(value, where, (*steps, key), depth + 1)
 
 
 def _hugging_face_runtime(container: Container) -> bool:
@@ -74,10 +77,14 @@ class KServeExtractor:
             node = workload.spec.get(component)
             if not isinstance(node, dict):
                 continue
-            for item in _storage_uris(node, f"spec.{component}"):
-                yield item if isinstance(item, Unresolved) else Found(item[1], f"InferenceService {item[0]}")
-        for value in workload.annotation_values(SOURCE_URI_ANNOTATION):
-            yield Found(value, f"annotation {SOURCE_URI_ANNOTATION}")
+            for item in _storage_uris(node, f"spec.{component}", ("spec", component)):
+                if isinstance(item, Unresolved):
+                    yield item
+                else:
+                    where, uri, steps = item
+                    yield Found(uri, f"InferenceService {where}", site=Spelled(steps, uri, "kserve"))
+        for path, value in workload.annotation_sites(SOURCE_URI_ANNOTATION):
+            yield Found(value, f"annotation {SOURCE_URI_ANNOTATION}", site=Spelled(path, value, "kserve"))
         for container in workload.containers:
             if container.init and (
                 container.name == STORAGE_INITIALIZER or image_matches(container, "storage-initializer")
@@ -90,13 +97,15 @@ class KServeExtractor:
                     args = container.programs[0][1] if container.programs else ()
                 # <uri> <dest> [<uri> <dest> ...]
                 for uri in args[0::2]:
-                    yield Found(uri, describe(container, "storage-initializer source"))
+                    yield Found(uri, describe(container, "storage-initializer source"),
+                                site=container.word_site(uri, "kserve"))
             elif _hugging_face_runtime(container):
                 for line in container.commands:
                     model = first(line, "--model_id")
                     if model:
                         yield Found(model, describe(container, "huggingfaceserver --model_id"),
-                                    first(line, "--model_revision"))
+                                    first(line, "--model_revision"),
+                                    site=container.option_site("--model_revision"))
 
 
 EXTRACTOR = KServeExtractor()

@@ -18,6 +18,7 @@ from typing import Iterator
 from modelsec.references.argv import describe, first, image_matches
 from modelsec.references.container import MARK, Container, Env
 from modelsec.references.model import Found, Workload
+from modelsec.references.pins import Site, Unpinnable
 
 PROGRAMS = frozenset({"llama-server", "llama-cli", "llama-run", "server"})
 IMAGES = ("llama.cpp", "llama-cpp", "llamacpp")
@@ -30,6 +31,15 @@ MODEL_FLAGS = (
     (("-md", "--model-draft"), "LLAMA_ARG_MODEL_DRAFT", "path"),
     (("-hfd", "-hfrd", "--hf-repo-draft"), "LLAMA_ARG_HF_REPO_DRAFT", "repo"),
 )
+
+
+NO_REVISION: dict[str, Site] = {
+    "path": Unpinnable("a path names no revision"),
+    "repo": Unpinnable("llama.cpp downloads -hf repositories from their main branch and takes no "
+                       "revision; name the file by URL (--model-url https://huggingface.co/<org>/"
+                       "<name>/resolve/<commit>/<file>) to pin it"),
+    "url": Unpinnable("not a Hub URL"),
+}
 
 
 def _server_args(container: Container) -> list[tuple[tuple[str, ...], Env]]:
@@ -57,17 +67,23 @@ class LlamaCppExtractor:
                 for flags, env_name, kind in MODEL_FLAGS:
                     value = first(args, *flags)
                     origin = f"llama.cpp {flags[-1]}"
-                    if value is None:
+                    from_env = value is None
+                    if from_env:
                         # A value the request does not show comes back as a marker, which
                         # extract() reports as unresolved.
                         value, origin = env.get(env_name), f"env {env_name}"
                     if not value:
                         continue
+                    site: Site = NO_REVISION[kind]
                     if kind == "repo":
                         value = _repo(value)
-                    elif kind == "url" and "huggingface.co/" not in value and MARK not in value:
-                        continue  # another web server: nothing a ModelSource can match
-                    yield Found(value, describe(container, origin))
+                    elif kind == "url":
+                        if "huggingface.co/" not in value and MARK not in value:
+                            continue  # another web server: nothing a ModelSource can match
+                        # A Hub URL names its revision: .../resolve/<revision>/<file>.
+                        site = (container.env_site(env_name, "hub-url") if from_env
+                                else container.word_site(value, "hub-url"))
+                    yield Found(value, describe(container, origin), site=site)
 
 
 EXTRACTOR = LlamaCppExtractor()

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping
 
+from modelsec.references.pins import Path, Site, pinnable
 from modelsec.sources import ModelRef, ModelRefError, parse_model_uri
 
 if TYPE_CHECKING:
@@ -38,11 +39,21 @@ class Workload:
     # Problems found while reading the object that make part of it unjudgeable (more
     # containers than are read, ...): reported with the extraction, never dropped.
     problems: tuple[Unresolved, ...] = ()
+    # Where each of ``annotations`` is in the object (for pinning): same order.
+    annotation_paths: tuple[Path, ...] = ()
 
     def annotation_values(self, key: str) -> tuple[str, ...]:
         if key not in ANNOTATIONS:
             raise KeyError(f"{key}: add it to modelsec.references.model.ANNOTATIONS first")
         return tuple(a[key] for a in self.annotations if isinstance(a.get(key), str))
+
+    def annotation_sites(self, key: str) -> tuple[tuple[Path, str], ...]:
+        """(path of the value in the object, value) of annotation ``key`` at each level."""
+        if key not in ANNOTATIONS:
+            raise KeyError(f"{key}: add it to modelsec.references.model.ANNOTATIONS first")
+        paths = self.annotation_paths or tuple(("metadata", "annotations") for _ in self.annotations)
+        return tuple(((*path, key), a[key]) for path, a in zip(paths, self.annotations)
+                     if isinstance(a.get(key), str))
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,7 @@ class Found:
     revision: str | None = None
     endpoint: str | None = None  # object-store endpoint named with the reference (Triton)
     explicit: bool = False
+    site: Site | None = None  # how the serving stack takes a revision there (pinning)
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,15 @@ class Reference:
     ref: ModelRef
     endpoint: str | None
     origins: tuple[str, ...]
+    # Where the workload names it, for pinning: data only, and not part of equality (the
+    # webhook's caches key on references); ``pinnable`` is, since decisions depend on it.
+    sites: tuple[Site, ...] = field(default=(), compare=False, repr=False)
+    pinnable: bool = False
+
+    @classmethod
+    def found_at(cls, ref: ModelRef, endpoint: str | None, origins: tuple[str, ...],
+                 sites: tuple[Site, ...]) -> "Reference":
+        return cls(ref, endpoint, origins, sites, any(pinnable(s, ref.scheme) for s in sites))
 
     @property
     def sort_key(self) -> tuple[str, str, str]:

@@ -20,10 +20,12 @@ from typing import Iterator
 from modelsec.references.argv import describe, first, image_matches
 from modelsec.references.container import Container, Env
 from modelsec.references.model import Found, Workload
+from modelsec.references.pins import Unpinnable
 
 PROGRAMS = frozenset({"text-generation-launcher", "text-embeddings-router"})
 IMAGES = ("text-generation-inference", "text-embeddings-inference")
 ENV_MODEL, ENV_REVISION, ENV_LORA = "MODEL_ID", "REVISION", "LORA_ADAPTERS"
+LORA = Unpinnable("TGI takes no revision for LoRA adapters")
 
 
 def _launches(container: Container) -> list[tuple[tuple[str, ...], Env]]:
@@ -51,13 +53,16 @@ class TgiExtractor:
                 # marker, which extract() reports as unresolved.
                 model = first(args, "--model-id")
                 revision = first(args, "--revision") or env.get(ENV_REVISION)
+                # --revision where the arguments give one, else REVISION (the launcher
+                # reads it when the option is absent).
+                site = container.option_site("--revision", ENV_REVISION)
                 if model:
-                    yield Found(model, describe(container, "--model-id"), revision)
+                    yield Found(model, describe(container, "--model-id"), revision, site=site)
                 elif value := env.get(ENV_MODEL):
-                    yield Found(value, describe(container, f"env {ENV_MODEL}"), revision)
+                    yield Found(value, describe(container, f"env {ENV_MODEL}"), revision, site=site)
                 adapters = first(args, "--lora-adapters") or env.get(ENV_LORA)
                 for adapter in _adapters(adapters or ""):
-                    yield Found(adapter, describe(container, "LoRA adapter"))
+                    yield Found(adapter, describe(container, "LoRA adapter"), site=LORA)
 
 
 EXTRACTOR = TgiExtractor()

@@ -16,8 +16,10 @@ from typing import Iterator
 from modelsec.references.argv import describe, image_matches, values
 from modelsec.references.container import Container
 from modelsec.references.model import Found, Workload
+from modelsec.references.pins import Unpinnable
 
 FLAGS = ("--model-repository", "--model-store")
+REPOSITORY = Unpinnable("Triton reads a model repository (a directory of models) and takes no revision")
 _S3_ENDPOINT = re.compile(r"^s3://(?:(https?)://)?([^/]+:\d+)/(.+)$", re.IGNORECASE)
 
 
@@ -45,7 +47,8 @@ class TritonExtractor:
             for args in _server_args(container):
                 for flag, value in values(args, *FLAGS):
                     uri, endpoint = split_endpoint(value.strip())
-                    yield Found(uri, describe(container, f"tritonserver {flag}"), endpoint=endpoint)
+                    yield Found(uri, describe(container, f"tritonserver {flag}"), endpoint=endpoint,
+                                site=REPOSITORY)
 
 
 EXTRACTOR = TritonExtractor()

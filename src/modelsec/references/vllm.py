@@ -15,12 +15,14 @@ from typing import Iterator
 from modelsec.references.argv import describe, first, image_matches, values
 from modelsec.references.container import Container
 from modelsec.references.model import Found, Workload
+from modelsec.references.pins import Unpinnable
 
 API_SERVERS = frozenset({
     "vllm.entrypoints.openai.api_server",
     "vllm.entrypoints.api_server",
 })
 CLI_MODULES = frozenset({"vllm", "vllm.entrypoints.cli.main"})
+LORA = Unpinnable("vLLM takes no revision for LoRA adapters")
 
 
 def _server_args(container: Container) -> Iterator[tuple[tuple[str, ...], bool]]:
@@ -56,19 +58,21 @@ class VllmExtractor:
         for container in workload.containers:
             for args, positional in _server_args(container):
                 revision = first(args, "--revision")
+                site = container.option_site("--revision")
                 if positional and args and not args[0].startswith("-"):
-                    yield Found(args[0], describe(container, "vllm serve <model>"), revision)
+                    yield Found(args[0], describe(container, "vllm serve <model>"), revision, site=site)
                 model = first(args, "--model")
                 if model:
-                    yield Found(model, describe(container, "vllm --model"), revision)
+                    yield Found(model, describe(container, "vllm --model"), revision, site=site)
                 tokenizer = first(args, "--tokenizer")
                 if tokenizer:
                     yield Found(tokenizer, describe(container, "vllm --tokenizer"),
-                                first(args, "--tokenizer-revision"))
+                                first(args, "--tokenizer-revision"),
+                                site=container.option_site("--tokenizer-revision"))
                 for _flag, value in values(args, "--lora-modules", many=True):
                     path = _lora_path(value)
                     if path:
-                        yield Found(path, describe(container, "vllm --lora-modules"))
+                        yield Found(path, describe(container, "vllm --lora-modules"), site=LORA)
 
 
 EXTRACTOR = VllmExtractor()

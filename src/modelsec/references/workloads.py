@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 from modelsec.references.container import ConfigMapData, Container
 from modelsec.references.model import Malformed, Unresolved, Workload
+from modelsec.references.pins import Path
 
 # kind -> path to the pod template (empty: the object is a Pod).
 POD_TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
@@ -33,6 +34,8 @@ KSERVE_KINDS = frozenset({"InferenceService"})
 KSERVE_COMPONENTS = ("predictor", "transformer", "explainer")
 # Pod-spec lists of containers, in the order the kubelet starts them; (key, init).
 CONTAINER_LISTS = (("initContainers", True), ("containers", False), ("ephemeralContainers", False))
+
+ANNOTATIONS_PATH: Path = ("metadata", "annotations")
 
 # Containers read per workload. Beyond this the workload is reported as unjudgeable (the
 # webhook denies it wherever a group applies), never judged on a prefix of its containers.
@@ -77,19 +80,22 @@ def workload_from_object(kind: str, obj: Any,
     template = _dig(obj, path) if path else obj
     template_where = ".".join(path)
     if template is None:
-        return Workload(kind, (_annotations(obj, ""),))
+        return Workload(kind, (_annotations(obj, ""),), annotation_paths=(ANNOTATIONS_PATH,))
     if not isinstance(template, dict):
         raise Malformed(template_where, "an object")
     annotations = (_annotations(obj, ""),) if not path else (_annotations(obj, ""),
                                                              _annotations(template, template_where))
+    annotation_paths = (ANNOTATIONS_PATH,) if not path else (ANNOTATIONS_PATH, (*path, *ANNOTATIONS_PATH))
     spec_where = f"{template_where}.spec" if path else "spec"
-    containers, problems = pod_containers(template.get("spec"), spec_where, configmaps)
-    return Workload(kind, annotations, containers, problems=problems)
+    containers, problems = pod_containers(template.get("spec"), spec_where, configmaps,
+                                          spec_path=(*path, "spec"))
+    return Workload(kind, annotations, containers, problems=problems, annotation_paths=annotation_paths)
 
 
 def pod_containers(pod_spec: Any, where: str = "spec",
                    configmaps: Mapping[str, ConfigMapData] | None = None,
-                   first_index: int = 0) -> tuple[tuple[Container, ...], tuple[Unresolved, ...]]:
+                   first_index: int = 0, spec_path: Path = ("spec",)
+                   ) -> tuple[tuple[Container, ...], tuple[Unresolved, ...]]:
     """The containers of a pod spec, and what could not be read of them."""
     if pod_spec is None:
         return (), ()
@@ -112,7 +118,7 @@ def pod_containers(pod_spec: Any, where: str = "spec",
             items = items[: max(0, MAX_CONTAINERS - len(out))]
         for i, raw in enumerate(items):
             out.append(Container(raw, init, index=first_index + len(out), where=f"{where}.{key}[{i}]",
-                                 configmaps=configmaps))
+                                 configmaps=configmaps, path=(*spec_path, key, i)))
     return tuple(out), tuple(problems)
 
 
@@ -132,7 +138,8 @@ def _inference_service(kind: str, obj: dict[str, Any],
         where = f"spec.{component_name}"
         if not isinstance(component, dict):
             raise Malformed(where, "an object")
-        found, trouble = pod_containers(component, where, configmaps, first_index=len(containers))
+        found, trouble = pod_containers(component, where, configmaps, first_index=len(containers),
+                                        spec_path=("spec", component_name))
         containers.extend(found)
         problems.extend(trouble)
         # `predictor.model` and the framework keys (`predictor.sklearn`, ...) are
@@ -143,5 +150,7 @@ def _inference_service(kind: str, obj: dict[str, Any],
                     problems.append(Unresolved(where, f"too many containers to judge: more than {MAX_CONTAINERS}"))
                     break
                 containers.append(Container({**part, "name": f"{component_name}.{name}"}, index=len(containers),
-                                            where=f"{where}.{name}", configmaps=configmaps))
-    return Workload(kind, (_annotations(obj, ""),), tuple(containers), spec, tuple(problems))
+                                            where=f"{where}.{name}", configmaps=configmaps,
+                                            path=("spec", component_name, name)))
+    return Workload(kind, (_annotations(obj, ""),), tuple(containers), spec, tuple(problems),
+                    annotation_paths=(ANNOTATIONS_PATH,))
