@@ -95,6 +95,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     scans.add_argument("--resync-seconds", type=float, default=60.0, metavar="S",
                        help="how often to look for scans whose rescanInterval elapsed "
                             "(default: %(default)s)")
+    scans.add_argument("--running-status-after", type=float, default=2.0, metavar="S",
+                       help="write phase Running (and the ScanStarted Event) only once an engine "
+                            "run has lasted this long; 0: always (default: %(default)s)")
     scans.add_argument("--scan-mode", choices=[m.value for m in ScanMode], default=ScanMode.IN_PROCESS.value,
                        help="inProcess: scan in the operator's threads; job: one Kubernetes Job "
                             "per scan attempt (default: %(default)s)")
@@ -151,6 +154,7 @@ def _config(args: argparse.Namespace) -> OperatorConfig:
         max_attempts=args.max_attempts,
         bom_namespace=args.bom_namespace or None,
         scan_delay_seconds=scan_delay_from_env(),
+        running_status_after=args.running_status_after,
         scan_mode=ScanMode(args.scan_mode),
         max_concurrent_scan_jobs=args.max_concurrent_scan_jobs,
         scan_job_namespace=args.scan_job_namespace,
@@ -230,7 +234,8 @@ async def _operate(config: OperatorConfig, configuration: Any) -> None:
     runtime = Runtime(
         config=config,
         kube=kube,
-        pool=ScanPool(config.max_concurrent_scans, config.report_cache_size, config.scan_delay_seconds),
+        pool=ScanPool(config.max_concurrent_scans, config.report_cache_size, config.scan_delay_seconds,
+                      config.running_status_after),
         identity=own_identity(),
         jobs=await job_scanner(config, kube.api_client) if config.scan_mode == ScanMode.JOB else None,
         boms=BomPublisher(kube.api_client, config.bom_namespace),

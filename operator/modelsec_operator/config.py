@@ -35,6 +35,7 @@ class OperatorConfig(BaseModel):
     resync_seconds: float = Field(default=60.0, gt=0)
     max_attempts: int = Field(default=5, ge=1)
     scan_delay_seconds: float = Field(default=0.0, ge=0)
+    running_status_after: float = Field(default=2.0, ge=0)
     scan_mode: ScanMode = ScanMode.IN_PROCESS
     max_concurrent_scan_jobs: int = Field(default=10, ge=1, le=10_000)
     scan_job_namespace: str = Field(default="modelsec", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)

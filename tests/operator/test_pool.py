@@ -87,3 +87,25 @@ async def test_missing_local_model_is_retried_not_judged(tmp_path: Path) -> None
     finally:
         pool.shutdown()
     assert retry.value.reason == "ModelNotFound"
+
+
+async def test_running_is_announced_only_for_scans_that_last(tmp_path: Path) -> None:
+    """The Running write (on_start) costs an API write per scan: small models skip it,
+    a scan lasting longer than running_after gets it, before its result is returned."""
+    (tmp_path / "m.bin").write_bytes(b"\x00" * 64)
+    calls: list[str] = []
+
+    async def announce() -> None:
+        await asyncio.sleep(0.05)  # a status write in flight: the result must wait for it
+        calls.append("running")
+
+    quick = ScanPool(max_concurrent=1, cache_size=0, running_after=5)
+    slow = ScanPool(max_concurrent=1, cache_size=0, delay_seconds=0.5, running_after=0.1)
+    try:
+        await quick.scanned(_job(tmp_path, "m.bin"), fresh=True, on_start=announce)
+        assert calls == []
+        await slow.scanned(_job(tmp_path, "m.bin"), fresh=True, on_start=announce)
+        assert calls == ["running"]
+    finally:
+        quick.shutdown()
+        slow.shutdown()
