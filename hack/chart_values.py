@@ -123,6 +123,27 @@ class Models(Values):
     mount_path: str = Field("/models", pattern=r"^/", description="Where the volume is mounted.")
 
 
+class ScanJobs(Values):
+    max_concurrent: int = Field(10, ge=1, le=10000, description="Scan Jobs at once, cluster-wide "
+                                "(--max-concurrent-scan-jobs), shared fairly between SecurityGroups.")
+    active_deadline_seconds: int = Field(3600, ge=10, description="A scan Job running longer fails "
+                                         "(JobDeadlineExceeded) and the scan is retried.")
+    backoff_limit: int = Field(0, ge=0, le=10, description="Pod retries inside one Job; the operator "
+                               "retries with a new Job per attempt anyway.")
+    ttl_seconds_after_finished: int = Field(600, ge=0, description="Finished Jobs, their Pods and "
+                                            "results are removed after this long.")
+    schedule_timeout_seconds: int = Field(300, ge=1, description="A scan Pod not scheduled after this "
+                                          "long: the Job is deleted and the scan retried (Unschedulable).")
+    sizing: dict[str, Any] = free_form(
+        "Requests and limits from the model size: cpuRequest, cpuLimit, memoryBaseMiB, memoryPerGiBMiB, "
+        "memoryMaxMiB, storageBaseMiB, storagePerGiBMiB, storageMaxMiB (docs/operator.md, Sizing). "
+        "Empty: the operator's defaults.")
+    node_selector: dict[str, Any] = free_form("Node selector of the scan Pods.")
+    tolerations: list[Any] = k8s_list("Tolerations of the scan Pods.")
+    affinity: dict[str, Any] = free_form("Affinity of the scan Pods.")
+    priority_class_name: str = Field("", description="PriorityClass of the scan Pods.")
+
+
 class Operator(Workload):
     replicas: int = Field(2, ge=1, description="Replicas. They elect one active by kopf peering; the "
                           "others stand by and take over when it goes away.")
@@ -134,6 +155,12 @@ class Operator(Workload):
                                   "rescanInterval elapsed (--resync-seconds).")
     max_attempts: int = Field(5, ge=1, description="Attempts for transient failures before a scan is "
                               "Failed with outcome ERROR (--max-attempts).")
+    scan_mode: Literal["inProcess", "job"] = Field(
+        "inProcess", description="inProcess: the active replica scans in its own threads. job: each "
+        "scan attempt is a Job in the release namespace running `modelsec scan-worker` (scanJobs); "
+        "the chart then adds the worker ServiceAccount, its RBAC, and the admission policy that keeps "
+        "verdicts unforgeable (docs/operator.md, Scan Jobs).")
+    scan_jobs: ScanJobs = Field(default_factory=ScanJobs, description="Scan Jobs (scanMode: job).")
     models: Models = Field(default_factory=Models, description="The models volume for Local sources.")
     secret_access: list[SecretAccess] = Field(
         default_factory=list,
