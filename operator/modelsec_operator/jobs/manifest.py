@@ -132,6 +132,7 @@ def build_job(request: JobRequest, settings: JobSettings, namespace: str) -> dic
             "runAsNonRoot": True,
             "runAsUser": settings.run_as_user,
             "runAsGroup": settings.run_as_user,
+            "fsGroup": settings.run_as_user,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [{
@@ -146,7 +147,11 @@ def build_job(request: JobRequest, settings: JobSettings, namespace: str) -> dic
                 "allowPrivilegeEscalation": False,
                 "readOnlyRootFilesystem": True,
                 "privileged": False,
+                "runAsNonRoot": True,
+                "runAsUser": settings.run_as_user,
+                "runAsGroup": settings.run_as_user,
                 "capabilities": {"drop": ["ALL"]},
+                "seccompProfile": {"type": "RuntimeDefault"},
             },
             "volumeMounts": [
                 {"name": "kube-api-access", "mountPath": TOKEN_DIR, "readOnly": True},

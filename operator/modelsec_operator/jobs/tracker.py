@@ -163,7 +163,8 @@ class JobTracker:
         unscheduled = [p for p in pods if (p.get("status") or {}).get("phase", "Pending") == "Pending"
                        and not _condition(p, "PodScheduled")]
         if pods and len(unscheduled) == len(pods) or (not pods and job is not None):
-            waiting.unscheduled_since = waiting.unscheduled_since or now
+            if waiting.unscheduled_since is None:
+                waiting.unscheduled_since = now
             if now - waiting.unscheduled_since >= self.schedule_timeout:
                 return JobEnd(reason="Unschedulable",
                               message=f"scan Job {name} had no Pod scheduled for {self.schedule_timeout:.0f}s "
