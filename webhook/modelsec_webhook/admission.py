@@ -39,7 +39,17 @@ from modelsec.references.workloads import CONTAINER_LISTS, KSERVE_KINDS, POD_TEM
 from modelsec.safe_text import printable
 from modelsec_webhook import metrics
 from modelsec_webhook.caches import BoundedCache
-from modelsec_webhook.decision import Decision, Judgement, Settings, decide, judge_reference
+from modelsec_webhook import verifier
+from modelsec_webhook.decision import (
+    Decision,
+    Effect,
+    Judgement,
+    Settings,
+    Status,
+    amended,
+    decide,
+    judge_reference,
+)
 from modelsec_webhook.review import BadReview, Refused, Request, parse
 from modelsec_webhook.view import Namespace, View
 
@@ -57,6 +67,7 @@ class AdmissionSettings:
     exempt_namespaces: frozenset[str] = frozenset({"kube-system", "modelsec-system"})
     decision: Settings = Settings()
     cache_bytes: int = 32 * MiB  # per cache: extractions, judgements, decisions
+    verifier_image: str | None = None  # the image of verifyAtStart init containers
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,8 @@ class Answer:
     allowed: bool
     reason: str  # metrics label: exempt, no-models, unchanged, judged, ...
     models: bool
+    # Denied only for want of verdicts: the scans these judgements wait for (first deploy).
+    waiting: tuple[Judgement, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -330,7 +343,7 @@ class Admission:
             if model_bearing(kind, obj) == model_bearing(kind, old):
                 return Answer(self._allowed(uid), True, "unchanged", False)
             extraction = self.extractions.of(kind, obj)
-            if same_models(extraction, self.extractions.of(kind, old)):
+            if same_models(extraction, self.extractions.of(kind, old)) and not self._verifiers_touched(kind, obj, old):
                 return Answer(self._allowed(uid), True, "unchanged", bool(extraction))
         else:
             extraction = self.extractions.of(kind, obj)
@@ -350,6 +363,8 @@ class Admission:
                 values[name] = Unreadable("it was not read in time")
             extraction = extract_object(kind, obj, values)
         decided = self._decide(extraction, namespace)
+        if kind == "Pod" and self.view.verifying and ns is not None:
+            decided = self._check_verifiers(obj, extraction, decided)
         decision = decided.decision
         if not request.dry_run:
             self._side_effects(decision, request)
@@ -359,7 +374,24 @@ class Admission:
             decided = Decided.of(replace(decision, message=decision.message + "\n(dry run: no "
                                  "ModelScan was created; apply for real, or create the ModelScan, "
                                  "to start the scan)"))
-        return Answer(decided.body(uid), decision.allowed, "judged", True)
+        waiting = tuple(j for j in decision.judgements if j.status == Status.PENDING and j.effect is Effect.DENY) \
+            if decision.pending_only else ()
+        return Answer(decided.body(uid), decision.allowed, "judged", True, waiting)
+
+    def _verifiers_touched(self, kind: str, obj: Any, old: Any) -> bool:
+        """An UPDATE of a Pod whose init containers or volumes changed must not pass as
+        "unchanged" while a group verifies at start: that is where the verifier lives."""
+        return kind == "Pod" and self.view.verifying and any(
+            _dig(obj, "spec", key) != _dig(old, "spec", key) for key in ("initContainers", "volumes"))
+
+    def _check_verifiers(self, pod: Any, extraction: Extraction, decided: Decided) -> Decided:
+        """verifyAtStart: the Pod must carry an unaltered verifier per file:// model."""
+        needs, remote = verifier.needed(pod, extraction, decided.decision.judgements, self.view)
+        found = verifier.problems(pod, needs, self.settings.verifier_image)
+        denials, warnings, events = verifier.lines(found, remote)
+        if not (denials or warnings or events):
+            return decided
+        return Decided.of(amended(decided.decision, denials, warnings, events))
 
     def _decide(self, extraction: Extraction, namespace: str) -> Decided:
         ns = self.view.namespaces.get(namespace)

@@ -19,6 +19,7 @@ import yaml
 from modelsec_webhook import manifest
 from modelsec_webhook.admission import AdmissionSettings
 from modelsec_webhook.decision import Settings
+from modelsec_webhook.firstdeploy import WaitSettings
 from modelsec_webhook.freshness import DEFAULT_MAX_STALENESS
 from modelsec.k8s.config import KubeConfigError, load_configuration
 from modelsec_webhook.kubeapi import KubeAPI
@@ -124,6 +125,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "namespace NO SecurityGroup covers: allow silently, warn (default) "
                              "or deny. Where a group covers the namespace it is judged ERROR by "
                              "that group (denied under Enforce)")
+    policy.add_argument("--verifier-image", metavar="IMAGE",
+                        help="the modelsec image of the init containers that verify models at start "
+                             "(groups with spec.enforcement.verifyAtStart; its entrypoint must be "
+                             "modelsec); without it such Pods are denied")
+    policy.add_argument("--first-deploy-wait", action=argparse.BooleanOptionalAction, default=True,
+                        help="let a request naming a model without a verdict wait for its scan, "
+                             "within the API server's timeout less --first-deploy-margin, when the "
+                             "scan is expected to finish in time (default: on)")
+    policy.add_argument("--first-deploy-margin", type=float, default=2.0, metavar="S",
+                        help="seconds of the API server's timeout kept for answering (default: %(default)s)")
+    policy.add_argument("--first-deploy-max-waiting", type=int, default=32, metavar="N",
+                        help="requests that may wait for a verdict at once; beyond, they are "
+                             "denied at once as scan pending (default: %(default)s)")
     policy.add_argument("--max-staleness", type=float, default=DEFAULT_MAX_STALENESS, metavar="S",
                         help="decide from the in-memory view only while it is at most this many "
                              "seconds old; beyond, /readyz is 503 and workloads naming models are "
@@ -140,6 +154,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                                "if given, else for --service-namespace/--service-name")
     printing.add_argument("--url", metavar="URL", help="webhook URL, e.g. https://127.0.0.1:8443/validate")
     printing.add_argument("--ca-file", type=Path, metavar="FILE", help="CA certificate for the caBundle")
+    printing.add_argument("--mutating", action="store_true",
+                          help="with --print-config: print the MutatingWebhookConfiguration of /mutate "
+                               "(pinning and verifyAtStart) instead; --url stays the /validate URL")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
@@ -164,8 +181,8 @@ def print_config(args: argparse.Namespace) -> int:
         client = manifest.client_config(url=args.url, ca_bundle=ca)
     else:
         client = manifest.client_config(service=(args.service_namespace, args.service_name), ca_bundle=ca)
-    document = manifest.render(client, name=args.webhook_config_name or manifest.DEFAULT_CONFIG_NAME,
-                               exempt=_exempt(args))
+    render = manifest.render_mutating if args.mutating else manifest.render
+    document = render(client, name=args.webhook_config_name or manifest.DEFAULT_CONFIG_NAME, exempt=_exempt(args))
     sys.stdout.write(yaml.safe_dump(document, sort_keys=False))
     return 0
 
@@ -201,8 +218,11 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
         admission=AdmissionSettings(
             exempt_namespaces=frozenset(_exempt(args)),
             decision=Settings(unresolved_action=args.unresolved_action),
+            verifier_image=args.verifier_image or None,
         ),
         max_staleness=args.max_staleness,
+        first_deploy=WaitSettings(enabled=args.first_deploy_wait, margin_seconds=args.first_deploy_margin,
+                                  max_waiting=args.first_deploy_max_waiting),
     )
 
 

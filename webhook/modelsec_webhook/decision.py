@@ -71,6 +71,10 @@ class Judgement:
     warnings: tuple[str, ...] = ()  # non-blocking failures, as "Rule: message"
     request_scan: bool = False
     effect: Effect = Effect.NONE
+    # The group pins references (spec.enforcement.pin) and its scan read this revision:
+    # what the mutating webhook writes, and what an unpinned reference should have had.
+    pin_to: str | None = None
+    pins: bool = False  # the group pins references (spec.enforcement.pin)
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,8 @@ class Decision:
     events: tuple[str, ...] = ()  # Event messages (audit mode)
     scans: tuple[ScanRequest, ...] = ()
     judgements: tuple[Judgement, ...] = ()
+    denials: tuple[str, ...] = ()  # the lines of ``message``, to add more (verifier checks)
+    pending_only: bool = False  # denied only because verdicts are not there yet (first deploy)
 
 
 @dataclass(frozen=True)
@@ -111,7 +117,8 @@ def judge(reference: Reference, governor: Governor, view: View) -> Judgement:
     mode = group.enforcement.mode
 
     def result(status: Status, detail: str, **extra: object) -> Judgement:
-        return Judgement(reference, group.name, mode, status, detail, **extra)  # type: ignore[arg-type]
+        return Judgement(reference, group.name, mode, status, detail, pins=group.enforcement.pin,
+                         **extra)  # type: ignore[arg-type]
 
     if group.problem:
         return result(Status.ERROR, f"SecurityGroup {group.name} is invalid ({group.problem})")
@@ -135,14 +142,16 @@ def judge(reference: Reference, governor: Governor, view: View) -> Judgement:
         return result(Status.PENDING, f"not scanned yet (ModelScan {name}); scan pending, "
                       "retry shortly", scan=name, request_scan=True,
                       warnings=tuple(warnings))
-    return _from_scan(reference, group.name, mode, record, group.digest, warnings)
+    return _from_scan(reference, group.name, mode, record, group.digest, warnings, group.enforcement.pin)
 
 
 def _from_scan(reference: Reference, group: str, mode: EnforcementMode, record: ScanRecord,
-               digest: str | None, warnings: list[str]) -> Judgement:
+               digest: str | None, warnings: list[str], pin: bool = False) -> Judgement:
+    pin_to = record.revision if pin and record.phase == "Completed" else None
+
     def result(status: Status, detail: str, extra_warnings: tuple[str, ...] = ()) -> Judgement:
         return Judgement(reference, group, mode, status, detail, record.name,
-                         tuple(warnings) + extra_warnings)
+                         tuple(warnings) + extra_warnings, pin_to=pin_to, pins=pin)
 
     if not record.has_verdict:
         phase = (record.phase or "queued").lower()
@@ -260,11 +269,20 @@ def decide(extraction: Extraction, namespace: str, labels: Mapping[str, str] | N
                 events.append(messages.judgement_line(judgement, reference))
             if effect is not Effect.AUDIT:
                 warnings.extend(messages.prefixed(judgement, w) for w in judgement.warnings)
+            if judgement.pin_to and reference.pinnable and not reference.ref.pinned:
+                # The group pins, its scan read a revision, and the workload names the model
+                # where a revision could be written, yet it arrives unpinned: the mutating
+                # webhook did not run (or the verdict came after it did).
+                line = messages.unpinned_line(judgement, reference)
+                route = {EnforcementMode.ENFORCE: denials, EnforcementMode.WARN: warnings,
+                         EnforcementMode.AUDIT: events}[judgement.mode]
+                route.append(line)
 
     if judgements:
         audit.append(("judgements", messages.audit_summary(judgements)))
     if events:
         audit.append(("audit-would-deny", messages.clip(events[0], messages.MAX_AUDIT_VALUE)))
+    pending = sum(1 for j in judgements if j.status == Status.PENDING and j.effect is Effect.DENY)
     return Decision(
         allowed=not denials,
         message=messages.denial(denials) if denials else "",
@@ -273,4 +291,27 @@ def decide(extraction: Extraction, namespace: str, labels: Mapping[str, str] | N
         events=tuple(events),
         scans=tuple(requests),
         judgements=tuple(judgements),
+        denials=tuple(denials),
+        pending_only=bool(denials) and pending == len(denials),
+    )
+
+
+def amended(decision: Decision, denials: list[str], warnings: list[str], events: list[str]) -> Decision:
+    """``decision`` with more lines: checks made on the object itself after the (cached)
+    decision on its references."""
+    if not (denials or warnings or events):
+        return decision
+    all_denials = [*decision.denials, *denials]
+    audit = dict(decision.audit)
+    if events and "audit-would-deny" not in audit:
+        audit["audit-would-deny"] = messages.clip(events[0], messages.MAX_AUDIT_VALUE)
+    return replace(
+        decision,
+        allowed=not all_denials,
+        message=messages.denial(all_denials) if all_denials else "",
+        warnings=messages.bounded_warnings([*decision.warnings, *warnings]),
+        audit=tuple(audit.items()),
+        events=(*decision.events, *events),
+        denials=tuple(all_denials),
+        pending_only=decision.pending_only and not denials,
     )

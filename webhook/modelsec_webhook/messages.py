@@ -90,6 +90,15 @@ def prefixed(judgement: "Judgement", warning: str) -> str:
     return printable(f"modelsec: {show(judgement.reference, True)} ({judgement.group}): {warning}")
 
 
+def unpinned_line(judgement: "Judgement", reference: Reference) -> str:
+    where = f" ({reference.origins[0]})" if reference.origins else ""
+    return printable(f"{show(reference)}{where} is not pinned, and SecurityGroup {judgement.group} pins "
+                     f"references (spec.enforcement.pin) to the revision its scan read, "
+                     f"{judgement.pin_to}: the mutating webhook pin.models.modelsec.io did not rewrite "
+                     "it (apply again; if it persists, check that its MutatingWebhookConfiguration "
+                     "is installed), or name that revision yourself")
+
+
 def invalid_line(invalid: Invalid) -> str:
     return printable(f"{clip(invalid.text, 200)!r} in {invalid.origin} is not a usable model reference: "
                      f"{invalid.problem}")

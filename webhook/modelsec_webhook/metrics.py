@@ -89,6 +89,27 @@ TLS_RELOADS = Counter(
     ["result"], registry=REGISTRY,
 )
 
+FIRST_DEPLOY = Counter(
+    "modelsec_webhook_first_deploy_waits_total",
+    "Requests denied for want of a verdict that could wait for it, by result: admitted or "
+    "denied (the verdict arrived), timeout (the budget ran out), capped (too many waiting), "
+    "not-expected (the scan would not finish in time), no-budget (no timeout on the URL).",
+    ["result"], registry=REGISTRY,
+)
+FIRST_DEPLOY_WAITING = Gauge(
+    "modelsec_webhook_first_deploy_waiting", "Requests waiting for a verdict now.", registry=REGISTRY,
+)
+MUTATIONS = Counter(
+    "modelsec_webhook_mutations_total",
+    "Mutating reviews answered, by what the patch did: pinned, verifiers, pinned+verifiers, "
+    "none, not-needed (no group pins or verifies), internal-error.",
+    ["result"], registry=REGISTRY,
+)
+PINS = Counter(
+    "modelsec_webhook_pins_total", "References rewritten to a revision, by source scheme.",
+    ["scheme"], registry=REGISTRY,
+)
+
 # Children bound once: label lookups stay off the admission hot path.
 OBSERVE_NO_MODELS = REVIEW_SECONDS.labels("none").observe
 OBSERVE_MODELS = REVIEW_SECONDS.labels("some").observe

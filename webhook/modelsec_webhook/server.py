@@ -23,14 +23,22 @@ from modelsec_webhook import metrics
 from modelsec_webhook.admission import Admission, AdmissionSettings, Answer, BadReview, NeedConfigMaps
 from modelsec_webhook.configmaps import ConfigMapReader
 from modelsec_webhook.decision import Decision
+from modelsec_webhook.firstdeploy import FirstDeploy, WaitSettings, request_timeout
 from modelsec_webhook.freshness import DEFAULT_HEARTBEAT, DEFAULT_MAX_STALENESS, Freshness, Heartbeat
 from modelsec_webhook.informer import Informer, Resource
 from modelsec_webhook.kubeapi import KubeAPI
+from modelsec_webhook.mutation import MutateAnswer, Mutator
+from modelsec_webhook.review import Request
 from modelsec_webhook.sideeffects import EventRecorder, ScanRequester
 from modelsec_webhook.tls import ServingCertificate, keep_ca_bundle
 from modelsec_webhook.view import View, sinks
 
 log = logging.getLogger("modelsec.webhook")
+
+
+def started_monotonic(started_perf: float) -> float:
+    """A perf_counter() start as a monotonic() time (the wait's deadlines use the latter)."""
+    return time.monotonic() - (time.perf_counter() - started_perf)
 
 RESOURCES = (
     Resource("modelsources", "/apis/modelsec.io/v1alpha1/modelsources"),
@@ -55,6 +63,7 @@ class ServerConfig:
     watch_seconds: int = 300
     max_staleness: float = DEFAULT_MAX_STALENESS  # seconds the view may lag and still decide
     heartbeat_seconds: float = DEFAULT_HEARTBEAT
+    first_deploy: WaitSettings = field(default_factory=WaitSettings)
 
 
 class Webhook:
@@ -81,6 +90,8 @@ class Webhook:
             staleness=self.freshness.problem,
             configmaps=self.configmaps,
         )
+        self.mutator = Mutator(self.admission, self._record_pins)
+        self.first_deploy = FirstDeploy(self.view, config.first_deploy)
         self.certificate: ServingCertificate | None = None
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -102,6 +113,9 @@ class Webhook:
         for message in decision.events:
             self.events.record(involved, message)
 
+    def _record_pins(self, involved: dict[str, str], message: str) -> None:
+        self.events.record(involved, message, reason="ModelPinned", type_="Normal")
+
     # -- HTTP handlers ------------------------------------------------------------------
 
     async def validate(self, request: web.Request) -> web.Response:
@@ -110,10 +124,7 @@ class Webhook:
         try:
             parsed = self.admission.parse(body)
         except BadReview as exc:
-            # One line per refused body, and a 400: there is no uid to answer with.
-            self._count("invalid-request", "invalid-request")
-            log.warning(f"refused a request from {printable(str(request.remote))}: {printable(str(exc)[:300])}")
-            return web.Response(status=400, text=f"modelsec webhook: {exc}\n")
+            return self._refused(request, exc)
         if isinstance(parsed, Answer):
             answer = parsed
         else:
@@ -125,6 +136,10 @@ class Webhook:
                 outcome = self.admission.answer(parsed, fetched=True)
             assert isinstance(outcome, Answer)
             answer = outcome
+            if answer.waiting:  # denied only for want of verdicts: maybe wait for them
+                answer = await self.first_deploy.wait(
+                    answer, lambda: self._answered(parsed), request_timeout(request.query.get("timeout")),
+                    started_monotonic(started))
         elapsed = time.perf_counter() - started
         (metrics.OBSERVE_MODELS if answer.models else metrics.OBSERVE_NO_MODELS)(elapsed)
         self._count("allowed" if answer.allowed else "denied", answer.reason)
@@ -133,6 +148,45 @@ class Webhook:
             # Server-side time, for the load benchmark and for anyone with curl -v.
             headers={"Server-Timing": f"admit;dur={elapsed * 1000:.3f}"},
         )
+
+    def _answered(self, parsed: Request) -> Answer:
+        outcome = self.admission.answer(parsed, fetched=True)
+        assert isinstance(outcome, Answer)
+        return outcome
+
+    def _refused(self, request: web.Request, exc: BadReview) -> web.Response:
+        # One line per refused body, and a 400: there is no uid to answer with.
+        self._count("invalid-request", "invalid-request")
+        log.warning(f"refused a request from {printable(str(request.remote))}: {printable(str(exc)[:300])}")
+        return web.Response(status=400, text=f"modelsec webhook: {exc}\n")
+
+    async def mutate(self, request: web.Request) -> web.Response:
+        """Pin references and add verifiers (``spec.enforcement.pin``/``verifyAtStart``)."""
+        started = time.perf_counter()
+        body = await request.read()
+        try:
+            parsed = self.admission.parse(body)
+        except BadReview as exc:
+            return self._refused(request, exc)
+        if isinstance(parsed, Answer):
+            return web.json_response(body=parsed.body)
+        outcome = self.mutator.answer(parsed)
+        if isinstance(outcome, NeedConfigMaps):
+            await self.configmaps.fetch(outcome.namespace, outcome.names)
+            outcome = self.mutator.answer(parsed, fetched=True)
+        assert isinstance(outcome, MutateAnswer)
+        if outcome.waiting:  # a pinning group has no verdict yet: maybe wait, to pin now
+            outcome = await self.first_deploy.wait(
+                outcome, lambda: self._mutated(parsed), request_timeout(request.query.get("timeout")),
+                started_monotonic(started))
+        elapsed = time.perf_counter() - started
+        return web.Response(body=outcome.body, content_type="application/json",
+                            headers={"Server-Timing": f"admit;dur={elapsed * 1000:.3f}"})
+
+    def _mutated(self, parsed: Request) -> MutateAnswer:
+        outcome = self.mutator.answer(parsed, fetched=True)
+        assert isinstance(outcome, MutateAnswer)
+        return outcome
 
     def _count(self, decision: str, reason: str) -> None:
         counter = self._review_counters.get((decision, reason))
@@ -157,6 +211,7 @@ class Webhook:
     def admission_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_REVIEW_BYTES)
         app.router.add_post("/validate", self.validate)
+        app.router.add_post("/mutate", self.mutate)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         return app

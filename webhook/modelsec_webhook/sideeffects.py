@@ -125,9 +125,10 @@ class ScanRequester:
 
 
 class EventRecorder:
-    """Posts Kubernetes Events about admitted workloads (Audit mode)."""
+    """Posts Kubernetes Events about admitted workloads (Audit mode, pinned references)."""
 
     REASON = "ModelCheckAudit"
+    AUDIT_PREFIX = "admitted in Audit mode, would be denied: "
 
     def __init__(self, api: KubeAPI, limit: int = 128) -> None:
         self.api = api
@@ -135,21 +136,24 @@ class EventRecorder:
         self.background = _Background("event", limit, remember_seconds=300.0,
                                       counter=lambda r: metrics.EVENTS.labels(r).inc())
 
-    def record(self, involved: dict[str, str], message: str) -> None:
+    def record(self, involved: dict[str, str], message: str, reason: str = REASON,
+               type_: str = "Warning") -> None:
         key = (involved.get("namespace"), involved.get("kind"), involved.get("name"), message)
-        self.background.start(key, lambda: self._post(involved, message))
+        self.background.start(key, lambda: self._post(involved, message, reason, type_))
 
-    def body(self, involved: dict[str, str], message: str) -> dict[str, Any]:
+    def body(self, involved: dict[str, str], message: str, reason: str = REASON,
+             type_: str = "Warning") -> dict[str, Any]:
         now = timestamp()
+        text = self.AUDIT_PREFIX + message if reason == self.REASON else message
         return {
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {"generateName": f"{involved.get('name') or 'workload'}.",
                          "namespace": involved["namespace"]},
             "involvedObject": involved,
-            "reason": self.REASON,
-            "message": messages.clip(f"admitted in Audit mode, would be denied: {message}", 1024),
-            "type": "Warning",
+            "reason": reason,
+            "message": messages.clip(text, 1024),
+            "type": type_,
             "source": {"component": "modelsec-webhook"},
             "reportingComponent": "modelsec.io/webhook",
             "reportingInstance": self.instance[:128],
@@ -158,10 +162,11 @@ class EventRecorder:
             "count": 1,
         }
 
-    async def _post(self, involved: dict[str, str], message: str) -> None:
+    async def _post(self, involved: dict[str, str], message: str, reason: str = REASON,
+                    type_: str = "Warning") -> None:
         path = f"/api/v1/namespaces/{involved['namespace']}/events"
         try:
-            await self.api.request("POST", path, body=self.body(involved, message))
+            await self.api.request("POST", path, body=self.body(involved, message, reason, type_))
         except Exception as exc:  # noqa: BLE001
             metrics.EVENTS.labels("failed").inc()
             log.warning(printable(f"could not post Event about {involved.get('kind')} "

@@ -32,6 +32,7 @@ from modelsec_webhook.kubeapi import ApiError, KubeAPI
 log = logging.getLogger("modelsec.webhook.tls")
 
 VWC_PATH = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
+MWC_PATH = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
 RENEW_BEFORE = dt.timedelta(days=30)
 VALIDITY = dt.timedelta(days=365)
 
@@ -196,11 +197,14 @@ def _write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-async def ensure_ca_bundle(api: KubeAPI, name: str, ca_bundle: str) -> str:
-    """Write ``ca_bundle`` into every webhook of the configuration that lacks it. Returns
-    "patched", "current" or "missing"."""
+async def ensure_ca_bundle(api: KubeAPI, name: str, ca_bundle: str, collection: str = "") -> str:
+    """Write ``ca_bundle`` into every webhook of the configuration that lacks it (the
+    ValidatingWebhookConfiguration, or the collection path given: the mutating one).
+    Returns "patched", "current" or "missing"."""
+    collection = collection or VWC_PATH
+    kind = "MutatingWebhookConfiguration" if collection == MWC_PATH else "ValidatingWebhookConfiguration"
     try:
-        config = await api.request("GET", f"{VWC_PATH}/{name}")
+        config = await api.request("GET", f"{collection}/{name}")
     except ApiError as exc:
         if exc.status == 404:
             return "missing"
@@ -215,9 +219,9 @@ async def ensure_ca_bundle(api: KubeAPI, name: str, ca_bundle: str) -> str:
         operations.append({"op": "add", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": ca_bundle})
     if not operations:
         return "current"
-    await api.request("PATCH", f"{VWC_PATH}/{name}", body=operations,
+    await api.request("PATCH", f"{collection}/{name}", body=operations,
                       content_type="application/json-patch+json")
-    log.info(f"wrote the CA into ValidatingWebhookConfiguration {name}")
+    log.info(f"wrote the CA into {kind} {name}")
     return "patched"
 
 
@@ -227,6 +231,8 @@ async def keep_ca_bundle(api: KubeAPI, name: str, ca_bundle: str, every: float =
             state = await ensure_ca_bundle(api, name, ca_bundle)
             if state == "missing":
                 log.warning(f"ValidatingWebhookConfiguration {name} does not exist yet; will retry")
+            # The mutating configuration (pinning, verifyAtStart) is optional.
+            await ensure_ca_bundle(api, name, ca_bundle, MWC_PATH)
         except Exception as exc:  # noqa: BLE001 - keep trying; the API server may be restarting
             state = "failed"
             log.warning(f"could not check the caBundle of {name}: {exc}")

@@ -59,6 +59,11 @@ class ScanRecord:
     warnings: tuple[tuple[str, str], ...] = ()  # (rule, message) of NonBlocking failures
     findings: tuple[FindingBrief, ...] = ()
     findings_total: int = 0
+    revision: str | None = None  # what the scan read (status.revision): pins, and a second key
+    scanned_key: str | None = None  # scan key of (model, revision read, group), when it differs
+    group: str = ""
+    started_at: str = ""  # status.startedAt: how long the current attempt has been running
+    queue_position: int | None = None  # status.queuePosition while Pending for a slot
 
     @property
     def has_verdict(self) -> bool:
@@ -79,9 +84,13 @@ def scan_record(obj: dict[str, Any]) -> ScanRecord | None:
     failed = names(Mode.BLOCKING.value, "FAILED")
     findings = [f for f in status.get("findings") or [] if isinstance(f, dict)]
     decisive = [f for f in findings if f.get("rule") in failed] or findings
+    key = scan_key(model, spec.get("revision"), group)
+    read = status.get("revision") if isinstance(status.get("revision"), str) else None
+    scanned_key = scan_key(model, read, group) if read and status.get("phase") == "Completed" else None
+    position = status.get("queuePosition")
     return ScanRecord(
         name=str(obj["metadata"]["name"]),
-        key=scan_key(model, spec.get("revision"), group),
+        key=key,
         phase=status.get("phase"),
         outcome=status.get("outcome"),
         reason=str(status.get("reason") or ""),
@@ -100,6 +109,11 @@ def scan_record(obj: dict[str, Any]) -> ScanRecord | None:
             for f in decisive[:MAX_FINDINGS_KEPT]
         ),
         findings_total=int(status.get("findingsTotal") or len(findings)),
+        revision=read,
+        scanned_key=scanned_key if scanned_key != key else None,
+        group=group,
+        started_at=str(status.get("startedAt") or ""),
+        queue_position=position if isinstance(position, int) else None,
     )
 
 
@@ -191,10 +205,15 @@ class Namespace:
 class View:
     scans: dict[str, dict[str, ScanRecord]] = field(default_factory=dict)  # key -> name -> record
     scan_keys: dict[str, str] = field(default_factory=dict)  # name -> key
+    # By the key of the revision each scan read (status.revision), when not its spec's.
+    scanned: dict[str, dict[str, ScanRecord]] = field(default_factory=dict)
+    scanned_keys: dict[str, str] = field(default_factory=dict)  # name -> scanned key
     groups: dict[str, GroupRecord] = field(default_factory=dict)
     sources: dict[str, SourceMatcher | None] = field(default_factory=dict)  # None: invalid spec
     namespaces: dict[str, Namespace] = field(default_factory=dict)
     by_scheme: dict[str, tuple[Governor, ...]] = field(default_factory=dict)
+    pinning: bool = False  # some group with a source has spec.enforcement.pin
+    verifying: bool = False  # some group with a source has spec.enforcement.verifyAtStart
     generation: int = 0
     _namespace_versions: int = 0
     on_change: list[Callable[[], None]] = field(default_factory=list)
@@ -217,7 +236,11 @@ class View:
         return tuple(seen[name] for name in sorted(seen))
 
     def scan(self, key: str) -> ScanRecord | None:
-        records = self.scans.get(key)
+        """The ModelScan of a (model, revision, group) key: one whose spec names that
+        revision, else one whose scan *read* it (``status.revision``): the scan of
+        ``hf://org/m`` that read commit C judges ``hf://org/m@C`` too, which is what a
+        pinned workload names."""
+        records = self.scans.get(key) or self.scanned.get(key)
         if not records:
             return None
         if len(records) == 1:
@@ -243,6 +266,10 @@ class View:
                 continue  # no such source (the group is not Ready): it governs nothing
             by_scheme.setdefault(source.scheme, []).append(Governor(group, source))
         self.by_scheme = {k: tuple(sorted(v, key=lambda g: g.group.name)) for k, v in by_scheme.items()}
+        # Most clusters use neither: the mutating webhook and the verifier check then cost
+        # one attribute read per request.
+        self.pinning = any(g.group.enforcement.pin for v in self.by_scheme.values() for g in v)
+        self.verifying = any(g.group.enforcement.verify_at_start for v in self.by_scheme.values() for g in v)
 
     def set_scan(self, obj: dict[str, Any]) -> None:
         name = obj["metadata"]["name"]
@@ -251,14 +278,18 @@ class View:
         if record is not None:
             self.scans.setdefault(record.key, {})[name] = record
             self.scan_keys[name] = record.key
+            if record.scanned_key is not None:
+                self.scanned.setdefault(record.scanned_key, {})[name] = record
+                self.scanned_keys[name] = record.scanned_key
 
     def _drop_scan(self, name: str) -> None:
-        key = self.scan_keys.pop(name, None)
-        if key is not None:
-            records = self.scans.get(key, {})
-            records.pop(name, None)
-            if not records:
-                self.scans.pop(key, None)
+        for keys, table in ((self.scan_keys, self.scans), (self.scanned_keys, self.scanned)):
+            key = keys.pop(name, None)
+            if key is not None:
+                records = table.get(key, {})
+                records.pop(name, None)
+                if not records:
+                    table.pop(key, None)
 
     def set_group(self, obj: dict[str, Any]) -> None:
         record = group_record(obj)
