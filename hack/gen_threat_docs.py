@@ -16,7 +16,7 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "threats.md"
 
 
 def render() -> str:
-    formats.scanners()  # format modules declare their threats as they load
+    formats.load_all()  # format modules (and their scanning code) declare threats as they load
     rules.registry()
     import modelsec.engine  # noqa: F401
     import modelsec.sources.huggingface  # noqa: F401

@@ -15,7 +15,7 @@ def test_every_threat_names_a_registered_rule():
     from modelsec import formats, rules
     from modelsec.findings import THREATS
 
-    formats.scanners()
+    formats.load_all()
     known = set(rules.registry())
     unknown = {t.code: t.rule for t in THREATS.values() if t.rule not in known}
     assert unknown == {}

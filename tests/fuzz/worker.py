@@ -101,16 +101,16 @@ class Recorder:
 
 def load_instrumented(parser: str) -> Target:
     """Import the target inside atheris's import hook, so that the parser code it reaches
-    reports coverage; the format registry is loaded there too (format modules are
-    otherwise imported lazily, on the first input, outside the hook)."""
+    reports coverage; every format module and the scanning code they import lazily are
+    loaded there too (they are otherwise imported on the first input that needs them,
+    outside the hook)."""
     import atheris
 
     with atheris.instrument_imports(include=list(harness.INSTRUMENTED)):
         target = harness.load(parser)
         from modelsec import formats
 
-        formats.scanners()
-        formats.directory_analyzers()
+        formats.load_all()
     return target
 
 

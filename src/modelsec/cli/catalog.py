@@ -190,7 +190,7 @@ def run_threats(args: argparse.Namespace) -> int:
     from modelsec import formats, rules
     from modelsec.findings import THREATS
 
-    formats.scanners()  # threats are declared by the format modules as they load
+    formats.load_all()  # threats are declared by the format modules as they load
     rules.registry()
     import modelsec.engine  # noqa: F401  (engine-level threats)
 

@@ -3,14 +3,21 @@
 To add a format: write ``formats/<name>.py`` exposing ``SCANNER`` (a
 :class:`~modelsec.formats.base.FormatScanner`) and/or ``ANALYZER`` (a
 :class:`~modelsec.formats.base.DirectoryAnalyzer`, for layouts that span files such as a
-TensorFlow SavedModel or a Hugging Face snapshot), then add its name below. Modules are
-imported on first use so that ``modelsec --help`` stays fast.
+TensorFlow SavedModel or a Hugging Face snapshot), then add its name below.
+
+Every file is shown to every format's detector (:mod:`modelsec.interpretations`), so a
+format module imports only what detection needs: signature checks, a few small reads.
+What scanning needs (a parser, Jinja, PyYAML, the ONNX reader) is imported by ``scan``,
+or by ``detect`` once a cheap check has passed: a safetensors file never loads the ONNX
+reader. A format whose scanning code is large keeps it in ``<name>_scan.py`` beside it
+(``onnx`` and ``onnx_scan``). ``tests/core/test_startup.py`` holds detection to that.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+import pkgutil
 
 from modelsec.formats.base import DirectoryAnalyzer, FormatScanner
 
@@ -66,3 +73,20 @@ def directory_analyzers() -> tuple[DirectoryAnalyzer, ...]:
 
 def by_name(name: str) -> FormatScanner | None:
     return next((s for s in scanners() if s.name == name), None)
+
+
+# Scanning code outside this package that declares threats and that format modules import
+# only when they meet its kind of content.
+LAZY_ANALYSES: tuple[str, ...] = ("modelsec.templates",)
+
+
+@functools.cache
+def load_all() -> None:
+    """Import every module of this package and the analyses they load lazily, so that the
+    threat catalogue is complete (``modelsec threats``, docs/threats.md, SARIF rule
+    descriptions of findings made in worker processes). Scanning never needs this."""
+    _loaded()
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+    for name in LAZY_ANALYSES:
+        importlib.import_module(name)

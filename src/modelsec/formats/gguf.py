@@ -24,7 +24,6 @@ from modelsec.bytesource import CHUNK, ByteSource, LimitExceeded
 from modelsec.context import ScanContext
 from modelsec.findings import Severity, threat
 from modelsec.formats.base import FormatCategory, FormatScanner, Reader
-from modelsec.templates import report as report_template
 
 MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
@@ -332,6 +331,8 @@ class _Parser:
             text = raw.decode("utf-8", errors="replace")
             self.finding(GGUF_METADATA, f"{key} is not valid UTF-8", at, key)
         self.header.templates.setdefault(key, []).append(text)
+        from modelsec.templates import report as report_template  # Jinja: only for templates
+
         report_template(self.ctx, text, key, strict=True)
 
     def _array(self, key: str, at: int, depth: int) -> None:

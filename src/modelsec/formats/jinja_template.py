@@ -4,23 +4,25 @@
 Recognised by content: UTF-8 text that contains ``{{`` or ``{%`` and parses as a Jinja
 template. The file name breaks ties only: a template-like name claims a file with Jinja
 delimiters that does not parse (so the failure is reported, not ignored), and a YAML name
-leaves the file to the YAML scanner.
+leaves the file to the YAML scanner. Jinja and the analysis are imported only for text
+that passes those cheap checks.
 """
 
 from __future__ import annotations
 
-from jinja2 import nodes
+from typing import TYPE_CHECKING
 
 from modelsec.bytesource import ByteSource, LimitExceeded
-from modelsec.context import ScanContext
 from modelsec.formats.base import FormatCategory, FormatScanner
 from modelsec.formats.config_common import decode_text, head_is_text
-from modelsec.templates import MAX_TEMPLATE_CHARS, has_markers, report
-from modelsec.templates.parsing import parse
+
+if TYPE_CHECKING:
+    from jinja2 import nodes
+
+    from modelsec.context import ScanContext
 
 TEMPLATE_SUFFIXES = (".jinja", ".jinja2", ".j2", ".template", ".tmpl", ".tpl")
 YAML_SUFFIXES = (".yaml", ".yml")
-MAX_TEMPLATE_BYTES = MAX_TEMPLATE_CHARS * 4  # UTF-8 upper bound
 
 
 def template_named(filename: str) -> bool:
@@ -28,8 +30,16 @@ def template_named(filename: str) -> bool:
     return lower.endswith(TEMPLATE_SUFFIXES) or "chat_template" in lower
 
 
+def _max_template_bytes() -> int:
+    from modelsec.templates.parsing import MAX_TEMPLATE_CHARS
+
+    return MAX_TEMPLATE_CHARS * 4  # UTF-8 upper bound
+
+
 def _has_logic(tree: nodes.Template) -> bool:
     """Anything beyond literal text: an expression or a statement."""
+    from jinja2 import nodes
+
     return any(not isinstance(n, (nodes.Output, nodes.TemplateData)) for n in tree.find_all(nodes.Node))
 
 
@@ -41,11 +51,15 @@ class JinjaTemplateScanner(FormatScanner):
     def detect(self, head: bytes, source: ByteSource, filename: str) -> bool:
         if filename.lower().endswith(YAML_SUFFIXES):
             return False
-        if source.size > MAX_TEMPLATE_BYTES or not head_is_text(head, source):
-            return False
         named = template_named(filename)
         if not named and b"{{" not in head and b"{%" not in head:
             return False  # templates put their logic early; a name claims the rest
+        if not head_is_text(head, source):
+            return False
+        from modelsec.templates.parsing import has_markers, parse
+
+        if source.size > _max_template_bytes():
+            return False
         data = head if source.size <= len(head) else source.read_at(0, source.size)
         text = decode_text(data)
         if text is None or not has_markers(text):
@@ -56,8 +70,10 @@ class JinjaTemplateScanner(FormatScanner):
         return result.tree is not None and _has_logic(result.tree)
 
     def scan(self, source: ByteSource, ctx: ScanContext) -> None:
-        if source.size > MAX_TEMPLATE_BYTES:
-            raise LimitExceeded(f"template of {source.size} bytes exceeds {MAX_TEMPLATE_BYTES}")
+        from modelsec.templates import report
+
+        if source.size > _max_template_bytes():
+            raise LimitExceeded(f"template of {source.size} bytes exceeds {_max_template_bytes()}")
         data = source.read_at(0, source.size)
         text = decode_text(data)
         if text is None:

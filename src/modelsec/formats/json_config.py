@@ -21,7 +21,6 @@ from modelsec.formats.config_common import (
     decode_text,
     head_is_text,
 )
-from modelsec.templates.config_walk import iter_json_candidates, report_candidates
 
 _WS = b" \t\r\n"
 _VALUE_START = b'{["-0123456789tfnNI'
@@ -115,6 +114,9 @@ class JsonConfigScanner(FormatScanner):
             ctx.incomplete(f"not valid JSON ({exc}); its values were not inspected", CONFIG_UNPARSEABLE)
             return
         report_duplicates(ctx, duplicates)
+        # The template analysis (Jinja), loaded for the first JSON file scanned, not detected.
+        from modelsec.templates.config_walk import iter_json_candidates, report_candidates
+
         report_candidates(ctx, iter_json_candidates(value, extra=duplicates))
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 from typing import Any
@@ -24,7 +23,7 @@ from modelsec.bytesource import ByteSource, FileSource, LimitExceeded, iter_chun
 from modelsec.context import ScanContext
 from modelsec.findings import Severity, threat
 from modelsec.formats.base import FormatCategory, FormatScanner, Reader
-from modelsec.formats.keras_config import KERAS_MALFORMED, analyze_json_text
+from modelsec.formats.keras_config import KERAS_MALFORMED
 from modelsec.keras import h5_probe
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -73,6 +72,8 @@ def find_superblock(head: bytes, source: ByteSource) -> int | None:
 
 def run_probe(path: str, blob_dir: str) -> tuple[dict[str, Any] | None, str]:
     """The probe's summary, or None and why it failed."""
+    import subprocess  # (3 ms of start-up that only HDF5 files need)
+
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         # No filter plugins: a file must not make libhdf5 dlopen anything.
@@ -138,6 +139,8 @@ class KerasH5Scanner(FormatScanner):
             self._report(summary, ctx)
 
     def _report(self, summary: dict[str, Any], ctx: ScanContext) -> None:
+        from modelsec.formats.keras_config_scan import analyze_json_text
+
         if "open_error" in summary:
             ctx.set_format("hdf5", FormatCategory.MODEL)
             ctx.incomplete(f"HDF5 file could not be opened: {summary['open_error']}")

@@ -1,28 +1,26 @@
 """ONNX models (``ModelProto``): operators, external data, architectural backdoors.
 
-The file is parsed as protobuf wire data by :mod:`modelsec.onnx.reader`; neither ``onnx``
-nor a runtime is imported, no graph is run and no external data file is opened. See
+This module recognises a model and declares what its scan can find; the scan itself
+(:mod:`modelsec.formats.onnx_scan`) is imported for the first ONNX file only. The file is
+parsed as protobuf wire data by :mod:`modelsec.onnx.reader`; neither ``onnx`` nor a runtime
+is imported, no graph is run and no external data file is opened. See
 ``docs/formats/onnx.md``.
 """
 
 from __future__ import annotations
 
-import os
+from typing import TYPE_CHECKING
 
-from modelsec.backdoor.analysis import AnalysisLimits, analyze
-from modelsec.backdoor.findings import findings_for
-from modelsec.bytesource import ByteSource, FileSource, LimitExceeded
-from modelsec.context import ScanContext
+from modelsec.bytesource import ByteSource, LimitExceeded
 from modelsec.findings import Severity, threat
 from modelsec.formats.base import FormatCategory, FormatScanner, Reader
-from modelsec.onnx import external as ext
-from modelsec.onnx import operators as ops
-from modelsec.onnx.dataflow import to_dataflow
-from modelsec.onnx.display import printable
 from modelsec.onnx.detect import looks_like_onnx
-from modelsec.onnx.model import OnnxModel
-from modelsec.onnx.reader import ReaderLimits, read_model
 from modelsec.protobuf_wire import LEN, BlockCache, Message, WireError, WireLimits
+
+if TYPE_CHECKING:
+    from modelsec.backdoor.analysis import AnalysisLimits
+    from modelsec.context import ScanContext
+    from modelsec.onnx.reader import ReaderLimits
 
 OPS = "KnownFrameworkOperators"
 SUSPICIOUS = "SuspiciousComponents"
@@ -126,30 +124,6 @@ INCOMPLETE_MALFORMED = "MS-ONNX-091"
 INCOMPLETE_OPSET = "MS-ONNX-092"
 INCOMPLETE_BACKDOOR = "MS-ONNX-093"
 
-_OPERATOR_THREATS = {
-    ops.PYTHON_OP: PYTHON_OPERATOR,
-    ops.CUSTOM_DOMAIN: CUSTOM_OPERATOR,
-    ops.UNKNOWN_OP: UNKNOWN_OPERATOR,
-    ops.NOT_IMPORTED: UNKNOWN_OPERATOR,
-    ops.CONFLICTING_IMPORTS: CONFLICTING_OPSETS,
-}
-_EXTERNAL_THREATS = {
-    ext.ABSOLUTE: EXTERNAL_ABSOLUTE,
-    ext.TRAVERSAL: EXTERNAL_TRAVERSAL,
-    ext.AMBIGUOUS: EXTERNAL_AMBIGUOUS,
-    ext.SYMLINK: EXTERNAL_SYMLINK,
-    ext.OUTSIDE: EXTERNAL_OUTSIDE,
-}
-
-
-def _model_dir(source: ByteSource, ctx: ScanContext) -> str | None:
-    """The directory a runtime resolves external data against, for a model on local
-    disk (not an archive member or a remote object)."""
-    if ctx.depth == 0 and isinstance(source, FileSource):
-        return os.path.dirname(os.path.abspath(source.path))
-    return None
-
-
 # ModelProto.graph, and the GraphProto fields (all length-delimited) a graph starts with
 _GRAPH = 7
 _GRAPH_FIELDS = frozenset({1, 2, 5, 10, 11, 12, 13, 14, 15, 16})
@@ -190,75 +164,17 @@ class OnnxScanner(FormatScanner):
     category = FormatCategory.MODEL
     priority = 40
     readers = (Reader("onnx.load, onnxruntime", "a protobuf ModelProto from offset 0"),)
-    reader_limits = ReaderLimits()
-    analysis_limits = AnalysisLimits()
+    # Bounds of the reader and of the backdoor analysis; None: their defaults.
+    reader_limits: ReaderLimits | None = None
+    analysis_limits: AnalysisLimits | None = None
 
     def detect(self, head: bytes, source: ByteSource, filename: str) -> bool:
         return looks_like_onnx(head, source) or parses_as_model_proto(source)
 
     def scan(self, source: ByteSource, ctx: ScanContext) -> None:
-        model_dir = _model_dir(source, ctx)
-        model = read_model(BlockCache(source), self.reader_limits)
-        self._report_read_problems(model, ctx)
-        self._check_operators(model, ctx)
-        self._check_external(model, model_dir, ctx)
-        self._check_backdoors(model, ctx)
+        from modelsec.formats.onnx_scan import scan_onnx  # loaded for ONNX files only
 
-    @staticmethod
-    def _report_read_problems(model: OnnxModel, ctx: ScanContext) -> None:
-        for error in model.errors:
-            if model.malformed:
-                ctx.report(MALFORMED.at(ctx.path, f"ONNX model is malformed: {printable(error)}"))
-                ctx.incomplete(f"{error}; the rest of the model was not inspected", INCOMPLETE_MALFORMED)
-            else:
-                ctx.incomplete(error, INCOMPLETE_LIMIT)
-
-    @staticmethod
-    def _check_operators(model: OnnxModel, ctx: ScanContext) -> None:
-        report = ops.check_operators(model)
-        for issue in report.issues:
-            subject = f"{issue.domain}::{issue.op_type}" if issue.domain else issue.op_type
-            more = f" ({issue.count} nodes)" if issue.count > 1 else ""
-            ctx.report(
-                _OPERATOR_THREATS[issue.kind].at(
-                    ctx.path,
-                    printable(issue.message, 1000) + more,
-                    offset=issue.offset or None,
-                    subject=printable(subject or issue.domain),
-                    details={"count": issue.count, "nodes": [printable(e) for e in issue.examples]},
-                )
-            )
-        for domain, version in report.newer_than_table.items():
-            ctx.incomplete(
-                f"the model imports {domain} opset {version}, newer than the scanner's table "
-                "(regenerate it with hack/gen_onnx_opsets.py); operators were checked against "
-                "the newest known version",
-                INCOMPLETE_OPSET,
-            )
-
-    @staticmethod
-    def _check_external(model: OnnxModel, model_dir: str | None, ctx: ScanContext) -> None:
-        for issue in ext.check_external(model, model_dir):
-            more = f" ({issue.count} tensors)" if issue.count > 1 else ""
-            ctx.report(
-                _EXTERNAL_THREATS[issue.kind].at(
-                    ctx.path,
-                    printable(issue.message, 1000) + more,
-                    offset=issue.offset or None,
-                    subject=printable(issue.location, 200),
-                    details={"tensors": [printable(t) for t in issue.tensors], "count": issue.count},
-                )
-            )
-
-    def _check_backdoors(self, model: OnnxModel, ctx: ScanContext) -> None:
-        dataflow = to_dataflow(model)
-        if dataflow is None:
-            return
-        report = analyze(dataflow, self.analysis_limits)
-        for finding in findings_for(report, ctx.path):
-            ctx.report(finding)
-        if report.incomplete:
-            ctx.incomplete(report.incomplete, INCOMPLETE_BACKDOOR)
+        scan_onnx(source, ctx, self.reader_limits, self.analysis_limits)
 
 
 SCANNER = OnnxScanner()

@@ -14,15 +14,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from modelsec.bytesource import ByteSource, FileSource, LimitExceeded
+from modelsec.bytesource import ByteSource, FileSource
 from modelsec.context import ScanContext
 from modelsec.findings import Severity, threat
-from modelsec.formats.base import DirectoryAnalyzer, FormatCategory, FormatScanner, Reader
-from modelsec.formats.keras_config import analyze_json_text
-from modelsec.protobuf_wire import WireError
-from modelsec.tensorflow import graph as tfgraph
-from modelsec.tensorflow import ops as tfops
-from modelsec.tensorflow.graph import GraphSummary, NodeInfo
+from modelsec.formats.base import DirectoryAnalyzer, FormatCategory, FormatScanner, Reader, filename_of
 
 TF_PYFUNC = threat(
     "MS-TF-001",
@@ -113,136 +108,6 @@ FORMAT_BY_KIND = {
 }
 KNOWN_NAMES = {"saved_model.pb": "saved_model", "keras_metadata.pb": "keras_metadata"}
 FIRST_TAGS = {0x08, 0x0A, 0x12, 0x18, 0x1A, 0x22, 0x2A}  # fields 1-5 of the TF protos
-_RISK_THREAT = {
-    tfops.OpRisk.CODE: TF_PYFUNC,
-    tfops.OpRisk.FILE_READ: TF_FILE_READ,
-    tfops.OpRisk.FILE_WRITE: TF_FILE_WRITE,
-    tfops.OpRisk.NETWORK: TF_NETWORK,
-    tfops.OpRisk.DEBUG: TF_DEBUG,
-}
-
-
-def _input_node(ref: str) -> str:
-    """``^name`` / ``name:0`` / ``name:output:0`` -> ``name``."""
-    return ref.lstrip("^").split(":", 1)[0]
-
-
-def _where(node: NodeInfo) -> str:
-    return f"node {node.name!r} ({node.op}) in {node.scope}"
-
-
-def report_node(node: NodeInfo, summary: GraphSummary, file: str, ctx: ScanContext) -> None:
-    """Findings for one node whose op is risky or judged by its attributes."""
-    risk = tfops.classify(node.op)
-    literal = [
-        value
-        for ref in node.inputs[:2]
-        for value in summary.const_strings.get((node.scope, _input_node(ref)), [])
-    ]
-    details: dict[str, object] = {"scope": node.scope}
-    if node.attrs:
-        details["attrs"] = node.attrs
-    if node.device:
-        details["device"] = node.device
-    if literal:
-        details["path_constants"] = literal[:8]
-    if risk is tfops.OpRisk.PATH_ARGUMENT:
-        for value in literal:
-            verdict = tfops.judge_path(value)
-            if verdict:
-                ctx.report(
-                    TF_PATH.at(
-                        file,
-                        f"{_where(node)} uses {value!r}, {verdict.reason}",
-                        subject=value,
-                        offset=node.offset,
-                        details=details,
-                    )
-                )
-        return
-    if risk is not None:
-        found = _RISK_THREAT[risk]
-        extra = ""
-        if risk is tfops.OpRisk.CODE:
-            token = node.attrs.get("token", [""])[0]
-            extra = f" (registered function token {token!r})" if token else ""
-        elif node.op == "ImmutableConst":
-            extra = f" (memory region {node.attrs.get('memory_region_name', [''])[0]!r})"
-        elif literal:
-            extra = f" (path {literal[0]!r})"
-        urls = node.attrs.get("debug_urls")
-        if urls:
-            extra += f" (debug URLs {', '.join(urls[:3])})"
-            if risk is tfops.OpRisk.DEBUG:
-                found_severity = Severity.HIGH
-            else:
-                found_severity = None
-        else:
-            found_severity = None
-        ctx.report(
-            found.at(
-                file,
-                f"{_where(node)} {risk.value}{extra}",
-                subject=node.op,
-                offset=node.offset,
-                severity=found_severity,
-                details=details,
-            )
-        )
-        return
-    if node.op == "PrintV2":
-        stream = node.attrs.get("output_stream", [""])[0]
-        if stream.startswith("file://"):
-            ctx.report(
-                TF_FILE_WRITE.at(
-                    file, f"{_where(node)} prints to {stream}", subject=node.op,
-                    offset=node.offset, details=details,
-                )
-            )
-    elif node.op in ("DecodeProtoV2", "EncodeProto"):
-        source = node.attrs.get("descriptor_source", ["local://"])[0]
-        if source not in ("", "local://"):
-            ctx.report(
-                TF_FILE_READ.at(
-                    file, f"{_where(node)} reads proto descriptors from {source!r}",
-                    subject=node.op, offset=node.offset, details=details,
-                )
-            )
-
-
-def report_summary(summary: GraphSummary, file: str, ctx: ScanContext) -> None:
-    for node in summary.risky:
-        report_node(node, summary, file, ctx)
-    for op, use in sorted(summary.ops.items()):
-        if tfops.is_known(op) or op in summary.functions:
-            continue
-        ctx.report(
-            TF_UNKNOWN_OP.at(
-                file,
-                f"op {op or '<empty>'!r} is not in TensorFlow's op registry ({use.count} "
-                f"node(s), first {use.first.name!r} in {use.first.scope})",
-                subject=op or "<empty>",
-                offset=use.first.offset,
-            )
-        )
-    for op in sorted(summary.declared_ops - set(summary.ops)):
-        if not tfops.is_known(op) and op not in summary.functions:
-            ctx.report(
-                TF_UNKNOWN_OP.at(
-                    file,
-                    f"op {op!r} is declared in the meta graph's op list but is not in "
-                    "TensorFlow's op registry",
-                    subject=op,
-                )
-            )
-    for name in summary.asset_files:
-        verdict = tfops.judge_path(name)
-        if verdict:
-            ctx.report(
-                TF_PATH.at(file, f"asset file name {name!r} is {verdict.reason}", subject=name)
-            )
-    for where, text in summary.keras_metadata:
-        analyze_json_text(ctx, text, f"Keras metadata of {where}")
 
 
 class TFProtoScanner(FormatScanner):
@@ -254,6 +119,9 @@ class TFProtoScanner(FormatScanner):
     def _kind(self, source: ByteSource, filename: str) -> str | None:
         if source.size == 0:
             return None
+        # The proto reader, only for files whose first byte is a tag of these protos.
+        from modelsec.tensorflow import graph as tfgraph
+
         root = tfgraph.open_message(source)
         kind = tfgraph.detect_kind(root)
         if kind is None and filename in KNOWN_NAMES and root.source.read_at(0, 1)[0] in FIRST_TAGS:
@@ -268,18 +136,9 @@ class TFProtoScanner(FormatScanner):
         return self._kind(source, filename) is not None
 
     def scan(self, source: ByteSource, ctx: ScanContext) -> None:
-        from modelsec.formats.base import filename_of
+        from modelsec.formats.tf_savedmodel_scan import scan_tf_proto  # TensorFlow files only
 
-        kind = self._kind(source, filename_of(ctx.path)) or "saved_model"
-        ctx.set_format(*FORMAT_BY_KIND[kind])
-        summary = GraphSummary()
-        try:
-            tfgraph.read(tfgraph.open_message(source), kind, summary)
-        except WireError as exc:
-            ctx.incomplete(f"malformed {FORMAT_BY_KIND[kind][0]} protobuf: {exc}; the rest was not inspected")
-        except LimitExceeded as exc:
-            ctx.incomplete(str(exc), code="MS-GEN-003")
-        report_summary(summary, ctx.path, ctx)
+        scan_tf_proto(source, ctx, self._kind(source, filename_of(ctx.path)) or "saved_model")
 
 
 # --- the directory layout ----------------------------------------------------------------
@@ -332,19 +191,9 @@ class SavedModelLayout(DirectoryAnalyzer):
                 ctx.incomplete(f"saved_model.pbtxt larger than {MAX_PBTXT} bytes; not inspected", path=str(path))
                 return
             text = source.read_at(0, source.size)
-        summary = GraphSummary(kind="saved_model")
-        for match in OP_IN_PBTXT.finditer(text):
-            op = match.group(1).decode("utf-8", "replace")
-            node = NodeInfo(name="?", op=op, scope="text graph", offset=match.start(1))
-            if op not in summary.ops:
-                summary.ops[op] = tfgraph.OpUse(1, node)
-            else:
-                summary.ops[op].count += 1
-            if tfops.classify(op) not in (None, tfops.OpRisk.PATH_ARGUMENT):
-                summary.risky.append(node)
-        for match in re.finditer(rb'(?m)^\s*signature\s*\{\s*name:\s*"([^"\\]{1,255})"', text):
-            summary.functions.add(match.group(1).decode("utf-8", "replace"))
-        report_summary(summary, str(path), ctx)
+        from modelsec.formats.tf_savedmodel_scan import report_pbtxt
+
+        report_pbtxt(text, str(path), ctx)
         ctx.incomplete(
             "saved_model.pbtxt is text format: op names were checked, attributes were not",
             path=str(path),

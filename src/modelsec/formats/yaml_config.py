@@ -5,16 +5,17 @@ otherwise): no node graph and no Python object is ever built, whatever the tags 
 walk is iterative and bounded (a size limit, an event budget, a nesting bound). An alias is
 one event: the anchored content was walked where it was defined, so a billion-laughs
 document costs its size, not its expansion.
+
+PyYAML and the template analysis are imported once a file looks like YAML (its first
+significant line), not for every file the engine asks this module about.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterator
-
-import yaml
-from yaml import events as ev
+from typing import TYPE_CHECKING, Any, Iterator
 
 from modelsec.bytesource import ByteSource, LimitExceeded
 from modelsec.context import ScanContext
@@ -26,7 +27,11 @@ from modelsec.formats.config_common import (
     decode_text,
     head_is_text,
 )
-from modelsec.templates.config_walk import Candidate, is_template_key, report_candidates
+
+if TYPE_CHECKING:
+    from yaml import events as ev
+
+    from modelsec.templates.config_walk import Candidate
 
 MAX_YAML_BYTES = 16 << 20
 MAX_NODES = 2_000_000  # events, aliases included
@@ -38,7 +43,6 @@ YAML_SUFFIXES = (".yaml", ".yml")
 # The first significant line of a YAML document: a directive, a document marker, a list
 # item or a ``key:`` mapping entry.
 _YAML_START = re.compile(r"^(?:%YAML |%TAG |---|- |-$|[\"']?[\w.\-/ ]{1,200}[\"']?:(?:\s|$))")
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class YamlLimit(Exception):
@@ -66,8 +70,15 @@ class YamlWalk:
     documents: int = 0
 
 
+@functools.cache
+def _loader_class() -> Any:
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _events(text: str) -> Iterator[ev.Event]:
-    loader = _Loader(text)
+    loader = _loader_class()(text)
     try:
         while loader.check_event():
             yield loader.get_event()
@@ -78,6 +89,10 @@ def _events(text: str) -> Iterator[ev.Event]:
 def walk(text: str, found: YamlWalk) -> Iterator[Candidate]:
     """Template candidates of every document; tags and duplicate keys go to ``found``.
     Raises yaml.YAMLError for invalid YAML and YamlLimit past a bound."""
+    from yaml import events as ev
+
+    from modelsec.templates.config_walk import Candidate, is_template_key
+
     stack: list[_Frame] = []
     count = 0
     doc_prefix = ""
@@ -171,6 +186,8 @@ def looks_like_yaml(head: bytes, source: ByteSource, filename: str) -> bool:
     named = filename.lower().endswith(YAML_SUFFIXES)
     if source.size > len(head):
         return named  # too big to check by parsing in detection: the name decides
+    import yaml
+
     found = YamlWalk()
     try:
         for _ in walk(text, found):
@@ -184,6 +201,8 @@ def looks_like_yaml(head: bytes, source: ByteSource, filename: str) -> bool:
 
 
 def _has_collection(text: str) -> bool:
+    from yaml import events as ev
+
     for event in _events(text):
         if isinstance(event, (ev.MappingStartEvent, ev.SequenceStartEvent)):
             return True
@@ -209,6 +228,10 @@ class YamlConfigScanner(FormatScanner):
         if text is None:
             ctx.incomplete("YAML is not UTF-8 text; not inspected", CONFIG_UNPARSEABLE)
             return
+        import yaml
+
+        from modelsec.templates.config_walk import report_candidates
+
         found = YamlWalk()
         candidates: list[Candidate] = []
         try:
