@@ -155,7 +155,7 @@ def test_rule_crash_is_error_not_allowed(monkeypatch):
     assert v.outcome == Outcome.ERROR
 
 
-def test_decisive_failure_blocks_even_in_non_blocking_mode():
+def test_decisive_failure_blocks_even_in_non_blocking_mode(monkeypatch):
     from modelsec.rules.base import Rule, RuleOutcome
 
     class Denied(Rule):
@@ -167,14 +167,10 @@ def test_decisive_failure_blocks_even_in_non_blocking_mode():
 
     from modelsec import rules
 
-    registry = rules.registry()
-    original = registry["SuspiciousComponents"]
-    registry["SuspiciousComponents"] = Denied()
-    try:
-        group = parse_group({"rules": [{"name": "SuspiciousComponents", "mode": "NonBlocking"}]}, "t", "t")
-        assert verdict(group, report_with()).outcome == Outcome.BLOCKED
-    finally:
-        registry["SuspiciousComponents"] = original
+    real = rules.get
+    monkeypatch.setattr(rules, "get", lambda rule_id: Denied() if rule_id == "SuspiciousComponents" else real(rule_id))
+    group = parse_group({"rules": [{"name": "SuspiciousComponents", "mode": "NonBlocking"}]}, "t", "t")
+    assert verdict(group, report_with()).outcome == Outcome.BLOCKED
 
 
 def test_low_suspicious_findings_are_notes_unless_the_group_lowers_the_floor():

@@ -1,13 +1,16 @@
 """The rule registry: one line per rule module in :data:`RULE_MODULES`.
 
 To add a rule: write ``rules/<name>.py`` exposing ``RULE`` (a :class:`Rule` instance) and
-add its module name below.
+add its module name below. The module is named after the rule id in snake case
+(``LoadTimeCodeExecution`` in ``load_time_code_execution.py``): looking a rule up imports
+that one module, so evaluating a group loads only the rules it lists.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+import re
 
 from modelsec.rules.base import Rule
 
@@ -38,5 +41,17 @@ def registry() -> dict[str, Rule]:
     return rules
 
 
+def module_name(rule_id: str) -> str:
+    """``LoadTimeCodeExecution`` -> ``load_time_code_execution``."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", rule_id).lower()
+
+
+@functools.cache
 def get(rule_id: str) -> Rule | None:
+    """The rule with this id, importing only its module (None for an unknown id)."""
+    name = module_name(rule_id)
+    if name in RULE_MODULES:
+        rule: Rule = importlib.import_module(f"modelsec.rules.{name}").RULE
+        if rule.id == rule_id:
+            return rule
     return registry().get(rule_id)

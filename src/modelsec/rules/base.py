@@ -40,9 +40,12 @@ class RuleResult(str, enum.Enum):
 
 class RuleParams(BaseModel):
     """Base for rule parameters: camelCase keys as in the SecurityGroup resource, unknown
-    keys rejected so that a typo is an error rather than a silently ignored setting."""
+    keys rejected so that a typo is an error rather than a silently ignored setting.
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    Validators are built on first use (``defer_build``): a group names a few of the rules,
+    and building every rule's validator cost more start-up than the rest of a small scan."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, defer_build=True)
 
 
 SeverityName = Literal["LOW", "MEDIUM", "HIGH", "CRITICAL"]
