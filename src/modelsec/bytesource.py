@@ -118,11 +118,17 @@ class FileSource:
 
         For a multi-GB file this loop is most of the scan's wall time, so it overlaps the
         two halves: while one buffer is being hashed (hashlib releases the GIL), the next
-        is read into the other. Two reused buffers, no allocation per chunk."""
-        from concurrent.futures import Future, ThreadPoolExecutor
-
+        is read into the other. Two reused buffers, no allocation per chunk. A rest that fits
+        one buffer has nothing to overlap: it is hashed here, without a thread."""
         if self._hashed >= self._size:
             return self._sha.hexdigest()
+        if self._size - self._hashed <= HASH_CHUNK:
+            self.read_at(self._hashed, self._size - self._hashed)  # advances the digest
+            if self._hashed < self._size:
+                raise OSError(f"{self.path}: file shrank while it was being scanned")
+            return self._sha.hexdigest()
+        from concurrent.futures import Future, ThreadPoolExecutor
+
         buffers = (bytearray(HASH_CHUNK), bytearray(HASH_CHUNK))
         hashing: Future[None] | None = None
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as pool:
