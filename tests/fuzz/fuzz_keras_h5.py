@@ -1,12 +1,13 @@
 """Keras HDF5: the superblock probe, the HDF5 reader (keras/h5_probe.py) and the parent's
 reading of its summary (formats/keras_h5.py).
 
-As in production, the reader runs in another process (here a fork per input, with a 5 s
-limit instead of production's PROBE_TIMEOUT): libhdf5 is native code that loops or crashes
-on some malformed files, and production contains that by running it apart and reporting
-the file (``MS-H5`` "HDF5 crashed", fail closed). Such inputs are recorded as ``hang`` or
-``native`` findings of libhdf5; what the child's Python code does is not coverage-guided
-(coverage stays in the child), the superblock probe and the parent's reading are."""
+As in production, the reader runs in another process: here a fork per input, bounded at
+4 s so that the input stays within its 5 s (production's bound is PROBE_TIMEOUT). libhdf5
+is native code that loops or crashes on some malformed files; production contains that by
+running it apart and reporting the file (MS-KERAS-022, fail closed). Such inputs are
+recorded as ``hang`` or ``native`` findings of libhdf5. The child's Python code is not
+coverage-guided (its coverage stays in the child); the superblock probe and the parent's
+reading of the summary are."""
 
 from __future__ import annotations
 
@@ -31,9 +32,13 @@ from modelsec.engine import dispatch  # noqa: E402
 from modelsec.formats.keras_h5 import SCANNER, find_superblock  # noqa: E402
 from modelsec.keras.h5_probe import Probe  # noqa: E402
 
-from harness import INPUT_SECONDS, InputTimeout, NativeCrash, OracleFailure, Target, builder_seeds, corpus_files  # noqa: E402
+from harness import (  # noqa: E402
+    INPUT_SECONDS, InputTimeout, NativeCrash, OracleFailure, Target, builder_seeds, corpus_files,
+)
 from scanning import LIMITS  # noqa: E402
 
+# The child's bound, under the input's 5 s: libFuzzer's own timeout must not fire first.
+CHILD_SECONDS = INPUT_SECONDS - 1
 _TMP = tempfile.mkdtemp(prefix="modelsec-fuzz-h5-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
 _PATH = os.path.join(_TMP, "input.h5")
 os.makedirs(os.path.join(_TMP, "blobs"), exist_ok=True)
@@ -47,7 +52,7 @@ def _probe_in_child(path: str) -> dict[str, Any]:
     if pid == 0:  # the child: never returns
         try:
             os.close(read_end)
-            resource.setrlimit(resource.RLIMIT_CPU, (INPUT_SECONDS + 1, INPUT_SECONDS + 2))
+            resource.setrlimit(resource.RLIMIT_CPU, (INPUT_SECONDS, INPUT_SECONDS + 1))
             try:
                 out = Probe(os.path.join(_TMP, "blobs")).run(path)
             except Exception as exc:  # noqa: BLE001 - the production probe prints this too
@@ -60,12 +65,12 @@ def _probe_in_child(path: str) -> dict[str, Any]:
             os._exit(0)
     os.close(write_end)
     chunks: list[bytes] = []
-    deadline = time.monotonic() + INPUT_SECONDS
+    deadline = time.monotonic() + CHILD_SECONDS
     try:
         while True:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([read_end], [], [], left)[0]:
-                raise InputTimeout(f"libhdf5 spent more than {INPUT_SECONDS} s on the file")
+                raise InputTimeout(f"libhdf5 spent more than {CHILD_SECONDS} s on the file")
             chunk = os.read(read_end, 1 << 16)
             if not chunk:
                 break

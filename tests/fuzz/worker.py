@@ -168,15 +168,17 @@ def replay(args: argparse.Namespace) -> None:
     import faulthandler
 
     faulthandler.enable()  # a native crash prints the Python frames it happened in
-    # code stuck in C never sees the alarm: after twice the limit, print where it is and exit
-    faulthandler.dump_traceback_later(2 * harness.INPUT_SECONDS, exit=True)
     target = harness.load(args.parser)
     harness.observe_scanner_errors()
     harness.limit_memory()
     for name in args.files:
         data = Path(name).read_bytes()
+        # code stuck in C never sees the alarm: after twice the limit, print where it is
+        # and exit (armed per input: start-up on a loaded machine is not the input's)
+        faulthandler.dump_traceback_later(2 * harness.INPUT_SECONDS, exit=True)
         started = time.perf_counter()
         outcome = harness.check_within(target, data)
+        faulthandler.cancel_dump_traceback_later()
         print(json.dumps({"file": name, "seconds": round(time.perf_counter() - started, 3),
                           "outcome": asdict(outcome) | {"key": outcome.key} if outcome else None}), flush=True)
 
