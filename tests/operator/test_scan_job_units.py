@@ -109,3 +109,56 @@ def test_completed_without_result_and_unscheduled_pods_time_out() -> None:
     waiting = _Waiting(future=None)  # type: ignore[arg-type]
     assert _judge(_job(), [pending], {}, waiting, now=0, timeout=30) is None
     assert _judge(_job(), [pending], {}, waiting, now=31, timeout=30).reason == "Unschedulable"
+
+
+async def test_a_queued_scan_keeps_its_ticket_across_queue_refreshes() -> None:
+    """The queue-position refresh times out the wait every few seconds; that must not take
+    the scan out of the queue (it then ran without a slot, and a later release failed)."""
+    import asyncio
+
+    from modelsec_operator.jobs.runner import JobScanner
+
+    class Run:
+        name, body, retry, status, generation = "s", {}, 0, {}, 1
+        claims: list[int | None] = []
+
+        async def claim(self, because: str, *, queue_position: int | None = None, queued: str | None = None) -> None:
+            self.claims.append(queue_position)
+
+    scanner = JobScanner(api=None, settings=JobSettings(), limit=1, tracker=None,  # type: ignore[arg-type]
+                         local_root=None, queue_refresh_seconds=0.05)
+    holder = scanner.slots.enqueue("g", "holder")
+    await scanner.slots.wait(holder)
+    ticket = scanner.slots.enqueue("g", "s")
+    waiting = asyncio.create_task(scanner._queue(Run(), ticket, "new scan"))  # type: ignore[arg-type]
+    await asyncio.sleep(0.3)  # several refresh periods
+    assert not waiting.done() and scanner.slots.waiting == 1
+    scanner.slots.release("g")
+    await asyncio.wait_for(waiting, 2)
+    assert scanner.slots.running == 1 and Run.claims == [1]
+
+
+async def test_a_snapshot_taken_before_a_job_was_created_does_not_call_it_deleted() -> None:
+    import asyncio
+
+    class Api:
+        def __init__(self) -> None:
+            self.gate = asyncio.Event()
+
+        async def snapshot(self) -> Any:
+            await self.gate.wait()
+            return [], [], []  # listed before the Job existed
+
+    api = Api()
+    tracker = JobTracker(api, poll_seconds=10, schedule_timeout=60)  # type: ignore[arg-type]
+    tracker._task = asyncio.create_task(asyncio.sleep(3600))  # no polling loop: only the poll below
+    listing = asyncio.create_task(tracker.poll())
+    await asyncio.sleep(0)
+    waiter = asyncio.create_task(tracker.wait("j"))
+    await asyncio.sleep(0)
+    api.gate.set()
+    await listing
+    await asyncio.sleep(0.01)
+    assert not waiter.done(), "an older snapshot must not judge a Job created after it"
+    waiter.cancel()
+    tracker.close()

@@ -167,11 +167,11 @@ class JobScanner:
                     return
                 await run.claim(why, queue_position=position, queued=self._queued_message(position))
                 written = position
-            try:
-                await asyncio.wait_for(self.slots.wait(ticket), self.queue_refresh_seconds)
+            # asyncio.wait, not wait_for: a timeout must not cancel the ticket (it would
+            # leave the queue and the scan would run without a slot).
+            granted, _ = await asyncio.wait({ticket.granted}, timeout=self.queue_refresh_seconds)
+            if granted:
                 return
-            except asyncio.TimeoutError:
-                continue
 
     def _queued_message(self, position: int) -> str:
         return (f"position {position} in the scan queue ({self.slots.waiting} waiting, "

@@ -61,6 +61,7 @@ class _Waiting:
     future: asyncio.Future[JobEnd]
     unscheduled_since: float | None = None
     complete_polls: int = 0
+    after_poll: int = 0  # judged only on snapshots taken after it began waiting
 
 
 class JobTracker:
@@ -74,13 +75,15 @@ class JobTracker:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self.polls = 0
+        self.polls_started = 0
 
     def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
 
     async def wait(self, job_name: str) -> JobEnd:
-        waiting = _Waiting(asyncio.get_running_loop().create_future())
+        # A snapshot already under way may predate the Job's creation: not for this waiter.
+        waiting = _Waiting(asyncio.get_running_loop().create_future(), after_poll=self.polls_started)
         self._waiting.setdefault(job_name, []).append(waiting)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._loop(), name="scan-job-tracker")
@@ -111,6 +114,8 @@ class JobTracker:
                 await asyncio.sleep(min(0.2, self.poll_seconds))  # let a burst of new waiters gather
 
     async def poll(self) -> None:
+        self.polls_started += 1
+        this_poll = self.polls_started
         jobs, pods, results = await self.api.snapshot()
         self.polls += 1
         by_name = {j["metadata"]["name"]: j for j in jobs}
@@ -120,6 +125,8 @@ class JobTracker:
             job = by_name.get(name)
             job_pods = [p for p in pods if job is not None and _owned_by(p, job)]
             for waiting in list(entries):
+                if waiting.after_poll >= this_poll:
+                    continue
                 end = self._judge(name, job, job_pods, results_by_pod, waiting, now)
                 if end is not None and not waiting.future.done():
                     if end.reason == "Unschedulable":
