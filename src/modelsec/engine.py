@@ -192,9 +192,20 @@ def _failed(ctx: ScanContext, exc: Exception) -> None:
         ctx.incomplete(f"scanner error: {type(exc).__name__}: {exc}", ENGINE_ERROR)
 
 
+# A directory is scanned by worker processes (modelsec.parallel) only when there is enough
+# work to pay for starting them: a few milliseconds per worker.
+PARALLEL_MIN_FILES = 8
+PARALLEL_MIN_BYTES = 32 << 20
+
+
 class Engine:
-    def __init__(self, limits: Limits | None = None) -> None:
+    """``workers`` > 1 scans the files of a local directory in that many processes (same
+    results, same order), None as many as :func:`modelsec.parallel.default_workers` says;
+    the operator and the webhook keep the default, one."""
+
+    def __init__(self, limits: Limits | None = None, workers: int | None = 1) -> None:
         self.limits = limits or Limits()
+        self.workers = workers
 
     def scan_source(self, path: str, source: ByteSource) -> FileResult:
         """Scan one file given as a byte source (local, archive member, remote)."""
@@ -286,8 +297,8 @@ class Engine:
             if stat.S_ISDIR(mode):
                 root = Path(target)
                 files = list(self._walk(root, report))
-                for file in files:
-                    report.add_file(self.scan_file(file, progress))
+                for result in self._scan_local_files(files, progress):
+                    report.add_file(result)
                 self._analyze_directory(root, files, report)
             elif stat.S_ISREG(mode):
                 report.add_file(self.scan_file(target, progress))
@@ -295,6 +306,18 @@ class Engine:
                 report.incompletes.append(Incomplete(target, str(not_regular(mode)), UNREADABLE))
         report.seconds = time.perf_counter() - started
         return report
+
+    def _scan_local_files(self, files: list[Path], progress: ProgressCallback | None) -> Iterable[FileResult]:
+        """Each file's result, in order: here, or in worker processes when it pays."""
+        if self.workers != 1 and len(files) > 1 and (
+            len(files) >= PARALLEL_MIN_FILES or _total_size(files) >= PARALLEL_MIN_BYTES
+        ):
+            from modelsec.parallel import default_workers, scan_in_workers
+
+            workers = default_workers() if self.workers is None else self.workers
+            if workers > 1:
+                return scan_in_workers(self, files, workers, progress)
+        return (self.scan_file(file, progress) for file in files)
 
     def _walk(self, root: Path, report: ScanReport) -> Iterator[Path]:
         """Regular files under ``root``, depth first, in name order.
@@ -370,6 +393,16 @@ class Engine:
         report.findings.extend(sink.findings)
         report.incompletes.extend(sink.incompletes)
         report.layout_formats.extend(sink.formats)
+
+
+def _total_size(files: list[Path]) -> int:
+    total = 0
+    for file in files:
+        try:
+            total += file.stat().st_size
+        except OSError:
+            pass  # the scan reports it
+    return total
 
 
 def _strerror(exc: OSError) -> str:

@@ -16,6 +16,9 @@ class Progress:
         if enabled and total_bytes >= SHOW_AFTER_BYTES and sys.stderr.isatty():
             from tqdm import tqdm
 
+            # No monitor thread: directories are scanned by forked workers, and a process
+            # forks safely only while it runs one thread (modelsec.parallel).
+            tqdm.monitor_interval = 0
             self._bar = tqdm(
                 total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024,
                 desc=desc, file=sys.stderr, leave=False, mininterval=0.2,
