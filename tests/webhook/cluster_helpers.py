@@ -26,6 +26,22 @@ CACHE = Path(os.environ.get("MODELSEC_CACHE_DIR", REPO / ".cache"))
 API = "modelsec.io/v1alpha1"
 NO_PROXY_ENV = {"NO_PROXY": "127.0.0.1,localhost,::1", "no_proxy": "127.0.0.1,localhost,::1"}
 PYTHONPATH = os.pathsep.join([str(REPO / "webhook"), str(REPO / "operator"), str(REPO / "src")])
+BOM_NAMESPACE = "modelsec-boms"  # where the session's operator keeps each verdict's ML-BOM
+VERIFIER_IMAGE = "registry.example/modelsec:test"  # verifyAtStart init containers (never pulled here)
+# Namespaces labelled with this are left to a webhook a test runs itself (the first-deploy
+# wait): the session's webhook answers at once, and every webhook must allow.
+OWN_WEBHOOK_LABEL = "modelsec.io/test-own-webhook"
+
+
+def registration(client: dict[str, Any], name: str, selects: dict[str, Any]) -> list[dict[str, Any]]:
+    """The validating and mutating configurations of a test webhook, for the namespaces
+    ``selects`` (a namespaceSelector matchExpression) admits besides the default exemptions."""
+    from modelsec_webhook import manifest
+
+    documents = [manifest.render(client, name=name), manifest.render_mutating(client, name=name)]
+    for document in documents:
+        document["webhooks"][0]["namespaceSelector"]["matchExpressions"].append(selects)
+    return documents
 
 
 def free_port() -> int:

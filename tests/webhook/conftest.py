@@ -30,7 +30,17 @@ for folder in ("webhook", "operator"):  # an editable install may predate these 
     if str(REPO / folder) not in sys.path:
         sys.path.insert(0, str(REPO / folder))
 
-from cluster_helpers import CACHE, Cluster, Process, Space, free_port  # noqa: E402
+from cluster_helpers import (  # noqa: E402
+    BOM_NAMESPACE,
+    CACHE,
+    OWN_WEBHOOK_LABEL,
+    VERIFIER_IMAGE,
+    Cluster,
+    Process,
+    Space,
+    free_port,
+    registration,
+)
 
 # MODELSEC_TEST_INSTANCE_SUFFIX keeps concurrent sessions in one checkout (several people
 # running tests) from sharing, and tearing down, each other's control plane.
@@ -107,9 +117,11 @@ def models_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def operator(cluster: Cluster, models_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
     health = free_port()
+    cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": BOM_NAMESPACE}})
     process = Process("modelsec_operator", [
         "--kubeconfig", cluster.kubeconfig, "--standalone", "--local-root", str(models_root),
         "--metrics-port", str(free_port()), "--health-port", str(health), "--bind-address", "127.0.0.1",
+        "--bom-namespace", BOM_NAMESPACE,
     ], tmp_path_factory.mktemp("operator") / "operator.log", f"http://127.0.0.1:{health}/healthz").start()
     yield process
     process.stop()
@@ -139,7 +151,10 @@ def webhook(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Itera
     process = Webhook("modelsec_webhook", [
         "--kubeconfig", cluster.kubeconfig, "--tls-cert", str(cert_file), "--tls-key", str(key_file),
         "--tls-reload-seconds", "0.5", "--port", str(port), "--metrics-port", str(metrics_port),
-        "--bind-address", "127.0.0.1",
+        "--bind-address", "127.0.0.1", "--verifier-image", VERIFIER_IMAGE,
+        # Answer "scan pending" at once, as these tests expect; the wait has its own webhook
+        # (test_admission_side_cluster.py).
+        "--no-first-deploy-wait",
     ], directory / "webhook.log", f"http://127.0.0.1:{metrics_port}/readyz")
     process.port, process.metrics_port = port, metrics_port
     process.ca, process.ca_pem = ca, ca.cert_pem.bytes()
@@ -150,7 +165,7 @@ def webhook(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
     client = manifest.client_config(url=f"https://127.0.0.1:{port}/validate",
                                     ca_bundle=base64.b64encode(process.ca_pem).decode())
-    cluster.apply(manifest.render(client, name=CONFIG_NAME))
+    cluster.apply(*registration(client, CONFIG_NAME, {"key": OWN_WEBHOOK_LABEL, "operator": "DoesNotExist"}))
     # The API server picks configurations up asynchronously: wait until it calls us.
     probe = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probe", "namespace": "default"},
              "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
@@ -163,8 +178,10 @@ def webhook(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Itera
         cluster.apply(probe, extra=("--dry-run=server",))
         time.sleep(0.3)
     yield process
-    cluster.kubectl("delete", "validatingwebhookconfiguration", CONFIG_NAME, "--ignore-not-found")
+    cluster.kubectl("delete", "validatingwebhookconfiguration,mutatingwebhookconfiguration", CONFIG_NAME,
+                    "--ignore-not-found")
     process.stop()
+
 
 
 RUN = os.urandom(3).hex()  # envtest has no namespace controller: deleted namespaces linger

@@ -122,7 +122,8 @@ def plan_pins(extraction: Extraction, judged: dict[Reference, tuple[Judgement, .
         revision, group = chosen
         for site, origin in zip(reference.sites, reference.site_origins):
             if not pinnable(site, ref.scheme):
-                warnings.append(printable(f"modelsec: {ref} ({origin}) is not pinned: {why_not(site, ref.scheme)}"))
+                # Warnings are cut at 120 characters: where, then why, before the model.
+                warnings.append(printable(f"modelsec: {origin}: not pinned: {why_not(site, ref.scheme)} ({ref})"))
                 continue
             out.append((Pin(site, ref.scheme, ref.location, revision),
                         Pinned(ref.uri, revision, group, origin)))
@@ -185,7 +186,7 @@ def mutate(kind: str, obj: dict[str, Any], extraction: Extraction, judged: dict[
         applied = pinning.apply(obj, [pin for pin, _ in planned])
         failed = {id(p) for p, _ in applied.problems}
         for pin, why in applied.problems:
-            result.warnings.append(printable(f"modelsec: {pin.scheme}://{pin.location} is not pinned: {why}"))
+            result.warnings.append(printable(f"modelsec: not pinned: {why} ({pin.scheme}://{pin.location})"))
         result.pinned = [record for pin, record in planned if id(pin) not in failed]
         edited = applied.obj
         result.ops.extend(patch_ops(obj, edited, applied.changed))
@@ -262,7 +263,10 @@ class Mutator:
         if not (view.pinning or view.verifying):
             return self._allowed(request, "not-needed")
         if (request.namespace in admission.settings.exempt_namespaces
-                or request.operation not in CHECKED_OPERATIONS or request.subresource):
+                or request.operation not in CHECKED_OPERATIONS or request.subresource
+                # A Pod's containers cannot change after creation (but for images): an UPDATE
+                # is left as it is, and the validating webhook judges it.
+                or request.kind == "Pod" and request.operation == "UPDATE"):
             return self._allowed(request, "not-needed")
         obj = request.object
         assert obj is not None

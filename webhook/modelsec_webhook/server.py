@@ -13,7 +13,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, TypeVar
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -28,12 +28,20 @@ from modelsec_webhook.freshness import DEFAULT_HEARTBEAT, DEFAULT_MAX_STALENESS,
 from modelsec_webhook.informer import Informer, Resource
 from modelsec_webhook.kubeapi import KubeAPI
 from modelsec_webhook.mutation import MutateAnswer, Mutator
-from modelsec_webhook.review import Request
 from modelsec_webhook.sideeffects import EventRecorder, ScanRequester
 from modelsec_webhook.tls import ServingCertificate, keep_ca_bundle
 from modelsec_webhook.view import View, sinks
 
 log = logging.getLogger("modelsec.webhook")
+
+
+A = TypeVar("A", Answer, MutateAnswer)
+
+
+def _settled_now(answer: Callable[[bool], A | NeedConfigMaps]) -> A:
+    outcome = answer(True)  # ConfigMaps were read (or given up on) already
+    assert not isinstance(outcome, NeedConfigMaps)
+    return outcome
 
 
 def started_monotonic(started_perf: float) -> float:
@@ -128,18 +136,7 @@ class Webhook:
         if isinstance(parsed, Answer):
             answer = parsed
         else:
-            outcome = self.admission.answer(parsed)
-            if isinstance(outcome, NeedConfigMaps):
-                # The one read a decision may need: ConfigMaps naming a model, where a
-                # group applies. Bounded by the reader's timeout; then decided either way.
-                await self.configmaps.fetch(outcome.namespace, outcome.names)
-                outcome = self.admission.answer(parsed, fetched=True)
-            assert isinstance(outcome, Answer)
-            answer = outcome
-            if answer.waiting:  # denied only for want of verdicts: maybe wait for them
-                answer = await self.first_deploy.wait(
-                    answer, lambda: self._answered(parsed), request_timeout(request.query.get("timeout")),
-                    started_monotonic(started))
+            answer = await self._settled(request, started, lambda fetched: self.admission.answer(parsed, fetched))
         elapsed = time.perf_counter() - started
         (metrics.OBSERVE_MODELS if answer.models else metrics.OBSERVE_NO_MODELS)(elapsed)
         self._count("allowed" if answer.allowed else "denied", answer.reason)
@@ -148,17 +145,6 @@ class Webhook:
             # Server-side time, for the load benchmark and for anyone with curl -v.
             headers={"Server-Timing": f"admit;dur={elapsed * 1000:.3f}"},
         )
-
-    def _answered(self, parsed: Request) -> Answer:
-        outcome = self.admission.answer(parsed, fetched=True)
-        assert isinstance(outcome, Answer)
-        return outcome
-
-    def _refused(self, request: web.Request, exc: BadReview) -> web.Response:
-        # One line per refused body, and a 400: there is no uid to answer with.
-        self._count("invalid-request", "invalid-request")
-        log.warning(f"refused a request from {printable(str(request.remote))}: {printable(str(exc)[:300])}")
-        return web.Response(status=400, text=f"modelsec webhook: {exc}\n")
 
     async def mutate(self, request: web.Request) -> web.Response:
         """Pin references and add verifiers (``spec.enforcement.pin``/``verifyAtStart``)."""
@@ -169,24 +155,34 @@ class Webhook:
         except BadReview as exc:
             return self._refused(request, exc)
         if isinstance(parsed, Answer):
-            return web.json_response(body=parsed.body)
-        outcome = self.mutator.answer(parsed)
-        if isinstance(outcome, NeedConfigMaps):
-            await self.configmaps.fetch(outcome.namespace, outcome.names)
-            outcome = self.mutator.answer(parsed, fetched=True)
-        assert isinstance(outcome, MutateAnswer)
-        if outcome.waiting:  # a pinning group has no verdict yet: maybe wait, to pin now
-            outcome = await self.first_deploy.wait(
-                outcome, lambda: self._mutated(parsed), request_timeout(request.query.get("timeout")),
-                started_monotonic(started))
+            return web.Response(body=parsed.body, content_type="application/json")
+        answer = await self._settled(request, started, lambda fetched: self.mutator.answer(parsed, fetched))
         elapsed = time.perf_counter() - started
-        return web.Response(body=outcome.body, content_type="application/json",
+        return web.Response(body=answer.body, content_type="application/json",
                             headers={"Server-Timing": f"admit;dur={elapsed * 1000:.3f}"})
 
-    def _mutated(self, parsed: Request) -> MutateAnswer:
-        outcome = self.mutator.answer(parsed, fetched=True)
-        assert isinstance(outcome, MutateAnswer)
+    async def _settled(self, request: web.Request, started: float,
+                       answer: Callable[[bool], A | NeedConfigMaps]) -> A:
+        """``answer(fetched)`` of a parsed review, after the one read a decision may need
+        (ConfigMaps naming a model, where a group applies; bounded by the reader's timeout,
+        then decided either way) and, for a denial that only lacks verdicts, the wait for
+        them (first deploy)."""
+        outcome = answer(False)
+        if isinstance(outcome, NeedConfigMaps):
+            await self.configmaps.fetch(outcome.namespace, outcome.names)
+            outcome = answer(True)
+        assert not isinstance(outcome, NeedConfigMaps)
+        if outcome.waiting:
+            outcome = await self.first_deploy.wait(
+                outcome, lambda: _settled_now(answer), request_timeout(request.query.get("timeout")),
+                started_monotonic(started))
         return outcome
+
+    def _refused(self, request: web.Request, exc: BadReview) -> web.Response:
+        # One line per refused body, and a 400: there is no uid to answer with.
+        self._count("invalid-request", "invalid-request")
+        log.warning(f"refused a request from {printable(str(request.remote))}: {printable(str(exc)[:300])}")
+        return web.Response(status=400, text=f"modelsec webhook: {exc}\n")
 
     def _count(self, decision: str, reason: str) -> None:
         counter = self._review_counters.get((decision, reason))
