@@ -1,0 +1,128 @@
+"""Start-up: what a one-file scan imports (issue 14). CI pipelines run the CLI once per
+file, so detection (run on every file, for every format) must not load every format's
+scanning code. The time itself is measured by benchmarks/startup.py, never here; these
+tests hold the imports that decide it."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SRC = REPO / "src" / "modelsec"
+
+# Scanning code of formats a clean safetensors or pickle file is not, and libraries that
+# only their scans (or other commands) need.
+NOT_FOR_OTHER_FORMATS = (
+    "jinja2", "markupsafe", "modelsec.templates", "modelsec.onnx.reader", "modelsec.onnx.model",
+    "modelsec.backdoor", "modelsec.keras.config", "modelsec.tensorflow", "h5py", "numpy",
+    "subprocess", "multiprocessing", "concurrent.futures", "tqdm", "py7zr", "lz4",
+    "kubernetes", "boto3", "huggingface_hub", "httpx2",
+)
+
+
+def imported_by(code: str) -> list[str]:
+    """The modules a fresh interpreter has imported after running ``code``."""
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def loaded(modules: list[str], names: tuple[str, ...]) -> list[str]:
+    return [m for m in modules if any(m == n or m.startswith(n + ".") for n in names)]
+
+
+def scan_modules(path: Path) -> list[str]:
+    return imported_by(
+        "from modelsec.cli.main import main\n"
+        f"assert main(['scan', '-q', '--no-progress', {str(path)!r}]) == 0"
+    )
+
+
+def test_version_loads_neither_scanner_nor_policy():
+    modules = imported_by(
+        "from modelsec.cli.main import main\n"
+        "try:\n    main(['--version'])\nexcept SystemExit as exit:\n    assert exit.code == 0"
+    )
+    assert loaded(modules, ("modelsec.engine", "modelsec.formats", "modelsec.pickle", "modelsec.policy",
+                            "modelsec.rules", "pydantic", "yaml", *NOT_FOR_OTHER_FORMATS)) == []
+
+
+def test_a_safetensors_scan_loads_no_other_format_scanning_code(tmp_path):
+    header = json.dumps({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}).encode()
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header + bytes(16))
+    modules = scan_modules(path)
+    assert "modelsec.formats.safetensors" in modules  # it did run
+    assert loaded(modules, NOT_FOR_OTHER_FORMATS) == []
+    assert [m for m in modules if m.startswith("modelsec.formats.") and m.endswith("_scan")] == []
+    # Rules are imported as the group names them: local-default lists six.
+    assert "modelsec.rules.signature_verified" not in modules
+
+
+def test_a_pickle_scan_loads_no_other_format_scanning_code(tmp_path):
+    path = tmp_path / "state.pkl"
+    path.write_bytes(pickle.dumps({"layer.weight": [0.5, 0.25]}, protocol=4))
+    modules = scan_modules(path)
+    assert "modelsec.pickle.scanner" in modules
+    assert loaded(modules, NOT_FOR_OTHER_FORMATS) == []
+
+
+def test_detection_of_every_format_loads_only_detectors():
+    modules = imported_by(
+        "from modelsec.bytesource import BytesSource\n"
+        "from modelsec.interpretations import detect_all\n"
+        "for data in (b'PK\\x05\\x06' + bytes(18), b'\\x80\\x04K\\x01.', b'GGUF' + bytes(60),"
+        " b'\\x93NUMPY' + bytes(60), bytes(range(256)) * 4, b'plain text\\n' * 50):\n"
+        "    detect_all(data, BytesSource(data), 'file')"
+    )
+    assert loaded(modules, ("pydantic", "yaml", *NOT_FOR_OTHER_FORMATS)) == []
+
+
+def test_scanning_code_is_loaded_where_a_format_needs_it(tmp_path):
+    """The other side of the laziness: a file of the format does load its scanner."""
+    config = tmp_path / "tokenizer_config.json"
+    config.write_text(json.dumps({"chat_template": "{% for m in messages %}{{ m.content }}{% endfor %}"}))
+    assert "jinja2" in scan_modules(config)
+
+
+def test_every_rule_module_is_named_after_its_rule():
+    """rules.get imports ``rules/<snake_case id>.py`` alone; a rule whose module is named
+    otherwise would make every lookup of it import all rules."""
+    import importlib
+
+    from modelsec import rules
+
+    for name in rules.RULE_MODULES:
+        rule = importlib.import_module(f"modelsec.rules.{name}").RULE
+        assert rules.module_name(rule.id) == name
+        assert rules.get(rule.id) is rule
+
+
+def test_the_catalogue_holds_every_declared_threat():
+    """Every ``threat("MS-...")`` in the source is in the catalogue once the lazily imported
+    scanning code is loaded (docs/threats.md, ``modelsec threats``, SARIF descriptions)."""
+    pytest.importorskip("httpx2")  # the remote sources declare their own threats
+    import modelsec.engine  # noqa: F401
+    import modelsec.sources.huggingface  # noqa: F401
+    import modelsec.sources.s3  # noqa: F401
+    from modelsec import formats, rules
+    from modelsec.findings import THREATS
+
+    formats.load_all()
+    rules.registry()
+    declared = {
+        code
+        for path in SRC.rglob("*.py")
+        for code in re.findall(r'threat\(\s*"(MS-[A-Z0-9]+-\d+)"', path.read_text())
+    }
+    assert len(declared) > 100
+    assert sorted(declared - set(THREATS)) == []
