@@ -6,6 +6,7 @@ tests hold the imports that decide it."""
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import re
 import struct
@@ -126,3 +127,35 @@ def test_the_catalogue_holds_every_declared_threat():
     }
     assert len(declared) > 100
     assert sorted(declared - set(THREATS)) == []
+
+
+def test_the_build_writes_hash_checked_bytecode_for_every_module(tmp_path):
+    """What goes into the wheel: setuptools' build_py, as configured by pyproject.toml, run
+    offline on a copy of the tree (building the wheel itself needs the isolated build's
+    setuptools from PyPI; benchmarks/startup.py's "uncached" rows are what this saves)."""
+    import importlib.util
+    import shutil
+
+    tree = tmp_path / "tree"
+    (tree / "hack").mkdir(parents=True)
+    for name in ("pyproject.toml", "MANIFEST.in", "README.md", "hack/wheel_bytecode.py"):
+        shutil.copy(REPO / name, tree / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    for name in ("src", "operator", "webhook"):
+        shutil.copytree(REPO / name, tree / name, ignore=ignore)
+    out = tmp_path / "lib"
+    built = subprocess.run(
+        [sys.executable, "-c", "from setuptools import setup; setup()", "build_py", "--build-lib", str(out)],
+        cwd=tree, capture_output=True, text=True, timeout=600,
+        env=os.environ | {"PYTHONDONTWRITEBYTECODE": "1"},  # the wheel carries bytecode regardless
+    )
+    assert built.returncode == 0, built.stderr
+    sources = sorted((out / "modelsec").rglob("*.py"))
+    assert len(sources) > 100
+    for source in sources:
+        pyc = Path(importlib.util.cache_from_source(str(source)))
+        assert pyc.is_file(), source
+        data = pyc.read_bytes()
+        assert data[:4] == importlib.util.MAGIC_NUMBER
+        assert int.from_bytes(data[4:8], "little") == 0b11, f"{pyc}: not a checked hash-based pyc"
+        assert data[8:16] == importlib.util.source_hash(source.read_bytes()), pyc
