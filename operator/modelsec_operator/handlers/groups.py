@@ -66,9 +66,14 @@ async def reconcile_group(
     runtime: Runtime = memo.runtime
     view = await runtime.group_view(name, dict(body))
     assert view is not None
-    patch.status.update(group_status(view, status.get("conditions")))
     (logger.info if view.ready else logger.warning)(printable(f"group {view.reason}: {view.message}"))
-    await poke_scans(runtime, view, scans_by_group.get(name, []), logger)
+    if status.get("digest") != view.digest:
+        await poke_scans(runtime, view, scans_by_group.get(name, []), logger)
+    # The digest is recorded only once every scan of an older version was poked (a failed
+    # poke raises before this line and the handler is retried). So an unchanged digest (a
+    # restart, a resume) means nothing to poke: new scans read the group as it is, and
+    # poking them again would cost two writes per pending scan of the group.
+    patch.status.update(group_status(view, status.get("conditions")))
 
 
 async def poke_scans(runtime: Runtime, view: GroupView, entries: Any, logger: logging.Logger) -> None:
