@@ -104,8 +104,20 @@ def jobs_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("job-models")
 
 
+def _private_mounts_work() -> str | None:
+    """Why the node double cannot run here (it bind-mounts volumes in a private mount
+    namespace: root and util-linux's unshare), or None."""
+    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+                            "mount -t tmpfs probe /mnt"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        return f"the node double needs private mount namespaces (root, unshare): {probe.stderr.strip()}"
+    return None
+
+
 @pytest.fixture(scope="session")
 def node(jobs_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeDouble]:
+    if (why := _private_mounts_work()) is not None:
+        pytest.skip(why)
     double = NodeDouble(
         kubeconfig=Path(jobs_cluster.kubeconfig), namespace=NAMESPACE,
         workdir=tmp_path_factory.mktemp("node-double"), bin_dir=Path(sys.executable).parent,
