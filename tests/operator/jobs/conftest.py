@@ -107,8 +107,11 @@ def jobs_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _private_mounts_work() -> str | None:
     """Why the node double cannot run here (it bind-mounts volumes in a private mount
     namespace: root and util-linux's unshare), or None."""
-    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
-                            "mount -t tmpfs probe /mnt"], capture_output=True, text=True)
+    try:
+        probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+                                "mount -t tmpfs probe /mnt"], capture_output=True, text=True, timeout=30)
+    except OSError as exc:
+        return f"the node double needs util-linux's unshare: {exc}"
     if probe.returncode != 0:
         return f"the node double needs private mount namespaces (root, unshare): {probe.stderr.strip()}"
     return None
