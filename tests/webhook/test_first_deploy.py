@@ -142,3 +142,13 @@ def test_an_already_scanned_model_never_waits() -> None:
     admission = admission_for(scan(MODEL, None, "g"))
     answer = pending_answer(admission)
     assert answer.allowed and answer.waiting == ()
+
+
+def test_a_dry_run_does_not_wait_for_a_scan_it_does_not_create() -> None:
+    admission = admission_for()
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "annotations": {"modelsec.io/models": MODEL}},
+           "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    dry = admission.review(review(pod, dry_run=True))
+    assert not dry.allowed and dry.waiting == () and b"no ModelScan was created" in dry.body
+    queued = admission_for(scan(MODEL, None, "g", phase="Pending", outcome=None))
+    assert queued.review(review(pod, dry_run=True)).waiting  # it exists: its verdict may come

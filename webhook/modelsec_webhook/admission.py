@@ -374,8 +374,12 @@ class Admission:
             decided = Decided.of(replace(decision, message=decision.message + "\n(dry run: no "
                                  "ModelScan was created; apply for real, or create the ModelScan, "
                                  "to start the scan)"))
-        waiting = tuple(j for j in decision.judgements if j.status == Status.PENDING and j.effect is Effect.DENY) \
-            if decision.pending_only else ()
+        # A dry run creates no ModelScan (sideEffects: NoneOnDryRun): nothing to wait for then,
+        # unless the scan exists already.
+        waiting = tuple(j for j in decision.judgements if j.status == Status.PENDING and j.effect is Effect.DENY
+                        and not (request.dry_run and j.request_scan)) if decision.pending_only else ()
+        if len(waiting) < sum(1 for j in decision.judgements if j.status == Status.PENDING and j.effect is Effect.DENY):
+            waiting = ()
         return Answer(decided.body(uid), decision.allowed, "judged", True, waiting)
 
     def _verifiers_touched(self, kind: str, obj: Any, old: Any) -> bool:

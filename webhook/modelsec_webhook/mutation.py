@@ -293,7 +293,9 @@ class Mutator:
             metrics.PINS.labels(pinned.model.split("://", 1)[0]).inc()
         label = "+".join(part for part, done in (("pinned", result.pinned), ("verifiers", result.verifiers)) if done)
         metrics.MUTATIONS.labels(label or "none").inc()
-        return MutateAnswer(result.response(request.uid), label or "none", result.waiting)
+        # A dry run creates no ModelScan: wait only when every scan pinning needs exists.
+        waiting = result.waiting if not (request.dry_run and any(j.request_scan for j in result.waiting)) else ()
+        return MutateAnswer(result.response(request.uid), label or "none", waiting)
 
     def _side_effects(self, request: Request, result: Mutated) -> None:
         request_scans = self.admission.request_scans
