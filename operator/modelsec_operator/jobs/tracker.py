@@ -153,10 +153,12 @@ class JobTracker:
                               message=f"the scan Pod's result is malformed: {str(exc)[:300]}")
         for pod in pods:
             status = pod.get("status") or {}
-            if status.get("reason") == "Evicted" or _condition(pod, "DisruptionTarget"):
+            disruption = _condition(pod, "DisruptionTarget") or {}
+            if status.get("reason") == "Evicted" or disruption:
+                detail = (status.get("message") or disruption.get("message") or status.get("reason")
+                          or disruption.get("reason") or "no detail")
                 return JobEnd(reason="PodEvicted", pod=pod["metadata"]["name"],
-                              message=f"scan Pod {pod['metadata']['name']} was evicted or disrupted: "
-                              f"{status.get('message') or status.get('reason') or 'no detail'}")
+                              message=f"scan Pod {pod['metadata']['name']} was evicted or disrupted: {detail}")
         failed = _condition(job, "Failed")
         if failed is not None:
             why = failed.get("reason") or "Failed"

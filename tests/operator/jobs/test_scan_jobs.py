@@ -384,3 +384,33 @@ def test_job_mode_refuses_to_start_without_the_result_policy(job_operator: Calla
         operator.start()
     assert operator.proc.wait(timeout=30) == 2
     assert "does not carry the checks" in operator.log() and "failing closed" in operator.log()
+
+
+def test_an_evicted_scan_pod_is_retried(space: Any, job_operator: Callable[..., Any], node: Any) -> None:
+    from kubernetes.client import ApiClient, CoreV1Api
+
+    from modelsec.k8s.config import load_configuration
+
+    operator = job_operator(settings=SLOW).start()
+    name = space.scan(space.model("evicted.pkl", EVIL_PICKLE))
+    job = _running_job(space, name)
+    pod = _wait_running_pod(node, job)
+    core = CoreV1Api(ApiClient(load_configuration(Path(space.cluster.kubeconfig))))
+    core.create_namespaced_pod_eviction(pod, NAMESPACE, {
+        "apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": pod, "namespace": NAMESPACE}})
+    status = space.wait(name, timeout=180)["status"]
+    assert (status["phase"], status["outcome"], status["attempts"]) == ("Completed", "BLOCKED", 2), status
+    assert status["job"]["name"] != job
+    # Seen as an eviction while the Pod still shows it, else as the Job failing.
+    assert "was evicted or disrupted" in operator.log() or "failed (BackoffLimitExceeded)" in operator.log()
+
+
+def test_a_scan_over_its_deadline_fails_closed_with_the_reason(space: Any, job_operator: Callable[..., Any],
+                                                               node: Any) -> None:
+    job_operator("--max-attempts", "2", settings={
+        "activeDeadlineSeconds": 10, "env": [{"name": "MODELSEC_SCAN_DELAY_SECONDS", "value": "120"}]}).start()
+    name = space.scan(space.model("slow.pkl", CLEAN_PICKLE))
+    status = space.wait(name, timeout=240)["status"]
+    assert (status["phase"], status["outcome"], status["attempts"]) == ("Failed", "ERROR", 2), status
+    assert ready_reason(space.cluster.get("modelscans", name)) == "JobDeadlineExceeded"
+    assert "DeadlineExceeded" in status["reason"]
