@@ -218,6 +218,29 @@ class Campaign:
         if smallest.exists():
             entry["minimised_size"] = smallest.stat().st_size
 
+    def recheck(self, parsers: list[str]) -> None:
+        """Replay every finding's saved input with the code as it is now and record what it
+        gives (``now``: ``fixed``, ``reproduces`` or another finding's key), with the commit."""
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, cwd=REPO,
+                                check=False).stdout.decode().strip()
+        for parser in parsers:
+            state = self.state(parser)
+            for key, entry in state.findings.items():
+                path = self.directory(parser) / "findings" / f"{key}.bin"
+                if not path.exists():
+                    continue
+                replay = self._replay(parser, path)
+                outcome = replay.get("outcome")
+                if outcome is None and replay.get("native"):
+                    entry["now"] = replay["native"]
+                elif outcome is None:
+                    entry["now"] = "fixed"
+                else:
+                    entry["now"] = "reproduces" if outcome["key"] == key else f"gives {outcome['key']}: {outcome['signature']}"
+                entry["checked_at"] = commit
+                print(f"[{parser}] {key}: {entry['now']}", flush=True)
+            state.save(self.directory(parser) / "state.json")
+
     # -- the whole campaign ----------------------------------------------------------------
 
     def run(self, parsers: list[str], jobs: int) -> None:
@@ -273,9 +296,10 @@ def report(out: Path, parsers: list[str]) -> str:
         kinds: dict[str, int] = {}
         for key, entry in sorted(state.findings.items()):
             kinds[entry["kind"]] = kinds.get(entry["kind"], 0) + 1
+            now = f"; at {entry['checked_at']}: {entry['now']}" if entry.get("now") else ""
             details.append(f"- {parser}: `{key}` {entry['kind']}: {entry['signature']} "
                            f"({entry['count']} input(s), smallest {entry['size']} bytes"
-                           f"{', confirmed' if entry.get('confirmed') else ', not reproduced alone'})")
+                           f"{', confirmed' if entry.get('confirmed') else ', not reproduced alone'}{now})")
         other = kinds.get("recursion", 0) + kinds.get("oracle", 0) + kinds.get("native", 0)
         rate = state.inputs / state.seconds if state.seconds else 0.0
         rows.append(f"| {parser} | {state.inputs:,} | {kinds.get('crash', 0)} | {kinds.get('hang', 0)} | "
@@ -295,6 +319,8 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=50_000, help="inputs per worker process")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "fuzz")
     parser.add_argument("--report", action="store_true", help="print the table of what has run, run nothing")
+    parser.add_argument("--recheck", action="store_true",
+                        help="replay every finding with the current code (fixed or not), run nothing else")
     args = parser.parse_args()
     names = list(PARSERS) if args.parser == "all" else args.parser.split(",")
     unknown = [n for n in names if n not in PARSERS]
@@ -302,6 +328,9 @@ def main() -> None:
         parser.error(f"unknown parser(s) {', '.join(unknown)}; known: {', '.join(PARSERS)}")
     if args.report:
         print(report(args.out, names))
+        return
+    if args.recheck:
+        Campaign(args.out, args.inputs, args.chunk, sys.executable).recheck(names)
         return
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "machine.json").write_text(json.dumps({
