@@ -213,12 +213,36 @@ class ConfigMapReads(Values):
                                   "applies, with a message saying why.")
 
 
+class FirstDeploy(Values):
+    enabled: bool = Field(True, description="A request naming a model without a verdict waits for "
+                          "its scan when it is expected to finish within timeoutSeconds less "
+                          "marginSeconds, and is answered with the verdict (--first-deploy-wait).")
+    margin_seconds: float = Field(2.0, gt=0, description="Seconds of timeoutSeconds kept for "
+                                  "answering (--first-deploy-margin).")
+    max_waiting: int = Field(32, ge=1, description="Requests waiting at once per replica; beyond, "
+                             "denied at once as scan pending (--first-deploy-max-waiting).")
+
+
+class Mutating(Values):
+    enabled: bool = Field(True, description="Create the MutatingWebhookConfiguration "
+                          "(pin.models.modelsec.io, path /mutate): it pins references for groups with "
+                          "spec.enforcement.pin and adds the verifier init containers of "
+                          "spec.enforcement.verifyAtStart. Without it those groups deny the workloads "
+                          "it would have changed; others are not affected.")
+    verifier_image: str = Field("", description="Image of the verifyAtStart init containers "
+                                "(--verifier-image; its entrypoint must be modelsec); empty: this "
+                                "chart's image.")
+
+
 class Webhook(Workload):
     replicas: int = Field(3, ge=1, description="Replicas behind the webhook Service.")
     failure_policy: Literal["Fail", "Ignore"] = Field(
         "Fail", description="What the API server does when the webhook cannot answer. Fail closes the "
         "door (see docs/install.md, break-glass); Ignore admits unjudged workloads.")
-    timeout_seconds: int = Field(5, ge=1, le=30, description="API server timeout for one call.")
+    timeout_seconds: int = Field(15, ge=1, le=30, description="API server timeout for one call (both "
+                                 "configurations); a first deploy may wait for its scan within it.")
+    mutating: Mutating = Field(default_factory=Mutating, description="Pinning and verifyAtStart.")
+    first_deploy: FirstDeploy = Field(default_factory=FirstDeploy, description="The first-deploy wait.")
     exempt_namespaces: list[str] = Field(
         default_factory=list, description="Namespaces never checked, besides kube-system and the "
         "release namespace (always exempt, by the immutable kubernetes.io/metadata.name label).")
