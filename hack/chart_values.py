@@ -144,11 +144,21 @@ class ScanJobs(Values):
     priority_class_name: str = Field("", description="PriorityClass of the scan Pods.")
 
 
+class Boms(Values):
+    enabled: bool = Field(True, description="Keep each verdict's CycloneDX ML-BOM in a ConfigMap "
+                          "named like its ModelScan (--bom-namespace): modelsec verify --scan and "
+                          "the verifyAtStart init containers name the files that changed with it.")
+    namespace: str = Field("", description="Where; empty: the release namespace. Every ConfigMap of "
+                           "it becomes readable by the verifiers' ServiceAccounts "
+                           "(webhook.mutating.bindAllServiceAccounts): prefer a namespace of its own.")
+
+
 class Operator(Workload):
     replicas: int = Field(2, ge=1, description="Replicas. They elect one active by kopf peering; the "
                           "others stand by and take over when it goes away.")
     max_concurrent_scans: int = Field(2, ge=1, le=256, description="Engine runs at once per replica "
                                       "(--max-concurrent-scans).")
+    boms: Boms = Field(default_factory=Boms, description="Each verdict's ML-BOM (in-process scans).")
     report_cache_size: int = Field(64, ge=0, description="Scan reports kept to re-evaluate unchanged "
                                    "models without reading them again (--report-cache-size).")
     resync_seconds: float = Field(60.0, gt=0, description="How often to look for scans whose "
@@ -232,6 +242,11 @@ class Mutating(Values):
     verifier_image: str = Field("", description="Image of the verifyAtStart init containers "
                                 "(--verifier-image; its entrypoint must be modelsec); empty: this "
                                 "chart's image.")
+    bind_all_service_accounts: bool = Field(
+        True, description="The verifier runs as the Pod's own ServiceAccount and reads the ModelScan "
+        "and its BOM: bind `get modelscans` (ClusterRole <release>-verifier) and `get configmaps` in "
+        "the BOM namespace to every ServiceAccount (group system:serviceaccounts). false: bind "
+        "<release>-verifier yourself; without it verifiers exit 2 and their Pods do not start.")
 
 
 class Webhook(Workload):

@@ -114,17 +114,24 @@ def test_service_accounts_can_do_exactly_the_expected_and_nothing_else(release: 
     cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "tenant-rbac"}})
     # What every authenticated account may do (discovery, self reviews): not the chart's doing.
     baseline = can_i(cluster, f"system:serviceaccount:{NAMESPACE}:default", "tenant-rbac")
+    # verifyAtStart (webhook.mutating.bindAllServiceAccounts): every ServiceAccount may get
+    # ModelScans, and ConfigMaps in the BOM namespace (the release's here).
+    assert ("modelscans.modelsec.io", "[]", "get") in baseline
+    verifier_boms = {"configmaps": "get"}
     expected: dict[tuple[str, str], set[tuple[str, str, str]]] = {
         ("operator", "tenant-rbac"): rules(OPERATOR_CLUSTER),
         ("operator", "default"): rules({**OPERATOR_CLUSTER, "events": "create"}),
         ("operator", CREDENTIALS_NAMESPACE): rules({**OPERATOR_CLUSTER, "secrets@[hub-token]": "get",
                                                     "secrets@[s3-keys]": "get"}),
-        ("operator", NAMESPACE): rules(OPERATOR_CLUSTER),
+        # The verdicts' ML-BOMs (operator.boms): written there, read by the verifiers.
+        ("operator", NAMESPACE): rules({**OPERATOR_CLUSTER, "configmaps": "get create update"}),
         ("webhook", "tenant-rbac"): rules(WEBHOOK_CLUSTER),
         ("webhook", CREDENTIALS_NAMESPACE): rules(WEBHOOK_CLUSTER),
         ("webhook", NAMESPACE): rules(WEBHOOK_CLUSTER),
     }
+    assert rules(verifier_boms) <= can_i(cluster, f"system:serviceaccount:{NAMESPACE}:default", NAMESPACE)
     for (component, namespace), wanted in expected.items():
+        wanted = wanted - baseline
         granted = can_i(cluster, sa(component), namespace) - baseline
         assert granted == wanted, (
             f"{component} in {namespace}: unexpected {sorted(granted - wanted)}, missing {sorted(wanted - granted)}")

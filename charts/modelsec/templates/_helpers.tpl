@@ -172,3 +172,6 @@ chart's own modelSources name. An empty list means every Secret of that namespac
 {{- end }}
 {{- toJson $access }}
 {{- end }}
+
+{{- /* Where the operator keeps the verdicts' ML-BOMs (ConfigMaps). */ -}}
+{{- define "modelsec.bomNamespace" -}}{{ .Values.operator.boms.namespace | default .Release.Namespace }}{{- end }}
