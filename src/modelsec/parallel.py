@@ -29,6 +29,7 @@ import signal
 import sys
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing.context import BaseContext
 from pathlib import Path
@@ -161,8 +162,15 @@ def scan_in_workers(
         try:
             while next_out < len(todo) and not broken:
                 while next_batch < len(todo) and len(running) + len(finished) < window:
-                    running[pool.submit(_scan_batch, todo[next_batch])] = todo[next_batch]
+                    try:
+                        future = pool.submit(_scan_batch, todo[next_batch])
+                    except BrokenProcessPool:  # a worker died since the last results
+                        broken = True
+                        break
+                    running[future] = todo[next_batch]
                     next_batch += 1
+                if broken:
+                    break
                 done, _ = wait(running, timeout=PROGRESS_EVERY if hashed is not None else None,
                                return_when=FIRST_COMPLETED)
                 report_progress()
