@@ -106,9 +106,10 @@ def validate_group(
 ) -> GroupView:
     """``source`` is the view of ``spec.sourceRef`` (None when no such ModelSource)."""
     raw = raw or {}
-    # Enforcement (Enforce/Warn/Audit, pending and error actions) is the webhook's business:
-    # it does not change any verdict, so it is left out and editing it re-scans nothing.
-    judged = {key: value for key, value in raw.items() if key != "enforcement"}
+    # Enforcement (Enforce/Warn/Audit, pending and error actions) is the webhook's business,
+    # scanJob only says where scan Jobs run: neither changes any verdict, so both are left
+    # out and editing them re-scans nothing.
+    judged = {key: value for key, value in raw.items() if key not in ("enforcement", "scanJob")}
     group_digest = digest(judged, source.digest if source else None, source.ready if source else None)
     try:
         spec = SecurityGroupResourceSpec.model_validate(raw)

@@ -105,6 +105,12 @@ class SecurityGroupSpec(BaseModel):
         description="Cluster only: how the admission webhook applies verdicts (mode, "
         "pendingAction, errorAction). Accepted and ignored here, like rescanInterval.",
     )
+    scan_job: dict[str, Any] | None = Field(
+        default=None,
+        alias="scanJob",
+        description="Cluster only: where this group's scan Jobs run (operator scan mode job). "
+        "Accepted and ignored here, like rescanInterval.",
+    )
 
     @field_validator("rules")
     @classmethod

@@ -162,3 +162,30 @@ async def test_a_snapshot_taken_before_a_job_was_created_does_not_call_it_delete
     assert not waiter.done(), "an older snapshot must not judge a Job created after it"
     waiter.cancel()
     tracker.close()
+
+
+def test_a_groups_placement_replaces_the_operator_wide_one() -> None:
+    from dataclasses import replace
+
+    from modelsec.k8s.group import ScanJobPlacement
+
+    settings = JobSettings.model_validate({"nodeSelector": {"pool": "scan"}, "priorityClassName": "low",
+                                           "tolerations": [{"key": "scan", "operator": "Exists"}]})
+    local = {"type": "Local", "local": {"path": "/models"}}
+    plain = build_job(_request(local), settings, "ms")["spec"]["template"]["spec"]
+    assert plain["nodeSelector"] == {"pool": "scan"} and plain["priorityClassName"] == "low"
+    urgent = replace(_request(local), placement=ScanJobPlacement.model_validate(
+        {"nodeSelector": {"pool": "gpu-free"}, "priorityClassName": "high"}))
+    pod = build_job(urgent, settings, "ms")["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"pool": "gpu-free"} and pod["priorityClassName"] == "high"
+    assert pod["tolerations"] == [{"key": "scan", "operator": "Exists"}]  # not set by the group: kept
+
+
+def test_placement_is_not_part_of_what_a_verdict_depends_on() -> None:
+    from modelsec_operator.validation import validate_group, validate_source
+
+    source = validate_source("s", {"type": "Local", "local": {"path": "/"}}, None)
+    spec = {"sourceRef": "s", "rules": [{"name": "LoadTimeCodeExecution"}]}
+    moved = {**spec, "scanJob": {"nodeSelector": {"pool": "other"}}}
+    assert validate_group("g", spec, 1, source).digest == validate_group("g", moved, 2, source).digest
+    assert validate_group("g", moved, 2, source).spec.policy_spec().scan_job is None  # type: ignore[union-attr]

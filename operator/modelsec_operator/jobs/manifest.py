@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from modelsec.k8s import API_VERSION, GROUP
+from modelsec.k8s.group import ScanJobPlacement
 from modelsec.k8s.source import ModelSourceSpec
 from modelsec.rules.base import SourceType
 from modelsec_operator.jobs.settings import JobSettings
@@ -55,6 +56,7 @@ class JobRequest:
     source: ModelSourceSpec
     model_bytes: int | None
     local_root: Path | None
+    placement: ScanJobPlacement | None = None  # the group's spec.scanJob, over the settings
 
     @property
     def job_name(self) -> str:
@@ -170,14 +172,14 @@ def build_job(request: JobRequest, settings: JobSettings, namespace: str) -> dic
             *settings.volumes,
         ],
     }
-    if settings.node_selector:
-        pod_spec["nodeSelector"] = dict(settings.node_selector)
-    if settings.tolerations:
-        pod_spec["tolerations"] = list(settings.tolerations)
-    if settings.affinity:
-        pod_spec["affinity"] = dict(settings.affinity)
-    if settings.priority_class_name:
-        pod_spec["priorityClassName"] = settings.priority_class_name
+    group = request.placement or ScanJobPlacement()
+    placement = {
+        "nodeSelector": group.node_selector if group.node_selector is not None else settings.node_selector,
+        "tolerations": group.tolerations if group.tolerations is not None else settings.tolerations,
+        "affinity": group.affinity if group.affinity is not None else settings.affinity,
+        "priorityClassName": group.priority_class_name or settings.priority_class_name,
+    }
+    pod_spec.update({key: value for key, value in placement.items() if value})
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

@@ -183,6 +183,7 @@ class JobScanner:
         request = JobRequest(
             scan_name=run.name, scan_uid=run.body["metadata"]["uid"], key=key, attempt=run.retry + 1,
             group_digest=view.digest, source=view.source.spec, model_bytes=size, local_root=self.local_root,
+            placement=view.spec.scan_job if view.spec else None,
         )
         body = build_job(request, self.settings, self.namespace)  # may refuse (SecretNotMountable)
         created = await self.api.create_job(body)

@@ -30,6 +30,19 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
 
 
+class ScanJobPlacement(K8sModel):
+    """Where this group's scan Jobs run (operator ``--scan-mode job``); each field, when
+    set, replaces the operator-wide setting (Helm ``operator.scanJobs``)."""
+
+    node_selector: dict[str, str] | None = Field(default=None, alias="nodeSelector",
+                                                 description="Node selector of the scan Pods.")
+    tolerations: list[dict[str, Any]] | None = Field(default=None, max_length=64,
+                                                     description="Tolerations of the scan Pods.")
+    affinity: dict[str, Any] | None = Field(default=None, description="Affinity of the scan Pods.")
+    priority_class_name: str | None = Field(default=None, alias="priorityClassName", max_length=253,
+                                            description="PriorityClass of the scan Pods.")
+
+
 class SecurityGroupResourceSpec(SecurityGroupSpec):
     """The spec of a SecurityGroup resource: the CLI's group plus cluster-only settings."""
 
@@ -56,6 +69,14 @@ class SecurityGroupResourceSpec(SecurityGroupSpec):
         "or Audit; pendingAction and errorAction. See docs/webhook.md.",
     )
 
+    # Declared (and ignored) by the policy spec too; read only by the operator in job mode.
+    scan_job: ScanJobPlacement | None = Field(  # type: ignore[assignment]
+        default=None,
+        alias="scanJob",
+        description="Where this group's scan Jobs run (scan mode job): nodeSelector, tolerations, "
+        "affinity, priorityClassName. Does not change any verdict.",
+    )
+
     @field_validator("rescan_interval")
     @classmethod
     def _sane_interval(cls, value: str | None) -> str | None:
@@ -70,7 +91,8 @@ class SecurityGroupResourceSpec(SecurityGroupSpec):
     def policy_spec(self) -> SecurityGroupSpec:
         """The plain policy spec (what ``modelsec scan --group`` would load)."""
         return SecurityGroupSpec.model_validate(
-            self.model_dump(by_alias=True, exclude={"rescan_interval", "enforcement"}, exclude_none=True)
+            self.model_dump(by_alias=True, exclude={"rescan_interval", "enforcement", "scan_job"},
+                            exclude_none=True)
         )
 
 
