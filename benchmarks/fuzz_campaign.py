@@ -8,8 +8,8 @@ Each parser has a directory ``OUT/<parser>/`` (layout in tests/fuzz/worker.py). 
 one worker process (``tests/fuzz/worker.py fuzz``) that runs ``--chunk`` inputs and exits;
 its counts are merged into ``OUT/<parser>/state.json``, so the command can be stopped at
 any time and run again: it continues from the inputs already run and from the coverage
-corpus libFuzzer kept. Chunks of all parsers are interleaved, so a campaign stopped early
-has run every parser about as far.
+corpus libFuzzer kept. Each free job takes the parser that has had the least worker time,
+so every parser gets about the same CPU and the fast ones reach ``--inputs`` first.
 
 Per input: 5 s (libFuzzer's -timeout) and 256 MiB of address space over the worker's
 baseline (RLIMIT_AS). A hang or a native crash ends its chunk; the input libFuzzer wrote is
@@ -250,25 +250,40 @@ class Campaign:
             if not seeds.is_dir():
                 subprocess.run([self.python, str(WORKER), "seeds", "--parser", parser, "--dir",
                                 str(self.directory(parser))], cwd=REPO, check=True)
-        while True:
-            plan = self._plan(parsers, jobs)
-            if not plan:
-                break
-            with ThreadPoolExecutor(max_workers=jobs) as pool:
-                for future in [pool.submit(self.run_chunk, *item) for item in plan]:
-                    future.result()
+        in_flight: dict[str, int] = {}
+        stalled: dict[str, int] = {}
 
-    def _plan(self, parsers: list[str], jobs: int) -> list[tuple[str, int, int]]:
-        """One round: a chunk for every parser still short of its inputs, interleaved;
-        a parser gets as many concurrent chunks (distinct jobs) as it has chunks left,
-        up to ``jobs``."""
-        plan: list[tuple[str, int, int]] = []
-        for job in range(jobs):
-            for parser in parsers:
-                left = self.target_inputs - self.states[parser].inputs - sum(n for p, _, n in plan if p == parser)
-                if left > 0:
-                    plan.append((parser, job, min(self.chunk, left)))
-        return plan
+        def next_chunk() -> tuple[str, int] | None:
+            """The parser that has had the least worker time so far, among those short of
+            their inputs: every parser gets about the same CPU, fast ones reach the
+            target first, and no round waits for the slowest chunk."""
+            with self.lock:
+                open_ = [p for p in parsers if stalled.get(p, 0) < 3
+                         and self.states[p].inputs + in_flight.get(p, 0) < self.target_inputs]
+                if not open_:
+                    return None
+                parser = min(open_, key=lambda p: (self.states[p].seconds, self.states[p].inputs))
+                count = min(self.chunk, self.target_inputs - self.states[parser].inputs - in_flight.get(parser, 0))
+                in_flight[parser] = in_flight.get(parser, 0) + count
+                return parser, count
+
+        def work(job: int) -> None:
+            while (item := next_chunk()) is not None:
+                parser, count = item
+                before = self.states[parser].inputs
+                try:
+                    self.run_chunk(parser, job, count)
+                finally:
+                    with self.lock:
+                        in_flight[parser] -= count
+                        # a worker that cannot start (an import error) must not loop forever
+                        stalled[parser] = stalled.get(parser, 0) + 1 if self.states[parser].inputs == before else 0
+                        if stalled[parser] >= 3:
+                            print(f"[{parser}] three chunks in a row ran nothing; left out", flush=True)
+
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            for future in [pool.submit(work, job) for job in range(jobs)]:
+                future.result()
 
 
 def _digest(text: str) -> str:
