@@ -248,3 +248,32 @@ def test_an_update_that_swaps_the_verifier_image_is_judged() -> None:
     relabelled = copy.deepcopy(pod)
     relabelled["metadata"]["labels"] = {"x": "y"}
     assert admission.review(review(relabelled, operation="UPDATE", old=pod)).reason == "unchanged"
+
+
+def test_revision_pinned_lets_a_pinning_group_scan_and_pin_what_it_can() -> None:
+    """RevisionPinned (Blocking) with pin: true: a reference the mutating webhook can pin
+    is scanned and pinned, not denied outright (that would leave it unscanned, so never
+    pinned); one it cannot pin is denied by the rule as before."""
+    rules = [{"name": "LoadTimeCodeExecution", "mode": "Blocking"}, {"name": "RevisionPinned", "mode": "Blocking"}]
+    fresh = Admission(view(source("hub"), group("g", "hub", rules, enforcement=PIN)),
+                      AdmissionSettings(verifier_image=IMAGE))
+    answer, _ = mutated(fresh, vllm_pod())
+    assert [j.status.value for j in answer.waiting] == ["PENDING"]  # its scan is asked for
+    record = scan("hf://acme/m", None, "g")
+    record["status"]["revision"] = SHA
+    admission = Admission(view(source("hub"), group("g", "hub", rules, enforcement=PIN), record),
+                          AdmissionSettings(verifier_image=IMAGE))
+    _answer, pinned = mutated(admission, vllm_pod())
+    result, response = validated(admission, pinned)
+    assert result.allowed, response
+    script = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "s"},
+              "spec": {"containers": [{"name": "v", "image": "vllm/vllm-openai",
+                                       "command": ["sh", "-c", "vllm serve acme/m"]}]}}
+    result, response = validated(admission, script)
+    assert not result.allowed and "RevisionPinned failed" in response["status"]["message"]
+
+
+def test_pod_updates_are_left_to_the_validating_webhook() -> None:
+    admission = hub_view(PIN)
+    answer, same = mutated(admission, vllm_pod(), operation="UPDATE", old=vllm_pod())
+    assert answer.reason == "not-needed" and same == vllm_pod()

@@ -164,7 +164,7 @@ class JudgementCache:
 
     def judged(self, namespace: str, ns: Namespace) -> Callable[[Reference], tuple[Judgement, ...]]:
         def lookup(reference: Reference) -> tuple[Judgement, ...]:
-            key = (namespace, ns.version, reference.ref, reference.endpoint)
+            key = (namespace, ns.version, reference.ref, reference.endpoint, reference.pinnable)
             found = self.entries.get(key)
             if found is None:
                 found = judge_reference(reference, ns.labels, self.view)

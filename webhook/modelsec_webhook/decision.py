@@ -126,7 +126,11 @@ def judge(reference: Reference, governor: Governor, view: View) -> Judgement:
     if group.revision_pinned is not None and reference.ref.source_type in PINNABLE:
         rule_mode, params = group.revision_pinned
         pin = judge_revision(reference.ref.source_type, reference.ref.revision, params)
-        if not pin.pinned:
+        if not pin.pinned and group.enforcement.pin and reference.pinnable:
+            # The mutating webhook pins it to what this group's scan reads: it must be
+            # scanned for that, and an unpinned one is denied once the verdict is there.
+            pass
+        elif not pin.pinned:
             if rule_mode == Mode.BLOCKING:
                 return result(Status.BLOCKED, f"{REVISION_PINNED} failed: {pin.message}")
             warnings.append(f"{REVISION_PINNED}: {pin.message}")
