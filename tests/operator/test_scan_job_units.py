@@ -145,7 +145,7 @@ async def test_a_snapshot_taken_before_a_job_was_created_does_not_call_it_delete
         def __init__(self) -> None:
             self.gate = asyncio.Event()
 
-        async def snapshot(self) -> Any:
+        async def snapshot(self, names: list[str]) -> Any:
             await self.gate.wait()
             return [], [], []  # listed before the Job existed
 

@@ -14,7 +14,8 @@ from kubernetes.client import AdmissionregistrationV1Api, ApiClient, BatchV1Api,
 from kubernetes.client.exceptions import ApiException
 
 from modelsec.k8s import GROUP, VERSION
-from modelsec_operator.jobs.manifest import COMPONENT, LABEL_COMPONENT, LABEL_MANAGED, MANAGED_BY
+from modelsec_operator.jobs.manifest import (COMPONENT, JOB_NAME_LABEL, LABEL_COMPONENT, LABEL_JOB_NAME,
+                                             LABEL_MANAGED, MANAGED_BY)
 
 RESULTS = "scanresults"
 SELECTOR = f"{LABEL_MANAGED}={MANAGED_BY},{LABEL_COMPONENT}={COMPONENT}"
@@ -63,16 +64,25 @@ class JobsApi:
                     raise
         await asyncio.to_thread(call)
 
-    async def snapshot(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-        """Our Jobs, their Pods and the ScanResults in the namespace: three LISTs."""
+    async def snapshot(self, job_names: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
+                                                             list[dict[str, Any]]]:
+        """The Jobs named, their Pods and their ScanResults: three LISTs whose label
+        selectors name exactly the Jobs waited for, so finished Jobs kept until their TTL
+        (hundreds, in a burst) are not read again at every poll."""
+        names = ",".join(sorted(set(job_names)))
+        by_job = f"{JOB_NAME_LABEL} in ({names})"
+
         def call() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-            jobs = _json(self._batch.list_namespaced_job(self.namespace, label_selector=SELECTOR,
-                                                         _preload_content=False))["items"]
-            pods = _json(self._core.list_namespaced_pod(self.namespace, label_selector=SELECTOR,
+            jobs = _json(self._batch.list_namespaced_job(
+                self.namespace, label_selector=f"{SELECTOR},{LABEL_JOB_NAME} in ({names})",
+                _preload_content=False))["items"]
+            pods = _json(self._core.list_namespaced_pod(self.namespace, label_selector=f"{SELECTOR},{by_job}",
                                                         _preload_content=False))["items"]
             results = _json(self._custom.list_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, RESULTS, _preload_content=False))["items"]
+                GROUP, VERSION, self.namespace, RESULTS, label_selector=by_job, _preload_content=False))["items"]
             return jobs, pods, results
+        if not job_names:
+            return [], [], []
         return await asyncio.to_thread(call)
 
     async def admission_policy(self, name: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:

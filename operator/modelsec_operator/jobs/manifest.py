@@ -34,6 +34,8 @@ MANAGED_BY = "modelsec-operator"
 LABEL_COMPONENT = "app.kubernetes.io/component"
 COMPONENT = "scan-worker"
 LABEL_JOB_KEY = f"{GROUP}/job-key"
+LABEL_JOB_NAME = f"{GROUP}/job"  # on the Job itself, so a LIST can select the ones waited for
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"  # the Job controller's, on its Pods; the worker's, on its result
 ANNOTATION_SCAN = f"{GROUP}/scan"
 ANNOTATION_GROUP_DIGEST = f"{GROUP}/group-digest"
 ANNOTATION_ATTEMPT = f"{GROUP}/attempt"
@@ -107,6 +109,7 @@ def build_job(request: JobRequest, settings: JobSettings, namespace: str) -> dic
         LABEL_COMPONENT: COMPONENT,
         LABEL_JOB_KEY: request.key[:63],
     }
+    job_labels = {**labels, LABEL_JOB_NAME: request.job_name}
     annotations = {
         ANNOTATION_SCAN: request.scan_name,
         ANNOTATION_GROUP_DIGEST: request.group_digest,
@@ -186,7 +189,7 @@ def build_job(request: JobRequest, settings: JobSettings, namespace: str) -> dic
         "metadata": {
             "name": request.job_name,
             "namespace": namespace,
-            "labels": labels,
+            "labels": job_labels,
             "annotations": annotations,
             "ownerReferences": [{
                 "apiVersion": API_VERSION, "kind": "ModelScan", "name": request.scan_name,

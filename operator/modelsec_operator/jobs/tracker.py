@@ -1,7 +1,8 @@
 """What became of each scan Job: one polling loop for all of them.
 
-Every ``poll_seconds`` while any scan waits, three LISTs in the operator's namespace (our
-Jobs, their Pods, the ScanResults) decide, for each Job waited on, whether it ended:
+Every ``poll_seconds`` while any scan waits, three LISTs in the operator's namespace (the
+Jobs waited on, their Pods, their ScanResults, by label selectors naming those Jobs)
+decide, for each Job waited on, whether it ended:
 
 - a ScanResult written by a Pod of this Job (name, UID and owner checked) -> the result;
 - the Job failed: evicted Pod (``PodEvicted``), ``activeDeadlineSeconds`` passed
@@ -12,8 +13,8 @@ Jobs, their Pods, the ScanResults) decide, for each Job waited on, whether it en
   ``JobDeleted`` (a retry creates it again).
 
 Polling, rather than watches, keeps this restart-proof and simple: the state is always
-read whole from the API server, and the cost is three reads per interval whatever the
-number of scans (measured in docs/benchmarks.md).
+read from the API server, and the cost is three reads per interval whatever the number of
+scans, each returning only the (at most --max-concurrent-scan-jobs) Jobs running.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ class JobTracker:
     async def poll(self) -> None:
         self.polls_started += 1
         this_poll = self.polls_started
-        jobs, pods, results = await self.api.snapshot()
+        jobs, pods, results = await self.api.snapshot(list(self._waiting))
         self.polls += 1
         by_name = {j["metadata"]["name"]: j for j in jobs}
         results_by_pod = {r["metadata"]["name"]: r for r in results}

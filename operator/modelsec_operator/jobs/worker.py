@@ -33,7 +33,7 @@ from modelsec.policy import evaluate
 from modelsec.rules.base import EvaluationInput, SourceType
 from modelsec.safe_text import printable
 from modelsec_operator.config import scan_delay_from_env
-from modelsec_operator.jobs.manifest import HF_TOKEN_ENV, JOB_NAME_ENV, S3_KEYS
+from modelsec_operator.jobs.manifest import HF_TOKEN_ENV, JOB_NAME_ENV, JOB_NAME_LABEL, S3_KEYS
 from modelsec_operator.scanning import ScanJob, ScanRefused, ScanRetry, check_exists, resolve, run_scan
 from modelsec_operator.validation import explain, validate_group, validate_source
 from modelsec_operator.verdicts import completed_status
@@ -158,9 +158,10 @@ def run(args: argparse.Namespace) -> int:
     spec = ScanResultSpec.model_validate(result).wire()
     body = {
         "apiVersion": API_VERSION, "kind": "ScanResult",
-        "metadata": {"name": pod, "namespace": namespace, "ownerReferences": [
-            {"apiVersion": "v1", "kind": "Pod", "name": pod, "uid": uid},
-        ]},
+        # The label lets the operator list the results of the Jobs it waits for; it proves
+        # nothing (the operator checks the Pod's name, UID and owner itself).
+        "metadata": {"name": pod, "namespace": namespace, "labels": {JOB_NAME_LABEL: os.environ[JOB_NAME_ENV]},
+                     "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": pod, "uid": uid}]},
         "spec": spec,
     }
     try:

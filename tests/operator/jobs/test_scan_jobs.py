@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -187,6 +188,7 @@ def test_no_one_but_the_scan_pod_can_write_its_verdict(space: Any, job_operator:
     assert pods, f"no Pod for Job {job_name}"
     pod = pods[0]
     forged = _result(pod["metadata"]["name"], evil, job_name, pod["metadata"]["uid"])
+    decoy_name = f"decoy-{os.urandom(3).hex()}"
 
     # Another namespace's workload: no RBAC in the scan namespace at all.
     cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "intruders"}},
@@ -213,14 +215,14 @@ def test_no_one_but_the_scan_pod_can_write_its_verdict(space: Any, job_operator:
         assert denied.returncode != 0 and "named after" in denied.stderr, denied.stderr
         # A token bound to another Pod of the worker account (another scan's Job).
         decoy = json.loads(cluster.kubectl("create", "-n", NAMESPACE, "-o", "json", "-f", "-", input=json.dumps({
-            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "decoy", "namespace": NAMESPACE},
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": decoy_name, "namespace": NAMESPACE},
             "spec": {"serviceAccountName": "modelsec-scan-worker", "nodeSelector": {"nowhere": "true"},
                      "containers": [{"name": "c", "image": "none"}]}})).stdout)
         other = _token(cluster, NAMESPACE, "modelsec-scan-worker", decoy)
         denied = _as(cluster, other, "create", "-f", "-", input=forged)
         assert denied.returncode != 0 and "named after" in denied.stderr, denied.stderr
         # What the decoy Pod may do: write its own result, which the operator ignores.
-        own = _as(cluster, other, "create", "-f", "-", input=_result("decoy", evil, job_name, decoy["metadata"]["uid"]))
+        own = _as(cluster, other, "create", "-f", "-", input=_result(decoy_name, evil, job_name, decoy["metadata"]["uid"]))
         assert own.returncode == 0, own.stderr
 
         verdict = space.wait(evil)["status"]
@@ -233,7 +235,8 @@ def test_no_one_but_the_scan_pod_can_write_its_verdict(space: Any, job_operator:
         assert denied.returncode != 0, denied.stderr
     finally:
         cluster.kubectl("delete", "clusterrolebinding", "mallory-results", "--ignore-not-found", check=False)
-        cluster.kubectl("delete", "pod", "-n", NAMESPACE, "decoy", "--ignore-not-found", "--wait=false", check=False)
+        cluster.kubectl("delete", "-n", NAMESPACE, f"pod/{decoy_name}", f"scanresult/{decoy_name}",
+                        "--ignore-not-found", "--wait=false", check=False)
 
 
 def test_missing_model_is_retried_then_judged_and_fails_closed_when_it_never_comes(
