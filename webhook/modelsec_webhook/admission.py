@@ -122,6 +122,14 @@ class Decided:
         return _RESPONSE_HEAD + json.dumps(uid).encode() + self.tail
 
 
+def _waiting(decision: Decision, dry_run: bool) -> tuple[Judgement, ...]:
+    """The pending judgements a denial waits for; none when one of them can never come: a
+    dry run creates no ModelScan (sideEffects: NoneOnDryRun), so it waits only for scans
+    that exist already."""
+    pending = tuple(j for j in decision.judgements if j.status == Status.PENDING and j.effect is Effect.DENY)
+    return () if dry_run and any(j.request_scan for j in pending) else pending
+
+
 def denial(uid: str, message: str, reason: str, models: bool = True) -> Answer:
     return Answer(Decided.of(Decision(False, message)).body(uid), False, reason, models)
 
@@ -374,12 +382,7 @@ class Admission:
             decided = Decided.of(replace(decision, message=decision.message + "\n(dry run: no "
                                  "ModelScan was created; apply for real, or create the ModelScan, "
                                  "to start the scan)"))
-        # A dry run creates no ModelScan (sideEffects: NoneOnDryRun): nothing to wait for then,
-        # unless the scan exists already.
-        waiting = tuple(j for j in decision.judgements if j.status == Status.PENDING and j.effect is Effect.DENY
-                        and not (request.dry_run and j.request_scan)) if decision.pending_only else ()
-        if len(waiting) < sum(1 for j in decision.judgements if j.status == Status.PENDING and j.effect is Effect.DENY):
-            waiting = ()
+        waiting = _waiting(decision, request.dry_run) if decision.pending_only else ()
         return Answer(decided.body(uid), decision.allowed, "judged", True, waiting)
 
     def _verifiers_touched(self, kind: str, obj: Any, old: Any) -> bool:

@@ -136,7 +136,11 @@ class Webhook:
         if isinstance(parsed, Answer):
             answer = parsed
         else:
-            answer = await self._settled(request, started, lambda fetched: self.admission.answer(parsed, fetched))
+            outcome = self.admission.answer(parsed)
+            if isinstance(outcome, NeedConfigMaps) or outcome.waiting:  # rare: off the hot path
+                outcome = await self._settled(request, started, outcome,
+                                              lambda fetched: self.admission.answer(parsed, fetched))
+            answer = outcome
         elapsed = time.perf_counter() - started
         (metrics.OBSERVE_MODELS if answer.models else metrics.OBSERVE_NO_MODELS)(elapsed)
         self._count("allowed" if answer.allowed else "denied", answer.reason)
@@ -156,18 +160,21 @@ class Webhook:
             return self._refused(request, exc)
         if isinstance(parsed, Answer):
             return web.Response(body=parsed.body, content_type="application/json")
-        answer = await self._settled(request, started, lambda fetched: self.mutator.answer(parsed, fetched))
+        outcome = self.mutator.answer(parsed)
+        if isinstance(outcome, NeedConfigMaps) or outcome.waiting:
+            outcome = await self._settled(request, started, outcome,
+                                          lambda fetched: self.mutator.answer(parsed, fetched))
+        answer = outcome
         elapsed = time.perf_counter() - started
         return web.Response(body=answer.body, content_type="application/json",
                             headers={"Server-Timing": f"admit;dur={elapsed * 1000:.3f}"})
 
-    async def _settled(self, request: web.Request, started: float,
+    async def _settled(self, request: web.Request, started: float, outcome: A | NeedConfigMaps,
                        answer: Callable[[bool], A | NeedConfigMaps]) -> A:
-        """``answer(fetched)`` of a parsed review, after the one read a decision may need
-        (ConfigMaps naming a model, where a group applies; bounded by the reader's timeout,
-        then decided either way) and, for a denial that only lacks verdicts, the wait for
-        them (first deploy)."""
-        outcome = answer(False)
+        """The final answer to a parsed review whose first ``outcome`` asked for more: the
+        one read a decision may need (ConfigMaps naming a model, where a group applies;
+        bounded by the reader's timeout, then decided either way) and, for a denial that
+        only lacks verdicts, the wait for them (first deploy)."""
         if isinstance(outcome, NeedConfigMaps):
             await self.configmaps.fetch(outcome.namespace, outcome.names)
             outcome = answer(True)
