@@ -29,28 +29,32 @@ NAMESPACE = "modelsec-system"
 CREDENTIALS_NAMESPACE = "modelsec-credentials"
 HELM = CACHE / "bin" / "helm"
 
-# Metadata of what the tests read back: admission of workloads (with the webhook's audit
-# annotations), Secret reads (who was refused), and every deletion (the order helm
-# uninstall deletes in).
-AUDIT_POLICY = """\
+# Metadata of what the tests read back: every request of the chart's ServiceAccounts (was
+# any refused?), admission of workloads (with the webhook's audit annotations), Secret
+# reads, and every deletion (the order helm uninstall deletes in).
+AUDIT_POLICY = f"""\
 apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived]
 rules:
   - level: Metadata
+    users: ["system:serviceaccount:{NAMESPACE}:{RELEASE}-operator", "system:serviceaccount:{NAMESPACE}:{RELEASE}-webhook"]
+  - level: Metadata
     verbs: [delete, deletecollection]
   - level: Metadata
     resources:
-      - {group: "", resources: [pods, secrets]}
-      - {group: apps, resources: [deployments, replicasets]}
+      - {{group: "", resources: [pods, secrets]}}
+      - {{group: apps, resources: [deployments, replicasets]}}
   - level: None
 """
 
 # The values the install tests use: Secrets in one namespace for the HF and S3 sources,
-# ConfigMaps readable everywhere (the tests make new namespaces). Everything else default.
+# ConfigMaps readable everywhere (the tests make new namespaces), and no first-deploy wait:
+# tests/webhook's scenarios, run again here, expect "scan pending" at once (the wait has
+# its own tests there). Everything else default.
 INSTALL_VALUES: dict[str, Any] = {
     "operator": {"secretAccess": [{"namespace": CREDENTIALS_NAMESPACE, "names": ["hub-token", "s3-keys"]}]},
-    "webhook": {"configMapReads": {"clusterWide": True}},
+    "webhook": {"configMapReads": {"clusterWide": True}, "firstDeploy": {"enabled": False}},
 }
 
 

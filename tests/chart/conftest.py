@@ -64,30 +64,40 @@ def helm(helm_binary: Path, tmp_path_factory: pytest.TempPathFactory) -> Helm:
 
 # --- the control plane --------------------------------------------------------------------
 
-def _envtest(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """tests/webhook's hack/envtest.sh runner, for this instance."""
-    return WEBHOOK_TESTS._envtest(*args, env={"ENVTEST_NAME": INSTANCE, **(env or {})}, check=check)
+def _envtest(instance: str, *args: str, env: dict[str, str] | None = None,
+             check: bool = True) -> subprocess.CompletedProcess[str]:
+    """tests/webhook's hack/envtest.sh runner, for ``instance``."""
+    return WEBHOOK_TESTS._envtest(*args, env={"ENVTEST_NAME": instance, **(env or {})}, check=check)
+
+
+SLOTS = 4  # control planes the chart tests may run at once (a shared checkout runs several suites)
 
 
 @contextlib.contextmanager
-def _exclusive(path: Path, timeout: float = 1800) -> Iterator[None]:
-    """One pytest session at a time drives the pytest-chart instance: two would install and
-    uninstall the same release under each other (a shared checkout runs several suites)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as lock:
-        deadline = time.monotonic() + timeout
-        while True:
+def _free_slot(timeout: float = 600) -> Iterator[str]:
+    """An instance no other test session drives (two sessions would install and uninstall
+    the same release under each other): pytest-chart, else pytest-chart-1, -2, -3; held by
+    a lock for the whole session."""
+    folder = CACHE / "chart-tests"
+    folder.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        for slot in range(SLOTS):
+            lock = open(folder / f"session-{slot}.lock", "w")
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
             except BlockingIOError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"another test session held {path} for {timeout:.0f}s")
-                time.sleep(2)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+                lock.close()
+                continue
+            try:
+                yield INSTANCE if slot == 0 else f"{INSTANCE}-{slot}"
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+                lock.close()
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"{SLOTS} other test sessions held every chart-test control plane for {timeout:.0f}s")
+        time.sleep(2)
 
 
 @pytest.fixture(scope="session")
@@ -95,35 +105,36 @@ def cluster(helm_binary: Path) -> Iterator[Cluster]:
     if shutil.which("go") is None and not all((CACHE / "bin" / n).exists() for n in (
             "etcd", "kube-apiserver", "kubectl", "kube-controller-manager", "kube-scheduler")):
         pytest.skip("no Go toolchain and no cached control-plane binaries (hack/install-tools.sh)")
-    with _exclusive(CACHE / "chart-tests" / "session.lock"):
-        yield from _control_plane()
+    with _free_slot() as instance:
+        yield from _control_plane(instance)
 
 
-def _control_plane() -> Iterator[Cluster]:
+def _control_plane(name: str) -> Iterator[Cluster]:
     started = time.monotonic()
-    audit = CACHE / "chart-tests" / "audit"
+    audit = CACHE / "chart-tests" / "audit" / name
     audit.mkdir(parents=True, exist_ok=True)
     policy, audit_log = audit / "policy.yaml", audit / "audit.log"
     policy.write_text(AUDIT_POLICY)
-    up = _envtest("status", check=False).returncode == 0
+    up = _envtest(name, "status", check=False).returncode == 0
     if up and not audit_log.exists():
-        _envtest("down")  # up, but not with our audit settings: start it our way
+        _envtest(name, "down")  # up, but not with our audit settings: start it our way
         up = False
     if not up:
         audit_log.unlink(missing_ok=True)
-    _envtest("up", env={
+    _envtest(name, "up", env={
         "ENVTEST_CONTROLLERS": "1",
         "ENVTEST_APISERVER_ARGS": f"--enable-aggregator-routing=true --audit-policy-file={policy} "
                                   f"--audit-log-path={audit_log} --audit-log-maxbackup=1",
     })
-    exports = dict(line.removeprefix("export ").split("=", 1) for line in _envtest("env").stdout.splitlines())
+    exports = dict(line.removeprefix("export ").split("=", 1) for line in _envtest(name, "env").stdout.splitlines())
     instance = Cluster(exports["KUBECONFIG"].strip("'\""), audit_log)
-    sys.stderr.write(f"\n[chart tests] control plane with controllers ready in {time.monotonic() - started:.1f}s\n")
+    sys.stderr.write(f"\n[chart tests] {name}: control plane with controllers ready in "
+                     f"{time.monotonic() - started:.1f}s\n")
     try:
         yield instance
     finally:
         if os.environ.get("MODELSEC_KEEP_ENVTEST") != "1":
-            _envtest("down", check=False)
+            _envtest(name, "down", check=False)
 
 
 @pytest.fixture(scope="session")

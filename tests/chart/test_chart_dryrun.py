@@ -6,11 +6,10 @@ hack/tools/thirdparty-crds) validate what the templates produce, admission inclu
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
-from chart_helpers import CHART, NAMESPACE, REPO, Helm
+from chart_helpers import NAMESPACE, REPO, Helm, Release
 from cluster_helpers import Cluster
 
 from test_chart_render import MATRIX
@@ -21,13 +20,15 @@ DRY_RELEASE = "dryrun"  # not the release test_chart_install.py installs
 
 
 @pytest.fixture(scope="module")
-def crds_applied(cluster: Cluster) -> None:
+def crds_applied(cluster: Cluster, release: Release) -> None:
+    """Ours from the installed release (Helm installs crds/; applying them with kubectl first
+    would make `helm install` fail on field-manager conflicts, as it would for a user), the
+    third-party ones with kubectl."""
     proc = subprocess.run(["bash", str(REPO / "hack" / "thirdparty-crds.sh")], capture_output=True, text=True,
                           timeout=900)
     if proc.returncode != 0:
         pytest.fail(f"hack/thirdparty-crds.sh failed:\n{proc.stderr}")
-    for directory in (Path(proc.stdout.strip()), CHART / "crds"):
-        cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(directory))
+    cluster.kubectl("apply", "--server-side", "-f", proc.stdout.strip())
     cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/certificates.cert-manager.io",
                     "crd/issuers.cert-manager.io", "crd/servicemonitors.monitoring.coreos.com",
                     "crd/prometheusrules.monitoring.coreos.com", "crd/securitygroups.modelsec.io")

@@ -99,6 +99,7 @@ OPERATOR_CLUSTER = {
     "securitygroups.modelsec.io/status": "get patch",
     "modelscans.modelsec.io/status": "get patch",
     "clusterkopfpeerings.kopf.dev": "get list watch patch create",
+    "customresourcedefinitions.apiextensions.k8s.io": "list watch",  # kopf's resource observation
 }
 WEBHOOK_CLUSTER = {
     "modelsources.modelsec.io": "get list watch",
@@ -407,6 +408,22 @@ def test_metadata_only_updates_never_reach_the_webhook(space: Space, webhook: We
     _wait(lambda: reviews() > before, "the spec change reaching the webhook", 20)
 
 
+def test_the_chart_accounts_were_refused_nothing_but_the_ungranted_secret(cluster: Cluster, operator: Process,
+                                                                          webhook: Webhook) -> None:
+    """The RBAC is sufficient: over every scenario above, the API server refused the two
+    accounts nothing (the audit log holds all their requests), except the Secret the S3 test
+    names on purpose where the chart grants nothing."""
+    accounts = {sa("operator"), sa("webhook")}
+    requests = [e for e in _audit(cluster) if e.get("user", {}).get("username") in accounts]
+    assert len({e["user"]["username"] for e in requests}) == 2, "no requests of the chart's accounts audited"
+    refused = [f"{e['user']['username'].rsplit(':', 1)[1]} {e['verb']} {e.get('objectRef', {}).get('resource')} "
+               f"{e.get('objectRef', {}).get('namespace', '')}/{e.get('objectRef', {}).get('name', '')}"
+               for e in requests if e.get("responseStatus", {}).get("code") == 403
+               and not (e.get("objectRef", {}).get("resource") == "secrets"
+                        and e.get("objectRef", {}).get("namespace") == "default")]
+    assert not refused, "\n".join(sorted(set(refused)))
+
+
 # --- 5. upgrade and uninstall (last) ------------------------------------------------------
 
 def test_upgrade_applies_changed_values_and_keeps_the_certificate(
@@ -414,6 +431,8 @@ def test_upgrade_applies_changed_values_and_keeps_the_certificate(
     config_before = cluster.get("validatingwebhookconfigurations", f"{RELEASE}-webhook")
     secret_before = cluster.get("secrets", f"{RELEASE}-webhook-tls", NAMESPACE)
     assert config_before and secret_before
+    # docs/install.md, Upgrading: the CRDs first (Helm leaves them alone on upgrade), then helm.
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds"))
     changed = release.values_file.with_name("upgrade.yaml")
     changed.write_text(yaml.safe_dump({"webhook": {"timeoutSeconds": 9, "exemptNamespaces": ["batch-jobs"]},
                                        "operator": {"maxConcurrentScans": 3}}))
