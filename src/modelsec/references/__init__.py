@@ -104,7 +104,7 @@ def extract_object(kind: str, obj: object, configmaps: Mapping[str, ConfigMapDat
 
 def extract(workload: Workload) -> Extraction:
     """Every model reference ``workload`` carries, by every registered extractor."""
-    origins: dict[tuple[str, str, str], tuple[Reference, list[str], list[Site]]] = {}
+    origins: dict[tuple[str, str, str], tuple[Reference, list[str], list[tuple[Site, str]]]] = {}
     invalid: list[Invalid] = []
     unresolved: list[Unresolved] = list(workload.problems)
     for extractor in extractors():
@@ -143,9 +143,9 @@ def extract(workload: Workload) -> Extraction:
             site = item.site or NOT_SAID
             if key in origins:
                 origins[key][1].append(item.origin)
-                origins[key][2].append(site)
+                origins[key][2].append((site, item.origin))
             else:
-                origins[key] = (Reference(ref, item.endpoint, ()), [item.origin], [site])
+                origins[key] = (Reference(ref, item.endpoint, ()), [item.origin], [(site, item.origin)])
     for container in workload.containers:
         container.commands  # noqa: B018 - reading a script reports what could not be read
         unresolved.extend(container.problems)

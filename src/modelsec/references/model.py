@@ -79,11 +79,14 @@ class Reference:
     # webhook's caches key on references); ``pinnable`` is, since decisions depend on it.
     sites: tuple[Site, ...] = field(default=(), compare=False, repr=False)
     pinnable: bool = False
+    site_origins: tuple[str, ...] = field(default=(), compare=False, repr=False)  # one per site
 
     @classmethod
     def found_at(cls, ref: ModelRef, endpoint: str | None, origins: tuple[str, ...],
-                 sites: tuple[Site, ...]) -> "Reference":
-        return cls(ref, endpoint, origins, sites, any(pinnable(s, ref.scheme) for s in sites))
+                 sites: tuple[tuple[Site, str], ...]) -> "Reference":
+        """``sites``: (site, origin) of every place it was found."""
+        return cls(ref, endpoint, origins, tuple(s for s, _ in sites),
+                   any(pinnable(s, ref.scheme) for s, _ in sites), tuple(o for _, o in sites))
 
     @property
     def sort_key(self) -> tuple[str, str, str]:
