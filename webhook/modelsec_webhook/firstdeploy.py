@@ -32,7 +32,7 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Awaitable, Callable, Protocol, Sequence, TypeVar
+from typing import Callable, Protocol, Sequence, TypeVar
 
 from modelsec_webhook import metrics
 from modelsec_webhook.decision import Judgement
@@ -45,8 +45,13 @@ _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+
 
 
 class Waitable(Protocol):
+    """An answer (validating or mutating) that may be waiting for verdicts."""
+
     @property
     def waiting(self) -> Sequence[Judgement]: ...
+
+    @property
+    def allowed(self) -> bool: ...
 
 
 A = TypeVar("A", bound=Waitable)
@@ -163,8 +168,7 @@ class FirstDeploy:
                 return False
         return True
 
-    async def wait(self, first: A, answer: Callable[[], A | Awaitable[A]], timeout: float | None,
-                   started: float) -> A:
+    async def wait(self, first: A, answer: Callable[[], A], timeout: float | None, started: float) -> A:
         """``first`` if it need not or cannot wait; else the answer once no verdict is
         missing any more, or when the budget is spent."""
         if not self.settings.enabled or not first.waiting:
@@ -189,14 +193,9 @@ class FirstDeploy:
                     metrics.FIRST_DEPLOY.labels("timeout").inc()
                     return current
                 await self.changes.next(remaining)
-                result = answer()
-                current = await result if asyncio.iscoroutine(result) else result  # type: ignore[assignment]
-            metrics.FIRST_DEPLOY.labels("admitted" if _allowed(current) else "denied").inc()
+                current = answer()  # from the view, as any review is answered
+            metrics.FIRST_DEPLOY.labels("admitted" if current.allowed else "denied").inc()
             return current
         finally:
             self.waiting -= 1
             metrics.FIRST_DEPLOY_WAITING.set(self.waiting)
-
-
-def _allowed(answer: object) -> bool:
-    return bool(getattr(answer, "allowed", True))

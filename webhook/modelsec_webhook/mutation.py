@@ -154,7 +154,7 @@ def pinned_annotation(existing: str | None, pinned: list[Pinned]) -> str:
     return text
 
 
-def patch_ops(obj: dict[str, Any], edited: dict[str, Any], anchors: list[Path]) -> list[dict[str, Any]]:
+def patch_ops(edited: dict[str, Any], anchors: list[Path]) -> list[dict[str, Any]]:
     """``replace`` of each rewritten anchor, with its new value."""
     return [{"op": "replace", "path": pointer(anchor), "value": _dig(edited, anchor)} for anchor in anchors]
 
@@ -189,7 +189,7 @@ def mutate(kind: str, obj: dict[str, Any], extraction: Extraction, judged: dict[
             result.warnings.append(printable(f"modelsec: not pinned: {why} ({pin.scheme}://{pin.location})"))
         result.pinned = [record for pin, record in planned if id(pin) not in failed]
         edited = applied.obj
-        result.ops.extend(patch_ops(obj, edited, applied.changed))
+        result.ops.extend(patch_ops(edited, applied.changed))
         if result.pinned:
             existing = _dig(obj, ("metadata", "annotations", PINNED_ANNOTATION))
             value = pinned_annotation(existing if isinstance(existing, str) else None, result.pinned)
