@@ -33,10 +33,11 @@ BYTES_SCANNED = Counter(
 )
 QUEUE_DEPTH = Gauge(
     "modelsec_scan_queue_depth",
-    "Scans waiting for a worker slot (see --max-concurrent-scans).",
+    "Scans waiting for a slot (--max-concurrent-scans; in scan mode job, --max-concurrent-scan-jobs).",
     registry=REGISTRY,
 )
-IN_PROGRESS = Gauge("modelsec_scans_in_progress", "Engine runs in progress.", registry=REGISTRY)
+IN_PROGRESS = Gauge("modelsec_scans_in_progress", "Engine runs (in scan mode job: scan Jobs) in progress.",
+                    registry=REGISTRY)
 ERRORS = Counter(
     "modelsec_scan_errors_total",
     "Scans that could not produce a verdict or had to be retried, by reason.",
