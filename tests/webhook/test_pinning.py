@@ -277,3 +277,23 @@ def test_pod_updates_are_left_to_the_validating_webhook() -> None:
     admission = hub_view(PIN)
     answer, same = mutated(admission, vllm_pod(), operation="UPDATE", old=vllm_pod())
     assert answer.reason == "not-needed" and same == vllm_pod()
+
+
+def test_s3_objects_are_pinned_to_version_ids_only() -> None:
+    """A versioned bucket's object: pinned to the version id its scan read. An unversioned
+    bucket (the scan read an ETag) or a prefix (the digest of its listing) has no version
+    to pin to: nothing is rewritten, and nothing is asked of the workload."""
+    for revision, pinned in (("3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY", True), ("etag:abc:12", False),
+                             ("sha256:" + "0" * 64, False)):
+        record = scan("s3://bucket/m.pkl", None, "g")
+        record["status"]["revision"] = revision
+        admission = Admission(view(source("bucket", "S3", bucket="bucket"), group("g", "bucket", enforcement=PIN),
+                                   record), AdmissionSettings(verifier_image=IMAGE))
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "s3", "annotations": {"modelsec.io/models": "s3://bucket/m.pkl"}},
+               "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+        _answer, result = mutated(admission, pod)
+        expected = f"s3://bucket/m.pkl@{revision}" if pinned else "s3://bucket/m.pkl"
+        assert result["metadata"]["annotations"]["modelsec.io/models"] == expected
+        allowed, response = validated(admission, result)
+        assert allowed.allowed, response

@@ -38,6 +38,7 @@ from modelsec.k8s.enforcement import EnforcementMode, ErrorAction, PendingAction
 from modelsec.k8s.naming import scan_key, scan_name
 from modelsec.policy import Mode
 from modelsec.references import Extraction, Reference
+from modelsec.references.pins import fixes
 from modelsec.rules.revision_pinned import judge as judge_revision
 from modelsec.rules.base import SourceType
 from modelsec_webhook import messages
@@ -151,7 +152,9 @@ def judge(reference: Reference, governor: Governor, view: View) -> Judgement:
 
 def _from_scan(reference: Reference, group: str, mode: EnforcementMode, record: ScanRecord,
                digest: str | None, warnings: list[str], pin: bool = False) -> Judgement:
-    pin_to = record.revision if pin and record.phase == "Completed" else None
+    # Only a revision that fixes the content is pinned to (not an unversioned S3 ETag).
+    pin_to = record.revision if (pin and record.phase == "Completed" and record.revision
+                                 and fixes(reference.ref.scheme, record.revision)) else None
 
     def result(status: Status, detail: str, extra_warnings: tuple[str, ...] = ()) -> Judgement:
         return Judgement(reference, group, mode, status, detail, record.name,

@@ -83,6 +83,15 @@ def pinnable(site: Site, scheme: str) -> bool:
     return scheme == "s3" and isinstance(site, Spelled) and site.spelling == "uri"
 
 
+def fixes(scheme: str, revision: str) -> bool:
+    """Whether a scan's revision fixes the content when written into a reference: a Hub
+    commit, an S3 object's version id; not an S3 ETag (an unversioned bucket) nor the digest
+    of a prefix's listing (a prefix has no single version)."""
+    if scheme == "s3":
+        return not revision.startswith(("etag:", "sha256:"))
+    return scheme == "hf"
+
+
 def why_not(site: Site, scheme: str) -> str:
     if isinstance(site, Unpinnable):
         return site.why
