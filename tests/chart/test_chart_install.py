@@ -530,10 +530,11 @@ def test_uninstall_removes_the_webhook_configuration_first_and_keeps_crds_and_sc
     assert "uninstalled" in uninstalled.stdout
 
     events = _audit(cluster)
-    config_gone = _deleted_at(events, "validatingwebhookconfigurations", f"{RELEASE}-webhook")
     webhook_gone = _deleted_at(events, "deployments", f"{RELEASE}-webhook")
-    assert config_gone <= webhook_gone, "the webhook Deployment went before its configuration"
-    assert cluster.get("validatingwebhookconfigurations", f"{RELEASE}-webhook") is None
+    for configuration in ("validatingwebhookconfigurations", "mutatingwebhookconfigurations"):
+        assert _deleted_at(events, configuration, f"{RELEASE}-webhook") <= webhook_gone, \
+            f"the webhook Deployment went before its {configuration}"
+        assert cluster.get(configuration, f"{RELEASE}-webhook") is None
 
     # The audit trail and the API stay; what the chart made goes (the Pods by GC).
     for crd in ("modelscans.modelsec.io", "securitygroups.modelsec.io", "modelsources.modelsec.io",

@@ -302,7 +302,8 @@ def test_notes_tell_the_next_step_with_objects_that_validate(helm: Helm) -> None
     out = helm.run("install", RELEASE, str(CHART), "-n", NAMESPACE, "--dry-run=client").stdout
     notes = out[out.index("NOTES:"):]
     assert f"rollout status deployment/{RELEASE}-webhook" in notes
-    assert f"kubectl delete validatingwebhookconfiguration {RELEASE}-webhook" in notes  # break-glass
+    assert ("kubectl delete validatingwebhookconfiguration,mutatingwebhookconfiguration --ignore-not-found "
+            f"{RELEASE}-webhook") in notes  # break-glass
     example = re.search(r"<<'YAML'\n(.*?)\n\s*YAML\n", notes, re.S)
     assert example, notes
     source, group = yaml.safe_load_all(textwrap.dedent(example.group(1)))
