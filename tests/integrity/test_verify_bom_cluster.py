@@ -15,13 +15,13 @@ from typing import Any, Callable
 
 import pytest
 
+from cluster_models import NPY, write_bert
+
 from modelsec.k8s.naming import scan_name
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(3600)]
 
 API = "modelsec.io/v1alpha1"
-NPY = (b"\x93NUMPY\x01\x00v\x00" + b"{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }".ljust(117)
-       + b"\n" + bytes(16))
 
 
 def verify(cluster: Any, *args: str) -> subprocess.CompletedProcess[str]:
@@ -51,11 +51,7 @@ def local_scan(cluster: Any, models_root: Path, request: pytest.FixtureRequest) 
     def make(wait: bool = True) -> tuple[Path, str]:
         prefix = _prefix(request)
         directory = models_root / prefix
-        model = directory / "bert"
-        (model / "tokenizer").mkdir(parents=True)
-        (model / "config.json").write_text('{"architectures": ["BertModel"]}')
-        (model / "tokenizer" / "vocab.txt").write_text("[PAD]\n[UNK]\nhello\n")
-        (model / "weights.npy").write_bytes(NPY)
+        model = write_bert(directory / "bert")
         source, group = f"{prefix}-src", f"{prefix}-group"
         uri = f"file://{model}"
         name = scan_name(uri, None, group)

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from cluster_models import write_bert
+
 from modelsec.k8s.naming import scan_name
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(3600)]
@@ -31,14 +33,7 @@ def scanned_model(cluster: Any, operator: Any, models_root: Path, request: pytes
     """A Local model directory and the name of the ModelScan the operator completed for it."""
     prefix = "verify-" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:8]
     directory = models_root / prefix
-    model = directory / "bert"
-    (model / "tokenizer").mkdir(parents=True)
-    (model / "config.json").write_text('{"architectures": ["BertModel"]}')
-    (model / "tokenizer" / "vocab.txt").write_text("[PAD]\n[UNK]\nhello\n")
-    (model / "weights.npy").write_bytes(
-        b"\x93NUMPY\x01\x00v\x00" + b"{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }".ljust(117)
-        + b"\n" + bytes(16)
-    )
+    model = write_bert(directory / "bert")
     source, group = f"{prefix}-src", f"{prefix}-group"
     uri = f"file://{model}"
     name = scan_name(uri, None, group)
