@@ -116,8 +116,10 @@ def test_bundled_malicious_example_is_blocked_and_clean_one_allowed(image: Image
     assert "ALLOWED" in allowed.stdout
 
 
-@pytest.mark.parametrize("component", ["operator", "webhook"])
-def test_operator_and_webhook_start_their_command_line(image: Image, component: str) -> None:
+# What the chart runs from this image: the two Deployments, the scan Jobs (operator.scanMode
+# job) and the verifyAtStart init containers the mutating webhook adds.
+@pytest.mark.parametrize("component", ["operator", "webhook", "scan-worker", "verify"])
+def test_the_commands_the_chart_runs_start(image: Image, component: str) -> None:
     result = image.run("/opt/modelsec/bin/modelsec", component, "--help")
     assert result.returncode == 0, result.stderr
     assert f"usage: modelsec {component}" in result.stdout
