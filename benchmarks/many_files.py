@@ -22,6 +22,7 @@ Markdown table.
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import os
@@ -50,8 +51,11 @@ def _state(rng: np.random.Generator) -> OrderedDict[str, np.ndarray]:
                        for i, shape in enumerate(SHAPES))
 
 
+_torch_names = functools.cache(_fake_torch)  # one set of torch-named objects for every file
+
+
 def _torch_zip(state: OrderedDict[str, np.ndarray]) -> bytes:
-    fake = _fake_torch()
+    fake = _torch_names()
     tensors = OrderedDict((name, _Tensor(str(i), array.size, array.shape))
                           for i, (name, array) in enumerate(state.items()))
     pickled = io.BytesIO()
@@ -69,7 +73,9 @@ def _torch_zip(state: OrderedDict[str, np.ndarray]) -> bytes:
 def ensure_directory(layout: str) -> Path:
     """The benchmark directory (written once, cached under .cache/bench/data/)."""
     root = BENCH_ENVS / "data" / f"many_{layout}_{FILES}"
-    if (root / ".complete").exists():
+    complete = root.with_name(root.name + ".complete")  # outside: the directory holds the models only
+    (root / ".complete").unlink(missing_ok=True)  # where earlier versions of this script kept it
+    if complete.exists():
         return root
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(1000)
@@ -78,7 +84,7 @@ def ensure_directory(layout: str) -> Path:
         state = _state(rng)
         data = _torch_zip(state) if layout == "torch" else pickle.dumps(state, protocol=4)
         (root / f"model_{i:04d}{suffix}").write_bytes(data)
-    (root / ".complete").write_text("")
+    complete.write_text("")
     return root
 
 
