@@ -220,7 +220,7 @@ class Campaign:
 
     def recheck(self, parsers: list[str]) -> None:
         """Replay every finding's saved input with the code as it is now and record what it
-        gives (``now``: ``fixed``, ``reproduces`` or another finding's key), with the commit."""
+        gives (``now``: ``passes``, ``reproduces`` or another finding's key), with the commit."""
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, cwd=REPO,
                                 check=False).stdout.decode().strip()
         for parser in parsers:
@@ -234,7 +234,7 @@ class Campaign:
                 if outcome is None and replay.get("native"):
                     entry["now"] = replay["native"]
                 elif outcome is None:
-                    entry["now"] = "fixed"
+                    entry["now"] = "passes"
                 else:
                     entry["now"] = "reproduces" if outcome["key"] == key else f"gives {outcome['key']}: {outcome['signature']}"
                 entry["checked_at"] = commit
