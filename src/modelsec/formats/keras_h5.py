@@ -90,6 +90,9 @@ def run_probe(path: str, blob_dir: str) -> tuple[dict[str, Any] | None, str]:
         )
     except subprocess.TimeoutExpired:
         return None, f"the HDF5 library did not finish within {PROBE_TIMEOUT} s"
+    if proc.returncode == -signal.SIGXCPU:
+        # The probe's CPU-time limit (the same bound) usually fires before the wall clock.
+        return None, f"the HDF5 library did not finish within {PROBE_TIMEOUT} s of CPU time"
     if proc.returncode < 0:
         try:
             name = signal.Signals(-proc.returncode).name
