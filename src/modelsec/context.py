@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Callable
 
 from modelsec.bytesource import ByteSource
 from modelsec.findings import Finding, Incomplete
-from modelsec.formats.base import FormatCategory
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,16 @@ class Limits:
     max_inline_bytes: int = 64 << 20  # literal kept in memory for nested-pickle analysis
     max_header_bytes: int = 100 << 20  # safetensors / GGUF / JSON headers
     max_findings_per_file: int = 1_000  # further findings are counted, not kept
+
+
+class FormatCategory(str, enum.Enum):
+    """What a recognised format is to policy (re-exported by :mod:`modelsec.formats.base`
+    for format authors; it lives here because the foundation records it)."""
+
+    MODEL = "model"  # weights/graphs: what ApprovedFormats is about
+    CONTAINER = "container"  # zip, tar, compressed streams: members are scanned in turn
+    AUXILIARY = "auxiliary"  # configs, templates, text: scanned, not a model format
+    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from modelsec.formats.base import FormatCategory
+from modelsec.context import FormatCategory
 
 ZIP = "zip"
 PYTORCH_ZIP = "pytorch-zip"

@@ -7,25 +7,19 @@ given, and report through the :class:`~modelsec.context.ScanContext`.
 
 from __future__ import annotations
 
-import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from modelsec.bytesource import ByteSource
+# Part of the format author's API (every format module imports it from here).
+from modelsec.context import FormatCategory as FormatCategory
 
 if TYPE_CHECKING:
     from modelsec.context import ScanContext
 
 HEAD_SIZE = 64 * 1024  # bytes read up front for detection
-
-
-class FormatCategory(str, enum.Enum):
-    MODEL = "model"  # weights/graphs: what ApprovedFormats is about
-    CONTAINER = "container"  # zip, tar, compressed streams: members are scanned in turn
-    AUXILIARY = "auxiliary"  # configs, templates, text: scanned, not a model format
-    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)

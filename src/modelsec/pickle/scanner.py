@@ -15,7 +15,7 @@ from typing import Callable
 from modelsec.bytesource import ByteSource, BytesSource, LimitExceeded, SliceSource
 from modelsec.context import Limits, ScanContext
 from modelsec.findings import Threat
-from modelsec.formats.base import FormatCategory
+from modelsec.context import FormatCategory
 from modelsec.pickle import opcodes as op
 from modelsec.pickle import threats
 from modelsec.pickle.contracts import GETATTR
