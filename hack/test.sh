@@ -5,6 +5,10 @@
 # Without arguments it then builds the container image and runs its tests
 # (`pytest -m image tests/image`: hack/build-image.sh, cached per commit under .cache/image;
 # needs root, mmdebstrap and umoci). MODELSEC_SKIP_IMAGE=1 skips that step.
+#
+# Without arguments it first type-checks the packages (`mypy`, configured in pyproject.toml:
+# strict, over src/modelsec, operator/ and webhook/). The suite runs even when mypy finds
+# errors, so one run reports both, and the script then exits non-zero.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash hack/bootstrap.sh
@@ -18,6 +22,11 @@ if [ -x hack/install-checkov.sh ]; then
 fi
 export MODELSEC_CORPORA="${MODELSEC_CORPORA:-$(cd .. && pwd)/shared/corpora}"
 set +e
+mypy_rc=0
+if [ "$#" -eq 0 ]; then
+  .venv/bin/python -m mypy
+  mypy_rc=$?
+fi
 .venv/bin/python -m pytest "$@"
 rc=$?
 image_rc=0
@@ -32,5 +41,9 @@ fi
 if [ "$rc" -eq 0 ] && [ "$image_rc" -ne 0 ]; then
   echo "hack/test.sh: the suite passed; the image tests failed (exit $image_rc)" >&2
   exit "$image_rc"
+fi
+if [ "$rc" -eq 0 ] && [ "$mypy_rc" -ne 0 ]; then
+  echo "hack/test.sh: the suite passed; mypy found type errors (exit $mypy_rc)" >&2
+  exit "$mypy_rc"
 fi
 exit "$rc"

@@ -36,11 +36,11 @@ from typing import Callable, Mapping
 
 from modelsec.k8s.enforcement import EnforcementMode, ErrorAction, PendingAction
 from modelsec.k8s.naming import scan_key, scan_name
+from modelsec.metadata import SourceType
 from modelsec.policy import Mode
 from modelsec.references import Extraction, Reference
 from modelsec.references.pins import fixes
 from modelsec.rules.revision_pinned import judge as judge_revision
-from modelsec.rules.base import SourceType
 from modelsec_webhook import messages
 from modelsec_webhook.view import REVISION_PINNED, GroupRecord, Governor, ScanRecord, View
 

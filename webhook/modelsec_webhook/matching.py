@@ -12,8 +12,8 @@ from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 from modelsec.k8s.source import HuggingFaceSource, ModelSourceSpec
+from modelsec.metadata import SourceType
 from modelsec.references import Reference
-from modelsec.rules.base import SourceType
 
 Selector = Callable[[Mapping[str, str]], bool]
 
