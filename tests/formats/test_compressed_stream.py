@@ -100,3 +100,40 @@ def test_text_that_looks_like_a_zlib_header_is_not_zlib() -> None:
     # "x^" is a valid zlib header (0x785E % 31 == 0) but the rest does not inflate.
     result = scan_bytes(b"x^2 + y^2 = z^2\n" * 10, "notes.txt")
     assert formats_of(result)[""] != "zlib"
+
+
+@pytest.mark.parametrize("size", [*range(0, 4200, 7), 4096, 3 << 20, 5 << 20, 1 << 31, (1 << 31) + 1, 0xFFFFFFFF])
+def test_lzma_alone_dictionary_sizes_are_those_lzma_open_accepts(size: int) -> None:
+    """The loaders open .lzma with FORMAT_AUTO, whose decoder is picky about the size."""
+    from modelsec.archive.decompress import looks_like_lzma_alone
+
+    stream = bytearray(lzma.compress(b"a model's bytes " * 64, format=lzma.FORMAT_ALONE))
+    stream[1:5] = size.to_bytes(4, "little")
+    try:
+        lzma.decompress(bytes(stream))
+        loaders_read_it = True
+    except lzma.LZMAError:
+        loaders_read_it = False
+    assert looks_like_lzma_alone(bytes(stream)) is loaders_read_it
+
+
+def test_protocol_1_list_pickle_is_not_an_lzma_polyglot() -> None:
+    """Found by the soundness campaign (seed 3, program 113664): EMPTY_LIST is 0x5D, the
+    .lzma properties byte, and the rest happened to trial-decode. No loader decodes a
+    dictionary size of 0x47284e... (liblzma's auto decoder refuses it), so this is one
+    plain pickle, not 'compressed + pickle'."""
+    data = bytes.fromhex("5d284e4741167664bfb0a2107100492d3531383730333834313031343634333136383235360a55"
+                         "06666d6f6876664e652e")
+    result = scan_bytes(data, "model.pkl")
+    assert formats_of(result)[""] == "pickle"
+    assert not {"MS-FMT-001", "MS-ARC-013"} & threats_of(result)
+
+
+def test_lzma_alone_that_only_format_alone_reads_still_fails_closed() -> None:
+    """A dictionary size no loader accepts: not taken for .lzma, and not passed either: a
+    file named as a pickle that no format accepts is reported (MS-FMT-002, which
+    SuspiciousComponents blocks under the built-in groups)."""
+    stream = bytearray(lzma.compress(malicious_pickle(), format=lzma.FORMAT_ALONE))
+    stream[1:5] = (5 << 20).to_bytes(4, "little")
+    result = scan_bytes(bytes(stream), "evil.pkl")
+    assert "MS-FMT-002" in threats_of(result) and "MS-FMT-001" not in threats_of(result)

@@ -342,17 +342,34 @@ def looks_like_zlib(head: bytes) -> bool:
 
 
 def looks_like_lzma_alone(head: bytes) -> bool:
-    """``.lzma`` (joblib's 'lzma'): properties byte 0x5D, dictionary size, then a stream
-    that decodes; the 2-byte prefix alone is too weak.
+    """``.lzma`` (joblib's 'lzma'): properties byte 0x5D, a dictionary size that the
+    loaders' decoder accepts, then a stream that decodes; the prefix alone is too weak.
 
-    liblzma (so ``lzma.open`` and joblib) takes any dictionary size, so the size does not
-    decide. The trial decodes the first few hundred bytes with a small dictionary instead
-    (back-references there cannot reach further): a huge declared dictionary is still
-    recognised, and the scan then fails closed on it (:data:`LZMA_MEMLIMIT`)."""
-    if len(head) < 14 or head[0] != 0x5D:
+    Every loader opens ``.lzma`` through ``lzma.LZMAFile``/``lzma.open`` with
+    ``FORMAT_AUTO`` (joblib after its ``]\x00`` prefix check, pandas by extension), and
+    liblzma's auto decoder is *picky*: the dictionary size must be 2^n or 2^n + 2^(n-1).
+    Requiring that keeps a protocol-1 pickle that starts with EMPTY_LIST (``]``) from
+    being taken for a stream that no loader would decode (a false polyglot the soundness
+    campaign found). Any such size is accepted however large: the trial decodes the first
+    few hundred bytes with a small dictionary (back-references there cannot reach
+    further), and the scan then fails closed on a huge one (:data:`LZMA_MEMLIMIT`). Only
+    code that names ``FORMAT_ALONE`` itself reads other sizes; no model loader does."""
+    if len(head) < 14 or head[0] != 0x5D or not _picky_dictionary(head[1:5]):
         return False
     trial = head[:1] + struct.pack("<I", _TRIAL_DICTIONARY) + head[5:8192]
     return _trial(lzma.LZMADecompressor(lzma.FORMAT_ALONE), trial)
+
+
+def _picky_dictionary(size_field: bytes) -> bool:
+    """liblzma's ``picky`` check (alone_decoder.c): 2^n, 2^n + 2^(n-1), 0 or 2^32 - 1
+    (checked against ``lzma.decompress`` in tests/formats/test_compressed_stream.py)."""
+    size = int.from_bytes(size_field, "little")
+    if size in (0, 0xFFFFFFFF):
+        return True
+    rounded = size - 1
+    for shift in (2, 3, 4, 8, 16):
+        rounded |= rounded >> shift
+    return rounded + 1 == size
 
 
 def _trial(decoder: object, head: bytes) -> bool:
