@@ -16,8 +16,8 @@ from typing import Any
 
 from modelsec.engine import Engine
 from modelsec.k8s.source import HuggingFaceSource, ModelSourceSpec
+from modelsec.metadata import SourceType
 from modelsec.references.model import dot_segments, reference_problem
-from modelsec.rules.base import SourceType
 from modelsec.sources import ModelRef, ModelRefError, ScannedModel, ScanOptions, parse_model_uri, scan_model
 
 # Incomplete codes from modelsec.sources.errors that say "try again later" rather than

@@ -18,8 +18,8 @@ from pydantic import ValidationError
 
 from modelsec.k8s.group import SecurityGroupResourceSpec
 from modelsec.k8s.source import ModelSourceSpec
+from modelsec.metadata import SourceType
 from modelsec.policy import Mode, SecurityGroup
-from modelsec.rules.base import SourceType
 from modelsec.sources import SOURCE_MODULES
 
 _SCHEMES = {SourceType.LOCAL: "file", SourceType.HUGGING_FACE: "hf", SourceType.S3: "s3"}

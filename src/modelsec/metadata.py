@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from datetime import datetime
+
+
+class SourceType(str, enum.Enum):
+    """Where a model comes from: what decides which rules apply and which metadata exists."""
+
+    LOCAL = "Local"
+    HUGGING_FACE = "HuggingFace"
+    S3 = "S3"
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from typing import Any
 from modelsec.k8s import API_VERSION, GROUP
 from modelsec.k8s.group import ScanJobPlacement
 from modelsec.k8s.source import ModelSourceSpec
-from modelsec.rules.base import SourceType
+from modelsec.metadata import SourceType
 from modelsec_operator.jobs.settings import JobSettings
 from modelsec_operator.scanning import ScanRefused
 

@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import Field, model_validator
 
 from modelsec.k8s.common import CONDITIONS_LIST, Condition, K8sModel, SecretKeyRef, SecretRef, cel, validations
-from modelsec.rules.base import SourceType
+from modelsec.metadata import SourceType
 
 
 class HuggingFaceSource(K8sModel):

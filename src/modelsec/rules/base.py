@@ -16,16 +16,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelsec.findings import Finding, Severity
+# Re-exported: rules declare the sources they apply to with it (the rule author's API).
+from modelsec.metadata import SourceType as SourceType
 
 if TYPE_CHECKING:
     from modelsec.engine import ScanReport
     from modelsec.metadata import ModelMetadata
-
-
-class SourceType(str, enum.Enum):
-    LOCAL = "Local"
-    HUGGING_FACE = "HuggingFace"
-    S3 = "S3"
 
 
 ALL_SOURCES = frozenset(SourceType)

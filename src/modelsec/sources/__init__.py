@@ -19,8 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 from modelsec.engine import Engine, ScanReport
 from modelsec.findings import Incomplete
-from modelsec.metadata import ModelMetadata
-from modelsec.rules.base import SourceType
+from modelsec.metadata import ModelMetadata, SourceType
 
 
 class ModelRefError(ValueError):

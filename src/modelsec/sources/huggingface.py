@@ -43,8 +43,7 @@ from typing import Any, Callable, Iterator, TypeVar
 from urllib.parse import quote, urlsplit
 
 from modelsec.engine import Engine, ScanReport
-from modelsec.metadata import ModelMetadata
-from modelsec.rules.base import SourceType
+from modelsec.metadata import ModelMetadata, SourceType
 from modelsec.safe_text import printable
 from modelsec.sources import ModelRef, ScannedModel, ScanOptions, remote_scan, retry
 from modelsec.sources.config import HuggingFaceConfig, parse_config

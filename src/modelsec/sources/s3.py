@@ -38,8 +38,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, TypeVar
 
 from modelsec.engine import Engine, ScanReport
-from modelsec.metadata import ModelMetadata
-from modelsec.rules.base import SourceType
+from modelsec.metadata import ModelMetadata, SourceType
 from modelsec.sources import ModelRef, ScannedModel, ScanOptions, remote_scan, retry
 from modelsec.sources.config import S3Config, parse_config
 from modelsec.sources.credentials import redact_url, secrets_in_use
