@@ -144,8 +144,8 @@ class Invoker:
         # An allowlisted constant (a dtype object, a singleton): calling it raises in CPython.
         return Call(callee, args, offset, how)
 
-    def construct(  # type: ignore[no-untyped-def]
-        self, cls: Global, facts, args: Value, offset: int, how: str, methods: tuple[str, ...], kwargs: Value = None
+    def construct(
+        self, cls: Global, facts: ClassFacts, args: Value, offset: int, how: str, methods: tuple[str, ...], kwargs: Value = None
     ) -> Call:
         """Instantiate an allowlisted class: ``methods`` (``__new__``, ``__init__``) run."""
         for method, found in _unsafe_methods(cls.path, methods):
@@ -155,7 +155,7 @@ class Invoker:
                 self.consume_mapping(item, offset, f"{how} of {cls.subject}")
         return self.instance(cls, args, offset, how, facts)
 
-    def instance(self, cls: Global, args: Value, offset: int, how: str, facts=None) -> Call:  # type: ignore[no-untyped-def]
+    def instance(self, cls: Global, args: Value, offset: int, how: str, facts: ClassFacts | None = None) -> Call:
         facts = facts if facts is not None else _facts(cls.path)
         attrs = InstanceAttrs({}) if facts is not None and facts.instance_dict else None
         return Call(cls, args, offset, how, cls, attrs=attrs)
@@ -217,7 +217,7 @@ class Invoker:
                 target, offset, f"{how} calls {method} of an instance of {target.cls.subject}: {found.owner}"
             )
 
-    def _known_instance(self, target: Value, offset: int, what: str) -> "tuple[Call, object] | None":
+    def _known_instance(self, target: Value, offset: int, what: str) -> tuple[Call, ClassFacts | None] | None:
         """(instance, facts) when ``target`` is an instance of an allowlisted class; None
         when there is nothing to check (already reported) or it was reported here."""
         if not isinstance(target, Call):
@@ -255,7 +255,7 @@ class Invoker:
         instance, facts = known
         cls = instance.cls
         assert cls is not None
-        found = lookup(instance.attrs, facts, cls.path, "__setstate__")  # type: ignore[arg-type]
+        found = lookup(instance.attrs, facts, cls.path, "__setstate__")
         if found.found is Found.ABSENT:
             self._default_state(instance, facts, state, offset, how)
         else:
@@ -275,7 +275,7 @@ class Invoker:
                 self._check_wrapper_file(instance, state, offset)
         return None
 
-    def _default_state(self, instance: Call, facts, state: Value, offset: int, how: str) -> None:  # type: ignore[no-untyped-def]
+    def _default_state(self, instance: Call, facts: ClassFacts | None, state: Value, offset: int, how: str) -> None:
         slotstate: Value = None
         if isinstance(state, tuple) and len(state) == 2:  # (state, slotstate), protocol 2+
             state, slotstate = state
@@ -321,8 +321,8 @@ class Invoker:
         instance, facts = known
         cls = instance.cls
         assert cls is not None
-        found_extend = lookup(instance.attrs, facts, cls.path, "extend")  # type: ignore[arg-type]
-        found_append = lookup(instance.attrs, facts, cls.path, "append")  # type: ignore[arg-type]
+        found_extend = lookup(instance.attrs, facts, cls.path, "extend")
+        found_append = lookup(instance.attrs, facts, cls.path, "append")
         self._use(found_extend, instance, "extend", (Container("list", list(items)),), offset, how)
         self._use(found_append, instance, "append", tuple(items[:1]), offset, how)
 
@@ -336,7 +336,7 @@ class Invoker:
         assert cls is not None
         if facts is not None and facts.builtin_base == "set":
             return  # set.update, in C, whatever the subclass defines
-        found = lookup(instance.attrs, facts, cls.path, "add")  # type: ignore[arg-type]
+        found = lookup(instance.attrs, facts, cls.path, "add")
         self._use(found, instance, "add", tuple(items[:1]), offset, "ADDITEMS")
 
     def setitems(self, target: Value, offset: int, how: str) -> None:
@@ -347,7 +347,7 @@ class Invoker:
         instance, facts = known
         cls = instance.cls
         assert cls is not None
-        found = type_lookup(facts, cls.path, "__setitem__")  # type: ignore[arg-type]
+        found = type_lookup(facts, cls.path, "__setitem__")
         self._use(found, instance, "__setitem__", (), offset, how)
 
     def _check_wrapper_file(self, wrapper: Call, state: Value, offset: int) -> None:

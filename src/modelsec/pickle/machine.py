@@ -295,7 +295,8 @@ class StackMachine:
         if self.proto_seen or self.first != op.PROTO:
             self._anomaly(HAND_CRAFTED, offset, f"PROTO at offset {offset} in the middle of the stream")
         self.proto_seen = True
-        self.proto = arg  # type: ignore[assignment]
+        if isinstance(arg, int):  # always: the reader decodes PROTO's byte as an int
+            self.proto = arg
 
     def _next_buffer(self, arg: Arg, offset: int) -> None:
         # The buffer comes from the caller (pickle.loads(buffers=...)), not from this file:
@@ -308,17 +309,21 @@ class StackMachine:
     # -- memo ----------------------------------------------------------------------------
 
     def _get(self, arg: Arg, offset: int) -> None:
-        value = self.memo.get(arg, self)  # type: ignore[call-overload]
+        if not isinstance(arg, int):  # never: the reader decodes memo keys as ints
+            raise PickleError(f"GET with a non-integer key at offset {offset}", offset)
+        value = self.memo.get(arg, self)
         if value is self and self.memo_parent is not None:
-            value = self.memo_parent.get(arg, self)  # type: ignore[call-overload]
+            value = self.memo_parent.get(arg, self)
         if value is self:
             raise PickleError(f"memo has no entry {arg}", offset)
         self.stack.append(value)
 
     def _put(self, arg: Arg, offset: int) -> None:
-        if arg < 0:  # type: ignore[operator]
+        if not isinstance(arg, int):  # never: the reader decodes memo keys as ints
+            raise PickleError(f"PUT with a non-integer key at offset {offset}", offset)
+        if arg < 0:
             raise PickleError("negative PUT argument", offset)
-        self.memo[arg] = self._top(offset)  # type: ignore[index]
+        self.memo[arg] = self._top(offset)
         if len(self.memo) > self.max_memo:
             raise LimitExceeded(f"pickle memo holds more than {self.max_memo} entries")
 
@@ -472,7 +477,9 @@ class StackMachine:
         return self._import(module, name, offset, how)
 
     def _global(self, arg: Arg, offset: int) -> None:
-        self.stack.append(self._named_import(arg, offset, "GLOBAL"))  # type: ignore[arg-type]
+        if not isinstance(arg, tuple):  # never: the reader decodes GLOBAL's two lines as a pair
+            raise PickleError(f"GLOBAL without its module and name at offset {offset}", offset)
+        self.stack.append(self._named_import(arg, offset, "GLOBAL"))
 
     def _stack_global(self, arg: Arg, offset: int) -> None:
         name = self._pop(offset)
@@ -490,7 +497,7 @@ class StackMachine:
         self.stack.append(Unresolved(offset, "STACK_GLOBAL"))
 
     def _ext(self, arg: Arg, offset: int) -> None:
-        if arg <= 0:  # type: ignore[operator]
+        if not isinstance(arg, int) or arg <= 0:
             raise PickleError("EXT code must be positive", offset)
         # copyreg's extension registry is empty unless the loading program fills it; what
         # the code names is unknowable from the file, so it fails closed. It does not count
@@ -541,7 +548,9 @@ class StackMachine:
         self.stack.append(self.invoker.call(items[0], make_tuple(items[1:]), offset, "OBJ"))
 
     def _inst(self, arg: Arg, offset: int) -> None:
-        cls = self._named_import(arg, offset, "INST")  # type: ignore[arg-type]
+        if not isinstance(arg, tuple):  # never: the reader decodes INST's two lines as a pair
+            raise PickleError(f"INST without its module and name at offset {offset}", offset)
+        cls = self._named_import(arg, offset, "INST")
         items = self._pop_mark(offset)  # CPython imports before it looks for the mark
         self.effects = True
         self.stack.append(self.invoker.call(cls, make_tuple(items), offset, "INST"))

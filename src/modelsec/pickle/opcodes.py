@@ -109,13 +109,15 @@ class BigInt:
     nbytes: int
 
 
-Arg = Union[None, int, float, str, bytes, bytearray, Blob, BigInt, tuple]
+NamePair = tuple[str | Blob, str | Blob]  # GLOBAL and INST: module and name lines
+Arg = Union[None, int, float, str, bytes, bytearray, Blob, BigInt, NamePair]
 
-_U2 = struct.Struct("<H").unpack
-_I4 = struct.Struct("<i").unpack
-_U4 = struct.Struct("<I").unpack
-_U8 = struct.Struct("<Q").unpack
-_F8 = struct.Struct(">d").unpack
+# Each unpacks exactly one number of the type named here.
+_U2: Callable[[bytes], tuple[int]] = struct.Struct("<H").unpack
+_I4: Callable[[bytes], tuple[int]] = struct.Struct("<i").unpack
+_U4: Callable[[bytes], tuple[int]] = struct.Struct("<I").unpack
+_U8: Callable[[bytes], tuple[int]] = struct.Struct("<Q").unpack
+_F8: Callable[[bytes], tuple[float]] = struct.Struct(">d").unpack
 
 
 def _parse_int_literal(text: bytes) -> int | None:
@@ -469,7 +471,7 @@ class OpcodeReader:
         except UnicodeDecodeError:
             raise PickleError("UNICODE argument has a bad escape", self._op_offset) from None
 
-    def _two_lines(self) -> tuple[str | Blob, str | Blob]:
+    def _two_lines(self) -> NamePair:
         return self._name_line(), self._name_line()
 
     def _name_line(self) -> str | Blob:

@@ -119,7 +119,7 @@ class Container:
     objects: bool = False
 
 
-class HeavyTuple(tuple):  # type: ignore[type-arg]
+class HeavyTuple(tuple[Value, ...]):
     """A tuple holding containers, calls or other tuples, with its logical weight.
 
     Tuples of plain literals are plain tuples (weight: their length + 1); only tuples that
@@ -133,7 +133,8 @@ def weigh(value: Value) -> int:
     """The logical size of ``value`` (1 for a literal)."""
     kind = type(value)
     if kind is Container or kind is Call or kind is HeavyTuple:
-        return value.weight  # type: ignore[no-any-return]
+        weight: int = value.weight  # each of the three keeps its weight as an int
+        return weight
     if kind is tuple:
         return len(value) + 1
     return 1
