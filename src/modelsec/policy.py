@@ -21,13 +21,13 @@ from modelsec.findings import Finding
 from modelsec.rules.base import EvaluationInput, RuleOutcome, RuleResult, SourceType
 
 
-class Mode(str, enum.Enum):
+class Mode(enum.StrEnum):
     BLOCKING = "Blocking"
     NON_BLOCKING = "NonBlocking"
     DISABLED = "Disabled"
 
 
-class Outcome(str, enum.Enum):
+class Outcome(enum.StrEnum):
     ALLOWED = "ALLOWED"
     BLOCKED = "BLOCKED"
     ERROR = "ERROR"

@@ -156,11 +156,12 @@ def test_rule_crash_is_error_not_allowed(monkeypatch):
 
 
 def test_decisive_failure_blocks_even_in_non_blocking_mode(monkeypatch):
-    from modelsec.rules.base import Rule, RuleOutcome
+    from modelsec.rules.base import Rule, RuleOutcome, RuleParams
 
-    class Denied(Rule):
+    class Denied(Rule[RuleParams]):
         id = "SuspiciousComponents"
         title = description = "t"
+        Params = RuleParams
 
         def evaluate(self, given, params):
             return RuleOutcome(RuleResult.FAILED, message="denied", decisive=True)

@@ -11,8 +11,13 @@ from __future__ import annotations
 import functools
 import importlib
 import re
+from typing import Any
 
 from modelsec.rules.base import Rule
+
+# A rule of the registry, whatever its parameter model. Callers get the parameters from the
+# rule itself (parse_params) and hand them straight back to its evaluate.
+AnyRule = Rule[Any]
 
 RULE_MODULES: tuple[str, ...] = (
     "load_time_code_execution",
@@ -33,10 +38,10 @@ RULE_MODULES: tuple[str, ...] = (
 
 
 @functools.cache
-def registry() -> dict[str, Rule]:
-    rules: dict[str, Rule] = {}
+def registry() -> dict[str, AnyRule]:
+    rules: dict[str, AnyRule] = {}
     for name in RULE_MODULES:
-        rule: Rule = importlib.import_module(f"modelsec.rules.{name}").RULE
+        rule: AnyRule = importlib.import_module(f"modelsec.rules.{name}").RULE
         rules[rule.id] = rule
     return rules
 
@@ -47,11 +52,11 @@ def module_name(rule_id: str) -> str:
 
 
 @functools.cache
-def get(rule_id: str) -> Rule | None:
+def get(rule_id: str) -> AnyRule | None:
     """The rule with this id, importing only its module (None for an unknown id)."""
     name = module_name(rule_id)
     if name in RULE_MODULES:
-        rule: Rule = importlib.import_module(f"modelsec.rules.{name}").RULE
+        rule: AnyRule = importlib.import_module(f"modelsec.rules.{name}").RULE
         if rule.id == rule_id:
             return rule
     return registry().get(rule_id)

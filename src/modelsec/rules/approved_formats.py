@@ -32,7 +32,7 @@ class ApprovedFormatsParams(RuleParams):
     )
 
 
-class ApprovedFormats(Rule):
+class ApprovedFormats(Rule[ApprovedFormatsParams]):
     id = "ApprovedFormats"
     title = "Only approved model formats"
     description = (
@@ -42,8 +42,7 @@ class ApprovedFormats(Rule):
     Params = ApprovedFormatsParams
     judges_content = False
 
-    def evaluate(self, given: EvaluationInput, params: RuleParams) -> RuleOutcome:
-        assert isinstance(params, ApprovedFormatsParams)
+    def evaluate(self, given: EvaluationInput, params: ApprovedFormatsParams) -> RuleOutcome:
         approved = set(params.approved_formats)
         records = given.report.all_formats()
         categories = {r.path: r.category for r in records}

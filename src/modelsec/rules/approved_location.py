@@ -48,7 +48,7 @@ class ApprovedLocationParams(RuleParams):
     )
 
 
-class ApprovedLocation(Rule):
+class ApprovedLocation(Rule[ApprovedLocationParams]):
     id = "ApprovedLocation"
     title = "Models only from approved locations"
     description = (
@@ -58,8 +58,7 @@ class ApprovedLocation(Rule):
     Params = ApprovedLocationParams
     judges_content = False
 
-    def evaluate(self, given: EvaluationInput, params: RuleParams) -> RuleOutcome:
-        assert isinstance(params, ApprovedLocationParams)
+    def evaluate(self, given: EvaluationInput, params: ApprovedLocationParams) -> RuleOutcome:
         locations = given.report.locations or [given.report.target]
         bad = [
             loc for loc in locations

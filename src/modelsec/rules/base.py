@@ -1,17 +1,19 @@
 """Rules: named checks with typed parameters that turn a scan report into a verdict.
 
 A rule module defines one :class:`Rule` subclass, exposes an instance as ``RULE`` and is
-registered by one line in :mod:`modelsec.rules`. Most rules are *finding rules*: they fail
-when the engine reported a finding whose ``rule`` is their id. Others (formats, location,
-metadata) compute their own violations from the report.
+registered by one line in :mod:`modelsec.rules`. Most rules are *finding rules*
+(:class:`FindingRule`): they fail when the engine reported a finding whose ``rule`` is
+their id. Others (formats, location, metadata) compute their own violations from the
+report. A rule is generic in its parameter model, so ``evaluate`` receives the parsed
+parameters with their own type.
 """
 
 from __future__ import annotations
 
 import enum
-from abc import ABC
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
 ALL_SOURCES = frozenset(SourceType)
 
 
-class RuleResult(str, enum.Enum):
+class RuleResult(enum.StrEnum):
     PASSED = "PASSED"
     FAILED = "FAILED"
     ERROR = "ERROR"  # could not be evaluated (unreadable, uninspectable, source error)
@@ -58,6 +60,10 @@ class FindingRuleParams(RuleParams):
     )
 
 
+ParamsT = TypeVar("ParamsT", bound=RuleParams)
+FindingParamsT = TypeVar("FindingParamsT", bound=FindingRuleParams)
+
+
 @dataclass(frozen=True)
 class EvaluationInput:
     """What a rule sees: the engine's report and, where the source has it, metadata."""
@@ -77,36 +83,27 @@ class RuleOutcome:
     decisive: bool = False
 
 
-class Rule(ABC):
-    """A rule. Subclasses set the class attributes and, unless they are plain finding
-    rules, override :meth:`evaluate`."""
+class Rule(ABC, Generic[ParamsT]):
+    """A rule judging with parameters of type ``ParamsT``: subclasses set the class
+    attributes (``Params`` the pydantic model of ``ParamsT``) and :meth:`evaluate`."""
 
     id: ClassVar[str]
     title: ClassVar[str]
     description: ClassVar[str]
-    Params: ClassVar[type[RuleParams]] = FindingRuleParams
+    # Set at class level by each rule; not a ClassVar only because a ClassVar cannot
+    # mention a type variable.
+    Params: type[ParamsT]
     sources: ClassVar[frozenset[SourceType]] = ALL_SOURCES
     # True if the rule judges file content: then anything the engine could not inspect
     # makes the rule ERROR rather than PASSED (fail closed).
     judges_content: ClassVar[bool] = True
 
-    def parse_params(self, raw: dict[str, Any] | None) -> RuleParams:
+    def parse_params(self, raw: dict[str, Any] | None) -> ParamsT:
         return self.Params.model_validate(raw or {})
 
-    def evaluate(self, given: EvaluationInput, params: RuleParams) -> RuleOutcome:
-        """Default: fail on the engine's findings for this rule (at or above minSeverity)."""
-        floor = Severity[params.min_severity] if isinstance(params, FindingRuleParams) else Severity.LOW
-        violations = [
-            f for f in given.report.all_findings() if f.rule == self.id and f.severity >= floor
-        ]
-        if violations:
-            files = {f.file for f in violations}
-            return RuleOutcome(
-                RuleResult.FAILED,
-                violations,
-                f"{len(violations)} finding(s) in {len(files)} file(s)",
-            )
-        return self.passed_or_incomplete(given)
+    @abstractmethod
+    def evaluate(self, given: EvaluationInput, params: ParamsT) -> RuleOutcome:
+        """The rule's outcome for ``given`` under ``params``."""
 
     def passed_or_incomplete(self, given: EvaluationInput) -> RuleOutcome:
         incompletes = given.report.all_incompletes()
@@ -118,3 +115,22 @@ class Rule(ABC):
                 message=f"could not inspect {first.describe()}{more}; failing closed",
             )
         return RuleOutcome(RuleResult.PASSED, message="no findings")
+
+
+class FindingRule(Rule[FindingParamsT]):
+    """A rule that fails on the engine's findings carrying its id (at or above
+    ``minSeverity``); anything the engine could not inspect makes it ERROR."""
+
+    def evaluate(self, given: EvaluationInput, params: FindingParamsT) -> RuleOutcome:
+        floor = Severity[params.min_severity]
+        violations = [
+            f for f in given.report.all_findings() if f.rule == self.id and f.severity >= floor
+        ]
+        if violations:
+            files = {f.file for f in violations}
+            return RuleOutcome(
+                RuleResult.FAILED,
+                violations,
+                f"{len(violations)} finding(s) in {len(files)} file(s)",
+            )
+        return self.passed_or_incomplete(given)

@@ -1,8 +1,9 @@
-from modelsec.rules.base import Rule
+from modelsec.rules.base import FindingRule, FindingRuleParams
 
 
-class KnownFrameworkOperators(Rule):
+class KnownFrameworkOperators(FindingRule[FindingRuleParams]):
     id = "KnownFrameworkOperators"
+    Params = FindingRuleParams
     title = "Only operators of the framework's official registry"
     description = (
         "Fails on graph operators outside the framework's official operator sets (ONNX "

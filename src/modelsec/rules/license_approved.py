@@ -28,7 +28,7 @@ class LicenseApprovedParams(RuleParams):
     )
 
 
-class LicenseApproved(Rule):
+class LicenseApproved(Rule[LicenseApprovedParams]):
     id = "LicenseApproved"
     title = "Model license approved"
     description = (
@@ -39,8 +39,7 @@ class LicenseApproved(Rule):
     sources = frozenset({SourceType.HUGGING_FACE})
     judges_content = False
 
-    def evaluate(self, given: EvaluationInput, params: RuleParams) -> RuleOutcome:
-        assert isinstance(params, LicenseApprovedParams)
+    def evaluate(self, given: EvaluationInput, params: LicenseApprovedParams) -> RuleOutcome:
         if (error := missing_metadata(given, self.id)) is not None:
             return error
         assert given.metadata is not None

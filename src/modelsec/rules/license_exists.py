@@ -35,7 +35,7 @@ def missing_metadata(given: EvaluationInput, rule: str) -> RuleOutcome | None:
     return None
 
 
-class LicenseExists(Rule):
+class LicenseExists(Rule[RuleParams]):
     id = "LicenseExists"
     title = "Model declares a license"
     description = (

@@ -1,8 +1,9 @@
-from modelsec.rules.base import Rule
+from modelsec.rules.base import FindingRule, FindingRuleParams
 
 
-class LoadTimeCodeExecution(Rule):
+class LoadTimeCodeExecution(FindingRule[FindingRuleParams]):
     id = "LoadTimeCodeExecution"
+    Params = FindingRuleParams
     title = "Code runs when the model is loaded"
     description = (
         "Fails on anything that executes code while a model is deserialised: pickle globals "

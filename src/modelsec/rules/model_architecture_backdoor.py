@@ -1,8 +1,9 @@
-from modelsec.rules.base import Rule
+from modelsec.rules.base import FindingRule, FindingRuleParams
 
 
-class ModelArchitectureBackdoor(Rule):
+class ModelArchitectureBackdoor(FindingRule[FindingRuleParams]):
     id = "ModelArchitectureBackdoor"
+    Params = FindingRuleParams
     title = "Architectural backdoor in the graph"
     description = (
         "Fails on graph paths that compare the model input (or a reduction of it) with an "

@@ -45,7 +45,7 @@ class ModelBlockedParams(RuleParams):
     )
 
 
-class ModelBlocked(Rule):
+class ModelBlocked(Rule[ModelBlockedParams]):
     id = "ModelBlocked"
     title = "Model not denied (and approved, when an allow-list is set)"
     description = (
@@ -57,8 +57,7 @@ class ModelBlocked(Rule):
     sources = frozenset({SourceType.HUGGING_FACE})
     judges_content = False
 
-    def evaluate(self, given: EvaluationInput, params: RuleParams) -> RuleOutcome:
-        assert isinstance(params, ModelBlockedParams)
+    def evaluate(self, given: EvaluationInput, params: ModelBlockedParams) -> RuleOutcome:
         if (error := missing_metadata(given, self.id)) is not None:
             return error
         meta = given.metadata

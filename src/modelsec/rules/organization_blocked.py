@@ -34,7 +34,7 @@ def matches(name: str, patterns: list[str]) -> str | None:
     return next((p for p in patterns if fnmatch.fnmatchcase(lowered, p.lower())), None)
 
 
-class OrganizationBlocked(Rule):
+class OrganizationBlocked(Rule[OrganizationBlockedParams]):
     id = "OrganizationBlocked"
     title = "Publisher not denied"
     description = "Fails when the model's owner matches `denyOrgs`. Hugging Face sources only."
@@ -42,8 +42,7 @@ class OrganizationBlocked(Rule):
     sources = frozenset({SourceType.HUGGING_FACE})
     judges_content = False
 
-    def evaluate(self, given: EvaluationInput, params: RuleParams) -> RuleOutcome:
-        assert isinstance(params, OrganizationBlockedParams)
+    def evaluate(self, given: EvaluationInput, params: OrganizationBlockedParams) -> RuleOutcome:
         if (error := missing_metadata(given, self.id)) is not None:
             return error
         meta = given.metadata

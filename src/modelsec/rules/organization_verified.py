@@ -18,7 +18,7 @@ UNVERIFIED_ORG = threat(
 )
 
 
-class OrganizationVerified(Rule):
+class OrganizationVerified(Rule[RuleParams]):
     id = "OrganizationVerified"
     title = "Publisher is a verified organisation"
     description = (

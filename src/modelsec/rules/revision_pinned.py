@@ -88,7 +88,7 @@ def judge(source_type: SourceType, revision: str | None, params: RevisionPinnedP
     return Judgement(True, f"pinned to version {revision[:32]}")
 
 
-class RevisionPinned(Rule):
+class RevisionPinned(Rule[RevisionPinnedParams]):
     id = "RevisionPinned"
     title = "Model reference pins an immutable revision"
     description = (
@@ -101,8 +101,7 @@ class RevisionPinned(Rule):
     sources = frozenset({SourceType.HUGGING_FACE, SourceType.S3})
     judges_content = False
 
-    def evaluate(self, given: EvaluationInput, params: RuleParams) -> RuleOutcome:
-        assert isinstance(params, RevisionPinnedParams)
+    def evaluate(self, given: EvaluationInput, params: RevisionPinnedParams) -> RuleOutcome:
         metadata = given.metadata
         if metadata is None:
             return RuleOutcome(RuleResult.ERROR, message="no source metadata: cannot tell which "

@@ -1,8 +1,9 @@
-from modelsec.rules.base import Rule
+from modelsec.rules.base import FindingRule, FindingRuleParams
 
 
-class RuntimeCodeExecution(Rule):
+class RuntimeCodeExecution(FindingRule[FindingRuleParams]):
     id = "RuntimeCodeExecution"
+    Params = FindingRuleParams
     title = "Code runs when the model is used"
     description = (
         "Fails on models that ship code to be run at inference time: Hugging Face "

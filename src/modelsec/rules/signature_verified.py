@@ -237,7 +237,7 @@ class _Comparison:
     unchecked: list[str] = field(default_factory=list)  # ERROR: no digest to compare
 
 
-class SignatureVerified(Rule):
+class SignatureVerified(Rule[SignatureVerifiedParams]):
     id = RULE_ID
     title = "Model files are signed by a trusted signer"
     description = (
@@ -251,8 +251,7 @@ class SignatureVerified(Rule):
     Params = SignatureVerifiedParams
     judges_content = False  # it judges digests, and says itself what it could not check
 
-    def evaluate(self, given: EvaluationInput, params: RuleParams) -> RuleOutcome:
-        assert isinstance(params, SignatureVerifiedParams)
+    def evaluate(self, given: EvaluationInput, params: SignatureVerifiedParams) -> RuleOutcome:
         from modelsec.integrity.signature import SignatureInvalid, SigningUnavailable, verify_bundle
 
         report = given.report

@@ -3,7 +3,7 @@ from pydantic import Field, field_validator
 from modelsec.pickle.denylist import denied
 from modelsec.pickle.names import is_dotted_identifier
 from modelsec.pickle.threats import UNKNOWN_CALL, UNKNOWN_REFERENCE
-from modelsec.rules.base import EvaluationInput, FindingRuleParams, Rule, RuleOutcome, SeverityName
+from modelsec.rules.base import EvaluationInput, FindingRule, FindingRuleParams, RuleOutcome, SeverityName
 
 # Findings about pickle globals that are merely not on the built-in allowlist: a team may
 # approve its own reviewed classes by exact name. Denylisted names are findings of
@@ -37,7 +37,7 @@ class SuspiciousComponentsParams(FindingRuleParams):
         return names
 
 
-class SuspiciousComponents(Rule):
+class SuspiciousComponents(FindingRule[SuspiciousComponentsParams]):
     id = "SuspiciousComponents"
     title = "Suspicious or malformed components"
     description = (
@@ -49,9 +49,9 @@ class SuspiciousComponents(Rule):
     )
     Params = SuspiciousComponentsParams
 
-    def evaluate(self, given: EvaluationInput, params: FindingRuleParams) -> RuleOutcome:
+    def evaluate(self, given: EvaluationInput, params: SuspiciousComponentsParams) -> RuleOutcome:
         outcome = super().evaluate(given, params)
-        allowed = params.allowed_globals if isinstance(params, SuspiciousComponentsParams) else frozenset()
+        allowed = params.allowed_globals
         if not allowed or not outcome.violations:
             return outcome
         kept = [f for f in outcome.violations if not (f.threat in _APPROVABLE and f.subject in allowed)]
