@@ -6,7 +6,7 @@ iterated to a fixpoint so that values built across several statements are follow
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, TypeGuard
 
 from jinja2 import nodes
 
@@ -24,6 +24,26 @@ Thunk = Callable[[Evaluator], Val]
 class Site:
     key: str  # variable name, or "ns.attr"
     value: Thunk
+
+
+def _evaluates(expr: nodes.Node) -> Thunk:
+    """A site whose value is ``expr`` evaluated in the environment of the current round."""
+    return lambda ev: ev.eval(expr)
+
+
+def _constant(val: Val) -> Thunk:
+    """A site whose value does not depend on the environment."""
+    return lambda ev: val
+
+
+def _iterated(expr: nodes.Node) -> Thunk:
+    """What a ``for`` loop over ``expr`` binds: any element of its value."""
+    return lambda ev: elements(ev.eval(expr))
+
+
+def _element(value: Thunk, index: int, count: int) -> Thunk:
+    """Element ``index`` of a ``count``-tuple destructured from ``value``."""
+    return lambda ev: _unpack(value(ev), index, count)
 
 
 def _unpack(val: Val, index: int, count: int) -> Val:
@@ -47,7 +67,7 @@ def _targets(target: nodes.Node, value: Thunk, sites: list[Site]) -> None:
     elif isinstance(target, nodes.Tuple):
         count = len(target.items)
         for i, item in enumerate(target.items):
-            _targets(item, (lambda ev, i=i: _unpack(value(ev), i, count)), sites)
+            _targets(item, _element(value, i, count), sites)
 
 
 def _body_value(body: list[nodes.Node]) -> Thunk:
@@ -95,12 +115,11 @@ def collect(tree: nodes.Template) -> tuple[Environment, list[Site]]:
             env.blocks.add(node.name)
     env.macros = set(macros)
     sites: list[Site] = []
-    const = lambda v: (lambda ev: v)  # noqa: E731
 
     for node in all_nodes:
         if isinstance(node, nodes.Assign):
             expr = node.node
-            _targets(node.target, (lambda ev, e=expr: ev.eval(e)), sites)
+            _targets(node.target, _evaluates(expr), sites)
             if isinstance(node.target, nodes.Name) and _is_namespace_call(expr):
                 _namespace_sites(node.target.name, expr, sites)
         elif isinstance(node, nodes.AssignBlock):
@@ -114,25 +133,25 @@ def collect(tree: nodes.Template) -> tuple[Environment, list[Site]]:
             else:
                 _targets(node.target, body, sites)
         elif isinstance(node, nodes.For):
-            _targets(node.target, (lambda ev, e=node.iter: elements(ev.eval(e))), sites)
+            _targets(node.target, _iterated(node.iter), sites)
         elif isinstance(node, nodes.With):
             for target, value in zip(node.targets, node.values):
-                _targets(target, (lambda ev, e=value: ev.eval(e)), sites)
+                _targets(target, _evaluates(value), sites)
         elif isinstance(node, nodes.Macro):
             defaults_from = len(node.args) - len(node.defaults)
             for i, param in enumerate(node.args):
                 if i >= defaults_from:
-                    _targets(param, (lambda ev, e=node.defaults[i - defaults_from]: ev.eval(e)), sites)
+                    _targets(param, _evaluates(node.defaults[i - defaults_from]), sites)
                 else:
-                    sites.append(Site(param.name, const(NOTHING)))
+                    sites.append(Site(param.name, _constant(NOTHING)))
         elif isinstance(node, nodes.CallBlock):
             for param in node.args:
-                _targets(param, const(TOP), sites)
+                _targets(param, _constant(TOP), sites)
         elif isinstance(node, nodes.Import):
-            sites.append(Site(node.target, const(OBJ)))
+            sites.append(Site(node.target, _constant(OBJ)))
         elif isinstance(node, nodes.FromImport):
             for name in node.names:
-                sites.append(Site(name[1] if isinstance(name, tuple) else name, const(OBJ)))
+                sites.append(Site(name[1] if isinstance(name, tuple) else name, _constant(OBJ)))
         elif isinstance(node, nodes.Call):
             _call_sites(node, macros, sites, env)
         elif isinstance(node, nodes.Name) and node.name in macros and node.ctx == "load":
@@ -144,22 +163,22 @@ def collect(tree: nodes.Template) -> tuple[Environment, list[Site]]:
     for node in all_nodes:
         if isinstance(node, nodes.Name) and node.name in macros and node.ctx == "load" and id(node) not in called:
             for param in macros[node.name].args:
-                sites.append(Site(param.name, const(TOP)))
+                sites.append(Site(param.name, _constant(TOP)))
 
     env.bound = {s.key for s in sites if "." not in s.key}
     return env, sites
 
 
-def _is_namespace_call(expr: nodes.Node) -> bool:
+def _is_namespace_call(expr: nodes.Node) -> TypeGuard[nodes.Call]:
     return isinstance(expr, nodes.Call) and isinstance(expr.node, nodes.Name) and expr.node.name == "namespace"
 
 
 def _namespace_sites(name: str, call: nodes.Call, sites: list[Site]) -> None:
     for kw in call.kwargs:
-        sites.append(Site(f"{name}.{kw.key}", (lambda ev, e=kw.value: ev.eval(e))))
+        sites.append(Site(f"{name}.{kw.key}", _evaluates(kw.value)))
     if call.args or call.dyn_args is not None or call.dyn_kwargs is not None:
         # namespace({...}) / namespace(**d): attribute names not known statically
-        sites.append(Site(f"{name}.{ANY_ATTRIBUTE}", (lambda ev: TOP)))
+        sites.append(Site(f"{name}.{ANY_ATTRIBUTE}", _constant(TOP)))
 
 
 def _call_sites(call: nodes.Call, macros: dict[str, nodes.Macro], sites: list[Site], env: Environment) -> None:
@@ -168,9 +187,9 @@ def _call_sites(call: nodes.Call, macros: dict[str, nodes.Macro], sites: list[Si
         env.mutation = True
         root, first = _root_name(callee.node)
         if root is not None:
-            sites.append(Site(root, lambda ev: TOP))
+            sites.append(Site(root, _constant(TOP)))
             if first is not None:
-                sites.append(Site(f"{root}.{first}", lambda ev: TOP))
+                sites.append(Site(f"{root}.{first}", _constant(TOP)))
         return
     if not (isinstance(callee, nodes.Name) and callee.name in macros):
         return
@@ -178,13 +197,13 @@ def _call_sites(call: nodes.Call, macros: dict[str, nodes.Macro], sites: list[Si
     params = [p.name for p in macro.args]
     for i, arg in enumerate(call.args):
         if i < len(params):
-            sites.append(Site(params[i], (lambda ev, e=arg: ev.eval(e))))
+            sites.append(Site(params[i], _evaluates(arg)))
     for kw in call.kwargs:
         if kw.key in params:
-            sites.append(Site(kw.key, (lambda ev, e=kw.value: ev.eval(e))))
+            sites.append(Site(kw.key, _evaluates(kw.value)))
     if call.dyn_args is not None or call.dyn_kwargs is not None:
         for p in params:
-            sites.append(Site(p, lambda ev: TOP))
+            sites.append(Site(p, _constant(TOP)))
 
 
 def solve(tree: nodes.Template) -> Environment:

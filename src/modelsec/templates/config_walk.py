@@ -33,7 +33,8 @@ def is_template_key(key: str | None) -> bool:
     return key is not None and "template" in key.lower()
 
 
-Path = tuple  # (parent path, key): a linked path, formatted only for candidates
+# (parent path, key or index): a linked path, formatted only for candidates
+Path = tuple["Path | None", "str | int"]
 
 
 def _format(path: "Path | None") -> str:

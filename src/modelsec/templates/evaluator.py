@@ -250,7 +250,12 @@ class Evaluator:
 
     def _args(self, node: nodes.Filter | nodes.Call | nodes.Test, d: int) -> tuple[list[Val], dict[str, Val]]:
         args = [self.eval(a, d) for a in node.args]
-        kwargs = {k.key: self.eval(k.value, d) for k in node.kwargs}
+        kwargs: dict[str, Val] = {}
+        for k in node.kwargs:
+            if isinstance(k, nodes.Keyword):
+                kwargs[k.key] = self.eval(k.value, d)
+            else:  # jinja2 annotates Filter and Test keywords as Pair; its parser builds Keyword
+                kwargs["**"] = TOP
         if node.dyn_args is not None:
             args.append(TOP)
         if node.dyn_kwargs is not None:
@@ -289,9 +294,10 @@ class Evaluator:
 
     def _range(self, args: list[Val], kwargs: dict[str, Val]) -> Val:
         def fn(*a: object) -> tuple[int, ...]:
-            if not all(isinstance(x, int) for x in a):
+            bounds = [x for x in a if isinstance(x, int)]
+            if len(bounds) != len(a):
                 raise fold.Unfoldable("range")
-            r = range(*a)  # type: ignore[arg-type]
+            r = range(*bounds)
             if len(r) > 4096:
                 raise fold.Unfoldable("range too long")
             return tuple(r)

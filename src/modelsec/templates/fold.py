@@ -150,16 +150,12 @@ def _bound_formatting(fmt: str, fields: int, args: Any) -> None:
     _check_len(len(fmt) + fields * (longest + 2000))
 
 
-def printf(fmt: Any, args: Any) -> str:
+def printf(fmt: str, args: Any) -> str:
     """``fmt % args`` (the ``%`` operator and the ``format`` filter), with small widths only."""
-    if not isinstance(fmt, str):
-        if _is_num(fmt) and _is_num(args) and args:
-            return fmt % args
-        raise Unfoldable("type")
     if "%" in _PRINTF.sub("", fmt):
         raise Unfoldable("unsupported conversion")
     _bound_formatting(fmt, len(_PRINTF.findall(fmt)), args)
-    result = fmt % args
+    result: str = fmt % args  # str.__mod__: the folded arguments are plain constants
     _check_len(len(result))
     return result
 
@@ -221,7 +217,7 @@ def getslice(value: Val, start: Val, stop: Val, step: Val) -> Val:
 def format_fields(fmt: str) -> list[tuple[str, list[tuple[bool, Any]]]] | None:
     """The replacement fields of a ``str.format`` string: (field, [(is_attribute, key)]).
     None if the string is not a valid format string."""
-    import _string  # CPython's own field-name splitter, as str.format uses
+    import _string  # type: ignore[import-not-found]  # CPython's own field-name splitter, as str.format uses; typeshed has no stub for it
 
     out = []
     try:
@@ -342,7 +338,7 @@ def _unique(v: Any, *args: Any) -> tuple[Any, ...]:
     return tuple(dict.fromkeys(v))
 
 
-def _int(v: Any, default: Any = 0, base: Any = 10) -> int:
+def _int(v: Any, default: object = 0, base: Any = 10) -> object:  # Jinja's int filter: ``default`` as given
     if isinstance(v, str) and len(v) > 64:
         raise Unfoldable("int")
     try:
