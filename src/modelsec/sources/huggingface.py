@@ -48,7 +48,7 @@ from modelsec.safe_text import printable
 from modelsec.sources import ModelRef, ScannedModel, ScanOptions, remote_scan, retry
 from modelsec.sources.config import HuggingFaceConfig, parse_config
 from modelsec.sources.credentials import huggingface_token, redact_url, secrets_in_use
-from modelsec.sources.deadline import Deadline, DeadlineExceeded
+from modelsec.sources.deadline import Deadline
 from modelsec.sources.errors import (
     ACCESS_DENIED,
     CLIENT_MISSING,
@@ -59,7 +59,6 @@ from modelsec.sources.errors import (
     NOT_FOUND,
     REMOTE_ERROR,
     REVISION_NOT_FOUND,
-    THROTTLED,
     TOO_LARGE,
     TOO_MANY_FILES,
     SourceFailure,
@@ -73,6 +72,7 @@ from modelsec.sources.http import (
     require_identity,
 )
 from modelsec.sources.remote_file import RangeNotSupported, check_range_answer, check_total_size
+from modelsec.sources.status import already_classified, meaning_of, retry_after_seconds
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -122,33 +122,37 @@ class Hub:
 
     # --- errors -----------------------------------------------------------------------
 
-    def classify(self, exc: BaseException, what: str, path: str | None = None) -> Exception:
-        """A client exception as :class:`retry.Transient` or a final :class:`SourceFailure`."""
-        import httpx2
-        from huggingface_hub.errors import (
-            GatedRepoError,
-            HfHubHTTPError,
-            OfflineModeIsEnabled,
-            RemoteEntryNotFoundError,
-            RepositoryNotFoundError,
-            RevisionNotFoundError,
+    def classify(self, exc: Exception, what: str, path: str | None = None) -> Exception:
+        """A client exception as :class:`retry.Transient` or a final :class:`SourceFailure`;
+        anything else (a bug of ours) unchanged, so it is not retried."""
+        return (
+            already_classified(exc, what)
+            or self._hub_error(exc, path)
+            or self._http_error(exc, what, path)
+            or self._transport_error(exc, what)
+            or exc
         )
 
-        uri = self.ref.uri
-        authed = self.token is not None
-        token_hint = (
-            "the token given has not been granted access"
-            if authed
-            else "no token was given (set token in the source Secret, HF_TOKEN, or `hf auth login`)"
+    def _token_hint(self) -> str:
+        if self.token is not None:
+            return "the token given has not been granted access"
+        return "no token was given (set token in the source Secret, HF_TOKEN, or `hf auth login`)"
+
+    def _credentials_rejected(self) -> str:
+        return (
+            f"{self.shown_endpoint} rejected the credentials for {self.ref.uri} (HTTP 401: "
+            "invalid or expired token)"
         )
-        if isinstance(exc, (SourceFailure, retry.Transient, RangeNotSupported)):
-            return exc  # type: ignore[return-value]
-        if isinstance(exc, DeadlineExceeded):
-            return exc.classified(what)
+
+    def _hub_error(self, exc: Exception, path: str | None) -> SourceFailure | None:
+        """The errors huggingface_hub names from the Hub's answer (``X-Error-Code``)."""
+        from huggingface_hub.errors import GatedRepoError, RemoteEntryNotFoundError, RevisionNotFoundError
+
+        uri = self.ref.uri
         if isinstance(exc, GatedRepoError):
             return SourceFailure(
                 ACCESS_DENIED,
-                f"{uri} is a gated model: {token_hint}; accept its conditions on the model page "
+                f"{uri} is a gated model: {self._token_hint()}; accept its conditions on the model page "
                 "with the account the token belongs to",
             )
         if isinstance(exc, RevisionNotFoundError):
@@ -163,71 +167,70 @@ class Hub:
                 f"{uri}: {path or 'a listed file'} is not served at revision {self.sha} "
                 "(deleted or rewritten during the scan?)",
             )
-        status = None
-        if isinstance(exc, HfHubHTTPError) and exc.response is not None:
-            status = exc.response.status_code
-        error_code = exc.response.headers.get("X-Error-Code") if status is not None else None  # type: ignore[union-attr]
-        if status == 401 and authed and error_code not in ("RepoNotFound", "GatedRepo"):
-            return SourceFailure(
-                ACCESS_DENIED,
-                f"{self.shown_endpoint} rejected the credentials for {uri} (HTTP 401: invalid or "
-                "expired token)",
-            )
+        return None
+
+    def _http_error(self, exc: Exception, what: str, path: str | None) -> Exception | None:
+        """An HTTP error answer: a missing or hidden repository first (the Hub answers 401
+        for a private repository), then the status table."""
+        from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+        if not isinstance(exc, HfHubHTTPError):
+            return None
+        response = exc.response
+        status = response.status_code if response is not None else None
+        if isinstance(exc, RepositoryNotFoundError) and response is None:
+            return self._repository_error(None)
+        if response is None:
+            return None
+        error_code = response.headers.get("X-Error-Code")
+        if status == 401 and self.token is not None and error_code not in ("RepoNotFound", "GatedRepo"):
+            return SourceFailure(ACCESS_DENIED, self._credentials_rejected())
         if isinstance(exc, RepositoryNotFoundError) or (status in (401, 404) and path is None):
-            if status == 401:
-                return SourceFailure(
-                    ACCESS_DENIED,
-                    f"{uri} requires authentication (private or gated model): {token_hint}",
-                )
-            hidden = (
-                "or the token given cannot see it" if authed else "or it is private and no token was given"
-            )
+            return self._repository_error(status)
+        meaning = meaning_of(response.status_code)
+        retry_after = _retry_after(response.headers) if meaning.transient else None
+        return meaning.error(self._status_message(response.status_code, what), retry_after)
+
+    def _repository_error(self, status: int | None) -> SourceFailure:
+        uri = self.ref.uri
+        if status == 401:
             return SourceFailure(
-                NOT_FOUND, f"{uri} does not exist on {self.shown_endpoint} ({hidden})"
+                ACCESS_DENIED, f"{uri} requires authentication (private or gated model): {self._token_hint()}"
             )
-        if status is not None:
-            assert isinstance(exc, HfHubHTTPError)
-            headers = exc.response.headers
-            if status == 401:
-                return SourceFailure(
-                    ACCESS_DENIED,
-                    f"{self.shown_endpoint} rejected the credentials for {uri} (HTTP 401: "
-                    "invalid or expired token)" if authed else f"{uri} requires a token (HTTP 401)",
-                )
-            if status == 403:
-                return SourceFailure(
-                    ACCESS_DENIED, f"{what}: {self.shown_endpoint} refused access (HTTP 403): {token_hint}"
-                )
-            if status == 404:
-                return SourceFailure(FILE_NOT_FOUND, f"{what}: not found (HTTP 404) at revision {self.sha}")
-            if status == 429:
-                return retry.Transient(
-                    THROTTLED, f"{what}: throttled by {self.shown_endpoint} (HTTP 429)",
-                    _retry_after(headers),
-                )
-            if status == 408 or status >= 500:
-                return retry.Transient(
-                    REMOTE_ERROR, f"{what}: {self.shown_endpoint} answered HTTP {status}",
-                    _retry_after(headers),
-                )
-            return SourceFailure(REMOTE_ERROR, f"{what}: {self.shown_endpoint} answered HTTP {status}")
+        hidden = "or the token given cannot see it" if self.token is not None else "or it is private and no token was given"
+        return SourceFailure(NOT_FOUND, f"{uri} does not exist on {self.shown_endpoint} ({hidden})")
+
+    def _status_message(self, status: int, what: str) -> str:
+        if status == 401:
+            return self._credentials_rejected() if self.token is not None else f"{self.ref.uri} requires a token (HTTP 401)"
+        if status == 403:
+            return f"{what}: {self.shown_endpoint} refused access (HTTP 403): {self._token_hint()}"
+        if status == 404:
+            return f"{what}: not found (HTTP 404) at revision {self.sha}"
+        if status == 429:
+            return f"{what}: throttled by {self.shown_endpoint} (HTTP 429)"
+        return f"{what}: {self.shown_endpoint} answered HTTP {status}"
+
+    def _transport_error(self, exc: Exception, what: str) -> Exception | None:
+        """No usable answer: offline mode, timeouts, refused or broken connections, and
+        answers that do not parse."""
+        import httpx2
+        from huggingface_hub.errors import OfflineModeIsEnabled
+
+        origin = self.shown_endpoint
         if isinstance(exc, OfflineModeIsEnabled):
             return SourceFailure(NETWORK, f"{what}: HF_HUB_OFFLINE is set; a remote scan needs the network")
         if isinstance(exc, httpx2.TimeoutException):
-            return retry.Transient(
-                NETWORK, f"{what}: no answer from {self.shown_endpoint} within {self.cfg.timeout:g}s (timeout)"
-            )
+            return retry.Transient(NETWORK, f"{what}: no answer from {origin} within {self.cfg.timeout:g}s (timeout)")
         if isinstance(exc, httpx2.ConnectError):
-            return retry.Transient(NETWORK, f"{what}: cannot connect to {self.shown_endpoint} ({exc})")
+            return retry.Transient(NETWORK, f"{what}: cannot connect to {origin} ({exc})")
         if isinstance(exc, (httpx2.NetworkError, httpx2.RemoteProtocolError)):
-            return retry.Transient(NETWORK, f"{what}: connection to {self.shown_endpoint} failed ({exc})")
+            return retry.Transient(NETWORK, f"{what}: connection to {origin} failed ({exc})")
         if isinstance(exc, httpx2.TooManyRedirects):
-            return SourceFailure(REMOTE_ERROR, f"{what}: {self.shown_endpoint} redirects in circles")
+            return SourceFailure(REMOTE_ERROR, f"{what}: {origin} redirects in circles")
         if isinstance(exc, (httpx2.HTTPError, ValueError, KeyError, TypeError, AttributeError, RecursionError)):
-            return SourceFailure(
-                REMOTE_ERROR, f"{what}: unexpected answer from {self.shown_endpoint}: {type(exc).__name__}"
-            )
-        return exc  # type: ignore[return-value]
+            return SourceFailure(REMOTE_ERROR, f"{what}: unexpected answer from {origin}: {type(exc).__name__}")
+        return None
 
     def call(self, fn: Callable[[], T], what: str, path: str | None = None) -> T:
         def attempt() -> T:
@@ -619,9 +622,9 @@ def _without_auth(headers: dict[str, str]) -> dict[str, str]:
 
 
 def _retry_after(headers: Any) -> float | None:
-    value = headers.get("Retry-After")
-    if value and value.strip().isdigit():
-        return float(value.strip())
+    seconds = retry_after_seconds(headers.get("Retry-After"))
+    if seconds is not None:
+        return seconds
     try:
         from huggingface_hub.utils._http import parse_ratelimit_headers
 

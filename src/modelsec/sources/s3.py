@@ -42,7 +42,7 @@ from modelsec.metadata import ModelMetadata, SourceType
 from modelsec.sources import ModelRef, ScannedModel, ScanOptions, remote_scan, retry
 from modelsec.sources.config import S3Config, parse_config
 from modelsec.sources.credentials import redact_url, secrets_in_use
-from modelsec.sources.deadline import Deadline, DeadlineExceeded
+from modelsec.sources.deadline import Deadline
 from modelsec.sources.errors import (
     ACCESS_DENIED,
     CLIENT_MISSING,
@@ -60,6 +60,7 @@ from modelsec.sources.errors import (
 )
 from modelsec.sources.remote_file import RangeNotSupported, check_range_answer, check_total_size
 from modelsec.sources.s3_http import BotocoreOverHttpx
+from modelsec.sources.status import StatusMeaning, already_classified, meaning_of, retry_after_seconds
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -80,6 +81,16 @@ _THROTTLE_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimi
 _DENIED_CODES = {"AccessDenied", "AllAccessDisabled", "AccountProblem", "403", "Forbidden"}
 _BAD_CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
                          "InvalidToken", "TokenRefreshRequired", "InvalidSecurity"}
+# Error codes that stand for a status (a HEAD answer has no body: botocore names its
+# code after the status), read through the shared table in modelsec.sources.status.
+_CODE_STATUS: dict[str, int] = {
+    **{code: 403 for code in _DENIED_CODES},
+    **{code: 429 for code in _THROTTLE_CODES},
+    "PreconditionFailed": 412, "412": 412,
+    "InvalidRange": 416, "416": 416,
+    "InternalError": 500, "500": 500, "502": 502, "504": 504,
+}
+_S3_STATUS_MEANINGS = {503: StatusMeaning(THROTTLED, transient=True)}  # 503 SlowDown
 
 
 @dataclass
@@ -158,9 +169,80 @@ class Bucket:
 
     # --- errors -----------------------------------------------------------------------
 
-    def classify(self, exc: BaseException, what: str) -> Exception:
+    def classify(self, exc: Exception, what: str) -> Exception:
+        """A client exception as :class:`retry.Transient` or a final :class:`SourceFailure`;
+        anything else (a bug of ours) unchanged, so it is not retried."""
+        if isinstance(exc, SourceFailure) and exc.code == TOO_LARGE and exc.message.startswith("S3 "):
+            return SourceFailure(TOO_LARGE, f"{what}: {exc.message}")  # from the wire: say where
+        return (
+            already_classified(exc, what)
+            or self._client_error(exc, what)
+            or self._botocore_error(exc, what)
+            or exc
+        )
+
+    def _client_error(self, exc: Exception, what: str) -> Exception | None:
+        """An error answer: S3's error code first (it is more precise than the status),
+        then the shared status table."""
+        from botocore.exceptions import ClientError
+
+        if not isinstance(exc, ClientError):
+            return None
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        metadata = exc.response.get("ResponseMetadata", {})
+        named = self._error_code_failure(code, str(error.get("Message", "")), what)
+        if named is not None:
+            return named
+        status = _CODE_STATUS.get(code) or metadata.get("HTTPStatusCode") or 0
+        meaning = meaning_of(status, _S3_STATUS_MEANINGS)
+        retry_after = retry_after_seconds(metadata.get("HTTPHeaders", {}).get("retry-after"))
+        return meaning.error(self._status_message(status, code, what), retry_after if meaning.transient else None)
+
+    def _error_code_failure(self, code: str, message: str, what: str) -> SourceFailure | None:
+        """The S3 error codes whose meaning no status carries."""
+        origin = self.shown_endpoint
+        if code == "NoSuchBucket":
+            return SourceFailure(NOT_FOUND, f"{what}: bucket {self.name!r} does not exist on {origin}")
+        if code in ("NoSuchKey", "404", "NotFound"):
+            return SourceFailure(FILE_NOT_FOUND, f"{what}: no such object on {origin}")
+        if code == "NoSuchVersion" or (code == "InvalidArgument" and "version" in message.lower()):
+            return SourceFailure(REVISION_NOT_FOUND, f"{what}: version {self.ref.revision!r} does not exist")
+        if code == "400" and self.ref.revision:  # a HEAD has no body: the version id is the suspect
+            return SourceFailure(REVISION_NOT_FOUND, f"{what}: version {self.ref.revision!r} is not valid here (HTTP 400)")
+        if code == "InvalidObjectState":
+            return SourceFailure(
+                REMOTE_ERROR, f"{what}: the object is archived (Glacier/Deep Archive); restore it before scanning"
+            )
+        if code in _BAD_CREDENTIAL_CODES:
+            return SourceFailure(
+                ACCESS_DENIED,
+                f"{what}: {origin} rejected the credentials ({code}); check "
+                f"accessKeyId/secretAccessKey/sessionToken ({self._credential_origin()})",
+            )
+        if code in ("PermanentRedirect", "AuthorizationHeaderMalformed"):
+            return SourceFailure(CONFIG, f"{what}: bucket {self.name!r} is in another region or needs another endpoint ({code}); set region/endpoint")
+        return None
+
+    def _status_message(self, status: int, code: str, what: str) -> str:
+        if status == 403:
+            return (
+                f"{what}: access to bucket {self.name!r} denied ({code or 'HTTP 403'}); the "
+                f"credentials ({self._credential_origin()}) need s3:ListBucket and "
+                "s3:GetObject (S3 also answers 403 for a missing key without s3:ListBucket)"
+            )
+        if status == 412:
+            return f"{what}: the object changed during the scan (its ETag no longer matches)"
+        if status == 416:
+            return f"{what}: object shorter than listed (changed during the scan?)"
+        if status in (429, 503):
+            return f"{what}: throttled by {self.shown_endpoint} ({code or status})"
+        return f"{what}: {self.shown_endpoint} answered {code or status}"
+
+    def _botocore_error(self, exc: Exception, what: str) -> Exception | None:
+        """No answer, or no request: credentials, timeouts, connections, parameters."""
         from botocore.exceptions import (
-            ClientError,
+            BotoCoreError,
             ConnectionClosedError,
             ConnectTimeoutError,
             EndpointConnectionError,
@@ -171,57 +253,7 @@ class Bucket:
             ReadTimeoutError,
         )
 
-        if isinstance(exc, SourceFailure) and exc.code == TOO_LARGE and exc.message.startswith("S3 "):
-            return SourceFailure(TOO_LARGE, f"{what}: {exc.message}")  # from the wire: say where
-        if isinstance(exc, (SourceFailure, retry.Transient, RangeNotSupported)):
-            return exc  # type: ignore[return-value]
-        if isinstance(exc, DeadlineExceeded):
-            return exc.classified(what)
-        if isinstance(exc, ClientError):
-            err = exc.response.get("Error", {})
-            code = str(err.get("Code", ""))
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
-            if code == "NoSuchBucket":
-                return SourceFailure(NOT_FOUND, f"{what}: bucket {self.name!r} does not exist on {self.shown_endpoint}")
-            if code in ("NoSuchKey", "404", "NotFound"):
-                return SourceFailure(FILE_NOT_FOUND, f"{what}: no such object on {self.shown_endpoint}")
-            if code in ("NoSuchVersion",) or (code == "InvalidArgument" and "version" in str(err.get("Message", "")).lower()):
-                return SourceFailure(REVISION_NOT_FOUND, f"{what}: version {self.ref.revision!r} does not exist")
-            if code == "400" and self.ref.revision:  # a HEAD has no body: the version id is the suspect
-                return SourceFailure(REVISION_NOT_FOUND, f"{what}: version {self.ref.revision!r} is not valid here (HTTP 400)")
-            if code == "InvalidObjectState":
-                return SourceFailure(
-                    REMOTE_ERROR, f"{what}: the object is archived (Glacier/Deep Archive); restore it before scanning"
-                )
-            if code in _BAD_CREDENTIAL_CODES:
-                return SourceFailure(
-                    ACCESS_DENIED,
-                    f"{what}: {self.shown_endpoint} rejected the credentials ({code}); check "
-                    f"accessKeyId/secretAccessKey/sessionToken ({self._credential_origin()})",
-                )
-            if code in _DENIED_CODES or status == 403:
-                return SourceFailure(
-                    ACCESS_DENIED,
-                    f"{what}: access to bucket {self.name!r} denied ({code or 'HTTP 403'}); the "
-                    f"credentials ({self._credential_origin()}) need s3:ListBucket and "
-                    "s3:GetObject (S3 also answers 403 for a missing key without s3:ListBucket)",
-                )
-            if code in ("PreconditionFailed", "412") or status == 412:
-                return SourceFailure(
-                    INTEGRITY, f"{what}: the object changed during the scan (its ETag no longer matches)"
-                )
-            if code in ("InvalidRange", "416") or status == 416:
-                return SourceFailure(INTEGRITY, f"{what}: object shorter than listed (changed during the scan?)")
-            if code in _THROTTLE_CODES or status in (429, 503):
-                retry_after = headers.get("retry-after")
-                hint = float(retry_after) if retry_after and retry_after.isdigit() else None
-                return retry.Transient(THROTTLED, f"{what}: throttled by {self.shown_endpoint} ({code or status})", hint)
-            if code in ("InternalError", "500", "502", "504") or (status and status >= 500):
-                return retry.Transient(REMOTE_ERROR, f"{what}: {self.shown_endpoint} answered {code or status}")
-            if code == "PermanentRedirect" or code == "AuthorizationHeaderMalformed":
-                return SourceFailure(CONFIG, f"{what}: bucket {self.name!r} is in another region or needs another endpoint ({code}); set region/endpoint")
-            return SourceFailure(REMOTE_ERROR, f"{what}: {self.shown_endpoint} answered {code or status}")
+        origin = self.shown_endpoint
         if isinstance(exc, NoCredentialsError):
             return SourceFailure(
                 ACCESS_DENIED,
@@ -232,16 +264,14 @@ class Bucket:
         if isinstance(exc, (PartialCredentialsError, ProfileNotFound)):
             return SourceFailure(CONFIG, f"{what}: incomplete credentials configuration ({type(exc).__name__})")
         if isinstance(exc, (ConnectTimeoutError, ReadTimeoutError)):
-            return retry.Transient(NETWORK, f"{what}: no answer from {self.shown_endpoint} within {self.cfg.timeout:g}s (timeout)")
+            return retry.Transient(NETWORK, f"{what}: no answer from {origin} within {self.cfg.timeout:g}s (timeout)")
         if isinstance(exc, (EndpointConnectionError, ConnectionClosedError)):
-            return retry.Transient(NETWORK, f"{what}: cannot connect to {self.shown_endpoint} (connection refused or unreachable)")
+            return retry.Transient(NETWORK, f"{what}: cannot connect to {origin} (connection refused or unreachable)")
         if isinstance(exc, ParamValidationError):
             return SourceFailure(CONFIG, f"{what}: invalid S3 request: {exc}")
-        from botocore.exceptions import BotoCoreError
-
         if isinstance(exc, BotoCoreError):
-            return retry.Transient(NETWORK, f"{what}: {type(exc).__name__} talking to {self.shown_endpoint}")
-        return exc  # type: ignore[return-value]
+            return retry.Transient(NETWORK, f"{what}: {type(exc).__name__} talking to {origin}")
+        return None
 
     def _credential_origin(self) -> str:
         c = self.cfg
