@@ -10,7 +10,6 @@ tables that are actually visited.
 
 from __future__ import annotations
 
-import struct
 from typing import Iterator
 
 from modelsec.bytesource import ByteSource
@@ -38,16 +37,16 @@ class FlatBuffer:
         return self._read(pos, 1)[0]
 
     def u16(self, pos: int) -> int:
-        return struct.unpack("<H", self._read(pos, 2))[0]
+        return int.from_bytes(self._read(pos, 2), "little")
 
     def i32(self, pos: int) -> int:
-        return struct.unpack("<i", self._read(pos, 4))[0]
+        return int.from_bytes(self._read(pos, 4), "little", signed=True)
 
     def u32(self, pos: int) -> int:
-        return struct.unpack("<I", self._read(pos, 4))[0]
+        return int.from_bytes(self._read(pos, 4), "little")
 
     def u64(self, pos: int) -> int:
-        return struct.unpack("<Q", self._read(pos, 8))[0]
+        return int.from_bytes(self._read(pos, 8), "little")
 
     def bytes_at(self, pos: int, n: int) -> bytes:
         return self._read(pos, n)
@@ -97,7 +96,7 @@ class Table:
             return default
         return int.from_bytes(self.fb.bytes_at(at, width), "little")
 
-    def int(self, index: int, width: int, default: int = 0) -> int:
+    def sint(self, index: int, width: int, default: int = 0) -> int:
         at = self._field(index, width)
         if not at:
             return default

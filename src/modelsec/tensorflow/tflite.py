@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from modelsec.bytesource import ByteSource
-from modelsec.tensorflow.flatbuffer import FlatBuffer, FlatBufferError, flex_root_strings
+from modelsec.tensorflow.flatbuffer import FlatBuffer, FlatBufferError, Table, flex_root_strings
 
 CUSTOM = 32  # BuiltinOperator.CUSTOM
 PLACEHOLDER_FOR_GREATER_OP_CODES = 127
@@ -65,14 +65,14 @@ def is_tflite(head: bytes) -> bool:
     return 8 <= root
 
 
-def _opcode(index: int, table) -> OpCode:  # type: ignore[no-untyped-def]
-    deprecated = table.int(0, 1, 0)
-    builtin = table.int(3, 4, 0)
+def _opcode(index: int, table: Table) -> OpCode:
+    deprecated = table.sint(0, 1, 0)
+    builtin = table.sint(3, 4, 0)
     # Readers take the larger of the two: old files only have the int8 field, new ones put
     # a placeholder (127) there for codes above it.
     code = max(deprecated, builtin)
     custom = table.string(1, 1024)
-    return OpCode(index, code, custom, table.int(2, 4, 1))
+    return OpCode(index, code, custom, table.sint(2, 4, 1))
 
 
 def read_tflite(source: ByteSource, out: TFLiteSummary) -> None:
@@ -108,7 +108,7 @@ def read_tflite(source: ByteSource, out: TFLiteSummary) -> None:
             out.external_groups.append(name)
 
 
-def _flex_use(fb: FlatBuffer, operator, code: OpCode, where: str) -> FlexUse:  # type: ignore[no-untyped-def]
+def _flex_use(fb: FlatBuffer, operator: Table, code: OpCode, where: str) -> FlexUse:
     use = FlexUse(code, where)
     start, length = operator.vector(5, 1)
     if not length:
@@ -137,7 +137,7 @@ def _flex_use(fb: FlatBuffer, operator, code: OpCode, where: str) -> FlexUse:  #
     return use
 
 
-def _check_buffers(model, fb: FlatBuffer, out: TFLiteSummary) -> None:  # type: ignore[no-untyped-def]
+def _check_buffers(model: Table, fb: FlatBuffer, out: TFLiteSummary) -> None:
     for b, buffer in enumerate(model.tables(4, MAX_BUFFERS)):
         buffer.vector(0, 1)  # raises if the inline data overruns the file
         offset, size = buffer.uint(1, 8, 0), buffer.uint(2, 8, 0)
