@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 import pytest
 from webhook_helpers import SHA, group, scan, source, view
 
 from modelsec.references import Extraction, Invalid, Reference, Unresolved, to_model_ref
-from modelsec_webhook.decision import Settings, Status, decide
+from modelsec_webhook.command import configure
+from modelsec_webhook.decision import Settings, Status, UnresolvedAction, decide
 from modelsec_webhook.messages import MAX_MESSAGE, MAX_WARNING, MAX_WARNINGS
 
 HF = "hf://org/model"
@@ -243,14 +245,15 @@ UNRESOLVED = Extraction(unresolved=(Unresolved("container tei: env MODEL_ID", "i
                                                      ("Deny", False, False)])
 def test_unresolved_models_where_no_group_applies_follow_the_setting(action: str, allowed: bool,
                                                                      warned: bool) -> None:
-    decision = decide(UNRESOLVED, "team-b", {"team": "b"}, hub(), Settings(unresolved_action=action))
+    decision = decide(UNRESOLVED, "team-b", {"team": "b"}, hub(),
+                      Settings(unresolved_action=UnresolvedAction(action)))
     assert decision.allowed is allowed and bool(decision.warnings) is warned
 
 
 @pytest.mark.parametrize("action", ["Allow", "Warn", "Deny"])
 def test_unresolved_models_are_denied_where_an_enforce_group_applies(action: str) -> None:
     # Whatever the setting: the group covering the namespace cannot judge the model.
-    decision = decide(UNRESOLVED, "team-a", TEAM_A, hub(), Settings(unresolved_action=action))
+    decision = decide(UNRESOLVED, "team-a", TEAM_A, hub(), Settings(unresolved_action=UnresolvedAction(action)))
     assert not decision.allowed
     assert ("container tei: env MODEL_ID: cannot judge the model it names: it comes from Secret s; "
             "SecurityGroup g-hub covers namespace team-a") in decision.message
@@ -313,3 +316,15 @@ def test_many_warnings_are_bounded() -> None:
     assert decision.allowed and len(decision.warnings) == MAX_WARNINGS
     assert decision.warnings[-1] == "modelsec: and 51 more warning(s)"
     assert all(len(w) <= MAX_WARNING and w.isprintable() for w in decision.warnings)
+
+
+def test_unresolved_action_flag_keeps_its_words() -> None:
+    # --unresolved-action is read from Deployments already written: the words must not change.
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    assert parser.parse_args([]).unresolved_action == UnresolvedAction.WARN == "Warn"
+    for word, member in [("Allow", UnresolvedAction.ALLOW), ("Warn", UnresolvedAction.WARN),
+                         ("Deny", UnresolvedAction.DENY)]:
+        assert UnresolvedAction(parser.parse_args(["--unresolved-action", word]).unresolved_action) is member
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--unresolved-action", "deny"])

@@ -18,7 +18,7 @@ import yaml
 
 from modelsec_webhook import manifest
 from modelsec_webhook.admission import AdmissionSettings
-from modelsec_webhook.decision import Settings
+from modelsec_webhook.decision import Settings, UnresolvedAction
 from modelsec_webhook.firstdeploy import WaitSettings
 from modelsec_webhook.freshness import DEFAULT_MAX_STALENESS
 from modelsec.k8s.config import KubeConfigError, load_configuration
@@ -119,7 +119,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     policy.add_argument("--exempt-namespace", action="append", metavar="NS", default=None,
                         help="namespace never checked; repeatable (default: "
                              f"{', '.join(manifest.DEFAULT_EXEMPT)})")
-    policy.add_argument("--unresolved-action", choices=("Allow", "Warn", "Deny"), default="Warn",
+    policy.add_argument("--unresolved-action", choices=[a.value for a in UnresolvedAction],
+                        default=UnresolvedAction.WARN.value,
                         help="a model the webhook cannot see (a Secret's value, a shell variable "
                              "the pod spec does not set, more containers than are read) in a "
                              "namespace NO SecurityGroup covers: allow silently, warn (default) "
@@ -217,7 +218,7 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
         webhook_config_name=args.webhook_config_name,
         admission=AdmissionSettings(
             exempt_namespaces=frozenset(_exempt(args)),
-            decision=Settings(unresolved_action=args.unresolved_action),
+            decision=Settings(unresolved_action=UnresolvedAction(args.unresolved_action)),
             verifier_image=args.verifier_image or None,
         ),
         max_staleness=args.max_staleness,

@@ -37,24 +37,24 @@ from typing import Callable, Mapping
 from modelsec.k8s.enforcement import EnforcementMode, ErrorAction, PendingAction
 from modelsec.k8s.naming import scan_key, scan_name
 from modelsec.metadata import SourceType
-from modelsec.policy import Mode
+from modelsec.policy import Mode, Outcome
 from modelsec.references import Extraction, Reference
 from modelsec.references.pins import fixes
 from modelsec.rules.revision_pinned import judge as judge_revision
 from modelsec_webhook import messages
-from modelsec_webhook.view import REVISION_PINNED, GroupRecord, Governor, ScanRecord, View
+from modelsec_webhook.view import REVISION_PINNED, GroupRecord, GroupState, Governor, ScanRecord, View
 
 PINNABLE = frozenset({SourceType.HUGGING_FACE, SourceType.S3})
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     ALLOWED = "ALLOWED"
     BLOCKED = "BLOCKED"
     PENDING = "PENDING"
     ERROR = "ERROR"
 
 
-class Effect(str, enum.Enum):
+class Effect(enum.StrEnum):
     NONE = "none"  # allowed, nothing to say beyond warnings
     DENY = "deny"
     WARN = "warn"
@@ -98,9 +98,18 @@ class Decision:
     pending_only: bool = False  # denied only because verdicts are not there yet (first deploy)
 
 
+class UnresolvedAction(enum.StrEnum):
+    """What to do with a model reference the webhook cannot read, in a namespace no
+    SecurityGroup covers (``--unresolved-action``)."""
+
+    ALLOW = "Allow"
+    WARN = "Warn"
+    DENY = "Deny"
+
+
 @dataclass(frozen=True)
 class Settings:
-    unresolved_action: str = "Warn"  # Allow | Warn | Deny
+    unresolved_action: UnresolvedAction = UnresolvedAction.WARN
 
 
 # --- judging one reference by one group --------------------------------------------------
@@ -135,11 +144,11 @@ def judge(reference: Reference, governor: Governor, view: View) -> Judgement:
             if rule_mode == Mode.BLOCKING:
                 return result(Status.BLOCKED, f"{REVISION_PINNED} failed: {pin.message}")
             warnings.append(f"{REVISION_PINNED}: {pin.message}")
-    if group.state == "not-ready":
+    if group.state == GroupState.NOT_READY:
         return result(Status.ERROR, f"SecurityGroup {group.name} cannot judge models "
                       f"({group.state_message})")
     key, name = scan_identity(reference.ref.uri, reference.ref.revision, group.name)
-    if group.state == "validating":
+    if group.state == GroupState.VALIDATING:
         return result(Status.PENDING, "the group changed and is being validated; retry shortly",
                       scan=name, warnings=tuple(warnings))
     record = view.scan(key)
@@ -166,12 +175,12 @@ def _from_scan(reference: Reference, group: str, mode: EnforcementMode, record: 
     if digest and record.group_digest != digest:
         return result(Status.PENDING, f"the verdict is being re-evaluated against the changed "
                       f"group (ModelScan {record.name}); retry shortly")
-    if record.outcome == "ALLOWED":
+    if record.outcome == Outcome.ALLOWED:
         # RevisionPinned was judged on the reference above; the scan's view of it is moot.
         return result(Status.ALLOWED, "", tuple(
             f"{rule}: {message}" for rule, message in record.warnings if rule != REVISION_PINNED
         ))
-    if record.outcome == "BLOCKED":
+    if record.outcome == Outcome.BLOCKED:
         return result(Status.BLOCKED, messages.blocked_detail(record))
     return result(Status.ERROR, f"could not be judged: {record.reason or 'scan failed'}; failing closed")
 
@@ -247,9 +256,9 @@ def decide(extraction: Extraction, namespace: str, labels: Mapping[str, str] | N
         for unresolved in extraction.unresolved:
             if not covering:
                 line = messages.unresolved_line(unresolved)
-                if settings.unresolved_action == "Deny":
+                if settings.unresolved_action == UnresolvedAction.DENY:
                     denials.append(line)
-                elif settings.unresolved_action == "Warn":
+                elif settings.unresolved_action == UnresolvedAction.WARN:
                     warnings.append(line)
             elif effect is Effect.DENY:
                 denials.append(messages.unresolved_denial(unresolved, names, namespace))

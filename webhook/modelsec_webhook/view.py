@@ -9,6 +9,7 @@ invalidate decisions about the others.
 
 from __future__ import annotations
 
+import enum
 import logging
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -22,6 +23,7 @@ from modelsec.k8s.naming import scan_key
 from modelsec.k8s.source import ModelSourceSpec
 from modelsec.policy import Mode
 from modelsec.references import Reference
+from modelsec.rules.base import RuleResult
 from modelsec.rules.revision_pinned import RevisionPinnedParams
 from modelsec.safe_text import printable
 from modelsec_webhook import metrics
@@ -81,7 +83,7 @@ def scan_record(obj: dict[str, Any]) -> ScanRecord | None:
     def names(mode: str, *results: str) -> tuple[str, ...]:
         return tuple(str(r.get("name")) for r in rules if r.get("mode") == mode and r.get("result") in results)
 
-    failed = names(Mode.BLOCKING.value, "FAILED")
+    failed = names(Mode.BLOCKING, RuleResult.FAILED)
     findings = [f for f in status.get("findings") or [] if isinstance(f, dict)]
     decisive = [f for f in findings if f.get("rule") in failed] or findings
     key = scan_key(model, spec.get("revision"), group)
@@ -97,11 +99,11 @@ def scan_record(obj: dict[str, Any]) -> ScanRecord | None:
         group_digest=status.get("groupDigest"),
         completed_at=str(status.get("completedAt") or ""),
         failed=failed,
-        errored=names(Mode.BLOCKING.value, "ERROR"),
+        errored=names(Mode.BLOCKING, RuleResult.ERROR),
         warnings=tuple(
             (str(r.get("name")), str(r.get("message") or r.get("result")))
             for r in rules
-            if r.get("mode") == Mode.NON_BLOCKING.value and r.get("result") in ("FAILED", "ERROR")
+            if r.get("mode") == Mode.NON_BLOCKING and r.get("result") in (RuleResult.FAILED, RuleResult.ERROR)
         ),
         findings=tuple(
             FindingBrief(str(f.get("rule", "")), str(f.get("threat", "")), str(f.get("file", "")),
@@ -117,6 +119,12 @@ def scan_record(obj: dict[str, Any]) -> ScanRecord | None:
     )
 
 
+class GroupState(enum.StrEnum):
+    READY = "ready"
+    VALIDATING = "validating"  # no status for the current generation yet
+    NOT_READY = "not-ready"  # the operator found the group unusable
+
+
 @dataclass(frozen=True)
 class GroupRecord:
     name: str
@@ -124,7 +132,7 @@ class GroupRecord:
     selects: Selector
     enforcement: Enforcement
     problem: str | None  # the spec cannot be used: every reference it governs is ERROR
-    state: str  # "ready" | "validating" (no current status yet) | "not-ready"
+    state: GroupState
     state_message: str
     digest: str | None
     revision_pinned: tuple[Mode, RevisionPinnedParams] | None = None
@@ -165,12 +173,12 @@ def group_record(obj: dict[str, Any]) -> GroupRecord:
     ready = _ready_condition(status)
     current = status.get("observedGeneration") == meta.get("generation")
     if ready is None or not current:
-        state, message = "validating", "the operator has not validated this version of the group yet"
+        state, message = GroupState.VALIDATING, "the operator has not validated this version of the group yet"
     elif ready.get("status") != "True":
-        state = "not-ready"
+        state = GroupState.NOT_READY
         message = f"{ready.get('reason') or 'NotReady'}: {ready.get('message') or ''}".strip()
     else:
-        state, message = "ready", ""
+        state, message = GroupState.READY, ""
     return GroupRecord(
         name=name,
         source_ref=str(raw.get("sourceRef") or ""),

@@ -22,7 +22,7 @@ from modelsec.k8s.common import ConditionStatus, set_condition, timestamp
 from modelsec.k8s.naming import scan_key
 from modelsec.k8s.scan import ModelScanSpec, Phase
 from modelsec.policy import Outcome, Verdict, evaluate
-from modelsec.rules.base import EvaluationInput, SourceType
+from modelsec.rules.base import EvaluationInput, RuleResult, SourceType
 from modelsec.safe_text import printable
 from modelsec.sources import ScannedModel
 from modelsec_operator import metrics
@@ -136,7 +136,7 @@ def audit_record(name: str, body: kopf.Body, status: dict[str, Any]) -> None:
         "fingerprint": status.get("fingerprint"),
         "groupDigest": status.get("groupDigest"),
         "completedAt": status.get("completedAt"),
-        "failedRules": [r["name"] for r in status.get("rules") or [] if r.get("result") == "FAILED"],
+        "failedRules": [r["name"] for r in status.get("rules") or [] if r.get("result") == RuleResult.FAILED],
     }, sort_keys=True))
 
 

@@ -156,11 +156,12 @@ def _expected_bytes(expected: "Expected") -> int:
 
 def render(path: str, expected: "Expected", result: "Result") -> str:
     from modelsec.integrity.verify import Status
+    from modelsec.policy import Outcome
 
     lines = [f"VERIFY  {printable(path)} against {printable(expected.origin)}"]
     if expected.note:
         lines.append(f"  note    {printable(expected.note)}")
-    if expected.outcome and expected.outcome != "ALLOWED":
+    if expected.outcome and expected.outcome != Outcome.ALLOWED:
         lines.append(f"  note    the scan's outcome was {expected.outcome}: verify checks bytes, not the verdict")
     problems = [c for c in result.checks if c.status is not Status.OK]
     width = max((len(printable(c.name)) for c in problems), default=0)
