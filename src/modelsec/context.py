@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Protocol
 
 from modelsec.bytesource import ByteSource
 from modelsec.findings import Finding, Incomplete
@@ -60,6 +60,32 @@ class ScanSink:
 Dispatcher = Callable[[ByteSource, "ScanContext", "str | None"], None]
 
 
+class FormatView(Protocol):
+    """The registered formats as a scanner may consult them, implemented by the engine and
+    handed to every context: containers recognise members through it, so that nothing
+    below the engine imports the format registry (which imports the containers)."""
+
+    def sniff(self, source: ByteSource, name: str, signatures_only: bool) -> str | None:
+        """The first format that claims ``source`` by content (``name`` is the member's
+        name), or None; with ``signatures_only``, permissive detectors are not asked."""
+        ...
+
+    def knows(self, format_name: str) -> bool:
+        """True if a scanner for ``format_name`` is registered."""
+        ...
+
+
+class _NoFormats:
+    """For contexts built without the engine (unit tests of one scanner): any question
+    about other formats is an error, which the engine reports as incomplete (fail closed)."""
+
+    def sniff(self, source: ByteSource, name: str, signatures_only: bool) -> str | None:
+        raise RuntimeError(f"cannot recognise {name}: this scan context has no format view")
+
+    def knows(self, format_name: str) -> bool:
+        raise RuntimeError(f"cannot look up {format_name}: this scan context has no format view")
+
+
 class ScanContext:
     """Handed to a :class:`FormatScanner` for one file or archive member.
 
@@ -74,11 +100,13 @@ class ScanContext:
         sink: ScanSink,
         dispatch: Dispatcher,
         depth: int = 0,
+        formats: FormatView | None = None,
     ) -> None:
         self.path = path
         self.depth = depth
         self._sink = sink
         self._dispatch = dispatch
+        self._formats: FormatView = formats or _NoFormats()
         self._format_index: int | None = None
 
     @property
@@ -113,7 +141,18 @@ class ScanContext:
     def alongside(self) -> "ScanContext":
         """A context for another reading of the same bytes (a file that is two formats):
         same path and depth, its own format record."""
-        return ScanContext(self.path, self._sink, self._dispatch, self.depth)
+        return ScanContext(self.path, self._sink, self._dispatch, self.depth, self._formats)
+
+    def sniff(self, source: ByteSource, name: str, *, signatures_only: bool = False) -> str | None:
+        """The format that would claim member ``name`` by content, without scanning it.
+        With ``signatures_only``, permissive detectors are not asked: for bytes no loader
+        parses (raw tensor storage) they would mistake noise for a format about once a
+        hundred."""
+        return self._formats.sniff(source, name, signatures_only)
+
+    def knows_format(self, format_name: str) -> bool:
+        """True if a scanner for ``format_name`` is registered (``expect`` can force it)."""
+        return self._formats.knows(format_name)
 
     def member_path(self, name: str) -> str:
         return f"{self.path}!{name}"
@@ -147,7 +186,9 @@ class ScanContext:
         ``expect`` forces a format name (a nested pickle passed to ``pickle.loads``); else
         the member is recognised by content. Depth is enforced here.
         """
-        child = ScanContext(self.member_path(name), self._sink, self._dispatch, self.depth + 1)
+        child = ScanContext(
+            self.member_path(name), self._sink, self._dispatch, self.depth + 1, self._formats
+        )
         if child.depth > self.limits.max_depth:
             child.incomplete(
                 f"nested deeper than {self.limits.max_depth} levels; not inspected",

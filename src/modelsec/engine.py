@@ -21,7 +21,7 @@ from modelsec.context import FormatRecord, Limits, ScanContext, ScanSink
 from modelsec.findings import Finding, Incomplete, Severity, threat
 from modelsec.formats.base import HEAD_SIZE, FormatCategory, FormatScanner, filename_of
 from modelsec.integrity import evidence
-from modelsec.interpretations import Interpretations, detect_all, polyglot_finding
+from modelsec.interpretations import REGISTERED, detect_all, polyglot_finding
 
 ENGINE_ERROR = "MS-GEN-002"
 # A path that could not be read: unreadable, not listable, not a regular file, a link loop
@@ -137,13 +137,6 @@ class ScanReport:
 ProgressCallback = Callable[[int], None]  # called with each increment of bytes fingerprinted
 
 
-def detect(head: bytes, source: ByteSource, filename: str) -> Interpretations:
-    """Every reading of the file a supported loader could take (see
-    :mod:`modelsec.interpretations`): each format that claims it, minus readings another
-    claimed format's scan already covers."""
-    return detect_all(head, source, filename)
-
-
 def dispatch(source: ByteSource, ctx: ScanContext, expect: str | None = None) -> None:
     """Recognise ``source`` and scan every interpretation of it inside ``ctx``; never raises.
 
@@ -161,7 +154,8 @@ def dispatch(source: ByteSource, ctx: ScanContext, expect: str | None = None) ->
         elif forced is not None:
             readings = (forced,)
         else:
-            found = detect(head, source, filename_of(ctx.path))
+            # Every reading a supported loader could take (modelsec.interpretations).
+            found = detect_all(head, source, filename_of(ctx.path))
             readings = found.scanned
             if found.polyglot:
                 ctx.report(polyglot_finding(ctx.path, found))
@@ -211,7 +205,7 @@ class Engine:
         """Scan one file given as a byte source (local, archive member, remote)."""
         started = time.perf_counter()
         sink = ScanSink(self.limits)
-        ctx = ScanContext(path, sink, dispatch)
+        ctx = ScanContext(path, sink, dispatch, formats=REGISTERED)
         dispatch(source, ctx)
         content = evidence.capture(path, source)
         sha256 = None
@@ -385,7 +379,7 @@ class Engine:
         for analyzer in formats.directory_analyzers():
             # one context per analyser: each records its own layout format (set_format
             # replaces a context's record, so a shared one let hf-repo erase tf-savedmodel)
-            ctx = ScanContext(str(root), sink, dispatch)
+            ctx = ScanContext(str(root), sink, dispatch, formats=REGISTERED)
             try:
                 analyzer.analyze(root, files, ctx)
             except Exception as exc:

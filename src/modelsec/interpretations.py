@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from modelsec import formats
 from modelsec.bytesource import ByteSource
 from modelsec.findings import Finding, Severity, threat
-from modelsec.formats.base import FormatCategory, FormatScanner
+from modelsec.formats.base import HEAD_SIZE, FormatCategory, FormatScanner, filename_of
 from modelsec.safe_text import printable
 
 POLYGLOT = threat(
@@ -65,14 +65,7 @@ class Interpretations:
 
 def claims(head: bytes, source: ByteSource, filename: str) -> tuple[FormatScanner, ...]:
     """Every registered format whose detector claims the file, in detection order."""
-    out = []
-    for scanner in formats.scanners():
-        try:
-            if scanner.detect(head, source, filename):
-                out.append(scanner)
-        except Exception:  # a detector that trips on odd bytes just does not match
-            continue
-    return tuple(out)
+    return tuple(formats.claimants(head, source, filename))
 
 
 def interpret(claimed: tuple[FormatScanner, ...], head: bytes) -> Interpretations:
@@ -99,6 +92,28 @@ def interpret(claimed: tuple[FormatScanner, ...], head: bytes) -> Interpretation
 
 def detect_all(head: bytes, source: ByteSource, filename: str) -> Interpretations:
     return interpret(claims(head, source, filename), head)
+
+
+class RegisteredFormats:
+    """The format registry as scanners consult it through their context
+    (:class:`~modelsec.context.FormatView`): a container asks whether a member's bytes are
+    a format without importing the registry, which imports the containers."""
+
+    def sniff(self, source: ByteSource, name: str, signatures_only: bool) -> str | None:
+        head = source.read_at(0, HEAD_SIZE)
+        among = _by_signature if signatures_only else None
+        found = next(formats.claimants(head, source, filename_of(name), among), None)
+        return None if found is None else found.name
+
+    def knows(self, format_name: str) -> bool:
+        return formats.by_name(format_name) is not None
+
+
+def _by_signature(scanner: FormatScanner) -> bool:
+    return scanner.by_signature
+
+
+REGISTERED = RegisteredFormats()
 
 
 def polyglot_finding(path: str, found: Interpretations) -> Finding:

@@ -29,6 +29,7 @@ import h5py  # noqa: E402,F401 - loaded once here, not in every child
 from modelsec.bytesource import BytesSource  # noqa: E402
 from modelsec.context import ScanContext, ScanSink  # noqa: E402
 from modelsec.engine import dispatch  # noqa: E402
+from modelsec.interpretations import REGISTERED  # noqa: E402
 from modelsec.formats.keras_h5 import SCANNER, find_superblock  # noqa: E402
 from modelsec.keras.h5_probe import Probe  # noqa: E402
 
@@ -94,7 +95,7 @@ def run(data: bytes) -> None:
     with open(_PATH, "wb") as fh:
         fh.write(data)
     summary = _probe_in_child(_PATH)
-    ctx = ScanContext("model.h5", ScanSink(LIMITS), dispatch)
+    ctx = ScanContext("model.h5", ScanSink(LIMITS), dispatch, formats=REGISTERED)
     ctx.set_format(SCANNER.name, SCANNER.category)
     SCANNER._report(summary, ctx)
 

@@ -11,6 +11,7 @@ from modelsec import formats
 from modelsec.bytesource import BytesSource
 from modelsec.context import Limits, ScanContext, ScanSink
 from modelsec.engine import dispatch
+from modelsec.interpretations import REGISTERED
 
 from harness import OracleFailure
 
@@ -27,7 +28,7 @@ def scan_as(filename: str, forced: str | None = None) -> Callable[[bytes], None]
 
     def run(data: bytes) -> None:
         sink = ScanSink(LIMITS)
-        dispatch(BytesSource(data), ScanContext(filename, sink, dispatch), forced)
+        dispatch(BytesSource(data), ScanContext(filename, sink, dispatch, formats=REGISTERED), forced)
         if not sink.formats:
             raise OracleFailure("the scan recorded no format for the file")
 

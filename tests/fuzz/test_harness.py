@@ -17,6 +17,7 @@ from modelsec import formats
 from modelsec.bytesource import BytesSource
 from modelsec.context import Limits, ScanContext, ScanSink
 from modelsec.engine import dispatch
+from modelsec.interpretations import REGISTERED
 from modelsec.formats.base import FormatCategory
 
 WORKER = Path(__file__).resolve().parent / "worker.py"
@@ -65,7 +66,7 @@ def test_an_exception_the_engine_turns_into_an_incomplete_is_still_a_crash(broke
     sink = ScanSink(Limits())
 
     def run(data: bytes) -> None:
-        dispatch(BytesSource(data), ScanContext("f.bin", sink, dispatch), "broken")
+        dispatch(BytesSource(data), ScanContext("f.bin", sink, dispatch, formats=REGISTERED), "broken")
 
     outcome = check(Target("broken", run, list), b"abc")
     assert outcome is not None and outcome.kind == "crash" and "escaped a scanner" in outcome.signature
@@ -95,7 +96,6 @@ def test_an_input_past_the_memory_cap_is_a_memory_finding(tmp_path: Path) -> Non
 
 def test_a_hang_stops_the_worker_and_the_campaign_records_it(tmp_path: Path) -> None:
     pytest.importorskip("atheris")
-    sys.path.insert(0, str(REPO / "benchmarks"))
     from fuzz_campaign import Campaign
 
     campaign = Campaign(tmp_path, target_inputs=10, chunk=10, python=sys.executable)

@@ -34,6 +34,7 @@ from kt_builders import (
 from modelsec.bytesource import BytesSource
 from modelsec.context import Limits, ScanContext, ScanSink
 from modelsec.engine import dispatch
+from modelsec.interpretations import REGISTERED
 from modelsec.formats import keras_config, keras_h5, tf_savedmodel, tflite
 from modelsec.keras.config import analyze_config
 from modelsec.keras.marshal_reader import MarshalError, summarize_code
@@ -46,7 +47,7 @@ FAST = settings(max_examples=300, deadline=5000, suppress_health_check=[HealthCh
 def run_scanner(scanner: Any, data: bytes, name: str) -> ScanSink:
     """detect + scan directly (not through the engine, which would hide an escape)."""
     sink = ScanSink(Limits())
-    ctx = ScanContext(name, sink, dispatch)
+    ctx = ScanContext(name, sink, dispatch, formats=REGISTERED)
     source = BytesSource(data)
     try:
         scanner.detect(data[:65536], source, name)

@@ -15,6 +15,7 @@ from onnx import helper as h
 from modelsec.bytesource import BytesSource
 from modelsec.context import Limits, ScanContext, ScanSink
 from modelsec.engine import dispatch
+from modelsec.interpretations import REGISTERED
 from modelsec.formats.onnx import SCANNER
 from modelsec.onnx.reader import read_model
 
@@ -25,7 +26,7 @@ FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCh
 
 def run_scanner(data: bytes) -> ScanSink:
     sink = ScanSink(Limits())
-    ctx = ScanContext("fuzz.onnx", sink, dispatch)
+    ctx = ScanContext("fuzz.onnx", sink, dispatch, formats=REGISTERED)
     SCANNER.scan(BytesSource(data), ctx)  # must not raise
     return sink
 

@@ -13,6 +13,7 @@ from pklbuild import call, v4
 from modelsec.bytesource import BytesSource
 from modelsec.context import Limits, ScanContext, ScanSink
 from modelsec.engine import dispatch
+from modelsec.interpretations import REGISTERED
 from modelsec.formats.pickle import SCANNER
 from modelsec.pickle.scanner import looks_like_pickle
 
@@ -31,7 +32,7 @@ SEEDS = [
 def scan_directly(data: bytes) -> ScanSink:
     """Call the format scanner itself (not the engine, which would catch an escape)."""
     sink = ScanSink(SMALL_LIMITS)
-    ctx = ScanContext("fuzz.pkl", sink, dispatch)
+    ctx = ScanContext("fuzz.pkl", sink, dispatch, formats=REGISTERED)
     SCANNER.scan(BytesSource(data), ctx)
     return sink
 
@@ -129,7 +130,7 @@ class _HugeArrayPickle:
 def test_one_gib_array_pickle_in_bounded_memory() -> None:
     source = _HugeArrayPickle(1 << 30)
     sink = ScanSink(Limits())
-    ctx = ScanContext("huge.pkl", sink, dispatch)
+    ctx = ScanContext("huge.pkl", sink, dispatch, formats=REGISTERED)
     tracemalloc.start()
     try:
         SCANNER.scan(source, ctx)  # type: ignore[arg-type]
@@ -148,7 +149,7 @@ def test_deep_nesting_and_wide_containers_stay_bounded() -> None:
     try:
         for data in (deep, wide):
             sink = ScanSink(Limits())
-            SCANNER.scan(BytesSource(data), ScanContext("x.pkl", sink, dispatch))
+            SCANNER.scan(BytesSource(data), ScanContext("x.pkl", sink, dispatch, formats=REGISTERED))
             assert not sink.findings and not sink.incompletes
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -160,6 +161,6 @@ def test_long_call_chains_do_not_recurse() -> None:
     # f()()()... 200k deep: every step calls the previous result
     data = b"\x80\x04" + b"\x8c\x01a\x8c\x01b\x93" + b")R" * 200_000 + b"."
     sink = ScanSink(Limits())
-    SCANNER.scan(BytesSource(data), ScanContext("chain.pkl", sink, dispatch))
+    SCANNER.scan(BytesSource(data), ScanContext("chain.pkl", sink, dispatch, formats=REGISTERED))
     subjects = {f.subject for f in sink.findings}
     assert subjects == {"a.b", "result of a.b"}, subjects

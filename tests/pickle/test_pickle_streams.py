@@ -31,6 +31,7 @@ from pklbuild import (
 from modelsec.bytesource import BytesSource, SliceSource
 from modelsec.context import Limits, ScanContext, ScanSink
 from modelsec.engine import dispatch
+from modelsec.interpretations import REGISTERED
 from modelsec.pickle import scan_pickle_stream
 
 PAYLOAD = v4(call("os", "system", "id"))
@@ -128,7 +129,7 @@ def _legacy_torch_file() -> tuple[bytes, list[int]]:
 
 def _ctx(limits: Limits | None = None) -> tuple[ScanContext, ScanSink]:
     sink = ScanSink(limits or Limits())
-    return ScanContext("model.pt", sink, dispatch), sink
+    return ScanContext("model.pt", sink, dispatch, formats=REGISTERED), sink
 
 
 def test_scan_pickle_stream_walks_a_legacy_torch_file() -> None:

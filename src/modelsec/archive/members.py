@@ -1,43 +1,23 @@
-"""Handing archive members to the engine: sniffing, spooling decoded data under limits,
-and routing pickles to the pickle analysis (or failing closed when there is none)."""
+"""Handing archive members to the engine: spooling decoded data under limits, and routing
+pickles to the pickle analysis (or failing closed when there is none). Members are
+recognised through the scan context (:meth:`~modelsec.context.ScanContext.sniff`), never
+through the format registry, which imports the containers that import this module."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from modelsec import formats
 from modelsec.archive import threats
 from modelsec.archive.decompress import BombDetected, DecodeStream, UnsupportedCodec
-from modelsec.bytesource import ByteSource, BytesSource, LimitExceeded, SpooledSource
+from modelsec.bytesource import ByteSource, LimitExceeded, SpooledSource
 from modelsec.context import ScanContext
-from modelsec.formats.base import HEAD_SIZE, FormatScanner, filename_of
-
-
-# Scanners below this priority recognise a format by a specific signature (see
-# FormatScanner.priority); the later ones are permissive by design (pickle, text).
-SIGNATURE_PRIORITY = 50
-
-
-def sniff(source: ByteSource, name: str, *, signatures_only: bool = False) -> FormatScanner | None:
-    """The scanner that would claim ``source`` by content, without scanning it. With
-    ``signatures_only``, permissive detectors are not asked: for bytes no loader parses
-    (raw tensor storage) they would mistake noise for a format about once a hundred."""
-    head = source.read_at(0, HEAD_SIZE)
-    for scanner in formats.scanners():
-        if signatures_only and scanner.priority >= SIGNATURE_PRIORITY:
-            continue
-        try:
-            if scanner.detect(head, source, filename_of(name)):
-                return scanner
-        except Exception:  # a detector that trips on odd bytes just does not match
-            continue
-    return None
+from modelsec.formats.base import HEAD_SIZE
 
 
 def scan_pickle(ctx: ScanContext, source: ByteSource, name: str) -> None:
     """Scan ``source`` as a pickle stream whatever its first bytes look like (a loader
     will unpickle it). Without a pickle analysis registered this fails closed."""
-    if formats.by_name("pickle") is None:
+    if not ctx.knows_format("pickle"):
         ctx.incomplete(
             "pickle data cannot be analysed: no pickle scanner is installed; failing closed",
             code=threats.INCOMPLETE_NO_PICKLE_ANALYSIS,
@@ -90,7 +70,3 @@ def decode_head(stream: DecodeStream, limit: int = HEAD_SIZE) -> bytes:
         parts.append(chunk)
         total += len(chunk)
     return b"".join(parts)
-
-
-def sniff_bytes(head: bytes, name: str, *, signatures_only: bool = False) -> FormatScanner | None:
-    return sniff(BytesSource(head), name, signatures_only=signatures_only)

@@ -18,7 +18,9 @@ from __future__ import annotations
 import functools
 import importlib
 import pkgutil
+from typing import Callable, Iterator
 
+from modelsec.bytesource import ByteSource
 from modelsec.formats.base import DirectoryAnalyzer, FormatScanner
 
 FORMAT_MODULES: tuple[str, ...] = (
@@ -73,6 +75,20 @@ def directory_analyzers() -> tuple[DirectoryAnalyzer, ...]:
 
 def by_name(name: str) -> FormatScanner | None:
     return next((s for s in scanners() if s.name == name), None)
+
+
+def claimants(
+    head: bytes,
+    source: ByteSource,
+    filename: str,
+    among: Callable[[FormatScanner], bool] | None = None,
+) -> Iterator[FormatScanner]:
+    """The registered formats (those ``among`` accepts) that claim the content, in
+    detection order, asked lazily: the one place that sniffs content (for the engine's
+    interpretations, archive members and the zip detector's container check)."""
+    for scanner in scanners():
+        if (among is None or among(scanner)) and scanner.claims(head, source, filename):
+            yield scanner
 
 
 # Scanning code outside this package that declares threats and that format modules import

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from modelsec.context import ScanContext
 
 HEAD_SIZE = 64 * 1024  # bytes read up front for detection
+# Scanners below this priority recognise a format by a specific signature (see
+# FormatScanner.priority); the later ones are permissive by design (pickle, text).
+SIGNATURE_PRIORITY = 50
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,20 @@ class FormatScanner(ABC):
         """Inspect ``source`` and report findings, members and incompletes via ``ctx``.
         Raise nothing for malformed input: report it. The engine turns any exception that
         escapes into an ERROR (fail closed), never into ALLOWED."""
+
+    def claims(self, head: bytes, source: ByteSource, filename: str) -> bool:
+        """:meth:`detect`, with a detector that trips on odd bytes counting as no claim:
+        what every caller that sniffs content means (:func:`modelsec.formats.claimants`)."""
+        try:
+            return self.detect(head, source, filename)
+        except Exception:
+            return False
+
+    @property
+    def by_signature(self) -> bool:
+        """True if this format is recognised by a specific signature rather than by a
+        permissive probe (see :data:`SIGNATURE_PRIORITY`)."""
+        return self.priority < SIGNATURE_PRIORITY
 
     def covers_claim(self, other: "FormatScanner", head: bytes) -> bool:
         """True if scanning this file with ``self`` already inspects what ``other`` (which

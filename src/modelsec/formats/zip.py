@@ -19,15 +19,9 @@ from modelsec import formats
 from modelsec.archive import names as member_names
 from modelsec.archive import threats, zipflavour, zipparse
 from modelsec.archive.decompress import BOMB_FLOOR, DecodeStream, UnsupportedCodec
-from modelsec.archive.members import (
-    decode_head,
-    scan_pickle,
-    sniff,
-    sniff_bytes,
-    spool_decoded,
-)
+from modelsec.archive.members import decode_head, scan_pickle, spool_decoded
 from modelsec.archive.zipparse import CentralEntry, LocalHeader, ZipLayout
-from modelsec.bytesource import ByteSource, SliceSource, iter_chunks
+from modelsec.bytesource import ByteSource, BytesSource, SliceSource, iter_chunks
 from modelsec.context import ScanContext
 from modelsec.formats.base import FormatCategory, FormatScanner, Reader
 
@@ -88,12 +82,11 @@ class ZipScanner(FormatScanner):
         # A zip that is the last member of another container (a tar, a compressed stream)
         # is reached through that container's own members; only claim data that no other
         # container explains.
-        return not any(
-            other is not self
-            and other.category == FormatCategory.CONTAINER
-            and _claims(other, head, source, filename)
-            for other in formats.scanners()
-        )
+        other_containers = formats.claimants(head, source, filename, self._other_container)
+        return next(other_containers, None) is None
+
+    def _other_container(self, other: FormatScanner) -> bool:
+        return other is not self and other.category == FormatCategory.CONTAINER
 
     def scan(self, source: ByteSource, ctx: ScanContext) -> None:
         # one entry past the limit, so that count_member reports the limit being reached
@@ -102,13 +95,6 @@ class ZipScanner(FormatScanner):
         flavour = zipflavour.classify(recorded)
         ctx.set_format(flavour, zipflavour.CATEGORIES[flavour])
         _ArchiveScan(source, ctx, layout, flavour).run()
-
-
-def _claims(scanner: FormatScanner, head: bytes, source: ByteSource, filename: str) -> bool:
-    try:
-        return scanner.detect(head, source, filename)
-    except Exception:
-        return False
 
 
 class _ArchiveScan:
@@ -378,7 +364,7 @@ class _ArchiveScan:
                 )
             )
         if self._is_storage(view):
-            if sniff(raw, view.display, signatures_only=True) is not None:
+            if ctx.sniff(raw, view.display, signatures_only=True) is not None:
                 ctx.scan_member(raw, view.display)
             return
         if view.crc_known and raw.size <= CRC_CHECK_LIMIT and raw.size == view.csize:
@@ -411,7 +397,7 @@ class _ArchiveScan:
             if self._is_storage(view):
                 # Raw tensor bytes: decode only enough to recognise them.
                 head = decode_head(self._stream(view, raw))
-                if sniff_bytes(head, view.display, signatures_only=True) is None:
+                if ctx.sniff(BytesSource(head), view.display, signatures_only=True) is None:
                     return
             decoded = spool_decoded(ctx, self._stream(view, raw), view.display)
         except UnsupportedCodec as exc:
@@ -489,7 +475,7 @@ class _ArchiveScan:
         try:
             looks_plain = plain is not None and (
                 (crc is not None and crc == view.crc and plain.size > 0)
-                or sniff(plain, view.display) is not None
+                or ctx.sniff(plain, view.display) is not None
             )
             if not looks_plain or plain is None:
                 ctx.incomplete(encrypted_msg, threats.INCOMPLETE_ENCRYPTED, path)
