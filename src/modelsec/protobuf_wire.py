@@ -32,7 +32,7 @@ from __future__ import annotations
 import struct
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Iterator, Literal, NamedTuple
+from typing import Callable, Iterator, Literal, NamedTuple
 
 from modelsec.bytesource import ByteSource, LimitExceeded
 
@@ -113,13 +113,18 @@ def to_sint64(raw: int) -> int:
     return (raw >> 1) ^ -(raw & 1)
 
 
+# Each unpacks one little-endian IEEE float of the width named.
+_FLOAT32: Callable[[bytes], tuple[float]] = struct.Struct("<f").unpack
+_FLOAT64: Callable[[bytes], tuple[float]] = struct.Struct("<d").unpack
+
+
 def to_float(raw: int) -> float:
     """A fixed32 field holding an IEEE float."""
-    return struct.unpack("<f", (raw & 0xFFFFFFFF).to_bytes(4, "little"))[0]
+    return _FLOAT32((raw & 0xFFFFFFFF).to_bytes(4, "little"))[0]
 
 
 def to_double(raw: int) -> float:
-    return struct.unpack("<d", (raw & _MASK64).to_bytes(8, "little"))[0]
+    return _FLOAT64((raw & _MASK64).to_bytes(8, "little"))[0]
 
 
 class BlockCache:

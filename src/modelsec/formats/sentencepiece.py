@@ -14,7 +14,7 @@ from typing import ClassVar
 from modelsec.bytesource import ByteSource, LimitExceeded
 from modelsec.context import ScanContext
 from modelsec.formats.base import FormatCategory, FormatScanner
-from modelsec.protobuf_wire import I32, LEN, VARINT, Message, WireError, WireLimits
+from modelsec.protobuf_wire import I32, LEN, VARINT, Field, Message, WireError, WireLimits
 
 DETECT_PIECES = 32  # pieces checked; real vocabularies have thousands
 # ModelProto: pieces=1, trainer_spec=2, normalizer_spec=3, self_test_data=4,
@@ -46,7 +46,7 @@ def looks_like_sentencepiece(head: bytes, source: ByteSource) -> bool:
     return pieces >= min(3, DETECT_PIECES)
 
 
-def _is_piece(message: Message, field) -> bool:  # type: ignore[no-untyped-def]
+def _is_piece(message: Message, field: Field) -> bool:
     has_text = False
     for part in message.child(field).fields():
         if _PIECE_FIELDS.get(part.number) != part.wire_type:

@@ -45,7 +45,7 @@ def _blob(value: Any) -> bytes | None:
     import numpy as np
 
     if isinstance(value, np.void):
-        data = bytes(value)
+        data = value.tobytes()
     elif isinstance(value, np.ndarray) and value.dtype.kind == "V":
         data = value.tobytes()
     elif isinstance(value, (bytes, np.bytes_)):

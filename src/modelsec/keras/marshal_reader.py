@@ -13,7 +13,6 @@ trailing fields).
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 
 MAX_DEPTH = 64
@@ -101,7 +100,7 @@ class _Reader:
         return self._take(1)[0]
 
     def _int32(self) -> int:
-        return struct.unpack("<i", self._take(4))[0]
+        return int.from_bytes(self._take(4), "little", signed=True)
 
     def _size(self) -> int:
         n = self._int32()

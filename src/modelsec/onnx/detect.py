@@ -12,7 +12,7 @@ FlatBuffers (``TFL3`` at offset 4).
 from __future__ import annotations
 
 from modelsec.bytesource import ByteSource, LimitExceeded
-from modelsec.protobuf_wire import I32, I64, LEN, VARINT, Message, WireError, WireLimits
+from modelsec.protobuf_wire import I32, I64, LEN, VARINT, Field, Message, WireError, WireLimits
 
 MAX_IR_VERSION = 64  # onnx 1.23 writes 14; leave room for the future, not for noise
 _EXPECTED = {1: VARINT, 2: LEN, 3: LEN, 4: LEN, 5: VARINT, 6: LEN, 7: LEN, 8: LEN, 14: LEN, 20: LEN, 25: LEN, 26: LEN}
@@ -22,7 +22,7 @@ _MAX_FIELDS = 64
 _MAX_UNKNOWN = 4
 
 
-def _plausible_string(msg: Message, f) -> bool:  # type: ignore[no-untyped-def]
+def _plausible_string(msg: Message, f: Field) -> bool:
     if f.length > 4096:
         return False
     try:
@@ -32,7 +32,7 @@ def _plausible_string(msg: Message, f) -> bool:  # type: ignore[no-untyped-def]
     return True
 
 
-def _plausible_graph(msg: Message, f) -> bool:  # type: ignore[no-untyped-def]
+def _plausible_graph(msg: Message, f: Field) -> bool:
     """The first few fields of the graph look like a GraphProto (all length-delimited)."""
     try:
         for i, g in enumerate(msg.child(f).fields()):
@@ -45,7 +45,7 @@ def _plausible_graph(msg: Message, f) -> bool:  # type: ignore[no-untyped-def]
     return True
 
 
-def _plausible_opset(msg: Message, f) -> bool:  # type: ignore[no-untyped-def]
+def _plausible_opset(msg: Message, f: Field) -> bool:
     try:
         for g in msg.child(f).fields():
             if (g.number, g.wire_type) not in ((1, LEN), (2, VARINT)):

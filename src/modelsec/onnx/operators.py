@@ -56,11 +56,14 @@ def _import_map(imports: list[OpsetImport]) -> dict[str, set[int]]:
     return out
 
 
-def _contexts(model: OnnxModel) -> Iterator[tuple[list[Node], str, dict[str, set[int]]]]:
+Context = tuple[list[Node], str, dict[str, set[int]]]  # nodes, where, opset imports in force
+
+
+def _contexts(model: OnnxModel) -> Iterator[Context]:
     """(nodes, where, opset imports in force) for every graph and function body."""
     model_imports = _import_map(model.opset_imports)
 
-    def walk(nodes: list[Node], where: str, imports: dict[str, set[int]]) -> Iterator:
+    def walk(nodes: list[Node], where: str, imports: dict[str, set[int]]) -> Iterator[Context]:
         stack = [(nodes, where)]
         while stack:
             ns, w = stack.pop()
@@ -133,8 +136,8 @@ def check_operators(model: OnnxModel, opsets: OpsetTable | None = None) -> Opera
                     "function defined in the model: it needs a custom kernel",
                 )
                 continue
-            versions = imports.get(domain)
-            if not versions:
+            imported = imports.get(domain)
+            if not imported:
                 add(
                     NOT_IMPORTED,
                     node,
@@ -144,7 +147,7 @@ def check_operators(model: OnnxModel, opsets: OpsetTable | None = None) -> Opera
                 )
                 continue
             newest = opsets.max_version(domain)
-            for version in sorted(versions):
+            for version in sorted(imported):
                 if version > newest:
                     report.newer_than_table[domain] = max(report.newer_than_table.get(domain, 0), version)
                 if not opsets.exists(domain, node.op_type, min(version, newest)):

@@ -23,6 +23,7 @@ import hashlib
 import math
 import struct
 from dataclasses import dataclass
+from typing import Callable
 
 from modelsec.bytesource import ByteSource, LimitExceeded, SliceSource, iter_chunks
 from modelsec.onnx.model import (
@@ -43,6 +44,8 @@ from modelsec.protobuf_wire import (
     Message,
     WireError,
     WireLimits,
+    PackedKind,
+    to_double,
     to_float,
     to_int32,
     to_int64,
@@ -107,8 +110,11 @@ _DTYPES: dict[int, tuple[str, int]] = {
 }
 
 
+_FLOAT16: Callable[[bytes], tuple[float]] = struct.Struct("<e").unpack  # one IEEE half
+
+
 def _bf16(bits: int) -> float:
-    return struct.unpack("<f", ((bits & 0xFFFF) << 16).to_bytes(4, "little"))[0]
+    return to_float((bits & 0xFFFF) << 16)  # bfloat16: the top half of a float32
 
 
 class _Reader:
@@ -423,9 +429,10 @@ class _Reader:
                 return tuple(_bf16(int.from_bytes(data[i : i + 2], "little")) for i in range(0, len(data), 2))
             return tuple(float(v) for v in struct.unpack(f"<{count}{code}", data))
         out: list[float] = []
-        kind = {T_FLOAT_DATA: "fixed32", T_DOUBLE_DATA: "fixed64"}.get(field_number, "varint")
+        kinds: dict[int, PackedKind] = {T_FLOAT_DATA: "fixed32", T_DOUBLE_DATA: "fixed64"}
+        kind = kinds.get(field_number, "varint")
         for msg, f in typed.get(field_number, []):
-            for v in msg.iter_packed(f, kind):  # type: ignore[arg-type]
+            for v in msg.iter_packed(f, kind):
                 if len(out) > count:
                     return None
                 out.append(self._typed_value(code, v))
@@ -436,9 +443,9 @@ class _Reader:
         if code == "f":
             return to_float(v)
         if code == "d":
-            return struct.unpack("<d", v.to_bytes(8, "little"))[0]
+            return to_double(v)  # v is a fixed64: below 2**64, so the mask changes nothing
         if code == "e":
-            return struct.unpack("<e", (v & 0xFFFF).to_bytes(2, "little"))[0]
+            return _FLOAT16((v & 0xFFFF).to_bytes(2, "little"))[0]
         if code == "bf16":
             return _bf16(v)
         if code in ("q", "i", "b", "h"):
