@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Generic, Iterator, Mapping, TypeVar
+from typing import Any, Callable, Generic, Iterator, Mapping, TypeVar, overload
 
 from modelsec.references.argv import program
 from modelsec.references.model import Malformed, Unresolved
@@ -62,9 +62,14 @@ class lazy(Generic[T]):
         self.name = compute.__name__
         self.__doc__ = compute.__doc__
 
-    def __get__(self, instance: Any, owner: type | None = None) -> T:
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> "lazy[T]": ...
+    @overload
+    def __get__(self, instance: object, owner: type | None = None) -> T: ...
+
+    def __get__(self, instance: object, owner: type | None = None) -> "T | lazy[T]":
         if instance is None:
-            return self  # type: ignore[return-value]
+            return self
         value = instance.__dict__[self.name] = self.compute(instance)
         return value
 
@@ -250,13 +255,13 @@ class Container:
             prefix = source.get("prefix") or ""
             data, why = self._env_from_source(source, i)
             if data is not None:
-                for key, value in data.items():
+                for key, text in data.items():
                     if _ENV_NAME.match(prefix + key):
-                        env.set(prefix + key, value)
+                        env.set(prefix + key, text)
             elif why is not None:
                 # Any variable with this prefix may come from here, overriding earlier ones.
-                for name in [n for n in env.values if n.startswith(prefix)]:
-                    env.forget(name, why)
+                for overridden in [n for n in env.values if n.startswith(prefix)]:
+                    env.forget(overridden, why)
                 wildcards.append((prefix, why))
         env.wildcards = tuple(wildcards)
         for item in self._env_items:
@@ -277,7 +282,7 @@ class Container:
                 env.set(name, "")
         return env
 
-    def _configmap(self, name: str) -> ConfigMapData | Unknown:
+    def _configmap(self, name: str) -> Mapping[str, str] | None | Unknown:
         if name not in self.configmaps:
             return Unknown(f"it comes from ConfigMap {name}, which the request does not carry",
                            (name,))
