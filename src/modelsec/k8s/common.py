@@ -102,8 +102,8 @@ def set_condition(
             reason=reason,
             # Messages quote specs and model files; kubectl describe prints them raw.
             message=printable(message)[:32768],
-            last_transition_time=since,
-            observed_generation=generation,
+            lastTransitionTime=since,
+            observedGeneration=generation,
         ).wire()
     )
     return sorted(conditions, key=lambda c: c["type"])

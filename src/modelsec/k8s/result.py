@@ -22,12 +22,12 @@ from modelsec.k8s.scan import (
     MAX_FINDINGS,
     MAX_INCOMPLETES,
     MAX_MESSAGE,
-    MAX_REVISION_LENGTH,
     FindingStatus,
     IncompleteStatus,
     RuleStatus,
 )
 from modelsec.policy import Outcome
+from modelsec.references.model import MAX_REVISION_LENGTH
 
 _IMMUTABLE = cel(
     "self == oldSelf", "a ScanResult is written once by its worker and never changed",

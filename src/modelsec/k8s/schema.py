@@ -42,7 +42,7 @@ def _resolve(node: dict[str, Any], defs: dict[str, Any], path: str) -> dict[str,
     name = ref.rsplit("/", 1)[-1]
     if name not in defs:
         raise SchemaError(f"{path}: unresolvable $ref {ref}")
-    merged = copy.deepcopy(defs[name])
+    merged: dict[str, Any] = copy.deepcopy(defs[name])
     # Keys beside $ref (description, default) describe the field and win over the type's.
     merged.update({k: v for k, v in node.items() if k != "$ref"})
     return merged
