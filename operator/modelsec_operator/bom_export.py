@@ -28,7 +28,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 from modelsec.bom import BomUnavailable, bom_json
 from modelsec.integrity.cluster import GZIP_KEY, JSON_KEY
@@ -80,7 +80,7 @@ def encode(bom_text: str) -> StoredBom:
                       "verify --scan compares the fingerprint instead")
 
 
-def configmap(namespace: str, scan: dict[str, Any], stored: StoredBom) -> dict[str, Any]:
+def configmap(namespace: str, scan: Mapping[str, Any], stored: StoredBom) -> dict[str, Any]:
     import base64
 
     metadata = scan.get("metadata") or {}
@@ -136,7 +136,7 @@ class BomPublisher:
 
         await asyncio.to_thread(call)
 
-    async def publish(self, scan: dict[str, Any], scanned: ScannedModel, verdict: Verdict) -> dict[str, Any] | None:
+    async def publish(self, scan: Mapping[str, Any], scanned: ScannedModel, verdict: Verdict) -> dict[str, Any] | None:
         """``status.bom`` for this verdict (None when BOMs are off)."""
         if not self.namespace:
             return None

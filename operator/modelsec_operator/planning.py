@@ -79,6 +79,7 @@ def plan(
     completed = parse_time(status.get("completedAt"))
     every = group.spec.rescan_every if group.spec else None
     if every is not None and completed is not None and now - completed >= every:
+        assert group.spec is not None  # every comes from it
         return Plan(Action.SCAN, f"rescanInterval {group.spec.rescan_interval} elapsed")
     if not same_group:
         return Plan(Action.EVALUATE, "security group or its source changed")

@@ -120,33 +120,30 @@ def validate_group(
         "rules": len(spec.rules),
         "blocking": sum(1 for r in spec.rules if r.mode == Mode.BLOCKING),
     }
-    view = dict(digest=group_digest, generation=generation, spec=spec, source=source, counts=counts)
+
+    def view(ready: bool, reason: str, message: str) -> GroupView:
+        return GroupView(name, ready, reason, message, group_digest, generation, spec, source, counts)
+
     if source is None:
-        return GroupView(
-            name, False, "SourceNotFound",
-            f"ModelSource {spec.source_ref!r} does not exist; create it or fix spec.sourceRef",
-            **view,
-        )
+        return view(False, "SourceNotFound",
+                    f"ModelSource {spec.source_ref!r} does not exist; create it or fix spec.sourceRef")
     if not source.ready:
-        return GroupView(
-            name, False, "SourceNotReady",
-            f"ModelSource {spec.source_ref!r} is not ready: {source.message}", **view,
-        )
+        return view(False, "SourceNotReady", f"ModelSource {spec.source_ref!r} is not ready: {source.message}")
     assert source.spec is not None
     if spec.source_type is not None and spec.source_type != source.spec.type:
-        return GroupView(
-            name, False, "SourceTypeMismatch",
+        return view(
+            False, "SourceTypeMismatch",
             f"spec.sourceType is {spec.source_type.value} but ModelSource {spec.source_ref!r} "
-            f"is {source.spec.type.value}; remove spec.sourceType or fix it", **view,
+            f"is {source.spec.type.value}; remove spec.sourceType or fix it",
         )
     empty = spec.emptiness()  # no rule enabled: refused unless spec.allowEmpty says so
     if empty is not None and not spec.allow_empty:
-        return GroupView(name, False, "NoRules", f"spec.rules: {empty}", **view)
+        return view(False, "NoRules", f"spec.rules: {empty}")
     blocking = counts["blocking"]
-    return GroupView(
-        name, True, "Ready",
+    return view(
+        True, "Ready",
         f"{len(spec.rules)} rule(s), {blocking} blocking, on {source.spec.type.value} source "
-        f"{spec.source_ref!r}" + (f"; warning: {empty}" if empty else ""), **view,
+        f"{spec.source_ref!r}" + (f"; warning: {empty}" if empty else ""),
     )
 
 

@@ -12,7 +12,6 @@ from modelsec.k8s.scan import (
     MAX_HISTORY,
     MAX_INCOMPLETES,
     MAX_MESSAGE,
-    MAX_REVISION_LENGTH,
     FindingStatus,
     HistoryEntry,
     IncompleteStatus,
@@ -21,6 +20,7 @@ from modelsec.k8s.scan import (
     RuleStatus,
 )
 from modelsec.policy import Mode, Outcome, Verdict
+from modelsec.references.model import MAX_REVISION_LENGTH
 from modelsec.rules.base import RuleResult
 from modelsec.sources import ScannedModel
 
@@ -98,26 +98,26 @@ def completed_status(
             for e in verdict.rules
         ],
         findings=[_finding(f) for f in findings[:MAX_FINDINGS]],
-        findings_total=len(findings) + dropped,
-        findings_truncated=len(findings) > MAX_FINDINGS or dropped > 0,
+        findingsTotal=len(findings) + dropped,
+        findingsTruncated=len(findings) > MAX_FINDINGS or dropped > 0,
         incompletes=[
             IncompleteStatus(file=_clip(i.file, 4096), reason=_clip(i.reason), code=i.code)
             for i in incompletes[:MAX_INCOMPLETES]
         ],
-        incompletes_total=len(incompletes),
+        incompletesTotal=len(incompletes),
         fingerprint=report.fingerprint,
         # What was read, even when spec.revision is unset or a branch: the pinning webhook
         # rewrites references to it.
         revision=_revision(scanned),
-        files_scanned=len(report.files),
-        bytes_scanned=report.bytes_scanned,
-        scanner_version=modelsec.__version__,
-        completed_at=timestamp(),
+        filesScanned=len(report.files),
+        bytesScanned=report.bytes_scanned,
+        scannerVersion=modelsec.__version__,
+        completedAt=timestamp(),
         worker=worker,
         attempts=attempts,
-        group_digest=group_digest,
-        group_generation=group_generation,
-        observed_generation=generation,
+        groupDigest=group_digest,
+        groupGeneration=group_generation,
+        observedGeneration=generation,
     )
     status = _patch(model)
     status["conditions"] = set_condition(
@@ -137,13 +137,13 @@ def failed_status(
         phase=Phase.FAILED,
         outcome=Outcome.ERROR,
         reason=_clip(message),
-        completed_at=timestamp(),
-        scanner_version=modelsec.__version__,
+        completedAt=timestamp(),
+        scannerVersion=modelsec.__version__,
         worker=worker,
         attempts=attempts,
-        group_digest=group_digest,
-        group_generation=group_generation,
-        observed_generation=generation,
+        groupDigest=group_digest,
+        groupGeneration=group_generation,
+        observedGeneration=generation,
     )))
     status["conditions"] = set_condition(
         conditions, "Ready", ConditionStatus.FALSE, reason, _clip(message), generation
@@ -163,18 +163,18 @@ def history_after(old: dict[str, Any], because: str) -> tuple[list[dict[str, Any
             phase=Phase(phase),
             outcome=old.get("outcome"),
             reason=_clip(old.get("reason")),
-            completed_at=old.get("completedAt"),
-            superseded_at=timestamp(),
-            superseded_because=_clip(because),
-            group_digest=old.get("groupDigest"),
-            group_generation=old.get("groupGeneration"),
+            completedAt=old.get("completedAt"),
+            supersededAt=timestamp(),
+            supersededBecause=_clip(because),
+            groupDigest=old.get("groupDigest"),
+            groupGeneration=old.get("groupGeneration"),
             fingerprint=old.get("fingerprint"),
-            scanner_version=old.get("scannerVersion"),
-            failed_rules=[
+            scannerVersion=old.get("scannerVersion"),
+            failedRules=[
                 r["name"] for r in rules
                 if r.get("mode") == Mode.BLOCKING.value and r.get("result") == RuleResult.FAILED.value
             ],
-            warned_rules=[
+            warnedRules=[
                 r["name"] for r in rules
                 if r.get("mode") == Mode.NON_BLOCKING.value and r.get("result") == RuleResult.FAILED.value
             ],

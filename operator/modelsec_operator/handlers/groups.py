@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 import kopf
 
@@ -61,9 +60,10 @@ def group_status(view: GroupView, previous: list[dict[str, Any]] | None) -> dict
 
 async def reconcile_group(
     name: str, body: kopf.Body, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo,
-    scans_by_group: kopf.Index[str, ScanEntry], logger: logging.Logger, **_: Any,
+    logger: kopf.Logger, **kwargs: Any,
 ) -> None:
     runtime: Runtime = memo.runtime
+    scans_by_group: kopf.Index[str, ScanEntry] = kwargs["scans_by_group"]  # indices come by name
     view = await runtime.group_view(name, dict(body))
     assert view is not None
     (logger.info if view.ready else logger.warning)(printable(f"group {view.reason}: {view.message}"))
@@ -76,7 +76,7 @@ async def reconcile_group(
     patch.status.update(group_status(view, status.get("conditions")))
 
 
-async def poke_scans(runtime: Runtime, view: GroupView, entries: Any, logger: logging.Logger) -> None:
+async def poke_scans(runtime: Runtime, view: GroupView, entries: Iterable[ScanEntry], logger: kopf.Logger) -> None:
     """Ask every scan judged by another version of this group to be evaluated again.
 
     The poke is an annotation holding the group digest: idempotent (two operators, or a

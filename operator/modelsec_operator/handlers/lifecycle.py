@@ -35,8 +35,9 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.networking.request_timeout = 60
 
 
-async def start_resync(memo: kopf.Memo, scans_by_group: kopf.Index[str, Any], **_: Any) -> None:
+async def start_resync(memo: kopf.Memo, **kwargs: Any) -> None:
     runtime: Runtime = memo.runtime
+    scans_by_group: kopf.Index[str, Any] = kwargs["scans_by_group"]  # indices come by name
     memo.resync_task = asyncio.create_task(resync_forever(runtime, scans_by_group), name="resync")
 
 

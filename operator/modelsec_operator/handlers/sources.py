@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import kopf
 
 from modelsec.k8s import ANNOTATION_SOURCE, MODELSOURCES, SECURITYGROUPS
-from modelsec.k8s.common import ConditionStatus, set_condition
+from modelsec.k8s.common import ConditionStatus, SecretKeyRef, SecretRef, set_condition
 from modelsec.k8s.source import ModelSourceSpec
 from modelsec.safe_text import printable
 from modelsec_operator.runtime import Runtime
@@ -21,7 +20,7 @@ async def check_secrets(runtime: Runtime, view: SourceView) -> SourceView:
     spec: ModelSourceSpec | None = view.spec
     if spec is None or not view.ready:
         return view
-    ref = None
+    ref: SecretKeyRef | SecretRef | None = None
     if spec.hugging_face and spec.hugging_face.token_secret_ref:
         ref = spec.hugging_face.token_secret_ref
     elif spec.s3 and spec.s3.credentials_secret_ref:
@@ -46,9 +45,10 @@ async def check_secrets(runtime: Runtime, view: SourceView) -> SourceView:
 
 async def reconcile_source(
     name: str, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
-    memo: kopf.Memo, groups_by_source: kopf.Index[str, str], logger: logging.Logger, **_: Any,
+    memo: kopf.Memo, logger: kopf.Logger, **kwargs: Any,
 ) -> None:
     runtime: Runtime = memo.runtime
+    groups_by_source: kopf.Index[str, str] = kwargs["groups_by_source"]  # indices come by name
     view = await check_secrets(runtime, validate_source(name, dict(spec), runtime.config.local_root))
     generation = meta.get("generation")
     patch.status["observedGeneration"] = generation
@@ -65,10 +65,8 @@ async def reconcile_source(
     await poke_groups(runtime, name, digest(view.digest, view.ready, view.reason), groups_by_source)
 
 
-async def source_deleted(
-    name: str, memo: kopf.Memo, groups_by_source: kopf.Index[str, str], **_: Any
-) -> None:
-    await poke_groups(memo.runtime, name, "deleted", groups_by_source)
+async def source_deleted(name: str, memo: kopf.Memo, **kwargs: Any) -> None:
+    await poke_groups(memo.runtime, name, "deleted", kwargs["groups_by_source"])
 
 
 async def poke_groups(runtime: Runtime, source: str, value: str, index: kopf.Index[str, str]) -> None:

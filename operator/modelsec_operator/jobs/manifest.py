@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from modelsec.k8s import API_VERSION, GROUP
+from modelsec.k8s.common import SecretKeyRef, SecretRef
 from modelsec.k8s.group import ScanJobPlacement
 from modelsec.k8s.source import ModelSourceSpec
 from modelsec.metadata import SourceType
@@ -82,7 +83,7 @@ def _secret(name: str, key: str, optional: bool = False) -> dict[str, Any]:
 
 def credentials_env(source: ModelSourceSpec, namespace: str) -> list[dict[str, Any]]:
     """``secretKeyRef`` variables for the source's Secret; refuses a Secret elsewhere."""
-    ref = None
+    ref: SecretKeyRef | SecretRef | None = None
     env: list[dict[str, Any]] = []
     if source.type == SourceType.HUGGING_FACE and source.hugging_face and source.hugging_face.token_secret_ref:
         ref = source.hugging_face.token_secret_ref

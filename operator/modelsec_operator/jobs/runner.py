@@ -126,7 +126,7 @@ class JobScanner:
     async def _adoptable(self, run: Run, key: str) -> str | None:
         ref = run.status.get("job") or {}
         name = ref.get("name")
-        if not name or ref.get("namespace") != self.namespace:
+        if not isinstance(name, str) or not name or ref.get("namespace") != self.namespace:
             return None
         found = await self.api.get_job(name)
         if found is None or (found["metadata"].get("labels") or {}).get(LABEL_JOB_KEY) != key[:63]:
