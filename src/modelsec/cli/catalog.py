@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from modelsec.cli import exitcodes
 from modelsec.cli.console import say
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 RULES_DESCRIPTION = """\
 List every rule a security group can use: its id (the `name:` in a group), what it checks,
@@ -60,8 +63,28 @@ def configure_threats(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(handler=run_threats)
 
 
-def _param_rows(params_model: Any) -> list[dict[str, Any]]:
-    rows = []
+class ParamRow(TypedDict):
+    """One parameter of a rule, as `modelsec rules` lists it."""
+
+    name: str
+    type: str
+    default: Any  # the JSON schema's default: any JSON value
+    description: str
+
+
+class RuleRow(TypedDict):
+    """One rule, as `modelsec rules` lists it (also its JSON output)."""
+
+    id: str
+    title: str
+    description: str
+    sources: list[str]
+    judgesContent: bool
+    params: list[ParamRow]
+
+
+def _param_rows(params_model: type[BaseModel]) -> list[ParamRow]:
+    rows: list[ParamRow] = []
     schema = params_model.model_json_schema(by_alias=True)
     for name, prop in schema.get("properties", {}).items():
         kind = prop.get("type") or "/".join(p.get("type", "?") for p in prop.get("anyOf", []))
@@ -82,7 +105,7 @@ def _param_rows(params_model: Any) -> list[dict[str, Any]]:
 def run_rules(args: argparse.Namespace) -> int:
     from modelsec.rules import registry
 
-    rules = [
+    rules: list[RuleRow] = [
         {
             "id": rule.id,
             "title": rule.title,

@@ -86,6 +86,12 @@ def _events(text: str) -> Iterator[ev.Event]:
         loader.dispose()
 
 
+def _line(event: ev.Event) -> int:
+    """The 1-based line an event starts on (0 if the parser kept no position)."""
+    mark = event.start_mark
+    return mark.line + 1 if mark is not None else 0
+
+
 def walk(text: str, found: YamlWalk) -> Iterator[Candidate]:
     """Template candidates of every document; tags and duplicate keys go to ``found``.
     Raises yaml.YAMLError for invalid YAML and YamlLimit past a bound."""
@@ -123,18 +129,18 @@ def walk(text: str, found: YamlWalk) -> Iterator[Candidate]:
         tag = getattr(event, "tag", None)
         if isinstance(tag, str) and tag.startswith(PYTHON_TAG):
             path, _ = child_path(top)
-            found.python_tags.append((path or "(document)", tag, event.start_mark.line + 1))
+            found.python_tags.append((path or "(document)", tag, _line(event)))
         if isinstance(event, ev.DocumentStartEvent):
             found.documents += 1
             doc_prefix = f"[doc {found.documents - 1}]" if found.documents > 1 else ""
         elif isinstance(event, ev.ScalarEvent):
             if top is not None and top.mapping and top.expect_key:
-                key = event.value
-                if key != "<<":
-                    if key in top.keys:
-                        found.duplicates.append((key, event.start_mark.line + 1))
-                    top.keys.add(key)
-                top.current_key = key
+                mapping_key = event.value
+                if mapping_key != "<<":
+                    if mapping_key in top.keys:
+                        found.duplicates.append((mapping_key, _line(event)))
+                    top.keys.add(mapping_key)
+                top.current_key = mapping_key
                 top.expect_key = False
                 continue
             if top is not None and top.is_key:
