@@ -14,7 +14,10 @@ import io
 import os
 import stat
 import tempfile
-from typing import IO, BinaryIO, Callable, Iterator, Protocol, runtime_checkable
+from typing import IO, TYPE_CHECKING, BinaryIO, Callable, Iterator, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 CHUNK = 1 << 20  # 1 MiB: large enough for throughput, small enough for a bounded footprint
 HASH_CHUNK = 8 << 20  # the hashing-only pass: fewer, larger reads into one reused buffer
@@ -384,17 +387,18 @@ class SourceStream(io.RawIOBase):
         self._pos = pos
         return pos
 
-    def readinto(self, buffer: "bytearray | memoryview") -> int:  # type: ignore[override]
-        data = self._source.read_at(self._pos, len(buffer))
+    def readinto(self, buffer: "WriteableBuffer") -> int:
+        view = memoryview(buffer)
+        data = self._source.read_at(self._pos, len(view))
         n = len(data)
-        memoryview(buffer)[:n] = data
+        view[:n] = data
         self._pos += n
         return n
 
 
 def as_stream(source: ByteSource) -> BinaryIO:
     """A buffered file-like object over ``source``."""
-    return io.BufferedReader(SourceStream(source), buffer_size=CHUNK)  # type: ignore[return-value]
+    return io.BufferedReader(SourceStream(source), buffer_size=CHUNK)
 
 
 def iter_chunks(source: ByteSource, start: int = 0, end: int | None = None) -> Iterator[bytes]:
