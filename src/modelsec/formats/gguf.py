@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from modelsec.bytesource import CHUNK, ByteSource, LimitExceeded
 from modelsec.context import ScanContext
-from modelsec.findings import Severity, threat
+from modelsec.findings import Severity, Threat, threat
 from modelsec.formats.base import FormatCategory, FormatScanner, Reader
 
 MAGIC = b"GGUF"
@@ -43,7 +43,6 @@ VALUE_TYPES: dict[int, tuple[str, int]] = {
     8: ("STRING", 0), 9: ("ARRAY", 0), 10: ("UINT64", 8), 11: ("INT64", 8), 12: ("FLOAT64", 8),
 }
 STRING, ARRAY, UINT32, BOOL = 8, 9, 4, 7
-_SCALAR_FORMAT = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "B", 10: "Q", 11: "q", 12: "d"}
 
 # ggml tensor types: code -> (name, elements per block, bytes per block). Codes missing here
 # were removed from ggml (Q4_2, Q4_3, the Q4_0_x_y and IQ4_NL_x_y repacks) and llama.cpp
@@ -148,8 +147,9 @@ class _Cursor:
         self._check(n, what, kind)
         self.pos += n
 
-    def unpack(self, fmt: str, size: int, what: str, kind: str = "metadata") -> int:
-        return struct.unpack(fmt, self.read(size, what, kind))[0]  # type: ignore[no-any-return]
+    def uint(self, size: int, byteorder: Literal["little", "big"], what: str, kind: str = "metadata") -> int:
+        """An unsigned integer of ``size`` bytes."""
+        return int.from_bytes(self.read(size, what, kind), byteorder)
 
     def skip_strings(self, count: int, length: struct.Struct, what: str) -> None:
         """Skip ``count`` length-prefixed strings (token lists run to hundreds of thousands:
@@ -208,15 +208,19 @@ class _Parser:
         self.uint_fmt, self.uint_size = "Q", 8
 
     # --- reporting ------------------------------------------------------------------------
-    def finding(self, which: object, message: str, offset: int | None, subject: str | None = None) -> None:
-        self.ctx.report(which.at(self.ctx.path, message, offset=offset, subject=subject))  # type: ignore[attr-defined]
+    def finding(self, which: Threat, message: str, offset: int | None, subject: str | None = None) -> None:
+        self.ctx.report(which.at(self.ctx.path, message, offset=offset, subject=subject))
 
     # --- primitives -----------------------------------------------------------------------
+    @property
+    def byteorder(self) -> Literal["little", "big"]:
+        return "big" if self.e == ">" else "little"
+
     def uint(self, what: str, kind: str = "metadata") -> int:
-        return self.cur.unpack(self.e + self.uint_fmt, self.uint_size, what, kind)
+        return self.cur.uint(self.uint_size, self.byteorder, what, kind)
 
     def u32(self, what: str, kind: str = "metadata") -> int:
-        return self.cur.unpack(self.e + "I", 4, what, kind)
+        return self.cur.uint(4, self.byteorder, what, kind)
 
     def string_length(self, what: str, kind: str = "metadata") -> int:
         n = self.uint(f"{what} length", kind)
@@ -296,8 +300,9 @@ class _Parser:
         else:
             size = VALUE_TYPES[vtype][1]
             if key == "general.alignment" and depth == 0:
-                value = self.cur.unpack(self.e + _SCALAR_FORMAT[vtype], size, key)
-                self._alignment(vtype, value, at)
+                raw = self.cur.read(size, key)
+                if vtype == UINT32:  # any other type is reported below
+                    self._alignment(int.from_bytes(raw, self.byteorder), at)
             elif vtype == BOOL and depth == 0:
                 value = self.cur.read(1, key)[0]
                 if value > 1:
@@ -307,9 +312,7 @@ class _Parser:
         if key == "general.alignment" and depth == 0 and vtype != UINT32:
             self.finding(GGUF_METADATA, f"general.alignment has type {VALUE_TYPES[vtype][0]}, not UINT32; loaders reject or misread it", at, "general.alignment")
 
-    def _alignment(self, vtype: int, value: int, at: int) -> None:
-        if vtype != UINT32:
-            return  # reported by the caller
+    def _alignment(self, value: int, at: int) -> None:
         if value <= 0 or value & (value - 1):
             self.finding(GGUF_METADATA, f"general.alignment {value} is not a positive power of two", at, "general.alignment")
             return
@@ -375,7 +378,7 @@ class _Parser:
                 raise Malformed("tensor", f"tensor {name[:120]!r} has {n_dims} dimensions (ggml allows {MAX_DIMS})", at)
             dims = [self.uint("dimension", "tensor") for _ in range(n_dims)]
             ggml_type = self.u32("ggml type", "tensor")
-            offset = self.cur.unpack(self.e + "Q", 8, "tensor offset", "tensor")
+            offset = self.cur.uint(8, self.byteorder, "tensor offset", "tensor")
             tensors.append(_Tensor(name, offset, self._nbytes(name, dims, ggml_type, at), at))
         h.tensors = len(tensors)
         align = h.alignment
