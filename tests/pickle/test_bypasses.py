@@ -16,6 +16,10 @@ from pathlib import Path
 
 import pytest
 from bypass_programs import PROGRAMS, BypassProgram
+from pklbuild import (
+    APPEND, BUILD, EMPTY_DICT, EMPTY_LIST, NEWTRUE, NONE, POP, REDUCE, SETITEM, STOP, TUPLE1, TUPLE3, binint,
+    global_, proto, sbu,
+)
 
 from modelsec.engine import Engine
 from modelsec.policy import Outcome, evaluate, load_group
@@ -139,6 +143,74 @@ def test_joblib_zf_header_spelling(tmp_path: Path, label: str) -> None:
     # joblib.load reads the legacy ZF header's length with int(text, 16): every spelling
     # it accepts must reach the pickle inside.
     assert_blocked_at_its_gap(PROGRAMS[f"joblib_header_zf_{label}"], tmp_path)
+
+
+# -- found by review (attacks written against the allowlist), not by the campaign ----------
+# Built inline: their payloads fail in today's loaders before doing harm (the callable a
+# stream can plant is an allowlisted one), so they are not oracle programs; what they prove is
+# that the gap itself is closed, whatever callable a future allowlist makes reachable.
+
+_MEMMAP = global_("numpy", "memmap")
+_ESTIMATOR = (
+    global_("copyreg", "_reconstructor") + global_("sklearn.linear_model._base", "LinearRegression")
+    + global_("builtins", "object") + NONE + TUPLE3 + REDUCE
+)
+
+
+def _attr(name: str, value: bytes) -> bytes:
+    return EMPTY_DICT + sbu(name) + value + SETITEM
+
+
+def _judge(data: bytes, tmp_path: Path) -> tuple[str, set[str]]:
+    path = tmp_path / "model.pkl"
+    path.write_bytes(data)
+    report = Engine().scan_path(path)
+    verdict = evaluate(load_group("local-default"), EvaluationInput(report, SourceType.LOCAL))
+    return verdict.outcome.value, {f.threat for f in report.all_findings()}
+
+
+@pytest.mark.parametrize("builtin", ["str", "set", "frozenset", "bool", "int", "len", "bytes"])
+def test_builtin_runs_methods_of_an_instance_with_a_planted_callable(builtin: str, tmp_path: Path) -> None:
+    """str(estimator) runs sklearn's __repr__, which calls self.get_params(): BUILD put
+    numpy.memmap there. set() hashes, int() converts, len() measures: all run the
+    argument's class code, which reads names the instance __dict__ decides."""
+    argument = _ESTIMATOR + _attr("get_params", _MEMMAP) + BUILD
+    if builtin in ("set", "frozenset"):
+        argument = EMPTY_LIST + argument + APPEND
+    data = proto(2) + global_("builtins", builtin) + argument + TUPLE1 + REDUCE + STOP
+    assert _judge(data, tmp_path) == ("BLOCKED", {"MS-PKL-107"})
+
+
+def test_builtin_given_plain_objects_is_not_a_finding(tmp_path: Path) -> None:
+    estimator = _ESTIMATOR + _attr("fit_intercept", NEWTRUE) + BUILD
+    # list() and deque() of a list leave its items alone, whatever they hold
+    with_function = _ESTIMATOR + _attr("score_func", global_("sklearn.metrics", "accuracy_score")) + BUILD
+    data = (proto(2) + global_("builtins", "str") + estimator + TUPLE1 + REDUCE + POP
+            + global_("collections", "deque") + EMPTY_LIST + with_function + APPEND + TUPLE1 + REDUCE + POP
+            + global_("builtins", "bytes") + binint(16) + TUPLE1 + REDUCE + STOP)
+    outcome, threats = _judge(data, tmp_path)
+    assert not {"MS-PKL-107", "MS-PKL-101"} & threats, threats
+
+
+@pytest.mark.parametrize("program", [
+    global_("builtins", "bytes") + b"\x8a\x05" + (10**11).to_bytes(5, "little") + TUPLE1 + REDUCE,
+    global_("builtins", "bytearray") + binint(1 << 30) + TUPLE1 + REDUCE,
+    global_("builtins", "list") + global_("builtins", "range") + b"\x8a\x08" + (10**18).to_bytes(8, "little")
+    + TUPLE1 + REDUCE + TUPLE1 + REDUCE,
+], ids=["bytes", "bytearray", "list-of-range"])
+def test_builtin_allocation_bomb(program: bytes, tmp_path: Path) -> None:
+    """bytes(10**11) is 100 GB of zeros the loader writes before returning: no pickler
+    writes it, and a model server dies of it."""
+    assert _judge(proto(2) + program + STOP, tmp_path) == ("BLOCKED", {"MS-PKL-107"})
+
+
+def test_simplenamespace_mapping_plants_setstate(tmp_path: Path) -> None:
+    """Python 3.13's SimpleNamespace(mapping) sets attributes from the mapping: one with
+    __setstate__ makes the next BUILD call numpy.memmap("weights.dat")."""
+    data = (proto(2) + global_("types", "SimpleNamespace") + _attr("__setstate__", _MEMMAP) + TUPLE1 + REDUCE
+            + sbu("weights.dat") + BUILD + STOP)
+    outcome, threats = _judge(data, tmp_path)
+    assert outcome == "BLOCKED" and "MS-PKL-101" in threats
 
 
 def test_every_program_has_a_test() -> None:

@@ -121,6 +121,62 @@ def _plain(site: Site) -> Value:
     return site.result()
 
 
+# Builtins that run their arguments' own methods: str() and repr() of an object run its
+# class's __str__/__repr__ (for a container, every element's), set() and frozenset() hash and
+# compare every element, int(), float(), complex(), bool(), len(), bytes() and bytearray()
+# call __int__/__index__/__float__/__bool__/__len__/__bytes__ or iterate. Those methods are
+# library code nobody reviewed for a pickle (sklearn's __repr__ calls self.get_params(),
+# Counter's self.most_common(): names an instance __dict__ decides). So their arguments must
+# be plain data (is_plain): no object the stream gave a callable or a class to.
+ARGUMENT_METHODS = frozenset(
+    f"builtins.{name}"
+    for name in "str int float complex bool bytes bytearray set frozenset len".split()
+)
+# list(x), tuple(x) and deque(x) only iterate x: a list or tuple built by the stream leaves
+# its items untouched, anything else runs its class's iteration.
+ITERATE_ONLY = frozenset({"builtins.list", "builtins.tuple", "collections.deque"})
+# No pickler writes bytes(n), bytearray(n) or list(range(n)): the loader allocates what the
+# stream asks for (bytes(10**11) is 100 GB of zeros). Past this, a memory-exhaustion finding.
+ALLOCATION_FLOOR = 1 << 20
+
+
+def _allocated(value: Value) -> int:
+    """Elements a constructor makes from ``value``: an int (bytes(n)) or a range."""
+    if isinstance(value, BigInt):
+        return 1 << 62
+    if isinstance(value, int) and not isinstance(value, bool):
+        return max(value, 0)
+    if isinstance(value, Call) and isinstance(value.origin, Global) and value.origin.path == "builtins.range":
+        bounds = sequence_items(value.args)
+        if bounds and all(isinstance(b, int) and not isinstance(b, bool) for b in bounds) and len(bounds) <= 3:
+            try:
+                return len(range(*bounds))  # type: ignore[arg-type]  # ints, checked above
+            except (ValueError, OverflowError):
+                return 1 << 62  # a zero step raises; a length past sys.maxsize overflows
+        if any(isinstance(b, BigInt) for b in bounds or ()):
+            return 1 << 62
+    return 0
+
+
+def _builtin_constructor(site: Site) -> Value:
+    """A builtin class or function that runs methods of (or allocates from) its arguments."""
+    path = site.callee.path
+    for index in range(site.count() or 0):
+        value = site.arg(index)
+        size = _allocated(value) if index == 0 else 0
+        if size > ALLOCATION_FLOOR:
+            shown = "more than 2**62" if size >= 1 << 62 else f"{size:,}"
+            site.violation(f"allocates {shown} elements at load time (memory exhaustion)")
+        if path in ITERATE_ONLY and index == 0 and isinstance(value, Container) and value.kind in ("list", "tuple"):
+            continue
+        if path in ITERATE_ONLY and index == 0 and isinstance(value, tuple):
+            continue
+        if (path in ARGUMENT_METHODS or path in ITERATE_ONLY) and not is_plain(value):
+            site.violation(f"argument {index + 1} ({describe(value)}) is not plain data, and "
+                           f"{path} runs its methods")
+    return site.construct()
+
+
 def _defaultdict(site: Site) -> Value:
     # defaultdict(default_factory, ...): the factory is called later, on every missing key
     site.called_later(0)
@@ -280,7 +336,7 @@ CONTRACTS: dict[str, Contract] = {
     "copyreg.__newobj_ex__": _newobj_ex,
     "_codecs.encode": _codecs_encode,
     "codecs.encode": _codecs_encode,
-    "builtins.len": _plain,
+    **{path: _builtin_constructor for path in ARGUMENT_METHODS | ITERATE_ONLY},
     "collections.defaultdict": _defaultdict,
     "re._compile": _plain,
     "zoneinfo.ZoneInfo._unpickle": _zoneinfo_unpickle,

@@ -41,6 +41,10 @@ MAX_CALL_DEPTH = 16  # helpers calling helpers (_rebuild_from_type_v2(_rebuild_f
 _NEW_ONLY = frozenset({"NEWOBJ", "NEWOBJ_EX"})
 _INSTANTIATE = frozenset({"NEWOBJ", "NEWOBJ_EX", "INST", "OBJ"})
 _NOT_CALLABLE = (bool, int, float, str, bytes, bytearray, tuple, Blob, Container)
+# Constructors whose __init__ sets instance attributes from a positional argument:
+# SimpleNamespace(mapping_or_pairs) since Python 3.13 (earlier versions raise TypeError; the
+# analysis models every supported version, so the newest behaviour counts).
+ATTRIBUTES_FROM_ARGUMENTS = frozenset({"types.SimpleNamespace"})
 
 if TYPE_CHECKING:
     from modelsec.pickle.classfacts import ClassFacts
@@ -158,6 +162,11 @@ class Invoker:
     def instance(self, cls: Global, args: Value, offset: int, how: str, facts: ClassFacts | None = None) -> Call:
         facts = facts if facts is not None else _facts(cls.path)
         attrs = InstanceAttrs({}) if facts is not None and facts.instance_dict else None
+        if attrs is not None and cls.path in ATTRIBUTES_FROM_ARGUMENTS and how not in _NEW_ONLY:
+            for item in sequence_items(args) if args is not None else ():
+                attrs.merge(item)  # a dict is read key by key; anything else makes it unknown
+            if args is not None and sequence_items(args) is None:
+                attrs.unknown = "its attributes were set from arguments the stream computed"
         return Call(cls, args, offset, how, cls, attrs=attrs)
 
     def _getattr(
