@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 from modelsec.engine import Engine, ScanReport
 from modelsec.findings import Incomplete
 from modelsec.metadata import ModelMetadata, SourceType
+from modelsec.sources.errors import CLIENT_MISSING
 
 
 class ModelRefError(ValueError):
@@ -156,5 +157,14 @@ def scan_model(ref: ModelRef, engine: Engine | None = None, options: ScanOptions
             Incomplete(str(ref), f"no {ref.scheme}:// source is available in this build", "MS-SRC-001")
         )
         return ScannedModel(ref, report, ModelMetadata(uri=ref.uri), ref.source_type)
-    scan = importlib.import_module(f"modelsec.sources.{module_name}").scan
+    try:
+        scan = importlib.import_module(f"modelsec.sources.{module_name}").scan
+    except ImportError as exc:
+        # Remote sources are built on the modelsec[remote] libraries (huggingface_hub, boto3,
+        # httpx): without them the model cannot be read, an ERROR that says how to fix it.
+        report = ScanReport(target=str(ref), locations=[ref.uri])
+        report.incompletes.append(Incomplete(
+            str(ref), f"{ref.scheme}:// sources need modelsec[remote] ({exc}): pip install "
+            "'modelsec[remote]'; failing closed", CLIENT_MISSING))
+        return ScannedModel(ref, report, ModelMetadata(uri=ref.uri), ref.source_type)
     return scan(ref, engine, options)
