@@ -154,16 +154,16 @@ def test_internal_errors_fail_closed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "internal error (KeyError); failing closed" in out["status"]["message"]
 
 
-def test_decisions_are_cached_until_the_view_changes() -> None:
+def test_decisions_and_judgements_are_cached_until_the_view_changes() -> None:
     adm, _ = make()
     body = review(pod(PINNED))
     assert not adm.review(body).allowed
-    assert len(adm.cache.entries) == 1
+    assert len(adm.caches.decisions.entries) == 1 and len(adm.caches.judgements) == 1
     adm.review(body)
-    assert len(adm.cache.entries) == 1
+    assert len(adm.caches.decisions.entries) == 1
     adm.view.set_scan(scan("hf://org/model", SHA, "g-hub", "ALLOWED"))
     adm.view._changed()
-    assert adm.cache.entries == {}
+    assert adm.caches.decisions.entries == {} and len(adm.caches.judgements) == 0
     assert adm.review(body).allowed
 
 
@@ -190,29 +190,29 @@ def test_extractions_are_cached_by_exactly_what_extractors_read() -> None:
     adm, _ = make()
     base = pod(PINNED, {"name": "vllm", "image": "vllm/vllm-openai", "args": ["org/a"],
                         "volumeMounts": [{"name": "kube-api-access-abcde", "mountPath": "/var/run"}]}, name="web-1")
-    first = adm.extractions.of("Pod", base)
+    first = adm.caches.extraction("Pod", base)
     replica = json.loads(json.dumps(base))
     replica["metadata"]["name"] = "web-2"
     replica["spec"]["containers"][0]["volumeMounts"][0]["name"] = "kube-api-access-fghij"
-    assert adm.extractions.of("Pod", replica) is first and len(adm.extractions.entries) == 1
+    assert adm.caches.extraction("Pod", replica) is first and len(adm.caches.extractions.entries) == 1
     for field, value in (("args", ["org/b"]), ("image", "other"), ("name", "x"), ("command", ["sh"]),
                          ("env", [{"name": "MODEL_ID", "value": "org/c"}]), ("modelFormat", {"name": "huggingface"})):
         changed = json.loads(json.dumps(base))
         changed["spec"]["containers"][0][field] = value
-        adm.extractions.of("Pod", changed)
-    assert len(adm.extractions.entries) == 7
+        adm.caches.extraction("Pod", changed)
+    assert len(adm.caches.extractions.entries) == 7
 
 
 def test_extraction_cache_ignores_annotations_extractors_do_not_read() -> None:
     adm, _ = make()
     base = pod(PINNED)
-    first = adm.extractions.of("Pod", base)
+    first = adm.caches.extraction("Pod", base)
     noisy = json.loads(json.dumps(base))
     noisy["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] = "{...}" * 1000
-    assert adm.extractions.of("Pod", noisy) is first
+    assert adm.caches.extraction("Pod", noisy) is first
     other = json.loads(json.dumps(base))
     other["metadata"]["annotations"]["internal.serving.kserve.io/storage-initializer-sourceuri"] = "s3://b/k"
-    assert adm.extractions.of("Pod", other) is not first
+    assert adm.caches.extraction("Pod", other) is not first
 
 
 def test_update_that_moves_a_model_to_another_container_is_unchanged() -> None:

@@ -10,8 +10,8 @@ import pytest
 from webhook_helpers import group, pod, review, scan, source, view
 
 from modelsec.references import ConfigMapData, Unreadable
-from modelsec_webhook.admission import Admission, AdmissionSettings, Answer, NeedConfigMaps, content_key
-from modelsec_webhook.caches import BoundedCache
+from modelsec_webhook.admission import Admission, AdmissionSettings, Answer, NeedConfigMaps
+from modelsec_webhook.caches import BoundedCache, content_key
 
 CM_MODEL = {"name": "MODEL", "valueFrom": {"configMapKeyRef": {"name": "models", "key": "id"}}}
 
@@ -123,9 +123,9 @@ def test_caches_are_bounded_by_bytes_not_entries() -> None:
     adm = Admission(view(source("hub"), group("g-hub", "hub")), AdmissionSettings(cache_bytes=4 << 20))
     for i in range(300):  # 300 pods with 1 MiB of arguments each: 300 MiB if kept
         adm.review(review(vllm_pod(f"org/m{i}", "--chat-template", f"{i}" + "x" * (1 << 20))))
-    for cache in (adm.cache, adm.extractions.entries, adm.judgements.entries):
+    for cache in (adm.caches.decisions, adm.caches.extractions, adm.caches.judgements):
         assert cache.bytes <= 4 << 20
-    assert len(adm.extractions.entries) > 10  # and it still caches
+    assert len(adm.caches.extractions) > 10  # and it still caches
 
 
 def test_bounded_cache_evicts_oldest_first_and_skips_what_cannot_fit() -> None:

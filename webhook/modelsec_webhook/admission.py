@@ -4,15 +4,9 @@ Work per request, cheapest exits first: parse and check the review (:mod:`.revie
 allow exempt namespaces and operations other than CREATE/UPDATE; allow an UPDATE whose
 model-bearing parts did not change (a scale, a label, a status-like touch); extract the
 references; allow when there are none. Only then is the view consulted, and only while
-it is fresh (:mod:`.freshness`). Three caches keep repeated work off the path, each exact
-for what it keys on and bounded by the bytes it holds (:mod:`.caches`):
-
-- extractions, by a SHA-256 of the annotation and container fields extractors read
-  (:func:`content_key`): the Pods of one template, a rollout, a retried apply share one;
-- judgements, by (namespace, its labels version, reference): shared by every decision
-  naming the reference; flushed whenever scans, groups or sources change;
-- decisions with their encoded response, by (namespace, labels version, references);
-  flushed likewise.
+it is fresh (:mod:`.freshness`). Extractions, judgements and decisions are remembered,
+each exact for what it keys on and bounded by the bytes it holds
+(:class:`.caches.AdmissionCache`).
 
 No API call is made here: ModelScans to create and Events to post are handed to
 background tasks (:mod:`.sideeffects`). The one read a decision may need, ConfigMaps
@@ -25,21 +19,16 @@ webhook failed closed, and logs one line.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import marshal
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Protocol
 
-from modelsec.references import ConfigMapData, Extraction, Reference, Unreadable, extract_object
-from modelsec.references.container import FIELDS as CONTAINER_FIELDS
-from modelsec.references.model import ANNOTATIONS
+from modelsec.references import ConfigMapData, Extraction, Unreadable, extract_object
 from modelsec.references.workloads import CONTAINER_LISTS, KSERVE_KINDS, POD_TEMPLATE_PATHS
 from modelsec.safe_text import printable
-from modelsec_webhook import metrics
-from modelsec_webhook.caches import BoundedCache
-from modelsec_webhook import verifier
+from modelsec_webhook import metrics, verifier
+from modelsec_webhook.caches import AdmissionCache
 from modelsec_webhook.decision import (
     Decision,
     Effect,
@@ -48,10 +37,9 @@ from modelsec_webhook.decision import (
     Status,
     amended,
     decide,
-    judge_reference,
 )
-from modelsec_webhook.review import BadReview, Refused, Request, parse
-from modelsec_webhook.view import Namespace, View
+from modelsec_webhook.review import AdmissionResponse, BadReview, Refused, Request, member, metadata_of, parse
+from modelsec_webhook.view import View
 
 log = logging.getLogger("modelsec.webhook.admission")
 
@@ -107,8 +95,8 @@ class Decided:
     tail: bytes
 
     @classmethod
-    def of(cls, decision: Decision) -> "Decided":
-        response: dict[str, Any] = {"allowed": decision.allowed}
+    def of(cls, decision: Decision) -> Decided:
+        response: AdmissionResponse = {"allowed": decision.allowed}
         if not decision.allowed:
             response["status"] = {"code": 403, "reason": "Forbidden", "message": decision.message}
         if decision.warnings:
@@ -134,90 +122,15 @@ def denial(uid: str, message: str, reason: str, models: bool = True) -> Answer:
     return Answer(Decided.of(Decision(False, message)).body(uid), False, reason, models)
 
 
-# Size estimates for the byte-bounded caches: what the entries hold that a request can
-# make large (texts), plus a fixed charge for the objects around them. Cheaper than a
-# generic walk, which cost more than the extraction it measured.
-_OBJECT = 120
-
-
-def extraction_size(extraction: Extraction) -> int:
-    size = _OBJECT
-    for reference in extraction.references:
-        size += _OBJECT * 2 + len(reference.ref.location) + len(reference.ref.revision or "") \
-            + sum(len(origin) + 50 for origin in reference.origins)
-    for invalid in extraction.invalid:
-        size += _OBJECT + len(invalid.text) + len(invalid.origin) + len(invalid.problem)
-    for unresolved in extraction.unresolved:
-        size += _OBJECT + len(unresolved.origin) + len(unresolved.why) + 60 * len(unresolved.configmaps)
-    return size + len(extraction.malformed or "")
-
-
-def _decision_size(key: tuple[Any, ...], decided: "Decided") -> int:
-    # The key keeps its extraction alive even once the extraction cache dropped it.
-    return extraction_size(key[2]) + 2 * len(decided.tail) + _OBJECT * (2 + len(decided.decision.judgements))
-
-
-def _judgements_size(key: tuple[Any, ...], judgements: tuple[Judgement, ...]) -> int:
-    return _OBJECT * 2 + len(key[2].location) + sum(
-        _OBJECT + len(j.detail) + sum(len(w) for w in j.warnings) for j in judgements)
-
-
-class JudgementCache:
-    """Judgements of one reference in one namespace (labels version), shared by every
-    decision that names it; flushed with the decision cache."""
-
-    def __init__(self, view: View, max_bytes: int) -> None:
-        self.view = view
-        self.entries: BoundedCache[tuple[Any, ...], tuple[Judgement, ...]] = BoundedCache(max_bytes, _judgements_size)
-
-    def judged(self, namespace: str, ns: Namespace) -> Callable[[Reference], tuple[Judgement, ...]]:
-        def lookup(reference: Reference) -> tuple[Judgement, ...]:
-            key = (namespace, ns.version, reference.ref, reference.endpoint, reference.pinnable)
-            found = self.entries.get(key)
-            if found is None:
-                found = judge_reference(reference, ns.labels, self.view)
-                self.entries.put(key, found)
-            return found
-
-        return lookup
-
-    def clear(self) -> None:
-        self.entries.clear()
-
-
-def _dig(obj: Any, *path: str) -> Any:
-    for step in path:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(step)
-    return obj
-
-
-class _NotJSONShaped(Exception):
-    pass
-
-
-def _strict_dig(obj: Any, *path: str) -> Any:
-    """Like :func:`_dig`, but a step through something other than an object (or null)
-    is not a key at all: such objects are extracted without the cache."""
-    for step in path:
-        if obj is None:
-            return None
-        if not isinstance(obj, dict):
-            raise _NotJSONShaped()
-        obj = obj.get(step)
-    return obj
-
-
-def model_bearing(kind: str, obj: Any) -> tuple[Any, ...]:
+def model_bearing(kind: str, obj: object) -> tuple[object, ...]:
     """The parts of ``obj`` references are read from; equal parts, equal references."""
-    annotations = _dig(obj, "metadata", "annotations")
+    annotations = member(obj, "metadata", "annotations")
     if kind in KSERVE_KINDS:
-        return (annotations, _dig(obj, "spec"))
+        return (annotations, member(obj, "spec"))
     path = POD_TEMPLATE_PATHS.get(kind, ())
-    template = _dig(obj, *path) if path else obj
-    return (annotations, _dig(template, "metadata", "annotations"),
-            *(_dig(template, "spec", key) for key, _init in CONTAINER_LISTS))
+    template = member(obj, *path) if path else obj
+    return (annotations, member(template, "metadata", "annotations"),
+            *(member(template, "spec", key) for key, _init in CONTAINER_LISTS))
 
 
 def same_models(a: Extraction, b: Extraction) -> bool:
@@ -231,62 +144,6 @@ def same_models(a: Extraction, b: Extraction) -> bool:
     )
 
 
-def content_key(kind: str, obj: Any) -> bytes | None:
-    """A SHA-256 of exactly what extractors read from a pod-template object (the
-    annotations in references.model.ANNOTATIONS, the container fields in
-    references.container.FIELDS, in their lists); None for kinds read whole
-    (InferenceService) or not at all, and for objects whose shape is not what
-    Kubernetes sends (they are extracted, and refused, without the cache).
-
-    marshal is the cheapest injective serialisation of JSON-shaped data: equal digests
-    mean equal content, so a hit is always right. Version 2 writes no back-references,
-    whose presence would depend on reference counts rather than content. The digest,
-    not the serialisation, is kept: a key costs 32 bytes however large the arguments."""
-    path = POD_TEMPLATE_PATHS.get(kind)
-    if path is None or not isinstance(obj, dict):
-        return None
-    try:
-        template = _strict_dig(obj, *path) if path else obj
-        spec = _strict_dig(template, "spec")
-        levels = (obj, template) if path else (obj,)
-        parts: list[Any] = [kind]
-        for level in levels:
-            annotations = _strict_dig(level, "metadata", "annotations")
-            if annotations is not None and not isinstance(annotations, dict):
-                return None
-            parts.append([annotations.get(k) for k in ANNOTATIONS] if annotations else None)
-        for key, _init in CONTAINER_LISTS:
-            items = _strict_dig(spec, key)
-            if items is None:
-                parts.append(None)
-                continue
-            if not isinstance(items, list) or not all(isinstance(c, dict) for c in items):
-                return None
-            parts.append([[c.get(f) for f in CONTAINER_FIELDS] for c in items])
-        return hashlib.sha256(marshal.dumps(parts, 2)).digest()
-    except (_NotJSONShaped, ValueError):  # not JSON-shaped after all: do not cache
-        return None
-
-
-class ExtractionCache:
-    """Extractions by :func:`content_key`. Pods come from templates: a ReplicaSet's pods,
-    a rollout, a retried apply all carry the same containers, and extraction (shell
-    splitting, every extractor over every container) costs more than the key."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.entries: BoundedCache[bytes, Extraction] = BoundedCache(max_bytes, lambda _k, e: 80 + extraction_size(e))
-
-    def of(self, kind: str, obj: Any) -> Extraction:
-        key = content_key(kind, obj)
-        if key is None:
-            return extract_object(kind, obj)
-        found = self.entries.get(key)
-        if found is None:
-            found = extract_object(kind, obj)
-            self.entries.put(key, found)
-        return found
-
-
 @dataclass
 class Admission:
     view: View
@@ -298,12 +155,7 @@ class Admission:
     configmaps: ConfigMapSource = field(default_factory=NoConfigMaps)
 
     def __post_init__(self) -> None:
-        size = self.settings.cache_bytes
-        self.cache: BoundedCache[tuple[Any, ...], Decided] = BoundedCache(size, _decision_size)
-        self.extractions = ExtractionCache(size)
-        self.judgements = JudgementCache(self.view, size)
-        self.view.on_change.append(self.cache.clear)
-        self.view.on_change.append(self.judgements.clear)
+        self.caches = AdmissionCache(self.view, self.settings.cache_bytes)
 
     # -- the review -------------------------------------------------------------------
 
@@ -346,15 +198,16 @@ class Admission:
         if request.operation not in CHECKED_OPERATIONS:
             return Answer(self._allowed(uid), True, "not-checked", False)
         obj = request.object
+        assert obj is not None  # parse checked it is an object for CREATE and UPDATE
         if request.operation == "UPDATE":
             old = request.old_object
             if model_bearing(kind, obj) == model_bearing(kind, old):
                 return Answer(self._allowed(uid), True, "unchanged", False)
-            extraction = self.extractions.of(kind, obj)
-            if same_models(extraction, self.extractions.of(kind, old)) and not self._verifiers_touched(kind, obj, old):
+            extraction = self.caches.extraction(kind, obj)
+            if same_models(extraction, self.caches.extraction(kind, old)) and not self._verifiers_touched(kind, obj, old):
                 return Answer(self._allowed(uid), True, "unchanged", bool(extraction))
         else:
-            extraction = self.extractions.of(kind, obj)
+            extraction = self.caches.extraction(kind, obj)
         if not extraction:
             return Answer(self._allowed(uid), True, "no-models", False)
 
@@ -385,13 +238,13 @@ class Admission:
         waiting = _waiting(decision, request.dry_run) if decision.pending_only else ()
         return Answer(decided.body(uid), decision.allowed, "judged", True, waiting)
 
-    def _verifiers_touched(self, kind: str, obj: Any, old: Any) -> bool:
+    def _verifiers_touched(self, kind: str, obj: object, old: object) -> bool:
         """An UPDATE of a Pod whose init containers or volumes changed must not pass as
         "unchanged" while a group verifies at start: that is where the verifier lives."""
         return kind == "Pod" and self.view.verifying and any(
-            _dig(obj, "spec", key) != _dig(old, "spec", key) for key in ("initContainers", "volumes"))
+            member(obj, "spec", key) != member(old, "spec", key) for key in ("initContainers", "volumes"))
 
-    def _check_verifiers(self, pod: Any, extraction: Extraction, decided: Decided) -> Decided:
+    def _check_verifiers(self, pod: dict[str, Any], extraction: Extraction, decided: Decided) -> Decided:
         """verifyAtStart: the Pod must carry an unaltered verifier per file:// model."""
         needs, remote = verifier.needed(pod, extraction, decided.decision.judgements, self.view)
         found = verifier.problems(pod, needs, self.settings.verifier_image)
@@ -403,36 +256,34 @@ class Admission:
     def _decide(self, extraction: Extraction, namespace: str) -> Decided:
         ns = self.view.namespaces.get(namespace)
         key = (namespace, ns.version if ns else -1, extraction)
-        decided = self.cache.get(key)
+        decided = self.caches.decisions.get(key)
         if decided is not None:
             metrics.CACHE_HIT()
             return decided
         metrics.CACHE_MISS()
         decision = decide(extraction, namespace, ns.labels if ns else None, self.view,
-                          self.settings.decision, self.judgements.judged(namespace, ns) if ns else None)
+                          self.settings.decision, self.caches.judged(namespace, ns) if ns else None)
         for judgement in decision.judgements:
             metrics.count_judgement(judgement.status.value, judgement.mode.value)
         decided = Decided.of(decision)
         # An unknown namespace is a race with the namespace watch: do not remember it.
         if ns is not None:
-            self.cache.put(key, decided)
+            self.caches.decisions.put(key, decided)
         return decided
 
     def _side_effects(self, decision: Decision, request: Request) -> None:
         if not (decision.scans or decision.events):
             return
-        metadata = _dig(request.object, "metadata")
-        metadata = metadata if isinstance(metadata, dict) else {}
+        metadata = metadata_of(request.object)
         name = metadata.get("name") or request.name
-        name = name if isinstance(name, str) else ""
         where = f"{request.namespace}/{name}"
         if decision.scans and self.request_scans is not None:
             self.request_scans(decision, f"{request.kind} {where} ({request.operation} by {request.username})")
         if decision.events and self.record_events is not None:
-            api_version = _dig(request.object, "apiVersion")
+            api_version = member(request.object, "apiVersion")
             involved = {"apiVersion": api_version if isinstance(api_version, str) else "",
                         "kind": request.kind, "name": name, "namespace": request.namespace}
-            if isinstance(metadata.get("uid"), str):
+            if "uid" in metadata:
                 involved["uid"] = metadata["uid"]
             self.record_events(decision, involved)
 

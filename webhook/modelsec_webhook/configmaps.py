@@ -18,6 +18,7 @@ extracts again with their values. Nothing is read for namespaces no group covers
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
@@ -69,10 +70,13 @@ class ConfigMapReader:
             task = self.inflight.get(key)
             if task is None:
                 task = self.inflight[key] = asyncio.ensure_future(self._read(namespace, name))
-                task.add_done_callback(lambda _t, k=key: self.inflight.pop(k, None))
+                task.add_done_callback(functools.partial(self._forget, key))
             tasks.append(task)
         if tasks:
             await asyncio.wait(tasks, timeout=self.timeout + 0.5)
+
+    def _forget(self, key: tuple[str, str], _done: asyncio.Task[None]) -> None:
+        self.inflight.pop(key, None)
 
     async def _read(self, namespace: str, name: str) -> None:
         if self.api is None:

@@ -249,6 +249,7 @@ def decide(extraction: Extraction, namespace: str, labels: Mapping[str, str] | N
         denials.append(messages.invalid_line(invalid))
     if extraction.unresolved:
         covering = view.covering(labels)
+        names: tuple[str, ...]
         if labels is None:  # not in the view yet: any group could cover it
             effect, names = (Effect.DENY if covering else Effect.NONE), ()
         else:

@@ -114,7 +114,7 @@ class Informer:
 
     def backoff(self, failures: int) -> float:
         """Seconds to wait after ``failures`` failures in a row: exponential, jittered."""
-        return min(self.max_backoff, 0.5 * 2 ** min(failures, 8)) * random.uniform(0.5, 1.0)
+        return min(self.max_backoff, 0.5 * 2.0 ** min(failures, 8)) * random.uniform(0.5, 1.0)
 
     def _lost(self, why: str) -> None:
         if self.current:

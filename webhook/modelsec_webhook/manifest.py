@@ -150,13 +150,15 @@ MUTATING_DEPLOY_FILE = "mutating-webhook-configuration.yaml"
 def render_file() -> str:
     import yaml
 
-    return HEADER + yaml.safe_dump(in_cluster(), sort_keys=False)
+    rendered: str = yaml.safe_dump(in_cluster(), sort_keys=False)
+    return HEADER + rendered
 
 
 def render_mutating_file() -> str:
     import yaml
 
-    return HEADER + yaml.safe_dump(in_cluster_mutating(), sort_keys=False)
+    rendered: str = yaml.safe_dump(in_cluster_mutating(), sort_keys=False)
+    return HEADER + rendered
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,18 +40,8 @@ def compile_selector(selector: Any) -> Selector:
     if selector_problem(selector):
         return _everything
     match_labels = tuple((selector.get("matchLabels") or {}).items())
-    tests: list[Callable[[Mapping[str, str]], bool]] = []
-    for expression in selector.get("matchExpressions") or []:
-        key, operator = expression["key"], expression["operator"]
-        values = frozenset(expression.get("values") or ())
-        if operator == "In":
-            tests.append(lambda labels, k=key, v=values: labels.get(k) in v)
-        elif operator == "NotIn":
-            tests.append(lambda labels, k=key, v=values: labels.get(k) not in v)
-        elif operator == "Exists":
-            tests.append(lambda labels, k=key: k in labels)
-        else:  # DoesNotExist
-            tests.append(lambda labels, k=key: k not in labels)
+    tests = [_expression(e["key"], e["operator"], frozenset(e.get("values") or ()))
+             for e in selector.get("matchExpressions") or []]
 
     def matches(labels: Mapping[str, str]) -> bool:
         for key, value in match_labels:
@@ -60,6 +50,17 @@ def compile_selector(selector: Any) -> Selector:
         return all(test(labels) for test in tests)
 
     return matches
+
+
+def _expression(key: str, operator: str, values: frozenset[str]) -> Selector:
+    """One ``matchExpressions`` entry (already checked by :func:`selector_problem`)."""
+    if operator == "In":
+        return lambda labels: labels.get(key) in values
+    if operator == "NotIn":
+        return lambda labels: labels.get(key) not in values
+    if operator == "Exists":
+        return lambda labels: key in labels
+    return lambda labels: key not in labels  # DoesNotExist
 
 
 def selector_problem(selector: Any) -> str | None:

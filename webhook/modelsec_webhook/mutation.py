@@ -35,7 +35,7 @@ from modelsec.safe_text import printable
 from modelsec_webhook import messages, metrics, verifier
 from modelsec_webhook.admission import CHECKED_OPERATIONS, Admission, NeedConfigMaps, denial
 from modelsec_webhook.decision import Decision, Judgement, ScanRequest, Status
-from modelsec_webhook.review import Request
+from modelsec_webhook.review import AdmissionResponse, Request, member, metadata_of, response_document
 from modelsec_webhook.view import View
 
 log = logging.getLogger("modelsec.webhook.mutation")
@@ -67,14 +67,13 @@ class Mutated:
     verifiers: int = 0
 
     def response(self, uid: str) -> bytes:
-        response: dict[str, Any] = {"uid": uid, "allowed": True}
+        response: AdmissionResponse = {"uid": uid, "allowed": True}
         if self.ops:
             response["patchType"] = "JSONPatch"
             response["patch"] = base64.b64encode(json.dumps(self.ops, separators=(",", ":")).encode()).decode()
         if self.warnings:
             response["warnings"] = list(messages.bounded_warnings(self.warnings))
-        return json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                           "response": response}, separators=(",", ":")).encode()
+        return json.dumps(response_document(response), separators=(",", ":")).encode()
 
 
 def pointer(path: Path) -> str:
@@ -82,7 +81,8 @@ def pointer(path: Path) -> str:
     return "".join("/" + str(step).replace("~", "~0").replace("/", "~1") for step in path)
 
 
-def _dig(obj: Any, path: Path) -> Any:
+def _anchor_value(obj: object, path: Path) -> object:
+    """The value at an anchor of the pinned copy (object members and list items)."""
     for step in path:
         if isinstance(step, int):
             obj = obj[step] if isinstance(obj, list) and step < len(obj) else None
@@ -156,18 +156,17 @@ def pinned_annotation(existing: str | None, pinned: list[Pinned]) -> str:
 
 def patch_ops(edited: dict[str, Any], anchors: list[Path]) -> list[dict[str, Any]]:
     """``replace`` of each rewritten anchor, with its new value."""
-    return [{"op": "replace", "path": pointer(anchor), "value": _dig(edited, anchor)} for anchor in anchors]
+    return [{"op": "replace", "path": pointer(anchor), "value": _anchor_value(edited, anchor)} for anchor in anchors]
 
 
 def annotation_op(obj: dict[str, Any], key: str, value: str) -> dict[str, Any]:
-    annotations = _dig(obj, ("metadata", "annotations"))
-    if not isinstance(annotations, dict):
+    if "annotations" not in metadata_of(obj):
         return {"op": "add", "path": "/metadata/annotations", "value": {key: value}}
     return {"op": "add", "path": pointer(("metadata", "annotations", key)), "value": value}
 
 
 def verifier_ops(pod: dict[str, Any], containers: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    spec = pod.get("spec") if isinstance(pod.get("spec"), dict) else {}
+    spec = verifier.pod_spec(pod)
     init, volumes = verifier.with_verifiers(spec, containers)
     ops = []
     for key, value in (("initContainers", init), ("volumes", volumes)):
@@ -191,7 +190,7 @@ def mutate(kind: str, obj: dict[str, Any], extraction: Extraction, judged: dict[
         edited = applied.obj
         result.ops.extend(patch_ops(edited, applied.changed))
         if result.pinned:
-            existing = _dig(obj, ("metadata", "annotations", PINNED_ANNOTATION))
+            existing = metadata_of(obj).get("annotations", {}).get(PINNED_ANNOTATION)
             value = pinned_annotation(existing if isinstance(existing, str) else None, result.pinned)
             result.ops.append(annotation_op(obj, PINNED_ANNOTATION, value))
     result.waiting = tuple(pending)
@@ -219,18 +218,17 @@ class MutateAnswer:
 def _involved(request: Request) -> dict[str, str] | None:
     """What an Event about the request's object names: the object, or (a Pod a controller
     creates has no name yet at admission) the controller that owns it."""
-    obj = request.object or {}
-    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    meta = metadata_of(request.object)
     name = meta.get("name") or request.name
-    if isinstance(name, str) and name:
-        api_version = obj.get("apiVersion")
+    if name:
+        api_version = member(request.object, "apiVersion")
         return {"apiVersion": api_version if isinstance(api_version, str) else "", "kind": request.kind,
                 "name": name, "namespace": request.namespace}
-    for owner in meta.get("ownerReferences") or []:
-        if isinstance(owner, dict) and owner.get("controller") and isinstance(owner.get("name"), str):
-            involved = {"apiVersion": str(owner.get("apiVersion", "")), "kind": str(owner.get("kind", "")),
+    for owner in meta.get("ownerReferences", []):
+        if owner.get("controller") and "name" in owner:
+            involved = {"apiVersion": owner.get("apiVersion", ""), "kind": owner.get("kind", ""),
                         "name": owner["name"], "namespace": request.namespace}
-            if isinstance(owner.get("uid"), str):
+            if "uid" in owner:
                 involved["uid"] = owner["uid"]
             return involved
     return None
@@ -270,7 +268,7 @@ class Mutator:
             return self._allowed(request, "not-needed")
         obj = request.object
         assert obj is not None
-        extraction = admission.extractions.of(request.kind, obj)
+        extraction = admission.caches.extraction(request.kind, obj)
         ns = view.namespaces.get(request.namespace)
         if not extraction.references and not extraction.configmaps or ns is None:
             return self._allowed(request, "none")
@@ -284,7 +282,7 @@ class Mutator:
             for name in missing:
                 values[name] = Unreadable("it was not read in time")
             extraction = extract_object(request.kind, obj, values)
-        judged = admission.judgements.judged(request.namespace, ns)
+        judged = admission.caches.judged(request.namespace, ns)
         result = mutate(request.kind, obj, extraction, {r: judged(r) for r in extraction.references},
                         view, admission.settings.verifier_image)
         if not request.dry_run:

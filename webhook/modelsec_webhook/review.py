@@ -2,8 +2,10 @@
 
 The wire shapes are :class:`typing.TypedDict`\\ s (type hints only: nothing is copied or
 converted on the hot path); :func:`parse` checks every field the webhook reads, with a
-few ``isinstance`` calls, and returns a small frozen :class:`Request`. Two kinds of
-failure:
+few ``isinstance`` calls, and returns a small frozen :class:`Request`. The object under
+review stays decoded JSON: the extractors check every field they read, and the webhook's
+own few reads go through :func:`metadata_of` and :func:`member`, which type what they
+return. Two kinds of failure:
 
 - :class:`BadReview`: the body is not an AdmissionReview we can answer at all (not JSON,
   nested deeper than the parser allows, another apiVersion, no ``request.uid``). The
@@ -19,11 +21,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple, TypedDict
+from collections.abc import Mapping
+from typing import Any, Final, Literal, NamedTuple, TypedDict
 
 from modelsec.references.workloads import KSERVE_KINDS, POD_TEMPLATE_PATHS
 
-API_VERSION = "admission.k8s.io/v1"
+API_VERSION: Final = "admission.k8s.io/v1"
 OPERATIONS = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
 # (group, kind) of everything the webhook configuration routes here (see manifest.RULES).
 KINDS: frozenset[tuple[str, str]] = frozenset({
@@ -83,6 +86,36 @@ class AdmissionResponse(TypedDict, total=False):
     status: ResponseStatus
     warnings: list[str]
     auditAnnotations: dict[str, str]
+    patchType: Literal["JSONPatch"]
+    patch: str  # base64 of the JSON Patch
+
+
+class AdmissionReviewResponse(TypedDict):
+    apiVersion: Literal["admission.k8s.io/v1"]
+    kind: Literal["AdmissionReview"]
+    response: AdmissionResponse
+
+
+class OwnerReference(TypedDict, total=False):
+    apiVersion: str
+    kind: str
+    name: str
+    uid: str
+    controller: bool
+
+
+class ObjectMeta(TypedDict, total=False):
+    """The members of an object's ``metadata`` the webhook reads itself (not the
+    extractors), as :func:`metadata_of` returns them: each of the right type, or absent."""
+
+    name: str
+    uid: str
+    annotations: dict[str, Any]
+    ownerReferences: list[OwnerReference]
+
+
+def response_document(response: AdmissionResponse) -> AdmissionReviewResponse:
+    return {"apiVersion": API_VERSION, "kind": "AdmissionReview", "response": response}
 
 
 # --- checking ---------------------------------------------------------------------------
@@ -162,7 +195,7 @@ def parse(body: bytes) -> Request:
     return _request(uid, request)
 
 
-def _request(uid: str, request: dict[str, Any]) -> Request:
+def _request(uid: str, request: Mapping[str, object]) -> Request:
     def refuse(what: str) -> Refused:
         return Refused(uid, f"the AdmissionReview cannot be understood: {what}")
 
@@ -170,8 +203,9 @@ def _request(uid: str, request: dict[str, Any]) -> Request:
     if not isinstance(operation, str) or operation not in OPERATIONS:
         raise refuse(f"request.operation {_show(operation)} is not one of {', '.join(sorted(OPERATIONS))}")
     gvk = request.get("kind")
-    group = gvk.get("group") if isinstance(gvk, dict) else None
-    kind = gvk.get("kind") if isinstance(gvk, dict) else None
+    if not isinstance(gvk, dict):
+        raise refuse("request.kind must be an object with string group, version and kind")
+    group, kind = gvk.get("group"), gvk.get("kind")
     if not isinstance(group, str) or not isinstance(kind, str) or not isinstance(gvk.get("version"), str):
         raise refuse("request.kind must be an object with string group, version and kind")
     if (group, kind) not in KINDS:
@@ -210,3 +244,47 @@ def _show(value: Any) -> str:
     if isinstance(value, str):
         return repr(value[:64])
     return f"(a JSON {type(value).__name__})"
+
+
+# --- reading the object under review -----------------------------------------------------------
+
+
+def member(value: object, *path: str) -> object:
+    """The member of decoded JSON at ``path``; None where a step is missing or not an
+    object. Typed ``object``: the caller checks what it got."""
+    for step in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(step)
+    return value
+
+
+def metadata_of(obj: object) -> ObjectMeta:
+    """``obj.metadata`` as far as the webhook reads it, each member checked: a member of
+    the wrong type (which the API server never sends) counts as absent."""
+    raw = member(obj, "metadata")
+    meta: ObjectMeta = {}
+    if not isinstance(raw, dict):
+        return meta
+    name, uid, annotations = raw.get("name"), raw.get("uid"), raw.get("annotations")
+    if isinstance(name, str):
+        meta["name"] = name
+    if isinstance(uid, str):
+        meta["uid"] = uid
+    if isinstance(annotations, dict):
+        meta["annotations"] = annotations
+    owners = raw.get("ownerReferences")
+    if isinstance(owners, list):
+        meta["ownerReferences"] = [_owner(o) for o in owners if isinstance(o, dict)]
+    return meta
+
+
+def _owner(raw: Mapping[str, object]) -> OwnerReference:
+    owner: OwnerReference = {}
+    for key in ("apiVersion", "kind", "name", "uid"):
+        value = raw.get(key)
+        if isinstance(value, str):
+            owner[key] = value
+    if raw.get("controller"):
+        owner["controller"] = True
+    return owner

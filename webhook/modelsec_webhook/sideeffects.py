@@ -15,7 +15,7 @@ import logging
 import os
 import re
 import time
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable, Coroutine
 
 from modelsec.k8s import API_VERSION, LABEL_GROUP, LABEL_SCAN_KEY
 from modelsec.k8s.common import timestamp
@@ -45,7 +45,7 @@ class _Background:
         self.tasks: set[asyncio.Task[None]] = set()
         self.recent: dict[Any, float] = {}
 
-    def start(self, key: Any, work: Callable[[], Awaitable[None]]) -> bool:
+    def start(self, key: Any, work: Callable[[], Coroutine[Any, Any, None]]) -> bool:
         now = time.monotonic()
         seen = self.recent.get(key)
         if seen is not None and now - seen < self.remember_seconds:

@@ -80,9 +80,15 @@ def _under(path: str, root: str) -> bool:
     return root == "/" or path == root or path.startswith(root + "/")
 
 
+def pod_spec(pod: dict[str, Any]) -> dict[str, Any]:
+    """``pod.spec``; empty when it is missing or not an object."""
+    spec = pod.get("spec")
+    return spec if isinstance(spec, dict) else {}
+
+
 def _pod_mounts(pod_spec: dict[str, Any]) -> list[dict[str, Any]]:
     """The volume mounts of the Pod's own containers (not of earlier verifiers)."""
-    mounts = []
+    mounts: list[dict[str, Any]] = []
     for key in ("initContainers", "containers"):
         for container in pod_spec.get(key) or []:
             if not isinstance(container, dict) or str(container.get("name", "")).startswith(PREFIX):
@@ -121,7 +127,7 @@ def needed(pod: dict[str, Any], extraction: Extraction, judgements: tuple[Judgem
            view: View) -> tuple[list[Needed], list[Judgement]]:
     """(models to verify, judgements of remote models a verifying group covers: those are
     pinned, not verified)."""
-    spec = pod.get("spec") if isinstance(pod.get("spec"), dict) else {}
+    spec = pod_spec(pod)
     verify: dict[tuple[str, str | None], Needed] = {}
     remote: list[Judgement] = []
     for judgement in judgements:
@@ -203,7 +209,7 @@ def _altered(found: dict[str, Any], wanted: dict[str, Any]) -> str | None:
 
 def problems(pod: dict[str, Any], needs: list[Needed], image: str | None) -> list[tuple[Needed, str]]:
     """What keeps the Pod's verifiers from checking each model, by model."""
-    spec = pod.get("spec") if isinstance(pod.get("spec"), dict) else {}
+    spec = pod_spec(pod)
     init = [c for c in spec.get("initContainers") or [] if isinstance(c, dict)]
     position = {str(c.get("name")): i for i, c in enumerate(init)}
     last_other = max((i for i, c in enumerate(init) if not str(c.get("name", "")).startswith(PREFIX)), default=-1)

@@ -333,7 +333,7 @@ class _Sink:
     """Adapts the view's setters to an informer's replace/upsert/delete."""
 
     def __init__(self, view: View, resource: str, setter: Callable[[dict[str, Any]], None],
-                 table: Callable[[], dict[str, Any]], drop: Callable[[str], None],
+                 table: Callable[[], dict[str, Any]], drop: Callable[[str], object],
                  recompile: bool, invalidates: bool = True) -> None:
         self.view = view
         self.resource = resource
