@@ -7,7 +7,6 @@ import base64
 import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +14,6 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-for folder in (REPO / "tests" / "webhook", REPO / "tests" / "sources", REPO / "tests" / "operator",
-               REPO / "webhook", REPO / "operator", REPO / "hack"):
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
 
 from cluster_helpers import CACHE, NO_PROXY_ENV, Cluster, Process  # noqa: E402
 

@@ -5,7 +5,6 @@ parsing of JSON and YAML (duplicate keys, python tags, billion laughs, deep nest
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,6 @@ from modelsec.engine import ENGINE_ERROR, Engine
 from modelsec.policy import Outcome, evaluate, load_group
 from modelsec.rules.base import EvaluationInput, SourceType
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "templates"))
 from real_templates import ALL as REAL  # noqa: E402
 
 EVIL = "{{ cycler.__init__.__globals__.os.popen('id').read() }}"

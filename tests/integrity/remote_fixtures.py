@@ -4,15 +4,10 @@ tests/bom and tests/rules/test_signature_verified.py. Import the fixtures by nam
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Iterator
 
 import pytest
-
-SOURCE_TESTS = Path(__file__).resolve().parents[1] / "sources"
-if str(SOURCE_TESTS) not in sys.path:  # hf_server and source_helpers live there
-    sys.path.insert(0, str(SOURCE_TESTS))
 
 from hf_server import HubServer  # noqa: E402
 

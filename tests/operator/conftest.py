@@ -27,11 +27,6 @@ ENVTEST = REPO / "hack" / "envtest.sh"
 INSTANCE = "pytest-operator" + os.environ.get("MODELSEC_TEST_INSTANCE_SUFFIX", "")
 CACHE = Path(os.environ.get("MODELSEC_CACHE_DIR", REPO / ".cache"))
 
-# The operator package lives in operator/ (see DEVELOPERS.md); an editable install made
-# before it existed does not map it, so make it importable for the tests either way.
-if str(REPO / "operator") not in sys.path:
-    sys.path.insert(0, str(REPO / "operator"))
-
 NO_PROXY_ENV = {"NO_PROXY": "127.0.0.1,localhost,::1", "no_proxy": "127.0.0.1,localhost,::1"}
 
 

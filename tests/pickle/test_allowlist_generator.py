@@ -18,7 +18,6 @@ import argparse
 import collections
 import dataclasses
 import pickle
-import sys
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,8 +25,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO / "hack") not in sys.path:
-    sys.path.insert(0, str(REPO / "hack"))
 
 import gen_pickle_allowlist  # noqa: E402
 from pickle_allowlist import observe, purity  # noqa: E402

@@ -8,7 +8,6 @@ import base64
 import datetime
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -25,10 +24,6 @@ from modelsec.integrity.evidence import MAX_FILE_BYTES
 from modelsec.policy import GroupError, Mode, Outcome, Verdict, evaluate, parse_group
 from modelsec.rules.base import EvaluationInput, RuleResult
 from modelsec.sources import ScannedModel, ScanOptions, parse_model_uri, scan_model
-
-INTEGRITY_TESTS = Path(__file__).resolve().parents[1] / "integrity"
-if str(INTEGRITY_TESTS) not in sys.path:
-    sys.path.insert(0, str(INTEGRITY_TESTS))
 
 from remote_fixtures import HubServer, hub, moto_endpoint, no_credentials  # noqa: E402,F401
 from source_helpers import hf_config, s3_client, s3_config  # noqa: E402

@@ -26,9 +26,6 @@ if TYPE_CHECKING:
     import trustme
 
 REPO = Path(__file__).resolve().parents[2]
-for folder in ("webhook", "operator"):  # an editable install may predate these folders
-    if str(REPO / folder) not in sys.path:
-        sys.path.insert(0, str(REPO / folder))
 
 from cluster_helpers import (  # noqa: E402
     BOM_NAMESPACE,

@@ -50,10 +50,6 @@ from modelsec.k8s.naming import scan_name
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(3600)]
 
-SOURCE_TESTS = REPO / "tests" / "sources"
-if str(SOURCE_TESTS) not in sys.path:
-    sys.path.insert(0, str(SOURCE_TESTS))
-
 from hf_server import HubServer  # noqa: E402
 
 PIN_WEBHOOK = "pin.models.modelsec.io"

@@ -12,7 +12,6 @@ from typing import Any
 from aiohttp import web
 from kubernetes.client import Configuration
 
-import webhook_helpers  # noqa: F401  (puts webhook/ on sys.path)
 from modelsec_webhook.informer import Informer, Resource
 from modelsec_webhook.kubeapi import KubeAPI
 

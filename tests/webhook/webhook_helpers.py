@@ -5,16 +5,13 @@ real API server."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO / "webhook") not in sys.path:  # an editable install may predate webhook/
-    sys.path.insert(0, str(REPO / "webhook"))
+from modelsec.k8s.naming import scan_name
+from modelsec_webhook.view import View, sinks
 
-from modelsec.k8s.naming import scan_name  # noqa: E402
-from modelsec_webhook.view import View, sinks  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 API = "modelsec.io/v1alpha1"
 SHA = "0123456789abcdef0123456789abcdef01234567"
