@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Callable, Sequence
+from typing import Callable, NoReturn, Sequence
 
 from modelsec import __version__
 from modelsec.cli import exitcodes
@@ -41,7 +41,7 @@ class Parser(argparse.ArgumentParser):
     """argparse with the project's exit code for usage errors (4, not argparse's 2,
     which means ERROR here)."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         # the message may quote the arguments given, escape sequences included
         self.print_usage(sys.stderr)
         self.exit(exitcodes.USAGE, f"{self.prog}: error: {printable(message)}\n")

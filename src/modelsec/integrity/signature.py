@@ -22,11 +22,13 @@ import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 from modelsec.safe_text import printable
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from model_signing.manifest import Manifest
 
 MAX_REASON = 300  # per failed attempt, in messages that quote library errors
@@ -180,6 +182,13 @@ class _InMemory:
         return self._data.encode("utf-8")
 
 
+def _in_memory(data: str) -> Path:
+    """``data`` where the library asks for a file path."""
+    # The library annotates these arguments as pathlib.Path but only reads them through
+    # read_text/read_bytes, which _InMemory provides.
+    return cast("Path", _InMemory(data))
+
+
 def _key_hint(pem: str) -> str:
     """The ``publicKey.hint`` model_signing writes: SHA-256 of the key's canonical PEM."""
     from cryptography.hazmat.primitives import serialization
@@ -192,24 +201,24 @@ def _key_hint(pem: str) -> str:
 def _verify_with_key(text: str, pem: str) -> "Manifest":
     from model_signing._signing import sign_ec_key, sign_sigstore_pb
 
-    signature = sign_sigstore_pb.Signature.read(_InMemory(text))  # type: ignore[arg-type]
+    signature = sign_sigstore_pb.Signature.read(_in_memory(text))
     public_key = signature.bundle.verification_material.public_key
     if public_key is not None and not public_key.hint:
         # Bundles from before model_signing 1.0 carry no key hint; the library would then
         # print a warning on stdout (our JSON output). The hint only names the key: the
         # signature check below is what binds the bundle to it.
         public_key.hint = _key_hint(pem)
-    return sign_ec_key.Verifier(_InMemory(pem)).verify(signature)  # type: ignore[arg-type]
+    return sign_ec_key.Verifier(_in_memory(pem)).verify(signature)
 
 
 def _verify_with_certificates(text: str, trust: TrustMaterial) -> "Manifest":
     from model_signing._signing import sign_certificate, sign_sigstore_pb
 
-    signature = sign_sigstore_pb.Signature.read(_InMemory(text))  # type: ignore[arg-type]
+    signature = sign_sigstore_pb.Signature.read(_in_memory(text))
     # An explicit, non-empty chain: an empty one would make the library trust the
     # operating system's web PKI, which says nothing about who may sign models.
-    anchors = [_InMemory(pem) for pem in trust.ca_certificates]
-    return sign_certificate.Verifier(anchors).verify(signature)  # type: ignore[arg-type]
+    anchors = [_in_memory(pem) for pem in trust.ca_certificates]
+    return sign_certificate.Verifier(anchors).verify(signature)
 
 
 def _verify_with_sigstore(text: str, trust: TrustMaterial) -> "Manifest":
@@ -226,12 +235,12 @@ def _verify_with_sigstore(text: str, trust: TrustMaterial) -> "Manifest":
     except Exception as exc:  # no Fulcio CA or no transparency log in it
         raise TrustMaterialError(f"the Sigstore trusted root cannot verify anything: {_reason(exc)}") from None
 
-    class OfflineSigstore(signing.Verifier):  # type: ignore[misc]
+    class OfflineSigstore(signing.Verifier):
         """model_signing's statement checks over sigstore-python's bundle verification,
         with our trusted root (theirs would fetch one from a TUF repository)."""
 
         def _verify_signed_content(self, signature: Any) -> tuple[str, bytes]:
-            return verifier.verify_dsse(bundle=signature.bundle, policy=policy)  # type: ignore[no-any-return]
+            return verifier.verify_dsse(bundle=signature.bundle, policy=policy)
 
     return OfflineSigstore().verify(sign_sigstore.Signature(Bundle.from_json(text)))
 
