@@ -26,6 +26,9 @@ class Limits:
     max_findings_per_file: int = 1_000  # further findings are counted, not kept
 
 
+HEAD_SIZE = 64 * 1024  # bytes read up front for detection (and for sniffing members)
+
+
 class FormatCategory(str, enum.Enum):
     """What a recognised format is to policy (re-exported by :mod:`modelsec.formats.base`
     for format authors; it lives here because the foundation records it)."""

@@ -27,9 +27,7 @@ PACKAGE_ROOTS = (REPO / "src", REPO / "operator", REPO / "webhook")
 # Lowest first. A module may import modules of its own layer and of the layers below.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("primitives", ("modelsec", "modelsec.safe_text", "modelsec.bytesource", "modelsec.findings",
-                    "modelsec.context", "modelsec.metadata", "modelsec.protobuf_wire",
-                    # the contract between the engine and a format: no registry, no formats
-                    "modelsec.formats.base")),
+                    "modelsec.context", "modelsec.metadata", "modelsec.protobuf_wire")),
     ("analysis", ("modelsec.archive", "modelsec.pickle", "modelsec.backdoor", "modelsec.keras",
                   "modelsec.onnx", "modelsec.tensorflow", "modelsec.templates",
                   "modelsec.integrity")),

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from modelsec.archive import threats
 from modelsec.archive.decompress import BombDetected, DecodeStream, UnsupportedCodec
 from modelsec.bytesource import ByteSource, LimitExceeded, SpooledSource
-from modelsec.context import ScanContext
-from modelsec.formats.base import HEAD_SIZE
+from modelsec.context import HEAD_SIZE, ScanContext
 
 
 def scan_pickle(ctx: ScanContext, source: ByteSource, name: str) -> None:

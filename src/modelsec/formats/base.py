@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from modelsec.bytesource import ByteSource
-# Part of the format author's API (every format module imports it from here).
+# Part of the format author's API (format modules import them from here).
+from modelsec.context import HEAD_SIZE as HEAD_SIZE
 from modelsec.context import FormatCategory as FormatCategory
 
 if TYPE_CHECKING:
     from modelsec.context import ScanContext
 
-HEAD_SIZE = 64 * 1024  # bytes read up front for detection
 # Scanners below this priority recognise a format by a specific signature (see
 # FormatScanner.priority); the later ones are permissive by design (pickle, text).
 SIGNATURE_PRIORITY = 50
