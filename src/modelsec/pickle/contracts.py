@@ -150,7 +150,7 @@ def _allocated(value: Value) -> int:
         bounds = sequence_items(value.args)
         if bounds and all(isinstance(b, int) and not isinstance(b, bool) for b in bounds) and len(bounds) <= 3:
             try:
-                return len(range(*bounds))  # type: ignore[arg-type]  # ints, checked above
+                return len(range(*bounds))  # ints, checked above
             except (ValueError, OverflowError):
                 return 1 << 62  # a zero step raises; a length past sys.maxsize overflows
         if any(isinstance(b, BigInt) for b in bounds or ()):

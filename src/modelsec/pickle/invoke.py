@@ -163,7 +163,7 @@ class Invoker:
         facts = facts if facts is not None else _facts(cls.path)
         attrs = InstanceAttrs({}) if facts is not None and facts.instance_dict else None
         if attrs is not None and cls.path in ATTRIBUTES_FROM_ARGUMENTS and how not in _NEW_ONLY:
-            for item in sequence_items(args) if args is not None else ():
+            for item in (sequence_items(args) if args is not None else None) or ():
                 attrs.merge(item)  # a dict is read key by key; anything else makes it unknown
             if args is not None and sequence_items(args) is None:
                 attrs.unknown = "its attributes were set from arguments the stream computed"
