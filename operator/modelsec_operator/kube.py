@@ -3,26 +3,54 @@
 kopf watches and runs handlers over its own aiohttp client; status writes, pokes and
 Secret reads go through the official (synchronous) client in a worker thread, each call
 short. Both are configured from the same kubeconfig or in-cluster credentials.
+
+An object that is not there is :class:`NotFound`, whoever asks (the handlers, scan-Job
+bookkeeping, the scan worker): callers never look at HTTP status codes. kopf is imported
+only where its terms are needed, so the scan worker can use this module without it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-from typing import Any
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
-import kopf
 from kubernetes.client import ApiClient, Configuration, CoreV1Api, CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 
 from modelsec.k8s import GROUP, VERSION
 from modelsec.k8s.config import KubeConfigError
 
+if TYPE_CHECKING:
+    import kopf
+
 MERGE_PATCH = "application/merge-patch+json"
+
+
+class NotFound(LookupError):
+    """The object asked for does not exist (HTTP 404): never created, or deleted meanwhile."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} not found")
+        self.what = what
+
+
+@contextlib.contextmanager
+def not_found(what: str) -> Iterator[None]:
+    """Raise :class:`NotFound` for ``what`` where the client says 404; anything else as is."""
+    try:
+        yield
+    except ApiException as exc:
+        if exc.status == 404:
+            raise NotFound(what) from None
+        raise
 
 
 def connection_info(configuration: Configuration) -> kopf.ConnectionInfo:
     """The same endpoint and credentials, in kopf's terms."""
+    import kopf
     # Token auth (ServiceAccount tokens, in cluster or in a kubeconfig) arrives as
     # api_key["BearerToken"] = "Bearer <token>" since kubernetes 36, "authorization" before;
     # client certs, as hack/envtest.sh issues, arrive as cert_file/key_file instead.
@@ -70,22 +98,30 @@ class Kube:
         self._api.close()
 
     async def get(self, plural: str, name: str) -> dict[str, Any] | None:
+        """The object, or None when it does not exist."""
+
         def call() -> dict[str, Any] | None:
             try:
-                return self._custom.get_cluster_custom_object(GROUP, VERSION, plural, name)
-            except ApiException as exc:
-                if exc.status == 404:
-                    return None
-                raise
+                with not_found(f"{plural}/{name}"):
+                    found: dict[str, Any] = self._custom.get_cluster_custom_object(GROUP, VERSION, plural, name)
+                    return found
+            except NotFound:
+                return None
 
         return await asyncio.to_thread(call)
 
     async def patch_status(self, plural: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
-        """JSON merge patch of ``status`` (None values delete keys; lists are replaced)."""
-        return await asyncio.to_thread(
-            self._custom.patch_cluster_custom_object_status,
-            GROUP, VERSION, plural, name, {"status": status}, _content_type=MERGE_PATCH,
-        )
+        """JSON merge patch of ``status`` (None values delete keys; lists are replaced).
+        Raises :class:`NotFound` when the object was deleted."""
+
+        def call() -> dict[str, Any]:
+            with not_found(f"{plural}/{name}"):
+                patched: dict[str, Any] = self._custom.patch_cluster_custom_object_status(
+                    GROUP, VERSION, plural, name, {"status": status}, _content_type=MERGE_PATCH,
+                )
+                return patched
+
+        return await asyncio.to_thread(call)
 
     async def patch_metadata(
         self, plural: str, name: str, *, labels: dict[str, str | None] | None = None,
@@ -99,13 +135,13 @@ class Kube:
 
         def call() -> dict[str, Any] | None:
             try:
-                return self._custom.patch_cluster_custom_object(
-                    GROUP, VERSION, plural, name, {"metadata": metadata}, _content_type=MERGE_PATCH
-                )
-            except ApiException as exc:
-                if exc.status == 404:  # deleted meanwhile: nothing to poke
-                    return None
-                raise
+                with not_found(f"{plural}/{name}"):
+                    patched: dict[str, Any] = self._custom.patch_cluster_custom_object(
+                        GROUP, VERSION, plural, name, {"metadata": metadata}, _content_type=MERGE_PATCH
+                    )
+                    return patched
+            except NotFound:  # deleted meanwhile: nothing to poke
+                return None
 
         return await asyncio.to_thread(call)
 
@@ -116,16 +152,16 @@ class Kube:
         def call() -> None:
             body = {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": name}}
             try:
-                self._custom.create_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", body)
+                with not_found("the ClusterKopfPeering resource"):
+                    self._custom.create_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", body)
+            except NotFound:
+                raise KubeConfigError(
+                    "peering needs the ClusterKopfPeering CRD: `kubectl apply -f crds/` "
+                    "(or `modelsec crds | kubectl apply -f -`), or run with --standalone"
+                ) from None
             except ApiException as exc:
-                if exc.status == 409:
-                    return
-                if exc.status == 404:
-                    raise KubeConfigError(
-                        "peering needs the ClusterKopfPeering CRD: `kubectl apply -f crds/` "
-                        "(or `modelsec crds | kubectl apply -f -`), or run with --standalone"
-                    ) from None
-                raise
+                if exc.status != 409:  # 409: it exists already, which is all we want
+                    raise
 
         await asyncio.to_thread(call)
 
@@ -134,11 +170,10 @@ class Kube:
 
         def call() -> dict[str, bytes] | None:
             try:
-                secret = self._core.read_namespaced_secret(name, namespace)
-            except ApiException as exc:
-                if exc.status == 404:
-                    return None
-                raise
+                with not_found(f"Secret {namespace}/{name}"):
+                    secret = self._core.read_namespaced_secret(name, namespace)
+            except NotFound:
+                return None
             return {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
 
         return await asyncio.to_thread(call)

@@ -26,22 +26,22 @@ from modelsec.sources import ModelRef, ModelRefError, ScannedModel, ScanOptions,
 TRANSIENT_SOURCE_CODES = frozenset({"MS-SRC-006", "MS-SRC-007"})
 
 
-class ScanRefused(Exception):
+class ScanNotRun(Exception):
+    """The scan did not produce a report: ``reason`` is the condition reason (CamelCase,
+    also a metrics label), ``message`` says what happened for a human."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class ScanRefused(ScanNotRun):
     """The scan cannot be run as specified; permanent until the spec or source changes."""
 
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
 
-
-class ScanRetry(Exception):
+class ScanRetry(ScanNotRun):
     """Worth trying again later (model not there yet, source unreachable)."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
 
 
 @dataclass(frozen=True)

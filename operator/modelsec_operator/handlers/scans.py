@@ -27,7 +27,7 @@ from modelsec.safe_text import printable
 from modelsec.sources import ScannedModel
 from modelsec_operator import metrics
 from modelsec_operator.jobs.runner import JobVerdict
-from modelsec_operator.kube import transient
+from modelsec_operator.kube import NotFound, transient
 from modelsec_operator.planning import Action, Plan, plan
 from modelsec_operator.runtime import Runtime
 from modelsec_operator.scanning import ScanJob, ScanRefused, ScanRetry, resolve
@@ -52,7 +52,7 @@ class ScanRun:
     """One reconciliation of one ModelScan; holds what the steps share."""
 
     def __init__(self, runtime: Runtime, name: str, body: kopf.Body, retry: int,
-                 logger: logging.Logger) -> None:
+                 logger: kopf.Logger) -> None:
         self.runtime = runtime
         self.name = name
         self.body = body
@@ -66,10 +66,8 @@ class ScanRun:
         status = {**status, "rescanRequest": self.rescan_request}
         try:
             patched = await self.runtime.kube.patch_status(PLURAL, self.name, status)
-        except ApiException as exc:
-            if exc.status == 404:
-                raise ScanDeleted() from None
-            raise
+        except NotFound:
+            raise ScanDeleted() from None
         self.status = dict(patched.get("status") or {})
 
     async def fail(self, reason: str, message: str, view: GroupView | None, because: str) -> None:
@@ -168,10 +166,10 @@ async def secrets_config(runtime: Runtime, view: GroupView) -> dict[str, Any]:
         assert s3 is not None
         config.update(endpoint=s3.endpoint, region=s3.region)
         if s3.credentials_secret_ref is not None:
-            ref = s3.credentials_secret_ref
-            data = await runtime.kube.read_secret(ref.namespace, ref.name)
+            secret = s3.credentials_secret_ref
+            data = await runtime.kube.read_secret(secret.namespace, secret.name)
             if data is None:
-                raise ScanRetry("SecretNotFound", f"Secret {ref.namespace}/{ref.name} not found")
+                raise ScanRetry("SecretNotFound", f"Secret {secret.namespace}/{secret.name} not found")
             for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
                 if key in data:
                     config[key] = data[key].decode().strip()
@@ -182,7 +180,7 @@ async def secrets_config(runtime: Runtime, view: GroupView) -> dict[str, Any]:
 
 async def reconcile_scan(
     name: str, body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, retry: int,
-    memo: kopf.Memo, logger: logging.Logger, **_: Any,
+    memo: kopf.Memo, logger: kopf.Logger, **_: Any,
 ) -> None:
     runtime: Runtime = memo.runtime
     run = ScanRun(runtime, name, body, retry, logger)
@@ -223,25 +221,12 @@ async def _unexpected(run: ScanRun, exc: Exception) -> None:
 
 
 async def _reconcile(run: ScanRun, spec: kopf.Spec, meta: kopf.Meta) -> None:
-    runtime = run.runtime
-    try:
-        scan_spec = ModelScanSpec.model_validate(dict(spec))
-    except ValidationError as exc:
-        # Terminal at once: no retry can fix a spec (it is immutable). A model or revision
-        # that can never be read is InvalidReference; anything else InvalidSpec.
-        fields = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
-        reason = "InvalidReference" if fields & {"model", "revision"} else "InvalidSpec"
-        if run.status.get("phase") != Phase.FAILED.value or run.status.get("reason") != reason:
-            await run.fail(reason, explain(exc), None, "spec invalid")
+    """Check the spec, label, plan, then scan (or only evaluate) and record the verdict."""
+    scan_spec = await _checked_spec(run, spec)
+    if scan_spec is None:
         return
-    missing = labels_for(scan_spec, dict(meta.get("labels") or {}))
-    if missing:
-        # Written now rather than with kopf's patch at the end of a possibly long scan, so
-        # that `kubectl get mscan -l modelsec.io/security-group=...` finds it while queued.
-        if await runtime.kube.patch_metadata(PLURAL, run.name, labels=dict(missing)) is None:
-            raise ScanDeleted()
-
-    view = await runtime.group_view(scan_spec.security_group)
+    await _label(run, scan_spec, meta)
+    view = await run.runtime.group_view(scan_spec.security_group)
     decision: Plan = plan(run.status, view, scan_spec.security_group, rescan_requested=run.rescan_request)
     run.logger.debug(f"plan: {decision.action.value} ({decision.why})")
     if decision.action == Action.NOTHING:
@@ -250,43 +235,76 @@ async def _reconcile(run: ScanRun, spec: kopf.Spec, meta: kopf.Meta) -> None:
         await run.fail(decision.reason, decision.message, view, decision.why)
         return
     assert view is not None and view.source is not None and view.source.spec is not None
-
     try:
         job = resolve(scan_spec.model, scan_spec.revision, view.source.spec, view.source.digest)
-        if runtime.jobs is not None:  # scan mode job: the worker reads, judges and reports
-            result = await runtime.jobs.verdict(run, view, job, scan_spec.security_group, decision.why)
+        if run.runtime.jobs is not None:  # scan mode job: the worker reads, judges and reports
+            result = await run.runtime.jobs.verdict(run, view, job, scan_spec.security_group, decision.why)
             await record_job_verdict(run, view, result)
             return
-        config = await secrets_config(runtime, view)
-        job = ScanJob(job.ref, job.source_type, job.source_digest, config)
-        await run.claim(decision.why)
-        scanned, how = await runtime.pool.scanned(
-            job, fresh=decision.action == Action.SCAN, on_start=run.running,
-            group=scan_spec.security_group,
-        )
+        scanned, how = await _scan_here(run, view, job, decision, scan_spec.security_group)
     except ScanRefused as exc:
         await run.fail(exc.reason, exc.message, view, decision.why)
         return
     except ScanRetry as exc:
-        metrics.ERRORS.labels(exc.reason).inc()
-        if run.retry + 1 >= runtime.config.max_attempts:
-            await run.fail(exc.reason, f"{exc.message} (gave up after {run.retry + 1} attempts)",
-                           view, decision.why)
-            return
-        await run.write({
-            "phase": Phase.PENDING.value,
-            "attempts": run.retry + 1,
-            "conditions": set_condition(
-                run.status.get("conditions"), "Ready", ConditionStatus.FALSE, exc.reason,
-                f"{exc.message}; retrying in {backoff(run.retry):.0f}s", run.generation,
-            ),
-        })
-        raise kopf.TemporaryError(exc.message, delay=backoff(run.retry))
-
+        await _retry_later(run, exc, view, decision.why)
+        return
     verdict = await asyncio.to_thread(evaluate, view.group(), EvaluationInput(
         scanned.report, scanned.source_type, scanned.metadata
     ))
     await record(run, view, scanned, verdict, how)
+
+
+async def _checked_spec(run: ScanRun, spec: kopf.Spec) -> ModelScanSpec | None:
+    """The validated spec; None once an invalid one is recorded as Failed."""
+    try:
+        return ModelScanSpec.model_validate(dict(spec))
+    except ValidationError as exc:
+        # Terminal at once: no retry can fix a spec (it is immutable). A model or revision
+        # that can never be read is InvalidReference; anything else InvalidSpec.
+        fields = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+        reason = "InvalidReference" if fields & {"model", "revision"} else "InvalidSpec"
+        if run.status.get("phase") != Phase.FAILED.value or run.status.get("reason") != reason:
+            await run.fail(reason, explain(exc), None, "spec invalid")
+        return None
+
+
+async def _label(run: ScanRun, scan_spec: ModelScanSpec, meta: kopf.Meta) -> None:
+    """The scan-key and group labels, written now rather than with kopf's patch at the end
+    of a possibly long scan, so that `kubectl get mscan -l modelsec.io/security-group=...`
+    finds the scan while it is queued."""
+    missing = labels_for(scan_spec, dict(meta.get("labels") or {}))
+    if missing and await run.runtime.kube.patch_metadata(PLURAL, run.name, labels=dict(missing)) is None:
+        raise ScanDeleted()
+
+
+async def _scan_here(run: ScanRun, view: GroupView, job: ScanJob, decision: Plan,
+                     group: str) -> tuple[ScannedModel, str]:
+    """Scan mode inProcess: claim the scan, then read the model in the pool (or take a
+    cached or in-flight report of the same content). Returns the report and how it came."""
+    config = await secrets_config(run.runtime, view)
+    job = ScanJob(job.ref, job.source_type, job.source_digest, config)
+    await run.claim(decision.why)
+    return await run.runtime.pool.scanned(
+        job, fresh=decision.action == Action.SCAN, on_start=run.running, group=group,
+    )
+
+
+async def _retry_later(run: ScanRun, exc: ScanRetry, view: GroupView, why: str) -> None:
+    """Pending with the reason, and kopf's TemporaryError to come back after a backoff; or
+    Failed once the attempts are used up."""
+    metrics.ERRORS.labels(exc.reason).inc()
+    if run.retry + 1 >= run.runtime.config.max_attempts:
+        await run.fail(exc.reason, f"{exc.message} (gave up after {run.retry + 1} attempts)", view, why)
+        return
+    await run.write({
+        "phase": Phase.PENDING.value,
+        "attempts": run.retry + 1,
+        "conditions": set_condition(
+            run.status.get("conditions"), "Ready", ConditionStatus.FALSE, exc.reason,
+            f"{exc.message}; retrying in {backoff(run.retry):.0f}s", run.generation,
+        ),
+    })
+    raise kopf.TemporaryError(exc.message, delay=backoff(run.retry))
 
 
 async def record(run: ScanRun, view: GroupView, scanned: ScannedModel, verdict: Verdict, how: str) -> None:

@@ -7,6 +7,7 @@ official client cost far more CPU than the few fields we look at.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -16,13 +17,15 @@ from kubernetes.client.exceptions import ApiException
 from modelsec.k8s import GROUP, VERSION
 from modelsec_operator.jobs.manifest import (COMPONENT, JOB_NAME_LABEL, LABEL_COMPONENT, LABEL_JOB_NAME,
                                              LABEL_MANAGED, MANAGED_BY)
+from modelsec_operator.kube import NotFound, not_found
 
 RESULTS = "scanresults"
 SELECTOR = f"{LABEL_MANAGED}={MANAGED_BY},{LABEL_COMPONENT}={COMPONENT}"
 
 
 def _json(response: Any) -> dict[str, Any]:
-    return json.loads(response.data)  # type: ignore[no-any-return]
+    document: dict[str, Any] = json.loads(response.data)  # the API server answers objects
+    return document
 
 
 class JobsApi:
@@ -47,21 +50,17 @@ class JobsApi:
     async def get_job(self, name: str) -> dict[str, Any] | None:
         def call() -> dict[str, Any] | None:
             try:
-                return _json(self._batch.read_namespaced_job(name, self.namespace, _preload_content=False))
-            except ApiException as exc:
-                if exc.status == 404:
-                    return None
-                raise
+                with not_found(f"Job {self.namespace}/{name}"):
+                    return _json(self._batch.read_namespaced_job(name, self.namespace, _preload_content=False))
+            except NotFound:
+                return None
         return await asyncio.to_thread(call)
 
     async def delete_job(self, name: str) -> None:
         def call() -> None:
-            try:
+            with contextlib.suppress(NotFound), not_found(f"Job {self.namespace}/{name}"):
                 self._batch.delete_namespaced_job(name, self.namespace, propagation_policy="Background",
                                                   _preload_content=False)
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise
         await asyncio.to_thread(call)
 
     async def snapshot(self, job_names: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
@@ -92,10 +91,9 @@ class JobsApi:
             for read in (self._admission.read_validating_admission_policy,
                          self._admission.read_validating_admission_policy_binding):
                 try:
-                    found.append(_json(read(name, _preload_content=False)))
-                except ApiException as exc:
-                    if exc.status != 404:
-                        raise
+                    with not_found(f"{read.__name__} {name}"):
+                        found.append(_json(read(name, _preload_content=False)))
+                except NotFound:
                     found.append(None)
             return found[0], found[1]
         return await asyncio.to_thread(call)

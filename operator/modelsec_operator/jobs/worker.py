@@ -34,6 +34,7 @@ from modelsec.rules.base import EvaluationInput, SourceType
 from modelsec.safe_text import printable
 from modelsec_operator.config import scan_delay_from_env
 from modelsec_operator.jobs.manifest import HF_TOKEN_ENV, JOB_NAME_ENV, JOB_NAME_LABEL, S3_KEYS
+from modelsec_operator.kube import NotFound, not_found
 from modelsec_operator.scanning import ScanJob, ScanRefused, ScanRetry, check_exists, resolve, run_scan
 from modelsec_operator.validation import explain, validate_group, validate_source
 from modelsec_operator.verdicts import completed_status
@@ -69,11 +70,11 @@ class Worker:
 
     def _get(self, plural: str, name: str) -> dict[str, Any] | None:
         try:
-            return self.custom.get_cluster_custom_object(GROUP, VERSION, plural, name)  # type: ignore[no-any-return]
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+            with not_found(f"{plural}/{name}"):
+                found: dict[str, Any] = self.custom.get_cluster_custom_object(GROUP, VERSION, plural, name)
+                return found
+        except NotFound:
+            return None
 
     def verdict(self) -> WorkerVerdict:
         body = self._get(MODELSCANS[2], self.scan)
