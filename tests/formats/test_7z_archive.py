@@ -37,7 +37,13 @@ def _7z(members: dict[str, bytes], *, plain_header: bool = False, **kwargs: obje
 def _rename(data: bytes, old: str, new: str) -> bytes:
     """Swap a member name of equal length in an unencoded header and fix both CRCs."""
     assert len(old) == len(new)
-    patched = bytearray(data.replace(old.encode("utf-16-le"), new.encode("utf-16-le")))
+    return _patch_header(data, old.encode("utf-16-le"), new.encode("utf-16-le"))
+
+
+def _patch_header(data: bytes, old: bytes, new: bytes) -> bytes:
+    """Replace bytes of equal length in an unencoded header and fix both CRCs."""
+    assert len(old) == len(new) and old in data
+    patched = bytearray(data.replace(old, new))
     offset, size = struct.unpack_from("<QQ", patched, 12)
     next_crc = zlib.crc32(patched[32 + offset : 32 + offset + size])
     struct.pack_into("<I", patched, 28, next_crc)

@@ -8,11 +8,15 @@ separators (Windows tools), a drive letter or leading separator makes a path abs
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import stat
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from modelsec.archive import threats
-from modelsec.context import ScanContext
 from modelsec.findings import Threat
+
+if TYPE_CHECKING:  # the byte-level parsers (zipparse) use this module without a scan
+    from modelsec.context import ScanContext
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -86,3 +90,62 @@ def report_name(ctx: ScanContext, name: str, display: str | None = None) -> None
 def normalized(name: str) -> str:
     """The name as an extractor would create it, for duplicate detection."""
     return "/".join(_parts(name))
+
+
+def special_file_type(mode: int | None) -> bool:
+    """True if a Unix ``st_mode`` names a file that is neither regular, a directory nor a
+    symlink (device, FIFO, socket, or a type no extractor knows). No mode, or mode bits
+    without a type (many zip tools), is a regular file."""
+    if mode is None or stat.S_IFMT(mode) == 0:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode))
+
+
+@dataclass
+class ArchiveNames:
+    """The member names one archive scan has met so far.
+
+    Every member gets a display name of its own (a repeated name becomes ``name#2``, and
+    so on), so findings and nested paths never merge two members. Each name is checked
+    (:func:`report_name`), and a name an extractor would create twice is reported once,
+    since loaders differ on which copy wins.
+    """
+
+    ctx: ScanContext
+    _displays: set[str] = field(default_factory=set)
+    _seen: dict[str, int] = field(default_factory=dict)
+
+    def display(self, name: str, suffix: str = "") -> str:
+        """A display name for ``name`` (plus ``suffix``) not yet given to another member."""
+        display = name + suffix
+        n = 2
+        while display in self._displays:
+            display = f"{name}{suffix}#{n}"
+            n += 1
+        self._displays.add(display)
+        return display
+
+    def admit(self, name: str, display: str, *, may_repeat: bool = False) -> None:
+        """Check ``name`` and count it; the second member with the same extracted path is
+        a duplicate unless ``may_repeat`` (a directory entry repeated creates nothing)."""
+        report_name(self.ctx, name, display)
+        key = normalized(name)
+        self._seen[key] = self._seen.get(key, 0) + 1
+        if self._seen[key] == 2 and not may_repeat:
+            self.ctx.report(
+                threats.DUPLICATE_NAME.at(
+                    self.ctx.member_path(name),
+                    f"member name {name!r} appears more than once; every copy was scanned",
+                    subject=name,
+                )
+            )
+
+    def enter(self, name: str, *, may_repeat: bool = False) -> str:
+        """:meth:`display` and :meth:`admit` in one: the display name of a new member."""
+        display = self.display(name)
+        self.admit(name, display, may_repeat=may_repeat)
+        return display
+
+    def special_file(self, display: str, description: str) -> None:
+        """Report a device, FIFO or other special member (``description`` says which)."""
+        self.ctx.report(threats.SPECIAL_FILE.at(self.ctx.member_path(display), f"member is a {description}"))

@@ -12,6 +12,7 @@ import stat
 import struct
 from dataclasses import dataclass, field
 
+from modelsec.archive.names import special_file_type
 from modelsec.bytesource import ByteSource
 
 LOCAL_SIG = b"PK\x03\x04"
@@ -82,10 +83,7 @@ class CentralEntry:
 
     @property
     def is_special(self) -> bool:
-        mode = self.unix_mode
-        if mode is None or stat.S_IFMT(mode) == 0:
-            return False
-        return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode))
+        return special_file_type(self.unix_mode)
 
 
 @dataclass
@@ -191,11 +189,42 @@ def parse(source: ByteSource, max_entries: int) -> ZipLayout:
     return layout
 
 
+@dataclass(frozen=True)
+class _EndRecord:
+    """What the end record (or the zip64 end record) declares about the directory."""
+
+    position: int  # offset of the record the values come from
+    disk: int
+    cd_disk: int
+    entries: int
+    cd_size: int
+    cd_offset: int
+
+
 def parse_central(source: ByteSource, layout: ZipLayout, max_entries: int) -> None:
+    end = _read_end_record(source, layout)
+    if end is None:
+        return
+    if end.disk != 0 or end.cd_disk != 0:
+        layout.multi_disk = True
+        layout.problems.append("multi-disk (spanned) archive")
+    layout.declared_entries = end.entries
+    directory = _locate_directory(source, layout, end)
+    if directory is None:
+        return
+    count = _read_entries(source, layout, directory, max_entries)
+    if layout.entries and count != end.entries and count < max_entries:
+        layout.problems.append(
+            f"end record declares {end.entries} entries, central directory holds {count}"
+        )
+    layout.central_ok = bool(layout.entries) or (end.entries == 0 and end.cd_size == 0)
+
+
+def _read_end_record(source: ByteSource, layout: ZipLayout) -> _EndRecord | None:
     eocd = find_eocd(source)
     if eocd is None:
         layout.problems.append("no end-of-central-directory record")
-        return
+        return None
     layout.eocd_offset = eocd
     (_, disk, cd_disk, _n_disk, n_total, cd_size, cd_offset, clen) = _EOCD.unpack(
         source.read_at(eocd, _EOCD.size)
@@ -203,94 +232,110 @@ def parse_central(source: ByteSource, layout: ZipLayout, max_entries: int) -> No
     layout.archive_end = min(eocd + _EOCD.size + clen, source.size)
     if eocd + _EOCD.size + clen > source.size:
         layout.problems.append("archive comment runs past the end of the file")
-    record_pos = eocd
+    zip64 = _read_zip64_end_record(source, layout, eocd)
+    return zip64 or _EndRecord(eocd, disk, cd_disk, n_total, cd_size, cd_offset)
+
+
+def _read_zip64_end_record(source: ByteSource, layout: ZipLayout, eocd: int) -> _EndRecord | None:
+    """The zip64 end record a locator just before ``eocd`` points to, if there is one."""
     loc = source.read_at(eocd - _ZIP64_LOCATOR.size, _ZIP64_LOCATOR.size) if eocd >= 20 else b""
-    if loc.startswith(ZIP64_LOCATOR_SIG) and len(loc) == _ZIP64_LOCATOR.size:
-        _, z_disk, z_offset, _disks = _ZIP64_LOCATOR.unpack(loc)
-        # zipfile reads the zip64 record right before its locator; fall back to the
-        # declared offset if that is where it actually is
-        for pos in (eocd - _ZIP64_LOCATOR.size - _ZIP64_EOCD.size, z_offset):
-            raw = source.read_at(pos, _ZIP64_EOCD.size) if pos >= 0 else b""
-            if len(raw) == _ZIP64_EOCD.size and raw.startswith(ZIP64_EOCD_SIG):
-                (_, _sz, _m, _n, disk, cd_disk, _nd, n_total, cd_size, cd_offset) = (
-                    _ZIP64_EOCD.unpack(raw)
-                )
-                record_pos = pos
-                break
-        else:
-            layout.problems.append("zip64 locator without a zip64 end record")
-    if disk != 0 or cd_disk != 0:
-        layout.multi_disk = True
-        layout.problems.append("multi-disk (spanned) archive")
-    layout.declared_entries = n_total
-    prefix = record_pos - cd_size - cd_offset
+    if not (loc.startswith(ZIP64_LOCATOR_SIG) and len(loc) == _ZIP64_LOCATOR.size):
+        return None
+    _, _z_disk, z_offset, _disks = _ZIP64_LOCATOR.unpack(loc)
+    # zipfile reads the zip64 record right before its locator; fall back to the
+    # declared offset if that is where it actually is
+    for pos in (eocd - _ZIP64_LOCATOR.size - _ZIP64_EOCD.size, z_offset):
+        raw = source.read_at(pos, _ZIP64_EOCD.size) if pos >= 0 else b""
+        if len(raw) == _ZIP64_EOCD.size and raw.startswith(ZIP64_EOCD_SIG):
+            (_, _sz, _m, _n, disk, cd_disk, _nd, n_total, cd_size, cd_offset) = (
+                _ZIP64_EOCD.unpack(raw)
+            )
+            return _EndRecord(pos, disk, cd_disk, n_total, cd_size, cd_offset)
+    layout.problems.append("zip64 locator without a zip64 end record")
+    return None
+
+
+def _locate_directory(source: ByteSource, layout: ZipLayout, end: _EndRecord) -> range | None:
+    """Where the central directory is (offsets in the source), with the prefix a
+    self-extractor stub or polyglot head shifts it by; None if it cannot be anywhere."""
+    prefix = end.position - end.cd_size - end.cd_offset
     if prefix < 0:
         layout.problems.append(
-            f"central directory (offset {cd_offset}, size {cd_size}) does not fit before its "
-            "end record"
+            f"central directory (offset {end.cd_offset}, size {end.cd_size}) does not fit "
+            "before its end record"
         )
         prefix = 0
-        if cd_offset >= record_pos:
-            return
-    cd_start = cd_offset + prefix
+        if end.cd_offset >= end.position:
+            return None
+    cd_start = end.cd_offset + prefix
     # A self-extractor/polyglot shift applies only if the directory really is there.
     if prefix and not source.read_at(cd_start, 4) == CENTRAL_SIG:
-        if source.read_at(cd_offset, 4) == CENTRAL_SIG:
-            prefix, cd_start = 0, cd_offset
+        if source.read_at(end.cd_offset, 4) == CENTRAL_SIG:
+            prefix, cd_start = 0, end.cd_offset
     layout.prefix = prefix
     layout.cd_start = cd_start
-    cd_end = min(cd_start + cd_size, record_pos)
-    layout.cd_end = cd_end
-    pos = cd_start
-    index = 0
-    while pos + _CENTRAL.size <= cd_end:
-        raw = source.read_at(pos, _CENTRAL.size)
-        if not raw.startswith(CENTRAL_SIG):
-            layout.problems.append(f"central directory entry {index} has a bad signature")
+    layout.cd_end = min(cd_start + end.cd_size, end.position)
+    return range(layout.cd_start, layout.cd_end)
+
+
+def _read_entries(source: ByteSource, layout: ZipLayout, directory: range, max_entries: int) -> int:
+    """Append the directory's entries to ``layout`` in order, at most ``max_entries``;
+    how many were read."""
+    pos, index = directory.start, 0
+    while pos + _CENTRAL.size <= directory.stop:
+        length = _read_entry(source, layout, pos, index, directory.stop)
+        if length is None:
             break
-        (
-            _, made_by, _needed, flags, method, _t, _d, crc, csize, usize,
-            nlen, xlen, clen_e, disk_start, _internal, external, offset,
-        ) = _CENTRAL.unpack(raw)
-        name_raw = source.read_at(pos + _CENTRAL.size, nlen)
-        extra = source.read_at(pos + _CENTRAL.size + nlen, xlen)
-        if pos + _CENTRAL.size + nlen + xlen + clen_e > cd_end:
-            layout.problems.append(f"central directory entry {index} runs past the directory")
-            break
-        wanted = [
-            key
-            for key, value, full in (
-                ("usize", usize, 0xFFFFFFFF),
-                ("csize", csize, 0xFFFFFFFF),
-                ("offset", offset, 0xFFFFFFFF),
-                ("disk", disk_start, 0xFFFF),
-            )
-            if value == full
-        ]
-        if wanted:
-            z64 = _zip64_values(extra, wanted)
-            usize = z64.get("usize", usize)
-            csize = z64.get("csize", csize)
-            offset = z64.get("offset", offset)
-            disk_start = z64.get("disk", disk_start)
-        layout.entries.append(
-            CentralEntry(
-                index, made_by, flags, method, crc, csize, usize, name_raw, extra,
-                external, offset + prefix, disk_start,
-            )
-        )
         index += 1
-        pos += _CENTRAL.size + nlen + xlen + clen_e
+        pos += length
         if index >= max_entries:
             break
     else:
-        if pos != cd_end:
+        if pos != directory.stop:
             layout.problems.append("central directory has trailing bytes")
-    if layout.entries and index != n_total and index < max_entries:
-        layout.problems.append(
-            f"end record declares {n_total} entries, central directory holds {index}"
+    return index
+
+
+def _read_entry(source: ByteSource, layout: ZipLayout, pos: int, index: int, cd_end: int) -> int | None:
+    """Append the entry at ``pos`` to ``layout``; its length in the directory, or None
+    (and a problem) if it is damaged."""
+    raw = source.read_at(pos, _CENTRAL.size)
+    if not raw.startswith(CENTRAL_SIG):
+        layout.problems.append(f"central directory entry {index} has a bad signature")
+        return None
+    (
+        _, made_by, _needed, flags, method, _t, _d, crc, csize, usize,
+        nlen, xlen, clen_e, disk_start, _internal, external, offset,
+    ) = _CENTRAL.unpack(raw)
+    name_raw = source.read_at(pos + _CENTRAL.size, nlen)
+    extra = source.read_at(pos + _CENTRAL.size + nlen, xlen)
+    length = _CENTRAL.size + nlen + xlen + clen_e
+    if pos + length > cd_end:
+        layout.problems.append(f"central directory entry {index} runs past the directory")
+        return None
+    wanted = [
+        key
+        for key, value, full in (
+            ("usize", usize, 0xFFFFFFFF),
+            ("csize", csize, 0xFFFFFFFF),
+            ("offset", offset, 0xFFFFFFFF),
+            ("disk", disk_start, 0xFFFF),
         )
-    layout.central_ok = bool(layout.entries) or (n_total == 0 and cd_size == 0)
+        if value == full
+    ]
+    if wanted:
+        z64 = _zip64_values(extra, wanted)
+        usize = z64.get("usize", usize)
+        csize = z64.get("csize", csize)
+        offset = z64.get("offset", offset)
+        disk_start = z64.get("disk", disk_start)
+    layout.entries.append(
+        CentralEntry(
+            index, made_by, flags, method, crc, csize, usize, name_raw, extra,
+            external, offset + layout.prefix, disk_start,
+        )
+    )
+    return length
 
 
 def _walk_locals(source: ByteSource, layout: ZipLayout, max_entries: int) -> None:

@@ -8,7 +8,6 @@ extracted, members are given neutral names for decoding and reported under their
 
 from __future__ import annotations
 
-import stat
 import tempfile
 from typing import Any, ClassVar
 
@@ -72,7 +71,7 @@ class _Run:
 def _writer_classes() -> tuple[type, type]:
     from py7zr.io import Py7zIO, WriterFactory  # py7zr is only imported for 7z files
 
-    class SpoolWriter(Py7zIO):  # type: ignore[misc,valid-type]
+    class SpoolWriter(Py7zIO):
         def __init__(self, run: _Run, member: _Member) -> None:
             self._run = run
             self._member = member
@@ -92,7 +91,7 @@ def _writer_classes() -> tuple[type, type]:
             return self._spool.write(s)
 
         def read(self, size: int | None = None) -> bytes:
-            return self._spool.read(size)
+            return self._spool.read(-1 if size is None else size)
 
         def seek(self, offset: int, whence: int = 0) -> int:
             return self._spool.seek(offset, whence)
@@ -110,7 +109,7 @@ def _writer_classes() -> tuple[type, type]:
             finally:
                 self._spool.close()
 
-    class Factory(WriterFactory):  # type: ignore[misc,valid-type]
+    class Factory(WriterFactory):
         def __init__(self, run: _Run) -> None:
             self._run = run
 
@@ -165,101 +164,108 @@ class SevenZipScanner(FormatScanner):
 
     def _scan_archive(self, archive: Any, source: ByteSource, ctx: ScanContext, p7e: Any) -> None:
         run = _Run(ctx, source.size)
-        seen: dict[str, int] = {}
-        displays: set[str] = set()
-        declared = 0
-        targets: list[Any] = []
-        for f in archive.files:
-            if not ctx.count_member():
-                break
-            name = str(f.filename)
-            display = name
-            n = 2
-            while display in displays:
-                display = f"{name}#{n}"
-                n += 1
-            displays.add(display)
-            member_names.report_name(ctx, name, display)
-            key = member_names.normalized(name)
-            seen[key] = seen.get(key, 0) + 1
-            if seen[key] == 2 and not f.is_directory:
-                ctx.report(
-                    threats.DUPLICATE_NAME.at(
-                        ctx.member_path(name),
-                        f"member name {name!r} appears more than once; every copy was scanned",
-                        subject=name,
-                    )
-                )
-            mode = _unix_mode(f)
-            if f.is_directory:
-                continue
-            if mode is not None and (
-                stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
-            ):
-                ctx.report(
-                    threats.SPECIAL_FILE.at(
-                        ctx.member_path(display), f"member is a special file (mode {oct(mode)})"
-                    )
-                )
-                continue
-            size = int(f.uncompressed or 0)
-            if size > ctx.limits.max_spool_bytes:
-                ctx.incomplete(
-                    f"member of {size} bytes exceeds the {ctx.limits.max_spool_bytes}-byte "
-                    "limit; not inspected",
-                    threats.INCOMPLETE_LIMIT,
-                    ctx.member_path(display),
-                )
-                continue
-            declared += size
-            neutral = _NEUTRAL.format(f.id)
-            run.members[neutral] = _Member(name, display, bool(f.is_symlink))
-            targets.append((f, neutral))
-        ratio = ctx.limits.max_expansion_ratio
-        if declared > BOMB_FLOOR and declared > ratio * max(source.size, 1):
-            ctx.report(
-                threats.DECOMPRESSION_BOMB.at(
-                    ctx.path,
-                    f"7z archive declares {declared} bytes from {source.size} (more than "
-                    f"{ratio:g} times); not decompressed",
-                )
-            )
+        targets = _listed_targets(archive, run)
+        if _declares_bomb(targets, source, ctx):
             return
         if archive.needs_password():
             for _f, neutral in targets:
-                member = run.members[neutral]
                 ctx.incomplete(
                     "7z member is encrypted; its content cannot be inspected without the "
                     "password",
                     threats.INCOMPLETE_ENCRYPTED,
-                    ctx.member_path(member.display),
+                    ctx.member_path(run.members[neutral].display),
                 )
             return
-        if not targets:
-            return
-        for f, neutral in targets:
-            f._file_info["filename"] = neutral  # decode under a name py7zr accepts
-        _, factory = _writer_classes()
-        try:
-            archive.extract(targets=[neutral for _f, neutral in targets], factory=factory(run))
-        except BombDetected as exc:
-            ctx.report(threats.DECOMPRESSION_BOMB.at(ctx.path, str(exc)))
-        except LimitExceeded as exc:
-            ctx.incomplete(f"{exc}; failing closed", threats.INCOMPLETE_LIMIT)
-        except p7e.UnsupportedCompressionMethodError as exc:
-            ctx.incomplete(
-                f"7z compression method not supported: {exc}", threats.INCOMPLETE_UNSUPPORTED_METHOD
+        if targets:
+            _extract(archive, run, targets, p7e)
+
+
+_Target = tuple[Any, str]  # py7zr's entry for a member, and the neutral name it decodes under
+
+
+def _listed_targets(archive: Any, run: _Run) -> list[_Target]:
+    """The members to decode; names, duplicates, special files and members past the
+    spool limit are reported on the way and not decoded."""
+    names = member_names.ArchiveNames(run.ctx)
+    targets: list[_Target] = []
+    for f in archive.files:
+        if not run.ctx.count_member():
+            break
+        neutral = _admit(f, run, names)
+        if neutral is not None:
+            targets.append((f, neutral))
+    return targets
+
+
+def _admit(f: Any, run: _Run, names: member_names.ArchiveNames) -> str | None:
+    """Register one listed member with ``run``; its neutral name, or None if it is not to
+    be decoded."""
+    ctx = run.ctx
+    name = str(f.filename)
+    display = names.enter(name, may_repeat=bool(f.is_directory))
+    if f.is_directory:
+        return None
+    mode = _unix_mode(f)
+    if mode is not None and member_names.special_file_type(mode):
+        names.special_file(display, f"special file (mode {oct(mode)})")
+        return None
+    size = int(f.uncompressed or 0)
+    if size > ctx.limits.max_spool_bytes:
+        ctx.incomplete(
+            f"member of {size} bytes exceeds the {ctx.limits.max_spool_bytes}-byte "
+            "limit; not inspected",
+            threats.INCOMPLETE_LIMIT,
+            ctx.member_path(display),
+        )
+        return None
+    neutral = _NEUTRAL.format(f.id)
+    run.members[neutral] = _Member(name, display, bool(f.is_symlink))
+    return neutral
+
+
+def _declares_bomb(targets: list[_Target], source: ByteSource, ctx: ScanContext) -> bool:
+    """Report (and say so) an archive whose listed sizes already exceed the expansion
+    ratio: nothing is decoded then."""
+    declared = sum(int(f.uncompressed or 0) for f, _neutral in targets)
+    ratio = ctx.limits.max_expansion_ratio
+    if declared > BOMB_FLOOR and declared > ratio * max(source.size, 1):
+        ctx.report(
+            threats.DECOMPRESSION_BOMB.at(
+                ctx.path,
+                f"7z archive declares {declared} bytes from {source.size} (more than "
+                f"{ratio:g} times); not decompressed",
             )
-        except p7e.PasswordRequired:
-            ctx.incomplete("7z member is encrypted", threats.INCOMPLETE_ENCRYPTED)
-        except (MemoryError, RecursionError):
-            raise
-        except Exception as exc:  # codec errors (lzma, bz2, zstd, ...) surface as assorted types
-            ctx.report(
-                threats.MALFORMED_ARCHIVE.at(
-                    ctx.path, f"7z data: {type(exc).__name__}: {exc}; earlier members were scanned"
-                )
+        )
+        return True
+    return False
+
+
+def _extract(archive: Any, run: _Run, targets: list[_Target], p7e: Any) -> None:
+    """Decode the targets into spools, each scanned as it completes (:meth:`_Run.finished`)."""
+    ctx = run.ctx
+    for f, neutral in targets:
+        f._file_info["filename"] = neutral  # decode under a name py7zr accepts
+    _, factory = _writer_classes()
+    try:
+        archive.extract(targets=[neutral for _f, neutral in targets], factory=factory(run))
+    except BombDetected as exc:
+        ctx.report(threats.DECOMPRESSION_BOMB.at(ctx.path, str(exc)))
+    except LimitExceeded as exc:
+        ctx.incomplete(f"{exc}; failing closed", threats.INCOMPLETE_LIMIT)
+    except p7e.UnsupportedCompressionMethodError as exc:
+        ctx.incomplete(
+            f"7z compression method not supported: {exc}", threats.INCOMPLETE_UNSUPPORTED_METHOD
+        )
+    except p7e.PasswordRequired:
+        ctx.incomplete("7z member is encrypted", threats.INCOMPLETE_ENCRYPTED)
+    except (MemoryError, RecursionError):
+        raise
+    except Exception as exc:  # codec errors (lzma, bz2, zstd, ...) surface as assorted types
+        ctx.report(
+            threats.MALFORMED_ARCHIVE.at(
+                ctx.path, f"7z data: {type(exc).__name__}: {exc}; earlier members were scanned"
             )
+        )
 
 
 def _unix_mode(f: Any) -> int | None:

@@ -121,8 +121,7 @@ class _TarScan:
         self.ctx = ctx
         self.stream = stream
         self.decoder = decoder
-        self.seen: dict[str, int] = {}
-        self.displays: set[str] = set()
+        self.names = member_names.ArchiveNames(ctx)
 
     def run(self) -> None:
         ctx = self.ctx
@@ -156,30 +155,11 @@ class _TarScan:
                 return None
             self._member(archive, member)
 
-    def _display(self, name: str) -> str:
-        display, n = name, 2
-        while display in self.displays:
-            display = f"{name}#{n}"
-            n += 1
-        self.displays.add(display)
-        return display
-
     def _member(self, archive: tarfile.TarFile, member: tarfile.TarInfo) -> None:
         ctx = self.ctx
         name = member.name
-        display = self._display(name)
+        display = self.names.enter(name, may_repeat=member.isdir())
         path = ctx.member_path(display)
-        member_names.report_name(ctx, name, display)
-        key = member_names.normalized(name)
-        self.seen[key] = self.seen.get(key, 0) + 1
-        if self.seen[key] == 2 and not member.isdir():
-            ctx.report(
-                threats.DUPLICATE_NAME.at(
-                    ctx.member_path(name),
-                    f"member name {name!r} appears more than once; every copy was scanned",
-                    subject=name,
-                )
-            )
         if member.issym() or member.islnk():
             kind = "symlink" if member.issym() else "hard link"
             if member_names.link_escapes(name, member.linkname, hard=member.islnk()):
@@ -193,7 +173,7 @@ class _TarScan:
             return
         if member.ischr() or member.isblk() or member.isfifo():
             kind = "character device" if member.ischr() else "block device" if member.isblk() else "FIFO"
-            ctx.report(threats.SPECIAL_FILE.at(path, f"member is a {kind}"))
+            self.names.special_file(display, kind)
             return
         if member.isdir():
             return

@@ -105,8 +105,7 @@ class _ArchiveScan:
         self.ctx = ctx
         self.layout = layout
         self.flavour = flavour
-        self.seen_names: dict[str, int] = {}
-        self.displays: set[str] = set()
+        self.names = member_names.ArchiveNames(ctx)
         self.skip_overlapping: set[int] = set()
 
     def run(self) -> None:
@@ -193,33 +192,10 @@ class _ArchiveScan:
 
     # --- members --------------------------------------------------------------------------
 
-    def _display(self, name: str, suffix: str = "") -> str:
-        display = name + suffix
-        n = 2
-        while display in self.displays:
-            display = f"{name}{suffix}#{n}"
-            n += 1
-        self.displays.add(display)
-        return display
-
-    def _note_name(self, name: str, display: str) -> None:
-        member_names.report_name(self.ctx, name, display)
-        key = member_names.normalized(name)
-        self.seen_names[key] = self.seen_names.get(key, 0) + 1
-        if self.seen_names[key] == 2:
-            self.ctx.report(
-                threats.DUPLICATE_NAME.at(
-                    self.ctx.member_path(name),
-                    f"member name {name!r} appears more than once; every copy was scanned",
-                    subject=name,
-                )
-            )
-
     def _scan_entry(self, entry: CentralEntry) -> None:
         ctx = self.ctx
         name = entry.name
-        display = self._display(name)
-        self._note_name(name, display)
+        display = self.names.enter(name)
         local = self.layout.locals_by_offset.get(entry.local_offset)
         if local is None:
             ctx.report(
@@ -250,7 +226,7 @@ class _ArchiveScan:
             )
         self._scan_view(central_view)
         if _data_view_differs(entry, local):
-            local_display = self._display(local.name, "#local")
+            local_display = self.names.display(local.name, "#local")
             member_names.report_name(ctx, local.name, local_display)
             self._scan_view(
                 MemberView(
@@ -262,8 +238,8 @@ class _ArchiveScan:
             )
 
     def _scan_local_only(self, header: LocalHeader) -> None:
-        display = self._display(header.name, "#local" if self.layout.entries else "")
-        self._note_name(header.name, display)
+        display = self.names.display(header.name, "#local" if self.layout.entries else "")
+        self.names.admit(header.name, display)
         if self.layout.entries:
             self.ctx.report(
                 threats.HIDDEN_MEMBER.at(
@@ -305,11 +281,7 @@ class _ArchiveScan:
             self._check_link(view, raw)
             return
         if entry is not None and entry.is_special:
-            ctx.report(
-                threats.SPECIAL_FILE.at(
-                    path, f"member is a special file (mode {oct(entry.unix_mode or 0)})"
-                )
-            )
+            self.names.special_file(view.display, f"special file (mode {oct(entry.unix_mode or 0)})")
             return
         if view.method == AES_METHOD or view.flags & (
             zipparse.ENCRYPTION_FLAGS | zipparse.FLAG_PATCHED
