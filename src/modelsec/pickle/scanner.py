@@ -25,6 +25,7 @@ from modelsec.pickle.joblib_arrays import JOBLIB_WRAPPERS, array_layout
 from modelsec.pickle.loaders import LOADERS, PayloadTooLarge, payload_source
 from modelsec.pickle.invoke import RawArray
 from modelsec.pickle.machine import EXPANSION, STOP, Anomaly, StackMachine
+from modelsec.pickle.nested_budget import NestedBudget
 from modelsec.pickle.observer import Observer
 from modelsec.pickle.opcodes import OpcodeReader, PickleError, Truncated
 from modelsec.pickle.policy import Verdict
@@ -33,10 +34,8 @@ from modelsec.pickle.values import Derived, Global, Value, describe
 BOUNDS_EVERY = 0x10000  # opcodes between stack-size checks
 PROBE_OPCODES = 200_000  # detection looks at the head only
 MAX_PENDING_EMBEDDED = 64  # embedded-pickle candidates held back for a possible loader
-MAX_NESTED_SCANS = 1000  # loader payloads and embedded pickles scanned per source
 MAX_TRACKED = 10_000  # distinct names remembered for deduplication and end-of-scan reports
 MAX_DECODE_CHAIN = 16  # decoders stacked on a loader argument that are followed
-NESTED_BYTES_FACTOR = 4  # nested payload bytes per source: this many times max_inline_bytes
 
 
 @dataclass
@@ -144,8 +143,9 @@ def looks_like_pickle(head: bytes, size: int, limits: Limits | None = None) -> b
     return isinstance(result.error, Truncated) and len(head) < size and result.ops > 0
 
 
-def is_complete_pickle(source: ByteSource, limits: Limits, max_ops: int) -> StreamResult:
-    """Trial parse: ``complete(result)`` if ``source`` starts with a whole, valid stream."""
+def trial_parse(source: ByteSource, limits: Limits, max_ops: int) -> StreamResult:
+    """How the first stream of ``source`` parses (nothing reported): ``complete(result)``
+    if it is a whole, valid stream."""
     return probe(source, limits, max_ops)
 
 
@@ -175,8 +175,7 @@ class PickleScan(Observer):
         # Loader payloads already scanned, by (transforms, id(root literal)); the values
         # are kept so the ids stay unique. A memoised literal loaded 1000 times is one scan.
         self._payloads: dict[tuple[object, ...], Value] = {}
-        self._nested_scans = 0
-        self._nested_bytes = 0
+        self._nested = NestedBudget(ctx)
 
     # -- streams ---------------------------------------------------------------------------
 
@@ -420,18 +419,9 @@ class PickleScan(Observer):
     def getattr_resolved(self, getattr_global: Global) -> None:
         self._pending_getattr.pop(id(getattr_global), None)
 
-    def _may_scan_nested(self) -> bool:
-        self._nested_scans += 1
-        if self._nested_scans == MAX_NESTED_SCANS + 1:
-            self.ctx.incomplete(
-                f"more than {MAX_NESTED_SCANS} nested pickles in one file; the rest were not "
-                "inspected",
-                code=threats.INCOMPLETE_LIMIT,
-            )
-        return self._nested_scans <= MAX_NESTED_SCANS
-
     def loader_called(self, loader: Global, payload: Value, offset: int) -> None:
-        root, transforms = payload, []
+        root: Value = payload
+        transforms: list[str] = []
         while isinstance(root, Derived) and len(transforms) <= MAX_DECODE_CHAIN:
             transforms.append(root.transform)
             root = root.source
@@ -442,7 +432,7 @@ class PickleScan(Observer):
         if spec.takes == "file" and not isinstance(payload, Derived):
             return  # a file name: the file itself is scanned where it lives
         key = (spec.expect, *transforms, id(root))
-        if key in self._payloads or not self._may_scan_nested():
+        if key in self._payloads or not self._nested.may_scan():
             return
         self._payloads[key] = root
         what = f"{loader.subject} argument at offset {offset}"
@@ -454,23 +444,8 @@ class PickleScan(Observer):
                 code=threats.INCOMPLETE_PAYLOAD,
             )
             return
-        if nested is not None and self._charge(nested, what):
+        if nested is not None and self._nested.charge(nested, what):
             self.ctx.scan_member(nested, f"<{loader.subject} argument @offset {offset}>", expect=spec.expect)
-
-    def _charge(self, payload: ByteSource, what: str) -> bool:
-        """Count bytes rebuilt in memory for nested scans; past the budget, fail closed.
-        (A slice of the file costs no memory, and each literal is scanned once.)"""
-        if isinstance(payload, SliceSource):
-            return True
-        self._nested_bytes += payload.size
-        if self._nested_bytes <= NESTED_BYTES_FACTOR * self.limits.max_inline_bytes:
-            return True
-        self.ctx.incomplete(
-            f"{what}: nested payloads exceed {NESTED_BYTES_FACTOR * self.limits.max_inline_bytes} "
-            "bytes in total; not inspected",
-            code=threats.INCOMPLETE_PAYLOAD,
-        )
-        return False
 
     def literal(self, value: Value, offset: int) -> None:
         self._embedded[id(value)] = (value, offset)
@@ -482,7 +457,7 @@ class PickleScan(Observer):
         if found is None:
             return
         encoding, payload = found
-        trial = is_complete_pickle(payload, self.limits, max(1, self.ops_left))
+        trial = trial_parse(payload, self.limits, max(1, self.ops_left))
         self.ops_left -= trial.ops  # trial parses count against the file's opcode budget
         if trial.limited:
             self.ctx.incomplete(
@@ -492,7 +467,7 @@ class PickleScan(Observer):
             )
             return
         what = f"embedded {encoding} pickle at offset {offset}"
-        if complete(trial) and self._may_scan_nested() and self._charge(payload, what):
+        if complete(trial) and self._nested.may_scan() and self._nested.charge(payload, what):
             self.ctx.scan_member(payload, f"<embedded {encoding} pickle @offset {offset}>", expect="pickle")
 
     def external_file(self, wrapper: Global, filename: Value, offset: int) -> None:
