@@ -266,7 +266,7 @@ async def _operate(config: OperatorConfig, configuration: Any) -> None:
         )
     finally:
         if server is not None:
-            server.shutdown()  # type: ignore[attr-defined]
+            server.shutdown()
 
 
 def main(argv: list[str] | None = None) -> int:

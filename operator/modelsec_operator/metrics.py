@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from wsgiref.simple_server import WSGIServer
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -56,7 +58,7 @@ DEDUPLICATED = Counter(
 )
 
 
-def serve(port: int, address: str) -> object | None:
+def serve(port: int, address: str) -> WSGIServer | None:
     """Start the /metrics HTTP server in a daemon thread; returns the server to shut down."""
     if not port:
         return None

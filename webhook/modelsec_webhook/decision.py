@@ -126,9 +126,10 @@ def judge(reference: Reference, governor: Governor, view: View) -> Judgement:
     group = governor.group
     mode = group.enforcement.mode
 
-    def result(status: Status, detail: str, **extra: object) -> Judgement:
-        return Judgement(reference, group.name, mode, status, detail, pins=group.enforcement.pin,
-                         **extra)  # type: ignore[arg-type]
+    def result(status: Status, detail: str, *, scan: str | None = None, warnings: tuple[str, ...] = (),
+               request_scan: bool = False) -> Judgement:
+        return Judgement(reference, group.name, mode, status, detail, scan, warnings, request_scan,
+                         pins=group.enforcement.pin)
 
     if group.problem:
         return result(Status.ERROR, f"SecurityGroup {group.name} is invalid ({group.problem})")

@@ -117,11 +117,11 @@ CACHE_HIT = DECISION_CACHE.labels("hit").inc
 CACHE_MISS = DECISION_CACHE.labels("miss").inc
 
 
-_judgement_children: dict[tuple[str, str], object] = {}
+_judgement_children: dict[tuple[str, str], Counter] = {}
 
 
 def count_judgement(status: str, mode: str) -> None:
     child = _judgement_children.get((status, mode))
     if child is None:
         child = _judgement_children[(status, mode)] = JUDGEMENTS.labels(status, mode)
-    child.inc()  # type: ignore[attr-defined]
+    child.inc()

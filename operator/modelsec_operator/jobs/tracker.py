@@ -46,8 +46,8 @@ class JobEnd:
 
 def _condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
     for condition in (obj.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == type_ and condition.get("status") == "True":
-            return condition  # type: ignore[no-any-return]
+        if isinstance(condition, dict) and condition.get("type") == type_ and condition.get("status") == "True":
+            return condition
     return None
 
 
