@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
-from modelsec.engine import Engine, ScanReport
+from modelsec.engine import Engine, ProgressCallback, ScanReport
 from modelsec.findings import Incomplete
 from modelsec.metadata import ModelMetadata, SourceType
 from modelsec.sources.errors import CLIENT_MISSING
@@ -136,7 +136,7 @@ SOURCE_MODULES: dict[str, str] = {
 
 @dataclass
 class ScanOptions:
-    progress: Any = None  # called with byte increments as files are fingerprinted
+    progress: ProgressCallback | None = None  # called with byte increments as files are fingerprinted
     display: str | None = None  # local paths: show files under the path as the user typed it
     config: dict[str, Any] = field(default_factory=dict)  # source-specific (endpoint, creds)
 
@@ -158,7 +158,7 @@ def scan_model(ref: ModelRef, engine: Engine | None = None, options: ScanOptions
         )
         return ScannedModel(ref, report, ModelMetadata(uri=ref.uri), ref.source_type)
     try:
-        scan = importlib.import_module(f"modelsec.sources.{module_name}").scan
+        scan: RemoteScanner = importlib.import_module(f"modelsec.sources.{module_name}").scan
     except ImportError as exc:
         # Remote sources are built on the modelsec[remote] libraries (huggingface_hub, boto3,
         # httpx): without them the model cannot be read, an ERROR that says how to fix it.

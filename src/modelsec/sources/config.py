@@ -193,11 +193,9 @@ def parse_config(model: type[CommonConfig], raw: dict[str, Any] | None, where: s
         known = sorted(
             alias
             for field in model.model_fields.values()
-            for alias in (
-                field.validation_alias.choices[:1]  # type: ignore[union-attr]
-                if isinstance(field.validation_alias, AliasChoices)
-                else []
-            )
+            if isinstance(field.validation_alias, AliasChoices)
+            for alias in field.validation_alias.choices[:1]  # the key a user writes
+            if isinstance(alias, str)
         ) + sorted(name for name, f in model.model_fields.items() if f.validation_alias is None)
         raise SourceFailure(
             CONFIG,

@@ -96,7 +96,7 @@ class _BoundedBackend(httpcore2.NetworkBackend):
         self._backend.sleep(seconds)
 
 
-def _bounded(transport: Any, backend: _BoundedBackend) -> Any:
+def _bounded(transport: httpx2.BaseTransport, backend: _BoundedBackend) -> httpx2.BaseTransport:
     # httpx builds each transport's httpcore pool with the default network backend and has
     # no parameter for another one; the pool takes it as a public constructor argument and
     # keeps it here. Fail loudly if a release moves it: a client without deadlines must

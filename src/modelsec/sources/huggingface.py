@@ -36,10 +36,11 @@ commit SHA, last modified, and the organisation's verified flag (organisation ov
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, Generator, Iterator, TypeVar
 from urllib.parse import quote, urlsplit
 
 from modelsec.engine import Engine, ScanReport
@@ -244,7 +245,7 @@ class Hub:
     # --- the API, bounded -------------------------------------------------------------
 
     def api_headers(self) -> dict[str, str]:
-        from huggingface_hub.utils import build_hf_headers
+        from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]  # exported by its lazy loader, not in a form mypy reads
 
         headers = build_hf_headers(token=self.token or False, library_name="modelsec")
         headers["Accept-Encoding"] = "gzip, deflate"  # inflated by read_body, bounded
@@ -253,7 +254,7 @@ class Hub:
     def get_json(self, url: str, what: str, params: dict[str, Any] | None = None) -> tuple[Any, Any]:
         """One API answer, parsed: (JSON value, the read response). Bounded in time (the
         request deadline) and in size (``maxResponseBytes``, after decompression)."""
-        from huggingface_hub.utils import hf_raise_for_status
+        from huggingface_hub import hf_raise_for_status
 
         def attempt() -> tuple[Any, Any]:
             with self.http.stream("GET", url, params=params, headers=self.api_headers()) as response:
@@ -269,7 +270,7 @@ class Hub:
 
         what = f"{self.ref.uri}: model info"
         data, _ = self.get_json(self._info_url(self.ref.revision), what, {"blobs": "true"})
-        info = _parsed(lambda: ModelInfo(**_object(data, what)), what)
+        info = _parsed(functools.partial(ModelInfo, **_object(data, what)), what)
         if not isinstance(info.sha, str) or not _HEX40.fullmatch(info.sha.lower()):
             raise SourceFailure(
                 REMOTE_ERROR,
@@ -330,7 +331,7 @@ class Hub:
                 raise SourceFailure(REMOTE_ERROR, f"{page_what}: not a list of entries")
             for item in data:
                 if isinstance(item, dict) and item.get("type") == "file":
-                    entry = _parsed(lambda item=item: RepoFile(**item), page_what)
+                    entry = _parsed(functools.partial(RepoFile, **item), page_what)
                     listed.append(_listed(entry.path, entry.size, entry.lfs, entry.blob_id, page_what))
             if len(listed) > remote_scan.MAX_FILES:
                 raise _too_many_files(self.ref.uri, len(listed), still_listing=True)
@@ -416,7 +417,7 @@ class Hub:
     def preflight(self, listed: ListedFile) -> None:
         """One HEAD on a file: a gated model without access fails here, once, with a precise
         message, instead of once per file. Its answer is cross-checked like any other."""
-        from huggingface_hub.utils import hf_raise_for_status
+        from huggingface_hub import hf_raise_for_status
 
         what = f"{self.ref.uri}: access check"
 
@@ -597,13 +598,13 @@ class HubFetcher:
         raise AssertionError("unreachable")
 
     def _raise_for(self, response: Any, what: str) -> None:
-        from huggingface_hub.utils import hf_raise_for_status
+        from huggingface_hub import hf_raise_for_status
 
         body = read_body(response, self.hub.cfg.max_response_bytes, what)
         hf_raise_for_status(materialized(response, body))
         raise SourceFailure(REMOTE_ERROR, f"{what}: unexpected HTTP {response.status_code}")
 
-    def stream(self) -> Iterator[bytes]:
+    def stream(self) -> Generator[bytes, None, None]:
         what = self._what()
         try:
             with self.hub.http.stream("GET", self.url, headers=self._headers, follow_redirects=True) as response:
@@ -724,7 +725,7 @@ def resolve_commit(ref: ModelRef, config: dict[str, Any] | None = None) -> str:
         what = f"{ref.uri}: revision"
         try:
             data, _ = hub.get_json(hub._info_url(ref.revision), what, {"expand": ["sha"]})
-            info = _parsed(lambda: ModelInfo(**_object(data, what)), what)
+            info = _parsed(functools.partial(ModelInfo, **_object(data, what)), what)
         except SourceFailure as failure:
             raise SourceFailure(failure.code, remote_scan.clean(failure.message)) from None
         if not isinstance(info.sha, str) or not _HEX40.fullmatch(info.sha.lower()):

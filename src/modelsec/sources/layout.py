@@ -108,7 +108,10 @@ class LocalLayout:
         before_formats = len(report.layout_formats)
         engine.analyze_directory(self.root, sorted(self.files), report)
         root = str(self.root)
-        remap = lambda text: text.replace(root, self._target) if text else text  # noqa: E731
+
+        def remap(text: str) -> str:
+            return text.replace(root, self._target) if text else text
+
         report.findings[before_findings:] = [
             dataclasses.replace(f, file=remap(f.file), message=remap(f.message), subject=remap(f.subject) if f.subject else f.subject)
             for f in report.findings[before_findings:]

@@ -37,7 +37,7 @@ import re
 import shutil
 import tempfile
 from dataclasses import dataclass
-from typing import Iterator, Protocol
+from typing import Generator, Protocol
 
 from modelsec.sources import retry
 from modelsec.sources.errors import INTEGRITY, TEMP_LIMIT, SourceFailure
@@ -99,8 +99,8 @@ class RangeFetcher(Protocol):
         """Bytes ``[start, end)``; exactly that many unless the object is shorter."""
         ...
 
-    def stream(self) -> Iterator[bytes]:
-        """The whole object, in chunks."""
+    def stream(self) -> Generator[bytes, None, None]:
+        """The whole object, in chunks (closed early if the reader stops)."""
         ...
 
 

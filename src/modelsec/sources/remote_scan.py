@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import functools
 from dataclasses import dataclass, replace
-from typing import Iterable, Iterator
+from typing import Generator, Iterable
 
-from modelsec.engine import Engine, FileResult, KnownFile, ScanReport
+from modelsec.engine import Engine, FileResult, KnownFile, ProgressCallback, ScanReport
 from modelsec.findings import Incomplete
 from modelsec.sources import retry
 from modelsec.sources.config import CommonConfig
@@ -96,7 +97,7 @@ def scan_entries(
     entries: list[RemoteEntry],
     cfg: CommonConfig,
     policy: retry.RetryPolicy,
-    progress: object = None,
+    progress: ProgressCallback | None = None,
 ) -> ScanReport:
     """Scan ``entries`` as one model (each file, then the multi-file layout checks); the
     temporary area is removed whatever happens. Once the scan's deadline has passed, the
@@ -116,7 +117,7 @@ def scan_entries(
                 Incomplete(result.path, clean(remote.failure.message), remote.failure.code)
             )
 
-    def known_files() -> Iterator[KnownFile]:
+    def known_files() -> Generator[KnownFile, None, None]:
         for index, entry in enumerate(entries):
             if policy.deadline is not None and policy.deadline.remaining() <= 0:
                 late.append(_not_reached(target, entries[index:], policy.deadline))
@@ -138,14 +139,14 @@ def scan_entries(
             try:
                 yield KnownFile(
                     display, remote, sha256=None, digest=entry.claimed_digest(),
-                    finish=lambda result, r=remote, e=entry: finish(result, r, e),
+                    finish=functools.partial(finish, remote=remote, entry=entry),
                 )
             finally:
                 remote.close()
 
     try:
         with contextlib.closing(known_files()) as files:
-            report = engine.scan_files(target, files, progress, locations)  # type: ignore[arg-type]
+            report = engine.scan_files(target, files, progress, locations)
         report.incompletes.extend(late)
         if not late:  # a layout missing the files never reached would mislead the checks
             layout.analyze(engine, report)

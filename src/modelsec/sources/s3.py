@@ -35,7 +35,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, Generator, Iterator, TypeVar
 
 from modelsec.engine import Engine, ScanReport
 from modelsec.metadata import ModelMetadata, SourceType
@@ -444,7 +444,7 @@ class S3Fetcher:
         except Exception as exc:
             raise self.bucket.classify(exc, self.what) from None
 
-    def stream(self) -> Iterator[bytes]:
+    def stream(self) -> Generator[bytes, None, None]:
         try:
             answer = self.bucket.client.get_object(**self._pin())
             body = answer["Body"]

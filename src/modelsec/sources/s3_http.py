@@ -148,7 +148,9 @@ class BotocoreOverHttpx:
         with _as_botocore_errors(request.url):
             response = self._client.send(outgoing, stream=True)
         raw = _Body(response, request.url, self._limit, f"S3 {operation} answer")
-        answer = AWSResponse(request.url, response.status_code, response.headers, raw)
+        # AWSResponse copies the headers into a HeadersDict, which any mapping fills; the
+        # stub asks for the http.client message urllib3 happens to pass.
+        answer = AWSResponse(request.url, response.status_code, response.headers, raw)  # type: ignore[arg-type]
         if not request.stream_output:
             answer.content  # buffered now, bounded, as botocore's own session does
         return answer
