@@ -78,15 +78,6 @@ class BoundedCache(Generic[K, V]):
         found = self.entries.get(key)
         return None if found is None else found[0]
 
-    def get_or_compute(self, key: K, compute: Callable[[], V]) -> V:
-        """The value stored under ``key``, or ``compute()``'s, stored."""
-        found = self.entries.get(key)
-        if found is not None:
-            return found[0]
-        value = compute()
-        self.put(key, value)
-        return value
-
     def put(self, key: K, value: V) -> None:
         size = self.size_of(key, value) + ENTRY_OVERHEAD
         if size > self.max_bytes:
@@ -220,7 +211,11 @@ class AdmissionCache:
         key = content_key(kind, obj)
         if key is None:
             return extract_object(kind, obj)
-        return self.extractions.get_or_compute(key, lambda: extract_object(kind, obj))
+        found = self.extractions.get(key)  # (no closure for a miss: this is the hot path)
+        if found is None:
+            found = extract_object(kind, obj)
+            self.extractions.put(key, found)
+        return found
 
     def judged(self, namespace: str, ns: Namespace) -> Callable[[Reference], tuple[Judgement, ...]]:
         """Judgements of one reference in ``namespace`` (as of its labels version), shared
@@ -228,7 +223,11 @@ class AdmissionCache:
 
         def lookup(reference: Reference) -> tuple[Judgement, ...]:
             key = (namespace, ns.version, reference.ref, reference.endpoint, reference.pinnable)
-            return self.judgements.get_or_compute(key, lambda: judge_reference(reference, ns.labels, self.view))
+            found = self.judgements.get(key)
+            if found is None:
+                found = judge_reference(reference, ns.labels, self.view)
+                self.judgements.put(key, found)
+            return found
 
         return lookup
 
