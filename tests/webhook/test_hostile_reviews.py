@@ -17,6 +17,7 @@ from webhook_helpers import SHA, group, pod, review, scan, source, view
 
 from modelsec_webhook.admission import Admission, AdmissionSettings, BadReview
 from modelsec_webhook.kubeapi import KubeAPI
+from modelsec_webhook.review import member, metadata_of
 from modelsec_webhook.server import ServerConfig, Webhook
 
 PINNED = f"hf://org/model@{SHA}"
@@ -77,6 +78,15 @@ def test_reviews_that_cannot_be_understood_are_denied_with_the_reason(changes: d
 def test_objects_kubernetes_never_sends_are_denied_naming_the_field(obj: dict[str, Any], reason: str) -> None:
     out = answer(review(obj))
     assert out["allowed"] is False and f"the object cannot be read: {reason}" in out["status"]["message"]
+
+
+def test_metadata_members_of_the_wrong_type_count_as_absent() -> None:
+    owner = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": 7, "controller": True}
+    meta = metadata_of({"metadata": {"name": 5, "uid": "u", "annotations": ["a"], "ownerReferences": [owner, "x"]}})
+    assert meta == {"uid": "u", "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs",
+                                                     "controller": True}]}
+    assert metadata_of({"metadata": "x"}) == {} and metadata_of(None) == {}
+    assert member({"a": {"b": 1}}, "a", "b") == 1 and member({"a": [1]}, "a", "b") is None
 
 
 def test_unparseable_bodies_are_bad_reviews() -> None:

@@ -35,7 +35,7 @@ from modelsec.safe_text import printable
 from modelsec_operator.config import scan_delay_from_env
 from modelsec_operator.jobs.manifest import HF_TOKEN_ENV, JOB_NAME_ENV, JOB_NAME_LABEL, S3_KEYS
 from modelsec_operator.kube import NotFound, not_found
-from modelsec_operator.scanning import ScanJob, ScanRefused, ScanRetry, check_exists, resolve, run_scan
+from modelsec_operator.scanning import ScanJob, ScanNotRun, ScanRetry, check_exists, resolve, run_scan
 from modelsec_operator.validation import explain, validate_group, validate_source
 from modelsec_operator.verdicts import completed_status
 
@@ -101,10 +101,8 @@ class Worker:
             job = ScanJob(job.ref, job.source_type, job.source_digest, credentials(view.source.spec))
             check_exists(job)
             scanned = run_scan(job, Engine(), scan_delay_from_env())
-        except ScanRefused as exc:
-            raise _failure(exc.reason, exc.message, retry=False) from None
-        except ScanRetry as exc:
-            raise _failure(exc.reason, exc.message, retry=True) from None
+        except ScanNotRun as exc:
+            raise _failure(exc.reason, exc.message, retry=isinstance(exc, ScanRetry)) from None
         verdict = evaluate(view.group(), EvaluationInput(scanned.report, scanned.source_type, scanned.metadata))
         status = completed_status(
             verdict, scanned, generation=None, group_digest=view.digest, group_generation=view.generation,
