@@ -22,12 +22,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from collections.abc import Mapping
-from typing import Any, Final, Literal, NamedTuple, TypedDict
+from typing import Any, Final, Literal, NamedTuple, TypedDict, get_args
 
 from modelsec.references.workloads import KSERVE_KINDS, POD_TEMPLATE_PATHS
 
 API_VERSION: Final = "admission.k8s.io/v1"
-OPERATIONS = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
+Operation = Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
+OPERATIONS: Mapping[str, Operation] = {op: op for op in get_args(Operation)}  # checks and narrows
 # (group, kind) of everything the webhook configuration routes here (see manifest.RULES).
 KINDS: frozenset[tuple[str, str]] = frozenset({
     ("", "Pod"), ("", "ReplicationController"),
@@ -61,7 +62,7 @@ class AdmissionRequest(TypedDict, total=False):
     subResource: str
     name: str
     namespace: str
-    operation: Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
+    operation: Operation
     userInfo: UserInfo
     object: dict[str, Any] | None
     oldObject: dict[str, Any] | None
@@ -138,7 +139,7 @@ class Request(NamedTuple):
     per review, it costs a fraction of a frozen dataclass.)"""
 
     uid: str
-    operation: str
+    operation: Operation
     group: str
     kind: str
     namespace: str
@@ -199,9 +200,10 @@ def _request(uid: str, request: Mapping[str, object]) -> Request:
     def refuse(what: str) -> Refused:
         return Refused(uid, f"the AdmissionReview cannot be understood: {what}")
 
-    operation = request.get("operation")
-    if not isinstance(operation, str) or operation not in OPERATIONS:
-        raise refuse(f"request.operation {_show(operation)} is not one of {', '.join(sorted(OPERATIONS))}")
+    given = request.get("operation")
+    operation = OPERATIONS.get(given) if isinstance(given, str) else None
+    if operation is None:
+        raise refuse(f"request.operation {_show(given)} is not one of {', '.join(sorted(OPERATIONS))}")
     gvk = request.get("kind")
     if not isinstance(gvk, dict):
         raise refuse("request.kind must be an object with string group, version and kind")
