@@ -9,13 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from modelsec import rules
-from modelsec.context import FormatRecord
+from modelsec.context import FormatCategory, FormatRecord
 from modelsec.engine import Engine, FileResult, ScanReport
 from modelsec.findings import Finding, Incomplete
-from modelsec.formats.base import FormatCategory
-from modelsec.metadata import ModelMetadata
-from modelsec.policy import Verdict, evaluate, parse_group
-from modelsec.rules.base import EvaluationInput, RuleOutcome, RuleResult, SourceType
+from modelsec.metadata import ModelMetadata, SourceType
+from modelsec.policy import SecurityGroup, Verdict, evaluate, parse_group
+from modelsec.rules.base import EvaluationInput, RuleOutcome, RuleResult
 
 SAFETENSORS = (("m.safetensors", "safetensors", FormatCategory.MODEL),)
 
@@ -40,6 +39,10 @@ def scan_files(root: Path, files: dict[str, bytes]) -> ScanReport:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(data)
     return Engine().scan_path(root)
+
+
+def verdict(group: SecurityGroup, report: ScanReport, source: SourceType = SourceType.LOCAL) -> Verdict:
+    return evaluate(group, EvaluationInput(report, source))
 
 
 def meta(**changes: Any) -> ModelMetadata:

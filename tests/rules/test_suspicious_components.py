@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from rule_helpers import report_with, verdict
+
 from modelsec.engine import Engine
-from modelsec.policy import GroupError, Outcome, evaluate, load_group
+from modelsec.findings import Severity, threat
+from modelsec.policy import GroupError, Outcome, evaluate, load_group, parse_group
 from modelsec.rules.base import EvaluationInput, SourceType
 
 # acme.models.Classifier built by NEWOBJ and given its state by BUILD; acme.metrics.score
@@ -66,3 +69,12 @@ def test_approved_names_pass(tmp_path: Path) -> None:
 def test_dangerous_or_inexact_names_are_refused(tmp_path: Path, name: str, problem: str) -> None:
     with pytest.raises(GroupError, match=problem):
         load_group(str(_group(tmp_path, [name])))
+
+
+def test_low_suspicious_findings_are_notes_unless_the_group_lowers_the_floor() -> None:
+    low = threat("MS-TEST-002", "SuspiciousComponents", Severity.LOW, "note", "none")
+    report = report_with([low.at("m.pkl", "unlisted class referenced, never called")])
+    assert verdict(load_group("local-default"), report).outcome == Outcome.ALLOWED
+    strict_notes = parse_group(
+        {"rules": [{"name": "SuspiciousComponents", "params": {"minSeverity": "LOW"}}]}, "t", "t")
+    assert verdict(strict_notes, report).outcome == Outcome.BLOCKED
