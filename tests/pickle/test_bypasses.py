@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from bypass_programs import PROGRAMS, BypassProgram
 from pklbuild import (
-    APPEND, BUILD, EMPTY_DICT, EMPTY_LIST, NEWTRUE, NONE, POP, REDUCE, SETITEM, STOP, TUPLE1, TUPLE3, binint,
-    global_, proto, sbu,
+    APPEND, BUILD, EMPTY_DICT, EMPTY_LIST, EMPTY_TUPLE, MARK, NEWTRUE, NONE, POP, REDUCE, SETITEM, SETITEMS, STOP,
+    TUPLE1, TUPLE2, TUPLE3, binget, binint, binput, global_, proto, sbu,
 )
 
 from modelsec.engine import Engine
@@ -151,6 +151,7 @@ def test_joblib_zf_header_spelling(tmp_path: Path, label: str) -> None:
 # that the gap itself is closed, whatever callable a future allowlist makes reachable.
 
 _MEMMAP = global_("numpy", "memmap")
+_NAMESPACE = global_("argparse", "Namespace") + EMPTY_TUPLE + REDUCE
 _ESTIMATOR = (
     global_("copyreg", "_reconstructor") + global_("sklearn.linear_model._base", "LinearRegression")
     + global_("builtins", "object") + NONE + TUPLE3 + REDUCE
@@ -211,6 +212,33 @@ def test_simplenamespace_mapping_plants_setstate(tmp_path: Path) -> None:
             + sbu("weights.dat") + BUILD + STOP)
     outcome, threats = _judge(data, tmp_path)
     assert outcome == "BLOCKED" and "MS-PKL-101" in threats
+
+
+def test_slot_state_swaps_the_instance_class(tmp_path: Path) -> None:
+    """setattr of a slot state's __class__ turns an argparse.Namespace whose __dict__ holds
+    _build_f into an IsotonicRegression, whose __setstate__ then calls
+    self._build_f(self.X_thresholds_, self.y_thresholds_): numpy.memmap("weights.dat")."""
+    state = EMPTY_DICT + MARK + sbu("X_thresholds_") + sbu("weights.dat") + sbu("y_thresholds_") + sbu("uint8") + SETITEMS
+    data = (proto(2) + _NAMESPACE + _attr("_build_f", _MEMMAP) + BUILD
+            + NONE + _attr("__class__", global_("sklearn.isotonic", "IsotonicRegression")) + TUPLE2 + BUILD
+            + state + BUILD + STOP)
+    assert _judge(data, tmp_path) == ("BLOCKED", {"MS-PKL-101"})
+
+
+def test_slot_state_aliases_the_instance_dict(tmp_path: Path) -> None:
+    """setattr of a slot state's __dict__ makes a memoised dict the instance's attributes;
+    a SETITEM on that dict afterwards plants __setstate__ for the next BUILD."""
+    data = (proto(2) + _NAMESPACE + binput(1)
+            + NONE + EMPTY_DICT + sbu("__dict__") + EMPTY_DICT + binput(2) + SETITEM + TUPLE2 + BUILD + POP
+            + binget(2) + sbu("__setstate__") + _MEMMAP + SETITEM + POP
+            + binget(1) + sbu("weights.dat") + BUILD + STOP)
+    assert _judge(data, tmp_path) == ("BLOCKED", {"MS-PKL-101"})
+
+
+def test_dict_state_keys_named_like_machinery_are_plain_attributes(tmp_path: Path) -> None:
+    """A __dict__ update (the dict half of a state) stores "__class__" as a key: no finding."""
+    data = (proto(2) + _NAMESPACE + _attr("__class__", sbu("text")) + BUILD + STOP)
+    assert _judge(data, tmp_path)[1] == set()
 
 
 def test_every_program_has_a_test() -> None:

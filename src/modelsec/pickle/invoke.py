@@ -41,6 +41,11 @@ MAX_CALL_DEPTH = 16  # helpers calling helpers (_rebuild_from_type_v2(_rebuild_f
 _NEW_ONLY = frozenset({"NEWOBJ", "NEWOBJ_EX"})
 _INSTANTIATE = frozenset({"NEWOBJ", "NEWOBJ_EX", "INST", "OBJ"})
 _NOT_CALLABLE = (bool, int, float, str, bytes, bytearray, tuple, Blob, Container)
+# Attributes whose assignment (setattr, not a __dict__ update) changes what the instance is.
+OBJECT_MACHINERY = {
+    "__class__": "the instance's class changes, and with it every method the unpickler looks up",
+    "__dict__": "the instance's attributes become a dict the stream can still change",
+}
 # Constructors whose __init__ sets instance attributes from a positional argument:
 # SimpleNamespace(mapping_or_pairs) since Python 3.13 (earlier versions raise TypeError; the
 # analysis models every supported version, so the newest behaviour counts).
@@ -295,7 +300,21 @@ class Invoker:
             assert instance.cls is not None
             setattr_ = type_lookup(facts, instance.cls.path, "__setattr__")
             self._class_method(setattr_, "__setattr__", offset, f"{how} (slot state) of {instance.cls.subject}")
-            self._merge(instance, slotstate)
+            self.assign(instance, slotstate, offset, f"{how} (slot state)")
+
+    def assign(self, instance: Call, state: Value, offset: int, how: str) -> None:
+        """``setattr(inst, key, value)`` for every item of ``state``. Unlike a ``__dict__``
+        update, setattr reaches the object's machinery: ``__class__`` swaps the class whose
+        methods every later lookup finds, ``__dict__`` makes a dict the stream still holds
+        (and can go on changing through the memo) the instance's attributes. No pickler
+        writes either name, and names the stream computes could be either: a finding."""
+        if isinstance(state, Container) and state.kind == "dict":
+            if state.opaque_keys:
+                self.observer.invoked(instance, offset, f"{how} sets attributes whose names the stream computes")
+            for key, _ in state.items:
+                if isinstance(key, str) and key in OBJECT_MACHINERY:
+                    self.observer.invoked(instance, offset, f"{how} sets {key}: {OBJECT_MACHINERY[key]}")
+        self._merge(instance, state)
 
     @staticmethod
     def _merge(instance: Call, state: Value) -> None:
@@ -540,7 +559,7 @@ class CallSite:
         for half in halves:
             if half is not None:
                 self.invoker._class_method(setattr_, "__setattr__", self.offset, how, (half,), instance)
-                self.invoker._merge(instance, half)
+                self.invoker.assign(instance, half, self.offset, how)
         return instance
 
     def construct(self) -> Value:

@@ -32,9 +32,10 @@ if TYPE_CHECKING:
 # Names the unpickler (or a data consumer it calls) looks up on an instance, where an
 # instance attribute shadows the class's method.
 INSTANCE_LOOKUPS = frozenset({"__setstate__", "append", "extend", "add", "keys"})
-# Dict keys whose values matter beyond the container cap: the names above, and what
-# joblib's old array wrappers read from their state.
-TRACKED_KEYS = INSTANCE_LOOKUPS | {"filename"}
+# Dict keys whose values matter beyond the container cap: the names above, what joblib's old
+# array wrappers read from their state, and what setattr of a slot state turns
+# into a different object (invoke.OBJECT_MACHINERY).
+TRACKED_KEYS = INSTANCE_LOOKUPS | {"filename", "__class__", "__dict__"}
 MAX_MERGED = 8  # states remembered per instance; past that its attributes are unknown
 
 
