@@ -11,6 +11,8 @@ from modelsec.cli import exitcodes
 from modelsec.findings import Severity, threat
 from modelsec.k8s.scan import ModelScanStatus, RuleStatus
 from modelsec.policy import Mode, Outcome, RuleEvaluation, SecurityGroupSpec
+from modelsec.report import document
+from modelsec.report.jsonout import SCHEMA
 from modelsec.rules.base import RuleResult
 
 
@@ -67,3 +69,28 @@ def test_exit_codes_are_found_by_outcome_member_and_by_its_string():
     # exitcodes keys by string (importing the policy there would slow `modelsec --version`)
     for outcome, code in [(Outcome.ALLOWED, 0), (Outcome.BLOCKED, 1), (Outcome.ERROR, 2)]:
         assert exitcodes.FOR_OUTCOME[outcome] == exitcodes.FOR_OUTCOME[outcome.value] == code
+
+
+def _document(outcome: str, mode: str = "Blocking", result: str = "FAILED") -> str:
+    model = {"target": "m", "uri": "file:///m", "sourceType": "Local", "outcome": outcome, "fingerprint": "f",
+             "files": [], "rules": [{"name": "ApprovedFormats", "mode": mode, "result": result}]}
+    return json.dumps({"schemaVersion": SCHEMA, "scanner": {"name": "modelsec", "version": "0"},
+                       "group": {"name": "g"}, "outcome": outcome, "models": [model]})
+
+
+def test_a_saved_report_reads_back_as_members_and_dumps_the_same_strings():
+    read = document.parse(_document("BLOCKED"), "report.json")
+    assert read.outcome is Outcome.BLOCKED and read.models[0].outcome is Outcome.BLOCKED
+    rule = read.models[0].rules[0]
+    assert rule.mode is Mode.BLOCKING and rule.result is RuleResult.FAILED
+    assert json.loads(read.model_dump_json(by_alias=True))["models"][0]["rules"][0]["mode"] == "Blocking"
+
+
+@pytest.mark.parametrize("outcome, mode, result", [
+    ("PASSED", "Blocking", "FAILED"), ("allowed", "Blocking", "FAILED"),
+    ("BLOCKED", "Warn", "FAILED"), ("BLOCKED", "Blocking", "OK"),
+])
+def test_a_report_with_a_state_modelsec_never_writes_is_refused(outcome, mode, result):
+    # an edited or hostile report must not be carried on with a state nothing understands
+    with pytest.raises(document.DocumentError, match="invalid scan result"):
+        document.parse(_document(outcome, mode, result), "report.json")

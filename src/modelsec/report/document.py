@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from modelsec.policy import Mode, Outcome
 from modelsec.report.jsonout import SCHEMA
+from modelsec.rules.base import RuleResult
 
 if TYPE_CHECKING:
     from modelsec.report import ModelResult
@@ -43,8 +45,8 @@ class FileRecord(_Record):
 
 class RuleRecord(_Record):
     name: str
-    mode: str
-    result: str
+    mode: Mode
+    result: RuleResult
     violations: int = 0
     message: str = ""
 
@@ -67,7 +69,7 @@ class ModelRecord(_Record):
     uri: str
     revision: str | None = None
     source_type: str = Field(alias="sourceType")
-    outcome: str
+    outcome: Outcome
     reason: str = ""
     fingerprint: str
     metadata: MetadataRecord = MetadataRecord()
@@ -91,7 +93,7 @@ class ResultDocument(_Record):
     schema_version: str = Field(alias="schemaVersion")
     scanner: ScannerRecord
     group: GroupRecord
-    outcome: str
+    outcome: Outcome
     models: list[ModelRecord]
 
     def model(self, select: str | None = None) -> ModelRecord:
