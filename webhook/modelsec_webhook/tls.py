@@ -25,6 +25,7 @@ import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from modelsec_webhook import metrics
 from modelsec_webhook.kubeapi import ApiError, KubeAPI
@@ -197,10 +198,13 @@ def _write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-async def ensure_ca_bundle(api: KubeAPI, name: str, ca_bundle: str, collection: str = "") -> str:
+# What ensure_ca_bundle found: the CA written now, already there, or no configuration.
+BundleState = Literal["patched", "current", "missing"]
+
+
+async def ensure_ca_bundle(api: KubeAPI, name: str, ca_bundle: str, collection: str = "") -> BundleState:
     """Write ``ca_bundle`` into every webhook of the configuration that lacks it (the
-    ValidatingWebhookConfiguration, or the collection path given: the mutating one).
-    Returns "patched", "current" or "missing"."""
+    ValidatingWebhookConfiguration, or the collection path given: the mutating one)."""
     collection = collection or VWC_PATH
     kind = "MutatingWebhookConfiguration" if collection == MWC_PATH else "ValidatingWebhookConfiguration"
     try:
@@ -227,6 +231,7 @@ async def ensure_ca_bundle(api: KubeAPI, name: str, ca_bundle: str, collection: 
 
 async def keep_ca_bundle(api: KubeAPI, name: str, ca_bundle: str, every: float = 60.0) -> None:
     while True:
+        state: BundleState | Literal["failed"]
         try:
             state = await ensure_ca_bundle(api, name, ca_bundle)
             if state == "missing":
