@@ -239,7 +239,7 @@ class SpooledSource(SpoolSource):
 
     MEMORY_THRESHOLD = 8 << 20
 
-    def __init__(self, stream: IO[bytes], limit: int, what: str = "stream") -> None:
+    def __init__(self, stream: IO[bytes] | io.RawIOBase, limit: int, what: str = "stream") -> None:
         spool: tempfile.SpooledTemporaryFile[bytes] = tempfile.SpooledTemporaryFile(
             max_size=self.MEMORY_THRESHOLD
         )

@@ -16,9 +16,12 @@ import io
 import lzma
 import struct
 import zlib
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from modelsec.bytesource import ByteSource, LimitExceeded
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 RAW_CHUNK = 64 * 1024
 # LZMA decoders allocate their dictionary up front; cap what a header may ask for.
@@ -51,7 +54,8 @@ class UnsupportedCodec(Exception):
 
 
 class _Decoder(Protocol):
-    eof: bool
+    @property
+    def eof(self) -> bool: ...
 
     @property
     def unused_data(self) -> bytes: ...
@@ -70,7 +74,7 @@ class _ZlibDecoder:
         self._full = False
 
     @property
-    def eof(self) -> bool:  # type: ignore[override]
+    def eof(self) -> bool:
         return self._d.eof
 
     @property
@@ -88,28 +92,48 @@ class _ZlibDecoder:
         return not self._tail and not self._full
 
 
+class _Decompressing(Protocol):
+    """A decompressor object of the standard library (or lz4): output bounded per call."""
+
+    def decompress(self, data: bytes, /, max_length: int = ...) -> bytes: ...
+
+
+class _Decompressor(_Decompressing, Protocol):
+    """What bz2's, lzma's and lz4's decompressor objects have in common (zlib's keeps
+    unconsumed input itself: :class:`_ZlibDecoder`)."""
+
+    @property
+    def eof(self) -> bool: ...
+
+    @property
+    def unused_data(self) -> bytes | None: ...  # lz4: None until the frame ends
+
+    @property
+    def needs_input(self) -> bool: ...
+
+
 class _BufferedDecoder:
     """bz2 / lzma / lz4 decompressors: they buffer input themselves (``needs_input``)."""
 
-    def __init__(self, obj: object) -> None:
-        self._d = obj
+    def __init__(self, decompressor: _Decompressor) -> None:
+        self._d = decompressor
         self._full = False
 
     @property
-    def eof(self) -> bool:  # type: ignore[override]
-        return bool(self._d.eof)  # type: ignore[attr-defined]
+    def eof(self) -> bool:
+        return bool(self._d.eof)
 
     @property
     def unused_data(self) -> bytes:
-        return self._d.unused_data or b""  # type: ignore[attr-defined,no-any-return]  # lz4: None
+        return self._d.unused_data or b""
 
     def step(self, data: bytes, max_length: int) -> bytes:
-        out: bytes = self._d.decompress(data, max_length=max_length)  # type: ignore[attr-defined]
+        out = self._d.decompress(data, max_length=max_length)
         self._full = len(out) >= max_length
         return out
 
     def wants_input(self) -> bool:
-        return bool(self._d.needs_input) and not self._full  # type: ignore[attr-defined]
+        return bool(self._d.needs_input) and not self._full
 
 
 def _zip_lzma_filters(header: bytes, dictionary_cap: int) -> tuple[list[dict[str, int]], int]:
@@ -133,10 +157,11 @@ def _zip_lzma_filters(header: bytes, dictionary_cap: int) -> tuple[list[dict[str
     return [{"id": lzma.FILTER_LZMA1, "lc": lc, "lp": lp, "pb": pb, "dict_size": dict_size}], 9
 
 
-def _lz4_decompressor() -> object:
-    import lz4.frame  # imported lazily: only lz4 streams need it
+def _lz4_decompressor() -> _Decompressor:
+    import lz4.frame  # imported lazily: only lz4 streams need it (untyped: see pyproject)
 
-    return lz4.frame.LZ4FrameDecompressor()
+    decompressor: _Decompressor = lz4.frame.LZ4FrameDecompressor()
+    return decompressor
 
 
 # codec name -> factory, given the stream's dictionary cap; "multi" codecs accept
@@ -261,8 +286,9 @@ class DecodeStream(io.RawIOBase):
         self.trailing_offset = self._pos - len(rest)
         return False
 
-    def readinto(self, buffer: "bytearray | memoryview") -> int:  # type: ignore[override]
-        want = len(buffer)
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer).cast("B")
+        want = len(view)
         if want == 0 or self.finished:
             return 0
         stalls = 0
@@ -292,7 +318,7 @@ class DecodeStream(io.RawIOBase):
                 return 0
             if out:
                 self._produced(out)
-                memoryview(buffer)[: len(out)] = out
+                view[: len(out)] = out
                 return len(out)
             stalls = stalls + 1 if not data else 0
             if stalls > 3:  # a decoder that neither consumes nor produces: corrupt input
@@ -372,9 +398,9 @@ def _picky_dictionary(size_field: bytes) -> bool:
     return rounded + 1 == size
 
 
-def _trial(decoder: object, head: bytes) -> bool:
+def _trial(decoder: _Decompressing, head: bytes) -> bool:
     try:
-        out = decoder.decompress(head[:8192], 256)  # type: ignore[attr-defined]
+        out = decoder.decompress(head[:8192], 256)
     except Exception:
         return False
     return len(out) > 0

@@ -309,7 +309,7 @@ def _read_entry(source: ByteSource, layout: ZipLayout, pos: int, index: int, cd_
     ) = _CENTRAL.unpack(raw)
     name_raw = source.read_at(pos + _CENTRAL.size, nlen)
     extra = source.read_at(pos + _CENTRAL.size + nlen, xlen)
-    length = _CENTRAL.size + nlen + xlen + clen_e
+    length: int = _CENTRAL.size + nlen + xlen + clen_e
     if pos + length > cd_end:
         layout.problems.append(f"central directory entry {index} runs past the directory")
         return None

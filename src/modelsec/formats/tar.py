@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import tarfile
-from typing import IO, Any, ClassVar
+from typing import IO, Any, Callable, ClassVar
 
 from modelsec.archive import legacy_torch_tar
 from modelsec.archive import names as member_names
@@ -38,6 +38,12 @@ _META_TYPES = (
 )
 
 
+# tarfile's own header-field parsers: detection must accept exactly what tarfile accepts.
+# Module-level functions of tarfile that typeshed does not declare (not public API).
+_nti: Callable[[bytes], int] = tarfile.nti  # type: ignore[attr-defined]  # see above
+_calc_chksums: Callable[[bytes], tuple[int, int]] = tarfile.calc_chksums  # type: ignore[attr-defined]  # see above
+
+
 def is_tar_header(block: bytes) -> bool:
     """A first header ``tarfile`` accepts (``TarInfo.frombuf``): 512 bytes, not all zero,
     and a checksum field, parsed as tarfile parses it (octal text up to a NUL, blanks and
@@ -47,10 +53,10 @@ def is_tar_header(block: bytes) -> bool:
     if len(block) < BLOCK or not block.strip(b"\x00"):
         return False
     try:
-        declared = tarfile.nti(block[148:156])  # tarfile's own field parser
+        declared = _nti(block[148:156])
     except tarfile.HeaderError:
         return False
-    return declared in tarfile.calc_chksums(block)
+    return declared in _calc_chksums(block)
 
 
 def compressed_tar_codec(head: bytes) -> str | None:
@@ -72,7 +78,7 @@ class _BoundedTarInfo(tarfile.TarInfo):
             raise LimitExceeded(
                 f"tar extended header of {self.size} bytes exceeds {MAX_META_HEADER}"
             )
-        return super()._proc_member(tarfile)
+        return super()._proc_member(tarfile)  # type: ignore[misc]  # the hook tarfile documents for subclasses; typeshed omits it
 
 
 class TarScanner(FormatScanner):
@@ -148,7 +154,7 @@ class _TarScan:
         limit stopped the scan."""
         while True:
             member = archive.next()
-            archive.members.clear()  # stream mode keeps every header otherwise
+            archive.members.clear()  # type: ignore[attr-defined]  # stream mode keeps every header otherwise (typeshed omits the attribute)
             if member is None:
                 return archive.offset
             if not self.ctx.count_member():
@@ -191,7 +197,7 @@ class _TarScan:
             )
             return
         if member.issparse():
-            stored = sum(size for _offset, size in member.sparse or [])
+            stored = _sparse_stored(member)
             ratio = ctx.limits.max_expansion_ratio
             if member.size > BOMB_FLOOR and member.size > ratio * max(stored, 1):
                 ctx.report(
@@ -276,4 +282,11 @@ def _chunks_from(source: ByteSource, start: int) -> Any:
         offset += len(chunk)
 
 
+def _sparse_stored(member: tarfile.TarInfo) -> int:
+    """Bytes a sparse member stores: tarfile keeps its map as (offset, size) pairs."""
+    pairs: list[tuple[int, int]] = member.sparse or []  # type: ignore[assignment]  # typeshed says bytes
+    return sum(size for _offset, size in pairs)
+
+
 SCANNER = TarScanner()
+

@@ -618,7 +618,8 @@ def scan(ref: ModelRef, engine: Engine, options: ScanOptions) -> ScannedModel:
                 entries = remote_scan.filter_entries(entries, cfg, ref.uri)
                 if len(entries) <= MAX_CHECKSUM_HEADS:
                     for entry in entries:
-                        entry.sha256 = bucket.checksum(entry.fetcher.obj)  # type: ignore[attr-defined]
+                        assert isinstance(entry.fetcher, S3Fetcher)  # every entry was built above
+                        entry.sha256 = bucket.checksum(entry.fetcher.obj)
             report = remote_scan.scan_entries(
                 engine, target=target, locations=[ref.uri], entries=entries, cfg=cfg,
                 policy=policy, progress=options.progress,
