@@ -2,7 +2,10 @@
 # modelsec for users who build with Docker (or Buildah, Kaniko). The project itself builds
 # its image without a daemon: hack/build-image.sh (mmdebstrap + umoci) writes
 # dist/modelsec-<version>.oci.tar; see docs/install.md. Both install the same pinned
-# wheels (hack/image/requirements.lock, with hashes) and trim the same unused parts.
+# wheels (hack/image/requirements.lock, with hashes), drop the same unused distributions
+# (hack/image/unused-distributions.txt) and trim the same unused parts. The script's image is
+# smaller still: its Debian base keeps only what python3 needs to run, shared libraries are
+# stripped and third-party packages ship bytecode only (docs/install.md, "The image").
 #
 #   docker build -t registry.example.com/modelsec:0.1.0 .
 #
@@ -13,7 +16,7 @@ ARG PYTHON_IMAGE=python:3.13-slim-trixie@sha256:9d2e5553305c7c7b0097999bb17187c6
 
 FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
-COPY hack/image/requirements.lock hack/image/trim-site-packages.sh /src/hack/image/
+COPY hack/image/requirements.lock hack/image/unused-distributions.txt hack/image/trim-site-packages.sh /src/hack/image/
 COPY pyproject.toml README.md /src/
 COPY src /src/src
 COPY operator /src/operator
@@ -25,6 +28,7 @@ RUN python -m venv /opt/modelsec \
         -r /src/hack/image/requirements.lock \
     && /opt/modelsec/bin/pip install --no-cache-dir --no-deps /src \
     && /opt/modelsec/bin/pip check \
+    && /opt/modelsec/bin/pip uninstall --yes -r /src/hack/image/unused-distributions.txt \
     && /opt/modelsec/bin/pip uninstall --yes pip \
     && sh /src/hack/image/trim-site-packages.sh /opt/modelsec/lib/python3.13/site-packages \
     && /opt/modelsec/bin/python -m compileall -q --invalidation-mode unchecked-hash /opt/modelsec/lib

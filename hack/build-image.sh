@@ -14,10 +14,13 @@
 #
 # Layers: (1) the Debian base: python3, ca-certificates and libstdc++6 at the versions pinned in
 # hack/image/debian-packages.lock, with documentation, man pages, locales, apt lists and
-# caches left out, and the user modelsec (65532:65532); (2) /opt/modelsec (the virtualenv:
-# the wheels pinned with hashes in hack/image/requirements.lock, the modelsec wheel,
-# bytecode compiled ahead) and /usr/share/modelsec/examples. The entrypoint is
+# caches left out, the packages only their installation needed (shells, coreutils, perl,
+# dpkg: hack/image/prune-base.py) removed, and the user modelsec (65532:65532);
+# (2) /opt/modelsec (the virtualenv: the wheels pinned with hashes in
+# hack/image/requirements.lock, the modelsec wheel, bytecode compiled ahead, shared
+# libraries stripped of symbol tables) and /usr/share/modelsec/examples. The entrypoint is
 # /opt/modelsec/bin/modelsec (exec form: no shell at run time); the user is numeric.
+# docs/install.md ("The image") has the size breakdown and what each cut costs.
 #
 # Reproducible: the base layer's timestamps are the epoch recorded in the Debian lock, the
 # application layer's are the commit's time; tar entries are sorted with numeric owners;
@@ -26,8 +29,10 @@
 #
 # Cache (under $MODELSEC_CACHE_DIR, default .cache/image): the base layer keyed by the
 # Debian lock, the downloaded wheels, and the finished archive keyed by every input.
-# Needs root (chroot, file ownership), mmdebstrap and umoci (apt-get install mmdebstrap
-# umoci), GNU tar, network access to the Debian mirror and PyPI on a cold cache.
+# Needs root (chroot, file ownership), mmdebstrap, umoci and binutils' strip (apt-get install
+# mmdebstrap umoci binutils), GNU tar, network access to the Debian mirror and PyPI on a cold
+# cache. The stripped libraries are the host strip's output: builds with the same binutils
+# version give the same bytes (its version is part of the cache key).
 #
 # Environment: MODELSEC_IMAGE_COMMIT (default HEAD), MODELSEC_DEBIAN_MIRROR (default
 # http://deb.debian.org), MODELSEC_IMAGE_NAME (default docker.io/modelsec/modelsec),
@@ -43,14 +48,23 @@ APP_GID=65532
 # The Debian packages asked for; everything else in the lock is what they (and the
 # Essential set) pull in.
 DEBIAN_PACKAGES=(python3 ca-certificates libstdc++6)   # numpy's C++ parts need libstdc++
+# What the running image keeps of the base: those packages and what they depend on, plus
+# base-files (/etc/os-release, which scanners read to know the distribution). The packages
+# below are needed to configure them (maintainer scripts, the CA bundle's generation), not
+# to run them; the dependency walk stops there (hack/image/prune-base.py).
+RUNTIME_PACKAGES=("${DEBIAN_PACKAGES[@]}" base-files)
+BUILD_ONLY_PACKAGES=(dpkg debconf perl-base openssl)
 # Wheel platforms the suite's glibc (2.41) runs.
 PLATFORMS=(manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux_2_28_x86_64 manylinux_2_34_x86_64)
 # Every extra a cluster component can need: the operator evaluates SignatureVerified
 # (integrity) as readily as any other rule the SecurityGroup CRD accepts.
 EXTRAS=cluster,remote,integrity
+# modelsec's own packages keep their sources (tracebacks show the lines); the third-party
+# ones ship bytecode only (50 MB less; the sources are the pinned wheels, by hash).
+OWN_PACKAGES=(modelsec modelsec_operator modelsec_webhook)
 PIP_VERSION=25.3             # runs the installation from its wheel; not installed into the image
 # Bump when a change here must invalidate cached layers and archives.
-RECIPE=4
+RECIPE=5
 
 MIRROR=${MODELSEC_DEBIAN_MIRROR:-http://deb.debian.org}
 IMAGE_NAME=${MODELSEC_IMAGE_NAME:-docker.io/modelsec/modelsec}
@@ -58,6 +72,8 @@ CACHE=${MODELSEC_CACHE_DIR:-$REPO/.cache}/image
 LOCK_DIR=$REPO/hack/image
 DEB_LOCK=$LOCK_DIR/debian-packages.lock
 PY_LOCK=$LOCK_DIR/requirements.lock
+# Distributions the lock pulls in that no code path of modelsec imports (the file says why).
+UNUSED=$LOCK_DIR/unused-distributions.txt
 HOST_PY=${PYTHON:-$REPO/.venv/bin/python}
 
 log() { printf 'build-image: %s\n' "$*" >&2; }
@@ -72,13 +88,13 @@ case "${1:-}" in
   "") ;;
   --relock) mode=relock ;;
   --print-path) echo "$REPO/dist/modelsec-$(version).oci.tar"; exit 0 ;;
-  -h|--help) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) die "unknown argument '$1' (see --help)" ;;
 esac
 
 [ "$(id -u)" -eq 0 ] || die "needs root: the root filesystem is assembled with chroot and owned by several users (run it as root, or in CI as the root user)"
-for tool in mmdebstrap umoci tar git; do
-  command -v "$tool" >/dev/null 2>&1 || die "$tool not found (apt-get install mmdebstrap umoci)"
+for tool in mmdebstrap umoci tar git strip; do
+  command -v "$tool" >/dev/null 2>&1 || die "$tool not found (apt-get install mmdebstrap umoci binutils)"
 done
 [ -x "$HOST_PY" ] || die "no $HOST_PY; run hack/bootstrap.sh first"
 [ -n "$COMMIT" ] || die "no commit ${MODELSEC_IMAGE_COMMIT:-HEAD} in $REPO: the image is built from a commit"
@@ -177,7 +193,8 @@ base_epoch() {
 
 build_base() {  # prints the base layer's path
   local key tarball root
-  key=$( { echo "recipe=$RECIPE suite=$SUITE uid=$APP_UID gid=$APP_GID"; cat "$DEB_LOCK"; declare -f mmdebstrap_base harden_base; } | sha)
+  key=$( { echo "recipe=$RECIPE suite=$SUITE uid=$APP_UID gid=$APP_GID"; cat "$DEB_LOCK"; declare -f mmdebstrap_base harden_base;
+           echo "runtime=${RUNTIME_PACKAGES[*]} build-only=${BUILD_ONLY_PACKAGES[*]}"; cat "$LOCK_DIR/prune-base.py"; } | sha)
   tarball=$CACHE/base-${key:0:16}.tar
   if [ -f "$tarball" ]; then
     log "base layer cached: $tarball"
@@ -192,6 +209,8 @@ build_base() {  # prints the base layer's path
     cat "$WORK/deb.diff" >&2
     die "the mirror no longer serves the pinned package versions above (Debian replaces them on point releases and security updates). Run hack/build-image.sh --relock, review and commit hack/image/debian-packages.lock."
   fi
+  "$HOST_PY" "$LOCK_DIR/prune-base.py" "$root" --keep "${RUNTIME_PACKAGES[@]}" --build-only "${BUILD_ONLY_PACKAGES[@]}" \
+    || die "pruning the base of its build-only packages failed"
   det_tar "$root" "$tarball.tmp" "$BASE_EPOCH" .
   mv "$tarball.tmp" "$tarball"
   rm -rf "$root"
@@ -270,17 +289,18 @@ PY
   )
   cp "$wheel" "$CACHE/wheels/pip-$PIP_VERSION-py3-none-any.whl" "$root/tmp/install/"
   cp "$PY_LOCK" "$root/tmp/install/requirements.lock"
+  cp "$UNUSED" "$root/tmp/install/unused-distributions.txt"
   local pip=(chroot "$root" /opt/modelsec/bin/python "/tmp/install/pip-$PIP_VERSION-py3-none-any.whl/pip")
   chroot "$root" /usr/bin/python3 -m venv --without-pip /opt/modelsec
   "${pip[@]}" install --quiet --no-index --find-links /tmp/install --no-cache-dir --no-compile \
     --require-hashes -r /tmp/install/requirements.lock >&2
   "${pip[@]}" install --quiet --no-index --no-deps --no-cache-dir --no-compile "/tmp/install/$(basename "$wheel")" >&2
   "${pip[@]}" check >&2 || die "the installed packages do not satisfy each other's requirements"
-  sh "$REPO/hack/image/trim-site-packages.sh" "$root/opt/modelsec/lib/python$PYTHON_VERSION/site-packages"
-  # Bytecode ahead of time: the root filesystem is read-only in the cluster, so Python
-  # could never cache it. unchecked-hash: valid for an image whose sources never change.
-  chroot "$root" /opt/modelsec/bin/python -m compileall -q --invalidation-mode unchecked-hash \
-    /opt/modelsec/lib >&2
+  "${pip[@]}" uninstall --quiet --yes -r /tmp/install/unused-distributions.txt >&2
+  local site=$root/opt/modelsec/lib/python$PYTHON_VERSION/site-packages
+  sh "$REPO/hack/image/trim-site-packages.sh" "$site"
+  strip_libraries "$site"
+  compile_bytecode "$root" "${site#"$root"}"
   rm -rf "$root/tmp/install"
   find "$root/opt/modelsec" -name 'direct_url.json' -delete  # names the build's temp path
   mkdir -p "$root/usr/share/modelsec"
@@ -289,6 +309,41 @@ PY
   chmod -R u=rwX,go=rX "$root/opt/modelsec" "$root/usr/share/modelsec"
   det_tar "$root" "$layer" "$APP_EPOCH" opt/modelsec usr/share/modelsec
   rm -rf "$root"
+}
+
+# Symbol tables are for debuggers; the dynamic symbols the loader needs stay (about 30 MB).
+# Not the packages auditwheel repaired (they vendor a <package>.libs folder): patchelf
+# rewrote those files' layout, and strip can break it (numpy's OpenBLAS then fails to load:
+# "ELF load command address/offset not page-aligned").
+strip_libraries() {  # SITE
+  local site=$1 vendored skip=()
+  for vendored in "$site"/*.libs; do
+    [ -d "$vendored" ] || continue
+    skip+=(! -path "$vendored/*" ! -path "${vendored%.libs}/*")
+  done
+  find "$site" -type f -name '*.so*' "${skip[@]}" -exec strip --strip-unneeded {} + \
+    || die "strip failed on a shared library of $site"
+}
+
+# Bytecode ahead of time: the root filesystem is read-only in the cluster, so Python could
+# never cache it (issue 14: start-up). unchecked-hash: valid for an image whose sources never
+# change. modelsec's packages: sources and __pycache__ (the wheel's bytecode for the build
+# host's Python is dropped). Every other package: bytecode beside where the source was,
+# which Python imports without the source, and the source removed.
+compile_bytecode() {  # ROOT SITE (SITE as seen inside ROOT)
+  local root=$1 site=$2 own=() skip_own=() package source
+  for package in "${OWN_PACKAGES[@]}"; do
+    own+=("$site/$package")
+    skip_own+=(-path "$root$site/$package" -prune -o)
+  done
+  find "$root$site" -path '*/__pycache__/*.pyc' ! -name "*.cpython-${PYTHON_VERSION/./}.pyc" -delete
+  chroot "$root" /opt/modelsec/bin/python -m compileall -q -b --invalidation-mode unchecked-hash \
+    -x "^$site/($(IFS='|'; echo "${OWN_PACKAGES[*]}"))/" "$site" >&2 || die "compiling the third-party packages failed"
+  find "$root$site" "${skip_own[@]}" -type f -name '*.py' -print | while read -r source; do
+    if [ -f "${source}c" ]; then rm -f "$source"; fi
+  done
+  chroot "$root" /opt/modelsec/bin/python -m compileall -q --invalidation-mode unchecked-hash \
+    "${own[@]}" >&2 || die "compiling modelsec failed"
 }
 
 # --- the OCI image ----------------------------------------------------------------------
@@ -372,7 +427,8 @@ if [ "$mode" = relock ] || [ ! -f "$PY_LOCK" ]; then
   relock_python "$wheel"
 fi
 key=$( { echo "recipe=$RECIPE name=$IMAGE_NAME version=$VERSION revision=$REVISION epoch=$APP_EPOCH";
-         basename "$base"; cat "$PY_LOCK"; sha256sum < "$wheel"; declare -f build_app_layer pack_image; cat "$REPO/hack/image/trim-site-packages.sh";
+         basename "$base"; cat "$PY_LOCK"; sha256sum < "$wheel"; declare -f build_app_layer strip_libraries compile_bytecode pack_image; cat "$REPO/hack/image/trim-site-packages.sh";
+         cat "$UNUSED"; echo "own=${OWN_PACKAGES[*]}"; strip --version | head -1;
          echo "extras=$EXTRAS"; git -C "$REPO" ls-tree -r "$COMMIT" examples; } | sha)
 cached=$CACHE/modelsec-$VERSION-${key:0:16}.oci.tar
 if [ -f "$cached" ]; then

@@ -6,19 +6,27 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 import subprocess
 import tarfile
+from pathlib import Path
 
 import pytest
 from image_helpers import REPO, Image
 
 pytestmark = [pytest.mark.image, pytest.mark.slow, pytest.mark.timeout(3600)]
 
-# The issue's goal is 250 MB uncompressed; the image is about 371 MB (docs/install.md, "The
-# image": the kubernetes client, numpy, the integrity extra's sigstore stack, bytecode).
-# This is a regression bound, not the goal.
-SIZE_BUDGET_MB = 390
+# The issue's goal: under 250 MB uncompressed (docs/install.md, "The image", has the
+# breakdown). The image is built to stay under it; a dependency that grows past it fails here.
+SIZE_BUDGET_MB = 250
+# What hack/build-image.sh removes from the base after configuring it (prune-base.py) and
+# from the virtualenv after `pip check` (hack/image/unused-distributions.txt).
+BUILD_ONLY_PACKAGES = ("dpkg", "debconf", "perl-base", "openssl", "bash", "dash", "coreutils", "util-linux")
+UNUSED_DISTRIBUTIONS = {"hf-xet": "hf_xet", "rich": "rich", "pygments": "pygments", "markdown-it-py": "markdown_it",
+                        "mdurl": "mdurl"}  # distribution: the package it installs
+OWN_PACKAGES = ("modelsec", "modelsec_operator", "modelsec_webhook")
+SITE = "opt/modelsec/lib/python3.13/site-packages"
 
 
 def _version(commit: str) -> str:
@@ -87,6 +95,110 @@ def test_nothing_to_build_with_no_caches_no_package_lists(image: Image) -> None:
     assert (root / "var" / "lib" / "dpkg" / "status").stat().st_size > 0
 
 
+def _status_packages(root: Path) -> dict[str, str]:
+    packages = {}
+    for stanza in (root / "var/lib/dpkg/status").read_text().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in stanza.splitlines() if ": " in line and not line[0].isspace())
+        if "Package" in fields:
+            packages[fields["Package"]] = fields.get("Version", "")
+    return packages
+
+
+def test_base_holds_only_what_runs_and_its_package_list_says_so(image: Image) -> None:
+    """The build-only packages are gone, files and status entries alike, so a scanner reading
+    /var/lib/dpkg/status sees exactly what is there; what remains is what the lock pinned."""
+    root = image.rootfs
+    packages = _status_packages(root)
+    assert {"python3", "python3.13", "libc6", "libssl3t64", "ca-certificates", "libstdc++6", "base-files"} <= set(packages)
+    assert not set(BUILD_ONLY_PACKAGES) & set(packages), sorted(set(BUILD_ONLY_PACKAGES) & set(packages))
+    lock = (REPO / "hack" / "image" / "debian-packages.lock").read_text()
+    pinned = dict(line.split() for line in lock.splitlines() if line and not line.startswith("#"))
+    assert all(pinned.get(name) == version for name, version in packages.items()), packages
+    for tool in ("sh", "bash", "dash", "perl", "dpkg", "ls", "cat", "mount", "openssl"):
+        assert not (root / "usr" / "bin" / tool).exists(), f"/usr/bin/{tool} is in the image"
+    info = root / "var/lib/dpkg/info"
+    listed = {line.replace("/bin/", "/usr/bin/", 1) if line.startswith("/bin/") else
+              line.replace("/sbin/", "/usr/sbin/", 1) if line.startswith("/sbin/") else line
+              for name in packages for lst in info.glob(f"{name}*.list")
+              if lst.name.split(".", 1)[0].split(":", 1)[0] == name
+              for line in lst.read_text().splitlines()}
+    alternatives = {p.name for p in (root / "etc/alternatives").iterdir()}  # a kept package's links (awk)
+    for folder in ("usr/bin", "usr/sbin"):
+        strays = [p.name for p in (root / folder).iterdir() if f"/{folder}/{p.name}" not in listed
+                  and not (p.name in alternatives and os.readlink(p) == f"/etc/alternatives/{p.name}")]
+        assert not strays, f"files in /{folder} that no installed package lists: {strays}"
+    assert (root / "etc/os-release").exists()  # how scanners tell the distribution
+
+
+def test_python_packages_ship_bytecode_and_nothing_unused(image: Image) -> None:
+    """Issue 14: the read-only image never compiles at start. modelsec's own modules keep their
+    sources, each with valid hash-based bytecode for the image's Python (checked by that
+    Python: the hash is keyed by its version); the other packages ship bytecode only; nothing
+    is compiled for another Python; the unused distributions are gone."""
+    probe = f"""
+import importlib.util, pathlib
+site = pathlib.Path("/{SITE}")
+own = {OWN_PACKAGES!r}
+problems, checked = [], 0
+for package in own:
+    for source in (site / package).rglob("*.py"):
+        cached = pathlib.Path(importlib.util.cache_from_source(str(source)))
+        header = cached.read_bytes()[:16] if cached.exists() else b""
+        if header[:4] != importlib.util.MAGIC_NUMBER or int.from_bytes(header[4:8], "little") != 0b01:
+            problems.append(f"{{source}}: no unchecked-hash bytecode for this Python")
+        elif header[8:16] != importlib.util.source_hash(source.read_bytes()):
+            problems.append(f"{{cached}}: stale")
+        checked += 1
+for path in site.rglob("*.py*"):
+    top = path.relative_to(site).parts[0]
+    if path.suffix == ".py" and top not in own:
+        problems.append(f"{{path}}: third-party source shipped")
+    if path.suffix == ".pyc" and "__pycache__" in path.parts and importlib.util.cache_from_source(
+            str(path.parent.parent / (path.name.split(".")[0] + ".py"))) != str(path):
+        problems.append(f"{{path}}: bytecode for another Python")
+import kubernetes.client
+assert type(kubernetes.client.__spec__.loader).__name__ == "SourcelessFileLoader", kubernetes.client.__spec__
+print(checked); print("\\n".join(problems))
+"""
+    result = image.run("/opt/modelsec/bin/python", "-c", probe)
+    assert result.returncode == 0, result.stderr[-4000:]
+    checked, *problems = [line for line in result.stdout.splitlines() if line]
+    assert int(checked) > 100 and not problems, problems[:10]
+    site = image.rootfs / SITE
+    listed = (REPO / "hack" / "image" / "unused-distributions.txt").read_text().splitlines()
+    assert {line for line in listed if line and not line.startswith("#")} == set(UNUSED_DISTRIBUTIONS)
+    for distribution, package in UNUSED_DISTRIBUTIONS.items():
+        assert not (site / package).exists(), package
+        assert not list(site.glob(f"{distribution.replace('-', '_')}-*.dist-info")), distribution
+
+
+def _has_symbol_table(library: Path) -> bool:
+    """Whether an ELF64 file has a .symtab section (what strip --strip-unneeded removes)."""
+    data = library.read_bytes()
+    shoff = int.from_bytes(data[0x28:0x30], "little")
+    entsize, count, names_index = (int.from_bytes(data[o:o + 2], "little") for o in (0x3A, 0x3C, 0x3E))
+    def section(index: int) -> tuple[int, int, int]:  # name offset, type, file offset
+        base = shoff + index * entsize
+        return (int.from_bytes(data[base:base + 4], "little"), int.from_bytes(data[base + 4:base + 8], "little"),
+                int.from_bytes(data[base + 0x18:base + 0x20], "little"))
+    names_at = section(names_index)[2]
+    SHT_SYMTAB = 2
+    return any(section(i)[1] == SHT_SYMTAB and data[names_at + section(i)[0]:].startswith(b".symtab\0")
+               for i in range(count))
+
+
+def test_shared_libraries_are_stripped(image: Image) -> None:
+    """All but those of the packages auditwheel repaired (the build leaves them as shipped)."""
+    site = image.rootfs / SITE
+    repaired = {p.name.removesuffix(".libs") for p in site.glob("*.libs")} | {p.name for p in site.glob("*.libs")}
+    assert {"numpy", "h5py"} <= repaired
+    libraries = [p for p in site.rglob("*.so*") if p.is_file() and not p.is_symlink()
+                 and p.relative_to(site).parts[0] not in repaired]
+    assert len(libraries) > 50
+    unstripped = [str(p.relative_to(site)) for p in libraries if _has_symbol_table(p)]
+    assert not unstripped, unstripped[:10]
+
+
 def test_version(image: Image) -> None:
     result = image.run("/opt/modelsec/bin/modelsec", "--version")
     assert result.returncode == 0, result.stderr
@@ -153,6 +265,12 @@ session = boto3.session.Session(aws_access_key_id="k", aws_secret_access_key="s"
 for service in ("s3", "sts", "sso", "sso-oidc", "signin"):
     session.client(service)
 import kopf, kubernetes.client, huggingface_hub, aiohttp, cryptography
+# What modelsec.integrity.signature imports when a SignatureVerified rule runs (lazily, so the
+# walk above does not reach it), without the distributions the build removes.
+import model_signing.manifest, model_signing._signing.signing, sigstore.models, sigstore.verify.policy
+from model_signing._signing import sign_certificate, sign_ec_key, sign_sigstore, sign_sigstore_pb
+from sigstore_models.trustroot import v1
+import huggingface_hub.file_download, huggingface_hub.hf_api, tqdm.auto
 print(len(failed)); print("\\n".join(failed))
 """
     result = image.run("/opt/modelsec/bin/python", "-c", probe)
