@@ -36,6 +36,7 @@ from typing import Callable, Mapping
 
 from modelsec.k8s.enforcement import EnforcementMode, ErrorAction, PendingAction
 from modelsec.k8s.naming import scan_key, scan_name
+from modelsec.k8s.scan import Phase
 from modelsec.metadata import SourceType
 from modelsec.policy import Mode, Outcome
 from modelsec.references import Extraction, Reference
@@ -163,7 +164,7 @@ def judge(reference: Reference, governor: Governor, view: View) -> Judgement:
 def _from_scan(reference: Reference, group: str, mode: EnforcementMode, record: ScanRecord,
                digest: str | None, warnings: list[str], pin: bool = False) -> Judgement:
     # Only a revision that fixes the content is pinned to (not an unversioned S3 ETag).
-    pin_to = record.revision if (pin and record.phase == "Completed" and record.revision
+    pin_to = record.revision if (pin and record.phase == Phase.COMPLETED and record.revision
                                  and fixes(reference.ref.scheme, record.revision)) else None
 
     def result(status: Status, detail: str, extra_warnings: tuple[str, ...] = ()) -> Judgement:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, Protocol, Sequence, TypeVar
 
+from modelsec.k8s.scan import Phase
 from modelsec_webhook import metrics
 from modelsec_webhook.decision import Judgement
 from modelsec_webhook.view import ScanRecord, View
@@ -120,7 +121,7 @@ class Estimates:
         finished: list[tuple[str, float]] = []
         for records in self.view.scans.values():
             for record in records.values():
-                if record.group != group or record.phase != "Completed":
+                if record.group != group or record.phase != Phase.COMPLETED:
                     continue
                 began, ended = _time(record.started_at), _time(record.completed_at)
                 if began is not None and ended is not None and ended >= began:

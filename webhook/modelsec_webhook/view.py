@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from modelsec.k8s.enforcement import Enforcement
 from modelsec.k8s.group import SecurityGroupResourceSpec
 from modelsec.k8s.naming import scan_key
+from modelsec.k8s.scan import Phase
 from modelsec.k8s.source import ModelSourceSpec
 from modelsec.policy import Mode
 from modelsec.references import Reference
@@ -69,7 +70,7 @@ class ScanRecord:
 
     @property
     def has_verdict(self) -> bool:
-        return self.phase in ("Completed", "Failed") and self.outcome is not None
+        return self.phase in (Phase.COMPLETED, Phase.FAILED) and self.outcome is not None
 
 
 def scan_record(obj: dict[str, Any]) -> ScanRecord | None:
@@ -88,7 +89,7 @@ def scan_record(obj: dict[str, Any]) -> ScanRecord | None:
     decisive = [f for f in findings if f.get("rule") in failed] or findings
     key = scan_key(model, spec.get("revision"), group)
     read = status.get("revision") if isinstance(status.get("revision"), str) else None
-    scanned_key = scan_key(model, read, group) if read and status.get("phase") == "Completed" else None
+    scanned_key = scan_key(model, read, group) if read and status.get("phase") == Phase.COMPLETED else None
     position = status.get("queuePosition")
     return ScanRecord(
         name=str(obj["metadata"]["name"]),
