@@ -3,7 +3,20 @@ for more loader payloads than the bound gets the rest reported as not inspected.
 
 from __future__ import annotations
 
-from pklbuild import REDUCE, STOP, TUPLE1, binbytes, binint, call, proto, scan, stack_global, subjects, summary, v4
+from pklbuild import (
+    REDUCE,
+    STOP,
+    TUPLE1,
+    binbytes,
+    binint,
+    call,
+    proto,
+    scan,
+    stack_global,
+    subjects,
+    summary,
+    v4,
+)
 
 from modelsec.pickle.nested_budget import MAX_NESTED_SCANS
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from modelsec.sources import retry
-from modelsec.sources.errors import ACCESS_DENIED, FILE_NOT_FOUND, INTEGRITY, REMOTE_ERROR, THROTTLED, SourceFailure
+from modelsec.sources.errors import (
+    ACCESS_DENIED,
+    FILE_NOT_FOUND,
+    INTEGRITY,
+    REMOTE_ERROR,
+    THROTTLED,
+    SourceFailure,
+)
 from modelsec.sources.status import StatusMeaning, meaning_of, retry_after_seconds
 
 

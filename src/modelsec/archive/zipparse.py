@@ -269,9 +269,12 @@ def _locate_directory(source: ByteSource, layout: ZipLayout, end: _EndRecord) ->
             return None
     cd_start = end.cd_offset + prefix
     # A self-extractor/polyglot shift applies only if the directory really is there.
-    if prefix and not source.read_at(cd_start, 4) == CENTRAL_SIG:
-        if source.read_at(end.cd_offset, 4) == CENTRAL_SIG:
-            prefix, cd_start = 0, end.cd_offset
+    if (
+        prefix
+        and source.read_at(cd_start, 4) != CENTRAL_SIG
+        and source.read_at(end.cd_offset, 4) == CENTRAL_SIG
+    ):
+        prefix, cd_start = 0, end.cd_offset
     layout.prefix = prefix
     layout.cd_start = cd_start
     layout.cd_end = min(cd_start + end.cd_size, end.position)

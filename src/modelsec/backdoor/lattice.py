@@ -86,9 +86,9 @@ class Switch:
 
 
 class Scope:
-    __slots__ = ("values", "parent")
+    __slots__ = ("parent", "values")
 
-    def __init__(self, parent: "Scope | None" = None) -> None:
+    def __init__(self, parent: Scope | None = None) -> None:
         self.values: dict[str, Val] = {}
         self.parent = parent
 

@@ -44,7 +44,7 @@ class EvaluationOrder:
         deps: list[set[int]] = []
         users: dict[int, list[int]] = {}
         for i, node in enumerate(g.nodes):
-            needs = set(n for n in node.inputs if n)
+            needs = {n for n in node.inputs if n}
             for sub in node.subgraphs.values():
                 needs |= self.free_names(sub)
             d = {producer[n] for n in needs if n in producer and producer[n] != i}
