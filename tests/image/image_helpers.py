@@ -46,6 +46,6 @@ class Image:
 def require_tools() -> None:
     if os.geteuid() != 0:
         pytest.fail("the image tests need root (the build assembles a root filesystem; the tests chroot)")
-    missing = [tool for tool in ("umoci", "unshare", "mount", "mmdebstrap") if shutil.which(tool) is None]
+    missing = [tool for tool in ("umoci", "unshare", "mount", "mmdebstrap", "strip") if shutil.which(tool) is None]
     if missing:
-        pytest.fail(f"missing {', '.join(missing)}: apt-get install mmdebstrap umoci util-linux")
+        pytest.fail(f"missing {', '.join(missing)}: apt-get install mmdebstrap umoci util-linux binutils")
