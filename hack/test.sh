@@ -38,12 +38,14 @@ set -e
 if [ "$rc" -eq 5 ]; then
   echo "hack/test.sh: pytest collected no tests" >&2
 fi
+if [ "$mypy_rc" -ne 0 ]; then
+  echo "hack/test.sh: mypy found type errors (exit $mypy_rc; its report is above the suite's)" >&2
+fi
 if [ "$rc" -eq 0 ] && [ "$image_rc" -ne 0 ]; then
   echo "hack/test.sh: the suite passed; the image tests failed (exit $image_rc)" >&2
   exit "$image_rc"
 fi
 if [ "$rc" -eq 0 ] && [ "$mypy_rc" -ne 0 ]; then
-  echo "hack/test.sh: the suite passed; mypy found type errors (exit $mypy_rc)" >&2
   exit "$mypy_rc"
 fi
 exit "$rc"
