@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from modelsec.bytesource import ByteSource
+
 # Part of the format author's API (format modules import them from here).
 from modelsec.context import HEAD_SIZE as HEAD_SIZE
 from modelsec.context import FormatCategory as FormatCategory
@@ -80,7 +81,7 @@ class FormatScanner(ABC):
         what every caller that sniffs content means (:func:`modelsec.formats.claimants`)."""
         try:
             return self.detect(head, source, filename)
-        except Exception:
+        except Exception:  # noqa: BLE001  # any crash of a probe on hostile bytes means "not mine"
             return False
 
     @property
