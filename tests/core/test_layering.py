@@ -2,8 +2,8 @@
 that imports with the base install.
 
 Imports are read with ``ast``, never by importing: module level (what importing a module
-pulls in) and function level (lazy imports, loaded when called) are checked separately;
-imports under ``if TYPE_CHECKING:`` are annotations only and are not edges.
+pulls in) and the rest (imports inside functions, loaded when called, and imports under
+``if TYPE_CHECKING:``, for annotations) are checked separately.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class Import:
     importer: str
     target: str  # the imported module (a name imported from a module resolves to the module)
     line: int
-    lazy: bool  # inside a function
+    lazy: bool  # not loaded with the module: inside a function, or under TYPE_CHECKING
 
 
 def _module_name(root: Path, path: Path) -> str:
@@ -119,6 +119,7 @@ def imports_of(module: str, path: Path, *, prefix: tuple[str, ...] | None = None
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 visit(node.body, True)
             elif isinstance(node, ast.If) and _is_type_checking(node):
+                visit(node.body, True)
                 visit(node.orelse, lazy)
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
                 names = _imported_names(node, package)
@@ -173,7 +174,7 @@ def _upward(edges: list[Import]) -> list[str]:
         if high > low and (edge.importer, edge.target) not in LAZY_UPWARD:
             problems.append(
                 f"{edge.importer} ({LAYERS[low][0]}) imports {edge.target} ({LAYERS[high][0]})"
-                f"{' inside a function' if edge.lazy else ''}, line {edge.line}"
+                f"{' lazily' if edge.lazy else ''}, line {edge.line}"
             )
     return problems
 
@@ -212,8 +213,7 @@ def test_the_checker_sees_an_upward_import(tmp_path: Path) -> None:
     assert [(i.target, i.lazy) for i in found] == [("modelsec.engine", False), ("modelsec.cli.main", True)]
     assert _upward(found) == [
         "modelsec.archive.probe (analysis) imports modelsec.engine (engine), line 1",
-        ("modelsec.archive.probe (analysis) imports modelsec.cli.main (entry points) inside a "
-         "function, line 4"),
+        "modelsec.archive.probe (analysis) imports modelsec.cli.main (entry points) lazily, line 4",
     ]
 
 
