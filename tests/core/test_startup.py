@@ -129,13 +129,14 @@ def test_the_catalogue_holds_every_declared_threat():
     assert sorted(declared - set(THREATS)) == []
 
 
-def test_the_build_writes_hash_checked_bytecode_for_every_module(tmp_path):
+@pytest.fixture(scope="module")
+def built_lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """What goes into the wheel: setuptools' build_py, as configured by pyproject.toml, run
     offline on a copy of the tree (building the wheel itself needs the isolated build's
-    setuptools from PyPI; benchmarks/startup.py's "uncached" rows are what this saves)."""
-    import importlib.util
+    setuptools from PyPI)."""
     import shutil
 
+    tmp_path = tmp_path_factory.mktemp("build")
     tree = tmp_path / "tree"
     (tree / "hack").mkdir(parents=True)
     for name in ("pyproject.toml", "MANIFEST.in", "README.md", "hack/wheel_bytecode.py"):
@@ -150,7 +151,14 @@ def test_the_build_writes_hash_checked_bytecode_for_every_module(tmp_path):
         env=os.environ | {"PYTHONDONTWRITEBYTECODE": "1"},  # the wheel carries bytecode regardless
     )
     assert built.returncode == 0, built.stderr
-    sources = sorted((out / "modelsec").rglob("*.py"))
+    return out
+
+
+def test_the_build_writes_hash_checked_bytecode_for_every_module(built_lib: Path) -> None:
+    """benchmarks/startup.py's "uncached" rows are what this saves."""
+    import importlib.util
+
+    sources = sorted((built_lib / "modelsec").rglob("*.py"))
     assert len(sources) > 100
     for source in sources:
         pyc = Path(importlib.util.cache_from_source(str(source)))
@@ -159,3 +167,10 @@ def test_the_build_writes_hash_checked_bytecode_for_every_module(tmp_path):
         assert data[:4] == importlib.util.MAGIC_NUMBER
         assert int.from_bytes(data[4:8], "little") == 0b11, f"{pyc}: not a checked hash-based pyc"
         assert data[8:16] == importlib.util.source_hash(source.read_bytes()), pyc
+
+
+@pytest.mark.parametrize("package", ["modelsec", "modelsec_operator", "modelsec_webhook"])
+def test_the_build_marks_every_package_typed(built_lib: Path, package: str) -> None:
+    """PEP 561: the py.typed marker is in the wheel, so type checkers of code that imports
+    modelsec read its annotations."""
+    assert (built_lib / package / "py.typed").is_file()
