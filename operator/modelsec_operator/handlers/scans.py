@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import re
-from typing import Any
+from typing import Any, NoReturn
 
 import kopf
 from kubernetes.client.exceptions import ApiException
@@ -106,6 +106,18 @@ class ScanRun:
             ),
         )
         await self.write(status)
+
+    async def back_off(self, reason: str, message: str) -> NoReturn:
+        """Pending with ``reason`` and ``message``; kopf calls again after a backoff."""
+        await self.write({
+            "phase": Phase.PENDING.value,
+            "attempts": self.retry + 1,
+            "conditions": set_condition(
+                self.status.get("conditions"), "Ready", ConditionStatus.FALSE, reason,
+                f"{message}; retrying in {backoff(self.retry):.0f}s", self.generation,
+            ),
+        })
+        raise kopf.TemporaryError(message, delay=backoff(self.retry))
 
     async def running(self) -> None:
         await self.write({
@@ -209,15 +221,7 @@ async def _unexpected(run: ScanRun, exc: Exception) -> None:
         await run.fail("InternalError", f"the operator could not judge this scan: {what} "
                        f"(gave up after {run.retry + 1} attempts; failing closed)", None, "internal error")
         return
-    await run.write({
-        "phase": Phase.PENDING.value,
-        "attempts": run.retry + 1,
-        "conditions": set_condition(
-            run.status.get("conditions"), "Ready", ConditionStatus.FALSE, "InternalError",
-            f"{what}; retrying in {backoff(run.retry):.0f}s", run.generation,
-        ),
-    })
-    raise kopf.TemporaryError(what, delay=backoff(run.retry))
+    await run.back_off("InternalError", what)
 
 
 async def _reconcile(run: ScanRun, spec: kopf.Spec, meta: kopf.Meta) -> None:
@@ -290,21 +294,12 @@ async def _scan_here(run: ScanRun, view: GroupView, job: ScanJob, decision: Plan
 
 
 async def _retry_later(run: ScanRun, exc: ScanRetry, view: GroupView, why: str) -> None:
-    """Pending with the reason, and kopf's TemporaryError to come back after a backoff; or
-    Failed once the attempts are used up."""
+    """Back off (Pending, kopf comes back later), or Failed once the attempts are used up."""
     metrics.ERRORS.labels(exc.reason).inc()
     if run.retry + 1 >= run.runtime.config.max_attempts:
         await run.fail(exc.reason, f"{exc.message} (gave up after {run.retry + 1} attempts)", view, why)
         return
-    await run.write({
-        "phase": Phase.PENDING.value,
-        "attempts": run.retry + 1,
-        "conditions": set_condition(
-            run.status.get("conditions"), "Ready", ConditionStatus.FALSE, exc.reason,
-            f"{exc.message}; retrying in {backoff(run.retry):.0f}s", run.generation,
-        ),
-    })
-    raise kopf.TemporaryError(exc.message, delay=backoff(run.retry))
+    await run.back_off(exc.reason, exc.message)
 
 
 async def record(run: ScanRun, view: GroupView, scanned: ScannedModel, verdict: Verdict, how: str) -> None:
