@@ -30,8 +30,9 @@ and headers still describing the listed file), ``resolve_headers`` (replace head
 full of new files), ``tree_link_base`` (next-page links to another host),
 ``model_info_padding`` (a model-info answer of any size, valid JSON, streamed), ``gzip_api``
 (JSON answers gzip-encoded: with padding, a decompression bomb), ``trickle_api`` (API
-answers that never end, one byte at a time) and ``trickle_files`` (file bytes one at a
-time).
+answers that never end, one byte at a time), ``trickle_files`` (file bytes one at a
+time) and ``error_answers`` (GET paths containing a key answer that HTTP status, with no
+``X-Error-Code``).
 """
 
 from __future__ import annotations
@@ -181,6 +182,7 @@ class HubServer:
         self.trickle_api = ""  # API paths containing this never finish answering
         self.trickle_files = ""  # file paths containing this are sent one byte at a time
         self.trickle_interval = 0.05
+        self.error_answers: dict[str, int] = {}
         self.use_cdn = cdn
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -373,6 +375,9 @@ class HubServer:
         throttled = self._throttled(request)
         if throttled is not None:
             return throttled
+        for marker, status in self.error_answers.items():
+            if request.method == "GET" and marker in request.path:
+                return self._error(request, status, None, "from the test server")
         segments = [unquote(s) for s in request.raw_path.split("?", 1)[0].split("/")[1:]]
         try:
             return await self._route(request, segments)

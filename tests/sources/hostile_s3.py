@@ -9,7 +9,9 @@ endpoint. Each mode is off by default; requests that no mode touches pass throug
 * ``listing_padding``: bytes of XML whitespace added to every listing answer;
 * ``object_etag``: the ETag that GetObject answers claim;
 * ``trickle``: requests whose path contains this get a 200 that never ends, one byte per
-  ``trickle_interval`` seconds.
+  ``trickle_interval`` seconds;
+* ``error_answers``: substring of ``"<METHOD> <path?query>"`` -> (status, S3 error code):
+  matching requests get that error answer (no body when the code is empty).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class HostileS3Proxy(FlakyProxy):
         self.trickle = ""
         self.trickle_interval = 0.05
         self.list_requests = 0
+        self.error_answers: dict[str, tuple[int, str]] = {}
 
     @staticmethod
     def _is_listing(request: web.Request) -> bool:
@@ -46,6 +49,9 @@ class HostileS3Proxy(FlakyProxy):
             self.list_requests += 1
         if self.trickle and self.trickle in request.path_qs:
             return await self._trickle(request)
+        for marker, (status, code) in self.error_answers.items():
+            if marker in f"{request.method} {request.path_qs}":
+                return self._error_answer(status, code)
         if listing and self.empty_truncated_pages:
             return self._empty_page(request)
         response = await super()._handle(request)
@@ -69,6 +75,16 @@ class HostileS3Proxy(FlakyProxy):
         elif request.method == "GET" and key and self.object_etag:
             response.headers["ETag"] = f'"{self.object_etag}"'
         return response
+
+    def _error_answer(self, status: int, code: str) -> web.Response:
+        self.statuses.append(status)
+        if not code:
+            return web.Response(status=status)
+        body = (
+            f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
+            "<Message>from the test proxy</Message><RequestId>test</RequestId></Error>"
+        )
+        return web.Response(status=status, body=body.encode(), content_type="application/xml")
 
     def _empty_page(self, request: web.Request) -> web.Response:
         bucket = request.path.strip("/").split("/", 1)[0]

@@ -216,3 +216,36 @@ def test_listing_entries_are_checked_for_shape(size: object, lfs: object, blob: 
     with pytest.raises(SourceFailure) as err:
         _listed("model.bin", size, lfs, blob, "listing")
     assert err.value.code == code and says in err.value.message
+
+
+# --- an HTTP status means what the shared table (modelsec.sources.status) says ------------
+
+
+@pytest.mark.parametrize(
+    ("status", "expected", "words"),
+    [
+        (403, "MS-SRC-004", "refused access (HTTP 403)"),
+        (404, "MS-SRC-008", "not found (HTTP 404) at revision"),
+        (412, "MS-SRC-009", "answered HTTP 412"),
+        (400, "MS-SRC-012", "answered HTTP 400"),
+    ],
+)
+def test_a_final_status_is_read_through_the_shared_table(
+    hub: HubServer, model: None, status: int, expected: str, words: str
+) -> None:
+    hub.error_answers = {"/config.json": status}
+    scanned = hf_scan(hub, "hf://acme/model", maxRetries=2)
+    found = reasons(scanned, expected)
+    assert found and words in found[0], scanned.report.all_incompletes()
+    assert [r.status for r in hub.requests if r.path.endswith("/config.json")] == [status]  # not retried
+    assert outcome(scanned) == Outcome.ERROR
+
+
+@pytest.mark.parametrize(("status", "expected"), [(408, "MS-SRC-012"), (500, "MS-SRC-012"), (429, "MS-SRC-006")])
+def test_a_transient_status_is_retried_then_reported(hub: HubServer, model: None, status: int, expected: str) -> None:
+    hub.error_answers = {"/config.json": status}
+    scanned = hf_scan(hub, "hf://acme/model", maxRetries=2)
+    assert reasons(scanned, expected), scanned.report.all_incompletes()
+    # the first attempt and two retries
+    assert [r.status for r in hub.requests if r.path.endswith("/config.json")] == [status] * 3
+    assert outcome(scanned) == Outcome.ERROR

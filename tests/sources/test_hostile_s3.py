@@ -131,3 +131,41 @@ def test_scan_deadline_bounds_the_retries(proxy: HostileS3Proxy, bucket: str, ev
     found = reasons(scanned, "MS-SRC-015")
     assert found and "scanDeadline" in found[0], scanned.report.all_incompletes()
     assert outcome(scanned) == Outcome.ERROR
+
+
+# --- an HTTP status means what the shared table (modelsec.sources.status) says ------------
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "expected", "words"),
+    [
+        (401, "", "MS-SRC-004", "answered 401"),  # no S3 code names it: the status decides
+        (404, "NoSuchUpload", "MS-SRC-008", "answered NoSuchUpload"),
+        (403, "", "MS-SRC-004", "access to bucket"),
+        (416, "", "MS-SRC-009", "object shorter than listed"),
+        (400, "MalformedXML", "MS-SRC-012", "answered MalformedXML"),
+    ],
+)
+def test_a_final_status_is_read_through_the_shared_table(
+    proxy: HostileS3Proxy, bucket: str, evil: bytes, status: int, code: str, expected: str, words: str
+) -> None:
+    proxy.error_answers = {f"GET /{bucket}/m/weights": (status, code)}
+    scanned = s3_scan(f"s3://{bucket}/m/", s3_config(proxy.url, maxRetries=2))
+    found = reasons(scanned, expected)
+    assert found and words in found[0], scanned.report.all_incompletes()
+    assert proxy.statuses.count(status) == 1  # final: not retried
+    assert outcome(scanned) == Outcome.ERROR
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "expected"),
+    [(408, "RequestTimeout", "MS-SRC-012"), (500, "InternalError", "MS-SRC-012"), (503, "", "MS-SRC-006")],
+)
+def test_a_transient_status_is_retried_then_reported(
+    proxy: HostileS3Proxy, bucket: str, evil: bytes, status: int, code: str, expected: str
+) -> None:
+    proxy.error_answers = {f"GET /{bucket}/m/weights": (status, code)}
+    scanned = s3_scan(f"s3://{bucket}/m/", s3_config(proxy.url, maxRetries=2))
+    assert reasons(scanned, expected), scanned.report.all_incompletes()
+    assert proxy.statuses.count(status) == 3  # the first attempt and two retries
+    assert outcome(scanned) == Outcome.ERROR
