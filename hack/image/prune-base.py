@@ -81,8 +81,9 @@ def runtime_closure(packages: list[Package], keep: list[str], build_only: set[st
             continue
         wanted.add(name)
         for alternatives in by_name[name].depends:
-            installed = [by_name.get(alt) and alt or providers.get(alt) for alt in alternatives]
-            chosen = next((alt for alt in installed if alt), None)
+            # The first alternative installed under its own name or provided by a package.
+            installed = [alt if alt in by_name else providers.get(alt) for alt in alternatives]
+            chosen = next((package for package in installed if package), None)
             if chosen is not None and chosen not in build_only:
                 todo.append(chosen)
     return wanted
@@ -135,7 +136,9 @@ def prune(root: Path, keep: list[str], build_only: set[str]) -> list[str]:
 def _drop_dangling_alternatives(root: Path) -> None:
     """update-alternatives links whose every target left with a dropped package."""
     for folder in ("etc/alternatives", "usr/bin", "usr/sbin"):
-        for link in sorted((root / folder).iterdir()) if (root / folder).is_dir() else []:
+        if not (root / folder).is_dir():
+            continue
+        for link in sorted((root / folder).iterdir()):
             if link.is_symlink() and not _resolves(root, link):
                 link.unlink()
     for record in (root / "var/lib/dpkg/alternatives").glob("*"):
