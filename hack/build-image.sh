@@ -88,7 +88,7 @@ case "${1:-}" in
   "") ;;
   --relock) mode=relock ;;
   --print-path) echo "$REPO/dist/modelsec-$(version).oci.tar"; exit 0 ;;
-  -h|--help) sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,39p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) die "unknown argument '$1' (see --help)" ;;
 esac
 
@@ -311,7 +311,7 @@ PY
   rm -rf "$root"
 }
 
-# Symbol tables are for debuggers; the dynamic symbols the loader needs stay (about 30 MB).
+# Symbol tables are for debuggers; the dynamic symbols the loader needs stay (27 MB less).
 # Not the packages auditwheel repaired (they vendor a <package>.libs folder): patchelf
 # rewrote those files' layout, and strip can break it (numpy's OpenBLAS then fails to load:
 # "ELF load command address/offset not page-aligned").
