@@ -1,6 +1,6 @@
 """The Dockerfile (for users who build with Docker; nothing here builds it): hadolint clean,
-base pinned by digest, non-root numeric user, exec-form entrypoint, the same pinned wheels
-and trims as hack/build-image.sh, and a .dockerignore that lets in exactly what it copies."""
+base pinned by digest, non-root numeric user, exec-form entrypoint, the same pinned wheels,
+removed distributions and trims as hack/build-image.sh, and a .dockerignore that lets in exactly what it copies."""
 
 from __future__ import annotations
 
@@ -39,8 +39,10 @@ def test_base_pinned_non_root_exec_form_same_pins_as_the_image_build() -> None:
     assert re.search(r'^ENTRYPOINT \["/opt/modelsec/bin/modelsec"\]$', text, re.M)
     assert "--require-hashes" in text and "hack/image/requirements.lock" in text
     assert "trim-site-packages.sh" in text
+    assert "pip uninstall --yes -r /src/hack/image/unused-distributions.txt" in text
     build_image = (REPO / "hack" / "build-image.sh").read_text()
     assert "requirements.lock" in build_image and "trim-site-packages.sh" in build_image
+    assert "unused-distributions.txt" in build_image
 
 
 def test_dockerignore_lets_in_exactly_what_is_copied() -> None:
