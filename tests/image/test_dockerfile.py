@@ -1,6 +1,7 @@
 """The Dockerfile (for users who build with Docker; nothing here builds it): hadolint clean,
 base pinned by digest, non-root numeric user, exec-form entrypoint, the same pinned wheels,
-removed distributions and trims as hack/build-image.sh, and a .dockerignore that lets in exactly what it copies."""
+removed distributions and trims as hack/build-image.sh, and a .dockerignore that lets in
+exactly what it copies."""
 
 from __future__ import annotations
 
