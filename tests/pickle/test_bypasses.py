@@ -182,6 +182,18 @@ def test_builtin_runs_methods_of_an_instance_with_a_planted_callable(builtin: st
     assert _judge(data, tmp_path) == ("BLOCKED", {"MS-PKL-107"})
 
 
+@pytest.mark.parametrize("nested", [False, True], ids=["value", "inside-a-list"])
+def test_planted_callable_past_the_container_cap(nested: bool, tmp_path: Path) -> None:
+    """The machine keeps 64 items of a container; a dropped item that is a class or function
+    reference (or a container holding one) made the dict look plain to the contracts. Found
+    by the instance_rewiring family of the soundness grammar."""
+    planted = EMPTY_LIST + _MEMMAP + APPEND if nested else _MEMMAP
+    state = EMPTY_DICT + MARK + b"".join(sbu(f"f{i}") + binint(i) for i in range(64)) + SETITEMS
+    state += sbu("get_params") + planted + SETITEM
+    data = proto(2) + global_("builtins", "str") + _ESTIMATOR + state + BUILD + TUPLE1 + REDUCE + STOP
+    assert _judge(data, tmp_path) == ("BLOCKED", {"MS-PKL-107"})
+
+
 def test_builtin_given_plain_objects_is_not_a_finding(tmp_path: Path) -> None:
     estimator = _ESTIMATOR + _attr("fit_intercept", NEWTRUE) + BUILD
     # list() and deque() of a list leave its items alone, whatever they hold

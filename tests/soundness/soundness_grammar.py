@@ -32,6 +32,8 @@ Families (weights in ``FAMILIES``; docs/soundness.md has the table):
 * format handling: ``polyglot`` (a pickle at offset 0 of a zip, an HDF5 user block, a tar
   header, a TFLite identifier, before an .npy) and ``joblib_header`` (compressor prefixes
   and the spellings of the legacy ``ZF`` header that joblib accepts);
+* what setattr and the builtins make of an instance (``instance_rewiring``: a swapped
+  ``__class__``, an aliased ``__dict__``, str()/set()/len() of an instance);
 * controls the scanner must block: ``direct_call`` and ``unlisted_import``.
 
 Callables for implicit call sites come from ``implicit_target``/``callable_of``:
@@ -691,6 +693,74 @@ def fam_helper_callable(b: Builder) -> Built:
     return Built(b.finish(body), b.filename(), f"helper:{helper}:{source}")
 
 
+# Builtins whose call runs the argument's own class code (its __repr__, __hash__, __len__ ...),
+# which reads names an instance __dict__ can shadow; set/frozenset take a list of instances.
+DUNDER_BUILTINS = ("str", "str", "set", "frozenset", "int", "float", "complex", "bool", "len", "bytes")
+
+
+def fam_instance_rewiring(b: Builder) -> Built:
+    """What setattr and the builtins make of an instance the stream built (review of the
+    allowlist after the first campaign, docs/pickle.md):
+
+    * ``class_swap``: a slot state's ``__class__`` turns the instance into another class,
+      whose own ``__setstate__`` (or append, extend, add) then calls a method name the
+      stream planted in the ``__dict__`` beforehand;
+    * ``dict_alias``: a slot state's ``__dict__`` makes a memoised dict the instance's
+      attributes, and a SETITEM on that dict plants ``__setstate__``/append/extend/add later;
+    * ``builtin_dunder``: str(), set(), int(), len() ... of an instance run its class's
+      code, which calls methods by names the ``__dict__`` can shadow. Without a planted
+      callable this is data (the false-alarm side: plain objects must pass)."""
+    kind = b.rng.choice(("class_swap", "class_swap", "dict_alias", "dict_alias", "builtin_dunder"))
+    if kind == "class_swap":
+        instance, _ = b.open_instance()
+        target = b.rng.choice(b.cat.python_classes)
+        names = sorted((_callable_attribute_names(target) - {"__class__", "__init__", "__new__"})
+                       | {"__setstate__", "append", "extend", "add"})
+        name = b.rng.choice(names)
+        fn, source, argument = b.implicit_target("one")
+        swap = b.sequence([NONE, b.state([(b.text("__class__"), b.ref(target.module, target.name))])], "tuple")
+        b.rule(f"rewire:class_swap:{target.path}:{name}", trick=True)
+        trigger = b.rng.choice(("BUILD", "BUILD", "APPEND", "ADDITEMS"))
+        body = instance + _planting_state(b, name, fn) + BUILD + swap + BUILD
+        body += {"BUILD": argument + BUILD, "APPEND": argument + APPEND, "ADDITEMS": MARK + argument + ADDITEMS}[trigger]
+        return Built(b.finish(body), b.filename(), f"rewire:class_swap:{trigger}:{source}")
+    if kind == "dict_alias":
+        instance, _ = b.open_instance()
+        method = b.rng.choice(("__setstate__", "append", "extend", "add"))
+        fn, source, argument = b.implicit_target("list" if method == "extend" else "one")
+        keep_instance, instance_index = b.put_for_get()
+        keep_dict, dict_index = b.put_for_get()
+        alias = b.sequence([NONE, b.state([(b.text("__dict__"), b.mapping([]) + keep_dict)])], "tuple")
+        b.rule(f"rewire:dict_alias:{method}", trick=True)
+        body = instance + keep_instance + alias + BUILD + POP
+        body += b.get(dict_index) + b.text(method) + fn + SETITEM + POP + b.get(instance_index)
+        body += {"__setstate__": argument + BUILD, "append": argument + APPEND,
+                 "extend": MARK + argument + APPENDS, "add": MARK + argument + ADDITEMS}[method]
+        return Built(b.finish(body), b.filename(), f"rewire:dict_alias:{method}:{source}")
+    builtin = b.rng.choice(DUNDER_BUILTINS)
+    planted = b.chance(0.5)
+    # The plain side builds Python classes only: compiled classes' own constructors and
+    # __setstate__ are the side-effect probes' subject, not this family's.
+    cls = b.rng.choice(b.cat.open_dict if planted else [c for c in b.cat.open_dict if c.python_class])
+    instance = b.construct(cls, [])
+    if planted:
+        names = sorted(_callable_attribute_names(cls) - {"__class__", "__init__", "__new__"}) or ["keys"]
+        name = b.rng.choice(names)
+        fn, source, _ = b.implicit_target("one")
+        b.rule(f"rewire:builtin_dunder:{builtin}:{cls.path}:{name}", trick=True)
+        instance += _planting_state(b, name, fn) + BUILD
+    else:
+        source = "plain"
+        b.rule(f"rewire:builtin_dunder:{builtin}:{cls.path}:plain")
+        # Literal attributes: an object holding a class or function reference is not plain
+        # data to the scanner whatever its name (a deliberate false alarm, docs/pickle.md).
+        instance += b.state([(b.text(b.word()), b.scalar())]) + BUILD
+    if builtin in ("set", "frozenset"):
+        instance = b.sequence([instance], "list")
+    body = b.ref("builtins", builtin) + b.sequence([instance], "tuple") + REDUCE
+    return Built(b.finish(body), b.filename(), f"rewire:builtin_dunder:{builtin}:{source}")
+
+
 CONTAINER_OPCODES = {"__setitem__": "SETITEMS", "extend": "APPENDS", "append": "APPEND", "add": "ADDITEMS"}
 
 
@@ -1201,6 +1271,7 @@ FAMILIES: dict[str, tuple[int, FamilyBuilder, bool]] = {
     "joblib_header": (4, fam_joblib_header, False),
     "direct_call": (3, fam_direct_call, False),
     "unlisted_import": (2, fam_unlisted_import, False),
+    "instance_rewiring": (3, fam_instance_rewiring, True),
 }
 
 
@@ -1241,6 +1312,9 @@ def finding_class(program: Program) -> str:
         return known.get(function, "trampoline_in_" + _snake(function))
     if family == "container_methods":
         return "container_method_side_effect_in_" + _snake(parts[1].rsplit(".", 2)[-2])
+    if family == "instance_rewiring":
+        return {"class_swap": "slot_state_swaps_the_instance_class", "dict_alias": "slot_state_aliases_the_instance_dict",
+                "builtin_dunder": "builtin_runs_methods_of_an_instance_with_a_planted_callable"}[parts[1]]
     if family == "joblib_object_array":
         return "joblib_object_array_shares_memo_with_pickle_load"
     if family == "side_effect_probe":

@@ -23,7 +23,7 @@ from modelsec.pickle.invoke import Invoker, RawArray
 from modelsec.pickle.names import is_dotted_identifier
 from modelsec.pickle.objects import TRACKED_KEYS
 from modelsec.pickle.observer import Observer
-from modelsec.pickle.opcodes import Arg, Blob, PickleError
+from modelsec.pickle.opcodes import Arg, BigInt, Blob, PickleError
 from modelsec.pickle.policy import Verdict, classify
 from modelsec.pickle.values import (
     WEIGHT_CAP,
@@ -565,10 +565,31 @@ class StackMachine:
 _OBJECTS = (Call, Persistent, Unresolved, OutOfBand)
 
 
-def _holds_objects(items: "list[Value] | tuple[Value, ...]") -> bool:
-    """True if an item is an object rather than a literal or container (checked only when a
-    container drops items, so its readers know whether what they cannot see was plain)."""
-    return any(isinstance(item, _OBJECTS) for item in items)
+_SCALARS = (bool, int, float, complex, str, bytes, bytearray, Blob, BigInt, Derived)  # Derived: decoded bytes
+
+
+def _holds_objects(items: "list[Value] | tuple[Value, ...]", depth: int = 0) -> bool:
+    """True unless every item is plain literal data, looking into tuples and containers
+    (checked only when a container drops items, so that readers know whether what they
+    cannot see was plain: contracts.is_plain). A class or function reference counts: as an
+    attribute value it is a callable the stream chose, and one past the cap is as planted as
+    one before it."""
+    for item in items:
+        if item is None or isinstance(item, _SCALARS):
+            continue
+        if depth < 4 and isinstance(item, tuple) and not _holds_objects(item, depth + 1):
+            continue
+        if (
+            depth < 4
+            and isinstance(item, Container)
+            and not (item.dropped or item.opaque_keys)
+            and not _holds_objects(
+                [part for pair in item.items for part in pair] if item.kind == "dict" else item.items, depth + 1
+            )
+        ):
+            continue
+        return True
+    return False
 
 
 def _unhashable(value: Value, depth: int) -> bool:
