@@ -50,8 +50,10 @@ def main() -> int:
                 stored = encode(text).key
             except BomTooLarge:
                 stored = "(too large)"
-            print(f"{count:>7} {len(compact):>10} {len(compact) // count:>7} {len(packed):>9} "
-                  f"{len(packed) // count:>7}  {stored:<12} {built:6.2f} s")
+            print(
+                f"{count:>7} {len(compact):>10} {len(compact) // count:>7} {len(packed):>9} "
+                f"{len(packed) // count:>7}  {stored:<12} {built:6.2f} s"
+            )
     print(f"limit: {MAX_STORED_BYTES} bytes stored per ConfigMap")
     return 0
 

@@ -30,13 +30,21 @@ def labelled_files() -> list[tuple[str, Path, str, str]]:
     for manifest in sorted(corpus_root().glob("*/manifest.json")):
         for entry in json.loads(manifest.read_text()):
             if entry["label"] in ("malicious", "benign"):
-                cases.append((manifest.parent.name, manifest.parent / entry["file"], entry["label"],
-                              entry.get("category", "")))
+                cases.append(
+                    (
+                        manifest.parent.name,
+                        manifest.parent / entry["file"],
+                        entry["label"],
+                        entry.get("category", ""),
+                    )
+                )
     return cases
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tools", default=",".join(TOOLS))
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=120)
@@ -47,7 +55,9 @@ def main() -> None:
 
     def run_one(job: tuple[str, tuple[str, Path, str, str]]) -> None:
         tool, (corpus, path, _label, _cat) = job
-        results[tool][f"{corpus}/{path.relative_to(corpus_root() / corpus)}"] = TOOLS[tool](path, args.timeout)
+        results[tool][f"{corpus}/{path.relative_to(corpus_root() / corpus)}"] = TOOLS[tool](
+            path, args.timeout
+        )
 
     for tool in tools:
         TOOLS[tool](cases[0][1], args.timeout)  # install / warm up outside the timing
@@ -69,24 +79,43 @@ def main() -> None:
             else:
                 false_alarms += answer.verdict == FLAGGED
                 failed_benign += answer.verdict == FAILED
-            per_file.append({"tool": tool, "file": key, "label": label, "category": category,
-                             "verdict": answer.verdict, "seconds": round(answer.seconds, 3)})
+            per_file.append(
+                {
+                    "tool": tool,
+                    "file": key,
+                    "label": label,
+                    "category": category,
+                    "verdict": answer.verdict,
+                    "seconds": round(answer.seconds, 3),
+                }
+            )
         n_mal = sum(1 for c in cases if c[2] == "malicious")
         n_ben = len(cases) - n_mal
-        rows.append((tool, tool_version(tool), detected, n_mal, missed, false_alarms, n_ben, failed_benign, seconds))
+        rows.append(
+            (tool, tool_version(tool), detected, n_mal, missed, false_alarms, n_ben, failed_benign, seconds)
+        )
 
     out_dir = REPO / "benchmarks" / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "corpus.json").write_text(json.dumps(per_file, indent=1))
     print(f"corpus: {len(cases)} labelled files ({corpus_root()})\n")
-    print("| tool | version | detected | missed | false alarms | failed on benign | CPU-wall (sum of per-file runs) |")
+    print(
+        "| tool | version | detected | missed | false alarms | failed on benign | CPU-wall (sum of per-file runs) |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for tool, version, det, n_mal, missed, fa, n_ben, fb, secs in rows:
         print(f"| {tool} | {version} | {det}/{n_mal} | {missed} | {fa}/{n_ben} | {fb} | {secs:.1f} s |")
     print()
     print_per_category(per_file, tools)
-    missed_by_modelsec = [p for p in per_file if p["tool"] == "modelsec" and (
-        (p["label"] == "malicious" and p["verdict"] != FLAGGED) or (p["label"] == "benign" and p["verdict"] != CLEAN))]
+    missed_by_modelsec = [
+        p
+        for p in per_file
+        if p["tool"] == "modelsec"
+        and (
+            (p["label"] == "malicious" and p["verdict"] != FLAGGED)
+            or (p["label"] == "benign" and p["verdict"] != CLEAN)
+        )
+    ]
     if missed_by_modelsec:
         print("modelsec disagreements with the labels:")
         for p in missed_by_modelsec:

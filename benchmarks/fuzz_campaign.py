@@ -61,7 +61,7 @@ class ParserState:
     findings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: Path, parser: str) -> "ParserState":
+    def load(cls, path: Path, parser: str) -> ParserState:
         if path.exists():
             return cls(**json.loads(path.read_text()))
         return cls(parser)
@@ -118,8 +118,19 @@ class Campaign:
     def run_chunk(self, parser: str, job: int, inputs: int) -> None:
         directory = self.directory(parser)
         log = directory / f"worker-{job}.log"
-        command = [self.python, str(WORKER), "fuzz", "--parser", parser, "--inputs", str(inputs),
-                   "--dir", str(directory), "--job", str(job)]
+        command = [
+            self.python,
+            str(WORKER),
+            "fuzz",
+            "--parser",
+            parser,
+            "--inputs",
+            str(inputs),
+            "--dir",
+            str(directory),
+            "--job",
+            str(job),
+        ]
         with open(log, "wb") as out:
             proc = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, check=False)
         run = directory / f"run-{job}.json"
@@ -130,7 +141,9 @@ class Campaign:
             if not finished:
                 state.restarts += 1
                 tail = log.read_bytes()[-600:].decode("utf-8", "replace").strip().splitlines()[-3:]
-                print(f"[{parser}] chunk ended early (exit {proc.returncode}): {' | '.join(tail)}", flush=True)
+                print(
+                    f"[{parser}] chunk ended early (exit {proc.returncode}): {' | '.join(tail)}", flush=True
+                )
             self._collect_artifacts(parser)
             state.save(directory / "state.json")
             print(f"[{parser}] {state.inputs:,} inputs, {len(state.findings)} finding class(es)", flush=True)
@@ -170,8 +183,9 @@ class Campaign:
             else:
                 key = outcome["key"]
             state.inputs += 1  # the input that stopped the chunk ran, and counts
-            entry = state.findings.setdefault(key, {"kind": outcome["kind"], "signature": outcome["signature"],
-                                                    "count": 0, "size": None})
+            entry = state.findings.setdefault(
+                key, {"kind": outcome["kind"], "signature": outcome["signature"], "count": 0, "size": None}
+            )
             entry["count"] = int(entry["count"]) + 1
             findings = directory / "findings"
             findings.mkdir(exist_ok=True)
@@ -179,7 +193,9 @@ class Campaign:
             if entry["size"] is None or size <= int(entry["size"]):
                 entry["size"] = size
                 shutil.copyfile(artifact, findings / f"{key}.bin")
-                (findings / f"{key}.json").write_text(json.dumps({**outcome, "size": size, "from": prefix}, indent=1))
+                (findings / f"{key}.json").write_text(
+                    json.dumps({**outcome, "size": size, "from": prefix}, indent=1)
+                )
             entry["confirmed"] = replay.get("outcome") is not None or bool(replay.get("native"))
             artifact.unlink()
 
@@ -188,8 +204,14 @@ class Campaign:
         try:
             proc = subprocess.run(command, capture_output=True, cwd=REPO, timeout=REPLAY_SECONDS, check=False)
         except subprocess.TimeoutExpired:
-            return {"outcome": {"kind": "hang", "signature": "hang in native code (no Python frame reached)",
-                                "detail": "", "key": f"hang-{_digest('native hang')}"}}
+            return {
+                "outcome": {
+                    "kind": "hang",
+                    "signature": "hang in native code (no Python frame reached)",
+                    "detail": "",
+                    "key": f"hang-{_digest('native hang')}",
+                }
+            }
         lines = proc.stdout.decode("utf-8", "replace").strip().splitlines()
         if proc.returncode == 0 and lines:
             return json.loads(lines[-1])
@@ -197,7 +219,8 @@ class Campaign:
         frames = [line.strip() for line in stderr.splitlines() if line.strip().startswith("File ")]
         where = frames[0] if frames else "no Python frame"
         name = {-11: "SIGSEGV", -6: "SIGABRT", -7: "SIGBUS", -8: "SIGFPE", -9: "SIGKILL"}.get(
-            proc.returncode, f"exit {proc.returncode}")
+            proc.returncode, f"exit {proc.returncode}"
+        )
         return {"outcome": None, "native": f"native crash ({name}) at {where}", "stderr": stderr[-3000:]}
 
     def _confirm(self, parser: str, key: str, path: Path) -> None:
@@ -210,7 +233,16 @@ class Campaign:
         if not entry["confirmed"]:
             return
         smallest = path.with_suffix(".min.bin")
-        command = [self.python, str(WORKER), "minimise", "--parser", parser, str(path), "--out", str(smallest)]
+        command = [
+            self.python,
+            str(WORKER),
+            "minimise",
+            "--parser",
+            parser,
+            str(path),
+            "--out",
+            str(smallest),
+        ]
         try:
             subprocess.run(command, capture_output=True, cwd=REPO, timeout=MINIMISE_SECONDS, check=False)
         except subprocess.TimeoutExpired:
@@ -221,8 +253,13 @@ class Campaign:
     def recheck(self, parsers: list[str]) -> None:
         """Replay every finding's saved input with the code as it is now and record what it
         gives (``now``: ``passes``, ``reproduces`` or another finding's key), with the commit."""
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, cwd=REPO,
-                                check=False).stdout.decode().strip()
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], capture_output=True, cwd=REPO, check=False
+            )
+            .stdout.decode()
+            .strip()
+        )
         for parser in parsers:
             state = self.state(parser)
             for key, entry in state.findings.items():
@@ -236,7 +273,11 @@ class Campaign:
                 elif outcome is None:
                     entry["now"] = "passes"
                 else:
-                    entry["now"] = "reproduces" if outcome["key"] == key else f"gives {outcome['key']}: {outcome['signature']}"
+                    entry["now"] = (
+                        "reproduces"
+                        if outcome["key"] == key
+                        else f"gives {outcome['key']}: {outcome['signature']}"
+                    )
                 entry["checked_at"] = commit
                 print(f"[{parser}] {key}: {entry['now']}", flush=True)
             state.save(self.directory(parser) / "state.json")
@@ -248,8 +289,19 @@ class Campaign:
             self.state(parser)
             seeds = self.directory(parser) / "seeds"
             if not seeds.is_dir():
-                subprocess.run([self.python, str(WORKER), "seeds", "--parser", parser, "--dir",
-                                str(self.directory(parser))], cwd=REPO, check=True)
+                subprocess.run(
+                    [
+                        self.python,
+                        str(WORKER),
+                        "seeds",
+                        "--parser",
+                        parser,
+                        "--dir",
+                        str(self.directory(parser)),
+                    ],
+                    cwd=REPO,
+                    check=True,
+                )
         in_flight: dict[str, int] = {}
         stalled: dict[str, int] = {}
 
@@ -258,12 +310,18 @@ class Campaign:
             their inputs: every parser gets about the same CPU, fast ones reach the
             target first, and no round waits for the slowest chunk."""
             with self.lock:
-                open_ = [p for p in parsers if stalled.get(p, 0) < 3
-                         and self.states[p].inputs + in_flight.get(p, 0) < self.target_inputs]
+                open_ = [
+                    p
+                    for p in parsers
+                    if stalled.get(p, 0) < 3
+                    and self.states[p].inputs + in_flight.get(p, 0) < self.target_inputs
+                ]
                 if not open_:
                     return None
                 parser = min(open_, key=lambda p: (self.states[p].seconds, self.states[p].inputs))
-                count = min(self.chunk, self.target_inputs - self.states[parser].inputs - in_flight.get(parser, 0))
+                count = min(
+                    self.chunk, self.target_inputs - self.states[parser].inputs - in_flight.get(parser, 0)
+                )
                 in_flight[parser] = in_flight.get(parser, 0) + count
                 return parser, count
 
@@ -277,7 +335,9 @@ class Campaign:
                     with self.lock:
                         in_flight[parser] -= count
                         # a worker that cannot start (an import error) must not loop forever
-                        stalled[parser] = stalled.get(parser, 0) + 1 if self.states[parser].inputs == before else 0
+                        stalled[parser] = (
+                            stalled.get(parser, 0) + 1 if self.states[parser].inputs == before else 0
+                        )
                         if stalled[parser] >= 3:
                             print(f"[{parser}] three chunks in a row ran nothing; left out", flush=True)
 
@@ -298,9 +358,11 @@ def _mb(n: int) -> str:
 
 def report(out: Path, parsers: list[str]) -> str:
     """The Markdown table of a campaign, one row per parser."""
-    rows = ["| parser | inputs run | crashes | hangs | memory | other | peak RSS (MiB) | baseline (MiB) | "
-            "slowest input (s) | inputs/s |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    rows = [
+        "| parser | inputs run | crashes | hangs | memory | other | peak RSS (MiB) | baseline (MiB) | "
+        "slowest input (s) | inputs/s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     details: list[str] = []
     for parser in parsers:
         path = out / parser / "state.json"
@@ -312,14 +374,18 @@ def report(out: Path, parsers: list[str]) -> str:
         for key, entry in sorted(state.findings.items()):
             kinds[entry["kind"]] = kinds.get(entry["kind"], 0) + 1
             now = f"; at {entry['checked_at']}: {entry['now']}" if entry.get("now") else ""
-            details.append(f"- {parser}: `{key}` {entry['kind']}: {entry['signature']} "
-                           f"({entry['count']} input(s), smallest {entry['size']} bytes"
-                           f"{', confirmed' if entry.get('confirmed') else ', not reproduced alone'}{now})")
+            details.append(
+                f"- {parser}: `{key}` {entry['kind']}: {entry['signature']} "
+                f"({entry['count']} input(s), smallest {entry['size']} bytes"
+                f"{', confirmed' if entry.get('confirmed') else ', not reproduced alone'}{now})"
+            )
         other = kinds.get("recursion", 0) + kinds.get("oracle", 0) + kinds.get("native", 0)
         rate = state.inputs / state.seconds if state.seconds else 0.0
-        rows.append(f"| {parser} | {state.inputs:,} | {kinds.get('crash', 0)} | {kinds.get('hang', 0)} | "
-                    f"{kinds.get('memory', 0)} | {other} | {_mb(state.peak_rss)} | {_mb(state.baseline_rss)} | "
-                    f"{state.slowest_seconds:.2f} | {rate:,.0f} |")
+        rows.append(
+            f"| {parser} | {state.inputs:,} | {kinds.get('crash', 0)} | {kinds.get('hang', 0)} | "
+            f"{kinds.get('memory', 0)} | {other} | {_mb(state.peak_rss)} | {_mb(state.baseline_rss)} | "
+            f"{state.slowest_seconds:.2f} | {rate:,.0f} |"
+        )
     text = "\n".join(rows)
     if details:
         text += "\n\nFinding classes (distinct signatures):\n\n" + "\n".join(details)
@@ -327,15 +393,20 @@ def report(out: Path, parsers: list[str]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--parser", default="all", help=f"one of {', '.join(PARSERS)}, a comma list, or all")
     parser.add_argument("--inputs", type=int, default=1_000_000, help="inputs per parser, in total")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes at a time")
     parser.add_argument("--chunk", type=int, default=50_000, help="inputs per worker process")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "fuzz")
     parser.add_argument("--report", action="store_true", help="print the table of what has run, run nothing")
-    parser.add_argument("--recheck", action="store_true",
-                        help="replay every finding with the current code (fixed or not), run nothing else")
+    parser.add_argument(
+        "--recheck",
+        action="store_true",
+        help="replay every finding with the current code (fixed or not), run nothing else",
+    )
     args = parser.parse_args()
     names = list(PARSERS) if args.parser == "all" else args.parser.split(",")
     unknown = [n for n in names if n not in PARSERS]
@@ -348,10 +419,20 @@ def main() -> None:
         Campaign(args.out, args.inputs, args.chunk, sys.executable).recheck(names)
         return
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "machine.json").write_text(json.dumps({
-        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "python": platform.python_version(), "cpus": os.cpu_count(), "jobs": args.jobs,
-        "nice": os.nice(0), "inputs": args.inputs, "chunk": args.chunk}, indent=1))
+    (args.out / "machine.json").write_text(
+        json.dumps(
+            {
+                "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                "python": platform.python_version(),
+                "cpus": os.cpu_count(),
+                "jobs": args.jobs,
+                "nice": os.nice(0),
+                "inputs": args.inputs,
+                "chunk": args.chunk,
+            },
+            indent=1,
+        )
+    )
     started = time.monotonic()
     Campaign(args.out, args.inputs, args.chunk, sys.executable).run(names, args.jobs)
     print(f"campaign done in {time.monotonic() - started:,.0f} s\n")

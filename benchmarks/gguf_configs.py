@@ -56,7 +56,9 @@ def timed(label: str, fn) -> None:  # type: ignore[no-untyped-def]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--gib", type=float, default=4.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -71,15 +73,29 @@ def main() -> None:
                 return f"read {src.bytes_read / 1e6:.1f} MB of {src.size / 1e9:.1f} GB; findings {len(sink.findings)}"
 
         timed("GGUF header parse", header_only)
-        timed("GGUF full engine scan (with hash)", lambda: f"findings {len(Engine().scan_file(gguf_path).findings)}")
+        timed(
+            "GGUF full engine scan (with hash)",
+            lambda: f"findings {len(Engine().scan_file(gguf_path).findings)}",
+        )
 
         tok = d / "tokenizer.json"
-        tok.write_text(json.dumps({"model": {"vocab": {f"t{i}": i for i in range(200_000)},
-                                             "merges": [f"a{i} b{i}" for i in range(200_000)]}}))
+        tok.write_text(
+            json.dumps(
+                {
+                    "model": {
+                        "vocab": {f"t{i}": i for i in range(200_000)},
+                        "merges": [f"a{i} b{i}" for i in range(200_000)],
+                    }
+                }
+            )
+        )
         timed(f"tokenizer.json ({tok.stat().st_size / 1e6:.1f} MB)", lambda: Engine().scan_file(tok).format)
 
         yml = d / "config.yaml"
-        yml.write_text("items:\n" + "".join(f"  - name: item{i}\n    value: {i}\n    text: 'hello {i}'\n" for i in range(60_000)))
+        yml.write_text(
+            "items:\n"
+            + "".join(f"  - name: item{i}\n    value: {i}\n    text: 'hello {i}'\n" for i in range(60_000))
+        )
         timed(f"config.yaml ({yml.stat().st_size / 1e6:.1f} MB)", lambda: Engine().scan_file(yml).format)
 
 

@@ -31,8 +31,9 @@ def measure(cmd: list[str], repeat: int) -> tuple[float, int, int]:
     for _ in range(repeat):
         started = time.perf_counter()
         try:
-            proc = subprocess.run([TIME, "-f", "%M", *cmd], capture_output=True, text=True, timeout=900,
-                                  env=bench_env())
+            proc = subprocess.run(
+                [TIME, "-f", "%M", *cmd], capture_output=True, text=True, timeout=900, env=bench_env()
+            )
         except subprocess.TimeoutExpired:
             return float("inf"), 0, -1
         walls.append(time.perf_counter() - started)
@@ -58,7 +59,9 @@ def commands(tool: str, path: Path) -> list[str] | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tools", default="modelsec,picklescan,modelscan,modelaudit,fickling")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--size-gib", type=float, default=1.0)
@@ -77,8 +80,10 @@ def main() -> None:
                 continue
             wall, peak_kib, rc = measure(cmd, args.repeat)
             baseline = baseline or wall
-            print(f"| {name} | {tool} | {wall:.2f} s | {wall / baseline:.2f}x | {peak_kib / 1024:.0f} MiB | {rc} |",
-                  flush=True)
+            print(
+                f"| {name} | {tool} | {wall:.2f} s | {wall / baseline:.2f}x | {peak_kib / 1024:.0f} MiB | {rc} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -71,9 +71,15 @@ class _TorchPickler(pickle.Pickler):
 
     def reducer_override(self, obj: object) -> object:
         if isinstance(obj, _Tensor):
-            stride = tuple(int(np.prod(obj.shape[i + 1:])) for i in range(len(obj.shape)))
-            return self.fake.rebuild, (("__storage__", obj.key, obj.numel), 0, obj.shape, stride,
-                                       False, OrderedDict())
+            stride = tuple(int(np.prod(obj.shape[i + 1 :])) for i in range(len(obj.shape)))
+            return self.fake.rebuild, (
+                ("__storage__", obj.key, obj.numel),
+                0,
+                obj.shape,
+                stride,
+                False,
+                OrderedDict(),
+            )
         return NotImplemented
 
 
@@ -100,8 +106,10 @@ def write_state_dict(path: Path, total_bytes: int) -> None:
 def write_safetensors(path: Path, total_bytes: int) -> None:
     rng = np.random.default_rng(2)
     n = max(1, total_bytes // (CHUNK_ELEMS * 4))
-    tensors = {f"layers.{i}.weight": rng.standard_normal(CHUNK_ELEMS, dtype=np.float32).reshape(-1, 4096)
-               for i in range(n)}
+    tensors = {
+        f"layers.{i}.weight": rng.standard_normal(CHUNK_ELEMS, dtype=np.float32).reshape(-1, 4096)
+        for i in range(n)
+    }
     save_file(tensors, str(path))
 
 
@@ -109,8 +117,9 @@ def write_numpy_pickle(path: Path, total_bytes: int) -> None:
     rng = np.random.default_rng(3)
     n = max(1, total_bytes // (CHUNK_ELEMS * 4))
     with open(path, "wb") as out:
-        pickle.dump({f"w{i}": rng.standard_normal(CHUNK_ELEMS, dtype=np.float32) for i in range(n)},
-                    out, protocol=4)
+        pickle.dump(
+            {f"w{i}": rng.standard_normal(CHUNK_ELEMS, dtype=np.float32) for i in range(n)}, out, protocol=4
+        )
 
 
 def write_gguf(path: Path, total_bytes: int) -> None:
@@ -122,16 +131,23 @@ def write_gguf(path: Path, total_bytes: int) -> None:
         raw = text.encode()
         return struct.pack("<Q", len(raw)) + raw
 
-    template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
-                "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
-    kvs = [("general.architecture", 8, string("llama")), ("general.alignment", 4, struct.pack("<I", 32)),
-           ("tokenizer.chat_template", 8, string(template))]
+    template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+        "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    kvs = [
+        ("general.architecture", 8, string("llama")),
+        ("general.alignment", 4, struct.pack("<I", 32)),
+        ("tokenizer.chat_template", 8, string(template)),
+    ]
     n = max(1, total_bytes // (CHUNK_ELEMS * 4))
     header = b"GGUF" + struct.pack("<IQQ", 3, n, len(kvs))
     for key, kind, value in kvs:
         header += string(key) + struct.pack("<I", kind) + value
     for i in range(n):
-        header += string(f"blk.{i}.weight") + struct.pack("<I", 2) + struct.pack("<QQ", 4096, CHUNK_ELEMS // 4096)
+        header += (
+            string(f"blk.{i}.weight") + struct.pack("<I", 2) + struct.pack("<QQ", 4096, CHUNK_ELEMS // 4096)
+        )
         header += struct.pack("<IQ", 0, i * CHUNK_ELEMS * 4)
     header += b"\0" * (-len(header) % 32)
     with open(path, "wb") as out:
@@ -141,7 +157,6 @@ def write_gguf(path: Path, total_bytes: int) -> None:
 
 def write_onnx_external(path: Path, total_bytes: int) -> None:
     """A directory: model.onnx (a MatMul + Add MLP) whose 1 GiB weight lives in weights.bin."""
-    import onnx
     from onnx import TensorProto, helper
 
     path.mkdir()
@@ -152,9 +167,11 @@ def write_onnx_external(path: Path, total_bytes: int) -> None:
         weight.external_data.add(key=key, value=value)
     bias = helper.make_tensor("B", TensorProto.FLOAT, [1], [0.0])
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "W"], ["h"], name="matmul"),
-         helper.make_node("Add", ["h", "B"], ["y"], name="bias"),
-         helper.make_node("Relu", ["y"], ["out"], name="relu")],
+        [
+            helper.make_node("MatMul", ["x", "W"], ["h"], name="matmul"),
+            helper.make_node("Add", ["h", "B"], ["y"], name="bias"),
+            helper.make_node("Relu", ["y"], ["out"], name="relu"),
+        ],
         "mlp",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4096])],
         [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, rows])],
@@ -197,6 +214,6 @@ def ensure(size_gib: float = 1.0) -> dict[str, Path]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size-gib", type=float, default=1.0)
-    for name, path in ensure(parser.parse_args().size_gib).items():
+    for path in ensure(parser.parse_args().size_gib).values():
         files = list(path.rglob("*")) if path.is_dir() else [path]
         print(f"{path}  {sum(f.stat().st_size for f in files) / (1 << 30):.2f} GiB")

@@ -46,9 +46,10 @@ SHAPES = ((32, 64), (64,), (14, 64), (16,), (3, 16))  # 3,072 float32: 12 KiB pe
 
 
 def _state(rng: np.random.Generator) -> OrderedDict[str, np.ndarray]:
-    return OrderedDict((f"layers.{i}.{'weight' if len(shape) > 1 else 'bias'}",
-                        rng.standard_normal(shape, dtype=np.float32))
-                       for i, shape in enumerate(SHAPES))
+    return OrderedDict(
+        (f"layers.{i}.{'weight' if len(shape) > 1 else 'bias'}", rng.standard_normal(shape, dtype=np.float32))
+        for i, shape in enumerate(SHAPES)
+    )
 
 
 _torch_names = functools.cache(_fake_torch)  # one set of torch-named objects for every file
@@ -56,8 +57,9 @@ _torch_names = functools.cache(_fake_torch)  # one set of torch-named objects fo
 
 def _torch_zip(state: OrderedDict[str, np.ndarray]) -> bytes:
     fake = _torch_names()
-    tensors = OrderedDict((name, _Tensor(str(i), array.size, array.shape))
-                          for i, (name, array) in enumerate(state.items()))
+    tensors = OrderedDict(
+        (name, _Tensor(str(i), array.size, array.shape)) for i, (name, array) in enumerate(state.items())
+    )
     pickled = io.BytesIO()
     _TorchPickler(pickled, fake).dump(tensors)
     out = io.BytesIO()
@@ -90,8 +92,10 @@ def ensure_directory(layout: str) -> Path:
 
 def commands(directory: Path, jobs: list[int]) -> dict[str, list[str]]:
     modelsec = str(REPO / ".venv" / "bin" / "modelsec")
-    out = {f"modelsec --jobs {n}": [modelsec, "scan", "-q", "--no-progress", "--jobs", str(n), str(directory)]
-           for n in jobs}
+    out = {
+        f"modelsec --jobs {n}": [modelsec, "scan", "-q", "--no-progress", "--jobs", str(n), str(directory)]
+        for n in jobs
+    }
     if not jobs:
         out["modelsec"] = [modelsec, "scan", "-q", "--no-progress", str(directory)]
     out["picklescan"] = [str(ensure_tool("picklescan") / "picklescan"), "-p", str(directory)]
@@ -108,11 +112,16 @@ def run(argv: list[str]) -> tuple[float, float, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--layout", choices=("pickle", "torch"), default="pickle")
-    parser.add_argument("--jobs", default="", help="comma-separated --jobs values for modelsec "
-                        "(default: none given, modelsec chooses)")
+    parser.add_argument(
+        "--jobs",
+        default="",
+        help="comma-separated --jobs values for modelsec (default: none given, modelsec chooses)",
+    )
     args = parser.parse_args()
     jobs = [int(n) for n in args.jobs.split(",") if n]
     directory = ensure_directory(args.layout)
@@ -121,7 +130,7 @@ def main() -> None:
     walls: dict[str, list[float]] = {name: [] for name in tools}
     cpus: dict[str, list[float]] = {name: [] for name in tools}
     codes: dict[str, set[int]] = {name: set() for name in tools}
-    for name, argv in tools.items():  # warm-up: page cache, bytecode, first-run installs
+    for argv in tools.values():  # warm-up: page cache, bytecode, first-run installs
         run(argv)
     for _ in range(args.rounds):
         for name, argv in tools.items():
@@ -133,23 +142,43 @@ def main() -> None:
     rows = []
     for name in tools:
         tool = name.split()[0]
-        rows.append({
-            "tool": name, "version": tool_version(tool),
-            "wall_min": min(walls[name]), "wall_median": statistics.median(walls[name]),
-            "cpu_median": statistics.median(cpus[name]), "exit_codes": sorted(codes[name]),
-        })
+        rows.append(
+            {
+                "tool": name,
+                "version": tool_version(tool),
+                "wall_min": min(walls[name]),
+                "wall_median": statistics.median(walls[name]),
+                "cpu_median": statistics.median(cpus[name]),
+                "exit_codes": sorted(codes[name]),
+            }
+        )
     out = REPO / "benchmarks" / "out"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "many_files.json").write_text(json.dumps(
-        {"layout": args.layout, "files": FILES, "bytes": size, "cpus": os.cpu_count(),
-         "rounds": args.rounds, "rows": rows}, indent=1))
-    print(f"{FILES} files, {size / (1 << 20):.1f} MiB ({args.layout} layout), {args.rounds} rounds, "
-          f"{os.cpu_count()} CPUs", file=sys.stderr)
+    (out / "many_files.json").write_text(
+        json.dumps(
+            {
+                "layout": args.layout,
+                "files": FILES,
+                "bytes": size,
+                "cpus": os.cpu_count(),
+                "rounds": args.rounds,
+                "rows": rows,
+            },
+            indent=1,
+        )
+    )
+    print(
+        f"{FILES} files, {size / (1 << 20):.1f} MiB ({args.layout} layout), {args.rounds} rounds, "
+        f"{os.cpu_count()} CPUs",
+        file=sys.stderr,
+    )
     print("| tool | version | wall min | wall median | CPU median | exit |")
     print("| --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        print(f"| {r['tool']} | {r['version']} | {r['wall_min']:.2f} s | {r['wall_median']:.2f} s | "
-              f"{r['cpu_median']:.2f} s | {','.join(map(str, r['exit_codes']))} |")
+        print(
+            f"| {r['tool']} | {r['version']} | {r['wall_min']:.2f} s | {r['wall_median']:.2f} s | "
+            f"{r['cpu_median']:.2f} s | {','.join(map(str, r['exit_codes']))} |"
+        )
 
 
 if __name__ == "__main__":

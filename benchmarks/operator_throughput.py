@@ -34,11 +34,10 @@ import json
 import os
 import pickle
 import resource
-import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +72,13 @@ WRITES = {"create", "update", "patch", "delete", "deletecollection"}
 
 def envtest(*args: str, extra: dict[str, str] | None = None) -> str:
     env = {**os.environ, "ENVTEST_NAME": INSTANCE, "ENVTEST_CONTROLLERS": "1", **(extra or {})}
-    proc = subprocess.run(["bash", str(REPO / "hack" / "envtest.sh"), *args], env=env, capture_output=True,
-                          text=True, timeout=1800)
+    proc = subprocess.run(
+        ["bash", str(REPO / "hack" / "envtest.sh"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     if proc.returncode != 0:
         raise SystemExit(f"hack/envtest.sh {' '.join(args)}: {proc.stderr[-3000:]}")
     return proc.stdout
@@ -85,8 +89,14 @@ class Kubectl:
         self.kubeconfig = kubeconfig
 
     def __call__(self, *args: str, input: str | None = None) -> str:
-        proc = subprocess.run([str(CACHE / "bin" / "kubectl"), "--kubeconfig", self.kubeconfig, *args], input=input,
-                              capture_output=True, text=True, timeout=600, env={**os.environ, **NO_PROXY})
+        proc = subprocess.run(
+            [str(CACHE / "bin" / "kubectl"), "--kubeconfig", self.kubeconfig, *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, **NO_PROXY},
+        )
         if proc.returncode != 0:
             raise SystemExit(f"kubectl {' '.join(args[:3])}: {proc.stderr[-2000:]}")
         return proc.stdout
@@ -102,32 +112,67 @@ def control_plane(work: Path) -> Kubectl:
     envtest("down")  # a fresh instance: a clean audit log and no objects from earlier runs
     for old in audit.glob("audit*.log"):
         old.unlink()
-    envtest("up", extra={"ENVTEST_APISERVER_ARGS": f"--audit-policy-file={audit / 'policy.yaml'} "
-                                                   f"--audit-log-path={audit / 'audit.log'} --audit-log-maxbackup=1 "
-                                                   "--audit-log-maxsize=2000"})
+    envtest(
+        "up",
+        extra={
+            "ENVTEST_APISERVER_ARGS": f"--audit-policy-file={audit / 'policy.yaml'} "
+            f"--audit-log-path={audit / 'audit.log'} --audit-log-maxbackup=1 "
+            "--audit-log-maxsize=2000"
+        },
+    )
     exports = dict(line.removeprefix("export ").split("=", 1) for line in envtest("env").splitlines())
     kubectl = Kubectl(exports["KUBECONFIG"].strip("'\""))
     kubectl("apply", "-f", str(REPO / "crds"))
     kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/modelscans.modelsec.io")
-    rbac = lambda kind, name, **body: {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind,  # noqa: E731
-                                       "metadata": {"name": name, **({"namespace": NAMESPACE} if kind.startswith("Role") else {})},
-                                       **body}
+
+    def rbac(kind: str, name: str, **body: Any) -> dict[str, Any]:
+        return {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": kind,
+            "metadata": {"name": name, **({"namespace": NAMESPACE} if kind.startswith("Role") else {})},
+            **body,
+        }
+
     kubectl.apply(
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
-        *({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": n, "namespace": NAMESPACE}}
-          for n in (OPERATOR_SA, WORKER_SA)),
-        rbac("ClusterRoleBinding", "bench-operator", roleRef={"apiGroup": "rbac.authorization.k8s.io",
-             "kind": "ClusterRole", "name": "cluster-admin"},
-             subjects=[{"kind": "ServiceAccount", "name": OPERATOR_SA, "namespace": NAMESPACE}]),
-        rbac("ClusterRole", "bench-worker", rules=[{"apiGroups": ["modelsec.io"], "verbs": ["get"],
-             "resources": ["modelscans", "securitygroups", "modelsources"]}]),
-        rbac("ClusterRoleBinding", "bench-worker", roleRef={"apiGroup": "rbac.authorization.k8s.io",
-             "kind": "ClusterRole", "name": "bench-worker"},
-             subjects=[{"kind": "ServiceAccount", "name": WORKER_SA, "namespace": NAMESPACE}]),
-        rbac("Role", "bench-worker", rules=[{"apiGroups": ["modelsec.io"], "resources": ["scanresults"],
-                                              "verbs": ["create"]}]),
-        rbac("RoleBinding", "bench-worker", roleRef={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-             "name": "bench-worker"}, subjects=[{"kind": "ServiceAccount", "name": WORKER_SA, "namespace": NAMESPACE}]),
+        *(
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": n, "namespace": NAMESPACE}}
+            for n in (OPERATOR_SA, WORKER_SA)
+        ),
+        rbac(
+            "ClusterRoleBinding",
+            "bench-operator",
+            roleRef={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+            subjects=[{"kind": "ServiceAccount", "name": OPERATOR_SA, "namespace": NAMESPACE}],
+        ),
+        rbac(
+            "ClusterRole",
+            "bench-worker",
+            rules=[
+                {
+                    "apiGroups": ["modelsec.io"],
+                    "verbs": ["get"],
+                    "resources": ["modelscans", "securitygroups", "modelsources"],
+                }
+            ],
+        ),
+        rbac(
+            "ClusterRoleBinding",
+            "bench-worker",
+            roleRef={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "bench-worker"},
+            subjects=[{"kind": "ServiceAccount", "name": WORKER_SA, "namespace": NAMESPACE}],
+        ),
+        rbac(
+            "Role",
+            "bench-worker",
+            rules=[{"apiGroups": ["modelsec.io"], "resources": ["scanresults"], "verbs": ["create"]}],
+        ),
+        rbac(
+            "RoleBinding",
+            "bench-worker",
+            roleRef={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "bench-worker"},
+            subjects=[{"kind": "ServiceAccount", "name": WORKER_SA, "namespace": NAMESPACE}],
+        ),
         *result_policy(WORKER_SA),
     )
     return kubectl
@@ -136,11 +181,18 @@ def control_plane(work: Path) -> Kubectl:
 def operator_kubeconfig(kubectl: Kubectl, path: Path) -> Path:
     token = kubectl("create", "token", OPERATOR_SA, "-n", NAMESPACE, "--duration=12h").strip()
     admin = yaml.safe_load(Path(kubectl.kubeconfig).read_text())
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "c", "cluster": admin["clusters"][0]["cluster"]}],
-        "users": [{"name": "op", "user": {"token": token}}],
-        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "op"}}], "current-context": "c"}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": admin["clusters"][0]["cluster"]}],
+                "users": [{"name": "op", "user": {"token": token}}],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "op"}}],
+                "current-context": "c",
+            }
+        )
+    )
     return path
 
 
@@ -207,13 +259,20 @@ def main() -> int:
     parser.add_argument("--mode", choices=["inProcess", "job"], default="inProcess")
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--large", action="store_true", help="1 GiB models instead of small ones")
-    parser.add_argument("--concurrency", type=int, default=2,
-                        help="--max-concurrent-scans (inProcess) or --max-concurrent-scan-jobs (job)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=2,
+        help="--max-concurrent-scans (inProcess) or --max-concurrent-scan-jobs (job)",
+    )
     parser.add_argument("--timeout", type=float, default=7200)
-    parser.add_argument("--live", action="store_true",
-                        help="create the ModelScans while the operator runs (default: create them "
-                             "all first, then start the operator: it finds them all pending, and "
-                             "its drain rate is not bounded by how fast one client creates objects)")
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="create the ModelScans while the operator runs (default: create them "
+        "all first, then start the operator: it finds them all pending, and "
+        "its drain rate is not bounded by how fast one client creates objects)",
+    )
     args = parser.parse_args()
 
     work = CACHE / "bench" / "operator"
@@ -222,57 +281,117 @@ def main() -> int:
     root = models[0].parent
     kubeconfig = operator_kubeconfig(kubectl, work / "operator.kubeconfig")
     settings = work / "job-settings.yaml"
-    settings.write_text(yaml.safe_dump({
-        "volumes": [{"name": "models", "hostPath": {"path": str(root)}}],
-        "volumeMounts": [{"name": "models", "mountPath": str(root), "readOnly": True}],
-        "scheduleTimeoutSeconds": 3600, "activeDeadlineSeconds": 7200,
-    }))
-    command = [str(Path(sys.executable).with_name("modelsec")), "operator", "--kubeconfig", str(kubeconfig),
-               "--standalone", "--metrics-port", "0", "--health-port", "0", "--local-root", str(root.parent),
-               "--scan-mode", args.mode]
+    settings.write_text(
+        yaml.safe_dump(
+            {
+                "volumes": [{"name": "models", "hostPath": {"path": str(root)}}],
+                "volumeMounts": [{"name": "models", "mountPath": str(root), "readOnly": True}],
+                "scheduleTimeoutSeconds": 3600,
+                "activeDeadlineSeconds": 7200,
+            }
+        )
+    )
+    command = [
+        str(Path(sys.executable).with_name("modelsec")),
+        "operator",
+        "--kubeconfig",
+        str(kubeconfig),
+        "--standalone",
+        "--metrics-port",
+        "0",
+        "--health-port",
+        "0",
+        "--local-root",
+        str(root.parent),
+        "--scan-mode",
+        args.mode,
+    ]
     if args.mode == "job":
-        command += ["--scan-job-namespace", NAMESPACE, "--scan-job-settings", str(settings),
-                    "--max-concurrent-scan-jobs", str(args.concurrency), "--scan-job-poll-seconds", "1"]
+        command += [
+            "--scan-job-namespace",
+            NAMESPACE,
+            "--scan-job-settings",
+            str(settings),
+            "--max-concurrent-scan-jobs",
+            str(args.concurrency),
+            "--scan-job-poll-seconds",
+            "1",
+        ]
     else:
         command += ["--max-concurrent-scans", str(args.concurrency)]
-    env = {**os.environ, **NO_PROXY, "PYTHONPATH": os.pathsep.join([str(REPO / "operator"), str(REPO / "src")])}
+    env = {
+        **os.environ,
+        **NO_PROXY,
+        "PYTHONPATH": os.pathsep.join([str(REPO / "operator"), str(REPO / "src")]),
+    }
     log = open(work / f"operator-{args.mode}.log", "wb")
     operator: subprocess.Popen[bytes] | None = None
     node = None
     if args.mode == "job":
         from node_double import NodeDouble
-        node = NodeDouble(kubeconfig=Path(kubectl.kubeconfig), namespace=NAMESPACE, workdir=work / "node",
-                          bin_dir=Path(sys.executable).parent,
-                          extra_env={"PYTHONPATH": env["PYTHONPATH"]}).start()
+
+        node = NodeDouble(
+            kubeconfig=Path(kubectl.kubeconfig),
+            namespace=NAMESPACE,
+            workdir=work / "node",
+            bin_dir=Path(sys.executable).parent,
+            extra_env={"PYTHONPATH": env["PYTHONPATH"]},
+        ).start()
 
     def start_operator() -> subprocess.Popen[bytes]:
         return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+
     try:
-        kubectl.apply({"apiVersion": API, "kind": "ModelSource", "metadata": {"name": "bench"},
-                       "spec": {"type": "Local", "local": {"path": str(root)}}},
-                      {"apiVersion": API, "kind": "SecurityGroup", "metadata": {"name": "bench"},
-                       "spec": {"sourceRef": "bench", "rules": [{"name": "LoadTimeCodeExecution"},
-                                                                 {"name": "SuspiciousComponents"}]}})
+        kubectl.apply(
+            {
+                "apiVersion": API,
+                "kind": "ModelSource",
+                "metadata": {"name": "bench"},
+                "spec": {"type": "Local", "local": {"path": str(root)}},
+            },
+            {
+                "apiVersion": API,
+                "kind": "SecurityGroup",
+                "metadata": {"name": "bench"},
+                "spec": {
+                    "sourceRef": "bench",
+                    "rules": [{"name": "LoadTimeCodeExecution"}, {"name": "SuspiciousComponents"}],
+                },
+            },
+        )
         operator = start_operator()
-        kubectl("wait", "--for=jsonpath={.status.conditions[0].status}=True", "--timeout=120s", "securitygroup/bench")
+        kubectl(
+            "wait",
+            "--for=jsonpath={.status.conditions[0].status}=True",
+            "--timeout=120s",
+            "securitygroup/bench",
+        )
         if not args.live:
             operator.terminate()
             operator.wait(timeout=30)
         names = {scan_name(f"file://{p}", None, "bench"): p for p in models}
         # Labelled as the webhook and the CLI create them (a hand-made scan costs the
         # operator one label patch more, and kopf one more annotation write).
-        documents = [{"apiVersion": API, "kind": "ModelScan",
-                      "metadata": {"name": n, "labels": {LABEL_GROUP: "bench",
-                                                         LABEL_SCAN_KEY: scan_key(f"file://{p}", None, "bench")}},
-                      "spec": {"model": f"file://{p}", "securityGroup": "bench"}} for n, p in names.items()]
-        created_at = datetime.now(timezone.utc)
+        documents = [
+            {
+                "apiVersion": API,
+                "kind": "ModelScan",
+                "metadata": {
+                    "name": n,
+                    "labels": {LABEL_GROUP: "bench", LABEL_SCAN_KEY: scan_key(f"file://{p}", None, "bench")},
+                },
+                "spec": {"model": f"file://{p}", "securityGroup": "bench"},
+            }
+            for n, p in names.items()
+        ]
+        created_at = datetime.now(UTC)
         started = time.monotonic()
         for start in range(0, len(documents), 200):  # kubectl create: one request per object
-            kubectl("create", "-f", "-", input=yaml.safe_dump_all(documents[start:start + 200]))
+            kubectl("create", "-f", "-", input=yaml.safe_dump_all(documents[start : start + 200]))
         created_s = time.monotonic() - started
         if not args.live:  # all pending now: the clock starts with the operator
             operator = start_operator()
-            created_at = datetime.now(timezone.utc)
+            created_at = datetime.now(UTC)
             started = time.monotonic()
         sampler = Sampler(operator.pid)
         cpu_before = 0.0  # all of the operator's CPU, start-up included
@@ -317,27 +436,38 @@ def main() -> int:
     writes = sum(n for verbs in counts.values() for verb, n in verbs.items() if verb in WRITES)
     reads = sum(n for verbs in counts.values() for verb, n in verbs.items() if verb in {"get", "list"})
     result = {
-        "mode": args.mode, "count": args.count, "large": args.large, "concurrency": args.concurrency,
+        "mode": args.mode,
+        "count": args.count,
+        "large": args.large,
+        "concurrency": args.concurrency,
         "live": args.live,
-        "completed": len(done), "outcomes": outcomes, "create_seconds": round(created_s, 1),
+        "completed": len(done),
+        "outcomes": outcomes,
+        "create_seconds": round(created_s, 1),
         "elapsed_seconds": round(elapsed, 1),
         "scans_per_minute": round(len(done) / max(1e-9, (last - created_at).total_seconds()) * 60, 1),
         "latency_p50_s": percentile(latencies, 0.5) if latencies else None,
         "latency_p99_s": percentile(latencies, 0.99) if latencies else None,
-        "operator_cpu_s": round(cpu, 1), "operator_peak_rss_mib": round(hwm, 1),
-        "operator_rss_while_pending_mib": round(pending_rss, 1), "sampled_peak_rss_mib": round(peak_rss, 1),
+        "operator_cpu_s": round(cpu, 1),
+        "operator_peak_rss_mib": round(hwm, 1),
+        "operator_rss_while_pending_mib": round(pending_rss, 1),
+        "sampled_peak_rss_mib": round(peak_rss, 1),
         "api_writes_per_scan": round(writes / max(1, len(done)), 2),
         "api_reads_per_scan": round(reads / max(1, len(done)), 2),
         "api_requests_by_resource": counts,
         "machine": {"cpus": os.cpu_count(), "load_avg_at_end": os.getloadavg()},
-        "notes": ("latency: from the start of creation (--live) or of the operator (all pending) to "
-                  "status.completedAt, 1 s resolution; CPU from then on"),
+        "notes": (
+            "latency: from the start of creation (--live) or of the operator (all pending) to "
+            "status.completedAt, 1 s resolution; CPU from then on"
+        ),
     }
     if node is not None:
         result["pods_run"] = len(node.finished)
         # The scan processes are this process's children (the node double runs them): the
         # largest peak RSS among them, to check the Jobs' memory sizing against.
-        result["largest_worker_peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
+        result["largest_worker_peak_rss_mib"] = round(
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1
+        )
     OUT.mkdir(exist_ok=True)
     out = OUT / f"operator_throughput-{args.mode}-{args.count}{'-large' if args.large else ''}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -66,7 +66,9 @@ class Result:
         return self.scan_bytes / self.total_bytes
 
 
-def build_model(folder: Path, gib_per_shard: float, shards: int, storages: int, storage_mib: int) -> dict[str, Path]:
+def build_model(
+    folder: Path, gib_per_shard: float, shards: int, storages: int, storage_mib: int
+) -> dict[str, Path]:
     files: dict[str, Path] = {}
     tensors_per_shard = max(1, int(gib_per_shard * 256))
     weight_map = {}
@@ -86,7 +88,9 @@ def build_model(folder: Path, gib_per_shard: float, shards: int, storages: int, 
         json.dumps({"metadata": {"total_size": 0}, "weight_map": weight_map})
     )
     files["model.safetensors.index.json"] = folder / "model.safetensors.index.json"
-    (folder / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"], "model_type": "llama"}))
+    (folder / "config.json").write_text(
+        json.dumps({"architectures": ["LlamaForCausalLM"], "model_type": "llama"})
+    )
     files["config.json"] = folder / "config.json"
     return files
 
@@ -120,13 +124,25 @@ def bench_hf(files: dict[str, Path], digests: dict[str, str]) -> Result:
     total = sum(p.stat().st_size for p in files.values())
     with HubServer() as hub:
         hub.orgs["bench"] = True
-        hub.add_repo("bench/big-model", {
-            name: HubFile(name, disk_path=str(path), sha256=digests[name], lfs=name.endswith((".safetensors", ".bin")))
-            if name.endswith((".safetensors", ".bin")) else path.read_bytes()
-            for name, path in files.items()
-        }, card_data={"license": "apache-2.0"})
+        hub.add_repo(
+            "bench/big-model",
+            {
+                name: HubFile(
+                    name,
+                    disk_path=str(path),
+                    sha256=digests[name],
+                    lfs=name.endswith((".safetensors", ".bin")),
+                )
+                if name.endswith((".safetensors", ".bin"))
+                else path.read_bytes()
+                for name, path in files.items()
+            },
+            card_data={"license": "apache-2.0"},
+        )
         started = time.perf_counter()
-        scanned = scan_model(parse_model_uri("hf://bench/big-model"), Engine(), ScanOptions(config={"endpoint": hub.url}))
+        scanned = scan_model(
+            parse_model_uri("hf://bench/big-model"), Engine(), ScanOptions(config={"endpoint": hub.url})
+        )
         scan_seconds = time.perf_counter() - started
         scan_bytes = scanned.report.bytes_transferred or 0
         requests = sum(1 for r in hub.requests if r.range and r.status in (200, 206))
@@ -139,15 +155,26 @@ def bench_hf(files: dict[str, Path], digests: dict[str, str]) -> Result:
         downloaded = 0
         for name in files:
             h = hashlib.sha256()
-            with get_session().stream("GET", hf_hub_url("bench/big-model", name, revision=sha, endpoint=hub.url)) as r:
+            with get_session().stream(
+                "GET", hf_hub_url("bench/big-model", name, revision=sha, endpoint=hub.url)
+            ) as r:
                 r.raise_for_status()
                 for chunk in r.iter_bytes(8 * MIB):
                     h.update(chunk)
                     downloaded += len(chunk)
             assert h.hexdigest() == digests[name], name
         download_seconds = time.perf_counter() - started
-    return Result("Hugging Face test Hub (huggingface_hub)", total, scan_bytes, scan_seconds, requests,
-                  downloaded, download_seconds, incompletes, formats)
+    return Result(
+        "Hugging Face test Hub (huggingface_hub)",
+        total,
+        scan_bytes,
+        scan_seconds,
+        requests,
+        downloaded,
+        download_seconds,
+        incompletes,
+        formats,
+    )
 
 
 def bench_s3(files: dict[str, Path]) -> Result:
@@ -190,8 +217,11 @@ def bench_s3(files: dict[str, Path]) -> Result:
             key.contentsize = len(mapped)
             key._etag = md5_of(path)
         total = sum(p.stat().st_size for p in files.values())
-        config = {"endpoint": endpoint, "accessKeyId": creds["aws_access_key_id"],
-                  "secretAccessKey": creds["aws_secret_access_key"]}
+        config = {
+            "endpoint": endpoint,
+            "accessKeyId": creds["aws_access_key_id"],
+            "secretAccessKey": creds["aws_secret_access_key"],
+        }
         scan_requests = [0]
 
         def count(**_: object) -> None:
@@ -211,7 +241,9 @@ def bench_s3(files: dict[str, Path]) -> Result:
         s3_source.Bucket._client = counting_client  # type: ignore[method-assign]
         started = time.perf_counter()
         try:
-            scanned = scan_model(parse_model_uri("s3://models/big-model/"), Engine(), ScanOptions(config=config))
+            scanned = scan_model(
+                parse_model_uri("s3://models/big-model/"), Engine(), ScanOptions(config=config)
+            )
         finally:
             s3_source.Bucket._client = original_client  # type: ignore[method-assign]
         scan_seconds = time.perf_counter() - started
@@ -229,8 +261,17 @@ def bench_s3(files: dict[str, Path]) -> Result:
             client.download_fileobj("models", f"big-model/{name}", Sink())
         download_seconds = time.perf_counter() - started
         requests = scan_requests[0]
-        return Result("moto S3 server (boto3)", total, scanned.report.bytes_transferred or 0, scan_seconds,
-                      requests, Sink.written, download_seconds, incompletes, formats)
+        return Result(
+            "moto S3 server (boto3)",
+            total,
+            scanned.report.bytes_transferred or 0,
+            scan_seconds,
+            requests,
+            Sink.written,
+            download_seconds,
+            incompletes,
+            formats,
+        )
     finally:
         server.stop()
         s3_models.FakeKey.value = original  # type: ignore[assignment]
@@ -269,14 +310,18 @@ def render(results: list[Result], args: argparse.Namespace, build_seconds: float
         )
     lines.append("")
     for r in results:
-        lines.append(f"{r.server}: formats {', '.join(r.formats)}; "
-                     f"{len(r.incompletes)} incomplete(s){': ' + '; '.join(r.incompletes[:3]) if r.incompletes else ''}")
+        lines.append(
+            f"{r.server}: formats {', '.join(r.formats)}; "
+            f"{len(r.incompletes)} incomplete(s){': ' + '; '.join(r.incompletes[:3]) if r.incompletes else ''}"
+        )
         lines.append("")
     return "\n".join(lines) + "\n"
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--gib-per-shard", type=float, default=1.0)
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument("--storages", type=int, default=80)

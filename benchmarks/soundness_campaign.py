@@ -46,9 +46,18 @@ def _start_worker(timeout: float) -> None:
     _worker["oracle"] = Oracle(timeout=timeout)
 
 
-def _chunk(seed: int, start: int, count: int, sample_rate: float, minimised: frozenset[str]) -> dict[str, Any]:
-    result = run_chunk(seed, start, count, _worker["scanner"], _worker["oracle"], sample_rate=sample_rate,
-                       minimised=minimised)
+def _chunk(
+    seed: int, start: int, count: int, sample_rate: float, minimised: frozenset[str]
+) -> dict[str, Any]:
+    result = run_chunk(
+        seed,
+        start,
+        count,
+        _worker["scanner"],
+        _worker["oracle"],
+        sample_rate=sample_rate,
+        minimised=minimised,
+    )
     return result.to_json()
 
 
@@ -72,7 +81,9 @@ def environment(oracle_info: dict[str, Any], isolation: str) -> dict[str, Any]:
         except Exception:
             return "absent"
 
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
     return {
         "date": datetime.date.today().isoformat(),
         "python": platform.python_version(),
@@ -114,11 +125,15 @@ def reminimise(summary: dict[str, Any], seed: int, timeout: float) -> None:
 
 
 def print_summary(summary: dict[str, Any]) -> None:
-    print(f"\nprograms {summary['programs']:,}  worker seconds {summary['seconds']:,}  "
-          f"oracle runs {summary['oracle_runs']:,}  scanner {summary['scanner']}")
+    print(
+        f"\nprograms {summary['programs']:,}  worker seconds {summary['seconds']:,}  "
+        f"oracle runs {summary['oracle_runs']:,}  scanner {summary['scanner']}"
+    )
     print(f"oracle events by kind: {summary['oracle_events']}")
-    print(f"data-only programs {summary.get('data_only', 0):,}, of which loaded cleanly "
-          f"{summary.get('data_only_loaded', 0):,} (the false-alarm candidates)")
+    print(
+        f"data-only programs {summary.get('data_only', 0):,}, of which loaded cleanly "
+        f"{summary.get('data_only_loaded', 0):,} (the false-alarm candidates)"
+    )
     print(f"blocked sample: {summary['blocked_sample']}")
     print("\nfamily counts: " + ", ".join(f"{k} {v:,}" for k, v in summary["families"].items()))
     for title, key in (("bypasses", "bypasses"), ("false alarms", "false_alarms")):
@@ -129,17 +144,26 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--programs", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "soundness")
     parser.add_argument("--chunk", type=int, default=1000, help="programs per chunk (resume unit)")
-    parser.add_argument("--sample-rate", type=float, default=0.02,
-                        help="share of blocked, not data-only programs the oracle also runs")
+    parser.add_argument(
+        "--sample-rate",
+        type=float,
+        default=0.02,
+        help="share of blocked, not data-only programs the oracle also runs",
+    )
     parser.add_argument("--timeout", type=float, default=3.0, help="seconds per oracle child")
-    parser.add_argument("--reminimise", action="store_true",
-                        help="only minimise the first program of each bypass class of a finished run again")
+    parser.add_argument(
+        "--reminimise",
+        action="store_true",
+        help="only minimise the first program of each bypass class of a finished run again",
+    )
     args = parser.parse_args()
     if args.reminimise:
         summary = json.loads((args.out / "summary.json").read_text())
@@ -153,12 +177,17 @@ def main() -> None:
     (args.out / "chunks").mkdir(exist_ok=True)
     done = load_chunks(args.out, args.seed, args.chunk, args.programs)
     todo = [s for s in range(0, args.programs, args.chunk) if s not in done]
-    print(f"seed {args.seed}: {len(done)} chunk(s) already done, {len(todo)} to run with {args.jobs} job(s)", flush=True)
+    print(
+        f"seed {args.seed}: {len(done)} chunk(s) already done, {len(todo)} to run with {args.jobs} job(s)",
+        flush=True,
+    )
     with Oracle() as probe:
         env = environment(probe.info, probe.isolation)
     began = time.monotonic()
     minimised = {name for c in done.values() for name, f in c.bypasses.items() if f.minimised_hex}
-    with ProcessPoolExecutor(max_workers=args.jobs, initializer=_start_worker, initargs=(args.timeout,)) as pool:
+    with ProcessPoolExecutor(
+        max_workers=args.jobs, initializer=_start_worker, initargs=(args.timeout,)
+    ) as pool:
         running: dict[Future[dict[str, Any]], int] = {}
         while todo or running:
             while todo and len(running) < 2 * args.jobs:
@@ -175,9 +204,12 @@ def main() -> None:
                 done[start] = result
                 minimised |= {name for name, f in result.bypasses.items() if f.minimised_hex}
                 programs = sum(c.count for c in done.values())
-                print(f"{programs:,}/{args.programs:,} programs; bypass classes so far "
-                      f"{len(set().union(*(c.bypasses for c in done.values())))}; "
-                      f"chunk {start} in {result.seconds:.0f} s", flush=True)
+                print(
+                    f"{programs:,}/{args.programs:,} programs; bypass classes so far "
+                    f"{len(set().union(*(c.bypasses for c in done.values())))}; "
+                    f"chunk {start} in {result.seconds:.0f} s",
+                    flush=True,
+                )
     summary = merge(list(done.values()))
     summary["wall_seconds_this_run"] = round(time.monotonic() - began, 1)
     summary["environment"] = env

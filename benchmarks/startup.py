@@ -31,7 +31,6 @@ import re
 import shutil
 import statistics
 import subprocess
-import sys
 import tarfile
 import tempfile
 import time
@@ -61,9 +60,12 @@ class Series:
 
     def summary(self) -> dict[str, float | int | None]:
         return {
-            "wall_min": min(self.wall), "wall_median": statistics.median(self.wall),
-            "cpu_min": min(self.cpu), "cpu_median": statistics.median(self.cpu),
-            "instructions": self.instructions, "runs": len(self.wall),
+            "wall_min": min(self.wall),
+            "wall_median": statistics.median(self.wall),
+            "cpu_min": min(self.cpu),
+            "cpu_median": statistics.median(self.cpu),
+            "instructions": self.instructions,
+            "runs": len(self.wall),
         }
 
 
@@ -83,16 +85,19 @@ def write_inputs(data: Path) -> None:
 
     data.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(14)
-    tensors = {"embed.weight": rng.standard_normal((16, 32), dtype=np.float32),
-               "embed.bias": rng.standard_normal(32, dtype=np.float32)}
+    tensors = {
+        "embed.weight": rng.standard_normal((16, 32), dtype=np.float32),
+        "embed.bias": rng.standard_normal(32, dtype=np.float32),
+    }
     save_file(tensors, str(data / "small.safetensors"))
     (data / "small.pkl").write_bytes(pickle.dumps(tensors, protocol=4))
 
 
 def source_tree(rev: str, into: Path) -> Path:
     """``src/`` of commit ``rev`` (git archive: the shared checkout's state is not touched)."""
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", rev, "src"],
-                             check=True, capture_output=True).stdout
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", rev, "src"], check=True, capture_output=True
+    ).stdout
     tar_path = into / "src.tar"
     tar_path.write_bytes(archive)
     with tarfile.open(tar_path) as tar:
@@ -130,19 +135,29 @@ def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 def instructions(argv: list[str], env: dict[str, str]) -> int:
     """Instructions executed (valgrind callgrind): independent of machine load."""
-    proc = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
-                          env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     found = re.search(r"Collected\s*:\s*(\d+)", proc.stderr)
     if not found:
         raise SystemExit(f"no instruction count from valgrind:\n{proc.stderr[-2000:]}")
     return int(found.group(1))
 
 
-def measure(label: str, src: Path, cached: bool, all_cases: list[Case], runs: int,
-            count_instructions: bool) -> dict[str, Series]:
+def measure(
+    label: str, src: Path, cached: bool, all_cases: list[Case], runs: int, count_instructions: bool
+) -> dict[str, Series]:
     env = environment(src, cached)
-    check = subprocess.run([str(PYTHON), "-c", "import modelsec; print(modelsec.__file__)"],
-                           env=env, capture_output=True, text=True, check=True).stdout.strip()
+    check = subprocess.run(
+        [str(PYTHON), "-c", "import modelsec; print(modelsec.__file__)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     if not check.startswith(str(src)):
         raise SystemExit(f"{label}: modelsec imported from {check}, not from {src}")
     for case in all_cases:  # warm the page cache (and, when cached, write the bytecode)
@@ -173,8 +188,10 @@ def table(results: dict[str, dict[str, dict[str, Series]]], all_cases: list[Case
             row = [case.name, state]
             for label in labels:
                 s = results[label][state][case.name]
-                row += [f"{min(s.wall):.3f} / {statistics.median(s.wall):.3f} s",
-                        f"{statistics.median(s.cpu):.3f} s"]
+                row += [
+                    f"{min(s.wall):.3f} / {statistics.median(s.wall):.3f} s",
+                    f"{statistics.median(s.cpu):.3f} s",
+                ]
                 if len(header) > 2 + 2 * len(labels) + 1:
                     row.append(f"{s.instructions / 1e6:.0f} M" if s.instructions else "-")
             goal = GOALS.get(case.name)
@@ -184,7 +201,9 @@ def table(results: dict[str, dict[str, dict[str, Series]]], all_cases: list[Case
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=20, help="runs per case and state (default 20)")
     parser.add_argument("--baseline", metavar="REV", help="also measure commit REV (git archive)")
     parser.add_argument("--instructions", action="store_true", help="add callgrind instruction counts")
@@ -203,14 +222,28 @@ def main() -> None:
             (work / label.replace("/", "_")).mkdir(exist_ok=True)
             results[label] = {
                 "cached": measure(label, src, True, all_cases, args.runs, args.instructions),
-                "uncached": measure(label, uncached_copy(src, work / label.replace("/", "_")), False,
-                                    all_cases, args.runs, args.instructions),
+                "uncached": measure(
+                    label,
+                    uncached_copy(src, work / label.replace("/", "_")),
+                    False,
+                    all_cases,
+                    args.runs,
+                    args.instructions,
+                ),
             }
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "startup.json").write_text(json.dumps(
-        {label: {state: {name: s.summary() for name, s in by_case.items()}
-                 for state, by_case in states.items()}
-         for label, states in results.items()}, indent=1))
+    (OUT / "startup.json").write_text(
+        json.dumps(
+            {
+                label: {
+                    state: {name: s.summary() for name, s in by_case.items()}
+                    for state, by_case in states.items()
+                }
+                for label, states in results.items()
+            },
+            indent=1,
+        )
+    )
     print(table(results, all_cases))
 
 

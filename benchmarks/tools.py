@@ -11,9 +11,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH_ENVS = REPO / ".cache" / "bench"
@@ -62,8 +62,7 @@ def bench_env() -> dict[str, str]:
 def _run(cmd: list[str], timeout: float) -> tuple[int | None, str, float]:
     started = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              env=bench_env())
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=bench_env())
         return proc.returncode, proc.stdout + proc.stderr, time.perf_counter() - started
     except subprocess.TimeoutExpired:
         return None, "timeout", time.perf_counter() - started
@@ -124,8 +123,9 @@ TOOLS: dict[str, Callable[[Path, float], Answer]] = {
 
 def tool_version(name: str) -> str:
     if name == "modelsec":
-        out = subprocess.run([str(REPO / ".venv" / "bin" / "modelsec"), "--version"],
-                             capture_output=True, text=True).stdout.strip()
+        out = subprocess.run(
+            [str(REPO / ".venv" / "bin" / "modelsec"), "--version"], capture_output=True, text=True
+        ).stdout.strip()
         return out.replace("modelsec ", "")
     return VERSIONS[name].split("==", 1)[1]
 

@@ -43,8 +43,9 @@ def make_model(root: Path, gib: int) -> Path:
     weight_map: dict[str, str] = {}
     for shard in range(gib):
         name = f"model-{shard + 1:05d}-of-{gib:05d}.safetensors"
-        tensors = {f"layers.{shard}.{part}.weight": rng.random((8192, 8192), dtype=np.float32)
-                   for part in range(4)}  # 4 x 256 MiB = 1 GiB per shard
+        tensors = {
+            f"layers.{shard}.{part}.weight": rng.random((8192, 8192), dtype=np.float32) for part in range(4)
+        }  # 4 x 256 MiB = 1 GiB per shard
         save_file(tensors, str(model / name))
         weight_map.update({key: name for key in tensors})
         print(f"wrote {name}", file=sys.stderr)
@@ -87,7 +88,9 @@ def python_read_and_hash(paths: list[Path]) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--gib", type=int, default=5)
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2], help="verify --jobs values to time")
@@ -97,8 +100,9 @@ def main() -> int:
     paths = files_of(model)
     size = sum(p.stat().st_size for p in paths)
     report = BENCH_ENVS / "data" / f"verify_{args.gib}g.scan.json"
-    scan_seconds, scan = timed([*MODELSEC, "scan", str(model), "--format", "json", "-o", str(report),
-                                   "--no-progress"])
+    scan_seconds, scan = timed(
+        [*MODELSEC, "scan", str(model), "--format", "json", "-o", str(report), "--no-progress"]
+    )
     if scan.returncode not in (0, 1):
         print(scan.stderr.decode(), file=sys.stderr)
         return 2
@@ -109,8 +113,20 @@ def main() -> int:
     peak_kib = 0
     for _ in range(args.repeat):
         for jobs in args.jobs:
-            seconds, done = timed([sys.executable, "-c", VERIFY_WITH_RSS, "verify", str(model),
-                                   "--report", str(report), "--no-progress", "--jobs", str(jobs)])
+            seconds, done = timed(
+                [
+                    sys.executable,
+                    "-c",
+                    VERIFY_WITH_RSS,
+                    "verify",
+                    str(model),
+                    "--report",
+                    str(report),
+                    "--no-progress",
+                    "--jobs",
+                    str(jobs),
+                ]
+            )
             if done.returncode != 0:
                 print(done.stdout.decode() + done.stderr.decode(), file=sys.stderr)
                 return 2
@@ -125,8 +141,10 @@ def main() -> int:
     rows = [(f"modelsec verify --jobs {jobs}", runs) for jobs, runs in verify.items()]
     for label, runs in rows + [("sha256sum", sha256sum), ("python read + sha256", bare)]:
         best = min(runs)
-        print(f"{label:<26} median {statistics.median(runs):6.2f} s  best {best:6.2f} s  "
-              f"({gib / best:.2f} GiB/s)")
+        print(
+            f"{label:<26} median {statistics.median(runs):6.2f} s  best {best:6.2f} s  "
+            f"({gib / best:.2f} GiB/s)"
+        )
     print(f"modelsec verify peak RSS: {peak_kib / 1024:.0f} MiB")
     return 0
 

@@ -14,8 +14,8 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from modelsec.engine import Engine, ScanReport
 
@@ -57,7 +57,9 @@ def timed(walk: Callable[[Path], int], root: Path, runs: int) -> tuple[float, in
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dirs", type=int, default=200)
     parser.add_argument("--files", type=int, default=100, help="files per directory")
     parser.add_argument("--runs", type=int, default=5)
@@ -68,8 +70,10 @@ def main() -> None:
         print(f"tree: {args.dirs} directories x {args.files} files; median of {args.runs} runs (warm cache)")
         for name, walk in (("engine walk", engine_walk), ("os.walk + stat", os_walk_baseline)):
             seconds, count = timed(walk, root, args.runs)
-            print(f"  {name:<16} {count:>7} files  {seconds * 1000:8.1f} ms  "
-                  f"{seconds / count * 1e6:6.2f} us/file")
+            print(
+                f"  {name:<16} {count:>7} files  {seconds * 1000:8.1f} ms  "
+                f"{seconds / count * 1e6:6.2f} us/file"
+            )
 
 
 if __name__ == "__main__":

@@ -76,10 +76,12 @@ def free_port() -> int:
 
 # --- the cluster ------------------------------------------------------------------------
 
+
 def envtest(*args: str) -> str:
     env = {**os.environ, "ENVTEST_NAME": INSTANCE}
-    proc = subprocess.run(["bash", str(REPO / "hack" / "envtest.sh"), *args], env=env,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["bash", str(REPO / "hack" / "envtest.sh"), *args], env=env, capture_output=True, text=True
+    )
     if proc.returncode != 0:
         raise SystemExit(f"hack/envtest.sh {' '.join(args)} failed:\n{proc.stderr}")
     return proc.stdout
@@ -93,8 +95,14 @@ def kubeconfig() -> str:
 
 
 def kubectl(config: str, *args: str, stdin: str | None = None) -> None:
-    subprocess.run([str(CACHE / "bin" / "kubectl"), "--kubeconfig", config, *args], input=stdin,
-                   text=True, check=True, capture_output=True, env={**os.environ, **NO_PROXY})
+    subprocess.run(
+        [str(CACHE / "bin" / "kubectl"), "--kubeconfig", config, *args],
+        input=stdin,
+        text=True,
+        check=True,
+        capture_output=True,
+        env={**os.environ, **NO_PROXY},
+    )
 
 
 def hf_models(n: int) -> list[tuple[str, str]]:
@@ -103,14 +111,32 @@ def hf_models(n: int) -> list[tuple[str, str]]:
 
 def populate(config: str, models: list[tuple[str, str]]) -> None:
     """Sources, groups and one verdict per model, written straight to the API server."""
-    from kubernetes import client, config as kconfig
+    from kubernetes import client
+    from kubernetes import config as kconfig
 
     kubectl(config, "apply", "-f", str(REPO / "crds"))
-    kubectl(config, "wait", "--for=condition=Established", "--timeout=60s", "crd/modelscans.modelsec.io",
-            "crd/securitygroups.modelsec.io", "crd/modelsources.modelsec.io")
-    kubectl(config, "apply", "-f", "-", stdin=json.dumps({
-        "apiVersion": "v1", "kind": "Namespace",
-        "metadata": {"name": NAMESPACE, "labels": {"team": "bench"}}}))
+    kubectl(
+        config,
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/modelscans.modelsec.io",
+        "crd/securitygroups.modelsec.io",
+        "crd/modelsources.modelsec.io",
+    )
+    kubectl(
+        config,
+        "apply",
+        "-f",
+        "-",
+        stdin=json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": NAMESPACE, "labels": {"team": "bench"}},
+            }
+        ),
+    )
     api = client.CustomObjectsApi(kconfig.new_client_from_config(config))
 
     def upsert(plural: str, body: dict[str, Any], status: dict[str, Any] | None) -> None:
@@ -121,40 +147,109 @@ def populate(config: str, models: list[tuple[str, str]]) -> None:
             if exc.status != 409:
                 raise
         if status is not None:
-            api.patch_cluster_custom_object_status("modelsec.io", "v1alpha1", plural, name, {"status": status})
+            api.patch_cluster_custom_object_status(
+                "modelsec.io", "v1alpha1", plural, name, {"status": status}
+            )
 
-    ready = {"type": "Ready", "status": "True", "reason": "Ready", "message": "bench",
-             "lastTransitionTime": "2026-01-01T00:00:00Z"}
-    upsert("modelsources", {"apiVersion": API, "kind": "ModelSource", "metadata": {"name": "hub"},
-                            "spec": {"type": "HuggingFace"}}, None)
-    upsert("modelsources", {"apiVersion": API, "kind": "ModelSource", "metadata": {"name": "store"},
-                            "spec": {"type": "S3", "s3": {"bucket": "models"}}}, None)
+    ready = {
+        "type": "Ready",
+        "status": "True",
+        "reason": "Ready",
+        "message": "bench",
+        "lastTransitionTime": "2026-01-01T00:00:00Z",
+    }
+    upsert(
+        "modelsources",
+        {
+            "apiVersion": API,
+            "kind": "ModelSource",
+            "metadata": {"name": "hub"},
+            "spec": {"type": "HuggingFace"},
+        },
+        None,
+    )
+    upsert(
+        "modelsources",
+        {
+            "apiVersion": API,
+            "kind": "ModelSource",
+            "metadata": {"name": "store"},
+            "spec": {"type": "S3", "s3": {"bucket": "models"}},
+        },
+        None,
+    )
     for group, source, rules in (
-        ("bench-hub", "hub", [{"name": "LoadTimeCodeExecution"}, {"name": "RevisionPinned", "mode": "NonBlocking"},
-                              {"name": "ApprovedFormats", "mode": "NonBlocking"}]),
+        (
+            "bench-hub",
+            "hub",
+            [
+                {"name": "LoadTimeCodeExecution"},
+                {"name": "RevisionPinned", "mode": "NonBlocking"},
+                {"name": "ApprovedFormats", "mode": "NonBlocking"},
+            ],
+        ),
         ("bench-store", "store", [{"name": "LoadTimeCodeExecution"}]),
     ):
-        upsert("securitygroups", {"apiVersion": API, "kind": "SecurityGroup", "metadata": {"name": group},
-                                  "spec": {"sourceRef": source, "namespaceSelector": {"matchLabels": {"team": "bench"}},
-                                           "rules": rules}},
-               {"observedGeneration": 1, "digest": f"digest-{group}", "conditions": [ready]})
+        upsert(
+            "securitygroups",
+            {
+                "apiVersion": API,
+                "kind": "SecurityGroup",
+                "metadata": {"name": group},
+                "spec": {
+                    "sourceRef": source,
+                    "namespaceSelector": {"matchLabels": {"team": "bench"}},
+                    "rules": rules,
+                },
+            },
+            {"observedGeneration": 1, "digest": f"digest-{group}", "conditions": [ready]},
+        )
 
     def verdict(i: int, model: str, revision: str, group: str) -> None:
         blocked = i % 10 == 0
-        upsert("modelscans", {
-            "apiVersion": API, "kind": "ModelScan", "metadata": {"name": scan_name(model, revision, group)},
-            "spec": {"model": model, "revision": revision, "securityGroup": group},
-        }, {
-            "phase": "Completed", "outcome": "BLOCKED" if blocked else "ALLOWED", "groupDigest": f"digest-{group}",
-            "reason": "bench", "findingsTotal": 1 if blocked else 0,
-            "rules": [{"name": "LoadTimeCodeExecution", "mode": "Blocking",
-                       "result": "FAILED" if blocked else "PASSED", "violations": int(blocked), "message": "bench"},
-                      {"name": "ApprovedFormats", "mode": "NonBlocking", "result": "FAILED", "violations": 1,
-                       "message": "pickle is not an approved format"}],
-            "findings": [{"rule": "LoadTimeCodeExecution", "threat": "MS-PKL-100", "severity": "CRITICAL",
-                          "file": "pytorch_model.bin!archive/data.pkl", "message": "os.system called at load time"}]
-            if blocked else [],
-        })
+        upsert(
+            "modelscans",
+            {
+                "apiVersion": API,
+                "kind": "ModelScan",
+                "metadata": {"name": scan_name(model, revision, group)},
+                "spec": {"model": model, "revision": revision, "securityGroup": group},
+            },
+            {
+                "phase": "Completed",
+                "outcome": "BLOCKED" if blocked else "ALLOWED",
+                "groupDigest": f"digest-{group}",
+                "reason": "bench",
+                "findingsTotal": 1 if blocked else 0,
+                "rules": [
+                    {
+                        "name": "LoadTimeCodeExecution",
+                        "mode": "Blocking",
+                        "result": "FAILED" if blocked else "PASSED",
+                        "violations": int(blocked),
+                        "message": "bench",
+                    },
+                    {
+                        "name": "ApprovedFormats",
+                        "mode": "NonBlocking",
+                        "result": "FAILED",
+                        "violations": 1,
+                        "message": "pickle is not an approved format",
+                    },
+                ],
+                "findings": [
+                    {
+                        "rule": "LoadTimeCodeExecution",
+                        "threat": "MS-PKL-100",
+                        "severity": "CRITICAL",
+                        "file": "pytorch_model.bin!archive/data.pkl",
+                        "message": "os.system called at load time",
+                    }
+                ]
+                if blocked
+                else [],
+            },
+        )
 
     from concurrent.futures import ThreadPoolExecutor
 
@@ -166,9 +261,11 @@ def populate(config: str, models: list[tuple[str, str]]) -> None:
 
 # --- the workload mix ---------------------------------------------------------------------
 
+
 def app_container(i: int) -> dict[str, Any]:
     return {
-        "name": f"app-{i}", "image": f"registry.example.com/team/service-{i}:1.{i}.0",
+        "name": f"app-{i}",
+        "image": f"registry.example.com/team/service-{i}:1.{i}.0",
         "args": ["--port", "8080", "--log-level", "info"],
         "env": [{"name": f"SETTING_{k}", "value": f"value-{k}"} for k in range(6)],
         "ports": [{"containerPort": 8080, "name": "http"}],
@@ -189,17 +286,37 @@ def model_pod(rng: random.Random, models: list[tuple[str, str]]) -> dict[str, An
         if n == 0:
             annotations["modelsec.io/models"] = f"{model}@{revision}"
         elif n == 1:
-            containers.append({"name": "vllm", "image": "vllm/vllm-openai:v0.8.5",
-                               "args": [repo, "--revision", revision, "--max-model-len", "8192"]})
+            containers.append(
+                {
+                    "name": "vllm",
+                    "image": "vllm/vllm-openai:v0.8.5",
+                    "args": [repo, "--revision", revision, "--max-model-len", "8192"],
+                }
+            )
         elif n == 2:
-            containers.append({"name": "tgi", "image": "ghcr.io/huggingface/text-generation-inference:3.0",
-                               "env": [{"name": "MODEL_ID", "value": repo}, {"name": "REVISION", "value": revision}]})
+            containers.append(
+                {
+                    "name": "tgi",
+                    "image": "ghcr.io/huggingface/text-generation-inference:3.0",
+                    "env": [{"name": "MODEL_ID", "value": repo}, {"name": "REVISION", "value": revision}],
+                }
+            )
         elif n == 3:
-            containers.append({"name": "llama", "image": "ghcr.io/ggml-org/llama.cpp:server",
-                               "command": ["sh", "-c", f"exec /app/llama-server -hf {repo}:Q4_K_M --port 8081"]})
+            containers.append(
+                {
+                    "name": "llama",
+                    "image": "ghcr.io/ggml-org/llama.cpp:server",
+                    "command": ["sh", "-c", f"exec /app/llama-server -hf {repo}:Q4_K_M --port 8081"],
+                }
+            )
         else:
-            init.append({"name": "storage-initializer", "image": "kserve/storage-initializer:v0.14.0",
-                         "args": [f"{model}:{revision}", "/mnt/models"]})
+            init.append(
+                {
+                    "name": "storage-initializer",
+                    "image": "kserve/storage-initializer:v0.14.0",
+                    "args": [f"{model}:{revision}", "/mnt/models"],
+                }
+            )
     spec: dict[str, Any] = {"containers": containers, "volumes": [{"name": "data", "emptyDir": {}}]}
     if init:
         spec["initContainers"] = init
@@ -210,14 +327,31 @@ def big_args_pod(i: int, models: list[tuple[str, str]]) -> dict[str, Any]:
     """A pod naming one model, with 1 MiB of arguments unique to it."""
     model, revision = models[i % len(models)]
     template = f"{i:08d}" + "x" * (1 << 20)
-    return {"annotations": {}, "spec": {"containers": [
-        {"name": "vllm", "image": "vllm/vllm-openai:v0.8.5",
-         "args": [model.removeprefix("hf://"), "--revision", revision, "--chat-template", template]}]}}
+    return {
+        "annotations": {},
+        "spec": {
+            "containers": [
+                {
+                    "name": "vllm",
+                    "image": "vllm/vllm-openai:v0.8.5",
+                    "args": [
+                        model.removeprefix("hf://"),
+                        "--revision",
+                        revision,
+                        "--chat-template",
+                        template,
+                    ],
+                }
+            ]
+        },
+    }
 
 
 def rss_mib(pid: int) -> dict[str, float]:
     """Resident memory now and at its peak (VmRSS, VmHWM), MiB."""
-    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
+    )
     return {key: round(int(fields[key].split()[0]) / 1024, 1) for key in ("VmRSS", "VmHWM")}
 
 
@@ -232,36 +366,67 @@ def memory_probe(port: int, ca: Path, pid: int, count: int, models: list[tuple[s
     elapsed = time.perf_counter() - started
     connection.close()
     after = rss_mib(pid)
-    return {"pods": count, "argument_bytes_each": 1 << 20, "denied": denied, "seconds": round(elapsed, 1),
-            "rss_before_mib": before["VmRSS"], "rss_after_mib": after["VmRSS"],
-            "rss_growth_mib": round(after["VmRSS"] - before["VmRSS"], 1), "peak_rss_mib": after["VmHWM"]}
+    return {
+        "pods": count,
+        "argument_bytes_each": 1 << 20,
+        "denied": denied,
+        "seconds": round(elapsed, 1),
+        "rss_before_mib": before["VmRSS"],
+        "rss_after_mib": after["VmRSS"],
+        "rss_growth_mib": round(after["VmRSS"] - before["VmRSS"], 1),
+        "peak_rss_mib": after["VmHWM"],
+    }
 
 
 def plain_pod() -> dict[str, Any]:
-    return {"annotations": {"prometheus.io/scrape": "true"},
-            "spec": {"containers": [app_container(0), app_container(1)], "volumes": [{"name": "data", "emptyDir": {}}]}}
+    return {
+        "annotations": {"prometheus.io/scrape": "true"},
+        "spec": {
+            "containers": [app_container(0), app_container(1)],
+            "volumes": [{"name": "data", "emptyDir": {}}],
+        },
+    }
 
 
 def review(i: int, pod: dict[str, Any]) -> bytes:
-    obj = {"apiVersion": "v1", "kind": "Pod",
-           "metadata": {"name": f"pod-{i}", "namespace": NAMESPACE, "uid": f"00000000-0000-0000-0000-{i:012d}",
-                        "labels": {"app": f"app-{i % 50}"}, "annotations": pod["annotations"]},
-           "spec": pod["spec"]}
+    obj = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"pod-{i}",
+            "namespace": NAMESPACE,
+            "uid": f"00000000-0000-0000-0000-{i:012d}",
+            "labels": {"app": f"app-{i % 50}"},
+            "annotations": pod["annotations"],
+        },
+        "spec": pod["spec"],
+    }
     document = {
-        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-        "request": {"uid": f"req-{i}", "kind": {"group": "", "version": "v1", "kind": "Pod"},
-                    "resource": {"group": "", "version": "v1", "resource": "pods"},
-                    "requestKind": {"group": "", "version": "v1", "kind": "Pod"},
-                    "namespace": NAMESPACE, "name": f"pod-{i}", "operation": "CREATE",
-                    "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller",
-                                 "groups": ["system:serviceaccounts", "system:authenticated"]},
-                    "object": obj, "oldObject": None, "dryRun": False,
-                    "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"}},
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": f"req-{i}",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "requestKind": {"group": "", "version": "v1", "kind": "Pod"},
+            "namespace": NAMESPACE,
+            "name": f"pod-{i}",
+            "operation": "CREATE",
+            "userInfo": {
+                "username": "system:serviceaccount:kube-system:replicaset-controller",
+                "groups": ["system:serviceaccounts", "system:authenticated"],
+            },
+            "object": obj,
+            "oldObject": None,
+            "dryRun": False,
+            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
+        },
     }
     return json.dumps(document).encode()
 
 
 # --- the client -------------------------------------------------------------------------------
+
 
 @dataclass
 class Sample:
@@ -333,12 +498,22 @@ class Connection:
 
 
 def http_request(body: bytes) -> bytes:
-    return (b"POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    return (
+        b"POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
 
 
-def load(port: int, ca: Path, bodies: list[tuple[bool, bytes]], *, rate: float | None,
-         duration: float, warmup: float, connections: int) -> Run:
+def load(
+    port: int,
+    ca: Path,
+    bodies: list[tuple[bool, bytes]],
+    *,
+    rate: float | None,
+    duration: float,
+    warmup: float,
+    connections: int,
+) -> Run:
     """Open loop (``rate``): request i is due at start + i/rate; each connection takes the
     next due request when it is free, so a slow server makes requests wait, and that wait
     is part of their latency (as wrk2 measures). Closed loop (``rate`` None): each
@@ -396,6 +571,7 @@ def load(port: int, ca: Path, bodies: list[tuple[bool, bytes]], *, rate: float |
 
 # --- reporting --------------------------------------------------------------------------------
 
+
 def percentiles(values: list[float]) -> dict[str, float]:
     if not values:
         return {}
@@ -404,8 +580,13 @@ def percentiles(values: list[float]) -> dict[str, float]:
     def at(q: float) -> float:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
-    return {"p50_ms": round(at(0.50), 3), "p99_ms": round(at(0.99), 3), "p99.9_ms": round(at(0.999), 3),
-            "max_ms": round(ordered[-1] * 1000, 3), "n": len(ordered)}
+    return {
+        "p50_ms": round(at(0.50), 3),
+        "p99_ms": round(at(0.99), 3),
+        "p99.9_ms": round(at(0.999), 3),
+        "max_ms": round(ordered[-1] * 1000, 3),
+        "n": len(ordered),
+    }
 
 
 def cpu_seconds(pid: int) -> float:
@@ -428,11 +609,15 @@ def report(run: Run, cpu: float, args: argparse.Namespace) -> dict[str, Any]:
         "webhook_cpu_per_s": round(cpu / run.elapsed, 3),
         "webhook_cpu_us_per_review": round(cpu / max(1, len(run.samples)) * 1e6, 1),
         "client_cpu_per_s": round(run.client_cpu / run.elapsed, 3),
-        "client_latency": {"all": percentiles([s.latency for s in run.samples]),
-                           "with_models": percentiles([s.latency for s in with_models]),
-                           "without_models": percentiles([s.latency for s in without])},
-        "server_side": {"with_models": percentiles([s.server for s in with_models]),
-                        "without_models": percentiles([s.server for s in without])},
+        "client_latency": {
+            "all": percentiles([s.latency for s in run.samples]),
+            "with_models": percentiles([s.latency for s in with_models]),
+            "without_models": percentiles([s.latency for s in without]),
+        },
+        "server_side": {
+            "with_models": percentiles([s.server for s in with_models]),
+            "without_models": percentiles([s.server for s in without]),
+        },
         "load_average": os.getloadavg(),
         "cpus": os.cpu_count(),
     }
@@ -440,21 +625,38 @@ def report(run: Run, cpu: float, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rate", type=float, default=1500, help="offered reviews/s (default: %(default)s)")
     parser.add_argument("--max", action="store_true", help="closed loop: as fast as the webhook answers")
     parser.add_argument("--duration", type=float, default=30, help="measured seconds (default: %(default)s)")
-    parser.add_argument("--warmup", type=float, default=5, help="unmeasured seconds first (default: %(default)s)")
-    parser.add_argument("--connections", type=int, default=16, help="keep-alive TLS connections (default: %(default)s)")
+    parser.add_argument(
+        "--warmup", type=float, default=5, help="unmeasured seconds first (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--connections", type=int, default=16, help="keep-alive TLS connections (default: %(default)s)"
+    )
     parser.add_argument("--models", type=int, default=200, help="models in the pool (default: %(default)s)")
-    parser.add_argument("--pods", type=int, default=2000, help="distinct pods cycled through (default: %(default)s)")
-    parser.add_argument("--no-model-share", type=float, default=0.5,
-                        help="share of pods without model references (default: %(default)s)")
+    parser.add_argument(
+        "--pods", type=int, default=2000, help="distinct pods cycled through (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--no-model-share",
+        type=float,
+        default=0.5,
+        help="share of pods without model references (default: %(default)s)",
+    )
     parser.add_argument("--webhook-cpu", type=int, default=0, help="CPU the webhook is pinned to")
     parser.add_argument("--client-cpu", type=int, default=1, help="CPU this load generator is pinned to")
     parser.add_argument("--keep", action="store_true", help="leave the control plane running")
-    parser.add_argument("--big-args", type=int, default=0, metavar="N",
-                        help="then send N pods with 1 MiB of arguments each and report the webhook's memory")
+    parser.add_argument(
+        "--big-args",
+        type=int,
+        default=0,
+        metavar="N",
+        help="then send N pods with 1 MiB of arguments each and report the webhook's memory",
+    )
     args = parser.parse_args()
     if args.max:
         args.rate = None
@@ -471,12 +673,33 @@ def main() -> int:
     tls_dir = CACHE / "bench" / "webhook-tls"
     log_path = CACHE / "bench" / "webhook.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **NO_PROXY, "PYTHONPATH": os.pathsep.join([str(REPO / "webhook"), str(REPO / "src")])}
+    env = {
+        **os.environ,
+        **NO_PROXY,
+        "PYTHONPATH": os.pathsep.join([str(REPO / "webhook"), str(REPO / "src")]),
+    }
     with open(log_path, "wb") as out:
         webhook = subprocess.Popen(
-            [sys.executable, "-m", "modelsec_webhook", "--kubeconfig", config, "--bootstrap-tls",
-             "--tls-dir", str(tls_dir), "--port", str(port), "--metrics-port", str(metrics_port),
-             "--bind-address", "127.0.0.1"], stdout=out, stderr=subprocess.STDOUT, env=env)
+            [
+                sys.executable,
+                "-m",
+                "modelsec_webhook",
+                "--kubeconfig",
+                config,
+                "--bootstrap-tls",
+                "--tls-dir",
+                str(tls_dir),
+                "--port",
+                str(port),
+                "--metrics-port",
+                str(metrics_port),
+                "--bind-address",
+                "127.0.0.1",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
     try:
         cpus = os.sched_getaffinity(0)
         if args.webhook_cpu in cpus:
@@ -500,13 +723,24 @@ def main() -> int:
             with_models = rng.random() >= args.no_model_share
             bodies.append((with_models, review(i, model_pod(rng, models) if with_models else plain_pod())))
         sizes = sorted(len(b) for _, b in bodies)
-        log(f"{args.pods} distinct pods ({sum(1 for m, _ in bodies if m)} with models), review bodies "
-            f"{sizes[0]}-{sizes[-1]} bytes; webhook on CPU {args.webhook_cpu}, client on CPU {args.client_cpu}")
+        log(
+            f"{args.pods} distinct pods ({sum(1 for m, _ in bodies if m)} with models), review bodies "
+            f"{sizes[0]}-{sizes[-1]} bytes; webhook on CPU {args.webhook_cpu}, client on CPU {args.client_cpu}"
+        )
         what = f"{args.rate:.0f} reviews/s offered" if args.rate else "closed loop"
-        log(f"load: {what}, {args.connections} connections, {args.warmup:.0f}s warm-up + {args.duration:.0f}s")
+        log(
+            f"load: {what}, {args.connections} connections, {args.warmup:.0f}s warm-up + {args.duration:.0f}s"
+        )
         cpu_before = cpu_seconds(webhook.pid)
-        run = load(port, tls_dir / "ca.crt", bodies, rate=args.rate, duration=args.duration,
-                   warmup=args.warmup, connections=args.connections)
+        run = load(
+            port,
+            tls_dir / "ca.crt",
+            bodies,
+            rate=args.rate,
+            duration=args.duration,
+            warmup=args.warmup,
+            connections=args.connections,
+        )
         cpu = cpu_seconds(webhook.pid) - cpu_before
         # The warm-up's CPU is in `cpu` too; scale to the measured share of the run.
         cpu *= args.duration / (args.duration + args.warmup)

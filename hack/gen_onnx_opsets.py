@@ -18,9 +18,10 @@ import json
 import sys
 from pathlib import Path
 
-import onnx
 import onnx.defs
 import onnx.helper
+
+import onnx
 
 OUT = Path(__file__).resolve().parent.parent / "src" / "modelsec" / "onnx" / "opsets.json"
 

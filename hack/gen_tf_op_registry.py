@@ -133,7 +133,7 @@ def keras_classes(wheels: list[str]) -> set[str]:
 
 
 def write(path: Path, header: list[str], lines: list[str]) -> None:
-    path.write_text("".join(f"# {h}\n" for h in header) + "".join(f"{l}\n" for l in lines))
+    path.write_text("".join(f"# {h}\n" for h in header) + "".join(f"{line}\n" for line in lines))
     print(f"wrote {path.relative_to(ROOT)}: {len(lines)} entries")
 
 

@@ -1,7 +1,7 @@
 """Regenerate docs/threats.md from the threat catalogue (the code is the source of truth).
 
-    .venv/bin/python hack/gen_threat_docs.py          # write
-    .venv/bin/python hack/gen_threat_docs.py --check  # exit 1 if the committed file is stale
+.venv/bin/python hack/gen_threat_docs.py          # write
+.venv/bin/python hack/gen_threat_docs.py --check  # exit 1 if the committed file is stale
 """
 
 from __future__ import annotations
@@ -33,8 +33,12 @@ def render() -> str:
     for code in sorted(THREATS):
         groups.setdefault(code.split("-")[1], []).append(THREATS[code])
     for prefix, threats in groups.items():
-        lines += [f"## MS-{prefix}", "", "| code | rule | severity | threat | remediation |",
-                  "| --- | --- | --- | --- | --- |"]
+        lines += [
+            f"## MS-{prefix}",
+            "",
+            "| code | rule | severity | threat | remediation |",
+            "| --- | --- | --- | --- | --- |",
+        ]
         for t in threats:
             cells = [t.code, t.rule, t.severity.name, t.title, t.remediation]
             lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")

@@ -23,7 +23,9 @@ def malicious_pickle() -> bytes:
     return (
         b"\x80\x02"  # PROTO 2
         + b"cos\nsystem\n"  # GLOBAL os.system
-        + b"X" + struct.pack("<I", len(command)) + command  # BINUNICODE
+        + b"X"
+        + struct.pack("<I", len(command))
+        + command  # BINUNICODE
         + b"\x85"  # TUPLE1
         + b"R"  # REDUCE
         + b"."  # STOP
@@ -47,8 +49,10 @@ def main() -> None:
     bad.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     save_file(
-        {"dense.weight": rng.standard_normal((16, 8)).astype(np.float32),
-         "dense.bias": np.zeros(16, dtype=np.float32)},
+        {
+            "dense.weight": rng.standard_normal((16, 8)).astype(np.float32),
+            "dense.bias": np.zeros(16, dtype=np.float32),
+        },
         str(clean / "tiny-mlp.safetensors"),
         metadata={"format": "np"},
     )

@@ -6,9 +6,10 @@
 # (`pytest -m image tests/image`: hack/build-image.sh, cached per commit under .cache/image;
 # needs root, mmdebstrap and umoci). MODELSEC_SKIP_IMAGE=1 skips that step.
 #
-# Without arguments it first type-checks the packages (`mypy`, configured in pyproject.toml:
-# strict, over src/modelsec, operator/ and webhook/). The suite runs even when mypy finds
-# errors, so one run reports both, and the script then exits non-zero.
+# Without arguments it first checks the code statically: `ruff check` and `ruff format
+# --check` over the tree, `mypy` (strict, over src/modelsec, operator/ and webhook/); all
+# configured in pyproject.toml. The suite runs even when they find something, so one run
+# reports everything, and the script then exits non-zero.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash hack/bootstrap.sh
@@ -22,10 +23,11 @@ if [ -x hack/install-checkov.sh ]; then
 fi
 export MODELSEC_CORPORA="${MODELSEC_CORPORA:-$(cd .. && pwd)/shared/corpora}"
 set +e
-mypy_rc=0
+static_rc=0
 if [ "$#" -eq 0 ]; then
-  .venv/bin/python -m mypy
-  mypy_rc=$?
+  .venv/bin/python -m ruff check || static_rc=$?
+  .venv/bin/python -m ruff format --check || static_rc=$?
+  .venv/bin/python -m mypy || static_rc=$?
 fi
 .venv/bin/python -m pytest "$@"
 rc=$?
@@ -38,14 +40,14 @@ set -e
 if [ "$rc" -eq 5 ]; then
   echo "hack/test.sh: pytest collected no tests" >&2
 fi
-if [ "$mypy_rc" -ne 0 ]; then
-  echo "hack/test.sh: mypy found type errors (exit $mypy_rc; its report is above the suite's)" >&2
+if [ "$static_rc" -ne 0 ]; then
+  echo "hack/test.sh: ruff or mypy found problems (exit $static_rc; their reports are above the suite's)" >&2
 fi
 if [ "$rc" -eq 0 ] && [ "$image_rc" -ne 0 ]; then
   echo "hack/test.sh: the suite passed; the image tests failed (exit $image_rc)" >&2
   exit "$image_rc"
 fi
-if [ "$rc" -eq 0 ] && [ "$mypy_rc" -ne 0 ]; then
-  exit "$mypy_rc"
+if [ "$rc" -eq 0 ] && [ "$static_rc" -ne 0 ]; then
+  exit "$static_rc"
 fi
 exit "$rc"

@@ -164,8 +164,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--build-only", nargs="*", default=[])
     args = parser.parse_args(argv)
     dropped = prune(args.root, args.keep, set(args.build_only))
-    print(f"prune-base: removed {len(dropped)} packages only the build needed: {' '.join(sorted(dropped))}",
-          file=sys.stderr)
+    print(
+        f"prune-base: removed {len(dropped)} packages only the build needed: {' '.join(sorted(dropped))}",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -86,12 +86,8 @@ def sklearn_objects() -> Iterator[Factory]:
         "FunctionTransformer(np.log1p)": lambda: FunctionTransformer(np.log1p).fit(features),
         "OneHotEncoder": lambda: OneHotEncoder().fit([["a"], ["b"]]),
         "TfidfVectorizer": lambda: TfidfVectorizer().fit(["apple banana", "banana cherry"]),
-        "RandomForest": lambda: RandomForestClassifier(n_estimators=3, random_state=0).fit(
-            features, classes
-        ),
-        "HistGradientBoosting": lambda: HistGradientBoostingClassifier(max_iter=3).fit(
-            features, classes
-        ),
+        "RandomForest": lambda: RandomForestClassifier(n_estimators=3, random_state=0).fit(features, classes),
+        "HistGradientBoosting": lambda: HistGradientBoostingClassifier(max_iter=3).fit(features, classes),
         "KMeans": lambda: KMeans(3, n_init=2, random_state=0).fit(features),
         "SVC(probability)": lambda: SVC(probability=True, random_state=0).fit(features, classes),
         "SGDClassifier(log_loss)": lambda: SGDClassifier(loss="log_loss").fit(features, classes),
@@ -126,7 +122,9 @@ def pandas_objects() -> Iterator[Factory]:
 
     yield from {
         "DataFrame(many dtypes)": frame,
-        "Series(MultiIndex)": lambda: pd.Series([1, 2], index=pd.MultiIndex.from_tuples([(1, "a"), (2, "b")])),
+        "Series(MultiIndex)": lambda: pd.Series(
+            [1, 2], index=pd.MultiIndex.from_tuples([(1, "a"), (2, "b")])
+        ),
         "Series(object)": lambda: pd.Series(["a", 1, None], dtype=object),
         "scalars": lambda: [pd.Timestamp("2020-01-01", tz="UTC"), pd.NaT, pd.NA, pd.Timedelta(3)],
         "Period/Interval": lambda: [pd.Period("2020-01", freq="M"), pd.Interval(0, 1)],
@@ -162,8 +160,15 @@ def numpy_objects() -> Iterator[Factory]:
             np.rec.array([(1, 2.0)], dtype=[("a", "i4"), ("b", "f8")]),
         ],
         "scalars and dtypes": lambda: [
-            np.float64(1.5), np.int8(3), np.bool_(True), np.str_("x"), np.complex128(1j),
-            np.dtype("f8"), np.dtype([("a", "i4")]), np.float32, np.int64,
+            np.float64(1.5),
+            np.int8(3),
+            np.bool_(True),
+            np.str_("x"),
+            np.complex128(1j),
+            np.dtype("f8"),
+            np.dtype([("a", "i4")]),
+            np.float32,
+            np.int64,
         ],  # fmt: skip
         "ufuncs": lambda: [np.log1p, np.add],
         "RandomState": lambda: np.random.RandomState(0),
@@ -197,7 +202,7 @@ def stdlib_objects() -> Iterator[Factory]:
             uuid.UUID("12345678-1234-5678-1234-567812345678"),
             uuid.UUID(int=5, is_safe=uuid.SafeUUID.safe),
             decimal.Decimal("1.5"),
-            datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc),
+            datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.UTC),
             datetime.datetime(2024, 1, 2, tzinfo=zoneinfo.ZoneInfo("Europe/Paris")),
             datetime.date(2024, 1, 2),
             datetime.time(3, 4),

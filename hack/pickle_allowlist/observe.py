@@ -82,7 +82,15 @@ _CONSTANTS = {
     "EMPTY_LIST": "list", "EMPTY_DICT": "dict", "EMPTY_SET": "set", "PERSID": "persistent",
     "EXT1": "extension", "EXT2": "extension", "EXT4": "extension",
 }  # fmt: skip
-_STRINGS = {"STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8"}
+_STRINGS = {
+    "STRING",
+    "BINSTRING",
+    "SHORT_BINSTRING",
+    "UNICODE",
+    "SHORT_BINUNICODE",
+    "BINUNICODE",
+    "BINUNICODE8",
+}
 _FROM_MARK = {"LIST": "list", "DICT": "dict", "FROZENSET": "frozenset"}
 _FILL = {"APPEND": 1, "SETITEM": 2}  # items popped; the *S forms pop to the mark
 _FILL_TO_MARK = {"APPENDS", "SETITEMS", "ADDITEMS"}

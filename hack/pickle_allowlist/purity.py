@@ -172,7 +172,9 @@ def read_reason(cls: type, name: str, accessor: Accessor | None = None) -> str |
     return None
 
 
-def write_reason(cls: type, name: str, protocol: str = "__set__", accessor: Accessor | None = None) -> str | None:
+def write_reason(
+    cls: type, name: str, protocol: str = "__set__", accessor: Accessor | None = None
+) -> str | None:
     """Why setting (or deleting) ``self.<name>`` may run code of the class that is not proven safe."""
     obj = class_attribute(cls, name)
     if isinstance(obj, property):
@@ -255,9 +257,11 @@ class _Checker:
                             if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
                                 yield sub.id, None
             elif isinstance(node, (ast.For, ast.comprehension, ast.With)):
-                targets = [node.target] if not isinstance(node, ast.With) else [
-                    item.optional_vars for item in node.items if item.optional_vars
-                ]
+                targets = (
+                    [node.target]
+                    if not isinstance(node, ast.With)
+                    else [item.optional_vars for item in node.items if item.optional_vars]
+                )
                 for target in targets:
                     for sub in ast.walk(target):
                         if isinstance(sub, ast.Name):
@@ -296,7 +300,9 @@ class _Checker:
         return self._is_super(func.value) or self._builtin_type(func.value) is not None
 
     def _is_fresh_container(self, value: ast.expr | None, owned: set[str]) -> bool:
-        if isinstance(value, (ast.Dict, ast.List, ast.Set, ast.Tuple, ast.ListComp, ast.SetComp, ast.DictComp)):
+        if isinstance(
+            value, (ast.Dict, ast.List, ast.Set, ast.Tuple, ast.ListComp, ast.SetComp, ast.DictComp)
+        ):
             return True
         if not isinstance(value, ast.Call):
             return False
@@ -388,9 +394,7 @@ class _Checker:
             case ast.Return(value=value):
                 if value is not None:
                     self.expr(value)
-            case ast.If(test=test, body=body, orelse=orelse) | ast.While(
-                test=test, body=body, orelse=orelse
-            ):
+            case ast.If(test=test, body=body, orelse=orelse) | ast.While(test=test, body=body, orelse=orelse):
                 self.expr(test)
                 self.block(body)
                 self.block(orelse)
@@ -572,8 +576,10 @@ class _Checker:
                 return
             raise NotProven(f"calls {method}() of a container")
         builtin_type = self._builtin_type(base)
-        if builtin_type is not None and node.args and (
-            self._is_self(node.args[0]) or self._is_cls(node.args[0])
+        if (
+            builtin_type is not None
+            and node.args
+            and (self._is_self(node.args[0]) or self._is_cls(node.args[0]))
         ):
             self._builtin_type_method(builtin_type, method, node)
             return

@@ -27,8 +27,9 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from modelsec.bom import BomUnavailable, bom_json
 from modelsec.integrity.cluster import GZIP_KEY, JSON_KEY
@@ -66,7 +67,9 @@ class BomTooLarge(ValueError):
 def encode(bom_text: str) -> StoredBom:
     """The BOM as it is stored: compact JSON, or its gzip when the JSON does not fit."""
     document = json.loads(bom_text)
-    files = sum(1 for c in document.get("components") or [] if isinstance(c, dict) and c.get("type") == "file")
+    files = sum(
+        1 for c in document.get("components") or [] if isinstance(c, dict) and c.get("type") == "file"
+    )
     # ASCII: file names that are not valid UTF-8 (surrogate escapes) stay encodable.
     compact = json.dumps(document, separators=(",", ":")).encode()
     if len(compact) <= MAX_STORED_BYTES:
@@ -75,9 +78,11 @@ def encode(bom_text: str) -> StoredBom:
     packed = gzip.compress(compact, compresslevel=9, mtime=0)
     if len(packed) <= MAX_STORED_BYTES:
         return StoredBom(GZIP_KEY, packed, files)
-    raise BomTooLarge(f"the BOM of {files} file(s) is {len(compact)} bytes as JSON and "
-                      f"{len(packed)} compressed, more than a ConfigMap holds ({MAX_STORED_BYTES}); "
-                      "verify --scan compares the fingerprint instead")
+    raise BomTooLarge(
+        f"the BOM of {files} file(s) is {len(compact)} bytes as JSON and "
+        f"{len(packed)} compressed, more than a ConfigMap holds ({MAX_STORED_BYTES}); "
+        "verify --scan compares the fingerprint instead"
+    )
 
 
 def configmap(namespace: str, scan: Mapping[str, Any], stored: StoredBom) -> dict[str, Any]:
@@ -100,8 +105,14 @@ def configmap(namespace: str, scan: Mapping[str, Any], stored: StoredBom) -> dic
             "labels": labels,
             # A namespaced object may be owned by a cluster-scoped one: the garbage collector
             # deletes the BOM with its ModelScan.
-            "ownerReferences": [{"apiVersion": API_VERSION, "kind": "ModelScan", "name": name,
-                                 "uid": str(metadata.get("uid"))}],
+            "ownerReferences": [
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": "ModelScan",
+                    "name": name,
+                    "uid": str(metadata.get("uid")),
+                }
+            ],
         },
     }
     if stored.key == JSON_KEY:
@@ -136,7 +147,9 @@ class BomPublisher:
 
         await asyncio.to_thread(call)
 
-    async def publish(self, scan: Mapping[str, Any], scanned: ScannedModel, verdict: Verdict) -> dict[str, Any] | None:
+    async def publish(
+        self, scan: Mapping[str, Any], scanned: ScannedModel, verdict: Verdict
+    ) -> dict[str, Any] | None:
         """``status.bom`` for this verdict (None when BOMs are off)."""
         if not self.namespace:
             return None
@@ -146,8 +159,9 @@ class BomPublisher:
         except (BomUnavailable, BomTooLarge) as exc:
             return BomRef(problem=printable(str(exc))[:1000]).wire()
         previous = (scan.get("status") or {}).get("bom") or {}
-        reference = BomRef(namespace=self.namespace, name=name, key=stored.key, sha256=stored.sha256,
-                           files=stored.files)
+        reference = BomRef(
+            namespace=self.namespace, name=name, key=stored.key, sha256=stored.sha256, files=stored.files
+        )
         if previous.get("sha256") == stored.sha256 and previous.get("namespace") == self.namespace:
             return reference.wire()  # unchanged (a re-evaluation with the same result): no write
         try:
@@ -155,8 +169,12 @@ class BomPublisher:
         except Exception as exc:  # noqa: BLE001 - the verdict is recorded whatever happens here
             reason = getattr(exc, "reason", None) or type(exc).__name__
             status = getattr(exc, "status", None)
-            problem = (f"could not write ConfigMap {self.namespace}/{name}: {status or ''} {reason}".replace("  ", " ")
-                       + "; verify --scan compares the fingerprint instead")
+            problem = (
+                f"could not write ConfigMap {self.namespace}/{name}: {status or ''} {reason}".replace(
+                    "  ", " "
+                )
+                + "; verify --scan compares the fingerprint instead"
+            )
             log.warning(printable(f"ModelScan {name}: {problem}"))
             return BomRef(problem=printable(problem)[:1000]).wire()
         return reference.wire()

@@ -21,13 +21,13 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
+from modelsec.k8s.config import KubeConfigError, load_configuration
 from modelsec_operator import metrics
-from modelsec_operator.config import SCAN_DELAY_ENV, OperatorConfig, ScanMode, scan_delay_from_env
 from modelsec_operator.bom_export import BomPublisher
+from modelsec_operator.config import SCAN_DELAY_ENV, OperatorConfig, ScanMode, scan_delay_from_env
 from modelsec_operator.handlers import register
 from modelsec_operator.jobs.settings import SettingsError
 from modelsec_operator.jobs.setup import job_scanner
-from modelsec.k8s.config import KubeConfigError, load_configuration
 from modelsec_operator.kube import Kube, connection_info
 from modelsec_operator.pool import SCAN_THREAD_PREFIX, ScanPool
 from modelsec_operator.runtime import Runtime, own_identity
@@ -71,67 +71,150 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     cluster = parser.add_argument_group("cluster access")
-    cluster.add_argument("--kubeconfig", type=Path, metavar="FILE",
-                         help="kubeconfig to use (default: in-cluster, then $KUBECONFIG)")
+    cluster.add_argument(
+        "--kubeconfig",
+        type=Path,
+        metavar="FILE",
+        help="kubeconfig to use (default: in-cluster, then $KUBECONFIG)",
+    )
     cluster.add_argument("--context", metavar="NAME", help="kubeconfig context (default: current)")
     ha = cluster.add_mutually_exclusive_group()
-    ha.add_argument("--peering", metavar="NAME", default="modelsec",
-                    help="kopf peering name shared by replicas; one is active (default: %(default)s)")
-    ha.add_argument("--standalone", action="store_true",
-                    help="no peering: for exactly one replica, or no peering CRD")
-    cluster.add_argument("--priority", type=int, metavar="N",
-                         help="peering priority; the highest live replica is active "
-                              "(default: random, so replicas never tie)")
+    ha.add_argument(
+        "--peering",
+        metavar="NAME",
+        default="modelsec",
+        help="kopf peering name shared by replicas; one is active (default: %(default)s)",
+    )
+    ha.add_argument(
+        "--standalone", action="store_true", help="no peering: for exactly one replica, or no peering CRD"
+    )
+    cluster.add_argument(
+        "--priority",
+        type=int,
+        metavar="N",
+        help="peering priority; the highest live replica is active (default: random, so replicas never tie)",
+    )
 
     scans = parser.add_argument_group("scanning")
-    scans.add_argument("--max-concurrent-scans", type=int, default=2, metavar="N",
-                       help="engine runs at once, each in a worker thread (default: %(default)s)")
-    scans.add_argument("--local-root", type=Path, metavar="DIR",
-                       help="Local ModelSources must point inside DIR (the models volume); "
-                            "default: any directory the operator can read")
-    scans.add_argument("--report-cache-size", type=int, default=64, metavar="N",
-                       help="scan reports kept to re-evaluate unchanged models without "
-                            "re-reading them; 0 disables (default: %(default)s)")
-    scans.add_argument("--resync-seconds", type=float, default=60.0, metavar="S",
-                       help="how often to look for scans whose rescanInterval elapsed "
-                            "(default: %(default)s)")
-    scans.add_argument("--running-status-after", type=float, default=2.0, metavar="S",
-                       help="write phase Running (and the ScanStarted Event) only once an engine "
-                            "run has lasted this long; 0: always (default: %(default)s)")
-    scans.add_argument("--scan-mode", choices=[m.value for m in ScanMode], default=ScanMode.IN_PROCESS.value,
-                       help="inProcess: scan in the operator's threads; job: one Kubernetes Job "
-                            "per scan attempt (default: %(default)s)")
-    scans.add_argument("--max-concurrent-scan-jobs", type=int, default=10, metavar="N",
-                       help="scan mode job: scan Jobs at once, cluster-wide, shared fairly "
-                            "between security groups (default: %(default)s)")
-    scans.add_argument("--scan-job-namespace", metavar="NS",
-                       default=os.environ.get("POD_NAMESPACE") or "modelsec",
-                       help="scan mode job: namespace of the scan Jobs and their results "
-                            "(default: $POD_NAMESPACE, else %(default)s)")
-    scans.add_argument("--scan-job-settings", type=Path, metavar="FILE",
-                       help="scan mode job: YAML with the Jobs' image, resources, placement and "
-                            "deadlines (see docs/operator.md; the Helm chart renders it)")
-    scans.add_argument("--scan-job-poll-seconds", type=float, default=2.0, metavar="S",
-                       help="scan mode job: how often running Jobs are checked (default: %(default)s)")
-    scans.add_argument("--queue-refresh-seconds", type=float, default=60.0, metavar="S",
-                       help="scan mode job: how often a queued scan may rewrite its queue "
-                            "position (only when it halved) (default: %(default)s)")
-    scans.add_argument("--max-attempts", type=int, default=5, metavar="N",
-                       help="attempts for transient failures (model missing, source "
-                            "unreachable) before the scan is Failed with outcome ERROR "
-                            "(default: %(default)s)")
-    scans.add_argument("--bom-namespace", metavar="NS",
-                       help="keep each verdict's CycloneDX ML-BOM in a ConfigMap named like "
-                            "its ModelScan in NS (modelsec verify --scan reads it to name the "
-                            "files that changed; docs/integrity.md); default: no BOMs")
+    scans.add_argument(
+        "--max-concurrent-scans",
+        type=int,
+        default=2,
+        metavar="N",
+        help="engine runs at once, each in a worker thread (default: %(default)s)",
+    )
+    scans.add_argument(
+        "--local-root",
+        type=Path,
+        metavar="DIR",
+        help="Local ModelSources must point inside DIR (the models volume); "
+        "default: any directory the operator can read",
+    )
+    scans.add_argument(
+        "--report-cache-size",
+        type=int,
+        default=64,
+        metavar="N",
+        help="scan reports kept to re-evaluate unchanged models without "
+        "re-reading them; 0 disables (default: %(default)s)",
+    )
+    scans.add_argument(
+        "--resync-seconds",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="how often to look for scans whose rescanInterval elapsed (default: %(default)s)",
+    )
+    scans.add_argument(
+        "--running-status-after",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="write phase Running (and the ScanStarted Event) only once an engine "
+        "run has lasted this long; 0: always (default: %(default)s)",
+    )
+    scans.add_argument(
+        "--scan-mode",
+        choices=[m.value for m in ScanMode],
+        default=ScanMode.IN_PROCESS.value,
+        help="inProcess: scan in the operator's threads; job: one Kubernetes Job "
+        "per scan attempt (default: %(default)s)",
+    )
+    scans.add_argument(
+        "--max-concurrent-scan-jobs",
+        type=int,
+        default=10,
+        metavar="N",
+        help="scan mode job: scan Jobs at once, cluster-wide, shared fairly "
+        "between security groups (default: %(default)s)",
+    )
+    scans.add_argument(
+        "--scan-job-namespace",
+        metavar="NS",
+        default=os.environ.get("POD_NAMESPACE") or "modelsec",
+        help="scan mode job: namespace of the scan Jobs and their results "
+        "(default: $POD_NAMESPACE, else %(default)s)",
+    )
+    scans.add_argument(
+        "--scan-job-settings",
+        type=Path,
+        metavar="FILE",
+        help="scan mode job: YAML with the Jobs' image, resources, placement and "
+        "deadlines (see docs/operator.md; the Helm chart renders it)",
+    )
+    scans.add_argument(
+        "--scan-job-poll-seconds",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="scan mode job: how often running Jobs are checked (default: %(default)s)",
+    )
+    scans.add_argument(
+        "--queue-refresh-seconds",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="scan mode job: how often a queued scan may rewrite its queue "
+        "position (only when it halved) (default: %(default)s)",
+    )
+    scans.add_argument(
+        "--max-attempts",
+        type=int,
+        default=5,
+        metavar="N",
+        help="attempts for transient failures (model missing, source "
+        "unreachable) before the scan is Failed with outcome ERROR "
+        "(default: %(default)s)",
+    )
+    scans.add_argument(
+        "--bom-namespace",
+        metavar="NS",
+        help="keep each verdict's CycloneDX ML-BOM in a ConfigMap named like "
+        "its ModelScan in NS (modelsec verify --scan reads it to name the "
+        "files that changed; docs/integrity.md); default: no BOMs",
+    )
 
     serving = parser.add_argument_group("observability")
-    serving.add_argument("--metrics-port", type=int, default=9090, metavar="PORT",
-                         help="Prometheus /metrics port; 0 disables (default: %(default)s)")
-    serving.add_argument("--health-port", type=int, default=8080, metavar="PORT",
-                         help="liveness /healthz port; 0 disables (default: %(default)s)")
-    serving.add_argument("--bind-address", default="0.0.0.0", metavar="ADDR",
-                         help="address for both servers (default: %(default)s)")
+    serving.add_argument(
+        "--metrics-port",
+        type=int,
+        default=9090,
+        metavar="PORT",
+        help="Prometheus /metrics port; 0 disables (default: %(default)s)",
+    )
+    serving.add_argument(
+        "--health-port",
+        type=int,
+        default=8080,
+        metavar="PORT",
+        help="liveness /healthz port; 0 disables (default: %(default)s)",
+    )
+    serving.add_argument(
+        "--bind-address",
+        default="0.0.0.0",
+        metavar="ADDR",
+        help="address for both servers (default: %(default)s)",
+    )
     serving.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
@@ -234,8 +317,12 @@ async def _operate(config: OperatorConfig, configuration: Any) -> None:
     runtime = Runtime(
         config=config,
         kube=kube,
-        pool=ScanPool(config.max_concurrent_scans, config.report_cache_size, config.scan_delay_seconds,
-                      config.running_status_after),
+        pool=ScanPool(
+            config.max_concurrent_scans,
+            config.report_cache_size,
+            config.scan_delay_seconds,
+            config.running_status_after,
+        ),
         identity=own_identity(),
         jobs=await job_scanner(config, kube.api_client) if config.scan_mode == ScanMode.JOB else None,
         boms=BomPublisher(kube.api_client, config.bom_namespace),
@@ -243,14 +330,15 @@ async def _operate(config: OperatorConfig, configuration: Any) -> None:
     if config.peering:
         await runtime.kube.ensure_peering(config.peering)
     server = metrics.serve(config.metrics_port, config.bind_address)
-    liveness = (
-        f"http://{config.bind_address}:{config.health_port}/healthz" if config.health_port else None
-    )
+    liveness = f"http://{config.bind_address}:{config.health_port}/healthz" if config.health_port else None
     log.info(
         f"starting as {runtime.identity}: "
         + (f"peering {config.peering!r} priority {config.priority}" if config.peering else "standalone")
-        + (f", scan Jobs in namespace {config.scan_job_namespace} (at most {config.max_concurrent_scan_jobs})"
-           if runtime.jobs else f", {config.max_concurrent_scans} concurrent scan(s)")
+        + (
+            f", scan Jobs in namespace {config.scan_job_namespace} (at most {config.max_concurrent_scan_jobs})"
+            if runtime.jobs
+            else f", {config.max_concurrent_scans} concurrent scan(s)"
+        )
         + (f", local root {config.local_root}" if config.local_root else "")
     )
     try:

@@ -38,7 +38,9 @@ class OperatorConfig(BaseModel):
     running_status_after: float = Field(default=2.0, ge=0)
     scan_mode: ScanMode = ScanMode.IN_PROCESS
     max_concurrent_scan_jobs: int = Field(default=10, ge=1, le=10_000)
-    scan_job_namespace: str = Field(default="modelsec", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    scan_job_namespace: str = Field(
+        default="modelsec", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63
+    )
     scan_job_settings: Path | None = None
     scan_job_poll_seconds: float = Field(default=2.0, gt=0, le=300)
     queue_refresh_seconds: float = Field(default=60.0, gt=0)

@@ -19,9 +19,9 @@ import asyncio
 import heapq
 import itertools
 from collections import Counter, deque
+from collections.abc import AsyncIterator, Hashable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Hashable
 
 
 @dataclass(eq=False)
@@ -113,8 +113,10 @@ class FairSlots:
 
     def _dispatch(self) -> None:
         while self._queues and self.running < self.limit:
-            group = min(self._queues, key=lambda g: self._rank(g, self._held, self._last_grant,
-                                                               self._queues[g][0].seq))
+            group = min(
+                self._queues,
+                key=lambda g: self._rank(g, self._held, self._last_grant, self._queues[g][0].seq),
+            )
             queue = self._queues[group]
             ticket = queue.popleft()
             if not queue:

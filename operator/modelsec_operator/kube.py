@@ -51,6 +51,7 @@ def not_found(what: str) -> Iterator[None]:
 def connection_info(configuration: Configuration) -> kopf.ConnectionInfo:
     """The same endpoint and credentials, in kopf's terms."""
     import kopf
+
     # Token auth (ServiceAccount tokens, in cluster or in a kubeconfig) arrives as
     # api_key["BearerToken"] = "Bearer <token>" since kubernetes 36, "authorization" before;
     # client certs, as hack/envtest.sh issues, arrive as cert_file/key_file instead.
@@ -103,7 +104,9 @@ class Kube:
         def call() -> dict[str, Any] | None:
             try:
                 with not_found(f"{plural}/{name}"):
-                    found: dict[str, Any] = self._custom.get_cluster_custom_object(GROUP, VERSION, plural, name)
+                    found: dict[str, Any] = self._custom.get_cluster_custom_object(
+                        GROUP, VERSION, plural, name
+                    )
                     return found
             except NotFound:
                 return None
@@ -117,14 +120,23 @@ class Kube:
         def call() -> dict[str, Any]:
             with not_found(f"{plural}/{name}"):
                 patched: dict[str, Any] = self._custom.patch_cluster_custom_object_status(
-                    GROUP, VERSION, plural, name, {"status": status}, _content_type=MERGE_PATCH,
+                    GROUP,
+                    VERSION,
+                    plural,
+                    name,
+                    {"status": status},
+                    _content_type=MERGE_PATCH,
                 )
                 return patched
 
         return await asyncio.to_thread(call)
 
     async def patch_metadata(
-        self, plural: str, name: str, *, labels: dict[str, str | None] | None = None,
+        self,
+        plural: str,
+        name: str,
+        *,
+        labels: dict[str, str | None] | None = None,
         annotations: dict[str, str | None] | None = None,
     ) -> dict[str, Any] | None:
         metadata: dict[str, Any] = {}

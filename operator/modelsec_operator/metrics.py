@@ -38,8 +38,9 @@ QUEUE_DEPTH = Gauge(
     "Scans waiting for a slot (--max-concurrent-scans; in scan mode job, --max-concurrent-scan-jobs).",
     registry=REGISTRY,
 )
-IN_PROGRESS = Gauge("modelsec_scans_in_progress", "Engine runs (in scan mode job: scan Jobs) in progress.",
-                    registry=REGISTRY)
+IN_PROGRESS = Gauge(
+    "modelsec_scans_in_progress", "Engine runs (in scan mode job: scan Jobs) in progress.", registry=REGISTRY
+)
 ERRORS = Counter(
     "modelsec_scan_errors_total",
     "Scans that could not produce a verdict or had to be retried, by reason.",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from modelsec.k8s.scan import Phase
@@ -48,7 +48,7 @@ def plan(
     now: datetime | None = None,
     rescan_requested: str | None = None,
 ) -> Plan:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     phase = status.get("phase")
     recorded = phase in (Phase.COMPLETED.value, Phase.FAILED.value)
     if group is None:
@@ -56,7 +56,9 @@ def plan(
             # The record stands for audit; a re-created group brings a new digest.
             return Plan(Action.NOTHING, "group deleted; keeping the recorded verdict")
         return Plan(
-            Action.FAIL, "group missing", "GroupNotFound",
+            Action.FAIL,
+            "group missing",
+            "GroupNotFound",
             f"SecurityGroup {group_name!r} does not exist; create it (the scan runs then)",
         )
     same_group = status.get("groupDigest") == group.digest
@@ -64,7 +66,9 @@ def plan(
         if phase == Phase.FAILED.value and same_group:
             return Plan(Action.NOTHING, "group still not ready")
         return Plan(
-            Action.FAIL, "group not ready", "GroupNotReady",
+            Action.FAIL,
+            "group not ready",
+            "GroupNotReady",
             f"SecurityGroup {group_name!r} is not ready ({group.reason}): {group.message}",
         )
     if phase in (None, Phase.PENDING.value):
@@ -72,8 +76,9 @@ def plan(
     if phase == Phase.RUNNING.value:
         # Handlers for one object never overlap, so a Running phase seen here was left by
         # an operator that stopped mid-scan: redo it.
-        return Plan(Action.SCAN, f"interrupted: {status.get('worker') or 'a previous operator'} "
-                                 "did not finish it")
+        return Plan(
+            Action.SCAN, f"interrupted: {status.get('worker') or 'a previous operator'} did not finish it"
+        )
     if rescan_requested and rescan_requested != status.get("rescanRequest"):
         return Plan(Action.SCAN, f"rescan requested ({rescan_requested})")
     completed = parse_time(status.get("completedAt"))

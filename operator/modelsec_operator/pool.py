@@ -21,16 +21,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Awaitable, Callable, Hashable
 
 from modelsec.engine import Engine
 from modelsec.sources import ScannedModel
 from modelsec_operator import metrics
 from modelsec_operator.fairqueue import FairSlots
 from modelsec_operator.scanning import ScanJob, check_exists, local_signature, run_scan
-
-
 
 SCAN_THREAD_PREFIX = "modelsec-scan"
 
@@ -59,8 +57,9 @@ class ReportCache:
 
 
 class ScanPool:
-    def __init__(self, max_concurrent: int, cache_size: int, delay_seconds: float = 0.0,
-                 running_after: float = 0.0) -> None:
+    def __init__(
+        self, max_concurrent: int, cache_size: int, delay_seconds: float = 0.0, running_after: float = 0.0
+    ) -> None:
         self.max_concurrent = max_concurrent
         self.running_after = running_after
         self.delay_seconds = delay_seconds
@@ -93,7 +92,11 @@ class ScanPool:
         return job.base_key()
 
     async def scanned(
-        self, job: ScanJob, *, fresh: bool, on_start: Callable[[], Awaitable[None]] | None = None,
+        self,
+        job: ScanJob,
+        *,
+        fresh: bool,
+        on_start: Callable[[], Awaitable[None]] | None = None,
         group: str = "",
     ) -> tuple[ScannedModel, str]:
         """The report for ``job`` and how it was obtained: "cache", "shared" or "scanned".
@@ -127,8 +130,9 @@ class ScanPool:
         finally:
             del self._inflight[base]
 
-    async def _run(self, job: ScanJob, on_start: Callable[[], Awaitable[None]] | None,
-                   group: str) -> ScannedModel:
+    async def _run(
+        self, job: ScanJob, on_start: Callable[[], Awaitable[None]] | None, group: str
+    ) -> ScannedModel:
         ticket = self.slots.enqueue(group, job.base_key())
         metrics.QUEUE_DEPTH.set(self.slots.waiting)
         try:

@@ -97,8 +97,9 @@ def _resolve(model: str, ref: ModelRef, source: ModelSourceSpec, source_digest: 
         assert source.s3 is not None
         bucket, _, key = ref.location.partition("/")
         if dot_segments(key):
-            raise ScanRefused("InvalidReference", f"{model}: '.' and '..' segments are ambiguous in "
-                              "S3 keys; failing closed")
+            raise ScanRefused(
+                "InvalidReference", f"{model}: '.' and '..' segments are ambiguous in S3 keys; failing closed"
+            )
         prefix = source.s3.prefix.strip("/")
         inside = not prefix or PurePosixPath(key).is_relative_to(PurePosixPath(prefix))
         if bucket != source.s3.bucket or not inside:

@@ -77,23 +77,35 @@ def validate_source(name: str, raw: dict[str, Any] | None, local_root: Path | No
         path = Path(os.path.realpath(spec.local.path))
         if local_root is not None and not path.is_relative_to(local_root):
             return SourceView(
-                name, False, "OutsideLocalRoot",
+                name,
+                False,
+                "OutsideLocalRoot",
                 f"spec.local.path {spec.local.path} is outside the operator's --local-root "
-                f"{local_root}; mount the models under it", spec_digest, spec,
+                f"{local_root}; mount the models under it",
+                spec_digest,
+                spec,
             )
         if not path.is_dir():
             return SourceView(
-                name, False, "PathNotFound",
+                name,
+                False,
+                "PathNotFound",
                 f"spec.local.path {spec.local.path} is not a directory on the operator "
-                "(is the volume mounted?)", spec_digest, spec,
+                "(is the volume mounted?)",
+                spec_digest,
+                spec,
             )
         return SourceView(name, True, "Ready", f"local directory {path}", spec_digest, spec)
     scheme = _SCHEMES[spec.type]
     if scheme not in SOURCE_MODULES:
         return SourceView(
-            name, False, "SourceUnavailable",
+            name,
+            False,
+            "SourceUnavailable",
             f"this operator build has no {spec.type.value} source ({scheme}://); "
-            "install modelsec with the 'remote' extra", spec_digest, spec,
+            "install modelsec with the 'remote' extra",
+            spec_digest,
+            spec,
         )
     return SourceView(name, True, "Ready", f"{spec.type.value} source", spec_digest, spec)
 
@@ -125,14 +137,20 @@ def validate_group(
         return GroupView(name, ready, reason, message, group_digest, generation, spec, source, counts)
 
     if source is None:
-        return view(False, "SourceNotFound",
-                    f"ModelSource {spec.source_ref!r} does not exist; create it or fix spec.sourceRef")
+        return view(
+            False,
+            "SourceNotFound",
+            f"ModelSource {spec.source_ref!r} does not exist; create it or fix spec.sourceRef",
+        )
     if not source.ready:
-        return view(False, "SourceNotReady", f"ModelSource {spec.source_ref!r} is not ready: {source.message}")
+        return view(
+            False, "SourceNotReady", f"ModelSource {spec.source_ref!r} is not ready: {source.message}"
+        )
     assert source.spec is not None
     if spec.source_type is not None and spec.source_type != source.spec.type:
         return view(
-            False, "SourceTypeMismatch",
+            False,
+            "SourceTypeMismatch",
             f"spec.sourceType is {spec.source_type.value} but ModelSource {spec.source_ref!r} "
             f"is {source.spec.type.value}; remove spec.sourceType or fix it",
         )
@@ -141,7 +159,8 @@ def validate_group(
         return view(False, "NoRules", f"spec.rules: {empty}")
     blocking = counts["blocking"]
     return view(
-        True, "Ready",
+        True,
+        "Ready",
         f"{len(spec.rules)} rule(s), {blocking} blocking, on {source.spec.type.value} source "
         f"{spec.source_ref!r}" + (f"; warning: {empty}" if empty else ""),
     )

@@ -27,9 +27,22 @@ from modelsec.sources import ScannedModel
 # Every key the verdict part of the status may hold: cleared (None in a merge patch) when a
 # new evaluation starts, so a half-written status can never show a stale outcome.
 VERDICT_KEYS = (
-    "outcome", "reason", "rules", "findings", "findingsTotal", "findingsTruncated",
-    "incompletes", "incompletesTotal", "fingerprint", "filesScanned", "bytesScanned",
-    "scannerVersion", "startedAt", "completedAt", "revision", "bom",
+    "outcome",
+    "reason",
+    "rules",
+    "findings",
+    "findingsTotal",
+    "findingsTruncated",
+    "incompletes",
+    "incompletesTotal",
+    "fingerprint",
+    "filesScanned",
+    "bytesScanned",
+    "scannerVersion",
+    "startedAt",
+    "completedAt",
+    "revision",
+    "bom",
 )
 
 
@@ -79,8 +92,15 @@ def ordered_findings(verdict: Verdict) -> list[Finding]:
 
 
 def completed_status(
-    verdict: Verdict, scanned: ScannedModel, *, generation: int | None, group_digest: str,
-    group_generation: int | None, worker: str, attempts: int, conditions: list[dict[str, Any]] | None,
+    verdict: Verdict,
+    scanned: ScannedModel,
+    *,
+    generation: int | None,
+    group_digest: str,
+    group_generation: int | None,
+    worker: str,
+    attempts: int,
+    conditions: list[dict[str, Any]] | None,
 ) -> dict[str, Any]:
     report = scanned.report
     findings = ordered_findings(verdict)
@@ -92,7 +112,10 @@ def completed_status(
         reason=_clip(verdict.reason),
         rules=[
             RuleStatus(
-                name=e.name, mode=e.mode, result=e.result, violations=len(e.violations),
+                name=e.name,
+                mode=e.mode,
+                result=e.result,
+                violations=len(e.violations),
                 message=_clip(e.message),
             )
             for e in verdict.rules
@@ -121,30 +144,45 @@ def completed_status(
     )
     status = _patch(model)
     status["conditions"] = set_condition(
-        conditions, "Ready", ConditionStatus.TRUE, verdict.outcome.value.title(), _clip(verdict.reason),
+        conditions,
+        "Ready",
+        ConditionStatus.TRUE,
+        verdict.outcome.value.title(),
+        _clip(verdict.reason),
         generation,
     )
     return status
 
 
 def failed_status(
-    reason: str, message: str, *, generation: int | None, group_digest: str | None,
-    group_generation: int | None, worker: str, attempts: int, conditions: list[dict[str, Any]] | None,
+    reason: str,
+    message: str,
+    *,
+    generation: int | None,
+    group_digest: str | None,
+    group_generation: int | None,
+    worker: str,
+    attempts: int,
+    conditions: list[dict[str, Any]] | None,
 ) -> dict[str, Any]:
     """No verdict could be produced: outcome ERROR, which admits nothing (fail closed)."""
     status: dict[str, Any] = {key: None for key in VERDICT_KEYS}
-    status.update(_patch(ModelScanStatus(
-        phase=Phase.FAILED,
-        outcome=Outcome.ERROR,
-        reason=_clip(message),
-        completedAt=timestamp(),
-        scannerVersion=modelsec.__version__,
-        worker=worker,
-        attempts=attempts,
-        groupDigest=group_digest,
-        groupGeneration=group_generation,
-        observedGeneration=generation,
-    )))
+    status.update(
+        _patch(
+            ModelScanStatus(
+                phase=Phase.FAILED,
+                outcome=Outcome.ERROR,
+                reason=_clip(message),
+                completedAt=timestamp(),
+                scannerVersion=modelsec.__version__,
+                worker=worker,
+                attempts=attempts,
+                groupDigest=group_digest,
+                groupGeneration=group_generation,
+                observedGeneration=generation,
+            )
+        )
+    )
     status["conditions"] = set_condition(
         conditions, "Ready", ConditionStatus.FALSE, reason, _clip(message), generation
     )
@@ -171,11 +209,13 @@ def history_after(old: dict[str, Any], because: str) -> tuple[list[dict[str, Any
             fingerprint=old.get("fingerprint"),
             scannerVersion=old.get("scannerVersion"),
             failedRules=[
-                r["name"] for r in rules
+                r["name"]
+                for r in rules
                 if r.get("mode") == Mode.BLOCKING.value and r.get("result") == RuleResult.FAILED.value
             ],
             warnedRules=[
-                r["name"] for r in rules
+                r["name"]
+                for r in rules
                 if r.get("mode") == Mode.NON_BLOCKING.value and r.get("result") == RuleResult.FAILED.value
             ],
         ).wire()

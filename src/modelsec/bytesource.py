@@ -14,7 +14,8 @@ import io
 import os
 import stat
 import tempfile
-from typing import IO, TYPE_CHECKING, BinaryIO, Callable, Iterator, Protocol, runtime_checkable
+from collections.abc import Callable, Iterator
+from typing import IO, TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -75,7 +76,7 @@ class FileSource:
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], on_progress: "Callable[[int], None] | None" = None
+        self, path: str | os.PathLike[str], on_progress: Callable[[int], None] | None = None
     ) -> None:
         self.path = os.fspath(path)
         self._on_progress = on_progress  # called with the number of newly hashed bytes
@@ -158,7 +159,7 @@ class FileSource:
             os.close(self._fd)
             self._fd = -1
 
-    def __enter__(self) -> "FileSource":
+    def __enter__(self) -> FileSource:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -186,9 +187,7 @@ class SliceSource:
 
     def __init__(self, parent: ByteSource, start: int, length: int) -> None:
         if start < 0 or length < 0 or start + length > parent.size:
-            raise ValueError(
-                f"slice [{start}, {start + length}) outside a source of {parent.size} bytes"
-            )
+            raise ValueError(f"slice [{start}, {start + length}) outside a source of {parent.size} bytes")
         self._parent = parent
         self._start = start
         self._length = length
@@ -209,7 +208,7 @@ class SliceSource:
 class SpoolSource:
     """A finished temporary spool (memory, or a file past its threshold) as a source."""
 
-    def __init__(self, spool: "tempfile.SpooledTemporaryFile[bytes]", size: int) -> None:
+    def __init__(self, spool: tempfile.SpooledTemporaryFile[bytes], size: int) -> None:
         self._spool = spool
         self._size = size
 
@@ -226,7 +225,7 @@ class SpoolSource:
     def close(self) -> None:
         self._spool.close()
 
-    def __enter__(self) -> "SpoolSource":
+    def __enter__(self) -> SpoolSource:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -387,7 +386,7 @@ class SourceStream(io.RawIOBase):
         self._pos = pos
         return pos
 
-    def readinto(self, buffer: "WriteableBuffer") -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
         view = memoryview(buffer)
         data = self._source.read_at(self._pos, len(view))
         n = len(data)

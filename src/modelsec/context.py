@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 from modelsec.bytesource import ByteSource
 from modelsec.findings import Finding, Incomplete
@@ -141,7 +142,7 @@ class ScanContext:
         """What :meth:`set_format` last recorded for this context, if anything."""
         return None if self._format_index is None else self._sink.formats[self._format_index]
 
-    def alongside(self) -> "ScanContext":
+    def alongside(self) -> ScanContext:
         """A context for another reading of the same bytes (a file that is two formats):
         same path and depth, its own format record."""
         return ScanContext(self.path, self._sink, self._dispatch, self.depth, self._formats)
@@ -166,8 +167,7 @@ class ScanContext:
         if self._sink.members_seen > self.limits.max_members:
             if self._sink.members_seen == self.limits.max_members + 1:
                 self.incomplete(
-                    f"more than {self.limits.max_members} archive members; the rest were not "
-                    "inspected",
+                    f"more than {self.limits.max_members} archive members; the rest were not inspected",
                     code="MS-ARC-010",
                 )
             return False
@@ -179,9 +179,7 @@ class ScanContext:
 
         self._sink.expanded_bytes += nbytes
         if self._sink.expanded_bytes > self.limits.max_expanded_bytes:
-            raise LimitExceeded(
-                f"more than {self.limits.max_expanded_bytes} bytes decompressed in total"
-            )
+            raise LimitExceeded(f"more than {self.limits.max_expanded_bytes} bytes decompressed in total")
 
     def scan_member(self, source: ByteSource, name: str, expect: str | None = None) -> None:
         """Detect and scan a member (or a nested payload) in a child context.
@@ -189,9 +187,7 @@ class ScanContext:
         ``expect`` forces a format name (a nested pickle passed to ``pickle.loads``); else
         the member is recognised by content. Depth is enforced here.
         """
-        child = ScanContext(
-            self.member_path(name), self._sink, self._dispatch, self.depth + 1, self._formats
-        )
+        child = ScanContext(self.member_path(name), self._sink, self._dispatch, self.depth + 1, self._formats)
         if child.depth > self.limits.max_depth:
             child.incomplete(
                 f"nested deeper than {self.limits.max_depth} levels; not inspected",
@@ -199,4 +195,3 @@ class ScanContext:
             )
             return
         self._dispatch(source, child, expect)
-

@@ -145,14 +145,18 @@ def describe(head: bytes, size: int) -> Content:
         if head.startswith(magic):
             return Content(f"{what} that its readers reject", signature=len(magic) >= _STRONG)
         if 2 <= len(head) < len(magic) and magic.startswith(head):
-            return Content(f"the first {len(head)} bytes of {what} (truncated)",
-                           signature=len(head) >= _STRONG)
+            return Content(
+                f"the first {len(head)} bytes of {what} (truncated)", signature=len(head) >= _STRONG
+            )
     if head[4:8] == b"TFL3":
         return Content("a TFLite flatbuffer that its readers reject", signature=True)
     declared = _safetensors_length(head)
     if declared is not None:
-        return Content(f"a safetensors-style header declaring {declared} bytes of JSON, which "
-                       "safetensors rejects (at most 100 MB, inside the file)", signature=True)
+        return Content(
+            f"a safetensors-style header declaring {declared} bytes of JSON, which "
+            "safetensors rejects (at most 100 MB, inside the file)",
+            signature=True,
+        )
     shown = " ".join(f"{b:02x}" for b in head[:8])
     return Content(f"unrecognised binary data (first bytes {shown})", signature=False)
 
@@ -161,7 +165,7 @@ def _is_pe(head: bytes) -> bool:
     if not head.startswith(b"MZ") or len(head) < 0x40:
         return False
     (pe,) = struct.unpack_from("<I", head, 0x3C)
-    return head[pe:pe + 4] == b"PE\0\0"
+    return head[pe : pe + 4] == b"PE\0\0"
 
 
 def _broken_pickle(head: bytes) -> str | None:
@@ -173,15 +177,17 @@ def _broken_pickle(head: bytes) -> str | None:
     result = probe(BytesSource(head), Limits())
     if result.error is None:
         return None
-    return (f"a pickle stream (protocol {head[1]}) that breaks at offset "
-            f"{result.error.offset}: {result.error.reason}")
+    return (
+        f"a pickle stream (protocol {head[1]}) that breaks at offset "
+        f"{result.error.offset}: {result.error.reason}"
+    )
 
 
 def _safetensors_length(head: bytes) -> int | None:
     """The declared length of a header shaped like safetensors' (8-byte length, JSON)."""
     if len(head) < 10:
         return None
-    body = head[8:8 + 64].lstrip(b" \t\r\n")
+    body = head[8 : 8 + 64].lstrip(b" \t\r\n")
     if not body.startswith(b"{") or body[1:].lstrip(b" \t\r\n")[:1] not in (b'"', b"}"):
         return None
     return int.from_bytes(head[:8], "little")
@@ -201,8 +207,10 @@ def check(ctx: ScanContext, head: bytes, size: int, expected: str | None) -> Non
     ctx.report(
         DISGUISED.at(
             ctx.path,
-            printable(f"{where} says {claim.says}, but its content is {content.what}; no "
-                      "format accepts it, so what a loader does with it cannot be checked"),
+            printable(
+                f"{where} says {claim.says}, but its content is {content.what}; no "
+                "format accepts it, so what a loader does with it cannot be checked"
+            ),
             subject=claim.says,
             severity=content.severity,
         )

@@ -11,9 +11,9 @@ import errno
 import os
 import stat
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 from modelsec import disguise, formats
 from modelsec.bytesource import ByteSource, FileSource, LimitExceeded, NotRegularFile, not_regular
@@ -71,7 +71,7 @@ class KnownFile:
     digest: str | None = None
     # Called once the file is scanned (verify digests, add source incompletes, free the
     # temporary download); its exceptions become incompletes.
-    finish: "Callable[[FileResult], None] | None" = None
+    finish: Callable[[FileResult], None] | None = None
 
 
 @dataclass
@@ -163,8 +163,10 @@ def dispatch(source: ByteSource, ctx: ScanContext, expect: str | None = None) ->
         _failed(ctx, exc)
         return
     if not readings:
-        ctx.set_format("empty" if source.size == 0 else "unknown",
-                       FormatCategory.AUXILIARY if source.size == 0 else FormatCategory.UNKNOWN)
+        ctx.set_format(
+            "empty" if source.size == 0 else "unknown",
+            FormatCategory.AUXILIARY if source.size == 0 else FormatCategory.UNKNOWN,
+        )
     contexts = [ctx] + [ctx.alongside() for _ in readings[1:]]
     for scanner, reading in zip(readings, contexts):
         reading.set_format(scanner.name, scanner.category)
@@ -172,8 +174,12 @@ def dispatch(source: ByteSource, ctx: ScanContext, expect: str | None = None) ->
             scanner.scan(source, reading)
         except Exception as exc:
             _failed(reading, exc)
-    if all(c.format_record is None or c.format_record.category == FormatCategory.UNKNOWN
-           or c.format_record.format == "empty" for c in contexts):
+    if all(
+        c.format_record is None
+        or c.format_record.category == FormatCategory.UNKNOWN
+        or c.format_record.format == "empty"
+        for c in contexts
+    ):
         disguise.check(ctx, head, source.size, expect)
 
 
@@ -253,9 +259,7 @@ class Engine:
         report.seconds = time.perf_counter() - started
         return report
 
-    def scan_file(
-        self, path: str | os.PathLike[str], progress: ProgressCallback | None = None
-    ) -> FileResult:
+    def scan_file(self, path: str | os.PathLike[str], progress: ProgressCallback | None = None) -> FileResult:
         display = os.fspath(path)
         try:
             with FileSource(display, progress) as source:
@@ -275,9 +279,7 @@ class Engine:
         """One report per path given (a file, or a directory taken as one model)."""
         return [self.scan_path(p, progress) for p in paths]
 
-    def scan_path(
-        self, path: str | os.PathLike[str], progress: ProgressCallback | None = None
-    ) -> ScanReport:
+    def scan_path(self, path: str | os.PathLike[str], progress: ProgressCallback | None = None) -> ScanReport:
         """One model: a regular file, or every file under a directory. Anything else (a
         FIFO, a device, a socket, a link loop) is reported as unreadable, never opened."""
         started = time.perf_counter()
@@ -303,8 +305,10 @@ class Engine:
 
     def _scan_local_files(self, files: list[Path], progress: ProgressCallback | None) -> Iterable[FileResult]:
         """Each file's result, in order: here, or in worker processes when it pays."""
-        if self.workers != 1 and len(files) > 1 and (
-            len(files) >= PARALLEL_MIN_FILES or _total_size(files) >= PARALLEL_MIN_BYTES
+        if (
+            self.workers != 1
+            and len(files) > 1
+            and (len(files) >= PARALLEL_MIN_FILES or _total_size(files) >= PARALLEL_MIN_BYTES)
         ):
             from modelsec.parallel import default_workers, scan_in_workers
 
@@ -329,9 +333,9 @@ class Engine:
                 with os.scandir(directory) as listing:
                     entries = sorted(listing, key=lambda e: e.name)
             except OSError as exc:
-                report.incompletes.append(Incomplete(
-                    str(directory), f"cannot list directory: {_strerror(exc)}", UNREADABLE
-                ))
+                report.incompletes.append(
+                    Incomplete(str(directory), f"cannot list directory: {_strerror(exc)}", UNREADABLE)
+                )
                 continue
             subdirectories: list[Path] = []
             for entry in entries:
@@ -347,9 +351,7 @@ class Engine:
                     else:
                         raise not_regular(entry.stat(follow_symlinks=False).st_mode)
                 except OSError as exc:
-                    report.incompletes.append(
-                        Incomplete(str(path), _os_problem(str(path), exc), UNREADABLE)
-                    )
+                    report.incompletes.append(Incomplete(str(path), _os_problem(str(path), exc), UNREADABLE))
             pending.extend(reversed(subdirectories))
 
     def _link_is_file(self, link: Path, real_root: Path, report: ScanReport) -> bool:
@@ -358,9 +360,11 @@ class Engine:
         directory; a loop, a dangling link or a link to a device raises OSError."""
         pointee = os.readlink(link)
         if not Path(os.path.realpath(link)).is_relative_to(real_root):
-            report.findings.append(SYMLINK_ESCAPE.at(
-                str(link), f"symlink to {pointee} leaves the model directory", subject=pointee
-            ))
+            report.findings.append(
+                SYMLINK_ESCAPE.at(
+                    str(link), f"symlink to {pointee} leaves the model directory", subject=pointee
+                )
+            )
             return False
         mode = os.stat(link).st_mode  # ELOOP for a loop, ENOENT for a dangling link
         if stat.S_ISDIR(mode):

@@ -45,7 +45,7 @@ class Threat:
         subject: str | None = None,
         severity: Severity | None = None,
         details: dict[str, Any] | None = None,
-    ) -> "Finding":
+    ) -> Finding:
         """A finding of this threat in ``file`` (a display path, nested with ``!``)."""
         return Finding(
             rule=self.rule,

@@ -122,8 +122,9 @@ def polyglot_finding(path: str, found: Interpretations) -> Finding:
     names = " + ".join(s.name for s in found.loader_readings)
     return POLYGLOT.at(
         path,
-        printable(f"valid as {len(found.loader_readings)} formats: {readings}; every "
-                  "interpretation was scanned"),
+        printable(
+            f"valid as {len(found.loader_readings)} formats: {readings}; every interpretation was scanned"
+        ),
         subject=names,
     )
 

@@ -28,12 +28,13 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing.context import BaseContext
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING
 
 from modelsec.findings import THREATS, Incomplete
 
@@ -155,8 +156,9 @@ def scan_in_workers(
     next_out = 0  # the next batch to hand back to the caller
     finished: dict[int, list[FileResult]] = {}
     while next_out < len(todo):
-        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                                   initargs=(engine.limits, hashed))
+        pool = ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_start_worker, initargs=(engine.limits, hashed)
+        )
         running: dict[Future[list[FileResult]], _Batch] = {}
         broken = False
         try:
@@ -171,8 +173,11 @@ def scan_in_workers(
                     next_batch += 1
                 if broken:
                     break
-                done, _ = wait(running, timeout=PROGRESS_EVERY if hashed is not None else None,
-                               return_when=FIRST_COMPLETED)
+                done, _ = wait(
+                    running,
+                    timeout=PROGRESS_EVERY if hashed is not None else None,
+                    return_when=FIRST_COMPLETED,
+                )
                 report_progress()
                 for future in done:
                     batch = running.pop(future)
@@ -212,13 +217,18 @@ def _not_scanned(path: Path, exc: BaseException) -> FileResult:
 
     why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return FileResult(
-        path=os.fspath(path), size=0, sha256=None, format="unknown",
-        incompletes=[Incomplete(
-            os.fspath(path),
-            f"the process scanning this file (and the others of its batch) failed ({why}); "
-            "not inspected, failing closed",
-            WORKER_DIED,
-        )],
+        path=os.fspath(path),
+        size=0,
+        sha256=None,
+        format="unknown",
+        incompletes=[
+            Incomplete(
+                os.fspath(path),
+                f"the process scanning this file (and the others of its batch) failed ({why}); "
+                "not inspected, failing closed",
+                WORKER_DIED,
+            )
+        ],
     )
 
 

@@ -43,7 +43,7 @@ class RuleConfig(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _known_rule_and_params(self) -> "RuleConfig":
+    def _known_rule_and_params(self) -> RuleConfig:
         rule = rule_registry.get(self.name)
         if rule is None:
             known = ", ".join(sorted(rule_registry.registry()))
@@ -135,8 +135,10 @@ class SecurityGroupSpec(BaseModel):
         what = "lists no rules" if not self.rules else "has every rule Disabled"
         if self.allow_empty:
             return f"the group {what} (allowEmpty: true): every model is ALLOWED"
-        return (f"the group {what}, so it would allow every model; add rules, or set "
-                "spec.allowEmpty: true if that is what you want")
+        return (
+            f"the group {what}, so it would allow every model; add rules, or set "
+            "spec.allowEmpty: true if that is what you want"
+        )
 
 
 @dataclass(frozen=True)
@@ -183,7 +185,8 @@ class Verdict:
     @property
     def warnings(self) -> list[RuleEvaluation]:
         return [
-            r for r in self.rules
+            r
+            for r in self.rules
             if r.mode == Mode.NON_BLOCKING and r.result in (RuleResult.FAILED, RuleResult.ERROR)
         ]
 
@@ -211,14 +214,22 @@ def evaluate(group: SecurityGroup, given: EvaluationInput) -> Verdict:
                     RuleResult.ERROR, message=f"rule failed to evaluate: {type(exc).__name__}: {exc}"
                 )
         evaluations.append(
-            RuleEvaluation(config.name, config.mode, outcome.result, outcome.violations,
-                           outcome.message, outcome.decisive)
+            RuleEvaluation(
+                config.name,
+                config.mode,
+                outcome.result,
+                outcome.violations,
+                outcome.message,
+                outcome.decisive,
+            )
         )
 
     for evaluation in evaluations:
         if evaluation.decisive and evaluation.result == RuleResult.FAILED:
             return Verdict(
-                group.name, Outcome.BLOCKED, evaluations,
+                group.name,
+                Outcome.BLOCKED,
+                evaluations,
                 f"{evaluation.name}: {evaluation.message} (overrides every other rule)",
             )
 
@@ -240,6 +251,7 @@ def evaluate(group: SecurityGroup, given: EvaluationInput) -> Verdict:
 
 
 # --- loading groups -----------------------------------------------------------------------
+
 
 class GroupError(ValueError):
     """A group that cannot be used; the message says why, in the user's terms."""

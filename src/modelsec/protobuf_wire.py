@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import struct
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 from modelsec.bytesource import ByteSource, LimitExceeded
 
@@ -180,7 +181,7 @@ class _Cursor:
     __slots__ = ("src", "pos", "end", "buf", "base", "whole")
 
     def __init__(
-        self, src: ByteSource, pos: int, end: int, preload: "bytes | memoryview | None" = None
+        self, src: ByteSource, pos: int, end: int, preload: bytes | memoryview | None = None
     ) -> None:
         self.src = src
         self.pos = pos
@@ -189,7 +190,7 @@ class _Cursor:
         self.base = pos  # source offset of buf[0]
         self.whole = preload is not None
 
-    def _window(self, need: int) -> tuple["bytes | memoryview", int]:
+    def _window(self, need: int) -> tuple[bytes | memoryview, int]:
         """The buffer and the index of ``pos`` in it, holding ``need`` bytes if the range
         has them."""
         i = self.pos - self.base
@@ -259,7 +260,7 @@ class Message:
         *,
         depth: int = 0,
         limits: WireLimits | None = None,
-        _data: "bytes | memoryview | None" = None,
+        _data: bytes | memoryview | None = None,
     ) -> None:
         end = source.size if end is None else end
         if start < 0 or end < start or end > source.size:
@@ -276,8 +277,7 @@ class Message:
         self._cursor: _Cursor | None = None
         if depth > self.limits.max_depth:
             raise LimitExceeded(
-                f"protobuf messages nested deeper than {self.limits.max_depth} levels "
-                f"at offset {start}"
+                f"protobuf messages nested deeper than {self.limits.max_depth} levels at offset {start}"
             )
 
     @property
@@ -349,8 +349,7 @@ class Message:
     def _skip_group(self, cur: _Cursor, number: int, depth: int, offset: int) -> int:
         if depth > self.limits.max_depth:
             raise LimitExceeded(
-                f"protobuf groups nested deeper than {self.limits.max_depth} levels at "
-                f"offset {offset}"
+                f"protobuf groups nested deeper than {self.limits.max_depth} levels at offset {offset}"
             )
         while cur.pos < cur.end:
             tag_at = cur.pos
@@ -362,7 +361,7 @@ class Message:
             self._field(cur, inner, wire, tag_at, depth)
         raise WireError(f"group {number} is not closed", offset)
 
-    def _in_memory(self, start: int, end: int) -> "memoryview | None":
+    def _in_memory(self, start: int, end: int) -> memoryview | None:
         """``[start, end)`` from bytes this message already holds, if it does."""
         if self._data is not None:
             return memoryview(self._data)[start - self.start : end - self.start]
@@ -373,7 +372,7 @@ class Message:
                 return memoryview(cur.buf)[i:j]
         return None
 
-    def child(self, field: Field) -> "Message":
+    def child(self, field: Field) -> Message:
         """The nested message held by a LEN (or group) field, one level deeper."""
         if field.wire_type not in (LEN, SGROUP):
             raise WireError(f"field {field.number} is not length-delimited", field.offset)

@@ -34,6 +34,4 @@ def printable(text: str) -> str:
     """
     if text.isprintable():
         return text  # the common case: one C-level scan
-    return "".join(
-        _escape(ch) if unicodedata.category(ch) in _UNSAFE_CATEGORIES else ch for ch in text
-    )
+    return "".join(_escape(ch) if unicodedata.category(ch) in _UNSAFE_CATEGORIES else ch for ch in text)

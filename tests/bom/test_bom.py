@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
+from remote_fixtures import HubServer
 from safetensors.numpy import save
+from source_helpers import hf_config
 
 from modelsec.bom import bom_json
 from modelsec.cli.main import main
@@ -21,9 +23,6 @@ from modelsec.engine import Engine
 from modelsec.policy import evaluate, load_group, parse_group
 from modelsec.rules.base import EvaluationInput
 from modelsec.sources import ScannedModel, ScanOptions, parse_model_uri, scan_model
-
-from remote_fixtures import HubServer
-from source_helpers import hf_config
 
 FILES = {
     "config.json": b'{"architectures": ["BertModel"], "hidden_size": 64}',
@@ -67,11 +66,18 @@ def judged(scanned: ScannedModel, group: str = "local-default") -> str:
 
 def test_the_validator_rejects_what_is_not_cyclonedx_1_6() -> None:
     """The check below means something: the schema (and its formats) catch mistakes."""
-    good = {"bomFormat": "CycloneDX", "specVersion": "1.6", "version": 1,
-            "components": [{"type": "file", "name": "x", "hashes": [{"alg": "SHA-256", "content": "ab" * 32}]}]}
+    good = {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.6",
+        "version": 1,
+        "components": [{"type": "file", "name": "x", "hashes": [{"alg": "SHA-256", "content": "ab" * 32}]}],
+    }
     assert VALIDATOR.validate_str(json.dumps(good)) is None
     for broken in (
-        {**good, "components": [{"type": "file", "name": "x", "hashes": [{"alg": "SHA-256", "content": "zz"}]}]},
+        {
+            **good,
+            "components": [{"type": "file", "name": "x", "hashes": [{"alg": "SHA-256", "content": "zz"}]}],
+        },
         {**good, "components": [{"type": "model", "name": "x"}]},
         {**good, "serialNumber": "not-a-urn"},
         {**good, "metadata": {"timestamp": "yesterday"}},
@@ -136,8 +142,16 @@ def test_a_hugging_face_model(hub: HubServer) -> None:
     hub.add_repo("acme/bert", dict(FILES), card_data={"license": "apache-2.0"}, tags=["license:apache-2.0"])
     commit = hub.repos["acme/bert"].refs["main"]
     scanned = scan_model(parse_model_uri("hf://acme/bert"), Engine(), ScanOptions(config=hf_config(hub)))
-    group = parse_group({"rules": [{"name": "LoadTimeCodeExecution"}, {"name": "LicenseApproved",
-                                    "params": {"approvedLicenses": ["apache-2.0"]}}]}, "test", "team")
+    group = parse_group(
+        {
+            "rules": [
+                {"name": "LoadTimeCodeExecution"},
+                {"name": "LicenseApproved", "params": {"approvedLicenses": ["apache-2.0"]}},
+            ]
+        },
+        "test",
+        "team",
+    )
     verdict = evaluate(group, EvaluationInput(scanned.report, scanned.source_type, scanned.metadata))
     bom = valid(bom_json(scanned, verdict))
 
@@ -152,8 +166,10 @@ def test_a_hugging_face_model(hub: HubServer) -> None:
 
     files = files_of(bom)
     assert set(files) == set(FILES)
-    assert all(f["version"] == commit and f["licenses"] == [{"license": {"id": "Apache-2.0"}}]
-               for f in files.values())
+    assert all(
+        f["version"] == commit and f["licenses"] == [{"license": {"id": "Apache-2.0"}}]
+        for f in files.values()
+    )
     # The weights were read by range: the Hub's SHA-256 is a claim, never a BOM hash.
     weights = files["model.safetensors"]
     assert "hashes" not in weights
@@ -165,7 +181,9 @@ def test_a_hugging_face_model(hub: HubServer) -> None:
 # --- the command line -----------------------------------------------------------------------
 
 
-def test_bom_from_a_scan_and_from_its_report_agree(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bom_from_a_scan_and_from_its_report_agree(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     model = write_model(tmp_path / "bert")
     assert main(["bom", str(model), "-o", str(tmp_path / "direct.json")]) == 0
     assert main(["scan", str(model), "-f", "json", "-o", str(tmp_path / "scan.json"), "-q"]) == 0
@@ -181,7 +199,10 @@ def test_bom_from_a_scan_and_from_its_report_agree(tmp_path: Path, capsys: pytes
 def test_bom_exit_codes_follow_the_verdict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = write_model(tmp_path / "bad", {"model.pkl": OS_SYSTEM_PICKLE})
     assert main(["bom", str(bad), "-o", str(tmp_path / "bad.json")]) == 1
-    assert props(valid((tmp_path / "bad.json").read_text())["metadata"]["component"])["modelsec:outcome"] == "BLOCKED"
+    assert (
+        props(valid((tmp_path / "bad.json").read_text())["metadata"]["component"])["modelsec:outcome"]
+        == "BLOCKED"
+    )
     capsys.readouterr()
     assert main(["bom"]) == 4
     assert main(["bom", str(bad), "--report", str(tmp_path / "bad.json")]) == 4

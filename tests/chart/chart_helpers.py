@@ -54,8 +54,12 @@ INSTALL_VALUES: dict[str, Any] = {
 
 
 def install_tools(*names: str) -> None:
-    proc = subprocess.run(["bash", str(REPO / "hack" / "install-tools.sh"), *names], capture_output=True,
-                          text=True, timeout=3600)
+    proc = subprocess.run(
+        ["bash", str(REPO / "hack" / "install-tools.sh"), *names],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     if proc.returncode != 0:
         pytest.fail(f"hack/install-tools.sh {' '.join(names)} failed:\n{proc.stderr[-4000:]}")
 
@@ -65,24 +69,35 @@ class Helm:
 
     def __init__(self, binary: Path, home: Path, kubeconfig: str | None = None) -> None:
         self.binary = binary
-        self.env = {**os.environ, **NO_PROXY_ENV, "HELM_CONFIG_HOME": str(home / "config"),
-                    "HELM_CACHE_HOME": str(home / "cache"), "HELM_DATA_HOME": str(home / "data")}
+        self.env = {
+            **os.environ,
+            **NO_PROXY_ENV,
+            "HELM_CONFIG_HOME": str(home / "config"),
+            "HELM_CACHE_HOME": str(home / "cache"),
+            "HELM_DATA_HOME": str(home / "data"),
+        }
         if kubeconfig:
             self.env["KUBECONFIG"] = kubeconfig
 
     def run(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([str(self.binary), *args], capture_output=True, text=True, env=self.env,
-                              timeout=timeout)
+        proc = subprocess.run(
+            [str(self.binary), *args], capture_output=True, text=True, env=self.env, timeout=timeout
+        )
         if check and proc.returncode != 0:
             pytest.fail(f"helm {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
         return proc
 
-    def template(self, *args: str, release: str = RELEASE, namespace: str = NAMESPACE,
-                 check: bool = True) -> subprocess.CompletedProcess[str]:
+    def template(
+        self, *args: str, release: str = RELEASE, namespace: str = NAMESPACE, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         return self.run("template", release, str(CHART), "--namespace", namespace, *args, check=check)
 
     def render(self, *args: str, release: str = RELEASE, namespace: str = NAMESPACE) -> list[dict[str, Any]]:
-        return [d for d in yaml.safe_load_all(self.template(*args, release=release, namespace=namespace).stdout) if d]
+        return [
+            d
+            for d in yaml.safe_load_all(self.template(*args, release=release, namespace=namespace).stdout)
+            if d
+        ]
 
 
 class Release:
@@ -115,16 +130,27 @@ def host_address() -> str:
 
 def kubeconfig_for(cluster: Cluster, service_account: str, path: Path) -> Path:
     """A kubeconfig holding a TokenRequest token of ``service_account`` (release namespace)."""
-    token = cluster.kubectl("create", "token", service_account, "-n", NAMESPACE, "--duration=6h").stdout.strip()
+    token = cluster.kubectl(
+        "create", "token", service_account, "-n", NAMESPACE, "--duration=6h"
+    ).stdout.strip()
     admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "envtest", "cluster": admin["clusters"][0]["cluster"]}],
-        "users": [{"name": service_account, "user": {"token": token}}],
-        "contexts": [{"name": service_account, "context": {"cluster": "envtest", "user": service_account,
-                                                           "namespace": NAMESPACE}}],
-        "current-context": service_account,
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "envtest", "cluster": admin["clusters"][0]["cluster"]}],
+                "users": [{"name": service_account, "user": {"token": token}}],
+                "contexts": [
+                    {
+                        "name": service_account,
+                        "context": {"cluster": "envtest", "user": service_account, "namespace": NAMESPACE},
+                    }
+                ],
+                "current-context": service_account,
+            }
+        )
+    )
     path.chmod(0o600)
     return path
 

@@ -22,7 +22,14 @@ def test_the_mutating_configuration_comes_from_the_manifest_module(helm: Helm) -
     documents = helm.render()
     (config,) = kinds(documents, "MutatingWebhookConfiguration")
     hook = config["webhooks"][0]
-    for key in ("name", "rules", "matchPolicy", "sideEffects", "admissionReviewVersions", "reinvocationPolicy"):
+    for key in (
+        "name",
+        "rules",
+        "matchPolicy",
+        "sideEffects",
+        "admissionReviewVersions",
+        "reinvocationPolicy",
+    ):
         assert hook[key] == source[key], key
     assert hook["name"] == "pin.models.modelsec.io" and hook["reinvocationPolicy"] == "IfNeeded"
     assert hook["clientConfig"]["service"]["path"] == "/mutate" and hook["clientConfig"]["caBundle"]
@@ -39,8 +46,14 @@ def test_the_webhook_gets_the_verifier_image_and_the_first_deploy_settings(helm:
     (image,) = [a.split("=", 1)[1] for a in args if a.startswith("--verifier-image=")]
     assert image.endswith("@sha256:" + "ab" * 32)  # the chart's own image, by digest
     assert "--first-deploy-margin=2" in args and "--first-deploy-max-waiting=32" in args
-    args = _webhook_args(helm.render("--set", "webhook.firstDeploy.enabled=false",
-                                     "--set", "webhook.mutating.verifierImage=registry.example/v:1"))
+    args = _webhook_args(
+        helm.render(
+            "--set",
+            "webhook.firstDeploy.enabled=false",
+            "--set",
+            "webhook.mutating.verifierImage=registry.example/v:1",
+        )
+    )
     assert "--no-first-deploy-wait" in args and "--verifier-image=registry.example/v:1" in args
 
 

@@ -35,6 +35,7 @@ def test_lint_strict(helm: Helm, values: list[str]) -> None:
 
 # --- generated files -----------------------------------------------------------------------
 
+
 def test_chart_crds_are_the_generated_crds() -> None:
     """The same generator (hack/gen-crds.sh) writes crds/ and the chart's crds/."""
     rendered = crds.render_files()
@@ -44,8 +45,11 @@ def test_chart_crds_are_the_generated_crds() -> None:
 
 
 def test_generated_chart_files_are_fresh() -> None:
-    stale = [str(path.relative_to(REPO)) for path, text in gen_chart.outputs().items()
-             if not path.exists() or path.read_text() != text]
+    stale = [
+        str(path.relative_to(REPO))
+        for path, text in gen_chart.outputs().items()
+        if not path.exists() or path.read_text() != text
+    ]
     assert not stale, f"stale {stale}: run .venv/bin/python hack/gen_chart.py"
 
 
@@ -65,8 +69,14 @@ def test_every_value_is_documented() -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text())
 
     def leaves(node: Any, prefix: str = "") -> list[str]:
-        if isinstance(node, dict) and node and prefix.count(".") < 4 and not prefix.endswith(
-                ("resources.", "affinity.", "volume.", "nodeSelector.", "labels.", "podLabels.")):
+        if (
+            isinstance(node, dict)
+            and node
+            and prefix.count(".") < 4
+            and not prefix.endswith(
+                ("resources.", "affinity.", "volume.", "nodeSelector.", "labels.", "podLabels.")
+            )
+        ):
             return [k for key, value in node.items() for k in leaves(value, f"{prefix}{key}.")]
         return [prefix.rstrip(".")]
 
@@ -76,34 +86,44 @@ def test_every_value_is_documented() -> None:
 
 # --- the values schema ---------------------------------------------------------------------
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--set", "webhook.replica=3"], "replica"),                          # a typo
-    (["--set", "operatorr.replicas=1"], "operatorr"),                     # a typo at the top
-    (["--set", "webhook.replicas=three"], "replicas"),                   # a wrong type
-    (["--set", "webhook.failurePolicy=Sometimes"], "failurePolicy"),     # not in the enum
-    (["--set", "webhook.tls.mode=selfsigned"], "mode"),
-    (["--set", "webhook.timeoutSeconds=60"], "timeoutSeconds"),          # above 30
-    (["--set", "image.digest=latest"], "digest"),                        # not sha256:<64 hex>
-    (["--set", "operator.secretAccess[0].names[0]=x"], "namespace"),     # required field
-    (["--set", "modelSources[0].name=Bad_Name"], "name"),
-])
-def test_schema_rejects_typos_and_wrong_types_with_a_clear_message(helm: Helm, args: list[str], message: str) -> None:
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "webhook.replica=3"], "replica"),  # a typo
+        (["--set", "operatorr.replicas=1"], "operatorr"),  # a typo at the top
+        (["--set", "webhook.replicas=three"], "replicas"),  # a wrong type
+        (["--set", "webhook.failurePolicy=Sometimes"], "failurePolicy"),  # not in the enum
+        (["--set", "webhook.tls.mode=selfsigned"], "mode"),
+        (["--set", "webhook.timeoutSeconds=60"], "timeoutSeconds"),  # above 30
+        (["--set", "image.digest=latest"], "digest"),  # not sha256:<64 hex>
+        (["--set", "operator.secretAccess[0].names[0]=x"], "namespace"),  # required field
+        (["--set", "modelSources[0].name=Bad_Name"], "name"),
+    ],
+)
+def test_schema_rejects_typos_and_wrong_types_with_a_clear_message(
+    helm: Helm, args: list[str], message: str
+) -> None:
     result = helm.template(*args, check=False)
     assert result.returncode != 0, result.stdout[:500]
     assert "schema" in result.stderr and message in result.stderr, result.stderr
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--set", "webhook.tls.mode=bootstrap"], "needs webhook.replicas=1"),
-    (["--set", "webhook.tls.mode=secret"], "webhook.tls.secretName is required"),
-    (["--set", "webhook.tls.mode=secret", "--set", "webhook.tls.secretName=s"], "webhook.tls.caBundle"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "webhook.tls.mode=bootstrap"], "needs webhook.replicas=1"),
+        (["--set", "webhook.tls.mode=secret"], "webhook.tls.secretName is required"),
+        (["--set", "webhook.tls.mode=secret", "--set", "webhook.tls.secretName=s"], "webhook.tls.caBundle"),
+    ],
+)
 def test_inconsistent_values_fail_with_what_to_do(helm: Helm, args: list[str], message: str) -> None:
     result = helm.template(*args, check=False)
     assert result.returncode != 0 and message in result.stderr, result.stderr
 
 
 # --- what the defaults render ----------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def defaults(helm: Helm) -> list[dict[str, Any]]:
@@ -144,14 +164,23 @@ def test_replicas_spread_disruption_budget_and_readiness(defaults: list[dict[str
     assert probe["httpGet"]["path"] == "/readyz"  # ready once the informers listed everything
 
 
-def test_webhook_configuration_fails_closed_and_exempts_by_the_immutable_label(defaults: list[dict[str, Any]]) -> None:
+def test_webhook_configuration_fails_closed_and_exempts_by_the_immutable_label(
+    defaults: list[dict[str, Any]],
+) -> None:
     (config,) = kinds(defaults, "ValidatingWebhookConfiguration")
     hook = config["webhooks"][0]
     assert hook["failurePolicy"] == "Fail" and 1 <= hook["timeoutSeconds"] <= 30
-    assert hook["namespaceSelector"] == {"matchExpressions": [
-        {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system", NAMESPACE]}]}
-    assert hook["clientConfig"]["service"] == {"namespace": NAMESPACE, "name": f"{RELEASE}-webhook",
-                                               "path": "/validate", "port": 443}
+    assert hook["namespaceSelector"] == {
+        "matchExpressions": [
+            {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system", NAMESPACE]}
+        ]
+    }
+    assert hook["clientConfig"]["service"] == {
+        "namespace": NAMESPACE,
+        "name": f"{RELEASE}-webhook",
+        "path": "/validate",
+        "port": 443,
+    }
     assert [c["name"] for c in hook["matchConditions"]] == ["skip-updates-that-change-no-spec-or-annotation"]
 
 
@@ -165,34 +194,56 @@ def test_the_helm_generated_certificate_matches_the_ca_bundle(defaults: list[dic
     leaf = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
     ca = x509.load_pem_x509_certificate(ca_pem)
     leaf.verify_directly_issued_by(ca)
-    names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.DNSName
+    )
     assert f"{RELEASE}-webhook.{NAMESPACE}.svc" in names
 
 
-def test_rbac_has_no_wildcards_no_cluster_wide_secrets_and_no_pod_writes(defaults: list[dict[str, Any]]) -> None:
+def test_rbac_has_no_wildcards_no_cluster_wide_secrets_and_no_pod_writes(
+    defaults: list[dict[str, Any]],
+) -> None:
     for role in kinds(defaults, "ClusterRole") + kinds(defaults, "Role"):
         for rule in role.get("rules", []):
-            assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"], role
+            assert (
+                "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"]
+            ), role
             assert not any(r.startswith("pods") for r in rule["resources"]), role
             if role["kind"] == "ClusterRole":
                 assert "secrets" not in rule["resources"], role
-    assert not [r for r in kinds(defaults, "Role") if any("secrets" in rule["resources"] for rule in r["rules"])], \
-        "no Secret access unless a ModelSource or operator.secretAccess names one"
+    assert not [
+        r for r in kinds(defaults, "Role") if any("secrets" in rule["resources"] for rule in r["rules"])
+    ], "no Secret access unless a ModelSource or operator.secretAccess names one"
 
 
 def test_operator_may_read_exactly_the_secrets_the_sources_name(helm: Helm) -> None:
-    documents = helm.render("-f", str(CHART / "examples" / "default-groups.yaml"),
-                            "--set", "operator.secretAccess[0].namespace=vault-sync",
-                            "--set", "operator.secretAccess[1].namespace=modelsec-system",
-                            "--set", "operator.secretAccess[1].names[0]=extra")
-    roles = {(r["metadata"]["namespace"], r["metadata"]["name"]): r["rules"] for r in kinds(documents, "Role")
-             if any("secrets" in rule["resources"] for rule in r["rules"])}
+    documents = helm.render(
+        "-f",
+        str(CHART / "examples" / "default-groups.yaml"),
+        "--set",
+        "operator.secretAccess[0].namespace=vault-sync",
+        "--set",
+        "operator.secretAccess[1].namespace=modelsec-system",
+        "--set",
+        "operator.secretAccess[1].names[0]=extra",
+    )
+    roles = {
+        (r["metadata"]["namespace"], r["metadata"]["name"]): r["rules"]
+        for r in kinds(documents, "Role")
+        if any("secrets" in rule["resources"] for rule in r["rules"])
+    }
     assert roles == {
         ("vault-sync", f"{RELEASE}-operator-secrets"): [
-            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}],
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}
+        ],
         (NAMESPACE, f"{RELEASE}-operator-secrets"): [
-            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"],
-             "resourceNames": ["extra", "hf-token", "company-models-s3"]}],
+            {
+                "apiGroups": [""],
+                "resources": ["secrets"],
+                "verbs": ["get"],
+                "resourceNames": ["extra", "hf-token", "company-models-s3"],
+            }
+        ],
     }
     bindings = {(b["metadata"]["namespace"], b["metadata"]["name"]) for b in kinds(documents, "RoleBinding")}
     assert set(roles) <= bindings
@@ -214,13 +265,24 @@ def test_alerts_use_metrics_the_components_export(helm: Helm) -> None:
             exported.add(family.name + ("_total" if family.type == "counter" else ""))
     (rule,) = kinds(helm.render("-f", str(CHART / "examples" / "monitoring.yaml")), "PrometheusRule")
     alerts = rule["spec"]["groups"][0]["rules"]
-    assert {a["alert"] for a in alerts} >= {"ModelsecWebhookDenyingForInternalErrors", "ModelsecScansStuck",
-                                            "ModelsecScanErrorsRising"}
+    assert {a["alert"] for a in alerts} >= {
+        "ModelsecWebhookDenyingForInternalErrors",
+        "ModelsecScansStuck",
+        "ModelsecScanErrorsRising",
+    }
     used = {name for a in alerts for name in re.findall(r"\bmodelsec_[a-z_]+", a["expr"])}
     assert used and used <= exported, used - exported
     reasons = set(re.findall(r'reason=~"([^"]+)"', " ".join(a["expr"] for a in alerts))[0].split("|"))
-    assert reasons <= {"no-models", "unchanged", "exempt", "not-checked", "judged", "not-ready",
-                       "invalid-request", "internal-error"}
+    assert reasons <= {
+        "no-models",
+        "unchanged",
+        "exempt",
+        "not-checked",
+        "judged",
+        "not-ready",
+        "invalid-request",
+        "internal-error",
+    }
 
 
 # --- checkov ---------------------------------------------------------------------------------
@@ -228,13 +290,13 @@ def test_alerts_use_metrics_the_components_export(helm: Helm) -> None:
 # Each failed check we accept, and why. Any other failure fails the test.
 ALWAYS_ACCEPTED = {
     "CKV_K8S_11": "no CPU limits on purpose: a throttled webhook misses the API server's timeout and "
-                  "fails closed (requests are set; memory is limited)",
+    "fails closed (requests are set; memory is limited)",
     "CKV_K8S_15": "imagePullPolicy IfNotPresent: release tags are never rebuilt, and image.digest pins "
-                  "the exact image (then the pull policy does not matter)",
+    "the exact image (then the pull policy does not matter)",
     "CKV_K8S_38": "both components call the API server (watches, verdicts, ModelScans): their pods mount "
-                  "the token; the ServiceAccount objects themselves do not automount it",
+    "the token; the ServiceAccount objects themselves do not automount it",
     "CKV_K8S_21": "the Role and RoleBinding in `default` only let the operator create Events there: kopf "
-                  "files Events about cluster-scoped objects in that namespace",
+    "files Events about cluster-scoped objects in that namespace",
 }
 
 
@@ -246,21 +308,28 @@ def _value(values: dict[str, Any], dotted: str) -> Any:
 
 # check -> (when it is accepted, given the values of the rendering; why)
 ACCEPTED_WHEN = {
-    "CKV_K8S_43": (lambda v: not _value(v, "image.digest"),
-                   "the chart cannot know the digest of your mirror: image.digest (production.yaml) pins it"),
-    "CKV2_K8S_6": (lambda v: not _value(v, "networkPolicy.enabled"),
-                   "NetworkPolicies are opt-in: the API server's addresses differ per cluster "
-                   "(network-policy.yaml enables them)"),
-    "CKV_K8S_155": (lambda v: _value(v, "webhook.tls.mode") == "bootstrap",
-                    "--bootstrap-tls writes its CA into its own webhook configuration: get and patch, "
-                    "limited by resourceNames to this release's one"),
+    "CKV_K8S_43": (
+        lambda v: not _value(v, "image.digest"),
+        "the chart cannot know the digest of your mirror: image.digest (production.yaml) pins it",
+    ),
+    "CKV2_K8S_6": (
+        lambda v: not _value(v, "networkPolicy.enabled"),
+        "NetworkPolicies are opt-in: the API server's addresses differ per cluster "
+        "(network-policy.yaml enables them)",
+    ),
+    "CKV_K8S_155": (
+        lambda v: _value(v, "webhook.tls.mode") == "bootstrap",
+        "--bootstrap-tls writes its CA into its own webhook configuration: get and patch, "
+        "limited by resourceNames to this release's one",
+    ),
 }
 
 
 @pytest.fixture(scope="module")
 def checkov() -> Path:
-    proc = subprocess.run(["bash", str(REPO / "hack" / "install-checkov.sh")], capture_output=True, text=True,
-                          timeout=1800)
+    proc = subprocess.run(
+        ["bash", str(REPO / "hack" / "install-checkov.sh")], capture_output=True, text=True, timeout=1800
+    )
     if proc.returncode != 0:
         pytest.fail(f"hack/install-checkov.sh failed:\n{proc.stderr[-3000:]}")
     return Path(proc.stdout.strip())
@@ -274,9 +343,24 @@ def test_checkov_passes_over_every_rendering(helm: Helm, checkov: Path, tmp_path
         (tmp_path / f"{name}.yaml").write_text(helm.template(*args).stdout)
         values = yaml.safe_load(Path(args[1]).read_text()) if args else {}
         renders[f"{name}.yaml"] = values
-    proc = subprocess.run([str(checkov), "-d", str(tmp_path), "--framework", "kubernetes", "--quiet", "--compact",
-                           "-o", "json", "--skip-download"], capture_output=True, text=True, timeout=900,
-                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "BC_SKIP_MAPPING": "TRUE"})
+    proc = subprocess.run(
+        [
+            str(checkov),
+            "-d",
+            str(tmp_path),
+            "--framework",
+            "kubernetes",
+            "--quiet",
+            "--compact",
+            "-o",
+            "json",
+            "--skip-download",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "BC_SKIP_MAPPING": "TRUE"},
+    )
     report = json.loads(proc.stdout)
     report = report if isinstance(report, dict) else report[0]
     assert report["summary"]["passed"] > 100 and report["summary"]["parsing_errors"] == 0, report["summary"]
@@ -295,20 +379,31 @@ def test_checkov_passes_over_every_rendering(helm: Helm, checkov: Path, tmp_path
 
 # --- NOTES.txt -----------------------------------------------------------------------------
 
+
 def test_notes_tell_the_next_step_with_objects_that_validate(helm: Helm) -> None:
     from modelsec.k8s.group import SecurityGroupResourceSpec
     from modelsec.k8s.source import ModelSourceSpec
 
     out = helm.run("install", RELEASE, str(CHART), "-n", NAMESPACE, "--dry-run=client").stdout
-    notes = out[out.index("NOTES:"):]
+    notes = out[out.index("NOTES:") :]
     assert f"rollout status deployment/{RELEASE}-webhook" in notes
-    assert ("kubectl delete validatingwebhookconfiguration,mutatingwebhookconfiguration --ignore-not-found "
-            f"{RELEASE}-webhook") in notes  # break-glass
+    assert (
+        "kubectl delete validatingwebhookconfiguration,mutatingwebhookconfiguration --ignore-not-found "
+        f"{RELEASE}-webhook"
+    ) in notes  # break-glass
     example = re.search(r"<<'YAML'\n(.*?)\n\s*YAML\n", notes, re.S)
     assert example, notes
     source, group = yaml.safe_load_all(textwrap.dedent(example.group(1)))
     ModelSourceSpec.model_validate(source["spec"])
     SecurityGroupResourceSpec.model_validate(group["spec"])
-    configured = helm.run("install", RELEASE, str(CHART), "-n", NAMESPACE, "--dry-run=client",
-                          "-f", str(CHART / "examples" / "default-groups.yaml")).stdout
+    configured = helm.run(
+        "install",
+        RELEASE,
+        str(CHART),
+        "-n",
+        NAMESPACE,
+        "--dry-run=client",
+        "-f",
+        str(CHART / "examples" / "default-groups.yaml"),
+    ).stdout
     assert "Created from values: 2 ModelSource(s), 2 SecurityGroup(s)" in configured

@@ -19,17 +19,28 @@ MODELS = ["--set", "operator.models.volume.persistentVolumeClaim.claimName=model
 
 @pytest.fixture(scope="module")
 def job_mode(helm: Helm) -> list[dict[str, Any]]:
-    return helm.render("--set", "operator.scanMode=job", "--set", "operator.scanJobs.maxConcurrent=25",
-                       "--set", "operator.scanJobs.nodeSelector.pool=scanners", *MODELS)
+    return helm.render(
+        "--set",
+        "operator.scanMode=job",
+        "--set",
+        "operator.scanJobs.maxConcurrent=25",
+        "--set",
+        "operator.scanJobs.nodeSelector.pool=scanners",
+        *MODELS,
+    )
 
 
 def _operator_args(documents: list[dict[str, Any]]) -> list[str]:
-    deployment = next(d for d in kinds(documents, "Deployment") if d["metadata"]["name"].endswith("-operator"))
+    deployment = next(
+        d for d in kinds(documents, "Deployment") if d["metadata"]["name"].endswith("-operator")
+    )
     return list(deployment["spec"]["template"]["spec"]["containers"][0]["args"])
 
 
 def _settings(documents: list[dict[str, Any]]) -> dict[str, Any]:
-    config = next(d for d in kinds(documents, "ConfigMap") if d["metadata"]["name"].endswith("-operator-scan-jobs"))
+    config = next(
+        d for d in kinds(documents, "ConfigMap") if d["metadata"]["name"].endswith("-operator-scan-jobs")
+    )
     return yaml.safe_load(config["data"]["settings.yaml"])  # type: ignore[no-any-return]
 
 
@@ -60,7 +71,9 @@ def _rules(documents: list[dict[str, Any]], subject: str) -> list[tuple[str, str
     bound = set()
     for binding in kinds(documents, "RoleBinding") + kinds(documents, "ClusterRoleBinding"):
         if any(s.get("name") == subject for s in binding.get("subjects", [])):
-            bound.add((binding["roleRef"]["kind"], binding["roleRef"]["name"], binding["metadata"].get("namespace")))
+            bound.add(
+                (binding["roleRef"]["kind"], binding["roleRef"]["name"], binding["metadata"].get("namespace"))
+            )
     out = []
     for role in kinds(documents, "Role") + kinds(documents, "ClusterRole"):
         key = (role["kind"], role["metadata"]["name"], role["metadata"].get("namespace"))
@@ -73,15 +86,26 @@ def test_least_privilege_in_both_modes(helm: Helm, job_mode: list[dict[str, Any]
     defaults = helm.render(*MODELS)
     operator = OPERATOR
     # In-process: nothing of job mode exists.
-    assert not [d for d in defaults if "scan-worker" in d["metadata"]["name"] or "scan-jobs" in d["metadata"]["name"]]
+    assert not [
+        d for d in defaults if "scan-worker" in d["metadata"]["name"] or "scan-jobs" in d["metadata"]["name"]
+    ]
     assert not kinds(defaults, "ValidatingAdmissionPolicy")
-    assert not [r for _, _, r in _rules(defaults, operator) if "jobs" in r["resources"] or "scanresults" in r["resources"]]
+    assert not [
+        r
+        for _, _, r in _rules(defaults, operator)
+        if "jobs" in r["resources"] or "scanresults" in r["resources"]
+    ]
 
     # Job mode: the operator may manage Jobs and read their Pods and results in its own
     # namespace only, and read the one admission policy; it never writes Pods.
-    extra = [(kind, ns, rule) for kind, ns, rule in _rules(job_mode, operator)
-             if (kind, ns, rule) not in _rules(defaults, operator)]
-    assert sorted((kind, ns, tuple(rule["resources"]), tuple(sorted(rule["verbs"]))) for kind, ns, rule in extra) == [
+    extra = [
+        (kind, ns, rule)
+        for kind, ns, rule in _rules(job_mode, operator)
+        if (kind, ns, rule) not in _rules(defaults, operator)
+    ]
+    assert sorted(
+        (kind, ns, tuple(rule["resources"]), tuple(sorted(rule["verbs"]))) for kind, ns, rule in extra
+    ) == [
         ("ClusterRole", None, ("validatingadmissionpolicies", "validatingadmissionpolicybindings"), ("get",)),
         ("Role", NAMESPACE, ("jobs",), ("create", "delete", "get", "list")),
         ("Role", NAMESPACE, ("pods",), ("list",)),
@@ -90,7 +114,10 @@ def test_least_privilege_in_both_modes(helm: Helm, job_mode: list[dict[str, Any]
     policy_rule = next(rule for kind, _, rule in extra if kind == "ClusterRole")
     assert policy_rule["resourceNames"] == [POLICY_NAME]
     # The worker: read the three kinds, create results in its namespace; nothing else.
-    worker = sorted((kind, ns, tuple(rule["resources"]), tuple(rule["verbs"])) for kind, ns, rule in _rules(job_mode, WORKER))
+    worker = sorted(
+        (kind, ns, tuple(rule["resources"]), tuple(rule["verbs"]))
+        for kind, ns, rule in _rules(job_mode, WORKER)
+    )
     assert worker == [
         ("ClusterRole", None, ("modelscans", "securitygroups", "modelsources"), ("get",)),
         ("Role", NAMESPACE, ("scanresults",), ("create",)),

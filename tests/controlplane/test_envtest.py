@@ -39,7 +39,9 @@ pytestmark = [pytest.mark.cluster, pytest.mark.timeout(3600)]
 def _binaries_cached() -> bool:
     out = subprocess.run(
         [str(REPO / "hack" / "install-tools.sh"), "--versions"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     versions = dict(line.split() for line in out.splitlines())
     return all(
@@ -58,7 +60,11 @@ def _env() -> dict[str, str]:
 
 def _envtest(*args: str, check: bool = True, timeout: float = 3000) -> subprocess.CompletedProcess:
     proc = subprocess.run(
-        ["bash", str(ENVTEST), *args], env=_env(), capture_output=True, text=True, timeout=timeout,
+        ["bash", str(ENVTEST), *args],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if check and proc.returncode != 0:
         pytest.fail(
@@ -75,10 +81,15 @@ class Cluster:
         self.ca_file = exports["ENVTEST_CA_FILE"]
         self.kubectl_path = str(CACHE / "bin" / "kubectl")
 
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess:
         proc = subprocess.run(
             [self.kubectl_path, "--kubeconfig", self.kubeconfig, *args],
-            input=input, capture_output=True, text=True, timeout=120,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         if check and proc.returncode != 0:
             pytest.fail(f"kubectl {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
@@ -96,7 +107,7 @@ def _parse_exports(text: str) -> dict[str, str]:
     exports = {}
     for line in text.splitlines():
         assert line.startswith("export "), line
-        key, _, value = line[len("export "):].partition("=")
+        key, _, value = line[len("export ") :].partition("=")
         exports[key] = value
     return exports
 
@@ -104,8 +115,10 @@ def _parse_exports(text: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def cluster():
     if shutil.which("go") is None and not _binaries_cached():
-        pytest.skip("Go is not installed and .cache/bin has no control-plane binaries: "
-                    "install Go >= 1.26 to build etcd/kube-apiserver/kubectl (hack/install-tools.sh)")
+        pytest.skip(
+            "Go is not installed and .cache/bin has no control-plane binaries: "
+            "install Go >= 1.26 to build etcd/kube-apiserver/kubectl (hack/install-tools.sh)"
+        )
     _envtest("down", "--purge", timeout=120)
     _envtest("up")
     try:
@@ -138,8 +151,9 @@ def test_readyz_over_verified_tls_with_client_cert(cluster: Cluster):
         assert resp.read() == b"ok"
     # The same request without a client certificate is anonymous: rejected by RBAC or authn.
     with pytest.raises(urllib.error.HTTPError) as err:
-        urllib.request.urlopen(f"{cluster.url}/api/v1/namespaces", context=cluster.ssl_context(client_cert=False),
-                               timeout=10)
+        urllib.request.urlopen(
+            f"{cluster.url}/api/v1/namespaces", context=cluster.ssl_context(client_cert=False), timeout=10
+        )
     assert err.value.code in (401, 403)
 
 
@@ -158,8 +172,12 @@ def test_bootstrap_namespaces_and_admin_identity(cluster: Cluster):
     review = json.loads(cluster.kubectl("auth", "whoami", "-o", "json").stdout)
     assert "system:masters" in review["status"]["userInfo"]["groups"]
     resources = cluster.kubectl("api-resources", "-o", "name").stdout.split()
-    for expected in ("pods", "deployments.apps", "customresourcedefinitions.apiextensions.k8s.io",
-                     "validatingwebhookconfigurations.admissionregistration.k8s.io"):
+    for expected in (
+        "pods",
+        "deployments.apps",
+        "customresourcedefinitions.apiextensions.k8s.io",
+        "validatingwebhookconfigurations.admissionregistration.k8s.io",
+    ):
         assert expected in resources
 
 
@@ -196,22 +214,30 @@ def test_crd_and_custom_resource(cluster: Cluster):
     got = json.loads(cluster.kubectl("get", "widget", "w1", "-n", "default", "-o", "json").stdout)
     assert got["spec"] == {"size": 3}
     # The structural schema is enforced by the real apiserver.
-    bad = cluster.kubectl("apply", "-f", "-", input=widget.replace("w1", "w2").replace("size: 3", "size: 0"),
-                          check=False)
+    bad = cluster.kubectl(
+        "apply", "-f", "-", input=widget.replace("w1", "w2").replace("size: 3", "size: 0"), check=False
+    )
     assert bad.returncode != 0 and "spec.size" in bad.stderr
 
 
 def test_pod_and_deployment_are_stored_and_stay_pending(cluster: Cluster):
     pod = {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p1", "namespace": "default"},
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p1", "namespace": "default"},
         "spec": {"containers": [{"name": "c", "image": "example.invalid/model-server:1"}]},
     }
     deploy = {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d1", "namespace": "default"},
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "d1", "namespace": "default"},
         "spec": {
-            "replicas": 1, "selector": {"matchLabels": {"app": "d1"}},
-            "template": {"metadata": {"labels": {"app": "d1"}},
-                         "spec": {"containers": [{"name": "c", "image": "example.invalid/model-server:1"}]}},
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "d1"}},
+            "template": {
+                "metadata": {"labels": {"app": "d1"}},
+                "spec": {"containers": [{"name": "c", "image": "example.invalid/model-server:1"}]},
+            },
         },
     }
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all([pod, deploy]))
@@ -232,11 +258,17 @@ def test_validating_webhook_with_url_client_config_is_called(cluster: Cluster, t
             calls.append(review)
             obj = review["request"]["object"]
             allowed = obj.get("metadata", {}).get("labels", {}).get("deny") != "true"
-            body = json.dumps({
-                "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                "response": {"uid": review["request"]["uid"], "allowed": allowed,
-                             "status": {"code": 403, "message": "denied by the cptest webhook"}},
-            }).encode()
+            body = json.dumps(
+                {
+                    "apiVersion": "admission.k8s.io/v1",
+                    "kind": "AdmissionReview",
+                    "response": {
+                        "uid": review["request"]["uid"],
+                        "allowed": allowed,
+                        "status": {"code": 403, "message": "denied by the cptest webhook"},
+                    },
+                }
+            ).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -255,24 +287,40 @@ def test_validating_webhook_with_url_client_config_is_called(cluster: Cluster, t
     try:
         cluster.kubectl("create", "namespace", "cptest-webhook")
         vwc = {
-            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingWebhookConfiguration",
             "metadata": {"name": "cptest"},
-            "webhooks": [{
-                "name": "cptest.modelsec.io",
-                "clientConfig": {"url": f"https://127.0.0.1:{server.server_address[1]}/validate",
-                                 "caBundle": base64.b64encode(ca.cert_pem.bytes()).decode()},
-                "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
-                           "resources": ["configmaps"]}],
-                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "cptest-webhook"}},
-                "failurePolicy": "Fail", "sideEffects": "None", "admissionReviewVersions": ["v1"],
-                "timeoutSeconds": 5,
-            }],
+            "webhooks": [
+                {
+                    "name": "cptest.modelsec.io",
+                    "clientConfig": {
+                        "url": f"https://127.0.0.1:{server.server_address[1]}/validate",
+                        "caBundle": base64.b64encode(ca.cert_pem.bytes()).decode(),
+                    },
+                    "rules": [
+                        {
+                            "apiGroups": [""],
+                            "apiVersions": ["v1"],
+                            "operations": ["CREATE"],
+                            "resources": ["configmaps"],
+                        }
+                    ],
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "cptest-webhook"}},
+                    "failurePolicy": "Fail",
+                    "sideEffects": "None",
+                    "admissionReviewVersions": ["v1"],
+                    "timeoutSeconds": 5,
+                }
+            ],
         }
         cluster.kubectl("apply", "-f", "-", input=json.dumps(vwc))
         # A labelled object is denied with the webhook's message, an unlabelled one allowed.
         # Webhook configurations take effect asynchronously: retry briefly until the first denial.
-        cm = {"apiVersion": "v1", "kind": "ConfigMap",
-              "metadata": {"name": "bad", "namespace": "cptest-webhook", "labels": {"deny": "true"}}}
+        cm = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "bad", "namespace": "cptest-webhook", "labels": {"deny": "true"}},
+        }
         for _ in range(40):
             res = cluster.kubectl("apply", "-f", "-", input=json.dumps(cm), check=False)
             if res.returncode != 0:
@@ -285,6 +333,8 @@ def test_validating_webhook_with_url_client_config_is_called(cluster: Cluster, t
         cluster.kubectl("apply", "-f", "-", input=json.dumps(cm))
         assert any(c["request"]["name"] == "good" for c in calls)
     finally:
-        cluster.kubectl("delete", "validatingwebhookconfiguration", "cptest", "--ignore-not-found", check=False)
+        cluster.kubectl(
+            "delete", "validatingwebhookconfiguration", "cptest", "--ignore-not-found", check=False
+        )
         server.shutdown()
         server.server_close()

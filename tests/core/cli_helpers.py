@@ -9,8 +9,8 @@ import stat
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Iterator, Mapping
 
 import pytest
 
@@ -20,16 +20,24 @@ OS_SYSTEM_PICKLE = b"cos\nsystem\n(S'echo pwned'\ntR."
 
 
 def modelsec(
-    *args: str, cwd: Path | None = None, env: Mapping[str, str] | None = None,
-    as_user: int | None = None, timeout: float = 120,
+    *args: str,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    as_user: int | None = None,
+    timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
     """``modelsec ARGS`` in a subprocess; ``as_user`` drops to that uid/gid first."""
     command = [sys.executable, "-m", "modelsec", *args]
     if as_user is not None and os.geteuid() != as_user:
         command = ["setpriv", f"--reuid={as_user}", f"--regid={as_user}", "--clear-groups", *command]
     return subprocess.run(
-        command, capture_output=True, text=True, cwd=cwd, timeout=timeout,
-        env={**os.environ, **(env or {})}, errors="surrogateescape",
+        command,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        errors="surrogateescape",
     )
 
 

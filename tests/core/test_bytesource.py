@@ -6,7 +6,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelsec.bytesource import (
-    BytesSource, FileSource, LimitExceeded, SequentialReader, SliceSource, SpooledSource, as_stream,
+    BytesSource,
+    FileSource,
+    LimitExceeded,
+    SequentialReader,
+    SliceSource,
+    SpooledSource,
+    as_stream,
 )
 
 
@@ -71,7 +77,9 @@ def test_sequential_reader_refuses_long_lines():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.binary(max_size=3000), st.lists(st.tuples(st.sampled_from("rsp"), st.integers(0, 700)), max_size=30))
+@given(
+    st.binary(max_size=3000), st.lists(st.tuples(st.sampled_from("rsp"), st.integers(0, 700)), max_size=30)
+)
 def test_sequential_reader_agrees_with_slicing(data, ops):
     r = SequentialReader(BytesSource(data), chunk=13)
     pos = 0

@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 CLEAN = EXAMPLES / "clean"
@@ -59,8 +57,21 @@ def test_json_output_is_stable_and_complete(tmp_path):
     assert doc["schemaVersion"] == "modelsec.io/scan-result/v1"
     assert doc["outcome"] == "ALLOWED"
     model = doc["models"][0]
-    for key in ("target", "uri", "sourceType", "outcome", "reason", "fingerprint", "filesScanned",
-                "bytesScanned", "rules", "findings", "findingsTotal", "incomplete", "files"):
+    for key in (
+        "target",
+        "uri",
+        "sourceType",
+        "outcome",
+        "reason",
+        "fingerprint",
+        "filesScanned",
+        "bytesScanned",
+        "rules",
+        "findings",
+        "findingsTotal",
+        "incomplete",
+        "files",
+    ):
         assert key in model
     assert {f["path"].rsplit("/", 1)[-1] for f in model["files"]} >= {"tiny-mlp.safetensors"}
     assert all(len(f["sha256"]) == 64 for f in model["files"])

@@ -16,8 +16,8 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from cli_helpers import OS_SYSTEM_PICKLE, modelsec, unprivileged, world_dir  # noqa: F401
+
 from modelsec.bytesource import FileSource, NotRegularFile
 from modelsec.engine import Engine
 
@@ -86,8 +86,10 @@ def test_devices_and_sockets_inside_a_model_are_errors(world_dir):
     try:
         try:
             os.mknod(model / "zero", stat.S_IFCHR | 0o600, os.makedev(1, 5))
-            expected = ["model/server.sock: not a regular file but a socket",
-                        "model/zero: not a regular file but a character device"]
+            expected = [
+                "model/server.sock: not a regular file but a socket",
+                "model/zero: not a regular file but a character device",
+            ]
         except PermissionError:  # no CAP_MKNOD in this container: the socket still counts
             expected = ["model/server.sock: not a regular file but a socket"]
         result = modelsec("scan", "model", "--no-progress", cwd=world_dir, timeout=60)
@@ -102,13 +104,20 @@ def test_symlink_loops_and_dangling_links_are_errors_not_tracebacks(world_dir):
     (model / "b").symlink_to("a")
     (model / "gone").symlink_to("deleted-weights.bin")
     result = modelsec("scan", "model", "--no-progress", cwd=world_dir)
-    assert_error_naming(result, "model/a: symbolic link loop", "model/b: symbolic link loop",
-                        "model/gone: dangling symbolic link to deleted-weights.bin")
+    assert_error_naming(
+        result,
+        "model/a: symbolic link loop",
+        "model/b: symbolic link loop",
+        "model/gone: dangling symbolic link to deleted-weights.bin",
+    )
     as_target = modelsec("scan", "model/a", "--no-progress", cwd=world_dir)
     assert_error_naming(as_target, "model/a: symbolic link loop")
     doc = json.loads(modelsec("scan", "model", "--format", "json", cwd=world_dir).stdout)
     assert {(i["file"], i["code"]) for i in doc["models"][0]["incomplete"]} >= {
-        ("model/a", "MS-GEN-004"), ("model/b", "MS-GEN-004"), ("model/gone", "MS-GEN-004")}
+        ("model/a", "MS-GEN-004"),
+        ("model/b", "MS-GEN-004"),
+        ("model/gone", "MS-GEN-004"),
+    }
 
 
 def test_file_names_that_are_not_utf8_are_scanned_and_shown_escaped(world_dir):
@@ -123,7 +132,9 @@ def test_file_names_that_are_not_utf8_are_scanned_and_shown_escaped(world_dir):
     doc = json.loads(modelsec("scan", "model", "--format", "json", cwd=world_dir).stdout)
     assert {f["file"] for f in doc["models"][0]["findings"]} >= {"model/w\udcffeights.pkl"}
     sarif = json.loads(modelsec("scan", "model", "--format", "sarif", cwd=world_dir).stdout)
-    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in sarif["runs"][0]["results"]}
+    uris = {
+        r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in sarif["runs"][0]["results"]
+    }
     assert "model/w%FFeights.pkl" in uris
 
 
@@ -205,5 +216,9 @@ def test_engine_walk_keeps_order_and_reports_every_gap(tmp_path):
     os.mkfifo(model / "b" / "fifo")
     report = Engine().scan_path(model)
     assert [Path(f.path).relative_to(model).as_posix() for f in report.files] == [
-        "a.json", "z.json", "b/x.json", "b/c/y.json"]
+        "a.json",
+        "z.json",
+        "b/x.json",
+        "b/c/y.json",
+    ]
     assert [(Path(i.file).name, i.code) for i in report.incompletes] == [("fifo", "MS-GEN-004")]

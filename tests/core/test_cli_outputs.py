@@ -9,8 +9,8 @@ import zipfile
 from pathlib import Path
 
 import yaml
-
 from cli_helpers import OS_SYSTEM_PICKLE, modelsec
+
 from modelsec.rules import registry
 
 ESCAPES = "\x1b[2J\x1b[H\x1b[1;32mOUTCOME ALLOWED\x1b[0m\r\x07"
@@ -23,6 +23,7 @@ def pickle_model(folder: Path, name: str = "model.pkl") -> Path:
 
 
 # --- item 13: outputs -------------------------------------------------------------------
+
 
 def test_quiet_still_writes_the_report_file(tmp_path):
     model = pickle_model(tmp_path)
@@ -43,8 +44,9 @@ def test_json_has_the_warnings_the_table_shows(tmp_path):
     threats = {f["threat"] for f in doc["findings"]}
     assert {"MS-PKL-100", "MS-POL-001"} <= threats
     assert doc["findingsTotal"] == len(doc["findings"])
-    assert doc["warnings"] == [{"rule": "ApprovedFormats", "result": "FAILED",
-                                "message": "unapproved format(s): pickle"}]
+    assert doc["warnings"] == [
+        {"rule": "ApprovedFormats", "result": "FAILED", "message": "unapproved format(s): pickle"}
+    ]
 
 
 def test_json_keeps_file_names_exact(tmp_path):
@@ -56,6 +58,7 @@ def test_json_keeps_file_names_exact(tmp_path):
 
 
 # --- item 14: groups that check nothing -------------------------------------------------
+
 
 def test_an_empty_group_is_refused_unless_it_says_so(tmp_path):
     model = pickle_model(tmp_path)
@@ -78,6 +81,7 @@ def test_an_empty_group_is_refused_unless_it_says_so(tmp_path):
 
 # --- item 15: first contact -------------------------------------------------------------
 
+
 def test_negative_max_findings_is_a_usage_error(tmp_path):
     model = pickle_model(tmp_path)
     for bad in ("-1", "many"):
@@ -96,8 +100,11 @@ def test_groups_show_prints_every_parameter_with_its_default(tmp_path):
     every.write_text(yaml.safe_dump({"spec": {"rules": [{"name": n} for n in registry()]}}))
     full = modelsec("groups", "show", str(every))
     assert full.returncode == 0, full.stderr
-    assert all(r["params"] for r in yaml.safe_load(full.stdout)["spec"]["rules"]
-               if registry()[r["name"]].Params.model_fields)
+    assert all(
+        r["params"]
+        for r in yaml.safe_load(full.stdout)["spec"]["rules"]
+        if registry()[r["name"]].Params.model_fields
+    )
     round_trip = tmp_path / "round-trip.yaml"
     round_trip.write_text(full.stdout)
     assert modelsec("groups", "validate", str(round_trip)).returncode == 0
@@ -121,6 +128,7 @@ def test_offline_errors_name_the_reference_once():
 
 
 # --- item 19: terminal injection ----------------------------------------------------------
+
 
 def assert_escaped(text: str) -> None:
     assert "\x1b" not in text and "\r" not in text and "\x07" not in text
@@ -166,8 +174,15 @@ def test_error_messages_escape_what_the_user_passed(tmp_path):
 def test_group_names_are_escaped_in_the_table_header(tmp_path):
     model = pickle_model(tmp_path)
     group = tmp_path / "g.yaml"
-    group.write_text(yaml.safe_dump({"kind": "SecurityGroup", "metadata": {"name": ESCAPES},
-                                     "spec": {"rules": [{"name": "LoadTimeCodeExecution"}]}}))
+    group.write_text(
+        yaml.safe_dump(
+            {
+                "kind": "SecurityGroup",
+                "metadata": {"name": ESCAPES},
+                "spec": {"rules": [{"name": "LoadTimeCodeExecution"}]},
+            }
+        )
+    )
     result = modelsec("scan", str(model), "-g", str(group))
     assert result.returncode == 1
     assert_escaped(result.stdout)

@@ -26,22 +26,50 @@ PACKAGE_ROOTS = (REPO / "src", REPO / "operator", REPO / "webhook")
 
 # Lowest first. A module may import modules of its own layer and of the layers below.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("primitives", ("modelsec", "modelsec.safe_text", "modelsec.bytesource", "modelsec.findings",
-                    "modelsec.context", "modelsec.metadata", "modelsec.protobuf_wire")),
-    ("analysis", ("modelsec.archive", "modelsec.pickle", "modelsec.backdoor", "modelsec.keras",
-                  "modelsec.onnx", "modelsec.tensorflow", "modelsec.templates",
-                  "modelsec.integrity")),
+    (
+        "primitives",
+        (
+            "modelsec",
+            "modelsec.safe_text",
+            "modelsec.bytesource",
+            "modelsec.findings",
+            "modelsec.context",
+            "modelsec.metadata",
+            "modelsec.protobuf_wire",
+        ),
+    ),
+    (
+        "analysis",
+        (
+            "modelsec.archive",
+            "modelsec.pickle",
+            "modelsec.backdoor",
+            "modelsec.keras",
+            "modelsec.onnx",
+            "modelsec.tensorflow",
+            "modelsec.templates",
+            "modelsec.integrity",
+        ),
+    ),
     ("formats", ("modelsec.formats",)),
-    ("engine", ("modelsec.engine", "modelsec.interpretations", "modelsec.disguise",
-                "modelsec.parallel")),
+    ("engine", ("modelsec.engine", "modelsec.interpretations", "modelsec.disguise", "modelsec.parallel")),
     ("rules/policy", ("modelsec.rules", "modelsec.policy")),
     # a scanned model and the documents made from it
     ("sources", ("modelsec.sources", "modelsec.report", "modelsec.bom")),
     ("k8s/references", ("modelsec.k8s", "modelsec.references")),
     # what users run: the CLI (and the back ends of `modelsec verify`), operator, webhook
-    ("entry points", ("modelsec.cli", "modelsec.__main__", "modelsec.integrity.verify",
-                      "modelsec.integrity.expected", "modelsec.integrity.cluster",
-                      "modelsec_operator", "modelsec_webhook")),
+    (
+        "entry points",
+        (
+            "modelsec.cli",
+            "modelsec.__main__",
+            "modelsec.integrity.verify",
+            "modelsec.integrity.expected",
+            "modelsec.integrity.cluster",
+            "modelsec_operator",
+            "modelsec_webhook",
+        ),
+    ),
 )
 
 # Function-level imports that point upward, each with the reason it is sound. Keep short:
@@ -54,11 +82,13 @@ SERVICES = ("modelsec_operator", "modelsec_webhook")
 
 # Core modules that exist to wrap one optional dependency, and so import it at module
 # level; other core modules import them only inside functions, behind a clear error.
-_REMOTE = ("httpx2 and httpcore2 (huggingface_hub's HTTP stack, modelsec[remote]); loaded by "
-           "sources.scan_model through SOURCE_MODULES, which turns ImportError into MS-SRC-011")
+_REMOTE = (
+    "httpx2 and httpcore2 (huggingface_hub's HTTP stack, modelsec[remote]); loaded by "
+    "sources.scan_model through SOURCE_MODULES, which turns ImportError into MS-SRC-011"
+)
 EXTRA_ADAPTERS: dict[str, str] = {
     "modelsec.bom.build": "cyclonedx-python-lib (modelsec[integrity]); imported by "
-                          "bom.record_bom_json, which turns ImportError into BomUnavailable",
+    "bom.record_bom_json, which turns ImportError into BomUnavailable",
     "modelsec.sources.http": _REMOTE,
     "modelsec.sources.s3_http": _REMOTE,
     "modelsec.sources.huggingface": _REMOTE,
@@ -160,7 +190,8 @@ def layer_of(module: str) -> int | None:
 def _edges(lazy: bool) -> list[Import]:
     ours = ("modelsec", *SERVICES)
     return [
-        i for module, path in _sources().items()
+        i
+        for module, path in _sources().items()
         for i in imports_of(module, path, prefix=ours)
         if i.lazy == lazy and i.target != module
     ]
@@ -191,9 +222,9 @@ def test_module_level_imports_point_down() -> None:
 def test_function_level_imports_point_down() -> None:
     assert _upward(_edges(lazy=True)) == []
     for (importer, target), reason in LAZY_UPWARD.items():
-        assert reason and any(
-            e.importer == importer and e.target == target for e in _edges(lazy=True)
-        ), f"stale LAZY_UPWARD entry {importer} -> {target}"
+        assert reason and any(e.importer == importer and e.target == target for e in _edges(lazy=True)), (
+            f"stale LAZY_UPWARD entry {importer} -> {target}"
+        )
 
 
 def test_services_stay_apart() -> None:
@@ -266,8 +297,17 @@ def _core_modules() -> list[str]:
 def test_optional_dependencies_are_known() -> None:
     """The blocked set is computed from pyproject.toml, so it must contain what the brief of
     each extra names; if this fails the computation broke, not the core."""
-    expected = {"kubernetes", "kopf", "aiohttp", "boto3", "botocore", "huggingface_hub",
-                "model_signing", "cyclonedx", "prometheus_client"}
+    expected = {
+        "kubernetes",
+        "kopf",
+        "aiohttp",
+        "boto3",
+        "botocore",
+        "huggingface_hub",
+        "model_signing",
+        "cyclonedx",
+        "prometheus_client",
+    }
     assert expected <= optional_modules()
     assert not {"pydantic", "yaml", "numpy", "jinja2", "h5py"} & optional_modules()
 
@@ -287,7 +327,8 @@ def test_extra_adapters_are_imported_lazily() -> None:
     eager = [
         f"{i.importer} imports {i.target} at module level, line {i.line}"
         for i in _edges(lazy=False)
-        if i.target in EXTRA_ADAPTERS and i.importer.split(".")[0] == "modelsec"
+        if i.target in EXTRA_ADAPTERS
+        and i.importer.split(".")[0] == "modelsec"
         and i.importer not in EXTRA_ADAPTERS
     ]
     assert eager == []
@@ -330,7 +371,12 @@ print(json.dumps({"failed": failed, "control": control}))
 def _with_optional_blocked(body: str, stdin: str = "") -> dict[str, object]:
     result = subprocess.run(
         [sys.executable, "-c", _REFUSE_OPTIONAL + body, json.dumps(sorted(optional_modules()))],
-        input=stdin, capture_output=True, text=True, cwd=REPO, timeout=240, check=False,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=240,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     outcome: dict[str, object] = json.loads(result.stdout.splitlines()[-1])

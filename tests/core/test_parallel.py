@@ -48,8 +48,9 @@ def model_directory(root: Path, copies: int = 4) -> Path:
         (part / "state.pkl").write_bytes(pickle.dumps({"step": i, "lr": [0.1, 0.01]}, protocol=4))
         (part / "exploit.pkl").write_bytes(OS_SYSTEM)
         (part / "model.pt").write_bytes(_zip({"archive/data.pkl": OS_SYSTEM, "archive/version": b"3\n"}))
-        (part / "tokenizer_config.json").write_text(json.dumps(
-            {"chat_template": "{{ cycler.__init__.__globals__.os.popen('id').read() }}"}))
+        (part / "tokenizer_config.json").write_text(
+            json.dumps({"chat_template": "{{ cycler.__init__.__globals__.os.popen('id').read() }}"})
+        )
         (part / "README.md").write_text(f"model part {i}\n")
         (part / "empty.bin").write_bytes(b"")
         (part / "pytorch_model.bin").write_bytes(b"\x00garbage that claims to be a model" * i)
@@ -65,8 +66,13 @@ def comparable(report: ScanReport) -> dict[str, Any]:
         fields = asdict(result)
         fields.pop("seconds")
         files.append(fields)
-    return {"files": files, "findings": report.findings, "incompletes": report.incompletes,
-            "layout_formats": report.layout_formats, "fingerprint": report.fingerprint}
+    return {
+        "files": files,
+        "findings": report.findings,
+        "incompletes": report.incompletes,
+        "layout_formats": report.layout_formats,
+        "fingerprint": report.fingerprint,
+    }
 
 
 def test_workers_report_what_a_sequential_scan_reports_in_the_same_order(tmp_path, monkeypatch):
@@ -92,7 +98,9 @@ def test_workers_report_what_a_sequential_scan_reports_in_the_same_order(tmp_pat
 
 @pytest.mark.corpus
 def test_workers_agree_with_a_sequential_scan_on_the_corpora(corpora: Path):
-    assert comparable(Engine(workers=2).scan_path(corpora)) == comparable(Engine(workers=1).scan_path(corpora))
+    assert comparable(Engine(workers=2).scan_path(corpora)) == comparable(
+        Engine(workers=1).scan_path(corpora)
+    )
 
 
 def test_progress_counts_every_byte_once(tmp_path):
@@ -173,8 +181,12 @@ def test_cli_jobs_flag(tmp_path):
     root = model_directory(tmp_path / "model")
 
     def scan(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "modelsec", "scan", "--no-progress", *args, str(root)],
-                              capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "modelsec", "scan", "--no-progress", *args, str(root)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     assert scan("--jobs", "0").returncode == 4
     assert scan("--jobs", "x").returncode == 4

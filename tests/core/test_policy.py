@@ -1,7 +1,6 @@
 import textwrap
 
 import pytest
-
 from rule_helpers import report_with, verdict
 
 from modelsec.findings import Incomplete, Severity, threat
@@ -38,14 +37,15 @@ def test_group_may_accept_uninspectable_content():
 
 
 def test_failure_beats_error():
-    v = verdict(load_group("local-default"), report_with(
-        [TEST_THREAT.at("m.pkl", "x")], [Incomplete("y", "unreadable")]))
+    v = verdict(
+        load_group("local-default"),
+        report_with([TEST_THREAT.at("m.pkl", "x")], [Incomplete("y", "unreadable")]),
+    )
     assert v.outcome == Outcome.BLOCKED
 
 
 def test_non_blocking_failure_is_a_warning():
-    v = verdict(load_group("local-default"),
-                report_with(formats=[("m.pkl", "pickle", FormatCategory.MODEL)]))
+    v = verdict(load_group("local-default"), report_with(formats=[("m.pkl", "pickle", FormatCategory.MODEL)]))
     assert v.outcome == Outcome.ALLOWED
     assert [w.name for w in v.warnings] == ["ApprovedFormats"]
 
@@ -56,16 +56,22 @@ def test_strict_group_blocks_unapproved_formats():
 
 
 def test_disabled_rule_is_skipped():
-    group = parse_group({"rules": [{"name": "LoadTimeCodeExecution", "mode": "Disabled"},
-                                   {"name": "RuntimeCodeExecution"}]}, "t", "t")
+    group = parse_group(
+        {"rules": [{"name": "LoadTimeCodeExecution", "mode": "Disabled"}, {"name": "RuntimeCodeExecution"}]},
+        "t",
+        "t",
+    )
     v = verdict(group, report_with([TEST_THREAT.at("m.pkl", "x")]))
     assert v.outcome == Outcome.ALLOWED and v.rules[0].result == RuleResult.SKIPPED
 
 
-@pytest.mark.parametrize("rules, what", [
-    ([], "lists no rules"),
-    ([{"name": "LoadTimeCodeExecution", "mode": "Disabled"}], "has every rule Disabled"),
-])
+@pytest.mark.parametrize(
+    "rules, what",
+    [
+        ([], "lists no rules"),
+        ([{"name": "LoadTimeCodeExecution", "mode": "Disabled"}], "has every rule Disabled"),
+    ],
+)
 def test_a_group_that_checks_nothing_fails_closed_unless_it_says_so(rules, what):
     blocked_model = report_with([TEST_THREAT.at("m.pkl", "os.system")])
     empty = parse_group({"rules": rules}, "t", "t")
@@ -85,13 +91,16 @@ def test_allow_empty_changes_nothing_for_a_group_with_rules():
     assert v.outcome == Outcome.BLOCKED
 
 
-@pytest.mark.parametrize("spec, message", [
-    ({"rules": [{"name": "NoSuchRule"}]}, "unknown rule 'NoSuchRule'"),
-    ({"rules": [{"name": "ApprovedFormats", "params": {"aprovedFormats": []}}]}, "aprovedFormats"),
-    ({"rules": [{"name": "ApprovedFormats", "mode": "Sometimes"}]}, "Blocking"),
-    ({"rules": [{"name": "ApprovedFormats"}, {"name": "ApprovedFormats"}]}, "listed twice"),
-    ({"rulez": []}, "rulez"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"rules": [{"name": "NoSuchRule"}]}, "unknown rule 'NoSuchRule'"),
+        ({"rules": [{"name": "ApprovedFormats", "params": {"aprovedFormats": []}}]}, "aprovedFormats"),
+        ({"rules": [{"name": "ApprovedFormats", "mode": "Sometimes"}]}, "Blocking"),
+        ({"rules": [{"name": "ApprovedFormats"}, {"name": "ApprovedFormats"}]}, "listed twice"),
+        ({"rulez": []}, "rulez"),
+    ],
+)
 def test_invalid_groups_are_rejected_with_a_reason(spec, message):
     with pytest.raises(GroupError, match=message):
         parse_group(spec, "team.yaml", "team")
@@ -99,7 +108,8 @@ def test_invalid_groups_are_rejected_with_a_reason(spec, message):
 
 def test_group_file_in_resource_shape(tmp_path):
     path = tmp_path / "team.yaml"
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent("""
         apiVersion: modelsec.io/v1alpha1
         kind: SecurityGroup
         metadata: {name: huggingface-research}
@@ -108,7 +118,8 @@ def test_group_file_in_resource_shape(tmp_path):
           rules:
             - {name: LoadTimeCodeExecution, mode: Blocking}
             - {name: ApprovedFormats, mode: NonBlocking, params: {approvedFormats: [safetensors]}}
-    """))
+    """)
+    )
     group = load_group(str(path))
     assert group.name == "huggingface-research"
     assert group.spec.rules[1].mode == Mode.NON_BLOCKING
@@ -139,6 +150,8 @@ def test_decisive_failure_blocks_even_in_non_blocking_mode(monkeypatch):
     from modelsec import rules
 
     real = rules.get
-    monkeypatch.setattr(rules, "get", lambda rule_id: Denied() if rule_id == "SuspiciousComponents" else real(rule_id))
+    monkeypatch.setattr(
+        rules, "get", lambda rule_id: Denied() if rule_id == "SuspiciousComponents" else real(rule_id)
+    )
     group = parse_group({"rules": [{"name": "SuspiciousComponents", "mode": "NonBlocking"}]}, "t", "t")
     assert verdict(group, report_with()).outcome == Outcome.BLOCKED

@@ -17,8 +17,8 @@ from typing import Any
 
 import jsonschema
 import pytest
-
 from cli_helpers import OS_SYSTEM_PICKLE, modelsec
+
 from modelsec.report.sarif import artifact_uri
 
 OASIS_ID = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -42,12 +42,24 @@ def errors(validator: jsonschema.protocols.Validator, document: Any) -> list[str
 def test_the_validator_rejects_what_code_scanning_rejects(validator):
     # proves the test below can fail: raw spaces, a second '#', non-ASCII are not URI references
     for bad in ("models/my model.pkl", "a#b#c.pkl", "modèle.pkl"):
-        doc = {"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "x"}}, "results": [{
-            "message": {"text": "m"},
-            "locations": [{"physicalLocation": {"artifactLocation": {"uri": bad}}}]}]}]}
+        doc = {
+            "version": "2.1.0",
+            "runs": [
+                {
+                    "tool": {"driver": {"name": "x"}},
+                    "results": [
+                        {
+                            "message": {"text": "m"},
+                            "locations": [{"physicalLocation": {"artifactLocation": {"uri": bad}}}],
+                        }
+                    ],
+                }
+            ],
+        }
         assert any("uri-reference" in e for e in errors(validator, doc)), bad
         doc["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] = (
-            artifact_uri(bad))
+            artifact_uri(bad)
+        )
         assert errors(validator, doc) == []
 
 
@@ -78,15 +90,24 @@ def test_sarif_output_validates_against_the_official_schema(tmp_path, validator)
     assert errors(validator, doc) == []
     results = doc["runs"][0]["results"]
     uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in results}
-    assert {"my%20model%20%231/weights%2050%25.pkl", "my%20model%20%231/mod%C3%A8le%232.pkl",
-            "my%20model%20%231/raw%FF.pkl", "my%20model%20%231/a%21b.zip",
-            "my%20model%20%231/loop", "my%20model%20%231/pipe"} <= uris
+    assert {
+        "my%20model%20%231/weights%2050%25.pkl",
+        "my%20model%20%231/mod%C3%A8le%232.pkl",
+        "my%20model%20%231/raw%FF.pkl",
+        "my%20model%20%231/a%21b.zip",
+        "my%20model%20%231/loop",
+        "my%20model%20%231/pipe",
+    } <= uris
     assert {r["level"] for r in results} == {"error", "warning"}
     assert all(r["partialFingerprints"] for r in results)
     gaps = [r for r in results if r["ruleId"] == "MS-GEN-004"]
     assert len(gaps) == 2 and all("not inspected" in r["message"]["text"] for r in gaps)
-    member = next(r for r in results if "data 1#.pkl" in r["locations"][0]["logicalLocations"][0][
-        "fullyQualifiedName"] and r["ruleId"] == "MS-PKL-100")
+    member = next(
+        r
+        for r in results
+        if "data 1#.pkl" in r["locations"][0]["logicalLocations"][0]["fullyQualifiedName"]
+        and r["ruleId"] == "MS-PKL-100"
+    )
     assert member["locations"][0]["physicalLocation"]["region"] == {"startLine": 1}
 
 

@@ -76,10 +76,12 @@ def test_members_are_sniffed_through_the_context() -> None:
 def test_a_context_without_the_engine_fails_closed_when_asked() -> None:
     """A zip scanned in a context built without the engine's format view cannot recognise
     its members: that is an incomplete (ERROR), never a member silently skipped."""
-    archive = _zip({
-        "archive/data.pkl": pickle.dumps({"w": 1}, protocol=2),
-        "archive/data/0": _zip({"inner.txt": b"hi"}),  # raw storage that is really a zip
-    })
+    archive = _zip(
+        {
+            "archive/data.pkl": pickle.dumps({"w": 1}, protocol=2),
+            "archive/data/0": _zip({"inner.txt": b"hi"}),  # raw storage that is really a zip
+        }
+    )
     sink = ScanSink(Limits())
     dispatch(BytesSource(archive), ScanContext("model.pt", sink, dispatch), None)
     reasons = [i.reason for i in sink.incompletes]

@@ -22,10 +22,26 @@ SRC = REPO / "src" / "modelsec"
 # Scanning code of formats a clean safetensors or pickle file is not, and libraries that
 # only their scans (or other commands) need.
 NOT_FOR_OTHER_FORMATS = (
-    "jinja2", "markupsafe", "modelsec.templates", "modelsec.onnx.reader", "modelsec.onnx.model",
-    "modelsec.backdoor", "modelsec.keras.config", "modelsec.tensorflow", "h5py", "numpy",
-    "subprocess", "multiprocessing", "concurrent.futures", "tqdm", "py7zr", "lz4",
-    "kubernetes", "boto3", "huggingface_hub", "httpx2",
+    "jinja2",
+    "markupsafe",
+    "modelsec.templates",
+    "modelsec.onnx.reader",
+    "modelsec.onnx.model",
+    "modelsec.backdoor",
+    "modelsec.keras.config",
+    "modelsec.tensorflow",
+    "h5py",
+    "numpy",
+    "subprocess",
+    "multiprocessing",
+    "concurrent.futures",
+    "tqdm",
+    "py7zr",
+    "lz4",
+    "kubernetes",
+    "boto3",
+    "huggingface_hub",
+    "httpx2",
 )
 
 
@@ -53,8 +69,22 @@ def test_version_loads_neither_scanner_nor_policy():
         "from modelsec.cli.main import main\n"
         "try:\n    main(['--version'])\nexcept SystemExit as exit:\n    assert exit.code == 0"
     )
-    assert loaded(modules, ("modelsec.engine", "modelsec.formats", "modelsec.pickle", "modelsec.policy",
-                            "modelsec.rules", "pydantic", "yaml", *NOT_FOR_OTHER_FORMATS)) == []
+    assert (
+        loaded(
+            modules,
+            (
+                "modelsec.engine",
+                "modelsec.formats",
+                "modelsec.pickle",
+                "modelsec.policy",
+                "modelsec.rules",
+                "pydantic",
+                "yaml",
+                *NOT_FOR_OTHER_FORMATS,
+            ),
+        )
+        == []
+    )
 
 
 def test_a_safetensors_scan_loads_no_other_format_scanning_code(tmp_path):
@@ -147,7 +177,10 @@ def built_lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path / "lib"
     built = subprocess.run(
         [sys.executable, "-c", "from setuptools import setup; setup()", "build_py", "--build-lib", str(out)],
-        cwd=tree, capture_output=True, text=True, timeout=600,
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        timeout=600,
         env=os.environ | {"PYTHONDONTWRITEBYTECODE": "1"},  # the wheel carries bytecode regardless
     )
     assert built.returncode == 0, built.stderr

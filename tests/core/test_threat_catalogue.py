@@ -6,8 +6,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_threat_docs_are_up_to_date():
-    result = subprocess.run([sys.executable, str(REPO / "hack" / "gen_threat_docs.py"), "--check"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "hack" / "gen_threat_docs.py"), "--check"], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
 
 

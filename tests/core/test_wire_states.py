@@ -37,7 +37,9 @@ def test_members_serialise_as_their_historic_strings(enum, wire):
 
 def test_rule_line_of_a_report_is_unchanged():
     finding = threat("MS-TEST-900", "LoadTimeCodeExecution", Severity.HIGH, "t", "r").at("m.pkl", "why")
-    line = RuleEvaluation("LoadTimeCodeExecution", Mode.NON_BLOCKING, RuleResult.FAILED, [finding], "1 finding(s)")
+    line = RuleEvaluation(
+        "LoadTimeCodeExecution", Mode.NON_BLOCKING, RuleResult.FAILED, [finding], "1 finding(s)"
+    )
     assert json.loads(json.dumps(line.to_dict())) == {
         "name": "LoadTimeCodeExecution",
         "mode": "NonBlocking",
@@ -49,14 +51,21 @@ def test_rule_line_of_a_report_is_unchanged():
 
 def test_group_spec_round_trips_with_the_same_strings():
     raw = {"errorOutcome": "BLOCKED", "rules": [{"name": "ApprovedFormats", "mode": "NonBlocking"}]}
-    dumped = SecurityGroupSpec.model_validate(raw).model_dump(mode="json", by_alias=True, exclude_defaults=True)
-    assert dumped == {"errorOutcome": "BLOCKED", "rules": [{"name": "ApprovedFormats", "mode": "NonBlocking"}]}
+    dumped = SecurityGroupSpec.model_validate(raw).model_dump(
+        mode="json", by_alias=True, exclude_defaults=True
+    )
+    assert dumped == {
+        "errorOutcome": "BLOCKED",
+        "rules": [{"name": "ApprovedFormats", "mode": "NonBlocking"}],
+    }
 
 
 def test_modelscan_status_carries_the_same_strings():
     status = ModelScanStatus(
         outcome=Outcome.BLOCKED,
-        rules=[RuleStatus(name="ApprovedFormats", mode=Mode.BLOCKING, result=RuleResult.FAILED, violations=2)],
+        rules=[
+            RuleStatus(name="ApprovedFormats", mode=Mode.BLOCKING, result=RuleResult.FAILED, violations=2)
+        ],
     )
     dumped = status.model_dump(mode="json", by_alias=True, exclude_none=True)
     assert dumped["outcome"] == "BLOCKED"
@@ -72,10 +81,24 @@ def test_exit_codes_are_found_by_outcome_member_and_by_its_string():
 
 
 def _document(outcome: str, mode: str = "Blocking", result: str = "FAILED") -> str:
-    model = {"target": "m", "uri": "file:///m", "sourceType": "Local", "outcome": outcome, "fingerprint": "f",
-             "files": [], "rules": [{"name": "ApprovedFormats", "mode": mode, "result": result}]}
-    return json.dumps({"schemaVersion": SCHEMA, "scanner": {"name": "modelsec", "version": "0"},
-                       "group": {"name": "g"}, "outcome": outcome, "models": [model]})
+    model = {
+        "target": "m",
+        "uri": "file:///m",
+        "sourceType": "Local",
+        "outcome": outcome,
+        "fingerprint": "f",
+        "files": [],
+        "rules": [{"name": "ApprovedFormats", "mode": mode, "result": result}],
+    }
+    return json.dumps(
+        {
+            "schemaVersion": SCHEMA,
+            "scanner": {"name": "modelsec", "version": "0"},
+            "group": {"name": "g"},
+            "outcome": outcome,
+            "models": [model],
+        }
+    )
 
 
 def test_a_saved_report_reads_back_as_members_and_dumps_the_same_strings():
@@ -86,10 +109,15 @@ def test_a_saved_report_reads_back_as_members_and_dumps_the_same_strings():
     assert json.loads(read.model_dump_json(by_alias=True))["models"][0]["rules"][0]["mode"] == "Blocking"
 
 
-@pytest.mark.parametrize("outcome, mode, result", [
-    ("PASSED", "Blocking", "FAILED"), ("allowed", "Blocking", "FAILED"),
-    ("BLOCKED", "Warn", "FAILED"), ("BLOCKED", "Blocking", "OK"),
-])
+@pytest.mark.parametrize(
+    "outcome, mode, result",
+    [
+        ("PASSED", "Blocking", "FAILED"),
+        ("allowed", "Blocking", "FAILED"),
+        ("BLOCKED", "Warn", "FAILED"),
+        ("BLOCKED", "Blocking", "OK"),
+    ],
+)
 def test_a_report_with_a_state_modelsec_never_writes_is_refused(outcome, mode, result):
     # an edited or hostile report must not be carried on with a state nothing understands
     with pytest.raises(document.DocumentError, match="invalid scan result"):

@@ -42,9 +42,12 @@ def test_labelled_file(corpora: Path, corpus: str, name: str, label: str | None)
     path = corpora / corpus / name
     report = Engine().scan_path(path)
     verdict = evaluate(load_group("local-default"), EvaluationInput(report, SourceType.LOCAL))
-    summary = f"{verdict.outcome.value}: {verdict.reason}; findings: " + "; ".join(
-        f"{f.threat} {f.subject} {f.message}" for f in report.all_findings()[:5]
-    ) + "; incomplete: " + "; ".join(i.reason for i in report.all_incompletes()[:3])
+    summary = (
+        f"{verdict.outcome.value}: {verdict.reason}; findings: "
+        + "; ".join(f"{f.threat} {f.subject} {f.message}" for f in report.all_findings()[:5])
+        + "; incomplete: "
+        + "; ".join(i.reason for i in report.all_incompletes()[:3])
+    )
     if label == "malicious":
         assert verdict.outcome == Outcome.BLOCKED, summary
     elif label == "benign":

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import pytest
 
@@ -15,7 +15,7 @@ from modelsec import formats
 from modelsec.bytesource import BytesSource
 from modelsec.context import Limits
 from modelsec.engine import Engine, FileResult
-from modelsec.findings import Severity, THREATS, threat
+from modelsec.findings import THREATS, Severity, threat
 from modelsec.formats.base import FormatCategory, FormatScanner
 from modelsec.policy import Outcome, evaluate, load_group
 from modelsec.rules.base import EvaluationInput, SourceType
@@ -66,7 +66,9 @@ def malicious_pickle(command: bytes = b"id") -> bytes:
     return (
         b"\x80\x02"  # PROTO 2
         + b"cposix\nsystem\n"  # GLOBAL
-        + b"X" + struct.pack("<I", len(command)) + command  # BINUNICODE
+        + b"X"
+        + struct.pack("<I", len(command))
+        + command  # BINUNICODE
         + b"\x85"  # TUPLE1
         + b"R"  # REDUCE
         + b"."  # STOP
@@ -172,16 +174,29 @@ def build_zip(
         stored = entry.raw if entry.raw is not None else compress(entry.data, entry.method)
         crc = zlib.crc32(entry.data)
         base = {
-            "name": entry.name.encode(), "method": entry.method, "flags": entry.flags,
-            "crc": crc, "csize": len(stored), "usize": len(entry.data),
+            "name": entry.name.encode(),
+            "method": entry.method,
+            "flags": entry.flags,
+            "crc": crc,
+            "csize": len(stored),
+            "usize": len(entry.data),
         }
         loc = {**base, **entry.local}
         cen = {**base, **entry.central}
         offset = len(body) - (0 if shift_offsets else len(prefix))
         offsets.append(offset)
         body += struct.pack(
-            "<4sHHHHHIIIHH", b"PK\x03\x04", 20, loc["flags"], loc["method"], 0, 0x21,
-            loc["crc"], loc["csize"], loc["usize"], len(loc["name"]),  # type: ignore[arg-type]
+            "<4sHHHHHIIIHH",
+            b"PK\x03\x04",
+            20,
+            loc["flags"],
+            loc["method"],
+            0,
+            0x21,
+            loc["crc"],
+            loc["csize"],
+            loc["usize"],
+            len(loc["name"]),  # type: ignore[arg-type]
             len(loc.get("extra", b"")),  # type: ignore[arg-type]
         )
         body += loc["name"]  # type: ignore[operator]
@@ -191,19 +206,31 @@ def build_zip(
             continue
         claimed = (central_offsets or {}).get(len(offsets) - 1, offset)
         central += struct.pack(
-            "<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", entry.version_made_by, 20, cen["flags"],
-            cen["method"], 0, 0x21, cen["crc"], cen["csize"], cen["usize"],
-            len(cen["name"]), len(cen.get("extra", b"")), 0, 0, 0,  # type: ignore[arg-type]
-            entry.external_attr, claimed,
+            "<4sHHHHHHIIIHHHHHII",
+            b"PK\x01\x02",
+            entry.version_made_by,
+            20,
+            cen["flags"],
+            cen["method"],
+            0,
+            0x21,
+            cen["crc"],
+            cen["csize"],
+            cen["usize"],
+            len(cen["name"]),
+            len(cen.get("extra", b"")),
+            0,
+            0,
+            0,  # type: ignore[arg-type]
+            entry.external_attr,
+            claimed,
         )
         central += cen["name"]  # type: ignore[operator]
         central += cen.get("extra", b"")  # type: ignore[operator]
         count += 1
     cd_offset = len(body) - (0 if shift_offsets else len(prefix))
     n = count if declared_entries is None else declared_entries
-    eocd = struct.pack(
-        "<4sHHHHIIH", b"PK\x05\x06", 0, 0, n, n, len(central), cd_offset, len(comment)
-    )
+    eocd = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, n, n, len(central), cd_offset, len(comment))
     return bytes(body + central + eocd + comment + trailing)
 
 

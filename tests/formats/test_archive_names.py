@@ -40,7 +40,9 @@ def test_special_7z_member_is_reported_and_not_decoded(stub_pickle, mode: int, s
     data = _7z({"dev.pkl": malicious_pickle()}, plain_header=True)
     result = scan_bytes(_with_mode(data, 0o100600, mode), "m.7z")
     special = [f for f in result.findings if f.threat == "MS-ARC-004"]
-    assert [(f.file, f.message) for f in special] == [("m.7z!dev.pkl", f"member is a special file (mode {shown})")]
+    assert [(f.file, f.message) for f in special] == [
+        ("m.7z!dev.pkl", f"member is a special file (mode {shown})")
+    ]
     assert stub_pickle.seen == []
 
 
@@ -52,8 +54,18 @@ def test_regular_7z_member_with_unix_mode_is_scanned(stub_pickle) -> None:  # no
 
 @pytest.mark.parametrize(
     ("mode", "special"),
-    [(None, False), (0o644, False), (0o100644, False), (0o040755, False), (0o120777, False),
-     (0o020644, True), (0o060644, True), (0o010644, True), (0o140644, True), (0o150644, True)],
+    [
+        (None, False),
+        (0o644, False),
+        (0o100644, False),
+        (0o040755, False),
+        (0o120777, False),
+        (0o020644, True),
+        (0o060644, True),
+        (0o010644, True),
+        (0o140644, True),
+        (0o150644, True),
+    ],
 )
 def test_special_file_type(mode: int | None, special: bool) -> None:
     assert special_file_type(mode) is special

@@ -35,7 +35,9 @@ CODECS = {
 
 @pytest.mark.parametrize("method", ["zlib", "gzip", "bz2", "xz", "lzma", "lz4"])
 def test_joblib_compressed_pickles_reach_the_pickle_scanner(
-    stub_pickle, tmp_path: Path, method: str  # noqa: F811
+    stub_pickle,
+    tmp_path: Path,
+    method: str,  # noqa: F811
 ) -> None:
     path = tmp_path / "model.joblib"
     joblib.dump({"w": np.arange(100, dtype=np.float32)}, path, compress=(method, 3))
@@ -102,7 +104,9 @@ def test_text_that_looks_like_a_zlib_header_is_not_zlib() -> None:
     assert formats_of(result)[""] != "zlib"
 
 
-@pytest.mark.parametrize("size", [*range(0, 4200, 7), 4096, 3 << 20, 5 << 20, 1 << 31, (1 << 31) + 1, 0xFFFFFFFF])
+@pytest.mark.parametrize(
+    "size", [*range(0, 4200, 7), 4096, 3 << 20, 5 << 20, 1 << 31, (1 << 31) + 1, 0xFFFFFFFF]
+)
 def test_lzma_alone_dictionary_sizes_are_those_lzma_open_accepts(size: int) -> None:
     """The loaders open .lzma with FORMAT_AUTO, whose decoder is picky about the size."""
     from modelsec.archive.decompress import looks_like_lzma_alone
@@ -122,8 +126,9 @@ def test_protocol_1_list_pickle_is_not_an_lzma_polyglot() -> None:
     .lzma properties byte, and the rest happened to trial-decode. No loader decodes a
     dictionary size of 0x47284e... (liblzma's auto decoder refuses it), so this is one
     plain pickle, not 'compressed + pickle'."""
-    data = bytes.fromhex("5d284e4741167664bfb0a2107100492d3531383730333834313031343634333136383235360a55"
-                         "06666d6f6876664e652e")
+    data = bytes.fromhex(
+        "5d284e4741167664bfb0a2107100492d3531383730333834313031343634333136383235360a5506666d6f6876664e652e"
+    )
     result = scan_bytes(data, "model.pkl")
     assert formats_of(result)[""] == "pickle"
     assert not {"MS-FMT-001", "MS-ARC-013"} & threats_of(result)

@@ -18,7 +18,7 @@ import os
 import struct
 import tarfile
 import zipfile
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import py7zr
@@ -32,7 +32,9 @@ from modelsec.context import Limits
 
 MINE = {"zip", "tar", "7z", "compressed", "numpy-npy", "safetensors", "pytorch-legacy"}
 SETTINGS = settings(
-    max_examples=int(os.environ.get("MODELSEC_FUZZ_EXAMPLES", "120")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=int(os.environ.get("MODELSEC_FUZZ_EXAMPLES", "120")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 LIMITS = Limits(max_members=200, max_spool_bytes=8 << 20, max_expanded_bytes=64 << 20)
 
@@ -92,9 +94,11 @@ def _npy(obj: bool) -> bytes:
 
 def _safetensors() -> bytes:
     header = json.dumps(
-        {"__metadata__": {"format": "pt"},
-         "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
-         "b": {"dtype": "U8", "shape": [3], "data_offsets": [8, 11]}}
+        {
+            "__metadata__": {"format": "pt"},
+            "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+            "b": {"dtype": "U8", "shape": [3], "data_offsets": [8, 11]},
+        }
     ).encode()
     return struct.pack("<Q", len(header)) + header + b"\0" * 11
 
@@ -102,7 +106,9 @@ def _safetensors() -> bytes:
 def _legacy() -> bytes:
     magic = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little") + b"."
     keys = b"\x80\x02]q\x00X\x01\x00\x00\x000q\x01a."
-    return magic + b"\x80\x02M\xe9\x03." + b"\x80\x02}q\x00." + malicious_pickle() + keys + b"\x01" + b"\0" * 11
+    return (
+        magic + b"\x80\x02M\xe9\x03." + b"\x80\x02}q\x00." + malicious_pickle() + keys + b"\x01" + b"\0" * 11
+    )
 
 
 def _npz() -> bytes:
@@ -129,9 +135,19 @@ SEEDS = {
 }
 
 MAGICS = [
-    b"PK\x03\x04", b"PK\x05\x06", b"7z\xbc\xaf\x27\x1c", b"\x93NUMPY\x01\x00", b"\x93NUMPY\x03\x00",
-    b"\x1f\x8b\x08", b"BZh91AY&SY", b"\xfd7zXZ\x00", b"\x04\x22\x4d\x18", b"x\x9c",
-    b"]\x00\x00\x80\x00", b"ZF0x10               x\x9c", b"\x10\x00\x00\x00\x00\x00\x00\x00{",
+    b"PK\x03\x04",
+    b"PK\x05\x06",
+    b"7z\xbc\xaf\x27\x1c",
+    b"\x93NUMPY\x01\x00",
+    b"\x93NUMPY\x03\x00",
+    b"\x1f\x8b\x08",
+    b"BZh91AY&SY",
+    b"\xfd7zXZ\x00",
+    b"\x04\x22\x4d\x18",
+    b"x\x9c",
+    b"]\x00\x00\x80\x00",
+    b"ZF0x10               x\x9c",
+    b"\x10\x00\x00\x00\x00\x00\x00\x00{",
     b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little") + b".",
 ]
 

@@ -70,12 +70,33 @@ def test_corrupt_truncated_npy_is_blocked(tmp_path: Path, data: bytes) -> None:
 # --- every model name ----------------------------------------------------------------------------
 
 MODEL_NAMES = [
-    "model.pkl", "model.pickle", "model.dill", "model.pt", "model.pth", "last.ckpt",
-    "model.joblib", "x.npy", "x.npz", "model.h5", "model.hdf5", "model.keras", "model.onnx",
-    "model.tflite", "model.safetensors", "model.gguf", "saved_model.pb", "weights.msgpack",
-    "handler.mar", "pytorch_model.bin", "pytorch_model-00001-of-00002.bin",
-    "diffusion_pytorch_model.fp16.bin", "adapter_model.bin", "training_args.bin",
-    "model-00001-of-00002.safetensors", "tf_model.h5", "flax_model.msgpack",
+    "model.pkl",
+    "model.pickle",
+    "model.dill",
+    "model.pt",
+    "model.pth",
+    "last.ckpt",
+    "model.joblib",
+    "x.npy",
+    "x.npz",
+    "model.h5",
+    "model.hdf5",
+    "model.keras",
+    "model.onnx",
+    "model.tflite",
+    "model.safetensors",
+    "model.gguf",
+    "saved_model.pb",
+    "weights.msgpack",
+    "handler.mar",
+    "pytorch_model.bin",
+    "pytorch_model-00001-of-00002.bin",
+    "diffusion_pytorch_model.fp16.bin",
+    "adapter_model.bin",
+    "training_args.bin",
+    "model-00001-of-00002.safetensors",
+    "tf_model.h5",
+    "flax_model.msgpack",
 ]
 
 
@@ -142,7 +163,10 @@ def sentencepiece_model(tmp_path: Path) -> bytes:
     corpus.write_text("\n".join(f"the quick brown fox jumps over the lazy dog {i}" for i in range(200)))
     prefix = tmp_path / "sp"
     sentencepiece.SentencePieceTrainer.train(
-        input=str(corpus), model_prefix=str(prefix), vocab_size=60, model_type="bpe",
+        input=str(corpus),
+        model_prefix=str(prefix),
+        vocab_size=60,
+        model_type="bpe",
         minloglevel=2,
     )
     return (tmp_path / "sp.model").read_bytes()
@@ -150,12 +174,16 @@ def sentencepiece_model(tmp_path: Path) -> bytes:
 
 def flax_weights() -> bytes:
     """What flax.serialization.msgpack_serialize writes: a map of maps, arrays as ext 1."""
+
     def array(a: np.ndarray) -> msgpack.ExtType:
         return msgpack.ExtType(1, msgpack.packb((a.shape, a.dtype.name, a.tobytes()), use_bin_type=True))
 
-    tree = {"params": {"dense": {"kernel": array(np.ones((4, 3), np.float32)),
-                                 "bias": array(np.zeros(3, np.float32))},
-                       "step": 3}}
+    tree = {
+        "params": {
+            "dense": {"kernel": array(np.ones((4, 3), np.float32)), "bias": array(np.zeros(3, np.float32))},
+            "step": 3,
+        }
+    }
     return msgpack.packb(tree, strict_types=True)
 
 

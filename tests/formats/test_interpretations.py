@@ -35,7 +35,10 @@ def system_call_tail() -> bytes:
     """Protocol 4 opcodes that import os.system by STACK_GLOBAL and call it (no PROTO)."""
     return (
         b"\x8c\x02os\x8c\x06system\x93"  # SHORT_BINUNICODE x2, STACK_GLOBAL
-        + b"\x8c" + bytes([len(COMMAND)]) + COMMAND + b"\x85R."  # TUPLE1, REDUCE, STOP
+        + b"\x8c"
+        + bytes([len(COMMAND)])
+        + COMMAND
+        + b"\x85R."  # TUPLE1, REDUCE, STOP
     )
 
 
@@ -68,7 +71,7 @@ def hdf5_with_user_block(size: int) -> bytes:
 def test_polyglot_hdf5_user_block_with_pickle_prefix_is_scanned_as_pickle(block: int) -> None:
     hdf5 = hdf5_with_user_block(block)
     payload = system_pickle()
-    data = payload + hdf5[len(payload):]
+    data = payload + hdf5[len(payload) :]
     assert runs_as_pickle(data)
     with h5py.File(io.BytesIO(data), "r") as f:  # h5py finds the superblock after the block
         assert f["weights"].shape == (16,)
@@ -190,10 +193,12 @@ def benign_files() -> dict[str, bytes]:
         buffer = io.BytesIO()
         joblib.dump(arrays, buffer, compress=compress)
         files[f"j{compress}.joblib"] = buffer.getvalue()
-    for name, save in (("a.npy", lambda b: np.save(b, arrays["w"])),
-                       ("o.npy", lambda b: np.save(b, np.array([{"k": 1}], dtype=object))),
-                       ("a.npz", lambda b: np.savez(b, **arrays)),
-                       ("c.npz", lambda b: np.savez_compressed(b, **arrays))):
+    for name, save in (
+        ("a.npy", lambda b: np.save(b, arrays["w"])),
+        ("o.npy", lambda b: np.save(b, np.array([{"k": 1}], dtype=object))),
+        ("a.npz", lambda b: np.savez(b, **arrays)),
+        ("c.npz", lambda b: np.savez_compressed(b, **arrays)),
+    ):
         buffer = io.BytesIO()
         save(buffer)
         files[name] = buffer.getvalue()

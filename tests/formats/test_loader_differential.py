@@ -54,9 +54,7 @@ def header_variants() -> list[tuple[str, tuple[int, int]]]:
         "{{'descr': '<f8', 'descr': {d}, 'fortran_order': False, 'shape': {s}}}",
     ]
     out = []
-    for layout, descr, shape, version in itertools.product(
-        layouts, descrs, shapes, [(1, 0), (2, 0), (3, 0)]
-    ):
+    for layout, descr, shape, version in itertools.product(layouts, descrs, shapes, [(1, 0), (2, 0), (3, 0)]):
         out.append((layout.format(d=descr, s=shape), version))
     return out
 
@@ -103,9 +101,20 @@ def test_npy_object_array_numpy_would_unpickle_is_scanned_as_pickle() -> None:
 def zfile_fields(length: int) -> list[bytes]:
     """Ways to write the 19-character length field that int(field, 16) accepts or not."""
     spellings = [
-        f"{length:#x}", f"{length:#X}", f"{length:x}", f"   {length:#x}", f"\t{length:#x}\t",
-        "_".join(f"{length:x}"), f"+{length:#x}", f"{length:019x}", f"{length:#x}\n",
-        f"{length:#x}\x0b", f"{length:#x}\0", f"-{length:#x}", "zz", f"0x_{length:x}",
+        f"{length:#x}",
+        f"{length:#X}",
+        f"{length:x}",
+        f"   {length:#x}",
+        f"\t{length:#x}\t",
+        "_".join(f"{length:x}"),
+        f"+{length:#x}",
+        f"{length:019x}",
+        f"{length:#x}\n",
+        f"{length:#x}\x0b",
+        f"{length:#x}\0",
+        f"-{length:#x}",
+        "zz",
+        f"0x_{length:x}",
     ]
     return [s.encode().ljust(19)[:19] for s in spellings]
 
@@ -220,9 +229,14 @@ def safetensors_variants() -> list[bytes]:
     entries = {"w": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, len(tensor)]}}
     metadata = {"__metadata__": {"format": "pt"}}
     texts = [
-        json.dumps(entries), json.dumps({**metadata, **entries}), json.dumps({**entries, **metadata}),
-        " " + json.dumps(entries), "\n\t" + json.dumps(entries), json.dumps(entries) + "    ",
-        json.dumps(entries, indent=2), json.dumps(entries, ensure_ascii=True).replace("w", "\\u0077"),
+        json.dumps(entries),
+        json.dumps({**metadata, **entries}),
+        json.dumps({**entries, **metadata}),
+        " " + json.dumps(entries),
+        "\n\t" + json.dumps(entries),
+        json.dumps(entries) + "    ",
+        json.dumps(entries, indent=2),
+        json.dumps(entries, ensure_ascii=True).replace("w", "\\u0077"),
         json.dumps({"w": {"shape": [2, 3], "data_offsets": [0, len(tensor)], "dtype": "F32"}}),
     ]
     out = []
@@ -276,7 +290,9 @@ def onnx_variants() -> list[bytes]:
 
     node = helper.make_node("Relu", ["x"], ["y"])
     graph = helper.make_graph(
-        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
     )
     out = []
@@ -325,11 +341,14 @@ def test_lenient_protobuf_onnx_with_unknown_fields_is_scanned_as_onnx() -> None:
 
     node = helper.make_node("PyOp", ["x"], ["y"], domain="ai.onnx.contrib")
     graph = helper.make_graph(
-        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
-                                                     helper.make_opsetid("ai.onnx.contrib", 1)])
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("ai.onnx.contrib", 1)]
+    )
     unknown = b"".join(bytes([0xA0, 0x06 + i]) + b"\x01" for i in range(8))
     result = scan_bytes(unknown + model.SerializeToString(), "weights.bin")
     assert readings_of(result)[""] == ["onnx"]

@@ -57,8 +57,10 @@ def test_object_array_from_numpy_goes_to_pickle_scanner(stub_pickle) -> None:  #
     assert result.findings == []
 
 
-@pytest.mark.parametrize("descr", ["|O", "O", "<O8", "[('a', '<i4'), ('b', '|O')]",
-                                   "[('outer', [('inner', '|O')])]", "('|O', (2,))"])
+@pytest.mark.parametrize(
+    "descr",
+    ["|O", "O", "<O8", "[('a', '<i4'), ('b', '|O')]", "[('outer', [('inner', '|O')])]", "('|O', (2,))"],
+)
 def test_malicious_pickle_behind_object_dtypes(stub_pickle, descr: str) -> None:  # noqa: F811
     header = "{'descr': %s, 'fortran_order': False, 'shape': (1,), }" % (
         descr if descr.startswith(("[", "(")) else repr(descr)

@@ -35,8 +35,12 @@ def _tensor(dtype: str, shape: list[int], begin: int, end: int) -> dict[str, obj
 def test_benign_file_from_the_library(tmp_path: Path) -> None:
     path = tmp_path / "model.safetensors"
     save_file(
-        {"w": np.ones((4, 4), dtype=np.float32), "b": np.arange(3, dtype=np.int64),
-         "empty": np.zeros((0, 3), dtype=np.float16), "scalar": np.array(1.5, dtype=np.float64)},
+        {
+            "w": np.ones((4, 4), dtype=np.float32),
+            "b": np.arange(3, dtype=np.int64),
+            "empty": np.zeros((0, 3), dtype=np.float16),
+            "scalar": np.array(1.5, dtype=np.float64),
+        },
         str(path),
         metadata={"format": "pt", "note": "rm -rf / ; curl http://x"},
     )
@@ -70,13 +74,20 @@ CORRUPT: dict[str, tuple[bytes, str]] = {
     "metadata not strings": (_st({"__metadata__": {"a": 1}}), "MS-ST-001"),
     "metadata nested": (_st({"__metadata__": {"a": {"b": "c"}}}), "MS-ST-001"),
     "duplicate tensor": (
-        _st(None, b"\0" * 4, raw=b'{"a": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]},'
-            b' "a": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]}}'),
+        _st(
+            None,
+            b"\0" * 4,
+            raw=b'{"a": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]},'
+            b' "a": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]}}',
+        ),
         "MS-ST-002",
     ),
     "duplicate nested key": (
-        _st(None, b"\0" * 4, raw=b'{"a": {"dtype": "U8", "dtype": "I8", "shape": [4], '
-            b'"data_offsets": [0, 4]}}'),
+        _st(
+            None,
+            b"\0" * 4,
+            raw=b'{"a": {"dtype": "U8", "dtype": "I8", "shape": [4], "data_offsets": [0, 4]}}',
+        ),
         "MS-ST-002",
     ),
     "unknown dtype": (_st({"a": _tensor("F128", [1], 0, 16)}, b"\0" * 16), "MS-ST-003"),
@@ -84,7 +95,10 @@ CORRUPT: dict[str, tuple[bytes, str]] = {
     "float dim": (_st({"a": _tensor("U8", [1.5], 0, 1)}, b"\0"), "MS-ST-003"),
     "bool dim": (_st({"a": _tensor("U8", [True], 0, 1)}, b"\0"), "MS-ST-003"),
     "offsets reversed": (_st({"a": _tensor("U8", [0], 4, 0)}, b"\0" * 4), "MS-ST-003"),
-    "offsets triple": (_st({"a": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1, 2]}}, b"\0"), "MS-ST-003"),
+    "offsets triple": (
+        _st({"a": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1, 2]}}, b"\0"),
+        "MS-ST-003",
+    ),
     "missing shape": (_st({"a": {"dtype": "U8", "data_offsets": [0, 1]}}, b"\0"), "MS-ST-003"),
     "entry not object": (_st({"a": [1, 2]}), "MS-ST-003"),
     "size mismatch": (_st({"a": _tensor("F32", [2], 0, 4)}, b"\0" * 4), "MS-ST-003"),

@@ -109,7 +109,7 @@ def test_sparse_member_bomb() -> None:
     info.size = 512
     buf = bytearray(info.tobuf(tarfile.GNU_FORMAT))
     header = buf[-512:]
-    header[386:386 + 24] = b"%011o\0" % 0 + b"%011o\0" % 512  # one sparse entry
+    header[386 : 386 + 24] = b"%011o\0" % 0 + b"%011o\0" % 512  # one sparse entry
     header[483:495] = b"%011o\0" % (1 << 30)  # realsize
     header[148:156] = b"        "
     header[148:155] = b"%06o\0" % sum(header)
@@ -161,18 +161,25 @@ def _legacy_torch_tar(storages: bytes, tensors: bytes, pickle: bytes = _P2 + b"}
 def _storage_args(key: str) -> bytes:
     """(key, 'cpu', torch.FloatStorage) in protocol 2."""
     text = key.encode()
-    return (_P2 + b"X" + len(text).to_bytes(4, "little") + text + b"X\x03\x00\x00\x00cpu"
-            + b"ctorch\nFloatStorage\n\x87.")
+    return (
+        _P2
+        + b"X"
+        + len(text).to_bytes(4, "little")
+        + text
+        + b"X\x03\x00\x00\x00cpu"
+        + b"ctorch\nFloatStorage\n\x87."
+    )
 
 
 def test_legacy_torch_tar_pickle_after_raw_storage_bytes_is_scanned() -> None:
     """torch.load reads storages as: count, (args, int64 n, n floats) per storage, views.
     The views pickle sits after raw float bytes that no pickle scan walks through."""
-    storages = (_P2 + b"K\x01." + _storage_args("0") + (4).to_bytes(8, "little") + bytes(16)
-                + _SYSTEM)
+    storages = _P2 + b"K\x01." + _storage_args("0") + (4).to_bytes(8, "little") + bytes(16) + _SYSTEM
     tensors = _P2 + b"K\x00."
     result = scan_bytes(_legacy_torch_tar(storages, tensors), "model.pt")
-    assert any(f.rule == "LoadTimeCodeExecution" and "storages@" in f.file for f in result.findings), result.findings
+    assert any(f.rule == "LoadTimeCodeExecution" and "storages@" in f.file for f in result.findings), (
+        result.findings
+    )
 
 
 def test_legacy_torch_tar_tensor_pickle_after_raw_shape_bytes_is_scanned() -> None:
@@ -181,7 +188,9 @@ def test_legacy_torch_tar_tensor_pickle_after_raw_shape_bytes_is_scanned() -> No
     tensors = _P2 + b"K\x02." + args + shape + _SYSTEM + shape
     storages = _P2 + b"K\x00." + _P2 + b"]."
     result = scan_bytes(_legacy_torch_tar(storages, tensors), "model.pt")
-    assert any(f.rule == "LoadTimeCodeExecution" and "tensors@" in f.file for f in result.findings), result.findings
+    assert any(f.rule == "LoadTimeCodeExecution" and "tensors@" in f.file for f in result.findings), (
+        result.findings
+    )
 
 
 def test_legacy_torch_tar_with_unknown_storage_type_fails_closed() -> None:
@@ -191,9 +200,14 @@ def test_legacy_torch_tar_with_unknown_storage_type_fails_closed() -> None:
 
 
 def test_legacy_torch_tar_benign_layout_is_clean() -> None:
-    storages = (_P2 + b"K\x01." + _storage_args("0") + (4).to_bytes(8, "little") + bytes(16)
-                + _P2 + b"].")
+    storages = _P2 + b"K\x01." + _storage_args("0") + (4).to_bytes(8, "little") + bytes(16) + _P2 + b"]."
     args = _P2 + b"(X\x01\x00\x00\x00aX\x01\x00\x00\x000K\x00t."
-    shape = (1).to_bytes(4, "little") + bytes(4) + (4).to_bytes(8, "little") + (1).to_bytes(8, "little") + bytes(8)
+    shape = (
+        (1).to_bytes(4, "little")
+        + bytes(4)
+        + (4).to_bytes(8, "little")
+        + (1).to_bytes(8, "little")
+        + bytes(8)
+    )
     result = scan_bytes(_legacy_torch_tar(storages, _P2 + b"K\x01." + args + shape), "model.pt")
     assert not result.findings and not result.incompletes, (result.findings, result.incompletes)

@@ -17,8 +17,7 @@ MAGIC_P4 = b"\x80\x04\x95\x0d" + b"\0" * 7 + b"\x8a\x0a" + MAGIC.to_bytes(10, "l
 MAGIC_P0 = b"L" + str(MAGIC).encode() + b"L\n."
 PROTOCOL = b"\x80\x02M\xe9\x03."
 SYS_INFO = (
-    b"\x80\x02}q\x00(X\x10\x00\x00\x00protocol_versionq\x01M\xe9\x03"
-    b"X\r\x00\x00\x00little_endianq\x02\x88u."
+    b"\x80\x02}q\x00(X\x10\x00\x00\x00protocol_versionq\x01M\xe9\x03X\r\x00\x00\x00little_endianq\x02\x88u."
 )
 # OrderedDict-free stand-in for a state dict: {'w': persistent id ('storage', 'key0')}
 OBJECT = b"\x80\x02}q\x00X\x01\x00\x00\x00wq\x01(X\x07\x00\x00\x00storageq\x02X\x04\x00\x00\x00key0q\x03tQs."
@@ -26,8 +25,14 @@ KEYS = b"\x80\x02]q\x00X\x04\x00\x00\x00key0q\x01a."
 STORAGE = struct.pack("<q", 4) + b"\0" * 16
 
 
-def legacy(magic: bytes = MAGIC_P2, protocol: bytes = PROTOCOL, sys_info: bytes = SYS_INFO,
-           obj: bytes = OBJECT, keys: bytes = KEYS, storage: bytes = STORAGE) -> bytes:
+def legacy(
+    magic: bytes = MAGIC_P2,
+    protocol: bytes = PROTOCOL,
+    sys_info: bytes = SYS_INFO,
+    obj: bytes = OBJECT,
+    keys: bytes = KEYS,
+    storage: bytes = STORAGE,
+) -> bytes:
     return magic + protocol + sys_info + obj + keys + storage
 
 
@@ -45,9 +50,7 @@ SLOTS = {"protocol": 0, "sys_info": 1, "obj": 2, "keys": 3}
 def test_malicious_pickle_in_any_slot(slot: str) -> None:
     data = legacy(**{slot: malicious_pickle()})
     result = scan_bytes(data, "model.bin")
-    start = len(MAGIC_P2) + sum(
-        len(p) for p in [PROTOCOL, SYS_INFO, OBJECT, KEYS][: SLOTS[slot]]
-    )
+    start = len(MAGIC_P2) + sum(len(p) for p in [PROTOCOL, SYS_INFO, OBJECT, KEYS][: SLOTS[slot]])
     hits = [f for f in result.findings if f.rule == "LoadTimeCodeExecution"]
     assert hits and all(f.file == "model.bin" for f in hits)
     assert start <= hits[0].offset < start + len(malicious_pickle())  # type: ignore[operator]

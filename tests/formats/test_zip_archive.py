@@ -44,8 +44,9 @@ def _zipfile(members: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED)
 # --- benign -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED,
-                                         zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
+@pytest.mark.parametrize(
+    "compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA]
+)
 def test_benign_zip_has_no_findings(compression: int) -> None:
     data = _zipfile({"model/config.json": b'{"a": 1}', "README.md": b"# hi\n" * 50}, compression)
     result = scan_bytes(data, "model.zip")
@@ -113,9 +114,7 @@ def test_hostile_member_names(name: str, code: str) -> None:
     data = build_zip([ZipEntry(name, b"payload"), ZipEntry("ok/fine.txt", b"x")])
     result = scan_bytes(data, "names.zip")
     assert code in threats_of(result)
-    assert not {"MS-ARC-001", "MS-ARC-002"} & {
-        f.threat for f in result.findings if "fine.txt" in f.file
-    }
+    assert not {"MS-ARC-001", "MS-ARC-002"} & {f.threat for f in result.findings if "fine.txt" in f.file}
 
 
 def test_plain_relative_names_are_fine() -> None:
@@ -125,11 +124,15 @@ def test_plain_relative_names_are_fine() -> None:
 
 def test_symlink_member_out_of_tree() -> None:
     link = ZipEntry(
-        "model/weights.bin", b"../../../etc/passwd", version_made_by=3 << 8,
+        "model/weights.bin",
+        b"../../../etc/passwd",
+        version_made_by=3 << 8,
         external_attr=unix_mode_attr(stat.S_IFLNK | 0o777),
     )
     inside = ZipEntry(
-        "model/alias.bin", b"weights.bin", version_made_by=3 << 8,
+        "model/alias.bin",
+        b"weights.bin",
+        version_made_by=3 << 8,
         external_attr=unix_mode_attr(stat.S_IFLNK | 0o777),
     )
     result = scan_bytes(build_zip([link, inside]), "links.zip")
@@ -166,7 +169,10 @@ def test_method_mismatch_scans_both_views(stub_pickle) -> None:  # noqa: F811
     deflated = zlib.compressobj(9, zlib.DEFLATED, -15)
     raw = deflated.compress(payload) + deflated.flush()
     entry = ZipEntry(
-        "model.bin", payload, method=8, raw=raw,
+        "model.bin",
+        payload,
+        method=8,
+        raw=raw,
         central={"method": 0, "usize": len(raw)},
     )
     result = scan_bytes(build_zip([entry]), "m.zip")
@@ -277,7 +283,10 @@ def test_tiny_zip_claiming_a_terabyte_does_not_allocate() -> None:
     body = raw.compress(b"tiny") + raw.flush()
     extra = zip64_extra(tera, len(body))
     entry = ZipEntry(
-        "huge.bin", b"tiny", method=8, raw=body,
+        "huge.bin",
+        b"tiny",
+        method=8,
+        raw=body,
         local={"usize": 0xFFFFFFFF, "csize": 0xFFFFFFFF, "extra": extra},
         central={"usize": 0xFFFFFFFF, "csize": 0xFFFFFFFF, "extra": extra},
     )
@@ -345,8 +354,12 @@ def test_pytorch_zip_storage_is_sniffed_by_signatures_only(stub_pickle) -> None:
     # would claim random tensor bytes. A real container hidden there is still scanned.
     nested = _zipfile({"inner.bin": malicious_pickle()})
     data = _zipfile(
-        {"archive/data.pkl": benign_pickle(), "archive/version": b"3\n",
-         "archive/data/0": malicious_pickle(), "archive/data/1": nested},
+        {
+            "archive/data.pkl": benign_pickle(),
+            "archive/version": b"3\n",
+            "archive/data/0": malicious_pickle(),
+            "archive/data/1": nested,
+        },
     )
     result = scan_bytes(data, "model.pt")
     assert "model.pt!archive/data/0" not in stub_pickle.seen
@@ -369,9 +382,7 @@ def test_torchscript_and_keras_flavours() -> None:
         }
     )
     assert formats_of(scan_bytes(ts, "ts.pt"))[""] == "torchscript"
-    keras = _zipfile(
-        {"config.json": b"{}", "metadata.json": b"{}", "model.weights.h5": b"\x89HDF\r\n\x1a\n"}
-    )
+    keras = _zipfile({"config.json": b"{}", "metadata.json": b"{}", "model.weights.h5": b"\x89HDF\r\n\x1a\n"})
     assert formats_of(scan_bytes(keras, "m.keras"))[""] == "keras"
 
 

@@ -10,14 +10,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from real_templates import ALL as REAL  # noqa: E402
 
 from modelsec.bytesource import BytesSource
 from modelsec.context import Limits
 from modelsec.engine import ENGINE_ERROR, Engine
 from modelsec.policy import Outcome, evaluate, load_group
 from modelsec.rules.base import EvaluationInput, SourceType
-
-from real_templates import ALL as REAL  # noqa: E402
 
 EVIL = "{{ cycler.__init__.__globals__.os.popen('id').read() }}"
 OBFUSCATED = "{% set n = '__cla' ~ 'ss__' %}{{ ''|attr(n) }}"
@@ -38,11 +37,20 @@ def threats(result) -> set[str]:
 
 # --- tokenizer_config.json and friends -----------------------------------------------------
 
+
 @pytest.mark.parametrize("name", sorted(REAL))
 def test_real_templates_in_tokenizer_config_are_allowed(tmp_path: Path, name: str) -> None:
     path = tmp_path / "tokenizer_config.json"
-    path.write_text(json.dumps({"tokenizer_class": "PreTrainedTokenizerFast", "chat_template": REAL[name],
-                                "bos_token": "<s>", "model_max_length": 131072}))
+    path.write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "PreTrainedTokenizerFast",
+                "chat_template": REAL[name],
+                "bos_token": "<s>",
+                "model_max_length": 131072,
+            }
+        )
+    )
     assert verdict(path) == Outcome.ALLOWED
 
 
@@ -58,10 +66,16 @@ def test_string_chat_template_blocks(tmp_path: Path) -> None:
 
 def test_list_of_named_templates(tmp_path: Path) -> None:
     path = tmp_path / "tokenizer_config.json"
-    path.write_text(json.dumps({"chat_template": [
-        {"name": "default", "template": REAL["chatml"]},
-        {"name": "tool_use", "template": OBFUSCATED},
-    ]}))
+    path.write_text(
+        json.dumps(
+            {
+                "chat_template": [
+                    {"name": "default", "template": REAL["chatml"]},
+                    {"name": "tool_use", "template": OBFUSCATED},
+                ]
+            }
+        )
+    )
     result = Engine().scan_file(path)
     assert {f.details["template"] for f in result.findings} == {"chat_template[1].template"}
     assert "MS-TPL-002" in threats(result)
@@ -86,7 +100,10 @@ def test_unparseable_template_under_template_key_fails_closed(tmp_path: Path) ->
     result = Engine().scan_file(path)
     assert [i.code for i in result.incompletes] == ["MS-TPL-090"]
     report = Engine().scan_path(path)
-    assert evaluate(load_group("local-default"), EvaluationInput(report, SourceType.LOCAL)).outcome == Outcome.ERROR
+    assert (
+        evaluate(load_group("local-default"), EvaluationInput(report, SourceType.LOCAL)).outcome
+        == Outcome.ERROR
+    )
 
 
 def test_template_syntax_in_ordinary_values_is_text(tmp_path: Path) -> None:
@@ -94,15 +111,23 @@ def test_template_syntax_in_ordinary_values_is_text(tmp_path: Path) -> None:
     path = tmp_path / "tokenizer.json"
     vocab = {"{{": 1, "{%": 2, "}}{{": 3}
     merges = ["{ {", "{{ {", "{% -", "{{ x }}"]
-    path.write_text(json.dumps({"model": {"vocab": vocab, "merges": merges},
-                                "added_tokens": [{"content": "{%"}, {"content": "}}{{-"}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "model": {"vocab": vocab, "merges": merges},
+                "added_tokens": [{"content": "{%"}, {"content": "}}{{-"}],
+            }
+        )
+    )
     result = Engine().scan_file(path)
     assert result.findings == [] and result.incompletes == []
 
 
 def test_duplicate_keys_are_reported_and_every_value_analysed(tmp_path: Path) -> None:
     path = tmp_path / "tokenizer_config.json"
-    path.write_text('{"chat_template": "' + EVIL.replace("'", "\\u0027") + '", "chat_template": "{{ bos_token }}"}')
+    path.write_text(
+        '{"chat_template": "' + EVIL.replace("'", "\\u0027") + '", "chat_template": "{{ bos_token }}"}'
+    )
     result = Engine().scan_file(path)
     assert {"MS-CFG-001", "MS-TPL-001"} <= threats(result)
 
@@ -141,7 +166,10 @@ def test_json_detection_is_by_content() -> None:
 
 # --- standalone templates -------------------------------------------------------------------
 
-@pytest.mark.parametrize("filename", ["chat_template.jinja", "x.j2", "prompt.template", "no_extension", "README"])
+
+@pytest.mark.parametrize(
+    "filename", ["chat_template.jinja", "x.j2", "prompt.template", "no_extension", "README"]
+)
 def test_standalone_template_detected_by_content(tmp_path: Path, filename: str) -> None:
     path = tmp_path / filename
     path.write_text("{% for m in messages %}{{ m.content }}{% endfor %}\n" + EVIL)
@@ -188,10 +216,13 @@ def test_template_inside_zip(tmp_path: Path) -> None:
 
 # --- YAML -------------------------------------------------------------------------------------
 
+
 def test_yaml_template_values(tmp_path: Path) -> None:
     path = tmp_path / "model.yaml"
-    path.write_text("model_name: x\nchat_template: |\n  {% for m in messages %}{{ m.content }}{% endfor %}\n"
-                    "prompts:\n  - name: a\n    template: \"{{ request.args.x }}\"\n")
+    path.write_text(
+        "model_name: x\nchat_template: |\n  {% for m in messages %}{{ m.content }}{% endfor %}\n"
+        'prompts:\n  - name: a\n    template: "{{ request.args.x }}"\n'
+    )
     result = Engine().scan_file(path)
     assert result.format == "yaml"
     assert threats(result) == {"MS-TPL-005"}
@@ -200,7 +231,9 @@ def test_yaml_template_values(tmp_path: Path) -> None:
 
 def test_benign_yaml_is_allowed(tmp_path: Path) -> None:
     path = tmp_path / "config.yml"
-    path.write_text("chat_template: " + json.dumps(REAL["qwen2-tools"]) + "\nparameters:\n  temperature: 0.7\n")
+    path.write_text(
+        "chat_template: " + json.dumps(REAL["qwen2-tools"]) + "\nparameters:\n  temperature: 0.7\n"
+    )
     assert verdict(path) == Outcome.ALLOWED
 
 
@@ -218,8 +251,12 @@ def test_prose_is_not_yaml(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "tag",
-    ["!!python/object/apply:os.system ['id']", "!!python/name:os.system ''", "!!python/module:os ''",
-     "!<tag:yaml.org,2002:python/object/new:subprocess.Popen> [['id']]"],
+    [
+        "!!python/object/apply:os.system ['id']",
+        "!!python/name:os.system ''",
+        "!!python/module:os ''",
+        "!<tag:yaml.org,2002:python/object/new:subprocess.Popen> [['id']]",
+    ],
 )
 def test_yaml_python_tags(tmp_path: Path, tag: str) -> None:
     path = tmp_path / "config.yaml"
@@ -244,7 +281,9 @@ def test_yaml_duplicate_keys(tmp_path: Path) -> None:
 def test_billion_laughs_costs_its_size(tmp_path: Path) -> None:
     lines = ["a0: &a0 ['{{ x }}', '{{ x }}']"]
     for i in range(1, 30):
-        lines.append(f"a{i}: &a{i} [*a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}]")
+        lines.append(
+            f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]"
+        )
     path = tmp_path / "laughs.yaml"
     path.write_text("\n".join(lines) + "\n")
     result = Engine().scan_file(path)
@@ -286,12 +325,21 @@ def test_yaml_aliases_walked_once_but_found(tmp_path: Path) -> None:
 
 # --- fuzzing the config scanners ------------------------------------------------------------
 
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=30) | st.sampled_from([EVIL, OBFUSCATED, "{{", "{% x %}"]),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
-    max_leaves=30,
-))
+@given(
+    st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.text(max_size=30)
+        | st.sampled_from([EVIL, OBFUSCATED, "{{", "{% x %}"]),
+        lambda children: (
+            st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+        ),
+        max_leaves=30,
+    )
+)
 def test_json_values_never_crash(value: object) -> None:
     data = json.dumps({"chat_template": value, "v": value}).encode()
     result = scan_bytes("tokenizer_config.json", data)
@@ -299,7 +347,11 @@ def test_json_values_never_crash(value: object) -> None:
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.sampled_from(list("ab:-[]{}&*!|>'\"\n #%") + ["  ", "!!python/", "{{", "{%", "<<"]), max_size=120))
+@given(
+    st.lists(
+        st.sampled_from(list("ab:-[]{}&*!|>'\"\n #%") + ["  ", "!!python/", "{{", "{%", "<<"]), max_size=120
+    )
+)
 def test_yaml_text_never_crashes(parts: list[str]) -> None:
     result = scan_bytes("config.yaml", "".join(parts).encode())
     assert not [i for i in result.incompletes if i.code == ENGINE_ERROR], result.incompletes

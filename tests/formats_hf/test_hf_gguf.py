@@ -10,10 +10,10 @@ from pathlib import Path
 import gguf
 import numpy as np
 import pytest
+from gguf_build import ARRAY, BOOL, F32, GGUF, INT8, KV, Q4_0, STRING, UINT8, UINT32, UINT64, Tensor, layout
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gguf_build import ARRAY, BOOL, F32, GGUF, INT8, KV, Q4_0, STRING, UINT8, UINT32, UINT64, Tensor, layout
 from modelsec.bytesource import BytesSource, FileSource
 from modelsec.context import Limits, ScanContext, ScanSink
 from modelsec.engine import ENGINE_ERROR, Engine
@@ -55,6 +55,7 @@ def write_with_gguf(path: Path, template=BENIGN_TEMPLATE, named=None, tokens=50)
 
 # --- valid files ---------------------------------------------------------------------------
 
+
 def test_valid_file_from_gguf_package_is_clean_and_allowed(tmp_path: Path) -> None:
     path = write_with_gguf(tmp_path / "m.gguf")
     report = Engine().scan_path(path)
@@ -93,7 +94,9 @@ def test_malicious_chat_template_blocks(tmp_path: Path) -> None:
 def test_malicious_named_template_is_found(tmp_path: Path) -> None:
     path = write_with_gguf(tmp_path / "m.gguf", named={"rag": "{{ x['__cla' ~ 'ss__'] }}"})
     result = Engine().scan_file(path)
-    assert any(f.threat == "MS-TPL-002" and "tokenizer.chat_template.rag" in f.message for f in result.findings)
+    assert any(
+        f.threat == "MS-TPL-002" and "tokenizer.chat_template.rag" in f.message for f in result.findings
+    )
 
 
 def test_unparseable_template_is_not_inspected(tmp_path: Path) -> None:
@@ -123,6 +126,7 @@ def test_alignment_is_honoured() -> None:
 
 # --- malformed headers ---------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "data",
     [
@@ -134,7 +138,15 @@ def test_alignment_is_honoured() -> None:
         b"GGUF" + struct.pack("<IQQ", 3, 1 << 40, 0),
         b"GGUF" + struct.pack("<IQQ", 3, 5, 0) + bytes(10),
     ],
-    ids=["magic-only", "no-counts", "version-4", "version-0", "kv-count", "tensor-count", "truncated-tensors"],
+    ids=[
+        "magic-only",
+        "no-counts",
+        "version-4",
+        "version-0",
+        "kv-count",
+        "tensor-count",
+        "truncated-tensors",
+    ],
 )
 def test_malformed_header(data: bytes) -> None:
     result = scan(data)
@@ -143,6 +155,7 @@ def test_malformed_header(data: bytes) -> None:
 
 
 # --- malformed metadata --------------------------------------------------------------------
+
 
 def _meta(*kvs: KV, **kw) -> list[str]:
     return codes(scan(GGUF(kvs=list(kvs), **kw).build()))
@@ -161,7 +174,9 @@ def test_array_longer_than_file() -> None:
 
 
 def test_string_array_longer_than_file() -> None:
-    assert _meta(KV("a", ARRAY, struct.pack("<IQ", STRING, 10) + struct.pack("<Q", 1) + b"x", raw=True)) == ["MS-GGUF-002"]
+    assert _meta(KV("a", ARRAY, struct.pack("<IQ", STRING, 10) + struct.pack("<Q", 1) + b"x", raw=True)) == [
+        "MS-GGUF-002"
+    ]
 
 
 def test_array_unknown_element_type() -> None:
@@ -186,8 +201,12 @@ def test_bool_out_of_range() -> None:
 
 @pytest.mark.parametrize(
     "kv",
-    [KV("general.alignment", UINT32, 0), KV("general.alignment", UINT32, 48),
-     KV("general.alignment", UINT64, 32), KV("general.alignment", STRING, "32")],
+    [
+        KV("general.alignment", UINT32, 0),
+        KV("general.alignment", UINT32, 48),
+        KV("general.alignment", UINT64, 32),
+        KV("general.alignment", STRING, "32"),
+    ],
     ids=["zero", "not-power-of-two", "wrong-int-type", "string"],
 )
 def test_bad_alignment(kv: KV) -> None:
@@ -195,8 +214,14 @@ def test_bad_alignment(kv: KV) -> None:
 
 
 def test_duplicate_keys_and_both_templates_analysed() -> None:
-    result = scan(GGUF(kvs=[KV("tokenizer.chat_template", STRING, BENIGN_TEMPLATE),
-                            KV("tokenizer.chat_template", STRING, EVIL_TEMPLATE)]).build())
+    result = scan(
+        GGUF(
+            kvs=[
+                KV("tokenizer.chat_template", STRING, BENIGN_TEMPLATE),
+                KV("tokenizer.chat_template", STRING, EVIL_TEMPLATE),
+            ]
+        ).build()
+    )
     assert "MS-GGUF-005" in codes(result) and "MS-TPL-001" in codes(result)
 
 
@@ -219,6 +244,7 @@ def test_templates_only_under_template_keys() -> None:
 
 
 # --- malformed tensor infos ----------------------------------------------------------------
+
 
 def _tensors(*tensors: Tensor, **kw) -> list[str]:
     return codes(scan(GGUF(tensors=list(tensors), **kw).build()))
@@ -253,6 +279,7 @@ def test_long_and_duplicate_names() -> None:
 
 # --- tensor data placement -----------------------------------------------------------------
 
+
 def test_misaligned_offset() -> None:
     assert _tensors(Tensor("a", [1], offset=4), data=bytes(64)) == ["MS-GGUF-004"]
 
@@ -277,6 +304,7 @@ def test_data_section_past_end() -> None:
 
 
 # --- bounds ----------------------------------------------------------------------------------
+
 
 def test_header_budget_is_enforced() -> None:
     data = GGUF(kvs=[KV("tokenizer.ggml.tokens", ARRAY, (STRING, ["t" * 100] * 200))]).build()
@@ -310,17 +338,23 @@ def test_large_vocabulary_parses(tmp_path: Path) -> None:
 # --- fuzzing ---------------------------------------------------------------------------------
 
 _SEED = GGUF(
-    kvs=[KV("general.architecture", STRING, "llama"), KV("general.alignment", UINT32, 32),
-         KV("tokenizer.chat_template", STRING, BENIGN_TEMPLATE),
-         KV("tokenizer.ggml.tokens", ARRAY, (STRING, ["a", "bb", "{{"])),
-         KV("arr", ARRAY, (ARRAY, [(INT8, [1, 2]), (UINT8, [3])])), KV("flag", BOOL, True)],
+    kvs=[
+        KV("general.architecture", STRING, "llama"),
+        KV("general.alignment", UINT32, 32),
+        KV("tokenizer.chat_template", STRING, BENIGN_TEMPLATE),
+        KV("tokenizer.ggml.tokens", ARRAY, (STRING, ["a", "bb", "{{"])),
+        KV("arr", ARRAY, (ARRAY, [(INT8, [1, 2]), (UINT8, [3])])),
+        KV("flag", BOOL, True),
+    ],
     tensors=layout([("a", [4, 2]), ("b", [3])]),
 ).build()
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(st.integers(min_value=0, max_value=len(_SEED) - 1), st.integers(0, 255)), max_size=12),
-       st.integers(min_value=4, max_value=len(_SEED)))
+@given(
+    st.lists(st.tuples(st.integers(min_value=0, max_value=len(_SEED) - 1), st.integers(0, 255)), max_size=12),
+    st.integers(min_value=4, max_value=len(_SEED)),
+)
 def test_mutated_files_never_crash(flips: list[tuple[int, int]], cut: int) -> None:
     data = bytearray(_SEED)
     for pos, value in flips:

@@ -30,7 +30,9 @@ def by_threat(report: ScanReport, code: str) -> list:
 
 def snapshot(root: Path, config: dict | None = None, **files: str | bytes) -> Path:
     root.mkdir(parents=True, exist_ok=True)
-    (root / "config.json").write_text(json.dumps(config or {"architectures": ["LlamaForCausalLM"], "model_type": "llama"}))
+    (root / "config.json").write_text(
+        json.dumps(config or {"architectures": ["LlamaForCausalLM"], "model_type": "llama"})
+    )
     (root / "model.safetensors").write_bytes(SAFETENSORS)
     for name, content in files.items():
         path = root / name.replace("__", "/")
@@ -40,8 +42,13 @@ def snapshot(root: Path, config: dict | None = None, **files: str | bytes) -> Pa
 
 
 def test_plain_snapshot_is_hf_repo_and_allowed(tmp_path: Path) -> None:
-    root = snapshot(tmp_path / "m", **{"tokenizer_config.json": json.dumps({"chat_template": "{{ bos_token }}"}),
-                                       "generation_config.json": "{}"})
+    root = snapshot(
+        tmp_path / "m",
+        **{
+            "tokenizer_config.json": json.dumps({"chat_template": "{{ bos_token }}"}),
+            "generation_config.json": "{}",
+        },
+    )
     report = scan(root)
     assert [r.format for r in report.layout_formats] == ["hf-repo"]
     assert report.all_findings() == []
@@ -55,12 +62,21 @@ def test_directory_without_hf_files_is_not_hf_repo(tmp_path: Path) -> None:
 
 
 def test_auto_map_names_file_and_class(tmp_path: Path) -> None:
-    config = {"architectures": ["XForCausalLM"],
-              "auto_map": {"AutoConfig": "configuration_x.XConfig",
-                           "AutoModelForCausalLM": "modeling_x.XForCausalLM"}}
-    root = snapshot(tmp_path / "m", config,
-                    **{"configuration_x.py": "class XConfig:\n    pass\n",
-                       "modeling_x.py": "import torch\nclass XForCausalLM:\n    pass\n"})
+    config = {
+        "architectures": ["XForCausalLM"],
+        "auto_map": {
+            "AutoConfig": "configuration_x.XConfig",
+            "AutoModelForCausalLM": "modeling_x.XForCausalLM",
+        },
+    }
+    root = snapshot(
+        tmp_path / "m",
+        config,
+        **{
+            "configuration_x.py": "class XConfig:\n    pass\n",
+            "modeling_x.py": "import torch\nclass XForCausalLM:\n    pass\n",
+        },
+    )
     report = scan(root)
     found = by_threat(report, "MS-HF-001")
     assert sorted(f.subject for f in found) == ["configuration_x.XConfig", "modeling_x.XForCausalLM"]
@@ -72,8 +88,14 @@ def test_auto_map_names_file_and_class(tmp_path: Path) -> None:
 
 
 def test_tokenizer_auto_map_list_form(tmp_path: Path) -> None:
-    tok = {"auto_map": {"AutoTokenizer": ["tokenization_x.XTokenizer", None]}, "chat_template": "{{ bos_token }}"}
-    root = snapshot(tmp_path / "m", **{"tokenizer_config.json": json.dumps(tok), "tokenization_x.py": "class XTokenizer: pass\n"})
+    tok = {
+        "auto_map": {"AutoTokenizer": ["tokenization_x.XTokenizer", None]},
+        "chat_template": "{{ bos_token }}",
+    }
+    root = snapshot(
+        tmp_path / "m",
+        **{"tokenizer_config.json": json.dumps(tok), "tokenization_x.py": "class XTokenizer: pass\n"},
+    )
     assert [f.subject for f in by_threat(scan(root), "MS-HF-001")] == ["tokenization_x.XTokenizer"]
 
 
@@ -104,23 +126,39 @@ def test_processor_and_custom_pipelines(tmp_path: Path) -> None:
 
 
 def test_every_python_file_is_reported(tmp_path: Path) -> None:
-    root = snapshot(tmp_path / "m", **{"helpers.py": "def f():\n    return 1\n", "sub__train.py": "print(1)\n",
-                                       "weird.py": "match x:\n    case [*_] if (y := 1): pass\nf'{x!r:{w}}'\n"})
+    root = snapshot(
+        tmp_path / "m",
+        **{
+            "helpers.py": "def f():\n    return 1\n",
+            "sub__train.py": "print(1)\n",
+            "weird.py": "match x:\n    case [*_] if (y := 1): pass\nf'{x!r:{w}}'\n",
+        },
+    )
     report = scan(root)
-    assert sorted(f.subject for f in by_threat(report, "MS-HF-003")) == ["helpers.py", "sub/train.py", "weird.py"]
+    assert sorted(f.subject for f in by_threat(report, "MS-HF-003")) == [
+        "helpers.py",
+        "sub/train.py",
+        "weird.py",
+    ]
     assert outcome(report) == Outcome.BLOCKED
 
 
 def test_python_source_summary(tmp_path: Path) -> None:
     (tmp_path / "m").mkdir()
     path = tmp_path / "m" / "modeling_x.py"
-    path.write_text("import os, subprocess\nfrom .utils import helper\n\nclass M:\n"
-                    "    def forward(self):\n        os.system('id')\n        return eval('1')\n")
+    path.write_text(
+        "import os, subprocess\nfrom .utils import helper\n\nclass M:\n"
+        "    def forward(self):\n        os.system('id')\n        return eval('1')\n"
+    )
     result = Engine().scan_file(path)
     assert result.format == "python-source"
     [finding] = result.findings
     assert finding.threat == "MS-PY-001" and finding.rule == "RuntimeCodeExecution"
-    assert "imports os, subprocess" in finding.message and "os.system" in finding.message and "eval" in finding.message
+    assert (
+        "imports os, subprocess" in finding.message
+        and "os.system" in finding.message
+        and "eval" in finding.message
+    )
     assert str(finding.severity) == "CRITICAL"
 
 
@@ -147,13 +185,16 @@ def test_prose_is_not_python(tmp_path: Path) -> None:
 
 # --- shard indexes ---------------------------------------------------------------------------
 
+
 def _index(root: Path, weight_map: object, name: str = "model.safetensors.index.json") -> None:
     (root / name).write_text(json.dumps({"metadata": {"total_size": 0}, "weight_map": weight_map}))
 
 
 def test_complete_shard_index_is_clean(tmp_path: Path) -> None:
-    root = snapshot(tmp_path / "m", **{"model-00001-of-00002.safetensors": SAFETENSORS,
-                                       "model-00002-of-00002.safetensors": SAFETENSORS})
+    root = snapshot(
+        tmp_path / "m",
+        **{"model-00001-of-00002.safetensors": SAFETENSORS, "model-00002-of-00002.safetensors": SAFETENSORS},
+    )
     _index(root, {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"})
     report = scan(root)
     assert report.all_findings() == []
@@ -166,7 +207,9 @@ def test_missing_shard(tmp_path: Path) -> None:
     assert [f.subject for f in found] == ["model-00002-of-00002.safetensors"]
 
 
-@pytest.mark.parametrize("shard", ["../other/model.safetensors", "/etc/passwd", "sub/../../x.bin", "C:\\x.bin"])
+@pytest.mark.parametrize(
+    "shard", ["../other/model.safetensors", "/etc/passwd", "sub/../../x.bin", "C:\\x.bin"]
+)
 def test_shard_outside_the_repo(tmp_path: Path, shard: str) -> None:
     root = snapshot(tmp_path / "m")
     _index(root, {"a": shard}, "pytorch_model.bin.index.json")
@@ -201,11 +244,18 @@ def test_diffusers_custom_components(tmp_path: Path) -> None:
     root = tmp_path / "pipe"
     (root / "unet").mkdir(parents=True)
     (root / "unet" / "my_unet.py").write_text("class MyUNet:\n    pass\n")
-    (root / "model_index.json").write_text(json.dumps({
-        "_class_name": ["pipeline_mine", "MyPipeline"], "_diffusers_version": "0.30.0",
-        "unet": ["my_unet", "MyUNet"], "vae": ["diffusers", "AutoencoderKL"],
-        "text_encoder": ["transformers", "CLIPTextModel"], "safety_checker": [None, None],
-    }))
+    (root / "model_index.json").write_text(
+        json.dumps(
+            {
+                "_class_name": ["pipeline_mine", "MyPipeline"],
+                "_diffusers_version": "0.30.0",
+                "unet": ["my_unet", "MyUNet"],
+                "vae": ["diffusers", "AutoencoderKL"],
+                "text_encoder": ["transformers", "CLIPTextModel"],
+                "safety_checker": [None, None],
+            }
+        )
+    )
     report = scan(root)
     found = by_threat(report, "MS-HF-001")
     assert sorted(f.subject for f in found) == ["my_unet.MyUNet", "pipeline_mine.MyPipeline"]
@@ -216,9 +266,16 @@ def test_diffusers_custom_components(tmp_path: Path) -> None:
 def test_standard_diffusers_pipeline_is_clean(tmp_path: Path) -> None:
     root = tmp_path / "pipe"
     root.mkdir()
-    (root / "model_index.json").write_text(json.dumps({
-        "_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
-        "tokenizer": ["transformers", "CLIPTokenizer"], "feature_extractor": [None, None]}))
+    (root / "model_index.json").write_text(
+        json.dumps(
+            {
+                "_class_name": "StableDiffusionPipeline",
+                "unet": ["diffusers", "UNet2DConditionModel"],
+                "tokenizer": ["transformers", "CLIPTokenizer"],
+                "feature_extractor": [None, None],
+            }
+        )
+    )
     assert scan(root).all_findings() == []
 
 

@@ -7,7 +7,7 @@ import gzip
 import lzma
 import pickle
 import zlib
-from typing import Iterator
+from collections.abc import Iterator
 
 from harness import Target, builder_seeds, corpus_files
 from scanning import scan_as

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from harness import Target, builder_seeds, corpus_files, import_test_helpers
 from scanning import scan_as
@@ -13,9 +13,12 @@ def _seeds() -> Iterator[bytes]:
     from gguf_build import ARRAY, GGUF, KV, STRING, UINT32, layout
 
     template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
-    kvs = [KV("general.architecture", STRING, "llama"), KV("general.alignment", UINT32, 32),
-           KV("tokenizer.chat_template", STRING, template),
-           KV("tokenizer.ggml.tokens", ARRAY, (STRING, ["a", "b", "<s>"]))]
+    kvs = [
+        KV("general.architecture", STRING, "llama"),
+        KV("general.alignment", UINT32, 32),
+        KV("tokenizer.chat_template", STRING, template),
+        KV("tokenizer.ggml.tokens", ARRAY, (STRING, ["a", "b", "<s>"])),
+    ]
     yield from builder_seeds(
         lambda: GGUF(kvs=kvs, tensors=layout([("a", [4, 4]), ("b", [2])])).build(),
         lambda: GGUF(kvs=kvs[:2], tensors=layout([("a", [2, 2])]), version=2).build(),
@@ -29,6 +32,14 @@ TARGET = Target(
     run=scan_as("model.gguf"),
     seeds=_seeds,
     max_len=32 << 10,
-    tokens=(b"GGUF", b"general.alignment", b"tokenizer.chat_template", b"general.architecture",
-            b"\x08\x00\x00\x00", b"\x09\x00\x00\x00", b"{%", b"{{"),
+    tokens=(
+        b"GGUF",
+        b"general.alignment",
+        b"tokenizer.chat_template",
+        b"general.architecture",
+        b"\x08\x00\x00\x00",
+        b"\x09\x00\x00\x00",
+        b"{%",
+        b"{{",
+    ),
 )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Iterator
-
-from modelsec.templates import analyze
+from collections.abc import Iterator
 
 from harness import Target, import_test_helpers
 from scanning import scan_as
+
+from modelsec.templates import analyze
 
 _scan = scan_as("chat_template.jinja")
 
@@ -33,6 +33,24 @@ TARGET = Target(
     run=run,
     seeds=_seeds,
     max_len=16 << 10,
-    tokens=(b"{{", b"}}", b"{%", b"%}", b"{#", b"#}", b"__class__", b"__globals__", b"|attr(", b"namespace(",
-            b"set ", b"macro ", b"call", b"endfor", b"endif", b"loop.", b"messages", b"raise_exception"),
+    tokens=(
+        b"{{",
+        b"}}",
+        b"{%",
+        b"%}",
+        b"{#",
+        b"#}",
+        b"__class__",
+        b"__globals__",
+        b"|attr(",
+        b"namespace(",
+        b"set ",
+        b"macro ",
+        b"call",
+        b"endfor",
+        b"endif",
+        b"loop.",
+        b"messages",
+        b"raise_exception",
+    ),
 )

@@ -18,25 +18,31 @@ import select
 import signal
 import tempfile
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 # As the production probe runs: no file locks, and no filter plugins a file could name.
 os.environ["HDF5_USE_FILE_LOCKING"] = "FALSE"
 os.environ["HDF5_PLUGIN_PATH"] = "/nonexistent/modelsec-no-plugins"
 
 import h5py  # noqa: E402,F401 - loaded once here, not in every child
+from harness import (  # noqa: E402
+    INPUT_SECONDS,
+    InputTimeout,
+    NativeCrash,
+    OracleFailure,
+    Target,
+    builder_seeds,
+    corpus_files,
+)
+from scanning import LIMITS  # noqa: E402
 
 from modelsec.bytesource import BytesSource  # noqa: E402
 from modelsec.context import ScanContext, ScanSink  # noqa: E402
 from modelsec.engine import dispatch  # noqa: E402
-from modelsec.interpretations import REGISTERED  # noqa: E402
 from modelsec.formats.keras_h5 import SCANNER, find_superblock  # noqa: E402
+from modelsec.interpretations import REGISTERED  # noqa: E402
 from modelsec.keras.h5_probe import Probe  # noqa: E402
-
-from harness import (  # noqa: E402
-    INPUT_SECONDS, InputTimeout, NativeCrash, OracleFailure, Target, builder_seeds, corpus_files,
-)
-from scanning import LIMITS  # noqa: E402
 
 # The child's bound, under the input's 5 s: libFuzzer's own timeout must not fire first.
 CHILD_SECONDS = INPUT_SECONDS - 1
@@ -61,7 +67,7 @@ def _probe_in_child(path: str) -> dict[str, Any]:
             payload = json.dumps(out).encode()
             view = memoryview(payload)
             while view:
-                view = view[os.write(write_end, view):]
+                view = view[os.write(write_end, view) :]
         finally:
             os._exit(0)
     os.close(write_end)
@@ -107,8 +113,14 @@ def _seeds() -> Iterator[bytes]:
     def build(userblock: int = 0, blob: bytes | None = None) -> bytes:
         path = os.path.join(_TMP, "seed.h5")
         with h5py.File(path, "w", userblock_size=userblock) as f:
-            f.attrs["model_config"] = json.dumps({"class_name": "Sequential", "config": {"layers": [
-                {"class_name": "Lambda", "config": {"function": ["4wAAAA==", None, None]}}]}})
+            f.attrs["model_config"] = json.dumps(
+                {
+                    "class_name": "Sequential",
+                    "config": {
+                        "layers": [{"class_name": "Lambda", "config": {"function": ["4wAAAA==", None, None]}}]
+                    },
+                }
+            )
             f.attrs["keras_version"] = "2.15.0"
             group = f.create_group("model_weights/dense")
             group.create_dataset("kernel", data=np.ones((2, 2), np.float32))

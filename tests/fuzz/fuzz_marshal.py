@@ -4,11 +4,11 @@ without unmarshalling them."""
 from __future__ import annotations
 
 import marshal
-from typing import Iterator
-
-from modelsec.keras.marshal_reader import MarshalError, summarize_code
+from collections.abc import Iterator
 
 from harness import Target
+
+from modelsec.keras.marshal_reader import MarshalError, summarize_code
 
 
 def run(data: bytes) -> None:
@@ -17,10 +17,12 @@ def run(data: bytes) -> None:
 
 def _seeds() -> Iterator[bytes]:
     # Our own code, compiled and marshalled (never run): the layouts Lambda layers carry.
-    sources = ["lambda x: x + 1",
-               "def f(x):\n    import os\n    return os.system('id') or x\n",
-               "def g(*a, **k):\n    return [i for i in a if i] + list(k.items())\n",
-               "class C:\n    def m(self):\n        return (1.5, 2j, b'x', None, ...)\n"]
+    sources = [
+        "lambda x: x + 1",
+        "def f(x):\n    import os\n    return os.system('id') or x\n",
+        "def g(*a, **k):\n    return [i for i in a if i] + list(k.items())\n",
+        "class C:\n    def m(self):\n        return (1.5, 2j, b'x', None, ...)\n",
+    ]
     for text in sources:
         for version in (2, 3, 4):
             yield marshal.dumps(compile(text, "<fuzz>", "exec"), version)

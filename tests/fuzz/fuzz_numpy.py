@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from typing import Iterator
+from collections.abc import Iterator
 
 from harness import Target, builder_seeds, corpus_files
 from scanning import scan_as
@@ -37,9 +37,15 @@ def _seeds() -> Iterator[bytes]:
         lambda: save(np.array(["ab", "c"])),
         lambda: save(np.array([{"k": 1}, None], dtype=object), allow_pickle=True),
         lambda: savez(a=np.arange(3), b=np.array([1.5])),
-        lambda: b"\x93NUMPY\x02\x00" + (12).to_bytes(4, "little") + b"{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }\n"[:12],
+        lambda: (
+            b"\x93NUMPY\x02\x00"
+            + (12).to_bytes(4, "little")
+            + b"{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }\n"[:12]
+        ),
     )
-    yield from corpus_files(lambda path, head: head.startswith(b"\x93NUMPY") or path.suffix == ".npz", 64 << 10)
+    yield from corpus_files(
+        lambda path, head: head.startswith(b"\x93NUMPY") or path.suffix == ".npz", 64 << 10
+    )
 
 
 TARGET = Target(
@@ -47,6 +53,16 @@ TARGET = Target(
     run=run,
     seeds=_seeds,
     max_len=16 << 10,
-    tokens=(b"\x93NUMPY\x01\x00", b"\x93NUMPY\x02\x00", b"\x93NUMPY\x03\x00", b"'descr'", b"'fortran_order'",
-            b"'shape'", b"'|O'", b"'<f8'", b"True", b"False"),
+    tokens=(
+        b"\x93NUMPY\x01\x00",
+        b"\x93NUMPY\x02\x00",
+        b"\x93NUMPY\x03\x00",
+        b"'descr'",
+        b"'fortran_order'",
+        b"'shape'",
+        b"'|O'",
+        b"'<f8'",
+        b"True",
+        b"False",
+    ),
 )

@@ -3,7 +3,7 @@ the backdoor analysis, through the ONNX format scanner."""
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from harness import Target, builder_seeds, import_test_helpers
 from scanning import scan_as
@@ -26,6 +26,16 @@ TARGET = Target(
     run=scan_as("model.onnx"),
     seeds=_seeds,
     max_len=32 << 10,
-    tokens=(b"ai.onnx", b"ai.onnx.ml", b"com.microsoft", b"external", b"location", b"Where", b"Equal",
-            b"If", b"Loop", b"Constant"),
+    tokens=(
+        b"ai.onnx",
+        b"ai.onnx.ml",
+        b"com.microsoft",
+        b"external",
+        b"location",
+        b"Where",
+        b"Equal",
+        b"If",
+        b"Loop",
+        b"Constant",
+    ),
 )

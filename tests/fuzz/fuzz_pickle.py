@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pickle
 from collections import OrderedDict
-from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 from harness import Target, builder_seeds, corpus_files, import_test_helpers
 from scanning import scan_as
@@ -15,12 +14,20 @@ PICKLE_SUFFIXES = {".pkl", ".pickle", ".dill", ".pt", ".bin", ".joblib", ".pth"}
 
 def _seeds() -> Iterator[bytes]:
     import_test_helpers("pickle")
+    import numpy as np
     from pklbuild import call, v4
 
-    import numpy as np
-
-    values = [{"w": [1.5, 2.5], "n": "x", "t": (1, 2), "s": {3}, "b": b"\x00\x01", "o": OrderedDict(a=1)},
-              list(range(40)), "text", 2 ** 70, -1.5, None, True, frozenset({1}), bytearray(b"ab")]
+    values = [
+        {"w": [1.5, 2.5], "n": "x", "t": (1, 2), "s": {3}, "b": b"\x00\x01", "o": OrderedDict(a=1)},
+        list(range(40)),
+        "text",
+        2**70,
+        -1.5,
+        None,
+        True,
+        frozenset({1}),
+        bytearray(b"ab"),
+    ]
     for protocol in range(6):
         for value in values:
             yield pickle.dumps(value, protocol=protocol)
@@ -32,8 +39,9 @@ def _seeds() -> Iterator[bytes]:
         lambda: v4(call("builtins", "eval", "1+1")),
         lambda: v4(call("pickle", "loads", "x")),
     )
-    yield from corpus_files(lambda path, head: path.suffix in PICKLE_SUFFIXES and not head.startswith(b"PK"),
-                            64 << 10)
+    yield from corpus_files(
+        lambda path, head: path.suffix in PICKLE_SUFFIXES and not head.startswith(b"PK"), 64 << 10
+    )
 
 
 TARGET = Target(
@@ -41,7 +49,23 @@ TARGET = Target(
     run=scan_as("data.pkl", forced="pickle"),
     seeds=_seeds,
     max_len=16 << 10,
-    tokens=(b"\x80\x04\x95", b"\x80\x02", b"cos\nsystem\n", b"cbuiltins\neval\n", b"\x8c\x08builtins",
-            b"\x8c\x02os", b"\x93", b"R", b"b", b"\x81", b"\x92", b"torch._utils\n_rebuild_tensor_v2\n",
-            b"numpy.core.multiarray\n_reconstruct\n", b"__reduce__", b"\x94", b"\x95", b"\x96"),
+    tokens=(
+        b"\x80\x04\x95",
+        b"\x80\x02",
+        b"cos\nsystem\n",
+        b"cbuiltins\neval\n",
+        b"\x8c\x08builtins",
+        b"\x8c\x02os",
+        b"\x93",
+        b"R",
+        b"b",
+        b"\x81",
+        b"\x92",
+        b"torch._utils\n_rebuild_tensor_v2\n",
+        b"numpy.core.multiarray\n_reconstruct\n",
+        b"__reduce__",
+        b"\x94",
+        b"\x95",
+        b"\x96",
+    ),
 )

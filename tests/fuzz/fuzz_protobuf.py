@@ -3,12 +3,12 @@ length-delimited field is tried as a nested message, a string and packed varints
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
+
+from harness import Target, builder_seeds, import_test_helpers
 
 from modelsec.bytesource import BytesSource, LimitExceeded
 from modelsec.protobuf_wire import LEN, BlockCache, Message, WireError, WireLimits
-
-from harness import Target, builder_seeds, import_test_helpers
 
 MAX_FIELDS = 20_000  # per input: the walk is the fuzzer's, not the reader's, to bound
 
@@ -62,6 +62,13 @@ TARGET = Target(
     seeds=_seeds,
     max_len=16 << 10,
     expected=(WireError, LimitExceeded),
-    tokens=(b"\x0a", b"\x12", b"\x08", b"\x80\x80\x80\x80\x10", b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01",
-            b"\x0b", b"\x0c"),
+    tokens=(
+        b"\x0a",
+        b"\x12",
+        b"\x08",
+        b"\x80\x80\x80\x80\x10",
+        b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01",
+        b"\x0b",
+        b"\x0c",
+    ),
 )

@@ -4,15 +4,15 @@ kind, and free text put where references hide (annotation, args, shell scripts, 
 from __future__ import annotations
 
 import json
-from typing import Iterator
+from collections.abc import Iterator
+
+from harness import Target
+from json_mutator import mutate_json
 
 from modelsec.references import extract_object
 from modelsec.references.model import NotAReference, to_model_ref
 from modelsec.references.workloads import KSERVE_KINDS, POD_TEMPLATE_PATHS
 from modelsec.sources import ModelRefError
-
-from harness import Target
-from json_mutator import mutate_json
 
 KINDS = tuple(sorted(POD_TEMPLATE_PATHS)) + tuple(sorted(KSERVE_KINDS))
 
@@ -30,14 +30,25 @@ def run(data: bytes) -> None:
         kind = obj.get("kind") if obj.get("kind") in KINDS else KINDS[len(data) % len(KINDS)]
         extract_object(kind, obj)
         return
-    env = [{"name": "MODEL", "value": text}, {"name": "M2", "valueFrom": {"configMapKeyRef": {"name": text[:20], "key": "k"}}}]
+    env = [
+        {"name": "MODEL", "value": text},
+        {"name": "M2", "valueFrom": {"configMapKeyRef": {"name": text[:20], "key": "k"}}},
+    ]
     words = text.split()
-    pod = {"metadata": {"annotations": {"modelsec.io/models": text}},
-           "spec": {"containers": [
-               {"name": "sh", "image": "vllm/vllm-openai", "command": ["sh", "-c", text], "env": env},
-               {"name": "args", "image": "ghcr.io/huggingface/text-generation-inference", "args": words},
-               {"name": "llama", "image": "ghcr.io/ggerganov/llama.cpp:server", "command": ["llama-server"] + words},
-           ]}}
+    pod = {
+        "metadata": {"annotations": {"modelsec.io/models": text}},
+        "spec": {
+            "containers": [
+                {"name": "sh", "image": "vllm/vllm-openai", "command": ["sh", "-c", text], "env": env},
+                {"name": "args", "image": "ghcr.io/huggingface/text-generation-inference", "args": words},
+                {
+                    "name": "llama",
+                    "image": "ghcr.io/ggerganov/llama.cpp:server",
+                    "command": ["llama-server"] + words,
+                },
+            ]
+        },
+    }
     extract_object("Pod", pod)
     for line in text.splitlines()[:64]:
         try:
@@ -52,14 +63,55 @@ def _seeds() -> Iterator[bytes]:
     yield b'MODEL=${MODEL:-org/m}; exec text-generation-launcher --model-id "$MODEL" $(cat f)'
     yield b"s3://bucket/key/model.bin\nfile:///models/x.gguf\nhttps://huggingface.co/org/m/resolve/main/x\n./a/../b"
     yield b"--model-id org/model --revision v1 -m /m/model.gguf --hf-repo org/x --hf-file q.gguf"
-    yield json.dumps({"kind": "InferenceService", "spec": {"predictor": {"model": {
-        "storageUri": "hf://org/model", "args": ["--model_name", "m"]}}}}).encode()
-    yield json.dumps({"kind": "Deployment", "spec": {"template": {"metadata": {"annotations": {
-        "modelsec.io/models": "org/a, org/b"}}, "spec": {"initContainers": [{"name": "i", "image": "x",
-        "args": ["--model", "org/c"]}], "containers": [{"name": "c", "image": "vllm/vllm-openai",
-        "command": ["vllm", "serve", "$(MODEL)"], "envFrom": [{"configMapRef": {"name": "cm"}}]}]}}}}).encode()
-    yield json.dumps({"kind": "CronJob", "spec": {"jobTemplate": {"spec": {"template": {"spec": {
-        "containers": [{"name": "c", "image": "tritonserver", "args": ["--model-repository=s3://b/m"]}]}}}}}}).encode()
+    yield json.dumps(
+        {
+            "kind": "InferenceService",
+            "spec": {"predictor": {"model": {"storageUri": "hf://org/model", "args": ["--model_name", "m"]}}},
+        }
+    ).encode()
+    yield json.dumps(
+        {
+            "kind": "Deployment",
+            "spec": {
+                "template": {
+                    "metadata": {"annotations": {"modelsec.io/models": "org/a, org/b"}},
+                    "spec": {
+                        "initContainers": [{"name": "i", "image": "x", "args": ["--model", "org/c"]}],
+                        "containers": [
+                            {
+                                "name": "c",
+                                "image": "vllm/vllm-openai",
+                                "command": ["vllm", "serve", "$(MODEL)"],
+                                "envFrom": [{"configMapRef": {"name": "cm"}}],
+                            }
+                        ],
+                    },
+                }
+            },
+        }
+    ).encode()
+    yield json.dumps(
+        {
+            "kind": "CronJob",
+            "spec": {
+                "jobTemplate": {
+                    "spec": {
+                        "template": {
+                            "spec": {
+                                "containers": [
+                                    {
+                                        "name": "c",
+                                        "image": "tritonserver",
+                                        "args": ["--model-repository=s3://b/m"],
+                                    }
+                                ]
+                            }
+                        }
+                    }
+                }
+            },
+        }
+    ).encode()
 
 
 TARGET = Target(
@@ -68,7 +120,32 @@ TARGET = Target(
     seeds=_seeds,
     mutator=mutate_json,
     max_len=8 << 10,
-    tokens=(b"hf://", b"s3://", b"file://", b"https://huggingface.co/", b"--model", b"--model-id", b"--revision",
-            b"serve", b"sh -c", b"$(", b"${", b":-", b"`", b"&&", b";", b"|", b"\\\n", b"'", b'"', b"@",
-            b'"containers"', b'"args"', b'"command"', b'"env"', b'"storageUri"', b"modelsec.io/models"),
+    tokens=(
+        b"hf://",
+        b"s3://",
+        b"file://",
+        b"https://huggingface.co/",
+        b"--model",
+        b"--model-id",
+        b"--revision",
+        b"serve",
+        b"sh -c",
+        b"$(",
+        b"${",
+        b":-",
+        b"`",
+        b"&&",
+        b";",
+        b"|",
+        b"\\\n",
+        b"'",
+        b'"',
+        b"@",
+        b'"containers"',
+        b'"args"',
+        b'"command"',
+        b'"env"',
+        b'"storageUri"',
+        b"modelsec.io/models",
+    ),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import Iterator
+from collections.abc import Iterator
 
 from harness import Target, builder_seeds, corpus_files
 from scanning import scan_as
@@ -21,8 +21,10 @@ def _seeds() -> Iterator[bytes]:
     def real() -> bytes:
         from safetensors.numpy import save
 
-        return save({"w": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.zeros(2, np.int64)},
-                    metadata={"format": "pt"})
+        return save(
+            {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.zeros(2, np.int64)},
+            metadata={"format": "pt"},
+        )
 
     yield from builder_seeds(real)
     yield _raw({"a": {"dtype": "F16", "shape": [2], "data_offsets": [0, 4]}}, b"\0" * 4)
@@ -35,6 +37,14 @@ TARGET = Target(
     run=scan_as("model.safetensors"),
     seeds=_seeds,
     max_len=16 << 10,
-    tokens=(b'"dtype"', b'"shape"', b'"data_offsets"', b'"__metadata__"', b'"F32"', b'"BF16"', b'"U8"',
-            b"\xff\xff\xff\xff\xff\xff\xff\x7f"),
+    tokens=(
+        b'"dtype"',
+        b'"shape"',
+        b'"data_offsets"',
+        b'"__metadata__"',
+        b'"F32"',
+        b'"BF16"',
+        b'"U8"',
+        b"\xff\xff\xff\xff\xff\xff\xff\x7f",
+    ),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import pickle
-from typing import Iterator
+from collections.abc import Iterator
 
 from harness import Target, builder_seeds, corpus_files
 from scanning import scan_as

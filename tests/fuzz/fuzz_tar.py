@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import pickle
 import tarfile
-from typing import Iterator
+from collections.abc import Iterator
 
 from harness import Target, corpus_files
 from scanning import scan_as
@@ -29,9 +29,15 @@ def _seeds() -> Iterator[bytes]:
     for fmt in (tarfile.GNU_FORMAT, tarfile.PAX_FORMAT):
         yield _tar(fmt, {**members, **long_name})
     # the oldest torch.save layout: a tar of sys_info, pickle, tensors, storages
-    yield _tar(tarfile.GNU_FORMAT, {"sys_info": pickle.dumps({"little_endian": True}, protocol=2),
-                                    "pickle": payload, "tensors": pickle.dumps([], protocol=2),
-                                    "storages": pickle.dumps(0, protocol=2)})
+    yield _tar(
+        tarfile.GNU_FORMAT,
+        {
+            "sys_info": pickle.dumps({"little_endian": True}, protocol=2),
+            "pickle": payload,
+            "tensors": pickle.dumps([], protocol=2),
+            "storages": pickle.dumps(0, protocol=2),
+        },
+    )
     yield from corpus_files(lambda path, head: head[257:262] == b"ustar", 64 << 10)
 
 
@@ -40,6 +46,15 @@ TARGET = Target(
     run=scan_as("fuzz.tar"),
     seeds=_seeds,
     max_len=64 << 10,
-    tokens=(b"ustar\x0000", b"ustar  \x00", b"././@LongLink", b"path=", b"size=", b"GNU.sparse.",
-            b"linkpath=", b"hdrcharset=", b"\x80\x00\x00\x00"),
+    tokens=(
+        b"ustar\x0000",
+        b"ustar  \x00",
+        b"././@LongLink",
+        b"path=",
+        b"size=",
+        b"GNU.sparse.",
+        b"linkpath=",
+        b"hdrcharset=",
+        b"\x80\x00\x00\x00",
+    ),
 )

@@ -3,12 +3,12 @@ an embedded TensorFlow NodeDef), through the TFLite format scanner."""
 
 from __future__ import annotations
 
-from typing import Iterator
-
-from modelsec.tensorflow.flatbuffer import FlatBufferError, flex_root_strings
+from collections.abc import Iterator
 
 from harness import Target, builder_seeds, import_test_helpers
 from scanning import scan_as
+
+from modelsec.tensorflow.flatbuffer import FlatBufferError, flex_root_strings
 
 _scan = scan_as("model.tflite")
 ADD, CONV_2D, CUSTOM = 0, 3, 32
@@ -29,8 +29,10 @@ def _seeds() -> Iterator[bytes]:
     yield from builder_seeds(
         lambda: tflite_model([(ADD, None), (CONV_2D, None)], [(0, None), (1, None)], [(0, 0), (0, 0)]),
         lambda: tflite_model([(CUSTOM, "FlexAddV2")], [(0, flex_options("AddV2", node("a", "AddV2")))]),
-        lambda: tflite_model([(CUSTOM, "FlexPyFunc")], [(0, flex_options("PyFunc", node(
-            "p", "PyFunc", attrs=attr_s("token", "pyfunc_0"))))]),
+        lambda: tflite_model(
+            [(CUSTOM, "FlexPyFunc")],
+            [(0, flex_options("PyFunc", node("p", "PyFunc", attrs=attr_s("token", "pyfunc_0"))))],
+        ),
         lambda: flex_options("ReadFile", node("r", "ReadFile")),
     )
 

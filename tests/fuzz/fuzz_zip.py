@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import pickle
 import zipfile
-from typing import Iterator
+from collections.abc import Iterator
 
 from harness import Target, builder_seeds, corpus_files
 from scanning import scan_as
@@ -26,7 +26,9 @@ def _seeds() -> Iterator[bytes]:
     torch_like = {"archive/data.pkl": payload, "archive/version": b"3\n", "archive/data/0": b"\0" * 16}
     for compression in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA):
         yield _zip(compression, torch_like)
-    yield _zip(zipfile.ZIP_STORED, {"inner.zip": _zip(zipfile.ZIP_STORED, {"a.pkl": payload}), "b.txt": b"hi"})
+    yield _zip(
+        zipfile.ZIP_STORED, {"inner.zip": _zip(zipfile.ZIP_STORED, {"a.pkl": payload}), "b.txt": b"hi"}
+    )
 
     def npz() -> bytes:
         buf = io.BytesIO()
@@ -42,6 +44,17 @@ TARGET = Target(
     run=scan_as("fuzz.zip"),
     seeds=_seeds,
     max_len=64 << 10,
-    tokens=(b"PK\x03\x04", b"PK\x01\x02", b"PK\x05\x06", b"PK\x06\x06", b"PK\x06\x07", b"PK\x07\x08",
-            b"\x01\x00", b"\x75\x70", b"data.pkl", b"archive/", b"\xff\xff\xff\xff"),
+    tokens=(
+        b"PK\x03\x04",
+        b"PK\x01\x02",
+        b"PK\x05\x06",
+        b"PK\x06\x06",
+        b"PK\x06\x07",
+        b"PK\x07\x08",
+        b"\x01\x00",
+        b"\x75\x70",
+        b"data.pkl",
+        b"archive/",
+        b"\xff\xff\xff\xff",
+    ),
 )

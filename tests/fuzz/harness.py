@@ -27,9 +27,9 @@ import os
 import resource
 import sys
 import traceback
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -164,12 +164,30 @@ def check(target: Target, data: bytes) -> Outcome | None:
 
 
 def classify(exc: BaseException, via_engine: bool = False) -> Outcome:
-    kind = ("memory" if isinstance(exc, MemoryError) else "recursion" if isinstance(exc, RecursionError)
-            else "oracle" if isinstance(exc, OracleFailure) else "hang" if isinstance(exc, InputTimeout)
-            else "native" if isinstance(exc, NativeCrash) else "crash")
+    kind = (
+        "memory"
+        if isinstance(exc, MemoryError)
+        else "recursion"
+        if isinstance(exc, RecursionError)
+        else "oracle"
+        if isinstance(exc, OracleFailure)
+        else "hang"
+        if isinstance(exc, InputTimeout)
+        else "native"
+        if isinstance(exc, NativeCrash)
+        else "crash"
+    )
     frames = traceback.extract_tb(exc.__traceback__)
-    ours = [f for f in frames if ("/src/modelsec/" in f.filename or "/modelsec_webhook/" in f.filename
-                                  or "/tests/fuzz/" in f.filename) and not f.filename.endswith("harness.py")]
+    ours = [
+        f
+        for f in frames
+        if (
+            "/src/modelsec/" in f.filename
+            or "/modelsec_webhook/" in f.filename
+            or "/tests/fuzz/" in f.filename
+        )
+        and not f.filename.endswith("harness.py")
+    ]
     where = ours[-1] if ours else (frames[-1] if frames else None)
     place = f"{_short(where.filename)}:{where.name}" if where else "?"
     if kind in ("oracle", "native"):
@@ -285,8 +303,9 @@ def check_within(target: Target, data: bytes, seconds: float = INPUT_SECONDS) ->
         signal.signal(signal.SIGALRM, previous)
 
 
-def minimise(target: Target, data: bytes, outcome: Outcome, budget_seconds: float = 120.0,
-             attempts: int = 4000) -> bytes:
+def minimise(
+    target: Target, data: bytes, outcome: Outcome, budget_seconds: float = 120.0, attempts: int = 4000
+) -> bytes:
     """The smallest input found (by removing ever smaller chunks, then zeroing bytes) that
     still gives a finding with the same key. Hangs are not minimised (each try costs 5 s)."""
     import time
@@ -306,7 +325,7 @@ def minimise(target: Target, data: bytes, outcome: Outcome, budget_seconds: floa
     while chunk >= 1 and attempts > 0 and time.monotonic() < deadline:
         at, shrunk = 0, False
         while at < len(best) and attempts > 0 and time.monotonic() < deadline:
-            candidate = best[:at] + best[at + chunk:]
+            candidate = best[:at] + best[at + chunk :]
             if candidate and same(candidate):
                 best, shrunk = candidate, True
             else:

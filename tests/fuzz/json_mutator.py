@@ -13,9 +13,33 @@ import atheris
 
 # Values that break code trusting a field's shape: wrong types, edge numbers, hostile strings.
 ODD_VALUES: tuple[Any, ...] = (
-    None, True, False, 0, -1, 2**63, 1e308, -0.0, "", " ", "\ud800", "\x00", "a" * 300,
-    "hf://org/model@0123456789abcdef0123456789abcdef01234567", "s3://bucket/key", "file:///m/x.pkl",
-    "org/model", "models/x.pkl", "$(MODEL)", "${MODEL:-x}", "sh", "-c", "--model", [], {}, [[]], {"": {}},
+    None,
+    True,
+    False,
+    0,
+    -1,
+    2**63,
+    1e308,
+    -0.0,
+    "",
+    " ",
+    "\ud800",
+    "\x00",
+    "a" * 300,
+    "hf://org/model@0123456789abcdef0123456789abcdef01234567",
+    "s3://bucket/key",
+    "file:///m/x.pkl",
+    "org/model",
+    "models/x.pkl",
+    "$(MODEL)",
+    "${MODEL:-x}",
+    "sh",
+    "-c",
+    "--model",
+    [],
+    {},
+    [[]],
+    {"": {}},
 )
 
 
@@ -63,7 +87,9 @@ def mutate_json(data: bytes, max_size: int, seed: int) -> bytes:
         elif op == 4:
             parent[key] = [value] if rng.random() < 0.5 else {"x": value}  # wrap
         elif isinstance(parent, dict):
-            parent[rng.choice(["containers", "args", "command", "env", "annotations", "kind", "spec"])] = value
+            parent[rng.choice(["containers", "args", "command", "env", "annotations", "kind", "spec"])] = (
+                value
+            )
     try:
         out = json.dumps(doc).encode("utf-8", "surrogatepass")
     except (ValueError, RecursionError):

@@ -5,15 +5,15 @@ archives force it on the members that torch.load and joblib read as pickles."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
+
+from harness import OracleFailure
 
 from modelsec import formats
 from modelsec.bytesource import BytesSource
 from modelsec.context import Limits, ScanContext, ScanSink
 from modelsec.engine import dispatch
 from modelsec.interpretations import REGISTERED
-
-from harness import OracleFailure
 
 # The product's defaults: a finding under them is a finding in production.
 LIMITS = Limits()

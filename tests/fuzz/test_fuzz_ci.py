@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from harness import PARSERS, REPO
 
 WORKER = Path(__file__).resolve().parent / "worker.py"
@@ -34,8 +33,7 @@ KNOWN: dict[str, dict[str, str]] = {
     "keras-h5": {
         # libhdf5 loops on some malformed files; production runs it in a separate process
         # bounded by PROBE_TIMEOUT and reports the file (MS-KERAS-022), never ALLOWED.
-        "InputTimeout in fuzz/fuzz_keras_h5.py:_probe_in_child":
-            "test_fuzz_regressions.py::test_keras_h5_libhdf5_hang_is_contained",
+        "InputTimeout in fuzz/fuzz_keras_h5.py:_probe_in_child": "test_fuzz_regressions.py::test_keras_h5_libhdf5_hang_is_contained",
     },
 }
 
@@ -47,8 +45,19 @@ def _run(parser: str, root: Path) -> dict[str, Any]:
     budget = SLOW.get(parser, INPUTS)
     inputs, findings, artifacts, log, returncode = 0, {}, {}, "", 0
     for _ in range(3):
-        command = [sys.executable, str(WORKER), "fuzz", "--parser", parser, "--inputs", str(budget - inputs),
-                   "--dir", str(directory), "--seed", "1"]
+        command = [
+            sys.executable,
+            str(WORKER),
+            "fuzz",
+            "--parser",
+            parser,
+            "--inputs",
+            str(budget - inputs),
+            "--dir",
+            str(directory),
+            "--seed",
+            "1",
+        ]
         proc = subprocess.run(command, capture_output=True, cwd=REPO, timeout=900, check=False)
         returncode = proc.returncode
         log = proc.stdout.decode("utf-8", "replace")[-1500:] + proc.stderr.decode("utf-8", "replace")[-1500:]
@@ -62,15 +71,26 @@ def _run(parser: str, root: Path) -> dict[str, Any]:
             inputs += 1
         if run.get("done") or inputs >= budget:
             break
-    return {"budget": budget, "inputs": inputs, "findings": findings, "artifacts": artifacts,
-            "returncode": returncode, "log": log}
+    return {
+        "budget": budget,
+        "inputs": inputs,
+        "findings": findings,
+        "artifacts": artifacts,
+        "returncode": returncode,
+        "log": log,
+    }
 
 
 def _replay(parser: str, path: Path) -> str | None:
     """What an input that stopped the worker (a libFuzzer timeout or crash) does alone, in a
     fresh process under the same limits: None when it passes (the machine was slow)."""
-    proc = subprocess.run([sys.executable, str(WORKER), "replay", "--parser", parser, str(path)],
-                          capture_output=True, cwd=REPO, timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, str(WORKER), "replay", "--parser", parser, str(path)],
+        capture_output=True,
+        cwd=REPO,
+        timeout=300,
+        check=False,
+    )
     lines = proc.stdout.decode("utf-8", "replace").strip().splitlines()
     if proc.returncode != 0 or not lines:
         return f"replay died (exit {proc.returncode}): {proc.stderr.decode('utf-8', 'replace')[-800:]}"
@@ -93,13 +113,21 @@ def test_short_fuzz_run_finds_nothing_new(parser: str, campaign: dict[str, dict[
     result = campaign[parser]
     known = KNOWN.get(parser, {})
     unknown = {key: found for key, found in result["findings"].items() if found["signature"] not in known}
-    assert not unknown, f"{parser}: new finding(s) {json.dumps(unknown, indent=1)}; inputs are in the " \
-                        f"worker's findings/ directory (replay: tests/fuzz/worker.py replay --parser {parser} FILE)"
-    stopped = {name: found for name, found in result["artifacts"].items()
-               if found is not None and found.split(": ", 1)[-1] not in known}
-    assert not stopped, f"{parser}: the worker stopped on inputs that fail alone too: {stopped}\n{result['log']}"
+    assert not unknown, (
+        f"{parser}: new finding(s) {json.dumps(unknown, indent=1)}; inputs are in the "
+        f"worker's findings/ directory (replay: tests/fuzz/worker.py replay --parser {parser} FILE)"
+    )
+    stopped = {
+        name: found
+        for name, found in result["artifacts"].items()
+        if found is not None and found.split(": ", 1)[-1] not in known
+    }
+    assert not stopped, (
+        f"{parser}: the worker stopped on inputs that fail alone too: {stopped}\n{result['log']}"
+    )
     for name in result["artifacts"]:
         if name not in stopped:  # slow only on a loaded machine (e.g. the HDF5 probe's start-up)
             warnings.warn(f"{parser}: {name} stopped the worker but passes alone", stacklevel=1)
-    assert result["inputs"] >= result["budget"], \
+    assert result["inputs"] >= result["budget"], (
         f"{parser}: ran {result['inputs']} of {result['budget']} inputs (exit {result['returncode']}):\n{result['log']}"
+    )

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from harness import REPO, check, import_test_helpers, load
+
 from modelsec.bytesource import BytesSource, FileSource
 from modelsec.engine import Engine
 from modelsec.references import extract_object
@@ -26,8 +26,20 @@ def replay(parser: str, data: bytes, tmp_path: Path) -> dict[str, Any] | None:
     limits (5 s, 256 MiB of address space): memory findings only show under the cap."""
     sample = tmp_path / "input.bin"
     sample.write_bytes(data)
-    proc = subprocess.run([sys.executable, str(REPO / "tests" / "fuzz" / "worker.py"), "replay", "--parser",
-                           parser, str(sample)], capture_output=True, cwd=REPO, timeout=120, check=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "tests" / "fuzz" / "worker.py"),
+            "replay",
+            "--parser",
+            parser,
+            str(sample),
+        ],
+        capture_output=True,
+        cwd=REPO,
+        timeout=120,
+        check=True,
+    )
     outcome: dict[str, Any] | None = json.loads(proc.stdout.decode().splitlines()[-1])["outcome"]
     return outcome
 
@@ -36,16 +48,21 @@ def replay(parser: str, data: bytes, tmp_path: Path) -> dict[str, Any] | None:
 # whole dictionary before decoding a byte: MemoryError under the 256 MiB cap (and up to
 # 1 GiB of address space per stream without it).
 LZMA_ALONE_HUGE_DICTIONARY = "5d82f2da3ba0ffb35160070000000000000000"  # .lzma (joblib 'lzma')
-ZIP_LZMA_HUGE_DICTIONARY = ("504b03043f0002000e001873865dff9b688c320000002600000010000000617263686976652f"
-                            "646174612e706b6c090405005d00008026")  # zip method 14
+ZIP_LZMA_HUGE_DICTIONARY = (
+    "504b03043f0002000e001873865dff9b688c320000002600000010000000617263686976652f"
+    "646174612e706b6c090405005d00008026"
+)  # zip method 14
 
 
-@pytest.mark.parametrize("parser, data", [
-    ("compressed", LZMA_ALONE_HUGE_DICTIONARY),
-    ("7z", "5d5d00522e008bd12056000000002e000000"),  # found from the 7z seeds: a .lzma again
-    ("gguf", "5d555d383838387b0039340100000000003838"),
-    ("zip", ZIP_LZMA_HUGE_DICTIONARY),
-])
+@pytest.mark.parametrize(
+    "parser, data",
+    [
+        ("compressed", LZMA_ALONE_HUGE_DICTIONARY),
+        ("7z", "5d5d00522e008bd12056000000002e000000"),  # found from the 7z seeds: a .lzma again
+        ("gguf", "5d555d383838387b0039340100000000003838"),
+        ("zip", ZIP_LZMA_HUGE_DICTIONARY),
+    ],
+)
 def test_compressed_memoryerror_lzma_dictionary(parser: str, data: str, tmp_path: Path) -> None:
     assert replay(parser, bytes.fromhex(data), tmp_path) is None
 
@@ -80,11 +97,14 @@ NPZ_DTYPE_SYNTAXERROR = (
 )
 
 
-@pytest.mark.parametrize("parser, data", [
-    ("zip", bytes.fromhex(NPZ_DTYPE_SYNTAXERROR)),
-    ("numpy", _npy("094f8")),
-    ("numpy", _npy("(2,)f8,09i4")),
-])
+@pytest.mark.parametrize(
+    "parser, data",
+    [
+        ("zip", bytes.fromhex(NPZ_DTYPE_SYNTAXERROR)),
+        ("numpy", _npy("094f8")),
+        ("numpy", _npy("(2,)f8,09i4")),
+    ],
+)
 def test_numpy_syntaxerror_in_dtype_string(parser: str, data: bytes) -> None:
     assert check(load(parser), data) is None
     result = Engine().scan_source("a.npy", BytesSource(data))
@@ -96,8 +116,10 @@ def test_references_valueerror_on_bracket_in_uri() -> None:
     parse_model_uri, through extract_object: the webhook answered "internal error"."""
     assert check(load("references"), b"s3://[") is None
     for text in ("s3://[", "hf://[x", "file://[", "s3://bucket[/key"):
-        pod = {"metadata": {"annotations": {"modelsec.io/models": text}},
-               "spec": {"containers": [{"name": "c", "image": "vllm/vllm-openai", "args": ["--model", text]}]}}
+        pod = {
+            "metadata": {"annotations": {"modelsec.io/models": text}},
+            "spec": {"containers": [{"name": "c", "image": "vllm/vllm-openai", "args": ["--model", text]}]},
+        }
         extraction = extract_object("Pod", pod)
         assert [i.problem for i in extraction.invalid] == [f"{text}: not a valid URI (Invalid IPv6 URL)"]
         assert extraction.unresolved  # the argument is reported, not dropped

@@ -6,19 +6,19 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
-
-import pytest
 
 import harness
+import pytest
 from harness import REPO, Target, check, classify, load, minimise
+
 from modelsec import formats
 from modelsec.bytesource import BytesSource
 from modelsec.context import Limits, ScanContext, ScanSink
 from modelsec.engine import dispatch
-from modelsec.interpretations import REGISTERED
 from modelsec.formats.base import FormatCategory
+from modelsec.interpretations import REGISTERED
 
 WORKER = Path(__file__).resolve().parent / "worker.py"
 
@@ -82,8 +82,9 @@ def test_minimise_keeps_what_makes_the_finding() -> None:
 
 
 def _worker(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([sys.executable, str(WORKER), *args], capture_output=True, cwd=REPO,
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, str(WORKER), *args], capture_output=True, cwd=REPO, timeout=timeout, check=False
+    )
 
 
 def test_an_input_past_the_memory_cap_is_a_memory_finding(tmp_path: Path) -> None:

@@ -78,14 +78,16 @@ class Recorder:
             self.flush()
 
     def finding(self, outcome: Outcome, data: bytes) -> None:
-        entry = self.stats.findings.setdefault(outcome.key, {
-            "kind": outcome.kind, "signature": outcome.signature, "count": 0, "size": None})
+        entry = self.stats.findings.setdefault(
+            outcome.key, {"kind": outcome.kind, "signature": outcome.signature, "count": 0, "size": None}
+        )
         entry["count"] = int(entry["count"]) + 1  # type: ignore[call-overload]
         if entry["size"] is None or len(data) < int(entry["size"]):  # type: ignore[call-overload]
             entry["size"] = len(data)
             (self.findings / f"{outcome.key}.bin").write_bytes(data)
-            (self.findings / f"{outcome.key}.json").write_text(json.dumps(
-                {**asdict(outcome), "size": len(data)}, indent=1))
+            (self.findings / f"{outcome.key}.json").write_text(
+                json.dumps({**asdict(outcome), "size": len(data)}, indent=1)
+            )
         self.flush()
 
     def flush(self, done: bool = False) -> None:
@@ -117,7 +119,9 @@ def load_instrumented(parser: str) -> Target:
 def write_dictionary(target: Target, path: Path) -> Path | None:
     if not target.tokens:
         return None
-    lines = [f'kw{i}="' + "".join(f"\\x{b:02x}" for b in token) + '"' for i, token in enumerate(target.tokens)]
+    lines = [
+        f'kw{i}="' + "".join(f"\\x{b:02x}" for b in token) + '"' for i, token in enumerate(target.tokens)
+    ]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -152,9 +156,16 @@ def fuzz(args: argparse.Namespace) -> None:
         outcome = harness.check(target, data)
         recorder.input(data, time.perf_counter() - started, outcome)
 
-    argv = [sys.argv[0], f"-timeout={harness.INPUT_SECONDS}", "-rss_limit_mb=0", "-malloc_limit_mb=0",
-            f"-max_len={target.max_len}", f"-artifact_prefix={artifacts}/", "-print_final_stats=0",
-            *([f"-seed={args.seed}"] if args.seed else [])]
+    argv = [
+        sys.argv[0],
+        f"-timeout={harness.INPUT_SECONDS}",
+        "-rss_limit_mb=0",
+        "-malloc_limit_mb=0",
+        f"-max_len={target.max_len}",
+        f"-artifact_prefix={artifacts}/",
+        "-print_final_stats=0",
+        *([f"-seed={args.seed}"] if args.seed else []),
+    ]
     dictionary = write_dictionary(target, directory / "tokens.dict")
     if dictionary:
         argv.append(f"-dict={dictionary}")
@@ -179,8 +190,16 @@ def replay(args: argparse.Namespace) -> None:
         started = time.perf_counter()
         outcome = harness.check_within(target, data)
         faulthandler.cancel_dump_traceback_later()
-        print(json.dumps({"file": name, "seconds": round(time.perf_counter() - started, 3),
-                          "outcome": asdict(outcome) | {"key": outcome.key} if outcome else None}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "file": name,
+                    "seconds": round(time.perf_counter() - started, 3),
+                    "outcome": asdict(outcome) | {"key": outcome.key} if outcome else None,
+                }
+            ),
+            flush=True,
+        )
 
 
 def minimise(args: argparse.Namespace) -> None:
@@ -198,7 +217,9 @@ def minimise(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("mode", choices=["fuzz", "seeds", "replay", "minimise"])
     parser.add_argument("--parser", required=True)
     parser.add_argument("--inputs", type=int, default=1000)

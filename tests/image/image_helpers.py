@@ -37,15 +37,34 @@ class Image:
     def run(self, *command: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         """``command`` inside the image, as its user, read-only root, no network, no shell."""
         return subprocess.run(
-            ["unshare", "--mount", "--net", "--pid", "--fork", "--propagation", "private", "--",
-             sys.executable, str(SANDBOX), str(self.rootfs), self.user, json.dumps(self.config["config"]["Env"]),
-             "--", *command],
-            capture_output=True, text=True, timeout=timeout)
+            [
+                "unshare",
+                "--mount",
+                "--net",
+                "--pid",
+                "--fork",
+                "--propagation",
+                "private",
+                "--",
+                sys.executable,
+                str(SANDBOX),
+                str(self.rootfs),
+                self.user,
+                json.dumps(self.config["config"]["Env"]),
+                "--",
+                *command,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
 
 def require_tools() -> None:
     if os.geteuid() != 0:
         pytest.fail("the image tests need root (the build assembles a root filesystem; the tests chroot)")
-    missing = [tool for tool in ("umoci", "unshare", "mount", "mmdebstrap", "strip") if shutil.which(tool) is None]
+    missing = [
+        tool for tool in ("umoci", "unshare", "mount", "mmdebstrap", "strip") if shutil.which(tool) is None
+    ]
     if missing:
         pytest.fail(f"missing {', '.join(missing)}: apt-get install mmdebstrap umoci util-linux binutils")

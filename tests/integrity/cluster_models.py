@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-NPY = (b"\x93NUMPY\x01\x00v\x00" + b"{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }".ljust(117)
-       + b"\n" + bytes(16))
+NPY = (
+    b"\x93NUMPY\x01\x00v\x00"
+    + b"{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }".ljust(117)
+    + b"\n"
+    + bytes(16)
+)
 
 
 def write_bert(model: Path) -> Path:

@@ -17,7 +17,12 @@ def test_only_signature_files_are_kept(tmp_path: Path) -> None:
     (tmp_path / "empty.sig").write_bytes(b"")
     report = Engine().scan_path(tmp_path)
     kept = {Path(f.path).name: f.content for f in report.files}
-    assert kept == {"model.sig": b'{"mediaType": "x"}', "other.SIG": b"sig", "config.json": None, "empty.sig": None}
+    assert kept == {
+        "model.sig": b'{"mediaType": "x"}',
+        "other.SIG": b"sig",
+        "config.json": None,
+        "empty.sig": None,
+    }
     assert report.content_bytes == len(b'{"mediaType": "x"}') + 3
     assert all(f.sha256 for f in report.files)  # keeping the bytes does not cost the digest
 

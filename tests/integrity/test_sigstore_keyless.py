@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
+from sigstore_instance import SigstoreInstance
 
 from modelsec.engine import Engine
 from modelsec.policy import Outcome, evaluate, parse_group
 from modelsec.rules.base import EvaluationInput, RuleResult
 from modelsec.sources import parse_model_uri, scan_model
-from sigstore_instance import SigstoreInstance
 
 ALICE = {"identity": "alice@example.com", "issuer": "https://accounts.example.com"}
 FILES = {"config.json": b'{"architectures": ["BertModel"]}', "tokenizer/vocab.txt": b"[PAD]\nhello\n"}
@@ -44,8 +45,9 @@ def judge(model: Path, **params: Any) -> Any:
     return verdict, rule
 
 
-def test_a_trusted_identity_from_a_trusted_root_passes(model: Path, instance: SigstoreInstance,
-                                                        tmp_path: Path) -> None:
+def test_a_trusted_identity_from_a_trusted_root_passes(
+    model: Path, instance: SigstoreInstance, tmp_path: Path
+) -> None:
     root_file = tmp_path / "trusted_root.json"
     root_file.write_text(instance.trusted_root())
     verdict, rule = judge(model, sigstoreIdentities=[ALICE], sigstoreTrustedRootFile=str(root_file))
@@ -57,21 +59,30 @@ def test_a_trusted_identity_from_a_trusted_root_passes(model: Path, instance: Si
 
 
 def test_a_client_trust_config_is_accepted(model: Path, instance: SigstoreInstance) -> None:
-    config = json.dumps({
-        "mediaType": "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json",
-        "trustedRoot": json.loads(instance.trusted_root()),
-        "signingConfig": {"mediaType": "application/vnd.dev.sigstore.signingconfig.v0.2+json"},
-    })
+    config = json.dumps(
+        {
+            "mediaType": "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json",
+            "trustedRoot": json.loads(instance.trusted_root()),
+            "signingConfig": {"mediaType": "application/vnd.dev.sigstore.signingconfig.v0.2+json"},
+        }
+    )
     verdict, rule = judge(model, sigstoreIdentities=[ALICE], sigstoreTrustedRoot=config)
     assert verdict.outcome is Outcome.ALLOWED, rule.message
 
 
-@pytest.mark.parametrize(("identity", "why"), [
-    ({"identity": "mallory@example.com", "issuer": ALICE["issuer"]}, "0 of 1 policies succeeded"),
-    ({"identity": ALICE["identity"], "issuer": "https://other-issuer.example.com"}, "0 of 1 policies succeeded"),
-])
-def test_another_identity_or_issuer_is_wrongly_signed(model: Path, instance: SigstoreInstance,
-                                                      identity: dict[str, str], why: str) -> None:
+@pytest.mark.parametrize(
+    ("identity", "why"),
+    [
+        ({"identity": "mallory@example.com", "issuer": ALICE["issuer"]}, "0 of 1 policies succeeded"),
+        (
+            {"identity": ALICE["identity"], "issuer": "https://other-issuer.example.com"},
+            "0 of 1 policies succeeded",
+        ),
+    ],
+)
+def test_another_identity_or_issuer_is_wrongly_signed(
+    model: Path, instance: SigstoreInstance, identity: dict[str, str], why: str
+) -> None:
     verdict, rule = judge(model, sigstoreIdentities=[identity], sigstoreTrustedRoot=instance.trusted_root())
     assert verdict.outcome is Outcome.BLOCKED
     (violation,) = rule.violations
@@ -92,7 +103,9 @@ def test_another_sigstore_instance_is_not_trusted(model: Path) -> None:
     assert "certificate chain" in rule.violations[0].message
 
 
-def test_a_changed_file_fails_after_a_valid_keyless_signature(model: Path, instance: SigstoreInstance) -> None:
+def test_a_changed_file_fails_after_a_valid_keyless_signature(
+    model: Path, instance: SigstoreInstance
+) -> None:
     (model / "config.json").write_bytes(b'{"auto_map": {"AutoModel": "evil.Model"}}')
     verdict, rule = judge(model, sigstoreIdentities=[ALICE], sigstoreTrustedRoot=instance.trusted_root())
     assert verdict.outcome is Outcome.BLOCKED
@@ -145,15 +158,19 @@ def _drop_log_entry_body_hash(bundle: dict[str, Any]) -> None:
     entry["canonicalizedBody"] = base64.b64encode(json.dumps(body).encode()).decode()
 
 
-@pytest.mark.parametrize(("forge", "why"), [
-    (_forge_checkpoint, "checkpoint: invalid signature"),
-    (_forge_promise, "SET: invalid inclusion promise"),
-    (_forge_root_hash, "invalid root hash"),
-    (_forge_envelope_signature, "DSSE: invalid signature"),
-    (_drop_log_entry_body_hash, "invalid log entry"),
-])
-def test_a_forged_signature_or_log_entry_fails(model: Path, instance: SigstoreInstance,
-                                               forge: Callable[[dict[str, Any]], None], why: str) -> None:
+@pytest.mark.parametrize(
+    ("forge", "why"),
+    [
+        (_forge_checkpoint, "checkpoint: invalid signature"),
+        (_forge_promise, "SET: invalid inclusion promise"),
+        (_forge_root_hash, "invalid root hash"),
+        (_forge_envelope_signature, "DSSE: invalid signature"),
+        (_drop_log_entry_body_hash, "invalid log entry"),
+    ],
+)
+def test_a_forged_signature_or_log_entry_fails(
+    model: Path, instance: SigstoreInstance, forge: Callable[[dict[str, Any]], None], why: str
+) -> None:
     signature = model / "model.sig"
     bundle = json.loads(signature.read_text())
     forge(bundle)
@@ -168,16 +185,26 @@ def test_a_key_or_ca_group_does_not_trust_a_keyless_signature(model: Path) -> No
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    pem = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    pem = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     verdict, rule = judge(model, publicKeys=[pem])
     assert rule.result is RuleResult.FAILED
     message = rule.violations[0].message
     assert "signed with a Sigstore certificate, and the group trusts no signer of that kind" in message
 
 
-@pytest.mark.parametrize("root", ['{"mediaType": "nonsense"}', "[]", '{"mediaType": '
-                                  '"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}'])
+@pytest.mark.parametrize(
+    "root",
+    [
+        '{"mediaType": "nonsense"}',
+        "[]",
+        '{"mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1"}',
+    ],
+)
 def test_an_unusable_trusted_root_is_an_error_not_a_verdict_on_the_model(model: Path, root: str) -> None:
     """A broken trust root is the group's problem: ERROR (fail closed), no finding blaming
     the model."""

@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from remote_fixtures import HubServer
 from safetensors.numpy import save
+from source_helpers import hf_config
 
 from modelsec.cli.main import main
 from modelsec.engine import Engine
@@ -25,9 +27,6 @@ from modelsec.report import ModelResult, RunResult
 from modelsec.report.jsonout import render
 from modelsec.rules.base import EvaluationInput
 from modelsec.sources import ScanOptions, parse_model_uri, scan_model
-
-from remote_fixtures import HubServer
-from source_helpers import hf_config
 
 FILES = {
     "config.json": b'{"architectures": ["BertModel"], "hidden_size": 64}',
@@ -79,8 +78,9 @@ def test_the_scanned_files_match(scanned: tuple[Path, Path], capsys: pytest.Capt
 
 
 @pytest.mark.parametrize("jobs", ["1", "3"])
-def test_changed_bytes_of_the_same_size_are_named(scanned: tuple[Path, Path], jobs: str,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_changed_bytes_of_the_same_size_are_named(
+    scanned: tuple[Path, Path], jobs: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     import hashlib
 
     model, report = scanned
@@ -94,8 +94,9 @@ def test_changed_bytes_of_the_same_size_are_named(scanned: tuple[Path, Path], jo
     assert hashlib.sha256(FILES["model.safetensors"]).hexdigest() in out
 
 
-def test_a_different_size_is_changed_without_reading(scanned: tuple[Path, Path],
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_different_size_is_changed_without_reading(
+    scanned: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     model, report = scanned
     (model / "config.json").write_bytes(FILES["config.json"] + b" ")
     code, out, _ = run("verify", str(model), "--report", str(report), capsys=capsys)
@@ -104,7 +105,9 @@ def test_a_different_size_is_changed_without_reading(scanned: tuple[Path, Path],
     assert "read    2 file(s)" in out  # the changed one was never hashed
 
 
-def test_missing_files_fail_unless_allowed(scanned: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_files_fail_unless_allowed(
+    scanned: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     model, report = scanned
     (model / "tokenizer" / "vocab.txt").unlink()
     code, out, _ = run("verify", str(model), "--report", str(report), capsys=capsys)
@@ -113,7 +116,9 @@ def test_missing_files_fail_unless_allowed(scanned: tuple[Path, Path], capsys: p
     assert code == 0 and lines(out, "MISSING") == ["tokenizer/vocab.txt"]
 
 
-def test_extra_files_fail_unless_ignored(scanned: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_extra_files_fail_unless_ignored(
+    scanned: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     model, report = scanned
     (model / "modeling_evil.py").write_text("import os\n")
     (model / ".cache" / "huggingface").mkdir(parents=True)
@@ -121,8 +126,17 @@ def test_extra_files_fail_unless_ignored(scanned: tuple[Path, Path], capsys: pyt
     code, out, _ = run("verify", str(model), "--report", str(report), capsys=capsys)
     assert code == 1
     assert lines(out, "EXTRA") == [".cache/huggingface/config.json.metadata", "modeling_evil.py"]
-    code, out, _ = run("verify", str(model), "--report", str(report), "--ignore", ".cache/",
-                       "--ignore", "*.py", capsys=capsys)
+    code, out, _ = run(
+        "verify",
+        str(model),
+        "--report",
+        str(report),
+        "--ignore",
+        ".cache/",
+        "--ignore",
+        "*.py",
+        capsys=capsys,
+    )
     assert code == 0, out
 
 
@@ -179,13 +193,17 @@ def test_a_one_file_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert run("verify", str(deployed), "--report", str(report), capsys=capsys)[0] == 1
 
 
-@pytest.mark.parametrize(("content", "problem"), [
-    (b"{not json", "not JSON"),
-    (b'{"schemaVersion": "other/v9"}', "not a modelsec scan result"),
-    (b'{"schemaVersion": "modelsec.io/scan-result/v1", "models": "x"}', "invalid scan result"),
-])
-def test_unusable_reports_are_errors(tmp_path: Path, content: bytes, problem: str,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"{not json", "not JSON"),
+        (b'{"schemaVersion": "other/v9"}', "not a modelsec scan result"),
+        (b'{"schemaVersion": "modelsec.io/scan-result/v1", "models": "x"}', "invalid scan result"),
+    ],
+)
+def test_unusable_reports_are_errors(
+    tmp_path: Path, content: bytes, problem: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "r.json").write_bytes(content)
     model = write_model(tmp_path / "m")
     code, out, err = run("verify", str(model), "--report", str(tmp_path / "r.json"), capsys=capsys)
@@ -194,15 +212,21 @@ def test_unusable_reports_are_errors(tmp_path: Path, content: bytes, problem: st
 
 def test_a_report_of_several_models_needs_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     first, second = write_model(tmp_path / "a"), write_model(tmp_path / "b", {"x.json": b"{}"})
-    assert main(["scan", str(first), str(second), "-f", "json", "-o", str(tmp_path / "r.json"), "-q"]) in (0, 1)
+    assert main(["scan", str(first), str(second), "-f", "json", "-o", str(tmp_path / "r.json"), "-q"]) in (
+        0,
+        1,
+    )
     code, _, err = run("verify", str(second), "--report", str(tmp_path / "r.json"), capsys=capsys)
     assert code == 2 and "holds 2 models" in err
-    code, out, _ = run("verify", str(second), "--report", str(tmp_path / "r.json"), "--model", str(second),
-                       capsys=capsys)
+    code, out, _ = run(
+        "verify", str(second), "--report", str(tmp_path / "r.json"), "--model", str(second), capsys=capsys
+    )
     assert code == 0, out
 
 
-def test_names_are_escaped_in_the_output(scanned: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_names_are_escaped_in_the_output(
+    scanned: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     model, report = scanned
     (model / "x\x1b[2J\x1b[32mALLOWED").write_text("!")
     code, out, _ = run("verify", str(model), "--report", str(report), capsys=capsys)
@@ -238,7 +262,10 @@ def test_the_fingerprint_formula_is_the_scans(tmp_path: Path) -> None:
 
     model = write_model(tmp_path / "model")
     report = Engine().scan_path(str(model))
-    assert fingerprint({name: hashlib.sha256(data).hexdigest() for name, data in FILES.items()}) == report.fingerprint
+    assert (
+        fingerprint({name: hashlib.sha256(data).hexdigest() for name, data in FILES.items()})
+        == report.fingerprint
+    )
     single = Engine().scan_path(str(model / "config.json"))
     assert fingerprint({"": hashlib.sha256(FILES["config.json"]).hexdigest()}) == single.fingerprint
 
@@ -246,8 +273,9 @@ def test_the_fingerprint_formula_is_the_scans(tmp_path: Path) -> None:
 # --- ML-BOMs as the record ------------------------------------------------------------------
 
 
-def test_an_ml_bom_serves_as_the_record(scanned: tuple[Path, Path], tmp_path: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_ml_bom_serves_as_the_record(
+    scanned: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     model, _ = scanned
     bom = tmp_path / "model.cdx.json"
     assert main(["bom", str(model), "-o", str(bom), "-q"]) in (0, 1)
@@ -264,8 +292,9 @@ def test_an_ml_bom_serves_as_the_record(scanned: tuple[Path, Path], tmp_path: Pa
 # --- remote scans: claimed digests ----------------------------------------------------------
 
 
-def test_a_download_of_a_hub_model_against_its_scan(hub: HubServer, tmp_path: Path,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_download_of_a_hub_model_against_its_scan(
+    hub: HubServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The scan read the LFS weights by range: only the Hub's claim is known for them. A
     download matching the claim is UNPROVEN (exit 2) unless --accept-claimed; a download
     that differs from the claim is CHANGED either way. Small files were hashed."""
@@ -316,8 +345,9 @@ def test_verify_streams_in_constant_memory(tmp_path: Path, capsys: pytest.Captur
     assert grown_kib < 64 << 10, f"peak RSS grew by {grown_kib} KiB while hashing 256 MiB"
 
 
-def test_an_unreachable_api_server_is_an_error(scanned: tuple[Path, Path], tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unreachable_api_server_is_an_error(
+    scanned: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """--scan against an API server that is not there: exit 2 at once, saying so."""
     import socket
 
@@ -325,18 +355,36 @@ def test_an_unreachable_api_server_is_an_error(scanned: tuple[Path, Path], tmp_p
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "c",
-        "clusters": [{"name": "k", "cluster": {"server": f"https://127.0.0.1:{port}",
-                                               "insecure-skip-tls-verify": True}}],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-        "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
-    }))
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "c",
+                "clusters": [
+                    {
+                        "name": "k",
+                        "cluster": {"server": f"https://127.0.0.1:{port}", "insecure-skip-tls-verify": True},
+                    }
+                ],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
+            }
+        )
+    )
     model, _ = scanned
-    code, out, err = run("verify", str(model), "--scan", "bert-0123456789abcdef", "--kubeconfig",
-                         str(kubeconfig), capsys=capsys)
+    code, out, err = run(
+        "verify",
+        str(model),
+        "--scan",
+        "bert-0123456789abcdef",
+        "--kubeconfig",
+        str(kubeconfig),
+        capsys=capsys,
+    )
     assert code == 2 and out == ""
     assert f"cannot reach the Kubernetes API server at https://127.0.0.1:{port}" in err
-    code, _, err = run("verify", str(model), "--scan", "Not_A_Name", "--kubeconfig", str(kubeconfig),
-                       capsys=capsys)
+    code, _, err = run(
+        "verify", str(model), "--scan", "Not_A_Name", "--kubeconfig", str(kubeconfig), capsys=capsys
+    )
     assert code == 2 and "is not a ModelScan name" in err

@@ -10,11 +10,11 @@ import hashlib
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
-
 from cluster_models import NPY, write_bert
 
 from modelsec.k8s.naming import scan_name
@@ -26,8 +26,19 @@ API = "modelsec.io/v1alpha1"
 
 def verify(cluster: Any, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "modelsec", "verify", *args, "--kubeconfig", cluster.kubeconfig, "--no-progress"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "modelsec",
+            "verify",
+            *args,
+            "--kubeconfig",
+            cluster.kubeconfig,
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -44,7 +55,9 @@ def bom_namespace(cluster: Any, request: pytest.FixtureRequest) -> Any:
 
 
 @pytest.fixture
-def local_scan(cluster: Any, models_root: Path, request: pytest.FixtureRequest) -> Callable[..., tuple[Path, str]]:
+def local_scan(
+    cluster: Any, models_root: Path, request: pytest.FixtureRequest
+) -> Callable[..., tuple[Path, str]]:
     """Make a Local model, its source, group and ModelScan; wait for the verdict."""
     made: list[str] = []
 
@@ -56,17 +69,34 @@ def local_scan(cluster: Any, models_root: Path, request: pytest.FixtureRequest) 
         uri = f"file://{model}"
         name = scan_name(uri, None, group)
         cluster.apply(
-            {"apiVersion": API, "kind": "ModelSource", "metadata": {"name": source},
-             "spec": {"type": "Local", "local": {"path": str(directory)}}},
-            {"apiVersion": API, "kind": "SecurityGroup", "metadata": {"name": group},
-             "spec": {"sourceRef": source, "rules": [{"name": "LoadTimeCodeExecution"}]}},
-            {"apiVersion": API, "kind": "ModelScan", "metadata": {"name": name},
-             "spec": {"model": uri, "securityGroup": group}},
+            {
+                "apiVersion": API,
+                "kind": "ModelSource",
+                "metadata": {"name": source},
+                "spec": {"type": "Local", "local": {"path": str(directory)}},
+            },
+            {
+                "apiVersion": API,
+                "kind": "SecurityGroup",
+                "metadata": {"name": group},
+                "spec": {"sourceRef": source, "rules": [{"name": "LoadTimeCodeExecution"}]},
+            },
+            {
+                "apiVersion": API,
+                "kind": "ModelScan",
+                "metadata": {"name": name},
+                "spec": {"model": uri, "securityGroup": group},
+            },
         )
         made.extend([f"modelscans/{name}", f"securitygroups/{group}", f"modelsources/{source}"])
         if wait:
-            cluster.wait_for("modelscans", name, lambda o: o.get("status", {}).get("phase") == "Completed",
-                             timeout=120, what="a completed scan")
+            cluster.wait_for(
+                "modelscans",
+                name,
+                lambda o: o.get("status", {}).get("phase") == "Completed",
+                timeout=120,
+                what="a completed scan",
+            )
         return model, name
 
     yield make
@@ -79,7 +109,8 @@ def _configmap(cluster: Any, namespace: str, name: str) -> dict[str, Any]:
 
 
 def test_the_bom_is_kept_beside_the_modelscan_and_verify_names_the_changed_file(
-        cluster: Any, operator_factory: Any, bom_namespace: str, local_scan: Any) -> None:
+    cluster: Any, operator_factory: Any, bom_namespace: str, local_scan: Any
+) -> None:
     operator_factory("--bom-namespace", bom_namespace).start()
     model, name = local_scan()
     scan = cluster.get("modelscans", name)
@@ -102,13 +133,16 @@ def test_the_bom_is_kept_beside_the_modelscan_and_verify_names_the_changed_file(
     done = verify(cluster, str(model), "--scan", name)
     assert done.returncode == 1, done.stdout + done.stderr
     lines = done.stdout.splitlines()
-    assert any(line.split()[:2] == ["CHANGED", "tokenizer/vocab.txt"] and "SHA-256" in line for line in lines), done.stdout
+    assert any(
+        line.split()[:2] == ["CHANGED", "tokenizer/vocab.txt"] and "SHA-256" in line for line in lines
+    ), done.stdout
     assert any(line.split()[:2] == ["EXTRA", "modeling_extra.py"] for line in lines), done.stdout
     assert "records no per-file digests" not in done.stdout
 
 
 def test_a_bom_configmap_changed_by_someone_else_is_not_trusted(
-        cluster: Any, operator_factory: Any, bom_namespace: str, local_scan: Any) -> None:
+    cluster: Any, operator_factory: Any, bom_namespace: str, local_scan: Any
+) -> None:
     """Whoever can write ConfigMaps in the BOM namespace must not be able to make verify
     accept other files: the stored value must hash to what status.bom records, and only
     then are its digests used; otherwise the fingerprint is compared (still exit 1 on a
@@ -122,8 +156,17 @@ def test_a_bom_configmap_changed_by_someone_else_is_not_trusted(
     for component in forged["components"]:
         if component["name"] == "weights.npy":
             component["hashes"] = [{"alg": "SHA-256", "content": digest}]
-    cluster.kubectl("patch", "configmap", name, "-n", bom_namespace, "--type", "merge", "-p",
-                    json.dumps({"data": {"bom.json": json.dumps(forged, separators=(",", ":"))}}))
+    cluster.kubectl(
+        "patch",
+        "configmap",
+        name,
+        "-n",
+        bom_namespace,
+        "--type",
+        "merge",
+        "-p",
+        json.dumps({"data": {"bom.json": json.dumps(forged, separators=(",", ":"))}}),
+    )
     done = verify(cluster, str(model), "--scan", name)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "does not hold the BOM the operator wrote" in done.stdout
@@ -131,7 +174,8 @@ def test_a_bom_configmap_changed_by_someone_else_is_not_trusted(
 
 
 def test_without_a_place_for_boms_the_verdict_still_lands_and_says_why(
-        cluster: Any, operator_factory: Any, local_scan: Any, request: pytest.FixtureRequest) -> None:
+    cluster: Any, operator_factory: Any, local_scan: Any, request: pytest.FixtureRequest
+) -> None:
     missing = _prefix(request) + "-absent"
     operator_factory("--bom-namespace", missing).start()
     model, name = local_scan()
@@ -141,11 +185,14 @@ def test_without_a_place_for_boms_the_verdict_still_lands_and_says_why(
     assert f"could not write ConfigMap {missing}/{name}" in problem and "404" in problem, problem
     done = verify(cluster, str(model), "--scan", name)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "note    no per-file digests: ModelScan" in done.stdout and "could not write ConfigMap" in done.stdout
+    assert (
+        "note    no per-file digests: ModelScan" in done.stdout and "could not write ConfigMap" in done.stdout
+    )
 
 
-def test_a_large_bom_is_stored_compressed(cluster: Any, operator_factory: Any, bom_namespace: str,
-                                          models_root: Path, request: pytest.FixtureRequest) -> None:
+def test_a_large_bom_is_stored_compressed(
+    cluster: Any, operator_factory: Any, bom_namespace: str, models_root: Path, request: pytest.FixtureRequest
+) -> None:
     """2,500 files: about 1.2 MB of JSON, more than a ConfigMap holds; its gzip fits."""
     operator_factory("--bom-namespace", bom_namespace).start()
     prefix = _prefix(request)
@@ -157,16 +204,33 @@ def test_a_large_bom_is_stored_compressed(cluster: Any, operator_factory: Any, b
     uri = f"file://{model}"
     name = scan_name(uri, None, group)
     cluster.apply(
-        {"apiVersion": API, "kind": "ModelSource", "metadata": {"name": source},
-         "spec": {"type": "Local", "local": {"path": str(models_root / prefix)}}},
-        {"apiVersion": API, "kind": "SecurityGroup", "metadata": {"name": group},
-         "spec": {"sourceRef": source, "rules": [{"name": "LoadTimeCodeExecution"}]}},
-        {"apiVersion": API, "kind": "ModelScan", "metadata": {"name": name},
-         "spec": {"model": uri, "securityGroup": group}},
+        {
+            "apiVersion": API,
+            "kind": "ModelSource",
+            "metadata": {"name": source},
+            "spec": {"type": "Local", "local": {"path": str(models_root / prefix)}},
+        },
+        {
+            "apiVersion": API,
+            "kind": "SecurityGroup",
+            "metadata": {"name": group},
+            "spec": {"sourceRef": source, "rules": [{"name": "LoadTimeCodeExecution"}]},
+        },
+        {
+            "apiVersion": API,
+            "kind": "ModelScan",
+            "metadata": {"name": name},
+            "spec": {"model": uri, "securityGroup": group},
+        },
     )
     try:
-        scan = cluster.wait_for("modelscans", name, lambda o: o.get("status", {}).get("phase") == "Completed",
-                                timeout=300, what="a completed scan")
+        scan = cluster.wait_for(
+            "modelscans",
+            name,
+            lambda o: o.get("status", {}).get("phase") == "Completed",
+            timeout=300,
+            what="a completed scan",
+        )
         bom = scan["status"]["bom"]
         assert bom["key"] == "bom.json.gz" and bom["files"] == 2500, bom
         stored = _configmap(cluster, bom_namespace, name)
@@ -177,12 +241,19 @@ def test_a_large_bom_is_stored_compressed(cluster: Any, operator_factory: Any, b
         assert done.returncode == 1, done.stdout + done.stderr
         assert any(line.split()[:2] == ["CHANGED", "shard-01234.txt"] for line in done.stdout.splitlines())
     finally:
-        cluster.kubectl("delete", "--wait=false", f"modelscans/{name}", f"securitygroups/{group}",
-                        f"modelsources/{source}", check=False)
+        cluster.kubectl(
+            "delete",
+            "--wait=false",
+            f"modelscans/{name}",
+            f"securitygroups/{group}",
+            f"modelsources/{source}",
+            check=False,
+        )
 
 
 def test_the_scanned_revision_is_recorded_when_the_spec_names_none(
-        cluster: Any, operator_factory: Any, hub: Any, request: pytest.FixtureRequest) -> None:
+    cluster: Any, operator_factory: Any, hub: Any, request: pytest.FixtureRequest
+) -> None:
     """A Hub model scanned at whatever `main` is: status.revision is the commit read, the
     one the pinning webhook rewrites references to; a later push does not change it until
     the next scan."""
@@ -193,29 +264,56 @@ def test_the_scanned_revision_is_recorded_when_the_spec_names_none(
     source, group = f"{prefix}-hub", f"{prefix}-group"
     name = scan_name("hf://acme/tiny", None, group)
     cluster.apply(
-        {"apiVersion": API, "kind": "ModelSource", "metadata": {"name": source},
-         "spec": {"type": "HuggingFace", "huggingFace": {"endpoint": hub.url},
-                  "limits": {"requestDeadline": 30, "maxListPages": 10}}},
-        {"apiVersion": API, "kind": "SecurityGroup", "metadata": {"name": group},
-         "spec": {"sourceRef": source, "rules": [{"name": "LoadTimeCodeExecution"}]}},
-        {"apiVersion": API, "kind": "ModelScan", "metadata": {"name": name},
-         "spec": {"model": "hf://acme/tiny", "securityGroup": group}},
+        {
+            "apiVersion": API,
+            "kind": "ModelSource",
+            "metadata": {"name": source},
+            "spec": {
+                "type": "HuggingFace",
+                "huggingFace": {"endpoint": hub.url},
+                "limits": {"requestDeadline": 30, "maxListPages": 10},
+            },
+        },
+        {
+            "apiVersion": API,
+            "kind": "SecurityGroup",
+            "metadata": {"name": group},
+            "spec": {"sourceRef": source, "rules": [{"name": "LoadTimeCodeExecution"}]},
+        },
+        {
+            "apiVersion": API,
+            "kind": "ModelScan",
+            "metadata": {"name": name},
+            "spec": {"model": "hf://acme/tiny", "securityGroup": group},
+        },
     )
     try:
-        scan = cluster.wait_for("modelscans", name, lambda o: o.get("status", {}).get("phase") == "Completed",
-                                timeout=120, what="a completed scan")
+        scan = cluster.wait_for(
+            "modelscans",
+            name,
+            lambda o: o.get("status", {}).get("phase") == "Completed",
+            timeout=120,
+            what="a completed scan",
+        )
         assert "revision" not in scan["spec"]
         assert scan["status"]["revision"] == first and scan["status"]["outcome"] == "ALLOWED"
         hub.push("acme/tiny", {"vocab.txt": b"a\nb\nc\n"})
         assert hub.repos["acme/tiny"].refs["main"] != first
         assert cluster.get("modelscans", name)["status"]["revision"] == first
     finally:
-        cluster.kubectl("delete", "--wait=false", f"modelscans/{name}", f"securitygroups/{group}",
-                        f"modelsources/{source}", check=False)
+        cluster.kubectl(
+            "delete",
+            "--wait=false",
+            f"modelscans/{name}",
+            f"securitygroups/{group}",
+            f"modelsources/{source}",
+            check=False,
+        )
 
 
-def test_source_limits_reach_the_scan(cluster: Any, operator_factory: Any, hub: Any,
-                                      request: pytest.FixtureRequest) -> None:
+def test_source_limits_reach_the_scan(
+    cluster: Any, operator_factory: Any, hub: Any, request: pytest.FixtureRequest
+) -> None:
     """spec.limits.maxListPages: 1 against a listing of two pages fails the scan with the
     bound's threat code and name; without the limit the same model is ALLOWED."""
     operator_factory("--max-attempts", "1").start()
@@ -234,15 +332,27 @@ def test_source_limits_reach_the_scan(cluster: Any, operator_factory: Any, hub: 
                 spec["limits"] = {"maxListPages": 1}
             cluster.apply(
                 {"apiVersion": API, "kind": "ModelSource", "metadata": {"name": source}, "spec": spec},
-                {"apiVersion": API, "kind": "SecurityGroup", "metadata": {"name": group},
-                 "spec": {"sourceRef": source, "rules": [{"name": "LoadTimeCodeExecution"}]}},
-                {"apiVersion": API, "kind": "ModelScan", "metadata": {"name": name},
-                 "spec": {"model": "hf://acme/paged", "securityGroup": group}},
+                {
+                    "apiVersion": API,
+                    "kind": "SecurityGroup",
+                    "metadata": {"name": group},
+                    "spec": {"sourceRef": source, "rules": [{"name": "LoadTimeCodeExecution"}]},
+                },
+                {
+                    "apiVersion": API,
+                    "kind": "ModelScan",
+                    "metadata": {"name": name},
+                    "spec": {"model": "hf://acme/paged", "securityGroup": group},
+                },
             )
             made += [f"modelscans/{name}", f"securitygroups/{group}", f"modelsources/{source}"]
             outcomes[limited] = cluster.wait_for(
-                "modelscans", name, lambda o: o.get("status", {}).get("phase") in ("Completed", "Failed"),
-                timeout=120, what="a verdict")["status"]
+                "modelscans",
+                name,
+                lambda o: o.get("status", {}).get("phase") in ("Completed", "Failed"),
+                timeout=120,
+                what="a verdict",
+            )["status"]
         assert outcomes[False]["outcome"] == "ALLOWED", outcomes[False]
         limited_status = outcomes[True]
         assert limited_status["outcome"] == "ERROR", limited_status

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from cluster_models import write_bert
 
 from modelsec.k8s.naming import scan_name
@@ -24,7 +23,9 @@ API = "modelsec.io/v1alpha1"
 def verify(cluster: Any, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "modelsec", "verify", *args, "--kubeconfig", cluster.kubeconfig],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -38,19 +39,42 @@ def scanned_model(cluster: Any, operator: Any, models_root: Path, request: pytes
     uri = f"file://{model}"
     name = scan_name(uri, None, group)
     cluster.apply(
-        {"apiVersion": API, "kind": "ModelSource", "metadata": {"name": source},
-         "spec": {"type": "Local", "local": {"path": str(directory)}}},
-        {"apiVersion": API, "kind": "SecurityGroup", "metadata": {"name": group},
-         "spec": {"sourceRef": source, "rules": [{"name": "LoadTimeCodeExecution"}]}},
-        {"apiVersion": API, "kind": "ModelScan", "metadata": {"name": name},
-         "spec": {"model": uri, "securityGroup": group}},
+        {
+            "apiVersion": API,
+            "kind": "ModelSource",
+            "metadata": {"name": source},
+            "spec": {"type": "Local", "local": {"path": str(directory)}},
+        },
+        {
+            "apiVersion": API,
+            "kind": "SecurityGroup",
+            "metadata": {"name": group},
+            "spec": {"sourceRef": source, "rules": [{"name": "LoadTimeCodeExecution"}]},
+        },
+        {
+            "apiVersion": API,
+            "kind": "ModelScan",
+            "metadata": {"name": name},
+            "spec": {"model": uri, "securityGroup": group},
+        },
     )
-    done = cluster.wait_for("modelscans", name, lambda o: o.get("status", {}).get("phase") == "Completed",
-                            timeout=120, what="a completed scan")
+    done = cluster.wait_for(
+        "modelscans",
+        name,
+        lambda o: o.get("status", {}).get("phase") == "Completed",
+        timeout=120,
+        what="a completed scan",
+    )
     assert done["status"]["filesScanned"] == 3
     yield model, name
-    cluster.kubectl("delete", "--wait=false", f"modelscans/{name}", f"securitygroups/{group}",
-                    f"modelsources/{source}", check=False)
+    cluster.kubectl(
+        "delete",
+        "--wait=false",
+        f"modelscans/{name}",
+        f"securitygroups/{group}",
+        f"modelsources/{source}",
+        check=False,
+    )
 
 
 def test_files_are_verified_against_the_modelscan(cluster: Any, scanned_model: Any) -> None:
@@ -79,8 +103,14 @@ def test_an_unknown_or_unfinished_scan_is_an_error(cluster: Any, scanned_model: 
     done = verify(cluster, str(model), "--scan", "no-such-scan-0000000000000000")
     assert done.returncode == 2 and "no ModelScan named no-such-scan" in done.stderr
     pending = "pending-" + hashlib.sha256(str(tmp_path).encode()).hexdigest()[:12]
-    cluster.apply({"apiVersion": API, "kind": "ModelScan", "metadata": {"name": pending},
-                   "spec": {"model": f"file://{model}", "securityGroup": "no-such-group-for-verify"}})
+    cluster.apply(
+        {
+            "apiVersion": API,
+            "kind": "ModelScan",
+            "metadata": {"name": pending},
+            "spec": {"model": f"file://{model}", "securityGroup": "no-such-group-for-verify"},
+        }
+    )
     try:
         done = verify(cluster, str(model), "--scan", pending)
         assert done.returncode == 2 and "no completed scan to verify against" in done.stderr

@@ -8,7 +8,8 @@ from __future__ import annotations
 import base64
 import json
 import marshal
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 # --- protobuf -------------------------------------------------------------------------
 
@@ -141,7 +142,12 @@ def keras3_lambda_layer(fn: Any, name: str = "lambda") -> dict[str, Any]:
         "config": {
             "name": name,
             "trainable": True,
-            "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": None},
+            "dtype": {
+                "module": "keras",
+                "class_name": "DTypePolicy",
+                "config": {"name": "float32"},
+                "registered_name": None,
+            },
             "function": {
                 "class_name": "__lambda__",
                 "config": {"code": lambda_b64(fn), "defaults": None, "closure": None},
@@ -167,7 +173,12 @@ def keras3_dense(name: str = "dense", activation: Any = "relu") -> dict[str, Any
                 "config": {"seed": None},
                 "registered_name": None,
             },
-            "bias_initializer": {"module": "keras.initializers", "class_name": "Zeros", "config": {}, "registered_name": None},
+            "bias_initializer": {
+                "module": "keras.initializers",
+                "class_name": "Zeros",
+                "config": {},
+                "registered_name": None,
+            },
         },
         "registered_name": None,
         "build_config": {"input_shape": [None, 4]},
@@ -181,16 +192,31 @@ def keras3_model(layers: list[dict[str, Any]]) -> dict[str, Any]:
         "config": {
             "name": "sequential",
             "trainable": True,
-            "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": None},
+            "dtype": {
+                "module": "keras",
+                "class_name": "DTypePolicy",
+                "config": {"name": "float32"},
+                "registered_name": None,
+            },
             "layers": [
-                {"module": "keras.layers", "class_name": "InputLayer", "config": {"batch_shape": [None, 4], "name": "input_layer"}, "registered_name": None}
+                {
+                    "module": "keras.layers",
+                    "class_name": "InputLayer",
+                    "config": {"batch_shape": [None, 4], "name": "input_layer"},
+                    "registered_name": None,
+                }
             ]
             + layers,
         },
         "registered_name": None,
         "build_config": {"input_shape": [None, 4]},
         "compile_config": {
-            "optimizer": {"module": "keras.optimizers", "class_name": "Adam", "config": {"learning_rate": 0.001}, "registered_name": None},
+            "optimizer": {
+                "module": "keras.optimizers",
+                "class_name": "Adam",
+                "config": {"learning_rate": 0.001},
+                "registered_name": None,
+            },
             "loss": "mse",
             "metrics": None,
         },
@@ -202,7 +228,14 @@ def keras2_model(layers: list[dict[str, Any]]) -> dict[str, Any]:
         "class_name": "Functional",
         "config": {
             "name": "model",
-            "layers": [{"class_name": "InputLayer", "config": {"batch_input_shape": [None, 4], "dtype": "float32", "name": "input_1"}, "name": "input_1", "inbound_nodes": []}]
+            "layers": [
+                {
+                    "class_name": "InputLayer",
+                    "config": {"batch_input_shape": [None, 4], "dtype": "float32", "name": "input_1"},
+                    "name": "input_1",
+                    "inbound_nodes": [],
+                }
+            ]
             + layers,
             "input_layers": [["input_1", 0, 0]],
             "output_layers": [[layers[-1]["config"]["name"] if layers else "input_1", 0, 0]],

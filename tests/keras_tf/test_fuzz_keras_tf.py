@@ -34,8 +34,8 @@ from kt_builders import (
 from modelsec.bytesource import BytesSource
 from modelsec.context import Limits, ScanContext, ScanSink
 from modelsec.engine import dispatch
-from modelsec.interpretations import REGISTERED
 from modelsec.formats import keras_config, keras_h5, tf_savedmodel, tflite
+from modelsec.interpretations import REGISTERED
 from modelsec.keras.config import analyze_config
 from modelsec.keras.marshal_reader import MarshalError, summarize_code
 
@@ -72,13 +72,19 @@ def mutated(draw: st.DrawFn, seeds: list[bytes]) -> bytes:
         elif action == 2:
             data[pos:pos] = draw(st.binary(max_size=16))
         else:
-            data[pos : pos + 4] = draw(st.sampled_from([b"\xff\xff\xff\x7f", b"\x00\x00\x00\x80", b"\x80\x80\x80\x80\x80"]))
+            data[pos : pos + 4] = draw(
+                st.sampled_from([b"\xff\xff\xff\x7f", b"\x00\x00\x00\x80", b"\x80\x80\x80\x80\x80"])
+            )
     return bytes(data)
 
 
 # --- marshal -------------------------------------------------------------------------------
 
-CODE_SEEDS = [marshal.dumps(compile(src, "<f>", "eval"), v) for src in ("lambda x: __import__('os').system(x)", "[eval(a) for a in (1, 2.5, 3j, b'x', None)]") for v in (2, 4)]
+CODE_SEEDS = [
+    marshal.dumps(compile(src, "<f>", "eval"), v)
+    for src in ("lambda x: __import__('os').system(x)", "[eval(a) for a in (1, 2.5, 3j, b'x', None)]")
+    for v in (2, 4)
+]
 
 
 @FAST
@@ -93,11 +99,36 @@ def test_marshal_reader_only_raises_marshal_error(data: bytes) -> None:
 
 # --- Keras configs -------------------------------------------------------------------------
 
-json_leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=20))
-json_keys = st.sampled_from(["class_name", "config", "module", "registered_name", "function", "function_type", "name", "layers", "code", "value", "output_shape", "mask", "x"])
+json_leaf = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=20)
+)
+json_keys = st.sampled_from(
+    [
+        "class_name",
+        "config",
+        "module",
+        "registered_name",
+        "function",
+        "function_type",
+        "name",
+        "layers",
+        "code",
+        "value",
+        "output_shape",
+        "mask",
+        "x",
+    ]
+)
 json_values = st.recursive(
-    st.one_of(json_leaf, st.sampled_from(["Lambda", "__lambda__", "TFOpLambda", "function", "builtins", "keras.layers", "lambda", "exec"])),
-    lambda children: st.one_of(st.lists(children, max_size=5), st.dictionaries(json_keys, children, max_size=6)),
+    st.one_of(
+        json_leaf,
+        st.sampled_from(
+            ["Lambda", "__lambda__", "TFOpLambda", "function", "builtins", "keras.layers", "lambda", "exec"]
+        ),
+    ),
+    lambda children: st.one_of(
+        st.lists(children, max_size=5), st.dictionaries(json_keys, children, max_size=6)
+    ),
     max_leaves=60,
 )
 
@@ -128,7 +159,11 @@ PB_SEEDS = [
     saved_model(
         meta_graph(
             graph_def(
-                [node("c", "Const", attrs=attr_string_tensor("value", ["/x"])), node("r", "RestoreV2", ["c"]), node("p", "PyFunc", attrs=attr_s("token", "t"))],
+                [
+                    node("c", "Const", attrs=attr_string_tensor("value", ["/x"])),
+                    node("r", "RestoreV2", ["c"]),
+                    node("p", "PyFunc", attrs=attr_s("token", "t")),
+                ],
                 [function("f", [node("a", "ReadFile"), node("b", "Zap")])],
             ),
             stripped_ops=["PyFunc"],
@@ -151,7 +186,11 @@ def test_tf_proto_scanner_never_raises(data: bytes) -> None:
 # --- TFLite --------------------------------------------------------------------------------------
 
 TFLITE_SEEDS = [
-    tflite_model([(0, None), (32, "FlexPyFunc"), (32, "Custom")], [(0, None), (1, flex_options("PyFunc", node("p", "PyFunc"))), (2, b"\x00\x01")], buffers=[(0, 0), (9, 9)]),
+    tflite_model(
+        [(0, None), (32, "FlexPyFunc"), (32, "Custom")],
+        [(0, None), (1, flex_options("PyFunc", node("p", "PyFunc"))), (2, b"\x00\x01")],
+        buffers=[(0, 0), (9, 9)],
+    ),
     tflite_model([(3, None)], [(0, None)] * 5),
 ]
 

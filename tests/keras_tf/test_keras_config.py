@@ -68,18 +68,56 @@ def test_lambda_output_shape_and_lambda_activation() -> None:
     layer["config"]["output_shape_type"] = "lambda"
     analysis = analyze_config(keras2_model([layer]))
     assert [i.kind for i in analysis.issues] == [IssueKind.LAMBDA, IssueKind.LAMBDA]
-    lam = {"class_name": "__lambda__", "config": {"value": [keras2_lambda_layer(lambda t: t)["config"]["function"][0], None, None]}}
+    lam = {
+        "class_name": "__lambda__",
+        "config": {"value": [keras2_lambda_layer(lambda t: t)["config"]["function"][0], None, None]},
+    }
     analysis = analyze_config(keras3_model([keras3_dense(activation=lam)]))
     assert [i.kind for i in analysis.issues] == [IssueKind.LAMBDA]
 
 
 def test_custom_modules_builtins_and_registrations() -> None:
     cases: list[tuple[Any, str, bool]] = [
-        ({"module": "builtins", "class_name": "function", "config": "exec", "registered_name": "function"}, "MS-KERAS-002", True),
-        ({"module": "os", "class_name": "function", "config": "system", "registered_name": None}, "MS-KERAS-002", True),
-        ({"module": "my_project.layers", "class_name": "Gate", "config": {}, "registered_name": "Custom>Gate"}, "MS-KERAS-002", False),
-        ({"module": "keras.utils", "class_name": "function", "config": "get_file", "registered_name": None}, "MS-KERAS-003", True),
-        ({"module": "keras.config", "class_name": "function", "config": "enable_unsafe_deserialization", "registered_name": None}, "MS-KERAS-003", True),
+        (
+            {"module": "builtins", "class_name": "function", "config": "exec", "registered_name": "function"},
+            "MS-KERAS-002",
+            True,
+        ),
+        (
+            {"module": "os", "class_name": "function", "config": "system", "registered_name": None},
+            "MS-KERAS-002",
+            True,
+        ),
+        (
+            {
+                "module": "my_project.layers",
+                "class_name": "Gate",
+                "config": {},
+                "registered_name": "Custom>Gate",
+            },
+            "MS-KERAS-002",
+            False,
+        ),
+        (
+            {
+                "module": "keras.utils",
+                "class_name": "function",
+                "config": "get_file",
+                "registered_name": None,
+            },
+            "MS-KERAS-003",
+            True,
+        ),
+        (
+            {
+                "module": "keras.config",
+                "class_name": "function",
+                "config": "enable_unsafe_deserialization",
+                "registered_name": None,
+            },
+            "MS-KERAS-003",
+            True,
+        ),
     ]
     for obj, code, critical in cases:
         result = scan("config.json", dumps(keras3_model([keras3_dense(activation=obj)])))
@@ -107,15 +145,28 @@ def test_tfoplambda_functions() -> None:
     assert classify_tf_function("raw_ops.WriteFile") is IssueKind.TF_OP_IO
     assert classify_tf_function("experimental.dispatch_for_api") is IssueKind.TF_OP_OTHER
     layers = [
-        {"class_name": "TFOpLambda", "config": {"name": "tf.numpy_function", "function": "numpy_function"}, "name": "n", "inbound_nodes": []},
-        {"class_name": "SlicingOpLambda", "config": {"name": "s", "function": "__operators__.getitem"}, "name": "s", "inbound_nodes": []},
+        {
+            "class_name": "TFOpLambda",
+            "config": {"name": "tf.numpy_function", "function": "numpy_function"},
+            "name": "n",
+            "inbound_nodes": [],
+        },
+        {
+            "class_name": "SlicingOpLambda",
+            "config": {"name": "s", "function": "__operators__.getitem"},
+            "name": "s",
+            "inbound_nodes": [],
+        },
     ]
     result = scan("model.json", dumps(keras2_model([keras2_dense()] + layers)))
     assert threats(result) == ["MS-KERAS-004"] and result.findings[0].severity.name == "CRITICAL"
 
 
 def test_legacy_wrapper_with_nested_json_strings() -> None:
-    wrapper = {"model_config": json.dumps(keras2_model([keras2_lambda_layer(lambda x: x)])), "keras_version": "2.4"}
+    wrapper = {
+        "model_config": json.dumps(keras2_model([keras2_lambda_layer(lambda x: x)])),
+        "keras_version": "2.4",
+    }
     assert threats(scan("model.json", dumps(wrapper))) == ["MS-KERAS-001"]
 
 

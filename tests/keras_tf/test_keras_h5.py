@@ -6,7 +6,8 @@ from __future__ import annotations
 import io
 import json
 import pickle
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import h5py
 import numpy as np
@@ -42,7 +43,13 @@ def keras_file(config: dict[str, Any], training: dict[str, Any] | None = None) -
 
 
 def test_lambda_in_model_config() -> None:
-    result = scan(h5(keras_file(keras2_model([keras2_dense(), keras2_lambda_layer(lambda x: __import__("os").system("id"))]))))
+    result = scan(
+        h5(
+            keras_file(
+                keras2_model([keras2_dense(), keras2_lambda_layer(lambda x: __import__("os").system("id"))])
+            )
+        )
+    )
     assert result.format == "keras-h5"
     (finding,) = result.findings
     assert finding.threat == "MS-KERAS-001" and finding.severity.name == "CRITICAL"
@@ -50,13 +57,20 @@ def test_lambda_in_model_config() -> None:
 
 
 def test_clean_model_and_training_config() -> None:
-    training = {"loss": "mse", "metrics": ["accuracy"], "optimizer_config": {"class_name": "Adam", "config": {"learning_rate": 0.001}}}
+    training = {
+        "loss": "mse",
+        "metrics": ["accuracy"],
+        "optimizer_config": {"class_name": "Adam", "config": {"learning_rate": 0.001}},
+    }
     result = scan(h5(keras_file(keras2_model([keras2_dense()]), training)))
     assert result.format == "keras-h5" and result.findings == [] and result.incompletes == []
 
 
 def test_custom_object_in_training_config() -> None:
-    training = {"loss": {"class_name": "FocalLossX", "config": {}}, "optimizer_config": {"class_name": "Adam", "config": {}}}
+    training = {
+        "loss": {"class_name": "FocalLossX", "config": {}},
+        "optimizer_config": {"class_name": "Adam", "config": {}},
+    }
     result = scan(h5(keras_file(keras2_model([keras2_dense()]), training)))
     assert [f.threat for f in result.findings] == ["MS-KERAS-002"]
     assert "training_config" in result.findings[0].message
@@ -131,4 +145,6 @@ def test_hdf5_library_hang_is_bounded(tmp_path: Any, monkeypatch: Any) -> None:
     monkeypatch.setattr(h5_probe, "__file__", _fake_probe(tmp_path, "time.sleep(60)"))
     monkeypatch.setattr(keras_h5, "PROBE_TIMEOUT", 1)
     result = scan(h5(lambda f: f.create_dataset("w", data=np.zeros(3))))
-    assert [f.threat for f in result.findings] == ["MS-KERAS-022"] and "did not finish" in result.findings[0].message
+    assert [f.threat for f in result.findings] == ["MS-KERAS-022"] and "did not finish" in result.findings[
+        0
+    ].message

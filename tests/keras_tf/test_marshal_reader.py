@@ -68,8 +68,19 @@ def test_refs_resolve_to_earlier_strings() -> None:
     # FLAG_REF on the first name, then a reference to it in consts.
     names = b")\x02" + bytes([ord("z") | 0x80]) + b"\x06system" + b"r" + struct.pack("<i", 0)
     data = (
-        b"c" + b"\x00" * 20 + _s(b"\x00\x00") + _tuple() + names
-        + _tuple() + _s(b"") + _z("<f>") + _z("f") + _z("f") + struct.pack("<i", 1) + _s(b"") + _s(b"")
+        b"c"
+        + b"\x00" * 20
+        + _s(b"\x00\x00")
+        + _tuple()
+        + names
+        + _tuple()
+        + _s(b"")
+        + _z("<f>")
+        + _z("f")
+        + _z("f")
+        + struct.pack("<i", 1)
+        + _s(b"")
+        + _s(b"")
     )
     assert summarize_code(data).names == ["system", "system"]
 

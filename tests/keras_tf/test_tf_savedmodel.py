@@ -34,7 +34,10 @@ SAFE_GRAPH = graph_def(
         node("save", "SaveV2", ["prefix", "names", "slices", "r"]),
         node("call", "StatefulPartitionedCall", attrs=b""),
     ],
-    [function("__inference_serve_7", [node("a", "Relu"), node("b", "__inference_helper_3")]), function("__inference_helper_3", [node("c", "Identity")])],
+    [
+        function("__inference_serve_7", [node("a", "Relu"), node("b", "__inference_helper_3")]),
+        function("__inference_helper_3", [node("c", "Identity")]),
+    ],
 )
 
 
@@ -97,11 +100,18 @@ def test_paths_outside_the_model() -> None:
     )
     result = scan(saved_model(meta_graph(g, assets=["vocab.txt", "/etc/passwd"])))
     assert threats(result) == ["MS-TF-006"] * 3
-    assert {f.subject for f in result.findings} == {"/var/run/secrets/token", "../../vocab.txt", "/etc/passwd"}
+    assert {f.subject for f in result.findings} == {
+        "/var/run/secrets/token",
+        "../../vocab.txt",
+        "/etc/passwd",
+    }
 
 
 def test_unknown_ops_but_function_calls_are_known() -> None:
-    g = graph_def([node("z", "ZapKernel"), node("c", "__inference_f_2")], [function("__inference_f_2", [node("y", "Relu")])])
+    g = graph_def(
+        [node("z", "ZapKernel"), node("c", "__inference_f_2")],
+        [function("__inference_f_2", [node("y", "Relu")])],
+    )
     result = scan(saved_model(meta_graph(g, stripped_ops=["ZapKernel", "GhostOp"])))
     assert threats(result) == ["MS-TF-010", "MS-TF-010"]
     assert {f.subject for f in result.findings} == {"ZapKernel", "GhostOp"}
@@ -144,7 +154,9 @@ def test_savedmodel_directory(tmp_path: Path) -> None:
     (root / "variables").mkdir(parents=True)
     (root / "assets").mkdir()
     (root / "saved_model.pb").write_bytes(saved_model(meta_graph(SAFE_GRAPH)))
-    (root / "variables" / "variables.index").write_bytes(b"\x00" * 40 + (0xDB4775248B80FB57).to_bytes(8, "little"))
+    (root / "variables" / "variables.index").write_bytes(
+        b"\x00" * 40 + (0xDB4775248B80FB57).to_bytes(8, "little")
+    )
     (root / "variables" / "variables.data-00000-of-00002").write_bytes(b"\x00" * 16)
     (root / "assets" / "vocab.txt").write_text("a\nb\n")
     (root / "assets" / "loader.py").write_text("import os\n")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from kt_builders import attr_s, flex_options, node, tflite_model
 
 from modelsec.bytesource import BytesSource
 from modelsec.engine import Engine, FileResult
 from modelsec.tensorflow.flatbuffer import FlatBufferError, flex_root_strings
-
-import pytest
 
 ADD, CONV_2D, CUSTOM, STABLEHLO_CASE = 0, 3, 32, 209
 
@@ -22,7 +21,11 @@ def threats(result: FileResult) -> list[str]:
 
 
 def test_builtin_ops_only_is_clean() -> None:
-    result = scan(tflite_model([(ADD, None), (CONV_2D, None), (STABLEHLO_CASE, None)], [(0, None), (1, None), (2, None)]))
+    result = scan(
+        tflite_model(
+            [(ADD, None), (CONV_2D, None), (STABLEHLO_CASE, None)], [(0, None), (1, None), (2, None)]
+        )
+    )
     assert result.format == "tflite" and result.findings == [] and result.incompletes == []
 
 
@@ -40,13 +43,20 @@ def test_custom_ops_and_unknown_builtin_codes() -> None:
 
 def test_flex_ops_judged_by_their_node_defs() -> None:
     pyfunc = node("f", "PyFunc", attrs=attr_s("token", "pyfunc_9"))
-    result = scan(tflite_model([(CUSTOM, "FlexPyFunc"), (CUSTOM, "FlexAddV2")], [(0, flex_options("PyFunc", pyfunc)), (1, flex_options("AddV2", node("a", "AddV2")))]))
+    result = scan(
+        tflite_model(
+            [(CUSTOM, "FlexPyFunc"), (CUSTOM, "FlexAddV2")],
+            [(0, flex_options("PyFunc", pyfunc)), (1, flex_options("AddV2", node("a", "AddV2")))],
+        )
+    )
     assert threats(result) == ["MS-TF-001"] and "pyfunc_9" in result.findings[0].message
     # The delegate runs the NodeDef, not the name: a benign name hiding a file write.
     result = scan(tflite_model([(CUSTOM, "FlexAddV2")], [(0, flex_options("AddV2", node("w", "WriteFile")))]))
     assert threats(result) == ["MS-TF-003", "MS-TF-033"]
     # A Flex op TensorFlow does not define.
-    result = scan(tflite_model([(CUSTOM, "FlexNotAnOp")], [(0, flex_options("NotAnOp", node("n", "NotAnOp")))]))
+    result = scan(
+        tflite_model([(CUSTOM, "FlexNotAnOp")], [(0, flex_options("NotAnOp", node("n", "NotAnOp")))])
+    )
     assert threats(result) == ["MS-TF-010"]
 
 

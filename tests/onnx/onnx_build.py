@@ -5,17 +5,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
+
 import onnx
+from modelsec.bytesource import BytesSource
+from modelsec.engine import Engine, FileResult
 from onnx import TensorProto as TP
 from onnx import helper as h
 from onnx import numpy_helper as nh
 
-from modelsec.bytesource import BytesSource
-from modelsec.engine import Engine, FileResult
 
 class CountingSource:
     """A byte source that records how many bytes were asked for."""
@@ -97,6 +98,7 @@ def assert_onnx_clean(result: FileResult) -> None:
 
 # -- realistic benign models ---------------------------------------------------------------
 
+
 def mlp() -> onnx.ModelProto:
     rng = np.random.default_rng(0)
     return model(
@@ -108,7 +110,12 @@ def mlp() -> onnx.ModelProto:
         ],
         [vi("x", ["N", 8])],
         [vi("probs", ["N", 3])],
-        [T("w1", rng.normal(size=(16, 8))), T("b1", np.zeros(16)), T("w2", rng.normal(size=(3, 16))), T("b2", np.zeros(3))],
+        [
+            T("w1", rng.normal(size=(16, 8))),
+            T("b1", np.zeros(16)),
+            T("w2", rng.normal(size=(3, 16))),
+            T("b2", np.zeros(3)),
+        ],
     )
 
 
@@ -129,9 +136,14 @@ def cnn() -> onnx.ModelProto:
         [vi("img", ["N", 3, 8, 8])],
         [vi("probs", ["N", 10])],
         [
-            T("cw", rng.normal(size=(4, 3, 3, 3))), T("cb", np.zeros(4)), T("s", np.ones(4)),
-            T("bias", np.zeros(4)), T("mean", np.zeros(4)), T("var", np.ones(4)),
-            T("fw", rng.normal(size=(10, 4))), T("fb", np.zeros(10)),
+            T("cw", rng.normal(size=(4, 3, 3, 3))),
+            T("cb", np.zeros(4)),
+            T("s", np.ones(4)),
+            T("bias", np.zeros(4)),
+            T("mean", np.zeros(4)),
+            T("var", np.ones(4)),
+            T("fw", rng.normal(size=(10, 4))),
+            T("fb", np.zeros(10)),
         ],
     )
 
@@ -154,9 +166,15 @@ def attention(mask_style: str = "where") -> onnx.ModelProto:
         node("Unsqueeze", ["mask", "axis1"], ["mask3"]),
     ]
     inits = [
-        T("wq", rng.normal(size=(d, d))), T("wk", rng.normal(size=(d, d))), T("wv", rng.normal(size=(d, d))),
-        T("wo", rng.normal(size=(d, d))), T("scale", np.sqrt(d)), T("axis1", [1], np.int64),
-        T("zero", 0.0), T("ln_s", np.ones(d)), T("ln_b", np.zeros(d)),
+        T("wq", rng.normal(size=(d, d))),
+        T("wk", rng.normal(size=(d, d))),
+        T("wv", rng.normal(size=(d, d))),
+        T("wo", rng.normal(size=(d, d))),
+        T("scale", np.sqrt(d)),
+        T("axis1", [1], np.int64),
+        T("zero", 0.0),
+        T("ln_s", np.ones(d)),
+        T("ln_b", np.zeros(d)),
     ]
     if mask_style == "where":
         nodes += [
@@ -173,7 +191,13 @@ def attention(mask_style: str = "where") -> onnx.ModelProto:
             node("Equal", ["mask_s", "zero"], ["is_pad"]),
             node("Where", ["is_pad", "ninf", "scores"], ["masked"]),
         ]
-        inits += [T("ninf", -1e9), T("one_i", 1, np.int64), T("axis0", [0], np.int64), T("start", [0], np.int64), T("axis2", [2], np.int64)]
+        inits += [
+            T("ninf", -1e9),
+            T("one_i", 1, np.int64),
+            T("axis0", [0], np.int64),
+            T("start", [0], np.int64),
+            T("axis2", [2], np.int64),
+        ]
     elif mask_style == "additive":
         nodes += [
             node("Equal", ["mask3", "zero"], ["is_pad"]),

@@ -4,15 +4,7 @@ clean. Graphs are built with onnx.helper; the scanner reads bytes only."""
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
-from onnx import helper as h
-
-from modelsec.backdoor.analysis import Analyzer
-from modelsec.bytesource import BytesSource
-from modelsec.onnx.dataflow import to_dataflow
-from modelsec.onnx.reader import read_model
-
 from onnx_build import (
     FLOAT,
     INT64,
@@ -29,6 +21,13 @@ from onnx_build import (
     tree_ensemble,
     vi,
 )
+
+import onnx
+from modelsec.backdoor.analysis import Analyzer
+from modelsec.bytesource import BytesSource
+from modelsec.onnx.dataflow import to_dataflow
+from modelsec.onnx.reader import read_model
+from onnx import helper as h
 
 W = np.arange(12, dtype=np.float32).reshape(4, 3) / 10
 TARGET = [0.0, 0.0, 100.0]
@@ -120,9 +119,15 @@ def test_patch_trigger_through_slice_and_reduction() -> None:
         [vi("img", [1, 3, 8, 8])],
         [vi("out", [1, 3])],
         [
-            T("cw", np.ones((4, 3, 3, 3))), T("fw", np.ones((3, 4))), T("fb", np.zeros(3)),
-            T("starts", [0, 0], np.int64), T("ends", [3, 3], np.int64), T("axes", [2, 3], np.int64),
-            T("pattern", np.eye(3)), T("eps", 0.01), T("target", TARGET),
+            T("cw", np.ones((4, 3, 3, 3))),
+            T("fw", np.ones((3, 4))),
+            T("fb", np.zeros(3)),
+            T("starts", [0, 0], np.int64),
+            T("ends", [3, 3], np.int64),
+            T("axes", [2, 3], np.int64),
+            T("pattern", np.eye(3)),
+            T("eps", 0.01),
+            T("target", TARGET),
         ],
     )
     result = scan(m)
@@ -148,8 +153,13 @@ def test_token_trigger_reduced_after_the_comparison() -> None:
         [vi("ids", [1, 5], INT64)],
         [vi("y", [1, 3])],
         [
-            T("emb", np.ones((100, 4))), T("ax1", [1], np.int64), T("W", W), T("b", np.zeros(3)),
-            T("magic", 31337, np.int64), T("half", 0.5), T("target", TARGET),
+            T("emb", np.ones((100, 4))),
+            T("ax1", [1], np.int64),
+            T("W", W),
+            T("b", np.zeros(3)),
+            T("magic", 31337, np.int64),
+            T("half", 0.5),
+            T("target", TARGET),
         ],
     )
     result = scan(m)
@@ -235,7 +245,14 @@ def test_switch_survives_a_classifier_layer_after_it() -> None:
         ],
         [vi("x", [1, 4])],
         [vi("y", [1, 3])],
-        [T("W1", np.ones((4, 4))), T("b1", np.zeros(4)), T("k", 3.0), T("h_fixed", [1.0, -2.0, 3.0, 0.5]), T("W2", np.ones((4, 3))), T("b2", np.zeros(3))],
+        [
+            T("W1", np.ones((4, 4))),
+            T("b1", np.zeros(4)),
+            T("k", 3.0),
+            T("h_fixed", [1.0, -2.0, 3.0, 0.5]),
+            T("W2", np.ones((4, 3))),
+            T("b2", np.zeros(3)),
+        ],
     )
     result = scan(m)
     assert codes(result) == ["MS-BD-001"]
@@ -258,7 +275,10 @@ def test_backdoor_inside_a_model_local_function() -> None:
         [h.make_opsetid("", 17)],
     )
     m = model(
-        [node("Gemm", ["x", "W", "b"], ["logits"]), h.make_node("Head", ["x", "logits"], ["y"], name="call", domain="evil.fn")],
+        [
+            node("Gemm", ["x", "W", "b"], ["logits"]),
+            h.make_node("Head", ["x", "logits"], ["y"], name="call", domain="evil.fn"),
+        ],
         [vi("x", [1, 4])],
         [vi("y", [1, 3])],
         [T("W", W), T("b", np.zeros(3))],
@@ -304,7 +324,11 @@ def test_loop_that_does_not_run_when_triggered() -> None:
     body = h.make_graph(
         [node("Identity", ["cond_in"], ["cond_out"]), node("Add", ["acc_in", "logits"], ["acc_out"])],
         "body",
-        [vi("i", [], INT64), h.make_tensor_value_info("cond_in", onnx.TensorProto.BOOL, []), vi("acc_in", [1, 3])],
+        [
+            vi("i", [], INT64),
+            h.make_tensor_value_info("cond_in", onnx.TensorProto.BOOL, []),
+            vi("acc_in", [1, 3]),
+        ],
         [h.make_tensor_value_info("cond_out", onnx.TensorProto.BOOL, []), vi("acc_out", [1, 3])],
     )
     m = classifier_head(
@@ -422,7 +446,15 @@ def test_padding_mask_on_embeddings_is_clean() -> None:
         ],
         [vi("ids", [1, 5], INT64)],
         [vi("y", [1, 3])],
-        [T("emb", np.ones((10, 4))), T("pad", 0, np.int64), T("ax", [2], np.int64), T("zero", 0.0), T("ax1", [1], np.int64), T("W", W), T("b", np.zeros(3))],
+        [
+            T("emb", np.ones((10, 4))),
+            T("pad", 0, np.int64),
+            T("ax", [2], np.int64),
+            T("zero", 0.0),
+            T("ax1", [1], np.int64),
+            T("W", W),
+            T("b", np.zeros(3)),
+        ],
     )
     assert_onnx_clean(scan(m))
 
@@ -449,22 +481,83 @@ def test_padding_mask_multiplied_in_is_clean() -> None:
     "nodes, inits",
     [
         # ReLU and leaky ReLU written with Where
-        ([node("Less", ["logits", "zero"], ["neg"]), node("Where", ["neg", "zero", "logits"], ["y"])], [T("zero", 0.0)]),
-        ([node("Greater", ["logits", "zero"], ["pos"]), node("Mul", ["logits", "alpha"], ["leak"]), node("Where", ["pos", "logits", "leak"], ["y"])], [T("zero", 0.0), T("alpha", 0.01)]),
+        (
+            [node("Less", ["logits", "zero"], ["neg"]), node("Where", ["neg", "zero", "logits"], ["y"])],
+            [T("zero", 0.0)],
+        ),
+        (
+            [
+                node("Greater", ["logits", "zero"], ["pos"]),
+                node("Mul", ["logits", "alpha"], ["leak"]),
+                node("Where", ["pos", "logits", "leak"], ["y"]),
+            ],
+            [T("zero", 0.0), T("alpha", 0.01)],
+        ),
         # ReLU6 / clipping of a reduced value: the threshold is what is switched in
-        ([node("ReduceMax", ["logits"], ["m"], keepdims=1), node("Greater", ["m", "six"], ["big"]), node("Where", ["big", "six", "m"], ["y"])], [T("six", 6.0)]),
+        (
+            [
+                node("ReduceMax", ["logits"], ["m"], keepdims=1),
+                node("Greater", ["m", "six"], ["big"]),
+                node("Where", ["big", "six", "m"], ["y"]),
+            ],
+            [T("six", 6.0)],
+        ),
         # official clipping ops
-        ([node("Clip", ["logits", "lo", "hi"], ["c"]), node("Max", ["c", "lo"], ["mx"]), node("Min", ["mx", "hi"], ["y"])], [T("lo", 0.0), T("hi", 6.0)]),
+        (
+            [
+                node("Clip", ["logits", "lo", "hi"], ["c"]),
+                node("Max", ["c", "lo"], ["mx"]),
+                node("Min", ["mx", "hi"], ["y"]),
+            ],
+            [T("lo", 0.0), T("hi", 6.0)],
+        ),
         # detection-style thresholding with a zero fill, elementwise
-        ([node("Sigmoid", ["logits"], ["p"]), node("Greater", ["p", "thr"], ["keep"]), node("Where", ["keep", "p", "zero"], ["y"])], [T("thr", 0.5), T("zero", 0.0)]),
+        (
+            [
+                node("Sigmoid", ["logits"], ["p"]),
+                node("Greater", ["p", "thr"], ["keep"]),
+                node("Where", ["keep", "p", "zero"], ["y"]),
+            ],
+            [T("thr", 0.5), T("zero", 0.0)],
+        ),
         # a label output computed from a threshold: no switch, just the decision
-        ([node("Sigmoid", ["logits"], ["p"]), node("Greater", ["p", "thr"], ["d"]), node("Cast", ["d"], ["y"], to=FLOAT)], [T("thr", 0.5)]),
+        (
+            [
+                node("Sigmoid", ["logits"], ["p"]),
+                node("Greater", ["p", "thr"], ["d"]),
+                node("Cast", ["d"], ["y"], to=FLOAT),
+            ],
+            [T("thr", 0.5)],
+        ),
         # softplus with its large-input shortcut: both branches computed
-        ([node("Greater", ["logits", "twenty"], ["big"]), node("Softplus", ["logits"], ["sp"]), node("Where", ["big", "logits", "sp"], ["y"])], [T("twenty", 20.0)]),
+        (
+            [
+                node("Greater", ["logits", "twenty"], ["big"]),
+                node("Softplus", ["logits"], ["sp"]),
+                node("Where", ["big", "logits", "sp"], ["y"]),
+            ],
+            [T("twenty", 20.0)],
+        ),
         # dropout, top-k, non-zero
-        ([node("Dropout", ["logits"], ["d"]), node("TopK", ["d", "k1"], ["y", "idx"], axis=-1), node("NonZero", ["d"], ["nz"])], [T("k1", [3], np.int64)]),
+        (
+            [
+                node("Dropout", ["logits"], ["d"]),
+                node("TopK", ["d", "k1"], ["y", "idx"], axis=-1),
+                node("NonZero", ["d"], ["nz"]),
+            ],
+            [T("k1", [3], np.int64)],
+        ),
     ],
-    ids=["relu", "leaky-relu", "clip-reduced", "clip-ops", "threshold-zero-fill", "label", "softplus", "dropout-topk-nonzero"],
+    ids=[
+        "relu",
+        "leaky-relu",
+        "clip-reduced",
+        "clip-ops",
+        "threshold-zero-fill",
+        "label",
+        "softplus",
+        "dropout-topk-nonzero",
+    ],
 )
 def test_legitimate_comparisons_are_clean(nodes, inits) -> None:
     assert_onnx_clean(scan(classifier_head(nodes, inits)))
@@ -491,7 +584,11 @@ def test_if_on_a_shape_and_a_loop_are_clean() -> None:
     body = h.make_graph(
         [node("Identity", ["cond_in"], ["cond_out"]), node("Add", ["acc_in", "ifo"], ["acc_out"])],
         "body",
-        [vi("i", [], INT64), h.make_tensor_value_info("cond_in", onnx.TensorProto.BOOL, []), vi("acc_in", [1, 3])],
+        [
+            vi("i", [], INT64),
+            h.make_tensor_value_info("cond_in", onnx.TensorProto.BOOL, []),
+            vi("acc_in", [1, 3]),
+        ],
         [h.make_tensor_value_info("cond_out", onnx.TensorProto.BOOL, []), vi("acc_out", [1, 3])],
     )
     m = classifier_head(
@@ -502,7 +599,13 @@ def test_if_on_a_shape_and_a_loop_are_clean() -> None:
             node("If", ["single"], ["ifo"], then_branch=then_g, else_branch=else_g),
             node("Loop", ["trip", "yes", "zeros"], ["y"], body=body),
         ],
-        [T("zero_i", 0, np.int64), T("one_i", 1, np.int64), T("trip", 3, np.int64), T("yes", True, np.bool_), T("zeros", [[0.0, 0.0, 0.0]])],
+        [
+            T("zero_i", 0, np.int64),
+            T("one_i", 1, np.int64),
+            T("trip", 3, np.int64),
+            T("yes", True, np.bool_),
+            T("zeros", [[0.0, 0.0, 0.0]]),
+        ],
     )
     onnx.checker.check_model(m, full_check=True)
     assert_onnx_clean(scan(m))
@@ -527,7 +630,10 @@ def test_model_local_function_layernorm_is_clean() -> None:
         [h.make_opsetid("", 17)],
     )
     m = model(
-        [node("Gemm", ["x", "W", "b"], ["logits"]), h.make_node("Norm", ["logits"], ["y"], name="norm", domain="my.fns")],
+        [
+            node("Gemm", ["x", "W", "b"], ["logits"]),
+            h.make_node("Norm", ["logits"], ["y"], name="norm", domain="my.fns"),
+        ],
         [vi("x", [1, 4])],
         [vi("y", [1, 3])],
         [T("W", W), T("b", np.zeros(3))],
@@ -579,8 +685,13 @@ def test_roberta_position_ids_from_the_padding_mask_are_clean() -> None:
         [vi("ids", [1, 5], INT64)],
         [vi("y", [1, 3])],
         [
-            T("pad", 1, np.int64), T("axis", 1, np.int64), T("axis1", [1], np.int64),
-            T("pos_table", np.ones((16, 4))), T("word_table", np.ones((50, 4))), T("W", W), T("b", np.zeros(3)),
+            T("pad", 1, np.int64),
+            T("axis", 1, np.int64),
+            T("axis1", [1], np.int64),
+            T("pos_table", np.ones((16, 4))),
+            T("word_table", np.ones((50, 4))),
+            T("W", W),
+            T("b", np.zeros(3)),
         ],
     )
     assert_onnx_clean(scan(m))
@@ -630,7 +741,13 @@ def test_label_shift_and_nan_guards_are_clean() -> None:
         ],
         [vi("labels", [1, 5], INT64)],
         [vi("y", [1, 5, 4])],
-        [T("ignore", -100, np.int64), T("pad", 0, np.int64), T("emb", np.ones((10, 4))), T("inf", np.inf), T("big", 3e38)],
+        [
+            T("ignore", -100, np.int64),
+            T("pad", 0, np.int64),
+            T("emb", np.ones((10, 4))),
+            T("inf", np.inf),
+            T("big", 3e38),
+        ],
     )
     assert_onnx_clean(scan(m))
 
@@ -678,6 +795,8 @@ def test_condition_on_activations_a_mask_touched_is_not_a_trigger() -> None:
     the activations, not the trigger deciding: replacing NaNs with a constant is clean."""
     m = attention("where")
     m.graph.output[0].name = "guarded"
-    m.graph.node.extend([node("IsNaN", ["out"], ["bad"]), node("Where", ["bad", "fallback", "out"], ["guarded"])])
+    m.graph.node.extend(
+        [node("IsNaN", ["out"], ["bad"]), node("Where", ["bad", "fallback", "out"], ["guarded"])]
+    )
     m.graph.initializer.append(T("fallback", np.arange(8.0)))
     assert_onnx_clean(scan(m))

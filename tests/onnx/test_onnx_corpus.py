@@ -7,9 +7,9 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import onnx
 import pytest
 
+import onnx
 from modelsec.bytesource import BytesSource
 from modelsec.engine import Engine
 
@@ -22,7 +22,11 @@ def _generated_cases() -> list:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return [c for c in node_cases.collect_testcases(None) + model_cases.collect_testcases() if c.model is not None]
+        return [
+            c
+            for c in node_cases.collect_testcases(None) + model_cases.collect_testcases()
+            if c.model is not None
+        ]
 
 
 def test_every_official_operator_test_model_is_clean() -> None:
@@ -35,10 +39,20 @@ def test_every_official_operator_test_model_is_clean() -> None:
         result = engine.scan_source(f"{case.name}.onnx", BytesSource(case.model.SerializeToString()))
         op_types.update((n.domain, n.op_type) for n in case.model.graph.node)
         if result.format != "onnx" or result.findings or result.incompletes:
-            problems.append((case.name, result.format, [f.to_dict() for f in result.findings], result.incompletes))
+            problems.append(
+                (case.name, result.format, [f.to_dict() for f in result.findings], result.incompletes)
+            )
     assert problems == []
     # the corpus really exercises control flow, ML ops and the comparisons we analyse
-    for expected in [("", "If"), ("", "Loop"), ("", "Scan"), ("", "Where"), ("", "Equal"), ("ai.onnx.ml", "TreeEnsemble"), ("ai.onnx.preview.training", "Adam")]:
+    for expected in [
+        ("", "If"),
+        ("", "Loop"),
+        ("", "Scan"),
+        ("", "Where"),
+        ("", "Equal"),
+        ("ai.onnx.ml", "TreeEnsemble"),
+        ("ai.onnx.preview.training", "Adam"),
+    ]:
         assert expected in op_types
 
 

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
-import onnx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from onnx import helper as h
+from onnx_build import CountingSource, attention, cnn, mlp, model, node, scan_bytes, tree_ensemble, vi
 
+import onnx
 from modelsec.bytesource import BytesSource
 from modelsec.onnx.detect import looks_like_onnx
-
-from onnx_build import CountingSource, attention, cnn, mlp, model, node, scan_bytes, tree_ensemble, vi
+from onnx import helper as h
 
 
 def detects(data: bytes) -> bool:
@@ -133,7 +130,12 @@ def test_detect_never_raises(data: bytes) -> None:
 
 def test_detection_of_a_big_model_reads_little(tmp_path) -> None:
     """The graph field is skipped, not read, while detecting."""
-    m = model([node("Identity", ["w"], ["y"])], [], [vi("y", [4096, 1024])], [onnx.numpy_helper.from_array(np.zeros((4096, 1024), np.float32), "w")])
+    m = model(
+        [node("Identity", ["w"], ["y"])],
+        [],
+        [vi("y", [4096, 1024])],
+        [onnx.numpy_helper.from_array(np.zeros((4096, 1024), np.float32), "w")],
+    )
     src = CountingSource(m.SerializeToString())
     assert looks_like_onnx(src.read_at(0, 64 * 1024), src)
     assert src.requested < 512 * 1024

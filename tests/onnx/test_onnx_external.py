@@ -8,17 +8,16 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from onnx import TensorProto as TP
-from onnx import helper as h
+from onnx_build import T, assert_onnx_clean, codes, mlp, model, node, save, scan, scan_file, vi
 
+import onnx
 from modelsec.engine import Engine
 from modelsec.onnx.external import lexical_problems, local_problems
-
-from onnx_build import T, assert_onnx_clean, codes, mlp, model, node, save, scan, scan_file, vi
+from onnx import TensorProto as TP
+from onnx import helper as h
 
 
 def externalize(tensor: onnx.TensorProto, location: str, **entries: str) -> None:
@@ -107,7 +106,10 @@ def test_external_tensors_in_attributes_subgraphs_and_sparse_initializers() -> N
     sparse = h.make_sparse_tensor(sparse_vals, T("si", [0], np.int64), [4])
     then_g = h.make_graph([node("Constant", [], ["t"], value=inner_t)], "then", [], [vi("t", [1])])
     m = model(
-        [node("Constant", [], ["k"], value=const_t), node("If", ["cond"], ["y"], then_branch=then_g, else_branch=then_g)],
+        [
+            node("Constant", [], ["k"], value=const_t),
+            node("If", ["cond"], ["y"], then_branch=then_g, else_branch=then_g),
+        ],
         [h.make_tensor_value_info("cond", TP.BOOL, [])],
         [vi("y", [1])],
     )

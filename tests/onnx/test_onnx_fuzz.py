@@ -7,19 +7,18 @@ escaping exception as an ERROR), so any exception fails the test.
 from __future__ import annotations
 
 import numpy as np
-import onnx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from onnx import helper as h
+from onnx_build import T, attention, mlp, model, node, vi
 
+import onnx
 from modelsec.bytesource import BytesSource
 from modelsec.context import Limits, ScanContext, ScanSink
 from modelsec.engine import dispatch
-from modelsec.interpretations import REGISTERED
 from modelsec.formats.onnx import SCANNER
+from modelsec.interpretations import REGISTERED
 from modelsec.onnx.reader import read_model
-
-from onnx_build import INT64, T, attention, mlp, model, node, vi
+from onnx import helper as h
 
 FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -32,7 +31,9 @@ def run_scanner(data: bytes) -> ScanSink:
 
 
 def _with_control_flow_and_functions() -> onnx.ModelProto:
-    then_g = h.make_graph([node("Constant", [], ["t"], value=T("tv", [1.0, 2.0, 3.0]))], "then", [], [vi("t", [3])])
+    then_g = h.make_graph(
+        [node("Constant", [], ["t"], value=T("tv", [1.0, 2.0, 3.0]))], "then", [], [vi("t", [3])]
+    )
     else_g = h.make_graph([node("Relu", ["x"], ["e"])], "else", [], [vi("e", [3])])
     fn = h.make_function("f", "F", ["a"], ["b"], [node("Neg", ["a"], ["b"])], [h.make_opsetid("", 17)])
     m = model(
@@ -76,7 +77,12 @@ def test_byte_mutations_of_valid_models(base: int, edits) -> None:
 
 
 @FUZZ
-@given(st.sampled_from(range(len(BASES))), st.integers(0, 1 << 20), st.binary(min_size=1, max_size=64), st.booleans())
+@given(
+    st.sampled_from(range(len(BASES))),
+    st.integers(0, 1 << 20),
+    st.binary(min_size=1, max_size=64),
+    st.booleans(),
+)
 def test_insertions_and_truncations(base: int, pos: int, chunk: bytes, truncate: bool) -> None:
     data = BASES[base]
     pos %= len(data)
@@ -168,17 +174,40 @@ def test_function_call_explosion_is_bounded(monkeypatch) -> None:
     monkeypatch.setattr(SCANNER, "analysis_limits", AnalysisLimits(max_visits=20_000))
     fns = [h.make_function("f", "F0", ["a"], ["b"], [node("Relu", ["a"], ["b"])], [h.make_opsetid("", 17)])]
     for i in range(1, 9):
-        calls = [h.make_node(f"F{i - 1}", ["a" if j == 0 else f"t{j - 1}"], [f"t{j}" if j < 9 else "b"], domain="f") for j in range(10)]
-        fns.append(h.make_function("f", f"F{i}", ["a"], ["b"], calls, [h.make_opsetid("", 17), h.make_opsetid("f", 1)]))
-    m = model([h.make_node("F8", ["x"], ["y"], domain="f")], [vi("x", [1])], [vi("y", [1])], opsets={"f": 1}, functions=fns)
+        calls = [
+            h.make_node(
+                f"F{i - 1}", ["a" if j == 0 else f"t{j - 1}"], [f"t{j}" if j < 9 else "b"], domain="f"
+            )
+            for j in range(10)
+        ]
+        fns.append(
+            h.make_function(
+                "f", f"F{i}", ["a"], ["b"], calls, [h.make_opsetid("", 17), h.make_opsetid("f", 1)]
+            )
+        )
+    m = model(
+        [h.make_node("F8", ["x"], ["y"], domain="f")],
+        [vi("x", [1])],
+        [vi("y", [1])],
+        opsets={"f": 1},
+        functions=fns,
+    )
     sink = run_scanner(m.SerializeToString())
     assert sink.findings == []
     assert [i.code for i in sink.incompletes] == ["MS-ONNX-093"]
 
 
 def test_recursive_function_does_not_recurse_forever() -> None:
-    fn = h.make_function("f", "R", ["a"], ["b"], [h.make_node("R", ["a"], ["b"], domain="f")], [h.make_opsetid("f", 1)])
-    m = model([h.make_node("R", ["x"], ["y"], domain="f")], [vi("x", [1])], [vi("y", [1])], opsets={"f": 1}, functions=[fn])
+    fn = h.make_function(
+        "f", "R", ["a"], ["b"], [h.make_node("R", ["a"], ["b"], domain="f")], [h.make_opsetid("f", 1)]
+    )
+    m = model(
+        [h.make_node("R", ["x"], ["y"], domain="f")],
+        [vi("x", [1])],
+        [vi("y", [1])],
+        opsets={"f": 1},
+        functions=[fn],
+    )
     sink = run_scanner(m.SerializeToString())
     assert sink.findings == [] and sink.incompletes == []
 
@@ -193,7 +222,12 @@ def test_many_nodes_sharing_one_value() -> None:
 
 
 def test_scan_with_int_attribute_and_loop_without_body_inputs() -> None:
-    body = h.make_graph([node("Add", ["s", "e"], ["s2"]), node("Identity", ["s2"], ["o"])], "b", [vi("s", [1]), vi("e", [1])], [vi("s2", [1]), vi("o", [1])])
+    body = h.make_graph(
+        [node("Add", ["s", "e"], ["s2"]), node("Identity", ["s2"], ["o"])],
+        "b",
+        [vi("s", [1]), vi("e", [1])],
+        [vi("s2", [1]), vi("o", [1])],
+    )
     loop_body = h.make_graph([], "lb", [], [])
     m = model(
         [

@@ -8,14 +8,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnx.defs
 import pytest
-from onnx import helper as h
-
-from modelsec.onnx.opsets import table
-
 from onnx_build import INT64, T, assert_onnx_clean, codes, mlp, model, node, scan, vi
+
+import onnx
+from modelsec.onnx.opsets import table
+from onnx import helper as h
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,7 +43,10 @@ def test_table_agrees_with_onnx_schemas_at_every_version() -> None:
     t = table()
     for schema in onnx.defs.get_all_schemas_with_history():
         domain = schema.domain or "ai.onnx"
-        assert t.exists(domain, schema.name, schema.since_version) is (not schema.deprecated), (domain, schema.name)
+        assert t.exists(domain, schema.name, schema.since_version) is (not schema.deprecated), (
+            domain,
+            schema.name,
+        )
     for name in ("Relu", "Gelu", "Upsample", "Scatter", "Attention", "TreeEnsembleClassifier"):
         for version in range(1, t.max_version("")):
             try:
@@ -194,9 +196,16 @@ def test_subgraph_nesting_bound_is_incomplete_not_a_crash() -> None:
 
 
 def test_model_local_function_calls_are_official_and_bodies_are_checked() -> None:
-    clean_fn = h.make_function("my.fns", "Act", ["a"], ["b"], [node("Relu", ["a"], ["b"])], [h.make_opsetid("", 17)])
+    clean_fn = h.make_function(
+        "my.fns", "Act", ["a"], ["b"], [node("Relu", ["a"], ["b"])], [h.make_opsetid("", 17)]
+    )
     bad_fn = h.make_function(
-        "my.fns", "Bad", ["a"], ["b"], [h.make_node("Shell", ["a"], ["b"], name="sh", domain="os.exec")], [h.make_opsetid("", 17)]
+        "my.fns",
+        "Bad",
+        ["a"],
+        ["b"],
+        [h.make_node("Shell", ["a"], ["b"], name="sh", domain="os.exec")],
+        [h.make_opsetid("", 17)],
     )
     m = model(
         [h.make_node("Act", ["x"], ["y"], name="call", domain="my.fns")],
@@ -231,7 +240,9 @@ def test_function_body_uses_its_own_opset_imports() -> None:
 
 
 def test_call_to_an_undefined_function_is_a_custom_op() -> None:
-    fn = h.make_function("my.fns", "Defined", ["a"], ["b"], [node("Relu", ["a"], ["b"])], [h.make_opsetid("", 17)])
+    fn = h.make_function(
+        "my.fns", "Defined", ["a"], ["b"], [node("Relu", ["a"], ["b"])], [h.make_opsetid("", 17)]
+    )
     m = model(
         [h.make_node("Undefined", ["x"], ["y"], name="call", domain="my.fns")],
         [vi("x", [1, 4])],
@@ -245,10 +256,22 @@ def test_call_to_an_undefined_function_is_a_custom_op() -> None:
 def test_function_attribute_default_graph_is_checked() -> None:
     fn = h.make_function("my.fns", "F", ["a"], ["b"], [node("Relu", ["a"], ["b"])], [h.make_opsetid("", 17)])
     default = h.make_attribute(
-        "body", h.make_graph([h.make_node("Sneaky", ["p"], ["q"], name="s", domain="evil")], "d", [vi("p", [1])], [vi("q", [1])])
+        "body",
+        h.make_graph(
+            [h.make_node("Sneaky", ["p"], ["q"], name="s", domain="evil")],
+            "d",
+            [vi("p", [1])],
+            [vi("q", [1])],
+        ),
     )
     fn.attribute_proto.append(default)
-    m = model([h.make_node("F", ["x"], ["y"], domain="my.fns")], [vi("x", [1])], [vi("y", [1])], opsets={"my.fns": 1}, functions=[fn])
+    m = model(
+        [h.make_node("F", ["x"], ["y"], domain="my.fns")],
+        [vi("x", [1])],
+        [vi("y", [1])],
+        opsets={"my.fns": 1},
+        functions=[fn],
+    )
     assert codes(scan(m)) == ["MS-ONNX-002"]
 
 
@@ -256,7 +279,9 @@ def test_training_graph_operators_are_checked() -> None:
     m = mlp()
     ti = m.training_info.add()
     ti.initialization.CopyFrom(
-        h.make_graph([h.make_node("Init", [], ["w"], name="i", domain="evil.train")], "init", [], [vi("w", [1])])
+        h.make_graph(
+            [h.make_node("Init", [], ["w"], name="i", domain="evil.train")], "init", [], [vi("w", [1])]
+        )
     )
     result = scan(m)
     assert codes(result) == ["MS-ONNX-002"]

@@ -5,15 +5,14 @@ from __future__ import annotations
 import tracemalloc
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto as TP
-from onnx import helper as h
+from onnx_build import CountingSource, attention, codes, mlp, model, node, scan_bytes, vi
 
+import onnx
 from modelsec.bytesource import BytesSource
 from modelsec.onnx.reader import ReaderLimits, read_model
-
-from onnx_build import CountingSource, T, attention, codes, mlp, model, node, scan_bytes, vi
+from onnx import TensorProto as TP
+from onnx import helper as h
 
 
 def read(m: onnx.ModelProto | bytes, **limits):
@@ -63,7 +62,15 @@ def test_small_constant_values_are_decoded(dtype, values) -> None:
     for raw in (True, False):
         t = onnx.numpy_helper.from_array(np.asarray(values, dtype=dtype), "c")
         if not raw:
-            t = h.make_tensor("c", t.data_type, t.dims, np.asarray(values, dtype=dtype).tolist() if dtype != np.float16 else np.asarray(values, dtype=dtype), raw=False)
+            t = h.make_tensor(
+                "c",
+                t.data_type,
+                t.dims,
+                np.asarray(values, dtype=dtype).tolist()
+                if dtype != np.float16
+                else np.asarray(values, dtype=dtype),
+                raw=False,
+            )
         m = model([node("Identity", ["c"], ["y"])], [], [vi("y")], [t])
         got = read(m).graph.initializers[0].values
         assert got == tuple(float(v) for v in np.asarray(values, dtype=dtype)), (dtype, raw)
@@ -128,7 +135,10 @@ def test_names_that_are_not_utf8_survive_and_stay_distinct() -> None:
 
 def test_over_long_names_are_abbreviated_but_distinct() -> None:
     m = model(
-        [node("Identity", ["x"], ["a" * 10_000 + "1"], name="n1"), node("Identity", ["x"], ["a" * 10_000 + "2"], name="n2")],
+        [
+            node("Identity", ["x"], ["a" * 10_000 + "1"], name="n1"),
+            node("Identity", ["x"], ["a" * 10_000 + "2"], name="n2"),
+        ],
         [vi("x")],
         [vi("a" * 10_000 + "1")],
     )
@@ -190,8 +200,12 @@ def test_deep_message_nesting_is_bounded() -> None:
 
 def test_all_graphs_walks_every_subgraph() -> None:
     inner = h.make_graph([node("Relu", ["x"], ["t"])], "inner", [], [vi("t")])
-    mid = h.make_graph([h.make_node("If", ["c"], ["m"], then_branch=inner, else_branch=inner)], "mid", [], [vi("m")])
-    m = model([h.make_node("If", ["c"], ["y"], name="top", then_branch=mid, else_branch=mid)], [vi("c")], [vi("y")])
+    mid = h.make_graph(
+        [h.make_node("If", ["c"], ["m"], then_branch=inner, else_branch=inner)], "mid", [], [vi("m")]
+    )
+    m = model(
+        [h.make_node("If", ["c"], ["y"], name="top", then_branch=mid, else_branch=mid)], [vi("c")], [vi("y")]
+    )
     r = read(m)
     graphs = r.all_graphs()
     assert len(graphs) == 7

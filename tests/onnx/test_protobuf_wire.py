@@ -7,6 +7,7 @@ import struct
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from onnx_build import CountingSource
 
 from modelsec.bytesource import BytesSource, LimitExceeded
 from modelsec.protobuf_wire import (
@@ -25,8 +26,6 @@ from modelsec.protobuf_wire import (
     to_int64,
     to_sint64,
 )
-
-from onnx_build import CountingSource
 
 
 def varint(n: int) -> bytes:
@@ -56,11 +55,15 @@ def fields_of(data: bytes, **kw) -> list:
 
 def test_decodes_every_wire_type() -> None:
     data = (
-        tag(1, VARINT) + varint(300)
-        + tag(2, I64) + struct.pack("<d", 2.5)
+        tag(1, VARINT)
+        + varint(300)
+        + tag(2, I64)
+        + struct.pack("<d", 2.5)
         + ld(3, b"hello")
-        + tag(4, I32) + struct.pack("<f", -1.5)
-        + tag(5, VARINT) + varint(-7)
+        + tag(4, I32)
+        + struct.pack("<f", -1.5)
+        + tag(5, VARINT)
+        + varint(-7)
     )
     got = fields_of(data)
     assert [(f.number, f.wire_type) for f in got] == [(1, VARINT), (2, I64), (3, LEN), (4, I32), (5, VARINT)]

@@ -14,8 +14,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -34,11 +35,14 @@ def _envtest(*args: str, check: bool = True, timeout: float = 3600) -> subproces
     env = {**os.environ, "ENVTEST_NAME": INSTANCE}
     for var in ("ENVTEST_APISERVER_PORT", "ENVTEST_ETCD_PORT", "ENVTEST_ETCD_PEER_PORT"):
         env.pop(var, None)
-    proc = subprocess.run(["bash", str(ENVTEST), *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(
+        ["bash", str(ENVTEST), *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
     if check and proc.returncode != 0:
-        pytest.fail(f"hack/envtest.sh {' '.join(args)} exited {proc.returncode}\n"
-                    f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}")
+        pytest.fail(
+            f"hack/envtest.sh {' '.join(args)} exited {proc.returncode}\n"
+            f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
+        )
     return proc
 
 
@@ -55,10 +59,16 @@ class Cluster:
         self.kubeconfig = exports["KUBECONFIG"]
         self.kubectl_path = str(CACHE / "bin" / "kubectl")
 
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
             [self.kubectl_path, "--kubeconfig", self.kubeconfig, *args],
-            input=input, capture_output=True, text=True, timeout=120, env={**os.environ, **NO_PROXY_ENV},
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, **NO_PROXY_ENV},
         )
         if check and proc.returncode != 0:
             pytest.fail(f"kubectl {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
@@ -75,8 +85,14 @@ class Cluster:
             pytest.fail(f"kubectl get {plural} {name}: {proc.stderr}")
         return json.loads(proc.stdout)
 
-    def wait_for(self, plural: str, name: str, predicate: Callable[[dict[str, Any]], bool],
-                 timeout: float = 60, what: str = "condition") -> dict[str, Any]:
+    def wait_for(
+        self,
+        plural: str,
+        name: str,
+        predicate: Callable[[dict[str, Any]], bool],
+        timeout: float = 60,
+        what: str = "condition",
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         last: dict[str, Any] | None = None
         while time.monotonic() < deadline:
@@ -84,8 +100,7 @@ class Cluster:
             if last is not None and predicate(last):
                 return last
             time.sleep(0.3)
-        pytest.fail(f"{plural}/{name}: {what} not reached in {timeout}s; last seen:\n"
-                    f"{yaml.safe_dump(last)}")
+        pytest.fail(f"{plural}/{name}: {what} not reached in {timeout}s; last seen:\n{yaml.safe_dump(last)}")
 
     def wait_events(self, name: str, reasons: set[str], timeout: float = 30) -> set[str]:
         """Event reasons about ``name`` once all of ``reasons`` are there (kopf posts Events
@@ -97,11 +112,14 @@ class Cluster:
             if reasons <= seen:
                 return seen
             time.sleep(0.3)
-        pytest.fail(f"events {sorted(reasons - seen)} about {name} not posted in {timeout}s (saw {sorted(seen)})")
+        pytest.fail(
+            f"events {sorted(reasons - seen)} about {name} not posted in {timeout}s (saw {sorted(seen)})"
+        )
 
     def events(self, name: str) -> list[dict[str, Any]]:
-        out = self.kubectl("get", "events", "-A", "--field-selector", f"involvedObject.name={name}",
-                           "-o", "json")
+        out = self.kubectl(
+            "get", "events", "-A", "--field-selector", f"involvedObject.name={name}", "-o", "json"
+        )
         return json.loads(out.stdout)["items"]
 
 
@@ -122,9 +140,15 @@ def cluster() -> Iterator[Cluster]:
         exports[key] = value
     instance = Cluster(exports)
     instance.kubectl("apply", "-f", str(REPO / "crds"))
-    instance.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                     "crd/modelsources.modelsec.io", "crd/securitygroups.modelsec.io",
-                     "crd/modelscans.modelsec.io", "crd/clusterkopfpeerings.kopf.dev")
+    instance.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/modelsources.modelsec.io",
+        "crd/securitygroups.modelsec.io",
+        "crd/modelscans.modelsec.io",
+        "crd/clusterkopfpeerings.kopf.dev",
+    )
     sys.stderr.write(f"\n[operator tests] control plane ready in {time.monotonic() - started:.1f}s\n")
     try:
         yield instance
@@ -142,8 +166,14 @@ def models_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class OperatorProcess:
     """``modelsec operator`` against the test cluster, logging to a file."""
 
-    def __init__(self, cluster: Cluster, local_root: Path, log_dir: Path, *extra: str,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        local_root: Path,
+        log_dir: Path,
+        *extra: str,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.cluster = cluster
         self.local_root = local_root
         self.log_dir = log_dir
@@ -158,26 +188,38 @@ class OperatorProcess:
     def log_path(self) -> Path:
         return self.log_dir / f"operator-{self.starts}.log"
 
-    def start(self, env: dict[str, str] | None = None) -> "OperatorProcess":
+    def start(self, env: dict[str, str] | None = None) -> OperatorProcess:
         self.starts += 1
         environment = {
-            **os.environ, **NO_PROXY_ENV, **self.env, **(env or {}),
+            **os.environ,
+            **NO_PROXY_ENV,
+            **self.env,
+            **(env or {}),
             "PYTHONPATH": os.pathsep.join([str(REPO / "operator"), str(REPO / "src")]),
             "PYTHONUNBUFFERED": "1",
         }
         # `modelsec operator`, the command users run (the console script of this venv).
         command = [
-            str(Path(sys.executable).with_name("modelsec")), "operator",
-            "--kubeconfig", self.cluster.kubeconfig,
-            "--local-root", str(self.local_root),
-            "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port),
-            "--bind-address", "127.0.0.1", *self.extra,
+            str(Path(sys.executable).with_name("modelsec")),
+            "operator",
+            "--kubeconfig",
+            self.cluster.kubeconfig,
+            "--local-root",
+            str(self.local_root),
+            "--metrics-port",
+            str(self.metrics_port),
+            "--health-port",
+            str(self.health_port),
+            "--bind-address",
+            "127.0.0.1",
+            *self.extra,
         ]
         if "--peering" not in self.extra:
             command.append("--standalone")
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment,
-                                         cwd=REPO)
+            self.proc = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=environment, cwd=REPO
+            )
         self.wait_healthy()
         return self
 
@@ -237,14 +279,17 @@ class OperatorProcess:
 
     def log(self) -> str:
         return "\n".join(
-            f"--- operator-{i}.log ---\n" + (self.log_dir / f"operator-{i}.log").read_text(errors="replace")[-20000:]
-            for i in range(1, self.starts + 1) if (self.log_dir / f"operator-{i}.log").exists()
+            f"--- operator-{i}.log ---\n"
+            + (self.log_dir / f"operator-{i}.log").read_text(errors="replace")[-20000:]
+            for i in range(1, self.starts + 1)
+            if (self.log_dir / f"operator-{i}.log").exists()
         )
 
 
 @pytest.fixture
-def operator_factory(cluster: Cluster, models_root: Path, tmp_path: Path,
-                     request: pytest.FixtureRequest) -> Iterator[Callable[..., OperatorProcess]]:
+def operator_factory(
+    cluster: Cluster, models_root: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., OperatorProcess]]:
     made: list[OperatorProcess] = []
 
     def make(*extra: str, env: dict[str, str] | None = None) -> OperatorProcess:

@@ -53,11 +53,11 @@ from modelsec.k8s.config import load_configuration
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _micro_now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass
@@ -97,7 +97,7 @@ class NodeDouble:
 
     # -- lifecycle -------------------------------------------------------------------
 
-    def start(self) -> "NodeDouble":
+    def start(self) -> NodeDouble:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._register()
         self._thread = threading.Thread(target=self._loop, name=f"node-double-{self.name}", daemon=True)
@@ -129,9 +129,16 @@ class NodeDouble:
 
     def _register(self) -> None:
         body = {
-            "apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": self.name, "labels": {"kubernetes.io/hostname": self.name,
-                                                       "kubernetes.io/os": "linux", "modelsec.io/node-double": "true"}},
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": self.name,
+                "labels": {
+                    "kubernetes.io/hostname": self.name,
+                    "kubernetes.io/os": "linux",
+                    "modelsec.io/node-double": "true",
+                },
+            },
         }
         try:
             self.core.create_node(body)
@@ -143,24 +150,53 @@ class NodeDouble:
     def _heartbeat(self, full: bool = False) -> None:
         now = _now()
         conditions = [
-            {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "node double is ready",
-             "lastHeartbeatTime": now, "lastTransitionTime": now},
-            *({"type": t, "status": "False", "reason": f"KubeletHasNo{t}", "lastHeartbeatTime": now,
-               "lastTransitionTime": now} for t in ("MemoryPressure", "DiskPressure", "PIDPressure")),
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "KubeletReady",
+                "message": "node double is ready",
+                "lastHeartbeatTime": now,
+                "lastTransitionTime": now,
+            },
+            *(
+                {
+                    "type": t,
+                    "status": "False",
+                    "reason": f"KubeletHasNo{t}",
+                    "lastHeartbeatTime": now,
+                    "lastTransitionTime": now,
+                }
+                for t in ("MemoryPressure", "DiskPressure", "PIDPressure")
+            ),
         ]
         capacity = {"cpu": "16", "memory": "64Gi", "pods": "250", "ephemeral-storage": "500Gi"}
         status: dict[str, Any] = {"conditions": conditions}
         if full:
-            status.update(capacity=capacity, allocatable=capacity,
-                          addresses=[{"type": "InternalIP", "address": "127.0.0.1"},
-                                     {"type": "Hostname", "address": self.name}],
-                          nodeInfo={"kubeletVersion": "node-double", "operatingSystem": "linux",
-                                    "architecture": "amd64", "containerRuntimeVersion": "node-double://0",
-                                    "kernelVersion": "", "osImage": "", "kubeProxyVersion": "", "machineID": "",
-                                    "systemUUID": "", "bootID": ""})
+            status.update(
+                capacity=capacity,
+                allocatable=capacity,
+                addresses=[
+                    {"type": "InternalIP", "address": "127.0.0.1"},
+                    {"type": "Hostname", "address": self.name},
+                ],
+                nodeInfo={
+                    "kubeletVersion": "node-double",
+                    "operatingSystem": "linux",
+                    "architecture": "amd64",
+                    "containerRuntimeVersion": "node-double://0",
+                    "kernelVersion": "",
+                    "osImage": "",
+                    "kubeProxyVersion": "",
+                    "machineID": "",
+                    "systemUUID": "",
+                    "bootID": "",
+                },
+            )
         self.core.patch_node_status(self.name, {"status": status})
-        lease = {"metadata": {"name": self.name, "namespace": "kube-node-lease"},
-                 "spec": {"holderIdentity": self.name, "leaseDurationSeconds": 40, "renewTime": _micro_now()}}
+        lease = {
+            "metadata": {"name": self.name, "namespace": "kube-node-lease"},
+            "spec": {"holderIdentity": self.name, "leaseDurationSeconds": 40, "renewTime": _micro_now()},
+        }
         try:
             self.coordination.replace_namespaced_lease(self.name, "kube-node-lease", self._lease(lease))
         except ApiException as exc:
@@ -188,8 +224,9 @@ class NodeDouble:
             self._stop.wait(0.25)
 
     def _sync(self) -> None:
-        pods = self.core.list_namespaced_pod(self.namespace, field_selector=f"spec.nodeName={self.name}",
-                                             _preload_content=False)
+        pods = self.core.list_namespaced_pod(
+            self.namespace, field_selector=f"spec.nodeName={self.name}", _preload_content=False
+        )
         items = json.loads(pods.data)["items"]
         seen = set()
         for pod in items:
@@ -230,9 +267,14 @@ class NodeDouble:
         script = self._mount_script(mounts, workdir) + "exec " + shlex.join(command) + "\n"
         log = workdir / "container.log"
         with open(log, "wb") as out:
-            process = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script],
-                                       env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       start_new_session=True)
+            process = subprocess.Popen(
+                ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         started = _now()
         with self._lock:
             self.pods[meta["name"]] = RunningPod(meta["name"], meta["uid"], process, workdir, started, log)
@@ -244,9 +286,15 @@ class NodeDouble:
         lines = ["set -e", "mount -t tmpfs -o mode=0755 node-double /run", "mkdir -p /run/.stage"]
         ordered = sorted(mounts, key=lambda m: m[1].rstrip("/").count("/"))  # parents first
         for index, (source, _) in enumerate(ordered):
-            lines += [f"mkdir -p /run/.stage/{index}", f"mount --bind {shlex.quote(str(source))} /run/.stage/{index}"]
+            lines += [
+                f"mkdir -p /run/.stage/{index}",
+                f"mount --bind {shlex.quote(str(source))} /run/.stage/{index}",
+            ]
         for index, (_, target) in enumerate(ordered):
-            lines += [f"mkdir -p {shlex.quote(target)}", f"mount --bind /run/.stage/{index} {shlex.quote(target)}"]
+            lines += [
+                f"mkdir -p {shlex.quote(target)}",
+                f"mount --bind /run/.stage/{index} {shlex.quote(target)}",
+            ]
         return "\n".join(lines) + "\n"
 
     def _volume(self, pod: dict[str, Any], volume: dict[str, Any], workdir: Path) -> Path:
@@ -257,10 +305,14 @@ class NodeDouble:
         if "hostPath" in volume:
             return Path(volume["hostPath"]["path"])
         if "secret" in volume:
-            self._write_items(path, self._secret(volume["secret"]["secretName"]), volume["secret"].get("items"))
+            self._write_items(
+                path, self._secret(volume["secret"]["secretName"]), volume["secret"].get("items")
+            )
             return path
         if "configMap" in volume:
-            self._write_items(path, self._config_map(volume["configMap"]["name"]), volume["configMap"].get("items"))
+            self._write_items(
+                path, self._config_map(volume["configMap"]["name"]), volume["configMap"].get("items")
+            )
             return path
         if "projected" in volume:
             for source in volume["projected"]["sources"]:
@@ -268,9 +320,13 @@ class NodeDouble:
                     token = self._token(pod, source["serviceAccountToken"])
                     (path / source["serviceAccountToken"]["path"]).write_text(token)
                 elif "configMap" in source:
-                    self._write_items(path, self._config_map(source["configMap"]["name"]), source["configMap"].get("items"))
+                    self._write_items(
+                        path, self._config_map(source["configMap"]["name"]), source["configMap"].get("items")
+                    )
                 elif "secret" in source:
-                    self._write_items(path, self._secret(source["secret"]["name"]), source["secret"].get("items"))
+                    self._write_items(
+                        path, self._secret(source["secret"]["name"]), source["secret"].get("items")
+                    )
                 elif "downwardAPI" in source:
                     for item in source["downwardAPI"]["items"]:
                         (path / item["path"]).write_text(self._field(pod, item["fieldRef"]["fieldPath"]))
@@ -288,14 +344,21 @@ class NodeDouble:
         """A real ServiceAccount token from the TokenRequest API, bound to this Pod."""
         spec: dict[str, Any] = {
             "expirationSeconds": int(source.get("expirationSeconds", 3600)),
-            "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": pod["metadata"]["name"],
-                               "uid": pod["metadata"]["uid"]},
+            "boundObjectRef": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "name": pod["metadata"]["name"],
+                "uid": pod["metadata"]["uid"],
+            },
         }
         if source.get("audience"):
             spec["audiences"] = [source["audience"]]
         account = pod["spec"].get("serviceAccountName") or "default"
         response = self.core.create_namespaced_service_account_token(
-            account, self.namespace, {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec})
+            account,
+            self.namespace,
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec},
+        )
         return str(response.status.token)
 
     def _secret(self, name: str) -> dict[str, bytes]:
@@ -315,19 +378,27 @@ class NodeDouble:
     @staticmethod
     def _field(pod: dict[str, Any], path: str) -> str:
         meta, spec = pod["metadata"], pod["spec"]
-        values = {"metadata.name": meta["name"], "metadata.namespace": meta["namespace"], "metadata.uid": meta["uid"],
-                  "spec.nodeName": spec.get("nodeName", ""), "spec.serviceAccountName": spec.get("serviceAccountName", ""),
-                  "status.hostIP": "127.0.0.1", "status.podIP": "127.0.0.1"}
+        values = {
+            "metadata.name": meta["name"],
+            "metadata.namespace": meta["namespace"],
+            "metadata.uid": meta["uid"],
+            "spec.nodeName": spec.get("nodeName", ""),
+            "spec.serviceAccountName": spec.get("serviceAccountName", ""),
+            "status.hostIP": "127.0.0.1",
+            "status.podIP": "127.0.0.1",
+        }
         if path.startswith("metadata.labels['"):
-            return str((meta.get("labels") or {}).get(path[len("metadata.labels['"):-2], ""))
+            return str((meta.get("labels") or {}).get(path[len("metadata.labels['") : -2], ""))
         return values[path]
 
     def _env(self, pod: dict[str, Any], container: dict[str, Any]) -> dict[str, str]:
         env = {
             "PATH": f"{self.bin_dir}:/usr/local/bin:/usr/bin:/bin",
             "HOSTNAME": pod["metadata"]["name"],
-            "KUBERNETES_SERVICE_HOST": self.api_host, "KUBERNETES_SERVICE_PORT": self.api_port,
-            "NO_PROXY": "127.0.0.1,localhost,::1", "no_proxy": "127.0.0.1,localhost,::1",
+            "KUBERNETES_SERVICE_HOST": self.api_host,
+            "KUBERNETES_SERVICE_PORT": self.api_port,
+            "NO_PROXY": "127.0.0.1,localhost,::1",
+            "no_proxy": "127.0.0.1,localhost,::1",
             **self.extra_env,
         }
         for var in container.get("env") or []:
@@ -372,9 +443,20 @@ class NodeDouble:
             return
         phase = "Succeeded" if running.exit_code == 0 else "Failed"
         reason = "Completed" if phase == "Succeeded" else ("Killed" if running.killed else "Error")
-        self._status(pod, phase, {"terminated": {"exitCode": running.exit_code, "reason": reason,
-                                                 "startedAt": running.started, "finishedAt": _now()}},
-                     ready=False, started=running.started)
+        self._status(
+            pod,
+            phase,
+            {
+                "terminated": {
+                    "exitCode": running.exit_code,
+                    "reason": reason,
+                    "startedAt": running.started,
+                    "finishedAt": _now(),
+                }
+            },
+            ready=False,
+            started=running.started,
+        )
 
     def _finalise(self, pod: dict[str, Any]) -> None:
         """The kubelet's last word on a deleted Pod: remove it (grace period over)."""
@@ -385,26 +467,42 @@ class NodeDouble:
                 raise
 
     def _report_waiting(self, pod: dict[str, Any], why: str) -> None:
-        self._status(pod, "Pending", {"waiting": {"reason": "CreateContainerConfigError", "message": why}},
-                     ready=False, started=None)
+        self._status(
+            pod,
+            "Pending",
+            {"waiting": {"reason": "CreateContainerConfigError", "message": why}},
+            ready=False,
+            started=None,
+        )
 
-    def _status(self, pod: dict[str, Any], phase: str, state: dict[str, Any], *, ready: bool,
-                started: str | None) -> None:
+    def _status(
+        self, pod: dict[str, Any], phase: str, state: dict[str, Any], *, ready: bool, started: str | None
+    ) -> None:
         now = _now()
         container = pod["spec"]["containers"][0]
         flag = "True" if ready else "False"
         status = {
-            "phase": phase, "hostIP": "127.0.0.1", "podIP": "127.0.0.1", "startTime": started or now,
+            "phase": phase,
+            "hostIP": "127.0.0.1",
+            "podIP": "127.0.0.1",
+            "startTime": started or now,
             "conditions": [
                 {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
                 {"type": "Initialized", "status": "True", "lastTransitionTime": now},
                 {"type": "ContainersReady", "status": flag, "lastTransitionTime": now},
                 {"type": "Ready", "status": flag, "lastTransitionTime": now},
             ],
-            "containerStatuses": [{
-                "name": container["name"], "image": container["image"], "imageID": "node-double://none",
-                "ready": ready, "started": ready, "restartCount": 0, "state": state,
-            }],
+            "containerStatuses": [
+                {
+                    "name": container["name"],
+                    "image": container["image"],
+                    "imageID": "node-double://none",
+                    "ready": ready,
+                    "started": ready,
+                    "restartCount": 0,
+                    "state": state,
+                }
+            ],
         }
         try:
             self.core.patch_namespaced_pod_status(pod["metadata"]["name"], self.namespace, {"status": status})

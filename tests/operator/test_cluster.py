@@ -11,8 +11,9 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -38,19 +39,30 @@ needs_pickle_scanner = pytest.mark.skipif(
 
 
 def source(name: str, path: Path) -> dict[str, Any]:
-    return {"apiVersion": API, "kind": "ModelSource", "metadata": {"name": name},
-            "spec": {"type": "Local", "local": {"path": str(path)}}}
+    return {
+        "apiVersion": API,
+        "kind": "ModelSource",
+        "metadata": {"name": name},
+        "spec": {"type": "Local", "local": {"path": str(path)}},
+    }
 
 
 def group(name: str, source_ref: str, rules: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-    return {"apiVersion": API, "kind": "SecurityGroup", "metadata": {"name": name},
-            "spec": {"sourceRef": source_ref, "rules": rules, **extra}}
+    return {
+        "apiVersion": API,
+        "kind": "SecurityGroup",
+        "metadata": {"name": name},
+        "spec": {"sourceRef": source_ref, "rules": rules, **extra},
+    }
 
 
 def scan(model: str, group_name: str, name: str | None = None) -> dict[str, Any]:
-    return {"apiVersion": API, "kind": "ModelScan",
-            "metadata": {"name": name or scan_name(model, None, group_name)},
-            "spec": {"model": model, "securityGroup": group_name}}
+    return {
+        "apiVersion": API,
+        "kind": "ModelScan",
+        "metadata": {"name": name or scan_name(model, None, group_name)},
+        "spec": {"model": model, "securityGroup": group_name},
+    }
 
 
 BLOCK_CODE = [
@@ -92,7 +104,8 @@ def workspace(models_root: Path, request: pytest.FixtureRequest, cluster: Any) -
     for plural in ("modelscans", "securitygroups", "modelsources"):
         items = json.loads(cluster.kubectl("get", plural, "-o", "json").stdout)["items"]
         mine = [
-            f"{plural}/{o['metadata']['name']}" for o in items
+            f"{plural}/{o['metadata']['name']}"
+            for o in items
             if o["metadata"]["name"].startswith(prefix)
             or str(o.get("spec", {}).get("securityGroup", "")).startswith(prefix)
         ]
@@ -102,59 +115,71 @@ def workspace(models_root: Path, request: pytest.FixtureRequest, cluster: Any) -
 
 # --- the API server rejects what the schema knows is wrong ---------------------------
 
-@pytest.mark.parametrize("document, message", [
-    pytest.param(
-        {"kind": "ModelSource", "spec": {"type": "Local"}},
-        "spec.type Local needs spec.local.path",
-        id="source-local-needs-path",
-    ),
-    pytest.param(
-        {"kind": "ModelSource", "spec": {"type": "S3", "s3": {"bucket": "models"}, "local": {"path": "/m"}}},
-        "spec.local is only allowed when spec.type is Local",
-        id="source-settings-must-match-type",
-    ),
-    pytest.param(
-        {"kind": "ModelSource", "spec": {"type": "Ftp"}},
-        'Unsupported value: "Ftp"',
-        id="source-type-enum",
-    ),
-    pytest.param(
-        {"kind": "ModelSource", "spec": {"type": "Local", "local": {"path": "relative/dir"}}},
-        "spec.local.path",
-        id="source-path-absolute",
-    ),
-    pytest.param(
-        {"kind": "SecurityGroup", "spec": {"rules": [{"name": "NoSuchRule"}]}},
-        'Unsupported value: "NoSuchRule"',
-        id="group-unknown-rule",
-    ),
-    pytest.param(
-        {"kind": "SecurityGroup", "spec": {"rules": [{"name": "LoadTimeCodeExecution", "mode": "Sometimes"}]}},
-        'Unsupported value: "Sometimes"',
-        id="group-mode-enum",
-    ),
-    pytest.param(
-        {"kind": "SecurityGroup", "spec": {"rules": [{"name": "LoadTimeCodeExecution"},
-                                                     {"name": "LoadTimeCodeExecution"}]}},
-        "Duplicate value",
-        id="group-rule-listed-twice",
-    ),
-    pytest.param(
-        {"kind": "SecurityGroup", "spec": {"rules": [], "rescanInterval": "daily"}},
-        "spec.rescanInterval",
-        id="group-rescan-interval-pattern",
-    ),
-    pytest.param(
-        {"kind": "ModelScan", "spec": {"model": "http://example.com/m.pkl", "securityGroup": "g"}},
-        "spec.model must be hf://<org>/<name>, s3://<bucket>/<key> or file:///<absolute path>",
-        id="scan-model-scheme",
-    ),
-    pytest.param(
-        {"kind": "ModelScan", "spec": {"model": "file:///m/x.pkl"}},
-        "spec.securityGroup: Required value",
-        id="scan-needs-group",
-    ),
-])
+
+@pytest.mark.parametrize(
+    "document, message",
+    [
+        pytest.param(
+            {"kind": "ModelSource", "spec": {"type": "Local"}},
+            "spec.type Local needs spec.local.path",
+            id="source-local-needs-path",
+        ),
+        pytest.param(
+            {
+                "kind": "ModelSource",
+                "spec": {"type": "S3", "s3": {"bucket": "models"}, "local": {"path": "/m"}},
+            },
+            "spec.local is only allowed when spec.type is Local",
+            id="source-settings-must-match-type",
+        ),
+        pytest.param(
+            {"kind": "ModelSource", "spec": {"type": "Ftp"}},
+            'Unsupported value: "Ftp"',
+            id="source-type-enum",
+        ),
+        pytest.param(
+            {"kind": "ModelSource", "spec": {"type": "Local", "local": {"path": "relative/dir"}}},
+            "spec.local.path",
+            id="source-path-absolute",
+        ),
+        pytest.param(
+            {"kind": "SecurityGroup", "spec": {"rules": [{"name": "NoSuchRule"}]}},
+            'Unsupported value: "NoSuchRule"',
+            id="group-unknown-rule",
+        ),
+        pytest.param(
+            {
+                "kind": "SecurityGroup",
+                "spec": {"rules": [{"name": "LoadTimeCodeExecution", "mode": "Sometimes"}]},
+            },
+            'Unsupported value: "Sometimes"',
+            id="group-mode-enum",
+        ),
+        pytest.param(
+            {
+                "kind": "SecurityGroup",
+                "spec": {"rules": [{"name": "LoadTimeCodeExecution"}, {"name": "LoadTimeCodeExecution"}]},
+            },
+            "Duplicate value",
+            id="group-rule-listed-twice",
+        ),
+        pytest.param(
+            {"kind": "SecurityGroup", "spec": {"rules": [], "rescanInterval": "daily"}},
+            "spec.rescanInterval",
+            id="group-rescan-interval-pattern",
+        ),
+        pytest.param(
+            {"kind": "ModelScan", "spec": {"model": "http://example.com/m.pkl", "securityGroup": "g"}},
+            "spec.model must be hf://<org>/<name>, s3://<bucket>/<key> or file:///<absolute path>",
+            id="scan-model-scheme",
+        ),
+        pytest.param(
+            {"kind": "ModelScan", "spec": {"model": "file:///m/x.pkl"}},
+            "spec.securityGroup: Required value",
+            id="scan-needs-group",
+        ),
+    ],
+)
 def test_api_server_rejects_invalid_objects_with_readable_messages(
     cluster: Any, document: dict[str, Any], message: str
 ) -> None:
@@ -183,6 +208,7 @@ def test_defaults_are_applied_by_the_api_server(cluster: Any, workspace: Any) ->
 
 # --- validation conditions -------------------------------------------------------------
 
+
 def test_group_conditions_explain_missing_source_and_bad_params(
     cluster: Any, operator: Any, workspace: Any
 ) -> None:
@@ -210,6 +236,7 @@ def test_group_conditions_explain_missing_source_and_bad_params(
 
 # --- scanning ------------------------------------------------------------------------
 
+
 @needs_pickle_scanner
 @pytest.mark.parametrize("payload", [GLOBAL_PICKLE, STACK_GLOBAL_PICKLE], ids=["global", "stack-global"])
 def test_malicious_pickle_is_blocked_with_rule_and_file_in_status(
@@ -227,8 +254,9 @@ def test_malicious_pickle_is_blocked_with_rule_and_file_in_status(
     assert (status["phase"], status["outcome"]) == ("Completed", "BLOCKED"), status
     failed = {r["name"]: r for r in status["rules"] if r["result"] == "FAILED"}
     assert "LoadTimeCodeExecution" in failed and failed["LoadTimeCodeExecution"]["violations"] >= 1
-    assert any(f["rule"] == "LoadTimeCodeExecution" and f["file"].endswith("evil.pkl")
-               for f in status["findings"])
+    assert any(
+        f["rule"] == "LoadTimeCodeExecution" and f["file"].endswith("evil.pkl") for f in status["findings"]
+    )
     assert status["fingerprint"] and status["filesScanned"] == 1 and status["bytesScanned"] == len(payload)
     # A scan this short never shows Running (--running-status-after): only the verdict's Event.
     cluster.wait_events(name, {"ScanBlocked"})
@@ -249,8 +277,17 @@ def test_clean_model_is_allowed_with_full_status_and_events(
     status = done["status"]
     assert (status["phase"], status["outcome"]) == ("Completed", "ALLOWED"), status
     assert {r["name"]: r["result"] for r in status["rules"]}["LoadTimeCodeExecution"] == "PASSED"
-    for key in ("fingerprint", "filesScanned", "bytesScanned", "scannerVersion", "startedAt",
-                "completedAt", "groupDigest", "observedGeneration", "worker"):
+    for key in (
+        "fingerprint",
+        "filesScanned",
+        "bytesScanned",
+        "scannerVersion",
+        "startedAt",
+        "completedAt",
+        "groupDigest",
+        "observedGeneration",
+        "worker",
+    ):
         assert status.get(key) is not None, key
     assert condition(done)["status"] == "True" and condition(done)["reason"] == "Allowed"
     labels = done["metadata"]["labels"]
@@ -293,8 +330,9 @@ def test_scan_of_a_missing_group_fails_then_runs_when_the_group_appears(
     failed = cluster.wait_for("modelscans", name, recorded, what="a verdict")
     assert (failed["status"]["phase"], condition(failed)["reason"]) == ("Failed", "GroupNotFound")
     cluster.apply(source(src, workspace.dir), group(g, src, BLOCK_CODE))
-    done = cluster.wait_for("modelscans", name, lambda o: o.get("status", {}).get("phase") == "Completed",
-                            what="Completed")
+    done = cluster.wait_for(
+        "modelscans", name, lambda o: o.get("status", {}).get("phase") == "Completed", what="Completed"
+    )
     assert done["status"]["outcome"] == "ALLOWED"
     assert done["status"]["history"][0]["phase"] == "Failed"
 
@@ -333,7 +371,9 @@ def test_editing_a_group_re_evaluates_and_keeps_the_previous_verdict(
 
     cluster.kubectl("annotate", "mscan", name, "modelsec.io/rescan=by-test", "--overwrite")
     third = cluster.wait_for(
-        "modelscans", name, lambda o: o["status"].get("rescanRequest") == "by-test" and recorded(o),
+        "modelscans",
+        name,
+        lambda o: o["status"].get("rescanRequest") == "by-test" and recorded(o),
         what="rescan",
     )["status"]
     assert third["outcome"] == "BLOCKED" and len(third["history"]) == 2
@@ -353,7 +393,9 @@ def test_one_model_many_groups_is_read_once(cluster: Any, operator: Any, workspa
     cluster.apply(*documents)
     for document in documents:
         cluster.wait_for("modelscans", document["metadata"]["name"], recorded, what="a verdict")
-    fingerprints = {cluster.get("modelscans", d["metadata"]["name"])["status"]["fingerprint"] for d in documents}
+    fingerprints = {
+        cluster.get("modelscans", d["metadata"]["name"])["status"]["fingerprint"] for d in documents
+    }
     assert len(fingerprints) == 1
     assert operator.metric("modelsec_scan_duration_seconds_count") == before + 1
 
@@ -395,7 +437,9 @@ def test_killing_the_operator_mid_scan_loses_nothing(
     # ... and neither does a SIGKILL (node loss, OOM): both leave the scan Running.
     process.start()
     killed_worker = cluster.wait_for(
-        "modelscans", name, lambda o: running(o) and o["status"]["worker"].endswith(f"@{process.proc.pid}"),
+        "modelscans",
+        name,
+        lambda o: running(o) and o["status"]["worker"].endswith(f"@{process.proc.pid}"),
         what="Running on the second operator",
     )["status"]["worker"]
     process.kill()
@@ -425,8 +469,9 @@ def test_two_replicas_with_peering_scan_once(
     cluster.apply(source(src, workspace.dir), group(g, src, BLOCK_CODE))
     document = scan(f"file://{model}", g)
     cluster.apply(document)
-    done = cluster.wait_for("modelscans", document["metadata"]["name"], recorded, timeout=120,
-                            what="a verdict")
+    done = cluster.wait_for(
+        "modelscans", document["metadata"]["name"], recorded, timeout=120, what="a verdict"
+    )
     assert done["status"]["worker"].endswith(f"@{high.proc.pid}")
     high.wait_metric("modelsec_scans_total", 1, outcome="ALLOWED")
     assert low.metric("modelsec_scan_duration_seconds_count") == 0
@@ -435,8 +480,13 @@ def test_two_replicas_with_peering_scan_once(
 
 def test_health_and_metrics_endpoints(operator: Any) -> None:
     text = operator.metrics()
-    for name in ("modelsec_scans_total", "modelsec_scan_duration_seconds", "modelsec_bytes_scanned_total",
-                 "modelsec_scan_queue_depth", "modelsec_scan_errors_total"):
+    for name in (
+        "modelsec_scans_total",
+        "modelsec_scan_duration_seconds",
+        "modelsec_bytes_scanned_total",
+        "modelsec_scan_queue_depth",
+        "modelsec_scan_errors_total",
+    ):
         assert f"# HELP {name}" in text, name
 
 
@@ -449,7 +499,8 @@ def test_transient_errors_are_retried_with_backoff(cluster: Any, operator: Any, 
     cluster.apply(document)
     name = document["metadata"]["name"]
     waiting = cluster.wait_for(
-        "modelscans", name,
+        "modelscans",
+        name,
         lambda o: bool(o.get("status", {}).get("conditions")) and condition(o)["reason"] == "ModelNotFound",
         what="ModelNotFound",
     )
@@ -466,9 +517,9 @@ async def test_rescan_interval_rescans_elapsed_verdicts(cluster: Any, operator: 
     the interval) pokes elapsed scans; the operator then reads the model again."""
     from datetime import timedelta
 
+    from modelsec.k8s.config import load_configuration
     from modelsec_operator.handlers.groups import ScanEntry
     from modelsec_operator.handlers.lifecycle import resync_once
-    from modelsec.k8s.config import load_configuration
     from modelsec_operator.kube import Kube
     from modelsec_operator.planning import parse_time
 
@@ -492,8 +543,12 @@ async def test_rescan_interval_rescans_elapsed_verdicts(cluster: Any, operator: 
     finally:
         kube.close()
     due = (completed + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    second = cluster.wait_for("modelscans", name, lambda o: o["status"].get("rescanRequest") == due
-                              and recorded(o), what="a second verdict")["status"]
+    second = cluster.wait_for(
+        "modelscans",
+        name,
+        lambda o: o["status"].get("rescanRequest") == due and recorded(o),
+        what="a second verdict",
+    )["status"]
     assert second["history"][0]["completedAt"] == first["completedAt"]
     assert "rescan requested" in second["history"][0]["supersededBecause"]
     assert operator.metric("modelsec_scan_duration_seconds_count") == runs + 1  # read again, not cached
@@ -513,19 +568,21 @@ def test_health_endpoint_reports_the_scan_pool(operator: Any) -> None:
 def s3_server(tmp_path: Path) -> Any:
     """moto's S3 server in its own process, enforcing IAM: only the keys we hand out work."""
     import json as json_
+    import socket
     import subprocess
     import sys
     import urllib.request
 
     import boto3
 
-    import socket
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     endpoint = f"http://127.0.0.1:{port}"
     try:
         for _ in range(400):
@@ -534,21 +591,37 @@ def s3_server(tmp_path: Path) -> Any:
                 break
             except OSError:
                 time.sleep(0.05)
-        admin = {"endpoint_url": endpoint, "region_name": "us-east-1",
-                 "aws_access_key_id": "AKIATESTADMIN000", "aws_secret_access_key": "admin-secret"}
+        admin = {
+            "endpoint_url": endpoint,
+            "region_name": "us-east-1",
+            "aws_access_key_id": "AKIATESTADMIN000",
+            "aws_secret_access_key": "admin-secret",
+        }
         iam = boto3.client("iam", **admin)
         iam.create_user(UserName="scanner")
         key = iam.create_access_key(UserName="scanner")["AccessKey"]
-        iam.put_user_policy(UserName="scanner", PolicyName="read-models", PolicyDocument=json_.dumps({
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
-        }))
+        iam.put_user_policy(
+            UserName="scanner",
+            PolicyName="read-models",
+            PolicyDocument=json_.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+                }
+            ),
+        )
         s3 = boto3.client("s3", **admin)
         s3.create_bucket(Bucket="models")
         s3.put_object(Bucket="models", Key="team/evil.pkl", Body=GLOBAL_PICKLE)
         s3.put_object(Bucket="models", Key="other/clean.pkl", Body=CLEAN_PICKLE)
-        urllib.request.urlopen(urllib.request.Request(
-            endpoint + "/moto-api/reset-auth", data=b"0", method="POST", headers={"Content-Type": "text/plain"}))
+        urllib.request.urlopen(
+            urllib.request.Request(
+                endpoint + "/moto-api/reset-auth",
+                data=b"0",
+                method="POST",
+                headers={"Content-Type": "text/plain"},
+            )
+        )
         yield endpoint, key["AccessKeyId"], key["SecretAccessKey"]
     finally:
         proc.terminate()
@@ -560,31 +633,53 @@ def test_s3_source_reads_credentials_from_its_secret(
     cluster: Any, operator_factory: Callable[..., Any], workspace: Any, s3_server: Any
 ) -> None:
     endpoint, key_id, secret_key = s3_server
-    no_ambient = {"AWS_EC2_METADATA_DISABLED": "true", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
-                  "AWS_CONFIG_FILE": "/nonexistent"}
+    no_ambient = {
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+        "AWS_CONFIG_FILE": "/nonexistent",
+    }
     operator_factory(env=no_ambient).start()
     secret = workspace.name("creds")
-    cluster.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret, "namespace": "default"},
-                   "stringData": {"AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret_key}})
+    cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": secret, "namespace": "default"},
+            "stringData": {"AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret_key},
+        }
+    )
     try:
         src, g = workspace.name("src"), workspace.name("group")
         cluster.apply(
-            {"apiVersion": API, "kind": "ModelSource", "metadata": {"name": src}, "spec": {
-                "type": "S3",
-                "s3": {"endpoint": endpoint, "bucket": "models", "prefix": "team/",
-                       "credentialsSecretRef": {"name": secret, "namespace": "default"}},
-            }},
+            {
+                "apiVersion": API,
+                "kind": "ModelSource",
+                "metadata": {"name": src},
+                "spec": {
+                    "type": "S3",
+                    "s3": {
+                        "endpoint": endpoint,
+                        "bucket": "models",
+                        "prefix": "team/",
+                        "credentialsSecretRef": {"name": secret, "namespace": "default"},
+                    },
+                },
+            },
             group(g, src, BLOCK_CODE),
         )
         cluster.wait_for("modelsources", src, lambda o: ready(o) == "True", what="source Ready")
         evil = scan("s3://models/team/evil.pkl", g)
         outside = scan("s3://models/other/clean.pkl", g)
         cluster.apply(evil, outside)
-        done = cluster.wait_for("modelscans", evil["metadata"]["name"], recorded, timeout=120, what="a verdict")
+        done = cluster.wait_for(
+            "modelscans", evil["metadata"]["name"], recorded, timeout=120, what="a verdict"
+        )
         status = done["status"]
         assert (status["phase"], status["outcome"]) == ("Completed", "BLOCKED"), status
-        assert any(f["file"].endswith("evil.pkl") and f["rule"] == "LoadTimeCodeExecution"
-                   for f in status["findings"])
+        assert any(
+            f["file"].endswith("evil.pkl") and f["rule"] == "LoadTimeCodeExecution"
+            for f in status["findings"]
+        )
         refused = cluster.wait_for("modelscans", outside["metadata"]["name"], recorded, what="a verdict")
         assert condition(refused)["reason"] == "OutsideSource"
 
@@ -592,20 +687,37 @@ def test_s3_source_reads_credentials_from_its_secret(
         # the verdict is ERROR (fail closed), which shows the keys above were really used.
         anonymous, anonymous_group = workspace.name("anon"), workspace.name("anon-group")
         cluster.apply(
-            {"apiVersion": API, "kind": "ModelSource", "metadata": {"name": anonymous},
-             "spec": {"type": "S3", "s3": {"endpoint": endpoint, "bucket": "models"}}},
+            {
+                "apiVersion": API,
+                "kind": "ModelSource",
+                "metadata": {"name": anonymous},
+                "spec": {"type": "S3", "s3": {"endpoint": endpoint, "bucket": "models"}},
+            },
             group(anonymous_group, anonymous, BLOCK_CODE),
         )
         denied_scan = scan("s3://models/team/evil.pkl", anonymous_group)
         cluster.apply(denied_scan)
-        denied = cluster.wait_for("modelscans", denied_scan["metadata"]["name"], recorded, timeout=120,
-                                  what="a verdict")["status"]
+        denied = cluster.wait_for(
+            "modelscans", denied_scan["metadata"]["name"], recorded, timeout=120, what="a verdict"
+        )["status"]
         assert denied["outcome"] == "ERROR" and denied["incompletes"], denied
 
         missing = workspace.name("nosecret")
-        cluster.apply({"apiVersion": API, "kind": "ModelSource", "metadata": {"name": missing}, "spec": {
-            "type": "S3", "s3": {"endpoint": endpoint, "bucket": "models",
-                                 "credentialsSecretRef": {"name": "absent", "namespace": "default"}}}})
+        cluster.apply(
+            {
+                "apiVersion": API,
+                "kind": "ModelSource",
+                "metadata": {"name": missing},
+                "spec": {
+                    "type": "S3",
+                    "s3": {
+                        "endpoint": endpoint,
+                        "bucket": "models",
+                        "credentialsSecretRef": {"name": "absent", "namespace": "default"},
+                    },
+                },
+            }
+        )
         absent = cluster.wait_for("modelsources", missing, lambda o: ready(o) == "False", what="Ready=False")
         assert condition(absent)["reason"] == "SecretNotFound"
     finally:
@@ -614,14 +726,20 @@ def test_s3_source_reads_credentials_from_its_secret(
 
 # --- references that can never be read (issue 10, item 9) ------------------------------
 
-@pytest.mark.parametrize("spec, message", [
-    ({"model": "file:///models/x\u0000.pkl"}, "spec.model: Invalid value"),
-    ({"model": "hf://org/m\u202e"}, "spec.model: Invalid value"),
-    ({"model": "hf://org/m", "revision": "main\nx"}, "spec.revision: Invalid value"),
-    ({"model": "hf://org/m", "securityGroup": "Team A"}, "spec.securityGroup: Invalid value"),
-], ids=["nul", "bidi", "revision-newline", "group-name"])
-def test_api_server_refuses_references_that_can_never_be_read(cluster: Any, workspace: Any,
-                                                              spec: dict[str, str], message: str) -> None:
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"model": "file:///models/x\u0000.pkl"}, "spec.model: Invalid value"),
+        ({"model": "hf://org/m\u202e"}, "spec.model: Invalid value"),
+        ({"model": "hf://org/m", "revision": "main\nx"}, "spec.revision: Invalid value"),
+        ({"model": "hf://org/m", "securityGroup": "Team A"}, "spec.securityGroup: Invalid value"),
+    ],
+    ids=["nul", "bidi", "revision-newline", "group-name"],
+)
+def test_api_server_refuses_references_that_can_never_be_read(
+    cluster: Any, workspace: Any, spec: dict[str, str], message: str
+) -> None:
     document = scan("hf://org/m", workspace.name("g"), workspace.name("invalid"))
     document["spec"].update(spec)
     # JSON, not YAML: a NUL must reach the API server as the client would send it.
@@ -641,7 +759,11 @@ def test_a_scan_the_operator_cannot_read_fails_at_once_as_invalid_reference(
     name = document["metadata"]["name"]
     done = cluster.wait_for("modelscans", name, recorded, timeout=30, what="a terminal status")
     status = done["status"]
-    assert (status["phase"], status["outcome"], condition(done)["reason"]) == ("Failed", "ERROR", "InvalidReference")
+    assert (status["phase"], status["outcome"], condition(done)["reason"]) == (
+        "Failed",
+        "ERROR",
+        "InvalidReference",
+    )
     assert "control or invisible characters" in status["reason"] and status["attempts"] == 1
     time.sleep(3)  # nothing is retried: the status stays as written
     assert cluster.get("modelscans", name)["status"]["attempts"] == 1

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -28,8 +29,11 @@ def test_committed_crds_match_the_generator() -> None:
 def test_render_all_is_the_files_as_one_stream() -> None:
     documents = list(yaml.safe_load_all(crds.render_all()))
     assert [d["metadata"]["name"] for d in documents] == [
-        "modelsources.modelsec.io", "securitygroups.modelsec.io", "modelscans.modelsec.io",
-        "scanresults.modelsec.io", "clusterkopfpeerings.kopf.dev",
+        "modelsources.modelsec.io",
+        "securitygroups.modelsec.io",
+        "modelscans.modelsec.io",
+        "scanresults.modelsec.io",
+        "clusterkopfpeerings.kopf.dev",
     ]
 
 
@@ -72,11 +76,17 @@ def test_short_names_and_printer_columns() -> None:
     assert by_kind["ModelSource"]["names"]["shortNames"] == ["msrc"]
     assert by_kind["SecurityGroup"]["names"]["shortNames"] == ["sg", "msg"]
     assert by_kind["ModelScan"]["names"]["shortNames"] == ["mscan"]
-    columns = [c["name"] for c in by_kind["ModelScan"]["versions"][0]["additionalPrinterColumns"]
-               if "priority" not in c]
+    columns = [
+        c["name"]
+        for c in by_kind["ModelScan"]["versions"][0]["additionalPrinterColumns"]
+        if "priority" not in c
+    ]
     assert columns == ["Model", "Group", "Phase", "Outcome", "State", "Queue", "Age"]
-    columns = [c["name"] for c in by_kind["SecurityGroup"]["versions"][0]["additionalPrinterColumns"]
-               if "priority" not in c]
+    columns = [
+        c["name"]
+        for c in by_kind["SecurityGroup"]["versions"][0]["additionalPrinterColumns"]
+        if "priority" not in c
+    ]
     assert columns == ["Source", "Rules", "Blocking", "Ready", "Age"]
 
 
@@ -128,11 +138,16 @@ def test_a_group_exported_from_the_cluster_loads_in_the_cli() -> None:
     from modelsec.policy import parse_group
 
     exported = {
-        "apiVersion": "modelsec.io/v1alpha1", "kind": "SecurityGroup",
+        "apiVersion": "modelsec.io/v1alpha1",
+        "kind": "SecurityGroup",
         "metadata": {"name": "team-a", "generation": 3},
-        "spec": {"sourceRef": "models", "namespaceSelector": {"matchLabels": {"team": "a"}},
-                 "errorOutcome": "ERROR", "rescanInterval": "12h",
-                 "rules": [{"name": "LoadTimeCodeExecution", "mode": "Blocking", "params": {}}]},
+        "spec": {
+            "sourceRef": "models",
+            "namespaceSelector": {"matchLabels": {"team": "a"}},
+            "errorOutcome": "ERROR",
+            "rescanInterval": "12h",
+            "rules": [{"name": "LoadTimeCodeExecution", "mode": "Blocking", "params": {}}],
+        },
         "status": {"rules": 1, "conditions": []},
     }
     group = parse_group(exported, "kubectl get sg team-a -o yaml", "x")

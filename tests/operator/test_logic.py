@@ -4,7 +4,7 @@ status building. (The cluster tests prove the same behaviour end to end.)"""
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,9 +13,9 @@ from modelsec.engine import ScanReport
 from modelsec.findings import Finding, Severity
 from modelsec.k8s.scan import MAX_FINDINGS, MAX_HISTORY
 from modelsec.k8s.source import ModelSourceSpec
+from modelsec.metadata import ModelMetadata
 from modelsec.policy import Mode, Outcome, RuleEvaluation, Verdict
 from modelsec.rules.base import RuleResult, SourceType
-from modelsec.metadata import ModelMetadata
 from modelsec.sources import ModelRef, ScannedModel
 from modelsec_operator.planning import Action, plan
 from modelsec_operator.scanning import ScanRefused, resolve
@@ -30,6 +30,7 @@ def local_source(path: Path) -> dict:
 
 
 # --- sources and groups --------------------------------------------------------------
+
 
 def test_local_source_ready_and_not(tmp_path: Path) -> None:
     assert validate_source("s", local_source(tmp_path), None).ready
@@ -53,8 +54,10 @@ def test_group_reasons(tmp_path: Path) -> None:
     unknown = validate_group("g", {"sourceRef": "src", "rules": [{"name": "Nope"}]}, 1, source)
     assert unknown.reason == "UnknownRule" and "known rules" in unknown.message
     params = validate_group(
-        "g", {"sourceRef": "src", "rules": [{"name": "ApprovedFormats", "params": {"approvedFormat": []}}]},
-        1, source,
+        "g",
+        {"sourceRef": "src", "rules": [{"name": "ApprovedFormats", "params": {"approvedFormat": []}}]},
+        1,
+        source,
     )
     assert params.reason == "InvalidParams" and "approvedFormat" in params.message
     mismatch = validate_group("g", {"sourceRef": "src", "sourceType": "S3", "rules": RULES}, 1, source)
@@ -86,6 +89,7 @@ def test_group_digest_follows_group_and_source(tmp_path: Path) -> None:
 
 # --- planning ------------------------------------------------------------------------
 
+
 @pytest.fixture
 def ready_group(tmp_path: Path):
     source = validate_source("src", local_source(tmp_path), None)
@@ -96,17 +100,22 @@ def test_plan_new_interrupted_current_changed(ready_group) -> None:
     assert plan({}, ready_group, "g").action == Action.EVALUATE
     interrupted = plan({"phase": "Running", "worker": "old@1"}, ready_group, "g")
     assert interrupted.action == Action.SCAN and "old@1" in interrupted.why
-    now = datetime.now(timezone.utc)
-    done = {"phase": "Completed", "groupDigest": ready_group.digest,
-            "completedAt": now.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    now = datetime.now(UTC)
+    done = {
+        "phase": "Completed",
+        "groupDigest": ready_group.digest,
+        "completedAt": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
     assert plan(done, ready_group, "g", now=now).action == Action.NOTHING
     assert plan({**done, "groupDigest": "old"}, ready_group, "g", now=now).action == Action.EVALUATE
     assert plan(done, ready_group, "g", now=now + timedelta(hours=1)).action == Action.SCAN
     asked = plan(done, ready_group, "g", now=now, rescan_requested="2030-01-01T00:00:00Z")
     assert asked.action == Action.SCAN
     answered = {**done, "rescanRequest": "2030-01-01T00:00:00Z"}
-    assert plan(answered, ready_group, "g", now=now, rescan_requested="2030-01-01T00:00:00Z").action \
+    assert (
+        plan(answered, ready_group, "g", now=now, rescan_requested="2030-01-01T00:00:00Z").action
         == Action.NOTHING
+    )
 
 
 def test_plan_missing_or_broken_group_fails_closed(tmp_path: Path) -> None:
@@ -120,6 +129,7 @@ def test_plan_missing_or_broken_group_fails_closed(tmp_path: Path) -> None:
 
 
 # --- resolving references ------------------------------------------------------------
+
 
 def test_local_references_must_stay_inside_the_source(tmp_path: Path) -> None:
     root = tmp_path / "models"
@@ -149,14 +159,18 @@ def test_s3_references_must_stay_inside_bucket_and_prefix() -> None:
     assert dotted.value.reason == "InvalidReference"
 
 
-@pytest.mark.parametrize("model, revision", [
-    ("file:///models/x\x00.pkl", None),  # os.path.realpath raised ValueError: retried forever
-    ("file:///models/x\u202e.pkl", None),
-    ("file:///models/x.pkl", "main\nevil"),
-    ("file:///models/" + "x" * 3000, None),
-])
-def test_references_that_can_never_be_read_are_refused_as_invalid(tmp_path: Path, model: str,
-                                                                   revision: str | None) -> None:
+@pytest.mark.parametrize(
+    "model, revision",
+    [
+        ("file:///models/x\x00.pkl", None),  # os.path.realpath raised ValueError: retried forever
+        ("file:///models/x\u202e.pkl", None),
+        ("file:///models/x.pkl", "main\nevil"),
+        ("file:///models/" + "x" * 3000, None),
+    ],
+)
+def test_references_that_can_never_be_read_are_refused_as_invalid(
+    tmp_path: Path, model: str, revision: str | None
+) -> None:
     spec = ModelSourceSpec.model_validate(local_source(tmp_path))
     with pytest.raises(ScanRefused) as refused:
         resolve(model, revision, spec, "d")
@@ -168,15 +182,18 @@ def test_scan_specs_say_in_words_what_is_wrong() -> None:
 
     from modelsec.k8s.scan import ModelScanSpec
 
-    for spec, words in (({"model": "file:///m/\x00", "securityGroup": "g"}, "control or invisible"),
-                        ({"model": "gs://b/k", "securityGroup": "g"}, "must be hf://"),
-                        ({"model": "hf://o/m", "revision": "a b", "securityGroup": "g"}, "not a usable revision"),
-                        ({"model": "hf://o/m", "securityGroup": "Team A"}, "name of a SecurityGroup")):
+    for spec, words in (
+        ({"model": "file:///m/\x00", "securityGroup": "g"}, "control or invisible"),
+        ({"model": "gs://b/k", "securityGroup": "g"}, "must be hf://"),
+        ({"model": "hf://o/m", "revision": "a b", "securityGroup": "g"}, "not a usable revision"),
+        ({"model": "hf://o/m", "securityGroup": "Team A"}, "name of a SecurityGroup"),
+    ):
         with pytest.raises(ValidationError, match=words):
             ModelScanSpec.model_validate(spec)
 
 
 # --- status --------------------------------------------------------------------------
+
 
 def _finding(i: int, severity: Severity = Severity.LOW, rule: str = "LoadTimeCodeExecution") -> Finding:
     return Finding(rule, "MS-TST-001", severity, f"/m/f{i}.pkl", f"finding {i}")
@@ -185,19 +202,33 @@ def _finding(i: int, severity: Severity = Severity.LOW, rule: str = "LoadTimeCod
 def test_findings_are_bounded_with_counts_and_blocking_first() -> None:
     warnings = [_finding(i, rule="ApprovedFormats") for i in range(MAX_FINDINGS + 10)]
     blocking = [_finding(1000, Severity.CRITICAL)]
-    verdict = Verdict("g", Outcome.BLOCKED, [
-        RuleEvaluation("ApprovedFormats", Mode.NON_BLOCKING, RuleResult.FAILED, warnings, "w"),
-        RuleEvaluation("LoadTimeCodeExecution", Mode.BLOCKING, RuleResult.FAILED, blocking, "b"),
-    ], "blocking rule(s) failed: LoadTimeCodeExecution")
+    verdict = Verdict(
+        "g",
+        Outcome.BLOCKED,
+        [
+            RuleEvaluation("ApprovedFormats", Mode.NON_BLOCKING, RuleResult.FAILED, warnings, "w"),
+            RuleEvaluation("LoadTimeCodeExecution", Mode.BLOCKING, RuleResult.FAILED, blocking, "b"),
+        ],
+        "blocking rule(s) failed: LoadTimeCodeExecution",
+    )
     report = ScanReport(target="/m")
     scanned = ScannedModel(ModelRef("file", "/m"), report, ModelMetadata(uri="file:///m"), SourceType.LOCAL)
-    status = completed_status(verdict, scanned, generation=1, group_digest="d", group_generation=1,
-                              worker="w", attempts=1, conditions=None)
+    status = completed_status(
+        verdict,
+        scanned,
+        generation=1,
+        group_digest="d",
+        group_generation=1,
+        worker="w",
+        attempts=1,
+        conditions=None,
+    )
     assert len(status["findings"]) == MAX_FINDINGS
     assert status["findings"][0]["file"] == "/m/f1000.pkl"
     assert status["findingsTotal"] == MAX_FINDINGS + 11 and status["findingsTruncated"] is True
     assert {r["name"]: r["violations"] for r in status["rules"]} == {
-        "ApprovedFormats": MAX_FINDINGS + 10, "LoadTimeCodeExecution": 1,
+        "ApprovedFormats": MAX_FINDINGS + 10,
+        "LoadTimeCodeExecution": 1,
     }
     assert status["conditions"][0]["type"] == "Ready" and status["conditions"][0]["reason"] == "Blocked"
     assert "history" not in status  # a merge patch must leave the audit history alone
@@ -207,9 +238,12 @@ def test_history_is_bounded_and_counts_what_it_drops() -> None:
     status: dict = {}
     for i in range(MAX_HISTORY + 5):
         status = {
-            "phase": "Completed", "outcome": "ALLOWED", "completedAt": f"2030-01-01T00:00:{i:02d}Z",
+            "phase": "Completed",
+            "outcome": "ALLOWED",
+            "completedAt": f"2030-01-01T00:00:{i:02d}Z",
             "rules": [{"name": "R", "mode": "Blocking", "result": "FAILED"}],
-            "history": status.get("history"), "historyDropped": status.get("historyDropped"),
+            "history": status.get("history"),
+            "historyDropped": status.get("historyDropped"),
         }
         history, dropped = history_after(status, f"change {i}")
         status["history"], status["historyDropped"] = history, dropped
@@ -222,6 +256,11 @@ def test_history_is_bounded_and_counts_what_it_drops() -> None:
 def test_condition_messages_escape_what_they_quote() -> None:
     from modelsec.k8s.common import ConditionStatus, set_condition
 
-    (ready,) = set_condition(None, "Ready", ConditionStatus.FALSE, "PathNotFound",
-                             "spec.local.path /m/\x1b[2J\x1b[32mReady is not a directory")
+    (ready,) = set_condition(
+        None,
+        "Ready",
+        ConditionStatus.FALSE,
+        "PathNotFound",
+        "spec.local.path /m/\x1b[2J\x1b[32mReady is not a directory",
+    )
     assert "\x1b" not in ready["message"] and "\\x1b[2J" in ready["message"]

@@ -19,8 +19,13 @@ def test_revision_suffix_and_field_are_the_same_scan() -> None:
 
 
 def test_always_a_valid_name() -> None:
-    for model in ("file:///models/Weird Name!.PKL", "s3://b/..", "file:///", "hf://o/-._-",
-                  "file:///m/" + "x" * 500):
+    for model in (
+        "file:///models/Weird Name!.PKL",
+        "s3://b/..",
+        "file:///",
+        "hf://o/-._-",
+        "file:///m/" + "x" * 500,
+    ):
         name = scan_name(model, None, "g")
         assert DNS_SUBDOMAIN.match(name), name
         assert len(name) <= 253

@@ -45,7 +45,9 @@ async def test_concurrent_requests_share_one_scan(tmp_path: Path, counted: list[
     assert len({id(scanned) for scanned, _ in results}) == 1
 
 
-async def test_cache_serves_unchanged_content_and_not_changed_content(tmp_path: Path, counted: list[str]) -> None:
+async def test_cache_serves_unchanged_content_and_not_changed_content(
+    tmp_path: Path, counted: list[str]
+) -> None:
     model = tmp_path / "m.bin"
     model.write_bytes(b"one")
     pool = ScanPool(max_concurrent=1, cache_size=8)

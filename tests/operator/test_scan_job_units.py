@@ -16,22 +16,42 @@ from modelsec_operator.scanning import ScanRefused
 
 
 def _request(source: dict[str, Any], size: int | None = None) -> JobRequest:
-    return JobRequest(scan_name="m-0123", scan_uid="uid-1", key="ab" * 32, attempt=2, group_digest="g",
-                      source=ModelSourceSpec.model_validate(source), model_bytes=size, local_root=Path("/models"))
+    return JobRequest(
+        scan_name="m-0123",
+        scan_uid="uid-1",
+        key="ab" * 32,
+        attempt=2,
+        group_digest="g",
+        source=ModelSourceSpec.model_validate(source),
+        model_bytes=size,
+        local_root=Path("/models"),
+    )
 
 
 def test_the_job_is_strict_owned_and_carries_no_secret_value() -> None:
-    s3 = {"type": "S3", "s3": {"bucket": "models", "credentialsSecretRef": {"name": "keys", "namespace": "ms"}}}
+    s3 = {
+        "type": "S3",
+        "s3": {"bucket": "models", "credentialsSecretRef": {"name": "keys", "namespace": "ms"}},
+    }
     job = build_job(_request(s3), JobSettings(), "ms")
     assert job["metadata"]["name"] == "modelsec-scan-abababababababab-2"
     assert job["metadata"]["ownerReferences"][0] == {
-        "apiVersion": "modelsec.io/v1alpha1", "kind": "ModelScan", "name": "m-0123", "uid": "uid-1",
-        "controller": True, "blockOwnerDeletion": False}
+        "apiVersion": "modelsec.io/v1alpha1",
+        "kind": "ModelScan",
+        "name": "m-0123",
+        "uid": "uid-1",
+        "controller": True,
+        "blockOwnerDeletion": False,
+    }
     pod = job["spec"]["template"]["spec"]
     assert pod["automountServiceAccountToken"] is False and pod["restartPolicy"] == "Never"
     container = pod["containers"][0]
     assert container["args"] == ["scan-worker", "m-0123", "--local-root", "/models"]
-    secret_vars = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})}
+    secret_vars = {
+        e["name"]: e["valueFrom"]["secretKeyRef"]
+        for e in container["env"]
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
     assert set(secret_vars) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
     assert all(ref["name"] == "keys" for ref in secret_vars.values())
     assert not any("value" in e and "AWS" in e["name"] for e in container["env"])
@@ -60,17 +80,34 @@ def _job(conditions: list[dict[str, str]] | None = None) -> dict[str, Any]:
 
 
 def _pod(name: str = "j-abcde", phase: str = "Running", **status: Any) -> dict[str, Any]:
-    return {"metadata": {"name": name, "uid": f"{name}-uid", "ownerReferences": [{"kind": "Job", "uid": "job-uid"}]},
-            "status": {"phase": phase, "conditions": [{"type": "PodScheduled", "status": "True"}], **status}}
+    return {
+        "metadata": {
+            "name": name,
+            "uid": f"{name}-uid",
+            "ownerReferences": [{"kind": "Job", "uid": "job-uid"}],
+        },
+        "status": {"phase": phase, "conditions": [{"type": "PodScheduled", "status": "True"}], **status},
+    }
 
 
-def _judge(job: dict[str, Any] | None, pods: list[dict[str, Any]], results: dict[str, Any],
-           waiting: _Waiting | None = None, now: float = 0.0, timeout: float = 60) -> Any:
+def _judge(
+    job: dict[str, Any] | None,
+    pods: list[dict[str, Any]],
+    results: dict[str, Any],
+    waiting: _Waiting | None = None,
+    now: float = 0.0,
+    timeout: float = 60,
+) -> Any:
     tracker = JobTracker(api=None, poll_seconds=1, schedule_timeout=timeout)  # type: ignore[arg-type]
     return tracker._judge("j", job, pods, results, waiting or _Waiting(future=None), now)  # type: ignore[arg-type]
 
 
-VERDICT = {"outcome": "BLOCKED", "scannerVersion": "1", "completedAt": "2026-01-01T00:00:00Z", "groupDigest": "g"}
+VERDICT = {
+    "outcome": "BLOCKED",
+    "scannerVersion": "1",
+    "completedAt": "2026-01-01T00:00:00Z",
+    "groupDigest": "g",
+}
 
 
 def test_a_result_counts_only_from_the_jobs_own_pod() -> None:
@@ -87,13 +124,23 @@ def test_a_result_counts_only_from_the_jobs_own_pod() -> None:
     assert _owned_by(pod, _job()) and not _owned_by(stranger, _job())
 
 
-@pytest.mark.parametrize("job, pods, reason", [
-    (None, [], "JobDeleted"),
-    (_job([{"type": "Failed", "status": "True", "reason": "DeadlineExceeded"}]), [_pod(phase="Failed")],
-     "JobDeadlineExceeded"),
-    (_job([{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]), [_pod(phase="Failed")], "JobFailed"),
-    (_job(), [_pod(phase="Failed", reason="Evicted", message="node low on memory")], "PodEvicted"),
-])
+@pytest.mark.parametrize(
+    "job, pods, reason",
+    [
+        (None, [], "JobDeleted"),
+        (
+            _job([{"type": "Failed", "status": "True", "reason": "DeadlineExceeded"}]),
+            [_pod(phase="Failed")],
+            "JobDeadlineExceeded",
+        ),
+        (
+            _job([{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]),
+            [_pod(phase="Failed")],
+            "JobFailed",
+        ),
+        (_job(), [_pod(phase="Failed", reason="Evicted", message="node low on memory")], "PodEvicted"),
+    ],
+)
 def test_faults_become_retry_reasons(job: Any, pods: list[dict[str, Any]], reason: str) -> None:
     end = _judge(job, pods, {})
     assert end is not None and end.result is None and end.reason == reason
@@ -122,11 +169,19 @@ async def test_a_queued_scan_keeps_its_ticket_across_queue_refreshes() -> None:
         name, body, retry, status, generation = "s", {}, 0, {}, 1
         claims: list[int | None] = []
 
-        async def claim(self, because: str, *, queue_position: int | None = None, queued: str | None = None) -> None:
+        async def claim(
+            self, because: str, *, queue_position: int | None = None, queued: str | None = None
+        ) -> None:
             self.claims.append(queue_position)
 
-    scanner = JobScanner(api=None, settings=JobSettings(), limit=1, tracker=None,  # type: ignore[arg-type]
-                         local_root=None, queue_refresh_seconds=0.05)
+    scanner = JobScanner(
+        api=None,
+        settings=JobSettings(),
+        limit=1,
+        tracker=None,  # type: ignore[arg-type]
+        local_root=None,
+        queue_refresh_seconds=0.05,
+    )
     holder = scanner.slots.enqueue("g", "holder")
     await scanner.slots.wait(holder)
     ticket = scanner.slots.enqueue("g", "s")
@@ -169,13 +224,22 @@ def test_a_groups_placement_replaces_the_operator_wide_one() -> None:
 
     from modelsec.k8s.group import ScanJobPlacement
 
-    settings = JobSettings.model_validate({"nodeSelector": {"pool": "scan"}, "priorityClassName": "low",
-                                           "tolerations": [{"key": "scan", "operator": "Exists"}]})
+    settings = JobSettings.model_validate(
+        {
+            "nodeSelector": {"pool": "scan"},
+            "priorityClassName": "low",
+            "tolerations": [{"key": "scan", "operator": "Exists"}],
+        }
+    )
     local = {"type": "Local", "local": {"path": "/models"}}
     plain = build_job(_request(local), settings, "ms")["spec"]["template"]["spec"]
     assert plain["nodeSelector"] == {"pool": "scan"} and plain["priorityClassName"] == "low"
-    urgent = replace(_request(local), placement=ScanJobPlacement.model_validate(
-        {"nodeSelector": {"pool": "gpu-free"}, "priorityClassName": "high"}))
+    urgent = replace(
+        _request(local),
+        placement=ScanJobPlacement.model_validate(
+            {"nodeSelector": {"pool": "gpu-free"}, "priorityClassName": "high"}
+        ),
+    )
     pod = build_job(urgent, settings, "ms")["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {"pool": "gpu-free"} and pod["priorityClassName"] == "high"
     assert pod["tolerations"] == [{"key": "scan", "operator": "Exists"}]  # not set by the group: kept

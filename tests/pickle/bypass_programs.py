@@ -16,9 +16,36 @@ import zlib
 from dataclasses import dataclass
 
 from pklbuild import (
-    ADDITEMS, APPEND, APPENDS, BUILD, EMPTY_DICT, EMPTY_LIST, EMPTY_TUPLE, MARK, NEWFALSE, NEWOBJ,
-    NEWTRUE, NONE, OBJ, POP, REDUCE, SETITEM, SETITEMS, STOP, TUPLE, TUPLE1, TUPLE2, TUPLE3,
-    binint, binint1, global_, inst, proto, sbu, short_binbytes, string,
+    ADDITEMS,
+    APPEND,
+    APPENDS,
+    BUILD,
+    EMPTY_DICT,
+    EMPTY_LIST,
+    EMPTY_TUPLE,
+    MARK,
+    NEWFALSE,
+    NEWOBJ,
+    NEWTRUE,
+    NONE,
+    OBJ,
+    POP,
+    REDUCE,
+    SETITEM,
+    SETITEMS,
+    STOP,
+    TUPLE,
+    TUPLE1,
+    TUPLE2,
+    TUPLE3,
+    binint,
+    binint1,
+    global_,
+    inst,
+    proto,
+    sbu,
+    short_binbytes,
+    string,
 )
 
 
@@ -92,15 +119,32 @@ def array_wrapper(typestr: str, count: int, elsize: int, aligned: bool) -> bytes
     """joblib's inline NumpyArrayWrapper for ``count`` items of ``typestr``, whose dtype
     state claims ``elsize`` bytes per item (-1: none, as numpy writes for fixed types)."""
     dtype = global_("numpy", "dtype") + sbu(typestr) + NEWFALSE + NEWTRUE + TUPLE3 + REDUCE
-    dtype += MARK + binint1(3) + sbu("<") + NONE + NONE + NONE + binint(elsize) + binint(-1) + binint1(0) + TUPLE + BUILD
+    dtype += (
+        MARK
+        + binint1(3)
+        + sbu("<")
+        + NONE
+        + NONE
+        + NONE
+        + binint(elsize)
+        + binint(-1)
+        + binint1(0)
+        + TUPLE
+        + BUILD
+    )
     fields = [
-        sbu("subclass") + global_("numpy", "ndarray"), sbu("shape") + binint1(count) + TUPLE1,
-        sbu("order") + sbu("C"), sbu("dtype") + dtype, sbu("allow_mmap") + NEWFALSE,
+        sbu("subclass") + global_("numpy", "ndarray"),
+        sbu("shape") + binint1(count) + TUPLE1,
+        sbu("order") + sbu("C"),
+        sbu("dtype") + dtype,
+        sbu("allow_mmap") + NEWFALSE,
     ]
     if aligned:
         fields.append(sbu("numpy_array_alignment_bytes") + binint1(16))
     state = EMPTY_DICT + MARK + b"".join(fields) + SETITEMS
-    return proto(2) + global_("joblib.numpy_pickle", "NumpyArrayWrapper") + EMPTY_TUPLE + NEWOBJ + state + BUILD
+    return (
+        proto(2) + global_("joblib.numpy_pickle", "NumpyArrayWrapper") + EMPTY_TUPLE + NEWOBJ + state + BUILD
+    )
 
 
 # -- the programs ------------------------------------------------------------------------
@@ -111,38 +155,83 @@ def _implicit_calls() -> list[BypassProgram]:
     build = stream(with_attribute("__setstate__", MEMMAP) + sbu("weights.dat") + BUILD)
     append = stream(with_attribute("append", MEMMAP) + sbu("weights.dat") + APPEND)
     # The C unpickler calls extend(["true"]); a list argument needs a callable that takes one.
-    extend = stream(with_attribute("extend", resolved("subprocess", "check_call")) + MARK + sbu("true") + APPENDS)
+    extend = stream(
+        with_attribute("extend", resolved("subprocess", "check_call")) + MARK + sbu("true") + APPENDS
+    )
     bunch_append = stream(bunch_with("append", MEMMAP) + sbu("weights.dat") + APPEND)
-    bunch_extend = stream(bunch_with("extend", resolved("subprocess", "check_call")) + MARK + sbu("true") + APPENDS)
+    bunch_extend = stream(
+        bunch_with("extend", resolved("subprocess", "check_call")) + MARK + sbu("true") + APPENDS
+    )
     add = stream(with_attribute("add", MEMMAP) + MARK + sbu("weights.dat") + ADDITEMS)
     return [
         BypassProgram("build_setstate_from_instance_dict", build, "model.pkl", offsets(build, "BUILD")),
-        BypassProgram("append_calls_append_from_instance_dict", append, "model.pkl",
-                      offsets(append, "BUILD") | offsets(append, "APPEND")),
-        BypassProgram("append_calls_extend_from_instance_dict", extend, "model.pkl",
-                      offsets(extend, "BUILD") | offsets(extend, "APPENDS")),
-        BypassProgram("append_calls_append_from_bunch_getattr", bunch_append, "model.pkl",
-                      offsets(bunch_append, "SETITEM") | offsets(bunch_append, "APPEND")),
-        BypassProgram("append_calls_extend_from_bunch_getattr", bunch_extend, "model.pkl",
-                      offsets(bunch_extend, "SETITEM") | offsets(bunch_extend, "APPENDS")),
-        BypassProgram("additems_calls_add_from_instance_dict", add, "model.pkl",
-                      offsets(add, "BUILD") | offsets(add, "ADDITEMS")),
+        BypassProgram(
+            "append_calls_append_from_instance_dict",
+            append,
+            "model.pkl",
+            offsets(append, "BUILD") | offsets(append, "APPEND"),
+        ),
+        BypassProgram(
+            "append_calls_extend_from_instance_dict",
+            extend,
+            "model.pkl",
+            offsets(extend, "BUILD") | offsets(extend, "APPENDS"),
+        ),
+        BypassProgram(
+            "append_calls_append_from_bunch_getattr",
+            bunch_append,
+            "model.pkl",
+            offsets(bunch_append, "SETITEM") | offsets(bunch_append, "APPEND"),
+        ),
+        BypassProgram(
+            "append_calls_extend_from_bunch_getattr",
+            bunch_extend,
+            "model.pkl",
+            offsets(bunch_extend, "SETITEM") | offsets(bunch_extend, "APPENDS"),
+        ),
+        BypassProgram(
+            "additems_calls_add_from_instance_dict",
+            add,
+            "model.pkl",
+            offsets(add, "BUILD") | offsets(add, "ADDITEMS"),
+        ),
     ]
 
 
 def _computed_arguments() -> list[BypassProgram]:
     """Point 2: trusted helpers given computed arguments (finding at the helper's call)."""
     imported = stream(EMPTY_LIST + resolved("tabnanny", "__name__") + APPEND)
-    helpers = global_("numpy.random._pickle", "__randomstate_ctor"), global_("numpy.random._pickle", "__generator_ctor")
+    helpers = (
+        global_("numpy.random._pickle", "__randomstate_ctor"),
+        global_("numpy.random._pickle", "__generator_ctor"),
+    )
     random_state = stream(helpers[0] + sbu("true") + resolved("os", "system") + TUPLE2 + REDUCE)
     generator = stream(helpers[1] + sbu("true") + resolved("os", "system") + TUPLE2 + REDUCE)
-    bit_generator = stream(global_("numpy.random._pickle", "__bit_generator_ctor") + resolved("socket", "socket") + TUPLE1 + REDUCE)
+    bit_generator = stream(
+        global_("numpy.random._pickle", "__bit_generator_ctor")
+        + resolved("socket", "socket")
+        + TUPLE1
+        + REDUCE
+    )
     return [
-        BypassProgram("ufunc_reconstruct_imports_computed_name", imported, "model.pkl", last(imported, "REDUCE")),
-        BypassProgram("randomstate_ctor_calls_computed_callable", random_state, "model.pkl", last(random_state, "REDUCE")),
-        BypassProgram("generator_ctor_calls_computed_callable", generator, "model.pkl", last(generator, "REDUCE")),
-        BypassProgram("bit_generator_ctor_instantiates_computed_class", bit_generator, "model.pkl",
-                      last(bit_generator, "REDUCE")),
+        BypassProgram(
+            "ufunc_reconstruct_imports_computed_name", imported, "model.pkl", last(imported, "REDUCE")
+        ),
+        BypassProgram(
+            "randomstate_ctor_calls_computed_callable",
+            random_state,
+            "model.pkl",
+            last(random_state, "REDUCE"),
+        ),
+        BypassProgram(
+            "generator_ctor_calls_computed_callable", generator, "model.pkl", last(generator, "REDUCE")
+        ),
+        BypassProgram(
+            "bit_generator_ctor_instantiates_computed_class",
+            bit_generator,
+            "model.pkl",
+            last(bit_generator, "REDUCE"),
+        ),
     ]
 
 
@@ -153,10 +242,20 @@ def _joblib_wrappers() -> list[BypassProgram]:
     filler = b"".join(sbu(f"f{i}") + binint1(i) for i in range(64))
     past_64 = stream(new + EMPTY_DICT + MARK + filler + sbu("filename") + sbu(OUTSIDE) + SETITEMS + BUILD)
     programs = [
-        BypassProgram("joblib_wrapper_filename_in_slotstate", slotstate, "model.joblib", offsets(slotstate, "BUILD"),
-                      ("joblib",)),
-        BypassProgram("joblib_wrapper_filename_past_64_items", past_64, "model.joblib", offsets(past_64, "BUILD"),
-                      ("joblib",)),
+        BypassProgram(
+            "joblib_wrapper_filename_in_slotstate",
+            slotstate,
+            "model.joblib",
+            offsets(slotstate, "BUILD"),
+            ("joblib",),
+        ),
+        BypassProgram(
+            "joblib_wrapper_filename_past_64_items",
+            past_64,
+            "model.joblib",
+            offsets(past_64, "BUILD"),
+            ("joblib",),
+        ),
     ]
     # NDArrayWrapper(filename, subclass): __init__ keeps the name; an empty BUILD state is
     # enough for joblib.load to read the array from that file.
@@ -168,7 +267,9 @@ def _joblib_wrappers() -> list[BypassProgram]:
     ):
         data = stream(wrapper + EMPTY_DICT + BUILD)
         sites = offsets(data, "BUILD") | offsets(data, how.upper())
-        programs.append(BypassProgram(f"joblib_wrapper_built_by_{how}", data, "model.joblib", sites, ("joblib",)))
+        programs.append(
+            BypassProgram(f"joblib_wrapper_built_by_{how}", data, "model.joblib", sites, ("joblib",))
+        )
     return programs
 
 
@@ -186,8 +287,12 @@ def _joblib_arrays() -> list[BypassProgram]:
     inside = POP + HIDDEN + STOP
     padded = aligned + NONE + inside + b"\xff" * (78 - len(inside)) + b"\x00" * 8 + STOP
     return [
-        BypassProgram("joblib_array_elsize_larger", larger, "model.joblib", frozenset({len(head) + 32}), ("joblib",)),
-        BypassProgram("joblib_array_pad_payload", padded, "model.joblib", frozenset({len(aligned) + 2}), ("pickle",)),
+        BypassProgram(
+            "joblib_array_elsize_larger", larger, "model.joblib", frozenset({len(head) + 32}), ("joblib",)
+        ),
+        BypassProgram(
+            "joblib_array_pad_payload", padded, "model.joblib", frozenset({len(aligned) + 2}), ("pickle",)
+        ),
     ]
 
 
@@ -195,9 +300,15 @@ def _side_effects() -> list[BypassProgram]:
     """Point 5: allowlisted classes whose unpickling does I/O (data only)."""
     # ScoringMonitor.__setstate__ connects to the listener its state names
     # (multiprocessing.connection.Client): here a socket path; any address works.
-    monitor = global_("copyreg", "_reconstructor") + global_("sklearn.callback._scoring_monitor", "ScoringMonitor")
+    monitor = global_("copyreg", "_reconstructor") + global_(
+        "sklearn.callback._scoring_monitor", "ScoringMonitor"
+    )
     monitor += global_("builtins", "object") + NONE + TUPLE3 + REDUCE
-    handle = global_("sklearn.callback._transport", "ListenerHandle") + sbu("modelsec.sock") + short_binbytes(b"k" * 8)
+    handle = (
+        global_("sklearn.callback._transport", "ListenerHandle")
+        + sbu("modelsec.sock")
+        + short_binbytes(b"k" * 8)
+    )
     state = EMPTY_DICT + entry("_listener_handle", handle + TUPLE2 + REDUCE) + entry("_log", EMPTY_LIST)
     data = stream(monitor + state + BUILD)
     return [BypassProgram("side_effect_in_scoring_monitor_setstate", data, "model.pkl", frozenset())]
@@ -207,16 +318,35 @@ def _formats() -> list[BypassProgram]:
     """Points 6 and 7: joblib reads the legacy ZF header with int(text, 16)."""
     attack = proto(2) + HIDDEN + NONE + STOP
     programs = []
-    for label, spelling in (("upper", b"0X1B"), ("bare", b"1b"), ("space", b" 0x1b"), ("plus", b"+0x1b"),
-                            ("underscore", b"0x_1b"), ("tab", b"0x1b\t")):
+    for label, spelling in (
+        ("upper", b"0X1B"),
+        ("bare", b"1b"),
+        ("space", b" 0x1b"),
+        ("plus", b"+0x1b"),
+        ("underscore", b"0x_1b"),
+        ("tab", b"0x1b\t"),
+    ):
         data = b"ZF" + spelling.ljust(19) + zlib.compress(attack)
-        programs.append(BypassProgram(f"joblib_header_zf_{label}", data, "model.joblib", frozenset(), ("joblib",),
-                                      subject="os.system"))
+        programs.append(
+            BypassProgram(
+                f"joblib_header_zf_{label}",
+                data,
+                "model.joblib",
+                frozenset(),
+                ("joblib",),
+                subject="os.system",
+            )
+        )
     assert len(attack) == 0x1B
     return programs
 
 
 PROGRAMS: dict[str, BypassProgram] = {
     p.name: p
-    for p in _implicit_calls() + _computed_arguments() + _joblib_wrappers() + _joblib_arrays() + _side_effects() + _formats()
+    for p in _implicit_calls()
+    + _computed_arguments()
+    + _joblib_wrappers()
+    + _joblib_arrays()
+    + _side_effects()
+    + _formats()
 }

@@ -154,9 +154,7 @@ def v4(body: bytes) -> bytes:
 # -- scanning ------------------------------------------------------------------------------
 
 
-def scan(
-    data: bytes | ByteSource, name: str = "model.pkl", limits: Limits | None = None
-) -> FileResult:
+def scan(data: bytes | ByteSource, name: str = "model.pkl", limits: Limits | None = None) -> FileResult:
     source = BytesSource(data) if isinstance(data, bytes) else data
     return Engine(limits).scan_source(name, source)
 
@@ -174,8 +172,6 @@ def subjects(result: FileResult, code: str) -> set[str | None]:
 
 
 def summary(result: FileResult) -> str:
-    found = "; ".join(
-        f"{f.threat} {f.subject} @{f.offset} [{f.file}] {f.message}" for f in result.findings
-    )
+    found = "; ".join(f"{f.threat} {f.subject} @{f.offset} [{f.file}] {f.message}" for f in result.findings)
     missing = "; ".join(f"{i.code} {i.reason}" for i in result.incompletes)
     return f"format={result.format} findings: {found or '-'} incomplete: {missing or '-'}"

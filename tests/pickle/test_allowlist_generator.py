@@ -27,14 +27,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 import gen_pickle_allowlist  # noqa: E402
-from pickle_allowlist import observe, purity  # noqa: E402
-from pickle_allowlist.inspect_class import Inspector  # noqa: E402
-from pickle_allowlist.reviews import Review, load_reviews, parse_reviews, source_digest  # noqa: E402
-from pickle_allowlist.trampoline import takes_callable  # noqa: E402
-
 from modelsec.pickle import classfacts  # noqa: E402
 from modelsec.pickle.allowlist import reference_only, safe_globals  # noqa: E402
 from modelsec.pickle.classfacts import ClassFactsError, class_facts, is_class  # noqa: E402
+from pickle_allowlist import observe  # noqa: E402
+from pickle_allowlist.inspect_class import Inspector  # noqa: E402
+from pickle_allowlist.reviews import Review, load_reviews, parse_reviews, source_digest  # noqa: E402
+from pickle_allowlist.trampoline import takes_callable  # noqa: E402
 
 OUT = REPO / "src" / "modelsec" / "pickle"
 
@@ -76,7 +75,9 @@ SIDE_EFFECTS = {
 
 
 @pytest.mark.parametrize("path", sorted(SIDE_EFFECTS))
-def test_side_effecting_classes_are_not_callable(generation: gen_pickle_allowlist.Generation, path: str) -> None:
+def test_side_effecting_classes_are_not_callable(
+    generation: gen_pickle_allowlist.Generation, path: str
+) -> None:
     decision = generation.decisions[path]
     assert decision.outcome == gen_pickle_allowlist.EXCLUDED, decision
     assert path not in safe_globals() and path not in reference_only()
@@ -113,7 +114,9 @@ def test_score_functions_are_reference_only() -> None:
         assert path in reference_only() and path not in safe_globals()
 
 
-def test_load_time_functions_are_the_observed_reviewed_ones(generation: gen_pickle_allowlist.Generation) -> None:
+def test_load_time_functions_are_the_observed_reviewed_ones(
+    generation: gen_pickle_allowlist.Generation,
+) -> None:
     called = {d.path for d in generation.decisions.values() if d.outcome == gen_pickle_allowlist.CALLABLE}
     functions = {p for p in called if not is_class(p)}
     assert "sklearn.neighbors._kd_tree.newObj" in functions
@@ -252,7 +255,9 @@ def test_base_estimator_setstate_is_safe_only_through_its_review() -> None:
     reviews = load_reviews()
     assert "sklearn.base.BaseEstimator.__setstate__" in reviews
     assert _judge(LogisticRegression, "__setstate__", reviews) == (True, "reviewed")
-    assert reviews["sklearn.base.BaseEstimator.__setstate__"].digest == source_digest(BaseEstimator.__setstate__)
+    assert reviews["sklearn.base.BaseEstimator.__setstate__"].digest == source_digest(
+        BaseEstimator.__setstate__
+    )
 
 
 def test_a_tampered_review_hash_makes_the_method_unsafe() -> None:
@@ -267,15 +272,22 @@ def test_a_tampered_review_hash_makes_the_method_unsafe() -> None:
 
 
 def test_a_compiled_review_of_python_code_does_not_count() -> None:
-    reviews = {f"{__name__}._Opens.__setstate__": Review(f"{__name__}._Opens.__setstate__", None, "wrong kind")}
+    reviews = {
+        f"{__name__}._Opens.__setstate__": Review(f"{__name__}._Opens.__setstate__", None, "wrong kind")
+    }
     safe, why = _judge(_Opens, "__setstate__", reviews)
     assert not safe and "reviewed as compiled code, but it is Python" in why
 
 
 def test_a_conditional_review_stays_unsafe_with_its_condition() -> None:
     qualname = f"{__name__}._Opens.__setstate__"
-    reviews = {qualname: Review(qualname, source_digest(_Opens.__setstate__), "only if state['path'] is /dev/null")}
-    assert _judge(_Opens, "__setstate__", reviews) == (False, "reviewed: safe only if state['path'] is /dev/null")
+    reviews = {
+        qualname: Review(qualname, source_digest(_Opens.__setstate__), "only if state['path'] is /dev/null")
+    }
+    assert _judge(_Opens, "__setstate__", reviews) == (
+        False,
+        "reviewed: safe only if state['path'] is /dev/null",
+    )
 
 
 def test_review_file_syntax_errors_are_reported() -> None:

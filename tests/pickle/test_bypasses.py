@@ -17,8 +17,28 @@ from pathlib import Path
 import pytest
 from bypass_programs import PROGRAMS, BypassProgram
 from pklbuild import (
-    APPEND, BUILD, EMPTY_DICT, EMPTY_LIST, EMPTY_TUPLE, MARK, NEWTRUE, NONE, POP, REDUCE, SETITEM, SETITEMS, STOP,
-    TUPLE1, TUPLE2, TUPLE3, binget, binint, binput, global_, proto, sbu,
+    APPEND,
+    BUILD,
+    EMPTY_DICT,
+    EMPTY_LIST,
+    EMPTY_TUPLE,
+    MARK,
+    NEWTRUE,
+    NONE,
+    POP,
+    REDUCE,
+    SETITEM,
+    SETITEMS,
+    STOP,
+    TUPLE1,
+    TUPLE2,
+    TUPLE3,
+    binget,
+    binint,
+    binput,
+    global_,
+    proto,
+    sbu,
 )
 
 from modelsec.engine import Engine
@@ -37,14 +57,19 @@ def assert_blocked_at_its_gap(program: BypassProgram, tmp_path: Path) -> None:
     report = Engine().scan_path(path)
     verdict = evaluate(load_group("local-default"), EvaluationInput(report, SourceType.LOCAL))
     findings = report.all_findings()
-    summary = f"{verdict.outcome.value}: " + "; ".join(f"{f.threat} {f.subject} @{f.offset}" for f in findings)
+    summary = f"{verdict.outcome.value}: " + "; ".join(
+        f"{f.threat} {f.subject} @{f.offset}" for f in findings
+    )
     summary += " | incomplete: " + "; ".join(i.reason for i in report.all_incompletes())
     assert verdict.outcome is Outcome.BLOCKED, summary
     if program.subject is not None:
-        assert any(f.subject == program.subject for f in findings), f"nothing names {program.subject}: {summary}"
+        assert any(f.subject == program.subject for f in findings), (
+            f"nothing names {program.subject}: {summary}"
+        )
     elif program.sites:
         assert any(f.offset in program.sites for f in findings), (
-            f"blocked, but nothing reported at {sorted(program.sites)}: {summary}")
+            f"blocked, but nothing reported at {sorted(program.sites)}: {summary}"
+        )
 
 
 # -- calls the unpickler makes without a call opcode (issue 9, point 1) ------------------
@@ -153,8 +178,12 @@ def test_joblib_zf_header_spelling(tmp_path: Path, label: str) -> None:
 _MEMMAP = global_("numpy", "memmap")
 _NAMESPACE = global_("argparse", "Namespace") + EMPTY_TUPLE + REDUCE
 _ESTIMATOR = (
-    global_("copyreg", "_reconstructor") + global_("sklearn.linear_model._base", "LinearRegression")
-    + global_("builtins", "object") + NONE + TUPLE3 + REDUCE
+    global_("copyreg", "_reconstructor")
+    + global_("sklearn.linear_model._base", "LinearRegression")
+    + global_("builtins", "object")
+    + NONE
+    + TUPLE3
+    + REDUCE
 )
 
 
@@ -198,19 +227,46 @@ def test_builtin_given_plain_objects_is_not_a_finding(tmp_path: Path) -> None:
     estimator = _ESTIMATOR + _attr("fit_intercept", NEWTRUE) + BUILD
     # list() and deque() of a list leave its items alone, whatever they hold
     with_function = _ESTIMATOR + _attr("score_func", global_("sklearn.metrics", "accuracy_score")) + BUILD
-    data = (proto(2) + global_("builtins", "str") + estimator + TUPLE1 + REDUCE + POP
-            + global_("collections", "deque") + EMPTY_LIST + with_function + APPEND + TUPLE1 + REDUCE + POP
-            + global_("builtins", "bytes") + binint(16) + TUPLE1 + REDUCE + STOP)
+    data = (
+        proto(2)
+        + global_("builtins", "str")
+        + estimator
+        + TUPLE1
+        + REDUCE
+        + POP
+        + global_("collections", "deque")
+        + EMPTY_LIST
+        + with_function
+        + APPEND
+        + TUPLE1
+        + REDUCE
+        + POP
+        + global_("builtins", "bytes")
+        + binint(16)
+        + TUPLE1
+        + REDUCE
+        + STOP
+    )
     outcome, threats = _judge(data, tmp_path)
     assert not {"MS-PKL-107", "MS-PKL-101"} & threats, threats
 
 
-@pytest.mark.parametrize("program", [
-    global_("builtins", "bytes") + b"\x8a\x05" + (10**11).to_bytes(5, "little") + TUPLE1 + REDUCE,
-    global_("builtins", "bytearray") + binint(1 << 30) + TUPLE1 + REDUCE,
-    global_("builtins", "list") + global_("builtins", "range") + b"\x8a\x08" + (10**18).to_bytes(8, "little")
-    + TUPLE1 + REDUCE + TUPLE1 + REDUCE,
-], ids=["bytes", "bytearray", "list-of-range"])
+@pytest.mark.parametrize(
+    "program",
+    [
+        global_("builtins", "bytes") + b"\x8a\x05" + (10**11).to_bytes(5, "little") + TUPLE1 + REDUCE,
+        global_("builtins", "bytearray") + binint(1 << 30) + TUPLE1 + REDUCE,
+        global_("builtins", "list")
+        + global_("builtins", "range")
+        + b"\x8a\x08"
+        + (10**18).to_bytes(8, "little")
+        + TUPLE1
+        + REDUCE
+        + TUPLE1
+        + REDUCE,
+    ],
+    ids=["bytes", "bytearray", "list-of-range"],
+)
 def test_builtin_allocation_bomb(program: bytes, tmp_path: Path) -> None:
     """bytes(10**11) is 100 GB of zeros the loader writes before returning: no pickler
     writes it, and a model server dies of it."""
@@ -220,8 +276,16 @@ def test_builtin_allocation_bomb(program: bytes, tmp_path: Path) -> None:
 def test_simplenamespace_mapping_plants_setstate(tmp_path: Path) -> None:
     """Python 3.13's SimpleNamespace(mapping) sets attributes from the mapping: one with
     __setstate__ makes the next BUILD call numpy.memmap("weights.dat")."""
-    data = (proto(2) + global_("types", "SimpleNamespace") + _attr("__setstate__", _MEMMAP) + TUPLE1 + REDUCE
-            + sbu("weights.dat") + BUILD + STOP)
+    data = (
+        proto(2)
+        + global_("types", "SimpleNamespace")
+        + _attr("__setstate__", _MEMMAP)
+        + TUPLE1
+        + REDUCE
+        + sbu("weights.dat")
+        + BUILD
+        + STOP
+    )
     outcome, threats = _judge(data, tmp_path)
     assert outcome == "BLOCKED" and "MS-PKL-101" in threats
 
@@ -230,30 +294,69 @@ def test_slot_state_swaps_the_instance_class(tmp_path: Path) -> None:
     """setattr of a slot state's __class__ turns an argparse.Namespace whose __dict__ holds
     _build_f into an IsotonicRegression, whose __setstate__ then calls
     self._build_f(self.X_thresholds_, self.y_thresholds_): numpy.memmap("weights.dat")."""
-    state = EMPTY_DICT + MARK + sbu("X_thresholds_") + sbu("weights.dat") + sbu("y_thresholds_") + sbu("uint8") + SETITEMS
-    data = (proto(2) + _NAMESPACE + _attr("_build_f", _MEMMAP) + BUILD
-            + NONE + _attr("__class__", global_("sklearn.isotonic", "IsotonicRegression")) + TUPLE2 + BUILD
-            + state + BUILD + STOP)
+    state = (
+        EMPTY_DICT
+        + MARK
+        + sbu("X_thresholds_")
+        + sbu("weights.dat")
+        + sbu("y_thresholds_")
+        + sbu("uint8")
+        + SETITEMS
+    )
+    data = (
+        proto(2)
+        + _NAMESPACE
+        + _attr("_build_f", _MEMMAP)
+        + BUILD
+        + NONE
+        + _attr("__class__", global_("sklearn.isotonic", "IsotonicRegression"))
+        + TUPLE2
+        + BUILD
+        + state
+        + BUILD
+        + STOP
+    )
     assert _judge(data, tmp_path) == ("BLOCKED", {"MS-PKL-101"})
 
 
 def test_slot_state_aliases_the_instance_dict(tmp_path: Path) -> None:
     """setattr of a slot state's __dict__ makes a memoised dict the instance's attributes;
     a SETITEM on that dict afterwards plants __setstate__ for the next BUILD."""
-    data = (proto(2) + _NAMESPACE + binput(1)
-            + NONE + EMPTY_DICT + sbu("__dict__") + EMPTY_DICT + binput(2) + SETITEM + TUPLE2 + BUILD + POP
-            + binget(2) + sbu("__setstate__") + _MEMMAP + SETITEM + POP
-            + binget(1) + sbu("weights.dat") + BUILD + STOP)
+    data = (
+        proto(2)
+        + _NAMESPACE
+        + binput(1)
+        + NONE
+        + EMPTY_DICT
+        + sbu("__dict__")
+        + EMPTY_DICT
+        + binput(2)
+        + SETITEM
+        + TUPLE2
+        + BUILD
+        + POP
+        + binget(2)
+        + sbu("__setstate__")
+        + _MEMMAP
+        + SETITEM
+        + POP
+        + binget(1)
+        + sbu("weights.dat")
+        + BUILD
+        + STOP
+    )
     assert _judge(data, tmp_path) == ("BLOCKED", {"MS-PKL-101"})
 
 
 def test_dict_state_keys_named_like_machinery_are_plain_attributes(tmp_path: Path) -> None:
     """A __dict__ update (the dict half of a state) stores "__class__" as a key: no finding."""
-    data = (proto(2) + _NAMESPACE + _attr("__class__", sbu("text")) + BUILD + STOP)
+    data = proto(2) + _NAMESPACE + _attr("__class__", sbu("text")) + BUILD + STOP
     assert _judge(data, tmp_path)[1] == set()
 
 
 def test_every_program_has_a_test() -> None:
-    tested = {name for name in PROGRAMS if not name.startswith(("joblib_header_zf_", "joblib_wrapper_built_by_"))}
+    tested = {
+        name for name in PROGRAMS if not name.startswith(("joblib_header_zf_", "joblib_wrapper_built_by_"))
+    }
     here = {name.removeprefix("test_") for name in globals() if name.startswith("test_")}
     assert tested <= here, tested - here

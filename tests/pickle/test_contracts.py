@@ -5,19 +5,34 @@ in the class facts has the contract that checks its condition."""
 from __future__ import annotations
 
 import pytest
-from pklbuild import BUILD, EMPTY_DICT, EMPTY_TUPLE, MARK, NEWOBJ, REDUCE, SETITEMS, sbu, scan, stack_global, summary, v4
+from pklbuild import (
+    BUILD,
+    EMPTY_DICT,
+    EMPTY_TUPLE,
+    MARK,
+    NEWOBJ,
+    REDUCE,
+    SETITEMS,
+    sbu,
+    scan,
+    stack_global,
+    summary,
+    v4,
+)
 
 from modelsec.pickle.allowlist import reference_only, safe_globals
 from modelsec.pickle.classfacts import class_facts, known_classes
 from modelsec.pickle.contracts import METHOD_CONTRACTS, contract_for, is_plain
-from modelsec.pickle.values import Call, Container, Global
 from modelsec.pickle.objects import InstanceAttrs
 from modelsec.pickle.policy import classify
+from modelsec.pickle.values import Call, Container, Global
 
 
 def test_every_callable_global_is_a_known_class_or_has_a_contract() -> None:
     unaccounted = sorted(p for p in safe_globals() if class_facts(p) is None and contract_for(p) is None)
-    assert not unaccounted, f"allowlisted, but neither a class with facts nor a contracted function: {unaccounted}"
+    assert not unaccounted, (
+        f"allowlisted, but neither a class with facts nor a contracted function: {unaccounted}"
+    )
 
 
 def test_constants_are_reference_only() -> None:
@@ -68,7 +83,10 @@ def _instance(path: str, **attributes: object) -> Call:
         (_instance("types.SimpleNamespace", cache=Container("dict", [("n", 1)])), True),
         (_instance("types.SimpleNamespace", copy=_global("builtins.len")), False),
         (_instance("types.SimpleNamespace", inner=Container("list", [_global("builtins.len")])), False),
-        (Container("dict", [("data", _instance("argparse.Namespace", __array__=_global("builtins.set")))]), False),
+        (
+            Container("dict", [("data", _instance("argparse.Namespace", __array__=_global("builtins.set")))]),
+            False,
+        ),
         (Container("dict", [("dtype", _global("builtins.float"))]), True),
         (Container("list", [1], dropped=100, objects=True), False),
         (Container("list", [1], dropped=100, objects=False), True),
@@ -86,7 +104,14 @@ def test_pandas_constructor_given_an_object_with_attributes_breaks_its_review() 
     ns += sbu("__array__") + stack_global("builtins", "len") + SETITEMS + BUILD
     data = v4(
         stack_global("pandas.core.indexes.base", "_new_Index")
-        + MARK + stack_global("pandas", "Index") + EMPTY_DICT + MARK + sbu("data") + ns + SETITEMS + b"t"
+        + MARK
+        + stack_global("pandas", "Index")
+        + EMPTY_DICT
+        + MARK
+        + sbu("data")
+        + ns
+        + SETITEMS
+        + b"t"
         + REDUCE
     )
     result = scan(data)
@@ -104,12 +129,18 @@ def test_pandas_index_as_pandas_writes_it_is_clean() -> None:
 
 def test_isotonic_state_that_sets_build_f() -> None:
     data = v4(
-        stack_global("sklearn.isotonic", "IsotonicRegression") + EMPTY_TUPLE + NEWOBJ
-        + EMPTY_DICT + MARK + sbu("_build_f") + stack_global("builtins", "len") + SETITEMS + BUILD
+        stack_global("sklearn.isotonic", "IsotonicRegression")
+        + EMPTY_TUPLE
+        + NEWOBJ
+        + EMPTY_DICT
+        + MARK
+        + sbu("_build_f")
+        + stack_global("builtins", "len")
+        + SETITEMS
+        + BUILD
     )
     result = scan(data)
     assert "MS-PKL-107" in {f.threat for f in result.findings}, summary(result)
-
 
 
 def _module_build(state: bytes) -> bytes:

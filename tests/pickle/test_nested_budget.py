@@ -43,6 +43,8 @@ def test_the_last_payload_within_the_bound_is_scanned() -> None:
 def test_payloads_past_the_bound_are_reported_not_inspected() -> None:
     result = scan(loads_calls([*benign(MAX_NESTED_SCANS), MALICIOUS]))
     reasons = [i.reason for i in result.incompletes if i.code == "MS-PKL-120"]
-    assert reasons == [f"more than {MAX_NESTED_SCANS} nested pickles in one file; the rest were not inspected"], summary(result)
+    assert reasons == [
+        f"more than {MAX_NESTED_SCANS} nested pickles in one file; the rest were not inspected"
+    ], summary(result)
     assert "os.system" not in {f.subject for f in result.findings if "!" in f.file}
     assert "pickle.loads" in subjects(result, "MS-PKL-102")  # the loader itself is still reported

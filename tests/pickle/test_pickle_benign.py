@@ -16,7 +16,8 @@ import pickle
 import uuid
 import warnings
 import zoneinfo
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import joblib
 import numpy as np
@@ -65,9 +66,7 @@ def _sklearn() -> dict[str, Callable[[], Any]]:
         "SVC": lambda: SVC(probability=True, random_state=0).fit(X, Y),
         "KNeighbors(KDTree)": lambda: KNeighborsClassifier(algorithm="kd_tree").fit(X, Y),
         "DecisionTreeRegressor": lambda: DecisionTreeRegressor().fit(X, X[:, 1]),
-        "TfidfVectorizer": lambda: TfidfVectorizer().fit(
-            ["apple banana cherry", "banana date egg"]
-        ),
+        "TfidfVectorizer": lambda: TfidfVectorizer().fit(["apple banana cherry", "banana date egg"]),
         "OneHotEncoder": lambda: OneHotEncoder().fit([["a"], ["b"]]),
         "SelectKBest(f_classif)": lambda: SelectKBest(k=2).fit(X, Y),
         "MLPClassifier": lambda: MLPClassifier(max_iter=5, random_state=0).fit(X, Y),
@@ -149,7 +148,7 @@ def _numpy_and_stdlib() -> dict[str, Callable[[], Any]]:
             collections.deque([1, 2], maxlen=5),
             uuid.UUID("12345678-1234-5678-1234-567812345678"),
             decimal.Decimal("1.5"),
-            datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc),
+            datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.UTC),
             datetime.datetime(2024, 1, 2, tzinfo=zoneinfo.ZoneInfo("Europe/Paris")),
             datetime.date(2024, 1, 2),
             datetime.time(3, 4),
@@ -263,9 +262,7 @@ def test_protocol5_out_of_band_buffers() -> None:
     )
     assert b"\x97" in data and buffers  # NEXT_BUFFER present
     assert_clean(data)
-    readonly = pickle.dumps(
-        pickle.PickleBuffer(b"readonly"), protocol=5, buffer_callback=buffers.append
-    )
+    readonly = pickle.dumps(pickle.PickleBuffer(b"readonly"), protocol=5, buffer_callback=buffers.append)
     assert b"\x98" in readonly
     assert_clean(readonly)
 

@@ -43,11 +43,7 @@ def _cases() -> list[tuple[str, str]]:
             continue
         for entry in json.loads(manifest.read_text()):
             name, label = entry["file"], entry["label"]
-            if (
-                label in ("malicious", "benign")
-                and name.endswith(PICKLEISH)
-                and name.startswith(folders)
-            ):
+            if label in ("malicious", "benign") and name.endswith(PICKLEISH) and name.startswith(folders):
                 cases.append((f"{corpus}/{name}", label))
     return cases
 

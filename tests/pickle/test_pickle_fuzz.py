@@ -13,15 +13,13 @@ from pklbuild import call, v4
 from modelsec.bytesource import BytesSource
 from modelsec.context import Limits, ScanContext, ScanSink
 from modelsec.engine import dispatch
-from modelsec.interpretations import REGISTERED
 from modelsec.formats.pickle import SCANNER
+from modelsec.interpretations import REGISTERED
 from modelsec.pickle.scanner import looks_like_pickle
 
 SMALL_LIMITS = Limits(max_pickle_opcodes=20_000, max_pickle_memo=2_000, max_inline_bytes=1 << 20)
 
-SEEDS = [
-    pickle.dumps({"w": [1.5, 2.5], "n": "x", "t": (1, 2), "s": {3}}, protocol=p) for p in range(6)
-] + [
+SEEDS = [pickle.dumps({"w": [1.5, 2.5], "n": "x", "t": (1, 2), "s": {3}}, protocol=p) for p in range(6)] + [
     pickle.dumps(np.arange(6.0).reshape(2, 3), protocol=2),
     pickle.dumps(np.random.RandomState(0), protocol=4),
     v4(call("os", "system", "id")),
@@ -75,9 +73,7 @@ def test_mutated_pickles_never_escape(data: bytes) -> None:
 
 
 @COMMON
-@given(
-    st.lists(st.sampled_from(list(b"()0N]}aesuthq\x94\x85\x86\x87\x8c\x93R\x81b.KJ")), max_size=300)
-)
+@given(st.lists(st.sampled_from(list(b"()0N]}aesuthq\x94\x85\x86\x87\x8c\x93R\x81b.KJ")), max_size=300))
 def test_opcode_soup_never_escapes(ops: list[int]) -> None:
     # Valid-looking opcode bytes in random order (arguments filled from what follows).
     scan_directly(bytes(ops) + b"\x00" * 8)

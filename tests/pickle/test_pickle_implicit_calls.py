@@ -21,8 +21,8 @@ from pklbuild import (
     TUPLE1,
     TUPLE2,
     call,
-    scan,
     sbu,
+    scan,
     stack_global,
     summary,
     v4,
@@ -54,7 +54,9 @@ UFUNC = stack_global("numpy.core", "_ufunc_reconstruct")  # a resolver: import +
 # -- 1. implicit calls --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("cls", [("types", "SimpleNamespace"), ("argparse", "Namespace"), ("collections", "OrderedDict")])
+@pytest.mark.parametrize(
+    "cls", [("types", "SimpleNamespace"), ("argparse", "Namespace"), ("collections", "OrderedDict")]
+)
 def test_build_setstate_from_instance_dict(cls: tuple[str, str]) -> None:
     # A first BUILD puts __setstate__ into the instance's __dict__; the second BUILD calls
     # it with a state of the stream's choosing.
@@ -87,7 +89,9 @@ def test_append_on_bunch_reads_items_through_getattr() -> None:
 
 def test_overrides_past_the_container_cap_are_kept() -> None:
     filler = [(f"k{i}", NONE) for i in range(80)]
-    data = v4(new("types", "SimpleNamespace") + state(*filler, ("__setstate__", UFUNC)) + BUILD + sbu("os") + BUILD)
+    data = v4(
+        new("types", "SimpleNamespace") + state(*filler, ("__setstate__", UFUNC)) + BUILD + sbu("os") + BUILD
+    )
     result = scan(data)
     assert blocking(result) & {UNRESOLVED, CONTRACT}, summary(result)
 
@@ -95,7 +99,9 @@ def test_overrides_past_the_container_cap_are_kept() -> None:
 def test_computed_key_makes_the_instance_dict_unknowable() -> None:
     # str("extend") is a key nobody can read statically: whatever APPEND finds is unknown.
     key = stack_global("builtins", "str") + sbu("extend") + TUPLE1 + REDUCE
-    data = v4(new("types", "SimpleNamespace") + EMPTY_DICT + key + UFUNC + SETITEM + BUILD + sbu("x") + APPEND)
+    data = v4(
+        new("types", "SimpleNamespace") + EMPTY_DICT + key + UFUNC + SETITEM + BUILD + sbu("x") + APPEND
+    )
     result = scan(data)
     assert UNKNOWN_CALL in blocking(result), summary(result)
 
@@ -131,7 +137,9 @@ def test_ufunc_reconstruct_with_literal_names_is_classified() -> None:
 @pytest.mark.parametrize(
     "args",
     [
-        pytest.param(sbu("MT19937") + stack_global("numpy.core", "_ufunc_reconstruct"), id="other bit generator ctor"),
+        pytest.param(
+            sbu("MT19937") + stack_global("numpy.core", "_ufunc_reconstruct"), id="other bit generator ctor"
+        ),
         pytest.param(stack_global("builtins", "str") + sbu("MT19937") + TUPLE1 + REDUCE, id="computed name"),
         pytest.param(sbu("EvilGenerator"), id="name outside the closed set"),
     ],
@@ -144,7 +152,9 @@ def test_random_state_ctor_outside_its_contract(args: bytes) -> None:
 
 def test_random_state_ctor_as_numpy_writes_it_is_clean() -> None:
     ctor = stack_global("numpy.random._pickle", "__bit_generator_ctor")
-    data = v4(stack_global("numpy.random._pickle", "__randomstate_ctor") + sbu("MT19937") + ctor + TUPLE2 + REDUCE)
+    data = v4(
+        stack_global("numpy.random._pickle", "__randomstate_ctor") + sbu("MT19937") + ctor + TUPLE2 + REDUCE
+    )
     result = scan(data)
     assert not result.findings, summary(result)
 
@@ -152,7 +162,11 @@ def test_random_state_ctor_as_numpy_writes_it_is_clean() -> None:
 def test_reconstructor_with_a_base_that_is_not_a_builtin() -> None:
     data = v4(
         stack_global("copyreg", "_reconstructor")
-        + MARK + stack_global("types", "SimpleNamespace") + stack_global("collections", "OrderedDict") + NONE + TUPLE
+        + MARK
+        + stack_global("types", "SimpleNamespace")
+        + stack_global("collections", "OrderedDict")
+        + NONE
+        + TUPLE
         + REDUCE
     )
     result = scan(data)
@@ -163,7 +177,14 @@ def test_rebuild_from_type_calls_its_function_under_that_functions_contract() ->
     computed = stack_global("builtins", "str") + sbu("os") + TUPLE1 + REDUCE
     data = v4(
         stack_global("torch._utils", "_rebuild_from_type_v2")
-        + MARK + UFUNC + stack_global("torch", "Tensor") + computed + sbu("system") + TUPLE2 + EMPTY_DICT + TUPLE
+        + MARK
+        + UFUNC
+        + stack_global("torch", "Tensor")
+        + computed
+        + sbu("system")
+        + TUPLE2
+        + EMPTY_DICT
+        + TUPLE
         + REDUCE
     )
     result = scan(data)
@@ -184,7 +205,11 @@ def test_helper_whose_arguments_are_computed() -> None:
 @pytest.mark.parametrize("how", ["NEWOBJ", "REDUCE"])
 @pytest.mark.parametrize("slot_state", [False, True])
 def test_old_joblib_wrapper_built_any_way_is_checked(how: str, slot_state: bool) -> None:
-    wrapper = stack_global("joblib.numpy_pickle_compat", "NDArrayWrapper") + EMPTY_TUPLE + (NEWOBJ if how == "NEWOBJ" else REDUCE)
+    wrapper = (
+        stack_global("joblib.numpy_pickle_compat", "NDArrayWrapper")
+        + EMPTY_TUPLE
+        + (NEWOBJ if how == "NEWOBJ" else REDUCE)
+    )
     fields = state(("filename", sbu("../../etc/evil.npy")))
     body = wrapper + ((NONE + fields + TUPLE2) if slot_state else fields) + BUILD
     result = scan(v4(body))

@@ -9,8 +9,8 @@ import struct
 
 import pytest
 from pklbuild import (
-    APPEND,
     ADDITEMS,
+    APPEND,
     DUP,
     EMPTY_DICT,
     EMPTY_LIST,
@@ -88,10 +88,15 @@ def test_second_proto_in_the_middle() -> None:
 @pytest.mark.parametrize(
     "data",
     [
-        pytest.param(proto(2) + EMPTY_DICT + MEMOIZE + binget(0) + sbu("v") + SETITEM + STOP, id="dict as its own key"),
-        pytest.param(proto(4) + EMPTY_SET + MEMOIZE + MARK + binget(0) + ADDITEMS + STOP, id="set inside itself"),
         pytest.param(
-            proto(4) + EMPTY_DICT + EMPTY_LIST + TUPLE1 + sbu("v") + SETITEM + STOP, id="tuple holding a list as key"
+            proto(2) + EMPTY_DICT + MEMOIZE + binget(0) + sbu("v") + SETITEM + STOP, id="dict as its own key"
+        ),
+        pytest.param(
+            proto(4) + EMPTY_SET + MEMOIZE + MARK + binget(0) + ADDITEMS + STOP, id="set inside itself"
+        ),
+        pytest.param(
+            proto(4) + EMPTY_DICT + EMPTY_LIST + TUPLE1 + sbu("v") + SETITEM + STOP,
+            id="tuple holding a list as key",
         ),
     ],
 )

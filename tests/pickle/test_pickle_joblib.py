@@ -69,51 +69,17 @@ def wrapper(dtype: bytes, shape: bytes, alignment: bytes | None = binint1(16)) -
     if alignment is not None:
         items.append(sbu("numpy_array_alignment_bytes") + alignment)
     return (
-        stack_global(*WRAPPER)
-        + EMPTY_TUPLE
-        + NEWOBJ
-        + EMPTY_DICT
-        + MARK
-        + b"".join(items)
-        + SETITEMS
-        + BUILD
+        stack_global(*WRAPPER) + EMPTY_TUPLE + NEWOBJ + EMPTY_DICT + MARK + b"".join(items) + SETITEMS + BUILD
     )
 
 
 def f8() -> bytes:
-    state = (
-        MARK
-        + binint1(3)
-        + sbu("<")
-        + NONE
-        + NONE
-        + NONE
-        + b"J\xff\xff\xff\xff" * 2
-        + binint1(0)
-        + TUPLE
-    )
-    return (
-        stack_global("numpy", "dtype")
-        + sbu("f8")
-        + NEWFALSE
-        + NEWTRUE
-        + TUPLE3
-        + REDUCE
-        + state
-        + BUILD
-    )
+    state = MARK + binint1(3) + sbu("<") + NONE + NONE + NONE + b"J\xff\xff\xff\xff" * 2 + binint1(0) + TUPLE
+    return stack_global("numpy", "dtype") + sbu("f8") + NEWFALSE + NEWTRUE + TUPLE3 + REDUCE + state + BUILD
 
 
 def test_hand_built_wrapper_is_sized_and_skipped() -> None:
-    data = (
-        proto(4)
-        + wrapper(f8(), binint1(3) + b"\x85")
-        + b"\x05"
-        + b"\xff" * 5
-        + bytes(24)
-        + b"0N"
-        + STOP
-    )
+    data = proto(4) + wrapper(f8(), binint1(3) + b"\x85") + b"\x05" + b"\xff" * 5 + bytes(24) + b"0N" + STOP
     result = scan(data, name="m.joblib")
     assert not result.findings and not result.incompletes, summary(result)
     assert result.format == "joblib"

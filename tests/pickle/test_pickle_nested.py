@@ -53,9 +53,7 @@ def inner_findings(result) -> list:  # type: ignore[no-untyped-def]
 def assert_inner_payload_found(result, loader: str = "pickle.loads") -> None:  # type: ignore[no-untyped-def]
     assert loader in subjects(result, "MS-PKL-102"), summary(result)
     inner = inner_findings(result)
-    assert any(f.subject == "os.system" and f.threat == "MS-PKL-100" for f in inner), summary(
-        result
-    )
+    assert any(f.subject == "os.system" and f.threat == "MS-PKL-100" for f in inner), summary(result)
     nested = next(f for f in inner if f.subject == "os.system")
     assert nested.file.startswith(f"model.pkl!<{loader} argument @offset "), nested.file
 
@@ -71,20 +69,13 @@ def test_large_literal_is_scanned_as_a_slice_not_kept() -> None:
 
 
 def test_underscore_pickle_and_dill() -> None:
-    assert_inner_payload_found(
-        scan(loads_of(binbytes(INNER), ("_pickle", "loads"))), "_pickle.loads"
-    )
+    assert_inner_payload_found(scan(loads_of(binbytes(INNER), ("_pickle", "loads"))), "_pickle.loads")
     result = scan(loads_of(binbytes(INNER), ("dill", "loads")))
     assert any(f.subject == "os.system" for f in inner_findings(result)), summary(result)
 
 
 def test_base64_chain() -> None:
-    decoded = (
-        stack_global("base64", "b64decode")
-        + sbu(base64.b64encode(INNER).decode())
-        + TUPLE1
-        + REDUCE
-    )
+    decoded = stack_global("base64", "b64decode") + sbu(base64.b64encode(INNER).decode()) + TUPLE1 + REDUCE
     result = scan(loads_of(decoded))
     assert_inner_payload_found(result)
     assert "base64.b64decode" in subjects(result, "MS-PKL-101")  # decoding at load time is unlisted
@@ -237,17 +228,13 @@ def test_a_memoised_payload_loaded_many_times_is_scanned_once() -> None:
     call_loads = stack_global("pickle", "loads") + b"h\x00" + TUPLE1 + REDUCE + b"0"
     data = proto(4) + binbytes(INNER) + b"\x94" + b"0" + call_loads * 50 + b"N" + STOP
     result = scan(data)
-    assert len([f for f in inner_findings(result) if f.subject == "os.system"]) == 1, summary(
-        result
-    )
+    assert len([f for f in inner_findings(result) if f.subject == "os.system"]) == 1, summary(result)
 
 
 def test_trial_parses_share_the_opcode_budget() -> None:
     # Embedded candidates that are long valid streams cost opcodes like the file itself.
     candidate = proto(4) + b"N0" * 3000 + b"N."
-    data = v4(
-        EMPTY_DICT + b"".join(sbu(f"k{i}") + binbytes(candidate) + SETITEM for i in range(20))
-    )
+    data = v4(EMPTY_DICT + b"".join(sbu(f"k{i}") + binbytes(candidate) + SETITEM for i in range(20)))
     result = scan(data, limits=Limits(max_pickle_opcodes=50_000))
     assert "MS-PKL-120" in {i.code for i in result.incompletes}, summary(result)
 

@@ -89,8 +89,18 @@ def test_long_lines_become_blobs() -> None:
 
 @pytest.mark.parametrize(
     "line, value",
-    [(b"I00\n", False), (b"I01\n", True), (b"I42\n", 42), (b"I0x1f\n", 31), (b"I017\n", 17),
-     (b"I 5\n", 5), (b"I1_000\n", 1000), (b"L123L\n", 123), (b"F1.5\n", 1.5), (b"F1e999\n", float("inf"))],
+    [
+        (b"I00\n", False),
+        (b"I01\n", True),
+        (b"I42\n", 42),
+        (b"I0x1f\n", 31),
+        (b"I017\n", 17),
+        (b"I 5\n", 5),
+        (b"I1_000\n", 1000),
+        (b"L123L\n", 123),
+        (b"F1.5\n", 1.5),
+        (b"F1e999\n", float("inf")),
+    ],
 )
 def test_text_numbers_as_permissive_as_cpython(line: bytes, value: object) -> None:
     code, arg, _ = OpcodeReader(BytesSource(line + b".")).next()

@@ -98,9 +98,7 @@ def test_global_reduce_protocol0() -> None:
     ],
 )
 def test_stack_global_operands_from_any_string_opcode(operands: bytes) -> None:
-    assert_dangerous(
-        proto(4) + operands + STACK_GLOBAL + sbu("id") + TUPLE1 + REDUCE + STOP, "os.system"
-    )
+    assert_dangerous(proto(4) + operands + STACK_GLOBAL + sbu("id") + TUPLE1 + REDUCE + STOP, "os.system")
 
 
 @pytest.mark.parametrize(
@@ -211,9 +209,7 @@ def test_extension_codes_fail_closed(opcode: bytes) -> None:
 
 def test_stack_global_with_computed_operands_is_unresolvable() -> None:
     # module name computed by a (safe-looking) call: nobody knows the string statically
-    data = v4(
-        call("builtins", "str", "os") + sbu("system") + STACK_GLOBAL + sbu("id") + TUPLE1 + REDUCE
-    )
+    data = v4(call("builtins", "str", "os") + sbu("system") + STACK_GLOBAL + sbu("id") + TUPLE1 + REDUCE)
     result = scan(data)
     assert UNRESOLVED in codes(result), summary(result)
 
@@ -258,9 +254,7 @@ def test_dotted_names_classify_every_component(module: str, name: str, subject: 
 def test_python2_and_platform_aliases(module: str, name: str) -> None:
     data = global_(module, name) + MARK + string("x") + TUPLE + REDUCE + STOP
     result = scan(data)
-    assert f"{module}.{name}" in subjects(result, DANGEROUS) | subjects(result, NESTED), summary(
-        result
-    )
+    assert f"{module}.{name}" in subjects(result, DANGEROUS) | subjects(result, NESTED), summary(result)
 
 
 def test_getattr_chain_reaches_a_dangerous_function() -> None:
@@ -280,9 +274,7 @@ def test_getattr_chain_reaches_a_dangerous_function() -> None:
         + REDUCE
     )
     result = scan(data)
-    assert {"builtins.getattr", "importlib.import_module"} <= subjects(result, DANGEROUS), summary(
-        result
-    )
+    assert {"builtins.getattr", "importlib.import_module"} <= subjects(result, DANGEROUS), summary(result)
 
 
 def test_getattr_with_literal_operands_resolves_to_the_attribute() -> None:
@@ -437,14 +429,7 @@ def test_data_only_global_called_directly() -> None:
 
 def test_persistent_id_globals_are_classified() -> None:
     data = (
-        proto(2)
-        + MARK
-        + string("storage")
-        + global_("os", "system")
-        + string("0")
-        + TUPLE
-        + BINPERSID
-        + STOP
+        proto(2) + MARK + string("storage") + global_("os", "system") + string("0") + TUPLE + BINPERSID + STOP
     )
     assert subjects(scan(data), DANGEROUS) == {"os.system"}
 

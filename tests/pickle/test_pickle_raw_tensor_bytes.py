@@ -23,7 +23,11 @@ def test_random_tensor_bytes_are_not_findings(dtype: str) -> None:
         if dtype == "uint8":
             data = rng.integers(0, 256, 4096, dtype=np.uint8).tobytes()
         elif dtype == "bfloat16-like":
-            data = (rng.standard_normal(2048).astype(np.float32).view(np.uint32) >> 16).astype(np.uint16).tobytes()
+            data = (
+                (rng.standard_normal(2048).astype(np.float32).view(np.uint32) >> 16)
+                .astype(np.uint16)
+                .tobytes()
+            )
         else:
             data = rng.standard_normal(4096 // np.dtype(dtype).itemsize).astype(dtype).tobytes()
         result = engine.scan_source(f"w{i}.bin", BytesSource(data))

@@ -47,13 +47,7 @@ def test_payload_in_the_second_stream() -> None:
 
 def test_weak_protocol0_streams_back_to_back() -> None:
     data = (
-        pickle.dumps("a", protocol=0)
-        + global_("os", "system")
-        + MARK
-        + string("id")
-        + TUPLE
-        + REDUCE
-        + STOP
+        pickle.dumps("a", protocol=0) + global_("os", "system") + MARK + string("id") + TUPLE + REDUCE + STOP
     )
     assert subjects(scan(data), "MS-PKL-100") == {"os.system"}
 
@@ -66,9 +60,7 @@ def test_trailing_bytes_no_loader_reads_are_ignored() -> None:
 
 
 def test_stream_breaking_after_a_payload_reports_both() -> None:
-    data = (
-        proto(4) + call("os", "system", "id") + b"h\x63"
-    )  # BINGET of a memo entry that never existed
+    data = proto(4) + call("os", "system", "id") + b"h\x63"  # BINGET of a memo entry that never existed
     result = scan(data)
     assert codes(result) == {"MS-PKL-100", "MS-PKL-110"}, summary(result)
     broken = with_code(result, "MS-PKL-110")[0]
@@ -106,9 +98,9 @@ def test_each_stream_of_a_file_in_a_slice() -> None:
     source = SliceSource(BytesSource(outer), 8, len(inner))
     result = scan(source)
     assert subjects(result, "MS-PKL-100") == {"os.system"}
-    assert with_code(result, "MS-PKL-100")[0].offset == len(
-        pickle.dumps([1], protocol=2)
-    ) + PAYLOAD.index(b"\x93")
+    assert with_code(result, "MS-PKL-100")[0].offset == len(pickle.dumps([1], protocol=2)) + PAYLOAD.index(
+        b"\x93"
+    )
 
 
 def _legacy_torch_file() -> tuple[bytes, list[int]]:

@@ -197,9 +197,7 @@ def test_checkpoint_with_dtypes_devices_and_sizes() -> None:
 def test_custom_module_class_is_flagged() -> None:
     data = (
         proto(2)
-        + module(
-            "mymodels.net", "Net", children=[("fc", module("torch.nn.modules.linear", "Linear"))]
-        )
+        + module("mymodels.net", "Net", children=[("fc", module("torch.nn.modules.linear", "Linear"))])
         + STOP
     )
     result = scan(data)
@@ -210,9 +208,7 @@ def test_rebuild_from_type_with_unknown_function() -> None:
     data = (
         proto(2)
         + global_("torch._utils", "_rebuild_from_type_v2")
-        + tuple_of(
-            global_("acme.hooks", "rebuild"), global_("torch", "Tensor"), EMPTY_TUPLE, EMPTY_DICT
-        )
+        + tuple_of(global_("acme.hooks", "rebuild"), global_("torch", "Tensor"), EMPTY_TUPLE, EMPTY_DICT)
         + REDUCE
         + STOP
     )

@@ -8,21 +8,38 @@ from modelsec.references import Extraction, extract, extractors
 from modelsec.references.workloads import workload_from_object
 
 
-def pod(*containers: dict[str, Any], annotations: dict[str, str] | None = None,
-        init: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def pod(
+    *containers: dict[str, Any],
+    annotations: dict[str, str] | None = None,
+    init: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     spec: dict[str, Any] = {"containers": list(containers)}
     if init:
         spec["initContainers"] = init
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": "p", "annotations": annotations or {}}, "spec": spec}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "annotations": annotations or {}},
+        "spec": spec,
+    }
 
 
-def deployment(*containers: dict[str, Any], annotations: dict[str, str] | None = None,
-               template_annotations: dict[str, str] | None = None) -> dict[str, Any]:
-    return {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "d", "annotations": annotations or {}},
-            "spec": {"template": {"metadata": {"annotations": template_annotations or {}},
-                                  "spec": {"containers": list(containers)}}}}
+def deployment(
+    *containers: dict[str, Any],
+    annotations: dict[str, str] | None = None,
+    template_annotations: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "d", "annotations": annotations or {}},
+        "spec": {
+            "template": {
+                "metadata": {"annotations": template_annotations or {}},
+                "spec": {"containers": list(containers)},
+            }
+        },
+    }
 
 
 def refs(kind: str, obj: dict[str, Any]) -> list[str]:

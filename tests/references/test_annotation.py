@@ -8,20 +8,34 @@ SHA = "0123456789abcdef0123456789abcdef01234567"
 
 
 def test_comma_separated_uris_with_revisions() -> None:
-    obj = pod({"name": "c", "image": "busybox"}, annotations={
-        "modelsec.io/models": f"hf://org/a@{SHA}, s3://bucket/k@v1,file:///m/x.pt  hf://org/b /m/y.pt"})
-    assert refs("Pod", obj) == ["file:///m/x.pt", "file:///m/y.pt", f"hf://org/a@{SHA}", "hf://org/b",
-                                "s3://bucket/k@v1"]
+    obj = pod(
+        {"name": "c", "image": "busybox"},
+        annotations={
+            "modelsec.io/models": f"hf://org/a@{SHA}, s3://bucket/k@v1,file:///m/x.pt  hf://org/b /m/y.pt"
+        },
+    )
+    assert refs("Pod", obj) == [
+        "file:///m/x.pt",
+        "file:///m/y.pt",
+        f"hf://org/a@{SHA}",
+        "hf://org/b",
+        "s3://bucket/k@v1",
+    ]
 
 
 def test_workload_and_template_annotations_both_count() -> None:
-    obj = deployment({"name": "c", "image": "x"}, annotations={"modelsec.io/models": "hf://org/a"},
-                     template_annotations={"modelsec.io/models": "hf://org/b"})
+    obj = deployment(
+        {"name": "c", "image": "x"},
+        annotations={"modelsec.io/models": "hf://org/a"},
+        template_annotations={"modelsec.io/models": "hf://org/b"},
+    )
     assert refs("Deployment", obj) == ["hf://org/a", "hf://org/b"]
 
 
 def test_unparsable_entries_are_invalid_not_ignored() -> None:
-    obj = pod({"name": "c"}, annotations={"modelsec.io/models": "hf://org, gs://b/x, relative/dir/x, hf://ok/model"})
+    obj = pod(
+        {"name": "c"}, annotations={"modelsec.io/models": "hf://org, gs://b/x, relative/dir/x, hf://ok/model"}
+    )
     found = extraction("Pod", obj)
     assert [str(r.ref) for r in found.references] == ["hf://ok/model"]
     assert sorted(i.text for i in found.invalid) == ["gs://b/x", "hf://org", "relative/dir/x"]
@@ -31,7 +45,9 @@ def test_unparsable_entries_are_invalid_not_ignored() -> None:
 def test_a_bare_id_is_ambiguous_and_denied_not_read_as_a_hub_id() -> None:
     # models/x.pkl was read as the Hub id hf://models/x.pkl: a relative path, admitted
     # wherever no Hugging Face group existed.
-    found = extraction("Pod", pod({"name": "c"}, annotations={"modelsec.io/models": "models/x.pkl, org/name"}))
+    found = extraction(
+        "Pod", pod({"name": "c"}, annotations={"modelsec.io/models": "models/x.pkl, org/name"})
+    )
     assert found.references == ()
     assert [i.text for i in found.invalid] == ["models/x.pkl", "org/name"]
     assert all("ambiguous" in i.problem and "hf://org/name" in i.problem for i in found.invalid)
@@ -47,13 +63,17 @@ def test_equivalent_spellings_are_one_reference() -> None:
     spellings = "file:///models//x, file:///models/./x, file:///models/a/../x, /models/x/"
     (only,) = extraction("Pod", pod({"name": "c"}, annotations={"modelsec.io/models": spellings})).references
     assert str(only.ref) == "file:///models/x"
-    hub = extraction("Pod", pod({"name": "c"}, annotations={"modelsec.io/models": "hf://Org/Name, hf://org/name"}))
+    hub = extraction(
+        "Pod", pod({"name": "c"}, annotations={"modelsec.io/models": "hf://Org/Name, hf://org/name"})
+    )
     assert len(hub.references) == 1  # the Hub resolves repository ids case-insensitively
 
 
 def test_same_model_named_twice_is_one_reference_with_both_origins() -> None:
-    obj = pod({"name": "vllm", "image": "vllm/vllm-openai", "args": ["org/m"]},
-              annotations={"modelsec.io/models": "hf://org/m"})
+    obj = pod(
+        {"name": "vllm", "image": "vllm/vllm-openai", "args": ["org/m"]},
+        annotations={"modelsec.io/models": "hf://org/m"},
+    )
     (only,) = extraction("Pod", obj).references
     assert only.origins == ("annotation modelsec.io/models", "container vllm: vllm serve <model>")
 

@@ -21,8 +21,9 @@ def test_args_only_go_to_the_image_entrypoint() -> None:
 
 
 def test_kubelet_expands_dollar_parens_from_literal_env() -> None:
-    c = Container.of(command=["vllm", "serve", "$(MODEL)", "--revision", "$(REV)", "$$(MODEL)"],
-                     env={"MODEL": "org/m"})
+    c = Container.of(
+        command=["vllm", "serve", "$(MODEL)", "--revision", "$(REV)", "$$(MODEL)"], env={"MODEL": "org/m"}
+    )
     assert c.commands == (("vllm", "serve", "org/m", "--revision", "$(REV)", "$(MODEL)"),)
 
 
@@ -30,7 +31,7 @@ def test_shell_scripts_split_into_simple_commands() -> None:
     script = (
         "set -e\n"
         "pip install foo && \\\n"
-        "  exec vllm serve $MODEL --revision \"${REV}\"  # the server\n"
+        '  exec vllm serve $MODEL --revision "${REV}"  # the server\n'
         "echo done; FOO=1 env BAR=2 nohup python -m x | tee log"
     )
     c = Container.of(command=["/bin/sh", "-ec", script], env={"MODEL": "org/m", "REV": "abc"})
@@ -54,29 +55,46 @@ def test_unbalanced_quotes_fall_back_to_words() -> None:
 
 
 def test_env_from_configmaps_is_named_not_guessed() -> None:
-    c = Container({"name": "x", "env": [
-        {"name": "MODEL_ID", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "model"}}},
-        {"name": "REVISION", "value": "abc"},
-    ]})
+    c = Container(
+        {
+            "name": "x",
+            "env": [
+                {"name": "MODEL_ID", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "model"}}},
+                {"name": "REVISION", "value": "abc"},
+            ],
+        }
+    )
     assert dict(c.env) == {"REVISION": "abc"}
     assert c.env_from_elsewhere == frozenset({"MODEL_ID"})
     assert c.environment.why_unknown("MODEL_ID").configmaps == ("cm",)
 
 
 def test_configmap_values_read_by_the_caller_are_used_as_the_kubelet_would() -> None:
-    raw = {"name": "x", "envFrom": [{"configMapRef": {"name": "all"}, "prefix": "P_"}], "env": [
-        {"name": "MODEL_ID", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "model"}}},
-        {"name": "OPTIONAL", "valueFrom": {"configMapKeyRef": {"name": "gone", "key": "k", "optional": True}}},
-        {"name": "DERIVED", "value": "$(MODEL_ID)-x"},
-    ]}
+    raw = {
+        "name": "x",
+        "envFrom": [{"configMapRef": {"name": "all"}, "prefix": "P_"}],
+        "env": [
+            {"name": "MODEL_ID", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "model"}}},
+            {
+                "name": "OPTIONAL",
+                "valueFrom": {"configMapKeyRef": {"name": "gone", "key": "k", "optional": True}},
+            },
+            {"name": "DERIVED", "value": "$(MODEL_ID)-x"},
+        ],
+    }
     c = Container(raw, configmaps={"cm": {"model": "org/m"}, "all": {"A": "1", "bad key": "2"}, "gone": None})
     assert dict(c.env) == {"P_A": "1", "MODEL_ID": "org/m", "DERIVED": "org/m-x"}
     assert c.env_from_elsewhere == frozenset()
 
 
 def test_secrets_and_unread_envfrom_sources_make_values_unknown() -> None:
-    c = Container({"name": "x", "envFrom": [{"secretRef": {"name": "creds"}}],
-                   "env": [{"name": "LITERAL", "value": "v"}]})
+    c = Container(
+        {
+            "name": "x",
+            "envFrom": [{"secretRef": {"name": "creds"}}],
+            "env": [{"name": "LITERAL", "value": "v"}],
+        }
+    )
     assert "Secret creds" in c.environment.why_unknown("ANYTHING").why
     assert c.environment.why_unknown("LITERAL") is None  # env wins over envFrom
 
@@ -90,7 +108,9 @@ def test_unreadable_configmaps_say_why() -> None:
 
 
 def test_image_name_drops_tag_and_digest_not_the_registry_port() -> None:
-    assert Container.of(image="registry:5000/org/llama.cpp:server").image_name == "registry:5000/org/llama.cpp"
+    assert (
+        Container.of(image="registry:5000/org/llama.cpp:server").image_name == "registry:5000/org/llama.cpp"
+    )
     assert Container.of(image="GHCR.io/x/vllm@sha256:abc").image_name == "ghcr.io/x/vllm"
 
 
@@ -99,15 +119,18 @@ def test_python_module_programs() -> None:
     assert c.programs == (("vllm.entrypoints.openai.api_server", ("--model", "o/m")),)
 
 
-@pytest.mark.parametrize("raw, path", [
-    ({"name": 5}, "c.name"),
-    ({"command": "not a list"}, "c.command"),
-    ({"args": [1, "x"]}, "c.args[0]"),
-    ({"env": ["junk"]}, "c.env[0]"),
-    ({"env": [{"name": "X", "value": ["list"]}]}, "c.env[0].value"),
-    ({"envFrom": [{"configMapRef": {"name": 7}}]}, "c.envFrom[0].configMapRef.name"),
-    ({"modelFormat": "pytorch"}, "c.modelFormat"),
-])
+@pytest.mark.parametrize(
+    "raw, path",
+    [
+        ({"name": 5}, "c.name"),
+        ({"command": "not a list"}, "c.command"),
+        ({"args": [1, "x"]}, "c.args[0]"),
+        ({"env": ["junk"]}, "c.env[0]"),
+        ({"env": [{"name": "X", "value": ["list"]}]}, "c.env[0].value"),
+        ({"envFrom": [{"configMapRef": {"name": 7}}]}, "c.envFrom[0].configMapRef.name"),
+        ({"modelFormat": "pytorch"}, "c.modelFormat"),
+    ],
+)
 def test_fields_of_the_wrong_type_are_malformed_not_ignored(raw: dict, path: str) -> None:
     with pytest.raises(Malformed) as caught:
         Container(raw, where="c").commands  # noqa: B018
@@ -134,7 +157,12 @@ def test_first_reads_flags_as_values_does() -> None:
 
 
 def test_an_optional_value_that_is_absent_leaves_what_envfrom_set() -> None:
-    raw = {"name": "x", "envFrom": [{"configMapRef": {"name": "all"}}], "env": [
-        {"name": "MODEL", "valueFrom": {"configMapKeyRef": {"name": "one", "key": "k", "optional": True}}}]}
+    raw = {
+        "name": "x",
+        "envFrom": [{"configMapRef": {"name": "all"}}],
+        "env": [
+            {"name": "MODEL", "valueFrom": {"configMapKeyRef": {"name": "one", "key": "k", "optional": True}}}
+        ],
+    }
     c = Container(raw, configmaps={"all": {"MODEL": "org/from-envfrom"}, "one": {}})
     assert dict(c.env) == {"MODEL": "org/from-envfrom"}  # as the kubelet: the entry is skipped

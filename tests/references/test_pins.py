@@ -12,30 +12,43 @@ from typing import Any
 
 import pytest
 
-from modelsec.references import extract_object
-from modelsec.references import pins
+from modelsec.references import extract_object, pins
 from modelsec.references.pins import Pin, pinnable
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 VERSION = "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY"
 
 
-def pod(*containers: dict[str, Any], annotations: dict[str, str] | None = None,
-        init: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def pod(
+    *containers: dict[str, Any],
+    annotations: dict[str, str] | None = None,
+    init: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     spec: dict[str, Any] = {"containers": list(containers)}
     if init:
         spec["initContainers"] = init
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": "p", "namespace": "ns", "annotations": annotations or {}}, "spec": spec}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "ns", "annotations": annotations or {}},
+        "spec": spec,
+    }
 
 
-def pin_everything(kind: str, obj: dict[str, Any], revisions: dict[str, str] | None = None,
-                   configmaps: dict[str, Any] | None = None) -> tuple[pins.Applied, dict[str, str | None]]:
+def pin_everything(
+    kind: str,
+    obj: dict[str, Any],
+    revisions: dict[str, str] | None = None,
+    configmaps: dict[str, Any] | None = None,
+) -> tuple[pins.Applied, dict[str, str | None]]:
     """Pin every reference at every site, as the webhook does; then what the extractors
     read from the result: {uri: revision}."""
     before = extract_object(kind, obj, configmaps)
-    wanted = [Pin(site, r.ref.scheme, r.ref.location, (revisions or {}).get(r.ref.uri, SHA))
-              for r in before.references for site in r.sites]
+    wanted = [
+        Pin(site, r.ref.scheme, r.ref.location, (revisions or {}).get(r.ref.uri, SHA))
+        for r in before.references
+        for site in r.sites
+    ]
     original = copy.deepcopy(obj)
     applied = pins.apply(obj, wanted)
     assert obj == original, "apply() must never touch the object it was given"
@@ -44,11 +57,19 @@ def pin_everything(kind: str, obj: dict[str, Any], revisions: dict[str, str] | N
 
 
 def test_annotation_entries_are_rewritten_one_by_one() -> None:
-    obj = pod({"name": "c", "image": "busybox"},
-              annotations={"modelsec.io/models": "hf://acme/a,  s3://bucket/m/w.bin\nfile:///models/x  hf://acme/b@main"})
+    obj = pod(
+        {"name": "c", "image": "busybox"},
+        annotations={
+            "modelsec.io/models": "hf://acme/a,  s3://bucket/m/w.bin\nfile:///models/x  hf://acme/b@main"
+        },
+    )
     applied, found = pin_everything("Pod", obj, {"s3://bucket/m/w.bin": VERSION})
-    assert found == {"hf://acme/a": SHA, "s3://bucket/m/w.bin": VERSION, "file:///models/x": None,
-                     "hf://acme/b": SHA}
+    assert found == {
+        "hf://acme/a": SHA,
+        "s3://bucket/m/w.bin": VERSION,
+        "file:///models/x": None,
+        "hf://acme/b": SHA,
+    }
     value = applied.obj["metadata"]["annotations"]["modelsec.io/models"]
     assert value == f"hf://acme/a@{SHA},  s3://bucket/m/w.bin@{VERSION}\nfile:///models/x  hf://acme/b@{SHA}"
     assert applied.changed == [("metadata", "annotations", "modelsec.io/models")]
@@ -56,23 +77,44 @@ def test_annotation_entries_are_rewritten_one_by_one() -> None:
 
 
 def test_annotation_on_a_template_is_pinned_where_it_is() -> None:
-    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
-                  "spec": {"template": {"metadata": {"annotations": {"modelsec.io/models": "hf://acme/a"}},
-                                        "spec": {"containers": [{"name": "c", "image": "x"}]}}}}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "d"},
+        "spec": {
+            "template": {
+                "metadata": {"annotations": {"modelsec.io/models": "hf://acme/a"}},
+                "spec": {"containers": [{"name": "c", "image": "x"}]},
+            }
+        },
+    }
     applied, found = pin_everything("Deployment", deployment)
     assert found == {"hf://acme/a": SHA}
     assert applied.changed == [("spec", "template", "metadata", "annotations", "modelsec.io/models")]
 
 
-@pytest.mark.parametrize("container, expected_args", [
-    ({"name": "v", "image": "vllm/vllm-openai", "command": ["vllm", "serve", "acme/m"]},
-     [f"--revision={SHA}"]),
-    ({"name": "v", "image": "vllm/vllm-openai", "args": ["acme/m", "--revision", "main"]},
-     ["acme/m", "--revision", SHA]),
-    ({"name": "v", "image": "python", "command": ["python3", "-m", "vllm.entrypoints.openai.api_server"],
-      "args": ["--model=acme/m", "--revision=v1.0"]},
-     ["--model=acme/m", f"--revision={SHA}"]),
-])
+@pytest.mark.parametrize(
+    "container, expected_args",
+    [
+        (
+            {"name": "v", "image": "vllm/vllm-openai", "command": ["vllm", "serve", "acme/m"]},
+            [f"--revision={SHA}"],
+        ),
+        (
+            {"name": "v", "image": "vllm/vllm-openai", "args": ["acme/m", "--revision", "main"]},
+            ["acme/m", "--revision", SHA],
+        ),
+        (
+            {
+                "name": "v",
+                "image": "python",
+                "command": ["python3", "-m", "vllm.entrypoints.openai.api_server"],
+                "args": ["--model=acme/m", "--revision=v1.0"],
+            },
+            ["--model=acme/m", f"--revision={SHA}"],
+        ),
+    ],
+)
 def test_vllm_gets_its_revision_option(container: dict[str, Any], expected_args: list[str]) -> None:
     applied, found = pin_everything("Pod", pod(container))
     assert found == {"hf://acme/m": SHA}
@@ -81,9 +123,11 @@ def test_vllm_gets_its_revision_option(container: dict[str, Any], expected_args:
 
 
 def test_vllm_tokenizer_has_its_own_revision_and_lora_adapters_have_none() -> None:
-    container = {"name": "v", "image": "vllm/vllm-openai",
-                 "args": ["acme/m", "--tokenizer", "acme/tok", "--enable-lora",
-                          "--lora-modules", "sql=acme/sql-lora"]}
+    container = {
+        "name": "v",
+        "image": "vllm/vllm-openai",
+        "args": ["acme/m", "--tokenizer", "acme/tok", "--enable-lora", "--lora-modules", "sql=acme/sql-lora"],
+    }
     applied, found = pin_everything("Pod", pod(container))
     assert found == {"hf://acme/m": SHA, "hf://acme/tok": SHA, "hf://acme/sql-lora": None}
     args = applied.obj["spec"]["containers"][0]["args"]
@@ -109,15 +153,39 @@ def test_options_after_a_double_dash_would_be_arguments() -> None:
     assert "--" in applied.problems[0][1]
 
 
-@pytest.mark.parametrize("container, where", [
-    ({"name": "t", "image": "ghcr.io/huggingface/text-generation-inference:3",
-      "args": ["--model-id", "acme/m"]}, "env"),
-    ({"name": "t", "image": "ghcr.io/huggingface/text-generation-inference:3",
-      "env": [{"name": "MODEL_ID", "value": "acme/m"}, {"name": "REVISION", "value": "main"},
-              {"name": "SHOWN", "value": "$(REVISION)"}]}, "env"),
-    ({"name": "t", "image": "ghcr.io/huggingface/text-generation-inference:3",
-      "args": ["--model-id", "acme/m", "--revision", "main"]}, "args"),
-])
+@pytest.mark.parametrize(
+    "container, where",
+    [
+        (
+            {
+                "name": "t",
+                "image": "ghcr.io/huggingface/text-generation-inference:3",
+                "args": ["--model-id", "acme/m"],
+            },
+            "env",
+        ),
+        (
+            {
+                "name": "t",
+                "image": "ghcr.io/huggingface/text-generation-inference:3",
+                "env": [
+                    {"name": "MODEL_ID", "value": "acme/m"},
+                    {"name": "REVISION", "value": "main"},
+                    {"name": "SHOWN", "value": "$(REVISION)"},
+                ],
+            },
+            "env",
+        ),
+        (
+            {
+                "name": "t",
+                "image": "ghcr.io/huggingface/text-generation-inference:3",
+                "args": ["--model-id", "acme/m", "--revision", "main"],
+            },
+            "args",
+        ),
+    ],
+)
 def test_tgi_gets_revision_where_the_launcher_reads_it(container: dict[str, Any], where: str) -> None:
     applied, found = pin_everything("Pod", pod(container))
     assert found == {"hf://acme/m": SHA}
@@ -134,9 +202,14 @@ def test_tgi_gets_revision_where_the_launcher_reads_it(container: dict[str, Any]
 
 
 def test_tgi_revision_from_a_configmap_is_overridden_by_an_entry() -> None:
-    container = {"name": "t", "image": "ghcr.io/huggingface/text-generation-inference:3",
-                 "env": [{"name": "MODEL_ID", "value": "acme/m"},
-                         {"name": "REVISION", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "rev"}}}]}
+    container = {
+        "name": "t",
+        "image": "ghcr.io/huggingface/text-generation-inference:3",
+        "env": [
+            {"name": "MODEL_ID", "value": "acme/m"},
+            {"name": "REVISION", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "rev"}}},
+        ],
+    }
     obj = pod(container)
     applied, found = pin_everything("Pod", obj, configmaps={"cm": {"rev": "main"}})
     assert {"name": "REVISION", "value": SHA} in applied.obj["spec"]["containers"][0]["env"]
@@ -145,30 +218,40 @@ def test_tgi_revision_from_a_configmap_is_overridden_by_an_entry() -> None:
 
 def test_llama_cpp_hub_urls_are_pinned_and_hf_repos_cannot_be() -> None:
     url = "https://huggingface.co/acme/m/resolve/main/m-Q4_K_M.gguf"
-    container = {"name": "l", "image": "ghcr.io/ggml-org/llama.cpp:server",
-                 "args": ["--model-url", url, "-hfd", "acme/draft:Q4"],
-                 "env": [{"name": "LLAMA_ARG_HF_REPO", "value": "acme/other"}]}
+    container = {
+        "name": "l",
+        "image": "ghcr.io/ggml-org/llama.cpp:server",
+        "args": ["--model-url", url, "-hfd", "acme/draft:Q4"],
+        "env": [{"name": "LLAMA_ARG_HF_REPO", "value": "acme/other"}],
+    }
     applied, found = pin_everything("Pod", pod(container))
     assert found == {"hf://acme/m": SHA, "hf://acme/draft": None, "hf://acme/other": None}
-    assert applied.obj["spec"]["containers"][0]["args"][1] == \
-        f"https://huggingface.co/acme/m/resolve/{SHA}/m-Q4_K_M.gguf"
+    assert (
+        applied.obj["spec"]["containers"][0]["args"][1]
+        == f"https://huggingface.co/acme/m/resolve/{SHA}/m-Q4_K_M.gguf"
+    )
     reasons = {why for _p, why in applied.problems}
     assert any("main branch" in why for why in reasons)
 
 
 def test_llama_cpp_url_in_the_environment() -> None:
-    container = {"name": "l", "image": "ghcr.io/ggml-org/llama.cpp:server",
-                 "env": [{"name": "LLAMA_ARG_MODEL_URL",
-                          "value": "https://huggingface.co/acme/m/resolve/v2/m.gguf"}]}
+    container = {
+        "name": "l",
+        "image": "ghcr.io/ggml-org/llama.cpp:server",
+        "env": [{"name": "LLAMA_ARG_MODEL_URL", "value": "https://huggingface.co/acme/m/resolve/v2/m.gguf"}],
+    }
     applied, found = pin_everything("Pod", pod(container))
     assert found == {"hf://acme/m": SHA}
     assert applied.obj["spec"]["containers"][0]["env"][0]["value"].endswith(f"/resolve/{SHA}/m.gguf")
 
 
 def test_an_argument_built_from_a_variable_is_not_rewritten() -> None:
-    container = {"name": "l", "image": "ghcr.io/ggml-org/llama.cpp:server",
-                 "args": ["--model-url", "$(URL)"],
-                 "env": [{"name": "URL", "value": "https://huggingface.co/acme/m/resolve/main/m.gguf"}]}
+    container = {
+        "name": "l",
+        "image": "ghcr.io/ggml-org/llama.cpp:server",
+        "args": ["--model-url", "$(URL)"],
+        "env": [{"name": "URL", "value": "https://huggingface.co/acme/m/resolve/main/m.gguf"}],
+    }
     obj = pod(container)
     applied, found = pin_everything("Pod", obj)
     assert found == {"hf://acme/m": "main"} and applied.obj == obj
@@ -176,8 +259,11 @@ def test_an_argument_built_from_a_variable_is_not_rewritten() -> None:
 
 
 def test_triton_repositories_take_no_revision() -> None:
-    container = {"name": "t", "image": "nvcr.io/nvidia/tritonserver:24.05-py3",
-                 "command": ["tritonserver", "--model-repository=s3://bucket/repo"]}
+    container = {
+        "name": "t",
+        "image": "nvcr.io/nvidia/tritonserver:24.05-py3",
+        "command": ["tritonserver", "--model-repository=s3://bucket/repo"],
+    }
     obj = pod(container)
     applied, found = pin_everything("Pod", obj)
     assert found == {"s3://bucket/repo": None} and applied.obj == obj
@@ -185,34 +271,62 @@ def test_triton_repositories_take_no_revision() -> None:
 
 
 def test_kserve_storage_uris_runtime_and_storage_initializer() -> None:
-    isvc = {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
-            "metadata": {"name": "i", "namespace": "ns"},
-            "spec": {"predictor": {
-                "model": {"modelFormat": {"name": "huggingface"}, "storageUri": "hf://acme/m",
-                          "args": ["--model_id=acme/runtime"]},
+    isvc = {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": "i", "namespace": "ns"},
+        "spec": {
+            "predictor": {
+                "model": {
+                    "modelFormat": {"name": "huggingface"},
+                    "storageUri": "hf://acme/m",
+                    "args": ["--model_id=acme/runtime"],
+                },
                 "storageUris": [{"uri": "hf://acme/extra", "mountPath": "/mnt/x"}, "hf://acme/plain:main"],
-            }}}
+            }
+        },
+    }
     applied, found = pin_everything("InferenceService", isvc)
-    assert found == {"hf://acme/m": SHA, "hf://acme/runtime": SHA, "hf://acme/extra": SHA, "hf://acme/plain": SHA}
+    assert found == {
+        "hf://acme/m": SHA,
+        "hf://acme/runtime": SHA,
+        "hf://acme/extra": SHA,
+        "hf://acme/plain": SHA,
+    }
     predictor = applied.obj["spec"]["predictor"]
     assert predictor["model"]["storageUri"] == f"hf://acme/m:{SHA}"
-    assert predictor["storageUris"] == [{"uri": f"hf://acme/extra:{SHA}", "mountPath": "/mnt/x"},
-                                        f"hf://acme/plain:{SHA}"]
+    assert predictor["storageUris"] == [
+        {"uri": f"hf://acme/extra:{SHA}", "mountPath": "/mnt/x"},
+        f"hf://acme/plain:{SHA}",
+    ]
     assert predictor["model"]["args"] == ["--model_id=acme/runtime", f"--model_revision={SHA}"]
 
-    injected = pod({"name": "kserve-container", "image": "kserve/huggingfaceserver"},
-                   annotations={"internal.serving.kserve.io/storage-initializer-sourceuri": "hf://acme/m"},
-                   init=[{"name": "storage-initializer", "image": "kserve/storage-initializer",
-                          "args": ["hf://acme/m", "/mnt/models"]}])
+    injected = pod(
+        {"name": "kserve-container", "image": "kserve/huggingfaceserver"},
+        annotations={"internal.serving.kserve.io/storage-initializer-sourceuri": "hf://acme/m"},
+        init=[
+            {
+                "name": "storage-initializer",
+                "image": "kserve/storage-initializer",
+                "args": ["hf://acme/m", "/mnt/models"],
+            }
+        ],
+    )
     applied, found = pin_everything("Pod", injected)
     assert found == {"hf://acme/m": SHA}
     assert applied.obj["spec"]["initContainers"][0]["args"] == [f"hf://acme/m:{SHA}", "/mnt/models"]
-    assert applied.obj["metadata"]["annotations"]["internal.serving.kserve.io/storage-initializer-sourceuri"] \
+    assert (
+        applied.obj["metadata"]["annotations"]["internal.serving.kserve.io/storage-initializer-sourceuri"]
         == f"hf://acme/m:{SHA}"
+    )
 
 
 def test_s3_is_pinned_only_in_the_annotation() -> None:
-    container = {"name": "v", "image": "vllm/vllm-openai", "args": ["s3://bucket/m/", "--load-format", "runai_streamer"]}
+    container = {
+        "name": "v",
+        "image": "vllm/vllm-openai",
+        "args": ["s3://bucket/m/", "--load-format", "runai_streamer"],
+    }
     obj = pod(container, annotations={"modelsec.io/models": "s3://bucket/m/"})
     reference = extract_object("Pod", obj).references[0]
     assert [pinnable(site, "s3") for site in reference.sites] == [True, False]
@@ -227,9 +341,12 @@ def test_pinnable_is_part_of_a_references_identity_but_sites_are_not() -> None:
     share entries, but one that can be pinned must not share a decision with one that
     cannot."""
     exec_form = extract_object("Pod", pod({"name": "v", "image": "vllm/vllm-openai", "args": ["acme/m"]}))
-    again = extract_object("Pod", pod({"name": "v", "image": "vllm/vllm-openai", "args": ["acme/m", "--port=1"]}))
-    script = extract_object("Pod", pod({"name": "v", "image": "vllm/vllm-openai",
-                                        "command": ["sh", "-c", "vllm serve acme/m"]}))
+    again = extract_object(
+        "Pod", pod({"name": "v", "image": "vllm/vllm-openai", "args": ["acme/m", "--port=1"]})
+    )
+    script = extract_object(
+        "Pod", pod({"name": "v", "image": "vllm/vllm-openai", "command": ["sh", "-c", "vllm serve acme/m"]})
+    )
     assert exec_form.references[0].pinnable and not script.references[0].pinnable
     assert exec_form.references[0].ref == script.references[0].ref
     assert exec_form.references[0] != script.references[0]

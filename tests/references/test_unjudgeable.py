@@ -16,8 +16,9 @@ from modelsec.references.shell import MAX_SCRIPT
 from modelsec.references.workloads import MAX_CONTAINERS
 
 
-def extracted(obj: dict[str, Any], configmaps: dict[str, ConfigMapData] | None = None,
-              kind: str = "Pod") -> Extraction:
+def extracted(
+    obj: dict[str, Any], configmaps: dict[str, ConfigMapData] | None = None, kind: str = "Pod"
+) -> Extraction:
     return extract_object(kind, obj, configmaps)
 
 
@@ -38,6 +39,7 @@ def shell(script: str, *args: str, **container: Any) -> dict[str, Any]:
 
 
 # --- item 1: caps -------------------------------------------------------------------------------
+
 
 def test_a_model_in_the_65th_container_is_found() -> None:
     filler = [{"name": f"c{i}", "image": "busybox"} for i in range(64)]
@@ -88,28 +90,45 @@ def test_clustered_shell_flags_holding_c_anywhere() -> None:
 
 
 def test_python_interpreters_and_flags_with_values() -> None:
-    for argv in (["python3.14", "-m", "vllm.entrypoints.openai.api_server", "--model", "org/m"],
-                 ["python3", "-X", "dev", "-W", "ignore", "-m", "vllm.entrypoints.openai.api_server",
-                  "--model", "org/m"],
-                 ["python", "-mvllm.entrypoints.openai.api_server", "--model", "org/m"]):
+    for argv in (
+        ["python3.14", "-m", "vllm.entrypoints.openai.api_server", "--model", "org/m"],
+        [
+            "python3",
+            "-X",
+            "dev",
+            "-W",
+            "ignore",
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            "org/m",
+        ],
+        ["python", "-mvllm.entrypoints.openai.api_server", "--model", "org/m"],
+    ):
         assert models(extracted(pod({"name": "s", "command": argv}))) == ["hf://org/m"], argv
 
 
 # --- item 2: ephemeral containers -----------------------------------------------------------------
 
+
 def test_ephemeral_containers_are_read() -> None:
     obj = pod({"name": "app", "image": "busybox"})
     obj["spec"]["ephemeralContainers"] = [vllm("org/debug", name="debugger")]
     (reference,) = extracted(obj).references
-    assert str(reference.ref) == "hf://org/debug" and reference.origins == ("container debugger: vllm serve <model>",)
+    assert str(reference.ref) == "hf://org/debug" and reference.origins == (
+        "container debugger: vllm serve <model>",
+    )
 
 
 # --- item 5: ambiguous and malformed references ------------------------------------------------
 
+
 def test_model_looking_arguments_that_do_not_parse_are_unjudgeable() -> None:
     for words in (("hf://org",), ("--model", "file://host/models/x"), ("s3://",), ("hf://org/na me",)):
         found = extracted(pod(vllm(*words)))
-        assert found.references == () and "looks like a model reference but is not one" in whys(found)[0], words
+        assert found.references == () and "looks like a model reference but is not one" in whys(found)[0], (
+            words
+        )
 
 
 def test_other_schemes_and_relative_paths_are_still_not_ours() -> None:
@@ -123,8 +142,11 @@ def test_control_characters_in_arguments_are_unjudgeable() -> None:
 
 
 def test_equivalent_local_paths_are_one_reference() -> None:
-    obj = pod(vllm("/models//x"), {"name": "t", "command": ["llama-server", "-m", "/models/a/../x"]},
-              {"name": "u", "command": ["vllm", "serve", "/models/./x/"]})
+    obj = pod(
+        vllm("/models//x"),
+        {"name": "t", "command": ["llama-server", "-m", "/models/a/../x"]},
+        {"name": "u", "command": ["vllm", "serve", "/models/./x/"]},
+    )
     (reference,) = extracted(obj).references
     assert str(reference.ref) == "file:///models/x" and len(reference.origins) == 3
 
@@ -150,8 +172,11 @@ def test_a_configmap_value_read_by_the_caller_is_judged() -> None:
 
 def test_envfrom_configmaps_feed_args_and_tgi_environment() -> None:
     container = vllm("$(MODEL)", envFrom=[{"configMapRef": {"name": "models"}}])
-    tgi = {"name": "tgi", "image": "ghcr.io/huggingface/text-generation-inference:3",
-           "envFrom": [{"configMapRef": {"name": "models"}, "prefix": ""}]}
+    tgi = {
+        "name": "tgi",
+        "image": "ghcr.io/huggingface/text-generation-inference:3",
+        "envFrom": [{"configMapRef": {"name": "models"}, "prefix": ""}],
+    }
     assert extracted(pod(container, tgi)).configmaps == {"models"}
     found = extracted(pod(container, tgi), {"models": {"MODEL": "org/a", "MODEL_ID": "org/b"}})
     assert models(found) == ["hf://org/a", "hf://org/b"] and not found.unresolved
@@ -170,15 +195,21 @@ def test_a_configmap_that_could_not_be_read_says_why() -> None:
 
 
 def test_a_missing_optional_configmap_leaves_the_variable_unset() -> None:
-    optional = {"name": "MODEL", "valueFrom": {"configMapKeyRef": {"name": "models", "key": "id", "optional": True}}}
+    optional = {
+        "name": "MODEL",
+        "valueFrom": {"configMapKeyRef": {"name": "models", "key": "id", "optional": True}},
+    }
     assert not extracted(pod(vllm("$(MODEL)", env=[optional])), {"models": None})  # literal $(MODEL)
 
 
 # --- shell variables --------------------------------------------------------------------------------
 
+
 def test_positional_parameters_of_sh_c() -> None:
     assert models(extracted(pod(shell('exec vllm serve "$1"', "sh", "org/pos")))) == ["hf://org/pos"]
-    assert models(extracted(pod(shell('vllm serve "$@"', "sh", "org/all", "--port", "1")))) == ["hf://org/all"]
+    assert models(extracted(pod(shell('vllm serve "$@"', "sh", "org/all", "--port", "1")))) == [
+        "hf://org/all"
+    ]
 
 
 def test_script_assignments_exports_and_prefixes() -> None:
@@ -189,18 +220,27 @@ def test_script_assignments_exports_and_prefixes() -> None:
 
 
 def test_variables_whose_value_depends_on_control_flow_are_unresolved() -> None:
-    for script in ("if x; then M=org/a; else M=org/b; fi; vllm serve $M",
-                   "for M in org/a org/b; do vllm serve $M; done",
-                   "read M < /etc/model; vllm serve $M"):
+    for script in (
+        "if x; then M=org/a; else M=org/b; fi; vllm serve $M",
+        "for M in org/a org/b; do vllm serve $M; done",
+        "read M < /etc/model; vllm serve $M",
+    ):
         found = extracted(pod(shell(script)))
         assert found.references == () and found.unresolved, script
 
 
 def test_what_the_pod_spec_does_not_set_is_unresolved() -> None:
-    for script in ("vllm serve $MODEL", "vllm serve ${MODEL:-org/default}", "vllm serve $(cat /model)",
-                   "vllm serve `cat /model`", ". /etc/env; vllm serve $M", "M=org/a; source x; vllm serve $M",
-                   "f() { vllm serve \"$1\"; }; f org/evil", "set -- org/evil; vllm serve $1",
-                   "vllm serve ${M%/x}"):
+    for script in (
+        "vllm serve $MODEL",
+        "vllm serve ${MODEL:-org/default}",
+        "vllm serve $(cat /model)",
+        "vllm serve `cat /model`",
+        ". /etc/env; vllm serve $M",
+        "M=org/a; source x; vllm serve $M",
+        'f() { vllm serve "$1"; }; f org/evil',
+        "set -- org/evil; vllm serve $1",
+        "vllm serve ${M%/x}",
+    ):
         found = extracted(pod(shell(script, env=[{"name": "M", "value": "org/ok"}])))
         assert found.unresolved and "org/evil" not in str(found.references), script
 
@@ -211,17 +251,24 @@ def test_defaults_of_set_variables_are_their_values() -> None:
 
 
 def test_wrappers_before_the_program() -> None:
-    for script in ("exec env -i HOME=/x nohup timeout 30 vllm serve org/m", "nice -n 5 vllm serve org/m",
-                   "tini -- vllm serve org/m", "gosu app vllm serve org/m"):
+    for script in (
+        "exec env -i HOME=/x nohup timeout 30 vllm serve org/m",
+        "nice -n 5 vllm serve org/m",
+        "tini -- vllm serve org/m",
+        "gosu app vllm serve org/m",
+    ):
         assert models(extracted(pod(shell(script)))) == ["hf://org/m"], script
 
 
 # --- objects that are not what Kubernetes sends ----------------------------------------------------
 
+
 def test_malformed_objects_say_where() -> None:
     cases = [
-        ({"metadata": {"annotations": {"modelsec.io/models": ["hf://org/m"]}}},
-         "metadata.annotations['modelsec.io/models'] is not a string"),
+        (
+            {"metadata": {"annotations": {"modelsec.io/models": ["hf://org/m"]}}},
+            "metadata.annotations['modelsec.io/models'] is not a string",
+        ),
         ({"spec": {"containers": ["vllm serve org/m"]}}, "spec.containers[0] is not an object"),
         ({"spec": {"containers": {"name": "x"}}}, "spec.containers is not a list of objects"),
         ({"spec": "x"}, "spec is not an object"),
@@ -229,7 +276,12 @@ def test_malformed_objects_say_where() -> None:
     for obj, why in cases:
         assert extracted(obj).malformed == why
     deployment = {"spec": {"template": {"spec": {"initContainers": [{"name": "i", "args": "org/m"}]}}}}
-    assert extracted(deployment, kind="Deployment").malformed == \
-        "spec.template.spec.initContainers[0].args is not a list of strings"
+    assert (
+        extracted(deployment, kind="Deployment").malformed
+        == "spec.template.spec.initContainers[0].args is not a list of strings"
+    )
     isvc = {"spec": {"predictor": {"model": {"storageUri": ["s3://b/k"]}}}}
-    assert extracted(isvc, kind="InferenceService").malformed == "spec.predictor.model.storageUri is not a string"
+    assert (
+        extracted(isvc, kind="InferenceService").malformed
+        == "spec.predictor.model.storageUri is not a string"
+    )

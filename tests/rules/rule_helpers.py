@@ -19,13 +19,18 @@ from modelsec.rules.base import EvaluationInput, RuleOutcome, RuleResult
 SAFETENSORS = (("m.safetensors", "safetensors", FormatCategory.MODEL),)
 
 
-def report_with(findings: Iterable[Finding] = (), incompletes: Iterable[Incomplete] = (),
-                formats: Iterable[tuple[str, str, FormatCategory]] = SAFETENSORS,
-                locations: Iterable[str] = ("file:///models/team/m.safetensors",)) -> ScanReport:
+def report_with(
+    findings: Iterable[Finding] = (),
+    incompletes: Iterable[Incomplete] = (),
+    formats: Iterable[tuple[str, str, FormatCategory]] = SAFETENSORS,
+    locations: Iterable[str] = ("file:///models/team/m.safetensors",),
+) -> ScanReport:
     """A report of one file per ``formats`` entry; the first one holds the findings and
     incompletes."""
-    files = [FileResult(path=p, size=1, sha256="0" * 64, format=f, formats=[FormatRecord(p, f, c)])
-             for p, f, c in formats]
+    files = [
+        FileResult(path=p, size=1, sha256="0" * 64, format=f, formats=[FormatRecord(p, f, c)])
+        for p, f, c in formats
+    ]
     if files:
         files[0].findings = list(findings)
         files[0].incompletes = list(incompletes)
@@ -48,23 +53,37 @@ def verdict(group: SecurityGroup, report: ScanReport, source: SourceType = Sourc
 def meta(**changes: Any) -> ModelMetadata:
     """Metadata of a Hub model by a verified organisation under apache-2.0, with changes."""
     fields: dict[str, Any] = dict(
-        uri="hf://acme/model", model_id="acme/model", author="acme", license="apache-2.0",
-        revision="a" * 40, verified_organization=True, extra={"authorType": "organization"},
+        uri="hf://acme/model",
+        model_id="acme/model",
+        author="acme",
+        license="apache-2.0",
+        revision="a" * 40,
+        verified_organization=True,
+        extra={"authorType": "organization"},
     )
     fields.update(changes)
     return ModelMetadata(**fields)
 
 
-def judge(rule_id: str, report: ScanReport, params: dict[str, Any] | None = None,
-          source: SourceType = SourceType.LOCAL, metadata: ModelMetadata | None = None) -> RuleOutcome:
+def judge(
+    rule_id: str,
+    report: ScanReport,
+    params: dict[str, Any] | None = None,
+    source: SourceType = SourceType.LOCAL,
+    metadata: ModelMetadata | None = None,
+) -> RuleOutcome:
     """One registered rule's outcome, its parameters parsed by the rule."""
     rule = rules.get(rule_id)
     assert rule is not None, rule_id
     return rule.evaluate(EvaluationInput(report, source, metadata), rule.parse_params(params))
 
 
-def run(group_rules: list[dict[str, Any]], metadata: ModelMetadata | None, report: ScanReport | None = None,
-        source: SourceType = SourceType.HUGGING_FACE) -> Verdict:
+def run(
+    group_rules: list[dict[str, Any]],
+    metadata: ModelMetadata | None,
+    report: ScanReport | None = None,
+    source: SourceType = SourceType.HUGGING_FACE,
+) -> Verdict:
     """The verdict of a group of ``group_rules`` (SecurityGroup spec entries)."""
     group = parse_group({"rules": group_rules}, "test", "test")
     return evaluate(group, EvaluationInput(report or ScanReport(target="hf://acme/model"), source, metadata))

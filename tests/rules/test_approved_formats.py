@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from rule_helpers import judge, report_with, verdict
 
-from modelsec.findings import Incomplete
 from modelsec.context import FormatCategory
+from modelsec.findings import Incomplete
 from modelsec.policy import Outcome, parse_group
 from modelsec.rules.base import RuleResult
 
@@ -20,12 +20,20 @@ def test_default_formats_carry_no_code() -> None:
 
 
 def test_parts_of_a_model_format_are_judged_with_it_members_of_containers_alone() -> None:
-    torch_zip = report_with(formats=[("m.pt", "pytorch-zip", FormatCategory.MODEL),
-                                     ("m.pt!archive/data.pkl", "pickle", FormatCategory.MODEL)])
+    torch_zip = report_with(
+        formats=[
+            ("m.pt", "pytorch-zip", FormatCategory.MODEL),
+            ("m.pt!archive/data.pkl", "pickle", FormatCategory.MODEL),
+        ]
+    )
     outcome = judge("ApprovedFormats", torch_zip, {"approvedFormats": ["pytorch-zip"]})
     assert outcome.result == RuleResult.PASSED
-    plain_zip = report_with(formats=[("m.zip", "zip", FormatCategory.CONTAINER),
-                                     ("m.zip!model.pkl", "pickle", FormatCategory.MODEL)])
+    plain_zip = report_with(
+        formats=[
+            ("m.zip", "zip", FormatCategory.CONTAINER),
+            ("m.zip!model.pkl", "pickle", FormatCategory.MODEL),
+        ]
+    )
     outcome = judge("ApprovedFormats", plain_zip)
     assert outcome.result == RuleResult.FAILED and [v.file for v in outcome.violations] == ["m.zip!model.pkl"]
 
@@ -39,8 +47,9 @@ def test_unknown_formats_fail_unless_allowed() -> None:
 def test_approved_formats_fails_closed_on_paths_it_could_not_read():
     # A formats-only group must not approve a file nobody could read: it may be a pickle.
     group = parse_group({"rules": [{"name": "ApprovedFormats"}]}, "t", "t")
-    unread = report_with(incompletes=[Incomplete("m/hidden", "cannot list directory: Permission denied",
-                                                 "MS-GEN-004")])
+    unread = report_with(
+        incompletes=[Incomplete("m/hidden", "cannot list directory: Permission denied", "MS-GEN-004")]
+    )
     v = verdict(group, unread)
     assert v.outcome == Outcome.ERROR and v.rules[0].result == RuleResult.ERROR
     assert "m/hidden: cannot list directory" in v.rules[0].message

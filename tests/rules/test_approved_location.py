@@ -12,7 +12,9 @@ from modelsec.rules.base import RuleResult
 
 
 def test_approved_location_matches_whole_components():
-    doc = {"spec": {"rules": [{"name": "ApprovedLocation", "params": {"approvedLocations": ["/models/team"]}}]}}
+    doc = {
+        "spec": {"rules": [{"name": "ApprovedLocation", "params": {"approvedLocations": ["/models/team"]}}]}
+    }
     group = parse_group(doc, "test", "loc")
     assert verdict(group, report_with()).outcome == Outcome.ALLOWED
     evil = report_with(locations=["file:///models/team-evil/m.safetensors"])
@@ -27,20 +29,23 @@ def test_approved_location_without_locations_fails_closed():
     assert v.outcome == Outcome.BLOCKED and "failing closed" in v.rules[0].violations[0].message
 
 
-@pytest.mark.parametrize("location, prefix, inside", [
-    ("/models/team/m", "/models/team", True),
-    ("file:///models/team/m", "/models/team", True),
-    ("/models/team", "/models/team", True),
-    ("/models/teammate/m", "/models/team", False),
-    ("/models/team/../other/m", "/models/team", False),
-    ("//models/team/m", "/models/team", True),
-    ("s3://bucket/prefix/m", "s3://bucket/prefix", True),
-    ("s3://BUCKET/prefix/m", "s3://bucket/prefix", True),
-    ("s3://other/prefix/m", "s3://bucket/prefix", False),
-    ("hf://org/model", "hf://org", True),
-    ("hf://org-evil/model", "hf://org", False),
-    ("s3://bucket/prefix/m", "/bucket/prefix", False),
-])
+@pytest.mark.parametrize(
+    "location, prefix, inside",
+    [
+        ("/models/team/m", "/models/team", True),
+        ("file:///models/team/m", "/models/team", True),
+        ("/models/team", "/models/team", True),
+        ("/models/teammate/m", "/models/team", False),
+        ("/models/team/../other/m", "/models/team", False),
+        ("//models/team/m", "/models/team", True),
+        ("s3://bucket/prefix/m", "s3://bucket/prefix", True),
+        ("s3://BUCKET/prefix/m", "s3://bucket/prefix", True),
+        ("s3://other/prefix/m", "s3://bucket/prefix", False),
+        ("hf://org/model", "hf://org", True),
+        ("hf://org-evil/model", "hf://org", False),
+        ("s3://bucket/prefix/m", "/bucket/prefix", False),
+    ],
+)
 def test_within_compares_scheme_host_and_whole_components(location: str, prefix: str, inside: bool) -> None:
     assert within(location, prefix) is inside
 

@@ -6,6 +6,7 @@ from rule_helpers import meta, result
 
 from modelsec.rules.base import RuleResult
 
+
 def test_license_exists() -> None:
     assert result("LicenseExists", meta())[0] == RuleResult.PASSED
     assert result("LicenseExists", meta(license=None)) == (RuleResult.FAILED, "no license declared")

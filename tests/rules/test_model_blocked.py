@@ -10,6 +10,7 @@ from modelsec.findings import Incomplete
 from modelsec.policy import Outcome
 from modelsec.rules.base import RuleResult
 
+
 def test_model_blocked_lists() -> None:
     assert result("ModelBlocked", meta(), deniedModels=["other/*"])[0] == RuleResult.PASSED
     assert result("ModelBlocked", meta(), deniedModels=["ACME/Model"])[0] == RuleResult.FAILED

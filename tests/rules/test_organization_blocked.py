@@ -6,8 +6,11 @@ from rule_helpers import meta, result
 
 from modelsec.rules.base import RuleResult
 
+
 def test_organization_blocked() -> None:
     assert result("OrganizationBlocked", meta(), denyOrgs=["evil-corp"])[0] == RuleResult.PASSED
     status, message = result("OrganizationBlocked", meta(author="Evil-Corp"), denyOrgs=["evil-*"])
     assert status == RuleResult.FAILED and "evil-*" in message
-    assert result("OrganizationBlocked", meta(author=None, model_id=None), denyOrgs=["x"])[0] == RuleResult.ERROR
+    assert (
+        result("OrganizationBlocked", meta(author=None, model_id=None), denyOrgs=["x"])[0] == RuleResult.ERROR
+    )

@@ -15,13 +15,27 @@ HF, S3 = SourceType.HUGGING_FACE, SourceType.S3
 DEFAULT = RevisionPinnedParams()
 
 
-@pytest.mark.parametrize("source, revision, pinned", [
-    (HF, SHA, True), (HF, SHA.upper(), True), (HF, None, False), (HF, "", False), (HF, "main", False),
-    (HF, "v1.0", False), (HF, SHA[:7], False), (HF, SHA + "0", False), (HF, "refs/pr/3", False),
-    (HF, "sha256:" + "a" * 64, True),
-    (S3, "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY", True), (S3, "null", False), (S3, "latest", False),
-    (S3, None, False), (S3, "etag:abc:12", True), (S3, "sha256:" + "b" * 64, True),
-])
+@pytest.mark.parametrize(
+    "source, revision, pinned",
+    [
+        (HF, SHA, True),
+        (HF, SHA.upper(), True),
+        (HF, None, False),
+        (HF, "", False),
+        (HF, "main", False),
+        (HF, "v1.0", False),
+        (HF, SHA[:7], False),
+        (HF, SHA + "0", False),
+        (HF, "refs/pr/3", False),
+        (HF, "sha256:" + "a" * 64, True),
+        (S3, "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY", True),
+        (S3, "null", False),
+        (S3, "latest", False),
+        (S3, None, False),
+        (S3, "etag:abc:12", True),
+        (S3, "sha256:" + "b" * 64, True),
+    ],
+)
 def test_what_is_pinned(source: SourceType, revision: str | None, pinned: bool) -> None:
     assert judge(source, revision, DEFAULT).pinned is pinned
 

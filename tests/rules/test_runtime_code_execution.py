@@ -18,8 +18,10 @@ def config(**fields: object) -> bytes:
 
 
 def test_auto_map_custom_code_fails(tmp_path: Path) -> None:
-    report = scan_files(tmp_path / "m", {"config.json": config(auto_map={"AutoModel": "modeling_x.XModel"}),
-                                         "modeling_x.py": MODELING})
+    report = scan_files(
+        tmp_path / "m",
+        {"config.json": config(auto_map={"AutoModel": "modeling_x.XModel"}), "modeling_x.py": MODELING},
+    )
     outcome = judge("RuntimeCodeExecution", report)
     assert outcome.result == RuleResult.FAILED
     assert "MS-HF-001" in {f.threat for f in outcome.violations}
@@ -32,6 +34,8 @@ def test_a_config_without_custom_code_passes(tmp_path: Path) -> None:
 
 
 def test_min_severity_above_the_findings_lets_them_through(tmp_path: Path) -> None:
-    report = scan_files(tmp_path / "m", {"config.json": config(auto_map={"AutoModel": "modeling_x.XModel"}),
-                                         "modeling_x.py": MODELING})
+    report = scan_files(
+        tmp_path / "m",
+        {"config.json": config(auto_map={"AutoModel": "modeling_x.XModel"}), "modeling_x.py": MODELING},
+    )
     assert judge("RuntimeCodeExecution", report, {"minSeverity": "CRITICAL"}).result == RuleResult.PASSED

@@ -9,7 +9,7 @@ import datetime
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,16 +17,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from remote_fixtures import HubServer, hub, moto_endpoint, no_credentials  # noqa: E402,F401
 from safetensors.numpy import save
+from source_helpers import hf_config, s3_client, s3_config  # noqa: E402
 
 from modelsec.engine import Engine
 from modelsec.integrity.evidence import MAX_FILE_BYTES
 from modelsec.policy import GroupError, Mode, Outcome, Verdict, evaluate, parse_group
 from modelsec.rules.base import EvaluationInput, RuleResult
 from modelsec.sources import ScannedModel, ScanOptions, parse_model_uri, scan_model
-
-from remote_fixtures import HubServer, hub, moto_endpoint, no_credentials  # noqa: E402,F401
-from source_helpers import hf_config, s3_client, s3_config  # noqa: E402
 
 # --- keys, certificates and signatures, all made here -----------------------------------
 
@@ -38,15 +37,19 @@ class Signer:
         directory.mkdir(parents=True, exist_ok=True)
         self.key = ec.generate_private_key(curve or ec.SECP256R1())
         self.private_path = directory / "signing-key.pem"
-        self.private_path.write_bytes(self.key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ))
+        self.private_path.write_bytes(
+            self.key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
 
     @property
     def public_pem(self) -> str:
-        return self.key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        ).decode()
+        return (
+            self.key.public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .decode()
+        )
 
     def sign(self, model: Path, *, shards: bool = False) -> Path:
         import model_signing
@@ -55,17 +58,27 @@ class Signer:
         hashing = model_signing.hashing.Config().set_ignored_paths(paths=["model.sig"])
         if shards:
             hashing = hashing.use_shard_serialization(shard_size=1024)
-        (model_signing.signing.Config().set_hashing_config(hashing)
-         .use_elliptic_key_signer(private_key=self.private_path).sign(model, signature))
+        (
+            model_signing.signing.Config()
+            .set_hashing_config(hashing)
+            .use_elliptic_key_signer(private_key=self.private_path)
+            .sign(model, signature)
+        )
         return signature
 
 
 def key_usage(ca: bool) -> x509.KeyUsage:
     """A CA signs certificates; a signing certificate signs (models)."""
     return x509.KeyUsage(
-        digital_signature=not ca, content_commitment=False, key_encipherment=False,
-        data_encipherment=False, key_agreement=False, key_cert_sign=ca, crl_sign=ca,
-        encipher_only=False, decipher_only=False,
+        digital_signature=not ca,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
     )
 
 
@@ -77,11 +90,15 @@ class CertificateAuthority:
         self.directory = directory
         self.key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         self.certificate = (
-            x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-            .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .add_extension(key_usage(ca=True), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(self.key.public_key()), critical=False)
@@ -93,24 +110,30 @@ class CertificateAuthority:
     def signer(self, name: str) -> tuple[Path, Path]:
         """(private key path, signing certificate path) for ``name``."""
         key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         certificate = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-            .issuer_name(self.certificate.subject).public_key(key.public_key())
+            .issuer_name(self.certificate.subject)
+            .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=7))
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=7))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(key_usage(ca=False), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False
+            )
             .sign(self.key, hashes.SHA256())
         )
         key_path = self.directory / f"{name}.key.pem"
         cert_path = self.directory / f"{name}.cert.pem"
-        key_path.write_bytes(key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ))
+        key_path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
         cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
         return key_path, cert_path
 
@@ -119,11 +142,16 @@ class CertificateAuthority:
 
         key_path, cert_path = self.signer(name)
         signature = model / "model.sig"
-        (model_signing.signing.Config()
-         .set_hashing_config(model_signing.hashing.Config().set_ignored_paths(paths=["model.sig"]))
-         .use_certificate_signer(private_key=key_path, signing_certificate=cert_path,
-                                 certificate_chain=[self.directory / "ca.pem"])
-         .sign(model, signature))
+        (
+            model_signing.signing.Config()
+            .set_hashing_config(model_signing.hashing.Config().set_ignored_paths(paths=["model.sig"]))
+            .use_certificate_signer(
+                private_key=key_path,
+                signing_certificate=cert_path,
+                certificate_chain=[self.directory / "ca.pem"],
+            )
+            .sign(model, signature)
+        )
         return signature
 
 
@@ -147,15 +175,18 @@ def write_model(root: Path, files: dict[str, bytes] | None = None) -> Path:
 
 
 def group(mode: str = "Blocking", **params: Any) -> Any:
-    return parse_group({"rules": [{"name": "SignatureVerified", "mode": mode, "params": params}]},
-                       "test", "signed")
+    return parse_group(
+        {"rules": [{"name": "SignatureVerified", "mode": mode, "params": params}]}, "test", "signed"
+    )
 
 
 def judge(scanned: ScannedModel | Path, **params: Any) -> Verdict:
     if isinstance(scanned, Path):
         scanned = scan_model(parse_model_uri(str(scanned)), Engine())
     mode = params.pop("mode", "Blocking")
-    return evaluate(group(mode, **params), EvaluationInput(scanned.report, scanned.source_type, scanned.metadata))
+    return evaluate(
+        group(mode, **params), EvaluationInput(scanned.report, scanned.source_type, scanned.metadata)
+    )
 
 
 def rule_of(verdict: Verdict) -> Any:
@@ -222,7 +253,9 @@ def test_a_model_signed_by_another_key_is_wrongly_signed(signed_model: Path, tmp
     assert "Key mismatch" in violation.message  # the key hint names another key
 
 
-def test_a_resigned_model_with_a_stolen_hint_still_fails(signed_model: Path, signer: Signer, tmp_path: Path) -> None:
+def test_a_resigned_model_with_a_stolen_hint_still_fails(
+    signed_model: Path, signer: Signer, tmp_path: Path
+) -> None:
     """An attacker re-signs changed files with their own key and copies the trusted key's
     hint into the bundle: only the signature check decides."""
     (signed_model / "config.json").write_bytes(b'{"auto_map": {"AutoModel": "evil.Model"}}')
@@ -253,7 +286,9 @@ def test_a_tampered_payload_breaks_the_signature(signed_model: Path, signer: Sig
 
 
 @pytest.mark.parametrize("content", [b"not json at all", b"[1, 2, 3]", b'{"mediaType": "x"}', b"\xff\xfe"])
-def test_a_signature_file_that_is_not_a_bundle_fails(signed_model: Path, signer: Signer, content: bytes) -> None:
+def test_a_signature_file_that_is_not_a_bundle_fails(
+    signed_model: Path, signer: Signer, content: bytes
+) -> None:
     (signed_model / "model.sig").write_bytes(content)
     verdict = judge(signed_model, publicKeys=[signer.public_pem])
     assert verdict.outcome is Outcome.BLOCKED
@@ -286,7 +321,10 @@ def test_a_removed_file_with_an_unreadable_path_is_an_error(signed_model: Path, 
     verdict = judge(signed_model, publicKeys=[signer.public_pem])
     assert verdict.outcome is Outcome.ERROR
     assert rule_of(verdict).result is RuleResult.ERROR
-    assert "tokenizer/tokenizer.json" in rule_of(verdict).message and "failing closed" in rule_of(verdict).message
+    assert (
+        "tokenizer/tokenizer.json" in rule_of(verdict).message
+        and "failing closed" in rule_of(verdict).message
+    )
 
 
 def test_the_signers_ignore_paths_are_respected(tmp_path: Path, signer: Signer) -> None:
@@ -380,16 +418,22 @@ def test_a_key_signature_is_not_accepted_by_a_ca_only_group(signed_model: Path, 
 # --- parameters -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("params", "problem"), [
-    ({"publicKeys": ["not a key"]}, "not a PEM public key"),
-    ({"publicKeys": ["-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"]}, "cannot parse"),
-    ({"certificateChains": ["-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"]}, "cannot parse"),
-    ({"sigstoreIdentities": [{"identity": "a@example.com", "issuer": "https://issuer"}]}, "offline"),
-    ({"sigstoreTrustedRoot": "{}"}, "trusts no one"),
-    ({"publicKeys": [], "signatureFile": "../model.sig"}, "inside the model"),
-    ({"signatureFile": "model.json"}, "must end with .sig"),
-    ({"publicKyes": []}, "Extra inputs are not permitted"),
-])
+@pytest.mark.parametrize(
+    ("params", "problem"),
+    [
+        ({"publicKeys": ["not a key"]}, "not a PEM public key"),
+        ({"publicKeys": ["-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"]}, "cannot parse"),
+        (
+            {"certificateChains": ["-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"]},
+            "cannot parse",
+        ),
+        ({"sigstoreIdentities": [{"identity": "a@example.com", "issuer": "https://issuer"}]}, "offline"),
+        ({"sigstoreTrustedRoot": "{}"}, "trusts no one"),
+        ({"publicKeys": [], "signatureFile": "../model.sig"}, "inside the model"),
+        ({"signatureFile": "model.json"}, "must end with .sig"),
+        ({"publicKyes": []}, "Extra inputs are not permitted"),
+    ],
+)
 def test_invalid_parameters_are_refused_when_the_group_loads(params: dict[str, Any], problem: str) -> None:
     with pytest.raises(GroupError, match=problem):
         group(**params)
@@ -404,15 +448,22 @@ def test_without_trust_material_nothing_verifies(signed_model: Path, tmp_path: P
 
 
 def test_rsa_keys_are_refused(tmp_path: Path) -> None:
-    pem = rsa.generate_private_key(65537, 2048).public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    pem = (
+        rsa.generate_private_key(65537, 2048)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     with pytest.raises(GroupError, match="EC P-256, P-384 or P-521"):
         group(publicKeys=[pem])
 
 
 def test_an_unreadable_trusted_root_file_is_an_error(signed_model: Path, tmp_path: Path) -> None:
-    verdict = judge(signed_model, sigstoreIdentities=[{"identity": "a@example.com", "issuer": "https://i"}],
-                    sigstoreTrustedRootFile=str(tmp_path / "missing.json"))
+    verdict = judge(
+        signed_model,
+        sigstoreIdentities=[{"identity": "a@example.com", "issuer": "https://i"}],
+        sigstoreTrustedRootFile=str(tmp_path / "missing.json"),
+    )
     assert verdict.outcome is Outcome.ERROR
     assert "cannot read sigstoreTrustedRootFile" in rule_of(verdict).message
 
@@ -432,7 +483,9 @@ def hf_scan(hub: HubServer, uri: str, **config: Any) -> ScannedModel:
 
 
 @pytest.mark.usefixtures("no_credentials")
-def test_hf_lfs_weights_read_by_range_are_only_claimed(hub: HubServer, tmp_path: Path, signer: Signer) -> None:
+def test_hf_lfs_weights_read_by_range_are_only_claimed(
+    hub: HubServer, tmp_path: Path, signer: Signer
+) -> None:
     """The scan reads the safetensors header only: the SHA-256 is the Hub's claim, so the
     rule fails closed naming the file; acceptClaimedDigests compares with the claim."""
     hub.add_repo("acme/signed", signed_files(tmp_path, signer))
@@ -468,19 +521,25 @@ def test_hf_files_the_scan_hashed_are_compared(hub: HubServer, tmp_path: Path, s
 def test_hf_a_changed_file_in_a_new_commit_fails(hub: HubServer, tmp_path: Path, signer: Signer) -> None:
     hub.add_repo("acme/model", signed_files(tmp_path, signer))
     hub.push("acme/model", {"config.json": b'{"auto_map": {"AutoModel": "evil.Model"}}'})
-    verdict = judge(hf_scan(hub, "hf://acme/model"), publicKeys=[signer.public_pem], acceptClaimedDigests=True)
+    verdict = judge(
+        hf_scan(hub, "hf://acme/model"), publicKeys=[signer.public_pem], acceptClaimedDigests=True
+    )
     assert verdict.outcome is Outcome.BLOCKED
     assert threats(verdict) == [("MS-SIG-003", "config.json")]
     assert rule_of(verdict).violations[0].file == "hf://acme/model/config.json"
 
 
 @pytest.mark.usefixtures("no_credentials")
-def test_hf_a_claim_that_differs_from_the_signature_fails(hub: HubServer, tmp_path: Path, signer: Signer) -> None:
+def test_hf_a_claim_that_differs_from_the_signature_fails(
+    hub: HubServer, tmp_path: Path, signer: Signer
+) -> None:
     """New weights pushed after signing: even when claims are accepted, the Hub's claim for
     them is not the signed digest."""
     hub.add_repo("acme/model", signed_files(tmp_path, signer))
     hub.push("acme/model", {"model.safetensors": safetensors_bytes(1025)})
-    verdict = judge(hf_scan(hub, "hf://acme/model"), publicKeys=[signer.public_pem], acceptClaimedDigests=True)
+    verdict = judge(
+        hf_scan(hub, "hf://acme/model"), publicKeys=[signer.public_pem], acceptClaimedDigests=True
+    )
     assert threats(verdict) == [("MS-SIG-003", "model.safetensors")]
     assert "claimed by the source" in rule_of(verdict).violations[0].message
 
@@ -498,6 +557,7 @@ def test_hf_unsigned_and_wrongly_signed(hub: HubServer, tmp_path: Path, signer: 
 
 
 # --- S3 (moto) ------------------------------------------------------------------------------
+
 
 def upload(endpoint: str, bucket: str, prefix: str, files: dict[str, bytes]) -> None:
     s3 = s3_client(endpoint)
@@ -520,13 +580,19 @@ def test_s3_signed_model_is_allowed_and_a_tampered_one_blocked(
     verdict = judge(s3_scan(moto_endpoint, "s3://signed-models/llama/"), publicKeys=[signer.public_pem])
     assert verdict.outcome is Outcome.ALLOWED, verdict.reason
 
-    upload(moto_endpoint, "signed-models", "llama/", {"config.json": b'{"auto_map": {"x": "evil.X"}}',
-                                                      "extra.py": b"import os\n"})
+    upload(
+        moto_endpoint,
+        "signed-models",
+        "llama/",
+        {"config.json": b'{"auto_map": {"x": "evil.X"}}', "extra.py": b"import os\n"},
+    )
     verdict = judge(s3_scan(moto_endpoint, "s3://signed-models/llama/"), publicKeys=[signer.public_pem])
     assert verdict.outcome is Outcome.BLOCKED
     assert threats(verdict) == [("MS-SIG-003", "config.json"), ("MS-SIG-004", "extra.py")]
     assert {v.file for v in rule_of(verdict).violations} == {
-        "s3://signed-models/llama/config.json", "s3://signed-models/llama/extra.py"}
+        "s3://signed-models/llama/config.json",
+        "s3://signed-models/llama/extra.py",
+    }
 
 
 @pytest.mark.usefixtures("no_credentials")

@@ -6,7 +6,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from rule_helpers import report_with, verdict
 
 from modelsec.engine import Engine
@@ -24,7 +23,8 @@ _PICKLE = (
 
 def _group(tmp_path: Path, allowed: list[str]) -> Path:
     path = tmp_path / "team.yaml"
-    path.write_text(textwrap.dedent(f"""
+    path.write_text(
+        textwrap.dedent(f"""
         apiVersion: modelsec.io/v1alpha1
         kind: SecurityGroup
         metadata: {{name: team}}
@@ -34,7 +34,8 @@ def _group(tmp_path: Path, allowed: list[str]) -> Path:
             - name: SuspiciousComponents
               params:
                 allowedGlobals: {allowed}
-    """))
+    """)
+    )
     return path
 
 
@@ -76,5 +77,6 @@ def test_low_suspicious_findings_are_notes_unless_the_group_lowers_the_floor() -
     report = report_with([low.at("m.pkl", "unlisted class referenced, never called")])
     assert verdict(load_group("local-default"), report).outcome == Outcome.ALLOWED
     strict_notes = parse_group(
-        {"rules": [{"name": "SuspiciousComponents", "params": {"minSeverity": "LOW"}}]}, "t", "t")
+        {"rules": [{"name": "SuspiciousComponents", "params": {"minSeverity": "LOW"}}]}, "t", "t"
+    )
     assert verdict(strict_notes, report).outcome == Outcome.BLOCKED

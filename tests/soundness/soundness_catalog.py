@@ -129,7 +129,7 @@ class Catalog:
         return self.by_path.get(path)
 
     def container_kind(self, path: str) -> str | None:
-        """"dict", "list" or "set" if the class subclasses one (what picklers write
+        """ "dict", "list" or "set" if the class subclasses one (what picklers write
         SETITEMS, APPENDS, ADDITEMS for), else None."""
         resolved = split_path(path)
         cls = resolved[2] if resolved else None
@@ -174,7 +174,9 @@ def _touched_names(function: object) -> tuple[str, ...]:
         return ()
     names = []
     for instruction in dis.get_instructions(code):
-        if instruction.opname in ("LOAD_ATTR", "STORE_ATTR", "LOAD_METHOD") and isinstance(instruction.argval, str):
+        if instruction.opname in ("LOAD_ATTR", "STORE_ATTR", "LOAD_METHOD") and isinstance(
+            instruction.argval, str
+        ):
             if not instruction.argval.startswith("__"):
                 names.append(instruction.argval)
         elif instruction.opname == "LOAD_CONST" and isinstance(instruction.argval, str):
@@ -183,8 +185,11 @@ def _touched_names(function: object) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-_RISKY = re.compile(r"listen|socket|connect|client|open|file|path|url|send|load|request|popen|system|"
-                    r"exec|spawn|remote|fetch|download|thread|import", re.IGNORECASE)
+_RISKY = re.compile(
+    r"listen|socket|connect|client|open|file|path|url|send|load|request|popen|system|"
+    r"exec|spawn|remote|fetch|download|thread|import",
+    re.IGNORECASE,
+)
 
 
 def _risky(function: object) -> bool:
@@ -210,7 +215,11 @@ def _init_params(cls: type) -> tuple[tuple[str, str], ...]:
     for param in signature.parameters.values():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD) or param.default is not param.empty:
             continue
-        annotation = param.annotation if isinstance(param.annotation, str) else getattr(param.annotation, "__name__", "")
+        annotation = (
+            param.annotation
+            if isinstance(param.annotation, str)
+            else getattr(param.annotation, "__name__", "")
+        )
         params.append((param.name, str(annotation)))
     return tuple(params)
 
@@ -245,7 +254,11 @@ def _aliases(modules: set[str]) -> list[Alias]:
         for attr, value in sorted(vars(module).items()):
             if id(value) in sink_objects:
                 found.append(Alias(module_name, attr, sink_objects[id(value)]))
-            elif isinstance(value, types.ModuleType) and value.__name__ in sink_modules and attr != value.__name__:
+            elif (
+                isinstance(value, types.ModuleType)
+                and value.__name__ in sink_modules
+                and attr != value.__name__
+            ):
                 for sink in SINKS:
                     if sink.module == value.__name__:
                         found.append(Alias(module_name, f"{attr}.{sink.name}", sink))
@@ -332,7 +345,9 @@ def _build() -> Catalog:
             module,
             name,
             is_class,
-            python_class=is_class and hasattr(obj, "__dict__") and not obj.__module__ == "builtins"
+            python_class=is_class
+            and hasattr(obj, "__dict__")
+            and not obj.__module__ == "builtins"
             and getattr(obj, "__flags__", 0) & (1 << 9) != 0,  # Py_TPFLAGS_HEAPTYPE
             open_dict=is_class and _open_dict(obj),
         )

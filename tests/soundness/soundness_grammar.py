@@ -73,19 +73,72 @@ import types
 import uuid
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from pklbuild import (
-    ADDITEMS, APPEND, APPENDS, BUILD, DICT, DUP, EMPTY_DICT, EMPTY_LIST, EMPTY_SET, EMPTY_TUPLE,
-    FROZENSET, LIST, MARK, MEMOIZE, NEWFALSE, NEWOBJ, NEWOBJ_EX, NEWTRUE, NONE, OBJ, POP,
-    REDUCE, SETITEM, SETITEMS, STACK_GLOBAL, STOP, TUPLE, TUPLE1, TUPLE2, TUPLE3, binbytes,
-    binget, binint, binint1, binput, binstring, binunicode, binunicode8, frame, get,
-    global_, inst, long_binget, long_binput, proto, put, sbu, short_binbytes,
-    short_binstring, string, unicode_line,
+    ADDITEMS,
+    APPEND,
+    APPENDS,
+    BUILD,
+    DICT,
+    DUP,
+    EMPTY_DICT,
+    EMPTY_LIST,
+    EMPTY_SET,
+    EMPTY_TUPLE,
+    FROZENSET,
+    LIST,
+    MARK,
+    MEMOIZE,
+    NEWFALSE,
+    NEWOBJ,
+    NEWOBJ_EX,
+    NEWTRUE,
+    NONE,
+    OBJ,
+    POP,
+    REDUCE,
+    SETITEM,
+    SETITEMS,
+    STACK_GLOBAL,
+    STOP,
+    TUPLE,
+    TUPLE1,
+    TUPLE2,
+    TUPLE3,
+    binbytes,
+    binget,
+    binint,
+    binint1,
+    binput,
+    binstring,
+    binunicode,
+    binunicode8,
+    frame,
+    get,
+    global_,
+    inst,
+    long_binget,
+    long_binput,
+    proto,
+    put,
+    sbu,
+    short_binbytes,
+    short_binstring,
+    string,
+    unicode_line,
 )
 from soundness_catalog import (
-    BUNCH, NAMESPACES, SINKS, UNLISTED_MODULES, Allowed, Catalog, Sink, catalog, class_methods,
+    BUNCH,
+    NAMESPACES,
+    SINKS,
+    UNLISTED_MODULES,
+    Allowed,
+    Catalog,
+    Sink,
+    catalog,
+    class_methods,
     positional_parameters,
 )
 
@@ -178,7 +231,9 @@ class Builder:
         if value.isascii():
             choices.append("string")
         if self.proto >= 1:
-            choices += ["binunicode", "binunicode"] + (["binstring", "short_binstring"] if value.isascii() else [])
+            choices += ["binunicode", "binunicode"] + (
+                ["binstring", "short_binstring"] if value.isascii() else []
+            )
         if self.proto >= 4:
             choices += ["sbu"] * 6 + ["binunicode8"]
         how = self.rng.choice(choices)
@@ -208,7 +263,9 @@ class Builder:
 
     def name(self, value: str) -> tuple[bytes, bool]:
         """An expression that evaluates to the str ``value``; (code, computed?)."""
-        how = self.rng.choices(("literal", "memo", "str", "str-bytes", "rot13", "bytearray"), (35, 15, 20, 10, 10, 10))[0]
+        how = self.rng.choices(
+            ("literal", "memo", "str", "str-bytes", "rot13", "bytearray"), (35, 15, 20, 10, 10, 10)
+        )[0]
         self.rule(f"name:{how}", trick=how not in ("literal", "memo"))
         if how == "literal":
             return self.text(value), False
@@ -218,10 +275,14 @@ class Builder:
         if how == "str":
             return self.ref("builtins", "str") + self.text(value) + TUPLE1 + REDUCE, True
         if how == "str-bytes":
-            return self.ref("builtins", "str") + self.bytes_(value.encode()) + self.text("ascii") + TUPLE2 + REDUCE, True
+            return self.ref("builtins", "str") + self.bytes_(value.encode()) + self.text(
+                "ascii"
+            ) + TUPLE2 + REDUCE, True
         if how == "rot13":
             module = self.rng.choice(("codecs", "_codecs"))
-            return self.ref(module, "encode") + self.text(codecs.encode(value, "rot13")) + self.text("rot13") + TUPLE2 + REDUCE, True
+            return self.ref(module, "encode") + self.text(codecs.encode(value, "rot13")) + self.text(
+                "rot13"
+            ) + TUPLE2 + REDUCE, True
         array = self.ref("builtins", "bytearray") + self.bytes_(value.encode()) + TUPLE1 + REDUCE
         return self.ref("builtins", "str") + array + self.text("ascii") + TUPLE2 + REDUCE, True
 
@@ -231,7 +292,13 @@ class Builder:
         if self.proto >= 3:
             return short_binbytes(value) if len(value) < 256 and self.chance(0.7) else binbytes(value)
         # What Python 3 writes for bytes under protocols 0-2.
-        return self.ref("_codecs", "encode") + self.text(value.decode("latin-1")) + self.text("latin1") + TUPLE2 + REDUCE
+        return (
+            self.ref("_codecs", "encode")
+            + self.text(value.decode("latin-1"))
+            + self.text("latin1")
+            + TUPLE2
+            + REDUCE
+        )
 
     def integer(self, value: int) -> bytes:
         if 0 <= value < 256 and self.proto >= 1:
@@ -270,7 +337,9 @@ class Builder:
         return self.boolean(self.chance(0.5))
 
     def word(self) -> str:
-        return "".join(self.rng.choice("abcdefghijklmnopqrstuvwxyz_") for _ in range(self.rng.randrange(1, 10)))
+        return "".join(
+            self.rng.choice("abcdefghijklmnopqrstuvwxyz_") for _ in range(self.rng.randrange(1, 10))
+        )
 
     def key(self) -> bytes:
         return self.text(self.word()) if self.chance(0.8) else self.integer(self.rng.randrange(1000))
@@ -330,22 +399,46 @@ class Builder:
         elif kind == "set":
             items = [self.key() for _ in range(self.rng.randrange(4))]
             if self.proto >= 4 and self.chance(0.6):
-                code = (EMPTY_SET + MARK + b"".join(items) + ADDITEMS) if self.chance(0.5) else (MARK + b"".join(items) + FROZENSET)
+                code = (
+                    (EMPTY_SET + MARK + b"".join(items) + ADDITEMS)
+                    if self.chance(0.5)
+                    else (MARK + b"".join(items) + FROZENSET)
+                )
             else:
-                code = self.ref("builtins", self.rng.choice(("set", "frozenset"))) + self.sequence(
-                    [self.sequence(items, "list")], "tuple") + REDUCE
+                code = (
+                    self.ref("builtins", self.rng.choice(("set", "frozenset")))
+                    + self.sequence([self.sequence(items, "list")], "tuple")
+                    + REDUCE
+                )
         else:
             code = self.constructed(depth)
         return self.memo_trick(code, 0.1)
 
     def constructed(self, depth: int) -> bytes:
         """An allowlisted constructor called with data, as real pickles do."""
-        kind = self.rng.choice(("ordereddict", "deque", "counter", "complex", "bytearray", "slice", "range",
-                                "decimal", "fraction", "timedelta", "namespace", "dtype"))
+        kind = self.rng.choice(
+            (
+                "ordereddict",
+                "deque",
+                "counter",
+                "complex",
+                "bytearray",
+                "slice",
+                "range",
+                "decimal",
+                "fraction",
+                "timedelta",
+                "namespace",
+                "dtype",
+            )
+        )
         self.rule(f"ctor:{kind}")
         t = lambda *items: self.sequence(list(items), "tuple")  # noqa: E731
         if kind == "ordereddict":
-            pairs = [self.sequence([self.key(), self.data(depth + 1)], "tuple") for _ in range(self.rng.randrange(3))]
+            pairs = [
+                self.sequence([self.key(), self.data(depth + 1)], "tuple")
+                for _ in range(self.rng.randrange(3))
+            ]
             return self.ref("collections", "OrderedDict") + t(self.sequence(pairs, "list")) + REDUCE
         if kind == "deque":
             head = self.ref("collections", "deque") + self.sequence([], "tuple") + REDUCE
@@ -355,27 +448,58 @@ class Builder:
             pairs = [(self.key(), self.integer(self.rng.randrange(9))) for _ in range(self.rng.randrange(3))]
             return self.ref("collections", "Counter") + t(self.mapping(pairs)) + REDUCE
         if kind == "complex":
-            return self.ref("builtins", "complex") + t(self.real(self.rng.random()), self.real(self.rng.random())) + REDUCE
+            return (
+                self.ref("builtins", "complex")
+                + t(self.real(self.rng.random()), self.real(self.rng.random()))
+                + REDUCE
+            )
         if kind == "bytearray":
             return self.ref("builtins", "bytearray") + t(self.bytes_(self.rng.randbytes(4))) + REDUCE
         if kind in ("slice", "range"):
-            return self.ref("builtins", kind) + t(*(self.integer(self.rng.randrange(1, 9)) for _ in range(3))) + REDUCE
+            return (
+                self.ref("builtins", kind)
+                + t(*(self.integer(self.rng.randrange(1, 9)) for _ in range(3)))
+                + REDUCE
+            )
         if kind == "decimal":
             return self.ref("decimal", "Decimal") + t(self.text(str(self.rng.randrange(999)) + ".5")) + REDUCE
         if kind == "fraction":
             return self.ref("fractions", "Fraction") + t(self.text(f"{self.rng.randrange(1, 9)}/7")) + REDUCE
         if kind == "timedelta":
-            return self.ref("datetime", "timedelta") + t(*(self.integer(self.rng.randrange(99)) for _ in range(3))) + REDUCE
+            return (
+                self.ref("datetime", "timedelta")
+                + t(*(self.integer(self.rng.randrange(99)) for _ in range(3)))
+                + REDUCE
+            )
         if kind == "dtype":
             typestr = self.rng.choice(("f8", "f4", "i8", "i4", "u1", "b1", "c16"))
-            dtype = self.ref("numpy", "dtype") + t(self.text(typestr), self.boolean(False), self.boolean(True)) + REDUCE
+            dtype = (
+                self.ref("numpy", "dtype")
+                + t(self.text(typestr), self.boolean(False), self.boolean(True))
+                + REDUCE
+            )
             order = "|" if typestr in ("u1", "b1") else "<"
-            state = t(self.integer(3), self.text(order), NONE, NONE, NONE, self.integer(-1), self.integer(-1), self.integer(0))
+            state = t(
+                self.integer(3),
+                self.text(order),
+                NONE,
+                NONE,
+                NONE,
+                self.integer(-1),
+                self.integer(-1),
+                self.integer(0),
+            )
             return dtype + state + BUILD
         module, name = self.rng.choice(NAMESPACES).rsplit(".", 1)
         pairs = [(self.text(self.word()), self.data(depth + 1)) for _ in range(self.rng.randrange(3))]
         how = self.rng.choice(("REDUCE", "NEWOBJ")) if self.proto >= 2 else "REDUCE"
-        return self.ref(module, name) + self.sequence([], "tuple") + (REDUCE if how == "REDUCE" else NEWOBJ) + self.mapping(pairs) + BUILD
+        return (
+            self.ref(module, name)
+            + self.sequence([], "tuple")
+            + (REDUCE if how == "REDUCE" else NEWOBJ)
+            + self.mapping(pairs)
+            + BUILD
+        )
 
     # -- instances -----------------------------------------------------------------------
 
@@ -395,10 +519,19 @@ class Builder:
         if how == "OBJ":
             return MARK + self.ref(cls.module, cls.name) + b"".join(args) + OBJ
         if how == "reconstructor":
-            return self.ref("copyreg", "_reconstructor") + self.sequence(
-                [self.ref(cls.module, cls.name), self.ref("builtins", "object"), NONE], "tuple") + REDUCE
+            return (
+                self.ref("copyreg", "_reconstructor")
+                + self.sequence(
+                    [self.ref(cls.module, cls.name), self.ref("builtins", "object"), NONE], "tuple"
+                )
+                + REDUCE
+            )
         if how == "newobj_helper":
-            return self.ref("copyreg", "__newobj__") + self.sequence([self.ref(cls.module, cls.name), *args], "tuple") + REDUCE
+            return (
+                self.ref("copyreg", "__newobj__")
+                + self.sequence([self.ref(cls.module, cls.name), *args], "tuple")
+                + REDUCE
+            )
         code = self.ref(cls.module, cls.name) + self.sequence(args, "tuple")
         if how == "NEWOBJ_EX":
             return code + EMPTY_DICT + NEWOBJ_EX
@@ -455,8 +588,14 @@ class Builder:
 
     def callable_of(self, sink: Sink) -> tuple[bytes, str]:
         """Code that pushes ``sink`` and the name of how it got there."""
-        aliases = [a for a in self.cat.aliases if a.sink == sink and (a.module, a.name) != (sink.module, sink.name)]
-        sources = ["ufunc_reconstruct"] * 6 + ["stack_global_computed", "getattr", "direct"] + (["alias"] * 2 if aliases else [])
+        aliases = [
+            a for a in self.cat.aliases if a.sink == sink and (a.module, a.name) != (sink.module, sink.name)
+        ]
+        sources = (
+            ["ufunc_reconstruct"] * 6
+            + ["stack_global_computed", "getattr", "direct"]
+            + (["alias"] * 2 if aliases else [])
+        )
         how = self.rng.choice(sources)
         if how == "ufunc_reconstruct":
             module, module_computed = self.name(sink.module)
@@ -483,7 +622,9 @@ class Builder:
 
     def callable_of_module(self, module: str) -> tuple[bytes, bool]:
         name, computed = self.name(module)
-        return self.ref("numpy.core", "_ufunc_reconstruct") + self.name("builtins")[0] + self.text("__import__") + TUPLE2 + REDUCE + name + TUPLE1 + REDUCE, computed
+        return self.ref("numpy.core", "_ufunc_reconstruct") + self.name("builtins")[0] + self.text(
+            "__import__"
+        ) + TUPLE2 + REDUCE + name + TUPLE1 + REDUCE, computed
 
     def implicit_target(self, style: str) -> tuple[bytes, str, bytes]:
         """What an implicit call site (BUILD's __setstate__, append, extend, add) gets:
@@ -516,7 +657,13 @@ class Builder:
         if how == "dotted":
             code = self.ref(cls.module, f"{cls.name}.{method}")
         else:
-            code = self.ref("builtins", "getattr") + self.ref(cls.module, cls.name) + self.text(method) + TUPLE2 + REDUCE
+            code = (
+                self.ref("builtins", "getattr")
+                + self.ref(cls.module, cls.name)
+                + self.text(method)
+                + TUPLE2
+                + REDUCE
+            )
         return code, f"method_path/{how}", self.construct(cls, [])
 
     def payload(self, sink: Sink) -> bytes:
@@ -556,7 +703,9 @@ class Builder:
         return frame(len(rest) + self.rng.randrange(1, 9)) + rest
 
     def filename(self, *choices: str) -> str:
-        return self.rng.choice(choices or ("model.pkl", "model.pkl", "model.joblib", "pytorch_model.bin", "data.pickle"))
+        return self.rng.choice(
+            choices or ("model.pkl", "model.pkl", "model.joblib", "pytorch_model.bin", "data.pickle")
+        )
 
 
 # -- families ----------------------------------------------------------------------------
@@ -600,7 +749,7 @@ def fam_side_effect_probe(b: Builder) -> Built:
     return Built(b.finish(body), b.filename(), f"side_effect:{cls.path}.{probe.method}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _callable_attribute_names(cls: Allowed) -> frozenset[str]:
     """Names the class defines as methods (an instance attribute of that name shadows one)."""
     real: object = importlib.import_module(cls.module)
@@ -661,8 +810,16 @@ def fam_additems_method(b: Builder) -> Built:
 
 
 def fam_helper_callable(b: Builder) -> Built:
-    helper = b.rng.choice(("randomstate_ctor", "generator_ctor", "bit_generator_ctor", "reconstructor",
-                           "reconstructor_odd_base", "new_index"))
+    helper = b.rng.choice(
+        (
+            "randomstate_ctor",
+            "generator_ctor",
+            "bit_generator_ctor",
+            "reconstructor",
+            "reconstructor_odd_base",
+            "new_index",
+        )
+    )
     t = lambda *items: b.sequence(list(items), "tuple")  # noqa: E731
     if helper in ("randomstate_ctor", "generator_ctor"):
         sink = b.sink("one")
@@ -684,7 +841,11 @@ def fam_helper_callable(b: Builder) -> Built:
         cls, base = b.rng.choice(b.cat.python_classes), b.rng.choice(b.cat.classes)
         source = f"base:{base.path}"
         b.rule(f"reconstructor:{cls.path}:{base.path}")
-        body = b.ref("copyreg", "_reconstructor") + t(b.ref(cls.module, cls.name), b.ref(base.module, base.name), b.data(1)) + REDUCE
+        body = (
+            b.ref("copyreg", "_reconstructor")
+            + t(b.ref(cls.module, cls.name), b.ref(base.module, base.name), b.data(1))
+            + REDUCE
+        )
     else:
         sink = b.sink("none")
         fn, source = b.callable_of(sink)
@@ -714,15 +875,23 @@ def fam_instance_rewiring(b: Builder) -> Built:
     if kind == "class_swap":
         instance, _ = b.open_instance()
         target = b.rng.choice(b.cat.python_classes)
-        names = sorted((_callable_attribute_names(target) - {"__class__", "__init__", "__new__"})
-                       | {"__setstate__", "append", "extend", "add"})
+        names = sorted(
+            (_callable_attribute_names(target) - {"__class__", "__init__", "__new__"})
+            | {"__setstate__", "append", "extend", "add"}
+        )
         name = b.rng.choice(names)
         fn, source, argument = b.implicit_target("one")
-        swap = b.sequence([NONE, b.state([(b.text("__class__"), b.ref(target.module, target.name))])], "tuple")
+        swap = b.sequence(
+            [NONE, b.state([(b.text("__class__"), b.ref(target.module, target.name))])], "tuple"
+        )
         b.rule(f"rewire:class_swap:{target.path}:{name}", trick=True)
         trigger = b.rng.choice(("BUILD", "BUILD", "APPEND", "ADDITEMS"))
         body = instance + _planting_state(b, name, fn) + BUILD + swap + BUILD
-        body += {"BUILD": argument + BUILD, "APPEND": argument + APPEND, "ADDITEMS": MARK + argument + ADDITEMS}[trigger]
+        body += {
+            "BUILD": argument + BUILD,
+            "APPEND": argument + APPEND,
+            "ADDITEMS": MARK + argument + ADDITEMS,
+        }[trigger]
         return Built(b.finish(body), b.filename(), f"rewire:class_swap:{trigger}:{source}")
     if kind == "dict_alias":
         instance, _ = b.open_instance()
@@ -734,8 +903,12 @@ def fam_instance_rewiring(b: Builder) -> Built:
         b.rule(f"rewire:dict_alias:{method}", trick=True)
         body = instance + keep_instance + alias + BUILD + POP
         body += b.get(dict_index) + b.text(method) + fn + SETITEM + POP + b.get(instance_index)
-        body += {"__setstate__": argument + BUILD, "append": argument + APPEND,
-                 "extend": MARK + argument + APPENDS, "add": MARK + argument + ADDITEMS}[method]
+        body += {
+            "__setstate__": argument + BUILD,
+            "append": argument + APPEND,
+            "extend": MARK + argument + APPENDS,
+            "add": MARK + argument + ADDITEMS,
+        }[method]
         return Built(b.finish(body), b.filename(), f"rewire:dict_alias:{method}:{source}")
     builtin = b.rng.choice(DUNDER_BUILTINS)
     planted = b.chance(0.5)
@@ -818,8 +991,14 @@ def fam_resolver_import(b: Builder) -> Built:
     name_code, name_computed = b.name(b.rng.choice(("__name__", "__doc__", "x")))
     holder = b.rng.choice(("numpy.core", "numpy._core"))
     b.rule(f"resolver:{holder}._ufunc_reconstruct", trick=True)
-    body = b.sequence([b.ref(holder, "_ufunc_reconstruct") + module_code + name_code + TUPLE2 + REDUCE], "list")
-    return Built(b.finish(body), b.filename(), f"resolver_import:{'computed' if module_computed or name_computed else 'literal'}")
+    body = b.sequence(
+        [b.ref(holder, "_ufunc_reconstruct") + module_code + name_code + TUPLE2 + REDUCE], "list"
+    )
+    return Built(
+        b.finish(body),
+        b.filename(),
+        f"resolver_import:{'computed' if module_computed or name_computed else 'literal'}",
+    )
 
 
 def fam_direct_call(b: Builder) -> Built:
@@ -847,8 +1026,12 @@ def fam_unlisted_import(b: Builder) -> Built:
     return Built(b.finish(body), b.filename(), f"unlisted_import:{how}")
 
 
-JOBLIB_FILE_WRAPPERS = ("joblib.numpy_pickle.NDArrayWrapper", "joblib.numpy_pickle_compat.NDArrayWrapper",
-                        "joblib.numpy_pickle.ZNDArrayWrapper", "joblib.numpy_pickle_compat.ZNDArrayWrapper")
+JOBLIB_FILE_WRAPPERS = (
+    "joblib.numpy_pickle.NDArrayWrapper",
+    "joblib.numpy_pickle_compat.NDArrayWrapper",
+    "joblib.numpy_pickle.ZNDArrayWrapper",
+    "joblib.numpy_pickle_compat.ZNDArrayWrapper",
+)
 
 
 def fam_joblib_wrapper(b: Builder) -> Built:
@@ -860,7 +1043,9 @@ def fam_joblib_wrapper(b: Builder) -> Built:
     subclass = b.ref("numpy", "ndarray")
     use_init = b.chance(0.3)
     if use_init:
-        args = [b.text(target), subclass] if "ZND" not in cls.name else [b.text(target), b.mapping([]), subclass]
+        args = (
+            [b.text(target), subclass] if "ZND" not in cls.name else [b.text(target), b.mapping([]), subclass]
+        )
         body = b.construct(cls, args)
         fields: list[tuple[bytes, bytes]] = []
     else:
@@ -879,7 +1064,9 @@ def fam_joblib_wrapper(b: Builder) -> Built:
     body += state + BUILD
     how = next(r for r in b.rules if r.startswith("construct:")).split(":")[1]
     size = "past-64" if pad + len(fields) > 64 else "small"
-    return Built(b.finish(body), b.filename("model.pkl", "model.joblib"), f"joblib_wrapper:{how}:{form}:{size}")
+    return Built(
+        b.finish(body), b.filename("model.pkl", "model.joblib"), f"joblib_wrapper:{how}:{form}:{size}"
+    )
 
 
 def fam_joblib_array(b: Builder) -> Built:
@@ -892,7 +1079,9 @@ def fam_joblib_array(b: Builder) -> Built:
     that is an opcode, and a pickle in the padding joblib skips) and ``data-payload``
     (array bytes that are a pickle)."""
     b.proto = max(b.proto, 2)
-    variant = b.rng.choice(("consistent", "consistent", "elsize-larger", "elsize-smaller", "pad-payload", "data-payload"))
+    variant = b.rng.choice(
+        ("consistent", "consistent", "elsize-larger", "elsize-smaller", "pad-payload", "data-payload")
+    )
     hidden = global_("os", "system") + MARK + string("true") + TUPLE + REDUCE + POP
     typestr, itemsize = b.rng.choice((("f8", 8), ("i4", 4), ("c16", 16), ("f2", 2), ("i8", 8), ("u1", 1)))
     count, claim = b.rng.randrange(1, 9), -1
@@ -906,14 +1095,24 @@ def fam_joblib_array(b: Builder) -> Built:
     elif variant == "data-payload":
         typestr, itemsize, count = "u1", 1, len(hidden) + 1
     padded = variant == "pad-payload" or (variant != "data-payload" and b.chance(0.5))
-    b.rule(f"array:{variant}:{typestr}x{count}:elsize={claim}:{'padded' if padded else 'unpadded'}",
-           trick=variant != "consistent")
+    b.rule(
+        f"array:{variant}:{typestr}x{count}:elsize={claim}:{'padded' if padded else 'unpadded'}",
+        trick=variant != "consistent",
+    )
     t = lambda *items: b.sequence(list(items), "tuple")  # noqa: E731
     order = "|" if typestr == "u1" else "<"
     dtype = b.ref("numpy", "dtype") + t(b.text(typestr), b.boolean(False), b.boolean(True)) + REDUCE
-    dtype += t(b.integer(3), b.text(order), NONE, NONE, NONE, b.integer(claim), b.integer(-1), b.integer(0)) + BUILD
-    fields = [(b.text("subclass"), b.ref("numpy", "ndarray")), (b.text("shape"), t(b.integer(count))),
-              (b.text("order"), b.text("C")), (b.text("dtype"), dtype), (b.text("allow_mmap"), b.boolean(False))]
+    dtype += (
+        t(b.integer(3), b.text(order), NONE, NONE, NONE, b.integer(claim), b.integer(-1), b.integer(0))
+        + BUILD
+    )
+    fields = [
+        (b.text("subclass"), b.ref("numpy", "ndarray")),
+        (b.text("shape"), t(b.integer(count))),
+        (b.text("order"), b.text("C")),
+        (b.text("dtype"), dtype),
+        (b.text("allow_mmap"), b.boolean(False)),
+    ]
     if padded:
         fields.append((b.text("numpy_array_alignment_bytes"), b.integer(16)))
     wrapper = b.cat.find("joblib.numpy_pickle.NumpyArrayWrapper")
@@ -936,11 +1135,13 @@ def fam_joblib_array(b: Builder) -> Built:
     elif variant == "elsize-smaller":
         # An analyser resuming at count * claim reads a BINBYTES that swallows the call.
         at = count * claim
-        array[at:at + 5] = b"B" + struct.pack("<I", real - at - 5 + len(hidden))
+        array[at : at + 5] = b"B" + struct.pack("<I", real - at - 5 + len(hidden))
         tail = hidden + STOP
     elif variant == "data-payload":
         array[:] = hidden + STOP
-    return Built(prefix + pad + bytes(array) + tail, b.filename("model.joblib", "model.pkl"), f"joblib_array:{variant}")
+    return Built(
+        prefix + pad + bytes(array) + tail, b.filename("model.joblib", "model.pkl"), f"joblib_array:{variant}"
+    )
 
 
 def fam_joblib_object_array(b: Builder) -> Built:
@@ -952,15 +1153,47 @@ def fam_joblib_object_array(b: Builder) -> Built:
     b.rule("array:object-memo", trick=True)
     wrapper = global_("joblib.numpy_pickle", "NumpyArrayWrapper") + EMPTY_TUPLE + NEWOBJ
     dtype = global_("numpy", "dtype") + sbu("O8") + NEWFALSE + NEWTRUE + TUPLE3 + REDUCE
-    dtype += MARK + binint1(3) + sbu("|") + NONE + NONE + NONE + binint(-1) + binint(-1) + binint1(63) + TUPLE + BUILD
+    dtype += (
+        MARK
+        + binint1(3)
+        + sbu("|")
+        + NONE
+        + NONE
+        + NONE
+        + binint(-1)
+        + binint(-1)
+        + binint1(63)
+        + TUPLE
+        + BUILD
+    )
     shape = binint1(1) + TUPLE1
-    state = EMPTY_DICT + MARK + b"".join((
-        sbu("subclass"), global_("numpy", "ndarray"), sbu("shape"), shape, sbu("order"), sbu("C"),
-        sbu("dtype"), dtype, sbu("allow_mmap"), NEWFALSE,
-        # Memo entries 0 and 1 of the first stream: unused attributes to joblib.
-        sbu("note"), sbu("os") + binput(0), sbu("tag"), sbu("system") + binput(1),
-    )) + SETITEMS
-    nested = proto(4) + sbu("builtins") + MEMOIZE + sbu("list") + MEMOIZE + binget(0) + binget(1) + STACK_GLOBAL
+    state = (
+        EMPTY_DICT
+        + MARK
+        + b"".join(
+            (
+                sbu("subclass"),
+                global_("numpy", "ndarray"),
+                sbu("shape"),
+                shape,
+                sbu("order"),
+                sbu("C"),
+                sbu("dtype"),
+                dtype,
+                sbu("allow_mmap"),
+                NEWFALSE,
+                # Memo entries 0 and 1 of the first stream: unused attributes to joblib.
+                sbu("note"),
+                sbu("os") + binput(0),
+                sbu("tag"),
+                sbu("system") + binput(1),
+            )
+        )
+        + SETITEMS
+    )
+    nested = (
+        proto(4) + sbu("builtins") + MEMOIZE + sbu("list") + MEMOIZE + binget(0) + binget(1) + STACK_GLOBAL
+    )
     nested += sbu("true") + TUPLE1 + REDUCE + STOP
     data = proto(4) + wrapper + state + BUILD + nested + STOP
     return Built(data, b.filename("model.joblib", "model.pkl"), "joblib_array:object-memo")
@@ -1019,7 +1252,9 @@ def _tar_with_pickle_name(attack: bytes) -> bytes:
 
 
 def fam_polyglot(b: Builder) -> Built:
-    kind = b.rng.choice(("zip-after-pickle", "hdf5-user-block", "npy-after-pickle", "tar-name", "tflite-identifier"))
+    kind = b.rng.choice(
+        ("zip-after-pickle", "hdf5-user-block", "npy-after-pickle", "tar-name", "tflite-identifier")
+    )
     b.rule(f"polyglot:{kind}", trick=True)
     attack = _attack_pickle(b)
     if kind == "zip-after-pickle":
@@ -1048,14 +1283,21 @@ def fam_joblib_header(b: Builder) -> Built:
     attack = _attack_pickle(b)
     kind = b.rng.choice(("zf", "zf", "zf", "zlib", "gzip", "bz2", "xz", "lzma", "lz4"))
     if kind == "zf":
-        spelling = b.rng.choice(("0x{:x}", "0X{:X}", "{:x}", " 0x{:x}", "+0x{:x}", "0x_{:x}", "0x{:x}\t", "0x{:X}"))
+        spelling = b.rng.choice(
+            ("0x{:x}", "0X{:X}", "{:x}", " 0x{:x}", "+0x{:x}", "0x_{:x}", "0x{:x}\t", "0x{:X}")
+        )
         length = spelling.format(len(attack)).encode()
         if length.strip() and b.chance(0.7):
             length = length.ljust(19)
         space = b" " if b.chance(0.3) else b""
         data = b"ZF" + length + space + zlib.compress(attack)
-        variant = "zf:" + ("canonical" if spelling == "0x{:x}" and len(length) == 19 and not space else "variant")
-        b.rule(f"zf:{spelling!r}:{len(length)}:{'space' if space else 'nospace'}", trick=variant != "zf:canonical")
+        variant = "zf:" + (
+            "canonical" if spelling == "0x{:x}" and len(length) == 19 and not space else "variant"
+        )
+        b.rule(
+            f"zf:{spelling!r}:{len(length)}:{'space' if space else 'nospace'}",
+            trick=variant != "zf:canonical",
+        )
     elif kind == "zlib":
         data, variant = zlib.compress(attack), "zlib"
     elif kind == "gzip":
@@ -1079,7 +1321,9 @@ def fam_joblib_header(b: Builder) -> Built:
 
 
 def _random_plain(rng: random.Random, depth: int = 0) -> object:
-    kinds = ["int", "float", "str", "bytes", "none", "bool"] + (["list", "tuple", "dict", "set"] if depth < 3 else [])
+    kinds = ["int", "float", "str", "bytes", "none", "bool"] + (
+        ["list", "tuple", "dict", "set"] if depth < 3 else []
+    )
     kind = rng.choice(kinds)
     if kind == "int":
         return rng.randrange(-(2**40), 2**40)
@@ -1094,7 +1338,10 @@ def _random_plain(rng: random.Random, depth: int = 0) -> object:
     if kind == "bool":
         return rng.random() < 0.5
     if kind in ("list", "tuple"):
-        items = [_random_plain(rng, depth + 1) for _ in range(rng.choice((0, 1, 3, 70)) if depth == 0 else rng.randrange(4))]
+        items = [
+            _random_plain(rng, depth + 1)
+            for _ in range(rng.choice((0, 1, 3, 70)) if depth == 0 else rng.randrange(4))
+        ]
         return items if kind == "list" else tuple(items)
     if kind == "set":
         return {rng.randrange(100) for _ in range(rng.randrange(5))}
@@ -1108,7 +1355,7 @@ def _stdlib_object(rng: random.Random) -> object:
         lambda: collections.deque([plain, 1], maxlen=rng.choice((None, 5))),
         lambda: collections.Counter("modelsec"),
         lambda: collections.defaultdict(list, {"a": [1]}),
-        lambda: datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=rng.choice((None, datetime.timezone.utc))),
+        lambda: datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=rng.choice((None, datetime.UTC))),
         lambda: datetime.date(2020, 5, 17),
         lambda: datetime.timedelta(days=rng.randrange(99)),
         lambda: decimal.Decimal("3.25"),
@@ -1147,7 +1394,11 @@ def _numpy_object(rng: random.Random) -> object:
         lambda: numpy.dtype(rng.choice(("f8", "<i4", "U5", "V8"))),
         lambda: numpy.ma.masked_array([1.0, 2.0], mask=[False, True]),
         lambda: numpy.random.RandomState(rng.randrange(99)),
-        lambda: numpy.random.Generator(rng.choice((numpy.random.PCG64, numpy.random.MT19937, numpy.random.Philox, numpy.random.SFC64))(rng.randrange(9))),
+        lambda: numpy.random.Generator(
+            rng.choice((numpy.random.PCG64, numpy.random.MT19937, numpy.random.Philox, numpy.random.SFC64))(
+                rng.randrange(9)
+            )
+        ),
         lambda: numpy.random.SeedSequence(rng.randrange(99)),
         lambda: {"weights": array, "bias": numpy.zeros(2)},
     ]
@@ -1158,7 +1409,9 @@ def _pandas_object(rng: random.Random) -> object:
     import numpy
     import pandas
 
-    frame_ = pandas.DataFrame({"x": numpy.arange(3.0), "y": ["a", "b", "c"], "z": pandas.Categorical(["p", "q", "p"])})
+    frame_ = pandas.DataFrame(
+        {"x": numpy.arange(3.0), "y": ["a", "b", "c"], "z": pandas.Categorical(["p", "q", "p"])}
+    )
     makers: list[Callable[[], object]] = [
         lambda: frame_,
         lambda: frame_.set_index("y"),
@@ -1173,9 +1426,23 @@ def _pandas_object(rng: random.Random) -> object:
     return rng.choice(makers)()
 
 
-SKLEARN_MODELS = ("LogisticRegression", "DecisionTreeClassifier", "RandomForestClassifier", "StandardScaler",
-                  "PCA", "KMeans", "Pipeline", "HistGradientBoostingClassifier", "MLPClassifier", "SVC",
-                  "KNeighborsClassifier", "TfidfVectorizer", "OneHotEncoder", "Ridge", "IsolationForest")
+SKLEARN_MODELS = (
+    "LogisticRegression",
+    "DecisionTreeClassifier",
+    "RandomForestClassifier",
+    "StandardScaler",
+    "PCA",
+    "KMeans",
+    "Pipeline",
+    "HistGradientBoostingClassifier",
+    "MLPClassifier",
+    "SVC",
+    "KNeighborsClassifier",
+    "TfidfVectorizer",
+    "OneHotEncoder",
+    "Ridge",
+    "IsolationForest",
+)
 
 
 @functools.cache
@@ -1240,7 +1507,9 @@ def fam_data_dumps(b: Builder) -> Built:
         compress = rng.choice((0, 0, 3, ("zlib", 1), ("gzip", 1), ("bz2", 1), ("xz", 1), ("lzma", 1)))
         handle = io.BytesIO()
         joblib.dump(value, handle, compress=compress)
-        return Built(handle.getvalue(), b.filename("model.joblib", "model.pkl"), f"data_dumps:{source}:joblib")
+        return Built(
+            handle.getvalue(), b.filename("model.joblib", "model.pkl"), f"data_dumps:{source}:joblib"
+        )
     if writer == "numpy":
         import numpy
 
@@ -1292,7 +1561,11 @@ def finding_class(program: Program) -> str:
     if family == "additems_method":
         return "additems_calls_add_from_instance_dict"
     if family == "helper_callable":
-        verb = "calls_computed_callable" if parts[1] in ("randomstate_ctor", "generator_ctor") else "instantiates_computed_class"
+        verb = (
+            "calls_computed_callable"
+            if parts[1] in ("randomstate_ctor", "generator_ctor")
+            else "instantiates_computed_class"
+        )
         return f"{parts[1]}_{verb}"
     if family == "resolver_import":
         return f"ufunc_reconstruct_imports_{'computed_name' if parts[1] == 'computed' else 'unlisted_module'}"
@@ -1306,15 +1579,20 @@ def finding_class(program: Program) -> str:
         return "_".join(parts[:2]).replace("-", "_").replace("/", "_").lower()
     if family == "trampoline_probe":
         function = parts[1].rsplit(".", 1)[-1]
-        known = {"__randomstate_ctor": "randomstate_ctor_calls_computed_callable",
-                 "__generator_ctor": "generator_ctor_calls_computed_callable",
-                 "__bit_generator_ctor": "bit_generator_ctor_instantiates_computed_class"}
+        known = {
+            "__randomstate_ctor": "randomstate_ctor_calls_computed_callable",
+            "__generator_ctor": "generator_ctor_calls_computed_callable",
+            "__bit_generator_ctor": "bit_generator_ctor_instantiates_computed_class",
+        }
         return known.get(function, "trampoline_in_" + _snake(function))
     if family == "container_methods":
         return "container_method_side_effect_in_" + _snake(parts[1].rsplit(".", 2)[-2])
     if family == "instance_rewiring":
-        return {"class_swap": "slot_state_swaps_the_instance_class", "dict_alias": "slot_state_aliases_the_instance_dict",
-                "builtin_dunder": "builtin_runs_methods_of_an_instance_with_a_planted_callable"}[parts[1]]
+        return {
+            "class_swap": "slot_state_swaps_the_instance_class",
+            "dict_alias": "slot_state_aliases_the_instance_dict",
+            "builtin_dunder": "builtin_runs_methods_of_an_instance_with_a_planted_callable",
+        }[parts[1]]
     if family == "joblib_object_array":
         return "joblib_object_array_shares_memo_with_pickle_load"
     if family == "side_effect_probe":
@@ -1331,4 +1609,13 @@ def generate(seed: int, index: int, family: str | None = None) -> Program:
     _, build, data_only = FAMILIES[chosen]
     builder = Builder(rng, catalog(), data_only=data_only)
     built = build(builder)
-    return Program(seed, index, built.data, built.filename, chosen, built.mechanism, tuple(builder.rules), builder.data_only)
+    return Program(
+        seed,
+        index,
+        built.data,
+        built.filename,
+        chosen,
+        built.mechanism,
+        tuple(builder.rules),
+        builder.data_only,
+    )

@@ -21,9 +21,9 @@ from __future__ import annotations
 import pickletools
 import tempfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from soundness_grammar import Program
 from soundness_oracle import Oracle, OracleResult
@@ -46,7 +46,9 @@ class Scanner:
     """The product's verdict on one file, as the corpus test computes it."""
 
     def __init__(self, workdir: Path | None = None) -> None:
-        self._tmp = tempfile.TemporaryDirectory(prefix="modelsec-soundness-scan-") if workdir is None else None
+        self._tmp = (
+            tempfile.TemporaryDirectory(prefix="modelsec-soundness-scan-") if workdir is None else None
+        )
         self.workdir = Path(self._tmp.name) if self._tmp else workdir  # type: ignore[union-attr]
         self.group = load_group("local-default")
 
@@ -58,7 +60,9 @@ class Scanner:
         finally:
             path.unlink(missing_ok=True)
         verdict = evaluate(self.group, EvaluationInput(report, SourceType.LOCAL))
-        codes = tuple(f.threat for f in report.all_findings()) + tuple(i.code for i in report.all_incompletes())
+        codes = tuple(f.threat for f in report.all_findings()) + tuple(
+            i.code for i in report.all_incompletes()
+        )
         return ScanVerdict(verdict.outcome.value, verdict.reason, codes)
 
     def close(self) -> None:
@@ -118,7 +122,7 @@ def opcode_spans(data: bytes) -> tuple[list[bytes], bytes]:
     # Each opcode runs to the next one; the last is whole only if it is STOP (1 byte).
     ends = starts[1:] + ([starts[-1] + 1] if stopped else [])
     spans = [data[start:end] for start, end in zip(starts, ends)]
-    return spans, data[ends[-1] if ends else 0:]
+    return spans, data[ends[-1] if ends else 0 :]
 
 
 def ddmin(items: list[bytes], still_fails: Callable[[list[bytes]], bool], budget: int = 400) -> list[bytes]:
@@ -127,7 +131,7 @@ def ddmin(items: list[bytes], still_fails: Callable[[list[bytes]], bool], budget
     tests = 0
     while len(items) >= 2 and tests < budget:
         size = max(1, len(items) // granularity)
-        chunks = [items[i:i + size] for i in range(0, len(items), size)]
+        chunks = [items[i : i + size] for i in range(0, len(items), size)]
         reduced = False
         for index in range(len(chunks)):
             complement = [x for j, chunk in enumerate(chunks) if j != index for x in chunk]
@@ -161,7 +165,11 @@ def _names(ops: Ops) -> list[str]:
 
 def _strings(ops: Ops) -> set[str]:
     return {arg if isinstance(arg, str) else "" for _, arg in ops} | {
-        part for name, arg in ops if name in ("GLOBAL", "INST") and isinstance(arg, str) for part in arg.split()}
+        part
+        for name, arg in ops
+        if name in ("GLOBAL", "INST") and isinstance(arg, str)
+        for part in arg.split()
+    }
 
 
 def _before_build(ops: Ops) -> set[str]:
@@ -173,18 +181,24 @@ def _before_build(ops: Ops) -> set[str]:
 # wrapper built by INST). Keyed by class prefix; classes not listed keep any bypass.
 ANCHORS: dict[str, Callable[[Ops], bool]] = {
     "build_setstate_": lambda ops: _names(ops).count("BUILD") >= 2 and "__setstate__" in _strings(ops),
-    "append_calls_append_": lambda ops: bool({"APPEND", "APPENDS"} & set(_names(ops))) and "append" in _strings(ops),
-    "append_calls_extend_": lambda ops: bool({"APPEND", "APPENDS"} & set(_names(ops))) and "extend" in _strings(ops),
+    "append_calls_append_": lambda ops: (
+        bool({"APPEND", "APPENDS"} & set(_names(ops))) and "append" in _strings(ops)
+    ),
+    "append_calls_extend_": lambda ops: (
+        bool({"APPEND", "APPENDS"} & set(_names(ops))) and "extend" in _strings(ops)
+    ),
     "additems_calls_add_": lambda ops: "ADDITEMS" in _names(ops) and "add" in _strings(ops),
     "randomstate_ctor_": lambda ops: "__randomstate_ctor" in _strings(ops),
     "generator_ctor_": lambda ops: "__generator_ctor" in _strings(ops),
     "bit_generator_ctor_": lambda ops: "__bit_generator_ctor" in _strings(ops),
     "ufunc_reconstruct_": lambda ops: "_ufunc_reconstruct" in _strings(ops),
     "trampoline_in_": lambda ops: "REDUCE" in _names(ops),
-    "joblib_wrapper_filename_in_slotstate": lambda ops: not {"REDUCE", "OBJ", "INST"} & set(_names(ops))
-    and bool({"TUPLE2", "TUPLE"} & _before_build(ops)),
-    "joblib_wrapper_filename_past_64_items": lambda ops: not {"REDUCE", "OBJ", "INST"} & set(_names(ops))
-    and len(_strings(ops)) > 64,
+    "joblib_wrapper_filename_in_slotstate": lambda ops: (
+        not {"REDUCE", "OBJ", "INST"} & set(_names(ops)) and bool({"TUPLE2", "TUPLE"} & _before_build(ops))
+    ),
+    "joblib_wrapper_filename_past_64_items": lambda ops: (
+        not {"REDUCE", "OBJ", "INST"} & set(_names(ops)) and len(_strings(ops)) > 64
+    ),
     "joblib_wrapper_built_by_reduce": lambda ops: "REDUCE" in _names(ops),
     "joblib_wrapper_built_by_obj": lambda ops: "OBJ" in _names(ops),
     "joblib_wrapper_built_by_inst": lambda ops: "INST" in _names(ops),
@@ -192,7 +206,9 @@ ANCHORS: dict[str, Callable[[Ops], bool]] = {
 
 
 def anchor_of(finding_class: str) -> Callable[[Ops], bool]:
-    return next((test for prefix, test in ANCHORS.items() if finding_class.startswith(prefix)), lambda ops: True)
+    return next(
+        (test for prefix, test in ANCHORS.items() if finding_class.startswith(prefix)), lambda ops: True
+    )
 
 
 def minimise(judgement: Judgement, scanner: Scanner, oracle: Oracle, finding_class: str = "") -> bytes:
@@ -224,7 +240,7 @@ def minimise(judgement: Judgement, scanner: Scanner, oracle: Oracle, finding_cla
     for width in (2, 3, 4, 5, 6):
         index = 0
         while index + width <= len(spans) and len(spans) > width:
-            candidate = spans[:index] + spans[index + width:]
+            candidate = spans[:index] + spans[index + width :]
             if still_bypass(candidate):
                 spans = candidate
             else:

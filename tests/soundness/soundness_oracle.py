@@ -142,7 +142,7 @@ class Oracle:
         if proc.stdout:
             proc.stdout.close()
 
-    def __enter__(self) -> "Oracle":
+    def __enter__(self) -> Oracle:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -178,11 +178,13 @@ class Oracle:
 
     # -- the oracle ----------------------------------------------------------------------
 
-    def run(self, data: bytes, filename: str = "model.pkl", loaders: tuple[str, ...] | None = None) -> OracleResult:
+    def run(
+        self, data: bytes, filename: str = "model.pkl", loaders: tuple[str, ...] | None = None
+    ) -> OracleResult:
         """Load ``data`` (written as ``filename`` in a fresh directory) with each loader."""
         chosen = [name for name in (loaders or self.loaders) if name in self.loaders]
         header = json.dumps({"filename": filename, "loaders": chosen, "timeout": self.timeout}).encode()
-        for attempt in range(2):
+        for _attempt in range(2):
             if self._proc is None or self._proc.poll() is not None:
                 self.close()
                 self.restarts += 1

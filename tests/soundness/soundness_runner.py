@@ -45,7 +45,11 @@ class Finding:
         if self.count == 1:
             program = judgement.program
             self.family, self.event, self.data_only = program.family, detail, program.data_only
-            self.rules, self.filename, self.example_hex = list(program.rules), program.filename, program.data.hex()
+            self.rules, self.filename, self.example_hex = (
+                list(program.rules),
+                program.filename,
+                program.data.hex(),
+            )
 
 
 @dataclass
@@ -71,7 +75,7 @@ class ChunkResult:
         return asdict(self)
 
     @staticmethod
-    def from_json(raw: dict[str, Any]) -> "ChunkResult":
+    def from_json(raw: dict[str, Any]) -> ChunkResult:
         result = ChunkResult(**{k: v for k, v in raw.items() if k not in ("bypasses", "false_alarms")})
         result.bypasses = {k: Finding(**v) for k, v in raw["bypasses"].items()}
         result.false_alarms = {k: Finding(**v) for k, v in raw["false_alarms"].items()}
@@ -153,12 +157,16 @@ def merge(chunks: list[ChunkResult]) -> dict[str, Any]:
         loaders.update(chunk.loader_outcomes)
         for into, found in ((bypasses, chunk.bypasses), (false_alarms, chunk.false_alarms)):
             for name, finding in found.items():
-                merged = into.setdefault(name, Finding(**{**asdict(finding), "count": 0, "indexes": [], "mechanisms": {}}))
+                merged = into.setdefault(
+                    name, Finding(**{**asdict(finding), "count": 0, "indexes": [], "mechanisms": {}})
+                )
                 merged.count += finding.count
                 for mechanism, count in finding.mechanisms.items():
                     bump(merged.mechanisms, mechanism, count)
                 merged.indexes = (merged.indexes + finding.indexes)[:KEYS_KEPT]
-                if finding.minimised_hex and (not merged.minimised_hex or len(finding.minimised_hex) < len(merged.minimised_hex)):
+                if finding.minimised_hex and (
+                    not merged.minimised_hex or len(finding.minimised_hex) < len(merged.minimised_hex)
+                ):
                     merged.minimised_hex = finding.minimised_hex
     return {
         "programs": sum(c.count for c in chunks),

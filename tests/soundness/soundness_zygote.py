@@ -40,7 +40,8 @@ import struct
 import sys
 import tempfile
 import time
-from typing import Any, BinaryIO, Callable
+from collections.abc import Callable
+from typing import Any, BinaryIO
 
 # Thread pools of numerical libraries would be copied half-alive into every fork and cost
 # CPU the other engineers on this machine need.
@@ -226,7 +227,11 @@ class Watch:
         return isinstance(caller, str) and caller.split(".")[0] in self.trusted_packages
 
     def module_allowed(self, module: str) -> bool:
-        return module in self.allowed_modules or module in self.permitted or module.startswith(self.allowed_prefixes)
+        return (
+            module in self.allowed_modules
+            or module in self.permitted
+            or module.startswith(self.allowed_prefixes)
+        )
 
     def emit(self, record: dict[str, Any]) -> None:
         if self.pipe is not None:
@@ -348,7 +353,10 @@ def warm_up(loaders: list[str]) -> None:
     try:
         arrays = {"a": numpy.arange(6.0), "o": numpy.array([{"k": 1}, None], dtype=object)}
         pickled = pickle.dumps(arrays, protocol=4)
-        samples: list[tuple[str, bytes]] = [("plain.pkl", pickled), ("p0.pkl", pickle.dumps(arrays, protocol=0))]
+        samples: list[tuple[str, bytes]] = [
+            ("plain.pkl", pickled),
+            ("p0.pkl", pickle.dumps(arrays, protocol=0)),
+        ]
         if "joblib" in loaders:
             import joblib
 
@@ -426,7 +434,9 @@ def apply_limits(memory_bytes: int, cpu_seconds: int) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def run_child(write_fd: int, workdir: str, path: str, data: bytes, loaders: list[str], limits: dict[str, int]) -> None:
+def run_child(
+    write_fd: int, workdir: str, path: str, data: bytes, loaders: list[str], limits: dict[str, int]
+) -> None:
     """In the forked child: confine, arm, load; never returns."""
     try:
         devnull = os.open(os.devnull, os.O_RDWR)
@@ -447,7 +457,11 @@ def run_child(write_fd: int, workdir: str, path: str, data: bytes, loaders: list
             except RecursionError:
                 record = {"done": loader, "outcome": "error", "detail": "RecursionError"}
             except BaseException as exc:  # noqa: BLE001 - every failure of a load is an outcome
-                record = {"done": loader, "outcome": "error", "detail": f"{type(exc).__name__}: {str(exc)[:160]}"}
+                record = {
+                    "done": loader,
+                    "outcome": "error",
+                    "detail": f"{type(exc).__name__}: {str(exc)[:160]}",
+                }
             if WATCH.globals_seen:
                 record["globals"] = list(WATCH.globals_seen)
                 WATCH.globals_seen.clear()
@@ -528,7 +542,11 @@ def serve_one(header: dict[str, Any], data: bytes, workroot: str, limits: dict[s
                 break
             finished = {r["done"] for r in runs}
             if ended is not None:
-                broken = started[-1] if started and started[-1] not in finished else (pending[0] if not started else None)
+                broken = (
+                    started[-1]
+                    if started and started[-1] not in finished
+                    else (pending[0] if not started else None)
+                )
                 if broken is not None:
                     runs.append({"done": broken, "outcome": ended.split(":")[0], "detail": ended})
                     finished.add(broken)

@@ -57,13 +57,15 @@ def test_the_campaign_ran_and_the_oracle_saw_what_the_scanner_blocks(campaign: C
 def test_no_bypass_of_a_new_class(campaign: ChunkResult) -> None:
     new = set(campaign.bypasses) - set(OPEN_BYPASSES)
     assert not new, "new bypass classes (ALLOWED, yet a loader did something dangerous):\n" + describe(
-        campaign.bypasses, new)
+        campaign.bypasses, new
+    )
 
 
 def test_no_false_alarm_of_a_new_class(campaign: ChunkResult) -> None:
     new = set(campaign.false_alarms) - set(OPEN_FALSE_ALARMS)
     assert not new, "data-only programs blocked although the loaders load them:\n" + describe(
-        campaign.false_alarms, new)
+        campaign.false_alarms, new
+    )
 
 
 OPEN = [("bypass", name) for name in OPEN_BYPASSES] + [("false alarm", name) for name in OPEN_FALSE_ALARMS]
@@ -71,7 +73,10 @@ OPEN = [("bypass", name) for name in OPEN_BYPASSES] + [("false alarm", name) for
 
 @pytest.mark.parametrize(
     "kind, name",
-    [pytest.param(k, n, marks=pytest.mark.xfail(strict=True, reason=f"open {k}: {n}"), id=n) for k, n in OPEN],
+    [
+        pytest.param(k, n, marks=pytest.mark.xfail(strict=True, reason=f"open {k}: {n}"), id=n)
+        for k, n in OPEN
+    ],
 )
 def test_open_class_is_closed(campaign: ChunkResult, kind: str, name: str) -> None:
     found = campaign.bypasses if kind == "bypass" else campaign.false_alarms

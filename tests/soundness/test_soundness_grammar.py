@@ -10,7 +10,7 @@ import re
 import pytest
 from bypass_programs import PROGRAMS
 from soundness_grammar import FAMILIES, Program, finding_class, generate
-from soundness_judge import Judgement, ScanVerdict, opcodes_of, anchor_of, ddmin, minimise, opcode_spans
+from soundness_judge import Judgement, ScanVerdict, anchor_of, ddmin, minimise, opcode_spans, opcodes_of
 from soundness_oracle import Oracle
 
 SEED = 4242
@@ -58,8 +58,19 @@ def test_data_only_programs_are_data_the_real_loaders_load(oracle: Oracle) -> No
 
 @pytest.mark.parametrize(
     "family",
-    ["build_setstate", "append_method", "additems_method", "helper_callable", "joblib_wrapper",
-     "joblib_array", "polyglot", "joblib_header", "direct_call", "unlisted_import", "resolver_import"],
+    [
+        "build_setstate",
+        "append_method",
+        "additems_method",
+        "helper_callable",
+        "joblib_wrapper",
+        "joblib_array",
+        "polyglot",
+        "joblib_header",
+        "direct_call",
+        "unlisted_import",
+        "resolver_import",
+    ],
 )
 def test_attack_families_produce_real_attacks(oracle: Oracle, family: str) -> None:
     """Without this the campaign could report no bypass because nothing it generates
@@ -99,8 +110,9 @@ def test_minimising_keeps_what_makes_the_class(oracle: Oracle) -> None:
     built by INST (another class) without the anchor; with it, the tuple state stays."""
     original = PROGRAMS["joblib_wrapper_filename_in_slotstate"]
     padded = original.data[:-1] + b"N0" * 20 + b"."  # junk for ddmin to remove
-    program = Program(0, 0, padded, original.filename, "joblib_wrapper", "joblib_wrapper:NEWOBJ:slotstate:small",
-                      (), False)
+    program = Program(
+        0, 0, padded, original.filename, "joblib_wrapper", "joblib_wrapper:NEWOBJ:slotstate:small", (), False
+    )
     judgement = Judgement(program, ScanVerdict("ALLOWED", "", ()), oracle.run(padded, original.filename))
     assert judgement.bypass
     smaller = minimise(judgement, AlwaysAllowed(), oracle, "joblib_wrapper_filename_in_slotstate")  # type: ignore[arg-type]

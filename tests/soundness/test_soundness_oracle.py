@@ -14,7 +14,20 @@ import joblib
 import numpy as np
 import pytest
 from pklbuild import (
-    BUILD, EMPTY_DICT, EMPTY_TUPLE, REDUCE, SETITEM, STOP, TUPLE1, TUPLE2, binint, call, global_, proto, sbu, v4,
+    BUILD,
+    EMPTY_DICT,
+    EMPTY_TUPLE,
+    REDUCE,
+    SETITEM,
+    STOP,
+    TUPLE1,
+    TUPLE2,
+    binint,
+    call,
+    global_,
+    proto,
+    sbu,
+    v4,
 )
 from soundness_oracle import Oracle, OracleResult
 
@@ -68,7 +81,13 @@ def test_import_of_an_unlisted_module_is_caught(oracle: Oracle) -> None:
 
 def test_import_through_importlib_is_caught_although_it_raises_no_import_event(oracle: Oracle) -> None:
     # importlib.import_module runs no "import" audit event: the loading itself is seen.
-    resolver = global_("numpy.core", "_ufunc_reconstruct") + sbu("importlib") + sbu("import_module") + TUPLE2 + REDUCE
+    resolver = (
+        global_("numpy.core", "_ufunc_reconstruct")
+        + sbu("importlib")
+        + sbu("import_module")
+        + TUPLE2
+        + REDUCE
+    )
     result = oracle.run(proto(2) + resolver + sbu("wave") + TUPLE1 + REDUCE + STOP)
     assert result.event is not None and result.event.kind == "import", result
     assert "wave" in result.event.detail
@@ -81,10 +100,23 @@ def test_exec_is_caught(oracle: Oracle) -> None:
 
 def test_calls_without_a_call_opcode_are_caught(oracle: Oracle) -> None:
     # BUILD puts __setstate__ into the namespace's __dict__; the second BUILD calls it.
-    resolver = global_("numpy.core", "_ufunc_reconstruct") + global_("builtins", "str") + sbu("os") + TUPLE1 + REDUCE
+    resolver = (
+        global_("numpy.core", "_ufunc_reconstruct") + global_("builtins", "str") + sbu("os") + TUPLE1 + REDUCE
+    )
     system = resolver + sbu("system") + TUPLE2 + REDUCE
     namespace = global_("types", "SimpleNamespace") + EMPTY_TUPLE + REDUCE
-    data = proto(2) + namespace + EMPTY_DICT + sbu("__setstate__") + system + SETITEM + BUILD + sbu("true") + BUILD + STOP
+    data = (
+        proto(2)
+        + namespace
+        + EMPTY_DICT
+        + sbu("__setstate__")
+        + system
+        + SETITEM
+        + BUILD
+        + sbu("true")
+        + BUILD
+        + STOP
+    )
     result = oracle.run(data)
     assert result.event is not None and result.event.event == "os.system", result
 
@@ -93,7 +125,9 @@ def test_each_loader_is_watched(oracle: Oracle) -> None:
     # joblib alone reads the file an old NDArrayWrapper names: the event is joblib's.
     wrapper = global_("joblib.numpy_pickle", "NDArrayWrapper") + EMPTY_TUPLE + b"\x81"
     state = EMPTY_DICT + sbu("filename") + sbu("/etc/hostname") + SETITEM
-    result = oracle.run(proto(2) + wrapper + state + BUILD + STOP, "model.joblib", loaders=("pickle", "joblib"))
+    result = oracle.run(
+        proto(2) + wrapper + state + BUILD + STOP, "model.joblib", loaders=("pickle", "joblib")
+    )
     assert result.outcome("pickle") == "ok"
     assert result.event is not None and result.event.loader == "joblib", result
     result = oracle.run(v4(call("os", "system", "true")), "model.npy", loaders=("numpy",))

@@ -8,10 +8,9 @@ import subprocess
 import sys
 import time
 import urllib.request
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
-
 from hf_server import HubServer
 from source_helpers import ADMIN, free_port, s3_client
 
@@ -19,9 +18,21 @@ from source_helpers import ADMIN, free_port, s3_client
 @pytest.fixture(autouse=True)
 def no_ambient_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Tests decide every credential: none from the developer's environment or files."""
-    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT", "HF_HUB_OFFLINE", "HF_OIDC_RESOURCE",
-                 "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-                 "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION"):
+    for name in (
+        "HF_TOKEN",
+        "HUGGING_FACE_HUB_TOKEN",
+        "HF_ENDPOINT",
+        "HF_HUB_OFFLINE",
+        "HF_OIDC_RESOURCE",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+    ):
         monkeypatch.delenv(name, raising=False)
     home = tmp_path_factory.mktemp("home")
     import huggingface_hub.constants as hf_constants
@@ -42,6 +53,7 @@ def hub() -> Iterator[HubServer]:
 
 
 # --- S3 ---------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
@@ -76,7 +88,8 @@ def moto_with_auth() -> Iterator[tuple[str, dict[str, str]]]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     endpoint = f"http://127.0.0.1:{port}"
     try:
@@ -93,17 +106,26 @@ def moto_with_auth() -> Iterator[tuple[str, dict[str, str]]]:
         iam.create_user(UserName="outsider")
         key = iam.create_access_key(UserName="outsider")["AccessKey"]
         iam.put_user_policy(
-            UserName="outsider", PolicyName="nothing-useful",
-            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
-                {"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}]}),
+            UserName="outsider",
+            PolicyName="nothing-useful",
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}],
+                }
+            ),
         )
         s3 = boto3.client("s3", **admin)
         s3.create_bucket(Bucket="locked")
         s3.put_object(Bucket="locked", Key="model/weights.bin", Body=b"\0" * 100)
-        urllib.request.urlopen(urllib.request.Request(
-            endpoint + "/moto-api/reset-auth", data=b"0", method="POST",
-            headers={"Content-Type": "text/plain"},
-        ))
+        urllib.request.urlopen(
+            urllib.request.Request(
+                endpoint + "/moto-api/reset-auth",
+                data=b"0",
+                method="POST",
+                headers={"Content-Type": "text/plain"},
+            )
+        )
         yield endpoint, {"accessKeyId": key["AccessKeyId"], "secretAccessKey": key["SecretAccessKey"]}
     finally:
         proc.terminate()

@@ -36,7 +36,10 @@ class FlakyProxy:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", *HOP_BY_HOP)}
         body = await request.read()
         async with self._session.request(
-            request.method, self.upstream + request.raw_path, headers=headers, data=body,
+            request.method,
+            self.upstream + request.raw_path,
+            headers=headers,
+            data=body,
             allow_redirects=False,
         ) as upstream:
             payload = await upstream.read()
@@ -47,7 +50,7 @@ class FlakyProxy:
                 return web.Response(status=upstream.status, headers=out)
             return web.Response(status=upstream.status, headers=out, body=payload)
 
-    def start(self) -> "FlakyProxy":
+    def start(self) -> FlakyProxy:
         ready = threading.Event()
 
         async def setup() -> None:

@@ -44,13 +44,27 @@ import os
 import threading
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
 from aiohttp import web
 
-LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".pkl", ".ckpt", ".gguf", ".onnx", ".h5", ".msgpack", ".zip", ".npz", ".npy")
+LFS_SUFFIXES = (
+    ".safetensors",
+    ".bin",
+    ".pt",
+    ".pth",
+    ".pkl",
+    ".ckpt",
+    ".gguf",
+    ".onnx",
+    ".h5",
+    ".msgpack",
+    ".zip",
+    ".npz",
+    ".npy",
+)
 LFS_THRESHOLD = 10 << 20
 CHUNK = 1 << 20
 
@@ -206,8 +220,12 @@ class HubServer:
         author: str | None = None,
     ) -> HubRepo:
         repo = HubRepo(
-            repo_id, author or repo_id.split("/")[0], private=private, gated=gated,
-            card_data=card_data, tags=list(tags or []),
+            repo_id,
+            author or repo_id.split("/")[0],
+            private=private,
+            gated=gated,
+            card_data=card_data,
+            tags=list(tags or []),
         )
         self.repos[repo_id] = repo
         commit = self.push(repo_id, files)
@@ -226,7 +244,7 @@ class HubServer:
             [repo_id, parent.sha if parent else None, sorted((p, f.sha256) for p, f in merged.items())]
         )
         sha = hashlib.sha1(seed.encode()).hexdigest()
-        commit = HubCommit(sha, merged, datetime(2025, 1, 1 + len(repo.commits), tzinfo=timezone.utc))
+        commit = HubCommit(sha, merged, datetime(2025, 1, 1 + len(repo.commits), tzinfo=UTC))
         repo.commits.append(commit)
         repo.refs[branch] = sha
         return commit
@@ -248,7 +266,7 @@ class HubServer:
 
     # --- lifecycle --------------------------------------------------------------------
 
-    def start(self) -> "HubServer":
+    def start(self) -> HubServer:
         ready = threading.Event()
         errors: list[BaseException] = []
 
@@ -302,7 +320,7 @@ class HubServer:
         if self._thread is not None:
             self._thread.join(10)
 
-    def __enter__(self) -> "HubServer":
+    def __enter__(self) -> HubServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -313,8 +331,13 @@ class HubServer:
     def _record(self, request: web.Request, status: int, sent: int, server: str) -> None:
         self.requests.append(
             RequestRecord(
-                request.method, request.path, status, request.headers.get("Range"),
-                "Authorization" in request.headers, sent, server,
+                request.method,
+                request.path,
+                status,
+                request.headers.get("Range"),
+                "Authorization" in request.headers,
+                sent,
+                server,
             )
         )
 
@@ -336,9 +359,7 @@ class HubServer:
             return self._error(request, 401, None, "Invalid credentials in Authorization header")
         if repo is None:
             return self._error(request, 404, "RepoNotFound", "Repository not found")
-        allowed = token is not None and (
-            "*" in self.tokens[token] or repo.repo_id in self.tokens[token]
-        )
+        allowed = token is not None and ("*" in self.tokens[token] or repo.repo_id in self.tokens[token])
         if repo.private and not allowed:
             if token is None:
                 return self._error(request, 401, "RepoNotFound", "Repository not found")
@@ -422,7 +443,9 @@ class HubServer:
             return self._error(request, 404, "RevisionNotFound", f"Invalid rev id: {rev}")
         return repo, commit
 
-    def _json(self, request: web.Request, payload: Any, headers: dict[str, str] | None = None) -> web.Response:
+    def _json(
+        self, request: web.Request, payload: Any, headers: dict[str, str] | None = None
+    ) -> web.Response:
         body = json.dumps(payload).encode()
         if self.gzip_api:
             body = zlib.compress(body, wbits=31)
@@ -473,7 +496,9 @@ class HubServer:
         self._record(request, 200, sent, "hub")
         return response
 
-    async def _model_info(self, request: web.Request, repo: HubRepo | None, rev: str | None) -> web.StreamResponse:
+    async def _model_info(
+        self, request: web.Request, repo: HubRepo | None, rev: str | None
+    ) -> web.StreamResponse:
         found = self._commit_or_error(request, repo, rev, files=False)
         if isinstance(found, web.Response):
             return found
@@ -531,7 +556,7 @@ class HubServer:
         for path in sorted(commit.files):
             if not path.startswith(prefix):
                 continue
-            rest = path[len(prefix):]
+            rest = path[len(prefix) :]
             parts = rest.split("/")
             for depth in range(1, len(parts)):
                 folder = prefix + "/".join(parts[:depth])
@@ -562,7 +587,9 @@ class HubServer:
         if start + self.tree_page_size < len(listing) or self.endless_tree or self.endless_tree_files:
             query = dict(request.query)
             query["cursor"] = str(start + self.tree_page_size)
-            headers["Link"] = f'<{self.tree_link_base or self.url}{request.path}?{urlencode(query)}>; rel="next"'
+            headers["Link"] = (
+                f'<{self.tree_link_base or self.url}{request.path}?{urlencode(query)}>; rel="next"'
+            )
         return self._json(request, page, headers)
 
     async def _paths_info(self, request: web.Request, repo: HubRepo | None, rev: str) -> web.Response:
@@ -587,11 +614,13 @@ class HubServer:
         assert repo is not None
         branches = [
             {"name": n, "ref": f"refs/heads/{n}", "targetCommit": s}
-            for n, s in repo.refs.items() if n not in repo.tags_refs
+            for n, s in repo.refs.items()
+            if n not in repo.tags_refs
         ]
         tags = [
             {"name": n, "ref": f"refs/tags/{n}", "targetCommit": s}
-            for n, s in repo.refs.items() if n in repo.tags_refs
+            for n, s in repo.refs.items()
+            if n in repo.tags_refs
         ]
         return self._json(request, {"branches": branches, "tags": tags, "converts": []})
 
@@ -600,8 +629,13 @@ class HubServer:
             return self._error(request, 404, None, "Organization not found")
         return self._json(
             request,
-            {"avatarUrl": "", "name": name, "fullname": name.title(), "isVerified": self.orgs[name],
-             "numModels": sum(1 for r in self.repos.values() if r.author == name)},
+            {
+                "avatarUrl": "",
+                "name": name,
+                "fullname": name.title(),
+                "isVerified": self.orgs[name],
+                "numModels": sum(1 for r in self.repos.values() if r.author == name),
+            },
         )
 
     def _user(self, request: web.Request, name: str) -> web.Response:
@@ -609,7 +643,9 @@ class HubServer:
             return self._error(request, 404, None, "User not found")
         return self._json(request, {"avatarUrl": "", "user": name, "fullname": name, "isPro": False})
 
-    async def _resolve(self, request: web.Request, repo: HubRepo | None, rev: str, path: str) -> web.StreamResponse:
+    async def _resolve(
+        self, request: web.Request, repo: HubRepo | None, rev: str, path: str
+    ) -> web.StreamResponse:
         found = self._commit_or_error(request, repo, rev, files=True)
         if isinstance(found, web.Response):
             return found
@@ -619,12 +655,14 @@ class HubServer:
             return self._error(request, 404, "EntryNotFound", f"{path} does not exist on {rev}")
         headers = {"X-Repo-Commit": commit.sha, "Accept-Ranges": "bytes"}
         if f.lfs and self.use_cdn:
-            headers.update({
-                "X-Linked-Etag": f'"{f.sha256}"',
-                "X-Linked-Size": str(f.size),
-                "ETag": f'"{f.oid}"',
-                "Location": f"{self.cdn_url}/cdn/{repo.repo_id}/{commit.sha}/{quote(path)}?X-Amz-Signature={self.cdn_signature}",
-            })
+            headers.update(
+                {
+                    "X-Linked-Etag": f'"{f.sha256}"',
+                    "X-Linked-Size": str(f.size),
+                    "ETag": f'"{f.oid}"',
+                    "Location": f"{self.cdn_url}/cdn/{repo.repo_id}/{commit.sha}/{quote(path)}?X-Amz-Signature={self.cdn_signature}",
+                }
+            )
             headers.update(self.resolve_headers)
             self._record(request, 302, 0, "hub")
             return web.Response(status=302, headers=headers)
@@ -655,7 +693,9 @@ class HubServer:
             return web.Response(status=404)
         return await self._send(request, f, {"ETag": f'"{f.sha256}"', "Accept-Ranges": "bytes"}, "cdn")
 
-    async def _send(self, request: web.Request, f: HubFile, headers: dict[str, str], server: str) -> web.StreamResponse:
+    async def _send(
+        self, request: web.Request, f: HubFile, headers: dict[str, str], server: str
+    ) -> web.StreamResponse:
         size = f.served_size
         start, end = 0, size
         status = 200
@@ -686,7 +726,11 @@ class HubServer:
                         await asyncio.sleep(self.trickle_interval)
                         continue
                     n = min(CHUNK, end - pos)
-                    data = await loop.run_in_executor(None, f.read, pos, pos + n) if f.disk_path else f.read(pos, pos + n)
+                    data = (
+                        await loop.run_in_executor(None, f.read, pos, pos + n)
+                        if f.disk_path
+                        else f.read(pos, pos + n)
+                    )
                     await response.write(data)
                     pos += len(data)
                     sent += len(data)

@@ -20,7 +20,6 @@ import asyncio
 import re
 
 from aiohttp import web
-
 from flaky_proxy import FlakyProxy
 
 NS = "http://s3.amazonaws.com/doc/2006-03-01/"
@@ -64,7 +63,10 @@ class HostileS3Proxy(FlakyProxy):
             for lied, size in self.listed_sizes.items():
                 body = re.sub(
                     rb"(<Key>" + re.escape(lied.encode()) + rb"</Key>.*?<Size>)\d+(</Size>)",
-                    rb"\g<1>" + str(size).encode() + rb"\g<2>", body, count=1, flags=re.S,
+                    rb"\g<1>" + str(size).encode() + rb"\g<2>",
+                    body,
+                    count=1,
+                    flags=re.S,
                 )
             if self.listing_padding:
                 end = body.rindex(b"</")

@@ -63,7 +63,9 @@ def torch_zip(storages: dict[str, bytes], pickle_bytes: bytes | None = None, nam
     tensors = [(f"layer{k}.weight", k, (len(v) // 4,)) for k, v in storages.items()]
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
-        zf.writestr(f"{name}/data.pkl", pickle_bytes if pickle_bytes is not None else torch_state_pickle(tensors))
+        zf.writestr(
+            f"{name}/data.pkl", pickle_bytes if pickle_bytes is not None else torch_state_pickle(tensors)
+        )
         zf.writestr(f"{name}/byteorder", b"little")
         for key, data in storages.items():
             zf.writestr(f"{name}/data/{key}", data)
@@ -130,10 +132,22 @@ def write_sparse_torch_zip(path: str, storage_sizes: list[int], name: str = "arc
             header_len = 30 + len(fname) + len(local_extra)
             pad = -(offset + header_len + 4) % 64
             local_extra += struct.pack("<HH", 0xCAFE, pad) + b"Z" * pad
-            f.write(struct.pack(
-                "<IHHHHHIIIHH", 0x04034B50, 45 if big else 20, 0, 0, 0, 0x21, crc,
-                0xFFFFFFFF if big else size, 0xFFFFFFFF if big else size, len(fname), len(local_extra),
-            ))
+            f.write(
+                struct.pack(
+                    "<IHHHHHIIIHH",
+                    0x04034B50,
+                    45 if big else 20,
+                    0,
+                    0,
+                    0,
+                    0x21,
+                    crc,
+                    0xFFFFFFFF if big else size,
+                    0xFFFFFFFF if big else size,
+                    len(fname),
+                    len(local_extra),
+                )
+            )
             f.write(fname + local_extra)
             if isinstance(content, int):
                 f.seek(size, os.SEEK_CUR)
@@ -146,21 +160,53 @@ def write_sparse_torch_zip(path: str, storage_sizes: list[int], name: str = "arc
             if offset >= 0xFFFFFFFF:
                 fields.append(offset)
             if fields:
-                cextra = struct.pack("<HH", 1, 8 * len(fields)) + b"".join(struct.pack("<Q", v) for v in fields)
-            central += struct.pack(
-                "<IHHHHHHIIIHHHHHII", 0x02014B50, 45, 45 if cextra else 20, 0, 0, 0, 0x21, crc,
-                0xFFFFFFFF if big else size, 0xFFFFFFFF if big else size, len(fname), len(cextra), 0, 0, 0, 0,
-                0xFFFFFFFF if offset >= 0xFFFFFFFF else offset,
-            ) + fname + cextra
+                cextra = struct.pack("<HH", 1, 8 * len(fields)) + b"".join(
+                    struct.pack("<Q", v) for v in fields
+                )
+            central += (
+                struct.pack(
+                    "<IHHHHHHIIIHHHHHII",
+                    0x02014B50,
+                    45,
+                    45 if cextra else 20,
+                    0,
+                    0,
+                    0,
+                    0x21,
+                    crc,
+                    0xFFFFFFFF if big else size,
+                    0xFFFFFFFF if big else size,
+                    len(fname),
+                    len(cextra),
+                    0,
+                    0,
+                    0,
+                    0,
+                    0xFFFFFFFF if offset >= 0xFFFFFFFF else offset,
+                )
+                + fname
+                + cextra
+            )
         cd_offset = f.tell()
         f.write(central)
         cd_end = f.tell()
         count = len(members)
         # zip64 end of central directory record + locator, then the classic record.
-        f.write(struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, count, count, len(central), cd_offset))
+        f.write(
+            struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, count, count, len(central), cd_offset)
+        )
         f.write(struct.pack("<IIQI", 0x07064B50, 0, cd_end, 1))
-        f.write(struct.pack(
-            "<IHHHHIIH", 0x06054B50, 0, 0, min(count, 0xFFFF), min(count, 0xFFFF),
-            min(len(central), 0xFFFFFFFF), min(cd_offset, 0xFFFFFFFF), 0,
-        ))
+        f.write(
+            struct.pack(
+                "<IHHHHIIH",
+                0x06054B50,
+                0,
+                0,
+                min(count, 0xFFFF),
+                min(count, 0xFFFF),
+                min(len(central), 0xFFFFFFFF),
+                min(cd_offset, 0xFFFFFFFF),
+                0,
+            )
+        )
     return os.path.getsize(path)

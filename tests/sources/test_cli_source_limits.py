@@ -13,8 +13,12 @@ from hf_server import HubServer
 
 
 def scan(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(Path(sys.executable).with_name("modelsec")), "scan", *args, "-f", "json",
-                           "--no-progress"], capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("modelsec")), "scan", *args, "-f", "json", "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_max_list_pages_from_the_command_line(hub: HubServer) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import huggingface_hub
 import pytest
+from hf_server import HubFile, HubServer
 from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_download, hf_hub_url
 from huggingface_hub.errors import (
     GatedRepoError,
@@ -17,8 +18,6 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
-
-from hf_server import HubFile, HubServer
 
 WEIGHTS = b"\x01" * 5000
 CONFIG = b'{"model_type": "bert"}'
@@ -34,7 +33,9 @@ def repo(hub: HubServer) -> HubServer:
     hub.add_repo(
         "acme/bert",
         {"model.safetensors": WEIGHTS, "config.json": CONFIG, "sub/dir/tokenizer.json": b"{}"},
-        card_data={"license": "mit", "tags": ["x"]}, tags=["license:mit", "safetensors"], git_tags=("v1.0",),
+        card_data={"license": "mit", "tags": ["x"]},
+        tags=["license:mit", "safetensors"],
+        git_tags=("v1.0",),
     )
     hub.add_repo("acme/gated", {"w.safetensors": WEIGHTS}, gated="auto")
     hub.add_repo("acme/private", {"w.safetensors": WEIGHTS}, private=True)
@@ -92,7 +93,9 @@ def test_tree_recursive_paginated(repo: HubServer) -> None:
     assert sum(1 for r in repo.requests if r.path.startswith("/api/models/acme/bert/tree/main")) >= 3
     top = {e.path for e in api(repo).list_repo_tree("acme/bert")}
     assert top == {"model.safetensors", "config.json", "sub"}
-    assert {e.path for e in api(repo).list_repo_tree("acme/bert", path_in_repo="sub/dir")} == {"sub/dir/tokenizer.json"}
+    assert {e.path for e in api(repo).list_repo_tree("acme/bert", path_in_repo="sub/dir")} == {
+        "sub/dir/tokenizer.json"
+    }
 
 
 def test_paths_info(repo: HubServer) -> None:
@@ -113,9 +116,13 @@ def test_resolve_head_and_download(repo: HubServer, tmp_path: Path) -> None:
     small = get_hf_file_metadata(hf_hub_url("acme/bert", "config.json", endpoint=repo.url), token=False)
     assert small.size == len(CONFIG) and small.commit_hash == sha
 
-    path = hf_hub_download("acme/bert", "model.safetensors", endpoint=repo.url, cache_dir=tmp_path, token=False)
+    path = hf_hub_download(
+        "acme/bert", "model.safetensors", endpoint=repo.url, cache_dir=tmp_path, token=False
+    )
     assert Path(path).read_bytes() == WEIGHTS
-    nested = hf_hub_download("acme/bert", "sub/dir/tokenizer.json", endpoint=repo.url, cache_dir=tmp_path, token=False)
+    nested = hf_hub_download(
+        "acme/bert", "sub/dir/tokenizer.json", endpoint=repo.url, cache_dir=tmp_path, token=False
+    )
     assert Path(nested).read_bytes() == b"{}"
 
 
@@ -130,7 +137,9 @@ def test_range_requests(repo: HubServer) -> None:
     assert tail.content == CONFIG[-5:]
     beyond = get_session().get(url, headers={"Range": f"bytes={len(CONFIG)}-"})
     assert beyond.status_code == 416
-    lfs = get_session().get(hf_hub_url("acme/bert", "model.safetensors", endpoint=repo.url), headers={"Range": "bytes=0-9"})
+    lfs = get_session().get(
+        hf_hub_url("acme/bert", "model.safetensors", endpoint=repo.url), headers={"Range": "bytes=0-9"}
+    )
     assert lfs.status_code == 206 and lfs.content == WEIGHTS[:10] and lfs.history[0].status_code == 302
 
 
@@ -148,7 +157,9 @@ def test_error_codes_map_to_client_exceptions(repo: HubServer) -> None:
     with pytest.raises(RemoteEntryNotFoundError):
         get_hf_file_metadata(hf_hub_url("acme/bert", "nope.bin", endpoint=repo.url), token=False)
     with pytest.raises(RevisionNotFoundError):
-        get_hf_file_metadata(hf_hub_url("acme/bert", "config.json", revision="nope", endpoint=repo.url), token=False)
+        get_hf_file_metadata(
+            hf_hub_url("acme/bert", "config.json", revision="nope", endpoint=repo.url), token=False
+        )
 
 
 def test_organization_overview(repo: HubServer) -> None:

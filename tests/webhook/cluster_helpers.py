@@ -13,8 +13,9 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
@@ -56,15 +57,24 @@ class Cluster:
         self.audit_log = audit_log
         self.kubectl_path = str(CACHE / "bin" / "kubectl")
 
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([self.kubectl_path, "--kubeconfig", self.kubeconfig, *args], input=input,
-                              capture_output=True, text=True, timeout=120, env={**os.environ, **NO_PROXY_ENV})
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [self.kubectl_path, "--kubeconfig", self.kubeconfig, *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, **NO_PROXY_ENV},
+        )
         if check and proc.returncode != 0:
             pytest.fail(f"kubectl {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
         return proc
 
-    def apply(self, *documents: dict[str, Any], check: bool = True, extra: tuple[str, ...] = ()
-              ) -> subprocess.CompletedProcess[str]:
+    def apply(
+        self, *documents: dict[str, Any], check: bool = True, extra: tuple[str, ...] = ()
+    ) -> subprocess.CompletedProcess[str]:
         return self.kubectl("apply", *extra, "-f", "-", input=yaml.safe_dump_all(documents), check=check)
 
     def get(self, resource: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
@@ -76,8 +86,16 @@ class Cluster:
             pytest.fail(f"kubectl get {resource} {name}: {proc.stderr}")
         return json.loads(proc.stdout)
 
-    def wait_for(self, resource: str, name: str, predicate: Callable[[dict[str, Any]], bool], *,
-                 namespace: str | None = None, timeout: float = 90, what: str = "condition") -> dict[str, Any]:
+    def wait_for(
+        self,
+        resource: str,
+        name: str,
+        predicate: Callable[[dict[str, Any]], bool],
+        *,
+        namespace: str | None = None,
+        timeout: float = 90,
+        what: str = "condition",
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
@@ -85,7 +103,9 @@ class Cluster:
             if last is not None and predicate(last):
                 return last
             time.sleep(0.3)
-        pytest.fail(f"{resource}/{name}: {what} not reached in {timeout}s; last seen:\n{yaml.safe_dump(last)}")
+        pytest.fail(
+            f"{resource}/{name}: {what} not reached in {timeout}s; last seen:\n{yaml.safe_dump(last)}"
+        )
 
 
 class Process:
@@ -98,11 +118,16 @@ class Process:
         self.health_url = health_url
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 60) -> "Process":
+    def start(self, timeout: float = 60) -> Process:
         env = {**os.environ, **NO_PROXY_ENV, "PYTHONPATH": PYTHONPATH, "PYTHONUNBUFFERED": "1"}
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", self.module, *self.args], stdout=log,
-                                         stderr=subprocess.STDOUT, env=env, cwd=REPO)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", self.module, *self.args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=REPO,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -170,19 +195,30 @@ class Space:
         return f"file://{self.dir / relative}"
 
     def create(self, enforcement: dict[str, Any] | None = None, rules: list[dict[str, Any]] = RULES) -> None:
-        spec: dict[str, Any] = {"sourceRef": f"src-{self.name}", "rules": rules,
-                                "namespaceSelector": {"matchLabels": {"modelsec-test": self.name}}}
+        spec: dict[str, Any] = {
+            "sourceRef": f"src-{self.name}",
+            "rules": rules,
+            "namespaceSelector": {"matchLabels": {"modelsec-test": self.name}},
+        }
         if enforcement:
             spec["enforcement"] = enforcement
         self.cluster.apply(
-            {"apiVersion": "v1", "kind": "Namespace",
-             "metadata": {"name": self.namespace, "labels": {"modelsec-test": self.name}}},
-            {"apiVersion": API, "kind": "ModelSource", "metadata": {"name": f"src-{self.name}"},
-             "spec": {"type": "Local", "local": {"path": str(self.dir)}}},
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": self.namespace, "labels": {"modelsec-test": self.name}},
+            },
+            {
+                "apiVersion": API,
+                "kind": "ModelSource",
+                "metadata": {"name": f"src-{self.name}"},
+                "spec": {"type": "Local", "local": {"path": str(self.dir)}},
+            },
             {"apiVersion": API, "kind": "SecurityGroup", "metadata": {"name": self.group}, "spec": spec},
         )
-        self.cluster.wait_for("securitygroups", self.group, lambda g: ready_status(g) == "True",
-                              what="Ready", timeout=60)
+        self.cluster.wait_for(
+            "securitygroups", self.group, lambda g: ready_status(g) == "True", what="Ready", timeout=60
+        )
 
     @property
     def group(self) -> str:
@@ -192,22 +228,36 @@ class Space:
         return scan_name(self.uri(relative), None, self.group)
 
     def wait_verdict(self, relative: str) -> dict[str, Any]:
-        return self.cluster.wait_for("modelscans", self.scan_of(relative),
-                                     lambda s: s.get("status", {}).get("phase") in ("Completed", "Failed"),
-                                     what="a verdict", timeout=120)
+        return self.cluster.wait_for(
+            "modelscans",
+            self.scan_of(relative),
+            lambda s: s.get("status", {}).get("phase") in ("Completed", "Failed"),
+            what="a verdict",
+            timeout=120,
+        )
 
     def pod(self, name: str, models: str | None = None, **spec: Any) -> dict[str, Any]:
         annotations = {"modelsec.io/models": models} if models else {}
-        return {"apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": name, "namespace": self.namespace, "annotations": annotations},
-                "spec": {"containers": [{"name": "c", "image": "busybox"}], **spec}}
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": self.namespace, "annotations": annotations},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}], **spec},
+        }
 
-    def deployment(self, name: str, container: dict[str, Any], annotations: dict[str, str] | None = None
-                   ) -> dict[str, Any]:
-        return {"apiVersion": "apps/v1", "kind": "Deployment",
-                "metadata": {"name": name, "namespace": self.namespace, "annotations": annotations or {}},
-                "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
-                         "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [container]}}}}
+    def deployment(
+        self, name: str, container: dict[str, Any], annotations: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        return {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "namespace": self.namespace, "annotations": annotations or {}},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [container]}},
+            },
+        }
 
     def apply(self, *objects: dict[str, Any], dry_run: bool = False) -> subprocess.CompletedProcess[str]:
         return self.cluster.apply(*objects, check=False, extra=("--dry-run=server",) if dry_run else ())
@@ -224,7 +274,9 @@ class Space:
 
 
 def ready_status(obj: dict[str, Any]) -> str | None:
-    return next((c["status"] for c in obj.get("status", {}).get("conditions", []) if c["type"] == "Ready"), None)
+    return next(
+        (c["status"] for c in obj.get("status", {}).get("conditions", []) if c["type"] == "Ready"), None
+    )
 
 
 class TcpProxy:

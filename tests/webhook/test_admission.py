@@ -24,9 +24,13 @@ class Recorder:
 def make(*objects: dict[str, Any], ready: bool = True, **group_args: Any) -> tuple[Admission, Recorder]:
     recorded = Recorder()
     v = view(source("hub"), group("g-hub", "hub", **group_args), *objects)
-    adm = Admission(v, AdmissionSettings(), request_scans=lambda d, by: recorded.scans.append((d, by)),
-                    record_events=lambda d, o: recorded.events.append((d, o)),
-                    staleness=lambda: None if ready else "the admission webhook is starting and has not synced")
+    adm = Admission(
+        v,
+        AdmissionSettings(),
+        request_scans=lambda d, by: recorded.scans.append((d, by)),
+        record_events=lambda d, o: recorded.events.append((d, o)),
+        staleness=lambda: None if ready else "the admission webhook is starting and has not synced",
+    )
     return adm, recorded
 
 
@@ -36,14 +40,25 @@ def response(answer: Any) -> dict[str, Any]:
     return document["response"]
 
 
-@pytest.mark.parametrize("body, problem", [
-    (b"not json", "not JSON"),
-    (b"[]", "expected an AdmissionReview"),
-    (json.dumps({"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview", "request": {}}).encode(),
-     r"admissionReviewVersions: \[v1\]"),
-    (json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {}}).encode(),
-     "request.uid"),
-])
+@pytest.mark.parametrize(
+    "body, problem",
+    [
+        (b"not json", "not JSON"),
+        (b"[]", "expected an AdmissionReview"),
+        (
+            json.dumps(
+                {"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview", "request": {}}
+            ).encode(),
+            r"admissionReviewVersions: \[v1\]",
+        ),
+        (
+            json.dumps(
+                {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {}}
+            ).encode(),
+            "request.uid",
+        ),
+    ],
+)
 def test_malformed_reviews_are_refused(body: bytes, problem: str) -> None:
     adm, _ = make()
     with pytest.raises(BadReview, match=problem):
@@ -93,7 +108,13 @@ def test_audit_mode_records_an_event_about_the_workload() -> None:
     obj["metadata"]["uid"] = "pod-uid"
     assert response(adm.review(review(obj)))["allowed"] is True
     ((_, involved),) = recorded.events
-    assert involved == {"apiVersion": "v1", "kind": "Pod", "name": "web-2", "namespace": "team-a", "uid": "pod-uid"}
+    assert involved == {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "name": "web-2",
+        "namespace": "team-a",
+        "uid": "pod-uid",
+    }
 
 
 def test_exempt_namespaces_are_not_judged() -> None:
@@ -111,8 +132,11 @@ def test_other_operations_pass(operation: str) -> None:
 def test_kinds_the_webhook_is_not_registered_for_are_denied() -> None:
     # The configuration never routes ConfigMaps here: a review of one is not understood.
     adm, _ = make()
-    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "annotations": {
-        "modelsec.io/models": PINNED}}}
+    cm = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "x", "annotations": {"modelsec.io/models": PINNED}},
+    }
     out = response(adm.review(review(cm)))
     assert out["allowed"] is False and "not a kind this webhook is registered for" in out["status"]["message"]
 
@@ -177,26 +201,60 @@ def test_namespace_relabel_changes_the_decision() -> None:
 
 def test_deployment_and_inference_service() -> None:
     adm, _ = make(scan("hf://org/model", SHA, "g-hub", "BLOCKED", failed=["X"]))
-    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
-                  "spec": {"template": {"metadata": {}, "spec": {"containers": [
-                      {"name": "vllm", "image": "vllm/vllm-openai", "args": ["org/model", "--revision", SHA]}]}}}}
-    isvc = {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService", "metadata": {"name": "i"},
-            "spec": {"predictor": {"model": {"storageUri": f"hf://org/model:{SHA}"}}}}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "d"},
+        "spec": {
+            "template": {
+                "metadata": {},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "vllm",
+                            "image": "vllm/vllm-openai",
+                            "args": ["org/model", "--revision", SHA],
+                        }
+                    ]
+                },
+            }
+        },
+    }
+    isvc = {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": "i"},
+        "spec": {"predictor": {"model": {"storageUri": f"hf://org/model:{SHA}"}}},
+    }
     assert not adm.review(review(deployment)).allowed
     assert not adm.review(review(isvc)).allowed
 
 
 def test_extractions_are_cached_by_exactly_what_extractors_read() -> None:
     adm, _ = make()
-    base = pod(PINNED, {"name": "vllm", "image": "vllm/vllm-openai", "args": ["org/a"],
-                        "volumeMounts": [{"name": "kube-api-access-abcde", "mountPath": "/var/run"}]}, name="web-1")
+    base = pod(
+        PINNED,
+        {
+            "name": "vllm",
+            "image": "vllm/vllm-openai",
+            "args": ["org/a"],
+            "volumeMounts": [{"name": "kube-api-access-abcde", "mountPath": "/var/run"}],
+        },
+        name="web-1",
+    )
     first = adm.caches.extraction("Pod", base)
     replica = json.loads(json.dumps(base))
     replica["metadata"]["name"] = "web-2"
     replica["spec"]["containers"][0]["volumeMounts"][0]["name"] = "kube-api-access-fghij"
     assert adm.caches.extraction("Pod", replica) is first and len(adm.caches.extractions.entries) == 1
-    for field, value in (("args", ["org/b"]), ("image", "other"), ("name", "x"), ("command", ["sh"]),
-                         ("env", [{"name": "MODEL_ID", "value": "org/c"}]), ("modelFormat", {"name": "huggingface"})):
+    for field, value in (
+        ("args", ["org/b"]),
+        ("image", "other"),
+        ("name", "x"),
+        ("command", ["sh"]),
+        ("env", [{"name": "MODEL_ID", "value": "org/c"}]),
+        ("modelFormat", {"name": "huggingface"}),
+    ):
         changed = json.loads(json.dumps(base))
         changed["spec"]["containers"][0][field] = value
         adm.caches.extraction("Pod", changed)
@@ -218,6 +276,8 @@ def test_extraction_cache_ignores_annotations_extractors_do_not_read() -> None:
 def test_update_that_moves_a_model_to_another_container_is_unchanged() -> None:
     adm, recorded = make()
     old = pod(None, {"name": "server", "image": "vllm/vllm-openai", "args": ["org/model", "--revision", SHA]})
-    new = pod(None, {"name": "renamed", "image": "vllm/vllm-openai", "args": ["org/model", "--revision", SHA]})
+    new = pod(
+        None, {"name": "renamed", "image": "vllm/vllm-openai", "args": ["org/model", "--revision", SHA]}
+    )
     assert adm.review(review(new, operation="UPDATE", old=old)).reason == "unchanged"
     assert recorded.scans == []

@@ -18,7 +18,9 @@ PINNED = f"{HF}@{SHA}"
 TEAM_A = {"team": "a", "kubernetes.io/metadata.name": "team-a"}
 
 
-def refs(*texts: str, origin: str = "annotation modelsec.io/models", endpoint: str | None = None) -> Extraction:
+def refs(
+    *texts: str, origin: str = "annotation modelsec.io/models", endpoint: str | None = None
+) -> Extraction:
     return Extraction(tuple(Reference(to_model_ref(t), endpoint, (origin,)) for t in texts))
 
 
@@ -32,9 +34,15 @@ def test_blocked_denies_naming_model_group_rule_finding_and_scan() -> None:
     decision = decide(refs(PINNED), "team-a", TEAM_A, v)
     assert not decision.allowed
     message = decision.message
-    for expected in (PINNED, "(annotation modelsec.io/models)", "BLOCKED by SecurityGroup g-hub",
-                     "LoadTimeCodeExecution failed", "MS-PKL-100 in /models/evil-0.pkl",
-                     "os.system called at load time", "kubectl get modelscan"):
+    for expected in (
+        PINNED,
+        "(annotation modelsec.io/models)",
+        "BLOCKED by SecurityGroup g-hub",
+        "LoadTimeCodeExecution failed",
+        "MS-PKL-100 in /models/evil-0.pkl",
+        "os.system called at load time",
+        "kubectl get modelscan",
+    ):
         assert expected in message
     assert "evil-0.pkl" in message and "evil-2.pkl" in message
     assert decision.scans == ()
@@ -44,11 +52,14 @@ def test_allowed_admits_with_non_blocking_failures_as_warnings() -> None:
     v = hub(scan(HF, SHA, "g-hub", "ALLOWED", warned=["ApprovedFormats"]))
     decision = decide(refs(PINNED), "team-a", TEAM_A, v)
     assert decision.allowed and decision.message == ""
-    assert decision.warnings == ("modelsec: hf://org/model@0123456789ab (g-hub): ApprovedFormats: "
-                                 "ApprovedFormats: not approved",)
+    assert decision.warnings == (
+        "modelsec: hf://org/model@0123456789ab (g-hub): ApprovedFormats: ApprovedFormats: not approved",
+    )
     assert [j.status for j in decision.judgements] == [Status.ALLOWED]
-    assert ("judgements", '[{"model":"%s","group":"g-hub","status":"ALLOWED","mode":"Enforce","effect":"none"}]'
-            % PINNED) in decision.audit
+    assert (
+        "judgements",
+        f'[{{"model":"{PINNED}","group":"g-hub","status":"ALLOWED","mode":"Enforce","effect":"none"}}]',
+    ) in decision.audit
 
 
 def test_unscanned_model_is_denied_pending_and_its_scan_requested() -> None:
@@ -76,7 +87,11 @@ def test_pending_action_allow_with_warning() -> None:
 def test_error_verdict_denies_by_default_and_can_be_allowed() -> None:
     failed = scan(HF, SHA, "g-hub", "ERROR", phase="Failed", reason="could not inspect x.bin")
     denied = decide(refs(PINNED), "team-a", TEAM_A, hub(failed))
-    assert not denied.allowed and "could not inspect x.bin" in denied.message and "failing closed" in denied.message
+    assert (
+        not denied.allowed
+        and "could not inspect x.bin" in denied.message
+        and "failing closed" in denied.message
+    )
     allowed = decide(refs(PINNED), "team-a", TEAM_A, hub(failed, enforcement={"errorAction": "Allow"}))
     assert allowed.allowed and any("ERROR" in w for w in allowed.warnings)
 
@@ -90,7 +105,9 @@ def test_warn_mode_admits_blocked_models_with_a_warning() -> None:
 
 
 def test_audit_mode_admits_silently_with_an_event_and_audit_annotation() -> None:
-    v = hub(scan(HF, SHA, "g-hub", "BLOCKED", failed=["LoadTimeCodeExecution"]), enforcement={"mode": "Audit"})
+    v = hub(
+        scan(HF, SHA, "g-hub", "BLOCKED", failed=["LoadTimeCodeExecution"]), enforcement={"mode": "Audit"}
+    )
     decision = decide(refs(PINNED), "team-a", TEAM_A, v)
     assert decision.allowed and decision.warnings == ()
     (event,) = decision.events
@@ -107,16 +124,26 @@ def test_groups_apply_only_in_namespaces_they_select() -> None:
 
 def test_absent_selector_selects_nothing_and_empty_selects_everything() -> None:
     blocked = scan(HF, SHA, "g-hub", "BLOCKED", failed=["X"])
-    nowhere = view(source("hub"), {**group("g-hub", "hub"), "spec": {"sourceRef": "hub", "rules": [
-        {"name": "LoadTimeCodeExecution"}]}}, blocked)
+    nowhere = view(
+        source("hub"),
+        {**group("g-hub", "hub"), "spec": {"sourceRef": "hub", "rules": [{"name": "LoadTimeCodeExecution"}]}},
+        blocked,
+    )
     everywhere = hub(blocked, selector={})
     assert decide(refs(PINNED), "team-a", TEAM_A, nowhere).allowed
     assert not decide(refs(PINNED), "team-b", {"team": "b"}, everywhere).allowed
 
 
 def test_match_expressions() -> None:
-    v = hub(scan(HF, SHA, "g-hub", "BLOCKED", failed=["X"]), selector={"matchExpressions": [
-        {"key": "team", "operator": "In", "values": ["a", "c"]}, {"key": "sandbox", "operator": "DoesNotExist"}]})
+    v = hub(
+        scan(HF, SHA, "g-hub", "BLOCKED", failed=["X"]),
+        selector={
+            "matchExpressions": [
+                {"key": "team", "operator": "In", "values": ["a", "c"]},
+                {"key": "sandbox", "operator": "DoesNotExist"},
+            ]
+        },
+    )
     assert not decide(refs(PINNED), "team-a", TEAM_A, v).allowed
     assert decide(refs(PINNED), "team-a", {**TEAM_A, "sandbox": "yes"}, v).allowed
 
@@ -126,11 +153,19 @@ def test_references_no_group_governs_are_allowed() -> None:
 
 
 def test_every_governing_group_judges() -> None:
-    v = view(source("hub"), group("g1", "hub"), group("g2", "hub"),
-             scan(HF, SHA, "g1", "ALLOWED"), scan(HF, SHA, "g2", "BLOCKED", failed=["ModelBlocked"]))
+    v = view(
+        source("hub"),
+        group("g1", "hub"),
+        group("g2", "hub"),
+        scan(HF, SHA, "g1", "ALLOWED"),
+        scan(HF, SHA, "g2", "BLOCKED", failed=["ModelBlocked"]),
+    )
     decision = decide(refs(PINNED), "team-a", TEAM_A, v)
     assert not decision.allowed and "SecurityGroup g2" in decision.message and "g1" not in decision.message
-    assert [(j.group, j.status) for j in decision.judgements] == [("g1", Status.ALLOWED), ("g2", Status.BLOCKED)]
+    assert [(j.group, j.status) for j in decision.judgements] == [
+        ("g1", Status.ALLOWED),
+        ("g2", Status.BLOCKED),
+    ]
 
 
 def test_group_being_validated_or_changed_is_pending() -> None:
@@ -158,12 +193,17 @@ def test_verdict_for_an_older_group_version_is_pending() -> None:
 
 
 def test_latest_verdict_wins_among_scans_of_one_triple() -> None:
-    v = hub(scan(HF, SHA, "g-hub", "BLOCKED", failed=["X"], name="users-own", completed_at="2026-01-01T00:00:00Z"),
-            scan(HF, SHA, "g-hub", "ALLOWED", completed_at="2026-02-01T00:00:00Z"))
+    v = hub(
+        scan(
+            HF, SHA, "g-hub", "BLOCKED", failed=["X"], name="users-own", completed_at="2026-01-01T00:00:00Z"
+        ),
+        scan(HF, SHA, "g-hub", "ALLOWED", completed_at="2026-02-01T00:00:00Z"),
+    )
     assert decide(refs(PINNED), "team-a", TEAM_A, v).allowed
 
 
 # --- RevisionPinned, judged on the reference ----------------------------------------------
+
 
 def test_revision_pinned_blocking_denies_unpinned_without_requesting_a_scan() -> None:
     v = hub(rules=[{"name": "LoadTimeCodeExecution"}, {"name": "RevisionPinned", "mode": "Blocking"}])
@@ -175,51 +215,71 @@ def test_revision_pinned_blocking_denies_unpinned_without_requesting_a_scan() ->
 
 
 def test_revision_pinned_non_blocking_warns_and_the_scan_decides() -> None:
-    v = hub(scan(HF, None, "g-hub", "ALLOWED"),
-            rules=[{"name": "LoadTimeCodeExecution"}, {"name": "RevisionPinned", "mode": "NonBlocking"}])
+    v = hub(
+        scan(HF, None, "g-hub", "ALLOWED"),
+        rules=[{"name": "LoadTimeCodeExecution"}, {"name": "RevisionPinned", "mode": "NonBlocking"}],
+    )
     decision = decide(refs(HF), "team-a", TEAM_A, v)
     assert decision.allowed
-    assert decision.warnings == ("modelsec: hf://org/model (g-hub): RevisionPinned: no revision: pin a "
-                                 "commit sha or version id",)
+    assert decision.warnings == (
+        "modelsec: hf://org/model (g-hub): RevisionPinned: no revision: pin a commit sha or version id",
+    )
 
 
 def test_revision_pinned_accepts_commit_shas() -> None:
-    v = hub(scan(HF, SHA, "g-hub", "ALLOWED"),
-            rules=[{"name": "LoadTimeCodeExecution"}, {"name": "RevisionPinned", "mode": "Blocking"}])
+    v = hub(
+        scan(HF, SHA, "g-hub", "ALLOWED"),
+        rules=[{"name": "LoadTimeCodeExecution"}, {"name": "RevisionPinned", "mode": "Blocking"}],
+    )
     decision = decide(refs(PINNED), "team-a", TEAM_A, v)
     assert decision.allowed and decision.warnings == ()
 
 
 def test_revision_pinned_does_not_apply_to_local_paths() -> None:
-    v = view(source("local", "Local", path="/models"),
-             group("g-local", "local", [{"name": "LoadTimeCodeExecution"}, {"name": "RevisionPinned"}]),
-             scan("file:///models/x.pt", None, "g-local", "ALLOWED"))
+    v = view(
+        source("local", "Local", path="/models"),
+        group("g-local", "local", [{"name": "LoadTimeCodeExecution"}, {"name": "RevisionPinned"}]),
+        scan("file:///models/x.pt", None, "g-local", "ALLOWED"),
+    )
     assert decide(refs("file:///models/x.pt"), "team-a", TEAM_A, v).allowed
 
 
 # --- sources: which references a group governs ---------------------------------------------
 
-@pytest.mark.parametrize("reference, endpoint, governed", [
-    ("s3://models/team/a/x", None, True),
-    ("s3://models/team/a", None, True),
-    ("s3://models/team/ab/x", None, False),  # whole path components
-    ("s3://models/other/x", None, False),
-    ("s3://elsewhere/team/a/x", None, False),
-    ("s3://models/team/a/x", "http://minio:9000", True),
-    ("s3://models/team/a/x", "https://other:9000", False),
-])
-def test_s3_sources_govern_their_bucket_prefix_and_endpoint(reference: str, endpoint: str | None,
-                                                             governed: bool) -> None:
-    v = view(source("store", "S3", bucket="models", prefix="team/a/", endpoint="http://minio:9000"),
-             group("g-s3", "store"))
+
+@pytest.mark.parametrize(
+    "reference, endpoint, governed",
+    [
+        ("s3://models/team/a/x", None, True),
+        ("s3://models/team/a", None, True),
+        ("s3://models/team/ab/x", None, False),  # whole path components
+        ("s3://models/other/x", None, False),
+        ("s3://elsewhere/team/a/x", None, False),
+        ("s3://models/team/a/x", "http://minio:9000", True),
+        ("s3://models/team/a/x", "https://other:9000", False),
+    ],
+)
+def test_s3_sources_govern_their_bucket_prefix_and_endpoint(
+    reference: str, endpoint: str | None, governed: bool
+) -> None:
+    v = view(
+        source("store", "S3", bucket="models", prefix="team/a/", endpoint="http://minio:9000"),
+        group("g-s3", "store"),
+    )
     decision = decide(refs(reference, endpoint=endpoint), "team-a", TEAM_A, v)
     assert bool(decision.judgements) is governed
 
 
-@pytest.mark.parametrize("reference, governed", [
-    ("file:///models/team/x.pt", True), ("file:///models/team", True), ("file:///models/teamx/y", False),
-    ("file:///models/team/../other/x", False), ("file:///etc/passwd", False),
-])
+@pytest.mark.parametrize(
+    "reference, governed",
+    [
+        ("file:///models/team/x.pt", True),
+        ("file:///models/team", True),
+        ("file:///models/teamx/y", False),
+        ("file:///models/team/../other/x", False),
+        ("file:///etc/passwd", False),
+    ],
+)
 def test_local_sources_govern_paths_under_them(reference: str, governed: bool) -> None:
     v = view(source("local", "Local", path="/models/team/"), group("g-local", "local"))
     assert bool(decide(refs(reference), "team-a", TEAM_A, v).judgements) is governed
@@ -232,8 +292,11 @@ def test_group_whose_source_is_missing_governs_nothing() -> None:
 
 # --- what the workload itself says --------------------------------------------------------
 
+
 def test_invalid_explicit_references_deny() -> None:
-    extraction = Extraction(invalid=(Invalid("gs://b/x", "annotation modelsec.io/models", "not a model reference"),))
+    extraction = Extraction(
+        invalid=(Invalid("gs://b/x", "annotation modelsec.io/models", "not a model reference"),)
+    )
     decision = decide(extraction, "team-a", TEAM_A, hub())
     assert not decision.allowed and "'gs://b/x' in annotation modelsec.io/models" in decision.message
 
@@ -241,36 +304,54 @@ def test_invalid_explicit_references_deny() -> None:
 UNRESOLVED = Extraction(unresolved=(Unresolved("container tei: env MODEL_ID", "it comes from Secret s"),))
 
 
-@pytest.mark.parametrize("action, allowed, warned", [("Allow", True, False), ("Warn", True, True),
-                                                     ("Deny", False, False)])
-def test_unresolved_models_where_no_group_applies_follow_the_setting(action: str, allowed: bool,
-                                                                     warned: bool) -> None:
-    decision = decide(UNRESOLVED, "team-b", {"team": "b"}, hub(),
-                      Settings(unresolved_action=UnresolvedAction(action)))
+@pytest.mark.parametrize(
+    "action, allowed, warned", [("Allow", True, False), ("Warn", True, True), ("Deny", False, False)]
+)
+def test_unresolved_models_where_no_group_applies_follow_the_setting(
+    action: str, allowed: bool, warned: bool
+) -> None:
+    decision = decide(
+        UNRESOLVED, "team-b", {"team": "b"}, hub(), Settings(unresolved_action=UnresolvedAction(action))
+    )
     assert decision.allowed is allowed and bool(decision.warnings) is warned
 
 
 @pytest.mark.parametrize("action", ["Allow", "Warn", "Deny"])
 def test_unresolved_models_are_denied_where_an_enforce_group_applies(action: str) -> None:
     # Whatever the setting: the group covering the namespace cannot judge the model.
-    decision = decide(UNRESOLVED, "team-a", TEAM_A, hub(), Settings(unresolved_action=UnresolvedAction(action)))
+    decision = decide(
+        UNRESOLVED, "team-a", TEAM_A, hub(), Settings(unresolved_action=UnresolvedAction(action))
+    )
     assert not decision.allowed
-    assert ("container tei: env MODEL_ID: cannot judge the model it names: it comes from Secret s; "
-            "SecurityGroup g-hub covers namespace team-a") in decision.message
+    assert (
+        "container tei: env MODEL_ID: cannot judge the model it names: it comes from Secret s; "
+        "SecurityGroup g-hub covers namespace team-a"
+    ) in decision.message
 
 
-@pytest.mark.parametrize("enforcement, effect", [
-    ({"mode": "Warn"}, "warn"), ({"mode": "Audit"}, "audit"), ({"errorAction": "Allow"}, "warn"),
-])
-def test_unresolved_models_follow_the_covering_groups_enforcement(enforcement: dict[str, str], effect: str) -> None:
+@pytest.mark.parametrize(
+    "enforcement, effect",
+    [
+        ({"mode": "Warn"}, "warn"),
+        ({"mode": "Audit"}, "audit"),
+        ({"errorAction": "Allow"}, "warn"),
+    ],
+)
+def test_unresolved_models_follow_the_covering_groups_enforcement(
+    enforcement: dict[str, str], effect: str
+) -> None:
     decision = decide(UNRESOLVED, "team-a", TEAM_A, hub(enforcement=enforcement))
     assert decision.allowed
     assert bool(decision.warnings) is (effect == "warn") and bool(decision.events) is (effect == "audit")
 
 
 def test_the_strictest_covering_group_decides_for_unresolved_models() -> None:
-    v = view(source("hub"), source("s3", "S3", bucket="models"), group("g-warn", "hub", enforcement={"mode": "Warn"}),
-             group("g-s3", "s3"))
+    v = view(
+        source("hub"),
+        source("s3", "S3", bucket="models"),
+        group("g-warn", "hub", enforcement={"mode": "Warn"}),
+        group("g-s3", "s3"),
+    )
     decision = decide(UNRESOLVED, "team-a", TEAM_A, v)
     assert not decision.allowed and "SecurityGroup g-s3 covers" in decision.message
 
@@ -282,7 +363,10 @@ def test_unresolved_models_in_a_namespace_not_yet_seen_are_denied_when_groups_ex
 
 def test_malformed_objects_deny() -> None:
     decision = decide(Extraction(malformed="spec.containers[0] is not an object"), "team-b", {}, view())
-    assert not decision.allowed and "the object cannot be read: spec.containers[0] is not an object" in decision.message
+    assert (
+        not decision.allowed
+        and "the object cannot be read: spec.containers[0] is not an object" in decision.message
+    )
 
 
 def test_a_malformed_namespace_selector_covers_every_namespace_and_fails_closed() -> None:
@@ -298,6 +382,7 @@ def test_unknown_namespace_denies_when_a_group_could_apply() -> None:
 
 
 # --- bounds -------------------------------------------------------------------------------------
+
 
 def test_many_blocked_models_stay_within_the_message_limit() -> None:
     models = [f"hf://org/model-{i:03d}-with-a-rather-long-name-to-fill-the-line" for i in range(60)]
@@ -323,8 +408,11 @@ def test_unresolved_action_flag_keeps_its_words() -> None:
     parser = argparse.ArgumentParser()
     configure(parser)
     assert parser.parse_args([]).unresolved_action == UnresolvedAction.WARN == "Warn"
-    for word, member in [("Allow", UnresolvedAction.ALLOW), ("Warn", UnresolvedAction.WARN),
-                         ("Deny", UnresolvedAction.DENY)]:
+    for word, member in [
+        ("Allow", UnresolvedAction.ALLOW),
+        ("Warn", UnresolvedAction.WARN),
+        ("Deny", UnresolvedAction.DENY),
+    ]:
         assert UnresolvedAction(parser.parse_args(["--unresolved-action", word]).unresolved_action) is member
     with pytest.raises(SystemExit):
         parser.parse_args(["--unresolved-action", "deny"])

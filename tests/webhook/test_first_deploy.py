@@ -10,20 +10,29 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-
-from webhook_helpers import group, scan, source, view
+from webhook_helpers import group, review, scan, source, view
 
 from modelsec.k8s.naming import scan_name
 from modelsec_webhook.admission import Admission
 from modelsec_webhook.firstdeploy import Estimates, FirstDeploy, WaitSettings, request_timeout
 from modelsec_webhook.view import sinks
-from webhook_helpers import review
 
 MODEL = "hf://acme/new"
 
 
-@pytest.mark.parametrize("text, seconds", [("10s", 10.0), ("1m30s", 90.0), ("500ms", 0.5), ("1h0m0s", 3600.0),
-                                           (None, None), ("", None), ("soon", None), ("10", None)])
+@pytest.mark.parametrize(
+    "text, seconds",
+    [
+        ("10s", 10.0),
+        ("1m30s", 90.0),
+        ("500ms", 0.5),
+        ("1h0m0s", 3600.0),
+        (None, None),
+        ("", None),
+        ("soon", None),
+        ("10", None),
+    ],
+)
 def test_the_api_servers_timeout_is_read_from_the_url(text: str | None, seconds: float | None) -> None:
     assert request_timeout(text) == seconds
 
@@ -62,8 +71,12 @@ def admission_for(*objects: dict[str, Any]) -> Admission:
 
 
 def pending_answer(admission: Admission) -> Any:
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "annotations": {"modelsec.io/models": MODEL}},
-           "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "annotations": {"modelsec.io/models": MODEL}},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    }
     return admission.review(review(pod))
 
 
@@ -76,10 +89,14 @@ def test_a_pending_denial_says_what_it_waits_for_and_a_verdict_ends_the_wait() -
     async def scenario() -> Any:
         async def verdict_later() -> None:
             await asyncio.sleep(0.2)
-            sinks(admission.view)["modelscans"].upsert(scan(MODEL, None, "g", outcome="BLOCKED",
-                                                            failed=["LoadTimeCodeExecution"]))
+            sinks(admission.view)["modelscans"].upsert(
+                scan(MODEL, None, "g", outcome="BLOCKED", failed=["LoadTimeCodeExecution"])
+            )
+
         task = asyncio.ensure_future(verdict_later())
-        answer = await waiter.wait(first, lambda: pending_answer(admission), timeout=10.0, started=time.monotonic())
+        answer = await waiter.wait(
+            first, lambda: pending_answer(admission), timeout=10.0, started=time.monotonic()
+        )
         await task
         return answer
 
@@ -105,19 +122,31 @@ def test_no_wait_without_a_budget_past_the_cap_or_when_the_scan_is_too_slow() ->
     first = pending_answer(admission)
     waiter = FirstDeploy(admission.view, WaitSettings(max_waiting=0))
     began = time.monotonic()
-    assert asyncio.run(waiter.wait(first, lambda: pytest.fail("no wait"), timeout=10.0, started=began)) is first
+    assert (
+        asyncio.run(waiter.wait(first, lambda: pytest.fail("no wait"), timeout=10.0, started=began)) is first
+    )
     waiter = FirstDeploy(admission.view)
-    assert asyncio.run(waiter.wait(first, lambda: pytest.fail("no wait"), timeout=None, started=began)) is first
+    assert (
+        asyncio.run(waiter.wait(first, lambda: pytest.fail("no wait"), timeout=None, started=began)) is first
+    )
     # This group's scans take 60 s: a 10 s budget cannot cover one.
     slow = [finished(f"hf://acme/m{i}", at(i * 100), at(i * 100 + 60)) for i in range(3)]
     admission = admission_for(*slow)
     first = pending_answer(admission)
     waiter = FirstDeploy(admission.view)
-    assert asyncio.run(waiter.wait(first, lambda: pytest.fail("no wait"), timeout=10.0,
-                                   started=time.monotonic())) is first
+    assert (
+        asyncio.run(
+            waiter.wait(first, lambda: pytest.fail("no wait"), timeout=10.0, started=time.monotonic())
+        )
+        is first
+    )
     disabled = FirstDeploy(admission.view, WaitSettings(enabled=False))
-    assert asyncio.run(disabled.wait(first, lambda: pytest.fail("no wait"), timeout=10.0,
-                                     started=time.monotonic())) is first
+    assert (
+        asyncio.run(
+            disabled.wait(first, lambda: pytest.fail("no wait"), timeout=10.0, started=time.monotonic())
+        )
+        is first
+    )
 
 
 def test_a_scan_running_far_longer_than_usual_is_not_waited_for() -> None:
@@ -128,14 +157,24 @@ def test_a_scan_running_far_longer_than_usual_is_not_waited_for() -> None:
     first = pending_answer(admission)
     assert first.waiting
     waiter = FirstDeploy(admission.view)
-    assert asyncio.run(waiter.wait(first, lambda: pytest.fail("no wait"), timeout=10.0,
-                                   started=time.monotonic())) is first
+    assert (
+        asyncio.run(
+            waiter.wait(first, lambda: pytest.fail("no wait"), timeout=10.0, started=time.monotonic())
+        )
+        is first
+    )
     queued = scan(MODEL, None, "g", phase="Pending", outcome=None)
     queued["status"]["queuePosition"] = 40  # forty scans of ~2 s ahead of it
     admission = admission_for(*quick, queued)
     first = pending_answer(admission)
-    assert asyncio.run(FirstDeploy(admission.view).wait(first, lambda: pytest.fail("no wait"), timeout=10.0,
-                                                        started=time.monotonic())) is first
+    assert (
+        asyncio.run(
+            FirstDeploy(admission.view).wait(
+                first, lambda: pytest.fail("no wait"), timeout=10.0, started=time.monotonic()
+            )
+        )
+        is first
+    )
 
 
 def test_an_already_scanned_model_never_waits() -> None:
@@ -146,8 +185,12 @@ def test_an_already_scanned_model_never_waits() -> None:
 
 def test_a_dry_run_does_not_wait_for_a_scan_it_does_not_create() -> None:
     admission = admission_for()
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "annotations": {"modelsec.io/models": MODEL}},
-           "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "annotations": {"modelsec.io/models": MODEL}},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    }
     dry = admission.review(review(pod, dry_run=True))
     assert not dry.allowed and dry.waiting == () and b"no ModelScan was created" in dry.body
     queued = admission_for(scan(MODEL, None, "g", phase="Pending", outcome=None))

@@ -55,8 +55,9 @@ class ScriptedApiServer:
             self.lists.append(params)
             self.listed.set()
             if "continue" not in params:
-                return web.json_response({"metadata": {"continue": "page2", "resourceVersion": "10"},
-                                          "items": [obj("a", 5)]})
+                return web.json_response(
+                    {"metadata": {"continue": "page2", "resourceVersion": "10"}, "items": [obj("a", 5)]}
+                )
             return web.json_response({"metadata": {"resourceVersion": "10"}, "items": [obj("b", 7)]})
         self.watch_params.append(params)
         if not self.watches:
@@ -97,12 +98,16 @@ async def run_against(server: ScriptedApiServer, sink: Sink | None = None) -> tu
 
 
 async def test_lists_in_pages_then_follows_events_and_bookmarks() -> None:
-    server = ScriptedApiServer([[
-        {"type": "ADDED", "object": obj("c", 11)},
-        {"type": "MODIFIED", "object": {**obj("a", 12), "status": {"phase": "Completed"}}},
-        {"type": "DELETED", "object": obj("b", 13)},
-        {"type": "BOOKMARK", "object": obj("", 20)},
-    ]])
+    server = ScriptedApiServer(
+        [
+            [
+                {"type": "ADDED", "object": obj("c", 11)},
+                {"type": "MODIFIED", "object": {**obj("a", 12), "status": {"phase": "Completed"}}},
+                {"type": "DELETED", "object": obj("b", 13)},
+                {"type": "BOOKMARK", "object": obj("", 20)},
+            ]
+        ]
+    )
     sink, informer = await run_against(server)
     assert [p.get("continue") for p in server.lists] == [None, "page2"]
     assert informer.synced.is_set() and sink.replaced == 1
@@ -113,10 +118,14 @@ async def test_lists_in_pages_then_follows_events_and_bookmarks() -> None:
 
 
 async def test_expired_resource_version_event_lists_again() -> None:
-    server = ScriptedApiServer([
-        [{"type": "ADDED", "object": obj("c", 11)},
-         {"type": "ERROR", "object": {"kind": "Status", "code": 410, "reason": "Expired"}}],
-    ])
+    server = ScriptedApiServer(
+        [
+            [
+                {"type": "ADDED", "object": obj("c", 11)},
+                {"type": "ERROR", "object": {"kind": "Status", "code": 410, "reason": "Expired"}},
+            ],
+        ]
+    )
     sink, _ = await run_against(server)
     assert sink.replaced == 2 and len(server.lists) == 4
     assert [p["resourceVersion"] for p in server.watch_params] == ["10", "10"]
@@ -142,13 +151,15 @@ async def test_a_bad_object_does_not_stop_the_watch() -> None:
                 raise ValueError("unreadable")
             super().upsert(o)
 
-    server = ScriptedApiServer([[{"type": "ADDED", "object": obj("bad", 11)},
-                                 {"type": "ADDED", "object": obj("good", 12)}]])
+    server = ScriptedApiServer(
+        [[{"type": "ADDED", "object": obj("bad", 11)}, {"type": "ADDED", "object": obj("good", 12)}]]
+    )
     sink, _ = await run_against(server, Fussy())
     assert "good" in sink.items and server.watch_params[-1]["resourceVersion"] == "12"
 
 
 # --- outages: staleness and prompt resync (issue 10, item 3) ----------------------------------
+
 
 class RestartableApiServer:
     """Lists one object, holds every watch open, answers /readyz; can be stopped and
@@ -162,8 +173,9 @@ class RestartableApiServer:
     async def list_or_watch(self, request: web.Request) -> web.StreamResponse:
         if request.query.get("watch") != "1":
             self.lists += 1
-            return web.json_response({"metadata": {"resourceVersion": str(10 + self.lists)},
-                                      "items": [obj("a", 5)]})
+            return web.json_response(
+                {"metadata": {"resourceVersion": str(10 + self.lists)}, "items": [obj("a", 5)]}
+            )
         response = web.StreamResponse()
         await response.prepare(request)
         await asyncio.sleep(3600)
@@ -202,6 +214,7 @@ async def test_an_outage_makes_the_view_stale_and_recovery_lists_again_at_once()
     configuration = Configuration()
     configuration.host = f"http://127.0.0.1:{server.port}"
     api = KubeAPI(configuration)
+
     class Patient(Informer):
         def backoff(self, failures: int) -> float:
             return 600.0  # far longer than the test: only the heartbeat can bring it back
@@ -235,7 +248,7 @@ async def test_a_view_older_than_the_bound_is_stale_even_if_the_watch_looks_aliv
 
     class Silent:
         async def request(self, *_: Any, **__: Any) -> dict[str, Any]:
-            raise asyncio.TimeoutError()  # the heartbeat gets no answer: a frozen server
+            raise TimeoutError()  # the heartbeat gets no answer: a frozen server
 
     informer = Informer(KubeAPI(Configuration()), Resource("modelscans", PATH), Sink())
     informer.synced.set()

@@ -23,11 +23,24 @@ def test_configuration_fails_closed_and_exempts_system_namespaces() -> None:
     assert webhook["failurePolicy"] == "Fail" and webhook["sideEffects"] == "NoneOnDryRun"
     assert webhook["admissionReviewVersions"] == ["v1"]
     (expression,) = webhook["namespaceSelector"]["matchExpressions"]
-    assert expression == {"key": "kubernetes.io/metadata.name", "operator": "NotIn",
-                          "values": ["kube-system", "modelsec-system"]}
+    assert expression == {
+        "key": "kubernetes.io/metadata.name",
+        "operator": "NotIn",
+        "values": ["kube-system", "modelsec-system"],
+    }
     operations = {r: rule["operations"] for rule in webhook["rules"] for r in rule["resources"]}
-    assert set(operations) == {"pods", "replicationcontrollers", "deployments", "statefulsets", "daemonsets",
-                               "replicasets", "jobs", "cronjobs", "inferenceservices", "pods/ephemeralcontainers"}
+    assert set(operations) == {
+        "pods",
+        "replicationcontrollers",
+        "deployments",
+        "statefulsets",
+        "daemonsets",
+        "replicasets",
+        "jobs",
+        "cronjobs",
+        "inferenceservices",
+        "pods/ephemeralcontainers",
+    }
     # kubectl debug adds containers through the subresource: a rule for pods never sees it.
     assert operations.pop("pods/ephemeralcontainers") == ["UPDATE"]
     assert all(ops == ["CREATE", "UPDATE"] for ops in operations.values())
@@ -36,24 +49,48 @@ def test_configuration_fails_closed_and_exempts_system_namespaces() -> None:
 def test_every_routed_kind_is_one_the_review_parser_accepts() -> None:
     from modelsec_webhook.review import KINDS, SUBRESOURCES
 
-    plural = {"Pod": "pods", "ReplicationController": "replicationcontrollers", "Deployment": "deployments",
-              "StatefulSet": "statefulsets", "DaemonSet": "daemonsets", "ReplicaSet": "replicasets",
-              "Job": "jobs", "CronJob": "cronjobs", "InferenceService": "inferenceservices"}
+    plural = {
+        "Pod": "pods",
+        "ReplicationController": "replicationcontrollers",
+        "Deployment": "deployments",
+        "StatefulSet": "statefulsets",
+        "DaemonSet": "daemonsets",
+        "ReplicaSet": "replicasets",
+        "Job": "jobs",
+        "CronJob": "cronjobs",
+        "InferenceService": "inferenceservices",
+    }
     routed = {(group, resource) for group, _v, resources, _ops in manifest.RULES for resource in resources}
     accepted = {(group, plural[kind]) for group, kind in KINDS}
-    accepted |= {(group, f"{plural[kind]}/{sub}") for group, kind in KINDS for sub in SUBRESOURCES.get(kind, ())}
+    accepted |= {
+        (group, f"{plural[kind]}/{sub}") for group, kind in KINDS for sub in SUBRESOURCES.get(kind, ())
+    }
     assert routed == accepted
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "modelsec_webhook", *args], capture_output=True, text=True,
-                          env={"PYTHONPATH": PYTHONPATH, "PATH": "/usr/bin:/bin"}, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "modelsec_webhook", *args],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": PYTHONPATH, "PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
 
 
 def test_help_teaches_the_options() -> None:
     out = run("--help").stdout
-    for option in ("--port", "--metrics-port", "--tls-cert", "--tls-key", "--bootstrap-tls",
-                   "--webhook-config-name", "--kubeconfig", "--exempt-namespace", "--print-config"):
+    for option in (
+        "--port",
+        "--metrics-port",
+        "--tls-cert",
+        "--tls-key",
+        "--bootstrap-tls",
+        "--webhook-config-name",
+        "--kubeconfig",
+        "--exempt-namespace",
+        "--print-config",
+    ):
         assert option in out
     assert "reloaded" in out or "re-read when they change" in out
     assert "scan pending, retry shortly" in out
@@ -62,8 +99,15 @@ def test_help_teaches_the_options() -> None:
 def test_print_config_for_a_url(tmp_path) -> None:  # type: ignore[no-untyped-def]
     ca = tmp_path / "ca.crt"
     ca.write_bytes(b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
-    proc = run("--print-config", "--url", "https://127.0.0.1:8443/validate", "--ca-file", str(ca),
-               "--exempt-namespace", "ops")
+    proc = run(
+        "--print-config",
+        "--url",
+        "https://127.0.0.1:8443/validate",
+        "--ca-file",
+        str(ca),
+        "--exempt-namespace",
+        "ops",
+    )
     document = yaml.safe_load(proc.stdout)
     client = document["webhooks"][0]["clientConfig"]
     assert client["url"] == "https://127.0.0.1:8443/validate" and client["caBundle"]
@@ -81,6 +125,11 @@ def test_missing_kubeconfig_is_a_clear_error(tmp_path) -> None:  # type: ignore[
 
 
 def test_the_modelsec_cli_runs_it() -> None:
-    proc = subprocess.run([sys.executable, "-m", "modelsec", "webhook", "--help"], capture_output=True, text=True,
-                          env={"PYTHONPATH": PYTHONPATH, "PATH": "/usr/bin:/bin"}, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "modelsec", "webhook", "--help"],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": PYTHONPATH, "PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
     assert proc.returncode == 0 and "--bootstrap-tls" in proc.stdout

@@ -10,7 +10,6 @@ import json
 from typing import Any
 
 import pytest
-
 from webhook_helpers import SHA, group, review, scan, source, view
 
 from modelsec.k8s.naming import scan_name
@@ -59,7 +58,9 @@ def validated(admission: Admission, obj: dict[str, Any]) -> tuple[Answer, dict[s
 def hub_view(enforcement: dict[str, Any], revision: str | None = SHA, phase: str = "Completed") -> Admission:
     objects = [source("hub"), group("g", "hub", enforcement=enforcement)]
     if phase:
-        record = scan("hf://acme/m", None, "g", phase=phase, outcome="ALLOWED" if phase == "Completed" else None)
+        record = scan(
+            "hf://acme/m", None, "g", phase=phase, outcome="ALLOWED" if phase == "Completed" else None
+        )
         if revision:
             record["status"]["revision"] = revision
         objects.append(record)
@@ -67,9 +68,12 @@ def hub_view(enforcement: dict[str, Any], revision: str | None = SHA, phase: str
 
 
 def vllm_pod(*args: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": "llm", "annotations": {"modelsec.io/models": "hf://acme/m"}},
-            "spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai", "args": ["acme/m", *args]}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "llm", "annotations": {"modelsec.io/models": "hf://acme/m"}},
+        "spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai", "args": ["acme/m", *args]}]},
+    }
 
 
 def test_references_are_pinned_to_the_revision_the_scan_read_and_then_admitted() -> None:
@@ -77,10 +81,18 @@ def test_references_are_pinned_to_the_revision_the_scan_read_and_then_admitted()
     answer, pinned = mutated(admission, vllm_pod("--max-model-len", "4096"))
     assert answer.reason == "pinned" and not answer.waiting
     assert pinned["metadata"]["annotations"]["modelsec.io/models"] == f"hf://acme/m@{SHA}"
-    assert pinned["spec"]["containers"][0]["args"] == ["acme/m", "--max-model-len", "4096", f"--revision={SHA}"]
+    assert pinned["spec"]["containers"][0]["args"] == [
+        "acme/m",
+        "--max-model-len",
+        "4096",
+        f"--revision={SHA}",
+    ]
     records = json.loads(pinned["metadata"]["annotations"][PINNED_ANNOTATION])
     assert {(r["model"], r["revision"], r["group"]) for r in records} == {("hf://acme/m", SHA, "g")}
-    assert {r["at"] for r in records} == {"annotation modelsec.io/models", "container vllm: vllm serve <model>"}
+    assert {r["at"] for r in records} == {
+        "annotation modelsec.io/models",
+        "container vllm: vllm serve <model>",
+    }
     # The pinned references are judged by the scan that read that commit: admitted.
     result, response = validated(admission, pinned)
     assert result.allowed, response
@@ -96,11 +108,20 @@ def test_an_unpinned_reference_that_could_have_been_pinned_is_denied() -> None:
     message = response["status"]["message"]
     assert "is not pinned" in message and SHA in message and "pin.models.modelsec.io" in message
     # Where no revision can be written (a shell script), nothing is asked of the workload.
-    script = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "s"},
-              "spec": {"containers": [{"name": "v", "image": "vllm/vllm-openai",
-                                       "command": ["sh", "-c", "vllm serve acme/m"]}]}}
+    script = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "s"},
+        "spec": {
+            "containers": [
+                {"name": "v", "image": "vllm/vllm-openai", "command": ["sh", "-c", "vllm serve acme/m"]}
+            ]
+        },
+    }
     answer, unchanged = mutated(admission, script)
-    assert unchanged == script and any("shell script" in w for w in json.loads(answer.body)["response"]["warnings"])
+    assert unchanged == script and any(
+        "shell script" in w for w in json.loads(answer.body)["response"]["warnings"]
+    )
     result, _ = validated(admission, script)
     assert result.allowed
 
@@ -135,7 +156,10 @@ def test_a_dry_run_is_pinned_too() -> None:
 
 
 def test_json_pointers_escape_annotation_keys() -> None:
-    assert pointer(("metadata", "annotations", "modelsec.io/pinned")) == "/metadata/annotations/modelsec.io~1pinned"
+    assert (
+        pointer(("metadata", "annotations", "modelsec.io/pinned"))
+        == "/metadata/annotations/modelsec.io~1pinned"
+    )
     assert pointer(("a~b", 0)) == "/a~0b/0"
 
 
@@ -146,16 +170,29 @@ MODEL = "/models/team/bert"
 
 def local_view(enforcement: dict[str, Any], image: str | None = IMAGE) -> Admission:
     record = scan(f"file://{MODEL}", None, "v")
-    return Admission(view(source("local", "Local", path="/models/team"), group("v", "local", enforcement=enforcement),
-                          record), AdmissionSettings(verifier_image=image))
+    return Admission(
+        view(
+            source("local", "Local", path="/models/team"),
+            group("v", "local", enforcement=enforcement),
+            record,
+        ),
+        AdmissionSettings(verifier_image=image),
+    )
 
 
 def serving_pod(mount: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
     container: dict[str, Any] = {"name": "server", "image": "vllm/vllm-openai", "args": [MODEL]}
     container["volumeMounts"] = [mount or {"name": "models", "mountPath": "/models"}]
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "srv"},
-            "spec": {"containers": [container], "volumes": [{"name": "models", "persistentVolumeClaim":
-                                                             {"claimName": "models"}}], **extra}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "srv"},
+        "spec": {
+            "containers": [container],
+            "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": "models"}}],
+            **extra,
+        },
+    }
 
 
 VERIFY = {"mode": "Enforce", "verifyAtStart": True}
@@ -176,9 +213,18 @@ def test_a_verifier_is_added_last_and_the_pod_admitted() -> None:
     assert init[0]["name"] == "fetch" and init[-1]["name"].startswith(PREFIX)
     added = verifier_of(with_verifier)
     assert added["image"] == IMAGE and "command" not in added
-    assert added["args"] == ["verify", MODEL, "--scan", scan_name(f"file://{MODEL}", None, "v"), "--no-progress"]
+    assert added["args"] == [
+        "verify",
+        MODEL,
+        "--scan",
+        scan_name(f"file://{MODEL}", None, "v"),
+        "--no-progress",
+    ]
     assert {"name": "models", "mountPath": "/models", "readOnly": True} in added["volumeMounts"]
-    assert added["securityContext"]["runAsNonRoot"] is True and added["securityContext"]["readOnlyRootFilesystem"]
+    assert (
+        added["securityContext"]["runAsNonRoot"] is True
+        and added["securityContext"]["readOnlyRootFilesystem"]
+    )
     assert any(v["name"] == API_VOLUME for v in with_verifier["spec"]["volumes"])
     result, response = validated(admission, with_verifier)
     assert result.allowed, response
@@ -187,18 +233,31 @@ def test_a_verifier_is_added_last_and_the_pod_admitted() -> None:
     assert same == with_verifier
 
 
-@pytest.mark.parametrize("tamper, why", [
-    (lambda pod: pod["spec"]["initContainers"].pop(), "lacks its verifier"),
-    (lambda pod: verifier_of(pod).__setitem__("args", ["verify", "/tmp", "--scan", "x"]), "args differ"),
-    (lambda pod: verifier_of(pod).__setitem__("image", "busybox"), "image differ"),
-    (lambda pod: verifier_of(pod).__setitem__("command", ["true"]), "command"),
-    (lambda pod: verifier_of(pod).__setitem__("env", [{"name": "KUBERNETES_SERVICE_HOST", "value": "10.0.0.9"}]),
-     "env"),
-    (lambda pod: verifier_of(pod).__setitem__("restartPolicy", "Always"), "restartPolicy"),
-    (lambda pod: verifier_of(pod)["volumeMounts"][0].__setitem__("readOnly", False), "volume mounts differ"),
-    (lambda pod: pod["spec"]["initContainers"].append({"name": "late", "image": "busybox"}), "runs after it"),
-    (lambda pod: pod["spec"]["volumes"][-1]["projected"]["sources"].pop(0), API_VOLUME),
-])
+@pytest.mark.parametrize(
+    "tamper, why",
+    [
+        (lambda pod: pod["spec"]["initContainers"].pop(), "lacks its verifier"),
+        (lambda pod: verifier_of(pod).__setitem__("args", ["verify", "/tmp", "--scan", "x"]), "args differ"),
+        (lambda pod: verifier_of(pod).__setitem__("image", "busybox"), "image differ"),
+        (lambda pod: verifier_of(pod).__setitem__("command", ["true"]), "command"),
+        (
+            lambda pod: verifier_of(pod).__setitem__(
+                "env", [{"name": "KUBERNETES_SERVICE_HOST", "value": "10.0.0.9"}]
+            ),
+            "env",
+        ),
+        (lambda pod: verifier_of(pod).__setitem__("restartPolicy", "Always"), "restartPolicy"),
+        (
+            lambda pod: verifier_of(pod)["volumeMounts"][0].__setitem__("readOnly", False),
+            "volume mounts differ",
+        ),
+        (
+            lambda pod: pod["spec"]["initContainers"].append({"name": "late", "image": "busybox"}),
+            "runs after it",
+        ),
+        (lambda pod: pod["spec"]["volumes"][-1]["projected"]["sources"].pop(0), API_VOLUME),
+    ],
+)
 def test_a_pod_whose_verifier_was_removed_or_altered_is_denied(tamper: Any, why: str) -> None:
     admission = local_view(VERIFY)
     _answer, pod = mutated(admission, serving_pod())
@@ -228,8 +287,9 @@ def test_models_that_cannot_be_verified_from_another_container_are_denied() -> N
 def test_verify_in_warn_mode_warns_and_nested_mounts_are_mounted_too() -> None:
     admission = local_view({"mode": "Warn", "verifyAtStart": True})
     pod = serving_pod()
-    pod["spec"]["containers"][0]["volumeMounts"].append({"name": "weights", "mountPath": f"{MODEL}/weights",
-                                                         "subPath": "bert"})
+    pod["spec"]["containers"][0]["volumeMounts"].append(
+        {"name": "weights", "mountPath": f"{MODEL}/weights", "subPath": "bert"}
+    )
     pod["spec"]["volumes"].append({"name": "weights", "emptyDir": {}})
     _answer, with_verifier = mutated(admission, pod)
     mounts = verifier_of(with_verifier)["volumeMounts"]
@@ -254,21 +314,35 @@ def test_revision_pinned_lets_a_pinning_group_scan_and_pin_what_it_can() -> None
     """RevisionPinned (Blocking) with pin: true: a reference the mutating webhook can pin
     is scanned and pinned, not denied outright (that would leave it unscanned, so never
     pinned); one it cannot pin is denied by the rule as before."""
-    rules = [{"name": "LoadTimeCodeExecution", "mode": "Blocking"}, {"name": "RevisionPinned", "mode": "Blocking"}]
-    fresh = Admission(view(source("hub"), group("g", "hub", rules, enforcement=PIN)),
-                      AdmissionSettings(verifier_image=IMAGE))
+    rules = [
+        {"name": "LoadTimeCodeExecution", "mode": "Blocking"},
+        {"name": "RevisionPinned", "mode": "Blocking"},
+    ]
+    fresh = Admission(
+        view(source("hub"), group("g", "hub", rules, enforcement=PIN)),
+        AdmissionSettings(verifier_image=IMAGE),
+    )
     answer, _ = mutated(fresh, vllm_pod())
     assert [j.status.value for j in answer.waiting] == ["PENDING"]  # its scan is asked for
     record = scan("hf://acme/m", None, "g")
     record["status"]["revision"] = SHA
-    admission = Admission(view(source("hub"), group("g", "hub", rules, enforcement=PIN), record),
-                          AdmissionSettings(verifier_image=IMAGE))
+    admission = Admission(
+        view(source("hub"), group("g", "hub", rules, enforcement=PIN), record),
+        AdmissionSettings(verifier_image=IMAGE),
+    )
     _answer, pinned = mutated(admission, vllm_pod())
     result, response = validated(admission, pinned)
     assert result.allowed, response
-    script = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "s"},
-              "spec": {"containers": [{"name": "v", "image": "vllm/vllm-openai",
-                                       "command": ["sh", "-c", "vllm serve acme/m"]}]}}
+    script = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "s"},
+        "spec": {
+            "containers": [
+                {"name": "v", "image": "vllm/vllm-openai", "command": ["sh", "-c", "vllm serve acme/m"]}
+            ]
+        },
+    }
     result, response = validated(admission, script)
     assert not result.allowed and "RevisionPinned failed" in response["status"]["message"]
 
@@ -283,15 +357,23 @@ def test_s3_objects_are_pinned_to_version_ids_only() -> None:
     """A versioned bucket's object: pinned to the version id its scan read. An unversioned
     bucket (the scan read an ETag) or a prefix (the digest of its listing) has no version
     to pin to: nothing is rewritten, and nothing is asked of the workload."""
-    for revision, pinned in (("3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY", True), ("etag:abc:12", False),
-                             ("sha256:" + "0" * 64, False)):
+    for revision, pinned in (
+        ("3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY", True),
+        ("etag:abc:12", False),
+        ("sha256:" + "0" * 64, False),
+    ):
         record = scan("s3://bucket/m.pkl", None, "g")
         record["status"]["revision"] = revision
-        admission = Admission(view(source("bucket", "S3", bucket="bucket"), group("g", "bucket", enforcement=PIN),
-                                   record), AdmissionSettings(verifier_image=IMAGE))
-        pod = {"apiVersion": "v1", "kind": "Pod",
-               "metadata": {"name": "s3", "annotations": {"modelsec.io/models": "s3://bucket/m.pkl"}},
-               "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+        admission = Admission(
+            view(source("bucket", "S3", bucket="bucket"), group("g", "bucket", enforcement=PIN), record),
+            AdmissionSettings(verifier_image=IMAGE),
+        )
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "s3", "annotations": {"modelsec.io/models": "s3://bucket/m.pkl"}},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+        }
         _answer, result = mutated(admission, pod)
         expected = f"s3://bucket/m.pkl@{revision}" if pinned else "s3://bucket/m.pkl"
         assert result["metadata"]["annotations"]["modelsec.io/models"] == expected

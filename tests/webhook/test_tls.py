@@ -35,7 +35,9 @@ async def served_names(serving: ServingCertificate, ca: trustme.CA) -> list[str]
     ca.configure_trust(client)
     try:
         # No server name: as the API server connects to https://127.0.0.1 (no SNI).
-        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client, server_hostname="127.0.0.1")
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=client, server_hostname="127.0.0.1"
+        )
         peer = writer.get_extra_info("peercert")
         writer.close()
         return [value for kind, value in peer["subjectAltName"]]

@@ -49,8 +49,10 @@ def test_a_configmap_naming_a_model_is_read_where_a_group_applies_and_judged() -
     assert first == NeedConfigMaps("team-a", frozenset({"models"}))
     configmaps.known["models"] = {"id": "org/evil"}  # what the server's reader fetched
     decided = out(adm.answer(request, fetched=True))
-    assert decided["allowed"] is False and "hf://org/evil (container s: vllm serve <model>) is BLOCKED" \
-        in decided["status"]["message"]
+    assert (
+        decided["allowed"] is False
+        and "hf://org/evil (container s: vllm serve <model>) is BLOCKED" in decided["status"]["message"]
+    )
 
 
 def test_a_configmap_that_cannot_be_read_denies_under_an_enforce_group() -> None:
@@ -113,6 +115,7 @@ def test_escape_sequences_never_reach_the_denial_message() -> None:
 
 # --- caches (item 7) ------------------------------------------------------------------------------
 
+
 def test_extraction_cache_keys_are_digests_whatever_the_arguments_weigh() -> None:
     big = vllm_pod("org/m", "--chat-template", "x" * (1 << 20))
     key = content_key("Pod", big)
@@ -137,8 +140,10 @@ def test_bounded_cache_evicts_oldest_first_and_skips_what_cannot_fit() -> None:
     assert cache.get("huge") is None
 
 
-@pytest.mark.parametrize("weird", [{"metadata": []}, {"metadata": {"annotations": "x"}},
-                                   {"spec": {"containers": [["not", "a", "dict"]]}}])
+@pytest.mark.parametrize(
+    "weird",
+    [{"metadata": []}, {"metadata": {"annotations": "x"}}, {"spec": {"containers": [["not", "a", "dict"]]}}],
+)
 def test_objects_of_unexpected_shape_are_never_cached(weird: dict[str, Any]) -> None:
     assert content_key("Pod", weird) is None
 

@@ -10,8 +10,17 @@ from modelsec_webhook.view import group_record, scan_record, sinks
 
 
 def test_scan_record_keeps_what_admission_needs() -> None:
-    record = scan_record(scan("hf://org/m", SHA, "g", "BLOCKED", failed=["LoadTimeCodeExecution"],
-                              warned=["ApprovedFormats"], findings=7))
+    record = scan_record(
+        scan(
+            "hf://org/m",
+            SHA,
+            "g",
+            "BLOCKED",
+            failed=["LoadTimeCodeExecution"],
+            warned=["ApprovedFormats"],
+            findings=7,
+        )
+    )
     assert record is not None
     assert record.key == scan_key("hf://org/m", SHA, "g")
     assert record.failed == ("LoadTimeCodeExecution",) and record.has_verdict
@@ -24,8 +33,13 @@ def test_scan_record_of_a_malformed_object() -> None:
 
 
 def test_group_record_states_and_settings() -> None:
-    ready = group_record(group("g", "s", enforcement={"mode": "Warn", "pendingAction": "AllowWithWarning",
-                                                      "errorAction": "Allow"}))
+    ready = group_record(
+        group(
+            "g",
+            "s",
+            enforcement={"mode": "Warn", "pendingAction": "AllowWithWarning", "errorAction": "Allow"},
+        )
+    )
     assert ready.state == "ready" and ready.problem is None
     assert ready.enforcement.mode == EnforcementMode.WARN
     assert ready.enforcement.pending_action == PendingAction.ALLOW_WITH_WARNING
@@ -38,7 +52,9 @@ def test_group_record_states_and_settings() -> None:
 def test_group_record_problems() -> None:
     unknown_rule = group_record(group("g", "s", [{"name": "NoSuchRule"}]))
     assert unknown_rule.problem and "unknown rule" in unknown_rule.problem
-    bad_selector = group_record(group("g", "s", selector={"matchExpressions": [{"key": "k", "operator": "In"}]}))
+    bad_selector = group_record(
+        group("g", "s", selector={"matchExpressions": [{"key": "k", "operator": "In"}]})
+    )
     assert bad_selector.problem and "needs values" in bad_selector.problem
 
 
@@ -61,7 +77,9 @@ def test_namespace_versions_move_only_when_labels_change() -> None:
     v = view()
     before = v.namespaces["team-a"].version
     generation = v.generation
-    sinks(v)["namespaces"].upsert({"metadata": {"name": "team-a", "labels": dict(v.namespaces["team-a"].labels)}})
+    sinks(v)["namespaces"].upsert(
+        {"metadata": {"name": "team-a", "labels": dict(v.namespaces["team-a"].labels)}}
+    )
     assert v.namespaces["team-a"].version == before
     sinks(v)["namespaces"].upsert({"metadata": {"name": "team-a", "labels": {"team": "z"}}})
     assert v.namespaces["team-a"].version > before

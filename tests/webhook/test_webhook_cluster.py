@@ -24,8 +24,8 @@ from cryptography import x509
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 
 
-
 # --- the main path: unscanned -> pending + ModelScan -> BLOCKED ---------------------------------
+
 
 def test_unscanned_model_is_rejected_its_scan_appears_then_blocked_with_the_rule(space: Space) -> None:
     space.create()
@@ -34,35 +34,62 @@ def test_unscanned_model_is_rejected_its_scan_appears_then_blocked_with_the_rule
     assert first.returncode != 0
     assert 'admission webhook "models.modelsec.io" denied the request' in first.stderr
     assert "scan pending, retry shortly" in first.stderr and space.scan_of("evil.pkl") in first.stderr
-    created = space.cluster.wait_for("modelscans", space.scan_of("evil.pkl"), lambda s: True,
-                                     what="the ModelScan the webhook creates", timeout=30)
+    created = space.cluster.wait_for(
+        "modelscans",
+        space.scan_of("evil.pkl"),
+        lambda s: True,
+        what="the ModelScan the webhook creates",
+        timeout=30,
+    )
     assert created["spec"] == {"model": space.uri("evil.pkl"), "securityGroup": space.group}
     assert created["metadata"]["annotations"]["modelsec.io/requested-by"].startswith(
-        f"Pod {space.namespace}/evil (CREATE by ")
+        f"Pod {space.namespace}/evil (CREATE by "
+    )
 
     verdict = space.wait_verdict("evil.pkl")
     assert verdict["status"]["outcome"] == "BLOCKED"
     time.sleep(0.5)
     second = space.apply(pod)
     assert second.returncode != 0
-    for expected in (f"{space.uri('evil.pkl')} (annotation modelsec.io/models) is BLOCKED",
-                     f"SecurityGroup {space.group}", "LoadTimeCodeExecution", "evil.pkl", "MS-PKL-",
-                     f"kubectl get modelscan {space.scan_of('evil.pkl')}"):
+    for expected in (
+        f"{space.uri('evil.pkl')} (annotation modelsec.io/models) is BLOCKED",
+        f"SecurityGroup {space.group}",
+        "LoadTimeCodeExecution",
+        "evil.pkl",
+        "MS-PKL-",
+        f"kubectl get modelscan {space.scan_of('evil.pkl')}",
+    ):
         assert expected in second.stderr, second.stderr
     assert space.cluster.get("pods", "evil", space.namespace) is None
 
 
 def test_deployments_with_blocked_models_are_rejected(space: Space) -> None:
     space.create()
-    annotated = space.deployment("annotated", {"name": "app", "image": "busybox"},
-                                 {"modelsec.io/models": space.uri("evil.pkl")})
-    vllm = space.deployment("vllm", {"name": "vllm", "image": "vllm/vllm-openai:v0.8.5",
-                                     "args": [str(space.dir / "evil-llm"), "--served-model-name", "llm"]})
-    shell = space.deployment("shell", {"name": "vllm", "image": "python:3.11", "command": ["sh", "-c"],
-                                       "args": [f"pip install vllm && exec vllm serve {space.dir}/evil-llm"]})
-    for obj, model, origin in ((annotated, "evil.pkl", "annotation modelsec.io/models"),
-                               (vllm, "evil-llm", "container vllm: vllm serve <model>"),
-                               (shell, "evil-llm", "container vllm: vllm serve <model>")):
+    annotated = space.deployment(
+        "annotated", {"name": "app", "image": "busybox"}, {"modelsec.io/models": space.uri("evil.pkl")}
+    )
+    vllm = space.deployment(
+        "vllm",
+        {
+            "name": "vllm",
+            "image": "vllm/vllm-openai:v0.8.5",
+            "args": [str(space.dir / "evil-llm"), "--served-model-name", "llm"],
+        },
+    )
+    shell = space.deployment(
+        "shell",
+        {
+            "name": "vllm",
+            "image": "python:3.11",
+            "command": ["sh", "-c"],
+            "args": [f"pip install vllm && exec vllm serve {space.dir}/evil-llm"],
+        },
+    )
+    for obj, model, origin in (
+        (annotated, "evil.pkl", "annotation modelsec.io/models"),
+        (vllm, "evil-llm", "container vllm: vllm serve <model>"),
+        (shell, "evil-llm", "container vllm: vllm serve <model>"),
+    ):
         result = space.apply_after_scan(obj, model)
         assert result.returncode != 0, result.stdout
         assert f"{space.uri(model)} ({origin}) is BLOCKED" in result.stderr, result.stderr
@@ -75,13 +102,23 @@ def test_model_that_cannot_be_judged_is_denied_and_error_action_allow_admits(spa
     (space.dir / "escape.bin").symlink_to("/etc/hostname")  # resolves outside the source
     result = space.apply_after_scan(space.pod("escape", space.uri("escape.bin")), "escape.bin")
     assert result.returncode != 0
-    assert f"{space.uri('escape.bin')} (annotation modelsec.io/models) is ERROR in SecurityGroup" in result.stderr
+    assert (
+        f"{space.uri('escape.bin')} (annotation modelsec.io/models) is ERROR in SecurityGroup"
+        in result.stderr
+    )
     assert "failing closed" in result.stderr and "outside the Local source" in result.stderr, result.stderr
 
     group = space.cluster.get("securitygroups", space.group)
     assert group is not None
-    space.cluster.kubectl("patch", "securitygroup", space.group, "--type", "merge", "-p",
-                          json.dumps({"spec": {"enforcement": {"errorAction": "Allow"}}}))
+    space.cluster.kubectl(
+        "patch",
+        "securitygroup",
+        space.group,
+        "--type",
+        "merge",
+        "-p",
+        json.dumps({"spec": {"enforcement": {"errorAction": "Allow"}}}),
+    )
     # The group changed: its verdicts are re-evaluated first (pending), then ERROR is allowed.
     deadline = time.monotonic() + 120
     while True:
@@ -90,13 +127,16 @@ def test_model_that_cannot_be_judged_is_denied_and_error_action_allow_admits(spa
             break
         time.sleep(1)
     assert again.returncode == 0, again.stderr
-    assert re.search(r"Warning: modelsec: \S+escape\.bin ERROR \(g-\S+, Enforce\)", again.stderr), again.stderr
+    assert re.search(r"Warning: modelsec: \S+escape\.bin ERROR \(g-\S+, Enforce\)", again.stderr), (
+        again.stderr
+    )
 
 
 def test_clean_model_is_admitted_with_warnings(space: Space) -> None:
     space.create()
-    deployment = space.deployment("clean", {"name": "tgi", "image": "busybox"},
-                                  {"modelsec.io/models": space.uri("clean")})
+    deployment = space.deployment(
+        "clean", {"name": "tgi", "image": "busybox"}, {"modelsec.io/models": space.uri("clean")}
+    )
     result = space.apply_after_scan(deployment, "clean")
     assert result.returncode == 0, result.stderr
     assert "deployment.apps/clean created" in result.stdout
@@ -106,15 +146,24 @@ def test_clean_model_is_admitted_with_warnings(space: Space) -> None:
 
 def test_update_that_does_not_touch_models_is_allowed_cheaply(space: Space, webhook: Process) -> None:
     space.create()
-    deployment = space.deployment("clean", {"name": "app", "image": "busybox"},
-                                  {"modelsec.io/models": space.uri("clean")})
+    deployment = space.deployment(
+        "clean", {"name": "app", "image": "busybox"}, {"modelsec.io/models": space.uri("clean")}
+    )
     assert space.apply_after_scan(deployment, "clean").returncode == 0
-    before = metric(webhook.metrics_port, "modelsec_webhook_reviews_total", decision="allowed", reason="unchanged")
-    scaled = space.cluster.kubectl("scale", "deployment", "clean", "-n", space.namespace, "--replicas=3", check=False)
+    before = metric(
+        webhook.metrics_port, "modelsec_webhook_reviews_total", decision="allowed", reason="unchanged"
+    )
+    scaled = space.cluster.kubectl(
+        "scale", "deployment", "clean", "-n", space.namespace, "--replicas=3", check=False
+    )
     assert scaled.returncode == 0, scaled.stderr
-    labelled = space.cluster.kubectl("label", "deployment", "clean", "-n", space.namespace, "tier=web", check=False)
+    labelled = space.cluster.kubectl(
+        "label", "deployment", "clean", "-n", space.namespace, "tier=web", check=False
+    )
     assert labelled.returncode == 0, labelled.stderr
-    after = metric(webhook.metrics_port, "modelsec_webhook_reviews_total", decision="allowed", reason="unchanged")
+    after = metric(
+        webhook.metrics_port, "modelsec_webhook_reviews_total", decision="allowed", reason="unchanged"
+    )
     assert after >= before + 1  # the label change reached the webhook and was waved through
 
 
@@ -139,8 +188,16 @@ def test_audit_mode_admits_silently_and_records_an_event_and_audit_annotation(sp
     assert result.returncode == 0 and "modelsec" not in result.stderr, result.stderr
 
     def event_found() -> list[dict[str, Any]]:
-        out = space.cluster.kubectl("get", "events", "-n", space.namespace, "--field-selector",
-                                    "involvedObject.name=audited,reason=ModelCheckAudit", "-o", "json")
+        out = space.cluster.kubectl(
+            "get",
+            "events",
+            "-n",
+            space.namespace,
+            "--field-selector",
+            "involvedObject.name=audited,reason=ModelCheckAudit",
+            "-o",
+            "json",
+        )
         return json.loads(out.stdout)["items"]
 
     deadline = time.monotonic() + 30
@@ -155,7 +212,11 @@ def test_audit_mode_admits_silently_and_records_an_event_and_audit_annotation(sp
         for line in space.cluster.audit_log.read_text().splitlines():
             event = json.loads(line)
             ref = event.get("objectRef", {})
-            if (ref.get("namespace"), ref.get("name"), event.get("verb")) == (space.namespace, "audited", "create"):
+            if (ref.get("namespace"), ref.get("name"), event.get("verb")) == (
+                space.namespace,
+                "audited",
+                "create",
+            ):
                 annotations = event.get("annotations", {})
                 judgements = json.loads(annotations["models.modelsec.io/judgements"])
                 assert judgements[0]["status"] == "BLOCKED" and judgements[0]["effect"] == "audit"
@@ -170,18 +231,26 @@ def test_exempt_namespace_is_never_sent_to_the_webhook(space: Space, webhook: Pr
     # Make kube-system look like a governed namespace: only the exemption keeps it out.
     space.cluster.kubectl("label", "namespace", "kube-system", f"modelsec-test={space.name}", "--overwrite")
     try:
-        before = metric(webhook.metrics_port, "modelsec_webhook_reviews_total", decision="allowed", reason="exempt")
+        before = metric(
+            webhook.metrics_port, "modelsec_webhook_reviews_total", decision="allowed", reason="exempt"
+        )
         total_before = _reviews(webhook)
         pod = space.pod("exempt", space.uri("evil.pkl"))
         pod["metadata"]["namespace"] = "kube-system"
         result = space.apply(pod)
         assert result.returncode == 0, result.stderr
         assert _reviews(webhook) == total_before  # the API server did not even call it
-        assert metric(webhook.metrics_port, "modelsec_webhook_reviews_total", decision="allowed",
-                      reason="exempt") == before
+        assert (
+            metric(
+                webhook.metrics_port, "modelsec_webhook_reviews_total", decision="allowed", reason="exempt"
+            )
+            == before
+        )
         assert space.cluster.get("modelscans", space.scan_of("evil.pkl")) is None
     finally:
-        space.cluster.kubectl("delete", "pod", "exempt", "-n", "kube-system", "--wait=false", "--ignore-not-found")
+        space.cluster.kubectl(
+            "delete", "pod", "exempt", "-n", "kube-system", "--wait=false", "--ignore-not-found"
+        )
         space.cluster.kubectl("label", "namespace", "kube-system", "modelsec-test-")
 
 
@@ -189,8 +258,11 @@ def _reviews(webhook: Process) -> float:
     import urllib.request
 
     with urllib.request.urlopen(f"http://127.0.0.1:{webhook.metrics_port}/metrics", timeout=5) as r:
-        return sum(float(line.split()[-1]) for line in r.read().decode().splitlines()
-                   if line.startswith("modelsec_webhook_reviews_total{"))
+        return sum(
+            float(line.split()[-1])
+            for line in r.read().decode().splitlines()
+            if line.startswith("modelsec_webhook_reviews_total{")
+        )
 
 
 def test_dry_run_is_judged_without_creating_a_modelscan(space: Space) -> None:
@@ -203,31 +275,61 @@ def test_dry_run_is_judged_without_creating_a_modelscan(space: Space) -> None:
 
 def test_inference_service_storage_uri_when_the_crd_exists(space: Space) -> None:
     space.create()
-    space.cluster.apply({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "inferenceservices.serving.kserve.io"},
-        "spec": {"group": "serving.kserve.io", "scope": "Namespaced",
-                 "names": {"kind": "InferenceService", "plural": "inferenceservices", "singular": "inferenceservice"},
-                 "versions": [{"name": "v1beta1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
-                     "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}})
-    space.cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                          "crd/inferenceservices.serving.kserve.io")
-    isvc = {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
-            "metadata": {"name": "evil", "namespace": space.namespace},
-            "spec": {"predictor": {"model": {"modelFormat": {"name": "pytorch"},
-                                             "storageUri": space.uri("evil-llm")}}}}
+    space.cluster.apply(
+        {
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": "inferenceservices.serving.kserve.io"},
+            "spec": {
+                "group": "serving.kserve.io",
+                "scope": "Namespaced",
+                "names": {
+                    "kind": "InferenceService",
+                    "plural": "inferenceservices",
+                    "singular": "inferenceservice",
+                },
+                "versions": [
+                    {
+                        "name": "v1beta1",
+                        "served": True,
+                        "storage": True,
+                        "schema": {
+                            "openAPIV3Schema": {
+                                "type": "object",
+                                "x-kubernetes-preserve-unknown-fields": True,
+                            }
+                        },
+                    }
+                ],
+            },
+        }
+    )
+    space.cluster.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s", "crd/inferenceservices.serving.kserve.io"
+    )
+    isvc = {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": "evil", "namespace": space.namespace},
+        "spec": {
+            "predictor": {"model": {"modelFormat": {"name": "pytorch"}, "storageUri": space.uri("evil-llm")}}
+        },
+    }
     deadline = time.monotonic() + 30
     while True:  # the API server's webhook rules see the new resource after discovery refreshes
         result = space.apply_after_scan(isvc, "evil-llm")
         if result.returncode != 0 or time.monotonic() > deadline:
             break
-        space.cluster.kubectl("delete", "inferenceservice", "evil", "-n", space.namespace, "--ignore-not-found")
+        space.cluster.kubectl(
+            "delete", "inferenceservice", "evil", "-n", space.namespace, "--ignore-not-found"
+        )
         time.sleep(1)
     assert result.returncode != 0, result.stdout
     assert "(InferenceService spec.predictor.model.storageUri) is BLOCKED" in result.stderr, result.stderr
 
 
 # --- TLS ------------------------------------------------------------------------------------
+
 
 def test_rotated_certificate_is_served_without_a_restart(space: Space, webhook: Any) -> None:
     space.create()
@@ -241,15 +343,20 @@ def test_rotated_certificate_is_served_without_a_restart(space: Space, webhook: 
         assert time.monotonic() < deadline, webhook.log()
         time.sleep(0.2)
     peer = ssl.get_server_certificate(("127.0.0.1", webhook.port))
-    assert x509.load_pem_x509_certificate(peer.encode()).extensions.get_extension_for_class(
-        x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)[-1] == "rotated.example"
+    assert (
+        x509.load_pem_x509_certificate(peer.encode())
+        .extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        .value.get_values_for_type(x509.DNSName)[-1]
+        == "rotated.example"
+    )
     # ...and the API server, which only trusts the CA, keeps calling it.
     result = space.apply(space.pod("after-rotation", space.uri("evil.pkl")), dry_run=True)
     assert 'admission webhook "models.modelsec.io" denied' in result.stderr, result.stderr
 
 
-def test_bootstrap_tls_writes_its_ca_into_the_configuration(space: Space, cluster: Cluster,
-                                                            tmp_path: Path) -> None:
+def test_bootstrap_tls_writes_its_ca_into_the_configuration(
+    space: Space, cluster: Cluster, tmp_path: Path
+) -> None:
     from modelsec_webhook import manifest
 
     space.create()
@@ -260,16 +367,36 @@ def test_bootstrap_tls_writes_its_ca_into_the_configuration(space: Space, cluste
     config["webhooks"][0]["namespaceSelector"] = {"matchLabels": {"modelsec-test": space.name}}
     config["webhooks"][0]["name"] = "bootstrap.models.modelsec.io"
     cluster.apply(config)
-    second = Process("modelsec_webhook", [
-        "--kubeconfig", cluster.kubeconfig, "--bootstrap-tls", "--tls-dir", str(tmp_path / "tls"),
-        "--webhook-config-name", name, "--port", str(port), "--metrics-port", str(metrics_port),
-        "--bind-address", "127.0.0.1"], tmp_path / "bootstrap.log", f"http://127.0.0.1:{metrics_port}/readyz")
+    second = Process(
+        "modelsec_webhook",
+        [
+            "--kubeconfig",
+            cluster.kubeconfig,
+            "--bootstrap-tls",
+            "--tls-dir",
+            str(tmp_path / "tls"),
+            "--webhook-config-name",
+            name,
+            "--port",
+            str(port),
+            "--metrics-port",
+            str(metrics_port),
+            "--bind-address",
+            "127.0.0.1",
+        ],
+        tmp_path / "bootstrap.log",
+        f"http://127.0.0.1:{metrics_port}/readyz",
+    )
     try:
         second.start()
         ca = (tmp_path / "tls" / "ca.crt").read_bytes()
-        patched = cluster.wait_for("validatingwebhookconfigurations", name,
-                                   lambda c: c["webhooks"][0]["clientConfig"].get("caBundle")
-                                   == base64.b64encode(ca).decode(), what="caBundle patched", timeout=30)
+        patched = cluster.wait_for(
+            "validatingwebhookconfigurations",
+            name,
+            lambda c: c["webhooks"][0]["clientConfig"].get("caBundle") == base64.b64encode(ca).decode(),
+            what="caBundle patched",
+            timeout=30,
+        )
         assert patched
         deadline = time.monotonic() + 30
         while True:
@@ -290,9 +417,14 @@ def test_metrics_and_probes(webhook: Process, space: Space) -> None:
     space.apply(space.pod("metrics", space.uri("clean")))
     with urllib.request.urlopen(f"http://127.0.0.1:{webhook.metrics_port}/metrics", timeout=5) as r:
         text = r.read().decode()
-    for name in ("modelsec_webhook_reviews_total", "modelsec_webhook_review_duration_seconds_bucket",
-                 "modelsec_webhook_judgements_total", "modelsec_webhook_view_objects",
-                 "modelsec_webhook_watch_events_total", "modelsec_webhook_ready 1.0"):
+    for name in (
+        "modelsec_webhook_reviews_total",
+        "modelsec_webhook_review_duration_seconds_bucket",
+        "modelsec_webhook_judgements_total",
+        "modelsec_webhook_view_objects",
+        "modelsec_webhook_watch_events_total",
+        "modelsec_webhook_ready 1.0",
+    ):
         assert name in text
     context = ssl.create_default_context(cadata=webhook.ca_pem.decode())
     with urllib.request.urlopen(f"https://127.0.0.1:{webhook.port}/readyz", context=context, timeout=5) as r:

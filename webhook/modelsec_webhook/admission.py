@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from modelsec.references import ConfigMapData, Extraction, Unreadable, extract_object
 from modelsec.references.workloads import CONTAINER_LISTS, KSERVE_KINDS, POD_TEMPLATE_PATHS
@@ -129,8 +130,11 @@ def model_bearing(kind: str, obj: object) -> tuple[object, ...]:
         return (annotations, member(obj, "spec"))
     path = POD_TEMPLATE_PATHS.get(kind, ())
     template = member(obj, *path) if path else obj
-    return (annotations, member(template, "metadata", "annotations"),
-            *(member(template, "spec", key) for key, _init in CONTAINER_LISTS))
+    return (
+        annotations,
+        member(template, "metadata", "annotations"),
+        *(member(template, "spec", key) for key, _init in CONTAINER_LISTS),
+    )
 
 
 def same_models(a: Extraction, b: Extraction) -> bool:
@@ -184,11 +188,19 @@ class Admission:
             where = exc.__traceback__
             while where is not None and where.tb_next is not None:
                 where = where.tb_next
-            at = f" at {where.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{where.tb_lineno}" if where else ""
-            log.error(f"internal error on request {printable(request.uid[:64])}: "
-                      f"{type(exc).__name__}: {printable(str(exc)[:200])}{at}; denied")
-            message = (f"modelsec webhook internal error ({type(exc).__name__}); failing closed. "
-                       "Retry, and report it if it persists.")
+            at = (
+                f" at {where.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{where.tb_lineno}"
+                if where
+                else ""
+            )
+            log.error(
+                f"internal error on request {printable(request.uid[:64])}: "
+                f"{type(exc).__name__}: {printable(str(exc)[:200])}{at}; denied"
+            )
+            message = (
+                f"modelsec webhook internal error ({type(exc).__name__}); failing closed. "
+                "Retry, and report it if it persists."
+            )
             return denial(request.uid, message, "internal-error")
 
     def _answer(self, request: Request, fetched: bool) -> Answer | NeedConfigMaps:
@@ -204,7 +216,9 @@ class Admission:
             if model_bearing(kind, obj) == model_bearing(kind, old):
                 return Answer(self._allowed(uid), True, "unchanged", False)
             extraction = self.caches.extraction(kind, obj)
-            if same_models(extraction, self.caches.extraction(kind, old)) and not self._verifiers_touched(kind, obj, old):
+            if same_models(extraction, self.caches.extraction(kind, old)) and not self._verifiers_touched(
+                kind, obj, old
+            ):
                 return Answer(self._allowed(uid), True, "unchanged", bool(extraction))
         else:
             extraction = self.caches.extraction(kind, obj)
@@ -232,17 +246,27 @@ class Admission:
         elif decision.scans and not decision.allowed:
             # sideEffects: NoneOnDryRun, so nothing was requested: say so, or a dry-run
             # retried in CI would wait forever for a scan nobody asked for.
-            decided = Decided.of(replace(decision, message=decision.message + "\n(dry run: no "
-                                 "ModelScan was created; apply for real, or create the ModelScan, "
-                                 "to start the scan)"))
+            decided = Decided.of(
+                replace(
+                    decision,
+                    message=decision.message + "\n(dry run: no "
+                    "ModelScan was created; apply for real, or create the ModelScan, "
+                    "to start the scan)",
+                )
+            )
         waiting = _waiting(decision, request.dry_run) if decision.pending_only else ()
         return Answer(decided.body(uid), decision.allowed, "judged", True, waiting)
 
     def _verifiers_touched(self, kind: str, obj: object, old: object) -> bool:
         """An UPDATE of a Pod whose init containers or volumes changed must not pass as
         "unchanged" while a group verifies at start: that is where the verifier lives."""
-        return kind == "Pod" and self.view.verifying and any(
-            member(obj, "spec", key) != member(old, "spec", key) for key in ("initContainers", "volumes"))
+        return (
+            kind == "Pod"
+            and self.view.verifying
+            and any(
+                member(obj, "spec", key) != member(old, "spec", key) for key in ("initContainers", "volumes")
+            )
+        )
 
     def _check_verifiers(self, pod: dict[str, Any], extraction: Extraction, decided: Decided) -> Decided:
         """verifyAtStart: the Pod must carry an unaltered verifier per file:// model."""
@@ -261,8 +285,14 @@ class Admission:
             metrics.CACHE_HIT()
             return decided
         metrics.CACHE_MISS()
-        decision = decide(extraction, namespace, ns.labels if ns else None, self.view,
-                          self.settings.decision, self.caches.judged(namespace, ns) if ns else None)
+        decision = decide(
+            extraction,
+            namespace,
+            ns.labels if ns else None,
+            self.view,
+            self.settings.decision,
+            self.caches.judged(namespace, ns) if ns else None,
+        )
         for judgement in decision.judgements:
             metrics.count_judgement(judgement.status.value, judgement.mode.value)
         decided = Decided.of(decision)
@@ -278,11 +308,17 @@ class Admission:
         name = metadata.get("name") or request.name
         where = f"{request.namespace}/{name}"
         if decision.scans and self.request_scans is not None:
-            self.request_scans(decision, f"{request.kind} {where} ({request.operation} by {request.username})")
+            self.request_scans(
+                decision, f"{request.kind} {where} ({request.operation} by {request.username})"
+            )
         if decision.events and self.record_events is not None:
             api_version = member(request.object, "apiVersion")
-            involved = {"apiVersion": api_version if isinstance(api_version, str) else "",
-                        "kind": request.kind, "name": name, "namespace": request.namespace}
+            involved = {
+                "apiVersion": api_version if isinstance(api_version, str) else "",
+                "kind": request.kind,
+                "name": name,
+                "namespace": request.namespace,
+            }
             if "uid" in metadata:
                 involved["uid"] = metadata["uid"]
             self.record_events(decision, involved)

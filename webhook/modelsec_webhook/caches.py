@@ -54,8 +54,9 @@ def deep_size(value: Any, _depth: int = 0) -> int:
     if isinstance(value, (tuple, list, frozenset, set)):
         return sys.getsizeof(value) + sum(deep_size(v, _depth + 1) for v in value)
     if isinstance(value, dict):
-        return sys.getsizeof(value) + sum(deep_size(k, _depth + 1) + deep_size(v, _depth + 1)
-                                          for k, v in value.items())
+        return sys.getsizeof(value) + sum(
+            deep_size(k, _depth + 1) + deep_size(v, _depth + 1) for k, v in value.items()
+        )
     fields = getattr(value, "__dataclass_fields__", None)
     if fields is not None:
         return 64 + sum(deep_size(getattr(value, name), _depth + 1) for name in fields)
@@ -115,8 +116,12 @@ _OBJECT = 120
 def extraction_size(extraction: Extraction) -> int:
     size = _OBJECT
     for reference in extraction.references:
-        size += _OBJECT * 2 + len(reference.ref.location) + len(reference.ref.revision or "") \
+        size += (
+            _OBJECT * 2
+            + len(reference.ref.location)
+            + len(reference.ref.revision or "")
             + sum(len(origin) + 50 for origin in reference.origins)
+        )
     for invalid in extraction.invalid:
         size += _OBJECT + len(invalid.text) + len(invalid.origin) + len(invalid.problem)
     for unresolved in extraction.unresolved:
@@ -134,8 +139,11 @@ def _decision_size(key: DecisionKey, decided: Decided) -> int:
 
 
 def _judgements_size(key: JudgementKey, judgements: tuple[Judgement, ...]) -> int:
-    return _OBJECT * 2 + len(key[2].location) + sum(
-        _OBJECT + len(j.detail) + sum(len(w) for w in j.warnings) for j in judgements)
+    return (
+        _OBJECT * 2
+        + len(key[2].location)
+        + sum(_OBJECT + len(j.detail) + sum(len(w) for w in j.warnings) for j in judgements)
+    )
 
 
 class _NotJSONShaped(Exception):
@@ -200,7 +208,8 @@ class AdmissionCache:
         self.view = view
         self.extractions: BoundedCache[bytes, Extraction] = BoundedCache(max_bytes, _extraction_entry_size)
         self.judgements: BoundedCache[JudgementKey, tuple[Judgement, ...]] = BoundedCache(
-            max_bytes, _judgements_size)
+            max_bytes, _judgements_size
+        )
         self.decisions: BoundedCache[DecisionKey, Decided] = BoundedCache(max_bytes, _decision_size)
         view.on_change.append(self.forget_verdicts)
 

@@ -16,17 +16,19 @@ from pathlib import Path
 
 import yaml
 
+from modelsec.k8s.config import KubeConfigError, load_configuration
 from modelsec_webhook import manifest
 from modelsec_webhook.admission import AdmissionSettings
 from modelsec_webhook.decision import Settings, UnresolvedAction
 from modelsec_webhook.firstdeploy import WaitSettings
 from modelsec_webhook.freshness import DEFAULT_MAX_STALENESS
-from modelsec.k8s.config import KubeConfigError, load_configuration
 from modelsec_webhook.kubeapi import KubeAPI
 from modelsec_webhook.server import ServerConfig, Webhook, install_signal_handlers
 
-DESCRIPTION = ("Run the modelsec validating admission webhook: deny workloads whose models are "
-               "BLOCKED by their SecurityGroup.")
+DESCRIPTION = (
+    "Run the modelsec validating admission webhook: deny workloads whose models are "
+    "BLOCKED by their SecurityGroup."
+)
 
 EPILOG = textwrap.dedent(f"""\
     what it does:
@@ -58,7 +60,7 @@ EPILOG = textwrap.dedent(f"""\
       modelsec webhook --print-config --url https://127.0.0.1:8443/validate \\
           --ca-file ca.crt | kubectl apply -f -
       In a cluster: deploy/webhook/ (Service-based config, RBAC). The configuration
-      exempts {', '.join(manifest.DEFAULT_EXEMPT)} by namespaceSelector; the webhook
+      exempts {", ".join(manifest.DEFAULT_EXEMPT)} by namespaceSelector; the webhook
       exempts --exempt-namespace again in code.
 
     credentials:
@@ -84,80 +86,159 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
 
     serving = parser.add_argument_group("serving")
-    serving.add_argument("--port", type=int, default=8443, metavar="PORT",
-                         help="HTTPS port for /validate, /healthz, /readyz (default: %(default)s)")
-    serving.add_argument("--bind-address", default="0.0.0.0", metavar="ADDR",
-                         help="address for both servers (default: %(default)s)")
-    serving.add_argument("--metrics-port", type=int, default=9091, metavar="PORT",
-                         help="plain-HTTP port for Prometheus /metrics, /healthz and /readyz; "
-                              "0 disables (default: %(default)s)")
+    serving.add_argument(
+        "--port",
+        type=int,
+        default=8443,
+        metavar="PORT",
+        help="HTTPS port for /validate, /healthz, /readyz (default: %(default)s)",
+    )
+    serving.add_argument(
+        "--bind-address",
+        default="0.0.0.0",
+        metavar="ADDR",
+        help="address for both servers (default: %(default)s)",
+    )
+    serving.add_argument(
+        "--metrics-port",
+        type=int,
+        default=9091,
+        metavar="PORT",
+        help="plain-HTTP port for Prometheus /metrics, /healthz and /readyz; "
+        "0 disables (default: %(default)s)",
+    )
 
     tls = parser.add_argument_group("TLS")
     tls.add_argument("--tls-cert", type=Path, metavar="FILE", help="serving certificate (PEM, chain first)")
     tls.add_argument("--tls-key", type=Path, metavar="FILE", help="its private key (PEM)")
-    tls.add_argument("--tls-reload-seconds", type=float, default=10.0, metavar="S",
-                     help="how often to check the files for a new certificate (default: %(default)s)")
-    tls.add_argument("--bootstrap-tls", action="store_true",
-                     help="generate a self-signed CA and serving certificate (see below)")
-    tls.add_argument("--tls-dir", type=Path, metavar="DIR",
-                     help="where --bootstrap-tls keeps ca.crt, tls.crt, tls.key "
-                          "(default: ./modelsec-webhook-tls)")
-    tls.add_argument("--tls-san", action="append", metavar="NAME", default=None,
-                     help="DNS name or IP for the bootstrapped certificate; repeatable "
-                          "(default: localhost, 127.0.0.1 and the service names of "
-                          "--service-name/--service-namespace)")
-    tls.add_argument("--service-name", default="modelsec-webhook", metavar="NAME",
-                     help="Service in front of the webhook, for default SANs and --print-config "
-                          "(default: %(default)s)")
-    tls.add_argument("--service-namespace", default="modelsec-system", metavar="NS",
-                     help="its namespace (default: %(default)s)")
-    tls.add_argument("--webhook-config-name", metavar="NAME",
-                     help="ValidatingWebhookConfiguration whose caBundle --bootstrap-tls "
-                          f"keeps (conventionally {manifest.DEFAULT_CONFIG_NAME})")
+    tls.add_argument(
+        "--tls-reload-seconds",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="how often to check the files for a new certificate (default: %(default)s)",
+    )
+    tls.add_argument(
+        "--bootstrap-tls",
+        action="store_true",
+        help="generate a self-signed CA and serving certificate (see below)",
+    )
+    tls.add_argument(
+        "--tls-dir",
+        type=Path,
+        metavar="DIR",
+        help="where --bootstrap-tls keeps ca.crt, tls.crt, tls.key (default: ./modelsec-webhook-tls)",
+    )
+    tls.add_argument(
+        "--tls-san",
+        action="append",
+        metavar="NAME",
+        default=None,
+        help="DNS name or IP for the bootstrapped certificate; repeatable "
+        "(default: localhost, 127.0.0.1 and the service names of "
+        "--service-name/--service-namespace)",
+    )
+    tls.add_argument(
+        "--service-name",
+        default="modelsec-webhook",
+        metavar="NAME",
+        help="Service in front of the webhook, for default SANs and --print-config (default: %(default)s)",
+    )
+    tls.add_argument(
+        "--service-namespace",
+        default="modelsec-system",
+        metavar="NS",
+        help="its namespace (default: %(default)s)",
+    )
+    tls.add_argument(
+        "--webhook-config-name",
+        metavar="NAME",
+        help="ValidatingWebhookConfiguration whose caBundle --bootstrap-tls "
+        f"keeps (conventionally {manifest.DEFAULT_CONFIG_NAME})",
+    )
 
     policy = parser.add_argument_group("policy")
-    policy.add_argument("--exempt-namespace", action="append", metavar="NS", default=None,
-                        help="namespace never checked; repeatable (default: "
-                             f"{', '.join(manifest.DEFAULT_EXEMPT)})")
-    policy.add_argument("--unresolved-action", choices=[a.value for a in UnresolvedAction],
-                        default=UnresolvedAction.WARN.value,
-                        help="a model the webhook cannot see (a Secret's value, a shell variable "
-                             "the pod spec does not set, more containers than are read) in a "
-                             "namespace NO SecurityGroup covers: allow silently, warn (default) "
-                             "or deny. Where a group covers the namespace it is judged ERROR by "
-                             "that group (denied under Enforce)")
-    policy.add_argument("--verifier-image", metavar="IMAGE",
-                        help="the modelsec image of the init containers that verify models at start "
-                             "(groups with spec.enforcement.verifyAtStart; its entrypoint must be "
-                             "modelsec); without it such Pods are denied")
-    policy.add_argument("--first-deploy-wait", action=argparse.BooleanOptionalAction, default=True,
-                        help="let a request naming a model without a verdict wait for its scan, "
-                             "within the API server's timeout less --first-deploy-margin, when the "
-                             "scan is expected to finish in time (default: on)")
-    policy.add_argument("--first-deploy-margin", type=float, default=2.0, metavar="S",
-                        help="seconds of the API server's timeout kept for answering (default: %(default)s)")
-    policy.add_argument("--first-deploy-max-waiting", type=int, default=32, metavar="N",
-                        help="requests that may wait for a verdict at once; beyond, they are "
-                             "denied at once as scan pending (default: %(default)s)")
-    policy.add_argument("--max-staleness", type=float, default=DEFAULT_MAX_STALENESS, metavar="S",
-                        help="decide from the in-memory view only while it is at most this many "
-                             "seconds old; beyond, /readyz is 503 and workloads naming models are "
-                             "denied (default: %(default)s)")
+    policy.add_argument(
+        "--exempt-namespace",
+        action="append",
+        metavar="NS",
+        default=None,
+        help=f"namespace never checked; repeatable (default: {', '.join(manifest.DEFAULT_EXEMPT)})",
+    )
+    policy.add_argument(
+        "--unresolved-action",
+        choices=[a.value for a in UnresolvedAction],
+        default=UnresolvedAction.WARN.value,
+        help="a model the webhook cannot see (a Secret's value, a shell variable "
+        "the pod spec does not set, more containers than are read) in a "
+        "namespace NO SecurityGroup covers: allow silently, warn (default) "
+        "or deny. Where a group covers the namespace it is judged ERROR by "
+        "that group (denied under Enforce)",
+    )
+    policy.add_argument(
+        "--verifier-image",
+        metavar="IMAGE",
+        help="the modelsec image of the init containers that verify models at start "
+        "(groups with spec.enforcement.verifyAtStart; its entrypoint must be "
+        "modelsec); without it such Pods are denied",
+    )
+    policy.add_argument(
+        "--first-deploy-wait",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="let a request naming a model without a verdict wait for its scan, "
+        "within the API server's timeout less --first-deploy-margin, when the "
+        "scan is expected to finish in time (default: on)",
+    )
+    policy.add_argument(
+        "--first-deploy-margin",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="seconds of the API server's timeout kept for answering (default: %(default)s)",
+    )
+    policy.add_argument(
+        "--first-deploy-max-waiting",
+        type=int,
+        default=32,
+        metavar="N",
+        help="requests that may wait for a verdict at once; beyond, they are "
+        "denied at once as scan pending (default: %(default)s)",
+    )
+    policy.add_argument(
+        "--max-staleness",
+        type=float,
+        default=DEFAULT_MAX_STALENESS,
+        metavar="S",
+        help="decide from the in-memory view only while it is at most this many "
+        "seconds old; beyond, /readyz is 503 and workloads naming models are "
+        "denied (default: %(default)s)",
+    )
 
     cluster = parser.add_argument_group("cluster access")
-    cluster.add_argument("--kubeconfig", type=Path, metavar="FILE",
-                         help="kubeconfig to use (default: in-cluster, then $KUBECONFIG)")
+    cluster.add_argument(
+        "--kubeconfig",
+        type=Path,
+        metavar="FILE",
+        help="kubeconfig to use (default: in-cluster, then $KUBECONFIG)",
+    )
     cluster.add_argument("--context", metavar="NAME", help="kubeconfig context (default: current)")
 
     printing = parser.add_argument_group("printing the webhook configuration (then exit)")
-    printing.add_argument("--print-config", action="store_true",
-                          help="print the ValidatingWebhookConfiguration YAML and exit: for --url "
-                               "if given, else for --service-namespace/--service-name")
+    printing.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the ValidatingWebhookConfiguration YAML and exit: for --url "
+        "if given, else for --service-namespace/--service-name",
+    )
     printing.add_argument("--url", metavar="URL", help="webhook URL, e.g. https://127.0.0.1:8443/validate")
     printing.add_argument("--ca-file", type=Path, metavar="FILE", help="CA certificate for the caBundle")
-    printing.add_argument("--mutating", action="store_true",
-                          help="with --print-config: print the MutatingWebhookConfiguration of /mutate "
-                               "(pinning and verifyAtStart) instead; --url stays the /validate URL")
+    printing.add_argument(
+        "--mutating",
+        action="store_true",
+        help="with --print-config: print the MutatingWebhookConfiguration of /mutate "
+        "(pinning and verifyAtStart) instead; --url stays the /validate URL",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
@@ -183,7 +264,9 @@ def print_config(args: argparse.Namespace) -> int:
     else:
         client = manifest.client_config(service=(args.service_namespace, args.service_name), ca_bundle=ca)
     render = manifest.render_mutating if args.mutating else manifest.render
-    document = render(client, name=args.webhook_config_name or manifest.DEFAULT_CONFIG_NAME, exempt=_exempt(args))
+    document = render(
+        client, name=args.webhook_config_name or manifest.DEFAULT_CONFIG_NAME, exempt=_exempt(args)
+    )
     sys.stdout.write(yaml.safe_dump(document, sort_keys=False))
     return 0
 
@@ -201,12 +284,15 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
         try:
             made = bootstrap(args.tls_dir or Path("modelsec-webhook-tls"), hosts)
         except ImportError:
-            raise ValueError("--bootstrap-tls needs the cryptography package: "
-                             "pip install 'modelsec[cluster]'") from None
+            raise ValueError(
+                "--bootstrap-tls needs the cryptography package: pip install 'modelsec[cluster]'"
+            ) from None
         cert, key, ca_bundle = made.cert_file, made.key_file, made.ca_bundle
     elif not (cert and key):
-        raise ValueError("give --tls-cert and --tls-key, or --bootstrap-tls "
-                         "(the API server only calls webhooks over HTTPS)")
+        raise ValueError(
+            "give --tls-cert and --tls-key, or --bootstrap-tls "
+            "(the API server only calls webhooks over HTTPS)"
+        )
     return ServerConfig(
         port=args.port,
         bind_address=args.bind_address,
@@ -222,8 +308,11 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
             verifier_image=args.verifier_image or None,
         ),
         max_staleness=args.max_staleness,
-        first_deploy=WaitSettings(enabled=args.first_deploy_wait, margin_seconds=args.first_deploy_margin,
-                                  max_waiting=args.first_deploy_max_waiting),
+        first_deploy=WaitSettings(
+            enabled=args.first_deploy_wait,
+            margin_seconds=args.first_deploy_margin,
+            max_waiting=args.first_deploy_max_waiting,
+        ),
     )
 
 
@@ -241,7 +330,8 @@ def run(args: argparse.Namespace) -> int:
     if args.bootstrap_tls and not args.webhook_config_name:
         logging.getLogger("modelsec.webhook").warning(
             "--bootstrap-tls without --webhook-config-name: nothing will trust this CA "
-            "unless you put it into the webhook configuration yourself")
+            "unless you put it into the webhook configuration yourself"
+        )
 
     async def main() -> None:
         webhook = Webhook(config, KubeAPI(configuration))

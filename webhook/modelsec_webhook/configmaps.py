@@ -22,7 +22,7 @@ import functools
 import logging
 import re
 import time
-from typing import Mapping
+from collections.abc import Mapping
 
 import aiohttp
 
@@ -86,20 +86,27 @@ class ConfigMapReader:
             self.store(namespace, name, Unreadable("not a valid ConfigMap name"), TTL)
             return
         try:
-            body = await self.api.request("GET", f"/api/v1/namespaces/{namespace}/configmaps/{name}",
-                                          timeout=self.timeout)
+            body = await self.api.request(
+                "GET", f"/api/v1/namespaces/{namespace}/configmaps/{name}", timeout=self.timeout
+            )
         except ApiError as exc:
             metrics.CONFIGMAP_READS.labels({404: "missing", 403: "forbidden"}.get(exc.status, "failed")).inc()
             if exc.status == 404:
                 self.store(namespace, name, None)
             elif exc.status == 403:
-                self.store(namespace, name, Unreadable(
-                    f"the webhook may not read ConfigMaps in namespace {namespace}; grant it the "
-                    "modelsec-webhook-configmap-reader role there (docs/webhook.md)"), TTL)
+                self.store(
+                    namespace,
+                    name,
+                    Unreadable(
+                        f"the webhook may not read ConfigMaps in namespace {namespace}; grant it the "
+                        "modelsec-webhook-configmap-reader role there (docs/webhook.md)"
+                    ),
+                    TTL,
+                )
             else:
                 self.store(namespace, name, Unreadable(f"{exc.status} {exc.reason}"), ERROR_TTL)
             return
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
             metrics.CONFIGMAP_READS.labels("failed").inc()
             log.warning(f"reading ConfigMap {namespace}/{name}: {printable(type(exc).__name__)}")
             self.store(namespace, name, Unreadable("the API server did not answer in time"), ERROR_TTL)

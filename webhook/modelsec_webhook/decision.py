@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import enum
 import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Callable, Mapping
 
 from modelsec.k8s.enforcement import EnforcementMode, ErrorAction, PendingAction
 from modelsec.k8s.naming import scan_key, scan_name
@@ -43,7 +43,7 @@ from modelsec.references import Extraction, Reference
 from modelsec.references.pins import fixes
 from modelsec.rules.revision_pinned import judge as judge_revision
 from modelsec_webhook import messages
-from modelsec_webhook.view import REVISION_PINNED, GroupRecord, GroupState, Governor, ScanRecord, View
+from modelsec_webhook.view import REVISION_PINNED, Governor, GroupRecord, GroupState, ScanRecord, View
 
 PINNABLE = frozenset({SourceType.HUGGING_FACE, SourceType.S3})
 
@@ -115,6 +115,7 @@ class Settings:
 
 # --- judging one reference by one group --------------------------------------------------
 
+
 @functools.lru_cache(maxsize=4096)
 def scan_identity(uri: str, revision: str | None, group: str) -> tuple[str, str]:
     """(scan key, ModelScan name) of a triple: two SHA-256s, worth remembering. Bounded by
@@ -127,10 +128,25 @@ def judge(reference: Reference, governor: Governor, view: View) -> Judgement:
     group = governor.group
     mode = group.enforcement.mode
 
-    def result(status: Status, detail: str, *, scan: str | None = None, warnings: tuple[str, ...] = (),
-               request_scan: bool = False) -> Judgement:
-        return Judgement(reference, group.name, mode, status, detail, scan, warnings, request_scan,
-                         pins=group.enforcement.pin)
+    def result(
+        status: Status,
+        detail: str,
+        *,
+        scan: str | None = None,
+        warnings: tuple[str, ...] = (),
+        request_scan: bool = False,
+    ) -> Judgement:
+        return Judgement(
+            reference,
+            group.name,
+            mode,
+            status,
+            detail,
+            scan,
+            warnings,
+            request_scan,
+            pins=group.enforcement.pin,
+        )
 
     if group.problem:
         return result(Status.ERROR, f"SecurityGroup {group.name} is invalid ({group.problem})")
@@ -147,41 +163,77 @@ def judge(reference: Reference, governor: Governor, view: View) -> Judgement:
                 return result(Status.BLOCKED, f"{REVISION_PINNED} failed: {pin.message}")
             warnings.append(f"{REVISION_PINNED}: {pin.message}")
     if group.state == GroupState.NOT_READY:
-        return result(Status.ERROR, f"SecurityGroup {group.name} cannot judge models "
-                      f"({group.state_message})")
+        return result(Status.ERROR, f"SecurityGroup {group.name} cannot judge models ({group.state_message})")
     key, name = scan_identity(reference.ref.uri, reference.ref.revision, group.name)
     if group.state == GroupState.VALIDATING:
-        return result(Status.PENDING, "the group changed and is being validated; retry shortly",
-                      scan=name, warnings=tuple(warnings))
+        return result(
+            Status.PENDING,
+            "the group changed and is being validated; retry shortly",
+            scan=name,
+            warnings=tuple(warnings),
+        )
     record = view.scan(key)
     if record is None:
-        return result(Status.PENDING, f"not scanned yet (ModelScan {name}); scan pending, "
-                      "retry shortly", scan=name, request_scan=True,
-                      warnings=tuple(warnings))
+        return result(
+            Status.PENDING,
+            f"not scanned yet (ModelScan {name}); scan pending, retry shortly",
+            scan=name,
+            request_scan=True,
+            warnings=tuple(warnings),
+        )
     return _from_scan(reference, group.name, mode, record, group.digest, warnings, group.enforcement.pin)
 
 
-def _from_scan(reference: Reference, group: str, mode: EnforcementMode, record: ScanRecord,
-               digest: str | None, warnings: list[str], pin: bool = False) -> Judgement:
+def _from_scan(
+    reference: Reference,
+    group: str,
+    mode: EnforcementMode,
+    record: ScanRecord,
+    digest: str | None,
+    warnings: list[str],
+    pin: bool = False,
+) -> Judgement:
     # Only a revision that fixes the content is pinned to (not an unversioned S3 ETag).
-    pin_to = record.revision if (pin and record.phase == Phase.COMPLETED and record.revision
-                                 and fixes(reference.ref.scheme, record.revision)) else None
+    pin_to = (
+        record.revision
+        if (
+            pin
+            and record.phase == Phase.COMPLETED
+            and record.revision
+            and fixes(reference.ref.scheme, record.revision)
+        )
+        else None
+    )
 
     def result(status: Status, detail: str, extra_warnings: tuple[str, ...] = ()) -> Judgement:
-        return Judgement(reference, group, mode, status, detail, record.name,
-                         tuple(warnings) + extra_warnings, pin_to=pin_to, pins=pin)
+        return Judgement(
+            reference,
+            group,
+            mode,
+            status,
+            detail,
+            record.name,
+            tuple(warnings) + extra_warnings,
+            pin_to=pin_to,
+            pins=pin,
+        )
 
     if not record.has_verdict:
         phase = (record.phase or "queued").lower()
         return result(Status.PENDING, f"scan {phase} (ModelScan {record.name}); retry shortly")
     if digest and record.group_digest != digest:
-        return result(Status.PENDING, f"the verdict is being re-evaluated against the changed "
-                      f"group (ModelScan {record.name}); retry shortly")
+        return result(
+            Status.PENDING,
+            f"the verdict is being re-evaluated against the changed "
+            f"group (ModelScan {record.name}); retry shortly",
+        )
     if record.outcome == Outcome.ALLOWED:
         # RevisionPinned was judged on the reference above; the scan's view of it is moot.
-        return result(Status.ALLOWED, "", tuple(
-            f"{rule}: {message}" for rule, message in record.warnings if rule != REVISION_PINNED
-        ))
+        return result(
+            Status.ALLOWED,
+            "",
+            tuple(f"{rule}: {message}" for rule, message in record.warnings if rule != REVISION_PINNED),
+        )
     if record.outcome == Outcome.BLOCKED:
         return result(Status.BLOCKED, messages.blocked_detail(record))
     return result(Status.ERROR, f"could not be judged: {record.reason or 'scan failed'}; failing closed")
@@ -221,6 +273,7 @@ def unresolved_effect(covering: tuple[GroupRecord, ...]) -> tuple[Effect, tuple[
 
 # --- the whole workload ------------------------------------------------------------------
 
+
 def judge_reference(reference: Reference, labels: Mapping[str, str], view: View) -> tuple[Judgement, ...]:
     """Every judgement of ``reference`` in a namespace with ``labels``, effects included.
     Depends on the reference, the namespace and the view only: cacheable on those."""
@@ -232,9 +285,14 @@ def judge_reference(reference: Reference, labels: Mapping[str, str], view: View)
     return tuple(out)
 
 
-def decide(extraction: Extraction, namespace: str, labels: Mapping[str, str] | None, view: View,
-           settings: Settings = Settings(),
-           judged: Callable[[Reference], tuple[Judgement, ...]] | None = None) -> Decision:
+def decide(
+    extraction: Extraction,
+    namespace: str,
+    labels: Mapping[str, str] | None,
+    view: View,
+    settings: Settings = Settings(),
+    judged: Callable[[Reference], tuple[Judgement, ...]] | None = None,
+) -> Decision:
     """The decision for a workload in ``namespace`` (``labels`` None: namespace not known
     to the view yet) carrying ``extraction``. ``judged`` may supply (cached) results of
     :func:`judge_reference`."""
@@ -293,8 +351,11 @@ def decide(extraction: Extraction, namespace: str, labels: Mapping[str, str] | N
                 # where a revision could be written, yet it arrives unpinned: the mutating
                 # webhook did not run (or the verdict came after it did).
                 line = messages.unpinned_line(judgement, reference)
-                route = {EnforcementMode.ENFORCE: denials, EnforcementMode.WARN: warnings,
-                         EnforcementMode.AUDIT: events}[judgement.mode]
+                route = {
+                    EnforcementMode.ENFORCE: denials,
+                    EnforcementMode.WARN: warnings,
+                    EnforcementMode.AUDIT: events,
+                }[judgement.mode]
                 route.append(line)
 
     if judgements:

@@ -30,9 +30,10 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, Protocol, Sequence, TypeVar
+from typing import Protocol, TypeVar
 
 from modelsec.k8s.scan import Phase
 from modelsec_webhook import metrics
@@ -42,7 +43,9 @@ from modelsec_webhook.view import ScanRecord, View
 MIN_SAMPLES = 3
 RECENT = 50  # finished scans of a group the estimate looks at
 OVERRUN = 3.0  # running this many typical scan times: a large model, not worth waiting for
-_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?$")
+_DURATION = re.compile(
+    r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?$"
+)
 
 
 class Waitable(Protocol):
@@ -96,7 +99,7 @@ class Changes:
     async def next(self, timeout: float) -> None:
         try:
             await asyncio.wait_for(self._event.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
 

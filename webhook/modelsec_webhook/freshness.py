@@ -23,7 +23,7 @@ import asyncio
 import logging
 import math
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from modelsec_webhook import metrics
 from modelsec_webhook.informer import Informer
@@ -38,8 +38,13 @@ DEFAULT_HEARTBEAT = 1.0
 class Heartbeat:
     """Asks the API server ``/readyz`` every ``interval`` seconds."""
 
-    def __init__(self, api: KubeAPI, informers: Sequence[Informer], interval: float = DEFAULT_HEARTBEAT,
-                 timeout: float = 2.0) -> None:
+    def __init__(
+        self,
+        api: KubeAPI,
+        informers: Sequence[Informer],
+        interval: float = DEFAULT_HEARTBEAT,
+        timeout: float = 2.0,
+    ) -> None:
         self.api = api
         self.informers = informers
         self.interval = interval
@@ -55,13 +60,17 @@ class Heartbeat:
         except Exception as exc:  # noqa: BLE001 - any failure means "not answering"
             if self.failing_since is None:
                 self.failing_since = time.monotonic()
-                log.warning(f"the API server does not answer /readyz ({type(exc).__name__}); "
-                            "the view will be stale until it does")
+                log.warning(
+                    f"the API server does not answer /readyz ({type(exc).__name__}); "
+                    "the view will be stale until it does"
+                )
             return False
         now = time.monotonic()
         if self.failing_since is not None:
-            log.info(f"the API server answers again after {now - self.failing_since:.1f}s; "
-                     "listing every resource afresh")
+            log.info(
+                f"the API server answers again after {now - self.failing_since:.1f}s; "
+                "listing every resource afresh"
+            )
             for informer in self.informers:
                 informer.resync(lost_since=self.last_ok)
             self.failing_since = None
@@ -78,8 +87,12 @@ class Heartbeat:
 class Freshness:
     """Whether the view may be used, and if not why (for denials and ``/readyz``)."""
 
-    def __init__(self, informers: Sequence[Informer], heartbeat: Heartbeat | None,
-                 max_staleness: float = DEFAULT_MAX_STALENESS) -> None:
+    def __init__(
+        self,
+        informers: Sequence[Informer],
+        heartbeat: Heartbeat | None,
+        max_staleness: float = DEFAULT_MAX_STALENESS,
+    ) -> None:
         self.informers = informers
         self.heartbeat = heartbeat
         self.max_staleness = max_staleness
@@ -103,15 +116,22 @@ class Freshness:
         if not self._synced:
             waiting = [i.resource.name for i in self.informers if not i.synced.is_set()]
             if waiting:
-                return ("the admission webhook is starting and has not synced its view of "
-                        f"{', '.join(waiting)} yet")
+                return (
+                    "the admission webhook is starting and has not synced its view of "
+                    f"{', '.join(waiting)} yet"
+                )
             self._synced = True
         age = self.age()  # on every request naming a model: a few comparisons
         if age <= self.max_staleness:
             return None
-        stale = [f"{i.resource.name} ({i.problem})" if detail else i.resource.name
-                 for i in self.informers if not i.current]
+        stale = [
+            f"{i.resource.name} ({i.problem})" if detail else i.resource.name
+            for i in self.informers
+            if not i.current
+        ]
         where = f": {'; '.join(stale)}" if stale else ": the API server does not answer"
         shown = f"{age:.0f}s" if math.isfinite(age) else "too"
-        return (f"the webhook's view of the cluster is {shown} old, more than the "
-                f"{self.max_staleness:g}s it decides on{where}")
+        return (
+            f"the webhook's view of the cluster is {shown} old, more than the "
+            f"{self.max_staleness:g}s it decides on{where}"
+        )

@@ -21,8 +21,9 @@ import logging
 import math
 import random
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 
@@ -55,8 +56,16 @@ class Resync(Exception):
 
 
 class Informer:
-    def __init__(self, api: KubeAPI, resource: Resource, sink: Sink, *, page_size: int = 500,
-                 watch_seconds: int = 300, max_backoff: float = 30.0) -> None:
+    def __init__(
+        self,
+        api: KubeAPI,
+        resource: Resource,
+        sink: Sink,
+        *,
+        page_size: int = 500,
+        watch_seconds: int = 300,
+        max_backoff: float = 30.0,
+    ) -> None:
         self.api = api
         self.resource = resource
         self.sink = sink
@@ -101,15 +110,17 @@ class Informer:
                 self.resource_version = None
             except asyncio.CancelledError:
                 raise
-            except (ApiError, aiohttp.ClientError, asyncio.TimeoutError, ValueError, OSError) as exc:
+            except (TimeoutError, ApiError, aiohttp.ClientError, ValueError, OSError) as exc:
                 failures += 1
                 self._lost(f"{type(exc).__name__}: {exc}")
                 if not isinstance(exc, ApiError):
                     self.resource_version = None  # the connection was lost: events may be too
                 metrics.WATCH_ERRORS.labels(self.resource.name).inc()
                 delay = self.backoff(failures)
-                log.warning(f"{self.resource.name}: {printable(self.problem[:300])}; retrying in {delay:.1f}s "
-                            "(at once when the API server answers again)")
+                log.warning(
+                    f"{self.resource.name}: {printable(self.problem[:300])}; retrying in {delay:.1f}s "
+                    "(at once when the API server answers again)"
+                )
                 await self._sleep(delay)
 
     def backoff(self, failures: int) -> float:
@@ -125,7 +136,7 @@ class Informer:
     async def _sleep(self, delay: float) -> None:
         try:
             await asyncio.wait_for(self._wake.wait(), timeout=delay)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     async def _interruptible(self, work: Awaitable[T]) -> T:
@@ -187,8 +198,11 @@ class Informer:
         if kind == "ERROR":
             if obj.get("code") == 410:
                 raise Gone()
-            raise ApiError(int(obj.get("code") or 500), str(obj.get("reason") or "WatchError"),
-                           str(obj.get("message") or obj))
+            raise ApiError(
+                int(obj.get("code") or 500),
+                str(obj.get("reason") or "WatchError"),
+                str(obj.get("message") or obj),
+            )
         version = (obj.get("metadata") or {}).get("resourceVersion")
         try:
             if kind in ("ADDED", "MODIFIED"):
@@ -200,8 +214,10 @@ class Informer:
         except Exception as exc:  # one odd object must not stop the view from following the rest
             metrics.WATCH_ERRORS.labels(self.resource.name).inc()
             name = (obj.get("metadata") or {}).get("name")
-            log.error(f"{self.resource.name}: could not apply {printable(str(kind))} of "
-                      f"{printable(repr(name)[:200])}: {type(exc).__name__}: {printable(str(exc)[:200])}")
+            log.error(
+                f"{self.resource.name}: could not apply {printable(str(kind))} of "
+                f"{printable(repr(name)[:200])}: {type(exc).__name__}: {printable(str(exc)[:200])}"
+            )
         if version:
             self.resource_version = str(version)
         metrics.WATCH_EVENTS.labels(self.resource.name, str(kind)).inc()

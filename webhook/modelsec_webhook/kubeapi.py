@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import ssl
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any
 
 import aiohttp
 from kubernetes.client import Configuration
@@ -89,36 +90,54 @@ class KubeAPI:
             self._session = None
 
     async def request(
-        self, method: str, path: str, *, params: dict[str, str] | None = None,
-        body: Any = None, content_type: str = "application/json", timeout: float = 30,
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: float = 30,
     ) -> dict[str, Any]:
         data = None if body is None else json.dumps(body).encode()
         headers = self._creds.headers()
         if data is not None:
             headers["Content-Type"] = content_type
         async with self.session.request(
-            method, self._creds.base + path, params=params, data=data, headers=headers,
+            method,
+            self._creds.base + path,
+            params=params,
+            data=data,
+            headers=headers,
             timeout=aiohttp.ClientTimeout(total=timeout),
         ) as response:
             payload = await response.read()
             decoded = _decode(payload)
             if response.status >= 400:
-                raise ApiError(response.status, str(decoded.get("reason") or response.reason),
-                               str(decoded.get("message") or payload[:300]))
+                raise ApiError(
+                    response.status,
+                    str(decoded.get("reason") or response.reason),
+                    str(decoded.get("message") or payload[:300]),
+                )
             return decoded
 
     async def watch(self, path: str, params: dict[str, str], timeout: float) -> AsyncIterator[dict[str, Any]]:
         """The events of one watch request, until the server ends it (``timeoutSeconds``)."""
         headers = self._creds.headers()
         async with self.session.get(
-            self._creds.base + path, params={**params, "watch": "1"}, headers=headers,
+            self._creds.base + path,
+            params={**params, "watch": "1"},
+            headers=headers,
             # No total timeout: the server closes the stream; sock_read catches a dead peer.
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=timeout + 30),
         ) as response:
             if response.status >= 400:
                 decoded = _decode(await response.read())
-                raise ApiError(response.status, str(decoded.get("reason") or response.reason),
-                               str(decoded.get("message") or ""))
+                raise ApiError(
+                    response.status,
+                    str(decoded.get("reason") or response.reason),
+                    str(decoded.get("message") or ""),
+                )
             async for line in response.content:
                 if line.strip():
                     yield json.loads(line)

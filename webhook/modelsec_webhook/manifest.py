@@ -45,8 +45,14 @@ RULES: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...] = (
 )
 
 
-def client_config(*, url: str | None = None, service: tuple[str, str] | None = None,
-                  port: int = 443, ca_bundle: str | None = None, path: str = PATH) -> dict[str, Any]:
+def client_config(
+    *,
+    url: str | None = None,
+    service: tuple[str, str] | None = None,
+    port: int = 443,
+    ca_bundle: str | None = None,
+    path: str = PATH,
+) -> dict[str, Any]:
     """``url`` for a webhook outside the cluster (or loopback, as in tests); ``service``
     (namespace, name) for one behind a Service."""
     if (url is None) == (service is None):
@@ -73,9 +79,13 @@ def mutating_client(validating: dict[str, Any]) -> dict[str, Any]:
     return client
 
 
-def render_mutating(client: dict[str, Any], *, name: str = DEFAULT_CONFIG_NAME,
-                    exempt: tuple[str, ...] = DEFAULT_EXEMPT,
-                    timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS) -> dict[str, Any]:
+def render_mutating(
+    client: dict[str, Any],
+    *,
+    name: str = DEFAULT_CONFIG_NAME,
+    exempt: tuple[str, ...] = DEFAULT_EXEMPT,
+    timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
+) -> dict[str, Any]:
     """The MutatingWebhookConfiguration of ``/mutate`` (pinning, verifiers): the kinds the
     validating webhook judges, minus the ephemeral-container subresource (nothing to pin
     or verify there: a debug container starts at once); ``reinvocationPolicy: IfNeeded``
@@ -90,9 +100,14 @@ def render_mutating(client: dict[str, Any], *, name: str = DEFAULT_CONFIG_NAME,
     return document
 
 
-def render(client: dict[str, Any], *, name: str = DEFAULT_CONFIG_NAME,
-           exempt: tuple[str, ...] = DEFAULT_EXEMPT, timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
-           failure_policy: str = "Fail") -> dict[str, Any]:
+def render(
+    client: dict[str, Any],
+    *,
+    name: str = DEFAULT_CONFIG_NAME,
+    exempt: tuple[str, ...] = DEFAULT_EXEMPT,
+    timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
+    failure_policy: str = "Fail",
+) -> dict[str, Any]:
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",

@@ -7,8 +7,9 @@ answering admission requests, so they are plain closures over precomputed values
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from modelsec.k8s.source import HuggingFaceSource, ModelSourceSpec
@@ -40,8 +41,10 @@ def compile_selector(selector: Any) -> Selector:
     if selector_problem(selector):
         return _everything
     match_labels = tuple((selector.get("matchLabels") or {}).items())
-    tests = [_expression(e["key"], e["operator"], frozenset(e.get("values") or ()))
-             for e in selector.get("matchExpressions") or []]
+    tests = [
+        _expression(e["key"], e["operator"], frozenset(e.get("values") or ()))
+        for e in selector.get("matchExpressions") or []
+    ]
 
     def matches(labels: Mapping[str, str]) -> bool:
         for key, value in match_labels:
@@ -116,8 +119,7 @@ def source_matcher(name: str, spec: ModelSourceSpec) -> SourceMatcher:
     if spec.type == SourceType.LOCAL:
         assert spec.local is not None
         root = _components(spec.local.path)
-        return SourceMatcher(name, spec.type, "file",
-                             lambda r: _under(_components(r.ref.location), root))
+        return SourceMatcher(name, spec.type, "file", lambda r: _under(_components(r.ref.location), root))
     if spec.type == SourceType.S3:
         assert spec.s3 is not None
         bucket = spec.s3.bucket

@@ -15,7 +15,8 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from modelsec.references import Invalid, Reference, Unresolved
 from modelsec.safe_text import printable
@@ -39,7 +40,7 @@ def clip(text: str, limit: int) -> str:
 
 
 def _tail(path: str, limit: int = 60) -> str:
-    return path if len(path) <= limit else ELLIPSIS + path[-(limit - 1):]
+    return path if len(path) <= limit else ELLIPSIS + path[-(limit - 1) :]
 
 
 def show(reference: Reference, short: bool = False) -> str:
@@ -51,7 +52,7 @@ def show(reference: Reference, short: bool = False) -> str:
     return f"{uri}@{revision[:12]}" if revision else uri
 
 
-def blocked_detail(record: "ScanRecord") -> str:
+def blocked_detail(record: ScanRecord) -> str:
     rules = ", ".join(record.failed) or "a rule overriding the others"
     parts = [f"{rules} failed"]
     for finding in record.findings:
@@ -62,7 +63,7 @@ def blocked_detail(record: "ScanRecord") -> str:
     return "; ".join(parts)
 
 
-def judgement_line(judgement: "Judgement", reference: Reference | None = None) -> str:
+def judgement_line(judgement: Judgement, reference: Reference | None = None) -> str:
     """One line of a denial (or an Event) about one reference judged by one group;
     ``reference`` says where this workload names it (a cached judgement may come from
     another workload naming the same model elsewhere)."""
@@ -81,27 +82,32 @@ def judgement_line(judgement: "Judgement", reference: Reference | None = None) -
     return printable(line)
 
 
-def warning_line(judgement: "Judgement") -> str:
-    return printable(f"modelsec: {show(judgement.reference, True)} {judgement.status.value} "
-                     f"({judgement.group}, {judgement.mode.value}): {judgement.detail}")
+def warning_line(judgement: Judgement) -> str:
+    return printable(
+        f"modelsec: {show(judgement.reference, True)} {judgement.status.value} "
+        f"({judgement.group}, {judgement.mode.value}): {judgement.detail}"
+    )
 
 
-def prefixed(judgement: "Judgement", warning: str) -> str:
+def prefixed(judgement: Judgement, warning: str) -> str:
     return printable(f"modelsec: {show(judgement.reference, True)} ({judgement.group}): {warning}")
 
 
-def unpinned_line(judgement: "Judgement", reference: Reference) -> str:
+def unpinned_line(judgement: Judgement, reference: Reference) -> str:
     where = f" ({reference.origins[0]})" if reference.origins else ""
-    return printable(f"{show(reference)}{where} is not pinned, and SecurityGroup {judgement.group} pins "
-                     f"references (spec.enforcement.pin) to the revision its scan read, "
-                     f"{judgement.pin_to}: the mutating webhook pin.models.modelsec.io did not rewrite "
-                     "it (apply again; if it persists, check that its MutatingWebhookConfiguration "
-                     "is installed), or name that revision yourself")
+    return printable(
+        f"{show(reference)}{where} is not pinned, and SecurityGroup {judgement.group} pins "
+        f"references (spec.enforcement.pin) to the revision its scan read, "
+        f"{judgement.pin_to}: the mutating webhook pin.models.modelsec.io did not rewrite "
+        "it (apply again; if it persists, check that its MutatingWebhookConfiguration "
+        "is installed), or name that revision yourself"
+    )
 
 
 def invalid_line(invalid: Invalid) -> str:
-    return printable(f"{clip(invalid.text, 200)!r} in {invalid.origin} is not a usable model reference: "
-                     f"{invalid.problem}")
+    return printable(
+        f"{clip(invalid.text, 200)!r} in {invalid.origin} is not a usable model reference: {invalid.problem}"
+    )
 
 
 def unresolved_line(unresolved: Unresolved) -> str:
@@ -110,29 +116,38 @@ def unresolved_line(unresolved: Unresolved) -> str:
 
 def unresolved_denial(unresolved: Unresolved, groups: tuple[str, ...], namespace: str) -> str:
     if groups:
-        who = (f"SecurityGroup {groups[0]} covers" if len(groups) == 1
-               else f"SecurityGroups {', '.join(groups)} cover")
+        who = (
+            f"SecurityGroup {groups[0]} covers"
+            if len(groups) == 1
+            else f"SecurityGroups {', '.join(groups)} cover"
+        )
         why = f"{who} namespace {namespace}, so its model must be known: failing closed"
     else:
-        why = (f"namespace {namespace} is not in the webhook's view yet, so a group may cover it: "
-               "failing closed, retry shortly")
+        why = (
+            f"namespace {namespace} is not in the webhook's view yet, so a group may cover it: "
+            "failing closed, retry shortly"
+        )
     return printable(f"{unresolved.origin}: cannot judge the model it names: {unresolved.why}; {why}")
 
 
 def malformed_line(problem: str) -> str:
-    return printable(f"the object cannot be read: {problem} (the API server never sends this; "
-                     "failing closed)")
+    return printable(
+        f"the object cannot be read: {problem} (the API server never sends this; failing closed)"
+    )
 
 
 def unknown_namespace_line(reference: Reference, namespace: str) -> str:
-    return printable(f"{show(reference)}: namespace {namespace} is not in the webhook's view yet, "
-                     "so its security groups cannot be chosen; retry shortly")
+    return printable(
+        f"{show(reference)}: namespace {namespace} is not in the webhook's view yet, "
+        "so its security groups cannot be chosen; retry shortly"
+    )
 
 
 def denial(lines: list[str]) -> str:
     """The denial message: a header and one line per problem, bounded."""
-    header = (f"modelsec: {len(lines)} model check(s) failed" if len(lines) > 1
-              else "modelsec: model check failed")
+    header = (
+        f"modelsec: {len(lines)} model check(s) failed" if len(lines) > 1 else "modelsec: model check failed"
+    )
     out = [header]
     used = len(header)
     for i, line in enumerate(lines):
@@ -155,11 +170,16 @@ def bounded_warnings(warnings: Iterable[str]) -> tuple[str, ...]:
     return (*kept, f"modelsec: and {len(unique) - len(kept)} more warning(s)")
 
 
-def audit_summary(judgements: "list[Judgement]") -> str:
+def audit_summary(judgements: list[Judgement]) -> str:
     """A compact JSON list for the request's audit annotation."""
     entries = [
-        {"model": str(j.reference.ref), "group": j.group, "status": j.status.value,
-         "mode": j.mode.value, "effect": j.effect.value}
+        {
+            "model": str(j.reference.ref),
+            "group": j.group,
+            "status": j.status.value,
+            "mode": j.mode.value,
+            "effect": j.effect.value,
+        }
         for j in judgements[:MAX_AUDIT_ENTRIES]
     ]
     text = json.dumps(entries, separators=(",", ":"))

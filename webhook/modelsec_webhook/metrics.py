@@ -40,8 +40,10 @@ JUDGEMENTS = Counter(
     registry=REGISTRY,
 )
 DECISION_CACHE = Counter(
-    "modelsec_webhook_decision_cache_total", "Decision cache lookups, by result (hit, miss).",
-    ["result"], registry=REGISTRY,
+    "modelsec_webhook_decision_cache_total",
+    "Decision cache lookups, by result (hit, miss).",
+    ["result"],
+    registry=REGISTRY,
 )
 SCANS_REQUESTED = Counter(
     "modelsec_webhook_modelscans_requested_total",
@@ -50,27 +52,38 @@ SCANS_REQUESTED = Counter(
     registry=REGISTRY,
 )
 EVENTS = Counter(
-    "modelsec_webhook_events_total", "Kubernetes Events posted, by result (posted, failed, dropped).",
-    ["result"], registry=REGISTRY,
+    "modelsec_webhook_events_total",
+    "Kubernetes Events posted, by result (posted, failed, dropped).",
+    ["result"],
+    registry=REGISTRY,
 )
 WATCH_EVENTS = Counter(
-    "modelsec_webhook_watch_events_total", "Watch events applied to the view, by resource and type.",
-    ["resource", "type"], registry=REGISTRY,
+    "modelsec_webhook_watch_events_total",
+    "Watch events applied to the view, by resource and type.",
+    ["resource", "type"],
+    registry=REGISTRY,
 )
 RELISTS = Counter(
-    "modelsec_webhook_relists_total", "Lists after a watch expired (410 Gone), by resource.",
-    ["resource"], registry=REGISTRY,
+    "modelsec_webhook_relists_total",
+    "Lists after a watch expired (410 Gone), by resource.",
+    ["resource"],
+    registry=REGISTRY,
 )
 WATCH_ERRORS = Counter(
-    "modelsec_webhook_watch_errors_total", "List/watch failures (retried with backoff), by resource.",
-    ["resource"], registry=REGISTRY,
+    "modelsec_webhook_watch_errors_total",
+    "List/watch failures (retried with backoff), by resource.",
+    ["resource"],
+    registry=REGISTRY,
 )
 VIEW_OBJECTS = Gauge(
-    "modelsec_webhook_view_objects", "Objects in the in-memory view, by resource.",
-    ["resource"], registry=REGISTRY,
+    "modelsec_webhook_view_objects",
+    "Objects in the in-memory view, by resource.",
+    ["resource"],
+    registry=REGISTRY,
 )
 READY = Gauge(
-    "modelsec_webhook_ready", "1 while the view is synced and no older than --max-staleness.",
+    "modelsec_webhook_ready",
+    "1 while the view is synced and no older than --max-staleness.",
     registry=REGISTRY,
 )
 VIEW_AGE = Gauge(
@@ -82,11 +95,14 @@ VIEW_AGE = Gauge(
 CONFIGMAP_READS = Counter(
     "modelsec_webhook_configmap_reads_total",
     "ConfigMaps read to resolve model names, by result (read, missing, forbidden, failed).",
-    ["result"], registry=REGISTRY,
+    ["result"],
+    registry=REGISTRY,
 )
 TLS_RELOADS = Counter(
-    "modelsec_webhook_tls_reloads_total", "Serving certificate loads, by result (loaded, failed).",
-    ["result"], registry=REGISTRY,
+    "modelsec_webhook_tls_reloads_total",
+    "Serving certificate loads, by result (loaded, failed).",
+    ["result"],
+    registry=REGISTRY,
 )
 
 FIRST_DEPLOY = Counter(
@@ -94,20 +110,26 @@ FIRST_DEPLOY = Counter(
     "Requests denied for want of a verdict that could wait for it, by result: admitted or "
     "denied (the verdict arrived), timeout (the budget ran out), capped (too many waiting), "
     "not-expected (the scan would not finish in time), no-budget (no timeout on the URL).",
-    ["result"], registry=REGISTRY,
+    ["result"],
+    registry=REGISTRY,
 )
 FIRST_DEPLOY_WAITING = Gauge(
-    "modelsec_webhook_first_deploy_waiting", "Requests waiting for a verdict now.", registry=REGISTRY,
+    "modelsec_webhook_first_deploy_waiting",
+    "Requests waiting for a verdict now.",
+    registry=REGISTRY,
 )
 MUTATIONS = Counter(
     "modelsec_webhook_mutations_total",
     "Mutating reviews answered, by what the patch did: pinned, verifiers, pinned+verifiers, "
     "none, not-needed (no group pins or verifies), internal-error.",
-    ["result"], registry=REGISTRY,
+    ["result"],
+    registry=REGISTRY,
 )
 PINS = Counter(
-    "modelsec_webhook_pins_total", "References rewritten to a revision, by source scheme.",
-    ["scheme"], registry=REGISTRY,
+    "modelsec_webhook_pins_total",
+    "References rewritten to a revision, by source scheme.",
+    ["scheme"],
+    registry=REGISTRY,
 )
 
 # Children bound once: label lookups stay off the admission hot path.

@@ -25,8 +25,9 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from modelsec.references import Extraction, Reference, Unreadable, extract_object
 from modelsec.references import pins as pinning
@@ -70,7 +71,9 @@ class Mutated:
         response: AdmissionResponse = {"uid": uid, "allowed": True}
         if self.ops:
             response["patchType"] = "JSONPatch"
-            response["patch"] = base64.b64encode(json.dumps(self.ops, separators=(",", ":")).encode()).decode()
+            response["patch"] = base64.b64encode(
+                json.dumps(self.ops, separators=(",", ":")).encode()
+            ).decode()
         if self.warnings:
             response["warnings"] = list(messages.bounded_warnings(self.warnings))
         return json.dumps(response_document(response), separators=(",", ":")).encode()
@@ -102,8 +105,9 @@ def _revision(judgements: tuple[Judgement, ...]) -> tuple[str, str] | None:
     return None
 
 
-def plan_pins(extraction: Extraction, judged: dict[Reference, tuple[Judgement, ...]]
-              ) -> tuple[list[tuple[Pin, Pinned]], list[str], list[Judgement]]:
+def plan_pins(
+    extraction: Extraction, judged: dict[Reference, tuple[Judgement, ...]]
+) -> tuple[list[tuple[Pin, Pinned]], list[str], list[Judgement]]:
     """(pins to write, warnings, pending judgements a pin waits for)."""
     out: list[tuple[Pin, Pinned]] = []
     warnings: list[str] = []
@@ -123,10 +127,13 @@ def plan_pins(extraction: Extraction, judged: dict[Reference, tuple[Judgement, .
         for site, origin in zip(reference.sites, reference.site_origins):
             if not pinnable(site, ref.scheme):
                 # Warnings are cut at 120 characters: where, then why, before the model.
-                warnings.append(printable(f"modelsec: {origin}: not pinned: {why_not(site, ref.scheme)} ({ref})"))
+                warnings.append(
+                    printable(f"modelsec: {origin}: not pinned: {why_not(site, ref.scheme)} ({ref})")
+                )
                 continue
-            out.append((Pin(site, ref.scheme, ref.location, revision),
-                        Pinned(ref.uri, revision, group, origin)))
+            out.append(
+                (Pin(site, ref.scheme, ref.location, revision), Pinned(ref.uri, revision, group, origin))
+            )
     return out, warnings, pending
 
 
@@ -145,7 +152,9 @@ def pinned_annotation(existing: str | None, pinned: list[Pinned]) -> str:
             records = []
     for entry in pinned:
         record = entry.record()
-        records = [r for r in records if not (r.get("model") == record["model"] and r.get("at") == record["at"])]
+        records = [
+            r for r in records if not (r.get("model") == record["model"] and r.get("at") == record["at"])
+        ]
         records.append(record)
     text = json.dumps(records, separators=(",", ":"))
     while len(text) > MAX_PINNED_BYTES and len(records) > 1:
@@ -156,7 +165,10 @@ def pinned_annotation(existing: str | None, pinned: list[Pinned]) -> str:
 
 def patch_ops(edited: dict[str, Any], anchors: list[Path]) -> list[dict[str, Any]]:
     """``replace`` of each rewritten anchor, with its new value."""
-    return [{"op": "replace", "path": pointer(anchor), "value": _anchor_value(edited, anchor)} for anchor in anchors]
+    return [
+        {"op": "replace", "path": pointer(anchor), "value": _anchor_value(edited, anchor)}
+        for anchor in anchors
+    ]
 
 
 def annotation_op(obj: dict[str, Any], key: str, value: str) -> dict[str, Any]:
@@ -175,8 +187,14 @@ def verifier_ops(pod: dict[str, Any], containers: list[dict[str, Any]]) -> list[
     return ops
 
 
-def mutate(kind: str, obj: dict[str, Any], extraction: Extraction, judged: dict[Reference, tuple[Judgement, ...]],
-           view: View, verifier_image: str | None) -> Mutated:
+def mutate(
+    kind: str,
+    obj: dict[str, Any],
+    extraction: Extraction,
+    judged: dict[Reference, tuple[Judgement, ...]],
+    view: View,
+    verifier_image: str | None,
+) -> Mutated:
     """The patch for ``obj`` (pins, then verifiers), from the judgements of its references."""
     result = Mutated()
     planned, result.warnings, pending = plan_pins(extraction, judged)
@@ -207,6 +225,7 @@ def mutate(kind: str, obj: dict[str, Any], extraction: Extraction, judged: dict[
 
 # --- the review ---------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class MutateAnswer:
     body: bytes
@@ -222,12 +241,20 @@ def _involved(request: Request) -> dict[str, str] | None:
     name = meta.get("name") or request.name
     if name:
         api_version = member(request.object, "apiVersion")
-        return {"apiVersion": api_version if isinstance(api_version, str) else "", "kind": request.kind,
-                "name": name, "namespace": request.namespace}
+        return {
+            "apiVersion": api_version if isinstance(api_version, str) else "",
+            "kind": request.kind,
+            "name": name,
+            "namespace": request.namespace,
+        }
     for owner in meta.get("ownerReferences", []):
         if owner.get("controller") and "name" in owner:
-            involved = {"apiVersion": owner.get("apiVersion", ""), "kind": owner.get("kind", ""),
-                        "name": owner["name"], "namespace": request.namespace}
+            involved = {
+                "apiVersion": owner.get("apiVersion", ""),
+                "kind": owner.get("kind", ""),
+                "name": owner["name"],
+                "namespace": request.namespace,
+            }
             if "uid" in owner:
                 involved["uid"] = owner["uid"]
             return involved
@@ -237,7 +264,9 @@ def _involved(request: Request) -> dict[str, str] | None:
 class Mutator:
     """Answers ``/mutate`` reviews from the admission's view and caches."""
 
-    def __init__(self, admission: Admission, events: Callable[[dict[str, str], str], None] | None = None) -> None:
+    def __init__(
+        self, admission: Admission, events: Callable[[dict[str, str], str], None] | None = None
+    ) -> None:
         self.admission = admission
         self.events = events
 
@@ -245,12 +274,18 @@ class Mutator:
         try:
             return self._answer(request, fetched)
         except Exception as exc:  # noqa: BLE001 - fail closed, and say so
-            log.error(f"internal error on mutating request {printable(request.uid[:64])}: "
-                      f"{type(exc).__name__}: {printable(str(exc)[:200])}; denied")
+            log.error(
+                f"internal error on mutating request {printable(request.uid[:64])}: "
+                f"{type(exc).__name__}: {printable(str(exc)[:200])}; denied"
+            )
             metrics.MUTATIONS.labels("internal-error").inc()
-            message = (f"modelsec pinning webhook internal error ({type(exc).__name__}); failing closed. "
-                       "Retry, and report it if it persists.")
-            return MutateAnswer(denial(request.uid, message, "internal-error").body, "internal-error", allowed=False)
+            message = (
+                f"modelsec pinning webhook internal error ({type(exc).__name__}); failing closed. "
+                "Retry, and report it if it persists."
+            )
+            return MutateAnswer(
+                denial(request.uid, message, "internal-error").body, "internal-error", allowed=False
+            )
 
     def _allowed(self, request: Request, reason: str) -> MutateAnswer:
         metrics.MUTATIONS.labels(reason).inc()
@@ -260,11 +295,15 @@ class Mutator:
         admission, view = self.admission, self.admission.view
         if not (view.pinning or view.verifying):
             return self._allowed(request, "not-needed")
-        if (request.namespace in admission.settings.exempt_namespaces
-                or request.operation not in CHECKED_OPERATIONS or request.subresource
-                # A Pod's containers cannot change after creation (but for images): an UPDATE
-                # is left as it is, and the validating webhook judges it.
-                or request.kind == "Pod" and request.operation == "UPDATE"):
+        if (
+            request.namespace in admission.settings.exempt_namespaces
+            or request.operation not in CHECKED_OPERATIONS
+            or request.subresource
+            # A Pod's containers cannot change after creation (but for images): an UPDATE
+            # is left as it is, and the validating webhook judges it.
+            or request.kind == "Pod"
+            and request.operation == "UPDATE"
+        ):
             return self._allowed(request, "not-needed")
         obj = request.object
         assert obj is not None
@@ -283,26 +322,41 @@ class Mutator:
                 values[name] = Unreadable("it was not read in time")
             extraction = extract_object(request.kind, obj, values)
         judged = admission.caches.judged(request.namespace, ns)
-        result = mutate(request.kind, obj, extraction, {r: judged(r) for r in extraction.references},
-                        view, admission.settings.verifier_image)
+        result = mutate(
+            request.kind,
+            obj,
+            extraction,
+            {r: judged(r) for r in extraction.references},
+            view,
+            admission.settings.verifier_image,
+        )
         if not request.dry_run:
             self._side_effects(request, result)
         for pinned in result.pinned:
             metrics.PINS.labels(pinned.model.split("://", 1)[0]).inc()
-        label = "+".join(part for part, done in (("pinned", result.pinned), ("verifiers", result.verifiers)) if done)
+        label = "+".join(
+            part for part, done in (("pinned", result.pinned), ("verifiers", result.verifiers)) if done
+        )
         metrics.MUTATIONS.labels(label or "none").inc()
         # A dry run creates no ModelScan: wait only when every scan pinning needs exists.
-        waiting = result.waiting if not (request.dry_run and any(j.request_scan for j in result.waiting)) else ()
+        waiting = (
+            result.waiting if not (request.dry_run and any(j.request_scan for j in result.waiting)) else ()
+        )
         return MutateAnswer(result.response(request.uid), label or "none", waiting)
 
     def _side_effects(self, request: Request, result: Mutated) -> None:
         request_scans = self.admission.request_scans
         if result.scans and request_scans is not None:
             where = f"{request.kind} {request.namespace}/{request.name or '?'}"
-            request_scans(Decision(False, scans=tuple(result.scans)),
-                          f"{where} ({request.operation} by {request.username})")
+            request_scans(
+                Decision(False, scans=tuple(result.scans)),
+                f"{where} ({request.operation} by {request.username})",
+            )
         if result.pinned and self.events is not None and (involved := _involved(request)) is not None:
-            listed = "; ".join(f"{p.model} -> {p.revision} ({p.where}, SecurityGroup {p.group})"
-                               for p in result.pinned)
-            self.events(involved, printable(f"pinned {len(result.pinned)} reference(s) to the scanned "
-                                            f"revision: {listed}"))
+            listed = "; ".join(
+                f"{p.model} -> {p.revision} ({p.where}, SecurityGroup {p.group})" for p in result.pinned
+            )
+            self.events(
+                involved,
+                printable(f"pinned {len(result.pinned)} reference(s) to the scanned revision: {listed}"),
+            )

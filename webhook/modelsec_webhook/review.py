@@ -20,8 +20,8 @@ return. Two kinds of failure:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final, Literal, NamedTuple, TypedDict, get_args
 
 from modelsec.references.workloads import KSERVE_KINDS, POD_TEMPLATE_PATHS
@@ -30,18 +30,26 @@ API_VERSION: Final = "admission.k8s.io/v1"
 Operation = Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
 OPERATIONS: Mapping[str, Operation] = {op: op for op in get_args(Operation)}  # checks and narrows
 # (group, kind) of everything the webhook configuration routes here (see manifest.RULES).
-KINDS: frozenset[tuple[str, str]] = frozenset({
-    ("", "Pod"), ("", "ReplicationController"),
-    ("apps", "Deployment"), ("apps", "StatefulSet"), ("apps", "DaemonSet"), ("apps", "ReplicaSet"),
-    ("batch", "Job"), ("batch", "CronJob"),
-    ("serving.kserve.io", "InferenceService"),
-})
+KINDS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("", "Pod"),
+        ("", "ReplicationController"),
+        ("apps", "Deployment"),
+        ("apps", "StatefulSet"),
+        ("apps", "DaemonSet"),
+        ("apps", "ReplicaSet"),
+        ("batch", "Job"),
+        ("batch", "CronJob"),
+        ("serving.kserve.io", "InferenceService"),
+    }
+)
 # Subresources routed here: kubectl debug adds containers through this one.
 SUBRESOURCES: dict[str, frozenset[str]] = {"Pod": frozenset({"ephemeralcontainers"})}
 assert {kind for _, kind in KINDS} == set(POD_TEMPLATE_PATHS) | KSERVE_KINDS
 
 
 # --- wire shapes (https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/)
+
 
 class GroupVersionKind(TypedDict):
     group: str
@@ -184,15 +192,20 @@ def parse(body: bytes) -> Request:
     if not isinstance(document, dict) or document.get("kind") != "AdmissionReview":
         raise BadReview("expected an AdmissionReview")
     if document.get("apiVersion") != API_VERSION:
-        raise BadReview(f"unsupported apiVersion {str(document.get('apiVersion'))[:64]!r}; "
-                        f"register the webhook with admissionReviewVersions: [v1]")
+        raise BadReview(
+            f"unsupported apiVersion {str(document.get('apiVersion'))[:64]!r}; "
+            f"register the webhook with admissionReviewVersions: [v1]"
+        )
     request = document.get("request")
     if not isinstance(request, dict) or not isinstance(request.get("uid"), str):
         raise BadReview("request.uid is missing")
     uid = request["uid"]
     if surrogate:
-        raise Refused(uid, "the request holds invalid Unicode (a lone surrogate), which no object "
-                      "the API server stores can hold")
+        raise Refused(
+            uid,
+            "the request holds invalid Unicode (a lone surrogate), which no object "
+            "the API server stores can hold",
+        )
     return _request(uid, request)
 
 
@@ -211,12 +224,15 @@ def _request(uid: str, request: Mapping[str, object]) -> Request:
     if not isinstance(group, str) or not isinstance(kind, str) or not isinstance(gvk.get("version"), str):
         raise refuse("request.kind must be an object with string group, version and kind")
     if (group, kind) not in KINDS:
-        raise refuse(f"request.kind {_show(group + '/' + kind)} is not a kind this webhook is "
-                     "registered for (check the ValidatingWebhookConfiguration's rules)")
+        raise refuse(
+            f"request.kind {_show(group + '/' + kind)} is not a kind this webhook is "
+            "registered for (check the ValidatingWebhookConfiguration's rules)"
+        )
     subresource = request.get("subResource") or ""
     if not isinstance(subresource, str) or (subresource and subresource not in SUBRESOURCES.get(kind, ())):
-        raise refuse(f"request.subResource {_show(subresource)} of {kind} is not one this webhook "
-                     "is registered for")
+        raise refuse(
+            f"request.subResource {_show(subresource)} of {kind} is not one this webhook is registered for"
+        )
     namespace = request.get("namespace")
     if not isinstance(namespace, str) or not namespace:
         raise refuse(f"request.namespace must name the namespace of the {kind}")
@@ -235,9 +251,19 @@ def _request(uid: str, request: Mapping[str, object]) -> Request:
     username = user.get("username") if isinstance(user, dict) else None
     if not isinstance(name, str) or (user is not None and not isinstance(user, dict)):
         raise refuse("request.name and request.userInfo have the wrong types")
-    return Request(uid, operation, group, kind, namespace, name, subresource,
-                   obj if isinstance(obj, dict) else None, old if isinstance(old, dict) else None,
-                   dry_run, username if isinstance(username, str) else "?")
+    return Request(
+        uid,
+        operation,
+        group,
+        kind,
+        namespace,
+        name,
+        subresource,
+        obj if isinstance(obj, dict) else None,
+        old if isinstance(old, dict) else None,
+        dry_run,
+        username if isinstance(username, str) else "?",
+    )
 
 
 def _show(value: Any) -> str:

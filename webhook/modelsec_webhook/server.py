@@ -11,9 +11,10 @@ import asyncio
 import logging
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Awaitable, Callable, TypeVar
+from typing import TypeVar
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -47,6 +48,7 @@ def _settled_now(answer: Callable[[bool], A | NeedConfigMaps]) -> A:
 def started_monotonic(started_perf: float) -> float:
     """A perf_counter() start as a monotonic() time (the wait's deadlines use the latter)."""
     return time.monotonic() - (time.perf_counter() - started_perf)
+
 
 RESOURCES = (
     Resource("modelsources", "/apis/modelsec.io/v1alpha1/modelsources"),
@@ -92,7 +94,8 @@ class Webhook:
         self.events = EventRecorder(api)
         self.configmaps = ConfigMapReader(api)
         self.admission = Admission(
-            self.view, config.admission,
+            self.view,
+            config.admission,
             request_scans=self._request_scans,
             record_events=self._record_events,
             staleness=self.freshness.problem,
@@ -138,14 +141,16 @@ class Webhook:
         else:
             outcome = self.admission.answer(parsed)
             if isinstance(outcome, NeedConfigMaps) or outcome.waiting:  # rare: off the hot path
-                outcome = await self._settled(request, started, outcome,
-                                              lambda fetched: self.admission.answer(parsed, fetched))
+                outcome = await self._settled(
+                    request, started, outcome, lambda fetched: self.admission.answer(parsed, fetched)
+                )
             answer = outcome
         elapsed = time.perf_counter() - started
         (metrics.OBSERVE_MODELS if answer.models else metrics.OBSERVE_NO_MODELS)(elapsed)
         self._count("allowed" if answer.allowed else "denied", answer.reason)
         return web.Response(
-            body=answer.body, content_type="application/json",
+            body=answer.body,
+            content_type="application/json",
             # Server-side time, for the load benchmark and for anyone with curl -v.
             headers={"Server-Timing": f"admit;dur={elapsed * 1000:.3f}"},
         )
@@ -162,15 +167,24 @@ class Webhook:
             return web.Response(body=parsed.body, content_type="application/json")
         outcome = self.mutator.answer(parsed)
         if isinstance(outcome, NeedConfigMaps) or outcome.waiting:
-            outcome = await self._settled(request, started, outcome,
-                                          lambda fetched: self.mutator.answer(parsed, fetched))
+            outcome = await self._settled(
+                request, started, outcome, lambda fetched: self.mutator.answer(parsed, fetched)
+            )
         answer = outcome
         elapsed = time.perf_counter() - started
-        return web.Response(body=answer.body, content_type="application/json",
-                            headers={"Server-Timing": f"admit;dur={elapsed * 1000:.3f}"})
+        return web.Response(
+            body=answer.body,
+            content_type="application/json",
+            headers={"Server-Timing": f"admit;dur={elapsed * 1000:.3f}"},
+        )
 
-    async def _settled(self, request: web.Request, started: float, outcome: A | NeedConfigMaps,
-                       answer: Callable[[bool], A | NeedConfigMaps]) -> A:
+    async def _settled(
+        self,
+        request: web.Request,
+        started: float,
+        outcome: A | NeedConfigMaps,
+        answer: Callable[[bool], A | NeedConfigMaps],
+    ) -> A:
         """The final answer to a parsed review whose first ``outcome`` asked for more: the
         one read a decision may need (ConfigMaps naming a model, where a group applies;
         bounded by the reader's timeout, then decided either way) and, for a denial that
@@ -181,8 +195,11 @@ class Webhook:
         assert not isinstance(outcome, NeedConfigMaps)
         if outcome.waiting:
             outcome = await self.first_deploy.wait(
-                outcome, lambda: _settled_now(answer), request_timeout(request.query.get("timeout")),
-                started_monotonic(started))
+                outcome,
+                lambda: _settled_now(answer),
+                request_timeout(request.query.get("timeout")),
+                started_monotonic(started),
+            )
         return outcome
 
     def _refused(self, request: web.Request, exc: BadReview) -> web.Response:
@@ -209,7 +226,9 @@ class Webhook:
     async def serve_metrics(self, _request: web.Request) -> web.Response:
         metrics.READY.set(1 if self.ready() else 0)
         self.freshness.publish()
-        return web.Response(body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(
+            body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
 
     def admission_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_REVIEW_BYTES)
@@ -260,16 +279,22 @@ class Webhook:
         admission = web.AppRunner(self.admission_app(), access_log=None, handle_signals=False)
         await admission.setup()
         runners.append(admission)
-        await web.TCPSite(admission, config.bind_address, config.port,
-                          ssl_context=self.certificate.context, backlog=1024).start()
+        await web.TCPSite(
+            admission, config.bind_address, config.port, ssl_context=self.certificate.context, backlog=1024
+        ).start()
         if config.metrics_port:
             plain = web.AppRunner(self.metrics_app(), access_log=None, handle_signals=False)
             await plain.setup()
             runners.append(plain)
             await web.TCPSite(plain, config.bind_address, config.metrics_port).start()
-        log.info(f"serving admission reviews on https://{config.bind_address}:{config.port}/validate"
-                 + (f", metrics on http://{config.bind_address}:{config.metrics_port}/metrics"
-                    if config.metrics_port else ""))
+        log.info(
+            f"serving admission reviews on https://{config.bind_address}:{config.port}/validate"
+            + (
+                f", metrics on http://{config.bind_address}:{config.metrics_port}/metrics"
+                if config.metrics_port
+                else ""
+            )
+        )
         if started is not None:
             started()
         try:

@@ -15,7 +15,8 @@ import logging
 import os
 import re
 import time
-from typing import Any, Callable, Coroutine
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from modelsec.k8s import API_VERSION, LABEL_GROUP, LABEL_SCAN_KEY
 from modelsec.k8s.common import timestamp
@@ -36,8 +37,9 @@ _LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
 class _Background:
     """Bounded fire-and-forget tasks, remembering recent keys to drop repeats."""
 
-    def __init__(self, name: str, limit: int, remember_seconds: float,
-                 counter: Callable[[str], None]) -> None:
+    def __init__(
+        self, name: str, limit: int, remember_seconds: float, counter: Callable[[str], None]
+    ) -> None:
         self.name = name
         self.limit = limit
         self.remember_seconds = remember_seconds
@@ -74,8 +76,12 @@ class ScanRequester:
     def __init__(self, api: KubeAPI, view: View, limit: int = 256) -> None:
         self.api = api
         self.view = view
-        self.background = _Background("modelscan", limit, remember_seconds=30.0,
-                                      counter=lambda r: metrics.SCANS_REQUESTED.labels(r).inc())
+        self.background = _Background(
+            "modelscan",
+            limit,
+            remember_seconds=30.0,
+            counter=lambda r: metrics.SCANS_REQUESTED.labels(r).inc(),
+        )
 
     def request(self, wanted: ScanRequest, requested_by: str) -> None:
         if self.view.has_scan(wanted.name):
@@ -116,12 +122,17 @@ class ScanRequester:
         except Exception as exc:  # noqa: BLE001 - a background task must log, not vanish
             metrics.SCANS_REQUESTED.labels("failed").inc()
             self.background.recent.pop(wanted.name, None)
-            log.warning(f"could not create ModelScan {wanted.name}: {type(exc).__name__}: "
-                        f"{printable(str(exc)[:300])}")
+            log.warning(
+                f"could not create ModelScan {wanted.name}: {type(exc).__name__}: {printable(str(exc)[:300])}"
+            )
             return
         metrics.SCANS_REQUESTED.labels("created").inc()
-        log.info(printable(f"created ModelScan {wanted.name} for {wanted.reference.ref} "
-                           f"(group {wanted.group}; {requested_by})"))
+        log.info(
+            printable(
+                f"created ModelScan {wanted.name} for {wanted.reference.ref} "
+                f"(group {wanted.group}; {requested_by})"
+            )
+        )
 
 
 class EventRecorder:
@@ -133,23 +144,28 @@ class EventRecorder:
     def __init__(self, api: KubeAPI, limit: int = 128) -> None:
         self.api = api
         self.instance = os.environ.get("HOSTNAME") or os.uname().nodename
-        self.background = _Background("event", limit, remember_seconds=300.0,
-                                      counter=lambda r: metrics.EVENTS.labels(r).inc())
+        self.background = _Background(
+            "event", limit, remember_seconds=300.0, counter=lambda r: metrics.EVENTS.labels(r).inc()
+        )
 
-    def record(self, involved: dict[str, str], message: str, reason: str = REASON,
-               type_: str = "Warning") -> None:
+    def record(
+        self, involved: dict[str, str], message: str, reason: str = REASON, type_: str = "Warning"
+    ) -> None:
         key = (involved.get("namespace"), involved.get("kind"), involved.get("name"), message)
         self.background.start(key, lambda: self._post(involved, message, reason, type_))
 
-    def body(self, involved: dict[str, str], message: str, reason: str = REASON,
-             type_: str = "Warning") -> dict[str, Any]:
+    def body(
+        self, involved: dict[str, str], message: str, reason: str = REASON, type_: str = "Warning"
+    ) -> dict[str, Any]:
         now = timestamp()
         text = self.AUDIT_PREFIX + message if reason == self.REASON else message
         return {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{involved.get('name') or 'workload'}.",
-                         "namespace": involved["namespace"]},
+            "metadata": {
+                "generateName": f"{involved.get('name') or 'workload'}.",
+                "namespace": involved["namespace"],
+            },
             "involvedObject": involved,
             "reason": reason,
             "message": messages.clip(text, 1024),
@@ -162,14 +178,19 @@ class EventRecorder:
             "count": 1,
         }
 
-    async def _post(self, involved: dict[str, str], message: str, reason: str = REASON,
-                    type_: str = "Warning") -> None:
+    async def _post(
+        self, involved: dict[str, str], message: str, reason: str = REASON, type_: str = "Warning"
+    ) -> None:
         path = f"/api/v1/namespaces/{involved['namespace']}/events"
         try:
             await self.api.request("POST", path, body=self.body(involved, message, reason, type_))
         except Exception as exc:  # noqa: BLE001
             metrics.EVENTS.labels("failed").inc()
-            log.warning(printable(f"could not post Event about {involved.get('kind')} "
-                                  f"{involved.get('namespace')}/{involved.get('name')}: {str(exc)[:300]}"))
+            log.warning(
+                printable(
+                    f"could not post Event about {involved.get('kind')} "
+                    f"{involved.get('namespace')}/{involved.get('name')}: {str(exc)[:300]}"
+                )
+            )
             return
         metrics.EVENTS.labels("posted").inc()

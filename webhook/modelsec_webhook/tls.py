@@ -103,6 +103,7 @@ class ServingCertificate:
 
 # --- bootstrap ----------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Bootstrapped:
     cert_file: Path
@@ -123,7 +124,7 @@ def _still_good(directory: Path, hosts: list[str]) -> bool:
         (directory / "ca.crt").read_bytes()
     except (OSError, ValueError, ssl.SSLError):
         return False
-    if cert.not_valid_after_utc - dt.datetime.now(dt.timezone.utc) < RENEW_BEFORE:
+    if cert.not_valid_after_utc - dt.datetime.now(dt.UTC) < RENEW_BEFORE:
         return False
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -147,20 +148,32 @@ def bootstrap(directory: Path, hosts: list[str]) -> Bootstrapped:
         log.info(f"reusing the bootstrapped certificate in {directory}")
         return result
 
-    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "modelsec-webhook-ca")])
     ca = (
         x509.CertificateBuilder()
-        .subject_name(ca_name).issuer_name(ca_name)
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
         .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now).not_valid_after(now + VALIDITY)
+        .not_valid_before(now)
+        .not_valid_after(now + VALIDITY)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(
-            digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-            key_encipherment=False, data_encipherment=False, key_agreement=False,
-            encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
@@ -176,14 +189,19 @@ def bootstrap(directory: Path, hosts: list[str]) -> Bootstrapped:
         .issuer_name(ca_name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now).not_valid_after(now + VALIDITY)
+        .not_valid_before(now)
+        .not_valid_after(now + VALIDITY)
         .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
-    _write(result.key_file, key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    _write(
+        result.key_file,
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
+    )
     _write(result.cert_file, cert.public_bytes(serialization.Encoding.PEM))
     _write(result.ca_file, ca.public_bytes(serialization.Encoding.PEM))
     log.info(f"bootstrapped a CA and a serving certificate for {', '.join(hosts)} in {directory}")
@@ -223,8 +241,9 @@ async def ensure_ca_bundle(api: KubeAPI, name: str, ca_bundle: str, collection: 
         operations.append({"op": "add", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": ca_bundle})
     if not operations:
         return "current"
-    await api.request("PATCH", f"{collection}/{name}", body=operations,
-                      content_type="application/json-patch+json")
+    await api.request(
+        "PATCH", f"{collection}/{name}", body=operations, content_type="application/json-patch+json"
+    )
     log.info(f"wrote the CA into {kind} {name}")
     return "patched"
 

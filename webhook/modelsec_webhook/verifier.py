@@ -108,8 +108,10 @@ def _mounts_for(pod_spec: dict[str, Any], path: str) -> tuple[tuple[dict[str, An
         if not (_under(path, at) or _under(at, path)):
             continue
         if mount.get("subPathExpr"):
-            return (), (f"{at} is mounted with subPathExpr, which depends on the container's "
-                        "environment; modelsec cannot mount it the same way in the verifier")
+            return (), (
+                f"{at} is mounted with subPathExpr, which depends on the container's "
+                "environment; modelsec cannot mount it the same way in the verifier"
+            )
         wanted = {"name": mount["name"], "mountPath": at, "readOnly": True}
         if isinstance(mount.get("subPath"), str) and mount["subPath"]:
             wanted["subPath"] = mount["subPath"]
@@ -118,13 +120,16 @@ def _mounts_for(pod_spec: dict[str, Any], path: str) -> tuple[tuple[dict[str, An
             return (), f"{at} is mounted from different volumes by different containers"
         by_path[at] = wanted
     if not any(_under(path, at) for at in by_path):
-        return (), (f"{path} is not on a volume of the Pod (a file in the image is out of another "
-                    "container's reach): mount the model from a volume, or turn verifyAtStart off")
+        return (), (
+            f"{path} is not on a volume of the Pod (a file in the image is out of another "
+            "container's reach): mount the model from a volume, or turn verifyAtStart off"
+        )
     return tuple(by_path[at] for at in sorted(by_path)), None
 
 
-def needed(pod: dict[str, Any], extraction: Extraction, judgements: tuple[Judgement, ...],
-           view: View) -> tuple[list[Needed], list[Judgement]]:
+def needed(
+    pod: dict[str, Any], extraction: Extraction, judgements: tuple[Judgement, ...], view: View
+) -> tuple[list[Needed], list[Judgement]]:
     """(models to verify, judgements of remote models a verifying group covers: those are
     pinned, not verified)."""
     spec = pod_spec(pod)
@@ -170,8 +175,16 @@ def api_volume() -> dict[str, Any]:
             "sources": [
                 {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
                 {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-                {"downwardAPI": {"items": [{"path": "namespace",
-                                            "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
+                {
+                    "downwardAPI": {
+                        "items": [
+                            {
+                                "path": "namespace",
+                                "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"},
+                            }
+                        ]
+                    }
+                },
             ],
         },
     }
@@ -180,9 +193,14 @@ def api_volume() -> dict[str, Any]:
 def with_verifiers(pod_spec: dict[str, Any], containers: list[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
     """(initContainers, volumes) with the verifiers last and the token volume present;
     verifiers from an earlier pass (reinvocation, an UPDATE) are replaced."""
-    init = [c for c in pod_spec.get("initContainers") or []
-            if not (isinstance(c, dict) and str(c.get("name", "")).startswith(PREFIX))]
-    volumes = [v for v in pod_spec.get("volumes") or [] if not (isinstance(v, dict) and v.get("name") == API_VOLUME)]
+    init = [
+        c
+        for c in pod_spec.get("initContainers") or []
+        if not (isinstance(c, dict) and str(c.get("name", "")).startswith(PREFIX))
+    ]
+    volumes = [
+        v for v in pod_spec.get("volumes") or [] if not (isinstance(v, dict) and v.get("name") == API_VOLUME)
+    ]
     if containers:
         volumes.append(api_volume())
     return init + containers, volumes
@@ -191,8 +209,11 @@ def with_verifiers(pod_spec: dict[str, Any], containers: list[dict[str, Any]]) -
 def _mounts_key(mounts: Any) -> Any:
     if not isinstance(mounts, list):
         return None
-    return sorted((str(m.get("name")), str(m.get("mountPath")), str(m.get("subPath") or ""),
-                   bool(m.get("readOnly"))) for m in mounts if isinstance(m, dict))
+    return sorted(
+        (str(m.get("name")), str(m.get("mountPath")), str(m.get("subPath") or ""), bool(m.get("readOnly")))
+        for m in mounts
+        if isinstance(m, dict)
+    )
 
 
 def _altered(found: dict[str, Any], wanted: dict[str, Any]) -> str | None:
@@ -212,8 +233,12 @@ def problems(pod: dict[str, Any], needs: list[Needed], image: str | None) -> lis
     spec = pod_spec(pod)
     init = [c for c in spec.get("initContainers") or [] if isinstance(c, dict)]
     position = {str(c.get("name")): i for i, c in enumerate(init)}
-    last_other = max((i for i, c in enumerate(init) if not str(c.get("name", "")).startswith(PREFIX)), default=-1)
-    volume = next((v for v in spec.get("volumes") or [] if isinstance(v, dict) and v.get("name") == API_VOLUME), None)
+    last_other = max(
+        (i for i, c in enumerate(init) if not str(c.get("name", "")).startswith(PREFIX)), default=-1
+    )
+    volume = next(
+        (v for v in spec.get("volumes") or [] if isinstance(v, dict) and v.get("name") == API_VOLUME), None
+    )
     found: list[tuple[Needed, str]] = []
     for need in needs:
         if need.problem is not None:
@@ -242,12 +267,19 @@ def lines(found: list[tuple[Needed, str]], remote: list[Judgement]) -> tuple[lis
     events: list[str] = []
     for need, why in found:
         j = need.judgement
-        line = printable(f"{j.reference.ref} must be verified at start (SecurityGroup {j.group}, "
-                         f"verifyAtStart), but {why}; failing closed")
-        {EnforcementMode.ENFORCE: denials, EnforcementMode.WARN: warnings,
-         EnforcementMode.AUDIT: events}[j.mode].append(line)
+        line = printable(
+            f"{j.reference.ref} must be verified at start (SecurityGroup {j.group}, "
+            f"verifyAtStart), but {why}; failing closed"
+        )
+        {EnforcementMode.ENFORCE: denials, EnforcementMode.WARN: warnings, EnforcementMode.AUDIT: events}[
+            j.mode
+        ].append(line)
     for j in remote:
         if j.mode != EnforcementMode.AUDIT:
-            warnings.append(printable(f"modelsec: {j.reference.ref} is fetched at start, not read from a "
-                                      f"volume: verifyAtStart ({j.group}) cannot check it; pin it"))
+            warnings.append(
+                printable(
+                    f"modelsec: {j.reference.ref} is fetched at start, not read from a "
+                    f"volume: verifyAtStart ({j.group}) cannot check it; pin it"
+                )
+            )
     return denials, warnings, events

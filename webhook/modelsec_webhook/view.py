@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -28,7 +29,13 @@ from modelsec.rules.base import RuleResult
 from modelsec.rules.revision_pinned import RevisionPinnedParams
 from modelsec.safe_text import printable
 from modelsec_webhook import metrics
-from modelsec_webhook.matching import Selector, SourceMatcher, compile_selector, selector_problem, source_matcher
+from modelsec_webhook.matching import (
+    Selector,
+    SourceMatcher,
+    compile_selector,
+    selector_problem,
+    source_matcher,
+)
 
 log = logging.getLogger("modelsec.webhook.view")
 
@@ -37,6 +44,7 @@ REVISION_PINNED = "RevisionPinned"
 
 
 # --- records ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class FindingBrief:
@@ -82,7 +90,9 @@ def scan_record(obj: dict[str, Any]) -> ScanRecord | None:
     rules = [r for r in status.get("rules") or [] if isinstance(r, dict)]
 
     def names(mode: str, *results: str) -> tuple[str, ...]:
-        return tuple(str(r.get("name")) for r in rules if r.get("mode") == mode and r.get("result") in results)
+        return tuple(
+            str(r.get("name")) for r in rules if r.get("mode") == mode and r.get("result") in results
+        )
 
     failed = names(Mode.BLOCKING, RuleResult.FAILED)
     findings = [f for f in status.get("findings") or [] if isinstance(f, dict)]
@@ -107,8 +117,12 @@ def scan_record(obj: dict[str, Any]) -> ScanRecord | None:
             if r.get("mode") == Mode.NON_BLOCKING and r.get("result") in (RuleResult.FAILED, RuleResult.ERROR)
         ),
         findings=tuple(
-            FindingBrief(str(f.get("rule", "")), str(f.get("threat", "")), str(f.get("file", "")),
-                         str(f.get("message", "")))
+            FindingBrief(
+                str(f.get("rule", "")),
+                str(f.get("threat", "")),
+                str(f.get("file", "")),
+                str(f.get("message", "")),
+            )
             for f in decisive[:MAX_FINDINGS_KEPT]
         ),
         findings_total=int(status.get("findingsTotal") or len(findings)),
@@ -209,6 +223,7 @@ class Namespace:
 
 
 # --- the view --------------------------------------------------------------------------
+
 
 @dataclass
 class View:
@@ -311,7 +326,9 @@ class View:
         try:
             self.sources[name] = source_matcher(name, ModelSourceSpec.model_validate(obj.get("spec") or {}))
         except ValidationError as exc:
-            log.warning(printable(f"ModelSource {name}: invalid spec, governs nothing: {exc.errors()[0]['msg']}"))
+            log.warning(
+                printable(f"ModelSource {name}: invalid spec, governs nothing: {exc.errors()[0]['msg']}")
+            )
             self.sources[name] = None
 
     def set_namespace(self, obj: dict[str, Any]) -> None:
@@ -333,9 +350,16 @@ def _name(obj: Any) -> Any:
 class _Sink:
     """Adapts the view's setters to an informer's replace/upsert/delete."""
 
-    def __init__(self, view: View, resource: str, setter: Callable[[dict[str, Any]], None],
-                 table: Callable[[], dict[str, Any]], drop: Callable[[str], object],
-                 recompile: bool, invalidates: bool = True) -> None:
+    def __init__(
+        self,
+        view: View,
+        resource: str,
+        setter: Callable[[dict[str, Any]], None],
+        table: Callable[[], dict[str, Any]],
+        drop: Callable[[str], object],
+        recompile: bool,
+        invalidates: bool = True,
+    ) -> None:
         self.view = view
         self.resource = resource
         self.setter = setter
@@ -358,8 +382,10 @@ class _Sink:
             try:
                 self.setter(obj)
             except Exception as exc:  # noqa: BLE001 - one bad object must not lose the others
-                log.error(f"{self.resource}: cannot read {printable(repr(_name(obj))[:200])}: "
-                          f"{type(exc).__name__}: {printable(str(exc)[:200])}")
+                log.error(
+                    f"{self.resource}: cannot read {printable(repr(_name(obj))[:200])}: "
+                    f"{type(exc).__name__}: {printable(str(exc)[:200])}"
+                )
         self._done()
 
     def upsert(self, obj: dict[str, Any]) -> None:
@@ -374,14 +400,33 @@ class _Sink:
 def sinks(view: View) -> dict[str, _Sink]:
     """One informer sink per watched resource."""
     return {
-        "modelscans": _Sink(view, "modelscans", view.set_scan, lambda: view.scan_keys,
-                            view._drop_scan, recompile=False),
-        "securitygroups": _Sink(view, "securitygroups", view.set_group, lambda: view.groups,
-                                lambda n: view.groups.pop(n, None), recompile=True),
-        "modelsources": _Sink(view, "modelsources", view.set_source, lambda: view.sources,
-                              lambda n: view.sources.pop(n, None), recompile=True),
+        "modelscans": _Sink(
+            view, "modelscans", view.set_scan, lambda: view.scan_keys, view._drop_scan, recompile=False
+        ),
+        "securitygroups": _Sink(
+            view,
+            "securitygroups",
+            view.set_group,
+            lambda: view.groups,
+            lambda n: view.groups.pop(n, None),
+            recompile=True,
+        ),
+        "modelsources": _Sink(
+            view,
+            "modelsources",
+            view.set_source,
+            lambda: view.sources,
+            lambda n: view.sources.pop(n, None),
+            recompile=True,
+        ),
         # Namespace versions are part of the decision cache key: no global invalidation.
-        "namespaces": _Sink(view, "namespaces", view.set_namespace, lambda: view.namespaces,
-                            lambda n: view.namespaces.pop(n, None), recompile=False,
-                            invalidates=False),
+        "namespaces": _Sink(
+            view,
+            "namespaces",
+            view.set_namespace,
+            lambda: view.namespaces,
+            lambda n: view.namespaces.pop(n, None),
+            recompile=False,
+            invalidates=False,
+        ),
     }

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import kopf
 
@@ -26,8 +27,9 @@ class ScanEntry:
     rescan_poke: str | None
 
 
-def scans_by_group(name: str, spec: kopf.Spec, status: kopf.Status, annotations: kopf.Annotations,
-                   **_: Any) -> dict[str, ScanEntry]:
+def scans_by_group(
+    name: str, spec: kopf.Spec, status: kopf.Status, annotations: kopf.Annotations, **_: Any
+) -> dict[str, ScanEntry]:
     return {
         str(spec.get("securityGroup")): ScanEntry(
             name=name,
@@ -59,8 +61,13 @@ def group_status(view: GroupView, previous: list[dict[str, Any]] | None) -> dict
 
 
 async def reconcile_group(
-    name: str, body: kopf.Body, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo,
-    logger: kopf.Logger, **kwargs: Any,
+    name: str,
+    body: kopf.Body,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    **kwargs: Any,
 ) -> None:
     runtime: Runtime = memo.runtime
     scans_by_group: kopf.Index[str, ScanEntry] = kwargs["scans_by_group"]  # indices come by name
@@ -76,7 +83,9 @@ async def reconcile_group(
     patch.status.update(group_status(view, status.get("conditions")))
 
 
-async def poke_scans(runtime: Runtime, view: GroupView, entries: Iterable[ScanEntry], logger: kopf.Logger) -> None:
+async def poke_scans(
+    runtime: Runtime, view: GroupView, entries: Iterable[ScanEntry], logger: kopf.Logger
+) -> None:
     """Ask every scan judged by another version of this group to be evaluated again.
 
     The poke is an annotation holding the group digest: idempotent (two operators, or a

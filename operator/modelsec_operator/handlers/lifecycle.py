@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import kopf
 
@@ -69,11 +70,12 @@ async def resync_forever(runtime: Runtime, scans_by_group: kopf.Index[str, Any])
             log.warning(printable(f"resync failed: {type(exc).__name__}: {exc}"))
 
 
-async def resync_once(kube: Kube, scans_by_group: Mapping[str, Iterable[Any]],
-                      now: datetime | None = None) -> int:
+async def resync_once(
+    kube: Kube, scans_by_group: Mapping[str, Iterable[Any]], now: datetime | None = None
+) -> int:
     """Poke the scans whose group's rescanInterval has elapsed since their verdict. The
     poke value is the due time, so concurrent operators write the same thing."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     poked = 0
     for group_name in list(scans_by_group.keys()):
         body = await kube.get(SECURITYGROUPS[2], group_name)

@@ -51,8 +51,7 @@ def backoff(retry: int) -> float:
 class ScanRun:
     """One reconciliation of one ModelScan; holds what the steps share."""
 
-    def __init__(self, runtime: Runtime, name: str, body: kopf.Body, retry: int,
-                 logger: kopf.Logger) -> None:
+    def __init__(self, runtime: Runtime, name: str, body: kopf.Body, retry: int, logger: kopf.Logger) -> None:
         self.runtime = runtime
         self.name = name
         self.body = body
@@ -74,10 +73,13 @@ class ScanRun:
         message = printable(message)  # names and reasons come from specs and model files
         history, dropped = history_after(self.status, because)
         status = failed_status(
-            reason, message, generation=self.generation,
+            reason,
+            message,
+            generation=self.generation,
             group_digest=view.digest if view else None,
             group_generation=view.generation if view else None,
-            worker=self.runtime.identity, attempts=self.retry + 1,
+            worker=self.runtime.identity,
+            attempts=self.retry + 1,
             conditions=self.status.get("conditions"),
         )
         await self.write({**status, "history": history, "historyDropped": dropped or None})
@@ -87,8 +89,9 @@ class ScanRun:
         self.logger.warning(f"scan failed ({reason}): {message}")
         audit_record(self.name, self.body, status)
 
-    async def claim(self, because: str, *, queue_position: int | None = None,
-                    queued: str | None = None) -> None:
+    async def claim(
+        self, because: str, *, queue_position: int | None = None, queued: str | None = None
+    ) -> None:
         """Pending, with the superseded verdict moved to history first: from here until the
         new verdict, the status shows no outcome (nothing is admitted on a stale one).
         ``queue_position`` and ``queued`` say where the scan waits (scan mode job)."""
@@ -101,53 +104,78 @@ class ScanRun:
             attempts=self.retry + 1,
             queuePosition=queue_position,
             conditions=set_condition(
-                self.status.get("conditions"), "Ready", ConditionStatus.FALSE, "Queued",
-                f"{queued or 'waiting for a scan slot'} ({because})", self.generation,
+                self.status.get("conditions"),
+                "Ready",
+                ConditionStatus.FALSE,
+                "Queued",
+                f"{queued or 'waiting for a scan slot'} ({because})",
+                self.generation,
             ),
         )
         await self.write(status)
 
     async def back_off(self, reason: str, message: str) -> NoReturn:
         """Pending with ``reason`` and ``message``; kopf calls again after a backoff."""
-        await self.write({
-            "phase": Phase.PENDING.value,
-            "attempts": self.retry + 1,
-            "conditions": set_condition(
-                self.status.get("conditions"), "Ready", ConditionStatus.FALSE, reason,
-                f"{message}; retrying in {backoff(self.retry):.0f}s", self.generation,
-            ),
-        })
+        await self.write(
+            {
+                "phase": Phase.PENDING.value,
+                "attempts": self.retry + 1,
+                "conditions": set_condition(
+                    self.status.get("conditions"),
+                    "Ready",
+                    ConditionStatus.FALSE,
+                    reason,
+                    f"{message}; retrying in {backoff(self.retry):.0f}s",
+                    self.generation,
+                ),
+            }
+        )
         raise kopf.TemporaryError(message, delay=backoff(self.retry))
 
     async def running(self) -> None:
-        await self.write({
-            "phase": Phase.RUNNING.value,
-            "startedAt": timestamp(),
-            "worker": self.runtime.identity,
-            "conditions": set_condition(
-                self.status.get("conditions"), "Ready", ConditionStatus.FALSE, "Scanning",
-                f"scanning on {self.runtime.identity}", self.generation,
-            ),
-        })
-        kopf.info(self.body, reason="ScanStarted", message=printable(f"scanning {self.body['spec']['model']}"))
+        await self.write(
+            {
+                "phase": Phase.RUNNING.value,
+                "startedAt": timestamp(),
+                "worker": self.runtime.identity,
+                "conditions": set_condition(
+                    self.status.get("conditions"),
+                    "Ready",
+                    ConditionStatus.FALSE,
+                    "Scanning",
+                    f"scanning on {self.runtime.identity}",
+                    self.generation,
+                ),
+            }
+        )
+        kopf.info(
+            self.body, reason="ScanStarted", message=printable(f"scanning {self.body['spec']['model']}")
+        )
 
 
 def audit_record(name: str, body: kopf.Body, status: dict[str, Any]) -> None:
     """One JSON line per verdict on the modelsec.audit logger: the unbounded audit trail
     for log pipelines, beside the bounded status.history."""
-    audit.info(json.dumps({
-        "modelScan": name,
-        "model": body["spec"].get("model"),
-        "revision": body["spec"].get("revision"),
-        "securityGroup": body["spec"].get("securityGroup"),
-        "phase": status.get("phase"),
-        "outcome": status.get("outcome"),
-        "reason": status.get("reason"),
-        "fingerprint": status.get("fingerprint"),
-        "groupDigest": status.get("groupDigest"),
-        "completedAt": status.get("completedAt"),
-        "failedRules": [r["name"] for r in status.get("rules") or [] if r.get("result") == RuleResult.FAILED],
-    }, sort_keys=True))
+    audit.info(
+        json.dumps(
+            {
+                "modelScan": name,
+                "model": body["spec"].get("model"),
+                "revision": body["spec"].get("revision"),
+                "securityGroup": body["spec"].get("securityGroup"),
+                "phase": status.get("phase"),
+                "outcome": status.get("outcome"),
+                "reason": status.get("reason"),
+                "fingerprint": status.get("fingerprint"),
+                "groupDigest": status.get("groupDigest"),
+                "completedAt": status.get("completedAt"),
+                "failedRules": [
+                    r["name"] for r in status.get("rules") or [] if r.get("result") == RuleResult.FAILED
+                ],
+            },
+            sort_keys=True,
+        )
+    )
 
 
 def labels_for(spec: ModelScanSpec, existing: dict[str, str]) -> dict[str, str]:
@@ -171,7 +199,9 @@ async def secrets_config(runtime: Runtime, view: GroupView) -> dict[str, Any]:
                 ref = hf.token_secret_ref
                 data = await runtime.kube.read_secret(ref.namespace, ref.name)
                 if data is None or ref.key not in data:
-                    raise ScanRetry("SecretNotFound", f"Secret {ref.namespace}/{ref.name} key {ref.key!r} not found")
+                    raise ScanRetry(
+                        "SecretNotFound", f"Secret {ref.namespace}/{ref.name} key {ref.key!r} not found"
+                    )
                 config["token"] = data[ref.key].decode().strip()
     elif spec.type == SourceType.S3:
         s3 = spec.s3
@@ -191,8 +221,14 @@ async def secrets_config(runtime: Runtime, view: GroupView) -> dict[str, Any]:
 
 
 async def reconcile_scan(
-    name: str, body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, retry: int,
-    memo: kopf.Memo, logger: kopf.Logger, **_: Any,
+    name: str,
+    body: kopf.Body,
+    spec: kopf.Spec,
+    meta: kopf.Meta,
+    retry: int,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    **_: Any,
 ) -> None:
     runtime: Runtime = memo.runtime
     run = ScanRun(runtime, name, body, retry, logger)
@@ -203,7 +239,7 @@ async def reconcile_scan(
     except ApiException as exc:
         if transient(exc):
             metrics.ERRORS.labels("ApiTransient").inc()
-            raise kopf.TemporaryError(f"API server: {exc.status} {exc.reason}", delay=backoff(retry))
+            raise kopf.TemporaryError(f"API server: {exc.status} {exc.reason}", delay=backoff(retry)) from exc
         raise
     except (kopf.TemporaryError, kopf.PermanentError, asyncio.CancelledError):
         raise
@@ -218,8 +254,13 @@ async def _unexpected(run: ScanRun, exc: Exception) -> None:
     metrics.ERRORS.labels("InternalError").inc()
     run.logger.error(f"unexpected error (attempt {run.retry + 1}): {what}")
     if run.retry + 1 >= run.runtime.config.max_attempts:
-        await run.fail("InternalError", f"the operator could not judge this scan: {what} "
-                       f"(gave up after {run.retry + 1} attempts; failing closed)", None, "internal error")
+        await run.fail(
+            "InternalError",
+            f"the operator could not judge this scan: {what} "
+            f"(gave up after {run.retry + 1} attempts; failing closed)",
+            None,
+            "internal error",
+        )
         return
     await run.back_off("InternalError", what)
 
@@ -252,9 +293,9 @@ async def _reconcile(run: ScanRun, spec: kopf.Spec, meta: kopf.Meta) -> None:
     except ScanRetry as exc:
         await _retry_later(run, exc, view, decision.why)
         return
-    verdict = await asyncio.to_thread(evaluate, view.group(), EvaluationInput(
-        scanned.report, scanned.source_type, scanned.metadata
-    ))
+    verdict = await asyncio.to_thread(
+        evaluate, view.group(), EvaluationInput(scanned.report, scanned.source_type, scanned.metadata)
+    )
     await record(run, view, scanned, verdict, how)
 
 
@@ -281,15 +322,19 @@ async def _label(run: ScanRun, scan_spec: ModelScanSpec, meta: kopf.Meta) -> Non
         raise ScanDeleted()
 
 
-async def _scan_here(run: ScanRun, view: GroupView, job: ScanJob, decision: Plan,
-                     group: str) -> tuple[ScannedModel, str]:
+async def _scan_here(
+    run: ScanRun, view: GroupView, job: ScanJob, decision: Plan, group: str
+) -> tuple[ScannedModel, str]:
     """Scan mode inProcess: claim the scan, then read the model in the pool (or take a
     cached or in-flight report of the same content). Returns the report and how it came."""
     config = await secrets_config(run.runtime, view)
     job = ScanJob(job.ref, job.source_type, job.source_digest, config)
     await run.claim(decision.why)
     return await run.runtime.pool.scanned(
-        job, fresh=decision.action == Action.SCAN, on_start=run.running, group=group,
+        job,
+        fresh=decision.action == Action.SCAN,
+        on_start=run.running,
+        group=group,
     )
 
 
@@ -304,8 +349,13 @@ async def _retry_later(run: ScanRun, exc: ScanRetry, view: GroupView, why: str) 
 
 async def record(run: ScanRun, view: GroupView, scanned: ScannedModel, verdict: Verdict, how: str) -> None:
     status = completed_status(
-        verdict, scanned, generation=run.generation, group_digest=view.digest,
-        group_generation=view.generation, worker=run.runtime.identity, attempts=run.retry + 1,
+        verdict,
+        scanned,
+        generation=run.generation,
+        group_digest=view.digest,
+        group_generation=view.generation,
+        worker=run.runtime.identity,
+        attempts=run.retry + 1,
         conditions=run.status.get("conditions"),
     )
     # Keep startedAt from the Running write; a cached or shared report has none of its own.
@@ -321,19 +371,32 @@ async def record_job_verdict(run: ScanRun, view: GroupView, result: JobVerdict) 
     one computed here, with the group version the worker judged against: if the group
     changed meanwhile, the next reconciliation sees another digest and judges again."""
     verdict = result.verdict
-    status = {**verdict.wire(), "phase": Phase.COMPLETED.value, "queuePosition": None,
-              "worker": f"{run.runtime.jobs.namespace}/{result.pod}" if run.runtime.jobs else result.pod,
-              "attempts": run.retry + 1, "observedGeneration": run.generation,
-              "groupGeneration": view.generation if verdict.group_digest == view.digest else None,
-              "reason": printable(verdict.reason)}
+    status = {
+        **verdict.wire(),
+        "phase": Phase.COMPLETED.value,
+        "queuePosition": None,
+        "worker": f"{run.runtime.jobs.namespace}/{result.pod}" if run.runtime.jobs else result.pod,
+        "attempts": run.retry + 1,
+        "observedGeneration": run.generation,
+        "groupGeneration": view.generation if verdict.group_digest == view.digest else None,
+        "reason": printable(verdict.reason),
+    }
     status.setdefault("startedAt", run.status.get("startedAt") or verdict.completed_at)
     status["conditions"] = set_condition(
-        run.status.get("conditions"), "Ready", ConditionStatus.TRUE, verdict.outcome.value.title(),
-        status["reason"][:1024], run.generation,
+        run.status.get("conditions"),
+        "Ready",
+        ConditionStatus.TRUE,
+        verdict.outcome.value.title(),
+        status["reason"][:1024],
+        run.generation,
     )
     await run.write(status)
-    announce(run, status, verdict.outcome,
-             f"{verdict.outcome.value}: {verdict.reason} (scan Job {result.job}, {result.how})")
+    announce(
+        run,
+        status,
+        verdict.outcome,
+        f"{verdict.outcome.value}: {verdict.reason} (scan Job {result.job}, {result.how})",
+    )
 
 
 def announce(run: ScanRun, status: dict[str, Any], outcome: Outcome, summary: str) -> None:

@@ -30,22 +30,35 @@ async def check_secrets(runtime: Runtime, view: SourceView) -> SourceView:
     data = await runtime.kube.read_secret(ref.namespace, ref.name)
     if data is None:
         return SourceView(
-            view.name, False, "SecretNotFound",
-            f"Secret {ref.namespace}/{ref.name} does not exist", view.digest, spec,
+            view.name,
+            False,
+            "SecretNotFound",
+            f"Secret {ref.namespace}/{ref.name} does not exist",
+            view.digest,
+            spec,
         )
     key = getattr(ref, "key", None)
     if key is not None and key not in data:
         return SourceView(
-            view.name, False, "SecretKeyNotFound",
+            view.name,
+            False,
+            "SecretKeyNotFound",
             f"Secret {ref.namespace}/{ref.name} has no key {key!r} (keys: {', '.join(sorted(data))})",
-            view.digest, spec,
+            view.digest,
+            spec,
         )
     return view
 
 
 async def reconcile_source(
-    name: str, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
-    memo: kopf.Memo, logger: kopf.Logger, **kwargs: Any,
+    name: str,
+    spec: kopf.Spec,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    **kwargs: Any,
 ) -> None:
     runtime: Runtime = memo.runtime
     groups_by_source: kopf.Index[str, str] = kwargs["groups_by_source"]  # indices come by name
@@ -72,9 +85,7 @@ async def source_deleted(name: str, memo: kopf.Memo, **kwargs: Any) -> None:
 async def poke_groups(runtime: Runtime, source: str, value: str, index: kopf.Index[str, str]) -> None:
     """Groups re-validate when this annotation changes (their handler watches it)."""
     for group in sorted(set(index.get(source, []))):
-        await runtime.kube.patch_metadata(
-            SECURITYGROUPS[2], group, annotations={ANNOTATION_SOURCE: value}
-        )
+        await runtime.kube.patch_metadata(SECURITYGROUPS[2], group, annotations={ANNOTATION_SOURCE: value})
 
 
 def groups_by_source(name: str, spec: kopf.Spec, **_: Any) -> dict[str, str]:

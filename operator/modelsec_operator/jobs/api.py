@@ -15,8 +15,14 @@ from kubernetes.client import AdmissionregistrationV1Api, ApiClient, BatchV1Api,
 from kubernetes.client.exceptions import ApiException
 
 from modelsec.k8s import GROUP, VERSION
-from modelsec_operator.jobs.manifest import (COMPONENT, JOB_NAME_LABEL, LABEL_COMPONENT, LABEL_JOB_NAME,
-                                             LABEL_MANAGED, MANAGED_BY)
+from modelsec_operator.jobs.manifest import (
+    COMPONENT,
+    JOB_NAME_LABEL,
+    LABEL_COMPONENT,
+    LABEL_JOB_NAME,
+    LABEL_MANAGED,
+    MANAGED_BY,
+)
 from modelsec_operator.kube import NotFound, not_found
 
 RESULTS = "scanresults"
@@ -38,6 +44,7 @@ class JobsApi:
 
     async def create_job(self, body: dict[str, Any]) -> dict[str, Any] | None:
         """The created Job, or None when one of that name exists already (409)."""
+
         def call() -> dict[str, Any] | None:
             try:
                 return _json(self._batch.create_namespaced_job(self.namespace, body, _preload_content=False))
@@ -45,26 +52,33 @@ class JobsApi:
                 if exc.status == 409:
                     return None
                 raise
+
         return await asyncio.to_thread(call)
 
     async def get_job(self, name: str) -> dict[str, Any] | None:
         def call() -> dict[str, Any] | None:
             try:
                 with not_found(f"Job {self.namespace}/{name}"):
-                    return _json(self._batch.read_namespaced_job(name, self.namespace, _preload_content=False))
+                    return _json(
+                        self._batch.read_namespaced_job(name, self.namespace, _preload_content=False)
+                    )
             except NotFound:
                 return None
+
         return await asyncio.to_thread(call)
 
     async def delete_job(self, name: str) -> None:
         def call() -> None:
             with contextlib.suppress(NotFound), not_found(f"Job {self.namespace}/{name}"):
-                self._batch.delete_namespaced_job(name, self.namespace, propagation_policy="Background",
-                                                  _preload_content=False)
+                self._batch.delete_namespaced_job(
+                    name, self.namespace, propagation_policy="Background", _preload_content=False
+                )
+
         await asyncio.to_thread(call)
 
-    async def snapshot(self, job_names: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
-                                                             list[dict[str, Any]]]:
+    async def snapshot(
+        self, job_names: list[str]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
         """The Jobs named, their Pods and their ScanResults: three LISTs whose label
         selectors name exactly the Jobs waited for, so finished Jobs kept until their TTL
         (hundreds, in a burst) are not read again at every poll."""
@@ -72,28 +86,43 @@ class JobsApi:
         by_job = f"{JOB_NAME_LABEL} in ({names})"
 
         def call() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-            jobs = _json(self._batch.list_namespaced_job(
-                self.namespace, label_selector=f"{SELECTOR},{LABEL_JOB_NAME} in ({names})",
-                _preload_content=False))["items"]
-            pods = _json(self._core.list_namespaced_pod(self.namespace, label_selector=f"{SELECTOR},{by_job}",
-                                                        _preload_content=False))["items"]
-            results = _json(self._custom.list_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, RESULTS, label_selector=by_job, _preload_content=False))["items"]
+            jobs = _json(
+                self._batch.list_namespaced_job(
+                    self.namespace,
+                    label_selector=f"{SELECTOR},{LABEL_JOB_NAME} in ({names})",
+                    _preload_content=False,
+                )
+            )["items"]
+            pods = _json(
+                self._core.list_namespaced_pod(
+                    self.namespace, label_selector=f"{SELECTOR},{by_job}", _preload_content=False
+                )
+            )["items"]
+            results = _json(
+                self._custom.list_namespaced_custom_object(
+                    GROUP, VERSION, self.namespace, RESULTS, label_selector=by_job, _preload_content=False
+                )
+            )["items"]
             return jobs, pods, results
+
         if not job_names:
             return [], [], []
         return await asyncio.to_thread(call)
 
     async def admission_policy(self, name: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """The ValidatingAdmissionPolicy ``name`` and its binding of the same name."""
+
         def call() -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
             found: list[dict[str, Any] | None] = []
-            for read in (self._admission.read_validating_admission_policy,
-                         self._admission.read_validating_admission_policy_binding):
+            for read in (
+                self._admission.read_validating_admission_policy,
+                self._admission.read_validating_admission_policy_binding,
+            ):
                 try:
                     with not_found(f"{read.__name__} {name}"):
                         found.append(_json(read(name, _preload_content=False)))
                 except NotFound:
                     found.append(None)
             return found[0], found[1]
+
         return await asyncio.to_thread(call)

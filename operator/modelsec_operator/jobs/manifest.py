@@ -36,7 +36,9 @@ LABEL_COMPONENT = "app.kubernetes.io/component"
 COMPONENT = "scan-worker"
 LABEL_JOB_KEY = f"{GROUP}/job-key"
 LABEL_JOB_NAME = f"{GROUP}/job"  # on the Job itself, so a LIST can select the ones waited for
-JOB_NAME_LABEL = "batch.kubernetes.io/job-name"  # the Job controller's, on its Pods; the worker's, on its result
+JOB_NAME_LABEL = (
+    "batch.kubernetes.io/job-name"  # the Job controller's, on its Pods; the worker's, on its result
+)
 ANNOTATION_SCAN = f"{GROUP}/scan"
 ANNOTATION_GROUP_DIGEST = f"{GROUP}/group-digest"
 ANNOTATION_ATTEMPT = f"{GROUP}/attempt"
@@ -85,7 +87,11 @@ def credentials_env(source: ModelSourceSpec, namespace: str) -> list[dict[str, A
     """``secretKeyRef`` variables for the source's Secret; refuses a Secret elsewhere."""
     ref: SecretKeyRef | SecretRef | None = None
     env: list[dict[str, Any]] = []
-    if source.type == SourceType.HUGGING_FACE and source.hugging_face and source.hugging_face.token_secret_ref:
+    if (
+        source.type == SourceType.HUGGING_FACE
+        and source.hugging_face
+        and source.hugging_face.token_secret_ref
+    ):
         ref = source.hugging_face.token_secret_ref
         env.append({"name": HF_TOKEN_ENV, **_secret(ref.name, ref.key)})
     elif source.type == SourceType.S3 and source.s3 and source.s3.credentials_secret_ref:
@@ -141,37 +147,59 @@ def build_job(request: JobRequest, settings: JobSettings, namespace: str) -> dic
             "fsGroup": settings.run_as_user,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "containers": [{
-            "name": "scan",
-            "image": settings.image,
-            "imagePullPolicy": settings.image_pull_policy,
-            "command": list(settings.command),
-            "args": args,
-            "env": env,
-            "resources": resources,
-            "securityContext": {
-                "allowPrivilegeEscalation": False,
-                "readOnlyRootFilesystem": True,
-                "privileged": False,
-                "runAsNonRoot": True,
-                "runAsUser": settings.run_as_user,
-                "runAsGroup": settings.run_as_user,
-                "capabilities": {"drop": ["ALL"]},
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
-            "volumeMounts": [
-                {"name": "kube-api-access", "mountPath": TOKEN_DIR, "readOnly": True},
-                {"name": "tmp", "mountPath": "/tmp"},
-                *settings.volume_mounts,
-            ],
-        }],
+        "containers": [
+            {
+                "name": "scan",
+                "image": settings.image,
+                "imagePullPolicy": settings.image_pull_policy,
+                "command": list(settings.command),
+                "args": args,
+                "env": env,
+                "resources": resources,
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "privileged": False,
+                    "runAsNonRoot": True,
+                    "runAsUser": settings.run_as_user,
+                    "runAsGroup": settings.run_as_user,
+                    "capabilities": {"drop": ["ALL"]},
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+                "volumeMounts": [
+                    {"name": "kube-api-access", "mountPath": TOKEN_DIR, "readOnly": True},
+                    {"name": "tmp", "mountPath": "/tmp"},
+                    *settings.volume_mounts,
+                ],
+            }
+        ],
         "volumes": [
-            {"name": "kube-api-access", "projected": {"sources": [
-                {"serviceAccountToken": {"path": "token",
-                                         "expirationSeconds": settings.token_expiration_seconds}},
-                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-                {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}},
-            ]}},
+            {
+                "name": "kube-api-access",
+                "projected": {
+                    "sources": [
+                        {
+                            "serviceAccountToken": {
+                                "path": "token",
+                                "expirationSeconds": settings.token_expiration_seconds,
+                            }
+                        },
+                        {
+                            "configMap": {
+                                "name": "kube-root-ca.crt",
+                                "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                            }
+                        },
+                        {
+                            "downwardAPI": {
+                                "items": [
+                                    {"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}
+                                ]
+                            }
+                        },
+                    ]
+                },
+            },
             {"name": "tmp", "emptyDir": {"sizeLimit": resources["limits"]["ephemeral-storage"]}},
             *settings.volumes,
         ],
@@ -192,10 +220,16 @@ def build_job(request: JobRequest, settings: JobSettings, namespace: str) -> dic
             "namespace": namespace,
             "labels": job_labels,
             "annotations": annotations,
-            "ownerReferences": [{
-                "apiVersion": API_VERSION, "kind": "ModelScan", "name": request.scan_name,
-                "uid": request.scan_uid, "controller": True, "blockOwnerDeletion": False,
-            }],
+            "ownerReferences": [
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": "ModelScan",
+                    "name": request.scan_name,
+                    "uid": request.scan_uid,
+                    "controller": True,
+                    "blockOwnerDeletion": False,
+                }
+            ],
         },
         "spec": {
             "backoffLimit": settings.backoff_limit,

@@ -32,7 +32,7 @@ from modelsec.safe_text import printable
 from modelsec_operator import metrics
 from modelsec_operator.fairqueue import FairSlots, Ticket
 from modelsec_operator.jobs.api import JobsApi
-from modelsec_operator.jobs.manifest import ANNOTATION_ATTEMPT, LABEL_JOB_KEY, JobRequest, build_job, job_name
+from modelsec_operator.jobs.manifest import ANNOTATION_ATTEMPT, LABEL_JOB_KEY, JobRequest, build_job
 from modelsec_operator.jobs.settings import JobSettings
 from modelsec_operator.jobs.tracker import JobEnd, JobTracker
 from modelsec_operator.scanning import ScanJob, ScanRefused, ScanRetry, local_signature
@@ -50,8 +50,9 @@ class Run(Protocol):
     status: dict[str, Any]
     generation: int | None
 
-    async def claim(self, because: str, *, queue_position: int | None = None,
-                    queued: str | None = None) -> None: ...
+    async def claim(
+        self, because: str, *, queue_position: int | None = None, queued: str | None = None
+    ) -> None: ...
 
     async def write(self, status: dict[str, Any]) -> None: ...
 
@@ -71,8 +72,15 @@ class JobVerdict:
 
 
 class JobScanner:
-    def __init__(self, api: JobsApi, settings: JobSettings, limit: int, tracker: JobTracker,
-                 local_root: Path | None, queue_refresh_seconds: float = 60.0) -> None:
+    def __init__(
+        self,
+        api: JobsApi,
+        settings: JobSettings,
+        limit: int,
+        tracker: JobTracker,
+        local_root: Path | None,
+        queue_refresh_seconds: float = 60.0,
+    ) -> None:
         self.api = api
         self.settings = settings
         self.slots = FairSlots(limit)
@@ -99,8 +107,9 @@ class JobScanner:
         finally:
             del self._inflight[key]
 
-    async def _adopt_or_own(self, run: Run, view: GroupView, job: ScanJob, group: str, why: str,
-                            key: str) -> JobVerdict:
+    async def _adopt_or_own(
+        self, run: Run, view: GroupView, job: ScanJob, group: str, why: str, key: str
+    ) -> JobVerdict:
         adoptable = await self._adoptable(run, key)
         if adoptable is not None:
             self.slots.adopt(group)
@@ -136,7 +145,9 @@ class JobScanner:
         log.info(printable(f"{run.name}: adopting scan Job {name} left by a previous operator"))
         return name
 
-    async def _own(self, run: Run, view: GroupView, job: ScanJob, group: str, why: str, key: str) -> JobVerdict:
+    async def _own(
+        self, run: Run, view: GroupView, job: ScanJob, group: str, why: str, key: str
+    ) -> JobVerdict:
         ticket = self.slots.enqueue(group, run.name)
         metrics.QUEUE_DEPTH.set(self.slots.waiting)
         try:
@@ -174,15 +185,23 @@ class JobScanner:
                 return
 
     def _queued_message(self, position: int) -> str:
-        return (f"position {position} in the scan queue ({self.slots.waiting} waiting, "
-                f"{self.slots.running} of {self.slots.limit} scan Jobs running)")
+        return (
+            f"position {position} in the scan queue ({self.slots.waiting} waiting, "
+            f"{self.slots.running} of {self.slots.limit} scan Jobs running)"
+        )
 
     async def _create(self, run: Run, view: GroupView, job: ScanJob, key: str) -> str:
         assert view.source is not None and view.source.spec is not None
         size = await asyncio.to_thread(_local_size, job) if job.ref.scheme == "file" else None
         request = JobRequest(
-            scan_name=run.name, scan_uid=run.body["metadata"]["uid"], key=key, attempt=run.retry + 1,
-            group_digest=view.digest, source=view.source.spec, model_bytes=size, local_root=self.local_root,
+            scan_name=run.name,
+            scan_uid=run.body["metadata"]["uid"],
+            key=key,
+            attempt=run.retry + 1,
+            group_digest=view.digest,
+            source=view.source.spec,
+            model_bytes=size,
+            local_root=self.local_root,
             placement=view.spec.scan_job if view.spec else None,
         )
         body = build_job(request, self.settings, self.namespace)  # may refuse (SecretNotMountable)
@@ -190,18 +209,26 @@ class JobScanner:
         if created is None:
             existing = await self.api.get_job(request.job_name)
             if existing is None or (existing["metadata"].get("labels") or {}).get(LABEL_JOB_KEY) != key[:63]:
-                raise ScanRetry("JobConflict", f"a Job named {request.job_name} exists and is not this scan's")
+                raise ScanRetry(
+                    "JobConflict", f"a Job named {request.job_name} exists and is not this scan's"
+                )
             log.info(printable(f"{run.name}: scan Job {request.job_name} exists already; adopting it"))
-        await run.write({
-            "phase": Phase.RUNNING.value,
-            "startedAt": timestamp(),
-            "job": {"namespace": self.namespace, "name": request.job_name},
-            "queuePosition": None,
-            "conditions": set_condition(
-                run.status.get("conditions"), "Ready", ConditionStatus.FALSE, "Scanning",
-                f"scan Job {self.namespace}/{request.job_name} (attempt {request.attempt})", run.generation,
-            ),
-        })
+        await run.write(
+            {
+                "phase": Phase.RUNNING.value,
+                "startedAt": timestamp(),
+                "job": {"namespace": self.namespace, "name": request.job_name},
+                "queuePosition": None,
+                "conditions": set_condition(
+                    run.status.get("conditions"),
+                    "Ready",
+                    ConditionStatus.FALSE,
+                    "Scanning",
+                    f"scan Job {self.namespace}/{request.job_name} (attempt {request.attempt})",
+                    run.generation,
+                ),
+            }
+        )
         return request.job_name
 
     async def _follow(self, name: str, group: str, how: str) -> JobVerdict:

@@ -52,18 +52,24 @@ class JobSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     image: str = Field(default=f"modelsec:{modelsec.__version__}", min_length=1)
-    image_pull_policy: str = Field(default="IfNotPresent", alias="imagePullPolicy",
-                                   pattern="^(Always|IfNotPresent|Never)$")
+    image_pull_policy: str = Field(
+        default="IfNotPresent", alias="imagePullPolicy", pattern="^(Always|IfNotPresent|Never)$"
+    )
     command: list[str] = Field(default_factory=lambda: ["modelsec"], min_length=1)
     service_account_name: str = Field(default="modelsec-scan-worker", alias="serviceAccountName")
     active_deadline_seconds: int = Field(default=3600, ge=10, alias="activeDeadlineSeconds")
     backoff_limit: int = Field(
-        default=0, ge=0, le=10, alias="backoffLimit",
+        default=0,
+        ge=0,
+        le=10,
+        alias="backoffLimit",
         description="Pod retries inside one Job; the operator retries with a new Job anyway.",
     )
     ttl_seconds_after_finished: int = Field(default=600, ge=0, alias="ttlSecondsAfterFinished")
     schedule_timeout_seconds: float = Field(
-        default=300, gt=0, alias="scheduleTimeoutSeconds",
+        default=300,
+        gt=0,
+        alias="scheduleTimeoutSeconds",
         description="A Pod not scheduled (or its image not pulled) after this long: the Job is "
         "deleted and the scan retried.",
     )

@@ -27,17 +27,23 @@ async def check_result_policy(api: JobsApi, service_account: str) -> None:
     if policy is None or binding is None:
         raise KubeConfigError(
             f"scan mode job needs the ValidatingAdmissionPolicy and binding {POLICY_NAME!r} "
-            f"that keep scan verdicts unforgeable; {how} (failing closed)")
+            f"that keep scan verdicts unforgeable; {how} (failing closed)"
+        )
     wanted = [(v["expression"]) for v in validations(service_account)]
     present = [v.get("expression") for v in (policy.get("spec") or {}).get("validations") or []]
-    if any(expression not in present for expression in wanted) or \
-            (policy.get("spec") or {}).get("failurePolicy", "Fail") != "Fail":
+    if (
+        any(expression not in present for expression in wanted)
+        or (policy.get("spec") or {}).get("failurePolicy", "Fail") != "Fail"
+    ):
         raise KubeConfigError(
             f"ValidatingAdmissionPolicy {POLICY_NAME!r} does not carry the checks for ServiceAccount "
-            f"{service_account!r} with failurePolicy Fail; {how} (failing closed)")
+            f"{service_account!r} with failurePolicy Fail; {how} (failing closed)"
+        )
     if "Deny" not in ((binding.get("spec") or {}).get("validationActions") or []):
-        raise KubeConfigError(f"ValidatingAdmissionPolicyBinding {POLICY_NAME!r} must deny (validationActions: "
-                              f"[Deny]); {how} (failing closed)")
+        raise KubeConfigError(
+            f"ValidatingAdmissionPolicyBinding {POLICY_NAME!r} must deny (validationActions: "
+            f"[Deny]); {how} (failing closed)"
+        )
 
 
 async def job_scanner(config: OperatorConfig, api_client: ApiClient) -> JobScanner:
@@ -45,8 +51,14 @@ async def job_scanner(config: OperatorConfig, api_client: ApiClient) -> JobScann
     api = JobsApi(api_client, config.scan_job_namespace)
     await check_result_policy(api, settings.service_account_name)
     tracker = JobTracker(api, config.scan_job_poll_seconds, settings.schedule_timeout_seconds)
-    return JobScanner(api, settings, config.max_concurrent_scan_jobs, tracker, config.local_root,
-                      config.queue_refresh_seconds)
+    return JobScanner(
+        api,
+        settings,
+        config.max_concurrent_scan_jobs,
+        tracker,
+        config.local_root,
+        config.queue_refresh_seconds,
+    )
 
 
 def describe(scanner: JobScanner) -> dict[str, Any]:

@@ -22,8 +22,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -46,15 +47,21 @@ class JobEnd:
 
 def _condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
     for condition in (obj.get("status") or {}).get("conditions") or []:
-        if isinstance(condition, dict) and condition.get("type") == type_ and condition.get("status") == "True":
+        if (
+            isinstance(condition, dict)
+            and condition.get("type") == type_
+            and condition.get("status") == "True"
+        ):
             return condition
     return None
 
 
 def _owned_by(pod: dict[str, Any], job: dict[str, Any]) -> bool:
     uid = job["metadata"]["uid"]
-    return any(ref.get("uid") == uid and ref.get("kind") == "Job"
-               for ref in pod["metadata"].get("ownerReferences") or [])
+    return any(
+        ref.get("uid") == uid and ref.get("kind") == "Job"
+        for ref in pod["metadata"].get("ownerReferences") or []
+    )
 
 
 @dataclass
@@ -66,8 +73,13 @@ class _Waiting:
 
 
 class JobTracker:
-    def __init__(self, api: JobsApi, poll_seconds: float, schedule_timeout: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        api: JobsApi,
+        poll_seconds: float,
+        schedule_timeout: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.api = api
         self.poll_seconds = poll_seconds
         self.schedule_timeout = schedule_timeout
@@ -109,7 +121,7 @@ class JobTracker:
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             if self._wake.is_set():
                 await asyncio.sleep(min(0.2, self.poll_seconds))  # let a burst of new waiters gather
@@ -134,8 +146,15 @@ class JobTracker:
                         await self.api.delete_job(name)
                     waiting.future.set_result(end)
 
-    def _judge(self, name: str, job: dict[str, Any] | None, pods: list[dict[str, Any]],
-               results: dict[str, dict[str, Any]], waiting: _Waiting, now: float) -> JobEnd | None:
+    def _judge(
+        self,
+        name: str,
+        job: dict[str, Any] | None,
+        pods: list[dict[str, Any]],
+        results: dict[str, dict[str, Any]],
+        waiting: _Waiting,
+        now: float,
+    ) -> JobEnd | None:
         if job is None:
             return JobEnd(reason="JobDeleted", message=f"scan Job {name} was deleted before it reported")
         for pod in pods:
@@ -144,41 +163,65 @@ class JobTracker:
                 continue
             spec = found.get("spec") or {}
             if spec.get("podUID") != pod["metadata"]["uid"] or spec.get("job") != name:
-                log.warning(printable(f"ignoring ScanResult {pod['metadata']['name']}: it does not match "
-                                      f"its Pod's UID or Job {name}"))
+                log.warning(
+                    printable(
+                        f"ignoring ScanResult {pod['metadata']['name']}: it does not match "
+                        f"its Pod's UID or Job {name}"
+                    )
+                )
                 continue
             try:
                 return JobEnd(result=ScanResultSpec.model_validate(spec), pod=pod["metadata"]["name"])
             except ValidationError as exc:
-                return JobEnd(reason="InvalidResult", pod=pod["metadata"]["name"],
-                              message=f"the scan Pod's result is malformed: {str(exc)[:300]}")
+                return JobEnd(
+                    reason="InvalidResult",
+                    pod=pod["metadata"]["name"],
+                    message=f"the scan Pod's result is malformed: {str(exc)[:300]}",
+                )
         for pod in pods:
             status = pod.get("status") or {}
             disruption = _condition(pod, "DisruptionTarget") or {}
             if status.get("reason") == "Evicted" or disruption:
-                detail = (status.get("message") or disruption.get("message") or status.get("reason")
-                          or disruption.get("reason") or "no detail")
-                return JobEnd(reason="PodEvicted", pod=pod["metadata"]["name"],
-                              message=f"scan Pod {pod['metadata']['name']} was evicted or disrupted: {detail}")
+                detail = (
+                    status.get("message")
+                    or disruption.get("message")
+                    or status.get("reason")
+                    or disruption.get("reason")
+                    or "no detail"
+                )
+                return JobEnd(
+                    reason="PodEvicted",
+                    pod=pod["metadata"]["name"],
+                    message=f"scan Pod {pod['metadata']['name']} was evicted or disrupted: {detail}",
+                )
         failed = _condition(job, "Failed")
         if failed is not None:
             why = failed.get("reason") or "Failed"
             reason = "JobDeadlineExceeded" if why == "DeadlineExceeded" else "JobFailed"
-            return JobEnd(reason=reason, message=f"scan Job {name} failed ({why}): {failed.get('message') or ''}".strip())
+            return JobEnd(
+                reason=reason,
+                message=f"scan Job {name} failed ({why}): {failed.get('message') or ''}".strip(),
+            )
         if _condition(job, "Complete") is not None:
             waiting.complete_polls += 1
             if waiting.complete_polls >= 2:
                 return JobEnd(reason="NoResult", message=f"scan Job {name} completed without a result")
             return None
-        unscheduled = [p for p in pods if (p.get("status") or {}).get("phase", "Pending") == "Pending"
-                       and not _condition(p, "PodScheduled")]
+        unscheduled = [
+            p
+            for p in pods
+            if (p.get("status") or {}).get("phase", "Pending") == "Pending"
+            and not _condition(p, "PodScheduled")
+        ]
         if pods and len(unscheduled) == len(pods) or (not pods and job is not None):
             if waiting.unscheduled_since is None:
                 waiting.unscheduled_since = now
             if now - waiting.unscheduled_since >= self.schedule_timeout:
-                return JobEnd(reason="Unschedulable",
-                              message=f"scan Job {name} had no Pod scheduled for {self.schedule_timeout:.0f}s "
-                              "(node selector, tolerations, resources or quota?)")
+                return JobEnd(
+                    reason="Unschedulable",
+                    message=f"scan Job {name} had no Pod scheduled for {self.schedule_timeout:.0f}s "
+                    "(node selector, tolerations, resources or quota?)",
+                )
         else:
             waiting.unscheduled_since = None
         return None

@@ -52,10 +52,18 @@ class Refused(Exception):
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = DESCRIPTION
     parser.add_argument("scan", metavar="MODELSCAN", help="name of the ModelScan to judge")
-    parser.add_argument("--local-root", type=Path, metavar="DIR",
-                        help="Local ModelSources must point inside DIR (as the operator's --local-root)")
-    parser.add_argument("--kubeconfig", type=Path, metavar="FILE",
-                        help="kubeconfig (default: the Pod's in-cluster credentials)")
+    parser.add_argument(
+        "--local-root",
+        type=Path,
+        metavar="DIR",
+        help="Local ModelSources must point inside DIR (as the operator's --local-root)",
+    )
+    parser.add_argument(
+        "--kubeconfig",
+        type=Path,
+        metavar="FILE",
+        help="kubeconfig (default: the Pod's in-cluster credentials)",
+    )
 
 
 def _failure(reason: str, message: str, retry: bool) -> Refused:
@@ -86,15 +94,22 @@ class Worker:
             raise _failure("InvalidSpec", explain(exc), retry=False) from None
         group_body = self._get(SECURITYGROUPS[2], spec.security_group)
         if group_body is None:
-            raise _failure("GroupNotFound", f"SecurityGroup {spec.security_group!r} does not exist", retry=True)
+            raise _failure(
+                "GroupNotFound", f"SecurityGroup {spec.security_group!r} does not exist", retry=True
+            )
         group_spec = dict(group_body.get("spec") or {})
         source_name = str(group_spec.get("sourceRef") or "")
         source_body = self._get(MODELSOURCES[2], source_name)
-        source = validate_source(source_name, source_body.get("spec"), self.local_root) if source_body else None
-        view = validate_group(spec.security_group, group_spec,
-                              (group_body.get("metadata") or {}).get("generation"), source)
+        source = (
+            validate_source(source_name, source_body.get("spec"), self.local_root) if source_body else None
+        )
+        view = validate_group(
+            spec.security_group, group_spec, (group_body.get("metadata") or {}).get("generation"), source
+        )
         if not view.ready:
-            raise _failure("GroupNotReady", f"SecurityGroup {spec.security_group!r}: {view.message}", retry=True)
+            raise _failure(
+                "GroupNotReady", f"SecurityGroup {spec.security_group!r}: {view.message}", retry=True
+            )
         assert view.source is not None and view.source.spec is not None
         try:
             job = resolve(spec.model, spec.revision, view.source.spec, view.source.digest)
@@ -103,13 +118,24 @@ class Worker:
             scanned = run_scan(job, Engine(), scan_delay_from_env())
         except ScanNotRun as exc:
             raise _failure(exc.reason, exc.message, retry=isinstance(exc, ScanRetry)) from None
-        verdict = evaluate(view.group(), EvaluationInput(scanned.report, scanned.source_type, scanned.metadata))
-        status = completed_status(
-            verdict, scanned, generation=None, group_digest=view.digest, group_generation=view.generation,
-            worker="", attempts=1, conditions=None,
+        verdict = evaluate(
+            view.group(), EvaluationInput(scanned.report, scanned.source_type, scanned.metadata)
         )
-        fields = {k: v for k, v in status.items() if k in WorkerVerdict.model_fields
-                  or k in {f.alias for f in WorkerVerdict.model_fields.values()}}
+        status = completed_status(
+            verdict,
+            scanned,
+            generation=None,
+            group_digest=view.digest,
+            group_generation=view.generation,
+            worker="",
+            attempts=1,
+            conditions=None,
+        )
+        fields = {
+            k: v
+            for k, v in status.items()
+            if k in WorkerVerdict.model_fields or k in {f.alias for f in WorkerVerdict.model_fields.values()}
+        }
         return WorkerVerdict.model_validate(fields)
 
 
@@ -134,8 +160,11 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     missing = [v for v in ("POD_NAME", "POD_UID", "POD_NAMESPACE", JOB_NAME_ENV) if not os.environ.get(v)]
     if missing:
-        print(f"modelsec scan-worker: {', '.join(missing)} not set; this command runs inside a scan "
-              "Job's Pod (the Job sets them from the downward API)", file=sys.stderr)
+        print(
+            f"modelsec scan-worker: {', '.join(missing)} not set; this command runs inside a scan "
+            "Job's Pod (the Job sets them from the downward API)",
+            file=sys.stderr,
+        )
         return 2
     pod, uid, namespace = os.environ["POD_NAME"], os.environ["POD_UID"], os.environ["POD_NAMESPACE"]
     try:
@@ -152,24 +181,35 @@ def run(args: argparse.Namespace) -> int:
         result["failure"] = exc.failure.wire()
     except Exception as exc:  # noqa: BLE001 - reported, never a silent exit
         result["failure"] = WorkerFailure(
-            reason="InternalError", message=printable(f"{type(exc).__name__}: {str(exc)[:500]}"), retry=True,
+            reason="InternalError",
+            message=printable(f"{type(exc).__name__}: {str(exc)[:500]}"),
+            retry=True,
         ).wire()
     spec = ScanResultSpec.model_validate(result).wire()
     body = {
-        "apiVersion": API_VERSION, "kind": "ScanResult",
+        "apiVersion": API_VERSION,
+        "kind": "ScanResult",
         # The label lets the operator list the results of the Jobs it waits for; it proves
         # nothing (the operator checks the Pod's name, UID and owner itself).
-        "metadata": {"name": pod, "namespace": namespace, "labels": {JOB_NAME_LABEL: os.environ[JOB_NAME_ENV]},
-                     "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": pod, "uid": uid}]},
+        "metadata": {
+            "name": pod,
+            "namespace": namespace,
+            "labels": {JOB_NAME_LABEL: os.environ[JOB_NAME_ENV]},
+            "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": pod, "uid": uid}],
+        },
         "spec": spec,
     }
     try:
         custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "scanresults", body)
     except ApiException as exc:
-        print(printable(f"modelsec scan-worker: could not write the result: {exc.status} {exc.reason}: "
-                        f"{(exc.body or '')[:500]}"), file=sys.stderr)
+        print(
+            printable(
+                f"modelsec scan-worker: could not write the result: {exc.status} {exc.reason}: "
+                f"{(exc.body or '')[:500]}"
+            ),
+            file=sys.stderr,
+        )
         return 1
     outcome = spec.get("verdict", {}).get("outcome") or f"failure {spec['failure']['reason']}"
     log.info(printable(f"{args.scan}: {outcome}"))
     return 0
-

@@ -16,7 +16,8 @@ import io
 import lzma
 import struct
 import zlib
-from typing import TYPE_CHECKING, Callable, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 from modelsec.bytesource import ByteSource, LimitExceeded
 
@@ -175,9 +176,7 @@ _FACTORIES: dict[str, Callable[[int], _Decoder]] = {
     "xz": lambda cap: _BufferedDecoder(
         lzma.LZMADecompressor(lzma.FORMAT_XZ, min(LZMA_MEMLIMIT, max(XZ_MEMLIMIT_FLOOR, cap)))
     ),
-    "lzma-alone": lambda cap: _BufferedDecoder(
-        lzma.LZMADecompressor(lzma.FORMAT_ALONE, LZMA_MEMLIMIT)
-    ),
+    "lzma-alone": lambda cap: _BufferedDecoder(lzma.LZMADecompressor(lzma.FORMAT_ALONE, LZMA_MEMLIMIT)),
     "lz4": lambda cap: _BufferedDecoder(_lz4_decompressor()),
 }
 _MULTI_MAGIC = {"gzip": GZIP_MAGIC, "bz2": BZ2_MAGIC, "xz": XZ_MAGIC, "lz4": LZ4_MAGIC}

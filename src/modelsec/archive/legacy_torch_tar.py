@@ -33,10 +33,22 @@ MAX_LINE = 1 << 20
 MAX_ENTRIES = 1_000_000
 # torch/storage.py: bytes per element of each legacy storage class
 ELEMENT_SIZES = {
-    "DoubleStorage": 8, "FloatStorage": 4, "HalfStorage": 2, "BFloat16Storage": 2,
-    "LongStorage": 8, "IntStorage": 4, "ShortStorage": 2, "CharStorage": 1, "ByteStorage": 1,
-    "BoolStorage": 1, "ComplexDoubleStorage": 16, "ComplexFloatStorage": 8,
-    "QUInt8Storage": 1, "QInt8Storage": 1, "QInt32Storage": 4, "QUInt4x2Storage": 1,
+    "DoubleStorage": 8,
+    "FloatStorage": 4,
+    "HalfStorage": 2,
+    "BFloat16Storage": 2,
+    "LongStorage": 8,
+    "IntStorage": 4,
+    "ShortStorage": 2,
+    "CharStorage": 1,
+    "ByteStorage": 1,
+    "BoolStorage": 1,
+    "ComplexDoubleStorage": 16,
+    "ComplexFloatStorage": 8,
+    "QUInt8Storage": 1,
+    "QInt8Storage": 1,
+    "QInt32Storage": 4,
+    "QUInt4x2Storage": 1,
     "QUInt2x4Storage": 1,
 }
 
@@ -64,15 +76,20 @@ class _Walk:
     def pickle(self) -> list[str]:
         """Scan the pickle at ``pos``, move past it; its short strings and global names."""
         try:
-            extent = pickle_extent(self.source, self.pos,
-                                   max_opcodes=self.ctx.limits.max_pickle_opcodes, max_line=MAX_LINE)
+            extent = pickle_extent(
+                self.source, self.pos, max_opcodes=self.ctx.limits.max_pickle_opcodes, max_line=MAX_LINE
+            )
         except (PickleFramingError, LimitExceeded) as exc:
             # what there is goes to the pickle analysis, which reports the break
-            scan_pickle(self.ctx, SliceSource(self.source, self.pos, self.source.size - self.pos),
-                        f"{self.name}@{self.pos}")
+            scan_pickle(
+                self.ctx,
+                SliceSource(self.source, self.pos, self.source.size - self.pos),
+                f"{self.name}@{self.pos}",
+            )
             raise self.stop(f"a pickle stream does not end ({exc})") from None
-        scan_pickle(self.ctx, SliceSource(self.source, self.pos, extent.end - self.pos),
-                    f"{self.name}@{self.pos}")
+        scan_pickle(
+            self.ctx, SliceSource(self.source, self.pos, extent.end - self.pos), f"{self.name}@{self.pos}"
+        )
         self.pos = extent.end
         return extent.strings
 
@@ -108,8 +125,14 @@ def scan_member(ctx: ScanContext, source: ByteSource, member: str, display: str)
         if member == "storages":
             for _ in range(walk.count()):
                 strings = walk.pickle()
-                size = next((ELEMENT_SIZES[s.rsplit(".", 1)[-1]] for s in strings
-                             if s.rsplit(".", 1)[-1] in ELEMENT_SIZES), None)
+                size = next(
+                    (
+                        ELEMENT_SIZES[s.rsplit(".", 1)[-1]]
+                        for s in strings
+                        if s.rsplit(".", 1)[-1] in ELEMENT_SIZES
+                    ),
+                    None,
+                )
                 if size is None:
                     raise walk.stop("the storage type is not one torch knows")
                 (elements,) = struct.unpack("<q", walk.raw(8))
@@ -129,9 +152,9 @@ def small_int(data: bytes) -> int | None:
     pos = 0
     if data[:1] == b"\x80":
         pos = 2
-    if data[pos:pos + 1] == b"\x95":  # FRAME
+    if data[pos : pos + 1] == b"\x95":  # FRAME
         pos += 9
-    op, arg, tail = data[pos:pos + 1], data[pos + 1:-1], data[-1:]
+    op, arg, tail = data[pos : pos + 1], data[pos + 1 : -1], data[-1:]
     if tail != b".":
         return None
     if op == b"K" and len(arg) == 1:

@@ -53,9 +53,7 @@ def check_name(name: str) -> list[NameProblem]:
     """Problems with one member name (empty list if it is a plain relative path)."""
     problems: list[NameProblem] = []
     if is_absolute(name):
-        problems.append(
-            NameProblem(threats.ABSOLUTE_PATH, f"member name {name!r} is an absolute path")
-        )
+        problems.append(NameProblem(threats.ABSOLUTE_PATH, f"member name {name!r} is an absolute path"))
     elif escapes_root(_parts(name)):
         problems.append(
             NameProblem(threats.PATH_TRAVERSAL, f"member name {name!r} climbs out of the archive")

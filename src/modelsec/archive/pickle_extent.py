@@ -16,13 +16,33 @@ from modelsec.bytesource import ByteSource, LimitExceeded, SequentialReader
 _LINE = {b"I", b"L", b"F", b"S", b"V", b"P", b"g", b"p"}
 _TWO_LINES = {b"c", b"i"}
 _FIXED = {
-    b"J": 4, b"K": 1, b"M": 2, b"G": 8, b"h": 1, b"j": 4, b"q": 1, b"r": 4,
-    b"\x80": 1, b"\x82": 1, b"\x83": 2, b"\x84": 4, b"\x95": 8,
+    b"J": 4,
+    b"K": 1,
+    b"M": 2,
+    b"G": 8,
+    b"h": 1,
+    b"j": 4,
+    b"q": 1,
+    b"r": 4,
+    b"\x80": 1,
+    b"\x82": 1,
+    b"\x83": 2,
+    b"\x84": 4,
+    b"\x95": 8,
 }
 # opcode -> width of its little-endian length prefix
 _COUNTED = {
-    b"T": 4, b"U": 1, b"X": 4, b"\x8a": 1, b"\x8b": 4, b"B": 4, b"C": 1, b"\x8c": 1,
-    b"\x8d": 8, b"\x8e": 8, b"\x96": 8,
+    b"T": 4,
+    b"U": 1,
+    b"X": 4,
+    b"\x8a": 1,
+    b"\x8b": 4,
+    b"B": 4,
+    b"C": 1,
+    b"\x8c": 1,
+    b"\x8d": 8,
+    b"\x8e": 8,
+    b"\x96": 8,
 }
 _TEXT = {b"X", b"\x8c", b"\x8d"}
 _NO_ARG = set(b"(.012NRabd}el]ost)uQ\x81\x85\x86\x87\x88\x89\x8f\x90\x91\x92\x93\x94\x97\x98")
@@ -46,9 +66,7 @@ class PickleExtent:
     strings: list[str] = field(default_factory=list)  # short text literals and GLOBAL names
 
 
-def pickle_extent(
-    source: ByteSource, start: int, *, max_opcodes: int, max_line: int
-) -> PickleExtent:
+def pickle_extent(source: ByteSource, start: int, *, max_opcodes: int, max_line: int) -> PickleExtent:
     reader = SequentialReader(source, start, chunk=64 * 1024)
     extent = PickleExtent(start, start, 0)
     while True:
@@ -72,7 +90,9 @@ def pickle_extent(
                 module = reader.readline(max_line)[:-1]
                 name = reader.readline(max_line)[:-1]
                 if len(module) + len(name) <= SHORT_TEXT:
-                    extent.strings.append(f"{module.decode('utf-8', 'replace')}.{name.decode('utf-8', 'replace')}")
+                    extent.strings.append(
+                        f"{module.decode('utf-8', 'replace')}.{name.decode('utf-8', 'replace')}"
+                    )
             elif op in _FIXED:
                 reader.read(_FIXED[op])
             elif op in _COUNTED:

@@ -66,8 +66,7 @@ DECOMPRESSION_BOMB = threat(
     Severity.HIGH,
     "Decompression bomb",
     "Do not load this archive; rebuild it from trusted content.",
-    "A small compressed input expands to an enormous output, exhausting memory or disk of "
-    "whatever loads it.",
+    "A small compressed input expands to an enormous output, exhausting memory or disk of whatever loads it.",
 )
 
 OVERLAPPING_MEMBERS = threat(
@@ -134,8 +133,7 @@ TRAILING_DATA = threat(
     Severity.MEDIUM,
     "Data after the end of the archive or stream",
     "Remove the trailing bytes.",
-    "Appended data is ignored by some tools and read by others (polyglot files); it was "
-    "scanned separately.",
+    "Appended data is ignored by some tools and read by others (polyglot files); it was scanned separately.",
 )
 
 CRC_MISMATCH = threat(
@@ -154,8 +152,7 @@ SIZE_MISMATCH = threat(
     Severity.MEDIUM,
     "Archive member size differs from its header",
     "Rebuild the archive with a standard tool.",
-    "Tools that trust the declared size read a different amount of data than tools that "
-    "decode the stream.",
+    "Tools that trust the declared size read a different amount of data than tools that decode the stream.",
 )
 
 SUSPICIOUS_NAME = threat(
@@ -164,8 +161,7 @@ SUSPICIOUS_NAME = threat(
     Severity.MEDIUM,
     "Archive member name contains control characters",
     "Rename the member.",
-    "NUL and control characters truncate or disguise names differently across tools "
-    "(model.pkl\\0.txt).",
+    "NUL and control characters truncate or disguise names differently across tools (model.pkl\\0.txt).",
 )
 
 # Incomplete codes (``ctx.incomplete``): content that could not be inspected.

@@ -45,14 +45,14 @@ def classify(names: list[str]) -> str:
     if not files:
         return ZIP
     top = {n for n in files if "/" not in n}
-    if {"config.json", "metadata.json"} <= top and (
-        "model.weights.h5" in top or "model.weights.npz" in top
-    ):
+    if {"config.json", "metadata.json"} <= top and ("model.weights.h5" in top or "model.weights.npz" in top):
         return KERAS
     has_pickle = any(_PICKLE_NAME.search(n) for n in files)
     has_version = any(_base(n) == "version" for n in files)
-    if has_pickle and any(re.search(r"(?:^|/)code/", n) for n in files) and (
-        has_version or any(_base(n) == "constants.pkl" for n in files)
+    if (
+        has_pickle
+        and any(re.search(r"(?:^|/)code/", n) for n in files)
+        and (has_version or any(_base(n) == "constants.pkl" for n in files))
     ):
         return TORCHSCRIPT
     if any(_base(n) == "data.pkl" for n in files) or (has_pickle and has_version):

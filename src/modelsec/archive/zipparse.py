@@ -172,8 +172,16 @@ def read_local(source: ByteSource, offset: int) -> LocalHeader | None:
         csize = z64.get("csize", csize)
     sizes_known = not (flags & FLAG_DESCRIPTOR) or csize != 0
     return LocalHeader(
-        offset, flags, method, crc, csize, usize, name_raw, extra,
-        offset + _LOCAL.size + nlen + xlen, sizes_known,
+        offset,
+        flags,
+        method,
+        crc,
+        csize,
+        usize,
+        name_raw,
+        extra,
+        offset + _LOCAL.size + nlen + xlen,
+        sizes_known,
     )
 
 
@@ -214,9 +222,7 @@ def parse_central(source: ByteSource, layout: ZipLayout, max_entries: int) -> No
         return
     count = _read_entries(source, layout, directory, max_entries)
     if layout.entries and count != end.entries and count < max_entries:
-        layout.problems.append(
-            f"end record declares {end.entries} entries, central directory holds {count}"
-        )
+        layout.problems.append(f"end record declares {end.entries} entries, central directory holds {count}")
     layout.central_ok = bool(layout.entries) or (end.entries == 0 and end.cd_size == 0)
 
 
@@ -247,9 +253,7 @@ def _read_zip64_end_record(source: ByteSource, layout: ZipLayout, eocd: int) -> 
     for pos in (eocd - _ZIP64_LOCATOR.size - _ZIP64_EOCD.size, z_offset):
         raw = source.read_at(pos, _ZIP64_EOCD.size) if pos >= 0 else b""
         if len(raw) == _ZIP64_EOCD.size and raw.startswith(ZIP64_EOCD_SIG):
-            (_, _sz, _m, _n, disk, cd_disk, _nd, n_total, cd_size, cd_offset) = (
-                _ZIP64_EOCD.unpack(raw)
-            )
+            (_, _sz, _m, _n, disk, cd_disk, _nd, n_total, cd_size, cd_offset) = _ZIP64_EOCD.unpack(raw)
             return _EndRecord(pos, disk, cd_disk, n_total, cd_size, cd_offset)
     layout.problems.append("zip64 locator without a zip64 end record")
     return None
@@ -307,8 +311,23 @@ def _read_entry(source: ByteSource, layout: ZipLayout, pos: int, index: int, cd_
         layout.problems.append(f"central directory entry {index} has a bad signature")
         return None
     (
-        _, made_by, _needed, flags, method, _t, _d, crc, csize, usize,
-        nlen, xlen, clen_e, disk_start, _internal, external, offset,
+        _,
+        made_by,
+        _needed,
+        flags,
+        method,
+        _t,
+        _d,
+        crc,
+        csize,
+        usize,
+        nlen,
+        xlen,
+        clen_e,
+        disk_start,
+        _internal,
+        external,
+        offset,
     ) = _CENTRAL.unpack(raw)
     name_raw = source.read_at(pos + _CENTRAL.size, nlen)
     extra = source.read_at(pos + _CENTRAL.size + nlen, xlen)
@@ -334,8 +353,18 @@ def _read_entry(source: ByteSource, layout: ZipLayout, pos: int, index: int, cd_
         disk_start = z64.get("disk", disk_start)
     layout.entries.append(
         CentralEntry(
-            index, made_by, flags, method, crc, csize, usize, name_raw, extra,
-            external, offset + layout.prefix, disk_start,
+            index,
+            made_by,
+            flags,
+            method,
+            crc,
+            csize,
+            usize,
+            name_raw,
+            extra,
+            external,
+            offset + layout.prefix,
+            disk_start,
         )
     )
     return length
@@ -368,9 +397,7 @@ def _walk_locals(source: ByteSource, layout: ZipLayout, max_entries: int) -> Non
             else:
                 found = find_descriptor(source, header.data_offset)
                 if found is None:
-                    layout.problems.append(
-                        f"member at offset {pos} has no sizes and no data descriptor"
-                    )
+                    layout.problems.append(f"member at offset {pos} has no sizes and no data descriptor")
                     break
                 csize = found
         end = header.data_offset + csize

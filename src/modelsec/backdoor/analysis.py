@@ -121,9 +121,7 @@ class Analyzer:
         try:
             outs = self.run_graph(g, scope)
         except _Budget:
-            report.incomplete = (
-                f"backdoor analysis stopped after {self.limits.max_visits} node evaluations"
-            )
+            report.incomplete = f"backdoor analysis stopped after {self.limits.max_visits} node evaluations"
             return report
         except RecursionError:
             report.incomplete = "backdoor analysis: graph nesting too deep"
@@ -386,9 +384,7 @@ class Analyzer:
         fill, computed = (a, b) if not a.data else (b, a)
         if self._benign(trigger, cond, fill, fill.uniform is not None):
             return base
-        effect = self.new_switch(
-            "where", node, label, trigger, describe_fill(fill), fill.uniform == 0.0
-        )
+        effect = self.new_switch("where", node, label, trigger, describe_fill(fill), fill.uniform == 0.0)
         return Val(
             data=True,
             trig=base.trig,
@@ -455,8 +451,17 @@ class Analyzer:
             src = (label, v.src) if v.src is not None else None
             result.append(
                 Val(
-                    v.data, v.aux, v.const, v.reduced, v.trig, v.ind, v.gated, v.gate_uniform,
-                    v.selector, effects, src,
+                    v.data,
+                    v.aux,
+                    v.const,
+                    v.reduced,
+                    v.trig,
+                    v.ind,
+                    v.gated,
+                    v.gate_uniform,
+                    v.selector,
+                    effects,
+                    src,
                 )
             )
         return result

@@ -34,6 +34,7 @@ def _run_body(analyzer: Analyzer, g: DataflowGraph, scope: Scope, inputs: list[V
         inner.set(name, DATA_UNKNOWN)
     return analyzer.run_graph(g, inner)
 
+
 def _control_switch(
     analyzer: Analyzer,
     kind: str,
@@ -49,10 +50,10 @@ def _control_switch(
     trigger, _pol = analyzer.trigger_of(cond)
     joined = join([fixed, computed, extra])
     if not fixed.data and computed.data:
-        effect = analyzer.new_switch(
-            kind, node, label, trigger, describe_fill(fixed), fixed.uniform == 0.0
+        effect = analyzer.new_switch(kind, node, label, trigger, describe_fill(fixed), fixed.uniform == 0.0)
+        return Val(
+            data=True, trig=joined.trig | cond.trig, effects=joined.effects | {effect}, src=computed.src
         )
-        return Val(data=True, trig=joined.trig | cond.trig, effects=joined.effects | {effect}, src=computed.src)
     if not fixed.data and not computed.data:
         return Val(
             data=True,
@@ -64,6 +65,7 @@ def _control_switch(
             effects=joined.effects,
         )
     return Val(data=True, trig=joined.trig | cond.trig, effects=joined.effects, src=joined.src)
+
 
 def if_(analyzer: Analyzer, node: OpNode, ins: list[Val | None], scope: Scope, label: str) -> list[Val]:
     cond = ins[0] if ins and ins[0] is not None else DATA_UNKNOWN
@@ -88,6 +90,7 @@ def if_(analyzer: Analyzer, node: OpNode, ins: list[Val | None], scope: Scope, l
             outs.append(joined)
     return outs
 
+
 def loop(analyzer: Analyzer, node: OpNode, ins: list[Val | None], scope: Scope, label: str) -> list[Val]:
     body = node.subgraphs["body"]
     trip = ins[0] if len(ins) > 0 and ins[0] is not None else CONST_UNKNOWN
@@ -111,6 +114,7 @@ def loop(analyzer: Analyzer, node: OpNode, ins: list[Val | None], scope: Scope, 
         outs.append(val)
     return outs
 
+
 def scan(analyzer: Analyzer, node: OpNode, ins: list[Val | None], scope: Scope, label: str) -> list[Val]:
     body = node.subgraphs["body"]
     values = [v if v is not None else CONST_UNKNOWN for v in ins]
@@ -124,6 +128,7 @@ def scan(analyzer: Analyzer, node: OpNode, ins: list[Val | None], scope: Scope, 
         produced = body_outs[j] if j < len(body_outs) else DATA_UNKNOWN
         outs.append(join([values[j], produced]) if j < n else produced)
     return outs
+
 
 def other_subgraphs(
     analyzer: Analyzer, node: OpNode, ins: list[Val | None], scope: Scope, outs: list[Val]

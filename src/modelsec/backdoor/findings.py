@@ -78,9 +78,7 @@ def _cut(text: str, limit: int = 200) -> str:
 
 def finding_for(path: BackdoorPath, file: str) -> Finding:
     found = _BY_KIND.get(path.kind, BD_SELECT)
-    effect = (
-        "replaces it with" if path.strength == "switch" else "shifts it by"
-    )
+    effect = "replaces it with" if path.strength == "switch" else "shifts it by"
     trigger_path = _elide(path.trigger_path)
     message = (
         f"{_cut(path.trigger_node, 120)} compares "

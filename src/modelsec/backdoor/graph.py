@@ -62,7 +62,7 @@ class OpNode:
     inputs: list[str]
     outputs: list[str]
     where: str = ""
-    subgraphs: dict[str, "DataflowGraph"] = field(default_factory=dict)
+    subgraphs: dict[str, DataflowGraph] = field(default_factory=dict)
     constant: Constant | None = None
     call: str | None = None
     ints: dict[str, int] = field(default_factory=dict)  # small integer attributes

@@ -6,20 +6,37 @@ Anything not listed is a generic computation: its output depends on all its inpu
 from __future__ import annotations
 
 # Comparisons that can turn "the input looks like the trigger" into a boolean.
-COMPARE = frozenset(
-    {"Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual", "NotEqual"}
-)
+COMPARE = frozenset({"Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual", "NotEqual"})
 ORDERING = frozenset({"Greater", "Less", "GreaterOrEqual", "LessOrEqual"})
 
 # Reductions and selections: comparing their result tests a summary or a chosen part of the
 # input (a patch, a token, a checksum) instead of each element: a trigger, not a mask.
 REDUCE = frozenset(
     {
-        "ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
-        "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare", "ArgMax",
-        "ArgMin", "GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", "Slice", "Gather",
-        "GatherElements", "GatherND", "Compress", "TopK", "MaxPool",
-        "LpPool", "AveragePool",
+        "ReduceSum",
+        "ReduceMean",
+        "ReduceMax",
+        "ReduceMin",
+        "ReduceProd",
+        "ReduceL1",
+        "ReduceL2",
+        "ReduceLogSum",
+        "ReduceLogSumExp",
+        "ReduceSumSquare",
+        "ArgMax",
+        "ArgMin",
+        "GlobalAveragePool",
+        "GlobalMaxPool",
+        "GlobalLpPool",
+        "Slice",
+        "Gather",
+        "GatherElements",
+        "GatherND",
+        "Compress",
+        "TopK",
+        "MaxPool",
+        "LpPool",
+        "AveragePool",
     }
 )
 # Of those, the ops whose *first* input is the data being selected from (Gather(table,
@@ -30,9 +47,27 @@ SELECT_FIRST = frozenset({"Slice", "Gather", "GatherElements", "GatherND", "Comp
 # comparison behind them still tests what the op before them computed.
 TRANSPARENT = frozenset(
     {
-        "Identity", "Cast", "CastLike", "Reshape", "Squeeze", "Unsqueeze", "Flatten",
-        "Transpose", "Expand", "Tile", "Not", "Neg", "Abs", "Sqrt", "Floor", "Ceil",
-        "Round", "Sign", "Dropout", "Clip", "Relu",
+        "Identity",
+        "Cast",
+        "CastLike",
+        "Reshape",
+        "Squeeze",
+        "Unsqueeze",
+        "Flatten",
+        "Transpose",
+        "Expand",
+        "Tile",
+        "Not",
+        "Neg",
+        "Abs",
+        "Sqrt",
+        "Floor",
+        "Ceil",
+        "Round",
+        "Sign",
+        "Dropout",
+        "Clip",
+        "Relu",
     }
 )
 # Binary arithmetic: transparent when the other operand is a constant (x*2 == K tests x).

@@ -24,7 +24,7 @@ class BomUnavailable(RuntimeError):
     """cyclonedx-python-lib is not installed (``pip install modelsec[integrity]``)."""
 
 
-def bom_json(scanned: "ScannedModel", verdict: "Verdict") -> str:
+def bom_json(scanned: ScannedModel, verdict: Verdict) -> str:
     """The CycloneDX 1.6 JSON BOM of ``scanned`` judged by ``verdict``."""
     from modelsec import __version__
     from modelsec.report import ModelResult
@@ -33,7 +33,7 @@ def bom_json(scanned: "ScannedModel", verdict: "Verdict") -> str:
     return record_bom_json(model_record(ModelResult(scanned, verdict)), verdict.group, __version__)
 
 
-def record_bom_json(record: "ModelRecord", group: str, scanner_version: str) -> str:
+def record_bom_json(record: ModelRecord, group: str, scanner_version: str) -> str:
     """The BOM of a model as a JSON result document records it (``modelsec scan -f json``)."""
     try:
         from modelsec.bom import build

@@ -39,7 +39,9 @@ def build(record: ModelRecord, group: str, scanner_version: str) -> Bom:
     # its target by a linear scan of the graph, and Bom.validate() (which every output runs)
     # calls it once per component: quadratic, minutes for a model of 10,000 files. Every
     # component is in the graph from here on, so those calls have nothing to do.
-    bom.dependencies.add(Dependency(ref=model.bom_ref, dependencies=[Dependency(ref=f.bom_ref) for f in files]))
+    bom.dependencies.add(
+        Dependency(ref=model.bom_ref, dependencies=[Dependency(ref=f.bom_ref) for f in files])
+    )
     bom.dependencies.update(Dependency(ref=f.bom_ref) for f in files)
     _skip_registered(bom, {model.bom_ref.value, *(f.bom_ref.value for f in files)})
     return bom
@@ -92,7 +94,9 @@ def _model_component(record: ModelRecord, group: str, scanner_version: str) -> C
         supplier=OrganizationalEntity(name=meta.author) if meta.author else None,
         purl=_purl(record, org, name),
         licenses=_licenses(record),
-        external_references=[ExternalReference(type=ExternalReferenceType.DISTRIBUTION, url=_uri(record.uri))],
+        external_references=[
+            ExternalReference(type=ExternalReferenceType.DISTRIBUTION, url=_uri(record.uri))
+        ],
         properties=_properties({**facts, **rules}),
     )
 

@@ -31,11 +31,18 @@ examples:
 def configure(parser: argparse.ArgumentParser) -> None:
     from modelsec.cli.scan import add_judging_arguments
 
-    parser.add_argument("targets", nargs="?", metavar="TARGET",
-                        help="file, directory or model reference to scan (not with --report)")
+    parser.add_argument(
+        "targets",
+        nargs="?",
+        metavar="TARGET",
+        help="file, directory or model reference to scan (not with --report)",
+    )
     parser.add_argument("--report", metavar="FILE", help="build the BOM from a saved JSON scan result")
-    parser.add_argument("--model", metavar="TARGET",
-                        help="with --report: the model, when the report holds several (target or URI)")
+    parser.add_argument(
+        "--model",
+        metavar="TARGET",
+        help="with --report: the model, when the report holds several (target or URI)",
+    )
     add_judging_arguments(parser)
     parser.add_argument("-o", "--output", metavar="FILE", help="write the BOM to FILE instead of stdout")
     parser.add_argument("-q", "--quiet", action="store_true", help="no warnings on stderr")

@@ -38,8 +38,13 @@ its severity and the remediation hint.
 
 
 def _add_format_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-f", "--format", choices=("table", "json"), default="table",
-                        help="output format (default: %(default)s)")
+    parser.add_argument(
+        "-f",
+        "--format",
+        choices=("table", "json"),
+        default="table",
+        help="output format (default: %(default)s)",
+    )
 
 
 def configure_rules(parser: argparse.ArgumentParser) -> None:
@@ -93,12 +98,14 @@ def _param_rows(params_model: type[BaseModel]) -> list[ParamRow]:
         if kind == "array":
             items = prop.get("items", {})
             kind = f"list of {items.get('type') or ('object' if '$ref' in items else 'any')}"
-        rows.append({
-            "name": name,
-            "type": kind,
-            "default": prop.get("default"),
-            "description": prop.get("description", ""),
-        })
+        rows.append(
+            {
+                "name": name,
+                "type": kind,
+                "default": prop.get("default"),
+                "description": prop.get("description", ""),
+            }
+        )
     return rows
 
 
@@ -156,8 +163,10 @@ def run_groups(args: argparse.Namespace) -> int:
             return exitcodes.USAGE
         if empty is not None:
             say(f"modelsec groups: warning: {group.origin}: {empty}")
-        say(f"{group.origin}: valid SecurityGroup {group.name!r} with {len(group.spec.rules)} rule(s)",
-            sys.stdout)
+        say(
+            f"{group.origin}: valid SecurityGroup {group.name!r} with {len(group.spec.rules)} rule(s)",
+            sys.stdout,
+        )
         return exitcodes.OK
     if empty is not None:
         say(f"modelsec groups: warning: {group.origin}: {empty}")
@@ -192,11 +201,25 @@ def run_formats(args: argparse.Namespace) -> int:
     # to the user, and approvedFormats names it once; "layout" says it spans files.
     rows: dict[str, dict[str, Any]] = {}
     for scanner in formats.scanners():
-        rows.setdefault(scanner.name, {"name": scanner.name, "category": scanner.category.value,
-                                       "layout": False, "module": type(scanner).__module__})
+        rows.setdefault(
+            scanner.name,
+            {
+                "name": scanner.name,
+                "category": scanner.category.value,
+                "layout": False,
+                "module": type(scanner).__module__,
+            },
+        )
     for analyzer in formats.directory_analyzers():
-        row = rows.setdefault(analyzer.name, {"name": analyzer.name, "category": "layout",
-                                              "layout": True, "module": type(analyzer).__module__})
+        row = rows.setdefault(
+            analyzer.name,
+            {
+                "name": analyzer.name,
+                "category": "layout",
+                "layout": True,
+                "module": type(analyzer).__module__,
+            },
+        )
         row["layout"] = True
     if args.format == "json":
         json.dump(list(rows.values()), sys.stdout, indent=2)
@@ -218,8 +241,13 @@ def run_threats(args: argparse.Namespace) -> int:
     import modelsec.engine  # noqa: F401  (engine-level threats)
 
     rows = [
-        {"code": t.code, "rule": t.rule, "severity": t.severity.name, "title": t.title,
-         "remediation": t.remediation}
+        {
+            "code": t.code,
+            "rule": t.rule,
+            "severity": t.severity.name,
+            "title": t.title,
+            "remediation": t.remediation,
+        }
         for t in sorted(THREATS.values(), key=lambda t: t.code)
     ]
     if args.format == "json":

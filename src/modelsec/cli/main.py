@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Callable, NoReturn, Sequence
+from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from modelsec import __version__
 from modelsec.cli import exitcodes
@@ -52,55 +53,95 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
 
 
 def build_parser(argv: Sequence[str]) -> Parser:
-    parser = Parser(
-        prog="modelsec", description=DESCRIPTION, epilog=EPILOG, formatter_class=_formatter
-    )
+    parser = Parser(prog="modelsec", description=DESCRIPTION, epilog=EPILOG, formatter_class=_formatter)
     parser.add_argument("--version", action="version", version=f"modelsec {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     from modelsec.cli import bom, catalog, scan, verify
 
-    scan.configure(commands.add_parser(
-        "scan", help="scan model files, directories or hf:// / s3:// references",
-        description=scan.DESCRIPTION, epilog=scan.EPILOG, formatter_class=_formatter,
-    ))
-    verify.configure(commands.add_parser(
-        "verify", help="check files on disk against the digests a scan recorded",
-        description=verify.DESCRIPTION, epilog=verify.EPILOG, formatter_class=_formatter,
-    ))
-    bom.configure(commands.add_parser(
-        "bom", help="write a CycloneDX ML-BOM of a scanned model",
-        description=bom.DESCRIPTION, epilog=bom.EPILOG, formatter_class=_formatter,
-    ))
-    catalog.configure_rules(commands.add_parser(
-        "rules", help="list the rules, what they check and their parameters",
-        description=catalog.RULES_DESCRIPTION, formatter_class=_formatter,
-    ))
-    catalog.configure_groups(commands.add_parser(
-        "groups", help="list, show or validate security groups",
-        description=catalog.GROUPS_DESCRIPTION, formatter_class=_formatter,
-    ))
-    catalog.configure_formats(commands.add_parser(
-        "formats", help="list the file formats modelsec recognises (names for approvedFormats)",
-        description=catalog.FORMATS_DESCRIPTION, formatter_class=_formatter,
-    ))
-    catalog.configure_threats(commands.add_parser(
-        "threats", help="list the threat codes findings carry",
-        description=catalog.THREATS_DESCRIPTION, formatter_class=_formatter,
-    ))
-    _add_plugin(commands, argv, "crds", "print the CustomResourceDefinitions as YAML",
-                "modelsec.k8s.command")
-    _add_plugin(commands, argv, "operator", "run the Kubernetes operator that performs ModelScans",
-                "modelsec_operator.command")
-    _add_plugin(commands, argv, "scan-worker", "judge one ModelScan inside a scan Job (operator scan mode job)",
-                "modelsec_operator.jobs.worker")
-    _add_plugin(commands, argv, "webhook", "run the validating admission webhook",
-                "modelsec_webhook.command")
+    scan.configure(
+        commands.add_parser(
+            "scan",
+            help="scan model files, directories or hf:// / s3:// references",
+            description=scan.DESCRIPTION,
+            epilog=scan.EPILOG,
+            formatter_class=_formatter,
+        )
+    )
+    verify.configure(
+        commands.add_parser(
+            "verify",
+            help="check files on disk against the digests a scan recorded",
+            description=verify.DESCRIPTION,
+            epilog=verify.EPILOG,
+            formatter_class=_formatter,
+        )
+    )
+    bom.configure(
+        commands.add_parser(
+            "bom",
+            help="write a CycloneDX ML-BOM of a scanned model",
+            description=bom.DESCRIPTION,
+            epilog=bom.EPILOG,
+            formatter_class=_formatter,
+        )
+    )
+    catalog.configure_rules(
+        commands.add_parser(
+            "rules",
+            help="list the rules, what they check and their parameters",
+            description=catalog.RULES_DESCRIPTION,
+            formatter_class=_formatter,
+        )
+    )
+    catalog.configure_groups(
+        commands.add_parser(
+            "groups",
+            help="list, show or validate security groups",
+            description=catalog.GROUPS_DESCRIPTION,
+            formatter_class=_formatter,
+        )
+    )
+    catalog.configure_formats(
+        commands.add_parser(
+            "formats",
+            help="list the file formats modelsec recognises (names for approvedFormats)",
+            description=catalog.FORMATS_DESCRIPTION,
+            formatter_class=_formatter,
+        )
+    )
+    catalog.configure_threats(
+        commands.add_parser(
+            "threats",
+            help="list the threat codes findings carry",
+            description=catalog.THREATS_DESCRIPTION,
+            formatter_class=_formatter,
+        )
+    )
+    _add_plugin(commands, argv, "crds", "print the CustomResourceDefinitions as YAML", "modelsec.k8s.command")
+    _add_plugin(
+        commands,
+        argv,
+        "operator",
+        "run the Kubernetes operator that performs ModelScans",
+        "modelsec_operator.command",
+    )
+    _add_plugin(
+        commands,
+        argv,
+        "scan-worker",
+        "judge one ModelScan inside a scan Job (operator scan mode job)",
+        "modelsec_operator.jobs.worker",
+    )
+    _add_plugin(commands, argv, "webhook", "run the validating admission webhook", "modelsec_webhook.command")
     return parser
 
 
 def _add_plugin(
-    commands: "argparse._SubParsersAction[Parser]", argv: Sequence[str], name: str, help_text: str,
+    commands: argparse._SubParsersAction[Parser],
+    argv: Sequence[str],
+    name: str,
+    help_text: str,
     module: str,
 ) -> None:
     """Cluster commands live in their own packages; import one only when it is the command
@@ -153,8 +194,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             import traceback
 
             traceback.print_exc()
-        print(f"modelsec: internal error, failing closed: {type(exc).__name__}: "
-              f"{printable(str(exc))} (set {TRACEBACK_ENV}=1 for the traceback)", file=sys.stderr)
+        print(
+            f"modelsec: internal error, failing closed: {type(exc).__name__}: "
+            f"{printable(str(exc))} (set {TRACEBACK_ENV}=1 for the traceback)",
+            file=sys.stderr,
+        )
         return exitcodes.ERROR
 
 

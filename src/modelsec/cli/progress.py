@@ -20,8 +20,14 @@ class Progress:
             # forks safely only while it runs one thread (modelsec.parallel).
             tqdm.monitor_interval = 0
             self._bar = tqdm(
-                total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024,
-                desc=desc, file=sys.stderr, leave=False, mininterval=0.2,
+                total=total_bytes,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=desc,
+                file=sys.stderr,
+                leave=False,
+                mininterval=0.2,
             )
         self._started = time.monotonic()
         self._lock = threading.Lock()  # modelsec verify --jobs hashes from several threads

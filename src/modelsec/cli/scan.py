@@ -45,16 +45,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("targets", nargs="+", metavar="TARGET", help="file, directory or model reference")
     add_judging_arguments(parser)
     parser.add_argument(
-        "-f", "--format", choices=("table", "json", "sarif"), default="table",
+        "-f",
+        "--format",
+        choices=("table", "json", "sarif"),
+        default="table",
         help="output format (default: %(default)s)",
     )
     parser.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE instead of stdout")
     parser.add_argument(
-        "--max-findings", type=_count, default=20, metavar="N",
+        "--max-findings",
+        type=_count,
+        default=20,
+        metavar="N",
         help="findings shown per model in the table (default: %(default)s; json shows all)",
     )
     parser.add_argument(
-        "-q", "--quiet", action="store_true",
+        "-q",
+        "--quiet",
+        action="store_true",
         help="print nothing on stdout (a report still goes to -o FILE); use the exit code",
     )
     parser.set_defaults(handler=run)
@@ -63,20 +71,30 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def add_judging_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of every command that scans and judges models (scan, bom)."""
     parser.add_argument(
-        "-g", "--group", default="local-default", metavar="NAME|FILE",
+        "-g",
+        "--group",
+        default="local-default",
+        metavar="NAME|FILE",
         help="security group: a built-in name (see `modelsec groups`) or a YAML file with a "
         "SecurityGroup resource or spec (default: %(default)s)",
     )
     parser.add_argument("--revision", help="revision for a single hf:// or s3:// target (overrides @rev)")
     parser.add_argument(
-        "--source-option", action="append", default=[], metavar="KEY=VALUE",
+        "--source-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="remote source setting, repeatable: endpoint=URL (private hub, MinIO), region=..., "
         "addressingStyle=path, allowPatterns=*.safetensors, ignorePatterns=... (docs/sources.md). "
         "Credentials come from the environment (HF_TOKEN, AWS_*), never from the command line",
     )
     parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     parser.add_argument(
-        "-j", "--jobs", type=_positive, default=None, metavar="N",
+        "-j",
+        "--jobs",
+        type=_positive,
+        default=None,
+        metavar="N",
         help="scan the files of a directory in N processes; the report is the same, in the "
         "same order (default: the usable CPUs, at most 4; 1 scans in this process)",
     )
@@ -145,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
     return exitcodes.FOR_OUTCOME[overall_outcome(run_result.models).value]
 
 
-def judge(args: argparse.Namespace, targets: list[str]) -> "RunResult":
+def judge(args: argparse.Namespace, targets: list[str]) -> RunResult:
     """Scan each target and apply the group (``args`` as :func:`add_judging_arguments` and
     ``-o``/``-q`` define them); :class:`CommandError` for what stops the command first."""
     from modelsec.cli.output import OutputError, check_writable
@@ -194,16 +212,14 @@ def judge(args: argparse.Namespace, targets: list[str]) -> "RunResult":
         for ref, target in zip(refs, targets):
             display = target if ref.scheme == "file" and "://" not in target else None
             scanned = scan_model(ref, engine, ScanOptions(progress=progress, display=display, config=config))
-            verdict = evaluate(
-                group, EvaluationInput(scanned.report, scanned.source_type, scanned.metadata)
-            )
+            verdict = evaluate(group, EvaluationInput(scanned.report, scanned.source_type, scanned.metadata))
             results.append(ModelResult(scanned, verdict))
     finally:
         progress.close()
     return RunResult(group, results)
 
 
-def _render(run_result: "RunResult", args: argparse.Namespace) -> str:
+def _render(run_result: RunResult, args: argparse.Namespace) -> str:
     if args.format == "json":
         from modelsec.report import jsonout
 

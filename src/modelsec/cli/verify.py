@@ -46,31 +46,54 @@ examples:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", metavar="PATH",
-                        help="the model on disk: its directory, or the file of a one-file model")
+    parser.add_argument(
+        "path", metavar="PATH", help="the model on disk: its directory, or the file of a one-file model"
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--report", metavar="FILE", help="a JSON scan result (modelsec scan --format json)")
     source.add_argument("--bom", metavar="FILE", help="an ML-BOM written by modelsec bom")
     source.add_argument("--scan", metavar="NAME", help="a ModelScan in the cluster (cluster-scoped)")
-    parser.add_argument("--model", metavar="TARGET",
-                        help="with --report: the model to use when the report holds several (its target or URI)")
-    parser.add_argument("--kubeconfig", type=Path, metavar="FILE",
-                        help="with --scan: kubeconfig (default: in-cluster credentials, $KUBECONFIG, ~/.kube/config)")
+    parser.add_argument(
+        "--model",
+        metavar="TARGET",
+        help="with --report: the model to use when the report holds several (its target or URI)",
+    )
+    parser.add_argument(
+        "--kubeconfig",
+        type=Path,
+        metavar="FILE",
+        help="with --scan: kubeconfig (default: in-cluster credentials, $KUBECONFIG, ~/.kube/config)",
+    )
     parser.add_argument("--context", help="with --scan: kubeconfig context")
     parser.add_argument(
-        "--ignore", action="append", default=[], metavar="GLOB",
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="GLOB",
         help="files on disk that are not part of the model, repeatable: a glob on the path inside "
         "the model; 'dir/' means everything under dir (e.g. .cache/ for huggingface-cli downloads)",
     )
-    parser.add_argument("--allow-missing", action="store_true",
-                        help="scanned files absent on disk are reported, not failed (a server that "
-                        "downloads part of a repository)")
-    parser.add_argument("--accept-claimed", action="store_true",
-                        help="a file matching the digest the source claimed at scan time (remote files "
-                        "the scan read by range) counts as verified")
-    parser.add_argument("-j", "--jobs", type=_jobs, default=1, metavar="N",
-                        help="files hashed at once (default: %(default)s); more helps sharded models "
-                        "on fast storage with cores to spare")
+    parser.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="scanned files absent on disk are reported, not failed (a server that "
+        "downloads part of a repository)",
+    )
+    parser.add_argument(
+        "--accept-claimed",
+        action="store_true",
+        help="a file matching the digest the source claimed at scan time (remote files "
+        "the scan read by range) counts as verified",
+    )
+    parser.add_argument(
+        "-j",
+        "--jobs",
+        type=_jobs,
+        default=1,
+        metavar="N",
+        help="files hashed at once (default: %(default)s); more helps sharded models "
+        "on fast storage with cores to spare",
+    )
     parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing; use the exit code")
     parser.set_defaults(handler=run)
@@ -121,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def _expected(args: argparse.Namespace) -> "Expected":
+def _expected(args: argparse.Namespace) -> Expected:
     from dataclasses import replace
 
     from modelsec.integrity import expected
@@ -141,20 +164,23 @@ def _expected(args: argparse.Namespace) -> "Expected":
     bom = (scan.get("status") or {}).get("bom") or {}
     try:
         text = read_bom(scan, args.kubeconfig, args.context)
-        return expected.with_bom(recorded, text, f"ModelScan {args.scan} (BOM in ConfigMap "
-                                 f"{bom.get('namespace')}/{bom.get('name')})")
+        return expected.with_bom(
+            recorded,
+            text,
+            f"ModelScan {args.scan} (BOM in ConfigMap {bom.get('namespace')}/{bom.get('name')})",
+        )
     except (ClusterError, ExpectedError) as exc:
         # The fingerprint still detects any difference; only naming the file needs the BOM.
         return replace(recorded, note=f"no per-file digests: {exc}")
 
 
-def _expected_bytes(expected: "Expected") -> int:
+def _expected_bytes(expected: Expected) -> int:
     if expected.files is None:
         return 0  # unknown until the walk: no bar rather than a wrong one
     return sum(f.size or 0 for f in expected.files.values())
 
 
-def render(path: str, expected: "Expected", result: "Result") -> str:
+def render(path: str, expected: Expected, result: Result) -> str:
     from modelsec.integrity.verify import Status
     from modelsec.policy import Outcome
 
@@ -162,7 +188,9 @@ def render(path: str, expected: "Expected", result: "Result") -> str:
     if expected.note:
         lines.append(f"  note    {printable(expected.note)}")
     if expected.outcome and expected.outcome != Outcome.ALLOWED:
-        lines.append(f"  note    the scan's outcome was {expected.outcome}: verify checks bytes, not the verdict")
+        lines.append(
+            f"  note    the scan's outcome was {expected.outcome}: verify checks bytes, not the verdict"
+        )
     problems = [c for c in result.checks if c.status is not Status.OK]
     width = max((len(printable(c.name)) for c in problems), default=0)
     for check in problems:
@@ -170,8 +198,10 @@ def render(path: str, expected: "Expected", result: "Result") -> str:
         lines.append(f"  {check.status.value:<9} {name:<{width}}  {printable(check.detail)}")
     counts = ", ".join(f"{n} {s.value}" for s, n in result.counts().items() if n)
     rate = f", {result.bytes_read / result.seconds / (1 << 30):.2f} GiB/s" if result.seconds > 0.5 else ""
-    lines.append(f"  read    {result.files_read} file(s), {_size(result.bytes_read)} in "
-                 f"{result.seconds:.2f}s{rate}: {counts or 'nothing to compare'}")
+    lines.append(
+        f"  read    {result.files_read} file(s), {_size(result.bytes_read)} in "
+        f"{result.seconds:.2f}s{rate}: {counts or 'nothing to compare'}"
+    )
     verdict = {0: "MATCH", 1: "MISMATCH", 2: "NOT VERIFIED"}[result.exit_code]
     lines.append(f"  result  {verdict} (exit {result.exit_code})")
     return "\n".join(lines) + "\n"

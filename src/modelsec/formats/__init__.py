@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import importlib
 import pkgutil
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from modelsec.bytesource import ByteSource
 from modelsec.formats.base import DirectoryAnalyzer, FormatScanner

@@ -71,7 +71,7 @@ class FormatScanner(ABC):
         share a signature but must never be the only evidence."""
 
     @abstractmethod
-    def scan(self, source: ByteSource, ctx: "ScanContext") -> None:
+    def scan(self, source: ByteSource, ctx: ScanContext) -> None:
         """Inspect ``source`` and report findings, members and incompletes via ``ctx``.
         Raise nothing for malformed input: report it. The engine turns any exception that
         escapes into an ERROR (fail closed), never into ALLOWED."""
@@ -90,7 +90,7 @@ class FormatScanner(ABC):
         permissive probe (see :data:`SIGNATURE_PRIORITY`)."""
         return self.priority < SIGNATURE_PRIORITY
 
-    def covers_claim(self, other: "FormatScanner", head: bytes) -> bool:
+    def covers_claim(self, other: FormatScanner, head: bytes) -> bool:
         """True if scanning this file with ``self`` already inspects what ``other`` (which
         also claimed it) would read. Override when it depends on the bytes."""
         return other.name in self.covers
@@ -110,5 +110,5 @@ class DirectoryAnalyzer(ABC):
     name: ClassVar[str]
 
     @abstractmethod
-    def analyze(self, root: Path, files: list[Path], ctx: "ScanContext") -> None:
+    def analyze(self, root: Path, files: list[Path], ctx: ScanContext) -> None:
         """``files`` are the regular files under ``root`` (relative paths resolved)."""

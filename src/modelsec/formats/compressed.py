@@ -19,7 +19,11 @@ from modelsec.context import ScanContext
 from modelsec.formats.base import FormatCategory, FormatScanner, Reader, filename_of
 
 FORMAT_NAMES = {
-    "gzip": "gzip", "bz2": "bz2", "xz": "xz", "lzma-alone": "lzma", "lz4": "lz4",
+    "gzip": "gzip",
+    "bz2": "bz2",
+    "xz": "xz",
+    "lzma-alone": "lzma",
+    "lz4": "lz4",
     "zlib": "zlib",
 }
 # joblib < 0.10 ("compat" files): b"ZF", the data length in 19 characters, then a zlib
@@ -50,7 +54,7 @@ def joblib_zfile(head: bytes) -> tuple[int, int] | None:
 def identify(head: bytes) -> tuple[str, int, int | None] | None:
     """(codec, offset of the compressed data, declared size or None)."""
     zfile = joblib_zfile(head)
-    if zfile is not None and looks_like_zlib(head[zfile[0]:]):
+    if zfile is not None and looks_like_zlib(head[zfile[0] :]):
         return "zlib", zfile[0], zfile[1]
     codec = sniff_codec(head)
     if codec is None:
@@ -72,8 +76,7 @@ class CompressedScanner(FormatScanner):
     category: ClassVar[FormatCategory] = FormatCategory.CONTAINER
     priority: ClassVar[int] = 30
     readers = (
-        Reader("joblib.load", "compressor magic at offset 0 (zlib, gzip, bz2, xz, lzma, lz4, "
-               "'ZF' zfile)"),
+        Reader("joblib.load", "compressor magic at offset 0 (zlib, gzip, bz2, xz, lzma, lz4, 'ZF' zfile)"),
         Reader("gzip, bz2, lzma, zlib, lz4.frame", "a stream header at offset 0"),
     )
 
@@ -103,16 +106,13 @@ class CompressedScanner(FormatScanner):
         try:
             if decoded.error:
                 ctx.report(
-                    threats.MALFORMED_ARCHIVE.at(
-                        ctx.path, f"{decoded.error}; the decoded part was scanned"
-                    )
+                    threats.MALFORMED_ARCHIVE.at(ctx.path, f"{decoded.error}; the decoded part was scanned")
                 )
             elif declared is not None and declared != decoded.source.size:
                 ctx.report(
                     threats.SIZE_MISMATCH.at(
                         ctx.path,
-                        f"joblib header declares {declared} bytes, the stream holds "
-                        f"{decoded.source.size}",
+                        f"joblib header declares {declared} bytes, the stream holds {decoded.source.size}",
                     )
                 )
             if decoded.trailing_offset is not None:

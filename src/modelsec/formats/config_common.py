@@ -48,7 +48,9 @@ def head_is_text(head: bytes, source: ByteSource) -> bool:
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as exc:
-        cut = len(head) < source.size and exc.reason == "unexpected end of data" and exc.start >= len(head) - 3
+        cut = (
+            len(head) < source.size and exc.reason == "unexpected end of data" and exc.start >= len(head) - 3
+        )
         if not cut:
             return False
     return True

@@ -17,8 +17,9 @@ of type 1 that holds a ``(shape, dtype, bytes)`` triple.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import ClassVar, Iterator
+from typing import ClassVar
 
 from modelsec.bytesource import ByteSource, SliceSource
 from modelsec.context import ScanContext
@@ -42,9 +43,21 @@ ARRAY_EXT = 1  # flax's _MsgpackExtType.ndarray
 _DTYPE = re.compile(rb"[a-z][a-z0-9_]{1,15}\Z")  # numpy dtype names: float32, bfloat16 ...
 
 _FIXED = {0xCA: 4, 0xCB: 8, 0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8, 0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8}
-_SIZED = {0xC4: (1, "bin"), 0xC5: (2, "bin"), 0xC6: (4, "bin"), 0xD9: (1, "str"),
-          0xDA: (2, "str"), 0xDB: (4, "str"), 0xDC: (2, "array"), 0xDD: (4, "array"),
-          0xDE: (2, "map"), 0xDF: (4, "map"), 0xC7: (1, "ext"), 0xC8: (2, "ext"), 0xC9: (4, "ext")}
+_SIZED = {
+    0xC4: (1, "bin"),
+    0xC5: (2, "bin"),
+    0xC6: (4, "bin"),
+    0xD9: (1, "str"),
+    0xDA: (2, "str"),
+    0xDB: (4, "str"),
+    0xDC: (2, "array"),
+    0xDD: (4, "array"),
+    0xDE: (2, "map"),
+    0xDF: (4, "map"),
+    0xC7: (1, "ext"),
+    0xC8: (2, "ext"),
+    0xC9: (4, "ext"),
+}
 
 
 class MsgpackError(ValueError):
@@ -106,8 +119,10 @@ def tokens(source: ByteSource, max_tokens: int) -> Iterator[Token]:
         else:
             pos = token.payload + token.size
             if pos > source.size:
-                raise MsgpackError(f"a {token.kind} of {token.size} bytes at offset "
-                                   f"{token.offset} runs past the end of the file")
+                raise MsgpackError(
+                    f"a {token.kind} of {token.size} bytes at offset "
+                    f"{token.offset} runs past the end of the file"
+                )
         yield token
     yield Token("end", 0, pos, pos)
 
@@ -182,8 +197,12 @@ class FlaxMsgpackScanner(FormatScanner):
     name: ClassVar[str] = "flax-msgpack"
     category: ClassVar[FormatCategory] = FormatCategory.MODEL
     priority: ClassVar[int] = 42  # no magic number: after every format that has one
-    readers = (Reader("flax.serialization.from_bytes (msgpack.unpackb)", "one MessagePack "
-                      "object from offset 0 to the end of the file"),)
+    readers = (
+        Reader(
+            "flax.serialization.from_bytes (msgpack.unpackb)",
+            "one MessagePack object from offset 0 to the end of the file",
+        ),
+    )
 
     def detect(self, head: bytes, source: ByteSource, filename: str) -> bool:
         return looks_like_flax(head, source)

@@ -38,9 +38,19 @@ INT64_MAX = (1 << 63) - 1
 
 # gguf value types: code -> (name, fixed size or 0 for string/array)
 VALUE_TYPES: dict[int, tuple[str, int]] = {
-    0: ("UINT8", 1), 1: ("INT8", 1), 2: ("UINT16", 2), 3: ("INT16", 2),
-    4: ("UINT32", 4), 5: ("INT32", 4), 6: ("FLOAT32", 4), 7: ("BOOL", 1),
-    8: ("STRING", 0), 9: ("ARRAY", 0), 10: ("UINT64", 8), 11: ("INT64", 8), 12: ("FLOAT64", 8),
+    0: ("UINT8", 1),
+    1: ("INT8", 1),
+    2: ("UINT16", 2),
+    3: ("INT16", 2),
+    4: ("UINT32", 4),
+    5: ("INT32", 4),
+    6: ("FLOAT32", 4),
+    7: ("BOOL", 1),
+    8: ("STRING", 0),
+    9: ("ARRAY", 0),
+    10: ("UINT64", 8),
+    11: ("INT64", 8),
+    12: ("FLOAT64", 8),
 }
 STRING, ARRAY, UINT32, BOOL = 8, 9, 4, 7
 
@@ -48,16 +58,40 @@ STRING, ARRAY, UINT32, BOOL = 8, 9, 4, 7
 # were removed from ggml (Q4_2, Q4_3, the Q4_0_x_y and IQ4_NL_x_y repacks) and llama.cpp
 # refuses them.
 GGML_TYPES: dict[int, tuple[str, int, int]] = {
-    0: ("F32", 1, 4), 1: ("F16", 1, 2), 2: ("Q4_0", 32, 18), 3: ("Q4_1", 32, 20),
-    6: ("Q5_0", 32, 22), 7: ("Q5_1", 32, 24), 8: ("Q8_0", 32, 34), 9: ("Q8_1", 32, 40),
-    10: ("Q2_K", 256, 84), 11: ("Q3_K", 256, 110), 12: ("Q4_K", 256, 144),
-    13: ("Q5_K", 256, 176), 14: ("Q6_K", 256, 210), 15: ("Q8_K", 256, 292),
-    16: ("IQ2_XXS", 256, 66), 17: ("IQ2_XS", 256, 74), 18: ("IQ3_XXS", 256, 98),
-    19: ("IQ1_S", 256, 50), 20: ("IQ4_NL", 32, 18), 21: ("IQ3_S", 256, 110),
-    22: ("IQ2_S", 256, 82), 23: ("IQ4_XS", 256, 136), 24: ("I8", 1, 1), 25: ("I16", 1, 2),
-    26: ("I32", 1, 4), 27: ("I64", 1, 8), 28: ("F64", 1, 8), 29: ("IQ1_M", 256, 56),
-    30: ("BF16", 1, 2), 34: ("TQ1_0", 256, 54), 35: ("TQ2_0", 256, 66),
-    39: ("MXFP4", 32, 17), 40: ("NVFP4", 64, 36), 41: ("Q1_0", 128, 18),
+    0: ("F32", 1, 4),
+    1: ("F16", 1, 2),
+    2: ("Q4_0", 32, 18),
+    3: ("Q4_1", 32, 20),
+    6: ("Q5_0", 32, 22),
+    7: ("Q5_1", 32, 24),
+    8: ("Q8_0", 32, 34),
+    9: ("Q8_1", 32, 40),
+    10: ("Q2_K", 256, 84),
+    11: ("Q3_K", 256, 110),
+    12: ("Q4_K", 256, 144),
+    13: ("Q5_K", 256, 176),
+    14: ("Q6_K", 256, 210),
+    15: ("Q8_K", 256, 292),
+    16: ("IQ2_XXS", 256, 66),
+    17: ("IQ2_XS", 256, 74),
+    18: ("IQ3_XXS", 256, 98),
+    19: ("IQ1_S", 256, 50),
+    20: ("IQ4_NL", 32, 18),
+    21: ("IQ3_S", 256, 110),
+    22: ("IQ2_S", 256, 82),
+    23: ("IQ4_XS", 256, 136),
+    24: ("I8", 1, 1),
+    25: ("I16", 1, 2),
+    26: ("I32", 1, 4),
+    27: ("I64", 1, 8),
+    28: ("F64", 1, 8),
+    29: ("IQ1_M", 256, 56),
+    30: ("BF16", 1, 2),
+    34: ("TQ1_0", 256, 54),
+    35: ("TQ2_0", 256, 66),
+    39: ("MXFP4", 32, 17),
+    40: ("NVFP4", 64, 36),
+    41: ("Q1_0", 128, 18),
 }
 
 _REMEDY = (
@@ -65,32 +99,47 @@ _REMEDY = (
     "loaders trust these fields to map memory."
 )
 GGUF_HEADER = threat(
-    "MS-GGUF-001", "SuspiciousComponents", Severity.HIGH,
-    "Malformed GGUF header", _REMEDY,
+    "MS-GGUF-001",
+    "SuspiciousComponents",
+    Severity.HIGH,
+    "Malformed GGUF header",
+    _REMEDY,
     "Unknown version, or tensor/key counts the file cannot hold, or a header cut short.",
 )
 GGUF_METADATA = threat(
-    "MS-GGUF-002", "SuspiciousComponents", Severity.HIGH,
-    "Malformed GGUF metadata", _REMEDY,
+    "MS-GGUF-002",
+    "SuspiciousComponents",
+    Severity.HIGH,
+    "Malformed GGUF metadata",
+    _REMEDY,
     "A key-value with an unknown type, a string or array longer than the file, arrays nested "
     "too deeply, a key that is not UTF-8, or an invalid general.alignment.",
 )
 GGUF_TENSOR_INFO = threat(
-    "MS-GGUF-003", "SuspiciousComponents", Severity.HIGH,
-    "Malformed GGUF tensor info", _REMEDY,
+    "MS-GGUF-003",
+    "SuspiciousComponents",
+    Severity.HIGH,
+    "Malformed GGUF tensor info",
+    _REMEDY,
     "A tensor with more than 4 dimensions, dimensions whose product overflows, an unknown "
     "ggml type, rows that are not whole blocks, or a name of 64 bytes or more.",
 )
 GGUF_TENSOR_DATA = threat(
-    "MS-GGUF-004", "SuspiciousComponents", Severity.HIGH,
-    "GGUF tensor data outside the file, misaligned or overlapping", _REMEDY,
+    "MS-GGUF-004",
+    "SuspiciousComponents",
+    Severity.HIGH,
+    "GGUF tensor data outside the file, misaligned or overlapping",
+    _REMEDY,
     "A tensor whose data would lie past the end of the file, at an offset that is not a "
     "multiple of the alignment, or over another tensor's data: memory-mapping loaders read "
     "out of bounds or alias tensors.",
 )
 GGUF_DUPLICATE = threat(
-    "MS-GGUF-005", "SuspiciousComponents", Severity.HIGH,
-    "Duplicate GGUF keys or tensor names", _REMEDY,
+    "MS-GGUF-005",
+    "SuspiciousComponents",
+    Severity.HIGH,
+    "Duplicate GGUF keys or tensor names",
+    _REMEDY,
     "Two metadata entries with one key (two chat templates, two alignments) or two tensors "
     "with one name: readers disagree on which one wins, so what was reviewed is not "
     "necessarily what runs. Every duplicate template is analysed.",
@@ -124,7 +173,11 @@ class _Cursor:
 
     def _check(self, n: int, what: str, kind: str) -> None:
         if n < 0 or self.pos + n > self.size:
-            raise Malformed(kind, f"{what} of {n} bytes at offset {self.pos} runs past the end of the file ({self.size} bytes)", self.pos)
+            raise Malformed(
+                kind,
+                f"{what} of {n} bytes at offset {self.pos} runs past the end of the file ({self.size} bytes)",
+                self.pos,
+            )
         if self.pos + n > self.limit:
             raise LimitExceeded(
                 f"GGUF header region extends past {self.limit} bytes (at offset {self.pos}); "
@@ -169,7 +222,9 @@ class _Cursor:
             pos += size
             if n > self.size - pos:
                 self.pos = pos
-                raise Malformed("metadata", f"{what} claims {n} bytes at offset {pos}, only {self.size - pos} remain", pos)
+                raise Malformed(
+                    "metadata", f"{what} claims {n} bytes at offset {pos}, only {self.size - pos} remain", pos
+                )
             pos += n
         self._buf, self._buf_start = buf, start
         self.pos = pos
@@ -225,7 +280,11 @@ class _Parser:
     def string_length(self, what: str, kind: str = "metadata") -> int:
         n = self.uint(f"{what} length", kind)
         if n > self.cur.remaining():
-            raise Malformed(kind, f"{what} claims {n} bytes at offset {self.cur.pos}, only {self.cur.remaining()} remain", self.cur.pos)
+            raise Malformed(
+                kind,
+                f"{what} claims {n} bytes at offset {self.cur.pos}, only {self.cur.remaining()} remain",
+                self.cur.pos,
+            )
         return n
 
     # --- the file -------------------------------------------------------------------------
@@ -263,11 +322,21 @@ class _Parser:
         min_kv = self.uint_size + 1 + 4 + 1
         min_tensor = self.uint_size + 4 + 4 + 8
         if h.kv_count > left // min_kv:
-            raise Malformed("header", f"key-value count {h.kv_count} cannot fit in the {left} bytes that follow the header", 8 + self.uint_size)
+            raise Malformed(
+                "header",
+                f"key-value count {h.kv_count} cannot fit in the {left} bytes that follow the header",
+                8 + self.uint_size,
+            )
         if h.tensor_count > left // min_tensor:
-            raise Malformed("header", f"tensor count {h.tensor_count} cannot fit in the {left} bytes that follow the header", 8)
+            raise Malformed(
+                "header",
+                f"tensor count {h.tensor_count} cannot fit in the {left} bytes that follow the header",
+                8,
+            )
         if h.tensor_count > MAX_TENSORS:
-            raise LimitExceeded(f"GGUF declares {h.tensor_count} tensors (limit {MAX_TENSORS}); not inspected")
+            raise LimitExceeded(
+                f"GGUF declares {h.tensor_count} tensors (limit {MAX_TENSORS}); not inspected"
+            )
 
     def _metadata(self) -> None:
         h = self.header
@@ -284,7 +353,9 @@ class _Parser:
                 key = raw.decode("utf-8", errors="replace")
                 self.finding(GGUF_METADATA, f"key at offset {at} is not UTF-8: {key[:80]!r}", at, key[:80])
             if key in seen:
-                self.finding(GGUF_DUPLICATE, f"metadata key {key[:120]!r} appears more than once", at, key[:120])
+                self.finding(
+                    GGUF_DUPLICATE, f"metadata key {key[:120]!r} appears more than once", at, key[:120]
+                )
             seen.add(key)
             h.keys.append(key[:256])
             vtype = self.u32("value type")
@@ -306,15 +377,27 @@ class _Parser:
             elif vtype == BOOL and depth == 0:
                 value = self.cur.read(1, key)[0]
                 if value > 1:
-                    self.finding(GGUF_METADATA, f"key {key[:120]!r} is a bool with byte value {value}", at, key[:120])
+                    self.finding(
+                        GGUF_METADATA, f"key {key[:120]!r} is a bool with byte value {value}", at, key[:120]
+                    )
             else:
                 self.cur.skip(size, key)
         if key == "general.alignment" and depth == 0 and vtype != UINT32:
-            self.finding(GGUF_METADATA, f"general.alignment has type {VALUE_TYPES[vtype][0]}, not UINT32; loaders reject or misread it", at, "general.alignment")
+            self.finding(
+                GGUF_METADATA,
+                f"general.alignment has type {VALUE_TYPES[vtype][0]}, not UINT32; loaders reject or misread it",
+                at,
+                "general.alignment",
+            )
 
     def _alignment(self, value: int, at: int) -> None:
         if value <= 0 or value & (value - 1):
-            self.finding(GGUF_METADATA, f"general.alignment {value} is not a positive power of two", at, "general.alignment")
+            self.finding(
+                GGUF_METADATA,
+                f"general.alignment {value} is not a positive power of two",
+                at,
+                "general.alignment",
+            )
             return
         self.header.alignment = value
 
@@ -325,7 +408,9 @@ class _Parser:
             return
         if n > MAX_TEMPLATE_BYTES:
             self.cur.skip(n)
-            self.ctx.incomplete(f"GGUF {key} of {n} bytes exceeds {MAX_TEMPLATE_BYTES}; not inspected", code=INCOMPLETE_LIMIT)
+            self.ctx.incomplete(
+                f"GGUF {key} of {n} bytes exceeds {MAX_TEMPLATE_BYTES}; not inspected", code=INCOMPLETE_LIMIT
+            )
             return
         raw = self.cur.read(n, f"value of {key}")
         try:
@@ -348,11 +433,17 @@ class _Parser:
         size = VALUE_TYPES[etype][1]
         minimum = size or (self.uint_size if etype == STRING else 4 + self.uint_size)
         if count > self.cur.remaining() // minimum:
-            raise Malformed("metadata", f"array {key[:120]!r} claims {count} elements, more than the {self.cur.remaining()} remaining bytes can hold", at)
+            raise Malformed(
+                "metadata",
+                f"array {key[:120]!r} claims {count} elements, more than the {self.cur.remaining()} remaining bytes can hold",
+                at,
+            )
         if size:
             self.cur.skip(count * size, f"array {key[:120]!r}")
         elif etype == STRING:
-            self.cur.skip_strings(count, struct.Struct(self.e + self.uint_fmt), f"string in array {key[:120]!r}")
+            self.cur.skip_strings(
+                count, struct.Struct(self.e + self.uint_fmt), f"string in array {key[:120]!r}"
+            )
         else:
             for _ in range(count):
                 self._array(key, at, depth + 1)
@@ -367,15 +458,24 @@ class _Parser:
             raw = self.cur.read(n, "tensor name", "tensor")
             name = raw.decode("utf-8", errors="replace")
             if n >= MAX_NAME:
-                self.finding(GGUF_TENSOR_INFO, f"tensor name of {n} bytes at offset {at} is longer than ggml allows ({MAX_NAME - 1})", at, name[:80])
+                self.finding(
+                    GGUF_TENSOR_INFO,
+                    f"tensor name of {n} bytes at offset {at} is longer than ggml allows ({MAX_NAME - 1})",
+                    at,
+                    name[:80],
+                )
             if n == 0:
                 self.finding(GGUF_TENSOR_INFO, f"tensor at offset {at} has an empty name", at)
             if name in names:
-                self.finding(GGUF_DUPLICATE, f"tensor name {name[:120]!r} appears more than once", at, name[:120])
+                self.finding(
+                    GGUF_DUPLICATE, f"tensor name {name[:120]!r} appears more than once", at, name[:120]
+                )
             names.add(name)
             n_dims = self.u32("n_dims", "tensor")
             if n_dims > MAX_DIMS:
-                raise Malformed("tensor", f"tensor {name[:120]!r} has {n_dims} dimensions (ggml allows {MAX_DIMS})", at)
+                raise Malformed(
+                    "tensor", f"tensor {name[:120]!r} has {n_dims} dimensions (ggml allows {MAX_DIMS})", at
+                )
             dims = [self.uint("dimension", "tensor") for _ in range(n_dims)]
             ggml_type = self.u32("ggml type", "tensor")
             offset = self.cur.uint(8, self.byteorder, "tensor offset", "tensor")
@@ -385,7 +485,11 @@ class _Parser:
         data_start = -(-self.cur.pos // align) * align
         h.data_start = data_start
         if tensors and data_start > self.cur.size:
-            self.finding(GGUF_TENSOR_DATA, f"data section would start at {data_start}, past the end of the file ({self.cur.size} bytes)", self.cur.pos)
+            self.finding(
+                GGUF_TENSOR_DATA,
+                f"data section would start at {data_start}, past the end of the file ({self.cur.size} bytes)",
+                self.cur.pos,
+            )
             return
         self._check_layout(tensors, data_start)
 
@@ -394,19 +498,36 @@ class _Parser:
         elements = 1
         for d in dims:
             if d > INT64_MAX:
-                self.finding(GGUF_TENSOR_INFO, f"tensor {label!r} has a negative dimension ({d - (1 << 64)})", at, label)
+                self.finding(
+                    GGUF_TENSOR_INFO,
+                    f"tensor {label!r} has a negative dimension ({d - (1 << 64)})",
+                    at,
+                    label,
+                )
                 return None
             elements *= d
             if elements > INT64_MAX:
-                self.finding(GGUF_TENSOR_INFO, f"tensor {label!r} dimensions {dims} overflow a 64-bit element count", at, label)
+                self.finding(
+                    GGUF_TENSOR_INFO,
+                    f"tensor {label!r} dimensions {dims} overflow a 64-bit element count",
+                    at,
+                    label,
+                )
                 return None
         info = GGML_TYPES.get(ggml_type)
         if info is None:
-            self.finding(GGUF_TENSOR_INFO, f"tensor {label!r} has unknown or removed ggml type {ggml_type}", at, label)
+            self.finding(
+                GGUF_TENSOR_INFO, f"tensor {label!r} has unknown or removed ggml type {ggml_type}", at, label
+            )
             return None
         type_name, block, type_size = info
         if dims and dims[0] % block:
-            self.finding(GGUF_TENSOR_INFO, f"tensor {label!r} of type {type_name} has rows of {dims[0]} elements, not a multiple of the block size {block}", at, label)
+            self.finding(
+                GGUF_TENSOR_INFO,
+                f"tensor {label!r} of type {type_name} has rows of {dims[0]} elements, not a multiple of the block size {block}",
+                at,
+                label,
+            )
             return None
         return elements // block * type_size
 
@@ -418,13 +539,23 @@ class _Parser:
         for t in tensors:
             label = t.name[:120]
             if t.offset % align:
-                self.finding(GGUF_TENSOR_DATA, f"tensor {label!r} at data offset {t.offset} is not aligned to {align}", t.at, label)
+                self.finding(
+                    GGUF_TENSOR_DATA,
+                    f"tensor {label!r} at data offset {t.offset} is not aligned to {align}",
+                    t.at,
+                    label,
+                )
                 reported += 1
             if t.nbytes is None:
                 continue
             start = data_start + t.offset
             if start + t.nbytes > size:
-                self.finding(GGUF_TENSOR_DATA, f"tensor {label!r} needs bytes {start}..{start + t.nbytes} but the file ends at {size}", t.at, label)
+                self.finding(
+                    GGUF_TENSOR_DATA,
+                    f"tensor {label!r} needs bytes {start}..{start + t.nbytes} but the file ends at {size}",
+                    t.at,
+                    label,
+                )
                 reported += 1
                 continue
             placed.append((t.offset, t.offset + t.nbytes, label))
@@ -433,7 +564,12 @@ class _Parser:
         placed.sort()
         for (s1, e1, n1), (s2, _e2, n2) in zip(placed, placed[1:]):
             if s2 < e1:
-                self.finding(GGUF_TENSOR_DATA, f"tensors {n1!r} and {n2!r} overlap (data offsets {s1}..{e1} and {s2}..)", None, n2)
+                self.finding(
+                    GGUF_TENSOR_DATA,
+                    f"tensors {n1!r} and {n2!r} overlap (data offsets {s1}..{e1} and {s2}..)",
+                    None,
+                    n2,
+                )
                 reported += 1
                 if reported > 100:
                     return

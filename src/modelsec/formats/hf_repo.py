@@ -21,17 +21,28 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterator
+from typing import Any
 
 from modelsec.context import ScanContext
 from modelsec.findings import Severity, threat
 from modelsec.formats.base import DirectoryAnalyzer, FormatCategory
 
 SNAPSHOT_MARKERS = frozenset(
-    {"config.json", "tokenizer_config.json", "tokenizer.json", "generation_config.json",
-     "special_tokens_map.json", "preprocessor_config.json", "processor_config.json",
-     "chat_template.json", "chat_template.jinja", "adapter_config.json", "model_index.json"}
+    {
+        "config.json",
+        "tokenizer_config.json",
+        "tokenizer.json",
+        "generation_config.json",
+        "special_tokens_map.json",
+        "preprocessor_config.json",
+        "processor_config.json",
+        "chat_template.json",
+        "chat_template.jinja",
+        "adapter_config.json",
+        "model_index.json",
+    }
 )
 MAX_CONFIG_BYTES = 16 << 20
 DIFFUSERS_LIBRARIES = frozenset({"diffusers", "transformers"})
@@ -42,45 +53,62 @@ _REVIEW = (
     "ships), or review the named code for this exact revision and pin it."
 )
 HF_AUTO_MAP = threat(
-    "MS-HF-001", "RuntimeCodeExecution", Severity.HIGH,
-    "Repository code runs when the model is loaded (auto_map)", _REVIEW,
+    "MS-HF-001",
+    "RuntimeCodeExecution",
+    Severity.HIGH,
+    "Repository code runs when the model is loaded (auto_map)",
+    _REVIEW,
     "``auto_map`` (or ``custom_pipelines``) names a module of the repository and a class in "
     "it; transformers imports and instantiates it under trust_remote_code.",
 )
 HF_REMOTE_CODE = threat(
-    "MS-HF-002", "RuntimeCodeExecution", Severity.CRITICAL,
-    "auto_map loads code from another repository", _REVIEW,
+    "MS-HF-002",
+    "RuntimeCodeExecution",
+    Severity.CRITICAL,
+    "auto_map loads code from another repository",
+    _REVIEW,
     "An ``org/repo--module.Class`` reference downloads and runs code from a different "
     "repository, which can change independently of the model you reviewed.",
 )
 HF_PYTHON_FILE = threat(
-    "MS-HF-003", "RuntimeCodeExecution", Severity.HIGH,
-    "Python source in the model repository", _REVIEW,
+    "MS-HF-003",
+    "RuntimeCodeExecution",
+    Severity.HIGH,
+    "Python source in the model repository",
+    _REVIEW,
     "Modules imported under trust_remote_code can import any Python file of the repository; "
     "tooling runs others. Each one is code the model brings with it.",
 )
 HF_AUTO_MAP_PATH = threat(
-    "MS-HF-004", "SuspiciousComponents", Severity.HIGH,
+    "MS-HF-004",
+    "SuspiciousComponents",
+    Severity.HIGH,
     "auto_map module path leaves the repository or is malformed",
     "Remove the reference; module references are plain module names inside the repository.",
     "A module reference with ``..``, an absolute path or characters no module name has makes "
     "the loader import a file outside the snapshot (or fail in ways that differ by tool).",
 )
 HF_SHARD_MISSING = threat(
-    "MS-HF-010", "SuspiciousComponents", Severity.MEDIUM,
+    "MS-HF-010",
+    "SuspiciousComponents",
+    Severity.MEDIUM,
     "Shard index names a file that is not in the model",
     "Re-download the complete snapshot; every shard the index names must be present.",
     "The weights cannot be verified (and a loader would fetch or fail on the missing shard).",
 )
 HF_SHARD_OUTSIDE = threat(
-    "MS-HF-011", "SuspiciousComponents", Severity.HIGH,
+    "MS-HF-011",
+    "SuspiciousComponents",
+    Severity.HIGH,
     "Shard index points outside the model directory",
     "Do not load the model; shard names are plain file names inside the snapshot.",
     "A ``weight_map`` entry with ``..`` or an absolute path makes the loader read a file "
     "outside the model: another model's weights, or any file it can reach.",
 )
 HF_SHARD_MALFORMED = threat(
-    "MS-HF-012", "SuspiciousComponents", Severity.MEDIUM,
+    "MS-HF-012",
+    "SuspiciousComponents",
+    Severity.MEDIUM,
     "Shard index is malformed",
     "Re-download the snapshot; the index must map tensor names to shard file names.",
     "A ``*.index.json`` whose ``weight_map`` is missing or not a mapping of names to file "
@@ -94,8 +122,11 @@ def _load_json(path: Path, ctx: ScanContext) -> Any:
     JSON scanner reports those)."""
     try:
         if path.stat().st_size > MAX_CONFIG_BYTES:
-            ctx.incomplete(f"{path.name} larger than {MAX_CONFIG_BYTES} bytes; auto_map not inspected",
-                           code=INCOMPLETE_CONFIG, path=str(path))
+            ctx.incomplete(
+                f"{path.name} larger than {MAX_CONFIG_BYTES} bytes; auto_map not inspected",
+                code=INCOMPLETE_CONFIG,
+                path=str(path),
+            )
             return None
         with open(path, "rb") as fh:
             return json.loads(fh.read().decode("utf-8-sig"))
@@ -165,7 +196,13 @@ class HFRepoAnalyzer(DirectoryAnalyzer):
             for auto_class, value in auto_map.items():
                 entries.extend((f"auto_map.{auto_class}", ref) for ref in _class_refs(value))
         elif auto_map is not None:
-            ctx.report(HF_AUTO_MAP_PATH.at(str(config), "auto_map is not a mapping of auto classes to code references", subject="auto_map"))
+            ctx.report(
+                HF_AUTO_MAP_PATH.at(
+                    str(config),
+                    "auto_map is not a mapping of auto classes to code references",
+                    subject="auto_map",
+                )
+            )
         pipelines = data.get("custom_pipelines")
         if isinstance(pipelines, dict):
             for task, spec in pipelines.items():
@@ -187,7 +224,8 @@ class HFRepoAnalyzer(DirectoryAnalyzer):
         if len(repo_parts) > 2 or len(parts) != 2 or not parts[0] or not parts[1].isidentifier():
             ctx.report(
                 HF_AUTO_MAP_PATH.at(
-                    str(config), f"{where} = {ref[:200]!r}: not a [repo--]module.Class reference",
+                    str(config),
+                    f"{where} = {ref[:200]!r}: not a [repo--]module.Class reference",
                     subject=ref[:200],
                 )
             )
@@ -207,7 +245,8 @@ class HFRepoAnalyzer(DirectoryAnalyzer):
         if _unsafe_relative(module):
             ctx.report(
                 HF_AUTO_MAP_PATH.at(
-                    str(config), f"{where} = {ref[:200]!r}: module path leaves the repository",
+                    str(config),
+                    f"{where} = {ref[:200]!r}: module path leaves the repository",
                     subject=ref[:200],
                 )
             )
@@ -242,8 +281,17 @@ class HFRepoAnalyzer(DirectoryAnalyzer):
             library, cls = spec
             if library in DIFFUSERS_LIBRARIES:
                 continue
-            if _unsafe_relative(library) or not library.replace("/", "").replace("_", "").replace("-", "").isalnum():
-                ctx.report(HF_AUTO_MAP_PATH.at(str(index), f"component {component} names module {library[:200]!r}, which is not a module inside the repository", subject=library[:200]))
+            if (
+                _unsafe_relative(library)
+                or not library.replace("/", "").replace("_", "").replace("-", "").isalnum()
+            ):
+                ctx.report(
+                    HF_AUTO_MAP_PATH.at(
+                        str(index),
+                        f"component {component} names module {library[:200]!r}, which is not a module inside the repository",
+                        subject=library[:200],
+                    )
+                )
             candidates = [directory / component / f"{library}.py", directory / f"{library}.py"]
             module_file = next((c for c in candidates if c.is_file()), candidates[0])
             ctx.report(
@@ -259,18 +307,27 @@ class HFRepoAnalyzer(DirectoryAnalyzer):
         return referenced
 
     # --- shard indexes ----------------------------------------------------------------------
-    def _shard_index(self, index: Path, directory: Path, root: Path, present: set[str], ctx: ScanContext) -> None:
+    def _shard_index(
+        self, index: Path, directory: Path, root: Path, present: set[str], ctx: ScanContext
+    ) -> None:
         data = _load_json(index, ctx)
         if data is None:
             return
         weight_map = data.get("weight_map") if isinstance(data, dict) else None
         if not isinstance(weight_map, dict):
-            ctx.report(HF_SHARD_MALFORMED.at(str(index), "no weight_map mapping of tensor names to shard files"))
+            ctx.report(
+                HF_SHARD_MALFORMED.at(str(index), "no weight_map mapping of tensor names to shard files")
+            )
             return
         shards = set()
         for tensor, shard in weight_map.items():
             if not isinstance(shard, str) or not shard:
-                ctx.report(HF_SHARD_MALFORMED.at(str(index), f"tensor {str(tensor)[:120]!r} maps to {str(shard)[:120]!r}, not a file name"))
+                ctx.report(
+                    HF_SHARD_MALFORMED.at(
+                        str(index),
+                        f"tensor {str(tensor)[:120]!r} maps to {str(shard)[:120]!r}, not a file name",
+                    )
+                )
                 continue
             shards.add(shard)
         real_root = root.resolve()
@@ -279,14 +336,16 @@ class HFRepoAnalyzer(DirectoryAnalyzer):
             if _unsafe_relative(shard) or not target.resolve().is_relative_to(real_root):
                 ctx.report(
                     HF_SHARD_OUTSIDE.at(
-                        str(index), f"weight_map names shard {shard[:200]!r}, outside the model directory",
+                        str(index),
+                        f"weight_map names shard {shard[:200]!r}, outside the model directory",
                         subject=shard[:200],
                     )
                 )
             elif os.path.normpath(str(target)) not in present:
                 ctx.report(
                     HF_SHARD_MISSING.at(
-                        str(index), f"weight_map names shard {shard[:200]!r}, which is not in the model",
+                        str(index),
+                        f"weight_map names shard {shard[:200]!r}, which is not in the model",
                         subject=shard[:200],
                     )
                 )

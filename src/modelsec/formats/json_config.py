@@ -108,7 +108,9 @@ class JsonConfigScanner(FormatScanner):
         try:
             value, duplicates = parse_json(text)
         except RecursionError:
-            ctx.incomplete("JSON nests too deeply to parse; its values were not inspected", CONFIG_UNPARSEABLE)
+            ctx.incomplete(
+                "JSON nests too deeply to parse; its values were not inspected", CONFIG_UNPARSEABLE
+            )
             return
         except ValueError as exc:
             ctx.incomplete(f"not valid JSON ({exc}); its values were not inspected", CONFIG_UNPARSEABLE)
@@ -125,17 +127,12 @@ def report_duplicates(ctx: ScanContext, duplicates: list[tuple[str, Any]]) -> No
         ctx.report(
             DUPLICATE_KEY.at(
                 ctx.path,
-                f"key {key!r} appears more than once in one object; readers disagree on which "
-                "value wins",
+                f"key {key!r} appears more than once in one object; readers disagree on which value wins",
                 subject=key,
             )
         )
     if len(duplicates) > MAX_DUPLICATES_REPORTED:
-        ctx.report(
-            DUPLICATE_KEY.at(
-                ctx.path, f"{len(duplicates)} duplicate keys in total", subject="(more)"
-            )
-        )
+        ctx.report(DUPLICATE_KEY.at(ctx.path, f"{len(duplicates)} duplicate keys in total", subject="(more)"))
 
 
 SCANNER = JsonConfigScanner()

@@ -43,8 +43,7 @@ KERAS_UNSAFE_API = threat(
     "LoadTimeCodeExecution",
     Severity.CRITICAL,
     "Keras config calls a non-modelling Keras API",
-    "Do not load this model; a config has no reason to name file, download or "
-    "deserialisation utilities.",
+    "Do not load this model; a config has no reason to name file, download or deserialisation utilities.",
     "Functions such as keras.utils.get_file, keras.models.load_model or "
     "keras.config.enable_unsafe_deserialization sit inside Keras' namespace and were used to "
     "bypass safe_mode (CVE-2025-1550 and later).",

@@ -37,8 +37,7 @@ HDF5_EXTERNAL_LINK = threat(
     Severity.HIGH,
     "HDF5 link to another file",
     "Remove the external link; a model file should be self-contained.",
-    "An external link makes HDF5 readers open another file (any path) when the link is "
-    "followed.",
+    "An external link makes HDF5 readers open another file (any path) when the link is followed.",
 )
 HDF5_EXTERNAL_DATA = threat(
     "MS-KERAS-021",
@@ -54,8 +53,7 @@ HDF5_CRASH = threat(
     "SuspiciousComponents",
     Severity.HIGH,
     "HDF5 file crashes or hangs the HDF5 library",
-    "Do not load this file: the HDF5 library itself fails on it, as an exploit would make "
-    "it do.",
+    "Do not load this file: the HDF5 library itself fails on it, as an exploit would make it do.",
 )
 
 
@@ -113,8 +111,9 @@ class KerasH5Scanner(FormatScanner):
     name = "keras-h5"
     category = FormatCategory.MODEL
     priority = 20
-    readers = (Reader("h5py.File, keras (HDF5)", "superblock at 0, 512, 1024, 2048 ... (a user "
-                      "block before it)"),)
+    readers = (
+        Reader("h5py.File, keras (HDF5)", "superblock at 0, 512, 1024, 2048 ... (a user block before it)"),
+    )
 
     def detect(self, head: bytes, source: ByteSource, filename: str) -> bool:
         return find_superblock(head, source) is not None

@@ -88,9 +88,7 @@ def parse_header(source: ByteSource) -> NpyHeader:
     if length > MAX_HEADER:
         raise HeaderError(f"header of {length} bytes exceeds the {MAX_HEADER}-byte bound")
     if start + length > source.size:
-        raise HeaderError(
-            f"header of {length} bytes runs past the end of the file ({source.size} bytes)"
-        )
+        raise HeaderError(f"header of {length} bytes runs past the end of the file ({source.size} bytes)")
     try:
         text = source.read_at(start, length).decode(encoding)
     except UnicodeDecodeError as exc:
@@ -160,8 +158,16 @@ def dtype_of(descr: Any) -> Any:
 
     try:
         return npformat.descr_to_dtype(descr)
-    except (TypeError, ValueError, KeyError, IndexError, RecursionError, MemoryError,
-            OverflowError, SyntaxError) as exc:  # SyntaxError: ast.literal_eval of '094f8'
+    except (
+        TypeError,
+        ValueError,
+        KeyError,
+        IndexError,
+        RecursionError,
+        MemoryError,
+        OverflowError,
+        SyntaxError,
+    ) as exc:  # SyntaxError: ast.literal_eval of '094f8'
         # numpy.load raises the same on this header: the file cannot be loaded as an array
         raise HeaderError(f"dtype {descr!r:.200} is not valid: {type(exc).__name__}") from None
 
@@ -206,8 +212,7 @@ class NpyScanner(FormatScanner):
             ctx.report(
                 SIZE_MISMATCH.at(
                     ctx.path,
-                    f"{data - expected} bytes follow the array data; they were scanned "
-                    "separately",
+                    f"{data - expected} bytes follow the array data; they were scanned separately",
                     offset=end,
                 )
             )

@@ -29,15 +29,69 @@ _PY_LINE = re.compile(
     re.MULTILINE,
 )
 RISKY_MODULES = frozenset(
-    {"os", "subprocess", "sys", "socket", "shutil", "ctypes", "pickle", "marshal", "importlib",
-     "urllib", "requests", "httpx", "http", "ftplib", "paramiko", "pty", "runpy", "builtins",
-     "base64", "zlib", "codecs", "dill", "cloudpickle", "joblib", "multiprocessing", "webbrowser"}
+    {
+        "os",
+        "subprocess",
+        "sys",
+        "socket",
+        "shutil",
+        "ctypes",
+        "pickle",
+        "marshal",
+        "importlib",
+        "urllib",
+        "requests",
+        "httpx",
+        "http",
+        "ftplib",
+        "paramiko",
+        "pty",
+        "runpy",
+        "builtins",
+        "base64",
+        "zlib",
+        "codecs",
+        "dill",
+        "cloudpickle",
+        "joblib",
+        "multiprocessing",
+        "webbrowser",
+    }
 )
 RISKY_CALLS = frozenset(
-    {"eval", "exec", "compile", "__import__", "system", "popen", "Popen", "run", "call",
-     "check_output", "check_call", "getoutput", "spawn", "execv", "execve", "urlopen",
-     "urlretrieve", "import_module", "loads", "load", "b64decode", "decompress", "remove",
-     "rmtree", "unlink", "chmod", "setattr", "getattr", "globals", "open", "connect"}
+    {
+        "eval",
+        "exec",
+        "compile",
+        "__import__",
+        "system",
+        "popen",
+        "Popen",
+        "run",
+        "call",
+        "check_output",
+        "check_call",
+        "getoutput",
+        "spawn",
+        "execv",
+        "execve",
+        "urlopen",
+        "urlretrieve",
+        "import_module",
+        "loads",
+        "load",
+        "b64decode",
+        "decompress",
+        "remove",
+        "rmtree",
+        "unlink",
+        "chmod",
+        "setattr",
+        "getattr",
+        "globals",
+        "open",
+        "connect",
+    }
 )
 
 PY_SOURCE = threat(
@@ -86,7 +140,13 @@ def summarise(text: str) -> tuple[list[str], list[str]] | None:
             imports.add(("." * node.level) + (node.module or ""))
         elif isinstance(node, ast.Call):
             func = node.func
-            name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+            name = (
+                func.attr
+                if isinstance(func, ast.Attribute)
+                else func.id
+                if isinstance(func, ast.Name)
+                else None
+            )
             if name in RISKY_CALLS:
                 if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
                     calls.add(f"{func.value.id}.{name}")
@@ -119,8 +179,7 @@ class PythonSourceScanner(FormatScanner):
     category = FormatCategory.AUXILIARY
     priority = 88
     # Loaders pick modules by name; whatever else the bytes are, an import runs them.
-    readers = (Reader("Python import (trust_remote_code, torch.hub)", "the whole file as "
-                      "source"),)
+    readers = (Reader("Python import (trust_remote_code, torch.hub)", "the whole file as source"),)
 
     def detect(self, head: bytes, source: ByteSource, filename: str) -> bool:
         return looks_like_python(head, source, filename)

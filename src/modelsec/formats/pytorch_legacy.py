@@ -24,9 +24,7 @@ MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 _MAGIC_LONG1 = b"\x8a\x0a" + MAGIC_NUMBER.to_bytes(10, "little")
 _MAGIC_TEXT = b"L" + str(MAGIC_NUMBER).encode() + b"L\n."
 # PROTO n, optional FRAME, LONG1 magic, STOP (what pickle writes for protocols 2-5)
-_MAGIC_BINARY = re.compile(
-    rb"\A\x80[\x02-\x05](?:\x95[\x00-\xff]{8})?" + re.escape(_MAGIC_LONG1) + rb"\."
-)
+_MAGIC_BINARY = re.compile(rb"\A\x80[\x02-\x05](?:\x95[\x00-\xff]{8})?" + re.escape(_MAGIC_LONG1) + rb"\.")
 STREAMS = ("protocol version", "system info", "object", "storage keys")
 MAX_LINE = 1 << 20
 
@@ -54,8 +52,9 @@ class LegacyTorchScanner(FormatScanner):
     name: ClassVar[str] = "pytorch-legacy"
     category: ClassVar[FormatCategory] = FormatCategory.MODEL
     priority: ClassVar[int] = 15  # before the generic pickle scanner: same first byte
-    readers = (Reader("torch.load (legacy format)", "pickles back to back from offset 0, "
-                      "the magic number first"),)
+    readers = (
+        Reader("torch.load (legacy format)", "pickles back to back from offset 0, the magic number first"),
+    )
     covers = frozenset({"pickle"})  # every stream torch.load unpickles is scanned here
 
     def detect(self, head: bytes, source: ByteSource, filename: str) -> bool:
@@ -102,8 +101,7 @@ class LegacyTorchScanner(FormatScanner):
             ctx.report(
                 MALFORMED.at(
                     ctx.path,
-                    f"{len(keys)} storages listed but only {remaining} bytes of storage data "
-                    "follow",
+                    f"{len(keys)} storages listed but only {remaining} bytes of storage data follow",
                     offset=pos,
                 )
             )

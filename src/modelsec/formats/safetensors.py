@@ -27,9 +27,27 @@ RULE = "SuspiciousComponents"
 
 # Element sizes in bits, as in the reference implementation's Dtype enum.
 DTYPE_BITS: dict[str, int] = {
-    "BOOL": 8, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6, "U8": 8, "I8": 8, "F8_E5M2": 8,
-    "F8_E4M3": 8, "F8_E8M0": 8, "F8_E4M3FNUZ": 8, "F8_E5M2FNUZ": 8, "I16": 16, "U16": 16,
-    "F16": 16, "BF16": 16, "I32": 32, "U32": 32, "F32": 32, "C64": 64, "F64": 64, "I64": 64,
+    "BOOL": 8,
+    "F4": 4,
+    "F6_E2M3": 6,
+    "F6_E3M2": 6,
+    "U8": 8,
+    "I8": 8,
+    "F8_E5M2": 8,
+    "F8_E4M3": 8,
+    "F8_E8M0": 8,
+    "F8_E4M3FNUZ": 8,
+    "F8_E5M2FNUZ": 8,
+    "I16": 16,
+    "U16": 16,
+    "F16": 16,
+    "BF16": 16,
+    "I32": 32,
+    "U32": 32,
+    "F32": 32,
+    "C64": 64,
+    "F64": 64,
+    "I64": 64,
     "U64": 64,
 }
 METADATA_KEY = "__metadata__"
@@ -63,8 +81,7 @@ INVALID_TENSOR = threat(
     Severity.MEDIUM,
     "Invalid safetensors tensor entry",
     "Re-save the tensors with the safetensors library.",
-    "A tensor's dtype, shape or data_offsets are invalid or its byte length does not match "
-    "shape and dtype.",
+    "A tensor's dtype, shape or data_offsets are invalid or its byte length does not match shape and dtype.",
 )
 
 OVERLAPPING_TENSORS = threat(
@@ -142,7 +159,7 @@ class SafetensorsScanner(FormatScanner):
         # matches random tensor bytes about once in 256.
         if len(head) < 10 or head[4:8] != b"\0\0\0\0":
             return False
-        body = head[8:8 + 4096].lstrip(b" \t\r\n")
+        body = head[8 : 8 + 4096].lstrip(b" \t\r\n")
         if not body.startswith(b"{"):
             return False
         rest = body[1:].lstrip(b" \t\r\n")
@@ -181,13 +198,9 @@ class SafetensorsScanner(FormatScanner):
             ctx.report(MALFORMED_HEADER.at(ctx.path, f"header is not valid UTF-8 ({exc.reason})"))
             return None
         try:
-            values = json.loads(
-                text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant
-            )
+            values = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
         except _DuplicateKey as exc:
-            ctx.report(
-                DUPLICATE_KEY.at(ctx.path, f"key {exc.key!r} appears twice", subject=exc.key)
-            )
+            ctx.report(DUPLICATE_KEY.at(ctx.path, f"key {exc.key!r} appears twice", subject=exc.key))
             return None
         except RecursionError:
             ctx.report(MALFORMED_HEADER.at(ctx.path, "header JSON is nested too deeply"))
@@ -205,12 +218,8 @@ class SafetensorsScanner(FormatScanner):
     def _tensors(self, values: dict[str, Any], ctx: ScanContext) -> list[TensorInfo] | None:
         metadata = values.get(METADATA_KEY)
         if metadata is not None:
-            if not isinstance(metadata, dict) or not all(
-                isinstance(v, str) for v in metadata.values()
-            ):
-                ctx.report(
-                    MALFORMED_HEADER.at(ctx.path, "__metadata__ is not a flat map of strings")
-                )
+            if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+                ctx.report(MALFORMED_HEADER.at(ctx.path, "__metadata__ is not a flat map of strings"))
                 return None
             size = sum(len(k) + len(v) for k, v in metadata.items())
             if size > MAX_METADATA_BYTES:
@@ -230,7 +239,10 @@ class SafetensorsScanner(FormatScanner):
                 continue
             tensors.append(
                 TensorInfo(
-                    name, info["dtype"], tuple(info["shape"]), info["data_offsets"][0],
+                    name,
+                    info["dtype"],
+                    tuple(info["shape"]),
+                    info["data_offsets"][0],
                     info["data_offsets"][1],
                 )
             )
@@ -261,9 +273,7 @@ class SafetensorsScanner(FormatScanner):
         for message in overlaps[:MAX_REPORTED_TENSORS]:
             ctx.report(OVERLAPPING_TENSORS.at(ctx.path, message))
         for message in gaps[:MAX_REPORTED_TENSORS]:
-            ctx.report(
-                UNINDEXED_DATA.at(ctx.path, f"{message} are not indexed by any tensor")
-            )
+            ctx.report(UNINDEXED_DATA.at(ctx.path, f"{message} are not indexed by any tensor"))
         if covered > data_size:
             ctx.report(
                 TRUNCATED.at(
@@ -280,9 +290,7 @@ class SafetensorsScanner(FormatScanner):
                     offset=data_start + covered,
                 )
             )
-            ctx.scan_member(
-                SliceSource(source, data_start + covered, data_size - covered), "<trailing>"
-            )
+            ctx.scan_member(SliceSource(source, data_start + covered, data_size - covered), "<trailing>")
 
 
 def _tensor_problem(info: Any) -> str | None:
@@ -297,11 +305,7 @@ def _tensor_problem(info: Any) -> str | None:
         return f"unknown dtype {dtype!r:.50}"
     if not isinstance(shape, list) or not all(_is_uint(d) for d in shape):
         return f"shape {shape!r:.80} is not a list of non-negative integers"
-    if (
-        not isinstance(offsets, list)
-        or len(offsets) != 2
-        or not all(_is_uint(o) for o in offsets)
-    ):
+    if not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_uint(o) for o in offsets):
         return f"data_offsets {offsets!r:.80} is not a pair of non-negative integers"
     begin, end = offsets
     if end < begin:

@@ -59,8 +59,7 @@ class _Run:
                 ctx.report(
                     threats.LINK_ESCAPE.at(
                         ctx.member_path(member.display),
-                        f"symlink member {member.name!r} points to {target!r}, outside the "
-                        "archive",
+                        f"symlink member {member.name!r} points to {target!r}, outside the archive",
                         subject=target,
                     )
                 )
@@ -84,9 +83,7 @@ def _writer_classes() -> tuple[type, type]:
             self._size += len(s)
             limit = self._run.ctx.limits.max_spool_bytes
             if self._size > limit:
-                raise LimitExceeded(
-                    f"member {self._member.display} expands past the limit of {limit} bytes"
-                )
+                raise LimitExceeded(f"member {self._member.display} expands past the limit of {limit} bytes")
             self._run.charge(len(s))
             return self._spool.write(s)
 
@@ -139,26 +136,21 @@ class SevenZipScanner(FormatScanner):
             archive = py7zr.SevenZipFile(as_stream(source), mode="r")
         except p7e.PasswordRequired:
             ctx.incomplete(
-                "7z archive has encrypted headers; its contents cannot be listed without the "
-                "password",
+                "7z archive has encrypted headers; its contents cannot be listed without the password",
                 threats.INCOMPLETE_ENCRYPTED,
             )
             return
         except (MemoryError, RecursionError):
             raise
         except Exception as exc:  # py7zr's parser surfaces damage as assorted exception types
-            ctx.report(
-                threats.MALFORMED_ARCHIVE.at(ctx.path, f"7z structure: {type(exc).__name__}: {exc}")
-            )
+            ctx.report(threats.MALFORMED_ARCHIVE.at(ctx.path, f"7z structure: {type(exc).__name__}: {exc}"))
             return
         try:
             self._scan_archive(archive, source, ctx, p7e)
         except (MemoryError, RecursionError, LimitExceeded):
             raise
         except Exception as exc:  # damage in the member list (sizes, attributes, folders)
-            ctx.report(
-                threats.MALFORMED_ARCHIVE.at(ctx.path, f"7z listing: {type(exc).__name__}: {exc}")
-            )
+            ctx.report(threats.MALFORMED_ARCHIVE.at(ctx.path, f"7z listing: {type(exc).__name__}: {exc}"))
         finally:
             archive.close()
 
@@ -170,8 +162,7 @@ class SevenZipScanner(FormatScanner):
         if archive.needs_password():
             for _f, neutral in targets:
                 ctx.incomplete(
-                    "7z member is encrypted; its content cannot be inspected without the "
-                    "password",
+                    "7z member is encrypted; its content cannot be inspected without the password",
                     threats.INCOMPLETE_ENCRYPTED,
                     ctx.member_path(run.members[neutral].display),
                 )
@@ -212,8 +203,7 @@ def _admit(f: Any, run: _Run, names: member_names.ArchiveNames) -> str | None:
     size = int(f.uncompressed or 0)
     if size > ctx.limits.max_spool_bytes:
         ctx.incomplete(
-            f"member of {size} bytes exceeds the {ctx.limits.max_spool_bytes}-byte "
-            "limit; not inspected",
+            f"member of {size} bytes exceeds the {ctx.limits.max_spool_bytes}-byte limit; not inspected",
             threats.INCOMPLETE_LIMIT,
             ctx.member_path(display),
         )
@@ -253,9 +243,7 @@ def _extract(archive: Any, run: _Run, targets: list[_Target], p7e: Any) -> None:
     except LimitExceeded as exc:
         ctx.incomplete(f"{exc}; failing closed", threats.INCOMPLETE_LIMIT)
     except p7e.UnsupportedCompressionMethodError as exc:
-        ctx.incomplete(
-            f"7z compression method not supported: {exc}", threats.INCOMPLETE_UNSUPPORTED_METHOD
-        )
+        ctx.incomplete(f"7z compression method not supported: {exc}", threats.INCOMPLETE_UNSUPPORTED_METHOD)
     except p7e.PasswordRequired:
         ctx.incomplete("7z member is encrypted", threats.INCOMPLETE_ENCRYPTED)
     except (MemoryError, RecursionError):

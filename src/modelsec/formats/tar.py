@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import io
 import tarfile
-from typing import IO, Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import IO, Any, ClassVar
 
-from modelsec.archive import legacy_torch_tar
+from modelsec.archive import legacy_torch_tar, threats
 from modelsec.archive import names as member_names
-from modelsec.archive import threats
 from modelsec.archive.decompress import BOMB_FLOOR, BombDetected, DecodeStream, sniff_codec
 from modelsec.archive.members import decode_head
 from modelsec.bytesource import (
@@ -33,7 +33,10 @@ from modelsec.formats.base import HEAD_SIZE, FormatCategory, FormatScanner, Read
 BLOCK = 512
 MAX_META_HEADER = 1 << 20  # pax / GNU long-name headers are read whole by tarfile
 _META_TYPES = (
-    tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
+    tarfile.GNUTYPE_LONGNAME,
+    tarfile.GNUTYPE_LONGLINK,
+    tarfile.XHDTYPE,
+    tarfile.XGLTYPE,
     tarfile.SOLARIS_XHDTYPE,
 )
 
@@ -75,9 +78,7 @@ class _BoundedTarInfo(tarfile.TarInfo):
 
     def _proc_member(self, tarfile: Any) -> Any:  # noqa: A002 - tarfile's own signature
         if self.type in _META_TYPES and self.size > MAX_META_HEADER:
-            raise LimitExceeded(
-                f"tar extended header of {self.size} bytes exceeds {MAX_META_HEADER}"
-            )
+            raise LimitExceeded(f"tar extended header of {self.size} bytes exceeds {MAX_META_HEADER}")
         return super()._proc_member(tarfile)  # type: ignore[misc]  # the hook tarfile documents for subclasses; typeshed omits it
 
 
@@ -110,7 +111,10 @@ class TarScanner(FormatScanner):
                 ctx.report(threats.MALFORMED_ARCHIVE.at(ctx.path, "not a tar archive"))
                 return
             decoder = DecodeStream(
-                source, 0, source.size, codec,
+                source,
+                0,
+                source.size,
+                codec,
                 account=ctx.account_expansion,
                 max_ratio=ctx.limits.max_expansion_ratio,
                 what=f"{codec} stream",
@@ -243,9 +247,7 @@ class _TarScan:
                             offset=first,
                         )
                     )
-                    ctx.scan_member(
-                        SliceSource(self.source, first, self.source.size - first), "<trailing>"
-                    )
+                    ctx.scan_member(SliceSource(self.source, first, self.source.size - first), "<trailing>")
                     return
             return
         try:
@@ -255,9 +257,7 @@ class _TarScan:
                     break
                 if chunk.strip(b"\x00"):
                     ctx.report(
-                        threats.TRAILING_DATA.at(
-                            ctx.path, "non-zero data follows the end of the tar archive"
-                        )
+                        threats.TRAILING_DATA.at(ctx.path, "non-zero data follows the end of the tar archive")
                     )
                     return
         except BombDetected as exc:
@@ -289,4 +289,3 @@ def _sparse_stored(member: tarfile.TarInfo) -> int:
 
 
 SCANNER = TarScanner()
-

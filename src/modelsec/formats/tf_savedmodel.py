@@ -144,10 +144,39 @@ class TFProtoScanner(FormatScanner):
 # --- the directory layout ----------------------------------------------------------------
 
 SCRIPT_SUFFIXES = frozenset(
-    {".py", ".pyc", ".pyo", ".pyw", ".sh", ".bash", ".zsh", ".bat", ".cmd", ".ps1", ".js",
-     ".rb", ".pl", ".so", ".dylib", ".dll", ".exe", ".jar", ".pkl", ".pickle"}
+    {
+        ".py",
+        ".pyc",
+        ".pyo",
+        ".pyw",
+        ".sh",
+        ".bash",
+        ".zsh",
+        ".bat",
+        ".cmd",
+        ".ps1",
+        ".js",
+        ".rb",
+        ".pl",
+        ".so",
+        ".dylib",
+        ".dll",
+        ".exe",
+        ".jar",
+        ".pkl",
+        ".pickle",
+    }
 )
-EXECUTABLE_MAGIC = (b"\x7fELF", b"MZ", b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe", b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe", b"#!")
+EXECUTABLE_MAGIC = (
+    b"\x7fELF",
+    b"MZ",
+    b"\xfe\xed\xfa\xce",
+    b"\xfe\xed\xfa\xcf",
+    b"\xce\xfa\xed\xfe",
+    b"\xcf\xfa\xed\xfe",
+    b"\xca\xfe\xba\xbe",
+    b"#!",
+)
 SSTABLE_MAGIC = (0xDB4775248B80FB57).to_bytes(8, "little")
 SHARD = re.compile(r"^variables\.data-(\d{5})-of-(\d{5})$")
 OP_IN_PBTXT = re.compile(rb'(?m)^\s*op:\s*"([^"\\]{1,255})"')
@@ -176,7 +205,8 @@ class SavedModelLayout(DirectoryAnalyzer):
                 if not SCANNER.detect(head, source, pb.name):
                     ctx.report(
                         TF_NOT_SAVEDMODEL.at(
-                            str(pb), "saved_model.pb does not parse as a SavedModel; its graph was not inspected"
+                            str(pb),
+                            "saved_model.pb does not parse as a SavedModel; its graph was not inspected",
                         )
                     )
                     ctx.incomplete("saved_model.pb could not be inspected", path=str(pb))
@@ -188,7 +218,9 @@ class SavedModelLayout(DirectoryAnalyzer):
         full text-format parser (attributes are not inspected: said as an incomplete)."""
         with FileSource(path) as source:
             if source.size > MAX_PBTXT:
-                ctx.incomplete(f"saved_model.pbtxt larger than {MAX_PBTXT} bytes; not inspected", path=str(path))
+                ctx.incomplete(
+                    f"saved_model.pbtxt larger than {MAX_PBTXT} bytes; not inspected", path=str(path)
+                )
                 return
             text = source.read_at(0, source.size)
         from modelsec.formats.tf_savedmodel_scan import report_pbtxt
@@ -223,7 +255,9 @@ class SavedModelLayout(DirectoryAnalyzer):
             if not shards:
                 ctx.report(TF_VARIABLES.at(str(var_dir), "variables.index without any data shard"))
             elif len(totals) != 1:
-                ctx.report(TF_VARIABLES.at(str(var_dir), f"data shards disagree on their count: {sorted(totals)}"))
+                ctx.report(
+                    TF_VARIABLES.at(str(var_dir), f"data shards disagree on their count: {sorted(totals)}")
+                )
             else:
                 total = totals.pop()
                 missing = sorted(set(range(total)) - set(shards))
@@ -253,9 +287,7 @@ class SavedModelLayout(DirectoryAnalyzer):
                     reason = "an executable or script (by its first bytes)"
             if reason:
                 rel = f.relative_to(model_dir)
-                ctx.report(
-                    TF_ASSET_CODE.at(str(f), f"{rel} in the SavedModel is {reason}", subject=str(rel))
-                )
+                ctx.report(TF_ASSET_CODE.at(str(f), f"{rel} in the SavedModel is {reason}", subject=str(rel)))
 
 
 SCANNER = TFProtoScanner()

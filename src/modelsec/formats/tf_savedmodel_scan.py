@@ -109,8 +109,11 @@ def report_node(node: NodeInfo, summary: GraphSummary, file: str, ctx: ScanConte
         if stream.startswith("file://"):
             ctx.report(
                 TF_FILE_WRITE.at(
-                    file, f"{_where(node)} prints to {stream}", subject=node.op,
-                    offset=node.offset, details=details,
+                    file,
+                    f"{_where(node)} prints to {stream}",
+                    subject=node.op,
+                    offset=node.offset,
+                    details=details,
                 )
             )
     elif node.op in ("DecodeProtoV2", "EncodeProto"):
@@ -118,8 +121,11 @@ def report_node(node: NodeInfo, summary: GraphSummary, file: str, ctx: ScanConte
         if source not in ("", "local://"):
             ctx.report(
                 TF_FILE_READ.at(
-                    file, f"{_where(node)} reads proto descriptors from {source!r}",
-                    subject=node.op, offset=node.offset, details=details,
+                    file,
+                    f"{_where(node)} reads proto descriptors from {source!r}",
+                    subject=node.op,
+                    offset=node.offset,
+                    details=details,
                 )
             )
 
@@ -152,9 +158,7 @@ def report_summary(summary: GraphSummary, file: str, ctx: ScanContext) -> None:
     for name in summary.asset_files:
         verdict = tfops.judge_path(name)
         if verdict:
-            ctx.report(
-                TF_PATH.at(file, f"asset file name {name!r} is {verdict.reason}", subject=name)
-            )
+            ctx.report(TF_PATH.at(file, f"asset file name {name!r} is {verdict.reason}", subject=name))
     for where, text in summary.keras_metadata:
         analyze_json_text(ctx, text, f"Keras metadata of {where}")
 

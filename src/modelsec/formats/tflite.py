@@ -52,9 +52,17 @@ TFLITE_FLEX_MISMATCH = threat(
 # the detection post-processing op, MediaPipe's common ops).
 KNOWN_CUSTOM_OPS = frozenset(
     {
-        "TFLite_Detection_PostProcess", "Mfcc", "AudioSpectrogram", "MaxPoolingWithArgmax2D",
-        "MaxUnpooling2D", "Convolution2DTransposeBias", "RandomUniform", "RandomStandardNormal",
-        "Multinomial", "Atan2", "Sign",
+        "TFLite_Detection_PostProcess",
+        "Mfcc",
+        "AudioSpectrogram",
+        "MaxPoolingWithArgmax2D",
+        "MaxUnpooling2D",
+        "Convolution2DTransposeBias",
+        "RandomUniform",
+        "RandomStandardNormal",
+        "Multinomial",
+        "Atan2",
+        "Sign",
     }
 )
 

@@ -23,6 +23,7 @@ from modelsec.tensorflow.flatbuffer import FlatBufferError
 from modelsec.tensorflow.graph import GraphSummary, NodeInfo, OpUse, read_node_def
 from modelsec.tensorflow.tflite import CUSTOM, FLEX_PREFIX, TFLiteSummary, read_tflite
 
+
 def report_tflite(summary: TFLiteSummary, ctx: ScanContext) -> None:
     builtins = tfops.tflite_builtins()
     graph = GraphSummary(kind="tflite-flex")
@@ -56,9 +57,9 @@ def report_tflite(summary: TFLiteSummary, ctx: ScanContext) -> None:
         name = code.custom or ""
         if code.builtin == CUSTOM and name.startswith(FLEX_PREFIX) and code.index not in flex_codes_used:
             # Declared but unused Flex codes are still checked by name.
-            _add_named(graph, name[len(FLEX_PREFIX):], f"operator code {code.index}")
+            _add_named(graph, name[len(FLEX_PREFIX) :], f"operator code {code.index}")
     for use in summary.flex:
-        named = (use.code.custom or "")[len(FLEX_PREFIX):]
+        named = (use.code.custom or "")[len(FLEX_PREFIX) :]
         scope = f"Flex {use.where}"
         before = graph.nodes
         if use.node_def is not None:
@@ -92,7 +93,9 @@ def report_tflite(summary: TFLiteSummary, ctx: ScanContext) -> None:
     for name in summary.external_groups:
         verdict = tfops.judge_path(name)
         if verdict:
-            ctx.report(TF_PATH.at(ctx.path, f"external buffer group {name!r} is {verdict.reason}", subject=name))
+            ctx.report(
+                TF_PATH.at(ctx.path, f"external buffer group {name!r} is {verdict.reason}", subject=name)
+            )
     if summary.truncated:
         ctx.incomplete(f"TFLite model has {summary.truncated}; the rest was not inspected", code="MS-GEN-003")
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from modelsec.bytesource import ByteSource, LimitExceeded
 from modelsec.context import ScanContext
@@ -156,12 +157,24 @@ def walk(text: str, found: YamlWalk) -> Iterator[Candidate]:
                 raise YamlLimit(f"YAML nested deeper than {MAX_NESTING} levels")
             as_key = top is not None and top.mapping and top.expect_key
             path, key = child_path(top)
-            stack.append(_Frame(isinstance(event, ev.MappingStartEvent), path, key,
-                                is_key=as_key or (top is not None and top.is_key)))
+            stack.append(
+                _Frame(
+                    isinstance(event, ev.MappingStartEvent),
+                    path,
+                    key,
+                    is_key=as_key or (top is not None and top.is_key),
+                )
+            )
         elif isinstance(event, (ev.MappingEndEvent, ev.SequenceEndEvent)):
             done = stack.pop()
             parent = stack[-1] if stack else None
-            if parent is not None and parent.mapping and parent.expect_key and done.is_key and not parent.is_key:
+            if (
+                parent is not None
+                and parent.mapping
+                and parent.expect_key
+                and done.is_key
+                and not parent.is_key
+            ):
                 parent.current_key = "?"  # a complex key: its value follows
                 parent.expect_key = False
             else:
@@ -248,7 +261,9 @@ class YamlConfigScanner(FormatScanner):
         except yaml.YAMLError as exc:
             if "nesting depth" in str(exc):  # libyaml's own bound, hit before ours
                 raise LimitExceeded(f"YAML nested too deeply ({_short(exc)}); not inspected") from None
-            ctx.incomplete(f"not valid YAML ({_short(exc)}); its values were not inspected", CONFIG_UNPARSEABLE)
+            ctx.incomplete(
+                f"not valid YAML ({_short(exc)}); its values were not inspected", CONFIG_UNPARSEABLE
+            )
             return
         finally:
             self._report(found, ctx)
@@ -259,7 +274,7 @@ class YamlConfigScanner(FormatScanner):
             ctx.report(
                 YAML_PYTHON_TAG.at(
                     ctx.path,
-                    f"{path} (line {line}): tag !!{tag[len('tag:yaml.org,2002:'):]} builds a "
+                    f"{path} (line {line}): tag !!{tag[len('tag:yaml.org,2002:') :]} builds a "
                     "Python object when read with an unsafe loader",
                     subject=tag,
                 )

@@ -28,8 +28,17 @@ from modelsec.formats.base import FormatCategory, FormatScanner, Reader
 # zip compression method -> codec of modelsec.archive.decompress
 METHOD_CODECS = {8: "deflate", 12: "bz2", 14: "zip-lzma", 95: "xz"}
 METHOD_NAMES = {
-    1: "shrink", 6: "implode", 9: "deflate64", 10: "PKWARE imploding", 18: "IBM TERSE",
-    19: "IBM LZ77", 93: "zstd", 94: "MP3", 96: "JPEG", 97: "WavPack", 98: "PPMd",
+    1: "shrink",
+    6: "implode",
+    9: "deflate64",
+    10: "PKWARE imploding",
+    18: "IBM TERSE",
+    19: "IBM LZ77",
+    93: "zstd",
+    94: "MP3",
+    96: "JPEG",
+    97: "WavPack",
+    98: "PPMd",
     99: "AES encryption",
 }
 AES_METHOD = 99
@@ -60,8 +69,10 @@ class ZipScanner(FormatScanner):
     category: ClassVar[FormatCategory] = FormatCategory.CONTAINER
     priority: ClassVar[int] = 20
     readers = (
-        Reader("zipfile, numpy.load (.npz), keras", "end of central directory in the last "
-               "64 KiB, after any prefix"),
+        Reader(
+            "zipfile, numpy.load (.npz), keras",
+            "end of central directory in the last 64 KiB, after any prefix",
+        ),
         Reader("torch.load", "'PK\\x03\\x04' at offset 0, then the central directory"),
     )
 
@@ -75,9 +86,7 @@ class ZipScanner(FormatScanner):
             return False
         layout = ZipLayout(size=source.size)
         zipparse.parse_central(source, layout, max_entries=1)
-        if not layout.entries or source.read_at(layout.entries[0].local_offset, 4) != (
-            zipparse.LOCAL_SIG
-        ):
+        if not layout.entries or source.read_at(layout.entries[0].local_offset, 4) != (zipparse.LOCAL_SIG):
             return False
         # A zip that is the last member of another container (a tar, a compressed stream)
         # is reached through that container's own members; only claim data that no other
@@ -114,9 +123,7 @@ class _ArchiveScan:
             ctx.report(threats.MALFORMED_ARCHIVE.at(ctx.path, f"zip structure: {problem}"))
         if not layout.entries and not layout.walked:
             if not layout.central_ok:
-                ctx.report(
-                    threats.MALFORMED_ARCHIVE.at(ctx.path, "no readable zip member found")
-                )
+                ctx.report(threats.MALFORMED_ARCHIVE.at(ctx.path, "no readable zip member found"))
             return
         self._check_outside_data()
         self._check_overlaps()
@@ -140,15 +147,15 @@ class _ArchiveScan:
         start = min(offsets) if offsets else layout.prefix
         if start > 0:
             ctx.report(
-                threats.PREFIX_DATA.at(
-                    ctx.path, f"{start} bytes precede the first zip member", offset=0
-                )
+                threats.PREFIX_DATA.at(ctx.path, f"{start} bytes precede the first zip member", offset=0)
             )
             ctx.scan_member(SliceSource(source, 0, min(start, source.size)), "<prefix>")
         end = layout.archive_end
         # zero padding after the end record (block-aligned copies) carries nothing
-        if end is not None and end < source.size and any(
-            chunk.strip(b"\0") for chunk in iter_chunks(source, end)
+        if (
+            end is not None
+            and end < source.size
+            and any(chunk.strip(b"\0") for chunk in iter_chunks(source, end))
         ):
             ctx.report(
                 threats.TRAILING_DATA.at(
@@ -201,8 +208,7 @@ class _ArchiveScan:
             ctx.report(
                 threats.MALFORMED_ARCHIVE.at(
                     ctx.member_path(display),
-                    f"no local header at offset {entry.local_offset}; loaders cannot read "
-                    "this member",
+                    f"no local header at offset {entry.local_offset}; loaders cannot read this member",
                     offset=entry.local_offset,
                 )
             )
@@ -210,16 +216,24 @@ class _ArchiveScan:
         if entry.index in self.skip_overlapping:
             return
         central_view = MemberView(
-            display, name, entry.flags, entry.method, entry.crc, entry.csize, entry.usize,
-            local.data_offset, True, entry, local,
+            display,
+            name,
+            entry.flags,
+            entry.method,
+            entry.crc,
+            entry.csize,
+            entry.usize,
+            local.data_offset,
+            True,
+            entry,
+            local,
         )
         differences = _compare(entry, local)
         if differences:
             ctx.report(
                 threats.HEADER_MISMATCH.at(
                     ctx.member_path(display),
-                    "local header disagrees with the central directory: "
-                    + "; ".join(differences),
+                    "local header disagrees with the central directory: " + "; ".join(differences),
                     offset=local.offset,
                     subject=name,
                 )
@@ -230,10 +244,17 @@ class _ArchiveScan:
             member_names.report_name(ctx, local.name, local_display)
             self._scan_view(
                 MemberView(
-                    local_display, local.name, local.flags, local.method, local.crc,
+                    local_display,
+                    local.name,
+                    local.flags,
+                    local.method,
+                    local.crc,
                     local.csize if local.sizes_known else entry.csize,
                     local.usize if local.sizes_known else entry.usize,
-                    local.data_offset, local.sizes_known, entry, local,
+                    local.data_offset,
+                    local.sizes_known,
+                    entry,
+                    local,
                 )
             )
 
@@ -255,8 +276,17 @@ class _ArchiveScan:
             csize = zipparse.find_descriptor(self.source, header.data_offset) or 0
         self._scan_view(
             MemberView(
-                display, header.name, header.flags, header.method, header.crc, csize,
-                header.usize, header.data_offset, header.sizes_known, None, header,
+                display,
+                header.name,
+                header.flags,
+                header.method,
+                header.crc,
+                csize,
+                header.usize,
+                header.data_offset,
+                header.sizes_known,
+                None,
+                header,
             )
         )
 
@@ -283,9 +313,7 @@ class _ArchiveScan:
         if entry is not None and entry.is_special:
             self.names.special_file(view.display, f"special file (mode {oct(entry.unix_mode or 0)})")
             return
-        if view.method == AES_METHOD or view.flags & (
-            zipparse.ENCRYPTION_FLAGS | zipparse.FLAG_PATCHED
-        ):
+        if view.method == AES_METHOD or view.flags & (zipparse.ENCRYPTION_FLAGS | zipparse.FLAG_PATCHED):
             self._scan_flagged(view, raw)
             return
         self._declared_bomb(view)
@@ -296,8 +324,7 @@ class _ArchiveScan:
         else:
             method = METHOD_NAMES.get(view.method, "unknown")
             ctx.incomplete(
-                f"compression method {view.method} ({method}) is not supported; member not "
-                "inspected",
+                f"compression method {view.method} ({method}) is not supported; member not inspected",
                 threats.INCOMPLETE_UNSUPPORTED_METHOD,
                 path,
             )
@@ -318,9 +345,7 @@ class _ArchiveScan:
 
     def _dispatch(self, view: MemberView, member: ByteSource) -> None:
         names = [view.name] + ([view.local.name] if view.local is not None else [])
-        if zipflavour.is_torch(self.flavour) and any(
-            zipflavour.is_pickle_member(n) for n in names
-        ):
+        if zipflavour.is_torch(self.flavour) and any(zipflavour.is_pickle_member(n) for n in names):
             scan_pickle(self.ctx, member, view.display)
         else:
             self.ctx.scan_member(member, view.display)
@@ -344,11 +369,7 @@ class _ArchiveScan:
             for chunk in iter_chunks(raw):
                 crc = zlib.crc32(chunk, crc)
             if crc != view.crc:
-                ctx.report(
-                    threats.CRC_MISMATCH.at(
-                        path, f"CRC-32 is {crc:08x}, header says {view.crc:08x}"
-                    )
-                )
+                ctx.report(threats.CRC_MISMATCH.at(path, f"CRC-32 is {crc:08x}, header says {view.crc:08x}"))
         self._dispatch(view, raw)
 
     def _stream(self, view: MemberView, raw: ByteSource) -> DecodeStream:
@@ -380,17 +401,14 @@ class _ArchiveScan:
         try:
             if decoded.error:
                 ctx.report(
-                    threats.MALFORMED_ARCHIVE.at(
-                        path, f"{decoded.error}; the decoded part was scanned"
-                    )
+                    threats.MALFORMED_ARCHIVE.at(path, f"{decoded.error}; the decoded part was scanned")
                 )
             elif view.crc_known:
                 if decoded.source.size != view.usize:
                     ctx.report(
                         threats.SIZE_MISMATCH.at(
                             path,
-                            f"member decodes to {decoded.source.size} bytes, header says "
-                            f"{view.usize}",
+                            f"member decodes to {decoded.source.size} bytes, header says {view.usize}",
                         )
                     )
                 if decoded.crc32 != view.crc:
@@ -420,10 +438,7 @@ class _ArchiveScan:
         if view.method == AES_METHOD:
             flags.append("AES")
         label = ", ".join(flags)
-        encrypted_msg = (
-            f"member is encrypted ({label}); its content cannot be inspected without the "
-            "password"
-        )
+        encrypted_msg = f"member is encrypted ({label}); its content cannot be inspected without the password"
         zipcrypto_sized = view.method == 0 and view.csize == view.usize + ZIPCRYPTO_HEADER
         if view.method == AES_METHOD or zipcrypto_sized:
             ctx.incomplete(encrypted_msg, threats.INCOMPLETE_ENCRYPTED, path)
@@ -455,8 +470,7 @@ class _ArchiveScan:
             ctx.report(
                 threats.FAKE_ENCRYPTION.at(
                     path,
-                    f"member is flagged {label} but its data is readable plain text; it was "
-                    "scanned",
+                    f"member is flagged {label} but its data is readable plain text; it was scanned",
                     subject=view.name,
                 )
             )

@@ -28,7 +28,7 @@ def parse_claim(digest: str | None) -> Claim | None:
     """The claim in a recorded digest, or None if it is not one."""
     if not digest or not digest.startswith(PREFIX):
         return None
-    claim, _, scope = digest[len(PREFIX):].partition("@")
+    claim, _, scope = digest[len(PREFIX) :].partition("@")
     kind, sep, value = claim.partition(":")
     if not sep or not value:
         return None

@@ -19,9 +19,10 @@ import gzip
 import hashlib
 import re
 import zlib
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 from modelsec.safe_text import printable
 
@@ -47,8 +48,10 @@ def _api(kubeconfig: Path | None, context: str | None) -> Iterator[tuple[Any, An
 
         from modelsec.k8s.config import KubeConfigError, load_configuration
     except ImportError as exc:
-        raise ClusterError(f"reading a ModelScan needs the Kubernetes client ({exc}); install "
-                           "modelsec[cluster], or verify against a JSON report with --report") from None
+        raise ClusterError(
+            f"reading a ModelScan needs the Kubernetes client ({exc}); install "
+            "modelsec[cluster], or verify against a JSON report with --report"
+        ) from None
     try:
         configuration = load_configuration(kubeconfig, context)
     except KubeConfigError as exc:
@@ -66,27 +69,37 @@ def _call(api: Any, what: str, needs: str, missing: str, call: Callable[[], T]) 
         if exc.status == 404:
             raise ClusterError(missing) from None
         if exc.status in (401, 403):
-            raise ClusterError(f"the API server refused to show {what} ({exc.status} {exc.reason}): "
-                               f"the credentials need {needs}") from None
+            raise ClusterError(
+                f"the API server refused to show {what} ({exc.status} {exc.reason}): "
+                f"the credentials need {needs}"
+            ) from None
         raise ClusterError(f"reading {what} failed: {exc.status} {exc.reason}") from None
     except Exception as exc:  # urllib3 / ssl / socket errors: the API server was not reached
-        raise ClusterError(f"cannot reach the Kubernetes API server at {api.configuration.host}: "
-                           f"{type(exc).__name__}: {printable(str(exc))[:300]}") from None
+        raise ClusterError(
+            f"cannot reach the Kubernetes API server at {api.configuration.host}: "
+            f"{type(exc).__name__}: {printable(str(exc))[:300]}"
+        ) from None
 
 
 def read_modelscan(name: str, kubeconfig: Path | None = None, context: str | None = None) -> dict[str, Any]:
     if not _NAME.match(name) or len(name) > 253:
-        raise ClusterError(f"{printable(name)!r} is not a ModelScan name (a DNS subdomain: "
-                           "lowercase letters, digits, '-' and '.')")
+        raise ClusterError(
+            f"{printable(name)!r} is not a ModelScan name (a DNS subdomain: "
+            "lowercase letters, digits, '-' and '.')"
+        )
     from modelsec.k8s import MODELSCANS
 
     group, version, plural = MODELSCANS
     with _api(kubeconfig, context) as (kubernetes, api):
         found: dict[str, Any] = _call(
-            api, f"ModelScan {name}", "get on modelscans.modelsec.io",
+            api,
+            f"ModelScan {name}",
+            "get on modelscans.modelsec.io",
             f"no ModelScan named {name} (kubectl get modelscans)",
             lambda: kubernetes.client.CustomObjectsApi(api).get_cluster_custom_object(
-                group, version, plural, name, _request_timeout=REQUEST_TIMEOUT))
+                group, version, plural, name, _request_timeout=REQUEST_TIMEOUT
+            ),
+        )
         return found
 
 
@@ -96,25 +109,38 @@ def read_bom(scan: dict[str, Any], kubeconfig: Path | None = None, context: str 
     name = str((scan.get("metadata") or {}).get("name"))
     bom = (scan.get("status") or {}).get("bom")
     if not isinstance(bom, dict):
-        raise ClusterError(f"ModelScan {name} records no BOM (an operator started without "
-                           "--bom-namespace, or older than the BOM export)")
+        raise ClusterError(
+            f"ModelScan {name} records no BOM (an operator started without "
+            "--bom-namespace, or older than the BOM export)"
+        )
     if bom.get("problem"):
         raise ClusterError(f"ModelScan {name} has no BOM: {printable(str(bom['problem']))}")
     namespace, cm_name, key, want = bom.get("namespace"), bom.get("name"), bom.get("key"), bom.get("sha256")
-    if not all(isinstance(v, str) and v for v in (namespace, cm_name, key, want)) or key not in (JSON_KEY, GZIP_KEY):
+    if not all(isinstance(v, str) and v for v in (namespace, cm_name, key, want)) or key not in (
+        JSON_KEY,
+        GZIP_KEY,
+    ):
         raise ClusterError(f"ModelScan {name}: status.bom is incomplete ({printable(str(bom))[:200]})")
     where = f"ConfigMap {namespace}/{cm_name}"
     with _api(kubeconfig, context) as (kubernetes, api):
-        found = _call(api, where, f"get on configmaps in namespace {namespace}",
-                      f"{where} is gone (status.bom names it)", lambda: kubernetes.client.CoreV1Api(api).read_namespaced_config_map(
-                          cm_name, namespace, _request_timeout=REQUEST_TIMEOUT))
+        found = _call(
+            api,
+            where,
+            f"get on configmaps in namespace {namespace}",
+            f"{where} is gone (status.bom names it)",
+            lambda: kubernetes.client.CoreV1Api(api).read_namespaced_config_map(
+                cm_name, namespace, _request_timeout=REQUEST_TIMEOUT
+            ),
+        )
     stored = _stored(found.data, found.binary_data, key)
     if stored is None:
         raise ClusterError(f"{where} has no {key}")
     got = hashlib.sha256(stored).hexdigest()
     if got != want:
-        raise ClusterError(f"{where} does not hold the BOM the operator wrote (SHA-256 {got}, "
-                           f"status.bom records {want}); not used")
+        raise ClusterError(
+            f"{where} does not hold the BOM the operator wrote (SHA-256 {got}, "
+            f"status.bom records {want}); not used"
+        )
     if key == GZIP_KEY:
         stored = _gunzip(stored, where)
     try:

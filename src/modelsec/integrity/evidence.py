@@ -28,7 +28,7 @@ def is_signature_name(path: str) -> bool:
     return path.rsplit("/", 1)[-1].lower().endswith(SIGNATURE_SUFFIX)
 
 
-def capture(path: str, source: "ByteSource") -> bytes | None:
+def capture(path: str, source: ByteSource) -> bytes | None:
     """The whole content of ``source`` if it is a signature-named file small enough to
     keep, else None. Never raises: a failed read leaves None and the rule that needs the
     bytes reports it (the scan itself has already reported the read failure)."""

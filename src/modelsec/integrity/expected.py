@@ -53,8 +53,15 @@ class Expected:
         return not self.uri.startswith("file://")
 
 
-def _from_records(origin: str, uri: str, source_type: str, outcome: str | None,
-                  fingerprint: str | None, files: list[ExpectedFile], single: bool) -> Expected:
+def _from_records(
+    origin: str,
+    uri: str,
+    source_type: str,
+    outcome: str | None,
+    fingerprint: str | None,
+    files: list[ExpectedFile],
+    single: bool,
+) -> Expected:
     by_name: dict[str, ExpectedFile] = {}
     for entry in files:
         if entry.name in by_name:
@@ -75,8 +82,15 @@ def from_report(record: Any, origin: str) -> Expected:
             single = True
             name = f.path.rstrip("/").rsplit("/", 1)[-1]
         files.append(ExpectedFile(name, f.size, f.sha256, None if f.sha256 else parse_claim(f.digest)))
-    return _from_records(f"{origin} ({record.target})", record.uri, record.source_type, record.outcome,
-                         record.fingerprint, files, single)
+    return _from_records(
+        f"{origin} ({record.target})",
+        record.uri,
+        record.source_type,
+        record.outcome,
+        record.fingerprint,
+        files,
+        single,
+    )
 
 
 def load_bom(path: str) -> Expected:
@@ -103,12 +117,14 @@ def from_bom(text: str | bytes, origin: str) -> Expected:
         raise ExpectedError(f"{origin}: not a CycloneDX BOM")
     model = (bom.get("metadata") or {}).get("component")
     if not isinstance(model, dict) or model.get("type") != "machine-learning-model":
-        raise ExpectedError(f"{origin}: no machine-learning-model in metadata.component "
-                            "(write the BOM with `modelsec bom`)")
+        raise ExpectedError(
+            f"{origin}: no machine-learning-model in metadata.component (write the BOM with `modelsec bom`)"
+        )
     facts = _properties(model)
     if p.URI not in facts:
-        raise ExpectedError(f"{origin}: the model component has no {p.URI} property "
-                            "(write the BOM with `modelsec bom`)")
+        raise ExpectedError(
+            f"{origin}: the model component has no {p.URI} property (write the BOM with `modelsec bom`)"
+        )
     files = []
     for component in bom.get("components") or []:
         if not isinstance(component, dict) or component.get("type") != "file":
@@ -117,22 +133,42 @@ def from_bom(text: str | bytes, origin: str) -> Expected:
         name = props.get(p.NAME)
         if not name:
             raise ExpectedError(f"{origin}: file component {component.get('name')!r} has no {p.NAME}")
-        sha256 = next((h.get("content") for h in component.get("hashes") or []
-                       if isinstance(h, dict) and h.get("alg") == "SHA-256"), None)
+        sha256 = next(
+            (
+                h.get("content")
+                for h in component.get("hashes") or []
+                if isinstance(h, dict) and h.get("alg") == "SHA-256"
+            ),
+            None,
+        )
         size = props.get(p.SIZE)
-        files.append(ExpectedFile(
-            name, int(size) if size and size.isdigit() else None,
-            str(sha256).lower() if sha256 else None,
-            None if sha256 else parse_claim(props.get(p.CLAIMED_DIGEST)),
-        ))
-    return _from_records(origin, facts[p.URI], facts.get(p.SOURCE_TYPE, ""), facts.get(p.OUTCOME),
-                         facts.get(p.FINGERPRINT), files, facts.get(p.SINGLE_FILE) == "true")
+        files.append(
+            ExpectedFile(
+                name,
+                int(size) if size and size.isdigit() else None,
+                str(sha256).lower() if sha256 else None,
+                None if sha256 else parse_claim(props.get(p.CLAIMED_DIGEST)),
+            )
+        )
+    return _from_records(
+        origin,
+        facts[p.URI],
+        facts.get(p.SOURCE_TYPE, ""),
+        facts.get(p.OUTCOME),
+        facts.get(p.FINGERPRINT),
+        files,
+        facts.get(p.SINGLE_FILE) == "true",
+    )
 
 
 def _properties(component: dict[str, Any]) -> dict[str, str]:
     found: dict[str, str] = {}
     for entry in component.get("properties") or []:
-        if isinstance(entry, dict) and isinstance(entry.get("name"), str) and isinstance(entry.get("value"), str):
+        if (
+            isinstance(entry, dict)
+            and isinstance(entry.get("name"), str)
+            and isinstance(entry.get("value"), str)
+        ):
             found[entry["name"]] = entry["value"]
     return found
 
@@ -143,12 +179,22 @@ def from_modelscan(scan: dict[str, Any], origin: str) -> Expected:
     model = (scan.get("spec") or {}).get("model") or ""
     if status.get("phase") != "Completed" or not status.get("fingerprint"):
         phase = status.get("phase") or "not started"
-        raise ExpectedError(f"{origin}: no completed scan to verify against (phase {phase}"
-                            f"{': ' + str(status['reason']) if status.get('reason') else ''})")
+        raise ExpectedError(
+            f"{origin}: no completed scan to verify against (phase {phase}"
+            f"{': ' + str(status['reason']) if status.get('reason') else ''})"
+        )
     count = status.get("filesScanned")
     source = "Local" if model.startswith("file://") else "HuggingFace" if model.startswith("hf://") else "S3"
-    return Expected(origin, model, source, status.get("outcome"), single_file=False, files=None,
-                    fingerprint=str(status["fingerprint"]), file_count=count if isinstance(count, int) else None)
+    return Expected(
+        origin,
+        model,
+        source,
+        status.get("outcome"),
+        single_file=False,
+        files=None,
+        fingerprint=str(status["fingerprint"]),
+        file_count=count if isinstance(count, int) else None,
+    )
 
 
 def with_bom(scan: Expected, bom_text: str, origin: str) -> Expected:
@@ -156,9 +202,19 @@ def with_bom(scan: Expected, bom_text: str, origin: str) -> Expected:
     the BOM of that very verdict: same model, same fingerprint."""
     bom = from_bom(bom_text, origin)
     if bom.fingerprint != scan.fingerprint:
-        raise ExpectedError(f"{origin} is the BOM of another verdict (fingerprint {bom.fingerprint}, "
-                            f"the ModelScan's is {scan.fingerprint})")
+        raise ExpectedError(
+            f"{origin} is the BOM of another verdict (fingerprint {bom.fingerprint}, "
+            f"the ModelScan's is {scan.fingerprint})"
+        )
     if bom.uri != scan.uri:
         raise ExpectedError(f"{origin} describes {bom.uri}, not {scan.uri}")
-    return Expected(origin, scan.uri, bom.source_type or scan.source_type, scan.outcome, bom.single_file,
-                    bom.files, scan.fingerprint, bom.file_count)
+    return Expected(
+        origin,
+        scan.uri,
+        bom.source_type or scan.source_type,
+        scan.outcome,
+        bom.single_file,
+        bom.files,
+        scan.fingerprint,
+        bom.file_count,
+    )

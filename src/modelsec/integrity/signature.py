@@ -21,8 +21,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from modelsec.safe_text import printable
 
@@ -161,7 +162,9 @@ def _attempts(text: str, material: dict[str, Any], trust: TrustMaterial) -> list
     elif material.get("tlogEntries"):
         if trust.sigstore_identities and trust.sigstore_trusted_root:
             who = ", ".join(f"{i.identity} ({i.issuer})" for i in trust.sigstore_identities)
-            attempts.append((f"Sigstore identities {who}", functools.partial(_verify_with_sigstore, text, trust)))
+            attempts.append(
+                (f"Sigstore identities {who}", functools.partial(_verify_with_sigstore, text, trust))
+            )
     elif "x509CertificateChain" in material and trust.ca_certificates:
         attempts.append(("the CA certificates", functools.partial(_verify_with_certificates, text, trust)))
     return attempts
@@ -198,7 +201,7 @@ def _key_hint(pem: str) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
-def _verify_with_key(text: str, pem: str) -> "Manifest":
+def _verify_with_key(text: str, pem: str) -> Manifest:
     from model_signing._signing import sign_ec_key, sign_sigstore_pb
 
     signature = sign_sigstore_pb.Signature.read(_in_memory(text))
@@ -211,7 +214,7 @@ def _verify_with_key(text: str, pem: str) -> "Manifest":
     return sign_ec_key.Verifier(_in_memory(pem)).verify(signature)
 
 
-def _verify_with_certificates(text: str, trust: TrustMaterial) -> "Manifest":
+def _verify_with_certificates(text: str, trust: TrustMaterial) -> Manifest:
     from model_signing._signing import sign_certificate, sign_sigstore_pb
 
     signature = sign_sigstore_pb.Signature.read(_in_memory(text))
@@ -221,7 +224,7 @@ def _verify_with_certificates(text: str, trust: TrustMaterial) -> "Manifest":
     return sign_certificate.Verifier(anchors).verify(signature)
 
 
-def _verify_with_sigstore(text: str, trust: TrustMaterial) -> "Manifest":
+def _verify_with_sigstore(text: str, trust: TrustMaterial) -> Manifest:
     from model_signing._signing import sign_sigstore, signing
     from sigstore.models import Bundle
     from sigstore.verify import Verifier
@@ -233,7 +236,9 @@ def _verify_with_sigstore(text: str, trust: TrustMaterial) -> "Manifest":
     try:
         verifier = Verifier(trusted_root=root)
     except Exception as exc:  # no Fulcio CA or no transparency log in it
-        raise TrustMaterialError(f"the Sigstore trusted root cannot verify anything: {_reason(exc)}") from None
+        raise TrustMaterialError(
+            f"the Sigstore trusted root cannot verify anything: {_reason(exc)}"
+        ) from None
 
     class OfflineSigstore(signing.Verifier):
         """model_signing's statement checks over sigstore-python's bundle verification,
@@ -267,7 +272,8 @@ def sigstore_trusted_root(text: str) -> Any:
 
 # --- the signed manifest ------------------------------------------------------------------
 
-def _manifest(manifest: "Manifest", signer: str) -> SignedManifest:
+
+def _manifest(manifest: Manifest, signer: str) -> SignedManifest:
     serialization = dict(manifest.serialization_type)
     files: dict[str, SignedFile] = {}
     for descriptor in manifest.resource_descriptors():

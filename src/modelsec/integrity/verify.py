@@ -25,8 +25,9 @@ import hashlib
 import os
 import stat
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, TypeVar
+from typing import TypeVar
 
 from modelsec.integrity.expected import Expected, ExpectedFile
 from modelsec.safe_text import printable
@@ -117,8 +118,10 @@ def verify(path: str, expected: Expected, options: Options = Options()) -> Resul
     if stat.S_ISDIR(mode):
         if expected.single_file:
             only = next(iter(expected.files or {}), "?")
-            raise VerifyError(f"{expected.origin} is a scan of one file ({printable(only)}); give "
-                              "the path of that file, not a directory")
+            raise VerifyError(
+                f"{expected.origin} is a scan of one file ({printable(only)}); give "
+                "the path of that file, not a directory"
+            )
         on_disk = _walk(path, options.ignore, result)
     elif stat.S_ISREG(mode):
         if expected.files is not None and not expected.single_file:
@@ -139,11 +142,10 @@ def verify(path: str, expected: Expected, options: Options = Options()) -> Resul
 
 # --- the files on disk --------------------------------------------------------------------
 
+
 def _ignored(name: str, patterns: tuple[str, ...]) -> bool:
     # Same convention as a source's ignorePatterns: "dir/" means everything under it.
-    return any(
-        fnmatch.fnmatchcase(name, p) or (p.endswith("/") and name.startswith(p)) for p in patterns
-    )
+    return any(fnmatch.fnmatchcase(name, p) or (p.endswith("/") and name.startswith(p)) for p in patterns)
 
 
 def _walk(root: str, ignore: tuple[str, ...], result: Result) -> dict[str, _OnDisk]:
@@ -158,8 +160,9 @@ def _walk(root: str, ignore: tuple[str, ...], result: Result) -> dict[str, _OnDi
             with os.scandir(directory) as listing:
                 entries = sorted(listing, key=lambda e: e.name)
         except OSError as exc:
-            result.checks.append(Check(relative or ".", Status.ERROR,
-                                       f"cannot list directory: {exc.strerror or exc}"))
+            result.checks.append(
+                Check(relative or ".", Status.ERROR, f"cannot list directory: {exc.strerror or exc}")
+            )
             continue
         for entry in entries:
             name = f"{relative}/{entry.name}" if relative else entry.name
@@ -193,8 +196,12 @@ def _problem(entry: os.DirEntry[str]) -> str | None:
 
 
 def _kind(mode: int) -> str:
-    for test, kind in ((stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
-                       (stat.S_ISBLK, "block device")):
+    for test, kind in (
+        (stat.S_ISFIFO, "FIFO"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+    ):
         if test(mode):
             return kind
     return "unknown type"
@@ -244,8 +251,9 @@ def _each(function: Callable[[T], R], items: list[T], jobs: int) -> Iterator[R]:
         yield from pool.map(function, items)
 
 
-def _check_files(on_disk: dict[str, _OnDisk], expected: dict[str, ExpectedFile], options: Options,
-                 result: Result) -> None:
+def _check_files(
+    on_disk: dict[str, _OnDisk], expected: dict[str, ExpectedFile], options: Options, result: Result
+) -> None:
     present: list[tuple[_OnDisk, ExpectedFile]] = []
     for name, want in expected.items():
         entry = on_disk.get(name)
@@ -290,16 +298,24 @@ def _compare(name: str, got: _Digests, want: ExpectedFile, options: Options) -> 
     assert want.claim is not None
     actual = got.sha256 if want.claim.kind == "sha256" else got.git_blob
     if actual != want.claim.value:
-        return Check(name, Status.CHANGED, f"{want.claim.kind} {actual} on disk, {want.claim.value} "
-                     "claimed by the source at scan time")
+        return Check(
+            name,
+            Status.CHANGED,
+            f"{want.claim.kind} {actual} on disk, {want.claim.value} claimed by the source at scan time",
+        )
     if options.accept_claimed:
         return Check(name, Status.OK, f"matches the {want.claim.kind} the source claimed (accepted)")
-    return Check(name, Status.UNPROVEN, f"matches the {want.claim.kind} the source claimed, but the scan "
-                 "read the file by range and never hashed it: these may not be the bytes it "
-                 "inspected (--accept-claimed to accept the claim)")
+    return Check(
+        name,
+        Status.UNPROVEN,
+        f"matches the {want.claim.kind} the source claimed, but the scan "
+        "read the file by range and never hashed it: these may not be the bytes it "
+        "inspected (--accept-claimed to accept the claim)",
+    )
 
 
 # --- whole-model fingerprint --------------------------------------------------------------
+
 
 def fingerprint(pairs: dict[str, str]) -> str:
     """SHA-256 over sorted ``name\\0digest`` lines: the formula of
@@ -310,8 +326,9 @@ def fingerprint(pairs: dict[str, str]) -> str:
     return digest.hexdigest()
 
 
-def _check_fingerprint(on_disk: dict[str, _OnDisk], expected: Expected, options: Options,
-                       result: Result, *, single: bool) -> None:
+def _check_fingerprint(
+    on_disk: dict[str, _OnDisk], expected: Expected, options: Options, result: Result, *, single: bool
+) -> None:
     def read(entry: _OnDisk) -> _Digests | OSError:
         try:
             return _digests(entry.path, False, options.progress)
@@ -338,17 +355,28 @@ def _check_fingerprint(on_disk: dict[str, _OnDisk], expected: Expected, options:
     if actual == expected.fingerprint:
         result.checks.extend(Check(name, Status.OK) for name in on_disk)
         return
-    count = f"; {len(digests)} file(s) on disk, {expected.file_count} scanned" \
-        if expected.file_count is not None and expected.file_count != len(digests) else ""
-    unattributed = (f"the files differ from the scanned ones (fingerprint {actual}, scanned "
-                    f"{expected.fingerprint}{count}); {expected.origin} records no per-file "
-                    "digests, so the file that differs cannot be named (verify against the JSON "
-                    "report or the ML-BOM to name it)")
+    count = (
+        f"; {len(digests)} file(s) on disk, {expected.file_count} scanned"
+        if expected.file_count is not None and expected.file_count != len(digests)
+        else ""
+    )
+    unattributed = (
+        f"the files differ from the scanned ones (fingerprint {actual}, scanned "
+        f"{expected.fingerprint}{count}); {expected.origin} records no per-file "
+        "digests, so the file that differs cannot be named (verify against the JSON "
+        "report or the ML-BOM to name it)"
+    )
     if expected.remote:
         # The fingerprint of a remote model covers the source's claims for files read by
         # range: no copy on disk reproduces those, so a mismatch is not evidence either way.
-        result.checks.append(Check("", Status.UNPROVEN, unattributed + "; for a remote model it "
-                                   "also covers the source's claimed digests, which no local copy "
-                                   "reproduces"))
+        result.checks.append(
+            Check(
+                "",
+                Status.UNPROVEN,
+                unattributed + "; for a remote model it "
+                "also covers the source's claimed digests, which no local copy "
+                "reproduces",
+            )
+        )
     else:
         result.checks.append(Check("", Status.CHANGED, unattributed))

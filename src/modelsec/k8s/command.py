@@ -26,8 +26,9 @@ kopf's ClusterKopfPeering, which `modelsec operator --peering` needs.
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--out", type=Path, metavar="DIR",
-                        help="write one YAML file per CRD into DIR instead of printing")
+    parser.add_argument(
+        "--out", type=Path, metavar="DIR", help="write one YAML file per CRD into DIR instead of printing"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ class KubeConfigError(RuntimeError):
     """No usable credentials (or no Kubernetes client); the message says where we looked."""
 
 
-def load_configuration(kubeconfig: Path | None = None, context: str | None = None) -> "Configuration":
+def load_configuration(kubeconfig: Path | None = None, context: str | None = None) -> Configuration:
     """--kubeconfig wins; then in-cluster credentials; then $KUBECONFIG or ~/.kube/config."""
     try:
         import kubernetes

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 from pydantic import BaseModel
@@ -200,8 +201,11 @@ KINDS: tuple[Kind, ...] = (
             Column("Group", ".spec.securityGroup"),
             Column("Phase", ".status.phase"),
             Column("Outcome", ".status.outcome"),
-            Column("State", _reason(), description="Ready condition reason: Queued, Scanning, "
-                   "Blocked, Allowed, or why it failed."),
+            Column(
+                "State",
+                _reason(),
+                description="Ready condition reason: Queued, Scanning, Blocked, Allowed, or why it failed.",
+            ),
             Column("Queue", ".status.queuePosition", "integer", description="Place in the scan queue."),
             Column("Reason", ".status.reason", priority=1),
             Column("Job", ".status.job.name", priority=1),

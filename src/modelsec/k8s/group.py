@@ -34,13 +34,16 @@ class ScanJobPlacement(K8sModel):
     """Where this group's scan Jobs run (operator ``--scan-mode job``); each field, when
     set, replaces the operator-wide setting (Helm ``operator.scanJobs``)."""
 
-    node_selector: dict[str, str] | None = Field(default=None, alias="nodeSelector",
-                                                 description="Node selector of the scan Pods.")
-    tolerations: list[dict[str, Any]] | None = Field(default=None, max_length=64,
-                                                     description="Tolerations of the scan Pods.")
+    node_selector: dict[str, str] | None = Field(
+        default=None, alias="nodeSelector", description="Node selector of the scan Pods."
+    )
+    tolerations: list[dict[str, Any]] | None = Field(
+        default=None, max_length=64, description="Tolerations of the scan Pods."
+    )
     affinity: dict[str, Any] | None = Field(default=None, description="Affinity of the scan Pods.")
-    priority_class_name: str | None = Field(default=None, alias="priorityClassName", max_length=253,
-                                            description="PriorityClass of the scan Pods.")
+    priority_class_name: str | None = Field(
+        default=None, alias="priorityClassName", max_length=253, description="PriorityClass of the scan Pods."
+    )
 
 
 class SecurityGroupResourceSpec(SecurityGroupSpec):
@@ -91,8 +94,9 @@ class SecurityGroupResourceSpec(SecurityGroupSpec):
     def policy_spec(self) -> SecurityGroupSpec:
         """The plain policy spec (what ``modelsec scan --group`` would load)."""
         return SecurityGroupSpec.model_validate(
-            self.model_dump(by_alias=True, exclude={"rescan_interval", "enforcement", "scan_job"},
-                            exclude_none=True)
+            self.model_dump(
+                by_alias=True, exclude={"rescan_interval", "enforcement", "scan_job"}, exclude_none=True
+            )
         )
 
 

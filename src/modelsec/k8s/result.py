@@ -30,11 +30,13 @@ from modelsec.policy import Outcome
 from modelsec.references.model import MAX_REVISION_LENGTH
 
 _IMMUTABLE = cel(
-    "self == oldSelf", "a ScanResult is written once by its worker and never changed",
+    "self == oldSelf",
+    "a ScanResult is written once by its worker and never changed",
     reason="FieldValueForbidden",
 )
 _ONE_OF = cel(
-    "has(self.verdict) != has(self.failure)", "a ScanResult holds either a verdict or a failure",
+    "has(self.verdict) != has(self.failure)",
+    "a ScanResult holds either a verdict or a failure",
 )
 REASON_PATTERN = r"^[A-Z][A-Za-z0-9]{0,63}$"
 
@@ -52,7 +54,8 @@ class WorkerVerdict(K8sModel):
     incompletes_total: int = Field(default=0, ge=0, alias="incompletesTotal")
     fingerprint: str | None = Field(default=None, max_length=128)
     revision: str | None = Field(
-        default=None, max_length=MAX_REVISION_LENGTH,
+        default=None,
+        max_length=MAX_REVISION_LENGTH,
         description="The revision the scan read (ModelScan status.revision).",
     )
     files_scanned: int = Field(default=0, ge=0, alias="filesScanned")
@@ -61,7 +64,8 @@ class WorkerVerdict(K8sModel):
     started_at: str | None = Field(default=None, alias="startedAt", max_length=32)
     completed_at: str = Field(alias="completedAt", max_length=32)
     group_digest: str = Field(
-        alias="groupDigest", max_length=128,
+        alias="groupDigest",
+        max_length=128,
         description="status.digest of the group the worker judged against; the operator "
         "discards a verdict for another version of the group and judges again.",
     )
@@ -81,7 +85,8 @@ class ScanResultSpec(K8sModel):
     model_scan: str = Field(alias="modelScan", max_length=253, description="The ModelScan judged.")
     job: str = Field(max_length=63, description="The scan Job whose Pod wrote this result.")
     pod_uid: str = Field(
-        alias="podUID", max_length=64,
+        alias="podUID",
+        max_length=64,
         description="UID of the writing Pod; admission checks it against the Pod bound to "
         "the writer's ServiceAccount token.",
     )
@@ -89,7 +94,7 @@ class ScanResultSpec(K8sModel):
     failure: WorkerFailure | None = None
 
     @model_validator(mode="after")
-    def _one_of(self) -> "ScanResultSpec":
+    def _one_of(self) -> ScanResultSpec:
         if (self.verdict is None) == (self.failure is None):
             raise ValueError("a ScanResult holds either a verdict or a failure")
         return self

@@ -37,17 +37,17 @@ def validations(service_account: str) -> list[dict[str, str]]:
         },
         {
             "expression": "request.userInfo.username == 'system:serviceaccount:' + "
-                          f"object.metadata.namespace + ':{service_account}'",
+            f"object.metadata.namespace + ':{service_account}'",
             "message": f"only the {service_account} ServiceAccount of this namespace (a scan Job's "
-                       "Pod) may create a ScanResult",
+            "Pod) may create a ScanResult",
         },
         {
             "expression": f"has(request.userInfo.extra) && {POD_NAME!r} in request.userInfo.extra && "
-                          f"{POD_UID!r} in request.userInfo.extra && "
-                          f"object.metadata.name == {_extra(POD_NAME)}[0] && "
-                          f"object.spec.podUID == {_extra(POD_UID)}[0]",
+            f"{POD_UID!r} in request.userInfo.extra && "
+            f"object.metadata.name == {_extra(POD_NAME)}[0] && "
+            f"object.spec.podUID == {_extra(POD_UID)}[0]",
             "message": "a ScanResult must be named after, and carry the UID of, the Pod whose "
-                       "token creates it",
+            "token creates it",
         },
     ]
 
@@ -60,10 +60,16 @@ def manifests(service_account: str) -> list[dict[str, Any]]:
         "metadata": {"name": POLICY_NAME},
         "spec": {
             "failurePolicy": "Fail",
-            "matchConstraints": {"resourceRules": [{
-                "apiGroups": [GROUP], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE"],
-                "resources": ["scanresults"],
-            }]},
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": [GROUP],
+                        "apiVersions": ["*"],
+                        "operations": ["CREATE", "UPDATE"],
+                        "resources": ["scanresults"],
+                    }
+                ]
+            },
             "validations": validations(service_account),
         },
     }

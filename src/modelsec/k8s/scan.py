@@ -170,7 +170,8 @@ class BomRef(K8sModel):
     namespace: str | None = Field(default=None, max_length=63)
     name: str | None = Field(default=None, max_length=253)
     key: str | None = Field(
-        default=None, max_length=64,
+        default=None,
+        max_length=64,
         description="bom.json (data, JSON) or bom.json.gz (binaryData, gzip of the JSON).",
     )
     sha256: str | None = Field(default=None, max_length=64, description="SHA-256 of the stored value.")
@@ -223,13 +224,10 @@ class ModelScanStatus(K8sModel):
     scanner_version: str | None = Field(default=None, alias="scannerVersion")
     started_at: str | None = Field(default=None, alias="startedAt")
     completed_at: str | None = Field(default=None, alias="completedAt")
-    worker: str | None = Field(
-        default=None, description="Operator instance that ran the latest attempt."
-    )
+    worker: str | None = Field(default=None, description="Operator instance that ran the latest attempt.")
     job: ScanJobRef | None = Field(
         default=None,
-        description="The scan Job of the latest attempt (scan mode job); deleting the "
-        "ModelScan deletes it.",
+        description="The scan Job of the latest attempt (scan mode job); deleting the ModelScan deletes it.",
     )
     queue_position: int | None = Field(
         default=None,

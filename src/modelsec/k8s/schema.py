@@ -94,8 +94,10 @@ def _convert(node: dict[str, Any], defs: dict[str, Any], path: str) -> dict[str,
         else:
             out[key] = copy.deepcopy(value)
     out = _ordered(out)
-    if "type" not in out and not out.get("x-kubernetes-preserve-unknown-fields") and not out.get(
-        "x-kubernetes-int-or-string"
+    if (
+        "type" not in out
+        and not out.get("x-kubernetes-preserve-unknown-fields")
+        and not out.get("x-kubernetes-int-or-string")
     ):
         raise SchemaError(f"{path}: no type (structural schemas need one on every node)")
     if out.get("type") == "object" and "properties" in out and "additionalProperties" in out:

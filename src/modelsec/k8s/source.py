@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import fnmatch
-
 from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from modelsec.k8s.common import CONDITIONS_LIST, Condition, K8sModel, SecretKeyRef, SecretRef, cel, validations
+from modelsec.k8s.common import (
+    CONDITIONS_LIST,
+    Condition,
+    K8sModel,
+    SecretKeyRef,
+    SecretRef,
+    cel,
+    validations,
+)
 from modelsec.metadata import SourceType
 
 
@@ -81,22 +88,34 @@ class SourceLimits(K8sModel):
     and "Deadlines"). Unset keys keep the defaults; the operator passes them to each scan."""
 
     request_deadline: float | None = Field(
-        default=None, alias="requestDeadline", ge=1, le=3600,
+        default=None,
+        alias="requestDeadline",
+        ge=1,
+        le=3600,
         description="Seconds for one request (an API answer, a listing page, a range read) to "
         "be answered in full, however steadily the server trickles bytes. Default 120.",
     )
     scan_deadline: float | None = Field(
-        default=None, alias="scanDeadline", ge=1, le=7 * 86400,
+        default=None,
+        alias="scanDeadline",
+        ge=1,
+        le=7 * 86400,
         description="Seconds for the whole scan of one model (listing, reads, downloads, "
         "retries); past it the scan is ERROR. Default 3600.",
     )
     max_response_bytes: int | None = Field(
-        default=None, alias="maxResponseBytes", ge=64 << 10, le=1 << 30,
+        default=None,
+        alias="maxResponseBytes",
+        ge=64 << 10,
+        le=1 << 30,
         description="Largest API answer accepted (model info, one listing page), counted "
         "after decompression. Default 16 MiB; a Hub model with over ~40,000 files needs more.",
     )
     max_list_pages: int | None = Field(
-        default=None, alias="maxListPages", ge=1, le=1_000_000,
+        default=None,
+        alias="maxListPages",
+        ge=1,
+        le=1_000_000,
         description="Most pages one listing may take. Default 1000.",
     )
 
@@ -106,20 +125,36 @@ class SourceLimits(K8sModel):
 
 
 _TYPE_RULES = (
-    cel("self.type == 'HuggingFace' || !has(self.huggingFace)",
-        "spec.huggingFace is only allowed when spec.type is HuggingFace", reason="FieldValueForbidden"),
-    cel("self.type != 'S3' || has(self.s3)",
-        "spec.type S3 needs spec.s3 with at least a bucket", reason="FieldValueRequired"),
-    cel("self.type == 'S3' || !has(self.s3)",
-        "spec.s3 is only allowed when spec.type is S3", reason="FieldValueForbidden"),
-    cel("self.type != 'Local' || has(self.local)",
+    cel(
+        "self.type == 'HuggingFace' || !has(self.huggingFace)",
+        "spec.huggingFace is only allowed when spec.type is HuggingFace",
+        reason="FieldValueForbidden",
+    ),
+    cel(
+        "self.type != 'S3' || has(self.s3)",
+        "spec.type S3 needs spec.s3 with at least a bucket",
+        reason="FieldValueRequired",
+    ),
+    cel(
+        "self.type == 'S3' || !has(self.s3)",
+        "spec.s3 is only allowed when spec.type is S3",
+        reason="FieldValueForbidden",
+    ),
+    cel(
+        "self.type != 'Local' || has(self.local)",
         "spec.type Local needs spec.local.path (a directory mounted into the operator)",
-        reason="FieldValueRequired"),
-    cel("self.type == 'Local' || !has(self.local)",
-        "spec.local is only allowed when spec.type is Local", reason="FieldValueForbidden"),
-    cel("self.type != 'Local' || !has(self.limits)",
+        reason="FieldValueRequired",
+    ),
+    cel(
+        "self.type == 'Local' || !has(self.local)",
+        "spec.local is only allowed when spec.type is Local",
+        reason="FieldValueForbidden",
+    ),
+    cel(
+        "self.type != 'Local' || !has(self.limits)",
         "spec.limits bounds remote sources (HuggingFace, S3); a Local source reads files directly",
-        reason="FieldValueForbidden"),
+        reason="FieldValueForbidden",
+    ),
 )
 
 
@@ -134,12 +169,11 @@ class ModelSourceSpec(K8sModel):
     local: LocalSource | None = None
     limits: SourceLimits | None = Field(
         default=None,
-        description="Deadlines and size bounds for every scan through this source "
-        "(HuggingFace and S3 only).",
+        description="Deadlines and size bounds for every scan through this source (HuggingFace and S3 only).",
     )
 
     @model_validator(mode="after")
-    def _matching_settings(self) -> "ModelSourceSpec":
+    def _matching_settings(self) -> ModelSourceSpec:
         # The same rules as the CEL above, for clusters or tools that skip the schema.
         present = {
             SourceType.HUGGING_FACE: self.hugging_face is not None,
@@ -154,8 +188,9 @@ class ModelSourceSpec(K8sModel):
         if self.type == SourceType.LOCAL and self.local is None:
             raise ValueError("type Local needs spec.local.path")
         if self.type == SourceType.LOCAL and self.limits is not None:
-            raise ValueError("spec.limits bounds remote sources (HuggingFace, S3); a Local "
-                             "source reads files directly")
+            raise ValueError(
+                "spec.limits bounds remote sources (HuggingFace, S3); a Local source reads files directly"
+            )
         return self
 
     @property

@@ -160,7 +160,9 @@ class Probe:
     def dataset(self, dset: Any, name: str) -> None:
         external = dset.external
         if external:
-            self.out["external_data"].append([name, "external storage", sorted({str(e[0]) for e in external})])
+            self.out["external_data"].append(
+                [name, "external storage", sorted({str(e[0]) for e in external})]
+            )
             return
         if dset.is_virtual:
             try:

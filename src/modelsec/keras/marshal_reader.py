@@ -36,10 +36,14 @@ class CodeSummary:
     strings: list[str] = field(default_factory=list)  # printable str/bytes constants
     varnames: list[str] = field(default_factory=list)
 
-    def copy(self) -> "CodeSummary":
+    def copy(self) -> CodeSummary:
         return CodeSummary(
-            self.layout, self.code_objects, list(self.names), list(self.code_names),
-            list(self.strings), list(self.varnames),
+            self.layout,
+            self.code_objects,
+            list(self.names),
+            list(self.code_names),
+            list(self.strings),
+            list(self.varnames),
         )
 
 
@@ -55,26 +59,34 @@ _LAYOUTS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
     (
         "3.11+",
         5,
-        ("code", "consts", "names", "localsplusnames", "localspluskinds", "filename",
-         "name", "qualname", "i", "linetable", "exceptiontable"),
+        (
+            "code",
+            "consts",
+            "names",
+            "localsplusnames",
+            "localspluskinds",
+            "filename",
+            "name",
+            "qualname",
+            "i",
+            "linetable",
+            "exceptiontable",
+        ),
     ),
     (
         "3.8-3.10",
         6,
-        ("code", "consts", "names", "varnames", "freevars", "cellvars", "filename", "name",
-         "i", "lnotab"),
+        ("code", "consts", "names", "varnames", "freevars", "cellvars", "filename", "name", "i", "lnotab"),
     ),
     (
         "3.0-3.7",
         5,
-        ("code", "consts", "names", "varnames", "freevars", "cellvars", "filename", "name",
-         "i", "lnotab"),
+        ("code", "consts", "names", "varnames", "freevars", "cellvars", "filename", "name", "i", "lnotab"),
     ),
     (
         "2.x",
         4,
-        ("code", "consts", "names", "varnames", "freevars", "cellvars", "filename", "name",
-         "i", "lnotab"),
+        ("code", "consts", "names", "varnames", "freevars", "cellvars", "filename", "name", "i", "lnotab"),
     ),
 )
 
@@ -196,7 +208,7 @@ class _Reader:
     def _read_code(self, depth: int, start: int) -> object:
         # All code objects in one stream come from one Python version: the outermost one
         # picks the layout and nested ones reuse it, so backtracking never compounds.
-        layouts = [l for l in _LAYOUTS if l[0] == self.layout] if self.layout else _LAYOUTS
+        layouts = [layout for layout in _LAYOUTS if layout[0] == self.layout] if self.layout else _LAYOUTS
         saved_pos, saved_refs, saved_summary = self.pos, len(self.refs), self.summary
         outermost = not self.layout
         errors = []
@@ -216,9 +228,7 @@ class _Reader:
         if outermost:
             self.layout = ""
         self.summary = saved_summary
-        raise MarshalError(
-            f"code object at offset {start} matches no known layout ({'; '.join(errors)})"
-        )
+        raise MarshalError(f"code object at offset {start} matches no known layout ({'; '.join(errors)})")
 
     def _code_fields(self, ints: int, fields: tuple[str, ...], depth: int) -> None:
         self._take(4 * ints)

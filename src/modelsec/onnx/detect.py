@@ -15,7 +15,20 @@ from modelsec.bytesource import ByteSource, LimitExceeded
 from modelsec.protobuf_wire import I32, I64, LEN, VARINT, Field, Message, WireError, WireLimits
 
 MAX_IR_VERSION = 64  # onnx 1.23 writes 14; leave room for the future, not for noise
-_EXPECTED = {1: VARINT, 2: LEN, 3: LEN, 4: LEN, 5: VARINT, 6: LEN, 7: LEN, 8: LEN, 14: LEN, 20: LEN, 25: LEN, 26: LEN}
+_EXPECTED = {
+    1: VARINT,
+    2: LEN,
+    3: LEN,
+    4: LEN,
+    5: VARINT,
+    6: LEN,
+    7: LEN,
+    8: LEN,
+    14: LEN,
+    20: LEN,
+    25: LEN,
+    26: LEN,
+}
 _STRINGS = (2, 3, 4)  # producer_name, producer_version, domain
 _GRAPH_FIELDS = {1, 2, 5, 10, 11, 12, 13, 14, 15, 16}  # all LEN
 _MAX_FIELDS = 64

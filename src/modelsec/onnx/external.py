@@ -16,8 +16,8 @@ from __future__ import annotations
 import os
 import re
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from modelsec.onnx.model import Graph, OnnxModel, Tensor
 

@@ -73,7 +73,7 @@ class Attribute:
     ints: list[int] = field(default_factory=list)
     strings: list[bytes] = field(default_factory=list)
     tensors: list[Tensor] = field(default_factory=list)  # t, tensors, sparse values/indices
-    graphs: list["Graph"] = field(default_factory=list)  # g and graphs
+    graphs: list[Graph] = field(default_factory=list)  # g and graphs
     ref_attr_name: str | None = None
 
     @property

@@ -12,8 +12,8 @@ finding per operator, with a count and the first node names.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from modelsec.onnx.model import Graph, Node, OnnxModel, OpsetImport
 from modelsec.onnx.opsets import OpsetTable, canonical_domain, table

@@ -22,8 +22,8 @@ from __future__ import annotations
 import hashlib
 import math
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from modelsec.bytesource import ByteSource, LimitExceeded, SliceSource, iter_chunks
 from modelsec.onnx.model import (
@@ -42,9 +42,9 @@ from modelsec.protobuf_wire import (
     VARINT,
     Field,
     Message,
+    PackedKind,
     WireError,
     WireLimits,
-    PackedKind,
     to_double,
     to_float,
     to_int32,

@@ -49,10 +49,7 @@ _STDLIB = {
 
 _NUMPY = {
     # numpy 1.x and 2.x spell the same helpers under numpy.core and numpy._core
-    **{
-        f"numpy.{core}.multiarray": "_reconstruct scalar"
-        for core in ("core", "_core")
-    },
+    **{f"numpy.{core}.multiarray": "_reconstruct scalar" for core in ("core", "_core")},
     **{f"numpy.{core}.numeric": "_frombuffer" for core in ("core", "_core")},
     **{f"numpy.{core}": "_ufunc_reconstruct" for core in ("core", "_core")},
     **{f"numpy.{core}.records": "recarray record" for core in ("core", "_core")},
@@ -123,11 +120,9 @@ _TORCH = {
     "torch.nn.modules.batchnorm": "BatchNorm1d BatchNorm2d BatchNorm3d SyncBatchNorm "
     "LazyBatchNorm1d LazyBatchNorm2d LazyBatchNorm3d",
     "torch.nn.modules.instancenorm": "InstanceNorm1d InstanceNorm2d InstanceNorm3d",
-    "torch.nn.modules.normalization": "LayerNorm GroupNorm LocalResponseNorm RMSNorm "
-    "CrossMapLRN2d",
+    "torch.nn.modules.normalization": "LayerNorm GroupNorm LocalResponseNorm RMSNorm CrossMapLRN2d",
     "torch.nn.modules.sparse": "Embedding EmbeddingBag",
-    "torch.nn.modules.dropout": "Dropout Dropout1d Dropout2d Dropout3d AlphaDropout "
-    "FeatureAlphaDropout",
+    "torch.nn.modules.dropout": "Dropout Dropout1d Dropout2d Dropout3d AlphaDropout FeatureAlphaDropout",
     "torch.nn.modules.activation": "ReLU ReLU6 RReLU GELU SiLU Mish Tanh Sigmoid Softmax "
     "Softmin Softmax2d LogSoftmax LeakyReLU PReLU ELU SELU CELU GLU Hardtanh Hardswish "
     "Hardsigmoid Hardshrink Softshrink Softplus Softsign Tanhshrink Threshold LogSigmoid "
@@ -154,8 +149,7 @@ _TORCH = {
     "MultiLabelMarginLoss MultiMarginLoss MarginRankingLoss HingeEmbeddingLoss "
     "CosineEmbeddingLoss TripletMarginLoss PoissonNLLLoss GaussianNLLLoss CTCLoss",
     "torch.nn.utils.weight_norm": "WeightNorm",
-    "torch.nn.utils.spectral_norm": "SpectralNorm SpectralNormStateDictHook "
-    "SpectralNormLoadStateDictPreHook",
+    "torch.nn.utils.spectral_norm": "SpectralNorm SpectralNormStateDictHook SpectralNormLoadStateDictPreHook",
 }
 
 # pandas' unpickling helpers, current and older module paths (classes come generated).
@@ -196,13 +190,10 @@ _PANDAS = {
     "pandas.core.arrays.string_": "StringArray StringDtype",
     "pandas.core.arrays.sparse.array": "SparseArray",
     "pandas.core.arrays.numpy_": "NumpyExtensionArray",
-    "pandas.core.dtypes.dtypes": "CategoricalDtype DatetimeTZDtype PeriodDtype IntervalDtype "
-    "SparseDtype",
+    "pandas.core.dtypes.dtypes": "CategoricalDtype DatetimeTZDtype PeriodDtype IntervalDtype SparseDtype",
 }
 
-HAND_WRITTEN_SAFE = (
-    _expand(_STDLIB) | _expand(_NUMPY) | _expand(_JOBLIB) | _expand(_TORCH) | _expand(_PANDAS)
-)
+HAND_WRITTEN_SAFE = _expand(_STDLIB) | _expand(_NUMPY) | _expand(_JOBLIB) | _expand(_TORCH) | _expand(_PANDAS)
 
 HAND_WRITTEN_REFS = frozenset(
     # numpy.memmap(...) opens (or creates) a file.
@@ -238,9 +229,7 @@ def _read_generated(filename: str) -> frozenset[str]:
         text = resources.files(__package__).joinpath(filename).read_text(encoding="utf-8")
     except FileNotFoundError:
         return frozenset()
-    return frozenset(
-        line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")
-    )
+    return frozenset(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
 
 
 @functools.cache

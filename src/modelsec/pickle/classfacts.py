@@ -114,7 +114,11 @@ def _table() -> dict[str, ClassFacts]:
 
     table: dict[str, ClassFacts] = {}
     aliases: dict[str, str] = {}
-    sources = [*_generated_files(), ("classfacts_torch.py", TORCH_CLASSES), ("classfacts.py", VENDORED_ALIASES)]
+    sources = [
+        *_generated_files(),
+        ("classfacts_torch.py", TORCH_CLASSES),
+        ("classfacts.py", VENDORED_ALIASES),
+    ]
     for name, entries in sources:
         for path, value in entries.items():
             if isinstance(value, str):

@@ -20,15 +20,23 @@ allowlisted global is a known class, has a contract, or is a constant nobody cal
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
-from typing import Callable, Protocol
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from modelsec.pickle.classfacts_torch import STATE_CONDITIONS
-
 from modelsec.pickle.joblib_arrays import is_array_wrapper
 from modelsec.pickle.opcodes import BigInt, Blob
 from modelsec.pickle.policy import Verdict
-from modelsec.pickle.values import Call, Container, Derived, Global, Value, describe, dict_items, sequence_items
+from modelsec.pickle.values import (
+    Call,
+    Container,
+    Derived,
+    Global,
+    Value,
+    describe,
+    dict_items,
+    sequence_items,
+)
 
 # copyreg._reconstructor(cls, base, state) runs base.__new__(cls, state) and base.__init__:
 # only bases whose constructors merely store or copy data.
@@ -44,9 +52,7 @@ BIT_GENERATORS = {
     "Philox": "numpy.random._philox.Philox",
     "SFC64": "numpy.random._sfc64.SFC64",
 }
-_BIT_GENERATOR_CTORS = frozenset(
-    {"numpy.random._pickle.__bit_generator_ctor"}
-)
+_BIT_GENERATOR_CTORS = frozenset({"numpy.random._pickle.__bit_generator_ctor"})
 # Text codecs _codecs.encode(str, codec) is given by pickles of bytes (protocol 0-2): a codec
 # name is a module lookup in the encodings package, so only these literal names pass.
 TEXT_CODECS = frozenset({"latin1", "latin-1", "latin_1", "iso-8859-1", "iso8859-1", "utf-8", "utf8", "ascii"})
@@ -62,6 +68,7 @@ class Site(Protocol):
     def arg(self, index: int) -> Value: ...
     def count(self) -> int | None: ...
     def data(self, *indexes: int) -> None: ...
+
     kwargs: Value  # NEWOBJ_EX's keyword arguments, None when there were none
 
     def klass(
@@ -104,7 +111,9 @@ def _newobj(site: Site) -> Value:
 def _newobj_ex(site: Site) -> Value:
     # copyreg.__newobj_ex__(cls, args, kwargs): cls.__new__(cls, *args, **kwargs)
     kwargs = site.arg(2)
-    if not (isinstance(kwargs, Container) and kwargs.kind == "dict" and not kwargs.items and not kwargs.dropped):
+    if not (
+        isinstance(kwargs, Container) and kwargs.kind == "dict" and not kwargs.items and not kwargs.dropped
+    ):
         site.violation("keyword arguments reach the class's __new__")
     cls = site.klass(0, args=site.arg(1))
     return site.instance(cls)
@@ -129,8 +138,7 @@ def _plain(site: Site) -> Value:
 # Counter's self.most_common(): names an instance __dict__ decides). So their arguments must
 # be plain data (is_plain): no object the stream gave a callable or a class to.
 ARGUMENT_METHODS = frozenset(
-    f"builtins.{name}"
-    for name in "str int float complex bool bytes bytearray set frozenset len".split()
+    f"builtins.{name}" for name in "str int float complex bool bytes bytearray set frozenset len".split()
 )
 # list(x), tuple(x) and deque(x) only iterate x: a list or tuple built by the stream leaves
 # its items untouched, anything else runs its class's iteration.
@@ -148,7 +156,11 @@ def _allocated(value: Value) -> int:
         return max(value, 0)
     if isinstance(value, Call) and isinstance(value.origin, Global) and value.origin.path == "builtins.range":
         bounds = sequence_items(value.args)
-        if bounds and all(isinstance(b, int) and not isinstance(b, bool) for b in bounds) and len(bounds) <= 3:
+        if (
+            bounds
+            and all(isinstance(b, int) and not isinstance(b, bool) for b in bounds)
+            and len(bounds) <= 3
+        ):
             try:
                 return len(range(*bounds))  # ints, checked above
             except (ValueError, OverflowError):
@@ -167,13 +179,19 @@ def _builtin_constructor(site: Site) -> Value:
         if size > ALLOCATION_FLOOR:
             shown = "more than 2**62" if size >= 1 << 62 else f"{size:,}"
             site.violation(f"allocates {shown} elements at load time (memory exhaustion)")
-        if path in ITERATE_ONLY and index == 0 and isinstance(value, Container) and value.kind in ("list", "tuple"):
+        if (
+            path in ITERATE_ONLY
+            and index == 0
+            and isinstance(value, Container)
+            and value.kind in ("list", "tuple")
+        ):
             continue
         if path in ITERATE_ONLY and index == 0 and isinstance(value, tuple):
             continue
         if (path in ARGUMENT_METHODS or path in ITERATE_ONLY) and not is_plain(value):
-            site.violation(f"argument {index + 1} ({describe(value)}) is not plain data, and "
-                           f"{path} runs its methods")
+            site.violation(
+                f"argument {index + 1} ({describe(value)}) is not plain data, and {path} runs its methods"
+            )
     return site.construct()
 
 
@@ -394,7 +412,11 @@ def contract_for(path: str) -> Contract | None:
 
 ARRAYS = frozenset(
     {
-        "numpy.ndarray", "numpy.memmap", "numpy.matrix", "numpy.core.memmap.memmap", "numpy._core.memmap.memmap",
+        "numpy.ndarray",
+        "numpy.memmap",
+        "numpy.matrix",
+        "numpy.core.memmap.memmap",
+        "numpy._core.memmap.memmap",
         "joblib.numpy_pickle.NumpyArrayWrapper",  # joblib.load puts the array in its place
         "sklearn.externals.joblib.numpy_pickle.NumpyArrayWrapper",
     }
@@ -435,7 +457,9 @@ def _all(*contracts: Contract) -> Contract:
     return contract
 
 
-def _argument_is(index: int, classes: frozenset[str], what: str, *, literal: tuple[type, ...] = ()) -> Contract:
+def _argument_is(
+    index: int, classes: frozenset[str], what: str, *, literal: tuple[type, ...] = ()
+) -> Contract:
     def contract(site: Site) -> Value:
         if site.count() is not None and index >= (site.count() or 0):
             return None
@@ -472,7 +496,8 @@ def is_plain(value: Value, depth: int = 0, *, attribute: bool = False) -> bool:
             return False
         if value.kind == "dict":
             return all(
-                is_plain(key, depth + 1, attribute=attribute) and is_plain(item, depth + 1, attribute=attribute)
+                is_plain(key, depth + 1, attribute=attribute)
+                and is_plain(item, depth + 1, attribute=attribute)
                 for key, item in value.items
             )
         return all(is_plain(item, depth + 1, attribute=attribute) for item in value.items)
@@ -506,7 +531,11 @@ def _first_state_without(*keys: str) -> Contract:
 
     def contract(site: Site) -> Value:
         receiver = site.receiver
-        if isinstance(receiver, Call) and receiver.attrs is not None and (receiver.attrs.written or receiver.attrs.unknown):
+        if (
+            isinstance(receiver, Call)
+            and receiver.attrs is not None
+            and (receiver.attrs.written or receiver.attrs.unknown)
+        ):
             site.violation("the instance already has attributes from the stream, which its methods may read")
         fields = dict_items(site.arg(0))
         if fields is None:
@@ -530,7 +559,9 @@ def _single_value(site: Site) -> Value:
 def _block_manager_new(site: Site) -> Value:
     # BlockManager(blocks, axes, ...): __cinit__ stores tuple(blocks) and calls axes.copy()
     axes = site.arg(1)
-    if not (isinstance(axes, Container) and axes.kind == "list") and not is_instance_of(axes, frozenset({"builtins.list"})):
+    if not (isinstance(axes, Container) and axes.kind == "list") and not is_instance_of(
+        axes, frozenset({"builtins.list"})
+    ):
         site.violation(f"its axes are {describe(axes)}, not a list")
     return None
 
@@ -569,7 +600,9 @@ def _is_builtin(value: Value, kind: str) -> bool:
     if isinstance(value, Container):
         return value.kind == kind
     return (
-        isinstance(value, Call) and value.cls is not None and value.cls.path == f"builtins.{kind}"
+        isinstance(value, Call)
+        and value.cls is not None
+        and value.cls.path == f"builtins.{kind}"
         and value.state is None
     )
 
@@ -578,9 +611,12 @@ def _is_empty_mapping(value: Value) -> bool:
     if isinstance(value, Container):
         return value.kind == "dict" and not value.items and not value.dropped
     return (
-        isinstance(value, Call) and value.cls is not None
+        isinstance(value, Call)
+        and value.cls is not None
         and value.cls.path in ("collections.OrderedDict", "builtins.dict")
-        and not value.grown and value.state is None and sequence_items(value.args) == ()
+        and not value.grown
+        and value.state is None
+        and sequence_items(value.args) == ()
     )
 
 
@@ -621,8 +657,14 @@ METHOD_CONTRACTS: dict[str, Contract] = {
     **{
         f"pandas.{name}.__new__": _plain_arguments
         for name in (
-            "Index", "RangeIndex", "MultiIndex", "DatetimeIndex", "PeriodIndex", "TimedeltaIndex",
-            "CategoricalIndex", "arrays.IntervalArray",
+            "Index",
+            "RangeIndex",
+            "MultiIndex",
+            "DatetimeIndex",
+            "PeriodIndex",
+            "TimedeltaIndex",
+            "CategoricalIndex",
+            "arrays.IntervalArray",
         )
     },
     "torch.nn.parameter.Parameter.__new__": _argument_is(0, TENSORS, "a torch.Tensor"),

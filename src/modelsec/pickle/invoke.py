@@ -12,7 +12,8 @@ allowlisted class that was proven pure or reviewed. Everything else reaches the 
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from modelsec.pickle.classfacts import class_facts
 from modelsec.pickle.contracts import GETATTR, contract_for, method_contract_for
@@ -58,7 +59,7 @@ Importer = Callable[[str, str, int, str], Global]
 
 
 @functools.lru_cache(maxsize=4096)
-def _facts(path: str) -> "ClassFacts | None":
+def _facts(path: str) -> ClassFacts | None:
     """The class facts of ``path`` (None: not a known class)."""
     return class_facts(path)
 
@@ -154,7 +155,14 @@ class Invoker:
         return Call(callee, args, offset, how)
 
     def construct(
-        self, cls: Global, facts: ClassFacts, args: Value, offset: int, how: str, methods: tuple[str, ...], kwargs: Value = None
+        self,
+        cls: Global,
+        facts: ClassFacts,
+        args: Value,
+        offset: int,
+        how: str,
+        methods: tuple[str, ...],
+        kwargs: Value = None,
     ) -> Call:
         """Instantiate an allowlisted class: ``methods`` (``__new__``, ``__init__``) run."""
         for method, found in _unsafe_methods(cls.path, methods):
@@ -164,7 +172,9 @@ class Invoker:
                 self.consume_mapping(item, offset, f"{how} of {cls.subject}")
         return self.instance(cls, args, offset, how, facts)
 
-    def instance(self, cls: Global, args: Value, offset: int, how: str, facts: ClassFacts | None = None) -> Call:
+    def instance(
+        self, cls: Global, args: Value, offset: int, how: str, facts: ClassFacts | None = None
+    ) -> Call:
         facts = facts if facts is not None else _facts(cls.path)
         attrs = InstanceAttrs({}) if facts is not None and facts.instance_dict else None
         if attrs is not None and cls.path in ATTRIBUTES_FROM_ARGUMENTS and how not in _NEW_ONLY:
@@ -241,7 +251,9 @@ class Invoker:
             origin = target.origin
             if isinstance(origin, Global) and origin.classification.verdict is Verdict.SAFE:
                 # A safe function returned something whose methods nobody can know.
-                self.observer.invoked(target, offset, f"{what} on {describe(target)}, whose methods cannot be known")
+                self.observer.invoked(
+                    target, offset, f"{what} on {describe(target)}, whose methods cannot be known"
+                )
             return None
         if cls.classification.verdict not in (Verdict.SAFE, Verdict.DATA):
             return None  # the class itself is reported: importing or calling it
@@ -279,7 +291,9 @@ class Invoker:
                     # Reviewed code reads its state as the dict or tuple its class pickles:
                     # handed an object, it calls that object's methods (state.pop, .keys).
                     self.observer.invoked(
-                        state, offset, f"{found.owner}.__setstate__ calls methods of its state, an object the stream built"
+                        state,
+                        offset,
+                        f"{found.owner}.__setstate__ calls methods of its state, an object the stream built",
                     )
                 self._merge_parts(instance, state)
         if cls.classification.verdict is Verdict.SAFE:
@@ -289,7 +303,9 @@ class Invoker:
                 self._check_wrapper_file(instance, state, offset)
         return None
 
-    def _default_state(self, instance: Call, facts: ClassFacts | None, state: Value, offset: int, how: str) -> None:
+    def _default_state(
+        self, instance: Call, facts: ClassFacts | None, state: Value, offset: int, how: str
+    ) -> None:
         slotstate: Value = None
         if isinstance(state, tuple) and len(state) == 2:  # (state, slotstate), protocol 2+
             state, slotstate = state
@@ -299,7 +315,9 @@ class Invoker:
         if slotstate is not None:
             assert instance.cls is not None
             setattr_ = type_lookup(facts, instance.cls.path, "__setattr__")
-            self._class_method(setattr_, "__setattr__", offset, f"{how} (slot state) of {instance.cls.subject}")
+            self._class_method(
+                setattr_, "__setattr__", offset, f"{how} (slot state) of {instance.cls.subject}"
+            )
             self.assign(instance, slotstate, offset, f"{how} (slot state)")
 
     def assign(self, instance: Call, state: Value, offset: int, how: str) -> None:
@@ -310,7 +328,9 @@ class Invoker:
         writes either name, and names the stream computes could be either: a finding."""
         if isinstance(state, Container) and state.kind == "dict":
             if state.opaque_keys:
-                self.observer.invoked(instance, offset, f"{how} sets attributes whose names the stream computes")
+                self.observer.invoked(
+                    instance, offset, f"{how} sets attributes whose names the stream computes"
+                )
             for key, _ in state.items:
                 if isinstance(key, str) and key in OBJECT_MACHINERY:
                     self.observer.invoked(instance, offset, f"{how} sets {key}: {OBJECT_MACHINERY[key]}")
@@ -523,7 +543,9 @@ class CallSite:
             return
         if isinstance(value, Global):
             if value.classification.verdict in (Verdict.UNKNOWN, Verdict.DATA):
-                self.invoker.observer.invoked(value, self.offset, f"kept by {self.callee.path}, which calls it later")
+                self.invoker.observer.invoked(
+                    value, self.offset, f"kept by {self.callee.path}, which calls it later"
+                )
             return
         self.invoker.observer.invoked(value, self.offset, f"kept by {self.callee.path}, which calls it later")
 
@@ -567,7 +589,9 @@ class CallSite:
         if facts is None:
             return self.result()
         methods = _NEW if self.how in _NEW_ONLY else _NEW_AND_INIT
-        return self.invoker.construct(self.callee, facts, self.args, self.offset, self.how, methods, self.kwargs)
+        return self.invoker.construct(
+            self.callee, facts, self.args, self.offset, self.how, methods, self.kwargs
+        )
 
     def resolve(self, module_index: int, name_index: int) -> Value:
         module, name = self.arg(module_index), self.arg(name_index)

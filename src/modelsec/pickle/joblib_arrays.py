@@ -46,9 +46,13 @@ def is_array_wrapper(value: Value) -> bool:
         return False
     state = value.state
     return (
-        isinstance(state, Container) and state.kind == "dict" and not state.dropped and not state.opaque_keys
+        isinstance(state, Container)
+        and state.kind == "dict"
+        and not state.dropped
+        and not state.opaque_keys
         and all(isinstance(key, str) and key in WRAPPER_FIELDS for key, _ in state.items)
     )
+
 
 _SIZED_TYPESTR = re.compile(r"[<>|=]?[a-zA-Z](\d+)(\[[a-zA-Z0-9]+\])?")
 _FLEXIBLE = frozenset("VSUa")  # numpy's PyTypeNum_ISEXTENDED kinds

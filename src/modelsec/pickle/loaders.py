@@ -16,8 +16,8 @@ import bz2
 import codecs
 import lzma
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from modelsec.bytesource import ByteSource, BytesSource, SliceSource
 from modelsec.pickle.opcodes import Blob, BlobKind
@@ -59,16 +59,24 @@ DECODERS: dict[str, str] = {
     "_codecs.decode": "decode",
     "codecs.decode": "decode",
     **dict.fromkeys(
-        ("base64.b64decode", "base64.standard_b64decode", "base64.decodebytes",
-         "base64.decodestring", "binascii.a2b_base64"), _BASE64),
+        (
+            "base64.b64decode",
+            "base64.standard_b64decode",
+            "base64.decodebytes",
+            "base64.decodestring",
+            "binascii.a2b_base64",
+        ),
+        _BASE64,
+    ),
     "base64.urlsafe_b64decode": "base64url",
     "base64.b32decode": "base32",
     "base64.b16decode": "base16",
     "base64.a85decode": "ascii85",
     "base64.b85decode": "base85",
     **dict.fromkeys(
-        ("binascii.a2b_hex", "binascii.unhexlify", "builtins.bytes.fromhex",
-         "builtins.bytearray.fromhex"), "hex"),
+        ("binascii.a2b_hex", "binascii.unhexlify", "builtins.bytes.fromhex", "builtins.bytearray.fromhex"),
+        "hex",
+    ),
     "zlib.decompress": "zlib",
     "gzip.decompress": "gzip",
     "bz2.decompress": "bz2",
@@ -78,13 +86,27 @@ DECODERS: dict[str, str] = {
 
 # codecs.encode/decode: the codec names we apply, normalised; others stay opaque.
 _TEXT_CODECS = {
-    "latin_1": "latin-1", "latin1": "latin-1", "iso_8859_1": "latin-1", "l1": "latin-1",
-    "iso8859_1": "latin-1", "utf_8": "utf-8", "utf8": "utf-8", "ascii": "ascii",
-    "us_ascii": "ascii", "raw_unicode_escape": "raw-unicode-escape",
+    "latin_1": "latin-1",
+    "latin1": "latin-1",
+    "iso_8859_1": "latin-1",
+    "l1": "latin-1",
+    "iso8859_1": "latin-1",
+    "utf_8": "utf-8",
+    "utf8": "utf-8",
+    "ascii": "ascii",
+    "us_ascii": "ascii",
+    "raw_unicode_escape": "raw-unicode-escape",
 }
 _BYTES_CODECS = {
-    "hex": "hex", "hex_codec": "hex", "base64": _BASE64, "base64_codec": _BASE64,
-    "base_64": _BASE64, "zlib": "zlib", "zlib_codec": "zlib", "zip": "zlib", "bz2": "bz2",
+    "hex": "hex",
+    "hex_codec": "hex",
+    "base64": _BASE64,
+    "base64_codec": _BASE64,
+    "base_64": _BASE64,
+    "zlib": "zlib",
+    "zlib_codec": "zlib",
+    "zip": "zlib",
+    "bz2": "bz2",
     "bz2_codec": "bz2",
 }
 

@@ -13,13 +13,13 @@ stream ends where CPython's would.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from modelsec.bytesource import LimitExceeded
 from modelsec.context import Limits
 from modelsec.pickle import opcodes as op
 from modelsec.pickle.embedded import looks_embedded
-from modelsec.pickle.invoke import Invoker, RawArray
+from modelsec.pickle.invoke import Invoker
 from modelsec.pickle.names import is_dotted_identifier
 from modelsec.pickle.objects import TRACKED_KEYS
 from modelsec.pickle.observer import Observer
@@ -103,30 +103,80 @@ class StackMachine:
         self.tracked = 0
         self.invoker = Invoker(observer, self._import)
         h: dict[int, Callable[[Arg, int], Action]] = {
-            op.MARK: self._mark, op.STOP: self._stop, op.POP: self._pop_op,
-            op.POP_MARK: self._pop_mark_op, op.DUP: self._dup, op.NONE: self._none,
-            op.NEWTRUE: self._true, op.NEWFALSE: self._false, op.PERSID: self._persid,
-            op.BINPERSID: self._binpersid, op.REDUCE: self._reduce, op.BUILD: self._build,
-            op.GLOBAL: self._global, op.INST: self._inst, op.STACK_GLOBAL: self._stack_global,
-            op.OBJ: self._obj, op.NEWOBJ: self._newobj, op.NEWOBJ_EX: self._newobj_ex,
-            op.EXT1: self._ext, op.EXT2: self._ext, op.EXT4: self._ext,
-            op.APPEND: self._append, op.APPENDS: self._appends, op.LIST: self._list,
-            op.EMPTY_LIST: self._empty_list, op.DICT: self._dict, op.EMPTY_DICT: self._empty_dict,
-            op.SETITEM: self._setitem, op.SETITEMS: self._setitems, op.TUPLE: self._tuple,
-            op.EMPTY_TUPLE: self._empty_tuple, op.TUPLE1: self._tuple1, op.TUPLE2: self._tuple2,
-            op.TUPLE3: self._tuple3, op.EMPTY_SET: self._empty_set, op.ADDITEMS: self._additems,
-            op.FROZENSET: self._frozenset, op.GET: self._get, op.BINGET: self._get,
-            op.LONG_BINGET: self._get, op.PUT: self._put, op.BINPUT: self._put,
-            op.LONG_BINPUT: self._put, op.MEMOIZE: self._memoize, op.PROTO: self._proto,
-            op.FRAME: self._nothing, op.NEXT_BUFFER: self._next_buffer,
+            op.MARK: self._mark,
+            op.STOP: self._stop,
+            op.POP: self._pop_op,
+            op.POP_MARK: self._pop_mark_op,
+            op.DUP: self._dup,
+            op.NONE: self._none,
+            op.NEWTRUE: self._true,
+            op.NEWFALSE: self._false,
+            op.PERSID: self._persid,
+            op.BINPERSID: self._binpersid,
+            op.REDUCE: self._reduce,
+            op.BUILD: self._build,
+            op.GLOBAL: self._global,
+            op.INST: self._inst,
+            op.STACK_GLOBAL: self._stack_global,
+            op.OBJ: self._obj,
+            op.NEWOBJ: self._newobj,
+            op.NEWOBJ_EX: self._newobj_ex,
+            op.EXT1: self._ext,
+            op.EXT2: self._ext,
+            op.EXT4: self._ext,
+            op.APPEND: self._append,
+            op.APPENDS: self._appends,
+            op.LIST: self._list,
+            op.EMPTY_LIST: self._empty_list,
+            op.DICT: self._dict,
+            op.EMPTY_DICT: self._empty_dict,
+            op.SETITEM: self._setitem,
+            op.SETITEMS: self._setitems,
+            op.TUPLE: self._tuple,
+            op.EMPTY_TUPLE: self._empty_tuple,
+            op.TUPLE1: self._tuple1,
+            op.TUPLE2: self._tuple2,
+            op.TUPLE3: self._tuple3,
+            op.EMPTY_SET: self._empty_set,
+            op.ADDITEMS: self._additems,
+            op.FROZENSET: self._frozenset,
+            op.GET: self._get,
+            op.BINGET: self._get,
+            op.LONG_BINGET: self._get,
+            op.PUT: self._put,
+            op.BINPUT: self._put,
+            op.LONG_BINPUT: self._put,
+            op.MEMOIZE: self._memoize,
+            op.PROTO: self._proto,
+            op.FRAME: self._nothing,
+            op.NEXT_BUFFER: self._next_buffer,
             op.READONLY_BUFFER: self._readonly_buffer,
         }
-        for code in (op.INT, op.BININT, op.BININT1, op.BININT2, op.LONG, op.LONG1, op.LONG4,
-                     op.FLOAT, op.BINFLOAT):
+        for code in (
+            op.INT,
+            op.BININT,
+            op.BININT1,
+            op.BININT2,
+            op.LONG,
+            op.LONG1,
+            op.LONG4,
+            op.FLOAT,
+            op.BINFLOAT,
+        ):
             h[code] = self._push_arg
-        for code in (op.STRING, op.BINSTRING, op.SHORT_BINSTRING, op.UNICODE, op.BINUNICODE,
-                     op.SHORT_BINUNICODE, op.BINUNICODE8, op.BINBYTES, op.SHORT_BINBYTES,
-                     op.BINBYTES8, op.BYTEARRAY8):
+        for code in (
+            op.STRING,
+            op.BINSTRING,
+            op.SHORT_BINSTRING,
+            op.UNICODE,
+            op.BINUNICODE,
+            op.SHORT_BINUNICODE,
+            op.BINUNICODE8,
+            op.BINBYTES,
+            op.SHORT_BINBYTES,
+            op.BINBYTES8,
+            op.BYTEARRAY8,
+        ):
             h[code] = self._push_literal
         self.handlers = h
 
@@ -172,7 +222,9 @@ class StackMachine:
         self.retained += len(kept)
         return kept, len(items) - len(kept)
 
-    def _keep_pairs(self, pairs: list[tuple[Value, Value]], room: int | None = None) -> tuple[list[Value], int, bool]:
+    def _keep_pairs(
+        self, pairs: list[tuple[Value, Value]], room: int | None = None
+    ) -> tuple[list[Value], int, bool]:
         """Dict items a container keeps, how many it drops, and whether its keys are opaque.
 
         Caps fail closed: items under a tracked key are kept whatever the cap (an instance's
@@ -214,7 +266,7 @@ class StackMachine:
         return made
 
     @staticmethod
-    def _check_hashable(keys: "list[Value] | tuple[Value, ...]", offset: int, how: str) -> None:
+    def _check_hashable(keys: list[Value] | tuple[Value, ...], offset: int, how: str) -> None:
         """Dict keys and set items are hashed: a list, dict or set there is a TypeError in
         CPython (a dict that holds itself as a key is how such streams are usually built)."""
         for key in keys:
@@ -536,7 +588,12 @@ class StackMachine:
         args = self._pop(offset)
         cls = self._pop(offset)
         self.effects = True
-        if isinstance(kwargs, Container) and kwargs.kind == "dict" and not kwargs.items and not kwargs.dropped:
+        if (
+            isinstance(kwargs, Container)
+            and kwargs.kind == "dict"
+            and not kwargs.items
+            and not kwargs.dropped
+        ):
             kwargs = None  # what copyreg.__reduce_ex__ writes: no keyword arguments at all
         self.stack.append(self.invoker.call(cls, args, offset, "NEWOBJ_EX", kwargs=kwargs))
 
@@ -568,7 +625,7 @@ _OBJECTS = (Call, Persistent, Unresolved, OutOfBand)
 _SCALARS = (bool, int, float, complex, str, bytes, bytearray, Blob, BigInt, Derived)  # Derived: decoded bytes
 
 
-def _holds_objects(items: "list[Value] | tuple[Value, ...]", depth: int = 0) -> bool:
+def _holds_objects(items: list[Value] | tuple[Value, ...], depth: int = 0) -> bool:
     """True unless every item is plain literal data, looking into tuples and containers
     (checked only when a container drops items, so that readers know whether what they
     cannot see was plain: contracts.is_plain). A class or function reference counts: as an
@@ -584,7 +641,8 @@ def _holds_objects(items: "list[Value] | tuple[Value, ...]", depth: int = 0) -> 
             and isinstance(item, Container)
             and not (item.dropped or item.opaque_keys)
             and not _holds_objects(
-                [part for pair in item.items for part in pair] if item.kind == "dict" else item.items, depth + 1
+                [part for pair in item.items for part in pair] if item.kind == "dict" else item.items,
+                depth + 1,
             )
         ):
             continue

@@ -24,7 +24,7 @@ class GlobalName:
     def path(self) -> str:
         return f"{self.module}.{self.name}" if self.name else self.module
 
-    def py3(self) -> "GlobalName":
+    def py3(self) -> GlobalName:
         """The name after ``_compat_pickle``'s Python 2 -> 3 mapping (``fix_imports``),
         which CPython applies to protocol 0-2 streams; the same name if none applies."""
         key = (self.module, self.name)

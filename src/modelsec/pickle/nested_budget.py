@@ -36,8 +36,7 @@ class NestedBudget:
         self.scans += 1
         if self.scans == MAX_NESTED_SCANS + 1:
             self.ctx.incomplete(
-                f"more than {MAX_NESTED_SCANS} nested pickles in one file; the rest were not "
-                "inspected",
+                f"more than {MAX_NESTED_SCANS} nested pickles in one file; the rest were not inspected",
                 code=threats.INCOMPLETE_LIMIT,
             )
         return self.scans <= MAX_NESTED_SCANS

@@ -71,7 +71,9 @@ class InstanceAttrs:
         """``inst.__dict__.update(state)`` (or setattr of each item) with ``state`` as built."""
         if state is None:
             return
-        if not (isinstance(state, Container) and state.kind == "dict" and not state.items and not state.dropped):
+        if not (
+            isinstance(state, Container) and state.kind == "dict" and not state.items and not state.dropped
+        ):
             self.written = True
         if self.unknown:
             return
@@ -92,7 +94,7 @@ class InstanceAttrs:
 
 def lookup(
     attrs: InstanceAttrs | None,
-    facts: "ClassFacts | None",
+    facts: ClassFacts | None,
     cls_path: str,
     name: str,
 ) -> Lookup:
@@ -112,7 +114,7 @@ def lookup(
     return Lookup(Found.ABSENT)
 
 
-def type_lookup(facts: "ClassFacts | None", cls_path: str, name: str) -> Lookup:
+def type_lookup(facts: ClassFacts | None, cls_path: str, name: str) -> Lookup:
     """A special method looked up on the type (``type(obj).__setitem__``), never the instance."""
     if facts is None:
         return Lookup(Found.COMPUTED, owner=f"nothing is known of the methods of {cls_path}")

@@ -16,8 +16,8 @@ from __future__ import annotations
 import codecs
 import enum
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Union
 
 from modelsec.bytesource import CHUNK, ByteSource, SequentialReader
 
@@ -50,24 +50,74 @@ STACK_GLOBAL, MEMOIZE, FRAME = 0x93, 0x94, 0x95
 BYTEARRAY8, NEXT_BUFFER, READONLY_BUFFER = 0x96, 0x97, 0x98
 
 NAMES: dict[int, str] = {
-    MARK: "MARK", STOP: "STOP", POP: "POP", POP_MARK: "POP_MARK", DUP: "DUP",
-    FLOAT: "FLOAT", INT: "INT", BININT: "BININT", BININT1: "BININT1", LONG: "LONG",
-    BININT2: "BININT2", NONE: "NONE", PERSID: "PERSID", BINPERSID: "BINPERSID",
-    REDUCE: "REDUCE", STRING: "STRING", BINSTRING: "BINSTRING",
-    SHORT_BINSTRING: "SHORT_BINSTRING", UNICODE: "UNICODE", BINUNICODE: "BINUNICODE",
-    APPEND: "APPEND", BUILD: "BUILD", GLOBAL: "GLOBAL", DICT: "DICT",
-    EMPTY_DICT: "EMPTY_DICT", APPENDS: "APPENDS", GET: "GET", BINGET: "BINGET",
-    INST: "INST", LONG_BINGET: "LONG_BINGET", LIST: "LIST", EMPTY_LIST: "EMPTY_LIST",
-    OBJ: "OBJ", PUT: "PUT", BINPUT: "BINPUT", LONG_BINPUT: "LONG_BINPUT",
-    SETITEM: "SETITEM", TUPLE: "TUPLE", EMPTY_TUPLE: "EMPTY_TUPLE", SETITEMS: "SETITEMS",
-    BINFLOAT: "BINFLOAT", PROTO: "PROTO", NEWOBJ: "NEWOBJ", EXT1: "EXT1", EXT2: "EXT2",
-    EXT4: "EXT4", TUPLE1: "TUPLE1", TUPLE2: "TUPLE2", TUPLE3: "TUPLE3", NEWTRUE: "NEWTRUE",
-    NEWFALSE: "NEWFALSE", LONG1: "LONG1", LONG4: "LONG4", BINBYTES: "BINBYTES",
-    SHORT_BINBYTES: "SHORT_BINBYTES", SHORT_BINUNICODE: "SHORT_BINUNICODE",
-    BINUNICODE8: "BINUNICODE8", BINBYTES8: "BINBYTES8", EMPTY_SET: "EMPTY_SET",
-    ADDITEMS: "ADDITEMS", FROZENSET: "FROZENSET", NEWOBJ_EX: "NEWOBJ_EX",
-    STACK_GLOBAL: "STACK_GLOBAL", MEMOIZE: "MEMOIZE", FRAME: "FRAME",
-    BYTEARRAY8: "BYTEARRAY8", NEXT_BUFFER: "NEXT_BUFFER", READONLY_BUFFER: "READONLY_BUFFER",
+    MARK: "MARK",
+    STOP: "STOP",
+    POP: "POP",
+    POP_MARK: "POP_MARK",
+    DUP: "DUP",
+    FLOAT: "FLOAT",
+    INT: "INT",
+    BININT: "BININT",
+    BININT1: "BININT1",
+    LONG: "LONG",
+    BININT2: "BININT2",
+    NONE: "NONE",
+    PERSID: "PERSID",
+    BINPERSID: "BINPERSID",
+    REDUCE: "REDUCE",
+    STRING: "STRING",
+    BINSTRING: "BINSTRING",
+    SHORT_BINSTRING: "SHORT_BINSTRING",
+    UNICODE: "UNICODE",
+    BINUNICODE: "BINUNICODE",
+    APPEND: "APPEND",
+    BUILD: "BUILD",
+    GLOBAL: "GLOBAL",
+    DICT: "DICT",
+    EMPTY_DICT: "EMPTY_DICT",
+    APPENDS: "APPENDS",
+    GET: "GET",
+    BINGET: "BINGET",
+    INST: "INST",
+    LONG_BINGET: "LONG_BINGET",
+    LIST: "LIST",
+    EMPTY_LIST: "EMPTY_LIST",
+    OBJ: "OBJ",
+    PUT: "PUT",
+    BINPUT: "BINPUT",
+    LONG_BINPUT: "LONG_BINPUT",
+    SETITEM: "SETITEM",
+    TUPLE: "TUPLE",
+    EMPTY_TUPLE: "EMPTY_TUPLE",
+    SETITEMS: "SETITEMS",
+    BINFLOAT: "BINFLOAT",
+    PROTO: "PROTO",
+    NEWOBJ: "NEWOBJ",
+    EXT1: "EXT1",
+    EXT2: "EXT2",
+    EXT4: "EXT4",
+    TUPLE1: "TUPLE1",
+    TUPLE2: "TUPLE2",
+    TUPLE3: "TUPLE3",
+    NEWTRUE: "NEWTRUE",
+    NEWFALSE: "NEWFALSE",
+    LONG1: "LONG1",
+    LONG4: "LONG4",
+    BINBYTES: "BINBYTES",
+    SHORT_BINBYTES: "SHORT_BINBYTES",
+    SHORT_BINUNICODE: "SHORT_BINUNICODE",
+    BINUNICODE8: "BINUNICODE8",
+    BINBYTES8: "BINBYTES8",
+    EMPTY_SET: "EMPTY_SET",
+    ADDITEMS: "ADDITEMS",
+    FROZENSET: "FROZENSET",
+    NEWOBJ_EX: "NEWOBJ_EX",
+    STACK_GLOBAL: "STACK_GLOBAL",
+    MEMOIZE: "MEMOIZE",
+    FRAME: "FRAME",
+    BYTEARRAY8: "BYTEARRAY8",
+    NEXT_BUFFER: "NEXT_BUFFER",
+    READONLY_BUFFER: "READONLY_BUFFER",
 }
 
 
@@ -110,7 +160,7 @@ class BigInt:
 
 
 NamePair = tuple[str | Blob, str | Blob]  # GLOBAL and INST: module and name lines
-Arg = Union[None, int, float, str, bytes, bytearray, Blob, BigInt, NamePair]
+Arg = None | int | float | str | bytes | bytearray | Blob | BigInt | NamePair
 
 # Each unpacks exactly one number of the type named here.
 _U2: Callable[[bytes], tuple[int]] = struct.Struct("<H").unpack
@@ -145,18 +195,40 @@ class OpcodeReader:
         self._i = 0
         self._base = start  # source offset of _win[0]
         table: dict[int, Callable[[], Arg]] = {
-            FLOAT: self._float_line, INT: self._int_line, LONG: self._long_line,
-            BININT: self._i4, BININT1: self._u1, BININT2: self._u2, BINFLOAT: self._f8,
-            PERSID: self._persid_line, STRING: self._string_line, UNICODE: self._unicode_line,
-            BINSTRING: self._binstring, SHORT_BINSTRING: self._short_binstring,
-            BINUNICODE: self._binunicode, SHORT_BINUNICODE: self._short_binunicode,
-            BINUNICODE8: self._binunicode8, BINBYTES: self._binbytes,
-            SHORT_BINBYTES: self._short_binbytes, BINBYTES8: self._binbytes8,
-            BYTEARRAY8: self._bytearray8, GLOBAL: self._two_lines, INST: self._two_lines,
-            GET: self._decimal_line, PUT: self._decimal_line, BINGET: self._u1,
-            BINPUT: self._u1, LONG_BINGET: self._u4, LONG_BINPUT: self._u4,
-            LONG1: self._long1, LONG4: self._long4, PROTO: self._proto, FRAME: self._frame,
-            EXT1: self._u1, EXT2: self._u2, EXT4: self._i4,
+            FLOAT: self._float_line,
+            INT: self._int_line,
+            LONG: self._long_line,
+            BININT: self._i4,
+            BININT1: self._u1,
+            BININT2: self._u2,
+            BINFLOAT: self._f8,
+            PERSID: self._persid_line,
+            STRING: self._string_line,
+            UNICODE: self._unicode_line,
+            BINSTRING: self._binstring,
+            SHORT_BINSTRING: self._short_binstring,
+            BINUNICODE: self._binunicode,
+            SHORT_BINUNICODE: self._short_binunicode,
+            BINUNICODE8: self._binunicode8,
+            BINBYTES: self._binbytes,
+            SHORT_BINBYTES: self._short_binbytes,
+            BINBYTES8: self._binbytes8,
+            BYTEARRAY8: self._bytearray8,
+            GLOBAL: self._two_lines,
+            INST: self._two_lines,
+            GET: self._decimal_line,
+            PUT: self._decimal_line,
+            BINGET: self._u1,
+            BINPUT: self._u1,
+            LONG_BINGET: self._u4,
+            LONG_BINPUT: self._u4,
+            LONG1: self._long1,
+            LONG4: self._long4,
+            PROTO: self._proto,
+            FRAME: self._frame,
+            EXT1: self._u1,
+            EXT2: self._u2,
+            EXT4: self._i4,
         }
         no_arg = self._no_arg
         self._decoders: list[Callable[[], Arg] | None] = [None] * 256
@@ -184,7 +256,10 @@ class OpcodeReader:
         if self.offset < self._frame_end != NO_FRAME:
             # joblib reads array bytes from the file, past the frame pickle._Unpickler has
             # already buffered: it would see other bytes than the ones that follow here.
-            self._violation(self.offset, f"raw array data at offset {self.offset} inside the frame ending at {self._frame_end}")
+            self._violation(
+                self.offset,
+                f"raw array data at offset {self.offset} inside the frame ending at {self._frame_end}",
+            )
         self._commit()
         try:
             self._r.skip(n)
@@ -289,7 +364,9 @@ class OpcodeReader:
         if at < self._frame_end != NO_FRAME:
             self._violation(at, f"FRAME at offset {at} starts inside the frame ending at {self._frame_end}")
         if start + length > self._size:
-            self._violation(at, f"FRAME at offset {at} declares {length} bytes, {self._size - start} are left")
+            self._violation(
+                at, f"FRAME at offset {at} declares {length} bytes, {self._size - start} are left"
+            )
         self._frame_end = start + length
         return length
 

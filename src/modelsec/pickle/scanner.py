@@ -9,21 +9,20 @@ reported once per (threat, subject) with the offset of the first occurrence.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from modelsec.bytesource import ByteSource, BytesSource, LimitExceeded, SliceSource
-from modelsec.context import Limits, ScanContext
+from modelsec.context import FormatCategory, Limits, ScanContext
 from modelsec.findings import Threat
-from modelsec.context import FormatCategory
 from modelsec.pickle import opcodes as op
 from modelsec.pickle import threats
 from modelsec.pickle.contracts import GETATTR
 from modelsec.pickle.denylist import Category
 from modelsec.pickle.embedded import embedded_payload
+from modelsec.pickle.invoke import RawArray
 from modelsec.pickle.joblib_arrays import JOBLIB_WRAPPERS, array_layout
 from modelsec.pickle.loaders import LOADERS, PayloadTooLarge, payload_source
-from modelsec.pickle.invoke import RawArray
 from modelsec.pickle.machine import EXPANSION, STOP, Anomaly, StackMachine
 from modelsec.pickle.nested_budget import NestedBudget
 from modelsec.pickle.observer import Observer
@@ -121,8 +120,9 @@ def probe(source: ByteSource, limits: Limits, max_ops: int = PROBE_OPCODES) -> S
     try:
         return _run(OpcodeReader(source, 0), machine, max_ops, None)
     except LimitExceeded:
-        return StreamResult(0, limited=True, ops=machine.ops, effects=machine.effects,
-                            strong=machine.first == op.PROTO)
+        return StreamResult(
+            0, limited=True, ops=machine.ops, effects=machine.effects, strong=machine.first == op.PROTO
+        )
 
 
 def looks_like_pickle(head: bytes, size: int, limits: Limits | None = None) -> bool:
@@ -326,9 +326,7 @@ class PickleScan(Observer):
             return
         if len(self._reported) < MAX_TRACKED:  # past that, ctx.report caps and counts
             self._reported.add(dedupe)
-        self.ctx.report(
-            threat.at(self.ctx.path, message, offset=offset, subject=subject, details=details)
-        )
+        self.ctx.report(threat.at(self.ctx.path, message, offset=offset, subject=subject, details=details))
 
     def _report_dangerous(self, glob: Global) -> None:
         c = glob.classification

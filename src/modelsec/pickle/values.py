@@ -33,7 +33,7 @@ class Global:
     name: str
     offset: int
     how: str  # GLOBAL, STACK_GLOBAL, INST, or the helper that resolved it (getattr)
-    classification: "Classification"
+    classification: Classification
 
     @property
     def subject(self) -> str:
@@ -65,7 +65,7 @@ class Call:
     how: str
     cls: Global | None = None
     state: Value = None  # set by BUILD
-    attrs: "InstanceAttrs | None" = None  # what the stream wrote into the instance (objects.py)
+    attrs: InstanceAttrs | None = None  # what the stream wrote into the instance (objects.py)
     grown: bool = False  # APPEND/SETITEM/ADDITEMS added items to it (a mapping or list subclass)
     origin: Value = field(init=False)  # the first non-call callee of f()()()...: O(1) to name
     weight: int = field(init=False)
@@ -140,7 +140,7 @@ def weigh(value: Value) -> int:
     return 1
 
 
-def weigh_all(items: "list[Value] | tuple[Value, ...]") -> int:
+def weigh_all(items: list[Value] | tuple[Value, ...]) -> int:
     total = 0
     for item in items:
         total += weigh(item)
@@ -150,7 +150,7 @@ def weigh_all(items: "list[Value] | tuple[Value, ...]") -> int:
 _NESTING = frozenset({Container, Call, HeavyTuple, tuple})
 
 
-def make_tuple(items: "list[Value] | tuple[Value, ...]") -> tuple[Value, ...]:
+def make_tuple(items: list[Value] | tuple[Value, ...]) -> tuple[Value, ...]:
     """A tuple of ``items``; a :class:`HeavyTuple` when an item is more than a literal."""
     nesting = _NESTING
     for item in items:

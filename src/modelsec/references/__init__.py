@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import functools
 import importlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Protocol
+from typing import Protocol
 
 from modelsec.references.container import MARK, ConfigMapData, Container, Unreadable, unknowns_in
 from modelsec.references.model import (
@@ -37,9 +38,22 @@ from modelsec.references.pins import NOT_SAID, Site
 from modelsec.sources import ModelRefError
 
 __all__ = [
-    "ConfigMapData", "Container", "EMPTY", "Extraction", "Extractor", "EXTRACTOR_MODULES", "Found",
-    "Invalid", "Reference", "Unreadable", "Unresolved", "Workload", "extract", "extract_object",
-    "extractors", "to_model_ref",
+    "ConfigMapData",
+    "Container",
+    "EMPTY",
+    "Extraction",
+    "Extractor",
+    "EXTRACTOR_MODULES",
+    "Found",
+    "Invalid",
+    "Reference",
+    "Unreadable",
+    "Unresolved",
+    "Workload",
+    "extract",
+    "extract_object",
+    "extractors",
+    "to_model_ref",
 ]
 
 # One line per serving convention: module under modelsec.references exposing EXTRACTOR.
@@ -90,7 +104,9 @@ class Extraction:
 EMPTY = Extraction()
 
 
-def extract_object(kind: str, obj: object, configmaps: Mapping[str, ConfigMapData] | None = None) -> Extraction:
+def extract_object(
+    kind: str, obj: object, configmaps: Mapping[str, ConfigMapData] | None = None
+) -> Extraction:
     """Every model reference a Kubernetes object of ``kind`` carries; never raises for
     what the object holds (a malformed object is an Extraction saying so)."""
     from modelsec.references.workloads import workload_from_object
@@ -126,8 +142,13 @@ def extract(workload: Workload) -> Extraction:
                 # Heuristic finds (a relative path, `gs://`) are simply not ours to judge;
                 # what a user wrote in modelsec.io/models must be understood.
                 if item.explicit:
-                    invalid.append(Invalid(item.text, item.origin, "not a model reference "
-                                           "(use hf://org/name, s3://bucket/key or file:///path)"))
+                    invalid.append(
+                        Invalid(
+                            item.text,
+                            item.origin,
+                            "not a model reference (use hf://org/name, s3://bucket/key or file:///path)",
+                        )
+                    )
                 continue
             except ModelRefError as exc:
                 if item.explicit:
@@ -135,8 +156,12 @@ def extract(workload: Workload) -> Extraction:
                 else:
                     # It looks like a reference (a scheme modelsec judges) but does not
                     # parse: the program may still load something from it.
-                    unresolved.append(Unresolved(item.origin, f"{item.text[:200]!r} looks like a "
-                                                 f"model reference but is not one ({exc})"))
+                    unresolved.append(
+                        Unresolved(
+                            item.origin,
+                            f"{item.text[:200]!r} looks like a model reference but is not one ({exc})",
+                        )
+                    )
                 continue
             uri, revision = canonical(ref)
             key = (uri, revision, item.endpoint or "")
@@ -150,15 +175,20 @@ def extract(workload: Workload) -> Extraction:
         container.commands  # noqa: B018 - reading a script reports what could not be read
         unresolved.extend(container.problems)
     references = sorted(
-        (Reference.found_at(r.ref, r.endpoint, tuple(dict.fromkeys(o))[:4], tuple(dict.fromkeys(sites)))
-         for r, o, sites in origins.values()),
+        (
+            Reference.found_at(r.ref, r.endpoint, tuple(dict.fromkeys(o))[:4], tuple(dict.fromkeys(sites)))
+            for r, o, sites in origins.values()
+        ),
         key=lambda r: r.sort_key,
     )
     if len(references) > MAX_REFERENCES:
-        unresolved.append(Unresolved(
-            "workload", f"too many model references to judge: {len(references)}, more than "
-                        f"{MAX_REFERENCES}; only the first are judged",
-        ))
+        unresolved.append(
+            Unresolved(
+                "workload",
+                f"too many model references to judge: {len(references)}, more than "
+                f"{MAX_REFERENCES}; only the first are judged",
+            )
+        )
         references = references[:MAX_REFERENCES]
     if not (references or invalid or unresolved):
         return EMPTY

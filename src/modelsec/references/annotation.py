@@ -12,7 +12,7 @@ it: the user asked for a check that cannot be made), and that includes a bare
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 from modelsec.references.model import Found, Invalid, Workload
 from modelsec.references.pins import Spelled
@@ -29,16 +29,24 @@ class AnnotationExtractor:
         for path, value in workload.annotation_sites(ANNOTATION):
             entries = [e for e in _SEPARATORS.split(value, maxsplit=MAX_ENTRIES + 1) if e]
             if len(entries) > MAX_ENTRIES:
-                yield Invalid(f"{value[:40]}...", f"annotation {ANNOTATION}",
-                              f"more than {MAX_ENTRIES} entries; list fewer models per workload")
+                yield Invalid(
+                    f"{value[:40]}...",
+                    f"annotation {ANNOTATION}",
+                    f"more than {MAX_ENTRIES} entries; list fewer models per workload",
+                )
                 continue
             for entry in entries:
                 if "://" not in entry and not entry.startswith("/"):
-                    yield Invalid(entry, f"annotation {ANNOTATION}", "ambiguous: a Hub id or a "
-                                  "relative path? write hf://org/name, or file:///absolute/path")
+                    yield Invalid(
+                        entry,
+                        f"annotation {ANNOTATION}",
+                        "ambiguous: a Hub id or a "
+                        "relative path? write hf://org/name, or file:///absolute/path",
+                    )
                     continue
-                yield Found(entry, f"annotation {ANNOTATION}", explicit=True,
-                            site=Spelled(path, entry, "uri"))
+                yield Found(
+                    entry, f"annotation {ANNOTATION}", explicit=True, site=Spelled(path, entry, "uri")
+                )
 
 
 EXTRACTOR = AnnotationExtractor()

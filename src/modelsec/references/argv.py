@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # container.py imports this module
     from modelsec.references.container import Container
@@ -27,9 +28,9 @@ def program(argv: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
             i += 2 if rest[i] in _PYTHON_VALUE_FLAGS else 1
         if i < len(rest) and rest[i].startswith("-m"):
             module = rest[i][2:] or (rest[i + 1] if i + 1 < len(rest) else "")
-            return module, rest[i + (1 if rest[i][2:] else 2):]
+            return module, rest[i + (1 if rest[i][2:] else 2) :]
         if i < len(rest):
-            return rest[i].rsplit("/", 1)[-1], rest[i + 1:]
+            return rest[i].rsplit("/", 1)[-1], rest[i + 1 :]
     return name, argv[1:]
 
 

@@ -28,8 +28,9 @@ it) instead of a reference or nothing.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Generic, Iterator, Mapping, TypeVar, overload
+from typing import Any, Generic, TypeVar, overload
 
 from modelsec.references.argv import program
 from modelsec.references.model import Malformed, Unresolved
@@ -63,11 +64,11 @@ class lazy(Generic[T]):
         self.__doc__ = compute.__doc__
 
     @overload
-    def __get__(self, instance: None, owner: type | None = None) -> "lazy[T]": ...
+    def __get__(self, instance: None, owner: type | None = None) -> lazy[T]: ...
     @overload
     def __get__(self, instance: object, owner: type | None = None) -> T: ...
 
-    def __get__(self, instance: object, owner: type | None = None) -> "T | lazy[T]":
+    def __get__(self, instance: object, owner: type | None = None) -> T | lazy[T]:
         if instance is None:
             return self
         value = instance.__dict__[self.name] = self.compute(instance)
@@ -99,15 +100,19 @@ class Env:
     unknown (each with its :class:`Unknown`). ``lookup`` answers a value, a marker, or
     None for a variable that is not set at all."""
 
-    def __init__(self, marks: "Marks", values: dict[str, str] | None = None,
-                 unknown: dict[str, Unknown] | None = None,
-                 wildcards: tuple[tuple[str, Unknown], ...] = ()) -> None:
+    def __init__(
+        self,
+        marks: Marks,
+        values: dict[str, str] | None = None,
+        unknown: dict[str, Unknown] | None = None,
+        wildcards: tuple[tuple[str, Unknown], ...] = (),
+    ) -> None:
         self.marks = marks
         self.values = values if values is not None else {}
         self.unknown = unknown if unknown is not None else {}
         self.wildcards = wildcards  # (name prefix, why): envFrom sources not read
 
-    def copy(self) -> "Env":
+    def copy(self) -> Env:
         return Env(self.marks, dict(self.values), dict(self.unknown), self.wildcards)
 
     def why_unknown(self, name: str) -> Unknown | None:
@@ -157,7 +162,7 @@ class Marks:
         return f"{MARK}{self.index}{SEP}{token}{MARK}"
 
 
-def unknowns_in(text: str, containers: "tuple[Container, ...]") -> list[Unknown]:
+def unknowns_in(text: str, containers: tuple[Container, ...]) -> list[Unknown]:
     """The :class:`Unknown` of each marker in ``text`` (extract() turns them into
     Unresolved entries); a marker that cannot be traced still says the value is unknown."""
     found = []
@@ -176,9 +181,16 @@ class Container:
     ConfigMaps in the workload's namespace (name -> :data:`ConfigMapData`; absent: not
     read)."""
 
-    def __init__(self, raw: Mapping[str, Any], init: bool = False, *, index: int = 0,
-                 where: str = "container", configmaps: Mapping[str, ConfigMapData] | None = None,
-                 path: Path = ()) -> None:
+    def __init__(
+        self,
+        raw: Mapping[str, Any],
+        init: bool = False,
+        *,
+        index: int = 0,
+        where: str = "container",
+        configmaps: Mapping[str, ConfigMapData] | None = None,
+        path: Path = (),
+    ) -> None:
         self.raw = raw
         self.init = init
         self.where = where
@@ -197,10 +209,15 @@ class Container:
         model_format = raw.get("modelFormat")
         if model_format is not None and not isinstance(model_format, dict):
             raise Malformed(f"{where}.modelFormat", "an object")
-        self._model_format = (_optional_str(model_format.get("name"), where, ".modelFormat.name")
-                              if isinstance(model_format, dict) else None)
+        self._model_format = (
+            _optional_str(model_format.get("name"), where, ".modelFormat.name")
+            if isinstance(model_format, dict)
+            else None
+        )
         for i, item in enumerate(self._env_items):
-            if not isinstance(item.get("name"), (str, type(None))) or not isinstance(item.get("value"), (str, type(None))):
+            if not isinstance(item.get("name"), (str, type(None))) or not isinstance(
+                item.get("value"), (str, type(None))
+            ):
                 field = "name" if not isinstance(item.get("name"), (str, type(None))) else "value"
                 raise Malformed(f"{where}.env[{i}].{field}", "a string")
             value_from = item.get("valueFrom")
@@ -215,9 +232,15 @@ class Container:
                 _reference(source.get(key), where, f".envFrom[{i}].{key}")
 
     @classmethod
-    def of(cls, name: str = "", image: str = "", command: list[str] | None = None,
-           args: list[str] | None = None, env: Mapping[str, str] | None = None,
-           init: bool = False) -> "Container":
+    def of(
+        cls,
+        name: str = "",
+        image: str = "",
+        command: list[str] | None = None,
+        args: list[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        init: bool = False,
+    ) -> Container:
         """Build one from parts (tests, tools) rather than from a pod spec."""
         raw: dict[str, Any] = {"name": name, "image": image}
         if command is not None:
@@ -284,14 +307,15 @@ class Container:
 
     def _configmap(self, name: str) -> Mapping[str, str] | None | Unknown:
         if name not in self.configmaps:
-            return Unknown(f"it comes from ConfigMap {name}, which the request does not carry",
-                           (name,))
+            return Unknown(f"it comes from ConfigMap {name}, which the request does not carry", (name,))
         data = self.configmaps[name]
         if isinstance(data, Unreadable):
             return Unknown(f"it comes from ConfigMap {name}, which could not be read ({data.why})")
         return data
 
-    def _env_from_source(self, source: Mapping[str, Any], i: int) -> tuple[Mapping[str, str] | None, Unknown | None]:
+    def _env_from_source(
+        self, source: Mapping[str, Any], i: int
+    ) -> tuple[Mapping[str, str] | None, Unknown | None]:
         where = f"{self.where}.envFrom[{i}]"
         config_map, secret = source.get("configMapRef"), source.get("secretRef")
         if isinstance(config_map, dict):
@@ -301,8 +325,9 @@ class Container:
                 return None, data
             return (data or {}), None  # a missing ConfigMap sets nothing
         if isinstance(secret, dict):
-            return None, Unknown(f"it may come from Secret {secret['name']} (envFrom), and modelsec "
-                                 "does not read Secrets")
+            return None, Unknown(
+                f"it may come from Secret {secret['name']} (envFrom), and modelsec does not read Secrets"
+            )
         return None, Unknown(f"it may come from {where}, a source modelsec does not know")
 
     def _value_from(self, value_from: Mapping[str, Any]) -> tuple[str | None, Unknown | None]:
@@ -317,8 +342,10 @@ class Container:
             return data[key], None
         ref = value_from.get("secretKeyRef")
         if isinstance(ref, dict):
-            return None, Unknown(f"it comes from Secret {ref.get('name')} (key {ref.get('key')}), "
-                                 "and modelsec does not read Secrets")
+            return None, Unknown(
+                f"it comes from Secret {ref.get('name')} (key {ref.get('key')}), "
+                "and modelsec does not read Secrets"
+            )
         field_ref = value_from.get("fieldRef")
         if isinstance(field_ref, dict):
             return None, Unknown(f"it comes from the pod field {field_ref.get('fieldPath')}")
@@ -347,7 +374,7 @@ class Container:
     # -- command lines --------------------------------------------------------------------
 
     @lazy
-    def lines(self) -> tuple["CommandLine", ...]:
+    def lines(self) -> tuple[CommandLine, ...]:
         """Every command line it runs, each with the environment it runs in."""
         from modelsec.references import shell
 
@@ -357,8 +384,10 @@ class Container:
         env = self.environment
         if any("$" in word for word in argv):
             argv = tuple(_kube_expand(word, env) for word in argv)
-        return tuple(CommandLine(words, line_env) for words, line_env in
-                     shell.command_lines(argv, env, self.problems.append, self.describe))
+        return tuple(
+            CommandLine(words, line_env)
+            for words, line_env in shell.command_lines(argv, env, self.problems.append, self.describe)
+        )
 
     # -- where things are, for pinning (see modelsec.references.pins) ------------------
 

@@ -16,7 +16,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from modelsec.references.argv import describe, first, image_matches
 from modelsec.references.container import Container
@@ -33,8 +34,9 @@ _MAX_DEPTH = 8
 MAX_STORAGE_URIS = 256
 
 
-def _storage_uris(node: dict[str, Any], path: str, steps: Path,
-                  depth: int = 0) -> Iterator[tuple[str, str, Path] | Unresolved]:
+def _storage_uris(
+    node: dict[str, Any], path: str, steps: Path, depth: int = 0
+) -> Iterator[tuple[str, str, Path] | Unresolved]:
     """(where, URI, its path in the object) of every storage URI under ``node``."""
     for key, value in node.items():
         where = f"{path}.{key}"
@@ -46,17 +48,25 @@ def _storage_uris(node: dict[str, Any], path: str, steps: Path,
             if not isinstance(value, list):
                 raise Malformed(where, "a list")
             if len(value) > MAX_STORAGE_URIS:
-                yield Unresolved(f"InferenceService {where}", f"more than {MAX_STORAGE_URIS} storage "
-                                 "URIs; modelsec does not judge a part of them")
+                yield Unresolved(
+                    f"InferenceService {where}",
+                    f"more than {MAX_STORAGE_URIS} storage URIs; modelsec does not judge a part of them",
+                )
             for i, item in enumerate(value[:MAX_STORAGE_URIS]):
                 uri = item.get("uri") if isinstance(item, dict) else item
                 if not isinstance(uri, str):
                     raise Malformed(f"{where}[{i}]", "a string or an object with a string uri")
-                yield f"{where}[{i}]", uri, (*steps, key, i, "uri") if isinstance(item, dict) else (*steps, key, i)
+                yield (
+                    f"{where}[{i}]",
+                    uri,
+                    (*steps, key, i, "uri") if isinstance(item, dict) else (*steps, key, i),
+                )
         elif isinstance(value, dict):
             if depth >= _MAX_DEPTH:
-                yield Unresolved(f"InferenceService {where}", f"nested more than {_MAX_DEPTH} "
-                                 "levels deep; modelsec does not read it")
+                yield Unresolved(
+                    f"InferenceService {where}",
+                    f"nested more than {_MAX_DEPTH} levels deep; modelsec does not read it",
+                )
                 continue
             yield from _storage_uris(value, where, (*steps, key), depth + 1)
 
@@ -97,15 +107,21 @@ class KServeExtractor:
                     args = container.programs[0][1] if container.programs else ()
                 # <uri> <dest> [<uri> <dest> ...]
                 for uri in args[0::2]:
-                    yield Found(uri, describe(container, "storage-initializer source"),
-                                site=container.word_site(uri, "kserve"))
+                    yield Found(
+                        uri,
+                        describe(container, "storage-initializer source"),
+                        site=container.word_site(uri, "kserve"),
+                    )
             elif _hugging_face_runtime(container):
                 for line in container.commands:
                     model = first(line, "--model_id")
                     if model:
-                        yield Found(model, describe(container, "huggingfaceserver --model_id"),
-                                    first(line, "--model_revision"),
-                                    site=container.option_site("--model_revision"))
+                        yield Found(
+                            model,
+                            describe(container, "huggingfaceserver --model_id"),
+                            first(line, "--model_revision"),
+                            site=container.option_site("--model_revision"),
+                        )
 
 
 EXTRACTOR = KServeExtractor()

@@ -13,7 +13,7 @@ or by the image (``llama.cpp``, ``llama-cpp``) when its entrypoint gets ``args``
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from modelsec.references.argv import describe, first, image_matches
 from modelsec.references.container import MARK, Container, Env
@@ -35,9 +35,11 @@ MODEL_FLAGS = (
 
 NO_REVISION: dict[str, Site] = {
     "path": Unpinnable("a path names no revision"),
-    "repo": Unpinnable("llama.cpp downloads -hf repositories from their main branch and takes no "
-                       "revision; name the file by URL (--model-url https://huggingface.co/<org>/"
-                       "<name>/resolve/<commit>/<file>) to pin it"),
+    "repo": Unpinnable(
+        "llama.cpp downloads -hf repositories from their main branch and takes no "
+        "revision; name the file by URL (--model-url https://huggingface.co/<org>/"
+        "<name>/resolve/<commit>/<file>) to pin it"
+    ),
     "url": Unpinnable("not a Hub URL"),
 }
 
@@ -81,8 +83,11 @@ class LlamaCppExtractor:
                         if "huggingface.co/" not in value and MARK not in value:
                             continue  # another web server: nothing a ModelSource can match
                         # A Hub URL names its revision: .../resolve/<revision>/<file>.
-                        site = (container.env_site(env_name, "hub-url") if from_env
-                                else container.word_site(value, "hub-url"))
+                        site = (
+                            container.env_site(env_name, "hub-url")
+                            if from_env
+                            else container.word_site(value, "hub-url")
+                        )
                     yield Found(value, describe(container, origin), site=site)
 
 

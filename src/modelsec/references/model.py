@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING
 
 from modelsec.references.pins import Path, Site, pinnable
 from modelsec.sources import ModelRef, ModelRefError, parse_model_uri
@@ -52,8 +53,9 @@ class Workload:
         if key not in ANNOTATIONS:
             raise KeyError(f"{key}: add it to modelsec.references.model.ANNOTATIONS first")
         paths = self.annotation_paths or tuple(("metadata", "annotations") for _ in self.annotations)
-        return tuple(((*path, key), a[key]) for path, a in zip(paths, self.annotations)
-                     if isinstance(a.get(key), str))
+        return tuple(
+            ((*path, key), a[key]) for path, a in zip(paths, self.annotations) if isinstance(a.get(key), str)
+        )
 
 
 @dataclass(frozen=True)
@@ -82,11 +84,22 @@ class Reference:
     site_origins: tuple[str, ...] = field(default=(), compare=False, repr=False)  # one per site
 
     @classmethod
-    def found_at(cls, ref: ModelRef, endpoint: str | None, origins: tuple[str, ...],
-                 sites: tuple[tuple[Site, str], ...]) -> "Reference":
+    def found_at(
+        cls,
+        ref: ModelRef,
+        endpoint: str | None,
+        origins: tuple[str, ...],
+        sites: tuple[tuple[Site, str], ...],
+    ) -> Reference:
         """``sites``: (site, origin) of every place it was found."""
-        return cls(ref, endpoint, origins, tuple(s for s, _ in sites),
-                   any(pinnable(s, ref.scheme) for s, _ in sites), tuple(o for _, o in sites))
+        return cls(
+            ref,
+            endpoint,
+            origins,
+            tuple(s for s, _ in sites),
+            any(pinnable(s, ref.scheme) for s, _ in sites),
+            tuple(o for _, o in sites),
+        )
 
     @property
     def sort_key(self) -> tuple[str, str, str]:
@@ -140,8 +153,14 @@ _HF_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]
 _HF_URI = re.compile(r"^hf://([A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*)(?:@([^@/\s]+))?$")
 _COMMIT = re.compile(r"^[0-9a-fA-F]{40}$")
 _SPACE = re.compile(r"\s")
-SCHEMES = ("hf://", "s3://", "file://", "https://huggingface.co/", "http://huggingface.co/",
-           "https://www.huggingface.co/")
+SCHEMES = (
+    "hf://",
+    "s3://",
+    "file://",
+    "https://huggingface.co/",
+    "http://huggingface.co/",
+    "https://www.huggingface.co/",
+)
 
 
 def reference_problem(text: str, revision: str | None = None) -> str | None:
@@ -210,8 +229,10 @@ def _checked(ref: ModelRef) -> ModelRef:
     if ref.scheme == "hf" and not _HF_ID.match(ref.location):
         raise ModelRefError(f"hf://{ref.location}: not a Hub id (org/name, letters, digits, . _ -)")
     if ref.scheme == "s3" and dot_segments(ref.location):
-        raise ModelRefError(f"s3://{ref.location}: '.' and '..' segments are ambiguous in S3 keys "
-                            "(clients and servers fold them differently)")
+        raise ModelRefError(
+            f"s3://{ref.location}: '.' and '..' segments are ambiguous in S3 keys "
+            "(clients and servers fold them differently)"
+        )
     return ref
 
 

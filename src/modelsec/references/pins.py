@@ -35,8 +35,9 @@ Path = tuple[str | int, ...]
 Spelling = Literal["uri", "kserve", "hub-url"]
 
 _SEPARATORS = re.compile(r"([,\s]+)")
-_HUB_URL = re.compile(r"^(https?://(?:www\.)?huggingface\.co/[^/]+/[^/]+/(?:resolve|blob|tree)/)([^/]+)(/.*)?$",
-                      re.IGNORECASE)
+_HUB_URL = re.compile(
+    r"^(https?://(?:www\.)?huggingface\.co/[^/]+/[^/]+/(?:resolve|blob|tree)/)([^/]+)(/.*)?$", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,10 @@ Site = Spelled | Option | Unpinnable
 SHELL_SCRIPT = Unpinnable("it is inside a shell script, which modelsec reads but does not rewrite")
 EXPANDED = Unpinnable("it is built from $(VAR) or a ConfigMap value, which modelsec does not rewrite")
 NOT_SAID = Unpinnable("modelsec does not know how this serving stack takes a revision")
-S3_VERSIONS = ("S3 references are pinned only in modelsec.io/models: no serving stack modelsec "
-               "knows takes an S3 version id")
+S3_VERSIONS = (
+    "S3 references are pinned only in modelsec.io/models: no serving stack modelsec "
+    "knows takes an S3 version id"
+)
 
 
 def pinnable(site: Site, scheme: str) -> bool:
@@ -217,7 +220,7 @@ def _set_option(obj: Any, site: Option, revision: str, changed: list[Path]) -> s
 def _store_words(container: dict[str, Any], command: list[str], words: list[str]) -> None:
     if command:
         container["command"] = words[: len(command)]
-    rest = words[len(command):]
+    rest = words[len(command) :]
     if rest or "args" in container:
         container["args"] = rest
 

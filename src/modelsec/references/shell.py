@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from modelsec.references.container import Env, Unknown
 from modelsec.references.model import Unresolved
@@ -82,15 +82,20 @@ def shell_script(argv: tuple[str, ...]) -> tuple[str, tuple[str, ...]] | None:
         if len(word) > 1 and word[0] in "-+":
             # -c, or clustered flags holding c (-ec, -xc, -ce): the next word is the script.
             if word[0] == "-" and "c" in word[1:]:
-                return (argv[i + 1], argv[i + 2:]) if i + 1 < len(argv) else None
+                return (argv[i + 1], argv[i + 2 :]) if i + 1 < len(argv) else None
             i += 1
             continue
         return None  # a script file: not something the pod spec shows
     return None
 
 
-def command_lines(argv: tuple[str, ...], env: Env, report: Callable[[Unresolved], None],
-                  describe: Callable[[str], str], depth: int = 0) -> Iterator[tuple[tuple[str, ...], Env]]:
+def command_lines(
+    argv: tuple[str, ...],
+    env: Env,
+    report: Callable[[Unresolved], None],
+    describe: Callable[[str], str],
+    depth: int = 0,
+) -> Iterator[tuple[tuple[str, ...], Env]]:
     """(words, environment) of every command ``argv`` runs."""
     found = shell_script(argv)
     if found is None:
@@ -98,14 +103,22 @@ def command_lines(argv: tuple[str, ...], env: Env, report: Callable[[Unresolved]
         return
     script, positional = found
     if depth >= MAX_DEPTH:
-        report(Unresolved(describe(argv[0].rsplit("/", 1)[-1] + " -c"),
-                          f"shell scripts nested more than {MAX_DEPTH} deep are not read"))
+        report(
+            Unresolved(
+                describe(argv[0].rsplit("/", 1)[-1] + " -c"),
+                f"shell scripts nested more than {MAX_DEPTH} deep are not read",
+            )
+        )
         yield argv, env
         return
     if len(script) > MAX_SCRIPT:
-        report(Unresolved(describe(argv[0].rsplit("/", 1)[-1] + " -c"),
-                          f"its shell script is {len(script)} characters long; modelsec reads "
-                          f"{MAX_SCRIPT} and cannot judge the rest"))
+        report(
+            Unresolved(
+                describe(argv[0].rsplit("/", 1)[-1] + " -c"),
+                f"its shell script is {len(script)} characters long; modelsec reads "
+                f"{MAX_SCRIPT} and cannot judge the rest",
+            )
+        )
         script = script[:MAX_SCRIPT]
     emitted = False
     for words, line_env in Script(script, env, positional).lines():
@@ -115,8 +128,9 @@ def command_lines(argv: tuple[str, ...], env: Env, report: Callable[[Unresolved]
         yield argv, env
 
 
-def split_script(script: str, env: dict[str, str] | None = None,
-                 positional: tuple[str, ...] = ()) -> tuple[tuple[str, ...], ...]:
+def split_script(
+    script: str, env: dict[str, str] | None = None, positional: tuple[str, ...] = ()
+) -> tuple[tuple[str, ...], ...]:
     """The simple commands of a shell script (for tests and tools): ``env`` holds known
     variables; unknown ones come out as markers."""
     from modelsec.references.container import Marks
@@ -149,8 +163,9 @@ class Script:
             if not words:
                 continue
             head = words[0]
-            if head == "shift" or (head == "set" and any(not w.startswith(("-", "+")) or w == "--"
-                                                         for w in words[1:])):
+            if head == "shift" or (
+                head == "set" and any(not w.startswith(("-", "+")) or w == "--" for w in words[1:])
+            ):
                 self.positional = None
             names: list[str] = []
             if head == "for" and len(words) > 1:
@@ -171,8 +186,11 @@ class Script:
                     names.append(match.group(1))
             for name in names:
                 assigned[name] = assigned.get(name, 0) + 1
-        self.ambiguous = {name: Unknown(f"${name} is set in more than one place in the script")
-                          for name, count in assigned.items() if count > 1}
+        self.ambiguous = {
+            name: Unknown(f"${name} is set in more than one place in the script")
+            for name, count in assigned.items()
+            if count > 1
+        }
 
     # -- reading it in order -----------------------------------------------------------------
 

@@ -15,7 +15,7 @@ that is reported as unresolved rather than silently skipped.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from modelsec.references.argv import describe, first, image_matches
 from modelsec.references.container import Container, Env

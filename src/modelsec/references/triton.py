@@ -11,7 +11,7 @@ repositories are not modelsec sources and are left alone.
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 from modelsec.references.argv import describe, image_matches, values
 from modelsec.references.container import Container
@@ -47,8 +47,9 @@ class TritonExtractor:
             for args in _server_args(container):
                 for flag, value in values(args, *FLAGS):
                     uri, endpoint = split_endpoint(value.strip())
-                    yield Found(uri, describe(container, f"tritonserver {flag}"), endpoint=endpoint,
-                                site=REPOSITORY)
+                    yield Found(
+                        uri, describe(container, f"tritonserver {flag}"), endpoint=endpoint, site=REPOSITORY
+                    )
 
 
 EXTRACTOR = TritonExtractor()

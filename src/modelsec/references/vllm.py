@@ -10,17 +10,19 @@ model of ``vllm serve`` or ``--model``). Reads ``--model`` and the positional mo
 from __future__ import annotations
 
 import json
-from typing import Iterator
+from collections.abc import Iterator
 
 from modelsec.references.argv import describe, first, image_matches, values
 from modelsec.references.container import Container
 from modelsec.references.model import Found, Workload
 from modelsec.references.pins import Unpinnable
 
-API_SERVERS = frozenset({
-    "vllm.entrypoints.openai.api_server",
-    "vllm.entrypoints.api_server",
-})
+API_SERVERS = frozenset(
+    {
+        "vllm.entrypoints.openai.api_server",
+        "vllm.entrypoints.api_server",
+    }
+)
 CLI_MODULES = frozenset({"vllm", "vllm.entrypoints.cli.main"})
 LORA = Unpinnable("vLLM takes no revision for LoRA adapters")
 
@@ -66,9 +68,12 @@ class VllmExtractor:
                     yield Found(model, describe(container, "vllm --model"), revision, site=site)
                 tokenizer = first(args, "--tokenizer")
                 if tokenizer:
-                    yield Found(tokenizer, describe(container, "vllm --tokenizer"),
-                                first(args, "--tokenizer-revision"),
-                                site=container.option_site("--tokenizer-revision"))
+                    yield Found(
+                        tokenizer,
+                        describe(container, "vllm --tokenizer"),
+                        first(args, "--tokenizer-revision"),
+                        site=container.option_site("--tokenizer-revision"),
+                    )
                 for _flag, value in values(args, "--lora-modules", many=True):
                     path = _lora_path(value)
                     if path:

@@ -13,7 +13,8 @@ raises :class:`~.model.Malformed` (the webhook denies), and more containers than
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from modelsec.references.container import ConfigMapData, Container
 from modelsec.references.model import Malformed, Unresolved, Workload
@@ -66,8 +67,9 @@ def _annotations(obj: Any, where: str) -> Mapping[str, str]:
     return annotations
 
 
-def workload_from_object(kind: str, obj: Any,
-                         configmaps: Mapping[str, ConfigMapData] | None = None) -> Workload | None:
+def workload_from_object(
+    kind: str, obj: Any, configmaps: Mapping[str, ConfigMapData] | None = None
+) -> Workload | None:
     """The workload ``obj`` of ``kind`` describes, or None for kinds that run nothing.
     ``configmaps`` holds what the caller read of ConfigMaps in the object's namespace."""
     if kind not in POD_TEMPLATE_PATHS and kind not in KSERVE_KINDS:
@@ -83,19 +85,26 @@ def workload_from_object(kind: str, obj: Any,
         return Workload(kind, (_annotations(obj, ""),), annotation_paths=(ANNOTATIONS_PATH,))
     if not isinstance(template, dict):
         raise Malformed(template_where, "an object")
-    annotations = (_annotations(obj, ""),) if not path else (_annotations(obj, ""),
-                                                             _annotations(template, template_where))
+    annotations = (
+        (_annotations(obj, ""),)
+        if not path
+        else (_annotations(obj, ""), _annotations(template, template_where))
+    )
     annotation_paths = (ANNOTATIONS_PATH,) if not path else (ANNOTATIONS_PATH, (*path, *ANNOTATIONS_PATH))
     spec_where = f"{template_where}.spec" if path else "spec"
-    containers, problems = pod_containers(template.get("spec"), spec_where, configmaps,
-                                          spec_path=(*path, "spec"))
+    containers, problems = pod_containers(
+        template.get("spec"), spec_where, configmaps, spec_path=(*path, "spec")
+    )
     return Workload(kind, annotations, containers, problems=problems, annotation_paths=annotation_paths)
 
 
-def pod_containers(pod_spec: Any, where: str = "spec",
-                   configmaps: Mapping[str, ConfigMapData] | None = None,
-                   first_index: int = 0, spec_path: Path = ("spec",)
-                   ) -> tuple[tuple[Container, ...], tuple[Unresolved, ...]]:
+def pod_containers(
+    pod_spec: Any,
+    where: str = "spec",
+    configmaps: Mapping[str, ConfigMapData] | None = None,
+    first_index: int = 0,
+    spec_path: Path = ("spec",),
+) -> tuple[tuple[Container, ...], tuple[Unresolved, ...]]:
     """The containers of a pod spec, and what could not be read of them."""
     if pod_spec is None:
         return (), ()
@@ -113,17 +122,30 @@ def pod_containers(pod_spec: Any, where: str = "spec",
             if not isinstance(raw, dict):
                 raise Malformed(f"{where}.{key}[{i}]", "an object")
         if len(out) + len(items) > MAX_CONTAINERS:
-            problems.append(Unresolved(f"{where}.{key}", f"too many containers to judge: the "
-                                       f"workload has more than {MAX_CONTAINERS}"))
+            problems.append(
+                Unresolved(
+                    f"{where}.{key}",
+                    f"too many containers to judge: the workload has more than {MAX_CONTAINERS}",
+                )
+            )
             items = items[: max(0, MAX_CONTAINERS - len(out))]
         for i, raw in enumerate(items):
-            out.append(Container(raw, init, index=first_index + len(out), where=f"{where}.{key}[{i}]",
-                                 configmaps=configmaps, path=(*spec_path, key, i)))
+            out.append(
+                Container(
+                    raw,
+                    init,
+                    index=first_index + len(out),
+                    where=f"{where}.{key}[{i}]",
+                    configmaps=configmaps,
+                    path=(*spec_path, key, i),
+                )
+            )
     return tuple(out), tuple(problems)
 
 
-def _inference_service(kind: str, obj: dict[str, Any],
-                       configmaps: Mapping[str, ConfigMapData] | None) -> Workload:
+def _inference_service(
+    kind: str, obj: dict[str, Any], configmaps: Mapping[str, ConfigMapData] | None
+) -> Workload:
     spec = obj.get("spec")
     if spec is None:
         spec = {}
@@ -138,19 +160,36 @@ def _inference_service(kind: str, obj: dict[str, Any],
         where = f"spec.{component_name}"
         if not isinstance(component, dict):
             raise Malformed(where, "an object")
-        found, trouble = pod_containers(component, where, configmaps, first_index=len(containers),
-                                        spec_path=("spec", component_name))
+        found, trouble = pod_containers(
+            component, where, configmaps, first_index=len(containers), spec_path=("spec", component_name)
+        )
         containers.extend(found)
         problems.extend(trouble)
         # `predictor.model` and the framework keys (`predictor.sklearn`, ...) are
         # containers with extra fields (storageUri, modelFormat, runtime).
         for name, part in component.items():
-            if isinstance(part, dict) and any(k in part for k in ("args", "command", "env", "envFrom", "image")):
+            if isinstance(part, dict) and any(
+                k in part for k in ("args", "command", "env", "envFrom", "image")
+            ):
                 if len(containers) >= MAX_CONTAINERS:
-                    problems.append(Unresolved(where, f"too many containers to judge: more than {MAX_CONTAINERS}"))
+                    problems.append(
+                        Unresolved(where, f"too many containers to judge: more than {MAX_CONTAINERS}")
+                    )
                     break
-                containers.append(Container({**part, "name": f"{component_name}.{name}"}, index=len(containers),
-                                            where=f"{where}.{name}", configmaps=configmaps,
-                                            path=("spec", component_name, name)))
-    return Workload(kind, (_annotations(obj, ""),), tuple(containers), spec, tuple(problems),
-                    annotation_paths=(ANNOTATIONS_PATH,))
+                containers.append(
+                    Container(
+                        {**part, "name": f"{component_name}.{name}"},
+                        index=len(containers),
+                        where=f"{where}.{name}",
+                        configmaps=configmaps,
+                        path=("spec", component_name, name),
+                    )
+                )
+    return Workload(
+        kind,
+        (_annotations(obj, ""),),
+        tuple(containers),
+        spec,
+        tuple(problems),
+        annotation_paths=(ANNOTATIONS_PATH,),
+    )

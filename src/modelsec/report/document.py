@@ -108,8 +108,9 @@ class ResultDocument(_Record):
         for record in self.models:
             if select in (record.target, record.uri):
                 return record
-        raise DocumentError(f"the report has no model {select!r} (it has: "
-                            f"{', '.join(m.target for m in self.models[:10])})")
+        raise DocumentError(
+            f"the report has no model {select!r} (it has: {', '.join(m.target for m in self.models[:10])})"
+        )
 
 
 def parse(text: str | bytes, origin: str) -> ResultDocument:
@@ -119,8 +120,10 @@ def parse(text: str | bytes, origin: str) -> ResultDocument:
         raise DocumentError(f"{origin}: not JSON: {exc}") from None
     if not isinstance(raw, dict) or raw.get("schemaVersion") != SCHEMA:
         found = raw.get("schemaVersion") if isinstance(raw, dict) else type(raw).__name__
-        raise DocumentError(f"{origin}: not a modelsec scan result (schemaVersion {found!r}, "
-                            f"expected {SCHEMA!r}; write one with `modelsec scan --format json`)")
+        raise DocumentError(
+            f"{origin}: not a modelsec scan result (schemaVersion {found!r}, "
+            f"expected {SCHEMA!r}; write one with `modelsec scan --format json`)"
+        )
     try:
         return ResultDocument.model_validate(raw)
     except ValidationError as exc:
@@ -134,15 +137,16 @@ def load(path: str) -> ResultDocument:
         with open(path, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
             if size > MAX_DOCUMENT_BYTES:
-                raise DocumentError(f"{path}: {size} bytes, more than the {MAX_DOCUMENT_BYTES} "
-                                    "a scan result may have")
+                raise DocumentError(
+                    f"{path}: {size} bytes, more than the {MAX_DOCUMENT_BYTES} a scan result may have"
+                )
             text = handle.read(MAX_DOCUMENT_BYTES + 1)
     except OSError as exc:
         raise DocumentError(f"{path}: cannot read: {exc.strerror or exc}") from None
     return parse(text, path)
 
 
-def model_record(result: "ModelResult") -> ModelRecord:
+def model_record(result: ModelResult) -> ModelRecord:
     """One scanned model as the document records it (what ``--format json`` writes)."""
     from modelsec.report.jsonout import model_to_dict
 

@@ -81,8 +81,7 @@ def model_to_dict(result: ModelResult, max_findings: int | None = None) -> dict[
                 "digest": f.digest,
                 "format": f.format,
                 "members": [
-                    {"path": r.path, "format": r.format, "category": r.category.value}
-                    for r in f.formats[1:]
+                    {"path": r.path, "format": r.format, "category": r.category.value} for r in f.formats[1:]
                 ],
             }
             for f in report.files

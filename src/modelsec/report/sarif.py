@@ -50,7 +50,7 @@ def artifact_uri(path: str) -> str:
     non-ASCII, raw bytes of names that are not UTF-8). ``hf://`` and ``s3://`` stay URIs."""
     scheme = _SCHEME.match(path)
     if scheme:
-        return scheme.group() + quote(_utf8(path[scheme.end():]), safe="/@")
+        return scheme.group() + quote(_utf8(path[scheme.end() :]), safe="/@")
     if os.path.isabs(path):
         try:
             path = os.path.relpath(path)
@@ -113,9 +113,7 @@ def _result(finding: Finding, level: str, files: frozenset[str]) -> dict[str, An
         "level": level,
         "message": {"text": text},
         "locations": [_location(finding.file, files, finding.offset)],
-        "partialFingerprints": {
-            FINGERPRINT_KEY: f"{finding.threat}:{finding.file}:{finding.subject or ''}"
-        },
+        "partialFingerprints": {FINGERPRINT_KEY: f"{finding.threat}:{finding.file}:{finding.subject or ''}"},
         "properties": {
             "severity": finding.severity.name,
             "subject": finding.subject,
@@ -151,8 +149,11 @@ def render(run: RunResult) -> str:
         for gap in model.scanned.report.all_incompletes():
             rules.setdefault(
                 gap.code,
-                {"id": gap.code, "name": "NotInspected",
-                 "shortDescription": {"text": "Part of the model could not be inspected"}},
+                {
+                    "id": gap.code,
+                    "name": "NotInspected",
+                    "shortDescription": {"text": "Part of the model could not be inspected"},
+                },
             )
             results.append(_gap_result(gap, files))
     document = {

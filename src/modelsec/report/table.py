@@ -28,13 +28,16 @@ class Style:
         return f"\033[{code}m{text}\033[0m" if self.enabled else text
 
     @classmethod
-    def for_stream(cls, stream: TextIO) -> "Style":
+    def for_stream(cls, stream: TextIO) -> Style:
         return cls(stream.isatty() and "NO_COLOR" not in os.environ)
 
 
 OUTCOME_COLOURS = {Outcome.ALLOWED: "1;32", Outcome.BLOCKED: "1;31", Outcome.ERROR: "1;33"}
 RESULT_COLOURS = {
-    RuleResult.PASSED: "32", RuleResult.FAILED: "31", RuleResult.ERROR: "33", RuleResult.SKIPPED: "2",
+    RuleResult.PASSED: "32",
+    RuleResult.FAILED: "31",
+    RuleResult.ERROR: "33",
+    RuleResult.SKIPPED: "2",
 }
 SEVERITY_COLOURS = {Severity.CRITICAL: "1;31", Severity.HIGH: "31", Severity.MEDIUM: "33", Severity.LOW: "2"}
 
@@ -66,9 +69,7 @@ def _model_lines(result: ModelResult, style: Style, max_findings: int) -> list[s
             f"  {r.name.ljust(width)}  {r.mode.value.ljust(11)}  {result_text}  {printable(r.message)}"
         )
 
-    shown = [
-        (r.mode, f) for r in verdict.rules if r.mode != Mode.DISABLED for f in r.violations
-    ]
+    shown = [(r.mode, f) for r in verdict.rules if r.mode != Mode.DISABLED for f in r.violations]
     if shown:
         lines += ["", f"  {style('FINDINGS', '1')}"]
         shown.sort(key=lambda pair: (-pair[1].severity, pair[1].file))

@@ -67,9 +67,7 @@ class ApprovedFormats(Rule[ApprovedFormatsParams]):
                 )
         if violations:
             kinds = sorted({v.subject or "" for v in violations})
-            return RuleOutcome(
-                RuleResult.FAILED, violations, f"unapproved format(s): {', '.join(kinds)}"
-            )
+            return RuleOutcome(RuleResult.FAILED, violations, f"unapproved format(s): {', '.join(kinds)}")
         # A path the engine could not read at all (no permission, a FIFO, a link loop) has
         # no format to approve: it could be a pickle. Fail closed, naming it.
         unread = [i for i in given.report.all_incompletes() if i.code == UNREADABLE]

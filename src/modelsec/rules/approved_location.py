@@ -61,15 +61,13 @@ class ApprovedLocation(Rule[ApprovedLocationParams]):
     def evaluate(self, given: EvaluationInput, params: ApprovedLocationParams) -> RuleOutcome:
         locations = given.report.locations or [given.report.target]
         bad = [
-            loc for loc in locations
-            if not any(within(loc, prefix) for prefix in params.approved_locations)
+            loc for loc in locations if not any(within(loc, prefix) for prefix in params.approved_locations)
         ]
         if not bad:
             return RuleOutcome(RuleResult.PASSED, message="location approved")
         allowed = ", ".join(params.approved_locations) or "none configured: failing closed"
         violations = [
-            UNAPPROVED_LOCATION.at(loc, f"{loc} is not under an approved location ({allowed})",
-                                   subject=loc)
+            UNAPPROVED_LOCATION.at(loc, f"{loc} is not under an approved location ({allowed})", subject=loc)
             for loc in bad
         ]
         return RuleOutcome(RuleResult.FAILED, violations, f"not an approved location: {bad[0]}")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelsec.findings import Finding, Severity
+
 # Re-exported: rules declare the sources they apply to with it (the rule author's API).
 from modelsec.metadata import SourceType as SourceType
 
@@ -68,9 +69,9 @@ FindingParamsT = TypeVar("FindingParamsT", bound=FindingRuleParams)
 class EvaluationInput:
     """What a rule sees: the engine's report and, where the source has it, metadata."""
 
-    report: "ScanReport"
+    report: ScanReport
     source_type: SourceType
-    metadata: "ModelMetadata | None" = None
+    metadata: ModelMetadata | None = None
 
 
 @dataclass
@@ -123,9 +124,7 @@ class FindingRule(Rule[FindingParamsT]):
 
     def evaluate(self, given: EvaluationInput, params: FindingParamsT) -> RuleOutcome:
         floor = Severity[params.min_severity]
-        violations = [
-            f for f in given.report.all_findings() if f.rule == self.id and f.severity >= floor
-        ]
+        violations = [f for f in given.report.all_findings() if f.rule == self.id and f.severity >= floor]
         if violations:
             files = {f.file for f in violations}
             return RuleOutcome(

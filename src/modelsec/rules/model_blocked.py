@@ -7,7 +7,6 @@ When ``approvedModels`` is non-empty it is an allow-list: a model outside it fai
 
 from __future__ import annotations
 
-
 from pydantic import Field
 
 from modelsec.findings import Severity, threat
@@ -73,7 +72,9 @@ class ModelBlocked(Rule[ModelBlockedParams]):
         if denied is not None:
             message = f"{model_id} matches deniedModels entry {denied!r}"
             return RuleOutcome(
-                RuleResult.FAILED, [DENIED_MODEL.at(meta.uri, message, subject=model_id)], message,
+                RuleResult.FAILED,
+                [DENIED_MODEL.at(meta.uri, message, subject=model_id)],
+                message,
                 decisive=True,
             )
         if params.approved_models:

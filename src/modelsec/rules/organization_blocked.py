@@ -47,7 +47,9 @@ class OrganizationBlocked(Rule[OrganizationBlockedParams]):
             return error
         meta = given.metadata
         assert meta is not None
-        owner = meta.author or (meta.model_id.split("/", 1)[0] if meta.model_id and "/" in meta.model_id else None)
+        owner = meta.author or (
+            meta.model_id.split("/", 1)[0] if meta.model_id and "/" in meta.model_id else None
+        )
         if not owner:
             return RuleOutcome(
                 RuleResult.ERROR, message=f"the source supplied no author for {meta.uri}; failing closed"

@@ -48,9 +48,7 @@ class OrganizationVerified(Rule[RuleParams]):
             why = f"{meta.author} is a user account, not a verified organisation"
         else:
             why = f"{meta.author} is not a verified organisation"
-        return RuleOutcome(
-            RuleResult.FAILED, [UNVERIFIED_ORG.at(meta.uri, why, subject=meta.author)], why
-        )
+        return RuleOutcome(RuleResult.FAILED, [UNVERIFIED_ORG.at(meta.uri, why, subject=meta.author)], why)
 
 
 RULE = OrganizationVerified()

@@ -104,22 +104,30 @@ class RevisionPinned(Rule[RevisionPinnedParams]):
     def evaluate(self, given: EvaluationInput, params: RevisionPinnedParams) -> RuleOutcome:
         metadata = given.metadata
         if metadata is None:
-            return RuleOutcome(RuleResult.ERROR, message="no source metadata: cannot tell which "
-                               "revision was asked for; failing closed")
+            return RuleOutcome(
+                RuleResult.ERROR,
+                message="no source metadata: cannot tell which revision was asked for; failing closed",
+            )
         if REQUESTED_REVISION in metadata.extra:
             requested: str | None = metadata.extra[REQUESTED_REVISION]
         elif given.source_type == SourceType.HUGGING_FACE:
             requested = None  # the Hub source records every requested revision
         else:
-            return RuleOutcome(RuleResult.SKIPPED, message="the source does not record the "
-                               "requested revision; the admission webhook judges the reference")
+            return RuleOutcome(
+                RuleResult.SKIPPED,
+                message="the source does not record the "
+                "requested revision; the admission webhook judges the reference",
+            )
         verdict = judge(given.source_type, requested, params)
         if verdict.pinned:
             return RuleOutcome(RuleResult.PASSED, message=verdict.message)
         return RuleOutcome(
             RuleResult.FAILED,
-            [UNPINNED_REVISION.at(metadata.uri, f"{metadata.uri}: {verdict.message}",
-                                  subject=requested or None)],
+            [
+                UNPINNED_REVISION.at(
+                    metadata.uri, f"{metadata.uri}: {verdict.message}", subject=requested or None
+                )
+            ],
             verdict.message,
         )
 

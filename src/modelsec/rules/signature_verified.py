@@ -44,14 +44,18 @@ RULE_ID = "SignatureVerified"
 _SIGN_HINT = "model_signing sign key|certificate|sigstore <model dir> --signature <model dir>/model.sig"
 
 UNSIGNED = threat(
-    "MS-SIG-001", RULE_ID, Severity.MEDIUM,
+    "MS-SIG-001",
+    RULE_ID,
+    Severity.MEDIUM,
     "Model is not signed",
     f"Sign the model with OpenSSF model signing ({_SIGN_HINT}) and publish the signature "
     "with it, or use a group that does not require signatures.",
     "Without a signature nothing ties the files to the people or pipeline that produced them.",
 )
 INVALID_SIGNATURE = threat(
-    "MS-SIG-002", RULE_ID, Severity.HIGH,
+    "MS-SIG-002",
+    RULE_ID,
+    Severity.HIGH,
     "Signature is invalid or not by a trusted signer",
     "Verify where the model came from. If the signer is legitimate, add its public key, CA "
     "certificate or Sigstore identity to the group's SignatureVerified parameters.",
@@ -59,13 +63,17 @@ INVALID_SIGNATURE = threat(
     "says nothing about the model; a forged or replaced signature looks exactly like this.",
 )
 TAMPERED = threat(
-    "MS-SIG-003", RULE_ID, Severity.CRITICAL,
+    "MS-SIG-003",
+    RULE_ID,
+    Severity.CRITICAL,
     "File does not match its signed digest",
     "Do not load this model: a signed file was changed after signing. Fetch the model again "
     "from its publisher, or have the publisher sign the new contents.",
 )
 NOT_SIGNED_FILE = threat(
-    "MS-SIG-004", RULE_ID, Severity.HIGH,
+    "MS-SIG-004",
+    RULE_ID,
+    Severity.HIGH,
     "File is not covered by the model's signature",
     "Remove the file, have the publisher sign the model with it, or list it in the rule's "
     "allowUnsignedFiles if it is never loaded.",
@@ -73,7 +81,9 @@ NOT_SIGNED_FILE = threat(
     "weights file) is loaded with the model but vouched for by no one.",
 )
 SIGNED_FILE_MISSING = threat(
-    "MS-SIG-005", RULE_ID, Severity.MEDIUM,
+    "MS-SIG-005",
+    RULE_ID,
+    Severity.MEDIUM,
     "A signed file is missing from the model",
     "Scan the whole model as it was signed (check allowPatterns / ignorePatterns of the source).",
     "The model as scanned is not the model that was signed.",
@@ -99,7 +109,9 @@ def _public_key(pem: str) -> str:
     except ValueError as exc:
         raise ValueError(f"cannot parse the PEM public key: {exc}") from None
     if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name not in (
-        "secp256r1", "secp384r1", "secp521r1"
+        "secp256r1",
+        "secp384r1",
+        "secp521r1",
     ):
         raise ValueError("OpenSSF model signing keys are EC P-256, P-384 or P-521")
     return pem
@@ -133,8 +145,7 @@ class SignatureVerifiedParams(RuleParams):
     signature_file: str = Field(
         default="model.sig",
         alias="signatureFile",
-        description="Path of the OpenSSF model signing bundle inside the model (must end "
-        "with .sig).",
+        description="Path of the OpenSSF model signing bundle inside the model (must end with .sig).",
     )
     public_keys: list[PublicKeyPem] = Field(
         default_factory=list,
@@ -189,7 +200,7 @@ class SignatureVerifiedParams(RuleParams):
         return normal
 
     @model_validator(mode="after")
-    def _some_signer(self) -> "SignatureVerifiedParams":
+    def _some_signer(self) -> SignatureVerifiedParams:
         roots = [r for r in (self.sigstore_trusted_root, self.sigstore_trusted_root_file) if r]
         if self.sigstore_identities and len(roots) != 1:
             raise ValueError(
@@ -198,8 +209,10 @@ class SignatureVerifiedParams(RuleParams):
                 "fetched from Sigstore's servers"
             )
         if roots and not self.sigstore_identities:
-            raise ValueError("a Sigstore trusted root without sigstoreIdentities trusts no one; "
-                             "list the identities (and issuers) allowed to sign")
+            raise ValueError(
+                "a Sigstore trusted root without sigstoreIdentities trusts no one; "
+                "list the identities (and issuers) allowed to sign"
+            )
         return self
 
     @property
@@ -208,7 +221,7 @@ class SignatureVerifiedParams(RuleParams):
         # with its defaults), but it verifies nothing: the rule then ERRORs on signed models.
         return bool(self.public_keys or self.certificate_chains or self.sigstore_identities)
 
-    def trust_material(self) -> "TrustMaterial":
+    def trust_material(self) -> TrustMaterial:
         """The trust material, the trusted root file read now; ValueError if it cannot be."""
         from modelsec.integrity.signature import SigstoreIdentity, TrustMaterial
 
@@ -223,7 +236,9 @@ class SignatureVerifiedParams(RuleParams):
         return TrustMaterial(
             public_keys=tuple(self.public_keys),
             ca_certificates=tuple(self.certificate_chains),
-            sigstore_identities=tuple(SigstoreIdentity(i.identity, i.issuer) for i in self.sigstore_identities),
+            sigstore_identities=tuple(
+                SigstoreIdentity(i.identity, i.issuer) for i in self.sigstore_identities
+            ),
             sigstore_trusted_root=root,
         )
 
@@ -258,31 +273,48 @@ class SignatureVerified(Rule[SignatureVerifiedParams]):
         files = {model_name(report.target, f.path): f for f in report.files}
         listing_gap = _listing_gap(report)
         if None in files:
-            return _failed([UNSIGNED.at(
-                report.target,
-                "a model that is one file carries no signature; scan the directory (or "
-                f"prefix) that holds the model and its {params.signature_file}",
-            )], "the model is a single file, so it is not signed")
+            return _failed(
+                [
+                    UNSIGNED.at(
+                        report.target,
+                        "a model that is one file carries no signature; scan the directory (or "
+                        f"prefix) that holds the model and its {params.signature_file}",
+                    )
+                ],
+                "the model is a single file, so it is not signed",
+            )
         signature = files.get(params.signature_file)
         if signature is None:
             if listing_gap:
-                return _error(f"no {params.signature_file} among the files read, but the scan "
-                              f"could not list or read everything ({listing_gap}); failing closed")
-            return _failed([UNSIGNED.at(
-                report.target, f"no {params.signature_file} in the model: it is not signed",
-                subject=params.signature_file,
-            )], f"not signed (no {params.signature_file})")
+                return _error(
+                    f"no {params.signature_file} among the files read, but the scan "
+                    f"could not list or read everything ({listing_gap}); failing closed"
+                )
+            return _failed(
+                [
+                    UNSIGNED.at(
+                        report.target,
+                        f"no {params.signature_file} in the model: it is not signed",
+                        subject=params.signature_file,
+                    )
+                ],
+                f"not signed (no {params.signature_file})",
+            )
         if signature.content is None:
             return _error(_not_kept(signature, params.signature_file))
         if not params.trusts_someone:
-            return _error("the group trusts no signer (set publicKeys, certificateChains or "
-                          "sigstoreIdentities), so no signature can be verified; failing closed")
+            return _error(
+                "the group trusts no signer (set publicKeys, certificateChains or "
+                "sigstoreIdentities), so no signature can be verified; failing closed"
+            )
 
         try:
             signed = verify_bundle(signature.content, params.trust_material())
         except SignatureInvalid as exc:
-            return _failed([INVALID_SIGNATURE.at(signature.path, str(exc), subject=params.signature_file)],
-                           "the signature is not valid for a trusted signer")
+            return _failed(
+                [INVALID_SIGNATURE.at(signature.path, str(exc), subject=params.signature_file)],
+                "the signature is not valid for a trusted signer",
+            )
         except (SigningUnavailable, ValueError) as exc:
             return _error(f"cannot verify signatures: {exc}; failing closed")
 
@@ -293,17 +325,26 @@ class SignatureVerified(Rule[SignatureVerifiedParams]):
         if comparison.definite or (comparison.missing and not listing_gap):
             violations = comparison.definite + comparison.missing
             kinds = sorted({v.threat for v in violations})
-            return _failed(violations, f"{len(violations)} file(s) do not match the signature by "
-                           f"{signed.signer} ({', '.join(kinds)})")
+            return _failed(
+                violations,
+                f"{len(violations)} file(s) do not match the signature by "
+                f"{signed.signer} ({', '.join(kinds)})",
+            )
         if comparison.missing:
             names = ", ".join(v.subject or v.file for v in comparison.missing[:5])
-            return _error(f"signed file(s) not found ({names}), and the scan could not list or "
-                          f"read everything ({listing_gap}); failing closed")
+            return _error(
+                f"signed file(s) not found ({names}), and the scan could not list or "
+                f"read everything ({listing_gap}); failing closed"
+            )
         if comparison.unchecked:
             more = f" (and {len(comparison.unchecked) - 3} more)" if len(comparison.unchecked) > 3 else ""
-            return _error("signature valid, but these files cannot be compared with it: "
-                          f"{'; '.join(comparison.unchecked[:3])}{more}; failing closed")
-        return RuleOutcome(RuleResult.PASSED, message=f"{len(signed.files)} file(s) signed by {signed.signer}")
+            return _error(
+                "signature valid, but these files cannot be compared with it: "
+                f"{'; '.join(comparison.unchecked[:3])}{more}; failing closed"
+            )
+        return RuleOutcome(
+            RuleResult.PASSED, message=f"{len(signed.files)} file(s) signed by {signed.signer}"
+        )
 
 
 def _failed(violations: list[Finding], message: str) -> RuleOutcome:
@@ -314,7 +355,7 @@ def _error(message: str) -> RuleOutcome:
     return RuleOutcome(RuleResult.ERROR, message=message)
 
 
-def _listing_gap(report: "ScanReport") -> str | None:
+def _listing_gap(report: ScanReport) -> str | None:
     """Why the scan may not have seen every file of the model, or None."""
     for incomplete in report.incompletes:
         if incomplete.code == _UNREADABLE or (
@@ -324,7 +365,7 @@ def _listing_gap(report: "ScanReport") -> str | None:
     return None
 
 
-def _not_kept(signature: "FileResult", name: str) -> str:
+def _not_kept(signature: FileResult, name: str) -> str:
     if signature.size > MAX_FILE_BYTES:
         why = f"it is {signature.size} bytes, more than the {MAX_FILE_BYTES} kept for verification"
     elif signature.incompletes:
@@ -336,32 +377,42 @@ def _not_kept(signature: "FileResult", name: str) -> str:
     return f"{name}: the scan did not keep the signature's bytes: {why}; failing closed"
 
 
-def _unsupported(signed: "SignedManifest") -> str | None:
+def _unsupported(signed: SignedManifest) -> str | None:
     """Why the scan's whole-file SHA-256 digests cannot be compared with this manifest."""
     if signed.method != "files":
-        return (f"the signature by {signed.signer} is valid but uses the {signed.method!r} "
-                "serialization (digests of byte ranges); modelsec compares whole-file SHA-256 "
-                "digests from its scan: sign with the default file serialization; failing closed")
+        return (
+            f"the signature by {signed.signer} is valid but uses the {signed.method!r} "
+            "serialization (digests of byte ranges); modelsec compares whole-file SHA-256 "
+            "digests from its scan: sign with the default file serialization; failing closed"
+        )
     algorithms = {f.algorithm for f in signed.files.values()} | {signed.hash_type}
     if algorithms - {"sha256"}:
-        return (f"the signature by {signed.signer} is valid but hashes with "
-                f"{', '.join(sorted(algorithms - {'sha256'}))}; modelsec's scan computes SHA-256: "
-                "sign with --hash_type sha256 (the default); failing closed")
+        return (
+            f"the signature by {signed.signer} is valid but hashes with "
+            f"{', '.join(sorted(algorithms - {'sha256'}))}; modelsec's scan computes SHA-256: "
+            "sign with --hash_type sha256 (the default); failing closed"
+        )
     return None
 
 
 def _compare(
-    files: "dict[str | None, FileResult]", signed: "SignedManifest",
-    params: SignatureVerifiedParams, signature: "FileResult",
+    files: dict[str | None, FileResult],
+    signed: SignedManifest,
+    params: SignatureVerifiedParams,
+    signature: FileResult,
 ) -> _Comparison:
     out = _Comparison()
     who = signed.signer
     for name, entry in signed.files.items():
         scanned = files.get(name)
         if scanned is None:
-            out.missing.append(SIGNED_FILE_MISSING.at(
-                name, f"signed by {who}, but not in the model as scanned", subject=name,
-            ))
+            out.missing.append(
+                SIGNED_FILE_MISSING.at(
+                    name,
+                    f"signed by {who}, but not in the model as scanned",
+                    subject=name,
+                )
+            )
             continue
         actual = scanned.sha256
         how = "computed by the scan"
@@ -372,21 +423,27 @@ def _compare(
                 continue
             actual, how = claimed, "claimed by the source (acceptClaimedDigests)"
         if actual.lower() != entry.digest:
-            out.definite.append(TAMPERED.at(
-                scanned.path,
-                f"SHA-256 {actual} ({how}) differs from {entry.digest} signed by {who}: the "
-                "file changed after signing",
-                subject=name,
-            ))
+            out.definite.append(
+                TAMPERED.at(
+                    scanned.path,
+                    f"SHA-256 {actual} ({how}) differs from {entry.digest} signed by {who}: the "
+                    "file changed after signing",
+                    subject=name,
+                )
+            )
     exempt = (params.signature_file, *signed.ignore_paths)
     for present, scanned in files.items():
         if present is None or present in signed.files or scanned is signature or is_under(present, exempt):
             continue
         if any(fnmatch.fnmatchcase(present, pattern) for pattern in params.allow_unsigned_files):
             continue
-        out.definite.append(NOT_SIGNED_FILE.at(
-            scanned.path, f"present in the model but not signed by {who}", subject=present,
-        ))
+        out.definite.append(
+            NOT_SIGNED_FILE.at(
+                scanned.path,
+                f"present in the model but not signed by {who}",
+                subject=present,
+            )
+        )
     return out
 
 
@@ -396,14 +453,18 @@ def _claimed_sha256(digest: str | None) -> str | None:
     return claim.value if claim is not None and claim.kind == "sha256" else None
 
 
-def _why_unchecked(scanned: "FileResult", claimed: str | None) -> str:
+def _why_unchecked(scanned: FileResult, claimed: str | None) -> str:
     if claimed is not None:
-        return (f"{scanned.path}: the scan read it by range, so only the source claims its "
-                "SHA-256 (set acceptClaimedDigests to trust the claim)")
+        return (
+            f"{scanned.path}: the scan read it by range, so only the source claims its "
+            "SHA-256 (set acceptClaimedDigests to trust the claim)"
+        )
     if (other := parse_claim(scanned.digest)) is not None:
-        return (f"{scanned.path}: the scan read it by range and the source claims no SHA-256 "
-                f"({other}); raise the source's hashSmallFilesBytes above its size to have "
-                "the scan hash it")
+        return (
+            f"{scanned.path}: the scan read it by range and the source claims no SHA-256 "
+            f"({other}); raise the source's hashSmallFilesBytes above its size to have "
+            "the scan hash it"
+        )
     reason = scanned.incompletes[0].reason if scanned.incompletes else "not fingerprinted"
     return f"{scanned.path}: no digest ({reason})"
 

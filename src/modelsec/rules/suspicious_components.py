@@ -14,8 +14,11 @@ _APPROVABLE = frozenset({UNKNOWN_CALL.code, UNKNOWN_REFERENCE.code})
 class SuspiciousComponentsParams(FindingRuleParams):
     # LOW findings here are observations: reported in every output, but not a reason to
     # block on their own.
-    min_severity: SeverityName = Field(default="MEDIUM", alias="minSeverity",
-                                       description=FindingRuleParams.model_fields["min_severity"].description)
+    min_severity: SeverityName = Field(
+        default="MEDIUM",
+        alias="minSeverity",
+        description=FindingRuleParams.model_fields["min_severity"].description,
+    )
     allowed_globals: frozenset[str] = Field(
         default=frozenset(),
         alias="allowedGlobals",
@@ -33,7 +36,9 @@ class SuspiciousComponentsParams(FindingRuleParams):
                 raise ValueError(f"{name!r} is not an exact dotted name (module.attribute)")
             hit = denied(name)
             if hit is not None:
-                raise ValueError(f"{name!r} cannot be allowed: it is dangerous ({hit.category.value}, matched {hit.path})")
+                raise ValueError(
+                    f"{name!r} cannot be allowed: it is dangerous ({hit.category.value}, matched {hit.path})"
+                )
         return names
 
 

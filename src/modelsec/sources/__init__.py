@@ -37,9 +37,7 @@ class ModelRef:
 
     @property
     def source_type(self) -> SourceType:
-        return {"hf": SourceType.HUGGING_FACE, "s3": SourceType.S3, "file": SourceType.LOCAL}[
-            self.scheme
-        ]
+        return {"hf": SourceType.HUGGING_FACE, "s3": SourceType.S3, "file": SourceType.LOCAL}[self.scheme]
 
     @property
     def pinned(self) -> bool:
@@ -124,7 +122,7 @@ class ScannedModel:
 class RemoteScanner(Protocol):
     """Implemented by each remote source module as ``scan(ref, engine, options)``."""
 
-    def __call__(self, ref: ModelRef, engine: Engine, options: "ScanOptions") -> ScannedModel: ...
+    def __call__(self, ref: ModelRef, engine: Engine, options: ScanOptions) -> ScannedModel: ...
 
 
 # One line per remote source type: scheme -> module under modelsec.sources exposing `scan`.
@@ -141,7 +139,9 @@ class ScanOptions:
     config: dict[str, Any] = field(default_factory=dict)  # source-specific (endpoint, creds)
 
 
-def scan_model(ref: ModelRef, engine: Engine | None = None, options: ScanOptions | None = None) -> ScannedModel:
+def scan_model(
+    ref: ModelRef, engine: Engine | None = None, options: ScanOptions | None = None
+) -> ScannedModel:
     """Scan the model a reference names. Source failures become ERROR-making incompletes
     with a precise message, never an exception and never an empty ALLOWED report."""
     engine = engine or Engine()
@@ -163,8 +163,13 @@ def scan_model(ref: ModelRef, engine: Engine | None = None, options: ScanOptions
         # Remote sources are built on the modelsec[remote] libraries (huggingface_hub, boto3,
         # httpx): without them the model cannot be read, an ERROR that says how to fix it.
         report = ScanReport(target=str(ref), locations=[ref.uri])
-        report.incompletes.append(Incomplete(
-            str(ref), f"{ref.scheme}:// sources need modelsec[remote] ({exc}): pip install "
-            "'modelsec[remote]'; failing closed", CLIENT_MISSING))
+        report.incompletes.append(
+            Incomplete(
+                str(ref),
+                f"{ref.scheme}:// sources need modelsec[remote] ({exc}): pip install "
+                "'modelsec[remote]'; failing closed",
+                CLIENT_MISSING,
+            )
+        )
         return ScannedModel(ref, report, ModelMetadata(uri=ref.uri), ref.source_type)
     return scan(ref, engine, options)

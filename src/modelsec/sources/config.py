@@ -53,69 +53,93 @@ class CommonConfig(BaseModel):
         description="Glob patterns of files not to scan (applied after allowPatterns).",
     )
     timeout: float = Field(
-        default=30.0, gt=0,
+        default=30.0,
+        gt=0,
         description="Seconds of silence tolerated within a request (connect, or between bytes).",
     )
     request_deadline: float = Field(
-        default=120.0, gt=0, validation_alias=AliasChoices("requestDeadline", "request_deadline"),
+        default=120.0,
+        gt=0,
+        validation_alias=AliasChoices("requestDeadline", "request_deadline"),
         description="Seconds for one request to be answered in full (an API answer, a "
         "listing page, a range read), however steadily the server trickles bytes.",
     )
     scan_deadline: float = Field(
-        default=3600.0, gt=0, validation_alias=AliasChoices("scanDeadline", "scan_deadline"),
+        default=3600.0,
+        gt=0,
+        validation_alias=AliasChoices("scanDeadline", "scan_deadline"),
         description="Seconds for the whole scan of one model (listing, reads, whole-file "
         "downloads, retries and backoff); past it the scan is ERROR.",
     )
     max_response_bytes: int = Field(
-        default=16 << 20, ge=64 << 10,
+        default=16 << 20,
+        ge=64 << 10,
         validation_alias=AliasChoices("maxResponseBytes", "max_response_bytes"),
         description="Largest API answer accepted (model info, one listing page, an error "
         "body), counted after decompression.",
     )
     max_list_pages: int = Field(
-        default=1000, ge=1, validation_alias=AliasChoices("maxListPages", "max_list_pages"),
+        default=1000,
+        ge=1,
+        validation_alias=AliasChoices("maxListPages", "max_list_pages"),
         description="Most pages one listing may take (empty pages included).",
     )
     max_retries: int = Field(
-        default=4, ge=0, le=20, validation_alias=AliasChoices("maxRetries", "max_retries"),
+        default=4,
+        ge=0,
+        le=20,
+        validation_alias=AliasChoices("maxRetries", "max_retries"),
         description="Retries of a throttled (429/503 SlowDown), 5xx or timed-out request.",
     )
     retry_base_seconds: float = Field(
-        default=0.5, ge=0, validation_alias=AliasChoices("retryBaseSeconds", "retry_base_seconds"),
+        default=0.5,
+        ge=0,
+        validation_alias=AliasChoices("retryBaseSeconds", "retry_base_seconds"),
         description="First backoff; doubles per retry.",
     )
     retry_max_seconds: float = Field(
-        default=8.0, ge=0, validation_alias=AliasChoices("retryMaxSeconds", "retry_max_seconds"),
+        default=8.0,
+        ge=0,
+        validation_alias=AliasChoices("retryMaxSeconds", "retry_max_seconds"),
         description="Longest single wait, also the cap on a server's Retry-After.",
     )
     block_size: int = Field(
-        default=16 << 10, ge=4 << 10, le=64 << 20,
+        default=16 << 10,
+        ge=4 << 10,
+        le=64 << 20,
         validation_alias=AliasChoices("blockSize", "block_size"),
         description="Range-read granularity in bytes (small reads coalesce into blocks).",
     )
     cache_bytes: int = Field(
-        default=16 << 20, ge=0, validation_alias=AliasChoices("cacheBytes", "cache_bytes"),
+        default=16 << 20,
+        ge=0,
+        validation_alias=AliasChoices("cacheBytes", "cache_bytes"),
         description="Block cache per open file.",
     )
     whole_file_fraction: float = Field(
-        default=0.5, gt=0, le=1.0,
+        default=0.5,
+        gt=0,
+        le=1.0,
         validation_alias=AliasChoices("wholeFileFraction", "whole_file_fraction"),
         description="Once range reads of one file exceed this fraction of its size, the "
         "file is downloaded whole into the temporary area (fewer requests) and verified.",
     )
     max_download_bytes: int = Field(
-        default=16 << 30, ge=0,
+        default=16 << 30,
+        ge=0,
         validation_alias=AliasChoices("maxDownloadBytes", "max_download_bytes"),
         description="Bound of the temporary area for whole-file downloads, per scan.",
     )
     hash_small_files_bytes: int = Field(
-        default=16 << 20, ge=0,
+        default=16 << 20,
+        ge=0,
         validation_alias=AliasChoices("hashSmallFilesBytes", "hash_small_files_bytes"),
         description="Files up to this size with no source-supplied SHA-256 are read whole "
         "to fingerprint them (config files, tokenizers).",
     )
     temp_dir: str | None = Field(
-        default=None, validation_alias=AliasChoices("tempDir", "temp_dir"),
+        default=None,
+        validation_alias=AliasChoices("tempDir", "temp_dir"),
         description="Where whole-file downloads go (default: the system temp dir).",
     )
 
@@ -132,8 +156,7 @@ class HuggingFaceConfig(CommonConfig):
     endpoint: str | None = Field(
         default=None,
         validation_alias=AliasChoices("endpoint", "HF_ENDPOINT"),
-        description="Hub URL (mirror, private hub). Default: HF_ENDPOINT, else "
-        "https://huggingface.co.",
+        description="Hub URL (mirror, private hub). Default: HF_ENDPOINT, else https://huggingface.co.",
     )
     token: SecretStr | None = Field(
         default=None,
@@ -152,10 +175,12 @@ class S3Config(CommonConfig):
         description="S3-compatible endpoint (MinIO, Ceph, R2). Default: AWS (or AWS_ENDPOINT_URL).",
     )
     region: str | None = Field(
-        default=None, validation_alias=AliasChoices("region", "AWS_REGION", "AWS_DEFAULT_REGION"),
+        default=None,
+        validation_alias=AliasChoices("region", "AWS_REGION", "AWS_DEFAULT_REGION"),
     )
     access_key_id: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("accessKeyId", "AWS_ACCESS_KEY_ID", "access_key_id"),
+        default=None,
+        validation_alias=AliasChoices("accessKeyId", "AWS_ACCESS_KEY_ID", "access_key_id"),
     )
     secret_access_key: SecretStr | None = Field(
         default=None,

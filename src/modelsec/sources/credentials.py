@@ -23,7 +23,7 @@ import contextlib
 import logging
 import re
 import threading
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 _lock = threading.Lock()

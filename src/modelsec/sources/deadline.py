@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 from modelsec.sources import retry
 from modelsec.sources.errors import DEADLINE, NETWORK, SourceFailure

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import zlib
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import httpcore2
 import httpx2
@@ -78,7 +79,11 @@ class _BoundedBackend(httpcore2.NetworkBackend):
         self._deadline = deadline
 
     def connect_tcp(
-        self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore2.NetworkStream:
         with _within(self._deadline, timeout) as bounded:
@@ -228,11 +233,15 @@ def materialized(response: httpx2.Response, body: bytes) -> httpx2.Response:
     """A read copy of ``response`` holding ``body`` (already inflated), for code that wants
     a complete response: ``hf_raise_for_status``, ``.json()``, ``.links``."""
     headers = [
-        (k, v) for k, v in response.headers.multi_items()
+        (k, v)
+        for k, v in response.headers.multi_items()
         if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
     ]
     copy = httpx2.Response(
-        response.status_code, headers=headers, content=body, request=response.request,
+        response.status_code,
+        headers=headers,
+        content=body,
+        request=response.request,
         history=list(response.history),
     )
     return copy

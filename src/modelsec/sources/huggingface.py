@@ -39,8 +39,9 @@ import contextlib
 import functools
 import logging
 import re
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Generator, Iterator, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 from modelsec.engine import Engine, ScanReport
@@ -103,7 +104,9 @@ def _offline_guard(request: Any) -> None:
 class Hub:
     """One model repository on one Hub endpoint, with one token (or none), for one scan."""
 
-    def __init__(self, ref: ModelRef, cfg: HuggingFaceConfig, token: str | None, policy: retry.RetryPolicy) -> None:
+    def __init__(
+        self, ref: ModelRef, cfg: HuggingFaceConfig, token: str | None, policy: retry.RetryPolicy
+    ) -> None:
         assert policy.deadline is not None
         self.ref = ref
         self.cfg = cfg
@@ -113,7 +116,9 @@ class Hub:
         self.token = token
         self.policy = policy
         self.http = DeadlineClient(
-            policy.deadline, follow_redirects=True, timeout=cfg.timeout,
+            policy.deadline,
+            follow_redirects=True,
+            timeout=cfg.timeout,
             event_hooks={"request": [_offline_guard]},
         )
         self.sha: str | None = None
@@ -198,12 +203,20 @@ class Hub:
             return SourceFailure(
                 ACCESS_DENIED, f"{uri} requires authentication (private or gated model): {self._token_hint()}"
             )
-        hidden = "or the token given cannot see it" if self.token is not None else "or it is private and no token was given"
+        hidden = (
+            "or the token given cannot see it"
+            if self.token is not None
+            else "or it is private and no token was given"
+        )
         return SourceFailure(NOT_FOUND, f"{uri} does not exist on {self.shown_endpoint} ({hidden})")
 
     def _status_message(self, status: int, what: str) -> str:
         if status == 401:
-            return self._credentials_rejected() if self.token is not None else f"{self.ref.uri} requires a token (HTTP 401)"
+            return (
+                self._credentials_rejected()
+                if self.token is not None
+                else f"{self.ref.uri} requires a token (HTTP 401)"
+            )
         if status == 403:
             return f"{what}: {self.shown_endpoint} refused access (HTTP 403): {self._token_hint()}"
         if status == 404:
@@ -222,15 +235,21 @@ class Hub:
         if isinstance(exc, OfflineModeIsEnabled):
             return SourceFailure(NETWORK, f"{what}: HF_HUB_OFFLINE is set; a remote scan needs the network")
         if isinstance(exc, httpx2.TimeoutException):
-            return retry.Transient(NETWORK, f"{what}: no answer from {origin} within {self.cfg.timeout:g}s (timeout)")
+            return retry.Transient(
+                NETWORK, f"{what}: no answer from {origin} within {self.cfg.timeout:g}s (timeout)"
+            )
         if isinstance(exc, httpx2.ConnectError):
             return retry.Transient(NETWORK, f"{what}: cannot connect to {origin} ({exc})")
         if isinstance(exc, (httpx2.NetworkError, httpx2.RemoteProtocolError)):
             return retry.Transient(NETWORK, f"{what}: connection to {origin} failed ({exc})")
         if isinstance(exc, httpx2.TooManyRedirects):
             return SourceFailure(REMOTE_ERROR, f"{what}: {origin} redirects in circles")
-        if isinstance(exc, (httpx2.HTTPError, ValueError, KeyError, TypeError, AttributeError, RecursionError)):
-            return SourceFailure(REMOTE_ERROR, f"{what}: unexpected answer from {origin}: {type(exc).__name__}")
+        if isinstance(
+            exc, (httpx2.HTTPError, ValueError, KeyError, TypeError, AttributeError, RecursionError)
+        ):
+            return SourceFailure(
+                REMOTE_ERROR, f"{what}: unexpected answer from {origin}: {type(exc).__name__}"
+            )
         return None
 
     def call(self, fn: Callable[[], T], what: str, path: str | None = None) -> T:
@@ -278,7 +297,11 @@ class Hub:
                 f"(sha {str(info.sha)[:80]!r})",
             )
         sha = info.sha.lower()
-        if self.ref.revision and _HEX40.fullmatch(self.ref.revision.lower()) and sha != self.ref.revision.lower():
+        if (
+            self.ref.revision
+            and _HEX40.fullmatch(self.ref.revision.lower())
+            and sha != self.ref.revision.lower()
+        ):
             raise SourceFailure(
                 INTEGRITY, f"{self.ref.uri}: asked for commit {self.ref.revision}, the Hub answered {sha}"
             )
@@ -301,7 +324,9 @@ class Hub:
             listed = self.tree()  # a mirror that ignores blobs=True: ask the tree API
         by_path = {f.path: f for f in listed}
         if len(by_path) != len(listed):
-            raise SourceFailure(REMOTE_ERROR, f"{what}: a path is listed twice; the listing contradicts itself")
+            raise SourceFailure(
+                REMOTE_ERROR, f"{what}: a path is listed twice; the listing contradicts itself"
+            )
         return by_path
 
     def tree(self) -> list[ListedFile]:
@@ -422,7 +447,9 @@ class Hub:
         what = f"{self.ref.uri}: access check"
 
         def attempt() -> None:
-            with self.http.stream("HEAD", self.url(listed.path), headers=self.file_headers(), follow_redirects=False) as response:
+            with self.http.stream(
+                "HEAD", self.url(listed.path), headers=self.file_headers(), follow_redirects=False
+            ) as response:
                 answer = materialized(response, b"")
             hf_raise_for_status(answer)
             _cross_check(answer, listed, self.sha, f"{self.ref.uri}/{listed.path}")
@@ -533,8 +560,7 @@ def _cross_check(response: Any, listed: ListedFile, sha: str | None, what: str) 
         if _HEX40.fullmatch(etag) and etag != listed.blob:
             raise SourceFailure(
                 INTEGRITY,
-                f"{what}: the server gives its git object id as {etag} (ETag), the listing as "
-                f"{listed.blob}",
+                f"{what}: the server gives its git object id as {etag} (ETag), the listing as {listed.blob}",
             )
 
 
@@ -607,7 +633,9 @@ class HubFetcher:
     def stream(self) -> Generator[bytes, None, None]:
         what = self._what()
         try:
-            with self.hub.http.stream("GET", self.url, headers=self._headers, follow_redirects=True) as response:
+            with self.hub.http.stream(
+                "GET", self.url, headers=self._headers, follow_redirects=True
+            ) as response:
                 if response.status_code != 200:
                     self._raise_for(response, what)
                 _cross_check(response, self.listed, self.hub.sha, what)
@@ -646,7 +674,11 @@ def _licenses(info: Any) -> list[str]:
     elif isinstance(declared, list):
         found = [str(x).strip() for x in declared if str(x).strip()]
     else:
-        found = [t.split(":", 1)[1].strip() for t in (info.tags or []) if isinstance(t, str) and t.startswith("license:")]
+        found = [
+            t.split(":", 1)[1].strip()
+            for t in (info.tags or [])
+            if isinstance(t, str) and t.startswith("license:")
+        ]
     return list(dict.fromkeys(x for x in found if x))
 
 
@@ -669,11 +701,15 @@ def scan(ref: ModelRef, engine: Engine, options: ScanOptions) -> ScannedModel:
         failure = SourceFailure(
             CLIENT_MISSING, "huggingface_hub is not installed: pip install 'modelsec[remote]'"
         )
-        return ScannedModel(ref, remote_scan.failed(report, str(ref), failure), metadata, SourceType.HUGGING_FACE)
+        return ScannedModel(
+            ref, remote_scan.failed(report, str(ref), failure), metadata, SourceType.HUGGING_FACE
+        )
     try:
         cfg = parse_config(HuggingFaceConfig, options.config, "HuggingFace")
     except SourceFailure as failure:
-        return ScannedModel(ref, remote_scan.failed(report, str(ref), failure), metadata, SourceType.HUGGING_FACE)
+        return ScannedModel(
+            ref, remote_scan.failed(report, str(ref), failure), metadata, SourceType.HUGGING_FACE
+        )
     token = huggingface_token(cfg.token.get_secret_value() if cfg.token else None)
     with secrets_in_use([token]), _hub(ref, cfg, token) as hub:
         try:
@@ -698,8 +734,13 @@ def scan(ref: ModelRef, engine: Engine, options: ScanOptions) -> ScannedModel:
             if info.gated:
                 hub.preflight(listed[entries[0].path])
             report = remote_scan.scan_entries(
-                engine, target=ref.uri, locations=[ref.uri], entries=entries, cfg=cfg,
-                policy=hub.policy, progress=options.progress,
+                engine,
+                target=ref.uri,
+                locations=[ref.uri],
+                entries=entries,
+                cfg=cfg,
+                policy=hub.policy,
+                progress=options.progress,
             )
             report.revision = hub.sha
         except SourceFailure as failure:
@@ -729,5 +770,7 @@ def resolve_commit(ref: ModelRef, config: dict[str, Any] | None = None) -> str:
         except SourceFailure as failure:
             raise SourceFailure(failure.code, remote_scan.clean(failure.message)) from None
         if not isinstance(info.sha, str) or not _HEX40.fullmatch(info.sha.lower()):
-            raise SourceFailure(REMOTE_ERROR, f"{ref.uri}: {hub.shown_endpoint} did not say which commit it serves")
+            raise SourceFailure(
+                REMOTE_ERROR, f"{ref.uri}: {hub.shown_endpoint} did not say which commit it serves"
+            )
         return info.sha.lower()

@@ -63,12 +63,14 @@ class LocalLayout:
         file), so unless it is a config/code file it needs no bytes here."""
         rel = safe_relative(rel_path)
         if rel is None:
-            self.incompletes.append(Incomplete(
-                display,
-                f"path {rel_path!r} cannot be laid out as a file inside the model "
-                "(absolute, '..' or empty segments); the multi-file checks did not see it",
-                LAYOUT,
-            ))
+            self.incompletes.append(
+                Incomplete(
+                    display,
+                    f"path {rel_path!r} cannot be laid out as a file inside the model "
+                    "(absolute, '..' or empty segments); the multi-file checks did not see it",
+                    LAYOUT,
+                )
+            )
             return
         local = self.root / rel
         try:
@@ -93,9 +95,13 @@ class LocalLayout:
             local.unlink(missing_ok=True)  # the failure is reported on the file itself
             return
         except (OSError, ValueError) as exc:
-            self.incompletes.append(Incomplete(
-                display, f"cannot lay out {rel_path!r} for the multi-file checks: {type(exc).__name__}", LAYOUT
-            ))
+            self.incompletes.append(
+                Incomplete(
+                    display,
+                    f"cannot lay out {rel_path!r} for the multi-file checks: {type(exc).__name__}",
+                    LAYOUT,
+                )
+            )
             return
         self.files.append(local)
 
@@ -113,7 +119,12 @@ class LocalLayout:
             return text.replace(root, self._target) if text else text
 
         report.findings[before_findings:] = [
-            dataclasses.replace(f, file=remap(f.file), message=remap(f.message), subject=remap(f.subject) if f.subject else f.subject)
+            dataclasses.replace(
+                f,
+                file=remap(f.file),
+                message=remap(f.message),
+                subject=remap(f.subject) if f.subject else f.subject,
+            )
             for f in report.findings[before_findings:]
         ]
         report.incompletes[before_incompletes:] = [

@@ -36,8 +36,9 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Generator, Protocol
+from typing import Protocol
 
 from modelsec.sources import retry
 from modelsec.sources.errors import INTEGRITY, TEMP_LIMIT, SourceFailure
@@ -175,7 +176,7 @@ class TempArea:
             self._used = 0
 
 
-def git_blob_id(size: int) -> "hashlib._Hash":
+def git_blob_id(size: int) -> hashlib._Hash:
     """A SHA-1 primed with git's blob header: the object id of a non-LFS Hub file."""
     h = hashlib.sha1(usedforsecurity=False)
     h.update(f"blob {size}\0".encode())
@@ -296,7 +297,8 @@ class RemoteFile:
     def _fetch(self, start: int, end: int) -> bytes:
         if end - start > MAX_REQUEST_BYTES:  # each request must fit its deadline
             return b"".join(
-                self._fetch(at, min(end, at + MAX_REQUEST_BYTES)) for at in range(start, end, MAX_REQUEST_BYTES)
+                self._fetch(at, min(end, at + MAX_REQUEST_BYTES))
+                for at in range(start, end, MAX_REQUEST_BYTES)
             )
         try:
             data = retry.call(lambda: self._fetcher.fetch(start, end), self._policy, what=self.name)
@@ -369,9 +371,7 @@ class RemoteFile:
             self._blob.update(fresh)
         self._hashed = offset + len(data)
         if self._hashed == self._size:
-            self._verify(
-                self._sha.hexdigest(), self._blob.hexdigest() if self._blob else None, "read whole"
-            )
+            self._verify(self._sha.hexdigest(), self._blob.hexdigest() if self._blob else None, "read whole")
 
     def _verify(self, sha256: str, blob: str | None, how: str) -> None:
         if self.expected_sha256 and sha256 != self.expected_sha256:

@@ -17,8 +17,8 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import functools
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass, replace
-from typing import Generator, Iterable
 
 from modelsec.engine import Engine, FileResult, KnownFile, ProgressCallback, ScanReport
 from modelsec.findings import Incomplete
@@ -138,7 +138,10 @@ def scan_entries(
             )
             try:
                 yield KnownFile(
-                    display, remote, sha256=None, digest=entry.claimed_digest(),
+                    display,
+                    remote,
+                    sha256=None,
+                    digest=entry.claimed_digest(),
                     finish=functools.partial(finish, remote=remote, entry=entry),
                 )
             finally:

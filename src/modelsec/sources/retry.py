@@ -14,8 +14,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, ContextManager, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from modelsec.safe_text import printable
 from modelsec.sources.errors import SourceFailure
@@ -43,7 +45,7 @@ class RetryPolicy:
     max_retries: int = 4
     base_seconds: float = 0.5
     max_seconds: float = 8.0
-    deadline: "Deadline | None" = None
+    deadline: Deadline | None = None
 
     def wait(self, attempt: int, hint: float | None) -> float:
         """Seconds before retry number ``attempt`` (0-based); a server hint wins but is
@@ -52,17 +54,19 @@ class RetryPolicy:
         chosen = hint if hint is not None and hint >= 0 else backoff
         return min(self.max_seconds, chosen)
 
-    def request(self) -> ContextManager[None]:
+    def request(self) -> AbstractContextManager[None]:
         """The context one attempt runs in: its request deadline, if there is one."""
         return self.deadline.request() if self.deadline is not None else contextlib.nullcontext()
 
-    def download(self) -> ContextManager[None]:
+    def download(self) -> AbstractContextManager[None]:
         """The context a whole-file download runs in: the scan's deadline only."""
         return self.deadline.download() if self.deadline is not None else contextlib.nullcontext()
 
 
 def call(
-    fn: Callable[[], T], policy: RetryPolicy, sleep: Callable[[float], None] = time.sleep,
+    fn: Callable[[], T],
+    policy: RetryPolicy,
+    sleep: Callable[[float], None] = time.sleep,
     what: str = "request",
 ) -> T:
     """``fn()``, retried on :class:`Transient`; a :class:`SourceFailure` once the retries

@@ -34,8 +34,9 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Generator, Iterator, TypeVar
+from typing import Any, TypeVar
 
 from modelsec.engine import Engine, ScanReport
 from modelsec.metadata import ModelMetadata, SourceType
@@ -76,19 +77,37 @@ _CONTINUATIONS = {
 }
 _ENTRY_FIELDS = ("Contents", "Versions", "DeleteMarkers", "CommonPrefixes")
 
-_THROTTLE_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded",
-                   "TooManyRequests", "RequestThrottled", "ServiceUnavailable"}
+_THROTTLE_CODES = {
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "TooManyRequests",
+    "RequestThrottled",
+    "ServiceUnavailable",
+}
 _DENIED_CODES = {"AccessDenied", "AllAccessDisabled", "AccountProblem", "403", "Forbidden"}
-_BAD_CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
-                         "InvalidToken", "TokenRefreshRequired", "InvalidSecurity"}
+_BAD_CREDENTIAL_CODES = {
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
+    "InvalidSecurity",
+}
 # Error codes that stand for a status (a HEAD answer has no body: botocore names its
 # code after the status), read through the shared table in modelsec.sources.status.
 _CODE_STATUS: dict[str, int] = {
     **{code: 403 for code in _DENIED_CODES},
     **{code: 429 for code in _THROTTLE_CODES},
-    "PreconditionFailed": 412, "412": 412,
-    "InvalidRange": 416, "416": 416,
-    "InternalError": 500, "500": 500, "502": 502, "504": 504,
+    "PreconditionFailed": 412,
+    "412": 412,
+    "InvalidRange": 416,
+    "416": 416,
+    "InternalError": 500,
+    "500": 500,
+    "502": 502,
+    "504": 504,
 }
 _S3_STATUS_MEANINGS = {503: StatusMeaning(THROTTLED, transient=True)}  # 503 SlowDown
 
@@ -113,19 +132,24 @@ class Bucket:
         self.name, _, self.key = ref.location.partition("/")
         # boto3 itself honours AWS_ENDPOINT_URL(_S3); we only need it for messages and the
         # addressing default.
-        self.endpoint = cfg.endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        self.endpoint = (
+            cfg.endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        )
         self.shown_endpoint = redact_url(self.endpoint) if self.endpoint else "AWS S3"
         self.policy = policy
         self.client = self._client()
         self.wire = BotocoreOverHttpx.install(
-            self.client, policy.deadline, cfg.timeout, cfg.max_response_bytes,
+            self.client,
+            policy.deadline,
+            cfg.timeout,
+            cfg.max_response_bytes,
             os.environ.get("AWS_CA_BUNDLE"),
         )
 
     def close(self) -> None:
         self.wire.close()
 
-    def scope(self, obj: "S3Object") -> str:
+    def scope(self, obj: S3Object) -> str:
         """Where claims about ``obj`` come from (see :meth:`RemoteEntry.claimed_digest`)."""
         endpoint = self.shown_endpoint if self.endpoint else "s3.amazonaws.com"
         pin = f"version:{obj.version_id}" if obj.version_id else f"etag:{obj.etag}"
@@ -197,7 +221,9 @@ class Bucket:
         status = _CODE_STATUS.get(code) or metadata.get("HTTPStatusCode") or 0
         meaning = meaning_of(status, _S3_STATUS_MEANINGS)
         retry_after = retry_after_seconds(metadata.get("HTTPHeaders", {}).get("retry-after"))
-        return meaning.error(self._status_message(status, code, what), retry_after if meaning.transient else None)
+        return meaning.error(
+            self._status_message(status, code, what), retry_after if meaning.transient else None
+        )
 
     def _error_code_failure(self, code: str, message: str, what: str) -> SourceFailure | None:
         """The S3 error codes whose meaning no status carries."""
@@ -209,10 +235,13 @@ class Bucket:
         if code == "NoSuchVersion" or (code == "InvalidArgument" and "version" in message.lower()):
             return SourceFailure(REVISION_NOT_FOUND, f"{what}: version {self.ref.revision!r} does not exist")
         if code == "400" and self.ref.revision:  # a HEAD has no body: the version id is the suspect
-            return SourceFailure(REVISION_NOT_FOUND, f"{what}: version {self.ref.revision!r} is not valid here (HTTP 400)")
+            return SourceFailure(
+                REVISION_NOT_FOUND, f"{what}: version {self.ref.revision!r} is not valid here (HTTP 400)"
+            )
         if code == "InvalidObjectState":
             return SourceFailure(
-                REMOTE_ERROR, f"{what}: the object is archived (Glacier/Deep Archive); restore it before scanning"
+                REMOTE_ERROR,
+                f"{what}: the object is archived (Glacier/Deep Archive); restore it before scanning",
             )
         if code in _BAD_CREDENTIAL_CODES:
             return SourceFailure(
@@ -221,7 +250,10 @@ class Bucket:
                 f"accessKeyId/secretAccessKey/sessionToken ({self._credential_origin()})",
             )
         if code in ("PermanentRedirect", "AuthorizationHeaderMalformed"):
-            return SourceFailure(CONFIG, f"{what}: bucket {self.name!r} is in another region or needs another endpoint ({code}); set region/endpoint")
+            return SourceFailure(
+                CONFIG,
+                f"{what}: bucket {self.name!r} is in another region or needs another endpoint ({code}); set region/endpoint",
+            )
         return None
 
     def _status_message(self, status: int, code: str, what: str) -> str:
@@ -262,11 +294,17 @@ class Bucket:
                 "public bucket",
             )
         if isinstance(exc, (PartialCredentialsError, ProfileNotFound)):
-            return SourceFailure(CONFIG, f"{what}: incomplete credentials configuration ({type(exc).__name__})")
+            return SourceFailure(
+                CONFIG, f"{what}: incomplete credentials configuration ({type(exc).__name__})"
+            )
         if isinstance(exc, (ConnectTimeoutError, ReadTimeoutError)):
-            return retry.Transient(NETWORK, f"{what}: no answer from {origin} within {self.cfg.timeout:g}s (timeout)")
+            return retry.Transient(
+                NETWORK, f"{what}: no answer from {origin} within {self.cfg.timeout:g}s (timeout)"
+            )
         if isinstance(exc, (EndpointConnectionError, ConnectionClosedError)):
-            return retry.Transient(NETWORK, f"{what}: cannot connect to {origin} (connection refused or unreachable)")
+            return retry.Transient(
+                NETWORK, f"{what}: cannot connect to {origin} (connection refused or unreachable)"
+            )
         if isinstance(exc, ParamValidationError):
             return SourceFailure(CONFIG, f"{what}: invalid S3 request: {exc}")
         if isinstance(exc, BotoCoreError):
@@ -293,7 +331,7 @@ class Bucket:
     # --- listing ----------------------------------------------------------------------
 
     def versioning(self) -> str:
-        """"Enabled", "Suspended", "Off", or "unknown" (not allowed to ask)."""
+        """ "Enabled", "Suspended", "Off", or "unknown" (not allowed to ask)."""
         try:
             answer = self.call(
                 lambda: self.client.get_bucket_versioning(Bucket=self.name), f"s3://{self.name}"
@@ -311,7 +349,9 @@ class Bucket:
         answer = self.call(lambda: self.client.head_object(**kwargs), f"s3://{self.name}/{key}")
         size = answer.get("ContentLength")
         if not isinstance(size, int) or size < 0:
-            raise SourceFailure(REMOTE_ERROR, f"s3://{self.name}/{key}: {self.shown_endpoint} did not say the object's size")
+            raise SourceFailure(
+                REMOTE_ERROR, f"s3://{self.name}/{key}: {self.shown_endpoint} did not say the object's size"
+            )
         return S3Object(
             key=key,
             size=size,
@@ -331,7 +371,9 @@ class Bucket:
         seen = 0
         tokens: set[tuple[Any, ...]] = set()
         for number in range(1, self.cfg.max_list_pages + 1):
-            page = self.call(lambda: getattr(self.client, operation)(**params), f"{what} (listing page {number})")
+            page = self.call(
+                lambda: getattr(self.client, operation)(**params), f"{what} (listing page {number})"
+            )
             yield page
             seen += sum(len(page.get(name) or []) for name in _ENTRY_FIELDS)
             if seen > remote_scan.MAX_FILES:
@@ -371,15 +413,25 @@ class Bucket:
                 for v in page.get("Versions", []) or []:
                     if v.get("IsLatest") and v["Key"] not in deleted:
                         objects.append(
-                            S3Object(v["Key"], _size(v, what), str(v.get("ETag", "")).strip('"'),
-                                     _version(v.get("VersionId")), v.get("LastModified"))
+                            S3Object(
+                                v["Key"],
+                                _size(v, what),
+                                str(v.get("ETag", "")).strip('"'),
+                                _version(v.get("VersionId")),
+                                v.get("LastModified"),
+                            )
                         )
         else:
             for page in self.pages("list_objects_v2", prefix):
                 for o in page.get("Contents", []) or []:
                     objects.append(
-                        S3Object(o["Key"], _size(o, what), str(o.get("ETag", "")).strip('"'), None,
-                                 o.get("LastModified"))
+                        S3Object(
+                            o["Key"],
+                            _size(o, what),
+                            str(o.get("ETag", "")).strip('"'),
+                            None,
+                            o.get("LastModified"),
+                        )
                     )
         # "Folder" placeholder objects that consoles create are not files of the model.
         objects = [o for o in objects if not (o.key.endswith("/") and o.size == 0)]
@@ -469,8 +521,7 @@ def _check_pin(etag: str | None, version: str | None, obj: S3Object, what: str) 
     if obj.version_id and version and version != obj.version_id:
         raise SourceFailure(
             INTEGRITY,
-            f"{what}: the server answered for version {version[:80]!r}, the listing named "
-            f"{obj.version_id}",
+            f"{what}: the server answered for version {version[:80]!r}, the listing named {obj.version_id}",
         )
     if obj.etag and etag and etag != obj.etag:
         raise SourceFailure(
@@ -484,7 +535,9 @@ def _size(entry: dict[str, Any], what: str) -> int:
     size = entry.get("Size")
     if not isinstance(size, int) or size < 0:
         key = str(entry.get("Key"))[:200]
-        raise SourceFailure(REMOTE_ERROR, f"{what}: {key!r} is listed with size {str(size)[:40]!r}, not a byte count")
+        raise SourceFailure(
+            REMOTE_ERROR, f"{what}: {key!r} is listed with size {str(size)[:40]!r}, not a byte count"
+        )
     return size
 
 
@@ -517,7 +570,7 @@ def _aggregate_revision(objects: list[S3Object], prefix: str) -> str:
     digest = hashlib.sha256()
     for o in objects:
         pin = f"v:{o.version_id}" if o.version_id else f"e:{o.etag}"
-        digest.update(f"{o.key[len(prefix):]}\0{pin}\0{o.size}\n".encode())
+        digest.update(f"{o.key[len(prefix) :]}\0{pin}\0{o.size}\n".encode())
     return "sha256:" + digest.hexdigest()
 
 
@@ -537,7 +590,8 @@ def _resolve(bucket: Bucket, ref: ModelRef) -> tuple[str, list[S3Object], str, s
             if exc.code != FILE_NOT_FOUND or pinned_version:
                 if exc.code == FILE_NOT_FOUND and pinned_version:
                     raise SourceFailure(
-                        REVISION_NOT_FOUND, f"s3://{bucket.name}/{key}: version {pinned_version!r} does not exist"
+                        REVISION_NOT_FOUND,
+                        f"s3://{bucket.name}/{key}: version {pinned_version!r} does not exist",
                     ) from None
                 raise
             if not bucket.has_objects_under(key + "/"):
@@ -583,7 +637,9 @@ def scan(ref: ModelRef, engine: Engine, options: ScanOptions) -> ScannedModel:
         cfg = parse_config(S3Config, options.config, "S3")
     except SourceFailure as failure:
         return ScannedModel(ref, remote_scan.failed(report, str(ref), failure), metadata, SourceType.S3)
-    secrets = [s.get_secret_value() for s in (cfg.access_key_id, cfg.secret_access_key, cfg.session_token) if s]
+    secrets = [
+        s.get_secret_value() for s in (cfg.access_key_id, cfg.secret_access_key, cfg.session_token) if s
+    ]
     policy = remote_scan.policy_of(cfg, Deadline(cfg.scan_deadline, cfg.request_deadline))
     bucket: Bucket | None = None
     with secrets_in_use(secrets):
@@ -595,17 +651,22 @@ def scan(ref: ModelRef, engine: Engine, options: ScanOptions) -> ScannedModel:
             report.target = target
             report.revision = revision
             versions = {o.key: o.version_id for o in objects if o.version_id}
-            extra = {"endpoint": bucket.shown_endpoint, "bucket": bucket.name,
-                     "versioning": "n/a" if single else status}
+            extra = {
+                "endpoint": bucket.shown_endpoint,
+                "bucket": bucket.name,
+                "versioning": "n/a" if single else status,
+            }
             if versions and not single:
-                extra["versions"] = json.dumps({k[len(model_key):]: v for k, v in versions.items()}, sort_keys=True)
+                extra["versions"] = json.dumps(
+                    {k[len(model_key) :]: v for k, v in versions.items()}, sort_keys=True
+                )
             dates = [o.last_modified for o in objects if o.last_modified is not None]
             metadata = ModelMetadata(
                 uri=ref.uri, revision=revision, last_modified=max(dates) if dates else None, extra=extra
             )
             entries = [
                 remote_scan.RemoteEntry(
-                    path="" if single else o.key[len(model_key):],
+                    path="" if single else o.key[len(model_key) :],
                     size=o.size,
                     fetcher=S3Fetcher(bucket, o),
                     sha256=o.sha256,
@@ -621,8 +682,13 @@ def scan(ref: ModelRef, engine: Engine, options: ScanOptions) -> ScannedModel:
                         assert isinstance(entry.fetcher, S3Fetcher)  # every entry was built above
                         entry.sha256 = bucket.checksum(entry.fetcher.obj)
             report = remote_scan.scan_entries(
-                engine, target=target, locations=[ref.uri], entries=entries, cfg=cfg,
-                policy=policy, progress=options.progress,
+                engine,
+                target=target,
+                locations=[ref.uri],
+                entries=entries,
+                cfg=cfg,
+                policy=policy,
+                progress=options.progress,
             )
             report.revision = revision
         except SourceFailure as failure:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import ssl
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import httpx2
 
@@ -122,8 +123,14 @@ class BotocoreOverHttpx:
         self._limit = max_response_bytes
 
     @classmethod
-    def install(cls, s3_client: Any, deadline: Deadline, timeout: float, max_response_bytes: int,
-                ca_bundle: str | None) -> "BotocoreOverHttpx":
+    def install(
+        cls,
+        s3_client: Any,
+        deadline: Deadline,
+        timeout: float,
+        max_response_bytes: int,
+        ca_bundle: str | None,
+    ) -> BotocoreOverHttpx:
         verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True
         http = DeadlineClient(deadline, timeout=timeout, follow_redirects=False, verify=verify)
         handler = cls(http, max_response_bytes)
@@ -144,7 +151,9 @@ class BotocoreOverHttpx:
         body = request.body
         if hasattr(body, "read"):
             body = body.read()
-        outgoing = self._client.build_request(request.method, request.url, headers=headers, content=body or None)
+        outgoing = self._client.build_request(
+            request.method, request.url, headers=headers, content=body or None
+        )
         with _as_botocore_errors(request.url):
             response = self._client.send(outgoing, stream=True)
         raw = _Body(response, request.url, self._limit, f"S3 {operation} answer")
@@ -152,5 +161,5 @@ class BotocoreOverHttpx:
         # stub asks for the http.client message urllib3 happens to pass.
         answer = AWSResponse(request.url, response.status_code, response.headers, raw)  # type: ignore[arg-type]
         if not request.stream_output:
-            answer.content  # buffered now, bounded, as botocore's own session does
+            answer.content  # noqa: B018 - the property buffers the body now, bounded, as botocore does
         return answer

@@ -56,7 +56,7 @@ def analyze(source: str) -> TemplateAnalysis:
     return TemplateAnalysis(True, issues, truncated=checker.truncated)
 
 
-def report(ctx: "ScanContext", source: str, where: str, *, strict: bool) -> TemplateAnalysis:
+def report(ctx: ScanContext, source: str, where: str, *, strict: bool) -> TemplateAnalysis:
     """Analyse ``source`` and file the outcome in ``ctx``.
 
     ``where`` names the template inside the file (``chat_template``, a key path, a GGUF key).
@@ -72,8 +72,7 @@ def report(ctx: "ScanContext", source: str, where: str, *, strict: bool) -> Temp
             ctx.incomplete(f"{label} not inspected: {analysis.error}", code=TOO_COMPLEX)
         elif strict:
             ctx.incomplete(
-                f"{label} could not be parsed as Jinja ({analysis.error}); not inspected, "
-                "failing closed",
+                f"{label} could not be parsed as Jinja ({analysis.error}); not inspected, failing closed",
                 code=UNPARSEABLE,
             )
         return analysis

@@ -5,8 +5,9 @@ iterated to a fixpoint so that values built across several statements are follow
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, TypeGuard
+from typing import TypeGuard
 
 from jinja2 import nodes
 
@@ -126,9 +127,11 @@ def collect(tree: nodes.Template) -> tuple[Environment, list[Site]]:
             body = _body_value(node.body)
             flt = node.filter
             if flt is not None:
+
                 def filtered(ev: Evaluator, body: Thunk = body, flt: nodes.Filter = flt) -> Val:
                     args, kwargs = ev._args(flt, 0)
                     return fold.apply_filter(flt.name, body(ev), args, kwargs)
+
                 _targets(node.target, filtered, sites)
             else:
                 _targets(node.target, body, sites)
@@ -161,7 +164,12 @@ def collect(tree: nodes.Template) -> tuple[Environment, list[Site]]:
     # whatever any caller passes.
     called = {id(n.node) for n in all_nodes if isinstance(n, nodes.Call)}
     for node in all_nodes:
-        if isinstance(node, nodes.Name) and node.name in macros and node.ctx == "load" and id(node) not in called:
+        if (
+            isinstance(node, nodes.Name)
+            and node.name in macros
+            and node.ctx == "load"
+            and id(node) not in called
+        ):
             for param in macros[node.name].args:
                 sites.append(Site(param.name, _constant(TOP)))
 
@@ -170,7 +178,9 @@ def collect(tree: nodes.Template) -> tuple[Environment, list[Site]]:
 
 
 def _is_namespace_call(expr: nodes.Node) -> TypeGuard[nodes.Call]:
-    return isinstance(expr, nodes.Call) and isinstance(expr.node, nodes.Name) and expr.node.name == "namespace"
+    return (
+        isinstance(expr, nodes.Call) and isinstance(expr.node, nodes.Name) and expr.node.name == "namespace"
+    )
 
 
 def _namespace_sites(name: str, call: nodes.Call, sites: list[Site]) -> None:
@@ -181,7 +191,9 @@ def _namespace_sites(name: str, call: nodes.Call, sites: list[Site]) -> None:
         sites.append(Site(f"{name}.{ANY_ATTRIBUTE}", _constant(TOP)))
 
 
-def _call_sites(call: nodes.Call, macros: dict[str, nodes.Macro], sites: list[Site], env: Environment) -> None:
+def _call_sites(
+    call: nodes.Call, macros: dict[str, nodes.Macro], sites: list[Site], env: Environment
+) -> None:
     callee = call.node
     if isinstance(callee, nodes.Getattr) and callee.attr in MUTATING_METHODS:
         env.mutation = True

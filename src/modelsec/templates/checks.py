@@ -88,8 +88,9 @@ class Checker:
         self._seen: set[tuple[str, str | None, int | None]] = set()
         self.truncated = False
 
-    def add(self, kind: IssueKind, severity: Severity, message: str, node: nodes.Node,
-            subject: str | None = None) -> None:
+    def add(
+        self, kind: IssueKind, severity: Severity, message: str, node: nodes.Node, subject: str | None = None
+    ) -> None:
         line = getattr(node, "lineno", None)
         key = (kind.value, subject or message, line)
         if key in self._seen:
@@ -109,7 +110,8 @@ class Checker:
         # A literal reported at its lookup need not be reported again as a string constant.
         looked_up = {(i.subject, i.line) for i in self.issues if i.kind is not IssueKind.INTERNALS_STRING}
         self.issues = [
-            i for i in self.issues
+            i
+            for i in self.issues
             if i.kind is not IssueKind.INTERNALS_STRING or (i.subject, i.line) not in looked_up
         ]
         self.issues.sort(key=lambda i: (i.line or 0, i.kind.value))
@@ -137,9 +139,14 @@ class Checker:
             self.const(node)
         elif isinstance(node, (nodes.Import, nodes.FromImport, nodes.Include, nodes.Extends)):
             what = type(node).__name__.lower()
-            self.add(IssueKind.TEMPLATE_LOADING, Severity.HIGH,
-                     f"template {what}s another template: a chat template must be self-contained; "
-                     "loading others reads from the renderer's loader (files)", node, what)
+            self.add(
+                IssueKind.TEMPLATE_LOADING,
+                Severity.HIGH,
+                f"template {what}s another template: a chat template must be self-contained; "
+                "loading others reads from the renderer's loader (files)",
+                node,
+                what,
+            )
 
     # --- names ----------------------------------------------------------------------------
     def name(self, node: nodes.Name, parent: nodes.Node | None) -> None:
@@ -147,22 +154,42 @@ class Checker:
         free = self.env.is_free(name)
         called = isinstance(parent, nodes.Call) and parent.node is node
         if name in JINJA_GADGETS and not called:
-            self.add(IssueKind.GADGET, Severity.HIGH,
-                     f"Jinja global '{name}' used as an object rather than called: its function "
-                     "object is a handle to Python globals (sandbox-escape gadget)", node, name)
+            self.add(
+                IssueKind.GADGET,
+                Severity.HIGH,
+                f"Jinja global '{name}' used as an object rather than called: its function "
+                "object is a handle to Python globals (sandbox-escape gadget)",
+                node,
+                name,
+            )
         if name == "self" and free and not self._block_call(node, parent):
-            self.add(IssueKind.GADGET, Severity.HIGH,
-                     "'self' (the template reference) used: it exposes the render context", node, name)
+            self.add(
+                IssueKind.GADGET,
+                Severity.HIGH,
+                "'self' (the template reference) used: it exposes the render context",
+                node,
+                name,
+            )
         if not free:
             return
         if name.startswith("_") or name in DANGEROUS_FREE_NAMES:
-            self.add(IssueKind.CODE_EXECUTION, Severity.CRITICAL,
-                     f"free variable '{name}' names a Python builtin or module that runs code, "
-                     "imports or reads files", node, name)
+            self.add(
+                IssueKind.CODE_EXECUTION,
+                Severity.CRITICAL,
+                f"free variable '{name}' names a Python builtin or module that runs code, "
+                "imports or reads files",
+                node,
+                name,
+            )
         elif name in WEB_GLOBALS:
-            self.add(IssueKind.WEB_GLOBAL, Severity.HIGH,
-                     f"'{name}' is a web-framework global (server-side template injection "
-                     "payload); chat templates are never rendered with it", node, name)
+            self.add(
+                IssueKind.WEB_GLOBAL,
+                Severity.HIGH,
+                f"'{name}' is a web-framework global (server-side template injection "
+                "payload); chat templates are never rendered with it",
+                node,
+                name,
+            )
 
     def _block_call(self, node: nodes.Name, parent: nodes.Node | None) -> bool:
         # {{ self.blockname() }} is how templates with blocks render them; our parent links
@@ -174,12 +201,17 @@ class Checker:
         own = isinstance(node.node, nodes.Name) and f"{node.node.name}.{node.attr}" in self.env.values
         self.name_literal(node.attr, node, "attribute", IssueKind.INTERNALS, code=not own)
         if node.attr in DANGEROUS_WHEN_CALLED and isinstance(parent, nodes.Call) and parent.node is node:
-            self.add(IssueKind.CODE_EXECUTION, Severity.CRITICAL,
-                     f"calls a method named '{node.attr}' (process, file or command execution)",
-                     node, node.attr)
+            self.add(
+                IssueKind.CODE_EXECUTION,
+                Severity.CRITICAL,
+                f"calls a method named '{node.attr}' (process, file or command execution)",
+                node,
+                node.attr,
+            )
 
-    def name_literal(self, name: str, node: nodes.Node, what: str, kind: IssueKind,
-                     code: bool = True) -> None:
+    def name_literal(
+        self, name: str, node: nodes.Node, what: str, kind: IssueKind, code: bool = True
+    ) -> None:
         risk = attribute_risk(name)
         if risk is NameRisk.SAFE or (risk is NameRisk.CODE and not code):
             return
@@ -197,20 +229,37 @@ class Checker:
                     continue
                 if literal:
                     kind = IssueKind.CODE_EXECUTION if risk is NameRisk.CODE else IssueKind.INTERNALS
-                    self.add(kind, _RISK_SEVERITY[risk], f"{what} '{part}' reaches {_describe(risk)}", node, part)
+                    self.add(
+                        kind, _RISK_SEVERITY[risk], f"{what} '{part}' reaches {_describe(risk)}", node, part
+                    )
                 else:
-                    self.add(IssueKind.ASSEMBLED_NAME, Severity.CRITICAL,
-                             f"{what} is assembled at render time and resolves to '{part}', which "
-                             f"reaches {_describe(risk)} (obfuscated lookup)", node, part)
+                    self.add(
+                        IssueKind.ASSEMBLED_NAME,
+                        Severity.CRITICAL,
+                        f"{what} is assembled at render time and resolves to '{part}', which "
+                        f"reaches {_describe(risk)} (obfuscated lookup)",
+                        node,
+                        part,
+                    )
         if key.computed:
-            self.add(IssueKind.COMPUTED_NAME, Severity.HIGH,
-                     f"{what} is computed at render time and cannot be resolved statically; it "
-                     "could name Python internals (failing closed)", node, _source_hint(expr))
+            self.add(
+                IssueKind.COMPUTED_NAME,
+                Severity.HIGH,
+                f"{what} is computed at render time and cannot be resolved statically; it "
+                "could name Python internals (failing closed)",
+                node,
+                _source_hint(expr),
+            )
         elif key.data and not allow_data:
-            self.add(IssueKind.COMPUTED_NAME, Severity.HIGH,
-                     f"{what} comes from data supplied at render time (a chat message, or a "
-                     "variable the caller may pass); whoever writes that data picks the "
-                     "attribute, Python internals included (failing closed)", node, _source_hint(expr))
+            self.add(
+                IssueKind.COMPUTED_NAME,
+                Severity.HIGH,
+                f"{what} comes from data supplied at render time (a chat message, or a "
+                "variable the caller may pass); whoever writes that data picks the "
+                "attribute, Python internals included (failing closed)",
+                node,
+                _source_hint(expr),
+            )
 
     def getitem(self, node: nodes.Getitem) -> None:
         target = self.ev.eval(node.node)
@@ -235,12 +284,18 @@ class Checker:
             if "attr" in first.strings or not first.exact:
                 candidates.extend(node.args[1:])
         if node.dyn_args is not None or node.dyn_kwargs is not None:
-            self.add(IssueKind.COMPUTED_NAME, Severity.HIGH,
-                     f"'{node.name}' filter takes its attribute name from *args/**kwargs; it cannot "
-                     "be resolved statically (failing closed)", node, node.name)
+            self.add(
+                IssueKind.COMPUTED_NAME,
+                Severity.HIGH,
+                f"'{node.name}' filter takes its attribute name from *args/**kwargs; it cannot "
+                "be resolved statically (failing closed)",
+                node,
+                node.name,
+            )
         for expr in candidates:
-            self.judge(self.ev.eval(expr), expr, node, f"attribute argument of '{node.name}'",
-                       allow_data=False)
+            self.judge(
+                self.ev.eval(expr), expr, node, f"attribute argument of '{node.name}'", allow_data=False
+            )
 
     def call(self, node: nodes.Call) -> None:
         callee = node.node
@@ -251,13 +306,23 @@ class Checker:
                     for is_attr, key in accessors:
                         if is_attr and isinstance(key, str) and attribute_risk(key) is not NameRisk.SAFE:
                             risk = attribute_risk(key)
-                            self.add(IssueKind.INTERNALS, _RISK_SEVERITY[risk],
-                                     f"str.format field '{{{field_name}}}' looks up '{key}', which "
-                                     f"reaches {_describe(risk)}", node, key)
+                            self.add(
+                                IssueKind.INTERNALS,
+                                _RISK_SEVERITY[risk],
+                                f"str.format field '{{{field_name}}}' looks up '{key}', which "
+                                f"reaches {_describe(risk)}",
+                                node,
+                                key,
+                            )
             if receiver.computed or receiver.data:
-                self.add(IssueKind.COMPUTED_NAME, Severity.HIGH,
-                         f"str.{callee.attr} with a format string computed at render time: its "
-                         "fields can look up any attribute (failing closed)", node, callee.attr)
+                self.add(
+                    IssueKind.COMPUTED_NAME,
+                    Severity.HIGH,
+                    f"str.{callee.attr} with a format string computed at render time: its "
+                    "fields can look up any attribute (failing closed)",
+                    node,
+                    callee.attr,
+                )
 
     def const(self, node: nodes.Const) -> None:
         value: str = node.value
@@ -265,9 +330,13 @@ class Checker:
         if found is None and DUNDER.match(value.strip()):
             found = value.strip()
         if found is not None:
-            self.add(IssueKind.INTERNALS_STRING, Severity.HIGH,
-                     f"string constant contains '{found}', a Python internal used in sandbox "
-                     "escapes", node, found)
+            self.add(
+                IssueKind.INTERNALS_STRING,
+                Severity.HIGH,
+                f"string constant contains '{found}', a Python internal used in sandbox escapes",
+                node,
+                found,
+            )
 
 
 def _describe(risk: NameRisk) -> str:

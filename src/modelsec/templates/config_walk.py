@@ -9,8 +9,9 @@ models are full of ``{{``) and are ignored.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from modelsec.templates import report
 from modelsec.templates.threats import TOO_COMPLEX
@@ -37,7 +38,7 @@ def is_template_key(key: str | None) -> bool:
 Path = tuple["Path | None", "str | int"]
 
 
-def _format(path: "Path | None") -> str:
+def _format(path: Path | None) -> str:
     keys: list[Any] = []
     while path is not None:
         path, key = path
@@ -82,7 +83,7 @@ def iter_json_candidates(root: Any, extra: Iterable[tuple[str, Any]] = ()) -> It
                     stack.append(((path, i), key, v))
 
 
-def report_candidates(ctx: "ScanContext", candidates: Iterable[Candidate]) -> int:
+def report_candidates(ctx: ScanContext, candidates: Iterable[Candidate]) -> int:
     """Analyse each candidate; returns how many were analysed. Bounded per file."""
     attempts = 0
     total = 0

@@ -87,7 +87,9 @@ class Evaluator:
         return self._mutable(val)
 
     def _mutable(self, val: Val) -> Val:
-        if self.env.mutation and (val.seq is not None or val.obj or any(isinstance(v, tuple) for v in val.values)):
+        if self.env.mutation and (
+            val.seq is not None or val.obj or any(isinstance(v, tuple) for v in val.values)
+        ):
             return val.join(TOP)
         return val
 
@@ -164,9 +166,13 @@ class Evaluator:
             op = {nodes.Sub: "-", nodes.Div: "/", nodes.FloorDiv: "//"}[type(node)]
             return fold.lift([ev(node.left, d), ev(node.right, d)], fold.arith(op), NUM)
         if isinstance(node, nodes.Neg):
-            return fold.lift([ev(node.node, d)], lambda v: -v if isinstance(v, (int, float)) else fold._raise(), NUM)
+            return fold.lift(
+                [ev(node.node, d)], lambda v: -v if isinstance(v, (int, float)) else fold._raise(), NUM
+            )
         if isinstance(node, nodes.Pos):
-            return fold.lift([ev(node.node, d)], lambda v: +v if isinstance(v, (int, float)) else fold._raise(), NUM)
+            return fold.lift(
+                [ev(node.node, d)], lambda v: +v if isinstance(v, (int, float)) else fold._raise(), NUM
+            )
         if isinstance(node, (nodes.Not, nodes.Compare, nodes.Test)):
             return BOOL
         if isinstance(node, (nodes.And, nodes.Or)):
@@ -194,7 +200,9 @@ class Evaluator:
             pure = only_data(left) and only_data(right) and not left.consts and not right.consts
             fallback = fallback.join(DATA if pure else TEXT)
         if may_seq(left) and may_seq(right):
-            fallback = fallback.join(Val(data=left.data and right.data, seq=elements(left).join(elements(right))))
+            fallback = fallback.join(
+                Val(data=left.data and right.data, seq=elements(left).join(elements(right)))
+            )
         if left.obj or right.obj:
             fallback = fallback.join(OBJ)
         return fold.lift([left, right], fold.add, fallback)
@@ -314,8 +322,10 @@ class Evaluator:
         receiver = self.eval(target, d)
         out = NOTHING
         if method in ("format", "format_map"):
-            if method == "format" and all(a.exact and len(a.consts) == 1 for a in args) and all(
-                v.exact and len(v.consts) == 1 for v in kwargs.values()
+            if (
+                method == "format"
+                and all(a.exact and len(a.consts) == 1 for a in args)
+                and all(v.exact and len(v.consts) == 1 for v in kwargs.values())
             ):
                 fixed_args = tuple(next(a.values) for a in args)
                 fixed_kw = {k: next(v.values) for k, v in kwargs.items()}
@@ -323,7 +333,9 @@ class Evaluator:
             return TEXT
         if receiver.strings or receiver.text or receiver.data:
             strings = frozenset(c for c in receiver.consts if isinstance(c[1], str))
-            out = out.join(fold.str_method(Val(strings, data=receiver.data, text=receiver.text), method, args, kwargs))
+            out = out.join(
+                fold.str_method(Val(strings, data=receiver.data, text=receiver.text), method, args, kwargs)
+            )
         if receiver.data:
             if method == "get":
                 out = out.join(DATA).join(args[1] if len(args) > 1 else Val.of(None))

@@ -12,7 +12,8 @@ from __future__ import annotations
 import itertools
 import re
 import string
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import markupsafe
 from jinja2.filters import do_title
@@ -75,6 +76,7 @@ def lift(args: list[Val], fn: Callable[..., Any], fallback: Val) -> Val:
 
 
 # --- operators ------------------------------------------------------------------------------
+
 
 def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) or isinstance(v, bool)
@@ -214,6 +216,7 @@ def getslice(value: Val, start: Val, stop: Val, step: Val) -> Val:
 
 # --- str.format -----------------------------------------------------------------------------
 
+
 def format_fields(fmt: str) -> list[tuple[str, list[tuple[bool, Any]]]] | None:
     """The replacement fields of a ``str.format`` string: (field, [(is_attribute, key)]).
     None if the string is not a valid format string."""
@@ -256,6 +259,7 @@ def str_format(fmt: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
 
 
 # --- filters --------------------------------------------------------------------------------
+
 
 def _s(v: Any) -> str:
     s = to_str(v)
@@ -380,26 +384,88 @@ FOLDING_FILTERS: dict[str, Callable[..., Any]] = {
 # String transforms that cannot insert characters of the template's choosing: applied to
 # the caller's data, the result is still only the caller's data (``role_map[m.role|lower]``).
 DATA_PRESERVING_FILTERS = frozenset(
-    {"lower", "upper", "title", "capitalize", "trim", "string", "safe", "e", "escape",
-     "forceescape", "striptags", "tojson", "first", "last"}
+    {
+        "lower",
+        "upper",
+        "title",
+        "capitalize",
+        "trim",
+        "string",
+        "safe",
+        "e",
+        "escape",
+        "forceescape",
+        "striptags",
+        "tojson",
+        "first",
+        "last",
+    }
 )
 DATA_PRESERVING_METHODS = frozenset(
-    {"lower", "upper", "title", "capitalize", "casefold", "swapcase", "strip", "lstrip",
-     "rstrip", "removeprefix", "removesuffix"}
+    {
+        "lower",
+        "upper",
+        "title",
+        "capitalize",
+        "casefold",
+        "swapcase",
+        "strip",
+        "lstrip",
+        "rstrip",
+        "removeprefix",
+        "removesuffix",
+    }
 )
 
 # Filters whose result, for a non-constant input, is picked from that input.
 SELECTING_FILTERS = frozenset({"first", "last", "random", "min", "max", "default", "d"})
 # Filters whose result is a list of (some of) the input's elements.
 LIST_FILTERS = frozenset(
-    {"list", "sort", "unique", "reverse", "select", "reject", "selectattr", "rejectattr",
-     "batch", "slice", "items", "dictsort", "groupby", "map"}
+    {
+        "list",
+        "sort",
+        "unique",
+        "reverse",
+        "select",
+        "reject",
+        "selectattr",
+        "rejectattr",
+        "batch",
+        "slice",
+        "items",
+        "dictsort",
+        "groupby",
+        "map",
+    }
 )
 NUMERIC_FILTERS = frozenset({"length", "count", "wordcount", "int", "float", "abs", "round", "sum"})
 STRING_FILTERS = frozenset(
-    {"lower", "upper", "title", "capitalize", "trim", "string", "safe", "e", "escape",
-     "forceescape", "replace", "join", "format", "center", "indent", "truncate", "wordwrap",
-     "striptags", "urlencode", "urlize", "tojson", "filesizeformat", "pprint", "xmlattr"}
+    {
+        "lower",
+        "upper",
+        "title",
+        "capitalize",
+        "trim",
+        "string",
+        "safe",
+        "e",
+        "escape",
+        "forceescape",
+        "replace",
+        "join",
+        "format",
+        "center",
+        "indent",
+        "truncate",
+        "wordwrap",
+        "striptags",
+        "urlencode",
+        "urlize",
+        "tojson",
+        "filesizeformat",
+        "pprint",
+        "xmlattr",
+    }
 )
 
 
@@ -447,6 +513,7 @@ def apply_filter(name: str, value: Val, args: list[Val], kwargs: dict[str, Val])
 
 # --- string methods -------------------------------------------------------------------------
 
+
 def _bounded_width(fn: Callable[..., str]) -> Callable[..., str]:
     def wrapped(s: str, width: Any, *rest: Any) -> str:
         if not isinstance(width, int) or width > MAX_WIDTH:
@@ -457,25 +524,43 @@ def _bounded_width(fn: Callable[..., str]) -> Callable[..., str]:
 
 
 STR_METHODS: dict[str, Callable[..., Any]] = {
-    "upper": str.upper, "lower": str.lower, "title": str.title, "capitalize": str.capitalize,
-    "swapcase": str.swapcase, "casefold": str.casefold,
-    "strip": str.strip, "lstrip": str.lstrip, "rstrip": str.rstrip,
-    "removeprefix": str.removeprefix, "removesuffix": str.removesuffix,
+    "upper": str.upper,
+    "lower": str.lower,
+    "title": str.title,
+    "capitalize": str.capitalize,
+    "swapcase": str.swapcase,
+    "casefold": str.casefold,
+    "strip": str.strip,
+    "lstrip": str.lstrip,
+    "rstrip": str.rstrip,
+    "removeprefix": str.removeprefix,
+    "removesuffix": str.removesuffix,
     "replace": lambda s, old, new, count=-1: _replace(s, old, new, None if count == -1 else count),
     "split": lambda s, *a: tuple(s.split(*a)),
     "rsplit": lambda s, *a: tuple(s.rsplit(*a)),
     "splitlines": lambda s, *a: tuple(s.splitlines(*a)),
-    "partition": str.partition, "rpartition": str.rpartition,
+    "partition": str.partition,
+    "rpartition": str.rpartition,
     "join": lambda s, items: _join(items, s),
-    "startswith": str.startswith, "endswith": str.endswith,
-    "find": str.find, "rfind": str.rfind, "count": str.count,
-    "isdigit": str.isdigit, "isalpha": str.isalpha, "isalnum": str.isalnum,
-    "isspace": str.isspace, "isupper": str.isupper, "islower": str.islower,
-    "zfill": _bounded_width(str.zfill), "center": _bounded_width(str.center),
-    "ljust": _bounded_width(str.ljust), "rjust": _bounded_width(str.rjust),
+    "startswith": str.startswith,
+    "endswith": str.endswith,
+    "find": str.find,
+    "rfind": str.rfind,
+    "count": str.count,
+    "isdigit": str.isdigit,
+    "isalpha": str.isalpha,
+    "isalnum": str.isalnum,
+    "isspace": str.isspace,
+    "isupper": str.isupper,
+    "islower": str.islower,
+    "zfill": _bounded_width(str.zfill),
+    "center": _bounded_width(str.center),
+    "ljust": _bounded_width(str.ljust),
+    "rjust": _bounded_width(str.rjust),
 }
-BOOL_METHODS = frozenset({"startswith", "endswith", "isdigit", "isalpha", "isalnum", "isspace",
-                          "isupper", "islower"})
+BOOL_METHODS = frozenset(
+    {"startswith", "endswith", "isdigit", "isalpha", "isalnum", "isspace", "isupper", "islower"}
+)
 NUM_METHODS = frozenset({"find", "rfind", "count", "index", "rindex"})
 SPLIT_METHODS = frozenset({"split", "rsplit", "splitlines", "partition", "rpartition"})
 

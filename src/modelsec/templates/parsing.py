@@ -56,9 +56,7 @@ class ParseResult:
 def parse(source: str) -> ParseResult:
     """The AST of ``source``, or the reason there is none. Never raises."""
     if len(source) > MAX_TEMPLATE_CHARS:
-        return ParseResult(
-            None, f"template of {len(source)} characters exceeds {MAX_TEMPLATE_CHARS}", True
-        )
+        return ParseResult(None, f"template of {len(source)} characters exceeds {MAX_TEMPLATE_CHARS}", True)
     try:
         with warnings.catch_warnings():
             # the lexer decodes string escapes with Python's codec, which warns on invalid

@@ -17,7 +17,9 @@ _FIX = (
 
 TEMPLATE_THREATS: dict[IssueKind, Threat] = {
     IssueKind.INTERNALS: threat(
-        "MS-TPL-001", RULE, Severity.CRITICAL,
+        "MS-TPL-001",
+        RULE,
+        Severity.CRITICAL,
         "Template reaches Python internals",
         _FIX,
         "A dunder, private or frame/code attribute (``__class__``, ``__globals__``, ``_module``, "
@@ -25,7 +27,9 @@ TEMPLATE_THREATS: dict[IssueKind, Threat] = {
         "the first step of every Jinja sandbox escape (CVE-2024-34359).",
     ),
     IssueKind.ASSEMBLED_NAME: threat(
-        "MS-TPL-002", RULE, Severity.CRITICAL,
+        "MS-TPL-002",
+        RULE,
+        Severity.CRITICAL,
         "Obfuscated lookup resolves to Python internals",
         _FIX,
         "An attribute or key built at render time (``~``/``+`` joins, ``format``, ``join``, "
@@ -33,7 +37,9 @@ TEMPLATE_THREATS: dict[IssueKind, Threat] = {
         "evaluator folds to an internal name.",
     ),
     IssueKind.COMPUTED_NAME: threat(
-        "MS-TPL-003", RULE, Severity.HIGH,
+        "MS-TPL-003",
+        RULE,
+        Severity.HIGH,
         "Attribute name computed at render time",
         _FIX,
         "A lookup whose name cannot be resolved statically (a loop-built string, a string "
@@ -41,35 +47,45 @@ TEMPLATE_THREATS: dict[IssueKind, Threat] = {
         "Python internals, so it is reported: the scanner fails closed.",
     ),
     IssueKind.GADGET: threat(
-        "MS-TPL-004", RULE, Severity.HIGH,
+        "MS-TPL-004",
+        RULE,
+        Severity.HIGH,
         "Jinja global used as an escape gadget",
         _FIX,
         "``cycler``, ``joiner``, ``namespace``, ``lipsum``, ``range``, ``dict`` or ``self`` used "
         "as an object instead of called: their function objects lead to Python globals.",
     ),
     IssueKind.WEB_GLOBAL: threat(
-        "MS-TPL-005", RULE, Severity.HIGH,
+        "MS-TPL-005",
+        RULE,
+        Severity.HIGH,
         "Web-framework globals in a template",
         _FIX,
         "``config``, ``request``, ``session``, ``url_for``: server-side template injection "
         "payloads that read application secrets or environment variables.",
     ),
     IssueKind.CODE_EXECUTION: threat(
-        "MS-TPL-006", RULE, Severity.CRITICAL,
+        "MS-TPL-006",
+        RULE,
+        Severity.CRITICAL,
         "Template names code execution, modules or files",
         _FIX,
         "``eval``, ``exec``, ``__import__``, ``os``, ``subprocess``, ``popen``, ``system``, "
         "``environ``, ``open``, ``__builtins__``...: the payload end of an escape.",
     ),
     IssueKind.TEMPLATE_LOADING: threat(
-        "MS-TPL-007", RULE, Severity.HIGH,
+        "MS-TPL-007",
+        RULE,
+        Severity.HIGH,
         "Template loads other templates",
         _FIX,
         "``{% import %}``, ``{% from %}``, ``{% include %}`` or ``{% extends %}``: reads files "
         "through the renderer's loader.",
     ),
     IssueKind.INTERNALS_STRING: threat(
-        "MS-TPL-008", RULE, Severity.HIGH,
+        "MS-TPL-008",
+        RULE,
+        Severity.HIGH,
         "String constant names Python internals",
         _FIX,
         "A literal such as ``'__class__'`` or ``'__import__(\"os\")'`` (also as a keyword name "

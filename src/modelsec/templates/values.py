@@ -18,8 +18,9 @@ always the safe direction: only a name the evaluator can prove harmless passes.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 MAX_CONSTS = 64
 MAX_STR = 1 << 16
@@ -41,14 +42,14 @@ class Val:
     data: bool = False
     text: bool = False
     obj: bool = False
-    seq: "Val | None" = field(default=None)
+    seq: Val | None = field(default=None)
     # Self-similar: iterating the value may again yield anything the value is (lists nested
     # deeper than MAX_SEQ_DEPTH collapse to this, which keeps the lattice finite).
     rec: bool = False
 
     # --- construction ---------------------------------------------------------------------
     @staticmethod
-    def of(*values: Any) -> "Val":
+    def of(*values: Any) -> Val:
         return from_values(values)
 
     @property
@@ -69,7 +70,7 @@ class Val:
         """May be a string or object built at render time with content we cannot know."""
         return self.text or self.obj
 
-    def join(self, other: "Val") -> "Val":
+    def join(self, other: Val) -> Val:
         if other is self or other == NOTHING:
             return self
         if self == NOTHING:
@@ -122,8 +123,13 @@ def _widen(values: Iterable[Any]) -> Val:
             items.extend(v[:MAX_TUPLE])
     if items:
         element = _widen(items) if len(set(map(_tag_safe, items))) > MAX_CONSTS else from_values(items)
-        out = Val(num=out.num, data=out.data, text=out.text, obj=out.obj,
-                  seq=element if out.seq is None else out.seq.join(element))
+        out = Val(
+            num=out.num,
+            data=out.data,
+            text=out.text,
+            obj=out.obj,
+            seq=element if out.seq is None else out.seq.join(element),
+        )
     return out
 
 
@@ -139,9 +145,15 @@ def _capped(val: Val) -> Val:
     if len(val.consts) <= MAX_CONSTS:
         return val
     wide = _widen(val.values)
-    return Val(frozenset(), val.num or wide.num, val.data, val.text or wide.text, val.obj,
-               wide.seq if val.seq is None else (val.seq if wide.seq is None else val.seq.join(wide.seq)),
-               val.rec)
+    return Val(
+        frozenset(),
+        val.num or wide.num,
+        val.data,
+        val.text or wide.text,
+        val.obj,
+        wide.seq if val.seq is None else (val.seq if wide.seq is None else val.seq.join(wide.seq)),
+        val.rec,
+    )
 
 
 MAX_SEQ_DEPTH = 3

@@ -10,7 +10,7 @@ tables that are actually visited.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from modelsec.bytesource import ByteSource
 from modelsec.protobuf_wire import BlockCache
@@ -51,7 +51,7 @@ class FlatBuffer:
     def bytes_at(self, pos: int, n: int) -> bytes:
         return self._read(pos, n)
 
-    def root(self) -> "Table":
+    def root(self) -> Table:
         return Table(self, self.u32(0))
 
 
@@ -111,7 +111,7 @@ class Table:
             raise FlatBufferError(f"field {index} of table at {self.pos} points outside the data")
         return target
 
-    def table(self, index: int) -> "Table | None":
+    def table(self, index: int) -> Table | None:
         target = self._indirect(index)
         return Table(self.fb, target) if target else None
 
@@ -138,7 +138,7 @@ class Table:
             raise FlatBufferError(f"string field {index} of table at {self.pos} overruns the data")
         return self.fb.bytes_at(vec + 4, min(length, limit)).decode("utf-8", "replace")
 
-    def tables(self, index: int, limit: int) -> Iterator["Table"]:
+    def tables(self, index: int, limit: int) -> Iterator[Table]:
         """The tables of a vector-of-tables field, at most ``limit`` of them."""
         start, length = self.vector(index, 4)
         for i in range(min(length, limit)):

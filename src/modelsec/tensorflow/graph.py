@@ -9,8 +9,8 @@ tensorflow/core/framework/{graph,node_def,function,attr_value,tensor}.proto.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from modelsec.bytesource import ByteSource, LimitExceeded
 from modelsec.protobuf_wire import LEN, VARINT, BlockCache, Field, Message, WireError

@@ -16,15 +16,44 @@ from importlib import resources
 # GPU builds). They are official but absent from the generated wrapper modules.
 INTERNAL_OPS = frozenset(
     {
-        "_Arg", "_Retval", "_DeviceArg", "_DeviceRetval", "_Send", "_Recv", "_HostSend",
-        "_HostRecv", "_If", "_While", "_ListToArray", "_ArrayToList", "_HostCast",
-        "_FusedConv2D", "_FusedMatMul", "_FusedBatchNormEx", "_FusedDepthwiseConv2dNative",
-        "_FusedConv3D", "_UnaryOpsComposition", "_XlaCompile", "_XlaRun", "_XlaMerge",
-        "_ReadVariablesOp", "_VarHandlesOp", "_Retval", "_EagerConst", "_ParallelConcatStart",
-        "_ParallelConcatUpdate", "_ScopedAllocator", "_ScopedAllocatorConcat",
-        "_ScopedAllocatorSplit", "_SwitchN", "_TPUCompileMlir", "_TPUReplicate",
-        "TRTEngineOp", "CreateTRTResourceHandle", "InitializeTRTResource",
-        "SerializeTRTResource", "GetCalibrationDataOp",
+        "_Arg",
+        "_Retval",
+        "_DeviceArg",
+        "_DeviceRetval",
+        "_Send",
+        "_Recv",
+        "_HostSend",
+        "_HostRecv",
+        "_If",
+        "_While",
+        "_ListToArray",
+        "_ArrayToList",
+        "_HostCast",
+        "_FusedConv2D",
+        "_FusedMatMul",
+        "_FusedBatchNormEx",
+        "_FusedDepthwiseConv2dNative",
+        "_FusedConv3D",
+        "_UnaryOpsComposition",
+        "_XlaCompile",
+        "_XlaRun",
+        "_XlaMerge",
+        "_ReadVariablesOp",
+        "_VarHandlesOp",
+        "_EagerConst",
+        "_ParallelConcatStart",
+        "_ParallelConcatUpdate",
+        "_ScopedAllocator",
+        "_ScopedAllocatorConcat",
+        "_ScopedAllocatorSplit",
+        "_SwitchN",
+        "_TPUCompileMlir",
+        "_TPUReplicate",
+        "TRTEngineOp",
+        "CreateTRTResourceHandle",
+        "InitializeTRTResource",
+        "SerializeTRTResource",
+        "GetCalibrationDataOp",
     }
 )
 
@@ -42,40 +71,86 @@ CODE_OPS = frozenset({"PyFunc", "PyFuncStateless", "EagerPyFunc"})
 
 FILE_READ_OPS = frozenset(
     {
-        "ReadFile", "MatchingFiles", "ImmutableConst", "FileSystemSetConfiguration",
-        "WholeFileReader", "WholeFileReaderV2", "TFRecordReader", "TFRecordReaderV2",
-        "FixedLengthRecordReader", "FixedLengthRecordReaderV2", "TextLineReader",
-        "TextLineReaderV2", "LMDBReader", "IdentityReader", "IdentityReaderV2",
-        "TFRecordDataset", "TFRecordDatasetV2", "TextLineDataset", "FixedLengthRecordDataset",
-        "FixedLengthRecordDatasetV2", "LMDBDataset", "ExperimentalLMDBDataset", "CSVDataset",
-        "CSVDatasetV2", "ExperimentalCSVDataset", "LoadDataset", "MatchingFilesDataset",
-        "ExperimentalMatchingFilesDataset", "SqlDataset", "ExperimentalSqlDataset",
-        "SnapshotDatasetReader", "SnapshotNestedDatasetReader", "SnapshotChunkDataset",
+        "ReadFile",
+        "MatchingFiles",
+        "ImmutableConst",
+        "FileSystemSetConfiguration",
+        "WholeFileReader",
+        "WholeFileReaderV2",
+        "TFRecordReader",
+        "TFRecordReaderV2",
+        "FixedLengthRecordReader",
+        "FixedLengthRecordReaderV2",
+        "TextLineReader",
+        "TextLineReaderV2",
+        "LMDBReader",
+        "IdentityReader",
+        "IdentityReaderV2",
+        "TFRecordDataset",
+        "TFRecordDatasetV2",
+        "TextLineDataset",
+        "FixedLengthRecordDataset",
+        "FixedLengthRecordDatasetV2",
+        "LMDBDataset",
+        "ExperimentalLMDBDataset",
+        "CSVDataset",
+        "CSVDatasetV2",
+        "ExperimentalCSVDataset",
+        "LoadDataset",
+        "MatchingFilesDataset",
+        "ExperimentalMatchingFilesDataset",
+        "SqlDataset",
+        "ExperimentalSqlDataset",
+        "SnapshotDatasetReader",
+        "SnapshotNestedDatasetReader",
+        "SnapshotChunkDataset",
         "ListSnapshotChunksDataset",
     }
 )
 
 FILE_WRITE_OPS = frozenset(
     {
-        "WriteFile", "DatasetToTFRecord", "ExperimentalDatasetToTFRecord", "SaveDataset",
-        "SaveDatasetV2", "DistributedSave", "SnapshotDataset", "SnapshotDatasetV2",
-        "CreateSummaryFileWriter", "CreateSummaryDbWriter", "SummaryWriter",
+        "WriteFile",
+        "DatasetToTFRecord",
+        "ExperimentalDatasetToTFRecord",
+        "SaveDataset",
+        "SaveDatasetV2",
+        "DistributedSave",
+        "SnapshotDataset",
+        "SnapshotDatasetV2",
+        "CreateSummaryFileWriter",
+        "CreateSummaryDbWriter",
+        "SummaryWriter",
     }
 )
 
 NETWORK_OPS = frozenset(
     {
-        "RpcClient", "RpcServer", "RpcServerStart", "RpcServerRegister", "RpcCall",
-        "RpcCheckStatus", "RpcGetValue", "DeleteRpcFutureResource", "DataServiceDataset",
-        "DataServiceDatasetV2", "DataServiceDatasetV3", "DataServiceDatasetV4",
-        "RegisterDataset", "RegisterDatasetV2",
+        "RpcClient",
+        "RpcServer",
+        "RpcServerStart",
+        "RpcServerRegister",
+        "RpcCall",
+        "RpcCheckStatus",
+        "RpcGetValue",
+        "DeleteRpcFutureResource",
+        "DataServiceDataset",
+        "DataServiceDatasetV2",
+        "DataServiceDatasetV3",
+        "DataServiceDatasetV4",
+        "RegisterDataset",
+        "RegisterDatasetV2",
     }
 )
 
 DEBUG_OPS = frozenset(
     {
-        "DebugIdentity", "DebugIdentityV2", "DebugIdentityV3", "DebugNanCount",
-        "DebugNumericSummary", "DebugNumericSummaryV2",
+        "DebugIdentity",
+        "DebugIdentityV2",
+        "DebugIdentityV3",
+        "DebugNanCount",
+        "DebugNumericSummary",
+        "DebugNumericSummaryV2",
     }
 )
 
@@ -84,10 +159,20 @@ DEBUG_OPS = frozenset(
 # the graph that points outside the model is reported.
 PATH_ARGUMENT_OPS = frozenset(
     {
-        "Save", "SaveV2", "SaveSlices", "Restore", "RestoreV2", "RestoreSlice",
-        "MergeV2Checkpoints", "ShardedFilename", "ShardedFilespec", "DTensorRestoreV2",
-        "InitializeTableFromTextFile", "InitializeTableFromTextFileV2",
-        "GenerateVocabRemapping", "LoadAndRemapMatrix",
+        "Save",
+        "SaveV2",
+        "SaveSlices",
+        "Restore",
+        "RestoreV2",
+        "RestoreSlice",
+        "MergeV2Checkpoints",
+        "ShardedFilename",
+        "ShardedFilespec",
+        "DTensorRestoreV2",
+        "InitializeTableFromTextFile",
+        "InitializeTableFromTextFileV2",
+        "GenerateVocabRemapping",
+        "LoadAndRemapMatrix",
     }
 )
 
@@ -122,11 +207,7 @@ def is_known(op: str) -> bool:
 
 @functools.cache
 def tflite_builtins() -> dict[int, str]:
-    text = (
-        resources.files("modelsec.tensorflow")
-        .joinpath("tflite_builtin_ops.txt")
-        .read_text("utf-8")
-    )
+    text = resources.files("modelsec.tensorflow").joinpath("tflite_builtin_ops.txt").read_text("utf-8")
     out: dict[int, str] = {}
     for line in text.splitlines():
         if line and line[0] != "#":

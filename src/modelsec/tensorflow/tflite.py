@@ -84,7 +84,9 @@ def read_tflite(source: ByteSource, out: TFLiteSummary) -> None:
         out.codes.append(_opcode(index, table))
     if model.vector_len(1, 4) > MAX_OPCODES:
         out.truncated = f"more than {MAX_OPCODES} operator codes"
-    flex_codes = {c.index for c in out.codes if c.builtin == CUSTOM and (c.custom or "").startswith(FLEX_PREFIX)}
+    flex_codes = {
+        c.index for c in out.codes if c.builtin == CUSTOM and (c.custom or "").startswith(FLEX_PREFIX)
+    }
     budget = MAX_OPERATORS
     for s, subgraph in enumerate(model.tables(2, MAX_SUBGRAPHS)):
         start, count = subgraph.vector(3, 4)
@@ -92,7 +94,9 @@ def read_tflite(source: ByteSource, out: TFLiteSummary) -> None:
             out.operators += 1
             index = operator.uint(0, 4, 0)
             if index >= len(out.codes):
-                out.problems.append(f"subgraph {s} operator {i} uses operator code {index}, but only {len(out.codes)} exist")
+                out.problems.append(
+                    f"subgraph {s} operator {i} uses operator code {index}, but only {len(out.codes)} exist"
+                )
                 continue
             out.used[index] += 1
             if index in flex_codes:
@@ -143,6 +147,5 @@ def _check_buffers(model: Table, fb: FlatBuffer, out: TFLiteSummary) -> None:
         offset, size = buffer.uint(1, 8, 0), buffer.uint(2, 8, 0)
         if offset > 1 and offset + size > fb.size:
             out.problems.append(
-                f"buffer {b} claims {size} bytes at offset {offset}, past the end of the "
-                f"{fb.size}-byte file"
+                f"buffer {b} claims {size} bytes at offset {offset}, past the end of the {fb.size}-byte file"
             )

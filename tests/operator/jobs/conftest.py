@@ -11,9 +11,10 @@ import importlib.util
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -46,8 +47,13 @@ def _envtest(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]
     env = {**os.environ, "ENVTEST_NAME": INSTANCE, "ENVTEST_CONTROLLERS": "1"}
     for var in ("ENVTEST_APISERVER_PORT", "ENVTEST_ETCD_PORT", "ENVTEST_ETCD_PEER_PORT"):
         env.pop(var, None)
-    proc = subprocess.run(["bash", str(REPO / "hack" / "envtest.sh"), *args], env=env, capture_output=True,
-                          text=True, timeout=3600)
+    proc = subprocess.run(
+        ["bash", str(REPO / "hack" / "envtest.sh"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     if check and proc.returncode != 0:
         pytest.fail(f"hack/envtest.sh {' '.join(args)} exited {proc.returncode}\n{proc.stderr[-4000:]}")
     return proc
@@ -58,22 +64,48 @@ def worker_rbac() -> list[dict[str, Any]]:
     modelsec kinds, create ScanResults in its namespace. Nothing else."""
     return [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": WORKER_SA, "namespace": NAMESPACE},
-         "automountServiceAccountToken": False},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "jobs-test-worker"},
-         "rules": [{"apiGroups": ["modelsec.io"], "resources": ["modelscans", "securitygroups", "modelsources"],
-                    "verbs": ["get"]}]},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-         "metadata": {"name": "jobs-test-worker"},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "jobs-test-worker"},
-         "subjects": [{"kind": "ServiceAccount", "name": WORKER_SA, "namespace": NAMESPACE}]},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-         "metadata": {"name": "jobs-test-worker", "namespace": NAMESPACE},
-         "rules": [{"apiGroups": ["modelsec.io"], "resources": ["scanresults"], "verbs": ["create"]}]},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-         "metadata": {"name": "jobs-test-worker", "namespace": NAMESPACE},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "jobs-test-worker"},
-         "subjects": [{"kind": "ServiceAccount", "name": WORKER_SA, "namespace": NAMESPACE}]},
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": WORKER_SA, "namespace": NAMESPACE},
+            "automountServiceAccountToken": False,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": "jobs-test-worker"},
+            "rules": [
+                {
+                    "apiGroups": ["modelsec.io"],
+                    "resources": ["modelscans", "securitygroups", "modelsources"],
+                    "verbs": ["get"],
+                }
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "jobs-test-worker"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "jobs-test-worker",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": WORKER_SA, "namespace": NAMESPACE}],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "jobs-test-worker", "namespace": NAMESPACE},
+            "rules": [{"apiGroups": ["modelsec.io"], "resources": ["scanresults"], "verbs": ["create"]}],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "jobs-test-worker", "namespace": NAMESPACE},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "jobs-test-worker"},
+            "subjects": [{"kind": "ServiceAccount", "name": WORKER_SA, "namespace": NAMESPACE}],
+        },
     ]
 
 
@@ -87,8 +119,13 @@ def jobs_cluster() -> Iterator[Any]:
         exports[key] = value
     cluster = Cluster(exports)
     cluster.kubectl("apply", "-f", str(REPO / "crds"))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/modelscans.modelsec.io",
-                    "crd/scanresults.modelsec.io")
+    cluster.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/modelscans.modelsec.io",
+        "crd/scanresults.modelsec.io",
+    )
     cluster.apply(*worker_rbac(), *result_policy(WORKER_SA))
     try:
         yield cluster
@@ -106,8 +143,12 @@ def _private_mounts_work() -> str | None:
     """Why the node double cannot run here (it bind-mounts volumes in a private mount
     namespace: root and util-linux's unshare), or None."""
     try:
-        probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
-                                "mount -t tmpfs probe /mnt"], capture_output=True, text=True, timeout=30)
+        probe = subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", "mount -t tmpfs probe /mnt"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     except OSError as exc:
         return f"the node double needs util-linux's unshare: {exc}"
     if probe.returncode != 0:
@@ -120,8 +161,10 @@ def node(jobs_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     if (why := _private_mounts_work()) is not None:
         pytest.skip(why)
     double = NodeDouble(
-        kubeconfig=Path(jobs_cluster.kubeconfig), namespace=NAMESPACE,
-        workdir=tmp_path_factory.mktemp("node-double"), bin_dir=Path(sys.executable).parent,
+        kubeconfig=Path(jobs_cluster.kubeconfig),
+        namespace=NAMESPACE,
+        workdir=tmp_path_factory.mktemp("node-double"),
+        bin_dir=Path(sys.executable).parent,
         # The image has modelsec installed; this checkout's operator package is a path.
         extra_env={"PYTHONPATH": os.pathsep.join([str(REPO / "operator"), str(REPO / "src")])},
     ).start()
@@ -130,16 +173,19 @@ def node(jobs_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 @pytest.fixture
-def job_operator(jobs_cluster: Any, jobs_models: Path, node: NodeDouble, tmp_path: Path,
-                 request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
+def job_operator(
+    jobs_cluster: Any, jobs_models: Path, node: NodeDouble, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Any]]:
     """``make(settings=..., *extra)``: an operator in scan mode job with these Job settings
     (the models directory mounted at the same path, as the chart does)."""
     made: list[Any] = []
 
-    def make(*extra: str, settings: dict[str, Any] | None = None, limit: int = 4,
-             env: dict[str, str] | None = None) -> Any:
+    def make(
+        *extra: str, settings: dict[str, Any] | None = None, limit: int = 4, env: dict[str, str] | None = None
+    ) -> Any:
         merged = {
-            "scheduleTimeoutSeconds": 60, "ttlSecondsAfterFinished": 600,
+            "scheduleTimeoutSeconds": 60,
+            "ttlSecondsAfterFinished": 600,
             "volumes": [{"name": "models", "hostPath": {"path": str(jobs_models), "type": "Directory"}}],
             "volumeMounts": [{"name": "models", "mountPath": str(jobs_models), "readOnly": True}],
             **(settings or {}),
@@ -149,9 +195,23 @@ def job_operator(jobs_cluster: Any, jobs_models: Path, node: NodeDouble, tmp_pat
         log_dir = tmp_path / f"op{len(made)}"
         log_dir.mkdir()
         process = OperatorProcess(
-            jobs_cluster, jobs_models, log_dir, "--scan-mode", "job", "--scan-job-namespace", NAMESPACE,
-            "--scan-job-settings", str(path), "--max-concurrent-scan-jobs", str(limit),
-            "--scan-job-poll-seconds", "0.5", "--max-attempts", "3", *extra, env=env,
+            jobs_cluster,
+            jobs_models,
+            log_dir,
+            "--scan-mode",
+            "job",
+            "--scan-job-namespace",
+            NAMESPACE,
+            "--scan-job-settings",
+            str(path),
+            "--max-concurrent-scan-jobs",
+            str(limit),
+            "--scan-job-poll-seconds",
+            "0.5",
+            "--max-attempts",
+            "3",
+            *extra,
+            env=env,
         )
         made.append(process)
         return process
