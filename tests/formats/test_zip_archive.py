@@ -145,6 +145,24 @@ def test_special_file_member() -> None:
     assert "MS-ARC-004" in threats_of(scan_bytes(build_zip([fifo])))
 
 
+@pytest.mark.parametrize(
+    "kind", [stat.S_IFLNK, stat.S_IFIFO, stat.S_IFCHR], ids=["symlink", "fifo", "device"]
+)
+def test_link_or_special_member_bytes_are_scanned(stub_pickle, kind: int) -> None:  # noqa: F811
+    """zipfile and torch's reader ignore the mode bits and read the member's bytes: a
+    data.pkl marked as a symlink or a FIFO is unpickled all the same. Its bytes are scanned,
+    not only reported (a group that lets the archive findings pass must still see them)."""
+    member = ZipEntry(
+        "archive/data.pkl",
+        malicious_pickle(),
+        version_made_by=3 << 8,
+        external_attr=unix_mode_attr(kind | 0o644),
+    )
+    result = scan_bytes(build_zip([member]), "model.pt")
+    assert stub_pickle.seen == ["model.pt!archive/data.pkl"]
+    assert "MS-TEST-901" in threats_of(result)
+
+
 def test_duplicate_names_scan_every_copy(stub_pickle) -> None:  # noqa: F811
     data = build_zip([ZipEntry("data.pkl", benign_pickle()), ZipEntry("data.pkl", malicious_pickle())])
     result = scan_bytes(data, "dup.zip")

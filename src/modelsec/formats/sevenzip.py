@@ -198,8 +198,8 @@ def _admit(f: Any, run: _Run, names: member_names.ArchiveNames) -> str | None:
         return None
     mode = _unix_mode(f)
     if mode is not None and member_names.special_file_type(mode):
+        # py7zr writes such a member out as a regular file: its bytes are scanned too.
         names.special_file(display, f"special file (mode {oct(mode)})")
-        return None
     size = int(f.uncompressed or 0)
     if size > ctx.limits.max_spool_bytes:
         ctx.incomplete(

@@ -307,12 +307,12 @@ class _ArchiveScan:
             )
         length = max(0, min(view.csize, source.size - view.data_offset))
         raw = SliceSource(source, min(view.data_offset, source.size), length)
+        # zipfile and torch's reader ignore the mode bits: a "symlink" or "device" member is
+        # read as the bytes it holds, so those bytes are scanned like any member's.
         if entry is not None and entry.is_symlink:
             self._check_link(view, raw)
-            return
         if entry is not None and entry.is_special:
             self.names.special_file(view.display, f"special file (mode {oct(entry.unix_mode or 0)})")
-            return
         if view.method == AES_METHOD or view.flags & (zipparse.ENCRYPTION_FLAGS | zipparse.FLAG_PATCHED):
             self._scan_flagged(view, raw)
             return
