@@ -223,6 +223,28 @@ def test_planted_callable_past_the_container_cap(nested: bool, tmp_path: Path) -
     assert _judge(data, tmp_path) == ("BLOCKED", {"MS-PKL-107"})
 
 
+def test_data_helper_given_an_object_with_a_planted_callable(tmp_path: Path) -> None:
+    """pandas' _unpickle_block(values, placement, ndim) reads values.dtype and calls the
+    methods of what it finds: handed a namespace whose attributes the stream chose instead
+    of an array, it runs them. Helpers that take data get plain data or a finding."""
+    values = _NAMESPACE + _attr("reshape", _MEMMAP) + BUILD
+    data = (
+        proto(2)
+        + global_("pandas._libs.internals", "_unpickle_block")
+        + values
+        + global_("builtins", "slice")
+        + binint(0)
+        + binint(1)
+        + TUPLE2
+        + REDUCE
+        + binint(2)
+        + TUPLE3
+        + REDUCE
+        + STOP
+    )
+    assert _judge(data, tmp_path) == ("BLOCKED", {"MS-PKL-107"})
+
+
 def test_builtin_given_plain_objects_is_not_a_finding(tmp_path: Path) -> None:
     estimator = _ESTIMATOR + _attr("fit_intercept", NEWTRUE) + BUILD
     # list() and deque() of a list leave its items alone, whatever they hold

@@ -126,8 +126,11 @@ def _codecs_encode(site: Site) -> Value:
 
 
 def _plain(site: Site) -> Value:
-    """Takes data, calls and resolves nothing (read from the function's code)."""
-    return site.result()
+    """Takes data, calls and resolves nothing (read from the function's code): given
+    anything but plain data (an object whose attributes hold a callable or a class), its
+    code would read those attributes (pandas' new_block reads values.dtype and calls
+    methods of what it finds), so the arguments must be plain."""
+    return _plain_arguments(site) or site.result()
 
 
 # Builtins that run their arguments' own methods: str() and repr() of an object run its
