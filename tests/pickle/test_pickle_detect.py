@@ -9,8 +9,9 @@ import pytest
 from pklbuild import proto, scan
 
 from modelsec.bytesource import BytesSource
+from modelsec.context import Limits
 from modelsec.formats.pickle import SCANNER
-from modelsec.pickle.scanner import looks_like_pickle
+from modelsec.pickle.scanner import detection_probe, looks_like_pickle
 
 SAMPLE = {"weights": [1.5, 2.5], "name": "layer", "shape": (2, 3), "flags": {True, False}}
 
@@ -121,3 +122,12 @@ def test_a_dangerous_global_then_garbage_is_a_pickle() -> None:
     assert detect(data)
     result = scan(data)
     assert {f.threat for f in result.findings} == {"MS-PKL-100", "MS-PKL-110"}
+
+
+def test_detection_stops_once_a_proto_led_stream_took_a_second_opcode() -> None:
+    # A pickle of plain data is parsed once, by the scan: detection reads two opcodes.
+    data = pickle.dumps({f"layer.{i}": [float(i)] * 20 for i in range(200)}, protocol=4)
+    assert detection_probe(data[: 64 * 1024], Limits()).ops == 2
+    assert detect(data)
+    # Anything else is parsed until the answer is known (here: to its STOP).
+    assert detection_probe(pickle.dumps(SAMPLE, protocol=0), Limits()).ops > 2

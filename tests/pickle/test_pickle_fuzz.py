@@ -15,7 +15,7 @@ from modelsec.context import Limits, ScanContext, ScanSink
 from modelsec.engine import dispatch
 from modelsec.formats.pickle import SCANNER
 from modelsec.interpretations import REGISTERED
-from modelsec.pickle.scanner import looks_like_pickle
+from modelsec.pickle.scanner import looks_like_pickle, probe, starts_a_pickle
 
 SMALL_LIMITS = Limits(max_pickle_opcodes=20_000, max_pickle_memo=2_000, max_inline_bytes=1 << 20)
 
@@ -160,3 +160,13 @@ def test_long_call_chains_do_not_recurse() -> None:
     SCANNER.scan(BytesSource(data), ScanContext("chain.pkl", sink, dispatch, formats=REGISTERED))
     subjects = {f.subject for f in sink.findings}
     assert subjects == {"a.b", "result of a.b"}, subjects
+
+
+@COMMON
+@given(st.one_of(mutated(), st.binary(max_size=60).map(lambda tail: b"\x80" + tail)))
+def test_detection_that_stops_early_answers_as_a_full_parse(data: bytes) -> None:
+    # looks_like_pickle stops a PROTO-led head after two opcodes; parsing all of it must
+    # give the same answer (for whole files and for heads cut from longer ones).
+    for size in (len(data), len(data) + 1):
+        full = starts_a_pickle(probe(BytesSource(data), Limits()), len(data), size)
+        assert looks_like_pickle(data, size) == full

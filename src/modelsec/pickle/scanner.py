@@ -32,6 +32,7 @@ from modelsec.pickle.values import Derived, Global, Value, describe
 
 BOUNDS_EVERY = 0x10000  # opcodes between stack-size checks
 PROBE_OPCODES = 200_000  # detection looks at the head only
+DECIDED_AFTER_PROTO = 2  # opcodes after which a PROTO-led head is a pickle
 MAX_PENDING_EMBEDDED = 64  # embedded-pickle candidates held back for a possible loader
 MAX_TRACKED = 10_000  # distinct names remembered for deduplication and end-of-scan reports
 MAX_DECODE_CHAIN = 16  # decoders stacked on a loader argument that are followed
@@ -134,13 +135,28 @@ def looks_like_pickle(head: bytes, size: int, limits: Limits | None = None) -> b
     """
     if not head:
         return False
-    result = probe(BytesSource(head), limits or Limits())
+    return starts_a_pickle(detection_probe(head, limits or Limits()), len(head), size)
+
+
+def detection_probe(head: bytes, limits: Limits) -> StreamResult:
+    """The parse :func:`looks_like_pickle` judges: the head's first stream, stopped as soon
+    as the answer is known. A stream that opened with ``PROTO`` and took a second opcode is
+    a pickle whatever follows (an error past that point is not noise, see
+    :attr:`StreamResult.noise`), so the rest waits for the scan: plain data would otherwise
+    be parsed twice, once here and once there."""
+    max_ops = DECIDED_AFTER_PROTO if head[:1] == bytes((op.PROTO,)) else PROBE_OPCODES
+    return probe(BytesSource(head), limits, max_ops)
+
+
+def starts_a_pickle(result: StreamResult, head_size: int, size: int) -> bool:
+    """Whether the probe of a head of ``head_size`` bytes (of a file of ``size``) shows a
+    stream CPython would start loading."""
     if result.error is None:
         return result.ops > 0
     if not result.noise:
         return True
     # The head ended mid-stream without anything decided: the full scan will tell.
-    return isinstance(result.error, Truncated) and len(head) < size and result.ops > 0
+    return isinstance(result.error, Truncated) and head_size < size and result.ops > 0
 
 
 def trial_parse(source: ByteSource, limits: Limits, max_ops: int) -> StreamResult:
