@@ -102,90 +102,13 @@ class StackMachine:
         self.anomalies: list[tuple[Anomaly, int, str]] = []
         self.tracked = 0
         self.invoker = Invoker(observer, self._import)
-        h: dict[int, Callable[[Arg, int], Action]] = {
-            op.MARK: self._mark,
-            op.STOP: self._stop,
-            op.POP: self._pop_op,
-            op.POP_MARK: self._pop_mark_op,
-            op.DUP: self._dup,
-            op.NONE: self._none,
-            op.NEWTRUE: self._true,
-            op.NEWFALSE: self._false,
-            op.PERSID: self._persid,
-            op.BINPERSID: self._binpersid,
-            op.REDUCE: self._reduce,
-            op.BUILD: self._build,
-            op.GLOBAL: self._global,
-            op.INST: self._inst,
-            op.STACK_GLOBAL: self._stack_global,
-            op.OBJ: self._obj,
-            op.NEWOBJ: self._newobj,
-            op.NEWOBJ_EX: self._newobj_ex,
-            op.EXT1: self._ext,
-            op.EXT2: self._ext,
-            op.EXT4: self._ext,
-            op.APPEND: self._append,
-            op.APPENDS: self._appends,
-            op.LIST: self._list,
-            op.EMPTY_LIST: self._empty_list,
-            op.DICT: self._dict,
-            op.EMPTY_DICT: self._empty_dict,
-            op.SETITEM: self._setitem,
-            op.SETITEMS: self._setitems,
-            op.TUPLE: self._tuple,
-            op.EMPTY_TUPLE: self._empty_tuple,
-            op.TUPLE1: self._tuple1,
-            op.TUPLE2: self._tuple2,
-            op.TUPLE3: self._tuple3,
-            op.EMPTY_SET: self._empty_set,
-            op.ADDITEMS: self._additems,
-            op.FROZENSET: self._frozenset,
-            op.GET: self._get,
-            op.BINGET: self._get,
-            op.LONG_BINGET: self._get,
-            op.PUT: self._put,
-            op.BINPUT: self._put,
-            op.LONG_BINPUT: self._put,
-            op.MEMOIZE: self._memoize,
-            op.PROTO: self._proto,
-            op.FRAME: self._nothing,
-            op.NEXT_BUFFER: self._next_buffer,
-            op.READONLY_BUFFER: self._readonly_buffer,
-        }
-        for code in (
-            op.INT,
-            op.BININT,
-            op.BININT1,
-            op.BININT2,
-            op.LONG,
-            op.LONG1,
-            op.LONG4,
-            op.FLOAT,
-            op.BINFLOAT,
-        ):
-            h[code] = self._push_arg
-        for code in (
-            op.STRING,
-            op.BINSTRING,
-            op.SHORT_BINSTRING,
-            op.UNICODE,
-            op.BINUNICODE,
-            op.SHORT_BINUNICODE,
-            op.BINUNICODE8,
-            op.BINBYTES,
-            op.SHORT_BINBYTES,
-            op.BINBYTES8,
-            op.BYTEARRAY8,
-        ):
-            h[code] = self._push_literal
-        self.handlers = h
 
     # -- driver interface ----------------------------------------------------------------
 
     def feed(self, code: int, arg: Arg, offset: int) -> Action:
         if self.first is None:
             self.first = code
-        action = self.handlers[code](arg, offset)
+        action = HANDLERS[code](self, arg, offset)
         self.ops += 1
         return action
 
@@ -662,3 +585,92 @@ def _unhashable(value: Value, depth: int) -> bool:
     if isinstance(value, HeavyTuple):
         return depth < 32 and any(_unhashable(item, depth + 1) for item in value)
     return False
+
+
+Handler = Callable[[StackMachine, Arg, int], Action]
+
+
+def _handler_table() -> dict[int, Handler]:
+    """Opcode -> the StackMachine function that executes it (called with the machine)."""
+    m = StackMachine
+    h: dict[int, Handler] = {
+        op.MARK: m._mark,
+        op.STOP: m._stop,
+        op.POP: m._pop_op,
+        op.POP_MARK: m._pop_mark_op,
+        op.DUP: m._dup,
+        op.NONE: m._none,
+        op.NEWTRUE: m._true,
+        op.NEWFALSE: m._false,
+        op.PERSID: m._persid,
+        op.BINPERSID: m._binpersid,
+        op.REDUCE: m._reduce,
+        op.BUILD: m._build,
+        op.GLOBAL: m._global,
+        op.INST: m._inst,
+        op.STACK_GLOBAL: m._stack_global,
+        op.OBJ: m._obj,
+        op.NEWOBJ: m._newobj,
+        op.NEWOBJ_EX: m._newobj_ex,
+        op.EXT1: m._ext,
+        op.EXT2: m._ext,
+        op.EXT4: m._ext,
+        op.APPEND: m._append,
+        op.APPENDS: m._appends,
+        op.LIST: m._list,
+        op.EMPTY_LIST: m._empty_list,
+        op.DICT: m._dict,
+        op.EMPTY_DICT: m._empty_dict,
+        op.SETITEM: m._setitem,
+        op.SETITEMS: m._setitems,
+        op.TUPLE: m._tuple,
+        op.EMPTY_TUPLE: m._empty_tuple,
+        op.TUPLE1: m._tuple1,
+        op.TUPLE2: m._tuple2,
+        op.TUPLE3: m._tuple3,
+        op.EMPTY_SET: m._empty_set,
+        op.ADDITEMS: m._additems,
+        op.FROZENSET: m._frozenset,
+        op.GET: m._get,
+        op.BINGET: m._get,
+        op.LONG_BINGET: m._get,
+        op.PUT: m._put,
+        op.BINPUT: m._put,
+        op.LONG_BINPUT: m._put,
+        op.MEMOIZE: m._memoize,
+        op.PROTO: m._proto,
+        op.FRAME: m._nothing,
+        op.NEXT_BUFFER: m._next_buffer,
+        op.READONLY_BUFFER: m._readonly_buffer,
+    }
+    for code in (
+        op.INT,
+        op.BININT,
+        op.BININT1,
+        op.BININT2,
+        op.LONG,
+        op.LONG1,
+        op.LONG4,
+        op.FLOAT,
+        op.BINFLOAT,
+    ):
+        h[code] = m._push_arg
+    for code in (
+        op.STRING,
+        op.BINSTRING,
+        op.SHORT_BINSTRING,
+        op.UNICODE,
+        op.BINUNICODE,
+        op.SHORT_BINUNICODE,
+        op.BINUNICODE8,
+        op.BINBYTES,
+        op.SHORT_BINBYTES,
+        op.BINBYTES8,
+        op.BYTEARRAY8,
+    ):
+        h[code] = m._push_literal
+    return h
+
+
+# Built once per process: binding ~70 methods per stream was a tenth of a small file's scan.
+HANDLERS = _handler_table()

@@ -194,46 +194,6 @@ class OpcodeReader:
         self._win = b""
         self._i = 0
         self._base = start  # source offset of _win[0]
-        table: dict[int, Callable[[], Arg]] = {
-            FLOAT: self._float_line,
-            INT: self._int_line,
-            LONG: self._long_line,
-            BININT: self._i4,
-            BININT1: self._u1,
-            BININT2: self._u2,
-            BINFLOAT: self._f8,
-            PERSID: self._persid_line,
-            STRING: self._string_line,
-            UNICODE: self._unicode_line,
-            BINSTRING: self._binstring,
-            SHORT_BINSTRING: self._short_binstring,
-            BINUNICODE: self._binunicode,
-            SHORT_BINUNICODE: self._short_binunicode,
-            BINUNICODE8: self._binunicode8,
-            BINBYTES: self._binbytes,
-            SHORT_BINBYTES: self._short_binbytes,
-            BINBYTES8: self._binbytes8,
-            BYTEARRAY8: self._bytearray8,
-            GLOBAL: self._two_lines,
-            INST: self._two_lines,
-            GET: self._decimal_line,
-            PUT: self._decimal_line,
-            BINGET: self._u1,
-            BINPUT: self._u1,
-            LONG_BINGET: self._u4,
-            LONG_BINPUT: self._u4,
-            LONG1: self._long1,
-            LONG4: self._long4,
-            PROTO: self._proto,
-            FRAME: self._frame,
-            EXT1: self._u1,
-            EXT2: self._u2,
-            EXT4: self._i4,
-        }
-        no_arg = self._no_arg
-        self._decoders: list[Callable[[], Arg] | None] = [None] * 256
-        for code in NAMES:
-            self._decoders[code] = table.get(code, no_arg)
         self._op_offset = start
         # Frames (protocol 4+): C's unpickler reads through frame boundaries, Python's
         # (pickle._Unpickler, which joblib uses) refuses an opcode that straddles one. Where
@@ -279,11 +239,11 @@ class OpcodeReader:
                 code = self._byte()
             except EOFError:
                 raise Truncated("pickle data ends without STOP", at) from None
-        decode = self._decoders[code]
+        decode = DECODERS[code]
         if decode is None:
             raise PickleError(f"unknown opcode 0x{code:02x}", at)
         try:
-            arg = decode()
+            arg = decode(self)
         except EOFError:
             raise Truncated(f"{NAMES[code]} argument runs past the end of the data", at) from None
         if self._base + self._i > self._frame_end:  # this opcode ends past the frame
@@ -559,3 +519,55 @@ class OpcodeReader:
             return line.decode("utf-8")
         except UnicodeDecodeError:
             raise PickleError("module or name is not UTF-8", self._op_offset) from None
+
+
+Decoder = Callable[[OpcodeReader], Arg]
+
+
+def _decoder_table() -> list[Decoder | None]:
+    """Opcode -> the OpcodeReader function that decodes its argument (None: not an opcode)."""
+    r = OpcodeReader
+    table: dict[int, Decoder] = {
+        FLOAT: r._float_line,
+        INT: r._int_line,
+        LONG: r._long_line,
+        BININT: r._i4,
+        BININT1: r._u1,
+        BININT2: r._u2,
+        BINFLOAT: r._f8,
+        PERSID: r._persid_line,
+        STRING: r._string_line,
+        UNICODE: r._unicode_line,
+        BINSTRING: r._binstring,
+        SHORT_BINSTRING: r._short_binstring,
+        BINUNICODE: r._binunicode,
+        SHORT_BINUNICODE: r._short_binunicode,
+        BINUNICODE8: r._binunicode8,
+        BINBYTES: r._binbytes,
+        SHORT_BINBYTES: r._short_binbytes,
+        BINBYTES8: r._binbytes8,
+        BYTEARRAY8: r._bytearray8,
+        GLOBAL: r._two_lines,
+        INST: r._two_lines,
+        GET: r._decimal_line,
+        PUT: r._decimal_line,
+        BINGET: r._u1,
+        BINPUT: r._u1,
+        LONG_BINGET: r._u4,
+        LONG_BINPUT: r._u4,
+        LONG1: r._long1,
+        LONG4: r._long4,
+        PROTO: r._proto,
+        FRAME: r._frame,
+        EXT1: r._u1,
+        EXT2: r._u2,
+        EXT4: r._i4,
+    }
+    decoders: list[Decoder | None] = [None] * 256
+    for code in NAMES:
+        decoders[code] = table.get(code, r._no_arg)
+    return decoders
+
+
+# Built once per process, not per stream (see machine.HANDLERS).
+DECODERS = _decoder_table()

@@ -23,7 +23,7 @@ from modelsec.pickle.embedded import embedded_payload
 from modelsec.pickle.invoke import RawArray
 from modelsec.pickle.joblib_arrays import JOBLIB_WRAPPERS, array_layout
 from modelsec.pickle.loaders import LOADERS, PayloadTooLarge, payload_source
-from modelsec.pickle.machine import EXPANSION, STOP, Anomaly, StackMachine
+from modelsec.pickle.machine import EXPANSION, HANDLERS, STOP, Anomaly, StackMachine
 from modelsec.pickle.nested_budget import NestedBudget
 from modelsec.pickle.observer import Observer
 from modelsec.pickle.opcodes import OpcodeReader, PickleError, Truncated
@@ -79,7 +79,7 @@ def _run(
 ) -> StreamResult:
     """Feed one stream to ``machine`` until STOP, an error or a limit."""
     result = StreamResult(reader.offset)
-    read, handlers = reader.next, machine.handlers
+    read = reader.next
     count = 0  # mirrored into machine.ops at checkpoints: the hot loop keeps it local
     try:
         code, arg, offset = read()
@@ -101,7 +101,7 @@ def _run(
                 machine.ops = count
                 machine.check_bounds()
             code, arg, offset = read()
-            action = handlers[code](arg, offset)
+            action = HANDLERS[code](machine, arg, offset)
             count += 1
     except PickleError as exc:
         result.error = exc
