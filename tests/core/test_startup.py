@@ -97,6 +97,8 @@ def test_a_safetensors_scan_loads_no_other_format_scanning_code(tmp_path):
     assert [m for m in modules if m.startswith("modelsec.formats.") and m.endswith("_scan")] == []
     # Rules are imported as the group names them: local-default lists six.
     assert "modelsec.rules.signature_verified" not in modules
+    # The built-in group is read from its JSON form: PyYAML is for a user's group file.
+    assert loaded(modules, ("yaml",)) == []
 
 
 def test_a_pickle_scan_loads_no_other_format_scanning_code(tmp_path):
@@ -207,3 +209,10 @@ def test_the_build_marks_every_package_typed(built_lib: Path, package: str) -> N
     """PEP 561: the py.typed marker is in the wheel, so type checkers of code that imports
     modelsec read its annotations."""
     assert (built_lib / package / "py.typed").is_file()
+
+
+def test_the_build_ships_the_built_in_groups_json(built_lib: Path) -> None:
+    """``modelsec scan`` reads the built-in groups from it (modelsec.policy.BUILTIN_GROUPS_FILE)."""
+    shipped = built_lib / "modelsec" / "groups" / "builtin.json"
+    assert shipped.is_file()
+    assert shipped.read_bytes() == (SRC / "groups" / "builtin.json").read_bytes()

@@ -19,7 +19,6 @@ beside this module: ``allow_<library>.txt`` (callable) and ``refs_<library>.txt`
 from __future__ import annotations
 
 import functools
-from importlib import resources
 
 
 def _expand(groups: dict[str, str]) -> frozenset[str]:
@@ -225,6 +224,10 @@ REFERENCE_FILES = tuple(f"refs_{library}.txt" for library in _LIBRARIES)
 
 
 def _read_generated(filename: str) -> frozenset[str]:
+    # Imported here: importlib.resources (zipfile, threading...) is start-up cost for every
+    # file a scan probes, and the lists are read once, by the first pickle scanned.
+    from importlib import resources
+
     try:
         text = resources.files(__package__).joinpath(filename).read_text(encoding="utf-8")
     except FileNotFoundError:

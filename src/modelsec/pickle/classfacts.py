@@ -38,7 +38,6 @@ import json
 import types
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from importlib import resources
 
 IMPLICIT_METHODS = (
     "__new__",
@@ -133,6 +132,8 @@ def _table() -> dict[str, ClassFacts]:
 
 
 def _generated_files() -> Iterator[tuple[str, Mapping[str, object]]]:
+    from importlib import resources  # on first use only, like the facts (start-up cost)
+
     package = resources.files(__package__)
     for entry in sorted(package.iterdir(), key=lambda e: e.name):
         if entry.name.startswith("classfacts_") and entry.name.endswith(".json"):
