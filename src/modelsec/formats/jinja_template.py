@@ -10,6 +10,7 @@ that passes those cheap checks.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from modelsec.bytesource import ByteSource, LimitExceeded
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
 
 TEMPLATE_SUFFIXES = (".jinja", ".jinja2", ".j2", ".template", ".tmpl", ".tpl")
 YAML_SUFFIXES = (".yaml", ".yml")
+# "{{" or "{%": one regex pass over the head is several times faster than two `in` tests,
+# which CPython runs byte by byte for a two-byte needle (every file meets this detector).
+_DELIMITER = re.compile(rb"\{[{%]")
 
 
 def template_named(filename: str) -> bool:
@@ -52,7 +56,7 @@ class JinjaTemplateScanner(FormatScanner):
         if filename.lower().endswith(YAML_SUFFIXES):
             return False
         named = template_named(filename)
-        if not named and b"{{" not in head and b"{%" not in head:
+        if not named and _DELIMITER.search(head) is None:
             return False  # templates put their logic early; a name claims the rest
         if not head_is_text(head, source):
             return False

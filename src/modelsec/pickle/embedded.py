@@ -19,6 +19,7 @@ from modelsec.pickle.values import Value
 
 MIN_LENGTH = 8
 _PROTO0_START = frozenset(b"c(]}")  # GLOBAL, MARK, EMPTY_LIST, EMPTY_DICT
+_TEXT_STARTS = "\x80g8"  # a raw pickle read as latin-1, its base64 ("gA"), its hex ("800")
 _HEX = re.compile(r"[0-9a-fA-F\s]+")
 
 
@@ -45,7 +46,11 @@ def looks_embedded(value: Value) -> bool:
             return False
         return _raw_prefix(bytes(value[:2])) or (value[0] in _PROTO0_START and value[-1] == 0x2E)
     if isinstance(value, str):
-        return len(value) >= MIN_LENGTH and (_raw_prefix(value[:2]) or _text_prefix(value) is not None)
+        return (
+            len(value) >= MIN_LENGTH
+            and value[0] in _TEXT_STARTS  # most strings (names, keys) stop here
+            and (_raw_prefix(value[:2]) or _text_prefix(value) is not None)
+        )
     if isinstance(value, Blob) and len(value.head) >= 2:
         if value.kind is BlobKind.RAW and _raw_prefix(value.head[:2]):
             return True

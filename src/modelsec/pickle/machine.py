@@ -303,7 +303,13 @@ class StackMachine:
             raise LimitExceeded(f"pickle memo holds more than {self.max_memo} entries")
 
     def _memoize(self, arg: Arg, offset: int) -> None:
-        self._put(len(self.memo), offset)
+        # _put(len(memo)) inlined: MEMOIZE is about a third of the opcodes of plain data.
+        stack, memo = self.stack, self.memo
+        if not stack:
+            raise PickleError("unpickling stack underflow", offset)
+        memo[len(memo)] = stack[-1]
+        if len(memo) > self.max_memo:
+            raise LimitExceeded(f"pickle memo holds more than {self.max_memo} entries")
 
     # -- containers ----------------------------------------------------------------------
 

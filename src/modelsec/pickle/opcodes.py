@@ -240,12 +240,15 @@ class OpcodeReader:
             except EOFError:
                 raise Truncated("pickle data ends without STOP", at) from None
         decode = DECODERS[code]
-        if decode is None:
+        if decode is NO_ARG:  # most opcodes of plain data: nothing to decode, no call
+            arg: Arg = None
+        elif decode is None:
             raise PickleError(f"unknown opcode 0x{code:02x}", at)
-        try:
-            arg = decode(self)
-        except EOFError:
-            raise Truncated(f"{NAMES[code]} argument runs past the end of the data", at) from None
+        else:
+            try:
+                arg = decode(self)
+            except EOFError:
+                raise Truncated(f"{NAMES[code]} argument runs past the end of the data", at) from None
         if self._base + self._i > self._frame_end:  # this opcode ends past the frame
             self._leave_frame(code, at)
         return code, arg, at
@@ -294,8 +297,7 @@ class OpcodeReader:
     def _no_arg(self) -> None:
         return None
 
-    def _u1(self) -> int:
-        return self._byte()
+    _u1 = _byte  # one call, not two: BINGET, BINPUT and BININT1 are frequent
 
     def _u2(self) -> int:
         return _U2(self._take(2))[0]
@@ -522,6 +524,7 @@ class OpcodeReader:
 
 
 Decoder = Callable[[OpcodeReader], Arg]
+NO_ARG: Decoder = OpcodeReader._no_arg  # the decoder of opcodes without an argument
 
 
 def _decoder_table() -> list[Decoder | None]:
@@ -565,7 +568,7 @@ def _decoder_table() -> list[Decoder | None]:
     }
     decoders: list[Decoder | None] = [None] * 256
     for code in NAMES:
-        decoders[code] = table.get(code, r._no_arg)
+        decoders[code] = table.get(code, NO_ARG)
     return decoders
 
 
