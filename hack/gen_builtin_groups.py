@@ -3,9 +3,10 @@
 .venv/bin/python hack/gen_builtin_groups.py          # write
 .venv/bin/python hack/gen_builtin_groups.py --check  # exit 1 if the committed file is stale
 
-The YAML files are what people read and edit; ``modelsec scan`` reads the JSON, so a scan
-with a built-in group does not import PyYAML (issue 14: start-up). Every group is validated
-as it is written, so a broken edit fails here rather than at a user's first scan.
+The YAML files are what people read and edit. Each is validated here and written as the
+dump of its validated spec; ``modelsec scan`` constructs the spec from that dump, so a scan
+with a built-in group imports no PyYAML and builds no validator (issue 14: start-up). A
+broken edit fails here rather than at a user's first scan.
 """
 
 from __future__ import annotations
@@ -16,16 +17,17 @@ from pathlib import Path
 
 import yaml
 
-from modelsec.policy import BUILTIN_GROUPS_FILE, parse_group
+from modelsec.policy import BUILTIN_GROUPS_FILE, builtin_group_dump, parse_group
 
 GROUPS = Path(__file__).resolve().parent.parent / "src" / "modelsec" / "groups"
 
 
 def render() -> str:
-    documents = {path.stem: yaml.safe_load(path.read_text()) for path in sorted(GROUPS.glob("*.yaml"))}
-    for name, document in documents.items():
-        parse_group(document, f"{name}.yaml", name)  # raises GroupError with the reason
-    return json.dumps(documents, indent=2, sort_keys=True) + "\n"
+    dumps = {
+        path.stem: builtin_group_dump(parse_group(yaml.safe_load(path.read_text()), path.name, path.stem))
+        for path in sorted(GROUPS.glob("*.yaml"))
+    }
+    return json.dumps(dumps, indent=2, sort_keys=True) + "\n"
 
 
 def main(argv: list[str]) -> int:

@@ -34,7 +34,9 @@ class Outcome(enum.StrEnum):
 
 
 class RuleConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # Validators are built on first validation (a user's file, a resource): the built-in
+    # groups are constructed from their validated form without them (load_group).
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
 
     name: str = Field(description="Rule id, as listed by `modelsec rules`.")
     mode: Mode = Field(default=Mode.BLOCKING, description="Blocking, NonBlocking or Disabled.")
@@ -61,7 +63,7 @@ class RuleConfig(BaseModel):
 class SecurityGroupSpec(BaseModel):
     """The ``spec`` of a SecurityGroup."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
 
     source_ref: str = Field(
         default="local",
@@ -257,10 +259,11 @@ class GroupError(ValueError):
     """A group that cannot be used; the message says why, in the user's terms."""
 
 
-# The built-in groups' YAML files, as JSON written by hack/gen_builtin_groups.py (a test
-# keeps them equal): a scan with a built-in group then needs neither PyYAML nor
-# importlib.resources, a tenth of a small scan's start-up (issue 14). The package is
-# installed as files (setuptools package data), so a path beside this module finds it.
+# The built-in groups' YAML files, validated by hack/gen_builtin_groups.py and written
+# here as the specs' dumps (tests keep them fresh): a scan with a built-in group then needs
+# neither PyYAML nor the spec's validators, a fifth of a small scan's start-up (issue 14).
+# The package is installed as files (setuptools package data), so a path beside this
+# module finds it.
 BUILTIN_GROUPS_FILE = Path(__file__).with_name("groups") / "builtin.json"
 
 
@@ -296,12 +299,30 @@ def parse_group(document: Any, origin: str, default_name: str) -> SecurityGroup:
     return SecurityGroup(name, spec, origin)
 
 
+def _enums(fields: dict[str, Any], **types: type[enum.Enum]) -> dict[str, Any]:
+    """``fields`` with the named values turned back into the enums JSON held as strings."""
+    return {k: types[k](v) if k in types and v is not None else v for k, v in fields.items()}
+
+
+def _prevalidated(fields: dict[str, Any]) -> SecurityGroupSpec:
+    """A spec from the dump of its validated self (``model_dump(exclude_unset=True)``),
+    without validation: construction fills the defaults, so the fields set are the same too."""
+    typed = _enums(fields, source_type=SourceType, error_outcome=Outcome)
+    if "rules" in fields:
+        typed["rules"] = [RuleConfig.model_construct(**_enums(rule, mode=Mode)) for rule in fields["rules"]]
+    return SecurityGroupSpec.model_construct(**typed)
+
+
+def builtin_group_dump(group: SecurityGroup) -> dict[str, Any]:
+    """What BUILTIN_GROUPS_FILE holds of a validated group (hack/gen_builtin_groups.py)."""
+    return {"name": group.name, "spec": group.spec.model_dump(mode="json", exclude_unset=True)}
+
+
 def load_group(name_or_path: str) -> SecurityGroup:
     """A built-in group by name, or a group from a YAML file."""
     if name_or_path in builtin_group_names():
-        document = _builtin_documents()[name_or_path]
-        group = parse_group(document, f"built-in group {name_or_path}", name_or_path)
-        return SecurityGroup(group.name, group.spec, "built-in")
+        dump = _builtin_documents()[name_or_path]
+        return SecurityGroup(dump["name"], _prevalidated(dump["spec"]), "built-in")
     path = Path(name_or_path)
     if not path.is_file():
         raise GroupError(
