@@ -45,12 +45,16 @@ NOT_FOR_OTHER_FORMATS = (
 )
 
 
+def last_line_of(code: str) -> str:
+    """The last line ``code`` prints in a fresh interpreter."""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
 def imported_by(code: str) -> list[str]:
     """The modules a fresh interpreter has imported after running ``code``."""
-    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(last_line_of(f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"))
 
 
 def loaded(modules: list[str], names: tuple[str, ...]) -> list[str]:
@@ -223,12 +227,10 @@ def test_a_scan_with_a_built_in_group_builds_no_group_validator(tmp_path: Path) 
     building the spec's validators was a tenth of a small scan's start-up."""
     path = tmp_path / "state.pkl"
     path.write_bytes(pickle.dumps({"layer.weight": [0.5, 0.25]}, protocol=4))
-    probe = (
+    built = last_line_of(
         "from modelsec.cli.main import main\n"
         f"assert main(['scan', '-q', '--no-progress', {str(path)!r}]) == 0\n"
         "from modelsec.policy import RuleConfig, SecurityGroupSpec\n"
         "print(SecurityGroupSpec.__pydantic_complete__, RuleConfig.__pydantic_complete__)"
     )
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["False", "False"]
+    assert built.split() == ["False", "False"]
