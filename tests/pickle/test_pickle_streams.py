@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 
+import pytest
 from pklbuild import (
     EMPTY_DICT,
     MARK,
@@ -32,7 +33,7 @@ from modelsec.bytesource import BytesSource, SliceSource
 from modelsec.context import Limits, ScanContext, ScanSink
 from modelsec.engine import dispatch
 from modelsec.interpretations import REGISTERED
-from modelsec.pickle import scan_pickle_stream
+from modelsec.pickle import machine, scan_pickle_stream, scanner
 
 PAYLOAD = v4(call("os", "system", "id"))
 
@@ -158,6 +159,18 @@ def test_opcode_limit_fails_closed_with_an_incomplete() -> None:
     data = proto(4) + NONE + b"0N" * 5000 + STOP  # 10k opcodes
     result = scan(data, limits=Limits(max_pickle_opcodes=1000))
     assert [i.code for i in result.incompletes] == ["MS-PKL-120"], summary(result)
+
+
+def test_stack_bound_is_checked_while_the_stream_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The driver checks the stack every BOUNDS_EVERY opcodes (a bound of 2M entries cannot
+    # be built here): shrunk, a stream that only pushes is stopped, closed, at a checkpoint.
+    monkeypatch.setattr(scanner, "BOUNDS_EVERY", 16)
+    monkeypatch.setattr(machine, "MAX_STACK", 40)
+    data = proto(4) + NONE * 100 + STOP
+    result = scan(data)
+    assert [i.code for i in result.incompletes] == ["MS-PKL-120"], summary(result)
+    assert "stack deeper than 40" in result.incompletes[0].reason
+    assert not scan(proto(4) + NONE * 30 + STOP).incompletes  # under the bound: no checkpoint trips
 
 
 def test_memo_limit_fails_closed() -> None:

@@ -79,8 +79,11 @@ def _run(
 ) -> StreamResult:
     """Feed one stream to ``machine`` until STOP, an error or a limit."""
     result = StreamResult(reader.offset)
-    read = reader.next
+    read, handlers = reader.next, HANDLERS
     count = 0  # mirrored into machine.ops at checkpoints: the hot loop keeps it local
+    # The next count at which a limit is checked (the budget, or the stack every
+    # BOUNDS_EVERY opcodes): one comparison per opcode instead of a test and a modulo.
+    checkpoint = min(budget, BOUNDS_EVERY)
     try:
         code, arg, offset = read()
         action = machine.feed(code, arg, offset)  # the first opcode: detection rules apply
@@ -95,13 +98,14 @@ def _run(
                     result.raw_array = True
                     break
                 on_raw_array(action, reader, machine)
-            if count >= budget:
-                raise LimitExceeded(f"more than {budget} pickle opcodes")
-            if not count % BOUNDS_EVERY:
+            if count >= checkpoint:
+                if count >= budget:
+                    raise LimitExceeded(f"more than {budget} pickle opcodes")
                 machine.ops = count
                 machine.check_bounds()
+                checkpoint = min(budget, count + BOUNDS_EVERY)
             code, arg, offset = read()
-            action = HANDLERS[code](machine, arg, offset)
+            action = handlers[code](machine, arg, offset)
             count += 1
     except PickleError as exc:
         result.error = exc
