@@ -4,6 +4,7 @@ scanned by modelsec, picklescan and ModelScan, side by side.
     .venv/bin/python benchmarks/many_files.py                   # 5 rounds, every tool
     .venv/bin/python benchmarks/many_files.py --layout torch    # torch.save's zip layout
     .venv/bin/python benchmarks/many_files.py --jobs 1,2        # modelsec with these --jobs
+    .venv/bin/python benchmarks/many_files.py --instructions --baseline <rev>
 
 Every tool scans the directory once per round through its own command line (tools.py:
 pinned versions in virtualenvs under .cache/bench/, bytecode caching on); rounds are
@@ -11,6 +12,8 @@ interleaved so that load from other work on the machine falls on every tool alik
 time is what a user waits; CPU time (user + system, the tool's worker processes included)
 is what it costs the machine and moves far less with other load. modelsec scans the
 directory as one model: every file is fingerprinted (SHA-256) and fully scanned.
+``--instructions`` adds valgrind's instruction count of ``modelsec scan --jobs 1`` (bytecode
+cached), which load does not change at all; with ``--baseline <rev>`` for that commit too.
 
 Layouts: ``pickle`` (default), a protocol-4 pickle of an OrderedDict of float32 NumPy arrays
 per file (``pickle.dump(state_dict)``); ``torch``, the zip that ``torch.save`` writes
@@ -30,6 +33,7 @@ import pickle
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from collections import OrderedDict
@@ -111,6 +115,24 @@ def run(argv: list[str]) -> tuple[float, float, int]:
     return time.perf_counter() - started, usage.ru_utime + usage.ru_stime, os.waitstatus_to_exitcode(status)
 
 
+def count_instructions(directory: Path, baseline: str | None) -> dict[str, int]:
+    """Instructions of ``modelsec scan --jobs 1`` of ``directory`` from this checkout's
+    sources (and ``baseline``'s), bytecode cached: startup.py's helpers."""
+    from startup import PYTHON, environment, instructions, source_tree
+
+    argv = [str(PYTHON), "-m", "modelsec", "scan", "-q", "--no-progress", "--jobs", "1", str(directory)]
+    counts: dict[str, int] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        trees = {"this checkout": REPO / "src"}
+        if baseline:
+            trees[baseline] = source_tree(baseline, Path(tmp))
+        for label, src in trees.items():
+            env = environment(src, cached=True)
+            subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # bytecode
+            counts[label] = instructions(argv, env)
+    return counts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -122,6 +144,10 @@ def main() -> None:
         default="",
         help="comma-separated --jobs values for modelsec (default: none given, modelsec chooses)",
     )
+    parser.add_argument(
+        "--instructions", action="store_true", help="add callgrind instruction counts of modelsec --jobs 1"
+    )
+    parser.add_argument("--baseline", metavar="REV", help="with --instructions: count this commit's too")
     args = parser.parse_args()
     jobs = [int(n) for n in args.jobs.split(",") if n]
     directory = ensure_directory(args.layout)
@@ -152,6 +178,7 @@ def main() -> None:
                 "exit_codes": sorted(codes[name]),
             }
         )
+    counts = count_instructions(directory, args.baseline) if args.instructions else {}
     out = REPO / "benchmarks" / "out"
     out.mkdir(parents=True, exist_ok=True)
     (out / "many_files.json").write_text(
@@ -163,6 +190,7 @@ def main() -> None:
                 "cpus": os.cpu_count(),
                 "rounds": args.rounds,
                 "rows": rows,
+                "instructions": counts,
             },
             indent=1,
         )
@@ -179,6 +207,8 @@ def main() -> None:
             f"| {r['tool']} | {r['version']} | {r['wall_min']:.2f} s | {r['wall_median']:.2f} s | "
             f"{r['cpu_median']:.2f} s | {','.join(map(str, r['exit_codes']))} |"
         )
+    for label, count in counts.items():
+        print(f"modelsec --jobs 1 ({label}): {count / 1e6:,.0f} M instructions")
 
 
 if __name__ == "__main__":
