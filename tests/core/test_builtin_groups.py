@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from modelsec import rules
 from modelsec.policy import builtin_group_names, load_group
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,3 +62,11 @@ def test_a_built_in_group_is_the_group_its_yaml_file_validates_to(name: str) -> 
     assert (builtin.name, builtin.origin) == (from_file.name, "built-in")
     same_model(builtin.spec, from_file.spec, name)
     assert builtin.spec == from_file.spec
+    # and each rule gets the parameters parse_params would give it
+    assert sorted(builtin.parsed_params) == sorted(config.name for config in from_file.spec.rules)
+    for config in from_file.spec.rules:
+        rule = rules.get(config.name)
+        assert rule is not None
+        parsed = rule.parse_params(config.params)
+        same_model(builtin.parsed_params[config.name], parsed, f"{name}: {config.name} params")
+        assert builtin.parsed_params[config.name] == parsed
