@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/startup.py                     # this checkout, 20 runs each
     .venv/bin/python benchmarks/startup.py --baseline <rev>    # and another commit, side by side
     .venv/bin/python benchmarks/startup.py --instructions      # add callgrind instruction counts
+    .venv/bin/python benchmarks/startup.py --rev HEAD --baseline <rev>   # two commits, not the tree
 
 Each case is a fresh process, timed from ``exec`` to exit, as a shell would see it:
 
@@ -206,6 +207,12 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=20, help="runs per case and state (default 20)")
     parser.add_argument("--baseline", metavar="REV", help="also measure commit REV (git archive)")
+    parser.add_argument(
+        "--rev",
+        metavar="REV",
+        help="measure commit REV instead of the working tree (in a shared checkout, others' "
+        "uncommitted edits stay out of the figures)",
+    )
     parser.add_argument("--instructions", action="store_true", help="add callgrind instruction counts")
     args = parser.parse_args()
 
@@ -214,6 +221,9 @@ def main() -> None:
         write_inputs(work / "data")
         all_cases = cases(work / "data")
         trees = {"this checkout": REPO / "src"}
+        if args.rev:
+            (work / "rev").mkdir()
+            trees = {args.rev: source_tree(args.rev, work / "rev")}
         if args.baseline:
             (work / "baseline").mkdir()
             trees = {args.baseline: source_tree(args.baseline, work / "baseline"), **trees}
