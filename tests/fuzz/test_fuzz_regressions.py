@@ -67,6 +67,20 @@ def test_compressed_memoryerror_lzma_dictionary(parser: str, data: str, tmp_path
     assert replay(parser, bytes.fromhex(data), tmp_path) is None
 
 
+# A zip LZMA member whose properties byte says lc=8, lp=4 (found by the CI fuzz run): liblzma
+# refuses lc + lp > 4 when the decoder is built, and that LZMAError escaped the zip scanner.
+ZIP_LZMA_INVALID_PROPERTIES = (
+    "504b03043f0002000e001873865dff9b688c320000002600000010000000617263686976652f"
+    "646174612e706b6c090405002c00008026"
+)
+
+
+def test_zip_lzma_invalid_properties_is_a_clear_error(tmp_path: Path) -> None:
+    assert replay("zip", bytes.fromhex(ZIP_LZMA_INVALID_PROPERTIES), tmp_path) is None
+    result = Engine().scan_source("m.zip", BytesSource(bytes.fromhex(ZIP_LZMA_INVALID_PROPERTIES)))
+    assert any("invalid LZMA properties" in i.reason for i in result.incompletes)
+
+
 def test_compressed_lzma_with_a_cut_dictionary_decodes_the_same() -> None:
     """The fix cuts the dictionary to the stream's bomb bound: output is unchanged for a
     real stream whose header declares 1 GiB."""

@@ -912,10 +912,13 @@ def fam_instance_rewiring(b: Builder) -> Built:
         return Built(b.finish(body), b.filename(), f"rewire:dict_alias:{method}:{source}")
     builtin = b.rng.choice(DUNDER_BUILTINS)
     planted = b.chance(0.5)
-    # The plain side builds Python classes only: compiled classes' own constructors and
-    # __setstate__ are the side-effect probes' subject, not this family's.
-    cls = b.rng.choice(b.cat.open_dict if planted else [c for c in b.cat.open_dict if c.python_class])
-    instance = b.construct(cls, [])
+    # The plain side builds instances the way picklers do (__new__ and a state, no
+    # constructor call), of Python classes other than joblib's array wrappers: compiled
+    # classes' own methods, constructors called with no arguments and the wrappers' raw array
+    # bytes are other families' subjects (and known, deliberate false alarms, soundness.md).
+    plain_classes = [c for c in b.cat.open_dict if c.python_class and not c.module.startswith("joblib")]
+    cls = b.rng.choice(b.cat.open_dict if planted else plain_classes)
+    instance = b.construct(cls, [], allow_init=planted)
     if planted:
         names = sorted(_callable_attribute_names(cls) - {"__class__", "__init__", "__new__"}) or ["keys"]
         name = b.rng.choice(names)
@@ -1301,7 +1304,7 @@ def fam_joblib_header(b: Builder) -> Built:
     elif kind == "zlib":
         data, variant = zlib.compress(attack), "zlib"
     elif kind == "gzip":
-        data, variant = gzip.compress(attack), "gzip"
+        data, variant = gzip.compress(attack, mtime=0), "gzip"  # no clock in the bytes
     elif kind == "bz2":
         data, variant = bz2.compress(attack), "bz2"
     elif kind == "xz":
@@ -1483,7 +1486,11 @@ def _fitted(name: str, variant: int) -> object:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return models[name]()
+        model = models[name]()
+    # A first pickling settles state some estimators create lazily (MLPClassifier's first
+    # dump differs from its later ones): every program must depend only on seed and index.
+    pickle.dumps(model)
+    return model
 
 
 def fam_data_dumps(b: Builder) -> Built:
@@ -1507,9 +1514,12 @@ def fam_data_dumps(b: Builder) -> Built:
         compress = rng.choice((0, 0, 3, ("zlib", 1), ("gzip", 1), ("bz2", 1), ("xz", 1), ("lzma", 1)))
         handle = io.BytesIO()
         joblib.dump(value, handle, compress=compress)
-        return Built(
-            handle.getvalue(), b.filename("model.joblib", "model.pkl"), f"data_dumps:{source}:joblib"
-        )
+        data = handle.getvalue()
+        if data[:3] == b"\x1f\x8b\x08":
+            # gzip's header carries the time of writing (MTIME, outside the CRC): zero it, so
+            # that a program depends only on its seed and index
+            data = data[:4] + bytes(4) + data[8:]
+        return Built(data, b.filename("model.joblib", "model.pkl"), f"data_dumps:{source}:joblib")
     if writer == "numpy":
         import numpy
 

@@ -232,7 +232,11 @@ class DecodeStream(io.RawIOBase):
             header = self._source.read_at(self._pos, 9)
             filters, used = _zip_lzma_filters(header, cap)
             self._pos += used
-            return _BufferedDecoder(lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=filters))
+            try:
+                raw = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=filters)
+            except lzma.LZMAError as exc:  # liblzma refuses the options (lc + lp > 4, ...)
+                raise UnsupportedCodec(f"invalid LZMA properties ({exc})") from None
+            return _BufferedDecoder(raw)
         if self._codec == "lzma-alone" and self._end - self._pos >= 5:
             # properties byte, then the dictionary size: fed to the decoder with the size cut
             header = self._source.read_at(self._pos, 5)
