@@ -245,6 +245,23 @@ def test_data_helper_given_an_object_with_a_planted_callable(tmp_path: Path) -> 
     assert _judge(data, tmp_path) == ("BLOCKED", {"MS-PKL-107"})
 
 
+def test_pandas_tz_string_names_a_file(tmp_path: Path) -> None:
+    """pandas reads a time zone "dateutil/<name>" with dateutil.tz.gettz, which opens <name>
+    when it is a path: DatetimeIndex([], None, "dateutil//etc/hostname") reads the file.
+    Found from the soundness campaign's trampoline_in_datetime_index class (seed 5)."""
+    data = (
+        proto(2)
+        + global_("pandas", "DatetimeIndex")
+        + EMPTY_LIST
+        + NONE
+        + sbu("dateutil//etc/hostname")
+        + TUPLE3
+        + REDUCE
+        + STOP
+    )
+    assert _judge(data, tmp_path) == ("BLOCKED", {"MS-PKL-107"})
+
+
 def test_builtin_given_plain_objects_is_not_a_finding(tmp_path: Path) -> None:
     estimator = _ESTIMATOR + _attr("fit_intercept", NEWTRUE) + BUILD
     # list() and deque() of a list leave its items alone, whatever they hold

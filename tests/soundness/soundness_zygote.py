@@ -572,8 +572,12 @@ def main() -> None:
     os.chmod(workroot, 0o755)
     WATCH.safe_globals = safe
     # Codec lookups (codecs.encode is allowlisted) import encodings.<name>, and only there.
-    WATCH.allowed_modules = frozenset(named | (set(sys.modules) - before))
-    WATCH.allowed_prefixes = ("encodings.",)
+    # Time-zone lookups by key (zoneinfo, allowlisted; pandas' tz strings) fall back to the
+    # tzdata data package for a key the system database lacks: reading it is not an attack
+    # (zoneinfo refuses keys that are paths; pandas' "dateutil/<path>" form is, and is caught
+    # as a file read outside the read roots).
+    WATCH.allowed_modules = frozenset(named | (set(sys.modules) - before) | {"tzdata"})
+    WATCH.allowed_prefixes = ("encodings.", "tzdata.")
     WATCH.trusted_packages = frozenset({m.split(".")[0] for m in named} | set(sys.stdlib_module_names))
     WATCH.read_roots = read_roots(workroot)
     sys.addaudithook(WATCH)
