@@ -211,3 +211,26 @@ def test_legacy_torch_tar_benign_layout_is_clean() -> None:
     )
     result = scan_bytes(_legacy_torch_tar(storages, _P2 + b"K\x01." + args + shape), "model.pt")
     assert not result.findings and not result.incompletes, (result.findings, result.incompletes)
+
+
+def test_a_checksum_match_alone_is_not_a_tar_header() -> None:
+    """tarfile parses every numeric field of the first header: a block whose checksum
+    matches but whose mode is not octal is refused by tarfile (and torch.load), so it is
+    not a tar (a bz2 joblib dump's bytes once passed the checksum test alone)."""
+    import tarfile
+
+    from modelsec.formats.tar import is_tar_header
+
+    info = tarfile.TarInfo("model.pkl")
+    info.size = 3
+    block = bytearray(info.tobuf(tarfile.USTAR_FORMAT)[:512])
+    assert is_tar_header(bytes(block))
+    block[100:108] = b"zzzzzzz\0"
+    block[148:156] = b" " * 8
+    block[148:156] = b"%06o\0 " % (sum(block) & 0o777777)
+    try:
+        tarfile.TarInfo.frombuf(bytes(block), "utf-8", "surrogateescape")
+        refused = False
+    except tarfile.HeaderError:
+        refused = True
+    assert refused and not is_tar_header(bytes(block))

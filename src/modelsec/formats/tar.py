@@ -49,9 +49,10 @@ _calc_chksums: Callable[[bytes], tuple[int, int]] = tarfile.calc_chksums  # type
 
 def is_tar_header(block: bytes) -> bool:
     """A first header ``tarfile`` accepts (``TarInfo.frombuf``): 512 bytes, not all zero,
-    and a checksum field, parsed as tarfile parses it (octal text up to a NUL, blanks and
-    an ``0o`` prefix allowed, or base-256), equal to the unsigned or signed sum. Nothing
-    else is required: no magic, no name (torch.load and tarfile take v7 headers too)."""
+    a checksum field, parsed as tarfile parses it (octal text up to a NUL, blanks and an
+    ``0o`` prefix allowed, or base-256), equal to the unsigned or signed sum, and numeric
+    fields tarfile can parse. Nothing else is required: no magic, no name (torch.load and
+    tarfile take v7 headers too)."""
     block = block[:BLOCK]
     if len(block) < BLOCK or not block.strip(b"\x00"):
         return False
@@ -59,7 +60,16 @@ def is_tar_header(block: bytes) -> bool:
         declared = _nti(block[148:156])
     except tarfile.HeaderError:
         return False
-    return declared in _calc_chksums(block)
+    if declared not in _calc_chksums(block):
+        return False
+    # The checksum alone is not what tarfile accepts: it parses every numeric field too, and
+    # a compressed stream whose bytes happened to pass the checksum test was taken for a tar
+    # that tarfile (and torch.load) refuse (a false polyglot, soundness campaign seed 5).
+    try:
+        tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+    except (tarfile.HeaderError, ValueError):
+        return False
+    return True
 
 
 def compressed_tar_codec(head: bytes) -> str | None:
