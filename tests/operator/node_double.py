@@ -38,6 +38,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -282,15 +283,23 @@ class NodeDouble:
 
     def _mount_script(self, mounts: list[tuple[Path, str]], workdir: Path) -> str:
         """Stage every volume under a private tmpfs first (a later mount over /tmp would
-        hide sources that live under /tmp), then mount each at its path."""
+        hide sources that live under /tmp), then mount each at its path, then bind back
+        the host paths the process runs from (this checkout, its venv, the interpreter)
+        where a volume now covers them: a checkout cloned under /tmp must stay visible
+        after the Pod's emptyDir is mounted on /tmp."""
         lines = ["set -e", "mount -t tmpfs -o mode=0755 node-double /run", "mkdir -p /run/.stage"]
         ordered = sorted(mounts, key=lambda m: m[1].rstrip("/").count("/"))  # parents first
-        for index, (source, _) in enumerate(ordered):
+        hidden = sorted(
+            {p for p in _host_paths(self.bin_dir) if any(_covers(target, p) for _, target in mounts)}
+        )
+        staged = [*(source for source, _ in ordered), *hidden]
+        for index, source in enumerate(staged):
             lines += [
                 f"mkdir -p /run/.stage/{index}",
                 f"mount --bind {shlex.quote(str(source))} /run/.stage/{index}",
             ]
-        for index, (_, target) in enumerate(ordered):
+        targets = [*(target for _, target in ordered), *(str(p) for p in hidden)]
+        for index, target in enumerate(targets):
             lines += [
                 f"mkdir -p {shlex.quote(target)}",
                 f"mount --bind /run/.stage/{index} {shlex.quote(target)}",
@@ -513,3 +522,14 @@ class NodeDouble:
 
 class _NotReady(Exception):
     """The Pod cannot start yet (a Secret or ConfigMap missing): it stays Pending."""
+
+
+def _host_paths(bin_dir: Path) -> set[Path]:
+    """Where the container's process comes from on this host: the checkout (an editable
+    install's sources), the venv holding the command, and the interpreter's prefixes."""
+    checkout = Path(__file__).resolve().parents[2]
+    return {checkout, bin_dir.resolve().parent, Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()}
+
+
+def _covers(mount_target: str, path: Path) -> bool:
+    return path.is_relative_to(Path(mount_target))
