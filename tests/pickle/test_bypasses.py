@@ -262,6 +262,46 @@ def test_pandas_tz_string_names_a_file(tmp_path: Path) -> None:
     assert _judge(data, tmp_path) == ("BLOCKED", {"MS-PKL-107"})
 
 
+def _datetime_index(tz: bytes) -> bytes:
+    return proto(2) + global_("pandas", "DatetimeIndex") + EMPTY_LIST + NONE + tz + TUPLE3 + REDUCE + STOP
+
+
+_HOSTNAME = "dateutil//etc/hostname"
+
+
+@pytest.mark.parametrize(
+    "tz",
+    [
+        global_("builtins", "str") + b"C\x16" + _HOSTNAME.encode() + sbu("ascii") + TUPLE2 + REDUCE,
+        global_("_codecs", "encode") + sbu(_HOSTNAME) + sbu("latin1") + TUPLE2 + REDUCE,
+        global_("_codecs", "encode") + sbu("qngrhgvy//rgp/ubfganzr") + sbu("rot13") + TUPLE2 + REDUCE,
+        global_("numpy.core.multiarray", "scalar")
+        + global_("numpy", "dtype")
+        + sbu("U22")
+        + b"\x89\x88"
+        + TUPLE3
+        + REDUCE
+        + b"C\x58"
+        + _HOSTNAME.encode("utf-32-le")
+        + TUPLE2
+        + REDUCE,
+    ],
+    ids=["str-of-bytes", "codec-of-str", "rot13", "numpy-str-scalar"],
+)
+def test_pandas_tz_string_made_at_load_time(tz: bytes, tmp_path: Path) -> None:
+    """The 'dateutil/' time-zone string can be made at load time rather than written as a
+    literal: str(bytes, "ascii"), a codec (rot13 hides it from a literal check) or a numpy
+    <U scalar (UTF-32 bytes) reach pandas as the same file path."""
+    outcome, threats = _judge(_datetime_index(tz), tmp_path)
+    assert outcome == "BLOCKED" and "MS-PKL-107" in threats, (outcome, threats)
+
+
+def test_pandas_tz_string_made_from_plain_name_is_not_a_finding(tmp_path: Path) -> None:
+    tz = global_("builtins", "str") + b"C\x03UTC" + sbu("ascii") + TUPLE2 + REDUCE
+    outcome, threats = _judge(_datetime_index(tz), tmp_path)
+    assert "MS-PKL-107" not in threats, threats
+
+
 def test_builtin_given_plain_objects_is_not_a_finding(tmp_path: Path) -> None:
     estimator = _ESTIMATOR + _attr("fit_intercept", NEWTRUE) + BUILD
     # list() and deque() of a list leave its items alone, whatever they hold
@@ -310,6 +350,70 @@ def test_builtin_allocation_bomb(program: bytes, tmp_path: Path) -> None:
     """bytes(10**11) is 100 GB of zeros the loader writes before returning: no pickler
     writes it, and a model server dies of it."""
     assert _judge(proto(2) + program + STOP, tmp_path) == ("BLOCKED", {"MS-PKL-107"})
+
+
+_COMPUTED_INT = global_("builtins", "int") + sbu("1" * 12) + TUPLE1 + REDUCE
+_NUMPY_INT64 = (
+    global_("numpy.core.multiarray", "scalar")
+    + global_("numpy", "dtype")
+    + sbu("i8")
+    + b"\x89\x88"  # NEWFALSE NEWTRUE
+    + TUPLE3
+    + REDUCE
+    + b"C\x08"
+    + (10**12).to_bytes(8, "little")
+    + TUPLE2
+    + REDUCE
+)
+
+
+@pytest.mark.parametrize(
+    "program",
+    [
+        global_("builtins", "bytes") + _COMPUTED_INT + TUPLE1 + REDUCE,
+        global_("builtins", "bytearray") + _NUMPY_INT64 + TUPLE1 + REDUCE,
+        global_("builtins", "list")
+        + global_("builtins", "range")
+        + _COMPUTED_INT
+        + TUPLE1
+        + REDUCE
+        + TUPLE1
+        + REDUCE,
+    ],
+    ids=["bytes-of-int-call", "bytearray-of-numpy-scalar", "list-of-computed-range"],
+)
+def test_builtin_allocation_bomb_with_a_computed_size(program: bytes, tmp_path: Path) -> None:
+    """The size can be computed at load time: bytes(int("1" * 12)) or bytearray of a numpy
+    int64 scalar (it has __index__) allocate a terabyte as surely as bytes(10**12)."""
+    assert _judge(proto(2) + program + STOP, tmp_path) == ("BLOCKED", {"MS-PKL-107"})
+
+
+@pytest.mark.parametrize(
+    "program",
+    [
+        global_("builtins", "bytes") + b"C\x03abc" + TUPLE1 + REDUCE,
+        global_("builtins", "bytearray")
+        + global_("_codecs", "encode")
+        + sbu("abc")
+        + sbu("latin1")
+        + TUPLE2
+        + REDUCE
+        + TUPLE1
+        + REDUCE,
+        global_("builtins", "bytes") + EMPTY_LIST + MARK + binint(1) + binint(2) + b"e" + TUPLE1 + REDUCE,
+        global_("builtins", "list")
+        + global_("builtins", "range")
+        + binint(10)
+        + TUPLE1
+        + REDUCE
+        + TUPLE1
+        + REDUCE,
+    ],
+    ids=["bytes-of-bytes", "bytearray-of-encoded-str", "bytes-of-list", "list-of-small-range"],
+)
+def test_builtin_given_data_allocates_nothing_unbounded(program: bytes, tmp_path: Path) -> None:
+    outcome, threats = _judge(proto(2) + program + STOP, tmp_path)
+    assert "MS-PKL-107" not in threats, threats
 
 
 def test_simplenamespace_mapping_plants_setstate(tmp_path: Path) -> None:

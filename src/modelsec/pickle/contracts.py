@@ -149,28 +149,35 @@ ITERATE_ONLY = frozenset({"builtins.list", "builtins.tuple", "collections.deque"
 # No pickler writes bytes(n), bytearray(n) or list(range(n)): the loader allocates what the
 # stream asks for (bytes(10**11) is 100 GB of zeros). Past this, a memory-exhaustion finding.
 ALLOCATION_FLOOR = 1 << 20
+UNBOUNDED = 1 << 62
+# bytes(x) and bytearray(x) allocate x zero bytes when x is an integer (anything with
+# __index__: int('10' * 6), a numpy integer scalar). Picklers hand them bytes, a str and
+# its encoding, or a list of ints, so any other first argument is a size the machine cannot
+# read: unbounded.
+SIZED_BY_INTEGER = frozenset({"builtins.bytes", "builtins.bytearray"})
+_UNSIZED_DATA = (str, bytes, bytearray, float, complex, Blob, Derived, Container, tuple)
 
 
-def _allocated(value: Value) -> int:
-    """Elements a constructor makes from ``value``: an int (bytes(n)) or a range."""
-    if isinstance(value, BigInt):
-        return 1 << 62
+def _bound(value: Value) -> int:
+    """An integer the stream wrote, or UNBOUNDED for one it computes (or a huge one)."""
     if isinstance(value, int) and not isinstance(value, bool):
-        return max(value, 0)
+        return value
+    return UNBOUNDED
+
+
+def _allocated(path: str, value: Value) -> int:
+    """Elements ``path(value, ...)`` allocates: bytes(n), or any iterating builtin of a range."""
     if isinstance(value, Call) and isinstance(value.origin, Global) and value.origin.path == "builtins.range":
-        bounds = sequence_items(value.args)
-        if (
-            bounds
-            and all(isinstance(b, int) and not isinstance(b, bool) for b in bounds)
-            and len(bounds) <= 3
-        ):
-            try:
-                return len(range(*bounds))  # ints, checked above
-            except (ValueError, OverflowError):
-                return 1 << 62  # a zero step raises; a length past sys.maxsize overflows
-        if any(isinstance(b, BigInt) for b in bounds or ()):
-            return 1 << 62
-    return 0
+        bounds = [_bound(b) for b in sequence_items(value.args) or ()]
+        if not 1 <= len(bounds) <= 3 or UNBOUNDED in bounds:
+            return UNBOUNDED  # range(int('10' * 9)): a length the machine cannot read
+        try:
+            return len(range(*bounds))
+        except (ValueError, OverflowError):
+            return UNBOUNDED  # a zero step raises; a length past sys.maxsize overflows
+    if path not in SIZED_BY_INTEGER or value is None or isinstance(value, (bool, *_UNSIZED_DATA)):
+        return 0
+    return max(_bound(value), 0)
 
 
 def _builtin_constructor(site: Site) -> Value:
@@ -178,9 +185,9 @@ def _builtin_constructor(site: Site) -> Value:
     path = site.callee.path
     for index in range(site.count() or 0):
         value = site.arg(index)
-        size = _allocated(value) if index == 0 else 0
+        size = _allocated(path, value) if index == 0 else 0
         if size > ALLOCATION_FLOOR:
-            shown = "more than 2**62" if size >= 1 << 62 else f"{size:,}"
+            shown = "a count computed at load time (or past 2**62)" if size >= UNBOUNDED else f"{size:,}"
             site.violation(f"allocates {shown} elements at load time (memory exhaustion)")
         if (
             path in ITERATE_ONLY

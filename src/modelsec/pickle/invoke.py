@@ -23,6 +23,7 @@ from modelsec.pickle.objects import Found, InstanceAttrs, Lookup, lookup, type_l
 from modelsec.pickle.observer import Observer
 from modelsec.pickle.opcodes import Blob, PickleError
 from modelsec.pickle.policy import Verdict, classify
+from modelsec.pickle.tzpaths import TZ_FILE_PREFIX, may_name_a_tz_file
 from modelsec.pickle.values import (
     Call,
     Container,
@@ -42,26 +43,6 @@ MAX_CALL_DEPTH = 16  # helpers calling helpers (_rebuild_from_type_v2(_rebuild_f
 _NEW_ONLY = frozenset({"NEWOBJ", "NEWOBJ_EX"})
 _INSTANTIATE = frozenset({"NEWOBJ", "NEWOBJ_EX", "INST", "OBJ"})
 _NOT_CALLABLE = (bool, int, float, str, bytes, bytearray, tuple, Blob, Container)
-# pandas reads a time-zone string "dateutil/<name>" through dateutil.tz.gettz, which opens
-# <name> as a file when it is a path ("dateutil//etc/hostname"): any pandas constructor given
-# a tz or a dtype string ("datetime64[ns, dateutil/...]") can be made to read a file. Real
-# pickles carry time zones as objects, never as such strings.
-TZ_FILE_PREFIX = "dateutil/"
-
-
-def _names_a_tz_file(value: Value, depth: int = 0) -> bool:
-    if isinstance(value, str):
-        return TZ_FILE_PREFIX in value
-    if depth > 6:
-        return False
-    if isinstance(value, tuple):
-        return any(_names_a_tz_file(item, depth + 1) for item in value)
-    if isinstance(value, Container):
-        parts = [part for pair in value.items for part in pair] if value.kind == "dict" else value.items
-        return any(_names_a_tz_file(item, depth + 1) for item in parts)
-    return False
-
-
 # Attributes whose assignment (setattr, not a __dict__ update) changes what the instance is.
 OBJECT_MACHINERY = {
     "__class__": "the instance's class changes, and with it every method the unpickler looks up",
@@ -161,7 +142,7 @@ class Invoker:
         if depth > MAX_CALL_DEPTH:
             self.observer.violated(callee, offset, f"helpers nested more than {MAX_CALL_DEPTH} deep")
             return Call(callee, args, offset, how)
-        if path.startswith("pandas.") and _names_a_tz_file((args, kwargs)):
+        if path.startswith("pandas.") and may_name_a_tz_file((args, kwargs)):
             self.observer.violated(
                 callee, offset, f"a time-zone string that {TZ_FILE_PREFIX!r} makes a file path"
             )
