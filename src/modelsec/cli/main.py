@@ -59,82 +59,74 @@ def build_parser(argv: Sequence[str]) -> Parser:
 
     from modelsec.cli import bom, catalog, scan, verify
 
-    scan.configure(
-        commands.add_parser(
+    local: tuple[tuple[str, str, Callable[[Parser], None], str, str | None], ...] = (
+        # name, one-line help, configure, description, epilog
+        (
             "scan",
-            help="scan model files, directories or hf:// / s3:// references",
-            description=scan.DESCRIPTION,
-            epilog=scan.EPILOG,
-            formatter_class=_formatter,
-        )
-    )
-    verify.configure(
-        commands.add_parser(
+            "scan model files, directories or hf:// / s3:// references",
+            scan.configure,
+            scan.DESCRIPTION,
+            scan.EPILOG,
+        ),
+        (
             "verify",
-            help="check files on disk against the digests a scan recorded",
-            description=verify.DESCRIPTION,
-            epilog=verify.EPILOG,
-            formatter_class=_formatter,
-        )
-    )
-    bom.configure(
-        commands.add_parser(
-            "bom",
-            help="write a CycloneDX ML-BOM of a scanned model",
-            description=bom.DESCRIPTION,
-            epilog=bom.EPILOG,
-            formatter_class=_formatter,
-        )
-    )
-    catalog.configure_rules(
-        commands.add_parser(
+            "check files on disk against the digests a scan recorded",
+            verify.configure,
+            verify.DESCRIPTION,
+            verify.EPILOG,
+        ),
+        ("bom", "write a CycloneDX ML-BOM of a scanned model", bom.configure, bom.DESCRIPTION, bom.EPILOG),
+        (
             "rules",
-            help="list the rules, what they check and their parameters",
-            description=catalog.RULES_DESCRIPTION,
-            formatter_class=_formatter,
-        )
-    )
-    catalog.configure_groups(
-        commands.add_parser(
+            "list the rules, what they check and their parameters",
+            catalog.configure_rules,
+            catalog.RULES_DESCRIPTION,
+            None,
+        ),
+        (
             "groups",
-            help="list, show or validate security groups",
-            description=catalog.GROUPS_DESCRIPTION,
-            formatter_class=_formatter,
-        )
-    )
-    catalog.configure_formats(
-        commands.add_parser(
+            "list, show or validate security groups",
+            catalog.configure_groups,
+            catalog.GROUPS_DESCRIPTION,
+            None,
+        ),
+        (
             "formats",
-            help="list the file formats modelsec recognises (names for approvedFormats)",
-            description=catalog.FORMATS_DESCRIPTION,
-            formatter_class=_formatter,
-        )
-    )
-    catalog.configure_threats(
-        commands.add_parser(
+            "list the file formats modelsec recognises (names for approvedFormats)",
+            catalog.configure_formats,
+            catalog.FORMATS_DESCRIPTION,
+            None,
+        ),
+        (
             "threats",
-            help="list the threat codes findings carry",
-            description=catalog.THREATS_DESCRIPTION,
-            formatter_class=_formatter,
+            "list the threat codes findings carry",
+            catalog.configure_threats,
+            catalog.THREATS_DESCRIPTION,
+            None,
+        ),
+    )
+    for name, help_text, configure, description, epilog in local:
+        configure(
+            commands.add_parser(
+                name, help=help_text, description=description, epilog=epilog, formatter_class=_formatter
+            )
         )
-    )
-    _add_plugin(commands, argv, "crds", "print the CustomResourceDefinitions as YAML", "modelsec.k8s.command")
-    _add_plugin(
-        commands,
-        argv,
-        "operator",
-        "run the Kubernetes operator that performs ModelScans",
-        "modelsec_operator.command",
-    )
-    _add_plugin(
-        commands,
-        argv,
+    for name, help_text, module in PLUGINS:
+        _add_plugin(commands, argv, name, help_text, module)
+    return parser
+
+
+# Cluster commands: name, one-line help, the module that configures and runs it.
+PLUGINS = (
+    ("crds", "print the CustomResourceDefinitions as YAML", "modelsec.k8s.command"),
+    ("operator", "run the Kubernetes operator that performs ModelScans", "modelsec_operator.command"),
+    (
         "scan-worker",
         "judge one ModelScan inside a scan Job (operator scan mode job)",
         "modelsec_operator.jobs.worker",
-    )
-    _add_plugin(commands, argv, "webhook", "run the validating admission webhook", "modelsec_webhook.command")
-    return parser
+    ),
+    ("webhook", "run the validating admission webhook", "modelsec_webhook.command"),
+)
 
 
 def _add_plugin(
