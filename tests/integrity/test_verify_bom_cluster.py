@@ -8,38 +8,23 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import subprocess
-import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cluster_models import NPY, write_bert
-
-from modelsec.k8s.naming import scan_name
+from cluster_scans import (
+    VERDICT_PHASES,
+    apply_scan,
+    delete,
+    local_source,
+    scan_of,
+    verify,
+    wait_verdict,
+)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(3600)]
-
-API = "modelsec.io/v1alpha1"
-
-
-def verify(cluster: Any, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "modelsec",
-            "verify",
-            *args,
-            "--kubeconfig",
-            cluster.kubeconfig,
-            "--no-progress",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def _prefix(request: pytest.FixtureRequest) -> str:
@@ -57,7 +42,7 @@ def bom_namespace(cluster: Any, request: pytest.FixtureRequest) -> Any:
 @pytest.fixture
 def local_scan(
     cluster: Any, models_root: Path, request: pytest.FixtureRequest
-) -> Callable[..., tuple[Path, str]]:
+) -> Iterator[Callable[..., tuple[Path, str]]]:
     """Make a Local model, its source, group and ModelScan; wait for the verdict."""
     made: list[str] = []
 
@@ -65,43 +50,14 @@ def local_scan(
         prefix = _prefix(request)
         directory = models_root / prefix
         model = write_bert(directory / "bert")
-        source, group = f"{prefix}-src", f"{prefix}-group"
-        uri = f"file://{model}"
-        name = scan_name(uri, None, group)
-        cluster.apply(
-            {
-                "apiVersion": API,
-                "kind": "ModelSource",
-                "metadata": {"name": source},
-                "spec": {"type": "Local", "local": {"path": str(directory)}},
-            },
-            {
-                "apiVersion": API,
-                "kind": "SecurityGroup",
-                "metadata": {"name": group},
-                "spec": {"sourceRef": source, "rules": [{"name": "LoadTimeCodeExecution"}]},
-            },
-            {
-                "apiVersion": API,
-                "kind": "ModelScan",
-                "metadata": {"name": name},
-                "spec": {"model": uri, "securityGroup": group},
-            },
-        )
-        made.extend([f"modelscans/{name}", f"securitygroups/{group}", f"modelsources/{source}"])
+        setup = apply_scan(cluster, prefix, local_source(directory), f"file://{model}")
+        made.extend(setup.resources)
         if wait:
-            cluster.wait_for(
-                "modelscans",
-                name,
-                lambda o: o.get("status", {}).get("phase") == "Completed",
-                timeout=120,
-                what="a completed scan",
-            )
-        return model, name
+            wait_verdict(cluster, setup.name)
+        return model, setup.name
 
     yield make
-    if made:
-        cluster.kubectl("delete", "--wait=false", *made, check=False)
+    delete(cluster, made)
 
 
 def _configmap(cluster: Any, namespace: str, name: str) -> dict[str, Any]:
@@ -200,55 +156,17 @@ def test_a_large_bom_is_stored_compressed(
     model.mkdir(parents=True)
     for i in range(2500):
         (model / f"shard-{i:05d}.txt").write_text(f"row {i}\n")
-    source, group = f"{prefix}-src", f"{prefix}-group"
-    uri = f"file://{model}"
-    name = scan_name(uri, None, group)
-    cluster.apply(
-        {
-            "apiVersion": API,
-            "kind": "ModelSource",
-            "metadata": {"name": source},
-            "spec": {"type": "Local", "local": {"path": str(models_root / prefix)}},
-        },
-        {
-            "apiVersion": API,
-            "kind": "SecurityGroup",
-            "metadata": {"name": group},
-            "spec": {"sourceRef": source, "rules": [{"name": "LoadTimeCodeExecution"}]},
-        },
-        {
-            "apiVersion": API,
-            "kind": "ModelScan",
-            "metadata": {"name": name},
-            "spec": {"model": uri, "securityGroup": group},
-        },
-    )
-    try:
-        scan = cluster.wait_for(
-            "modelscans",
-            name,
-            lambda o: o.get("status", {}).get("phase") == "Completed",
-            timeout=300,
-            what="a completed scan",
-        )
+    with scan_of(cluster, prefix, local_source(models_root / prefix), f"file://{model}") as setup:
+        scan = wait_verdict(cluster, setup.name, timeout=300)
         bom = scan["status"]["bom"]
         assert bom["key"] == "bom.json.gz" and bom["files"] == 2500, bom
-        stored = _configmap(cluster, bom_namespace, name)
+        stored = _configmap(cluster, bom_namespace, setup.name)
         packed = base64.b64decode(stored["binaryData"]["bom.json.gz"])
         assert hashlib.sha256(packed).hexdigest() == bom["sha256"] and len(packed) < 1_000_000
         (model / "shard-01234.txt").write_text("changed\n")
-        done = verify(cluster, str(model), "--scan", name)
+        done = verify(cluster, str(model), "--scan", setup.name)
         assert done.returncode == 1, done.stdout + done.stderr
         assert any(line.split()[:2] == ["CHANGED", "shard-01234.txt"] for line in done.stdout.splitlines())
-    finally:
-        cluster.kubectl(
-            "delete",
-            "--wait=false",
-            f"modelscans/{name}",
-            f"securitygroups/{group}",
-            f"modelsources/{source}",
-            check=False,
-        )
 
 
 def test_the_scanned_revision_is_recorded_when_the_spec_names_none(
@@ -261,54 +179,18 @@ def test_the_scanned_revision_is_recorded_when_the_spec_names_none(
     prefix = _prefix(request)
     repo = hub.add_repo("acme/tiny", {"config.json": b'{"model_type": "bert"}', "vocab.txt": b"a\nb\n"})
     first = repo.refs["main"]
-    source, group = f"{prefix}-hub", f"{prefix}-group"
-    name = scan_name("hf://acme/tiny", None, group)
-    cluster.apply(
-        {
-            "apiVersion": API,
-            "kind": "ModelSource",
-            "metadata": {"name": source},
-            "spec": {
-                "type": "HuggingFace",
-                "huggingFace": {"endpoint": hub.url},
-                "limits": {"requestDeadline": 30, "maxListPages": 10},
-            },
-        },
-        {
-            "apiVersion": API,
-            "kind": "SecurityGroup",
-            "metadata": {"name": group},
-            "spec": {"sourceRef": source, "rules": [{"name": "LoadTimeCodeExecution"}]},
-        },
-        {
-            "apiVersion": API,
-            "kind": "ModelScan",
-            "metadata": {"name": name},
-            "spec": {"model": "hf://acme/tiny", "securityGroup": group},
-        },
-    )
-    try:
-        scan = cluster.wait_for(
-            "modelscans",
-            name,
-            lambda o: o.get("status", {}).get("phase") == "Completed",
-            timeout=120,
-            what="a completed scan",
-        )
+    source_spec = {
+        "type": "HuggingFace",
+        "huggingFace": {"endpoint": hub.url},
+        "limits": {"requestDeadline": 30, "maxListPages": 10},
+    }
+    with scan_of(cluster, prefix, source_spec, "hf://acme/tiny") as setup:
+        scan = wait_verdict(cluster, setup.name)
         assert "revision" not in scan["spec"]
         assert scan["status"]["revision"] == first and scan["status"]["outcome"] == "ALLOWED"
         hub.push("acme/tiny", {"vocab.txt": b"a\nb\nc\n"})
         assert hub.repos["acme/tiny"].refs["main"] != first
-        assert cluster.get("modelscans", name)["status"]["revision"] == first
-    finally:
-        cluster.kubectl(
-            "delete",
-            "--wait=false",
-            f"modelscans/{name}",
-            f"securitygroups/{group}",
-            f"modelsources/{source}",
-            check=False,
-        )
+        assert cluster.get("modelscans", setup.name)["status"]["revision"] == first
 
 
 def test_source_limits_reach_the_scan(
@@ -325,38 +207,16 @@ def test_source_limits_reach_the_scan(
     try:
         outcomes = {}
         for limited in (True, False):
-            source, group = f"{prefix}-hub-{limited}".lower(), f"{prefix}-group-{limited}".lower()
-            name = scan_name("hf://acme/paged", None, group)
             spec: dict[str, Any] = {"type": "HuggingFace", "huggingFace": {"endpoint": hub.url}}
             if limited:
                 spec["limits"] = {"maxListPages": 1}
-            cluster.apply(
-                {"apiVersion": API, "kind": "ModelSource", "metadata": {"name": source}, "spec": spec},
-                {
-                    "apiVersion": API,
-                    "kind": "SecurityGroup",
-                    "metadata": {"name": group},
-                    "spec": {"sourceRef": source, "rules": [{"name": "LoadTimeCodeExecution"}]},
-                },
-                {
-                    "apiVersion": API,
-                    "kind": "ModelScan",
-                    "metadata": {"name": name},
-                    "spec": {"model": "hf://acme/paged", "securityGroup": group},
-                },
-            )
-            made += [f"modelscans/{name}", f"securitygroups/{group}", f"modelsources/{source}"]
-            outcomes[limited] = cluster.wait_for(
-                "modelscans",
-                name,
-                lambda o: o.get("status", {}).get("phase") in ("Completed", "Failed"),
-                timeout=120,
-                what="a verdict",
-            )["status"]
+            setup = apply_scan(cluster, f"{prefix}-{limited}".lower(), spec, "hf://acme/paged")
+            made += setup.resources
+            outcomes[limited] = wait_verdict(cluster, setup.name, phases=VERDICT_PHASES)["status"]
         assert outcomes[False]["outcome"] == "ALLOWED", outcomes[False]
         limited_status = outcomes[True]
         assert limited_status["outcome"] == "ERROR", limited_status
         text = json.dumps(limited_status)
         assert "MS-SRC-016" in text and "maxListPages" in text, text
     finally:
-        cluster.kubectl("delete", "--wait=false", *made, check=False)
+        delete(cluster, made)

@@ -5,28 +5,14 @@ checked against its fingerprint by the real command line."""
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cluster_models import write_bert
-
-from modelsec.k8s.naming import scan_name
+from cluster_scans import API, local_source, scan_of, verify, wait_verdict
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(3600)]
-
-API = "modelsec.io/v1alpha1"
-
-
-def verify(cluster: Any, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "modelsec", "verify", *args, "--kubeconfig", cluster.kubeconfig],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 @pytest.fixture
@@ -35,46 +21,9 @@ def scanned_model(cluster: Any, operator: Any, models_root: Path, request: pytes
     prefix = "verify-" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:8]
     directory = models_root / prefix
     model = write_bert(directory / "bert")
-    source, group = f"{prefix}-src", f"{prefix}-group"
-    uri = f"file://{model}"
-    name = scan_name(uri, None, group)
-    cluster.apply(
-        {
-            "apiVersion": API,
-            "kind": "ModelSource",
-            "metadata": {"name": source},
-            "spec": {"type": "Local", "local": {"path": str(directory)}},
-        },
-        {
-            "apiVersion": API,
-            "kind": "SecurityGroup",
-            "metadata": {"name": group},
-            "spec": {"sourceRef": source, "rules": [{"name": "LoadTimeCodeExecution"}]},
-        },
-        {
-            "apiVersion": API,
-            "kind": "ModelScan",
-            "metadata": {"name": name},
-            "spec": {"model": uri, "securityGroup": group},
-        },
-    )
-    done = cluster.wait_for(
-        "modelscans",
-        name,
-        lambda o: o.get("status", {}).get("phase") == "Completed",
-        timeout=120,
-        what="a completed scan",
-    )
-    assert done["status"]["filesScanned"] == 3
-    yield model, name
-    cluster.kubectl(
-        "delete",
-        "--wait=false",
-        f"modelscans/{name}",
-        f"securitygroups/{group}",
-        f"modelsources/{source}",
-        check=False,
-    )
+    with scan_of(cluster, prefix, local_source(directory), f"file://{model}") as setup:
+        assert wait_verdict(cluster, setup.name)["status"]["filesScanned"] == 3
+        yield model, setup.name
 
 
 def test_files_are_verified_against_the_modelscan(cluster: Any, scanned_model: Any) -> None:
