@@ -9,7 +9,7 @@ import re
 
 from modelsec.bytesource import ByteSource, LimitExceeded
 from modelsec.context import ScanContext
-from modelsec.findings import Severity
+from modelsec.findings import Severity, Threat
 from modelsec.formats.keras_config_scan import analyze_json_text
 from modelsec.formats.tf_savedmodel import (
     FORMAT_BY_KIND,
@@ -60,22 +60,26 @@ def report_node(node: NodeInfo, summary: GraphSummary, file: str, ctx: ScanConte
         details["device"] = node.device
     if literal:
         details["path_constants"] = literal[:8]
+
+    def report(threat: Threat, message: str, subject: str, severity: Severity | None = None) -> None:
+        ctx.report(
+            threat.at(
+                file,
+                f"{_where(node)} {message}",
+                subject=subject,
+                offset=node.offset,
+                severity=severity,
+                details=details,
+            )
+        )
+
     if risk is tfops.OpRisk.PATH_ARGUMENT:
         for value in literal:
             verdict = tfops.judge_path(value)
             if verdict:
-                ctx.report(
-                    TF_PATH.at(
-                        file,
-                        f"{_where(node)} uses {value!r}, {verdict.reason}",
-                        subject=value,
-                        offset=node.offset,
-                        details=details,
-                    )
-                )
+                report(TF_PATH, f"uses {value!r}, {verdict.reason}", value)
         return
     if risk is not None:
-        found = _RISK_THREAT[risk]
         extra = ""
         if risk is tfops.OpRisk.CODE:
             token = node.attrs.get("token", [""])[0]
@@ -87,47 +91,18 @@ def report_node(node: NodeInfo, summary: GraphSummary, file: str, ctx: ScanConte
         urls = node.attrs.get("debug_urls")
         if urls:
             extra += f" (debug URLs {', '.join(urls[:3])})"
-            if risk is tfops.OpRisk.DEBUG:
-                found_severity = Severity.HIGH
-            else:
-                found_severity = None
-        else:
-            found_severity = None
-        ctx.report(
-            found.at(
-                file,
-                f"{_where(node)} {risk.value}{extra}",
-                subject=node.op,
-                offset=node.offset,
-                severity=found_severity,
-                details=details,
-            )
-        )
+        # a debug op that ships its tensors to a URL is exfiltration, not just a debug aid
+        severity = Severity.HIGH if urls and risk is tfops.OpRisk.DEBUG else None
+        report(_RISK_THREAT[risk], f"{risk.value}{extra}", node.op, severity)
         return
     if node.op == "PrintV2":
         stream = node.attrs.get("output_stream", [""])[0]
         if stream.startswith("file://"):
-            ctx.report(
-                TF_FILE_WRITE.at(
-                    file,
-                    f"{_where(node)} prints to {stream}",
-                    subject=node.op,
-                    offset=node.offset,
-                    details=details,
-                )
-            )
+            report(TF_FILE_WRITE, f"prints to {stream}", node.op)
     elif node.op in ("DecodeProtoV2", "EncodeProto"):
         source = node.attrs.get("descriptor_source", ["local://"])[0]
         if source not in ("", "local://"):
-            ctx.report(
-                TF_FILE_READ.at(
-                    file,
-                    f"{_where(node)} reads proto descriptors from {source!r}",
-                    subject=node.op,
-                    offset=node.offset,
-                    details=details,
-                )
-            )
+            report(TF_FILE_READ, f"reads proto descriptors from {source!r}", node.op)
 
 
 def report_summary(summary: GraphSummary, file: str, ctx: ScanContext) -> None:
