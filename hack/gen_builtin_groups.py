@@ -17,14 +17,14 @@ from pathlib import Path
 
 import yaml
 
-from modelsec.policy import BUILTIN_GROUPS_FILE, builtin_group_dump, parse_group
+from modelsec.policy import BUILTIN_GROUPS_FILE, builtin_group_dump
 
 GROUPS = Path(__file__).resolve().parent.parent / "src" / "modelsec" / "groups"
 
 
 def render() -> str:
     dumps = {
-        path.stem: builtin_group_dump(parse_group(yaml.safe_load(path.read_text()), path.name, path.stem))
+        path.stem: builtin_group_dump(yaml.safe_load(path.read_text()), path.stem)
         for path in sorted(GROUPS.glob("*.yaml"))
     }
     return json.dumps(dumps, indent=2, sort_keys=True) + "\n"

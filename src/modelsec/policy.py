@@ -2,7 +2,8 @@
 
 A :class:`SecurityGroupSpec` has the same shape as the ``spec`` of the ``SecurityGroup``
 custom resource, so a group tried with ``modelsec scan --group team.yaml`` behaves exactly
-as it will in the cluster.
+as it will in the cluster. It validates (pydantic) and converts to the plain
+:class:`GroupSpec` rules are evaluated with.
 """
 
 from __future__ import annotations
@@ -13,13 +14,18 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from typing import TYPE_CHECKING, Any
 
 from modelsec import rules as rule_registry
 from modelsec.findings import Finding
+from modelsec.rules import params as rule_params
 from modelsec.rules.base import EvaluationInput, RuleOutcome, RuleResult, SourceType
+
+if TYPE_CHECKING:
+    # Defined apart (they need pydantic, which a scan with a built-in group never imports)
+    # and importable from here, where they always were: see __getattr__.
+    from modelsec.group_spec import RuleConfig as RuleConfig
+    from modelsec.group_spec import SecurityGroupSpec as SecurityGroupSpec
 
 
 class Mode(enum.StrEnum):
@@ -34,96 +40,32 @@ class Outcome(enum.StrEnum):
     ERROR = "ERROR"
 
 
-class RuleConfig(BaseModel):
-    # Validators are built on first validation (a user's file, a resource): the built-in
-    # groups are constructed from their validated form without them (load_group).
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
+@dataclass(frozen=True)
+class RuleSetting:
+    """A rule as a group lists it: its id, its mode, and its parameters as written (each
+    rule parses its own; :attr:`SecurityGroup.parsed_params` holds them parsed)."""
 
-    name: str = Field(description="Rule id, as listed by `modelsec rules`.")
-    mode: Mode = Field(default=Mode.BLOCKING, description="Blocking, NonBlocking or Disabled.")
-    params: dict[str, Any] = Field(
-        default_factory=dict, description="Rule parameters, validated against the rule."
-    )
-
-    @model_validator(mode="after")
-    def _known_rule_and_params(self) -> RuleConfig:
-        rule = rule_registry.get(self.name)
-        if rule is None:
-            known = ", ".join(sorted(rule_registry.registry()))
-            raise ValueError(f"unknown rule {self.name!r} (known rules: {known})")
-        try:
-            rule.parse_params(self.params)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'params'}: {e['msg']}" for e in exc.errors()
-            )
-            raise ValueError(f"rule {self.name}: invalid params: {problems}") from None
-        return self
+    name: str
+    mode: Mode = Mode.BLOCKING
+    params: dict[str, Any] = field(default_factory=dict)
 
 
-class SecurityGroupSpec(BaseModel):
-    """The ``spec`` of a SecurityGroup."""
+@dataclass(frozen=True)
+class GroupSpec:
+    """A group's spec at run time: what :class:`modelsec.group_spec.SecurityGroupSpec`
+    validated (a user's file, a resource), or a built-in group's validated dump. Plain
+    dataclasses: a scan with a built-in group does not import pydantic (issue 14)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
-
-    source_ref: str = Field(
-        default="local",
-        alias="sourceRef",
-        description="Name of the ModelSource this group applies to.",
-    )
-    source_type: SourceType | None = Field(
-        default=None,
-        alias="sourceType",
-        description="Source type, when the group is used without a cluster (CLI). In the "
-        "cluster it comes from the referenced ModelSource.",
-    )
-    namespace_selector: dict[str, Any] | None = Field(
-        default=None,
-        alias="namespaceSelector",
-        description="Label selector of the namespaces where this group is enforced.",
-    )
-    error_outcome: Outcome = Field(
-        default=Outcome.ERROR,
-        alias="errorOutcome",
-        description="Outcome when a blocking rule could not be evaluated: ERROR (default), "
-        "BLOCKED, or ALLOWED (only for groups that accept uninspectable content).",
-    )
-    rules: list[RuleConfig] = Field(default_factory=list)
-    allow_empty: bool = Field(
-        default=False,
-        alias="allowEmpty",
-        description="Set true for a group that deliberately enforces no rule (none listed, or "
-        "every rule Disabled): it allows every model. Without it such a group is refused "
-        "wherever it would decide: modelsec scan, the operator and its verdicts.",
-    )
-    rescan_interval: str | None = Field(
-        default=None,
-        alias="rescanInterval",
-        description="Cluster only: how often the operator scans this group's models again "
-        "(30m, 12h, 1d). Accepted and ignored here, so a group exported from the cluster "
-        "loads unchanged.",
-    )
-    enforcement: dict[str, Any] | None = Field(
-        default=None,
-        description="Cluster only: how the admission webhook applies verdicts (mode, "
-        "pendingAction, errorAction). Accepted and ignored here, like rescanInterval.",
-    )
-    scan_job: dict[str, Any] | None = Field(
-        default=None,
-        alias="scanJob",
-        description="Cluster only: where this group's scan Jobs run (operator scan mode job). "
-        "Accepted and ignored here, like rescanInterval.",
-    )
-
-    @field_validator("rules")
-    @classmethod
-    def _unique_rules(cls, value: list[RuleConfig]) -> list[RuleConfig]:
-        seen: set[str] = set()
-        for rule in value:
-            if rule.name in seen:
-                raise ValueError(f"rule {rule.name} listed twice")
-            seen.add(rule.name)
-        return value
+    source_ref: str = "local"
+    source_type: SourceType | None = None
+    namespace_selector: dict[str, Any] | None = None
+    error_outcome: Outcome = Outcome.ERROR
+    rules: list[RuleSetting] = field(default_factory=list)
+    allow_empty: bool = False
+    # Cluster only: accepted and ignored here (see SecurityGroupSpec).
+    rescan_interval: str | None = None
+    enforcement: dict[str, Any] | None = None
+    scan_job: dict[str, Any] | None = None
 
     @property
     def checks_nothing(self) -> bool:
@@ -133,21 +75,27 @@ class SecurityGroupSpec(BaseModel):
     def emptiness(self) -> str | None:
         """None if a rule is enabled; otherwise what is wrong, in the user's terms: an error
         without ``allowEmpty``, a warning with it."""
-        if not self.checks_nothing:
-            return None
-        what = "lists no rules" if not self.rules else "has every rule Disabled"
-        if self.allow_empty:
-            return f"the group {what} (allowEmpty: true): every model is ALLOWED"
-        return (
-            f"the group {what}, so it would allow every model; add rules, or set "
-            "spec.allowEmpty: true if that is what you want"
-        )
+        return emptiness([rule.mode for rule in self.rules], self.allow_empty)
+
+
+def emptiness(modes: list[Mode], allow_empty: bool) -> str | None:
+    """What is wrong with a group whose rules have these ``modes`` if none is enabled (an
+    error without ``allowEmpty``, a warning with it); None if one is."""
+    if any(mode != Mode.DISABLED for mode in modes):
+        return None
+    what = "lists no rules" if not modes else "has every rule Disabled"
+    if allow_empty:
+        return f"the group {what} (allowEmpty: true): every model is ALLOWED"
+    return (
+        f"the group {what}, so it would allow every model; add rules, or set "
+        "spec.allowEmpty: true if that is what you want"
+    )
 
 
 @dataclass(frozen=True)
 class SecurityGroup:
     name: str
-    spec: SecurityGroupSpec
+    spec: GroupSpec
     origin: str = "built-in"
     # Rule parameters already parsed, by rule name: a built-in group's, constructed from the
     # parameters validated when its dump was generated (load_group). Any other rule's are
@@ -285,8 +233,13 @@ def builtin_group_names() -> list[str]:
     return sorted(_builtin_documents())
 
 
-def parse_group(document: Any, origin: str, default_name: str) -> SecurityGroup:
-    """A group from a SecurityGroup resource (``kind``/``metadata``/``spec``) or a bare spec."""
+def _validated(document: Any, origin: str, default_name: str) -> tuple[str, SecurityGroupSpec]:
+    """The group's name and validated spec, from a SecurityGroup resource
+    (``kind``/``metadata``/``spec``) or a bare spec."""
+    from pydantic import ValidationError
+
+    from modelsec.group_spec import SecurityGroupSpec
+
     if not isinstance(document, dict):
         raise GroupError(f"{origin}: expected a mapping, got {type(document).__name__}")
     name = default_name
@@ -304,7 +257,20 @@ def parse_group(document: Any, origin: str, default_name: str) -> SecurityGroup:
             f"  {'.'.join(str(p) for p in e['loc']) or 'spec'}: {e['msg']}" for e in exc.errors()
         )
         raise GroupError(f"{origin}: invalid SecurityGroup spec:\n{problems}") from None
-    return SecurityGroup(name, spec, origin)
+    return name, spec
+
+
+def parse_group(document: Any, origin: str, default_name: str) -> SecurityGroup:
+    """A group from a SecurityGroup resource (``kind``/``metadata``/``spec``) or a bare spec."""
+    name, spec = _validated(document, origin, default_name)
+    return SecurityGroup(name, spec.runtime(), origin)
+
+
+def builtin_group_dump(document: Any, default_name: str) -> dict[str, Any]:
+    """What BUILTIN_GROUPS_FILE holds of a built-in group's YAML document: its name and the
+    dump of its validated spec, fields as set (hack/gen_builtin_groups.py)."""
+    name, spec = _validated(document, default_name, default_name)
+    return {"name": name, "spec": spec.model_dump(mode="json", exclude_unset=True)}
 
 
 def _enums(fields: dict[str, Any], **types: type[enum.Enum]) -> dict[str, Any]:
@@ -312,31 +278,25 @@ def _enums(fields: dict[str, Any], **types: type[enum.Enum]) -> dict[str, Any]:
     return {k: types[k](v) if k in types and v is not None else v for k, v in fields.items()}
 
 
-def _prevalidated(fields: dict[str, Any]) -> SecurityGroupSpec:
-    """A spec from the dump of its validated self (``model_dump(exclude_unset=True)``),
-    without validation: construction fills the defaults, so the fields set are the same too."""
+def _prevalidated(fields: dict[str, Any]) -> GroupSpec:
+    """A spec from the dump of its validated self (``model_dump(exclude_unset=True)``):
+    the dataclass' defaults are the model's, so the values are the same as validation's."""
     typed = _enums(fields, source_type=SourceType, error_outcome=Outcome)
-    if "rules" in fields:
-        typed["rules"] = [RuleConfig.model_construct(**_enums(rule, mode=Mode)) for rule in fields["rules"]]
-    return SecurityGroupSpec.model_construct(**typed)
+    typed["rules"] = [RuleSetting(**_enums(rule, mode=Mode)) for rule in fields.get("rules", [])]
+    return GroupSpec(**typed)
 
 
-def _constructed_params(spec: SecurityGroupSpec) -> dict[str, Any]:
-    """Each rule's parameters, constructed without validation (so without building the
-    parameter models' validators): they were validated with the group when its dump was
-    written. Tests compare them with what parse_params gives."""
+def _constructed_params(spec: GroupSpec) -> dict[str, Any]:
+    """Each rule's parameters, constructed without validation (so without pydantic): they
+    were validated with the group when its dump was written. Tests compare them with what
+    parse_params gives."""
     parsed: dict[str, Any] = {}
     for config in spec.rules:
         rule = rule_registry.get(config.name)
         if rule is None:  # only if the dump is stale: validation rejected unknown rules
             raise GroupError(f"unknown rule {config.name!r}: run hack/gen_builtin_groups.py")
-        parsed[config.name] = rule.Params.model_construct(**config.params)
+        parsed[config.name] = rule_params.construct(rule.Params, config.params)
     return parsed
-
-
-def builtin_group_dump(group: SecurityGroup) -> dict[str, Any]:
-    """What BUILTIN_GROUPS_FILE holds of a validated group (hack/gen_builtin_groups.py)."""
-    return {"name": group.name, "spec": group.spec.model_dump(mode="json", exclude_unset=True)}
 
 
 def load_group(name_or_path: str) -> SecurityGroup:
@@ -358,3 +318,12 @@ def load_group(name_or_path: str) -> SecurityGroup:
     except (OSError, yaml.YAMLError) as exc:
         raise GroupError(f"{path}: cannot read YAML: {exc}") from None
     return parse_group(document, str(path), path.stem)
+
+
+def __getattr__(name: str) -> Any:
+    """``SecurityGroupSpec`` and ``RuleConfig``, imported (with pydantic) on first use."""
+    if name in ("SecurityGroupSpec", "RuleConfig"):
+        from modelsec import group_spec
+
+        return getattr(group_spec, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -222,20 +222,33 @@ def test_the_build_ships_the_built_in_groups_json(built_lib: Path) -> None:
     assert shipped.read_bytes() == (SRC / "groups" / "builtin.json").read_bytes()
 
 
-def test_a_scan_with_a_built_in_group_builds_no_validator(tmp_path: Path) -> None:
-    """The built-in group and its rules' parameters are constructed from the group's validated
-    dump (modelsec.policy.load_group): building their validators cost a tenth of a small
-    scan's start-up."""
-    path = tmp_path / "state.pkl"
-    path.write_bytes(pickle.dumps({"layer.weight": [0.5, 0.25]}, protocol=4))
-    built = last_line_of(
-        "import sys\n"
-        "from modelsec.cli.main import main\n"
-        f"assert main(['scan', '-q', '--no-progress', {str(path)!r}]) == 0\n"
-        "from modelsec.policy import RuleConfig, SecurityGroupSpec\n"
-        "models = [SecurityGroupSpec, RuleConfig] + [module.RULE.Params for name, module in\n"
-        "    list(sys.modules.items()) if name.startswith('modelsec.rules.') and hasattr(module, 'RULE')]\n"
-        "assert len(models) == 8, models\n"
-        "print(sorted(m.__name__ for m in models if m.__pydantic_complete__))"
+@pytest.mark.parametrize("kind", ["safetensors", "pickle"])
+def test_a_scan_with_a_built_in_group_imports_no_pydantic(tmp_path: Path, kind: str) -> None:
+    """pydantic's import was 40% of a small scan's start-up. The built-in group and its
+    rules' parameters are constructed from the group's validated dump as plain dataclasses
+    (modelsec.policy.load_group); pydantic is imported when something is validated (a
+    user's group, a resource) or a schema is made."""
+    if kind == "pickle":
+        path = tmp_path / "state.pkl"
+        path.write_bytes(pickle.dumps({"layer.weight": [0.5, 0.25]}, protocol=4))
+    else:
+        header = json.dumps({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}).encode()
+        path = tmp_path / "model.safetensors"
+        path.write_bytes(struct.pack("<Q", len(header)) + header + bytes(16))
+    modules = scan_modules(path)
+    # the group was evaluated, with its rules' parameters
+    assert "modelsec.rules.load_time_code_execution" in modules
+    assert "modelsec.rules.suspicious_components" in modules
+    assert loaded(modules, ("pydantic", "pydantic_core", "annotated_types", "modelsec.group_spec")) == []
+
+
+def test_a_user_group_file_is_validated_with_pydantic(tmp_path: Path) -> None:
+    """The other side: a group from a file is validated (an invalid parameter is refused)."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rules:\n  - name: SuspiciousComponents\n    params: {allowedGlobals: [os.system]}\n")
+    out = last_line_of(
+        "from modelsec.policy import GroupError, load_group\n"
+        f"try:\n    load_group({str(bad)!r})\nexcept GroupError as exc:\n    print(repr(str(exc)))\n"
+        "import sys\nprint('pydantic' in sys.modules)"
     )
-    assert built == "[]"
+    assert out == "True"

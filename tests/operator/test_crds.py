@@ -126,10 +126,12 @@ def test_scan_spec_is_immutable_and_model_checked() -> None:
 def test_group_spec_extends_the_policy_spec_so_cli_groups_load_unchanged() -> None:
     assert issubclass(SecurityGroupResourceSpec, SecurityGroupSpec)
     builtin = load_group("strict")
-    as_resource = SecurityGroupResourceSpec.model_validate(builtin.spec.model_dump(by_alias=True))
+    as_resource = SecurityGroupResourceSpec.model_validate(
+        SecurityGroupSpec.of(builtin.spec).model_dump(by_alias=True)
+    )
     assert as_resource.policy_spec() == builtin.spec
     with_interval = SecurityGroupResourceSpec.model_validate(
-        {**builtin.spec.model_dump(by_alias=True), "rescanInterval": "12h"}
+        {**SecurityGroupSpec.of(builtin.spec).model_dump(by_alias=True), "rescanInterval": "12h"}
     )
     assert with_interval.policy_spec() == builtin.spec  # cluster-only settings dropped
 

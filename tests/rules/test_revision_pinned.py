@@ -47,7 +47,7 @@ def test_messages_say_how_to_fix_it() -> None:
 
 
 def test_trusted_revisions() -> None:
-    params = RevisionPinnedParams.model_validate({"trustedRevisions": ["v*", "release-*"]})
+    params = RevisionPinnedParams.parse({"trustedRevisions": ["v*", "release-*"]})
     assert judge(HF, "v1.2", params).pinned and judge(HF, "release-7", params).pinned
     assert not judge(HF, "main", params).pinned
 

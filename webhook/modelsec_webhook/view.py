@@ -176,7 +176,7 @@ def group_record(obj: dict[str, Any]) -> GroupRecord:
         spec = SecurityGroupResourceSpec.model_validate(raw)
         for rule in spec.rules:
             if rule.name == REVISION_PINNED and rule.mode != Mode.DISABLED:
-                params = RevisionPinnedParams.model_validate(rule.params or {})
+                params = RevisionPinnedParams.parse(rule.params or {})
                 pinned = (rule.mode, params)
     except ValidationError as exc:
         first = exc.errors()[0]

@@ -11,7 +11,8 @@ from modelsec.cli import exitcodes
 from modelsec.cli.console import say
 
 if TYPE_CHECKING:
-    from pydantic import BaseModel
+    from modelsec.policy import GroupSpec
+    from modelsec.rules.params import RuleParams
 
 RULES_DESCRIPTION = """\
 List every rule a security group can use: its id (the `name:` in a group), what it checks,
@@ -88,9 +89,11 @@ class RuleRow(TypedDict):
     params: list[ParamRow]
 
 
-def _param_rows(params_model: type[BaseModel]) -> list[ParamRow]:
+def _param_rows(params_model: type[RuleParams]) -> list[ParamRow]:
+    from modelsec.rules.params import schema as params_schema
+
     rows: list[ParamRow] = []
-    schema = params_model.model_json_schema(by_alias=True)
+    schema = params_schema(params_model)
     for name, prop in schema.get("properties", {}).items():
         kind = prop.get("type") or "/".join(p.get("type", "?") for p in prop.get("anyOf", []))
         if "enum" in prop:
@@ -180,16 +183,20 @@ def run_groups(args: argparse.Namespace) -> int:
     return exitcodes.OK
 
 
-def _spec_with_defaults(spec: Any) -> dict[str, Any]:
+def _spec_with_defaults(spec: GroupSpec) -> dict[str, Any]:
     """The spec as YAML shows it, every rule's params filled in with their defaults, so
     that `groups show` teaches what can be tuned (and the output still validates)."""
+    from modelsec.group_spec import SecurityGroupSpec
     from modelsec.rules import get
+    from modelsec.rules.params import dump
 
-    shown: dict[str, Any] = spec.model_dump(by_alias=True, exclude_none=True, mode="json")
+    shown: dict[str, Any] = SecurityGroupSpec.of(spec).model_dump(
+        by_alias=True, exclude_none=True, mode="json"
+    )
     for config, rule in zip(spec.rules, shown["rules"]):
         registered = get(config.name)
         assert registered is not None  # validated with the spec
-        rule["params"] = registered.parse_params(config.params).model_dump(by_alias=True, mode="json")
+        rule["params"] = dump(registered.parse_params(config.params))
     return shown
 
 

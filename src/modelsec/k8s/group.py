@@ -12,9 +12,10 @@ from typing import Annotated, Any
 
 from pydantic import Field, WithJsonSchema, field_validator
 
+from modelsec.group_spec import SecurityGroupSpec
 from modelsec.k8s.common import CONDITIONS_LIST, LABEL_SELECTOR_SCHEMA, Condition, K8sModel
 from modelsec.k8s.enforcement import Enforcement
-from modelsec.policy import SecurityGroupSpec
+from modelsec.policy import GroupSpec
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 DURATION_PATTERN = r"^([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?$"
@@ -91,13 +92,13 @@ class SecurityGroupResourceSpec(SecurityGroupSpec):
     def rescan_every(self) -> timedelta | None:
         return parse_duration(self.rescan_interval) if self.rescan_interval else None
 
-    def policy_spec(self) -> SecurityGroupSpec:
-        """The plain policy spec (what ``modelsec scan --group`` would load)."""
+    def policy_spec(self) -> GroupSpec:
+        """The run-time policy spec (what ``modelsec scan --group`` would load)."""
         return SecurityGroupSpec.model_validate(
             self.model_dump(
                 by_alias=True, exclude={"rescan_interval", "enforcement", "scan_job"}, exclude_none=True
             )
-        )
+        ).runtime()
 
 
 class SecurityGroupStatus(K8sModel):

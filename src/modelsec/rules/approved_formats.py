@@ -1,8 +1,8 @@
-from pydantic import Field
+from dataclasses import dataclass
 
 from modelsec.findings import Severity, threat
 from modelsec.formats.base import FormatCategory
-from modelsec.rules.base import EvaluationInput, Rule, RuleOutcome, RuleParams, RuleResult
+from modelsec.rules.base import EvaluationInput, Rule, RuleOutcome, RuleParams, RuleResult, param
 
 UNAPPROVED_FORMAT = threat(
     "MS-POL-001",
@@ -19,13 +19,15 @@ UNREADABLE = "MS-GEN-004"  # modelsec.engine.UNREADABLE (importing the engine he
 DEFAULT_APPROVED = ("safetensors", "gguf", "onnx", "numpy-npy", "numpy-npz")
 
 
+@dataclass(frozen=True, kw_only=True)
 class ApprovedFormatsParams(RuleParams):
-    approved_formats: list[str] = Field(
-        default=list(DEFAULT_APPROVED),
+    approved_formats: list[str] = param(
+        default_factory=lambda: list(DEFAULT_APPROVED),
+        shown_default=list(DEFAULT_APPROVED),
         alias="approvedFormats",
         description="Format names (see `modelsec formats`) that models may use.",
     )
-    allow_unknown: bool = Field(
+    allow_unknown: bool = param(
         default=False,
         alias="allowUnknown",
         description="Accept files whose format modelsec does not recognise.",

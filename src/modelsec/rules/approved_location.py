@@ -1,11 +1,10 @@
 import posixpath
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
-from pydantic import Field
-
 from modelsec.findings import Severity, threat
-from modelsec.rules.base import EvaluationInput, Rule, RuleOutcome, RuleParams, RuleResult
+from modelsec.rules.base import EvaluationInput, Rule, RuleOutcome, RuleParams, RuleResult, param
 
 UNAPPROVED_LOCATION = threat(
     "MS-POL-002",
@@ -39,8 +38,9 @@ def within(location: str, prefix: str) -> bool:
     return path == p_path or PurePosixPath(path).is_relative_to(PurePosixPath(p_path))
 
 
+@dataclass(frozen=True, kw_only=True)
 class ApprovedLocationParams(RuleParams):
-    approved_locations: list[str] = Field(
+    approved_locations: list[str] = param(
         default_factory=list,
         alias="approvedLocations",
         description="Path or URI prefixes (/models, file:///models, s3://bucket/prefix, "

@@ -15,12 +15,16 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from modelsec.findings import Finding, Severity
 
 # Re-exported: rules declare the sources they apply to with it (the rule author's API).
 from modelsec.metadata import SourceType as SourceType
+from modelsec.rules import params as rule_params
+
+# Re-exported: rules define their parameters with these (the rule author's API).
+from modelsec.rules.params import Check as Check
+from modelsec.rules.params import RuleParams as RuleParams
+from modelsec.rules.params import param as param
 
 if TYPE_CHECKING:
     from modelsec.engine import ScanReport
@@ -37,27 +41,19 @@ class RuleResult(enum.StrEnum):
     SKIPPED = "SKIPPED"  # disabled, or not applicable to this source
 
 
-class RuleParams(BaseModel):
-    """Base for rule parameters: camelCase keys as in the SecurityGroup resource, unknown
-    keys rejected so that a typo is an error rather than a silently ignored setting.
-
-    Validators are built on first use (``defer_build``): a group names a few of the rules,
-    and building every rule's validator cost more start-up than the rest of a small scan."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, defer_build=True)
-
-
 SeverityName = Literal["LOW", "MEDIUM", "HIGH", "CRITICAL"]
 
+MIN_SEVERITY_DESCRIPTION = (
+    "Findings below this severity (LOW, MEDIUM, HIGH, CRITICAL) are reported but do not fail the rule."
+)
 
+
+@dataclass(frozen=True, kw_only=True)
 class FindingRuleParams(RuleParams):
     """Parameters every finding rule takes."""
 
-    min_severity: SeverityName = Field(
-        default="LOW",
-        alias="minSeverity",
-        description="Findings below this severity (LOW, MEDIUM, HIGH, CRITICAL) are reported "
-        "but do not fail the rule.",
+    min_severity: SeverityName = param(
+        default="LOW", alias="minSeverity", description=MIN_SEVERITY_DESCRIPTION
     )
 
 
@@ -86,7 +82,7 @@ class RuleOutcome:
 
 class Rule(ABC, Generic[ParamsT]):
     """A rule judging with parameters of type ``ParamsT``: subclasses set the class
-    attributes (``Params`` the pydantic model of ``ParamsT``) and :meth:`evaluate`."""
+    attributes (``Params`` the parameter dataclass, ``ParamsT``) and :meth:`evaluate`."""
 
     id: ClassVar[str]
     title: ClassVar[str]
@@ -100,7 +96,8 @@ class Rule(ABC, Generic[ParamsT]):
     judges_content: ClassVar[bool] = True
 
     def parse_params(self, raw: dict[str, Any] | None) -> ParamsT:
-        return self.Params.model_validate(raw or {})
+        """``raw`` validated (pydantic, imported now); ``pydantic.ValidationError`` if invalid."""
+        return rule_params.validate(self.Params, raw or {})
 
     @abstractmethod
     def evaluate(self, given: EvaluationInput, params: ParamsT) -> RuleOutcome:

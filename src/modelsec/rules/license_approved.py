@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from dataclasses import dataclass
 
 from modelsec.findings import Severity, threat
-from modelsec.rules.base import EvaluationInput, Rule, RuleOutcome, RuleParams, RuleResult, SourceType
+from modelsec.rules.base import EvaluationInput, Rule, RuleOutcome, RuleParams, RuleResult, SourceType, param
 from modelsec.rules.license_exists import declared_licenses, missing_metadata
 
 UNAPPROVED_LICENSE = threat(
@@ -19,9 +19,11 @@ UNAPPROVED_LICENSE = threat(
 DEFAULT_APPROVED = ("apache-2.0", "mit", "bsd-2-clause", "bsd-3-clause")
 
 
+@dataclass(frozen=True, kw_only=True)
 class LicenseApprovedParams(RuleParams):
-    approved_licenses: list[str] = Field(
-        default=list(DEFAULT_APPROVED),
+    approved_licenses: list[str] = param(
+        default_factory=lambda: list(DEFAULT_APPROVED),
+        shown_default=list(DEFAULT_APPROVED),
         alias="approvedLicenses",
         description="SPDX-style license ids as the Hub writes them (apache-2.0, mit, "
         "llama3.1, other...), matched case-insensitively.",

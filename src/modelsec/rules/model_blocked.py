@@ -7,10 +7,10 @@ When ``approvedModels`` is non-empty it is an allow-list: a model outside it fai
 
 from __future__ import annotations
 
-from pydantic import Field
+from dataclasses import dataclass
 
 from modelsec.findings import Severity, threat
-from modelsec.rules.base import EvaluationInput, Rule, RuleOutcome, RuleParams, RuleResult, SourceType
+from modelsec.rules.base import EvaluationInput, Rule, RuleOutcome, RuleParams, RuleResult, SourceType, param
 from modelsec.rules.license_exists import missing_metadata
 from modelsec.rules.organization_blocked import matches
 
@@ -30,14 +30,15 @@ NOT_APPROVED_MODEL = threat(
 )
 
 
+@dataclass(frozen=True, kw_only=True)
 class ModelBlockedParams(RuleParams):
-    denied_models: list[str] = Field(
+    denied_models: list[str] = param(
         default_factory=list,
         alias="deniedModels",
         description="org/name entries (glob patterns allowed: org/*), case-insensitive. A "
         "match blocks the model regardless of every other rule.",
     )
-    approved_models: list[str] = Field(
+    approved_models: list[str] = param(
         default_factory=list,
         alias="approvedModels",
         description="When non-empty, only matching org/name models pass. Denies win.",

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import fnmatch
-
-from pydantic import Field
+from dataclasses import dataclass
 
 from modelsec.findings import Severity, threat
-from modelsec.rules.base import EvaluationInput, Rule, RuleOutcome, RuleParams, RuleResult, SourceType
+from modelsec.rules.base import EvaluationInput, Rule, RuleOutcome, RuleParams, RuleResult, SourceType, param
 from modelsec.rules.license_exists import missing_metadata
 
 BLOCKED_ORG = threat(
@@ -19,8 +18,9 @@ BLOCKED_ORG = threat(
 )
 
 
+@dataclass(frozen=True, kw_only=True)
 class OrganizationBlockedParams(RuleParams):
-    deny_orgs: list[str] = Field(
+    deny_orgs: list[str] = param(
         default_factory=list,
         alias="denyOrgs",
         description="Organisation or user names (glob patterns allowed), matched "

@@ -26,10 +26,8 @@ import fnmatch
 import re
 from dataclasses import dataclass
 
-from pydantic import Field
-
 from modelsec.findings import Severity, threat
-from modelsec.rules.base import EvaluationInput, Rule, RuleOutcome, RuleParams, RuleResult, SourceType
+from modelsec.rules.base import EvaluationInput, Rule, RuleOutcome, RuleParams, RuleResult, SourceType, param
 
 UNPINNED_REVISION = threat(
     "MS-POL-003",
@@ -50,8 +48,9 @@ MUTABLE_NAMES = frozenset({"main", "master", "head", "latest", "null", "current"
 REQUESTED_REVISION = "requestedRevision"  # ModelMetadata.extra key set by sources
 
 
+@dataclass(frozen=True, kw_only=True)
 class RevisionPinnedParams(RuleParams):
-    trusted_revisions: list[str] = Field(
+    trusted_revisions: list[str] = param(
         default_factory=list,
         alias="trustedRevisions",
         description="Glob patterns of revisions accepted as pinned although they are not "

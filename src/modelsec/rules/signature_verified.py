@@ -28,13 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
-
 from modelsec.findings import Finding, Severity, threat
 from modelsec.integrity.claims import parse_claim
 from modelsec.integrity.evidence import MAX_FILE_BYTES, SIGNATURE_SUFFIX
 from modelsec.integrity.names import is_under, model_name
-from modelsec.rules.base import EvaluationInput, Rule, RuleOutcome, RuleParams, RuleResult
+from modelsec.rules.base import Check, EvaluationInput, Rule, RuleOutcome, RuleParams, RuleResult, param
 
 if TYPE_CHECKING:
     from modelsec.engine import FileResult, ScanReport
@@ -132,55 +130,68 @@ def _certificates(pem: str) -> str:
     return pem
 
 
-PublicKeyPem = Annotated[str, AfterValidator(_public_key)]
-CertificatesPem = Annotated[str, AfterValidator(_certificates)]
+def _signature_path(value: str) -> str:
+    normal = posixpath.normpath(value.strip())
+    if value.startswith("/") or normal.startswith("..") or normal == ".":
+        raise ValueError("signatureFile is a path inside the model, e.g. model.sig")
+    if not normal.lower().endswith(SIGNATURE_SUFFIX):
+        # the engine keeps the bytes of *.sig files only (modelsec.integrity.evidence)
+        raise ValueError(f"signatureFile must end with {SIGNATURE_SUFFIX}")
+    return normal
 
 
+PublicKeyPem = Annotated[str, Check(_public_key)]
+CertificatesPem = Annotated[str, Check(_certificates)]
+SignaturePath = Annotated[str, Check(_signature_path)]
+
+
+@dataclass(frozen=True, kw_only=True)
 class SigstoreIdentityParam(RuleParams):
-    identity: str = Field(min_length=1, description="Certificate identity: e-mail or URI SAN.")
-    issuer: str = Field(min_length=1, description="OpenID Connect issuer URL that vouched for it.")
+    identity: str = param(min_length=1, description="Certificate identity: e-mail or URI SAN.")
+    issuer: str = param(min_length=1, description="OpenID Connect issuer URL that vouched for it.")
 
 
+@dataclass(frozen=True, kw_only=True)
 class SignatureVerifiedParams(RuleParams):
-    signature_file: str = Field(
+    signature_file: SignaturePath = param(
         default="model.sig",
         alias="signatureFile",
         description="Path of the OpenSSF model signing bundle inside the model (must end with .sig).",
     )
-    public_keys: list[PublicKeyPem] = Field(
+    public_keys: list[PublicKeyPem] = param(
         default_factory=list,
         alias="publicKeys",
         description="Trusted signing keys: PEM public keys (EC P-256, P-384 or P-521).",
     )
-    certificate_chains: list[CertificatesPem] = Field(
+    certificate_chains: list[CertificatesPem] = param(
         default_factory=list,
         alias="certificateChains",
         description="Trusted CAs for certificate signing: PEM certificates (a root and its "
         "intermediates); the signing certificate in the bundle must chain to one.",
     )
-    sigstore_identities: list[SigstoreIdentityParam] = Field(
+    sigstore_identities: list[SigstoreIdentityParam] = param(
         default_factory=list,
         alias="sigstoreIdentities",
         description="Trusted Sigstore signers: {identity, issuer} pairs; needs "
         "sigstoreTrustedRoot or sigstoreTrustedRootFile (verification is offline).",
     )
-    sigstore_trusted_root: str | None = Field(
+    sigstore_trusted_root: str | None = param(
         default=None,
         alias="sigstoreTrustedRoot",
         description="Sigstore trusted root (trusted_root.json) or client trust config, as JSON text.",
     )
-    sigstore_trusted_root_file: str | None = Field(
+    sigstore_trusted_root_file: str | None = param(
         default=None,
         alias="sigstoreTrustedRootFile",
         description="Path of a Sigstore trusted root (or client trust config) JSON file.",
     )
-    accept_claimed_digests: bool = Field(
+    accept_claimed_digests: bool = param(
         default=False,
         alias="acceptClaimedDigests",
         description="For remote files the scan read by range only: compare the signature "
         "with the SHA-256 the source claims (Hub LFS, S3 checksum) instead of failing closed.",
     )
-    allow_unsigned_files: list[str] = Field(
+    allow_unsigned_files: list[str] = param(
         default_factory=list,
         alias="allowUnsignedFiles",
         description="Glob patterns of files that may be present without being signed "
@@ -188,19 +199,9 @@ class SignatureVerifiedParams(RuleParams):
         "are always exempt.",
     )
 
-    @field_validator("signature_file")
-    @classmethod
-    def _signature_path(cls, value: str) -> str:
-        normal = posixpath.normpath(value.strip())
-        if value.startswith("/") or normal.startswith("..") or normal == ".":
-            raise ValueError("signatureFile is a path inside the model, e.g. model.sig")
-        if not normal.lower().endswith(SIGNATURE_SUFFIX):
-            # the engine keeps the bytes of *.sig files only (modelsec.integrity.evidence)
-            raise ValueError(f"signatureFile must end with {SIGNATURE_SUFFIX}")
-        return normal
-
-    @model_validator(mode="after")
-    def _some_signer(self) -> SignatureVerifiedParams:
+    def __post_init__(self) -> None:
+        # Across fields, so on construction (pydantic reports the ValueError as a
+        # validation error of the parameters).
         roots = [r for r in (self.sigstore_trusted_root, self.sigstore_trusted_root_file) if r]
         if self.sigstore_identities and len(roots) != 1:
             raise ValueError(
@@ -213,7 +214,6 @@ class SignatureVerifiedParams(RuleParams):
                 "a Sigstore trusted root without sigstoreIdentities trusts no one; "
                 "list the identities (and issuers) allowed to sign"
             )
-        return self
 
     @property
     def trusts_someone(self) -> bool:

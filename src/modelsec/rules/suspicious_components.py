@@ -1,9 +1,19 @@
-from pydantic import Field, field_validator
+from dataclasses import dataclass
+from typing import Annotated
 
 from modelsec.pickle.denylist import denied
 from modelsec.pickle.names import is_dotted_identifier
 from modelsec.pickle.threats import UNKNOWN_CALL, UNKNOWN_REFERENCE
-from modelsec.rules.base import EvaluationInput, FindingRule, FindingRuleParams, RuleOutcome, SeverityName
+from modelsec.rules.base import (
+    MIN_SEVERITY_DESCRIPTION,
+    Check,
+    EvaluationInput,
+    FindingRule,
+    FindingRuleParams,
+    RuleOutcome,
+    SeverityName,
+    param,
+)
 
 # Findings about pickle globals that are merely not on the built-in allowlist: a team may
 # approve its own reviewed classes by exact name. Denylisted names are findings of
@@ -11,15 +21,28 @@ from modelsec.rules.base import EvaluationInput, FindingRule, FindingRuleParams,
 _APPROVABLE = frozenset({UNKNOWN_CALL.code, UNKNOWN_REFERENCE.code})
 
 
+def _exact_reviewed_names(names: frozenset[str]) -> frozenset[str]:
+    for name in names:
+        if not is_dotted_identifier(name) or "." not in name:
+            raise ValueError(f"{name!r} is not an exact dotted name (module.attribute)")
+        hit = denied(name)
+        if hit is not None:
+            raise ValueError(
+                f"{name!r} cannot be allowed: it is dangerous ({hit.category.value}, matched {hit.path})"
+            )
+    return names
+
+
+@dataclass(frozen=True, kw_only=True)
 class SuspiciousComponentsParams(FindingRuleParams):
     # LOW findings here are observations: reported in every output, but not a reason to
     # block on their own.
-    min_severity: SeverityName = Field(
+    min_severity: SeverityName = param(
         default="MEDIUM",
         alias="minSeverity",
-        description=FindingRuleParams.model_fields["min_severity"].description,
+        description=MIN_SEVERITY_DESCRIPTION,
     )
-    allowed_globals: frozenset[str] = Field(
+    allowed_globals: Annotated[frozenset[str], Check(_exact_reviewed_names)] = param(
         default=frozenset(),
         alias="allowedGlobals",
         description="Exact dotted names of your own reviewed classes or functions that pickles "
@@ -27,19 +50,6 @@ class SuspiciousComponentsParams(FindingRuleParams):
         "An implicit method call is named after the class (mypkg.models.Classifier.__setstate__) "
         "and must be listed too. No wildcards; names the denylist marks dangerous are refused.",
     )
-
-    @field_validator("allowed_globals")
-    @classmethod
-    def _exact_reviewed_names(cls, names: frozenset[str]) -> frozenset[str]:
-        for name in names:
-            if not is_dotted_identifier(name) or "." not in name:
-                raise ValueError(f"{name!r} is not an exact dotted name (module.attribute)")
-            hit = denied(name)
-            if hit is not None:
-                raise ValueError(
-                    f"{name!r} cannot be allowed: it is dangerous ({hit.category.value}, matched {hit.path})"
-                )
-        return names
 
 
 class SuspiciousComponents(FindingRule[SuspiciousComponentsParams]):
