@@ -24,7 +24,6 @@ from modelsec.bytesource import BytesSource
 from modelsec.context import ScanContext
 from modelsec.findings import Severity, threat
 from modelsec.formats.base import filename_of
-from modelsec.pickle.scanner import probe
 from modelsec.safe_text import printable
 
 DISGUISED = threat(
@@ -173,6 +172,7 @@ def _broken_pickle(head: bytes) -> str | None:
     if len(head) < 2 or head[0] != 0x80 or not 2 <= head[1] <= 5:
         return None
     from modelsec.context import Limits
+    from modelsec.pickle.scanner import probe  # the machine: only for such heads
 
     result = probe(BytesSource(head), Limits())
     if result.error is None:

@@ -103,6 +103,9 @@ def test_a_safetensors_scan_loads_no_other_format_scanning_code(tmp_path):
     assert "modelsec.rules.signature_verified" not in modules
     # The built-in group is read from its JSON form: PyYAML is for a user's group file.
     assert loaded(modules, ("yaml",)) == []
+    # The pickle detector ruled the head out by its first bytes (formats/pickle_head.py):
+    # the symbolic machine is not imported (only the small modules rules name).
+    assert loaded(modules, ("modelsec.pickle",)) == ["modelsec.pickle", "modelsec.pickle.threats"]
 
 
 def test_a_pickle_scan_loads_no_other_format_scanning_code(tmp_path):

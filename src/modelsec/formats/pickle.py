@@ -6,7 +6,7 @@ from __future__ import annotations
 from modelsec.bytesource import ByteSource
 from modelsec.context import ScanContext
 from modelsec.formats.base import FormatCategory, FormatScanner, Reader
-from modelsec.pickle.scanner import looks_like_pickle, scan_pickle_source
+from modelsec.formats.pickle_head import rules_out
 
 
 class PickleScanner(FormatScanner):
@@ -23,9 +23,17 @@ class PickleScanner(FormatScanner):
     )
 
     def detect(self, head: bytes, source: ByteSource, filename: str) -> bool:
+        # Every file's head comes here: most are ruled out by their first bytes, without
+        # importing the pickle machine (issue 14: start-up).
+        if rules_out(head):
+            return False
+        from modelsec.pickle.scanner import looks_like_pickle
+
         return looks_like_pickle(head, source.size)
 
     def scan(self, source: ByteSource, ctx: ScanContext) -> None:
+        from modelsec.pickle.scanner import scan_pickle_source
+
         scan_pickle_source(source, ctx)
 
 

@@ -18,7 +18,6 @@ from modelsec.bytesource import ByteSource, LimitExceeded
 from modelsec.context import ScanContext
 from modelsec.findings import Severity, threat
 from modelsec.formats.base import FormatCategory, FormatScanner, Reader
-from modelsec.pickle.scanner import scan_pickle_stream
 
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 _MAGIC_LONG1 = b"\x8a\x0a" + MAGIC_NUMBER.to_bytes(10, "little")
@@ -61,6 +60,8 @@ class LegacyTorchScanner(FormatScanner):
         return magic_length(head) is not None
 
     def scan(self, source: ByteSource, ctx: ScanContext) -> None:
+        from modelsec.pickle.scanner import scan_pickle_stream  # not for detection (issue 14)
+
         pos = magic_length(source.read_at(0, 64))
         assert pos is not None  # detect() matched
         for label in STREAMS:

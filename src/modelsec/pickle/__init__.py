@@ -42,6 +42,20 @@ Entry points for other formats:
 
 from __future__ import annotations
 
-from modelsec.pickle.scanner import looks_like_pickle, scan_pickle_source, scan_pickle_stream
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelsec.pickle.scanner import looks_like_pickle, scan_pickle_source, scan_pickle_stream
 
 __all__ = ["looks_like_pickle", "scan_pickle_source", "scan_pickle_stream"]
+
+
+def __getattr__(name: str) -> Any:
+    """The entry points, imported from the scanner on first use: importing a small module
+    of the package (the denylist, the threat codes) must not load the whole machine, which
+    is a quarter of a small scan's start-up (issue 14)."""
+    if name in __all__:
+        from modelsec.pickle import scanner
+
+        return getattr(scanner, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,8 +1,6 @@
 from dataclasses import dataclass
 from typing import Annotated
 
-from modelsec.pickle.denylist import denied
-from modelsec.pickle.names import is_dotted_identifier
 from modelsec.pickle.threats import UNKNOWN_CALL, UNKNOWN_REFERENCE
 from modelsec.rules.base import (
     MIN_SEVERITY_DESCRIPTION,
@@ -22,6 +20,10 @@ _APPROVABLE = frozenset({UNKNOWN_CALL.code, UNKNOWN_REFERENCE.code})
 
 
 def _exact_reviewed_names(names: frozenset[str]) -> frozenset[str]:
+    # Imported here: only a group that sets allowedGlobals is validated with them.
+    from modelsec.pickle.denylist import denied
+    from modelsec.pickle.names import is_dotted_identifier
+
     for name in names:
         if not is_dotted_identifier(name) or "." not in name:
             raise ValueError(f"{name!r} is not an exact dotted name (module.attribute)")

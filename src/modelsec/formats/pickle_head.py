@@ -1,0 +1,58 @@
+"""A byte test that rules a file's head out as a pickle without the pickle machine.
+
+The pickle detector runs on every file's head, and the symbolic machine it runs costs a
+quarter of a small scan's start-up to import (issue 14). Most heads are ruled out by their
+first bytes: a safetensors file opens with its header's length as eight little-endian
+bytes, so a small header gives a byte or two and then zeros, and 0x00 is no pickle opcode.
+
+:func:`rules_out` answers True only where :func:`modelsec.pickle.scanner.looks_like_pickle`
+is certain to answer False, whatever the file's size: it follows the opcodes that can
+neither import, call, nor end the stream (plain values, marks, containers of them, the
+memo) while their arguments have a fixed width, and rules the head out when it then meets
+a byte that is no opcode. The machine would break there, with nothing imported or called
+and no ``PROTO`` in front: noise, not a pickle (``StreamResult.noise``). Anything else (a
+``PROTO``, an import, a text line, a length-prefixed argument, the end of the head) is
+left to the machine. ``tests/formats/test_pickle_head.py`` checks the equivalence on
+random and real heads.
+"""
+
+from __future__ import annotations
+
+# Every opcode byte CPython's unpickler knows (protocols 0 to 5).
+OPCODES = frozenset(b"().012BCFGIJKLMNPQRSTUVX]abcdeghijlopqrstu}" + bytes(range(0x80, 0x99)))
+
+# Opcodes with no effect but on the stack, the marks or the memo (no import, no call, no
+# STOP, no frame), by the width of their argument in bytes.
+_PLAIN_WIDTH: dict[int, int] = {
+    # no argument: MARK, EMPTY_TUPLE, POP, POP_MARK, DUP, NONE, EMPTY_LIST, EMPTY_DICT,
+    # DICT, LIST, TUPLE
+    **dict.fromkeys(b"()012N]}dlt", 0),
+    # no argument: TUPLE1, TUPLE2, TUPLE3, NEWTRUE, NEWFALSE, EMPTY_SET, MEMOIZE
+    **dict.fromkeys(b"\x85\x86\x87\x88\x89\x8f\x94", 0),
+    ord("K"): 1,  # BININT1
+    ord("h"): 1,  # BINGET
+    ord("q"): 1,  # BINPUT
+    ord("M"): 2,  # BININT2
+    ord("J"): 4,  # BININT
+    ord("j"): 4,  # LONG_BINGET
+    ord("r"): 4,  # LONG_BINPUT
+    ord("G"): 8,  # BINFLOAT
+}
+# Far below the machine's checkpoints (limits are checked every 65,536 opcodes).
+MAX_FOLLOWED = 16
+
+
+def rules_out(head: bytes) -> bool:
+    """True if ``head`` cannot start a pickle (see the module's docstring)."""
+    at = 0
+    for _ in range(MAX_FOLLOWED):
+        if at >= len(head):
+            return False  # the head ends here: the machine decides with the file's size
+        code = head[at]
+        if code not in OPCODES:
+            return True
+        width = _PLAIN_WIDTH.get(code)
+        if width is None:
+            return False
+        at += 1 + width
+    return False

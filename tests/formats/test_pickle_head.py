@@ -1,0 +1,115 @@
+"""The pickle detector's byte test (modelsec.formats.pickle_head) rules a head out only where
+the full detector (the symbolic machine, looks_like_pickle) says no: detection must not get
+weaker for the start-up it saves (issue 14). Checked on random heads, on heads built from
+the opcodes the test follows, and on every file of the corpora."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import pickletools
+import struct
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from modelsec.bytesource import BytesSource
+from modelsec.context import HEAD_SIZE
+from modelsec.formats.pickle import SCANNER
+from modelsec.formats.pickle_head import _PLAIN_WIDTH, OPCODES, rules_out
+from modelsec.pickle.opcodes import DECODERS
+from modelsec.pickle.scanner import looks_like_pickle
+
+BY_CODE = {op.code.encode("latin-1")[0]: op for op in pickletools.opcodes}
+
+
+def detected(head: bytes, size: int) -> bool:
+    """What the registered detector answers for a file of ``size`` bytes opening with ``head``."""
+    return SCANNER.detect(head, BytesSource(head + bytes(size - len(head))), "file")
+
+
+def agrees(head: bytes) -> None:
+    for size in (len(head), len(head) + 1, len(head) + 4096):
+        full = looks_like_pickle(head, size) if head else False
+        assert detected(head, size) == full, (head[:64], size)
+        if rules_out(head):
+            assert not full, (head[:64], size)
+
+
+def test_the_opcode_set_is_cpythons_and_the_machines() -> None:
+    assert set(BY_CODE) == OPCODES
+    assert {code for code, decode in enumerate(DECODERS) if decode is not None} == OPCODES
+
+
+def test_the_followed_opcodes_only_move_plain_values() -> None:
+    """Each followed opcode has a fixed-width argument of the width the test skips, and none
+    imports, calls, ends the stream, frames it or declares a protocol."""
+    effects = {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "BUILD", "NEWOBJ", "NEWOBJ_EX",
+               "EXT1", "EXT2", "EXT4", "PERSID", "BINPERSID", "APPEND", "APPENDS", "SETITEM",
+               "SETITEMS", "ADDITEMS", "STOP", "PROTO", "FRAME", "NEXT_BUFFER", "READONLY_BUFFER"}  # fmt: skip
+    for code, width in _PLAIN_WIDTH.items():
+        opcode = BY_CODE[code]
+        assert opcode.name not in effects, opcode.name
+        assert (opcode.arg.n if opcode.arg else 0) == width, opcode.name
+
+
+# Bytes that start the followed opcodes, every other opcode, and bytes that are none.
+_ANY_BYTE = st.integers(0, 255)
+_INTERESTING = st.sampled_from(sorted(OPCODES) + [0x00, 0x2A, 0xFF, 0x99, 0x7F])
+
+
+@st.composite
+def _heads_of_plain_opcodes(draw: st.DrawFn) -> bytes:
+    """Followed opcodes with random arguments, then anything: where the test is subtle."""
+    out = bytearray()
+    for _ in range(draw(st.integers(0, 20))):
+        code = draw(st.sampled_from(sorted(_PLAIN_WIDTH)))
+        out.append(code)
+        out += draw(st.binary(min_size=_PLAIN_WIDTH[code], max_size=_PLAIN_WIDTH[code]))
+    out += bytes(draw(st.lists(st.one_of(_INTERESTING, _ANY_BYTE), max_size=24)))
+    return bytes(out)
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.binary(max_size=48), _heads_of_plain_opcodes()))
+def test_the_byte_test_never_rules_out_what_the_machine_detects(head: bytes) -> None:
+    agrees(head)
+
+
+@pytest.mark.parametrize("length", [2, 60, 0x4B, 0x128, 0x4B00, 70_000, 2**31 + 0x28])
+def test_a_safetensors_head_is_ruled_out_by_its_first_bytes(length: int) -> None:
+    """The case the test is for: the header's length, then its JSON."""
+    head = struct.pack("<Q", length) + b'{"__metadata__":{"format":"pt"}}'
+    agrees(head)
+    if length < 0x10000 and length != 0x4B00:  # 'K' then 0x4b 0x00: BININT1, then 0x00
+        assert rules_out(head)
+
+
+def test_real_pickles_and_their_heads_are_not_ruled_out() -> None:
+    for protocol in range(6):
+        data = pickle.dumps({"weight": [0.5, 0.25], "name": "layer"}, protocol=protocol)
+        for cut in (len(data), 2, 1):
+            assert not rules_out(data[:cut]), (protocol, cut)
+            agrees(data[:cut])
+
+
+CORPORA = os.environ.get("MODELSEC_CORPORA")
+
+
+@pytest.mark.skipif(not CORPORA, reason="MODELSEC_CORPORA is not set")
+def test_the_corpora_heads_get_the_same_answer() -> None:
+    """Every file of the other tools' corpora (pickles, polyglots, disguised files, zips,
+    everything), and the head of each from its first bytes on."""
+    assert CORPORA is not None
+    files = sorted(p for p in Path(CORPORA).rglob("*") if p.is_file())
+    assert len(files) > 100
+    for path in files:
+        with path.open("rb") as handle:
+            head = handle.read(HEAD_SIZE)
+        size = path.stat().st_size
+        full = looks_like_pickle(head, size) if head else False
+        assert SCANNER.detect(head, BytesSource(head + bytes(size - len(head))), path.name) == full, path
+        for start in range(1, min(len(head), 16)):  # the same bytes seen from another offset
+            agrees(head[start : start + 256])
