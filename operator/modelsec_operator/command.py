@@ -175,7 +175,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=60.0,
         metavar="S",
         help="scan mode job: how often a queued scan may rewrite its queue "
-        "position (only when it halved) (default: %(default)s)",
+        "position (only when it dropped to a tenth) (default: %(default)s)",
+    )
+    scans.add_argument(
+        "--scan-job-running-status-after",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="scan mode job: a scan Job still running after this long is shown Running "
+        "with its Job in the status; shorter ones go from Pending to their verdict, which "
+        "names the Job (default: %(default)s)",
     )
     scans.add_argument(
         "--max-attempts",
@@ -244,6 +253,7 @@ def _config(args: argparse.Namespace) -> OperatorConfig:
         scan_job_settings=args.scan_job_settings,
         scan_job_poll_seconds=args.scan_job_poll_seconds,
         queue_refresh_seconds=args.queue_refresh_seconds,
+        scan_job_running_status_after=args.scan_job_running_status_after,
     )
 
 

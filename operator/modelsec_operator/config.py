@@ -44,6 +44,7 @@ class OperatorConfig(BaseModel):
     scan_job_settings: Path | None = None
     scan_job_poll_seconds: float = Field(default=2.0, gt=0, le=300)
     queue_refresh_seconds: float = Field(default=60.0, gt=0)
+    scan_job_running_status_after: float = Field(default=30.0, ge=0)
     # Where each verdict's ML-BOM goes (a ConfigMap per ModelScan); None: no BOMs.
     bom_namespace: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
 

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from modelsec.k8s import MODELSOURCES, SECURITYGROUPS
+from modelsec.k8s import GROUP, MODELSOURCES, SECURITYGROUPS
 from modelsec_operator.bom_export import BomPublisher
 from modelsec_operator.config import OperatorConfig
+from modelsec_operator.diffbase import ScanDiffBase
 from modelsec_operator.jobs.runner import JobScanner
 from modelsec_operator.kube import Kube
 from modelsec_operator.pool import ScanPool
 from modelsec_operator.validation import GroupView, SourceView, validate_group, validate_source
+
+KOPF_PREFIX = f"kopf.{GROUP}"  # kopf's annotations on our objects (progress, last-handled)
 
 
 def own_identity() -> str:
@@ -30,6 +33,10 @@ class Runtime:
     identity: str
     jobs: JobScanner | None = None  # scan mode job; None: scans run in ``pool``
     boms: BomPublisher | None = None  # each verdict's ML-BOM in a ConfigMap (--bom-namespace)
+    # kopf's last-handled state (lifecycle.configure installs it): ModelScans' in memory.
+    diffbase: ScanDiffBase = field(
+        default_factory=lambda: ScanDiffBase(prefix=KOPF_PREFIX, key="last-handled-configuration")
+    )
 
     async def source_view(self, name: str) -> SourceView | None:
         body = await self.kube.get(MODELSOURCES[2], name)

@@ -10,25 +10,23 @@ from typing import Any
 
 import kopf
 
-from modelsec.k8s import ANNOTATION_RESCAN, GROUP, MODELSCANS, SECURITYGROUPS
+from modelsec.k8s import ANNOTATION_RESCAN, MODELSCANS, SECURITYGROUPS
 from modelsec.k8s.common import timestamp
 from modelsec.k8s.group import SecurityGroupResourceSpec
 from modelsec.safe_text import printable
 from modelsec_operator.kube import Kube
 from modelsec_operator.planning import parse_time
-from modelsec_operator.runtime import Runtime
+from modelsec_operator.runtime import KOPF_PREFIX, Runtime
 
 log = logging.getLogger(__name__)
-KOPF_PREFIX = f"kopf.{GROUP}"
 
 
-async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    # Handler progress and the last-handled spec go to annotations: the CRD schemas are
-    # structural and would prune kopf's default status.kopf field.
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # Handler progress goes to annotations (the CRD schemas are structural and would prune
+    # kopf's default status.kopf field); the last-handled state too, except a ModelScan's,
+    # which is kept in memory (diffbase.py: it saves a write per scan).
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=KOPF_PREFIX, key="last-handled-configuration"
-    )
+    settings.persistence.diffbase_storage = memo.runtime.diffbase
     settings.posting.level = logging.INFO
     # Scans run in our own bounded pool; kopf's executor only serves sync callbacks.
     settings.execution.max_workers = 4

@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import re
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import kopf
 from kubernetes.client.exceptions import ApiException
@@ -103,6 +103,7 @@ class ScanRun:
             historyDropped=dropped or None,
             attempts=self.retry + 1,
             queuePosition=queue_position,
+            job=None,  # scan mode job: the next verdict (or Running) names its Job
             conditions=set_condition(
                 self.status.get("conditions"),
                 "Ready",
@@ -231,6 +232,18 @@ async def reconcile_scan(
     **_: Any,
 ) -> None:
     runtime: Runtime = memo.runtime
+    if runtime.diffbase.remembers(str(meta.get("uid"))):
+        # Handled here before: this body may predate our own last status write (kopf no
+        # longer waits for a patch of its own, see diffbase.py), so plan on a fresh one.
+        try:
+            fresh = await runtime.kube.get(PLURAL, name)
+        except ApiException as exc:
+            raise kopf.TemporaryError(f"API server: {exc.status} {exc.reason}", delay=backoff(retry)) from exc
+        if fresh is None:
+            logger.info("deleted; nothing to record")
+            return
+        body = kopf.Body(cast(kopf.RawBody, fresh))
+        spec, meta = kopf.Spec(body), kopf.Meta(body)
     run = ScanRun(runtime, name, body, retry, logger)
     try:
         await _reconcile(run, spec, meta)
@@ -375,6 +388,7 @@ async def record_job_verdict(run: ScanRun, view: GroupView, result: JobVerdict) 
         **verdict.wire(),
         "phase": Phase.COMPLETED.value,
         "queuePosition": None,
+        "job": {"namespace": run.runtime.jobs.namespace, "name": result.job} if run.runtime.jobs else None,
         "worker": f"{run.runtime.jobs.namespace}/{result.pod}" if run.runtime.jobs else result.pod,
         "attempts": run.retry + 1,
         "observedGeneration": run.generation,

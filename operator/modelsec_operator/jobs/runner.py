@@ -2,14 +2,19 @@
 
 For one reconciliation of one ModelScan (:meth:`JobScanner.verdict`):
 
-1. **Adopt** the Job named in ``status.job`` if it still runs for the same request (an
-   operator restart must not start a duplicate): it takes a slot at once.
+1. **Adopt** the Job of this attempt if the status shows one under way (an operator
+   restart must not start a duplicate): its name follows from the request and the attempt
+   (:func:`..manifest.job_name`), so no write is needed to find it again. It takes a slot
+   at once.
 2. **Share** a Job already in flight for an identical request: the same model, revision
    and source judged by the same version of the same group (the job key).
 3. Otherwise **queue** for a slot (:class:`..fairqueue.FairSlots`, fair between groups;
-   ``status.queuePosition`` written when queued and again each time it halves), **create**
-   the Job for this attempt (a name that already exists with our key is adopted),
-   record it in ``status.job`` and **wait** for the tracker to tell how it ended.
+   ``status.queuePosition`` written when queued and again each time it has dropped to a
+   tenth), **create** the Job for this attempt (a name that already exists with our key
+   is adopted) and **wait** for the tracker to tell how it ended. A Job still running
+   after ``running_status_after`` seconds is recorded as ``Running`` with ``status.job``;
+   a shorter one only in the verdict (which names its Job): the write budget of a small
+   scan is the claim, the Job, the verdict and its Event.
 
 A result with a verdict is returned; anything else raises ``ScanRetry`` (transient: the
 handler retries with backoff, each attempt a new Job, ``Failed`` with outcome ERROR after
@@ -32,7 +37,7 @@ from modelsec.safe_text import printable
 from modelsec_operator import metrics
 from modelsec_operator.fairqueue import FairSlots, Ticket
 from modelsec_operator.jobs.api import JobsApi
-from modelsec_operator.jobs.manifest import ANNOTATION_ATTEMPT, LABEL_JOB_KEY, JobRequest, build_job
+from modelsec_operator.jobs.manifest import ANNOTATION_ATTEMPT, LABEL_JOB_KEY, JobRequest, build_job, job_name
 from modelsec_operator.jobs.settings import JobSettings
 from modelsec_operator.jobs.tracker import JobEnd, JobTracker
 from modelsec_operator.scanning import ScanJob, ScanRefused, ScanRetry, local_signature
@@ -80,6 +85,7 @@ class JobScanner:
         tracker: JobTracker,
         local_root: Path | None,
         queue_refresh_seconds: float = 60.0,
+        running_status_after: float = 30.0,
     ) -> None:
         self.api = api
         self.settings = settings
@@ -87,6 +93,7 @@ class JobScanner:
         self.tracker = tracker
         self.local_root = local_root
         self.queue_refresh_seconds = queue_refresh_seconds
+        self.running_status_after = running_status_after
         self._inflight: dict[str, asyncio.Future[JobVerdict]] = {}
 
     @property
@@ -113,7 +120,7 @@ class JobScanner:
         adoptable = await self._adoptable(run, key)
         if adoptable is not None:
             self.slots.adopt(group)
-            return await self._follow(adoptable, group, "adopted")
+            return await self._follow(run, adoptable, group, "adopted")
         return await self._own(run, view, job, group, why, key)
 
     @staticmethod
@@ -133,10 +140,9 @@ class JobScanner:
             return result
 
     async def _adoptable(self, run: Run, key: str) -> str | None:
-        ref = run.status.get("job") or {}
-        name = ref.get("name")
-        if not isinstance(name, str) or not name or ref.get("namespace") != self.namespace:
-            return None
+        if run.status.get("phase") not in (Phase.PENDING.value, Phase.RUNNING.value):
+            return None  # no scan under way (a new one, or a verdict to supersede)
+        name = job_name(key, run.retry + 1)
         found = await self.api.get_job(name)
         if found is None or (found["metadata"].get("labels") or {}).get(LABEL_JOB_KEY) != key[:63]:
             return None  # gone, or for another version of the request: start afresh
@@ -162,16 +168,18 @@ class JobScanner:
         except BaseException:
             self.slots.release(group)
             raise
-        return await self._follow(name, group, "job")
+        return await self._follow(run, name, group, "job")
 
     async def _queue(self, run: Run, ticket: Ticket, why: str) -> None:
-        """Wait for the slot, keeping ``status.queuePosition`` roughly true: written on
-        entry and again whenever it has halved since last written, so a scan in a queue
-        of n costs at most about log2(n) extra writes."""
+        """Wait for the slot, keeping ``status.queuePosition`` true to its order of
+        magnitude: written on entry and again when it has dropped to a tenth of the
+        position last written, at most every ``queue_refresh_seconds``. So a scan in a
+        queue of n costs at most log10(n) extra writes (2 in a queue of 1,000), and a
+        burst drained in minutes costs well under one on average."""
         written: int | None = None
         while True:
             position = None if ticket.granted.done() else self.slots.positions().get(ticket.key)
-            if written is None or (position is not None and position <= written // 2):
+            if written is None or (position is not None and position <= written // 10):
                 if position is None:
                     if written is None:
                         await run.claim(why)  # a slot was free: no queue to show
@@ -186,7 +194,7 @@ class JobScanner:
 
     def _queued_message(self, position: int) -> str:
         return (
-            f"position {position} in the scan queue ({self.slots.waiting} waiting, "
+            f"position {position} in the scan queue at {timestamp()} ({self.slots.waiting} waiting, "
             f"{self.slots.running} of {self.slots.limit} scan Jobs running)"
         )
 
@@ -213,32 +221,42 @@ class JobScanner:
                     "JobConflict", f"a Job named {request.job_name} exists and is not this scan's"
                 )
             log.info(printable(f"{run.name}: scan Job {request.job_name} exists already; adopting it"))
+        return request.job_name
+
+    async def _follow(self, run: Run, name: str, group: str, how: str) -> JobVerdict:
+        """Wait for the Job's end; one that outlasts ``running_status_after`` is shown
+        Running (with ``status.job``) meanwhile."""
+        metrics.IN_PROGRESS.inc()
+        started = timestamp()
+        ending = asyncio.ensure_future(self.tracker.wait(name))
+        try:
+            ended, _ = await asyncio.wait({ending}, timeout=self.running_status_after)
+            if not ended:
+                await self._running(run, name, started)
+            end = await ending
+        finally:
+            ending.cancel()  # the handler was cancelled or a write failed: stop waiting
+            metrics.IN_PROGRESS.dec()
+            self.slots.release(group)
+        return conclude(end, name, how)
+
+    async def _running(self, run: Run, name: str, started: str) -> None:
         await run.write(
             {
                 "phase": Phase.RUNNING.value,
-                "startedAt": timestamp(),
-                "job": {"namespace": self.namespace, "name": request.job_name},
+                "startedAt": started,
+                "job": {"namespace": self.namespace, "name": name},
                 "queuePosition": None,
                 "conditions": set_condition(
                     run.status.get("conditions"),
                     "Ready",
                     ConditionStatus.FALSE,
                     "Scanning",
-                    f"scan Job {self.namespace}/{request.job_name} (attempt {request.attempt})",
+                    f"scan Job {self.namespace}/{name} (attempt {run.retry + 1})",
                     run.generation,
                 ),
             }
         )
-        return request.job_name
-
-    async def _follow(self, name: str, group: str, how: str) -> JobVerdict:
-        metrics.IN_PROGRESS.inc()
-        try:
-            end = await self.tracker.wait(name)
-        finally:
-            metrics.IN_PROGRESS.dec()
-            self.slots.release(group)
-        return conclude(end, name, how)
 
 
 def conclude(end: JobEnd, name: str, how: str) -> JobVerdict:

@@ -58,6 +58,7 @@ async def job_scanner(config: OperatorConfig, api_client: ApiClient) -> JobScann
         tracker,
         config.local_root,
         config.queue_refresh_seconds,
+        config.scan_job_running_status_after,
     )
 
 

@@ -41,10 +41,26 @@ Cluster, OperatorProcess = BASE.Cluster, BASE.OperatorProcess
 INSTANCE = "pytest-jobs" + os.environ.get("MODELSEC_TEST_INSTANCE_SUFFIX", "")
 NAMESPACE = "modelsec-jobs"
 WORKER_SA = "modelsec-scan-worker"
+# The API server's audit log records the requests of this namespace's ServiceAccounts only
+# (an operator under test that runs as one has its API writes counted; nothing else is
+# logged, so the log stays small).
+COUNTED_NAMESPACE = "modelsec-counted"
+AUDIT_DIR = Path(os.environ.get("MODELSEC_CACHE_DIR") or REPO / ".cache") / "envtest-audit" / INSTANCE
+AUDIT_POLICY = f"""\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived, ResponseStarted]
+rules:
+  - level: Metadata
+    userGroups: ["system:serviceaccounts:{COUNTED_NAMESPACE}"]
+  - level: None
+"""
 
 
-def _envtest(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ENVTEST_NAME": INSTANCE, "ENVTEST_CONTROLLERS": "1"}
+def _envtest(
+    *args: str, check: bool = True, extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ENVTEST_NAME": INSTANCE, "ENVTEST_CONTROLLERS": "1", **(extra or {})}
     for var in ("ENVTEST_APISERVER_PORT", "ENVTEST_ETCD_PORT", "ENVTEST_ETCD_PEER_PORT"):
         env.pop(var, None)
     proc = subprocess.run(
@@ -112,7 +128,15 @@ def worker_rbac() -> list[dict[str, Any]]:
 @pytest.fixture(scope="session")
 def jobs_cluster() -> Iterator[Any]:
     if _envtest("status", check=False).returncode != 0:
-        _envtest("up")
+        AUDIT_DIR.mkdir(parents=True, exist_ok=True)
+        (AUDIT_DIR / "policy.yaml").write_text(AUDIT_POLICY)
+        for old in AUDIT_DIR.glob("audit*.log"):
+            old.unlink()
+        audit = (
+            f"--audit-policy-file={AUDIT_DIR / 'policy.yaml'} --audit-log-path={AUDIT_DIR / 'audit.log'} "
+            "--audit-log-maxbackup=1 --audit-log-maxsize=100"
+        )
+        _envtest("up", extra={"ENVTEST_APISERVER_ARGS": audit})
     exports = {}
     for line in _envtest("env").stdout.splitlines():
         key, _, value = line.removeprefix("export ").partition("=")
@@ -172,6 +196,18 @@ def node(jobs_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     double.stop()
 
 
+class AsAccount:
+    """The cluster as seen through another kubeconfig (an operator running as a
+    ServiceAccount of its own, whose requests the audit log then tells apart)."""
+
+    def __init__(self, cluster: Any, kubeconfig: Path) -> None:
+        self._cluster = cluster
+        self.kubeconfig = str(kubeconfig)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cluster, name)
+
+
 @pytest.fixture
 def job_operator(
     jobs_cluster: Any, jobs_models: Path, node: NodeDouble, tmp_path: Path, request: pytest.FixtureRequest
@@ -181,7 +217,11 @@ def job_operator(
     made: list[Any] = []
 
     def make(
-        *extra: str, settings: dict[str, Any] | None = None, limit: int = 4, env: dict[str, str] | None = None
+        *extra: str,
+        settings: dict[str, Any] | None = None,
+        limit: int = 4,
+        env: dict[str, str] | None = None,
+        kubeconfig: Path | None = None,
     ) -> Any:
         merged = {
             "scheduleTimeoutSeconds": 60,
@@ -195,7 +235,7 @@ def job_operator(
         log_dir = tmp_path / f"op{len(made)}"
         log_dir.mkdir()
         process = OperatorProcess(
-            jobs_cluster,
+            jobs_cluster if kubeconfig is None else AsAccount(jobs_cluster, kubeconfig),
             jobs_models,
             log_dir,
             "--scan-mode",
