@@ -432,6 +432,10 @@ def test_a_key_signature_is_not_accepted_by_a_ca_only_group(signed_model: Path, 
         ({"publicKeys": [], "signatureFile": "../model.sig"}, "inside the model"),
         ({"signatureFile": "model.json"}, "must end with .sig"),
         ({"publicKyes": []}, "Extra inputs are not permitted"),
+        (
+            {"sigstoreIdentities": [{"identity": "a@example.com", "issuer": "https://i", "isuer": "x"}]},
+            "sigstoreIdentities.0.isuer: Extra inputs are not permitted",
+        ),
     ],
 )
 def test_invalid_parameters_are_refused_when_the_group_loads(params: dict[str, Any], problem: str) -> None:

@@ -90,39 +90,33 @@ def adapter(model: type[ParamsT]) -> TypeAdapter[ParamsT]:
     return built
 
 
-def _wire_names(model: type[RuleParams]) -> frozenset[str]:
-    """The keys a parameter model accepts: each field's alias and its Python name."""
-    names: set[str] = set()
-    for field in dataclasses.fields(model):
-        names.add(field.name)
-        if "alias" in field.metadata:
-            names.add(field.metadata["alias"])
-    return frozenset(names)
-
-
 def validate(model: type[ParamsT], raw: Mapping[str, Any]) -> ParamsT:
     """``raw`` (the ``params`` of a rule in a group) validated into ``model``; a
     ``pydantic.ValidationError`` listing every problem otherwise.
 
-    An unknown key is reported as a pydantic model reports it ("Extra inputs are not
-    permitted", at the key) rather than as the dataclass' "Unexpected keyword argument"."""
+    An unknown key, here or in a nested parameter, is reported as a pydantic model reports
+    it ("Extra inputs are not permitted", at the key) rather than as the dataclass'
+    "Unexpected keyword argument": the messages users and the operator's conditions see
+    stay what they were."""
     from pydantic import ValidationError
 
-    known = _wire_names(model)
-    extra = [key for key in raw if key not in known]
-    if not extra:
-        return adapter(model).validate_python(dict(raw))
-    errors: list[InitErrorDetails] = []
     try:
-        adapter(model).validate_python({k: v for k, v in raw.items() if k in known})
+        return adapter(model).validate_python(dict(raw))
     except ValidationError as exc:
+        if not any(e["type"] == "unexpected_keyword_argument" for e in exc.errors()):
+            raise
+        errors: list[InitErrorDetails] = []
         for error in exc.errors():
-            detail: InitErrorDetails = {"type": error["type"], "loc": error["loc"], "input": error["input"]}
+            extra = error["type"] == "unexpected_keyword_argument"
+            detail: InitErrorDetails = {
+                "type": "extra_forbidden" if extra else error["type"],
+                "loc": error["loc"],
+                "input": error["input"],
+            }
             if "ctx" in error:
                 detail["ctx"] = error["ctx"]
             errors.append(detail)
-    errors.extend({"type": "extra_forbidden", "loc": (key,), "input": raw[key]} for key in extra)
-    raise ValidationError.from_exception_data(model.__name__, errors)
+        raise ValidationError.from_exception_data(exc.title, errors) from None
 
 
 def construct(model: type[ParamsT], validated: Mapping[str, Any]) -> ParamsT:
