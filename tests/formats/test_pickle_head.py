@@ -72,19 +72,40 @@ def _heads_of_plain_opcodes(draw: st.DrawFn) -> bytes:
     return bytes(out)
 
 
-@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.one_of(st.binary(max_size=48), _heads_of_plain_opcodes()))
+@st.composite
+def _heads_after_proto_or_a_line_opcode(draw: st.DrawFn) -> bytes:
+    """PROTO and its version, or an opcode whose argument is a line, then anything (with
+    or without a newline)."""
+    first = draw(st.sampled_from([0x80, *b"FILPSVcgip"]))
+    version = [draw(st.integers(0, 6))] if first == 0x80 else []  # PROTO's (6 is refused)
+    tail = bytes(draw(st.lists(st.one_of(_INTERESTING, _ANY_BYTE, st.just(0x0A)), max_size=24)))
+    return bytes([first, *version]) + tail
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.binary(max_size=48), _heads_of_plain_opcodes(), _heads_after_proto_or_a_line_opcode()))
 def test_the_byte_test_never_rules_out_what_the_machine_detects(head: bytes) -> None:
     agrees(head)
 
 
-@pytest.mark.parametrize("length", [2, 60, 0x4B, 0x128, 0x4B00, 70_000, 2**31 + 0x28])
-def test_a_safetensors_head_is_ruled_out_by_its_first_bytes(length: int) -> None:
-    """The case the test is for: the header's length, then its JSON."""
-    head = struct.pack("<Q", length) + b'{"__metadata__":{"format":"pt"}}'
-    agrees(head)
-    if length < 0x10000 and length != 0x4B00:  # 'K' then 0x4b 0x00: BININT1, then 0x00
-        assert rules_out(head)
+def test_most_safetensors_heads_are_ruled_out_by_their_first_bytes() -> None:
+    """The case the test is for: the header's length (safetensors pads the header to a
+    multiple of 8 bytes), then its JSON. Every padded length below 64 KiB gets the
+    detector's answer, and about 89% of them are ruled out without the machine; the rest
+    open with bytes the test leaves to it (a length-prefixed BINUNICODE 'X', ADDITEMS,
+    READONLY_BUFFER, or a MARK, POP or NEWTRUE followed by another opcode)."""
+    ruled_out = 0
+    lengths = range(8, 0x10000, 8)
+    for length in lengths:
+        head = struct.pack("<Q", length) + b'{"__metadata__":{"format":"pt"},"w":{"dtype":"F32"}}'
+        size = len(head) + length
+        assert detected(head, size) == looks_like_pickle(head, size), hex(length)
+        ruled_out += rules_out(head)
+    assert ruled_out / len(lengths) > 0.85
+    # the small headers of the benchmark's and the tests' files: 0x80 (PROTO), 0x50 (a
+    # line argument without a newline), a byte that is no opcode
+    for length in (0x80, 0x50, 0x48):
+        assert rules_out(struct.pack("<Q", length) + b'{"w":{"dtype":"F32"}}'), hex(length)
 
 
 def test_real_pickles_and_their_heads_are_not_ruled_out() -> None:

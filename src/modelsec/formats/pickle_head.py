@@ -6,14 +6,21 @@ first bytes: a safetensors file opens with its header's length as eight little-e
 bytes, so a small header gives a byte or two and then zeros, and 0x00 is no pickle opcode.
 
 :func:`rules_out` answers True only where :func:`modelsec.pickle.scanner.looks_like_pickle`
-is certain to answer False, whatever the file's size: it follows the opcodes that can
-neither import, call, nor end the stream (plain values, marks, containers of them, the
-memo) while their arguments have a fixed width, and rules the head out when it then meets
-a byte that is no opcode. The machine would break there, with nothing imported or called
-and no ``PROTO`` in front: noise, not a pickle (``StreamResult.noise``). Anything else (a
-``PROTO``, an import, a text line, a length-prefixed argument, the end of the head) is
-left to the machine. ``tests/formats/test_pickle_head.py`` checks the equivalence on
-random and real heads.
+is certain to answer False, whatever the file's size, because the machine would break
+with nothing imported or called (noise, not a pickle: ``StreamResult.noise``):
+
+- it follows the opcodes that can neither import, call, nor end the stream (plain values,
+  marks, containers of them, the memo) while their arguments have a fixed width, and
+  rules the head out when it then meets a byte that is no opcode;
+- a ``PROTO`` opcode counts only with the opcode after it, so a head whose third byte is
+  no opcode is out (safetensors pads its header to a multiple of 8 bytes, so its first
+  byte is 0x80, ``PROTO``, for one header length in 32);
+- a first opcode whose argument is a line (``GLOBAL``, ``INT``, ``PERSID``...) in a head
+  without a newline cannot be read at all.
+
+Anything else (an import, a length-prefixed argument, the end of the head) is left to the
+machine. ``tests/formats/test_pickle_head.py`` checks the equivalence on random and real
+heads.
 """
 
 from __future__ import annotations
@@ -38,12 +45,22 @@ _PLAIN_WIDTH: dict[int, int] = {
     ord("r"): 4,  # LONG_BINPUT
     ord("G"): 8,  # BINFLOAT
 }
+PROTO = 0x80
+# Opcodes whose argument is a newline-terminated line: FLOAT, INT, LONG, PERSID, STRING,
+# UNICODE, GLOBAL, GET, INST, PUT.
+_LINE_ARGUMENT = frozenset(b"FILPSVcgip")
 # Far below the machine's checkpoints (limits are checked every 65,536 opcodes).
 MAX_FOLLOWED = 16
 
 
 def rules_out(head: bytes) -> bool:
     """True if ``head`` cannot start a pickle (see the module's docstring)."""
+    if not head:
+        return False
+    if head[0] == PROTO:
+        return len(head) > 2 and head[2] not in OPCODES
+    if head[0] in _LINE_ARGUMENT and b"\n" not in head:
+        return True
     at = 0
     for _ in range(MAX_FOLLOWED):
         if at >= len(head):
