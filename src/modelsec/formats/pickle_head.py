@@ -16,7 +16,9 @@ with nothing imported or called (noise, not a pickle: ``StreamResult.noise``):
   no opcode is out (safetensors pads its header to a multiple of 8 bytes, so its first
   byte is 0x80, ``PROTO``, for one header length in 32);
 - a first opcode whose argument is a line (``GLOBAL``, ``INT``, ``PERSID``...) in a head
-  without a newline cannot be read at all.
+  without a newline cannot be read at all;
+- a first opcode that takes a value from the stack or a mark (``ADDITEMS``, ``REDUCE``,
+  ``STOP``...) breaks on the machine's empty stack before it does anything.
 
 Anything else (an import, a length-prefixed argument, the end of the head) is left to the
 machine. ``tests/formats/test_pickle_head.py`` checks the equivalence on random and real
@@ -49,6 +51,10 @@ PROTO = 0x80
 # Opcodes whose argument is a newline-terminated line: FLOAT, INT, LONG, PERSID, STRING,
 # UNICODE, GLOBAL, GET, INST, PUT.
 _LINE_ARGUMENT = frozenset(b"FILPSVcgip")
+# Opcodes without an argument that take a value from the stack or a mark first: READONLY_BUFFER,
+# APPEND, APPENDS, LIST, TUPLE, TUPLE1-3, DICT, SETITEM, SETITEMS, ADDITEMS, FROZENSET, POP,
+# POP_MARK, DUP, MEMOIZE, STACK_GLOBAL, REDUCE, BUILD, OBJ, NEWOBJ, NEWOBJ_EX, STOP, BINPERSID.
+_FAILS_FIRST = frozenset(b"\x98aelt\x85\x86\x87dsu\x90\x91012\x94\x93Rbo\x81\x92.Q")
 # Far below the machine's checkpoints (limits are checked every 65,536 opcodes).
 MAX_FOLLOWED = 16
 
@@ -59,7 +65,7 @@ def rules_out(head: bytes) -> bool:
         return False
     if head[0] == PROTO:
         return len(head) > 2 and head[2] not in OPCODES
-    if head[0] in _LINE_ARGUMENT and b"\n" not in head:
+    if head[0] in _FAILS_FIRST or (head[0] in _LINE_ARGUMENT and b"\n" not in head):
         return True
     at = 0
     for _ in range(MAX_FOLLOWED):
