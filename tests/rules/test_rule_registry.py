@@ -26,3 +26,31 @@ def test_every_rule_is_found_by_its_id_and_parses_its_defaults(module: str) -> N
     assert isinstance(params, rule.Params) and isinstance(params, RuleParams)
     if isinstance(rule, FindingRule):
         assert isinstance(params, FindingRuleParams)  # the floor FindingRule.evaluate reads
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {},
+        {"minSeverity": "HIGH", "allowedGlobals": ["mypkg.models.Classifier"]},
+        {
+            "sigstoreIdentities": [{"identity": "a@example.com", "issuer": "https://i"}],
+            "sigstoreTrustedRoot": "{}",
+        },
+        {"approvedFormats": ["safetensors"], "allowUnknown": True},
+    ],
+)
+def test_constructed_parameters_equal_validated_ones(raw: dict[str, object]) -> None:
+    """A built-in group's parameters are constructed from its validated dump without
+    pydantic (modelsec.policy.load_group): they must be what validation gives, in type too."""
+    from modelsec.rules.params import construct
+
+    for rule in rules.registry().values():
+        try:
+            validated = rule.parse_params(raw)
+        except ValueError:  # pydantic's ValidationError: not this rule's parameters
+            continue
+        built = construct(rule.Params, raw)
+        assert built == validated and type(built) is type(validated), rule.id
+        for name in vars(validated):
+            assert type(getattr(built, name)) is type(getattr(validated, name)), (rule.id, name)

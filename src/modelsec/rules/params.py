@@ -123,7 +123,12 @@ def construct(model: type[ParamsT], validated: Mapping[str, Any]) -> ParamsT:
     """``model`` from parameters validated before (a built-in group's, checked when its
     dump was generated), without building a validator: keys by alias or name, values as
     validation left them. A field whose default is a frozenset takes the JSON list a dump
-    holds as one."""
+    holds as one. Nested parameter models (objects in the dump) are left to pydantic."""
+    if any(
+        isinstance(v, dict) or (isinstance(v, list) and any(isinstance(x, dict) for x in v))
+        for v in validated.values()
+    ):
+        return validate(model, validated)
     by_key: dict[str, dataclasses.Field[Any]] = {}
     for field in dataclasses.fields(model):
         by_key[field.name] = field
