@@ -44,6 +44,7 @@ class FairSlots:
         self._seq = itertools.count()
         self._grants = itertools.count()
         self._last_grant: dict[str, int] = {}  # group -> number of its latest grant
+        self.granted = 0  # slots handed to waiters so far
 
     @property
     def running(self) -> int:
@@ -123,6 +124,7 @@ class FairSlots:
                 del self._queues[group]
             self._held[group] += 1
             self._last_grant[group] = next(self._grants)
+            self.granted += 1
             ticket.granted.set_result(None)
 
     def positions(self) -> dict[Hashable, int]:

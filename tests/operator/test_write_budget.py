@@ -84,6 +84,29 @@ async def test_a_queue_position_is_rewritten_only_when_it_drops_to_a_tenth() -> 
     assert run.claims == [100, 10, 1]
 
 
+async def test_all_queue_position_rewrites_together_stay_within_a_quarter_per_grant() -> None:
+    """100 scans waiting behind one slot, drained slowly (every scan's own rule would
+    rewrite its position about once or twice): rewrites are paid from the drain, at most
+    one per four slots granted, so the queue never costs a fifth write per scan."""
+    scanner = _scanner(queue_refresh_seconds=0.005)
+    holder = scanner.slots.enqueue("g", "holder")
+    await scanner.slots.wait(holder)
+    runs = [Run() for _ in range(100)]
+    for i, run in enumerate(runs):
+        run.name = f"s{i}"
+    waiting = [
+        asyncio.create_task(scanner._queue(run, scanner.slots.enqueue("g", run.name), "new scan"))  # type: ignore[arg-type]
+        for run in runs
+    ]
+    for _ in range(100):
+        await asyncio.sleep(0.02)
+        scanner.slots.release("g")
+    await asyncio.wait_for(asyncio.gather(*waiting), 5)
+    rewrites = sum(len(run.claims) - 1 for run in runs)
+    assert [run.claims[0] for run in runs] == list(range(1, 101))  # each shown on entry
+    assert 0 < rewrites <= 0.25 * scanner.slots.granted, rewrites
+
+
 async def _writes_while_following(job_lasts: float) -> list[dict[str, Any]]:
     """What the runner writes while a Job lasting ``job_lasts`` seconds runs (it ends in a
     failure, so no verdict follows); the slot it held is given back either way."""

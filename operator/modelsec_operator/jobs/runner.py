@@ -10,7 +10,7 @@ For one reconciliation of one ModelScan (:meth:`JobScanner.verdict`):
    and source judged by the same version of the same group (the job key).
 3. Otherwise **queue** for a slot (:class:`..fairqueue.FairSlots`, fair between groups;
    ``status.queuePosition`` written when queued and again each time it has dropped to a
-   tenth), **create** the Job for this attempt (a name that already exists with our key
+   tenth, within a budget of rewrites per slot granted), **create** the Job for this attempt (a name that already exists with our key
    is adopted) and **wait** for the tracker to tell how it ended. A Job still running
    after ``running_status_after`` seconds is recorded as ``Running`` with ``status.job``;
    a shorter one only in the verdict (which names its Job): the write budget of a small
@@ -44,6 +44,10 @@ from modelsec_operator.scanning import ScanJob, ScanRefused, ScanRetry, local_si
 from modelsec_operator.validation import GroupView
 
 log = logging.getLogger(__name__)
+# Rewritten queue positions cost at most this many status writes per scan granted a
+# slot, all scans together: each scan's own rule (a tenth, every --queue-refresh-seconds)
+# allows log10(n) rewrites, and a queue drained slowly would use them all.
+POSITION_REWRITES_PER_GRANT = 0.25
 
 
 class Run(Protocol):
@@ -95,6 +99,7 @@ class JobScanner:
         self.queue_refresh_seconds = queue_refresh_seconds
         self.running_status_after = running_status_after
         self._inflight: dict[str, asyncio.Future[JobVerdict]] = {}
+        self._position_rewrites = 0
 
     @property
     def namespace(self) -> str:
@@ -173,17 +178,22 @@ class JobScanner:
     async def _queue(self, run: Run, ticket: Ticket, why: str) -> None:
         """Wait for the slot, keeping ``status.queuePosition`` true to its order of
         magnitude: written on entry and again when it has dropped to a tenth of the
-        position last written, at most every ``queue_refresh_seconds``. So a scan in a
-        queue of n costs at most log10(n) extra writes (2 in a queue of 1,000), and a
-        burst drained in minutes costs well under one on average."""
+        position last written, checked every ``queue_refresh_seconds``. So a scan in a
+        queue of n costs at most log10(n) extra writes (2 in a queue of 1,000), and all
+        the rewrites together at most :data:`POSITION_REWRITES_PER_GRANT` per slot granted
+        (a rewrite over budget waits for a later check)."""
         written: int | None = None
         while True:
             position = None if ticket.granted.done() else self.slots.positions().get(ticket.key)
-            if written is None or (position is not None and position <= written // 10):
+            if written is None or (
+                position is not None and position <= written // 10 and self._rewrite_allowed()
+            ):
                 if position is None:
                     if written is None:
                         await run.claim(why)  # a slot was free: no queue to show
                     return
+                if written is not None:
+                    self._position_rewrites += 1
                 await run.claim(why, queue_position=position, queued=self._queued_message(position))
                 written = position
             # asyncio.wait, not wait_for: a timeout must not cancel the ticket (it would
@@ -191,6 +201,9 @@ class JobScanner:
             granted, _ = await asyncio.wait({ticket.granted}, timeout=self.queue_refresh_seconds)
             if granted:
                 return
+
+    def _rewrite_allowed(self) -> bool:
+        return self._position_rewrites < POSITION_REWRITES_PER_GRANT * self.slots.granted
 
     def _queued_message(self, position: int) -> str:
         return (
