@@ -10,11 +10,12 @@ For one reconciliation of one ModelScan (:meth:`JobScanner.verdict`):
    and source judged by the same version of the same group (the job key).
 3. Otherwise **queue** for a slot (:class:`..fairqueue.FairSlots`, fair between groups;
    ``status.queuePosition`` written when queued and again each time it has dropped to a
-   tenth, within a budget of rewrites per slot granted), **create** the Job for this attempt (a name that already exists with our key
-   is adopted) and **wait** for the tracker to tell how it ended. A Job still running
-   after ``running_status_after`` seconds is recorded as ``Running`` with ``status.job``;
-   a shorter one only in the verdict (which names its Job): the write budget of a small
-   scan is the claim, the Job, the verdict and its Event.
+   tenth, within a budget of rewrites per slot granted), **create** the Job for this
+   attempt (a name that already exists with our key is adopted) and **wait** for the
+   tracker to tell how it ended. A Job still running after ``running_status_after``
+   seconds is recorded as ``Running`` with ``status.job``; a shorter one only in the
+   verdict (which names its Job): the write budget of a small scan is the claim, the
+   Job, the verdict and its Event.
 
 A result with a verdict is returned; anything else raises ``ScanRetry`` (transient: the
 handler retries with backoff, each attempt a new Job, ``Failed`` with outcome ERROR after
