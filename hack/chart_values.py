@@ -180,6 +180,13 @@ class ScanJobs(Values):
         description="A scan Pod not scheduled after this "
         "long: the Job is deleted and the scan retried (Unschedulable).",
     )
+    running_status_after_seconds: int = Field(
+        30,
+        ge=1,
+        description="A scan Job still running after this long is shown Running with its Job in the "
+        "ModelScan status (--scan-job-running-status-after); shorter ones go from Pending to their "
+        "verdict, which names the Job (one status write less per scan).",
+    )
     sizing: dict[str, Any] = free_form(
         "Requests and limits from the model size: cpuRequest, cpuLimit, memoryBaseMiB, memoryPerGiBMiB, "
         "memoryMaxMiB, storageBaseMiB, storagePerGiBMiB, storageMaxMiB (docs/operator.md, Sizing). "

@@ -25,6 +25,8 @@ def job_mode(helm: Helm) -> list[dict[str, Any]]:
         "--set",
         "operator.scanJobs.maxConcurrent=25",
         "--set",
+        "operator.scanJobs.runningStatusAfterSeconds=12",
+        "--set",
         "operator.scanJobs.nodeSelector.pool=scanners",
         *MODELS,
     )
@@ -50,6 +52,7 @@ def test_job_mode_settings_are_what_the_operator_accepts(job_mode: list[dict[str
     args = _operator_args(job_mode)
     assert "--scan-mode=job" in args and "--max-concurrent-scan-jobs=25" in args
     assert f"--scan-job-namespace={NAMESPACE}" in args
+    assert "--scan-job-running-status-after=12" in args
     settings = JobSettings.model_validate(_settings(job_mode))  # extra keys would fail here
     assert settings.service_account_name == WORKER and settings.node_selector == {"pool": "scanners"}
     assert settings.command == ["/opt/modelsec/bin/modelsec"]
