@@ -296,8 +296,24 @@ def test_pandas_tz_string_made_at_load_time(tz: bytes, tmp_path: Path) -> None:
     assert outcome == "BLOCKED" and "MS-PKL-107" in threats, (outcome, threats)
 
 
-def test_pandas_tz_string_made_from_plain_name_is_not_a_finding(tmp_path: Path) -> None:
-    tz = global_("builtins", "str") + b"C\x03UTC" + sbu("ascii") + TUPLE2 + REDUCE
+@pytest.mark.parametrize(
+    "tz",
+    [
+        global_("builtins", "str") + b"C\x03UTC" + sbu("ascii") + TUPLE2 + REDUCE,
+        # bytes a protocol-2 pickler writes as bytearray(_codecs.encode(str, 'latin1')):
+        # the soundness campaign's seed 6 false alarms (NamedAgg, SingleBlockManager, ArrowDtype)
+        global_("builtins", "bytearray")
+        + global_("_codecs", "encode")
+        + sbu("!Ãä\x18")
+        + sbu("latin1")
+        + TUPLE2
+        + REDUCE
+        + TUPLE1
+        + REDUCE,
+    ],
+    ids=["str-of-bytes", "bytearray-of-encoded-str"],
+)
+def test_pandas_given_strings_made_from_plain_data_is_not_a_finding(tz: bytes, tmp_path: Path) -> None:
     outcome, threats = _judge(_datetime_index(tz), tmp_path)
     assert "MS-PKL-107" not in threats, threats
 

@@ -53,6 +53,7 @@ LOADERS: dict[str, Loader] = {
 }
 
 _BASE64 = "base64"
+IDENTITY = "identity"  # the transform of bytes(x), bytearray(x), BytesIO(x): the bytes themselves
 DECODERS: dict[str, str] = {
     "_codecs.encode": "encode",
     "codecs.encode": "encode",
@@ -81,7 +82,7 @@ DECODERS: dict[str, str] = {
     "gzip.decompress": "gzip",
     "bz2.decompress": "bz2",
     "lzma.decompress": "lzma",
-    **dict.fromkeys(("builtins.bytes", "builtins.bytearray", "io.BytesIO", "_io.BytesIO"), "identity"),
+    **dict.fromkeys(("builtins.bytes", "builtins.bytearray", "io.BytesIO", "_io.BytesIO"), IDENTITY),
 }
 
 # codecs.encode/decode: the codec names we apply, normalised; others stay opaque.
@@ -184,7 +185,7 @@ _DECODE: dict[str, Callable[[bytes], bytes]] = {
 
 def _apply(transform: str, value: Resolved, limit: int) -> Resolved | None:
     try:
-        if transform == "identity":
+        if transform == IDENTITY:
             return value
         if transform.startswith("encode:"):
             if isinstance(value, bytes):

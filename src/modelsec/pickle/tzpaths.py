@@ -15,6 +15,7 @@ closed.
 
 from __future__ import annotations
 
+from modelsec.pickle.loaders import IDENTITY
 from modelsec.pickle.opcodes import Blob
 from modelsec.pickle.values import Call, Container, Derived, Global, Value
 
@@ -47,8 +48,9 @@ def may_name_a_tz_file(value: Value, depth: int = 0, *, made: bool = False) -> b
     if depth > _MAX_DEPTH:
         return made
     if isinstance(value, Derived):
-        # a text codec keeps the prefix visible in its source; base64, hex, zlib, rot13 do not
-        if value.transform.startswith(("encode:", "decode:")):
+        # bytes(x), bytearray(x) and a text codec keep the prefix visible in their source;
+        # base64, hex, zlib or a codec the machine does not follow (rot13) do not
+        if value.transform == IDENTITY or value.transform.startswith(("encode:", "decode:")):
             return may_name_a_tz_file(value.source, depth + 1, made=True)
         return True
     if isinstance(value, tuple):
