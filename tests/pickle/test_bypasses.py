@@ -296,6 +296,63 @@ def test_pandas_tz_string_made_at_load_time(tz: bytes, tmp_path: Path) -> None:
     assert outcome == "BLOCKED" and "MS-PKL-107" in threats, (outcome, threats)
 
 
+_STR = global_("builtins", "str")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        # a string past the 64 items the machine keeps of a list
+        EMPTY_LIST + MARK + NONE * 64 + sbu(_HOSTNAME) + b"e" + NONE + NONE + TUPLE3,
+        # deeper than the check reads
+        EMPTY_LIST + NONE + sbu(_HOSTNAME) + TUPLE1 * 8 + TUPLE3,
+        # a str built as an instance of str, not by calling str()
+        EMPTY_LIST
+        + NONE
+        + global_("copyreg", "_reconstructor")
+        + _STR
+        + _STR
+        + sbu(_HOSTNAME)
+        + TUPLE3
+        + REDUCE
+        + TUPLE3,
+        EMPTY_LIST + NONE + _STR + sbu(_HOSTNAME) + TUPLE1 + b"\x81" + TUPLE3,  # NEWOBJ
+    ],
+    ids=["past-the-container-cap", "nested-deep", "copyreg-reconstructor-of-str", "newobj-of-str"],
+)
+def test_pandas_tz_string_hidden_from_the_check(args: bytes, tmp_path: Path) -> None:
+    """The 'dateutil/' check reads what the machine kept: a string in items it dropped, in
+    tuples nested deeper than it reads, or made as an instance of str, fails closed."""
+    data = proto(2) + global_("pandas", "DatetimeIndex") + args + REDUCE + STOP
+    outcome, threats = _judge(data, tmp_path)
+    assert outcome == "BLOCKED" and "MS-PKL-107" in threats, (outcome, threats)
+
+
+_RECONSTRUCT = global_("numpy.core.multiarray", "_reconstruct") + global_("numpy", "ndarray")
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        binint(1 << 30) + TUPLE1,
+        global_("builtins", "int") + sbu("1" * 12) + TUPLE1 + REDUCE + TUPLE1,
+        binint(1 << 16) + binint(1 << 16) + TUPLE2,
+    ],
+    ids=["literal", "computed", "two-dimensions"],
+)
+def test_numpy_reconstruct_allocates_its_shape(shape: bytes, tmp_path: Path) -> None:
+    """numpy's _reconstruct allocates the shape it is given (an object array is filled with
+    None at once); its reduce always writes (0,)."""
+    data = proto(2) + _RECONSTRUCT + shape + sbu("O") + TUPLE3 + REDUCE + STOP
+    assert _judge(data, tmp_path) == ("BLOCKED", {"MS-PKL-107"})
+
+
+def test_numpy_reconstruct_of_an_empty_shape_is_not_a_finding(tmp_path: Path) -> None:
+    data = proto(2) + _RECONSTRUCT + binint(0) + TUPLE1 + b"C\x01b" + TUPLE3 + REDUCE + STOP
+    outcome, threats = _judge(data, tmp_path)
+    assert "MS-PKL-107" not in threats, threats
+
+
 @pytest.mark.parametrize(
     "tz",
     [

@@ -226,16 +226,34 @@ def _array_reconstructor(site: Site) -> Value:
 # -- NumPy ---------------------------------------------------------------------------------
 
 
+def _empty_array_shape(site: Site, index: int) -> None:
+    """numpy allocates an array of the shape it is given (an object array is filled with
+    None at once); its reduce always writes (0,) and sets the real shape with the state.
+    A shape of more than ALLOCATION_FLOOR elements, or one the machine cannot read, is a
+    memory-exhaustion finding."""
+    shape = sequence_items(site.arg(index)) if index < (site.count() or 0) else ()
+    size = 1
+    for extent in shape if shape is not None else (UNBOUNDED,):
+        size = min(size * max(_bound(extent), 0), UNBOUNDED)
+    if size > ALLOCATION_FLOOR:
+        shown = "a count computed at load time (or past 2**62)" if size >= UNBOUNDED else f"{size:,}"
+        site.violation(f"allocates an array of {shown} elements at load time (memory exhaustion)")
+
+
 def _numpy_reconstruct(site: Site) -> Value:
-    # _reconstruct(subtype, shape, dtype): ndarray.__new__(subtype, ...); memmap is fine here
+    # _reconstruct(subtype, shape, dtype): ndarray.__new__(subtype, shape, dtype); memmap is
+    # fine here
     cls = site.klass(0, data_ok=True, calls=())
+    _empty_array_shape(site, 1)
     return site.instance(cls)
 
 
 def _mareconstruct(site: Site) -> Value:
     # numpy.ma.core._mareconstruct(subtype, baseclass, baseshape, basetype): ndarray.__new__
+    # of baseshape, twice (the data and the mask)
     cls = site.klass(0, data_ok=True, calls=())
     site.klass(1, data_ok=True, calls=())
+    _empty_array_shape(site, 2)
     return site.instance(cls)
 
 

@@ -46,7 +46,7 @@ def may_name_a_tz_file(value: Value, depth: int = 0, *, made: bool = False) -> b
     if isinstance(value, Blob):
         return made  # bytes too large to keep: unreadable only where they become a string
     if depth > _MAX_DEPTH:
-        return made
+        return True  # nested deeper than read: what it holds is unknown, fail closed
     if isinstance(value, Derived):
         # bytes(x), bytearray(x) and a text codec keep the prefix visible in their source;
         # base64, hex, zlib or a codec the machine does not follow (rot13) do not
@@ -56,8 +56,16 @@ def may_name_a_tz_file(value: Value, depth: int = 0, *, made: bool = False) -> b
     if isinstance(value, tuple):
         return any(may_name_a_tz_file(item, depth + 1, made=made) for item in value)
     if isinstance(value, Container):
+        if value.dropped or value.opaque_keys:
+            return True  # items past the machine's cap (a string after 64 fillers): unknown
         parts = [part for pair in value.items for part in pair] if value.kind == "dict" else value.items
         return any(may_name_a_tz_file(item, depth + 1, made=made) for item in parts)
-    if isinstance(value, Call) and isinstance(value.origin, Global) and value.origin.path in STRING_MAKERS:
+    if isinstance(value, Call) and _makes_a_string(value):
         return may_name_a_tz_file(value.args, depth + 1, made=True)
     return False
+
+
+def _makes_a_string(call: Call) -> bool:
+    """str(...), and a str built as an instance of str: copyreg._reconstructor(str, str, s),
+    copyreg.__newobj__(str, s) or NEWOBJ/OBJ of builtins.str (``cls`` is the class built)."""
+    return any(isinstance(named, Global) and named.path in STRING_MAKERS for named in (call.origin, call.cls))
