@@ -5,7 +5,6 @@ the opcodes the test follows, and on every file of the corpora."""
 
 from __future__ import annotations
 
-import os
 import pickle
 import pickletools
 import struct
@@ -133,15 +132,11 @@ def test_real_pickles_and_their_heads_are_not_ruled_out() -> None:
             agrees(data[:cut])
 
 
-CORPORA = os.environ.get("MODELSEC_CORPORA")
-
-
-@pytest.mark.skipif(not CORPORA, reason="MODELSEC_CORPORA is not set")
-def test_the_corpora_heads_get_the_same_answer() -> None:
+def test_the_corpora_heads_get_the_same_answer(corpora: Path) -> None:
     """Every file of the other tools' corpora (pickles, polyglots, disguised files, zips,
-    everything), and the head of each from its first bytes on."""
-    assert CORPORA is not None
-    files = sorted(p for p in Path(CORPORA).rglob("*") if p.is_file())
+    everything), and the head of each from its first bytes on. Skipped (the shared
+    ``corpora`` fixture) where the corpora are not beside the checkout."""
+    files = sorted(p for p in corpora.rglob("*") if p.is_file())
     assert len(files) > 100
     for path in files:
         with path.open("rb") as handle:
