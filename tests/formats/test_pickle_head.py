@@ -10,7 +10,6 @@ import pickletools
 import struct
 from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
