@@ -128,6 +128,57 @@ def to_double(raw: int) -> float:
     return _FLOAT64((raw & _MASK64).to_bytes(8, "little"))[0]
 
 
+def _head_varint(head: bytes, i: int) -> tuple[int, int] | None:
+    """The varint at ``head[i:]`` and the index after it; None if it does not end within
+    the head or within 10 bytes (the walk would decide with more bytes, or refuse it)."""
+    result = shift = 0
+    for j in range(i, min(len(head), i + 10)):
+        b = head[j]
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result & _MASK64, j + 1
+        shift += 7
+    return None
+
+
+def breaks_at_a_tag(head: bytes, fields: int) -> bool:
+    """True if a walk of the message that ``head`` starts (:meth:`Message.fields`) is
+    certain to raise :class:`WireError` at an invalid tag (field number 0 or too large, an
+    end-group or a wire type 6 or 7) after yielding at most ``fields`` fields, judging by
+    the head alone. False if it cannot tell: a field reaching past the head, a group, a long varint.
+    A detector that walks a file's top level can skip the walk when this is True: most
+    files that are not protobuf (a pickle's PROTO and FRAME) break at their first or second
+    tag, and setting up the walk costs more than this."""
+    i = 0
+    for _ in range(fields + 1):
+        tag = _head_varint(head, i)
+        if tag is None:
+            return False
+        value, i = tag
+        number, wire = value >> 3, value & 7
+        if number == 0 or number > MAX_FIELD_NUMBER or wire == EGROUP or wire > I32:
+            return True
+        if wire == VARINT:
+            scalar = _head_varint(head, i)
+            if scalar is None:
+                return False
+            i = scalar[1]
+        elif wire == LEN:
+            length = _head_varint(head, i)
+            if length is None:
+                return False
+            i = length[1] + length[0]
+        elif wire == I64:
+            i += 8
+        elif wire == I32:
+            i += 4
+        else:  # SGROUP: the walk matches nested groups, left to it
+            return False
+        if i >= len(head):
+            return False
+    return False
+
+
 class BlockCache:
     """A :class:`ByteSource` that keeps a few aligned blocks of another source in memory.
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from modelsec.bytesource import ByteSource
 from modelsec.context import ScanContext
 from modelsec.formats.base import FormatCategory, FormatScanner, Reader
-from modelsec.formats.pickle_head import rules_out
+from modelsec.formats.pickle_head import rules_in, rules_out
 
 
 class PickleScanner(FormatScanner):
@@ -27,6 +27,8 @@ class PickleScanner(FormatScanner):
         # importing the pickle machine (issue 14: start-up).
         if rules_out(head):
             return False
+        if rules_in(head):
+            return True
         from modelsec.pickle.scanner import looks_like_pickle
 
         return looks_like_pickle(head, source.size)
