@@ -36,6 +36,7 @@ from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from modelsec import heap
 from modelsec.findings import THREATS, Incomplete
 
 if TYPE_CHECKING:
@@ -138,6 +139,8 @@ def scan_in_workers(
     from modelsec import formats
 
     formats.scanners()  # the registry, imported once here rather than in every forked worker
+    # Before forking: a worker's collections must not walk (and so copy) the parent's heap.
+    heap.settle()
     context = _context()
     hashed = context.Value("Q", 0) if progress is not None else None
     reported = 0

@@ -36,6 +36,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "modelsec.context",
             "modelsec.metadata",
             "modelsec.protobuf_wire",
+            "modelsec.heap",
         ),
     ),
     (

@@ -5,15 +5,23 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 SHOW_AFTER_BYTES = 256 << 20  # small scans finish before a bar would help
 
 
 class Progress:
-    def __init__(self, total_bytes: int, enabled: bool, desc: str = "scanning") -> None:
+    """``total_bytes`` may be a function: it is called only when a bar could be shown (a
+    directory's total is a walk of its own, which a scan without a bar need not pay)."""
+
+    def __init__(self, total_bytes: int | Callable[[], int], enabled: bool, desc: str = "scanning") -> None:
         self._bar: Any = None
-        if enabled and total_bytes >= SHOW_AFTER_BYTES and sys.stderr.isatty():
+        if not (enabled and sys.stderr.isatty()):
+            total_bytes = 0
+        elif callable(total_bytes):
+            total_bytes = total_bytes()
+        if total_bytes >= SHOW_AFTER_BYTES:
             from tqdm import tqdm
 
             # No monitor thread: directories are scanned by forked workers, and a process

@@ -166,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
 def judge(args: argparse.Namespace, targets: list[str]) -> RunResult:
     """Scan each target and apply the group (``args`` as :func:`add_judging_arguments` and
     ``-o``/``-q`` define them); :class:`CommandError` for what stops the command first."""
+    from modelsec import heap
     from modelsec.cli.output import OutputError, check_writable
     from modelsec.cli.progress import Progress
     from modelsec.engine import Engine
@@ -205,8 +206,11 @@ def judge(args: argparse.Namespace, targets: list[str]) -> RunResult:
             raise CommandError(str(exc), exitcodes.ERROR) from None
 
     engine = Engine(workers=args.jobs)
-    local_total = sum(_local_size(r.location) for r in refs if r.scheme == "file")
-    progress = Progress(local_total, enabled=not (args.no_progress or args.quiet))
+    heap.settle()  # a one-shot process: what it imported so far lives until it exits
+    progress = Progress(
+        lambda: sum(_local_size(r.location) for r in refs if r.scheme == "file"),
+        enabled=not (args.no_progress or args.quiet),
+    )
     results: list[ModelResult] = []
     try:
         for ref, target in zip(refs, targets):
