@@ -339,17 +339,29 @@ class StackMachine:
         value = self._tuple_of(self._pop_mark(offset))  # not inline: _pop_mark swaps self.stack
         self.stack.append(value)
 
+    # TUPLE1-3 pop inline: they build most argument tuples. Too short a stack raises before
+    # anything is popped (the stream ends there either way).
+
     def _tuple1(self, arg: Arg, offset: int) -> None:
-        self.stack.append(make_tuple((self._pop(offset),)))
+        stack = self.stack
+        if not stack:
+            raise PickleError("unpickling stack underflow", offset)
+        stack.append(make_tuple((stack.pop(),)))
 
     def _tuple2(self, arg: Arg, offset: int) -> None:
-        second = self._pop(offset)
-        self.stack.append(make_tuple((self._pop(offset), second)))
+        stack = self.stack
+        if len(stack) < 2:
+            raise PickleError("unpickling stack underflow", offset)
+        second = stack.pop()
+        stack.append(make_tuple((stack.pop(), second)))
 
     def _tuple3(self, arg: Arg, offset: int) -> None:
-        third = self._pop(offset)
-        second = self._pop(offset)
-        self.stack.append(make_tuple((self._pop(offset), second, third)))
+        stack = self.stack
+        if len(stack) < 3:
+            raise PickleError("unpickling stack underflow", offset)
+        third = stack.pop()
+        second = stack.pop()
+        stack.append(make_tuple((stack.pop(), second, third)))
 
     @staticmethod
     def _pairs(items: list[Value], offset: int) -> list[tuple[Value, Value]]:

@@ -155,10 +155,22 @@ def make_tuple(items: list[Value] | tuple[Value, ...]) -> tuple[Value, ...]:
     nesting = _NESTING
     for item in items:
         if type(item) in nesting:
-            heavy = HeavyTuple(items)
-            heavy.weight = min(1 + weigh_all(items), WEIGHT_CAP)
-            return heavy
-    return tuple(items)
+            break
+    else:
+        return tuple(items)
+    # weigh_all, inlined: tuples are the machine's most frequent container
+    total = 1
+    for item in items:
+        kind = type(item)
+        if kind is Container or kind is Call or kind is HeavyTuple:
+            total += item.weight
+        elif kind is tuple:
+            total += len(item) + 1
+        else:
+            total += 1
+    heavy = HeavyTuple(items)
+    heavy.weight = min(total, WEIGHT_CAP)
+    return heavy
 
 
 def sequence_items(value: Value) -> tuple[Value, ...] | None:
