@@ -128,55 +128,113 @@ def to_double(raw: int) -> float:
     return _FLOAT64((raw & _MASK64).to_bytes(8, "little"))[0]
 
 
-def _head_varint(head: bytes, i: int) -> tuple[int, int] | None:
-    """The varint at ``head[i:]`` and the index after it; None if it does not end within
-    the head or within 10 bytes (the walk would decide with more bytes, or refuse it)."""
-    result = shift = 0
-    for j in range(i, min(len(head), i + 10)):
-        b = head[j]
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result & _MASK64, j + 1
-        shift += 7
-    return None
+class _Broken(Exception):
+    """The walk is certain to raise here."""
 
 
-def breaks_at_a_tag(head: bytes, fields: int) -> bool:
-    """True if a walk of the message that ``head`` starts (:meth:`Message.fields`) is
-    certain to raise :class:`WireError` at an invalid tag (field number 0 or too large, an
-    end-group or a wire type 6 or 7) after yielding at most ``fields`` fields, judging by
-    the head alone. False if it cannot tell: a field reaching past the head, a group, a long varint.
-    A detector that walks a file's top level can skip the walk when this is True: most
-    files that are not protobuf (a pickle's PROTO and FRAME) break at their first or second
-    tag, and setting up the walk costs more than this."""
-    i = 0
-    for _ in range(fields + 1):
-        tag = _head_varint(head, i)
-        if tag is None:
-            return False
-        value, i = tag
+class _Undecided(Exception):
+    """The bytes read cannot tell how the walk goes on."""
+
+
+class _HeadWalk:
+    """Reads tags and field bodies from a message's first bytes as :meth:`Message.fields`
+    reads them from the whole message. ``whole``: the bytes are all of the message, so
+    reading past them is the walk's WireError (a truncated varint, fixed value, length or
+    group) rather than something only more bytes could tell."""
+
+    def __init__(self, head: bytes, whole: bool) -> None:
+        self.head = head
+        self.whole = whole
+
+    def past_the_end(self) -> Exception:
+        return _Broken() if self.whole else _Undecided()
+
+    def varint(self, i: int) -> tuple[int, int]:
+        """The varint at ``i`` and the index after it, as :meth:`_Cursor.varint` reads it."""
+        head = self.head
+        result = shift = 0
+        for j in range(i, min(len(head), i + 10)):
+            b = head[j]
+            result |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return result & _MASK64, j + 1
+            shift += 7
+        if len(head) - i >= 10:
+            raise _Broken  # longer than 10 bytes
+        raise self.past_the_end()
+
+    def tag(self, i: int) -> tuple[int, int, int]:
+        """(number, wire type, next index) of the tag at ``i``, as :meth:`Message._tag`."""
+        value, i = self.varint(i)
         number, wire = value >> 3, value & 7
-        if number == 0 or number > MAX_FIELD_NUMBER or wire == EGROUP or wire > I32:
-            return True
+        if number == 0 or number > MAX_FIELD_NUMBER or wire > I32:
+            raise _Broken
+        return number, wire, i
+
+    def body(self, i: int, number: int, wire: int, depth: int) -> tuple[int, int]:
+        """(value, next index) of a field's body, as :meth:`Message._field` reads it: a
+        varint's value, a length, 0 for fixed-width fields and groups."""
         if wire == VARINT:
-            scalar = _head_varint(head, i)
-            if scalar is None:
-                return False
-            i = scalar[1]
-        elif wire == LEN:
-            length = _head_varint(head, i)
-            if length is None:
-                return False
-            i = length[1] + length[0]
-        elif wire == I64:
-            i += 8
-        elif wire == I32:
-            i += 4
-        else:  # SGROUP: the walk matches nested groups, left to it
-            return False
-        if i >= len(head):
-            return False
-    return False
+            return self.varint(i)
+        if wire in (I64, I32):
+            end = i + (8 if wire == I64 else 4)
+            if end > len(self.head):
+                raise self.past_the_end()
+            return 0, end
+        if wire == LEN:
+            length, start = self.varint(i)
+            if start + length > len(self.head):
+                raise self.past_the_end()
+            return length, start + length
+        # SGROUP: nested fields up to the matching end-group. Two levels at most, within any
+        # walk's depth limit (a limit reached first would raise LimitExceeded instead).
+        if depth >= HEAD_GROUP_DEPTH:
+            raise _Undecided
+        while True:
+            if i >= len(self.head):
+                raise self.past_the_end()  # the group is not closed
+            inner, inner_wire, i = self.tag(i)
+            if inner_wire == EGROUP:
+                if inner != number:
+                    raise _Broken
+                return 0, i
+            _, i = self.body(i, inner, inner_wire, depth + 1)
+
+
+HEAD_GROUP_DEPTH = 2
+HeadField = tuple[int, int, int]  # number, wire type, value (see _HeadWalk.body)
+
+
+def fields_before_a_break(head: bytes, fields: int, size: int | None = None) -> list[HeadField] | None:
+    """The top-level fields that a walk of the message ``head`` starts
+    (:meth:`Message.fields`, any depth limit of 3 or more) yields before it certainly raises
+    :class:`WireError`: at an invalid tag (a field number of 0 or past the maximum, a wire
+    type of 6 or 7, an end-group outside its group or closing another), a varint longer than
+    10 bytes, or, when ``size`` (the message's) says ``head`` is all of it, a field or group
+    that runs past the end. None when the bytes cannot tell within ``fields + 1`` fields (a
+    field reaching past a partial head, groups nested deeper than :data:`HEAD_GROUP_DEPTH`,
+    the end of the message at a field boundary, where the walk ends without an error).
+
+    Detectors that walk a file's top level skip the walk with this: most files that are
+    not protobuf (a pickle's PROTO and FRAME, tensor bytes) break within their first
+    fields, and setting up a walk costs more than reading a few tags."""
+    walk = _HeadWalk(head, size is not None and size <= len(head))
+    out: list[HeadField] = []
+    i = 0
+    try:
+        for _ in range(fields + 1):
+            if i >= len(head):
+                return None
+            number, wire, i = walk.tag(i)
+            if wire == EGROUP:
+                raise _Broken
+            value, i = walk.body(i, number, wire, 0)
+            out.append((number, wire, value))
+    except _Broken:
+        return out
+    except _Undecided:
+        return None
+    return None
 
 
 class BlockCache:

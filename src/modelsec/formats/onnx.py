@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 from modelsec.bytesource import ByteSource, LimitExceeded
 from modelsec.findings import Severity, threat
 from modelsec.formats.base import FormatCategory, FormatScanner, Reader
-from modelsec.onnx.detect import looks_like_onnx
-from modelsec.protobuf_wire import LEN, BlockCache, Message, WireError, WireLimits, breaks_at_a_tag
+from modelsec.onnx.detect import cannot_be_onnx, looks_like_onnx
+from modelsec.protobuf_wire import LEN, BlockCache, Message, WireError, WireLimits
 
 if TYPE_CHECKING:
     from modelsec.backdoor.analysis import AnalysisLimits
@@ -128,8 +128,6 @@ INCOMPLETE_BACKDOOR = "MS-ONNX-093"
 _GRAPH = 7
 _GRAPH_FIELDS = frozenset({1, 2, 5, 10, 11, 12, 13, 14, 15, 16})
 _NODE, _OP_TYPE = 1, 4
-# Fewer than either walk reads before it stops (looks_like_onnx: 64 fields).
-RULED_OUT_WITHIN = 16
 MAX_TOP_FIELDS = 2_000_000  # a walk of ModelProto's top level costs ~0.5 us per field
 
 
@@ -171,9 +169,9 @@ class OnnxScanner(FormatScanner):
     analysis_limits: AnalysisLimits | None = None
 
     def detect(self, head: bytes, source: ByteSource, filename: str) -> bool:
-        # Both walks raise at a broken tag among the first fields, which is where most
-        # files that are not protobuf break: skip setting them up (issue 14: many files).
-        if breaks_at_a_tag(head, RULED_OUT_WITHIN):
+        # Most files that are not protobuf break at a tag among their first fields: skip
+        # setting up both walks for them (issue 14: many files).
+        if cannot_be_onnx(head, source.size):
             return False
         return looks_like_onnx(head, source) or parses_as_model_proto(source)
 

@@ -12,7 +12,17 @@ FlatBuffers (``TFL3`` at offset 4).
 from __future__ import annotations
 
 from modelsec.bytesource import ByteSource, LimitExceeded
-from modelsec.protobuf_wire import I32, I64, LEN, VARINT, Field, Message, WireError, WireLimits
+from modelsec.protobuf_wire import (
+    I32,
+    I64,
+    LEN,
+    VARINT,
+    Field,
+    Message,
+    WireError,
+    WireLimits,
+    fields_before_a_break,
+)
 
 MAX_IR_VERSION = 64  # onnx 1.23 writes 14; leave room for the future, not for noise
 _EXPECTED = {
@@ -66,6 +76,24 @@ def _plausible_opset(msg: Message, f: Field) -> bool:
     except WireError:
         return False
     return True
+
+
+# Fewer fields than either detector's walk reads before it stops (looks_like_onnx: 64).
+RULED_OUT_WITHIN = 16
+
+
+def cannot_be_onnx(head: bytes, size: int) -> bool:
+    """True where both detectors (:func:`looks_like_onnx` and the onnx format's
+    ``parses_as_model_proto``) certainly say no, judging by the head of a file of ``size``
+    bytes: the top level breaks within its first fields (WireError: no model parse), and no
+    ``ir_version`` came before the break (a model cut short after a valid ``ir_version``
+    still counts as ONNX, to be reported as malformed)."""
+    fields = fields_before_a_break(head, RULED_OUT_WITHIN, size)
+    if fields is None:
+        return False
+    return not any(
+        number == 1 and wire == VARINT and 1 <= value <= MAX_IR_VERSION for number, wire, value in fields
+    )
 
 
 def looks_like_onnx(head: bytes, source: ByteSource) -> bool:
