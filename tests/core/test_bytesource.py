@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelsec.bytesource import (
+    WHOLE_FILE_BYTES,
     BytesSource,
     FileSource,
     LimitExceeded,
@@ -25,6 +26,41 @@ def test_file_source_digest_matches_hashlib_whatever_was_read(tmp_path):
         assert src.read_at(0, 100) == data[:100]
         assert src.read_at(len(data) - 10, 100) == data[-10:]
         assert src.finish_digest() == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("size", [0, 1, 5000, WHOLE_FILE_BYTES, WHOLE_FILE_BYTES + 1])
+def test_a_small_file_is_read_once_whole_and_served_from_memory(tmp_path, size):
+    """Files up to WHOLE_FILE_BYTES are read in one piece at the first read (a torch.save
+    zip is otherwise ~80 small reads); every read agrees with the bytes and the digest too."""
+    data = os.urandom(size)
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    with FileSource(path) as src:
+        for offset, length in (
+            (10, 5),
+            (0, 100),
+            (max(0, size - 10), 100),
+            (size, 10),
+            (size + 5, 1),
+            (3, 0),
+        ):
+            assert src.read_at(offset, length) == data[offset : offset + length]
+        whole = size and size <= WHOLE_FILE_BYTES
+        assert src.bytes_read == (size if whole else src.bytes_read)
+        if whole:
+            os.truncate(path, 0)  # later reads come from the snapshot
+            assert src.read_at(0, size) == data
+        assert src.finish_digest() == hashlib.sha256(data).hexdigest()
+
+
+def test_a_small_file_that_shrank_before_its_first_read_fails_its_digest(tmp_path):
+    path = tmp_path / "blob"
+    path.write_bytes(b"x" * 5000)
+    with FileSource(path) as src:
+        os.truncate(path, 100)
+        assert src.read_at(0, 5000) == b"x" * 100
+        with pytest.raises(OSError, match="shrank"):
+            src.finish_digest()
 
 
 def test_file_source_progress_counts_every_byte_once(tmp_path):
