@@ -5,9 +5,11 @@ the opcodes the test follows, and on every file of the corpora."""
 
 from __future__ import annotations
 
+import io
 import pickle
 import pickletools
 import struct
+import zipfile
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -21,6 +23,7 @@ from modelsec.formats.pickle_head import (
     _FAILS_FIRST,
     _PLAIN_WIDTH,
     HIGHEST_PROTOCOL,
+    NUMBER_LINE_LIMIT,
     OPCODES,
     rules_in,
     rules_out,
@@ -83,8 +86,31 @@ def test_the_opcodes_that_fail_first_are_those_the_machine_refuses_on_an_empty_s
 
 def test_the_accepted_second_opcodes_are_the_pickler_openings_the_test_names() -> None:
     assert HIGHEST_PROTOCOL == opcodes.HIGHEST_PROTOCOL == pickle.HIGHEST_PROTOCOL
+    assert NUMBER_LINE_LIMIT == opcodes.NUMBER_LINE_LIMIT
     names = {BY_CODE[code].name: width for code, width in _ACCEPTED_SECOND.items()}
     assert names == {"FRAME": 8, "EMPTY_DICT": 0, "EMPTY_LIST": 0, "MARK": 0}
+
+
+def test_zips_are_ruled_out_at_their_persid_line() -> None:
+    """Every zip opens with PK: a PERSID whose line (up to the first newline) is binary,
+    or longer than the reader decodes. Such a first opcode breaks before anything runs."""
+    member = io.BytesIO()
+    with zipfile.ZipFile(member, "w") as archive:
+        archive.writestr("archive/data.pkl", pickle.dumps({"w": [1.0] * 64}, protocol=2))
+    data = member.getvalue()
+    assert data[:1] == b"P" and rules_out(data)
+    agrees(data)
+    assert rules_out(b"P" + b"1" * (NUMBER_LINE_LIMIT + 1) + b"\n.")  # too long
+    assert not rules_out(b"P" + b"1" * NUMBER_LINE_LIMIT + b"\n.")  # an ASCII line: the machine decides
+    assert not rules_out(b"Pstorage\n.")
+    for head in (b"P\xff\n.", b"P12", b"P" + b"1" * (NUMBER_LINE_LIMIT + 1) + b"\n.", b"Pabc\n)."):
+        agrees(head)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=80), st.sampled_from([b"\n", b""]), st.binary(max_size=8))
+def test_persid_first_gets_the_machines_answer(line: bytes, newline: bytes, tail: bytes) -> None:
+    agrees(b"P" + line + newline + tail)
 
 
 def test_real_pickles_are_ruled_in_without_the_machine() -> None:

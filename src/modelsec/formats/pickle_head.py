@@ -16,7 +16,8 @@ with nothing imported or called (noise, not a pickle: ``StreamResult.noise``):
   no opcode is out (safetensors pads its header to a multiple of 8 bytes, so its first
   byte is 0x80, ``PROTO``, for one header length in 32);
 - a first opcode whose argument is a line (``GLOBAL``, ``INT``, ``PERSID``...) in a head
-  without a newline cannot be read at all;
+  without a newline cannot be read at all, nor a ``PERSID`` whose line is too long or not
+  ASCII (every zip opens with ``PK``, a ``PERSID`` with the binary line of its local header);
 - a first opcode that takes a value from the stack or a mark (``ADDITEMS``, ``REDUCE``,
   ``STOP``...) breaks on the machine's empty stack before it does anything.
 
@@ -66,6 +67,8 @@ HIGHEST_PROTOCOL = 5
 # Second opcodes that picklers write after PROTO and the machine always accepts: FRAME
 # (with its 8-byte length, below), EMPTY_DICT, EMPTY_LIST, MARK.
 _ACCEPTED_SECOND = {0x95: 8, ord("}"): 0, ord("]"): 0, ord("("): 0}
+PERSID = ord("P")
+NUMBER_LINE_LIMIT = 5000  # the longest PERSID (or number) line the reader decodes (opcodes.py)
 # Far below the machine's checkpoints (limits are checked every 65,536 opcodes).
 MAX_FOLLOWED = 16
 
@@ -78,6 +81,9 @@ def rules_out(head: bytes) -> bool:
         return len(head) > 2 and head[2] not in OPCODES
     if head[0] in _FAILS_FIRST or (head[0] in _LINE_ARGUMENT and b"\n" not in head):
         return True
+    if head[0] == PERSID:
+        newline = head.find(b"\n", 1, 2 + NUMBER_LINE_LIMIT)
+        return newline < 0 or not head[1:newline].isascii()
     at = 0
     for _ in range(MAX_FOLLOWED):
         if at >= len(head):
