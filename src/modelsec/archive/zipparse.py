@@ -8,6 +8,7 @@ bounded by the source size. Problems are collected as messages, never raised.
 
 from __future__ import annotations
 
+import functools
 import stat
 import struct
 from dataclasses import dataclass, field
@@ -60,8 +61,9 @@ class CentralEntry:
     local_offset: int  # absolute offset in the source (prefix shift applied)
     disk: int
 
-    @property
+    @functools.cached_property
     def name(self) -> str:
+        # Read for every check of every member (names, flavour, duplicates): decoded once.
         return decode_name(self.name_raw, self.flags)
 
     @property
@@ -99,8 +101,9 @@ class LocalHeader:
     data_offset: int
     sizes_known: bool  # False when bit 3 defers sizes to a data descriptor
 
-    @property
+    @functools.cached_property
     def name(self) -> str:
+        # Read for every check of every member (names, flavour, duplicates): decoded once.
         return decode_name(self.name_raw, self.flags)
 
 
