@@ -86,9 +86,16 @@ def claimants(
     """The registered formats (those ``among`` accepts) that claim the content, in
     detection order, asked lazily: the one place that sniffs content (for the engine's
     interpretations, archive members and the zip detector's container check)."""
-    for scanner in scanners():
-        if (among is None or among(scanner)) and scanner.claims(head, source, filename):
+    for scanner in scanners() if among is None else _accepted_by(among):
+        if scanner.claims(head, source, filename):
             yield scanner
+
+
+@functools.cache
+def _accepted_by(among: Callable[[FormatScanner], bool]) -> tuple[FormatScanner, ...]:
+    """The scanners ``among`` accepts, chosen once: filters describe a scanner's fixed
+    traits (its category, whether it has a signature), and archives ask for every member."""
+    return tuple(scanner for scanner in scanners() if among(scanner))
 
 
 # Scanning code outside this package that declares threats and that format modules import
