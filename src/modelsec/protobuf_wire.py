@@ -152,6 +152,8 @@ class _HeadWalk:
     def varint(self, i: int) -> tuple[int, int]:
         """The varint at ``i`` and the index after it, as :meth:`_Cursor.varint` reads it."""
         head = self.head
+        if i < len(head) and head[i] < 0x80:  # most tags and lengths: one byte
+            return head[i], i + 1
         result = shift = 0
         for j in range(i, min(len(head), i + 10)):
             b = head[j]

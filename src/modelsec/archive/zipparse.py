@@ -8,7 +8,6 @@ bounded by the source size. Problems are collected as messages, never raised.
 
 from __future__ import annotations
 
-import functools
 import stat
 import struct
 from dataclasses import dataclass, field
@@ -60,11 +59,11 @@ class CentralEntry:
     external_attr: int
     local_offset: int  # absolute offset in the source (prefix shift applied)
     disk: int
+    # Read by every check of every member (names, flavour, duplicates): decoded once.
+    name: str = field(init=False)
 
-    @functools.cached_property
-    def name(self) -> str:
-        # Read for every check of every member (names, flavour, duplicates): decoded once.
-        return decode_name(self.name_raw, self.flags)
+    def __post_init__(self) -> None:
+        self.name = decode_name(self.name_raw, self.flags)
 
     @property
     def unix_mode(self) -> int | None:
@@ -100,11 +99,10 @@ class LocalHeader:
     extra: bytes
     data_offset: int
     sizes_known: bool  # False when bit 3 defers sizes to a data descriptor
+    name: str = field(init=False)  # as CentralEntry.name
 
-    @functools.cached_property
-    def name(self) -> str:
-        # Read for every check of every member (names, flavour, duplicates): decoded once.
-        return decode_name(self.name_raw, self.flags)
+    def __post_init__(self) -> None:
+        self.name = decode_name(self.name_raw, self.flags)
 
 
 @dataclass
