@@ -1,4 +1,6 @@
-"""Pickle machine (opcode reader, stack machine, scanner) through the pickle format scanner."""
+"""Pickle machine (opcode reader, stack machine, scanner) through the pickle format scanner.
+Oracle: the detector's byte tests (``pickle_head.rules_in`` and ``rules_out``) agree with
+the machine's probe (``looks_like_pickle``) on the input's head."""
 
 from __future__ import annotations
 
@@ -6,10 +8,26 @@ import pickle
 from collections import OrderedDict
 from collections.abc import Iterator
 
-from harness import Target, builder_seeds, corpus_files, import_test_helpers
+from harness import OracleFailure, Target, builder_seeds, corpus_files, import_test_helpers
 from scanning import scan_as
 
+from modelsec.context import HEAD_SIZE
+from modelsec.formats.pickle_head import rules_in, rules_out
+from modelsec.pickle.scanner import looks_like_pickle
+
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".dill", ".pt", ".bin", ".joblib", ".pth"}
+_scan = scan_as("data.pkl", forced="pickle")
+
+
+def run(data: bytes) -> None:
+    head = data[:HEAD_SIZE]
+    if head:
+        detected = looks_like_pickle(head, len(data))
+        if rules_in(head) and not detected:
+            raise OracleFailure("rules_in calls a pickle what the probe does not")
+        if rules_out(head) and detected:
+            raise OracleFailure("rules_out rules out what the probe detects")
+    _scan(data)
 
 
 def _seeds() -> Iterator[bytes]:
@@ -46,7 +64,7 @@ def _seeds() -> Iterator[bytes]:
 
 TARGET = Target(
     name="pickle",
-    run=scan_as("data.pkl", forced="pickle"),
+    run=run,
     seeds=_seeds,
     max_len=16 << 10,
     tokens=(

@@ -1,14 +1,19 @@
 """The protobuf wire reader (src/modelsec/protobuf_wire.py), walked without a schema: every
-length-delimited field is tried as a nested message, a string and packed varints."""
+length-delimited field is tried as a nested message, a string and packed varints. Oracle:
+the byte test that lets detectors skip a walk (``fields_before_a_break``) claims a break
+only where the walk breaks, after exactly the fields it names, and the ONNX detector's
+(``cannot_be_onnx``) rules out nothing that ONNX detection claims."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from harness import Target, builder_seeds, import_test_helpers
+from harness import OracleFailure, Target, builder_seeds, import_test_helpers
 
 from modelsec.bytesource import BytesSource, LimitExceeded
-from modelsec.protobuf_wire import LEN, BlockCache, Message, WireError, WireLimits
+from modelsec.formats.onnx import parses_as_model_proto
+from modelsec.onnx.detect import RULED_OUT_WITHIN, cannot_be_onnx, looks_like_onnx
+from modelsec.protobuf_wire import LEN, BlockCache, Message, WireError, WireLimits, fields_before_a_break
 
 MAX_FIELDS = 20_000  # per input: the walk is the fuzzer's, not the reader's, to bound
 
@@ -38,7 +43,38 @@ def walk(message: Message, budget: list[int]) -> None:
             pass
 
 
+def _fields_walked(data: bytes, most: int) -> tuple[int, bool]:
+    """How many top-level fields a walk yields (up to ``most + 1``) and whether it then
+    raised WireError."""
+    walked = 0
+    try:
+        for _ in Message(BytesSource(data), limits=WireLimits(max_depth=3)).fields():
+            walked += 1
+            if walked > most:
+                return walked, False
+    except WireError:
+        return walked, True
+    return walked, False
+
+
+def check_byte_tests(data: bytes) -> None:
+    for head, size in ((data, len(data)), (data[: len(data) // 2], None)):
+        claimed = fields_before_a_break(head, RULED_OUT_WITHIN, size)
+        if claimed is None:
+            continue
+        walked, broke = _fields_walked(data, RULED_OUT_WITHIN)
+        if not broke or walked != len(claimed):
+            raise OracleFailure(
+                f"byte test claims a break after {len(claimed)} fields; the walk gave {walked}, broke={broke}"
+            )
+    if cannot_be_onnx(data, len(data)):
+        source = BytesSource(data)
+        if looks_like_onnx(data, source) or parses_as_model_proto(source):
+            raise OracleFailure("the byte test ruled out a file that ONNX detection claims")
+
+
 def run(data: bytes) -> None:
+    check_byte_tests(data)
     limits = WireLimits(max_depth=32)
     walk(Message(BytesSource(data), limits=limits), [MAX_FIELDS])
     walk(Message(BlockCache(BytesSource(data), block=64, blocks=4), limits=limits), [MAX_FIELDS])
