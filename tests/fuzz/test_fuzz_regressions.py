@@ -178,3 +178,23 @@ def test_keras_h5_libhdf5_hang_is_contained(tmp_path: Path, monkeypatch: pytest.
         result = Engine().scan_source(str(path), source)
     assert "MS-KERAS-022" in [f.threat for f in result.findings]
     assert any("did not finish within 3 s" in i.reason for i in result.incompletes)
+
+
+# 797 bytes of LZMA (found by the onnx target, timed out under coverage instrumentation)
+# that decode to about 2 million five-byte protobuf fields: the ONNX detector walks a
+# ModelProto's top level to its end (MAX_TOP_FIELDS), about 0.9 s here. Bounded, not a
+# hang: the walk stops at its cap and the file gets a clear answer.
+LZMA_TO_TWO_MILLION_PROTOBUF_FIELDS = (
+    bytes.fromhex("5d010000000000044e4501000000756173")
+    + b"\xff" * 704
+    + bytes.fromhex("a2" * 34 + "436f6e7374616e74a2a2a2a2a2aaffff000000000000" + "ff" * 19 + "5d")
+)
+
+
+def test_onnx_walk_of_a_decompressed_member_is_bounded(tmp_path: Path) -> None:
+    data = LZMA_TO_TWO_MILLION_PROTOBUF_FIELDS
+    assert len(data) == 797
+    assert replay("onnx", data, tmp_path) is None
+    result = Engine().scan_source("model.onnx", BytesSource(data))
+    assert result.format == "lzma" and not result.incompletes
+    assert {f.threat for f in result.findings} == {"MS-ARC-013", "MS-FMT-002"}
