@@ -25,6 +25,9 @@ class Limits:
     max_inline_bytes: int = 64 << 20  # literal kept in memory for nested-pickle analysis
     max_header_bytes: int = 100 << 20  # safetensors / GGUF / JSON headers
     max_findings_per_file: int = 1_000  # further findings are counted, not kept
+    # Out-of-process readers (libhdf5) for one top-level file, in total: an archive of many
+    # HDF5 members must not cost PROBE_TIMEOUT each.
+    max_probe_seconds: float = 300.0
 
 
 HEAD_SIZE = 64 * 1024  # bytes read up front for detection (and for sniffing members)
@@ -59,6 +62,7 @@ class ScanSink:
     seen: set[Finding] = field(default_factory=set)  # de-duplication without a list scan
     members_seen: int = 0
     expanded_bytes: int = 0
+    probe_seconds: float = 0.0  # spent in out-of-process readers (Limits.max_probe_seconds)
 
 
 Dispatcher = Callable[[ByteSource, "ScanContext", "str | None"], None]
@@ -180,6 +184,13 @@ class ScanContext:
         self._sink.expanded_bytes += nbytes
         if self._sink.expanded_bytes > self.limits.max_expanded_bytes:
             raise LimitExceeded(f"more than {self.limits.max_expanded_bytes} bytes decompressed in total")
+
+    def probe_seconds_left(self) -> float:
+        """What is left of the file's budget for out-of-process readers."""
+        return self.limits.max_probe_seconds - self._sink.probe_seconds
+
+    def account_probe(self, seconds: float) -> None:
+        self._sink.probe_seconds += seconds
 
     def scan_member(self, source: ByteSource, name: str, expect: str | None = None) -> None:
         """Detect and scan a member (or a nested payload) in a child context.

@@ -13,10 +13,12 @@ a crash or timeout there is a finding and an incomplete, never a dead scanner.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import sys
 import tempfile
+import time
 from typing import Any
 
 from modelsec.bytesource import ByteSource, FileSource, LimitExceeded, iter_chunks
@@ -28,6 +30,7 @@ from modelsec.keras import h5_probe
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 PROBE_TIMEOUT = 300  # seconds for one file's structure walk
+MIN_PROBE_SECONDS = 1.0  # below this, the probe interpreter would not even start in time
 PROBE_MEMORY = 4 << 30  # address space of the probe process
 PROBE_OUTPUT = 256 << 20  # JSON summary (configs are at most 100 MiB each)
 
@@ -68,8 +71,8 @@ def find_superblock(head: bytes, source: ByteSource) -> int | None:
     return None
 
 
-def run_probe(path: str, blob_dir: str) -> tuple[dict[str, Any] | None, str]:
-    """The probe's summary, or None and why it failed."""
+def run_probe(path: str, blob_dir: str, timeout: float = PROBE_TIMEOUT) -> tuple[dict[str, Any] | None, str]:
+    """The probe's summary, or None and why it failed (``timeout`` seconds at most)."""
     import subprocess  # (3 ms of start-up that only HDF5 files need)
 
     env = {
@@ -80,17 +83,25 @@ def run_probe(path: str, blob_dir: str) -> tuple[dict[str, Any] | None, str]:
     }
     try:
         proc = subprocess.run(
-            [sys.executable, "-I", h5_probe.__file__, path, blob_dir, str(PROBE_MEMORY), str(PROBE_TIMEOUT)],
+            [
+                sys.executable,
+                "-I",
+                h5_probe.__file__,
+                path,
+                blob_dir,
+                str(PROBE_MEMORY),
+                str(math.ceil(timeout)),
+            ],
             capture_output=True,
-            timeout=PROBE_TIMEOUT,
+            timeout=timeout,
             env=env,
             check=False,
         )
     except subprocess.TimeoutExpired:
-        return None, f"the HDF5 library did not finish within {PROBE_TIMEOUT} s"
+        return None, f"the HDF5 library did not finish within {timeout:g} s"
     if proc.returncode == -signal.SIGXCPU:
         # The probe's CPU-time limit (the same bound) usually fires before the wall clock.
-        return None, f"the HDF5 library did not finish within {PROBE_TIMEOUT} s of CPU time"
+        return None, f"the HDF5 library did not finish within {math.ceil(timeout)} s of CPU time"
     if proc.returncode < 0:
         try:
             name = signal.Signals(-proc.returncode).name
@@ -132,7 +143,20 @@ class KerasH5Scanner(FormatScanner):
                 with open(path, "wb") as fh:
                     for chunk in iter_chunks(source):
                         fh.write(chunk)
-            summary, failure = run_probe(path, tmp)
+            # One budget for the whole top-level file (Limits.max_probe_seconds): a zip of
+            # many members that make libhdf5 loop would otherwise hold the scan for
+            # PROBE_TIMEOUT each. Past it, a member is not inspected (fail closed).
+            left = ctx.probe_seconds_left()
+            if left < MIN_PROBE_SECONDS:  # too little to start the reader: a certain timeout
+                raise LimitExceeded(
+                    f"the HDF5 reads of this file used its {ctx.limits.max_probe_seconds:g} s budget "
+                    "(Limits.max_probe_seconds); this HDF5 file was not inspected"
+                )
+            started = time.monotonic()
+            try:
+                summary, failure = run_probe(path, tmp, min(PROBE_TIMEOUT, left))
+            finally:
+                ctx.account_probe(time.monotonic() - started)
             if summary is None:
                 ctx.set_format("hdf5", FormatCategory.MODEL)
                 ctx.report(HDF5_CRASH.at(ctx.path, f"{failure}; the file was not inspected"))
