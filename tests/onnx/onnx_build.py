@@ -38,6 +38,16 @@ FLOAT = TP.FLOAT
 INT64 = TP.INT64
 
 
+def varint(n: int) -> bytes:
+    """``n`` as a protobuf varint (hand-built messages in the tests)."""
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
 def T(name: str, value, dtype=np.float32) -> onnx.TensorProto:  # noqa: N802 - reads like a type
     return nh.from_array(np.asarray(value, dtype=dtype), name)
 

@@ -19,6 +19,7 @@ from onnx_build import (
     node,
     scan,
     tree_ensemble,
+    varint,
     vi,
 )
 
@@ -377,22 +378,13 @@ def test_split_graph_fields_are_merged_like_protobuf_does() -> None:
     head.CopyFrom(full)
     head.ClearField("graph")
     data = head.SerializeToString()
-    data += b"\x3a" + _varint(first.ByteSize()) + first.SerializeToString()
-    data += b"\x3a" + _varint(second.ByteSize()) + second.SerializeToString()
+    data += b"\x3a" + varint(first.ByteSize()) + first.SerializeToString()
+    data += b"\x3a" + varint(second.ByteSize()) + second.SerializeToString()
     merged = onnx.ModelProto.FromString(data)  # the real parser's view: one graph, all nodes
     assert len(merged.graph.node) == len(full.graph.node)
     from onnx_build import scan_bytes
 
     assert codes(scan_bytes(data)) == ["MS-BD-001"]
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
 
 
 # -- benign --------------------------------------------------------------------------------

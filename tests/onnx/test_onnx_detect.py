@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from onnx_build import CountingSource, attention, cnn, mlp, model, node, scan_bytes, tree_ensemble, vi
+from onnx_build import CountingSource, attention, cnn, mlp, model, node, scan_bytes, tree_ensemble, varint, vi
 
 import onnx
 from modelsec.bytesource import BytesSource
@@ -19,16 +19,7 @@ def detects(data: bytes) -> bool:
 
 
 def ld(number: int, payload: bytes) -> bytes:
-    return bytes([number << 3 | 2]) + _varint(len(payload)) + payload
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
+    return bytes([number << 3 | 2]) + varint(len(payload)) + payload
 
 
 @pytest.mark.parametrize("factory", [mlp, cnn, tree_ensemble, attention])

@@ -6,7 +6,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from onnx_build import CountingSource, attention, codes, mlp, model, node, scan_bytes, vi
+from onnx_build import CountingSource, attention, codes, mlp, model, node, scan_bytes, varint, vi
 
 import onnx
 from modelsec.bytesource import BytesSource
@@ -18,15 +18,6 @@ from onnx import helper as h
 def read(m: onnx.ModelProto | bytes, **limits):
     data = m if isinstance(m, bytes) else m.SerializeToString()
     return read_model(BytesSource(data), ReaderLimits(**limits) if limits else None)
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
 
 
 def test_reads_structure_like_onnx_does() -> None:
@@ -108,7 +99,7 @@ def test_wrong_wire_type_is_an_unknown_field() -> None:
     raw_node = n.SerializeToString() + fake
     parsed = onnx.NodeProto.FromString(raw_node)
     assert parsed.op_type == "Relu"
-    g = onnx.GraphProto.FromString(b"\x0a" + _varint(len(raw_node)) + raw_node)
+    g = onnx.GraphProto.FromString(b"\x0a" + varint(len(raw_node)) + raw_node)
     assert g.node[0].op_type == "Relu"
 
 
@@ -126,8 +117,8 @@ def test_names_that_are_not_utf8_survive_and_stay_distinct() -> None:
     n.op_type = "Add"
     n.input.extend(["x", "x"])
     raw = n.SerializeToString() + b"\x12\x02" + a + b"\x12\x02" + b  # two outputs
-    g = b"\x0a" + _varint(len(raw)) + raw
-    data = b"\x08\x09" + b"\x3a" + _varint(len(g)) + g + b"\x42\x04\x0a\x00\x10\x11"
+    g = b"\x0a" + varint(len(raw)) + raw
+    data = b"\x08\x09" + b"\x3a" + varint(len(g)) + g + b"\x42\x04\x0a\x00\x10\x11"
     r = read(data)
     outs = r.graph.nodes[0].outputs
     assert len(set(outs)) == 2 and all(o.startswith("v") for o in outs)
@@ -171,7 +162,7 @@ def test_limits_turn_into_incompletes_and_findings_before_are_kept(monkeypatch) 
 
 def test_hostile_length_claim_does_not_allocate() -> None:
     """A graph field claiming 10 GB: rejected from the length alone."""
-    data = b"\x08\x09" + b"\x3a" + _varint(10 << 30) + b"\x0a\x00" * 8
+    data = b"\x08\x09" + b"\x3a" + varint(10 << 30) + b"\x0a\x00" * 8
     tracemalloc.start()
     try:
         r = read(data)
@@ -186,10 +177,10 @@ def test_deep_message_nesting_is_bounded() -> None:
     """Graphs nested through If attributes 1000 levels deep, built from bytes."""
     g = b""
     for _ in range(1000):
-        attr = b"\x0a\x01g" + b"\x32" + _varint(len(g)) + g + b"\xa0\x01\x05"
-        nd = b"\x22\x02If" + b"\x2a" + _varint(len(attr)) + attr
-        g = b"\x0a" + _varint(len(nd)) + nd
-    data = b"\x08\x09" + b"\x3a" + _varint(len(g)) + g + b"\x42\x02\x10\x11"
+        attr = b"\x0a\x01g" + b"\x32" + varint(len(g)) + g + b"\xa0\x01\x05"
+        nd = b"\x22\x02If" + b"\x2a" + varint(len(attr)) + attr
+        g = b"\x0a" + varint(len(nd)) + nd
+    data = b"\x08\x09" + b"\x3a" + varint(len(g)) + g + b"\x42\x02\x10\x11"
     r = read(data)
     assert r.errors and "nested deeper" in r.errors[0]
     result = scan_bytes(data)

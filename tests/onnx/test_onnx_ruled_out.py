@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from onnx_build import attention, cnn, mlp, tree_ensemble
+from onnx_build import attention, cnn, mlp, tree_ensemble, varint
 
 from modelsec.bytesource import BytesSource
 from modelsec.context import HEAD_SIZE
@@ -20,17 +20,8 @@ from modelsec.onnx.detect import RULED_OUT_WITHIN, cannot_be_onnx, looks_like_on
 from modelsec.protobuf_wire import MAX_FIELD_NUMBER, Message, WireError, fields_before_a_break
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def _len_field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
 
 
 def walks(data: bytes) -> bool:
@@ -107,11 +98,9 @@ def test_what_counts_as_a_break() -> None:
     assert fields_before_a_break(b"\x00", 1) == []  # field number 0
     assert fields_before_a_break(b"\x0c", 1) == []  # an end-group outside a group
     assert fields_before_a_break(b"\x0e", 1) == [] and fields_before_a_break(b"\x0f", 1) == []  # wire 6, 7
-    assert fields_before_a_break(_varint((MAX_FIELD_NUMBER + 1) << 3) + b"\x00", 1) == []
-    assert fields_before_a_break(_varint(MAX_FIELD_NUMBER << 3) + b"\x01\x00", 0) is None  # stops counting
-    assert fields_before_a_break(_varint(MAX_FIELD_NUMBER << 3) + b"\x01\x00", 1) == [
-        (MAX_FIELD_NUMBER, 0, 1)
-    ]
+    assert fields_before_a_break(varint((MAX_FIELD_NUMBER + 1) << 3) + b"\x00", 1) == []
+    assert fields_before_a_break(varint(MAX_FIELD_NUMBER << 3) + b"\x01\x00", 0) is None  # stops counting
+    assert fields_before_a_break(varint(MAX_FIELD_NUMBER << 3) + b"\x01\x00", 1) == [(MAX_FIELD_NUMBER, 0, 1)]
     assert fields_before_a_break(b"\x0b\x08\x01\x0c\x00", 4) == [(1, 3, 0)]  # a closed group, then 0
     assert fields_before_a_break(b"\x0b\x08\x01\x14\x00", 4) == []  # end-group 2 closes group 1
     assert fields_before_a_break(b"\x0b\x0b\x0b\x0c\x0c\x0c\x00", 4) is None  # nested past the depth read
@@ -136,14 +125,14 @@ def _fields(depth: int = 0) -> st.SearchStrategy[bytes]:
     """Fields of every wire type, valid or not, groups nested to three levels (one past
     what the byte test reads), so that walks reach the interesting tags."""
     scalar = st.one_of(
-        st.builds(lambda n, v: _varint(n << 3) + _varint(v), _NUMBERS, st.integers(0, 2**70)),
+        st.builds(lambda n, v: varint(n << 3) + varint(v), _NUMBERS, st.integers(0, 2**70)),
         st.builds(lambda n, b: _len_field(n, b) if n else b"\x02\x00" + b, _NUMBERS, st.binary(max_size=20)),
-        st.builds(lambda n, w, b: _varint(n << 3 | w) + b, _NUMBERS, st.sampled_from([1, 4, 5, 6, 7]), st.binary(max_size=9)),
+        st.builds(lambda n, w, b: varint(n << 3 | w) + b, _NUMBERS, st.sampled_from([1, 4, 5, 6, 7]), st.binary(max_size=9)),
     )  # fmt: skip
     if depth >= 3:
         return scalar
     group = st.builds(
-        lambda n, inner, close: _varint(n << 3 | 3) + b"".join(inner) + _varint(close << 3 | 4),
+        lambda n, inner, close: varint(n << 3 | 3) + b"".join(inner) + varint(close << 3 | 4),
         st.integers(1, 20),
         st.lists(_fields(depth + 1), max_size=3),
         st.integers(1, 20),
@@ -153,7 +142,7 @@ def _fields(depth: int = 0) -> st.SearchStrategy[bytes]:
 
 # ONNX-shaped openings: an ir_version (valid or not) and a plausible graph, then anything.
 _ONNX_PREFIX = st.builds(
-    lambda ir, graph, nodes: _varint(1 << 3) + _varint(ir) + (_len_field(7, _len_field(1, b"n") * nodes) if graph else b""),
+    lambda ir, graph, nodes: varint(1 << 3) + varint(ir) + (_len_field(7, _len_field(1, b"n") * nodes) if graph else b""),
     st.integers(0, 70),
     st.booleans(),
     st.integers(1, 3),
