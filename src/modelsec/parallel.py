@@ -16,23 +16,21 @@ closed: every file in it gets an incomplete naming what happened, and the remain
 are scanned by a fresh pool. Nothing is skipped and nothing turns into ALLOWED.
 
 Workers are forked while this process runs a single thread (they start with the modules
-already imported); otherwise, and where fork is unsafe, the platform's other start method
-is used. Results cross back as pickles written by our own workers over a pipe to this
-process: they hold strings and numbers from our dataclasses, never scanned content to load.
+already imported) and fed over pipes (:mod:`modelsec.forked`); where fork is unsafe
+(macOS, or another thread running), a ``ProcessPoolExecutor`` with the platform's other
+start method does the same. Results cross back as pickles written by our own workers over
+a pipe to this process: they hold strings and numbers from our dataclasses, never scanned
+content to load.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,6 +38,8 @@ from modelsec import heap
 from modelsec.findings import THREATS, Incomplete
 
 if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing.context import BaseContext
     from multiprocessing.sharedctypes import Synchronized
 
     from modelsec.context import Limits
@@ -141,6 +141,53 @@ def scan_in_workers(
     formats.scanners()  # the registry, imported once here rather than in every forked worker
     # Before forking: a worker's collections must not walk (and so copy) the parent's heap.
     heap.settle()
+    todo = _batches(files)
+    workers = max(1, min(workers, len(todo)))
+    if _fork_is_safe():
+        return _scan_forked(engine, todo, workers, progress)
+    return _scan_pooled(engine, todo, workers, progress)
+
+
+def _fork_is_safe() -> bool:
+    """A POSIX system other than macOS, and no other thread in this process (a forked child
+    gets only the forking thread, and locks other threads held)."""
+    return sys.platform.startswith("linux") and threading.active_count() == 1
+
+
+def _scan_forked(
+    engine: Engine, todo: list[_Batch], workers: int, progress: Callable[[int], None] | None
+) -> Iterator[FileResult]:
+    from modelsec.forked import ChildDied, Children
+
+    window = 2 * workers  # batches being scanned or waiting to be handed back
+    next_batch = 0  # the next batch to hand to a child
+    next_out = 0  # the next batch to hand back to the caller
+    finished: dict[int, list[FileResult]] = {}
+    with Children(workers, engine.limits, report_progress=progress is not None) as children:
+        while next_out < len(todo):
+            for child in children.idle():
+                if next_batch == len(todo) or children.busy() + len(finished) >= window:
+                    break
+                children.give(child, todo[next_batch], todo[next_batch].files)
+                next_batch += 1
+            for batch, hashed, outcome in children.events(PROGRESS_EVERY if progress else None):
+                if hashed and progress is not None:
+                    progress(hashed)
+                if isinstance(outcome, ChildDied):  # fail closed: the batch's files are named
+                    finished[batch.index] = [_not_scanned(path, outcome) for path in batch.files]
+                elif outcome is not None:
+                    finished[batch.index] = outcome
+            while next_out in finished:
+                yield from _registered(finished.pop(next_out))
+                next_out += 1
+
+
+def _scan_pooled(
+    engine: Engine, todo: list[_Batch], workers: int, progress: Callable[[int], None] | None
+) -> Iterator[FileResult]:
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
     context = _context()
     hashed = context.Value("Q", 0) if progress is not None else None
     reported = 0
@@ -152,8 +199,6 @@ def scan_in_workers(
             progress(total - reported)
             reported = total
 
-    todo = _batches(files)
-    workers = max(1, min(workers, len(todo)))
     window = 2 * workers
     next_batch = 0  # the next batch to hand to the pool
     next_out = 0  # the next batch to hand back to the caller
@@ -207,10 +252,9 @@ def scan_in_workers(
 
 
 def _context() -> BaseContext:
-    """fork where it is safe: a POSIX system other than macOS, and no other thread in this
-    process (a forked child gets only the forking thread, and locks other threads held)."""
-    if sys.platform.startswith("linux") and threading.active_count() == 1:
-        return multiprocessing.get_context("fork")
+    """Where fork is unsafe: forkserver if the platform has it, else spawn."""
+    import multiprocessing
+
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 

@@ -53,7 +53,16 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     ("formats", ("modelsec.formats",)),
-    ("engine", ("modelsec.engine", "modelsec.interpretations", "modelsec.disguise", "modelsec.parallel")),
+    (
+        "engine",
+        (
+            "modelsec.engine",
+            "modelsec.interpretations",
+            "modelsec.disguise",
+            "modelsec.parallel",
+            "modelsec.forked",
+        ),
+    ),
     ("rules/policy", ("modelsec.rules", "modelsec.policy", "modelsec.group_spec")),
     # a scanned model and the documents made from it
     ("sources", ("modelsec.sources", "modelsec.report", "modelsec.bom")),

@@ -139,12 +139,80 @@ def test_a_worker_that_dies_fails_its_files_closed_and_the_rest_are_scanned(tmp_
     crashed = by_name["m17_crash.pkl"]
     assert crashed.sha256 is None and crashed.incompletes
     assert "failed" in crashed.incompletes[0].reason and crashed.incompletes[0].code == "MS-GEN-002"
+    assert "killed by SIGKILL" in crashed.incompletes[0].reason
     assert [f.threat for f in by_name["m33.pkl"].findings] == ["MS-PKL-100"]  # after the crash
     assert by_name["m00.pkl"].sha256 and not by_name["m00.pkl"].incompletes
     failed = [f for f in report.files if f.incompletes]
     assert 1 <= len(failed) <= 2 * 2 * 4  # the batches in flight with the crash, no more
     verdict = evaluate(load_group("local-default"), EvaluationInput(report, SourceType.LOCAL))
     assert verdict.outcome != Outcome.ALLOWED
+
+
+def test_a_worker_whose_scan_raises_fails_its_files_closed_with_the_reason(tmp_path, monkeypatch):
+    """An exception that escapes the engine in a worker (MemoryError while pickling results,
+    say) ends that worker: its batch is named as not inspected, with the exception."""
+    assert threading.active_count() == 1, "workers must be forked for the patch below to reach them"
+    root = tmp_path / "model"
+    root.mkdir()
+    for i in range(12):
+        (root / f"m{i:02d}.pkl").write_bytes(pickle.dumps([i], protocol=4))
+    real_scan_file = Engine.scan_file
+
+    def raises(self: Engine, path: Any, progress: Any = None) -> FileResult:
+        if str(path).endswith("m05.pkl"):
+            raise MemoryError("no room for the results")
+        return real_scan_file(self, path, progress)
+
+    monkeypatch.setattr(Engine, "scan_file", raises)
+    monkeypatch.setattr(parallel, "BATCH_FILES", 2)
+    report = Engine(workers=2).scan_path(root)
+    failed = {Path(f.path).name: f.incompletes[0].reason for f in report.files if f.incompletes}
+    assert set(failed) == {"m04.pkl", "m05.pkl"}, failed  # m05's batch, no other
+    assert all("MemoryError: no room for the results" in why for why in failed.values())
+    assert sum(1 for f in report.files if f.sha256) == 10
+
+
+def test_a_worker_that_died_idle_is_replaced_before_it_gets_work(tmp_path):
+    from modelsec.context import Limits
+    from modelsec.forked import Children
+
+    files = []
+    for i in range(3):
+        (tmp_path / f"m{i}.pkl").write_bytes(pickle.dumps([i], protocol=4))
+        files.append(tmp_path / f"m{i}.pkl")
+    with Children(1, Limits(), report_progress=False) as children:
+        (idle,) = children.idle()
+        os.kill(idle.pid, signal.SIGKILL)
+        os.waitpid(idle.pid, 0)  # gone before it is given anything
+        children.give(idle, "batch", tuple(files))
+        events = []
+        while not events:
+            events = [event for event in children.events(None) if event[2] is not None]
+    ((batch, _, results),) = events
+    assert batch == "batch" and [r.sha256 is not None for r in results] == [True] * 3
+
+
+def test_a_scan_abandoned_midway_leaves_no_worker_behind(tmp_path, monkeypatch):
+    root = tmp_path / "model"
+    root.mkdir()
+    for i in range(64):
+        (root / f"m{i:02d}.pkl").write_bytes(pickle.dumps([i], protocol=4))
+    monkeypatch.setattr(parallel, "BATCH_FILES", 2)
+    results = parallel.scan_in_workers(Engine(), sorted(root.iterdir()), 2)
+    assert next(results).sha256
+    results.close()  # the caller stops iterating (Ctrl-C, an error in the report)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # every worker was reaped
+
+
+def test_where_fork_is_unsafe_a_process_pool_reports_the_same(tmp_path, monkeypatch):
+    root = model_directory(tmp_path / "model", copies=2)
+    monkeypatch.setattr(parallel, "_fork_is_safe", lambda: False)
+    monkeypatch.setattr(parallel, "BATCH_FILES", 3)
+    seen: list[int] = []
+    pooled = Engine(workers=2).scan_path(root, seen.append)
+    assert comparable(pooled) == comparable(Engine(workers=1).scan_path(root))
+    assert sum(seen) == sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
 
 
 def test_small_directories_and_single_workers_stay_in_this_process(tmp_path, monkeypatch):

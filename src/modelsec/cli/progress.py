@@ -40,6 +40,11 @@ class Progress:
         self._started = time.monotonic()
         self._lock = threading.Lock()  # modelsec verify --jobs hashes from several threads
 
+    @property
+    def shown(self) -> bool:
+        """A bar is on screen: only then do scanners need to count bytes for it."""
+        return self._bar is not None
+
     def __call__(self, nbytes: int) -> None:
         if self._bar is not None:
             with self._lock:

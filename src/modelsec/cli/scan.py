@@ -215,7 +215,10 @@ def judge(args: argparse.Namespace, targets: list[str]) -> RunResult:
     try:
         for ref, target in zip(refs, targets):
             display = target if ref.scheme == "file" and "://" not in target else None
-            scanned = scan_model(ref, engine, ScanOptions(progress=progress, display=display, config=config))
+            options = ScanOptions(
+                progress=progress if progress.shown else None, display=display, config=config
+            )
+            scanned = scan_model(ref, engine, options)
             verdict = evaluate(group, EvaluationInput(scanned.report, scanned.source_type, scanned.metadata))
             results.append(ModelResult(scanned, verdict))
     finally:
