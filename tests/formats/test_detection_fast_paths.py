@@ -63,3 +63,20 @@ def test_pickles_zips_and_tensor_members_are_no_onnx_without_a_walk() -> None:
 def test_a_zip_is_no_pickle_without_the_probe() -> None:
     archive = _torch_like_zip()
     assert not pickle_format.SCANNER.detect(archive[:HEAD_SIZE], BytesSource(archive), "model.pt")
+
+
+def test_binary_heads_are_no_template_without_the_delimiter_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelsec.formats import jinja_template
+
+    class Refuse:
+        def search(self, head: bytes) -> None:
+            raise AssertionError("the delimiter search ran")
+
+    monkeypatch.setattr(jinja_template, "_DELIMITER", Refuse())
+    archive = _torch_like_zip()
+    with zipfile.ZipFile(io.BytesIO(archive)) as opened:
+        samples = [opened.read("archive/data/0"), opened.read("archive/data.pkl"), archive]
+    samples.append(b"\x00{{ cycler.__init__.__globals__.os.popen('id').read() }}")
+    for data in samples:
+        for name in ("member", "chat_template.jinja"):
+            assert not jinja_template.SCANNER.detect(data[:HEAD_SIZE], BytesSource(data), name)

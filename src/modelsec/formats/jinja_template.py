@@ -53,7 +53,9 @@ class JinjaTemplateScanner(FormatScanner):
     priority = 82
 
     def detect(self, head: bytes, source: ByteSource, filename: str) -> bool:
-        if filename.lower().endswith(YAML_SUFFIXES):
+        # A NUL fails head_is_text below on every path: binary files (tensor data, most
+        # archive members) stop here, before the delimiter search reads their whole head.
+        if b"\x00" in head or filename.lower().endswith(YAML_SUFFIXES):
             return False
         named = template_named(filename)
         if not named and _DELIMITER.search(head) is None:
