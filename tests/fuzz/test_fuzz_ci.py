@@ -24,8 +24,6 @@ from harness import PARSERS, REPO
 
 WORKER = Path(__file__).resolve().parent / "worker.py"
 INPUTS = int(os.environ.get("MODELSEC_FUZZ_CI_INPUTS", "2000"))
-# keras-h5 runs libhdf5 in a fork per input (as production runs it apart): ~25 inputs/s
-SLOW = {"keras-h5": max(1, INPUTS // 4)}
 PARALLEL = 2
 
 # Finding signatures that may show up, and the regression test that covers each.
@@ -42,7 +40,7 @@ def _run(parser: str, root: Path) -> dict[str, Any]:
     """Run the parser's budget; a worker stopped by a hang or a native crash is started
     again (as the campaign does) after its input is replayed alone, at most three times."""
     directory = root / parser
-    budget = SLOW.get(parser, INPUTS)
+    budget = INPUTS
     inputs, findings, artifacts, log, returncode = 0, {}, {}, "", 0
     for _ in range(3):
         command = [
