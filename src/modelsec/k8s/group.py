@@ -67,14 +67,14 @@ class SecurityGroupResourceSpec(SecurityGroupSpec):
     )
 
     # Declared (and ignored) by the policy spec too; read only by the admission webhook.
-    enforcement: Enforcement | None = Field(  # type: ignore[assignment]
+    enforcement: Enforcement | None = Field(  # type: ignore[assignment]  # narrows GroupSpec's dict
         default=None,
         description="How the admission webhook applies verdicts: mode Enforce (default), Warn "
         "or Audit; pendingAction and errorAction. See docs/webhook.md.",
     )
 
     # Declared (and ignored) by the policy spec too; read only by the operator in job mode.
-    scan_job: ScanJobPlacement | None = Field(  # type: ignore[assignment]
+    scan_job: ScanJobPlacement | None = Field(  # type: ignore[assignment]  # narrows GroupSpec's dict
         default=None,
         alias="scanJob",
         description="Where this group's scan Jobs run (scan mode job): nodeSelector, tolerations, "
