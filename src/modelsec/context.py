@@ -45,6 +45,8 @@ class FormatCategory(str, enum.Enum):
 
 @dataclass(frozen=True)
 class FormatRecord:
+    """The format a file (or archive member) was read as."""
+
     path: str
     format: str
     category: FormatCategory

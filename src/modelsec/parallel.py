@@ -75,6 +75,8 @@ def default_workers() -> int:
 
 @dataclass(frozen=True)
 class _Batch:
+    """Consecutive files of a directory, scanned by one worker; ``index`` keeps report order."""
+
     index: int
     files: tuple[Path, ...]
 

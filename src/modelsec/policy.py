@@ -94,6 +94,8 @@ def emptiness(modes: list[Mode], allow_empty: bool) -> str | None:
 
 @dataclass(frozen=True)
 class SecurityGroup:
+    """A group's name and spec, with where it came from (built-in, a file, the cluster)."""
+
     name: str
     spec: GroupSpec
     origin: str = "built-in"
@@ -105,6 +107,8 @@ class SecurityGroup:
 
 @dataclass
 class RuleEvaluation:
+    """One rule's outcome within a verdict, with the mode (blocking or not) it ran in."""
+
     name: str
     mode: Mode
     result: RuleResult
@@ -128,6 +132,8 @@ class RuleEvaluation:
 
 @dataclass
 class Verdict:
+    """A group's decision on one scanned model: the outcome, each rule's part, and why."""
+
     group: str
     outcome: Outcome
     rules: list[RuleEvaluation]

@@ -24,6 +24,8 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 @dataclass(frozen=True)
 class NameProblem:
+    """Why an archive member's name is a threat (absolute, climbing out, control characters)."""
+
     threat: Threat
     message: str
 

@@ -60,6 +60,8 @@ class PickleFramingError(ValueError):
 
 @dataclass
 class PickleExtent:
+    """Where a pickle stream inside other data starts and ends, and what it names."""
+
     start: int
     end: int  # offset just after STOP
     opcodes: int

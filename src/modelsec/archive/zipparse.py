@@ -47,6 +47,8 @@ def decode_name(raw: bytes, flags: int) -> str:
 
 @dataclass
 class CentralEntry:
+    """A zip central-directory entry, as parsed (names raw and decoded)."""
+
     index: int
     version_made_by: int
     flags: int
@@ -89,6 +91,8 @@ class CentralEntry:
 
 @dataclass
 class LocalHeader:
+    """A zip local file header, as parsed at its offset."""
+
     offset: int
     flags: int
     method: int

@@ -66,6 +66,8 @@ class MsgpackError(ValueError):
 
 @dataclass(frozen=True)
 class Token:
+    """One MessagePack item header: its kind, size and where it and its payload are."""
+
     kind: str  # map, array, str, bin, ext, atom
     size: int  # items (map: pairs, array: elements) or payload bytes
     offset: int  # of the header

@@ -233,6 +233,8 @@ class _Cursor:
 
 @dataclass
 class _Tensor:
+    """One tensor-info record of a GGUF file."""
+
     name: str
     offset: int
     nbytes: int | None  # None: unknown type, size not computable

@@ -60,6 +60,8 @@ SIZE_MISMATCH = threat(
 
 @dataclass(frozen=True)
 class NpyHeader:
+    """A parsed ``.npy`` header: version, where the data starts, dtype, order and shape."""
+
     version: tuple[int, int]
     data_offset: int
     descr: Any

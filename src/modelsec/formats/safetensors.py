@@ -139,6 +139,8 @@ def _is_uint(value: Any) -> bool:
 
 @dataclass(frozen=True)
 class TensorInfo:
+    """One tensor of a safetensors header: name, dtype, shape and byte range."""
+
     name: str
     dtype: str
     shape: tuple[int, ...]

@@ -52,6 +52,8 @@ class YamlLimit(Exception):
 
 @dataclass
 class _Frame:
+    """One open mapping or sequence while YAML is walked line by line."""
+
     mapping: bool
     path: str
     key: str | None  # the key this collection sits under (a list inherits it)

@@ -59,6 +59,8 @@ BUILTIN_BASES = (
 
 @dataclass(frozen=True, slots=True)
 class MethodFact:
+    """One implicit method of an allowlisted class: who defines it and whether it is safe."""
+
     owner: str  # dotted path of the class whose __dict__ defines it (first in the MRO)
     safe: bool  # inherited from object/builtins, proven pure, or reviewed (hash matches)
     why: str  # "builtin", "pure", "reviewed", or the reason it is not safe
@@ -66,6 +68,8 @@ class MethodFact:
 
 @dataclass(frozen=True, slots=True)
 class ClassFacts:
+    """What unpickling an instance of an allowlisted class can run (hack/gen_pickle_allowlist.py records it)."""
+
     path: str  # the defining path (module.qualname), whichever alias was asked for
     builtin_base: str  # nearest builtin base that changes unpickler fast paths (BUILTIN_BASES)
     instance_dict: bool  # instances have a writable __dict__ (instance attributes shadow methods)

@@ -378,6 +378,8 @@ _FOLDED: dict[str, tuple[str, Category]] = {
 
 @dataclass(frozen=True)
 class Denial:
+    """The denylist entry that makes a dotted path dangerous, and its category."""
+
     path: str  # the entry (or dunder path) that matched
     category: Category
 

@@ -63,6 +63,8 @@ _ABSENT = object()
 
 @dataclass(frozen=True)
 class ArrayLayout:
+    """How the bytes after a joblib array wrapper are laid out."""
+
     nbytes: int  # raw data bytes (0 for object arrays: a nested pickle follows instead)
     padded: bool  # a padding-length byte (and pad bytes) precede the data
     objects: bool  # dtype holds Python objects: a nested pickle stream follows

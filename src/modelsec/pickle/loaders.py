@@ -26,6 +26,8 @@ from modelsec.pickle.values import Derived, Value
 
 @dataclass(frozen=True)
 class Loader:
+    """How a loading function takes its payload (bytes or a file) and as what format."""
+
     takes: str  # "bytes" (loads-style) or "file" (load-style: a file object)
     expect: str | None  # format to force on the payload; None: recognise by content
 

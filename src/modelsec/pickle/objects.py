@@ -48,6 +48,8 @@ class Found(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Lookup:
+    """What a method lookup on a stream-built instance finds (an override, the class's method, ...)."""
+
     found: Found
     value: Value = None  # OVERRIDE: what the stream stored under the name
     owner: str = ""  # METHOD: the class that defines it; COMPUTED: why it cannot be told

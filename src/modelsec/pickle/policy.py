@@ -26,6 +26,8 @@ class Verdict(enum.IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class Classification:
+    """What the allow- and denylists say about one dotted path, and which entry said it."""
+
     verdict: Verdict
     path: str  # the dotted path as CPython 3 imports it (after Python 2 mapping)
     reason: str = ""  # the allow/deny entry that decided

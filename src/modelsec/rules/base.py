@@ -72,6 +72,8 @@ class EvaluationInput:
 
 @dataclass
 class RuleOutcome:
+    """What one rule decided about one model: its result and the findings behind it."""
+
     result: RuleResult
     violations: list[Finding] = field(default_factory=list)
     message: str = ""

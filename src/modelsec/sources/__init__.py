@@ -134,6 +134,8 @@ SOURCE_MODULES: dict[str, str] = {
 
 @dataclass
 class ScanOptions:
+    """How a source scans: progress reporting, display paths, source settings."""
+
     progress: ProgressCallback | None = None  # called with byte increments as files are fingerprinted
     display: str | None = None  # local paths: show files under the path as the user typed it
     config: dict[str, Any] = field(default_factory=dict)  # source-specific (endpoint, creds)
