@@ -116,6 +116,19 @@ def test_a_pickle_scan_loads_no_other_format_scanning_code(tmp_path):
     assert loaded(modules, NOT_FOR_OTHER_FORMATS) == []
 
 
+def test_a_directory_scanned_in_forked_workers_loads_no_process_pool(tmp_path):
+    """Where fork is safe, workers are forked and fed over pipes (modelsec.forked):
+    multiprocessing and concurrent.futures (~12 ms of imports) stay out of the scan."""
+    for i in range(12):
+        (tmp_path / f"state{i}.pkl").write_bytes(pickle.dumps({"step": i}, protocol=4))
+    modules = imported_by(
+        "from modelsec.cli.main import main\n"
+        f"assert main(['scan', '-q', '--no-progress', '--jobs', '2', {str(tmp_path)!r}]) == 0"
+    )
+    assert "modelsec.forked" in modules  # workers did scan it
+    assert loaded(modules, ("multiprocessing", "concurrent.futures", "ctypes")) == []
+
+
 def test_detection_of_every_format_loads_only_detectors():
     modules = imported_by(
         "from modelsec.bytesource import BytesSource\n"
