@@ -51,6 +51,8 @@ _LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
 
 @dataclass(frozen=True)
 class StoredBom:
+    """A BOM as its ConfigMap stores it: the key, the JSON or gzip bytes, and its number of files."""
+
     key: str  # JSON_KEY (data) or GZIP_KEY (binaryData)
     value: bytes
     files: int

@@ -25,6 +25,8 @@ class Action(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Plan:
+    """What a ModelScan needs now and why; for FAIL, the condition's reason and message."""
+
     action: Action
     why: str
     reason: str = ""  # condition reason for FAIL

@@ -27,6 +27,8 @@ def own_identity() -> str:
 
 @dataclass
 class Runtime:
+    """What every handler shares: settings, API access, the scan pool, the Job scanner, BOMs."""
+
     config: OperatorConfig
     kube: Kube
     pool: ScanPool

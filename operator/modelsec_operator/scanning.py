@@ -46,6 +46,8 @@ class ScanRetry(ScanNotRun):
 
 @dataclass(frozen=True)
 class ScanJob:
+    """A scan to run: the resolved reference, its source's type and digest, and the client config."""
+
     ref: ModelRef
     source_type: SourceType
     source_digest: str

@@ -40,6 +40,8 @@ def explain(exc: ValidationError) -> str:
 
 @dataclass(frozen=True)
 class SourceView:
+    """A ModelSource as validated: whether it is usable and why, its spec's digest, its spec."""
+
     name: str
     ready: bool
     reason: str
@@ -50,6 +52,8 @@ class SourceView:
 
 @dataclass(frozen=True)
 class GroupView:
+    """A SecurityGroup as validated: whether it can judge and why, its digest, spec and source."""
+
     name: str
     ready: bool
     reason: str

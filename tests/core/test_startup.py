@@ -268,3 +268,22 @@ def test_a_user_group_file_is_validated_with_pydantic(tmp_path: Path) -> None:
         "import sys\nprint('pydantic' in sys.modules)"
     )
     assert out == "True"
+
+
+def test_every_dataclass_has_a_docstring() -> None:
+    """Python 3.11 gives a dataclass without a docstring one built from inspect.signature at
+    import: 40 us to over 1 ms a class, 8 ms of a directory scan's imports for the 23 it
+    loads. A line saying what the class holds is cheaper and reads better."""
+    import ast
+
+    missing = []
+    for root in (REPO / "src", REPO / "operator", REPO / "webhook"):
+        for path in sorted(root.rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if not isinstance(node, ast.ClassDef) or ast.get_docstring(node) is not None:
+                    continue
+                decorators = [d.func if isinstance(d, ast.Call) else d for d in node.decorator_list]
+                names = {getattr(d, "id", None) or getattr(d, "attr", None) for d in decorators}
+                if "dataclass" in names:
+                    missing.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name}")
+    assert missing == []

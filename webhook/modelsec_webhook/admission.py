@@ -53,6 +53,8 @@ MiB = 1 << 20
 
 @dataclass(frozen=True)
 class AdmissionSettings:
+    """How admission is set up: exempt namespaces, decision settings, bytes per cache, verifier image."""
+
     exempt_namespaces: frozenset[str] = frozenset({"kube-system", "modelsec-system"})
     decision: Settings = Settings()
     cache_bytes: int = 32 * MiB  # per cache: extractions, judgements, decisions
@@ -61,6 +63,8 @@ class AdmissionSettings:
 
 @dataclass(frozen=True)
 class Answer:
+    """The answer to one review: response body, whether it allows, why (for metrics), verdicts waited for."""
+
     body: bytes
     allowed: bool
     reason: str  # metrics label: exempt, no-models, unchanged, judged, ...
@@ -150,6 +154,8 @@ def same_models(a: Extraction, b: Extraction) -> bool:
 
 @dataclass
 class Admission:
+    """Answers AdmissionReviews from the view; scans to request and Events to record go to callbacks."""
+
     view: View
     settings: AdmissionSettings = field(default_factory=AdmissionSettings)
     request_scans: Callable[[Decision, str], None] | None = None

@@ -64,6 +64,8 @@ class Effect(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Judgement:
+    """One reference judged by one group: the status, why, its ModelScan, warnings and effect."""
+
     reference: Reference
     group: str
     mode: EnforcementMode
@@ -81,6 +83,8 @@ class Judgement:
 
 @dataclass(frozen=True)
 class ScanRequest:
+    """A ModelScan to request: the reference, the group that judges it, and the scan's name."""
+
     reference: Reference
     group: str
     name: str
@@ -88,6 +92,8 @@ class ScanRequest:
 
 @dataclass(frozen=True)
 class Decision:
+    """The answer for one workload: allowed or not, why, warnings, audit records, scans to request."""
+
     allowed: bool
     message: str = ""
     warnings: tuple[str, ...] = ()
@@ -110,6 +116,8 @@ class UnresolvedAction(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Settings:
+    """Decision settings: what to do with an unreadable reference where no group covers the namespace."""
+
     unresolved_action: UnresolvedAction = UnresolvedAction.WARN
 
 

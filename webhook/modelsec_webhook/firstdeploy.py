@@ -63,6 +63,8 @@ A = TypeVar("A", bound=Waitable)
 
 @dataclass(frozen=True)
 class WaitSettings:
+    """Whether a first deploy may wait for its verdict, the margin kept, how many may wait at once."""
+
     enabled: bool = True
     margin_seconds: float = 2.0  # left for answering and the network
     max_waiting: int = 32

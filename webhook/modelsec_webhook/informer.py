@@ -43,6 +43,8 @@ class Sink(Protocol):
 
 @dataclass(frozen=True)
 class Resource:
+    """A resource to list and watch: its name for logs and metrics, and its collection path."""
+
     name: str  # for logs and metrics: "modelscans"
     path: str  # collection path: "/apis/modelsec.io/v1alpha1/modelscans"
 

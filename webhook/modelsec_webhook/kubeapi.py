@@ -35,6 +35,8 @@ class ApiError(Exception):
 
 @dataclass
 class _Credentials:
+    """How to reach the API server: its URL, the TLS context, and the client configuration."""
+
     base: str
     ssl: ssl.SSLContext | bool
     configuration: Configuration

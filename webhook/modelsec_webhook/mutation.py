@@ -47,6 +47,8 @@ MAX_PINNED_BYTES = 8192  # the annotation's budget (all annotations of an object
 
 @dataclass(frozen=True)
 class Pinned:
+    """One reference the mutating webhook pinned: the model, revision, group and where it was found."""
+
     model: str  # the reference as judged (uri)
     revision: str
     group: str
@@ -228,6 +230,8 @@ def mutate(
 
 @dataclass(frozen=True)
 class MutateAnswer:
+    """The answer to one ``/mutate`` review: response body, why (for metrics), verdicts waited for."""
+
     body: bytes
     reason: str  # metrics label
     waiting: tuple[Judgement, ...] = ()

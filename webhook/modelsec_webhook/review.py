@@ -180,6 +180,8 @@ def _loads(body: bytes) -> Any:
 
 @dataclass(frozen=True)
 class _Surrogate:
+    """A parsed body holding a lone surrogate: refused once its request's uid is known."""
+
     document: Any
 
 

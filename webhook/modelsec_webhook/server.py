@@ -61,6 +61,8 @@ MAX_REVIEW_BYTES = 16 * 1024 * 1024  # object + oldObject of the largest objects
 
 @dataclass
 class ServerConfig:
+    """The webhook's settings: ports, TLS, admission, watches, staleness and first-deploy waits."""
+
     port: int = 8443
     bind_address: str = "0.0.0.0"
     metrics_port: int = 9091

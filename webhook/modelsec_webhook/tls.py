@@ -106,6 +106,8 @@ class ServingCertificate:
 
 @dataclass(frozen=True)
 class Bootstrapped:
+    """Where the bootstrapped serving certificate, its key and the CA's certificate are."""
+
     cert_file: Path
     key_file: Path
     ca_file: Path

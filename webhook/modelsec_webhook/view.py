@@ -48,6 +48,8 @@ REVISION_PINNED = "RevisionPinned"
 
 @dataclass(frozen=True)
 class FindingBrief:
+    """One finding of a ModelScan, as admission shows it: rule, threat, file and message."""
+
     rule: str
     threat: str
     file: str
@@ -142,6 +144,8 @@ class GroupState(enum.StrEnum):
 
 @dataclass(frozen=True)
 class GroupRecord:
+    """What admission needs from one SecurityGroup."""
+
     name: str
     source_ref: str
     selects: Selector
@@ -218,6 +222,8 @@ class Governor:
 
 @dataclass(frozen=True)
 class Namespace:
+    """A namespace's labels, with a version that changes when they do."""
+
     labels: Mapping[str, str]
     version: int
 
@@ -227,6 +233,8 @@ class Namespace:
 
 @dataclass
 class View:
+    """The cluster as admission reads it: ModelScans, groups, sources and namespaces, indexed."""
+
     scans: dict[str, dict[str, ScanRecord]] = field(default_factory=dict)  # key -> name -> record
     scan_keys: dict[str, str] = field(default_factory=dict)  # name -> key
     # By the key of the revision each scan read (status.revision), when not its spec's.

@@ -75,6 +75,8 @@ def job_key(job: ScanJob, group_digest: str) -> str:
 
 @dataclass(frozen=True)
 class JobVerdict:
+    """A scan Job's verdict, its Job and Pod, and how it came: from our own Job, adopted or shared."""
+
     verdict: WorkerVerdict
     job: str
     pod: str

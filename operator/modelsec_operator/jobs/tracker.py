@@ -66,6 +66,8 @@ def _owned_by(pod: dict[str, Any], job: dict[str, Any]) -> bool:
 
 @dataclass
 class _Waiting:
+    """One wait for a Job to end: the future to resolve, and what earlier polls saw of the Job."""
+
     future: asyncio.Future[JobEnd]
     unscheduled_since: float | None = None
     complete_polls: int = 0

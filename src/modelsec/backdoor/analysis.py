@@ -82,12 +82,16 @@ class BackdoorPath:
 
 @dataclass
 class BackdoorReport:
+    """The backdoor paths found, and why the analysis stopped early if it did."""
+
     paths: list[BackdoorPath] = field(default_factory=list)
     incomplete: str | None = None
 
 
 @dataclass(frozen=True)
 class AnalysisLimits:
+    """Bounds on the analysis: node evaluations in all, and depth of nested function inlining."""
+
     max_visits: int = 3_000_000  # node evaluations, inlined functions and bodies included
     max_call_depth: int = 8  # nested function inlining
 

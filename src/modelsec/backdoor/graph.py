@@ -85,5 +85,7 @@ class DataflowGraph:
 
 @dataclass(slots=True)
 class DataflowModel:
+    """A model to analyse: its main graph and the functions its ops may call, by name."""
+
     main: DataflowGraph
     functions: dict[str, DataflowGraph] = field(default_factory=dict)

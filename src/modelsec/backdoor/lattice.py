@@ -25,6 +25,8 @@ OFFSET = "offset"  # output is shifted or scaled by a constant when triggered
 
 @dataclass(frozen=True, slots=True)
 class Effect:
+    """A switch's influence carried by a value: which switch, whether it switches or offsets, its path."""
+
     sid: int
     strength: str
     path: Path = field(compare=False, hash=False, default=None)
@@ -32,6 +34,8 @@ class Effect:
 
 @dataclass(frozen=True, slots=True)
 class Val:
+    """What is known of one value: data dependence, constants, triggers and switch effects."""
+
     data: bool = False  # depends on input element values
     aux: bool = False  # depends on shapes/randomness, not on embedded constants only
     const: Constant | None = None  # what is known of a non-data value
@@ -64,6 +68,8 @@ AUX = Val(aux=True)
 
 @dataclass(frozen=True)
 class Trigger:
+    """A comparison of input data with an embedded constant, and the path the data took to it."""
+
     id: int
     node: str
     op: str
@@ -75,6 +81,8 @@ class Trigger:
 
 @dataclass(frozen=True)
 class Switch:
+    """Where a trigger switches in a constant (or shifts the output by one): kind, node, trigger, fill."""
+
     id: int
     kind: str  # where | if | loop | gate | blend | offset
     node: str

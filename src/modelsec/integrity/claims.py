@@ -16,6 +16,8 @@ PREFIX = "claimed:"
 
 @dataclass(frozen=True)
 class Claim:
+    """A digest a remote source claimed for a file: its kind, its value and where the claim came from."""
+
     kind: str  # "sha256" (Hub LFS oid, S3 checksum), "git-blob" (Hub git object), "s3-etag"
     value: str  # lowercase hex for sha256 and git-blob
     scope: str  # endpoint, repository or bucket, and revision that made the claim

@@ -29,6 +29,8 @@ class ExpectedError(ValueError):
 
 @dataclass(frozen=True)
 class ExpectedFile:
+    """One file as the scan recorded it: name in the model, size, SHA-256 or the source's claim."""
+
     name: str  # inside the model (POSIX); for a one-file model, the file's name
     size: int | None
     sha256: str | None  # computed by the scan from the bytes
@@ -37,6 +39,8 @@ class ExpectedFile:
 
 @dataclass(frozen=True)
 class Expected:
+    """What a scan recorded about one model: its per-file digests, or only its fingerprint."""
+
     origin: str  # where it was read, for messages
     uri: str
     source_type: str

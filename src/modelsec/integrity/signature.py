@@ -78,6 +78,8 @@ class TrustMaterial:
 
 @dataclass(frozen=True)
 class SignedFile:
+    """One entry of a signed manifest: the path inside the model as signed, and its digest."""
+
     name: str  # path inside the model, POSIX, as signed
     algorithm: str  # "sha256" for the file serialization modelsec can check
     digest: str  # lowercase hex

@@ -49,6 +49,8 @@ DIFFERENT = frozenset({Status.CHANGED, Status.MISSING, Status.EXTRA})
 
 @dataclass(frozen=True)
 class Check:
+    """One result: a name inside the model ("" for the model as a whole), its status and why."""
+
     name: str  # inside the model; "" for the model as a whole (fingerprint checks)
     status: Status
     detail: str = ""
@@ -56,6 +58,8 @@ class Check:
 
 @dataclass(frozen=True)
 class Options:
+    """How to verify: names to ignore, what to accept, a progress callback and files hashed at once."""
+
     ignore: tuple[str, ...] = ()  # globs of names on disk that are not part of the model
     allow_missing: bool = False  # scanned files absent on disk are reported, not failed
     accept_claimed: bool = False  # a file matching the source's claimed SHA-256 is OK
@@ -65,6 +69,8 @@ class Options:
 
 @dataclass
 class Result:
+    """What :func:`verify` found: a check per name, files and bytes read, time taken; its exit code."""
+
     checks: list[Check] = field(default_factory=list)
     files_read: int = 0
     bytes_read: int = 0
@@ -95,6 +101,8 @@ class VerifyError(ValueError):
 
 @dataclass(frozen=True)
 class _OnDisk:
+    """An entry found on disk: its name in the model, its path, and why it is not a readable file."""
+
     name: str
     path: str
     problem: str | None = None  # why it cannot be read as a file (never opened then)
@@ -102,6 +110,8 @@ class _OnDisk:
 
 @dataclass(frozen=True)
 class _Digests:
+    """What hashing a file gave: its size, SHA-256 and, when asked for, git's blob id."""
+
     size: int
     sha256: str
     git_blob: str | None

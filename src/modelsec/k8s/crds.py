@@ -34,6 +34,8 @@ HEADER = (
 
 @dataclass(frozen=True)
 class Column:
+    """One printer column of a CRD (``kubectl get``): header, JSON path, type, priority, description."""
+
     name: str
     json_path: str
     type: str = "string"
@@ -62,6 +64,8 @@ AGE = Column("Age", ".metadata.creationTimestamp", "date")
 
 @dataclass(frozen=True)
 class Kind:
+    """One custom resource kind: names, scope, spec and status models, columns; renders its CRD."""
+
     kind: str
     plural: str
     short_names: list[str]

@@ -301,6 +301,8 @@ class IssueKind(str, enum.Enum):
 
 @dataclass(frozen=True)
 class KerasIssue:
+    """One object in the config that would run code on load: what kind, where, and why."""
+
     kind: IssueKind
     where: str  # JSON path of the object, with its layer name when known
     subject: str
@@ -311,6 +313,8 @@ class KerasIssue:
 
 @dataclass
 class ConfigAnalysis:
+    """What the walk found: its issues, the objects and lambdas seen, and why it stopped early."""
+
     issues: list[KerasIssue] = field(default_factory=list)
     objects: int = 0  # serialised objects (dicts with class_name) seen
     lambdas: int = 0

@@ -33,6 +33,8 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 @dataclass
 class ExternalIssue:
+    """One problem of one external data location, with how many tensors use it and the first names."""
+
     kind: str
     location: str
     message: str

@@ -64,6 +64,8 @@ class Tensor:
 
 @dataclass(slots=True)
 class Attribute:
+    """An AttributeProto: name, type, and its value (in the fields of that type) or what it refers to."""
+
     name: str = ""
     type: int = 0
     f: float | None = None
@@ -83,6 +85,8 @@ class Attribute:
 
 @dataclass(slots=True)
 class Node:
+    """A NodeProto: one operator call (domain, op, overload) with its inputs, outputs and attributes."""
+
     name: str = ""
     op_type: str = ""
     domain: str = ""
@@ -121,6 +125,8 @@ class Graph:
 
 @dataclass(slots=True)
 class OpsetImport:
+    """An OperatorSetIdProto: a domain and the version of its operator set that is imported."""
+
     domain: str
     version: int
 
@@ -151,6 +157,8 @@ class Function:
 
 @dataclass(slots=True)
 class OnnxModel:
+    """A ModelProto: header metadata, opset imports, graphs, functions, and why it was not read whole."""
+
     ir_version: int | None = None
     producer_name: str = ""
     producer_version: str = ""

@@ -31,6 +31,8 @@ CONFLICTING_IMPORTS = "conflicting-imports"
 
 @dataclass
 class OperatorIssue:
+    """One problem of one operator (or of a domain's imports), with a count and the first nodes."""
+
     kind: str
     domain: str
     op_type: str
@@ -42,6 +44,8 @@ class OperatorIssue:
 
 @dataclass
 class OperatorReport:
+    """What :func:`check_operators` found: the issues, domains newer than the table, nodes checked."""
+
     issues: list[OperatorIssue] = field(default_factory=list)
     # domains imported at versions newer than the table knows: ops were checked against
     # the newest known version, which may wrongly flag ops added since

@@ -28,6 +28,8 @@ def canonical_domain(domain: str) -> str:
 
 @dataclass(frozen=True)
 class OpsetTable:
+    """The official operator sets: each domain's newest opset, and when each op's schemas came or went."""
+
     onnx_version: str
     max_versions: dict[str, int]
     # domain -> op -> (sorted since-versions, deprecated flags)

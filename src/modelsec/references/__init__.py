@@ -87,6 +87,8 @@ def extractors() -> tuple[Extractor, ...]:
 
 @dataclass(frozen=True)
 class Extraction:
+    """The references, invalid texts and unresolved places found in one workload, or why it is unreadable."""
+
     references: tuple[Reference, ...] = ()
     invalid: tuple[Invalid, ...] = ()
     unresolved: tuple[Unresolved, ...] = ()

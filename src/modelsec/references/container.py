@@ -440,6 +440,8 @@ class Container:
 
 @dataclass(frozen=True)
 class CommandLine:
+    """One command line the container runs: its words, expanded, and the environment it runs in."""
+
     words: tuple[str, ...]
     env: Env
 

@@ -74,6 +74,8 @@ class Found:
 
 @dataclass(frozen=True)
 class Reference:
+    """A model a workload names, parsed: its endpoint, where it was found and whether it can be pinned."""
+
     ref: ModelRef
     endpoint: str | None
     origins: tuple[str, ...]

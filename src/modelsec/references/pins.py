@@ -63,6 +63,8 @@ class Option:
 
 @dataclass(frozen=True)
 class Unpinnable:
+    """The serving stack takes no revision where the reference was found; ``why``, for the record."""
+
     why: str
 
 
@@ -113,6 +115,8 @@ class Pin:
 
 @dataclass
 class Applied:
+    """What :func:`apply` did: the edited copy, the anchors it rewrote, the pins it could not write."""
+
     obj: Any  # the edited copy
     changed: list[Path]  # anchors rewritten (a container, a string), for the JSON patch
     problems: list[tuple[Pin, str]]  # pins that could not be written, and why

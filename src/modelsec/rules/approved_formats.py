@@ -21,6 +21,8 @@ DEFAULT_APPROVED = ("safetensors", "gguf", "onnx", "numpy-npy", "numpy-npz")
 
 @dataclass(frozen=True, kw_only=True)
 class ApprovedFormatsParams(RuleParams):
+    """Parameters of ApprovedFormats: the formats models may use, and whether unknown ones pass."""
+
     approved_formats: list[str] = param(
         default_factory=lambda: list(DEFAULT_APPROVED),
         shown_default=list(DEFAULT_APPROVED),

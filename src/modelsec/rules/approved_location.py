@@ -40,6 +40,8 @@ def within(location: str, prefix: str) -> bool:
 
 @dataclass(frozen=True, kw_only=True)
 class ApprovedLocationParams(RuleParams):
+    """Parameters of ApprovedLocation: the path or URI prefixes models may come from."""
+
     approved_locations: list[str] = param(
         default_factory=list,
         alias="approvedLocations",

@@ -21,6 +21,8 @@ DEFAULT_APPROVED = ("apache-2.0", "mit", "bsd-2-clause", "bsd-3-clause")
 
 @dataclass(frozen=True, kw_only=True)
 class LicenseApprovedParams(RuleParams):
+    """Parameters of LicenseApproved: the licenses a model may declare."""
+
     approved_licenses: list[str] = param(
         default_factory=lambda: list(DEFAULT_APPROVED),
         shown_default=list(DEFAULT_APPROVED),

@@ -32,6 +32,8 @@ NOT_APPROVED_MODEL = threat(
 
 @dataclass(frozen=True, kw_only=True)
 class ModelBlockedParams(RuleParams):
+    """Parameters of ModelBlocked: the org/name deny list and allow list."""
+
     denied_models: list[str] = param(
         default_factory=list,
         alias="deniedModels",

@@ -20,6 +20,8 @@ BLOCKED_ORG = threat(
 
 @dataclass(frozen=True, kw_only=True)
 class OrganizationBlockedParams(RuleParams):
+    """Parameters of OrganizationBlocked: the owners whose models are denied."""
+
     deny_orgs: list[str] = param(
         default_factory=list,
         alias="denyOrgs",

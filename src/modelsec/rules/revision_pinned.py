@@ -50,6 +50,8 @@ REQUESTED_REVISION = "requestedRevision"  # ModelMetadata.extra key set by sourc
 
 @dataclass(frozen=True, kw_only=True)
 class RevisionPinnedParams(RuleParams):
+    """Parameters of RevisionPinned: patterns of revisions trusted as pins besides immutable ones."""
+
     trusted_revisions: list[str] = param(
         default_factory=list,
         alias="trustedRevisions",
@@ -61,6 +63,8 @@ class RevisionPinnedParams(RuleParams):
 
 @dataclass(frozen=True)
 class Judgement:
+    """Whether a revision is a pin, and a message that says why (or how to fix it)."""
+
     pinned: bool
     message: str
 

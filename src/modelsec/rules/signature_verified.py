@@ -147,12 +147,16 @@ SignaturePath = Annotated[str, Check(_signature_path)]
 
 @dataclass(frozen=True, kw_only=True)
 class SigstoreIdentityParam(RuleParams):
+    """One trusted Sigstore signer: the certificate identity and the OIDC issuer that vouched for it."""
+
     identity: str = param(min_length=1, description="Certificate identity: e-mail or URI SAN.")
     issuer: str = param(min_length=1, description="OpenID Connect issuer URL that vouched for it.")
 
 
 @dataclass(frozen=True, kw_only=True)
 class SignatureVerifiedParams(RuleParams):
+    """Parameters of SignatureVerified: where the signature is, whom to trust, what may be unsigned."""
+
     signature_file: SignaturePath = param(
         default="model.sig",
         alias="signatureFile",

@@ -37,6 +37,8 @@ def _exact_reviewed_names(names: frozenset[str]) -> frozenset[str]:
 
 @dataclass(frozen=True, kw_only=True)
 class SuspiciousComponentsParams(FindingRuleParams):
+    """Parameters of SuspiciousComponents: the lowest severity that fails, reviewed pickle globals."""
+
     # LOW findings here are observations: reported in every output, but not a reason to
     # block on their own.
     min_severity: SeverityName = param(

@@ -42,6 +42,8 @@ class Transient(Exception):
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """How many times and how long to retry a remote call, and the scan's deadline, if any."""
+
     max_retries: int = 4
     base_seconds: float = 0.5
     max_seconds: float = 8.0

@@ -114,6 +114,8 @@ _S3_STATUS_MEANINGS = {503: StatusMeaning(THROTTLED, transient=True)}  # 503 Slo
 
 @dataclass
 class S3Object:
+    """One S3 object as a listing or HEAD describes it: key, size, ETag, version id, date, SHA-256."""
+
     key: str
     size: int
     etag: str

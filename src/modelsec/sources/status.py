@@ -27,6 +27,8 @@ from modelsec.sources.remote_file import RangeNotSupported
 
 @dataclass(frozen=True)
 class StatusMeaning:
+    """What an HTTP status means for a scan: the MS-SRC code to report, and whether to retry."""
+
     code: str  # the MS-SRC code reported when this is the last word
     transient: bool  # worth another attempt (retry.call retries a Transient, bounded)
 

@@ -23,6 +23,8 @@ Thunk = Callable[[Evaluator], Val]
 
 @dataclass(frozen=True)
 class Site:
+    """One place a variable is bound: its name (or ``ns.attr``) and how to evaluate its value."""
+
     key: str  # variable name, or "ns.attr"
     value: Thunk
 

@@ -49,6 +49,8 @@ class IssueKind(enum.Enum):
 
 @dataclass(frozen=True)
 class TemplateIssue:
+    """One way the template reaches beyond its data: the attack class, severity, message and line."""
+
     kind: IssueKind
     severity: Severity
     message: str

@@ -25,6 +25,8 @@ MAX_TEMPLATE_BYTES_PER_FILE = 32 << 20
 
 @dataclass(frozen=True)
 class Candidate:
+    """A template-like string in a config: its key path, its text, whether its key names a template."""
+
     where: str  # key path inside the file: chat_template, chat_template[1].template, a.b[3]
     text: str
     strict: bool

@@ -48,6 +48,8 @@ def has_markers(text: str) -> bool:
 
 @dataclass(frozen=True)
 class ParseResult:
+    """The AST of a template, or why there is none; ``limit`` when a size or complexity limit is why."""
+
     tree: nodes.Template | None
     error: str | None = None  # why there is no tree
     limit: bool = False  # the error is a size/complexity limit, not a syntax error

@@ -37,6 +37,8 @@ def _tag(value: Any) -> Tagged:
 
 @dataclass(frozen=True)
 class Val:
+    """What one template expression may evaluate to: known constants, and kinds of unknown value."""
+
     consts: frozenset[Tagged] = frozenset()
     num: bool = False
     data: bool = False

@@ -41,6 +41,8 @@ class NodeInfo:
 
 @dataclass
 class OpUse:
+    """How many nodes use one op, and the first of them."""
+
     count: int
     first: NodeInfo
 

@@ -28,6 +28,8 @@ FLEX_PREFIX = "Flex"
 
 @dataclass(frozen=True)
 class OpCode:
+    """One of the model's operator codes: its index, builtin code, custom name (if any) and version."""
+
     index: int
     builtin: int
     custom: str | None
@@ -47,6 +49,8 @@ class FlexUse:
 
 @dataclass
 class TFLiteSummary:
+    """What a TFLite model runs: its operator codes, how often each is used, its Flex ops, problems."""
+
     version: int = 0
     codes: list[OpCode] = field(default_factory=list)
     used: Counter[int] = field(default_factory=Counter)
