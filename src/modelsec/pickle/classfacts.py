@@ -38,6 +38,7 @@ import json
 import types
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 IMPLICIT_METHODS = (
     "__new__",
@@ -136,10 +137,10 @@ def _table() -> dict[str, ClassFacts]:
 
 
 def _generated_files() -> Iterator[tuple[str, Mapping[str, object]]]:
-    from importlib import resources  # on first use only, like the facts (start-up cost)
-
-    package = resources.files(__package__)
-    for entry in sorted(package.iterdir(), key=lambda e: e.name):
+    # Listed beside this module rather than through importlib.resources, whose readers
+    # import zipfile (start-up cost of every scan worker, issue 14): modelsec is installed
+    # as files (the wheel, the image).
+    for entry in sorted(Path(__file__).parent.iterdir(), key=lambda e: e.name):
         if entry.name.startswith("classfacts_") and entry.name.endswith(".json"):
             try:
                 document = json.loads(entry.read_text(encoding="utf-8"))
