@@ -462,6 +462,16 @@ def test_every_callable_class_has_facts_under_every_name_the_allowlist_uses() ->
     assert torch_classes and all(is_class(p) for p in torch_classes)
 
 
+def test_every_committed_class_fact_parses() -> None:
+    """Entries are parsed when a stream first names their class (start-up, issue 14): a
+    malformed one would fail only the scans that name it, so all of them are parsed here."""
+    parsed = {path: classfacts.class_facts(path) for path in classfacts.known_classes()}
+    assert len(parsed) > 1000 and all(facts is not None for facts in parsed.values())
+    alias = "sklearn.externals.joblib.numpy_pickle.NumpyArrayWrapper"
+    assert parsed[alias] is parsed["joblib.numpy_pickle.NumpyArrayWrapper"]
+    assert parsed[alias].path == "joblib.numpy_pickle.NumpyArrayWrapper"  # the defining path
+
+
 def test_malformed_facts_are_an_error_not_a_pass() -> None:
     with pytest.raises(ClassFactsError, match="bad entry"):
         classfacts._parse("x.json", "a.B", {"builtin_base": "object", "methods": {}})

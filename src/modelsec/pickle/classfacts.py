@@ -85,16 +85,23 @@ class ClassFactsError(RuntimeError):
 def class_facts(path: str) -> ClassFacts | None:
     """The facts of the class at ``path`` (public alias or defining module); None when
     ``path`` is not a known class (a function, a value, or unknown)."""
-    return _table().get(path)
+    entry = _entries().get(path)
+    if entry is None:
+        return None
+    source, defining, value = entry
+    facts = _parsed.get(defining)  # one object for a class and all its aliases
+    if facts is None:
+        facts = _parsed[defining] = _parse(source, defining, value)
+    return facts
 
 
 def is_class(path: str) -> bool:
-    return path in _table()
+    return path in _entries()
 
 
 def known_classes() -> Iterator[str]:
     """Every path with facts (aliases included)."""
-    return iter(_table())
+    return iter(_entries())
 
 
 # scikit-learn < 0.23 vendored joblib as sklearn.externals.joblib: the same code under another
@@ -112,28 +119,36 @@ VENDORED_ALIASES: Mapping[str, object] = {
 # -- loading ---------------------------------------------------------------------------------
 
 
+# An entry is parsed when a stream first names its class: reading every file's 1,048 is a
+# few milliseconds of each scan worker's start-up (issue 14). A malformed entry still fails
+# every scan that names the class (ClassFactsError), and a test parses them all.
+_parsed: dict[str, ClassFacts] = {}
+
+
 @functools.cache
-def _table() -> dict[str, ClassFacts]:
+def _entries() -> dict[str, tuple[str, str, object]]:
+    """Every class's raw entry by path (aliases included): the file it came from, the
+    defining path and the entry."""
     from modelsec.pickle.classfacts_torch import TORCH_CLASSES  # hand-written, PyTorch-free
 
-    table: dict[str, ClassFacts] = {}
+    entries: dict[str, tuple[str, str, object]] = {}
     aliases: dict[str, str] = {}
     sources = [
         *_generated_files(),
         ("classfacts_torch.py", TORCH_CLASSES),
         ("classfacts.py", VENDORED_ALIASES),
     ]
-    for name, entries in sources:
-        for path, value in entries.items():
+    for name, mapping in sources:
+        for path, value in mapping.items():
             if isinstance(value, str):
                 aliases[path] = value
             else:
-                table[path] = _parse(name, path, value)
+                entries[path] = (name, path, value)
     for alias, target in aliases.items():
-        if target not in table:
+        if target not in entries:
             raise ClassFactsError(f"class facts: alias {alias} names {target}, which has no facts")
-        table.setdefault(alias, table[target])
-    return table
+        entries.setdefault(alias, entries[target])
+    return entries
 
 
 def _generated_files() -> Iterator[tuple[str, Mapping[str, object]]]:
