@@ -128,6 +128,10 @@ class _ProbeChild:
 
 def _serve(requests: int, replies: int) -> None:
     """The child: probe each path read from ``requests``; the summary goes to ``replies``."""
+    # libFuzzer's handlers came with the fork: a crash in libhdf5 must end this process by
+    # its signal, as it ends production's probe, not as a libFuzzer crash report (exit 77).
+    for fatal in (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGABRT):
+        signal.signal(fatal, signal.SIG_DFL)
     while True:
         head = _read_exactly(requests, _LENGTH.size)
         if head is None:

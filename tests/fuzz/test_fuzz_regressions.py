@@ -182,6 +182,35 @@ def test_keras_h5_libhdf5_hang_is_contained(tmp_path: Path, monkeypatch: pytest.
     assert any("did not finish within 3 s" in i.reason for i in result.incompletes)
 
 
+# 6 KiB that make libhdf5 dereference a bad pointer (SIGSEGV), found by the keras-h5
+# target (native-6ddc114ee6cc); zlib, then base64.
+LIBHDF5_SEGFAULT = (
+    "eNrr9HBx4+WS4mIAAQ4OBhYGAQZk8B8KGCTQ+FCQAKUZoXQHlF7BBBNnBstBtQNNh5ivwAzhZ0DF"
+    "Q4JcXZHNR7dnFAwK4DBQFnu4OgaA6Aho8uSAip9gQlUHS4cBVLJXEJpe0dM1D4MH1D5eBhGga3Lz"
+    "U1Jz4pPz89Iy00HikpyMYJ0CcDdxoLhvPZInGEfT1SgYBaNgAIC7s78PIwO0oEIvn4CgWik5J7G4"
+    "OD4vMTdVyUpBKTi1sDS1rCQzMUdJR0EJUt4BxauVYApyE3MykzPzS4vjwUUiSFVOYmVqUTFQMhrd"
+    "tDXzJs1NSUQzKa00L7kkMz8PpCAnMTcpJVGhwkohtSwxR0O9oCgzr0QjRqk4Nbm0KLOkUqEktbgk"
+    "RklTXVOptja2thbuLwP+0bgdBaNgFIyCwQE6R3uagxL8HO1pD+2eJuNoT3MUDCbwbjQIRsEoGBIA"
+    "AAwzphI="
+)
+
+
+def test_keras_h5_libhdf5_crash_is_contained(tmp_path: Path) -> None:
+    """libhdf5 crashes on this file. Production reads HDF5 in a separate process, so the
+    crash ends that process only: the scan reports the file (MS-KERAS-022) and says the
+    structure was not inspected, naming the signal (fail closed)."""
+    data = zlib.decompress(base64.b64decode(LIBHDF5_SEGFAULT))
+    assert len(data) == 6144
+    path = tmp_path / "model.h5"
+    path.write_bytes(data)
+    with FileSource(str(path)) as source:
+        result = Engine().scan_source(str(path), source)
+    assert "MS-KERAS-022" in [f.threat for f in result.findings]
+    assert any("the HDF5 library crashed (SIGSEGV)" in i.reason for i in result.incompletes), (
+        result.incompletes
+    )
+
+
 def test_hdf5_reads_of_one_file_share_one_time_budget(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
