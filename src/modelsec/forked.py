@@ -93,8 +93,12 @@ class Children:
         self.limits = limits
         self.report_progress = report_progress
         self.children: list[Child] = []
-        for _ in range(count):
-            self.children.append(self.fork())
+        try:
+            for _ in range(count):
+                self.children.append(self.fork())
+        except BaseException:  # no process or memory for another child: none is left behind
+            self.stop(kill=True)
+            raise
 
     def __enter__(self) -> Children:
         return self
@@ -109,7 +113,12 @@ class Children:
         # Our ends of the other children's pipes must not stay open in the new child: a
         # child would otherwise keep another's result pipe open past that one's death.
         ours = [fd for c in self.children for fd in (c.tasks, c.results.fd)] + [task_write, result_read]
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            for fd in (task_read, task_write, result_read, result_write):
+                os.close(fd)
+            raise
         if pid == 0:  # the child: never returns
             status = 1
             try:

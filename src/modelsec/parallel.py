@@ -165,7 +165,13 @@ def _scan_forked(
     next_batch = 0  # the next batch to hand to a child
     next_out = 0  # the next batch to hand back to the caller
     finished: dict[int, list[FileResult]] = {}
-    with Children(workers, engine.limits, report_progress=progress is not None) as children:
+    try:
+        children = Children(workers, engine.limits, report_progress=progress is not None)
+    except OSError:  # the system refuses another process (EAGAIN, ENOMEM): scan here
+        for batch in todo:
+            yield from (engine.scan_file(path, progress) for path in batch.files)
+        return
+    with children:
         while next_out < len(todo):
             for child in children.idle():
                 if next_batch == len(todo) or children.busy() + len(finished) >= window:

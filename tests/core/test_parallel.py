@@ -205,6 +205,33 @@ def test_a_scan_abandoned_midway_leaves_no_worker_behind(tmp_path, monkeypatch):
         os.waitpid(-1, os.WNOHANG)  # every worker was reaped
 
 
+def test_when_no_worker_can_be_forked_the_directory_is_scanned_here(tmp_path, monkeypatch):
+    """fork refused (EAGAIN: a process limit; ENOMEM) for the second worker: the first is
+    stopped and reaped, and the files are scanned in this process, with the same report."""
+    import errno
+
+    root = model_directory(tmp_path / "model", copies=2)
+    sequential = Engine(workers=1).scan_path(root)
+    real_fork = os.fork
+    forks: list[int] = []
+
+    def refuses_the_second(*args: Any) -> int:
+        forks.append(1)
+        if len(forks) == 2:
+            raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+        return real_fork()
+
+    monkeypatch.setattr(os, "fork", refuses_the_second)
+    monkeypatch.setattr(parallel, "BATCH_FILES", 3)  # batches enough for two workers
+    open_before = len(os.listdir("/proc/self/fd"))
+    here = Engine(workers=2).scan_path(root)
+    assert len(forks) == 2
+    assert comparable(here) == comparable(sequential)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # the first worker was reaped
+    assert len(os.listdir("/proc/self/fd")) == open_before  # no pipe left open
+
+
 def test_where_fork_is_unsafe_a_process_pool_reports_the_same(tmp_path, monkeypatch):
     root = model_directory(tmp_path / "model", copies=2)
     monkeypatch.setattr(parallel, "_fork_is_safe", lambda: False)
