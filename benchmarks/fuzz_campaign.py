@@ -197,7 +197,19 @@ class Campaign:
                     json.dumps({**outcome, "size": size, "from": prefix}, indent=1)
                 )
             entry["confirmed"] = replay.get("outcome") is not None or bool(replay.get("native"))
+            self._quarantine(directory, artifact.name.split("-")[-1])
             artifact.unlink()
+
+    @staticmethod
+    def _quarantine(directory: Path, digest: str) -> None:
+        """Move an input that stopped a chunk out of the corpus and seeds (libFuzzer names
+        both by SHA-1): every chunk starts by running the whole corpus, so an input that
+        times out there under load (a slow but bounded one) would end every chunk after a
+        few thousand replays, and the campaign would count little but replays."""
+        for kept in (directory / "corpus" / digest, directory / "seeds" / digest):
+            if kept.exists():
+                (directory / "quarantine").mkdir(exist_ok=True)
+                kept.replace(directory / "quarantine" / digest)
 
     def _replay(self, parser: str, path: Path) -> dict[str, Any]:
         command = [self.python, str(WORKER), "replay", "--parser", parser, str(path)]

@@ -15,6 +15,11 @@ def _spin(data: bytes) -> None:
         pass
 
 
+def _spin_on_seed(data: bytes) -> None:
+    if data == b"seed":
+        _spin(data)
+
+
 def _allocate(data: bytes) -> None:
     bytearray(512 << 20)  # past the 256 MiB an input may add
 
@@ -25,4 +30,5 @@ def _seeds() -> list[bytes]:
 
 RAISES = Target("raises", _raise_on_x, _seeds)
 SPINS = Target("spins", _spin, _seeds)
+SPINS_ON_SEED = Target("spins-on-seed", _spin_on_seed, _seeds)
 ALLOCATES = Target("allocates", _allocate, _seeds)

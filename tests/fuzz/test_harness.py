@@ -109,3 +109,19 @@ def test_a_hang_stops_the_worker_and_the_campaign_records_it(tmp_path: Path) -> 
     assert finding["kind"] == "hang" and finding["signature"] == "InputTimeout in fuzz/fuzz_selftest.py:_spin"
     assert finding["confirmed"] and (tmp_path / parser / "findings" / f"{key}.bin").exists()
     assert not list((tmp_path / parser / "artifacts").iterdir())  # moved into findings/
+
+
+def test_an_input_that_stops_a_chunk_leaves_the_corpus(tmp_path: Path) -> None:
+    """Every chunk starts by running the corpus and seeds: an input there that times out
+    would stop every chunk after a few replays, so it is moved to quarantine/."""
+    pytest.importorskip("atheris")
+    from fuzz_campaign import Campaign
+
+    campaign = Campaign(tmp_path, target_inputs=10, chunk=10, python=sys.executable)
+    parser = "fuzz_selftest:SPINS_ON_SEED"
+    campaign.state(parser)
+    campaign.run_chunk(parser, 0, 10)
+    assert campaign.states[parser].restarts == 1
+    [quarantined] = (tmp_path / parser / "quarantine").iterdir()
+    assert quarantined.read_bytes() == b"seed"
+    assert not (tmp_path / parser / "seeds" / quarantined.name).exists()
