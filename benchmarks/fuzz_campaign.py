@@ -52,6 +52,7 @@ class ParserState:
 
     parser: str
     inputs: int = 0
+    replays: int = 0  # of inputs: corpus files rerun as chunks started (counted from 2026-12-07)
     chunks: int = 0
     seconds: float = 0.0  # worker wall time spent on inputs (start-up excluded)
     peak_rss: int = 0  # the largest worker RSS seen (bytes)
@@ -74,6 +75,7 @@ class ParserState:
     def merge_run(self, run: dict[str, Any]) -> list[str]:
         """Add one worker run's counts; the keys of findings not seen before."""
         self.inputs += int(run["inputs"])
+        self.replays += int(run.get("replays", 0))
         self.seconds += float(run["seconds"])
         self.peak_rss = max(self.peak_rss, int(run["peak_rss"]))
         self.baseline_rss = max(self.baseline_rss, int(run["baseline_rss"]))
@@ -371,15 +373,15 @@ def _mb(n: int) -> str:
 def report(out: Path, parsers: list[str]) -> str:
     """The Markdown table of a campaign, one row per parser."""
     rows = [
-        "| parser | inputs run | crashes | hangs | memory | other | peak RSS (MiB) | baseline (MiB) | "
-        "slowest input (s) | inputs/s |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| parser | inputs run | chunks (ended early) | crashes | hangs | memory | other | peak RSS (MiB) | "
+        "baseline (MiB) | slowest input (s) | inputs/s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     details: list[str] = []
     for parser in parsers:
         path = out / parser / "state.json"
         if not path.exists():
-            rows.append(f"| {parser} | not run | | | | | | | | |")
+            rows.append(f"| {parser} | not run | | | | | | | | | |")
             continue
         state = ParserState.load(path, parser)
         kinds: dict[str, int] = {}
@@ -394,7 +396,8 @@ def report(out: Path, parsers: list[str]) -> str:
         other = kinds.get("recursion", 0) + kinds.get("oracle", 0) + kinds.get("native", 0)
         rate = state.inputs / state.seconds if state.seconds else 0.0
         rows.append(
-            f"| {parser} | {state.inputs:,} | {kinds.get('crash', 0)} | {kinds.get('hang', 0)} | "
+            f"| {parser} | {state.inputs:,} | {state.chunks} ({state.restarts}) | "
+            f"{kinds.get('crash', 0)} | {kinds.get('hang', 0)} | "
             f"{kinds.get('memory', 0)} | {other} | {_mb(state.peak_rss)} | {_mb(state.baseline_rss)} | "
             f"{state.slowest_seconds:.2f} | {rate:,.0f} |"
         )

@@ -125,3 +125,20 @@ def test_an_input_that_stops_a_chunk_leaves_the_corpus(tmp_path: Path) -> None:
     [quarantined] = (tmp_path / parser / "quarantine").iterdir()
     assert quarantined.read_bytes() == b"seed"
     assert not (tmp_path / parser / "seeds" / quarantined.name).exists()
+
+
+def test_corpus_replays_at_a_chunk_start_are_counted_apart(tmp_path: Path) -> None:
+    pytest.importorskip("atheris")
+    from fuzz_campaign import Campaign
+
+    campaign = Campaign(tmp_path, target_inputs=40, chunk=40, python=sys.executable)
+    parser = "fuzz_selftest:RAISES"
+    campaign.state(parser)
+    campaign.run_chunk(parser, 0, 40)
+    (tmp_path / parser / "corpus" / "extra").write_bytes(b"another input")
+    kept = len(list((tmp_path / parser / "corpus").iterdir()))  # the extra file among them
+    campaign.run_chunk(parser, 0, 40)
+    state = campaign.states[parser]
+    assert state.inputs == 80
+    # the first chunk reran its one seed; the second, the seed and the corpus as it found it
+    assert state.replays == 1 + 1 + kept

@@ -39,6 +39,9 @@ class RunStats:
 
     parser: str
     inputs: int = 0
+    # Of ``inputs``: the corpus and seeds libFuzzer runs again when a run starts, before it
+    # mutates anything (a run that a slow corpus entry stops early is mostly these).
+    replays: int = 0
     seconds: float = 0.0
     baseline_rss: int = 0
     peak_rss: int = 0
@@ -50,8 +53,9 @@ class RunStats:
 class Recorder:
     """Keeps the counts and the smallest input of every finding."""
 
-    def __init__(self, parser: str, directory: Path, job: int, budget: int) -> None:
+    def __init__(self, parser: str, directory: Path, job: int, budget: int, replaying: int = 0) -> None:
         self.stats = RunStats(parser)
+        self.replaying = replaying  # inputs at the start that are corpus and seed files
         self.directory = directory
         self.findings = directory / "findings"
         self.findings.mkdir(parents=True, exist_ok=True)
@@ -64,6 +68,8 @@ class Recorder:
     def input(self, data: bytes, seconds: float, outcome: Outcome | None) -> None:
         stats = self.stats
         stats.inputs += 1
+        if stats.inputs <= self.replaying:
+            stats.replays += 1
         if seconds > stats.slowest_seconds:
             stats.slowest_seconds = seconds
             if seconds > SLOW_SECONDS:
@@ -143,7 +149,8 @@ def fuzz(args: argparse.Namespace) -> None:
         write_seeds(target, seeds)
     corpus.mkdir(parents=True, exist_ok=True)
     artifacts.mkdir(parents=True, exist_ok=True)
-    recorder = Recorder(args.parser, directory, args.job, args.inputs)
+    replaying = sum(1 for kept in (corpus, seeds) for _ in kept.iterdir())
+    recorder = Recorder(args.parser, directory, args.job, args.inputs, replaying)
     limited = False
 
     def one_input(data: bytes) -> None:
