@@ -198,11 +198,29 @@ def test_a_scan_abandoned_midway_leaves_no_worker_behind(tmp_path, monkeypatch):
     for i in range(64):
         (root / f"m{i:02d}.pkl").write_bytes(pickle.dumps([i], protocol=4))
     monkeypatch.setattr(parallel, "BATCH_FILES", 2)
+    workers = _recording_forks(monkeypatch)
     results = parallel.scan_in_workers(Engine(), sorted(root.iterdir()), 2)
     assert next(results).sha256
     results.close()  # the caller stops iterating (Ctrl-C, an error in the report)
-    with pytest.raises(ChildProcessError):
-        os.waitpid(-1, os.WNOHANG)  # every worker was reaped
+    assert len(workers) == 2
+    for pid in workers:  # each worker was reaped (other children of this process may live)
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+def _recording_forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The pids of the processes os.fork makes from now on (in this process)."""
+    real_fork = os.fork
+    pids: list[int] = []
+
+    def recording() -> int:
+        pid = real_fork()
+        if pid:
+            pids.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", recording)
+    return pids
 
 
 def test_when_no_worker_can_be_forked_the_directory_is_scanned_here(tmp_path, monkeypatch):
@@ -216,10 +234,12 @@ def test_when_no_worker_can_be_forked_the_directory_is_scanned_here(tmp_path, mo
     forks: list[int] = []
 
     def refuses_the_second(*args: Any) -> int:
-        forks.append(1)
+        forks.append(0)
         if len(forks) == 2:
             raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
-        return real_fork()
+        pid = real_fork()
+        forks[-1] = pid
+        return pid
 
     monkeypatch.setattr(os, "fork", refuses_the_second)
     monkeypatch.setattr(parallel, "BATCH_FILES", 3)  # batches enough for two workers
@@ -228,7 +248,7 @@ def test_when_no_worker_can_be_forked_the_directory_is_scanned_here(tmp_path, mo
     assert len(forks) == 2
     assert comparable(here) == comparable(sequential)
     with pytest.raises(ChildProcessError):
-        os.waitpid(-1, os.WNOHANG)  # the first worker was reaped
+        os.waitpid(forks[0], os.WNOHANG)  # the first worker was reaped
     assert len(os.listdir("/proc/self/fd")) == open_before  # no pipe left open
 
 
