@@ -10,6 +10,8 @@ its counts are merged into ``OUT/<parser>/state.json``, so the command can be st
 any time and run again: it continues from the inputs already run and from the coverage
 corpus libFuzzer kept. Each free job takes the parser that has had the least worker time,
 so every parser gets about the same CPU and the fast ones reach ``--inputs`` first.
+``--inputs`` counts mutated inputs: every chunk starts by rerunning the corpus and seeds,
+and those replays are executions but not new inputs, so they do not count towards it.
 
 Per input: 5 s (libFuzzer's -timeout) and 256 MiB of address space over the worker's
 baseline (RLIMIT_AS). A hang or a native crash ends its chunk; the input libFuzzer wrote is
@@ -53,6 +55,9 @@ class ParserState:
     parser: str
     inputs: int = 0
     replays: int = 0  # of inputs: corpus files rerun as chunks started (counted from 2026-12-07)
+    # of inputs, at most this many were replays run before they were counted: the chunks
+    # run until then times the corpus and seed files (set once, when counting began)
+    uncounted_replays: int = 0
     chunks: int = 0
     seconds: float = 0.0  # worker wall time spent on inputs (start-up excluded)
     peak_rss: int = 0  # the largest worker RSS seen (bytes)
@@ -66,6 +71,11 @@ class ParserState:
         if path.exists():
             return cls(**json.loads(path.read_text()))
         return cls(parser)
+
+    @property
+    def mutated(self) -> int:
+        """Inputs libFuzzer made by mutation (at least): executions less corpus replays."""
+        return max(0, self.inputs - self.replays - self.uncounted_replays)
 
     def save(self, path: Path) -> None:
         tmp = path.with_suffix(".tmp")
@@ -114,6 +124,16 @@ class Campaign:
                 self._absorb(parser, leftover)
             self._collect_artifacts(parser)
         return self.states[parser]
+
+    def replays_per_chunk(self, parser: str) -> int:
+        """The corpus and seed files a chunk of this parser reruns before it mutates."""
+        directory = self.directory(parser)
+        return sum(
+            1
+            for kept in ("corpus", "seeds")
+            if (directory / kept).is_dir()
+            for _ in (directory / kept).iterdir()
+        )
 
     # -- one chunk ----------------------------------------------------------------------
 
@@ -319,7 +339,7 @@ class Campaign:
         in_flight: dict[str, int] = {}
         stalled: dict[str, int] = {}
 
-        def next_chunk() -> tuple[str, int] | None:
+        def next_chunk() -> tuple[str, int, int] | None:
             """The parser that has had the least worker time so far, among those short of
             their inputs: every parser gets about the same CPU, fast ones reach the
             target first, and no round waits for the slowest chunk."""
@@ -328,26 +348,28 @@ class Campaign:
                     p
                     for p in parsers
                     if stalled.get(p, 0) < 3
-                    and self.states[p].inputs + in_flight.get(p, 0) < self.target_inputs
+                    and self.states[p].mutated + in_flight.get(p, 0) < self.target_inputs
                 ]
                 if not open_:
                     return None
                 parser = min(open_, key=lambda p: (self.states[p].seconds, self.states[p].inputs))
-                count = min(
-                    self.chunk, self.target_inputs - self.states[parser].inputs - in_flight.get(parser, 0)
-                )
-                in_flight[parser] = in_flight.get(parser, 0) + count
-                return parser, count
+                short = self.target_inputs - self.states[parser].mutated - in_flight.get(parser, 0)
+                # the chunk's replays come first and do not count: run them on top
+                replays = self.replays_per_chunk(parser)
+                count = min(self.chunk, short + replays)
+                counted = max(1, count - replays)  # the mutated inputs it should add
+                in_flight[parser] = in_flight.get(parser, 0) + counted
+                return parser, count, counted
 
         def work(job: int) -> None:
             while (item := next_chunk()) is not None:
-                parser, count = item
+                parser, count, counted = item
                 before = self.states[parser].inputs
                 try:
                     self.run_chunk(parser, job, count)
                 finally:
                     with self.lock:
-                        in_flight[parser] -= count
+                        in_flight[parser] -= counted
                         # a worker that cannot start (an import error) must not loop forever
                         stalled[parser] = (
                             stalled.get(parser, 0) + 1 if self.states[parser].inputs == before else 0
@@ -373,15 +395,15 @@ def _mb(n: int) -> str:
 def report(out: Path, parsers: list[str]) -> str:
     """The Markdown table of a campaign, one row per parser."""
     rows = [
-        "| parser | inputs run | chunks (ended early) | crashes | hangs | memory | other | peak RSS (MiB) | "
+        "| parser | inputs run | mutated (at least) | chunks (ended early) | crashes | hangs | memory | other | peak RSS (MiB) | "
         "baseline (MiB) | slowest input (s) | inputs/s |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     details: list[str] = []
     for parser in parsers:
         path = out / parser / "state.json"
         if not path.exists():
-            rows.append(f"| {parser} | not run | | | | | | | | | |")
+            rows.append(f"| {parser} | not run | | | | | | | | | | |")
             continue
         state = ParserState.load(path, parser)
         kinds: dict[str, int] = {}
@@ -396,7 +418,7 @@ def report(out: Path, parsers: list[str]) -> str:
         other = kinds.get("recursion", 0) + kinds.get("oracle", 0) + kinds.get("native", 0)
         rate = state.inputs / state.seconds if state.seconds else 0.0
         rows.append(
-            f"| {parser} | {state.inputs:,} | {state.chunks} ({state.restarts}) | "
+            f"| {parser} | {state.inputs:,} | {state.mutated:,} | {state.chunks} ({state.restarts}) | "
             f"{kinds.get('crash', 0)} | {kinds.get('hang', 0)} | "
             f"{kinds.get('memory', 0)} | {other} | {_mb(state.peak_rss)} | {_mb(state.baseline_rss)} | "
             f"{state.slowest_seconds:.2f} | {rate:,.0f} |"
@@ -412,7 +434,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--parser", default="all", help=f"one of {', '.join(PARSERS)}, a comma list, or all")
-    parser.add_argument("--inputs", type=int, default=1_000_000, help="inputs per parser, in total")
+    parser.add_argument(
+        "--inputs",
+        type=int,
+        default=1_000_000,
+        help="mutated inputs per parser, in total (corpus replays not counted)",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="worker processes at a time")
     parser.add_argument("--chunk", type=int, default=50_000, help="inputs per worker process")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "fuzz")

@@ -142,3 +142,24 @@ def test_corpus_replays_at_a_chunk_start_are_counted_apart(tmp_path: Path) -> No
     assert state.inputs == 80
     # the first chunk reran its one seed; the second, the seed and the corpus as it found it
     assert state.replays == 1 + 1 + kept
+
+
+def test_the_campaign_target_counts_mutated_inputs_not_replays(tmp_path: Path) -> None:
+    """A chunk that only reran its corpus has run no new input: the campaign keeps going
+    until the mutated inputs (executions less replays, counted or bounded) reach --inputs."""
+    pytest.importorskip("atheris")
+    from fuzz_campaign import Campaign, ParserState, report
+
+    parser = "fuzz_selftest:RAISES"
+    directory = tmp_path / parser
+    directory.mkdir()
+    # 30 executions before replays were counted, at most 20 of them replays: 10 mutated
+    ParserState(parser, inputs=30, chunks=2, uncounted_replays=20).save(directory / "state.json")
+    campaign = Campaign(tmp_path, target_inputs=40, chunk=25, python=sys.executable)
+    campaign.run([parser], jobs=1)
+    state = campaign.states[parser]
+    assert state.replays > 0
+    assert state.mutated == state.inputs - state.replays - 20 >= 40
+    assert "| fuzz_selftest:RAISES | " + f"{state.inputs:,} | {state.mutated:,} |" in report(
+        tmp_path, [parser]
+    )
