@@ -163,3 +163,20 @@ def test_the_campaign_target_counts_mutated_inputs_not_replays(tmp_path: Path) -
     assert "| fuzz_selftest:RAISES | " + f"{state.inputs:,} | {state.mutated:,} |" in report(
         tmp_path, [parser]
     )
+
+
+def test_a_dictionary_being_read_is_never_truncated_by_the_next_chunk(tmp_path: Path) -> None:
+    """Two jobs can start chunks of one parser at once: the second must not truncate the
+    dictionary the first one's libFuzzer is reading (it ended a chunk with 'file does not
+    exist or is empty')."""
+    from worker import write_dictionary
+
+    first = Target("t", lambda data: None, lambda: (), tokens=(b"PK\x03\x04", b"ustar"))
+    second = Target("t", lambda data: None, lambda: (), tokens=(b"GGUF",))
+    path = tmp_path / "tokens.dict"
+    write_dictionary(first, path)
+    with path.open() as reading:
+        write_dictionary(second, path)  # the file the first reader holds is left alone
+        assert reading.read().count("\n") == 2
+    assert path.read_text().count("\n") == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["tokens.dict"]

@@ -128,7 +128,11 @@ def write_dictionary(target: Target, path: Path) -> Path | None:
     lines = [
         f'kw{i}="' + "".join(f"\\x{b:02x}" for b in token) + '"' for i, token in enumerate(target.tokens)
     ]
-    path.write_text("\n".join(lines) + "\n")
+    # written aside and renamed: two jobs may start chunks of one parser together, and
+    # libFuzzer must never read a dictionary the other job has just truncated
+    aside = path.with_name(f"{path.name}.{os.getpid()}")
+    aside.write_text("\n".join(lines) + "\n")
+    aside.replace(path)
     return path
 
 
