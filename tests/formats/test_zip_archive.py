@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import stat
+import struct
 import tarfile
 import tracemalloc
 import zipfile
@@ -407,3 +408,138 @@ def test_torchscript_and_keras_flavours() -> None:
 def test_zero_padding_after_the_archive_is_fine() -> None:
     data = _zipfile({"a.txt": b"hello"}) + b"\0" * 4096
     assert threats_of(scan_bytes(data, "padded.zip")) == set()
+
+
+# --- directory entries (red team, 2026-12-07) ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "made_by", "attr"),
+    [
+        ("archive/data.pkl", 3 << 8, unix_mode_attr(stat.S_IFDIR | 0o755)),  # mode only, no slash
+        ("archive/data.pkl/", 20, 0),  # torch asks miniz for the record by name: it reads it
+        ("x.npy\\", 20, 0),  # zipfile on POSIX: a backslash is an ordinary character
+    ],
+    ids=["unix-mode", "trailing-slash", "trailing-backslash"],
+)
+def test_directory_entry_with_data_is_scanned_and_reported(
+    stub_pickle,  # noqa: F811
+    name: str,
+    made_by: int,
+    attr: int,
+) -> None:
+    """A member that looks like a directory (mode bits or a trailing slash) but holds bytes
+    was dropped unread; zipfile, numpy.load and torch's miniz read those bytes."""
+    member = ZipEntry(name, malicious_pickle(), version_made_by=made_by, external_attr=attr)
+    result = scan_bytes(build_zip([ZipEntry("archive/version", b"3\n"), member]), "model.pt")
+    assert "MS-ARC-019" in threats_of(result)
+    assert "MS-TEST-901" in threats_of(result)
+
+
+def test_empty_directory_entries_are_not_findings() -> None:
+    entries = [
+        ZipEntry("archive/", b""),
+        ZipEntry("data", b"", version_made_by=3 << 8, external_attr=unix_mode_attr(stat.S_IFDIR | 0o755)),
+        ZipEntry("weights/", b"", method=8),  # an empty deflate stream: two bytes, nothing declared
+        ZipEntry("weights/w.bin", b"\x00" * 64),
+    ]
+    assert threats_of(scan_bytes(build_zip(entries), "model.zip")) == set()
+
+
+# --- which central directory (red team, 2026-12-07) -----------------------------------------
+# zipfile reads a zip64 end record only just before its locator, otherwise the end record;
+# torch's miniz reads it only where the locator points. Two directories in one file show
+# each reader another member list.
+
+_ZIP64_END = struct.Struct("<4sQHHIIQQQQ")
+_ZIP64_LOCATOR = struct.Struct("<4sIQI")
+_END = struct.Struct("<4sHHHHIIH")
+
+
+def _members(entries: list[tuple[str, bytes]], base: int) -> tuple[bytes, bytes]:
+    """Local headers and data written from offset ``base``, and their central directory."""
+    body, central = bytearray(), bytearray()
+    for name, data in entries:
+        offset = base + len(body)
+        crc = zlib.crc32(data)
+        body += struct.pack(
+            "<4sHHHHHIIIHH", b"PK\x03\x04", 20, 0, 0, 0, 0x21, crc, len(data), len(data), len(name), 0
+        )
+        body += name.encode() + data
+        central += struct.pack(
+            "<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 20, 20, 0, 0, 0, 0x21, crc, len(data), len(data),
+            len(name), 0, 0, 0, 0, 0, offset,
+        )  # fmt: skip
+        central += name.encode()
+    return bytes(body), bytes(central)
+
+
+def _zip64_end(count: int, cd_size: int, cd_offset: int) -> bytes:
+    return _ZIP64_END.pack(b"PK\x06\x06", 44, 45, 45, 0, 0, count, count, cd_size, cd_offset)
+
+
+def _torch_pair(first: bytes, second: bytes) -> bytes:
+    """[A members][B members][B directory][B zip64 end][A directory][A zip64 end]
+    [locator -> B's zip64 end][end record -> A]: zipfile lists A, miniz lists B."""
+    names = ("archive/version", "archive/data.pkl")
+    a_body, a_dir = _members(list(zip(names, (b"3\n", first))), 0)
+    b_body, b_dir = _members(list(zip(names, (b"3\n", second))), len(a_body))
+    b_dir_at = len(a_body) + len(b_body)
+    b_end_at = b_dir_at + len(b_dir)
+    a_dir_at = b_end_at + _ZIP64_END.size
+    return (
+        a_body + b_body + b_dir + _zip64_end(2, len(b_dir), b_dir_at) + a_dir
+        + _zip64_end(2, len(a_dir), a_dir_at)
+        + _ZIP64_LOCATOR.pack(b"PK\x06\x07", 0, b_end_at, 1)
+        + _END.pack(b"PK\x05\x06", 0, 0, 2, 2, len(a_dir), a_dir_at, 0)
+    )  # fmt: skip
+
+
+def test_zip64_locator_pointing_elsewhere_shows_torch_another_directory(stub_pickle) -> None:  # noqa: F811
+    data = _torch_pair(benign_pickle(), malicious_pickle())
+    with zipfile.ZipFile(io.BytesIO(data)) as z:  # what zipfile lists: the benign copy
+        assert z.read("archive/data.pkl") == benign_pickle()
+    result = scan_bytes(data, "model.pt")
+    assert "MS-ARC-025" in threats_of(result)
+    assert "MS-TEST-901" in threats_of(result)  # the copy only miniz reads was scanned
+    assert len(stub_pickle.seen) == 2
+
+
+def test_zip64_record_found_only_through_the_locator_is_not_what_zipfile_reads(stub_pickle) -> None:  # noqa: F811
+    """[A members][B members][A directory][A zip64 end][B directory, its entry's comment
+    holding the locator -> A's zip64 end][end record -> B]: no zip64 record just before the
+    locator, so zipfile (numpy.load) reads B through the end record, and miniz, following
+    the locator, reads A."""
+    a_body, a_dir = _members([("x.npy", b"benign")], 0)
+    b_body, b_dir = _members([("x.npy", malicious_pickle())], len(a_body))
+    a_dir_at = len(a_body) + len(b_body)
+    a_end_at = a_dir_at + len(a_dir)
+    b_dir_at = a_end_at + _ZIP64_END.size
+    locator = _ZIP64_LOCATOR.pack(b"PK\x06\x07", 0, a_end_at, 1)
+    b_dir = b_dir[:32] + struct.pack("<H", len(locator)) + b_dir[34:] + locator  # the comment
+    data = (
+        a_body + b_body + a_dir + _zip64_end(1, len(a_dir), a_dir_at) + b_dir
+        + _END.pack(b"PK\x05\x06", 0, 0, 1, 1, len(b_dir), b_dir_at, 0)
+    )  # fmt: skip
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        assert z.read("x.npy") == malicious_pickle()
+    result = scan_bytes(data, "weights.npz")
+    assert "MS-ARC-025" in threats_of(result)
+    assert "MS-TEST-901" in threats_of(result)
+
+
+@pytest.mark.parametrize("sentinels", [True, False], ids=["end-record-defers", "end-record-agrees"])
+def test_a_consistent_zip64_end_is_not_a_disagreement(sentinels: bool) -> None:
+    body, directory = _members([("archive/version", b"3\n"), ("archive/data/0", b"\0" * 16)], 0)
+    end_at = len(body) + len(directory)
+    count, size, offset = (0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF) if sentinels else (2, len(directory), len(body))
+    data = (
+        body + directory + _zip64_end(2, len(directory), len(body))
+        + _ZIP64_LOCATOR.pack(b"PK\x06\x07", 0, end_at, 1)
+        + _END.pack(b"PK\x05\x06", 0, 0, count, count, size, offset, 0)
+    )  # fmt: skip
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        assert len(z.namelist()) == 2
+    result = scan_bytes(data, "model.zip")
+    assert threats_of(result) == set()
+    assert formats_of(result)

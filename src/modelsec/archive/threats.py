@@ -98,6 +98,28 @@ HIDDEN_MEMBER = threat(
     "Streaming extractors see this member, directory-based tools do not.",
 )
 
+DIRECTORY_WITH_DATA = threat(
+    "MS-ARC-019",
+    RULE,
+    Severity.HIGH,
+    "Zip directory entry holds data",
+    "Rebuild the archive with a standard tool; a directory entry holds no bytes.",
+    "zipfile, numpy.load and torch's reader read a member's bytes whatever its mode bits or "
+    "trailing slash say, while a tool that skips directories never sees them; the bytes "
+    "were scanned.",
+)
+
+DIRECTORY_DISAGREEMENT = threat(
+    "MS-ARC-025",
+    RULE,
+    Severity.HIGH,
+    "Zip readers disagree on which central directory to read",
+    "Rebuild the archive with a standard tool.",
+    "The zip64 records are arranged so that Python's zipfile (numpy.load, keras) and "
+    "torch's reader list different members: each can be shown another model. Every "
+    "directory was scanned.",
+)
+
 FAKE_ENCRYPTION = threat(
     "MS-ARC-012",
     RULE,

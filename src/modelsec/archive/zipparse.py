@@ -126,6 +126,10 @@ class ZipLayout:
     problems: list[str] = field(default_factory=list)
     central_ok: bool = False
     multi_disk: bool = False
+    # Readers that pick another central directory than zipfile does (torch's miniz follows
+    # the zip64 locator; zipfile reads the record just before it): their entries were
+    # added to ``entries`` too, and this says which reader sees what.
+    disagreements: list[str] = field(default_factory=list)
 
 
 def _zip64_values(extra: bytes, wanted: list[str]) -> dict[str, int]:
@@ -215,9 +219,10 @@ class _EndRecord:
 
 
 def parse_central(source: ByteSource, layout: ZipLayout, max_entries: int) -> None:
-    end = _read_end_record(source, layout)
-    if end is None:
+    ends = _read_end_records(source, layout)
+    if not ends:
         return
+    end, *others = ends
     if end.disk != 0 or end.cd_disk != 0:
         layout.multi_disk = True
         layout.problems.append("multi-disk (spanned) archive")
@@ -225,17 +230,29 @@ def parse_central(source: ByteSource, layout: ZipLayout, max_entries: int) -> No
     directory = _locate_directory(source, layout, end)
     if directory is None:
         return
-    count = _read_entries(source, layout, directory, max_entries)
+    count = _read_entries(source, layout, directory, max_entries, layout.prefix)
     if layout.entries and count != end.entries and count < max_entries:
         layout.problems.append(f"end record declares {end.entries} entries, central directory holds {count}")
     layout.central_ok = bool(layout.entries) or (end.entries == 0 and end.cd_size == 0)
+    for other in others:
+        _read_other_directory(source, layout, other, max_entries)
 
 
-def _read_end_record(source: ByteSource, layout: ZipLayout) -> _EndRecord | None:
+@dataclass(frozen=True)
+class _Reading:
+    """The end record one kind of reader takes the directory from."""
+
+    readers: str
+    end: _EndRecord
+
+
+def _read_end_records(source: ByteSource, layout: ZipLayout) -> list[_EndRecord]:
+    """The end records readers take the central directory from, zipfile's first, then
+    any other that describes another directory (recorded in ``layout.disagreements``)."""
     eocd = find_eocd(source)
     if eocd is None:
         layout.problems.append("no end-of-central-directory record")
-        return None
+        return []
     layout.eocd_offset = eocd
     (_, disk, cd_disk, _n_disk, n_total, cd_size, cd_offset, clen) = _EOCD.unpack(
         source.read_at(eocd, _EOCD.size)
@@ -243,36 +260,90 @@ def _read_end_record(source: ByteSource, layout: ZipLayout) -> _EndRecord | None
     layout.archive_end = min(eocd + _EOCD.size + clen, source.size)
     if eocd + _EOCD.size + clen > source.size:
         layout.problems.append("archive comment runs past the end of the file")
-    zip64 = _read_zip64_end_record(source, layout, eocd)
-    return zip64 or _EndRecord(eocd, disk, cd_disk, n_total, cd_size, cd_offset)
+    classic = _EndRecord(eocd, disk, cd_disk, n_total, cd_size, cd_offset)
+    readings = _readings(source, layout, eocd, classic)
+    if not readings:
+        return []
+    first = readings[0]
+    distinct = [first]
+    for reading in readings[1:]:
+        if all(_directory_of(reading.end) != _directory_of(seen.end) for seen in distinct):
+            distinct.append(reading)
+    for reading in distinct[1:]:
+        layout.disagreements.append(
+            f"{first.readers}: central directory at offset {first.end.cd_offset} "
+            f"({first.end.entries} entries); {reading.readers}: central directory at offset "
+            f"{reading.end.cd_offset} ({reading.end.entries} entries)"
+        )
+    return [reading.end for reading in distinct]
 
 
-def _read_zip64_end_record(source: ByteSource, layout: ZipLayout, eocd: int) -> _EndRecord | None:
-    """The zip64 end record a locator just before ``eocd`` points to, if there is one."""
+def _readings(source: ByteSource, layout: ZipLayout, eocd: int, classic: _EndRecord) -> list[_Reading]:
+    """Which end record each reader uses. Without a zip64 locator every reader uses the
+    end record. With one, Python's zipfile reads a zip64 record only just before the
+    locator (otherwise the end record), while torch's miniz reads it only where the
+    locator points: a crafted file can give them two different directories."""
     loc = source.read_at(eocd - _ZIP64_LOCATOR.size, _ZIP64_LOCATOR.size) if eocd >= 20 else b""
     if not (loc.startswith(ZIP64_LOCATOR_SIG) and len(loc) == _ZIP64_LOCATOR.size):
-        return None
+        return [_Reading("every reader", classic)]
     _, _z_disk, z_offset, _disks = _ZIP64_LOCATOR.unpack(loc)
-    # zipfile reads the zip64 record right before its locator; fall back to the
-    # declared offset if that is where it actually is
-    for pos in (eocd - _ZIP64_LOCATOR.size - _ZIP64_EOCD.size, z_offset):
-        raw = source.read_at(pos, _ZIP64_EOCD.size) if pos >= 0 else b""
-        if len(raw) == _ZIP64_EOCD.size and raw.startswith(ZIP64_EOCD_SIG):
-            (_, _sz, _m, _n, disk, cd_disk, _nd, n_total, cd_size, cd_offset) = _ZIP64_EOCD.unpack(raw)
-            return _EndRecord(pos, disk, cd_disk, n_total, cd_size, cd_offset)
-    layout.problems.append("zip64 locator without a zip64 end record")
-    return None
+    before = _zip64_record_at(source, eocd - _ZIP64_LOCATOR.size - _ZIP64_EOCD.size)
+    pointed = _zip64_record_at(source, z_offset)
+    usable_classic = not _has_zip64_sentinels(classic)
+    readings = []
+    if before is not None:
+        readings.append(_Reading("zipfile (numpy.load, keras)", before))
+    elif usable_classic:
+        readings.append(_Reading("zipfile (numpy.load, keras)", classic))
+    if pointed is not None:
+        readings.append(_Reading("torch.load (miniz)", pointed))
+    if before is None and pointed is None:
+        layout.problems.append("zip64 locator without a zip64 end record")
+        if usable_classic and not readings:
+            readings.append(_Reading("every reader", classic))
+    if usable_classic and all(r.end is not classic for r in readings):
+        readings.append(_Reading("readers without zip64 support", classic))
+    return readings
 
 
-def _locate_directory(source: ByteSource, layout: ZipLayout, end: _EndRecord) -> range | None:
-    """Where the central directory is (offsets in the source), with the prefix a
-    self-extractor stub or polyglot head shifts it by; None if it cannot be anywhere."""
+def _zip64_record_at(source: ByteSource, pos: int) -> _EndRecord | None:
+    raw = source.read_at(pos, _ZIP64_EOCD.size) if pos >= 0 else b""
+    if len(raw) != _ZIP64_EOCD.size or not raw.startswith(ZIP64_EOCD_SIG):
+        return None
+    (_, _sz, _m, _n, disk, cd_disk, _nd, n_total, cd_size, cd_offset) = _ZIP64_EOCD.unpack(raw)
+    return _EndRecord(pos, disk, cd_disk, n_total, cd_size, cd_offset)
+
+
+def _has_zip64_sentinels(end: _EndRecord) -> bool:
+    """The end record defers to zip64 (its fields hold the all-ones placeholders)."""
+    return end.entries == 0xFFFF or end.cd_size == 0xFFFFFFFF or end.cd_offset == 0xFFFFFFFF
+
+
+def _directory_of(end: _EndRecord) -> tuple[int, int, int]:
+    return end.cd_offset, end.cd_size, end.entries
+
+
+def _read_other_directory(source: ByteSource, layout: ZipLayout, end: _EndRecord, max_entries: int) -> None:
+    """Add the entries of a directory another reader takes (see ``disagreements``) that
+    are not already listed: they are scanned like the others."""
+    located = _directory_range(source, end)
+    if located is None:
+        return
+    directory, prefix = located
+    known = {(e.local_offset, e.name_raw) for e in layout.entries}
+    other = ZipLayout(size=layout.size)
+    _read_entries(source, other, directory, max(0, max_entries - len(layout.entries)), prefix)
+    for entry in other.entries:
+        if (entry.local_offset, entry.name_raw) not in known:
+            entry.index = len(layout.entries)
+            layout.entries.append(entry)
+
+
+def _directory_range(source: ByteSource, end: _EndRecord) -> tuple[range, int] | None:
+    """The central directory's bytes and the prefix (self-extractor stub, polyglot head)
+    that shifts the archive, or None if it cannot be anywhere."""
     prefix = end.position - end.cd_size - end.cd_offset
     if prefix < 0:
-        layout.problems.append(
-            f"central directory (offset {end.cd_offset}, size {end.cd_size}) does not fit "
-            "before its end record"
-        )
         prefix = 0
         if end.cd_offset >= end.position:
             return None
@@ -284,31 +355,48 @@ def _locate_directory(source: ByteSource, layout: ZipLayout, end: _EndRecord) ->
         and source.read_at(end.cd_offset, 4) == CENTRAL_SIG
     ):
         prefix, cd_start = 0, end.cd_offset
-    layout.prefix = prefix
-    layout.cd_start = cd_start
-    layout.cd_end = min(cd_start + end.cd_size, end.position)
-    return range(layout.cd_start, layout.cd_end)
+    return range(cd_start, min(cd_start + end.cd_size, end.position)), prefix
 
 
-def _read_entries(source: ByteSource, layout: ZipLayout, directory: range, max_entries: int) -> int:
+def _locate_directory(source: ByteSource, layout: ZipLayout, end: _EndRecord) -> range | None:
+    """Where the central directory is (offsets in the source), recording the prefix a
+    self-extractor stub or polyglot head shifts it by; None if it cannot be anywhere."""
+    if end.position - end.cd_size - end.cd_offset < 0:
+        layout.problems.append(
+            f"central directory (offset {end.cd_offset}, size {end.cd_size}) does not fit "
+            "before its end record"
+        )
+    located = _directory_range(source, end)
+    if located is None:
+        return None
+    directory, layout.prefix = located
+    layout.cd_start, layout.cd_end = directory.start, directory.stop
+    return directory
+
+
+def _read_entries(
+    source: ByteSource, layout: ZipLayout, directory: range, max_entries: int, prefix: int
+) -> int:
     """Append the directory's entries to ``layout`` in order, at most ``max_entries``;
-    how many were read."""
+    how many were read. ``prefix`` shifts the offsets they record."""
     pos, index = directory.start, 0
     while pos + _CENTRAL.size <= directory.stop:
-        length = _read_entry(source, layout, pos, index, directory.stop)
+        if index >= max_entries:
+            break
+        length = _read_entry(source, layout, pos, index, directory.stop, prefix)
         if length is None:
             break
         index += 1
         pos += length
-        if index >= max_entries:
-            break
     else:
         if pos != directory.stop:
             layout.problems.append("central directory has trailing bytes")
     return index
 
 
-def _read_entry(source: ByteSource, layout: ZipLayout, pos: int, index: int, cd_end: int) -> int | None:
+def _read_entry(
+    source: ByteSource, layout: ZipLayout, pos: int, index: int, cd_end: int, prefix: int
+) -> int | None:
     """Append the entry at ``pos`` to ``layout``; its length in the directory, or None
     (and a problem) if it is damaged."""
     raw = source.read_at(pos, _CENTRAL.size)
@@ -368,7 +456,7 @@ def _read_entry(source: ByteSource, layout: ZipLayout, pos: int, index: int, cd_
             name_raw,
             extra,
             external,
-            offset + layout.prefix,
+            offset + prefix,
             disk_start,
         )
     )

@@ -121,6 +121,8 @@ class _ArchiveScan:
         layout, ctx = self.layout, self.ctx
         for problem in layout.problems:
             ctx.report(threats.MALFORMED_ARCHIVE.at(ctx.path, f"zip structure: {problem}"))
+        for disagreement in layout.disagreements:
+            ctx.report(threats.DIRECTORY_DISAGREEMENT.at(ctx.path, disagreement))
         if not layout.entries and not layout.walked:
             if not layout.central_ok:
                 ctx.report(threats.MALFORMED_ARCHIVE.at(ctx.path, "no readable zip member found"))
@@ -294,8 +296,20 @@ class _ArchiveScan:
         ctx, source = self.ctx, self.source
         path = ctx.member_path(view.display)
         entry = view.entry
-        if entry is not None and entry.is_dir or view.name.endswith(("/", "\\")):
-            return
+        if (why := _directory_marks(view)) is not None:
+            if view.usize == 0:  # what zipfile and miniz read is capped at the declared size
+                return
+            # Loaders go by the name they are asked for and read the bytes (zipfile and
+            # miniz ignore the mode bits, zipfile a trailing backslash, NpzFile iterates
+            # every name): the entry is scanned like any other, and reported.
+            ctx.report(
+                threats.DIRECTORY_WITH_DATA.at(
+                    path,
+                    f"{why}, yet declares {view.usize} bytes ({view.csize} stored)",
+                    offset=view.data_offset,
+                    subject=view.name,
+                )
+            )
         end = view.data_offset + view.csize
         if end > source.size:
             ctx.report(
@@ -530,3 +544,12 @@ def _data_view_differs(entry: CentralEntry, local: LocalHeader) -> bool:
 
 
 SCANNER = ZipScanner()
+
+
+def _directory_marks(view: MemberView) -> str | None:
+    """Why a tool might take this member for a directory, or None."""
+    if view.name.endswith(("/", "\\")):
+        return f"name ends with {view.name[-1]!r}"
+    if view.entry is not None and view.entry.is_dir:
+        return f"Unix mode {oct(view.entry.unix_mode or 0)} marks a directory"
+    return None
