@@ -199,6 +199,35 @@ def test_legacy_torch_tar_with_unknown_storage_type_fails_closed() -> None:
     assert "MS-ARC-022" in incomplete_codes(result)
 
 
+def test_legacy_torch_tar_storage_size_comes_from_the_type_not_a_key() -> None:
+    """(key "DoubleStorage", "cpu", torch.ByteStorage): torch sizes the raw bytes by the
+    type (1 byte an element), so the pickle it runs next starts 64 bytes on, not 512. A
+    key that names a storage class made the walk skip 8 bytes an element, over it
+    (red team, 2026-12-07)."""
+    args = _storage_args("DoubleStorage").replace(b"FloatStorage", b"ByteStorage")
+    storages = _P2 + b"K\x01." + args + (64).to_bytes(8, "little") + bytes(64) + _SYSTEM + bytes(448)
+    result = scan_bytes(_legacy_torch_tar(storages, _P2 + b"K\x00."), "model.pt")
+    assert any(f.rule == "LoadTimeCodeExecution" and "storages@" in f.file for f in result.findings), (
+        result.findings
+    )
+
+
+@pytest.mark.parametrize(
+    "type_pickle",
+    [
+        b"\x8c\x05torch\x8c\x0bByteStorage\x93\x87.",  # STACK_GLOBAL: a name built at load time
+        b"ctorch\nByteStorage\nctorch\nFloatStorage\n\x86\x87.",  # two classes: which one is the type?
+        b"cnumpy\nByteStorage\n\x87.",  # not torch's
+    ],
+    ids=["stack-global", "two-globals", "other-module"],
+)
+def test_legacy_torch_tar_storage_type_it_cannot_pin_down_fails_closed(type_pickle: bytes) -> None:
+    args = _P2 + b"X\x01\x00\x00\x000X\x03\x00\x00\x00cpu" + type_pickle
+    storages = _P2 + b"K\x01." + args + (4).to_bytes(8, "little") + bytes(4) + _P2 + b"]."
+    result = scan_bytes(_legacy_torch_tar(storages, _P2 + b"K\x00."), "model.pt")
+    assert "MS-ARC-022" in incomplete_codes(result)
+
+
 def test_legacy_torch_tar_benign_layout_is_clean() -> None:
     storages = _P2 + b"K\x01." + _storage_args("0") + (4).to_bytes(8, "little") + bytes(16) + _P2 + b"]."
     args = _P2 + b"(X\x01\x00\x00\x00aX\x01\x00\x00\x000K\x00t."

@@ -24,7 +24,7 @@ import struct
 
 from modelsec.archive import threats
 from modelsec.archive.members import scan_pickle
-from modelsec.archive.pickle_extent import PickleFramingError, pickle_extent
+from modelsec.archive.pickle_extent import PickleExtent, PickleFramingError, pickle_extent
 from modelsec.bytesource import ByteSource, LimitExceeded, SliceSource
 from modelsec.context import ScanContext
 
@@ -73,8 +73,8 @@ class _Walk:
         )
         return _Stop()
 
-    def pickle(self) -> list[str]:
-        """Scan the pickle at ``pos``, move past it; its short strings and global names."""
+    def pickle(self) -> PickleExtent:
+        """Scan the pickle at ``pos``, move past it; where it was and what it names."""
         try:
             extent = pickle_extent(
                 self.source, self.pos, max_opcodes=self.ctx.limits.max_pickle_opcodes, max_line=MAX_LINE
@@ -91,7 +91,7 @@ class _Walk:
             self.ctx, SliceSource(self.source, self.pos, extent.end - self.pos), f"{self.name}@{self.pos}"
         )
         self.pos = extent.end
-        return extent.strings
+        return extent
 
     def count(self) -> int:
         start = self.pos
@@ -124,15 +124,7 @@ def scan_member(ctx: ScanContext, source: ByteSource, member: str, display: str)
     try:
         if member == "storages":
             for _ in range(walk.count()):
-                strings = walk.pickle()
-                size = next(
-                    (
-                        ELEMENT_SIZES[s.rsplit(".", 1)[-1]]
-                        for s in strings
-                        if s.rsplit(".", 1)[-1] in ELEMENT_SIZES
-                    ),
-                    None,
-                )
+                size = element_size(walk.pickle())
                 if size is None:
                     raise walk.stop("the storage type is not one torch knows")
                 (elements,) = struct.unpack("<q", walk.raw(8))
@@ -145,6 +137,24 @@ def scan_member(ctx: ScanContext, source: ByteSource, member: str, display: str)
                 walk.skip(4 + 16 * ndim + 8)
     except _Stop:
         return
+
+
+def element_size(args: PickleExtent) -> int | None:
+    """Bytes per element of the storage that ``(key, location, storage type)`` names.
+
+    torch reads ``storage_type._dtype`` from whatever the pickle built; the raw bytes that
+    follow are sized by it, and the next pickle starts after them. The size is trusted
+    only when the stream can build nothing but literals and one class named by ``GLOBAL``:
+    a storage class of ``torch`` or ``torch.cuda``. A literal that names a storage (a key
+    such as ``"DoubleStorage"``) is not the type, and a type computed at load time cannot be
+    known without running it; either would let the walk skip to another offset than
+    torch, over a pickle torch runs."""
+    if args.computed or len(args.globals) != 1:
+        return None
+    module, _, name = args.globals[0].rpartition(".")
+    if module not in ("torch", "torch.cuda"):
+        return None
+    return ELEMENT_SIZES.get(name)
 
 
 def small_int(data: bytes) -> int | None:

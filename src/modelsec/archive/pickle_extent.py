@@ -47,6 +47,9 @@ _COUNTED = {
 _TEXT = {b"X", b"\x8c", b"\x8d"}
 _NO_ARG = set(b"(.012NRabd}el]ost)uQ\x81\x85\x86\x87\x88\x89\x8f\x90\x91\x92\x93\x94\x97\x98")
 _STOP = b"."
+_COMPUTED = set(
+    b"R\x81\x92b\x93oi\x82\x83\x84PQ"
+)  # REDUCE NEWOBJ(_EX) BUILD STACK_GLOBAL OBJ INST EXT* PERSID
 SHORT_TEXT = 4096  # strings kept for the caller
 
 
@@ -66,6 +69,10 @@ class PickleExtent:
     end: int  # offset just after STOP
     opcodes: int
     strings: list[str] = field(default_factory=list)  # short text literals and GLOBAL names
+    globals: list[str] = field(default_factory=list)  # "module.name" of each GLOBAL and INST
+    # an opcode that computes a value at load time (a call, STACK_GLOBAL, an extension
+    # code, a persistent id): what the stream builds is not just its literals and globals
+    computed: bool = False
 
 
 def pickle_extent(source: ByteSource, start: int, *, max_opcodes: int, max_line: int) -> PickleExtent:
@@ -84,6 +91,8 @@ def pickle_extent(source: ByteSource, start: int, *, max_opcodes: int, max_line:
             if op == _STOP:
                 extent.end = reader.offset
                 return extent
+            if op[0] in _COMPUTED:
+                extent.computed = True
             if op[0] in _NO_ARG:
                 continue
             if op in _LINE:
@@ -92,9 +101,11 @@ def pickle_extent(source: ByteSource, start: int, *, max_opcodes: int, max_line:
                 module = reader.readline(max_line)[:-1]
                 name = reader.readline(max_line)[:-1]
                 if len(module) + len(name) <= SHORT_TEXT:
-                    extent.strings.append(
-                        f"{module.decode('utf-8', 'replace')}.{name.decode('utf-8', 'replace')}"
-                    )
+                    dotted = f"{module.decode('utf-8', 'replace')}.{name.decode('utf-8', 'replace')}"
+                    extent.strings.append(dotted)
+                    extent.globals.append(dotted)
+                else:
+                    extent.computed = True  # a name too long to keep is not one a caller can trust
             elif op in _FIXED:
                 reader.read(_FIXED[op])
             elif op in _COUNTED:
