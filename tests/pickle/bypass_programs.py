@@ -286,7 +286,26 @@ def _joblib_arrays() -> list[BypassProgram]:
     aligned = array_wrapper("i4", 2, -1, aligned=True)
     inside = POP + HIDDEN + STOP
     padded = aligned + NONE + inside + b"\xff" * (78 - len(inside)) + b"\x00" * 8 + STOP
+    # pickle.load reads the array bytes as the same stream going on: a first POP takes the
+    # wrapper off its stack (a fresh machine underflowed there and dropped the rest), and
+    # "I5\0" is 5 to the C unpickler (strtol stops at the NUL) where a strict reader broke.
+    popped = POP + HIDDEN
+    pops = array_wrapper("i1", len(popped), -1, aligned=False)
+    nul_int = b"I5\x00\n" + POP + POP + HIDDEN
+    nul = array_wrapper("i1", len(nul_int), -1, aligned=False)
     return [
+        BypassProgram(
+            "joblib_array_data_pops_the_wrapper",
+            pops + popped + STOP,
+            "model.joblib",
+            frozenset({len(pops) + 1}),
+        ),
+        BypassProgram(
+            "joblib_array_data_after_a_nul_int",
+            nul + nul_int + STOP,
+            "model.joblib",
+            frozenset({len(nul) + 6}),
+        ),
         BypassProgram(
             "joblib_array_elsize_larger", larger, "model.joblib", frozenset({len(head) + 32}), ("joblib",)
         ),

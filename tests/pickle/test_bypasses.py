@@ -155,6 +155,19 @@ def test_joblib_array_pad_payload(tmp_path: Path) -> None:
     assert_blocked_at_its_gap(PROGRAMS["joblib_array_pad_payload"], tmp_path)
 
 
+# -- found by the red team of 2026-12-07 ---------------------------------------------------
+
+
+def test_joblib_array_data_pops_the_wrapper(tmp_path: Path) -> None:
+    # pickle.load goes on past the wrapper's BUILD with the wrapper on its stack
+    assert_blocked_at_its_gap(PROGRAMS["joblib_array_data_pops_the_wrapper"], tmp_path)
+
+
+def test_joblib_array_data_after_a_nul_int(tmp_path: Path) -> None:
+    # the C unpickler reads "I5\0" as 5; a reader that refused it stopped the view there
+    assert_blocked_at_its_gap(PROGRAMS["joblib_array_data_after_a_nul_int"], tmp_path)
+
+
 # -- found open by the campaign, closed since ---------------------------------------------
 
 

@@ -81,6 +81,7 @@ class StackMachine:
         memo_parent: dict[int, Value] | None = None,
     ) -> None:
         self.observer = observer
+        self.limits = limits
         self.max_memo = limits.max_pickle_memo
         self.stack: list[Value] = []
         self.metastack: list[list[Value]] = []
@@ -103,6 +104,19 @@ class StackMachine:
         self.anomalies: list[tuple[Anomaly, int, str]] = []
         self.tracked = 0
         self.invoker = Invoker(observer, _weak_importer(self))
+
+    def continuation(self) -> StackMachine:
+        """A machine that goes on from this one's state (stack, MARKs, memo, protocol):
+        how plain ``pickle.load`` reads on past a point where joblib leaves the stream.
+        Its own memo writes stay its own; values are shared, as they would be."""
+        machine = StackMachine(self.observer, self.limits)
+        machine.stack = list(self.stack)
+        machine.metastack = [list(saved) for saved in self.metastack]
+        machine.saved = self.saved
+        machine.memo_parent = {**self.memo_parent, **self.memo} if self.memo_parent else self.memo
+        machine.proto = self.proto
+        machine.proto_seen = self.proto_seen
+        return machine
 
     # -- driver interface ----------------------------------------------------------------
 

@@ -201,6 +201,9 @@ class OpcodeReader:
         # reader keeps the current frame's end and records every disagreement.
         self._frame_end = NO_FRAME
         self.frame_violations: list[tuple[int, str]] = []
+        # (offset, message) of arguments the C unpickler and pickle._Unpickler read
+        # differently (a NUL inside a number line)
+        self.disagreements: list[tuple[int, str]] = []
 
     @property
     def offset(self) -> int:
@@ -448,19 +451,43 @@ class OpcodeReader:
             raise PickleError(f"{what} argument of {line.length} bytes", self._op_offset)
         return line
 
+    def _number_line(self, what: str) -> bytes:
+        return self._c_string(self._short_line(what), what)
+
+    def _c_string(self, line: bytes, what: str) -> bytes:
+        """A number (or memo index) line as the C unpickler reads it: as a C string, so a
+        NUL ends it (strtol, PyLong_FromString and PyOS_string_to_double all stop there,
+        and a NUL is accepted where the number ends). pickle._Unpickler refuses the same
+        line: a loader disagreement no pickler writes, recorded."""
+        nul = line.find(b"\0")
+        if nul < 0:
+            return line
+        if len(self.disagreements) < MAX_FRAME_VIOLATIONS:
+            self.disagreements.append(
+                (
+                    self._op_offset,
+                    f"{what} argument at offset {self._op_offset} holds a NUL byte: the C "
+                    "unpickler reads the number before it, pickle._Unpickler fails",
+                )
+            )
+        return line[:nul]
+
     def _int_line(self) -> int | bool:
         line = self._short_line("INT")
         if line == b"00":
             return False
         if line == b"01":
             return True
+        line = self._c_string(line, "INT")
+        if not line:
+            return 0  # "I\0...": strtol reads no digit and stops at the NUL, which C accepts
         value = _parse_int_literal(line)
         if value is None:
             raise PickleError("INT argument is not an integer", self._op_offset)
         return value
 
     def _long_line(self) -> int:
-        line = self._short_line("LONG")
+        line = self._number_line("LONG")
         if line.endswith(b"L"):
             line = line[:-1]
         value = _parse_int_literal(line)
@@ -469,14 +496,14 @@ class OpcodeReader:
         return value
 
     def _float_line(self) -> float:
-        line = self._short_line("FLOAT")
+        line = self._number_line("FLOAT")
         try:
             return float(line)
         except ValueError:
             raise PickleError("FLOAT argument is not a number", self._op_offset) from None
 
     def _decimal_line(self) -> int:
-        line = self._short_line("memo index")
+        line = self._number_line("memo index")
         try:
             return int(line)
         except ValueError:

@@ -23,7 +23,7 @@ from modelsec.pickle.embedded import embedded_payload
 from modelsec.pickle.invoke import RawArray
 from modelsec.pickle.joblib_arrays import JOBLIB_WRAPPERS, array_layout
 from modelsec.pickle.loaders import LOADERS, PayloadTooLarge, payload_source
-from modelsec.pickle.machine import EXPANSION, HANDLERS, STOP, Anomaly, StackMachine
+from modelsec.pickle.machine import EXPANSION, HAND_CRAFTED, HANDLERS, STOP, Anomaly, StackMachine
 from modelsec.pickle.nested_budget import NestedBudget
 from modelsec.pickle.observer import Observer
 from modelsec.pickle.opcodes import OpcodeReader, PickleError, Truncated
@@ -115,7 +115,7 @@ def _run(
         result.strong = machine.first == op.PROTO
         result.effects = machine.effects
         result.frame_violations = reader.frame_violations
-        result.anomalies = machine.anomalies
+        result.anomalies = machine.anomalies + [(HAND_CRAFTED, at, why) for at, why in reader.disagreements]
     return result
 
 
@@ -204,15 +204,17 @@ class PickleScan(Observer):
         start: int,
         *,
         end: int | None = None,
-        memo_parent: dict[int, Value] | None = None,
-        speculative: bool = False,
+        continuing: StackMachine | None = None,
     ) -> StreamResult:
         """One stream from ``start`` (reading no further than ``end``); findings reported,
-        limits reported as incompletes (``result.limited``). A ``speculative`` stream is how
-        plain ``pickle.load`` reads bytes joblib treats as array data: it may not be a pickle
-        at all (only what could run counts), and it never skips anything."""
+        limits reported as incompletes (``result.limited``). A stream ``continuing`` a
+        machine is how plain ``pickle.load`` reads bytes joblib treats as array data: the
+        same stream going on, with its stack, MARKs and memo (a first ``POP`` takes the
+        wrapper), though it may not be a pickle at all (only what could run counts), and
+        it never skips anything."""
         view = self.source if end is None else SliceSource(self.source, 0, end)
-        machine = StackMachine(self, self.limits, memo_parent)
+        speculative = continuing is not None
+        machine = continuing.continuation() if continuing is not None else StackMachine(self, self.limits)
         known_refs, known_embedded = len(self._referenced), set(self._embedded)
         on_raw_array = _read_on if speculative else self._raw_array
         try:
@@ -232,7 +234,10 @@ class PickleScan(Observer):
                 del self._referenced[subject]
             for key in set(self._embedded) - known_embedded:
                 del self._embedded[key]
-        else:
+        elif not speculative:
+            # (Read as one stream, joblib's layout always looks irregular: a nested
+            # object pickle's PROTO mid-stream, values left when it stops. What could run
+            # in that view is reported by the machine as it goes.)
             self._report_irregularities(result)
         return result
 
@@ -309,7 +314,7 @@ class PickleScan(Observer):
         # Plain pickle.load (or torch.load) does not know joblib's layout: for it, whatever
         # joblib reads as padding, array bytes or a nested object pickle is the rest of this
         # very stream, memo included. Read it that way too.
-        self.run_stream(pos, memo_parent=machine.memo, speculative=True)
+        self.run_stream(pos, continuing=machine)
         if layout.objects:
             inner = self.run_stream(pos)  # joblib pickles object arrays as a nested stream
             if inner.limited:
