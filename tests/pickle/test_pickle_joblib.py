@@ -8,6 +8,7 @@ from typing import Any
 
 import joblib
 import numpy as np
+import pytest
 from pklbuild import (
     BUILD,
     EMPTY_DICT,
@@ -103,6 +104,67 @@ def test_unsizable_wrapper_fails_closed() -> None:
     data = proto(4) + wrapper(sbu("float64"), binint1(3) + b"\x85") + bytes(24) + b"0N" + STOP
     result = scan(data, name="m.joblib")
     assert [i.code for i in result.incompletes] == ["MS-PKL-121"], summary(result)
+
+
+# joblib finds the array bytes from the wrapper object: attributes from every BUILD, the
+# defaults __init__ sets, and methods looked up on the instance that a state can shadow.
+# Only the shape joblib writes is sized; anything else fails closed (red team, 2026-12-07).
+_DATA = b"\x05" + b"\xff" * 5 + bytes(24) + b"0N" + STOP
+
+
+def _with_state_item(key: str, value: bytes) -> bytes:
+    """The usual wrapper with one more item in its BUILD state."""
+    built = wrapper(f8(), binint1(3) + b"\x85")
+    return built[: -len(SETITEMS + BUILD)] + sbu(key) + value + SETITEMS + BUILD
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # a method joblib calls, shadowed by the state
+        _with_state_item("safe_get_numpy_array_alignment_bytes", stack_global("builtins", "int")),
+        _with_state_item("read", stack_global("builtins", "slice")),
+        # the memoised wrapper built again: joblib reads another array, sized from both
+        # states' attributes
+        wrapper(f8(), binint1(3) + b"\x85").replace(NEWOBJ, NEWOBJ + b"q\x00", 1)
+        + b"\x05"
+        + b"\xff" * 5
+        + bytes(24)
+        + b"0h\x00"
+        + wrapper(f8(), binint1(3) + b"\x85", alignment=None)[
+            len(stack_global(*WRAPPER) + EMPTY_TUPLE + NEWOBJ) :
+        ],
+        # the class called: __init__ sets its defaults (alignment 16) before the state
+        wrapper(f8(), binint1(3) + b"\x85").replace(
+            stack_global(*WRAPPER) + EMPTY_TUPLE + NEWOBJ,
+            stack_global(*WRAPPER) + sbu("x") + b"\x85" + REDUCE,
+        ),
+    ],
+    ids=["planted-alignment-getter", "planted-read", "second-build", "init-called"],
+)
+def test_a_wrapper_joblib_never_writes_fails_closed(body: bytes) -> None:
+    result = scan(proto(4) + body + _DATA, name="m.joblib")
+    assert "MS-PKL-121" in {i.code for i in result.incompletes}, summary(result)
+
+
+@pytest.mark.parametrize(
+    "made",
+    [
+        stack_global("copyreg", "__newobj__") + stack_global(*WRAPPER) + b"\x85" + REDUCE,
+        stack_global("copyreg", "_reconstructor")
+        + stack_global(*WRAPPER)
+        + stack_global("builtins", "object")
+        + NONE
+        + TUPLE3
+        + REDUCE,
+        stack_global(*WRAPPER) + EMPTY_TUPLE + EMPTY_DICT + b"\x92",  # NEWOBJ_EX
+    ],
+    ids=["copyreg-newobj", "copyreg-reconstructor", "newobj-ex"],
+)
+def test_other_spellings_of_a_bare_wrapper_are_sized(made: bytes) -> None:
+    body = wrapper(f8(), binint1(3) + b"\x85").replace(stack_global(*WRAPPER) + EMPTY_TUPLE + NEWOBJ, made)
+    result = scan(proto(4) + body + _DATA, name="m.joblib")
+    assert not result.findings and not result.incompletes, summary(result)
 
 
 def test_array_data_running_past_the_end_is_malformed() -> None:

@@ -41,6 +41,8 @@ MAX_CALL_DEPTH = 16  # helpers calling helpers (_rebuild_from_type_v2(_rebuild_f
 # Opcodes that instantiate the class they are given: cls.__new__ only (NEWOBJ), or the
 # whole constructor (INST/OBJ call cls(*args), like REDUCE of a class).
 _NEW_ONLY = frozenset({"NEWOBJ", "NEWOBJ_EX"})
+# copyreg helpers that make an instance without calling the class's __init__
+_BARE_CONSTRUCTORS = frozenset({"copyreg.__newobj__", "copyreg.__newobj_ex__", "copyreg._reconstructor"})
 _INSTANTIATE = frozenset({"NEWOBJ", "NEWOBJ_EX", "INST", "OBJ"})
 _NOT_CALLABLE = (bool, int, float, str, bytes, bytearray, tuple, Blob, Container)
 # Attributes whose assignment (setattr, not a __dict__ update) changes what the instance is.
@@ -187,7 +189,7 @@ class Invoker:
                 attrs.merge(item)  # a dict is read key by key; anything else makes it unknown
             if args is not None and sequence_items(args) is None:
                 attrs.unknown = "its attributes were set from arguments the stream computed"
-        return Call(cls, args, offset, how, cls, attrs=attrs)
+        return Call(cls, args, offset, how, cls, attrs=attrs, bare=how in _NEW_ONLY)
 
     def _getattr(
         self, callee: Global, items: tuple[Value, ...] | None, args: Value, offset: int, how: str
@@ -560,6 +562,7 @@ class CallSite:
         if isinstance(cls, str):
             cls = _global_for(cls, self.offset, self.callee.path)
         made = self.invoker.instance(cls, self.args, self.offset, self.how)
+        made.bare = self.callee.path in _BARE_CONSTRUCTORS
         if state is not None and made.attrs is not None:
             parts = sequence_items(state) if isinstance(state, tuple) else None
             for part in parts if parts is not None else (state,):

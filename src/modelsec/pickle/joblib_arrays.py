@@ -54,6 +54,62 @@ def is_array_wrapper(value: Value) -> bool:
     )
 
 
+def unwritten_wrapper(wrapper: Call) -> str | None:
+    """Why ``wrapper`` (a NumpyArrayWrapper just built) is not one ``joblib.dump`` writes,
+    or None if it is.
+
+    joblib locates the array bytes from the wrapper *object*: every attribute any BUILD set,
+    the defaults ``__init__`` sets when the class is called, and methods looked up on the
+    instance (``read``, ``safe_get_numpy_array_alignment_bytes``), which a state can
+    shadow. Its layout is known only for the shape joblib writes: created without
+    ``__init__`` (``NEWOBJ`` or ``copyreg.__newobj__``, or ``copyreg._reconstructor`` at
+    protocols 0 and 1), one
+    BUILD, a plain dict of the fields it pickles."""
+    created = _created_bare(wrapper)
+    if created is not None:
+        return created
+    attrs = wrapper.attrs
+    if attrs is not None and (attrs.unknown or len(attrs.merged) > 1):
+        return "the wrapper's state was set more than once"
+    if wrapper.grown:
+        return "items were added to the wrapper"
+    state = wrapper.state
+    if not (
+        isinstance(state, Container) and state.kind == "dict" and not state.dropped and not state.opaque_keys
+    ):
+        return "the wrapper's state is not a plain dict"
+    extra = sorted(
+        repr(key) if not isinstance(key, str) else key
+        for key, _ in state.items
+        if not (isinstance(key, str) and key in WRAPPER_FIELDS)
+    )
+    if extra:
+        return f"the wrapper's state sets {', '.join(extra)}, which joblib never writes"
+    return None
+
+
+def _created_bare(wrapper: Call) -> str | None:
+    """None if the instance was made from the class alone, without running ``__init__``:
+    ``NEWOBJ`` with no arguments, ``copyreg.__newobj__(cls)`` or
+    ``copyreg._reconstructor(cls, object, None)``."""
+    args = sequence_items(wrapper.args)
+    made_bare = f"the wrapper was made by {wrapper.how} with arguments, which joblib never writes"
+    if not wrapper.bare or args is None or wrapper.cls is None:
+        return made_bare
+    if wrapper.how in ("NEWOBJ", "NEWOBJ_EX"):  # (NEWOBJ_EX with keyword arguments is no bare call)
+        return None if args == () else made_bare
+    first, rest = (args[0], args[1:]) if args else (None, ())
+    if not (isinstance(first, Global) and first.path == wrapper.cls.path):
+        return made_bare
+    if rest == () or (len(rest) == 2 and _is_object(rest[0]) and rest[1] is None):
+        return None
+    return made_bare
+
+
+def _is_object(value: Value) -> bool:
+    return isinstance(value, Global) and value.path == "builtins.object"
+
+
 _SIZED_TYPESTR = re.compile(r"[<>|=]?[a-zA-Z](\d+)(\[[a-zA-Z0-9]+\])?")
 _FLEXIBLE = frozenset("VSUa")  # numpy's PyTypeNum_ISEXTENDED kinds
 _ITEM_REFCOUNT = 0x01  # NPY_ITEM_REFCOUNT: the dtype holds Python objects

@@ -21,7 +21,7 @@ from modelsec.pickle.contracts import GETATTR
 from modelsec.pickle.denylist import Category
 from modelsec.pickle.embedded import embedded_payload
 from modelsec.pickle.invoke import RawArray
-from modelsec.pickle.joblib_arrays import JOBLIB_WRAPPERS, array_layout
+from modelsec.pickle.joblib_arrays import JOBLIB_WRAPPERS, array_layout, unwritten_wrapper
 from modelsec.pickle.loaders import LOADERS, PayloadTooLarge, payload_source
 from modelsec.pickle.machine import EXPANSION, HAND_CRAFTED, HANDLERS, STOP, Anomaly, StackMachine
 from modelsec.pickle.nested_budget import NestedBudget
@@ -302,7 +302,7 @@ class PickleScan(Observer):
 
     def _raw_array(self, action: RawArray, reader: OpcodeReader, machine: StackMachine) -> None:
         """Skip (or scan) what joblib wrote after a NumpyArrayWrapper."""
-        layout = array_layout(action.wrapper.state)
+        layout = unwritten_wrapper(action.wrapper) or array_layout(action.wrapper.state)
         if isinstance(layout, str):
             self.ctx.incomplete(
                 f"joblib array at offset {action.offset}: {layout}; its data cannot be located, "

@@ -67,6 +67,9 @@ class Call:
     state: Value = None  # set by BUILD
     attrs: InstanceAttrs | None = None  # what the stream wrote into the instance (objects.py)
     grown: bool = False  # APPEND/SETITEM/ADDITEMS added items to it (a mapping or list subclass)
+    # made by cls.__new__ without cls.__init__ (NEWOBJ, copyreg.__newobj__ or
+    # copyreg._reconstructor): only what the stream sets is in it
+    bare: bool = False
     origin: Value = field(init=False)  # the first non-call callee of f()()()...: O(1) to name
     weight: int = field(init=False)
 
