@@ -167,6 +167,17 @@ def test_other_spellings_of_a_bare_wrapper_are_sized(made: bytes) -> None:
     assert not result.findings and not result.incompletes, summary(result)
 
 
+def test_object_dtype_whose_flags_disown_objects_is_a_finding() -> None:
+    """numpy takes a dtype's flags from its state: 'O8' rebuilt with flags 0 has hasobject
+    False, so its arrays are raw bytes read as object pointers, and joblib reads raw items
+    where an object array's nested pickle would be (red team, 2026-12-07)."""
+    o8 = f8().replace(sbu("f8"), sbu("O8"))
+    data = proto(4) + wrapper(o8, binint1(3) + b"\x85") + b"\x05" + b"\xff" * 5 + bytes(24) + b"0N" + STOP
+    result = scan(data, name="m.joblib")
+    assert "MS-PKL-107" in codes(result), summary(result)
+    assert subjects(result, "MS-PKL-107") == {"numpy.dtype"}
+
+
 def test_array_data_running_past_the_end_is_malformed() -> None:
     data = proto(4) + wrapper(f8(), binint1(200) + b"\x85") + b"\x05" + b"\xff" * 5 + bytes(24)
     assert codes(scan(data)) == {"MS-PKL-110"}

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from modelsec.pickle.classfacts import class_facts
 from modelsec.pickle.contracts import GETATTR, contract_for, method_contract_for
-from modelsec.pickle.joblib_arrays import JOBLIB_FILE_ARRAY, JOBLIB_INLINE_ARRAY
+from modelsec.pickle.joblib_arrays import JOBLIB_FILE_ARRAY, JOBLIB_INLINE_ARRAY, objects_disowned
 from modelsec.pickle.loaders import DECODERS, LOADERS, codec_transform
 from modelsec.pickle.objects import Found, InstanceAttrs, Lookup, lookup, type_lookup
 from modelsec.pickle.observer import Observer
@@ -303,6 +303,15 @@ class Invoker:
                         f"{found.owner}.__setstate__ calls methods of its state, an object the stream built",
                     )
                 self._merge_parts(instance, state)
+        if cls.path == "numpy.dtype":
+            typestr = (sequence_items(instance.args) or (None,))[0]
+            if isinstance(typestr, str) and objects_disowned(typestr, state):
+                self.observer.violated(
+                    cls,
+                    offset,
+                    f"{how} gives dtype {typestr!r} flags without NPY_ITEM_REFCOUNT: arrays of it "
+                    "read raw bytes as object pointers",
+                )
         if cls.classification.verdict is Verdict.SAFE:
             if cls.path in JOBLIB_INLINE_ARRAY:
                 return RawArray(instance, offset)

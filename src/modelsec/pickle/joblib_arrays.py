@@ -140,6 +140,8 @@ def _dtype_info(dtype: Value) -> tuple[int, bool] | str:
     elsize = state[5] if len(state) > 5 and isinstance(state[5], int) else -1
     flags = state[7] if len(state) > 7 and isinstance(state[7], int) else 0
     kind = typestr.lstrip("<>|=")[:1]
+    if objects_disowned(typestr, dtype.state):
+        return f"dtype {typestr!r} with flags that say it holds no objects"
     objects = kind == "O" or bool(flags & _ITEM_REFCOUNT)
     # numpy's dtype.__setstate__ takes elsize from the state only for flexible types (void,
     # bytes, str); for the others the type string decides, whatever the state claims.
@@ -149,6 +151,21 @@ def _dtype_info(dtype: Value) -> tuple[int, bool] | str:
     if match is None:
         return f"dtype {typestr!r} has no item size"
     return int(match.group(1)), objects
+
+
+def objects_disowned(typestr: str, state: Value) -> bool:
+    """numpy's ``dtype.__setstate__`` takes the flags from the state: an object dtype
+    (``'O'``) rebuilt with flags that lack NPY_ITEM_REFCOUNT has ``hasobject`` False, so an
+    array of it is read from raw bytes as object pointers (forged pointers, and joblib
+    reading raw items where an object array's nested pickle would be)."""
+    items = sequence_items(state) or ()
+    flags = items[7] if len(items) > 7 else None
+    return (
+        typestr.lstrip("<>|=")[:1] == "O"
+        and isinstance(flags, int)
+        and not isinstance(flags, bool)
+        and not flags & _ITEM_REFCOUNT
+    )
 
 
 def array_layout(state: Value) -> ArrayLayout | str:
