@@ -40,6 +40,7 @@ from pklbuild import (
     TUPLE3,
     binint,
     binint1,
+    frame,
     global_,
     inst,
     proto,
@@ -115,9 +116,10 @@ WRAPPER = ("joblib.numpy_pickle_compat", "NDArrayWrapper")
 HIDDEN = global_("os", "system") + MARK + string("true") + TUPLE + REDUCE + POP
 
 
-def array_wrapper(typestr: str, count: int, elsize: int, aligned: bool) -> bytes:
+def array_wrapper(typestr: str, count: int, elsize: int, aligned: bool, flags: int = 0) -> bytes:
     """joblib's inline NumpyArrayWrapper for ``count`` items of ``typestr``, whose dtype
-    state claims ``elsize`` bytes per item (-1: none, as numpy writes for fixed types)."""
+    state claims ``elsize`` bytes per item (-1: none, as numpy writes for fixed types) and
+    ``flags`` (63 for an object dtype)."""
     dtype = global_("numpy", "dtype") + sbu(typestr) + NEWFALSE + NEWTRUE + TUPLE3 + REDUCE
     dtype += (
         MARK
@@ -128,7 +130,7 @@ def array_wrapper(typestr: str, count: int, elsize: int, aligned: bool) -> bytes
         + NONE
         + binint(elsize)
         + binint(-1)
-        + binint1(0)
+        + binint1(flags)
         + TUPLE
         + BUILD
     )
@@ -293,7 +295,32 @@ def _joblib_arrays() -> list[BypassProgram]:
     pops = array_wrapper("i1", len(popped), -1, aligned=False)
     nul_int = b"I5\x00\n" + POP + POP + HIDDEN
     nul = array_wrapper("i1", len(nul_int), -1, aligned=False)
+    # joblib reads array data from the file, whose position is the end of a frame
+    # pickle._Unpickler has read whole: a padding length (or a nested object pickle) inside
+    # the frame is not what joblib reads.
+    padded_body = array_wrapper("i4", 1, -1, aligned=True)[2:] + NONE
+    padded_in_frame = proto(4) + frame(len(padded_body)) + padded_body
+    after = (b"\x00" + bytes(4) + HIDDEN + STOP).ljust(78, b"\xff") + bytes(4) + STOP
+    nested = NONE + POP + HIDDEN + STOP  # joblib's nested stream, at the frame's end
+    objects_body = (
+        array_wrapper("O8", 1, -1, aligned=False, flags=63)[2:] + short_binbytes(bytes(len(nested)))[:2]
+    )
+    objects_in_frame = proto(4) + frame(len(objects_body)) + objects_body
     return [
+        BypassProgram(
+            "joblib_array_padding_inside_a_frame",
+            padded_in_frame + after,
+            "model.joblib",
+            frozenset({len(padded_in_frame) - 1}),
+            ("joblib",),
+        ),
+        BypassProgram(
+            "joblib_object_array_inside_a_frame",
+            objects_in_frame + nested + STOP + STOP,
+            "model.joblib",
+            frozenset({len(objects_in_frame) - 2}),
+            ("joblib",),
+        ),
         BypassProgram(
             "joblib_array_data_pops_the_wrapper",
             pops + popped + STOP,

@@ -163,6 +163,17 @@ def test_joblib_array_data_pops_the_wrapper(tmp_path: Path) -> None:
     assert_blocked_at_its_gap(PROGRAMS["joblib_array_data_pops_the_wrapper"], tmp_path)
 
 
+def test_joblib_array_padding_inside_a_frame(tmp_path: Path) -> None:
+    # joblib reads the padding length from the file, at the end of the frame the unpickler
+    # buffered, not at the byte that follows the BUILD
+    assert_blocked_at_its_gap(PROGRAMS["joblib_array_padding_inside_a_frame"], tmp_path)
+
+
+def test_joblib_object_array_inside_a_frame(tmp_path: Path) -> None:
+    # ... and the nested object pickle from there too
+    assert_blocked_at_its_gap(PROGRAMS["joblib_object_array_inside_a_frame"], tmp_path)
+
+
 def test_joblib_array_data_after_a_nul_int(tmp_path: Path) -> None:
     # the C unpickler reads "I5\0" as 5; a reader that refused it stopped the view there
     assert_blocked_at_its_gap(PROGRAMS["joblib_array_data_after_a_nul_int"], tmp_path)

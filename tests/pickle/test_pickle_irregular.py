@@ -154,3 +154,30 @@ def test_raw_bytes_that_parse_are_not_reported() -> None:
     data = struct.pack("<4f", 1.0, 2.0, 3.0, 4.0)
     result = scan(data, name="weights.raw")
     assert CRAFTED not in codes(result) and FRAMES not in codes(result), summary(result)
+
+
+def test_a_stream_that_stops_inside_its_frame() -> None:
+    """pickle._Unpickler reads a frame whole: after a STOP inside one, the file is at the
+    frame's end, and the next load (joblib's outer stream after a nested object pickle,
+    torch's legacy streams) starts there, not after the STOP (red team, 2026-12-07)."""
+    body = sbu("x") + STOP
+    data = proto(4) + frame(len(body) + 2) + body + b"N" + STOP
+    assert FRAMES in codes(scan(data)), summary(scan(data))
+
+
+def test_a_stream_whose_frame_ends_at_its_stop_is_regular() -> None:
+    body = sbu("x") + STOP
+    assert codes(scan(proto(4) + frame(len(body)) + body)) == set()
+
+
+@pytest.mark.parametrize(("line", "value"), [(b"I5\x00junk\n", 5), (b"I\x00\n", 0), (b"L7\x00L\n", 7)])
+def test_a_nul_ends_a_number_line_as_in_the_c_unpickler(line: bytes, value: int) -> None:
+    """strtol and PyLong_FromString stop at a NUL, and C accepts it where the number ends;
+    pickle._Unpickler refuses the line: the value C reads, and a hand-crafted finding."""
+    from modelsec.bytesource import BytesSource
+    from modelsec.pickle.opcodes import OpcodeReader
+
+    reader = OpcodeReader(BytesSource(line + STOP))
+    assert reader.next()[1] == value
+    assert reader.disagreements
+    assert CRAFTED in codes(scan(proto(2) + line + STOP))

@@ -214,15 +214,20 @@ class OpcodeReader:
         self._r = SequentialReader(self.source, offset)
         self._win, self._i, self._base = b"", 0, offset
 
+    def outside_frame(self, what: str) -> None:
+        """Record ``what`` (read from the file by something other than this stream's
+        opcodes, or where a loader reading the file resumes) if it falls inside the open
+        frame. pickle._Unpickler (joblib's, torch's legacy) has read the whole frame into
+        memory: the file's position is the frame's end, so it sees other bytes than the
+        ones that follow here. Picklers close the frame before such data, and after STOP."""
+        if self.offset < self._frame_end != NO_FRAME:
+            self._violation(
+                self.offset, f"{what} at offset {self.offset} inside the frame ending at {self._frame_end}"
+            )
+
     def skip_raw(self, n: int) -> None:
         """Move past ``n`` bytes of non-pickle data (joblib's array bytes)."""
-        if self.offset < self._frame_end != NO_FRAME:
-            # joblib reads array bytes from the file, past the frame pickle._Unpickler has
-            # already buffered: it would see other bytes than the ones that follow here.
-            self._violation(
-                self.offset,
-                f"raw array data at offset {self.offset} inside the frame ending at {self._frame_end}",
-            )
+        self.outside_frame("raw array data")
         self._commit()
         try:
             self._r.skip(n)

@@ -92,6 +92,7 @@ def _run(
             if action is not None:
                 if action is STOP:
                     result.end = reader.offset
+                    reader.outside_frame("the end of the stream")
                     break
                 assert isinstance(action, RawArray)
                 if on_raw_array is None:
@@ -302,6 +303,7 @@ class PickleScan(Observer):
 
     def _raw_array(self, action: RawArray, reader: OpcodeReader, machine: StackMachine) -> None:
         """Skip (or scan) what joblib wrote after a NumpyArrayWrapper."""
+        reader.outside_frame("joblib array data")  # padding, raw bytes or a nested pickle
         layout = unwritten_wrapper(action.wrapper) or array_layout(action.wrapper.state)
         if isinstance(layout, str):
             self.ctx.incomplete(
