@@ -600,3 +600,21 @@ def test_every_program_has_a_test() -> None:
     }
     here = {name.removeprefix("test_") for name in globals() if name.startswith("test_")}
     assert tested <= here, tested - here
+
+
+def test_pure_python_build_calls_the_states_items(tmp_path: Path) -> None:
+    """pickle._Unpickler (joblib's) runs ``for k, v in state.items()``: a state object whose
+    ``items`` was planted calls it (red team, 2026-12-07; the C unpickler wants a dict)."""
+    state = global_("types", "SimpleNamespace") + EMPTY_TUPLE + REDUCE
+    state += _attr("items", global_("numpy", "memmap")) + BUILD
+    data = proto(2) + _NAMESPACE + state + BUILD + STOP
+    assert _judge(data, tmp_path) == ("BLOCKED", {"MS-PKL-101"})
+
+
+def test_joblib_calls_read_on_its_array_wrappers(tmp_path: Path) -> None:
+    """joblib.load runs ``array_wrapper.read(unpickler)``, looked up on the instance."""
+    wrapper = global_("joblib.numpy_pickle_compat", "NDArrayWrapper") + EMPTY_TUPLE + b"\x81"  # NEWOBJ
+    state = EMPTY_DICT + MARK + sbu("filename") + sbu("w.npy") + sbu("read") + global_("numpy", "memmap")
+    data = proto(2) + wrapper + state + SETITEMS + BUILD + STOP
+    outcome, threats = _judge(data, tmp_path)
+    assert outcome == "BLOCKED" and "MS-PKL-101" in threats, threats

@@ -17,7 +17,12 @@ from typing import TYPE_CHECKING
 
 from modelsec.pickle.classfacts import class_facts
 from modelsec.pickle.contracts import GETATTR, contract_for, method_contract_for
-from modelsec.pickle.joblib_arrays import JOBLIB_FILE_ARRAY, JOBLIB_INLINE_ARRAY, objects_disowned
+from modelsec.pickle.joblib_arrays import (
+    JOBLIB_FILE_ARRAY,
+    JOBLIB_INLINE_ARRAY,
+    JOBLIB_WRAPPERS,
+    objects_disowned,
+)
 from modelsec.pickle.loaders import DECODERS, LOADERS, codec_transform
 from modelsec.pickle.objects import Found, InstanceAttrs, Lookup, lookup, type_lookup
 from modelsec.pickle.observer import Observer
@@ -312,6 +317,8 @@ class Invoker:
                     f"{how} gives dtype {typestr!r} flags without NPY_ITEM_REFCOUNT: arrays of it "
                     "read raw bytes as object pointers",
                 )
+        if cls.path in JOBLIB_WRAPPERS:  # joblib.load: array_wrapper.read(unpickler)
+            self.call_method(instance, "read", (), offset, f"{how} of a joblib array wrapper (joblib.load)")
         if cls.classification.verdict is Verdict.SAFE:
             if cls.path in JOBLIB_INLINE_ARRAY:
                 return RawArray(instance, offset)
@@ -325,6 +332,8 @@ class Invoker:
         slotstate: Value = None
         if isinstance(state, tuple) and len(state) == 2:  # (state, slotstate), protocol 2+
             state, slotstate = state
+        for part in (state, slotstate):  # pickle._Unpickler: ``for k, v in state.items()``
+            self.call_method(part, "items", (), offset, f"{how} (pickle._Unpickler) reads its state")
         # A state CPython refuses ("state is not a dictionary") ends its load there; going on
         # is the permissive (safe) direction, so it is merged like any other.
         self._merge(instance, state)
@@ -371,10 +380,15 @@ class Invoker:
 
     def consume_mapping(self, value: Value, offset: int, how: str) -> None:
         """``dict.update(value)``, ``dict(value)``: a non-dict mapping has ``keys()`` called."""
+        self.call_method(value, "keys", (), offset, f"{how} reads a mapping")
+
+    def call_method(self, value: Value, method: str, args: Value, offset: int, how: str) -> None:
+        """``value.method(*args)`` where ``value`` is an instance the stream built: what an
+        attribute it was given, or a computed one, would run."""
         if isinstance(value, Call) and value.cls is not None and value.attrs is not None:
-            found = lookup(value.attrs, _facts(value.cls.path), value.cls.path, "keys")
+            found = lookup(value.attrs, _facts(value.cls.path), value.cls.path, method)
             if found.found in (Found.OVERRIDE, Found.COMPUTED):
-                self._use(found, value, "keys", (), offset, f"{how} reads a mapping")
+                self._use(found, value, method, args, offset, how)
 
     def extend(self, target: Value, items: list[Value], offset: int, how: str) -> None:
         """APPEND/APPENDS on anything but an exact list: ``extend`` (the C unpickler, when the

@@ -31,7 +31,9 @@ if TYPE_CHECKING:
 
 # Names the unpickler (or a data consumer it calls) looks up on an instance, where an
 # instance attribute shadows the class's method.
-INSTANCE_LOOKUPS = frozenset({"__setstate__", "append", "extend", "add", "keys"})
+# ("items": pickle._Unpickler's BUILD walks a state with state.items(); "read": joblib
+# calls wrapper.read(unpickler) on its array wrappers.)
+INSTANCE_LOOKUPS = frozenset({"__setstate__", "append", "extend", "add", "keys", "items", "read"})
 # Dict keys whose values matter beyond the container cap: the names above, what joblib's old
 # array wrappers read from their state, and what setattr of a slot state turns
 # into a different object (invoke.OBJECT_MACHINERY).
