@@ -23,6 +23,7 @@ from pklbuild import (
     STOP,
     TUPLE,
     TUPLE3,
+    binint,
     binint1,
     call,
     codes,
@@ -176,6 +177,48 @@ def test_object_dtype_whose_flags_disown_objects_is_a_finding() -> None:
     result = scan(data, name="m.joblib")
     assert "MS-PKL-107" in codes(result), summary(result)
     assert subjects(result, "MS-PKL-107") == {"numpy.dtype"}
+
+
+def _dtype(typestr: str, state: bytes | None) -> bytes:
+    made = stack_global("numpy", "dtype") + sbu(typestr) + NEWFALSE + NEWTRUE + TUPLE3 + REDUCE
+    return made if state is None else made + MARK + state + TUPLE + BUILD
+
+
+def test_unicode_items_are_four_bytes_a_character() -> None:
+    """dtype('U4') is 16 bytes an item: joblib skips 48 bytes for three, and runs what
+    follows (red team, 2026-12-07: the type string's digits alone skipped 12)."""
+    data = proto(4) + wrapper(_dtype("U4", None), binint1(3) + b"\x85", alignment=None)
+    data += bytes(48) + b"0" + call("os", "system", "id") + STOP
+    assert subjects(scan(data, name="m.joblib"), "MS-PKL-100") == {"os.system"}
+
+
+def test_a_dtype_state_in_an_older_layout_fails_closed() -> None:
+    """numpy reads a 6-item state (version, endian, subarray, fields, elsize, alignment)
+    with the item size at index 4, not 5."""
+    legacy = binint1(0) + sbu("<") + NONE + NONE + binint1(64) + binint1(4)
+    data = proto(4) + wrapper(_dtype("U4", legacy), binint1(3) + b"\x85", alignment=None) + bytes(192) + STOP
+    assert "MS-PKL-121" in {i.code for i in scan(data, name="m.joblib").incompletes}
+
+
+def test_object_subarray_whose_flags_disown_objects_is_a_finding() -> None:
+    """A void dtype whose subarray is 'O8', rebuilt with flags 0: numpy's hasobject is
+    False, and joblib copies raw bytes into object slots (a forged pointer crashes it)."""
+    sub = _dtype("O8", binint1(3) + sbu("|") + NONE + NONE + NONE + binint(-1) + binint(-1) + binint1(63))
+    state = (
+        binint1(3)
+        + sbu("|")
+        + sub
+        + binint1(2)
+        + b"\x85"
+        + b"\x86"
+        + NONE
+        + NONE
+        + binint1(16)
+        + binint1(8)
+        + binint1(0)
+    )
+    data = proto(4) + wrapper(_dtype("V16", state), binint1(1) + b"\x85", alignment=None) + bytes(16) + STOP
+    assert "MS-PKL-107" in codes(scan(data, name="m.joblib"))
 
 
 def test_array_data_running_past_the_end_is_malformed() -> None:

@@ -308,15 +308,13 @@ class Invoker:
                         f"{found.owner}.__setstate__ calls methods of its state, an object the stream built",
                     )
                 self._merge_parts(instance, state)
-        if cls.path == "numpy.dtype":
-            typestr = (sequence_items(instance.args) or (None,))[0]
-            if isinstance(typestr, str) and objects_disowned(typestr, state):
-                self.observer.violated(
-                    cls,
-                    offset,
-                    f"{how} gives dtype {typestr!r} flags without NPY_ITEM_REFCOUNT: arrays of it "
-                    "read raw bytes as object pointers",
-                )
+        if cls.path == "numpy.dtype" and objects_disowned(instance):
+            self.observer.violated(
+                cls,
+                offset,
+                f"{how} gives a dtype that holds objects flags without NPY_ITEM_REFCOUNT: arrays "
+                "of it read raw bytes as object pointers",
+            )
         if cls.path in JOBLIB_WRAPPERS:  # joblib.load: array_wrapper.read(unpickler)
             self.call_method(instance, "read", (), offset, f"{how} of a joblib array wrapper (joblib.load)")
         if cls.classification.verdict is Verdict.SAFE:

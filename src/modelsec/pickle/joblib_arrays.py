@@ -126,46 +126,90 @@ class ArrayLayout:
     objects: bool  # dtype holds Python objects: a nested pickle stream follows
 
 
+_STATE_LENGTHS = (8, 9)  # the (version 3 and 4) states numpy's dtype.__reduce__ writes
+_MAX_DTYPE_DEPTH = 8
+
+
 def _dtype_info(dtype: Value) -> tuple[int, bool] | str:
-    """(itemsize, holds objects) of a pickled ``numpy.dtype``, or why it cannot be told."""
+    """(itemsize, holds objects) of a pickled ``numpy.dtype``, or why it cannot be told.
+
+    Only the dtypes ``joblib.dump`` writes are sized: ``numpy.dtype(typestr, False, True)``
+    with the 8- or 9-item state of ``dtype.__reduce__`` (or none). numpy reads older state
+    layouts with the item size at another index, so any other shape fails closed."""
     if not (isinstance(dtype, Call) and isinstance(dtype.callee, Global)):
         return "dtype is not a numpy.dtype"
     if dtype.callee.path not in _DTYPE_CLASSES:
         return f"dtype built by {dtype.callee.subject}"
-    args = sequence_items(dtype.args)
-    if not args or not isinstance(args[0], str):
+    typestr = _typestr(dtype)
+    if typestr is None:
         return "dtype without a type string"
-    typestr = args[0]
-    state = sequence_items(dtype.state) or ()
-    elsize = state[5] if len(state) > 5 and isinstance(state[5], int) else -1
+    state = sequence_items(dtype.state)
+    if dtype.state is not None and (state is None or len(state) not in _STATE_LENGTHS):
+        return f"dtype {typestr!r} with a state in a layout joblib does not write"
+    state = state or ()
+    elsize = state[5] if len(state) > 5 and isinstance(state[5], int) else None
     flags = state[7] if len(state) > 7 and isinstance(state[7], int) else 0
     kind = typestr.lstrip("<>|=")[:1]
-    if objects_disowned(typestr, dtype.state):
+    if objects_disowned(dtype):
         return f"dtype {typestr!r} with flags that say it holds no objects"
     objects = kind == "O" or bool(flags & _ITEM_REFCOUNT)
     # numpy's dtype.__setstate__ takes elsize from the state only for flexible types (void,
     # bytes, str); for the others the type string decides, whatever the state claims.
-    if elsize > 0 and kind in _FLEXIBLE:
+    if kind in _FLEXIBLE and elsize is not None and elsize != -1:
+        if elsize <= 0:
+            return f"dtype {typestr!r} with an item size of {elsize}"
         return elsize, objects
     match = _SIZED_TYPESTR.fullmatch(typestr)
     if match is None:
         return f"dtype {typestr!r} has no item size"
-    return int(match.group(1)), objects
+    width = int(match.group(1))
+    return (4 * width if kind == "U" else width), objects  # 'U' counts UCS-4 characters
 
 
-def objects_disowned(typestr: str, state: Value) -> bool:
-    """numpy's ``dtype.__setstate__`` takes the flags from the state: an object dtype
-    (``'O'``) rebuilt with flags that lack NPY_ITEM_REFCOUNT has ``hasobject`` False, so an
-    array of it is read from raw bytes as object pointers (forged pointers, and joblib
-    reading raw items where an object array's nested pickle would be)."""
-    items = sequence_items(state) or ()
-    flags = items[7] if len(items) > 7 else None
-    return (
-        typestr.lstrip("<>|=")[:1] == "O"
-        and isinstance(flags, int)
-        and not isinstance(flags, bool)
-        and not flags & _ITEM_REFCOUNT
-    )
+def _typestr(dtype: Value) -> str | None:
+    """The type string of a ``numpy.dtype(typestr, ...)`` call; None for anything else
+    (callers describe why)."""
+    if not (isinstance(dtype, Call) and isinstance(dtype.callee, Global)):
+        return None
+    if dtype.callee.path not in _DTYPE_CLASSES:
+        return None
+    args = sequence_items(dtype.args)
+    return args[0] if args and isinstance(args[0], str) else None
+
+
+def objects_disowned(dtype: Value) -> bool:
+    """numpy's ``dtype.__setstate__`` takes the flags from the state: a dtype that holds
+    objects (``'O'``, or an object subarray or field) rebuilt with flags that lack
+    NPY_ITEM_REFCOUNT has ``hasobject`` False, so an array of it is read from raw bytes
+    as object pointers (forged pointers, and joblib reading raw items where an object
+    array's nested pickle would be)."""
+    items = sequence_items(dtype.state) if isinstance(dtype, Call) else None
+    flags = items[7] if items is not None and len(items) > 7 else None
+    if not isinstance(flags, int) or isinstance(flags, bool) or flags & _ITEM_REFCOUNT:
+        return False
+    return holds_objects(dtype)
+
+
+def holds_objects(dtype: Value, depth: int = 0) -> bool:
+    """Whether a pickled dtype's type string, subarray or fields name an object dtype (a
+    value too deep to tell counts as one: the caller then fails closed)."""
+    if depth > _MAX_DTYPE_DEPTH:
+        return True
+    typestr = _typestr(dtype)
+    if typestr is not None and typestr.lstrip("<>|=")[:1] == "O":
+        return True
+    if not isinstance(dtype, Call):
+        return False
+    state = sequence_items(dtype.state) or ()
+    subarray = sequence_items(state[2]) if len(state) > 2 else None
+    if subarray and holds_objects(subarray[0], depth + 1):
+        return True
+    fields = dict_items(state[4]) if len(state) > 4 else None
+    for field_ in (fields or {}).values():
+        parts = sequence_items(field_)
+        if parts and holds_objects(parts[0], depth + 1):
+            return True
+    return False
 
 
 def array_layout(state: Value) -> ArrayLayout | str:
