@@ -191,3 +191,61 @@ def test_deep_config_is_bounded() -> None:
     text = b'{"class_name": "X", "config": ' * 100_000 + b"{}" + b"}" * 100_000
     result = scan("config.json", b'{"module": "keras", ' + text[1:])
     assert result.incompletes  # the JSON parser's recursion limit becomes an incomplete
+
+
+# -- red team, 2026-12-07: configs Keras reads that detection by byte markers missed ------
+
+
+def _lambda_model() -> dict[str, Any]:
+    return keras3_model([keras3_lambda_layer(lambda x: __import__("os").system("id") or x, "evil")])
+
+
+def _escaped(config: dict[str, Any]) -> bytes:
+    """The same JSON with every key spelled with \\u escapes (json.loads reads the same dict)."""
+    text = json.dumps(config)
+    for key in ("class_name", "config", "module", "registered_name", "layers"):
+        text = text.replace(f'"{key}"', '"' + "".join(f"\\u{ord(c):04x}" for c in key) + '"')
+    assert json.loads(text) == config
+    return text.encode()
+
+
+def _keras_zip(config_json: bytes) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("metadata.json", json.dumps({"keras_version": "3.6.0", "date_saved": "2026-01-01"}))
+        archive.writestr("config.json", config_json)
+        archive.writestr("model.weights.h5", b"")
+    return buffer.getvalue()
+
+
+def test_keras_config_with_escaped_keys_is_analysed() -> None:
+    result = scan("model.json", _escaped(_lambda_model()))
+    assert "MS-KERAS-001" in threats(result)
+
+
+def test_keras_archive_config_is_analysed_however_its_bytes_look() -> None:
+    """Keras opens config.json by name and parses it with json.loads: escaped keys, UTF-16
+    and 128 KiB of whitespace before the keys are the same config."""
+    plain = json.dumps(_lambda_model())
+    for config_json in (
+        _escaped(_lambda_model()),
+        plain.encode("utf-16"),
+        ("{" + " " * (128 << 10) + plain[1:]).encode(),
+    ):
+        assert "MS-KERAS-001" in threats(scan("model.keras", _keras_zip(config_json)))
+
+
+def test_layers_that_load_code_are_unsafe_apis() -> None:
+    """TorchModuleWrapper hands its config's module to torch.load; TFSMLayer loads a
+    SavedModel from a path."""
+    for class_name in ("TorchModuleWrapper", "TFSMLayer"):
+        layer = keras3_dense("loader")
+        layer["class_name"] = class_name
+        layer["config"] = {"name": "loader", "module": "gASV", "filepath": "/tmp/x"}
+        result = scan("config.json", dumps(keras3_model([layer])))
+        assert "MS-KERAS-003" in threats(result), class_name
+        layer.pop("module", None)  # Keras 2 style: no module key
+        assert "MS-KERAS-003" in threats(scan("config.json", dumps(keras3_model([layer])))), class_name

@@ -21,6 +21,7 @@ from modelsec.formats.config_common import (
     decode_text,
     head_is_text,
 )
+from modelsec.formats.keras_config import is_keras_document
 
 _WS = b" \t\r\n"
 _VALUE_START = b'{["-0123456789tfnNI'
@@ -62,9 +63,24 @@ def parse_json(text: str) -> tuple[Any, list[tuple[str, Any]]]:
     return docs, dups.found
 
 
+def decode_json_text(data: bytes) -> str | None:
+    """The text of a JSON document as ``json.loads`` reads bytes: UTF-8 (a BOM dropped), or
+    UTF-16 or UTF-32 told by its first bytes (RFC 4627). None if it decodes as none."""
+    text = decode_text(data)
+    if text is not None:
+        return text
+    encoding = json.detect_encoding(data)
+    if encoding.startswith(("utf-16", "utf-32")):
+        try:
+            return data.decode(encoding).removeprefix("\ufeff")
+        except UnicodeDecodeError:
+            return None
+    return None
+
+
 def looks_like_json(head: bytes, source: ByteSource) -> bool:
     if not head_is_text(head, source):
-        return False
+        return _looks_like_wide_json(head)
     body = head[3:] if head.startswith(b"\xef\xbb\xbf") else head
     body = body.lstrip(_WS)
     if not body or body[:1] not in b"{[":
@@ -81,9 +97,22 @@ def looks_like_json(head: bytes, source: ByteSource) -> bool:
             return False
         return True
     rest = body[1:].lstrip(_WS)
+    if not rest:
+        return True  # whitespace to the end of the head: json.loads skips it, so must we
     if body[:1] == b"{":
         return rest[:1] in (b'"', b"}")
     return rest[:1] == b"]" or rest[:1] in [bytes([c]) for c in _VALUE_START]
+
+
+def _looks_like_wide_json(head: bytes) -> bool:
+    """UTF-16 or UTF-32 JSON (json.loads reads it from bytes, Keras does): an object or
+    array opening in that encoding."""
+    encoding = json.detect_encoding(head)
+    if not encoding.startswith(("utf-16", "utf-32")):
+        return False
+    width = 2 if encoding.startswith("utf-16") else 4
+    text = head[: len(head) - len(head) % width].decode(encoding, "replace").removeprefix("\ufeff")
+    return text.lstrip(" \t\r\n")[:1] in ("{", "[")
 
 
 class JsonConfigScanner(FormatScanner):
@@ -101,7 +130,7 @@ class JsonConfigScanner(FormatScanner):
                 f"JSON of {source.size} bytes exceeds the {limit}-byte limit for configs; "
                 "its values (templates) were not inspected"
             )
-        text = decode_text(source.read_at(0, source.size))
+        text = decode_json_text(source.read_at(0, source.size))
         if text is None:
             ctx.incomplete("JSON is not UTF-8 text; its values were not inspected", CONFIG_UNPARSEABLE)
             return
@@ -116,6 +145,13 @@ class JsonConfigScanner(FormatScanner):
             ctx.incomplete(f"not valid JSON ({exc}); its values were not inspected", CONFIG_UNPARSEABLE)
             return
         report_duplicates(ctx, duplicates)
+        if is_keras_document(value):
+            # Keras config whose keys its byte detection did not see (escaped, another
+            # encoding, past the head): json.loads reads them all the same.
+            from modelsec.formats.keras_config_scan import analyze_keras_value
+
+            ctx.set_format("keras-config", FormatCategory.AUXILIARY)
+            analyze_keras_value(ctx, value)
         # The template analysis (Jinja), loaded for the first JSON file scanned, not detected.
         from modelsec.templates.config_walk import iter_json_candidates, report_candidates
 

@@ -94,6 +94,26 @@ def looks_like_keras_json(head: bytes) -> str | None:
     return None
 
 
+_MARKER_KEYS = frozenset({"module", "registered_name", "keras_version", "backend", "layers"})
+
+
+def is_keras_document(value: object) -> bool:
+    """A parsed JSON value that Keras would deserialize as a model: what
+    :func:`looks_like_keras_json` looks for in bytes, judged on the parsed value (keys
+    written with escapes, another encoding or after padding are the same keys to
+    ``json.loads``)."""
+    if not isinstance(value, dict):
+        return False
+    if "model_config" in value:
+        return True
+    if "class_name" not in value or "config" not in value:
+        return False
+    inner = value["config"]
+    return bool(_MARKER_KEYS & value.keys()) or (
+        isinstance(inner, dict) and bool(_MARKER_KEYS & inner.keys())
+    )
+
+
 class KerasConfigScanner(FormatScanner):
     name = "keras-config"
     category = FormatCategory.AUXILIARY

@@ -86,6 +86,17 @@ def scan_keras_config(source: ByteSource, ctx: ScanContext) -> None:
         _check_metadata(data, ctx)
         return
     value = analyze_json_text(ctx, data, "Keras config")
+    _nested_configs(ctx, value)
+
+
+def analyze_keras_value(ctx: ScanContext, value: Any) -> None:
+    """Analyse a Keras config another scanner has already parsed (the JSON scanner, for a
+    document whose byte markers detection could not see)."""
+    report_analysis(ctx, analyze_config(value), "Keras config")
+    _nested_configs(ctx, value)
+
+
+def _nested_configs(ctx: ScanContext, value: Any) -> None:
     if isinstance(value, dict) and "model_config" in value:
         # {"model_config": ..., "training_config": ...} with nested JSON strings.
         for key in ("model_config", "training_config"):

@@ -361,6 +361,10 @@ class _ArchiveScan:
         names = [view.name] + ([view.local.name] if view.local is not None else [])
         if zipflavour.is_torch(self.flavour) and any(zipflavour.is_pickle_member(n) for n in names):
             scan_pickle(self.ctx, member, view.display)
+        elif self.flavour == zipflavour.KERAS and "config.json" in names:
+            # Keras reads the model from config.json by name, with json.loads: however its
+            # bytes look (escaped keys, UTF-16, padding), it is a Keras config.
+            self.ctx.scan_member(member, view.display, expect="keras-config")
         else:
             self.ctx.scan_member(member, view.display)
 

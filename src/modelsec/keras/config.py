@@ -95,6 +95,11 @@ UNSAFE_KERAS_NAMES = frozenset(
         "BackupAndRestore",
         "RemoteMonitor",
         "LambdaCallback",
+        # Layers that load code rather than describe it: TorchModuleWrapper's config holds a
+        # torch.save'd module that Keras hands to torch.load (a pickle; unconditionally in
+        # Keras before August 2025), and TFSMLayer loads a SavedModel from a path.
+        "TorchModuleWrapper",
+        "TFSMLayer",
     }
 )
 
@@ -455,12 +460,14 @@ class _Walker:
                 critical = root in DANGEROUS_NAMES or target in DANGEROUS_NAMES
         elif cls not in INTERNAL_MARKERS and cls not in keras_classes():
             reasons.append(f"class {cls!r} is not defined by Keras")
+        elif target in UNSAFE_KERAS_NAMES:  # a Keras class named without its module
+            unsafe_api = True
         if isinstance(registered, str) and ">" in registered:
             package = registered.split(">", 1)[0]
             if package not in KERAS_MODULE_ROOTS:
                 reasons.append(f"registered as {registered!r} (a custom registration)")
         if unsafe_api:
-            api = f"{module}.{target}"
+            api = f"{module}.{target}" if isinstance(module, str) else target
             self.add(
                 KerasIssue(
                     IssueKind.UNSAFE_API,
