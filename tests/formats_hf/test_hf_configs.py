@@ -266,6 +266,28 @@ def test_yaml_python_tags(tmp_path: Path, tag: str) -> None:
     assert verdict(path) == Outcome.BLOCKED
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "!!python/object/apply:os.system ['id']\n",  # the document is the tagged node
+        "{model: !!python/object/apply:os.system ['id']}\n",
+        "[1, !!python/object/apply:os.system ['id']]\n",
+        "? model\n: !!python/object/apply:os.system ['id']\n",
+        "&cfg\nmodel: !!python/object/apply:os.system ['id']\n",
+        "\"model(v2)\": !!python/object/apply:os.system ['id']\n",
+        "!<tag:yaml.org,2002:%70ython/object/apply:os.system> ['id']\n",  # a percent-escaped tag
+    ],
+    ids=["tag-first", "flow-map", "flow-sequence", "explicit-key", "anchor-first", "quoted-key", "escaped"],
+)
+def test_yaml_python_tags_whatever_the_first_line(tmp_path: Path, text: str) -> None:
+    """PyYAML's unsafe loaders construct a python/ tag wherever the document puts it; the
+    first-line test knew only "key:" starts (red team, 2026-12-07)."""
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    assert "MS-CFG-002" in threats(Engine().scan_file(path))
+    assert verdict(path) == Outcome.BLOCKED
+
+
 def test_yaml_tag_directive_cannot_hide_python_tags(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text("%TAG !p! tag:yaml.org,2002:python/\n---\nhook: !p!object/apply:os.system ['id']\n")

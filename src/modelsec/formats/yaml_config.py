@@ -46,6 +46,12 @@ YAML_SUFFIXES = (".yaml", ".yml")
 _YAML_START = re.compile(r"^(?:%YAML |%TAG |---|- |-$|[\"']?[\w.\-/ ]{1,200}[\"']?:(?:\s|$))")
 
 
+# An explicit tag anywhere (a node can open with one, or with an anchor, a flow collection
+# or "? key", none of which the first-line test knows): the python/ tags PyYAML's unsafe
+# loaders construct are written with one of these, percent-escaped or through %TAG or not.
+_EXPLICIT_TAG_MARKERS = (b"!!", b"!<", b"%TAG", b"tag:yaml.org")
+
+
 class YamlLimit(Exception):
     pass
 
@@ -202,7 +208,7 @@ def looks_like_yaml(head: bytes, source: ByteSource, filename: str) -> bool:
         return False
     text = head.decode("utf-8", errors="ignore")
     first = _first_significant_line(text)
-    if first is None or not _YAML_START.match(first):
+    if first is None or not (_YAML_START.match(first) or any(m in head for m in _EXPLICIT_TAG_MARKERS)):
         return False
     named = filename.lower().endswith(YAML_SUFFIXES)
     if source.size > len(head):
