@@ -65,6 +65,19 @@ def test_traversal_with_backslashes_is_traversal_and_ambiguous() -> None:
     assert codes(scan(model_with_external("a\\..\\..\\b"))) == ["MS-ONNX-011", "MS-ONNX-012"]
 
 
+def test_the_location_that_wins_past_the_entry_cap_is_checked() -> None:
+    """onnx and onnxruntime take the last "location": one after 64 harmless entries was
+    dropped with the entries the reader does not keep (red team, 2026-12-07)."""
+    m = model_with_external("weights.bin")
+    tensor = m.graph.initializer[0]
+    for _ in range(63):
+        e = tensor.external_data.add()
+        e.key, e.value = "checksum", "0"
+    e = tensor.external_data.add()
+    e.key, e.value = "location", "/etc/passwd"
+    assert "MS-ONNX-010" in codes(scan(m))
+
+
 def test_external_marked_without_location() -> None:
     m = mlp()
     t = m.graph.initializer[0]

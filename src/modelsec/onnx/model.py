@@ -33,10 +33,15 @@ class ExternalData:
     """A tensor's ``external_data`` key/value entries (``location``, ``offset``, ...)."""
 
     entries: list[tuple[str, str]] = field(default_factory=list)
+    # the last "location" among the entries past the reader's cap (they are not kept, but
+    # the runtime reads this one)
+    late_location: str | None = None
 
     @property
     def location(self) -> str | None:
         # Like onnx's loader, the last "location" entry wins.
+        if self.late_location is not None:
+            return self.late_location
         found = None
         for key, value in self.entries:
             if key == "location":

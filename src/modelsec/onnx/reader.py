@@ -390,8 +390,11 @@ class _Reader:
                 elif n == T_EXTERNAL_DATA:
                     if t.external is None:
                         t.external = ExternalData()
+                    entry = self.entry(msg.child(f))
                     if len(t.external.entries) < lim.max_external_entries:
-                        t.external.entries.append(self.entry(msg.child(f)))
+                        t.external.entries.append(entry)
+                    elif entry[0] == "location":  # past the cap, the one that wins is kept
+                        t.external.late_location = entry[1]
         if not too_many_dims and not t.is_external:
             t.values = self.values(t, raw, typed)
         return t
