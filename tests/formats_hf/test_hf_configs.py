@@ -64,6 +64,15 @@ def test_string_chat_template_blocks(tmp_path: Path) -> None:
     assert verdict(path) == Outcome.BLOCKED
 
 
+def test_template_after_a_head_of_whitespace_is_found(tmp_path: Path) -> None:
+    """json.loads skips any whitespace before the document: 70 KiB of it hid the file from
+    JSON detection, which looked at the head only (red team, 2026-12-07)."""
+    path = tmp_path / "tokenizer_config.json"
+    path.write_text(" " * (70 << 10) + json.dumps({"chat_template": EVIL}))
+    assert "MS-TPL-001" in threats(Engine().scan_file(path))
+    assert verdict(path) == Outcome.BLOCKED
+
+
 def test_list_of_named_templates(tmp_path: Path) -> None:
     path = tmp_path / "tokenizer_config.json"
     path.write_text(

@@ -143,6 +143,21 @@ def test_every_python_file_is_reported(tmp_path: Path) -> None:
     assert outcome(report) == Outcome.BLOCKED
 
 
+@pytest.mark.parametrize(
+    "text",
+    ['__import__("os").system("id")\n', '"""' + "x" * (70 << 10) + '"""\nimport os\nos.system("id")\n'],
+    ids=["one-expression", "long-docstring-first"],
+)
+def test_a_py_file_is_python_source_whatever_its_head_holds(tmp_path: Path, text: str) -> None:
+    """Scanned alone, a .py file with no import, def or class line in its head was plain
+    text (red team, 2026-12-07): importing it by name runs it all the same."""
+    path = tmp_path / "modeling_x.py"
+    path.write_text(text)
+    result = Engine().scan_file(path)
+    assert result.format == "python-source"
+    assert [f.threat for f in result.findings] == ["MS-PY-001"]
+
+
 def test_python_source_summary(tmp_path: Path) -> None:
     (tmp_path / "m").mkdir()
     path = tmp_path / "m" / "modeling_x.py"

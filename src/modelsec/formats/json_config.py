@@ -83,7 +83,10 @@ def looks_like_json(head: bytes, source: ByteSource) -> bool:
         return _looks_like_wide_json(head)
     body = head[3:] if head.startswith(b"\xef\xbb\xbf") else head
     body = body.lstrip(_WS)
-    if not body or body[:1] not in b"{[":
+    if not body:
+        # whitespace to the end of the head: json.loads skips any amount, so must we
+        return source.size > len(head)
+    if body[:1] not in b"{[":
         return False
     if body.startswith((b"{{", b"{%", b"{#")):
         return False  # a Jinja template, not JSON

@@ -111,11 +111,13 @@ PY_SOURCE = threat(
 def looks_like_python(head: bytes, source: ByteSource, filename: str) -> bool:
     if not head_is_text(head, source):
         return False
+    if filename.lower().endswith(PYTHON_SUFFIXES):
+        # the name decides: an import by name runs whatever the file holds, a module with
+        # no import, def or class line in its head (one expression, a long docstring) too
+        return True
     text = head.decode("utf-8", errors="ignore")
     if not _PY_LINE.search(text):
         return False
-    if filename.lower().endswith(PYTHON_SUFFIXES):
-        return True  # the name breaks the tie (syntax of another Python version, say)
     if source.size > len(head):
         return False
     try:
