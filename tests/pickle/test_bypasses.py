@@ -235,6 +235,18 @@ def test_builtin_runs_methods_of_an_instance_with_a_planted_callable(builtin: st
     assert _judge(data, tmp_path) == ("BLOCKED", {"MS-PKL-107"})
 
 
+@pytest.mark.parametrize("base", ["str", "int", "list", "set", "bytes"])
+def test_reconstructor_base_runs_methods_of_its_state(base: str, tmp_path: Path) -> None:
+    """copyreg._reconstructor(cls, base, state) is base.__new__(cls, state): str(estimator)
+    and the rest, by another name (red team, 2026-12-07)."""
+    state = _ESTIMATOR + _attr("get_params", _MEMMAP) + BUILD
+    if base == "set":  # set() hashes its items; list() of a list runs nothing, of an object its __iter__
+        state = EMPTY_LIST + state + APPEND
+    data = proto(2) + global_("copyreg", "_reconstructor") + global_("builtins", base)
+    data += global_("builtins", base) + state + TUPLE3 + REDUCE + STOP
+    assert _judge(data, tmp_path) == ("BLOCKED", {"MS-PKL-107"})
+
+
 @pytest.mark.parametrize("nested", [False, True], ids=["value", "inside-a-list"])
 def test_planted_callable_past_the_container_cap(nested: bool, tmp_path: Path) -> None:
     """The machine keeps 64 items of a container; a dropped item that is a class or function

@@ -94,10 +94,14 @@ Contract = Callable[[Site], Value]
 
 def _reconstructor(site: Site) -> Value:
     # copyreg._reconstructor(cls, base, state): base.__new__(cls, state), then base.__init__:
-    # the builtin base's methods run, not the class's own
+    # the builtin base's methods run, not the class's own, on the state as on the argument
+    # of base(state) (str() calls its __str__, list() its __iter__, int() its __index__)
     cls = site.klass(0, calls=())
     site.exact(1, BUILTIN_BASES)
     site.data(2)
+    base, state = site.arg(1), site.arg(2)
+    if isinstance(base, Global) and base.path != "builtins.object" and state is not None:
+        _check_builtin_argument(site, base.path, 0, state)
     return site.instance(cls)
 
 
@@ -184,25 +188,27 @@ def _builtin_constructor(site: Site) -> Value:
     """A builtin class or function that runs methods of (or allocates from) its arguments."""
     path = site.callee.path
     for index in range(site.count() or 0):
-        value = site.arg(index)
-        size = _allocated(path, value) if index == 0 else 0
-        if size > ALLOCATION_FLOOR:
-            shown = "a count computed at load time (or past 2**62)" if size >= UNBOUNDED else f"{size:,}"
-            site.violation(f"allocates {shown} elements at load time (memory exhaustion)")
-        if (
-            path in ITERATE_ONLY
-            and index == 0
-            and isinstance(value, Container)
-            and value.kind in ("list", "tuple")
-        ):
-            continue
-        if path in ITERATE_ONLY and index == 0 and isinstance(value, tuple):
-            continue
-        if (path in ARGUMENT_METHODS or path in ITERATE_ONLY) and not is_plain(value):
-            site.violation(
-                f"argument {index + 1} ({describe(value)}) is not plain data, and {path} runs its methods"
-            )
+        _check_builtin_argument(site, path, index, site.arg(index))
     return site.construct()
+
+
+def _check_builtin_argument(site: Site, path: str, index: int, value: Value) -> None:
+    """What the builtin ``path`` does with its argument ``index``: allocate from it, or run
+    its methods (then it must be plain data)."""
+    size = _allocated(path, value) if index == 0 else 0
+    if size > ALLOCATION_FLOOR:
+        shown = "a count computed at load time (or past 2**62)" if size >= UNBOUNDED else f"{size:,}"
+        site.violation(f"allocates {shown} elements at load time (memory exhaustion)")
+    if (
+        path in ITERATE_ONLY
+        and index == 0
+        and (isinstance(value, tuple) or (isinstance(value, Container) and value.kind in ("list", "tuple")))
+    ):
+        return
+    if (path in ARGUMENT_METHODS or path in ITERATE_ONLY) and not is_plain(value):
+        site.violation(
+            f"argument {index + 1} ({describe(value)}) is not plain data, and {path} runs its methods"
+        )
 
 
 def _defaultdict(site: Site) -> Value:
