@@ -63,6 +63,21 @@ def test_a_configmap_that_cannot_be_read_denies_under_an_enforce_group() -> None
     assert "SecurityGroup g-hub covers namespace team-a" in decided["status"]["message"]
 
 
+def test_a_workload_naming_thousands_of_configmaps_is_denied_without_reading_them() -> None:
+    """One small Pod made the webhook GET every ConfigMap it named, 3,000 at once (red team,
+    2026-12-07): past the cap their values stay unknown, and an Enforce group denies."""
+    env = [
+        {"name": f"V{i}", "valueFrom": {"configMapKeyRef": {"name": f"cm-{i}", "key": "k"}}}
+        for i in range(100)
+    ]
+    adm = make(ConfigMaps())
+    answer = adm.answer(adm.parse(review(vllm_pod("".join(f"$(V{i})" for i in range(100)), env=env))))
+    assert not isinstance(answer, NeedConfigMaps)
+    decided = out(answer)
+    assert decided["allowed"] is False
+    assert "reads at most 32 for one request" in decided["status"]["message"]
+
+
 def test_configmaps_are_never_read_where_no_group_applies() -> None:
     configmaps = ConfigMaps()
     adm = make(configmaps)

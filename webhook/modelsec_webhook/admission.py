@@ -47,6 +47,7 @@ log = logging.getLogger("modelsec.webhook.admission")
 __all__ = ["Admission", "AdmissionSettings", "Answer", "BadReview", "NeedConfigMaps"]
 
 CHECKED_OPERATIONS = frozenset({"CREATE", "UPDATE"})
+MAX_CONFIGMAP_READS = 32  # ConfigMaps one review may fetch (the rest stay unknown: fail closed)
 _RESPONSE_HEAD = b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":'
 MiB = 1 << 20
 
@@ -238,6 +239,15 @@ class Admission:
         if extraction.configmaps and ns is not None and self.view.covering(ns.labels):
             values = self.configmaps.cached(namespace, extraction.configmaps)
             missing = extraction.configmaps - values.keys()
+            if len(missing) > MAX_CONFIGMAP_READS:
+                # One small object must not make the webhook fetch thousands: the values stay
+                # unknown, and an Enforce group denies as for any value it cannot see.
+                why = Unreadable(
+                    f"the workload names {len(extraction.configmaps)} ConfigMaps, and the webhook "
+                    f"reads at most {MAX_CONFIGMAP_READS} for one request"
+                )
+                values.update(dict.fromkeys(missing, why))
+                missing = frozenset()
             if missing and not fetched:
                 return NeedConfigMaps(namespace, frozenset(missing))
             for name in missing:
