@@ -166,3 +166,96 @@ def test_an_optional_value_that_is_absent_leaves_what_envfrom_set() -> None:
     }
     c = Container(raw, configmaps={"all": {"MODEL": "org/from-envfrom"}, "one": {}})
     assert dict(c.env) == {"MODEL": "org/from-envfrom"}  # as the kubelet: the entry is skipped
+
+
+# -- red team, 2026-12-07 -------------------------------------------------------------------
+
+MARK = "\x00"
+
+
+def test_programs_run_through_a_wrapper_in_exec_form() -> None:
+    """Wrappers were unwrapped inside shell scripts only: in exec form `env`, `tini --`,
+    `nohup`, `numactl ...` and `busybox sh` hid the program they run."""
+    for argv in (
+        ["/usr/bin/env", "vllm", "serve", "org/m"],
+        ["tini", "--", "vllm", "serve", "org/m"],
+        ["numactl", "--cpunodebind=0", "-m", "0", "vllm", "serve", "org/m"],
+        ["busybox", "sh", "-c", "vllm serve org/m"],
+        ["mksh", "-c", "vllm serve org/m"],
+    ):
+        assert Container.of(command=argv).commands == (("vllm", "serve", "org/m"),), argv
+    c = Container.of(command=["env", "HF_HUB_OFFLINE=1", "vllm", "serve", "org/m"])
+    assert c.commands == (("vllm", "serve", "org/m"),)
+    assert c.lines[0].env.get("HF_HUB_OFFLINE") == "1"
+
+
+def test_xargs_adds_arguments_nobody_can_see() -> None:
+    for c in (
+        Container.of(command=["sh", "-c", "echo org/m | xargs vllm serve"]),
+        Container.of(command=["xargs", "-a", "models.txt", "vllm", "serve"]),
+    ):
+        *_, words = c.commands
+        assert words[:2] == ("vllm", "serve") and MARK in words[-1]
+
+
+@pytest.mark.parametrize("options", [["--"], ["-e"], ["-x", "+e"]])
+def test_shell_options_after_dash_c_come_before_the_script(options: list[str]) -> None:
+    c = Container.of(command=["bash", "-c", *options, "vllm serve org/m"])
+    assert c.commands == (("vllm", "serve", "org/m"),)
+
+
+def test_lifecycle_hooks_and_exec_probes_are_command_lines() -> None:
+    start = {"exec": {"command": ["sh", "-c", "nohup vllm serve org/m &"]}}
+    raw = {
+        "name": "x",
+        "command": ["sleep", "infinity"],
+        "lifecycle": {"postStart": start, "preStop": {"httpGet": {"port": 80}}},
+        "startupProbe": {"exec": {"command": ["llama-server", "-m", "/m/x.gguf"]}},
+    }
+    assert Container(raw).commands == (
+        ("sleep", "infinity"),
+        ("vllm", "serve", "org/m"),
+        ("llama-server", "-m", "/m/x.gguf"),
+    )
+    with pytest.raises(Malformed, match=r"lifecycle\.postStart\.exec\.command"):
+        Container({"name": "x", "lifecycle": {"postStart": {"exec": {"command": "vllm"}}}})
+
+
+@pytest.mark.parametrize("name", [".M", "-M", "1M", "M:X"])
+def test_kubelet_expands_every_variable_name_it_allows(name: str) -> None:
+    """With relaxed validation (default from Kubernetes 1.32) any printable name but '='
+    is a variable, and the kubelet expands $(name) of each."""
+    c = Container(
+        {"name": "x", "command": ["vllm", "serve", f"$({name})"], "env": [{"name": name, "value": "org/m"}]}
+    )
+    assert c.commands == (("vllm", "serve", "org/m"),)
+
+
+def test_variables_built_from_variables_stop_growing() -> None:
+    """E1=$(E0)$(E0), E2=$(E1)$(E1)...: 30 entries asked for gigabytes; past 64 KiB of
+    growth a value is unknown (and judged as such), in the kubelet's and a shell's view."""
+    env = [{"name": "E0", "value": "x" * 64}] + [
+        {"name": f"E{i}", "value": f"$(E{i - 1})$(E{i - 1})"} for i in range(1, 40)
+    ]
+    c = Container({"name": "x", "command": ["vllm", "serve", "$(E39)"], "env": env})
+    [(_, _, model)] = c.commands
+    assert MARK in model and len(model) <= (64 << 10) + 100
+    script = (
+        "A0=xxxxxxxx\n" + "".join(f"A{i}=$A{i - 1}$A{i - 1}\n" for i in range(1, 40)) + "vllm serve $A39\n"
+    )
+    [(_, _, model)] = Container.of(command=["sh", "-c", script]).commands
+    assert MARK in model and len(model) <= (64 << 10) + 100
+
+
+def test_a_script_that_alternates_assignments_and_commands_is_read_in_bounded_time() -> None:
+    """Each command after an assignment got a copy of the whole environment: 765 KiB of
+    such script took ten seconds. Past the bound the rest is unresolved (fail closed)."""
+    import time
+
+    script = "".join(f"V{i}=1; true\n" for i in range(5000)) + "vllm serve org/m\n"
+    c = Container.of(command=["sh", "-c", script])
+    started = time.perf_counter()
+    commands = c.commands
+    assert time.perf_counter() - started < 5  # generous: a regression is minutes
+    assert ("vllm", "serve", "org/m") not in commands
+    assert any("stopped reading it" in problem.why for problem in c.problems)

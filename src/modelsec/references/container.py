@@ -42,13 +42,37 @@ from modelsec.references.pins import EXPANDED, SHELL_SCRIPT, Option, Path, Site,
 MARK = "\x00"
 SEP = "\x01"
 _MARKED = re.compile(r"\x00(\d+)\x01(\d+)\x00")
-_KUBE_VAR = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
-_ENV_NAME = re.compile(r"^[A-Za-z_.-][A-Za-z0-9_.-]*$")
+# The kubelet reads any name up to ")" (third_party/forked/golang/expansion), and with
+# RelaxedEnvironmentVariableValidation (on by default from Kubernetes 1.32) a variable may
+# be named with any printable ASCII but "=": "$(1M)" and "$(.M)" are variables too.
+_KUBE_VAR = re.compile(r"\$\$|\$\(([^)]*)\)")
+_ENV_NAME = re.compile(r"^[\x21-\x3c\x3e-\x7e]+$")
 
 # Every key of a container object this module reads. Extractors read containers only
 # through the views below, never ``raw`` directly, so that this list is complete: the
 # webhook caches extractions keyed by exactly these fields (see tests/references).
-FIELDS = ("name", "image", "command", "args", "env", "envFrom", "modelFormat")
+FIELDS = (
+    "name",
+    "image",
+    "command",
+    "args",
+    "env",
+    "envFrom",
+    "modelFormat",
+    "lifecycle",
+    "livenessProbe",
+    "readinessProbe",
+    "startupProbe",
+)
+# Commands the kubelet runs in the container besides its own: lifecycle hooks and exec
+# probes ("postStart: nohup vllm serve <model> &" starts a server as well as args do).
+HOOKS = (
+    ("lifecycle", "postStart"),
+    ("lifecycle", "preStop"),
+    ("livenessProbe", None),
+    ("readinessProbe", None),
+    ("startupProbe", None),
+)
 
 T = TypeVar("T")
 
@@ -93,6 +117,32 @@ class Unknown:
 
     why: str
     configmaps: tuple[str, ...] = ()
+
+
+# Characters one expanded value may hold. $(VAR) built from variables that repeat an
+# earlier one doubles at every step (E1=$(E0)$(E0), E2=$(E1)$(E1) ...): thirty entries of a
+# small Pod would ask for gigabytes. Past this a value is unknown, as one modelsec cannot see.
+MAX_VALUE = 64 * 1024
+TOO_LONG = Unknown(
+    f"it expands to more than {MAX_VALUE} characters (variables built from variables), "
+    "which modelsec does not follow"
+)
+
+
+def bounded_sub(pattern: re.Pattern[str], replace: Callable[[re.Match[str]], str], word: str) -> str | None:
+    """``pattern.sub(replace, word)``, or None as soon as expansion would make it more than
+    :data:`MAX_VALUE` characters longer than ``word`` (nothing longer is ever built)."""
+    pieces: list[str] = []
+    limit = len(word) + MAX_VALUE
+    size = last = 0
+    for match in pattern.finditer(word):
+        literal, value = word[last : match.start()], replace(match)
+        size += len(literal) + len(value)
+        if size > limit:
+            return None
+        pieces += (literal, value)
+        last = match.end()
+    return "".join(pieces) + word[last:]
 
 
 class Env:
@@ -206,6 +256,7 @@ class Container:
         self._args = _string_list(raw.get("args"), where, ".args")
         self._env_items = _object_list(raw.get("env"), where, ".env")
         self._env_from = _object_list(raw.get("envFrom"), where, ".envFrom")
+        self._hooks = tuple(_hook_commands(raw, where))
         model_format = raw.get("modelFormat")
         if model_format is not None and not isinstance(model_format, dict):
             raise Malformed(f"{where}.modelFormat", "an object")
@@ -378,16 +429,18 @@ class Container:
         """Every command line it runs, each with the environment it runs in."""
         from modelsec.references import shell
 
-        argv = (*self._command, *self._args)
-        if not argv:
-            return ()
-        env = self.environment
-        if any("$" in word for word in argv):
-            argv = tuple(_kube_expand(word, env) for word in argv)
-        return tuple(
-            CommandLine(words, line_env)
-            for words, line_env in shell.command_lines(argv, env, self.problems.append, self.describe)
-        )
+        lines: list[CommandLine] = []
+        for argv in ((*self._command, *self._args), *self._hooks):
+            if not argv:
+                continue
+            env = self.environment
+            if any("$" in word for word in argv):
+                argv = tuple(_kube_expand(word, env) for word in argv)
+            lines.extend(
+                CommandLine(words, line_env)
+                for words, line_env in shell.command_lines(argv, env, self.problems.append, self.describe)
+            )
+        return tuple(lines)
 
     # -- where things are, for pinning (see modelsec.references.pins) ------------------
 
@@ -475,6 +528,30 @@ def _list_of(value: Any, where: str, field: str, kind: type, what: str) -> tuple
     return tuple(value)
 
 
+def _hook_commands(raw: Mapping[str, Any], where: str) -> Iterator[tuple[str, ...]]:
+    """The ``exec.command`` of each lifecycle hook and probe (see :data:`HOOKS`)."""
+    for field, hook in HOOKS:
+        holder = raw.get(field)
+        if holder is None:
+            continue
+        if not isinstance(holder, dict):
+            raise Malformed(f"{where}.{field}", "an object")
+        path = f".{field}"
+        if hook is not None:
+            holder = holder.get(hook)
+            path += f".{hook}"
+            if holder is None:
+                continue
+            if not isinstance(holder, dict):
+                raise Malformed(f"{where}{path}", "an object")
+        action = holder.get("exec")
+        if action is None:
+            continue
+        if not isinstance(action, dict):
+            raise Malformed(f"{where}{path}.exec", "an object")
+        yield _string_list(action.get("command"), where, f"{path}.exec.command")
+
+
 def _string_list(value: Any, where: str, field: str) -> tuple[str, ...]:
     return _list_of(value, where, field, str, "string")
 
@@ -495,4 +572,5 @@ def _kube_expand(word: str, env: Env) -> str:
         value = env.lookup(match.group(1))
         return match.group(0) if value is None else value
 
-    return _KUBE_VAR.sub(replace, word)
+    expanded = bounded_sub(_KUBE_VAR, replace, word)
+    return env.marks.mark(TOO_LONG) if expanded is None else expanded

@@ -21,11 +21,15 @@ import re
 import shlex
 from collections.abc import Callable, Iterator
 
-from modelsec.references.container import Env, Unknown
+from modelsec.references.container import TOO_LONG, Env, Unknown, bounded_sub
 from modelsec.references.model import Unresolved
 
-SHELLS = frozenset({"sh", "bash", "ash", "dash", "zsh", "ksh"})
+SHELLS = frozenset({"sh", "bash", "ash", "dash", "zsh", "ksh", "mksh", "yash", "posh", "oksh", "loksh"})
 MAX_SCRIPT = 64 * 1024  # shlex reads ~3 MB/s: this bounds a review's work
+# Variables copied into the environments of a script's commands (each command after an
+# assignment gets its own copy): alternating assignments and commands made that work
+# grow with the square of the script, 10 s for one review.
+MAX_COPIED = 200_000
 MAX_DEPTH = 4
 _OPERATORS = ";&|()<>\n"
 _ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.DOTALL)
@@ -55,11 +59,59 @@ _WRAPPERS: dict[str, tuple[frozenset[str], int]] = {
     "dumb-init": (frozenset({"-r", "--rewrite"}), 0),
     "gosu": (frozenset(), 1),
     "su-exec": (frozenset(), 1),
+    "sudo": (
+        frozenset({"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "--user", "--group", "--chdir"}),
+        0,
+    ),
+    "numactl": (
+        frozenset(
+            {
+                "-i",
+                "-m",
+                "-N",
+                "-C",
+                "-p",
+                "--interleave",
+                "--membind",
+                "--cpunodebind",
+                "--physcpubind",
+                "--preferred",
+            }
+        ),
+        0,
+    ),
+    "taskset": (frozenset(), 1),  # taskset <mask> <command>
+    "busybox": (frozenset(), 0),  # busybox <applet> ...: the applet is the program
+    # xargs adds arguments read from its input, which modelsec cannot see: what it runs
+    # is read as written (a model among the unseen words is not judged, see docs/webhook.md)
+    "xargs": (
+        frozenset(
+            {
+                "-a",
+                "-d",
+                "-E",
+                "-I",
+                "-L",
+                "-n",
+                "-P",
+                "-s",
+                "--arg-file",
+                "--delimiter",
+                "--max-args",
+                "--max-procs",
+            }
+        ),
+        0,
+    ),
+    "catatonit": (frozenset(), 0),
+    "chrt": (frozenset(), 1),
+    "ionice": (frozenset({"-c", "-n", "-p", "--class", "--classdata"}), 0),
 }
 
 # Reserved words that may start a line before the command they introduce.
 _RESERVED = frozenset({"if", "then", "else", "elif", "do", "while", "until", "{", "!"})
 
+XARGS_INPUT = Unknown("xargs adds arguments read from its input, which modelsec cannot see")
 CMD_SUBSTITUTION = Unknown("it is the output of a command substitution, which modelsec does not run")
 NOT_IN_SPEC = "${name} is not set in the pod spec (the image or a file may set it)"
 
@@ -68,23 +120,25 @@ def shell_script(argv: tuple[str, ...]) -> tuple[str, tuple[str, ...]] | None:
     """(script, positional parameters $0 $1 ...) of ``sh [options] -c <script> [args]``."""
     if not argv or argv[0].rsplit("/", 1)[-1] not in SHELLS:
         return None
-    i = 1
+    i, command_string = 1, False
     while i < len(argv):
         word = argv[i]
         if word in ("-o", "+o", "-O", "+O", "--rcfile", "--init-file"):
             i += 2
             continue
         if word.startswith("--"):
-            if word == "--":
-                return None
+            if word == "--":  # the end of the options: the script (with -c) or a file
+                return (argv[i + 1], argv[i + 2 :]) if command_string and i + 1 < len(argv) else None
             i += 1
             continue
         if len(word) > 1 and word[0] in "-+":
-            # -c, or clustered flags holding c (-ec, -xc, -ce): the next word is the script.
-            if word[0] == "-" and "c" in word[1:]:
-                return (argv[i + 1], argv[i + 2 :]) if i + 1 < len(argv) else None
+            # -c, or clustered flags holding c (-ec, -xc, -ce): the first word after the
+            # options is the script (sh -c -e '...', bash -c -x '...' run it too)
+            command_string = command_string or (word[0] == "-" and "c" in word[1:])
             i += 1
             continue
+        if command_string:
+            return word, argv[i + 1 :]
         return None  # a script file: not something the pod spec shows
     return None
 
@@ -97,6 +151,7 @@ def command_lines(
     depth: int = 0,
 ) -> Iterator[tuple[tuple[str, ...], Env]]:
     """(words, environment) of every command ``argv`` runs."""
+    argv, env = _exec_form(argv, env)
     found = shell_script(argv)
     if found is None:
         yield argv, env
@@ -121,9 +176,18 @@ def command_lines(
         )
         script = script[:MAX_SCRIPT]
     emitted = False
-    for words, line_env in Script(script, env, positional).lines():
+    reading = Script(script, env, positional)
+    for words, line_env in reading.lines():
         emitted = True
         yield from command_lines(words, line_env, report, describe, depth + 1)
+    if reading.cut_short:
+        report(
+            Unresolved(
+                describe(argv[0].rsplit("/", 1)[-1] + " -c"),
+                "its shell script sets variables between so many commands that modelsec "
+                "stopped reading it and cannot judge the rest",
+            )
+        )
     if not emitted:
         yield argv, env
 
@@ -150,6 +214,8 @@ class Script:
         self.opaque: Unknown | None = None
         self.assigned_since_opaque: set[str] = set()
         self._snapshot: Env | None = None  # the environment lines yielded so far share
+        self.copied = 0  # variables copied into snapshots (MAX_COPIED)
+        self.cut_short = False
         if _FUNCTION.search(script):
             self.positional = None  # "$1" inside a function is the function's argument
         self._survey()
@@ -196,6 +262,7 @@ class Script:
 
     def lines(self) -> Iterator[tuple[tuple[str, ...], Env]]:
         for words in self.raw_lines:
+            from_input = _reads_arguments_from_input(words)
             words = _unwrap(words)
             if not words:
                 continue
@@ -214,7 +281,13 @@ class Script:
                     self._assign(name, value)
                 continue
             expanded = self._expand_words(words)
+            if from_input:
+                expanded.append(self.env.marks.mark(XARGS_INPUT))
             if self._snapshot is None:  # later assignments must not change this line's view
+                self.copied += len(self.env.values) + len(self.env.unknown)
+                if self.copied > MAX_COPIED:
+                    self.cut_short = True
+                    return
                 self._snapshot = self.env.copy()
             line_env = self._snapshot
             if prefix:
@@ -288,7 +361,8 @@ class Script:
     def _expand(self, word: str) -> str:
         if "$" not in word:
             return word
-        return _EXPANSION.sub(self._replace, word)
+        expanded = bounded_sub(_EXPANSION, self._replace, word)
+        return self.env.marks.mark(TOO_LONG) if expanded is None else expanded
 
     def _replace(self, match: re.Match[str]) -> str:
         braced, name, special = match.groups()
@@ -405,6 +479,39 @@ def _lex_uncached(script: str) -> list[tuple[str, ...]]:
     if current:
         lines.append(tuple(current))
     return lines
+
+
+def _exec_form(argv: tuple[str, ...], env: Env) -> tuple[tuple[str, ...], Env]:
+    """``argv`` without the wrappers that run the rest of it (``/usr/bin/env``, ``tini --``,
+    ``nohup``, ``numactl ...``), as a script's lines are read, and the environment with the
+    assignments ``env X=1`` makes."""
+    from_input = False
+    while argv and argv[0].rsplit("/", 1)[-1] in _WRAPPERS:
+        from_input = from_input or argv[0].rsplit("/", 1)[-1] == "xargs"
+        rest = _unwrap((argv[0].rsplit("/", 1)[-1], *argv[1:]))
+        assignments = 0
+        while assignments < len(rest) and _ASSIGNMENT.match(rest[assignments]):
+            assignments += 1
+        if assignments:
+            env = env.copy()
+            for word in rest[:assignments]:
+                name, _, value = word.partition("=")
+                env.set(name, value)
+        argv = rest[assignments:]
+    if from_input and argv:
+        argv = (*argv, env.marks.mark(XARGS_INPUT))
+    return argv, env
+
+
+def _reads_arguments_from_input(words: tuple[str, ...]) -> bool:
+    """Whether the line runs its program through ``xargs``, which appends arguments read
+    from its input."""
+    for word in words:
+        if word == "xargs":
+            return True
+        if word not in _WRAPPERS and word not in _RESERVED and not word.startswith("-"):
+            return False
+    return False
 
 
 def _unwrap(words: tuple[str, ...]) -> tuple[str, ...]:
