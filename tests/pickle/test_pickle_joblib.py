@@ -221,6 +221,54 @@ def test_object_subarray_whose_flags_disown_objects_is_a_finding() -> None:
     assert "MS-PKL-107" in codes(scan(data, name="m.joblib"))
 
 
+@pytest.mark.parametrize(
+    ("typestr", "state"),
+    [
+        # 'O8' keeping NPY_ITEM_REFCOUNT but dropping NPY_LIST_PICKLE: raw bytes as pointers
+        ("O8", binint1(3) + sbu("|") + NONE + NONE + NONE + binint(-1) + binint(-1) + binint1(61)),
+        # a field past the end of its item: numpy writes object pointers out of bounds
+        (
+            "V8",
+            binint1(3)
+            + sbu("|")
+            + NONE
+            + sbu("a")
+            + b"\x85"
+            + b"}"
+            + sbu("a")
+            + _dtype("O8", binint1(3) + sbu("|") + NONE + NONE + NONE + binint(-1) + binint(-1) + binint1(63))
+            + binint1(24)
+            + b"\x86"
+            + b"s"
+            + binint1(8)
+            + binint1(1)
+            + binint1(27),
+        ),
+        # a subarray larger than its item
+        (
+            "V8",
+            binint1(3)
+            + sbu("|")
+            + _dtype("f8", None)
+            + binint1(4)
+            + b"\x85"
+            + b"\x86"
+            + NONE
+            + NONE
+            + binint1(8)
+            + binint1(8)
+            + binint1(0),
+        ),
+    ],
+    ids=["list-pickle-dropped", "field-outside-item", "subarray-larger-than-item"],
+)
+def test_dtype_states_numpy_does_not_write_are_violations(typestr: str, state: bytes) -> None:
+    """numpy's dtype.__setstate__ trusts the flags and geometry it is given: what it does
+    not write itself corrupts memory (SIGSEGV in every loader: red team, 2026-12-07)."""
+    data = proto(2) + _dtype(typestr, state) + b"0" + NONE + STOP
+    assert "MS-PKL-107" in codes(scan(data)), summary(scan(data))
+
+
 def test_array_data_running_past_the_end_is_malformed() -> None:
     data = proto(4) + wrapper(f8(), binint1(200) + b"\x85") + b"\x05" + b"\xff" * 5 + bytes(24)
     assert codes(scan(data)) == {"MS-PKL-110"}

@@ -21,7 +21,7 @@ from modelsec.pickle.joblib_arrays import (
     JOBLIB_FILE_ARRAY,
     JOBLIB_INLINE_ARRAY,
     JOBLIB_WRAPPERS,
-    objects_disowned,
+    dtype_state_problem,
 )
 from modelsec.pickle.loaders import DECODERS, LOADERS, codec_transform
 from modelsec.pickle.objects import Found, InstanceAttrs, Lookup, lookup, type_lookup
@@ -308,13 +308,8 @@ class Invoker:
                         f"{found.owner}.__setstate__ calls methods of its state, an object the stream built",
                     )
                 self._merge_parts(instance, state)
-        if cls.path == "numpy.dtype" and objects_disowned(instance):
-            self.observer.violated(
-                cls,
-                offset,
-                f"{how} gives a dtype that holds objects flags without NPY_ITEM_REFCOUNT: arrays "
-                "of it read raw bytes as object pointers",
-            )
+        if cls.path == "numpy.dtype" and (problem := dtype_state_problem(instance)) is not None:
+            self.observer.violated(cls, offset, f"{how} gives numpy a {problem}")
         if cls.path in JOBLIB_WRAPPERS:  # joblib.load: array_wrapper.read(unpickler)
             self.call_method(instance, "read", (), offset, f"{how} of a joblib array wrapper (joblib.load)")
         if cls.classification.verdict is Verdict.SAFE:

@@ -150,8 +150,8 @@ def _dtype_info(dtype: Value) -> tuple[int, bool] | str:
     elsize = state[5] if len(state) > 5 and isinstance(state[5], int) else None
     flags = state[7] if len(state) > 7 and isinstance(state[7], int) else 0
     kind = typestr.lstrip("<>|=")[:1]
-    if objects_disowned(dtype):
-        return f"dtype {typestr!r} with flags that say it holds no objects"
+    if (problem := dtype_state_problem(dtype)) is not None:
+        return problem
     objects = kind == "O" or bool(flags & _ITEM_REFCOUNT)
     # numpy's dtype.__setstate__ takes elsize from the state only for flexible types (void,
     # bytes, str); for the others the type string decides, whatever the state claims.
@@ -177,17 +177,84 @@ def _typestr(dtype: Value) -> str | None:
     return args[0] if args and isinstance(args[0], str) else None
 
 
-def objects_disowned(dtype: Value) -> bool:
-    """numpy's ``dtype.__setstate__`` takes the flags from the state: a dtype that holds
-    objects (``'O'``, or an object subarray or field) rebuilt with flags that lack
-    NPY_ITEM_REFCOUNT has ``hasobject`` False, so an array of it is read from raw bytes
-    as object pointers (forged pointers, and joblib reading raw items where an object
-    array's nested pickle would be)."""
+# numpy.dtype flags (ndarraytypes.h): what numpy writes for an object dtype, and the bits
+# a struct or subarray inherits from object items (NPY_FROM_FIELDS).
+_OBJECT_FLAGS = 0x3F
+_FROM_FIELDS = 0x1B
+
+
+def dtype_state_problem(dtype: Value, depth: int = 0) -> str | None:
+    """Why numpy's ``dtype.__setstate__`` would build a dtype that corrupts memory from
+    this state, or None. numpy takes the state's flags and geometry as given: an object
+    dtype whose flags lack NPY_ITEM_REFCOUNT or NPY_LIST_PICKLE reads raw bytes from the
+    file as object pointers, and a field or subarray outside its item writes out of
+    bounds. Only what numpy itself writes passes."""
+    if depth > _MAX_DTYPE_DEPTH:
+        return "dtype nested too deeply to check"
     items = sequence_items(dtype.state) if isinstance(dtype, Call) else None
-    flags = items[7] if items is not None and len(items) > 7 else None
-    if not isinstance(flags, int) or isinstance(flags, bool) or flags & _ITEM_REFCOUNT:
-        return False
-    return holds_objects(dtype)
+    if items is None:
+        return None  # no state: numpy builds the dtype from its type string
+    flags = items[7] if len(items) > 7 else None
+    typestr = _typestr(dtype) or ""
+    if isinstance(flags, int) and not isinstance(flags, bool):
+        if typestr.lstrip("<>|=")[:1] == "O" and flags != _OBJECT_FLAGS:
+            return f"object dtype with flags {flags}, not the {_OBJECT_FLAGS} numpy writes: its arrays read raw bytes as object pointers"
+        if flags & _FROM_FIELDS != _FROM_FIELDS and holds_objects(dtype):
+            return f"dtype holding objects with flags {flags}: its arrays read raw bytes as object pointers"
+    elsize = items[5] if len(items) > 5 and isinstance(items[5], int) else None
+    subarray = sequence_items(items[2]) if len(items) > 2 and items[2] is not None else ()
+    if subarray:
+        return _subarray_problem(subarray, elsize, depth)
+    fields = items[4] if len(items) > 4 else None
+    if fields is not None:
+        return _fields_problem(items[3] if len(items) > 3 else None, fields, elsize, depth)
+    return None
+
+
+def _itemsize(dtype: Value) -> int | None:
+    info = _dtype_info(dtype)
+    return None if isinstance(info, str) else info[0]
+
+
+def _subarray_problem(subarray: tuple[Value, ...], elsize: int | None, depth: int) -> str | None:
+    base, shape = subarray[0], sequence_items(subarray[1]) if len(subarray) > 1 else None
+    if (inner := dtype_state_problem(base, depth + 1)) is not None:
+        return inner
+    size = _itemsize(base)
+    if (
+        size is None
+        or shape is None
+        or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)
+    ):
+        return "dtype subarray whose size cannot be checked"
+    if elsize != size * math.prod(shape):
+        return f"dtype subarray of {size * math.prod(shape)} bytes in an item of {elsize}"
+    return None
+
+
+def _fields_problem(names: Value, fields: Value, elsize: int | None, depth: int) -> str | None:
+    listed = sequence_items(names)
+    entries = dict_items(fields)
+    if listed is None or entries is None or elsize is None or elsize < 0:
+        return "dtype fields that cannot be checked"
+    for name in listed:
+        if not isinstance(name, str) or name not in entries:
+            return f"dtype names field {name!r}, which its fields do not hold"
+    for key, entry in entries.items():
+        parts = sequence_items(entry)
+        if parts is None or len(parts) not in (2, 3):
+            return f"dtype field {key!r} is not (dtype, offset)"
+        if key not in listed and not (len(parts) == 3 and parts[2] == key):
+            return f"dtype field {key!r} is neither named nor a title"
+        offset = parts[1]
+        if (inner := dtype_state_problem(parts[0], depth + 1)) is not None:
+            return inner
+        size = _itemsize(parts[0])
+        if not isinstance(offset, int) or isinstance(offset, bool) or size is None:
+            return f"dtype field {key!r} whose place cannot be checked"
+        if offset < 0 or offset + size > elsize:
+            return f"dtype field {key!r} at bytes {offset}-{offset + size} of an item of {elsize}"
+    return None
 
 
 def holds_objects(dtype: Value, depth: int = 0) -> bool:
