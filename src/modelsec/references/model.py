@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from modelsec.references.pins import Path, Site, pinnable
 from modelsec.sources import ModelRef, ModelRefError, parse_model_uri
@@ -155,14 +156,10 @@ _HF_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]
 _HF_URI = re.compile(r"^hf://([A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*)(?:@([^@/\s]+))?$")
 _COMMIT = re.compile(r"^[0-9a-fA-F]{40}$")
 _SPACE = re.compile(r"\s")
-SCHEMES = (
-    "hf://",
-    "s3://",
-    "file://",
-    "https://huggingface.co/",
-    "http://huggingface.co/",
-    "https://www.huggingface.co/",
-)
+SCHEMES = ("hf://", "s3://", "file://")
+# The Hub's own host names: a client fetches the same files from each.
+HUB_HOSTS = frozenset({"huggingface.co", "www.huggingface.co", "hf.co"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def reference_problem(text: str, revision: str | None = None) -> str | None:
@@ -184,9 +181,9 @@ def reference_problem(text: str, revision: str | None = None) -> str | None:
 def to_model_ref(text: str, revision: str | None = None) -> ModelRef:
     """Parse text found in a workload the way the serving stack reads it.
 
-    - ``hf://``, ``s3://``, ``file://`` and huggingface.co URLs as
-      :func:`~modelsec.sources.parse_model_uri` reads them; ``hf://org/name:rev`` (KServe's
-      spelling) carries a revision too;
+    - ``hf://``, ``s3://``, ``file://`` and Hub URLs (every spelling of the Hub's host:
+      :func:`hub_url`) as :func:`~modelsec.sources.parse_model_uri` reads them;
+      ``hf://org/name:rev`` (KServe's spelling) carries a revision too;
     - a bare Hub id ``org/name`` is ``hf://org/name`` (what vLLM, TGI and TEI do with it);
     - an absolute path is ``file:///path`` (judged only where a Local source holds it).
 
@@ -214,6 +211,11 @@ def to_model_ref(text: str, revision: str | None = None) -> ModelRef:
         if fast is not None:  # the common case, without urlsplit; same result
             return ModelRef("hf", fast.group(1), revision or fast.group(2))
         return _checked(parse_model_uri(text, revision))
+    if lowered.startswith(("http://", "https://")):
+        url = hub_url(text)
+        if url is None:
+            raise NotAReference(f"{text}: not a Hugging Face Hub URL")
+        return _checked(parse_model_uri(url, revision))
     if lowered.startswith(SCHEMES):
         return _checked(parse_model_uri(text, revision))
     if "://" in text:
@@ -223,6 +225,32 @@ def to_model_ref(text: str, revision: str | None = None) -> ModelRef:
     if _HF_ID.match(text) and ".." not in text:
         return ModelRef("hf", text, revision)
     raise NotAReference(f"{text}: neither a Hub id, an absolute path nor a URI")
+
+
+def hub_url(text: str) -> str | None:
+    """``text`` spelled ``https://huggingface.co/<path>`` when it is an http(s) URL that a
+    client (curl, requests) fetches from the Hub, whatever its spelling: any case of the
+    host, ``hf.co`` or ``www.``, user info (``anon@``), the scheme's default port, a
+    trailing dot after the host (the same DNS name). None for a URL on another server
+    (another port included).
+
+    Raises :class:`ModelRefError` for a URL that does not parse, or whose path has ``.``
+    or ``..`` segments (plain or percent-encoded): clients fold them before sending, so
+    ``/good/model/../../evil/model/...`` fetches another repository than it names."""
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise ModelRefError(f"{text[:200]}: not a valid URL ({exc})") from None
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".")  # hostname: lower case, no user info or port
+    if scheme not in _DEFAULT_PORTS or host not in HUB_HOSTS:
+        return None
+    if port is not None and port != _DEFAULT_PORTS[scheme]:
+        return None
+    if any(segment in (".", "..") for segment in unquote(parts.path).split("/")):
+        raise ModelRefError(f"{text[:200]}: '.' and '..' segments name another path than they spell")
+    return urlunsplit(("https", "huggingface.co", parts.path, parts.query, ""))
 
 
 def _checked(ref: ModelRef) -> ModelRef:
