@@ -52,6 +52,8 @@ def test_b1_vllm_image_args_and_shell_script_with_options_first() -> None:
 def test_b1_word_after_an_unknown_option_is_checked_as_the_model() -> None:
     # An option this module does not know may be a flag: the word after it may be the model.
     assert refs("Pod", vllm("--some-new-flag", "org/m")) == ["hf://org/m"]
+    # -O takes an attached value in some releases (-O3) and is a flag to read past there
+    assert refs("Pod", vllm("-O", "org/m")) == ["hf://org/m"]
 
 
 def test_b1_vllm_launch_naming_no_model_is_unresolved() -> None:

@@ -189,7 +189,8 @@ VALUE_OPTIONS = MODEL_OPTIONS | frozenset(
         "-dcp",
         "-asc",
         "-q",
-        "-O",
+        # not -O: releases differ on whether it takes a separate value (-O 3) or only an
+        # attached one (-O3); read as a flag, the word after it is checked as a model
     }
 )
 _LONG_OPTIONS = tuple(sorted(o for o in VALUE_OPTIONS if o.startswith("--")))
