@@ -68,13 +68,15 @@ def claims(head: bytes, source: ByteSource, filename: str) -> tuple[FormatScanne
     return tuple(formats.claimants(head, source, filename))
 
 
-def interpret(claimed: tuple[FormatScanner, ...], head: bytes) -> Interpretations:
+def interpret(claimed: tuple[FormatScanner, ...], head: bytes, filename: str = "") -> Interpretations:
     """Which of the ``claimed`` readings to scan.
 
     Dropped: a reading another claimed format covers (its scan inspects those bytes the
     same way), fallbacks when anything else claimed the file, and text readings after the
     first (auxiliary formats without readers are alternative views of one text, chosen by
-    consumers that go by the file's name, and the first one is the most specific).
+    consumers that go by the file's name, and the first one is the most specific), unless
+    loaders read a file of that name as that format whatever its bytes
+    (:meth:`~modelsec.formats.base.FormatScanner.read_by_name`).
     """
     kept = [c for c in claimed if not any(o is not c and o.covers_claim(c, head) for o in claimed)]
     if len(kept) > 1:
@@ -82,7 +84,11 @@ def interpret(claimed: tuple[FormatScanner, ...], head: bytes) -> Interpretation
     scanned: list[FormatScanner] = []
     text_reading = False
     for scanner in kept:
-        if scanner.category == FormatCategory.AUXILIARY and not scanner.readers:
+        if (
+            scanner.category == FormatCategory.AUXILIARY
+            and not scanner.readers
+            and not scanner.read_by_name(filename)
+        ):
             if text_reading:
                 continue
             text_reading = True
@@ -91,7 +97,7 @@ def interpret(claimed: tuple[FormatScanner, ...], head: bytes) -> Interpretation
 
 
 def detect_all(head: bytes, source: ByteSource, filename: str) -> Interpretations:
-    return interpret(claims(head, source, filename), head)
+    return interpret(claims(head, source, filename), head, filename)
 
 
 class RegisteredFormats:

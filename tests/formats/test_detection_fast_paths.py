@@ -78,5 +78,7 @@ def test_binary_heads_are_no_template_without_the_delimiter_search(monkeypatch: 
         samples = [opened.read("archive/data/0"), opened.read("archive/data.pkl"), archive]
     samples.append(b"\x00{{ cycler.__init__.__globals__.os.popen('id').read() }}")
     for data in samples:
-        for name in ("member", "chat_template.jinja"):
-            assert not jinja_template.SCANNER.detect(data[:HEAD_SIZE], BytesSource(data), name)
+        assert not jinja_template.SCANNER.detect(data[:HEAD_SIZE], BytesSource(data), "member")
+        # a template's name decides without any search: loaders read it as text, NUL and all
+        # (red team, 2026-12-07: "Hi\0{{ ... }}" named chat_template.jinja was "unknown")
+        assert jinja_template.SCANNER.detect(data[:HEAD_SIZE], BytesSource(data), "chat_template.jinja")

@@ -73,6 +73,28 @@ def test_template_after_a_head_of_whitespace_is_found(tmp_path: Path) -> None:
     assert verdict(path) == Outcome.BLOCKED
 
 
+def test_a_template_file_is_analysed_as_the_raw_text_loaders_render(tmp_path: Path) -> None:
+    """chat_template.jinja is read by name as text. Valid JSON whose escapes put the payload
+    inside a comment of the decoded view, or a NUL in its head, hid it (red team,
+    2026-12-07): the raw text is analysed whatever else the bytes are."""
+    payload = "{{ cycler.__init__.__globals__.os.popen('id').read() }}"
+    as_json = '["{\\u0023 ' + payload + ' \\u0023}", "{% for m in messages %}{% endfor %}"]'
+    assert json.loads(as_json)[0].startswith("{#")  # the decoded view: a Jinja comment
+    for text in (as_json, "Hi\x00" + payload):
+        path = tmp_path / "chat_template.jinja"
+        path.write_text(text)
+        assert "MS-TPL-001" in threats(Engine().scan_file(path)), text
+        assert verdict(path) == Outcome.BLOCKED
+
+
+def test_a_tokenizer_config_with_keras_looking_keys_still_has_its_template_analysed(tmp_path: Path) -> None:
+    path = tmp_path / "tokenizer_config.json"
+    config = {"chat_template": EVIL, "model_config": {"class_name": "Sequential", "config": {"layers": []}}}
+    path.write_text(json.dumps(config))
+    assert "MS-TPL-001" in threats(Engine().scan_file(path))
+    assert verdict(path) == Outcome.BLOCKED
+
+
 def test_list_of_named_templates(tmp_path: Path) -> None:
     path = tmp_path / "tokenizer_config.json"
     path.write_text(

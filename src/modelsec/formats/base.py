@@ -90,6 +90,11 @@ class FormatScanner(ABC):
         permissive probe (see :data:`SIGNATURE_PRIORITY`)."""
         return self.priority < SIGNATURE_PRIORITY
 
+    def read_by_name(self, filename: str) -> bool:
+        """True if loaders read a file with this name as this format whatever its bytes:
+        its reading is kept beside any other text reading of the same file."""
+        return False
+
     def covers_claim(self, other: FormatScanner, head: bytes) -> bool:
         """True if scanning this file with ``self`` already inspects what ``other`` (which
         also claimed it) would read. Override when it depends on the bytes."""

@@ -53,11 +53,15 @@ class JinjaTemplateScanner(FormatScanner):
     priority = 82
 
     def detect(self, head: bytes, source: ByteSource, filename: str) -> bool:
-        # A NUL fails head_is_text below on every path: binary files (tensor data, most
-        # archive members) stop here, before the delimiter search reads their whole head.
-        if b"\x00" in head or filename.lower().endswith(YAML_SUFFIXES):
+        if filename.lower().endswith(YAML_SUFFIXES):
             return False
         named = template_named(filename)
+        if named:
+            return True  # the name decides, whatever the bytes (a NUL is template text)
+        # A NUL fails head_is_text below on every path: binary files (tensor data, most
+        # archive members) stop here, before the delimiter search reads their whole head.
+        if b"\x00" in head:
+            return False
         if not named and _DELIMITER.search(head) is None:
             return False  # templates put their logic early; a name claims the rest
         if not head_is_text(head, source):
@@ -70,10 +74,15 @@ class JinjaTemplateScanner(FormatScanner):
         text = decode_text(data)
         if text is None or not has_markers(text):
             return False
-        if named:
-            return True
         result = parse(text)
         return result.tree is not None and _has_logic(result.tree)
+
+    def read_by_name(self, filename: str) -> bool:
+        # Loaders read a template file by its name, as raw text (transformers'
+        # chat_template.jinja, vLLM --chat-template, llama.cpp --chat-template-file): it is
+        # scanned as a template whatever else its bytes are (JSON whose escapes hide "{{"
+        # from the decoded view, a tar whose header holds it).
+        return template_named(filename)
 
     def scan(self, source: ByteSource, ctx: ScanContext) -> None:
         from modelsec.templates import report

@@ -87,6 +87,12 @@ def scan_keras_config(source: ByteSource, ctx: ScanContext) -> None:
         return
     value = analyze_json_text(ctx, data, "Keras config")
     _nested_configs(ctx, value)
+    # Other readers of the same JSON (a tokenizer's chat_template beside Keras-looking keys)
+    # see its templates: they are analysed here too, as the JSON scanner would.
+    from modelsec.templates.config_walk import iter_json_candidates, report_candidates
+
+    if value is not None:
+        report_candidates(ctx, iter_json_candidates(value))
 
 
 def analyze_keras_value(ctx: ScanContext, value: Any) -> None:
