@@ -72,3 +72,20 @@ def test_malformed_references(text: str) -> None:
 def test_fast_path_agrees_with_parse_model_uri(text: str) -> None:
     # Scan names are computed from parse_model_uri: the fast path must not differ.
     assert to_model_ref(text) == parse_model_uri(text)
+
+
+def test_only_the_hubs_own_hosts_are_hub_urls() -> None:
+    """An address that merely ends in huggingface.co is another server: read as the Hub,
+    the scan would judge the Hub's model of that name, not the one fetched (red team,
+    2026-12-07)."""
+    from modelsec.sources import ModelRefError, parse_model_uri
+
+    for url in (
+        "https://huggingface.co/org/m",
+        "https://HF.co/org/m",
+        "https://user@huggingface.co:443/org/m",
+    ):
+        assert str(parse_model_uri(url, None)) == "hf://org/m"
+    for url in ("https://evilhuggingface.co/org/m", "https://huggingface.co.evil.example/org/m"):
+        with pytest.raises(ModelRefError):
+            parse_model_uri(url, None)

@@ -60,6 +60,11 @@ class ModelRef:
         return f"{self.uri}@{self.revision}" if self.revision else self.uri
 
 
+# The Hub's own host names (an address merely ending in "huggingface.co", such as
+# evilhuggingface.co, is another server: reading it as the Hub would scan another model).
+HUB_HOSTS = frozenset({"huggingface.co", "www.huggingface.co", "hf.co"})
+
+
 def parse_model_uri(text: str, revision: str | None = None) -> ModelRef:
     """Parse a reference as users write it. A plain path is a local file or directory.
 
@@ -80,7 +85,7 @@ def parse_model_uri(text: str, revision: str | None = None) -> ModelRef:
         if parts.netloc not in ("", "localhost"):
             raise ModelRefError(f"{text}: file:// references take an absolute path (file:///models/x)")
         return ModelRef("file", unquote(parts.path) or "/", revision)
-    if scheme in ("https", "http") and parts.netloc.endswith("huggingface.co"):
+    if scheme in ("https", "http") and (parts.hostname or "").rstrip(".") in HUB_HOSTS:
         path = parts.path.strip("/")
         segments = path.split("/")
         if len(segments) < 2:
