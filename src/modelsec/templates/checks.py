@@ -12,13 +12,14 @@ is reported; a name that cannot be resolved statically is reported as such (fail
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from jinja2 import nodes
 
 from modelsec.findings import Severity
 from modelsec.templates.evaluator import Environment, Evaluator
-from modelsec.templates.fold import format_fields
+from modelsec.templates.fold import STRING_FILTERS, format_fields
 from modelsec.templates.names import (
     DANGEROUS_FREE_NAMES,
     DANGEROUS_WHEN_CALLED,
@@ -29,7 +30,7 @@ from modelsec.templates.names import (
     attribute_risk,
     escape_dunder_in,
 )
-from modelsec.templates.values import Val
+from modelsec.templates.values import MAX_SEQ_DEPTH, TOP, Val, elements
 
 MAX_ISSUES = 100
 
@@ -67,7 +68,7 @@ _RISK_SEVERITY = {
 
 # Filter -> (positional index, keyword) of its attribute-name argument.
 ATTRIBUTE_ARGS: dict[str, tuple[int | None, str | None]] = {
-    "attr": (0, None),
+    "attr": (0, "name"),  # do_attr(obj, name): attr(name=...) is the same lookup
     "selectattr": (0, None),
     "rejectattr": (0, None),
     "groupby": (0, "attribute"),
@@ -79,6 +80,10 @@ ATTRIBUTE_ARGS: dict[str, tuple[int | None, str | None]] = {
     "join": (1, "attribute"),
     "map": (None, "attribute"),
 }
+# Filters whose result holds the looked-up attribute values themselves (the others only
+# compare, sort or print them): a bound str.format obtained through one can be called later.
+RETURNS_ATTRIBUTE = frozenset({"attr", "map", "groupby"})
+FORMAT_METHODS = frozenset({"format", "format_map"})
 
 
 class Checker:
@@ -126,11 +131,9 @@ class Checker:
         elif isinstance(node, nodes.Getattr):
             self.getattr(node, parent)
         elif isinstance(node, nodes.Getitem) and not isinstance(node.arg, nodes.Slice):
-            self.getitem(node)
+            self.getitem(node, parent)
         elif isinstance(node, nodes.Filter):
             self.filter(node)
-        elif isinstance(node, nodes.Call):
-            self.call(node)
         elif isinstance(node, nodes.Keyword):
             # keyword and namespace-attribute names are the template's own variables: only
             # internal names matter there (``namespace(sys='')`` is just a name)
@@ -202,6 +205,8 @@ class Checker:
         # ``ns.sys`` on a namespace that defines ``sys`` reads the template's own value
         own = isinstance(node.node, nodes.Name) and f"{node.node.name}.{node.attr}" in self.env.values
         self.name_literal(node.attr, node, "attribute", IssueKind.INTERNALS, code=not own)
+        if node.attr in FORMAT_METHODS:
+            self.bound_format(self.ev.eval(node.node), node, node.attr, _consumed(node, parent))
         if node.attr in DANGEROUS_WHEN_CALLED and isinstance(parent, nodes.Call) and parent.node is node:
             self.add(
                 IssueKind.CODE_EXECUTION,
@@ -252,6 +257,17 @@ class Checker:
                 node,
                 _source_hint(expr),
             )
+        elif not (key.consts or key.num or key.data):
+            # Neither a constant, a number nor data: the evaluator lost track of what the key
+            # is (an empty or container-shaped value). Only a proven-harmless name passes.
+            self.add(
+                IssueKind.COMPUTED_NAME,
+                Severity.HIGH,
+                f"{what} cannot be resolved statically (its value is not followed); it could "
+                "name Python internals (failing closed)",
+                node,
+                _source_hint(expr),
+            )
         elif key.data and not allow_data:
             self.add(
                 IssueKind.COMPUTED_NAME,
@@ -263,28 +279,20 @@ class Checker:
                 _source_hint(expr),
             )
 
-    def getitem(self, node: nodes.Getitem) -> None:
+    def getitem(self, node: nodes.Getitem, parent: nodes.Node | None) -> None:
         target = self.ev.eval(node.node)
         key = self.ev.eval(node.arg)
         # Item lookups on the caller's data with the caller's data as key are ordinary
         # (``type_map[param.type]``); on a Python object a non-constant key is getattr.
         self.judge(key, node.arg, node, "item key", allow_data=not target.obj)
+        for method in FORMAT_METHODS.intersection(key.strings):
+            # s['format'] falls back to getattr: the bound method, as s.format
+            self.bound_format(target, node, method, _consumed(node, parent))
 
     def filter(self, node: nodes.Filter) -> None:
-        spec = ATTRIBUTE_ARGS.get(node.name)
-        if spec is None:
+        if node.name not in ATTRIBUTE_ARGS:
             return
-        pos, kw = spec
-        candidates: list[nodes.Node] = []
-        if pos is not None and len(node.args) > pos:
-            candidates.append(node.args[pos])
-        if kw is not None:
-            candidates.extend(k.value for k in node.kwargs if k.key == kw)
-        if node.name == "map" and node.args:
-            first = self.ev.eval(node.args[0])
-            # map('attr', name) applies the attr filter; a computed filter name could be it.
-            if "attr" in first.strings or not first.exact:
-                candidates.extend(node.args[1:])
+        candidates = self._name_args(node.name, node.args, node.kwargs)
         if node.dyn_args is not None or node.dyn_kwargs is not None:
             self.add(
                 IssueKind.COMPUTED_NAME,
@@ -294,37 +302,70 @@ class Checker:
                 node,
                 node.name,
             )
-        for expr in candidates:
-            self.judge(
-                self.ev.eval(expr), expr, node, f"attribute argument of '{node.name}'", allow_data=False
-            )
+        value = TOP if node.node is None else self.ev.eval(node.node)
+        for expr, via in candidates:
+            key = self.ev.eval(expr)
+            self.judge(key, expr, node, f"attribute argument of '{via}'", allow_data=False)
+            if via not in RETURNS_ATTRIBUTE:
+                continue
+            for name in key.strings:
+                parts = name.split(".")
+                for i, method in enumerate(parts):
+                    if method in FORMAT_METHODS:
+                        # the receiver is the input, an element of it or (mapped, dotted) deeper
+                        receiver = _contents(value) if i == 0 else TOP
+                        self.bound_format(receiver, node, method, consumed=False)
 
-    def call(self, node: nodes.Call) -> None:
-        callee = node.node
-        if isinstance(callee, nodes.Getattr) and callee.attr in ("format", "format_map"):
-            receiver = self.ev.eval(callee.node)
-            for fmt in receiver.strings:
-                for field_name, accessors in format_fields(fmt) or []:
-                    for is_attr, key in accessors:
-                        if is_attr and isinstance(key, str) and attribute_risk(key) is not NameRisk.SAFE:
-                            risk = attribute_risk(key)
-                            self.add(
-                                IssueKind.INTERNALS,
-                                _RISK_SEVERITY[risk],
-                                f"str.format field '{{{field_name}}}' looks up '{key}', which "
-                                f"reaches {_describe(risk)}",
-                                node,
-                                key,
-                            )
-            if receiver.computed or receiver.data:
-                self.add(
-                    IssueKind.COMPUTED_NAME,
-                    Severity.HIGH,
-                    f"str.{callee.attr} with a format string computed at render time: its "
-                    "fields can look up any attribute (failing closed)",
-                    node,
-                    callee.attr,
-                )
+    def _name_args(
+        self, name: str, args: list[nodes.Expr], kwargs: Sequence[nodes.Node]
+    ) -> list[tuple[nodes.Expr, str]]:
+        """The arguments of filter ``name`` that are attribute names, with the filter that
+        looks them up."""
+        pos, kw = ATTRIBUTE_ARGS.get(name, (None, None))
+        out = [(args[pos], name)] if pos is not None and len(args) > pos else []
+        keywords = [k for k in kwargs if isinstance(k, nodes.Keyword)]  # jinja's parser builds Keyword
+        out.extend((k.value, name) for k in keywords if k.key == kw)
+        if name == "map" and args:
+            # map(F, *rest, **kw) calls filter F on each item with rest and kw, so they are
+            # F's own arguments, judged as such (map('map', 'attr', n) nests it again).
+            inner = self.ev.eval(args[0])
+            if not inner.exact:  # a computed filter name: any argument could be a name
+                out.extend((a, name) for a in args[1:])
+                out.extend((k.value, name) for k in keywords)
+            for filter_name in inner.strings:
+                out.extend(self._name_args(filter_name, args[1:], kwargs))
+        return out
+
+    def bound_format(self, receiver: Val, node: nodes.Node, method: str, consumed: bool) -> None:
+        """A ``format``/``format_map`` looked up on ``receiver``, however (``.format``,
+        ``['format']``, ``attr('format')``, ``map('attr', 'format')``...). Judged where it is
+        obtained, called there or not: a bound method stored in a variable or passed on can
+        be called anywhere, and its fields look up attributes of the arguments."""
+        for fmt in receiver.strings:
+            for field_name, accessors in format_fields(fmt) or []:
+                for is_attr, key in accessors:
+                    if is_attr and isinstance(key, str) and attribute_risk(key) is not NameRisk.SAFE:
+                        risk = attribute_risk(key)
+                        self.add(
+                            IssueKind.INTERNALS,
+                            _RISK_SEVERITY[risk],
+                            f"str.format field '{{{field_name}}}' looks up '{key}', which "
+                            f"reaches {_describe(risk)}",
+                            node,
+                            key,
+                        )
+        # A value consumed on the spot (``{% if param.format %}``: a JSON-schema key) is
+        # never called. Anywhere else a format string that is not constant is computed or
+        # the caller's data (or the model files': bos_token) and picks any attribute.
+        if not consumed and (receiver.computed or receiver.data):
+            self.add(
+                IssueKind.COMPUTED_NAME,
+                Severity.HIGH,
+                f"str.{method} with a format string computed at render time: its "
+                "fields can look up any attribute (failing closed)",
+                node,
+                method,
+            )
 
     def const(self, node: nodes.Const) -> None:
         value: str = node.value
@@ -339,6 +380,29 @@ class Checker:
                 node,
                 found,
             )
+
+
+def _consumed(node: nodes.Node, parent: nodes.Node | None) -> bool:
+    """``node``'s value is used up where it stands (printed, tested, compared, turned into a
+    string), so it cannot be called later. A direct call is not consuming: it is the call."""
+    if isinstance(parent, (nodes.Output, nodes.Concat, nodes.Compare, nodes.Operand, nodes.Not)):
+        return True
+    if isinstance(parent, (nodes.If, nodes.CondExpr)):
+        return parent.test is node
+    if isinstance(parent, nodes.Test):
+        return parent.node is node
+    if isinstance(parent, nodes.Filter):
+        return parent.node is node and parent.name in STRING_FILTERS
+    return False
+
+
+def _contents(value: Val) -> Val:
+    """``value`` and everything nested in it (the receivers a mapped lookup may reach)."""
+    out = level = value
+    for _ in range(MAX_SEQ_DEPTH + 1):  # deeper values are collapsed into one level
+        level = elements(level)
+        out = out.join(level)
+    return out
 
 
 def _describe(risk: NameRisk) -> str:

@@ -438,6 +438,11 @@ LIST_FILTERS = frozenset(
         "map",
     }
 )
+# List filters whose result holds the input's elements themselves (not groups of them, not
+# attributes picked from them): for a constant input that is all the result can hold.
+ELEMENT_LIST_FILTERS = frozenset(
+    {"list", "sort", "unique", "reverse", "select", "reject", "selectattr", "rejectattr"}
+)
 NUMERIC_FILTERS = frozenset({"length", "count", "wordcount", "int", "float", "abs", "round", "sum"})
 STRING_FILTERS = frozenset(
     {
@@ -469,6 +474,26 @@ STRING_FILTERS = frozenset(
 )
 
 
+def picked_attribute(elems: Val, default: Val | None = None) -> Val:
+    """What ``attribute=`` of ``map``/``groupby`` picks from elements ``elems`` (name not
+    modelled): a dict's values, the items of a tuple, the caller's data; an attribute of
+    anything else is an object we cannot follow. Never empty when ``elems`` is not, so that
+    a name routed through it is judged, not lost."""
+    out = default if default is not None else NOTHING
+    if elems.data:
+        out = out.join(DATA)
+    if elems.seq is not None:
+        out = out.join(elems.seq)  # d.key falls back to d['key']
+    if elems.rec:
+        out = out.join(elems)
+    tuples = [v for v in elems.values if isinstance(v, tuple)]
+    if tuples:
+        out = out.join(elements(from_values(tuples)))  # groupby(0): an item by index
+    if elems.num or elems.text or elems.obj or len(tuples) < len(elems.consts):
+        out = out.join(OBJ)
+    return out
+
+
 def apply_filter(name: str, value: Val, args: list[Val], kwargs: dict[str, Val]) -> Val:
     """The abstract result of ``value|name(*args, **kwargs)``."""
     nonconst = _nonconst_part(value)
@@ -480,14 +505,21 @@ def apply_filter(name: str, value: Val, args: list[Val], kwargs: dict[str, Val])
             fallback = fallback.join(args[0])
     elif name in LIST_FILTERS:
         elems = elements(value)
-        if name in ("items", "dictsort", "groupby", "batch", "slice"):
+        if name == "groupby":
+            # (grouper, list) tuples: grouper is the looked-up attribute of the elements, not
+            # an element ([{'a': name}]|groupby('a')|first).grouper is the name)
+            grouper = picked_attribute(elems, kwargs.get("default", args[1] if len(args) > 1 else None))
+            elems = Val(data=elems.data, seq=grouper.join(Val(data=elems.data, seq=elems)))
+        elif name in ("items", "dictsort", "batch", "slice"):
             # lists of pairs / groups built from the input's elements
             elems = Val(data=elems.data, seq=elems)
         elif name == "map":
-            # map(attribute=...) picks from each element (caller data stays data); a mapped
-            # filter builds new values
-            picked = Val(data=elems.data)
-            elems = picked if "attribute" in kwargs and not args else picked.join(TEXT).join(OBJ)
+            # map(attribute=...) picks an attribute of each element; a mapped filter builds
+            # new values
+            if "attribute" in kwargs and not args:
+                elems = picked_attribute(elems, kwargs.get("default"))
+            else:
+                elems = Val(data=elems.data).join(TEXT).join(OBJ)
         fallback = Val(data=value.data, seq=elems)
     elif name in NUMERIC_FILTERS:
         fallback = NUM
@@ -499,8 +531,10 @@ def apply_filter(name: str, value: Val, args: list[Val], kwargs: dict[str, Val])
         fallback = TOP
     folder = FOLDING_FILTERS.get(name)
     if folder is None or kwargs and name not in ("format",):
-        if value.exact and name in SELECTING_FILTERS | LIST_FILTERS:
-            return elements(value) if name in SELECTING_FILTERS else Val(seq=elements(value))
+        if value.exact and name in SELECTING_FILTERS:
+            return elements(value)
+        if value.exact and name in ELEMENT_LIST_FILTERS:
+            return Val(seq=elements(value))
         return fallback
     if name == "format" and kwargs:
         # %(name)s formatting: fold only when every keyword is a single constant
