@@ -228,6 +228,35 @@ def test_legacy_torch_tar_storage_type_it_cannot_pin_down_fails_closed(type_pick
     assert "MS-ARC-022" in incomplete_codes(result)
 
 
+@pytest.mark.parametrize("kind", [tarfile.LNKTYPE, tarfile.SYMTYPE], ids=["hard-link", "symlink"])
+def test_a_link_is_read_as_the_file_it_becomes(kind: bytes) -> None:
+    """Extracted, a link is a file holding its target's bytes under its own name, and
+    loaders go by that name: torch.load's legacy "storages" reached through a link was
+    never walked as storages (red team, 2026-12-07)."""
+    storages = _P2 + b"K\x01." + _storage_args("0") + (4).to_bytes(8, "little") + bytes(16) + _SYSTEM
+    members = [
+        (_info("data/blob"), storages),
+        (_info("storages", kind, "data/blob"), b""),
+        (_info("tensors"), _P2 + b"K\x00."),
+        (_info("pickle"), _P2 + b"}q\x00."),
+    ]
+    result = scan_bytes(_tar(members), "model.pt")
+    assert any(f.rule == "LoadTimeCodeExecution" and "storages@" in f.file for f in result.findings), (
+        result.findings
+    )
+
+
+def test_a_link_in_a_compressed_tar_that_names_a_module_fails_closed() -> None:
+    members = [
+        (_info("notes.txt"), b"__import__('os').system('id')\n"),
+        (_info("modeling_x.py", tarfile.SYMTYPE, "notes.txt"), b""),
+    ]
+    result = scan_bytes(_tar(members, "w:gz"), "model.tar.gz")
+    assert "MS-ARC-022" in incomplete_codes(result)
+    plain = scan_bytes(_tar(members), "model.tar")  # read in place: scanned as the module
+    assert any(f.threat == "MS-PY-001" for f in plain.findings), plain.findings
+
+
 def test_legacy_torch_tar_benign_layout_is_clean() -> None:
     storages = _P2 + b"K\x01." + _storage_args("0") + (4).to_bytes(8, "little") + bytes(16) + _P2 + b"]."
     args = _P2 + b"(X\x01\x00\x00\x00aX\x01\x00\x00\x000K\x00t."

@@ -81,6 +81,18 @@ def link_escapes(member: str, target: str, *, hard: bool = False) -> bool:
     return escapes_root(base + _parts(target))
 
 
+def link_target(member: str, target: str, *, hard: bool = False) -> str:
+    """The archive name a link inside the archive points to (as :func:`normalized` spells
+    names), ``..`` folded; call only when :func:`link_escapes` is False."""
+    parts: list[str] = []
+    for part in ([] if hard else _parts(member)[:-1]) + _parts(target):
+        if part == "..":
+            parts.pop()
+        else:
+            parts.append(part)
+    return "/".join(parts)
+
+
 def report_name(ctx: ScanContext, name: str, display: str | None = None) -> None:
     """Report every problem with ``name`` against the archive member it names."""
     for problem in check_name(name):

@@ -142,6 +142,10 @@ class _TarScan:
         self.stream = stream
         self.decoder = decoder
         self.names = member_names.ArchiveNames(ctx)
+        # Regular members by name: (offset of the data in the source, size). Only for a tar
+        # read in place: a link is scanned again as the bytes it points to.
+        self.regular: dict[str, tuple[int, int]] = {}
+        self.pending_links: list[tuple[str, str, str]] = []  # (link name, display, target)
 
     def run(self) -> None:
         ctx = self.ctx
@@ -170,6 +174,8 @@ class _TarScan:
             member = archive.next()
             archive.members.clear()  # type: ignore[attr-defined]  # stream mode keeps every header otherwise (typeshed omits the attribute)
             if member is None:
+                for name, display, target in self.pending_links:  # symlinks to later members
+                    self._link_bytes(name, display, target)
                 return archive.offset
             if not self.ctx.count_member():
                 return None
@@ -190,6 +196,15 @@ class _TarScan:
                         subject=member.linkname,
                     )
                 )
+                return
+            # Extracted, the link is a file with the target's bytes under its own name, and
+            # loaders go by that name (torch.load's legacy "storages", a .py module, a
+            # chat_template.jinja): the target's bytes are scanned under it too.
+            target = member_names.link_target(name, member.linkname, hard=member.islnk())
+            if target in self.regular:
+                self._link_bytes(name, display, target)
+            else:
+                self.pending_links.append((name, display, target))
             return
         if member.ischr() or member.isblk() or member.isfifo():
             kind = "character device" if member.ischr() else "block device" if member.isblk() else "FIFO"
@@ -222,6 +237,8 @@ class _TarScan:
                 )
                 return
             ctx.account_expansion(member.size - stored)
+        if self.decoder is None and not member.issparse():
+            self.regular[member_names.normalized(member.name)] = (member.offset_data, member.size)
         data = archive.extractfile(member)
         if data is None:
             return
@@ -233,12 +250,30 @@ class _TarScan:
                         path, f"member holds {spool.size} of its {member.size} bytes"
                     )
                 )
-            if member.name.strip("/") in legacy_torch_tar.PICKLE_MEMBERS:
-                legacy_torch_tar.scan_member(ctx, spool, member.name.strip("/"), display)
-            else:
-                ctx.scan_member(spool, display)
+            self._dispatch(spool, member.name, display)
         finally:
             spool.close()
+
+    def _dispatch(self, data: ByteSource, name: str, display: str) -> None:
+        if name.strip("/") in legacy_torch_tar.PICKLE_MEMBERS:
+            legacy_torch_tar.scan_member(self.ctx, data, name.strip("/"), display)
+        else:
+            self.ctx.scan_member(data, display)
+
+    def _link_bytes(self, name: str, display: str, target: str) -> None:
+        """Scan the bytes of the member ``target`` as the file the link ``name`` becomes."""
+        found = self.regular.get(target)
+        if found is None:
+            if self.decoder is not None and _routed_by_name(name):  # compressed: bytes gone by now
+                self.ctx.incomplete(
+                    f"link to {target!r}: extracted, it holds that member's bytes under its own "
+                    "name, which cannot be read again from a compressed tar; not inspected",
+                    threats.INCOMPLETE_UNREADABLE,
+                    self.ctx.member_path(display),
+                )
+            return  # a link to nothing (or to a directory) extracts to no file to load
+        offset, size = found
+        self._dispatch(SliceSource(self.source, offset, size), name, display)
 
     def _check_trailing(self, end: int) -> None:
         """Data after the end-of-archive blocks (GNU ``tar -i`` still reads it)."""
@@ -299,3 +334,13 @@ def _sparse_stored(member: tarfile.TarInfo) -> int:
 
 
 SCANNER = TarScanner()
+
+
+def _routed_by_name(name: str) -> bool:
+    """Whether a member's name, not only its bytes, decides how it is read: the legacy
+    torch members, Python modules, chat templates. (A link with another name holds bytes
+    already scanned by content under its target's name.)"""
+    from modelsec.formats.jinja_template import template_named
+
+    base = name.strip("/").rsplit("/", 1)[-1]
+    return base in legacy_torch_tar.PICKLE_MEMBERS or base.endswith(".py") or template_named(base)
