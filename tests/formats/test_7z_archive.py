@@ -104,3 +104,36 @@ def test_truncated_7z_is_malformed(cut: int) -> None:
     data = _7z({"w.bin": os.urandom(500)})
     result = scan_bytes(data[:cut], "cut.7z")
     assert "MS-ARC-013" in threats_of(result)
+
+
+# -- red team, 2026-12-07 -------------------------------------------------------------------
+
+
+def test_a_member_with_data_marked_as_a_directory_fails_closed() -> None:
+    """7-Zip extracts an entry with a data stream as a file whatever its attributes say;
+    py7zr skipped it as a directory, and nothing saw its bytes."""
+    buffer = io.BytesIO()
+    with py7zr.SevenZipFile(buffer, "w") as archive:
+        archive.writestr(b"benign readme\n", "README.txt")
+        archive.writestr(malicious_pickle(), "model.pkl")
+        for entry in archive.header.files_info.files:
+            if entry["filename"] == "model.pkl":
+                entry["attributes"] = (entry.get("attributes") or 0) | 0x10  # FILE_ATTRIBUTE_DIRECTORY
+    result = scan_bytes(buffer.getvalue(), "model.7z")
+    assert "MS-ARC-019" in threats_of(result)
+    assert "MS-ARC-022" in incomplete_codes(result)
+
+
+def test_a_symlink_named_like_a_module_fails_closed(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("__import__('os').system('id')\n")
+    os.symlink("notes.txt", tmp_path / "modeling_x.py")
+    buffer = io.BytesIO()
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        with py7zr.SevenZipFile(buffer, "w") as archive:
+            archive.write("notes.txt", "notes.txt")
+            archive.write("modeling_x.py", "modeling_x.py")
+    finally:
+        os.chdir(cwd)
+    assert "MS-ARC-022" in incomplete_codes(scan_bytes(buffer.getvalue(), "model.7z"))

@@ -102,11 +102,11 @@ DIRECTORY_WITH_DATA = threat(
     "MS-ARC-019",
     RULE,
     Severity.HIGH,
-    "Zip directory entry holds data",
+    "Archive directory entry holds data",
     "Rebuild the archive with a standard tool; a directory entry holds no bytes.",
-    "zipfile, numpy.load and torch's reader read a member's bytes whatever its mode bits or "
-    "trailing slash say, while a tool that skips directories never sees them; the bytes "
-    "were scanned.",
+    "Loaders and extractors read an entry's bytes whatever its mode bits, attributes or "
+    "trailing slash say (zipfile, numpy.load and torch's reader; 7-Zip), while a tool that "
+    "skips directories never sees them.",
 )
 
 DIRECTORY_DISAGREEMENT = threat(

@@ -17,6 +17,7 @@ from modelsec.archive.decompress import BOMB_FLOOR, BombDetected
 from modelsec.bytesource import ByteSource, LimitExceeded, SpoolSource, as_stream
 from modelsec.context import ScanContext
 from modelsec.formats.base import FormatCategory, FormatScanner, Reader
+from modelsec.formats.tar import routed_by_name
 
 MAGIC = b"7z\xbc\xaf\x27\x1c"
 LINK_TARGET_LIMIT = 4096
@@ -62,6 +63,15 @@ class _Run:
                         f"symlink member {member.name!r} points to {target!r}, outside the archive",
                         subject=target,
                     )
+                )
+            elif routed_by_name(member.name):
+                # Extracted, the link holds its target's bytes under a name loaders go by (a
+                # .py module, a chat template); those bytes are not read again here.
+                ctx.incomplete(
+                    f"symlink to {target!r}: extracted, it holds that member's bytes under its "
+                    "own name, which decides how it is loaded; not inspected",
+                    threats.INCOMPLETE_UNREADABLE,
+                    ctx.member_path(member.display),
                 )
             return
         ctx.scan_member(source, member.display)
@@ -195,7 +205,17 @@ def _admit(f: Any, run: _Run, names: member_names.ArchiveNames) -> str | None:
     name = str(f.filename)
     display = names.enter(name, may_repeat=bool(f.is_directory))
     if f.is_directory:
-        return None
+        if f.emptystream:
+            return None
+        # 7-Zip takes an entry with a data stream for a file whatever its attributes say
+        # (7zIn.cpp: HasStream clears IsDir), and `7z x` writes it out; py7zr skips it.
+        ctx.report(
+            threats.DIRECTORY_WITH_DATA.at(
+                ctx.member_path(display),
+                f"marked as a directory, yet holds {int(f.uncompressed or 0)} bytes that 7-Zip extracts as a file",
+                subject=name,
+            )
+        )
     mode = _unix_mode(f)
     if mode is not None and member_names.special_file_type(mode):
         # py7zr writes such a member out as a regular file: its bytes are scanned too.
@@ -254,6 +274,16 @@ def _extract(archive: Any, run: _Run, targets: list[_Target], p7e: Any) -> None:
                 ctx.path, f"7z data: {type(exc).__name__}: {exc}; earlier members were scanned"
             )
         )
+    else:
+        # py7zr skips what it takes for a directory (or anything else it will not write):
+        # a member it never handed over is one nobody inspected.
+        for member in run.members.values():
+            if not member.done:
+                ctx.incomplete(
+                    "the 7z reader did not decode this member; not inspected",
+                    threats.INCOMPLETE_UNREADABLE,
+                    ctx.member_path(member.display),
+                )
 
 
 def _unix_mode(f: Any) -> int | None:

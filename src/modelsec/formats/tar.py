@@ -264,7 +264,7 @@ class _TarScan:
         """Scan the bytes of the member ``target`` as the file the link ``name`` becomes."""
         found = self.regular.get(target)
         if found is None:
-            if self.decoder is not None and _routed_by_name(name):  # compressed: bytes gone by now
+            if self.decoder is not None and routed_by_name(name):  # compressed: bytes gone by now
                 self.ctx.incomplete(
                     f"link to {target!r}: extracted, it holds that member's bytes under its own "
                     "name, which cannot be read again from a compressed tar; not inspected",
@@ -336,7 +336,7 @@ def _sparse_stored(member: tarfile.TarInfo) -> int:
 SCANNER = TarScanner()
 
 
-def _routed_by_name(name: str) -> bool:
+def routed_by_name(name: str) -> bool:
     """Whether a member's name, not only its bytes, decides how it is read: the legacy
     torch members, Python modules, chat templates. (A link with another name holds bytes
     already scanned by content under its target's name.)"""
