@@ -259,3 +259,15 @@ def test_a_script_that_alternates_assignments_and_commands_is_read_in_bounded_ti
     assert time.perf_counter() - started < 5  # generous: a regression is minutes
     assert ("vllm", "serve", "org/m") not in commands
     assert any("stopped reading it" in problem.why for problem in c.problems)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["env", "-S", "vllm serve org/m"],
+        ["env", "--split-string=vllm serve org/m"],
+        ["sh", "-c", "env -S 'vllm serve org/m'"],
+    ],
+)
+def test_env_split_string_is_the_command_it_runs(argv: list[str]) -> None:
+    assert Container.of(command=argv).commands == (("vllm", "serve", "org/m"),)

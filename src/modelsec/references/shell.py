@@ -523,12 +523,37 @@ def _unwrap(words: tuple[str, ...]) -> tuple[str, ...]:
         if words[i] in _RESERVED:
             i += 1
             continue
-        takes_value, plain = _WRAPPERS[words[i]]
+        wrapper = words[i]
+        takes_value, plain = _WRAPPERS[wrapper]
         i += 1
         while i < len(words) and words[i].startswith("-") and words[i] != "-":
             if words[i] == "--":
                 i += 1
                 break
+            if wrapper == "env" and (split := _split_string(words, i)) is not None:
+                # env -S 'vllm serve <model>': the string is split into the command's words
+                words = (*words[:i], *split[0], *words[i + split[1] :])
+                continue
             i += 2 if words[i] in takes_value else 1
         i += plain
     return words[i:]
+
+
+def _split_string(words: tuple[str, ...], i: int) -> tuple[list[str], int] | None:
+    """``env -S STRING`` (``-SSTRING``, ``--split-string[=]STRING``) at ``words[i]``: the
+    words STRING splits into, and how many words the option took; None for another option."""
+    word = words[i]
+    if word in ("-S", "--split-string"):
+        if i + 1 >= len(words):
+            return None
+        text, used = words[i + 1], 2
+    elif word.startswith("--split-string="):
+        text, used = word.partition("=")[2], 1
+    elif word.startswith("-S"):
+        text, used = word[2:], 1
+    else:
+        return None
+    try:
+        return shlex.split(text), used
+    except ValueError:  # unbalanced quotes: the words as written
+        return text.split(), used
