@@ -300,3 +300,54 @@ def test_layout_formats_of_several_analysers_coexist(tmp_path: Path) -> None:
     root = snapshot(tmp_path / "m", **{"saved_model.pb": b"\x08\x01"})
     formats = sorted(r.format for r in scan(root).layout_formats)
     assert formats == ["hf-repo", "tf-savedmodel"]
+
+
+# -- red team, 2026-12-07: references loaders take from configs besides auto_map ------------
+
+
+@pytest.mark.parametrize(
+    ("module_type", "code"),
+    [
+        ("attacker/payload--evil_module.EvilModule", "MS-HF-002"),  # another repository's code
+        ("antigravity.webbrowser", "MS-HF-001"),  # any installed module, imported by name
+    ],
+)
+def test_sentence_transformers_module_types_are_code_references(
+    tmp_path: Path, module_type: str, code: str
+) -> None:
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Evil", "type": module_type},
+    ]
+    report = scan(snapshot(tmp_path / "m", **{"modules.json": json.dumps(modules)}))
+    assert [f.threat for f in report.all_findings()] == [code]
+    assert outcome(report) == Outcome.BLOCKED
+
+
+@pytest.mark.parametrize(
+    ("name", "config"),
+    [
+        (
+            "modules.json",
+            [{"idx": 0, "name": "0", "path": "/etc", "type": "sentence_transformers.models.Dense"}],
+        ),
+        ("tokenizer_config.json", {"vocab_file": "/var/run/secrets/kubernetes.io/serviceaccount/token"}),
+        ("adapter_config.json", {"peft_type": "LORA", "base_model_name_or_path": "../other-model"}),
+    ],
+    ids=["module-path", "vocab-file", "adapter-base"],
+)
+def test_paths_a_loader_takes_from_a_config_stay_inside_the_model(
+    tmp_path: Path, name: str, config: object
+) -> None:
+    report = scan(snapshot(tmp_path / "m", **{name: json.dumps(config)}))
+    assert "MS-HF-011" in {f.threat for f in report.all_findings()}
+    assert outcome(report) == Outcome.BLOCKED
+
+
+def test_peft_parent_library_is_an_import(tmp_path: Path) -> None:
+    adapter = {
+        "peft_type": "LORA",
+        "auto_mapping": {"parent_library": "antigravity", "base_model_class": "x"},
+    }
+    report = scan(snapshot(tmp_path / "m", **{"adapter_config.json": json.dumps(adapter)}))
+    assert "MS-HF-001" in {f.threat for f in report.all_findings()}

@@ -47,6 +47,7 @@ SNAPSHOT_MARKERS = frozenset(
 MAX_CONFIG_BYTES = 16 << 20
 DIFFUSERS_LIBRARIES = frozenset({"diffusers", "transformers"})
 MAX_FINDINGS_PER_KIND = 200
+MAX_CONFIG_KEYS = 10_000  # top-level keys read for file paths (a tokenizer config has dozens)
 
 _REVIEW = (
     "Load the model without trust_remote_code (use an architecture your transformers version "
@@ -167,6 +168,8 @@ class HFRepoAnalyzer(DirectoryAnalyzer):
             for f in sorted(dir_files):
                 if is_config_name(f.name):
                     referenced |= self._auto_map(f, directory, ctx)
+                elif f.name == "modules.json":
+                    referenced |= self._sentence_transformers_modules(f, directory, ctx)
                 elif f.name == "model_index.json":
                     referenced |= self._diffusers_components(f, directory, ctx)
                 elif f.name.endswith(".index.json"):
@@ -212,6 +215,73 @@ class HFRepoAnalyzer(DirectoryAnalyzer):
                             entries.append((f"custom_pipelines.{task}.{key}", ref))
         for where, ref in entries[:MAX_FINDINGS_PER_KIND]:
             referenced |= self._reference(config, directory, where, ref, ctx)
+        self._paths_outside(config, data, ctx)
+        mapping = data.get("auto_mapping")  # PEFT: importlib.import_module(parent_library)
+        if isinstance(mapping, dict) and mapping.get("parent_library") not in (None, "transformers"):
+            library = str(mapping.get("parent_library"))[:200]
+            ctx.report(
+                HF_AUTO_MAP.at(
+                    str(config),
+                    f"auto_mapping.parent_library makes PEFT import module {library!r} and take "
+                    "the base model's class from it",
+                    subject=library,
+                )
+            )
+        return referenced
+
+    def _paths_outside(self, config: Path, data: dict[str, Any], ctx: ScanContext) -> None:
+        """File and model paths a loader takes from the config in place of the snapshot's
+        own (a tokenizer's ``vocab_file``, an adapter's ``base_model_name_or_path``): one that
+        is absolute or climbs out makes it read a file outside the model."""
+        for key, value in list(data.items())[:MAX_CONFIG_KEYS]:
+            if not (isinstance(key, str) and isinstance(value, str) and value):
+                continue
+            if (key.endswith(("_file", "_path")) or key == "base_model_name_or_path") and _unsafe_relative(
+                value
+            ):
+                ctx.report(
+                    HF_SHARD_OUTSIDE.at(
+                        str(config),
+                        f"{key} = {value[:200]!r}: the loader reads it in place of the model's own, "
+                        "from outside the model directory",
+                        subject=value[:200],
+                    )
+                )
+
+    def _sentence_transformers_modules(self, modules: Path, directory: Path, ctx: ScanContext) -> set[str]:
+        """sentence-transformers' ``modules.json``: each module's ``type`` is an import path
+        it loads (``sentence_transformers.*``, else any installed module, else under
+        trust_remote_code or for a local model a repository's code through transformers'
+        dynamic modules), and its ``path`` a folder joined to the model's."""
+        data = _load_json(modules, ctx)
+        if not isinstance(data, list):
+            return set()
+        referenced: set[str] = set()
+        for i, entry in enumerate(data[:MAX_FINDINGS_PER_KIND]):
+            if not isinstance(entry, dict):
+                continue
+            kind, path = entry.get("type"), entry.get("path")
+            if isinstance(path, str) and path and _unsafe_relative(path):
+                ctx.report(
+                    HF_SHARD_OUTSIDE.at(
+                        str(modules),
+                        f"module {i} path {path[:200]!r}: loaded from outside the model directory",
+                        subject=path[:200],
+                    )
+                )
+            if not isinstance(kind, str) or kind.startswith("sentence_transformers."):
+                continue
+            if "--" in kind or kind.count(".") == 1:  # transformers' [repo--]module.Class
+                referenced |= self._reference(modules, directory, f"modules.json[{i}].type", kind, ctx)
+            else:
+                ctx.report(
+                    HF_AUTO_MAP.at(
+                        str(modules),
+                        f"modules.json[{i}].type = {kind[:200]!r}: sentence-transformers imports "
+                        "that module and runs its class",
+                        subject=kind[:200],
+                    )
+                )
         return referenced
 
     def _reference(self, config: Path, directory: Path, where: str, ref: str, ctx: ScanContext) -> set[str]:
