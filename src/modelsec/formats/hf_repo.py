@@ -101,9 +101,10 @@ HF_SHARD_OUTSIDE = threat(
     "MS-HF-011",
     "SuspiciousComponents",
     Severity.HIGH,
-    "Shard index points outside the model directory",
-    "Do not load the model; shard names are plain file names inside the snapshot.",
-    "A ``weight_map`` entry with ``..`` or an absolute path makes the loader read a file "
+    "Model config or shard index points outside the model directory",
+    "Do not load the model; the files a model names are plain names inside the snapshot.",
+    "A ``weight_map`` entry, a tokenizer's ``*_file``, a sentence-transformers module path or "
+    "an adapter's base model with ``..`` or an absolute path makes the loader read a file "
     "outside the model: another model's weights, or any file it can reach.",
 )
 HF_SHARD_MALFORMED = threat(
