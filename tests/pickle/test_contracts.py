@@ -167,3 +167,69 @@ def test_tensor_new_with_keyword_arguments() -> None:
     data = v4(stack_global("torch", "Tensor") + EMPTY_TUPLE + kwargs + b"\x92")
     result = scan(data)
     assert "MS-PKL-107" in {f.threat for f in result.findings}, summary(result)
+
+
+# -- pandas BlockManager placements (red team, 2026-12-07) --------------------------------
+# pandas' compiled _rebuild_blknos_and_blklocs writes at every block placement into arrays of
+# len(items), bounds checks off: a placement outside the items axis crashed every loader.
+
+
+def _legacy_manager(placement: list[int], labels: int = 1) -> bytes:
+    """BlockManager((), [[], []]) rebuilt from the legacy '0.14.1' state with one block."""
+    from pklbuild import NONE, STOP, TUPLE, binint, proto
+
+    manager = stack_global("pandas.core.internals.managers", "BlockManager") + EMPTY_TUPLE
+    manager += b"]" + MARK + b"]" + b"]" + b"e" + b"\x86" + REDUCE
+    axes = b"]" + MARK + b"]" + MARK + b"".join(sbu(f"c{i}") for i in range(labels)) + b"e" + b"]" + b"e"
+    block = EMPTY_DICT + MARK + sbu("values") + NONE + sbu("mgr_locs") + b"]" + MARK
+    block += b"".join(binint(i) for i in placement) + b"e" + SETITEMS
+    inner = EMPTY_DICT + MARK + sbu("axes") + axes + sbu("blocks") + b"]" + block + b"a" + SETITEMS
+    state = MARK + NONE + NONE + NONE + EMPTY_DICT + sbu("0.14.1") + inner + b"s" + TUPLE + BUILD
+    return proto(2) + manager + state + STOP
+
+
+@pytest.mark.parametrize(
+    "placement", [[1 << 28], [-(1 << 28)], [0, 5]], ids=["far", "negative", "past-the-end"]
+)
+def test_legacy_block_placement_outside_the_items_axis(placement: list[int]) -> None:
+    result = scan(_legacy_manager(placement))
+    assert "MS-PKL-107" in {f.threat for f in result.findings}, summary(result)
+
+
+def test_legacy_block_placement_inside_the_items_axis_is_clean() -> None:
+    result = scan(_legacy_manager([0, 1], labels=2))
+    assert not result.findings, summary(result)
+
+
+def test_block_placement_past_the_placements_a_verified_manager_counts() -> None:
+    """BlockManager(blocks, axes) verifies that the items axis is as long as all placements
+    together: an index at or past that count is out of bounds."""
+    from pklbuild import NONE, STOP, TUPLE3, binint1, proto
+
+    block = stack_global("pandas._libs.internals", "_unpickle_block") + NONE
+    block += stack_global("builtins", "slice") + binint1(5) + binint1(6) + binint1(1) + TUPLE3 + REDUCE
+    block += binint1(2) + TUPLE3 + REDUCE
+    manager = stack_global("pandas.core.internals.managers", "BlockManager")
+    manager += b"]" + block + b"a" + b"]" + MARK + b"]" + b"]" + b"e" + b"\x86" + REDUCE
+    result = scan(proto(4) + manager + STOP)
+    assert "MS-PKL-107" in {f.threat for f in result.findings}, summary(result)
+
+
+@pytest.mark.parametrize("shape", ["contiguous", "interleaved", "multi-index"])
+def test_dataframes_as_pandas_writes_them_are_clean(shape: str) -> None:
+    import pickle
+
+    import numpy as np
+    import pandas as pd
+
+    frame = {
+        "contiguous": pd.DataFrame({"a": [1, 2], "b": [3, 4]}),
+        "interleaved": pd.DataFrame({"a": [1], "b": [1.0], "c": [2], "d": ["x"], "e": [3]}),
+        "multi-index": pd.DataFrame(
+            np.arange(6).reshape(2, 3),
+            columns=pd.MultiIndex.from_tuples([("a", "x"), ("a", "y"), ("b", "z")]),
+        ),
+    }[shape]
+    for protocol in (2, 4):
+        result = scan(pickle.dumps(frame, protocol=protocol))
+        assert not result.findings, summary(result)

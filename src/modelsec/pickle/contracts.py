@@ -23,6 +23,7 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
+from modelsec.pickle import pandas_blocks
 from modelsec.pickle.classfacts_torch import STATE_CONDITIONS
 from modelsec.pickle.joblib_arrays import is_array_wrapper
 from modelsec.pickle.opcodes import BigInt, Blob
@@ -591,12 +592,28 @@ def _single_value(site: Site) -> Value:
 
 
 def _block_manager_new(site: Site) -> Value:
-    # BlockManager(blocks, axes, ...): __cinit__ stores tuple(blocks) and calls axes.copy()
+    # BlockManager(blocks, axes, ...): __cinit__ stores tuple(blocks) and calls axes.copy();
+    # its first use writes at every block placement within len(axes[0]), unchecked
     axes = site.arg(1)
     if not (isinstance(axes, Container) and axes.kind == "list") and not is_instance_of(
         axes, frozenset({"builtins.list"})
     ):
         site.violation(f"its axes are {describe(axes)}, not a list")
+    placements = pandas_blocks.unpickled_blocks(site.arg(0))
+    if placements is None:
+        site.violation("its blocks are not _unpickle_block(values, placement, ndim)")
+    elif (problem := pandas_blocks.placement_problem(placements)) is not None:
+        site.violation(f"{problem} (pandas writes there with bounds checks off)")
+    return None
+
+
+def _block_manager_state(site: Site) -> Value:
+    # BlockManager.__setstate__: the "0.14.1" state's blocks and axes, written as above
+    found = pandas_blocks.legacy_state_blocks(site.arg(0))
+    if found is None:
+        site.violation("its state is not the '0.14.1' layout pandas reads")
+    elif (problem := pandas_blocks.placement_problem(*found)) is not None:
+        site.violation(f"{problem} (pandas writes there with bounds checks off)")
     return None
 
 
@@ -679,6 +696,7 @@ METHOD_CONTRACTS: dict[str, Contract] = {
         ("nodes",), ARRAYS, "a numpy array"
     ),
     "pandas._libs.internals.BlockManager.__new__": _block_manager_new,
+    "pandas._libs.internals.BlockManager.__setstate__": _block_manager_state,
     # a metaclass __call__ shows as the class's __init__ (classfacts)
     "dateutil.tz._factories._TzOffsetFactory.__init__": _argument_is(
         1, frozenset({"datetime.timedelta"}), "a number or a datetime.timedelta", literal=(int, float)
