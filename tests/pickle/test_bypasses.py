@@ -412,16 +412,10 @@ def test_pandas_given_strings_made_from_plain_data_is_not_a_finding(tz: bytes, t
 
 
 def test_builtin_given_plain_objects_is_not_a_finding(tmp_path: Path) -> None:
-    estimator = _ESTIMATOR + _attr("fit_intercept", NEWTRUE) + BUILD
     # list() and deque() of a list leave its items alone, whatever they hold
     with_function = _ESTIMATOR + _attr("score_func", global_("sklearn.metrics", "accuracy_score")) + BUILD
     data = (
         proto(2)
-        + global_("builtins", "str")
-        + estimator
-        + TUPLE1
-        + REDUCE
-        + POP
         + global_("collections", "deque")
         + EMPTY_LIST
         + with_function
@@ -437,6 +431,16 @@ def test_builtin_given_plain_objects_is_not_a_finding(tmp_path: Path) -> None:
     )
     outcome, threats = _judge(data, tmp_path)
     assert not {"MS-PKL-107", "MS-PKL-101"} & threats, threats
+
+
+def test_builtin_given_any_object_runs_its_methods(tmp_path: Path) -> None:
+    """str(x), int(x), set([x]) run x's own methods; a reviewed compiled class is reviewed for
+    what it calls, not for the indexes it trusts: str() of a sparse matrix whose indptr the
+    stream forged wrote out of bounds during the load (red team, 2026-12-07). Picklers hand
+    these builtins literals, so an object is a finding even with plain attributes."""
+    estimator = _ESTIMATOR + _attr("fit_intercept", NEWTRUE) + BUILD
+    data = proto(2) + global_("builtins", "str") + estimator + TUPLE1 + REDUCE + STOP
+    assert "MS-PKL-107" in _judge(data, tmp_path)[1]
 
 
 @pytest.mark.parametrize(

@@ -210,6 +210,29 @@ def _check_builtin_argument(site: Site, path: str, index: int, value: Value) -> 
         site.violation(
             f"argument {index + 1} ({describe(value)}) is not plain data, and {path} runs its methods"
         )
+    elif path in ARGUMENT_METHODS and _holds_instances(value):
+        # str(), int(), set() ... run the object's own methods (__str__, __index__, __hash__),
+        # and reviewed compiled classes are reviewed for what they call, not for the indexes
+        # they trust: str() of a sparse matrix whose indptr was forged wrote out of bounds.
+        # Picklers hand these builtins literals.
+        site.violation(
+            f"argument {index + 1} holds an object ({describe(value)}), and {path} runs its methods"
+        )
+
+
+def _holds_instances(value: Value, depth: int = 0) -> bool:
+    """Whether a value is or contains an object the stream built (not literals alone)."""
+    if depth > 32:
+        return True
+    if isinstance(value, tuple):
+        return any(_holds_instances(item, depth + 1) for item in value)
+    if isinstance(value, Container):
+        return any(
+            _holds_instances(item, depth + 1)
+            for entry in value.items
+            for item in (entry if value.kind == "dict" else (entry,))
+        )
+    return isinstance(value, Call)
 
 
 def _defaultdict(site: Site) -> Value:
