@@ -436,6 +436,12 @@ def test_directory_entry_with_data_is_scanned_and_reported(
     assert "MS-TEST-901" in threats_of(result)
 
 
+def test_directory_entry_declaring_no_size_but_holding_bytes_is_scanned(stub_pickle) -> None:  # noqa: F811
+    member = ZipEntry("x/", malicious_pickle(), central={"usize": 0}, local={"usize": 0})
+    result = scan_bytes(build_zip([member]), "model.zip")
+    assert "MS-TEST-901" in threats_of(result)
+
+
 def test_empty_directory_entries_are_not_findings() -> None:
     entries = [
         ZipEntry("archive/", b""),

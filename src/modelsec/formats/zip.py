@@ -297,7 +297,10 @@ class _ArchiveScan:
         path = ctx.member_path(view.display)
         entry = view.entry
         if (why := _directory_marks(view)) is not None:
-            if view.usize == 0:  # what zipfile and miniz read is capped at the declared size
+            # Nothing stored (an empty deflate stream is 2 bytes): a directory. Otherwise the
+            # bytes are scanned whatever size is declared: a local header deferring its sizes
+            # to a data descriptor declares 0 and streaming readers read them all.
+            if view.usize == 0 and view.csize <= 2:
                 return
             # Loaders go by the name they are asked for and read the bytes (zipfile and
             # miniz ignore the mode bits, zipfile a trailing backslash, NpzFile iterates
