@@ -39,7 +39,7 @@ from modelsec.k8s.naming import scan_key, scan_name
 from modelsec.k8s.scan import Phase
 from modelsec.metadata import SourceType
 from modelsec.policy import Mode, Outcome
-from modelsec.references import Extraction, Reference
+from modelsec.references import Extraction, Reference, Unresolved
 from modelsec.references.pins import fixes
 from modelsec.rules.revision_pinned import judge as judge_revision
 from modelsec_webhook import messages
@@ -311,6 +311,7 @@ def decide(
     requests: list[ScanRequest] = []
     judgements: list[Judgement] = []
 
+    extraction = _redirected_unresolved(extraction, view)
     if extraction.malformed:
         denials.append(messages.malformed_line(extraction.malformed))
     for invalid in extraction.invalid:
@@ -381,6 +382,31 @@ def decide(
         judgements=tuple(judgements),
         denials=tuple(denials),
         pending_only=bool(denials) and pending == len(denials),
+    )
+
+
+def _redirected_unresolved(extraction: Extraction, view: View) -> Extraction:
+    """A reference whose downloads the workload's environment sends to another server
+    (``HF_ENDPOINT``, ``AWS_ENDPOINT_URL``...) that no ModelSource holds is a model modelsec
+    cannot see: unresolved, so every group covering the namespace judges it ERROR, rather
+    than ungoverned (fail closed: the server is the workload's choice)."""
+    lost = [r for r in extraction.references if r.redirected_by and not view.governors(r)]
+    if not lost:
+        return extraction
+    return replace(
+        extraction,
+        references=tuple(r for r in extraction.references if r not in lost),
+        unresolved=(
+            *extraction.unresolved,
+            *(
+                Unresolved(
+                    ", ".join(r.origins) or "workload",
+                    f"{r.redirected_by}={r.endpoint} sends the download of {r.ref} to a server "
+                    "no ModelSource holds",
+                )
+                for r in lost
+            ),
+        ),
     )
 
 

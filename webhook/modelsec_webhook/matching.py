@@ -10,11 +10,11 @@ import posixpath
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from modelsec.k8s.source import HuggingFaceSource, ModelSourceSpec
 from modelsec.metadata import SourceType
 from modelsec.references import Reference
+from modelsec.references.redirects import HUB_HOSTS, endpoint_key
 
 Selector = Callable[[Mapping[str, str]], bool]
 
@@ -93,15 +93,6 @@ def _under(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix + "/")
 
 
-def _endpoint_key(url: str | None) -> str | None:
-    if not url:
-        return None
-    parts = urlsplit(url if "://" in url else f"https://{url}")
-    host = (parts.hostname or "").lower()
-    port = parts.port or (80 if parts.scheme == "http" else 443)
-    return f"{host}:{port}"
-
-
 @dataclass(frozen=True)
 class SourceMatcher:
     """Does a reference name a model inside this ModelSource?"""
@@ -124,7 +115,7 @@ def source_matcher(name: str, spec: ModelSourceSpec) -> SourceMatcher:
         assert spec.s3 is not None
         bucket = spec.s3.bucket
         prefix = spec.s3.prefix.strip("/")
-        endpoint = _endpoint_key(spec.s3.endpoint)
+        endpoint = endpoint_key(spec.s3.endpoint)
 
         def s3(reference: Reference) -> bool:
             ref_bucket, _, key = reference.ref.location.partition("/")
@@ -133,12 +124,23 @@ def source_matcher(name: str, spec: ModelSourceSpec) -> SourceMatcher:
             # A reference that names its endpoint (Triton) only matches that endpoint; one
             # that does not uses whatever the server is configured with, so any source of
             # the bucket may govern it.
-            if reference.endpoint is not None and _endpoint_key(reference.endpoint) != endpoint:
+            if reference.endpoint is not None and endpoint_key(reference.endpoint) != endpoint:
                 return False
             return not prefix or _under("/" + key.strip("/"), "/" + prefix)
 
         return SourceMatcher(name, spec.type, "s3", s3)
-    # Hugging Face: hf:// references carry no endpoint (mirrors serve the same ids), so a
-    # Hub source governs the hf:// references whose org/name matches its model patterns.
+    # Hugging Face: an hf:// reference carries no endpoint (mirrors serve the same ids), so a
+    # Hub source governs the hf:// references whose org/name matches its model patterns;
+    # unless the workload sends its downloads elsewhere (HF_ENDPOINT: the reference carries
+    # that endpoint), and then only a source of that endpoint does.
     hub = spec.hugging_face or HuggingFaceSource()  # the struct is optional: Hub defaults
-    return SourceMatcher(name, spec.type, "hf", lambda r: hub.serves(r.ref.location))
+    hub_endpoint = endpoint_key(hub.endpoint)
+    if hub_endpoint is not None and hub_endpoint.rpartition(":")[0] in HUB_HOSTS:
+        hub_endpoint = None  # the Hub itself: what a reference without an endpoint reads
+
+    def hf(reference: Reference) -> bool:
+        if reference.endpoint is not None and endpoint_key(reference.endpoint) != hub_endpoint:
+            return False
+        return hub.serves(reference.ref.location)
+
+    return SourceMatcher(name, spec.type, "hf", hf)

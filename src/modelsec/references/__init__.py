@@ -35,6 +35,7 @@ from modelsec.references.model import (
     to_model_ref,
 )
 from modelsec.references.pins import NOT_SAID, Site
+from modelsec.references.redirects import Redirected, redirect
 from modelsec.sources import ModelRefError
 
 __all__ = [
@@ -122,7 +123,7 @@ def extract_object(
 
 def extract(workload: Workload) -> Extraction:
     """Every model reference ``workload`` carries, by every registered extractor."""
-    origins: dict[tuple[str, str, str], tuple[Reference, list[str], list[tuple[Site, str]]]] = {}
+    origins: dict[tuple[str, str, str, str], tuple[Reference, list[str], list[tuple[Site, str]]]] = {}
     invalid: list[Invalid] = []
     unresolved: list[Unresolved] = list(workload.problems)
     for extractor in extractors():
@@ -165,20 +166,37 @@ def extract(workload: Workload) -> Extraction:
                         )
                     )
                 continue
+            endpoint, redirected_by = item.endpoint, None
+            if item.downloader is not None:
+                where = redirect(item.downloader, ref.scheme, item.endpoint, MARK)
+                if isinstance(where, Redirected):
+                    whys = unknowns_in(where.marked, workload.containers) if where.marked else ()
+                    for unknown in whys:
+                        unresolved.append(
+                            Unresolved(item.origin, f"{where.why}: {unknown.why}", unknown.configmaps)
+                        )
+                    if not whys:
+                        unresolved.append(Unresolved(item.origin, where.why))
+                    continue
+                if where is not None:
+                    endpoint, redirected_by = where.url, where.variable
             uri, revision = canonical(ref)
-            key = (uri, revision, item.endpoint or "")
+            key = (uri, revision, endpoint or "", redirected_by or "")
             site = item.site or NOT_SAID
             if key in origins:
                 origins[key][1].append(item.origin)
                 origins[key][2].append((site, item.origin))
             else:
-                origins[key] = (Reference(ref, item.endpoint, ()), [item.origin], [(site, item.origin)])
+                reference = Reference(ref, endpoint, (), redirected_by=redirected_by)
+                origins[key] = (reference, [item.origin], [(site, item.origin)])
     for container in workload.containers:
         container.commands  # noqa: B018 - reading a script reports what could not be read
         unresolved.extend(container.problems)
     references = sorted(
         (
-            Reference.found_at(r.ref, r.endpoint, tuple(dict.fromkeys(o))[:4], tuple(dict.fromkeys(sites)))
+            Reference.found_at(
+                r.ref, r.endpoint, tuple(dict.fromkeys(o))[:4], tuple(dict.fromkeys(sites)), r.redirected_by
+            )
             for r, o, sites in origins.values()
         ),
         key=lambda r: r.sort_key,

@@ -28,6 +28,7 @@ from modelsec.references.argv import describe, image_matches, values
 from modelsec.references.container import MARK, Container, Env
 from modelsec.references.model import Found, Unresolved, Workload, hub_url
 from modelsec.references.pins import Site, Unpinnable
+from modelsec.references.redirects import Downloader
 from modelsec.sources import ModelRefError
 
 PROGRAMS = frozenset(
@@ -103,7 +104,7 @@ def _adapters(value: str) -> list[str]:
 
 
 def _read(
-    container: Container, value: str, kind: str, origin: str, env_name: str | None
+    container: Container, value: str, kind: str, origin: str, env_name: str | None, env: Env
 ) -> Iterator[Found | Unresolved]:
     """What one option's value makes the server load."""
     unknown = MARK in value  # built from a value the request does not show: extract() says so
@@ -121,7 +122,9 @@ def _read(
                 origin, f"{value[:200]!r} is not a Hub repository (org/name[:quant]) modelsec can read"
             )
         else:
-            yield Found(repo if not unknown else value, origin, site=NO_REVISION[kind])
+            # Downloaded from MODEL_ENDPOINT or HF_ENDPOINT when set (modelsec.references.redirects)
+            downloader = Downloader("llama.cpp", env)
+            yield Found(repo if not unknown else value, origin, site=NO_REVISION[kind], downloader=downloader)
     elif kind == "url":
         try:
             hub = unknown or hub_url(value) is not None
@@ -159,7 +162,7 @@ class LlamaCppExtractor:
                     given = [value for _flag, value in values(args, *flags)]
                     for value in given:
                         yield from _read(
-                            container, value, kind, describe(container, f"llama.cpp {flags[-1]}"), None
+                            container, value, kind, describe(container, f"llama.cpp {flags[-1]}"), None, env
                         )
                     if given:
                         continue  # an option on the command line wins over its variable
@@ -169,7 +172,12 @@ class LlamaCppExtractor:
                         from_env = env.get(env_name)
                         if from_env:
                             yield from _read(
-                                container, from_env, kind, describe(container, f"env {env_name}"), env_name
+                                container,
+                                from_env,
+                                kind,
+                                describe(container, f"env {env_name}"),
+                                env_name,
+                                env,
                             )
 
 

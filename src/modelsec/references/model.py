@@ -14,6 +14,7 @@ from modelsec.sources import ModelRef, ModelRefError, parse_model_uri
 
 if TYPE_CHECKING:
     from modelsec.references.container import Container
+    from modelsec.references.redirects import Downloader
 
 
 # Every annotation an extractor reads. Like container.FIELDS, the webhook caches
@@ -71,6 +72,9 @@ class Found:
     endpoint: str | None = None  # object-store endpoint named with the reference (Triton)
     explicit: bool = False
     site: Site | None = None  # how the serving stack takes a revision there (pinning)
+    # The program that downloads it and its environment, which may send the download to
+    # another server (modelsec.references.redirects); None where no program reads it.
+    downloader: Downloader | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,10 @@ class Reference:
     sites: tuple[Site, ...] = field(default=(), compare=False, repr=False)
     pinnable: bool = False
     site_origins: tuple[str, ...] = field(default=(), compare=False, repr=False)  # one per site
+    # The environment variable that set ``endpoint`` (HF_ENDPOINT, AWS_ENDPOINT_URL...):
+    # the download goes there instead of where the reference says, so it is judged only
+    # by a ModelSource of that endpoint, and is unresolved where there is none.
+    redirected_by: str | None = None
 
     @classmethod
     def found_at(
@@ -93,6 +101,7 @@ class Reference:
         endpoint: str | None,
         origins: tuple[str, ...],
         sites: tuple[tuple[Site, str], ...],
+        redirected_by: str | None = None,
     ) -> Reference:
         """``sites``: (site, origin) of every place it was found."""
         return cls(
@@ -102,6 +111,7 @@ class Reference:
             tuple(s for s, _ in sites),
             any(pinnable(s, ref.scheme) for s, _ in sites),
             tuple(o for _, o in sites),
+            redirected_by,
         )
 
     @property

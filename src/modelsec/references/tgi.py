@@ -21,6 +21,7 @@ from modelsec.references.argv import describe, first, image_matches
 from modelsec.references.container import Container, Env
 from modelsec.references.model import Found, Workload
 from modelsec.references.pins import Unpinnable
+from modelsec.references.redirects import Downloader
 
 PROGRAMS = frozenset({"text-generation-launcher", "text-embeddings-router"})
 IMAGES = ("text-generation-inference", "text-embeddings-inference")
@@ -56,13 +57,24 @@ class TgiExtractor:
                 # --revision where the arguments give one, else REVISION (the launcher
                 # reads it when the option is absent).
                 site = container.option_site("--revision", ENV_REVISION)
+                downloader = Downloader("tgi", env)
                 if model:
-                    yield Found(model, describe(container, "--model-id"), revision, site=site)
+                    yield Found(
+                        model, describe(container, "--model-id"), revision, site=site, downloader=downloader
+                    )
                 elif value := env.get(ENV_MODEL):
-                    yield Found(value, describe(container, f"env {ENV_MODEL}"), revision, site=site)
+                    yield Found(
+                        value,
+                        describe(container, f"env {ENV_MODEL}"),
+                        revision,
+                        site=site,
+                        downloader=downloader,
+                    )
                 adapters = first(args, "--lora-adapters") or env.get(ENV_LORA)
                 for adapter in _adapters(adapters or ""):
-                    yield Found(adapter, describe(container, "LoRA adapter"), site=LORA)
+                    yield Found(
+                        adapter, describe(container, "LoRA adapter"), site=LORA, downloader=downloader
+                    )
 
 
 EXTRACTOR = TgiExtractor()

@@ -14,9 +14,10 @@ import re
 from collections.abc import Iterator
 
 from modelsec.references.argv import describe, image_matches, values
-from modelsec.references.container import Container
+from modelsec.references.container import Container, Env
 from modelsec.references.model import Found, Workload
 from modelsec.references.pins import Unpinnable
+from modelsec.references.redirects import Downloader
 
 FLAGS = ("--model-repository", "--model-store")
 REPOSITORY = Unpinnable("Triton reads a model repository (a directory of models) and takes no revision")
@@ -32,10 +33,10 @@ def split_endpoint(uri: str) -> tuple[str, str | None]:
     return f"s3://{rest}", f"{(scheme or 'http').lower()}://{hostport.lower()}"
 
 
-def _server_args(container: Container) -> list[tuple[str, ...]]:
-    found = [rest for prog, rest in container.programs if prog == "tritonserver"]
+def _server_args(container: Container) -> list[tuple[tuple[str, ...], Env]]:
+    found = [(rest, env) for prog, rest, env in container.launches() if prog == "tritonserver"]
     if container.entrypoint and container.commands and image_matches(container, "tritonserver"):
-        found.append(container.commands[0])
+        found.append((container.commands[0], container.environment))
     return found
 
 
@@ -44,11 +45,15 @@ class TritonExtractor:
 
     def extract(self, workload: Workload) -> Iterator[Found]:
         for container in workload.containers:
-            for args in _server_args(container):
+            for args, env in _server_args(container):
                 for flag, value in values(args, *FLAGS):
                     uri, endpoint = split_endpoint(value.strip())
                     yield Found(
-                        uri, describe(container, f"tritonserver {flag}"), endpoint=endpoint, site=REPOSITORY
+                        uri,
+                        describe(container, f"tritonserver {flag}"),
+                        endpoint=endpoint,
+                        site=REPOSITORY,
+                        downloader=Downloader("triton", env),
                     )
 
 

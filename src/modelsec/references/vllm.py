@@ -31,9 +31,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from modelsec.references.argv import describe, image_matches
-from modelsec.references.container import MARK, Container
+from modelsec.references.container import MARK, Container, Env
 from modelsec.references.model import Found, Unresolved, Workload
-from modelsec.references.pins import Unpinnable
+from modelsec.references.pins import Site, Unpinnable
+from modelsec.references.redirects import Downloader
 
 API_SERVERS = frozenset(
     {
@@ -196,17 +197,17 @@ VALUE_OPTIONS = MODEL_OPTIONS | frozenset(
 _LONG_OPTIONS = tuple(sorted(o for o in VALUE_OPTIONS if o.startswith("--")))
 
 
-def _server_args(container: Container) -> Iterator[tuple[str, ...]]:
-    """The arguments of each vLLM server the container starts."""
-    for prog, rest in container.programs:
+def _server_args(container: Container) -> Iterator[tuple[tuple[str, ...], Env]]:
+    """The arguments of each vLLM server the container starts, and its environment."""
+    for prog, rest, env in container.launches():
         if prog in CLI_MODULES and rest[:1] == ("serve",):
-            yield rest[1:]
+            yield rest[1:], env
         elif prog in API_SERVERS:
-            yield rest
+            yield rest, env
     if container.entrypoint and container.commands and image_matches(container, "vllm"):
         # The image's entrypoint gets `args`: `vllm serve` (positional model) in current
         # images, the OpenAI api_server module (`--model`) in older ones.
-        yield container.commands[0]
+        yield container.commands[0], container.environment
 
 
 def _is_option(word: str) -> bool:
@@ -357,13 +358,16 @@ class VllmExtractor:
 
     def extract(self, workload: Workload) -> Iterator[Found | Unresolved]:
         for container in workload.containers:
-            for args in _server_args(container):
-                yield from _launch(container, _parse(args))
+            for args, env in _server_args(container):
+                yield from _launch(container, _parse(args), Downloader("vllm", env))
 
 
-def _launch(container: Container, parsed: _Parsed) -> Iterator[Found | Unresolved]:
+def _launch(container: Container, parsed: _Parsed, downloader: Downloader) -> Iterator[Found | Unresolved]:
     def origin(what: str) -> str:
         return describe(container, what)
+
+    def found(text: str, where: str, revision: str | None = None, *, site: Site) -> Found:
+        return Found(text, where, revision, site=site, downloader=downloader)
 
     for name in parsed.ambiguous:
         yield Unresolved(
@@ -388,10 +392,10 @@ def _launch(container: Container, parsed: _Parsed) -> Iterator[Found | Unresolve
     if config_path:
         models.append((config_path, "vllm --hf-config-path"))
     for text, where in models:
-        yield Found(text, origin(where), revision, site=site)
+        yield found(text, origin(where), revision, site=site)
         if code_revision:
             # trust_remote_code runs the model's code from this revision
-            yield Found(
+            yield found(
                 text,
                 origin(f"{where} --code-revision"),
                 code_revision,
@@ -400,14 +404,14 @@ def _launch(container: Container, parsed: _Parsed) -> Iterator[Found | Unresolve
         if tokenizer_revision and not tokenizer and where != "vllm --hf-config-path":
             # No --tokenizer: the tokenizer (chat template included) is the model's, read
             # at this revision.
-            yield Found(
+            yield found(
                 text,
                 origin(f"{where} --tokenizer-revision"),
                 tokenizer_revision,
                 site=container.option_site("--tokenizer-revision"),
             )
     if tokenizer:
-        yield Found(
+        yield found(
             tokenizer,
             origin("vllm --tokenizer"),
             tokenizer_revision,
@@ -417,10 +421,10 @@ def _launch(container: Container, parsed: _Parsed) -> Iterator[Found | Unresolve
     for problem in problems:
         yield Unresolved(origin("vllm --speculative-config"), problem)
     for text, draft_revision in drafts:
-        yield Found(text, origin("vllm speculative model"), draft_revision, site=DRAFT)
+        yield found(text, origin("vllm speculative model"), draft_revision, site=DRAFT)
     for option in (*sorted(ADAPTER_LISTS), "--qlora-adapter-name-or-path"):
         for value in parsed.all(option):
-            yield Found(_adapter_path(value), origin(f"vllm {option}"), site=LORA)
+            yield found(_adapter_path(value), origin(f"vllm {option}"), site=LORA)
 
 
 EXTRACTOR = VllmExtractor()

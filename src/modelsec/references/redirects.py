@@ -1,0 +1,116 @@
+"""Environment variables that send a serving stack's downloads somewhere else.
+
+A workload that names ``meta-llama/Llama-3.1-8B`` is judged by the scan of that
+repository on the Hub, but the program reads its environment first: ``HF_ENDPOINT`` (every
+client built on ``huggingface_hub``, and llama.cpp), ``MODEL_ENDPOINT`` (llama.cpp, before
+``HF_ENDPOINT``) and ``VLLM_USE_MODELSCOPE`` (vLLM downloads from ModelScope instead) decide
+where ``org/name`` comes from; ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL`` (boto3, the AWS
+SDKs) and ``RUNAI_STREAMER_S3_ENDPOINT`` (vLLM's streamer) decide which server
+``s3://bucket/key`` is read from. A Pod that sets one of them could load a model from a
+server it controls while the webhook judges the scan of the real one.
+
+So a reference read from a program's command line carries its :class:`Downloader`, and
+:func:`endpoint` says where the download goes:
+
+- no variable set (or set to the Hub itself): as named, no endpoint;
+- one endpoint, whichever variables name it: the reference carries it, and only a
+  ModelSource of that endpoint governs it (the webhook treats a redirected reference that
+  no source governs as unresolved: fail closed);
+- a value the request does not show (a Secret, an unread ConfigMap), variables that
+  disagree, or ModelScope: :class:`Redirected`, reported as unresolved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from modelsec.references.container import Env
+
+# Variables each program reads for a scheme, in no particular order: where several are set
+# they must agree, since which one wins differs between programs and releases.
+HUB_ENDPOINT = ("HF_ENDPOINT",)
+S3_ENDPOINT = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+ENDPOINT_VARIABLES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("vllm", "hf"): HUB_ENDPOINT,
+    ("vllm", "s3"): (*S3_ENDPOINT, "RUNAI_STREAMER_S3_ENDPOINT"),
+    ("tgi", "hf"): HUB_ENDPOINT,
+    ("llama.cpp", "hf"): ("MODEL_ENDPOINT", *HUB_ENDPOINT),
+    ("triton", "s3"): S3_ENDPOINT,
+}
+MODELSCOPE = "VLLM_USE_MODELSCOPE"  # vLLM: "true" (any case) downloads from ModelScope
+HUB_HOSTS = frozenset({"huggingface.co", "hf.co"})
+
+
+@dataclass(frozen=True)
+class Downloader:
+    """The program that downloads a reference, and the environment it runs in."""
+
+    program: str  # a key of ENDPOINT_VARIABLES: "vllm", "tgi", "llama.cpp", "triton"
+    env: Env
+
+
+@dataclass(frozen=True)
+class Redirect:
+    """The download goes to ``url``, as ``variable`` says."""
+
+    url: str
+    variable: str
+
+
+@dataclass(frozen=True)
+class Redirected:
+    """The download goes somewhere modelsec cannot judge: why (``marked``: the value, when
+    the request does not show it; extract() traces its marker to the Secret or ConfigMap)."""
+
+    why: str
+    marked: str = ""
+
+
+def endpoint_key(url: str | None) -> str | None:
+    """``host:port`` of an endpoint URL (a bare host is https), lower case; None if empty."""
+    if not url:
+        return None
+    parts = urlsplit(url if "://" in url else f"https://{url}")
+    host = (parts.hostname or "").lower()
+    try:
+        port = parts.port or (80 if parts.scheme.lower() == "http" else 443)
+    except ValueError:  # a port that is not a number: no server anyone can reach as such
+        port = 0
+    return f"{host}:{port}"
+
+
+def redirect(
+    downloader: Downloader, scheme: str, named: str | None, mark: str
+) -> Redirect | Redirected | None:
+    """Where ``downloader`` fetches a ``scheme`` reference that names endpoint ``named``
+    (None: the program's default) when its environment says otherwise; None when it does
+    not. ``mark`` is the text that flags a value the request does not show."""
+    env = downloader.env
+    if downloader.program == "vllm" and scheme == "hf":
+        switch = env.get(MODELSCOPE)
+        if switch is not None and mark in switch:
+            return Redirected(f"{MODELSCOPE} decides whether vLLM downloads it from ModelScope", switch)
+        if switch is not None and switch.lower() == "true":
+            return Redirected(
+                f"{MODELSCOPE}={switch} makes vLLM download it from ModelScope, which modelsec does not scan"
+            )
+    if named is not None:
+        return None  # the reference names its server (Triton's s3://host:port/...)
+    found: dict[str, Redirect] = {}  # by endpoint_key: the first variable naming each server
+    for variable in ENDPOINT_VARIABLES.get((downloader.program, scheme), ()):
+        value = env.get(variable)
+        if not value:
+            continue  # unset, or empty: the program falls back to its default
+        if mark in value:
+            return Redirected(f"{variable} decides which server it is downloaded from", value)
+        key = endpoint_key(value)
+        if key is None or (scheme == "hf" and key.rpartition(":")[0] in HUB_HOSTS):
+            continue  # the Hub itself
+        found.setdefault(key, Redirect(value, variable))
+    if len(found) > 1:
+        said = " and ".join(f"{r.variable}={r.url}" for r in found.values())
+        return Redirected(f"{said} name different servers, and which one wins differs between releases")
+    return next(iter(found.values()), None)
