@@ -23,9 +23,10 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from modelsec.pickle import pandas_blocks
+from modelsec.pickle import pandas_blocks, sklearn_trees
 from modelsec.pickle.classfacts_torch import STATE_CONDITIONS
 from modelsec.pickle.joblib_arrays import is_array_wrapper
+from modelsec.pickle.observer import Observer
 from modelsec.pickle.opcodes import BigInt, Blob
 from modelsec.pickle.policy import Verdict
 from modelsec.pickle.values import (
@@ -65,6 +66,9 @@ class Site(Protocol):
     callee: Global
     offset: int
     receiver: Value  # the instance a method is called on (method contracts), else None
+
+    @property
+    def observer(self) -> Observer: ...  # what the machine reports to; reads array bytes back
 
     def arg(self, index: int) -> Value: ...
     def count(self) -> int | None: ...
@@ -630,6 +634,14 @@ def _block_manager_new(site: Site) -> Value:
     return None
 
 
+def _tree_nodes(site: Site) -> Value:
+    # Tree.__setstate__ copies the node array as is; prediction follows its child and
+    # feature indexes with bounds checks off
+    if (problem := sklearn_trees.tree_problem(site.receiver, site.arg(0), site.observer)) is not None:
+        site.violation(problem)
+    return None
+
+
 def _block_manager_state(site: Site) -> Value:
     # BlockManager.__setstate__: the "0.14.1" state's blocks and axes, written as above
     found = pandas_blocks.legacy_state_blocks(site.arg(0))
@@ -714,7 +726,9 @@ METHOD_CONTRACTS: dict[str, Contract] = {
     **{path: _instance_dict_holds(conditions) for path, conditions in STATE_CONDITIONS.items()},
     "torch._C.TensorBase.__new__": _no_keywords,
     "torch._tensor.Tensor.__setstate__": _tensor_state,
-    "sklearn.tree._tree.Tree.__setstate__": _state_fields_are(("nodes", "values"), ARRAYS, "a numpy array"),
+    "sklearn.tree._tree.Tree.__setstate__": _all(
+        _state_fields_are(("nodes", "values"), ARRAYS, "a numpy array"), _tree_nodes
+    ),
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor.__setstate__": _state_fields_are(
         ("nodes",), ARRAYS, "a numpy array"
     ),

@@ -477,6 +477,10 @@ class CallSite:
     def count(self) -> int | None:
         return None if self.items is None else len(self.items)
 
+    @property
+    def observer(self) -> Observer:
+        return self.invoker.observer
+
     def arg(self, index: int) -> Value:
         if self.items is None:
             if not self._unseen_reported:

@@ -3,7 +3,7 @@ probes use it as is, the scanner overrides what it turns into findings."""
 
 from __future__ import annotations
 
-from modelsec.pickle.values import Global, Value
+from modelsec.pickle.values import Call, Global, Value
 
 
 class Observer:
@@ -40,3 +40,13 @@ class Observer:
 
     def external_file(self, wrapper: Global, filename: Value, offset: int) -> None:
         """A joblib wrapper that loads its array from a file named in the stream."""
+
+    def literal_bytes(self, value: Value, limit: int) -> bytes | None:
+        """The bytes a literal stands for (inline, a large literal the reader skipped, a
+        decoded one: ``_codecs.encode(s, 'latin1')``), at most ``limit``; None if it is no
+        bytes literal or nothing can be read (detection probes read nothing back)."""
+        return None
+
+    def joblib_array_bytes(self, wrapper: Call, limit: int) -> bytes | None:
+        """The bytes a joblib array wrapper's data took in the file, at most ``limit``."""
+        return None

@@ -22,15 +22,16 @@ from modelsec.pickle.denylist import Category
 from modelsec.pickle.embedded import embedded_payload
 from modelsec.pickle.invoke import RawArray
 from modelsec.pickle.joblib_arrays import JOBLIB_WRAPPERS, array_layout, unwritten_wrapper
-from modelsec.pickle.loaders import LOADERS, PayloadTooLarge, payload_source
+from modelsec.pickle.loaders import LOADERS, PayloadTooLarge, payload_source, resolve
 from modelsec.pickle.machine import EXPANSION, HAND_CRAFTED, HANDLERS, STOP, Anomaly, StackMachine
 from modelsec.pickle.nested_budget import NestedBudget
 from modelsec.pickle.observer import Observer
-from modelsec.pickle.opcodes import OpcodeReader, PickleError, Truncated
+from modelsec.pickle.opcodes import Blob, OpcodeReader, PickleError, Truncated
 from modelsec.pickle.policy import Verdict
-from modelsec.pickle.values import Derived, Global, Value, describe
+from modelsec.pickle.values import Call, Derived, Global, Value, describe
 
 BOUNDS_EVERY = 0x10000  # opcodes between stack-size checks
+READ_BACK_FACTOR, READ_BACK_FLOOR = 4, 64 << 20  # bytes contracts may read back: 4 x the file + 64 MiB
 PROBE_OPCODES = 200_000  # detection looks at the head only
 DECIDED_AFTER_PROTO = 2  # opcodes after which a PROTO-led head is a pickle
 MAX_PENDING_EMBEDDED = 64  # embedded-pickle candidates held back for a possible loader
@@ -197,6 +198,10 @@ class PickleScan(Observer):
         # are kept so the ids stay unique. A memoised literal loaded 1000 times is one scan.
         self._payloads: dict[tuple[object, ...], Value] = {}
         self._nested = NestedBudget(ctx)
+        # Where each joblib wrapper's array bytes are (contracts read them: array_values);
+        # the wrapper is kept so that its id stays unique.
+        self._array_data: dict[int, tuple[Call, int, int]] = {}
+        self._read_back = 0  # bytes contracts read back from the file (read_back)
 
     # -- streams ---------------------------------------------------------------------------
 
@@ -335,6 +340,7 @@ class PickleScan(Observer):
             raise Truncated(f"joblib array data ({layout.nbytes} bytes) runs past the end", action.offset)
         reader.seek(pos)
         reader.skip_raw(layout.nbytes)
+        self._array_data[id(action.wrapper)] = (action.wrapper, pos, layout.nbytes)
 
     # -- reporting -------------------------------------------------------------------------
 
@@ -494,6 +500,36 @@ class PickleScan(Observer):
         what = f"embedded {encoding} pickle at offset {offset}"
         if complete(trial) and self._nested.may_scan() and self._nested.charge(payload, what):
             self.ctx.scan_member(payload, f"<embedded {encoding} pickle @offset {offset}>", expect="pickle")
+
+    def literal_bytes(self, value: Value, limit: int) -> bytes | None:
+        if isinstance(value, (bytes, bytearray)):
+            return bytes(value)
+        if isinstance(value, Blob) and not self._may_read_back(value.length):
+            return None
+        try:
+            resolved = resolve(value, self.source, limit)  # a Blob, or a decoded literal
+        except PayloadTooLarge:
+            return None
+        if not isinstance(resolved, bytes) or not (
+            isinstance(value, Blob) or self._may_read_back(len(resolved))
+        ):
+            return None
+        return resolved
+
+    def joblib_array_bytes(self, wrapper: Call, limit: int) -> bytes | None:
+        found = self._array_data.get(id(wrapper))
+        if found is None or found[0] is not wrapper or found[2] > limit or not self._may_read_back(found[2]):
+            return None
+        data = self.source.read_at(found[1], found[2])
+        return data if len(data) == found[2] else None
+
+    def _may_read_back(self, length: int) -> bool:
+        # A memoised array can be handed to many objects: what contracts read back is
+        # bounded by a few times the file; past that they fail closed (nothing is read).
+        if self._read_back + length > READ_BACK_FACTOR * self.source.size + READ_BACK_FLOOR:
+            return False
+        self._read_back += length
+        return True
 
     def external_file(self, wrapper: Global, filename: Value, offset: int) -> None:
         name = filename if isinstance(filename, str) else None

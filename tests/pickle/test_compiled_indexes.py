@@ -1,0 +1,155 @@
+"""Red-team class: indexes inside allowlisted compiled models (2026-12-07, "compiled" pass).
+
+A scikit-learn ``Tree`` whose node array points outside itself loads cleanly and segfaults
+in ``predict()`` (bounds checks off). Every file here is a real fitted estimator pickled by
+this process (never loaded) with bytes of its node array replaced; each malicious case was
+ALLOWED before the node contract (``modelsec.pickle.sklearn_trees``).
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import pickle
+from collections.abc import Callable
+from typing import Any
+
+import joblib
+import numpy as np
+import pytest
+from joblib.numpy_pickle_utils import _write_fileobject
+from pklbuild import scan, with_code
+from sklearn.ensemble import (
+    ExtraTreesRegressor,
+    GradientBoostingClassifier,
+    IsolationForest,
+    RandomForestClassifier,
+)
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+from sklearn.tree._tree import NODE_DTYPE
+
+from modelsec.findings import Finding
+from modelsec.pickle.sklearn_trees import NODE
+
+RNG = np.random.default_rng(7)
+X = RNG.normal(size=(300, 4))
+Y = (X[:, 0] + X[:, 1] > 0).astype(int)
+
+
+def _fitted() -> dict[str, Any]:
+    return {
+        "tree": DecisionTreeClassifier(max_depth=4, random_state=0).fit(X, Y),
+        "forest": RandomForestClassifier(n_estimators=3, max_depth=3, random_state=0).fit(X, Y),
+        "boosting": GradientBoostingClassifier(n_estimators=3, max_depth=2, random_state=0).fit(X, Y),
+        "extra": ExtraTreesRegressor(n_estimators=2, max_depth=3, random_state=0).fit(X, X[:, 2]),
+        "isolation": IsolationForest(n_estimators=2, random_state=0).fit(X),
+        # 2,000+ nodes: more than the reader keeps inline, so the bytes are read back
+        "large": DecisionTreeRegressor(random_state=0).fit(RNG.normal(size=(2000, 3)), RNG.normal(size=2000)),
+    }
+
+
+MODELS = _fitted()
+
+
+def _joblib(model: Any, compress: int = 0) -> bytes:
+    out = io.BytesIO()
+    joblib.dump(model, out, compress=compress)
+    return out.getvalue()
+
+
+WRITERS: dict[str, Callable[[Any], bytes]] = {
+    "pickle-2": lambda m: pickle.dumps(m, protocol=2),  # bytes as _codecs.encode(str, "latin1")
+    "pickle-4": lambda m: pickle.dumps(m, protocol=4),
+    "pickle-5": lambda m: pickle.dumps(m, protocol=5),  # numpy's _frombuffer
+    "joblib": _joblib,  # array bytes after the wrapper, outside the pickle
+}
+
+
+def contract_findings(data: bytes) -> list[Finding]:
+    return [f for f in with_code(scan(data), "MS-PKL-107") if "Tree.__setstate__" in f.message]
+
+
+def test_the_node_layout_is_scikit_learns() -> None:
+    assert NODE.numpy_dtype() == NODE_DTYPE
+
+
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_fitted_trees_pass(model: str, writer: str) -> None:
+    result = scan(WRITERS[writer](MODELS[model]))
+    assert not result.findings or {f.threat for f in result.findings} <= {"MS-POL-001"}, result.findings
+    assert not result.incompletes
+
+
+def _forged(model: Any, writer: str, change: Callable[[np.ndarray], None], tree: int = 0) -> bytes:
+    """``model`` written by ``writer`` after ``change`` to one tree's nodes (set on a copy
+    made in this process: scikit-learn copies node arrays without reading them)."""
+    model = copy.deepcopy(model)
+    estimators = getattr(model, "estimators_", None)
+    target = (model if estimators is None else np.ravel(estimators)[tree]).tree_
+    state = target.__getstate__()
+    change(state["nodes"])
+    target.__setstate__(state)
+    return WRITERS[writer](model)
+
+
+def _set(field: str, index: int, value: int) -> Callable[[np.ndarray], None]:
+    def change(nodes: np.ndarray) -> None:
+        nodes[field][index] = value
+
+    return change
+
+
+def _children(index: int, left: int, right: int) -> Callable[[np.ndarray], None]:
+    def change(nodes: np.ndarray) -> None:
+        nodes["left_child"][index], nodes["right_child"][index] = left, right
+
+    return change
+
+
+FORGERIES: dict[str, Callable[[np.ndarray], None]] = {
+    "child past the array (predict reads 2**40 nodes away)": _children(0, 1 << 40, 1 << 40),
+    "negative child": _children(0, -5, 2),
+    "child pointing back at the root (predict loops forever)": _children(1, 0, 0),
+    "one child a leaf marker, the other a node": _children(0, -1, 2),
+    "feature past the input": _set("feature", 0, 4),
+    "negative feature": _set("feature", 0, -3),
+}
+
+
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+@pytest.mark.parametrize("forgery", sorted(FORGERIES))
+def test_forged_nodes_are_contract_violations(forgery: str, writer: str) -> None:
+    found = contract_findings(_forged(MODELS["tree"], writer, FORGERIES[forgery]))
+    assert len(found) == 1 and "bounds checks off" in found[0].message
+
+
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+def test_forged_nodes_read_back_from_the_file_are_found(writer: str) -> None:
+    # The large tree's nodes are a Blob (pickle), a joblib array, or a PickleBuffer.
+    data = _forged(MODELS["large"], writer, _children(1500, 3, 3))
+    (found,) = contract_findings(data)
+    assert "node 1500" in found.message
+
+
+@pytest.mark.parametrize("model", ["forest", "boosting", "isolation"])
+def test_one_forged_tree_in_an_ensemble_is_found(model: str) -> None:
+    data = _forged(MODELS[model], "joblib", _set("feature", 0, 1 << 20), tree=1)
+    assert len(contract_findings(data)) == 1
+
+
+def test_a_compressed_joblib_file_is_checked() -> None:
+    data = _forged(MODELS["tree"], "joblib", _children(0, 1 << 40, 1 << 40))
+    out = io.BytesIO()
+    with _write_fileobject(out, compress=("zlib", 3)) as stream:
+        stream.write(data)
+    assert any("Tree.__setstate__" in f.message for f in scan(out.getvalue()).findings)
+
+
+def test_node_count_past_the_array_is_a_violation() -> None:
+    data = pickle.dumps(MODELS["tree"], protocol=4)
+    count = MODELS["tree"].tree_.node_count
+    key = b"\x8c\nnode_count\x94K"  # node_count is a BININT1 after its memoised key
+    assert data.count(key + bytes([count])) == 1
+    (found,) = contract_findings(data.replace(key + bytes([count]), key + bytes([count + 1])))
+    assert f"node_count is {count + 1}" in found.message
