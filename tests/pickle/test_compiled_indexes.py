@@ -153,3 +153,63 @@ def test_node_count_past_the_array_is_a_violation() -> None:
     assert data.count(key + bytes([count])) == 1
     (found,) = contract_findings(data.replace(key + bytes([count]), key + bytes([count + 1])))
     assert f"node_count is {count + 1}" in found.message
+
+
+# -- NumPy random states: the cursor into the generator's buffer ------------------------
+
+
+def _generators() -> dict[str, Callable[[], Any]]:
+    return {
+        "Generator(MT19937)": lambda: np.random.Generator(np.random.MT19937(1)),
+        "Generator(PCG64)": lambda: np.random.default_rng(1),
+        "Generator(PCG64DXSM)": lambda: np.random.Generator(np.random.PCG64DXSM(1)),
+        "Generator(Philox)": lambda: np.random.Generator(np.random.Philox(1)),
+        "Generator(SFC64)": lambda: np.random.Generator(np.random.SFC64(1)),
+        "RandomState": lambda: np.random.RandomState(1),
+        "MT19937": lambda: np.random.MT19937(1),
+        "estimator holding a RandomState": lambda: RandomForestClassifier(
+            n_estimators=1, random_state=np.random.RandomState(0)
+        ),
+    }
+
+
+def random_findings(data: bytes) -> list[Finding]:
+    return [f for f in with_code(scan(data), "MS-PKL-107") if "__setstate__" in f.message]
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+@pytest.mark.parametrize("name", sorted(_generators()))
+def test_random_states_pass(name: str, protocol: int) -> None:
+    result = scan(pickle.dumps(_generators()[name](), protocol=protocol))
+    assert {f.threat for f in result.findings} <= {"MS-POL-001"}, result.findings
+
+
+def _with_cursor(bit_generator: Any, field: str, value: int) -> Any:
+    # Set in this process and never drawn from: numpy copies the cursor unchecked.
+    state = bit_generator.state
+    (state["state"] if field == "pos" else state)[field] = value
+    bit_generator.state = state
+    return bit_generator
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+@pytest.mark.parametrize("pos", [625, 1 << 30, -1])
+def test_mt19937_cursor_past_its_words_is_a_violation(pos: int, protocol: int) -> None:
+    generator = np.random.Generator(_with_cursor(np.random.MT19937(1), "pos", pos))
+    (found,) = random_findings(pickle.dumps(generator, protocol=protocol))
+    assert f"its pos is {pos}, outside 0..624" in found.message
+
+
+def test_random_state_cursor_is_checked_too() -> None:
+    legacy = np.random.RandomState(1)
+    state = list(legacy.get_state(legacy=True))
+    state[2] = 1 << 20
+    legacy.set_state(tuple(state))
+    found = random_findings(pickle.dumps(legacy, protocol=4))
+    assert found and all("its pos is 1048576" in f.message for f in found)
+
+
+@pytest.mark.parametrize("buffer_pos", [-1, 5])
+def test_philox_buffer_cursor_outside_its_buffer_is_a_violation(buffer_pos: int) -> None:
+    generator = np.random.Generator(_with_cursor(np.random.Philox(1), "buffer_pos", buffer_pos))
+    assert len(random_findings(pickle.dumps(generator, protocol=4))) == 1

@@ -23,7 +23,7 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from modelsec.pickle import pandas_blocks, sklearn_trees
+from modelsec.pickle import numpy_random, pandas_blocks, sklearn_trees
 from modelsec.pickle.classfacts_torch import STATE_CONDITIONS
 from modelsec.pickle.joblib_arrays import is_array_wrapper
 from modelsec.pickle.observer import Observer
@@ -642,6 +642,14 @@ def _tree_nodes(site: Site) -> Value:
     return None
 
 
+def _random_state(site: Site) -> Value:
+    # BitGenerator/Generator/RandomState.__setstate__: the state setters copy the cursor
+    # into the C state unchecked; draws then read past it
+    if (problem := numpy_random.state_problem(site.arg(0))) is not None:
+        site.violation(problem)
+    return None
+
+
 def _block_manager_state(site: Site) -> Value:
     # BlockManager.__setstate__: the "0.14.1" state's blocks and axes, written as above
     found = pandas_blocks.legacy_state_blocks(site.arg(0))
@@ -732,6 +740,9 @@ METHOD_CONTRACTS: dict[str, Contract] = {
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor.__setstate__": _state_fields_are(
         ("nodes",), ARRAYS, "a numpy array"
     ),
+    "numpy.random.bit_generator.BitGenerator.__setstate__": _random_state,
+    "numpy.random._generator.Generator.__setstate__": _random_state,
+    "numpy.random.mtrand.RandomState.__setstate__": _random_state,
     "pandas._libs.internals.BlockManager.__new__": _block_manager_new,
     "pandas._libs.internals.BlockManager.__setstate__": _block_manager_state,
     # a metaclass __call__ shows as the class's __init__ (classfacts)
