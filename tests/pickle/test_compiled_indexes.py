@@ -213,3 +213,106 @@ def test_random_state_cursor_is_checked_too() -> None:
 def test_philox_buffer_cursor_outside_its_buffer_is_a_violation(buffer_pos: int) -> None:
     generator = np.random.Generator(_with_cursor(np.random.Philox(1), "buffer_pos", buffer_pos))
     assert len(random_findings(pickle.dumps(generator, protocol=4))) == 1
+
+
+# -- KDTree and BallTree: row order, node ranges, children, metric parameters --------------
+
+
+def _neighbours() -> dict[str, Callable[[], Any]]:
+    from sklearn.cluster import DBSCAN
+    from sklearn.neighbors import BallTree, KDTree, KNeighborsClassifier
+
+    data = RNG.normal(size=(120, 3))
+    return {
+        "KDTree": lambda: KDTree(data, leaf_size=8),
+        "BallTree": lambda: BallTree(data, leaf_size=8),
+        "BallTree(mahalanobis)": lambda: BallTree(data, leaf_size=8, metric="mahalanobis", VI=np.eye(3)),
+        "BallTree(seuclidean)": lambda: BallTree(data, leaf_size=8, metric="seuclidean", V=np.ones(3)),
+        "KDTree(weighted minkowski)": lambda: KDTree(data, metric="minkowski", p=3),
+        "KNeighborsClassifier(kd_tree)": lambda: KNeighborsClassifier(algorithm="kd_tree").fit(
+            data, data[:, 0] > 0
+        ),
+        "KNeighborsClassifier(ball_tree)": lambda: KNeighborsClassifier(algorithm="ball_tree").fit(
+            data, data[:, 0] > 0
+        ),
+        "DBSCAN": lambda: DBSCAN(algorithm="kd_tree").fit(data),
+    }
+
+
+def binary_findings(data: bytes) -> list[Finding]:
+    return [f for f in with_code(scan(data), "MS-PKL-107") if "BinaryTree" in f.message]
+
+
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+@pytest.mark.parametrize("name", sorted(_neighbours()))
+def test_neighbour_trees_pass(name: str, writer: str) -> None:
+    result = scan(WRITERS[writer](_neighbours()[name]()))
+    assert {f.threat for f in result.findings} <= {"MS-POL-001"}, result.findings
+
+
+def _forged_tree(name: str, change: Callable[[list[Any]], None]) -> bytes:
+    tree = _neighbours()[name]()
+    state = list(tree.__getstate__())
+    change(state)
+    tree.__setstate__(tuple(state))  # in this process, never queried
+    return pickle.dumps(tree, protocol=4)
+
+
+def _idx(value: int, at: int = 3) -> Callable[[list[Any]], None]:
+    def change(state: list[Any]) -> None:
+        state[1] = state[1].copy()
+        state[1][at] = value
+
+    return change
+
+
+def _node(field: str, value: int, at: int = 0) -> Callable[[list[Any]], None]:
+    def change(state: list[Any]) -> None:
+        state[2] = state[2].copy()
+        state[2][field][at] = value
+
+    return change
+
+
+def _levels(state: list[Any]) -> None:
+    state[5] += 1  # n_levels claims a deeper tree than node_data holds
+
+
+def _bounds(state: list[Any]) -> None:
+    state[3] = np.ascontiguousarray(state[3][:1])  # a KDTree with a BallTree's one side
+
+
+TREE_FORGERIES: dict[str, tuple[str, Callable[[list[Any]], None]]] = {
+    "idx_array entry past the data": ("KDTree", _idx(1 << 40)),
+    "idx_array repeating a row": ("BallTree", _idx(0, at=5)),
+    "node range past the data": ("KDTree", _node("idx_end", 10_000)),
+    "node range starting below zero": ("BallTree", _node("idx_start", -4)),
+    "leaf marker cleared on the last node": ("KDTree", _node("is_leaf", 0, at=-1)),
+    "n_levels deeper than node_data": ("KDTree", _levels),
+    "KDTree with one side of bounds": ("KDTree", _bounds),
+}
+
+
+@pytest.mark.parametrize("forgery", sorted(TREE_FORGERIES))
+def test_forged_neighbour_trees_are_violations(forgery: str) -> None:
+    name, change = TREE_FORGERIES[forgery]
+    assert len(binary_findings(_forged_tree(name, change))) == 1
+
+
+@pytest.mark.parametrize(
+    "metric, kwargs, field",
+    [("mahalanobis", {"VI": np.eye(3)}, 2), ("seuclidean", {"V": np.ones(3)}, 1)],
+)
+def test_metric_parameters_smaller_than_the_data_are_violations(
+    metric: str, kwargs: dict[str, Any], field: int
+) -> None:
+    from sklearn.neighbors import BallTree
+
+    tree = BallTree(RNG.normal(size=(60, 3)), metric=metric, **kwargs)
+    state = list(tree.__getstate__())
+    metric_state = list(state[11].__reduce__()[2])
+    metric_state[field] = np.eye(1) if field == 2 else np.ones(1)
+    state[11].__setstate__(tuple(metric_state))  # in this process, never used
+    tree.__setstate__(tuple(state))
+    (found,) = binary_findings(pickle.dumps(tree, protocol=4))
+    assert "for 3 features" in found.message

@@ -642,6 +642,15 @@ def _tree_nodes(site: Site) -> Value:
     return None
 
 
+def _binary_tree(site: Site) -> Value:
+    # BinaryTree.__setstate__ (KDTree, BallTree) assigns the arrays unchecked; queries read
+    # by their indexes with bounds checks off
+    owner = site.callee.path.removesuffix(".__setstate__")
+    if (problem := sklearn_trees.binary_tree_problem(owner, site.arg(0), site.observer)) is not None:
+        site.violation(problem)
+    return None
+
+
 def _random_state(site: Site) -> Value:
     # BitGenerator/Generator/RandomState.__setstate__: the state setters copy the cursor
     # into the C state unchecked; draws then read past it
@@ -740,6 +749,9 @@ METHOD_CONTRACTS: dict[str, Contract] = {
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor.__setstate__": _state_fields_are(
         ("nodes",), ARRAYS, "a numpy array"
     ),
+    # (the 32-bit trees are not on the allowlist; binary_tree_problem reads them too)
+    "sklearn.neighbors._kd_tree.BinaryTree64.__setstate__": _binary_tree,
+    "sklearn.neighbors._ball_tree.BinaryTree64.__setstate__": _binary_tree,
     "numpy.random.bit_generator.BitGenerator.__setstate__": _random_state,
     "numpy.random._generator.Generator.__setstate__": _random_state,
     "numpy.random.mtrand.RandomState.__setstate__": _random_state,

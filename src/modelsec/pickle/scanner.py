@@ -28,7 +28,7 @@ from modelsec.pickle.nested_budget import NestedBudget
 from modelsec.pickle.observer import Observer
 from modelsec.pickle.opcodes import Blob, OpcodeReader, PickleError, Truncated
 from modelsec.pickle.policy import Verdict
-from modelsec.pickle.values import Call, Derived, Global, Value, describe
+from modelsec.pickle.values import Call, Derived, Global, Value, describe, sequence_items
 
 BOUNDS_EVERY = 0x10000  # opcodes between stack-size checks
 READ_BACK_FACTOR, READ_BACK_FLOOR = 4, 64 << 20  # bytes contracts may read back: 4 x the file + 64 MiB
@@ -504,6 +504,8 @@ class PickleScan(Observer):
     def literal_bytes(self, value: Value, limit: int) -> bytes | None:
         if isinstance(value, (bytes, bytearray)):
             return bytes(value)
+        if _empty_bytes(value):
+            return b""  # protocol 2 writes b"" as bytes() (__reduce_ex__), not as a literal
         if isinstance(value, Blob) and not self._may_read_back(value.length):
             return None
         try:
@@ -543,6 +545,15 @@ class PickleScan(Observer):
             wrapper.subject,
             f"{wrapper.subject} loads its array from {describe(filename) if name is None else name!r}",
         )
+
+
+def _empty_bytes(value: Value) -> bool:
+    callee = value.callee if isinstance(value, Call) else None
+    return (
+        isinstance(callee, Global)
+        and callee.path in ("builtins.bytes", "builtins.bytearray")
+        and sequence_items(value.args) == ()
+    )
 
 
 def scan_pickle_source(source: ByteSource, ctx: ScanContext) -> None:

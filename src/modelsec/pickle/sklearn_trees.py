@@ -91,3 +91,97 @@ def node_problem(nodes: ArrayData, count: int, n_features: int) -> str | None:
             "inside the tree (prediction follows them with bounds checks off)"
         )
     return None
+
+
+# -- KDTree and BallTree (sklearn/neighbors/_binary_tree.pxi.tp) ----------------------------
+#
+# __setstate__ assigns the 13-tuple __getstate__ writes to typed memoryviews without a
+# cross-check; queries (bounds checks off) read data[idx_array[i]] for i in each node's
+# idx_start..idx_end, recurse into nodes 2i+1 and 2i+2 below every node not marked a leaf,
+# read node_bounds[0 or 1, node, feature], and hand the metric n_features coordinates.
+
+NODE_DATA = Record(
+    (("idx_start", "<i8", 0), ("idx_end", "<i8", 8), ("is_leaf", "<i8", 16), ("radius", "<f8", 24)), 32
+)
+_FLOATS = {"64": "<f8", "32": "<f4"}  # BinaryTree64 / BinaryTree32: the data's type
+# Metrics that index a parameter by feature: (the state field, how it must be shaped).
+_METRIC_PARAMETERS = {
+    "MahalanobisDistance": "mat",  # (n_features, n_features)
+    "SEuclideanDistance": "vec",  # (n_features,)
+    "MinkowskiDistance": "weights",  # (n_features,) or (0,): unweighted
+}
+
+
+def binary_tree_problem(owner: str, state: Value, observer: Observer) -> str | None:
+    """Why the ``KDTree``/``BallTree`` state given to ``owner.__setstate__`` (the
+    ``BinaryTree64``/``BinaryTree32`` of ``_kd_tree`` or ``_ball_tree``) may make a query
+    read out of bounds, or None."""
+    items = sequence_items(state)
+    if items is None or len(items) != 13:
+        return "its state is not the 13-tuple scikit-learn writes"
+    float_type = _FLOATS.get(owner[-2:])
+    arrays = [read_array(items[i], observer) for i in range(4)]
+    for name, found in zip(("data", "idx_array", "node_data", "node_bounds"), arrays, strict=True):
+        if isinstance(found, str):
+            return f"its {name} is {found}"
+    data, idx, nodes, bounds = (a for a in arrays if isinstance(a, ArrayData))
+    if data.layout != float_type or len(data.shape) != 2:
+        return f"its data is not a 2-dimensional {float_type} array"
+    samples, features = data.shape
+    if idx.layout != "<i8" or idx.shape != (samples,):
+        return f"its idx_array is not {samples} indexes"
+    import numpy as np
+
+    order = np.frombuffer(idx.data, dtype="<i8")
+    if not np.array_equal(np.sort(order), np.arange(samples)):
+        return f"its idx_array is not an order of its {samples} rows"
+    n_levels, n_nodes = items[5], items[6]
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in (n_levels, n_nodes)):
+        return "its n_levels and n_nodes are not literal counts"
+    if not 1 <= n_levels <= 62 or n_nodes != 2**n_levels - 1:
+        return f"its n_nodes ({n_nodes}) is not the size of a tree of {n_levels} levels"
+    if nodes.layout != NODE_DATA or nodes.shape != (n_nodes,):
+        return f"its node_data is not {n_nodes} nodes of scikit-learn's layout"
+    sides = 2 if "_kd_tree" in owner else 1
+    if bounds.layout != float_type or bounds.shape != (sides, n_nodes, features):
+        return f"its node_bounds is not {sides} x {n_nodes} x {features}"
+    view = np.frombuffer(nodes.data, dtype=NODE_DATA.numpy_dtype())
+    start, end, leaf = view["idx_start"], view["idx_end"], view["is_leaf"]
+    inner = np.flatnonzero(leaf == 0)
+    bad = (start < 0) | (start > end) | (end > samples) | ((leaf != 0) & (leaf != 1))
+    if bad.any() or (inner.size and 2 * int(inner.max()) + 2 >= n_nodes):
+        i = int(np.flatnonzero(bad)[0]) if bad.any() else int(inner.max())
+        return (
+            f"node {i} of {n_nodes} covers rows {int(start[i])}..{int(end[i])} of {samples} "
+            f"(leaf flag {int(leaf[i])}): queries read them, and its children, with bounds checks off"
+        )
+    weights = items[12]
+    if weights is not None:
+        read = read_array(weights, observer)
+        if isinstance(read, str) or read.shape != (samples,):
+            return "its sample_weight is not one weight per row"
+    return _metric_problem(items[11], features, observer)
+
+
+def _metric_problem(metric: Value, features: int, observer: Observer) -> str | None:
+    cls = metric.cls if isinstance(metric, Call) else None
+    if cls is None:
+        return "its dist_metric is not a metric the stream built"
+    kind = next((k for k in _METRIC_PARAMETERS if cls.name.startswith(k)), None)
+    if kind is None:
+        return None  # no parameter indexed by feature
+    state = sequence_items(metric.state)
+    if state is None or len(state) < 3:
+        return f"its {cls.name} has no (p, vec, mat) state"
+    which = _METRIC_PARAMETERS[kind]
+    read = read_array(state[2] if which == "mat" else state[1], observer)
+    if isinstance(read, str):
+        return f"its {cls.name} parameters: {read}"
+    wanted = {
+        "mat": ((features, features),),
+        "vec": ((features,),),
+        "weights": ((features,), (0,)),
+    }[which]
+    if read.shape not in wanted:
+        return f"its {cls.name} parameters have shape {read.shape} for {features} features"
+    return None
