@@ -316,3 +316,105 @@ def test_metric_parameters_smaller_than_the_data_are_violations(
     tree.__setstate__(tuple(state))
     (found,) = binary_findings(pickle.dumps(tree, protocol=4))
     assert "for 3 features" in found.message
+
+
+# -- SciPy sparse matrices: indexes inside the shape -------------------------------------
+
+SPARSE = ("csr", "csc", "bsr", "coo", "dia", "lil", "dok")
+
+
+def _sparse(fmt: str, array: bool = False) -> Any:
+    import scipy.sparse as sp
+
+    matrix = sp.random(12, 8, density=0.3, format="csr", random_state=0).asformat(fmt)
+    return getattr(sp, f"{fmt}_array")(matrix) if array else matrix
+
+
+def sparse_findings(data: bytes) -> list[Finding]:
+    return [f for f in with_code(scan(data), "MS-PKL-107") if "matrix" in f.message or "array" in f.message]
+
+
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+@pytest.mark.parametrize("array", [False, True])
+@pytest.mark.parametrize("fmt", SPARSE)
+def test_sparse_matrices_pass(fmt: str, array: bool, writer: str) -> None:
+    result = scan(WRITERS[writer](_sparse(fmt, array)))
+    assert {f.threat for f in result.findings} <= {"MS-POL-001"}, result.findings
+
+
+def _sparse_forged(
+    fmt: str, field: str, change: Callable[[np.ndarray], None], writer: str = "pickle-4"
+) -> bytes:
+    matrix = _sparse(fmt)
+    if field in ("row", "col"):
+        coords = list(matrix.coords)
+        coords[0 if field == "row" else 1] = coords[0 if field == "row" else 1].copy()
+        change(coords[0 if field == "row" else 1])
+        matrix.coords = tuple(coords)  # set in this process, never used
+    else:
+        values = getattr(matrix, field).copy()
+        change(values)
+        setattr(matrix, field, values)
+    return WRITERS[writer](matrix)
+
+
+def _at(index: int, value: int) -> Callable[[np.ndarray], None]:
+    def change(values: np.ndarray) -> None:
+        values[index] = value
+
+    return change
+
+
+SPARSE_FORGERIES: dict[str, tuple[str, str, Callable[[np.ndarray], None]]] = {
+    "csr column past the shape (toarray writes there)": ("csr", "indices", _at(0, 1 << 30)),
+    "csr negative column": ("csr", "indices", _at(1, -7)),
+    "csc row past the shape": ("csc", "indices", _at(0, 12)),
+    "csr indptr running past the indices": ("csr", "indptr", _at(-1, 1 << 20)),
+    "csr indptr decreasing": ("csr", "indptr", _at(3, 0)),
+    "bsr block column past the shape": ("bsr", "indices", _at(0, 8)),
+    "coo row past the shape": ("coo", "row", _at(0, 12)),
+    "coo negative column": ("coo", "col", _at(0, -1)),
+    "dia offsets without data rows": ("dia", "offsets", lambda values: None),
+}
+
+
+@pytest.mark.parametrize("writer", ["pickle-2", "pickle-5", "joblib"])
+@pytest.mark.parametrize("forgery", sorted(SPARSE_FORGERIES))
+def test_forged_sparse_matrices_are_violations(forgery: str, writer: str) -> None:
+    fmt, field, change = SPARSE_FORGERIES[forgery]
+    if fmt == "dia":
+        matrix = _sparse("dia")
+        matrix.offsets = np.concatenate(
+            [matrix.offsets, matrix.offsets[:1]]
+        )  # one more offset than data rows
+        data = WRITERS[writer](matrix)
+    else:
+        data = _sparse_forged(fmt, field, change, writer)
+    assert len(sparse_findings(data)) == 1
+
+
+def _unmemoized(obj: Any) -> bytes:
+    """``obj`` pickled (protocol 2) without PROTO, STOP or memo: a piece to splice."""
+    out = io.BytesIO()
+    pickler = pickle._Pickler(out, protocol=2)  # type: ignore[attr-defined]  # the pure-Python pickler
+    pickler.fast = True  # no memo: the piece refers to nothing outside itself
+    pickler.dump(obj)
+    return out.getvalue()[2:-1]
+
+
+def test_a_second_build_of_an_array_is_a_violation() -> None:
+    # What a contract read is what compiled code uses: numpy writes an array once.
+    state = (1, (3,), np.dtype("<i8"), False, bytes(24))
+    once = b"\x80\x02" + _unmemoized(np.arange(3)) + b"."
+    twice = b"\x80\x02" + _unmemoized(np.arange(3)) + _unmemoized(state) + b"b."
+    assert not contract_or_malformed(once)
+    assert contract_or_malformed(twice) == ["a second BUILD replaces the contents of an array"]
+
+
+def contract_or_malformed(data: bytes) -> list[str]:
+    result = scan(data)
+    return [
+        f.message.rpartition(": ")[2] if f.threat == "MS-PKL-107" else f.threat
+        for f in result.findings
+        if f.threat != "MS-POL-001"
+    ]

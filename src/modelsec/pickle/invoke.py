@@ -28,6 +28,8 @@ from modelsec.pickle.objects import Found, InstanceAttrs, Lookup, lookup, type_l
 from modelsec.pickle.observer import Observer
 from modelsec.pickle.opcodes import Blob, PickleError
 from modelsec.pickle.policy import Verdict, classify
+from modelsec.pickle.scipy_sparse import FORMATS as SPARSE_FORMATS
+from modelsec.pickle.scipy_sparse import effective_fields, sparse_problem
 from modelsec.pickle.tzpaths import TZ_FILE_PREFIX, may_name_a_tz_file
 from modelsec.pickle.values import (
     Call,
@@ -49,6 +51,7 @@ _NEW_ONLY = frozenset({"NEWOBJ", "NEWOBJ_EX"})
 # copyreg helpers that make an instance without calling the class's __init__
 _BARE_CONSTRUCTORS = frozenset({"copyreg.__newobj__", "copyreg.__newobj_ex__", "copyreg._reconstructor"})
 _INSTANTIATE = frozenset({"NEWOBJ", "NEWOBJ_EX", "INST", "OBJ"})
+_ARRAYS = frozenset({"numpy.ndarray", "numpy.memmap", "numpy.matrix"})
 _NOT_CALLABLE = (bool, int, float, str, bytes, bytearray, tuple, Blob, Container)
 # Attributes whose assignment (setattr, not a __dict__ update) changes what the instance is.
 OBJECT_MACHINERY = {
@@ -286,6 +289,10 @@ class Invoker:
             # already reported. The machine stays as permissive as the loader or more: it
             # goes on reading, so nothing after this point escapes analysis.
             return None
+        if target.state is not None and target.cls is not None and target.cls.path in _ARRAYS:
+            # numpy writes an array's contents with one BUILD; a second one changes an array
+            # that contracts (sparse indexes, tree nodes) already read
+            self.observer.violated(target.cls, offset, f"a second {how} replaces the contents of an array")
         target.state = state
         known = self._known_instance(target, offset, how)
         if known is None:
@@ -310,6 +317,19 @@ class Invoker:
                 self._merge_parts(instance, state)
         if cls.path == "numpy.dtype" and (problem := dtype_state_problem(instance)) is not None:
             self.observer.violated(cls, offset, f"{how} gives numpy a {problem}")
+        if (fmt := SPARSE_FORMATS.get(cls.path)) is not None:
+            fields = (
+                effective_fields(instance.attrs.merged)
+                if instance.attrs and not instance.attrs.unknown
+                else None
+            )
+            problem = (
+                "attributes that cannot be read"
+                if fields is None
+                else sparse_problem(fmt, fields, self.observer)
+            )
+            if problem is not None:
+                self.observer.violated(cls, offset, f"{how} gives a {fmt} matrix {problem}")
         if cls.path in JOBLIB_WRAPPERS:  # joblib.load: array_wrapper.read(unpickler)
             self.call_method(instance, "read", (), offset, f"{how} of a joblib array wrapper (joblib.load)")
         if cls.classification.verdict is Verdict.SAFE:

@@ -1,0 +1,142 @@
+"""Whether a pickled SciPy sparse matrix keeps its indexes inside its shape.
+
+A sparse matrix unpickles as ``__newobj__`` and a BUILD of its ``__dict__``: nothing
+validates it (``check_format`` runs in ``__init__`` only, and even there does not look at
+index values). Every later operation hands the arrays to the C++ kernels of
+``scipy/sparse/sparsetools``, which index with them unchecked: ``csr_todense`` writes
+``Bx[i * n_col + Aj[jj]]``, ``csr_tocsc`` increments ``Bp[Aj[n]]``, ``coo_todense`` writes at
+``row * n_col + col``; an index the file chose writes out of bounds (red team, 2026-12-07:
+``toarray()`` and ``A @ x`` segfaulted, and ``str()`` during the load already did before
+builtins on objects became findings).
+
+So the attributes the kernels read must be what ``check_format(full_check=True)`` accepts:
+
+- csr/csc/bsr: ``indptr`` has one entry per major row plus one, starts at 0, never
+  decreases, and ends at most at the number of ``indices``, which the ``data`` match;
+  every index lies in ``0 .. minor - 1`` (bsr: blocks of ``data.shape[1:]`` tile the shape);
+- coo: one row and one column per value, inside the shape;
+- dia: one row of ``data`` per offset.
+
+``lil`` (lists of Python ints) and ``dok`` (a dict) are read by Python code, and the
+conversions that leave them check what they build, except ``lil`` to ``csr``
+(``tocsr`` builds with ``check_format(full_check=False)``): left open.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from modelsec.pickle.array_values import ArrayData, read_array
+from modelsec.pickle.values import Container, Value, sequence_items
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from modelsec.pickle.observer import Observer
+
+_INDEX_TYPES = {"<i4": "<i4", "<i8": "<i8"}  # scipy's index dtypes (int32, int64)
+# The format of each class (scipy.sparse._csr.csr_matrix, ..._array, and the public names).
+FORMATS = {
+    f"scipy.sparse{module}.{fmt}_{kind}": fmt
+    for fmt in ("csr", "csc", "bsr", "coo", "dia")
+    for kind in ("matrix", "array")
+    for module in (f"._{fmt}", "")
+}
+
+
+def sparse_problem(fmt: str, fields: dict[str, Value], observer: Observer) -> str | None:
+    """Why a ``fmt`` matrix with these ``__dict__`` fields may index out of bounds, or None."""
+    shape = sequence_items(fields.get("_shape"))
+    if shape is None or len(shape) != 2 or not all(_count(n) for n in shape):
+        return "its _shape is not two literal sizes"
+    rows, cols = shape
+    data = read_array(fields.get("data"), observer)
+    if isinstance(data, str):
+        return f"its data is {data}"
+    if fmt in ("csr", "csc", "bsr"):
+        return _compressed(fmt, rows, cols, data, fields, observer)
+    if fmt == "coo":
+        return _coo(rows, cols, data, fields, observer)
+    offsets = read_array(fields.get("offsets"), observer)
+    if isinstance(offsets, str):
+        return f"its offsets are {offsets}"
+    if len(data.shape) != 2 or offsets.shape != (data.shape[0],):
+        return f"its data has {data.shape[0] if data.shape else 0} rows for {offsets.shape} offsets"
+    return None
+
+
+def _compressed(
+    fmt: str, rows: int, cols: int, data: ArrayData, fields: dict[str, Value], observer: Observer
+) -> str | None:
+    import numpy as np
+
+    block = (1, 1)
+    if fmt == "bsr":
+        if len(data.shape) != 3 or not all(data.shape[1:]):
+            return "its data is not an array of blocks"
+        block = (data.shape[1], data.shape[2])
+        if rows % block[0] or cols % block[1]:
+            return f"its {block[0]} x {block[1]} blocks do not tile a {rows} x {cols} shape"
+    elif len(data.shape) != 1:
+        return "its data is not one-dimensional"
+    major, minor = (cols, rows) if fmt == "csc" else (rows // block[0], cols // block[1])
+    indptr = _index_array(fields.get("indptr"), observer, "indptr")
+    indices = _index_array(fields.get("indices"), observer, "indices")
+    if isinstance(indptr, str):
+        return indptr
+    if isinstance(indices, str):
+        return indices
+    if len(indptr) != major + 1 or indptr[0] != 0 or (np.diff(indptr) < 0).any():
+        return f"its indptr is not {major + 1} non-decreasing offsets from 0"
+    stored = int(indptr[-1])
+    if stored > len(indices) or len(indices) != data.shape[0]:
+        return f"its indptr ends at {stored}, for {len(indices)} indices and {data.shape[0]} values"
+    used = indices[:stored]
+    if used.size and (int(used.min()) < 0 or int(used.max()) >= minor):
+        return f"an index is outside 0..{minor - 1} (the kernels index with it unchecked)"
+    return None
+
+
+def _coo(rows: int, cols: int, data: ArrayData, fields: dict[str, Value], observer: Observer) -> str | None:
+    coords = fields.get("coords")
+    pair = sequence_items(coords) if coords is not None else (fields.get("row"), fields.get("col"))
+    if pair is None or len(pair) != 2 or len(data.shape) != 1:
+        return "its coordinates are not a row and a column array"
+    for values, size, name in zip(pair, (rows, cols), ("row", "col"), strict=True):
+        found = _index_array(values, observer, name)
+        if isinstance(found, str):
+            return found
+        if len(found) != data.shape[0]:
+            return f"its {name} array has {len(found)} entries for {data.shape[0]} values"
+        if found.size and (int(found.min()) < 0 or int(found.max()) >= size):
+            return f"a {name} is outside 0..{size - 1} (the kernels index with it unchecked)"
+    return None
+
+
+def _index_array(value: Value, observer: Observer, name: str) -> npt.NDArray[np.signedinteger[Any]] | str:
+    import numpy as np
+
+    found = read_array(value, observer)
+    if isinstance(found, str):
+        return f"its {name} is {found}"
+    if not isinstance(found.layout, str) or found.layout not in _INDEX_TYPES or len(found.shape) != 1:
+        return f"its {name} is not a one-dimensional integer array"
+    return np.frombuffer(found.data, dtype=found.layout)
+
+
+def _count(value: Value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def effective_fields(merged: list[Container]) -> dict[str, Value] | None:
+    """The ``__dict__`` the merged states leave (the last write of each key wins); None
+    if a state dropped items the machine did not keep."""
+    fields: dict[str, Value] = {}
+    for state in merged:
+        if state.dropped:
+            return None
+        for key, value in state.items:
+            if isinstance(key, str):
+                fields[key] = value
+    return fields
