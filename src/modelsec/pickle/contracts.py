@@ -642,6 +642,13 @@ def _tree_nodes(site: Site) -> Value:
     return None
 
 
+def _predictor_nodes(site: Site) -> Value:
+    # TreePredictor: prediction follows the node children and bitset indexes unchecked
+    if (problem := sklearn_trees.predictor_problem(site.arg(0), site.observer)) is not None:
+        site.violation(problem)
+    return None
+
+
 def _binary_tree(site: Site) -> Value:
     # BinaryTree.__setstate__ (KDTree, BallTree) assigns the arrays unchecked; queries read
     # by their indexes with bounds checks off
@@ -746,8 +753,8 @@ METHOD_CONTRACTS: dict[str, Contract] = {
     "sklearn.tree._tree.Tree.__setstate__": _all(
         _state_fields_are(("nodes", "values"), ARRAYS, "a numpy array"), _tree_nodes
     ),
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor.__setstate__": _state_fields_are(
-        ("nodes",), ARRAYS, "a numpy array"
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor.__setstate__": _all(
+        _state_fields_are(("nodes",), ARRAYS, "a numpy array"), _predictor_nodes
     ),
     # (the 32-bit trees are not on the allowlist; binary_tree_problem reads them too)
     "sklearn.neighbors._kd_tree.BinaryTree64.__setstate__": _binary_tree,

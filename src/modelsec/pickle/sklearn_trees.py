@@ -185,3 +185,66 @@ def _metric_problem(metric: Value, features: int, observer: Observer) -> str | N
     if read.shape not in wanted:
         return f"its {cls.name} parameters have shape {read.shape} for {features} features"
     return None
+
+
+# -- HistGradientBoosting's TreePredictor (sklearn/ensemble/_hist_gradient_boosting) --------
+#
+# _predict_one_from_raw_data (bounds checks off) follows node.left/node.right from the root,
+# reads numeric_data[row, node.feature_idx], and for categorical splits
+# raw_left_cat_bitsets[node.bitset_idx]. The width of the input is the estimator's
+# n_features_in_, which a predictor does not know: a feature_idx past it is left open.
+
+PREDICTOR = Record(
+    (
+        ("value", "<f8", 0),
+        ("count", "<u4", 8),
+        ("feature_idx", "<i8", 12),
+        ("num_threshold", "<f8", 20),
+        ("missing_go_to_left", "|u1", 28),
+        ("left", "<u4", 29),
+        ("right", "<u4", 33),
+        ("gain", "<f8", 37),
+        ("depth", "<u4", 45),
+        ("is_leaf", "|u1", 49),
+        ("bin_threshold", "|u1", 50),
+        ("is_categorical", "|u1", 51),
+        ("bitset_idx", "<u4", 52),
+    ),
+    56,
+)
+
+
+def predictor_problem(state: Value, observer: Observer) -> str | None:
+    """Why a ``TreePredictor`` with BUILD ``state`` may read outside its nodes or bitsets."""
+    fields = dict_items(state)
+    if fields is None:
+        return "its state is not a dict whose fields can be read"
+    nodes = read_array(fields.get("nodes"), observer)
+    if isinstance(nodes, str):
+        return f"state['nodes'] is {nodes}"
+    if nodes.layout != PREDICTOR or len(nodes.shape) != 1 or not nodes.shape[0]:
+        return "state['nodes'] is not a list of nodes of scikit-learn's layout"
+    bitsets = [
+        read_array(fields.get(key), observer) for key in ("binned_left_cat_bitsets", "raw_left_cat_bitsets")
+    ]
+    rows = [b.shape[0] for b in bitsets if not isinstance(b, str) and b.layout == "<u4" and len(b.shape) == 2]
+    if len(rows) != 2:
+        return "its categorical bitsets are not two uint32 tables"
+    import numpy as np
+
+    count = nodes.shape[0]
+    view = np.frombuffer(nodes.data, dtype=PREDICTOR.numpy_dtype())
+    index = np.arange(count)
+    left, right = view["left"].astype(np.int64), view["right"].astype(np.int64)
+    split = (index < left) & (left < count) & (index < right) & (right < count) & (view["feature_idx"] >= 0)
+    categorical = view["is_categorical"] != 0
+    split &= ~categorical | (view["bitset_idx"].astype(np.int64) < min(rows))
+    bad = np.flatnonzero((view["is_leaf"] == 0) & ~split)
+    if bad.size:
+        i = int(bad[0])
+        return (
+            f"node {i} of {count} has children {int(left[i])} and {int(right[i])}, feature "
+            f"{int(view['feature_idx'][i])} and bitset {int(view['bitset_idx'][i])} of {min(rows)}: not a "
+            "split whose children follow it inside the tree (prediction follows them with bounds checks off)"
+        )
+    return None
