@@ -328,3 +328,17 @@ def test_old_wrapper_with_a_file_outside_the_model() -> None:
     for name in ("../../etc/evil.npy", "/tmp/evil.npy", "C:\\evil.npy"):
         result = scan(nd(name))
         assert subjects(result, "MS-PKL-106") == {"joblib.numpy_pickle_compat.NDArrayWrapper"}, name
+
+
+def test_a_deep_stack_under_many_wrappers_costs_its_copies() -> None:
+    # The plain pickle.load view of each wrapper's data starts from a copy of the stack:
+    # 4,000 entries under 300 wrappers were 1.2 million copies the opcode budget never saw.
+    from modelsec.context import Limits
+
+    array = wrapper(f8(), binint1(3) + b"\x85") + b"\x05" + b"\xff" * 5 + bytes(24)
+    data = proto(4) + NONE * 4000 + array * 300 + STOP
+    result = scan(data, name="m.joblib", limits=Limits(max_pickle_opcodes=400_000))
+    assert any("copied for the plain pickle.load view" in i.reason for i in result.incompletes), summary(
+        result
+    )
+    assert not scan(proto(4) + NONE * 4000 + array * 3 + STOP, name="m.joblib").incompletes

@@ -220,6 +220,8 @@ class PickleScan(Observer):
         it never skips anything."""
         view = self.source if end is None else SliceSource(self.source, 0, end)
         speculative = continuing is not None
+        if continuing is not None:
+            self._charge_copy(continuing, start)
         machine = continuing.continuation() if continuing is not None else StackMachine(self, self.limits)
         known_refs, known_embedded = len(self._referenced), set(self._embedded)
         on_raw_array = _read_on if speculative else self._raw_array
@@ -275,6 +277,22 @@ class PickleScan(Observer):
             assert result.end is not None
             offset, index = result.end, index + 1
         self.finish()
+
+    def _charge_copy(self, machine: StackMachine, start: int) -> None:
+        """The plain ``pickle.load`` view of joblib array data starts from a copy of the
+        stream's stack and MARKs: the copy is charged to the opcode budget, so that a deep
+        stack under thousands of wrappers costs what it would to push it again, not its
+        depth times their number."""
+        copied = len(machine.stack) + machine.saved + len(machine.metastack)
+        if copied > self.ops_left:
+            self.ctx.incomplete(
+                f"more than {self.limits.max_pickle_opcodes} pickle opcodes (counting the stack of "
+                f"{copied} entries copied for the plain pickle.load view of the data at offset "
+                f"{start}); the rest was not inspected",
+                code=threats.INCOMPLETE_LIMIT,
+            )
+            raise _Halt
+        self.ops_left -= copied
 
     def report_break(self, result: StreamResult, index: int) -> None:
         error = result.error
