@@ -411,6 +411,14 @@ def test_a_second_build_of_an_array_is_a_violation() -> None:
     assert contract_or_malformed(twice) == ["a second BUILD replaces the contents of an array"]
 
 
+def test_a_build_after_frombuffer_is_a_violation() -> None:
+    # Protocol 5 hands the contents to _frombuffer; a BUILD after it would replace them.
+    made = pickle.dumps(np.arange(3), protocol=5)
+    assert b"_frombuffer" in made and not contract_or_malformed(made)
+    spliced = made[: made.rindex(b".")] + _unmemoized((1, (3,), np.dtype("<i8"), False, bytes(24))) + b"b."
+    assert "a second BUILD replaces the contents of an array" in contract_or_malformed(spliced)
+
+
 def contract_or_malformed(data: bytes) -> list[str]:
     result = scan(data)
     return [

@@ -80,7 +80,7 @@ def read_array(value: Value, observer: Observer, limit: int = MAX_ARRAY_BYTES) -
     if not (isinstance(value, Call) and value.cls is not None):
         return f"{describe(value)}, not an array the stream built"
     path = value.cls.path
-    if path in _NDARRAYS and value.state is None and _frombuffer(value.callee):
+    if path in _NDARRAYS and value.state is None and from_buffer(value):
         # protocol 5: _frombuffer(buffer, dtype, shape, order)
         args = sequence_items(value.args) or ()
         if len(args) != 4:
@@ -117,10 +117,11 @@ def read_array(value: Value, observer: Observer, limit: int = MAX_ARRAY_BYTES) -
     return ArrayData(tuple(dims), layout, data)
 
 
-def _frombuffer(callee: Value) -> bool:
-    # the _frombuffer contract makes its result with the ndarray class as callee, and
-    # itself as the way it was made (contracts.Site.instance)
-    return isinstance(callee, Global) and callee.how in _FROMBUFFER
+def from_buffer(array: Call) -> bool:
+    """An array made by protocol 5's ``_frombuffer``: its contents came with the call. (The
+    _frombuffer contract makes it with the ndarray class as callee, and itself as the way
+    it was made: contracts.Site.instance.)"""
+    return isinstance(array.callee, Global) and array.callee.how in _FROMBUFFER
 
 
 def dtype_layout(dtype: Value, depth: int = 0) -> Layout | None:

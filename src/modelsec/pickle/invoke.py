@@ -15,6 +15,7 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from modelsec.pickle.array_values import from_buffer
 from modelsec.pickle.classfacts import class_facts
 from modelsec.pickle.contracts import GETATTR, contract_for, method_contract_for
 from modelsec.pickle.joblib_arrays import (
@@ -289,9 +290,13 @@ class Invoker:
             # already reported. The machine stays as permissive as the loader or more: it
             # goes on reading, so nothing after this point escapes analysis.
             return None
-        if target.state is not None and target.cls is not None and target.cls.path in _ARRAYS:
-            # numpy writes an array's contents with one BUILD; a second one changes an array
-            # that contracts (sparse indexes, tree nodes) already read
+        if (
+            target.cls is not None
+            and target.cls.path in _ARRAYS
+            and (target.state is not None or from_buffer(target))
+        ):
+            # numpy writes an array's contents with one BUILD (and none after _frombuffer);
+            # another one changes an array that contracts (sparse indexes, tree nodes) read
             self.observer.violated(target.cls, offset, f"a second {how} replaces the contents of an array")
         target.state = state
         known = self._known_instance(target, offset, how)
