@@ -474,3 +474,77 @@ def test_forged_predictor_nodes_are_violations(field: str, value: int, writer: s
         if "TreePredictor" in f.message
     ]
     assert len(found) == 1
+
+
+# -- scikit-learn SVMs: the array sizes libsvm reads --------------------------------------
+
+
+def _svms() -> dict[str, Callable[[], Any]]:
+    import scipy.sparse as sp
+    from sklearn.svm import SVC, SVR, NuSVC, OneClassSVM
+
+    data = RNG.normal(size=(60, 3))
+    return {
+        "SVC binary": lambda: SVC().fit(data, np.arange(60) % 2),
+        "SVC 4 classes": lambda: SVC().fit(data, np.arange(60) % 4),
+        "SVC 4 classes with probabilities": lambda: _quietly(
+            lambda: SVC(probability=True).fit(data, np.arange(60) % 4)
+        ),
+        "NuSVC": lambda: NuSVC().fit(data, np.arange(60) % 3),
+        "SVR": lambda: SVR().fit(data, data[:, 0]),
+        "OneClassSVM": lambda: OneClassSVM().fit(data),
+        "SVC on sparse data": lambda: SVC().fit(sp.csr_matrix(data), np.arange(60) % 3),
+        "SVC not fitted": lambda: SVC(),
+    }
+
+
+def _quietly(make: Callable[[], Any]) -> Any:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # probability=True is deprecated in 1.9
+        return make()
+
+
+def svm_findings(data: bytes) -> list[Finding]:
+    return [f for f in with_code(scan(data), "MS-PKL-107") if "an SVM" in f.message]
+
+
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+@pytest.mark.parametrize("name", sorted(_svms()))
+def test_svms_pass(name: str, writer: str) -> None:
+    result = scan(WRITERS[writer](_svms()[name]()))
+    assert {f.threat for f in result.findings} <= {"MS-POL-001"}, result.findings
+
+
+def _short(field: str, keep: int) -> Callable[[Any], None]:
+    def change(model: Any) -> None:
+        value = getattr(model, field)
+        setattr(model, field, np.ascontiguousarray(value[..., :keep] if value.ndim > 1 else value[:keep]))
+
+    return change
+
+
+def _counts(model: Any) -> None:
+    model._n_support = (model._n_support * 1000).astype(np.int32)
+
+
+SVM_FORGERIES: dict[str, tuple[str, Callable[[Any], None]]] = {
+    "dual coefficients shorter than the support vectors": ("SVC 4 classes", _short("_dual_coef_", 5)),
+    "fewer intercepts than class pairs": ("SVC 4 classes", _short("_intercept_", 1)),
+    "fewer probability parameters than class pairs": (
+        "SVC 4 classes with probabilities",
+        _short("_probA", 2),
+    ),
+    "class counts past the support vectors": ("NuSVC", _counts),
+    "regressor with no dual coefficients": ("SVR", _short("_dual_coef_", 0)),
+}
+
+
+@pytest.mark.parametrize("writer", ["pickle-4", "joblib"])
+@pytest.mark.parametrize("forgery", sorted(SVM_FORGERIES))
+def test_forged_svms_are_violations(forgery: str, writer: str) -> None:
+    name, change = SVM_FORGERIES[forgery]
+    model = _svms()[name]()
+    change(model)  # in this process, never used
+    assert len(svm_findings(WRITERS[writer](model))) == 1

@@ -29,8 +29,8 @@ from modelsec.pickle.objects import Found, InstanceAttrs, Lookup, lookup, type_l
 from modelsec.pickle.observer import Observer
 from modelsec.pickle.opcodes import Blob, PickleError
 from modelsec.pickle.policy import Verdict, classify
-from modelsec.pickle.scipy_sparse import FORMATS as SPARSE_FORMATS
-from modelsec.pickle.scipy_sparse import effective_fields, sparse_problem
+from modelsec.pickle.state_checks import STATE_CHECKS, effective_fields
+from modelsec.pickle.state_checks import Check as StateCheck
 from modelsec.pickle.tzpaths import TZ_FILE_PREFIX, may_name_a_tz_file
 from modelsec.pickle.values import (
     Call,
@@ -322,19 +322,8 @@ class Invoker:
                 self._merge_parts(instance, state)
         if cls.path == "numpy.dtype" and (problem := dtype_state_problem(instance)) is not None:
             self.observer.violated(cls, offset, f"{how} gives numpy a {problem}")
-        if (fmt := SPARSE_FORMATS.get(cls.path)) is not None:
-            fields = (
-                effective_fields(instance.attrs.merged)
-                if instance.attrs and not instance.attrs.unknown
-                else None
-            )
-            problem = (
-                "attributes that cannot be read"
-                if fields is None
-                else sparse_problem(fmt, fields, self.observer)
-            )
-            if problem is not None:
-                self.observer.violated(cls, offset, f"{how} gives a {fmt} matrix {problem}")
+        if (check := STATE_CHECKS.get(cls.path)) is not None:
+            self._check_state(instance, *check, offset, how)
         if cls.path in JOBLIB_WRAPPERS:  # joblib.load: array_wrapper.read(unpickler)
             self.call_method(instance, "read", (), offset, f"{how} of a joblib array wrapper (joblib.load)")
         if cls.classification.verdict is Verdict.SAFE:
@@ -343,6 +332,15 @@ class Invoker:
             if cls.path in JOBLIB_FILE_ARRAY:
                 self._check_wrapper_file(instance, state, offset)
         return None
+
+    def _check_state(self, instance: Call, what: str, problem_of: StateCheck, offset: int, how: str) -> None:
+        """A class whose compiled code indexes with its attributes: the ``__dict__`` all
+        merged states leave must pass its check (modelsec.pickle.state_checks)."""
+        attrs = instance.attrs
+        fields = effective_fields(attrs.merged) if attrs is not None and not attrs.unknown else None
+        problem = "attributes that cannot be read" if fields is None else problem_of(fields, self.observer)
+        if problem is not None and instance.cls is not None:
+            self.observer.violated(instance.cls, offset, f"{how} gives {what} {problem}")
 
     def _default_state(
         self, instance: Call, facts: ClassFacts | None, state: Value, offset: int, how: str

@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from modelsec.pickle.array_values import ArrayData, read_array
-from modelsec.pickle.values import Container, Value, sequence_items
+from modelsec.pickle.values import Value, sequence_items
 
 if TYPE_CHECKING:
     import numpy as np
@@ -127,16 +127,3 @@ def _index_array(value: Value, observer: Observer, name: str) -> npt.NDArray[np.
 
 def _count(value: Value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def effective_fields(merged: list[Container]) -> dict[str, Value] | None:
-    """The ``__dict__`` the merged states leave (the last write of each key wins); None
-    if a state dropped items the machine did not keep."""
-    fields: dict[str, Value] = {}
-    for state in merged:
-        if state.dropped:
-            return None
-        for key, value in state.items:
-            if isinstance(key, str):
-                fields[key] = value
-    return fields

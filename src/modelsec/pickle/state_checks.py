@@ -1,0 +1,46 @@
+"""Checks over the ``__dict__`` a BUILD leaves on an instance whose compiled code later
+indexes with its attributes: SciPy's sparse matrices (sparsetools kernels), scikit-learn's
+SVMs (libsvm). Such classes restore their state with a plain ``__dict__`` update (or a
+Python ``__setstate__`` that ends in one), so no method contract sees it: the invoker runs
+the check after every BUILD, on the attributes all merged states leave.
+
+One registration per class: its path, what it is (for the message) and the check.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from modelsec.pickle import scipy_sparse, sklearn_svm
+from modelsec.pickle.values import Container, Value
+
+if TYPE_CHECKING:
+    from modelsec.pickle.observer import Observer
+
+Check = Callable[[dict[str, Value], "Observer"], "str | None"]
+
+STATE_CHECKS: dict[str, tuple[str, Check]] = {
+    **{
+        path: (f"a {fmt} matrix", functools.partial(scipy_sparse.sparse_problem, fmt))
+        for path, fmt in scipy_sparse.FORMATS.items()
+    },
+    **{
+        path: ("an SVM", functools.partial(sklearn_svm.svm_problem, classifier))
+        for path, classifier in sklearn_svm.SVMS.items()
+    },
+}
+
+
+def effective_fields(merged: list[Container]) -> dict[str, Value] | None:
+    """The ``__dict__`` the merged states leave (the last write of each key wins); None
+    if a state dropped items the machine did not keep."""
+    fields: dict[str, Value] = {}
+    for state in merged:
+        if state.dropped:
+            return None
+        for key, value in state.items:
+            if isinstance(key, str):
+                fields[key] = value
+    return fields
