@@ -419,6 +419,16 @@ def test_a_build_after_frombuffer_is_a_violation() -> None:
     assert "a second BUILD replaces the contents of an array" in contract_or_malformed(spliced)
 
 
+def test_a_second_build_of_a_dtype_is_a_violation() -> None:
+    # An array's dtype changed after a contract read the array: numpy builds a dtype once.
+    made = _unmemoized(np.dtype("<i4"))
+    state = _unmemoized((3, "<", None, None, None, -1, -1, 0))
+    assert not contract_or_malformed(b"\x80\x02" + made + b".")
+    assert contract_or_malformed(b"\x80\x02" + made + state + b"b.") == [
+        "a second BUILD replaces the fields of a dtype"
+    ]
+
+
 def contract_or_malformed(data: bytes) -> list[str]:
     result = scan(data)
     return [

@@ -52,7 +52,9 @@ _NEW_ONLY = frozenset({"NEWOBJ", "NEWOBJ_EX"})
 # copyreg helpers that make an instance without calling the class's __init__
 _BARE_CONSTRUCTORS = frozenset({"copyreg.__newobj__", "copyreg.__newobj_ex__", "copyreg._reconstructor"})
 _INSTANTIATE = frozenset({"NEWOBJ", "NEWOBJ_EX", "INST", "OBJ"})
-_ARRAYS = frozenset({"numpy.ndarray", "numpy.memmap", "numpy.matrix"})
+# numpy writes the state of each of these with exactly one BUILD: another one would change
+# what contracts read (an array's contents, a dtype's fields and item size) after the fact.
+_BUILT_ONCE = frozenset({"numpy.ndarray", "numpy.memmap", "numpy.matrix", "numpy.dtype"})
 _NOT_CALLABLE = (bool, int, float, str, bytes, bytearray, tuple, Blob, Container)
 # Attributes whose assignment (setattr, not a __dict__ update) changes what the instance is.
 OBJECT_MACHINERY = {
@@ -292,12 +294,12 @@ class Invoker:
             return None
         if (
             target.cls is not None
-            and target.cls.path in _ARRAYS
+            and target.cls.path in _BUILT_ONCE
             and (target.state is not None or from_buffer(target))
         ):
-            # numpy writes an array's contents with one BUILD (and none after _frombuffer);
-            # another one changes an array that contracts (sparse indexes, tree nodes) read
-            self.observer.violated(target.cls, offset, f"a second {how} replaces the contents of an array")
+            # (and no BUILD at all after _frombuffer: the contents came with the call)
+            what = "the fields of a dtype" if target.cls.path == "numpy.dtype" else "the contents of an array"
+            self.observer.violated(target.cls, offset, f"a second {how} replaces {what}")
         target.state = state
         known = self._known_instance(target, offset, how)
         if known is None:
