@@ -558,3 +558,26 @@ def test_forged_svms_are_violations(forgery: str, writer: str) -> None:
     model = _svms()[name]()
     change(model)  # in this process, never used
     assert len(svm_findings(WRITERS[writer](model))) == 1
+
+
+def test_dict_of_an_object_runs_its_methods() -> None:
+    # dict(x) copies a dict or pairs; of any other object it runs keys() or iteration
+    # (library code: a sparse matrix's rows, a pandas Series' index).
+    fine = b"\x80\x02" + _unmemoized(_Reduce(dict, ([("a", 1)],))) + b"."
+    also_fine = b"\x80\x02" + _unmemoized(_Reduce(dict, ({"a": 1},))) + b"."
+    assert not contract_or_malformed(fine) and not contract_or_malformed(also_fine)
+    objected = b"\x80\x02" + _unmemoized(_Reduce(dict, (_sparse("csr"),))) + b"."
+    assert contract_or_malformed(objected) == [
+        "argument 1 (result of scipy.sparse._csr.csr_matrix) is an object, and builtins.dict runs its "
+        "keys() or iteration"
+    ]
+
+
+class _Reduce:
+    """Pickles as ``func(*args)``: how a crafted stream calls an allowlisted builtin."""
+
+    def __init__(self, func: Any, args: tuple[Any, ...]) -> None:
+        self.func, self.args = func, args
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return self.func, self.args

@@ -155,6 +155,9 @@ ARGUMENT_METHODS = frozenset(
 # list(x), tuple(x) and deque(x) only iterate x: a list or tuple built by the stream leaves
 # its items untouched, anything else runs its class's iteration.
 ITERATE_ONLY = frozenset({"builtins.list", "builtins.tuple", "collections.deque"})
+# dict(x) copies a dict or a sequence of pairs; any other object has its keys() (and
+# __getitem__) or its iteration run: library methods nobody reviewed for a pickle.
+COPIES_MAPPING = frozenset({"builtins.dict"})
 # No pickler writes bytes(n), bytearray(n) or list(range(n)): the loader allocates what the
 # stream asks for (bytes(10**11) is 100 GB of zeros). Past this, a memory-exhaustion finding.
 ALLOCATION_FLOOR = 1 << 20
@@ -204,6 +207,11 @@ def _check_builtin_argument(site: Site, path: str, index: int, value: Value) -> 
     if size > ALLOCATION_FLOOR:
         shown = "a count computed at load time (or past 2**62)" if size >= UNBOUNDED else f"{size:,}"
         site.violation(f"allocates {shown} elements at load time (memory exhaustion)")
+    if path in COPIES_MAPPING and index == 0 and isinstance(value, Call):
+        site.violation(
+            f"argument 1 ({describe(value)}) is an object, and {path} runs its keys() or iteration"
+        )
+        return
     if (
         path in ITERATE_ONLY
         and index == 0
@@ -416,7 +424,7 @@ CONTRACTS: dict[str, Contract] = {
     "copyreg.__newobj_ex__": _newobj_ex,
     "_codecs.encode": _codecs_encode,
     "codecs.encode": _codecs_encode,
-    **{path: _builtin_constructor for path in ARGUMENT_METHODS | ITERATE_ONLY},
+    **{path: _builtin_constructor for path in ARGUMENT_METHODS | ITERATE_ONLY | COPIES_MAPPING},
     "collections.defaultdict": _defaultdict,
     "re._compile": _plain,
     "zoneinfo.ZoneInfo._unpickle": _zoneinfo_unpickle,
