@@ -474,10 +474,19 @@ def _forged_predictor(field: str, value: int, writer: str = "pickle-4") -> bytes
 
 @pytest.mark.parametrize("writer", sorted(WRITERS))
 @pytest.mark.parametrize(
-    "field, value", [("left", 1 << 30), ("right", 0), ("feature_idx", -2), ("is_categorical", 1)]
+    "field, value",
+    [
+        ("left", 1 << 30),
+        ("right", 0),
+        ("feature_idx", -2),
+        ("is_categorical", 1),
+        ("feature_idx", 4),
+        ("feature_idx", 1 << 30),
+    ],
 )
 def test_forged_predictor_nodes_are_violations(field: str, value: int, writer: str) -> None:
-    # is_categorical on a predictor without bitsets: raw_left_cat_bitsets[bitset_idx] past the table
+    # is_categorical on a predictor without bitsets: raw_left_cat_bitsets[bitset_idx] past the
+    # table; feature 4 of an input of 4 features: read past each row (judged at the end)
     found = [
         f
         for f in with_code(scan(_forged_predictor(field, value, writer)), "MS-PKL-107")
@@ -581,3 +590,11 @@ class _Reduce:
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         return self.func, self.args
+
+
+def test_the_widest_predictor_feature_within_the_input_passes() -> None:
+    assert not predictor_findings(_forged_predictor("feature_idx", 3))
+
+
+def predictor_findings(data: bytes) -> list[Finding]:
+    return [f for f in with_code(scan(data), "MS-PKL-107") if "TreePredictor" in f.message]

@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from modelsec.pickle.array_values import ArrayData, Record, read_array
-from modelsec.pickle.values import Call, Value, dict_items, sequence_items
+from modelsec.pickle.values import Call, Global, Value, dict_items, sequence_items
 
 if TYPE_CHECKING:
     from modelsec.pickle.observer import Observer
@@ -192,7 +192,30 @@ def _metric_problem(metric: Value, features: int, observer: Observer) -> str | N
 # _predict_one_from_raw_data (bounds checks off) follows node.left/node.right from the root,
 # reads numeric_data[row, node.feature_idx], and for categorical splits
 # raw_left_cat_bitsets[node.bitset_idx]. The width of the input is the estimator's
-# n_features_in_, which a predictor does not know: a feature_idx past it is left open.
+# n_features_in_, which a predictor does not know: the widest feature of every predictor
+# and the narrowest n_features_in_ of every estimator meet when the stream ends
+# (Observer.bound). A file holding boosted models of different widths is judged by the
+# narrowest (its predictor lists are longer than the machine keeps, so predictors cannot
+# be told apart by model).
+
+HGB_FEATURES = "HistGradientBoosting input feature"
+HGB_ESTIMATORS = frozenset(
+    f"sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoosting{kind}"
+    for kind in ("Classifier", "Regressor")
+)
+
+
+def hist_gradient_boosting_problem(fields: dict[str, Value], observer: Observer) -> str | None:
+    """A fitted boosting estimator declares how wide its input is (the bound on its
+    predictors' features); None, or why that cannot be read."""
+    if "_predictors" not in fields:
+        return None  # not fitted
+    width = fields.get("n_features_in_")
+    if not isinstance(width, int) or isinstance(width, bool) or width < 0:
+        return "its n_features_in_ is not a literal count"
+    observer.bound(HGB_FEATURES, limit=width)
+    return None
+
 
 PREDICTOR = Record(
     (
@@ -214,8 +237,10 @@ PREDICTOR = Record(
 )
 
 
-def predictor_problem(state: Value, observer: Observer) -> str | None:
-    """Why a ``TreePredictor`` with BUILD ``state`` may read outside its nodes or bitsets."""
+def predictor_problem(state: Value, observer: Observer, user: Global, offset: int) -> str | None:
+    """Why a ``TreePredictor`` with BUILD ``state`` may read outside its nodes or bitsets.
+    Its widest split feature goes to ``observer.bound`` (the estimator declares the input's
+    width: :func:`hist_gradient_boosting_problem`)."""
     fields = dict_items(state)
     if fields is None:
         return "its state is not a dict whose fields can be read"
@@ -239,7 +264,10 @@ def predictor_problem(state: Value, observer: Observer) -> str | None:
     split = (index < left) & (left < count) & (index < right) & (right < count) & (view["feature_idx"] >= 0)
     categorical = view["is_categorical"] != 0
     split &= ~categorical | (view["bitset_idx"].astype(np.int64) < min(rows))
-    bad = np.flatnonzero((view["is_leaf"] == 0) & ~split)
+    inner = view["is_leaf"] == 0
+    bad = np.flatnonzero(inner & ~split)
+    if inner.any():
+        observer.bound(HGB_FEATURES, used=int(view["feature_idx"][inner].max()), user=user, offset=offset)
     if bad.size:
         i = int(bad[0])
         return (

@@ -13,7 +13,7 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from modelsec.pickle import scipy_sparse, sklearn_svm
+from modelsec.pickle import scipy_sparse, sklearn_svm, sklearn_trees
 from modelsec.pickle.values import Container, Value
 
 if TYPE_CHECKING:
@@ -29,6 +29,10 @@ STATE_CHECKS: dict[str, tuple[str, Check]] = {
     **{
         path: ("an SVM", functools.partial(sklearn_svm.svm_problem, classifier))
         for path, classifier in sklearn_svm.SVMS.items()
+    },
+    **{
+        path: ("a boosting estimator", sklearn_trees.hist_gradient_boosting_problem)
+        for path in sklearn_trees.HGB_ESTIMATORS
     },
 }
 
