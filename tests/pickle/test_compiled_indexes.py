@@ -583,13 +583,14 @@ def test_dict_of_an_object_runs_its_methods() -> None:
 
 
 class _Reduce:
-    """Pickles as ``func(*args)``: how a crafted stream calls an allowlisted builtin."""
+    """Pickles as ``func(*args)`` (and a BUILD of ``state``): how a crafted stream calls an
+    allowlisted callable."""
 
-    def __init__(self, func: Any, args: tuple[Any, ...]) -> None:
-        self.func, self.args = func, args
+    def __init__(self, func: Any, args: tuple[Any, ...], state: Any = None) -> None:
+        self.func, self.args, self.state = func, args, state
 
-    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        return self.func, self.args
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (self.func, self.args) if self.state is None else (self.func, self.args, self.state)
 
 
 def test_the_widest_predictor_feature_within_the_input_passes() -> None:
@@ -598,3 +599,28 @@ def test_the_widest_predictor_feature_within_the_input_passes() -> None:
 
 def predictor_findings(data: bytes) -> list[Finding]:
     return [f for f in with_code(scan(data), "MS-PKL-107") if "TreePredictor" in f.message]
+
+
+def test_an_array_handed_to_many_trees_is_examined_within_a_bound() -> None:
+    # One memoised node array, thousands of trees: what contracts examine is bounded by a
+    # few times the file (4x + 64 MiB); past it they fail closed instead of running on.
+    from modelsec.pickle import scanner
+
+    tree = MODELS["tree"].tree_
+    state = tree.__getstate__()  # one dict, one nodes array: memoised, every tree gets it
+
+    def trees(count: int) -> bytes:
+        made = [
+            _Reduce(type(tree), (tree.n_features, tree.n_classes, tree.n_outputs), state)
+            for _ in range(count)
+        ]
+        return pickle.dumps(made, protocol=4)
+
+    assert not [f for f in scan(trees(3)).findings if f.threat == "MS-PKL-107"]
+    floor = scanner.READ_BACK_FLOOR
+    scanner.READ_BACK_FLOOR = 0  # the floor alone would take 10,000 trees of these nodes
+    try:
+        found = [f for f in scan(trees(400)).findings if "bytes cannot be read" in f.message]
+    finally:
+        scanner.READ_BACK_FLOOR = floor
+    assert found, "past the bound the contract fails closed"

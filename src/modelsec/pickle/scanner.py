@@ -559,21 +559,29 @@ class PickleScan(Observer):
             self.ctx.scan_member(payload, f"<embedded {encoding} pickle @offset {offset}>", expect="pickle")
 
     def literal_bytes(self, value: Value, limit: int) -> bytes | None:
-        if isinstance(value, (bytes, bytearray)):
-            return bytes(value)
         if _empty_bytes(value):
             return b""  # protocol 2 writes b"" as bytes() (__reduce_ex__), not as a literal
-        if isinstance(value, Blob) and not self._may_read_back(value.length):
+        # Charged before anything is read or decoded: what the literal rests on (inline, a
+        # large literal read back from the file, or the text a decoder is given). A
+        # memoised array handed to a million objects is examined a million times.
+        root = value
+        for _ in range(MAX_DECODE_CHAIN):
+            if not isinstance(root, Derived):
+                break
+            root = root.source
+        if isinstance(root, Blob):
+            weight = root.length
+        else:
+            weight = len(root) if isinstance(root, (str, bytes, bytearray)) else limit
+        if not self._may_read_back(min(weight, limit)):
             return None
+        if isinstance(value, (bytes, bytearray)):
+            return bytes(value)
         try:
             resolved = resolve(value, self.source, limit)  # a Blob, or a decoded literal
         except PayloadTooLarge:
             return None
-        if not isinstance(resolved, bytes) or not (
-            isinstance(value, Blob) or self._may_read_back(len(resolved))
-        ):
-            return None
-        return resolved
+        return resolved if isinstance(resolved, bytes) else None
 
     def joblib_array_bytes(self, wrapper: Call, limit: int) -> bytes | None:
         found = self._array_data.get(id(wrapper))
@@ -583,8 +591,8 @@ class PickleScan(Observer):
         return data if len(data) == found[2] else None
 
     def _may_read_back(self, length: int) -> bool:
-        # A memoised array can be handed to many objects: what contracts read back is
-        # bounded by a few times the file; past that they fail closed (nothing is read).
+        # What contracts examine (read back from the file or not) is bounded by a few times
+        # the file; past that they fail closed (nothing is read).
         if self._read_back + length > READ_BACK_FACTOR * self.source.size + READ_BACK_FLOOR:
             return False
         self._read_back += length
