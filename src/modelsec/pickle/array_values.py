@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from modelsec.pickle.values import Call, Global, Value, describe, dict_items, sequence_items
+from modelsec.pickle.values import Call, Container, Global, Value, describe, dict_items, sequence_items
 
 if TYPE_CHECKING:
     import numpy as np
@@ -115,6 +115,42 @@ def read_array(value: Value, observer: Observer, limit: int = MAX_ARRAY_BYTES) -
     if fortran and len(dims) > 1:
         return "an array in Fortran order"  # contracts read C order; these libraries write C
     return ArrayData(tuple(dims), layout, data)
+
+
+def array_shape(value: Value) -> tuple[int, ...] | None:
+    """The shape of a NumPy array the stream built, as its own state says (no bytes are
+    read: object arrays too), or None if it is no such array."""
+    if not (isinstance(value, Call) and value.cls is not None):
+        return None
+    if value.cls.path in _NDARRAYS and value.state is None and from_buffer(value):
+        args = sequence_items(value.args) or ()
+        dims = sequence_items(args[2]) if len(args) == 4 else None
+    elif value.cls.path in _NDARRAYS:
+        state = sequence_items(value.state)
+        dims = sequence_items(state[1]) if state is not None and len(state) == 5 else None
+    elif value.cls.path in _WRAPPERS:
+        fields = dict_items(value.state)
+        dims = sequence_items(fields.get("shape")) if fields is not None else None
+    else:
+        return None
+    if dims is None or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in dims):
+        return None
+    return tuple(dims)
+
+
+def object_items(value: Value, observer: Observer) -> list[Value] | None:
+    """The items of a 1-dimensional object array the stream built (``_reconstruct`` and a
+    BUILD whose data is the list of items, or joblib's nested stream of one), or None."""
+    if isinstance(value, Call) and value.cls is not None and value.cls.path in _WRAPPERS:
+        value = observer.joblib_array_value(value)
+    shape = array_shape(value)
+    state = sequence_items(value.state) if isinstance(value, Call) else None
+    if shape is None or len(shape) != 1 or state is None or len(state) != 5:
+        return None
+    items = state[4]
+    if not (isinstance(items, Container) and items.kind == "list" and not items.dropped):
+        return None
+    return list(items.items) if len(items.items) == shape[0] else None
 
 
 def from_buffer(array: Call) -> bool:

@@ -47,6 +47,11 @@ class Observer:
         bytes literal or nothing can be read (detection probes read nothing back)."""
         return None
 
+    def joblib_array_value(self, wrapper: Call) -> Value:
+        """The array a joblib wrapper of an object array stands for (its nested stream's
+        result), or None."""
+        return None
+
     def joblib_array_bytes(self, wrapper: Call, limit: int) -> bytes | None:
         """The bytes a joblib array wrapper's data took in the file, at most ``limit``."""
         return None

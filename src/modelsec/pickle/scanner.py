@@ -54,6 +54,7 @@ class StreamResult:
     # Things CPython accepts but no pickler writes; reported only for real pickles.
     frame_violations: list[tuple[int, str]] = field(default_factory=list)
     anomalies: list[tuple[Anomaly, int, str]] = field(default_factory=list)
+    value: Value = None  # what STOP returned (a joblib object array's nested stream: the array)
 
     @property
     def noise(self) -> bool:
@@ -213,6 +214,7 @@ class PickleScan(Observer):
         # the wrapper is kept so that its id stays unique.
         self._array_data: dict[int, tuple[Call, int, int]] = {}
         self._read_back = 0  # bytes contracts read back from the file (read_back)
+        self._array_objects: dict[int, tuple[Call, Value]] = {}  # joblib object arrays: the array
         self._bounds: dict[str, _Bound] = {}  # judged at the end (Observer.bound)
 
     # -- streams ---------------------------------------------------------------------------
@@ -247,6 +249,7 @@ class PickleScan(Observer):
             result = StreamResult(start, limited=True, ops=machine.ops, effects=machine.effects)
         except _Halt:
             result = StreamResult(start, limited=True, ops=machine.ops, effects=machine.effects)
+        result.value = machine.result
         self.ops_left -= result.ops
         if result.noise or (speculative and not result.effects):
             # Not a pickle after all: names it seemed to reference were just bytes.
@@ -361,6 +364,7 @@ class PickleScan(Observer):
                 assert inner.error is not None
                 raise PickleError(f"object array pickle breaks: {inner.error.reason}", inner.error.offset)
             reader.seek(inner.end)
+            self._array_objects[id(action.wrapper)] = (action.wrapper, inner.value)
             return
         if layout.padded:
             pad = self.source.read_at(pos, 1)
@@ -582,6 +586,10 @@ class PickleScan(Observer):
         except PayloadTooLarge:
             return None
         return resolved if isinstance(resolved, bytes) else None
+
+    def joblib_array_value(self, wrapper: Call) -> Value:
+        found = self._array_objects.get(id(wrapper))
+        return found[1] if found is not None and found[0] is wrapper else None
 
     def joblib_array_bytes(self, wrapper: Call, limit: int) -> bytes | None:
         found = self._array_data.get(id(wrapper))

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from modelsec.pickle.array_values import ArrayData, read_array
-from modelsec.pickle.values import Value, sequence_items
+from modelsec.pickle.array_values import ArrayData, array_shape, read_array
+from modelsec.pickle.values import Call, Value, sequence_items
 
 if TYPE_CHECKING:
     import numpy as np
@@ -127,3 +127,16 @@ def _index_array(value: Value, observer: Observer, name: str) -> npt.NDArray[np.
 
 def _count(value: Value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def matrix_shape(value: Value) -> tuple[int, ...] | None:
+    """The shape of a sparse matrix the stream built (its ``_shape``, as the merged states
+    leave it), or of an array (:func:`array_shape`); None for anything else."""
+    from modelsec.pickle.state_checks import effective_fields
+
+    if isinstance(value, Call) and value.cls is not None and value.cls.path in FORMATS:
+        attrs = value.attrs
+        fields = effective_fields(attrs.merged) if attrs is not None and not attrs.unknown else None
+        shape = sequence_items(fields.get("_shape")) if fields is not None else None
+        return tuple(shape) if shape is not None and all(_count(n) for n in shape) else None
+    return array_shape(value)

@@ -15,8 +15,9 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from modelsec.pickle.array_values import ArrayData, read_array
-from modelsec.pickle.values import Call, Value, dict_items, sequence_items
+from modelsec.pickle.array_values import read_array
+from modelsec.pickle.scipy_sparse import matrix_shape
+from modelsec.pickle.values import Value
 
 if TYPE_CHECKING:
     from modelsec.pickle.observer import Observer
@@ -29,7 +30,6 @@ SVMS = {
     "sklearn.svm._classes.NuSVR": False,
     "sklearn.svm._classes.OneClassSVM": False,
 }
-_SPARSE = "scipy.sparse"
 
 
 def svm_problem(classifier: bool, fields: dict[str, Value], observer: Observer) -> str | None:
@@ -63,18 +63,13 @@ def svm_problem(classifier: bool, fields: dict[str, Value], observer: Observer) 
 
 
 def _rows(value: Value, observer: Observer) -> int | str:
-    shape = _shape(value, observer)
+    shape = matrix_shape(value)
     return shape[0] if shape and len(shape) == 2 else "not a two-dimensional array or matrix"
 
 
 def _shape(value: Value, observer: Observer) -> tuple[int, ...] | None:
-    """The shape of a dense array (from its bytes) or a sparse matrix (its ``_shape``)."""
-    if isinstance(value, Call) and value.cls is not None and value.cls.path.startswith(_SPARSE):
-        fields = dict_items(value.attrs.merged[-1]) if value.attrs and value.attrs.merged else None
-        shape = sequence_items(fields.get("_shape")) if fields else None
-        return tuple(shape) if shape and all(isinstance(n, int) for n in shape) else None
-    found = read_array(value, observer)
-    return found.shape if isinstance(found, ArrayData) else None
+    """The shape of a dense array or a sparse matrix, as their pickled states say."""
+    return matrix_shape(value)
 
 
 def _size(value: Value, observer: Observer) -> int | None:

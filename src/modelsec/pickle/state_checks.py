@@ -14,12 +14,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from modelsec.pickle import scipy_sparse, sklearn_svm, sklearn_trees
+from modelsec.pickle import sklearn_state as sk
 from modelsec.pickle.values import Container, Value
 
 if TYPE_CHECKING:
     from modelsec.pickle.observer import Observer
 
 Check = Callable[[dict[str, Value], "Observer"], "str | None"]
+
+_KINDS = ("Classifier", "Regressor")
 
 STATE_CHECKS: dict[str, tuple[str, Check]] = {
     **{
@@ -34,6 +37,46 @@ STATE_CHECKS: dict[str, tuple[str, Check]] = {
         path: ("a boosting estimator", sklearn_trees.hist_gradient_boosting_problem)
         for path in sklearn_trees.HGB_ESTIMATORS
     },
+    # fitted scikit-learn estimators (modelsec.pickle.sklearn_state)
+    **{
+        f"sklearn.ensemble._gb.GradientBoosting{kind}": ("a boosting estimator", sk.gradient_boosting_problem)
+        for kind in _KINDS
+    },
+    **{
+        f"sklearn.ensemble._forest.{name}{kind}": ("a forest", sk.tree_ensemble_problem)
+        for name in ("RandomForest", "ExtraTrees")
+        for kind in _KINDS
+    },
+    "sklearn.ensemble._iforest.IsolationForest": ("a forest", sk.tree_ensemble_problem),
+    **{
+        f"sklearn.tree._classes.{name}{kind}": ("a decision tree", sk.decision_tree_problem)
+        for name in ("DecisionTree", "ExtraTree")
+        for kind in _KINDS
+    },
+    "sklearn.feature_extraction._hash.FeatureHasher": ("a feature hasher", sk.feature_hasher_problem),
+    "sklearn.feature_extraction.text.HashingVectorizer": ("a feature hasher", sk.feature_hasher_problem),
+    **{
+        f"sklearn.cluster._kmeans.{name}": ("a k-means model", sk.kmeans_problem)
+        for name in ("KMeans", "MiniBatchKMeans")
+    },
+    "sklearn.cluster._bisect_k_means.BisectingKMeans": ("a k-means model", sk.kmeans_problem),
+    **{
+        f"sklearn.neighbors.{module}.{name}": (
+            "a neighbours model",
+            functools.partial(sk.neighbors_problem, name.endswith("Classifier")),
+        )
+        for module, name in (
+            ("_classification", "KNeighborsClassifier"),
+            ("_classification", "RadiusNeighborsClassifier"),
+            ("_regression", "KNeighborsRegressor"),
+            ("_regression", "RadiusNeighborsRegressor"),
+            ("_unsupervised", "NearestNeighbors"),
+            ("_graph", "KNeighborsTransformer"),
+            ("_graph", "RadiusNeighborsTransformer"),
+        )
+    },
+    "sklearn.preprocessing._encoders.OneHotEncoder": ("a one-hot encoder", sk.one_hot_problem),
+    "scipy.interpolate._bsplines.BSpline": ("a B-spline", sk.bspline_problem),
 }
 
 

@@ -1,0 +1,214 @@
+"""Fitted scikit-learn estimators whose attributes compiled code indexes with at use time.
+
+A second red-team pass (2026-12-07, "estimator state") forged fitted attributes of
+allowlisted estimators, pickled them, and used the loaded objects in a sandboxed child:
+``transform``/``predict`` wrote or read out of bounds (segfaults, heap aborts, a
+divide-by-zero fault) because the Cython or C code trusts sizes scikit-learn derived at
+``fit`` and never checks again after a load. Each estimator restores its state with a
+plain ``__dict__`` update, so these checks run on the ``__dict__`` every BUILD leaves
+(:mod:`modelsec.pickle.state_checks`). Unfitted estimators (no fitted attribute) pass.
+
+Sizes come from the arrays' own pickled state (:func:`array_shape`: no bytes are read);
+index values from their bytes where a check needs them (:func:`read_array`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from modelsec.pickle.array_values import array_shape, object_items, read_array
+from modelsec.pickle.scipy_sparse import matrix_shape
+from modelsec.pickle.values import Call, Container, Value, sequence_items
+
+if TYPE_CHECKING:
+    from modelsec.pickle.observer import Observer
+
+MAX_HASHED_FEATURES = 2**31 - 1  # FeatureHasher's own parameter bound
+TREE_MEMBER_WIDTH = "tree ensemble member input width"
+
+
+def _count(value: Value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _width(fields: dict[str, Value]) -> int | str:
+    width = fields.get("n_features_in_")
+    if isinstance(width, int) and not isinstance(width, bool) and width >= 0:
+        return width
+    return "its n_features_in_ is not a literal count"
+
+
+def gradient_boosting_problem(fields: dict[str, Value], observer: Observer) -> str | None:
+    # predict_stages writes out[:, k] for k < estimators_.shape[1]; out has
+    # n_trees_per_iteration_ columns
+    if "estimators_" not in fields:
+        return None
+    shape, per_iteration = array_shape(fields["estimators_"]), fields.get("n_trees_per_iteration_")
+    if shape is None or len(shape) != 2 or not _count(per_iteration) or shape[1] != per_iteration:
+        return f"its estimators_ {shape} are not n_trees_per_iteration_ ({per_iteration!r}) trees wide"
+    return _tree_ensemble_problem(fields, observer)
+
+
+def tree_ensemble_problem(fields: dict[str, Value], observer: Observer) -> str | None:
+    """A forest: its members are read by the width the ensemble checks the input against."""
+    if "estimators_" not in fields:
+        return None
+    return _tree_ensemble_problem(fields, observer)
+
+
+def _tree_ensemble_problem(fields: dict[str, Value], observer: Observer) -> str | None:
+    width = _width(fields)
+    if isinstance(width, str):
+        return width
+    # Members are checked against their own trees (decision_tree_problem); each member's
+    # width must not pass the ensemble's, which predict() validates the input against. A
+    # forest's member list is longer than the machine keeps, so the widest member of the
+    # stream meets the narrowest ensemble when the stream ends (a file holding ensembles
+    # of different widths is judged by the narrowest).
+    observer.bound(TREE_MEMBER_WIDTH, limit=width + 1)
+    return None
+
+
+def decision_tree_problem(fields: dict[str, Value], observer: Observer) -> str | None:
+    # the tree's own n_features bounds its split features (the Tree contract); the input
+    # is as wide as n_features_in_, which predict() validates
+    tree = fields.get("tree_")
+    if tree is None:
+        return None
+    width = _width(fields)
+    if isinstance(width, str):
+        return width
+    args = sequence_items(tree.args) if isinstance(tree, Call) else None
+    if not args or args[0] != width:
+        return f"its tree_ is built for {args[0] if args else '?'} features, its input has {width}"
+    observer.bound(TREE_MEMBER_WIDTH, used=width)
+    return None
+
+
+def feature_hasher_problem(fields: dict[str, Value], observer: Observer) -> str | None:
+    # transform takes hashes modulo n_features (0: a divide-by-zero fault in C); without
+    # the attribute it raises before that
+    if "n_features" not in fields:
+        return None
+    n_features = fields["n_features"]
+    if (
+        not isinstance(n_features, int)
+        or isinstance(n_features, bool)
+        or not 1 <= n_features <= MAX_HASHED_FEATURES
+    ):
+        return f"its n_features is {n_features!r}, outside 1..{MAX_HASHED_FEATURES}"
+    return None
+
+
+def kmeans_problem(fields: dict[str, Value], observer: Observer) -> str | None:
+    # the Cython distance loops read cluster_centers_ rows as wide as the input
+    if "cluster_centers_" not in fields:
+        return None
+    width = _width(fields)
+    shape = array_shape(fields["cluster_centers_"])
+    if isinstance(width, str) or shape is None or len(shape) != 2 or shape[1] != width:
+        return f"its cluster_centers_ {shape} are not {width} features wide"
+    return None
+
+
+def neighbors_problem(classifier: bool, fields: dict[str, Value], observer: Observer) -> str | None:
+    # brute-force search reads _fit_X rows as wide as the input; the classifiers' compiled
+    # class modes write class_scores[i][_y[j]] for every neighbour j
+    if "_fit_X" not in fields:
+        return None
+    width = _width(fields)
+    if isinstance(width, str):
+        return width
+    shape = matrix_shape(fields["_fit_X"])
+    if shape is None or len(shape) != 2 or shape[1] != width:
+        return f"its _fit_X {shape} is not {width} features wide"
+    if not classifier or "_y" not in fields:
+        return None
+    return _labels_problem(fields["_y"], fields.get("classes_"), shape[0], observer)
+
+
+def _labels_problem(labels: Value, classes: Value, rows: int, observer: Observer) -> str | None:
+    import numpy as np
+
+    found = read_array(labels, observer)
+    if isinstance(found, str):
+        return f"its _y is {found}"
+    if found.layout not in ("<i8", "<i4") or not isinstance(found.layout, str):
+        return "its _y is not an integer array"
+    values = np.frombuffer(found.data, dtype=found.layout)
+    columns = [classes] if len(found.shape) == 1 else list(sequence_items(classes) or ())
+    if len(found.shape) == 2:
+        values = values.reshape(found.shape)
+    else:
+        values = values.reshape(-1, 1)
+    if values.shape[0] != rows or values.shape[1] != len(columns):
+        return f"its _y {found.shape} does not label its {rows} fitted rows"
+    for column, labels_of in enumerate(columns):
+        count = array_shape(labels_of)
+        if count is None or len(count) != 1:
+            return "its classes_ are not arrays whose length can be read"
+        if values.size and (int(values[:, column].min()) < 0 or int(values[:, column].max()) >= count[0]):
+            return f"a label in _y is outside its {count[0]} classes"
+    return None
+
+
+def one_hot_problem(fields: dict[str, Value], observer: Observer) -> str | None:
+    # transform places feature i's code (after grouping infrequent categories and removing
+    # the dropped one) at column sum(_n_features_outs[:i]) + code, in a matrix as wide as
+    # their sum built without a full check: each count must be what fit computes
+    # (OneHotEncoder._compute_n_features_outs), and a dropped index a category's
+    if "categories_" not in fields:
+        return None
+    categories = _listed(fields["categories_"])
+    outs = _listed(fields.get("_n_features_outs"))
+    if categories is None or outs is None or len(outs) != len(categories):
+        return "its categories_ and _n_features_outs are not lists of one entry per feature"
+    groups = []
+    infrequent = _listed(fields.get("_infrequent_indices")) if fields.get("_infrequent_enabled") else None
+    if fields.get("_infrequent_enabled") and (infrequent is None or len(infrequent) != len(categories)):
+        return "its _infrequent_indices are not one entry per feature"
+    for index, array in enumerate(categories):
+        shape = array_shape(array)
+        if shape is None or len(shape) != 1:
+            return "its categories_ are not arrays whose length can be read"
+        grouped = (
+            array_shape(infrequent[index])
+            if infrequent is not None and infrequent[index] is not None
+            else (1,)
+        )
+        if grouped is None or len(grouped) != 1 or not 1 <= grouped[0] <= shape[0]:
+            return f"its _infrequent_indices[{index}] are not among its categories"
+        groups.append(shape[0] - grouped[0] + 1)
+    drops: list[Value] = [None] * len(groups)
+    if fields.get("_drop_idx_after_grouping") is not None:
+        found = object_items(fields["_drop_idx_after_grouping"], observer)
+        if found is None or len(found) != len(groups):
+            return "its _drop_idx_after_grouping is not an array of one entry per feature it can read"
+        drops = found
+    for index, (out, count, drop) in enumerate(zip(outs, groups, drops, strict=True)):
+        if drop is not None and not (_count(drop) and drop < count):
+            return f"its dropped category {drop!r} of feature {index} is not one of its {count}"
+        if out != count - (drop is not None):
+            return f"its _n_features_outs[{index}] is {out!r}, not the {count - (drop is not None)} its categories make"
+    return None
+
+
+def bspline_problem(fields: dict[str, Value], observer: Observer) -> str | None:
+    # evaluation (C) reads k + 1 coefficients from the knot interval it finds in _t
+    degree = fields.get("k")
+    knots, coefficients = array_shape(fields.get("_t")), array_shape(fields.get("_c"))
+    if not isinstance(degree, int) or isinstance(degree, bool) or not 0 <= degree <= 64:
+        return f"its degree k is {degree!r}, not a literal 0..64"
+    if knots is None or len(knots) != 1 or knots[0] < 2 * degree + 2:
+        return f"its knots {knots} are fewer than 2k + 2 = {2 * degree + 2}"
+    if coefficients is None or not coefficients or coefficients[0] < knots[0] - degree - 1:
+        return f"its coefficients {coefficients} are fewer than len(t) - k - 1 = {knots[0] - degree - 1}"
+    return None
+
+
+def _listed(value: Value) -> list[Value] | None:
+    """The items of a list or tuple the stream built whole (None if any were dropped)."""
+    if isinstance(value, Container) and value.kind in ("list", "tuple") and not value.dropped:
+        return list(value.items)
+    items = sequence_items(value)
+    return list(items) if items is not None else None

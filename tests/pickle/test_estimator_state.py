@@ -1,0 +1,174 @@
+"""Red-team class: fitted scikit-learn state that compiled code trusts at use time
+(2026-12-07, "estimator state" pass). Each forged estimator loaded cleanly and crashed,
+corrupted the heap or read out of bounds in transform()/predict() in a sandboxed child; each
+was ALLOWED before the checks in ``modelsec.pickle.sklearn_state``. Estimators are fitted
+and forged in this process (never loaded) and only pickled here."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import joblib
+import numpy as np
+import pytest
+from pklbuild import scan, with_code
+
+from modelsec.findings import Finding
+
+RNG = np.random.default_rng(11)
+X = RNG.normal(size=(80, 4))
+Y = (X[:, 0] > 0).astype(int)
+CATEGORIES = np.array(
+    [["a", "x"], ["b", "y"], ["c", "x"], ["a", "z"], ["a", "x"], ["d", "y"]] * 5, dtype=object
+)
+
+
+def _joblib(model: Any) -> bytes:
+    out = io.BytesIO()
+    joblib.dump(model, out)
+    return out.getvalue()
+
+
+WRITERS: dict[str, Callable[[Any], bytes]] = {
+    "pickle-2": lambda m: pickle.dumps(m, protocol=2),
+    "pickle-5": lambda m: pickle.dumps(m, protocol=5),
+    "joblib": _joblib,
+}
+
+
+def _models() -> dict[str, Callable[[], Any]]:
+    from scipy.interpolate import make_interp_spline
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+    from sklearn.ensemble import (
+        GradientBoostingClassifier,
+        GradientBoostingRegressor,
+        IsolationForest,
+        RandomForestRegressor,
+    )
+    from sklearn.feature_extraction import FeatureHasher
+    from sklearn.feature_extraction.text import HashingVectorizer
+    from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors, RadiusNeighborsClassifier
+    from sklearn.preprocessing import KBinsDiscretizer, OneHotEncoder, SplineTransformer
+    from sklearn.tree import DecisionTreeClassifier
+
+    three = np.arange(80) % 3
+    return {
+        "decision tree": lambda: DecisionTreeClassifier(max_depth=3).fit(X, Y),
+        "forest": lambda: RandomForestRegressor(n_estimators=3, max_depth=3).fit(X, X[:, 1]),
+        "isolation forest (feature subsets)": lambda: IsolationForest(n_estimators=3, max_features=2).fit(X),
+        # (multiclass boosting pickles CyHalfMultinomialLoss, which the allowlist lacks)
+        "boosting classifier": lambda: GradientBoostingClassifier(n_estimators=2, max_depth=2).fit(X, Y),
+        "boosting regressor": lambda: GradientBoostingRegressor(n_estimators=2, max_depth=2).fit(X, X[:, 2]),
+        "feature hasher": lambda: FeatureHasher(n_features=64),
+        "hashing vectorizer": lambda: HashingVectorizer(n_features=128),
+        "k-means": lambda: KMeans(n_clusters=3, n_init=1).fit(X),
+        "mini-batch k-means": lambda: MiniBatchKMeans(n_clusters=3, n_init=1).fit(X),
+        "k neighbours (brute, manhattan)": lambda: KNeighborsClassifier(
+            algorithm="brute", metric="manhattan"
+        ).fit(X, three),
+        "k neighbours (kd tree)": lambda: KNeighborsClassifier(algorithm="kd_tree").fit(X, three),
+        "k neighbours (2 outputs)": lambda: KNeighborsClassifier().fit(X, np.c_[Y, three]),
+        "radius neighbours": lambda: RadiusNeighborsClassifier(radius=5.0).fit(X, three),
+        "nearest neighbours": lambda: NearestNeighbors().fit(X),
+        "one-hot": lambda: OneHotEncoder().fit(CATEGORIES),
+        "one-hot, drop first": lambda: OneHotEncoder(drop="first").fit(CATEGORIES),
+        "one-hot, drop if binary": lambda: OneHotEncoder(drop="if_binary").fit(CATEGORIES),
+        "one-hot, infrequent": lambda: OneHotEncoder(min_frequency=6).fit(CATEGORIES),
+        "one-hot, infrequent and drop": lambda: OneHotEncoder(min_frequency=6, drop="first").fit(CATEGORIES),
+        "bins": lambda: KBinsDiscretizer(n_bins=3, encode="onehot").fit(X),
+        "spline": lambda: make_interp_spline(np.arange(10.0), np.arange(10.0) ** 2),
+        "spline transformer": lambda: SplineTransformer().fit(X),
+    }
+
+
+MODELS = _models()
+
+
+def state_findings(data: bytes) -> list[Finding]:
+    return [f for f in with_code(scan(data), "MS-PKL-107") if " gives " in f.message]
+
+
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_fitted_estimators_pass(name: str, writer: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = MODELS[name]()
+    result = scan(WRITERS[writer](model))
+    assert {f.threat for f in result.findings} <= {"MS-POL-001"}, result.findings
+
+
+def _forge(name: str, change: Callable[[Any], None]) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = MODELS[name]()
+    change(model)  # in this process, never used
+    return model
+
+
+def _set(attribute: str, value: Callable[[Any], Any]) -> Callable[[Any], None]:
+    def change(model: Any) -> None:
+        setattr(model, attribute, value(model))
+
+    return change
+
+
+def _tree_width(model: Any) -> None:
+    # the tree's own n_features (and a split on it) past the estimator's input
+    state = model.tree_.__getstate__()
+    wide = type(model.tree_)(10**6, model.tree_.n_classes, model.tree_.n_outputs)
+    state["nodes"] = state["nodes"].copy()
+    state["nodes"]["feature"][0] = 10**6 - 1
+    wide.__setstate__(state)
+    model.tree_ = wide
+
+
+def _member_width(model: Any) -> None:
+    model.estimators_[0].n_features_in_ = 40  # a member reads features the forest never checks
+
+
+FORGERIES: dict[str, tuple[str, Callable[[Any], None]]] = {
+    "tree built for more features than its input": ("decision tree", _tree_width),
+    "forest member wider than the forest": ("forest", _member_width),
+    "boosting stages wider than its outputs": (
+        "boosting regressor",
+        _set("estimators_", lambda m: np.concatenate([m.estimators_, m.estimators_], axis=1)),
+    ),
+    "hasher with no features (divide by zero)": ("feature hasher", _set("n_features", lambda m: 0)),
+    "hashing vectorizer with no features": ("hashing vectorizer", _set("n_features", lambda m: 0)),
+    "centres narrower than the input": (
+        "k-means",
+        _set("cluster_centers_", lambda m: m.cluster_centers_[:, :2].copy()),
+    ),
+    "labels past the classes": ("k neighbours (brute, manhattan)", _set("_y", lambda m: m._y * 10**6)),
+    "labels fewer than the fitted rows": (
+        "k neighbours (brute, manhattan)",
+        _set("_y", lambda m: m._y[:5].copy()),
+    ),
+    "negative label": ("radius neighbours", _set("_y", lambda m: m._y - 1)),
+    "fitted rows narrower than the input": (
+        "nearest neighbours",
+        _set("_fit_X", lambda m: m._fit_X[:, :1].copy()),
+    ),
+    "one-hot counts smaller than the categories": ("one-hot", _set("_n_features_outs", lambda m: [1, 1])),
+    "one-hot negative count": ("one-hot", _set("_n_features_outs", lambda m: [-(10**8), 3])),
+    "one-hot dropped category past the categories": (
+        "one-hot, drop first",
+        _set("_drop_idx_after_grouping", lambda m: np.array([-5, 0], dtype=object)),
+    ),
+    "bins encoder counts": ("bins", lambda m: setattr(m._encoder, "_n_features_outs", [1, 1, 1, 1])),
+    "spline coefficients too few": ("spline", _set("_c", lambda m: m.c[:2].copy())),
+    "spline degree huge": ("spline", _set("k", lambda m: 10**6)),
+    "spline degree negative": ("spline", _set("k", lambda m: -5)),
+}
+
+
+@pytest.mark.parametrize("writer", ["pickle-2", "joblib"])
+@pytest.mark.parametrize("forgery", sorted(FORGERIES))
+def test_forged_estimator_state_is_a_violation(forgery: str, writer: str) -> None:
+    name, change = FORGERIES[forgery]
+    assert state_findings(WRITERS[writer](_forge(name, change))), forgery
