@@ -172,3 +172,62 @@ FORGERIES: dict[str, tuple[str, Callable[[Any], None]]] = {
 def test_forged_estimator_state_is_a_violation(forgery: str, writer: str) -> None:
     name, change = FORGERIES[forgery]
     assert state_findings(WRITERS[writer](_forge(name, change))), forgery
+
+
+# -- vectorizers: every vocabulary value is a column of the vocabulary ---------------------
+
+DOCUMENTS = [f"term{i} word{i % 7} token{i % 13} x{i * 7 % 101}" for i in range(300)]
+
+
+def _vectorizers() -> dict[str, Callable[[], Any]]:
+    from sklearn.feature_extraction import DictVectorizer
+    from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+
+    return {
+        "counts": lambda: CountVectorizer().fit(DOCUMENTS),
+        "counts, bigrams, max_features": lambda: CountVectorizer(ngram_range=(1, 2), max_features=200).fit(
+            DOCUMENTS
+        ),
+        "counts, min_df": lambda: CountVectorizer(min_df=2).fit(DOCUMENTS),
+        "tf-idf": lambda: TfidfVectorizer().fit(DOCUMENTS),
+        "dict": lambda: DictVectorizer().fit([{f"f{i}": 1.0, f"g{i % 9}": 2.0} for i in range(200)]),
+    }
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+@pytest.mark.parametrize("name", sorted(_vectorizers()))
+def test_fitted_vectorizers_pass(name: str, protocol: int) -> None:
+    model = _vectorizers()[name]()
+    assert len(model.vocabulary_) > 64, "more terms than the machine keeps"
+    assert {f.threat for f in scan(pickle.dumps(model, protocol=protocol)).findings} <= {"MS-POL-001"}
+    assert {f.threat for f in scan(_joblib(model)).findings} <= {"MS-POL-001"}
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+@pytest.mark.parametrize(
+    "value", [10**8, -3, 1.0, True], ids=["past the vocabulary", "negative", "a float", "a bool"]
+)
+@pytest.mark.parametrize("name", ["counts", "dict"])
+def test_a_vocabulary_column_outside_the_vocabulary_is_a_violation(
+    name: str, value: Any, protocol: int
+) -> None:
+    model = _vectorizers()[name]()
+    term = sorted(model.vocabulary_)[-1]  # the last term: past the items the machine keeps
+    model.vocabulary_[term] = value  # in this process, never used
+    assert state_findings(pickle.dumps(model, protocol=protocol))
+
+
+def test_a_vocabulary_grown_after_its_check_is_a_violation() -> None:
+    # The vocabulary dict is shared with the vectorizer's __dict__: a SETITEM after the
+    # BUILD would add a column nobody checked.
+    model = _vectorizers()["counts"]()
+    data = pickle.dumps(model, protocol=2)
+    body = data[: data.rindex(b".")]  # the vectorizer on the stack, before STOP
+    # fetch the vocabulary dict back from the memo (BINGET) and give it one more term
+    vocabulary_key = body.index(b"vocabulary_")
+    get = body.index(b"}", vocabulary_key)  # EMPTY_DICT right after the key
+    put = body[get + 1 : get + 3]  # protocol 2 memoises it with BINPUT n
+    assert put[:1] == b"q"
+    grown = body + b"0h" + put[1:] + b"X\x04\x00\x00\x00evil" + b"J\x00\xe1\xf5\x05" + b"s0."
+    found = [f for f in with_code(scan(grown), "MS-PKL-107") if "after its state was checked" in f.message]
+    assert found

@@ -25,7 +25,16 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from modelsec.pickle.values import Call, Container, Global, Value, describe, dict_items, sequence_items
+from modelsec.pickle.values import (
+    Call,
+    Container,
+    Derived,
+    Global,
+    Value,
+    describe,
+    dict_items,
+    sequence_items,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -39,6 +48,7 @@ _WRAPPERS = frozenset(
     {"joblib.numpy_pickle.NumpyArrayWrapper", "sklearn.externals.joblib.numpy_pickle.NumpyArrayWrapper"}
 )
 _FROMBUFFER = frozenset({"numpy._core.numeric._frombuffer", "numpy.core.numeric._frombuffer"})
+_SCALARS = frozenset({"numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar"})
 _DTYPES = frozenset({"numpy.dtype", "numpy.core.multiarray.dtype", "numpy._core.multiarray.dtype"})
 
 
@@ -151,6 +161,25 @@ def object_items(value: Value, observer: Observer) -> list[Value] | None:
     if not (isinstance(items, Container) and items.kind == "list" and not items.dropped):
         return None
     return list(items.items) if len(items.items) == shape[0] else None
+
+
+def scalar_int(value: Value) -> int | None:
+    """An int, or a NumPy integer scalar (``scalar(dtype, data)``, as pickles of
+    ``np.int64(3)`` are written) as an int; None for anything else."""
+    if type(value) is int:
+        return value
+    if not (isinstance(value, Call) and isinstance(value.callee, Global) and value.callee.path in _SCALARS):
+        return None
+    args = sequence_items(value.args) or ()
+    data = args[1] if len(args) == 2 else None
+    if isinstance(data, Derived) and data.transform == "encode:latin-1" and isinstance(data.source, str):
+        data = data.source.encode("latin-1", "replace")  # protocol 2: _codecs.encode(s, 'latin1')
+    if not isinstance(data, bytes):
+        return None
+    layout = dtype_layout(args[0])
+    if not isinstance(layout, str) or layout[1:2] not in ("i", "u") or len(data) != _itemsize(layout):
+        return None
+    return int.from_bytes(data, "big" if layout[0] == ">" else "little", signed=layout[1] == "i")
 
 
 def from_buffer(array: Call) -> bool:

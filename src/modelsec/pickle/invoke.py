@@ -343,6 +343,9 @@ class Invoker:
         problem = "attributes that cannot be read" if fields is None else problem_of(fields, self.observer)
         if problem is not None and instance.cls is not None:
             self.observer.violated(instance.cls, offset, f"{how} gives {what} {problem}")
+        for value in (fields or {}).values():
+            if isinstance(value, Container):
+                value.watched_by = instance.cls  # what was checked must stay as it was
 
     def _default_state(
         self, instance: Call, facts: ClassFacts | None, state: Value, offset: int, how: str

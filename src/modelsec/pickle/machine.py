@@ -39,6 +39,7 @@ from modelsec.pickle.values import (
     Value,
     describe,
     make_tuple,
+    note_dropped_values,
     weigh,
     weigh_all,
 )
@@ -390,6 +391,8 @@ class StackMachine:
         kept, dropped, opaque = self._keep_pairs(pairs)
         made = Container("dict", kept, dropped, min(1 + weigh_all(items), WEIGHT_CAP), opaque)
         made.objects = dropped > 0 and _holds_objects(items)
+        if dropped:
+            note_dropped_values(made, items[1::2])
         if made.weight > EXPANSION_FLOOR:
             self._check_expansion(made, offset)
         self.stack.append(made)
@@ -418,6 +421,10 @@ class StackMachine:
     def _add_to(self, target: Value, items: list[Value], offset: int, how: str) -> None:
         """APPEND/SETITEM/ADDITEMS: exact containers grow; anything else has a method called."""
         if isinstance(target, Container):
+            if target.watched_by is not None:
+                self.observer.violated(
+                    target.watched_by, offset, f"{how} grows its {target.kind} after its state was checked"
+                )
             wanted = {"APPEND": "list", "APPENDS": "list", "ADDITEMS": "set"}.get(how, "dict")
             if target.kind != wanted:
                 raise PickleError(f"{how} on a {target.kind}", offset)
@@ -431,6 +438,8 @@ class StackMachine:
                     added += weigh(key) + weigh(value)
                 kept, dropped, opaque = self._keep_pairs(items, room)
                 target.opaque_keys = target.opaque_keys or opaque
+                if dropped:
+                    note_dropped_values(target, (value for _, value in items))
             else:
                 if wanted == "set":
                     self._check_hashable(items, offset, how)

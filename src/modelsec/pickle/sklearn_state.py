@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from modelsec.pickle.array_values import array_shape, object_items, read_array
 from modelsec.pickle.scipy_sparse import matrix_shape
-from modelsec.pickle.values import Call, Container, Value, sequence_items
+from modelsec.pickle.values import Call, Container, Value, dict_value_range, sequence_items
 
 if TYPE_CHECKING:
     from modelsec.pickle.observer import Observer
@@ -190,6 +190,21 @@ def one_hot_problem(fields: dict[str, Value], observer: Observer) -> str | None:
             return f"its dropped category {drop!r} of feature {index} is not one of its {count}"
         if out != count - (drop is not None):
             return f"its _n_features_outs[{index}] is {out!r}, not the {count - (drop is not None)} its categories make"
+    return None
+
+
+def vocabulary_problem(fields: dict[str, Value], observer: Observer) -> str | None:
+    # transform builds a sparse matrix as wide as the vocabulary with the vocabulary's
+    # values as column indexes, without a full check: toarray() and a model's product
+    # write and read at them
+    if "vocabulary_" not in fields:
+        return None
+    found = dict_value_range(fields["vocabulary_"])
+    if found is None:
+        return "its vocabulary_ is not a dict of terms to literal column numbers"
+    low, high, count = found
+    if low < 0 or high >= count:
+        return f"its vocabulary_ maps terms to columns {low}..{high} of {count}"
     return None
 
 

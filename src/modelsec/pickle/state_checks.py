@@ -76,6 +76,10 @@ STATE_CHECKS: dict[str, tuple[str, Check]] = {
         )
     },
     "sklearn.preprocessing._encoders.OneHotEncoder": ("a one-hot encoder", sk.one_hot_problem),
+    **{
+        f"sklearn.feature_extraction.{path}": ("a vectorizer", sk.vocabulary_problem)
+        for path in ("text.CountVectorizer", "text.TfidfVectorizer", "_dict_vectorizer.DictVectorizer")
+    },
     "scipy.interpolate._bsplines.BSpline": ("a B-spline", sk.bspline_problem),
 }
 

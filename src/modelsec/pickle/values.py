@@ -10,6 +10,7 @@ arguments and small states (a joblib wrapper's shape and dtype), never a whole d
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -120,6 +121,47 @@ class Container:
     # An item was an object (a call result, a persistent or unresolved value) rather than a
     # literal or a container: readers that need plain data cannot trust dropped items.
     objects: bool = False
+    # For a dict that dropped items: the range of the int values among them, and whether
+    # any other value was among them (contracts that need every value's range, such as a
+    # vectorizer's vocabulary of column indexes, read these: dict_value_range).
+    dropped_ints: tuple[int, int] | None = None
+    dropped_others: bool = False
+    # The class whose state check read this container (state_checks): the container is
+    # shared with the instance's __dict__, so growing it afterwards is a finding.
+    watched_by: Global | None = None
+
+
+def note_dropped_values(container: Container, values: Iterable[Value]) -> None:
+    """Remember the range of the int values (and whether there were others) of items a
+    dict could not keep."""
+    from modelsec.pickle.array_values import scalar_int  # (array_values builds on this module)
+
+    low, high = container.dropped_ints or (None, None)
+    for value in values:
+        number = value if type(value) is int else scalar_int(value)
+        if number is None:
+            container.dropped_others = True
+            continue
+        low = number if low is None or number < low else low
+        high = number if high is None or number > high else high
+    if low is not None and high is not None:
+        container.dropped_ints = (low, high)
+
+
+def dict_value_range(value: Value) -> tuple[int, int, int] | None:
+    """(lowest, highest, count) of a dict's values when every value is an int (or a NumPy
+    integer scalar), kept or dropped; None for anything else (or an empty dict)."""
+    from modelsec.pickle.array_values import scalar_int
+
+    if not isinstance(value, Container) or value.kind != "dict" or value.opaque_keys:
+        return None
+    kept = [scalar_int(item) for _, item in value.items]
+    if any(number is None for number in kept) or (value.dropped and value.dropped_others):
+        return None
+    bounds = [number for number in kept if number is not None] + list(value.dropped_ints or ())
+    if not bounds or (value.dropped and value.dropped_ints is None):
+        return None
+    return min(bounds), max(bounds), len(kept) + value.dropped
 
 
 class HeavyTuple(tuple[Value, ...]):
