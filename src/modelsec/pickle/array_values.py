@@ -33,6 +33,7 @@ from modelsec.pickle.values import (
     Value,
     describe,
     dict_items,
+    from_buffer,
     sequence_items,
 )
 
@@ -47,7 +48,6 @@ _NDARRAYS = frozenset({"numpy.ndarray"})
 _WRAPPERS = frozenset(
     {"joblib.numpy_pickle.NumpyArrayWrapper", "sklearn.externals.joblib.numpy_pickle.NumpyArrayWrapper"}
 )
-_FROMBUFFER = frozenset({"numpy._core.numeric._frombuffer", "numpy.core.numeric._frombuffer"})
 _SCALARS = frozenset({"numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar"})
 _DTYPES = frozenset({"numpy.dtype", "numpy.core.multiarray.dtype", "numpy._core.multiarray.dtype"})
 
@@ -180,13 +180,6 @@ def scalar_int(value: Value) -> int | None:
     if not isinstance(layout, str) or layout[1:2] not in ("i", "u") or len(data) != _itemsize(layout):
         return None
     return int.from_bytes(data, "big" if layout[0] == ">" else "little", signed=layout[1] == "i")
-
-
-def from_buffer(array: Call) -> bool:
-    """An array made by protocol 5's ``_frombuffer``: its contents came with the call. (The
-    _frombuffer contract makes it with the ndarray class as callee, and itself as the way
-    it was made: contracts.Site.instance.)"""
-    return isinstance(array.callee, Global) and array.callee.how in _FROMBUFFER
 
 
 def dtype_layout(dtype: Value, depth: int = 0) -> Layout | None:

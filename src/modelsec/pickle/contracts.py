@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
+from types import ModuleType
 from typing import Protocol
 
-from modelsec.pickle import numpy_random, pandas_blocks, sklearn_trees
+from modelsec.pickle import pandas_blocks
 from modelsec.pickle.classfacts_torch import STATE_CONDITIONS
 from modelsec.pickle.joblib_arrays import is_array_wrapper
 from modelsec.pickle.observer import Observer
@@ -642,10 +643,18 @@ def _block_manager_new(site: Site) -> Value:
     return None
 
 
+def _trees() -> ModuleType:
+    """The tree checks, imported (with NumPy) when a stream first builds a tree, not with
+    every worker."""
+    from modelsec.pickle import sklearn_trees
+
+    return sklearn_trees
+
+
 def _tree_nodes(site: Site) -> Value:
     # Tree.__setstate__ copies the node array as is; prediction follows its child and
     # feature indexes with bounds checks off
-    if (problem := sklearn_trees.tree_problem(site.receiver, site.arg(0), site.observer)) is not None:
+    if (problem := _trees().tree_problem(site.receiver, site.arg(0), site.observer)) is not None:
         site.violation(problem)
     return None
 
@@ -653,7 +662,7 @@ def _tree_nodes(site: Site) -> Value:
 def _predictor_nodes(site: Site) -> Value:
     # TreePredictor: prediction follows the node children and bitset indexes unchecked
     if (
-        problem := sklearn_trees.predictor_problem(site.arg(0), site.observer, site.callee, site.offset)
+        problem := _trees().predictor_problem(site.arg(0), site.observer, site.callee, site.offset)
     ) is not None:
         site.violation(problem)
     return None
@@ -663,7 +672,7 @@ def _binary_tree(site: Site) -> Value:
     # BinaryTree.__setstate__ (KDTree, BallTree) assigns the arrays unchecked; queries read
     # by their indexes with bounds checks off
     owner = site.callee.path.removesuffix(".__setstate__")
-    if (problem := sklearn_trees.binary_tree_problem(owner, site.arg(0), site.observer)) is not None:
+    if (problem := _trees().binary_tree_problem(owner, site.arg(0), site.observer)) is not None:
         site.violation(problem)
     return None
 
@@ -671,6 +680,8 @@ def _binary_tree(site: Site) -> Value:
 def _random_state(site: Site) -> Value:
     # BitGenerator/Generator/RandomState.__setstate__: the state setters copy the cursor
     # into the C state unchecked; draws then read past it
+    from modelsec.pickle import numpy_random
+
     if (problem := numpy_random.state_problem(site.arg(0))) is not None:
         site.violation(problem)
     return None

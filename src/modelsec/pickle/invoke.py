@@ -15,7 +15,6 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from modelsec.pickle.array_values import from_buffer
 from modelsec.pickle.classfacts import class_facts
 from modelsec.pickle.contracts import GETATTR, contract_for, method_contract_for
 from modelsec.pickle.joblib_arrays import (
@@ -29,8 +28,8 @@ from modelsec.pickle.objects import Found, InstanceAttrs, Lookup, lookup, type_l
 from modelsec.pickle.observer import Observer
 from modelsec.pickle.opcodes import Blob, PickleError
 from modelsec.pickle.policy import Verdict, classify
-from modelsec.pickle.state_checks import STATE_CHECKS, effective_fields
 from modelsec.pickle.state_checks import Check as StateCheck
+from modelsec.pickle.state_checks import check_for, effective_fields
 from modelsec.pickle.tzpaths import TZ_FILE_PREFIX, may_name_a_tz_file
 from modelsec.pickle.values import (
     Call,
@@ -42,6 +41,7 @@ from modelsec.pickle.values import (
     Unresolved,
     Value,
     describe,
+    from_buffer,
     sequence_items,
 )
 
@@ -324,7 +324,7 @@ class Invoker:
                 self._merge_parts(instance, state)
         if cls.path == "numpy.dtype" and (problem := dtype_state_problem(instance)) is not None:
             self.observer.violated(cls, offset, f"{how} gives numpy a {problem}")
-        if (check := STATE_CHECKS.get(cls.path)) is not None:
+        if (check := check_for(cls.path)) is not None:
             self._check_state(instance, *check, offset, how)
         if cls.path in JOBLIB_WRAPPERS:  # joblib.load: array_wrapper.read(unpickler)
             self.call_method(instance, "read", (), offset, f"{how} of a joblib array wrapper (joblib.load)")

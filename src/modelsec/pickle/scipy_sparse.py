@@ -36,13 +36,6 @@ if TYPE_CHECKING:
     from modelsec.pickle.observer import Observer
 
 _INDEX_TYPES = {"<i4": "<i4", "<i8": "<i8"}  # scipy's index dtypes (int32, int64)
-# The format of each class (scipy.sparse._csr.csr_matrix, ..._array, and the public names).
-FORMATS = {
-    f"scipy.sparse{module}.{fmt}_{kind}": fmt
-    for fmt in ("csr", "csc", "bsr", "coo", "dia")
-    for kind in ("matrix", "array")
-    for module in (f"._{fmt}", "")
-}
 
 
 def sparse_problem(fmt: str, fields: dict[str, Value], observer: Observer) -> str | None:
@@ -132,9 +125,9 @@ def _count(value: Value) -> bool:
 def matrix_shape(value: Value) -> tuple[int, ...] | None:
     """The shape of a sparse matrix the stream built (its ``_shape``, as the merged states
     leave it), or of an array (:func:`array_shape`); None for anything else."""
-    from modelsec.pickle.state_checks import effective_fields
+    from modelsec.pickle.state_checks import SPARSE_CLASSES, effective_fields
 
-    if isinstance(value, Call) and value.cls is not None and value.cls.path in FORMATS:
+    if isinstance(value, Call) and value.cls is not None and value.cls.path in SPARSE_CLASSES:
         attrs = value.attrs
         fields = effective_fields(attrs.merged) if attrs is not None and not attrs.unknown else None
         shape = sequence_items(fields.get("_shape")) if fields is not None else None

@@ -22,15 +22,6 @@ from modelsec.pickle.values import Value
 if TYPE_CHECKING:
     from modelsec.pickle.observer import Observer
 
-# class -> whether it classifies (libsvm then reads _n_support: one count per class)
-SVMS = {
-    "sklearn.svm._classes.SVC": True,
-    "sklearn.svm._classes.NuSVC": True,
-    "sklearn.svm._classes.SVR": False,
-    "sklearn.svm._classes.NuSVR": False,
-    "sklearn.svm._classes.OneClassSVM": False,
-}
-
 
 def svm_problem(classifier: bool, fields: dict[str, Value], observer: Observer) -> str | None:
     """Why libsvm may read these fitted arrays past their end, or None (not fitted: no

@@ -199,10 +199,6 @@ def _metric_problem(metric: Value, features: int, observer: Observer) -> str | N
 # be told apart by model).
 
 HGB_FEATURES = "HistGradientBoosting input feature"
-HGB_ESTIMATORS = frozenset(
-    f"sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoosting{kind}"
-    for kind in ("Classifier", "Regressor")
-)
 
 
 def hist_gradient_boosting_problem(fields: dict[str, Value], observer: Observer) -> str | None:

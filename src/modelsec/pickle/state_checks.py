@@ -10,78 +10,125 @@ One registration per class: its path, what it is (for the message) and the check
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from modelsec.pickle import scipy_sparse, sklearn_svm, sklearn_trees
-from modelsec.pickle import sklearn_state as sk
 from modelsec.pickle.values import Container, Value
 
 if TYPE_CHECKING:
     from modelsec.pickle.observer import Observer
 
 Check = Callable[[dict[str, Value], "Observer"], "str | None"]
+# A check named, not imported: (what the instance is, "module:function", leading arguments).
+# The modules (and NumPy behind them) load when a stream first builds such a class, not
+# with every worker.
+Entry = tuple[str, str, tuple[object, ...]]
 
 _KINDS = ("Classifier", "Regressor")
+_SPARSE = {
+    f"scipy.sparse{module}.{fmt}_{kind}": fmt
+    for fmt in ("csr", "csc", "bsr", "coo", "dia")
+    for kind in ("matrix", "array")
+    for module in (f"._{fmt}", "")
+}
+_SVMS = {  # class -> whether it classifies (libsvm then reads _n_support)
+    "sklearn.svm._classes.SVC": True,
+    "sklearn.svm._classes.NuSVC": True,
+    "sklearn.svm._classes.SVR": False,
+    "sklearn.svm._classes.NuSVR": False,
+    "sklearn.svm._classes.OneClassSVM": False,
+}
+_NEIGHBOURS = (
+    ("_classification", "KNeighborsClassifier"),
+    ("_classification", "RadiusNeighborsClassifier"),
+    ("_regression", "KNeighborsRegressor"),
+    ("_regression", "RadiusNeighborsRegressor"),
+    ("_unsupervised", "NearestNeighbors"),
+    ("_graph", "KNeighborsTransformer"),
+    ("_graph", "RadiusNeighborsTransformer"),
+)
+_SK = "modelsec.pickle.sklearn_state"
 
-STATE_CHECKS: dict[str, tuple[str, Check]] = {
+REGISTRY: dict[str, Entry] = {
     **{
-        path: (f"a {fmt} matrix", functools.partial(scipy_sparse.sparse_problem, fmt))
-        for path, fmt in scipy_sparse.FORMATS.items()
+        path: (f"a {fmt} matrix", "modelsec.pickle.scipy_sparse:sparse_problem", (fmt,))
+        for path, fmt in _SPARSE.items()
     },
     **{
-        path: ("an SVM", functools.partial(sklearn_svm.svm_problem, classifier))
-        for path, classifier in sklearn_svm.SVMS.items()
+        path: ("an SVM", "modelsec.pickle.sklearn_svm:svm_problem", (classifier,))
+        for path, classifier in _SVMS.items()
     },
     **{
-        path: ("a boosting estimator", sklearn_trees.hist_gradient_boosting_problem)
-        for path in sklearn_trees.HGB_ESTIMATORS
+        f"sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoosting{kind}": (
+            "a boosting estimator",
+            "modelsec.pickle.sklearn_trees:hist_gradient_boosting_problem",
+            (),
+        )
+        for kind in _KINDS
     },
     # fitted scikit-learn estimators (modelsec.pickle.sklearn_state)
     **{
-        f"sklearn.ensemble._gb.GradientBoosting{kind}": ("a boosting estimator", sk.gradient_boosting_problem)
+        f"sklearn.ensemble._gb.GradientBoosting{kind}": (
+            "a boosting estimator",
+            f"{_SK}:gradient_boosting_problem",
+            (),
+        )
         for kind in _KINDS
     },
     **{
-        f"sklearn.ensemble._forest.{name}{kind}": ("a forest", sk.tree_ensemble_problem)
+        f"sklearn.ensemble._forest.{name}{kind}": ("a forest", f"{_SK}:tree_ensemble_problem", ())
         for name in ("RandomForest", "ExtraTrees")
         for kind in _KINDS
     },
-    "sklearn.ensemble._iforest.IsolationForest": ("a forest", sk.tree_ensemble_problem),
+    "sklearn.ensemble._iforest.IsolationForest": ("a forest", f"{_SK}:tree_ensemble_problem", ()),
     **{
-        f"sklearn.tree._classes.{name}{kind}": ("a decision tree", sk.decision_tree_problem)
+        f"sklearn.tree._classes.{name}{kind}": ("a decision tree", f"{_SK}:decision_tree_problem", ())
         for name in ("DecisionTree", "ExtraTree")
         for kind in _KINDS
     },
-    "sklearn.feature_extraction._hash.FeatureHasher": ("a feature hasher", sk.feature_hasher_problem),
-    "sklearn.feature_extraction.text.HashingVectorizer": ("a feature hasher", sk.feature_hasher_problem),
+    "sklearn.feature_extraction._hash.FeatureHasher": (
+        "a feature hasher",
+        f"{_SK}:feature_hasher_problem",
+        (),
+    ),
+    "sklearn.feature_extraction.text.HashingVectorizer": (
+        "a feature hasher",
+        f"{_SK}:feature_hasher_problem",
+        (),
+    ),
     **{
-        f"sklearn.cluster._kmeans.{name}": ("a k-means model", sk.kmeans_problem)
-        for name in ("KMeans", "MiniBatchKMeans")
+        f"sklearn.cluster.{path}": ("a k-means model", f"{_SK}:kmeans_problem", ())
+        for path in ("_kmeans.KMeans", "_kmeans.MiniBatchKMeans", "_bisect_k_means.BisectingKMeans")
     },
-    "sklearn.cluster._bisect_k_means.BisectingKMeans": ("a k-means model", sk.kmeans_problem),
     **{
         f"sklearn.neighbors.{module}.{name}": (
             "a neighbours model",
-            functools.partial(sk.neighbors_problem, name.endswith("Classifier")),
+            f"{_SK}:neighbors_problem",
+            (name.endswith("Classifier"),),
         )
-        for module, name in (
-            ("_classification", "KNeighborsClassifier"),
-            ("_classification", "RadiusNeighborsClassifier"),
-            ("_regression", "KNeighborsRegressor"),
-            ("_regression", "RadiusNeighborsRegressor"),
-            ("_unsupervised", "NearestNeighbors"),
-            ("_graph", "KNeighborsTransformer"),
-            ("_graph", "RadiusNeighborsTransformer"),
-        )
+        for module, name in _NEIGHBOURS
     },
-    "sklearn.preprocessing._encoders.OneHotEncoder": ("a one-hot encoder", sk.one_hot_problem),
+    "sklearn.preprocessing._encoders.OneHotEncoder": ("a one-hot encoder", f"{_SK}:one_hot_problem", ()),
     **{
-        f"sklearn.feature_extraction.{path}": ("a vectorizer", sk.vocabulary_problem)
+        f"sklearn.feature_extraction.{path}": ("a vectorizer", f"{_SK}:vocabulary_problem", ())
         for path in ("text.CountVectorizer", "text.TfidfVectorizer", "_dict_vectorizer.DictVectorizer")
     },
-    "scipy.interpolate._bsplines.BSpline": ("a B-spline", sk.bspline_problem),
+    "scipy.interpolate._bsplines.BSpline": ("a B-spline", f"{_SK}:bspline_problem", ()),
 }
+SPARSE_CLASSES = frozenset(_SPARSE)
+
+
+@functools.cache
+def check_for(path: str) -> tuple[str, Check] | None:
+    """What an instance of ``path`` is and the check its state must pass, or None."""
+    entry = REGISTRY.get(path)
+    if entry is None:
+        return None
+    what, target, leading = entry
+    module, _, name = target.partition(":")
+    function = getattr(importlib.import_module(module), name)
+    return what, (functools.partial(function, *leading) if leading else function)
 
 
 def effective_fields(merged: list[Container]) -> dict[str, Value] | None:

@@ -255,3 +255,13 @@ def describe(value: Value) -> str:
     if isinstance(value, tuple):
         return "tuple"
     return type(value).__name__
+
+
+# The _frombuffer contract makes its array with the ndarray class as callee and itself as
+# the way the array was made (contracts.Site.instance): protocol 5's arrays.
+FROMBUFFER = frozenset({"numpy._core.numeric._frombuffer", "numpy.core.numeric._frombuffer"})
+
+
+def from_buffer(array: Call) -> bool:
+    """An array made by protocol 5's ``_frombuffer``: its contents came with the call."""
+    return isinstance(array.callee, Global) and array.callee.how in FROMBUFFER
