@@ -50,7 +50,11 @@ def sklearn_objects() -> Iterator[Factory]:
     import numpy as np
     from sklearn.cluster import KMeans
     from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.ensemble import (
+        GradientBoostingClassifier,
+        HistGradientBoostingClassifier,
+        RandomForestClassifier,
+    )
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.feature_selection import SelectKBest, mutual_info_classif
     from sklearn.linear_model import LogisticRegression, SGDClassifier
@@ -88,6 +92,10 @@ def sklearn_objects() -> Iterator[Factory]:
         "TfidfVectorizer": lambda: TfidfVectorizer().fit(["apple banana", "banana cherry"]),
         "RandomForest": lambda: RandomForestClassifier(n_estimators=3, random_state=0).fit(features, classes),
         "HistGradientBoosting": lambda: HistGradientBoostingClassifier(max_iter=3).fit(features, classes),
+        # more than two classes: the multinomial loss (CyHalfMultinomialLoss), pickled by Cython
+        "GradientBoosting(3 classes)": lambda: GradientBoostingClassifier(n_estimators=2).fit(
+            features, np.arange(len(features)) % 3
+        ),
         "KMeans": lambda: KMeans(3, n_init=2, random_state=0).fit(features),
         "SVC(probability)": lambda: SVC(probability=True, random_state=0).fit(features, classes),
         "SGDClassifier(log_loss)": lambda: SGDClassifier(loss="log_loss").fit(features, classes),

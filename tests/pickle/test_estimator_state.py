@@ -60,8 +60,9 @@ def _models() -> dict[str, Callable[[], Any]]:
         "decision tree": lambda: DecisionTreeClassifier(max_depth=3).fit(X, Y),
         "forest": lambda: RandomForestRegressor(n_estimators=3, max_depth=3).fit(X, X[:, 1]),
         "isolation forest (feature subsets)": lambda: IsolationForest(n_estimators=3, max_features=2).fit(X),
-        # (multiclass boosting pickles CyHalfMultinomialLoss, which the allowlist lacks)
         "boosting classifier": lambda: GradientBoostingClassifier(n_estimators=2, max_depth=2).fit(X, Y),
+        # three classes: the multinomial loss, Cython-pickled (allowlisted in session 21)
+        "boosting, 3 classes": lambda: GradientBoostingClassifier(n_estimators=2, max_depth=2).fit(X, three),
         "boosting regressor": lambda: GradientBoostingRegressor(n_estimators=2, max_depth=2).fit(X, X[:, 2]),
         "feature hasher": lambda: FeatureHasher(n_features=64),
         "hashing vectorizer": lambda: HashingVectorizer(n_features=128),
@@ -137,6 +138,10 @@ FORGERIES: dict[str, tuple[str, Callable[[Any], None]]] = {
     "boosting stages wider than its outputs": (
         "boosting regressor",
         _set("estimators_", lambda m: np.concatenate([m.estimators_, m.estimators_], axis=1)),
+    ),
+    "multiclass boosting stages wider than its classes": (
+        "boosting, 3 classes",
+        _set("estimators_", lambda m: np.concatenate([m.estimators_, m.estimators_[:, :1]], axis=1)),
     ),
     "hasher with no features (divide by zero)": ("feature hasher", _set("n_features", lambda m: 0)),
     "hashing vectorizer with no features": ("hashing vectorizer", _set("n_features", lambda m: 0)),
