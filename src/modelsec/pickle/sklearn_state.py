@@ -32,7 +32,9 @@ def _count(value: Value) -> bool:
 
 
 def _width(fields: dict[str, Value]) -> int | str:
-    width = fields.get("n_features_in_")
+    """How wide the estimator's input is: ``n_features_in_`` (``n_features_`` in
+    scikit-learn before 1.0)."""
+    width = fields.get("n_features_in_", fields.get("n_features_"))
     if isinstance(width, int) and not isinstance(width, bool) and width >= 0:
         return width
     return "its n_features_in_ is not a literal count"
