@@ -165,6 +165,13 @@ FORGERIES: dict[str, tuple[str, Callable[[Any], None]]] = {
         "one-hot, drop first",
         _set("_drop_idx_after_grouping", lambda m: np.array([-5, 0], dtype=object)),
     ),
+    "one-hot infrequent mapping past the groups": (
+        "one-hot, infrequent",
+        _set(
+            "_default_to_infrequent_mappings",
+            lambda m: [None if x is None else x * 10**6 for x in m._default_to_infrequent_mappings],
+        ),
+    ),
     "bins encoder counts": ("bins", lambda m: setattr(m._encoder, "_n_features_outs", [1, 1, 1, 1])),
     "spline coefficients too few": ("spline", _set("_c", lambda m: m.c[:2].copy())),
     "spline degree huge": ("spline", _set("k", lambda m: 10**6)),

@@ -164,7 +164,8 @@ def one_hot_problem(fields: dict[str, Value], observer: Observer) -> str | None:
     categories = _listed(fields["categories_"])
     outs = _listed(fields.get("_n_features_outs"))
     if categories is None or outs is None or len(outs) != len(categories):
-        return "its categories_ and _n_features_outs are not lists of one entry per feature"
+        # (also more than 64 features: the machine keeps 64 items of a list; fail closed)
+        return "its categories_ and _n_features_outs are not lists of one entry per feature it can read"
     groups = []
     infrequent = _listed(fields.get("_infrequent_indices")) if fields.get("_infrequent_enabled") else None
     if fields.get("_infrequent_enabled") and (infrequent is None or len(infrequent) != len(categories)):
@@ -181,6 +182,15 @@ def one_hot_problem(fields: dict[str, Value], observer: Observer) -> str | None:
         if grouped is None or len(grouped) != 1 or not 1 <= grouped[0] <= shape[0]:
             return f"its _infrequent_indices[{index}] are not among its categories"
         groups.append(shape[0] - grouped[0] + 1)
+    if infrequent is not None:
+        # transform remaps each code with np.take(mapping, code): the mapping's values are
+        # the codes that reach the matrix
+        mappings = _listed(fields.get("_default_to_infrequent_mappings"))
+        if mappings is None or len(mappings) != len(groups):
+            return "its _default_to_infrequent_mappings are not one entry per feature"
+        for index, mapping in enumerate(mappings):
+            if mapping is not None and (problem := _codes_problem(mapping, groups[index], observer)):
+                return f"its _default_to_infrequent_mappings[{index}] {problem}"
     drops: list[Value] = [None] * len(groups)
     if fields.get("_drop_idx_after_grouping") is not None:
         found = object_items(fields["_drop_idx_after_grouping"], observer)
@@ -207,6 +217,18 @@ def vocabulary_problem(fields: dict[str, Value], observer: Observer) -> str | No
     low, high, count = found
     if low < 0 or high >= count:
         return f"its vocabulary_ maps terms to columns {low}..{high} of {count}"
+    return None
+
+
+def _codes_problem(value: Value, count: int, observer: Observer) -> str | None:
+    import numpy as np
+
+    found = read_array(value, observer)
+    if isinstance(found, str) or not isinstance(found.layout, str) or found.layout not in ("<i8", "<i4"):
+        return "is not an integer array that can be read"
+    codes = np.frombuffer(found.data, dtype=found.layout)
+    if codes.size and (int(codes.min()) < 0 or int(codes.max()) >= count):
+        return f"maps to codes outside 0..{count - 1}"
     return None
 
 
