@@ -179,3 +179,11 @@ def test_llama_cpp_image_entrypoint_reads_model_endpoint() -> None:
         }
     )
     assert endpoints(extraction("Pod", obj)) == [("hf://org/m", "https://evil.example", "MODEL_ENDPOINT")]
+
+
+@pytest.mark.parametrize("model", ["meta-llama/x", "s3://models/llama", "/models/x"])
+def test_vllm_model_redirect_table_is_unresolved(model: str) -> None:
+    # vLLM maps model names to other paths through this file before downloading anything
+    result = found(["vllm", "serve", model], {"VLLM_MODEL_REDIRECT_PATH": "/etc/redirects.json"})
+    assert result.references == ()
+    assert "VLLM_MODEL_REDIRECT_PATH" in result.unresolved[0].why

@@ -6,8 +6,10 @@ client built on ``huggingface_hub``, and llama.cpp), ``MODEL_ENDPOINT`` (llama.c
 ``HF_ENDPOINT``) and ``VLLM_USE_MODELSCOPE`` (vLLM downloads from ModelScope instead) decide
 where ``org/name`` comes from; ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL`` (boto3, the AWS
 SDKs) and ``RUNAI_STREAMER_S3_ENDPOINT`` (vLLM's streamer) decide which server
-``s3://bucket/key`` is read from. A Pod that sets one of them could load a model from a
-server it controls while the webhook judges the scan of the real one.
+``s3://bucket/key`` is read from (vLLM's tensorizer also reads ``S3_ENDPOINT_URL``), and
+vLLM's ``VLLM_MODEL_REDIRECT_PATH`` names a file that maps model names to other paths. A Pod
+that sets one of them could load a model from a server (or a path) it controls while the
+webhook judges the scan of the real one.
 
 So a reference read from a program's command line carries its :class:`Downloader`, and
 :func:`endpoint` says where the download goes:
@@ -35,12 +37,15 @@ HUB_ENDPOINT = ("HF_ENDPOINT",)
 S3_ENDPOINT = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 ENDPOINT_VARIABLES: dict[tuple[str, str], tuple[str, ...]] = {
     ("vllm", "hf"): HUB_ENDPOINT,
-    ("vllm", "s3"): (*S3_ENDPOINT, "RUNAI_STREAMER_S3_ENDPOINT"),
+    ("vllm", "s3"): (*S3_ENDPOINT, "RUNAI_STREAMER_S3_ENDPOINT", "S3_ENDPOINT_URL"),
     ("tgi", "hf"): HUB_ENDPOINT,
     ("llama.cpp", "hf"): ("MODEL_ENDPOINT", *HUB_ENDPOINT),
     ("triton", "s3"): S3_ENDPOINT,
 }
 MODELSCOPE = "VLLM_USE_MODELSCOPE"  # vLLM: "true" (any case) downloads from ModelScope
+# vLLM: a JSON (or whitespace) table in this file maps model names to other paths
+# (maybe_model_redirect), read before anything is downloaded
+MODEL_REDIRECT_FILE = "VLLM_MODEL_REDIRECT_PATH"
 HUB_HOSTS = frozenset({"huggingface.co", "hf.co"})
 
 
@@ -89,6 +94,12 @@ def redirect(
     (None: the program's default) when its environment says otherwise; None when it does
     not. ``mark`` is the text that flags a value the request does not show."""
     env = downloader.env
+    if downloader.program == "vllm" and (table := env.get(MODEL_REDIRECT_FILE)):
+        return Redirected(
+            f"{MODEL_REDIRECT_FILE} names a file that may map the model to another path, and modelsec "
+            "does not read files in the image or on volumes",
+            table if mark in table else "",
+        )
     if downloader.program == "vllm" and scheme == "hf":
         switch = env.get(MODELSCOPE)
         if switch is not None and mark in switch:
