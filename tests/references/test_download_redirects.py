@@ -187,3 +187,15 @@ def test_vllm_model_redirect_table_is_unresolved(model: str) -> None:
     result = found(["vllm", "serve", model], {"VLLM_MODEL_REDIRECT_PATH": "/etc/redirects.json"})
     assert result.references == ()
     assert "VLLM_MODEL_REDIRECT_PATH" in result.unresolved[0].why
+
+
+def test_tgi_weights_cache_override_is_unresolved() -> None:
+    # TGI hands its shards that directory instead of the model it names
+    launcher = ["text-generation-launcher", "--model-id", "meta-llama/x"]
+    by_env = found(launcher, {"WEIGHTS_CACHE_OVERRIDE": "/data/weights"})
+    by_option = found([*launcher, "--weights-cache-override", "/data/weights"])
+    for result in (by_env, by_option):
+        assert result.references == ()
+        assert "TGI loads the weights from" in " ".join(u.why for u in result.unresolved) or (
+            "WEIGHTS_CACHE_OVERRIDE" in result.unresolved[0].why
+        )

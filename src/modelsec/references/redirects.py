@@ -46,6 +46,7 @@ MODELSCOPE = "VLLM_USE_MODELSCOPE"  # vLLM: "true" (any case) downloads from Mod
 # vLLM: a JSON (or whitespace) table in this file maps model names to other paths
 # (maybe_model_redirect), read before anything is downloaded
 MODEL_REDIRECT_FILE = "VLLM_MODEL_REDIRECT_PATH"
+WEIGHTS_OVERRIDE = "WEIGHTS_CACHE_OVERRIDE"  # TGI (also --weights-cache-override): weights from a directory
 HUB_HOSTS = frozenset({"huggingface.co", "hf.co"})
 
 
@@ -99,6 +100,12 @@ def redirect(
             f"{MODEL_REDIRECT_FILE} names a file that may map the model to another path, and modelsec "
             "does not read files in the image or on volumes",
             table if mark in table else "",
+        )
+    if downloader.program == "tgi" and (directory := env.get(WEIGHTS_OVERRIDE)):
+        return Redirected(
+            f"{WEIGHTS_OVERRIDE} makes TGI load the weights from a directory instead of the model "
+            "it names, and modelsec does not read files in the image or on volumes",
+            directory if mark in directory else "",
         )
     if downloader.program == "vllm" and scheme == "hf":
         switch = env.get(MODELSCOPE)

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 from modelsec.references.argv import describe, first, image_matches
 from modelsec.references.container import Container, Env
-from modelsec.references.model import Found, Workload
+from modelsec.references.model import Found, Unresolved, Workload
 from modelsec.references.pins import Unpinnable
 from modelsec.references.redirects import Downloader
 
@@ -47,7 +47,7 @@ def _adapters(value: str) -> Iterator[str]:
 class TgiExtractor:
     name = "tgi"
 
-    def extract(self, workload: Workload) -> Iterator[Found]:
+    def extract(self, workload: Workload) -> Iterator[Found | Unresolved]:
         for container in workload.containers:
             for args, env in _launches(container):
                 # A value the request does not show (ConfigMap, Secret) comes back as a
@@ -58,6 +58,14 @@ class TgiExtractor:
                 # reads it when the option is absent).
                 site = container.option_site("--revision", ENV_REVISION)
                 downloader = Downloader("tgi", env)
+                if override := first(args, "--weights-cache-override"):
+                    # the launcher hands the shards this directory instead of downloading
+                    yield Unresolved(
+                        describe(container, "--weights-cache-override"),
+                        f"TGI loads the weights from {override[:200]!r} instead of the model it names, "
+                        "and modelsec does not read files in the image or on volumes",
+                    )
+                    continue
                 if model:
                     yield Found(
                         model, describe(container, "--model-id"), revision, site=site, downloader=downloader
