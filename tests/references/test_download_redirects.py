@@ -196,6 +196,4 @@ def test_tgi_weights_cache_override_is_unresolved() -> None:
     by_option = found([*launcher, "--weights-cache-override", "/data/weights"])
     for result in (by_env, by_option):
         assert result.references == ()
-        assert "TGI loads the weights from" in " ".join(u.why for u in result.unresolved) or (
-            "WEIGHTS_CACHE_OVERRIDE" in result.unresolved[0].why
-        )
+        assert "TGI load" in result.unresolved[0].why
