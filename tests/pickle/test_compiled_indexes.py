@@ -487,12 +487,7 @@ def _forged_predictor(field: str, value: int, writer: str = "pickle-4") -> bytes
 def test_forged_predictor_nodes_are_violations(field: str, value: int, writer: str) -> None:
     # is_categorical on a predictor without bitsets: raw_left_cat_bitsets[bitset_idx] past the
     # table; feature 4 of an input of 4 features: read past each row (judged at the end)
-    found = [
-        f
-        for f in with_code(scan(_forged_predictor(field, value, writer)), "MS-PKL-107")
-        if "TreePredictor" in f.message
-    ]
-    assert len(found) == 1
+    assert len(predictor_findings(_forged_predictor(field, value, writer))) == 1
 
 
 # -- scikit-learn SVMs: the array sizes libsvm reads --------------------------------------
@@ -598,7 +593,12 @@ def test_the_widest_predictor_feature_within_the_input_passes() -> None:
 
 
 def predictor_findings(data: bytes) -> list[Finding]:
-    return [f for f in with_code(scan(data), "MS-PKL-107") if "TreePredictor" in f.message]
+    # (a feature past the input is the estimator's finding: it knows the input's width)
+    return [
+        f
+        for f in with_code(scan(data), "MS-PKL-107")
+        if "TreePredictor" in f.message or "a predictor splits on feature" in f.message
+    ]
 
 
 def test_an_array_handed_to_many_trees_is_examined_within_a_bound() -> None:
@@ -624,3 +624,23 @@ def test_an_array_handed_to_many_trees_is_examined_within_a_bound() -> None:
     finally:
         scanner.READ_BACK_FLOOR = floor
     assert found, "past the bound the contract fails closed"
+
+
+@pytest.mark.parametrize("case", ["no classes", "values narrower than the classes", "values for fewer nodes"])
+def test_tree_values_smaller_than_prediction_reads_are_a_violation(case: str) -> None:
+    # predict reads value[leaf] as n_outputs x max(n_classes) doubles (red-team review:
+    # Tree(2, [0], 1) with values of shape (N, 1, 0) segfaulted in a boosting stage)
+    tree = MODELS["tree"].tree_
+    state = dict(tree.__getstate__())
+    classes = tree.n_classes.copy()
+    values = state["values"]
+    if case == "no classes":
+        classes[:] = 0
+        values = np.zeros((values.shape[0], 1, 0))
+    elif case == "values narrower than the classes":
+        values = np.ascontiguousarray(values[:, :, :1])
+    else:
+        values = np.ascontiguousarray(values[:-1])
+    state["values"] = values
+    data = pickle.dumps(_Reduce(type(tree), (tree.n_features, classes, tree.n_outputs), state), protocol=4)
+    assert contract_findings(data)

@@ -172,6 +172,13 @@ FORGERIES: dict[str, tuple[str, Callable[[Any], None]]] = {
             lambda m: [None if x is None else x * 10**6 for x in m._default_to_infrequent_mappings],
         ),
     ),
+    "one-hot infrequent index past the categories, mapping dropped": (
+        "one-hot, infrequent",
+        lambda m: (
+            setattr(m, "_infrequent_indices", [np.array([5 * 10**7]) for _ in m._infrequent_indices]),
+            setattr(m, "_default_to_infrequent_mappings", [None for _ in m._default_to_infrequent_mappings]),
+        ),
+    ),
     "bins encoder counts": ("bins", lambda m: setattr(m._encoder, "_n_features_outs", [1, 1, 1, 1])),
     "spline coefficients too few": ("spline", _set("_c", lambda m: m.c[:2].copy())),
     "spline degree huge": ("spline", _set("k", lambda m: 10**6)),
@@ -243,3 +250,73 @@ def test_a_vocabulary_grown_after_its_check_is_a_violation() -> None:
     grown = body + b"0h" + put[1:] + b"X\x04\x00\x00\x00evil" + b"J\x00\xe1\xf5\x05" + b"s0."
     found = [f for f in with_code(scan(grown), "MS-PKL-107") if "after its state was checked" in f.message]
     assert found
+
+
+# -- ensembles: each member against its own model, however many members -------------------
+
+
+def _wide_stage(model: Any) -> None:
+    # one boosting stage (not the first) built for more features than the model's input
+    from sklearn.tree import DecisionTreeRegressor
+
+    wide_X = np.hstack([X, X, X])
+    model.estimators_[1, 0] = DecisionTreeRegressor(max_depth=2).fit(wide_X, wide_X[:, 11])
+
+
+def test_a_boosting_stage_wider_than_its_model_is_a_violation() -> None:
+    model = _forge("boosting regressor", _wide_stage)
+    found = state_findings(pickle.dumps(model, protocol=4))
+    assert any("a member reads 12 features, and the model's input has 4" in f.message for f in found)
+
+
+def test_a_forest_of_many_trees_judges_every_member() -> None:
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.tree import DecisionTreeRegressor
+
+    forest = RandomForestRegressor(n_estimators=80, max_depth=2).fit(X, X[:, 0])
+    assert not state_findings(pickle.dumps(forest, protocol=4))
+    wide_X = np.hstack([X, X])
+    forest.estimators_[75] = DecisionTreeRegressor(max_depth=2).fit(wide_X, wide_X[:, 7])  # past the 64 kept
+    assert state_findings(pickle.dumps(forest, protocol=4))
+
+
+def test_models_of_different_widths_in_one_file_pass() -> None:
+    from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestClassifier, StackingClassifier
+    from sklearn.feature_selection import SelectKBest
+    from sklearn.pipeline import make_pipeline
+    from sklearn.tree import DecisionTreeClassifier
+
+    wide = np.hstack([X, X])
+    models = {
+        "narrow forest": RandomForestClassifier(n_estimators=3).fit(X[:, :2], Y),
+        "wide tree": DecisionTreeClassifier().fit(wide, Y),
+        "pipeline": make_pipeline(SelectKBest(k=2), RandomForestClassifier(n_estimators=3)).fit(wide, Y),
+        "stacking": StackingClassifier(
+            [("f", RandomForestClassifier(n_estimators=3))],
+            final_estimator=DecisionTreeClassifier(),
+            passthrough=True,
+        ).fit(X, Y),
+        "boosted narrow": HistGradientBoostingRegressor(max_iter=3).fit(X[:, :2], X[:, 0]),
+        "boosted wide": HistGradientBoostingRegressor(max_iter=3).fit(
+            wide, wide[:, 7]
+        ),  # splits on feature 7
+    }
+    for writer in WRITERS.values():
+        result = scan(writer(models))
+        assert {f.threat for f in result.findings} <= {"MS-POL-001"}, result.findings
+
+
+def test_a_vocabulary_with_repeated_keys_is_judged_by_its_distinct_terms() -> None:
+    # A stream can repeat a key: the loaded dict then has fewer terms than pairs written,
+    # and a column below the pair count can be past the vocabulary (red-team review).
+    model = _vectorizers()["counts"]()
+    count = len(model.vocabulary_)
+    model.vocabulary_ = {**model.vocabulary_, "MARKR": count}
+    body = pickle.dumps(model, protocol=2)
+    key = b"X\x05\x00\x00\x00MARKR"  # BINUNICODE, then its LONG_BINPUT, then BININT2 count
+    start = body.index(key)
+    end = body.index(b"M" + count.to_bytes(2, "little"), start) + 3
+    repeated = b"".join(key + b"J" + (count + 1 + n).to_bytes(4, "little") for n in range(1000))
+    forged = body[:start] + repeated + body[end:]  # 1,000 pairs, one term: columns past the vocabulary
+    assert [f for f in state_findings(forged) if "vocabulary_" in f.message]
+    assert not state_findings(body)

@@ -197,3 +197,20 @@ def test_tgi_weights_cache_override_is_unresolved() -> None:
     for result in (by_env, by_option):
         assert result.references == ()
         assert "TGI load" in result.unresolved[0].why
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "https://evil.example\\@huggingface.co",  # urlsplit: the Hub; requests: evil.example
+        "https://evil.example@huggingface.co",
+        "http://huggingface.co",
+        "https://huggingface.co:8080",
+        "https://huggingface.co/mirror",
+        "https://huggingface.co?x=1",
+        "https://huggingface.co%2Eevil.example",
+    ],
+)
+def test_only_a_plain_hub_url_is_the_hub(value: str) -> None:
+    result = found(["vllm", "serve", "meta-llama/x"], {"HF_ENDPOINT": value})
+    assert [r.redirected_by for r in result.references] == ["HF_ENDPOINT"] or result.unresolved

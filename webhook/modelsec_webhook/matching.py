@@ -14,7 +14,7 @@ from typing import Any
 from modelsec.k8s.source import HuggingFaceSource, ModelSourceSpec
 from modelsec.metadata import SourceType
 from modelsec.references import Reference
-from modelsec.references.redirects import HUB_HOSTS, endpoint_key
+from modelsec.references.redirects import endpoint_key, is_the_hub
 
 Selector = Callable[[Mapping[str, str]], bool]
 
@@ -135,7 +135,7 @@ def source_matcher(name: str, spec: ModelSourceSpec) -> SourceMatcher:
     # that endpoint), and then only a source of that endpoint does.
     hub = spec.hugging_face or HuggingFaceSource()  # the struct is optional: Hub defaults
     hub_endpoint = endpoint_key(hub.endpoint)
-    if hub_endpoint is not None and hub_endpoint.rpartition(":")[0] in HUB_HOSTS:
+    if hub.endpoint is None or is_the_hub(hub.endpoint):
         hub_endpoint = None  # the Hub itself: what a reference without an endpoint reads
 
     def hf(reference: Reference) -> bool:

@@ -661,9 +661,7 @@ def _tree_nodes(site: Site) -> Value:
 
 def _predictor_nodes(site: Site) -> Value:
     # TreePredictor: prediction follows the node children and bitset indexes unchecked
-    if (
-        problem := _trees().predictor_problem(site.arg(0), site.observer, site.callee, site.offset)
-    ) is not None:
+    if (problem := _trees().predictor_problem(site.receiver, site.arg(0), site.observer)) is not None:
         site.violation(problem)
     return None
 

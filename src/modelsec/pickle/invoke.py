@@ -346,6 +346,9 @@ class Invoker:
         for value in (fields or {}).values():
             if isinstance(value, Container):
                 value.watched_by = instance.cls  # what was checked must stay as it was
+        width = (fields or {}).get("n_features_in_", (fields or {}).get("n_features_"))
+        if problem is None and isinstance(width, int) and not isinstance(width, bool):
+            instance.width = width  # a model's containers remember their widest member
 
     def _default_state(
         self, instance: Call, facts: ClassFacts | None, state: Value, offset: int, how: str

@@ -39,9 +39,10 @@ from modelsec.pickle.values import (
     Value,
     describe,
     make_tuple,
-    note_dropped_values,
+    note_dropped_items,
     weigh,
     weigh_all,
+    widest_of,
 )
 
 KEEP_ITEMS = 64  # items a container keeps for analysis (contracts read no more)
@@ -194,11 +195,13 @@ class StackMachine:
         kept, dropped = self._keep(items)
         made = Container("tuple", kept, dropped, 1 + weigh_all(items))
         made.objects = dropped > 0 and _holds_objects(items)
+        made.widest = widest_of(items)
         return made
 
     def _container(self, kind: str, items: list[Value], offset: int, weight: int) -> Container:
         kept, dropped = self._keep(items)
         made = Container(kind, kept, dropped, min(weight, WEIGHT_CAP))
+        made.widest = widest_of(items)
         made.objects = dropped > 0 and _holds_objects(items)
         if made.weight > EXPANSION_FLOOR:
             self._check_expansion(made, offset)
@@ -392,7 +395,7 @@ class StackMachine:
         made = Container("dict", kept, dropped, min(1 + weigh_all(items), WEIGHT_CAP), opaque)
         made.objects = dropped > 0 and _holds_objects(items)
         if dropped:
-            note_dropped_values(made, items[1::2])
+            note_dropped_items(made, pairs)
         if made.weight > EXPANSION_FLOOR:
             self._check_expansion(made, offset)
         self.stack.append(made)
@@ -439,11 +442,12 @@ class StackMachine:
                 kept, dropped, opaque = self._keep_pairs(items, room)
                 target.opaque_keys = target.opaque_keys or opaque
                 if dropped:
-                    note_dropped_values(target, (value for _, value in items))
+                    note_dropped_items(target, items)
             else:
                 if wanted == "set":
                     self._check_hashable(items, offset, how)
                 added = weigh_all(items)
+                target.widest = widest_of(items, target.widest)
                 kept, _ = self._keep(items[: max(0, room)])
                 dropped = len(items) - len(kept)
             target.items.extend(kept)

@@ -55,18 +55,3 @@ class Observer:
     def joblib_array_bytes(self, wrapper: Call, limit: int) -> bytes | None:
         """The bytes a joblib array wrapper's data took in the file, at most ``limit``."""
         return None
-
-    def bound(
-        self,
-        name: str,
-        *,
-        used: int | None = None,
-        limit: int | None = None,
-        user: Global | None = None,
-        offset: int = 0,
-    ) -> None:
-        """Indexes some objects use against a size other objects declare, judged when the
-        stream ends (the objects may come in any order): the largest ``used`` of ``name``
-        must stay below its smallest ``limit``. A tree predictor's features against its
-        estimator's ``n_features_in_``, which the predictor does not know. ``user`` and
-        ``offset`` say who uses ``used`` (for the finding)."""

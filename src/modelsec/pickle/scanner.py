@@ -69,17 +69,6 @@ def _read_on(action: RawArray, reader: OpcodeReader, machine: StackMachine) -> N
     """pickle.load after a NumpyArrayWrapper's BUILD: nothing special, the next opcode."""
 
 
-@dataclass
-class _Bound:
-    """The largest index of one kind the stream's objects use (and where), and the
-    smallest size its models declare for it."""
-
-    used: int = -1
-    user: Global | None = None
-    offset: int = 0
-    limit: int | None = None
-
-
 class _Halt(Exception):
     """Stop the whole source: already reported as incomplete (fail closed)."""
 
@@ -215,7 +204,6 @@ class PickleScan(Observer):
         self._array_data: dict[int, tuple[Call, int, int]] = {}
         self._read_back = 0  # bytes contracts read back from the file (read_back)
         self._array_objects: dict[int, tuple[Call, Value]] = {}  # joblib object arrays: the array
-        self._bounds: dict[str, _Bound] = {}  # judged at the end (Observer.bound)
 
     # -- streams ---------------------------------------------------------------------------
 
@@ -326,7 +314,6 @@ class PickleScan(Observer):
         getattr never resolved, unknown globals that were referenced but never called."""
         while self._embedded:
             self._scan_embedded(*self._embedded.pop(next(iter(self._embedded))))
-        self._judge_bounds()
         for glob in self._pending_getattr.values():
             self._report_dangerous(glob)
         self._pending_getattr.clear()
@@ -460,32 +447,6 @@ class PickleScan(Observer):
             f"{how} calls {subject}, which is not proven safe ({why})",
             details={"opcode": how, "implicit": True},
         )
-
-    def bound(
-        self,
-        name: str,
-        *,
-        used: int | None = None,
-        limit: int | None = None,
-        user: Global | None = None,
-        offset: int = 0,
-    ) -> None:
-        found = self._bounds.setdefault(name, _Bound())
-        if used is not None and used > found.used:
-            found.used, found.user, found.offset = used, user, offset
-        if limit is not None:
-            found.limit = limit if found.limit is None else min(found.limit, limit)
-
-    def _judge_bounds(self) -> None:
-        for name, found in self._bounds.items():
-            if found.user is not None and found.limit is not None and found.used >= found.limit:
-                self.violated(
-                    found.user,
-                    found.offset,
-                    f"it reads {name} {found.used}, and its model declares {found.limit} "
-                    "(compiled code indexes the input with it, bounds checks off)",
-                )
-        self._bounds.clear()
 
     def violated(self, callee: Global, offset: int, what: str) -> None:
         self._report(

@@ -18,13 +18,12 @@ from typing import TYPE_CHECKING
 
 from modelsec.pickle.array_values import array_shape, object_items, read_array
 from modelsec.pickle.scipy_sparse import matrix_shape
-from modelsec.pickle.values import Call, Container, Value, dict_value_range, sequence_items
+from modelsec.pickle.values import Call, Container, Value, dict_value_range, sequence_items, widest_of
 
 if TYPE_CHECKING:
     from modelsec.pickle.observer import Observer
 
 MAX_HASHED_FEATURES = 2**31 - 1  # FeatureHasher's own parameter bound
-TREE_MEMBER_WIDTH = "tree ensemble member input width"
 
 
 def _count(value: Value) -> bool:
@@ -59,16 +58,30 @@ def tree_ensemble_problem(fields: dict[str, Value], observer: Observer) -> str |
 
 
 def _tree_ensemble_problem(fields: dict[str, Value], observer: Observer) -> str | None:
+    # predict() validates the input against the ensemble's width and hands it to every
+    # member unchecked: no member may be wider. Members are counted as the stream appends
+    # them (Container.widest), so a list longer than the machine keeps is still judged.
     width = _width(fields)
     if isinstance(width, str):
         return width
-    # Members are checked against their own trees (decision_tree_problem); each member's
-    # width must not pass the ensemble's, which predict() validates the input against. A
-    # forest's member list is longer than the machine keeps, so the widest member of the
-    # stream meets the narrowest ensemble when the stream ends (a file holding ensembles
-    # of different widths is judged by the narrowest).
-    observer.bound(TREE_MEMBER_WIDTH, limit=width + 1)
+    widest = members_widest(fields["estimators_"], observer)
+    if widest is not None and widest > width:
+        return f"a member reads {widest} features, and the model's input has {width}"
     return None
+
+
+def members_widest(value: Value, observer: Observer) -> int | None:
+    """The widest input any model in ``value`` declares: a list or tuple of models (or of
+    lists of them), or an object array of them (boosting stages)."""
+    if isinstance(value, Call) and value.cls is not None and "NumpyArrayWrapper" in value.cls.path:
+        value = observer.joblib_array_value(value)
+    if isinstance(value, Call) and value.cls is not None and value.cls.path == "numpy.ndarray":
+        state = sequence_items(value.state)
+        value = state[4] if state is not None and len(state) == 5 else None
+    if isinstance(value, Container):
+        return widest_of(value.items, value.widest)
+    items = sequence_items(value)
+    return widest_of(items) if items is not None else None
 
 
 def decision_tree_problem(fields: dict[str, Value], observer: Observer) -> str | None:
@@ -83,7 +96,6 @@ def decision_tree_problem(fields: dict[str, Value], observer: Observer) -> str |
     args = sequence_items(tree.args) if isinstance(tree, Call) else None
     if not args or args[0] != width:
         return f"its tree_ is built for {args[0] if args else '?'} features, its input has {width}"
-    observer.bound(TREE_MEMBER_WIDTH, used=width)
     return None
 
 
@@ -174,13 +186,13 @@ def one_hot_problem(fields: dict[str, Value], observer: Observer) -> str | None:
         shape = array_shape(array)
         if shape is None or len(shape) != 1:
             return "its categories_ are not arrays whose length can be read"
-        grouped = (
-            array_shape(infrequent[index])
-            if infrequent is not None and infrequent[index] is not None
-            else (1,)
-        )
+        infrequent_here = infrequent[index] if infrequent is not None else None
+        grouped = array_shape(infrequent_here) if infrequent_here is not None else (1,)
         if grouped is None or len(grouped) != 1 or not 1 <= grouped[0] <= shape[0]:
             return f"its _infrequent_indices[{index}] are not among its categories"
+        # transform writes infrequent_indices[0] as the code of unknown values
+        if infrequent_here is not None and (problem := _codes_problem(infrequent_here, shape[0], observer)):
+            return f"its _infrequent_indices[{index}] {problem}"
         groups.append(shape[0] - grouped[0] + 1)
     if infrequent is not None:
         # transform remaps each code with np.take(mapping, code): the mapping's values are
@@ -189,6 +201,10 @@ def one_hot_problem(fields: dict[str, Value], observer: Observer) -> str | None:
         if mappings is None or len(mappings) != len(groups):
             return "its _default_to_infrequent_mappings are not one entry per feature"
         for index, mapping in enumerate(mappings):
+            if (mapping is None) != (infrequent[index] is None):
+                return (
+                    f"its _default_to_infrequent_mappings[{index}] does not match its infrequent categories"
+                )
             if mapping is not None and (problem := _codes_problem(mapping, groups[index], observer)):
                 return f"its _default_to_infrequent_mappings[{index}] {problem}"
     drops: list[Value] = [None] * len(groups)

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from modelsec.pickle.array_values import ArrayData, Record, read_array
-from modelsec.pickle.values import Call, Global, Value, dict_items, sequence_items
+from modelsec.pickle.array_values import ArrayData, Record, array_shape, read_array
+from modelsec.pickle.values import Call, Value, dict_items, sequence_items
 
 if TYPE_CHECKING:
     from modelsec.pickle.observer import Observer
@@ -63,7 +63,34 @@ def tree_problem(tree: Value, state: Value, observer: Observer) -> str | None:
     nodes = read_array(fields.get("nodes"), observer)
     if isinstance(nodes, str):
         return f"state['nodes'] is {nodes}"
+    if (problem := _values_problem(args or (), fields.get("values"), nodes.shape, observer)) is not None:
+        return problem
     return node_problem(nodes, count, n_features)
+
+
+def _values_problem(
+    args: tuple[Value, ...], values: Value, nodes: tuple[int, ...], observer: Observer
+) -> str | None:
+    """Prediction reads ``value[node]`` as ``n_outputs x max(n_classes)`` doubles: the
+    outputs and classes ``Tree(n_features, n_classes, n_outputs)`` declares must be at
+    least one each, and the values array exactly that size per node."""
+    import numpy as np
+
+    outputs = args[2] if len(args) > 2 else None
+    classes = read_array(args[1], observer) if len(args) > 1 else "missing"
+    if not isinstance(outputs, int) or isinstance(outputs, bool) or outputs < 1:
+        return "its n_outputs is not a literal count of at least one"
+    if isinstance(classes, str) or classes.layout not in ("<i8", "<i4") or classes.shape != (outputs,):
+        return "its n_classes is not one integer per output"
+    assert isinstance(classes.layout, str)
+    per_output = np.frombuffer(classes.data, dtype=classes.layout)
+    if (per_output < 1).any():
+        return "its n_classes holds a count below one"
+    shape = array_shape(values)
+    wanted = (nodes[0] if nodes else 0, outputs, int(per_output.max()))
+    if shape != wanted:
+        return f"state['values'] is {shape}, not the {wanted} prediction reads"
+    return None
 
 
 def node_problem(nodes: ArrayData, count: int, n_features: int) -> str | None:
@@ -192,26 +219,9 @@ def _metric_problem(metric: Value, features: int, observer: Observer) -> str | N
 # _predict_one_from_raw_data (bounds checks off) follows node.left/node.right from the root,
 # reads numeric_data[row, node.feature_idx], and for categorical splits
 # raw_left_cat_bitsets[node.bitset_idx]. The width of the input is the estimator's
-# n_features_in_, which a predictor does not know: the widest feature of every predictor
-# and the narrowest n_features_in_ of every estimator meet when the stream ends
-# (Observer.bound). A file holding boosted models of different widths is judged by the
-# narrowest (its predictor lists are longer than the machine keeps, so predictors cannot
-# be told apart by model).
-
-HGB_FEATURES = "HistGradientBoosting input feature"
-
-
-def hist_gradient_boosting_problem(fields: dict[str, Value], observer: Observer) -> str | None:
-    """A fitted boosting estimator declares how wide its input is (the bound on its
-    predictors' features); None, or why that cannot be read."""
-    if "_predictors" not in fields:
-        return None  # not fitted
-    width = fields.get("n_features_in_")
-    if not isinstance(width, int) or isinstance(width, bool) or width < 0:
-        return "its n_features_in_ is not a literal count"
-    observer.bound(HGB_FEATURES, limit=width)
-    return None
-
+# n_features_in_, which a predictor does not know: each predictor's widest split feature
+# becomes its width, and the estimator's _predictors (lists of lists, however long) remember
+# the widest (Container.widest).
 
 PREDICTOR = Record(
     (
@@ -233,10 +243,25 @@ PREDICTOR = Record(
 )
 
 
-def predictor_problem(state: Value, observer: Observer, user: Global, offset: int) -> str | None:
+def hist_gradient_boosting_problem(fields: dict[str, Value], observer: Observer) -> str | None:
+    """A fitted boosting estimator's predictors need no wider input than it declares."""
+    if "_predictors" not in fields:
+        return None  # not fitted
+    width = fields.get("n_features_in_")
+    if not isinstance(width, int) or isinstance(width, bool) or width < 0:
+        return "its n_features_in_ is not a literal count"
+    from modelsec.pickle.sklearn_state import members_widest
+
+    widest = members_widest(fields["_predictors"], observer)
+    if widest is not None and widest > width:
+        return f"a predictor splits on feature {widest - 1}, and its input has {width} features"
+    return None
+
+
+def predictor_problem(predictor: Value, state: Value, observer: Observer) -> str | None:
     """Why a ``TreePredictor`` with BUILD ``state`` may read outside its nodes or bitsets.
-    Its widest split feature goes to ``observer.bound`` (the estimator declares the input's
-    width: :func:`hist_gradient_boosting_problem`)."""
+    The input width it needs becomes its ``width``, which its estimator's predictor lists
+    remember (:func:`hist_gradient_boosting_problem`)."""
     fields = dict_items(state)
     if fields is None:
         return "its state is not a dict whose fields can be read"
@@ -262,8 +287,8 @@ def predictor_problem(state: Value, observer: Observer, user: Global, offset: in
     split &= ~categorical | (view["bitset_idx"].astype(np.int64) < min(rows))
     inner = view["is_leaf"] == 0
     bad = np.flatnonzero(inner & ~split)
-    if inner.any():
-        observer.bound(HGB_FEATURES, used=int(view["feature_idx"][inner].max()), user=user, offset=offset)
+    if isinstance(predictor, Call):  # the input it needs: its widest split feature, plus one
+        predictor.width = int(view["feature_idx"][inner].max()) + 1 if inner.any() else 0
     if bad.size:
         i = int(bad[0])
         return (

@@ -71,6 +71,9 @@ class Call:
     # made by cls.__new__ without cls.__init__ (NEWOBJ, copyreg.__newobj__ or
     # copyreg._reconstructor): only what the stream sets is in it
     bare: bool = False
+    # The input width a fitted model declares, once a state check has read it (trees,
+    # forests, boosting predictors): containers of models remember their widest member.
+    width: int | None = None
     origin: Value = field(init=False)  # the first non-call callee of f()()()...: O(1) to name
     weight: int = field(init=False)
 
@@ -126,26 +129,62 @@ class Container:
     # vectorizer's vocabulary of column indexes, read these: dict_value_range).
     dropped_ints: tuple[int, int] | None = None
     dropped_others: bool = False
+    # ...and the hashes of every key it was given since it first dropped one (a dict's
+    # size is its distinct keys: a stream can repeat a key); keys_unknown once they could
+    # not be told (other key types, or more than MAX_KEY_HASHES).
+    key_hashes: set[int] | None = None
+    keys_unknown: bool = False
     # The class whose state check read this container (state_checks): the container is
     # shared with the instance's __dict__, so growing it afterwards is a finding.
     watched_by: Global | None = None
+    # The widest input width of the models among its items, kept or dropped (Call.width;
+    # a nested container's own widest): a forest's members against the forest.
+    widest: int | None = None
 
 
-def note_dropped_values(container: Container, values: Iterable[Value]) -> None:
-    """Remember the range of the int values (and whether there were others) of items a
-    dict could not keep."""
+def widest_of(items: Iterable[Value], widest: int | None = None) -> int | None:
+    """The widest declared width among ``items`` (models, or containers of models)."""
+    for item in items:
+        kind = type(item)
+        width = item.width if kind is Call else item.widest if kind is Container else None
+        if width is not None and (widest is None or width > widest):
+            widest = width
+    return widest
+
+
+MAX_KEY_HASHES = 4_000_000  # keys a dict that drops items remembers (then: unknown)
+
+
+def note_dropped_items(container: Container, pairs: Iterable[tuple[Value, Value]]) -> None:
+    """Remember, for a dict that could not keep all its items, the range of the int
+    values (and whether there were others) and the hashes of all keys seen so far."""
     from modelsec.pickle.array_values import scalar_int  # (array_values builds on this module)
 
+    hashes = container.key_hashes
+    if hashes is None and not container.keys_unknown:  # the first drop: the kept keys too
+        hashes = set()
+        for key, _ in container.items:
+            hashes = _note_key(hashes, key)
     low, high = container.dropped_ints or (None, None)
-    for value in values:
+    for key, value in pairs:
+        hashes = _note_key(hashes, key)
         number = value if type(value) is int else scalar_int(value)
         if number is None:
             container.dropped_others = True
             continue
         low = number if low is None or number < low else low
         high = number if high is None or number > high else high
+    container.key_hashes = hashes
+    container.keys_unknown = hashes is None
     if low is not None and high is not None:
         container.dropped_ints = (low, high)
+
+
+def _note_key(hashes: set[int] | None, key: Value) -> set[int] | None:
+    if hashes is None or type(key) not in (str, int, bytes) or len(hashes) >= MAX_KEY_HASHES:
+        return None
+    hashes.add(hash((type(key).__name__, key)))
+    return hashes
 
 
 def dict_value_range(value: Value) -> tuple[int, int, int] | None:
@@ -161,7 +200,12 @@ def dict_value_range(value: Value) -> tuple[int, int, int] | None:
     bounds = [number for number in kept if number is not None] + list(value.dropped_ints or ())
     if not bounds or (value.dropped and value.dropped_ints is None):
         return None
-    return min(bounds), max(bounds), len(kept) + value.dropped
+    if not value.dropped:
+        keys = {(type(key).__name__, key) for key, _ in value.items if type(key) in (str, int, bytes)}
+        return (min(bounds), max(bounds), len(keys)) if len(keys) == len(value.items) else None
+    if value.key_hashes is None or value.keys_unknown:
+        return None
+    return min(bounds), max(bounds), len(value.key_hashes)  # distinct keys (a repeat counts once)
 
 
 class HeavyTuple(tuple[Value, ...]):

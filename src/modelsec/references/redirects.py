@@ -24,6 +24,7 @@ So a reference read from a program's command line carries its :class:`Downloader
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -88,6 +89,18 @@ def endpoint_key(url: str | None) -> str | None:
     return f"{host}:{port}"
 
 
+_PLAIN_URL = re.compile(r"https://([A-Za-z0-9.-]+)(?::443)?/?", re.IGNORECASE)
+
+
+def is_the_hub(url: str) -> bool:
+    """Whether ``url`` is the Hub, spelled so that every HTTP client reads it the same way:
+    https, one of the Hub's host names, no user, port 443, nothing after the host. Anything
+    else (``https://evil.example\\@huggingface.co`` is the Hub to Python's urlsplit and
+    evil.example to requests; ``http://``; another port) counts as another server."""
+    found = _PLAIN_URL.fullmatch(url.strip())
+    return found is not None and found.group(1).lower() in HUB_HOSTS
+
+
 def redirect(
     downloader: Downloader, scheme: str, named: str | None, mark: str
 ) -> Redirect | Redirected | None:
@@ -125,7 +138,7 @@ def redirect(
         if mark in value:
             return Redirected(f"{variable} decides which server it is downloaded from", value)
         key = endpoint_key(value)
-        if key is None or (scheme == "hf" and key.rpartition(":")[0] in HUB_HOSTS):
+        if key is None or (scheme == "hf" and is_the_hub(value)):
             continue  # the Hub itself
         found.setdefault(key, Redirect(value, variable))
     if len(found) > 1:
