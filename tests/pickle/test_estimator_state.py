@@ -320,3 +320,15 @@ def test_a_vocabulary_with_repeated_keys_is_judged_by_its_distinct_terms() -> No
     forged = body[:start] + repeated + body[end:]  # 1,000 pairs, one term: columns past the vocabulary
     assert [f for f in state_findings(forged) if "vocabulary_" in f.message]
     assert not state_findings(body)
+
+
+def test_the_keys_dicts_remember_are_bounded_per_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A dict that drops items remembers its keys' hashes to count distinct terms; a scan
+    # remembers at most KEY_HASH_BUDGET of them, and a size it cannot tell fails closed.
+    from modelsec.pickle import scanner
+
+    model = _vectorizers()["counts"]()
+    data = pickle.dumps(model, protocol=4)
+    assert not state_findings(data)
+    monkeypatch.setattr(scanner, "KEY_HASH_BUDGET", 100)
+    assert [f for f in state_findings(data) if "vocabulary_ is not a dict" in f.message]

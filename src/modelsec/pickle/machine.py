@@ -61,6 +61,9 @@ MAX_STACK = 2_000_000  # stack + mark-stack entries (a 2M-element tuple is the l
 EXPANSION_FLOOR = 1 << 20
 EXPANSION_RATIO = 1000
 MAX_ANOMALIES = 16
+# Keys whose hashes the dicts of one scan remember after dropping items (about 60 bytes
+# each): past this, those dicts' sizes are unknown and checks that need them fail closed.
+KEY_HASH_BUDGET = 2_000_000
 
 
 class Anomaly(str):
@@ -81,8 +84,12 @@ class StackMachine:
         observer: Observer,
         limits: Limits,
         memo_parent: dict[int, Value] | None = None,
+        key_hash_room: list[int] | None = None,
     ) -> None:
         self.observer = observer
+        # Hashes the dicts of a scan may still remember of their keys after dropping items
+        # (values.note_dropped_items): one budget shared by all the machines of a scan.
+        self.key_hash_room = key_hash_room if key_hash_room is not None else [KEY_HASH_BUDGET]
         self.limits = limits
         self.max_memo = limits.max_pickle_memo
         self.stack: list[Value] = []
@@ -111,7 +118,7 @@ class StackMachine:
         """A machine that goes on from this one's state (stack, MARKs, memo, protocol):
         how plain ``pickle.load`` reads on past a point where joblib leaves the stream.
         Its own memo writes stay its own; values are shared, as they would be."""
-        machine = StackMachine(self.observer, self.limits)
+        machine = StackMachine(self.observer, self.limits, key_hash_room=self.key_hash_room)
         machine.stack = list(self.stack)
         machine.metastack = [list(saved) for saved in self.metastack]
         machine.saved = self.saved
@@ -395,7 +402,7 @@ class StackMachine:
         made = Container("dict", kept, dropped, min(1 + weigh_all(items), WEIGHT_CAP), opaque)
         made.objects = dropped > 0 and _holds_objects(items)
         if dropped:
-            note_dropped_items(made, pairs)
+            self.key_hash_room[0] -= note_dropped_items(made, pairs, self.key_hash_room[0])
         if made.weight > EXPANSION_FLOOR:
             self._check_expansion(made, offset)
         self.stack.append(made)
@@ -442,7 +449,7 @@ class StackMachine:
                 kept, dropped, opaque = self._keep_pairs(items, room)
                 target.opaque_keys = target.opaque_keys or opaque
                 if dropped:
-                    note_dropped_items(target, items)
+                    self.key_hash_room[0] -= note_dropped_items(target, items, self.key_hash_room[0])
             else:
                 if wanted == "set":
                     self._check_hashable(items, offset, how)

@@ -23,7 +23,15 @@ from modelsec.pickle.embedded import embedded_payload
 from modelsec.pickle.invoke import RawArray
 from modelsec.pickle.joblib_arrays import JOBLIB_WRAPPERS, array_layout, unwritten_wrapper
 from modelsec.pickle.loaders import LOADERS, PayloadTooLarge, payload_source, resolve
-from modelsec.pickle.machine import EXPANSION, HAND_CRAFTED, HANDLERS, STOP, Anomaly, StackMachine
+from modelsec.pickle.machine import (
+    EXPANSION,
+    HAND_CRAFTED,
+    HANDLERS,
+    KEY_HASH_BUDGET,
+    STOP,
+    Anomaly,
+    StackMachine,
+)
 from modelsec.pickle.nested_budget import NestedBudget
 from modelsec.pickle.observer import Observer
 from modelsec.pickle.opcodes import Blob, OpcodeReader, PickleError, Truncated
@@ -203,6 +211,7 @@ class PickleScan(Observer):
         # the wrapper is kept so that its id stays unique.
         self._array_data: dict[int, tuple[Call, int, int]] = {}
         self._read_back = 0  # bytes contracts read back from the file (read_back)
+        self._key_hash_room = [KEY_HASH_BUDGET]  # shared by this scan's machines (machine.py)
         self._array_objects: dict[int, tuple[Call, Value]] = {}  # joblib object arrays: the array
 
     # -- streams ---------------------------------------------------------------------------
@@ -224,7 +233,11 @@ class PickleScan(Observer):
         speculative = continuing is not None
         if continuing is not None:
             self._charge_copy(continuing, start)
-        machine = continuing.continuation() if continuing is not None else StackMachine(self, self.limits)
+        machine = (
+            continuing.continuation()
+            if continuing is not None
+            else StackMachine(self, self.limits, key_hash_room=self._key_hash_room)
+        )
         known_refs, known_embedded = len(self._referenced), set(self._embedded)
         on_raw_array = _read_on if speculative else self._raw_array
         try:

@@ -152,22 +152,22 @@ def widest_of(items: Iterable[Value], widest: int | None = None) -> int | None:
     return widest
 
 
-MAX_KEY_HASHES = 4_000_000  # keys a dict that drops items remembers (then: unknown)
-
-
-def note_dropped_items(container: Container, pairs: Iterable[tuple[Value, Value]]) -> None:
+def note_dropped_items(container: Container, pairs: Iterable[tuple[Value, Value]], room: int) -> int:
     """Remember, for a dict that could not keep all its items, the range of the int
-    values (and whether there were others) and the hashes of all keys seen so far."""
+    values (and whether there were others) and the hashes of all keys seen so far, at
+    most ``room`` new ones (the stream's budget: then its keys are unknown). Returns how
+    many hashes it added."""
     from modelsec.pickle.array_values import scalar_int  # (array_values builds on this module)
 
     hashes = container.key_hashes
+    before = len(hashes) if hashes is not None else 0
     if hashes is None and not container.keys_unknown:  # the first drop: the kept keys too
         hashes = set()
         for key, _ in container.items:
-            hashes = _note_key(hashes, key)
+            hashes = _note_key(hashes, key, room)
     low, high = container.dropped_ints or (None, None)
     for key, value in pairs:
-        hashes = _note_key(hashes, key)
+        hashes = _note_key(hashes, key, room + before)
         number = value if type(value) is int else scalar_int(value)
         if number is None:
             container.dropped_others = True
@@ -178,10 +178,11 @@ def note_dropped_items(container: Container, pairs: Iterable[tuple[Value, Value]
     container.keys_unknown = hashes is None
     if low is not None and high is not None:
         container.dropped_ints = (low, high)
+    return len(hashes) - before if hashes is not None else 0
 
 
-def _note_key(hashes: set[int] | None, key: Value) -> set[int] | None:
-    if hashes is None or type(key) not in (str, int, bytes) or len(hashes) >= MAX_KEY_HASHES:
+def _note_key(hashes: set[int] | None, key: Value, most: int) -> set[int] | None:
+    if hashes is None or type(key) not in (str, int, bytes) or len(hashes) >= most:
         return None
     hashes.add(hash((type(key).__name__, key)))
     return hashes
