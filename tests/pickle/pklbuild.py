@@ -6,6 +6,8 @@ what the scanner reports. Each helper returns the bytes of one opcode with its a
 
 from __future__ import annotations
 
+import io
+import pickle
 import struct
 
 from modelsec.bytesource import ByteSource, BytesSource
@@ -144,6 +146,16 @@ def stack_global(module: str, name: str) -> bytes:
 def call(module: str, name: str, *args: str) -> bytes:
     """module.name(*args) with protocol 4 opcodes, args as strings."""
     return stack_global(module, name) + MARK + b"".join(sbu(a) for a in args) + TUPLE + REDUCE
+
+
+def piece(obj: object) -> bytes:
+    """``obj`` pickled (protocol 2) without PROTO, STOP or memo: a piece to splice into a
+    hand-built stream (it refers to nothing outside itself)."""
+    out = io.BytesIO()
+    pickler = pickle._Pickler(out, protocol=2)  # type: ignore[attr-defined]  # the pure-Python pickler
+    pickler.fast = True  # no memo
+    pickler.dump(obj)
+    return out.getvalue()[2:-1]
 
 
 def v4(body: bytes) -> bytes:

@@ -18,7 +18,7 @@ import joblib
 import numpy as np
 import pytest
 from joblib.numpy_pickle_utils import _write_fileobject
-from pklbuild import scan, with_code
+from pklbuild import piece, scan, with_code
 from sklearn.ensemble import (
     ExtraTreesRegressor,
     GradientBoostingClassifier,
@@ -393,20 +393,11 @@ def test_forged_sparse_matrices_are_violations(forgery: str, writer: str) -> Non
     assert len(sparse_findings(data)) == 1
 
 
-def _unmemoized(obj: Any) -> bytes:
-    """``obj`` pickled (protocol 2) without PROTO, STOP or memo: a piece to splice."""
-    out = io.BytesIO()
-    pickler = pickle._Pickler(out, protocol=2)  # type: ignore[attr-defined]  # the pure-Python pickler
-    pickler.fast = True  # no memo: the piece refers to nothing outside itself
-    pickler.dump(obj)
-    return out.getvalue()[2:-1]
-
-
 def test_a_second_build_of_an_array_is_a_violation() -> None:
     # What a contract read is what compiled code uses: numpy writes an array once.
     state = (1, (3,), np.dtype("<i8"), False, bytes(24))
-    once = b"\x80\x02" + _unmemoized(np.arange(3)) + b"."
-    twice = b"\x80\x02" + _unmemoized(np.arange(3)) + _unmemoized(state) + b"b."
+    once = b"\x80\x02" + piece(np.arange(3)) + b"."
+    twice = b"\x80\x02" + piece(np.arange(3)) + piece(state) + b"b."
     assert not contract_or_malformed(once)
     assert contract_or_malformed(twice) == ["a second BUILD replaces the contents of an array"]
 
@@ -415,14 +406,14 @@ def test_a_build_after_frombuffer_is_a_violation() -> None:
     # Protocol 5 hands the contents to _frombuffer; a BUILD after it would replace them.
     made = pickle.dumps(np.arange(3), protocol=5)
     assert b"_frombuffer" in made and not contract_or_malformed(made)
-    spliced = made[: made.rindex(b".")] + _unmemoized((1, (3,), np.dtype("<i8"), False, bytes(24))) + b"b."
+    spliced = made[: made.rindex(b".")] + piece((1, (3,), np.dtype("<i8"), False, bytes(24))) + b"b."
     assert "a second BUILD replaces the contents of an array" in contract_or_malformed(spliced)
 
 
 def test_a_second_build_of_a_dtype_is_a_violation() -> None:
     # An array's dtype changed after a contract read the array: numpy builds a dtype once.
-    made = _unmemoized(np.dtype("<i4"))
-    state = _unmemoized((3, "<", None, None, None, -1, -1, 0))
+    made = piece(np.dtype("<i4"))
+    state = piece((3, "<", None, None, None, -1, -1, 0))
     assert not contract_or_malformed(b"\x80\x02" + made + b".")
     assert contract_or_malformed(b"\x80\x02" + made + state + b"b.") == [
         "a second BUILD replaces the fields of a dtype"
@@ -567,10 +558,10 @@ def test_forged_svms_are_violations(forgery: str, writer: str) -> None:
 def test_dict_of_an_object_runs_its_methods() -> None:
     # dict(x) copies a dict or pairs; of any other object it runs keys() or iteration
     # (library code: a sparse matrix's rows, a pandas Series' index).
-    fine = b"\x80\x02" + _unmemoized(_Reduce(dict, ([("a", 1)],))) + b"."
-    also_fine = b"\x80\x02" + _unmemoized(_Reduce(dict, ({"a": 1},))) + b"."
+    fine = b"\x80\x02" + piece(_Reduce(dict, ([("a", 1)],))) + b"."
+    also_fine = b"\x80\x02" + piece(_Reduce(dict, ({"a": 1},))) + b"."
     assert not contract_or_malformed(fine) and not contract_or_malformed(also_fine)
-    objected = b"\x80\x02" + _unmemoized(_Reduce(dict, (_sparse("csr"),))) + b"."
+    objected = b"\x80\x02" + piece(_Reduce(dict, (_sparse("csr"),))) + b"."
     assert contract_or_malformed(objected) == [
         "argument 1 (result of scipy.sparse._csr.csr_matrix) is an object, and builtins.dict runs its "
         "keys() or iteration"

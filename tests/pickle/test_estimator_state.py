@@ -15,7 +15,7 @@ from typing import Any
 import joblib
 import numpy as np
 import pytest
-from pklbuild import scan, with_code
+from pklbuild import piece, scan, with_code
 
 from modelsec.findings import Finding
 
@@ -332,3 +332,32 @@ def test_the_keys_dicts_remember_are_bounded_per_scan(monkeypatch: pytest.Monkey
     assert not state_findings(data)
     monkeypatch.setattr(scanner, "KEY_HASH_BUDGET", 100)
     assert [f for f in state_findings(data) if "vocabulary_ is not a dict" in f.message]
+
+
+def test_a_member_built_after_it_joined_the_forest_fails_closed() -> None:
+    # A stream can append a tree to estimators_ and give it its state only after the
+    # forest was checked: the member's width is read when the forest is built, so an
+    # unmeasured member is a finding (and a second BUILD of a checked one too).
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.tree import DecisionTreeRegressor
+
+    forest = RandomForestRegressor(n_estimators=1, max_depth=2).fit(X, X[:, 0])
+    wide = np.hstack([X, X])
+    member = DecisionTreeRegressor(max_depth=2).fit(wide, wide[:, 7])
+    state = {k: v for k, v in forest.__getstate__().items() if k != "estimators_"}
+    tree = b"csklearn.tree._classes\nDecisionTreeRegressor\n)\x81q\x00"  # NEWOBJ, memo 0
+    late = (
+        b"\x80\x02"
+        + tree
+        + b"0"  # POP: the member waits in the memo, without a state
+        + b"csklearn.ensemble._forest\nRandomForestRegressor\n)\x81"
+        + piece(state)[: -0 or None]
+        + b"X\x0b\x00\x00\x00estimators_]h\x00as"  # estimators_ = [member]
+        + b"b"  # BUILD the forest: its member is not measured yet
+        + b"h\x00"
+        + piece(member.__getstate__())
+        + b"b0"  # the member's state, afterwards
+        + b"."
+    )
+    found = state_findings(late)
+    assert any("never checked" in f.message for f in found), [f.message for f in found]

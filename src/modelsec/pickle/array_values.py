@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from modelsec.pickle.values import (
     Call,
@@ -39,6 +39,7 @@ from modelsec.pickle.values import (
 
 if TYPE_CHECKING:
     import numpy as np
+    import numpy.typing as npt
 
     from modelsec.pickle.observer import Observer
 
@@ -180,6 +181,24 @@ def scalar_int(value: Value) -> int | None:
     if not isinstance(layout, str) or layout[1:2] not in ("i", "u") or len(data) != _itemsize(layout):
         return None
     return int.from_bytes(data, "big" if layout[0] == ">" else "little", signed=layout[1] == "i")
+
+
+INT_LAYOUTS = frozenset({"<i4", "<i8"})  # the index types these libraries write
+
+
+def read_ints(
+    value: Value, observer: Observer, limit: int = MAX_ARRAY_BYTES
+) -> npt.NDArray[np.signedinteger[Any]] | str:
+    """The values of a little-endian int32 or int64 array the stream built, in its shape;
+    else why not (for contracts over indexes)."""
+    found = read_array(value, observer, limit)
+    if isinstance(found, str):
+        return found
+    if not isinstance(found.layout, str) or found.layout not in INT_LAYOUTS:
+        return "not an integer array"
+    import numpy as np
+
+    return np.frombuffer(found.data, dtype=found.layout).reshape(found.shape)
 
 
 def dtype_layout(dtype: Value, depth: int = 0) -> Layout | None:

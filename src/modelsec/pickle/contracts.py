@@ -24,7 +24,6 @@ from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Protocol
 
-from modelsec.pickle import pandas_blocks
 from modelsec.pickle.classfacts_torch import STATE_CONDITIONS
 from modelsec.pickle.joblib_arrays import is_array_wrapper
 from modelsec.pickle.observer import Observer
@@ -635,12 +634,20 @@ def _block_manager_new(site: Site) -> Value:
         axes, frozenset({"builtins.list"})
     ):
         site.violation(f"its axes are {describe(axes)}, not a list")
-    placements = pandas_blocks.unpickled_blocks(site.arg(0))
+    placements = _pandas().unpickled_blocks(site.arg(0))
     if placements is None:
         site.violation("its blocks are not _unpickle_block(values, placement, ndim)")
-    elif (problem := pandas_blocks.placement_problem(placements)) is not None:
+    elif (problem := _pandas().placement_problem(placements, site.observer)) is not None:
         site.violation(f"{problem} (pandas writes there with bounds checks off)")
     return None
+
+
+def _pandas() -> ModuleType:
+    """The block placement checks (and the array reader): loaded with the first pandas
+    block manager, not with every worker."""
+    from modelsec.pickle import pandas_blocks
+
+    return pandas_blocks
 
 
 def _trees() -> ModuleType:
@@ -687,10 +694,10 @@ def _random_state(site: Site) -> Value:
 
 def _block_manager_state(site: Site) -> Value:
     # BlockManager.__setstate__: the "0.14.1" state's blocks and axes, written as above
-    found = pandas_blocks.legacy_state_blocks(site.arg(0))
+    found = _pandas().legacy_state_blocks(site.arg(0))
     if found is None:
         site.violation("its state is not the '0.14.1' layout pandas reads")
-    elif (problem := pandas_blocks.placement_problem(*found)) is not None:
+    elif (problem := _pandas().placement_problem(found[0], site.observer, found[1])) is not None:
         site.violation(f"{problem} (pandas writes there with bounds checks off)")
     return None
 

@@ -338,6 +338,9 @@ class Invoker:
     def _check_state(self, instance: Call, what: str, problem_of: StateCheck, offset: int, how: str) -> None:
         """A class whose compiled code indexes with its attributes: the ``__dict__`` all
         merged states leave must pass its check (modelsec.pickle.state_checks)."""
+        if instance.width is not None and instance.cls is not None:
+            # its containers' owners read the width it had: it may not change afterwards
+            self.observer.violated(instance.cls, offset, f"a second {how} changes a model already checked")
         attrs = instance.attrs
         fields = effective_fields(attrs.merged) if attrs is not None and not attrs.unknown else None
         problem = "attributes that cannot be read" if fields is None else problem_of(fields, self.observer)

@@ -26,6 +26,7 @@ from modelsec.pickle.objects import TRACKED_KEYS
 from modelsec.pickle.observer import Observer
 from modelsec.pickle.opcodes import Arg, BigInt, Blob, PickleError
 from modelsec.pickle.policy import Verdict, classify
+from modelsec.pickle.state_checks import note_models
 from modelsec.pickle.values import (
     WEIGHT_CAP,
     Call,
@@ -42,7 +43,6 @@ from modelsec.pickle.values import (
     note_dropped_items,
     weigh,
     weigh_all,
-    widest_of,
 )
 
 KEEP_ITEMS = 64  # items a container keeps for analysis (contracts read no more)
@@ -202,13 +202,13 @@ class StackMachine:
         kept, dropped = self._keep(items)
         made = Container("tuple", kept, dropped, 1 + weigh_all(items))
         made.objects = dropped > 0 and _holds_objects(items)
-        made.widest = widest_of(items)
+        note_models(made, items)
         return made
 
     def _container(self, kind: str, items: list[Value], offset: int, weight: int) -> Container:
         kept, dropped = self._keep(items)
         made = Container(kind, kept, dropped, min(weight, WEIGHT_CAP))
-        made.widest = widest_of(items)
+        note_models(made, items)
         made.objects = dropped > 0 and _holds_objects(items)
         if made.weight > EXPANSION_FLOOR:
             self._check_expansion(made, offset)
@@ -454,7 +454,7 @@ class StackMachine:
                 if wanted == "set":
                     self._check_hashable(items, offset, how)
                 added = weigh_all(items)
-                target.widest = widest_of(items, target.widest)
+                note_models(target, items)
                 kept, _ = self._keep(items[: max(0, room)])
                 dropped = len(items) - len(kept)
             target.items.extend(kept)

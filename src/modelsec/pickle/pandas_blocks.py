@@ -16,19 +16,24 @@ the stream holds; what cannot be read that way cannot be checked, and fails clos
 
 from __future__ import annotations
 
-import math
-import struct
+from typing import TYPE_CHECKING
 
+from modelsec.pickle.array_values import array_shape, read_ints
 from modelsec.pickle.values import Call, Container, Global, Value, dict_items, sequence_items
 
+if TYPE_CHECKING:
+    from modelsec.pickle.observer import Observer
+
 _INT_SIZES = {1: "b", 2: "h", 4: "i", 8: "q"}
-MAX_DECODED = 1 << 16  # placement entries decoded per array (a DataFrame's columns)
+MAX_DECODED = 1 << 16  # placement entries read per array (a DataFrame's columns)
 
 
-def placement_problem(placements: list[Value], items_axis: Value | None = None) -> str | None:
+def placement_problem(
+    placements: list[Value], observer: Observer, items_axis: Value | None = None
+) -> str | None:
     """Why these block placements may fall outside the items axis, or None. Without
     ``items_axis`` (a verified manager) its length is the number of placements."""
-    bounds = [placement_bounds(placement) for placement in placements]
+    bounds = [placement_bounds(placement, observer) for placement in placements]
     if any(b is None for b in bounds):
         return "a block placement is not a slice or an int array the stream shows"
     known = [b for b in bounds if b is not None]
@@ -41,11 +46,11 @@ def placement_problem(placements: list[Value], items_axis: Value | None = None) 
     return None
 
 
-def placement_bounds(value: Value) -> tuple[int, int, int] | None:
+def placement_bounds(value: Value, observer: Observer) -> tuple[int, int, int] | None:
     """(lowest, highest, count) of a placement's indexes, or None."""
     if _is_call_of(value, "pandas._libs.internals.BlockPlacement"):
         args = sequence_items(value.args) if isinstance(value, Call) else None
-        return placement_bounds(args[0]) if args else None
+        return placement_bounds(args[0], observer) if args else None
     listed = sequence_items(value) if isinstance(value, (tuple, Container)) else None
     if listed is not None:
         ints = [i for i in listed if isinstance(i, int) and not isinstance(i, bool)]
@@ -61,10 +66,10 @@ def placement_bounds(value: Value) -> tuple[int, int, int] | None:
             return None
         indices = range(start or 0, stop, step if step is not None else 1)
         return (min(indices), max(indices), len(indices)) if indices else (0, -1, 0)
-    values = int_array(value)
-    if values is None:
+    values = read_ints(value, observer, MAX_DECODED * 8)
+    if isinstance(values, str) or values.ndim != 1:
         return None
-    return (min(values), max(values), len(values)) if values else (0, -1, 0)
+    return (int(values.min()), int(values.max()), len(values)) if values.size else (0, -1, 0)
 
 
 def axis_length(value: Value) -> int | None:
@@ -92,35 +97,6 @@ def axis_length(value: Value) -> int | None:
         shape = array_shape(codes[0])
         return shape[0] if shape else None
     return None
-
-
-def array_shape(value: Value) -> tuple[int, ...] | None:
-    """The shape a numpy array's BUILD state gives it."""
-    state = sequence_items(value.state) if isinstance(value, Call) else None
-    shape = sequence_items(state[1]) if state is not None and len(state) == 5 else None
-    if shape is None or not all(_is_int(n) and n >= 0 for n in shape):
-        return None
-    return tuple(shape)
-
-
-def int_array(value: Value) -> list[int] | None:
-    """The values of a small integer numpy array whose bytes the stream holds."""
-    state = sequence_items(value.state) if isinstance(value, Call) else None
-    if state is None or len(state) != 5:
-        return None
-    shape, dtype, data = array_shape(value), state[2], state[4]
-    typestr = (sequence_items(dtype.args) or ("",))[0] if isinstance(dtype, Call) else ""
-    dstate = sequence_items(dtype.state) if isinstance(dtype, Call) else None
-    if shape is None or not isinstance(typestr, str) or not isinstance(data, bytes):
-        return None
-    kind, width = typestr.lstrip("<>|=")[:1], typestr.lstrip("<>|=")[1:]
-    size = int(width) if width.isdigit() else 0
-    count = math.prod(shape)
-    if kind not in ("i", "u") or size not in _INT_SIZES or count > MAX_DECODED or len(data) != count * size:
-        return None
-    order = ">" if dstate is not None and len(dstate) > 1 and dstate[1] == ">" else "<"
-    code = _INT_SIZES[size] if kind == "i" else _INT_SIZES[size].upper()
-    return list(struct.unpack(f"{order}{count}{code}", data))
 
 
 def _is_int(value: Value) -> bool:

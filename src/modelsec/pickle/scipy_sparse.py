@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from modelsec.pickle.array_values import ArrayData, array_shape, read_array
-from modelsec.pickle.values import Call, Value, sequence_items
+from modelsec.pickle.array_values import ArrayData, array_shape, read_array, read_ints
+from modelsec.pickle.values import Call, Value, is_count, sequence_items
 
 if TYPE_CHECKING:
     import numpy as np
@@ -35,13 +35,11 @@ if TYPE_CHECKING:
 
     from modelsec.pickle.observer import Observer
 
-_INDEX_TYPES = {"<i4": "<i4", "<i8": "<i8"}  # scipy's index dtypes (int32, int64)
-
 
 def sparse_problem(fmt: str, fields: dict[str, Value], observer: Observer) -> str | None:
     """Why a ``fmt`` matrix with these ``__dict__`` fields may index out of bounds, or None."""
     shape = sequence_items(fields.get("_shape"))
-    if shape is None or len(shape) != 2 or not all(_count(n) for n in shape):
+    if shape is None or len(shape) != 2 or not all(is_count(n) for n in shape):
         return "its _shape is not two literal sizes"
     rows, cols = shape
     data = read_array(fields.get("data"), observer)
@@ -108,18 +106,10 @@ def _coo(rows: int, cols: int, data: ArrayData, fields: dict[str, Value], observ
 
 
 def _index_array(value: Value, observer: Observer, name: str) -> npt.NDArray[np.signedinteger[Any]] | str:
-    import numpy as np
-
-    found = read_array(value, observer)
+    found = read_ints(value, observer)
     if isinstance(found, str):
         return f"its {name} is {found}"
-    if not isinstance(found.layout, str) or found.layout not in _INDEX_TYPES or len(found.shape) != 1:
-        return f"its {name} is not a one-dimensional integer array"
-    return np.frombuffer(found.data, dtype=found.layout)
-
-
-def _count(value: Value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return found if found.ndim == 1 else f"its {name} is not one-dimensional"
 
 
 def matrix_shape(value: Value) -> tuple[int, ...] | None:
@@ -131,5 +121,5 @@ def matrix_shape(value: Value) -> tuple[int, ...] | None:
         attrs = value.attrs
         fields = effective_fields(attrs.merged) if attrs is not None and not attrs.unknown else None
         shape = sequence_items(fields.get("_shape")) if fields is not None else None
-        return tuple(shape) if shape is not None and all(_count(n) for n in shape) else None
+        return tuple(shape) if shape is not None and all(is_count(n) for n in shape) else None
     return array_shape(value)

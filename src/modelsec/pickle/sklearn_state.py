@@ -16,18 +16,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from modelsec.pickle.array_values import array_shape, object_items, read_array
+from modelsec.pickle.array_values import array_shape, object_items, read_ints, scalar_int
 from modelsec.pickle.scipy_sparse import matrix_shape
-from modelsec.pickle.values import Call, Container, Value, dict_value_range, sequence_items, widest_of
+from modelsec.pickle.state_checks import widest_model
+from modelsec.pickle.values import (
+    Call,
+    Container,
+    Value,
+    describe,
+    dict_value_range,
+    is_count,
+    sequence_items,
+)
 
 if TYPE_CHECKING:
     from modelsec.pickle.observer import Observer
 
 MAX_HASHED_FEATURES = 2**31 - 1  # FeatureHasher's own parameter bound
-
-
-def _count(value: Value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _width(fields: dict[str, Value]) -> int | str:
@@ -45,7 +50,7 @@ def gradient_boosting_problem(fields: dict[str, Value], observer: Observer) -> s
     if "estimators_" not in fields:
         return None
     shape, per_iteration = array_shape(fields["estimators_"]), fields.get("n_trees_per_iteration_")
-    if shape is None or len(shape) != 2 or not _count(per_iteration) or shape[1] != per_iteration:
+    if shape is None or len(shape) != 2 or not is_count(per_iteration) or shape[1] != per_iteration:
         return f"its estimators_ {shape} are not n_trees_per_iteration_ ({per_iteration!r}) trees wide"
     return _tree_ensemble_problem(fields, observer)
 
@@ -59,29 +64,28 @@ def tree_ensemble_problem(fields: dict[str, Value], observer: Observer) -> str |
 
 def _tree_ensemble_problem(fields: dict[str, Value], observer: Observer) -> str | None:
     # predict() validates the input against the ensemble's width and hands it to every
-    # member unchecked: no member may be wider. Members are counted as the stream appends
-    # them (Container.widest), so a list longer than the machine keeps is still judged.
+    # member unchecked: no member may be wider. Containers keep every model appended to
+    # them (Container.models), so a list longer than the machine keeps is still judged.
     width = _width(fields)
     if isinstance(width, str):
         return width
     widest = members_widest(fields["estimators_"], observer)
+    if isinstance(widest, str):
+        return f"its estimators_ hold {widest}"
     if widest is not None and widest > width:
         return f"a member reads {widest} features, and the model's input has {width}"
     return None
 
 
-def members_widest(value: Value, observer: Observer) -> int | None:
-    """The widest input any model in ``value`` declares: a list or tuple of models (or of
+def members_widest(value: Value, observer: Observer) -> int | str | None:
+    """The widest input any model in ``value`` needs: a list or tuple of models (or of
     lists of them), or an object array of them (boosting stages)."""
     if isinstance(value, Call) and value.cls is not None and "NumpyArrayWrapper" in value.cls.path:
         value = observer.joblib_array_value(value)
     if isinstance(value, Call) and value.cls is not None and value.cls.path == "numpy.ndarray":
         state = sequence_items(value.state)
         value = state[4] if state is not None and len(state) == 5 else None
-    if isinstance(value, Container):
-        return widest_of(value.items, value.widest)
-    items = sequence_items(value)
-    return widest_of(items) if items is not None else None
+    return widest_model(value)
 
 
 def decision_tree_problem(fields: dict[str, Value], observer: Observer) -> str | None:
@@ -142,21 +146,16 @@ def neighbors_problem(classifier: bool, fields: dict[str, Value], observer: Obse
 
 
 def _labels_problem(labels: Value, classes: Value, rows: int, observer: Observer) -> str | None:
-    import numpy as np
-
-    found = read_array(labels, observer)
-    if isinstance(found, str):
-        return f"its _y is {found}"
-    if found.layout not in ("<i8", "<i4") or not isinstance(found.layout, str):
-        return "its _y is not an integer array"
-    values = np.frombuffer(found.data, dtype=found.layout)
-    columns = [classes] if len(found.shape) == 1 else list(sequence_items(classes) or ())
-    if len(found.shape) == 2:
-        values = values.reshape(found.shape)
-    else:
-        values = values.reshape(-1, 1)
+    values = read_ints(labels, observer)
+    if isinstance(values, str):
+        return f"its _y is {values}"
+    columns = [classes] if values.ndim == 1 else list(sequence_items(classes) or ())
+    if values.ndim == 1:
+        values = values[:, None]
+    elif values.ndim != 2:
+        return f"its _y has {values.ndim} dimensions"
     if values.shape[0] != rows or values.shape[1] != len(columns):
-        return f"its _y {found.shape} does not label its {rows} fitted rows"
+        return f"its _y {values.shape} does not label its {rows} fitted rows"
     for column, labels_of in enumerate(columns):
         count = array_shape(labels_of)
         if count is None or len(count) != 1:
@@ -214,9 +213,11 @@ def one_hot_problem(fields: dict[str, Value], observer: Observer) -> str | None:
             return "its _drop_idx_after_grouping is not an array of one entry per feature it can read"
         drops = found
     for index, (out, count, drop) in enumerate(zip(outs, groups, drops, strict=True)):
-        if drop is not None and not (_count(drop) and drop < count):
-            return f"its dropped category {drop!r} of feature {index} is not one of its {count}"
-        if out != count - (drop is not None):
+        # (drop_idx_ holds NumPy integers where infrequent categories were grouped)
+        dropped = scalar_int(drop) if drop is not None else None
+        if drop is not None and (dropped is None or not 0 <= dropped < count):
+            return f"its dropped category {describe(drop)} of feature {index} is not one of its {count}"
+        if scalar_int(out) != count - (drop is not None):
             return f"its _n_features_outs[{index}] is {out!r}, not the {count - (drop is not None)} its categories make"
     return None
 
@@ -237,12 +238,9 @@ def vocabulary_problem(fields: dict[str, Value], observer: Observer) -> str | No
 
 
 def _codes_problem(value: Value, count: int, observer: Observer) -> str | None:
-    import numpy as np
-
-    found = read_array(value, observer)
-    if isinstance(found, str) or not isinstance(found.layout, str) or found.layout not in ("<i8", "<i4"):
+    codes = read_ints(value, observer)
+    if isinstance(codes, str):
         return "is not an integer array that can be read"
-    codes = np.frombuffer(found.data, dtype=found.layout)
     if codes.size and (int(codes.min()) < 0 or int(codes.max()) >= count):
         return f"maps to codes outside 0..{count - 1}"
     return None

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from modelsec.pickle.array_values import read_array
+from modelsec.pickle.array_values import read_ints
 from modelsec.pickle.scipy_sparse import matrix_shape
 from modelsec.pickle.values import Value
 
@@ -33,12 +33,9 @@ def svm_problem(classifier: bool, fields: dict[str, Value], observer: Observer) 
         return f"its support_vectors_ are {vectors}"
     classes = 2  # regression and one-class: libsvm reads two "classes" and no counts
     if classifier:
-        import numpy as np
-
-        counts = read_array(fields.get("_n_support"), observer)
-        if isinstance(counts, str) or counts.layout != "<i4" or len(counts.shape) != 1:
-            return "its _n_support is not an int32 array"
-        per_class = np.frombuffer(counts.data, dtype="<i4")
+        per_class = read_ints(fields.get("_n_support"), observer)
+        if isinstance(per_class, str) or per_class.dtype.itemsize != 4 or per_class.ndim != 1:
+            return "its _n_support is not an int32 array"  # libsvm reads it as int
         classes = int(per_class.size)
         if classes < 2 or (per_class < 0).any() or int(per_class.sum()) != vectors:
             return f"its _n_support {per_class.tolist()[:8]} does not count {vectors} support vectors"

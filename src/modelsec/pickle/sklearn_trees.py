@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from modelsec.pickle.array_values import ArrayData, Record, array_shape, read_array
+from modelsec.pickle.array_values import ArrayData, Record, array_shape, read_array, read_ints
 from modelsec.pickle.values import Call, Value, dict_items, sequence_items
 
 if TYPE_CHECKING:
@@ -74,16 +74,13 @@ def _values_problem(
     """Prediction reads ``value[node]`` as ``n_outputs x max(n_classes)`` doubles: the
     outputs and classes ``Tree(n_features, n_classes, n_outputs)`` declares must be at
     least one each, and the values array exactly that size per node."""
-    import numpy as np
 
     outputs = args[2] if len(args) > 2 else None
-    classes = read_array(args[1], observer) if len(args) > 1 else "missing"
+    per_output = read_ints(args[1], observer) if len(args) > 1 else "missing"
     if not isinstance(outputs, int) or isinstance(outputs, bool) or outputs < 1:
         return "its n_outputs is not a literal count of at least one"
-    if isinstance(classes, str) or classes.layout not in ("<i8", "<i4") or classes.shape != (outputs,):
+    if isinstance(per_output, str) or per_output.shape != (outputs,):
         return "its n_classes is not one integer per output"
-    assert isinstance(classes.layout, str)
-    per_output = np.frombuffer(classes.data, dtype=classes.layout)
     if (per_output < 1).any():
         return "its n_classes holds a count below one"
     shape = array_shape(values)
@@ -155,7 +152,7 @@ def binary_tree_problem(owner: str, state: Value, observer: Observer) -> str | N
     if data.layout != float_type or len(data.shape) != 2:
         return f"its data is not a 2-dimensional {float_type} array"
     samples, features = data.shape
-    if idx.layout != "<i8" or idx.shape != (samples,):
+    if idx.layout != "<i8" or idx.shape != (samples,):  # intp, as the memoryview types it
         return f"its idx_array is not {samples} indexes"
     import numpy as np
 
@@ -220,8 +217,8 @@ def _metric_problem(metric: Value, features: int, observer: Observer) -> str | N
 # reads numeric_data[row, node.feature_idx], and for categorical splits
 # raw_left_cat_bitsets[node.bitset_idx]. The width of the input is the estimator's
 # n_features_in_, which a predictor does not know: each predictor's widest split feature
-# becomes its width, and the estimator's _predictors (lists of lists, however long) remember
-# the widest (Container.widest).
+# becomes its width, and the estimator's _predictors (lists of lists, however long) keep
+# every predictor appended to them (Container.models).
 
 PREDICTOR = Record(
     (
@@ -253,6 +250,8 @@ def hist_gradient_boosting_problem(fields: dict[str, Value], observer: Observer)
     from modelsec.pickle.sklearn_state import members_widest
 
     widest = members_widest(fields["_predictors"], observer)
+    if isinstance(widest, str):
+        return f"its _predictors hold {widest}"
     if widest is not None and widest > width:
         return f"a predictor splits on feature {widest - 1}, and its input has {width} features"
     return None
@@ -262,6 +261,8 @@ def predictor_problem(predictor: Value, state: Value, observer: Observer) -> str
     """Why a ``TreePredictor`` with BUILD ``state`` may read outside its nodes or bitsets.
     The input width it needs becomes its ``width``, which its estimator's predictor lists
     remember (:func:`hist_gradient_boosting_problem`)."""
+    if isinstance(predictor, Call) and predictor.width is not None:
+        return "a second BUILD changes a predictor already checked"
     fields = dict_items(state)
     if fields is None:
         return "its state is not a dict whose fields can be read"

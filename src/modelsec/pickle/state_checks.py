@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from modelsec.pickle.values import Container, Value
+from modelsec.pickle.values import Call, Container, Value
 
 if TYPE_CHECKING:
     from modelsec.pickle.observer import Observer
@@ -117,6 +117,53 @@ REGISTRY: dict[str, Entry] = {
     "scipy.interpolate._bsplines.BSpline": ("a B-spline", f"{_SK}:bspline_problem", ()),
 }
 SPARSE_CLASSES = frozenset(_SPARSE)
+# Models whose input width their container's owner judges (Call.width): a forest's trees,
+# a boosting estimator's stages and predictors.
+MEASURED = frozenset(
+    {
+        *(f"sklearn.tree._classes.{n}{k}" for n in ("DecisionTree", "ExtraTree") for k in _KINDS),
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    }
+)
+
+
+def note_models(container: Container, items: Iterable[Value]) -> None:
+    """Keep the models (and containers of models) appended to ``container``, dropped
+    ones included, so that their widths are read when the owner is checked, not when
+    they were appended (a model built after it was appended is still seen)."""
+    for item in items:
+        kind = type(item)
+        if (kind is Call and item.cls is not None and item.cls.path in MEASURED) or (
+            kind is Container and item.models
+        ):
+            if container.models is None:
+                container.models = []
+            container.models.append(item)
+
+
+def widest_model(value: Value, depth: int = 0) -> int | str | None:
+    """The widest input the models in ``value`` (a container, or a tuple of models) need;
+    None without models; why not when one was never measured (its own check failed or
+    its state was never given)."""
+    if depth > 4:
+        return "models nested too deeply to check"
+    items = value.models or () if isinstance(value, Container) else value if isinstance(value, tuple) else ()
+    widest: int | None = None
+    for item in items:
+        width = (
+            widest_model(item, depth + 1)
+            if isinstance(item, Container)
+            else item.width
+            if isinstance(item, Call)
+            else None
+        )
+        if isinstance(item, Call) and item.cls is not None and item.cls.path in MEASURED and width is None:
+            return "a member whose input width was never checked"
+        if isinstance(width, str):
+            return width
+        if width is not None and (widest is None or width > widest):
+            widest = width
+    return widest
 
 
 @functools.cache

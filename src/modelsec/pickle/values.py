@@ -137,19 +137,14 @@ class Container:
     # The class whose state check read this container (state_checks): the container is
     # shared with the instance's __dict__, so growing it afterwards is a finding.
     watched_by: Global | None = None
-    # The widest input width of the models among its items, kept or dropped (Call.width;
-    # a nested container's own widest): a forest's members against the forest.
-    widest: int | None = None
+    # The models among its items, kept or dropped (state_checks.note_models): a forest's
+    # members are judged against the forest when it is built, however many there are.
+    models: list[Value] | None = None
 
 
-def widest_of(items: Iterable[Value], widest: int | None = None) -> int | None:
-    """The widest declared width among ``items`` (models, or containers of models)."""
-    for item in items:
-        kind = type(item)
-        width = item.width if kind is Call else item.widest if kind is Container else None
-        if width is not None and (widest is None or width > widest):
-            widest = width
-    return widest
+def is_count(value: Value) -> bool:
+    """A literal non-negative int (not a bool)."""
+    return type(value) is int and value >= 0
 
 
 def note_dropped_items(container: Container, pairs: Iterable[tuple[Value, Value]], room: int) -> int:
