@@ -361,3 +361,25 @@ def test_a_member_built_after_it_joined_the_forest_fails_closed() -> None:
     )
     found = state_findings(late)
     assert any("never checked" in f.message for f in found), [f.message for f in found]
+
+
+def test_members_the_stream_computes_fail_closed() -> None:
+    # estimators_ = list((member,)): predict iterates it like any list, but nothing can
+    # measure what list() returns, so the forest's members cannot be judged.
+    from sklearn.ensemble import RandomForestRegressor
+
+    forest = RandomForestRegressor(n_estimators=2, max_depth=2).fit(X, X[:, 0])
+
+    class Computed:
+        def __reduce__(self) -> tuple[Any, ...]:
+            return list, (tuple(forest.estimators_),)
+
+    state = {**forest.__getstate__(), "estimators_": Computed()}
+
+    class Forest:
+        def __reduce__(self) -> tuple[Any, ...]:
+            return type(forest), (), state
+
+    found = state_findings(pickle.dumps(Forest(), protocol=4))
+    assert any("members the stream computed" in f.message for f in found), [f.message for f in found]
+    assert not state_findings(pickle.dumps(forest, protocol=4))

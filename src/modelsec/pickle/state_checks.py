@@ -142,23 +142,28 @@ def note_models(container: Container, items: Iterable[Value]) -> None:
 
 
 def widest_model(value: Value, depth: int = 0) -> int | str | None:
-    """The widest input the models in ``value`` (a container, or a tuple of models) need;
-    None without models; why not when one was never measured (its own check failed or
-    its state was never given)."""
+    """The widest input the models in ``value`` need: a list, tuple or set of models, or of
+    such lists. Every item must be one (a member the stream computed, such as
+    ``list(...)`` of something, cannot be measured), and every model measured (its own
+    check passed); why not, otherwise. None for no models at all."""
     if depth > 4:
         return "models nested too deeply to check"
-    items = value.models or () if isinstance(value, Container) else value if isinstance(value, tuple) else ()
+    if isinstance(value, Container):
+        if len(value.models or ()) != len(value.items) + value.dropped:
+            return "a member that is not a model it can measure"
+        items: Iterable[Value] = value.models or ()
+    elif isinstance(value, tuple):
+        items = value
+    else:
+        return "members the stream computed"
     widest: int | None = None
     for item in items:
-        width = (
-            widest_model(item, depth + 1)
-            if isinstance(item, Container)
-            else item.width
-            if isinstance(item, Call)
-            else None
-        )
-        if isinstance(item, Call) and item.cls is not None and item.cls.path in MEASURED and width is None:
-            return "a member whose input width was never checked"
+        if isinstance(item, (Container, tuple)):
+            width = widest_model(item, depth + 1)
+        elif isinstance(item, Call) and item.cls is not None and item.cls.path in MEASURED:
+            width = item.width if item.width is not None else "a member whose input width was never checked"
+        else:
+            return "a member that is not a model it can measure"
         if isinstance(width, str):
             return width
         if width is not None and (widest is None or width > widest):
