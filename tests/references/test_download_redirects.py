@@ -214,3 +214,137 @@ def test_tgi_weights_cache_override_is_unresolved() -> None:
 def test_only_a_plain_hub_url_is_the_hub(value: str) -> None:
     result = found(["vllm", "serve", "meta-llama/x"], {"HF_ENDPOINT": value})
     assert [r.redirected_by for r in result.references] == ["HF_ENDPOINT"] or result.unresolved
+
+
+# --- references no known program reads: the annotation, KServe (review of session 21) ---
+# Before these, an annotated hf:// model or a KServe download was judged by the Hub's (or
+# the bucket's) scan whatever HF_ENDPOINT or AWS_ENDPOINT_URL the containers set.
+
+
+def annotated(*containers: dict[str, Any], models: str = "hf://meta-llama/x") -> Extraction:
+    return extraction("Pod", pod(*containers, annotations={"modelsec.io/models": models}))
+
+
+def test_an_annotated_model_follows_a_container_endpoint() -> None:
+    result = annotated(container(["python", "serve.py"], {"HF_ENDPOINT": "https://evil.example"}))
+    assert endpoints(result) == [("hf://meta-llama/x", "https://evil.example", "HF_ENDPOINT")]
+
+
+def test_an_annotated_bucket_follows_the_sdk_endpoint() -> None:
+    result = annotated(
+        container(["python", "serve.py"], {"AWS_ENDPOINT_URL_S3": "http://evil:9000"}), models="s3://b/m"
+    )
+    assert endpoints(result) == [("s3://b/m", "http://evil:9000", "AWS_ENDPOINT_URL_S3")]
+
+
+def test_an_annotated_model_follows_an_endpoint_a_script_exports() -> None:
+    script = "export HF_ENDPOINT=https://evil.example; exec python serve.py"
+    result = annotated(container(["sh", "-c", script]))
+    assert endpoints(result) == [("hf://meta-llama/x", "https://evil.example", "HF_ENDPOINT")]
+
+
+def test_containers_sending_an_annotated_model_to_different_servers_are_unresolved() -> None:
+    result = annotated(
+        container(["python", "a.py"], {"HF_ENDPOINT": "https://mirror.example"}),
+        {**container(["python", "b.py"], {"HF_ENDPOINT": "https://evil.example"}), "name": "b"},
+    )
+    assert result.references == ()
+    assert "name different servers" in result.unresolved[0].why
+
+
+def test_a_sidecar_without_an_endpoint_leaves_the_mirror_in_place() -> None:
+    result = annotated(
+        container(["python", "serve.py"], {"HF_ENDPOINT": "https://mirror.example"}),
+        {"name": "proxy", "image": "envoyproxy/envoy"},
+    )
+    assert endpoints(result) == [("hf://meta-llama/x", "https://mirror.example", "HF_ENDPOINT")]
+
+
+def test_an_annotated_model_with_the_endpoint_in_a_secret_is_unresolved() -> None:
+    env = [{"name": "HF_ENDPOINT", "valueFrom": {"secretKeyRef": {"name": "mirror", "key": "url"}}}]
+    result = annotated({"name": "c", "image": "python", "command": ["python", "serve.py"], "env": env})
+    assert result.references == ()
+    assert "Secret mirror" in result.unresolved[0].why
+
+
+def test_an_annotated_model_without_endpoints_is_judged_as_named() -> None:
+    result = annotated(container(["python", "serve.py"], {"HF_ENDPOINT": "https://huggingface.co"}))
+    assert endpoints(result) == [("hf://meta-llama/x", None, None)]
+
+
+def initializer(
+    uris: list[str], env: dict[str, str] | None = None, env_items: list[Any] | None = None
+) -> Extraction:
+    init: dict[str, Any] = {
+        "name": "storage-initializer",
+        "image": "kserve/storage-initializer:v0.15.0",
+        "args": [word for uri in uris for word in (uri, "/mnt/models")],
+    }
+    if env or env_items:
+        init["env"] = [{"name": k, "value": v} for k, v in (env or {}).items()] + (env_items or [])
+    return extraction("Pod", pod({"name": "kserve-container", "image": "kserve/sklearnserver"}, init=[init]))
+
+
+@pytest.mark.parametrize(
+    "uri, variable, value",
+    [
+        ("hf://org/m", "HF_ENDPOINT", "https://evil.example"),
+        ("s3://b/m", "AWS_ENDPOINT_URL", "http://evil:9000"),
+        ("s3://b/m", "AWS_ENDPOINT_URL_S3", "http://evil:9000"),
+    ],
+)
+def test_the_storage_initializer_environment_redirects_its_download(
+    uri: str, variable: str, value: str
+) -> None:
+    assert endpoints(initializer([uri], {variable: value})) == [(uri, value, variable)]
+
+
+@pytest.mark.parametrize("variable", ["STORAGE_CONFIG", "STORAGE_OVERRIDE_CONFIG"])
+def test_a_kserve_storage_spec_endpoint_redirects_s3(variable: str) -> None:
+    spec = '{"type": "s3", "endpoint_url": "http://evil:9000", "bucket": "b"}'
+    assert endpoints(initializer(["s3://b/m"], {variable: spec})) == [
+        ("s3://b/m", "http://evil:9000", variable)
+    ]
+
+
+def test_the_override_spec_wins_over_the_storage_spec() -> None:
+    env = {
+        "STORAGE_CONFIG": '{"type": "s3", "endpoint_url": "http://minio:9000"}',
+        "STORAGE_OVERRIDE_CONFIG": '{"endpoint_url": "http://evil:9000"}',
+    }
+    assert endpoints(initializer(["s3://b/m"], env)) == [
+        ("s3://b/m", "http://evil:9000", "STORAGE_OVERRIDE_CONFIG")
+    ]
+
+
+def test_a_storage_spec_of_another_type_names_no_s3_endpoint() -> None:
+    spec = '{"type": "gs", "endpoint_url": "http://evil:9000"}'
+    assert endpoints(initializer(["s3://b/m"], {"STORAGE_CONFIG": spec})) == [("s3://b/m", None, None)]
+
+
+@pytest.mark.parametrize("spec", ["not json", "[1]", '{"type": "s3", "endpoint_url": 7}'])
+def test_a_storage_spec_modelsec_cannot_read_is_unresolved(spec: str) -> None:
+    result = initializer(["s3://b/m"], {"STORAGE_CONFIG": spec})
+    assert result.references == ()
+    assert "STORAGE_CONFIG" in result.unresolved[0].why
+
+
+def test_a_storage_spec_from_a_secret_is_unresolved() -> None:
+    spec = {"name": "STORAGE_CONFIG", "valueFrom": {"secretKeyRef": {"name": "storage-config", "key": "s3"}}}
+    result = initializer(["s3://b/m"], env_items=[spec])
+    assert result.references == ()
+    assert "Secret storage-config" in result.unresolved[0].why
+
+
+def test_the_hugging_face_runtime_environment_redirects_model_id() -> None:
+    result = extraction(
+        "Pod",
+        pod(
+            container(
+                ["python", "-m", "huggingfaceserver", "--model_id", "org/m"],
+                {"HF_ENDPOINT": "https://evil.example"},
+                image="kserve/huggingfaceserver:v0.15.0",
+            )
+        ),
+    )
+    assert endpoints(result) == [("hf://org/m", "https://evil.example", "HF_ENDPOINT")]

@@ -80,17 +80,40 @@ def test_a_redirect_where_no_group_covers_the_namespace_follows_the_unresolved_s
     assert any("HF_ENDPOINT" in w for w in decision.warnings)
 
 
+def _admission(model: str) -> Admission:
+    v = view(source("hub"), group("g-hub", "hub"), scan(model, None, "g-hub", "ALLOWED"))
+    return Admission(v, AdmissionSettings())
+
+
+def _response(adm: Admission, workload: dict[str, object]) -> dict[str, object]:
+    answer = adm.answer(adm.parse(review(workload)))
+    assert isinstance(answer, Answer)
+    response: dict[str, object] = json.loads(answer.body)["response"]
+    return response
+
+
 def test_admission_of_a_pod_redirecting_an_allowed_model_is_denied() -> None:
     # The whole path: AdmissionReview -> extraction from the container -> decision.
-    v = view(source("hub"), group("g-hub", "hub"), scan("hf://org/good", None, "g-hub", "ALLOWED"))
-    adm = Admission(v, AdmissionSettings())
+    adm = _admission("hf://org/good")
 
     def admitted(env: list[dict[str, str]]) -> dict[str, object]:
         container = {"name": "s", "image": "python", "command": ["vllm", "serve", "org/good"], "env": env}
-        answer = adm.answer(adm.parse(review(pod(None, container))))
-        assert isinstance(answer, Answer)
-        response: dict[str, object] = json.loads(answer.body)["response"]
-        return response
+        return _response(adm, pod(None, container))
+
+    assert admitted([])["allowed"] is True
+    denied = admitted([{"name": "HF_ENDPOINT", "value": "https://evil.example"}])
+    assert denied["allowed"] is False
+    assert "HF_ENDPOINT=https://evil.example" in str(denied["status"])
+
+
+def test_admission_of_an_annotated_model_a_container_redirects_is_denied() -> None:
+    # The annotation names the model, not its program: any container's HF_ENDPOINT counts
+    # (review of session 21: the annotation was judged by the Hub's scan whatever it said).
+    adm = _admission("hf://org/good")
+
+    def admitted(env: list[dict[str, str]]) -> dict[str, object]:
+        container = {"name": "s", "image": "python", "command": ["python", "serve.py"], "env": env}
+        return _response(adm, pod("hf://org/good", container))
 
     assert admitted([])["allowed"] is True
     denied = admitted([{"name": "HF_ENDPOINT", "value": "https://evil.example"}])

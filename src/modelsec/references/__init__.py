@@ -35,7 +35,7 @@ from modelsec.references.model import (
     to_model_ref,
 )
 from modelsec.references.pins import NOT_SAID, Site
-from modelsec.references.redirects import Redirected, redirect
+from modelsec.references.redirects import Redirected, redirect_any
 from modelsec.sources import ModelRefError
 
 __all__ = [
@@ -167,8 +167,8 @@ def extract(workload: Workload) -> Extraction:
                     )
                 continue
             endpoint, redirected_by = item.endpoint, None
-            if item.downloader is not None:
-                where = redirect(item.downloader, ref.scheme, item.endpoint, MARK)
+            if item.downloaders:
+                where = redirect_any(item.downloaders, ref.scheme, item.endpoint, MARK)
                 if isinstance(where, Redirected):
                     whys = unknowns_in(where.marked, workload.containers) if where.marked else ()
                     for unknown in whys:

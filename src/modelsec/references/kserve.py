@@ -12,6 +12,12 @@
 
 ``hf://org/name:<revision>`` is KServe's spelling of a pinned Hub model. ``pvc://``,
 ``gs://`` and plain ``https://`` URIs are not modelsec sources and are left alone.
+
+The storage initializer and the Hugging Face runtime download with ``huggingface_hub``
+and boto3, so their environment may send the download elsewhere (``HF_ENDPOINT``,
+``AWS_ENDPOINT_URL``, a storage spec's ``endpoint_url``: modelsec.references.redirects).
+An InferenceService's own storage URIs are judged as named: the initializer's environment
+is KServe's to inject, and the Pod it makes is judged with it.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from modelsec.references.argv import describe, first, image_matches
 from modelsec.references.container import Container
 from modelsec.references.model import Found, Malformed, Unresolved, Workload
 from modelsec.references.pins import Path, Spelled
+from modelsec.references.redirects import Downloader
 from modelsec.references.workloads import KSERVE_COMPONENTS
 
 SOURCE_URI_ANNOTATION = "internal.serving.kserve.io/storage-initializer-sourceuri"
@@ -101,26 +108,30 @@ class KServeExtractor:
             ):
                 # The injected container passes `<uri> <dest>` pairs to the image's entrypoint;
                 # a hand-written one may name the program itself.
+                env = container.lines[0].env if container.lines else container.environment
                 if container.entrypoint:
                     args = container.commands[0] if container.commands else ()
                 else:
                     args = container.programs[0][1] if container.programs else ()
                 # <uri> <dest> [<uri> <dest> ...]
+                downloader = Downloader("kserve", env)
                 for uri in args[0::2]:
                     yield Found(
                         uri,
                         describe(container, "storage-initializer source"),
                         site=container.word_site(uri, "kserve"),
+                        downloaders=(downloader,),
                     )
             elif _hugging_face_runtime(container):
-                for line in container.commands:
-                    model = first(line, "--model_id")
+                for line in container.lines:
+                    model = first(line.words, "--model_id")
                     if model:
                         yield Found(
                             model,
                             describe(container, "huggingfaceserver --model_id"),
-                            first(line, "--model_revision"),
+                            first(line.words, "--model_revision"),
                             site=container.option_site("--model_revision"),
+                            downloaders=(Downloader("kserve", line.env),),
                         )
 
 

@@ -124,7 +124,9 @@ def _read(
         else:
             # Downloaded from MODEL_ENDPOINT or HF_ENDPOINT when set (modelsec.references.redirects)
             downloader = Downloader("llama.cpp", env)
-            yield Found(repo if not unknown else value, origin, site=NO_REVISION[kind], downloader=downloader)
+            yield Found(
+                repo if not unknown else value, origin, site=NO_REVISION[kind], downloaders=(downloader,)
+            )
     elif kind == "url":
         try:
             hub = unknown or hub_url(value) is not None

@@ -72,9 +72,10 @@ class Found:
     endpoint: str | None = None  # object-store endpoint named with the reference (Triton)
     explicit: bool = False
     site: Site | None = None  # how the serving stack takes a revision there (pinning)
-    # The program that downloads it and its environment, which may send the download to
-    # another server (modelsec.references.redirects); None where no program reads it.
-    downloader: Downloader | None = field(default=None, compare=False, repr=False)
+    # The programs that may download it, each with its environment, which may send the
+    # download to another server (modelsec.references.redirects): one where the workload
+    # says which program reads it, every container for the annotation, none for a path.
+    downloaders: tuple[Downloader, ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True)

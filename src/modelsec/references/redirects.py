@@ -24,6 +24,7 @@ So a reference read from a program's command line carries its :class:`Downloader
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -31,6 +32,8 @@ from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from modelsec.references.container import Env
+
+ANY_PROGRAM = "any"  # Downloader.program of a reference no known program reads
 
 # Variables each program reads for a scheme, in no particular order: where several are set
 # they must agree, since which one wins differs between programs and releases.
@@ -42,7 +45,18 @@ ENDPOINT_VARIABLES: dict[tuple[str, str], tuple[str, ...]] = {
     ("tgi", "hf"): HUB_ENDPOINT,
     ("llama.cpp", "hf"): ("MODEL_ENDPOINT", *HUB_ENDPOINT),
     ("triton", "s3"): S3_ENDPOINT,
+    # KServe's storage initializer (huggingface_hub, boto3) and its Hugging Face runtime
+    ("kserve", "hf"): HUB_ENDPOINT,
+    ("kserve", "s3"): S3_ENDPOINT,
+    # A program modelsec does not know, named by the modelsec.io/models annotation: the
+    # variables of the clients every Python program downloads with
+    (ANY_PROGRAM, "hf"): HUB_ENDPOINT,
+    (ANY_PROGRAM, "s3"): S3_ENDPOINT,
 }
+# KServe's storage initializer: a JSON storage spec (from the InferenceService's storage
+# key, usually a Secret) whose endpoint_url it copies into AWS_ENDPOINT_URL before
+# downloading, STORAGE_OVERRIDE_CONFIG's keys over STORAGE_CONFIG's
+KSERVE_STORAGE_SPECS = ("STORAGE_CONFIG", "STORAGE_OVERRIDE_CONFIG")
 MODELSCOPE = "VLLM_USE_MODELSCOPE"  # vLLM: "true" (any case) downloads from ModelScope
 # vLLM: a JSON (or whitespace) table in this file maps model names to other paths
 # (maybe_model_redirect), read before anything is downloaded
@@ -55,7 +69,8 @@ HUB_HOSTS = frozenset({"huggingface.co", "hf.co"})
 class Downloader:
     """The program that downloads a reference, and the environment it runs in."""
 
-    program: str  # a key of ENDPOINT_VARIABLES: "vllm", "tgi", "llama.cpp", "triton"
+    # a key of ENDPOINT_VARIABLES: "vllm", "tgi", "llama.cpp", "triton", "kserve", ANY_PROGRAM
+    program: str
     env: Env
 
 
@@ -130,9 +145,14 @@ def redirect(
             )
     if named is not None:
         return None  # the reference names its server (Triton's s3://host:port/...)
+    settings = [(v, env.get(v)) for v in ENDPOINT_VARIABLES.get((downloader.program, scheme), ())]
+    if downloader.program == "kserve" and scheme == "s3":
+        spec = _kserve_storage_endpoint(env, mark)
+        if isinstance(spec, Redirected):
+            return spec
+        settings.append(spec)
     found: dict[str, Redirect] = {}  # by endpoint_key: the first variable naming each server
-    for variable in ENDPOINT_VARIABLES.get((downloader.program, scheme), ()):
-        value = env.get(variable)
+    for variable, value in settings:
         if not value:
             continue  # unset, or empty: the program falls back to its default
         if mark in value:
@@ -145,3 +165,51 @@ def redirect(
         said = " and ".join(f"{r.variable}={r.url}" for r in found.values())
         return Redirected(f"{said} name different servers, and which one wins differs between releases")
     return next(iter(found.values()), None)
+
+
+def redirect_any(
+    downloaders: tuple[Downloader, ...], scheme: str, named: str | None, mark: str
+) -> Redirect | Redirected | None:
+    """Where the download of a reference goes when any of ``downloaders`` may be the one
+    that makes it (the annotation names a model, not the program that loads it): the one
+    server those that set a variable agree on. A program that sets none is taken not to
+    download (a sidecar beside a server that uses a mirror); servers that differ are
+    unresolved, since modelsec cannot tell which program loads the model."""
+    found: dict[str | None, Redirect] = {}
+    for downloader in downloaders:
+        where = redirect(downloader, scheme, named, mark)
+        if isinstance(where, Redirected):
+            return where
+        if where is not None:
+            found.setdefault(endpoint_key(where.url), where)
+    if len(found) > 1:
+        said = " and ".join(f"{r.variable}={r.url}" for r in found.values())
+        return Redirected(f"the containers' {said} name different servers, and any of them may load it")
+    return next(iter(found.values()), None)
+
+
+def _kserve_storage_endpoint(env: Env, mark: str) -> tuple[str, str | None] | Redirected:
+    """(variable, endpoint) that KServe's storage spec variables set, as its storage
+    initializer merges them (``endpoint_url`` of an ``s3`` spec); unresolved where the
+    request does not show a spec or it cannot be read."""
+    merged: dict[str, object] = {}
+    said = ""
+    for variable in KSERVE_STORAGE_SPECS:
+        text = env.get(variable)
+        if text is None:
+            continue
+        if mark in text:
+            return Redirected(f"{variable} (a KServe storage spec) may name the S3 endpoint", text)
+        try:
+            spec = json.loads(text or "{}")
+        except ValueError:
+            spec = None
+        if not isinstance(spec, dict):
+            return Redirected(f"{variable} is not a JSON object, and KServe reads its endpoint_url from it")
+        merged.update(spec)
+        if "endpoint_url" in spec:
+            said = variable
+    url = merged.get("endpoint_url") if merged.get("type") == "s3" else None
+    if url is not None and not isinstance(url, str):
+        return Redirected(f"{said} gives an endpoint_url that is not a string")
+    return said or KSERVE_STORAGE_SPECS[0], url

@@ -68,7 +68,11 @@ class TgiExtractor:
                     continue
                 if model:
                     yield Found(
-                        model, describe(container, "--model-id"), revision, site=site, downloader=downloader
+                        model,
+                        describe(container, "--model-id"),
+                        revision,
+                        site=site,
+                        downloaders=(downloader,),
                     )
                 elif value := env.get(ENV_MODEL):
                     yield Found(
@@ -76,12 +80,12 @@ class TgiExtractor:
                         describe(container, f"env {ENV_MODEL}"),
                         revision,
                         site=site,
-                        downloader=downloader,
+                        downloaders=(downloader,),
                     )
                 adapters = first(args, "--lora-adapters") or env.get(ENV_LORA)
                 for adapter in _adapters(adapters or ""):
                     yield Found(
-                        adapter, describe(container, "LoRA adapter"), site=LORA, downloader=downloader
+                        adapter, describe(container, "LoRA adapter"), site=LORA, downloaders=(downloader,)
                     )
 
 

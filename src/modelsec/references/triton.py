@@ -53,7 +53,7 @@ class TritonExtractor:
                         describe(container, f"tritonserver {flag}"),
                         endpoint=endpoint,
                         site=REPOSITORY,
-                        downloader=Downloader("triton", env),
+                        downloaders=(Downloader("triton", env),),
                     )
 
 

@@ -367,7 +367,7 @@ def _launch(container: Container, parsed: _Parsed, downloader: Downloader) -> It
         return describe(container, what)
 
     def found(text: str, where: str, revision: str | None = None, *, site: Site) -> Found:
-        return Found(text, where, revision, site=site, downloader=downloader)
+        return Found(text, where, revision, site=site, downloaders=(downloader,))
 
     for name in parsed.ambiguous:
         yield Unresolved(
