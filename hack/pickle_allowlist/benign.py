@@ -92,6 +92,11 @@ def sklearn_objects() -> Iterator[Factory]:
         "TfidfVectorizer": lambda: TfidfVectorizer().fit(["apple banana", "banana cherry"]),
         "RandomForest": lambda: RandomForestClassifier(n_estimators=3, random_state=0).fit(features, classes),
         "HistGradientBoosting": lambda: HistGradientBoostingClassifier(max_iter=3).fit(features, classes),
+        # categorical features: a preprocessor whose FunctionTransformer keeps
+        # functools.partial(check_array, dtype=[float64], ensure_all_finite=False)
+        "HistGradientBoosting(categorical)": lambda: HistGradientBoostingClassifier(
+            max_iter=3, categorical_features=[0]
+        ).fit(np.c_[np.arange(len(features)) % 3, features[:, 1:]], classes),
         # more than two classes: the multinomial loss (CyHalfMultinomialLoss), pickled by Cython
         "GradientBoosting(3 classes)": lambda: GradientBoostingClassifier(n_estimators=2).fit(
             features, np.arange(len(features)) % 3

@@ -435,8 +435,7 @@ def contract_or_malformed(data: bytes) -> list[str]:
 def _boosted() -> Any:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    # (no categorical features: those add a preprocessor with functools.partial, which
-    # the allowlist does not take; a forged is_categorical then points past empty bitsets)
+    # (no categorical features: a forged is_categorical would then point past empty bitsets)
     data = RNG.normal(size=(300, 4))
     return HistGradientBoostingClassifier(max_iter=4, random_state=0).fit(data, data[:, 0] + data[:, 3] > 0)
 

@@ -574,6 +574,8 @@ def is_plain(value: Value, depth: int = 0, *, attribute: bool = False) -> bool:
     if isinstance(value, Call):
         if is_array_wrapper(value):
             return True
+        if value.cls is not None and value.cls.path in CALLABLE_INSTANCES:
+            return False  # a callable the stream chose, whatever it binds
         origin = value.cls if value.cls is not None else value.origin
         if not (isinstance(origin, Global) and origin.classification.verdict is Verdict.SAFE):
             return False
@@ -772,7 +774,102 @@ def _no_keywords(site: Site) -> Value:
     return None
 
 
+# -- functools.partial ---------------------------------------------------------------------
+#
+# A partial is a call trampoline: whoever calls it calls its function with the arguments the
+# stream bound. Calling it at load time is a computed call (a finding, like any callable the
+# stream builds); library code calls it at use time with its input (scikit-learn's
+# FunctionTransformer calls its func(X)). So a partial may bind only a function that library
+# code may call with its input anyway, and only literal data: then the partial is no worse than
+# the function kept as the attribute itself.
+
+# Functions real pickles bind in a partial: scikit-learn's HistGradientBoosting with
+# categorical features keeps partial(check_array, dtype=[float64], ensure_all_finite=False) as
+# its preprocessor's func. Each is reference-only (the generator found it takes no callable
+# and no benign pickle calls it at load time; tests/pickle/test_partial.py checks both). A
+# helper the stream may call itself is not enough: its contract judges the calls the stream
+# makes, not the call library code makes later with an input the stream did not see
+# (partial(_ufunc_reconstruct, "os") called with "system" resolves os.system).
+PARTIAL_FUNCTIONS = frozenset({"sklearn.utils.validation.check_array"})
+# Instances that are callables the stream chose: never plain data (is_plain).
+CALLABLE_INSTANCES = frozenset({"functools.partial"})
+
+
+def _bound_function(site: Site, value: Value, what: str) -> None:
+    if (
+        isinstance(value, Global)
+        and value.path in PARTIAL_FUNCTIONS
+        and value.classification.verdict in (Verdict.DATA, Verdict.SAFE)
+    ):
+        return
+    allowed = ", ".join(sorted(PARTIAL_FUNCTIONS))
+    site.violation(f"{what} is {describe(value)}, not a function a partial may bind ({allowed})")
+
+
+def is_literal_data(value: Value) -> bool:
+    """Literals, class references and containers of them: no object the stream built."""
+    return is_plain(value) and not _holds_instances(value)
+
+
+def _bound_keywords(site: Site, keywords: Value) -> None:
+    """A literal dict of str keys to literal data."""
+    if not (
+        isinstance(keywords, Container)
+        and keywords.kind == "dict"
+        and not keywords.dropped
+        and not keywords.opaque_keys
+        and all(isinstance(key, str) for key, _ in keywords.items)
+        and is_literal_data(keywords)
+    ):
+        site.violation(f"its keywords are {describe(keywords)}, not a literal dict of literal data")
+
+
+def _partial_new(site: Site) -> Value:
+    # partial(func, *args, **keywords): partial_new stores them (a partial given as func is
+    # unwrapped into its own func, args and keywords); nothing is called
+    count = site.count()
+    if count is None:
+        site.arg(0)  # arguments the stream computes: reported
+        return None
+    _bound_function(site, site.arg(0), "its function")
+    for index in range(1, count):
+        if not is_literal_data(site.arg(index)):
+            site.violation(f"bound argument {index} ({describe(site.arg(index))}) is not literal data")
+    if site.kwargs is not None:
+        _bound_keywords(site, site.kwargs)  # (copied into a new dict)
+    return None
+
+
+def _partial_state(site: Site) -> Value:
+    # partial.__setstate__((func, args, keywords, dict)): stores func and args, keeps the
+    # keywords dict itself (an exact dict is not copied: the stream still holds it), and
+    # makes the fourth item the instance __dict__ as it is
+    state = site.arg(0)
+    parts = sequence_items(state) if isinstance(state, tuple) else None
+    if parts is None or len(parts) != 4:
+        site.violation(
+            f"its state is {describe(state)}, not the (func, args, keywords, dict) tuple partial writes"
+        )
+        return None
+    func, args, keywords, namespace = parts
+    _bound_function(site, func, "its function")
+    if not isinstance(args, tuple) or not is_literal_data(args):
+        site.violation(f"its bound arguments are {describe(args)}, not a literal tuple of literal data")
+    if keywords is not None:
+        _bound_keywords(site, keywords)
+        receiver = site.receiver
+        if isinstance(keywords, Container) and isinstance(receiver, Call) and receiver.cls is not None:
+            keywords.watched_by = receiver.cls  # a later SETITEM would bind keywords nobody checked
+    if namespace is not None:
+        site.violation(
+            f"its state sets its __dict__ to {describe(namespace)} (partial.__reduce__ writes None)"
+        )
+    return None
+
+
 METHOD_CONTRACTS: dict[str, Contract] = {
+    "functools.partial.__new__": _partial_new,
+    "functools.partial.__setstate__": _partial_state,
     **{path: _instance_dict_holds(conditions) for path, conditions in STATE_CONDITIONS.items()},
     "torch._C.TensorBase.__new__": _no_keywords,
     "torch._tensor.Tensor.__setstate__": _tensor_state,

@@ -54,7 +54,14 @@ _BARE_CONSTRUCTORS = frozenset({"copyreg.__newobj__", "copyreg.__newobj_ex__", "
 _INSTANTIATE = frozenset({"NEWOBJ", "NEWOBJ_EX", "INST", "OBJ"})
 # numpy writes the state of each of these with exactly one BUILD: another one would change
 # what contracts read (an array's contents, a dtype's fields and item size) after the fact.
-_BUILT_ONCE = frozenset({"numpy.ndarray", "numpy.memmap", "numpy.matrix", "numpy.dtype"})
+# So does a partial's (its function and arguments), and its keywords dict is checked as given.
+_BUILT_ONCE = {
+    "numpy.ndarray": "the contents of an array",
+    "numpy.memmap": "the contents of an array",
+    "numpy.matrix": "the contents of an array",
+    "numpy.dtype": "the fields of a dtype",
+    "functools.partial": "the function and arguments of a partial",
+}
 _NOT_CALLABLE = (bool, int, float, str, bytes, bytearray, tuple, Blob, Container)
 # Attributes whose assignment (setattr, not a __dict__ update) changes what the instance is.
 OBJECT_MACHINERY = {
@@ -298,8 +305,9 @@ class Invoker:
             and (target.state is not None or from_buffer(target))
         ):
             # (and no BUILD at all after _frombuffer: the contents came with the call)
-            what = "the fields of a dtype" if target.cls.path == "numpy.dtype" else "the contents of an array"
-            self.observer.violated(target.cls, offset, f"a second {how} replaces {what}")
+            self.observer.violated(
+                target.cls, offset, f"a second {how} replaces {_BUILT_ONCE[target.cls.path]}"
+            )
         target.state = state
         known = self._known_instance(target, offset, how)
         if known is None:
