@@ -383,3 +383,162 @@ def test_members_the_stream_computes_fail_closed() -> None:
     found = state_findings(pickle.dumps(Forest(), protocol=4))
     assert any("members the stream computed" in f.message for f in found), [f.message for f in found]
     assert not state_findings(pickle.dumps(forest, protocol=4))
+
+
+# -- checks that need every item: one-hot encoders of more than 64 features -----------------
+
+WIDE = RNG.integers(0, 4, size=(40, 70))  # 70 features: past the 64 items a container keeps
+
+
+def _wide_encoders() -> dict[str, Callable[[], Any]]:
+    from sklearn.ensemble import RandomTreesEmbedding
+    from sklearn.preprocessing import OneHotEncoder
+
+    return {
+        "one-hot": lambda: OneHotEncoder().fit(WIDE),
+        "one-hot, drop first": lambda: OneHotEncoder(drop="first").fit(WIDE),
+        "one-hot, infrequent and drop": lambda: OneHotEncoder(min_frequency=9, drop="first").fit(WIDE),
+        # one feature per tree
+        "random trees embedding": lambda: RandomTreesEmbedding(n_estimators=70, max_depth=2).fit(X),
+    }
+
+
+WIDE_ENCODERS = _wide_encoders()
+
+
+@pytest.mark.parametrize("writer", [*sorted(WRITERS), "pickle-3", "pickle-4"])
+@pytest.mark.parametrize("name", sorted(WIDE_ENCODERS))
+def test_encoders_of_more_than_64_features_pass(name: str, writer: str) -> None:
+    write = WRITERS.get(writer) or (lambda m: pickle.dumps(m, protocol=int(writer[-1])))
+    model = WIDE_ENCODERS[name]()
+    encoder = getattr(model, "one_hot_encoder_", model)
+    assert len(encoder.categories_) > 64
+    result = scan(write(model))
+    assert {f.threat for f in result.findings} <= {"MS-POL-001"}, result.findings
+
+
+def _wide(name: str, change: Callable[[Any], None]) -> Any:
+    model = WIDE_ENCODERS[name]()
+    change(model)  # in this process, never used
+    return model
+
+
+def _at(attribute: str, index: int, value: Callable[[Any], Any]) -> Callable[[Any], None]:
+    def change(model: Any) -> None:
+        items = list(getattr(model, attribute))
+        items[index] = value(items[index])
+        setattr(model, attribute, items)
+
+    return change
+
+
+def _drop_at(index: int, value: int) -> Callable[[Any], None]:
+    def change(model: Any) -> None:
+        drops = model._drop_idx_after_grouping.copy()
+        drops[index] = value
+        model._drop_idx_after_grouping = drops
+
+    return change
+
+
+HIDDEN = 68  # past the 64 items the machine keeps
+WIDE_FORGERIES: dict[str, tuple[str, Callable[[Any], None]]] = {
+    "a count smaller than its categories": ("one-hot", _at("_n_features_outs", HIDDEN, lambda n: 1)),
+    "a negative count": ("one-hot", _at("_n_features_outs", HIDDEN, lambda n: -(10**8))),
+    "a count that is not an int": ("one-hot", _at("_n_features_outs", HIDDEN, lambda n: "3")),
+    "categories wider than the count": (
+        "one-hot",
+        _at("categories_", HIDDEN, lambda c: np.arange(10**4)),
+    ),
+    "a dropped category past the categories": ("one-hot, drop first", _drop_at(HIDDEN, 10**6)),
+    "a negative dropped category": ("one-hot, drop first", _drop_at(HIDDEN, -5)),
+    "an infrequent mapping past the groups": (
+        "one-hot, infrequent and drop",
+        lambda m: setattr(
+            m,
+            "_default_to_infrequent_mappings",
+            [
+                x * 10**6 if i >= HIDDEN and x is not None else x
+                for i, x in enumerate(m._default_to_infrequent_mappings)
+            ],
+        ),
+    ),
+    "an infrequent index past the categories": (
+        "one-hot, infrequent and drop",
+        lambda m: setattr(
+            m,
+            "_infrequent_indices",
+            [np.array([5 * 10**7]) if i == HIDDEN else x for i, x in enumerate(m._infrequent_indices)],
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("writer", ["pickle-2", "pickle-5", "joblib"])
+@pytest.mark.parametrize("forgery", sorted(WIDE_FORGERIES))
+def test_a_forged_entry_past_the_kept_items_is_a_violation(forgery: str, writer: str) -> None:
+    name, change = WIDE_FORGERIES[forgery]
+    model = _wide(name, change)
+    found = [f.message for f in state_findings(WRITERS[writer](model)) if "one-hot encoder" in f.message]
+    if forgery == "a count that is not an int":  # (a str is not kept aside: fails closed)
+        assert any("entry per feature it can read" in m for m in found), found
+        return
+    # judged on the forged entry itself, not failed closed for want of reading it
+    assert any(f"[{HIDDEN}]" in m or f"feature {HIDDEN} " in m for m in found), found
+
+
+def test_the_infrequent_forgeries_reach_past_the_kept_items() -> None:
+    # (the forgeries above are only worth something if the feature they forge is infrequent)
+    model = WIDE_ENCODERS["one-hot, infrequent and drop"]()
+    assert model._infrequent_indices[HIDDEN] is not None
+    assert model._default_to_infrequent_mappings[HIDDEN] is not None
+
+
+def test_items_kept_aside_are_bounded_per_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A scan keeps at most TAIL_BUDGET items aside; past it, a check that needs them fails
+    # closed. A list that cannot be kept whole gives its items back to the budget.
+    from modelsec.pickle import scanner
+
+    model = WIDE_ENCODERS["one-hot"]()
+    assert not state_findings(pickle.dumps(model, protocol=4))
+    monkeypatch.setattr(scanner, "TAIL_BUDGET", 8)  # 6 categories and 6 counts past the 64
+    found = state_findings(pickle.dumps(model, protocol=4))
+    assert any("not lists of one entry per feature it can read" in f.message for f in found), found
+    monkeypatch.setattr(scanner, "TAIL_BUDGET", 20)
+    assert not state_findings(pickle.dumps((list(range(10**5)), model), protocol=4))  # given back
+    assert state_findings(pickle.dumps(([*range(70), "x"], list(range(70)), model), protocol=4)) == []
+    assert state_findings(pickle.dumps((list(range(78)), model), protocol=4))  # 14 of 20 kept
+
+
+def test_items_examined_past_the_kept_ones_are_bounded_per_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the same list handed to many encoders is examined each time: bounded by the file
+    from modelsec.pickle import scanner
+
+    model = WIDE_ENCODERS["one-hot"]()
+    monkeypatch.setattr(scanner, "EXAMINE_FACTOR", 0)
+    monkeypatch.setattr(scanner, "EXAMINE_FLOOR", 11)  # 12 items past the 64 are needed
+    found = state_findings(pickle.dumps(model, protocol=4))
+    assert any("not lists of one entry per feature it can read" in f.message for f in found), found
+    monkeypatch.setattr(scanner, "EXAMINE_FLOOR", 12)
+    assert not state_findings(pickle.dumps(model, protocol=4))
+
+
+def test_a_list_of_millions_of_items_is_not_kept() -> None:
+    # 3,000,000 items appended 1,000 at a time (BININT1 0, then DUP): the machine keeps at
+    # most TAIL_BUDGET of them aside, then gives up on the list and returns them
+    from modelsec.bytesource import BytesSource
+    from modelsec.context import Limits
+    from modelsec.pickle.machine import TAIL_BUDGET, StackMachine
+    from modelsec.pickle.observer import Observer
+    from modelsec.pickle.opcodes import OpcodeReader
+    from modelsec.pickle.scanner import _run
+    from modelsec.pickle.values import Container
+
+    data = b"\x80\x04]" + (b"(K\x00" + b"2" * 999 + b"e") * 3000 + b"."
+    machine = StackMachine(Observer(), Limits())
+    reader = OpcodeReader(BytesSource(data), 0)
+    result = _run(reader, machine, 10**8, None)
+    assert result.error is None
+    made = machine.result
+    assert isinstance(made, Container) and made.dropped == 3_000_000 - 64
+    assert made.tail is None and made.tail_lost and machine.tail_room[0] == TAIL_BUDGET

@@ -33,6 +33,7 @@ from modelsec.pickle.values import (
     Value,
     describe,
     dict_items,
+    every_item,
     from_buffer,
     sequence_items,
 )
@@ -158,10 +159,10 @@ def object_items(value: Value, observer: Observer) -> list[Value] | None:
     state = sequence_items(value.state) if isinstance(value, Call) else None
     if shape is None or len(shape) != 1 or state is None or len(state) != 5:
         return None
-    items = state[4]
-    if not (isinstance(items, Container) and items.kind == "list" and not items.dropped):
+    items = every_item(state[4], observer) if isinstance(state[4], Container) else None
+    if items is None or state[4].kind != "list":
         return None
-    return list(items.items) if len(items.items) == shape[0] else None
+    return items if len(items) == shape[0] else None
 
 
 def scalar_int(value: Value) -> int | None:

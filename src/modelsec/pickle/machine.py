@@ -64,6 +64,11 @@ MAX_ANOMALIES = 16
 # Keys whose hashes the dicts of one scan remember after dropping items (about 60 bytes
 # each): past this, those dicts' sizes are unknown and checks that need them fail closed.
 KEY_HASH_BUDGET = 2_000_000
+# List and tuple items past KEEP_ITEMS kept aside for the checks that need every item
+# (values.Container.tail), per scan: about as many references as the memo may hold.
+TAIL_BUDGET = 1_000_000
+# What may be kept aside: what those checks read (counts, indexes, arrays, None).
+_TAILED = (int, Call)
 
 
 class Anomaly(str):
@@ -85,11 +90,13 @@ class StackMachine:
         limits: Limits,
         memo_parent: dict[int, Value] | None = None,
         key_hash_room: list[int] | None = None,
+        tail_room: list[int] | None = None,
     ) -> None:
         self.observer = observer
         # Hashes the dicts of a scan may still remember of their keys after dropping items
         # (values.note_dropped_items): one budget shared by all the machines of a scan.
         self.key_hash_room = key_hash_room if key_hash_room is not None else [KEY_HASH_BUDGET]
+        self.tail_room = tail_room if tail_room is not None else [TAIL_BUDGET]  # (the same way)
         self.limits = limits
         self.max_memo = limits.max_pickle_memo
         self.stack: list[Value] = []
@@ -118,7 +125,9 @@ class StackMachine:
         """A machine that goes on from this one's state (stack, MARKs, memo, protocol):
         how plain ``pickle.load`` reads on past a point where joblib leaves the stream.
         Its own memo writes stay its own; values are shared, as they would be."""
-        machine = StackMachine(self.observer, self.limits, key_hash_room=self.key_hash_room)
+        machine = StackMachine(
+            self.observer, self.limits, key_hash_room=self.key_hash_room, tail_room=self.tail_room
+        )
         machine.stack = list(self.stack)
         machine.metastack = [list(saved) for saved in self.metastack]
         machine.saved = self.saved
@@ -169,6 +178,24 @@ class StackMachine:
         self.retained += len(kept)
         return kept, len(items) - len(kept)
 
+    def _keep_aside(self, container: Container, dropped: list[Value] | tuple[Value, ...]) -> None:
+        """Keep the items a list or tuple dropped (in order, after the kept ones) for the
+        checks that need every item, while the scan's budget lasts and they are what those
+        checks read; otherwise give up on them, and return what they held to the budget."""
+        if container.tail_lost or not dropped:
+            return
+        tail = container.tail if container.tail is not None else []
+        if len(dropped) > self.tail_room[0] or not all(
+            item is None or (type(item) in _TAILED and item is not True and item is not False)
+            for item in dropped
+        ):
+            self.tail_room[0] += len(tail)
+            container.tail, container.tail_lost = None, True
+            return
+        tail.extend(dropped)
+        self.tail_room[0] -= len(dropped)
+        container.tail = tail
+
     def _keep_pairs(
         self, pairs: list[tuple[Value, Value]], room: int | None = None
     ) -> tuple[list[Value], int, bool]:
@@ -203,6 +230,7 @@ class StackMachine:
         made = Container("tuple", kept, dropped, 1 + weigh_all(items))
         made.objects = dropped > 0 and _holds_objects(items)
         note_models(made, items)
+        self._keep_aside(made, items[len(kept) :])
         return made
 
     def _container(self, kind: str, items: list[Value], offset: int, weight: int) -> Container:
@@ -210,6 +238,8 @@ class StackMachine:
         made = Container(kind, kept, dropped, min(weight, WEIGHT_CAP))
         note_models(made, items)
         made.objects = dropped > 0 and _holds_objects(items)
+        if kind == "list":
+            self._keep_aside(made, items[len(kept) :])
         if made.weight > EXPANSION_FLOOR:
             self._check_expansion(made, offset)
         return made
@@ -457,6 +487,8 @@ class StackMachine:
                 note_models(target, items)
                 kept, _ = self._keep(items[: max(0, room)])
                 dropped = len(items) - len(kept)
+                if wanted == "list":
+                    self._keep_aside(target, items[len(kept) :])
             target.items.extend(kept)
             target.dropped += dropped
             if dropped and not target.objects:

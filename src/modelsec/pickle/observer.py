@@ -47,6 +47,12 @@ class Observer:
         bytes literal or nothing can be read (detection probes read nothing back)."""
         return None
 
+    def may_examine(self, items: int) -> bool:
+        """Whether a check may examine ``items`` more container items past the 64 kept (a
+        memoised list handed to a million objects is examined a million times); charged to
+        the scan. Detection probes examine nothing."""
+        return False
+
     def joblib_array_value(self, wrapper: Call) -> Value:
         """The array a joblib wrapper of an object array stands for (its nested stream's
         result), or None."""

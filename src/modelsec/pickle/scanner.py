@@ -29,6 +29,7 @@ from modelsec.pickle.machine import (
     HANDLERS,
     KEY_HASH_BUDGET,
     STOP,
+    TAIL_BUDGET,
     Anomaly,
     StackMachine,
 )
@@ -40,6 +41,9 @@ from modelsec.pickle.values import Call, Derived, Global, Value, describe, seque
 
 BOUNDS_EVERY = 0x10000  # opcodes between stack-size checks
 READ_BACK_FACTOR, READ_BACK_FLOOR = 4, 64 << 20  # bytes contracts may read back: 4 x the file + 64 MiB
+# Items checks may examine past the 64 a container keeps (Container.tail): 4 per byte of the
+# file + 1,000,000 (every item takes at least one opcode byte to write).
+EXAMINE_FACTOR, EXAMINE_FLOOR = 4, 1_000_000
 PROBE_OPCODES = 200_000  # detection looks at the head only
 DECIDED_AFTER_PROTO = 2  # opcodes after which a PROTO-led head is a pickle
 MAX_PENDING_EMBEDDED = 64  # embedded-pickle candidates held back for a possible loader
@@ -212,6 +216,8 @@ class PickleScan(Observer):
         self._array_data: dict[int, tuple[Call, int, int]] = {}
         self._read_back = 0  # bytes contracts read back from the file (read_back)
         self._key_hash_room = [KEY_HASH_BUDGET]  # shared by this scan's machines (machine.py)
+        self._tail_room = [TAIL_BUDGET]  # items kept aside past the cap, the same way
+        self._examined = 0  # items of those checks examined (may_examine)
         self._array_objects: dict[int, tuple[Call, Value]] = {}  # joblib object arrays: the array
 
     # -- streams ---------------------------------------------------------------------------
@@ -236,7 +242,7 @@ class PickleScan(Observer):
         machine = (
             continuing.continuation()
             if continuing is not None
-            else StackMachine(self, self.limits, key_hash_room=self._key_hash_room)
+            else StackMachine(self, self.limits, key_hash_room=self._key_hash_room, tail_room=self._tail_room)
         )
         known_refs, known_embedded = len(self._referenced), set(self._embedded)
         on_raw_array = _read_on if speculative else self._raw_array
@@ -571,6 +577,12 @@ class PickleScan(Observer):
             return None
         data = self.source.read_at(found[1], found[2])
         return data if len(data) == found[2] else None
+
+    def may_examine(self, items: int) -> bool:
+        if self._examined + items > EXAMINE_FACTOR * self.source.size + EXAMINE_FLOOR:
+            return False
+        self._examined += items
+        return True
 
     def _may_read_back(self, length: int) -> bool:
         # What contracts examine (read back from the file or not) is bounded by a few times

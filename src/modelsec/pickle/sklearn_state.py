@@ -21,10 +21,10 @@ from modelsec.pickle.scipy_sparse import matrix_shape
 from modelsec.pickle.state_checks import widest_model
 from modelsec.pickle.values import (
     Call,
-    Container,
     Value,
     describe,
     dict_value_range,
+    every_item,
     is_count,
     sequence_items,
 )
@@ -172,13 +172,16 @@ def one_hot_problem(fields: dict[str, Value], observer: Observer) -> str | None:
     # (OneHotEncoder._compute_n_features_outs), and a dropped index a category's
     if "categories_" not in fields:
         return None
-    categories = _listed(fields["categories_"])
-    outs = _listed(fields.get("_n_features_outs"))
+    categories = _listed(fields["categories_"], observer)
+    outs = _listed(fields.get("_n_features_outs"), observer)
     if categories is None or outs is None or len(outs) != len(categories):
-        # (also more than 64 features: the machine keeps 64 items of a list; fail closed)
+        # (also more than 64 features whose items the machine could not keep aside, or
+        # past the items the scan may examine: fail closed)
         return "its categories_ and _n_features_outs are not lists of one entry per feature it can read"
     groups = []
-    infrequent = _listed(fields.get("_infrequent_indices")) if fields.get("_infrequent_enabled") else None
+    infrequent = (
+        _listed(fields.get("_infrequent_indices"), observer) if fields.get("_infrequent_enabled") else None
+    )
     if fields.get("_infrequent_enabled") and (infrequent is None or len(infrequent) != len(categories)):
         return "its _infrequent_indices are not one entry per feature"
     for index, array in enumerate(categories):
@@ -196,7 +199,7 @@ def one_hot_problem(fields: dict[str, Value], observer: Observer) -> str | None:
     if infrequent is not None:
         # transform remaps each code with np.take(mapping, code): the mapping's values are
         # the codes that reach the matrix
-        mappings = _listed(fields.get("_default_to_infrequent_mappings"))
+        mappings = _listed(fields.get("_default_to_infrequent_mappings"), observer)
         if mappings is None or len(mappings) != len(groups):
             return "its _default_to_infrequent_mappings are not one entry per feature"
         for index, mapping in enumerate(mappings):
@@ -259,9 +262,6 @@ def bspline_problem(fields: dict[str, Value], observer: Observer) -> str | None:
     return None
 
 
-def _listed(value: Value) -> list[Value] | None:
-    """The items of a list or tuple the stream built whole (None if any were dropped)."""
-    if isinstance(value, Container) and value.kind in ("list", "tuple") and not value.dropped:
-        return list(value.items)
-    items = sequence_items(value)
-    return list(items) if items is not None else None
+def _listed(value: Value, observer: Observer) -> list[Value] | None:
+    """Every item of a list or tuple the stream built (None if some cannot be read)."""
+    return every_item(value, observer)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from modelsec.pickle.objects import InstanceAttrs
+    from modelsec.pickle.observer import Observer
     from modelsec.pickle.policy import Classification
 
 Value = Any  # literal | Blob | BigInt | Global | Unresolved | Call | Derived | Container | ...
@@ -140,6 +141,30 @@ class Container:
     # The models among its items, kept or dropped (state_checks.note_models): a forest's
     # members are judged against the forest when it is built, however many there are.
     models: list[Value] | None = None
+    # For a list or tuple that dropped items: the dropped ones, in order, kept aside for
+    # the checks that need every item (a one-hot encoder's categories, one per feature;
+    # every_item). Only ints, None and objects are kept aside, up to the scan's budget
+    # (machine.TAIL_BUDGET); past it, or given anything else, tail_lost and the checks
+    # that need them fail closed. Nothing else reads the tail.
+    tail: list[Value] | None = None
+    tail_lost: bool = False
+
+
+def every_item(value: Value, observer: Observer) -> list[Value] | None:
+    """Every item of a list or tuple the stream built, those past the kept ones included
+    when the machine kept them aside (Container.tail) and the scan may still examine them
+    (Observer.may_examine); None otherwise."""
+    if isinstance(value, Container):
+        if value.kind not in ("list", "tuple"):
+            return None
+        if not value.dropped:
+            return list(value.items)
+        tail = value.tail
+        if value.tail_lost or tail is None or len(tail) != value.dropped:
+            return None
+        return [*value.items, *tail] if observer.may_examine(len(tail)) else None
+    items = sequence_items(value)
+    return list(items) if items is not None else None
 
 
 def is_count(value: Value) -> bool:
