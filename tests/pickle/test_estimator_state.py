@@ -280,6 +280,27 @@ def test_a_forest_of_many_trees_judges_every_member() -> None:
     assert state_findings(pickle.dumps(forest, protocol=4))
 
 
+def test_members_walked_are_bounded_per_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    # One memoised list of trees given to many forests (shallow copies share estimators_)
+    # was walked once per forest, unbounded: now charged to the scan's examination budget.
+    import copy
+
+    from sklearn.ensemble import RandomForestRegressor
+
+    from modelsec.pickle import scanner
+
+    forest = RandomForestRegressor(n_estimators=5, max_depth=2).fit(X, X[:, 0])
+    forests = [copy.copy(forest) for _ in range(4)]
+    assert forests[0].estimators_ is forests[3].estimators_
+    data = pickle.dumps(forests, protocol=4)
+    monkeypatch.setattr(scanner, "EXAMINE_FACTOR", 0)
+    monkeypatch.setattr(scanner, "EXAMINE_FLOOR", 19)  # 4 forests of 5 members: 20 walked
+    found = state_findings(data)
+    assert any("more members than the scan may examine" in f.message for f in found), found
+    monkeypatch.setattr(scanner, "EXAMINE_FLOOR", 20)
+    assert not state_findings(data)
+
+
 def test_models_of_different_widths_in_one_file_pass() -> None:
     from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestClassifier, StackingClassifier
     from sklearn.feature_selection import SelectKBest

@@ -85,7 +85,7 @@ def members_widest(value: Value, observer: Observer) -> int | str | None:
     if isinstance(value, Call) and value.cls is not None and value.cls.path == "numpy.ndarray":
         state = sequence_items(value.state)
         value = state[4] if state is not None and len(state) == 5 else None
-    return widest_model(value)
+    return widest_model(value, observer)
 
 
 def decision_tree_problem(fields: dict[str, Value], observer: Observer) -> str | None:

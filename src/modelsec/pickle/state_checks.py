@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from modelsec.pickle.values import Call, Container, Value
@@ -141,25 +141,29 @@ def note_models(container: Container, items: Iterable[Value]) -> None:
             container.models.append(item)
 
 
-def widest_model(value: Value, depth: int = 0) -> int | str | None:
+def widest_model(value: Value, observer: Observer, depth: int = 0) -> int | str | None:
     """The widest input the models in ``value`` need: a list, tuple or set of models, or of
     such lists. Every item must be one (a member the stream computed, such as
     ``list(...)`` of something, cannot be measured), and every model measured (its own
-    check passed); why not, otherwise. None for no models at all."""
+    check passed); why not, otherwise. None for no models at all. The members walked are
+    charged to the scan (``observer.may_examine``): one memoised list of many models given
+    to many owners would otherwise be walked once per owner."""
     if depth > 4:
         return "models nested too deeply to check"
     if isinstance(value, Container):
         if len(value.models or ()) != len(value.items) + value.dropped:
             return "a member that is not a model it can measure"
-        items: Iterable[Value] = value.models or ()
+        items: Sequence[Value] = value.models or ()
     elif isinstance(value, tuple):
         items = value
     else:
         return "members the stream computed"
+    if not observer.may_examine(len(items)):
+        return "more members than the scan may examine"
     widest: int | None = None
     for item in items:
         if isinstance(item, (Container, tuple)):
-            width = widest_model(item, depth + 1)
+            width = widest_model(item, observer, depth + 1)
         elif isinstance(item, Call) and item.cls is not None and item.cls.path in MEASURED:
             width = item.width if item.width is not None else "a member whose input width was never checked"
         else:
