@@ -30,6 +30,7 @@ class Limits:
     max_probe_seconds: float = 300.0
 
 
+MAX_NEEDS = 1000  # other files one file may make its loader open (ScanContext.needs_sibling)
 HEAD_SIZE = 64 * 1024  # bytes read up front for detection (and for sniffing members)
 
 
@@ -65,6 +66,10 @@ class ScanSink:
     members_seen: int = 0
     expanded_bytes: int = 0
     probe_seconds: float = 0.0  # spent in out-of-process readers (Limits.max_probe_seconds)
+    # Other files a loader of this one opens (display paths): the model's scan must hold
+    # them, or it is incomplete (modelsec.engine.unscanned_needs)
+    needs: list[str] = field(default_factory=list)
+    needs_dropped: int = 0  # past MAX_NEEDS (the scan is incomplete)
 
 
 Dispatcher = Callable[[ByteSource, "ScanContext", "str | None"], None]
@@ -133,6 +138,22 @@ class ScanContext:
 
     def incomplete(self, reason: str, code: str = "MS-GEN-001", path: str | None = None) -> None:
         self._sink.incompletes.append(Incomplete(path or self.path, reason, code))
+
+    def needs_sibling(self, name: str) -> None:
+        """A loader of this file also opens ``name``, relative to its directory (an old
+        joblib dump's ``.npy`` files): judged only with that file, which the scan of the
+        model must hold. ``name`` is a normalised relative path inside the directory."""
+        sink = self._sink
+        if len(sink.needs) >= MAX_NEEDS:
+            if not sink.needs_dropped:
+                self.incomplete(
+                    f"its loader opens more than {MAX_NEEDS} other files; the rest were not matched"
+                )
+            sink.needs_dropped += 1
+            return
+        # beside this file: in its directory, or its archive's ("model.zip!dir/x.pkl")
+        cut = max(self.path.rfind("/"), self.path.rfind("!"))
+        sink.needs.append(self.path[: cut + 1] + name)
 
     def set_format(self, name: str, category: FormatCategory) -> None:
         """Record (or refine) the format of the file this context covers."""

@@ -27,6 +27,7 @@ ENGINE_ERROR = "MS-GEN-002"
 # A path that could not be read: unreadable, not listable, not a regular file, a link loop
 # or a dangling link. Never skipped: it makes content rules ERROR.
 UNREADABLE = "MS-GEN-004"
+UNSCANNED_SIBLING = "MS-GEN-005"  # a file's loader opens another that the scan does not hold
 
 SYMLINK_ESCAPE = threat(
     "MS-FS-001",
@@ -58,6 +59,8 @@ class FileResult:
     # The bytes of a signature bundle, kept for the rules that judge it after the scan
     # (modelsec.integrity.evidence); None for every other file.
     content: bytes | None = None
+    # Other files a loader of this one opens (ScanContext.needs_sibling), display paths
+    needs: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -99,6 +102,24 @@ class ScanReport:
             else:
                 self.content_bytes += len(result.content)
         self.files.append(result)
+
+    def check_needs(self) -> None:
+        """Every file a loader of a scanned file also opens must be in this scan (a
+        directory's file, or a member of a scanned archive): a single-file scan of an old
+        joblib dump does not cover the ``.npy`` files it loads with ``allow_pickle=True``.
+        What is missing makes the scan incomplete (fail closed), naming the file."""
+        scanned = {f.path for f in self.files} | {r.path for f in self.files for r in f.formats}
+        for result in self.files:
+            for needed in dict.fromkeys(result.needs):
+                if needed not in scanned:
+                    self.incompletes.append(
+                        Incomplete(
+                            result.path,
+                            f"its loader also opens {needed!r}, which this scan does not hold; "
+                            "scan the directory (or archive) the files are in together",
+                            UNSCANNED_SIBLING,
+                        )
+                    )
 
     def all_findings(self) -> list[Finding]:
         out = list(self.findings)
@@ -229,6 +250,7 @@ class Engine:
             dropped_findings=sink.dropped_findings,
             seconds=time.perf_counter() - started,
             content=content,
+            needs=sink.needs,
         )
 
     def scan_files(
@@ -256,6 +278,7 @@ class Engine:
             report.add_file(result)
             if progress:
                 progress(result.size)
+        report.check_needs()
         report.seconds = time.perf_counter() - started
         return report
 
@@ -300,6 +323,7 @@ class Engine:
                 report.add_file(self.scan_file(target, progress))
             else:
                 report.incompletes.append(Incomplete(target, str(not_regular(mode)), UNREADABLE))
+        report.check_needs()
         report.seconds = time.perf_counter() - started
         return report
 

@@ -187,3 +187,21 @@ def summary(result: FileResult) -> str:
     found = "; ".join(f"{f.threat} {f.subject} @{f.offset} [{f.file}] {f.message}" for f in result.findings)
     missing = "; ".join(f"{i.code} {i.reason}" for i in result.incompletes)
     return f"format={result.format} findings: {found or '-'} incomplete: {missing or '-'}"
+
+
+def old_joblib_wrapper(filename: str) -> bytes:
+    """What joblib < 0.10 wrote: an ``NDArrayWrapper`` whose state names the file that
+    ``joblib.load`` reads the array from (``numpy.load(allow_pickle=True)``)."""
+    return v4(
+        stack_global("joblib.numpy_pickle_compat", "NDArrayWrapper")
+        + EMPTY_TUPLE
+        + NEWOBJ
+        + EMPTY_DICT
+        + MARK
+        + sbu("filename")
+        + sbu(filename)
+        + sbu("subclass")
+        + stack_global("numpy", "ndarray")
+        + SETITEMS
+        + BUILD
+    )

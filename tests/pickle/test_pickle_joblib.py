@@ -27,6 +27,7 @@ from pklbuild import (
     binint1,
     call,
     codes,
+    old_joblib_wrapper,
     proto,
     sbu,
     scan,
@@ -309,21 +310,7 @@ def test_object_array_nested_stream_is_scanned() -> None:
 
 
 def test_old_wrapper_with_a_file_outside_the_model() -> None:
-    def nd(filename: str) -> bytes:
-        return v4(
-            stack_global("joblib.numpy_pickle_compat", "NDArrayWrapper")
-            + EMPTY_TUPLE
-            + NEWOBJ
-            + EMPTY_DICT
-            + MARK
-            + sbu("filename")
-            + sbu(filename)
-            + sbu("subclass")
-            + stack_global("numpy", "ndarray")
-            + SETITEMS
-            + BUILD
-        )
-
+    nd = old_joblib_wrapper
     assert not scan(nd("model.pkl_01.npy")).findings
     for name in ("../../etc/evil.npy", "/tmp/evil.npy", "C:\\evil.npy"):
         result = scan(nd(name))

@@ -597,6 +597,8 @@ class PickleScan(Observer):
         if name is not None:
             normal = posixpath.normpath(name.replace("\\", "/"))
             if not (normal.startswith("/") or normal == ".." or normal.startswith("../") or ":" in name):
+                # beside the pickle: scanned with it only where the scan holds that file
+                self.ctx.needs_sibling(normal)
                 return
         self._report(
             threats.EXTERNAL_ARRAY_FILE,
