@@ -393,6 +393,69 @@ def test_forged_sparse_matrices_are_violations(forgery: str, writer: str) -> Non
     assert len(sparse_findings(data)) == 1
 
 
+def _wide_lil(array: bool = False) -> Any:
+    # more than the 64 rows, and a row of more than the 64 items, the machine keeps
+    import scipy.sparse as sp
+
+    matrix = sp.lil_matrix((100, 150))
+    matrix[3, :] = np.arange(1, 151)
+    matrix[:, 7] = np.arange(1, 101).reshape(-1, 1)
+    return sp.lil_array(matrix) if array else matrix
+
+
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+@pytest.mark.parametrize("array", [False, True])
+def test_wide_lil_matrices_pass(array: bool, writer: str) -> None:
+    assert not sparse_findings(WRITERS[writer](_wide_lil(array)))
+
+
+def _lil_forged(change: Callable[[Any], None]) -> Any:
+    matrix = _wide_lil()
+    change(matrix)  # set in this process, never used
+    return matrix
+
+
+def _lil_row(row: int, columns: list[int], values: list[float] | None = None) -> Callable[[Any], None]:
+    def change(matrix: Any) -> None:
+        matrix.rows[row] = columns
+        matrix.data[row] = values if values is not None else [1.0] * len(columns)
+
+    return change
+
+
+LIL_FORGERIES: dict[str, Callable[[Any], None]] = {
+    # red team, session 22: lil @ x and tocsr().toarray() segfaulted on the first
+    "column past the shape (tocsr builds without a full check)": _lil_row(0, [1 << 20]),
+    "negative column": _lil_row(1, [-3]),
+    "column past the shape after the 64 kept items": _lil_row(3, [*range(149), 150]),
+    "column past the shape in a row after the 64 kept rows": _lil_row(90, [7, 151]),
+    "fewer values than columns (tocsr reads past the data)": _lil_row(2, [1, 2, 3], [1.0]),
+    "fewer rows than the shape": lambda m: setattr(m, "rows", m.rows[:50]),
+}
+
+
+@pytest.mark.parametrize("writer", ["pickle-2", "pickle-5", "joblib"])
+@pytest.mark.parametrize("forgery", sorted(LIL_FORGERIES))
+def test_forged_lil_matrices_are_violations(forgery: str, writer: str) -> None:
+    data = WRITERS[writer](_lil_forged(LIL_FORGERIES[forgery]))
+    assert len(sparse_findings(data)) == 1, scan(data).findings
+
+
+def test_a_lil_row_grown_after_its_check_is_a_violation() -> None:
+    # the object array holds the stream's own lists: appending to one through the memo
+    # after the matrix's BUILD changes what the check read
+    import pickletools
+
+    matrix = _wide_lil()
+    made = pickle.dumps((matrix, matrix.rows[0]), protocol=2)
+    row = [arg for info, arg, _ in pickletools.genops(made) if info.name == "BINGET"][-1]
+    assert isinstance(row, int)
+    spliced = made[:-1] + b"0h" + bytes([row]) + b"J" + (1 << 30).to_bytes(4, "little") + b"a."
+    assert not sparse_findings(made)
+    found = with_code(scan(spliced), "MS-PKL-107")
+    assert any("grows its list after its state was checked" in f.message for f in found), found
+
+
 def test_a_second_build_of_an_array_is_a_violation() -> None:
     # What a contract read is what compiled code uses: numpy writes an array once.
     state = (1, (3,), np.dtype("<i8"), False, bytes(24))

@@ -29,7 +29,7 @@ from modelsec.pickle.observer import Observer
 from modelsec.pickle.opcodes import Blob, PickleError
 from modelsec.pickle.policy import Verdict, classify
 from modelsec.pickle.state_checks import Check as StateCheck
-from modelsec.pickle.state_checks import check_for, effective_fields
+from modelsec.pickle.state_checks import check_for, effective_fields, relied_on
 from modelsec.pickle.tzpaths import TZ_FILE_PREFIX, may_name_a_tz_file
 from modelsec.pickle.values import (
     Call,
@@ -354,9 +354,16 @@ class Invoker:
         problem = "attributes that cannot be read" if fields is None else problem_of(fields, self.observer)
         if problem is not None and instance.cls is not None:
             self.observer.violated(instance.cls, offset, f"{how} gives {what} {problem}")
-        for value in (fields or {}).values():
-            if isinstance(value, Container):
-                value.watched_by = instance.cls  # what was checked must stay as it was
+        for name, value in (fields or {}).items():
+            watched = relied_on(value, self.observer)
+            if watched is None and instance.cls is not None:
+                self.observer.violated(
+                    instance.cls,
+                    offset,
+                    f"{how} gives {what} a {name} of more lists than the scan may examine",
+                )
+            for container in watched or ():
+                container.watched_by = instance.cls  # what was checked must stay as it was
         width = (fields or {}).get("n_features_in_", (fields or {}).get("n_features_"))
         if problem is None and isinstance(width, int) and not isinstance(width, bool):
             instance.width = width  # a model's containers remember their widest member

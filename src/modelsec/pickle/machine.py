@@ -67,8 +67,10 @@ KEY_HASH_BUDGET = 2_000_000
 # List and tuple items past KEEP_ITEMS kept aside for the checks that need every item
 # (values.Container.tail), per scan: about as many references as the memo may hold.
 TAIL_BUDGET = 1_000_000
-# What may be kept aside: what those checks read (counts, indexes, arrays, None).
-_TAILED = (int, Call)
+# What may be kept aside: what those checks read (counts, indexes, arrays, None, and the
+# lists an object array holds: a lil matrix's rows). A list kept aside holds no more than
+# the machine kept of it anyway (RETAIN_BUDGET).
+_TAILED = (int, Call, Container)
 
 
 class Anomaly(str):

@@ -17,17 +17,29 @@ So the attributes the kernels read must be what ``check_format(full_check=True)`
 - coo: one row and one column per value, inside the shape;
 - dia: one row of ``data`` per offset.
 
-``lil`` (lists of Python ints) and ``dok`` (a dict) are read by Python code, and the
-conversions that leave them check what they build, except ``lil`` to ``csr``
-(``tocsr`` builds with ``check_format(full_check=False)``): left open.
+- lil: one list of column indexes and one of values per row (object arrays of lists),
+  as long as each other, every index inside the shape. ``tocsr`` (and so ``A @ x``)
+  flattens them into a csr matrix built with ``check_format(full_check=False)``: an
+  index past the shape then writes out of bounds (red team, session 22: ``lil @ x``
+  segfaulted), and a values list shorter than its indexes reads past the data.
+
+``dok`` (a dict) is read by Python code, and the conversions that leave it check what they
+build.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from modelsec.pickle.array_values import ArrayData, array_shape, read_array, read_ints
-from modelsec.pickle.values import Call, Value, is_count, sequence_items
+from modelsec.pickle.array_values import (
+    ArrayData,
+    array_shape,
+    object_items,
+    read_array,
+    read_ints,
+    scalar_int,
+)
+from modelsec.pickle.values import Call, Container, Value, every_item, is_count, sequence_items
 
 if TYPE_CHECKING:
     import numpy as np
@@ -42,6 +54,8 @@ def sparse_problem(fmt: str, fields: dict[str, Value], observer: Observer) -> st
     if shape is None or len(shape) != 2 or not all(is_count(n) for n in shape):
         return "its _shape is not two literal sizes"
     rows, cols = shape
+    if fmt == "lil":
+        return _lil(rows, cols, fields, observer)
     data = read_array(fields.get("data"), observer)
     if isinstance(data, str):
         return f"its data is {data}"
@@ -102,6 +116,34 @@ def _coo(rows: int, cols: int, data: ArrayData, fields: dict[str, Value], observ
             return f"its {name} array has {len(found)} entries for {data.shape[0]} values"
         if found.size and (int(found.min()) < 0 or int(found.max()) >= size):
             return f"a {name} is outside 0..{size - 1} (the kernels index with it unchecked)"
+    return None
+
+
+def _lil(rows: int, cols: int, fields: dict[str, Value], observer: Observer) -> str | None:
+    indexes = object_items(fields.get("rows"), observer)
+    values = object_items(fields.get("data"), observer)
+    if indexes is None or values is None:
+        return "its rows and data are not object arrays it can read"
+    if len(indexes) != rows or len(values) != rows:
+        return f"its rows and data have {len(indexes)} and {len(values)} entries for {rows} rows"
+    for row, (columns, data) in enumerate(zip(indexes, values, strict=True)):
+        found = (
+            every_item(columns, observer)
+            if isinstance(columns, Container) and columns.kind == "list"
+            else None
+        )
+        if found is None:
+            return f"its rows[{row}] is not a list of column indexes it can read"
+        if not (
+            isinstance(data, Container)
+            and data.kind == "list"
+            and len(data.items) + data.dropped == len(found)
+        ):
+            return f"its data[{row}] is not a list of one value per column index"
+        for column in found:
+            index = scalar_int(column)
+            if index is None or not 0 <= index < cols:
+                return f"its rows[{row}] holds a column outside 0..{cols - 1} (tocsr builds without a full check)"
     return None
 
 
