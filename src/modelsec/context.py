@@ -31,6 +31,7 @@ class Limits:
 
 
 MAX_NEEDS = 1000  # other files one file may make its loader open (ScanContext.needs_sibling)
+UNSCANNED_SIBLING = "MS-GEN-005"  # a file's loader opens another that the scan does not hold
 HEAD_SIZE = 64 * 1024  # bytes read up front for detection (and for sniffing members)
 
 
@@ -151,9 +152,19 @@ class ScanContext:
                 )
             sink.needs_dropped += 1
             return
-        # beside this file: in its directory, or its archive's ("model.zip!dir/x.pkl")
-        cut = max(self.path.rfind("/"), self.path.rfind("!"))
-        sink.needs.append(self.path[: cut + 1] + name)
+        if self.depth:
+            # an archive member: the loader of an extracted copy opens a file beside it,
+            # which modelsec does not match against the members (a name may hold "!")
+            self.incomplete(
+                f"its loader also opens {name!r} beside it, and that is not matched inside an "
+                "archive; extract the archive and scan the directory",
+                code=UNSCANNED_SIBLING,
+            )
+            return
+        # beside this file, as the loader joins it: the directory of its display path (a
+        # local path, or a remote source's key)
+        directory, slash, _ = self.path.rpartition("/")
+        sink.needs.append(f"{directory}{slash}{name}")
 
     def set_format(self, name: str, category: FormatCategory) -> None:
         """Record (or refine) the format of the file this context covers."""

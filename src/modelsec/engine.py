@@ -17,7 +17,7 @@ from pathlib import Path
 
 from modelsec import disguise, formats
 from modelsec.bytesource import ByteSource, FileSource, LimitExceeded, NotRegularFile, not_regular
-from modelsec.context import FormatRecord, Limits, ScanContext, ScanSink
+from modelsec.context import UNSCANNED_SIBLING, FormatRecord, Limits, ScanContext, ScanSink
 from modelsec.findings import Finding, Incomplete, Severity, threat
 from modelsec.formats.base import HEAD_SIZE, FormatCategory, FormatScanner, filename_of
 from modelsec.integrity import evidence
@@ -27,7 +27,6 @@ ENGINE_ERROR = "MS-GEN-002"
 # A path that could not be read: unreadable, not listable, not a regular file, a link loop
 # or a dangling link. Never skipped: it makes content rules ERROR.
 UNREADABLE = "MS-GEN-004"
-UNSCANNED_SIBLING = "MS-GEN-005"  # a file's loader opens another that the scan does not hold
 
 SYMLINK_ESCAPE = threat(
     "MS-FS-001",
@@ -104,14 +103,14 @@ class ScanReport:
         self.files.append(result)
 
     def check_needs(self) -> None:
-        """Every file a loader of a scanned file also opens must be in this scan (a
-        directory's file, or a member of a scanned archive): a single-file scan of an old
+        """Every file a loader of a scanned file also opens must be in this scan (a file of
+        the directory or the source's listing): a single-file scan of an old
         joblib dump does not cover the ``.npy`` files it loads with ``allow_pickle=True``.
         What is missing makes the scan incomplete (fail closed), naming the file."""
-        scanned = {f.path for f in self.files} | {r.path for f in self.files for r in f.formats}
+        scanned = {f.path for f in self.files}
         for result in self.files:
             for needed in dict.fromkeys(result.needs):
-                if needed not in scanned:
+                if needed not in scanned or needed == result.path:  # (a file is not its own sibling)
                     self.incompletes.append(
                         Incomplete(
                             result.path,

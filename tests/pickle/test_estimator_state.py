@@ -288,17 +288,24 @@ def test_members_walked_are_bounded_per_scan(monkeypatch: pytest.MonkeyPatch) ->
     from sklearn.ensemble import RandomForestRegressor
 
     from modelsec.pickle import scanner
+    from modelsec.pickle.observer import Observer
+    from modelsec.pickle.state_checks import widest_model
+    from modelsec.pickle.values import Container
 
+    class Spent(Observer):
+        def may_examine(self, items: int) -> bool:
+            return False
+
+    assert widest_model(Container("list"), Spent()) == "more members than the scan may examine"
     forest = RandomForestRegressor(n_estimators=5, max_depth=2).fit(X, X[:, 0])
     forests = [copy.copy(forest) for _ in range(4)]
     assert forests[0].estimators_ is forests[3].estimators_
     data = pickle.dumps(forests, protocol=4)
-    monkeypatch.setattr(scanner, "EXAMINE_FACTOR", 0)
-    monkeypatch.setattr(scanner, "EXAMINE_FLOOR", 19)  # 4 forests of 5 members: 20 walked
-    found = state_findings(data)
-    assert any("more members than the scan may examine" in f.message for f in found), found
-    monkeypatch.setattr(scanner, "EXAMINE_FLOOR", 20)
     assert not state_findings(data)
+    monkeypatch.setattr(scanner, "EXAMINE_FACTOR", 0)
+    monkeypatch.setattr(scanner, "EXAMINE_FLOOR", 10)
+    found = state_findings(data)
+    assert any("than the scan may examine" in f.message for f in found), found
 
 
 def test_models_of_different_widths_in_one_file_pass() -> None:
@@ -536,12 +543,11 @@ def test_items_examined_past_the_kept_ones_are_bounded_per_scan(monkeypatch: pyt
     from modelsec.pickle import scanner
 
     model = WIDE_ENCODERS["one-hot"]()
+    assert not state_findings(pickle.dumps(model, protocol=4))
     monkeypatch.setattr(scanner, "EXAMINE_FACTOR", 0)
     monkeypatch.setattr(scanner, "EXAMINE_FLOOR", 11)  # 12 items past the 64 are needed
     found = state_findings(pickle.dumps(model, protocol=4))
     assert any("not lists of one entry per feature it can read" in f.message for f in found), found
-    monkeypatch.setattr(scanner, "EXAMINE_FLOOR", 12)
-    assert not state_findings(pickle.dumps(model, protocol=4))
 
 
 def test_a_list_of_millions_of_items_is_not_kept() -> None:
@@ -563,3 +569,52 @@ def test_a_list_of_millions_of_items_is_not_kept() -> None:
     made = machine.result
     assert isinstance(made, Container) and made.dropped == 3_000_000 - 64
     assert made.tail is None and made.tail_lost and machine.tail_room[0] == TAIL_BUDGET
+
+
+def test_items_kept_after_a_list_dropped_some_go_to_its_tail(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Red team, session 22: the stream spends the machine's budget of kept items, so a list
+    # of 69 counts keeps 10 and sets 59 aside; then joblib's plain-pickle view (a machine
+    # that goes on with budget of its own) appended one more, which landed at index 10
+    # instead of 69. The encoder check read [a0..a9, x, a10..a68], a permutation that
+    # matched its categories, while the real list (the last feature: 300 categories, 2
+    # columns) made transform() write far past its output.
+    import struct
+
+    from sklearn.preprocessing import OneHotEncoder
+
+    from modelsec.pickle import machine
+
+    budget = 400
+    monkeypatch.setattr(machine, "RETAIN_BUDGET", budget)
+    real = [2] * 69
+    real[68] = 300
+    checked = [*real[:10], 2, *real[10:]]  # what the machine read before the fix
+    encoder = OneHotEncoder(categories=[np.arange(n) for n in checked], sparse_output=False)
+    encoder.fit(np.zeros((1, 70), dtype=np.int64))
+    encoder._n_features_outs = "OUTS"  # replaced below by: GET A, BININT1 2, APPEND
+    made = pickle.dumps(encoder, protocol=2)
+    a_index, d_index = 9000, 9001
+    sentinel = b"X" + struct.pack("<I", 4) + b"OUTS"
+    assert made.count(sentinel) == 1
+    made = made.replace(sentinel, b"j" + struct.pack("<I", a_index) + b"K\x02a")
+    view = b"0" + made[2:]  # plain pickle.load: pop the wrapper, then the encoder
+
+    def text(s: str) -> bytes:
+        return b"X" + struct.pack("<I", len(s)) + s.encode()
+
+    out = bytearray(b"\x80\x02")
+    out += b"}(" + text("subclass") + b"cnumpy\nndarray\n" + text("shape")
+    out += b"J" + struct.pack("<i", len(view)) + b"\x85" + text("order") + text("C") + text("dtype")
+    out += b"cnumpy\ndtype\n" + text("u1") + b"\x89\x88\x87R(K\x03" + text("|")
+    out += b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb" + text("allow_mmap") + b"\x89u"
+    out += b"r" + struct.pack("<I", d_index) + b"0"
+    left = budget - 21  # all but about 10 (the wrapper's state keeps 11 items of its own)
+    while left > 0:
+        out += b"(" + b"N" * min(64, left) + b"l0"
+        left -= min(64, left)
+    out += b"(" + b"".join(b"J" + struct.pack("<i", v) for v in real) + b"l"
+    out += b"r" + struct.pack("<I", a_index) + b"0"
+    out += b"cjoblib.numpy_pickle\nNumpyArrayWrapper\n)\x81j" + struct.pack("<I", d_index) + b"b"
+    out += view + b"."
+    found = state_findings(bytes(out))
+    assert any("_n_features_outs" in f.message for f in found), found

@@ -69,3 +69,38 @@ def test_the_cli_fails_closed_on_the_single_file(tmp_path: Path) -> None:
     path = str(model(tmp_path) / "model.pkl")
     assert main(["scan", "-q", "--no-progress", path]) == 2  # ERROR, not ALLOWED
     assert main(["scan", "-q", "--no-progress", str(tmp_path)]) == 1  # BLOCKED: the sibling's pickle
+
+
+def test_a_bang_in_the_file_name_is_no_archive(tmp_path: Path) -> None:
+    # Red team, session 22: "model!x.pkl" naming "x.pkl" made the needed file "model!x.pkl",
+    # the pickle itself, as if "!" separated an archive's member: held, and ALLOWED
+    (tmp_path / "model!x.pkl").write_bytes(old_joblib_wrapper("x.pkl"))
+    (tmp_path / "x.pkl").write_bytes(object_npy(MALICIOUS))
+    (reason,) = needs(Engine().scan_path(tmp_path / "model!x.pkl"))
+    assert str(tmp_path / "x.pkl") in reason
+
+
+def test_a_file_is_not_its_own_sibling(tmp_path: Path) -> None:
+    (tmp_path / "model.pkl").write_bytes(old_joblib_wrapper("model.pkl"))
+    assert len(needs(Engine().scan_path(tmp_path))) == 1
+
+
+def test_a_backslash_must_be_held_by_both_readings(tmp_path: Path) -> None:
+    # joblib on Linux opens "a\\b.npy" literally; on Windows, a/b.npy
+    (tmp_path / "a").mkdir()
+    (tmp_path / "model.pkl").write_bytes(old_joblib_wrapper("a\\b.npy"))
+    (tmp_path / "a" / "b.npy").write_bytes(object_npy(MALICIOUS))
+    (reason,) = needs(Engine().scan_path(tmp_path))
+    assert "a\\\\b.npy" in reason
+    (tmp_path / "a\\b.npy").write_bytes(object_npy(MALICIOUS))
+    assert needs(Engine().scan_path(tmp_path)) == []
+
+
+def test_a_wrapper_inside_an_archive_is_incomplete(tmp_path: Path) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "model.zip", "w") as archive:
+        archive.writestr("model.pkl", old_joblib_wrapper("x.npy"))
+        archive.writestr("x.npy", object_npy(MALICIOUS))
+    (reason,) = needs(Engine().scan_path(tmp_path / "model.zip"))
+    assert "extract the archive" in reason

@@ -217,6 +217,33 @@ def test_keywords_added_after_the_check_are_a_violation() -> None:
     assert any("grows its dict after its state was checked" in m for m in found), found
 
 
+# Red team, session 22: a list bound empty (literal data at the check), then given through
+# the memo an object whose __array_interface__ points at an address of the stream's choice:
+# check_array(L, X) made numpy read there (SIGSEGV, or process memory copied into the output).
+SCALER = global_("sklearn.preprocessing._data", "StandardScaler") + EMPTY_TUPLE + REDUCE
+EMPTY_LIST_AT_2 = b"]" + binput(2)
+GROW_THE_LIST = binget(2) + SCALER + b"a" + POP
+
+
+def test_an_argument_list_grown_after_the_check_is_a_violation() -> None:
+    args = MARK + EMPTY_LIST_AT_2 + TUPLE
+    found = violations(_partial(state=_state(args=args), after=GROW_THE_LIST))
+    assert any("grows its list after its state was checked" in m for m in found), found
+
+
+def test_a_keyword_value_grown_after_the_check_is_a_violation() -> None:
+    keywords = EMPTY_DICT + binput(1) + binunicode("dtype") + EMPTY_LIST_AT_2 + SETITEM
+    found = violations(_partial(state=_state(keywords=keywords), after=GROW_THE_LIST))
+    assert any("grows its list after its state was checked" in m for m in found), found
+
+
+def test_an_argument_list_of_partial_new_grown_after_the_check_is_a_violation() -> None:
+    # partial(check_array, L) by REDUCE: partial_new copies the arguments tuple, not L
+    made = PARTIAL + MARK + CHECK_ARRAY + EMPTY_LIST_AT_2 + TUPLE + REDUCE
+    found = violations(proto(2) + made + GROW_THE_LIST + STOP)
+    assert any("grows its list after its state was checked" in m for m in found), found
+
+
 def test_calling_the_partial_is_a_finding() -> None:
     # the stream calls the partial it built: check_array("x") runs at load time
     call = MARK + binunicode("x") + TUPLE + REDUCE

@@ -37,6 +37,7 @@ from modelsec.pickle.values import (
     Value,
     describe,
     dict_items,
+    reachable_containers,
     sequence_items,
 )
 
@@ -837,7 +838,24 @@ def _partial_new(site: Site) -> Value:
             site.violation(f"bound argument {index} ({describe(site.arg(index))}) is not literal data")
     if site.kwargs is not None:
         _bound_keywords(site, site.kwargs)  # (copied into a new dict)
+    # the arguments tuple and keywords dict are new, what they hold is the stream's
+    _keep_as_checked(site, *(site.arg(index) for index in range(1, count)), site.kwargs)
     return None
+
+
+def _keep_as_checked(site: Site, *values: Value) -> None:
+    """What a partial binds stays the stream's objects (``partial.__setstate__`` keeps an
+    exact tuple and dict as they are, ``partial_new`` copies only the top level): every
+    container in it, at any depth, may not grow after the check (red team, session 22: a
+    list bound empty, then given an object with an ``__array_interface__``)."""
+    receiver = site.receiver
+    owner = receiver.cls if isinstance(receiver, Call) and receiver.cls is not None else site.callee
+    for value in values:
+        found = reachable_containers(value, site.observer)
+        if found is None:
+            site.violation("what it binds is larger than the scan may examine")
+        for container in found or ():
+            container.watched_by = owner
 
 
 def _partial_state(site: Site) -> Value:
@@ -857,9 +875,7 @@ def _partial_state(site: Site) -> Value:
         site.violation(f"its bound arguments are {describe(args)}, not a literal tuple of literal data")
     if keywords is not None:
         _bound_keywords(site, keywords)
-        receiver = site.receiver
-        if isinstance(keywords, Container) and isinstance(receiver, Call) and receiver.cls is not None:
-            keywords.watched_by = receiver.cls  # a later SETITEM would bind keywords nobody checked
+    _keep_as_checked(site, args, keywords)  # a later APPEND or SETITEM would bind what nobody checked
     if namespace is not None:
         site.violation(
             f"its state sets its __dict__ to {describe(namespace)} (partial.__reduce__ writes None)"

@@ -29,7 +29,7 @@ from modelsec.pickle.observer import Observer
 from modelsec.pickle.opcodes import Blob, PickleError
 from modelsec.pickle.policy import Verdict, classify
 from modelsec.pickle.state_checks import Check as StateCheck
-from modelsec.pickle.state_checks import check_for, effective_fields, relied_on
+from modelsec.pickle.state_checks import check_for, effective_fields
 from modelsec.pickle.tzpaths import TZ_FILE_PREFIX, may_name_a_tz_file
 from modelsec.pickle.values import (
     Call,
@@ -42,6 +42,7 @@ from modelsec.pickle.values import (
     Value,
     describe,
     from_buffer,
+    reachable_containers,
     sequence_items,
 )
 
@@ -355,15 +356,15 @@ class Invoker:
         if problem is not None and instance.cls is not None:
             self.observer.violated(instance.cls, offset, f"{how} gives {what} {problem}")
         for name, value in (fields or {}).items():
-            watched = relied_on(value, self.observer)
+            # what was checked must stay as it was: the containers the fields hold, at any
+            # depth (a lil matrix's rows are lists an object array holds)
+            watched = reachable_containers(value, self.observer)
             if watched is None and instance.cls is not None:
                 self.observer.violated(
-                    instance.cls,
-                    offset,
-                    f"{how} gives {what} a {name} of more lists than the scan may examine",
+                    instance.cls, offset, f"{how} gives {what} a {name} larger than the scan may examine"
                 )
             for container in watched or ():
-                container.watched_by = instance.cls  # what was checked must stay as it was
+                container.watched_by = instance.cls
         width = (fields or {}).get("n_features_in_", (fields or {}).get("n_features_"))
         if problem is None and isinstance(width, int) and not isinstance(width, bool):
             instance.width = width  # a model's containers remember their widest member

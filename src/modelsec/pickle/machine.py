@@ -470,7 +470,10 @@ class StackMachine:
             wanted = {"APPEND": "list", "APPENDS": "list", "ADDITEMS": "set"}.get(how, "dict")
             if target.kind != wanted:
                 raise PickleError(f"{how} on a {target.kind}", offset)
-            room = KEEP_ITEMS - len(target.items)
+            # Kept items come before dropped ones (the tail, every_item): once a container
+            # dropped one, it keeps no more, even where a machine with budget left goes on
+            # from one without (joblib's plain-pickle view, continuation)
+            room = KEEP_ITEMS - len(target.items) if not target.dropped else 0
             if wanted == "dict":
                 added = 0
                 for key, value in items:  # one pass: hashability and weight

@@ -597,8 +597,10 @@ class PickleScan(Observer):
         if name is not None:
             normal = posixpath.normpath(name.replace("\\", "/"))
             if not (normal.startswith("/") or normal == ".." or normal.startswith("../") or ":" in name):
-                # beside the pickle: scanned with it only where the scan holds that file
-                self.ctx.needs_sibling(normal)
+                # beside the pickle: scanned with it only where the scan holds that file, by
+                # either reading of a backslash (a separator on Windows, a character here)
+                for spelling in dict.fromkeys((normal, posixpath.normpath(name))):
+                    self.ctx.needs_sibling(spelling)
                 return
         self._report(
             threats.EXTERNAL_ARRAY_FILE,

@@ -14,7 +14,7 @@ import importlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from modelsec.pickle.values import Call, Container, Value, sequence_items
+from modelsec.pickle.values import Call, Container, Value
 
 if TYPE_CHECKING:
     from modelsec.pickle.observer import Observer
@@ -139,25 +139,6 @@ def note_models(container: Container, items: Iterable[Value]) -> None:
             if container.models is None:
                 container.models = []
             container.models.append(item)
-
-
-def relied_on(value: Value, observer: Observer) -> list[Container] | None:
-    """The containers a check that read the field ``value`` relies on staying as they were:
-    the value itself, or the lists an object array holds (numpy keeps the very lists the
-    stream built, which it can still append to through the memo: a lil matrix's rows).
-    None when the lists past the kept items are more than the scan may examine."""
-    if isinstance(value, Container):
-        return [value]
-    if not (isinstance(value, Call) and value.cls is not None and value.cls.path == "numpy.ndarray"):
-        return []
-    state = sequence_items(value.state)
-    data = state[4] if state is not None and len(state) == 5 else None
-    if not isinstance(data, Container):
-        return []
-    tail = data.tail or []
-    if tail and not observer.may_examine(len(tail)):
-        return None
-    return [item for item in (*data.items, *tail) if isinstance(item, Container)]
 
 
 def widest_model(value: Value, observer: Observer, depth: int = 0) -> int | str | None:

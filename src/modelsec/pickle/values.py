@@ -10,7 +10,7 @@ arguments and small states (a joblib wrapper's shape and dtype), never a whole d
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -165,6 +165,43 @@ def every_item(value: Value, observer: Observer) -> list[Value] | None:
         return [*value.items, *tail] if observer.may_examine(len(tail)) else None
     items = sequence_items(value)
     return list(items) if items is not None else None
+
+
+SHARED_DEPTH = 8  # how deep reachable_containers looks (deeper ones are not read by checks)
+
+
+def reachable_containers(value: Value, observer: Observer) -> list[Container] | None:
+    """The containers reachable from ``value`` through containers, tuples and the lists an
+    object array holds (numpy keeps the very lists the stream built), within
+    :data:`SHARED_DEPTH`: what a check that read ``value`` relies on staying as it was,
+    since the stream can still grow any of them through the memo. Every item visited is
+    charged to the scan (``observer.may_examine``: one structure shared by many checked
+    objects is walked once each); None past that budget."""
+    found: list[Container] = []
+    seen: set[int] = set()
+    pending: list[tuple[Value, int]] = [(value, 0)]
+    while pending:
+        current, depth = pending.pop()
+        children: Sequence[Value]
+        if type(current) is Container:
+            if id(current) in seen:
+                continue
+            seen.add(id(current))
+            found.append(current)
+            children = [*current.items, *(current.tail or ())]
+        elif isinstance(current, tuple):
+            children = current
+        elif isinstance(current, Call) and current.cls is not None and current.cls.path == "numpy.ndarray":
+            state = sequence_items(current.state)
+            children = state[4:5] if state is not None and len(state) == 5 else ()
+        else:
+            continue
+        if depth >= SHARED_DEPTH or not children:
+            continue
+        if not observer.may_examine(len(children)):
+            return None
+        pending.extend((child, depth + 1) for child in children)
+    return found
 
 
 def is_count(value: Value) -> bool:
