@@ -63,6 +63,11 @@ class OracleResult:
         """Loaders that loaded the candidate to the end without incident."""
         return tuple(run.loader for run in self.runs if run.outcome == "ok")
 
+    @property
+    def crash(self) -> str | None:
+        """How the first run that crashed ended (``crash:SIGSEGV``), or None."""
+        return next((run.detail for run in self.runs if run.outcome == "crash"), None)
+
     def outcome(self, loader: str) -> str | None:
         return next((run.outcome for run in self.runs if run.loader == loader), None)
 
@@ -97,9 +102,13 @@ class Oracle:
         cpu_seconds: int = 5,
         memory_headroom_mb: int = 1024,
         loaders: tuple[str, ...] = DEFAULT_LOADERS,
+        use: bool = False,
     ) -> None:
         self.timeout = timeout
-        self.config = {"cpu_seconds": cpu_seconds, "memory_headroom_mb": memory_headroom_mb}
+        # use: after each load, use what was loaded (soundness_use.exercise): a crash then
+        # is the loader's run's outcome
+        self.use = use
+        self.config = {"cpu_seconds": cpu_seconds, "memory_headroom_mb": memory_headroom_mb, "use": use}
         self.wanted = loaders
         self.isolation = ""
         self.info: dict[str, Any] = {}
@@ -183,7 +192,9 @@ class Oracle:
     ) -> OracleResult:
         """Load ``data`` (written as ``filename`` in a fresh directory) with each loader."""
         chosen = [name for name in (loaders or self.loaders) if name in self.loaders]
-        header = json.dumps({"filename": filename, "loaders": chosen, "timeout": self.timeout}).encode()
+        header = json.dumps(
+            {"filename": filename, "loaders": chosen, "timeout": self.timeout, "use": self.use}
+        ).encode()
         for _attempt in range(2):
             if self._proc is None or self._proc.poll() is not None:
                 self.close()

@@ -435,7 +435,13 @@ def apply_limits(memory_bytes: int, cpu_seconds: int) -> None:
 
 
 def run_child(
-    write_fd: int, workdir: str, path: str, data: bytes, loaders: list[str], limits: dict[str, int]
+    write_fd: int,
+    workdir: str,
+    path: str,
+    data: bytes,
+    loaders: list[str],
+    limits: dict[str, int],
+    use: bool = False,
 ) -> None:
     """In the forked child: confine, arm, load; never returns."""
     try:
@@ -452,6 +458,10 @@ def run_child(
             try:
                 result = LOADERS[loader](path, data)
                 record = {"done": loader, "outcome": "ok", "detail": type(result).__name__}
+                if use:  # a crash here ends the child: the loader's run is a crash
+                    from soundness_use import exercise
+
+                    record["used"] = exercise(result)[:32]
             except MemoryError:
                 record = {"done": loader, "outcome": "memory", "detail": "MemoryError"}
             except RecursionError:
@@ -472,14 +482,20 @@ def run_child(
 
 
 def run_batch(
-    workdir: str, path: str, data: bytes, loaders: list[str], timeout: float, limits: dict[str, int]
+    workdir: str,
+    path: str,
+    data: bytes,
+    loaders: list[str],
+    timeout: float,
+    limits: dict[str, int],
+    use: bool = False,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Fork one child for ``loaders``; its records and how it ended abnormally (or None)."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(read_fd)
-        run_child(write_fd, workdir, path, data, loaders, limits)
+        run_child(write_fd, workdir, path, data, loaders, limits, use)
     os.close(write_fd)
     deadline = time.monotonic() + timeout
     chunks: list[bytes] = []
@@ -531,7 +547,9 @@ def serve_one(header: dict[str, Any], data: bytes, workroot: str, limits: dict[s
         runs: list[dict[str, Any]] = []
         event: dict[str, Any] | None = None
         while pending and event is None:
-            records, ended = run_batch(workdir, path, data, pending, float(header["timeout"]), limits)
+            records, ended = run_batch(
+                workdir, path, data, pending, float(header["timeout"]), limits, bool(header.get("use"))
+            )
             started = [r["start"] for r in records if "start" in r]
             for record in records:
                 if "done" in record:
@@ -563,11 +581,16 @@ def main() -> None:
     sys.stdout = sys.stderr  # anything printed by an import must not corrupt the protocol
     from modelsec.pickle.allowlist import safe_globals
 
+    config = json.loads(read_message(stdin) or b"{}")
     safe = safe_globals()
     named = preload(safe)
     loaders = available_loaders()
     before = set(sys.modules)
     warm_up(loaders)
+    if config.get("use"):  # what using models imports, imported before the children arm
+        import soundness_use
+
+        soundness_use.warm_up()
     workroot = tempfile.mkdtemp(prefix="modelsec-oracle-")
     os.chmod(workroot, 0o755)
     WATCH.safe_globals = safe
@@ -584,7 +607,6 @@ def main() -> None:
     status = resource.getrlimit(resource.RLIMIT_AS)
     with open("/proc/self/status") as handle:
         vm_kib = next(int(line.split()[1]) for line in handle if line.startswith("VmSize:"))
-    config = json.loads(read_message(stdin) or b"{}")
     limits = {
         "memory": vm_kib * 1024 + int(config.get("memory_headroom_mb", 1024)) * (1 << 20),
         "cpu": int(config.get("cpu_seconds", 5)),
