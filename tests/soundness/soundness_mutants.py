@@ -37,11 +37,14 @@ class Site:
 def genuine_models() -> dict[str, Callable[[], Any]]:
     """Small fitted models of every class a contract covers."""
     import scipy.sparse as sp
+    from scipy.interpolate import make_interp_spline
+    from sklearn.cluster import KMeans
     from sklearn.ensemble import (
         GradientBoostingClassifier,
         HistGradientBoostingClassifier,
         RandomForestClassifier,
     )
+    from sklearn.feature_extraction.text import CountVectorizer
     from sklearn.neighbors import BallTree, KDTree, KNeighborsClassifier
     from sklearn.preprocessing import OneHotEncoder
     from sklearn.svm import SVC
@@ -61,9 +64,12 @@ def genuine_models() -> dict[str, Callable[[], Any]]:
         "ball tree": lambda: BallTree(x, leaf_size=4),
         "svc": lambda: SVC().fit(x, y),
         "one-hot encoder": lambda: OneHotEncoder().fit(rng.integers(0, 4, size=(20, 3))),
+        "count vectorizer": lambda: CountVectorizer().fit(["alpha beta gamma", "beta delta", "gamma alpha"]),
+        "k-means": lambda: KMeans(n_clusters=2, n_init=1, random_state=0).fit(x),
+        "b-spline": lambda: make_interp_spline(np.linspace(0, 1, 8), np.sin(np.linspace(0, 3, 8)), k=3),
         **{
             f"{fmt} matrix": (lambda fmt=fmt: matrix.asformat(fmt))
-            for fmt in ("csr", "csc", "coo", "bsr", "lil")
+            for fmt in ("csr", "csc", "coo", "bsr", "dia", "lil")
         },
     }
 
@@ -103,6 +109,11 @@ def _value_sites(value: Any, where: str, put: Callable[[Any], None], depth: int)
     elif isinstance(value, np.ndarray) and value.dtype == object:
         for index, item in enumerate(value.ravel()[:64]):
             yield from sites(item, f"{where}[{index}]", depth + 1)
+    elif isinstance(value, dict) and depth < MAX_DEPTH:  # a vectorizer's vocabulary
+        for key, item in list(value.items())[:64]:
+            yield from _value_sites(
+                item, f"{where}[{key!r}]", lambda v, k=key: value.__setitem__(k, v), depth + 1
+            )
     elif isinstance(value, list) and depth < MAX_DEPTH:
         for index, item in enumerate(value[:64]):
             yield from _value_sites(

@@ -9,6 +9,7 @@ here, loaded only by the oracle.
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -44,13 +45,25 @@ def forged_csr() -> bytes:
     return pickle.dumps(matrix, protocol=4)
 
 
-def test_the_use_step_crashes_on_a_forged_matrix(oracle: Oracle) -> None:
-    assert crashed(oracle, forged_csr())
-    assert not crashed(oracle, pickle.dumps(genuine_models()["csr matrix"](), protocol=4))
+def forged_dia() -> bytes:
+    matrix = genuine_models()["dia matrix"]()
+    offsets = matrix.offsets.copy()
+    offsets[-1] = 2**31 - 1  # the second hole: dia_matvec adds it to the row count, which wraps
+    matrix.offsets = offsets
+    return pickle.dumps(matrix, protocol=4)
 
 
-def test_an_indptr_that_wraps_is_a_violation(scanner: Scanner) -> None:
-    verdict = scanner.verdict(forged_csr(), "model.pkl")
+@pytest.mark.parametrize("forged, genuine", [(forged_csr, "csr matrix"), (forged_dia, "dia matrix")])
+def test_the_use_step_crashes_on_a_forged_matrix(
+    oracle: Oracle, forged: Callable[[], bytes], genuine: str
+) -> None:
+    assert crashed(oracle, forged())
+    assert not crashed(oracle, pickle.dumps(genuine_models()[genuine](), protocol=4))
+
+
+@pytest.mark.parametrize("forged", [forged_csr, forged_dia])
+def test_indexes_the_kernels_wrap_are_violations(scanner: Scanner, forged: Callable[[], bytes]) -> None:
+    verdict = scanner.verdict(forged(), "model.pkl")
     assert verdict.outcome == "BLOCKED" and "MS-PKL-107" in verdict.codes
 
 
@@ -61,7 +74,9 @@ def test_every_genuine_model_has_sites_and_is_allowed(scanner: Scanner) -> None:
         assert scanner.verdict(pickle.dumps(model, protocol=4), "model.pkl").outcome == "ALLOWED", name
 
 
-@pytest.mark.parametrize("name", ["decision tree", "kd tree", "csr matrix", "lil matrix", "one-hot encoder"])
+@pytest.mark.parametrize(
+    "name", ["decision tree", "kd tree", "csr matrix", "dia matrix", "lil matrix", "one-hot encoder"]
+)
 def test_no_allowed_mutant_crashes_in_use(name: str, scanner: Scanner, oracle: Oracle) -> None:
     rng = np.random.default_rng(7)
     holes = [

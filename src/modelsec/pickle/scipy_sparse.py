@@ -15,7 +15,7 @@ So the attributes the kernels read must be what ``check_format(full_check=True)`
   decreases, and ends at most at the number of ``indices``, which the ``data`` match;
   every index lies in ``0 .. minor - 1`` (bsr: blocks of ``data.shape[1:]`` tile the shape);
 - coo: one row and one column per value, inside the shape;
-- dia: one row of ``data`` per offset.
+- dia: one row of ``data`` per offset, every offset a diagonal of the shape.
 
 - lil: one list of column indexes and one of values per row (object arrays of lists),
   as long as each other, every index inside the shape. ``tocsr`` (and so ``A @ x``)
@@ -63,11 +63,16 @@ def sparse_problem(fmt: str, fields: dict[str, Value], observer: Observer) -> st
         return _compressed(fmt, rows, cols, data, fields, observer)
     if fmt == "coo":
         return _coo(rows, cols, data, fields, observer)
-    offsets = read_array(fields.get("offsets"), observer)
+    offsets = _index_array(fields.get("offsets"), observer, "offsets")
     if isinstance(offsets, str):
-        return f"its offsets are {offsets}"
+        return offsets
     if len(data.shape) != 2 or offsets.shape != (data.shape[0],):
         return f"its data has {data.shape[0] if data.shape else 0} rows for {offsets.shape} offsets"
+    # dia_matvec computes n_row + offset in the index type: an offset near 2**31 wraps and
+    # the loop reads past the data (the use campaign, session 22); a diagonal outside the
+    # shape holds nothing anyway
+    if offsets.size and (int(offsets.min()) <= -rows or int(offsets.max()) >= cols):
+        return f"an offset is outside {-rows + 1}..{cols - 1} (the kernels add it to the shape unchecked)"
     return None
 
 
