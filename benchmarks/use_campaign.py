@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import pickle
 import sys
 import time
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ for folder in (REPO / "tests" / "soundness", REPO / "tests" / "pickle"):
 
 import numpy as np  # noqa: E402
 from soundness_judge import Scanner  # noqa: E402
-from soundness_mutants import Mutant, genuine_models, mutants  # noqa: E402
+from soundness_mutants import WRITERS, Mutant, genuine_models, mutants  # noqa: E402
 from soundness_oracle import Oracle  # noqa: E402
 
 ALLOWED = "ALLOWED"
@@ -44,17 +43,18 @@ class Tally:
     holes: list[Mutant] = field(default_factory=list)  # ALLOWED, and the use step crashed
 
 
-def campaign(per_model: int, seed: int, scanner: Scanner, oracle: Oracle) -> dict[str, Tally]:
+def campaign(per_model: int, seed: int, scanner: Scanner, oracle: Oracle, writer: str) -> dict[str, Tally]:
     rng = np.random.default_rng(seed)
+    loader = "joblib" if writer == "joblib" else "pickle"  # what reads each writer's files
     tallies: dict[str, Tally] = {}
     for name, make in genuine_models().items():
         tally = tallies[name] = Tally()
-        tally.genuine = scanner.verdict(pickle.dumps(make(), protocol=4), "model.pkl").outcome
-        for mutant in mutants(name, make, rng, per_model):
+        tally.genuine = scanner.verdict(WRITERS[writer](make()), "model.pkl").outcome
+        for mutant in mutants(name, make, rng, per_model, writer):
             tally.mutants += 1
             if scanner.verdict(mutant.data, "model.pkl").outcome != ALLOWED:
                 tally.caught += 1
-            elif oracle.run(mutant.data, "model.pkl").crash:
+            elif oracle.run(mutant.data, "model.pkl", loaders=(loader,)).crash:
                 tally.holes.append(mutant)
             else:
                 tally.harmless += 1
@@ -67,16 +67,22 @@ def main() -> None:
     )
     parser.add_argument("--per-model", type=int, default=100, help="mutants per genuine model")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--writer", choices=sorted(WRITERS), default="pickle-4", help="how mutants are written"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "use")
     args = parser.parse_args()
     started = time.monotonic()
     scanner = Scanner()
-    with Oracle(timeout=10.0, cpu_seconds=10, loaders=("pickle",), use=True) as oracle:
-        tallies = campaign(args.per_model, args.seed, scanner, oracle)
+    with Oracle(timeout=10.0, cpu_seconds=10, loaders=("pickle", "joblib"), use=True) as oracle:
+        tallies = campaign(args.per_model, args.seed, scanner, oracle, args.writer)
     scanner.close()
     holes = args.out / "holes"
     holes.mkdir(parents=True, exist_ok=True)
-    print(f"seed {args.seed}, {args.per_model} mutants per model, {time.monotonic() - started:.0f} s")
+    print(
+        f"seed {args.seed}, {args.per_model} mutants per model written by {args.writer}, "
+        f"{time.monotonic() - started:.0f} s"
+    )
     print(
         "| model | genuine | mutants | BLOCKED/ERROR | ALLOWED, used without a crash | ALLOWED, crashed in use |"
     )

@@ -196,8 +196,30 @@ class Mutant:
     data: bytes
 
 
-def mutants(name: str, make: Callable[[], Any], rng: np.random.Generator, count: int) -> Iterator[Mutant]:
-    """``count`` pickles of ``make()``'s model, each with one integer changed."""
+def _joblib(model: Any) -> bytes:
+    import io
+
+    import joblib
+
+    out = io.BytesIO()
+    joblib.dump(model, out)
+    return out.getvalue()
+
+
+# How a mutant is written: the scanner reads array bytes differently in each (inline
+# literals, protocol 2's codecs, protocol 5's buffers, the data after joblib's wrappers).
+WRITERS: dict[str, Callable[[Any], bytes]] = {
+    "pickle-2": lambda m: pickle.dumps(m, protocol=2),
+    "pickle-4": lambda m: pickle.dumps(m, protocol=4),
+    "pickle-5": lambda m: pickle.dumps(m, protocol=5),
+    "joblib": _joblib,
+}
+
+
+def mutants(
+    name: str, make: Callable[[], Any], rng: np.random.Generator, count: int, writer: str = "pickle-4"
+) -> Iterator[Mutant]:
+    """``count`` files of ``make()``'s model written by ``writer``, each with one integer changed."""
     model = make()
     found = list(sites(model))
     if not found:
@@ -211,7 +233,7 @@ def mutants(name: str, make: Callable[[], Any], rng: np.random.Generator, count:
         value = int(rng.choice(edge_values(site.size)))
         try:
             site.apply(value)
-            data = pickle.dumps(clone, protocol=4)
+            data = WRITERS[writer](clone)
         except Exception:  # noqa: BLE001 - a setter that refuses the value: no candidate
             continue
         yield Mutant(name, site.where, value, data)
