@@ -18,7 +18,30 @@ import joblib
 import numpy as np
 import pytest
 from joblib.numpy_pickle_utils import _write_fileobject
-from pklbuild import piece, scan, with_code
+from pklbuild import (
+    BUILD,
+    MARK,
+    NEWFALSE,
+    NEWTRUE,
+    NONE,
+    POP,
+    REDUCE,
+    STOP,
+    TUPLE,
+    TUPLE2,
+    TUPLE3,
+    binget,
+    binint,
+    binint1,
+    binput,
+    binunicode,
+    global_,
+    piece,
+    proto,
+    scan,
+    short_binbytes,
+    with_code,
+)
 from sklearn.ensemble import (
     ExtraTreesRegressor,
     GradientBoostingClassifier,
@@ -697,3 +720,56 @@ def test_tree_values_smaller_than_prediction_reads_are_a_violation(case: str) ->
     state["values"] = values
     data = pickle.dumps(_Reduce(type(tree), (tree.n_features, classes, tree.n_outputs), state), protocol=4)
     assert contract_findings(data)
+
+
+# -- what a contract reads is what numpy read (red team, session 22) ----------------------
+
+DTYPE_I4 = global_("numpy", "dtype") + binunicode("i4") + NEWFALSE + NEWTRUE + TUPLE3 + REDUCE
+BIG_ENDIAN = MARK + binint1(3) + binunicode(">") + NONE * 3 + binint(-1) + binint(-1) + binint1(0) + TUPLE
+
+
+def _scalar(dtype: bytes, data: bytes) -> bytes:
+    return global_("numpy._core.multiarray", "scalar") + dtype + data + TUPLE2 + REDUCE
+
+
+def test_a_dtype_built_after_a_scalar_used_it_is_a_violation() -> None:
+    # numpy decoded 00 00 00 80 little-endian (-2**31) when the scalar was made; setting
+    # the dtype big-endian afterwards made the lil contract read 128, inside the shape
+    made = DTYPE_I4 + binput(1) + POP + _scalar(binget(1), short_binbytes(b"\x00\x00\x00\x80"))
+    later = binget(1) + BIG_ENDIAN + BUILD + POP
+    found = with_code(scan(proto(2) + made + later + STOP), "MS-PKL-107")
+    assert any("changes a dtype after something read it" in f.message for f in found), found
+    # built first, as numpy writes it: fine
+    assert not with_code(
+        scan(
+            proto(2)
+            + DTYPE_I4
+            + BIG_ENDIAN
+            + BUILD
+            + binput(1)
+            + _scalar(b"", short_binbytes(bytes(4)))
+            + STOP
+        ),
+        "MS-PKL-107",
+    )
+
+
+def test_bytes_made_with_an_errors_handler_are_not_followed() -> None:
+    # _codecs.encode(s, 'latin1', 'surrogateescape') gives other bytes than the strict
+    # rebuild the readers make: a lil column read as 4,128,768 (inside 5,000,000 columns)
+    # was 16,711,680
+    import struct
+
+    import scipy.sparse as sp
+
+    matrix = sp.lil_matrix((2, 5_000_000))
+    matrix.rows[0], matrix.data[0] = [123456789], [1.0]  # set here, never used
+    made = pickle.dumps(matrix, protocol=2)
+    sentinel = b"J" + struct.pack("<i", 123456789)
+    assert made.count(sentinel) == 1
+    surrogate = "\x00\udcff\x00\x00".encode("utf-8", "surrogatepass")  # as picklers write it
+    text = b"X" + struct.pack("<I", len(surrogate)) + surrogate + binunicode("latin1")
+    for errors, violated in (("surrogateescape", True), ("strict", False)):
+        data = global_("_codecs", "encode") + text + binunicode(errors) + TUPLE3 + REDUCE
+        forged = made.replace(sentinel, _scalar(DTYPE_I4 + BIG_ENDIAN + BUILD, data))
+        assert bool(sparse_findings(forged)) is violated, errors

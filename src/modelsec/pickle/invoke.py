@@ -12,7 +12,7 @@ allowlisted class that was proven pure or reviewed. Everything else reaches the 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from modelsec.pickle.classfacts import class_facts
@@ -116,6 +116,19 @@ class RawArray:
         self.offset = offset
 
 
+def _note_dtypes_read(given: Value) -> None:
+    """Mark the dtypes among the first arguments (or state items, or a state dict's values)
+    as read: numpy decodes with a dtype when it is handed one, so a later BUILD of it would
+    make contracts read other values than numpy did (red team, session 22)."""
+    if type(given) is Container and given.kind == "dict":
+        values: Sequence[Value] = [value for _, value in given.items[:8]]
+    else:
+        values = (sequence_items(given) or ())[:8]
+    for value in values:
+        if type(value) is Call and value.cls is not None and value.cls.path == "numpy.dtype":
+            value.used = True
+
+
 class Invoker:
     """Evaluates calls for one stack machine. Where CPython would raise (a missing method, a
     state that is not a dict) the invoker goes on as if the call had happened: being more
@@ -131,6 +144,7 @@ class Invoker:
         self, callee: Value, args: Value, offset: int, how: str, depth: int = 0, kwargs: Value = None
     ) -> Value:
         """``callee(*args, **kwargs)`` (``cls.__new__(cls, *args, **kwargs)`` for NEWOBJ_EX)."""
+        _note_dtypes_read(args)
         if isinstance(callee, Global):
             return self._call_global(callee, args, offset, how, depth, kwargs)
         if isinstance(callee, Unresolved):
@@ -155,7 +169,14 @@ class Invoker:
         transform = DECODERS.get(path)
         if transform is not None and items:
             if transform in ("encode", "decode"):
-                transform = codec_transform(transform, items[1] if len(items) > 1 else "utf-8")
+                # an errors handler other than strict changes the bytes (surrogateescape,
+                # replace): what the stream meant is then not followed (red team, session 22)
+                strict = len(items) < 3 or items[2] == "strict"
+                transform = (
+                    codec_transform(transform, items[1] if len(items) > 1 else "utf-8")
+                    if strict
+                    else "opaque"
+                )
             if verdict is not Verdict.SAFE:
                 return Derived(transform, items[0], offset)
         if verdict is not Verdict.SAFE:
@@ -201,6 +222,7 @@ class Invoker:
     def instance(
         self, cls: Global, args: Value, offset: int, how: str, facts: ClassFacts | None = None
     ) -> Call:
+        _note_dtypes_read(args)
         facts = facts if facts is not None else _facts(cls.path)
         attrs = InstanceAttrs({}) if facts is not None and facts.instance_dict else None
         if attrs is not None and cls.path in ATTRIBUTES_FROM_ARGUMENTS and how not in _NEW_ONLY:
@@ -309,6 +331,11 @@ class Invoker:
             self.observer.violated(
                 target.cls, offset, f"a second {how} replaces {_BUILT_ONCE[target.cls.path]}"
             )
+        elif target.used and target.cls is not None:
+            # numpy decoded a scalar (or an array keeps this object) with the dtype as it was:
+            # setting its byte order now makes contracts read other values than numpy did
+            self.observer.violated(target.cls, offset, f"{how} changes a dtype after something read it")
+        _note_dtypes_read(state)
         target.state = state
         known = self._known_instance(target, offset, how)
         if known is None:

@@ -75,6 +75,9 @@ class Call:
     # The input width a fitted model declares, once a state check has read it (trees,
     # forests, boosting predictors): containers of models remember their widest member.
     width: int | None = None
+    # A numpy.dtype handed to a call or a state (a scalar's bytes are decoded, an array keeps
+    # the very object, joblib reads with it): its BUILD must come before (invoke.apply_state)
+    used: bool = False
     origin: Value = field(init=False)  # the first non-call callee of f()()()...: O(1) to name
     weight: int = field(init=False)
 
