@@ -25,7 +25,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from modelsec.references.argv import describe, first, image_matches
+from modelsec.references import hf_runtime, vllm
+from modelsec.references.argv import describe, image_matches
 from modelsec.references.container import Container
 from modelsec.references.model import Found, Malformed, Unresolved, Workload
 from modelsec.references.pins import Path, Spelled
@@ -35,6 +36,9 @@ from modelsec.references.workloads import KSERVE_COMPONENTS
 SOURCE_URI_ANNOTATION = "internal.serving.kserve.io/storage-initializer-sourceuri"
 STORAGE_INITIALIZER = "storage-initializer"
 HF_SERVER = "huggingfaceserver"
+# How the initializer is started by hand: its image's entrypoint script, or the module
+INITIALIZER_PROGRAMS = frozenset({"initializer-entrypoint", "kserve_storage", "storage-initializer"})
+RUNTIME_ENGINE = vllm.Engine(HF_SERVER, hf_runtime.SPELLED, model_required=False)
 # KServe reads storage URIs one level into a component (predictor.model.storageUri); the
 # walk goes deeper to be safe, and a spec nested beyond that is reported, not skipped.
 _MAX_DEPTH = 8
@@ -106,33 +110,45 @@ class KServeExtractor:
             if container.init and (
                 container.name == STORAGE_INITIALIZER or image_matches(container, "storage-initializer")
             ):
-                # The injected container passes `<uri> <dest>` pairs to the image's entrypoint;
-                # a hand-written one may name the program itself.
-                env = container.lines[0].env if container.lines else container.environment
-                if container.entrypoint:
-                    args = container.commands[0] if container.commands else ()
-                else:
-                    args = container.programs[0][1] if container.programs else ()
-                # <uri> <dest> [<uri> <dest> ...]
-                downloader = Downloader("kserve", env)
-                for uri in args[0::2]:
-                    yield Found(
-                        uri,
-                        describe(container, "storage-initializer source"),
-                        site=container.word_site(uri, "kserve"),
-                        downloaders=(downloader,),
-                    )
+                yield from _initializer(container)
             elif _hugging_face_runtime(container):
-                for line in container.lines:
-                    model = first(line.words, "--model_id")
-                    if model:
-                        yield Found(
-                            model,
-                            describe(container, "huggingfaceserver --model_id"),
-                            first(line.words, "--model_revision"),
-                            site=container.option_site("--model_revision"),
-                            downloaders=(Downloader("kserve", line.env),),
-                        )
+                yield from _runtime(container)
+
+
+def _initializer(container: Container) -> Iterator[Found | Unresolved]:
+    """The ``<uri> <dest>`` pairs of every storage-initializer command line, each with the
+    environment it runs in (a script may export another endpoint between two of them)."""
+    if container.entrypoint:  # KServe's injection: args to the image's entrypoint
+        launches = [(container.commands[0] if container.commands else (), container.environment)]
+    else:
+        launches = [(rest, env) for prog, rest, env in container.launches() if prog in INITIALIZER_PROGRAMS]
+        if not launches and container.commands:
+            yield Unresolved(
+                describe(container, "storage-initializer"),
+                "its command lines do not run KServe's storage initializer as modelsec knows it, "
+                "so what it downloads cannot be read",
+            )
+    for args, env in launches:
+        downloader = Downloader("kserve", env)
+        for uri in args[0::2]:  # <uri> <dest> [<uri> <dest> ...]
+            yield Found(
+                uri,
+                describe(container, "storage-initializer source"),
+                site=container.word_site(uri, "kserve"),
+                downloaders=(downloader,),
+            )
+
+
+def _runtime(container: Container) -> Iterator[Found | Unresolved]:
+    """The Hugging Face runtime's command lines, read as the vLLM engine it hands them to
+    (modelsec.references.hf_runtime)."""
+    launches = [(rest, env) for prog, rest, env in container.launches() if prog == HF_SERVER]
+    if container.entrypoint and container.commands:  # args to the image's entrypoint
+        launches.append((container.commands[0], container.environment))
+    for args, env in launches:
+        yield from vllm.launch(
+            container, vllm.parse(hf_runtime.as_vllm(args)), Downloader("kserve-hf", env), RUNTIME_ENGINE
+        )
 
 
 EXTRACTOR = KServeExtractor()

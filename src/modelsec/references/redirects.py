@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from modelsec.references.container import Env
 
 ANY_PROGRAM = "any"  # Downloader.program of a reference no known program reads
+VLLM_ENGINES = frozenset({"vllm", "kserve-hf"})  # programs that load through vLLM's engine
 
 # Variables each program reads for a scheme, in no particular order: where several are set
 # they must agree, since which one wins differs between programs and releases.
@@ -45,9 +46,12 @@ ENDPOINT_VARIABLES: dict[tuple[str, str], tuple[str, ...]] = {
     ("tgi", "hf"): HUB_ENDPOINT,
     ("llama.cpp", "hf"): ("MODEL_ENDPOINT", *HUB_ENDPOINT),
     ("triton", "s3"): S3_ENDPOINT,
-    # KServe's storage initializer (huggingface_hub, boto3) and its Hugging Face runtime
+    # KServe's storage initializer (huggingface_hub, boto3), and its Hugging Face runtime,
+    # which hands the model to vLLM (whose switches then apply) or to transformers
     ("kserve", "hf"): HUB_ENDPOINT,
     ("kserve", "s3"): S3_ENDPOINT,
+    ("kserve-hf", "hf"): HUB_ENDPOINT,
+    ("kserve-hf", "s3"): (*S3_ENDPOINT, "RUNAI_STREAMER_S3_ENDPOINT", "S3_ENDPOINT_URL"),
     # A program modelsec does not know, named by the modelsec.io/models annotation: the
     # variables of the clients every Python program downloads with
     (ANY_PROGRAM, "hf"): HUB_ENDPOINT,
@@ -69,7 +73,7 @@ HUB_HOSTS = frozenset({"huggingface.co", "hf.co"})
 class Downloader:
     """The program that downloads a reference, and the environment it runs in."""
 
-    # a key of ENDPOINT_VARIABLES: "vllm", "tgi", "llama.cpp", "triton", "kserve", ANY_PROGRAM
+    # a key of ENDPOINT_VARIABLES: "vllm", "tgi", "llama.cpp", "triton", "kserve", "kserve-hf", ANY_PROGRAM
     program: str
     env: Env
 
@@ -123,7 +127,7 @@ def redirect(
     (None: the program's default) when its environment says otherwise; None when it does
     not. ``mark`` is the text that flags a value the request does not show."""
     env = downloader.env
-    if downloader.program == "vllm" and (table := env.get(MODEL_REDIRECT_FILE)):
+    if downloader.program in VLLM_ENGINES and (table := env.get(MODEL_REDIRECT_FILE)):
         return Redirected(
             f"{MODEL_REDIRECT_FILE} names a file that may map the model to another path, and modelsec "
             "does not read files in the image or on volumes",
@@ -135,7 +139,7 @@ def redirect(
             "it names, and modelsec does not read files in the image or on volumes",
             directory if mark in directory else "",
         )
-    if downloader.program == "vllm" and scheme == "hf":
+    if downloader.program in VLLM_ENGINES and scheme == "hf":
         switch = env.get(MODELSCOPE)
         if switch is not None and mark in switch:
             return Redirected(f"{MODELSCOPE} decides whether vLLM downloads it from ModelScope", switch)
@@ -146,7 +150,7 @@ def redirect(
     if named is not None:
         return None  # the reference names its server (Triton's s3://host:port/...)
     settings = [(v, env.get(v)) for v in ENDPOINT_VARIABLES.get((downloader.program, scheme), ())]
-    if downloader.program == "kserve" and scheme == "s3":
+    if downloader.program in ("kserve", "kserve-hf") and scheme == "s3":
         spec = _kserve_storage_endpoint(env, mark)
         if isinstance(spec, Redirected):
             return spec

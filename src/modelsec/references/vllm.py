@@ -194,7 +194,7 @@ VALUE_OPTIONS = MODEL_OPTIONS | frozenset(
         # attached one (-O3); read as a flag, the word after it is checked as a model
     }
 )
-_LONG_OPTIONS = tuple(sorted(o for o in VALUE_OPTIONS if o.startswith("--")))
+LONG_OPTIONS = tuple(sorted(o for o in VALUE_OPTIONS if o.startswith("--")))
 
 
 def _server_args(container: Container) -> Iterator[tuple[tuple[str, ...], Env]]:
@@ -246,8 +246,8 @@ def _resolve(name: str) -> tuple[str | None, bool]:
         return None, False
     # The options a prefix abbreviates are adjacent in sorted order: found by bisection, so
     # a line of many unknown words costs no more than a table scan each.
-    start = bisect.bisect_left(_LONG_OPTIONS, name)
-    matches = list(itertools.takewhile(lambda option: option.startswith(name), _LONG_OPTIONS[start:]))
+    start = bisect.bisect_left(LONG_OPTIONS, name)
+    matches = list(itertools.takewhile(lambda option: option.startswith(name), LONG_OPTIONS[start:]))
     if len(matches) == 1:
         return matches[0], True
     if any(option in MODEL_OPTIONS for option in matches):
@@ -261,7 +261,8 @@ class _AmbiguousError(Exception):
     pass
 
 
-def _parse(args: tuple[str, ...]) -> _Parsed:
+def parse(args: tuple[str, ...]) -> _Parsed:
+    """One vLLM command line's arguments as vLLM's parser reads them."""
     parsed = _Parsed()
     i = 0
     while i < len(args):
@@ -359,15 +360,40 @@ class VllmExtractor:
     def extract(self, workload: Workload) -> Iterator[Found | Unresolved]:
         for container in workload.containers:
             for args, env in _server_args(container):
-                yield from _launch(container, _parse(args), Downloader("vllm", env))
+                yield from launch(container, parse(args), Downloader("vllm", env))
 
 
-def _launch(container: Container, parsed: _Parsed, downloader: Downloader) -> Iterator[Found | Unresolved]:
+@dataclass(frozen=True)
+class Engine:
+    """Who hands the arguments to vLLM's engine: ``vllm`` itself, or a runtime that
+    renames some options (KServe's Hugging Face runtime: ``--model_revision`` is the
+    ``--revision`` vLLM reads, and a pin goes there)."""
+
+    label: str = "vllm"
+    spelled: dict[str, str] = field(default_factory=dict)  # vLLM option -> the runtime's name
+    model_required: bool = True  # naming none loads vLLM's default (a runtime may have its own)
+
+    def option(self, vllm_option: str) -> str:
+        return self.spelled.get(vllm_option, vllm_option)
+
+
+VLLM = Engine()
+
+
+def launch(
+    container: Container, parsed: _Parsed, downloader: Downloader, engine: Engine = VLLM
+) -> Iterator[Found | Unresolved]:
+    """The references (and what cannot be read) of one vLLM engine's arguments."""
+    label = engine.label
+
     def origin(what: str) -> str:
-        return describe(container, what)
+        return describe(container, what.replace("vllm", label, 1))
 
     def found(text: str, where: str, revision: str | None = None, *, site: Site) -> Found:
         return Found(text, where, revision, site=site, downloaders=(downloader,))
+
+    def option_site(vllm_option: str) -> Site:
+        return container.option_site(engine.option(vllm_option))
 
     for name in parsed.ambiguous:
         yield Unresolved(
@@ -382,11 +408,11 @@ def _launch(container: Container, parsed: _Parsed, downloader: Downloader) -> It
     revision = parsed.last("--revision")
     code_revision = parsed.last("--code-revision")
     tokenizer, tokenizer_revision = parsed.last("--tokenizer"), parsed.last("--tokenizer-revision")
-    site = container.option_site("--revision")
+    site = option_site("--revision")
     models = [(text, "vllm serve <model>") for text in parsed.candidates]
     if model := parsed.last("--model"):
         models.append((model, "vllm --model"))
-    if not models and not parsed.all("--config"):
+    if not models and not parsed.all("--config") and engine.model_required:
         yield Unresolved(origin("vllm"), "no model is named, so vLLM loads its default model")
     config_path = parsed.last("--hf-config-path")
     if config_path:
@@ -399,7 +425,7 @@ def _launch(container: Container, parsed: _Parsed, downloader: Downloader) -> It
                 text,
                 origin(f"{where} --code-revision"),
                 code_revision,
-                site=container.option_site("--code-revision"),
+                site=option_site("--code-revision"),
             )
         if tokenizer_revision and not tokenizer and where != "vllm --hf-config-path":
             # No --tokenizer: the tokenizer (chat template included) is the model's, read
@@ -408,14 +434,14 @@ def _launch(container: Container, parsed: _Parsed, downloader: Downloader) -> It
                 text,
                 origin(f"{where} --tokenizer-revision"),
                 tokenizer_revision,
-                site=container.option_site("--tokenizer-revision"),
+                site=option_site("--tokenizer-revision"),
             )
     if tokenizer:
         yield found(
             tokenizer,
             origin("vllm --tokenizer"),
             tokenizer_revision,
-            site=container.option_site("--tokenizer-revision"),
+            site=option_site("--tokenizer-revision"),
         )
     drafts, problems = _draft_models(parsed)
     for problem in problems:
