@@ -120,10 +120,14 @@ def _note_dtypes_read(given: Value) -> None:
     """Mark the dtypes among the first arguments (or state items, or a state dict's values)
     as read: numpy decodes with a dtype when it is handed one, so a later BUILD of it would
     make contracts read other values than numpy did (red team, session 22)."""
-    if type(given) is Container and given.kind == "dict":
-        values: Sequence[Value] = [value for _, value in given.items[:8]]
+    # (every call and BUILD comes here: type tests, no helper calls)
+    values: Sequence[Value]
+    if isinstance(given, tuple):
+        values = given[:8]
+    elif isinstance(given, Container):
+        values = [item[1] for item in given.items[:8]] if given.kind == "dict" else given.items[:8]
     else:
-        values = (sequence_items(given) or ())[:8]
+        return
     for value in values:
         if type(value) is Call and value.cls is not None and value.cls.path == "numpy.dtype":
             value.used = True
