@@ -348,3 +348,44 @@ def test_the_hugging_face_runtime_environment_redirects_model_id() -> None:
         ),
     )
     assert endpoints(result) == [("hf://org/m", "https://evil.example", "HF_ENDPOINT")]
+
+
+# --- hostAliases: /etc/hosts lines of the pod's choosing (review of session 21, "through the
+# network"); with a CA bundle of its choosing the aliased address serves any file ---
+
+
+def aliased_pod(
+    command: list[str], aliases: list[dict[str, Any]], env: dict[str, str] | None = None
+) -> Extraction:
+    spec = pod(container(command, env))
+    spec["spec"]["hostAliases"] = aliases
+    return extraction("Pod", spec)
+
+
+@pytest.mark.parametrize("host", ["huggingface.co", "cdn-lfs.hf.co", "CAS-BRIDGE.xethub.hf.co."])
+def test_a_hub_host_aliased_is_unresolved(host: str) -> None:
+    result = aliased_pod(
+        ["vllm", "serve", "meta-llama/x"], [{"ip": "6.6.6.6", "hostnames": ["x.example", host]}]
+    )
+    assert result.references == ()
+    assert "hostAliases maps" in result.unresolved[0].why and "6.6.6.6" in result.unresolved[0].why
+
+
+def test_an_s3_host_aliased_is_unresolved() -> None:
+    aliases = [{"ip": "6.6.6.6", "hostnames": ["models.s3.us-east-1.amazonaws.com"]}]
+    assert aliased_pod(["vllm", "serve", "s3://models/llama"], aliases).references == ()
+
+
+def test_an_aliased_mirror_endpoint_is_unresolved() -> None:
+    aliases = [{"ip": "6.6.6.6", "hostnames": ["mirror.internal"]}]
+    result = aliased_pod(
+        ["vllm", "serve", "meta-llama/x"], aliases, {"HF_ENDPOINT": "https://mirror.internal"}
+    )
+    assert result.references == () and "mirror.internal" in result.unresolved[0].why
+
+
+def test_aliases_of_other_hosts_leave_the_reference() -> None:
+    aliases = [{"ip": "10.0.0.1", "hostnames": ["db.internal", "notthehf.co.example"]}]
+    assert endpoints(aliased_pod(["vllm", "serve", "meta-llama/x"], aliases)) == [
+        ("hf://meta-llama/x", None, None)
+    ]

@@ -35,7 +35,7 @@ from modelsec.references.model import (
     to_model_ref,
 )
 from modelsec.references.pins import NOT_SAID, Site
-from modelsec.references.redirects import Redirected, redirect_any
+from modelsec.references.redirects import Redirected, aliased, redirect_any
 from modelsec.sources import ModelRefError
 
 __all__ = [
@@ -180,6 +180,15 @@ def extract(workload: Workload) -> Extraction:
                     continue
                 if where is not None:
                     endpoint, redirected_by = where.url, where.variable
+            if workload.host_aliases and (alias := aliased(ref.scheme, endpoint, workload.host_aliases)):
+                unresolved.append(
+                    Unresolved(
+                        item.origin,
+                        f"hostAliases maps {alias[0]} to {alias[1]}, so the pod downloads it from an "
+                        "address of its choosing",
+                    )
+                )
+                continue
             uri, revision = canonical(ref)
             key = (uri, revision, endpoint or "", redirected_by or "")
             site = item.site or NOT_SAID

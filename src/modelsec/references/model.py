@@ -44,6 +44,9 @@ class Workload:
     problems: tuple[Unresolved, ...] = ()
     # Where each of ``annotations`` is in the object (for pinning): same order.
     annotation_paths: tuple[Path, ...] = ()
+    # The pod's ``hostAliases``, (hostname, ip): /etc/hosts lines that send a host's
+    # connections to an address of the workload's choosing (modelsec.references.redirects)
+    host_aliases: tuple[tuple[str, str], ...] = ()
 
     def annotation_values(self, key: str) -> tuple[str, ...]:
         if key not in ANNOTATIONS:

@@ -217,3 +217,26 @@ def _kserve_storage_endpoint(env: Env, mark: str) -> tuple[str, str | None] | Re
     if url is not None and not isinstance(url, str):
         return Redirected(f"{said} gives an endpoint_url that is not a string")
     return said or KSERVE_STORAGE_SPECS[0], url
+
+
+# Hosts a download of each scheme connects to when the reference names no endpoint: the
+# Hub and the hosts it sends file downloads to (cdn-lfs.hf.co, cas-bridge.xethub.hf.co...),
+# and AWS's S3 endpoints.
+DEFAULT_DOMAINS = {"hf": ("huggingface.co", "hf.co"), "s3": ("amazonaws.com",)}
+
+
+def aliased(
+    scheme: str, endpoint: str | None, aliases: tuple[tuple[str, str], ...]
+) -> tuple[str, str] | None:
+    """The pod's ``hostAliases`` entry (hostname, ip) that sends the download of a
+    ``scheme`` reference (from ``endpoint``, or the scheme's default hosts) to an address
+    of the pod's choosing; None when there is none. With a CA bundle of its choosing
+    (``REQUESTS_CA_BUNDLE``, a volume over the certificates) that address serves any file."""
+    if endpoint:
+        host = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}").hostname or ""
+        return next(((name, ip) for name, ip in aliases if name == host.lower()), None)
+    domains = DEFAULT_DOMAINS.get(scheme, ())
+    for name, ip in aliases:
+        if any(name == domain or name.endswith(f".{domain}") for domain in domains):
+            return name, ip
+    return None

@@ -95,7 +95,32 @@ def workload_from_object(
     containers, problems = pod_containers(
         template.get("spec"), spec_where, configmaps, spec_path=(*path, "spec")
     )
-    return Workload(kind, annotations, containers, problems=problems, annotation_paths=annotation_paths)
+    return Workload(
+        kind,
+        annotations,
+        containers,
+        problems=problems,
+        annotation_paths=annotation_paths,
+        host_aliases=host_aliases(template.get("spec"), spec_where),
+    )
+
+
+def host_aliases(pod_spec: Any, where: str) -> tuple[tuple[str, str], ...]:
+    """(hostname, ip) of each ``hostAliases`` entry of a pod spec (lower case)."""
+    entries = pod_spec.get("hostAliases") if isinstance(pod_spec, dict) else None
+    if entries is None:
+        return ()
+    if not isinstance(entries, list):
+        raise Malformed(f"{where}.hostAliases", "a list")
+    found: list[tuple[str, str]] = []
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise Malformed(f"{where}.hostAliases[{index}]", "an object")
+        ip, names = entry.get("ip"), entry.get("hostnames") or []
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise Malformed(f"{where}.hostAliases[{index}].hostnames", "a list of strings")
+        found += [(name.strip().rstrip(".").lower(), str(ip)) for name in names]
+    return tuple(found)
 
 
 def pod_containers(
