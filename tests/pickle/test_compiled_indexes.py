@@ -773,3 +773,85 @@ def test_bytes_made_with_an_errors_handler_are_not_followed() -> None:
         data = global_("_codecs", "encode") + text + binunicode(errors) + TUPLE3 + REDUCE
         forged = made.replace(sentinel, _scalar(DTYPE_I4 + BIG_ENDIAN + BUILD, data))
         assert bool(sparse_findings(forged)) is violated, errors
+
+
+class _TypeString:
+    """A dtype pickled with its byte order in the type string: numpy.dtype('>i4', False,
+    True) and no BUILD, which numpy makes big-endian (numpy itself never writes this)."""
+
+    def __init__(self, typestr: str) -> None:
+        self.typestr = typestr
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (np.dtype, (self.typestr, False, True))
+
+
+class _Alias:
+    """numpy.dtype(D) (which is D itself) with a BUILD that makes it big-endian."""
+
+    def __init__(self, dtype: np.dtype[Any]) -> None:
+        self.dtype = dtype
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (np.dtype, (self.dtype,), (3, ">", None, None, None, -1, -1, 0))
+
+
+def _forged_csr(protocol: int, index_dtype: object, extra: object = None) -> bytes:
+    """A csr matrix whose indices' bytes are 80 00 00 00, 01 00 00 00 with ``index_dtype``:
+    128 and 1 little-endian, inside its 5,000 columns; -2**31 and 2**24 big-endian."""
+    import io
+
+    import scipy.sparse as sp
+    from numpy._core.multiarray import _reconstruct
+    from numpy._core.numeric import _frombuffer
+
+    matrix = sp.csr_matrix(
+        (np.array([1.0, 2.0]), np.array([5, 1], dtype=np.int32), np.array([0, 1, 2], dtype=np.int32)),
+        shape=(2, 5000),
+    )
+    raw = b"\x80\x00\x00\x00\x01\x00\x00\x00"
+
+    class Forger(pickle.Pickler):
+        def reducer_override(self, obj: Any) -> Any:
+            if obj is matrix.indices:
+                if protocol >= 5:
+                    return (_frombuffer, (raw, index_dtype, obj.shape, "C"))
+                return (_reconstruct, (np.ndarray, (0,), b"b"), (1, obj.shape, index_dtype, False, raw))
+            return NotImplemented
+
+    out = io.BytesIO()
+    Forger(out, protocol=protocol).dump((matrix, extra))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_a_byte_order_in_the_type_string_is_not_dropped(protocol: int) -> None:
+    # red team, session 22: '>i4' with no BUILD was read as '<i4' (128 for numpy's -2**31)
+    assert sparse_findings(_forged_csr(protocol, _TypeString(">i4")))
+
+
+def test_a_dtype_aliased_by_numpy_dtype_and_rebuilt_is_a_violation() -> None:
+    shared = np.dtype("<i4")
+    data = _forged_csr(2, shared, _Alias(shared))
+    found = [f.message for f in with_code(scan(data), "MS-PKL-107")]
+    assert any("numpy.dtype of a dtype returns that dtype" in m for m in found), found
+
+
+def test_a_dtype_anywhere_in_a_state_dict_is_marked_read() -> None:
+    # repeated keys put joblib's wrapper dtype past an 8-item window
+    from modelsec.pickle.invoke import _note_dtypes_read
+    from modelsec.pickle.policy import classify
+    from modelsec.pickle.values import Call, Container, Global
+
+    dtype_class = Global("numpy", "dtype", 0, "GLOBAL", classify("numpy", "dtype"))
+    dtype = Call(dtype_class, ("i4", False, True), 0, "REDUCE", dtype_class)
+    state = Container("dict", [("order", "C")] * 11 + [("dtype", dtype)])
+    _note_dtypes_read(state)
+    assert dtype.used
+
+
+def test_writing_into_a_bytearray_is_a_finding() -> None:
+    # protocol 5 hands numpy a BYTEARRAY8 it shares: SETITEM on it wrote a byte after the
+    # check read it (red team, session 22)
+    made = proto(5) + b"\x96" + (3).to_bytes(8, "little") + b"abc" + binint1(0) + binint1(1) + b"s" + STOP
+    assert any("writes into a bytearray in place" in f.message for f in scan(made).findings)

@@ -114,3 +114,31 @@ def test_an_initializer_line_after_another_command_is_read() -> None:
 def test_an_initializer_running_something_else_is_unresolved() -> None:
     result = initializer("python /tmp/fetch.py s3://b/m /mnt/models")
     assert result.references == () and "storage initializer" in result.unresolved[0].why
+
+
+# Red team of the runtime reading (session 22, /work/redteam/s22c): each failed before.
+
+
+def test_an_empty_model_id_leaves_the_model_dir() -> None:
+    # `if args.model_id:` is false for "": the runtime downloads --model_dir
+    assert [r for r, _ in refs(runtime("--model_id=", "--model_dir=hf://evil/model"))] == ["hf://evil/model"]
+
+
+def test_options_after_a_double_dash_are_not_options() -> None:
+    result = runtime("--model_id=org/good", "--", "--model_id=evil/other")
+    assert "hf://org/good" in [r for r, _ in refs(result)]
+
+
+def test_the_runtime_run_as_its_main_module_is_read() -> None:
+    container = {
+        "name": "c",
+        "image": "python:3.12",
+        "command": ["python", "-m", "huggingfaceserver.__main__", "--model_id=evil/model"],
+    }
+    assert [str(r.ref) for r in extraction("Pod", pod(container)).references] == ["hf://evil/model"]
+
+
+def test_a_runtime_image_running_something_else_is_unresolved() -> None:
+    container = {"name": "c", "image": IMAGE, "command": ["python", "/app/start.py", "--model_id=evil/model"]}
+    result = extraction("Pod", pod(container))
+    assert result.references == () and "Hugging Face runtime" in result.unresolved[0].why

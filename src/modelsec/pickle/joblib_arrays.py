@@ -194,8 +194,14 @@ def dtype_state_problem(dtype: Value, depth: int = 0) -> str | None:
     items = sequence_items(dtype.state) if isinstance(dtype, Call) else None
     if items is None:
         return None  # no state: numpy builds the dtype from its type string
+    typestr = _typestr(dtype)
+    given = (sequence_items(dtype.args) or (None,))[0] if isinstance(dtype, Call) else None
+    if typestr is None and not isinstance(given, Global):
+        # numpy.dtype(D) is D itself: this BUILD would change D, which arrays already use
+        # (red team, session 22); numpy writes a type string, or a scalar type (numpy.record)
+        return "dtype made from neither a type string nor a type (numpy.dtype of a dtype returns that dtype)"
+    typestr = typestr or ""
     flags = items[7] if len(items) > 7 else None
-    typestr = _typestr(dtype) or ""
     if isinstance(flags, int) and not isinstance(flags, bool):
         if typestr.lstrip("<>|=")[:1] == "O" and flags != _OBJECT_FLAGS:
             return f"object dtype with flags {flags}, not the {_OBJECT_FLAGS} numpy writes: its arrays read raw bytes as object pointers"

@@ -510,6 +510,13 @@ class StackMachine:
             return
         if target is None or isinstance(target, (bool, int, float, str, bytes, tuple, Blob)):
             raise PickleError(f"{how} on a {describe(target)}", offset)
+        if isinstance(target, bytearray):
+            # bytearray.__setitem__/append/extend write in place: into the bytes an array
+            # was built from (protocol 5's BYTEARRAY8), after the checks read them (red
+            # team, session 22). No pickler writes this.
+            self.effects = True
+            self.observer.invoked(target, offset, f"{how} writes into a bytearray in place")
+            return
         # An instance or a computed value: the unpickler looks a method up and calls it.
         self.effects = True
         if isinstance(target, Call):

@@ -79,6 +79,9 @@ def as_vllm(args: tuple[str, ...]) -> tuple[str, ...]:
     while i < len(args):
         word = args[i]
         i += 1
+        if word == "--":  # argparse reads no option after it
+            out += args[i - 1 :]
+            break
         name, eq, inline = word.partition("=")
         option = _resolve(name) if name.startswith("--") else None
         if option not in AS_VLLM and option != "--model_dir":
@@ -97,7 +100,9 @@ def as_vllm(args: tuple[str, ...]) -> tuple[str, ...]:
             model_dir = value
         else:
             out += [AS_VLLM[option], value]
-    model = model_id if model_id is not None else model_dir
-    if model is not None and (model_id is not None or "://" in model):
-        out += ["--model", model]
+    # `if args.model_id:` else Storage.download(args.model_dir): an empty id is no id
+    if model_id:
+        out += ["--model", model_id]
+    elif model_dir and "://" in model_dir:
+        out += ["--model", model_dir]
     return tuple(out)

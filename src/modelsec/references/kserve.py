@@ -86,7 +86,7 @@ def _hugging_face_runtime(container: Container) -> bool:
     return (
         container.model_format == "huggingface"
         or image_matches(container, HF_SERVER)
-        or any(prog == HF_SERVER for prog, _rest in container.programs)
+        or any(_is_runtime(prog) for prog, _rest in container.programs)
     )
 
 
@@ -139,12 +139,23 @@ def _initializer(container: Container) -> Iterator[Found | Unresolved]:
             )
 
 
+def _is_runtime(program: str) -> bool:
+    """``huggingfaceserver``, or a module of it run as the program (``__main__``)."""
+    return program == HF_SERVER or program.startswith(f"{HF_SERVER}.")
+
+
 def _runtime(container: Container) -> Iterator[Found | Unresolved]:
     """The Hugging Face runtime's command lines, read as the vLLM engine it hands them to
     (modelsec.references.hf_runtime)."""
-    launches = [(rest, env) for prog, rest, env in container.launches() if prog == HF_SERVER]
+    launches = [(rest, env) for prog, rest, env in container.launches() if _is_runtime(prog)]
     if container.entrypoint and container.commands:  # args to the image's entrypoint
         launches.append((container.commands[0], container.environment))
+    if not launches and container.commands:
+        yield Unresolved(
+            describe(container, HF_SERVER),
+            "its command lines do not start KServe's Hugging Face runtime as modelsec knows it, "
+            "so what it loads cannot be read",
+        )
     for args, env in launches:
         yield from vllm.launch(
             container, vllm.parse(hf_runtime.as_vllm(args)), Downloader("kserve-hf", env), RUNTIME_ENGINE
