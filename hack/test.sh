@@ -4,7 +4,8 @@
 #
 # Without arguments it then builds the container image and runs its tests
 # (`pytest -m image tests/image`: hack/build-image.sh, cached per commit under .cache/image;
-# needs root, mmdebstrap and umoci). MODELSEC_SKIP_IMAGE=1 skips that step.
+# needs root; hack/install-image-tools.sh installs mmdebstrap and umoci from Debian where
+# they are missing). MODELSEC_SKIP_IMAGE=1 skips that step.
 #
 # Without arguments it first checks the code statically: `ruff check` and `ruff format
 # --check` over the tree, `mypy` (strict, over src/modelsec, operator/ and webhook/); all
@@ -20,6 +21,9 @@ if [ -x hack/install-tools.sh ]; then
 fi
 if [ -x hack/install-checkov.sh ]; then
   bash hack/install-checkov.sh >/dev/null  # the chart tests lint the rendered chart with it
+fi
+if [ "$#" -eq 0 ] && [ "${MODELSEC_SKIP_IMAGE:-0}" != 1 ]; then
+  bash hack/install-image-tools.sh  # mmdebstrap and umoci for the image build and its tests
 fi
 export MODELSEC_CORPORA="${MODELSEC_CORPORA:-$(cd .. && pwd)/shared/corpora}"
 set +e
