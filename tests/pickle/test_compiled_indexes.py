@@ -855,3 +855,33 @@ def test_writing_into_a_bytearray_is_a_finding() -> None:
     # check read it (red team, session 22)
     made = proto(5) + b"\x96" + (3).to_bytes(8, "little") + b"abc" + binint1(0) + binint1(1) + b"s" + STOP
     assert any("writes into a bytearray in place" in f.message for f in scan(made).findings)
+
+
+class _BytesOrder:
+    """An int32 dtype whose BUILD gives the byte order as bytes: numpy takes b'>' as
+    big-endian (red team, session 22: it was read as native)."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (np.dtype, ("i4", False, True), (3, b">", None, None, None, -1, -1, 0))
+
+
+def test_a_byte_order_given_as_bytes_is_not_read_as_native() -> None:
+    found = with_code(scan(_forged_csr(2, _BytesOrder())), "MS-PKL-107")
+    assert any("byte order is" in f.message and "not one of the str" in f.message for f in found), found
+
+
+def test_setitem_into_a_checked_array_is_a_violation() -> None:
+    # ndarray.__setitem__ through the memo after the matrix's check: indices[0] = 2**30
+    import pickletools
+
+    import scipy.sparse as sp
+
+    matrix = sp.csr_matrix(
+        (np.array([1.0]), np.array([3], dtype=np.int32), np.array([0, 1], dtype=np.int32)), shape=(1, 100)
+    )
+    made = pickle.dumps((matrix, matrix.indices), protocol=2)
+    indices = [arg for info, arg, _ in pickletools.genops(made) if info.name == "BINGET"][-1]
+    assert isinstance(indices, int) and not sparse_findings(made)
+    spliced = made[:-1] + POP + binget(indices) + binint1(0) + binint(1 << 30) + b"s" + STOP
+    found = with_code(scan(spliced), "MS-PKL-107")
+    assert any("SETITEM writes into the contents of an array" in f.message for f in found), found

@@ -217,7 +217,11 @@ def dtype_layout(dtype: Value, depth: int = 0) -> Layout | None:
     state = sequence_items(dtype.state) if dtype.state is not None else ()
     if state is None:
         return None
-    order = state[1] if len(state) > 1 and isinstance(state[1], str) else "="
+    order = state[1] if len(state) > 1 else "="
+    if order not in ("<", ">", "=", "|"):
+        # numpy also takes the order as bytes (b'>'), which made it big-endian while this
+        # read it as native (red team, session 22): only the str numpy writes is read
+        return None
     names = sequence_items(state[3]) if len(state) > 4 and state[3] is not None else None
     if names is None:
         if typestr[:1] == "V" or (len(state) > 2 and state[2] is not None):

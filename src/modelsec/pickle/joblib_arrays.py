@@ -201,6 +201,8 @@ def dtype_state_problem(dtype: Value, depth: int = 0) -> str | None:
         # (red team, session 22); numpy writes a type string, or a scalar type (numpy.record)
         return "dtype made from neither a type string nor a type (numpy.dtype of a dtype returns that dtype)"
     typestr = typestr or ""
+    if len(items) > 1 and items[1] not in ("<", ">", "=", "|"):
+        return f"dtype whose byte order is {items[1]!r}, not one of the str numpy writes"
     flags = items[7] if len(items) > 7 else None
     if isinstance(flags, int) and not isinstance(flags, bool):
         if typestr.lstrip("<>|=")[:1] == "O" and flags != _OBJECT_FLAGS:
