@@ -9,6 +9,8 @@ from __future__ import annotations
 import io
 import pickle
 import struct
+from collections.abc import Callable
+from typing import Any
 
 from modelsec.bytesource import ByteSource, BytesSource
 from modelsec.context import Limits
@@ -205,3 +207,28 @@ def old_joblib_wrapper(filename: str) -> bytes:
         + SETITEMS
         + BUILD
     )
+
+
+# -- genuine objects, written the ways models are saved ------------------------------------
+
+
+def joblib_bytes(obj: object) -> bytes:
+    """What ``joblib.dump`` writes for ``obj`` (array bytes after each wrapper)."""
+    import joblib
+
+    out = io.BytesIO()
+    joblib.dump(obj, out)
+    return out.getvalue()
+
+
+# The scanner reads array bytes differently in each: protocol 2's _codecs.encode, inline
+# literals, protocol 5's _frombuffer, the data after joblib's wrappers. Test modules pick
+# the ones they parametrize over.
+WRITERS: dict[str, Callable[[Any], bytes]] = {
+    **{f"pickle-{p}": (lambda obj, p=p: pickle.dumps(obj, protocol=p)) for p in (2, 3, 4, 5)},
+    "joblib": joblib_bytes,
+}
+
+
+def writers(*names: str) -> dict[str, Callable[[Any], bytes]]:
+    return {name: WRITERS[name] for name in names}

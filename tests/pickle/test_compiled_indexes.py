@@ -14,7 +14,6 @@ import pickle
 from collections.abc import Callable
 from typing import Any
 
-import joblib
 import numpy as np
 import pytest
 from joblib.numpy_pickle_utils import _write_fileobject
@@ -41,6 +40,7 @@ from pklbuild import (
     scan,
     short_binbytes,
     with_code,
+    writers,
 )
 from sklearn.ensemble import (
     ExtraTreesRegressor,
@@ -74,18 +74,7 @@ def _fitted() -> dict[str, Any]:
 MODELS = _fitted()
 
 
-def _joblib(model: Any, compress: int = 0) -> bytes:
-    out = io.BytesIO()
-    joblib.dump(model, out, compress=compress)
-    return out.getvalue()
-
-
-WRITERS: dict[str, Callable[[Any], bytes]] = {
-    "pickle-2": lambda m: pickle.dumps(m, protocol=2),  # bytes as _codecs.encode(str, "latin1")
-    "pickle-4": lambda m: pickle.dumps(m, protocol=4),
-    "pickle-5": lambda m: pickle.dumps(m, protocol=5),  # numpy's _frombuffer
-    "joblib": _joblib,  # array bytes after the wrapper, outside the pickle
-}
+WRITERS = writers("pickle-2", "pickle-4", "pickle-5", "joblib")
 
 
 def contract_findings(data: bytes) -> list[Finding]:

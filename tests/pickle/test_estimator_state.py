@@ -6,16 +6,14 @@ and forged in this process (never loaded) and only pickled here."""
 
 from __future__ import annotations
 
-import io
 import pickle
 import warnings
 from collections.abc import Callable
 from typing import Any
 
-import joblib
 import numpy as np
 import pytest
-from pklbuild import piece, scan, with_code
+from pklbuild import joblib_bytes, piece, scan, with_code, writers
 
 from modelsec.findings import Finding
 
@@ -27,17 +25,7 @@ CATEGORIES = np.array(
 )
 
 
-def _joblib(model: Any) -> bytes:
-    out = io.BytesIO()
-    joblib.dump(model, out)
-    return out.getvalue()
-
-
-WRITERS: dict[str, Callable[[Any], bytes]] = {
-    "pickle-2": lambda m: pickle.dumps(m, protocol=2),
-    "pickle-5": lambda m: pickle.dumps(m, protocol=5),
-    "joblib": _joblib,
-}
+WRITERS = writers("pickle-2", "pickle-5", "joblib")
 
 
 def _models() -> dict[str, Callable[[], Any]]:
@@ -219,7 +207,7 @@ def test_fitted_vectorizers_pass(name: str, protocol: int) -> None:
     model = _vectorizers()[name]()
     assert len(model.vocabulary_) > 64, "more terms than the machine keeps"
     assert {f.threat for f in scan(pickle.dumps(model, protocol=protocol)).findings} <= {"MS-POL-001"}
-    assert {f.threat for f in scan(_joblib(model)).findings} <= {"MS-POL-001"}
+    assert {f.threat for f in scan(joblib_bytes(model)).findings} <= {"MS-POL-001"}
 
 
 @pytest.mark.parametrize("protocol", [2, 4])

@@ -10,15 +10,12 @@ fitted and fixtures built here, never loaded."""
 from __future__ import annotations
 
 import functools
-import io
 import pickle
 import sys
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pytest
 from pklbuild import (
@@ -41,6 +38,7 @@ from pklbuild import (
     proto,
     scan,
     with_code,
+    writers,
 )
 
 from modelsec.findings import Finding
@@ -51,16 +49,7 @@ X = np.c_[RNG.integers(0, 4, 60), RNG.normal(size=60)]
 Y = (X[:, 0] > 1).astype(int)
 
 
-def _joblib(model: Any) -> bytes:
-    out = io.BytesIO()
-    joblib.dump(model, out)
-    return out.getvalue()
-
-
-WRITERS: dict[str, Callable[[Any], bytes]] = {
-    **{f"pickle-{p}": (lambda m, p=p: pickle.dumps(m, protocol=p)) for p in (2, 3, 4, 5)},
-    "joblib": _joblib,
-}
+WRITERS = writers("pickle-2", "pickle-3", "pickle-4", "pickle-5", "joblib")
 
 
 def _clean(data: bytes) -> bool:

@@ -15,12 +15,12 @@ candidate bytes are only ever loaded by the oracle.
 from __future__ import annotations
 
 import copy
-import pickle
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from pklbuild import writers
 
 MAX_DEPTH = 4
 
@@ -196,24 +196,8 @@ class Mutant:
     data: bytes
 
 
-def _joblib(model: Any) -> bytes:
-    import io
-
-    import joblib
-
-    out = io.BytesIO()
-    joblib.dump(model, out)
-    return out.getvalue()
-
-
-# How a mutant is written: the scanner reads array bytes differently in each (inline
-# literals, protocol 2's codecs, protocol 5's buffers, the data after joblib's wrappers).
-WRITERS: dict[str, Callable[[Any], bytes]] = {
-    "pickle-2": lambda m: pickle.dumps(m, protocol=2),
-    "pickle-4": lambda m: pickle.dumps(m, protocol=4),
-    "pickle-5": lambda m: pickle.dumps(m, protocol=5),
-    "joblib": _joblib,
-}
+# How a mutant is written (pklbuild.WRITERS: the scanner reads array bytes differently in each).
+WRITERS = writers("pickle-2", "pickle-4", "pickle-5", "joblib")
 
 
 def mutants(
