@@ -142,3 +142,9 @@ def test_a_runtime_image_running_something_else_is_unresolved() -> None:
     container = {"name": "c", "image": IMAGE, "command": ["python", "/app/start.py", "--model_id=evil/model"]}
     result = extraction("Pod", pod(container))
     assert result.references == () and "Hugging Face runtime" in result.unresolved[0].why
+
+
+def test_the_runtimes_own_options_keep_their_values() -> None:
+    # --model_name's value is the served name, not a model to judge; a flag takes no value
+    result = runtime("--model_name", "team/served", "--trust_remote_code", "--model_id", "org/m")
+    assert [r for r, _ in refs(result)] == ["hf://org/m"]

@@ -146,7 +146,8 @@ class Container:
     models: list[Value] | None = None
     # For a list or tuple that dropped items: the dropped ones, in order, kept aside for
     # the checks that need every item (a one-hot encoder's categories, one per feature;
-    # every_item). Only ints, None and objects are kept aside, up to the scan's budget
+    # every_item). Only ints, None, objects and containers (machine._TAILED) are kept
+    # aside, up to the scan's budget
     # (machine.TAIL_BUDGET); past it, or given anything else, tail_lost and the checks
     # that need them fail closed. Nothing else reads the tail.
     tail: list[Value] | None = None

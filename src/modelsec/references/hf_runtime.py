@@ -21,6 +21,8 @@ they become (red team, session 22: ``--model_i=evil/model`` is argparse's ``--mo
 
 from __future__ import annotations
 
+import bisect
+
 from modelsec.references.vllm import LONG_OPTIONS
 
 # The runtime's own long options (huggingfaceserver/__main__.py and the KServe model
@@ -45,6 +47,17 @@ RUNTIME_OPTIONS = (
     "--max_log_len",
     "--dtype",
 )
+# Those that take no value (store_true); the others take one.
+RUNTIME_FLAGS = frozenset(
+    {
+        "--disable_lower_case",
+        "--disable_special_tokens",
+        "--trust_remote_code",
+        "--return_token_type_ids",
+        "--return_probabilities",
+        "--disable_log_requests",
+    }
+)
 # What vLLM's engine reads each of them as (load_model: args.model, args.revision).
 AS_VLLM = {
     "--model_id": "--model",
@@ -62,16 +75,24 @@ def _resolve(name: str) -> str | None:
     vLLM's own option, not a prefix of ``--tokenizer_revision``)."""
     if name in RUNTIME_OPTIONS:
         return name
-    if len(name) < 3 or any(option.startswith(name) for option in LONG_OPTIONS):
+    if len(name) < 3 or _abbreviates_vllm(name):
         return None
     matches = [option for option in RUNTIME_OPTIONS if option.startswith(name)]
     return matches[0] if len(matches) == 1 else None
 
 
+def _abbreviates_vllm(name: str) -> bool:
+    """Whether ``name`` is (a prefix of) one of vLLM's options: found by bisection, since
+    an admission request may carry a command line of many words."""
+    at = bisect.bisect_left(LONG_OPTIONS, name)
+    return at < len(LONG_OPTIONS) and LONG_OPTIONS[at].startswith(name)
+
+
 def as_vllm(args: tuple[str, ...]) -> tuple[str, ...]:
     """The runtime's arguments as vLLM's engine receives them: its model options renamed
     to vLLM's (the last ``--model_id`` wins, as argparse keeps it; without one, a remote
-    ``--model_dir`` is the model), everything else as given for vLLM's parser to read."""
+    ``--model_dir`` is the model), its other options dropped with their values, everything
+    else as given for vLLM's parser to read."""
     out: list[str] = []
     model_id: str | None = None
     model_dir: str | None = None
@@ -84,8 +105,10 @@ def as_vllm(args: tuple[str, ...]) -> tuple[str, ...]:
             break
         name, eq, inline = word.partition("=")
         option = _resolve(name) if name.startswith("--") else None
-        if option not in AS_VLLM and option != "--model_dir":
-            out.append(word)
+        if option is None:
+            out.append(word)  # vLLM's own options, and words for vLLM's reader to judge
+            continue
+        if option in RUNTIME_FLAGS:
             continue
         if eq:
             value = inline
@@ -98,8 +121,9 @@ def as_vllm(args: tuple[str, ...]) -> tuple[str, ...]:
             model_id = value
         elif option == "--model_dir":
             model_dir = value
-        else:
+        elif option in AS_VLLM:
             out += [AS_VLLM[option], value]
+        # (the runtime's other options and their values are its own: --model_name m)
     # `if args.model_id:` else Storage.download(args.model_dir): an empty id is no id
     if model_id:
         out += ["--model", model_id]
