@@ -30,6 +30,8 @@ from modelsec.pickle.values import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from modelsec.pickle.observer import Observer
 
 MAX_HASHED_FEATURES = 2**31 - 1  # FeatureHasher's own parameter bound
@@ -69,12 +71,24 @@ def _tree_ensemble_problem(fields: dict[str, Value], observer: Observer) -> str 
     width = _width(fields)
     if isinstance(width, str):
         return width
-    widest = members_widest(fields["estimators_"], observer)
+    return wider_members(
+        fields,
+        "estimators_",
+        width,
+        observer,
+        lambda widest: f"a member reads {widest} features, and the model's input has {width}",
+    )
+
+
+def wider_members(
+    fields: dict[str, Value], key: str, width: int, observer: Observer, too_wide: Callable[[int], str]
+) -> str | None:
+    """Why the models in ``fields[key]`` may read past an input ``width`` wide, or None;
+    ``too_wide`` says it, given the widest member's width."""
+    widest = members_widest(fields[key], observer)
     if isinstance(widest, str):
-        return f"its estimators_ hold {widest}"
-    if widest is not None and widest > width:
-        return f"a member reads {widest} features, and the model's input has {width}"
-    return None
+        return f"its {key} hold {widest}"
+    return too_wide(widest) if widest is not None and widest > width else None
 
 
 def members_widest(value: Value, observer: Observer) -> int | str | None:

@@ -247,14 +247,15 @@ def hist_gradient_boosting_problem(fields: dict[str, Value], observer: Observer)
     width = fields.get("n_features_in_")
     if not isinstance(width, int) or isinstance(width, bool) or width < 0:
         return "its n_features_in_ is not a literal count"
-    from modelsec.pickle.sklearn_state import members_widest
+    from modelsec.pickle.sklearn_state import wider_members
 
-    widest = members_widest(fields["_predictors"], observer)
-    if isinstance(widest, str):
-        return f"its _predictors hold {widest}"
-    if widest is not None and widest > width:
-        return f"a predictor splits on feature {widest - 1}, and its input has {width} features"
-    return None
+    return wider_members(
+        fields,
+        "_predictors",
+        width,
+        observer,
+        lambda widest: f"a predictor splits on feature {widest - 1}, and its input has {width} features",
+    )
 
 
 def predictor_problem(predictor: Value, state: Value, observer: Observer) -> str | None:
