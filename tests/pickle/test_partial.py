@@ -263,3 +263,10 @@ def test_str_of_a_partial_is_a_finding() -> None:
         + STOP
     )
     assert violations(data)
+
+
+def test_a_bound_container_larger_than_the_machine_keeps_is_a_violation() -> None:
+    # items past the 64 kept are neither judged nor watched, and check_array gets them all
+    args = MARK + b"]" + MARK + NONE * 70 + b"e" + TUPLE
+    found = violations(_partial(state=_state(args=args)))
+    assert any("binds a list of more items than modelsec keeps" in m for m in found), found

@@ -856,6 +856,10 @@ def _keep_as_checked(site: Site, *values: Value) -> None:
             site.violation("what it binds is larger than the scan may examine")
         for container in found or ():
             container.watched_by = owner
+            if container.dropped:
+                # items the machine did not keep (a list, or a dict's values, past 64)
+                # are neither judged nor watched: the callee gets them all
+                site.violation(f"it binds a {container.kind} of more items than modelsec keeps")
 
 
 def _partial_state(site: Site) -> Value:
