@@ -17,7 +17,10 @@ directory as one model: every file is fingerprinted (SHA-256) and fully scanned.
 cached), which load does not change at all; with ``--baseline <rev>`` for that commit too.
 
 Layouts: ``pickle`` (default), a protocol-4 pickle of an OrderedDict of float32 NumPy arrays
-per file (``pickle.dump(state_dict)``); ``torch``, the zip that ``torch.save`` writes
+per file (``pickle.dump(state_dict)``), the files laid out alike (checkpoints of one model:
+modelsec reuses the analysis of one for the others, modelsec/pickle/reuse.py);
+``pickle-distinct``, the same with layer names that differ in every file (no reuse: the cost
+of analysing each file); ``torch``, the zip that ``torch.save`` writes
 (archive/data.pkl with ``_rebuild_tensor_v2`` and persistent storages), written without
 torch as make_large_models.py does. Writes benchmarks/out/many_files.json and prints a
 Markdown table.
@@ -50,9 +53,12 @@ FILE_BYTES = 12 << 10
 SHAPES = ((32, 64), (64,), (14, 64), (16,), (3, 16))  # 3,072 float32: 12 KiB per file
 
 
-def _state(rng: np.random.Generator) -> OrderedDict[str, np.ndarray]:
+def _state(rng: np.random.Generator, prefix: str = "layers") -> OrderedDict[str, np.ndarray]:
     return OrderedDict(
-        (f"layers.{i}.{'weight' if len(shape) > 1 else 'bias'}", rng.standard_normal(shape, dtype=np.float32))
+        (
+            f"{prefix}.{i}.{'weight' if len(shape) > 1 else 'bias'}",
+            rng.standard_normal(shape, dtype=np.float32),
+        )
         for i, shape in enumerate(SHAPES)
     )
 
@@ -88,7 +94,9 @@ def ensure_directory(layout: str) -> Path:
     rng = np.random.default_rng(1000)
     suffix = ".pt" if layout == "torch" else ".pkl"
     for i in range(FILES):
-        state = _state(rng)
+        # pickle-distinct: every file names its layers differently, so no two files are laid
+        # out alike and modelsec cannot reuse one file's analysis for another (pickle/reuse.py)
+        state = _state(rng, f"block{i:04d}" if layout == "pickle-distinct" else "layers")
         data = _torch_zip(state) if layout == "torch" else pickle.dumps(state, protocol=4)
         (root / f"model_{i:04d}{suffix}").write_bytes(data)
     complete.write_text("")
@@ -139,7 +147,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--layout", choices=("pickle", "torch"), default="pickle")
+    parser.add_argument("--layout", choices=("pickle", "pickle-distinct", "torch"), default="pickle")
     parser.add_argument(
         "--jobs",
         default="",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from modelsec.bytesource import ByteSource
 from modelsec.findings import Finding, Incomplete
@@ -54,11 +54,31 @@ class FormatRecord:
     category: FormatCategory
 
 
+_Kept = TypeVar("_Kept")
+
+
+class ScanSession:
+    """What the scans of one engine share across files: state a format keeps from one file
+    to the next (the pickle scanner's stream templates), one object per class. It lives
+    as long as the engine, so whatever is kept must bound its own size."""
+
+    def __init__(self) -> None:
+        self._kept: dict[type, object] = {}
+
+    def kept(self, kind: type[_Kept]) -> _Kept:
+        """The session's ``kind`` object, made with ``kind()`` the first time."""
+        found = self._kept.get(kind)
+        if not isinstance(found, kind):
+            found = self._kept[kind] = kind()
+        return found
+
+
 @dataclass
 class ScanSink:
     """Everything one top-level file produced, shared by its nested contexts."""
 
     limits: Limits
+    session: ScanSession = field(default_factory=ScanSession)
     findings: list[Finding] = field(default_factory=list)
     incompletes: list[Incomplete] = field(default_factory=list)
     formats: list[FormatRecord] = field(default_factory=list)
@@ -128,6 +148,31 @@ class ScanContext:
     @property
     def limits(self) -> Limits:
         return self._sink.limits
+
+    @property
+    def session(self) -> ScanSession:
+        return self._sink.session
+
+    def mark(self) -> tuple[object, ...]:
+        """Everything this context's scan can have changed so far, to compare with a later
+        mark (:meth:`untouched_since`)."""
+        sink = self._sink
+        return (
+            len(sink.findings),
+            sink.dropped_findings,
+            len(sink.incompletes),
+            len(sink.formats),
+            self.format_record,
+            len(sink.needs),
+            sink.needs_dropped,
+            sink.members_seen,
+            sink.expanded_bytes,
+            sink.probe_seconds,
+        )
+
+    def untouched_since(self, mark: tuple[object, ...]) -> bool:
+        """True if nothing was reported, recorded, counted or scanned since ``mark``."""
+        return self.mark() == mark
 
     def report(self, finding: Finding) -> None:
         if len(self._sink.findings) >= self.limits.max_findings_per_file:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from modelsec import disguise, formats
 from modelsec.bytesource import ByteSource, FileSource, LimitExceeded, NotRegularFile, not_regular
-from modelsec.context import UNSCANNED_SIBLING, FormatRecord, Limits, ScanContext, ScanSink
+from modelsec.context import UNSCANNED_SIBLING, FormatRecord, Limits, ScanContext, ScanSession, ScanSink
 from modelsec.findings import Finding, Incomplete, Severity, threat
 from modelsec.formats.base import HEAD_SIZE, FormatCategory, FormatScanner, filename_of
 from modelsec.integrity import evidence
@@ -226,11 +226,12 @@ class Engine:
     def __init__(self, limits: Limits | None = None, workers: int | None = 1) -> None:
         self.limits = limits or Limits()
         self.workers = workers
+        self.session = ScanSession()  # what format scanners keep from one file to the next
 
     def scan_source(self, path: str, source: ByteSource) -> FileResult:
         """Scan one file given as a byte source (local, archive member, remote)."""
         started = time.perf_counter()
-        sink = ScanSink(self.limits)
+        sink = ScanSink(self.limits, self.session)
         ctx = ScanContext(path, sink, dispatch, formats=REGISTERED)
         dispatch(source, ctx)
         content = evidence.capture(path, source)
@@ -402,7 +403,7 @@ class Engine:
         self._analyze_directory(root, files, report)
 
     def _analyze_directory(self, root: Path, files: list[Path], report: ScanReport) -> None:
-        sink = ScanSink(self.limits)
+        sink = ScanSink(self.limits, self.session)
         for analyzer in formats.directory_analyzers():
             # one context per analyser: each records its own layout format (set_format
             # replaces a context's record, so a shared one let hf-repo erase tf-savedmodel)

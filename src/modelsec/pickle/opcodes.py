@@ -26,6 +26,10 @@ INLINE_LIMIT = 8 * 1024  # literals up to this size are decoded and kept; larger
 LINE_LIMIT = 64 * 1024  # module/name and numeric lines longer than this are not names
 NUMBER_LINE_LIMIT = 5000  # CPython refuses int literals beyond 4300 digits by default
 BLOB_HEAD = 64
+# Bytes literals (BINBYTES, SHORT_BINBYTES, BINBYTES8) at least this long are a template's
+# holes (modelsec.pickle.reuse): array data. Shorter ones (b'b', a dtype's bytes) are
+# compared byte for byte.
+HOLE_MIN = 64
 NO_FRAME = 1 << 63  # "no frame is open": an end no opcode reaches
 MAX_FRAME_VIOLATIONS = 8
 WINDOW = 64 * 1024  # bytes decoded at a time from the SequentialReader
@@ -184,8 +188,13 @@ def _parse_int_literal(text: bytes) -> int | None:
 class OpcodeReader:
     """Reads ``(opcode, argument, offset)`` triples front to back with bounded memory."""
 
-    def __init__(self, source: ByteSource, start: int = 0) -> None:
+    def __init__(
+        self, source: ByteSource, start: int = 0, holes: list[tuple[int, int]] | None = None
+    ) -> None:
         self.source = source
+        # Template mode (modelsec.pickle.reuse): bytes literals of HOLE_MIN bytes or more
+        # are read as a Blob that holds none of their content, and their spans recorded here.
+        self.holes = holes
         self._size = source.size
         self._r = SequentialReader(source, start)
         # A window of bytes peeked from the SequentialReader at its offset; ``_i`` indexes
@@ -408,13 +417,23 @@ class OpcodeReader:
         return self._text(_U8(self._take(8))[0])
 
     def _binbytes(self) -> bytes | Blob:
-        return self._counted(_U4(self._take(4))[0], BlobKind.RAW, False)
+        return self._bytes(_U4(self._take(4))[0])
 
     def _short_binbytes(self) -> bytes | Blob:
-        return self._counted(self._byte(), BlobKind.RAW, False)
+        return self._bytes(self._byte())
 
     def _binbytes8(self) -> bytes | Blob:
-        return self._counted(_U8(self._take(8))[0], BlobKind.RAW, False)
+        return self._bytes(_U8(self._take(8))[0])
+
+    def _bytes(self, n: int) -> bytes | Blob:
+        if self.holes is None or n < HOLE_MIN:
+            return self._counted(n, BlobKind.RAW, False)
+        start = self.offset
+        self._skip(n)
+        self.holes.append((start, start + n))
+        # A head of zeros: no prefix anything recognises (embedded pickles), whatever the
+        # file holds there; reuse.Template checks each file's own bytes for that instead.
+        return Blob(start, n, BlobKind.RAW, bytes(BLOB_HEAD), False)
 
     def _bytearray8(self) -> bytearray | Blob:
         data = self._counted(_U8(self._take(8))[0], BlobKind.RAW, False)

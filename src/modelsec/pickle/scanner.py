@@ -192,8 +192,21 @@ def complete(result: StreamResult) -> bool:
 class PickleScan(Observer):
     """Scans one byte source for one context; also the machine's observer."""
 
-    def __init__(self, source: ByteSource, ctx: ScanContext, *, refine_format: bool = False) -> None:
-        self.source = source
+    def __init__(
+        self,
+        source: ByteSource,
+        ctx: ScanContext,
+        *,
+        refine_format: bool = False,
+        stream: ByteSource | None = None,
+        holes: list[tuple[int, int]] | None = None,
+    ) -> None:
+        self.source = source  # what contracts and nested payloads read back
+        # What the opcode readers walk: the same bytes; for a template (modelsec.pickle.
+        # reuse), read directly, while reads back through ``source`` are recorded. With
+        # ``holes``, the readers leave out large bytes literals and record where they are.
+        self._stream = stream if stream is not None else source
+        self._holes = holes
         self.ctx = ctx
         self.limits = ctx.limits
         self.refine_format = refine_format
@@ -235,7 +248,7 @@ class PickleScan(Observer):
         same stream going on, with its stack, MARKs and memo (a first ``POP`` takes the
         wrapper), though it may not be a pickle at all (only what could run counts), and
         it never skips anything."""
-        view = self.source if end is None else SliceSource(self.source, 0, end)
+        view = self._stream if end is None else SliceSource(self._stream, 0, end)
         speculative = continuing is not None
         if continuing is not None:
             self._charge_copy(continuing, start)
@@ -247,7 +260,7 @@ class PickleScan(Observer):
         known_refs, known_embedded = len(self._referenced), set(self._embedded)
         on_raw_array = _read_on if speculative else self._raw_array
         try:
-            result = _run(OpcodeReader(view, start), machine, self.ops_left, on_raw_array)
+            result = _run(OpcodeReader(view, start, self._holes), machine, self.ops_left, on_raw_array)
         except LimitExceeded as exc:
             self.ctx.incomplete(
                 f"{exc} in the pickle stream at offset {start}; the rest was not inspected",
@@ -620,8 +633,17 @@ def _empty_bytes(value: Value) -> bool:
 
 
 def scan_pickle_source(source: ByteSource, ctx: ScanContext) -> None:
-    """Scan every pickle stream in ``source`` (the FormatScanner's entry point)."""
+    """Scan every pickle stream in ``source`` (the FormatScanner's entry point), unless a
+    template of the scan's earlier files covers it (modelsec.pickle.reuse)."""
+    from modelsec.pickle.reuse import StreamTemplates
+
+    templates = ctx.session.kept(StreamTemplates)
+    if templates.covers(source, ctx.limits):
+        return
+    mark = ctx.mark()
     PickleScan(source, ctx, refine_format=True).scan_all()
+    if ctx.untouched_since(mark):
+        templates.learn(source, ctx.limits)
 
 
 def scan_pickle_stream(source: ByteSource, ctx: ScanContext, start_offset: int = 0) -> int | None:

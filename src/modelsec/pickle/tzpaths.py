@@ -44,7 +44,10 @@ def may_name_a_tz_file(value: Value, depth: int = 0, *, made: bool = False) -> b
     if isinstance(value, (bytes, bytearray)):
         return any(spelling in value for spelling in _SPELLINGS)
     if isinstance(value, Blob):
-        return made  # bytes too large to keep: unreadable only where they become a string
+        # A literal too large to keep: what it holds is unknown, so it fails closed as a
+        # string that may be one (a 9 KiB "dateutil/..." str was ALLOWED, session 23) and
+        # as bytes a maker may turn into one, the same as bytes whose content is read.
+        return True
     if depth > _MAX_DEPTH:
         return True  # nested deeper than read: what it holds is unknown, fail closed
     if isinstance(value, Derived):
