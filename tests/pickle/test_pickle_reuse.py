@@ -23,7 +23,6 @@ from pklbuild import (
     SETITEMS,
     TUPLE,
     binbytes,
-    binunicode,
     codes,
     global_,
     sbu,
@@ -126,14 +125,6 @@ def test_no_template_when_a_string_maker_takes_a_hole() -> None:
     made = global_("builtins", "str") + MARK + tz + sbu("ascii") + TUPLE + REDUCE
     data = v4(global_("pandas", "DatetimeIndex") + MARK + EMPTY_DICT + made + TUPLE + REDUCE)
     assert build_template(data, Limits()) is None
-
-
-def test_a_nine_kib_time_zone_string_is_a_finding() -> None:
-    """A literal past 8 KiB is kept as a Blob: the time-zone check treated one as no
-    string at all (session 23), so padding "dateutil/..." past 8 KiB was ALLOWED."""
-    long_tz = "dateutil//etc/hostname" + "/" * 9000
-    data = v4(global_("pandas", "DatetimeIndex") + MARK + EMPTY_DICT + binunicode(long_tz) + TUPLE + REDUCE)
-    assert "MS-PKL-107" in codes(scan(data)), summary(scan(data))
 
 
 # -- every mutant of a genuine model: the session verdict is the verdict alone ---------------

@@ -204,7 +204,12 @@ def dtype_state_problem(dtype: Value, depth: int = 0) -> str | None:
     if len(items) > 1 and items[1] not in ("<", ">", "=", "|"):
         return f"dtype whose byte order is {items[1]!r}, not one of the str numpy writes"
     flags = items[7] if len(items) > 7 else None
-    if isinstance(flags, int) and not isinstance(flags, bool):
+    if flags is not None and (type(flags) is not int or not 0 <= flags < 1 << 64):
+        # numpy keeps the low 64 bits of whatever integer it is given: a LONG4 of 9,000
+        # bytes (a BigInt here) whose low bits are 0 made an object dtype without
+        # NPY_ITEM_REFCOUNT that no check read (red team, session 23)
+        return "dtype flags that are not an int of 64 bits (numpy keeps only the low 64 bits of any other)"
+    if isinstance(flags, int):
         if typestr.lstrip("<>|=")[:1] == "O" and flags != _OBJECT_FLAGS:
             return f"object dtype with flags {flags}, not the {_OBJECT_FLAGS} numpy writes: its arrays read raw bytes as object pointers"
         if flags & _FROM_FIELDS != _FROM_FIELDS and holds_objects(dtype):

@@ -149,14 +149,17 @@ def _read_blob(blob: Blob, source: ByteSource, limit: int) -> Resolved | None:
         raise PayloadTooLarge(f"{blob.length}-byte literal")
     raw = source.read_at(blob.offset, blob.length)
     try:
+        # What the reader makes of the same literal when it is small: a Python 2 str
+        # (BINSTRING, STRING) is latin-1 text, as CPython's loaders decode it by default,
+        # not bytes (a base64 payload in a large BINSTRING went unread: red team, session 23)
         if blob.kind is BlobKind.RAW:
-            return raw
+            return raw.decode("latin-1") if blob.text else raw
         if blob.kind is BlobKind.UTF8:
             return raw.decode("utf-8", "surrogatepass")
         if blob.kind is BlobKind.ESCAPED:
             return raw.decode("raw-unicode-escape")
         stripped = raw.rstrip(bytes(range(33)))
-        return codecs.escape_decode(stripped[1:-1])[0]
+        return codecs.escape_decode(stripped[1:-1])[0].decode("latin-1")
     except (UnicodeDecodeError, ValueError):
         return None
 

@@ -538,7 +538,15 @@ class PickleScan(Observer):
             self._scan_embedded(*self._embedded.pop(next(iter(self._embedded))))
 
     def _scan_embedded(self, value: Value, offset: int) -> None:
-        found = embedded_payload(value, self.source, self.limits.max_inline_bytes)
+        try:
+            found = embedded_payload(value, self.source, self.limits.max_inline_bytes)
+        except PayloadTooLarge as exc:
+            self.ctx.incomplete(
+                f"a literal at offset {offset} that may hold an embedded pickle ({exc}) is larger "
+                f"than {self.limits.max_inline_bytes} bytes; not inspected",
+                code=threats.INCOMPLETE_PAYLOAD,
+            )
+            return
         if found is None:
             return
         encoding, payload = found

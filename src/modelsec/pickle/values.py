@@ -334,10 +334,17 @@ def sequence_items(value: Value) -> tuple[Value, ...] | None:
 
 
 def dict_items(value: Value) -> dict[str, Value] | None:
-    """String-keyed entries of a dict value, None if it is not a (complete) dict."""
-    if not isinstance(value, Container) or value.kind != "dict" or value.dropped:
+    """The entries of a dict value whose keys are all str literals, None if it is not a
+    (complete) dict or a key is anything else. A key left out would be an entry nobody
+    checked: numpy keeps a dtype field under a 9,000-character key (a Blob), and a key the
+    stream computes may be a checked name at load time and replace its value (red team,
+    session 23)."""
+    if not isinstance(value, Container) or value.kind != "dict" or value.dropped or value.opaque_keys:
         return None
-    return {k: v for k, v in value.items if isinstance(k, str)}
+    items = value.items
+    if not all(type(key) is str for key, _ in items):
+        return None
+    return dict(items)
 
 
 def describe(value: Value) -> str:
