@@ -92,51 +92,29 @@ def test_the_flags_numpy_writes_still_pass() -> None:
     assert CONTRACT not in codes(result), summary(result)
 
 
+def _with_extra_field(key: bytes) -> bytes:
+    """A structured dtype "V8" named ("a",) whose fields also hold ``key`` (opcodes that
+    push it), neither named nor a title, 4 KiB past the 8-byte item: indexing an array by
+    that key reads the heap."""
+    leaf = _dtype("i8", _leaf_state("<", binint(0)))
+    fields = EMPTY_DICT + MARK + binunicode("a") + leaf + binint(0) + TUPLE2
+    fields += key + leaf + binint(4096) + TUPLE2 + SETITEMS
+    state = MARK + binint(3) + binunicode("|") + NONE + binunicode("a") + TUPLE1 + fields
+    return proto(2) + _dtype("V8", state + binint(8) + binint(1) + binint(16) + TUPLE) + b"."
+
+
 @pytest.mark.parametrize("pad", [0, PADDED], ids=["short-key", "9000-char-key"])
 def test_dtype_field_under_a_long_key(pad: int) -> None:
-    """A structured dtype whose fields hold an entry that is neither named nor a title,
-    4 KiB past its 8-byte item: indexing by that key reads the heap. Its key, as a Blob,
-    was left out of the fields the check read."""
-    key = "zz" + "z" * pad
-    fields = (
-        EMPTY_DICT
-        + MARK
-        + binunicode("a")
-        + _dtype("i8", _leaf_state("<", binint(0)))
-        + binint(0)
-        + TUPLE2
-        + binunicode(key)
-        + _dtype("i8", _leaf_state("<", binint(0)))
-        + binint(4096)
-        + TUPLE2
-        + SETITEMS
-    )
-    state = MARK + binint(3) + binunicode("|") + NONE + binunicode("a") + TUPLE1 + fields
-    state += binint(8) + binint(1) + binint(16) + TUPLE
-    result = scan(proto(2) + _dtype("V8", state) + b".")
+    """Its key, as a Blob, was left out of the fields the check read."""
+    result = scan(_with_extra_field(binunicode("zz" + "z" * pad)))
     assert CONTRACT in codes(result), summary(result)
 
 
 def test_dtype_field_under_a_computed_key() -> None:
-    """A key the stream computes (str of bytes) is "b" at load time and takes the field's
-    place, 4 KiB past the item. The fields were read as if it were absent."""
+    """A key the stream computes (str of bytes) is "a" at load time and takes the named
+    field's place. The fields were read as if it were absent."""
     computed = global_("builtins", "str") + MARK + short_binbytes(b"a") + binunicode("ascii") + TUPLE + REDUCE
-    fields = (
-        EMPTY_DICT
-        + MARK
-        + binunicode("a")
-        + _dtype("i8", _leaf_state("<", binint(0)))
-        + binint(0)
-        + TUPLE2
-        + computed
-        + _dtype("i8", _leaf_state("<", binint(0)))
-        + binint(4096)
-        + TUPLE2
-        + SETITEMS
-    )
-    state = MARK + binint(3) + binunicode("|") + NONE + binunicode("a") + TUPLE1 + fields
-    state += binint(8) + binint(1) + binint(16) + TUPLE
-    result = scan(proto(2) + _dtype("V8", state) + b".")
+    result = scan(_with_extra_field(computed))
     assert CONTRACT in codes(result), summary(result)
 
 
