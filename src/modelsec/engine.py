@@ -216,6 +216,10 @@ def _failed(ctx: ScanContext, exc: Exception) -> None:
 # work to pay for starting them: a few milliseconds per worker.
 PARALLEL_MIN_FILES = 8
 PARALLEL_MIN_BYTES = 32 << 20
+# Below PARALLEL_MIN_BYTES, files are scanned here first and handed to workers only when the
+# rest would pay for them (parallel.FanOut); False starts the workers at once (the tests of
+# the workers themselves).
+SCAN_HERE_FIRST = True
 
 
 class Engine:
@@ -329,17 +333,31 @@ class Engine:
 
     def _scan_local_files(self, files: list[Path], progress: ProgressCallback | None) -> Iterable[FileResult]:
         """Each file's result, in order: here, or in worker processes when it pays."""
-        if (
-            self.workers != 1
-            and len(files) > 1
-            and (len(files) >= PARALLEL_MIN_FILES or _total_size(files) >= PARALLEL_MIN_BYTES)
-        ):
-            from modelsec.parallel import default_workers, scan_in_workers
+        if self.workers != 1 and len(files) > 1:
+            large = _total_size(files) >= PARALLEL_MIN_BYTES
+            if large or len(files) >= PARALLEL_MIN_FILES:
+                from modelsec.parallel import default_workers, scan_in_workers
 
-            workers = default_workers() if self.workers is None else self.workers
-            if workers > 1:
-                return scan_in_workers(self, files, workers, progress)
+                workers = default_workers() if self.workers is None else self.workers
+                if workers > 1:
+                    if large or not SCAN_HERE_FIRST:
+                        return scan_in_workers(self, files, workers, progress)
+                    return self._scan_here_first(files, workers, progress)
         return (self.scan_file(file, progress) for file in files)
+
+    def _scan_here_first(
+        self, files: list[Path], workers: int, progress: ProgressCallback | None
+    ) -> Iterator[FileResult]:
+        """Small files: scanned here until the rest would pay for workers (parallel.FanOut)."""
+        from modelsec.parallel import FanOut, scan_in_workers
+
+        fan_out = FanOut(workers)
+        for index, file in enumerate(files):
+            started = time.perf_counter()
+            yield self.scan_file(file, progress)
+            if fan_out.pays(time.perf_counter() - started, len(files) - index - 1):
+                yield from scan_in_workers(self, files[index + 1 :], workers, progress)
+                return
 
     def _walk(self, root: Path, report: ScanReport) -> Iterator[Path]:
         """Regular files under ``root``, depth first, in name order.

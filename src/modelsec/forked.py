@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from modelsec.context import Limits
+    from modelsec.context import Limits, ScanSession
     from modelsec.engine import FileResult
 
 _HEADER = struct.Struct("<cQ")  # kind, payload length
@@ -89,8 +89,12 @@ class Children:
     """``count`` forked workers scanning with ``Limits``; :meth:`events` reports what they
     send. Use as a context manager: leaving it stops every child (Ctrl-C included)."""
 
-    def __init__(self, count: int, limits: Limits, report_progress: bool) -> None:
+    def __init__(
+        self, count: int, limits: Limits, report_progress: bool, session: ScanSession | None = None
+    ) -> None:
         self.limits = limits
+        # What the parent's scans kept (pickle templates): a forked child starts with it
+        self.session = session
         self.report_progress = report_progress
         self.children: list[Child] = []
         try:
@@ -125,7 +129,7 @@ class Children:
                 for fd in ours:
                     os.close(fd)
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-                _serve(task_read, result_write, self.limits, self.report_progress)
+                _serve(task_read, result_write, self.limits, self.report_progress, self.session)
                 status = 0
             except BaseException as exc:  # noqa: BLE001 - told to the parent, which fails the batch closed
                 try:
@@ -208,12 +212,16 @@ class Children:
 # --- in the child ---------------------------------------------------------------------------
 
 
-def _serve(tasks: int, results: int, limits: Limits, report_progress: bool) -> None:
+def _serve(
+    tasks: int, results: int, limits: Limits, report_progress: bool, session: ScanSession | None = None
+) -> None:
     """Scan each batch read from ``tasks`` and write its results to ``results``, until the
     parent closes ``tasks``."""
     from modelsec.engine import Engine
 
     engine = Engine(limits)
+    if session is not None:
+        engine.session = session  # the parent's, copied on write
     frames = _Frames(tasks)
     hashed = 0
     last_sent = time.monotonic()

@@ -73,6 +73,37 @@ def default_workers() -> int:
     return min(usable_cpus(), MAX_DEFAULT_WORKERS)
 
 
+# A directory of small files (less than engine.PARALLEL_MIN_BYTES in all) is scanned in this
+# process first: for many of them, starting workers costs more than they save, and files
+# laid out alike get cheaper as the scan goes (pickle/reuse.py). Workers forked later start
+# with everything this process imported and learned.
+PACE_FILES = 8  # the files whose median time is the pace of what is left
+SLOW_START = 0.2  # seconds after which the pace of fewer files is enough to decide
+FORK_COST = 0.03  # seconds to fork the workers and see their first results, about
+PER_FILE_COST = 40e-6  # seconds a file's result costs crossing back from a worker
+
+
+class FanOut:
+    """Whether the rest of a directory should go to ``workers`` processes: once what is left,
+    at the pace of the last files, would take them less time, their start and the way
+    back of each result included, than it takes here."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.elapsed = 0.0
+        self.recent: list[float] = []
+
+    def pays(self, seconds: float, left: int) -> bool:
+        """Record a file that took ``seconds``; True if the ``left`` files should go to workers."""
+        self.elapsed += seconds
+        self.recent = [*self.recent[1 - PACE_FILES :], seconds]
+        if not left or (len(self.recent) < PACE_FILES and self.elapsed < SLOW_START):
+            return False
+        pace = sorted(self.recent)[len(self.recent) // 2]
+        saved = left * (pace * (1 - 1 / self.workers) - PER_FILE_COST)
+        return saved > FORK_COST
+
+
 @dataclass(frozen=True)
 class _Batch:
     """Consecutive files of a directory, scanned by one worker; ``index`` keeps report order."""
@@ -166,7 +197,9 @@ def _scan_forked(
     next_out = 0  # the next batch to hand back to the caller
     finished: dict[int, list[FileResult]] = {}
     try:
-        children = Children(workers, engine.limits, report_progress=progress is not None)
+        children = Children(
+            workers, engine.limits, report_progress=progress is not None, session=engine.session
+        )
     except OSError:  # the system refuses another process (EAGAIN, ENOMEM): scan here
         for batch in todo:
             yield from (engine.scan_file(path, progress) for path in batch.files)

@@ -16,12 +16,20 @@ from typing import Any
 
 import pytest
 
+from modelsec import engine as engine_module
 from modelsec import parallel
 from modelsec.engine import Engine, FileResult, ScanReport
 from modelsec.policy import Outcome, evaluate, load_group
 from modelsec.rules.base import EvaluationInput, SourceType
 
 OS_SYSTEM = b"cos\nsystem\n(S'echo pwned'\ntR."  # protocol 0: GLOBAL os.system, REDUCE
+
+
+@pytest.fixture(autouse=True)
+def workers_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about the workers: their small directories go to workers at once,
+    not after the scan here has timed a few files (engine.SCAN_HERE_FIRST, tested below)."""
+    monkeypatch.setattr(engine_module, "SCAN_HERE_FIRST", False)
 
 
 def _safetensors(name: str, values: int) -> bytes:
@@ -320,3 +328,52 @@ def _without_timings(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_timings(v) for v in value]
     return value
+
+
+# -- scanned here first: workers only when the rest pays for them -----------------------------
+
+
+def test_small_files_scanned_quickly_stay_here() -> None:
+    """A thousand files at 100 µs each (checkpoints laid out alike): two workers would save
+    50 ms of scanning and spend 40 ms on results crossing back, plus their start."""
+    fan_out = parallel.FanOut(2)
+    assert not any(fan_out.pays(100e-6, left) for left in range(999, 0, -1))
+
+
+def test_slower_small_files_go_to_workers_after_a_few() -> None:
+    fan_out = parallel.FanOut(2)
+    decisions = [fan_out.pays(400e-6, left) for left in range(999, 989, -1)]
+    assert decisions.index(True) == parallel.PACE_FILES - 1  # once the pace is known
+
+
+def test_a_slow_first_file_does_not_decide_alone() -> None:
+    """The first file pays for imports (tens of ms): the pace is the median of the last
+    files, so one slow file among quick ones sends nothing to workers."""
+    fan_out = parallel.FanOut(2)
+    assert not fan_out.pays(0.04, 999)
+    assert not any(fan_out.pays(100e-6, left) for left in range(998, 0, -1))
+
+
+def test_very_slow_files_go_to_workers_without_waiting_for_the_pace() -> None:
+    fan_out = parallel.FanOut(4)
+    assert not fan_out.pays(0.1, 20)
+    assert fan_out.pays(0.15, 19)  # 0.25 s spent: past SLOW_START, two files are enough
+
+
+def test_the_rest_goes_to_workers_in_order(tmp_path, monkeypatch):
+    """Scanned here first, then handed over: the report is the sequential one, and the
+    workers got the files after those scanned here."""
+    monkeypatch.setattr(engine_module, "SCAN_HERE_FIRST", True)
+    monkeypatch.setattr(parallel, "FORK_COST", -1.0)  # always pays, once the pace is known
+    root = model_directory(tmp_path / "model", copies=6)
+    handed: list[int] = []
+    real = parallel.scan_in_workers
+
+    def counting(engine, files, workers, progress=None):
+        handed.append(len(files))
+        return real(engine, files, workers, progress)
+
+    monkeypatch.setattr(parallel, "scan_in_workers", counting)
+    here_first = Engine(workers=2).scan_path(root)
+    assert comparable(here_first) == comparable(Engine(workers=1).scan_path(root))
+    assert handed == [len(here_first.files) - parallel.PACE_FILES]

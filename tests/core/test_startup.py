@@ -125,7 +125,9 @@ def test_a_directory_scanned_in_forked_workers_loads_no_process_pool(tmp_path):
     for i in range(12):
         (tmp_path / f"state{i}.pkl").write_bytes(pickle.dumps({"step": i}, protocol=4))
     modules = imported_by(
+        "from modelsec import engine\n"
         "from modelsec.cli.main import main\n"
+        "engine.SCAN_HERE_FIRST = False  # twelve quick files: to workers at once, not only when it pays\n"
         f"assert main(['scan', '-q', '--no-progress', '--jobs', '2', {str(tmp_path)!r}]) == 0"
     )
     assert "modelsec.forked" in modules  # workers did scan it

@@ -190,3 +190,11 @@ def test_embedded_candidate_past_the_inline_budget_is_not_inspected() -> None:
     result = scan(_field(literal), limits=Limits(max_inline_bytes=4096))
     assert result.incompletes, summary(result)
     assert any("embedded pickle" in incomplete.reason for incomplete in result.incompletes)
+
+
+def test_offsets_after_a_large_literal_count_its_bytes() -> None:
+    """The opcode after a literal past 8 KiB was placed at the literal's start."""
+    head = proto(4) + MARK + binunicode("A" * PADDED)  # the GLOBAL follows the literal
+    call = global_("os", "system") + MARK + binunicode("id") + TUPLE + REDUCE
+    result = scan(head + call + TUPLE + b".")
+    assert {f.offset for f in result.findings if f.threat == "MS-PKL-100"} == {len(head)}, summary(result)

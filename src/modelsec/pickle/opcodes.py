@@ -382,6 +382,9 @@ class OpcodeReader:
             raise Truncated(f"{n}-byte argument runs past the end", self._op_offset)
         self._commit()
         self._r.skip(n)
+        # the next opcode's offset counts the skipped bytes (it was reported at the
+        # literal's start: red team, session 23)
+        self._base = self._r.offset
 
     def _binstring(self) -> str | Blob:
         n = _I4(self._take(4))[0]

@@ -127,11 +127,15 @@ def build_template(data: bytes, limits: Limits) -> Template | None:
     mark = ctx.mark()
     reads = _RecordingSource(data)
     spans: list[tuple[int, int]] = []
+    scan = PickleScan(reads, ctx, refine_format=True, stream=BytesSource(data), holes=spans)
     try:
-        PickleScan(reads, ctx, refine_format=True, stream=BytesSource(data), holes=spans).scan_all()
+        scan.scan_all()
     except Exception:  # whatever went wrong, the file is simply scanned in full each time
         return None
-    if members.called or not ctx.untouched_since(mark):
+    # joblib's array bytes are read twice, the second time as opcodes by plain pickle.load:
+    # a hole there would be content that view runs (today the format's refinement to
+    # "joblib" already refuses these files; this does not rest on it)
+    if members.called or scan.joblib_arrays or not ctx.untouched_since(mark):
         return None
     holes = _merged(spans)
     if _overlaps(reads.reads, holes):

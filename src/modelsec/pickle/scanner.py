@@ -232,6 +232,9 @@ class PickleScan(Observer):
         self._tail_room = [TAIL_BUDGET]  # items kept aside past the cap, the same way
         self._examined = 0  # items of those checks examined (may_examine)
         self._array_objects: dict[int, tuple[Call, Value]] = {}  # joblib object arrays: the array
+        # joblib arrays met: their bytes are read twice, as data and as plain pickle.load's
+        # opcodes (a template must not stand for such a file: modelsec.pickle.reuse)
+        self.joblib_arrays = 0
 
     # -- streams ---------------------------------------------------------------------------
 
@@ -361,6 +364,7 @@ class PickleScan(Observer):
 
     def _raw_array(self, action: RawArray, reader: OpcodeReader, machine: StackMachine) -> None:
         """Skip (or scan) what joblib wrote after a NumpyArrayWrapper."""
+        self.joblib_arrays += 1
         reader.outside_frame("joblib array data")  # padding, raw bytes or a nested pickle
         layout = unwritten_wrapper(action.wrapper) or array_layout(action.wrapper.state)
         if isinstance(layout, str):
