@@ -105,12 +105,9 @@ def ensure_directory(layout: str) -> Path:
 
 def commands(directory: Path, jobs: list[int], dev: bool) -> dict[str, list[str]]:
     modelsec = str(REPO / ".venv" / "bin" / "modelsec") if dev else str(ensure_modelsec_wheel() / "modelsec")
-    out = {
-        f"modelsec --jobs {n}": [modelsec, "scan", "-q", "--no-progress", "--jobs", str(n), str(directory)]
-        for n in jobs
-    }
-    if not jobs:
-        out["modelsec"] = [modelsec, "scan", "-q", "--no-progress", str(directory)]
+    out = {"modelsec": [modelsec, "scan", "-q", "--no-progress", str(directory)]}  # as users run it
+    for n in jobs:
+        out[f"modelsec --jobs {n}"] = [modelsec, "scan", "-q", "--no-progress", "--jobs", str(n), str(directory)]
     out["picklescan"] = [str(ensure_tool("picklescan") / "picklescan"), "-p", str(directory)]
     out["modelscan"] = [str(ensure_tool("modelscan") / "modelscan"), "-p", str(directory)]
     return out
@@ -151,7 +148,7 @@ def main() -> None:
     parser.add_argument(
         "--jobs",
         default="",
-        help="comma-separated --jobs values for modelsec (default: none given, modelsec chooses)",
+        help="comma-separated --jobs values for modelsec, as rows beside its default (modelsec chooses)",
     )
     parser.add_argument(
         "--instructions", action="store_true", help="add callgrind instruction counts of modelsec --jobs 1"
