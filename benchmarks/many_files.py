@@ -107,7 +107,15 @@ def commands(directory: Path, jobs: list[int], dev: bool) -> dict[str, list[str]
     modelsec = str(REPO / ".venv" / "bin" / "modelsec") if dev else str(ensure_modelsec_wheel() / "modelsec")
     out = {"modelsec": [modelsec, "scan", "-q", "--no-progress", str(directory)]}  # as users run it
     for n in jobs:
-        out[f"modelsec --jobs {n}"] = [modelsec, "scan", "-q", "--no-progress", "--jobs", str(n), str(directory)]
+        out[f"modelsec --jobs {n}"] = [
+            modelsec,
+            "scan",
+            "-q",
+            "--no-progress",
+            "--jobs",
+            str(n),
+            str(directory),
+        ]
     out["picklescan"] = [str(ensure_tool("picklescan") / "picklescan"), "-p", str(directory)]
     out["modelscan"] = [str(ensure_tool("modelscan") / "modelscan"), "-p", str(directory)]
     return out

@@ -66,10 +66,12 @@ class ScanSession:
         self._kept: dict[type, object] = {}
 
     def kept(self, kind: type[_Kept]) -> _Kept:
-        """The session's ``kind`` object, made with ``kind()`` the first time."""
+        """The session's ``kind`` object, made with ``kind()`` the first time. Scans in
+        several threads (the operator's) get the same one: what is kept guards itself."""
         found = self._kept.get(kind)
         if not isinstance(found, kind):
-            found = self._kept[kind] = kind()
+            found = self._kept.setdefault(kind, kind())  # atomic: one object wins
+            assert isinstance(found, kind)
         return found
 
 

@@ -81,6 +81,23 @@ def test_files_laid_out_alike_are_covered_by_one_template() -> None:
         assert not scan(data).findings
 
 
+def test_one_engine_scanning_in_threads() -> None:
+    """The operator scans in several threads with one engine: its session's templates are
+    shared, and no scan sees a table another is changing (a scanner error would be ERROR)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    files = [_state_dict(seed) for seed in range(40)]
+    engine = Engine()
+
+    def scan_all(offset: int) -> list[FileResult]:
+        return [engine.scan_source(f"t{offset}-{i}.pkl", BytesSource(data)) for i, data in enumerate(files)]
+
+    with ThreadPoolExecutor(4) as pool:
+        results = [result for batch in pool.map(scan_all, range(4)) for result in batch]
+    assert all(not result.findings and not result.incompletes for result in results)
+    assert any(template is not None for template in _templates(engine)._templates.values())
+
+
 def test_a_file_differing_outside_the_holes_is_scanned_in_full() -> None:
     template = build_template(_state_dict(0), Limits())
     assert template is not None and template.holes

@@ -29,6 +29,7 @@ cost saved is per-file analysis, which large files amortise by themselves.
 from __future__ import annotations
 
 import bisect
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -144,49 +145,68 @@ def build_template(data: bytes, limits: Limits) -> Template | None:
 
 
 class StreamTemplates:
-    """The templates of one scan session (one engine, one set of limits at a time)."""
+    """The templates of one scan session (one engine, one set of limits at a time). The
+    operator scans in several threads with one engine: the tables are changed under a
+    lock, and a template is built outside it (a template never changes once made)."""
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self._templates: OrderedDict[tuple[int, bytes], Template | None] = OrderedDict()
         self._held = 0  # bytes of the templates' files
         self._sightings: set[tuple[int, bytes]] = set()
         self._limits: Limits | None = None
 
     def _key(self, source: ByteSource, limits: Limits) -> tuple[int, bytes] | None:
-        if limits is not self._limits:  # templates hold for the limits they were scanned under
-            self._templates.clear()
-            self._sightings.clear()
-            self._held = 0
-            self._limits = limits
         size = source.size
         if size > MAX_TEMPLATE_BYTES or size <= KEY_HEAD:
             return None
         return size, source.read_at(0, KEY_HEAD)
 
+    def _for(self, limits: Limits) -> None:
+        """(Under the lock.) Templates hold for the limits they were scanned under."""
+        if limits is not self._limits:
+            self._templates.clear()
+            self._sightings.clear()
+            self._held = 0
+            self._limits = limits
+
     def covers(self, source: ByteSource, limits: Limits) -> bool:
         """True if a template stands for ``source``: its scan would report nothing."""
         key = self._key(source, limits)
-        template = self._templates.get(key) if key is not None else None
+        if key is None:
+            return False
+        with self._lock:
+            self._for(limits)
+            template = self._templates.get(key)
         return template is not None and template.matches(source.read_at(0, source.size))
 
     def learn(self, source: ByteSource, limits: Limits) -> None:
         """``source`` was scanned clean: on the second such file of its (size, head), try
         to make it a template (once per key, successful or not)."""
         key = self._key(source, limits)
-        if key is None or key in self._templates:
+        if key is None:
             return
-        if key not in self._sightings:
-            if len(self._sightings) >= MAX_SIGHTINGS:
-                self._sightings.clear()
-            self._sightings.add(key)
-            return
-        self._sightings.discard(key)
+        with self._lock:
+            self._for(limits)
+            if key in self._templates:
+                return
+            if key not in self._sightings:
+                if len(self._sightings) >= MAX_SIGHTINGS:
+                    self._sightings.clear()
+                self._sightings.add(key)
+                return
+            self._sightings.discard(key)
+            self._templates[key] = None  # being built: no second build meanwhile
         template = build_template(source.read_at(0, source.size), limits)
         held = len(template.data) if template is not None else 0
-        while self._templates and (
-            len(self._templates) >= MAX_TEMPLATES or self._held + held > MAX_HELD_BYTES
-        ):
-            _, dropped = self._templates.popitem(last=False)
-            self._held -= len(dropped.data) if dropped is not None else 0
-        self._templates[key] = template
-        self._held += held
+        with self._lock:
+            if limits is not self._limits or key not in self._templates:
+                return  # the tables were reset meanwhile
+            del self._templates[key]
+            while self._templates and (
+                len(self._templates) >= MAX_TEMPLATES or self._held + held > MAX_HELD_BYTES
+            ):
+                _, dropped = self._templates.popitem(last=False)
+                self._held -= len(dropped.data) if dropped is not None else 0
+            self._templates[key] = template
+            self._held += held
