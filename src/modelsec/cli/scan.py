@@ -95,8 +95,9 @@ def add_judging_arguments(parser: argparse.ArgumentParser) -> None:
         type=_positive,
         default=None,
         metavar="N",
-        help="scan the files of a directory in N processes; the report is the same, in the "
-        "same order (default: the usable CPUs, at most 4; 1 scans in this process)",
+        help="scan the files of a directory in up to N processes; the report is the same, in "
+        "the same order (default: the usable CPUs, at most 4; 1 scans in this process). Below "
+        "32 MiB the scan starts here and forks workers only when they would save time",
     )
 
 
