@@ -27,6 +27,7 @@ from pklbuild import (
     binint1,
     call,
     codes,
+    global_,
     old_joblib_wrapper,
     proto,
     sbu,
@@ -329,3 +330,60 @@ def test_a_deep_stack_under_many_wrappers_costs_its_copies() -> None:
         result
     )
     assert not scan(proto(4) + NONE * 4000 + array * 3 + STOP, name="m.joblib").incompletes
+
+
+def _wrapper_state(shape: bytes, typestr: str, order: str) -> bytes:
+    """A NumpyArrayWrapper's state dict as joblib writes it (protocol 2 opcodes)."""
+    dtype = global_("numpy", "dtype") + sbu(typestr) + b"\x89\x88\x87R"  # dtype(typestr, False, True)
+    dtype += b"(K\x03" + sbu(order) + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+    return (
+        b"}(" + sbu("subclass") + global_("numpy", "ndarray") + sbu("shape") + shape
+        + sbu("order") + sbu("C") + sbu("dtype") + dtype + sbu("allow_mmap") + b"\x89u"
+    )  # fmt: skip
+
+
+def test_the_plain_view_cannot_change_what_joblib_reads() -> None:
+    """Array A's 32 bytes are, to plain pickle.load, ``memo[10]['shape'] = (1000,)``: the
+    state dict array B is built with later. The scanner read B as 8,000 bytes and skipped
+    an os.system call that joblib.load, reading B's real 8 bytes, runs next (red team,
+    session 23). The plain view's writes into values both views hold are undone when it
+    ends; its own findings stay."""
+    wrapper = global_("joblib.numpy_pickle", "NumpyArrayWrapper") + b")\x81"
+    b_state = _wrapper_state(b"K\x01\x85", "i8", "<")
+    data = proto(2) + b_state[:1] + b"q\x0a" + b_state[1:] + b"0"  # memo[10], popped
+    data += b"]q\x01("  # a list of the two arrays
+    plain = b"h\x0a" + sbu("shape") + b"M\xe8\x03\x85s."  # memo[10]['shape'] = (1000,); STOP
+    data += wrapper + _wrapper_state(b"K\x20\x85", "u1", "|") + b"b" + plain + b"\xff" * (32 - len(plain))
+    data += wrapper + b"h\x0ab"  # B, built with memo[10]
+    b_data = len(data)
+    data += (
+        b"T" + (8 * 1000 - 5).to_bytes(4, "little") + b"\x00\x00\x00"
+    )  # B's 8 bytes (a BINSTRING to pickle.load)
+    data += global_("os", "system") + b"(S'true'\ntR0"  # where joblib.load goes on
+    data += bytes(b_data + 8 * 1000 - len(data)) + b"e."
+    result = scan(data, "model.joblib")
+    assert "MS-PKL-100" in codes(result), summary(result)
+
+
+def test_the_journal_puts_back_what_the_plain_view_changed() -> None:
+    """Every field of a container and of an instance (and what the stream wrote into it),
+    as it was before the plain view's first change, however many changes followed."""
+    from modelsec.pickle.journal import Journal
+    from modelsec.pickle.objects import InstanceAttrs
+    from modelsec.pickle.values import Call, Container
+
+    state = Container("dict", [("shape", (1,))])
+    instance = Call(None, (), 0, "NEWOBJ", attrs=InstanceAttrs({}))
+    journal = Journal()
+    for value in (state, instance, state):
+        journal.record(value)
+    state.items.append(("shape", (1000,)))
+    state.dropped, state.opaque_keys = 3, True
+    instance.state, instance.width, instance.used = state, 7, True
+    assert instance.attrs is not None
+    instance.attrs.tracked["read"] = state
+    instance.attrs.merged.append(state)
+    journal.undo()
+    assert state.items == [("shape", (1,))] and state.dropped == 0 and not state.opaque_keys
+    assert instance.state is None and instance.width is None and not instance.used
+    assert instance.attrs.tracked == {} and instance.attrs.merged == []

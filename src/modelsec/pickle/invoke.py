@@ -76,6 +76,7 @@ ATTRIBUTES_FROM_ARGUMENTS = frozenset({"types.SimpleNamespace"})
 
 if TYPE_CHECKING:
     from modelsec.pickle.classfacts import ClassFacts
+    from modelsec.pickle.journal import Journal
 
 Importer = Callable[[str, str, int, str], Global]
 
@@ -144,6 +145,7 @@ class Invoker:
     def __init__(self, observer: Observer, importer: Importer) -> None:
         self.observer = observer
         self.importer = importer
+        self.journal: Journal | None = None  # a continuation's (machine.StackMachine.journal)
 
     # -- explicit calls ---------------------------------------------------------------------
 
@@ -317,6 +319,8 @@ class Invoker:
     def apply_state(self, target: Value, state: Value, offset: int, how: str = "BUILD") -> RawArray | None:
         """``BUILD``: ``inst.__setstate__(state)``, or the default: ``state`` into
         ``inst.__dict__`` and the slot state through ``setattr``."""
+        if self.journal is not None:
+            self.journal.record(target)
         if isinstance(target, Global):
             # BUILD on a module or class: setattr on it (sys.modules / __dict__ tricks).
             self.observer.mutated(target, offset, how)

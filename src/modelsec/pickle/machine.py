@@ -21,6 +21,7 @@ from modelsec.context import Limits
 from modelsec.pickle import opcodes as op
 from modelsec.pickle.embedded import looks_embedded
 from modelsec.pickle.invoke import Importer, Invoker
+from modelsec.pickle.journal import Journal
 from modelsec.pickle.names import is_dotted_identifier
 from modelsec.pickle.objects import TRACKED_KEYS
 from modelsec.pickle.observer import Observer
@@ -122,6 +123,9 @@ class StackMachine:
         self.anomalies: list[tuple[Anomaly, int, str]] = []
         self.tracked = 0
         self.invoker = Invoker(observer, _weak_importer(self))
+        # A continuation (joblib's plain-pickle view) records the values it changes, which
+        # the scanner puts back when it ends (modelsec.pickle.journal)
+        self.journal: Journal | None = None
 
     def continuation(self) -> StackMachine:
         """A machine that goes on from this one's state (stack, MARKs, memo, protocol):
@@ -136,6 +140,7 @@ class StackMachine:
         machine.memo_parent = {**self.memo_parent, **self.memo} if self.memo_parent else self.memo
         machine.proto = self.proto
         machine.proto_seen = self.proto_seen
+        machine.journal = machine.invoker.journal = Journal()
         return machine
 
     # -- driver interface ----------------------------------------------------------------
@@ -462,6 +467,8 @@ class StackMachine:
 
     def _add_to(self, target: Value, items: list[Value], offset: int, how: str) -> None:
         """APPEND/SETITEM/ADDITEMS: exact containers grow; anything else has a method called."""
+        if self.journal is not None:
+            self.journal.record(target)
         if isinstance(target, Container):
             if target.watched_by is not None:
                 self.observer.violated(

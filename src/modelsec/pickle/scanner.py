@@ -272,6 +272,9 @@ class PickleScan(Observer):
             result = StreamResult(start, limited=True, ops=machine.ops, effects=machine.effects)
         except _Halt:
             result = StreamResult(start, limited=True, ops=machine.ops, effects=machine.effects)
+        finally:
+            if machine.journal is not None:
+                machine.journal.undo()  # joblib.load never ran the plain view's opcodes
         result.value = machine.result
         self.ops_left -= result.ops
         if result.noise or (speculative and not result.effects):
