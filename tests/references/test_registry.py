@@ -142,6 +142,19 @@ def test_extractors_read_containers_only_through_their_views() -> None:
     assert read == set(container.FIELDS)
 
 
+def test_workloads_read_only_declared_pod_spec_fields() -> None:
+    """The webhook caches extractions keyed by workloads.POD_FIELDS too (hostAliases was
+    read and not keyed: a Pod that aliased the Hub reused an extraction without it)."""
+    import re
+    from pathlib import Path
+
+    from modelsec.references import workloads
+
+    text = (Path(workloads.__file__)).read_text()
+    read = set(re.findall(r'pod_spec\.get\("([A-Za-z]+)"\)', text))
+    assert read == set(workloads.POD_FIELDS)
+
+
 def test_extractors_read_only_declared_annotations() -> None:
     from modelsec.references.model import Workload
 

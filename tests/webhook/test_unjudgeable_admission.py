@@ -167,3 +167,17 @@ def test_unexpected_shapes_never_share_a_key_with_valid_objects() -> None:
     valid = {"spec": {"containers": [{"name": "n", "image": "i"}]}}
     listed = {"spec": {"containers": [["n", "i", None, None, None, None, None]]}}
     assert content_key("Pod", listed) is None and content_key("Pod", valid) is not None
+
+
+def test_extractions_are_not_shared_between_pods_with_other_host_aliases() -> None:
+    """The extraction cache keyed on annotations and container fields only: a Pod whose
+    hostAliases send huggingface.co elsewhere reused the extraction of the same Pod without
+    them, and was admitted on the Hub scan's verdict."""
+    allowed = scan("hf://org/good", None, "g-hub", "ALLOWED")
+    adm = Admission(view(source("hub"), group("g-hub", "hub"), allowed), AdmissionSettings())
+    plain = vllm_pod("org/good")
+    assert out(adm.review(review(plain)))["allowed"] is True
+    aliased = json.loads(json.dumps(plain))
+    aliased["spec"]["hostAliases"] = [{"ip": "6.6.6.6", "hostnames": ["huggingface.co"]}]
+    decided = out(adm.review(review(aliased)))
+    assert decided["allowed"] is False and "hostAliases maps huggingface.co" in decided["status"]["message"]

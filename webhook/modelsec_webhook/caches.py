@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from modelsec.references import Extraction, Reference, extract_object
 from modelsec.references.container import FIELDS as CONTAINER_FIELDS
 from modelsec.references.model import ANNOTATIONS
-from modelsec.references.workloads import CONTAINER_LISTS, POD_TEMPLATE_PATHS
+from modelsec.references.workloads import CONTAINER_LISTS, POD_FIELDS, POD_TEMPLATE_PATHS
 from modelsec.sources import ModelRef
 from modelsec_webhook.decision import Judgement, judge_reference
 from modelsec_webhook.view import Namespace, View
@@ -166,7 +166,8 @@ def _strict_dig(obj: object, *path: str) -> object:
 def content_key(kind: str, obj: object) -> bytes | None:
     """A SHA-256 of exactly what extractors read from a pod-template object (the
     annotations in references.model.ANNOTATIONS, the container fields in
-    references.container.FIELDS, in their lists); None for kinds read whole
+    references.container.FIELDS, in their lists, the pod-spec fields in
+    references.workloads.POD_FIELDS); None for kinds read whole
     (InferenceService) or not at all, and for objects whose shape is not what
     Kubernetes sends (they are extracted, and refused, without the cache).
 
@@ -195,6 +196,9 @@ def content_key(kind: str, obj: object) -> bytes | None:
             if not isinstance(items, list) or not all(isinstance(c, dict) for c in items):
                 return None
             parts.append([[c.get(f) for f in CONTAINER_FIELDS] for c in items])
+        if spec is not None and not isinstance(spec, dict):
+            return None
+        parts.append([spec.get(f) for f in POD_FIELDS] if spec else None)
         return hashlib.sha256(marshal.dumps(parts, 2)).digest()
     except (_NotJSONShaped, ValueError):  # not JSON-shaped after all: do not cache
         return None

@@ -16,13 +16,14 @@ ConfigMap). The admission webhook judges all three; ``modelsec`` tools can print
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from modelsec.references.container import MARK, ConfigMapData, Container, Unreadable, unknowns_in
+from modelsec.references.container import MARK, ConfigMapData, Container, Unknown, Unreadable, unknowns_in
 from modelsec.references.model import (
     Found,
     Invalid,
@@ -34,6 +35,7 @@ from modelsec.references.model import (
     canonical,
     to_model_ref,
 )
+from modelsec.references.paths import readings
 from modelsec.references.pins import NOT_SAID, Site
 from modelsec.references.redirects import Redirected, aliased, redirect_any
 from modelsec.sources import ModelRefError
@@ -121,13 +123,33 @@ def extract_object(
         return Extraction(malformed=str(exc))
 
 
+def _resolved(
+    items: Iterable[Found | Unresolved | Invalid], unresolved: list[Unresolved]
+) -> Iterator[Found | Unresolved | Invalid]:
+    """``items``, each relative path a program reads replaced by the absolute paths it may
+    name (modelsec.references.paths); what cannot be known goes to ``unresolved``."""
+    for item in items:
+        if not isinstance(item, Found) or item.env is None or item.explicit:
+            yield item
+            continue
+        found = readings(item.text.strip(), item.env, item.takes_path)
+        if found is None:
+            yield item
+            continue
+        for reading in found:
+            if isinstance(reading, Unknown):
+                unresolved.append(Unresolved(item.origin, reading.why, reading.configmaps))
+            else:
+                yield dataclasses.replace(item, text=reading)
+
+
 def extract(workload: Workload) -> Extraction:
     """Every model reference ``workload`` carries, by every registered extractor."""
     origins: dict[tuple[str, str, str, str], tuple[Reference, list[str], list[tuple[Site, str]]]] = {}
     invalid: list[Invalid] = []
     unresolved: list[Unresolved] = list(workload.problems)
     for extractor in extractors():
-        for item in extractor.extract(workload):
+        for item in _resolved(extractor.extract(workload), unresolved):
             if isinstance(item, Unresolved):
                 unresolved.append(item)
                 continue

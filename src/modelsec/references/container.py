@@ -59,6 +59,7 @@ FIELDS = (
     "env",
     "envFrom",
     "modelFormat",
+    "workingDir",
     "lifecycle",
     "livenessProbe",
     "readinessProbe",
@@ -129,6 +130,9 @@ TOO_LONG = Unknown(
 )
 
 
+NO_WORKING_DIR = Unknown("the container sets no workingDir, so the image decides where relative paths lead")
+
+
 def bounded_sub(pattern: re.Pattern[str], replace: Callable[[re.Match[str]], str], word: str) -> str | None:
     """``pattern.sub(replace, word)``, or None as soon as expansion would make it more than
     :data:`MAX_VALUE` characters longer than ``word`` (nothing longer is ever built)."""
@@ -156,14 +160,18 @@ class Env:
         values: dict[str, str] | None = None,
         unknown: dict[str, Unknown] | None = None,
         wildcards: tuple[tuple[str, Unknown], ...] = (),
+        cwd: str | Unknown = NO_WORKING_DIR,
     ) -> None:
         self.marks = marks
         self.values = values if values is not None else {}
         self.unknown = unknown if unknown is not None else {}
         self.wildcards = wildcards  # (name prefix, why): envFrom sources not read
+        # The working directory the process starts in (relative paths lead from it): the
+        # container's workingDir, or why it is not known (modelsec.references.paths).
+        self.cwd = cwd
 
     def copy(self) -> Env:
-        return Env(self.marks, dict(self.values), dict(self.unknown), self.wildcards)
+        return Env(self.marks, dict(self.values), dict(self.unknown), self.wildcards, self.cwd)
 
     def why_unknown(self, name: str) -> Unknown | None:
         if name in self.values:
@@ -257,6 +265,7 @@ class Container:
         self._env_items = _object_list(raw.get("env"), where, ".env")
         self._env_from = _object_list(raw.get("envFrom"), where, ".envFrom")
         self._hooks = tuple(_hook_commands(raw, where))
+        self._working_dir = _optional_str(raw.get("workingDir"), where, ".workingDir")
         model_format = raw.get("modelFormat")
         if model_format is not None and not isinstance(model_format, dict):
             raise Malformed(f"{where}.modelFormat", "an object")
@@ -291,9 +300,12 @@ class Container:
         args: list[str] | None = None,
         env: Mapping[str, str] | None = None,
         init: bool = False,
+        working_dir: str | None = None,
     ) -> Container:
         """Build one from parts (tests, tools) rather than from a pod spec."""
         raw: dict[str, Any] = {"name": name, "image": image}
+        if working_dir is not None:
+            raw["workingDir"] = working_dir
         if command is not None:
             raw["command"] = command
         if args is not None:
@@ -323,7 +335,7 @@ class Container:
     @lazy
     def environment(self) -> Env:
         """The container's environment as the kubelet builds it (see the module doc)."""
-        env = Env(self.marks)
+        env = Env(self.marks, cwd=self.working_dir)
         wildcards: list[tuple[str, Unknown]] = []
         for i, source in enumerate(self._env_from):
             prefix = source.get("prefix") or ""
@@ -416,6 +428,18 @@ class Container:
     def model_format(self) -> str | None:
         """KServe ``modelFormat.name`` of an InferenceService component, if any."""
         return self._model_format
+
+    @property
+    def working_dir(self) -> str | Unknown:
+        """Where the container's processes start: ``workingDir`` (the kubelet passes it as
+        written, without ``$(VAR)`` expansion), or why that is not known."""
+        if not self._working_dir:
+            return NO_WORKING_DIR
+        if not self._working_dir.startswith("/"):
+            return Unknown(
+                f"its workingDir {self._working_dir[:200]!r} is not an absolute path (the runtime refuses it)"
+            )
+        return self._working_dir
 
     @lazy
     def entrypoint(self) -> bool:

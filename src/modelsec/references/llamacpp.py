@@ -109,10 +109,10 @@ def _read(
     """What one option's value makes the server load."""
     unknown = MARK in value  # built from a value the request does not show: extract() says so
     if kind == "path":
-        yield Found(value, origin, site=NO_REVISION[kind])
+        yield Found(value, origin, site=NO_REVISION[kind], env=env, takes_path=True)
     elif kind == "adapters":
         for path in _adapters(value):
-            yield Found(path, origin, site=NO_REVISION[kind])
+            yield Found(path, origin, site=NO_REVISION[kind], env=env, takes_path=True)
     elif kind == "repo":
         repo, _sep, tag = value.partition(":")
         if not unknown and (not _REPO.match(repo) or ".." in repo or "/" in tag):

@@ -13,7 +13,7 @@ from modelsec.references.pins import Path, Site, pinnable
 from modelsec.sources import ModelRef, ModelRefError, parse_model_uri
 
 if TYPE_CHECKING:
-    from modelsec.references.container import Container
+    from modelsec.references.container import Container, Env
     from modelsec.references.redirects import Downloader
 
 
@@ -79,6 +79,11 @@ class Found:
     # download to another server (modelsec.references.redirects): one where the workload
     # says which program reads it, every container for the annotation, none for a path.
     downloaders: tuple[Downloader, ...] = field(default=(), compare=False, repr=False)
+    # The environment of the command line it was found on (its working directory and
+    # $HOME): a relative path is resolved against it (modelsec.references.paths). None
+    # where no program reads it (the annotation, KServe's storageUri).
+    env: Env | None = field(default=None, compare=False, repr=False)
+    takes_path: bool = False  # the program reads a path there (not a Hub id): `gpt2` is ./gpt2
 
 
 @dataclass(frozen=True)
@@ -167,6 +172,7 @@ class Malformed(ValueError):
 
 # Hub ids: `org/name`, each part [A-Za-z0-9._-], no leading dot or dash, <= 96 chars.
 _HF_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+HF_ID = _HF_ID
 _HF_URI = re.compile(r"^hf://([A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*)(?:@([^@/\s]+))?$")
 _COMMIT = re.compile(r"^[0-9a-fA-F]{40}$")
 _SPACE = re.compile(r"\s")

@@ -40,6 +40,10 @@ _FUNCTION = re.compile(r"(?:^|[\s;&|{(])(?:function\s+[^\s(]+|[A-Za-z_][\w.:-]*\
 _SPLICE = frozenset({"$@", "${@}", "$*", "${*}"})
 _DECLARE = frozenset({"export", "readonly", "local", "declare", "typeset"})
 _OPAQUE = frozenset({"source", ".", "eval"})
+# Builtins that change the shell's working directory (relative paths lead from it).
+_CHDIR = frozenset({"cd", "pushd", "popd"})
+# Wrappers whose options start the command in another directory: (wrapper, short option, long option).
+_CHDIR_OPTIONS = {"env": ("C", "--chdir"), "sudo": ("D", "--chdir")}
 
 # Words that run the rest of the line as a command: (name, options taking a value, how many
 # plain arguments precede the command).
@@ -113,6 +117,16 @@ _RESERVED = frozenset({"if", "then", "else", "elif", "do", "while", "until", "{"
 
 XARGS_INPUT = Unknown("xargs adds arguments read from its input, which modelsec cannot see")
 CMD_SUBSTITUTION = Unknown("it is the output of a command substitution, which modelsec does not run")
+CHANGES_DIRECTORY = Unknown(
+    "the script changes its working directory (cd, pushd, popd, source or eval), so where relative paths "
+    "lead depends on its control flow"
+)
+CHDIR_OPTION = Unknown("the program is started in another directory (env --chdir, sudo --chdir)")
+OTHER_HOME = Unknown("~name, ~+ and ~- name directories the image's user database or the shell decides")
+# `NAME=~` as a command's argument: bash expands the ~, dash and others do not. Only an
+# assignment (Script._assign) reads it as $HOME; anywhere else it is unknown.
+# NUL never comes from the API server (see container.MARK): the text cannot be forged.
+_ASSIGNED_TILDE = "${\x00~\x00}"
 NOT_IN_SPEC = "${name} is not set in the pod spec (the image or a file may set it)"
 
 
@@ -209,7 +223,7 @@ class Script:
     def __init__(self, script: str, env: Env, positional: tuple[str, ...]) -> None:
         self.env = env.copy()
         self.positional: tuple[str, ...] | None = positional or ("sh",)
-        self.raw_lines = _lex(_hide_substitutions(script, env))
+        self.raw_lines = _lex(_tildes(_hide_substitutions(script, env), env))
         self.ambiguous: dict[str, Unknown] = {}
         self.opaque: Unknown | None = None
         self.assigned_since_opaque: set[str] = set()
@@ -229,6 +243,9 @@ class Script:
             if not words:
                 continue
             head = words[0]
+            if head in _CHDIR or head in _OPAQUE:
+                # Every line's directory may be another (loops run lines after a later cd).
+                self.env.cwd = CHANGES_DIRECTORY
             if head == "shift" or (
                 head == "set" and any(not w.startswith(("-", "+")) or w == "--" for w in words[1:])
             ):
@@ -263,6 +280,7 @@ class Script:
     def lines(self) -> Iterator[tuple[tuple[str, ...], Env]]:
         for words in self.raw_lines:
             from_input = _reads_arguments_from_input(words)
+            elsewhere = _changes_directory(words)
             words = _unwrap(words)
             if not words:
                 continue
@@ -275,6 +293,7 @@ class Script:
                 if match is None:
                     break
                 prefix.append((match.group(1), match.group(2)))
+                elsewhere = elsewhere or _changes_directory(words[1:])
                 words = _unwrap(words[1:])
             if not words:  # only assignments: shell variables from here on
                 for name, value in prefix:
@@ -290,10 +309,12 @@ class Script:
                     return
                 self._snapshot = self.env.copy()
             line_env = self._snapshot
-            if prefix:
+            if prefix or elsewhere:
                 line_env = line_env.copy()
                 for name, value in prefix:
-                    line_env.set(name, self._expand(value))
+                    line_env.set(name, self._expand(value, assignment=True))
+                if elsewhere:
+                    line_env.cwd = CHDIR_OPTION
             if words[0] in _OPAQUE:
                 self._opaque(Unknown(f"the script runs `{words[0]}` before it, which may set it"))
             if expanded:
@@ -323,7 +344,7 @@ class Script:
         if why is not None:
             self.env.forget(name, why)
         else:
-            self.env.set(name, self._expand(value))
+            self.env.set(name, self._expand(value, assignment=True))
             self.assigned_since_opaque.add(name)
         self._snapshot = None
 
@@ -358,7 +379,9 @@ class Script:
             out.append(self._expand(word))
         return out
 
-    def _expand(self, word: str) -> str:
+    def _expand(self, word: str, assignment: bool = False) -> str:
+        if assignment and word.startswith(_ASSIGNED_TILDE):
+            word = "${HOME}" + word[len(_ASSIGNED_TILDE) :]  # NAME=~/x: ~ expands in assignments
         if "$" not in word:
             return word
         expanded = bounded_sub(_EXPANSION, self._replace, word)
@@ -375,6 +398,10 @@ class Script:
                 return " ".join(self.positional[1:]) if self.positional is not None else self._param(0)
             return self.env.marks.mark(Unknown(f"${special} is set by the shell at run time"))
         inner = braced or ""
+        if inner == _ASSIGNED_TILDE[2:-1]:
+            return self.env.marks.mark(
+                Unknown("bash expands ~ after NAME= in a command's argument, other shells do not")
+            )
         if _NAME.match(inner):
             return self._lookup(inner)
         if inner.isdigit():
@@ -391,6 +418,94 @@ class Script:
                 return value
             return self._expand(alternative)
         return self.env.marks.mark(Unknown(f"${{{inner}}} is computed by the shell at run time"))
+
+
+_WORD_END = frozenset(" \t\r\n" + _OPERATORS)
+_LOGIN = re.compile(r"[A-Za-z0-9._+-]*")
+
+
+def _tildes(script: str, env: Env) -> str:
+    """The script with each ``~`` the shell expands (unquoted, at the start of a word or
+    after ``NAME=``, followed by ``/`` or the word's end) written as ``${HOME}``; ``~name``,
+    ``~+`` and ``~-`` as an unknown value. Quoted or escaped tildes stay literal, as the
+    shell leaves them. Runs before lexing, which drops the quotes that decide it."""
+    if "~" not in script:
+        return script
+    out: list[str] = []
+    i, n = 0, len(script)
+    word_start, word = True, 0  # at a word's first character; where the word began
+    quote = ""
+    while i < n:
+        ch = script[i]
+        if quote:
+            if ch == quote:
+                quote = ""
+            elif ch == "\\" and quote == '"':
+                out.append(script[i : i + 2])
+                i += 2
+                continue
+            out.append(ch)
+            i += 1
+            continue
+        if ch in _WORD_END:
+            word_start, word = True, i + 1
+            out.append(ch)
+            i += 1
+            continue
+        if ch == "#" and word_start:  # a comment, to the end of its line
+            end = script.find("\n", i)
+            end = n if end < 0 else end
+            out.append(script[i:end])
+            i = end
+            continue
+        after_name = ch == "~" and script[i - 1 : i] == "=" and _NAME.match(script[word : i - 1]) is not None
+        if ch == "~" and (word_start or after_name):
+            login = _LOGIN.match(script, i + 1)
+            end = login.end() if login else i + 1
+            if end >= n or script[end] == "/" or script[end] in _WORD_END:
+                if end == i + 1:
+                    out.append("${HOME}" if word_start else _ASSIGNED_TILDE)
+                else:
+                    out.append(env.marks.mark(OTHER_HOME))
+                i, word_start = end, False
+                continue
+        word_start = False
+        if ch in "'\"":
+            quote = ch
+        elif ch == "\\":
+            out.append(script[i : i + 2])
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def _changes_directory(words: tuple[str, ...]) -> bool:
+    """Whether the wrappers before the program start it in another directory
+    (``env -C dir``, ``env --chdir=dir``, ``sudo -D dir``), read as :func:`_unwrap` reads them."""
+    i = 0
+    while i < len(words) and (words[i] in _WRAPPERS or words[i] in _RESERVED):
+        if words[i] in _RESERVED:
+            i += 1
+            continue
+        wrapper = words[i]
+        takes_value, plain = _WRAPPERS[wrapper]
+        short, long = _CHDIR_OPTIONS.get(wrapper, ("", ""))
+        i += 1
+        while i < len(words) and words[i].startswith("-") and words[i] != "-":
+            word = words[i]
+            if word == "--":
+                i += 1
+                break
+            if short and (
+                word.partition("=")[0] == long
+                or (not word.startswith("--") and short in word[1:].partition("S")[0])
+            ):
+                return True
+            i += 2 if word in takes_value else 1
+        i += plain
+    return False
 
 
 def _hide_substitutions(script: str, env: Env) -> str:
@@ -486,6 +601,9 @@ def _exec_form(argv: tuple[str, ...], env: Env) -> tuple[tuple[str, ...], Env]:
     ``nohup``, ``numactl ...``), as a script's lines are read, and the environment with the
     assignments ``env X=1`` makes."""
     from_input = False
+    if argv and _changes_directory((argv[0].rsplit("/", 1)[-1], *argv[1:])):
+        env = env.copy()
+        env.cwd = CHDIR_OPTION
     while argv and argv[0].rsplit("/", 1)[-1] in _WRAPPERS:
         from_input = from_input or argv[0].rsplit("/", 1)[-1] == "xargs"
         rest = _unwrap((argv[0].rsplit("/", 1)[-1], *argv[1:]))

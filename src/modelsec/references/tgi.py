@@ -73,6 +73,7 @@ class TgiExtractor:
                         revision,
                         site=site,
                         downloaders=(downloader,),
+                        env=env,
                     )
                 elif value := env.get(ENV_MODEL):
                     yield Found(
@@ -81,11 +82,16 @@ class TgiExtractor:
                         revision,
                         site=site,
                         downloaders=(downloader,),
+                        env=env,
                     )
                 adapters = first(args, "--lora-adapters") or env.get(ENV_LORA)
                 for adapter in _adapters(adapters or ""):
                     yield Found(
-                        adapter, describe(container, "LoRA adapter"), site=LORA, downloaders=(downloader,)
+                        adapter,
+                        describe(container, "LoRA adapter"),
+                        site=LORA,
+                        downloaders=(downloader,),
+                        env=env,
                     )
 
 

@@ -54,6 +54,8 @@ class TritonExtractor:
                         endpoint=endpoint,
                         site=REPOSITORY,
                         downloaders=(Downloader("triton", env),),
+                        env=env,
+                        takes_path=True,
                     )
 
 

@@ -390,7 +390,7 @@ def launch(
         return describe(container, what.replace("vllm", label, 1))
 
     def found(text: str, where: str, revision: str | None = None, *, site: Site) -> Found:
-        return Found(text, where, revision, site=site, downloaders=(downloader,))
+        return Found(text, where, revision, site=site, downloaders=(downloader,), env=downloader.env)
 
     def option_site(vllm_option: str) -> Site:
         return container.option_site(engine.option(vllm_option))

@@ -37,6 +37,9 @@ KSERVE_COMPONENTS = ("predictor", "transformer", "explainer")
 CONTAINER_LISTS = (("initContainers", True), ("containers", False), ("ephemeralContainers", False))
 
 ANNOTATIONS_PATH: Path = ("metadata", "annotations")
+# The pod-spec fields besides the container lists that extraction reads (like
+# container.FIELDS, the webhook's extraction cache keys on exactly these).
+POD_FIELDS = ("hostAliases",)
 
 # Containers read per workload. Beyond this the workload is reported as unjudgeable (the
 # webhook denies it wherever a group applies), never judged on a prefix of its containers.
