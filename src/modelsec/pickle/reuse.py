@@ -42,9 +42,8 @@ MAX_TEMPLATE_BYTES = 1 << 20  # larger files are always scanned in full
 MAX_TEMPLATES = 256
 MAX_HELD_BYTES = 16 << 20
 MAX_SIGHTINGS = 4096  # (size, head) keys remembered while waiting for a second file
-KEY_HEAD = (
-    8  # bytes of a file's head in its key (its protocol and first opcode; a hole may follow soon after)
-)
+# Bytes of a file's head in its key: its protocol and first opcode (a hole may follow soon)
+KEY_HEAD = 8
 
 
 @dataclass(frozen=True)
