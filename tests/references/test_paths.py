@@ -90,6 +90,23 @@ def test_a_relative_working_dir_is_unresolved() -> None:
         ["sh", "-c", "X=1 env -iC/x vllm serve ./llama"],
         ["env", "--chdir", "/x", "vllm", "serve", "./llama"],
         ["sudo", "-D", "/x", "vllm", "serve", "./llama"],
+        # red team, session 23: a cd the first reading did not see
+        ["sh", "-c", "X=1 cd /x; vllm serve ./llama"],
+        ["sh", "-c", "c=cd; $c /x; vllm serve ./llama"],
+        ["sh", "-c", "$(echo cd) /x; vllm serve ./llama"],
+        ["sh", "-c", "function go { cd /x; }; go; vllm serve ./llama"],
+        ["sh", "-c", "go() { true; }; vllm serve ./llama"],
+        ["zsh", "-c", "chdir /x; vllm serve ./llama"],
+        ["bash", "-c", "alias go='cd /x'; go; vllm serve ./llama"],
+        ["bash", "-c", "trap 'cd /x' DEBUG; vllm serve ./llama"],
+        ["sh", "-c", "eval 'cd /x'; vllm serve ./llama"],
+        ["bash", "-lc", "vllm serve ./llama"],  # a login shell's profile runs first
+        ["bash", "-i", "-c", "vllm serve ./llama"],
+        ["sh", "-c", "env --ch=/x vllm serve ./llama"],  # getopt_long reads a prefix
+        ["sh", "-c", "sudo --chd=/x vllm serve ./llama"],
+        ["sh", "-c", "env -S '-C /x vllm serve ./llama'"],
+        ["env", "A=1", "env", "-C", "/x", "vllm", "serve", "./llama"],
+        ["sudo", "-i", "vllm", "serve", "./llama"],
     ],
 )
 def test_a_script_or_wrapper_that_changes_directory_leaves_relative_paths_unresolved(
@@ -160,3 +177,55 @@ def test_other_home_directories_and_shell_dependent_tildes_are_unresolved() -> N
 )
 def test_tilde_expansion_follows_the_shell(script: str, expected: tuple[str, ...]) -> None:
     assert split_script(script, {"HOME": "/H"}) == (expected,)
+
+
+def test_bash_env_makes_the_directory_and_the_variables_unknown() -> None:
+    """$BASH_ENV (a file the pod may mount) runs before the script: it may cd, or set the
+    variable that names the model (red team, session 23)."""
+    env = [{"name": "BASH_ENV", "value": "/etc/cfg/env.sh"}, {"name": "M", "value": "org/good"}]
+    result = found(["bash", "-c", "vllm serve ./llama; vllm serve $M"], workingDir="/models/team", env=env)
+    assert result.references == ()
+    assert len(result.unresolved) == 2
+
+
+def test_pwd_is_the_shells_not_the_pod_specs() -> None:
+    env = [{"name": "PWD", "value": "/models/team"}]
+    result = found(["sh", "-c", "vllm serve $PWD/llama"], env=env)
+    assert result.references == () and "sets $PWD" in result.unresolved[0].why
+
+
+@pytest.mark.parametrize("quoted", ["$'/models/blocked/x'", '$"/models/blocked/x"'])
+def test_bash_ansi_quoting_is_unknown_not_a_relative_path(quoted: str) -> None:
+    """``$'...'`` was read as ``$`` followed by a quoted string: a relative path "$/..."."""
+    result = found(["bash", "-c", f"vllm serve {quoted}"], workingDir="/models/allowed")
+    assert result.references == () and "quoting" in result.unresolved[0].why
+
+
+def test_eval_runs_its_words_as_a_script() -> None:
+    """An eval of a whole command line was one word, not a program: the model was not seen."""
+    assert "file:///models/blocked/x" in refs(["sh", "-c", "eval 'vllm serve /models/blocked/x'"])
+    result = found(["sh", "-c", 'eval "$E"; vllm serve $M'], env=[{"name": "M", "value": "org/good"}])
+    assert result.references == ()  # eval may have set $M
+
+
+def test_unset_makes_a_variable_unknown() -> None:
+    env = [{"name": "M", "value": "org/good"}]
+    assert found(["sh", "-c", "unset M; vllm serve ${M:-/models/blocked/x}"], env=env).references == ()
+
+
+def test_wrapper_values_given_in_clusters_and_prefixes_are_skipped() -> None:
+    """``env --chd DIR`` and ``sudo -SD DIR`` take DIR as the option's value: the program is
+    the word after it (it was read as DIR, and the model dropped)."""
+    for command in (
+        ["env", "--chd", "/x", "vllm", "serve", "org/m"],
+        ["sudo", "-SD", "/x", "vllm", "serve", "org/m"],
+    ):
+        assert "hf://org/m" in refs(command), command
+
+
+def test_whitespace_is_part_of_a_relative_path() -> None:
+    """ " ../../tmp/x" opens a directory named " .." inside the working directory; stripped,
+    it was judged as /tmp/x, outside every source."""
+    assert refs(["llama-server", "-m", " ../../tmp/x.gguf"], workingDir="/models/blocked") == [
+        "file:///models/blocked/tmp/x.gguf"
+    ]

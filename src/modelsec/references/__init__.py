@@ -132,7 +132,8 @@ def _resolved(
         if not isinstance(item, Found) or item.env is None or item.explicit:
             yield item
             continue
-        found = readings(item.text.strip(), item.env, item.takes_path)
+        # (as written: " ../x" is a directory named " .." to the program, not a way out)
+        found = readings(item.text, item.env, item.takes_path)
         if found is None:
             yield item
             continue

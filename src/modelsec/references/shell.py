@@ -40,8 +40,14 @@ _FUNCTION = re.compile(r"(?:^|[\s;&|{(])(?:function\s+[^\s(]+|[A-Za-z_][\w.:-]*\
 _SPLICE = frozenset({"$@", "${@}", "$*", "${*}"})
 _DECLARE = frozenset({"export", "readonly", "local", "declare", "typeset"})
 _OPAQUE = frozenset({"source", ".", "eval"})
-# Builtins that change the shell's working directory (relative paths lead from it).
-_CHDIR = frozenset({"cd", "pushd", "popd"})
+# Builtins that change the shell's working directory (relative paths lead from it), and
+# those that keep shell code to run later, which may (zsh's chdir; alias, trap, a function).
+_CHDIR = frozenset({"cd", "pushd", "popd", "chdir"})
+_LATER_CODE = frozenset({"alias", "trap"})
+# Shell options that run startup files first (a ~/.bashrc or $BASH_ENV the pod may mount):
+# whatever they do to the directory or the variables is not in the script.
+_STARTUP_OPTIONS = ("-l", "-i", "--login", "--rcfile", "--init-file")
+_STARTUP_FILES = ("BASH_ENV", "ENV")
 # Wrappers whose options start the command in another directory: (wrapper, short option, long option).
 _CHDIR_OPTIONS = {"env": ("C", "--chdir"), "sudo": ("D", "--chdir")}
 
@@ -122,6 +128,12 @@ CHANGES_DIRECTORY = Unknown(
     "lead depends on its control flow"
 )
 CHDIR_OPTION = Unknown("the program is started in another directory (env --chdir, sudo --chdir)")
+STARTUP_FILES = Unknown(
+    "the shell runs startup files first ($BASH_ENV, $ENV, a login or interactive shell's profile), "
+    "which may change its working directory"
+)
+SHELL_PWD = Unknown("the shell sets $PWD and $OLDPWD itself, whatever the pod spec says")
+ANSI_QUOTES = Unknown("bash's $'...' and $\"...\" quoting, which modelsec does not read")
 OTHER_HOME = Unknown("~name, ~+ and ~- name directories the image's user database or the shell decides")
 # `NAME=~` as a command's argument: bash expands the ~, dash and others do not. Only an
 # assignment (Script._assign) reads it as $HOME; anywhere else it is unknown.
@@ -171,6 +183,7 @@ def command_lines(
         yield argv, env
         return
     script, positional = found
+    startup = _runs_startup_files(argv, env)
     if depth >= MAX_DEPTH:
         report(
             Unresolved(
@@ -190,7 +203,7 @@ def command_lines(
         )
         script = script[:MAX_SCRIPT]
     emitted = False
-    reading = Script(script, env, positional)
+    reading = Script(script, env, positional, startup=STARTUP_FILES if startup else None)
     for words, line_env in reading.lines():
         emitted = True
         yield from command_lines(words, line_env, report, describe, depth + 1)
@@ -220,7 +233,9 @@ def split_script(
 class Script:
     """One script, read line by line with a shell's view of its variables."""
 
-    def __init__(self, script: str, env: Env, positional: tuple[str, ...]) -> None:
+    def __init__(
+        self, script: str, env: Env, positional: tuple[str, ...], startup: Unknown | None = None
+    ) -> None:
         self.env = env.copy()
         self.positional: tuple[str, ...] | None = positional or ("sh",)
         self.raw_lines = _lex(_tildes(_hide_substitutions(script, env), env))
@@ -232,18 +247,25 @@ class Script:
         self.cut_short = False
         if _FUNCTION.search(script):
             self.positional = None  # "$1" inside a function is the function's argument
+            self.env.cwd = CHANGES_DIRECTORY  # and its body runs wherever it is called
+        for name in ("PWD", "OLDPWD"):
+            self.env.values.pop(name, None)
+            self.env.unknown[name] = SHELL_PWD
         self._survey()
+        if startup is not None:  # startup files run first: any variable, any directory
+            self.env.cwd = startup
+            self._opaque(startup)
 
     # -- what the whole script does to variables ------------------------------------------
 
     def _survey(self) -> None:
         assigned: dict[str, int] = {}
-        for words in self.raw_lines:
-            words = _unwrap(words)
+        for raw in self.raw_lines:
+            words = _unwrap(raw)
             if not words:
                 continue
             head = words[0]
-            if head in _CHDIR or head in _OPAQUE:
+            if _may_change_directory(raw):
                 # Every line's directory may be another (loops run lines after a later cd).
                 self.env.cwd = CHANGES_DIRECTORY
             if head == "shift" or (
@@ -254,7 +276,7 @@ class Script:
             if head == "for" and len(words) > 1:
                 names.append(words[1])
                 assigned[words[1]] = 2  # a loop variable takes several values
-            elif head in ("read", "getopts", "mapfile", "readarray"):
+            elif head in ("read", "getopts", "mapfile", "readarray", "unset"):
                 for word in words[1:]:
                     if _NAME.match(word):
                         assigned[word] = 2
@@ -281,6 +303,7 @@ class Script:
         for words in self.raw_lines:
             from_input = _reads_arguments_from_input(words)
             elsewhere = _changes_directory(words)
+            evaluated = _evaluates(words)
             words = _unwrap(words)
             if not words:
                 continue
@@ -315,7 +338,12 @@ class Script:
                     line_env.set(name, self._expand(value, assignment=True))
                 if elsewhere:
                     line_env.cwd = CHDIR_OPTION
-            if words[0] in _OPAQUE:
+            if evaluated:
+                # eval joins its words and runs them as shell code: read as `sh -c` reads
+                # its script (an eval of a whole command line was one word, not a program)
+                expanded = ["sh", "-c", " ".join(expanded)]
+                self._opaque(Unknown("the script runs `eval` before it, which may set it"))
+            elif words[0] in _OPAQUE:
                 self._opaque(Unknown(f"the script runs `{words[0]}` before it, which may set it"))
             if expanded:
                 yield tuple(expanded), line_env
@@ -481,6 +509,58 @@ def _tildes(script: str, env: Env) -> str:
     return "".join(out)
 
 
+def _program(words: tuple[str, ...], seen: list[str] | None = None) -> tuple[str, ...]:
+    """The line from its program on: wrappers, reserved words and the assignments before
+    the program (``X=1 cd ..``) dropped (each step drops a word: this ends)."""
+    program = _unwrap(words, seen)
+    while program and _ASSIGNMENT.match(program[0]):
+        program = _unwrap(program[1:], seen)
+    return program
+
+
+def _evaluates(words: tuple[str, ...]) -> bool:
+    """Whether ``eval`` is among the wrappers that start the line."""
+    seen: list[str] = []
+    _program(words, seen)
+    return "eval" in seen
+
+
+def _runs_startup_files(argv: tuple[str, ...], env: Env) -> bool:
+    """Whether the shell ``argv`` starts reads startup files before its script: a login or
+    interactive shell (``-l``, ``-i``, ``-lc``, ``--login``, ``--rcfile``), or ``$BASH_ENV``
+    or ``$ENV`` set (or possibly set) for it (red team, session 23)."""
+    for word in argv[1:]:
+        if word == "--" or not word.startswith(("-", "+")):
+            break
+        if word in _STARTUP_OPTIONS or (
+            not word.startswith("--") and word[0] == "-" and ("l" in word[1:] or "i" in word[1:])
+        ):
+            return True
+    return any(name in env.values or env.why_unknown(name) is not None for name in _STARTUP_FILES)
+
+
+def _may_change_directory(words: tuple[str, ...]) -> bool:
+    """Whether a simple command may change the shell's own directory, for every line after
+    it (and, in a loop, before it). Allowlist first: only a command whose name is written
+    out, and is none of the builtins that change directory or run shell code (``cd``,
+    ``eval``, ``source``, ``alias``, ``trap``), leaves it alone; an assignment before the
+    name (``X=1 cd ..``) or a name the script computes (``$c``, ``$(echo cd)``) does not
+    hide one (red team, session 23)."""
+    seen: list[str] = []
+    program = _program(words, seen)
+    if "eval" in seen:  # eval as a wrapper runs its words as shell code
+        return True
+    if not program:
+        return False
+    head = program[0]
+    return head in _CHDIR or head in _OPAQUE or head in _LATER_CODE or not _literal(head)
+
+
+def _literal(word: str) -> bool:
+    """A command name the script writes out, not one it computes."""
+    return not any(ch in word for ch in "$`\x00") and not word.startswith(("'", '"'))
+
+
 def _changes_directory(words: tuple[str, ...]) -> bool:
     """Whether the wrappers before the program start it in another directory
     (``env -C dir``, ``env --chdir=dir``, ``sudo -D dir``), read as :func:`_unwrap` reads them."""
@@ -498,12 +578,25 @@ def _changes_directory(words: tuple[str, ...]) -> bool:
             if word == "--":
                 i += 1
                 break
-            if short and (
-                word.partition("=")[0] == long
-                or (not word.startswith("--") and short in word[1:].partition("S")[0])
+            name = word.partition("=")[0]
+            if (
+                short
+                and (
+                    (name.startswith("--") and len(name) > 2 and long.startswith(name))  # --ch: getopt_long
+                    or (not word.startswith("--") and short in word[1:].partition("S")[0])
+                )
             ):
                 return True
-            i += 2 if word in takes_value else 1
+            if wrapper == "env" and (
+                word.startswith("-S") or (name.startswith("--s") and "--split-string".startswith(name))
+            ):
+                return True  # env -S '-C dir ...': the string may hold -C (read conservatively)
+            if wrapper == "sudo" and (
+                name in ("--login", "--lo", "--log", "--logi")
+                or (not word.startswith("--") and "i" in word[1:])
+            ):
+                return True  # sudo -i: a login shell, in the target user's home
+            i += 2 if _value_follows(word, takes_value) else 1
         i += plain
     return False
 
@@ -511,13 +604,20 @@ def _changes_directory(words: tuple[str, ...]) -> bool:
 def _hide_substitutions(script: str, env: Env) -> str:
     """Replace ``$(...)``, ``$((...))`` and backquotes by a marker before lexing: their
     output is unknown, and shlex would split them into words and operators."""
-    if "$(" not in script and "`" not in script:
+    if "$(" not in script and "`" not in script and "$'" not in script and '$"' not in script:
         return script
     marker = env.marks.mark(CMD_SUBSTITUTION)
     out: list[str] = []
     i = 0
     while i < len(script):
-        if script.startswith("$(", i):
+        if script.startswith(("$'", '$"'), i):
+            quote = script[i + 1]
+            j = i + 2
+            while j < len(script) and script[j] != quote:
+                j += 2 if script[j] == "\\" else 1
+            out.append(env.marks.mark(ANSI_QUOTES))
+            i = j + 1
+        elif script.startswith("$(", i):
             depth, j = 0, i + 1
             while j < len(script):
                 if script[j] == "(":
@@ -601,10 +701,10 @@ def _exec_form(argv: tuple[str, ...], env: Env) -> tuple[tuple[str, ...], Env]:
     ``nohup``, ``numactl ...``), as a script's lines are read, and the environment with the
     assignments ``env X=1`` makes."""
     from_input = False
-    if argv and _changes_directory((argv[0].rsplit("/", 1)[-1], *argv[1:])):
-        env = env.copy()
-        env.cwd = CHDIR_OPTION
     while argv and argv[0].rsplit("/", 1)[-1] in _WRAPPERS:
+        if _changes_directory((argv[0].rsplit("/", 1)[-1], *argv[1:])):  # env A=1 env -C dir: each one
+            env = env.copy()
+            env.cwd = CHDIR_OPTION
         from_input = from_input or argv[0].rsplit("/", 1)[-1] == "xargs"
         rest = _unwrap((argv[0].rsplit("/", 1)[-1], *argv[1:]))
         assignments = 0
@@ -632,16 +732,19 @@ def _reads_arguments_from_input(words: tuple[str, ...]) -> bool:
     return False
 
 
-def _unwrap(words: tuple[str, ...]) -> tuple[str, ...]:
+def _unwrap(words: tuple[str, ...], seen: list[str] | None = None) -> tuple[str, ...]:
     """Drop reserved words and wrappers that run the rest of the line (``then``, ``exec``,
     ``env -i X=1``, ``timeout 30``, ...) so that the program they run comes first.
-    ``env``'s assignments stay (they set the program's environment)."""
+    ``env``'s assignments stay (they set the program's environment). The wrappers dropped
+    are added to ``seen``."""
     i = 0
     while i < len(words) and (words[i] in _WRAPPERS or words[i] in _RESERVED):
         if words[i] in _RESERVED:
             i += 1
             continue
         wrapper = words[i]
+        if seen is not None:
+            seen.append(wrapper)
         takes_value, plain = _WRAPPERS[wrapper]
         i += 1
         while i < len(words) and words[i].startswith("-") and words[i] != "-":
@@ -652,9 +755,28 @@ def _unwrap(words: tuple[str, ...]) -> tuple[str, ...]:
                 # env -S 'vllm serve <model>': the string is split into the command's words
                 words = (*words[:i], *split[0], *words[i + split[1] :])
                 continue
-            i += 2 if words[i] in takes_value else 1
+            i += 2 if _value_follows(words[i], takes_value) else 1
         i += plain
     return words[i:]
+
+
+def _value_follows(word: str, takes_value: frozenset[str]) -> bool:
+    """Whether a wrapper's option ``word`` takes the next word as its value: an option that
+    takes one, an unambiguous prefix of a long one (``--ch`` for ``--chdir``, as getopt_long
+    reads it), or a cluster of short options whose last one takes one (``-SD dir``). A
+    value given in the word (``--chdir=dir``, ``-sKILL``) takes none."""
+    if word in takes_value:
+        return True
+    if word.startswith("--"):
+        return (
+            "=" not in word
+            and len(word) > 2
+            and any(option.startswith(word) for option in takes_value if option.startswith("--"))
+        )
+    for at, flag in enumerate(word[1:], start=1):
+        if f"-{flag}" in takes_value:  # the rest of the cluster, or else the next word, is its value
+            return at == len(word) - 1
+    return False
 
 
 def _split_string(words: tuple[str, ...], i: int) -> tuple[list[str], int] | None:
