@@ -229,3 +229,14 @@ def test_whitespace_is_part_of_a_relative_path() -> None:
     assert refs(["llama-server", "-m", " ../../tmp/x.gguf"], workingDir="/models/blocked") == [
         "file:///models/blocked/tmp/x.gguf"
     ]
+
+
+def test_llama_cpp_takes_the_next_word_whatever_it_looks_like() -> None:
+    """llama.cpp reads ``argv[++i]``: ``-m -evil.gguf`` opens ``./-evil.gguf``, which was not
+    read as the model at all (red team, session 23)."""
+    assert refs(["llama-server", "-m", "-evil.gguf"], workingDir="/models/blocked") == [
+        "file:///models/blocked/-evil.gguf"
+    ]
+    assert "file:///models/blocked/-x.gguf" in refs(
+        ["llama-server", "-m", "/models/ok.gguf", "--lora", "-x.gguf"], workingDir="/models/blocked"
+    )

@@ -34,10 +34,13 @@ def program(argv: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
     return name, argv[1:]
 
 
-def values(args: tuple[str, ...], *flags: str, many: bool = False) -> Iterator[tuple[str, str]]:
+def values(
+    args: tuple[str, ...], *flags: str, many: bool = False, verbatim: bool = False
+) -> Iterator[tuple[str, str]]:
     """(flag, value) for each ``--flag value`` and ``--flag=value`` in ``args``. With
     ``many`` a flag takes every following word up to the next option (argparse
-    ``nargs='+'``)."""
+    ``nargs='+'``); with ``verbatim`` it takes the next word whatever it looks like, as
+    parsers that read ``argv[++i]`` do (llama.cpp: ``-m -evil.gguf`` opens ``-evil.gguf``)."""
     wanted = frozenset(flags)
     i = 0
     while i < len(args):
@@ -51,7 +54,7 @@ def values(args: tuple[str, ...], *flags: str, many: bool = False) -> Iterator[t
         if eq:
             yield name, inline
             continue
-        while i < len(args) and not _is_option(args[i]):
+        while i < len(args) and (verbatim or not _is_option(args[i])):
             yield name, args[i]
             i += 1
             if not many:

@@ -161,7 +161,8 @@ class LlamaCppExtractor:
             for raw_args, env in _server_args(container):
                 args = _normalised(raw_args)
                 for flags, env_names, kind in MODEL_FLAGS:
-                    given = [value for _flag, value in values(args, *flags)]
+                    # llama.cpp's parser takes the word after an option as its value
+                    given = [value for _flag, value in values(args, *flags, verbatim=True)]
                     for value in given:
                         yield from _read(
                             container, value, kind, describe(container, f"llama.cpp {flags[-1]}"), None, env
