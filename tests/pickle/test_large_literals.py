@@ -198,3 +198,14 @@ def test_offsets_after_a_large_literal_count_its_bytes() -> None:
     call = global_("os", "system") + MARK + binunicode("id") + TUPLE + REDUCE
     result = scan(head + call + TUPLE + b".")
     assert {f.offset for f in result.findings if f.threat == "MS-PKL-100"} == {len(head)}, summary(result)
+
+
+def test_a_large_text_that_is_no_whole_old_pickle_is_not_a_candidate() -> None:
+    """Text past the inline budget that starts like a protocol-0 opcode but does not end
+    with STOP cannot be a whole pickle: it is not decoded, and not incomplete (a large
+    text field would otherwise be ERROR)."""
+    text = "a sentence of a model card, " * 400  # starts with 'a' (APPEND), ends without '.'
+    result = scan(_field(binunicode(text)), limits=Limits(max_inline_bytes=4096))
+    assert not result.incompletes and "MS-PKL-100" not in codes(result), summary(result)
+    stop = scan(_field(binunicode(text + ".")), limits=Limits(max_inline_bytes=4096))
+    assert stop.incompletes, summary(stop)  # could be one: too large to decode, so not inspected

@@ -100,18 +100,35 @@ def _decoded_head(blob: Blob) -> bytes | str | None:
     return None
 
 
+def _only_as_an_old_pickle(blob: Blob) -> bool:
+    """A text literal whose head makes it a candidate only as a protocol 0/1 pickle (no
+    PROTO, base64 or hex prefix), of a kind whose last byte is its last character."""
+    if blob.kind not in (BlobKind.UTF8, BlobKind.RAW):  # escapes: '.' may be spelled \x2e
+        return False
+    head = _decoded_head(blob)
+    return (
+        isinstance(head, str)
+        and bool(head)
+        and not (head[0] in _TEXT_STARTS and (_raw_prefix(head[:2]) or _text_prefix(head) is not None))
+    )
+
+
+def _ends_with_stop(blob: Blob, source: ByteSource) -> bool:
+    return blob.length > 0 and source.read_at(blob.offset + blob.length - 1, 1) == b"."
+
+
 def embedded_payload(value: Value, source: ByteSource, limit: int) -> tuple[str, ByteSource] | None:
     """(encoding, bytes) of the pickle ``value`` may carry, or None. Raises
     PayloadTooLarge when the literal (or what it decodes to) is past ``limit``: the caller
     reports it as not inspected."""
     if isinstance(value, Blob) and value.kind is BlobKind.RAW and not value.text:
         if _raw_prefix(value.head[:2]) or (
-            value.head[:1]
-            and value.head[0] in _OLD_START
-            and source.read_at(value.offset + value.length - 1, 1) == b"."
+            value.head[:1] and value.head[0] in _OLD_START and _ends_with_stop(value, source)
         ):
             return "raw", SliceSource(source, value.offset, value.length)
         return None
+    if isinstance(value, Blob) and _only_as_an_old_pickle(value) and not _ends_with_stop(value, source):
+        return None  # not a whole protocol 0/1 pickle: nothing to decode (a 100 MiB text field)
     resolved = resolve(value, source, limit)
     if isinstance(resolved, bytes):
         return ("raw", BytesSource(resolved)) if looks_embedded(resolved) else None
