@@ -171,8 +171,7 @@ class Malformed(ValueError):
 
 
 # Hub ids: `org/name`, each part [A-Za-z0-9._-], no leading dot or dash, <= 96 chars.
-_HF_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
-HF_ID = _HF_ID
+HF_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 _HF_URI = re.compile(r"^hf://([A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*)(?:@([^@/\s]+))?$")
 _COMMIT = re.compile(r"^[0-9a-fA-F]{40}$")
 _SPACE = re.compile(r"\s")
@@ -242,7 +241,7 @@ def to_model_ref(text: str, revision: str | None = None) -> ModelRef:
         raise NotAReference(f"{text}: scheme not judged by modelsec")
     if text.startswith("/"):
         return ModelRef("file", clean_path(text), revision)
-    if _HF_ID.match(text) and ".." not in text:
+    if HF_ID.match(text) and ".." not in text:
         return ModelRef("hf", text, revision)
     raise NotAReference(f"{text}: neither a Hub id, an absolute path nor a URI")
 
@@ -276,7 +275,7 @@ def hub_url(text: str) -> str | None:
 def _checked(ref: ModelRef) -> ModelRef:
     if ref.scheme == "file":
         return ModelRef("file", clean_path(ref.location), ref.revision)
-    if ref.scheme == "hf" and not _HF_ID.match(ref.location):
+    if ref.scheme == "hf" and not HF_ID.match(ref.location):
         raise ModelRefError(f"hf://{ref.location}: not a Hub id (org/name, letters, digits, . _ -)")
     if ref.scheme == "s3" and dot_segments(ref.location):
         raise ModelRefError(

@@ -118,6 +118,8 @@ _WRAPPERS: dict[str, tuple[frozenset[str], int]] = {
     "ionice": (frozenset({"-c", "-n", "-p", "--class", "--classdata"}), 0),
 }
 
+Wrapped = tuple[str, list[str]]  # a wrapper _unwrap dropped, and its option words
+
 # Reserved words that may start a line before the command they introduce.
 _RESERVED = frozenset({"if", "then", "else", "elif", "do", "while", "until", "{", "!"})
 
@@ -302,9 +304,8 @@ class Script:
     def lines(self) -> Iterator[tuple[tuple[str, ...], Env]]:
         for words in self.raw_lines:
             from_input = _reads_arguments_from_input(words)
-            elsewhere = _changes_directory(words)
-            evaluated = _evaluates(words)
-            words = _unwrap(words)
+            seen: list[Wrapped] = []  # one walk of the wrappers serves every question below
+            words = _unwrap(words, seen)
             if not words:
                 continue
             if words[0] in _DECLARE:
@@ -316,8 +317,9 @@ class Script:
                 if match is None:
                     break
                 prefix.append((match.group(1), match.group(2)))
-                elsewhere = elsewhere or _changes_directory(words[1:])
-                words = _unwrap(words[1:])
+                words = _unwrap(words[1:], seen)
+            elsewhere = any(_moves(wrapper, options) for wrapper, options in seen)
+            evaluated = any(wrapper == "eval" for wrapper, _ in seen)
             if not words:  # only assignments: shell variables from here on
                 for name, value in prefix:
                     self._assign(name, value)
@@ -509,20 +511,13 @@ def _tildes(script: str, env: Env) -> str:
     return "".join(out)
 
 
-def _program(words: tuple[str, ...], seen: list[str] | None = None) -> tuple[str, ...]:
+def _program(words: tuple[str, ...], seen: list[Wrapped] | None = None) -> tuple[str, ...]:
     """The line from its program on: wrappers, reserved words and the assignments before
     the program (``X=1 cd ..``) dropped (each step drops a word: this ends)."""
     program = _unwrap(words, seen)
     while program and _ASSIGNMENT.match(program[0]):
         program = _unwrap(program[1:], seen)
     return program
-
-
-def _evaluates(words: tuple[str, ...]) -> bool:
-    """Whether ``eval`` is among the wrappers that start the line."""
-    seen: list[str] = []
-    _program(words, seen)
-    return "eval" in seen
 
 
 def _runs_startup_files(argv: tuple[str, ...], env: Env) -> bool:
@@ -546,9 +541,9 @@ def _may_change_directory(words: tuple[str, ...]) -> bool:
     ``eval``, ``source``, ``alias``, ``trap``), leaves it alone; an assignment before the
     name (``X=1 cd ..``) or a name the script computes (``$c``, ``$(echo cd)``) does not
     hide one (red team, session 23)."""
-    seen: list[str] = []
+    seen: list[Wrapped] = []
     program = _program(words, seen)
-    if "eval" in seen:  # eval as a wrapper runs its words as shell code
+    if any(wrapper == "eval" for wrapper, _ in seen):  # eval as a wrapper runs its words as shell code
         return True
     if not program:
         return False
@@ -564,40 +559,32 @@ def _literal(word: str) -> bool:
 def _changes_directory(words: tuple[str, ...]) -> bool:
     """Whether the wrappers before the program start it in another directory
     (``env -C dir``, ``env --chdir=dir``, ``sudo -D dir``), read as :func:`_unwrap` reads them."""
-    i = 0
-    while i < len(words) and (words[i] in _WRAPPERS or words[i] in _RESERVED):
-        if words[i] in _RESERVED:
-            i += 1
-            continue
-        wrapper = words[i]
-        takes_value, plain = _WRAPPERS[wrapper]
-        short, long = _CHDIR_OPTIONS.get(wrapper, ("", ""))
-        i += 1
-        while i < len(words) and words[i].startswith("-") and words[i] != "-":
-            word = words[i]
-            if word == "--":
-                i += 1
-                break
-            name = word.partition("=")[0]
-            if (
-                short
-                and (
-                    (name.startswith("--") and len(name) > 2 and long.startswith(name))  # --ch: getopt_long
-                    or (not word.startswith("--") and short in word[1:].partition("S")[0])
-                )
-            ):
-                return True
-            if wrapper == "env" and (
-                word.startswith("-S") or (name.startswith("--s") and "--split-string".startswith(name))
-            ):
-                return True  # env -S '-C dir ...': the string may hold -C (read conservatively)
-            if wrapper == "sudo" and (
-                name in ("--login", "--lo", "--log", "--logi")
-                or (not word.startswith("--") and "i" in word[1:])
-            ):
-                return True  # sudo -i: a login shell, in the target user's home
-            i += 2 if _value_follows(word, takes_value) else 1
-        i += plain
+    seen: list[Wrapped] = []
+    _unwrap(words, seen)
+    return any(_moves(wrapper, options) for wrapper, options in seen)
+
+
+def _moves(wrapper: str, options: list[str]) -> bool:
+    """Whether one wrapper's options start its program in another directory."""
+    short, long = _CHDIR_OPTIONS.get(wrapper, ("", ""))
+    for word in options:
+        name = word.partition("=")[0]
+        if (
+            short
+            and (
+                (name.startswith("--") and len(name) > 2 and long.startswith(name))  # --ch: getopt_long
+                or (not word.startswith("--") and short in word[1:].partition("S")[0])
+            )
+        ):
+            return True
+        if wrapper == "env" and (
+            word.startswith("-S") or (name.startswith("--s") and "--split-string".startswith(name))
+        ):
+            return True  # an env -S string not split: it may hold -C (read conservatively)
+        if wrapper == "sudo" and (
+            name in ("--login", "--lo", "--log", "--logi") or (not word.startswith("--") and "i" in word[1:])
+        ):
+            return True  # sudo -i: a login shell, in the target user's home
     return False
 
 
@@ -732,19 +719,20 @@ def _reads_arguments_from_input(words: tuple[str, ...]) -> bool:
     return False
 
 
-def _unwrap(words: tuple[str, ...], seen: list[str] | None = None) -> tuple[str, ...]:
+def _unwrap(words: tuple[str, ...], seen: list[Wrapped] | None = None) -> tuple[str, ...]:
     """Drop reserved words and wrappers that run the rest of the line (``then``, ``exec``,
     ``env -i X=1``, ``timeout 30``, ...) so that the program they run comes first.
-    ``env``'s assignments stay (they set the program's environment). The wrappers dropped
-    are added to ``seen``."""
+    ``env``'s assignments stay (they set the program's environment). The wrappers dropped,
+    with their options, are added to ``seen``."""
     i = 0
     while i < len(words) and (words[i] in _WRAPPERS or words[i] in _RESERVED):
         if words[i] in _RESERVED:
             i += 1
             continue
         wrapper = words[i]
+        options: list[str] = []
         if seen is not None:
-            seen.append(wrapper)
+            seen.append((wrapper, options))
         takes_value, plain = _WRAPPERS[wrapper]
         i += 1
         while i < len(words) and words[i].startswith("-") and words[i] != "-":
@@ -755,6 +743,7 @@ def _unwrap(words: tuple[str, ...], seen: list[str] | None = None) -> tuple[str,
                 # env -S 'vllm serve <model>': the string is split into the command's words
                 words = (*words[:i], *split[0], *words[i + split[1] :])
                 continue
+            options.append(words[i])
             i += 2 if _value_follows(words[i], takes_value) else 1
         i += plain
     return words[i:]
